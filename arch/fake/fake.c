@@ -1,0 +1,31 @@
+/*
+ * The fake arch: lets the generic core (allocator, page tables, VMM, config) run as an
+ * ordinary host process for unit tests. Host-physical addresses are host pointers (as on the
+ * real machine, where Keel identity-maps memory); halting aborts the test process.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <keel/addr.h>
+#include <keel/arch.h>
+
+hva_t arch_hpa_to_hva(hpa_t a)
+{
+	return hva((uintptr_t)hpa_raw(a));
+}
+
+hpa_t arch_hva_to_hpa(hva_t a)
+{
+	return hpa((uint64_t)a.va);
+}
+
+noreturn void arch_halt(void)
+{
+	fflush(stdout);
+	abort();
+}
+
+void arch_dump_state(void)
+{
+	fprintf(stderr, "(fake arch: no registers to dump)\n");
+}

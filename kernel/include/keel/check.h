@@ -1,0 +1,21 @@
+/*
+ * Invariants of Keel itself. CHECK is always on (Hafnium): a failed CHECK is a bug in Keel,
+ * never something a guest or the user can cause, and it panics with file:line. Errors a
+ * guest or a user can cause are returned as -KEEL_E* codes and reported, never CHECKed.
+ */
+#ifndef KEEL_CHECK_H
+#define KEEL_CHECK_H
+
+#include <stdnoreturn.h>
+
+noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			panic("CHECK failed at %s:%d: %s", __FILE__, __LINE__, #cond);             \
+	} while (0)
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

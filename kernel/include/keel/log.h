@@ -1,0 +1,40 @@
+/*
+ * The leveled log. Every line goes to the console sink (COM1 on the real machine, a buffer
+ * or stderr in host tests) prefixed with its level. Errors carry file:line (Jailhouse's
+ * trace_error idea) so that one grep finds where a failure was decided.
+ */
+#ifndef KEEL_LOG_H
+#define KEEL_LOG_H
+
+#include <stdarg.h>
+
+enum log_level {
+	LOG_LEVEL_ERROR = 0,
+	LOG_LEVEL_WARN = 1,
+	LOG_LEVEL_INFO = 2,
+	LOG_LEVEL_DEBUG = 3,
+};
+
+/* Messages above this level are dropped. Default LOG_LEVEL_INFO. */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+
+void log_printf(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_vprintf(enum log_level level, const char *fmt, va_list ap);
+/* Raw output, no prefix and no newline added (used by the guest UART front end). */
+void log_write(const char *s, unsigned long len);
+
+#define LOG_ERR(fmt, ...)                                                                          \
+	log_printf(LOG_LEVEL_ERROR, "%s:%d: " fmt, __FILE__, __LINE__, ##__VA_ARGS__)
+#define LOG_WARN(fmt, ...)  log_printf(LOG_LEVEL_WARN, fmt, ##__VA_ARGS__)
+#define LOG_INFO(fmt, ...)  log_printf(LOG_LEVEL_INFO, fmt, ##__VA_ARGS__)
+#define LOG_DEBUG(fmt, ...) log_printf(LOG_LEVEL_DEBUG, fmt, ##__VA_ARGS__)
+
+/*
+ * The sink the log writes to. Set once at start-up (serial driver) and, in host tests, to a
+ * capture buffer. NULL drops output.
+ */
+typedef void (*log_sink_fn)(const char *s, unsigned long len);
+void log_set_sink(log_sink_fn sink);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * Keel's configuration file (docs/config.md): plain text, '#' comments, global keys first,
+ * then one [vm NAME] section per VM. Parsed into a fixed-size struct without allocation, so
+ * the same parser runs in the image, in host unit tests and under libFuzzer.
+ */
+#ifndef VMM_CONFIG_H
+#define VMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <keel/log.h>
+#include <vmm/loader.h>
+#include <vmm/vm.h>
+
+#define CONFIG_PATH_MAX 128
+#define CONFIG_ERR_MAX  192
+
+enum finish_action {
+	FINISH_HALT = 0,   /* print the summary and halt the CPU */
+	FINISH_DEBUG_EXIT, /* also write pass (0) / fail (1) to QEMU's isa-debug-exit at 0xf4 */
+};
+
+struct vm_config {
+	char name[VM_NAME_MAX];
+	unsigned line;       /* line of the [vm NAME] header, for messages */
+	uint64_t memory;     /* bytes, multiple of 2 MiB, >= 2 MiB */
+	char image[CONFIG_PATH_MAX];
+	enum image_format format;
+	bool has_load;
+	uint64_t load;
+	bool has_entry;
+	uint64_t entry;
+	/* What a test expects: an exit code, or a stop reason. At most one is set. */
+	bool has_expect_exit;
+	int64_t expect_exit;
+	bool has_expect_stop;
+	enum vm_stop_reason expect_stop;
+};
+
+struct keel_config {
+	enum log_level log_level;
+	enum finish_action finish;
+	unsigned vm_count;
+	struct vm_config vms[KEEL_MAX_VMS];
+};
+
+/*
+ * Parse `len` bytes of `text`. On error returns a negative code and writes one line to `err`:
+ * "<filename>:<line>: <problem>" (line 0 for whole-file problems such as no VM at all).
+ */
+int config_parse(const char *text, uint64_t len, const char *filename, struct keel_config *out,
+		 char *err, uint64_t errlen);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * Guest-physical memory: the only way Keel touches a guest's memory. A VM's RAM is a list of
+ * regions, each a guest-physical range backed by one contiguous host-physical run. Every
+ * access names a guest-physical range that must lie inside ONE region: a range that crosses a
+ * region edge, wraps around 2^64 or lies (partly) outside guest RAM is -KEEL_EFAULT and
+ * nothing is copied. A gpa_t is never turned into a pointer anywhere else.
+ */
+#ifndef VMM_GMEM_H
+#define VMM_GMEM_H
+
+#include <keel/addr.h>
+
+#define GMEM_MAX_REGIONS 8
+
+struct gmem_region {
+	gpa_t base;
+	uint64_t size;
+	hpa_t backing;
+};
+
+struct gmem {
+	struct gmem_region regions[GMEM_MAX_REGIONS];
+	unsigned count;
+};
+
+void gmem_init(struct gmem *m);
+/* Overlap with an existing region, zero size, unaligned (4 KiB) or overflowing: -KEEL_EINVAL. */
+int gmem_add_region(struct gmem *m, gpa_t base, uint64_t size, hpa_t backing);
+/* True if [a, a+len) lies inside one region (len 0 counts as inside if a is). */
+bool gmem_contains(const struct gmem *m, gpa_t a, uint64_t len);
+/* Host-physical address of [a, a+len), which must lie inside one region. */
+int gmem_translate(const struct gmem *m, gpa_t a, uint64_t len, hpa_t *out);
+int gmem_read(const struct gmem *m, gpa_t src, void *dst, uint64_t len);
+int gmem_write(const struct gmem *m, gpa_t dst, const void *src, uint64_t len);
+int gmem_fill(const struct gmem *m, gpa_t dst, int byte, uint64_t len);
+/* Sum of region sizes. */
+uint64_t gmem_total(const struct gmem *m);
+
+#endif
