@@ -1,0 +1,289 @@
+/*
+ * Keel takes the x86-64 CPU: its own GDT (with a TSS whose IST stacks catch double faults
+ * and NMIs on a known-good stack), IDT, identity-mapped page tables, quiet legacy PICs, and
+ * the trap handler that turns an exception inside Keel into a register dump and a panic.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <arch/cpu.h>
+#include <arch/pt_x86.h>
+#include <arch/x86.h>
+#include <keel/arch.h>
+#include <keel/boot.h>
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/log.h>
+#include <keel/pt.h>
+#include <vmm/vmm.h>
+
+#define KEEL_STACK_SIZE (64 * 1024)
+#define IST_STACK_SIZE  (16 * 1024)
+
+static uint8_t keel_stack[KEEL_STACK_SIZE] __attribute__((aligned(16)));
+static uint8_t ist_df_stack[IST_STACK_SIZE] __attribute__((aligned(16)));
+static uint8_t ist_nmi_stack[IST_STACK_SIZE] __attribute__((aligned(16)));
+
+struct tss64 {
+        uint32_t reserved0;
+        uint64_t rsp[3];
+        uint64_t reserved1;
+        uint64_t ist[7];
+        uint64_t reserved2;
+        uint16_t reserved3;
+        uint16_t iomap_base;
+} __attribute__((packed));
+
+struct idt_entry {
+        uint16_t offset_lo;
+        uint16_t selector;
+        uint8_t ist;
+        uint8_t type;
+        uint16_t offset_mid;
+        uint32_t offset_hi;
+        uint32_t reserved;
+} __attribute__((packed));
+
+struct descriptor_ptr {
+        uint16_t limit;
+        uint64_t base;
+} __attribute__((packed));
+
+static struct tss64 keel_tss;
+static uint64_t keel_gdt[5] __attribute__((aligned(16)));
+static struct idt_entry keel_idt[256] __attribute__((aligned(16)));
+static struct pt keel_pt;
+
+hva_t arch_hpa_to_hva(hpa_t a)
+{
+        return hva((uintptr_t)hpa_raw(a)); /* Keel identity-maps all physical memory */
+}
+
+hpa_t arch_hva_to_hpa(hva_t a)
+{
+        return hpa((uint64_t)a.va);
+}
+
+static void gdt_setup(void)
+{
+        uint64_t base = (uint64_t)(uintptr_t)&keel_tss;
+        uint64_t limit = sizeof(keel_tss) - 1;
+        struct descriptor_ptr gdtr;
+
+        keel_tss.ist[0] = (uint64_t)(uintptr_t)(ist_df_stack + IST_STACK_SIZE);
+        keel_tss.ist[1] = (uint64_t)(uintptr_t)(ist_nmi_stack + IST_STACK_SIZE);
+        keel_tss.iomap_base = sizeof(keel_tss);
+
+        keel_gdt[0] = 0;
+        keel_gdt[1] = 0x00af9b000000ffffull; /* 64-bit code, DPL 0 */
+        keel_gdt[2] = 0x00cf93000000ffffull; /* data, DPL 0 */
+        /* 16-byte available 64-bit TSS descriptor. */
+        keel_gdt[3] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
+                      (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
+        keel_gdt[4] = base >> 32;
+
+        gdtr.limit = sizeof(keel_gdt) - 1;
+        gdtr.base = (uint64_t)(uintptr_t)keel_gdt;
+        x86_load_gdt(&gdtr, KEEL_TSS);
+}
+
+static void idt_setup(void)
+{
+        struct descriptor_ptr idtr;
+
+        for (unsigned v = 0; v < 256; v++) {
+                uint64_t addr = (uint64_t)(uintptr_t)(x86_isr_stubs + 16 * v);
+
+                keel_idt[v] = (struct idt_entry){
+                    .offset_lo = addr & 0xffff,
+                    .selector = KEEL_CS,
+                    .ist = v == X86_VEC_DF    ? 1
+                           : v == X86_VEC_NMI ? 2
+                                              : 0,
+                    .type = 0x8e, /* present, DPL 0, 64-bit interrupt gate */
+                    .offset_mid = (addr >> 16) & 0xffff,
+                    .offset_hi = addr >> 32,
+                };
+        }
+        idtr.limit = sizeof(keel_idt) - 1;
+        idtr.base = (uint64_t)(uintptr_t)keel_idt;
+        __asm__ volatile("lidt %0" ::"m"(idtr));
+}
+
+/*
+ * Identity-map all of physical memory with 2 MiB pages: write-back, except the 3-4 GiB hole
+ * where the chipset's MMIO (LAPIC, IOAPIC, flash) lives, which is uncached.
+ */
+static void paging_setup(const struct boot_info *bi)
+{
+        const uint64_t gib = 1ull << 30;
+        uint64_t top = align_up(bi->phys_top > 4 * gib ? bi->phys_top : 4 * gib, gib);
+        int err;
+
+        err = pt_init(&keel_pt, &x86_pt_host, &keel_palloc);
+        if (!err)
+                err = pt_map(&keel_pt, 0, hpa(0), 3 * gib, PT_RWX);
+        if (!err)
+                err = pt_map(&keel_pt, 3 * gib, hpa(3 * gib), gib, PT_RWX | PT_UNCACHED);
+        if (!err && top > 4 * gib)
+                err = pt_map(&keel_pt, 4 * gib, hpa(4 * gib), top - 4 * gib, PT_RWX);
+        if (err)
+                panic("cannot build Keel's page tables for %llu GiB: %s",
+                      (unsigned long long)(top / gib), keel_strerror(err));
+        x86_write_cr3(hpa_raw(keel_pt.root));
+        LOG_INFO("keel: own GDT, IDT and page tables active (identity map of %llu GiB, %llu "
+                 "table pages)",
+                 (unsigned long long)(top / gib), (unsigned long long)keel_pt.table_pages);
+}
+
+/* Mask both legacy 8259 PICs: Keel uses no legacy interrupts. */
+static void pic_mask_all(void)
+{
+        x86_outb(0x21, 0xff);
+        x86_outb(0xa1, 0xff);
+}
+
+void arch_cpu_setup(const struct boot_info *bi)
+{
+        x86_cli();
+        gdt_setup();
+        idt_setup();
+        pic_mask_all();
+        paging_setup(bi);
+}
+
+static void keel_enter(const void *arg)
+{
+        kernel_main(arg);
+}
+
+_Noreturn void arch_enter_kernel(const struct boot_info *bi)
+{
+        x86_call_on_stack(keel_enter, bi, keel_stack + KEEL_STACK_SIZE);
+}
+
+static void lapic_eoi(void)
+{
+        uint64_t base = x86_rdmsr(MSR_APIC_BASE);
+
+        if (!(base & (1u << 11)))
+                return; /* APIC disabled */
+        if (base & (1u << 10)) {
+                x86_wrmsr(0x80b, 0); /* x2APIC EOI */
+                return;
+        }
+        *(volatile uint32_t *)(uintptr_t)((base & ~0xfffull) + 0xb0) = 0;
+}
+
+static const char *const exception_names[32] = {
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack fault",
+    "general protection",
+    "page fault",
+    "reserved",
+    "x87 FP error",
+    "alignment check",
+    "machine check",
+    "SIMD FP error",
+    "virtualization",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security",
+    "reserved",
+};
+
+static void dump_frame(const struct x86_trap_frame *f)
+{
+        log_printf(LOG_LEVEL_ERROR, "  rip %016llx  cs %04llx  rflags %016llx",
+                   (unsigned long long)f->rip, (unsigned long long)f->cs,
+                   (unsigned long long)f->rflags);
+        log_printf(LOG_LEVEL_ERROR, "  rsp %016llx  ss %04llx  error %016llx",
+                   (unsigned long long)f->rsp, (unsigned long long)f->ss,
+                   (unsigned long long)f->error);
+        log_printf(LOG_LEVEL_ERROR, "  rax %016llx  rbx %016llx  rcx %016llx",
+                   (unsigned long long)f->rax, (unsigned long long)f->rbx,
+                   (unsigned long long)f->rcx);
+        log_printf(LOG_LEVEL_ERROR, "  rdx %016llx  rsi %016llx  rdi %016llx",
+                   (unsigned long long)f->rdx, (unsigned long long)f->rsi,
+                   (unsigned long long)f->rdi);
+        log_printf(LOG_LEVEL_ERROR, "  rbp %016llx  r8  %016llx  r9  %016llx",
+                   (unsigned long long)f->rbp, (unsigned long long)f->r8,
+                   (unsigned long long)f->r9);
+        log_printf(LOG_LEVEL_ERROR, "  r10 %016llx  r11 %016llx  r12 %016llx",
+                   (unsigned long long)f->r10, (unsigned long long)f->r11,
+                   (unsigned long long)f->r12);
+        log_printf(LOG_LEVEL_ERROR, "  r13 %016llx  r14 %016llx  r15 %016llx",
+                   (unsigned long long)f->r13, (unsigned long long)f->r14,
+                   (unsigned long long)f->r15);
+}
+
+void x86_trap(struct x86_trap_frame *f)
+{
+        if (f->vector == X86_VEC_NMI) {
+                LOG_WARN("keel: NMI received (rip %llx), ignored", (unsigned long long)f->rip);
+                return;
+        }
+        if (f->vector >= 32) {
+                /* A stray physical interrupt: Keel arms no sources yet, so acknowledge it. */
+                if (f->vector != 0xff)
+                        lapic_eoi();
+                return;
+        }
+        log_printf(LOG_LEVEL_ERROR,
+                   "keel: exception %llu (%s) in Keel, error code %#llx, rip %#llx",
+                   (unsigned long long)f->vector, exception_names[f->vector],
+                   (unsigned long long)f->error, (unsigned long long)f->rip);
+        if (f->vector == X86_VEC_PF)
+                log_printf(LOG_LEVEL_ERROR, "  cr2 %016llx", (unsigned long long)x86_read_cr2());
+        dump_frame(f);
+        log_printf(LOG_LEVEL_ERROR, "  cr0 %016llx  cr3 %016llx  cr4 %016llx",
+                   (unsigned long long)x86_read_cr0(), (unsigned long long)x86_read_cr3(),
+                   (unsigned long long)x86_read_cr4());
+        log_printf(LOG_LEVEL_ERROR, "keel: panic: exception %llu in Keel: system halted",
+                   (unsigned long long)f->vector);
+        arch_halt();
+}
+
+void arch_dump_state(void)
+{
+        uint64_t rsp;
+
+        __asm__ volatile("mov %%rsp, %0" : "=r"(rsp));
+        log_printf(LOG_LEVEL_ERROR, "  rsp %016llx  rflags %016llx  cr2 %016llx",
+                   (unsigned long long)rsp, (unsigned long long)x86_read_rflags(),
+                   (unsigned long long)x86_read_cr2());
+        log_printf(LOG_LEVEL_ERROR, "  cr0 %016llx  cr3 %016llx  cr4 %016llx",
+                   (unsigned long long)x86_read_cr0(), (unsigned long long)x86_read_cr3(),
+                   (unsigned long long)x86_read_cr4());
+        log_printf(LOG_LEVEL_ERROR, "  return address %p", __builtin_return_address(0));
+}
+
+noreturn void arch_halt(void)
+{
+        for (;;)
+                __asm__ volatile("cli; hlt");
+}
+
+void arch_test_finish(bool pass)
+{
+        /* QEMU's isa-debug-exit: exit status (value << 1) | 1, so 1 = pass, 3 = fail. */
+        x86_outl(0xf4, pass ? 0 : 1);
+}

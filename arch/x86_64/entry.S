@@ -1,0 +1,104 @@
+/*
+ * Keel's x86-64 trap entry and a few helpers that cannot be C.
+ *
+ * x86_isr_stubs: 256 stubs of 16 bytes. Each pushes a zero error code when the CPU does not
+ * push one, then the vector, and jumps to trap_common, which saves the GPRs in the order of
+ * struct x86_trap_frame (arch/cpu.h), calls x86_trap(frame) and returns with iretq.
+ */
+	.text
+	.code64
+
+	.balign 16
+	.globl x86_isr_stubs
+x86_isr_stubs:
+	vector = 0
+	.rept 256
+	.balign 16
+	/* Vectors 8, 10-14, 17, 21, 29, 30 push an error code. */
+	.if (vector == 8) || ((vector >= 10) && (vector <= 14)) || (vector == 17) || (vector == 21) || (vector == 29) || (vector == 30)
+	.else
+	pushq $0
+	.endif
+	pushq $vector
+	jmp trap_common
+	vector = vector + 1
+	.endr
+
+trap_common:
+	pushq %rax
+	pushq %rbx
+	pushq %rcx
+	pushq %rdx
+	pushq %rsi
+	pushq %rdi
+	pushq %rbp
+	pushq %r8
+	pushq %r9
+	pushq %r10
+	pushq %r11
+	pushq %r12
+	pushq %r13
+	pushq %r14
+	pushq %r15
+	cld
+	movq %rsp, %rdi
+	/* Align the stack for the C call; keep the old value in a callee-saved register. */
+	movq %rsp, %rbx
+	andq $-16, %rsp
+	call x86_trap
+	movq %rbx, %rsp
+	popq %r15
+	popq %r14
+	popq %r13
+	popq %r12
+	popq %r11
+	popq %r10
+	popq %r9
+	popq %r8
+	popq %rbp
+	popq %rdi
+	popq %rsi
+	popq %rdx
+	popq %rcx
+	popq %rbx
+	popq %rax
+	addq $16, %rsp /* vector, error code */
+	iretq
+
+/* void x86_load_gdt(const void *gdtr, uint16_t tss_selector) */
+	.globl x86_load_gdt
+x86_load_gdt:
+	lgdt (%rdi)
+	movw $0x10, %ax
+	movw %ax, %ds
+	movw %ax, %es
+	movw %ax, %ss
+	movw %ax, %fs
+	movw %ax, %gs
+	ltr %si
+	/* Reload CS with a far return to the next instruction. */
+	leaq 1f(%rip), %rax
+	pushq $0x08
+	pushq %rax
+	lretq
+1:	ret
+
+/* void x86_call_on_stack(void (*fn)(const void *), const void *arg, void *stack_top) */
+	.globl x86_call_on_stack
+x86_call_on_stack:
+	movq %rdx, %rsp
+	xorl %ebp, %ebp
+	movq %rdi, %rax
+	movq %rsi, %rdi
+	pushq $0 /* fake return address: keeps the ABI's stack alignment at fn's entry */
+	jmp *%rax
+
+/* void x86_service_interrupts(void): open a one-instruction interrupt window. */
+	.globl x86_service_interrupts
+x86_service_interrupts:
+	sti
+	nop
+	cli
+	ret
+
+	.section .note.GNU-stack, "", @progbits

@@ -1,0 +1,45 @@
+/*
+ * Guest CPUID policy (pure C, host-tested): what a guest sees for each CPUID leaf, computed
+ * from the host's answer for that leaf. The table of rules is in docs/x86-decoder.md.
+ *
+ * Use on a CPUID intercept (leaf = guest EAX, subleaf = guest ECX):
+ *   uint32_t host[4], out[4];
+ *   uint32_t q = x86_cpuid_host_leaf(leaf, &ctx);
+ *   x86_cpuid(q, subleaf, host);          // real CPUID of the leaf the policy needs
+ *   x86_cpuid_policy(leaf, subleaf, host, &ctx, out);
+ *
+ * Leaves out of range: like Intel CPUs, a leaf above the host's maximum basic leaf, or above
+ * its maximum extended leaf, or in no known range at all, returns the data of the highest
+ * basic leaf (with that leaf's policy applied), whatever the host vendor does (AMD returns
+ * zeros). The hypervisor range 0x40000000-0x4FFFFFFF is always Keel's and never the host's.
+ */
+#ifndef ARCH_X86_CPUID_POLICY_H
+#define ARCH_X86_CPUID_POLICY_H
+
+#include <stdint.h>
+
+#define X86_CPUID_HV_BASE  0x40000000u
+#define X86_CPUID_HV_MAX   0x40000001u /* highest Keel hypervisor leaf */
+#define X86_CPUID_HV_LAST  0x4fffffffu /* end of the range reserved for hypervisors */
+#define X86_CPUID_KEEL_EBX 0x6c65654bu /* "Keel" */
+#define X86_CPUID_KEEL_ECX 0x6c65654bu
+#define X86_CPUID_KEEL_EDX 0x6c65654bu
+
+struct x86_cpuid_ctx {
+        uint32_t max_basic; /* host CPUID.0.EAX */
+        uint32_t max_ext;   /* host CPUID.80000000h.EAX (below 0x80000000: no extended leaves) */
+        uint64_t guest_cr4; /* guest CR4: OSXSAVE (bit 18) and PKE (bit 22) are reflected */
+        uint8_t apic_id;    /* initial APIC ID of the vCPU (leaf 1 EBX[31:24]) */
+};
+
+/* The leaf whose host data x86_cpuid_policy needs for guest leaf `leaf` (the leaf itself,
+ * or the highest basic leaf when out of range). For hypervisor leaves the host data is
+ * ignored, so any query (or none) will do. */
+uint32_t x86_cpuid_host_leaf(uint32_t leaf, const struct x86_cpuid_ctx *ctx);
+
+/* Guest view of CPUID(leaf, subleaf). host = EAX, EBX, ECX, EDX of the real CPUID of
+ * x86_cpuid_host_leaf(leaf) with the same subleaf. out may alias host. */
+void x86_cpuid_policy(uint32_t leaf, uint32_t subleaf, const uint32_t host[4],
+                      const struct x86_cpuid_ctx *ctx, uint32_t out[4]);
+
+#endif

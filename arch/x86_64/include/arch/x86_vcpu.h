@@ -1,0 +1,75 @@
+/*
+ * The one x86 vCPU interface. Intel VT-x and AMD SVM are backends (struct x86_vendor) picked
+ * at run time by arch/x86_64/vcpu.c, so a single keel.efi serves both vendors (Jailhouse's
+ * vcpu_vendor_* split, with xvisor's run-time choice). Backends translate their exits into
+ * calls to the common emulation below; everything the guest sees that does not depend on the
+ * vendor (CPUID policy, I/O ports, MSR policy, hypercalls) lives in vcpu.c.
+ */
+#ifndef ARCH_X86_VCPU_H
+#define ARCH_X86_VCPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arch/decode.h>
+#include <keel/pt.h>
+#include <vmm/vm.h>
+
+/* Guest entry state (docs/guest-entry.md): what arch_vcpu_setup asks a backend to load. */
+struct x86_entry_state {
+	uint64_t rip, rsp, rflags;
+	uint64_t cr0, cr3, cr4, efer;
+	uint64_t gdt_base;
+	uint16_t gdt_limit;
+	uint16_t cs, ds;
+	uint64_t rdi;
+};
+
+struct x86_vendor {
+	const char *name;
+	/* Can this CPU run VMs with this backend? -KEEL_ENODEV with a sentence in `why`. */
+	int (*probe)(char *why, size_t len);
+	void (*describe)(char *buf, size_t len);
+	void (*enable)(void);
+	/* Entry format of the second-level tables (NPT / EPT). */
+	const struct pt_format *second_level;
+	int (*vcpu_init)(struct vcpu *vcpu, const struct x86_entry_state *st);
+	/* Run until the VM stops. */
+	void (*vcpu_run)(struct vcpu *vcpu);
+	void (*vcpu_free)(struct vcpu *vcpu);
+};
+
+extern const struct x86_vendor svm_vendor;
+
+/* Common emulation used by the backends. Registers are in vcpu->arch.gprs. */
+/* CPUID as the guest sees it (its CR4 decides OSXSAVE/PKE bits). */
+void x86_emulate_cpuid(struct vcpu *vcpu, uint64_t guest_cr4);
+/* Port I/O of `size` bytes (1, 2, 4); IN writes the low bytes of RAX. */
+void x86_emulate_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in);
+/* Hypercall from guest privilege level `cpl`. False if the VM was stopped. */
+bool x86_hypercall(struct vcpu *vcpu, unsigned cpl);
+/*
+ * MSRs without vendor state. 0 = done; -KEEL_EPERM = the guest gets #GP (unknown MSR:
+ * reported once per MSR and VM).
+ */
+int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val);
+int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val);
+
+/* The guest's paging and code-segment state, for fetching the intercepted instruction. */
+struct x86_guest_ctx {
+	uint64_t cr0, cr3, cr4, efer;
+	uint64_t cs_base;
+	bool cs_l, cs_db;
+	uint64_t rip;
+};
+
+/*
+ * Length of the intercepted instruction at ctx->rip, which must decode to `expect` (the
+ * instruction the exit names). On failure the VM is stopped (bad-instruction) with the bytes
+ * in the report, and 0 is returned.
+ */
+unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
+			 enum x86_insn_id expect);
+
+#endif

@@ -1,0 +1,312 @@
+/*
+ * x86 vCPUs, vendor-neutral half: picks the backend (SVM now, VMX later) at run time, builds
+ * each VM's second-level tables and guest entry state, and emulates what the guest sees the
+ * same way on every vendor: CPUID, port I/O, MSRs, hypercalls, instruction lengths.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <arch/cpuid_policy.h>
+#include <arch/decode.h>
+#include <arch/gwalk.h>
+#include <arch/x86.h>
+#include <arch/x86_vcpu.h>
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/log.h>
+#include <vmm/hypercall.h>
+#include <vmm/vmm.h>
+
+/* Guest-physical layout of the boot structures (docs/guest-entry.md). */
+#define GUEST_GDT      0x500
+#define GUEST_PML4     0x1000
+#define GUEST_PDPT     0x2000
+#define GUEST_PD       0x3000
+#define GUEST_STACK    0x80000
+#define GUEST_RESERVED 0x100000
+#define GUEST_MAP_MIN  (4ull << 30)
+#define GUEST_MAP_MAX  (64ull << 30) /* one PDPT: 64 page directories fit below the stack */
+
+#define COM1_BASE 0x3f8
+
+static const struct x86_vendor *const vendors[] = {&svm_vendor};
+static const struct x86_vendor *vendor;
+
+int arch_virt_probe(char *why, size_t len)
+{
+        char reason[ARRAY_SIZE(vendors)][200];
+        size_t n = 0;
+
+        for (unsigned i = 0; i < ARRAY_SIZE(vendors); i++) {
+                if (vendors[i]->probe(reason[i], sizeof(reason[i])) == 0) {
+                        vendor = vendors[i];
+                        return 0;
+                }
+        }
+        for (unsigned i = 0; i < ARRAY_SIZE(vendors) && n < len; i++)
+                n += (size_t)snprintf(why + n, len - n, "%s%s", i ? "; " : "", reason[i]);
+        return -KEEL_ENODEV;
+}
+
+void arch_virt_describe(char *buf, size_t len)
+{
+        CHECK(vendor);
+        vendor->describe(buf, len);
+}
+
+void arch_virt_enable(void)
+{
+        CHECK(vendor);
+        vendor->enable();
+}
+
+uint16_t arch_elf_machine(void)
+{
+        return 62; /* EM_X86_64 */
+}
+
+void arch_guest_reserved(gpa_t *base, uint64_t *size)
+{
+        *base = gpa(0);
+        *size = GUEST_RESERVED;
+}
+
+int arch_vm_setup(struct vm *vm)
+{
+        struct vm_arch *a = &vm->arch;
+        int err;
+
+        err = pt_init(&a->npt, vendor->second_level, &keel_palloc);
+        if (err)
+                return err;
+        a->npt_ready = true;
+        for (unsigned i = 0; i < vm->mem.count; i++) {
+                const struct gmem_region *r = &vm->mem.regions[i];
+
+                err = pt_map(&a->npt, gpa_raw(r->base), r->backing, r->size, PT_RWX | PT_USER);
+                if (err)
+                        return err;
+        }
+        a->asid = vm->id + 1;
+        return 0;
+}
+
+void arch_vm_teardown(struct vm *vm)
+{
+        for (unsigned i = 0; i < vm->vcpu_count; i++)
+                if (vm->vcpus[i].arch.vmcb)
+                        vendor->vcpu_free(&vm->vcpus[i]);
+        if (vm->arch.npt_ready)
+                pt_destroy(&vm->arch.npt);
+        vm->arch.npt_ready = false;
+}
+
+/*
+ * Guest boot structures: a flat GDT and an identity map of guest-physical memory (at least
+ * 4 GiB, so that accesses beyond RAM reach the nested tables and are reported) with 2 MiB
+ * pages.
+ */
+static int write_boot_structures(struct vm *vm, uint64_t *map_size)
+{
+        static const uint64_t gdt[3] = {0, 0x00af9b000000ffffull, 0x00cf93000000ffffull};
+        uint64_t ram = gmem_total(&vm->mem);
+        uint64_t map = ram > GUEST_MAP_MIN ? align_up(ram, 1ull << 30) : GUEST_MAP_MIN;
+        uint64_t entry;
+        int err;
+
+        if (map > GUEST_MAP_MAX)
+                return -KEEL_E2BIG;
+        err = gmem_write(&vm->mem, gpa(GUEST_GDT), gdt, sizeof(gdt));
+        entry = GUEST_PDPT | 0x3;
+        if (!err)
+                err = gmem_write(&vm->mem, gpa(GUEST_PML4), &entry, sizeof(entry));
+        for (uint64_t gib = 0; !err && gib < map >> 30; gib++) {
+                entry = (GUEST_PD + gib * PAGE_SIZE) | 0x3;
+                err = gmem_write(&vm->mem, gpa(GUEST_PDPT + gib * 8), &entry, sizeof(entry));
+        }
+        for (uint64_t pd = 0; !err && pd < map >> 21; pd++) {
+                entry = (pd << 21) | 0x83; /* present, writable, 2 MiB page */
+                err = gmem_write(&vm->mem, gpa(GUEST_PD + pd * 8), &entry, sizeof(entry));
+        }
+        *map_size = map;
+        return err;
+}
+
+int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
+{
+        struct vm *vm = vcpu->vm;
+        struct x86_entry_state st = {
+            .rip = gpa_raw(entry),
+            .rsp = GUEST_STACK,
+            .rflags = 0x2,
+            .cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE | X86_CR0_WP | X86_CR0_PG,
+            .cr3 = GUEST_PML4,
+            .cr4 = X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT,
+            .efer = X86_EFER_LME | X86_EFER_LMA,
+            .gdt_base = GUEST_GDT,
+            .gdt_limit = 3 * 8 - 1,
+            .cs = 0x08,
+            .ds = 0x10,
+            .rdi = gmem_total(&vm->mem),
+        };
+        uint64_t map;
+        int err;
+
+        if (gmem_total(&vm->mem) < GUEST_RESERVED + PAGE_SIZE)
+                return -KEEL_E2BIG;
+        err = write_boot_structures(vm, &map);
+        if (err)
+                return err;
+        memset(&vcpu->arch.gprs, 0, sizeof(vcpu->arch.gprs));
+        vcpu->arch.gprs.rdi = st.rdi;
+        return vendor->vcpu_init(vcpu, &st);
+}
+
+void arch_vcpu_run(struct vcpu *vcpu)
+{
+        vendor->vcpu_run(vcpu);
+}
+
+void x86_emulate_cpuid(struct vcpu *vcpu, uint64_t guest_cr4)
+{
+	static uint32_t max_basic, max_ext;
+	struct x86_gprs *g = &vcpu->arch.gprs;
+	struct x86_cpuid_ctx ctx;
+	uint32_t leaf = (uint32_t)g->rax, subleaf = (uint32_t)g->rcx;
+	uint32_t r[4];
+
+	if (!max_basic) {
+		x86_cpuid(0, 0, r);
+		max_basic = r[0];
+		x86_cpuid(0x80000000, 0, r);
+		max_ext = r[0];
+	}
+	ctx = (struct x86_cpuid_ctx){max_basic, max_ext, guest_cr4, (uint8_t)vcpu->id};
+	x86_cpuid(x86_cpuid_host_leaf(leaf, &ctx), subleaf, r);
+	x86_cpuid_policy(leaf, subleaf, r, &ctx, r);
+	g->rax = r[0];
+	g->rbx = r[1];
+	g->rcx = r[2];
+	g->rdx = r[3];
+}
+
+static bool already_reported(uint32_t *seen, unsigned *count, uint32_t value)
+{
+        for (unsigned i = 0; i < *count; i++)
+                if (seen[i] == value)
+                        return true;
+        if (*count >= X86_UNCLAIMED_PORTS_LOGGED)
+                return true; /* table full: stay quiet rather than flood the console */
+        seen[(*count)++] = value;
+        return false;
+}
+
+void x86_emulate_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in)
+{
+        struct vm *vm = vcpu->vm;
+        struct x86_gprs *g = &vcpu->arch.gprs;
+        uint64_t mask = size >= 4 ? 0xffffffffull : (1ull << (8 * size)) - 1;
+        uint32_t val = (uint32_t)(g->rax & mask);
+
+        if (port >= COM1_BASE && port < COM1_BASE + 8) {
+                vuart_access(&vm->uart, port - COM1_BASE, !in, &val);
+                if (in)
+                        g->rax = (g->rax & ~mask) | (val & mask);
+                return;
+        }
+        /* Unclaimed: reads float high, writes vanish, as on a bus with nothing behind it. */
+        if (in)
+                g->rax = size == 4 ? 0xffffffffull : (g->rax | mask);
+        if (!already_reported(vm->arch.unclaimed_ports, &vm->arch.unclaimed_count, port))
+                LOG_INFO("keel: vm %s: unclaimed I/O port %#x (%s, %u byte%s): reads return all "
+                         "ones, writes are ignored; reported once per port",
+                         vm->name, port, in ? "read" : "write", size, size == 1 ? "" : "s");
+}
+
+bool x86_hypercall(struct vcpu *vcpu, unsigned cpl)
+{
+        struct x86_gprs *g = &vcpu->arch.gprs;
+        struct hc_call call = {
+            .nr = g->rax,
+            .arg = {g->rbx, g->rcx, g->rdx, g->rsi},
+        };
+        bool cont;
+
+        if (cpl != 0) {
+                vm_stop(
+                    vcpu->vm, VM_STOP_BAD_HYPERCALL,
+                    "hypercall %llu from user mode (CPL %u): only the guest kernel may call Keel",
+                    (unsigned long long)call.nr, cpl);
+                return false;
+        }
+        cont = hypercall_dispatch(vcpu, &call);
+        g->rax = (uint64_t)call.ret;
+        return cont;
+}
+
+static void report_msr_once(struct vcpu *vcpu, uint32_t msr, const char *what)
+{
+        struct vm_arch *a = &vcpu->vm->arch;
+
+        if (!already_reported(a->unknown_msrs, &a->unknown_msr_count, msr))
+                LOG_INFO("keel: vm %s: %s of unknown MSR %#x: #GP injected; reported once per MSR",
+                         vcpu->vm->name, what, msr);
+}
+
+int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
+{
+        (void)val;
+        report_msr_once(vcpu, msr, "read");
+        return -KEEL_EPERM;
+}
+
+int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val)
+{
+        (void)val;
+        report_msr_once(vcpu, msr, "write");
+        return -KEEL_EPERM;
+}
+
+unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
+                         enum x86_insn_id expect)
+{
+        struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
+        enum x86_cpu_mode mode;
+        uint8_t bytes[X86_MAX_INSN_LEN];
+        size_t fetched = 0;
+        struct x86_insn insn;
+        uint64_t linear;
+        int err;
+
+        if (!(ctx->cr0 & X86_CR0_PE))
+                mode = X86_MODE_REAL16;
+        else if ((ctx->efer & X86_EFER_LMA) && ctx->cs_l)
+                mode = X86_MODE_LONG64;
+        else
+                mode = ctx->cs_db ? X86_MODE_PROT32 : X86_MODE_PROT16;
+        linear = mode == X86_MODE_LONG64 ? ctx->rip : (uint32_t)(ctx->cs_base + ctx->rip);
+
+        err = x86_fetch_insn(&vcpu->vm->mem, &pg, linear, bytes, &fetched);
+        if (err < 0) {
+                vm_stop(vcpu->vm, VM_STOP_BAD_INSN,
+                        "cannot fetch the intercepted instruction at rip %#llx: %s",
+                        (unsigned long long)ctx->rip, keel_strerror(err));
+                return 0;
+        }
+        err = x86_decode(bytes, fetched, mode, &insn);
+        if (err || x86_insn_identify(&insn) != expect) {
+                char hex[3 * X86_MAX_INSN_LEN + 1];
+                size_t n = 0;
+
+                for (size_t i = 0; i < fetched; i++)
+                        n += (size_t)snprintf(hex + n, sizeof(hex) - n, "%s%02x", i ? " " : "",
+                                              bytes[i]);
+                hex[n] = 0;
+                vm_stop(vcpu->vm, VM_STOP_BAD_INSN,
+                        "intercepted instruction at rip %#llx does not decode as expected (%s): %s",
+                        (unsigned long long)ctx->rip,
+                        err ? keel_strerror(err) : "other instruction", hex);
+                return 0;
+        }
+        return insn.len;
+}

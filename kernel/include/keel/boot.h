@@ -1,0 +1,43 @@
+/*
+ * What the boot stage (boot/, UEFI) hands to Keel's kernel after ExitBootServices. Everything
+ * here lives in memory the firmware marked as loader data, which the page allocator never
+ * hands out.
+ */
+#ifndef KEEL_BOOT_H
+#define KEEL_BOOT_H
+
+#include <keel/addr.h>
+#include <keel/palloc.h>
+
+struct keel_config;
+
+#define BOOT_MAX_IMAGES 8
+
+struct boot_image {
+	const char *path; /* as written in the config */
+	const void *data; /* host-virtual (identity-mapped loader data) */
+	uint64_t size;
+};
+
+struct boot_info {
+	/* Usable RAM for the page allocator: EfiConventionalMemory only. */
+	struct mem_range usable[PALLOC_MAX_RANGES];
+	unsigned usable_count;
+	uint64_t usable_bytes;
+	/* Highest physical address any memory-map entry reaches (for Keel's identity map). */
+	uint64_t phys_top;
+	hpa_t rsdp; /* ACPI RSDP, 0 if the firmware has none */
+	hpa_t image_base;
+	uint64_t image_size;
+	const struct keel_config *config;
+	struct boot_image images[BOOT_MAX_IMAGES]; /* images[i] belongs to config->vms[i] */
+	unsigned map_tries; /* GetMemoryMap/ExitBootServices rounds it took */
+};
+
+/* Arch: switch to Keel's own stack and call kernel_main(bi). */
+_Noreturn void arch_enter_kernel(const struct boot_info *bi);
+
+/* The kernel's entry, called on Keel's own stack after ExitBootServices. */
+_Noreturn void kernel_main(const struct boot_info *bi);
+
+#endif

@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""Keel integration tests: boot keel.efi in QEMU with a config and guests, then check the
+serial log (docs/testing.md).
+
+    driver.py --case NAME --build-dir BUILD [--log-dir DIR]
+
+Each case (CASES below) names a config in configs/, how to run QEMU (tools/run-qemu options)
+and what the run must produce: the runner's verdict, regexes that must match, must not match,
+must match an exact number of times, and must match in order. Regexes apply to the whole log
+with re.MULTILINE, so ^ and $ anchor lines. The serial log is kept at
+DIR/<case>.log (default BUILD/tests/integration/logs); on failure its path is printed with
+the failed checks and the log's tail.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.path.dirname(os.path.dirname(HERE))
+RUN_QEMU = os.path.join(SOURCE_DIR, "tools", "run-qemu")
+
+# run-qemu's exit statuses
+PASS, FAIL, TIMEOUT, ERROR = 0, 1, 2, 3
+
+
+def vm_stopped(name, reason, detail=""):
+    return r"^keel: vm %s stopped: %s: %s" % (re.escape(name), re.escape(reason), detail)
+
+
+def vm_exited(name, code=0):
+    return vm_stopped(name, "exit", r"code %d$" % code)
+
+
+def guest_line(vm, text_re):
+    return r"^\[%s\] %s" % (re.escape(vm), text_re)
+
+
+def summary_line(vm, ok=True):
+    return r"^keel:   %s: .*%s$" % (re.escape(vm), "ok" if ok else "UNEXPECTED")
+
+
+# Lines no test run may contain: a guest reporting a failed check, Keel panicking.
+NEVER = [
+    r"^\[[^\]]+\] .*FAIL",
+    r"(?i)^keel: .*panic",
+]
+
+# VMs of svm_guests, in config order, with the lines each must print (in this order) before
+# its stop line.
+SVM_GUESTS = [
+    ("hello", [
+        guest_line("hello", r"Hello from a Keel guest! 2 MiB of RAM, running at CPL 0\.$"),
+        guest_line("hello", r"Hello again, via the print hypercall\.$"),
+        guest_line("hello", r"Goodbye\.$"),
+    ], vm_exited("hello")),
+    ("cpuid", [
+        guest_line("cpuid", r"ok: ELF image linked at 0x200000 runs there$"),
+        guest_line("cpuid", r"ok: 0x40000000 EBX,ECX,EDX = \"KeelKeelKeel\"$"),
+        guest_line("cpuid", r"cpuid: all 9 checks passed$"),
+    ], vm_exited("cpuid")),
+    ("hc", [
+        guest_line("hc", r"ok: VERSION = 1$"),
+        guest_line("hc", r"printed by KEEL_HC_PRINT$"),
+        guest_line("hc", r"ok: PRINT too long = -7$"),
+        guest_line("hc", r"ok: VM_INFO too small = -22$"),
+        guest_line("hc", r"vm_info: name=hc id=\d+ ram_size=0x600000$"),
+        guest_line("hc", r"ok: unknown hypercall 0x1234 = -38$"),
+        guest_line("hc", r"hypercalls: all \d+ checks passed$"),
+    ], vm_exited("hc")),
+    ("ramtest", [
+        guest_line("ramtest", r"ramtest: RAM size 0x2000000, testing \[0x1[0-9a-f]{5}, 0x2000000\)"),
+        guest_line("ramtest", r"ramtest: pattern 1 ok$"),
+        guest_line("ramtest", r"ramtest: pattern 2 ok$"),
+        guest_line("ramtest", r"ramtest: all \d+ bytes ok$"),
+    ], vm_exited("ramtest")),
+    ("outside", [
+        guest_line("outside", r"outside: reading 0x401000, beyond the end of RAM at 0x400000$"),
+    ], vm_stopped("outside", "outside-ram", r".*0x0*401000")),
+    ("triple", [
+        guest_line("triple", r"triplefault: executing ud2 with no IDT$"),
+    ], vm_stopped("triple", "triple-fault")),
+    ("ioport", [
+        r"^keel: vm ioport: unclaimed I/O port 0x0*2f8\b",
+        r"^keel: vm ioport: unclaimed I/O port 0x0*1234\b",
+        guest_line("ioport", r"ioport: 60 accesses to ports 0x2f8 and 0x1234 ok$"),
+    ], vm_exited("ioport")),
+    ("user", [
+        guest_line("user", r"usermode: at CPL 0, switching to ring 3$"),
+        guest_line("user", r"usermode: now at CPL 3, executing VMMCALL$"),
+    ], vm_stopped("user", "bad-hypercall")),
+]
+
+
+def svm_guests_order():
+    seq = []
+    for _, lines, stop in SVM_GUESTS:
+        seq += lines + [stop]
+    seq.append(r"^keel: summary$")
+    seq += [summary_line(name) for name, _, _ in SVM_GUESTS]
+    seq.append(r"^keel: result: PASS$")
+    return seq
+
+
+CASES = {
+    "svm_guests": dict(
+        config="svm_guests.cfg",
+        verdict=PASS,  # QEMU status 1: Keel wrote 0 to isa-debug-exit
+        timeout=240,
+        order=svm_guests_order(),
+        counts={
+            # logged once per port per VM, however often the guest touched it
+            r"^keel: vm ioport: unclaimed I/O port 0x0*2f8\b": 1,
+            r"^keel: vm ioport: unclaimed I/O port 0x0*1234\b": 1,
+            r"^keel: vm [^:]+: unclaimed I/O port": 2,
+            r"^keel: vm \S+ stopped: ": len(SVM_GUESTS),
+            r"^keel:   \S+: .* ok$": len(SVM_GUESTS),
+            r"^keel: result: ": 1,
+        },
+        must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL"],
+    ),
+    "more_guests": dict(
+        config="more_guests.cfg",
+        verdict=PASS,
+        timeout=240,
+        order=[
+            guest_line("entry", r"ok: RFLAGS = 0x2 "),
+            guest_line("entry", r"ok: CR3 = 0x1000 "),
+            guest_line("entry", r"entry: all \d+ checks passed$"),
+            vm_exited("entry"),
+            guest_line("bench", r"bench: baseline iterations=10000 total=\d+ avg=\d+\.\d{3}$"),
+            guest_line("bench", r"bench: cpuid iterations=10000 total=\d+ avg=\d+\.\d{3}$"),
+            guest_line("bench", r"bench: vmmcall iterations=10000 total=\d+ avg=\d+\.\d{3}$"),
+            guest_line("bench", r"bench: out iterations=10000 total=\d+ avg=\d+\.\d{3}$"),
+            vm_exited("bench"),
+            guest_line("auto-elf", r"cpuid: all 9 checks passed$"),
+            vm_exited("auto-elf"),
+            r"^keel: summary$",
+            summary_line("entry"),
+            summary_line("bench"),
+            summary_line("auto-elf"),
+            r"^keel: result: PASS$",
+        ],
+        counts={r"^keel: vm \S+ stopped: ": 3},
+        must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL", r"unclaimed I/O port"],
+    ),
+    "expect_fail": dict(
+        config="expect_fail.cfg",
+        verdict=FAIL,  # QEMU status 3: Keel wrote 1 to isa-debug-exit
+        timeout=180,
+        order=[
+            vm_exited("wrong-code", 0),
+            vm_stopped("wrong-stop", "triple-fault"),
+            vm_exited("right", 0),
+            r"^keel: summary$",
+            summary_line("wrong-code", ok=False),
+            summary_line("wrong-stop", ok=False),
+            summary_line("right", ok=True),
+            r"^keel: result: FAIL$",
+        ],
+        counts={r"UNEXPECTED$": 2, r"^keel: result: ": 1},
+        must_not=[r"^keel: result: PASS", r"^keel: error: "],
+    ),
+    "no_svm": dict(
+        config="no_svm.cfg",
+        cpu="qemu64,-svm",
+        until=r"^keel: error: .*\n",
+        verdict=PASS,  # the pattern appeared
+        timeout=90,
+        must=[r"^keel: error: .*\bSVM\b"],
+        counts={r"^keel: error: ": 1},
+        must_not=[r"^keel: vm ", r"^keel: result: ", r"^\[hello\] "],
+    ),
+    "bad_config": dict(
+        config="bad_config.cfg",
+        until=r"^keel: error: .*\n",
+        verdict=PASS,
+        timeout=90,
+        must=[r"^keel: error: .*keel\.cfg:9: .*memory"],
+        counts={r"^keel: error: ": 1},
+        must_not=[r"^keel: vm ", r"^keel: result: ", r"^\[hello\] "],
+    ),
+    "missing_image": dict(
+        config="missing_image.cfg",
+        until=r"^keel: error: .*\n",
+        verdict=PASS,
+        timeout=90,
+        must=[r"^keel: error: .*guests/not-there\.bin"],
+        counts={r"^keel: error: ": 1},
+        must_not=[r"^keel: vm ghost stopped", r"^keel: result: "],
+    ),
+}
+
+
+def guest_files(build_dir):
+    gdir = os.path.join(build_dir, "guests")
+    if not os.path.isdir(gdir):
+        return []
+    return ["%s=guests/%s" % (os.path.join(gdir, f), f) for f in sorted(os.listdir(gdir))]
+
+
+def check_log(case, log):
+    """Returns a list of problems (empty: all checks hold)."""
+    problems = []
+    for pat in case.get("must", []):
+        if not re.search(pat, log, re.MULTILINE):
+            problems.append("missing: %s" % pat)
+    for pat in case.get("must_not", []) + NEVER:
+        m = re.search(pat, log, re.MULTILINE)
+        if m:
+            line = log[log.rfind("\n", 0, m.start()) + 1:].split("\n", 1)[0]
+            problems.append("present but must not be: %s\n      in line: %s" % (pat, line))
+    for pat, want in case.get("counts", {}).items():
+        got = len(re.findall(pat, log, re.MULTILINE))
+        if got != want:
+            problems.append("count of %s is %d, expected %d" % (pat, got, want))
+    pos = 0
+    for pat in case.get("order", []):
+        m = re.compile(pat, re.MULTILINE).search(log, pos)
+        if not m:
+            where = "anywhere" if not re.search(pat, log, re.MULTILINE) else "after the previous one"
+            problems.append("not found %s (in order): %s" % (where, pat))
+            continue
+        pos = m.end()
+    return problems
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--case", required=True, choices=sorted(CASES))
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--efi", help="keel.efi (default BUILD/keel.efi)")
+    ap.add_argument("--log-dir", help="default BUILD/tests/integration/logs")
+    args = ap.parse_args()
+
+    case = CASES[args.case]
+    build = os.path.abspath(args.build_dir)
+    efi = args.efi or os.path.join(build, "keel.efi")
+    log_dir = args.log_dir or os.path.join(build, "tests", "integration", "logs")
+    log_path = os.path.join(log_dir, args.case + ".log")
+    if not os.path.isfile(efi):
+        print("integration: %s not found: build the keel_efi target first (make)" % efi)
+        return 1
+    files = guest_files(build)
+    if not files:
+        print("integration: no guests in %s/guests: build the guests target first" % build)
+        return 1
+
+    cmd = [sys.executable, RUN_QEMU, "--efi", efi,
+           "--config", os.path.join(HERE, "configs", case["config"]),
+           "--log", log_path, "--timeout", str(case["timeout"])]
+    for f in files:
+        cmd += ["--file", f]
+    if "cpu" in case:
+        cmd += ["--cpu", case["cpu"]]
+    if "until" in case:
+        cmd += ["--until", case["until"]]
+    print("integration: " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(proc.stdout, end="", flush=True)
+
+    with open(log_path, "rb") as f:
+        log = f.read().decode("utf-8", "replace").replace("\r", "")
+    problems = []
+    if proc.returncode != case["verdict"]:
+        problems.append("run-qemu exited %d, expected %d (0 pass, 1 fail, 2 timeout, 3 other)"
+                        % (proc.returncode, case["verdict"]))
+    problems += check_log(case, log)
+    if problems:
+        print("integration: %s FAILED:" % args.case)
+        for p in problems:
+            print("  - " + p)
+        tail = log.splitlines()[-60:]
+        print("integration: last %d lines of the serial log:" % len(tail))
+        for line in tail:
+            print("  | " + line)
+        print("integration: serial log kept at %s" % log_path)
+        return 1
+    print("integration: %s passed (serial log at %s)" % (args.case, log_path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

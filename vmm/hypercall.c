@@ -1,0 +1,104 @@
+/*
+ * Keel's hypercalls (ABI in vmm/include/vmm/hypercall.h and docs/hypercalls.md). The arch
+ * decodes the registers into a struct hc_call, checks the caller runs in guest kernel mode
+ * and calls hypercall_dispatch. Every argument is guest-controlled: addresses go through
+ * gmem only, lengths are bounded before anything is copied.
+ */
+#include <string.h>
+
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <vmm/gmem.h>
+#include <vmm/hypercall.h>
+#include <vmm/vm.h>
+
+_Static_assert(sizeof(struct keel_vm_info) == 64, "keel_vm_info layout is part of the ABI");
+_Static_assert(sizeof(((struct keel_vm_info *)0)->name) == VM_NAME_MAX,
+               "keel_vm_info.name holds a whole VM name");
+
+#define UART_LCR_DLAB 0x80
+#define UART_MCR_LOOP 0x10
+
+/*
+ * PRINT goes out exactly as if the guest had written the bytes to its UART's THR, so lines
+ * carry the VM's prefix and share its line buffer. The UART's divisor-latch and loopback
+ * settings are bypassed for the duration: they concern the UART, not this channel.
+ */
+static int64_t hc_print(struct vm *vm, uint64_t ga, uint64_t len)
+{
+        char buf[KEEL_HC_PRINT_MAX];
+        struct vuart *u = &vm->uart;
+        uint8_t lcr = u->lcr, mcr = u->mcr;
+
+        if (len > KEEL_HC_PRINT_MAX)
+                return -KEEL_E2BIG;
+        if (gmem_read(&vm->mem, gpa(ga), buf, len) < 0)
+                return -KEEL_EFAULT;
+        u->lcr = lcr & ~UART_LCR_DLAB;
+        u->mcr = mcr & ~UART_MCR_LOOP;
+        for (uint64_t i = 0; i < len; i++) {
+                uint32_t v = (uint8_t)buf[i];
+
+                vuart_access(u, 0, true, &v);
+        }
+        u->lcr = lcr;
+        u->mcr = mcr;
+        return (int64_t)len;
+}
+
+static uint64_t lowest_ram_base(const struct gmem *m)
+{
+        uint64_t base = UINT64_MAX;
+
+        for (unsigned i = 0; i < m->count; i++)
+                if (gpa_raw(m->regions[i].base) < base)
+                        base = gpa_raw(m->regions[i].base);
+        return m->count ? base : 0;
+}
+
+static int64_t hc_vm_info(struct vm *vm, uint64_t ga, uint64_t size)
+{
+        struct keel_vm_info info;
+        size_t n;
+
+        if (size < sizeof(info))
+                return -KEEL_EINVAL;
+        memset(&info, 0, sizeof(info));
+        info.abi_version = KEEL_HC_ABI_VERSION;
+        info.vm_id = vm->id;
+        info.ram_base = lowest_ram_base(&vm->mem);
+        info.ram_size = gmem_total(&vm->mem);
+        info.vcpu_count = vm->vcpu_count;
+        n = strnlen(vm->name, sizeof(info.name) - 1);
+        memcpy(info.name, vm->name, n);
+        /* Only sizeof(info) bytes are written, so only they need to be guest RAM. */
+        if (gmem_write(&vm->mem, gpa(ga), &info, sizeof(info)) < 0)
+                return -KEEL_EFAULT;
+        return (int64_t)sizeof(info);
+}
+
+bool hypercall_dispatch(struct vcpu *vcpu, struct hc_call *call)
+{
+        struct vm *vm;
+
+        CHECK(vcpu && vcpu->vm && call);
+        vm = vcpu->vm;
+        switch (call->nr) {
+        case KEEL_HC_VERSION:
+                call->ret = KEEL_HC_ABI_VERSION;
+                return true;
+        case KEEL_HC_PRINT:
+                call->ret = hc_print(vm, call->arg[0], call->arg[1]);
+                return true;
+        case KEEL_HC_EXIT:
+                call->ret = 0;
+                vm_exit(vm, (int64_t)call->arg[0]);
+                return false;
+        case KEEL_HC_VM_INFO:
+                call->ret = hc_vm_info(vm, call->arg[0], call->arg[1]);
+                return true;
+        default:
+                call->ret = -KEEL_ENOSYS;
+                return true;
+        }
+}

@@ -1,0 +1,41 @@
+/*
+ * Hooks the arch provides to the VMM core (declared once here; x86_64 picks SVM or, later,
+ * VMX at run time behind them; arm64 implements them with EL2).
+ */
+#ifndef VMM_VMM_H
+#define VMM_VMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <keel/boot.h>
+#include <vmm/vm.h>
+
+/*
+ * Can this CPU run VMs? Called before ExitBootServices. On failure writes one sentence to
+ * `why` naming what is missing and what the user can do, and returns -KEEL_ENODEV.
+ */
+int arch_virt_probe(char *why, size_t len);
+/* Take the machine: Keel's own GDT/IDT/page tables, interrupts quiet. After ExitBootServices. */
+void arch_cpu_setup(const struct boot_info *bi);
+/* Enable virtualization on this CPU (after arch_cpu_setup). Errors are Keel bugs: panics. */
+void arch_virt_enable(void);
+/* One line describing the virtualization features found, for the boot log. */
+void arch_virt_describe(char *buf, size_t len);
+
+/* Build the arch part of a VM whose RAM is already in vm->mem: second-level tables etc. */
+int arch_vm_setup(struct vm *vm);
+/* Put vCPU 0 at `entry` in the documented entry state (docs/guest-entry.md). */
+int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry);
+/* Guest-physical range the arch keeps for boot structures (loaders must not overwrite it). */
+void arch_guest_reserved(gpa_t *base, uint64_t *size);
+/* ELF e_machine value of this arch's guests. */
+uint16_t arch_elf_machine(void);
+/* Run the vCPU until its VM stops. */
+void arch_vcpu_run(struct vcpu *vcpu);
+/* Release the arch part of a VM (tables, control blocks). */
+void arch_vm_teardown(struct vm *vm);
+/* Under test: report the overall result to the emulator and end it. Returns if it cannot. */
+void arch_test_finish(bool pass);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * The generic part of a VM: its name and id, its lifecycle state machine and the record of
+ * why it stopped. Backend-specific state lives in vm->arch and is set up by the arch.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/log.h>
+#include <vmm/vm.h>
+
+#define VM_STATE_COUNT (VM_STOPPED + 1)
+
+/* allowed[from][to]: the lifecycle of vmm/vm.h. Everything not listed is refused. */
+static const bool allowed[VM_STATE_COUNT][VM_STATE_COUNT] = {
+    [VM_CREATED] = {[VM_RUNNING] = true, [VM_STOPPED] = true},
+    [VM_RUNNING] = {[VM_PAUSED] = true, [VM_STOPPED] = true},
+    [VM_PAUSED] = {[VM_RUNNING] = true, [VM_STOPPED] = true, [VM_CREATED] = true},
+    [VM_STOPPED] = {[VM_CREATED] = true},
+};
+
+static const char *const state_names[VM_STATE_COUNT] = {
+    [VM_CREATED] = "created",
+    [VM_RUNNING] = "running",
+    [VM_PAUSED] = "paused",
+    [VM_STOPPED] = "stopped",
+};
+
+static const char *const reason_names[VM_STOP_REASON_COUNT] = {
+    [VM_STOP_NONE] = "none",
+    [VM_STOP_EXIT] = "exit",
+    [VM_STOP_TRIPLE_FAULT] = "triple-fault",
+    [VM_STOP_OUTSIDE_RAM] = "outside-ram",
+    [VM_STOP_BAD_HYPERCALL] = "bad-hypercall",
+    [VM_STOP_HALTED] = "halted",
+    [VM_STOP_BAD_INSN] = "bad-instruction",
+    [VM_STOP_UNHANDLED] = "unhandled-exit",
+    [VM_STOP_ENTRY_FAILED] = "entry-failed",
+    [VM_STOP_LOAD_FAILED] = "load-failed",
+};
+
+static void vm_clear_stop(struct vm *vm)
+{
+        vm->stop_reason = VM_STOP_NONE;
+        vm->exit_code = 0;
+        vm->stop_detail[0] = '\0';
+}
+
+void vm_init(struct vm *vm, unsigned id, const char *name)
+{
+        size_t n;
+
+        CHECK(vm && name);
+        n = strnlen(name, VM_NAME_MAX - 1);
+        memcpy(vm->name, name, n);
+        memset(vm->name + n, 0, VM_NAME_MAX - n);
+        vm->id = id;
+        vm->state = VM_CREATED;
+        gmem_init(&vm->mem);
+        vuart_init(&vm->uart, vm->name);
+        for (unsigned i = 0; i < VM_MAX_VCPUS; i++) {
+                vm->vcpus[i].vm = vm;
+                vm->vcpus[i].id = i;
+                vm->vcpus[i].exits = 0;
+        }
+        vm->vcpu_count = 1;
+        vm_clear_stop(vm);
+}
+
+const char *vm_state_name(enum vm_state s)
+{
+        if ((unsigned)s >= VM_STATE_COUNT)
+                return "unknown";
+        return state_names[s];
+}
+
+const char *vm_stop_reason_name(enum vm_stop_reason r)
+{
+        if ((unsigned)r >= VM_STOP_REASON_COUNT)
+                return "unknown";
+        return reason_names[r];
+}
+
+int vm_stop_reason_parse(const char *name, enum vm_stop_reason *out)
+{
+        if (!name)
+                return -KEEL_EINVAL;
+        /* "none" is not a reason a VM can stop for, so it does not parse. */
+        for (unsigned r = VM_STOP_NONE + 1; r < VM_STOP_REASON_COUNT; r++) {
+                if (strcmp(name, reason_names[r]) == 0) {
+                        *out = (enum vm_stop_reason)r;
+                        return 0;
+                }
+        }
+        return -KEEL_EINVAL;
+}
+
+int vm_set_state(struct vm *vm, enum vm_state to)
+{
+        enum vm_state from = vm->state;
+
+        if ((unsigned)from >= VM_STATE_COUNT || (unsigned)to >= VM_STATE_COUNT ||
+            !allowed[from][to]) {
+                LOG_WARN("keel: vm %s: refusing state change %s -> %s", vm->name,
+                         vm_state_name(from), vm_state_name(to));
+                return -KEEL_EPERM;
+        }
+        vm->state = to;
+        if (to == VM_CREATED)
+                vm_clear_stop(vm);
+        return 0;
+}
+
+void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
+{
+        va_list ap;
+
+        CHECK(reason > VM_STOP_NONE && reason < VM_STOP_REASON_COUNT);
+        /* The first reason is the one that matters; later ones are consequences. */
+        if (vm->stop_reason != VM_STOP_NONE)
+                return;
+        vm->stop_reason = reason;
+        va_start(ap, fmt);
+        vsnprintf(vm->stop_detail, sizeof(vm->stop_detail), fmt, ap);
+        va_end(ap);
+        if (vm->state != VM_STOPPED)
+                CHECK(vm_set_state(vm, VM_STOPPED) == 0);
+
+        /* Whatever the guest wrote last comes before the line saying it stopped. */
+        vuart_flush(&vm->uart);
+        if (reason == VM_STOP_EXIT)
+                LOG_INFO("keel: vm %s stopped: %s: %s", vm->name, vm_stop_reason_name(reason),
+                         vm->stop_detail);
+        else
+                LOG_WARN("keel: vm %s stopped: %s: %s", vm->name, vm_stop_reason_name(reason),
+                         vm->stop_detail);
+}
+
+void vm_exit(struct vm *vm, int64_t code)
+{
+        if (vm->stop_reason != VM_STOP_NONE)
+                return;
+        vm->exit_code = code;
+        vm_stop(vm, VM_STOP_EXIT, "code %lld", (long long)code);
+}
