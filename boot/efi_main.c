@@ -34,12 +34,14 @@ static EFI_BOOT_SERVICES *bs;
 static struct boot_info boot_info;
 static struct keel_config config;
 static bool console_alive;
+static bool console_on_serial; /* the firmware already mirrors its console to a UART */
 
 static EFI_GUID loaded_image_guid = EFI_LOADED_IMAGE_PROTOCOL_GUID;
 static EFI_GUID sfs_guid = EFI_SIMPLE_FILE_SYSTEM_PROTOCOL_GUID;
 static EFI_GUID file_info_guid = EFI_FILE_INFO_ID;
 static EFI_GUID acpi20_guid = ACPI_20_TABLE_GUID;
 static EFI_GUID acpi10_guid = ACPI_TABLE_GUID;
+static EFI_GUID global_variable_guid = EFI_GLOBAL_VARIABLE;
 
 /* Log sink while boot services run: the firmware console and COM1. */
 static void efi_console_write(const char *s, unsigned long len)
@@ -47,7 +49,8 @@ static void efi_console_write(const char *s, unsigned long len)
 	CHAR16 buf[128];
 	unsigned n = 0;
 
-	uart16550_com1_write(s, len);
+	if (!console_alive || !console_on_serial)
+		uart16550_com1_write(s, len);
 	if (!console_alive)
 		return;
 	for (unsigned long i = 0; i < len; i++) {
@@ -60,6 +63,33 @@ static void efi_console_write(const char *s, unsigned long len)
 			n = 0;
 		}
 	}
+}
+
+/*
+ * Does the firmware's console output (the ConOut variable) include a serial port? Then every
+ * console line already reaches the serial log, and writing to COM1 as well would print each
+ * message twice there.
+ */
+static bool conout_has_uart(void)
+{
+	UINT8 buf[512];
+	UINTN size = sizeof(buf);
+	UINTN off = 0;
+
+	if (EFI_ERROR(st->RuntimeServices->GetVariable(L"ConOut", &global_variable_guid, NULL,
+						       &size, buf)))
+		return false;
+	while (off + 4 <= size) {
+		EFI_DEVICE_PATH *dp = (EFI_DEVICE_PATH *)(buf + off);
+		unsigned node_len = dp->Length[0] | (dp->Length[1] << 8);
+
+		if (dp->Type == MESSAGING_DEVICE_PATH && dp->SubType == MSG_UART_DP)
+			return true;
+		if (node_len < 4)
+			break;
+		off += node_len;
+	}
+	return false;
 }
 
 static bool guid_eq(const EFI_GUID *a, const EFI_GUID *b)
@@ -353,6 +383,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	st = systab;
 	bs = systab->BootServices;
 	console_alive = st->ConOut != NULL;
+	console_on_serial = console_alive && conout_has_uart();
 	uart16550_init(COM1_PORT);
 	log_set_sink(efi_console_write);
 	LOG_INFO("keel: Keel hypervisor starting (UEFI, %s)", KEEL_ARCH_NAME);

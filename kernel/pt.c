@@ -137,6 +137,8 @@ int pt_init(struct pt *pt, const struct pt_format *fmt, struct palloc *pa)
 
         CHECK(fmt && fmt->table && fmt->leaf && fmt->present && fmt->is_leaf && fmt->addr &&
               fmt->attrs && fmt->max_leaf_level <= 2);
+        /* Tables come zeroed from the allocator and must map nothing. */
+        CHECK(!fmt->present(0));
         memset(pt, 0, sizeof(*pt));
         err = palloc_alloc(pa, 1, PAGE_SIZE, &pt->root);
         if (err)

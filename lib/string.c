@@ -16,10 +16,8 @@
 typedef unsigned long __attribute__((may_alias)) lib_word;
 #define LIB_WORD sizeof(lib_word)
 
-static int lib_aligned(const void *p)
-{
-        return ((uintptr_t)p & (LIB_WORD - 1)) == 0;
-}
+/* A macro, not a function: string.o must contain no call at all, even at -O0. */
+#define LIB_ALIGNED(p) (((uintptr_t)(p) & (LIB_WORD - 1)) == 0)
 
 void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 {
@@ -28,7 +26,7 @@ void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 
         /* Word copies only when both pointers can be word-aligned at the same time. */
         if ((((uintptr_t)d ^ (uintptr_t)s) & (LIB_WORD - 1)) == 0) {
-                while (n > 0 && !lib_aligned(d)) {
+                while (n > 0 && !LIB_ALIGNED(d)) {
                         *d++ = *s++;
                         n--;
                 }
@@ -75,7 +73,7 @@ void *memset(void *dst, int c, size_t n)
         unsigned char b = (unsigned char)c;
         lib_word w;
 
-        while (n > 0 && !lib_aligned(d)) {
+        while (n > 0 && !LIB_ALIGNED(d)) {
                 *d++ = b;
                 n--;
         }

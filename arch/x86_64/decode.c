@@ -677,7 +677,6 @@ prefixes_done:
                         /* 3DNow!: 0F 0F ModRM [SIB] [disp] opcode-byte. */
                         in->map = X86_MAP_3DNOW;
                         in->escape_len = 2;
-                        in->opcode_off = (uint8_t)(d.pos + 1);
                         d.pos += 2;
                         ent = F_M | I_B;
                 } else {
@@ -773,8 +772,10 @@ prefixes_done:
         r = take_imm(&d, in, imm);
         if (r)
                 return r;
-        if (in->map == X86_MAP_3DNOW)
+        if (in->map == X86_MAP_3DNOW) {
                 in->opcode = (uint8_t)in->imm;
+                in->opcode_off = in->imm_off;
+        }
 
         if ((in->prefixes & X86_PFX_LOCK) && !lockable(in))
                 return -KEEL_EINVAL;

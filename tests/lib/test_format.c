@@ -196,7 +196,7 @@ static uint64_t interesting_bits(void)
         case 0:
                 return edges[rnd(sizeof(edges) / sizeof(edges[0]))];
         case 1:
-                return (uint64_t) - (int64_t)edges[rnd(sizeof(edges) / sizeof(edges[0]))];
+                return 0 - edges[rnd(sizeof(edges) / sizeof(edges[0]))];
         case 2:
                 return rng() >> rnd(64);
         default:
@@ -206,7 +206,7 @@ static uint64_t interesting_bits(void)
 
 TEST(plain_text_and_percent)
 {
-        CHECK_FMT("");
+        CHECK_ODD(""); /* valid, but -Wformat-zero-length would object */
         CHECK_FMT("hello, world");
         CHECK_FMT("%%");
         CHECK_FMT("100%% sure %%%%");
@@ -325,14 +325,14 @@ TEST(unsupported_conversions_are_copied)
 {
         /* No floating point and no %n: the directive is printed as written, no argument taken. */
         EXPECT_KLIB(8, "a%f b 42", "a%f b %d", 42);
-        EXPECT_KLIB(13, "%5.2e %g %La", "%5.2e %g %La");
+        EXPECT_KLIB(12, "%5.2e %g %La", "%5.2e %g %La");
         EXPECT_KLIB(6, "%n 7 x", "%n %d x", 7);
         EXPECT_KLIB(7, "%lc %ls", "%lc %ls");
         EXPECT_KLIB(7, "%hp %y!", "%hp %y!");
         /* A directive cut short by the end of the format is copied as it stands. */
         EXPECT_KLIB(2, "a%", "a%");
         EXPECT_KLIB(5, "a%-5l", "a%-5l");
-        EXPECT_KLIB(4, "%.3", "%.3");
+        EXPECT_KLIB(3, "%.3", "%.3");
         /* glibc copies unknown conversions too: compare those it defines. */
         CHECK_ODD("%y|%5y|%-3.2y|%#Y");
 }

@@ -493,6 +493,29 @@ TEST(overlapping_or_wrapping_ranges_are_refused)
         free(m);
 }
 
+TEST(ranges_beyond_the_table_are_ignored)
+{
+        static struct palloc pa;
+        static struct mem_range r[PALLOC_MAX_RANGES + 2];
+        const unsigned n = PALLOC_MAX_RANGES + 2;
+        void *m = mem_get(3 * n * PAGE_SIZE, 2 * MIB);
+        hpa_t a;
+
+        ASSERT_TRUE(m);
+        /* n ranges of 2 pages (bitmap + 1) with a 1-page gap between, so none merge. */
+        for (unsigned i = 0; i < n; i++)
+                r[i] = range_of((char *)m + 3 * i * PAGE_SIZE, 2 * PAGE_SIZE);
+        ASSERT_TRUE(palloc_init(&pa, r, n) == 0);
+        EXPECT_EQ(pa.count, PALLOC_MAX_RANGES);
+        EXPECT_EQ(palloc_free_pages(&pa), PALLOC_MAX_RANGES);
+        for (unsigned i = 0; i < PALLOC_MAX_RANGES; i++) {
+                EXPECT_EQ(palloc_alloc(&pa, 1, PAGE_SIZE, &a), 0);
+                EXPECT_EQ(hpa_raw(a), addr_of(m) + (3 * i + 1) * PAGE_SIZE);
+        }
+        EXPECT_EQ(palloc_alloc(&pa, 1, PAGE_SIZE, &a), -KEEL_ENOMEM);
+        free(m);
+}
+
 TEST(keel_palloc_is_an_ordinary_allocator)
 {
         void *m = mem_get(2 * MIB, 2 * MIB);

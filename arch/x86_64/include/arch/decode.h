@@ -99,8 +99,11 @@ struct x86_insn {
         uint8_t encoding;   /* enum x86_encoding */
         uint8_t map;        /* enum x86_opmap */
         uint8_t opcode;     /* the opcode byte within `map` */
-        uint8_t opcode_off; /* offset of the opcode byte (after the VEX/EVEX/XOP payload) */
-        uint8_t escape_len; /* 0F / 0F 38 / 0F 3A escape bytes, or the VEX/EVEX/XOP bytes */
+        uint8_t opcode_off; /* offset of the opcode byte (3DNow!: of the trailing byte) */
+        /* Bytes between the prefixes and the opcode: 1 for 0F, 2 for 0F 38 / 0F 3A / 0F 0F, or
+         * the whole VEX/EVEX/XOP prefix (2, 3, 4, 3). So len = prefix_len + escape_len +
+         * (1 unless 3DNow!) + has_modrm + has_sib + disp_size + imm_size + imm2_size. */
+        uint8_t escape_len;
         /* VEX/EVEX/XOP payload (zero for legacy): vvvv un-inverted, L (EVEX: L'L), pp. */
         uint8_t vex_vvvv, vex_l, vex_pp;
 
