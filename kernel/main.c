@@ -32,7 +32,7 @@ static int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot
 		.size = img->size,
 		.format = vc->format,
 		.elf_machine = arch_elf_machine(),
-		.load = gpa(vc->has_load ? vc->load : 0x100000),
+		.load = gpa(vc->load), /* the parser fills in the default */
 		.has_entry = vc->has_entry,
 		.entry = gpa(vc->entry),
 	};

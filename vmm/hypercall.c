@@ -16,33 +16,17 @@ _Static_assert(sizeof(struct keel_vm_info) == 64, "keel_vm_info layout is part o
 _Static_assert(sizeof(((struct keel_vm_info *)0)->name) == VM_NAME_MAX,
                "keel_vm_info.name holds a whole VM name");
 
-#define UART_LCR_DLAB 0x80
-#define UART_MCR_LOOP 0x10
-
-/*
- * PRINT goes out exactly as if the guest had written the bytes to its UART's THR, so lines
- * carry the VM's prefix and share its line buffer. The UART's divisor-latch and loopback
- * settings are bypassed for the duration: they concern the UART, not this channel.
- */
+/* PRINT goes out as if the guest had written the bytes to its UART: same prefix and line. */
 static int64_t hc_print(struct vm *vm, uint64_t ga, uint64_t len)
 {
         char buf[KEEL_HC_PRINT_MAX];
-        struct vuart *u = &vm->uart;
-        uint8_t lcr = u->lcr, mcr = u->mcr;
 
         if (len > KEEL_HC_PRINT_MAX)
                 return -KEEL_E2BIG;
         if (gmem_read(&vm->mem, gpa(ga), buf, len) < 0)
                 return -KEEL_EFAULT;
-        u->lcr = lcr & ~UART_LCR_DLAB;
-        u->mcr = mcr & ~UART_MCR_LOOP;
-        for (uint64_t i = 0; i < len; i++) {
-                uint32_t v = (uint8_t)buf[i];
-
-                vuart_access(u, 0, true, &v);
-        }
-        u->lcr = lcr;
-        u->mcr = mcr;
+        for (uint64_t i = 0; i < len; i++)
+                vuart_putc(&vm->uart, (uint8_t)buf[i]);
         return (int64_t)len;
 }
 

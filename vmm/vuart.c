@@ -55,7 +55,7 @@ static void vuart_emit(struct vuart *u)
         u->len = 0;
 }
 
-static void vuart_tx(struct vuart *u, uint8_t c)
+void vuart_putc(struct vuart *u, uint8_t c)
 {
         u->tx_bytes++;
         if (c == '\n') {
@@ -117,7 +117,7 @@ static void vuart_write(struct vuart *u, unsigned offset, uint8_t v)
                 if (dlab)
                         u->dll = v;
                 else if (!(u->mcr & UART_MCR_LOOP))
-                        vuart_tx(u, v);
+                        vuart_putc(u, v);
                 break;
         case 1:
                 if (dlab)

@@ -25,6 +25,11 @@ void vuart_init(struct vuart *u, const char *prefix);
  * wider accesses touch the first register only). Reads return the register value in *val.
  */
 void vuart_access(struct vuart *u, unsigned offset, bool write, uint32_t *val);
+/*
+ * Transmit one byte as if written to THR with DLAB and loopback off (the print hypercall
+ * uses it, so its output shares the VM's line buffer and prefix).
+ */
+void vuart_putc(struct vuart *u, uint8_t c);
 /* Emit a partial line (at VM stop), so nothing the guest wrote is lost. */
 void vuart_flush(struct vuart *u);
 
