@@ -129,6 +129,11 @@ _Noreturn void kernel_main(const struct boot_info *bi)
 		 (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20),
 		 keel_palloc.count);
 	arch_cpu_setup(bi);
+	if (cfg->selftest == SELFTEST_EXCEPTION) {
+		/* Proves the trap path: Keel must dump its registers and panic, never go on. */
+		LOG_INFO("keel: selftest: raising an invalid-opcode exception inside Keel");
+		__builtin_trap();
+	}
 	arch_virt_enable();
 	arch_virt_describe(desc, sizeof(desc));
 	LOG_INFO("keel: virtualization on: %s", desc);

@@ -32,6 +32,7 @@ struct span {
 enum config_key {
         KEY_LOG,
         KEY_FINISH,
+        KEY_SELFTEST,
         KEY_MEMORY,
         KEY_IMAGE,
         KEY_FORMAT,
@@ -81,6 +82,11 @@ static const struct name_value log_names[] = {
 static const struct name_value finish_names[] = {
     {"halt", FINISH_HALT},
     {"debug-exit", FINISH_DEBUG_EXIT},
+};
+
+static const struct name_value selftest_names[] = {
+    {"none", SELFTEST_NONE},
+    {"exception", SELFTEST_EXCEPTION},
 };
 
 static const struct name_value format_names[] = {
@@ -338,6 +344,16 @@ static int set_finish(struct parser *ps, struct span key, struct span val)
         return r;
 }
 
+static int set_selftest(struct parser *ps, struct span key, struct span val)
+{
+        int v;
+        int r = parse_choice(ps, key, val, selftest_names, ARRAY_SIZE(selftest_names), &v);
+
+        if (r == 0)
+                ps->out->selftest = (enum selftest)v;
+        return r;
+}
+
 static int set_memory(struct parser *ps, struct span key, struct span val)
 {
         enum num_result r;
@@ -518,6 +534,7 @@ static int set_expect_stop(struct parser *ps, struct span key, struct span val)
 static const struct key_desc keys[KEY_COUNT] = {
     [KEY_LOG] = {"log", true, set_log},
     [KEY_FINISH] = {"finish", true, set_finish},
+    [KEY_SELFTEST] = {"selftest", true, set_selftest},
     [KEY_MEMORY] = {"memory", false, set_memory},
     [KEY_IMAGE] = {"image", false, set_image},
     [KEY_FORMAT] = {"format", false, set_format},
@@ -655,18 +672,18 @@ static int key_value(struct parser *ps, const char *p, size_t n, size_t i)
                         return perr(ps, ps->line, "unknown key '%s'%s (expected %s)",
                                     echo(ps->echo1, key), where(ps), section_key_list);
                 return perr(ps, ps->line,
-                            "unknown key '%s' (expected log or finish; VM keys (%s) go after a "
+                            "unknown key '%s' (expected log, finish or selftest; VM keys (%s) go after a "
                             "[vm NAME] header)",
                             echo(ps->echo1, key), section_key_list);
         }
         if (keys[which].global && ps->vm)
                 return perr(ps, ps->line,
-                            "global key '%s'%s: log and finish go before the first [vm NAME] "
+                            "global key '%s'%s: log, finish and selftest go before the first [vm NAME] "
                             "section",
                             keys[which].name, where(ps));
         if (!keys[which].global && !ps->vm)
                 return perr(ps, ps->line,
-                            "key '%s' outside a [vm NAME] section (only log and finish may come "
+                            "key '%s' outside a [vm NAME] section (only log, finish and selftest may come "
                             "before the first [vm NAME])",
                             keys[which].name);
         if (ps->key_line[which])

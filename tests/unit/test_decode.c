@@ -18,10 +18,10 @@
 #include "test.h"
 
 struct known {
-	enum x86_cpu_mode mode;
-	const char *hex;
-	unsigned len;
-	const char *gas;
+        enum x86_cpu_mode mode;
+        const char *hex;
+        unsigned len;
+        const char *gas;
 };
 
 /* clang-format off */
@@ -455,7 +455,7 @@ static const struct known known[] = {
 	{X86_MODE_LONG64, "0f0f009e", 4, "pfadd (%rax),%mm0"},
 	{X86_MODE_LONG64, "8fe878c0c001", 6, "vprotb $1,%xmm0,%xmm0"},
 	{X86_MODE_LONG64, "8fe97890c0", 5, "vprotb %xmm0,%xmm0,%xmm0"},
-	{X86_MODE_LONG64, "8fea781000000010", 9, "bextr $0x10000000,(%rax),%eax"},
+	{X86_MODE_LONG64, "8fea78100000000010", 9, "bextr $0x10000000,(%rax),%eax"},
 	/* AMD: 66 on a near branch in 64-bit mode gives rel16. */
 	{X86_MODE_LONG64, "66e80001", 4, "callw .+0x104"},
 	{X86_MODE_LONG64, "660f840001", 5, "jew .+0x105"},
@@ -464,780 +464,783 @@ static const struct known known[] = {
 
 static size_t unhex(const char *hex, uint8_t *out, size_t max)
 {
-	size_t n = 0;
+        size_t n = 0;
 
-	while (hex[0] && hex[1] && n < max) {
-		unsigned v;
+        while (hex[0] && hex[1] && n < max) {
+                unsigned v;
 
-		sscanf(hex, "%2x", &v);
-		out[n++] = (uint8_t)v;
-		hex += 2;
-	}
-	return n;
+                sscanf(hex, "%2x", &v);
+                out[n++] = (uint8_t)v;
+                hex += 2;
+        }
+        return n;
 }
 
 /* Decode exactly `n` bytes held in a heap buffer of that size, so that ASan catches any read
  * beyond `avail`. */
 static int decode_exact(const uint8_t *bytes, size_t n, enum x86_cpu_mode mode,
-			struct x86_insn *out)
+                        struct x86_insn *out)
 {
-	uint8_t *copy = malloc(n ? n : 1);
-	int r;
+        uint8_t *copy = malloc(n ? n : 1);
+        int r;
 
-	memcpy(copy, bytes, n);
-	r = x86_decode(copy, n, mode, out);
-	free(copy);
-	return r;
+        memcpy(copy, bytes, n);
+        r = x86_decode(copy, n, mode, out);
+        free(copy);
+        return r;
 }
 
 static int dec(enum x86_cpu_mode mode, const char *hex, struct x86_insn *out)
 {
-	uint8_t b[32];
-	size_t n = unhex(hex, b, sizeof(b));
+        uint8_t b[32];
+        size_t n = unhex(hex, b, sizeof(b));
 
-	return decode_exact(b, n, mode, out);
+        return decode_exact(b, n, mode, out);
 }
 
 TEST(known_lengths)
 {
-	unsigned checked = 0;
+        unsigned checked = 0;
 
-	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
-		const struct known *k = &known[i];
-		uint8_t b[32];
-		size_t n = unhex(k->hex, b, sizeof(b));
-		struct x86_insn in;
-		int r;
+        for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
+                const struct known *k = &known[i];
+                uint8_t b[32];
+                size_t n = unhex(k->hex, b, sizeof(b));
+                struct x86_insn in;
+                int r;
 
-		ASSERT_TRUE(n == k->len);
-		r = decode_exact(b, n, k->mode, &in);
-		if (r != 0 || in.len != k->len) {
-			TEST_FAIL_AT(__FILE__, __LINE__, "%s (%s, mode %d): r=%d len=%u want %u",
-				     k->gas, k->hex, k->mode, r, in.len, k->len);
-			continue;
-		}
-		/* Trailing bytes do not change the result. */
-		memset(b + n, 0xcc, sizeof(b) - n);
-		r = x86_decode(b, sizeof(b), k->mode, &in);
-		EXPECT_EQ(r, 0);
-		EXPECT_EQ(in.len, k->len);
-		checked++;
-	}
-	EXPECT_TRUE(checked >= 80);
+                ASSERT_TRUE(n == k->len);
+                r = decode_exact(b, n, k->mode, &in);
+                if (r != 0 || in.len != k->len) {
+                        TEST_FAIL_AT(__FILE__, __LINE__, "%s (%s, mode %d): r=%d len=%u want %u",
+                                     k->gas, k->hex, k->mode, r, in.len, k->len);
+                        continue;
+                }
+                /* Trailing bytes do not change the result. */
+                memset(b + n, 0xcc, sizeof(b) - n);
+                r = x86_decode(b, sizeof(b), k->mode, &in);
+                EXPECT_EQ(r, 0);
+                EXPECT_EQ(in.len, k->len);
+                checked++;
+        }
+        EXPECT_TRUE(checked >= 80);
 }
 
 TEST(truncated_is_eagain_at_every_cut)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
-		const struct known *k = &known[i];
-		uint8_t b[32];
-		size_t n = unhex(k->hex, b, sizeof(b));
-		struct x86_insn in;
+        for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
+                const struct known *k = &known[i];
+                uint8_t b[32];
+                size_t n = unhex(k->hex, b, sizeof(b));
+                struct x86_insn in;
 
-		for (size_t cut = 0; cut < n; cut++) {
-			int r = decode_exact(b, cut, k->mode, &in);
+                for (size_t cut = 0; cut < n; cut++) {
+                        int r = decode_exact(b, cut, k->mode, &in);
 
-			if (r != -KEEL_EAGAIN)
-				TEST_FAIL_AT(__FILE__, __LINE__, "%s cut at %zu: r=%d", k->gas, cut,
-					     r);
-		}
-	}
+                        if (r != -KEEL_EAGAIN)
+                                TEST_FAIL_AT(__FILE__, __LINE__, "%s cut at %zu: r=%d", k->gas, cut,
+                                             r);
+                }
+        }
 }
 
 TEST(intercepted_instructions_identified)
 {
-	static const struct {
-		enum x86_cpu_mode mode;
-		const char *hex;
-		unsigned len;
-		enum x86_insn_id id;
-	} t[] = {
-		{X86_MODE_LONG64, "0fa2", 2, X86_INSN_CPUID},
-		{X86_MODE_LONG64, "660fa2", 3, X86_INSN_CPUID},
-		{X86_MODE_LONG64, "2e480fa2", 4, X86_INSN_CPUID},
-		{X86_MODE_REAL16, "0fa2", 2, X86_INSN_CPUID},
-		{X86_MODE_LONG64, "0f01d9", 3, X86_INSN_VMMCALL},
-		{X86_MODE_PROT32, "0f01d9", 3, X86_INSN_VMMCALL},
-		{X86_MODE_LONG64, "0f01c1", 3, X86_INSN_VMCALL},
-		{X86_MODE_LONG64, "0f32", 2, X86_INSN_RDMSR},
-		{X86_MODE_LONG64, "0f30", 2, X86_INSN_WRMSR},
-		{X86_MODE_LONG64, "f4", 1, X86_INSN_HLT},
-		{X86_MODE_LONG64, "f390", 2, X86_INSN_PAUSE},
-		{X86_MODE_LONG64, "90", 1, X86_INSN_OTHER},
-		{X86_MODE_LONG64, "f34190", 3, X86_INSN_OTHER}, /* xchg r8d, eax */
-		{X86_MODE_LONG64, "0f31", 2, X86_INSN_RDTSC},
-		{X86_MODE_LONG64, "0f01f9", 3, X86_INSN_RDTSCP},
-		{X86_MODE_LONG64, "0f01d1", 3, X86_INSN_XSETBV},
-		{X86_MODE_LONG64, "0f0138", 3, X86_INSN_INVLPG},
-		{X86_MODE_LONG64, "0f01f8", 3, X86_INSN_OTHER}, /* swapgs */
-		{X86_MODE_LONG64, "f30f01d9", 4, X86_INSN_OTHER},
-		{X86_MODE_LONG64, "0f09", 2, X86_INSN_WBINVD},
-		{X86_MODE_LONG64, "0f08", 2, X86_INSN_INVD},
-		{X86_MODE_LONG64, "e460", 2, X86_INSN_IN},
-		{X86_MODE_LONG64, "ed", 1, X86_INSN_IN},
-		{X86_MODE_LONG64, "e780", 2, X86_INSN_OUT},
-		{X86_MODE_LONG64, "ee", 1, X86_INSN_OUT},
-		{X86_MODE_LONG64, "f36c", 2, X86_INSN_INS},
-		{X86_MODE_LONG64, "f36f", 2, X86_INSN_OUTS},
-		{X86_MODE_LONG64, "0f22d8", 3, X86_INSN_MOV_TO_CR},
-		{X86_MODE_LONG64, "0f20c0", 3, X86_INSN_MOV_FROM_CR},
-		{X86_MODE_LONG64, "0f01d8", 3, X86_INSN_VMRUN},
-		{X86_MODE_LONG64, "0f01dd", 3, X86_INSN_CLGI},
-		{X86_MODE_LONG64, "0f01c8", 3, X86_INSN_MONITOR},
-		{X86_MODE_LONG64, "0f01c9", 3, X86_INSN_MWAIT},
-		{X86_MODE_LONG64, "cd80", 2, X86_INSN_INTN},
-		{X86_MODE_LONG64, "c5f877", 3, X86_INSN_OTHER}, /* vzeroupper */
-		{X86_MODE_LONG64, "0f05", 2, X86_INSN_OTHER},
-	};
+        static const struct {
+                enum x86_cpu_mode mode;
+                const char *hex;
+                unsigned len;
+                enum x86_insn_id id;
+        } t[] = {
+            {X86_MODE_LONG64, "0fa2", 2, X86_INSN_CPUID},
+            {X86_MODE_LONG64, "660fa2", 3, X86_INSN_CPUID},
+            {X86_MODE_LONG64, "2e480fa2", 4, X86_INSN_CPUID},
+            {X86_MODE_REAL16, "0fa2", 2, X86_INSN_CPUID},
+            {X86_MODE_LONG64, "0f01d9", 3, X86_INSN_VMMCALL},
+            {X86_MODE_PROT32, "0f01d9", 3, X86_INSN_VMMCALL},
+            {X86_MODE_LONG64, "0f01c1", 3, X86_INSN_VMCALL},
+            {X86_MODE_LONG64, "0f32", 2, X86_INSN_RDMSR},
+            {X86_MODE_LONG64, "0f30", 2, X86_INSN_WRMSR},
+            {X86_MODE_LONG64, "f4", 1, X86_INSN_HLT},
+            {X86_MODE_LONG64, "f390", 2, X86_INSN_PAUSE},
+            {X86_MODE_LONG64, "90", 1, X86_INSN_OTHER},
+            {X86_MODE_LONG64, "f34190", 3, X86_INSN_OTHER}, /* xchg r8d, eax */
+            {X86_MODE_LONG64, "0f31", 2, X86_INSN_RDTSC},
+            {X86_MODE_LONG64, "0f01f9", 3, X86_INSN_RDTSCP},
+            {X86_MODE_LONG64, "0f01d1", 3, X86_INSN_XSETBV},
+            {X86_MODE_LONG64, "0f0138", 3, X86_INSN_INVLPG},
+            {X86_MODE_LONG64, "0f01f8", 3, X86_INSN_OTHER}, /* swapgs */
+            {X86_MODE_LONG64, "f30f01d9", 4, X86_INSN_OTHER},
+            {X86_MODE_LONG64, "0f09", 2, X86_INSN_WBINVD},
+            {X86_MODE_LONG64, "0f08", 2, X86_INSN_INVD},
+            {X86_MODE_LONG64, "e460", 2, X86_INSN_IN},
+            {X86_MODE_LONG64, "ed", 1, X86_INSN_IN},
+            {X86_MODE_LONG64, "e780", 2, X86_INSN_OUT},
+            {X86_MODE_LONG64, "ee", 1, X86_INSN_OUT},
+            {X86_MODE_LONG64, "f36c", 2, X86_INSN_INS},
+            {X86_MODE_LONG64, "f36f", 2, X86_INSN_OUTS},
+            {X86_MODE_LONG64, "0f22d8", 3, X86_INSN_MOV_TO_CR},
+            {X86_MODE_LONG64, "0f20c0", 3, X86_INSN_MOV_FROM_CR},
+            {X86_MODE_LONG64, "0f01d8", 3, X86_INSN_VMRUN},
+            {X86_MODE_LONG64, "0f01dd", 3, X86_INSN_CLGI},
+            {X86_MODE_LONG64, "0f01c8", 3, X86_INSN_MONITOR},
+            {X86_MODE_LONG64, "0f01c9", 3, X86_INSN_MWAIT},
+            {X86_MODE_LONG64, "cd80", 2, X86_INSN_INTN},
+            {X86_MODE_LONG64, "c5f877", 3, X86_INSN_OTHER}, /* vzeroupper */
+            {X86_MODE_LONG64, "0f05", 2, X86_INSN_OTHER},
+        };
 
-	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
-		struct x86_insn in;
-		int r = dec(t[i].mode, t[i].hex, &in);
+        for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+                struct x86_insn in;
+                int r = dec(t[i].mode, t[i].hex, &in);
 
-		EXPECT_EQ(r, 0);
-		EXPECT_EQ(in.len, t[i].len);
-		if (x86_insn_identify(&in) != t[i].id)
-			TEST_FAIL_AT(__FILE__, __LINE__, "%s: id %d, want %d", t[i].hex,
-				     x86_insn_identify(&in), t[i].id);
-	}
+                EXPECT_EQ(r, 0);
+                EXPECT_EQ(in.len, t[i].len);
+                if (x86_insn_identify(&in) != t[i].id)
+                        TEST_FAIL_AT(__FILE__, __LINE__, "%s: id %d, want %d", t[i].hex,
+                                     x86_insn_identify(&in), t[i].id);
+        }
 }
 
 TEST(rip_relative_mov)
 {
-	struct x86_insn in;
+        struct x86_insn in;
 
-	/* mov 0x1000(%rip),%eax */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "8b0500100000", &in) == 0);
-	EXPECT_EQ(in.len, 6);
-	EXPECT_TRUE(in.has_modrm);
-	EXPECT_EQ(in.mod, 0);
-	EXPECT_EQ(in.rm, 5);
-	EXPECT_EQ(in.modrm_reg, 0);
-	EXPECT_TRUE(in.has_mem);
-	EXPECT_TRUE(in.rip_relative);
-	EXPECT_FALSE(in.has_sib);
-	EXPECT_EQ(in.mem_base, X86_REG_NONE);
-	EXPECT_EQ(in.mem_index, X86_REG_NONE);
-	EXPECT_EQ(in.disp, 0x1000);
-	EXPECT_EQ(in.disp_size, 4);
-	EXPECT_EQ(in.disp_off, 2);
-	EXPECT_EQ(in.op_size, 4);
-	EXPECT_EQ(in.addr_size, 8);
-	EXPECT_EQ(in.mem_seg, X86_SEG_DS);
+        /* mov 0x1000(%rip),%eax */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "8b0500100000", &in) == 0);
+        EXPECT_EQ(in.len, 6);
+        EXPECT_TRUE(in.has_modrm);
+        EXPECT_EQ(in.mod, 0);
+        EXPECT_EQ(in.rm, 5);
+        EXPECT_EQ(in.modrm_reg, 0);
+        EXPECT_TRUE(in.has_mem);
+        EXPECT_TRUE(in.rip_relative);
+        EXPECT_FALSE(in.has_sib);
+        EXPECT_EQ(in.mem_base, X86_REG_NONE);
+        EXPECT_EQ(in.mem_index, X86_REG_NONE);
+        EXPECT_EQ(in.disp, 0x1000);
+        EXPECT_EQ(in.disp_size, 4);
+        EXPECT_EQ(in.disp_off, 2);
+        EXPECT_EQ(in.op_size, 4);
+        EXPECT_EQ(in.addr_size, 8);
+        EXPECT_EQ(in.mem_seg, X86_SEG_DS);
 
-	/* movb $0x12,-8(%rip): negative displacement, then imm8. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "c605f8ffffff12", &in) == 0);
-	EXPECT_EQ(in.len, 7);
-	EXPECT_TRUE(in.rip_relative);
-	EXPECT_EQ(in.disp, -8);
-	EXPECT_EQ(in.imm, 0x12);
-	EXPECT_EQ(in.imm_size, 1);
-	EXPECT_EQ(in.imm_off, 6);
-	EXPECT_EQ(in.op_size, 1);
+        /* movb $0x12,-8(%rip): negative displacement, then imm8. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "c605f8ffffff12", &in) == 0);
+        EXPECT_EQ(in.len, 7);
+        EXPECT_TRUE(in.rip_relative);
+        EXPECT_EQ(in.disp, -8);
+        EXPECT_EQ(in.imm, 0x12);
+        EXPECT_EQ(in.imm_size, 1);
+        EXPECT_EQ(in.imm_off, 6);
+        EXPECT_EQ(in.op_size, 1);
 
-	/* Same bytes in 32-bit mode: absolute disp32. */
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "8b0500100000", &in) == 0);
-	EXPECT_FALSE(in.rip_relative);
-	EXPECT_EQ(in.mem_base, X86_REG_NONE);
-	EXPECT_EQ(in.disp, 0x1000);
+        /* Same bytes in 32-bit mode: absolute disp32. */
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "8b0500100000", &in) == 0);
+        EXPECT_FALSE(in.rip_relative);
+        EXPECT_EQ(in.mem_base, X86_REG_NONE);
+        EXPECT_EQ(in.disp, 0x1000);
 
-	/* REX.B does not turn rm=101 into r13: still RIP-relative. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "418b0500100000", &in) == 0);
-	EXPECT_TRUE(in.rip_relative);
-	/* But with mod=01 it is r13 + disp8. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "498b4500", &in) == 0);
-	EXPECT_FALSE(in.rip_relative);
-	EXPECT_EQ(in.mem_base, 13);
-	EXPECT_EQ(in.disp_size, 1);
-	EXPECT_EQ(in.op_size, 8);
+        /* REX.B does not turn rm=101 into r13: still RIP-relative. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "418b0500100000", &in) == 0);
+        EXPECT_TRUE(in.rip_relative);
+        /* But with mod=01 it is r13 + disp8. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "498b4500", &in) == 0);
+        EXPECT_FALSE(in.rip_relative);
+        EXPECT_EQ(in.mem_base, 13);
+        EXPECT_EQ(in.disp_size, 1);
+        EXPECT_EQ(in.op_size, 8);
 }
 
 TEST(sib_forms)
 {
-	struct x86_insn in;
+        struct x86_insn in;
 
-	/* mov 0x1000(,%rax,4),%ecx: SIB, base 101 with mod 00 = no base, disp32. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "8b0c8500100000", &in) == 0);
-	EXPECT_EQ(in.len, 7);
-	EXPECT_TRUE(in.has_sib);
-	EXPECT_EQ(in.base, 5);
-	EXPECT_EQ(in.mem_base, X86_REG_NONE);
-	EXPECT_EQ(in.mem_index, 0);
-	EXPECT_EQ(in.mem_scale, 4);
-	EXPECT_EQ(in.disp, 0x1000);
-	EXPECT_FALSE(in.rip_relative);
-	EXPECT_EQ(in.modrm_reg, 1);
+        /* mov 0x1000(,%rax,4),%ecx: SIB, base 101 with mod 00 = no base, disp32. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "8b0c8500100000", &in) == 0);
+        EXPECT_EQ(in.len, 7);
+        EXPECT_TRUE(in.has_sib);
+        EXPECT_EQ(in.base, 5);
+        EXPECT_EQ(in.mem_base, X86_REG_NONE);
+        EXPECT_EQ(in.mem_index, 0);
+        EXPECT_EQ(in.mem_scale, 4);
+        EXPECT_EQ(in.disp, 0x1000);
+        EXPECT_FALSE(in.rip_relative);
+        EXPECT_EQ(in.modrm_reg, 1);
 
-	/* mov 0x1000(,%r9,8),%r10: REX.WRX. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "4e8b14cd00100000", &in) == 0);
-	EXPECT_EQ(in.len, 8);
-	EXPECT_EQ(in.rex, 0x4e);
-	EXPECT_TRUE(in.rex_w && in.rex_r && in.rex_x && !in.rex_b);
-	EXPECT_EQ(in.modrm_reg, 10);
-	EXPECT_EQ(in.mem_index, 9);
-	EXPECT_EQ(in.mem_scale, 8);
-	EXPECT_EQ(in.op_size, 8);
+        /* mov 0x1000(,%r9,8),%r10: REX.WRX. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "4e8b14cd00100000", &in) == 0);
+        EXPECT_EQ(in.len, 8);
+        EXPECT_EQ(in.rex, 0x4e);
+        EXPECT_TRUE(in.rex_w && in.rex_r && in.rex_x && !in.rex_b);
+        EXPECT_EQ(in.modrm_reg, 10);
+        EXPECT_EQ(in.mem_index, 9);
+        EXPECT_EQ(in.mem_scale, 8);
+        EXPECT_EQ(in.op_size, 8);
 
-	/* mov (%rsp),%rax: index 100 = none, SS. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "488b0424", &in) == 0);
-	EXPECT_EQ(in.mem_base, 4);
-	EXPECT_EQ(in.mem_index, X86_REG_NONE);
-	EXPECT_EQ(in.mem_seg, X86_SEG_SS);
+        /* mov (%rsp),%rax: index 100 = none, SS. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "488b0424", &in) == 0);
+        EXPECT_EQ(in.mem_base, 4);
+        EXPECT_EQ(in.mem_index, X86_REG_NONE);
+        EXPECT_EQ(in.mem_seg, X86_SEG_SS);
 
-	/* mov (%r12,%r12,1),%rax: REX.X makes index 100 r12; base r12 uses DS. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "4b8b0424", &in) == 0);
-	EXPECT_EQ(in.mem_base, 12);
-	EXPECT_EQ(in.mem_index, 12);
-	EXPECT_EQ(in.mem_seg, X86_SEG_DS);
+        /* mov (%r12,%r12,1),%rax: REX.X makes index 100 r12; base r12 uses DS. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "4b8b0424", &in) == 0);
+        EXPECT_EQ(in.mem_base, 12);
+        EXPECT_EQ(in.mem_index, 12);
+        EXPECT_EQ(in.mem_seg, X86_SEG_DS);
 
-	/* mov 0x80(%rax,%rbx,2),%dx: 66, disp32. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "668b945880000000", &in) == 0);
-	EXPECT_EQ(in.len, 8);
-	EXPECT_EQ(in.op_size, 2);
-	EXPECT_EQ(in.mem_base, 0);
-	EXPECT_EQ(in.mem_index, 3);
-	EXPECT_EQ(in.mem_scale, 2);
-	EXPECT_EQ(in.disp, 0x80);
+        /* mov 0x80(%rax,%rbx,2),%dx: 66, disp32. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "668b945880000000", &in) == 0);
+        EXPECT_EQ(in.len, 8);
+        EXPECT_EQ(in.op_size, 2);
+        EXPECT_EQ(in.mem_base, 0);
+        EXPECT_EQ(in.mem_index, 3);
+        EXPECT_EQ(in.mem_scale, 2);
+        EXPECT_EQ(in.disp, 0x80);
 }
 
 TEST(mov_family_fields)
 {
-	struct x86_insn in;
+        struct x86_insn in;
 
-	/* mov %al,(%rdi) / mov %ax,(%rdi) / mov %rax,(%rdi) */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "8807", &in) == 0);
-	EXPECT_EQ(in.opcode, 0x88);
-	EXPECT_EQ(in.op_size, 1);
-	EXPECT_EQ(in.mem_base, 7);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "668907", &in) == 0);
-	EXPECT_EQ(in.op_size, 2);
-	EXPECT_EQ(in.prefix_len, 1);
-	EXPECT_EQ(in.prefixes, X86_PFX_OPSIZE);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "488907", &in) == 0);
-	EXPECT_EQ(in.op_size, 8);
-	/* mov %r8,(%r15) */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "4d8907", &in) == 0);
-	EXPECT_EQ(in.modrm_reg, 8);
-	EXPECT_EQ(in.mem_base, 15);
-	/* mov (%rsi),%sil: REX present, reg 6 is SIL not DH. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "408a36", &in) == 0);
-	EXPECT_EQ(in.rex, 0x40);
-	EXPECT_EQ(in.modrm_reg, 6);
-	EXPECT_EQ(in.op_size, 1);
+        /* mov %al,(%rdi) / mov %ax,(%rdi) / mov %rax,(%rdi) */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "8807", &in) == 0);
+        EXPECT_EQ(in.opcode, 0x88);
+        EXPECT_EQ(in.op_size, 1);
+        EXPECT_EQ(in.mem_base, 7);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "668907", &in) == 0);
+        EXPECT_EQ(in.op_size, 2);
+        EXPECT_EQ(in.prefix_len, 1);
+        EXPECT_EQ(in.prefixes, X86_PFX_OPSIZE);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "488907", &in) == 0);
+        EXPECT_EQ(in.op_size, 8);
+        /* mov %r8,(%r15) */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "4d8907", &in) == 0);
+        EXPECT_EQ(in.modrm_reg, 8);
+        EXPECT_EQ(in.mem_base, 15);
+        /* mov (%rsi),%sil: REX present, reg 6 is SIL not DH. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "408a36", &in) == 0);
+        EXPECT_EQ(in.rex, 0x40);
+        EXPECT_EQ(in.modrm_reg, 6);
+        EXPECT_EQ(in.op_size, 1);
 
-	/* movq $-1,(%rdi): imm32 sign-extended to 64. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "48c707ffffffff", &in) == 0);
-	EXPECT_EQ(in.len, 7);
-	EXPECT_EQ(in.imm_size, 4);
-	EXPECT_EQ(in.imm, 0xffffffffu);
-	EXPECT_EQ(x86_insn_imm_sext(&in), -1);
-	EXPECT_EQ(in.op_size, 8);
-	/* movw $0x1234,(%rdi) */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "66c7073412", &in) == 0);
-	EXPECT_EQ(in.imm_size, 2);
-	EXPECT_EQ(in.imm, 0x1234);
+        /* movq $-1,(%rdi): imm32 sign-extended to 64. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "48c707ffffffff", &in) == 0);
+        EXPECT_EQ(in.len, 7);
+        EXPECT_EQ(in.imm_size, 4);
+        EXPECT_EQ(in.imm, 0xffffffffu);
+        EXPECT_EQ(x86_insn_imm_sext(&in), -1);
+        EXPECT_EQ(in.op_size, 8);
+        /* movw $0x1234,(%rdi) */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "66c7073412", &in) == 0);
+        EXPECT_EQ(in.imm_size, 2);
+        EXPECT_EQ(in.imm, 0x1234);
 
-	/* movabs $0x123456789abcdef0,%r11 */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "49bbf0debc9a78563412", &in) == 0);
-	EXPECT_EQ(in.len, 10);
-	EXPECT_EQ(in.imm_size, 8);
-	EXPECT_EQ(in.imm, 0x123456789abcdef0ull);
-	EXPECT_FALSE(in.has_modrm);
-	/* Without REX.W: imm32. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "bb78563412", &in) == 0);
-	EXPECT_EQ(in.len, 5);
-	EXPECT_EQ(in.imm_size, 4);
+        /* movabs $0x123456789abcdef0,%r11 */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "49bbf0debc9a78563412", &in) == 0);
+        EXPECT_EQ(in.len, 10);
+        EXPECT_EQ(in.imm_size, 8);
+        EXPECT_EQ(in.imm, 0x123456789abcdef0ull);
+        EXPECT_FALSE(in.has_modrm);
+        /* Without REX.W: imm32. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "bb78563412", &in) == 0);
+        EXPECT_EQ(in.len, 5);
+        EXPECT_EQ(in.imm_size, 4);
 
-	/* movzbl (%rdi),%eax / movswq (%rdi),%r8 */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "0fb607", &in) == 0);
-	EXPECT_EQ(in.map, X86_MAP_0F);
-	EXPECT_EQ(in.opcode, 0xb6);
-	EXPECT_EQ(in.escape_len, 1);
-	EXPECT_EQ(in.opcode_off, 1);
-	EXPECT_EQ(in.op_size, 4);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "4c0fbf07", &in) == 0);
-	EXPECT_EQ(in.opcode, 0xbf);
-	EXPECT_EQ(in.op_size, 8);
-	EXPECT_EQ(in.modrm_reg, 8);
+        /* movzbl (%rdi),%eax / movswq (%rdi),%r8 */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "0fb607", &in) == 0);
+        EXPECT_EQ(in.map, X86_MAP_0F);
+        EXPECT_EQ(in.opcode, 0xb6);
+        EXPECT_EQ(in.escape_len, 1);
+        EXPECT_EQ(in.opcode_off, 1);
+        EXPECT_EQ(in.op_size, 4);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "4c0fbf07", &in) == 0);
+        EXPECT_EQ(in.opcode, 0xbf);
+        EXPECT_EQ(in.op_size, 8);
+        EXPECT_EQ(in.modrm_reg, 8);
 
-	/* mov %gs:0x10,%rax -> 65 48 8b 04 25 10 00 00 00 */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "65488b042510000000", &in) == 0);
-	EXPECT_EQ(in.len, 9);
-	EXPECT_EQ(in.seg_override, X86_SEG_GS);
-	EXPECT_EQ(in.mem_seg, X86_SEG_GS);
-	EXPECT_EQ(in.mem_base, X86_REG_NONE);
-	EXPECT_EQ(in.mem_index, X86_REG_NONE);
-	EXPECT_EQ(in.disp, 0x10);
-	/* CS override is ignored in 64-bit mode, honoured in 32-bit mode. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "2e8b00", &in) == 0);
-	EXPECT_EQ(in.seg_override, X86_SEG_CS);
-	EXPECT_EQ(in.mem_seg, X86_SEG_DS);
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "2e8b00", &in) == 0);
-	EXPECT_EQ(in.mem_seg, X86_SEG_CS);
-	/* 32-bit: mov 0x10(%ebp),%eax uses SS. */
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "8b4510", &in) == 0);
-	EXPECT_EQ(in.mem_seg, X86_SEG_SS);
-	EXPECT_EQ(in.disp, 0x10);
+        /* mov %gs:0x10,%rax -> 65 48 8b 04 25 10 00 00 00 */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "65488b042510000000", &in) == 0);
+        EXPECT_EQ(in.len, 9);
+        EXPECT_EQ(in.seg_override, X86_SEG_GS);
+        EXPECT_EQ(in.mem_seg, X86_SEG_GS);
+        EXPECT_EQ(in.mem_base, X86_REG_NONE);
+        EXPECT_EQ(in.mem_index, X86_REG_NONE);
+        EXPECT_EQ(in.disp, 0x10);
+        /* CS override is ignored in 64-bit mode, honoured in 32-bit mode. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "2e8b00", &in) == 0);
+        EXPECT_EQ(in.seg_override, X86_SEG_CS);
+        EXPECT_EQ(in.mem_seg, X86_SEG_DS);
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "2e8b00", &in) == 0);
+        EXPECT_EQ(in.mem_seg, X86_SEG_CS);
+        /* 32-bit: mov 0x10(%ebp),%eax uses SS. */
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "8b4510", &in) == 0);
+        EXPECT_EQ(in.mem_seg, X86_SEG_SS);
+        EXPECT_EQ(in.disp, 0x10);
 }
 
 TEST(moffs)
 {
-	struct x86_insn in;
+        struct x86_insn in;
 
-	/* 64-bit: 8-byte offset. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "a18877665544332211", &in) == 0);
-	EXPECT_EQ(in.len, 9);
-	EXPECT_TRUE(in.has_mem);
-	EXPECT_FALSE(in.has_modrm);
-	EXPECT_EQ(in.disp_size, 8);
-	EXPECT_EQ(in.disp, 0x1122334455667788ll);
-	EXPECT_EQ(in.op_size, 4);
-	EXPECT_EQ(in.mem_base, X86_REG_NONE);
-	/* 64-bit with 67: 4 bytes. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "67a144332211", &in) == 0);
-	EXPECT_EQ(in.len, 6);
-	EXPECT_EQ(in.disp_size, 4);
-	EXPECT_EQ(in.addr_size, 4);
-	/* mov %al,moffs8 with REX.W ignored for the byte form. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "a28877665544332211", &in) == 0);
-	EXPECT_EQ(in.op_size, 1);
-	/* 32-bit: 4; with 67: 2. 16-bit: 2; with 67: 4. */
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "a144332211", &in) == 0);
-	EXPECT_EQ(in.len, 5);
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "67a12211", &in) == 0);
-	EXPECT_EQ(in.len, 4);
-	EXPECT_EQ(in.disp_size, 2);
-	ASSERT_TRUE(dec(X86_MODE_REAL16, "a13412", &in) == 0);
-	EXPECT_EQ(in.len, 3);
-	ASSERT_TRUE(dec(X86_MODE_REAL16, "67a178563412", &in) == 0);
-	EXPECT_EQ(in.len, 6);
+        /* 64-bit: 8-byte offset. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "a18877665544332211", &in) == 0);
+        EXPECT_EQ(in.len, 9);
+        EXPECT_TRUE(in.has_mem);
+        EXPECT_FALSE(in.has_modrm);
+        EXPECT_EQ(in.disp_size, 8);
+        EXPECT_EQ(in.disp, 0x1122334455667788ll);
+        EXPECT_EQ(in.op_size, 4);
+        EXPECT_EQ(in.mem_base, X86_REG_NONE);
+        /* 64-bit with 67: 4 bytes. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "67a144332211", &in) == 0);
+        EXPECT_EQ(in.len, 6);
+        EXPECT_EQ(in.disp_size, 4);
+        EXPECT_EQ(in.addr_size, 4);
+        /* mov %al,moffs8 with REX.W ignored for the byte form. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "a28877665544332211", &in) == 0);
+        EXPECT_EQ(in.op_size, 1);
+        /* 32-bit: 4; with 67: 2. 16-bit: 2; with 67: 4. */
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "a144332211", &in) == 0);
+        EXPECT_EQ(in.len, 5);
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "67a12211", &in) == 0);
+        EXPECT_EQ(in.len, 4);
+        EXPECT_EQ(in.disp_size, 2);
+        ASSERT_TRUE(dec(X86_MODE_REAL16, "a13412", &in) == 0);
+        EXPECT_EQ(in.len, 3);
+        ASSERT_TRUE(dec(X86_MODE_REAL16, "67a178563412", &in) == 0);
+        EXPECT_EQ(in.len, 6);
 }
 
 TEST(sixteen_bit_addressing)
 {
-	static const struct {
-		const char *hex;
-		int base, index;
-		unsigned disp_size;
-		uint8_t seg;
-	} t[] = {
-		{"8b00", 3, 6, 0, X86_SEG_DS},       /* (bx,si) */
-		{"8b01", 3, 7, 0, X86_SEG_DS},       /* (bx,di) */
-		{"8b02", 5, 6, 0, X86_SEG_SS},       /* (bp,si) */
-		{"8b03", 5, 7, 0, X86_SEG_SS},       /* (bp,di) */
-		{"8b04", 6, X86_REG_NONE, 0, X86_SEG_DS},
-		{"8b05", 7, X86_REG_NONE, 0, X86_SEG_DS},
-		{"8b063412", X86_REG_NONE, X86_REG_NONE, 2, X86_SEG_DS}, /* disp16 */
-		{"8b07", 3, X86_REG_NONE, 0, X86_SEG_DS},
-		{"8b4610", 5, X86_REG_NONE, 1, X86_SEG_SS},   /* 0x10(bp) */
-		{"8b803412", 3, 6, 2, X86_SEG_DS},            /* 0x1234(bx,si) */
-		{"268b4610", 5, X86_REG_NONE, 1, X86_SEG_ES}, /* es:0x10(bp) */
-	};
-	struct x86_insn in;
+        static const struct {
+                const char *hex;
+                int base, index;
+                unsigned disp_size;
+                uint8_t seg;
+        } t[] = {
+            {"8b00", 3, 6, 0, X86_SEG_DS}, /* (bx,si) */
+            {"8b01", 3, 7, 0, X86_SEG_DS}, /* (bx,di) */
+            {"8b02", 5, 6, 0, X86_SEG_SS}, /* (bp,si) */
+            {"8b03", 5, 7, 0, X86_SEG_SS}, /* (bp,di) */
+            {"8b04", 6, X86_REG_NONE, 0, X86_SEG_DS},
+            {"8b05", 7, X86_REG_NONE, 0, X86_SEG_DS},
+            {"8b063412", X86_REG_NONE, X86_REG_NONE, 2, X86_SEG_DS}, /* disp16 */
+            {"8b07", 3, X86_REG_NONE, 0, X86_SEG_DS},
+            {"8b4610", 5, X86_REG_NONE, 1, X86_SEG_SS},   /* 0x10(bp) */
+            {"8b803412", 3, 6, 2, X86_SEG_DS},            /* 0x1234(bx,si) */
+            {"268b4610", 5, X86_REG_NONE, 1, X86_SEG_ES}, /* es:0x10(bp) */
+        };
+        struct x86_insn in;
 
-	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
-		for (int mode = X86_MODE_REAL16; mode <= X86_MODE_PROT32; mode++) {
-			/* In 32-bit mode the same forms need 67. */
-			char hex[32];
+        for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+                for (int mode = X86_MODE_REAL16; mode <= X86_MODE_PROT32; mode++) {
+                        /* In 32-bit mode the same forms need 67. */
+                        char hex[32];
 
-			snprintf(hex, sizeof(hex), "%s%s", mode == X86_MODE_PROT32 ? "67" : "",
-				 t[i].hex);
-			ASSERT_TRUE(dec(mode, hex, &in) == 0);
-			EXPECT_EQ(in.len, strlen(hex) / 2);
-			EXPECT_EQ(in.addr_size, 2);
-			EXPECT_FALSE(in.has_sib);
-			EXPECT_EQ(in.mem_base, t[i].base);
-			EXPECT_EQ(in.mem_index, t[i].index);
-			EXPECT_EQ(in.disp_size, t[i].disp_size);
-			EXPECT_EQ(in.mem_seg, t[i].seg);
-		}
-	}
-	/* 0x10(bp) disp8 is sign-extended: -2(%bp). */
-	ASSERT_TRUE(dec(X86_MODE_REAL16, "8b56fe", &in) == 0);
-	EXPECT_EQ(in.disp, -2);
-	/* rm=100 with 16-bit addressing is (si), not a SIB. */
-	ASSERT_TRUE(dec(X86_MODE_REAL16, "8b0424", &in) == 0);
-	EXPECT_EQ(in.len, 2);
-	/* 32-bit addressing in real mode with 67: SIB and disp32. */
-	ASSERT_TRUE(dec(X86_MODE_REAL16, "678b848b00100000", &in) == 0);
-	EXPECT_EQ(in.len, 8);
-	EXPECT_TRUE(in.has_sib);
-	EXPECT_EQ(in.mem_base, 3);
-	EXPECT_EQ(in.mem_index, 1);
-	EXPECT_EQ(in.mem_scale, 4);
+                        snprintf(hex, sizeof(hex), "%s%s", mode == X86_MODE_PROT32 ? "67" : "",
+                                 t[i].hex);
+                        ASSERT_TRUE(dec(mode, hex, &in) == 0);
+                        EXPECT_EQ(in.len, strlen(hex) / 2);
+                        EXPECT_EQ(in.addr_size, 2);
+                        EXPECT_FALSE(in.has_sib);
+                        EXPECT_EQ(in.mem_base, t[i].base);
+                        EXPECT_EQ(in.mem_index, t[i].index);
+                        EXPECT_EQ(in.disp_size, t[i].disp_size);
+                        EXPECT_EQ(in.mem_seg, t[i].seg);
+                }
+        }
+        /* 0x10(bp) disp8 is sign-extended: -2(%bp). */
+        ASSERT_TRUE(dec(X86_MODE_REAL16, "8b56fe", &in) == 0);
+        EXPECT_EQ(in.disp, -2);
+        /* rm=100 with 16-bit addressing is (si), not a SIB. */
+        ASSERT_TRUE(dec(X86_MODE_REAL16, "8b0424", &in) == 0);
+        EXPECT_EQ(in.len, 2);
+        /* 32-bit addressing in real mode with 67: SIB and disp32. */
+        ASSERT_TRUE(dec(X86_MODE_REAL16, "678b848b00100000", &in) == 0);
+        EXPECT_EQ(in.len, 8);
+        EXPECT_TRUE(in.has_sib);
+        EXPECT_EQ(in.mem_base, 3);
+        EXPECT_EQ(in.mem_index, 1);
+        EXPECT_EQ(in.mem_scale, 4);
 }
 
 TEST(invalid_in_64_bit_mode)
 {
-	/* Each is valid (with these operand bytes) in 32-bit mode, #UD in 64-bit mode. */
-	static const char *const ops[] = {
-		"06", "07", "0e", "16", "17", "1e", "1f", "27", "2f", "37", "3f", "60", "61",
-		"820001", "9a785634121000", "ce", "d40a", "d50a", "d6", "ea785634121000",
-	};
-	struct x86_insn in;
+        /* Each is valid (with these operand bytes) in 32-bit mode, #UD in 64-bit mode. */
+        static const char *const ops[] = {
+            "06", "07",   "0e",   "16",     "17",
+            "1e", "1f",   "27",   "2f",     "37",
+            "3f", "60",   "61",   "820001", "9a785634121000",
+            "ce", "d40a", "d50a", "d6",     "ea785634121000",
+        };
+        struct x86_insn in;
 
-	for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
-		int r32 = dec(X86_MODE_PROT32, ops[i], &in);
+        for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
+                int r32 = dec(X86_MODE_PROT32, ops[i], &in);
 
-		EXPECT_EQ(r32, 0);
-		EXPECT_EQ(in.len, strlen(ops[i]) / 2);
-		if (dec(X86_MODE_LONG64, ops[i], &in) != -KEEL_EINVAL)
-			TEST_FAIL_AT(__FILE__, __LINE__, "%s accepted in 64-bit mode", ops[i]);
-	}
-	/* C4/C5 with mod != 11: LES/LDS in 32-bit mode, VEX in 64-bit mode. */
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "c400", &in) == 0);
-	EXPECT_EQ(in.encoding, X86_ENC_LEGACY);
-	EXPECT_EQ(in.len, 2);
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "c500", &in) == 0);
-	EXPECT_EQ(in.len, 2);
-	/* c5 00 58 c0: vaddps with R,vvvv bits set: VEX in 64-bit mode. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "c50058c0", &in) == 0);
-	EXPECT_EQ(in.encoding, X86_ENC_VEX2);
-	EXPECT_EQ(in.len, 4);
-	/* 62 that is no valid EVEX (P1 bit 2 clear, or P0 bit 3 set): #UD in 64-bit mode
-	 * (BOUND is gone); in 32-bit mode with mod != 11 it is BOUND. */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "62f16b48fed9", &in), -KEEL_EINVAL);
-	EXPECT_EQ(dec(X86_MODE_LONG64, "62f96d48fed9", &in), -KEEL_EINVAL);
-	EXPECT_EQ(dec(X86_MODE_LONG64, "62f46d48fed9", &in), -KEEL_EINVAL); /* map 4 */
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "6203", &in) == 0);
-	EXPECT_EQ(in.len, 2);
-	/* inc/dec in 32-bit mode, REX in 64-bit mode. */
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "40", &in) == 0);
-	EXPECT_EQ(in.len, 1);
-	EXPECT_EQ(dec(X86_MODE_LONG64, "40", &in), -KEEL_EAGAIN);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "4090", &in) == 0);
-	EXPECT_EQ(in.len, 2);
+                EXPECT_EQ(r32, 0);
+                EXPECT_EQ(in.len, strlen(ops[i]) / 2);
+                if (dec(X86_MODE_LONG64, ops[i], &in) != -KEEL_EINVAL)
+                        TEST_FAIL_AT(__FILE__, __LINE__, "%s accepted in 64-bit mode", ops[i]);
+        }
+        /* C4/C5 with mod != 11: LES/LDS in 32-bit mode, VEX in 64-bit mode. */
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "c400", &in) == 0);
+        EXPECT_EQ(in.encoding, X86_ENC_LEGACY);
+        EXPECT_EQ(in.len, 2);
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "c500", &in) == 0);
+        EXPECT_EQ(in.len, 2);
+        /* c5 00 58 c0: vaddps with R,vvvv bits set: VEX in 64-bit mode. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "c50058c0", &in) == 0);
+        EXPECT_EQ(in.encoding, X86_ENC_VEX2);
+        EXPECT_EQ(in.len, 4);
+        /* 62 that is no valid EVEX (P1 bit 2 clear, or P0 bit 3 set): #UD in 64-bit mode
+         * (BOUND is gone); in 32-bit mode with mod != 11 it is BOUND. */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "62f16b48fed9", &in), -KEEL_EINVAL);
+        EXPECT_EQ(dec(X86_MODE_LONG64, "62f96d48fed9", &in), -KEEL_EINVAL);
+        EXPECT_EQ(dec(X86_MODE_LONG64, "62f46d48fed9", &in), -KEEL_EINVAL); /* map 4 */
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "6203", &in) == 0);
+        EXPECT_EQ(in.len, 2);
+        /* inc/dec in 32-bit mode, REX in 64-bit mode. */
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "40", &in) == 0);
+        EXPECT_EQ(in.len, 1);
+        EXPECT_EQ(dec(X86_MODE_LONG64, "40", &in), -KEEL_EAGAIN);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "4090", &in) == 0);
+        EXPECT_EQ(in.len, 2);
 }
 
 TEST(rex_only_immediately_before_opcode)
 {
-	struct x86_insn in;
+        struct x86_insn in;
 
-	/* 48 66 89 07: the REX is followed by a prefix, so it is ignored: 16-bit store. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "48668907", &in) == 0);
-	EXPECT_EQ(in.len, 4);
-	EXPECT_EQ(in.rex, 0);
-	EXPECT_FALSE(in.rex_w);
-	EXPECT_EQ(in.op_size, 2);
-	EXPECT_EQ(in.prefix_len, 2);
-	/* 66 48 89 07: REX.W wins over 66. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "66488907", &in) == 0);
-	EXPECT_EQ(in.rex, 0x48);
-	EXPECT_EQ(in.op_size, 8);
-	/* 41 48 b8 imm64: the last REX counts (W, not B). */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "4148b80100000000000000", &in) == 0);
-	EXPECT_EQ(in.len, 11);
-	EXPECT_EQ(in.rex, 0x48);
-	EXPECT_FALSE(in.rex_b);
-	/* 48 66 b8 imm: REX ignored, 66: imm16. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "4866b83412", &in) == 0);
-	EXPECT_EQ(in.len, 5);
-	EXPECT_EQ(in.imm_size, 2);
-	/* REX right before VEX is #UD; a segment prefix in between cancels the REX. */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "40c5f877", &in), -KEEL_EINVAL);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "402ec5f877", &in) == 0);
-	EXPECT_EQ(in.len, 5);
-	EXPECT_EQ(in.encoding, X86_ENC_VEX2);
+        /* 48 66 89 07: the REX is followed by a prefix, so it is ignored: 16-bit store. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "48668907", &in) == 0);
+        EXPECT_EQ(in.len, 4);
+        EXPECT_EQ(in.rex, 0);
+        EXPECT_FALSE(in.rex_w);
+        EXPECT_EQ(in.op_size, 2);
+        EXPECT_EQ(in.prefix_len, 2);
+        /* 66 48 89 07: REX.W wins over 66. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "66488907", &in) == 0);
+        EXPECT_EQ(in.rex, 0x48);
+        EXPECT_EQ(in.op_size, 8);
+        /* 41 48 b8 imm64: the last REX counts (W, not B). */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "4148b80100000000000000", &in) == 0);
+        EXPECT_EQ(in.len, 11);
+        EXPECT_EQ(in.rex, 0x48);
+        EXPECT_FALSE(in.rex_b);
+        /* 48 66 b8 imm: REX ignored, 66: imm16. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "4866b83412", &in) == 0);
+        EXPECT_EQ(in.len, 5);
+        EXPECT_EQ(in.imm_size, 2);
+        /* REX right before VEX is #UD; a segment prefix in between cancels the REX. */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "40c5f877", &in), -KEEL_EINVAL);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "402ec5f877", &in) == 0);
+        EXPECT_EQ(in.len, 5);
+        EXPECT_EQ(in.encoding, X86_ENC_VEX2);
 }
 
 TEST(prefixes_and_length_limit)
 {
-	uint8_t b[32];
-	struct x86_insn in;
+        uint8_t b[32];
+        struct x86_insn in;
 
-	/* 14 prefixes + nop = 15 bytes: fine. 15 + nop = 16: invalid, whatever avail says. */
-	memset(b, 0x66, sizeof(b));
-	b[14] = 0x90;
-	ASSERT_TRUE(decode_exact(b, 15, X86_MODE_LONG64, &in) == 0);
-	EXPECT_EQ(in.len, 15);
-	EXPECT_EQ(in.prefix_len, 14);
-	b[14] = 0x66;
-	b[15] = 0x90;
-	EXPECT_EQ(decode_exact(b, 16, X86_MODE_LONG64, &in), -KEEL_EINVAL);
-	EXPECT_EQ(decode_exact(b, 15, X86_MODE_LONG64, &in), -KEEL_EINVAL);
-	EXPECT_EQ(decode_exact(b, 14, X86_MODE_LONG64, &in), -KEEL_EAGAIN);
-	/* 16 bytes of mixed prefixes in every mode. */
-	for (int mode = X86_MODE_REAL16; mode <= X86_MODE_LONG64; mode++) {
-		static const uint8_t p[] = {0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67,
-					    0xf2, 0xf3, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65};
+        /* 14 prefixes + nop = 15 bytes: fine. 15 + nop = 16: invalid, whatever avail says. */
+        memset(b, 0x66, sizeof(b));
+        b[14] = 0x90;
+        ASSERT_TRUE(decode_exact(b, 15, X86_MODE_LONG64, &in) == 0);
+        EXPECT_EQ(in.len, 15);
+        EXPECT_EQ(in.prefix_len, 14);
+        b[14] = 0x66;
+        b[15] = 0x90;
+        EXPECT_EQ(decode_exact(b, 16, X86_MODE_LONG64, &in), -KEEL_EINVAL);
+        EXPECT_EQ(decode_exact(b, 15, X86_MODE_LONG64, &in), -KEEL_EINVAL);
+        EXPECT_EQ(decode_exact(b, 14, X86_MODE_LONG64, &in), -KEEL_EAGAIN);
+        /* 16 bytes of mixed prefixes in every mode. */
+        for (int mode = X86_MODE_REAL16; mode <= X86_MODE_LONG64; mode++) {
+                static const uint8_t p[] = {0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67,
+                                            0xf2, 0xf3, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65};
 
-		EXPECT_EQ(decode_exact(p, sizeof(p), mode, &in), -KEEL_EINVAL);
-	}
-	/* A long instruction pushed over 15 by prefixes: 11 x 66 + REX.W + B8 + imm64 = 21. */
-	memset(b, 0x66, 11);
-	b[11] = 0x48;
-	b[12] = 0xb8;
-	memset(b + 13, 0x11, 8);
-	EXPECT_EQ(decode_exact(b, 21, X86_MODE_LONG64, &in), -KEEL_EINVAL);
-	/* 4 prefixes + 48 c7 84 24 disp32 imm32 = 16: invalid; with 3 prefixes: 15. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "2e3e6448c7842400010000ffffffff", &in) == 0);
-	EXPECT_EQ(in.len, 15);
-	EXPECT_EQ(dec(X86_MODE_LONG64, "2e3e646548c7842400010000ffffffff", &in), -KEEL_EINVAL);
-	/* Prefix bookkeeping. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "f2f3670fa2", &in) == 0);
-	EXPECT_EQ(in.last_rep, 0xf3);
-	EXPECT_EQ(in.prefixes, X86_PFX_REPNE | X86_PFX_REP | X86_PFX_ADSIZE);
-	EXPECT_EQ(in.addr_size, 4);
-	EXPECT_EQ(in.prefix_len, 3);
-	EXPECT_EQ(in.opcode_off, 4);
-	/* Bad mode. */
-	EXPECT_EQ(dec((enum x86_cpu_mode)7, "90", &in), -KEEL_EINVAL);
-	/* Nothing at all. */
-	EXPECT_EQ(decode_exact(b, 0, X86_MODE_LONG64, &in), -KEEL_EAGAIN);
+                EXPECT_EQ(decode_exact(p, sizeof(p), mode, &in), -KEEL_EINVAL);
+        }
+        /* A long instruction pushed over 15 by prefixes: 11 x 66 + REX.W + B8 + imm64 = 21. */
+        memset(b, 0x66, 11);
+        b[11] = 0x48;
+        b[12] = 0xb8;
+        memset(b + 13, 0x11, 8);
+        EXPECT_EQ(decode_exact(b, 21, X86_MODE_LONG64, &in), -KEEL_EINVAL);
+        /* 4 prefixes + 48 c7 84 24 disp32 imm32 = 16: invalid; with 3 prefixes: 15. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "2e3e6448c7842400010000ffffffff", &in) == 0);
+        EXPECT_EQ(in.len, 15);
+        EXPECT_EQ(dec(X86_MODE_LONG64, "2e3e646548c7842400010000ffffffff", &in), -KEEL_EINVAL);
+        /* Prefix bookkeeping. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "f2f3670fa2", &in) == 0);
+        EXPECT_EQ(in.last_rep, 0xf3);
+        EXPECT_EQ(in.prefixes, X86_PFX_REPNE | X86_PFX_REP | X86_PFX_ADSIZE);
+        EXPECT_EQ(in.addr_size, 4);
+        EXPECT_EQ(in.prefix_len, 3);
+        EXPECT_EQ(in.opcode_off, 4);
+        /* Bad mode. */
+        EXPECT_EQ(dec((enum x86_cpu_mode)7, "90", &in), -KEEL_EINVAL);
+        /* Nothing at all. */
+        EXPECT_EQ(decode_exact(b, 0, X86_MODE_LONG64, &in), -KEEL_EAGAIN);
 }
 
 TEST(lock_prefix)
 {
-	struct x86_insn in;
+        struct x86_insn in;
 
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f00100", &in), 0);     /* lock add %eax,(%rax) */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f0830001", &in), 0);   /* lock addl $1,(%rax) */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f0833801", &in), -KEEL_EINVAL); /* lock cmpl */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f001c0", &in), -KEEL_EINVAL);   /* register dest */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f08b00", &in), -KEEL_EINVAL);   /* lock mov */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f00fa2", &in), -KEEL_EINVAL);   /* lock cpuid */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f00fb10a", &in), 0);            /* lock cmpxchg */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f0480fc70f", &in), 0);          /* cmpxchg16b */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f00fba2803", &in), 0);          /* lock btsl */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f00fba2003", &in), -KEEL_EINVAL); /* lock bt */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f0f610", &in), 0);              /* lock notb */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f0f60001", &in), -KEEL_EINVAL); /* lock testb */
-	EXPECT_EQ(dec(X86_MODE_PROT32, "f00f20c0", &in), 0);            /* AMD mov cr8 */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f0c5f877", &in), -KEEL_EINVAL); /* lock vzeroupper */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f00100", &in), 0);                /* lock add %eax,(%rax) */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f0830001", &in), 0);              /* lock addl $1,(%rax) */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f0833801", &in), -KEEL_EINVAL);   /* lock cmpl */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f001c0", &in), -KEEL_EINVAL);     /* register dest */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f08b00", &in), -KEEL_EINVAL);     /* lock mov */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f00fa2", &in), -KEEL_EINVAL);     /* lock cpuid */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f00fb10a", &in), 0);              /* lock cmpxchg */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f0480fc70f", &in), 0);            /* cmpxchg16b */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f00fba2803", &in), 0);            /* lock btsl */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f00fba2003", &in), -KEEL_EINVAL); /* lock bt */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f0f610", &in), 0);                /* lock notb */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f0f60001", &in), -KEEL_EINVAL);   /* lock testb */
+        EXPECT_EQ(dec(X86_MODE_PROT32, "f00f20c0", &in), 0);              /* AMD mov cr8 */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f0c5f877", &in), -KEEL_EINVAL);   /* lock vzeroupper */
 }
 
 TEST(vex_evex_xop)
 {
-	struct x86_insn in;
+        struct x86_insn in;
 
-	/* vmovdqa (%rax),%ymm0: C5 FD 6F 00 */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "c5fd6f00", &in) == 0);
-	EXPECT_EQ(in.encoding, X86_ENC_VEX2);
-	EXPECT_EQ(in.map, X86_MAP_0F);
-	EXPECT_EQ(in.opcode, 0x6f);
-	EXPECT_EQ(in.vex_l, 1);
-	EXPECT_EQ(in.vex_pp, 1);
-	EXPECT_EQ(in.escape_len, 2);
-	EXPECT_EQ(in.len, 4);
-	/* vpermq $0x4e,%ymm0,%ymm1: C4 E3 FD 00 C8 4E: map 0F3A, W1, imm8. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "c4e3fd00c84e", &in) == 0);
-	EXPECT_EQ(in.encoding, X86_ENC_VEX3);
-	EXPECT_EQ(in.map, X86_MAP_0F3A);
-	EXPECT_TRUE(in.rex_w);
-	EXPECT_EQ(in.imm, 0x4e);
-	EXPECT_EQ(in.len, 6);
-	/* VEX map 0 and map 4 do not exist. */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "c4e07d00c8", &in), -KEEL_EINVAL);
-	EXPECT_EQ(dec(X86_MODE_LONG64, "c4e47d00c8", &in), -KEEL_EINVAL);
-	/* 66 / F2 / F3 before VEX are #UD. */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "66c5fd6f00", &in), -KEEL_EINVAL);
-	EXPECT_EQ(dec(X86_MODE_LONG64, "f3c5fd6f00", &in), -KEEL_EINVAL);
-	/* vzeroupper has no ModRM. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "c5f877", &in) == 0);
-	EXPECT_EQ(in.len, 3);
-	EXPECT_FALSE(in.has_modrm);
-	/* In 32-bit mode, C4/C5 are VEX only with the top two bits of the next byte set. */
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "c5f877", &in) == 0);
-	EXPECT_EQ(in.encoding, X86_ENC_VEX2);
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "c5b877", &in) == 0); /* lds 0x77(%eax),%edi */
-	EXPECT_EQ(in.encoding, X86_ENC_LEGACY);
-	EXPECT_EQ(in.len, 3);
-	/* Real mode has no VEX: C5 F8 is LDS with a register operand, #UD. */
-	EXPECT_EQ(dec(X86_MODE_REAL16, "c5f877", &in), -KEEL_EINVAL);
-	/* EVEX: vpaddd 0x40(%rax),%zmm2,%zmm3{%k1}: disp8 (compressed, raw value kept). */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "62f16d49fe5801", &in) == 0);
-	EXPECT_EQ(in.encoding, X86_ENC_EVEX);
-	EXPECT_EQ(in.map, X86_MAP_0F);
-	EXPECT_EQ(in.opcode, 0xfe);
-	EXPECT_EQ(in.vex_l, 2);
-	EXPECT_EQ(in.disp, 1);
-	EXPECT_EQ(in.len, 7);
-	/* EVEX in 32-bit mode needs mod=11 in P0; otherwise BOUND. */
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "62f16d48fed9", &in) == 0);
-	EXPECT_EQ(in.encoding, X86_ENC_EVEX);
-	EXPECT_EQ(in.len, 6);
-	/* XOP (AMD): 8F with mmmmm >= 8; 8F /0 is POP. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "8fe878c0c001", &in) == 0);
-	EXPECT_EQ(in.encoding, X86_ENC_XOP);
-	EXPECT_EQ(in.map, X86_MAP_XOP8);
-	EXPECT_EQ(in.imm_size, 1);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "8f00", &in) == 0);
-	EXPECT_EQ(in.encoding, X86_ENC_LEGACY);
-	EXPECT_EQ(in.op_size, 8);
-	EXPECT_EQ(dec(X86_MODE_LONG64, "8fe378c0c0", &in), -KEEL_EINVAL); /* map 3 */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "8f20", &in), -KEEL_EINVAL); /* pop, reg=4 */
-	/* 3DNow!: the opcode comes last. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "0f0f40109e", &in) == 0);
-	EXPECT_EQ(in.map, X86_MAP_3DNOW);
-	EXPECT_EQ(in.opcode, 0x9e);
-	EXPECT_EQ(in.opcode_off, 4);
-	EXPECT_EQ(in.disp, 0x10);
-	EXPECT_EQ(in.len, 5);
+        /* vmovdqa (%rax),%ymm0: C5 FD 6F 00 */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "c5fd6f00", &in) == 0);
+        EXPECT_EQ(in.encoding, X86_ENC_VEX2);
+        EXPECT_EQ(in.map, X86_MAP_0F);
+        EXPECT_EQ(in.opcode, 0x6f);
+        EXPECT_EQ(in.vex_l, 1);
+        EXPECT_EQ(in.vex_pp, 1);
+        EXPECT_EQ(in.escape_len, 2);
+        EXPECT_EQ(in.len, 4);
+        /* vpermq $0x4e,%ymm0,%ymm1: C4 E3 FD 00 C8 4E: map 0F3A, W1, imm8. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "c4e3fd00c84e", &in) == 0);
+        EXPECT_EQ(in.encoding, X86_ENC_VEX3);
+        EXPECT_EQ(in.map, X86_MAP_0F3A);
+        EXPECT_TRUE(in.rex_w);
+        EXPECT_EQ(in.imm, 0x4e);
+        EXPECT_EQ(in.len, 6);
+        /* VEX map 0 and map 4 do not exist. */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "c4e07d00c8", &in), -KEEL_EINVAL);
+        EXPECT_EQ(dec(X86_MODE_LONG64, "c4e47d00c8", &in), -KEEL_EINVAL);
+        /* 66 / F2 / F3 before VEX are #UD. */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "66c5fd6f00", &in), -KEEL_EINVAL);
+        EXPECT_EQ(dec(X86_MODE_LONG64, "f3c5fd6f00", &in), -KEEL_EINVAL);
+        /* vzeroupper has no ModRM. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "c5f877", &in) == 0);
+        EXPECT_EQ(in.len, 3);
+        EXPECT_FALSE(in.has_modrm);
+        /* In 32-bit mode, C4/C5 are VEX only with the top two bits of the next byte set. */
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "c5f877", &in) == 0);
+        EXPECT_EQ(in.encoding, X86_ENC_VEX2);
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "c57877", &in) == 0); /* lds 0x77(%eax),%edi */
+        EXPECT_EQ(in.encoding, X86_ENC_LEGACY);
+        EXPECT_EQ(in.len, 3);
+        /* Real mode has no VEX: C5 F8 is LDS with a register operand, #UD. */
+        EXPECT_EQ(dec(X86_MODE_REAL16, "c5f877", &in), -KEEL_EINVAL);
+        /* EVEX: vpaddd 0x40(%rax),%zmm2,%zmm3{%k1}: disp8 (compressed, raw value kept). */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "62f16d49fe5801", &in) == 0);
+        EXPECT_EQ(in.encoding, X86_ENC_EVEX);
+        EXPECT_EQ(in.map, X86_MAP_0F);
+        EXPECT_EQ(in.opcode, 0xfe);
+        EXPECT_EQ(in.vex_l, 2);
+        EXPECT_EQ(in.disp, 1);
+        EXPECT_EQ(in.len, 7);
+        /* EVEX in 32-bit mode needs mod=11 in P0; otherwise BOUND. */
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "62f16d48fed9", &in) == 0);
+        EXPECT_EQ(in.encoding, X86_ENC_EVEX);
+        EXPECT_EQ(in.len, 6);
+        /* XOP (AMD): 8F with mmmmm >= 8; 8F /0 is POP. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "8fe878c0c001", &in) == 0);
+        EXPECT_EQ(in.encoding, X86_ENC_XOP);
+        EXPECT_EQ(in.map, X86_MAP_XOP8);
+        EXPECT_EQ(in.imm_size, 1);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "8f00", &in) == 0);
+        EXPECT_EQ(in.encoding, X86_ENC_LEGACY);
+        EXPECT_EQ(in.op_size, 8);
+        EXPECT_EQ(dec(X86_MODE_LONG64, "8fe378c0c0", &in), -KEEL_EINVAL); /* map 3 */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "8f20", &in), -KEEL_EINVAL);       /* pop, reg=4 */
+        /* 3DNow!: the opcode comes last. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "0f0f40109e", &in) == 0);
+        EXPECT_EQ(in.map, X86_MAP_3DNOW);
+        EXPECT_EQ(in.opcode, 0x9e);
+        EXPECT_EQ(in.opcode_off, 4);
+        EXPECT_EQ(in.disp, 0x10);
+        EXPECT_EQ(in.len, 5);
 }
 
 TEST(odd_opcodes)
 {
-	struct x86_insn in;
+        struct x86_insn in;
 
-	/* F6/F7: only /0 and /1 (TEST) take an immediate. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "f610", &in) == 0); /* notb (%rax) */
-	EXPECT_EQ(in.len, 2);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "f60012", &in) == 0);
-	EXPECT_EQ(in.len, 3);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "f70878563412", &in) == 0); /* test /1 alias */
-	EXPECT_EQ(in.len, 6);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "66f7003412", &in) == 0);
-	EXPECT_EQ(in.len, 5);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "f738", &in) == 0); /* idivl (%rax) */
-	EXPECT_EQ(in.len, 2);
-	/* enter: imm16 + imm8. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "c8100002", &in) == 0);
-	EXPECT_EQ(in.imm, 0x10);
-	EXPECT_EQ(in.imm2, 2);
-	EXPECT_EQ(in.imm2_size, 1);
-	/* Far pointers: offset + selector. */
-	ASSERT_TRUE(dec(X86_MODE_PROT32, "ea785634121000", &in) == 0);
-	EXPECT_EQ(in.imm, 0x12345678);
-	EXPECT_EQ(in.imm2, 0x10);
-	ASSERT_TRUE(dec(X86_MODE_REAL16, "ea5be000f0", &in) == 0);
-	EXPECT_EQ(in.imm, 0xe05b);
-	EXPECT_EQ(in.imm2, 0xf000);
-	/* mov cr/dr ignore mod: always a register operand, never a displacement. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "0f2000", &in) == 0);
-	EXPECT_EQ(in.len, 3);
-	EXPECT_FALSE(in.has_mem);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "440f20c0", &in) == 0); /* mov %cr8,%rax */
-	EXPECT_EQ(in.modrm_reg, 8);
-	/* SSE4a EXTRQ/INSERTQ immediates; VMREAD form has none. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "660f78c00408", &in) == 0);
-	EXPECT_EQ(in.imm, 4);
-	EXPECT_EQ(in.imm2, 8);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "0f78c0", &in) == 0);
-	EXPECT_EQ(in.len, 3);
-	/* Near branches: 64-bit operand size, rel32 / rel8. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "e800010000", &in) == 0);
-	EXPECT_EQ(in.op_size, 8);
-	EXPECT_EQ(in.imm_size, 4);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "48e800010000", &in) == 0);
-	EXPECT_EQ(in.len, 6);
-	ASSERT_TRUE(dec(X86_MODE_REAL16, "e80001", &in) == 0);
-	EXPECT_EQ(in.len, 3);
-	ASSERT_TRUE(dec(X86_MODE_REAL16, "66e800010000", &in) == 0);
-	EXPECT_EQ(in.len, 6);
-	/* push imm in 64-bit mode: Iz stays 32 bits with a 64-bit operand size. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "6878563412", &in) == 0);
-	EXPECT_EQ(in.op_size, 8);
-	EXPECT_EQ(in.imm_size, 4);
-	/* Invalid group members. */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "ff38", &in), -KEEL_EINVAL);   /* ff /7 */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "ffd8", &in), -KEEL_EINVAL);   /* lcall reg */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "fe10", &in), -KEEL_EINVAL);   /* fe /2 */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "8dc0", &in), -KEEL_EINVAL);   /* lea reg */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "c60801", &in), -KEEL_EINVAL); /* c6 /1 */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "8ec8", &in), -KEEL_EINVAL);   /* mov to cs */
-	EXPECT_EQ(dec(X86_MODE_LONG64, "0f04", &in), -KEEL_EINVAL);
-	EXPECT_EQ(dec(X86_MODE_LONG64, "0f0a", &in), -KEEL_EINVAL);
-	EXPECT_EQ(dec(X86_MODE_LONG64, "0f2400", &in), -KEEL_EINVAL);
-	EXPECT_EQ(dec(X86_MODE_LONG64, "0fb800", &in), -KEEL_EINVAL); /* jmpe */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "f30fb800", &in) == 0);      /* popcnt */
-	EXPECT_EQ(in.len, 4);
-	/* 0F 38 / 0F 3A maps: ModRM always, imm8 in 0F 3A. */
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "660f3a0fca03", &in) == 0);
-	EXPECT_EQ(in.map, X86_MAP_0F3A);
-	EXPECT_EQ(in.opcode, 0x0f);
-	EXPECT_EQ(in.escape_len, 2);
-	EXPECT_EQ(in.len, 6);
-	ASSERT_TRUE(dec(X86_MODE_LONG64, "0f38f000", &in) == 0);
-	EXPECT_EQ(in.map, X86_MAP_0F38);
-	EXPECT_EQ(in.len, 4);
+        /* F6/F7: only /0 and /1 (TEST) take an immediate. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "f610", &in) == 0); /* notb (%rax) */
+        EXPECT_EQ(in.len, 2);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "f60012", &in) == 0);
+        EXPECT_EQ(in.len, 3);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "f70878563412", &in) == 0); /* test /1 alias */
+        EXPECT_EQ(in.len, 6);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "66f7003412", &in) == 0);
+        EXPECT_EQ(in.len, 5);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "f738", &in) == 0); /* idivl (%rax) */
+        EXPECT_EQ(in.len, 2);
+        /* enter: imm16 + imm8. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "c8100002", &in) == 0);
+        EXPECT_EQ(in.imm, 0x10);
+        EXPECT_EQ(in.imm2, 2);
+        EXPECT_EQ(in.imm2_size, 1);
+        /* Far pointers: offset + selector. */
+        ASSERT_TRUE(dec(X86_MODE_PROT32, "ea785634121000", &in) == 0);
+        EXPECT_EQ(in.imm, 0x12345678);
+        EXPECT_EQ(in.imm2, 0x10);
+        ASSERT_TRUE(dec(X86_MODE_REAL16, "ea5be000f0", &in) == 0);
+        EXPECT_EQ(in.imm, 0xe05b);
+        EXPECT_EQ(in.imm2, 0xf000);
+        /* mov cr/dr ignore mod: always a register operand, never a displacement. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "0f2000", &in) == 0);
+        EXPECT_EQ(in.len, 3);
+        EXPECT_FALSE(in.has_mem);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "440f20c0", &in) == 0); /* mov %cr8,%rax */
+        EXPECT_EQ(in.modrm_reg, 8);
+        /* SSE4a EXTRQ/INSERTQ immediates; VMREAD form has none. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "660f78c00408", &in) == 0);
+        EXPECT_EQ(in.imm, 4);
+        EXPECT_EQ(in.imm2, 8);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "0f78c0", &in) == 0);
+        EXPECT_EQ(in.len, 3);
+        /* Near branches: 64-bit operand size, rel32 / rel8. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "e800010000", &in) == 0);
+        EXPECT_EQ(in.op_size, 8);
+        EXPECT_EQ(in.imm_size, 4);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "48e800010000", &in) == 0);
+        EXPECT_EQ(in.len, 6);
+        ASSERT_TRUE(dec(X86_MODE_REAL16, "e80001", &in) == 0);
+        EXPECT_EQ(in.len, 3);
+        ASSERT_TRUE(dec(X86_MODE_REAL16, "66e800010000", &in) == 0);
+        EXPECT_EQ(in.len, 6);
+        /* push imm in 64-bit mode: Iz stays 32 bits with a 64-bit operand size. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "6878563412", &in) == 0);
+        EXPECT_EQ(in.op_size, 8);
+        EXPECT_EQ(in.imm_size, 4);
+        /* Invalid group members. */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "ff38", &in), -KEEL_EINVAL);   /* ff /7 */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "ffd8", &in), -KEEL_EINVAL);   /* lcall reg */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "fe10", &in), -KEEL_EINVAL);   /* fe /2 */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "8dc0", &in), -KEEL_EINVAL);   /* lea reg */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "c60801", &in), -KEEL_EINVAL); /* c6 /1 */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "8ec8", &in), -KEEL_EINVAL);   /* mov to cs */
+        EXPECT_EQ(dec(X86_MODE_LONG64, "0f04", &in), -KEEL_EINVAL);
+        EXPECT_EQ(dec(X86_MODE_LONG64, "0f0a", &in), -KEEL_EINVAL);
+        EXPECT_EQ(dec(X86_MODE_LONG64, "0f2400", &in), -KEEL_EINVAL);
+        EXPECT_EQ(dec(X86_MODE_LONG64, "0fb800", &in), -KEEL_EINVAL); /* jmpe */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "f30fb800", &in) == 0);      /* popcnt */
+        EXPECT_EQ(in.len, 4);
+        /* 0F 38 / 0F 3A maps: ModRM always, imm8 in 0F 3A. */
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "660f3a0fca03", &in) == 0);
+        EXPECT_EQ(in.map, X86_MAP_0F3A);
+        EXPECT_EQ(in.opcode, 0x0f);
+        EXPECT_EQ(in.escape_len, 2);
+        EXPECT_EQ(in.len, 6);
+        ASSERT_TRUE(dec(X86_MODE_LONG64, "0f38f000", &in) == 0);
+        EXPECT_EQ(in.map, X86_MAP_0F38);
+        EXPECT_EQ(in.len, 4);
 }
 
 /* Invariants every decode must satisfy (the same ones tests/fuzz/fuzz_decode.c checks). */
 static bool is_prefix(uint8_t b, enum x86_cpu_mode mode)
 {
-	switch (b) {
-	case 0x26:
-	case 0x2e:
-	case 0x36:
-	case 0x3e:
-	case 0x64:
-	case 0x65:
-	case 0x66:
-	case 0x67:
-	case 0xf0:
-	case 0xf2:
-	case 0xf3:
-		return true;
-	}
-	return mode == X86_MODE_LONG64 && (b & 0xf0) == 0x40;
+        switch (b) {
+        case 0x26:
+        case 0x2e:
+        case 0x36:
+        case 0x3e:
+        case 0x64:
+        case 0x65:
+        case 0x66:
+        case 0x67:
+        case 0xf0:
+        case 0xf2:
+        case 0xf3:
+                return true;
+        }
+        return mode == X86_MODE_LONG64 && (b & 0xf0) == 0x40;
 }
 
 static int check_invariants(const uint8_t *b, size_t n, enum x86_cpu_mode mode)
 {
-	struct x86_insn a, c;
-	int r = x86_decode(b, n, mode, &a);
+        struct x86_insn a, c;
+        int r = x86_decode(b, n, mode, &a);
 
-	if (r != 0 && r != -KEEL_EINVAL && r != -KEEL_EAGAIN)
-		return 1;
-	if (r == -KEEL_EAGAIN && n >= 15)
-		return 2;
-	if (x86_decode(b, n, mode, &c) != r || memcmp(&a, &c, sizeof(a)) != 0)
-		return 3;
-	if (r != 0)
-		return 0;
-	if (a.len < 1 || a.len > 15 || a.len > n)
-		return 4;
-	if (a.len != a.prefix_len + a.escape_len + (a.map != X86_MAP_3DNOW) + a.has_modrm +
-			     a.has_sib + a.disp_size + a.imm_size + a.imm2_size)
-		return 5;
-	for (unsigned i = 0; i < a.prefix_len; i++)
-		if (!is_prefix(b[i], mode))
-			return 6;
-	if (a.opcode_off >= a.len || b[a.opcode_off] != a.opcode)
-		return 7;
-	if (a.has_modrm && (a.modrm != b[a.opcode_off + 1] && a.map != X86_MAP_3DNOW))
-		return 8;
-	for (size_t k = 0; k < a.len; k++)
-		if (x86_decode(b, k, mode, &c) != -KEEL_EAGAIN)
-			return 9;
-	return 0;
+        if (r != 0 && r != -KEEL_EINVAL && r != -KEEL_EAGAIN)
+                return 1;
+        if (r == -KEEL_EAGAIN && n >= 15)
+                return 2;
+        if (x86_decode(b, n, mode, &c) != r || memcmp(&a, &c, sizeof(a)) != 0)
+                return 3;
+        if (r != 0)
+                return 0;
+        if (a.len < 1 || a.len > 15 || a.len > n)
+                return 4;
+        if (a.len != a.prefix_len + a.escape_len + (a.map != X86_MAP_3DNOW) + a.has_modrm +
+                         a.has_sib + a.disp_size + a.imm_size + a.imm2_size)
+                return 5;
+        for (unsigned i = 0; i < a.prefix_len; i++)
+                if (!is_prefix(b[i], mode))
+                        return 6;
+        if (a.opcode_off >= a.len || b[a.opcode_off] != a.opcode)
+                return 7;
+        if (a.has_modrm && (a.modrm != b[a.opcode_off + 1] && a.map != X86_MAP_3DNOW))
+                return 8;
+        for (size_t k = 0; k < a.len; k++)
+                if (x86_decode(b, k, mode, &c) != -KEEL_EAGAIN)
+                        return 9;
+        return 0;
 }
 
 TEST(random_bytes_invariants)
 {
-	uint64_t s = 0x9e3779b97f4a7c15ull;
-	uint8_t b[15];
-	unsigned ok = 0;
+        uint64_t s = 0x9e3779b97f4a7c15ull;
+        uint8_t b[15];
+        unsigned ok = 0;
 
-	for (unsigned iter = 0; iter < 200000; iter++) {
-		for (size_t i = 0; i < sizeof(b); i++) {
-			s ^= s << 13;
-			s ^= s >> 7;
-			s ^= s << 17;
-			b[i] = (uint8_t)s;
-			/* Bias towards prefixes and escapes to reach deep paths. */
-			if ((s >> 40) % 5 == 0)
-				b[i] = (uint8_t[]){0x66, 0x67, 0xf3, 0x48, 0x0f, 0x0f, 0x38,
-						   0x3a, 0xc4, 0xc5, 0x62, 0x8f}[(s >> 48) % 12];
-		}
-		enum x86_cpu_mode mode = (enum x86_cpu_mode)(iter % 4);
-		size_t n = (iter / 4) % 16;
-		int why = check_invariants(b, n, mode);
+        for (unsigned iter = 0; iter < 200000; iter++) {
+                for (size_t i = 0; i < sizeof(b); i++) {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        b[i] = (uint8_t)s;
+                        /* Bias towards prefixes and escapes to reach deep paths. */
+                        if ((s >> 40) % 5 == 0)
+                                b[i] =
+                                    (uint8_t[]){0x66, 0x67, 0xf3, 0x48, 0x0f, 0x0f,
+                                                0x38, 0x3a, 0xc4, 0xc5, 0x62, 0x8f}[(s >> 48) % 12];
+                }
+                enum x86_cpu_mode mode = (enum x86_cpu_mode)(iter % 4);
+                size_t n = (iter / 4) % 16;
+                int why = check_invariants(b, n, mode);
 
-		if (why) {
-			char hex[40] = "";
+                if (why) {
+                        char hex[40] = "";
 
-			for (size_t i = 0; i < n; i++)
-				snprintf(hex + 2 * i, 3, "%02x", b[i]);
-			TEST_FAIL_AT(__FILE__, __LINE__, "invariant %d broken: mode %d bytes %s", why,
-				     mode, hex);
-			return;
-		}
-		struct x86_insn in;
+                        for (size_t i = 0; i < n; i++)
+                                snprintf(hex + 2 * i, 3, "%02x", b[i]);
+                        TEST_FAIL_AT(__FILE__, __LINE__, "invariant %d broken: mode %d bytes %s",
+                                     why, mode, hex);
+                        return;
+                }
+                struct x86_insn in;
 
-		ok += x86_decode(b, n, mode, &in) == 0;
-	}
-	EXPECT_TRUE(ok > 10000);
+                ok += x86_decode(b, n, mode, &in) == 0;
+        }
+        EXPECT_TRUE(ok > 10000);
 }
 
 TEST_MAIN()

@@ -30,58 +30,31 @@ _Static_assert(offsetof(struct x86_gprs, r15) == 112, "svm_entry.S gprs layout")
 #define IOPM_PAGES  3
 #define MSRPM_PAGES 2
 
-static struct {
-	uint32_t revision;
-	uint32_t asids;
-	bool npt, nrips, decode_assists, clean_bits, flush_by_asid;
-} caps;
+static struct svm_caps caps;
 
 static hpa_t hsave_pa, host_vmcb_pa, iopm_pa, msrpm_pa;
 
 static int svm_probe(char *why, size_t len)
 {
+	struct svm_cpuid id = {0};
 	uint32_t r[4];
-	uint64_t vm_cr;
 
 	x86_cpuid(0x80000000, 0, r);
-	if (r[0] < 0x8000000a) {
-		snprintf(why, len, "this CPU has no AMD SVM (AMD-V): Keel needs AMD-V with nested "
-				   "paging (Intel VT-x is not supported yet)");
-		return -KEEL_ENODEV;
+	id.max_ext_leaf = r[0];
+	if (id.max_ext_leaf >= 0x80000001) {
+		x86_cpuid(0x80000001, 0, r);
+		id.ext1_ecx = r[2];
 	}
-	x86_cpuid(0x80000001, 0, r);
-	if (!(r[2] & (1u << 2))) {
-		snprintf(why, len, "this CPU has no AMD SVM (AMD-V): Keel needs AMD-V with nested "
-				   "paging (Intel VT-x is not supported yet); under QEMU use "
-				   "-cpu qemu64,+svm,+npt or an EPYC model");
-		return -KEEL_ENODEV;
+	if (id.max_ext_leaf >= 0x8000000a) {
+		x86_cpuid(0x8000000a, 0, r);
+		id.svm_eax = r[0];
+		id.svm_ebx = r[1];
+		id.svm_edx = r[3];
 	}
-	vm_cr = x86_rdmsr(MSR_VM_CR);
-	if (vm_cr & VM_CR_SVMDIS) {
-		snprintf(why, len, "SVM is disabled by the firmware (VM_CR.SVMDIS=1%s): enable "
-				   "\"SVM mode\" / AMD-V in the firmware setup and boot Keel again",
-			 (vm_cr & VM_CR_LOCK) ? ", locked" : "");
-		return -KEEL_ENODEV;
-	}
-	x86_cpuid(0x8000000a, 0, r);
-	caps.revision = r[0] & 0xff;
-	caps.asids = r[1];
-	caps.npt = r[3] & SVM_FEAT_NPT;
-	caps.nrips = r[3] & SVM_FEAT_NRIPS;
-	caps.clean_bits = r[3] & SVM_FEAT_CLEAN;
-	caps.flush_by_asid = r[3] & SVM_FEAT_FLUSH_ASID;
-	caps.decode_assists = r[3] & SVM_FEAT_DECODE;
-	if (!caps.npt) {
-		snprintf(why, len, "this CPU has AMD SVM but no nested paging (NPT), which Keel "
-				   "needs; under QEMU add +npt to -cpu");
-		return -KEEL_ENODEV;
-	}
-	if (caps.asids < 2) {
-		snprintf(why, len, "this CPU's SVM reports %u ASIDs; Keel needs at least 2",
-			 caps.asids);
-		return -KEEL_ENODEV;
-	}
-	return 0;
+	/* VM_CR exists only where SVM does. */
+	if (id.ext1_ecx & SVM_CPUID_SVM)
+		id.vm_cr = x86_rdmsr(MSR_VM_CR);
+	return svm_check_caps(&id, &caps, why, len);
 }
 
 static void svm_describe(char *buf, size_t len)

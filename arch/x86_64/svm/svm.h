@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <arch/vm.h>
+#include <stdbool.h>
+
+struct x86_gprs;
 
 struct vmcb_seg {
 	uint16_t selector;
@@ -174,6 +176,28 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 
 #define VM_CR_SVMDIS (1u << 4)
 #define VM_CR_LOCK   (1u << 3)
+
+/* What svm_check_caps needs from CPUID and VM_CR. */
+#define SVM_CPUID_SVM (1u << 2) /* CPUID 8000_0001h ECX */
+struct svm_cpuid {
+	uint32_t max_ext_leaf; /* CPUID 8000_0000h EAX */
+	uint32_t ext1_ecx;     /* CPUID 8000_0001h ECX */
+	uint32_t svm_eax, svm_ebx, svm_edx; /* CPUID 8000_000Ah */
+	uint64_t vm_cr;        /* MSR VM_CR, 0 if SVM is absent */
+};
+
+struct svm_caps {
+	uint32_t revision;
+	uint32_t asids;
+	bool npt, nrips, decode_assists, clean_bits, flush_by_asid;
+};
+
+/*
+ * Decide from CPUID and VM_CR whether Keel can use SVM (pure, host-tested). Returns 0 and
+ * fills *caps, or -KEEL_ENODEV with one sentence in `why` saying what is missing and what
+ * the user can do about it.
+ */
+int svm_check_caps(const struct svm_cpuid *id, struct svm_caps *caps, char *why, size_t len);
 
 /*
  * svm_entry.S: run the guest once. Saves Keel's callee-saved registers, VMSAVEs Keel's

@@ -20,6 +20,12 @@ enum finish_action {
 	FINISH_DEBUG_EXIT, /* also write pass (0) / fail (1) to QEMU's isa-debug-exit at 0xf4 */
 };
 
+/* Developer self-tests Keel runs after taking the machine, before any VM. */
+enum selftest {
+	SELFTEST_NONE = 0,
+	SELFTEST_EXCEPTION, /* take an invalid-opcode exception inside Keel: dump and panic */
+};
+
 struct vm_config {
 	char name[VM_NAME_MAX];
 	unsigned line;       /* line of the [vm NAME] header, for messages */
@@ -40,6 +46,7 @@ struct vm_config {
 struct keel_config {
 	enum log_level log_level;
 	enum finish_action finish;
+	enum selftest selftest;
 	unsigned vm_count;
 	struct vm_config vms[KEEL_MAX_VMS];
 };
