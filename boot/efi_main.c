@@ -24,10 +24,10 @@
 #include <vmm/config.h>
 #include <vmm/vmm.h>
 
-#define KEEL_CONFIG_NAME   "keel.cfg"
-#define KEEL_OVERHEAD      (16ull << 20) /* Keel's tables, control blocks, allocator slack */
-#define EBS_MAX_TRIES      8
-#define PATH16_MAX         260
+#define KEEL_CONFIG_NAME "keel.cfg"
+#define KEEL_OVERHEAD    (16ull << 20) /* Keel's tables, control blocks, allocator slack */
+#define EBS_MAX_TRIES    8
+#define PATH16_MAX       260
 
 static EFI_SYSTEM_TABLE *st;
 static EFI_BOOT_SERVICES *bs;
@@ -46,23 +46,23 @@ static EFI_GUID global_variable_guid = EFI_GLOBAL_VARIABLE;
 /* Log sink while boot services run: the firmware console and COM1. */
 static void efi_console_write(const char *s, unsigned long len)
 {
-	CHAR16 buf[128];
-	unsigned n = 0;
+        CHAR16 buf[128];
+        unsigned n = 0;
 
-	if (!console_alive || !console_on_serial)
-		uart16550_com1_write(s, len);
-	if (!console_alive)
-		return;
-	for (unsigned long i = 0; i < len; i++) {
-		if (s[i] == '\n')
-			buf[n++] = L'\r';
-		buf[n++] = (CHAR16)(unsigned char)s[i];
-		if (n >= ARRAY_SIZE(buf) - 2 || i + 1 == len) {
-			buf[n] = 0;
-			st->ConOut->OutputString(st->ConOut, buf);
-			n = 0;
-		}
-	}
+        if (!console_alive || !console_on_serial)
+                uart16550_com1_write(s, len);
+        if (!console_alive)
+                return;
+        for (unsigned long i = 0; i < len; i++) {
+                if (s[i] == '\n')
+                        buf[n++] = L'\r';
+                buf[n++] = (CHAR16)(unsigned char)s[i];
+                if (n >= ARRAY_SIZE(buf) - 2 || i + 1 == len) {
+                        buf[n] = 0;
+                        st->ConOut->OutputString(st->ConOut, buf);
+                        n = 0;
+                }
+        }
 }
 
 /*
@@ -72,263 +72,268 @@ static void efi_console_write(const char *s, unsigned long len)
  */
 static bool conout_has_uart(void)
 {
-	UINT8 buf[512];
-	UINTN size = sizeof(buf);
-	UINTN off = 0;
+        UINT8 buf[512];
+        UINTN size = sizeof(buf);
+        UINTN off = 0;
 
-	if (EFI_ERROR(st->RuntimeServices->GetVariable(L"ConOut", &global_variable_guid, NULL,
-						       &size, buf)))
-		return false;
-	while (off + 4 <= size) {
-		EFI_DEVICE_PATH *dp = (EFI_DEVICE_PATH *)(buf + off);
-		unsigned node_len = dp->Length[0] | (dp->Length[1] << 8);
+        if (EFI_ERROR(st->RuntimeServices->GetVariable(L"ConOut", &global_variable_guid, NULL,
+                                                       &size, buf)))
+                return false;
+        while (off + 4 <= size) {
+                EFI_DEVICE_PATH *dp = (EFI_DEVICE_PATH *)(buf + off);
+                unsigned node_len = dp->Length[0] | (dp->Length[1] << 8);
 
-		if (dp->Type == MESSAGING_DEVICE_PATH && dp->SubType == MSG_UART_DP)
-			return true;
-		if (node_len < 4)
-			break;
-		off += node_len;
-	}
-	return false;
+                if (dp->Type == MESSAGING_DEVICE_PATH && dp->SubType == MSG_UART_DP)
+                        return true;
+                if (node_len < 4)
+                        break;
+                off += node_len;
+        }
+        return false;
 }
 
 static bool guid_eq(const EFI_GUID *a, const EFI_GUID *b)
 {
-	return memcmp(a, b, sizeof(*a)) == 0;
+        return memcmp(a, b, sizeof(*a)) == 0;
 }
 
-static EFI_STATUS fail(EFI_STATUS status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static EFI_STATUS fail(EFI_STATUS status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static EFI_STATUS fail(EFI_STATUS status, const char *fmt, ...)
 {
-	char line[300];
-	va_list ap;
+        char line[300];
+        va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	log_printf(LOG_LEVEL_ERROR, "keel: error: %s", line);
-	log_printf(LOG_LEVEL_ERROR, "keel: returning to the firmware");
-	return status;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        log_printf(LOG_LEVEL_ERROR, "keel: error: %s", line);
+        log_printf(LOG_LEVEL_ERROR, "keel: returning to the firmware");
+        return status;
 }
 
 /* keel.efi's directory as a UEFI path ("\EFI\BOOT\"), from the loaded image's file path. */
 static void image_directory(EFI_LOADED_IMAGE *li, CHAR16 *dir, unsigned max)
 {
-	EFI_DEVICE_PATH *dp = li->FilePath;
-	unsigned n = 0, last_sep = 0;
+        EFI_DEVICE_PATH *dp = li->FilePath;
+        unsigned n = 0, last_sep = 0;
 
-	while (dp && !(dp->Type == END_DEVICE_PATH_TYPE)) {
-		unsigned node_len = dp->Length[0] | (dp->Length[1] << 8);
+        while (dp && !(dp->Type == END_DEVICE_PATH_TYPE)) {
+                unsigned node_len = dp->Length[0] | (dp->Length[1] << 8);
 
-		if (node_len < 4)
-			break;
-		if (dp->Type == MEDIA_DEVICE_PATH && dp->SubType == MEDIA_FILEPATH_DP) {
-			const CHAR16 *name = ((FILEPATH_DEVICE_PATH *)dp)->PathName;
-			unsigned chars = (node_len - 4) / 2;
+                if (node_len < 4)
+                        break;
+                if (dp->Type == MEDIA_DEVICE_PATH && dp->SubType == MEDIA_FILEPATH_DP) {
+                        const CHAR16 *name = ((FILEPATH_DEVICE_PATH *)dp)->PathName;
+                        unsigned chars = (node_len - 4) / 2;
 
-			if (n > 0 && dir[n - 1] != L'\\' && name[0] != L'\\' && n < max - 1)
-				dir[n++] = L'\\';
-			for (unsigned i = 0; i < chars && name[i] && n < max - 1; i++)
-				dir[n++] = name[i] == L'/' ? L'\\' : name[i];
-		}
-		dp = (EFI_DEVICE_PATH *)((UINT8 *)dp + node_len);
-	}
-	for (unsigned i = 0; i < n; i++)
-		if (dir[i] == L'\\')
-			last_sep = i + 1;
-	dir[last_sep] = 0;
-	if (last_sep == 0) {
-		dir[0] = L'\\';
-		dir[1] = 0;
-	}
+                        if (n > 0 && dir[n - 1] != L'\\' && name[0] != L'\\' && n < max - 1)
+                                dir[n++] = L'\\';
+                        for (unsigned i = 0; i < chars && name[i] && n < max - 1; i++)
+                                dir[n++] = name[i] == L'/' ? L'\\' : name[i];
+                }
+                dp = (EFI_DEVICE_PATH *)((UINT8 *)dp + node_len);
+        }
+        for (unsigned i = 0; i < n; i++)
+                if (dir[i] == L'\\')
+                        last_sep = i + 1;
+        dir[last_sep] = 0;
+        if (last_sep == 0) {
+                dir[0] = L'\\';
+                dir[1] = 0;
+        }
 }
 
 /* dir + relative '/'-separated ASCII path -> UEFI path. */
 static void join_path(const CHAR16 *dir, const char *rel, CHAR16 *out, unsigned max)
 {
-	unsigned n = 0;
+        unsigned n = 0;
 
-	for (unsigned i = 0; dir[i] && n < max - 1; i++)
-		out[n++] = dir[i];
-	for (unsigned i = 0; rel[i] && n < max - 1; i++)
-		out[n++] = rel[i] == '/' ? L'\\' : (CHAR16)(unsigned char)rel[i];
-	out[n] = 0;
+        for (unsigned i = 0; dir[i] && n < max - 1; i++)
+                out[n++] = dir[i];
+        for (unsigned i = 0; rel[i] && n < max - 1; i++)
+                out[n++] = rel[i] == '/' ? L'\\' : (CHAR16)(unsigned char)rel[i];
+        out[n] = 0;
 }
 
 static void path_to_ascii(const CHAR16 *p, char *out, unsigned max)
 {
-	unsigned n = 0;
+        unsigned n = 0;
 
-	for (; *p && n < max - 1; p++)
-		out[n++] = *p < 128 ? (char)*p : '?';
-	out[n] = 0;
+        for (; *p && n < max - 1; p++)
+                out[n++] = *p < 128 ? (char)*p : '?';
+        out[n] = 0;
 }
 
 /* Read a whole file into pool memory (EfiLoaderData: never given to the page allocator). */
 static EFI_STATUS read_file(EFI_FILE_HANDLE root, const CHAR16 *path, void **data, UINT64 *size)
 {
-	EFI_FILE_HANDLE f;
-	UINT8 info_buf[128 + 2 * PATH16_MAX] __attribute__((aligned(8)));
-	UINTN info_size = sizeof(info_buf);
-	EFI_STATUS s;
-	UINTN len;
+        EFI_FILE_HANDLE f;
+        UINT8 info_buf[128 + 2 * PATH16_MAX] __attribute__((aligned(8)));
+        UINTN info_size = sizeof(info_buf);
+        EFI_STATUS s;
+        UINTN len;
 
-	s = root->Open(root, &f, (CHAR16 *)path, EFI_FILE_MODE_READ, 0);
-	if (EFI_ERROR(s))
-		return s;
-	s = f->GetInfo(f, &file_info_guid, &info_size, info_buf);
-	if (EFI_ERROR(s))
-		goto out;
-	len = ((EFI_FILE_INFO *)info_buf)->FileSize;
-	s = bs->AllocatePool(EfiLoaderData, len ? len : 1, data);
-	if (EFI_ERROR(s))
-		goto out;
-	*size = len;
-	if (len)
-		s = f->Read(f, &len, *data);
-	if (!EFI_ERROR(s) && len != *size)
-		s = EFI_DEVICE_ERROR;
+        s = root->Open(root, &f, (CHAR16 *)path, EFI_FILE_MODE_READ, 0);
+        if (EFI_ERROR(s))
+                return s;
+        s = f->GetInfo(f, &file_info_guid, &info_size, info_buf);
+        if (EFI_ERROR(s))
+                goto out;
+        len = ((EFI_FILE_INFO *)info_buf)->FileSize;
+        s = bs->AllocatePool(EfiLoaderData, len ? len : 1, data);
+        if (EFI_ERROR(s))
+                goto out;
+        *size = len;
+        if (len)
+                s = f->Read(f, &len, *data);
+        if (!EFI_ERROR(s) && len != *size)
+                s = EFI_DEVICE_ERROR;
 out:
-	f->Close(f);
-	return s;
+        f->Close(f);
+        return s;
 }
 
 static void find_rsdp(void)
 {
-	for (UINTN i = 0; i < st->NumberOfTableEntries; i++)
-		if (guid_eq(&st->ConfigurationTable[i].VendorGuid, &acpi20_guid))
-			boot_info.rsdp = hpa((uint64_t)(uintptr_t)st->ConfigurationTable[i].VendorTable);
-	if (hpa_raw(boot_info.rsdp))
-		return;
-	for (UINTN i = 0; i < st->NumberOfTableEntries; i++)
-		if (guid_eq(&st->ConfigurationTable[i].VendorGuid, &acpi10_guid))
-			boot_info.rsdp = hpa((uint64_t)(uintptr_t)st->ConfigurationTable[i].VendorTable);
+        for (UINTN i = 0; i < st->NumberOfTableEntries; i++)
+                if (guid_eq(&st->ConfigurationTable[i].VendorGuid, &acpi20_guid))
+                        boot_info.rsdp =
+                            hpa((uint64_t)(uintptr_t)st->ConfigurationTable[i].VendorTable);
+        if (hpa_raw(boot_info.rsdp))
+                return;
+        for (UINTN i = 0; i < st->NumberOfTableEntries; i++)
+                if (guid_eq(&st->ConfigurationTable[i].VendorGuid, &acpi10_guid))
+                        boot_info.rsdp =
+                            hpa((uint64_t)(uintptr_t)st->ConfigurationTable[i].VendorTable);
 }
 
 /* Fill boot_info's usable ranges and phys_top from a memory map. */
 static void scan_memory_map(const UINT8 *map, UINTN map_size, UINTN desc_size)
 {
-	boot_info.usable_count = 0;
-	boot_info.usable_bytes = 0;
-	boot_info.phys_top = 0;
-	for (UINTN off = 0; off + desc_size <= map_size; off += desc_size) {
-		const EFI_MEMORY_DESCRIPTOR *d = (const EFI_MEMORY_DESCRIPTOR *)(map + off);
-		uint64_t end = d->PhysicalStart + d->NumberOfPages * PAGE_SIZE;
+        boot_info.usable_count = 0;
+        boot_info.usable_bytes = 0;
+        boot_info.phys_top = 0;
+        for (UINTN off = 0; off + desc_size <= map_size; off += desc_size) {
+                const EFI_MEMORY_DESCRIPTOR *d = (const EFI_MEMORY_DESCRIPTOR *)(map + off);
+                uint64_t end = d->PhysicalStart + d->NumberOfPages * PAGE_SIZE;
 
-		if (end > boot_info.phys_top)
-			boot_info.phys_top = end;
-		if (d->Type != EfiConventionalMemory || d->NumberOfPages == 0)
-			continue;
-		boot_info.usable_bytes += d->NumberOfPages * PAGE_SIZE;
-		if (boot_info.usable_count < PALLOC_MAX_RANGES)
-			boot_info.usable[boot_info.usable_count++] = (struct mem_range){
-				hpa(d->PhysicalStart), d->NumberOfPages};
-	}
+                if (end > boot_info.phys_top)
+                        boot_info.phys_top = end;
+                if (d->Type != EfiConventionalMemory || d->NumberOfPages == 0)
+                        continue;
+                boot_info.usable_bytes += d->NumberOfPages * PAGE_SIZE;
+                if (boot_info.usable_count < PALLOC_MAX_RANGES)
+                        boot_info.usable[boot_info.usable_count++] =
+                            (struct mem_range){hpa(d->PhysicalStart), d->NumberOfPages};
+        }
 }
 
 static EFI_STATUS load_config_and_images(EFI_HANDLE image)
 {
-	EFI_LOADED_IMAGE *li;
-	EFI_FILE_IO_INTERFACE *fs;
-	EFI_FILE_HANDLE root;
-	CHAR16 dir[PATH16_MAX], path[PATH16_MAX];
-	char dir_ascii[PATH16_MAX], err[CONFIG_ERR_MAX];
-	void *text;
-	UINT64 text_size;
-	EFI_STATUS s;
-	int r;
+        EFI_LOADED_IMAGE *li;
+        EFI_FILE_IO_INTERFACE *fs;
+        EFI_FILE_HANDLE root;
+        CHAR16 dir[PATH16_MAX], path[PATH16_MAX];
+        char dir_ascii[PATH16_MAX], err[CONFIG_ERR_MAX];
+        void *text;
+        UINT64 text_size;
+        EFI_STATUS s;
+        int r;
 
-	s = bs->HandleProtocol(image, &loaded_image_guid, (void **)&li);
-	if (EFI_ERROR(s))
-		return fail(s, "cannot get keel.efi's loaded-image protocol (status %#llx)",
-			    (unsigned long long)s);
-	boot_info.image_base = hpa((uint64_t)(uintptr_t)li->ImageBase);
-	boot_info.image_size = li->ImageSize;
-	s = bs->HandleProtocol(li->DeviceHandle, &sfs_guid, (void **)&fs);
-	if (EFI_ERROR(s))
-		return fail(s, "the device keel.efi was loaded from has no file system: put keel.efi "
-			       "and keel.cfg on a FAT EFI system partition");
-	s = fs->OpenVolume(fs, &root);
-	if (EFI_ERROR(s))
-		return fail(s, "cannot open the EFI system partition (status %#llx)",
-			    (unsigned long long)s);
+        s = bs->HandleProtocol(image, &loaded_image_guid, (void **)&li);
+        if (EFI_ERROR(s))
+                return fail(s, "cannot get keel.efi's loaded-image protocol (status %#llx)",
+                            (unsigned long long)s);
+        boot_info.image_base = hpa((uint64_t)(uintptr_t)li->ImageBase);
+        boot_info.image_size = li->ImageSize;
+        s = bs->HandleProtocol(li->DeviceHandle, &sfs_guid, (void **)&fs);
+        if (EFI_ERROR(s))
+                return fail(s,
+                            "the device keel.efi was loaded from has no file system: put keel.efi "
+                            "and keel.cfg on a FAT EFI system partition");
+        s = fs->OpenVolume(fs, &root);
+        if (EFI_ERROR(s))
+                return fail(s, "cannot open the EFI system partition (status %#llx)",
+                            (unsigned long long)s);
 
-	image_directory(li, dir, PATH16_MAX);
-	path_to_ascii(dir, dir_ascii, sizeof(dir_ascii));
-	join_path(dir, KEEL_CONFIG_NAME, path, PATH16_MAX);
-	s = read_file(root, path, &text, &text_size);
-	if (EFI_ERROR(s))
-		return fail(s, "cannot read the config file %s%s (status %#llx): create it next to "
-			       "keel.efi (see docs/config.md)",
-			    dir_ascii, KEEL_CONFIG_NAME, (unsigned long long)s);
-	r = config_parse(text, text_size, KEEL_CONFIG_NAME, &config, err, sizeof(err));
-	if (r < 0)
-		return fail(EFI_LOAD_ERROR, "invalid config: %s", err);
-	log_set_level(config.log_level);
-	boot_info.config = &config;
-	LOG_INFO("keel: config %s%s: %u VM%s", dir_ascii, KEEL_CONFIG_NAME, config.vm_count,
-		 config.vm_count == 1 ? "" : "s");
+        image_directory(li, dir, PATH16_MAX);
+        path_to_ascii(dir, dir_ascii, sizeof(dir_ascii));
+        join_path(dir, KEEL_CONFIG_NAME, path, PATH16_MAX);
+        s = read_file(root, path, &text, &text_size);
+        if (EFI_ERROR(s))
+                return fail(s,
+                            "cannot read the config file %s%s (status %#llx): create it next to "
+                            "keel.efi (see docs/config.md)",
+                            dir_ascii, KEEL_CONFIG_NAME, (unsigned long long)s);
+        r = config_parse(text, text_size, KEEL_CONFIG_NAME, &config, err, sizeof(err));
+        if (r < 0)
+                return fail(EFI_LOAD_ERROR, "invalid config: %s", err);
+        log_set_level(config.log_level);
+        boot_info.config = &config;
+        LOG_INFO("keel: config %s%s: %u VM%s", dir_ascii, KEEL_CONFIG_NAME, config.vm_count,
+                 config.vm_count == 1 ? "" : "s");
 
-	for (unsigned i = 0; i < config.vm_count; i++) {
-		const struct vm_config *vc = &config.vms[i];
-		void *data;
-		UINT64 size;
+        for (unsigned i = 0; i < config.vm_count; i++) {
+                const struct vm_config *vc = &config.vms[i];
+                void *data;
+                UINT64 size;
 
-		join_path(dir, vc->image, path, PATH16_MAX);
-		s = read_file(root, path, &data, &size);
-		if (EFI_ERROR(s))
-			return fail(s == EFI_NOT_FOUND ? EFI_NOT_FOUND : s,
-				    "cannot read image '%s' of VM '%s' (%s%s, status %#llx): copy "
-				    "it next to keel.efi or fix 'image =' at %s line %u",
-				    vc->image, vc->name, dir_ascii, vc->image,
-				    (unsigned long long)s, KEEL_CONFIG_NAME, vc->line);
-		boot_info.images[i] = (struct boot_image){vc->image, data, size};
-		LOG_INFO("keel: image %s for VM %s: %llu bytes", vc->image, vc->name,
-			 (unsigned long long)size);
-	}
-	root->Close(root);
-	return EFI_SUCCESS;
+                join_path(dir, vc->image, path, PATH16_MAX);
+                s = read_file(root, path, &data, &size);
+                if (EFI_ERROR(s))
+                        return fail(s == EFI_NOT_FOUND ? EFI_NOT_FOUND : s,
+                                    "cannot read image '%s' of VM '%s' (%s%s, status %#llx): copy "
+                                    "it next to keel.efi or fix 'image =' at %s line %u",
+                                    vc->image, vc->name, dir_ascii, vc->image,
+                                    (unsigned long long)s, KEEL_CONFIG_NAME, vc->line);
+                boot_info.images[i] = (struct boot_image){vc->image, data, size};
+                LOG_INFO("keel: image %s for VM %s: %llu bytes", vc->image, vc->name,
+                         (unsigned long long)size);
+        }
+        root->Close(root);
+        return EFI_SUCCESS;
 }
 
 static EFI_STATUS check_memory(void)
 {
-	UINTN size = 0, key, desc_size;
-	UINT32 ver;
-	UINT8 *map;
-	uint64_t need = KEEL_OVERHEAD, largest = 0;
-	EFI_STATUS s;
+        UINTN size = 0, key, desc_size;
+        UINT32 ver;
+        UINT8 *map;
+        uint64_t need = KEEL_OVERHEAD, largest = 0;
+        EFI_STATUS s;
 
-	s = bs->GetMemoryMap(&size, NULL, &key, &desc_size, &ver);
-	if (s != EFI_BUFFER_TOO_SMALL)
-		return fail(s, "GetMemoryMap failed (status %#llx)", (unsigned long long)s);
-	size += 8 * desc_size;
-	s = bs->AllocatePool(EfiLoaderData, size, (void **)&map);
-	if (EFI_ERROR(s))
-		return fail(s, "out of memory for the memory map");
-	s = bs->GetMemoryMap(&size, (EFI_MEMORY_DESCRIPTOR *)map, &key, &desc_size, &ver);
-	if (EFI_ERROR(s))
-		return fail(s, "GetMemoryMap failed (status %#llx)", (unsigned long long)s);
-	scan_memory_map(map, size, desc_size);
-	bs->FreePool(map);
-	for (unsigned i = 0; i < config.vm_count; i++) {
-		need += config.vms[i].memory;
-		if (config.vms[i].memory > largest)
-			largest = config.vms[i].memory;
-	}
-	/* VMs run one after another, so the biggest VM and Keel itself must fit. */
-	if (largest + KEEL_OVERHEAD > boot_info.usable_bytes)
-		return fail(EFI_OUT_OF_RESOURCES,
-			    "too little memory: the largest VM in keel.cfg needs %llu MiB and Keel "
-			    "%llu MiB, but the machine has %llu MiB free: lower 'memory =' or give "
-			    "the machine more RAM",
-			    (unsigned long long)(largest >> 20),
-			    (unsigned long long)(KEEL_OVERHEAD >> 20),
-			    (unsigned long long)(boot_info.usable_bytes >> 20));
-	LOG_INFO("keel: %llu MiB free RAM, VMs need %llu MiB in total",
-		 (unsigned long long)(boot_info.usable_bytes >> 20),
-		 (unsigned long long)(need >> 20));
-	return EFI_SUCCESS;
+        s = bs->GetMemoryMap(&size, NULL, &key, &desc_size, &ver);
+        if (s != EFI_BUFFER_TOO_SMALL)
+                return fail(s, "GetMemoryMap failed (status %#llx)", (unsigned long long)s);
+        size += 8 * desc_size;
+        s = bs->AllocatePool(EfiLoaderData, size, (void **)&map);
+        if (EFI_ERROR(s))
+                return fail(s, "out of memory for the memory map");
+        s = bs->GetMemoryMap(&size, (EFI_MEMORY_DESCRIPTOR *)map, &key, &desc_size, &ver);
+        if (EFI_ERROR(s))
+                return fail(s, "GetMemoryMap failed (status %#llx)", (unsigned long long)s);
+        scan_memory_map(map, size, desc_size);
+        bs->FreePool(map);
+        for (unsigned i = 0; i < config.vm_count; i++) {
+                need += config.vms[i].memory;
+                if (config.vms[i].memory > largest)
+                        largest = config.vms[i].memory;
+        }
+        /* VMs run one after another, so the biggest VM and Keel itself must fit. */
+        if (largest + KEEL_OVERHEAD > boot_info.usable_bytes)
+                return fail(EFI_OUT_OF_RESOURCES,
+                            "too little memory: the largest VM in keel.cfg needs %llu MiB and Keel "
+                            "%llu MiB, but the machine has %llu MiB free: lower 'memory =' or give "
+                            "the machine more RAM",
+                            (unsigned long long)(largest >> 20),
+                            (unsigned long long)(KEEL_OVERHEAD >> 20),
+                            (unsigned long long)(boot_info.usable_bytes >> 20));
+        LOG_INFO("keel: %llu MiB free RAM, VMs need %llu MiB in total",
+                 (unsigned long long)(boot_info.usable_bytes >> 20),
+                 (unsigned long long)(need >> 20));
+        return EFI_SUCCESS;
 }
 
 /*
@@ -338,78 +343,78 @@ static EFI_STATUS check_memory(void)
  */
 static EFI_STATUS exit_boot_services(EFI_HANDLE image)
 {
-	UINTN size = 0, buf_size, key, desc_size;
-	UINT32 ver;
-	UINT8 *map;
-	EFI_STATUS s;
+        UINTN size = 0, buf_size, key, desc_size;
+        UINT32 ver;
+        UINT8 *map;
+        EFI_STATUS s;
 
-	s = bs->GetMemoryMap(&size, NULL, &key, &desc_size, &ver);
-	if (s != EFI_BUFFER_TOO_SMALL)
-		return fail(s, "GetMemoryMap failed (status %#llx)", (unsigned long long)s);
-	buf_size = size + 16 * desc_size; /* room for the pool allocation itself and more */
-	s = bs->AllocatePool(EfiLoaderData, buf_size, (void **)&map);
-	if (EFI_ERROR(s))
-		return fail(s, "out of memory for the memory map");
-	for (unsigned tries = 1; tries <= EBS_MAX_TRIES; tries++) {
-		size = buf_size;
-		s = bs->GetMemoryMap(&size, (EFI_MEMORY_DESCRIPTOR *)map, &key, &desc_size, &ver);
-		if (EFI_ERROR(s))
-			return fail(s, "GetMemoryMap failed (status %#llx)",
-				    (unsigned long long)s);
-		s = bs->ExitBootServices(image, key);
-		if (!EFI_ERROR(s)) {
-			console_alive = false;
-			bs = NULL;
-			boot_info.map_tries = tries;
-			scan_memory_map(map, size, desc_size);
-			return EFI_SUCCESS;
-		}
-		if (s != EFI_INVALID_PARAMETER)
-			return fail(s, "ExitBootServices failed (status %#llx)",
-				    (unsigned long long)s);
-	}
-	return fail(EFI_ABORTED, "ExitBootServices kept failing with a stale memory map key "
-				 "after %d tries",
-		    EBS_MAX_TRIES);
+        s = bs->GetMemoryMap(&size, NULL, &key, &desc_size, &ver);
+        if (s != EFI_BUFFER_TOO_SMALL)
+                return fail(s, "GetMemoryMap failed (status %#llx)", (unsigned long long)s);
+        buf_size = size + 16 * desc_size; /* room for the pool allocation itself and more */
+        s = bs->AllocatePool(EfiLoaderData, buf_size, (void **)&map);
+        if (EFI_ERROR(s))
+                return fail(s, "out of memory for the memory map");
+        for (unsigned tries = 1; tries <= EBS_MAX_TRIES; tries++) {
+                size = buf_size;
+                s = bs->GetMemoryMap(&size, (EFI_MEMORY_DESCRIPTOR *)map, &key, &desc_size, &ver);
+                if (EFI_ERROR(s))
+                        return fail(s, "GetMemoryMap failed (status %#llx)", (unsigned long long)s);
+                s = bs->ExitBootServices(image, key);
+                if (!EFI_ERROR(s)) {
+                        console_alive = false;
+                        bs = NULL;
+                        boot_info.map_tries = tries;
+                        scan_memory_map(map, size, desc_size);
+                        return EFI_SUCCESS;
+                }
+                if (s != EFI_INVALID_PARAMETER)
+                        return fail(s, "ExitBootServices failed (status %#llx)",
+                                    (unsigned long long)s);
+        }
+        return fail(EFI_ABORTED,
+                    "ExitBootServices kept failing with a stale memory map key "
+                    "after %d tries",
+                    EBS_MAX_TRIES);
 }
 
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
-	char why[240];
-	EFI_STATUS s;
+        char why[240];
+        EFI_STATUS s;
 
-	st = systab;
-	bs = systab->BootServices;
-	console_alive = st->ConOut != NULL;
-	console_on_serial = console_alive && conout_has_uart();
-	uart16550_init(COM1_PORT);
-	log_set_sink(efi_console_write);
-	LOG_INFO("keel: Keel hypervisor starting (UEFI, %s)", KEEL_ARCH_NAME);
+        st = systab;
+        bs = systab->BootServices;
+        console_alive = st->ConOut != NULL;
+        console_on_serial = console_alive && conout_has_uart();
+        uart16550_init(COM1_PORT);
+        log_set_sink(efi_console_write);
+        LOG_INFO("keel: Keel hypervisor starting (UEFI, %s)", KEEL_ARCH_NAME);
 
-	if (arch_virt_probe(why, sizeof(why)) < 0)
-		return fail(EFI_UNSUPPORTED, "%s", why);
-	arch_virt_describe(why, sizeof(why));
-	LOG_INFO("keel: %s", why);
+        if (arch_virt_probe(why, sizeof(why)) < 0)
+                return fail(EFI_UNSUPPORTED, "%s", why);
+        arch_virt_describe(why, sizeof(why));
+        LOG_INFO("keel: %s", why);
 
-	find_rsdp();
-	if (hpa_raw(boot_info.rsdp))
-		LOG_INFO("keel: ACPI RSDP at %#llx", (unsigned long long)hpa_raw(boot_info.rsdp));
-	else
-		LOG_WARN("keel: the firmware provides no ACPI RSDP");
+        find_rsdp();
+        if (hpa_raw(boot_info.rsdp))
+                LOG_INFO("keel: ACPI RSDP at %#llx", (unsigned long long)hpa_raw(boot_info.rsdp));
+        else
+                LOG_WARN("keel: the firmware provides no ACPI RSDP");
 
-	s = load_config_and_images(image);
-	if (EFI_ERROR(s))
-		return s;
-	s = check_memory();
-	if (EFI_ERROR(s))
-		return s;
+        s = load_config_and_images(image);
+        if (EFI_ERROR(s))
+                return s;
+        s = check_memory();
+        if (EFI_ERROR(s))
+                return s;
 
-	LOG_INFO("keel: exiting boot services");
-	s = exit_boot_services(image);
-	if (EFI_ERROR(s))
-		return s;
-	log_set_sink(uart16550_com1_write);
-	arch_enter_kernel(&boot_info);
+        LOG_INFO("keel: exiting boot services");
+        s = exit_boot_services(image);
+        if (EFI_ERROR(s))
+                return s;
+        log_set_sink(uart16550_com1_write);
+        arch_enter_kernel(&boot_info);
 }

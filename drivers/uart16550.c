@@ -3,14 +3,14 @@
 #include <arch/io.h>
 
 enum {
-	UART_THR = 0,
-	UART_DLL = 0,
-	UART_IER = 1,
-	UART_DLM = 1,
-	UART_FCR = 2,
-	UART_LCR = 3,
-	UART_MCR = 4,
-	UART_LSR = 5,
+        UART_THR = 0,
+        UART_DLL = 0,
+        UART_IER = 1,
+        UART_DLM = 1,
+        UART_FCR = 2,
+        UART_LCR = 3,
+        UART_MCR = 4,
+        UART_LSR = 5,
 };
 
 #define LSR_THRE 0x20
@@ -19,28 +19,28 @@ enum {
 
 void uart16550_init(uint16_t base)
 {
-	io_write8(base + UART_IER, 0x00);
-	io_write8(base + UART_LCR, 0x80); /* DLAB */
-	io_write8(base + UART_DLL, 1);    /* 115200 = 1.8432 MHz / 16 / 1 */
-	io_write8(base + UART_DLM, 0);
-	io_write8(base + UART_LCR, 0x03); /* 8N1 */
-	io_write8(base + UART_FCR, 0x07); /* enable and clear FIFOs */
-	io_write8(base + UART_MCR, 0x03); /* DTR, RTS */
+        io_write8(base + UART_IER, 0x00);
+        io_write8(base + UART_LCR, 0x80); /* DLAB */
+        io_write8(base + UART_DLL, 1);    /* 115200 = 1.8432 MHz / 16 / 1 */
+        io_write8(base + UART_DLM, 0);
+        io_write8(base + UART_LCR, 0x03); /* 8N1 */
+        io_write8(base + UART_FCR, 0x07); /* enable and clear FIFOs */
+        io_write8(base + UART_MCR, 0x03); /* DTR, RTS */
 }
 
 void uart16550_putc(uint16_t base, char c)
 {
-	for (unsigned i = 0; i < UART_SPIN_LIMIT; i++)
-		if (io_read8(base + UART_LSR) & LSR_THRE)
-			break;
-	io_write8(base + UART_THR, (uint8_t)c);
+        for (unsigned i = 0; i < UART_SPIN_LIMIT; i++)
+                if (io_read8(base + UART_LSR) & LSR_THRE)
+                        break;
+        io_write8(base + UART_THR, (uint8_t)c);
 }
 
 void uart16550_com1_write(const char *s, unsigned long len)
 {
-	for (unsigned long i = 0; i < len; i++) {
-		if (s[i] == '\n')
-			uart16550_putc(COM1_PORT, '\r');
-		uart16550_putc(COM1_PORT, s[i]);
-	}
+        for (unsigned long i = 0; i < len; i++) {
+                if (s[i] == '\n')
+                        uart16550_putc(COM1_PORT, '\r');
+                uart16550_putc(COM1_PORT, s[i]);
+        }
 }

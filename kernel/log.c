@@ -11,56 +11,56 @@ static log_sink_fn log_sink;
 static enum log_level log_level = LOG_LEVEL_INFO;
 
 static const char *const level_prefix[] = {
-	[LOG_LEVEL_ERROR] = "E ",
-	[LOG_LEVEL_WARN] = "W ",
-	[LOG_LEVEL_INFO] = "",
-	[LOG_LEVEL_DEBUG] = "D ",
+    [LOG_LEVEL_ERROR] = "E ",
+    [LOG_LEVEL_WARN] = "W ",
+    [LOG_LEVEL_INFO] = "",
+    [LOG_LEVEL_DEBUG] = "D ",
 };
 
 void log_set_sink(log_sink_fn sink)
 {
-	log_sink = sink;
+        log_sink = sink;
 }
 
 void log_set_level(enum log_level level)
 {
-	log_level = level;
+        log_level = level;
 }
 
 enum log_level log_get_level(void)
 {
-	return log_level;
+        return log_level;
 }
 
 void log_write(const char *s, unsigned long len)
 {
-	if (log_sink)
-		log_sink(s, len);
+        if (log_sink)
+                log_sink(s, len);
 }
 
 void log_vprintf(enum log_level level, const char *fmt, va_list ap)
 {
-	char line[320];
-	size_t n;
-	int r;
+        char line[320];
+        size_t n;
+        int r;
 
-	if (level > log_level)
-		return;
-	n = strlen(level_prefix[level]);
-	memcpy(line, level_prefix[level], n);
-	r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	if (r < 0)
-		r = 0;
-	n += (size_t)r < sizeof(line) - n - 1 ? (size_t)r : sizeof(line) - n - 2;
-	line[n++] = '\n';
-	log_write(line, n);
+        if (level > log_level)
+                return;
+        n = strlen(level_prefix[level]);
+        memcpy(line, level_prefix[level], n);
+        r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+        if (r < 0)
+                r = 0;
+        n += (size_t)r < sizeof(line) - n - 1 ? (size_t)r : sizeof(line) - n - 2;
+        line[n++] = '\n';
+        log_write(line, n);
 }
 
 void log_printf(enum log_level level, const char *fmt, ...)
 {
-	va_list ap;
+        va_list ap;
 
-	va_start(ap, fmt);
-	log_vprintf(level, fmt, ap);
-	va_end(ap);
+        va_start(ap, fmt);
+        log_vprintf(level, fmt, ap);
+        va_end(ap);
 }

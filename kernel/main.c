@@ -25,154 +25,154 @@ static struct vm vms[KEEL_MAX_VMS];
 /* Allocate and map the VM's RAM, load its image, set up its vCPU. */
 static int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_image *img)
 {
-	uint64_t pages = vc->memory / PAGE_SIZE;
-	struct load_request req = {
-		.name = vc->image,
-		.data = img->data,
-		.size = img->size,
-		.format = vc->format,
-		.elf_machine = arch_elf_machine(),
-		.load = gpa(vc->load), /* the parser fills in the default */
-		.has_entry = vc->has_entry,
-		.entry = gpa(vc->entry),
-	};
-	hpa_t ram;
-	gpa_t entry;
-	int err;
+        uint64_t pages = vc->memory / PAGE_SIZE;
+        struct load_request req = {
+            .name = vc->image,
+            .data = img->data,
+            .size = img->size,
+            .format = vc->format,
+            .elf_machine = arch_elf_machine(),
+            .load = gpa(vc->load), /* the parser fills in the default */
+            .has_entry = vc->has_entry,
+            .entry = gpa(vc->entry),
+        };
+        hpa_t ram;
+        gpa_t entry;
+        int err;
 
-	err = palloc_alloc(&keel_palloc, pages, LARGE_PAGE_SIZE, &ram);
-	if (err == -KEEL_ENOMEM)
-		err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &ram);
-	if (err) {
-		vm_stop(vm, VM_STOP_LOAD_FAILED,
-			"no %llu MiB contiguous run of free memory (largest free run %llu MiB)",
-			(unsigned long long)(vc->memory >> 20),
-			(unsigned long long)(palloc_largest_run(&keel_palloc, PAGE_SIZE) *
-					     PAGE_SIZE >> 20));
-		return err;
-	}
-	err = gmem_add_region(&vm->mem, gpa(GUEST_RAM_BASE), vc->memory, ram);
-	CHECK(err == 0);
-	err = arch_vm_setup(vm);
-	if (err) {
-		vm_stop(vm, VM_STOP_LOAD_FAILED, "cannot build its nested page tables: %s",
-			keel_strerror(err));
-		return err;
-	}
-	arch_guest_reserved(&req.reserved_base, &req.reserved_size);
-	err = loader_load(&vm->mem, &req, &entry);
-	if (err) {
-		vm_stop(vm, VM_STOP_LOAD_FAILED, "image %s not loaded: %s", vc->image,
-			keel_strerror(err));
-		return err;
-	}
-	err = arch_vcpu_setup(&vm->vcpus[0], entry);
-	if (err) {
-		vm_stop(vm, VM_STOP_LOAD_FAILED, "cannot set up its vCPU: %s", keel_strerror(err));
-		return err;
-	}
-	LOG_INFO("keel: vm %s: %llu MiB at host %#llx, image %s (%llu bytes), entry %#llx",
-		 vm->name, (unsigned long long)(vc->memory >> 20),
-		 (unsigned long long)hpa_raw(ram), vc->image, (unsigned long long)img->size,
-		 (unsigned long long)gpa_raw(entry));
-	return 0;
+        err = palloc_alloc(&keel_palloc, pages, LARGE_PAGE_SIZE, &ram);
+        if (err == -KEEL_ENOMEM)
+                err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &ram);
+        if (err) {
+                vm_stop(
+                    vm, VM_STOP_LOAD_FAILED,
+                    "no %llu MiB contiguous run of free memory (largest free run %llu MiB)",
+                    (unsigned long long)(vc->memory >> 20),
+                    (unsigned long long)(palloc_largest_run(&keel_palloc, PAGE_SIZE) * PAGE_SIZE >>
+                                         20));
+                return err;
+        }
+        err = gmem_add_region(&vm->mem, gpa(GUEST_RAM_BASE), vc->memory, ram);
+        CHECK(err == 0);
+        err = arch_vm_setup(vm);
+        if (err) {
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "cannot build its nested page tables: %s",
+                        keel_strerror(err));
+                return err;
+        }
+        arch_guest_reserved(&req.reserved_base, &req.reserved_size);
+        err = loader_load(&vm->mem, &req, &entry);
+        if (err) {
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "image %s not loaded: %s", vc->image,
+                        keel_strerror(err));
+                return err;
+        }
+        err = arch_vcpu_setup(&vm->vcpus[0], entry);
+        if (err) {
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "cannot set up its vCPU: %s", keel_strerror(err));
+                return err;
+        }
+        LOG_INFO("keel: vm %s: %llu MiB at host %#llx, image %s (%llu bytes), entry %#llx",
+                 vm->name, (unsigned long long)(vc->memory >> 20), (unsigned long long)hpa_raw(ram),
+                 vc->image, (unsigned long long)img->size, (unsigned long long)gpa_raw(entry));
+        return 0;
 }
 
 static void vm_release(struct vm *vm)
 {
-	arch_vm_teardown(vm);
-	for (unsigned i = 0; i < vm->mem.count; i++) {
-		const struct gmem_region *r = &vm->mem.regions[i];
-		int err = palloc_free(&keel_palloc, r->backing, r->size / PAGE_SIZE);
+        arch_vm_teardown(vm);
+        for (unsigned i = 0; i < vm->mem.count; i++) {
+                const struct gmem_region *r = &vm->mem.regions[i];
+                int err = palloc_free(&keel_palloc, r->backing, r->size / PAGE_SIZE);
 
-		CHECK(err == 0);
-	}
-	vm->mem.count = 0;
+                CHECK(err == 0);
+        }
+        vm->mem.count = 0;
 }
 
 static void outcome(const struct vm *vm, char *buf, size_t len)
 {
-	if (vm->stop_reason == VM_STOP_EXIT)
-		snprintf(buf, len, "exit %lld", (long long)vm->exit_code);
-	else
-		snprintf(buf, len, "%s", vm_stop_reason_name(vm->stop_reason));
+        if (vm->stop_reason == VM_STOP_EXIT)
+                snprintf(buf, len, "exit %lld", (long long)vm->exit_code);
+        else
+                snprintf(buf, len, "%s", vm_stop_reason_name(vm->stop_reason));
 }
 
 static bool as_expected(const struct vm *vm, const struct vm_config *vc, char *buf, size_t len)
 {
-	if (vc->has_expect_exit) {
-		snprintf(buf, len, "exit %lld", (long long)vc->expect_exit);
-		return vm->stop_reason == VM_STOP_EXIT && vm->exit_code == vc->expect_exit;
-	}
-	if (vc->has_expect_stop) {
-		snprintf(buf, len, "%s", vm_stop_reason_name(vc->expect_stop));
-		return vm->stop_reason == vc->expect_stop;
-	}
-	/* No expectation: a clean exit with code 0 is the success. */
-	snprintf(buf, len, "exit 0");
-	return vm->stop_reason == VM_STOP_EXIT && vm->exit_code == 0;
+        if (vc->has_expect_exit) {
+                snprintf(buf, len, "exit %lld", (long long)vc->expect_exit);
+                return vm->stop_reason == VM_STOP_EXIT && vm->exit_code == vc->expect_exit;
+        }
+        if (vc->has_expect_stop) {
+                snprintf(buf, len, "%s", vm_stop_reason_name(vc->expect_stop));
+                return vm->stop_reason == vc->expect_stop;
+        }
+        /* No expectation: a clean exit with code 0 is the success. */
+        snprintf(buf, len, "exit 0");
+        return vm->stop_reason == VM_STOP_EXIT && vm->exit_code == 0;
 }
 
 _Noreturn void kernel_main(const struct boot_info *bi)
 {
-	const struct keel_config *cfg = bi->config;
-	unsigned unexpected = 0;
-	char desc[200];
-	int err;
+        const struct keel_config *cfg = bi->config;
+        unsigned unexpected = 0;
+        char desc[200];
+        int err;
 
-	LOG_INFO("keel: boot services exited after %u memory-map fetch%s", bi->map_tries,
-		 bi->map_tries == 1 ? "" : "es");
-	err = palloc_init(&keel_palloc, bi->usable, bi->usable_count);
-	if (err)
-		panic("no usable memory for the page allocator: %s", keel_strerror(err));
-	LOG_INFO("keel: page allocator: %llu MiB free in %u ranges",
-		 (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20),
-		 keel_palloc.count);
-	arch_cpu_setup(bi);
-	if (cfg->selftest == SELFTEST_EXCEPTION) {
-		/* Proves the trap path: Keel must dump its registers and panic, never go on. */
-		LOG_INFO("keel: selftest: raising an invalid-opcode exception inside Keel");
-		__builtin_trap();
-	}
-	arch_virt_enable();
-	arch_virt_describe(desc, sizeof(desc));
-	LOG_INFO("keel: virtualization on: %s", desc);
+        LOG_INFO("keel: boot services exited after %u memory-map fetch%s", bi->map_tries,
+                 bi->map_tries == 1 ? "" : "es");
+        err = palloc_init(&keel_palloc, bi->usable, bi->usable_count);
+        if (err)
+                panic("no usable memory for the page allocator: %s", keel_strerror(err));
+        LOG_INFO("keel: page allocator: %llu MiB free in %u ranges",
+                 (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20),
+                 keel_palloc.count);
+        arch_cpu_setup(bi);
+        if (cfg->selftest == SELFTEST_EXCEPTION) {
+                /* Proves the trap path: Keel must dump its registers and panic, never go on. */
+                LOG_INFO("keel: selftest: raising an invalid-opcode exception inside Keel");
+                __builtin_trap();
+        }
+        arch_virt_enable();
+        arch_virt_describe(desc, sizeof(desc));
+        LOG_INFO("keel: virtualization on: %s", desc);
 
-	for (unsigned i = 0; i < cfg->vm_count; i++) {
-		struct vm *vm = &vms[i];
+        for (unsigned i = 0; i < cfg->vm_count; i++) {
+                struct vm *vm = &vms[i];
 
-		vm_init(vm, i, cfg->vms[i].name);
-		LOG_INFO("keel: vm %s: starting", vm->name);
-		if (vm_build(vm, &cfg->vms[i], &bi->images[i]) == 0 &&
-		    vm_set_state(vm, VM_RUNNING) == 0)
-			arch_vcpu_run(&vm->vcpus[0]);
-		if (vm->state != VM_STOPPED)
-			vm_stop(vm, VM_STOP_UNHANDLED, "vCPU returned without stopping the VM");
-		LOG_INFO("keel: vm %s: %llu exits", vm->name,
-			 (unsigned long long)vm->vcpus[0].exits);
-		vm_release(vm);
-	}
+                vm_init(vm, i, cfg->vms[i].name);
+                LOG_INFO("keel: vm %s: starting", vm->name);
+                if (vm_build(vm, &cfg->vms[i], &bi->images[i]) == 0 &&
+                    vm_set_state(vm, VM_RUNNING) == 0)
+                        arch_vcpu_run(&vm->vcpus[0]);
+                if (vm->state != VM_STOPPED)
+                        vm_stop(vm, VM_STOP_UNHANDLED, "vCPU returned without stopping the VM");
+                LOG_INFO("keel: vm %s: %llu exits", vm->name,
+                         (unsigned long long)vm->vcpus[0].exits);
+                vm_release(vm);
+        }
 
-	LOG_INFO("keel: summary");
-	for (unsigned i = 0; i < cfg->vm_count; i++) {
-		char got[48], want[48];
-		bool ok;
+        LOG_INFO("keel: summary");
+        for (unsigned i = 0; i < cfg->vm_count; i++) {
+                char got[48], want[48];
+                bool ok;
 
-		outcome(&vms[i], got, sizeof(got));
-		ok = as_expected(&vms[i], &cfg->vms[i], want, sizeof(want));
-		unexpected += !ok;
-		LOG_INFO("keel:   %s: %s (expected %s): %s", vms[i].name, got, want,
-			 ok ? "ok" : "UNEXPECTED");
-	}
-	if (unexpected)
-		LOG_INFO("keel: result: FAIL (%u of %u VMs not as expected)", unexpected,
-			 cfg->vm_count);
-	else
-		LOG_INFO("keel: result: PASS (%u VMs as expected)", cfg->vm_count);
-	LOG_INFO("keel: %llu MiB free after all VMs ended",
-		 (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20));
-	if (cfg->finish == FINISH_DEBUG_EXIT)
-		arch_test_finish(unexpected == 0);
-	LOG_INFO("keel: all VMs ended; halting");
-	arch_halt();
+                outcome(&vms[i], got, sizeof(got));
+                ok = as_expected(&vms[i], &cfg->vms[i], want, sizeof(want));
+                unexpected += !ok;
+                LOG_INFO("keel:   %s: %s (expected %s): %s", vms[i].name, got, want,
+                         ok ? "ok" : "UNEXPECTED");
+        }
+        if (unexpected)
+                LOG_INFO("keel: result: FAIL (%u of %u VMs not as expected)", unexpected,
+                         cfg->vm_count);
+        else
+                LOG_INFO("keel: result: PASS (%u VMs as expected)", cfg->vm_count);
+        LOG_INFO("keel: %llu MiB free after all VMs ended",
+                 (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20));
+        if (cfg->finish == FINISH_DEBUG_EXIT)
+                arch_test_finish(unexpected == 0);
+        LOG_INFO("keel: all VMs ended; halting");
+        arch_halt();
 }

@@ -671,21 +671,24 @@ static int key_value(struct parser *ps, const char *p, size_t n, size_t i)
                 if (ps->vm)
                         return perr(ps, ps->line, "unknown key '%s'%s (expected %s)",
                                     echo(ps->echo1, key), where(ps), section_key_list);
-                return perr(ps, ps->line,
-                            "unknown key '%s' (expected log, finish or selftest; VM keys (%s) go after a "
-                            "[vm NAME] header)",
-                            echo(ps->echo1, key), section_key_list);
+                return perr(
+                    ps, ps->line,
+                    "unknown key '%s' (expected log, finish or selftest; VM keys (%s) go after a "
+                    "[vm NAME] header)",
+                    echo(ps->echo1, key), section_key_list);
         }
         if (keys[which].global && ps->vm)
-                return perr(ps, ps->line,
-                            "global key '%s'%s: log, finish and selftest go before the first [vm NAME] "
-                            "section",
-                            keys[which].name, where(ps));
+                return perr(
+                    ps, ps->line,
+                    "global key '%s'%s: log, finish and selftest go before the first [vm NAME] "
+                    "section",
+                    keys[which].name, where(ps));
         if (!keys[which].global && !ps->vm)
-                return perr(ps, ps->line,
-                            "key '%s' outside a [vm NAME] section (only log, finish and selftest may come "
-                            "before the first [vm NAME])",
-                            keys[which].name);
+                return perr(
+                    ps, ps->line,
+                    "key '%s' outside a [vm NAME] section (only log, finish and selftest may come "
+                    "before the first [vm NAME])",
+                    keys[which].name);
         if (ps->key_line[which])
                 return perr(ps, ps->line, "duplicate key '%s'%s (already set on line %u)",
                             keys[which].name, where(ps), ps->key_line[which]);

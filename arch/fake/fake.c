@@ -11,21 +11,21 @@
 
 hva_t arch_hpa_to_hva(hpa_t a)
 {
-	return hva((uintptr_t)hpa_raw(a));
+        return hva((uintptr_t)hpa_raw(a));
 }
 
 hpa_t arch_hva_to_hpa(hva_t a)
 {
-	return hpa((uint64_t)a.va);
+        return hpa((uint64_t)a.va);
 }
 
 noreturn void arch_halt(void)
 {
-	fflush(stdout);
-	abort();
+        fflush(stdout);
+        abort();
 }
 
 void arch_dump_state(void)
 {
-	fprintf(stderr, "(fake arch: no registers to dump)\n");
+        fprintf(stderr, "(fake arch: no registers to dump)\n");
 }

@@ -169,25 +169,25 @@ void arch_vcpu_run(struct vcpu *vcpu)
 
 void x86_emulate_cpuid(struct vcpu *vcpu, uint64_t guest_cr4)
 {
-	static uint32_t max_basic, max_ext;
-	struct x86_gprs *g = &vcpu->arch.gprs;
-	struct x86_cpuid_ctx ctx;
-	uint32_t leaf = (uint32_t)g->rax, subleaf = (uint32_t)g->rcx;
-	uint32_t r[4];
+        static uint32_t max_basic, max_ext;
+        struct x86_gprs *g = &vcpu->arch.gprs;
+        struct x86_cpuid_ctx ctx;
+        uint32_t leaf = (uint32_t)g->rax, subleaf = (uint32_t)g->rcx;
+        uint32_t r[4];
 
-	if (!max_basic) {
-		x86_cpuid(0, 0, r);
-		max_basic = r[0];
-		x86_cpuid(0x80000000, 0, r);
-		max_ext = r[0];
-	}
-	ctx = (struct x86_cpuid_ctx){max_basic, max_ext, guest_cr4, (uint8_t)vcpu->id};
-	x86_cpuid(x86_cpuid_host_leaf(leaf, &ctx), subleaf, r);
-	x86_cpuid_policy(leaf, subleaf, r, &ctx, r);
-	g->rax = r[0];
-	g->rbx = r[1];
-	g->rcx = r[2];
-	g->rdx = r[3];
+        if (!max_basic) {
+                x86_cpuid(0, 0, r);
+                max_basic = r[0];
+                x86_cpuid(0x80000000, 0, r);
+                max_ext = r[0];
+        }
+        ctx = (struct x86_cpuid_ctx){max_basic, max_ext, guest_cr4, (uint8_t)vcpu->id};
+        x86_cpuid(x86_cpuid_host_leaf(leaf, &ctx), subleaf, r);
+        x86_cpuid_policy(leaf, subleaf, r, &ctx, r);
+        g->rax = r[0];
+        g->rbx = r[1];
+        g->rcx = r[2];
+        g->rdx = r[3];
 }
 
 static bool already_reported(uint32_t *seen, unsigned *count, uint32_t value)

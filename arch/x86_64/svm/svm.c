@@ -36,368 +36,368 @@ static hpa_t hsave_pa, host_vmcb_pa, iopm_pa, msrpm_pa;
 
 static int svm_probe(char *why, size_t len)
 {
-	struct svm_cpuid id = {0};
-	uint32_t r[4];
+        struct svm_cpuid id = {0};
+        uint32_t r[4];
 
-	x86_cpuid(0x80000000, 0, r);
-	id.max_ext_leaf = r[0];
-	if (id.max_ext_leaf >= 0x80000001) {
-		x86_cpuid(0x80000001, 0, r);
-		id.ext1_ecx = r[2];
-	}
-	if (id.max_ext_leaf >= 0x8000000a) {
-		x86_cpuid(0x8000000a, 0, r);
-		id.svm_eax = r[0];
-		id.svm_ebx = r[1];
-		id.svm_edx = r[3];
-	}
-	/* VM_CR exists only where SVM does. */
-	if (id.ext1_ecx & SVM_CPUID_SVM)
-		id.vm_cr = x86_rdmsr(MSR_VM_CR);
-	return svm_check_caps(&id, &caps, why, len);
+        x86_cpuid(0x80000000, 0, r);
+        id.max_ext_leaf = r[0];
+        if (id.max_ext_leaf >= 0x80000001) {
+                x86_cpuid(0x80000001, 0, r);
+                id.ext1_ecx = r[2];
+        }
+        if (id.max_ext_leaf >= 0x8000000a) {
+                x86_cpuid(0x8000000a, 0, r);
+                id.svm_eax = r[0];
+                id.svm_ebx = r[1];
+                id.svm_edx = r[3];
+        }
+        /* VM_CR exists only where SVM does. */
+        if (id.ext1_ecx & SVM_CPUID_SVM)
+                id.vm_cr = x86_rdmsr(MSR_VM_CR);
+        return svm_check_caps(&id, &caps, why, len);
 }
 
 static void svm_describe(char *buf, size_t len)
 {
-	snprintf(buf, len,
-		 "AMD SVM revision %u, %u ASIDs, nested paging, NRIP-save %s, decode assists %s, "
-		 "VMCB clean bits %s, flush-by-ASID %s",
-		 caps.revision, caps.asids, caps.nrips ? "yes" : "no (next RIP decoded)",
-		 caps.decode_assists ? "yes" : "no", caps.clean_bits ? "yes" : "no",
-		 caps.flush_by_asid ? "yes" : "no");
+        snprintf(buf, len,
+                 "AMD SVM revision %u, %u ASIDs, nested paging, NRIP-save %s, decode assists %s, "
+                 "VMCB clean bits %s, flush-by-ASID %s",
+                 caps.revision, caps.asids, caps.nrips ? "yes" : "no (next RIP decoded)",
+                 caps.decode_assists ? "yes" : "no", caps.clean_bits ? "yes" : "no",
+                 caps.flush_by_asid ? "yes" : "no");
 }
 
 static hpa_t alloc_pages_or_panic(uint64_t pages, const char *what)
 {
-	hpa_t pa;
-	int err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &pa);
+        hpa_t pa;
+        int err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &pa);
 
-	if (err)
-		panic("cannot allocate the SVM %s: %s", what, keel_strerror(err));
-	return pa;
+        if (err)
+                panic("cannot allocate the SVM %s: %s", what, keel_strerror(err));
+        return pa;
 }
 
 static void msrpm_pass_through(uint8_t *pm, uint32_t msr)
 {
-	uint32_t base, bit;
+        uint32_t base, bit;
 
-	if (msr < 0x2000) {
-		base = 0;
-	} else if (msr >= 0xc0000000 && msr < 0xc0002000) {
-		base = 0x800;
-		msr -= 0xc0000000;
-	} else {
-		CHECK(msr >= 0xc0010000 && msr < 0xc0012000);
-		base = 0x1000;
-		msr -= 0xc0010000;
-	}
-	bit = msr * 2; /* read bit, then write bit */
-	pm[base + bit / 8] &= (uint8_t)~(3u << (bit % 8));
+        if (msr < 0x2000) {
+                base = 0;
+        } else if (msr >= 0xc0000000 && msr < 0xc0002000) {
+                base = 0x800;
+                msr -= 0xc0000000;
+        } else {
+                CHECK(msr >= 0xc0010000 && msr < 0xc0012000);
+                base = 0x1000;
+                msr -= 0xc0010000;
+        }
+        bit = msr * 2; /* read bit, then write bit */
+        pm[base + bit / 8] &= (uint8_t) ~(3u << (bit % 8));
 }
 
 static void svm_enable(void)
 {
-	/* MSRs that VMLOAD/VMSAVE switch per VM: the guest may use them directly. */
-	static const uint32_t pass_through[] = {
-		MSR_FS_BASE,      MSR_GS_BASE,      MSR_KERNEL_GS_BASE, MSR_STAR,
-		MSR_LSTAR,        MSR_CSTAR,        MSR_SFMASK,         MSR_SYSENTER_CS,
-		MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
-	};
-	uint8_t *msrpm;
+        /* MSRs that VMLOAD/VMSAVE switch per VM: the guest may use them directly. */
+        static const uint32_t pass_through[] = {
+            MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_STAR,         MSR_LSTAR,
+            MSR_CSTAR,   MSR_SFMASK,  MSR_SYSENTER_CS,    MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
+        };
+        uint8_t *msrpm;
 
-	hsave_pa = alloc_pages_or_panic(1, "host save area");
-	host_vmcb_pa = alloc_pages_or_panic(1, "host VMCB");
-	iopm_pa = alloc_pages_or_panic(IOPM_PAGES, "I/O permission map");
-	msrpm_pa = alloc_pages_or_panic(MSRPM_PAGES, "MSR permission map");
-	/* Intercept every port and every MSR except the pass-through list. */
-	memset(hva_ptr(arch_hpa_to_hva(iopm_pa)), 0xff, IOPM_PAGES * PAGE_SIZE);
-	msrpm = hva_ptr(arch_hpa_to_hva(msrpm_pa));
-	memset(msrpm, 0xff, MSRPM_PAGES * PAGE_SIZE);
-	for (unsigned i = 0; i < ARRAY_SIZE(pass_through); i++)
-		msrpm_pass_through(msrpm, pass_through[i]);
+        hsave_pa = alloc_pages_or_panic(1, "host save area");
+        host_vmcb_pa = alloc_pages_or_panic(1, "host VMCB");
+        iopm_pa = alloc_pages_or_panic(IOPM_PAGES, "I/O permission map");
+        msrpm_pa = alloc_pages_or_panic(MSRPM_PAGES, "MSR permission map");
+        /* Intercept every port and every MSR except the pass-through list. */
+        memset(hva_ptr(arch_hpa_to_hva(iopm_pa)), 0xff, IOPM_PAGES * PAGE_SIZE);
+        msrpm = hva_ptr(arch_hpa_to_hva(msrpm_pa));
+        memset(msrpm, 0xff, MSRPM_PAGES * PAGE_SIZE);
+        for (unsigned i = 0; i < ARRAY_SIZE(pass_through); i++)
+                msrpm_pass_through(msrpm, pass_through[i]);
 
-	x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) | X86_EFER_SVME);
-	x86_wrmsr(MSR_VM_HSAVE_PA, hpa_raw(hsave_pa));
+        x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) | X86_EFER_SVME);
+        x86_wrmsr(MSR_VM_HSAVE_PA, hpa_raw(hsave_pa));
 }
 
 static struct vmcb_seg flat_seg(uint16_t sel, uint16_t attrib)
 {
-	return (struct vmcb_seg){.selector = sel, .attrib = attrib, .limit = 0xffffffff};
+        return (struct vmcb_seg){.selector = sel, .attrib = attrib, .limit = 0xffffffff};
 }
 
 static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
 {
-	struct vm *vm = vcpu->vm;
-	struct vmcb *vmcb;
-	hpa_t pa;
-	int err;
+        struct vm *vm = vcpu->vm;
+        struct vmcb *vmcb;
+        hpa_t pa;
+        int err;
 
-	err = palloc_alloc(&keel_palloc, 1, PAGE_SIZE, &pa);
-	if (err)
-		return err;
-	vmcb = hva_ptr(arch_hpa_to_hva(pa));
-	vcpu->arch.vmcb = vmcb;
-	vcpu->arch.vmcb_pa = pa;
-	vcpu->arch.launched = false;
+        err = palloc_alloc(&keel_palloc, 1, PAGE_SIZE, &pa);
+        if (err)
+                return err;
+        vmcb = hva_ptr(arch_hpa_to_hva(pa));
+        vcpu->arch.vmcb = vmcb;
+        vcpu->arch.vmcb_pa = pa;
+        vcpu->arch.launched = false;
 
-	vmcb->control.intercept1 = SVM_INTERCEPT_INTR | SVM_INTERCEPT_NMI | SVM_INTERCEPT_SMI |
-				   SVM_INTERCEPT_INIT | SVM_INTERCEPT_CPUID | SVM_INTERCEPT_INVD |
-				   SVM_INTERCEPT_HLT | SVM_INTERCEPT_INVLPGA | SVM_INTERCEPT_IOIO |
-				   SVM_INTERCEPT_MSR | SVM_INTERCEPT_TASKSW |
-				   SVM_INTERCEPT_SHUTDOWN;
-	/* SVM is hidden from the guest: every SVM instruction is intercepted and gets #UD. */
-	vmcb->control.intercept2 = SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL |
-				   SVM_INTERCEPT_VMLOAD | SVM_INTERCEPT_VMSAVE |
-				   SVM_INTERCEPT_STGI | SVM_INTERCEPT_CLGI | SVM_INTERCEPT_SKINIT;
-	vmcb->control.iopm_base_pa = hpa_raw(iopm_pa);
-	vmcb->control.msrpm_base_pa = hpa_raw(msrpm_pa);
-	/* One ASID per VM; with more VMs than ASIDs they share and flush on every entry. */
-	vmcb->control.asid = 1 + (vm->arch.asid - 1) % (caps.asids - 1);
-	vmcb->control.tlb_control = 1; /* flush everything on the first entry */
-	vmcb->control.int_ctl = 1ull << 24; /* V_INTR_MASKING: host IF governs host interrupts */
-	vmcb->control.np_control = 1;
-	vmcb->control.n_cr3 = hpa_raw(vm->arch.npt.root);
+        vmcb->control.intercept1 =
+            SVM_INTERCEPT_INTR | SVM_INTERCEPT_NMI | SVM_INTERCEPT_SMI | SVM_INTERCEPT_INIT |
+            SVM_INTERCEPT_CPUID | SVM_INTERCEPT_INVD | SVM_INTERCEPT_HLT | SVM_INTERCEPT_INVLPGA |
+            SVM_INTERCEPT_IOIO | SVM_INTERCEPT_MSR | SVM_INTERCEPT_TASKSW | SVM_INTERCEPT_SHUTDOWN;
+        /* SVM is hidden from the guest: every SVM instruction is intercepted and gets #UD. */
+        vmcb->control.intercept2 = SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL |
+                                   SVM_INTERCEPT_VMLOAD | SVM_INTERCEPT_VMSAVE |
+                                   SVM_INTERCEPT_STGI | SVM_INTERCEPT_CLGI | SVM_INTERCEPT_SKINIT;
+        vmcb->control.iopm_base_pa = hpa_raw(iopm_pa);
+        vmcb->control.msrpm_base_pa = hpa_raw(msrpm_pa);
+        /* One ASID per VM; with more VMs than ASIDs they share and flush on every entry. */
+        vmcb->control.asid = 1 + (vm->arch.asid - 1) % (caps.asids - 1);
+        vmcb->control.tlb_control = 1;      /* flush everything on the first entry */
+        vmcb->control.int_ctl = 1ull << 24; /* V_INTR_MASKING: host IF governs host interrupts */
+        vmcb->control.np_control = 1;
+        vmcb->control.n_cr3 = hpa_raw(vm->arch.npt.root);
 
-	vmcb->save.cs = flat_seg(st->cs, 0xa9b); /* 64-bit code, G, present, DPL 0 */
-	vmcb->save.ds = flat_seg(st->ds, 0xc93);
-	vmcb->save.es = vmcb->save.ds;
-	vmcb->save.ss = vmcb->save.ds;
-	vmcb->save.fs = vmcb->save.ds;
-	vmcb->save.gs = vmcb->save.ds;
-	vmcb->save.gdtr = (struct vmcb_seg){.limit = st->gdt_limit, .base = st->gdt_base};
-	vmcb->save.idtr = (struct vmcb_seg){.limit = 0, .base = 0};
-	vmcb->save.ldtr = (struct vmcb_seg){.attrib = 0x82, .limit = 0xffff};
-	vmcb->save.tr = (struct vmcb_seg){.attrib = 0x8b, .limit = 0x67};
-	vmcb->save.cpl = 0;
-	vmcb->save.efer = st->efer | X86_EFER_SVME; /* VMRUN requires SVME; the guest never sees it */
-	vmcb->save.cr0 = st->cr0;
-	vmcb->save.cr3 = st->cr3;
-	vmcb->save.cr4 = st->cr4;
-	vmcb->save.dr6 = 0xffff0ff0;
-	vmcb->save.dr7 = 0x400;
-	vmcb->save.rflags = st->rflags;
-	vmcb->save.rip = st->rip;
-	vmcb->save.rsp = st->rsp;
-	vmcb->save.g_pat = 0x0007040600070406ull; /* the architectural reset PAT */
-	return 0;
+        vmcb->save.cs = flat_seg(st->cs, 0xa9b); /* 64-bit code, G, present, DPL 0 */
+        vmcb->save.ds = flat_seg(st->ds, 0xc93);
+        vmcb->save.es = vmcb->save.ds;
+        vmcb->save.ss = vmcb->save.ds;
+        vmcb->save.fs = vmcb->save.ds;
+        vmcb->save.gs = vmcb->save.ds;
+        vmcb->save.gdtr = (struct vmcb_seg){.limit = st->gdt_limit, .base = st->gdt_base};
+        vmcb->save.idtr = (struct vmcb_seg){.limit = 0, .base = 0};
+        vmcb->save.ldtr = (struct vmcb_seg){.attrib = 0x82, .limit = 0xffff};
+        vmcb->save.tr = (struct vmcb_seg){.attrib = 0x8b, .limit = 0x67};
+        vmcb->save.cpl = 0;
+        vmcb->save.efer =
+            st->efer | X86_EFER_SVME; /* VMRUN requires SVME; the guest never sees it */
+        vmcb->save.cr0 = st->cr0;
+        vmcb->save.cr3 = st->cr3;
+        vmcb->save.cr4 = st->cr4;
+        vmcb->save.dr6 = 0xffff0ff0;
+        vmcb->save.dr7 = 0x400;
+        vmcb->save.rflags = st->rflags;
+        vmcb->save.rip = st->rip;
+        vmcb->save.rsp = st->rsp;
+        vmcb->save.g_pat = 0x0007040600070406ull; /* the architectural reset PAT */
+        return 0;
 }
 
 static void svm_vcpu_free(struct vcpu *vcpu)
 {
-	int err = palloc_free(&keel_palloc, vcpu->arch.vmcb_pa, 1);
+        int err = palloc_free(&keel_palloc, vcpu->arch.vmcb_pa, 1);
 
-	CHECK(err == 0);
-	vcpu->arch.vmcb = NULL;
+        CHECK(err == 0);
+        vcpu->arch.vmcb = NULL;
 }
 
 static void inject_exception(struct vmcb *vmcb, unsigned vector, bool has_error, uint32_t error)
 {
-	vmcb->control.event_inj = vector | SVM_EVT_TYPE_EXC | SVM_EVT_VALID |
-				  (has_error ? SVM_EVT_ERR_VALID | ((uint64_t)error << 32) : 0);
+        vmcb->control.event_inj = vector | SVM_EVT_TYPE_EXC | SVM_EVT_VALID |
+                                  (has_error ? SVM_EVT_ERR_VALID | ((uint64_t)error << 32) : 0);
 }
 
 /* Move RIP past the intercepted instruction `id`. False if the VM was stopped. */
 static bool skip_insn(struct vcpu *vcpu, struct vmcb *vmcb, enum x86_insn_id id)
 {
-	struct x86_guest_ctx ctx;
-	unsigned len;
+        struct x86_guest_ctx ctx;
+        unsigned len;
 
-	if (caps.nrips) {
-		vmcb->save.rip = vmcb->control.next_rip;
-		return true;
-	}
-	ctx = (struct x86_guest_ctx){
-		.cr0 = vmcb->save.cr0,
-		.cr3 = vmcb->save.cr3,
-		.cr4 = vmcb->save.cr4,
-		.efer = vmcb->save.efer,
-		.cs_base = vmcb->save.cs.base,
-		.cs_l = vmcb->save.cs.attrib & (1u << 9),
-		.cs_db = vmcb->save.cs.attrib & (1u << 10),
-		.rip = vmcb->save.rip,
-	};
-	len = x86_insn_length(vcpu, &ctx, id);
-	if (!len)
-		return false;
-	vmcb->save.rip += len;
-	return true;
+        if (caps.nrips) {
+                vmcb->save.rip = vmcb->control.next_rip;
+                return true;
+        }
+        ctx = (struct x86_guest_ctx){
+            .cr0 = vmcb->save.cr0,
+            .cr3 = vmcb->save.cr3,
+            .cr4 = vmcb->save.cr4,
+            .efer = vmcb->save.efer,
+            .cs_base = vmcb->save.cs.base,
+            .cs_l = vmcb->save.cs.attrib & (1u << 9),
+            .cs_db = vmcb->save.cs.attrib & (1u << 10),
+            .rip = vmcb->save.rip,
+        };
+        len = x86_insn_length(vcpu, &ctx, id);
+        if (!len)
+                return false;
+        vmcb->save.rip += len;
+        return true;
 }
 
 static void handle_msr(struct vcpu *vcpu, struct vmcb *vmcb)
 {
-	struct x86_gprs *g = &vcpu->arch.gprs;
-	uint32_t msr = (uint32_t)g->rcx;
-	bool write = vmcb->control.exit_info1 & 1;
-	uint64_t val = (g->rdx << 32) | (uint32_t)g->rax;
-	int err = 0;
+        struct x86_gprs *g = &vcpu->arch.gprs;
+        uint32_t msr = (uint32_t)g->rcx;
+        bool write = vmcb->control.exit_info1 & 1;
+        uint64_t val = (g->rdx << 32) | (uint32_t)g->rax;
+        int err = 0;
 
-	switch (msr) {
-	case MSR_EFER:
-		if (!write) {
-			val = vmcb->save.efer & ~X86_EFER_SVME;
-		} else if (val & ~(X86_EFER_SCE | X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE)) {
-			err = -KEEL_EPERM;
-		} else {
-			/* LMA is the CPU's to set; keep SVME, which VMRUN requires. */
-			vmcb->save.efer = (val & ~X86_EFER_LMA) | (vmcb->save.efer & X86_EFER_LMA) |
-					  X86_EFER_SVME;
-		}
-		break;
-	case MSR_PAT:
-		if (!write)
-			val = vmcb->save.g_pat;
-		else
-			vmcb->save.g_pat = val;
-		break;
-	case MSR_TSC:
-		if (!write)
-			val = x86_rdtsc() + vmcb->control.tsc_offset;
-		else
-			vmcb->control.tsc_offset = val - x86_rdtsc();
-		break;
-	default:
-		err = write ? x86_msr_write(vcpu, msr, val) : x86_msr_read(vcpu, msr, &val);
-		break;
-	}
-	if (err) {
-		inject_exception(vmcb, X86_VEC_GP, true, 0);
-		return;
-	}
-	if (!skip_insn(vcpu, vmcb, write ? X86_INSN_WRMSR : X86_INSN_RDMSR))
-		return;
-	if (!write) {
-		g->rax = (uint32_t)val;
-		g->rdx = val >> 32;
-	}
+        switch (msr) {
+        case MSR_EFER:
+                if (!write) {
+                        val = vmcb->save.efer & ~X86_EFER_SVME;
+                } else if (val & ~(X86_EFER_SCE | X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE)) {
+                        err = -KEEL_EPERM;
+                } else {
+                        /* LMA is the CPU's to set; keep SVME, which VMRUN requires. */
+                        vmcb->save.efer = (val & ~X86_EFER_LMA) | (vmcb->save.efer & X86_EFER_LMA) |
+                                          X86_EFER_SVME;
+                }
+                break;
+        case MSR_PAT:
+                if (!write)
+                        val = vmcb->save.g_pat;
+                else
+                        vmcb->save.g_pat = val;
+                break;
+        case MSR_TSC:
+                if (!write)
+                        val = x86_rdtsc() + vmcb->control.tsc_offset;
+                else
+                        vmcb->control.tsc_offset = val - x86_rdtsc();
+                break;
+        default:
+                err = write ? x86_msr_write(vcpu, msr, val) : x86_msr_read(vcpu, msr, &val);
+                break;
+        }
+        if (err) {
+                inject_exception(vmcb, X86_VEC_GP, true, 0);
+                return;
+        }
+        if (!skip_insn(vcpu, vmcb, write ? X86_INSN_WRMSR : X86_INSN_RDMSR))
+                return;
+        if (!write) {
+                g->rax = (uint32_t)val;
+                g->rdx = val >> 32;
+        }
 }
 
 static void handle_ioio(struct vcpu *vcpu, struct vmcb *vmcb)
 {
-	uint64_t info = vmcb->control.exit_info1;
-	uint16_t port = (uint16_t)(info >> 16);
-	unsigned size = (info >> SVM_IOIO_SZ_SHIFT) & 7; /* one-hot: 1, 2 or 4 bytes */
+        uint64_t info = vmcb->control.exit_info1;
+        uint16_t port = (uint16_t)(info >> 16);
+        unsigned size = (info >> SVM_IOIO_SZ_SHIFT) & 7; /* one-hot: 1, 2 or 4 bytes */
 
-	if (info & SVM_IOIO_STR) {
-		vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
-			"string I/O (INS/OUTS) on port %#x at rip %#llx is not emulated", port,
-			(unsigned long long)vmcb->save.rip);
-		return;
-	}
-	x86_emulate_io(vcpu, port, size == 4 ? 4 : size == 2 ? 2 : 1, info & SVM_IOIO_IN);
-	vmcb->save.rip = vmcb->control.exit_info2; /* IOIO always reports the next RIP */
+        if (info & SVM_IOIO_STR) {
+                vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
+                        "string I/O (INS/OUTS) on port %#x at rip %#llx is not emulated", port,
+                        (unsigned long long)vmcb->save.rip);
+                return;
+        }
+        x86_emulate_io(vcpu, port, size == 4 ? 4 : size == 2 ? 2 : 1, info & SVM_IOIO_IN);
+        vmcb->save.rip = vmcb->control.exit_info2; /* IOIO always reports the next RIP */
 }
 
 static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
 {
-	uint64_t err = vmcb->control.exit_info1, addr = vmcb->control.exit_info2;
-	const char *what = (err & (1u << 4)) ? "instruction fetch" : (err & 2) ? "write" : "read";
+        uint64_t err = vmcb->control.exit_info1, addr = vmcb->control.exit_info2;
+        const char *what = (err & (1u << 4)) ? "instruction fetch" : (err & 2) ? "write" : "read";
 
-	if (!gmem_contains(&vcpu->vm->mem, gpa(addr), 1)) {
-		vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
-			"%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
-			(unsigned long long)addr,
-			(unsigned long long)(gmem_total(&vcpu->vm->mem) >> 20),
-			(unsigned long long)vmcb->save.rip);
-		return;
-	}
-	vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
-		"nested page fault inside RAM at %#llx (error %#llx, rip %#llx)",
-		(unsigned long long)addr, (unsigned long long)err,
-		(unsigned long long)vmcb->save.rip);
+        if (!gmem_contains(&vcpu->vm->mem, gpa(addr), 1)) {
+                vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
+                        "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
+                        (unsigned long long)addr,
+                        (unsigned long long)(gmem_total(&vcpu->vm->mem) >> 20),
+                        (unsigned long long)vmcb->save.rip);
+                return;
+        }
+        vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
+                "nested page fault inside RAM at %#llx (error %#llx, rip %#llx)",
+                (unsigned long long)addr, (unsigned long long)err,
+                (unsigned long long)vmcb->save.rip);
 }
 
 static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
 {
-	struct vmcb_control *c = &vmcb->control;
+        struct vmcb_control *c = &vmcb->control;
 
-	/* An event whose delivery the exit interrupted is delivered again on the next entry. */
-	c->event_inj = (c->exit_int_info & SVM_EVT_VALID) ? c->exit_int_info : 0;
+        /* An event whose delivery the exit interrupted is delivered again on the next entry. */
+        c->event_inj = (c->exit_int_info & SVM_EVT_VALID) ? c->exit_int_info : 0;
 
-	switch (c->exit_code) {
-	case SVM_EXIT_CPUID:
-		if (skip_insn(vcpu, vmcb, X86_INSN_CPUID))
-			x86_emulate_cpuid(vcpu, vmcb->save.cr4);
-		break;
-	case SVM_EXIT_VMMCALL:
-		if (vmcb->save.cpl != 0) {
-			x86_hypercall(vcpu, vmcb->save.cpl); /* stops the VM */
-			break;
-		}
-		if (skip_insn(vcpu, vmcb, X86_INSN_VMMCALL))
-			x86_hypercall(vcpu, 0);
-		break;
-	case SVM_EXIT_IOIO:
-		handle_ioio(vcpu, vmcb);
-		break;
-	case SVM_EXIT_MSR:
-		handle_msr(vcpu, vmcb);
-		break;
-	case SVM_EXIT_NPF:
-		handle_npf(vcpu, vmcb);
-		break;
-	case SVM_EXIT_INTR:
-	case SVM_EXIT_NMI:
-	case SVM_EXIT_SMI:
-		/* Physical events are Keel's: let them reach its IDT, then resume the guest. */
-		x86_service_interrupts();
-		break;
-	case SVM_EXIT_HLT:
-		vm_stop(vcpu->vm, VM_STOP_HALTED,
-			"HLT at rip %#llx with interrupts %s and no virtual interrupt source to wake "
-			"it",
-			(unsigned long long)vmcb->save.rip,
-			(vmcb->save.rflags & (1u << 9)) ? "enabled" : "disabled");
-		break;
-	case SVM_EXIT_SHUTDOWN:
-		vm_stop(vcpu->vm, VM_STOP_TRIPLE_FAULT, "shutdown (triple fault) at rip %#llx",
-			(unsigned long long)vmcb->save.rip);
-		break;
-	case SVM_EXIT_VMRUN:
-	case SVM_EXIT_VMLOAD:
-	case SVM_EXIT_VMSAVE:
-	case SVM_EXIT_STGI:
-	case SVM_EXIT_CLGI:
-	case SVM_EXIT_SKINIT:
-	case SVM_EXIT_INVLPGA:
-		inject_exception(vmcb, X86_VEC_UD, false, 0);
-		break;
-	case SVM_EXIT_INVALID:
-		vm_stop(vcpu->vm, VM_STOP_ENTRY_FAILED,
-			"VMRUN refused the guest state (VMEXIT_INVALID) at rip %#llx",
-			(unsigned long long)vmcb->save.rip);
-		break;
-	default:
-		vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
-			"SVM exit %#llx (info1 %#llx, info2 %#llx) at rip %#llx",
-			(unsigned long long)c->exit_code, (unsigned long long)c->exit_info1,
-			(unsigned long long)c->exit_info2, (unsigned long long)vmcb->save.rip);
-		break;
-	}
+        switch (c->exit_code) {
+        case SVM_EXIT_CPUID:
+                if (skip_insn(vcpu, vmcb, X86_INSN_CPUID))
+                        x86_emulate_cpuid(vcpu, vmcb->save.cr4);
+                break;
+        case SVM_EXIT_VMMCALL:
+                if (vmcb->save.cpl != 0) {
+                        x86_hypercall(vcpu, vmcb->save.cpl); /* stops the VM */
+                        break;
+                }
+                if (skip_insn(vcpu, vmcb, X86_INSN_VMMCALL))
+                        x86_hypercall(vcpu, 0);
+                break;
+        case SVM_EXIT_IOIO:
+                handle_ioio(vcpu, vmcb);
+                break;
+        case SVM_EXIT_MSR:
+                handle_msr(vcpu, vmcb);
+                break;
+        case SVM_EXIT_NPF:
+                handle_npf(vcpu, vmcb);
+                break;
+        case SVM_EXIT_INTR:
+        case SVM_EXIT_NMI:
+        case SVM_EXIT_SMI:
+                /* Physical events are Keel's: let them reach its IDT, then resume the guest. */
+                x86_service_interrupts();
+                break;
+        case SVM_EXIT_HLT:
+                vm_stop(
+                    vcpu->vm, VM_STOP_HALTED,
+                    "HLT at rip %#llx with interrupts %s and no virtual interrupt source to wake "
+                    "it",
+                    (unsigned long long)vmcb->save.rip,
+                    (vmcb->save.rflags & (1u << 9)) ? "enabled" : "disabled");
+                break;
+        case SVM_EXIT_SHUTDOWN:
+                vm_stop(vcpu->vm, VM_STOP_TRIPLE_FAULT, "shutdown (triple fault) at rip %#llx",
+                        (unsigned long long)vmcb->save.rip);
+                break;
+        case SVM_EXIT_VMRUN:
+        case SVM_EXIT_VMLOAD:
+        case SVM_EXIT_VMSAVE:
+        case SVM_EXIT_STGI:
+        case SVM_EXIT_CLGI:
+        case SVM_EXIT_SKINIT:
+        case SVM_EXIT_INVLPGA:
+                inject_exception(vmcb, X86_VEC_UD, false, 0);
+                break;
+        case SVM_EXIT_INVALID:
+                vm_stop(vcpu->vm, VM_STOP_ENTRY_FAILED,
+                        "VMRUN refused the guest state (VMEXIT_INVALID) at rip %#llx",
+                        (unsigned long long)vmcb->save.rip);
+                break;
+        default:
+                vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
+                        "SVM exit %#llx (info1 %#llx, info2 %#llx) at rip %#llx",
+                        (unsigned long long)c->exit_code, (unsigned long long)c->exit_info1,
+                        (unsigned long long)c->exit_info2, (unsigned long long)vmcb->save.rip);
+                break;
+        }
 }
 
 static void svm_vcpu_run(struct vcpu *vcpu)
 {
-	struct vmcb *vmcb = vcpu->arch.vmcb;
-	struct x86_gprs *g = &vcpu->arch.gprs;
-	bool shared_asid = vcpu->vm->arch.asid >= caps.asids;
+        struct vmcb *vmcb = vcpu->arch.vmcb;
+        struct x86_gprs *g = &vcpu->arch.gprs;
+        bool shared_asid = vcpu->vm->arch.asid >= caps.asids;
 
-	while (vcpu->vm->state == VM_RUNNING) {
-		vmcb->save.rax = g->rax;
-		svm_vmrun(hpa_raw(vcpu->arch.vmcb_pa), g, hpa_raw(host_vmcb_pa));
-		g->rax = vmcb->save.rax;
-		vmcb->control.tlb_control = shared_asid ? 1 : 0;
-		vcpu->exits++;
-		svm_handle_exit(vcpu, vmcb);
-	}
+        while (vcpu->vm->state == VM_RUNNING) {
+                vmcb->save.rax = g->rax;
+                svm_vmrun(hpa_raw(vcpu->arch.vmcb_pa), g, hpa_raw(host_vmcb_pa));
+                g->rax = vmcb->save.rax;
+                vmcb->control.tlb_control = shared_asid ? 1 : 0;
+                vcpu->exits++;
+                svm_handle_exit(vcpu, vmcb);
+        }
 }
 
 const struct x86_vendor svm_vendor = {
-	.name = "AMD SVM",
-	.probe = svm_probe,
-	.describe = svm_describe,
-	.enable = svm_enable,
-	.second_level = &x86_pt_npt,
-	.vcpu_init = svm_vcpu_init,
-	.vcpu_run = svm_vcpu_run,
-	.vcpu_free = svm_vcpu_free,
+    .name = "AMD SVM",
+    .probe = svm_probe,
+    .describe = svm_describe,
+    .enable = svm_enable,
+    .second_level = &x86_pt_npt,
+    .vcpu_init = svm_vcpu_init,
+    .vcpu_run = svm_vcpu_run,
+    .vcpu_free = svm_vcpu_free,
 };

@@ -13,83 +13,83 @@
 struct x86_gprs;
 
 struct vmcb_seg {
-	uint16_t selector;
-	uint16_t attrib; /* access byte bits 0-7, AVL 8, L 9, D/B 10, G 11 */
-	uint32_t limit;
-	uint64_t base;
+        uint16_t selector;
+        uint16_t attrib; /* access byte bits 0-7, AVL 8, L 9, D/B 10, G 11 */
+        uint32_t limit;
+        uint64_t base;
 };
 
 struct vmcb_control {
-	uint32_t intercept_cr;  /* 0x000: reads 0-15, writes 16-31 */
-	uint32_t intercept_dr;  /* 0x004 */
-	uint32_t intercept_exc; /* 0x008 */
-	uint32_t intercept1;    /* 0x00c */
-	uint32_t intercept2;    /* 0x010 */
-	uint32_t intercept3;    /* 0x014 */
-	uint8_t reserved0[0x3c - 0x18];
-	uint16_t pause_filter_thresh; /* 0x03c */
-	uint16_t pause_filter_count;  /* 0x03e */
-	uint64_t iopm_base_pa;        /* 0x040 */
-	uint64_t msrpm_base_pa;       /* 0x048 */
-	uint64_t tsc_offset;          /* 0x050 */
-	uint32_t asid;                /* 0x058 */
-	uint8_t tlb_control;          /* 0x05c */
-	uint8_t reserved1[3];
-	uint64_t int_ctl;     /* 0x060: V_TPR, V_IRQ, V_INTR_MASKING (24), ... */
-	uint64_t int_state;   /* 0x068: interrupt shadow */
-	uint64_t exit_code;   /* 0x070 */
-	uint64_t exit_info1;  /* 0x078 */
-	uint64_t exit_info2;  /* 0x080 */
-	uint64_t exit_int_info; /* 0x088 */
-	uint64_t np_control;  /* 0x090: bit 0 NP_ENABLE */
-	uint64_t avic_apic_bar; /* 0x098 */
-	uint64_t ghcb_pa;     /* 0x0a0 */
-	uint64_t event_inj;   /* 0x0a8 */
-	uint64_t n_cr3;       /* 0x0b0 */
-	uint64_t virt_ext;    /* 0x0b8 */
-	uint32_t clean;       /* 0x0c0 */
-	uint32_t reserved2;
-	uint64_t next_rip;    /* 0x0c8 */
-	uint8_t insn_len;     /* 0x0d0 */
-	uint8_t insn_bytes[15];
-	uint8_t reserved3[0x400 - 0xe0];
+        uint32_t intercept_cr;  /* 0x000: reads 0-15, writes 16-31 */
+        uint32_t intercept_dr;  /* 0x004 */
+        uint32_t intercept_exc; /* 0x008 */
+        uint32_t intercept1;    /* 0x00c */
+        uint32_t intercept2;    /* 0x010 */
+        uint32_t intercept3;    /* 0x014 */
+        uint8_t reserved0[0x3c - 0x18];
+        uint16_t pause_filter_thresh; /* 0x03c */
+        uint16_t pause_filter_count;  /* 0x03e */
+        uint64_t iopm_base_pa;        /* 0x040 */
+        uint64_t msrpm_base_pa;       /* 0x048 */
+        uint64_t tsc_offset;          /* 0x050 */
+        uint32_t asid;                /* 0x058 */
+        uint8_t tlb_control;          /* 0x05c */
+        uint8_t reserved1[3];
+        uint64_t int_ctl;       /* 0x060: V_TPR, V_IRQ, V_INTR_MASKING (24), ... */
+        uint64_t int_state;     /* 0x068: interrupt shadow */
+        uint64_t exit_code;     /* 0x070 */
+        uint64_t exit_info1;    /* 0x078 */
+        uint64_t exit_info2;    /* 0x080 */
+        uint64_t exit_int_info; /* 0x088 */
+        uint64_t np_control;    /* 0x090: bit 0 NP_ENABLE */
+        uint64_t avic_apic_bar; /* 0x098 */
+        uint64_t ghcb_pa;       /* 0x0a0 */
+        uint64_t event_inj;     /* 0x0a8 */
+        uint64_t n_cr3;         /* 0x0b0 */
+        uint64_t virt_ext;      /* 0x0b8 */
+        uint32_t clean;         /* 0x0c0 */
+        uint32_t reserved2;
+        uint64_t next_rip; /* 0x0c8 */
+        uint8_t insn_len;  /* 0x0d0 */
+        uint8_t insn_bytes[15];
+        uint8_t reserved3[0x400 - 0xe0];
 };
 
 struct vmcb_save {
-	struct vmcb_seg es, cs, ss, ds, fs, gs, gdtr, ldtr, idtr, tr; /* 0x400 - 0x49f */
-	uint8_t reserved0[0x4cb - 0x4a0];
-	uint8_t cpl; /* 0x4cb */
-	uint32_t reserved1;
-	uint64_t efer; /* 0x4d0 */
-	uint8_t reserved2[0x548 - 0x4d8];
-	uint64_t cr4;    /* 0x548 */
-	uint64_t cr3;    /* 0x550 */
-	uint64_t cr0;    /* 0x558 */
-	uint64_t dr7;    /* 0x560 */
-	uint64_t dr6;    /* 0x568 */
-	uint64_t rflags; /* 0x570 */
-	uint64_t rip;    /* 0x578 */
-	uint8_t reserved3[0x5d8 - 0x580];
-	uint64_t rsp; /* 0x5d8 */
-	uint8_t reserved4[0x5f8 - 0x5e0];
-	uint64_t rax;          /* 0x5f8 */
-	uint64_t star;         /* 0x600 */
-	uint64_t lstar;        /* 0x608 */
-	uint64_t cstar;        /* 0x610 */
-	uint64_t sfmask;       /* 0x618 */
-	uint64_t kernel_gs_base; /* 0x620 */
-	uint64_t sysenter_cs;  /* 0x628 */
-	uint64_t sysenter_esp; /* 0x630 */
-	uint64_t sysenter_eip; /* 0x638 */
-	uint64_t cr2;          /* 0x640 */
-	uint8_t reserved5[0x668 - 0x648];
-	uint64_t g_pat; /* 0x668 */
-	uint64_t dbgctl; /* 0x670 */
+        struct vmcb_seg es, cs, ss, ds, fs, gs, gdtr, ldtr, idtr, tr; /* 0x400 - 0x49f */
+        uint8_t reserved0[0x4cb - 0x4a0];
+        uint8_t cpl; /* 0x4cb */
+        uint32_t reserved1;
+        uint64_t efer; /* 0x4d0 */
+        uint8_t reserved2[0x548 - 0x4d8];
+        uint64_t cr4;    /* 0x548 */
+        uint64_t cr3;    /* 0x550 */
+        uint64_t cr0;    /* 0x558 */
+        uint64_t dr7;    /* 0x560 */
+        uint64_t dr6;    /* 0x568 */
+        uint64_t rflags; /* 0x570 */
+        uint64_t rip;    /* 0x578 */
+        uint8_t reserved3[0x5d8 - 0x580];
+        uint64_t rsp; /* 0x5d8 */
+        uint8_t reserved4[0x5f8 - 0x5e0];
+        uint64_t rax;            /* 0x5f8 */
+        uint64_t star;           /* 0x600 */
+        uint64_t lstar;          /* 0x608 */
+        uint64_t cstar;          /* 0x610 */
+        uint64_t sfmask;         /* 0x618 */
+        uint64_t kernel_gs_base; /* 0x620 */
+        uint64_t sysenter_cs;    /* 0x628 */
+        uint64_t sysenter_esp;   /* 0x630 */
+        uint64_t sysenter_eip;   /* 0x638 */
+        uint64_t cr2;            /* 0x640 */
+        uint8_t reserved5[0x668 - 0x648];
+        uint64_t g_pat;  /* 0x668 */
+        uint64_t dbgctl; /* 0x670 */
 };
 
 struct vmcb {
-	struct vmcb_control control;
-	struct vmcb_save save;
+        struct vmcb_control control;
+        struct vmcb_save save;
 };
 
 _Static_assert(offsetof(struct vmcb, control.iopm_base_pa) == 0x40, "vmcb iopm");
@@ -168,11 +168,11 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_EVT_TYPE_EXC  (3ull << 8)
 
 /* CPUID 0x8000000A EDX. */
-#define SVM_FEAT_NPT    (1u << 0)
-#define SVM_FEAT_NRIPS  (1u << 3)
-#define SVM_FEAT_CLEAN  (1u << 5)
+#define SVM_FEAT_NPT        (1u << 0)
+#define SVM_FEAT_NRIPS      (1u << 3)
+#define SVM_FEAT_CLEAN      (1u << 5)
 #define SVM_FEAT_FLUSH_ASID (1u << 6)
-#define SVM_FEAT_DECODE (1u << 7)
+#define SVM_FEAT_DECODE     (1u << 7)
 
 #define VM_CR_SVMDIS (1u << 4)
 #define VM_CR_LOCK   (1u << 3)
@@ -180,16 +180,16 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 /* What svm_check_caps needs from CPUID and VM_CR. */
 #define SVM_CPUID_SVM (1u << 2) /* CPUID 8000_0001h ECX */
 struct svm_cpuid {
-	uint32_t max_ext_leaf; /* CPUID 8000_0000h EAX */
-	uint32_t ext1_ecx;     /* CPUID 8000_0001h ECX */
-	uint32_t svm_eax, svm_ebx, svm_edx; /* CPUID 8000_000Ah */
-	uint64_t vm_cr;        /* MSR VM_CR, 0 if SVM is absent */
+        uint32_t max_ext_leaf;              /* CPUID 8000_0000h EAX */
+        uint32_t ext1_ecx;                  /* CPUID 8000_0001h ECX */
+        uint32_t svm_eax, svm_ebx, svm_edx; /* CPUID 8000_000Ah */
+        uint64_t vm_cr;                     /* MSR VM_CR, 0 if SVM is absent */
 };
 
 struct svm_caps {
-	uint32_t revision;
-	uint32_t asids;
-	bool npt, nrips, decode_assists, clean_bits, flush_by_asid;
+        uint32_t revision;
+        uint32_t asids;
+        bool npt, nrips, decode_assists, clean_bits, flush_by_asid;
 };
 
 /*

@@ -15,15 +15,15 @@
 #include <stdint.h>
 
 typedef struct {
-	uint64_t pa;
+        uint64_t pa;
 } hpa_t;
 
 typedef struct {
-	uint64_t ga;
+        uint64_t ga;
 } gpa_t;
 
 typedef struct {
-	uintptr_t va;
+        uintptr_t va;
 } hva_t;
 
 #define PAGE_SHIFT      12
@@ -32,62 +32,62 @@ typedef struct {
 
 static inline hpa_t hpa(uint64_t pa)
 {
-	return (hpa_t){pa};
+        return (hpa_t){pa};
 }
 
 static inline gpa_t gpa(uint64_t ga)
 {
-	return (gpa_t){ga};
+        return (gpa_t){ga};
 }
 
 static inline hva_t hva(uintptr_t va)
 {
-	return (hva_t){va};
+        return (hva_t){va};
 }
 
 static inline uint64_t hpa_raw(hpa_t a)
 {
-	return a.pa;
+        return a.pa;
 }
 
 static inline uint64_t gpa_raw(gpa_t a)
 {
-	return a.ga;
+        return a.ga;
 }
 
 static inline void *hva_ptr(hva_t a)
 {
-	return (void *)a.va;
+        return (void *)a.va;
 }
 
 static inline hva_t hva_from_ptr(const void *p)
 {
-	return (hva_t){(uintptr_t)p};
+        return (hva_t){(uintptr_t)p};
 }
 
 static inline hpa_t hpa_add(hpa_t a, uint64_t off)
 {
-	return (hpa_t){a.pa + off};
+        return (hpa_t){a.pa + off};
 }
 
 static inline gpa_t gpa_add(gpa_t a, uint64_t off)
 {
-	return (gpa_t){a.ga + off};
+        return (gpa_t){a.ga + off};
 }
 
 static inline bool is_aligned(uint64_t v, uint64_t align)
 {
-	return (v & (align - 1)) == 0;
+        return (v & (align - 1)) == 0;
 }
 
 static inline uint64_t align_up(uint64_t v, uint64_t align)
 {
-	return (v + align - 1) & ~(align - 1);
+        return (v + align - 1) & ~(align - 1);
 }
 
 static inline uint64_t align_down(uint64_t v, uint64_t align)
 {
-	return v & ~(align - 1);
+        return v & ~(align - 1);
 }
 
 /*

@@ -14,24 +14,24 @@ struct keel_config;
 #define BOOT_MAX_IMAGES 8
 
 struct boot_image {
-	const char *path; /* as written in the config */
-	const void *data; /* host-virtual (identity-mapped loader data) */
-	uint64_t size;
+        const char *path; /* as written in the config */
+        const void *data; /* host-virtual (identity-mapped loader data) */
+        uint64_t size;
 };
 
 struct boot_info {
-	/* Usable RAM for the page allocator: EfiConventionalMemory only. */
-	struct mem_range usable[PALLOC_MAX_RANGES];
-	unsigned usable_count;
-	uint64_t usable_bytes;
-	/* Highest physical address any memory-map entry reaches (for Keel's identity map). */
-	uint64_t phys_top;
-	hpa_t rsdp; /* ACPI RSDP, 0 if the firmware has none */
-	hpa_t image_base;
-	uint64_t image_size;
-	const struct keel_config *config;
-	struct boot_image images[BOOT_MAX_IMAGES]; /* images[i] belongs to config->vms[i] */
-	unsigned map_tries; /* GetMemoryMap/ExitBootServices rounds it took */
+        /* Usable RAM for the page allocator: EfiConventionalMemory only. */
+        struct mem_range usable[PALLOC_MAX_RANGES];
+        unsigned usable_count;
+        uint64_t usable_bytes;
+        /* Highest physical address any memory-map entry reaches (for Keel's identity map). */
+        uint64_t phys_top;
+        hpa_t rsdp; /* ACPI RSDP, 0 if the firmware has none */
+        hpa_t image_base;
+        uint64_t image_size;
+        const struct keel_config *config;
+        struct boot_image images[BOOT_MAX_IMAGES]; /* images[i] belongs to config->vms[i] */
+        unsigned map_tries; /* GetMemoryMap/ExitBootServices rounds it took */
 };
 
 /* Arch: switch to Keel's own stack and call kernel_main(bi). */

@@ -10,11 +10,11 @@
 
 noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			panic("CHECK failed at %s:%d: %s", __FILE__, __LINE__, #cond);             \
-	} while (0)
+#define CHECK(cond)                                                                    \
+        do {                                                                           \
+                if (!(cond))                                                           \
+                        panic("CHECK failed at %s:%d: %s", __FILE__, __LINE__, #cond); \
+        } while (0)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -9,10 +9,10 @@
 #include <stdarg.h>
 
 enum log_level {
-	LOG_LEVEL_ERROR = 0,
-	LOG_LEVEL_WARN = 1,
-	LOG_LEVEL_INFO = 2,
-	LOG_LEVEL_DEBUG = 3,
+        LOG_LEVEL_ERROR = 0,
+        LOG_LEVEL_WARN = 1,
+        LOG_LEVEL_INFO = 2,
+        LOG_LEVEL_DEBUG = 3,
 };
 
 /* Messages above this level are dropped. Default LOG_LEVEL_INFO. */
@@ -24,8 +24,8 @@ void log_vprintf(enum log_level level, const char *fmt, va_list ap);
 /* Raw output, no prefix and no newline added (used by the guest UART front end). */
 void log_write(const char *s, unsigned long len);
 
-#define LOG_ERR(fmt, ...)                                                                          \
-	log_printf(LOG_LEVEL_ERROR, "%s:%d: " fmt, __FILE__, __LINE__, ##__VA_ARGS__)
+#define LOG_ERR(fmt, ...) \
+        log_printf(LOG_LEVEL_ERROR, "%s:%d: " fmt, __FILE__, __LINE__, ##__VA_ARGS__)
 #define LOG_WARN(fmt, ...)  log_printf(LOG_LEVEL_WARN, fmt, ##__VA_ARGS__)
 #define LOG_INFO(fmt, ...)  log_printf(LOG_LEVEL_INFO, fmt, ##__VA_ARGS__)
 #define LOG_DEBUG(fmt, ...) log_printf(LOG_LEVEL_DEBUG, fmt, ##__VA_ARGS__)

@@ -21,22 +21,22 @@
 #define PALLOC_MAX_RANGES 128
 
 struct mem_range {
-	hpa_t base;     /* page aligned */
-	uint64_t pages; /* number of 4 KiB pages */
+        hpa_t base;     /* page aligned */
+        uint64_t pages; /* number of 4 KiB pages */
 };
 
 struct palloc_range {
-	hpa_t base;       /* first page handed out (after the bitmap) */
-	uint64_t pages;   /* pages available for allocation */
-	uint64_t *bitmap; /* 1 bit per page, set = allocated; host-virtual */
-	uint64_t free;    /* free pages in this range */
+        hpa_t base;       /* first page handed out (after the bitmap) */
+        uint64_t pages;   /* pages available for allocation */
+        uint64_t *bitmap; /* 1 bit per page, set = allocated; host-virtual */
+        uint64_t free;    /* free pages in this range */
 };
 
 struct palloc {
-	struct palloc_range ranges[PALLOC_MAX_RANGES];
-	unsigned count;
-	uint64_t total_pages;
-	uint64_t free_pages;
+        struct palloc_range ranges[PALLOC_MAX_RANGES];
+        unsigned count;
+        uint64_t total_pages;
+        uint64_t free_pages;
 };
 
 /*

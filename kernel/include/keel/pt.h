@@ -22,35 +22,35 @@ typedef uint64_t pte_t;
 #define PT_ENTRIES 512
 
 /* Generic attributes; the format turns them into its bits. */
-#define PT_READ  (1u << 0)
-#define PT_WRITE (1u << 1)
-#define PT_EXEC  (1u << 2)
-#define PT_USER  (1u << 3) /* NPT needs U=1 on every level: guest accesses count as user */
+#define PT_READ     (1u << 0)
+#define PT_WRITE    (1u << 1)
+#define PT_EXEC     (1u << 2)
+#define PT_USER     (1u << 3) /* NPT needs U=1 on every level: guest accesses count as user */
 #define PT_UNCACHED (1u << 4)
-#define PT_RWX   (PT_READ | PT_WRITE | PT_EXEC)
+#define PT_RWX      (PT_READ | PT_WRITE | PT_EXEC)
 
 struct pt_format {
-	const char *name;
-	/* Entry pointing at a next-level table. */
-	pte_t (*table)(hpa_t next);
-	/* Leaf entry mapping `pa` at `level` (0, 1 or 2) with generic attributes. */
-	pte_t (*leaf)(hpa_t pa, unsigned level, unsigned attrs);
-	bool (*present)(pte_t e);
-	/* True if `e` (present, at `level` >= 1) is a leaf rather than a table pointer. */
-	bool (*is_leaf)(pte_t e, unsigned level);
-	/* Physical address held by `e` (table or leaf at `level`). */
-	hpa_t (*addr)(pte_t e, unsigned level);
-	/* Generic attributes of a leaf. */
-	unsigned (*attrs)(pte_t e, unsigned level);
-	/* Highest level that may hold a leaf (1 = 2 MiB pages, 2 = 1 GiB pages). */
-	unsigned max_leaf_level;
+        const char *name;
+        /* Entry pointing at a next-level table. */
+        pte_t (*table)(hpa_t next);
+        /* Leaf entry mapping `pa` at `level` (0, 1 or 2) with generic attributes. */
+        pte_t (*leaf)(hpa_t pa, unsigned level, unsigned attrs);
+        bool (*present)(pte_t e);
+        /* True if `e` (present, at `level` >= 1) is a leaf rather than a table pointer. */
+        bool (*is_leaf)(pte_t e, unsigned level);
+        /* Physical address held by `e` (table or leaf at `level`). */
+        hpa_t (*addr)(pte_t e, unsigned level);
+        /* Generic attributes of a leaf. */
+        unsigned (*attrs)(pte_t e, unsigned level);
+        /* Highest level that may hold a leaf (1 = 2 MiB pages, 2 = 1 GiB pages). */
+        unsigned max_leaf_level;
 };
 
 struct pt {
-	const struct pt_format *fmt;
-	struct palloc *pa;
-	hpa_t root;
-	uint64_t table_pages; /* table pages owned, for accounting and tests */
+        const struct pt_format *fmt;
+        struct palloc *pa;
+        hpa_t root;
+        uint64_t table_pages; /* table pages owned, for accounting and tests */
 };
 
 int pt_init(struct pt *pt, const struct pt_format *fmt, struct palloc *pa);

@@ -16,39 +16,39 @@
 #define CONFIG_ERR_MAX  192
 
 enum finish_action {
-	FINISH_HALT = 0,   /* print the summary and halt the CPU */
-	FINISH_DEBUG_EXIT, /* also write pass (0) / fail (1) to QEMU's isa-debug-exit at 0xf4 */
+        FINISH_HALT = 0,   /* print the summary and halt the CPU */
+        FINISH_DEBUG_EXIT, /* also write pass (0) / fail (1) to QEMU's isa-debug-exit at 0xf4 */
 };
 
 /* Developer self-tests Keel runs after taking the machine, before any VM. */
 enum selftest {
-	SELFTEST_NONE = 0,
-	SELFTEST_EXCEPTION, /* take an invalid-opcode exception inside Keel: dump and panic */
+        SELFTEST_NONE = 0,
+        SELFTEST_EXCEPTION, /* take an invalid-opcode exception inside Keel: dump and panic */
 };
 
 struct vm_config {
-	char name[VM_NAME_MAX];
-	unsigned line;       /* line of the [vm NAME] header, for messages */
-	uint64_t memory;     /* bytes, multiple of 2 MiB, >= 2 MiB */
-	char image[CONFIG_PATH_MAX];
-	enum image_format format;
-	bool has_load;
-	uint64_t load;
-	bool has_entry;
-	uint64_t entry;
-	/* What a test expects: an exit code, or a stop reason. At most one is set. */
-	bool has_expect_exit;
-	int64_t expect_exit;
-	bool has_expect_stop;
-	enum vm_stop_reason expect_stop;
+        char name[VM_NAME_MAX];
+        unsigned line;   /* line of the [vm NAME] header, for messages */
+        uint64_t memory; /* bytes, multiple of 2 MiB, >= 2 MiB */
+        char image[CONFIG_PATH_MAX];
+        enum image_format format;
+        bool has_load;
+        uint64_t load;
+        bool has_entry;
+        uint64_t entry;
+        /* What a test expects: an exit code, or a stop reason. At most one is set. */
+        bool has_expect_exit;
+        int64_t expect_exit;
+        bool has_expect_stop;
+        enum vm_stop_reason expect_stop;
 };
 
 struct keel_config {
-	enum log_level log_level;
-	enum finish_action finish;
-	enum selftest selftest;
-	unsigned vm_count;
-	struct vm_config vms[KEEL_MAX_VMS];
+        enum log_level log_level;
+        enum finish_action finish;
+        enum selftest selftest;
+        unsigned vm_count;
+        struct vm_config vms[KEEL_MAX_VMS];
 };
 
 /*
@@ -56,6 +56,6 @@ struct keel_config {
  * "<filename>:<line>: <problem>" (line 0 for whole-file problems such as no VM at all).
  */
 int config_parse(const char *text, uint64_t len, const char *filename, struct keel_config *out,
-		 char *err, uint64_t errlen);
+                 char *err, uint64_t errlen);
 
 #endif

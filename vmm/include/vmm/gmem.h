@@ -13,14 +13,14 @@
 #define GMEM_MAX_REGIONS 8
 
 struct gmem_region {
-	gpa_t base;
-	uint64_t size;
-	hpa_t backing;
+        gpa_t base;
+        uint64_t size;
+        hpa_t backing;
 };
 
 struct gmem {
-	struct gmem_region regions[GMEM_MAX_REGIONS];
-	unsigned count;
+        struct gmem_region regions[GMEM_MAX_REGIONS];
+        unsigned count;
 };
 
 void gmem_init(struct gmem *m);

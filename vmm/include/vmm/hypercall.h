@@ -22,21 +22,21 @@
 
 /* Layout shared with guests (little endian, no padding surprises). */
 struct keel_vm_info {
-	uint32_t abi_version;
-	uint32_t vm_id;
-	uint64_t ram_base;
-	uint64_t ram_size;
-	uint32_t vcpu_count;
-	uint32_t reserved;
-	char name[32]; /* NUL-terminated */
+        uint32_t abi_version;
+        uint32_t vm_id;
+        uint64_t ram_base;
+        uint64_t ram_size;
+        uint32_t vcpu_count;
+        uint32_t reserved;
+        char name[32]; /* NUL-terminated */
 };
 
 struct vcpu;
 
 struct hc_call {
-	uint64_t nr;
-	uint64_t arg[4];
-	int64_t ret;
+        uint64_t nr;
+        uint64_t arg[4];
+        int64_t ret;
 };
 
 /*

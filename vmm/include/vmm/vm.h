@@ -16,55 +16,55 @@
 #include <vmm/vuart.h>
 #include <arch/vm.h>
 
-#define VM_NAME_MAX   32
-#define VM_MAX_VCPUS  1
-#define KEEL_MAX_VMS  8
+#define VM_NAME_MAX  32
+#define VM_MAX_VCPUS 1
+#define KEEL_MAX_VMS 8
 
 enum vm_state {
-	VM_CREATED = 0,
-	VM_RUNNING,
-	VM_PAUSED,
-	VM_STOPPED,
+        VM_CREATED = 0,
+        VM_RUNNING,
+        VM_PAUSED,
+        VM_STOPPED,
 };
 
 /* Why a VM stopped. Names (vm_stop_reason_name) are used in reports and in the config. */
 enum vm_stop_reason {
-	VM_STOP_NONE = 0,
-	VM_STOP_EXIT,          /* "exit": the guest called the exit hypercall */
-	VM_STOP_TRIPLE_FAULT,  /* "triple-fault": shutdown intercept */
-	VM_STOP_OUTSIDE_RAM,   /* "outside-ram": access to guest-physical memory it does not have */
-	VM_STOP_BAD_HYPERCALL, /* "bad-hypercall": hypercall from guest user mode */
-	VM_STOP_HALTED,        /* "halted": HLT with nothing that could ever wake it */
-	VM_STOP_BAD_INSN,      /* "bad-instruction": an intercepted instruction Keel cannot decode */
-	VM_STOP_UNHANDLED,     /* "unhandled-exit": an exit Keel does not handle */
-	VM_STOP_ENTRY_FAILED,  /* "entry-failed": the CPU refused to enter the guest */
-	VM_STOP_LOAD_FAILED,   /* "load-failed": the VM could not be built */
-	VM_STOP_REASON_COUNT,
+        VM_STOP_NONE = 0,
+        VM_STOP_EXIT,          /* "exit": the guest called the exit hypercall */
+        VM_STOP_TRIPLE_FAULT,  /* "triple-fault": shutdown intercept */
+        VM_STOP_OUTSIDE_RAM,   /* "outside-ram": access to guest-physical memory it does not have */
+        VM_STOP_BAD_HYPERCALL, /* "bad-hypercall": hypercall from guest user mode */
+        VM_STOP_HALTED,        /* "halted": HLT with nothing that could ever wake it */
+        VM_STOP_BAD_INSN,     /* "bad-instruction": an intercepted instruction Keel cannot decode */
+        VM_STOP_UNHANDLED,    /* "unhandled-exit": an exit Keel does not handle */
+        VM_STOP_ENTRY_FAILED, /* "entry-failed": the CPU refused to enter the guest */
+        VM_STOP_LOAD_FAILED,  /* "load-failed": the VM could not be built */
+        VM_STOP_REASON_COUNT,
 };
 
 struct vm;
 
 struct vcpu {
-	struct vm *vm;
-	unsigned id;
-	uint64_t exits;
-	struct vcpu_arch arch;
+        struct vm *vm;
+        unsigned id;
+        uint64_t exits;
+        struct vcpu_arch arch;
 };
 
 struct vm {
-	char name[VM_NAME_MAX];
-	unsigned id;
-	enum vm_state state;
-	struct gmem mem;
-	struct vuart uart;
-	struct vcpu vcpus[VM_MAX_VCPUS];
-	unsigned vcpu_count;
+        char name[VM_NAME_MAX];
+        unsigned id;
+        enum vm_state state;
+        struct gmem mem;
+        struct vuart uart;
+        struct vcpu vcpus[VM_MAX_VCPUS];
+        unsigned vcpu_count;
 
-	enum vm_stop_reason stop_reason;
-	int64_t exit_code;   /* valid when stop_reason == VM_STOP_EXIT */
-	char stop_detail[128]; /* one line: what happened, where */
+        enum vm_stop_reason stop_reason;
+        int64_t exit_code;     /* valid when stop_reason == VM_STOP_EXIT */
+        char stop_detail[128]; /* one line: what happened, where */
 
-	struct vm_arch arch;
+        struct vm_arch arch;
 };
 
 /* Initialise the generic part: name, id, state created, empty memory, UART. */
@@ -81,7 +81,7 @@ int vm_stop_reason_parse(const char *name, enum vm_stop_reason *out);
  * Stopping a stopped VM keeps the first reason.
  */
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Record a clean exit with `code` (exit hypercall). */
 void vm_exit(struct vm *vm, int64_t code);
 

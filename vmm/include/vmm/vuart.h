@@ -12,11 +12,11 @@
 #define VUART_LINE_MAX 160
 
 struct vuart {
-	const char *prefix; /* VM name, owned by the VM */
-	uint8_t ier, lcr, mcr, scr, dll, dlm;
-	char line[VUART_LINE_MAX];
-	unsigned len;
-	uint64_t tx_bytes;
+        const char *prefix; /* VM name, owned by the VM */
+        uint8_t ier, lcr, mcr, scr, dll, dlm;
+        char line[VUART_LINE_MAX];
+        unsigned len;
+        uint64_t tx_bytes;
 };
 
 void vuart_init(struct vuart *u, const char *prefix);

@@ -5,12 +5,12 @@
 #include <stdint.h>
 
 struct vm_arch {
-	uint64_t cookie;
+        uint64_t cookie;
 };
 
 struct vcpu_arch {
-	uint64_t regs[16];
-	unsigned cpl;
+        uint64_t regs[16];
+        unsigned cpl;
 };
 
 #endif

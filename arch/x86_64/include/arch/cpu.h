@@ -4,16 +4,16 @@
 
 #include <stdint.h>
 
-#define KEEL_CS 0x08
-#define KEEL_DS 0x10
+#define KEEL_CS  0x08
+#define KEEL_DS  0x10
 #define KEEL_TSS 0x18
 
 /* Register frame pushed by entry.S for every trap and interrupt. Order matters (entry.S). */
 struct x86_trap_frame {
-	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
-	uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
-	uint64_t vector, error;
-	uint64_t rip, cs, rflags, rsp, ss;
+        uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+        uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+        uint64_t vector, error;
+        uint64_t rip, cs, rflags, rsp, ss;
 };
 
 /* Called from entry.S with interrupts off. */

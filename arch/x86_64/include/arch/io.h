@@ -6,12 +6,12 @@
 
 static inline void io_write8(uint16_t port, uint8_t v)
 {
-	x86_outb(port, v);
+        x86_outb(port, v);
 }
 
 static inline uint8_t io_read8(uint16_t port)
 {
-	return x86_inb(port);
+        return x86_inb(port);
 }
 
 #endif

@@ -14,28 +14,28 @@
 
 /* Guest general-purpose registers not held by the VMCB. Offsets are used by svm_entry.S. */
 struct x86_gprs {
-	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp;
-	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+        uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp;
+        uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
 };
 
 #define X86_UNCLAIMED_PORTS_LOGGED 16
 
 struct vm_arch {
-	struct pt npt; /* guest-physical -> host-physical (NPT; EPT later) */
-	uint32_t asid;
-	bool npt_ready;
-	/* I/O ports already reported as unclaimed (each reported once per VM). */
-	uint32_t unclaimed_ports[X86_UNCLAIMED_PORTS_LOGGED];
-	unsigned unclaimed_count;
-	uint32_t unknown_msrs[X86_UNCLAIMED_PORTS_LOGGED];
-	unsigned unknown_msr_count;
+        struct pt npt; /* guest-physical -> host-physical (NPT; EPT later) */
+        uint32_t asid;
+        bool npt_ready;
+        /* I/O ports already reported as unclaimed (each reported once per VM). */
+        uint32_t unclaimed_ports[X86_UNCLAIMED_PORTS_LOGGED];
+        unsigned unclaimed_count;
+        uint32_t unknown_msrs[X86_UNCLAIMED_PORTS_LOGGED];
+        unsigned unknown_msr_count;
 };
 
 struct vcpu_arch {
-	struct x86_gprs gprs;
-	void *vmcb;     /* vendor control block, host-virtual */
-	hpa_t vmcb_pa;
-	bool launched;
+        struct x86_gprs gprs;
+        void *vmcb; /* vendor control block, host-virtual */
+        hpa_t vmcb_pa;
+        bool launched;
 };
 
 #endif

@@ -50,57 +50,57 @@
 
 static inline void x86_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t r[4])
 {
-	__asm__ volatile("cpuid"
-			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
-			 : "a"(leaf), "c"(subleaf));
+        __asm__ volatile("cpuid"
+                         : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                         : "a"(leaf), "c"(subleaf));
 }
 
 static inline uint64_t x86_rdmsr(uint32_t msr)
 {
-	uint32_t lo, hi;
+        uint32_t lo, hi;
 
-	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-	return ((uint64_t)hi << 32) | lo;
+        __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+        return ((uint64_t)hi << 32) | lo;
 }
 
 static inline void x86_wrmsr(uint32_t msr, uint64_t v)
 {
-	__asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
+        __asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
 }
 
 static inline uint64_t x86_rdtsc(void)
 {
-	uint32_t lo, hi;
+        uint32_t lo, hi;
 
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
+        __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+        return ((uint64_t)hi << 32) | lo;
 }
 
 static inline void x86_outb(uint16_t port, uint8_t v)
 {
-	__asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port));
+        __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port));
 }
 
 static inline void x86_outl(uint16_t port, uint32_t v)
 {
-	__asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port));
+        __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port));
 }
 
 static inline uint8_t x86_inb(uint16_t port)
 {
-	uint8_t v;
+        uint8_t v;
 
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
+        __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+        return v;
 }
 
-#define X86_READ_CR(n)                                                                             \
-	static inline uint64_t x86_read_cr##n(void)                                                \
-	{                                                                                          \
-		uint64_t v;                                                                        \
-		__asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));                                  \
-		return v;                                                                          \
-	}
+#define X86_READ_CR(n)                                            \
+        static inline uint64_t x86_read_cr##n(void)               \
+        {                                                         \
+                uint64_t v;                                       \
+                __asm__ volatile("mov %%cr" #n ", %0" : "=r"(v)); \
+                return v;                                         \
+        }
 X86_READ_CR(0)
 X86_READ_CR(2)
 X86_READ_CR(3)
@@ -109,25 +109,25 @@ X86_READ_CR(4)
 
 static inline void x86_write_cr3(uint64_t v)
 {
-	__asm__ volatile("mov %0, %%cr3" ::"r"(v) : "memory");
+        __asm__ volatile("mov %0, %%cr3" ::"r"(v) : "memory");
 }
 
 static inline void x86_write_cr4(uint64_t v)
 {
-	__asm__ volatile("mov %0, %%cr4" ::"r"(v) : "memory");
+        __asm__ volatile("mov %0, %%cr4" ::"r"(v) : "memory");
 }
 
 static inline void x86_cli(void)
 {
-	__asm__ volatile("cli" ::: "memory");
+        __asm__ volatile("cli" ::: "memory");
 }
 
 static inline uint64_t x86_read_rflags(void)
 {
-	uint64_t v;
+        uint64_t v;
 
-	__asm__ volatile("pushfq; popq %0" : "=r"(v));
-	return v;
+        __asm__ volatile("pushfq; popq %0" : "=r"(v));
+        return v;
 }
 
 #endif

@@ -18,26 +18,26 @@
 
 /* Guest entry state (docs/guest-entry.md): what arch_vcpu_setup asks a backend to load. */
 struct x86_entry_state {
-	uint64_t rip, rsp, rflags;
-	uint64_t cr0, cr3, cr4, efer;
-	uint64_t gdt_base;
-	uint16_t gdt_limit;
-	uint16_t cs, ds;
-	uint64_t rdi;
+        uint64_t rip, rsp, rflags;
+        uint64_t cr0, cr3, cr4, efer;
+        uint64_t gdt_base;
+        uint16_t gdt_limit;
+        uint16_t cs, ds;
+        uint64_t rdi;
 };
 
 struct x86_vendor {
-	const char *name;
-	/* Can this CPU run VMs with this backend? -KEEL_ENODEV with a sentence in `why`. */
-	int (*probe)(char *why, size_t len);
-	void (*describe)(char *buf, size_t len);
-	void (*enable)(void);
-	/* Entry format of the second-level tables (NPT / EPT). */
-	const struct pt_format *second_level;
-	int (*vcpu_init)(struct vcpu *vcpu, const struct x86_entry_state *st);
-	/* Run until the VM stops. */
-	void (*vcpu_run)(struct vcpu *vcpu);
-	void (*vcpu_free)(struct vcpu *vcpu);
+        const char *name;
+        /* Can this CPU run VMs with this backend? -KEEL_ENODEV with a sentence in `why`. */
+        int (*probe)(char *why, size_t len);
+        void (*describe)(char *buf, size_t len);
+        void (*enable)(void);
+        /* Entry format of the second-level tables (NPT / EPT). */
+        const struct pt_format *second_level;
+        int (*vcpu_init)(struct vcpu *vcpu, const struct x86_entry_state *st);
+        /* Run until the VM stops. */
+        void (*vcpu_run)(struct vcpu *vcpu);
+        void (*vcpu_free)(struct vcpu *vcpu);
 };
 
 extern const struct x86_vendor svm_vendor;
@@ -58,10 +58,10 @@ int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val);
 
 /* The guest's paging and code-segment state, for fetching the intercepted instruction. */
 struct x86_guest_ctx {
-	uint64_t cr0, cr3, cr4, efer;
-	uint64_t cs_base;
-	bool cs_l, cs_db;
-	uint64_t rip;
+        uint64_t cr0, cr3, cr4, efer;
+        uint64_t cs_base;
+        bool cs_l, cs_db;
+        uint64_t rip;
 };
 
 /*
@@ -70,6 +70,6 @@ struct x86_guest_ctx {
  * in the report, and 0 is returned.
  */
 unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
-			 enum x86_insn_id expect);
+                         enum x86_insn_id expect);
 
 #endif
