@@ -42,7 +42,7 @@ int gmem_add_region(struct gmem *m, gpa_t base, uint64_t size, hpa_t backing)
 }
 
 /* The region holding all of [a, a+len), or NULL. len 0 needs a itself inside a region. */
-static const struct gmem_region *gmem_find(const struct gmem *m, gpa_t a, uint64_t len)
+static inline const struct gmem_region *gmem_find(const struct gmem *m, gpa_t a, uint64_t len)
 {
         uint64_t ga = gpa_raw(a);
 
@@ -73,7 +73,7 @@ int gmem_translate(const struct gmem *m, gpa_t a, uint64_t len, hpa_t *out)
 }
 
 /* Host pointer to [a, a+len) after the bounds check, or NULL. */
-static void *gmem_ptr(const struct gmem *m, gpa_t a, uint64_t len)
+static inline void *gmem_ptr(const struct gmem *m, gpa_t a, uint64_t len)
 {
         hpa_t h;
 

@@ -9,16 +9,6 @@
 #include <keel/addr.h>
 #include <keel/arch.h>
 
-hva_t arch_hpa_to_hva(hpa_t a)
-{
-        return hva((uintptr_t)hpa_raw(a));
-}
-
-hpa_t arch_hva_to_hpa(hva_t a)
-{
-        return hpa((uint64_t)a.va);
-}
-
 noreturn void arch_halt(void)
 {
         fflush(stdout);

@@ -54,16 +54,6 @@ static uint64_t keel_gdt[5] __attribute__((aligned(16)));
 static struct idt_entry keel_idt[256] __attribute__((aligned(16)));
 static struct pt keel_pt;
 
-hva_t arch_hpa_to_hva(hpa_t a)
-{
-        return hva((uintptr_t)hpa_raw(a)); /* Keel identity-maps all physical memory */
-}
-
-hpa_t arch_hva_to_hpa(hva_t a)
-{
-        return hpa((uint64_t)a.va);
-}
-
 static void gdt_setup(void)
 {
         uint64_t base = (uint64_t)(uintptr_t)&keel_tss;

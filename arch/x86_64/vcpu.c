@@ -150,6 +150,7 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
             .rdi = gmem_total(&vm->mem),
         };
         uint64_t map;
+        uint32_t r[4];
         int err;
 
         if (gmem_total(&vm->mem) < GUEST_RESERVED + PAGE_SIZE)
@@ -159,6 +160,12 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
                 return err;
         memset(&vcpu->arch.gprs, 0, sizeof(vcpu->arch.gprs));
         vcpu->arch.gprs.rdi = st.rdi;
+        x86_cpuid(0, 0, r);
+        vcpu->arch.cpuid.max_basic = r[0];
+        x86_cpuid(0x80000000, 0, r);
+        vcpu->arch.cpuid.max_ext = r[0];
+        vcpu->arch.cpuid.apic_id = (uint8_t)vcpu->id;
+        x86_code_cache_reset(&vcpu->arch.code);
         return vendor->vcpu_init(vcpu, &st);
 }
 
@@ -169,21 +176,13 @@ void arch_vcpu_run(struct vcpu *vcpu)
 
 void x86_emulate_cpuid(struct vcpu *vcpu, uint64_t guest_cr4)
 {
-        static uint32_t max_basic, max_ext;
         struct x86_gprs *g = &vcpu->arch.gprs;
-        struct x86_cpuid_ctx ctx;
-        uint32_t leaf = (uint32_t)g->rax, subleaf = (uint32_t)g->rcx;
-        uint32_t r[4];
+        struct x86_cpuid_ctx *ctx = &vcpu->arch.cpuid;
+        uint32_t leaf = (uint32_t)g->rax, r[4];
 
-        if (!max_basic) {
-                x86_cpuid(0, 0, r);
-                max_basic = r[0];
-                x86_cpuid(0x80000000, 0, r);
-                max_ext = r[0];
-        }
-        ctx = (struct x86_cpuid_ctx){max_basic, max_ext, guest_cr4, (uint8_t)vcpu->id};
-        x86_cpuid(x86_cpuid_host_leaf(leaf, &ctx), subleaf, r);
-        x86_cpuid_policy(leaf, subleaf, r, &ctx, r);
+        ctx->guest_cr4 = guest_cr4;
+        x86_cpuid(x86_cpuid_host_leaf(leaf, ctx), (uint32_t)g->rcx, r);
+        x86_cpuid_policy(leaf, (uint32_t)g->rcx, r, ctx, r);
         g->rax = r[0];
         g->rbx = r[1];
         g->rcx = r[2];
@@ -267,30 +266,22 @@ int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val)
         return -KEEL_EPERM;
 }
 
-unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
-                         enum x86_insn_id expect)
+/* Fetch and fully decode the intercepted instruction; stops the VM if it is not `expect`. */
+static __attribute__((noinline)) unsigned insn_length_slow(struct vcpu *vcpu, uint64_t rip,
+                                                           const struct x86_paging *pg,
+                                                           enum x86_cpu_mode mode, uint64_t linear,
+                                                           enum x86_insn_id expect)
 {
-        struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
-        enum x86_cpu_mode mode;
         uint8_t bytes[X86_MAX_INSN_LEN];
         size_t fetched = 0;
         struct x86_insn insn;
-        uint64_t linear;
         int err;
 
-        if (!(ctx->cr0 & X86_CR0_PE))
-                mode = X86_MODE_REAL16;
-        else if ((ctx->efer & X86_EFER_LMA) && ctx->cs_l)
-                mode = X86_MODE_LONG64;
-        else
-                mode = ctx->cs_db ? X86_MODE_PROT32 : X86_MODE_PROT16;
-        linear = mode == X86_MODE_LONG64 ? ctx->rip : (uint32_t)(ctx->cs_base + ctx->rip);
-
-        err = x86_fetch_insn(&vcpu->vm->mem, &pg, linear, bytes, &fetched);
+        err = x86_fetch_insn(&vcpu->vm->mem, pg, linear, bytes, &fetched);
         if (err < 0) {
                 vm_stop(vcpu->vm, VM_STOP_BAD_INSN,
                         "cannot fetch the intercepted instruction at rip %#llx: %s",
-                        (unsigned long long)ctx->rip, keel_strerror(err));
+                        (unsigned long long)rip, keel_strerror(err));
                 return 0;
         }
         err = x86_decode(bytes, fetched, mode, &insn);
@@ -304,9 +295,34 @@ unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
                 hex[n] = 0;
                 vm_stop(vcpu->vm, VM_STOP_BAD_INSN,
                         "intercepted instruction at rip %#llx does not decode as expected (%s): %s",
-                        (unsigned long long)ctx->rip,
-                        err ? keel_strerror(err) : "other instruction", hex);
+                        (unsigned long long)rip, err ? keel_strerror(err) : "other instruction",
+                        hex);
                 return 0;
         }
         return insn.len;
+}
+
+unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
+                         enum x86_insn_id expect)
+{
+        struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
+        enum x86_cpu_mode mode;
+        uint64_t linear;
+
+        if (!(ctx->cr0 & X86_CR0_PE))
+                mode = X86_MODE_REAL16;
+        else if ((ctx->efer & X86_EFER_LMA) && ctx->cs_l)
+                mode = X86_MODE_LONG64;
+        else
+                mode = ctx->cs_db ? X86_MODE_PROT32 : X86_MODE_PROT16;
+        linear = mode == X86_MODE_LONG64 ? ctx->rip : (uint32_t)(ctx->cs_base + ctx->rip);
+
+        if (mode == X86_MODE_LONG64) {
+                unsigned len =
+                    x86_plain_insn_length(&vcpu->vm->mem, &pg, &vcpu->arch.code, linear, expect);
+
+                if (len)
+                        return len;
+        }
+        return insn_length_slow(vcpu, ctx->rip, &pg, mode, linear, expect);
 }

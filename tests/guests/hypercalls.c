@@ -18,101 +18,100 @@ static unsigned checks, failed;
 
 static void expect(const char *what, int64_t got, int64_t want)
 {
-	checks++;
-	if (got == want) {
-		guest_printf("ok: %s = %ld\n", what, got);
-		return;
-	}
-	failed++;
-	guest_printf("FAIL: %s = %ld, expected %ld\n", what, got, want);
+        checks++;
+        if (got == want) {
+                guest_printf("ok: %s = %ld\n", what, got);
+                return;
+        }
+        failed++;
+        guest_printf("FAIL: %s = %ld, expected %ld\n", what, got, want);
 }
 
 static void expect_true(const char *what, bool ok)
 {
-	checks++;
-	if (ok) {
-		guest_printf("ok: %s\n", what);
-		return;
-	}
-	failed++;
-	guest_printf("FAIL: %s\n", what);
+        checks++;
+        if (ok) {
+                guest_printf("ok: %s\n", what);
+                return;
+        }
+        failed++;
+        guest_printf("FAIL: %s\n", what);
 }
 
 static void test_print(void)
 {
-	static const char msg[] = "printed by KEEL_HC_PRINT\n";
-	static char big[KEEL_HC_PRINT_MAX + 1];
-	uint64_t ram = guest_ram_size;
+        static const char msg[] = "printed by KEEL_HC_PRINT\n";
+        static char big[KEEL_HC_PRINT_MAX + 1];
+        uint64_t ram = guest_ram_size;
 
-	expect("PRINT ok", hc_print(msg, sizeof(msg) - 1), sizeof(msg) - 1);
-	expect("PRINT len 0", hc_print(msg, 0), 0);
-	/* The maximum length is accepted; one more byte is refused. */
-	memset(big, 'x', sizeof(big));
-	big[KEEL_HC_PRINT_MAX - 1] = '\n';
-	expect("PRINT len max", hc_print(big, KEEL_HC_PRINT_MAX), KEEL_HC_PRINT_MAX);
-	expect("PRINT too long", hc_print(big, KEEL_HC_PRINT_MAX + 1), -KEEL_E2BIG);
-	expect("PRINT huge len", hc_print(big, ~0ull), -KEEL_E2BIG);
-	expect("PRINT gpa outside RAM", hc_print_gpa(ram + 0x1000, 8), -KEEL_EFAULT);
-	expect("PRINT crossing end of RAM", hc_print_gpa(ram - 4, 8), -KEEL_EFAULT);
-	expect("PRINT wrapping 2^64", hc_print_gpa(~0ull - 3, 8), -KEEL_EFAULT);
+        expect("PRINT ok", hc_print(msg, sizeof(msg) - 1), sizeof(msg) - 1);
+        expect("PRINT len 0", hc_print(msg, 0), 0);
+        /* The maximum length is accepted; one more byte is refused. */
+        memset(big, 'x', sizeof(big));
+        big[KEEL_HC_PRINT_MAX - 1] = '\n';
+        expect("PRINT len max", hc_print(big, KEEL_HC_PRINT_MAX), KEEL_HC_PRINT_MAX);
+        expect("PRINT too long", hc_print(big, KEEL_HC_PRINT_MAX + 1), -KEEL_E2BIG);
+        expect("PRINT huge len", hc_print(big, ~0ull), -KEEL_E2BIG);
+        expect("PRINT gpa outside RAM", hc_print_gpa(ram + 0x1000, 8), -KEEL_EFAULT);
+        expect("PRINT crossing end of RAM", hc_print_gpa(ram - 4, 8), -KEEL_EFAULT);
+        expect("PRINT wrapping 2^64", hc_print_gpa(~0ull - 3, 8), -KEEL_EFAULT);
 }
 
 static void test_vm_info(void)
 {
-	/* Room for the struct plus a canary that must stay untouched. */
-	static union {
-		struct keel_vm_info info;
-		uint8_t bytes[sizeof(struct keel_vm_info) + 16];
-	} buf;
-	const size_t n = sizeof(struct keel_vm_info);
-	struct keel_vm_info *info = &buf.info;
-	bool untouched = true, canary_ok = true, name_ok = false;
+        /* Room for the struct plus a canary that must stay untouched. */
+        static union {
+                struct keel_vm_info info;
+                uint8_t bytes[sizeof(struct keel_vm_info) + 16];
+        } buf;
+        const size_t n = sizeof(struct keel_vm_info);
+        struct keel_vm_info *info = &buf.info;
+        bool untouched = true, canary_ok = true, name_ok = false;
 
-	memset(&buf, 0xa5, sizeof(buf));
-	expect("VM_INFO too small", hc_vm_info_gpa(gpa_of(&buf), n - 1), -KEEL_EINVAL);
-	for (size_t i = 0; i < sizeof(buf); i++)
-		untouched &= buf.bytes[i] == 0xa5;
-	expect_true("VM_INFO too small leaves the buffer alone", untouched);
-	expect("VM_INFO gpa outside RAM", hc_vm_info_gpa(guest_ram_size + 0x1000, n), -KEEL_EFAULT);
-	expect("VM_INFO crossing end of RAM", hc_vm_info_gpa(guest_ram_size - n / 2, n),
-	       -KEEL_EFAULT);
+        memset(&buf, 0xa5, sizeof(buf));
+        expect("VM_INFO too small", hc_vm_info_gpa(gpa_of(&buf), n - 1), -KEEL_EINVAL);
+        for (size_t i = 0; i < sizeof(buf); i++)
+                untouched &= buf.bytes[i] == 0xa5;
+        expect_true("VM_INFO too small leaves the buffer alone", untouched);
+        expect("VM_INFO gpa outside RAM", hc_vm_info_gpa(guest_ram_size + 0x1000, n), -KEEL_EFAULT);
+        expect("VM_INFO crossing end of RAM", hc_vm_info_gpa(guest_ram_size - n / 2, n),
+               -KEEL_EFAULT);
 
-	expect("VM_INFO ok", hc_vm_info_gpa(gpa_of(&buf), sizeof(buf)), n);
-	for (size_t i = n; i < sizeof(buf); i++)
-		canary_ok &= buf.bytes[i] == 0xa5;
-	expect_true("VM_INFO writes only sizeof(struct keel_vm_info) bytes", canary_ok);
-	expect("VM_INFO abi_version", info->abi_version, KEEL_HC_ABI_VERSION);
-	expect("VM_INFO ram_base", (int64_t)info->ram_base, 0);
-	expect("VM_INFO ram_size = RDI at entry", (int64_t)info->ram_size,
-	       (int64_t)guest_ram_size);
-	expect("VM_INFO vcpu_count", info->vcpu_count, 1);
-	for (size_t i = 0; i < sizeof(info->name); i++) {
-		if (info->name[i] == '\0') {
-			name_ok = i > 0;
-			break;
-		}
-	}
-	expect_true("VM_INFO name non-empty and NUL-terminated", name_ok);
-	/* The test driver checks this line against the VM's name in the config. */
-	if (name_ok)
-		guest_printf("vm_info: name=%s id=%u ram_size=0x%lx\n", info->name, info->vm_id,
-			     info->ram_size);
+        expect("VM_INFO ok", hc_vm_info_gpa(gpa_of(&buf), sizeof(buf)), n);
+        for (size_t i = n; i < sizeof(buf); i++)
+                canary_ok &= buf.bytes[i] == 0xa5;
+        expect_true("VM_INFO writes only sizeof(struct keel_vm_info) bytes", canary_ok);
+        expect("VM_INFO abi_version", info->abi_version, KEEL_HC_ABI_VERSION);
+        expect("VM_INFO ram_base", (int64_t)info->ram_base, 0);
+        expect("VM_INFO ram_size = RDI at entry", (int64_t)info->ram_size, (int64_t)guest_ram_size);
+        expect("VM_INFO vcpu_count", info->vcpu_count, 1);
+        for (size_t i = 0; i < sizeof(info->name); i++) {
+                if (info->name[i] == '\0') {
+                        name_ok = i > 0;
+                        break;
+                }
+        }
+        expect_true("VM_INFO name non-empty and NUL-terminated", name_ok);
+        /* The test driver checks this line against the VM's name in the config. */
+        if (name_ok)
+                guest_printf("vm_info: name=%s id=%u ram_size=0x%lx\n", info->name, info->vm_id,
+                             info->ram_size);
 }
 
 int64_t guest_main(void)
 {
-	expect("VERSION", hc_version(), KEEL_HC_ABI_VERSION);
-	test_print();
-	test_vm_info();
-	expect("unknown hypercall 4", keel_hypercall(4, 0, 0, 0, 0), -KEEL_ENOSYS);
-	expect("unknown hypercall 0x1234", keel_hypercall(0x1234, 1, 2, 3, 4), -KEEL_ENOSYS);
-	expect("unknown hypercall 2^64-1", keel_hypercall(~0ull, 0, 0, 0, 0), -KEEL_ENOSYS);
-	/* Still alive and well after all the refusals. */
-	expect("VERSION again", hc_version(), KEEL_HC_ABI_VERSION);
-	if (failed) {
-		guest_printf("hypercalls: FAIL: %u of %u checks failed\n", failed, checks);
-		return failed;
-	}
-	guest_printf("hypercalls: all %u checks passed\n", checks);
-	return 0;
+        expect("VERSION", hc_version(), KEEL_HC_ABI_VERSION);
+        test_print();
+        test_vm_info();
+        expect("unknown hypercall 4", keel_hypercall(4, 0, 0, 0, 0), -KEEL_ENOSYS);
+        expect("unknown hypercall 0x1234", keel_hypercall(0x1234, 1, 2, 3, 4), -KEEL_ENOSYS);
+        expect("unknown hypercall 2^64-1", keel_hypercall(~0ull, 0, 0, 0, 0), -KEEL_ENOSYS);
+        /* Still alive and well after all the refusals. */
+        expect("VERSION again", hc_version(), KEEL_HC_ABI_VERSION);
+        if (failed) {
+                guest_printf("hypercalls: FAIL: %u of %u checks failed\n", failed, checks);
+                return failed;
+        }
+        guest_printf("hypercalls: all %u checks passed\n", checks);
+        return 0;
 }

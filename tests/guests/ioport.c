@@ -14,34 +14,34 @@ static const uint16_t ports[] = {0x2f8, 0x1234};
 
 int64_t guest_main(void)
 {
-	unsigned failed = 0, accesses = 0;
+        unsigned failed = 0, accesses = 0;
 
-	for (unsigned i = 0; i < ARRAY_SIZE(ports); i++) {
-		uint16_t port = ports[i];
+        for (unsigned i = 0; i < ARRAY_SIZE(ports); i++) {
+                uint16_t port = ports[i];
 
-		for (unsigned round = 0; round < ROUNDS; round++) {
-			uint8_t b;
-			uint16_t w;
-			uint32_t l;
+                for (unsigned round = 0; round < ROUNDS; round++) {
+                        uint8_t b;
+                        uint16_t w;
+                        uint32_t l;
 
-			outb(port, (uint8_t)(0x5a + round));
-			outw(port, (uint16_t)(0x1234 + round));
-			outl(port, 0xdeadbeef + round);
-			b = inb(port);
-			w = inw(port);
-			l = inl(port);
-			accesses += 6;
-			if (b != 0xff || w != 0xffff || l != 0xffffffffu) {
-				failed++;
-				guest_printf("FAIL: port 0x%x round %u read b=0x%x w=0x%x l=0x%x\n",
-					     port, round, b, w, l);
-			}
-		}
-	}
-	if (failed) {
-		guest_printf("ioport: FAIL: %u bad reads\n", failed);
-		return failed;
-	}
-	guest_printf("ioport: %u accesses to ports 0x2f8 and 0x1234 ok\n", accesses);
-	return 0;
+                        outb(port, (uint8_t)(0x5a + round));
+                        outw(port, (uint16_t)(0x1234 + round));
+                        outl(port, 0xdeadbeef + round);
+                        b = inb(port);
+                        w = inw(port);
+                        l = inl(port);
+                        accesses += 6;
+                        if (b != 0xff || w != 0xffff || l != 0xffffffffu) {
+                                failed++;
+                                guest_printf("FAIL: port 0x%x round %u read b=0x%x w=0x%x l=0x%x\n",
+                                             port, round, b, w, l);
+                        }
+                }
+        }
+        if (failed) {
+                guest_printf("ioport: FAIL: %u bad reads\n", failed);
+                return failed;
+        }
+        guest_printf("ioport: %u accesses to ports 0x2f8 and 0x1234 ok\n", accesses);
+        return 0;
 }

@@ -7,8 +7,8 @@
 
 int64_t guest_main(void)
 {
-	guest_printf("triplefault: executing ud2 with no IDT\n");
-	__asm__ volatile("ud2");
-	guest_printf("FAIL: survived ud2\n");
-	return 1;
+        guest_printf("triplefault: executing ud2 with no IDT\n");
+        __asm__ volatile("ud2");
+        guest_printf("FAIL: survived ud2\n");
+        return 1;
 }

@@ -25,83 +25,83 @@ static uint64_t pd[512] __attribute__((aligned(4096)));
 static uint8_t user_stack[4096] __attribute__((aligned(16)));
 
 static const uint64_t gdt[] __attribute__((aligned(16))) = {
-	0,
-	0x00af9a000000ffffull, /* 0x08: 64-bit code, DPL 0 */
-	0x00cf92000000ffffull, /* 0x10: data, DPL 0 */
-	0x00cff2000000ffffull, /* 0x18: data, DPL 3 */
-	0x00affa000000ffffull, /* 0x20: 64-bit code, DPL 3 */
+    0,
+    0x00af9a000000ffffull, /* 0x08: 64-bit code, DPL 0 */
+    0x00cf92000000ffffull, /* 0x10: data, DPL 0 */
+    0x00cff2000000ffffull, /* 0x18: data, DPL 3 */
+    0x00affa000000ffffull, /* 0x20: 64-bit code, DPL 3 */
 };
 
 struct __attribute__((packed)) gdtr {
-	uint16_t limit;
-	uint64_t base;
+        uint16_t limit;
+        uint64_t base;
 };
 
 static unsigned current_cpl(void)
 {
-	uint16_t cs;
+        uint16_t cs;
 
-	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
-	return cs & 3;
+        __asm__ volatile("mov %%cs, %0" : "=r"(cs));
+        return cs & 3;
 }
 
 static noreturn void user_main(void)
 {
-	int64_t r;
+        int64_t r;
 
-	guest_printf("usermode: now at CPL %u, executing VMMCALL\n", current_cpl());
-	r = hc_version();
-	guest_printf("FAIL: VMMCALL from CPL %u returned %ld\n", current_cpl(), r);
-	__asm__ volatile("ud2");
-	for (;;)
-		;
+        guest_printf("usermode: now at CPL %u, executing VMMCALL\n", current_cpl());
+        r = hc_version();
+        guest_printf("FAIL: VMMCALL from CPL %u returned %ld\n", current_cpl(), r);
+        __asm__ volatile("ud2");
+        for (;;)
+                ;
 }
 
 static void install_page_tables(void)
 {
-	for (uint64_t i = 0; i < 512; i++)
-		pd[i] = (i << 21) | PTE_P | PTE_RW | PTE_US | PTE_PS;
-	pdpt[0] = gpa_of(pd) | PTE_P | PTE_RW | PTE_US;
-	pml4[0] = gpa_of(pdpt) | PTE_P | PTE_RW | PTE_US;
-	__asm__ volatile("mov %0, %%cr3" : : "r"(gpa_of(pml4)) : "memory");
+        for (uint64_t i = 0; i < 512; i++)
+                pd[i] = (i << 21) | PTE_P | PTE_RW | PTE_US | PTE_PS;
+        pdpt[0] = gpa_of(pd) | PTE_P | PTE_RW | PTE_US;
+        pml4[0] = gpa_of(pdpt) | PTE_P | PTE_RW | PTE_US;
+        __asm__ volatile("mov %0, %%cr3" : : "r"(gpa_of(pml4)) : "memory");
 }
 
 static void install_gdt(void)
 {
-	struct gdtr g = {.limit = sizeof(gdt) - 1, .base = gpa_of(gdt)};
+        struct gdtr g = {.limit = sizeof(gdt) - 1, .base = gpa_of(gdt)};
 
-	__asm__ volatile("lgdt %0\n\t"
-			 "pushq %1\n\t"
-			 "leaq 1f(%%rip), %%rax\n\t"
-			 "pushq %%rax\n\t"
-			 "lretq\n"
-			 "1:\n\t"
-			 "mov %2, %%ds\n\t"
-			 "mov %2, %%es\n\t"
-			 "mov %2, %%ss"
-			 :
-			 : "m"(g), "i"(SEL_KCODE), "r"((uint64_t)SEL_KDATA)
-			 : "rax", "memory");
+        __asm__ volatile("lgdt %0\n\t"
+                         "pushq %1\n\t"
+                         "leaq 1f(%%rip), %%rax\n\t"
+                         "pushq %%rax\n\t"
+                         "lretq\n"
+                         "1:\n\t"
+                         "mov %2, %%ds\n\t"
+                         "mov %2, %%es\n\t"
+                         "mov %2, %%ss"
+                         :
+                         : "m"(g), "i"(SEL_KCODE), "r"((uint64_t)SEL_KDATA)
+                         : "rax", "memory");
 }
 
 int64_t guest_main(void)
 {
-	guest_printf("usermode: at CPL %u, switching to ring 3\n", current_cpl());
-	if (hc_version() != KEEL_HC_ABI_VERSION) {
-		guest_printf("FAIL: VMMCALL from CPL 0 did not return the ABI version\n");
-		return 1;
-	}
-	install_page_tables();
-	install_gdt();
-	__asm__ volatile("pushq %0\n\t" /* SS */
-			 "pushq %1\n\t" /* RSP */
-			 "pushq %2\n\t" /* RFLAGS: IOPL 3, interrupts off */
-			 "pushq %3\n\t" /* CS */
-			 "pushq %4\n\t" /* RIP */
-			 "iretq"
-			 :
-			 : "i"(SEL_UDATA), "r"(gpa_of(user_stack + sizeof(user_stack) - 8)),
-			   "i"(0x3002), "i"(SEL_UCODE), "r"(gpa_of(user_main))
-			 : "memory");
-	__builtin_unreachable();
+        guest_printf("usermode: at CPL %u, switching to ring 3\n", current_cpl());
+        if (hc_version() != KEEL_HC_ABI_VERSION) {
+                guest_printf("FAIL: VMMCALL from CPL 0 did not return the ABI version\n");
+                return 1;
+        }
+        install_page_tables();
+        install_gdt();
+        __asm__ volatile("pushq %0\n\t" /* SS */
+                         "pushq %1\n\t" /* RSP */
+                         "pushq %2\n\t" /* RFLAGS: IOPL 3, interrupts off */
+                         "pushq %3\n\t" /* CS */
+                         "pushq %4\n\t" /* RIP */
+                         "iretq"
+                         :
+                         : "i"(SEL_UDATA), "r"(gpa_of(user_stack + sizeof(user_stack) - 8)),
+                           "i"(0x3002), "i"(SEL_UCODE), "r"(gpa_of(user_main))
+                         : "memory");
+        __builtin_unreachable();
 }

@@ -25,6 +25,15 @@ RUN_QEMU = os.path.join(SOURCE_DIR, "tools", "run-qemu")
 # run-qemu's exit statuses
 PASS, FAIL, TIMEOUT, ERROR = 0, 1, 2, 3
 
+# Keel's log tags warnings and errors with their level ("W keel: vm x stopped: ...",
+# "E keel: error: ..."; kernel/log.c). Patterns below are written for "^keel: " and accept
+# the tag there.
+LEVEL_TAG = r"(?:[EWD] )?"
+
+
+def tagged(pat):
+    return pat.replace("^keel: ", "^" + LEVEL_TAG + "keel: ")
+
 
 def vm_stopped(name, reason, detail=""):
     return r"^keel: vm %s stopped: %s: %s" % (re.escape(name), re.escape(reason), detail)
@@ -45,7 +54,7 @@ def summary_line(vm, ok=True):
 # Lines no test run may contain: a guest reporting a failed check, Keel panicking.
 NEVER = [
     r"^\[[^\]]+\] .*FAIL",
-    r"(?i)^keel: .*panic",
+    r"(?i)^keel: .*\bpanic",
 ]
 
 # VMs of svm_guests, in config order, with the lines each must print (in this order) before
@@ -100,7 +109,7 @@ def svm_guests_order():
         seq += lines + [stop]
     seq.append(r"^keel: summary$")
     seq += [summary_line(name) for name, _, _ in SVM_GUESTS]
-    seq.append(r"^keel: result: PASS$")
+    seq.append(r"^keel: result: PASS\b")
     return seq
 
 
@@ -141,7 +150,7 @@ CASES = {
             summary_line("entry"),
             summary_line("bench"),
             summary_line("auto-elf"),
-            r"^keel: result: PASS$",
+            r"^keel: result: PASS\b",
         ],
         counts={r"^keel: vm \S+ stopped: ": 3},
         must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL", r"unclaimed I/O port"],
@@ -158,7 +167,7 @@ CASES = {
             summary_line("wrong-code", ok=False),
             summary_line("wrong-stop", ok=False),
             summary_line("right", ok=True),
-            r"^keel: result: FAIL$",
+            r"^keel: result: FAIL\b",
         ],
         counts={r"UNEXPECTED$": 2, r"^keel: result: ": 1},
         must_not=[r"^keel: result: PASS", r"^keel: error: "],
@@ -194,6 +203,17 @@ CASES = {
 }
 
 
+def die_with_parent():
+    """In the runner's process: end it if this driver is killed (e.g. by a ctest timeout)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def guest_files(build_dir):
     gdir = os.path.join(build_dir, "guests")
     if not os.path.isdir(gdir):
@@ -204,20 +224,21 @@ def guest_files(build_dir):
 def check_log(case, log):
     """Returns a list of problems (empty: all checks hold)."""
     problems = []
-    for pat in case.get("must", []):
+    for pat in map(tagged, case.get("must", [])):
         if not re.search(pat, log, re.MULTILINE):
             problems.append("missing: %s" % pat)
-    for pat in case.get("must_not", []) + NEVER:
+    for pat in map(tagged, case.get("must_not", []) + NEVER):
         m = re.search(pat, log, re.MULTILINE)
         if m:
             line = log[log.rfind("\n", 0, m.start()) + 1:].split("\n", 1)[0]
             problems.append("present but must not be: %s\n      in line: %s" % (pat, line))
     for pat, want in case.get("counts", {}).items():
+        pat = tagged(pat)
         got = len(re.findall(pat, log, re.MULTILINE))
         if got != want:
             problems.append("count of %s is %d, expected %d" % (pat, got, want))
     pos = 0
-    for pat in case.get("order", []):
+    for pat in map(tagged, case.get("order", [])):
         m = re.compile(pat, re.MULTILINE).search(log, pos)
         if not m:
             where = "anywhere" if not re.search(pat, log, re.MULTILINE) else "after the previous one"
@@ -256,9 +277,10 @@ def main():
     if "cpu" in case:
         cmd += ["--cpu", case["cpu"]]
     if "until" in case:
-        cmd += ["--until", case["until"]]
+        cmd += ["--until", tagged(case["until"])]
     print("integration: " + " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=die_with_parent)
     print(proc.stdout, end="", flush=True)
 
     with open(log_path, "rb") as f:

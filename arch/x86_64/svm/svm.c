@@ -22,10 +22,10 @@
 
 #include "svm.h"
 
-_Static_assert(offsetof(struct x86_gprs, rbx) == 8, "svm_entry.S gprs layout");
-_Static_assert(offsetof(struct x86_gprs, rsi) == 32, "svm_entry.S gprs layout");
-_Static_assert(offsetof(struct x86_gprs, r8) == 56, "svm_entry.S gprs layout");
-_Static_assert(offsetof(struct x86_gprs, r15) == 112, "svm_entry.S gprs layout");
+_Static_assert(offsetof(struct x86_gprs, rbx) == 8, "svm_run_guest gprs layout");
+_Static_assert(offsetof(struct x86_gprs, rsi) == 32, "svm_run_guest gprs layout");
+_Static_assert(offsetof(struct x86_gprs, r8) == 56, "svm_run_guest gprs layout");
+_Static_assert(offsetof(struct x86_gprs, r15) == 112, "svm_run_guest gprs layout");
 
 #define IOPM_PAGES  3
 #define MSRPM_PAGES 2
@@ -195,31 +195,48 @@ static void inject_exception(struct vmcb *vmcb, unsigned vector, bool has_error,
                                   (has_error ? SVM_EVT_ERR_VALID | ((uint64_t)error << 32) : 0);
 }
 
-/* Move RIP past the intercepted instruction `id`. False if the VM was stopped. */
-static bool skip_insn(struct vcpu *vcpu, struct vmcb *vmcb, enum x86_insn_id id)
+/* skip_insn without NRIP-save or fast path: fetch and decode the instruction fully. */
+static __attribute__((noinline)) bool skip_insn_slow(struct vcpu *vcpu, struct vmcb *vmcb,
+                                                     enum x86_insn_id id)
 {
-        struct x86_guest_ctx ctx;
-        unsigned len;
-
-        if (caps.nrips) {
-                vmcb->save.rip = vmcb->control.next_rip;
-                return true;
-        }
-        ctx = (struct x86_guest_ctx){
+        struct x86_guest_ctx ctx = {
             .cr0 = vmcb->save.cr0,
             .cr3 = vmcb->save.cr3,
             .cr4 = vmcb->save.cr4,
             .efer = vmcb->save.efer,
             .cs_base = vmcb->save.cs.base,
-            .cs_l = vmcb->save.cs.attrib & (1u << 9),
-            .cs_db = vmcb->save.cs.attrib & (1u << 10),
+            .cs_l = vmcb->save.cs.attrib & SVM_ATTR_L,
+            .cs_db = vmcb->save.cs.attrib & SVM_ATTR_DB,
             .rip = vmcb->save.rip,
         };
-        len = x86_insn_length(vcpu, &ctx, id);
+        unsigned len = x86_insn_length(vcpu, &ctx, id);
+
         if (!len)
                 return false;
         vmcb->save.rip += len;
         return true;
+}
+
+/* Move RIP past the intercepted instruction `id`. False if the VM was stopped. */
+static inline __attribute__((always_inline)) bool skip_insn(struct vcpu *vcpu, struct vmcb *vmcb,
+                                                            enum x86_insn_id id)
+{
+        if (caps.nrips) {
+                vmcb->save.rip = vmcb->control.next_rip;
+                return true;
+        }
+        if ((vmcb->save.efer & X86_EFER_LMA) && (vmcb->save.cs.attrib & SVM_ATTR_L)) {
+                struct x86_paging pg = {vmcb->save.cr0, vmcb->save.cr3, vmcb->save.cr4,
+                                        vmcb->save.efer};
+                unsigned len = x86_plain_insn_length(&vcpu->vm->mem, &pg, &vcpu->arch.code,
+                                                     vmcb->save.rip, id);
+
+                if (len) {
+                        vmcb->save.rip += len;
+                        return true;
+                }
+        }
+        return skip_insn_slow(vcpu, vmcb, id);
 }
 
 static void handle_msr(struct vcpu *vcpu, struct vmcb *vmcb)
@@ -375,17 +392,84 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
         }
 }
 
+/*
+ * One guest run, inline in the run loop so that Keel's callee-saved registers are saved once
+ * per svm_vcpu_run rather than once per exit (the asm clobbers them all). Contract: called
+ * with interrupts off. CLGI; VMSAVE Keel's state to host_pa; VMLOAD the guest; load the
+ * guest GPRs (RAX and RSP live in the VMCB); STI, so that physical interrupts arriving in
+ * the guest cause an INTR exit (V_INTR_MASKING) while GIF keeps them pending; VMRUN. On
+ * #VMEXIT (GIF=0, RAX = guest VMCB): store the guest GPRs, VMSAVE the guest, VMLOAD Keel,
+ * CLI, STGI. Stack while the guest runs: host_pa, vmcb_pa, g, rbp. -mno-red-zone makes the
+ * pushes safe. Offsets of struct x86_gprs are checked by the _Static_asserts above.
+ */
+static inline __attribute__((always_inline)) void
+svm_run_guest(uint64_t vmcb_pa, struct x86_gprs *g, uint64_t host_pa)
+{
+        __asm__ volatile("push %%rbp\n\t"
+                         "push %%rsi\n\t"
+                         "push %%rdi\n\t"
+                         "clgi\n\t"
+                         "vmsave\n\t"
+                         "push %%rax\n\t"
+                         "mov %%rdi, %%rax\n\t"
+                         "vmload\n\t"
+                         "mov 8(%%rsi), %%rbx\n\t"
+                         "mov 16(%%rsi), %%rcx\n\t"
+                         "mov 24(%%rsi), %%rdx\n\t"
+                         "mov 40(%%rsi), %%rdi\n\t"
+                         "mov 48(%%rsi), %%rbp\n\t"
+                         "mov 56(%%rsi), %%r8\n\t"
+                         "mov 64(%%rsi), %%r9\n\t"
+                         "mov 72(%%rsi), %%r10\n\t"
+                         "mov 80(%%rsi), %%r11\n\t"
+                         "mov 88(%%rsi), %%r12\n\t"
+                         "mov 96(%%rsi), %%r13\n\t"
+                         "mov 104(%%rsi), %%r14\n\t"
+                         "mov 112(%%rsi), %%r15\n\t"
+                         "mov 32(%%rsi), %%rsi\n\t"
+                         "sti\n\t"
+                         "vmrun\n\t"
+                         "vmsave\n\t"
+                         "mov 16(%%rsp), %%rax\n\t"
+                         "mov %%rbx, 8(%%rax)\n\t"
+                         "mov %%rcx, 16(%%rax)\n\t"
+                         "mov %%rdx, 24(%%rax)\n\t"
+                         "mov %%rsi, 32(%%rax)\n\t"
+                         "mov %%rdi, 40(%%rax)\n\t"
+                         "mov %%rbp, 48(%%rax)\n\t"
+                         "mov %%r8, 56(%%rax)\n\t"
+                         "mov %%r9, 64(%%rax)\n\t"
+                         "mov %%r10, 72(%%rax)\n\t"
+                         "mov %%r11, 80(%%rax)\n\t"
+                         "mov %%r12, 88(%%rax)\n\t"
+                         "mov %%r13, 96(%%rax)\n\t"
+                         "mov %%r14, 104(%%rax)\n\t"
+                         "mov %%r15, 112(%%rax)\n\t"
+                         "pop %%rax\n\t"
+                         "vmload\n\t"
+                         "cli\n\t"
+                         "stgi\n\t"
+                         "add $8, %%rsp\n\t"
+                         "pop %%rsi\n\t"
+                         "pop %%rbp"
+                         : "+a"(host_pa), "+D"(vmcb_pa), "+S"(g)
+                         :
+                         : "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
+                           "r15", "memory", "cc");
+}
+
 static void svm_vcpu_run(struct vcpu *vcpu)
 {
         struct vmcb *vmcb = vcpu->arch.vmcb;
         struct x86_gprs *g = &vcpu->arch.gprs;
-        bool shared_asid = vcpu->vm->arch.asid >= caps.asids;
+        uint64_t vmcb_pa = hpa_raw(vcpu->arch.vmcb_pa), host_pa = hpa_raw(host_vmcb_pa);
+        uint8_t tlb_control = vcpu->vm->arch.asid >= caps.asids ? 1 : 0;
 
         while (vcpu->vm->state == VM_RUNNING) {
                 vmcb->save.rax = g->rax;
-                svm_vmrun(hpa_raw(vcpu->arch.vmcb_pa), g, hpa_raw(host_vmcb_pa));
+                svm_run_guest(vmcb_pa, g, host_pa);
                 g->rax = vmcb->save.rax;
-                vmcb->control.tlb_control = shared_asid ? 1 : 0;
+                vmcb->control.tlb_control = tlb_control;
                 vcpu->exits++;
                 svm_handle_exit(vcpu, vmcb);
         }

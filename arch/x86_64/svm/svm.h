@@ -10,7 +10,8 @@
 
 #include <stdbool.h>
 
-struct x86_gprs;
+#define SVM_ATTR_L  (1u << 9)  /* segment attrib: 64-bit code */
+#define SVM_ATTR_DB (1u << 10) /* segment attrib: default operand size 32 */
 
 struct vmcb_seg {
         uint16_t selector;
@@ -198,13 +199,5 @@ struct svm_caps {
  * the user can do about it.
  */
 int svm_check_caps(const struct svm_cpuid *id, struct svm_caps *caps, char *why, size_t len);
-
-/*
- * svm_entry.S: run the guest once. Saves Keel's callee-saved registers, VMSAVEs Keel's
- * state to host_vmcb_pa, VMLOADs and VMRUNs the guest VMCB with the guest GPRs from `gprs`
- * (RAX and RSP live in the VMCB), and on #VMEXIT stores the guest GPRs back, VMSAVEs the
- * guest VMCB, VMLOADs Keel's state and returns with GIF=1 and interrupts off.
- */
-void svm_vmrun(uint64_t vmcb_pa, struct x86_gprs *gprs, uint64_t host_vmcb_pa);
 
 #endif

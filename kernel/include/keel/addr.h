@@ -91,11 +91,9 @@ static inline uint64_t align_down(uint64_t v, uint64_t align)
 }
 
 /*
- * Host-physical to host-virtual. On the real machine Keel identity-maps physical memory, so
- * this is the identity; the fake arch used by host tests backs "physical memory" with a
- * buffer and translates. Defined by the arch (arch/<isa>/include/arch/mm.h).
+ * Host-physical to host-virtual and back: arch_hpa_to_hva / arch_hva_to_hpa, inline in the
+ * arch's same-named header.
  */
-hva_t arch_hpa_to_hva(hpa_t a);
-hpa_t arch_hva_to_hpa(hva_t a);
+#include <arch/mm.h>
 
 #endif

@@ -20,9 +20,9 @@
 
 /* Registers as Keel left them at entry (filled by _start before anything else runs). */
 struct guest_entry_state {
-	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp;
-	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
-	uint64_t rip, rflags;
+        uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp;
+        uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+        uint64_t rip, rflags;
 };
 extern struct guest_entry_state guest_entry_state;
 
@@ -47,7 +47,7 @@ void guest_puts(const char *s);
 void guest_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void guest_vprintf(const char *fmt, va_list ap);
 int guest_snprintf(char *buf, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* The few libc functions the compiler may call. */
 void *memset(void *d, int c, size_t n);
@@ -58,110 +58,107 @@ int strcmp(const char *a, const char *b);
 
 /* Hypercalls: RAX = number, RBX, RCX, RDX, RSI = arguments, result in RAX. */
 static inline int64_t keel_hypercall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
-				     uint64_t a3)
+                                     uint64_t a3)
 {
-	uint64_t ret = nr;
+        uint64_t ret = nr;
 
-	__asm__ volatile("vmmcall"
-			 : "+a"(ret)
-			 : "b"(a0), "c"(a1), "d"(a2), "S"(a3)
-			 : "memory");
-	return (int64_t)ret;
+        __asm__ volatile("vmmcall" : "+a"(ret) : "b"(a0), "c"(a1), "d"(a2), "S"(a3) : "memory");
+        return (int64_t)ret;
 }
 
 static inline uint64_t gpa_of(const volatile void *p)
 {
-	return (uint64_t)(uintptr_t)p;
+        return (uint64_t)(uintptr_t)p;
 }
 
 static inline int64_t hc_version(void)
 {
-	return keel_hypercall(KEEL_HC_VERSION, 0, 0, 0, 0);
+        return keel_hypercall(KEEL_HC_VERSION, 0, 0, 0, 0);
 }
 
 static inline int64_t hc_print_gpa(uint64_t gpa, uint64_t len)
 {
-	return keel_hypercall(KEEL_HC_PRINT, gpa, len, 0, 0);
+        return keel_hypercall(KEEL_HC_PRINT, gpa, len, 0, 0);
 }
 
 static inline int64_t hc_print(const char *s, uint64_t len)
 {
-	return hc_print_gpa(gpa_of(s), len);
+        return hc_print_gpa(gpa_of(s), len);
 }
 
 static inline int64_t hc_vm_info_gpa(uint64_t gpa, uint64_t size)
 {
-	return keel_hypercall(KEEL_HC_VM_INFO, gpa, size, 0, 0);
+        return keel_hypercall(KEEL_HC_VM_INFO, gpa, size, 0, 0);
 }
 
 /* Port I/O. */
 static inline void outb(uint16_t port, uint8_t v)
 {
-	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
+        __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
 
 static inline void outw(uint16_t port, uint16_t v)
 {
-	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port) : "memory");
+        __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
 
 static inline void outl(uint16_t port, uint32_t v)
 {
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
+        __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
 
 static inline uint8_t inb(uint16_t port)
 {
-	uint8_t v;
+        uint8_t v;
 
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-	return v;
+        __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+        return v;
 }
 
 static inline uint16_t inw(uint16_t port)
 {
-	uint16_t v;
+        uint16_t v;
 
-	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-	return v;
+        __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+        return v;
 }
 
 static inline uint32_t inl(uint16_t port)
 {
-	uint32_t v;
+        uint32_t v;
 
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-	return v;
+        __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+        return v;
 }
 
 struct cpuid_regs {
-	uint32_t eax, ebx, ecx, edx;
+        uint32_t eax, ebx, ecx, edx;
 };
 
 static inline struct cpuid_regs cpuid(uint32_t leaf, uint32_t subleaf)
 {
-	struct cpuid_regs r;
+        struct cpuid_regs r;
 
-	__asm__ volatile("cpuid"
-			 : "=a"(r.eax), "=b"(r.ebx), "=c"(r.ecx), "=d"(r.edx)
-			 : "a"(leaf), "c"(subleaf));
-	return r;
+        __asm__ volatile("cpuid"
+                         : "=a"(r.eax), "=b"(r.ebx), "=c"(r.ecx), "=d"(r.edx)
+                         : "a"(leaf), "c"(subleaf));
+        return r;
 }
 
 static inline uint64_t rdmsr(uint32_t msr)
 {
-	uint32_t lo, hi;
+        uint32_t lo, hi;
 
-	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-	return ((uint64_t)hi << 32) | lo;
+        __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+        return ((uint64_t)hi << 32) | lo;
 }
 
-#define read_cr(n)                                                                                 \
-	({                                                                                         \
-		uint64_t v_;                                                                       \
-		__asm__ volatile("mov %%cr" #n ", %0" : "=r"(v_));                                 \
-		v_;                                                                                \
-	})
+#define read_cr(n)                                                 \
+        ({                                                         \
+                uint64_t v_;                                       \
+                __asm__ volatile("mov %%cr" #n ", %0" : "=r"(v_)); \
+                v_;                                                \
+        })
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -31,6 +31,27 @@ bool gmem_contains(const struct gmem *m, gpa_t a, uint64_t len);
 /* Host-physical address of [a, a+len), which must lie inside one region. */
 int gmem_translate(const struct gmem *m, gpa_t a, uint64_t len, hpa_t *out);
 int gmem_read(const struct gmem *m, gpa_t src, void *dst, uint64_t len);
+/*
+ * Read-only host view of [a, a+len) for hot paths that look at a few guest bytes in place
+ * (guest page-table entries, intercepted instruction bytes): the same bounds rule as
+ * gmem_read (one region holds the whole range, no wrap-around), NULL where gmem_read would
+ * fail. Valid while the VM's RAM is; never kept. Inline: it runs several times per exit.
+ */
+static inline __attribute__((always_inline)) const void *gmem_peek(const struct gmem *m, gpa_t a,
+                                                                   uint64_t len)
+{
+        const struct gmem_region *r = m->regions, *end = m->regions + m->count;
+
+        for (; r < end; r++) {
+                uint64_t off = gpa_raw(a) - gpa_raw(r->base); /* wraps to huge below the base */
+
+                if (off < r->size)
+                        return len <= r->size - off
+                                   ? hva_ptr(arch_hpa_to_hva(hpa_add(r->backing, off)))
+                                   : NULL;
+        }
+        return NULL;
+}
 int gmem_write(const struct gmem *m, gpa_t dst, const void *src, uint64_t len);
 int gmem_fill(const struct gmem *m, gpa_t dst, int byte, uint64_t len);
 /* Sum of region sizes. */

@@ -92,6 +92,38 @@ int x86_gva_to_gpa(const struct gmem *m, const struct x86_paging *p, uint64_t gv
  * checked: the CPU fetched these bytes already. Returns the number of bytes fetched (1..15,
  * also stored in *fetched), or -KEEL_EFAULT / -KEEL_ENOTSUP if the first byte is unreachable.
  */
+/*
+ * A per-vCPU memo of the last code-page translation in 64-bit mode: the page-table entries
+ * on the path (where they live and what they held) and the host view of the 4 KiB page.
+ * A hit re-reads every entry on the path and compares it with what the walk saw, so it
+ * answers exactly as a fresh walk would; it only saves the index arithmetic and bounds
+ * checks. The host pointers stay valid because a VM's RAM regions never change while it
+ * exists; x86_code_cache_reset must be called whenever they do (VM setup).
+ */
+struct x86_code_cache {
+        uint64_t cr3;           /* key: CR3 of the walk */
+        uint64_t lin_page;      /* key: linear address >> 12 */
+        unsigned levels;        /* entries on the path, 0 = empty */
+        const uint64_t *pte[4]; /* host view of each entry on the path */
+        uint64_t val[4];        /* its value during the walk */
+        const uint8_t *page;    /* host view of the code page */
+};
+
+static inline void x86_code_cache_reset(struct x86_code_cache *c)
+{
+        c->levels = 0;
+}
+
+/*
+ * Fast path for the intercepted-instruction check: a host view of the `len` (<= 15) code
+ * bytes at `linear` if they lie in one 4 KiB page and the guest is in 64-bit mode with
+ * 4-level paging (through `cache`, which may be NULL) or runs without paging; NULL in every
+ * other case (other paging modes, a page boundary, anything not present or not RAM), where
+ * the caller uses x86_fetch_insn.
+ */
+const uint8_t *x86_code_peek(const struct gmem *m, const struct x86_paging *p, uint64_t linear,
+                             size_t len, struct x86_code_cache *cache);
+
 int x86_fetch_insn(const struct gmem *m, const struct x86_paging *p, uint64_t linear_rip,
                    uint8_t buf[15], size_t *fetched);
 

@@ -10,9 +10,11 @@
 #include <stdint.h>
 
 #include <keel/addr.h>
+#include <arch/cpuid_policy.h>
+#include <arch/gwalk.h>
 #include <keel/pt.h>
 
-/* Guest general-purpose registers not held by the VMCB. Offsets are used by svm_entry.S. */
+/* Guest general-purpose registers not held by the VMCB. Offsets are used by svm_run_guest. */
 struct x86_gprs {
         uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp;
         uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
@@ -33,7 +35,9 @@ struct vm_arch {
 
 struct vcpu_arch {
         struct x86_gprs gprs;
-        void *vmcb; /* vendor control block, host-virtual */
+        struct x86_cpuid_ctx cpuid; /* host limits and vCPU facts for the CPUID policy */
+        struct x86_code_cache code; /* last code-page walk, for instruction lengths */
+        void *vmcb;                 /* vendor control block, host-virtual */
         hpa_t vmcb_pa;
         bool launched;
 };

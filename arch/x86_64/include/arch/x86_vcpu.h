@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <arch/decode.h>
+#include <arch/gwalk.h>
 #include <keel/pt.h>
 #include <vmm/vm.h>
 
@@ -63,6 +64,49 @@ struct x86_guest_ctx {
         bool cs_l, cs_db;
         uint64_t rip;
 };
+
+/*
+ * Fast path of x86_insn_length, inline so that a constant `expect` folds into byte compares:
+ * in 64-bit mode, when the bytes at `rip` are exactly the prefix-free opcode of `expect`,
+ * that opcode's length; 0 in every other case (prefixes, another mode, a page boundary),
+ * where the caller uses x86_insn_length.
+ */
+static inline unsigned x86_plain_insn_length(const struct gmem *m, const struct x86_paging *pg,
+                                             struct x86_code_cache *cache, uint64_t rip,
+                                             enum x86_insn_id expect)
+{
+        static const uint8_t cpuid[] = {0x0f, 0xa2}, vmmcall[] = {0x0f, 0x01, 0xd9};
+        static const uint8_t rdmsr[] = {0x0f, 0x32}, wrmsr[] = {0x0f, 0x30}, hlt[] = {0xf4};
+        const uint8_t *op, *code;
+        unsigned len;
+
+        switch (expect) {
+        case X86_INSN_CPUID:
+                op = cpuid, len = sizeof(cpuid);
+                break;
+        case X86_INSN_VMMCALL:
+                op = vmmcall, len = sizeof(vmmcall);
+                break;
+        case X86_INSN_RDMSR:
+                op = rdmsr, len = sizeof(rdmsr);
+                break;
+        case X86_INSN_WRMSR:
+                op = wrmsr, len = sizeof(wrmsr);
+                break;
+        case X86_INSN_HLT:
+                op = hlt, len = sizeof(hlt);
+                break;
+        default:
+                return 0;
+        }
+        code = x86_code_peek(m, pg, rip, len, cache);
+        if (!code)
+                return 0;
+        for (unsigned i = 0; i < len; i++)
+                if (code[i] != op[i])
+                        return 0;
+        return len;
+}
 
 /*
  * Length of the intercepted instruction at ctx->rip, which must decode to `expect` (the
