@@ -224,8 +224,9 @@ static inline __attribute__((always_inline)) uint64_t peek_pte(const struct peek
         return c->val[c->levels - 1];
 }
 
-static const uint8_t *code_walk(const struct gmem *m, const struct x86_paging *p, uint64_t linear,
-                                struct x86_code_cache *c)
+static __attribute__((noinline)) const uint8_t *code_walk(const struct gmem *m,
+                                                          const struct x86_paging *p,
+                                                          uint64_t linear, struct x86_code_cache *c)
 {
         struct peek_ram r = {.m = m};
         uint64_t e, page, mask = PAGE_SIZE - 1;
@@ -266,11 +267,28 @@ leaf:
         return peek(&r, page, PAGE_SIZE);
 }
 
-const uint8_t *x86_code_peek(const struct gmem *m, const struct x86_paging *p, uint64_t linear,
-                             size_t len, struct x86_code_cache *cache)
+/* A walk for x86_code_peek, remembered in `cache` (if any); levels = 0 when it fails. */
+static __attribute__((noinline)) const uint8_t *code_peek_miss(const struct gmem *m,
+                                                               const struct x86_paging *p,
+                                                               uint64_t linear, unsigned off,
+                                                               struct x86_code_cache *cache)
 {
         struct x86_code_cache local;
         struct x86_code_cache *c = cache ? cache : &local;
+
+        c->cr3 = p->cr3;
+        c->lin_page = linear >> PAGE_SHIFT;
+        c->page = code_walk(m, p, linear, c);
+        if (!c->page) {
+                c->levels = 0;
+                return NULL;
+        }
+        return c->page + off;
+}
+
+const uint8_t *x86_code_peek(const struct gmem *m, const struct x86_paging *p, uint64_t linear,
+                             size_t len, struct x86_code_cache *c)
+{
         unsigned off = linear & (PAGE_SIZE - 1);
 
         if (off + len > PAGE_SIZE)
@@ -280,8 +298,7 @@ const uint8_t *x86_code_peek(const struct gmem *m, const struct x86_paging *p, u
         if (!(p->efer & X86_PG_EFER_LMA) || (p->cr4 & X86_PG_CR4_LA57) ||
             (uint64_t)((int64_t)(linear << 16) >> 16) != linear)
                 return NULL;
-        if (cache && c->levels && c->page && c->cr3 == p->cr3 &&
-            c->lin_page == linear >> PAGE_SHIFT) {
+        if (c && c->levels && c->cr3 == p->cr3 && c->lin_page == linear >> PAGE_SHIFT) {
                 unsigned i = 0;
 
                 while (i < c->levels && *c->pte[i] == c->val[i])
@@ -289,14 +306,7 @@ const uint8_t *x86_code_peek(const struct gmem *m, const struct x86_paging *p, u
                 if (i == c->levels)
                         return c->page + off;
         }
-        c->cr3 = p->cr3;
-        c->lin_page = linear >> PAGE_SHIFT;
-        c->page = code_walk(m, p, linear, c);
-        if (!c->page) {
-                c->levels = 0;
-                return NULL;
-        }
-        return c->page + off;
+        return code_peek_miss(m, p, linear, off, c);
 }
 
 int x86_fetch_insn(const struct gmem *m, const struct x86_paging *p, uint64_t linear_rip,
