@@ -6,6 +6,7 @@
 #include <vmm/hypercall.h>
 #include <vmm/vm.h>
 
+#include "log_capture.h"
 #include "test.h"
 
 #define RAM_BASE 0x200000ull
@@ -15,18 +16,6 @@
 static uint8_t ram[RAM_SZ] __attribute__((aligned(4096)));
 static struct vm vm;
 
-static char logbuf[8192];
-static size_t loglen;
-
-static void capture_sink(const char *s, unsigned long len)
-{
-        if (len > sizeof(logbuf) - 1 - loglen)
-                len = sizeof(logbuf) - 1 - loglen;
-        memcpy(logbuf + loglen, s, len);
-        loglen += len;
-        logbuf[loglen] = '\0';
-}
-
 /* VM "hc-guest", id 5, 64 KiB of RAM at 0x200000, running, log captured. */
 static void setup(void)
 {
@@ -35,10 +24,7 @@ static void setup(void)
         if (gmem_add_region(&vm.mem, gpa(RAM_BASE), RAM_SZ, hpa((uint64_t)(uintptr_t)ram)) ||
             vm_set_state(&vm, VM_RUNNING))
                 abort();
-        loglen = 0;
-        logbuf[0] = '\0';
-        log_set_level(LOG_LEVEL_INFO);
-        log_set_sink(capture_sink);
+        capture_start();
 }
 
 static bool ram_untouched(void)

@@ -3,6 +3,7 @@
 #include <keel/log.h>
 #include <vmm/loader.h>
 
+#include "log_capture.h"
 #include "test.h"
 
 #define MiB     (1024ull * 1024)
@@ -16,18 +17,6 @@ static uint8_t ram[RAM_SZ] __attribute__((aligned(4096)));
 static uint8_t huge[3 * MiB];
 static struct gmem mem;
 
-static char logbuf[8192];
-static size_t loglen;
-
-static void capture_sink(const char *s, unsigned long len)
-{
-        if (len > sizeof(logbuf) - 1 - loglen)
-                len = sizeof(logbuf) - 1 - loglen;
-        memcpy(logbuf + loglen, s, len);
-        loglen += len;
-        logbuf[loglen] = '\0';
-}
-
 /* Guest RAM [0, 2 MiB) filled with FILL, log captured. */
 static void setup(void)
 {
@@ -35,10 +24,7 @@ static void setup(void)
         gmem_init(&mem);
         if (gmem_add_region(&mem, gpa(0), RAM_SZ, hpa((uint64_t)(uintptr_t)ram)) != 0)
                 abort();
-        loglen = 0;
-        logbuf[0] = '\0';
-        log_set_level(LOG_LEVEL_INFO);
-        log_set_sink(capture_sink);
+        capture_start();
 }
 
 static bool ram_untouched(void)
@@ -295,8 +281,7 @@ static void expect_elf_refused(const char *name, uint64_t size, int code, const 
         struct load_request r = req(name, elf, size, IMAGE_AUTO);
         char want[128];
 
-        loglen = 0;
-        logbuf[0] = '\0';
+        capture_start();
         EXPECT_EQ(loader_load(&mem, &r, &entry), code);
         snprintf(want, sizeof(want), "image %s: ", name);
         EXPECT_CONTAINS(logbuf, want);

@@ -3,27 +3,8 @@
 #include <keel/log.h>
 #include <vmm/vm.h>
 
+#include "log_capture.h"
 #include "test.h"
-
-static char logbuf[16384];
-static size_t loglen;
-
-static void capture_sink(const char *s, unsigned long len)
-{
-        if (len > sizeof(logbuf) - 1 - loglen)
-                len = sizeof(logbuf) - 1 - loglen;
-        memcpy(logbuf + loglen, s, len);
-        loglen += len;
-        logbuf[loglen] = '\0';
-}
-
-static void capture_start(void)
-{
-        loglen = 0;
-        logbuf[0] = '\0';
-        log_set_level(LOG_LEVEL_INFO);
-        log_set_sink(capture_sink);
-}
 
 static unsigned count_lines(const char *s)
 {
@@ -200,8 +181,7 @@ TEST(stop_keeps_first_reason)
         EXPECT_EQ(vm_set_state(&vm, VM_RUNNING), 0);
         capture_start();
         vm_stop(&vm, VM_STOP_OUTSIDE_RAM, "gpa 0x%llx", 0x80000000ull);
-        loglen = 0;
-        logbuf[0] = '\0';
+        capture_start();
         vm_stop(&vm, VM_STOP_HALTED, "later");
         vm_exit(&vm, 5);
         EXPECT_STREQ(logbuf, "");

@@ -2,26 +2,8 @@
 #include <keel/log.h>
 #include <vmm/vuart.h>
 
+#include "log_capture.h"
 #include "test.h"
-
-static char logbuf[8192];
-static size_t loglen;
-
-static void capture_sink(const char *s, unsigned long len)
-{
-        if (len > sizeof(logbuf) - 1 - loglen)
-                len = sizeof(logbuf) - 1 - loglen;
-        memcpy(logbuf + loglen, s, len);
-        loglen += len;
-        logbuf[loglen] = '\0';
-}
-
-static void capture_start(void)
-{
-        loglen = 0;
-        logbuf[0] = '\0';
-        log_set_sink(capture_sink);
-}
 
 static void wr(struct vuart *u, unsigned off, uint32_t v)
 {
