@@ -165,10 +165,11 @@ _Noreturn void kernel_main(const struct boot_info *bi)
                          ok ? "ok" : "UNEXPECTED");
         }
         if (unexpected)
-                LOG_INFO("keel: result: FAIL (%u of %u VMs not as expected)", unexpected,
-                         cfg->vm_count);
+                LOG_INFO("keel: result: FAIL (%u of %u VM%s not as expected)", unexpected,
+                         cfg->vm_count, cfg->vm_count == 1 ? "" : "s");
         else
-                LOG_INFO("keel: result: PASS (%u VMs as expected)", cfg->vm_count);
+                LOG_INFO("keel: result: PASS (%u VM%s as expected)", cfg->vm_count,
+                         cfg->vm_count == 1 ? "" : "s");
         LOG_INFO("keel: %llu MiB free after all VMs ended",
                  (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20));
         if (cfg->finish == FINISH_DEBUG_EXIT)
