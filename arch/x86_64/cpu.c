@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <arch/cpu.h>
+#include <arch/host_timer.h>
 #include <arch/pt_x86.h>
 #include <arch/x86.h>
 #include <keel/arch.h>
@@ -140,6 +141,7 @@ void arch_cpu_setup(const struct boot_info *bi)
         idt_setup();
         pic_mask_all();
         paging_setup(bi);
+        x86_time_init();
 }
 
 static void keel_enter(const void *arg)
@@ -150,19 +152,6 @@ static void keel_enter(const void *arg)
 _Noreturn void arch_enter_kernel(const struct boot_info *bi)
 {
         x86_call_on_stack(keel_enter, bi, keel_stack + KEEL_STACK_SIZE);
-}
-
-static void lapic_eoi(void)
-{
-        uint64_t base = x86_rdmsr(MSR_APIC_BASE);
-
-        if (!(base & (1u << 11)))
-                return; /* APIC disabled */
-        if (base & (1u << 10)) {
-                x86_wrmsr(0x80b, 0); /* x2APIC EOI */
-                return;
-        }
-        *(volatile uint32_t *)(uintptr_t)((base & ~0xfffull) + 0xb0) = 0;
 }
 
 static const char *const exception_names[32] = {
@@ -232,9 +221,11 @@ void x86_trap(struct x86_trap_frame *f)
                 return;
         }
         if (f->vector >= 32) {
-                /* A stray physical interrupt: Keel arms no sources yet, so acknowledge it. */
+                /* Keel's tick; anything else is a stray interrupt: acknowledge it. */
+                if (f->vector == HOST_TICK_VECTOR)
+                        x86_host_tick();
                 if (f->vector != 0xff)
-                        lapic_eoi();
+                        x86_lapic_eoi();
                 return;
         }
         log_printf(LOG_LEVEL_ERROR,

@@ -1,0 +1,154 @@
+/*
+ * TSC calibration against the PIT and Keel's periodic host tick (see arch/host_timer.h).
+ *
+ * Calibration: PIT channel 2 counts down 11932 ticks of its 1.193182 MHz clock (10 ms) with
+ * its gate on and the speaker off; meanwhile the TSC and a free-running LAPIC timer are
+ * read. Without a PIT (the gate output never rises) Keel falls back to CPUID leaf 0x15/0x16.
+ */
+#include <stdbool.h>
+
+#include <arch/host_timer.h>
+#include <arch/x86.h>
+#include <keel/check.h>
+#include <keel/log.h>
+#include <keel/time.h>
+
+#define PIT_HZ        1193182u
+#define PIT_CAL_TICKS 11932u /* 10 ms */
+#define PIT_CAL_MS    10u
+#define PIT_SPIN_MAX  50000000u
+
+#define LAPIC_SVR     0xf0
+#define LAPIC_EOI     0xb0
+#define LAPIC_LVT_TMR 0x320
+#define LAPIC_TMR_ICR 0x380
+#define LAPIC_TMR_CCR 0x390
+#define LAPIC_TMR_DCR 0x3e0
+
+static uint64_t tsc_khz;
+static uint64_t lapic_base; /* 0: no xAPIC access (x2APIC mode or none) */
+static bool x2apic;
+static volatile uint64_t ticks;
+
+uint64_t arch_tsc(void)
+{
+        return x86_rdtsc();
+}
+
+uint64_t arch_tsc_khz(void)
+{
+        return tsc_khz;
+}
+
+uint64_t x86_host_ticks(void)
+{
+        return ticks;
+}
+
+static uint32_t lapic_read(unsigned reg)
+{
+        if (x2apic)
+                return (uint32_t)x86_rdmsr(0x800 + (reg >> 4));
+        return *(volatile uint32_t *)(uintptr_t)(lapic_base + reg);
+}
+
+static void lapic_write(unsigned reg, uint32_t v)
+{
+        if (x2apic) {
+                x86_wrmsr(0x800 + (reg >> 4), v);
+                return;
+        }
+        *(volatile uint32_t *)(uintptr_t)(lapic_base + reg) = v;
+}
+
+void x86_lapic_eoi(void)
+{
+        if (lapic_base || x2apic)
+                lapic_write(LAPIC_EOI, 0);
+}
+
+void x86_host_tick(void)
+{
+        ticks++;
+}
+
+void x86_wait_for_interrupt(void)
+{
+        /* STI's one-instruction shadow makes "sti; hlt" atomic: no wake-up is lost. */
+        __asm__ volatile("sti; hlt; cli" ::: "memory");
+}
+
+/* TSC frequency from CPUID 0x15 (crystal ratio) or 0x16 (base MHz); 0 if neither. */
+static uint64_t tsc_khz_from_cpuid(void)
+{
+        uint32_t r[4];
+
+        x86_cpuid(0, 0, r);
+        if (r[0] >= 0x15) {
+                x86_cpuid(0x15, 0, r);
+                if (r[0] && r[1] && r[2])
+                        return (uint64_t)r[2] * r[1] / r[0] / 1000;
+        }
+        x86_cpuid(0, 0, r);
+        if (r[0] >= 0x16) {
+                x86_cpuid(0x16, 0, r);
+                if (r[0] & 0xffff)
+                        return (uint64_t)(r[0] & 0xffff) * 1000;
+        }
+        return 0;
+}
+
+void x86_time_init(void)
+{
+        uint64_t apic = x86_rdmsr(MSR_APIC_BASE), t0, t1;
+        uint32_t c0 = 0, c1 = 0, lapic_per_ms = 0;
+        uint8_t gate;
+        unsigned spins = 0;
+
+        if (apic & (1u << 11)) {
+                x2apic = apic & (1u << 10);
+                lapic_base = x2apic ? 0 : (apic & ~0xfffull);
+        }
+        if (lapic_base || x2apic) {
+                lapic_write(LAPIC_SVR, 0x1ff);        /* software enable, spurious vector 0xff */
+                lapic_write(LAPIC_TMR_DCR, 0x3);      /* divide by 16 */
+                lapic_write(LAPIC_LVT_TMR, 1u << 16); /* masked, one-shot */
+                lapic_write(LAPIC_TMR_ICR, 0xffffffffu);
+        }
+
+        gate = x86_inb(0x61);
+        x86_outb(0x61, (uint8_t)((gate & ~0x02) | 0x01)); /* gate on, speaker off */
+        x86_outb(0x43, 0xb0);                             /* ch 2, lo/hi, mode 0 */
+        x86_outb(0x42, PIT_CAL_TICKS & 0xff);
+        x86_outb(0x42, PIT_CAL_TICKS >> 8);
+        if (lapic_base || x2apic)
+                c0 = lapic_read(LAPIC_TMR_CCR);
+        t0 = x86_rdtsc();
+        while (!(x86_inb(0x61) & 0x20) && spins < PIT_SPIN_MAX)
+                spins++;
+        t1 = x86_rdtsc();
+        if (lapic_base || x2apic)
+                c1 = lapic_read(LAPIC_TMR_CCR);
+        x86_outb(0x61, gate);
+
+        if (spins < PIT_SPIN_MAX && t1 > t0) {
+                tsc_khz = (t1 - t0) / PIT_CAL_MS;
+                lapic_per_ms = (c0 - c1) / PIT_CAL_MS;
+        } else {
+                tsc_khz = tsc_khz_from_cpuid();
+                if (!tsc_khz)
+                        panic("cannot measure the TSC: no PIT and no CPUID leaf 0x15/0x16");
+                LOG_WARN("keel: no PIT: TSC frequency %llu kHz taken from CPUID",
+                         (unsigned long long)tsc_khz);
+        }
+        if (lapic_per_ms) {
+                lapic_write(LAPIC_TMR_ICR, 0);
+                lapic_write(LAPIC_LVT_TMR, HOST_TICK_VECTOR | (1u << 17)); /* periodic */
+                lapic_write(LAPIC_TMR_ICR, lapic_per_ms * 1000 / HOST_TICK_HZ);
+        } else {
+                LOG_WARN("keel: no usable LAPIC timer: no host tick (guests are not preempted)");
+        }
+        LOG_INFO("keel: TSC %llu.%03llu MHz, host tick %u Hz (LAPIC timer %u per ms)",
+                 (unsigned long long)(tsc_khz / 1000), (unsigned long long)(tsc_khz % 1000),
+                 lapic_per_ms ? HOST_TICK_HZ : 0, lapic_per_ms);
+}
