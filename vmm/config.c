@@ -35,6 +35,11 @@ enum config_key {
         KEY_SELFTEST,
         KEY_MEMORY,
         KEY_IMAGE,
+        KEY_KERNEL,
+        KEY_INITRD,
+        KEY_CMDLINE,
+        KEY_DISK,
+        KEY_DISK_READONLY,
         KEY_FORMAT,
         KEY_LOAD,
         KEY_ENTRY,
@@ -374,7 +379,8 @@ static int set_memory(struct parser *ps, struct span key, struct span val)
         return 0;
 }
 
-static int set_image(struct parser *ps, struct span key, struct span val)
+/* A '/'-separated path relative to keel.efi's directory, copied into dst. */
+static int set_path(struct parser *ps, struct span key, struct span val, char *dst)
 {
         size_t start = 0;
 
@@ -403,9 +409,83 @@ static int set_image(struct parser *ps, struct span key, struct span val)
                         start = i + 1;
                 }
         }
-        memcpy(ps->vm->image, val.p, val.n);
-        ps->vm->image[val.n] = '\0';
+        memcpy(dst, val.p, val.n);
+        dst[val.n] = '\0';
         return 0;
+}
+
+/* A key that belongs to the other kind of guest (image vs kernel) than one already given. */
+static int kind_conflict(struct parser *ps, struct span key, struct span val, enum config_key other,
+                         const char *why)
+{
+        char msg[128];
+
+        if (!ps->key_line[other])
+                return 0;
+        snprintf(msg, sizeof(msg), "%s (line %u)", why, ps->key_line[other]);
+        return value_err(ps, key, val, msg);
+}
+
+static int not_with_kernel(struct parser *ps, struct span key, struct span val)
+{
+        return kind_conflict(ps, key, val, KEY_KERNEL,
+                             "only for image guests, and this VM runs a Linux kernel");
+}
+
+static int set_image(struct parser *ps, struct span key, struct span val)
+{
+        int r = kind_conflict(ps, key, val, KEY_KERNEL,
+                              "a VM runs either an image or a Linux kernel, and kernel is set");
+
+        return r ? r : set_path(ps, key, val, ps->vm->image);
+}
+
+static int set_kernel(struct parser *ps, struct span key, struct span val)
+{
+        static const enum config_key image_keys[] = {KEY_IMAGE, KEY_FORMAT, KEY_LOAD, KEY_ENTRY};
+        int r = 0;
+
+        for (unsigned i = 0; !r && i < ARRAY_SIZE(image_keys); i++)
+                r = kind_conflict(ps, key, val, image_keys[i],
+                                  "a Linux kernel cannot be combined with image, format, load "
+                                  "or entry, and one is set");
+        return r ? r : set_path(ps, key, val, ps->vm->kernel);
+}
+
+static int set_initrd(struct parser *ps, struct span key, struct span val)
+{
+        return set_path(ps, key, val, ps->vm->initrd);
+}
+
+static int set_disk(struct parser *ps, struct span key, struct span val)
+{
+        return set_path(ps, key, val, ps->vm->disk);
+}
+
+static int set_cmdline(struct parser *ps, struct span key, struct span val)
+{
+        if (val.n >= CONFIG_CMDLINE_MAX)
+                return value_err(ps, key, val, "too long (at most 239 characters)");
+        for (size_t i = 0; i < val.n; i++)
+                if (val.p[i] < 0x20 || val.p[i] > 0x7e || val.p[i] == '"')
+                        return value_err(ps, key, val,
+                                         "only printable ASCII without '\"' is allowed");
+        memcpy(ps->vm->cmdline, val.p, val.n);
+        ps->vm->cmdline[val.n] = '\0';
+        return 0;
+}
+
+static int set_disk_readonly(struct parser *ps, struct span key, struct span val)
+{
+        if (span_eq(val, "yes") || span_eq(val, "true")) {
+                ps->vm->disk_readonly = true;
+                return 0;
+        }
+        if (span_eq(val, "no") || span_eq(val, "false")) {
+                ps->vm->disk_readonly = false;
+                return 0;
+        }
+        return value_err(ps, key, val, "expected yes or no");
 }
 
 static int flat_only(struct parser *ps, struct span key, struct span val)
@@ -427,6 +507,8 @@ static int set_format(struct parser *ps, struct span key, struct span val)
         int v;
         int r = parse_choice(ps, key, val, format_names, ARRAY_SIZE(format_names), &v);
 
+        if (!r)
+                r = not_with_kernel(ps, key, val);
         if (r)
                 return r;
         if (v == IMAGE_ELF && (ps->key_line[KEY_LOAD] || ps->key_line[KEY_ENTRY])) {
@@ -451,7 +533,7 @@ static int parse_address(struct parser *ps, struct span key, struct span val, ui
                 return number_err(ps, key, val, r,
                                   "not an address (expected decimal or 0x hex, optional K, M or G "
                                   "suffix)");
-        return flat_only(ps, key, val);
+        return not_with_kernel(ps, key, val) ?: flat_only(ps, key, val);
 }
 
 static int set_load(struct parser *ps, struct span key, struct span val)
@@ -537,6 +619,11 @@ static const struct key_desc keys[KEY_COUNT] = {
     [KEY_SELFTEST] = {"selftest", true, set_selftest},
     [KEY_MEMORY] = {"memory", false, set_memory},
     [KEY_IMAGE] = {"image", false, set_image},
+    [KEY_KERNEL] = {"kernel", false, set_kernel},
+    [KEY_INITRD] = {"initrd", false, set_initrd},
+    [KEY_CMDLINE] = {"cmdline", false, set_cmdline},
+    [KEY_DISK] = {"disk", false, set_disk},
+    [KEY_DISK_READONLY] = {"disk_readonly", false, set_disk_readonly},
     [KEY_FORMAT] = {"format", false, set_format},
     [KEY_LOAD] = {"load", false, set_load},
     [KEY_ENTRY] = {"entry", false, set_entry},
@@ -557,11 +644,25 @@ static int end_section(struct parser *ps)
                 return perr(ps, vm->line,
                             "[vm %s] has no memory key (required: the VM's RAM, e.g. memory = 16M)",
                             vm->name);
-        if (!ps->key_line[KEY_IMAGE])
+        if (!ps->key_line[KEY_IMAGE] && !ps->key_line[KEY_KERNEL])
                 return perr(ps, vm->line,
-                            "[vm %s] has no image key (required: the guest's file, e.g. "
-                            "image = guests/%s.bin)",
+                            "[vm %s] has no image or kernel key (required: the guest's file, "
+                            "e.g. image = guests/%s.bin or kernel = guests/vmlinuz)",
                             vm->name, vm->name);
+        if (ps->key_line[KEY_IMAGE]) {
+                static const enum config_key linux_keys[] = {KEY_INITRD, KEY_CMDLINE, KEY_DISK,
+                                                             KEY_DISK_READONLY};
+
+                for (unsigned i = 0; i < ARRAY_SIZE(linux_keys); i++)
+                        if (ps->key_line[linux_keys[i]])
+                                return perr(ps, ps->key_line[linux_keys[i]],
+                                            "%s%s is only for Linux VMs (kernel = ...), but this "
+                                            "one runs image = %s",
+                                            keys[linux_keys[i]].name, where(ps), vm->image);
+        }
+        if (ps->key_line[KEY_DISK_READONLY] && !ps->key_line[KEY_DISK])
+                return perr(ps, ps->key_line[KEY_DISK_READONLY],
+                            "disk_readonly%s without a disk = ... key", where(ps));
         if (!vm->has_load)
                 vm->load = CONFIG_LOAD_DEF;
         if (!vm->has_entry)
@@ -644,7 +745,8 @@ static int section_header(struct parser *ps, const char *p, size_t n, size_t ope
 }
 
 static const char *const section_key_list =
-    "memory, image, format, load, entry, expect_exit, expect_stop";
+    "memory, image, format, load, entry, kernel, initrd, cmdline, disk, disk_readonly, "
+    "expect_exit, expect_stop";
 
 static int key_value(struct parser *ps, const char *p, size_t n, size_t i)
 {

@@ -77,8 +77,19 @@ static void check_vm(const struct keel_config *c, unsigned i)
                 fail("vm %u: no header line", i);
         if (v->memory < (2ull << 20) || v->memory > (64ull << 30) || v->memory % (2ull << 20))
                 fail("vm %u: memory 0x%llx", i, (unsigned long long)v->memory);
-        if (il == 0 || il >= CONFIG_PATH_MAX)
-                fail("vm %u: image length %zu", i, il);
+        if ((il == 0) == (strnlen(v->kernel, CONFIG_PATH_MAX) == 0))
+                fail("vm %u: not exactly one of image (%zu) and kernel", i, il);
+        if (il >= CONFIG_PATH_MAX || strnlen(v->kernel, CONFIG_PATH_MAX) >= CONFIG_PATH_MAX ||
+            strnlen(v->initrd, CONFIG_PATH_MAX) >= CONFIG_PATH_MAX ||
+            strnlen(v->disk, CONFIG_PATH_MAX) >= CONFIG_PATH_MAX ||
+            strnlen(v->cmdline, CONFIG_CMDLINE_MAX) >= CONFIG_CMDLINE_MAX)
+                fail("vm %u: a path or the command line is not terminated", i);
+        if (il && (v->initrd[0] || v->cmdline[0] || v->disk[0] || v->disk_readonly))
+                fail("vm %u: Linux keys on an image guest", i);
+        if (v->kernel[0] && (v->format != IMAGE_AUTO || v->has_load || v->has_entry))
+                fail("vm %u: image keys on a Linux guest", i);
+        if (strchr(v->cmdline, '"'))
+                fail("vm %u: quote in the command line", i);
         if (v->image[0] == '/' || strstr(v->image, ".."))
                 fail("vm %u: image path %s escapes its directory", i, v->image);
         for (size_t k = 0; k < il; k++)
@@ -142,8 +153,18 @@ static size_t write_config(const struct keel_config *c)
         for (unsigned i = 0; i < c->vm_count; i++) {
                 const struct vm_config *v = &c->vms[i];
 
-                OUT("[vm %s]\nmemory = 0x%llx\nimage = \"%s\"\nformat = %s\n", v->name,
-                    (unsigned long long)v->memory, v->image, formats[v->format]);
+                OUT("[vm %s]\nmemory = 0x%llx\n", v->name, (unsigned long long)v->memory);
+                if (v->image[0])
+                        OUT("image = \"%s\"\nformat = %s\n", v->image, formats[v->format]);
+                if (v->kernel[0])
+                        OUT("kernel = \"%s\"\n", v->kernel);
+                if (v->initrd[0])
+                        OUT("initrd = \"%s\"\n", v->initrd);
+                if (v->cmdline[0])
+                        OUT("cmdline = \"%s\"\n", v->cmdline);
+                if (v->disk[0])
+                        OUT("disk = \"%s\"\ndisk_readonly = %s\n", v->disk,
+                            v->disk_readonly ? "yes" : "no");
                 if (v->has_load)
                         OUT("load = 0x%llx\n", (unsigned long long)v->load);
                 if (v->has_entry)

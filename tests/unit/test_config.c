@@ -133,7 +133,9 @@ static void check_invariants(const struct keel_config *c)
                 EXPECT_TRUE(v->line > 0);
                 EXPECT_TRUE(v->memory >= (2ull << 20) && v->memory <= (64ull << 30));
                 EXPECT_EQ(v->memory % (2ull << 20), 0);
-                EXPECT_TRUE(il > 0 && il < CONFIG_PATH_MAX);
+                /* Exactly one of image and kernel. */
+                EXPECT_TRUE((il > 0) != (v->kernel[0] != '\0'));
+                EXPECT_TRUE(il < CONFIG_PATH_MAX);
                 EXPECT_TRUE(v->image[0] != '/' && !strstr(v->image, ".."));
                 EXPECT_TRUE(v->format <= IMAGE_ELF);
                 if (v->format == IMAGE_ELF)
@@ -495,7 +497,8 @@ TEST(unknown_and_misplaced_keys)
 {
         EXPECT_ERR("log=info\n[vm hello]\nmemroy = 16M\n", 3, "");
         EXPECT_STREQ(err, "keel.cfg:3: unknown key 'memroy' in [vm hello] (expected memory, "
-                          "image, format, load, entry, expect_exit, expect_stop)");
+                          "image, format, load, entry, kernel, initrd, cmdline, disk, "
+                          "disk_readonly, expect_exit, expect_stop)");
         EXPECT_ERR("verbose = 1\n" VM_HELLO, 1, "unknown key 'verbose'", "log", "finish");
         EXPECT_ERR("memory = 16M\n" VM_HELLO, 1, "key 'memory' outside a [vm NAME] section");
         EXPECT_ERR("image = a.bin\n", 1, "'image' outside");
@@ -690,9 +693,47 @@ TEST(required_keys)
         EXPECT_ERR("log=info\n\n[vm hello]\nimage = a.bin\n", 3, "[vm hello] has no memory key",
                    "required");
         EXPECT_ERR("[vm hello]\nmemory = 2M\n[vm b]\nmemory=2M\nimage=b.bin\n", 1,
-                   "[vm hello] has no image key", "required");
+                   "[vm hello] has no image or kernel key", "required");
         EXPECT_ERR(VM_HELLO "[vm b]\n", 4, "[vm b] has no memory key");
         EXPECT_ERR("[vm b]\n# only a comment\n", 1, "[vm b] has no memory key");
+}
+
+TEST(linux_vms)
+{
+        const struct vm_config *v;
+
+        EXPECT_OK("[vm linux]\nmemory = 256M\nkernel = guests/vmlinuz\ninitrd = guests/initrd.img\n"
+                  "cmdline = \"console=ttyS0 panic=-1 # not a comment\"\ndisk = guests/disk.img\n"
+                  "disk_readonly = yes\nexpect_stop = triple-fault\n");
+        v = &cfg.vms[0];
+        EXPECT_STREQ(v->kernel, "guests/vmlinuz");
+        EXPECT_STREQ(v->image, "");
+        EXPECT_STREQ(v->initrd, "guests/initrd.img");
+        EXPECT_STREQ(v->cmdline, "console=ttyS0 panic=-1 # not a comment");
+        EXPECT_STREQ(v->disk, "guests/disk.img");
+        EXPECT_TRUE(v->disk_readonly);
+        /* Only the kernel is required. */
+        EXPECT_OK("[vm l]\nmemory = 64M\nkernel = vmlinuz\n");
+        EXPECT_STREQ(cfg.vms[0].cmdline, "");
+        EXPECT_FALSE(cfg.vms[0].disk_readonly);
+        /* A VM runs an image or a kernel, never both; image keys do not go with a kernel. */
+        EXPECT_ERR("[vm l]\nmemory = 64M\nimage = a.bin\nkernel = vmlinuz\n", 4, "kernel = vmlinuz",
+                   "cannot be combined", "line 3");
+        EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = vmlinuz\nimage = a.bin\n", 4, "image = a.bin",
+                   "kernel is set", "line 3");
+        EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = vmlinuz\nload = 0x100000\n", 4, "load",
+                   "only for image guests");
+        EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = vmlinuz\nformat = flat\n", 4, "format",
+                   "only for image guests");
+        /* Linux keys on an image guest, reported at their own line. */
+        EXPECT_ERR(VM_HELLO "cmdline = quiet\n", 4, "cmdline", "only for Linux VMs");
+        EXPECT_ERR(VM_HELLO "disk = d.img\n", 4, "disk", "only for Linux VMs");
+        EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = vmlinuz\ndisk_readonly = yes\n", 4,
+                   "disk_readonly", "without a disk");
+        EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = vmlinuz\ndisk = d.img\ndisk_readonly = maybe\n",
+                   5, "expected yes or no");
+        EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = ../vmlinuz\n", 3, "must not contain '..'");
+        EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = vmlinuz\ncmdline = a\"b\n", 4, "cmdline");
 }
 
 TEST(no_vm)

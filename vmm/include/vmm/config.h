@@ -12,8 +12,9 @@
 #include <vmm/loader.h>
 #include <vmm/vm.h>
 
-#define CONFIG_PATH_MAX 128
-#define CONFIG_ERR_MAX  192
+#define CONFIG_PATH_MAX    128
+#define CONFIG_ERR_MAX     192
+#define CONFIG_CMDLINE_MAX 240 /* a config line holds at most 256 characters */
 
 enum finish_action {
         FINISH_HALT = 0,   /* print the summary and halt the CPU */
@@ -30,7 +31,13 @@ struct vm_config {
         char name[VM_NAME_MAX];
         unsigned line;   /* line of the [vm NAME] header, for messages */
         uint64_t memory; /* bytes, multiple of 2 MiB, >= 2 MiB */
+        /* The guest: either `image` (flat/ELF test guests) or `kernel` (a Linux bzImage). */
         char image[CONFIG_PATH_MAX];
+        char kernel[CONFIG_PATH_MAX];
+        char initrd[CONFIG_PATH_MAX];     /* optional, Linux only */
+        char cmdline[CONFIG_CMDLINE_MAX]; /* optional, Linux only */
+        char disk[CONFIG_PATH_MAX];       /* optional virtio-blk disk image, Linux only */
+        bool disk_readonly;
         enum image_format format;
         bool has_load;
         uint64_t load;
