@@ -230,6 +230,30 @@ static void scan_memory_map(const UINT8 *map, UINTN map_size, UINTN desc_size)
         }
 }
 
+/* Read one file a VM's config names (`what` is its key: image, kernel, initrd, disk). */
+static EFI_STATUS read_vm_file(EFI_FILE_HANDLE root, const CHAR16 *dir, const char *dir_ascii,
+                               const struct vm_config *vc, const char *what, const char *rel,
+                               struct boot_image *out)
+{
+        CHAR16 path[PATH16_MAX];
+        void *data;
+        UINT64 size;
+        EFI_STATUS s;
+
+        join_path(dir, rel, path, PATH16_MAX);
+        s = read_file(root, path, &data, &size);
+        if (EFI_ERROR(s))
+                return fail(s,
+                            "cannot read %s '%s' of VM '%s' (%s%s, status %#llx): copy it next "
+                            "to keel.efi or fix '%s =' in %s",
+                            what, rel, vc->name, dir_ascii, rel, (unsigned long long)s, what,
+                            KEEL_CONFIG_NAME);
+        *out = (struct boot_image){rel, data, size};
+        LOG_INFO("keel: %s %s for VM %s: %llu bytes", what, rel, vc->name,
+                 (unsigned long long)size);
+        return EFI_SUCCESS;
+}
+
 static EFI_STATUS load_config_and_images(EFI_HANDLE image)
 {
         EFI_LOADED_IMAGE *li;
@@ -277,20 +301,18 @@ static EFI_STATUS load_config_and_images(EFI_HANDLE image)
 
         for (unsigned i = 0; i < config.vm_count; i++) {
                 const struct vm_config *vc = &config.vms[i];
-                void *data;
-                UINT64 size;
+                struct boot_vm_files *f = &boot_info.vm_files[i];
 
-                join_path(dir, vc->image, path, PATH16_MAX);
-                s = read_file(root, path, &data, &size);
+                s = vc->kernel[0]
+                        ? read_vm_file(root, dir, dir_ascii, vc, "kernel", vc->kernel, &f->image)
+                        : read_vm_file(root, dir, dir_ascii, vc, "image", vc->image, &f->image);
+                if (!EFI_ERROR(s) && vc->initrd[0])
+                        s = read_vm_file(root, dir, dir_ascii, vc, "initrd", vc->initrd,
+                                         &f->initrd);
+                if (!EFI_ERROR(s) && vc->disk[0])
+                        s = read_vm_file(root, dir, dir_ascii, vc, "disk", vc->disk, &f->disk);
                 if (EFI_ERROR(s))
-                        return fail(s == EFI_NOT_FOUND ? EFI_NOT_FOUND : s,
-                                    "cannot read image '%s' of VM '%s' (%s%s, status %#llx): copy "
-                                    "it next to keel.efi or fix 'image =' at %s line %u",
-                                    vc->image, vc->name, dir_ascii, vc->image,
-                                    (unsigned long long)s, KEEL_CONFIG_NAME, vc->line);
-                boot_info.images[i] = (struct boot_image){vc->image, data, size};
-                LOG_INFO("keel: image %s for VM %s: %llu bytes", vc->image, vc->name,
-                         (unsigned long long)size);
+                        return s;
         }
         root->Close(root);
         return EFI_SUCCESS;

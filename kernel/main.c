@@ -143,7 +143,7 @@ _Noreturn void kernel_main(const struct boot_info *bi)
 
                 vm_init(vm, i, cfg->vms[i].name);
                 LOG_INFO("keel: vm %s: starting", vm->name);
-                if (vm_build(vm, &cfg->vms[i], &bi->images[i]) == 0 &&
+                if (vm_build(vm, &cfg->vms[i], &bi->vm_files[i].image) == 0 &&
                     vm_set_state(vm, VM_RUNNING) == 0)
                         arch_vcpu_run(&vm->vcpus[0]);
                 if (vm->state != VM_STOPPED)

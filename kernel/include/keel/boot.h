@@ -19,6 +19,13 @@ struct boot_image {
         uint64_t size;
 };
 
+/* The files of one VM: its image (or Linux kernel), initrd and disk; size 0 = none. */
+struct boot_vm_files {
+        struct boot_image image;
+        struct boot_image initrd;
+        struct boot_image disk;
+};
+
 struct boot_info {
         /* Usable RAM for the page allocator: EfiConventionalMemory only. */
         struct mem_range usable[PALLOC_MAX_RANGES];
@@ -30,7 +37,7 @@ struct boot_info {
         hpa_t image_base;
         uint64_t image_size;
         const struct keel_config *config;
-        struct boot_image images[BOOT_MAX_IMAGES]; /* images[i] belongs to config->vms[i] */
+        struct boot_vm_files vm_files[BOOT_MAX_IMAGES]; /* [i] belongs to config->vms[i] */
         unsigned map_tries; /* GetMemoryMap/ExitBootServices rounds it took */
 };
 
