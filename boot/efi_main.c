@@ -405,6 +405,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
         char why[240];
+        EFI_PHYSICAL_ADDRESS stack_area;
         EFI_STATUS s;
 
         st = systab;
@@ -432,6 +433,11 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
         s = check_memory();
         if (EFI_ERROR(s))
                 return s;
+        s = bs->AllocatePages(AllocateAnyPages, EfiLoaderData, BOOT_STACK_AREA / PAGE_SIZE,
+                              &stack_area);
+        if (EFI_ERROR(s))
+                return fail(s, "out of memory for Keel's stacks (%u KiB)", BOOT_STACK_AREA / 1024);
+        boot_info.stack_area = hva((uintptr_t)stack_area);
 
         LOG_INFO("keel: exiting boot services");
         s = exit_boot_services(image);

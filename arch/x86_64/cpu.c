@@ -21,9 +21,12 @@
 #define KEEL_STACK_SIZE (64 * 1024)
 #define IST_STACK_SIZE  (16 * 1024)
 
-static uint8_t keel_stack[KEEL_STACK_SIZE] __attribute__((aligned(16)));
-static uint8_t ist_df_stack[IST_STACK_SIZE] __attribute__((aligned(16)));
-static uint8_t ist_nmi_stack[IST_STACK_SIZE] __attribute__((aligned(16)));
+/*
+ * Keel's stacks live in the boot stage's stack area (loader data, allocated before
+ * ExitBootServices, so not stored in keel.efi): the kernel stack, then the two IST stacks.
+ */
+_Static_assert(KEEL_STACK_SIZE + 2 * IST_STACK_SIZE <= BOOT_STACK_AREA, "stacks fit the area");
+static uint8_t *stack_area;
 
 struct tss64 {
         uint32_t reserved0;
@@ -55,14 +58,15 @@ static uint64_t keel_gdt[5] __attribute__((aligned(16)));
 static struct idt_entry keel_idt[256] __attribute__((aligned(16)));
 static struct pt keel_pt;
 
-static void gdt_setup(void)
+static void gdt_setup(const struct boot_info *bi)
 {
         uint64_t base = (uint64_t)(uintptr_t)&keel_tss;
         uint64_t limit = sizeof(keel_tss) - 1;
         struct descriptor_ptr gdtr;
 
-        keel_tss.ist[0] = (uint64_t)(uintptr_t)(ist_df_stack + IST_STACK_SIZE);
-        keel_tss.ist[1] = (uint64_t)(uintptr_t)(ist_nmi_stack + IST_STACK_SIZE);
+        stack_area = hva_ptr(bi->stack_area);
+        keel_tss.ist[0] = (uint64_t)(uintptr_t)(stack_area + KEEL_STACK_SIZE + IST_STACK_SIZE);
+        keel_tss.ist[1] = (uint64_t)(uintptr_t)(stack_area + KEEL_STACK_SIZE + 2 * IST_STACK_SIZE);
         keel_tss.iomap_base = sizeof(keel_tss);
 
         keel_gdt[0] = 0;
@@ -137,7 +141,7 @@ static void pic_mask_all(void)
 void arch_cpu_setup(const struct boot_info *bi)
 {
         x86_cli();
-        gdt_setup();
+        gdt_setup(bi);
         idt_setup();
         pic_mask_all();
         paging_setup(bi);
@@ -151,7 +155,7 @@ static void keel_enter(const void *arg)
 
 _Noreturn void arch_enter_kernel(const struct boot_info *bi)
 {
-        x86_call_on_stack(keel_enter, bi, keel_stack + KEEL_STACK_SIZE);
+        x86_call_on_stack(keel_enter, bi, (uint8_t *)hva_ptr(bi->stack_area) + KEEL_STACK_SIZE);
 }
 
 static const char *const exception_names[32] = {

@@ -12,6 +12,8 @@
 struct keel_config;
 
 #define BOOT_MAX_IMAGES 8
+/* Memory for Keel's stacks, allocated by the boot stage as loader data. */
+#define BOOT_STACK_AREA (128 * 1024)
 
 struct boot_image {
         const char *path; /* as written in the config */
@@ -39,6 +41,7 @@ struct boot_info {
         const struct keel_config *config;
         struct boot_vm_files vm_files[BOOT_MAX_IMAGES]; /* [i] belongs to config->vms[i] */
         unsigned map_tries; /* GetMemoryMap/ExitBootServices rounds it took */
+        hva_t stack_area;   /* BOOT_STACK_AREA bytes for Keel's stacks (arch carves them) */
 };
 
 /* Arch: switch to Keel's own stack and call kernel_main(bi). */
