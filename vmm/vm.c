@@ -39,6 +39,8 @@ static const char *const reason_names[VM_STOP_REASON_COUNT] = {
     [VM_STOP_UNHANDLED] = "unhandled-exit",
     [VM_STOP_ENTRY_FAILED] = "entry-failed",
     [VM_STOP_LOAD_FAILED] = "load-failed",
+    [VM_STOP_POWEROFF] = "poweroff",
+    [VM_STOP_REBOOT] = "reboot",
 };
 
 static void vm_clear_stop(struct vm *vm)
@@ -130,7 +132,7 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
 
         /* Whatever the guest wrote last comes before the line saying it stopped. */
         vuart_flush(&vm->uart);
-        if (reason == VM_STOP_EXIT)
+        if (reason == VM_STOP_EXIT || reason == VM_STOP_POWEROFF || reason == VM_STOP_REBOOT)
                 LOG_INFO("keel: vm %s stopped: %s: %s", vm->name, vm_stop_reason_name(reason),
                          vm->stop_detail);
         else

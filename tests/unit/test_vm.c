@@ -132,7 +132,7 @@ TEST(stop_reason_names_round_trip)
         static const char *const names[VM_STOP_REASON_COUNT] = {
             "none",          "exit",        "triple-fault",    "outside-ram",
             "bad-hypercall", "halted",      "bad-instruction", "unhandled-exit",
-            "entry-failed",  "load-failed",
+            "entry-failed",  "load-failed", "poweroff",        "reboot",
         };
 
         for (unsigned r = 0; r < VM_STOP_REASON_COUNT; r++) {

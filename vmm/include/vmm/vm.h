@@ -39,6 +39,8 @@ enum vm_stop_reason {
         VM_STOP_UNHANDLED,    /* "unhandled-exit": an exit Keel does not handle */
         VM_STOP_ENTRY_FAILED, /* "entry-failed": the CPU refused to enter the guest */
         VM_STOP_LOAD_FAILED,  /* "load-failed": the VM could not be built */
+        VM_STOP_POWEROFF,     /* "poweroff": the guest powered itself off (ACPI) */
+        VM_STOP_REBOOT,       /* "reboot": the guest asked for a reset (ACPI) */
         VM_STOP_REASON_COUNT,
 };
 
