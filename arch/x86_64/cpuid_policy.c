@@ -21,9 +21,11 @@ enum { EAX, EBX, ECX, EDX };
          BIT(6) /* SMX */ | BIT(7) /* EIST */ | BIT(8) /* TM2 */ | BIT(15) /* PDCM */ |        \
          BIT(18) /* DCA */ | BIT(21) /* x2APIC */ | BIT(24) /* TSC-deadline */ |               \
          BIT(27) /* OSXSAVE: host's, replaced by the guest's */)
-#define L1_ECX_XSAVE   BIT(26)
-#define L1_ECX_OSXSAVE BIT(27)
-#define L1_ECX_HV      BIT(31)
+#define L1_ECX_TSC_DEADLINE BIT(24)
+#define L1_EDX_APIC         BIT(9)
+#define L1_ECX_XSAVE        BIT(26)
+#define L1_ECX_OSXSAVE      BIT(27)
+#define L1_ECX_HV           BIT(31)
 #define L1_EDX_HIDE                                                               \
         (BIT(18) /* PSN */ | BIT(21) /* DS */ | BIT(22) /* ACPI thermal MSRs */ | \
          BIT(28) /* HTT */ | BIT(29) /* TM */ | BIT(31) /* PBE */)
@@ -100,6 +102,10 @@ void x86_cpuid_policy(uint32_t leaf, uint32_t subleaf, const uint32_t host[4],
                 if ((r[ECX] & L1_ECX_XSAVE) && (ctx->guest_cr4 & CR4_OSXSAVE))
                         r[ECX] |= L1_ECX_OSXSAVE;
                 r[EDX] &= ~L1_EDX_HIDE;
+                if (ctx->lapic)
+                        r[ECX] |= L1_ECX_TSC_DEADLINE;
+                else
+                        r[EDX] &= ~L1_EDX_APIC;
                 break;
         case 0x4:
                 /* Deterministic cache parameters: no cores or threads share anything. */

@@ -38,6 +38,7 @@ TEST(leaf1_features)
         EXPECT_EQ(out[2] & BIT(26), BIT(26));                     /* XSAVE kept */
         EXPECT_EQ(out[2] & BIT(0), BIT(0));                       /* SSE3 kept */
         EXPECT_EQ(out[3] & BIT(28), 0);                           /* HTT */
+        EXPECT_EQ(out[3] & BIT(9), 0);                            /* no APIC model: no APIC */
         EXPECT_EQ(out[3] & (BIT(0) | BIT(25)), BIT(0) | BIT(25)); /* FPU, SSE kept */
 
         /* The hypervisor bit is set even if the host does not have it. */
@@ -45,6 +46,24 @@ TEST(leaf1_features)
         run(1, 0, bare, &ctx, out);
         EXPECT_EQ(out[2], BIT(31));
         EXPECT_EQ(out[1], 1u << 16);
+}
+
+/* With Keel's LAPIC model the APIC and its TSC-deadline timer are shown, x2APIC is not. */
+TEST(leaf1_with_lapic_model)
+{
+        const uint32_t host[4] = {0, 0, ALL, ALL};
+        struct x86_cpuid_ctx c = ctx;
+        uint32_t out[4];
+
+        c.lapic = true;
+        run(1, 0, host, &c, out);
+        EXPECT_EQ(out[3] & BIT(9), BIT(9));
+        EXPECT_EQ(out[2] & BIT(24), BIT(24));
+        EXPECT_EQ(out[2] & BIT(21), 0);
+        /* Shown even if the host's CPUID lacks TSC-deadline: the model provides it. */
+        const uint32_t bare[4] = {0, 0, 0, BIT(9)};
+        run(1, 0, bare, &c, out);
+        EXPECT_EQ(out[2] & BIT(24), BIT(24));
 }
 
 TEST(leaf1_reflects_guest_state)

@@ -16,6 +16,7 @@
 #ifndef ARCH_X86_CPUID_POLICY_H
 #define ARCH_X86_CPUID_POLICY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define X86_CPUID_HV_BASE  0x40000000u
@@ -30,6 +31,9 @@ struct x86_cpuid_ctx {
         uint32_t max_ext;   /* host CPUID.80000000h.EAX (below 0x80000000: no extended leaves) */
         uint64_t guest_cr4; /* guest CR4: OSXSAVE (bit 18) and PKE (bit 22) are reflected */
         uint8_t apic_id;    /* initial APIC ID of the vCPU (leaf 1 EBX[31:24]) */
+        /* The VM has Keel's local APIC model: leaf 1 shows APIC and the TSC-deadline timer
+         * (which the model implements); without it both are hidden. */
+        bool lapic;
 };
 
 /* The leaf whose host data x86_cpuid_policy needs for guest leaf `leaf` (the leaf itself,
