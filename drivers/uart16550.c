@@ -1,9 +1,10 @@
-/* Polled 16550 UART: Keel's serial console. */
+/* Polled 16550 UART: Keel's serial console (output, and input for the VM with focus). */
 #include <drivers/uart16550.h>
 #include <arch/io.h>
 
 enum {
         UART_THR = 0,
+        UART_RBR = 0,
         UART_DLL = 0,
         UART_IER = 1,
         UART_DLM = 1,
@@ -13,6 +14,7 @@ enum {
         UART_LSR = 5,
 };
 
+#define LSR_DR   0x01
 #define LSR_THRE 0x20
 /* A missing UART never sets THRE: bound the wait so Keel does not hang on such machines. */
 #define UART_SPIN_LIMIT 100000
@@ -34,6 +36,16 @@ void uart16550_putc(uint16_t base, char c)
                 if (io_read8(base + UART_LSR) & LSR_THRE)
                         break;
         io_write8(base + UART_THR, (uint8_t)c);
+}
+
+int uart16550_getc(uint16_t base)
+{
+        uint8_t lsr = io_read8(base + UART_LSR);
+
+        /* 0xff: nothing decodes the port (floating bus), not a real status. */
+        if (lsr == 0xff || !(lsr & LSR_DR))
+                return -1;
+        return io_read8(base + UART_RBR);
 }
 
 void uart16550_com1_write(const char *s, unsigned long len)

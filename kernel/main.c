@@ -15,6 +15,7 @@
 #include <keel/palloc.h>
 #include <vmm/config.h>
 #include <vmm/loader.h>
+#include <vmm/virtio.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
 
@@ -22,10 +23,91 @@
 
 static struct vm vms[KEEL_MAX_VMS];
 
-/* Allocate and map the VM's RAM, load its image, set up its vCPU. */
-static int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_image *img)
+/* Emulated devices of a Linux VM (a Keel-owned copy per VM slot). */
+struct vm_devices {
+        struct virtio_mmio blk_t, con_t;
+        struct virtio_blk blk;
+        struct virtio_console con;
+        char blk_name[VM_NAME_MAX + 16], con_name[VM_NAME_MAX + 16];
+};
+
+/* Allocated from the page allocator while a Linux VM exists (large: not in keel.efi). */
+static struct vm_devices *devices[KEEL_MAX_VMS];
+
+#define VM_DEVICES_PAGES (align_up(sizeof(struct vm_devices), PAGE_SIZE) / PAGE_SIZE)
+
+/* virtio-console output joins the VM's console lines, prefixed with its name. */
+static void console_sink(void *ctx, const uint8_t *buf, size_t len)
 {
-        uint64_t pages = vc->memory / PAGE_SIZE;
+        struct vm *vm = ctx;
+
+        for (size_t i = 0; i < len; i++)
+                vuart_putc(&vm->uart, buf[i]);
+}
+
+/* Put a virtio device on the VM's MMIO bus in the arch's next slot. */
+static int add_virtio(struct vm *vm, struct virtio_mmio *t, const struct virtio_device *dev,
+                      const char *name, struct vm_virtio_desc *desc, unsigned n)
+{
+        int err;
+
+        arch_virtio_slot(n, &desc->base, &desc->size, &desc->gsi);
+        err = virtio_mmio_init(t, dev, &vm->mem, arch_irq_line(vm, desc->gsi), name);
+        if (!err)
+                err = mmio_bus_add(&vm->mmio, desc->base, desc->size, &virtio_mmio_ops, t, name);
+        return err;
+}
+
+/* A Linux VM: virtio disk (if configured) and console, then the arch's platform and boot. */
+static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struct boot_vm_files *f)
+{
+        struct vm_devices *d;
+        struct vm_virtio_desc desc[2];
+        unsigned n = 0;
+        hpa_t pa;
+        int err = palloc_alloc(&keel_palloc, VM_DEVICES_PAGES, PAGE_SIZE, &pa);
+
+        if (err) {
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "no memory for its devices");
+                return err;
+        }
+        d = devices[vm->id] = hva_ptr(arch_hpa_to_hva(pa)); /* zeroed by the allocator */
+        if (f->disk.size) {
+                snprintf(d->blk_name, sizeof(d->blk_name), "%s/virtio-blk0", vm->name);
+                err = virtio_blk_init(&d->blk, (uint8_t *)f->disk.data, f->disk.size,
+                                      vc->disk_readonly, vm->name, 0);
+                if (!err)
+                        err = add_virtio(vm, &d->blk_t, &d->blk.vdev, d->blk_name, &desc[n], n);
+                if (!err) {
+                        virtio_blk_attach(&d->blk, &d->blk_t);
+                        n++;
+                }
+        }
+        if (!err) {
+                snprintf(d->con_name, sizeof(d->con_name), "%s/virtio-console0", vm->name);
+                err = virtio_console_init(&d->con, console_sink, vm);
+                if (!err)
+                        err = add_virtio(vm, &d->con_t, &d->con.vdev, d->con_name, &desc[n], n);
+                if (!err) {
+                        virtio_console_attach(&d->con, &d->con_t);
+                        n++;
+                }
+        }
+        if (err) {
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "cannot set up its virtio devices: %s",
+                        keel_strerror(err));
+                return err;
+        }
+        err = arch_vm_load_linux(vm, f, vc->cmdline, desc, n);
+        if (err)
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "kernel %s not booted: %s", vc->kernel,
+                        keel_strerror(err));
+        return err;
+}
+
+/* A test guest: a flat or ELF image in the documented entry state. */
+static int vm_build_image(struct vm *vm, const struct vm_config *vc, const struct boot_image *img)
+{
         struct load_request req = {
             .name = vc->image,
             .data = img->data,
@@ -36,8 +118,27 @@ static int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot
             .has_entry = vc->has_entry,
             .entry = gpa(vc->entry),
         };
-        hpa_t ram;
         gpa_t entry;
+        int err;
+
+        arch_guest_reserved(&req.reserved_base, &req.reserved_size);
+        err = loader_load(&vm->mem, &req, &entry);
+        if (err) {
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "image %s not loaded: %s", vc->image,
+                        keel_strerror(err));
+                return err;
+        }
+        err = arch_vcpu_setup(&vm->vcpus[0], entry);
+        if (err)
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "cannot set up its vCPU: %s", keel_strerror(err));
+        return err;
+}
+
+/* Allocate and map the VM's RAM, then build the guest of its kind. */
+static int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_files *f)
+{
+        uint64_t pages = vc->memory / PAGE_SIZE;
+        hpa_t ram;
         int err;
 
         err = palloc_alloc(&keel_palloc, pages, LARGE_PAGE_SIZE, &ram);
@@ -60,27 +161,26 @@ static int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot
                         keel_strerror(err));
                 return err;
         }
-        arch_guest_reserved(&req.reserved_base, &req.reserved_size);
-        err = loader_load(&vm->mem, &req, &entry);
-        if (err) {
-                vm_stop(vm, VM_STOP_LOAD_FAILED, "image %s not loaded: %s", vc->image,
-                        keel_strerror(err));
+        err = vc->kernel[0] ? vm_build_linux(vm, vc, f) : vm_build_image(vm, vc, &f->image);
+        if (err)
                 return err;
-        }
-        err = arch_vcpu_setup(&vm->vcpus[0], entry);
-        if (err) {
-                vm_stop(vm, VM_STOP_LOAD_FAILED, "cannot set up its vCPU: %s", keel_strerror(err));
-                return err;
-        }
-        LOG_INFO("keel: vm %s: %llu MiB at host %#llx, image %s (%llu bytes), entry %#llx",
-                 vm->name, (unsigned long long)(vc->memory >> 20), (unsigned long long)hpa_raw(ram),
-                 vc->image, (unsigned long long)img->size, (unsigned long long)gpa_raw(entry));
+        LOG_INFO("keel: vm %s: %llu MiB at host %#llx, %s %s (%llu bytes)", vm->name,
+                 (unsigned long long)(vc->memory >> 20), (unsigned long long)hpa_raw(ram),
+                 vc->kernel[0] ? "kernel" : "image", f->image.path,
+                 (unsigned long long)f->image.size);
         return 0;
 }
 
 static void vm_release(struct vm *vm)
 {
         arch_vm_teardown(vm);
+        if (devices[vm->id]) {
+                int err = palloc_free(&keel_palloc, arch_hva_to_hpa(hva_from_ptr(devices[vm->id])),
+                                      VM_DEVICES_PAGES);
+
+                CHECK(err == 0);
+                devices[vm->id] = NULL;
+        }
         for (unsigned i = 0; i < vm->mem.count; i++) {
                 const struct gmem_region *r = &vm->mem.regions[i];
                 int err = palloc_free(&keel_palloc, r->backing, r->size / PAGE_SIZE);
@@ -143,7 +243,7 @@ _Noreturn void kernel_main(const struct boot_info *bi)
 
                 vm_init(vm, i, cfg->vms[i].name);
                 LOG_INFO("keel: vm %s: starting", vm->name);
-                if (vm_build(vm, &cfg->vms[i], &bi->vm_files[i].image) == 0 &&
+                if (vm_build(vm, &cfg->vms[i], &bi->vm_files[i]) == 0 &&
                     vm_set_state(vm, VM_RUNNING) == 0)
                         arch_vcpu_run(&vm->vcpus[0]);
                 if (vm->state != VM_STOPPED)

@@ -61,6 +61,7 @@ void vm_init(struct vm *vm, unsigned id, const char *name)
         vm->id = id;
         vm->state = VM_CREATED;
         gmem_init(&vm->mem);
+        mmio_bus_init(&vm->mmio);
         vuart_init(&vm->uart, vm->name);
         for (unsigned i = 0; i < VM_MAX_VCPUS; i++) {
                 vm->vcpus[i].vm = vm;

@@ -9,6 +9,8 @@
 #include <arch/cpuid_policy.h>
 #include <arch/decode.h>
 #include <arch/gwalk.h>
+#include <arch/mmio_emul.h>
+#include <arch/platform.h>
 #include <arch/x86.h>
 #include <arch/x86_vcpu.h>
 #include <keel/check.h>
@@ -102,24 +104,19 @@ void arch_vm_teardown(struct vm *vm)
 }
 
 /*
- * Guest boot structures: a flat GDT and an identity map of guest-physical memory (at least
- * 4 GiB, so that accesses beyond RAM reach the nested tables and are reported) with 2 MiB
- * pages.
+ * The guest's boot page tables: an identity map of guest-physical memory (at least 4 GiB, so
+ * that accesses beyond RAM reach the nested tables and are reported) with 2 MiB pages.
  */
-static int write_boot_structures(struct vm *vm, uint64_t *map_size)
+static int write_page_tables(struct vm *vm, uint64_t *map_size)
 {
-        static const uint64_t gdt[3] = {0, 0x00af9b000000ffffull, 0x00cf93000000ffffull};
         uint64_t ram = gmem_total(&vm->mem);
         uint64_t map = ram > GUEST_MAP_MIN ? align_up(ram, 1ull << 30) : GUEST_MAP_MIN;
-        uint64_t entry;
+        uint64_t entry = GUEST_PDPT | 0x3;
         int err;
 
         if (map > GUEST_MAP_MAX)
                 return -KEEL_E2BIG;
-        err = gmem_write(&vm->mem, gpa(GUEST_GDT), gdt, sizeof(gdt));
-        entry = GUEST_PDPT | 0x3;
-        if (!err)
-                err = gmem_write(&vm->mem, gpa(GUEST_PML4), &entry, sizeof(entry));
+        err = gmem_write(&vm->mem, gpa(GUEST_PML4), &entry, sizeof(entry));
         for (uint64_t gib = 0; !err && gib < map >> 30; gib++) {
                 entry = (GUEST_PD + gib * PAGE_SIZE) | 0x3;
                 err = gmem_write(&vm->mem, gpa(GUEST_PDPT + gib * 8), &entry, sizeof(entry));
@@ -132,7 +129,8 @@ static int write_boot_structures(struct vm *vm, uint64_t *map_size)
         return err;
 }
 
-int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
+int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint16_t gdt_limit,
+                         uint16_t cs, uint16_t ds, uint64_t rsi)
 {
         struct vm *vm = vcpu->vm;
         struct x86_entry_state st = {
@@ -143,11 +141,10 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
             .cr3 = GUEST_PML4,
             .cr4 = X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT,
             .efer = X86_EFER_LME | X86_EFER_LMA,
-            .gdt_base = GUEST_GDT,
-            .gdt_limit = 3 * 8 - 1,
-            .cs = 0x08,
-            .ds = 0x10,
-            .rdi = gmem_total(&vm->mem),
+            .gdt_base = gdt_base,
+            .gdt_limit = gdt_limit,
+            .cs = cs,
+            .ds = ds,
         };
         uint64_t map;
         uint32_t r[4];
@@ -155,11 +152,12 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
 
         if (gmem_total(&vm->mem) < GUEST_RESERVED + PAGE_SIZE)
                 return -KEEL_E2BIG;
-        err = write_boot_structures(vm, &map);
+        err = write_page_tables(vm, &map);
         if (err)
                 return err;
         memset(&vcpu->arch.gprs, 0, sizeof(vcpu->arch.gprs));
-        vcpu->arch.gprs.rdi = st.rdi;
+        vcpu->arch.gprs.rdi = gmem_total(&vm->mem);
+        vcpu->arch.gprs.rsi = rsi;
         x86_cpuid(0, 0, r);
         vcpu->arch.cpuid.max_basic = r[0];
         x86_cpuid(0x80000000, 0, r);
@@ -167,6 +165,16 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
         vcpu->arch.cpuid.apic_id = (uint8_t)vcpu->id;
         x86_code_cache_reset(&vcpu->arch.code);
         return vendor->vcpu_init(vcpu, &st);
+}
+
+int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
+{
+        static const uint64_t gdt[3] = {0, 0x00af9b000000ffffull, 0x00cf93000000ffffull};
+        int err = gmem_write(&vcpu->vm->mem, gpa(GUEST_GDT), gdt, sizeof(gdt));
+
+        if (err)
+                return err;
+        return x86_vcpu_setup_state(vcpu, entry, GUEST_GDT, sizeof(gdt) - 1, 0x08, 0x10, 0);
 }
 
 void arch_vcpu_run(struct vcpu *vcpu)
@@ -207,6 +215,11 @@ void x86_emulate_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in)
         uint64_t mask = size >= 4 ? 0xffffffffull : (1ull << (8 * size)) - 1;
         uint32_t val = (uint32_t)(g->rax & mask);
 
+        if (x86_platform_io(vcpu, port, size, in, &val)) {
+                if (in)
+                        g->rax = (g->rax & ~mask) | (val & mask);
+                return;
+        }
         if (port >= COM1_BASE && port < COM1_BASE + 8) {
                 vuart_access(&vm->uart, port - COM1_BASE, !in, &val);
                 if (in)
@@ -252,18 +265,92 @@ static void report_msr_once(struct vcpu *vcpu, uint32_t msr, const char *what)
                          vcpu->vm->name, what, msr);
 }
 
+/*
+ * MSRs of the Linux platform (Keel's LAPIC model). Others that Linux reads while it boots are
+ * answered with "nothing there" values; writes to those are ignored. Anything else gets #GP.
+ */
+#define MSR_TSC_DEADLINE 0x6e0u
+#define APIC_BASE_VALUE  (0xfee00000ull | (1u << 11) /* enabled */ | (1u << 8) /* BSP */)
+
+static const uint32_t msrs_read_zero[] = {
+    0x0000008b, /* PATCH_LEVEL / BIOS_SIGN_ID */
+    0x000000fe, /* MTRRcap: no MTRRs */
+    0x00000179, /* MCG_CAP: no machine-check banks */
+    0x0000017a, /* MCG_STATUS */
+    0x000002ff, /* MTRRdefType */
+    0xc0010010, /* SYSCFG */
+    0xc0010015, /* HWCR */
+    0xc0010114, /* VM_CR */
+    0xc0010140, /* OSVW_ID_LENGTH */
+    0xc0010141, /* OSVW_STATUS */
+    0xc0011029, /* DE_CFG */
+};
+
+static bool msr_reads_zero(uint32_t msr)
+{
+        for (unsigned i = 0; i < ARRAY_SIZE(msrs_read_zero); i++)
+                if (msrs_read_zero[i] == msr)
+                        return true;
+        return false;
+}
+
 int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
 {
-        (void)val;
+        struct vm_arch *a = &vcpu->vm->arch;
+
+        if (a->platform) {
+                if (msr == MSR_APIC_BASE) {
+                        *val = APIC_BASE_VALUE;
+                        return 0;
+                }
+                if (msr == MSR_TSC_DEADLINE) {
+                        *val = vlapic_tsc_deadline_read(&a->lapic);
+                        return 0;
+                }
+                if (msr_reads_zero(msr)) {
+                        *val = 0;
+                        return 0;
+                }
+        }
         report_msr_once(vcpu, msr, "read");
         return -KEEL_EPERM;
 }
 
 int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val)
 {
-        (void)val;
+        struct vm_arch *a = &vcpu->vm->arch;
+
+        if (a->platform) {
+                if (msr == MSR_APIC_BASE && val == APIC_BASE_VALUE)
+                        return 0; /* the only value there is: no relocation, no x2APIC */
+                if (msr == MSR_TSC_DEADLINE) {
+                        vlapic_tsc_deadline_write(&a->lapic, val);
+                        return 0;
+                }
+                if (msr_reads_zero(msr))
+                        return 0;
+        }
         report_msr_once(vcpu, msr, "write");
         return -KEEL_EPERM;
+}
+
+/* "0f a2 ..." for a report. */
+static void format_bytes(char *hex, size_t size, const uint8_t *bytes, size_t n)
+{
+        size_t used = 0;
+
+        hex[0] = 0;
+        for (size_t i = 0; i < n && used < size; i++)
+                used += (size_t)snprintf(hex + used, size - used, "%s%02x", i ? " " : "", bytes[i]);
+}
+
+enum x86_cpu_mode x86_guest_mode(const struct x86_guest_ctx *ctx)
+{
+        if (!(ctx->cr0 & X86_CR0_PE))
+                return X86_MODE_REAL16;
+        if ((ctx->efer & X86_EFER_LMA) && ctx->cs_l)
+                return X86_MODE_LONG64;
+        return ctx->cs_db ? X86_MODE_PROT32 : X86_MODE_PROT16;
 }
 
 /* Fetch and fully decode the intercepted instruction; stops the VM if it is not `expect`. */
@@ -287,12 +374,8 @@ static __attribute__((noinline)) unsigned insn_length_slow(struct vcpu *vcpu, ui
         err = x86_decode(bytes, fetched, mode, &insn);
         if (err || x86_insn_identify(&insn) != expect) {
                 char hex[3 * X86_MAX_INSN_LEN + 1];
-                size_t n = 0;
 
-                for (size_t i = 0; i < fetched; i++)
-                        n += (size_t)snprintf(hex + n, sizeof(hex) - n, "%s%02x", i ? " " : "",
-                                              bytes[i]);
-                hex[n] = 0;
+                format_bytes(hex, sizeof(hex), bytes, fetched);
                 vm_stop(vcpu->vm, VM_STOP_BAD_INSN,
                         "intercepted instruction at rip %#llx does not decode as expected (%s): %s",
                         (unsigned long long)rip, err ? keel_strerror(err) : "other instruction",
@@ -309,12 +392,7 @@ unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
         enum x86_cpu_mode mode;
         uint64_t linear;
 
-        if (!(ctx->cr0 & X86_CR0_PE))
-                mode = X86_MODE_REAL16;
-        else if ((ctx->efer & X86_EFER_LMA) && ctx->cs_l)
-                mode = X86_MODE_LONG64;
-        else
-                mode = ctx->cs_db ? X86_MODE_PROT32 : X86_MODE_PROT16;
+        mode = x86_guest_mode(ctx);
         linear = mode == X86_MODE_LONG64 ? ctx->rip : (uint32_t)(ctx->cs_base + ctx->rip);
 
         if (mode == X86_MODE_LONG64) {
@@ -325,4 +403,69 @@ unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
                         return len;
         }
         return insn_length_slow(vcpu, ctx->rip, &pg, mode, linear, expect);
+}
+
+static bool mmio_access(void *ctx, uint64_t addr, unsigned size, bool write, uint64_t *val)
+{
+        struct vm *vm = ctx;
+
+        return mmio_bus_access(&vm->mmio, gpa(addr), size, write, val);
+}
+
+/* Decoder register numbering (rax rcx rdx rbx rsp rbp rsi rdi r8..r15) <-> struct x86_gprs. */
+static uint64_t *gpr_slot(struct x86_gprs *g, uint64_t *rsp, unsigned n)
+{
+        uint64_t *const slots[16] = {&g->rax, &g->rcx, &g->rdx, &g->rbx, rsp,     &g->rbp,
+                                     &g->rsi, &g->rdi, &g->r8,  &g->r9,  &g->r10, &g->r11,
+                                     &g->r12, &g->r13, &g->r14, &g->r15};
+
+        return slots[n];
+}
+
+bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t addr,
+                           uint64_t *rsp, uint64_t *rip, uint64_t *rflags)
+{
+        struct vm *vm = vcpu->vm;
+        struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
+        enum x86_cpu_mode mode = x86_guest_mode(ctx);
+        uint64_t linear = mode == X86_MODE_LONG64 ? ctx->rip : (uint32_t)(ctx->cs_base + ctx->rip);
+        uint8_t bytes[X86_MAX_INSN_LEN];
+        size_t fetched = 0;
+        struct x86_insn insn;
+        struct x86_emul_regs regs;
+        int err;
+
+        if (!mmio_bus_find(&vm->mmio, gpa(addr), 1))
+                return false; /* not a device: the caller reports an access outside RAM */
+        err = x86_fetch_insn(&vm->mem, &pg, linear, bytes, &fetched);
+        if (err >= 0)
+                err = x86_decode(bytes, fetched, mode, &insn);
+        if (err < 0) {
+                vm_stop(vm, VM_STOP_BAD_INSN,
+                        "cannot decode the instruction at rip %#llx that accessed device memory "
+                        "at %#llx: %s",
+                        (unsigned long long)ctx->rip, (unsigned long long)addr, keel_strerror(err));
+                return true;
+        }
+        for (unsigned i = 0; i < 16; i++)
+                regs.gpr[i] = *gpr_slot(&vcpu->arch.gprs, rsp, i);
+        regs.rip = ctx->rip;
+        regs.rflags = *rflags;
+        err = x86_emulate_mmio(&insn, &regs, addr, mmio_access, vm);
+        if (err < 0) {
+                char hex[3 * X86_MAX_INSN_LEN + 1];
+
+                format_bytes(hex, sizeof(hex), bytes, insn.len ? insn.len : fetched);
+                vm_stop(vm, VM_STOP_BAD_INSN,
+                        "cannot emulate the device access at %#llx by the instruction at rip "
+                        "%#llx (%s): %s",
+                        (unsigned long long)addr, (unsigned long long)ctx->rip, keel_strerror(err),
+                        hex);
+                return true;
+        }
+        for (unsigned i = 0; i < 16; i++)
+                *gpr_slot(&vcpu->arch.gprs, rsp, i) = regs.gpr[i];
+        *rip = regs.rip;
+        *rflags = regs.rflags;
+        return true;
 }

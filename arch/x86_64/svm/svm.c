@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <arch/cpu.h>
+#include <arch/platform.h>
 #include <arch/pt_x86.h>
 #include <arch/x86.h>
 #include <arch/x86_vcpu.h>
@@ -195,11 +196,10 @@ static void inject_exception(struct vmcb *vmcb, unsigned vector, bool has_error,
                                   (has_error ? SVM_EVT_ERR_VALID | ((uint64_t)error << 32) : 0);
 }
 
-/* skip_insn without NRIP-save or fast path: fetch and decode the instruction fully. */
-static __attribute__((noinline)) bool skip_insn_slow(struct vcpu *vcpu, struct vmcb *vmcb,
-                                                     enum x86_insn_id id)
+/* What the vendor-neutral instruction code needs to know about the guest's CPU state. */
+static struct x86_guest_ctx guest_ctx(const struct vmcb *vmcb)
 {
-        struct x86_guest_ctx ctx = {
+        return (struct x86_guest_ctx){
             .cr0 = vmcb->save.cr0,
             .cr3 = vmcb->save.cr3,
             .cr4 = vmcb->save.cr4,
@@ -209,6 +209,13 @@ static __attribute__((noinline)) bool skip_insn_slow(struct vcpu *vcpu, struct v
             .cs_db = vmcb->save.cs.attrib & SVM_ATTR_DB,
             .rip = vmcb->save.rip,
         };
+}
+
+/* skip_insn without NRIP-save or fast path: fetch and decode the instruction fully. */
+static __attribute__((noinline)) bool skip_insn_slow(struct vcpu *vcpu, struct vmcb *vmcb,
+                                                     enum x86_insn_id id)
+{
+        struct x86_guest_ctx ctx = guest_ctx(vmcb);
         unsigned len = x86_insn_length(vcpu, &ctx, id);
 
         if (!len)
@@ -309,6 +316,12 @@ static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
         const char *what = (err & (1u << 4)) ? "instruction fetch" : (err & 2) ? "write" : "read";
 
         if (!gmem_contains(&vcpu->vm->mem, gpa(addr), 1)) {
+                struct x86_guest_ctx ctx = guest_ctx(vmcb);
+
+                if (!(err & (1u << 4)) &&
+                    x86_emulate_mmio_exit(vcpu, &ctx, addr, &vmcb->save.rsp, &vmcb->save.rip,
+                                          &vmcb->save.rflags))
+                        return;
                 vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
                         "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
                         (unsigned long long)addr,
@@ -356,8 +369,19 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
         case SVM_EXIT_SMI:
                 /* Physical events are Keel's: let them reach its IDT, then resume the guest. */
                 x86_service_interrupts();
+                x86_poll_console(vcpu->vm);
+                break;
+        case SVM_EXIT_VINTR:
+                /* The guest can take interrupts again: svm_inject_irq does it on entry. */
+                c->int_ctl &= ~(SVM_INT_V_IRQ | SVM_INT_V_IGN_TPR);
+                c->intercept1 &= ~SVM_INTERCEPT_VINTR;
                 break;
         case SVM_EXIT_HLT:
+                if (skip_insn(vcpu, vmcb, X86_INSN_HLT) &&
+                    x86_halt(vcpu, vmcb->save.rflags & X86_RFLAGS_IF))
+                        break;
+                if (vcpu->vm->state != VM_RUNNING)
+                        break;
                 vm_stop(
                     vcpu->vm, VM_STOP_HALTED,
                     "HLT at rip %#llx with interrupts %s and no virtual interrupt source to wake "
@@ -458,14 +482,39 @@ svm_run_guest(uint64_t vmcb_pa, struct x86_gprs *g, uint64_t host_pa)
                            "r15", "memory", "cc");
 }
 
+/*
+ * Before an entry: deliver the LAPIC's highest pending vector if the guest can take it now
+ * (RFLAGS.IF, no interrupt shadow, no event already queued), else ask for a VINTR exit at
+ * the moment it can.
+ */
+static void svm_inject_irq(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+        struct vmcb_control *c = &vmcb->control;
+        int vector = x86_pending_irq(vcpu);
+
+        if (vector < 0)
+                return;
+        if (!(c->event_inj & SVM_EVT_VALID) && (vmcb->save.rflags & X86_RFLAGS_IF) &&
+            !(c->int_state & SVM_INT_SHADOW)) {
+                c->event_inj = (uint64_t)vector | SVM_EVT_VALID; /* type 0: external */
+                x86_irq_injected(vcpu, (uint8_t)vector);
+                return;
+        }
+        c->int_ctl |= SVM_INT_V_IRQ | SVM_INT_V_IGN_TPR;
+        c->intercept1 |= SVM_INTERCEPT_VINTR;
+}
+
 static void svm_vcpu_run(struct vcpu *vcpu)
 {
         struct vmcb *vmcb = vcpu->arch.vmcb;
         struct x86_gprs *g = &vcpu->arch.gprs;
         uint64_t vmcb_pa = hpa_raw(vcpu->arch.vmcb_pa), host_pa = hpa_raw(host_vmcb_pa);
         uint8_t tlb_control = vcpu->vm->arch.asid >= caps.asids ? 1 : 0;
+        bool platform = vcpu->vm->arch.platform;
 
         while (vcpu->vm->state == VM_RUNNING) {
+                if (platform)
+                        svm_inject_irq(vcpu, vmcb);
                 vmcb->save.rax = g->rax;
                 svm_run_guest(vmcb_pa, g, host_pa);
                 g->rax = vmcb->save.rax;

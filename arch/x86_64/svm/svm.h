@@ -114,6 +114,7 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_INTERCEPT_NMI      (1u << 1)
 #define SVM_INTERCEPT_SMI      (1u << 2)
 #define SVM_INTERCEPT_INIT     (1u << 3)
+#define SVM_INTERCEPT_VINTR    (1u << 4)
 #define SVM_INTERCEPT_CPUID    (1u << 18)
 #define SVM_INTERCEPT_INVD     (1u << 22)
 #define SVM_INTERCEPT_HLT      (1u << 24)
@@ -138,6 +139,7 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_EXIT_NMI       0x61
 #define SVM_EXIT_SMI       0x62
 #define SVM_EXIT_INIT      0x63
+#define SVM_EXIT_VINTR     0x64
 #define SVM_EXIT_CPUID     0x72
 #define SVM_EXIT_INVD      0x76
 #define SVM_EXIT_HLT       0x78
@@ -162,6 +164,11 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_IOIO_STR      (1u << 2)
 #define SVM_IOIO_REP      (1u << 3)
 #define SVM_IOIO_SZ_SHIFT 4 /* bits 4-6: 8, 16, 32 bit */
+
+/* int_ctl and int_state. */
+#define SVM_INT_V_IRQ     (1ull << 8)
+#define SVM_INT_V_IGN_TPR (1ull << 20)
+#define SVM_INT_SHADOW    (1ull << 0)
 
 /* EVENTINJ / EXITINTINFO. */
 #define SVM_EVT_VALID     (1ull << 31)

@@ -13,6 +13,7 @@
 
 #include <keel/addr.h>
 #include <vmm/gmem.h>
+#include <vmm/mmio.h>
 #include <vmm/vuart.h>
 #include <arch/vm.h>
 
@@ -58,6 +59,7 @@ struct vm {
         unsigned id;
         enum vm_state state;
         struct gmem mem;
+        struct mmio_bus mmio; /* emulated devices outside RAM */
         struct vuart uart;
         struct vcpu vcpus[VM_MAX_VCPUS];
         unsigned vcpu_count;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include <keel/boot.h>
+#include <vmm/irq.h>
 #include <vmm/vm.h>
 
 /*
@@ -31,6 +32,25 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry);
 void arch_guest_reserved(gpa_t *base, uint64_t *size);
 /* ELF e_machine value of this arch's guests. */
 uint16_t arch_elf_machine(void);
+/* A virtio-mmio device of a VM, as the arch's firmware tables describe it. */
+struct vm_virtio_desc {
+        gpa_t base;
+        uint64_t size;
+        unsigned gsi;
+};
+
+/* Where the arch puts virtio-mmio device `n` of a VM, and its interrupt (GSI / SPI). */
+void arch_virtio_slot(unsigned n, gpa_t *base, uint64_t *size, unsigned *gsi);
+/* The VM's interrupt line `gsi`, for a device model. */
+struct irq_line arch_irq_line(struct vm *vm, unsigned gsi);
+/*
+ * Make the VM a Linux machine and load the kernel of `f` (initrd, command line) into its
+ * RAM: interrupt controllers, firmware tables describing `devs`, boot protocol, vCPU 0 at
+ * the kernel's entry. Errors are logged with the file's name.
+ */
+int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char *cmdline,
+                       const struct vm_virtio_desc *devs, unsigned ndevs);
+
 /* Run the vCPU until its VM stops. */
 void arch_vcpu_run(struct vcpu *vcpu);
 /* Release the arch part of a VM (tables, control blocks). */

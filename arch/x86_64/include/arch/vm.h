@@ -12,6 +12,8 @@
 #include <keel/addr.h>
 #include <arch/cpuid_policy.h>
 #include <arch/gwalk.h>
+#include <arch/vioapic.h>
+#include <arch/vlapic.h>
 #include <keel/pt.h>
 
 /* Guest general-purpose registers not held by the VMCB. Offsets are used by svm_run_guest. */
@@ -23,6 +25,9 @@ struct x86_gprs {
 #define X86_UNCLAIMED_PORTS_LOGGED 16
 
 struct vm_arch {
+        bool platform;       /* Linux platform: LAPIC, IOAPIC, ACPI (arch/platform.h) */
+        struct vlapic lapic; /* vCPU 0's local APIC (one vCPU per VM for now) */
+        struct vioapic ioapic;
         struct pt npt; /* guest-physical -> host-physical (NPT; EPT later) */
         uint32_t asid;
         bool npt_ready;

@@ -14,6 +14,8 @@
 #define X86_CR0_WP (1ull << 16)
 #define X86_CR0_PG (1ull << 31)
 
+#define X86_RFLAGS_IF (1ull << 9)
+
 #define X86_CR4_PAE        (1ull << 5)
 #define X86_CR4_OSFXSR     (1ull << 9)
 #define X86_CR4_OSXMMEXCPT (1ull << 10)

@@ -24,7 +24,6 @@ struct x86_entry_state {
         uint64_t gdt_base;
         uint16_t gdt_limit;
         uint16_t cs, ds;
-        uint64_t rdi;
 };
 
 struct x86_vendor {
@@ -42,6 +41,14 @@ struct x86_vendor {
 };
 
 extern const struct x86_vendor svm_vendor;
+
+/*
+ * Put vCPU `vcpu` at `entry` in 64-bit mode on Keel's boot page tables (docs/guest-entry.md)
+ * with the GDT at gdt_base (already in guest memory), CS = cs, data segments = ds, RDI = the
+ * RAM size, RSI = rsi.
+ */
+int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint16_t gdt_limit,
+                         uint16_t cs, uint16_t ds, uint64_t rsi);
 
 /* Common emulation used by the backends. Registers are in vcpu->arch.gprs. */
 /* CPUID as the guest sees it (its CR4 decides OSXSAVE/PKE bits). */
@@ -115,5 +122,18 @@ static inline unsigned x86_plain_insn_length(const struct gmem *m, const struct 
  */
 unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
                          enum x86_insn_id expect);
+
+/* The CPU mode the guest context runs in (for the decoder). */
+enum x86_cpu_mode x86_guest_mode(const struct x86_guest_ctx *ctx);
+
+/*
+ * A nested page fault at guest-physical `gpa` outside RAM: if a device of the VM's MMIO bus
+ * is there, decode the instruction at ctx->rip and emulate the access (registers in
+ * vcpu->arch.gprs plus *rsp, *rip, *rflags are updated). Returns false if no device is at
+ * `gpa` (the caller reports an access outside RAM); true otherwise, also when the VM was
+ * stopped because the instruction could not be decoded or emulated.
+ */
+bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t gpa,
+                           uint64_t *rsp, uint64_t *rip, uint64_t *rflags);
 
 #endif

@@ -1,0 +1,27 @@
+/*
+ * The x86 platform of Linux VMs (arch/x86_64/platform.c): LAPIC/IOAPIC models, interrupt
+ * injection decisions, halts, console input and the ACPI power registers.
+ */
+#ifndef ARCH_PLATFORM_H
+#define ARCH_PLATFORM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <vmm/vm.h>
+
+/* Highest vector the vCPU's LAPIC wants delivered now (timers updated first), or -1. */
+int x86_pending_irq(struct vcpu *vcpu);
+/* The backend injected `vector` (LAPIC: IRR -> ISR). */
+void x86_irq_injected(struct vcpu *vcpu, uint8_t vector);
+/*
+ * HLT: wait until an interrupt is deliverable or the VM stops. False if nothing could ever
+ * wake the vCPU (no platform, or interrupts disabled): the caller stops the VM.
+ */
+bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled);
+/* Move bytes typed on Keel's serial console into the VM's UART. */
+void x86_poll_console(struct vm *vm);
+/* Platform I/O ports (ACPI sleep and reset registers); false if `port` is not one. */
+bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * The x86 platform of a Linux VM: Keel's local APIC and I/O APIC models on the VM's MMIO
+ * bus, interrupt lines (GSI = I/O APIC pin), COM1's interrupt and input, the guest's ACPI
+ * tables, the Linux boot protocol, and what a halted vCPU waits for. Vendor-neutral: the SVM
+ * (and later VMX) backend asks x86_pending_irq / x86_halt and reports x86_irq_injected.
+ *
+ * VMs that run a plain image (the test guests) have none of this: x86_platform_on is false
+ * and they keep the minimal platform of docs/guest-entry.md.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <arch/host_timer.h>
+#include <arch/linux_boot.h>
+#include <arch/platform.h>
+#include <arch/x86.h>
+#include <arch/x86_vcpu.h>
+#include <drivers/uart16550.h>
+#include <keel/errno.h>
+#include <keel/log.h>
+#include <keel/time.h>
+#include <vmm/acpi.h>
+#include <vmm/vmm.h>
+
+#define VIRTIO_MMIO_BASE  0xd0000000ull
+#define VIRTIO_MMIO_SLOT  0x1000ull
+#define VIRTIO_FIRST_GSI  5
+#define LINUX_RAM_MAX     (4ull << 30) /* the boot page tables' window; see guest-entry.md */
+#define LINUX_CMDLINE_MAX 512          /* the command line Keel passes, tsc_early_khz included */
+
+static uint64_t tsc_now(void *ctx)
+{
+        (void)ctx;
+        return arch_tsc();
+}
+
+static void lapic_eoi_vector(void *ctx, uint8_t vector)
+{
+        struct vm *vm = ctx;
+
+        vioapic_eoi(&vm->arch.ioapic, vector);
+}
+
+static bool ioapic_deliver(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level)
+{
+        struct vm *vm = ctx;
+
+        if (!vlapic_match_dest(&vm->arch.lapic, dest, logical))
+                return false;
+        return vlapic_set_irq(&vm->arch.lapic, vector, level);
+}
+
+struct irq_line arch_irq_line(struct vm *vm, unsigned gsi)
+{
+        return (struct irq_line){vioapic_set_level, &vm->arch.ioapic, gsi};
+}
+
+void arch_virtio_slot(unsigned n, gpa_t *base, uint64_t *size, unsigned *gsi)
+{
+        *base = gpa(VIRTIO_MMIO_BASE + n * VIRTIO_MMIO_SLOT);
+        *size = VIRTIO_MMIO_SLOT;
+        *gsi = VIRTIO_FIRST_GSI + n;
+}
+
+static int platform_init(struct vm *vm)
+{
+        struct vm_arch *a = &vm->arch;
+        const struct vlapic_env env = {tsc_now, lapic_eoi_vector, vm};
+        const struct vioapic_cb cb = {ioapic_deliver, vm};
+        struct irq_line com1 = arch_irq_line(vm, ACPI_COM1_GSI);
+        int err;
+
+        vlapic_init(&a->lapic, 0, &env);
+        vioapic_init(&a->ioapic, &cb);
+        err = mmio_bus_add(&vm->mmio, gpa(VLAPIC_BASE), VLAPIC_SIZE, &vlapic_mmio_ops, &a->lapic,
+                           "lapic");
+        if (!err)
+                err = mmio_bus_add(&vm->mmio, gpa(VIOAPIC_BASE), VIOAPIC_SIZE, &vioapic_mmio_ops,
+                                   &a->ioapic, "ioapic");
+        if (err)
+                return err;
+        vuart_set_irq(&vm->uart, &com1);
+        a->platform = true;
+        for (unsigned i = 0; i < vm->vcpu_count; i++)
+                vm->vcpus[i].arch.cpuid.lapic = true;
+        return 0;
+}
+
+/* Linux's flat GDT: __BOOT_CS = 0x10 (64-bit code), __BOOT_DS = 0x18. */
+#define LINUX_GDT 0x500
+
+int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char *cmdline,
+                       const struct vm_virtio_desc *devs, unsigned ndevs)
+{
+        static const uint64_t gdt[4] = {0, 0, 0x00af9b000000ffffull, 0x00cf93000000ffffull};
+        struct acpi_virtio_mmio virtio[ACPI_MAX_VIRTIO];
+        struct acpi_config acfg = {.num_cpus = vm->vcpu_count, .ioapic_id = 1, .com1 = true};
+        struct acpi_tables tables;
+        struct linux_boot_info info;
+        struct linux_boot_req req;
+        char line[LINUX_CMDLINE_MAX];
+        uint64_t ram = gmem_total(&vm->mem);
+        int err;
+
+        if (ram > LINUX_RAM_MAX) {
+                LOG_ERR("vm %s: Linux VMs may have at most 4096 MiB of memory for now", vm->name);
+                return -KEEL_E2BIG;
+        }
+        if (ndevs > ACPI_MAX_VIRTIO)
+                return -KEEL_E2BIG;
+        err = platform_init(vm);
+        if (err)
+                return err;
+        for (unsigned i = 0; i < ndevs; i++)
+                virtio[i] = (struct acpi_virtio_mmio){gpa_raw(devs[i].base), (uint32_t)devs[i].size,
+                                                      devs[i].gsi};
+        acfg.virtio = virtio;
+        acfg.num_virtio = ndevs;
+        err = acpi_install(&acfg, &vm->mem, gpa(ACPI_WINDOW_BASE), ACPI_WINDOW_SIZE, &tables);
+        if (err) {
+                LOG_ERR("vm %s: cannot write its ACPI tables: %s", vm->name, keel_strerror(err));
+                return err;
+        }
+        /* Linux must not calibrate the TSC against a PIT it does not have. */
+        snprintf(line, sizeof(line), "%s%stsc_early_khz=%llu", cmdline ? cmdline : "",
+                 cmdline && cmdline[0] ? " " : "", (unsigned long long)arch_tsc_khz());
+        req = (struct linux_boot_req){
+            .name = f->image.path,
+            .kernel = f->image.data,
+            .kernel_size = f->image.size,
+            .initrd = f->initrd.size ? f->initrd.data : NULL,
+            .initrd_size = f->initrd.size,
+            .initrd_name = f->initrd.path,
+            .cmdline = line,
+            .rsdp_gpa = gpa_raw(tables.rsdp),
+            .ram_size = ram,
+            .acpi_base = gpa(ACPI_WINDOW_BASE),
+            .acpi_size = ACPI_WINDOW_SIZE,
+        };
+        err = linux_boot_load(&vm->mem, &req, &info);
+        if (err)
+                return err;
+        err = gmem_write(&vm->mem, gpa(LINUX_GDT), gdt, sizeof(gdt));
+        if (err)
+                return err;
+        LOG_INFO("keel: vm %s: Linux boot protocol %u.%02u, kernel at %#llx, initrd %llu bytes at "
+                 "%#llx, ACPI RSDP at %#llx",
+                 vm->name, info.protocol >> 8, info.protocol & 0xff,
+                 (unsigned long long)gpa_raw(info.kernel_load),
+                 (unsigned long long)info.initrd_size, (unsigned long long)gpa_raw(info.initrd),
+                 (unsigned long long)gpa_raw(tables.rsdp));
+        return x86_vcpu_setup_state(&vm->vcpus[0], info.entry64, LINUX_GDT, sizeof(gdt) - 1,
+                                    LINUX_BOOT_CS, LINUX_BOOT_DS, gpa_raw(info.boot_params));
+}
+
+int x86_pending_irq(struct vcpu *vcpu)
+{
+        struct vm_arch *a = &vcpu->vm->arch;
+
+        if (!a->platform)
+                return -1;
+        vlapic_timer_update(&a->lapic, arch_tsc());
+        return vlapic_pending(&a->lapic);
+}
+
+void x86_irq_injected(struct vcpu *vcpu, uint8_t vector)
+{
+        vlapic_accept(&vcpu->vm->arch.lapic, vector);
+}
+
+void x86_poll_console(struct vm *vm)
+{
+        uint8_t buf[16];
+        size_t n = 0, room;
+        int c;
+
+        if (!vm->arch.platform)
+                return;
+        room = vuart_rx_room(&vm->uart);
+        if (room > sizeof(buf))
+                room = sizeof(buf);
+        while (n < room && (c = uart16550_getc(COM1_PORT)) >= 0)
+                buf[n++] = (uint8_t)c;
+        if (n)
+                vuart_input(&vm->uart, buf, n);
+}
+
+bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)
+{
+        struct vm *vm = vcpu->vm;
+
+        if (!vm->arch.platform || !interrupts_enabled)
+                return false;
+        while (vm->state == VM_RUNNING) {
+                x86_poll_console(vm);
+                if (x86_pending_irq(vcpu) >= 0)
+                        break;
+                x86_wait_for_interrupt(); /* Keel's tick at the latest */
+        }
+        return true;
+}
+
+bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val)
+{
+        struct vm *vm = vcpu->vm;
+
+        if (!vm->arch.platform)
+                return false;
+        switch (port) {
+        case ACPI_SLEEP_CONTROL_PORT:
+                if (!in && acpi_sleep_control_is_poweroff((uint8_t)*val))
+                        vm_stop(vm, VM_STOP_POWEROFF,
+                                "the guest powered off (ACPI sleep state S5)");
+                else if (in)
+                        *val = 0;
+                return true;
+        case ACPI_SLEEP_STATUS_PORT:
+                if (in)
+                        *val = 0;
+                return true;
+        case ACPI_RESET_PORT:
+                if (!in && (uint8_t)*val == ACPI_RESET_VALUE)
+                        vm_stop(vm, VM_STOP_REBOOT,
+                                "the guest asked for a reset (ACPI reset register)");
+                else if (in)
+                        *val = 0;
+                return true;
+        }
+        (void)size;
+        return false;
+}

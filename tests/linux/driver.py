@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""Keel Linux-guest tests: boot Debian 12's kernel under Keel (in QEMU) to a busybox shell,
+check the virtio disk, type into the console (docs/linux-guests.md).
+
+    driver.py --case NAME --build-dir BUILD [--log-dir DIR] [--dry-run]
+    driver.py --case NAME --build-dir BUILD --check-log LOG     (only the log checks)
+
+Each run: tools/fetch-debian (cached Debian packages; exit status 77 = skipped if they can be
+neither fetched nor found in the cache), then in BUILD/tests/linux/work/<case>/ the payload,
+disk image(s), /etc/keel-test.conf, the initramfs (tools/mkinitramfs with tests/linux/init)
+and keel.cfg; then tools/run-qemu with the files on the ESP and --send lines that type into
+the guest's shell; then the checks on the serial log, BUILD/tests/linux/logs/<case>.log.
+
+Cases:
+    shell    one VM: kernel banner, modules, disk size, host-written region checksum, payload
+             written and read back, an interactive shell answering `echo keel-$((6*7))`,
+             `poweroff -f` reported by Keel as "stopped: poweroff", summary ok, PASS
+    two_vms  two Linux VMs in one boot, one after the other, each with its own disk
+             (different host patterns): the disk checks, then each powers off by itself
+    direct   no Keel: QEMU boots the same kernel and init directly (-kernel/-initrd, the disk
+             on virtio-pci, whose modules are added), the shell case's guest-side checks.
+             Debugs the tooling and the init script independently of Keel.
+    initramfs  no QEMU: tools/mkinitramfs is deterministic (two builds, same bytes; the gzip
+             holds the plain archive) and busybox's own cpio lists the expected members and
+             extracts them with the right contents.
+"""
+
+import argparse
+import hashlib
+import os
+import re
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True  # importing the integration driver must not litter the tree
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.path.dirname(os.path.dirname(HERE))
+TOOLS = os.path.join(SOURCE_DIR, "tools")
+
+
+
+def _integration_driver():
+    """The integration tests' driver module, for its log checker (check_log, tagged)."""
+    import importlib.util
+
+    path = os.path.join(SOURCE_DIR, "tests", "integration", "driver.py")
+    spec = importlib.util.spec_from_file_location("keel_integration_driver", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_integration = _integration_driver()
+check_log, tagged = _integration.check_log, _integration.tagged
+
+SKIP = 77  # ctest SKIP_RETURN_CODE
+PASS = 0  # run-qemu's exit status on a pass
+
+MODULES = ["virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "virtio_console"]
+PCI_MODULES = ["virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci"]  # direct only
+CMDLINE = "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 rdinit=/init"
+
+# Disk layout (bytes; multiples of 4 KiB). The host fills the host region and the write
+# region with different pseudo-random patterns (seeded by the VM name) and leaves the rest
+# zero; the guest reads both, then overwrites the write region with the payload.
+DISK_SIZE = 8 << 20
+HOST_OFFSET, HOST_LENGTH = 1 << 20, 256 << 10
+WRITE_OFFSET, WRITE_LENGTH = 4 << 20, 64 << 10
+
+CASES = {
+    "shell": dict(vms=["linux"], mode="shell", timeout=840),
+    "two_vms": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840),
+    "direct": dict(vms=["direct"], mode="shell", timeout=240, direct=True),
+    "initramfs": dict(vms=[], mode="shell"),
+}
+
+
+def say(msg):
+    print("linux-test: " + msg, flush=True)
+
+
+def pattern(seed, n):
+    """n deterministic pseudo-random bytes: SHA-256 of seed and a counter, concatenated."""
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(b"%s/%d" % (seed.encode(), i)).digest()
+        i += 1
+    return bytes(out[:n])
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def fetch():
+    """Returns tools/fetch-debian's KEY=VALUE output as a dict, or exits (77: skip)."""
+    proc = subprocess.run([os.path.join(TOOLS, "fetch-debian")], stdout=subprocess.PIPE,
+                          text=True)
+    if proc.returncode == 2:
+        bar = "*" * 78
+        print(bar)
+        print("linux-test: SKIPPED: the Debian kernel and busybox packages are neither cached "
+              "nor downloadable (see fetch-debian's message above). Run tools/fetch-debian "
+              "once with network access; later runs use the cache.")
+        print(bar, flush=True)
+        sys.exit(SKIP)
+    if proc.returncode != 0:
+        say("tools/fetch-debian failed (status %d)" % proc.returncode)
+        sys.exit(1)
+    info = {}
+    for line in proc.stdout.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            info[k] = v
+    for k in ("KEEL_KERNEL", "KEEL_MODULES", "KEEL_BUSYBOX", "KEEL_KERNEL_RELEASE"):
+        if k not in info:
+            say("tools/fetch-debian printed no %s" % k)
+            sys.exit(1)
+    return info
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def vm_disk(vm):
+    """The disk image of VM `vm` and the checksums the guest must print for it."""
+    disk = bytearray(DISK_SIZE)
+    host = pattern("keel-host-region-" + vm, HOST_LENGTH)
+    stale = pattern("keel-stale-region-" + vm, WRITE_LENGTH)
+    disk[HOST_OFFSET:HOST_OFFSET + HOST_LENGTH] = host
+    disk[WRITE_OFFSET:WRITE_OFFSET + WRITE_LENGTH] = stale
+    return bytes(disk), dict(host=sha(host), before=sha(stale))
+
+
+def build(case, info, work):
+    """Writes everything the run needs into `work`; returns the expectations."""
+    os.makedirs(work, exist_ok=True)
+    payload = pattern("keel-guest-payload", WRITE_LENGTH)
+    write(os.path.join(work, "payload.bin"), payload)
+    write(os.path.join(work, "keel-test.conf"), (
+        "# written by tests/linux/driver.py\n"
+        "HOST_OFFSET=%d HOST_LENGTH=%d WRITE_OFFSET=%d WRITE_LENGTH=%d\n"
+        % (HOST_OFFSET, HOST_LENGTH, WRITE_OFFSET, WRITE_LENGTH)).encode())
+    modules = MODULES + (PCI_MODULES if case.get("direct") else [])
+    cmd = [sys.executable, os.path.join(TOOLS, "mkinitramfs"),
+           "-o", os.path.join(work, "initramfs.img"),
+           "--busybox", info["KEEL_BUSYBOX"], "--init", os.path.join(HERE, "init"),
+           "--modules-dir", info["KEEL_MODULES"],
+           "--file", os.path.join(work, "payload.bin") + "=/keel/payload.bin",
+           "--file", os.path.join(work, "keel-test.conf") + "=/etc/keel-test.conf"]
+    for m in modules:
+        cmd += ["--module", m]
+    subprocess.run(cmd, check=True)
+    expect = {"payload": sha(payload), "modules": modules, "vms": {}}
+    for vm in case["vms"]:
+        disk, sums = vm_disk(vm)
+        write(os.path.join(work, "disk-%s.img" % vm), disk)
+        expect["vms"][vm] = sums
+    return expect
+
+
+def cmdline(case, vm):
+    return "%s keeltest.mode=%s keeltest.name=%s" % (CMDLINE, case["mode"], vm)
+
+
+def keel_config(case, path):
+    lines = ["# Written by tests/linux/driver.py (docs/linux-guests.md): Debian's kernel with the",
+             "# test initramfs; each VM has its own virtio disk.",
+             "log = info", "finish = debug-exit", ""]
+    for vm in case["vms"]:
+        lines += ["[vm %s]" % vm,
+                  "kernel = guests/vmlinuz",
+                  "initrd = guests/initramfs.img",
+                  'cmdline = "%s"' % cmdline(case, vm),
+                  "disk = guests/disk-%s.img" % vm,
+                  "memory = 256M",
+                  "expect_stop = poweroff", ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def guest(vm, direct, text_re):
+    """A line the guest printed: Keel shows the VM's serial output as "[vm] line"."""
+    return (r"^" if direct else r"^\[%s\] " % re.escape(vm)) + text_re
+
+
+def checks(case, info, expect):
+    direct = case.get("direct", False)
+    release = re.escape(info["KEEL_KERNEL_RELEASE"])
+    order, must_not, counts = [], [r"keel-test: FAIL", r"Kernel panic", r"keel-test: shell exited",
+                                   r"UNEXPECTED", r"^keel: error: ", r"(?i)^keel: .*\bpanic",
+                                   r"Call Trace:"], {}
+    for vm in case["vms"]:
+        g = lambda t: guest(vm, direct, t)  # noqa: E731
+        sums = expect["vms"][vm]
+        # (a) the kernel's own banner, not something the init printed
+        order.append(g(r"(?:\[ *\d+\.\d+\] )?Linux version %s \(" % release))
+        order.append(g(r"keel-test: init started: kernel %s, mode %s, vm %s$"
+                       % (release, case["mode"], re.escape(vm))))
+        for m in expect["modules"]:
+            order.append(g(r"keel-test: insmod %s$" % m))
+        order.append(g(r"keel-test: modules loaded$"))
+        # (b) the virtio disk, as the guest's tools see it (the kernel's line: counts below)
+        order.append(g(r"keel-test: virtio disk /dev/vda size %d bytes, %d sectors$"
+                       % (DISK_SIZE, DISK_SIZE // 512)))
+        # (c) what the host wrote, then the payload round trip
+        order.append(g(r"keel-test: host region sha256 %s$" % sums["host"]))
+        order.append(g(r"keel-test: write region before sha256 %s$" % sums["before"]))
+        order.append(g(r"keel-test: payload sha256 %s$" % expect["payload"]))
+        order.append(g(r"keel-test: write region after sha256 %s$" % expect["payload"]))
+        order.append(g(r"keel-test: disk checks done$"))
+        if case["mode"] == "shell":
+            # (d) the interactive shell
+            order.append(g(r"keel-test: shell ready$"))
+            order.append(g(r"keel-42$"))
+        else:
+            order.append(g(r"keel-test: powering off$"))
+        if direct:
+            order.append(r"reboot: Power down")
+        else:
+            order.append(r"^keel: vm %s stopped: poweroff\b" % re.escape(vm))
+        counts[g(r"keel-test: modules loaded$")] = 1
+    counts[r"virtio_blk virtio\d+: \[vda\] %d 512-byte logical blocks" % (DISK_SIZE // 512)] = \
+        len(case["vms"])
+    if not direct:
+        order.append(r"^keel: summary$")
+        order += [r"^keel:   %s: .*ok$" % re.escape(vm) for vm in case["vms"]]
+        order.append(r"^keel: result: PASS\b")
+        counts[r"^keel: vm \S+ stopped: "] = len(case["vms"])
+        counts[r"^keel: result: "] = 1
+    return dict(order=order, must_not=must_not, counts=counts, allow_panic=False)
+
+
+def sends(case, vm, direct):
+    if case["mode"] != "shell":
+        return []
+    ready = guest(vm, direct, r"keel-test: shell ready$")
+    answer = guest(vm, direct, r"keel-42$")
+    return ["%s=>echo keel-$((6*7))" % ready, "%s=>poweroff -f" % answer]
+
+
+def read_log(path):
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", "replace").replace("\r", "")
+
+
+def report(name, problems, log, log_path):
+    if problems:
+        print("linux-test: %s FAILED:" % name)
+        for p in problems:
+            print("  - " + p)
+        tail = log.splitlines()[-60:]
+        print("linux-test: last %d lines of the serial log:" % len(tail))
+        for line in tail:
+            print("  | " + line)
+        print("linux-test: serial log kept at %s" % log_path)
+        return 1
+    print("linux-test: %s passed (serial log at %s)" % (name, log_path))
+    return 0
+
+
+def check_initramfs(info, work):
+    """The initramfs case; returns a list of problems."""
+    import gzip
+    import shutil
+
+    problems = []
+    img = os.path.join(work, "initramfs.img")
+    with open(img, "rb") as f:
+        first = f.read()
+    again = os.path.join(work, "again.img")
+    plain = os.path.join(work, "plain.cpio")
+    base = [sys.executable, os.path.join(TOOLS, "mkinitramfs"), "--busybox",
+            info["KEEL_BUSYBOX"], "--init", os.path.join(HERE, "init"),
+            "--modules-dir", info["KEEL_MODULES"],
+            "--file", os.path.join(work, "payload.bin") + "=/keel/payload.bin",
+            "--file", os.path.join(work, "keel-test.conf") + "=/etc/keel-test.conf"]
+    for m in MODULES:
+        base += ["--module", m]
+    subprocess.run(base + ["-o", again], check=True)
+    subprocess.run(base + ["-o", plain, "--no-gzip"], check=True)
+    with open(again, "rb") as f:
+        if f.read() != first:
+            problems.append("two builds from the same inputs differ")
+    with open(plain, "rb") as f:
+        raw = f.read()
+    if gzip.decompress(first) != raw:
+        problems.append("the gzip archive does not hold the plain one")
+    if len(raw) % 4 or not raw.startswith(b"070701"):
+        problems.append("plain archive: no newc magic or length not a multiple of 4")
+    bb = info["KEEL_BUSYBOX"]
+    listing = subprocess.run([bb, "cpio", "-t", "-v"], input=raw, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, check=False)
+    members = {}
+    for line in listing.stdout.decode().splitlines():
+        f = line.split()
+        if len(f) >= 6:
+            members[f[5]] = f[0]
+    want = {"init": "-rwxr-xr-x", "bin/busybox": "-rwxr-xr-x", "bin/sh": "lrwxrwxrwx",
+            "dev/console": "crw-------", "tmp": "drwxrwxrwt", "etc/modules": "-rw-r--r--",
+            "keel/payload.bin": "-rw-r--r--", "etc/keel-test.conf": "-rw-r--r--"}
+    want.update({"lib/modules/%s.ko" % m: "-rw-r--r--" for m in MODULES})
+    for name, mode in sorted(want.items()):
+        if members.get(name) != mode:
+            problems.append("busybox cpio -t: %s is %s, expected %s" % (
+                name, members.get(name, "missing"), mode))
+    out = os.path.join(work, "extract")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    names = ["init", "etc/modules", "keel/payload.bin", "bin/busybox",
+             "lib/modules/virtio_blk.ko"]
+    subprocess.run([bb, "cpio", "-i", "-d"] + names, input=raw, cwd=out, check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    blk = subprocess.run(["find", info["KEEL_MODULES"], "-name", "virtio_blk.ko"],
+                         stdout=subprocess.PIPE, text=True).stdout.split()
+    sources = {"init": os.path.join(HERE, "init"), "keel/payload.bin":
+               os.path.join(work, "payload.bin"), "bin/busybox": bb,
+               "lib/modules/virtio_blk.ko": blk[0] if blk else "/nonexistent"}
+    for name, src in sources.items():
+        try:
+            with open(os.path.join(out, name), "rb") as a, open(src, "rb") as b:
+                if a.read() != b.read():
+                    problems.append("extracted %s differs from %s" % (name, src))
+        except OSError as e:
+            problems.append("cannot compare %s: %s" % (name, e))
+    try:
+        with open(os.path.join(out, "etc/modules")) as f:
+            if f.read().split() != MODULES:
+                problems.append("etc/modules is not the load order %s" % MODULES)
+    except OSError as e:
+        problems.append("etc/modules: %s" % e)
+    return problems
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--case", required=True, choices=sorted(CASES))
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--efi", help="keel.efi (default BUILD/keel.efi)")
+    ap.add_argument("--log-dir", help="default BUILD/tests/linux/logs")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="build everything and print the QEMU command; do not boot")
+    ap.add_argument("--check-log", metavar="LOG", help="only check an existing serial log")
+    args = ap.parse_args()
+
+    case = CASES[args.case]
+    direct = case.get("direct", False)
+    build_dir = os.path.abspath(args.build_dir)
+    work = os.path.join(build_dir, "tests", "linux", "work", args.case)
+    log_dir = args.log_dir or os.path.join(build_dir, "tests", "linux", "logs")
+    log_path = os.path.abspath(args.check_log or os.path.join(log_dir, args.case + ".log"))
+    efi = args.efi or os.path.join(build_dir, "keel.efi")
+
+    info = fetch()
+    say("kernel %s (package %s %s), busybox %s" % (
+        info["KEEL_KERNEL_RELEASE"], info.get("KEEL_KERNEL_PACKAGE"),
+        info.get("KEEL_KERNEL_VERSION"), info.get("KEEL_BUSYBOX_VERSION")))
+    expect = build(case, info, work)
+    if args.case == "initramfs":
+        problems = check_initramfs(info, work)
+        for p in problems:
+            print("  - " + p)
+        say("initramfs %s" % ("FAILED" if problems else "passed"))
+        return 1 if problems else 0
+    want = checks(case, info, expect)
+
+    if not args.check_log:
+        if not direct and not os.path.isfile(efi) and not args.dry_run:
+            say("%s not found: build the keel_efi target first (make)" % efi)
+            return 1
+        cmd = [sys.executable, os.path.join(TOOLS, "run-qemu"), "--log", log_path,
+               "--timeout", str(case["timeout"]), "--memory", "1024"]
+        if direct:
+            vm = case["vms"][0]
+            cmd += ["--kernel", info["KEEL_KERNEL"],
+                    "--initrd", os.path.join(work, "initramfs.img"),
+                    "--append", cmdline(case, vm), "--until", r"reboot: Power down",
+                    "--qemu-arg=-drive",
+                    "--qemu-arg=if=virtio,format=raw,file=%s"
+                    % os.path.join(work, "disk-%s.img" % vm)]
+        else:
+            cfg = os.path.join(work, "keel.cfg")
+            keel_config(case, cfg)
+            cmd += ["--efi", efi, "--config", cfg,
+                    "--file", info["KEEL_KERNEL"] + "=guests/vmlinuz",
+                    "--file", os.path.join(work, "initramfs.img") + "=guests/initramfs.img"]
+            for vm in case["vms"]:
+                cmd += ["--file", os.path.join(work, "disk-%s.img" % vm)
+                        + "=guests/disk-%s.img" % vm]
+            # Keel refusing the config or panicking ends the run at once (the checks then
+            # fail on what is missing) rather than at the timeout.
+            cmd += ["--until", tagged(r"^keel: (?:error|panic): .*\n")]
+        for vm in case["vms"]:
+            for s in sends(case, vm, direct):
+                cmd += ["--send", s]
+        if args.dry_run:
+            cmd += ["--dry-run", "--keep-esp"]
+        print("linux-test: " + " ".join(cmd), flush=True)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        print(proc.stdout, end="", flush=True)
+        if args.dry_run:
+            say("dry run: files in %s, QEMU not started (status %d)" % (work, proc.returncode))
+            return proc.returncode
+        status_problem = None
+        if proc.returncode != PASS:
+            status_problem = ("run-qemu exited %d, expected 0 (%s)" % (
+                proc.returncode, "the Power down line" if direct else "Keel's debug-exit pass"))
+    else:
+        status_problem = None
+
+    log = read_log(log_path)
+    problems = ([status_problem] if status_problem else []) + check_log(want, log)
+    return report(args.case, problems, log, log_path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+/*
+ * Virtio 1.1 over MMIO (version 2), split in three parts as in Firecracker:
+ *   - the transport (vmm/virtio_mmio.c): the 0x200-byte register window, the device-status
+ *     state machine, feature negotiation, queue setup and the interrupt status;
+ *   - the split virtqueue (vmm/virtqueue.c): popping and validating descriptor chains from
+ *     guest RAM, publishing used elements, event-index interrupt suppression;
+ *   - devices (vmm/virtio_blk.c, vmm/virtio_console.c): a struct virtio_device of callbacks.
+ * Everything guest-controlled is validated; guest RAM is touched only through vmm/gmem.h.
+ * See docs/virtio.md.
+ */
+#ifndef VMM_VIRTIO_H
+#define VMM_VIRTIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <keel/addr.h>
+#include <vmm/gmem.h>
+#include <vmm/irq.h>
+#include <vmm/mmio.h>
+
+/* Register offsets of the MMIO transport (virtio 1.1, 4.2.2). */
+#define VIRTIO_MMIO_MAGIC_VALUE         0x000
+#define VIRTIO_MMIO_VERSION             0x004
+#define VIRTIO_MMIO_DEVICE_ID           0x008
+#define VIRTIO_MMIO_VENDOR_ID           0x00c
+#define VIRTIO_MMIO_DEVICE_FEATURES     0x010
+#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
+#define VIRTIO_MMIO_DRIVER_FEATURES     0x020
+#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
+#define VIRTIO_MMIO_QUEUE_SEL           0x030
+#define VIRTIO_MMIO_QUEUE_NUM_MAX       0x034
+#define VIRTIO_MMIO_QUEUE_NUM           0x038
+#define VIRTIO_MMIO_QUEUE_READY         0x044
+#define VIRTIO_MMIO_QUEUE_NOTIFY        0x050
+#define VIRTIO_MMIO_INTERRUPT_STATUS    0x060
+#define VIRTIO_MMIO_INTERRUPT_ACK       0x064
+#define VIRTIO_MMIO_STATUS              0x070
+#define VIRTIO_MMIO_QUEUE_DESC_LOW      0x080
+#define VIRTIO_MMIO_QUEUE_DESC_HIGH     0x084
+#define VIRTIO_MMIO_QUEUE_DRIVER_LOW    0x090
+#define VIRTIO_MMIO_QUEUE_DRIVER_HIGH   0x094
+#define VIRTIO_MMIO_QUEUE_DEVICE_LOW    0x0a0
+#define VIRTIO_MMIO_QUEUE_DEVICE_HIGH   0x0a4
+#define VIRTIO_MMIO_CONFIG_GENERATION   0x0fc
+#define VIRTIO_MMIO_CONFIG              0x100
+#define VIRTIO_MMIO_REGION_SIZE         0x200
+
+#define VIRTIO_MMIO_MAGIC  0x74726976u /* "virt" */
+#define VIRTIO_MMIO_VENDOR 0x4b45454cu /* "KEEL" */
+
+/* Device status bits (2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE 1u
+#define VIRTIO_STATUS_DRIVER      2u
+#define VIRTIO_STATUS_DRIVER_OK   4u
+#define VIRTIO_STATUS_FEATURES_OK 8u
+#define VIRTIO_STATUS_NEEDS_RESET 64u
+#define VIRTIO_STATUS_FAILED      128u
+
+/* InterruptStatus bits. */
+#define VIRTIO_INT_USED_BUFFER   1u
+#define VIRTIO_INT_CONFIG_CHANGE 2u
+
+/* Feature bits shared by all devices (6). */
+#define VIRTIO_RING_F_INDIRECT_DESC 28
+#define VIRTIO_RING_F_EVENT_IDX     29
+#define VIRTIO_F_VERSION_1          32
+#define VIRTIO_BIT(b)               (1ull << (b))
+
+/* Split virtqueue descriptor flags and ring flags (2.6). */
+#define VIRTQ_DESC_F_NEXT          1
+#define VIRTQ_DESC_F_WRITE         2
+#define VIRTQ_DESC_F_INDIRECT      4
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY     1
+
+/* Limits of Keel's implementation. */
+#define VIRTQ_MAX_SIZE        256        /* largest QueueNumMax a device may offer */
+#define VIRTQ_MAX_CHAIN_BYTES (1u << 30) /* total length of one chain's descriptors */
+#define VIRTIO_MAX_QUEUES     2          /* queues per device (blk 1, console 2) */
+#define VIRTIO_LOG_BUDGET     32         /* warning lines one device may log, ever */
+
+/* One descriptor of a popped chain: a guest range the device may read or write. */
+struct virtq_seg {
+        gpa_t addr;
+        uint32_t len;
+        bool write; /* device-writable */
+};
+
+/*
+ * A popped descriptor chain. Readable segments come first ([0, nread)), then writable ones
+ * ([nread, nseg)); every segment was checked to lie inside guest RAM.
+ */
+struct virtq_chain {
+        uint16_t head;
+        unsigned nseg, nread;
+        uint64_t read_len, write_len;
+        struct virtq_seg seg[VIRTQ_MAX_SIZE];
+};
+
+/* A split virtqueue as the device sees it. */
+struct virtq {
+        /* Set by the transport's queue registers. */
+        uint16_t num_max, num;
+        bool ready;
+        gpa_t desc, avail, used;
+        /* Set at DRIVER_OK from the negotiated features. */
+        bool event_idx, indirect;
+        /* Device state. */
+        const struct gmem *mem;
+        uint16_t last_avail;     /* next avail ring slot to pop */
+        uint16_t used_idx;       /* our copy of used->idx */
+        uint16_t signalled_used; /* used_idx at the last interrupt decision */
+        bool broken;             /* a violation was found: no more processing until reset */
+        bool reported;           /* the transport logged it and set NEEDS_RESET */
+        const char *error;       /* what was wrong (static string), when broken */
+        uint64_t popped, pushed; /* chains popped / used elements published since reset */
+};
+
+/* Ring geometry (bytes) of a queue of `num` entries, event-index fields included. */
+uint64_t virtq_desc_bytes(uint16_t num);
+uint64_t virtq_avail_bytes(uint16_t num);
+uint64_t virtq_used_bytes(uint16_t num);
+
+/* Forget all state (reset): addresses 0, not ready, QueueNum = num_max. */
+void virtq_reset(struct virtq *q, const struct gmem *mem, uint16_t num_max);
+/*
+ * Whether the driver's settings (num, alignment, rings inside guest RAM) are acceptable for
+ * QueueReady = 1. Returns NULL if so, else a static string naming the problem.
+ */
+const char *virtq_check_setup(const struct virtq *q);
+/*
+ * Pop the next available chain into *c. Returns 1 if one was popped, 0 if the ring is empty
+ * (or the queue is broken / not ready), -KEEL_EFAULT on a violation: the queue is then
+ * broken (q->error says why) and nothing more is popped until reset.
+ */
+int virtq_pop(struct virtq *q, struct virtq_chain *c);
+/*
+ * Publish a used element for chain `head`, `len` bytes written by the device. The element
+ * is visible before used->idx moves (write barrier). 0 or -KEEL_EFAULT (queue broken).
+ */
+int virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+/*
+ * After a batch of pushes: with EVENT_IDX, ask the driver for a notification at the next
+ * buffer (avail_event) and re-check for buffers that arrived meanwhile. Returns true if more
+ * buffers are available (the caller processes them again).
+ */
+bool virtq_end_batch(struct virtq *q);
+/*
+ * Whether the driver wants an interrupt for the used elements published since the last
+ * call (used_event with EVENT_IDX, else VIRTQ_AVAIL_F_NO_INTERRUPT).
+ */
+bool virtq_need_interrupt(struct virtq *q);
+/*
+ * Copy bytes of the chain's readable part, from offset `off` of that part, into buf;
+ * copy buf into the writable part at offset `off`. Return the number of bytes copied
+ * (short at the part's end) or -KEEL_EFAULT (queue broken).
+ */
+int64_t virtq_chain_read(struct virtq *q, const struct virtq_chain *c, uint64_t off, void *buf,
+                         uint64_t len);
+int64_t virtq_chain_write(struct virtq *q, const struct virtq_chain *c, uint64_t off,
+                          const void *buf, uint64_t len);
+/* Mark the queue broken with a reason (a device found a malformed request). */
+void virtq_fail(struct virtq *q, const char *why);
+
+struct virtio_mmio;
+
+/*
+ * A device model. `ctx` is passed back to every callback. Config accesses name an offset
+ * inside the config space (0 = register 0x100) and a size of 1, 2, 4 or 8.
+ */
+struct virtio_device {
+        uint32_t device_id;
+        unsigned num_queues; /* <= VIRTIO_MAX_QUEUES */
+        uint16_t queue_max;  /* QueueNumMax of every queue, a power of two <= 256 */
+        uint64_t features;   /* offered, VIRTIO_F_VERSION_1 included */
+        void *ctx;
+        void (*config_read)(void *ctx, uint64_t off, unsigned size, uint64_t *val);
+        void (*config_write)(void *ctx, uint64_t off, unsigned size, uint64_t val);
+        /* The driver notified queue `q` (ready, device DRIVER_OK and not broken). */
+        void (*queue_notify)(void *ctx, struct virtio_mmio *t, unsigned q);
+        /* The driver reset the device (status 0). */
+        void (*reset)(void *ctx);
+};
+
+/* The MMIO transport of one device. */
+struct virtio_mmio {
+        const struct virtio_device *dev;
+        const struct gmem *mem;
+        struct irq_line irq;
+        const char *name; /* e.g. "vm1/virtio-blk0", for log lines */
+        uint32_t status;
+        uint32_t dev_features_sel, drv_features_sel;
+        uint64_t driver_features;
+        bool driver_features_bad; /* a bit was written in a selector window beyond 63 */
+        uint32_t queue_sel;
+        uint32_t interrupt_status;
+        uint32_t config_generation;
+        unsigned log_budget;
+        struct virtq queues[VIRTIO_MAX_QUEUES];
+};
+
+/* The transport's register callbacks for mmio_bus_add (dev = struct virtio_mmio *). */
+extern const struct mmio_ops virtio_mmio_ops;
+
+/*
+ * Bind a transport to a device, guest RAM and interrupt line; the device starts reset.
+ * -KEEL_EINVAL if the device description is unusable (Keel's own bug).
+ */
+int virtio_mmio_init(struct virtio_mmio *t, const struct virtio_device *dev, const struct gmem *mem,
+                     struct irq_line irq, const char *name);
+/* Register access at `offset` of the 0x200-byte window (what virtio_mmio_ops call). */
+void virtio_mmio_read(struct virtio_mmio *t, uint64_t offset, unsigned size, uint64_t *val);
+void virtio_mmio_write(struct virtio_mmio *t, uint64_t offset, unsigned size, uint64_t val);
+/* Queue `q` of the transport, or NULL. */
+struct virtq *virtio_mmio_queue(struct virtio_mmio *t, unsigned q);
+/* Whether the device may process queues (DRIVER_OK, not FAILED). */
+bool virtio_mmio_running(const struct virtio_mmio *t);
+/*
+ * After a device processed queue `q` (from queue_notify or on its own, e.g. console
+ * input): report a violation (NEEDS_RESET, config interrupt, one log line) or raise the
+ * used-buffer interrupt if the driver wants one.
+ */
+void virtio_mmio_queue_done(struct virtio_mmio *t, unsigned q);
+/* The device's config space changed: bump ConfigGeneration and interrupt. */
+void virtio_mmio_config_changed(struct virtio_mmio *t);
+/*
+ * Helper for devices' config_read: the little-endian value of cfg[off, off+size), 0 if that
+ * range is not inside the n-byte config image.
+ */
+void virtio_config_bytes(const uint8_t *cfg, size_t n, uint64_t off, unsigned size, uint64_t *val);
+
+/* ---- virtio-blk (5.2) ---- */
+
+#define VIRTIO_ID_BLOCK       2
+#define VIRTIO_BLK_F_SIZE_MAX 1
+#define VIRTIO_BLK_F_SEG_MAX  2
+#define VIRTIO_BLK_F_RO       5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH    9
+#define VIRTIO_BLK_T_IN       0
+#define VIRTIO_BLK_T_OUT      1
+#define VIRTIO_BLK_T_FLUSH    4
+#define VIRTIO_BLK_T_GET_ID   8
+#define VIRTIO_BLK_S_OK       0
+#define VIRTIO_BLK_S_IOERR    1
+#define VIRTIO_BLK_S_UNSUPP   2
+#define VIRTIO_BLK_SECTOR     512
+#define VIRTIO_BLK_ID_BYTES   20
+#define VIRTIO_BLK_QUEUE_SIZE 128
+#define VIRTIO_BLK_SIZE_MAX   (1u << 20) /* advertised largest segment */
+
+struct virtio_blk {
+        struct virtio_device vdev;
+        struct virtio_mmio *t;
+        uint8_t *data;    /* the disk image, owned by Keel (RAM-backed, not persistent) */
+        uint64_t size;    /* bytes, a multiple of 512 (a partial last sector is not exposed) */
+        uint64_t sectors; /* capacity */
+        bool ro;
+        char serial[VIRTIO_BLK_ID_BYTES + 1];
+        uint64_t reads, writes, flushes, errors;
+        struct virtq_chain chain;
+};
+
+/*
+ * A block device over `data` (size bytes; capacity = size / 512 sectors). The serial is
+ * "keel-<vm>-<index>" (truncated to 20 bytes). Then bind it with
+ * virtio_mmio_init(t, &b->vdev, ...) and call virtio_blk_attach(b, t).
+ */
+int virtio_blk_init(struct virtio_blk *b, uint8_t *data, uint64_t size, bool read_only,
+                    const char *vm, unsigned index);
+void virtio_blk_attach(struct virtio_blk *b, struct virtio_mmio *t);
+
+/* ---- virtio-console (5.3) ---- */
+
+#define VIRTIO_ID_CONSOLE         3
+#define VIRTIO_CONSOLE_QUEUE_SIZE 64
+#define VIRTIO_CONSOLE_RX         0
+#define VIRTIO_CONSOLE_TX         1
+
+/* Where transmitted bytes go (e.g. a wrapper around vuart_putc). */
+typedef void (*virtio_console_sink_fn)(void *sink_ctx, const uint8_t *buf, size_t len);
+
+struct virtio_console {
+        struct virtio_device vdev;
+        struct virtio_mmio *t;
+        virtio_console_sink_fn sink;
+        void *sink_ctx;
+        uint64_t tx_bytes, rx_bytes, rx_dropped;
+        struct virtq_chain chain;
+};
+
+int virtio_console_init(struct virtio_console *c, virtio_console_sink_fn sink, void *sink_ctx);
+void virtio_console_attach(struct virtio_console *c, struct virtio_mmio *t);
+/*
+ * Input for the guest: fill receiveq buffers with up to len bytes. Bytes that find no buffer
+ * (driver not ready, queue empty or broken) are dropped and counted in rx_dropped. Returns
+ * the number of bytes delivered.
+ */
+size_t console_input(struct virtio_console *c, const uint8_t *bytes, size_t len);
+
+#endif

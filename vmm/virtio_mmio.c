@@ -1,0 +1,455 @@
+/*
+ * The virtio-mmio transport, version 2 (virtio 1.1, 4.2). One struct virtio_mmio per device;
+ * its 0x200-byte window holds the registers (0x000-0x0ff, 32-bit accesses only) and the
+ * device's config space (from 0x100, accesses of 1, 2, 4 or 8 bytes).
+ *
+ * Device status is a state machine driven by the driver's writes to Status; a write is the
+ * new whole value and is accepted only if the (old, new) pair is in `status_edges` below,
+ * except 0 (reset, from anywhere) and FAILED (added from anywhere; only a reset leaves it).
+ * DEVICE_NEEDS_RESET belongs to the device: the driver's copy of that bit is ignored.
+ * Refused writes leave Status unchanged and are logged (within the device's log budget).
+ */
+#include <string.h>
+
+#include <keel/errno.h>
+#include <keel/log.h>
+#include <vmm/virtio.h>
+
+#define ST_ACK  VIRTIO_STATUS_ACKNOWLEDGE
+#define ST_DRV  VIRTIO_STATUS_DRIVER
+#define ST_FOK  VIRTIO_STATUS_FEATURES_OK
+#define ST_DOK  VIRTIO_STATUS_DRIVER_OK
+#define ST_NR   VIRTIO_STATUS_NEEDS_RESET
+#define ST_FAIL VIRTIO_STATUS_FAILED
+
+/* The driver's initialization sequence (3.1.1): each step adds one bit. */
+static const struct {
+        uint8_t from, to;
+} status_edges[] = {
+    {0, ST_ACK},
+    {ST_ACK, ST_ACK | ST_DRV},
+    {ST_ACK | ST_DRV, ST_ACK | ST_DRV | ST_FOK},
+    {ST_ACK | ST_DRV | ST_FOK, ST_ACK | ST_DRV | ST_FOK | ST_DOK},
+    /* Writing the current value again changes nothing. */
+    {ST_ACK, ST_ACK},
+    {ST_ACK | ST_DRV, ST_ACK | ST_DRV},
+    {ST_ACK | ST_DRV | ST_FOK, ST_ACK | ST_DRV | ST_FOK},
+    {ST_ACK | ST_DRV | ST_FOK | ST_DOK, ST_ACK | ST_DRV | ST_FOK | ST_DOK},
+};
+
+static bool log_allowed(struct virtio_mmio *t)
+{
+        if (t->log_budget == 0)
+                return false;
+        if (--t->log_budget == 0)
+                LOG_WARN("virtio %s: log budget used up, further warnings suppressed", t->name);
+        return true;
+}
+
+#define VWARN(t, fmt, ...)                                                     \
+        do {                                                                   \
+                if (log_allowed(t))                                            \
+                        LOG_WARN("virtio %s: " fmt, (t)->name, ##__VA_ARGS__); \
+        } while (0)
+
+static void update_irq(struct virtio_mmio *t)
+{
+        irq_set_level(&t->irq, t->interrupt_status != 0);
+}
+
+static void device_reset(struct virtio_mmio *t)
+{
+        t->status = 0;
+        t->dev_features_sel = t->drv_features_sel = 0;
+        t->driver_features = 0;
+        t->driver_features_bad = false;
+        t->queue_sel = 0;
+        t->interrupt_status = 0;
+        for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
+                virtq_reset(&t->queues[i], t->mem, i < t->dev->num_queues ? t->dev->queue_max : 0);
+        update_irq(t);
+        if (t->dev->reset)
+                t->dev->reset(t->dev->ctx);
+}
+
+int virtio_mmio_init(struct virtio_mmio *t, const struct virtio_device *dev, const struct gmem *mem,
+                     struct irq_line irq, const char *name)
+{
+        if (!t || !dev || !mem || dev->num_queues == 0 || dev->num_queues > VIRTIO_MAX_QUEUES ||
+            dev->queue_max == 0 || dev->queue_max > VIRTQ_MAX_SIZE ||
+            (dev->queue_max & (dev->queue_max - 1)) ||
+            !(dev->features & VIRTIO_BIT(VIRTIO_F_VERSION_1)) || !dev->queue_notify)
+                return -KEEL_EINVAL;
+        memset(t, 0, sizeof(*t));
+        t->dev = dev;
+        t->mem = mem;
+        t->irq = irq;
+        t->name = name ? name : "?";
+        t->log_budget = VIRTIO_LOG_BUDGET;
+        device_reset(t);
+        return 0;
+}
+
+struct virtq *virtio_mmio_queue(struct virtio_mmio *t, unsigned q)
+{
+        return q < t->dev->num_queues ? &t->queues[q] : NULL;
+}
+
+bool virtio_mmio_running(const struct virtio_mmio *t)
+{
+        return (t->status & ST_DOK) && !(t->status & ST_FAIL);
+}
+
+void virtio_mmio_queue_done(struct virtio_mmio *t, unsigned qi)
+{
+        struct virtq *q = virtio_mmio_queue(t, qi);
+
+        if (!q)
+                return;
+        if (virtq_need_interrupt(q))
+                t->interrupt_status |= VIRTIO_INT_USED_BUFFER;
+        if (q->broken && !q->reported) {
+                q->reported = true;
+                t->status |= ST_NR;
+                t->interrupt_status |= VIRTIO_INT_CONFIG_CHANGE;
+                VWARN(t, "queue %u: %s; device needs reset", qi, q->error ? q->error : "violation");
+        }
+        update_irq(t);
+}
+
+void virtio_mmio_config_changed(struct virtio_mmio *t)
+{
+        t->config_generation++;
+        t->interrupt_status |= VIRTIO_INT_CONFIG_CHANGE;
+        update_irq(t);
+}
+
+static bool features_acceptable(struct virtio_mmio *t)
+{
+        uint64_t extra = t->driver_features & ~t->dev->features;
+
+        if (t->driver_features_bad || extra) {
+                VWARN(t, "driver accepted features 0x%llx the device did not offer",
+                      (unsigned long long)extra);
+                return false;
+        }
+        if (!(t->driver_features & VIRTIO_BIT(VIRTIO_F_VERSION_1))) {
+                VWARN(t, "driver did not accept VIRTIO_F_VERSION_1");
+                return false;
+        }
+        return true;
+}
+
+static void write_status(struct virtio_mmio *t, uint32_t v)
+{
+        uint32_t cur = t->status & ~ST_NR;
+
+        if (v == 0) {
+                device_reset(t);
+                return;
+        }
+        v &= ~ST_NR;
+        if (cur & ST_FAIL) {
+                VWARN(t, "status write 0x%x after FAILED ignored (reset first)", v);
+                return;
+        }
+        if (v & ST_FAIL) {
+                VWARN(t, "driver set FAILED (status 0x%x)", v);
+                t->status |= ST_FAIL;
+                return;
+        }
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(status_edges) / sizeof(status_edges[0]); i++)
+                if (status_edges[i].from == cur && status_edges[i].to == v)
+                        ok = true;
+        if (!ok) {
+                VWARN(t, "illegal status transition 0x%x -> 0x%x refused", cur, v);
+                return;
+        }
+        if ((v & ST_FOK) && !(cur & ST_FOK)) {
+                if (!features_acceptable(t))
+                        return; /* FEATURES_OK not kept: the driver reads it back and gives up */
+                for (unsigned i = 0; i < t->dev->num_queues; i++) {
+                        t->queues[i].event_idx =
+                            t->driver_features & VIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
+                        t->queues[i].indirect =
+                            t->driver_features & VIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
+                }
+        }
+        t->status = v | (t->status & ST_NR);
+}
+
+/* Queue registers are writable between FEATURES_OK and DRIVER_OK, for an existing queue. */
+static struct virtq *setup_queue(struct virtio_mmio *t, const char *reg)
+{
+        struct virtq *q = virtio_mmio_queue(t, t->queue_sel);
+        uint32_t st = t->status;
+
+        if (!(st & ST_FOK) || (st & (ST_DOK | ST_FAIL))) {
+                VWARN(t, "%s written in status 0x%x (only between FEATURES_OK and DRIVER_OK)", reg,
+                      st);
+                return NULL;
+        }
+        if (!q) {
+                VWARN(t, "%s written for missing queue %u", reg, t->queue_sel);
+                return NULL;
+        }
+        return q;
+}
+
+static void set_addr_half(struct virtio_mmio *t, gpa_t *a, bool high, uint32_t v, const char *reg)
+{
+        struct virtq *q = setup_queue(t, reg);
+        uint64_t x;
+
+        if (!q)
+                return;
+        if (q->ready) {
+                VWARN(t, "%s written while queue %u is ready", reg, t->queue_sel);
+                return;
+        }
+        x = gpa_raw(*a);
+        x = high ? (x & 0xffffffffull) | (uint64_t)v << 32 : (x & ~0xffffffffull) | v;
+        *a = gpa(x);
+}
+
+static void write_queue_ready(struct virtio_mmio *t, uint32_t v)
+{
+        struct virtq *q = setup_queue(t, "QueueReady");
+        const char *why;
+
+        if (!q)
+                return;
+        if (v == 0) {
+                q->ready = false;
+                return;
+        }
+        if (v != 1) {
+                VWARN(t, "QueueReady value %u refused", v);
+                return;
+        }
+        if (q->ready)
+                return;
+        why = virtq_check_setup(q);
+        if (why) {
+                VWARN(t, "queue %u not made ready: %s", t->queue_sel, why);
+                return;
+        }
+        q->last_avail = q->used_idx = q->signalled_used = 0;
+        q->broken = q->reported = false;
+        q->error = NULL;
+        q->popped = q->pushed = 0;
+        q->ready = true;
+}
+
+static void write_queue_num(struct virtio_mmio *t, uint32_t v)
+{
+        struct virtq *q = setup_queue(t, "QueueNum");
+
+        if (!q)
+                return;
+        if (q->ready) {
+                VWARN(t, "QueueNum written while queue %u is ready", t->queue_sel);
+                return;
+        }
+        if (v == 0 || (v & (v - 1)) || v > q->num_max) {
+                VWARN(t, "QueueNum %u refused (power of two <= %u)", v, q->num_max);
+                return;
+        }
+        q->num = (uint16_t)v;
+}
+
+static void queue_notify(struct virtio_mmio *t, uint32_t qi)
+{
+        struct virtq *q = virtio_mmio_queue(t, qi);
+
+        if (!q || !virtio_mmio_running(t) || !q->ready || q->broken)
+                return;
+        t->dev->queue_notify(t->dev->ctx, t, qi);
+        virtio_mmio_queue_done(t, qi);
+}
+
+static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)
+{
+        struct virtq *q = virtio_mmio_queue(t, t->queue_sel);
+
+        switch (off) {
+        case VIRTIO_MMIO_MAGIC_VALUE:
+                return VIRTIO_MMIO_MAGIC;
+        case VIRTIO_MMIO_VERSION:
+                return 2;
+        case VIRTIO_MMIO_DEVICE_ID:
+                return t->dev->device_id;
+        case VIRTIO_MMIO_VENDOR_ID:
+                return VIRTIO_MMIO_VENDOR;
+        case VIRTIO_MMIO_DEVICE_FEATURES:
+                return t->dev_features_sel < 2
+                           ? (uint32_t)(t->dev->features >> (32 * t->dev_features_sel))
+                           : 0;
+        case VIRTIO_MMIO_QUEUE_NUM_MAX:
+                return q ? q->num_max : 0;
+        case VIRTIO_MMIO_QUEUE_NUM:
+                return q ? q->num : 0;
+        case VIRTIO_MMIO_QUEUE_READY:
+                return q ? q->ready : 0;
+        case VIRTIO_MMIO_INTERRUPT_STATUS:
+                return t->interrupt_status;
+        case VIRTIO_MMIO_STATUS:
+                return t->status;
+        case VIRTIO_MMIO_QUEUE_DESC_LOW:
+                return q ? (uint32_t)gpa_raw(q->desc) : 0;
+        case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+                return q ? (uint32_t)(gpa_raw(q->desc) >> 32) : 0;
+        case VIRTIO_MMIO_QUEUE_DRIVER_LOW:
+                return q ? (uint32_t)gpa_raw(q->avail) : 0;
+        case VIRTIO_MMIO_QUEUE_DRIVER_HIGH:
+                return q ? (uint32_t)(gpa_raw(q->avail) >> 32) : 0;
+        case VIRTIO_MMIO_QUEUE_DEVICE_LOW:
+                return q ? (uint32_t)gpa_raw(q->used) : 0;
+        case VIRTIO_MMIO_QUEUE_DEVICE_HIGH:
+                return q ? (uint32_t)(gpa_raw(q->used) >> 32) : 0;
+        case VIRTIO_MMIO_CONFIG_GENERATION:
+                return t->config_generation;
+        default:
+                return 0; /* write-only and reserved registers */
+        }
+}
+
+static void write_reg(struct virtio_mmio *t, uint64_t off, uint32_t v)
+{
+        struct virtq *q = virtio_mmio_queue(t, t->queue_sel);
+
+        switch (off) {
+        case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+                t->dev_features_sel = v;
+                break;
+        case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+                t->drv_features_sel = v;
+                break;
+        case VIRTIO_MMIO_DRIVER_FEATURES:
+                if ((t->status & ~ST_NR) != (ST_ACK | ST_DRV)) {
+                        VWARN(t, "DriverFeatures written in status 0x%x ignored", t->status);
+                        break;
+                }
+                if (t->drv_features_sel >= 2) {
+                        if (v)
+                                t->driver_features_bad = true;
+                        break;
+                }
+                if (t->drv_features_sel == 0)
+                        t->driver_features = (t->driver_features & ~0xffffffffull) | v;
+                else
+                        t->driver_features = (t->driver_features & 0xffffffffull) | (uint64_t)v
+                                                                                        << 32;
+                break;
+        case VIRTIO_MMIO_QUEUE_SEL:
+                t->queue_sel = v;
+                break;
+        case VIRTIO_MMIO_QUEUE_NUM:
+                write_queue_num(t, v);
+                break;
+        case VIRTIO_MMIO_QUEUE_READY:
+                write_queue_ready(t, v);
+                break;
+        case VIRTIO_MMIO_QUEUE_NOTIFY:
+                queue_notify(t, v);
+                break;
+        case VIRTIO_MMIO_INTERRUPT_ACK:
+                t->interrupt_status &= ~v;
+                update_irq(t);
+                break;
+        case VIRTIO_MMIO_STATUS:
+                write_status(t, v);
+                break;
+        case VIRTIO_MMIO_QUEUE_DESC_LOW:
+        case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+                if (q)
+                        set_addr_half(t, &q->desc, off == VIRTIO_MMIO_QUEUE_DESC_HIGH, v,
+                                      "QueueDesc");
+                else
+                        setup_queue(t, "QueueDesc");
+                break;
+        case VIRTIO_MMIO_QUEUE_DRIVER_LOW:
+        case VIRTIO_MMIO_QUEUE_DRIVER_HIGH:
+                if (q)
+                        set_addr_half(t, &q->avail, off == VIRTIO_MMIO_QUEUE_DRIVER_HIGH, v,
+                                      "QueueDriver");
+                else
+                        setup_queue(t, "QueueDriver");
+                break;
+        case VIRTIO_MMIO_QUEUE_DEVICE_LOW:
+        case VIRTIO_MMIO_QUEUE_DEVICE_HIGH:
+                if (q)
+                        set_addr_half(t, &q->used, off == VIRTIO_MMIO_QUEUE_DEVICE_HIGH, v,
+                                      "QueueDevice");
+                else
+                        setup_queue(t, "QueueDevice");
+                break;
+        default:
+                VWARN(t, "write 0x%x to read-only or reserved register 0x%llx ignored", v,
+                      (unsigned long long)off);
+                break;
+        }
+}
+
+static bool config_access_ok(uint64_t offset, unsigned size)
+{
+        return (size == 1 || size == 2 || size == 4 || size == 8) && offset >= VIRTIO_MMIO_CONFIG &&
+               offset + size <= VIRTIO_MMIO_REGION_SIZE;
+}
+
+void virtio_mmio_read(struct virtio_mmio *t, uint64_t offset, unsigned size, uint64_t *val)
+{
+        *val = 0;
+        if (offset >= VIRTIO_MMIO_CONFIG) {
+                if (config_access_ok(offset, size) && t->dev->config_read)
+                        t->dev->config_read(t->dev->ctx, offset - VIRTIO_MMIO_CONFIG, size, val);
+                return;
+        }
+        if (size != 4 || offset % 4) {
+                VWARN(t, "%u-byte read at register 0x%llx (registers are 32-bit)", size,
+                      (unsigned long long)offset);
+                return;
+        }
+        *val = read_reg(t, offset);
+}
+
+void virtio_mmio_write(struct virtio_mmio *t, uint64_t offset, unsigned size, uint64_t val)
+{
+        if (offset >= VIRTIO_MMIO_CONFIG) {
+                if (config_access_ok(offset, size) && t->dev->config_write)
+                        t->dev->config_write(t->dev->ctx, offset - VIRTIO_MMIO_CONFIG, size, val);
+                return;
+        }
+        if (size != 4 || offset % 4) {
+                VWARN(t, "%u-byte write at register 0x%llx ignored (registers are 32-bit)", size,
+                      (unsigned long long)offset);
+                return;
+        }
+        write_reg(t, offset, (uint32_t)val);
+}
+
+void virtio_config_bytes(const uint8_t *cfg, size_t n, uint64_t off, unsigned size, uint64_t *val)
+{
+        uint64_t v = 0;
+
+        if (off > n || size > n - off) {
+                *val = 0;
+                return;
+        }
+        for (unsigned i = 0; i < size; i++)
+                v |= (uint64_t)cfg[off + i] << (8 * i);
+        *val = v;
+}
+
+static void ops_read(void *dev, uint64_t offset, unsigned size, uint64_t *val)
+{
+        virtio_mmio_read(dev, offset, size, val);
+}
+
+static void ops_write(void *dev, uint64_t offset, unsigned size, uint64_t val)
+{
+        virtio_mmio_write(dev, offset, size, val);
+}
+
+const struct mmio_ops virtio_mmio_ops = {.read = ops_read, .write = ops_write};
