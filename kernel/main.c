@@ -248,8 +248,9 @@ _Noreturn void kernel_main(const struct boot_info *bi)
                         arch_vcpu_run(&vm->vcpus[0]);
                 if (vm->state != VM_STOPPED)
                         vm_stop(vm, VM_STOP_UNHANDLED, "vCPU returned without stopping the VM");
-                LOG_INFO("keel: vm %s: %llu exits", vm->name,
-                         (unsigned long long)vm->vcpus[0].exits);
+                arch_vcpu_exit_summary(&vm->vcpus[0], desc, sizeof(desc));
+                LOG_INFO("keel: vm %s: %llu exits (%s)", vm->name,
+                         (unsigned long long)vm->vcpus[0].exits, desc);
                 vm_release(vm);
         }
 

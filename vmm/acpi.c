@@ -30,6 +30,7 @@ _Static_assert(sizeof(struct acpi_fadt) == 276, "FADT size");
 _Static_assert(sizeof(struct acpi_madt) == 44, "MADT size");
 _Static_assert(sizeof(struct acpi_madt_lapic) == 8, "MADT LAPIC size");
 _Static_assert(sizeof(struct acpi_madt_ioapic) == 12, "MADT IOAPIC size");
+_Static_assert(sizeof(struct acpi_madt_iso) == 10, "MADT ISO size");
 
 bool acpi_sleep_control_is_poweroff(uint8_t value)
 {
@@ -209,7 +210,8 @@ static uint32_t madt_size(const struct acpi_config *cfg)
 {
         return (uint32_t)(sizeof(struct acpi_madt) +
                           cfg->num_cpus * sizeof(struct acpi_madt_lapic) +
-                          sizeof(struct acpi_madt_ioapic));
+                          sizeof(struct acpi_madt_ioapic) +
+                          (cfg->com1 ? sizeof(struct acpi_madt_iso) : 0));
 }
 
 static void build_madt(uint8_t *p, const struct acpi_config *cfg)
@@ -239,6 +241,18 @@ static void build_madt(uint8_t *p, const struct acpi_config *cfg)
                                        .address = ACPI_IOAPIC_ADDR,
                                        .gsi_base = ACPI_IOAPIC_GSI_BASE};
         memcpy(p + off, &io, sizeof(io));
+        off += sizeof(io);
+        if (cfg->com1) {
+                struct acpi_madt_iso iso = {.type = ACPI_MADT_TYPE_ISO,
+                                            .length = sizeof(iso),
+                                            .bus = 0,
+                                            .source = ACPI_COM1_GSI,
+                                            .gsi = ACPI_COM1_GSI,
+                                            .flags =
+                                                ACPI_MADT_ISO_ACTIVE_HIGH | ACPI_MADT_ISO_LEVEL};
+
+                memcpy(p + off, &iso, sizeof(iso));
+        }
         acpi_table_sum(p);
 }
 

@@ -117,7 +117,7 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
         acfg.virtio = virtio;
         acfg.num_virtio = ndevs;
         err = acpi_install(&acfg, &vm->mem, gpa(ACPI_WINDOW_BASE), ACPI_WINDOW_SIZE, &tables);
-        if (err) {
+        if (err < 0) { /* >= 0: bytes used */
                 LOG_ERR("vm %s: cannot write its ACPI tables: %s", vm->name, keel_strerror(err));
                 return err;
         }
@@ -138,7 +138,7 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
             .acpi_size = ACPI_WINDOW_SIZE,
         };
         err = linux_boot_load(&vm->mem, &req, &info);
-        if (err)
+        if (err < 0)
                 return err;
         err = gmem_write(&vm->mem, gpa(LINUX_GDT), gdt, sizeof(gdt));
         if (err)

@@ -156,6 +156,7 @@ int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint
         if (err)
                 return err;
         memset(&vcpu->arch.gprs, 0, sizeof(vcpu->arch.gprs));
+        memset(vcpu->arch.exit_count, 0, sizeof(vcpu->arch.exit_count));
         vcpu->arch.gprs.rdi = gmem_total(&vm->mem);
         vcpu->arch.gprs.rsi = rsi;
         x86_cpuid(0, 0, r);
@@ -175,6 +176,29 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
         if (err)
                 return err;
         return x86_vcpu_setup_state(vcpu, entry, GUEST_GDT, sizeof(gdt) - 1, 0x08, 0x10, 0);
+}
+
+void arch_vcpu_exit_summary(const struct vcpu *vcpu, char *buf, size_t len)
+{
+        static const char *const names[X86_EXIT_CLASSES] = {
+            [X86_EXIT_CPUID] = "cpuid",
+            [X86_EXIT_HYPERCALL] = "hypercall",
+            [X86_EXIT_IO] = "io",
+            [X86_EXIT_MSR] = "msr",
+            [X86_EXIT_MMIO] = "mmio",
+            [X86_EXIT_INTR] = "interrupt",
+            [X86_EXIT_IRQ_WINDOW] = "irq-window",
+            [X86_EXIT_HLT] = "hlt",
+            [X86_EXIT_OTHER] = "other",
+        };
+        size_t used = 0;
+
+        buf[0] = 0;
+        for (unsigned i = 0; i < X86_EXIT_CLASSES && used < len; i++)
+                if (vcpu->arch.exit_count[i])
+                        used += (size_t)snprintf(buf + used, len - used, "%s%s %llu",
+                                                 used ? ", " : "", names[i],
+                                                 (unsigned long long)vcpu->arch.exit_count[i]);
 }
 
 void arch_vcpu_run(struct vcpu *vcpu)
@@ -280,6 +304,7 @@ static const uint32_t msrs_read_zero[] = {
     0x000002ff, /* MTRRdefType */
     0xc0010010, /* SYSCFG */
     0xc0010015, /* HWCR */
+    0xc0010055, /* INT_PENDING_MSG: Linux checks it for the AMD E400 erratum */
     0xc0010114, /* VM_CR */
     0xc0010140, /* OSVW_ID_LENGTH */
     0xc0010141, /* OSVW_STATUS */

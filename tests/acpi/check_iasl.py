@@ -191,8 +191,14 @@ def check_apic(text):
                          r".*\n.*Address : ([0-9A-F]{8})\n.*Interrupt : ([0-9A-F]{8})", text)
     expect(ioapics == [("%02X" % IOAPIC_ID, "FEC00000", "00000000")],
            "MADT one I/O APIC at FEC00000, GSI base 0 (found %s)" % ioapics)
+    isos = re.findall(r"Subtable Type : 02 \[Interrupt Source Override\]\n.*\n.*Bus : (..)\n"
+                      r".*Source : (..)\n.*Interrupt : ([0-9A-F]{8})\n.*Flags .* : ([0-9A-F]{4})",
+                      text)
+    expect(isos == [("00", "04", "00000004", "000D")],
+           "MADT overrides COM1's IRQ 4 to GSI 4, active high, level (found %s)" % isos)
     types = re.findall(r"Subtable Type : ([0-9A-F]{2})", text)
-    expect(sorted(types) == ["00"] * NUM_CPUS + ["01"], "MADT has no other entries (%s)" % types)
+    expect(sorted(types) == ["00"] * NUM_CPUS + ["01", "02"],
+           "MADT has no other entries (%s)" % types)
 
 
 def check_xsdt(text, sigs):

@@ -392,7 +392,7 @@ def main():
                         + "=guests/disk-%s.img" % vm]
             # Keel refusing the config or panicking ends the run at once (the checks then
             # fail on what is missing) rather than at the timeout.
-            cmd += ["--until", tagged(r"^keel: (?:error|panic): .*\n")]
+            cmd += ["--fail-on", tagged(r"^keel: (?:error|panic): .*\n")]
         for vm in case["vms"]:
             for s in sends(case, vm, direct):
                 cmd += ["--send", s]

@@ -222,9 +222,9 @@ static void check_tables(const struct acpi_config *cfg, uint64_t base)
         memcpy(&m, madt, sizeof(m));
         EXPECT_EQ(m.lapic_address, 0xfee00000);
         EXPECT_EQ(m.flags & 1, 0); /* PCAT_COMPAT */
-        EXPECT_EQ(m.hdr.length, 44 + 8 * cfg->num_cpus + 12);
+        EXPECT_EQ(m.hdr.length, 44 + 8 * cfg->num_cpus + 12 + (cfg->com1 ? 10 : 0));
         {
-                unsigned lapics = 0, ioapics = 0;
+                unsigned lapics = 0, ioapics = 0, isos = 0;
                 const uint8_t *e = madt + 44, *end = madt + m.hdr.length;
 
                 while (e < end) {
@@ -241,6 +241,14 @@ static void check_tables(const struct acpi_config *cfg, uint64_t base)
                                 EXPECT_EQ(rd32(e + 4), 0xfec00000);
                                 EXPECT_EQ(rd32(e + 8), 0);
                                 ioapics++;
+                        } else if (e[0] == 2) {
+                                /* COM1: ISA IRQ 4 -> GSI 4, active high, level. */
+                                EXPECT_EQ(e[1], 10);
+                                EXPECT_EQ(e[2], 0);
+                                EXPECT_EQ(e[3], 4);
+                                EXPECT_EQ(rd32(e + 4), 4);
+                                EXPECT_EQ(e[8] | (e[9] << 8), 0x000d);
+                                isos++;
                         } else {
                                 TEST_FAIL_AT(__FILE__, __LINE__, "MADT entry type %u", e[0]);
                         }
@@ -248,6 +256,7 @@ static void check_tables(const struct acpi_config *cfg, uint64_t base)
                 }
                 EXPECT_EQ(lapics, cfg->num_cpus);
                 EXPECT_EQ(ioapics, 1);
+                EXPECT_EQ(isos, cfg->com1 ? 1u : 0u);
         }
 
         /* DSDT */

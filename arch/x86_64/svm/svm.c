@@ -338,16 +338,19 @@ static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
 static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
 {
         struct vmcb_control *c = &vmcb->control;
+        uint64_t *count = vcpu->arch.exit_count;
 
         /* An event whose delivery the exit interrupted is delivered again on the next entry. */
         c->event_inj = (c->exit_int_info & SVM_EVT_VALID) ? c->exit_int_info : 0;
 
         switch (c->exit_code) {
         case SVM_EXIT_CPUID:
+                count[X86_EXIT_CPUID]++;
                 if (skip_insn(vcpu, vmcb, X86_INSN_CPUID))
                         x86_emulate_cpuid(vcpu, vmcb->save.cr4);
                 break;
         case SVM_EXIT_VMMCALL:
+                count[X86_EXIT_HYPERCALL]++;
                 if (vmcb->save.cpl != 0) {
                         x86_hypercall(vcpu, vmcb->save.cpl); /* stops the VM */
                         break;
@@ -356,27 +359,33 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                         x86_hypercall(vcpu, 0);
                 break;
         case SVM_EXIT_IOIO:
+                count[X86_EXIT_IO]++;
                 handle_ioio(vcpu, vmcb);
                 break;
         case SVM_EXIT_MSR:
+                count[X86_EXIT_MSR]++;
                 handle_msr(vcpu, vmcb);
                 break;
         case SVM_EXIT_NPF:
+                count[X86_EXIT_MMIO]++;
                 handle_npf(vcpu, vmcb);
                 break;
         case SVM_EXIT_INTR:
         case SVM_EXIT_NMI:
         case SVM_EXIT_SMI:
+                count[X86_EXIT_INTR]++;
                 /* Physical events are Keel's: let them reach its IDT, then resume the guest. */
                 x86_service_interrupts();
                 x86_poll_console(vcpu->vm);
                 break;
         case SVM_EXIT_VINTR:
+                count[X86_EXIT_IRQ_WINDOW]++;
                 /* The guest can take interrupts again: svm_inject_irq does it on entry. */
                 c->int_ctl &= ~(SVM_INT_V_IRQ | SVM_INT_V_IGN_TPR);
                 c->intercept1 &= ~SVM_INTERCEPT_VINTR;
                 break;
         case SVM_EXIT_HLT:
+                count[X86_EXIT_HLT]++;
                 if (skip_insn(vcpu, vmcb, X86_INSN_HLT) &&
                     x86_halt(vcpu, vmcb->save.rflags & X86_RFLAGS_IF))
                         break;
@@ -390,6 +399,7 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                     (vmcb->save.rflags & (1u << 9)) ? "enabled" : "disabled");
                 break;
         case SVM_EXIT_SHUTDOWN:
+                count[X86_EXIT_OTHER]++;
                 vm_stop(vcpu->vm, VM_STOP_TRIPLE_FAULT, "shutdown (triple fault) at rip %#llx",
                         (unsigned long long)vmcb->save.rip);
                 break;
@@ -400,14 +410,17 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
         case SVM_EXIT_CLGI:
         case SVM_EXIT_SKINIT:
         case SVM_EXIT_INVLPGA:
+                count[X86_EXIT_OTHER]++;
                 inject_exception(vmcb, X86_VEC_UD, false, 0);
                 break;
         case SVM_EXIT_INVALID:
+                count[X86_EXIT_OTHER]++;
                 vm_stop(vcpu->vm, VM_STOP_ENTRY_FAILED,
                         "VMRUN refused the guest state (VMEXIT_INVALID) at rip %#llx",
                         (unsigned long long)vmcb->save.rip);
                 break;
         default:
+                count[X86_EXIT_OTHER]++;
                 vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
                         "SVM exit %#llx (info1 %#llx, info2 %#llx) at rip %#llx",
                         (unsigned long long)c->exit_code, (unsigned long long)c->exit_info1,

@@ -237,8 +237,27 @@ struct acpi_madt_ioapic {
         uint32_t gsi_base;
 } __attribute__((packed));
 
+/*
+ * Interrupt source override. With COM1 described, ISA IRQ 4 is overridden to GSI 4, active
+ * high, LEVEL-triggered: Keel's UART drives its line as a level (asserted while an interrupt
+ * is pending), and a level pin cannot lose an interrupt the way an edge pin does when a new
+ * cause arrives while the line is still high.
+ */
+struct acpi_madt_iso {
+        uint8_t type; /* 2 */
+        uint8_t length;
+        uint8_t bus; /* 0: ISA */
+        uint8_t source;
+        uint32_t gsi;
+        uint16_t flags; /* MPS INTI: polarity bits 1:0, trigger bits 3:2 */
+} __attribute__((packed));
+
+#define ACPI_MADT_ISO_ACTIVE_HIGH 0x1
+#define ACPI_MADT_ISO_LEVEL       0xc
+
 #define ACPI_MADT_TYPE_LAPIC    0
 #define ACPI_MADT_TYPE_IOAPIC   1
+#define ACPI_MADT_TYPE_ISO      2 /* interrupt source override */
 #define ACPI_MADT_LAPIC_ENABLED 1u
 
 #define ACPI_DSDT_REVISION 2 /* 64-bit AML integers */

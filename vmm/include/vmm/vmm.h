@@ -53,6 +53,8 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
 
 /* Run the vCPU until its VM stops. */
 void arch_vcpu_run(struct vcpu *vcpu);
+/* "io 12, mmio 3, ..." : the vCPU's exits by reason, for the end-of-VM report. */
+void arch_vcpu_exit_summary(const struct vcpu *vcpu, char *buf, size_t len);
 /* Release the arch part of a VM (tables, control blocks). */
 void arch_vm_teardown(struct vm *vm);
 /* Under test: report the overall result to the emulator and end it. Returns if it cannot. */

@@ -38,8 +38,23 @@ struct vm_arch {
         unsigned unknown_msr_count;
 };
 
+/* Exit reasons as the x86 layer counts them, whatever the vendor (docs/benchmarks.md). */
+enum x86_exit_class {
+        X86_EXIT_CPUID,
+        X86_EXIT_HYPERCALL,
+        X86_EXIT_IO,
+        X86_EXIT_MSR,
+        X86_EXIT_MMIO, /* nested page fault: device access or outside RAM */
+        X86_EXIT_INTR, /* physical interrupt, NMI or SMI */
+        X86_EXIT_IRQ_WINDOW,
+        X86_EXIT_HLT,
+        X86_EXIT_OTHER,
+        X86_EXIT_CLASSES,
+};
+
 struct vcpu_arch {
         struct x86_gprs gprs;
+        uint64_t exit_count[X86_EXIT_CLASSES];
         struct x86_cpuid_ctx cpuid; /* host limits and vCPU facts for the CPUID policy */
         struct x86_code_cache code; /* last code-page walk, for instruction lengths */
         void *vmcb;                 /* vendor control block, host-virtual */
