@@ -72,23 +72,42 @@ void vuart_init(struct vuart *u, const char *prefix)
         u->msr_lines = UART_MSR_IDLE;
 }
 
-static void vuart_emit(struct vuart *u)
+/*
+ * Write the collected bytes to Keel's console, "[<vm name>] " first unless this console line
+ * was begun already (vuart_show_partial); `end` finishes the line.
+ */
+static void vuart_out(struct vuart *u, bool end)
 {
         char out[VUART_PREFIX_MAX + VUART_LINE_MAX + 4];
         const char *p = u->prefix ? u->prefix : "";
         size_t plen = strnlen(p, VUART_PREFIX_MAX);
         size_t n = 0;
 
-        out[n++] = '[';
-        memcpy(out + n, p, plen);
-        n += plen;
-        out[n++] = ']';
-        out[n++] = ' ';
+        if (!u->line_open) {
+                out[n++] = '[';
+                memcpy(out + n, p, plen);
+                n += plen;
+                out[n++] = ']';
+                out[n++] = ' ';
+        }
         memcpy(out + n, u->line, u->len);
         n += u->len;
-        out[n++] = '\n';
+        if (end)
+                out[n++] = '\n';
         log_write(out, n);
         u->len = 0;
+        u->line_open = !end;
+}
+
+static void vuart_emit(struct vuart *u)
+{
+        vuart_out(u, true);
+}
+
+void vuart_show_partial(struct vuart *u)
+{
+        if (u->len)
+                vuart_out(u, false);
 }
 
 void vuart_putc(struct vuart *u, uint8_t c)
@@ -109,7 +128,7 @@ void vuart_putc(struct vuart *u, uint8_t c)
 
 void vuart_flush(struct vuart *u)
 {
-        if (u->len)
+        if (u->len || u->line_open)
                 vuart_emit(u);
 }
 

@@ -191,6 +191,7 @@ bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)
 
         if (!vm->arch.platform || !interrupts_enabled)
                 return false;
+        vuart_show_partial(&vm->uart); /* a prompt waits for input: show it */
         while (vm->state == VM_RUNNING) {
                 x86_poll_console(vm);
                 if (x86_pending_irq(vcpu) >= 0)

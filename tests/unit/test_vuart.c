@@ -42,6 +42,34 @@ TEST(lines_get_prefix)
         log_set_sink(NULL);
 }
 
+/* An idle guest's prompt is shown at once; the rest of its line continues without a prefix. */
+TEST(partial_line_shown_when_idle)
+{
+        struct vuart u;
+
+        vuart_init(&u, "vm1");
+        capture_start();
+        vuart_show_partial(&u); /* nothing pending: nothing shown */
+        EXPECT_STREQ(logbuf, "");
+        put(&u, "~ # ");
+        vuart_show_partial(&u);
+        EXPECT_STREQ(logbuf, "[vm1] ~ # ");
+        put(&u, "ls");
+        vuart_show_partial(&u);
+        vuart_show_partial(&u);
+        EXPECT_STREQ(logbuf, "[vm1] ~ # ls");
+        put(&u, "\nnext\n");
+        EXPECT_STREQ(logbuf, "[vm1] ~ # ls\n[vm1] next\n");
+        /* An open line is finished at a stop, even with nothing new. */
+        put(&u, "$ ");
+        vuart_show_partial(&u);
+        vuart_flush(&u);
+        EXPECT_STREQ(logbuf, "[vm1] ~ # ls\n[vm1] next\n[vm1] $ \n");
+        vuart_flush(&u);
+        EXPECT_STREQ(logbuf, "[vm1] ~ # ls\n[vm1] next\n[vm1] $ \n");
+        log_set_sink(NULL);
+}
+
 TEST(empty_line_and_cr_only)
 {
         struct vuart u;

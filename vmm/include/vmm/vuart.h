@@ -32,6 +32,7 @@ struct vuart {
         struct irq_line irq; /* set_level NULL: not wired */
         char line[VUART_LINE_MAX];
         unsigned len;
+        bool line_open;       /* part of the current line is on the console already */
         uint64_t tx_bytes;    /* bytes transmitted to Keel's console */
         uint64_t rx_bytes;    /* bytes accepted by vuart_input */
         uint64_t rx_overruns; /* bytes lost to a full receiver (loopback only) */
@@ -55,6 +56,12 @@ void vuart_access(struct vuart *u, unsigned offset, bool write, uint32_t *val);
  * uses it, so its output shares the VM's line buffer and prefix). No interrupt effect.
  */
 void vuart_putc(struct vuart *u, uint8_t c);
+/*
+ * Show the bytes of an unfinished line now (a shell prompt, typed characters being echoed),
+ * prefixed as usual; the rest of the line follows on the same console line later. Called
+ * when the guest goes idle, so an interactive guest's console does not wait for a newline.
+ */
+void vuart_show_partial(struct vuart *u);
 /* Emit a partial line (at VM stop), so nothing the guest wrote is lost. */
 void vuart_flush(struct vuart *u);
 /*
