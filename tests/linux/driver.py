@@ -237,8 +237,12 @@ def checks(case, info, expect):
 def sends(case, vm, direct):
     if case["mode"] != "shell":
         return []
-    ready = guest(vm, direct, r"keel-test: shell ready$")
-    answer = guest(vm, direct, r"keel-42$")
+    # Type only at a prompt, as a person would: busybox's line editing may drop what was typed
+    # ahead while a command ran. Keel shows an idle guest's unfinished line (the prompt) with
+    # the VM's prefix; plain QEMU shows it bare.
+    prompt = (r"\[%s\] " % re.escape(vm) if not direct else "") + r"keel-sh# "
+    ready = guest(vm, direct, r"keel-test: shell ready\n") + prompt
+    answer = guest(vm, direct, r"keel-42\n") + prompt
     return ["%s=>echo keel-$((6*7))" % ready, "%s=>poweroff -f" % answer]
 
 
