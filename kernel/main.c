@@ -76,6 +76,8 @@ static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struc
                 snprintf(d->blk_name, sizeof(d->blk_name), "%s/virtio-blk0", vm->name);
                 err = virtio_blk_init(&d->blk, (uint8_t *)f->disk.data, f->disk.size,
                                       vc->disk_readonly, vm->name, 0);
+                if (vc->no_event_idx)
+                        d->blk.vdev.features &= ~(1ull << VIRTIO_RING_F_EVENT_IDX);
                 if (!err)
                         err = add_virtio(vm, &d->blk_t, &d->blk.vdev, d->blk_name, &desc[n], n);
                 if (!err) {
@@ -86,6 +88,8 @@ static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struc
         if (!err) {
                 snprintf(d->con_name, sizeof(d->con_name), "%s/virtio-console0", vm->name);
                 err = virtio_console_init(&d->con, console_sink, vm);
+                if (vc->no_event_idx)
+                        d->con.vdev.features &= ~(1ull << VIRTIO_RING_F_EVENT_IDX);
                 if (!err)
                         err = add_virtio(vm, &d->con_t, &d->con.vdev, d->con_name, &desc[n], n);
                 if (!err) {
@@ -174,6 +178,14 @@ static int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot
 static void vm_release(struct vm *vm)
 {
         arch_vm_teardown(vm);
+        if (devices[vm->id] && devices[vm->id]->blk.t) {
+                const struct virtio_blk *b = &devices[vm->id]->blk;
+
+                LOG_INFO("keel: vm %s: virtio-blk0: %llu reads, %llu writes, %llu flushes, %llu "
+                         "errors",
+                         vm->name, (unsigned long long)b->reads, (unsigned long long)b->writes,
+                         (unsigned long long)b->flushes, (unsigned long long)b->errors);
+        }
         if (devices[vm->id]) {
                 int err = palloc_free(&keel_palloc, arch_hva_to_hpa(hva_from_ptr(devices[vm->id])),
                                       VM_DEVICES_PAGES);

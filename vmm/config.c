@@ -40,6 +40,7 @@ enum config_key {
         KEY_CMDLINE,
         KEY_DISK,
         KEY_DISK_READONLY,
+        KEY_EVENT_IDX,
         KEY_FORMAT,
         KEY_LOAD,
         KEY_ENTRY,
@@ -475,17 +476,32 @@ static int set_cmdline(struct parser *ps, struct span key, struct span val)
         return 0;
 }
 
-static int set_disk_readonly(struct parser *ps, struct span key, struct span val)
+/* yes/true or no/false into *out. */
+static int set_bool(struct parser *ps, struct span key, struct span val, bool *out)
 {
         if (span_eq(val, "yes") || span_eq(val, "true")) {
-                ps->vm->disk_readonly = true;
+                *out = true;
                 return 0;
         }
         if (span_eq(val, "no") || span_eq(val, "false")) {
-                ps->vm->disk_readonly = false;
+                *out = false;
                 return 0;
         }
         return value_err(ps, key, val, "expected yes or no");
+}
+
+static int set_disk_readonly(struct parser *ps, struct span key, struct span val)
+{
+        return set_bool(ps, key, val, &ps->vm->disk_readonly);
+}
+
+static int set_event_idx(struct parser *ps, struct span key, struct span val)
+{
+        bool on = true;
+        int r = set_bool(ps, key, val, &on);
+
+        ps->vm->no_event_idx = !on;
+        return r;
 }
 
 static int flat_only(struct parser *ps, struct span key, struct span val)
@@ -624,6 +640,7 @@ static const struct key_desc keys[KEY_COUNT] = {
     [KEY_CMDLINE] = {"cmdline", false, set_cmdline},
     [KEY_DISK] = {"disk", false, set_disk},
     [KEY_DISK_READONLY] = {"disk_readonly", false, set_disk_readonly},
+    [KEY_EVENT_IDX] = {"event_idx", false, set_event_idx},
     [KEY_FORMAT] = {"format", false, set_format},
     [KEY_LOAD] = {"load", false, set_load},
     [KEY_ENTRY] = {"entry", false, set_entry},
@@ -651,7 +668,7 @@ static int end_section(struct parser *ps)
                             vm->name, vm->name);
         if (ps->key_line[KEY_IMAGE]) {
                 static const enum config_key linux_keys[] = {KEY_INITRD, KEY_CMDLINE, KEY_DISK,
-                                                             KEY_DISK_READONLY};
+                                                             KEY_DISK_READONLY, KEY_EVENT_IDX};
 
                 for (unsigned i = 0; i < ARRAY_SIZE(linux_keys); i++)
                         if (ps->key_line[linux_keys[i]])
@@ -746,7 +763,7 @@ static int section_header(struct parser *ps, const char *p, size_t n, size_t ope
 
 static const char *const section_key_list =
     "memory, image, format, load, entry, kernel, initrd, cmdline, disk, disk_readonly, "
-    "expect_exit, expect_stop";
+    "event_idx, expect_exit, expect_stop";
 
 static int key_value(struct parser *ps, const char *p, size_t n, size_t i)
 {

@@ -84,7 +84,8 @@ static void check_vm(const struct keel_config *c, unsigned i)
             strnlen(v->disk, CONFIG_PATH_MAX) >= CONFIG_PATH_MAX ||
             strnlen(v->cmdline, CONFIG_CMDLINE_MAX) >= CONFIG_CMDLINE_MAX)
                 fail("vm %u: a path or the command line is not terminated", i);
-        if (il && (v->initrd[0] || v->cmdline[0] || v->disk[0] || v->disk_readonly))
+        if (il &&
+            (v->initrd[0] || v->cmdline[0] || v->disk[0] || v->disk_readonly || v->no_event_idx))
                 fail("vm %u: Linux keys on an image guest", i);
         if (v->kernel[0] && (v->format != IMAGE_AUTO || v->has_load || v->has_entry))
                 fail("vm %u: image keys on a Linux guest", i);
@@ -165,6 +166,8 @@ static size_t write_config(const struct keel_config *c)
                 if (v->disk[0])
                         OUT("disk = \"%s\"\ndisk_readonly = %s\n", v->disk,
                             v->disk_readonly ? "yes" : "no");
+                if (v->kernel[0])
+                        OUT("event_idx = %s\n", v->no_event_idx ? "no" : "yes");
                 if (v->has_load)
                         OUT("load = 0x%llx\n", (unsigned long long)v->load);
                 if (v->has_entry)

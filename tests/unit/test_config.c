@@ -498,7 +498,7 @@ TEST(unknown_and_misplaced_keys)
         EXPECT_ERR("log=info\n[vm hello]\nmemroy = 16M\n", 3, "");
         EXPECT_STREQ(err, "keel.cfg:3: unknown key 'memroy' in [vm hello] (expected memory, "
                           "image, format, load, entry, kernel, initrd, cmdline, disk, "
-                          "disk_readonly, expect_exit, expect_stop)");
+                          "disk_readonly, event_idx, expect_exit, expect_stop)");
         EXPECT_ERR("verbose = 1\n" VM_HELLO, 1, "unknown key 'verbose'", "log", "finish");
         EXPECT_ERR("memory = 16M\n" VM_HELLO, 1, "key 'memory' outside a [vm NAME] section");
         EXPECT_ERR("image = a.bin\n", 1, "'image' outside");
@@ -733,6 +733,9 @@ TEST(linux_vms)
         EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = vmlinuz\ndisk = d.img\ndisk_readonly = maybe\n",
                    5, "expected yes or no");
         EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = ../vmlinuz\n", 3, "must not contain '..'");
+        EXPECT_OK("[vm l]\nmemory = 64M\nkernel = vmlinuz\nevent_idx = no\n");
+        EXPECT_TRUE(cfg.vms[0].no_event_idx);
+        EXPECT_ERR(VM_HELLO "event_idx = no\n", 4, "event_idx", "only for Linux VMs");
         EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = vmlinuz\ncmdline = a\"b\n", 4, "cmdline");
 }
 

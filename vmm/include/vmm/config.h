@@ -38,6 +38,7 @@ struct vm_config {
         char cmdline[CONFIG_CMDLINE_MAX]; /* optional, Linux only */
         char disk[CONFIG_PATH_MAX];       /* optional virtio-blk disk image, Linux only */
         bool disk_readonly;
+        bool no_event_idx; /* event_idx = no: virtio devices do not offer EVENT_IDX */
         enum image_format format;
         bool has_load;
         uint64_t load;
