@@ -22,6 +22,12 @@
 #include <vmm/acpi.h>
 #include <vmm/vmm.h>
 
+#define RESET_VECTOR          0xffff0ull
+#define KBC_STATUS_PORT       0x64
+#define KBC_CMD_RESET         0xfe
+#define RESET_CONTROL_PORT    0xcf9
+#define RESET_CONTROL_RST_CPU 0x04
+
 #define VIRTIO_MMIO_BASE  0xd0000000ull
 #define VIRTIO_MMIO_SLOT  0x1000ull
 #define VIRTIO_FIRST_GSI  5
@@ -120,6 +126,19 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
         if (err < 0) { /* >= 0: bytes used */
                 LOG_ERR("vm %s: cannot write its ACPI tables: %s", vm->name, keel_strerror(err));
                 return err;
+        }
+        /*
+         * The reset vector (0xffff0): Linux's last-resort reboot switches to real mode and jumps
+         * there, into firmware. Keel's "firmware" is this stub, which resets the VM through the
+         * reset control register: mov dx, 0xcf9; mov al, 6; out dx, al; hlt; jmp $-1.
+         */
+        {
+                static const uint8_t reset_stub[] = {0xba, 0xf9, 0x0c, 0xb0, 0x06,
+                                                     0xee, 0xf4, 0xeb, 0xfd};
+
+                err = gmem_write(&vm->mem, gpa(RESET_VECTOR), reset_stub, sizeof(reset_stub));
+                if (err)
+                        return err;
         }
         /* Linux must not calibrate the TSC against a PIT it does not have. */
         snprintf(line, sizeof(line), "%s%stsc_early_khz=%llu", cmdline ? cmdline : "",
@@ -223,6 +242,21 @@ bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, u
                 if (!in && (uint8_t)*val == ACPI_RESET_VALUE)
                         vm_stop(vm, VM_STOP_REBOOT,
                                 "the guest asked for a reset (ACPI reset register)");
+                else if (in)
+                        *val = 0;
+                return true;
+        case KBC_STATUS_PORT:
+                /* The PC's other reset paths, which Linux tries after ACPI's: the keyboard
+                 * controller's pulse-reset command and the reset control register. */
+                if (!in && (uint8_t)*val == KBC_CMD_RESET)
+                        vm_stop(vm, VM_STOP_REBOOT,
+                                "the guest asked for a reset (keyboard controller)");
+                else if (in)
+                        *val = 0; /* no controller: input buffer never full */
+                return true;
+        case RESET_CONTROL_PORT:
+                if (!in && (*val & RESET_CONTROL_RST_CPU))
+                        vm_stop(vm, VM_STOP_REBOOT, "the guest asked for a reset (port 0xcf9)");
                 else if (in)
                         *val = 0;
                 return true;

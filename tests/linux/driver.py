@@ -70,6 +70,8 @@ WRITE_OFFSET, WRITE_LENGTH = 4 << 20, 64 << 10
 CASES = {
     "shell": dict(vms=["linux"], mode="shell", timeout=840),
     "two_vms": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840),
+    # The guest resets itself (ACPI reset register): Keel ends the VM and reports a reboot.
+    "reboot": dict(vms=["linux"], mode="reboot", timeout=840, stop="reboot"),
     "direct": dict(vms=["direct"], mode="shell", timeout=240, direct=True),
     "initramfs": dict(vms=[], mode="shell"),
 }
@@ -177,7 +179,7 @@ def keel_config(case, path):
                   'cmdline = "%s"' % cmdline(case, vm),
                   "disk = guests/disk-%s.img" % vm,
                   "memory = 256M",
-                  "expect_stop = poweroff", ""]
+                  "expect_stop = %s" % case.get("stop", "poweroff"), ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
@@ -216,12 +218,15 @@ def checks(case, info, expect):
             # (d) the interactive shell
             order.append(g(r"keel-test: shell ready$"))
             order.append(g(r"keel-42$"))
+        elif case["mode"] == "reboot":
+            order.append(g(r"keel-test: rebooting$"))
         else:
             order.append(g(r"keel-test: powering off$"))
         if direct:
             order.append(r"reboot: Power down")
         else:
-            order.append(r"^keel: vm %s stopped: poweroff\b" % re.escape(vm))
+            order.append(r"^keel: vm %s stopped: %s\b" % (re.escape(vm),
+                                                          case.get("stop", "poweroff")))
         counts[g(r"keel-test: modules loaded$")] = 1
     counts[r"virtio_blk virtio\d+: \[vda\] %d 512-byte logical blocks" % (DISK_SIZE // 512)] = \
         len(case["vms"])
