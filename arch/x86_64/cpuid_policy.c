@@ -58,16 +58,7 @@ enum { EAX, EBX, ECX, EDX };
 
 static bool in_hv_range(uint32_t leaf)
 {
-        return leaf >= X86_CPUID_HV_BASE && leaf <= X86_CPUID_HV_LAST;
-}
-
-uint32_t x86_cpuid_host_leaf(uint32_t leaf, const struct x86_cpuid_ctx *ctx)
-{
-        if (in_hv_range(leaf) || leaf <= ctx->max_basic)
-                return leaf;
-        if (ctx->max_ext >= 0x80000000u && leaf >= 0x80000000u && leaf <= ctx->max_ext)
-                return leaf;
-        return ctx->max_basic;
+        return x86_cpuid_in_hv_range(leaf);
 }
 
 static void zero(uint32_t r[4])

@@ -39,7 +39,20 @@ struct x86_cpuid_ctx {
 /* The leaf whose host data x86_cpuid_policy needs for guest leaf `leaf` (the leaf itself,
  * or the highest basic leaf when out of range). For hypervisor leaves the host data is
  * ignored, so any query (or none) will do. */
-uint32_t x86_cpuid_host_leaf(uint32_t leaf, const struct x86_cpuid_ctx *ctx);
+static inline bool x86_cpuid_in_hv_range(uint32_t leaf)
+{
+        return leaf >= X86_CPUID_HV_BASE && leaf <= X86_CPUID_HV_LAST;
+}
+
+/* Inline: it runs on every intercepted CPUID. */
+static inline uint32_t x86_cpuid_host_leaf(uint32_t leaf, const struct x86_cpuid_ctx *ctx)
+{
+        if (x86_cpuid_in_hv_range(leaf) || leaf <= ctx->max_basic)
+                return leaf;
+        if (ctx->max_ext >= 0x80000000u && leaf >= 0x80000000u && leaf <= ctx->max_ext)
+                return leaf;
+        return ctx->max_basic;
+}
 
 /* Guest view of CPUID(leaf, subleaf). host = EAX, EBX, ECX, EDX of the real CPUID of
  * x86_cpuid_host_leaf(leaf) with the same subleaf. out may alias host. */
