@@ -45,12 +45,17 @@ static void console_sink(void *ctx, const uint8_t *buf, size_t len)
                 vuart_putc(&vm->uart, buf[i]);
 }
 
-/* Put a virtio device on the VM's MMIO bus in the arch's next slot. */
-static int add_virtio(struct vm *vm, struct virtio_mmio *t, const struct virtio_device *dev,
-                      const char *name, struct vm_virtio_desc *desc, unsigned n)
+/*
+ * Put a virtio device on the VM's MMIO bus in the arch's next slot; `event_idx` false takes
+ * VIRTIO_RING_F_EVENT_IDX out of its offered features (config event_idx = no).
+ */
+static int add_virtio(struct vm *vm, struct virtio_mmio *t, struct virtio_device *dev,
+                      bool event_idx, const char *name, struct vm_virtio_desc *desc, unsigned n)
 {
         int err;
 
+        if (!event_idx)
+                dev->features &= ~(1ull << VIRTIO_RING_F_EVENT_IDX);
         arch_virtio_slot(n, &desc->base, &desc->size, &desc->gsi);
         err = virtio_mmio_init(t, dev, &vm->mem, arch_irq_line(vm, desc->gsi), name);
         if (!err)
@@ -76,10 +81,9 @@ static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struc
                 snprintf(d->blk_name, sizeof(d->blk_name), "%s/virtio-blk0", vm->name);
                 err = virtio_blk_init(&d->blk, (uint8_t *)f->disk.data, f->disk.size,
                                       vc->disk_readonly, vm->name, 0);
-                if (vc->no_event_idx)
-                        d->blk.vdev.features &= ~(1ull << VIRTIO_RING_F_EVENT_IDX);
                 if (!err)
-                        err = add_virtio(vm, &d->blk_t, &d->blk.vdev, d->blk_name, &desc[n], n);
+                        err = add_virtio(vm, &d->blk_t, &d->blk.vdev, !vc->no_event_idx,
+                                         d->blk_name, &desc[n], n);
                 if (!err) {
                         virtio_blk_attach(&d->blk, &d->blk_t);
                         n++;
@@ -88,10 +92,9 @@ static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struc
         if (!err) {
                 snprintf(d->con_name, sizeof(d->con_name), "%s/virtio-console0", vm->name);
                 err = virtio_console_init(&d->con, console_sink, vm);
-                if (vc->no_event_idx)
-                        d->con.vdev.features &= ~(1ull << VIRTIO_RING_F_EVENT_IDX);
                 if (!err)
-                        err = add_virtio(vm, &d->con_t, &d->con.vdev, d->con_name, &desc[n], n);
+                        err = add_virtio(vm, &d->con_t, &d->con.vdev, !vc->no_event_idx,
+                                         d->con_name, &desc[n], n);
                 if (!err) {
                         virtio_console_attach(&d->con, &d->con_t);
                         n++;

@@ -81,16 +81,16 @@ void x86_wait_for_interrupt(void)
 /* TSC frequency from CPUID 0x15 (crystal ratio) or 0x16 (base MHz); 0 if neither. */
 static uint64_t tsc_khz_from_cpuid(void)
 {
-        uint32_t r[4];
+        uint32_t r[4], max;
 
         x86_cpuid(0, 0, r);
-        if (r[0] >= 0x15) {
+        max = r[0];
+        if (max >= 0x15) {
                 x86_cpuid(0x15, 0, r);
                 if (r[0] && r[1] && r[2])
                         return (uint64_t)r[2] * r[1] / r[0] / 1000;
         }
-        x86_cpuid(0, 0, r);
-        if (r[0] >= 0x16) {
+        if (max >= 0x16) {
                 x86_cpuid(0x16, 0, r);
                 if (r[0] & 0xffff)
                         return (uint64_t)(r[0] & 0xffff) * 1000;

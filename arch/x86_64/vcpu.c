@@ -378,56 +378,52 @@ enum x86_cpu_mode x86_guest_mode(const struct x86_guest_ctx *ctx)
         return ctx->cs_db ? X86_MODE_PROT32 : X86_MODE_PROT16;
 }
 
-/* Fetch and fully decode the intercepted instruction; stops the VM if it is not `expect`. */
-static __attribute__((noinline)) unsigned insn_length_slow(struct vcpu *vcpu, uint64_t rip,
-                                                           const struct x86_paging *pg,
-                                                           enum x86_cpu_mode mode, uint64_t linear,
-                                                           enum x86_insn_id expect)
+/*
+ * Fetch the instruction at ctx->rip through the guest's page tables and decode it. Returns 0
+ * or a negative code; *fetched stays 0 if not even its first byte could be fetched.
+ */
+static int fetch_decode(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
+                        uint8_t bytes[X86_MAX_INSN_LEN], size_t *fetched, struct x86_insn *insn)
 {
-        uint8_t bytes[X86_MAX_INSN_LEN];
-        size_t fetched = 0;
-        struct x86_insn insn;
+        struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
+        enum x86_cpu_mode mode = x86_guest_mode(ctx);
+        uint64_t linear = mode == X86_MODE_LONG64 ? ctx->rip : (uint32_t)(ctx->cs_base + ctx->rip);
         int err;
 
-        err = x86_fetch_insn(&vcpu->vm->mem, pg, linear, bytes, &fetched);
+        *fetched = 0;
+        err = x86_fetch_insn(&vcpu->vm->mem, &pg, linear, bytes, fetched);
         if (err < 0) {
+                *fetched = 0;
+                return err;
+        }
+        return x86_decode(bytes, *fetched, mode, insn);
+}
+
+unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
+                         enum x86_insn_id expect)
+{
+        uint8_t bytes[X86_MAX_INSN_LEN];
+        size_t fetched;
+        struct x86_insn insn;
+        int err = fetch_decode(vcpu, ctx, bytes, &fetched, &insn);
+
+        if (err < 0 && !fetched) {
                 vm_stop(vcpu->vm, VM_STOP_BAD_INSN,
                         "cannot fetch the intercepted instruction at rip %#llx: %s",
-                        (unsigned long long)rip, keel_strerror(err));
+                        (unsigned long long)ctx->rip, keel_strerror(err));
                 return 0;
         }
-        err = x86_decode(bytes, fetched, mode, &insn);
         if (err || x86_insn_identify(&insn) != expect) {
                 char hex[3 * X86_MAX_INSN_LEN + 1];
 
                 format_bytes(hex, sizeof(hex), bytes, fetched);
                 vm_stop(vcpu->vm, VM_STOP_BAD_INSN,
                         "intercepted instruction at rip %#llx does not decode as expected (%s): %s",
-                        (unsigned long long)rip, err ? keel_strerror(err) : "other instruction",
-                        hex);
+                        (unsigned long long)ctx->rip,
+                        err ? keel_strerror(err) : "other instruction", hex);
                 return 0;
         }
         return insn.len;
-}
-
-unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
-                         enum x86_insn_id expect)
-{
-        struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
-        enum x86_cpu_mode mode;
-        uint64_t linear;
-
-        mode = x86_guest_mode(ctx);
-        linear = mode == X86_MODE_LONG64 ? ctx->rip : (uint32_t)(ctx->cs_base + ctx->rip);
-
-        if (mode == X86_MODE_LONG64) {
-                unsigned len =
-                    x86_plain_insn_length(&vcpu->vm->mem, &pg, &vcpu->arch.code, linear, expect);
-
-                if (len)
-                        return len;
-        }
-        return insn_length_slow(vcpu, ctx->rip, &pg, mode, linear, expect);
 }
 
 static bool mmio_access(void *ctx, uint64_t addr, unsigned size, bool write, uint64_t *val)
@@ -451,20 +447,15 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                            uint64_t *rsp, uint64_t *rip, uint64_t *rflags)
 {
         struct vm *vm = vcpu->vm;
-        struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
-        enum x86_cpu_mode mode = x86_guest_mode(ctx);
-        uint64_t linear = mode == X86_MODE_LONG64 ? ctx->rip : (uint32_t)(ctx->cs_base + ctx->rip);
         uint8_t bytes[X86_MAX_INSN_LEN];
-        size_t fetched = 0;
+        size_t fetched;
         struct x86_insn insn;
         struct x86_emul_regs regs;
         int err;
 
         if (!mmio_bus_find(&vm->mmio, gpa(addr), 1))
                 return false; /* not a device: the caller reports an access outside RAM */
-        err = x86_fetch_insn(&vm->mem, &pg, linear, bytes, &fetched);
-        if (err >= 0)
-                err = x86_decode(bytes, fetched, mode, &insn);
+        err = fetch_decode(vcpu, ctx, bytes, &fetched, &insn);
         if (err < 0) {
                 vm_stop(vm, VM_STOP_BAD_INSN,
                         "cannot decode the instruction at rip %#llx that accessed device memory "
