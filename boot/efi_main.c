@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <drivers/uart16550.h>
+#include <keel/arch.h>
 #include <keel/boot.h>
 #include <keel/check.h>
 #include <keel/errno.h>
@@ -50,7 +50,7 @@ static void efi_console_write(const char *s, unsigned long len)
         unsigned n = 0;
 
         if (!console_alive || !console_on_serial)
-                uart16550_com1_write(s, len);
+                arch_console_write(s, len);
         if (!console_alive)
                 return;
         for (unsigned long i = 0; i < len; i++) {
@@ -215,12 +215,22 @@ static void scan_memory_map(const UINT8 *map, UINTN map_size, UINTN desc_size)
         boot_info.usable_count = 0;
         boot_info.usable_bytes = 0;
         boot_info.phys_top = 0;
+        boot_info.map_count = 0;
         for (UINTN off = 0; off + desc_size <= map_size; off += desc_size) {
                 const EFI_MEMORY_DESCRIPTOR *d = (const EFI_MEMORY_DESCRIPTOR *)(map + off);
                 uint64_t end = d->PhysicalStart + d->NumberOfPages * PAGE_SIZE;
+                bool wb = (d->Attribute & EFI_MEMORY_WB) != 0;
+                struct boot_mem_range *last =
+                    boot_info.map_count ? &boot_info.map[boot_info.map_count - 1] : NULL;
 
                 if (end > boot_info.phys_top)
                         boot_info.phys_top = end;
+                if (d->NumberOfPages && last && last->wb == wb &&
+                    hpa_raw(last->base) + last->pages * PAGE_SIZE == d->PhysicalStart)
+                        last->pages += d->NumberOfPages;
+                else if (d->NumberOfPages && boot_info.map_count < BOOT_MAX_MAP_RANGES)
+                        boot_info.map[boot_info.map_count++] =
+                            (struct boot_mem_range){hpa(d->PhysicalStart), d->NumberOfPages, wb};
                 if (d->Type != EfiConventionalMemory || d->NumberOfPages == 0)
                         continue;
                 boot_info.usable_bytes += d->NumberOfPages * PAGE_SIZE;
@@ -412,7 +422,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
         bs = systab->BootServices;
         console_alive = st->ConOut != NULL;
         console_on_serial = console_alive && conout_has_uart();
-        uart16550_init(COM1_PORT);
+        find_rsdp();
+        arch_console_init(boot_info.rsdp);
         log_set_sink(efi_console_write);
         LOG_INFO("keel: Keel hypervisor starting (UEFI, %s)", KEEL_ARCH_NAME);
 
@@ -421,7 +432,6 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
         arch_virt_describe(why, sizeof(why));
         LOG_INFO("keel: %s", why);
 
-        find_rsdp();
         if (hpa_raw(boot_info.rsdp))
                 LOG_INFO("keel: ACPI RSDP at %#llx", (unsigned long long)hpa_raw(boot_info.rsdp));
         else
@@ -443,6 +453,6 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
         s = exit_boot_services(image);
         if (EFI_ERROR(s))
                 return s;
-        log_set_sink(uart16550_com1_write);
+        log_set_sink(arch_console_write);
         arch_enter_kernel(&boot_info);
 }

@@ -10,6 +10,7 @@
 #include <arch/host_timer.h>
 #include <arch/pt_x86.h>
 #include <arch/x86.h>
+#include <drivers/uart16550.h>
 #include <keel/arch.h>
 #include <keel/boot.h>
 #include <keel/check.h>
@@ -271,4 +272,16 @@ void arch_test_finish(bool pass)
 {
         /* QEMU's isa-debug-exit: exit status (value << 1) | 1, so 1 = pass, 3 = fail. */
         x86_outl(0xf4, pass ? 0 : 1);
+}
+
+/* x86's console is COM1 (the PC's first serial port), whatever the firmware tables say. */
+void arch_console_init(hpa_t rsdp)
+{
+        (void)rsdp;
+        uart16550_init(COM1_PORT);
+}
+
+void arch_console_write(const char *s, unsigned long len)
+{
+        uart16550_com1_write(s, len);
 }

@@ -7,6 +7,15 @@
 
 #include <stdnoreturn.h>
 
+#include <keel/addr.h>
+
+/*
+ * Keel's own serial console, from UEFI entry on: x86 drives COM1, arm64 the UART the ACPI
+ * SPCR table names (`rsdp` may be 0: the arch then uses its default or stays silent).
+ */
+void arch_console_init(hpa_t rsdp);
+void arch_console_write(const char *s, unsigned long len);
+
 /* Stop this CPU for good (interrupts off, halt in a loop). */
 noreturn void arch_halt(void);
 /* Print the current CPU's registers on the console (used by panic). */

@@ -28,6 +28,15 @@ struct boot_vm_files {
         struct boot_image disk;
 };
 
+#define BOOT_MAX_MAP_RANGES 128
+
+/* A run of the firmware's memory map: cacheable memory (wb) or device/uncached space. */
+struct boot_mem_range {
+        hpa_t base;
+        uint64_t pages;
+        bool wb;
+};
+
 struct boot_info {
         /* Usable RAM for the page allocator: EfiConventionalMemory only. */
         struct mem_range usable[PALLOC_MAX_RANGES];
@@ -35,6 +44,9 @@ struct boot_info {
         uint64_t usable_bytes;
         /* Highest physical address any memory-map entry reaches (for Keel's identity map). */
         uint64_t phys_top;
+        /* Every memory-map entry, adjacent ones of the same kind merged (arm64's own map). */
+        struct boot_mem_range map[BOOT_MAX_MAP_RANGES];
+        unsigned map_count;
         hpa_t rsdp; /* ACPI RSDP, 0 if the firmware has none */
         hpa_t image_base;
         uint64_t image_size;
