@@ -1,0 +1,44 @@
+/* Declarations shared by the arm64 sources only (not an arch hook header). */
+#ifndef ARM64_PRIV_H
+#define ARM64_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <vmm/vm.h>
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
+
+/* The guest's machine (docs/arm64.md), laid out like QEMU's virt board. */
+#define ARM64_RAM_BASE     0x40000000ull
+#define ARM64_PL011_BASE   0x09000000ull
+#define ARM64_PL011_SIZE   0x1000ull
+#define ARM64_PL011_SPI    1
+#define ARM64_VIRTIO_BASE  0x0a000000ull
+#define ARM64_VIRTIO_SIZE  0x1000ull
+#define ARM64_VIRTIO_SPI   16
+#define ARM64_NR_SPIS      64
+
+/* ISS encoding of a trapped MSR/MRS, without Rt and direction. */
+#define SYSREG_ENC(op0, op1, crn, crm, op2)                                                        \
+        ((uint32_t)(op0) << 20 | (uint32_t)(op2) << 17 | (uint32_t)(op1) << 14 |                   \
+         (uint32_t)(crn) << 10 | (uint32_t)(crm) << 1)
+
+/* Log `fmt` once per distinct `key` (up to `max` keys remembered in `seen`). */
+void arm64_report_once(struct vm *vm, uint32_t *seen, unsigned *count, unsigned max, uint32_t key,
+                       const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* psci.c: handles x[0] if it is a PSCI/SMCCC function (result in x[0]); false otherwise. */
+bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x);
+
+/* vgic_hw.c: the emulated GIC's list registers around guest entries. */
+void arm64_vgic_load(struct vcpu *vcpu);
+void arm64_vgic_flush(struct vcpu *vcpu, unsigned nr_lrs);
+void arm64_vgic_sync(struct vcpu *vcpu);
+void arm64_vgic_put(struct vcpu *vcpu);
+/* The guest's virtual timer fired (physical INTID 27, priority dropped, still active). */
+void arm64_vtimer_fired(struct vcpu *vcpu);
+
+#endif

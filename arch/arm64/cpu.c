@@ -1,0 +1,257 @@
+/*
+ * arm64 CPU set-up at EL2: the console (the PL011 named by ACPI SPCR), the checks before
+ * ExitBootServices (entered at EL2? GICv3 system registers? 48-bit physical addresses?),
+ * Keel's own EL2 translation tables and exception vectors, the register dump of a fault in
+ * Keel, halting, and ending an emulator run (semihosting).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <arch/cpu.h>
+#include <arch/pt_arm64.h>
+#include <arch/sysreg.h>
+#include <drivers/acpi_tables.h>
+#include <drivers/pl011.h>
+#include <keel/arch.h>
+#include <keel/boot.h>
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/log.h>
+#include <keel/pt.h>
+#include <keel/time.h>
+#include <vmm/vmm.h>
+
+#define SPCR_TYPE_PL011      0x03
+#define SPCR_TYPE_SBSA_32BIT 0x0d
+#define SPCR_TYPE_SBSA       0x0e
+#define QEMU_VIRT_PL011      0x09000000ull /* used when the firmware has no SPCR table */
+
+static struct pt keel_pt;
+static struct arm64_gic_info gic_info;
+static unsigned pa_bits;
+
+void arch_console_init(hpa_t rsdp)
+{
+        uint32_t len;
+        const uint8_t *spcr = acpi_find_table(rsdp, "SPCR", &len);
+        uint64_t base = QEMU_VIRT_PL011;
+
+        if (spcr && len >= 52 && spcr[40] == 0 /* system memory */ &&
+            (spcr[36] == SPCR_TYPE_PL011 || spcr[36] == SPCR_TYPE_SBSA ||
+             spcr[36] == SPCR_TYPE_SBSA_32BIT))
+                base = acpi_u64(spcr + 44);
+        pl011_drv_init(base);
+}
+
+void arch_console_write(const char *s, unsigned long len)
+{
+        pl011_drv_write(s, len);
+}
+
+static unsigned current_el(void)
+{
+        return (read_sysreg(CurrentEL) >> 2) & 3;
+}
+
+static const unsigned parange_bits[] = {32, 36, 40, 42, 44, 48, 52};
+
+int arch_virt_probe(char *why, size_t len)
+{
+        uint64_t mmfr0, pfr0;
+        unsigned el = current_el(), pr;
+
+        if (el != 2) {
+                snprintf(why, len,
+                         "Keel was started at EL%u, not EL2: the firmware must start EFI "
+                         "applications at EL2 (QEMU: -machine virt,virtualization=on)",
+                         el);
+                return -KEEL_ENODEV;
+        }
+        pfr0 = read_sysreg(id_aa64pfr0_el1);
+        if (((pfr0 >> 24) & 0xf) == 0) {
+                snprintf(why, len,
+                         "this CPU has no GICv3 system-register interface: Keel needs a GICv3 "
+                         "(QEMU: -machine virt,gic-version=3)");
+                return -KEEL_ENODEV;
+        }
+        mmfr0 = read_sysreg(id_aa64mmfr0_el1);
+        pr = mmfr0 & 0xf;
+        pa_bits = pr < 7 ? parange_bits[pr] : 52;
+        if (pa_bits < 48 || ((mmfr0 >> 28) & 0xf) == 0xf /* no 4 KiB granule */) {
+                snprintf(why, len,
+                         "this CPU supports %u-bit physical addresses%s; Keel's stage-2 tables "
+                         "need 48 bits and the 4 KiB granule (a CPU like QEMU's -cpu max has them)",
+                         pa_bits, ((mmfr0 >> 28) & 0xf) == 0xf ? " and no 4 KiB granule" : "");
+                return -KEEL_ENODEV;
+        }
+        return 0;
+}
+
+void arch_virt_describe(char *buf, size_t len)
+{
+        uint64_t vtr = read_sysreg(ICH_VTR_EL2);
+        uint64_t mmfr1 = read_sysreg(id_aa64mmfr1_el1);
+
+        snprintf(buf, len, "EL2 (%s), %u-bit PA, %s VMIDs, GICv3 with %u list registers",
+                 ((mmfr1 >> 8) & 0xf) ? "VHE present, not used" : "no VHE", pa_bits,
+                 ((mmfr1 >> 4) & 0xf) == 2 ? "16-bit" : "8-bit", (unsigned)(vtr & 0x1f) + 1);
+}
+
+_Noreturn void arch_enter_kernel(const struct boot_info *bi)
+{
+        uint8_t *top = (uint8_t *)hva_ptr(bi->stack_area) + BOOT_STACK_AREA;
+
+        arm64_enter_kernel_on(bi, top);
+}
+
+/* Map a device region page by page, tolerating pages the memory map already covered. */
+static void map_device(uint64_t base, uint64_t size)
+{
+        for (uint64_t p = align_down(base, PAGE_SIZE); p < base + size; p += PAGE_SIZE) {
+                int err = pt_map(&keel_pt, p, hpa(p), PAGE_SIZE, PT_READ | PT_WRITE | PT_UNCACHED);
+
+                if (err && err != -KEEL_EEXIST)
+                        panic("cannot map device page %#llx: %s", (unsigned long long)p,
+                              keel_strerror(err));
+        }
+}
+
+/* Keel's own EL2 tables: every memory-map range (cacheable or device) plus Keel's devices. */
+static void build_el2_tables(const struct boot_info *bi)
+{
+        uint64_t tcr, sctlr;
+        int err = pt_init(&keel_pt, &arm64_pt_el2, &keel_palloc);
+
+        if (err)
+                panic("cannot allocate Keel's EL2 page tables: %s", keel_strerror(err));
+        for (unsigned i = 0; i < bi->map_count; i++) {
+                const struct boot_mem_range *r = &bi->map[i];
+
+                if (r->wb)
+                        err = pt_map(&keel_pt, hpa_raw(r->base), r->base, r->pages * PAGE_SIZE,
+                                     PT_RWX);
+                else
+                        err = pt_map(&keel_pt, hpa_raw(r->base), r->base, r->pages * PAGE_SIZE,
+                                     PT_READ | PT_WRITE | PT_UNCACHED);
+                if (err)
+                        panic("cannot map memory-map range %#llx+%#llx: %s",
+                              (unsigned long long)hpa_raw(r->base),
+                              (unsigned long long)(r->pages * PAGE_SIZE), keel_strerror(err));
+        }
+        if (pl011_drv_base())
+                map_device(pl011_drv_base(), PAGE_SIZE);
+        map_device(gic_info.gicd, 0x10000);
+        map_device(gic_info.gicr, gic_info.gicr_size);
+
+        tcr = 16 /* T0SZ: 48-bit VA */ | 1ull << 8 | 1ull << 10 /* WBWA walks */ |
+              3ull << 12 /* inner shareable */ | 5ull << 16 /* PS: 48 bits */ | 1ull << 23 |
+              1ull << 31;
+        sctlr = read_sysreg(sctlr_el2);
+        sctlr |= 1u << 0 | 1u << 2 | 1u << 12; /* M, C, I */
+        sctlr &= ~(1ull << 1 | 1ull << 19 | 1ull << 25); /* A, WXN, EE */
+        arm64_mmu_switch(hpa_raw(keel_pt.root), tcr, ARM64_MAIR_VALUE, sctlr);
+        LOG_INFO("keel: EL2 translation tables: %u ranges, %llu table pages", bi->map_count,
+                 (unsigned long long)keel_pt.table_pages);
+}
+
+void arch_cpu_setup(const struct boot_info *bi)
+{
+        __asm__ volatile("msr daifset, #0xf");
+        write_sysreg(vbar_el2, (uint64_t)(uintptr_t)arm64_vectors);
+        isb();
+        if (arm64_gic_find(bi->rsdp, &gic_info))
+                panic("no GICv3 distributor/redistributor in the ACPI MADT");
+        build_el2_tables(bi);
+        arm64_gic_init(&gic_info);
+}
+
+uint64_t arch_tsc(void)
+{
+        isb();
+        return read_sysreg(cntpct_el0);
+}
+
+uint64_t arch_tsc_khz(void)
+{
+        return arm64_cntfrq() / 1000;
+}
+
+uint64_t arm64_cntfrq(void)
+{
+        return read_sysreg(cntfrq_el0);
+}
+
+void arm64_hyp_timer_arm(uint64_t ticks_from_now)
+{
+        write_sysreg(cnthp_tval_el2, ticks_from_now);
+        write_sysreg(cnthp_ctl_el2, CNT_CTL_ENABLE);
+        isb();
+}
+
+void arm64_hyp_timer_stop(void)
+{
+        write_sysreg(cnthp_ctl_el2, 0);
+        isb();
+}
+
+struct keel_trap_frame {
+        uint64_t x[31];
+        uint64_t sp;
+};
+
+static const char *const trap_kinds[] = {"synchronous exception", "IRQ", "FIQ", "SError"};
+
+void arm64_keel_trap(struct keel_trap_frame *f, unsigned kind);
+
+void arm64_keel_trap(struct keel_trap_frame *f, unsigned kind)
+{
+        uint64_t esr = read_sysreg(esr_el2);
+
+        log_printf(LOG_LEVEL_ERROR,
+                   "keel: %s in Keel at EL2: esr %#llx (class %#llx), elr %#llx, far %#llx",
+                   trap_kinds[kind & 3], (unsigned long long)esr,
+                   (unsigned long long)ESR_EC(esr), (unsigned long long)read_sysreg(elr_el2),
+                   (unsigned long long)read_sysreg(far_el2));
+        for (unsigned i = 0; i < 31; i += 3)
+                log_printf(LOG_LEVEL_ERROR, "  x%-2u %016llx  x%-2u %016llx  x%-2u %016llx", i,
+                           (unsigned long long)f->x[i], i + 1,
+                           (unsigned long long)(i + 1 < 31 ? f->x[i + 1] : 0), i + 2,
+                           (unsigned long long)(i + 2 < 31 ? f->x[i + 2] : f->sp));
+        log_printf(LOG_LEVEL_ERROR, "  (x32 above is sp)  spsr %#llx",
+                   (unsigned long long)read_sysreg(spsr_el2));
+        arch_dump_state();
+        log_printf(LOG_LEVEL_ERROR, "keel: panic: %s in Keel: system halted", trap_kinds[kind & 3]);
+        arch_halt();
+}
+
+void arch_dump_state(void)
+{
+        uint64_t sp;
+
+        __asm__ volatile("mov %0, sp" : "=r"(sp));
+        log_printf(LOG_LEVEL_ERROR, "  sp %016llx  hcr %016llx  sctlr %016llx",
+                   (unsigned long long)sp, (unsigned long long)read_sysreg(hcr_el2),
+                   (unsigned long long)read_sysreg(sctlr_el2));
+        log_printf(LOG_LEVEL_ERROR, "  ttbr0 %016llx  vttbr %016llx  vbar %016llx",
+                   (unsigned long long)read_sysreg(ttbr0_el2),
+                   (unsigned long long)read_sysreg(vttbr_el2),
+                   (unsigned long long)read_sysreg(vbar_el2));
+        log_printf(LOG_LEVEL_ERROR, "  return address %p", __builtin_return_address(0));
+}
+
+noreturn void arch_halt(void)
+{
+        __asm__ volatile("msr daifset, #0xf");
+        for (;;)
+                __asm__ volatile("wfi");
+}
+
+void arch_test_finish(bool pass)
+{
+        /* Semihosting SYS_EXIT with ADP_Stopped_ApplicationExit: QEMU exits with `code`. */
+        static uint64_t block[2];
+
+        block[0] = 0x20026;
+        block[1] = pass ? 0 : 1;
+        arm64_semihosting(0x18, block);
+}

@@ -1,0 +1,201 @@
+/*
+ * Keel's side of the physical GICv3: find the distributor and this CPU's redistributor (ACPI
+ * MADT), enable the private interrupts Keel takes (maintenance 25, hypervisor timer 26,
+ * virtual timer 27), and the CPU interface at EL2 with EOImode 1, so that Keel can drop the
+ * priority of the virtual timer's interrupt and leave its deactivation to the guest (a list
+ * register with the HW bit links the two; vcpu.c).
+ */
+#include <arch/cpu.h>
+#include <arch/sysreg.h>
+#include <drivers/acpi_tables.h>
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/log.h>
+
+#define MADT_GICC 0x0b
+#define MADT_GICD 0x0c
+#define MADT_GICR 0x0e
+
+#define GICD_CTLR        0x0000
+#define GICR_TYPER       0x0008
+#define GICR_WAKER       0x0014
+#define GICR_SGI_BASE    0x10000
+#define GICR_IGROUPR0    (GICR_SGI_BASE + 0x080)
+#define GICR_ISENABLER0  (GICR_SGI_BASE + 0x100)
+#define GICR_ICACTIVER0  (GICR_SGI_BASE + 0x380)
+#define GICR_IPRIORITYR  (GICR_SGI_BASE + 0x400)
+#define GICR_TYPER_LAST  (1ull << 4)
+#define GICR_TYPER_VLPIS (1ull << 1)
+
+#define KEEL_PPIS ((1u << INTID_MAINTENANCE) | (1u << INTID_HYP_TIMER) | (1u << INTID_VTIMER))
+
+static uint64_t my_gicr;
+
+int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out)
+{
+        uint32_t len;
+        const uint8_t *madt = acpi_find_table(rsdp, "APIC", &len);
+        uint64_t gicc_gicr = 0;
+
+        *out = (struct arm64_gic_info){0};
+        if (!madt)
+                return -KEEL_ENOENT;
+        for (uint32_t off = 44; off + 2 <= len && madt[off + 1] >= 2; off += madt[off + 1]) {
+                const uint8_t *e = madt + off;
+
+                if (off + e[1] > len)
+                        break;
+                if (e[0] == MADT_GICD && e[1] >= 16)
+                        out->gicd = acpi_u64(e + 8);
+                else if (e[0] == MADT_GICR && e[1] >= 16 && !out->gicr) {
+                        out->gicr = acpi_u64(e + 4);
+                        out->gicr_size = acpi_u32(e + 12);
+                } else if (e[0] == MADT_GICC && e[1] >= 76 && !gicc_gicr)
+                        gicc_gicr = acpi_u64(e + 60);
+        }
+        if (!out->gicr && gicc_gicr) {
+                out->gicr = gicc_gicr;
+                out->gicr_size = 0x20000;
+        }
+        return out->gicd && out->gicr ? 0 : -KEEL_ENOENT;
+}
+
+static inline uint32_t mmio_read32(uint64_t a)
+{
+        return *(volatile uint32_t *)(uintptr_t)a;
+}
+
+static inline uint64_t mmio_read64(uint64_t a)
+{
+        return *(volatile uint64_t *)(uintptr_t)a;
+}
+
+static inline void mmio_write32(uint64_t a, uint32_t v)
+{
+        *(volatile uint32_t *)(uintptr_t)a = v;
+}
+
+static inline void mmio_write8(uint64_t a, uint8_t v)
+{
+        *(volatile uint8_t *)(uintptr_t)a = v;
+}
+
+/* This CPU's redistributor: the frame whose GICR_TYPER affinity matches MPIDR_EL1. */
+static uint64_t find_my_gicr(const struct arm64_gic_info *gi)
+{
+        uint64_t mpidr = read_sysreg(mpidr_el1);
+        uint32_t aff = (uint32_t)((mpidr & 0xffffff) | ((mpidr >> 32) & 0xff) << 24);
+
+        for (uint64_t r = gi->gicr; r < gi->gicr + gi->gicr_size;) {
+                uint64_t typer = mmio_read64(r + GICR_TYPER);
+
+                if ((uint32_t)(typer >> 32) == aff)
+                        return r;
+                if (typer & GICR_TYPER_LAST)
+                        break;
+                r += (typer & GICR_TYPER_VLPIS) ? 0x40000 : 0x20000;
+        }
+        return 0;
+}
+
+void arm64_gic_init(const struct arm64_gic_info *gi)
+{
+        my_gicr = find_my_gicr(gi);
+        if (!my_gicr)
+                panic("no GICv3 redistributor for this CPU (MPIDR %#llx) in %#llx+%#llx",
+                      (unsigned long long)read_sysreg(mpidr_el1), (unsigned long long)gi->gicr,
+                      (unsigned long long)gi->gicr_size);
+        /* Awake, Keel's PPIs in group 1 at a middle priority, enabled. */
+        mmio_write32(my_gicr + GICR_WAKER, mmio_read32(my_gicr + GICR_WAKER) & ~2u);
+        for (unsigned i = 0; i < 1000 && (mmio_read32(my_gicr + GICR_WAKER) & 4u); i++)
+                ;
+        mmio_write32(my_gicr + GICR_IGROUPR0, mmio_read32(my_gicr + GICR_IGROUPR0) | KEEL_PPIS);
+        for (unsigned i = 25; i <= 27; i++)
+                mmio_write8(my_gicr + GICR_IPRIORITYR + i, 0x80);
+        mmio_write32(my_gicr + GICR_ICACTIVER0, KEEL_PPIS);
+        mmio_write32(my_gicr + GICR_ISENABLER0, KEEL_PPIS);
+        mmio_write32(gi->gicd + GICD_CTLR, mmio_read32(gi->gicd + GICD_CTLR) | 2u);
+
+        write_sysreg(ICC_SRE_EL2, read_sysreg(ICC_SRE_EL2) | 0xf); /* SRE, DFB, DIB, Enable */
+        isb();
+        write_sysreg(ICC_PMR_EL1, 0xff);
+        write_sysreg(ICC_CTLR_EL1, read_sysreg(ICC_CTLR_EL1) | 2u); /* EOImode 1 */
+        write_sysreg(ICC_IGRPEN1_EL1, 1);
+        isb();
+        LOG_INFO("keel: GICv3: distributor %#llx, this CPU's redistributor %#llx",
+                 (unsigned long long)gi->gicd, (unsigned long long)my_gicr);
+}
+
+unsigned arm64_gic_ack(void)
+{
+        unsigned intid = (unsigned)read_sysreg(ICC_IAR1_EL1) & 0xffffff;
+
+        dsb_sy();
+        return intid;
+}
+
+void arm64_gic_eoi(unsigned intid)
+{
+        write_sysreg(ICC_EOIR1_EL1, intid);
+        isb();
+}
+
+void arm64_gic_deactivate(unsigned intid)
+{
+        write_sysreg(ICC_DIR_EL1, intid);
+        isb();
+}
+
+unsigned arm64_gic_nr_lrs(void)
+{
+        return (unsigned)(read_sysreg(ICH_VTR_EL2) & 0x1f) + 1;
+}
+
+#define LR_CASE(n, crm, op2)                                                                       \
+        case n:                                                                                    \
+                if (write)                                                                         \
+                        write_sysreg(S3_4_C12_##crm##_##op2, v);                                   \
+                else                                                                               \
+                        v = read_sysreg(S3_4_C12_##crm##_##op2);                                   \
+                break;
+
+static uint64_t lr_access(unsigned n, bool write, uint64_t v)
+{
+        switch (n) {
+                LR_CASE(0, C12, 0)
+                LR_CASE(1, C12, 1)
+                LR_CASE(2, C12, 2)
+                LR_CASE(3, C12, 3)
+                LR_CASE(4, C12, 4)
+                LR_CASE(5, C12, 5)
+                LR_CASE(6, C12, 6)
+                LR_CASE(7, C12, 7)
+                LR_CASE(8, C13, 0)
+                LR_CASE(9, C13, 1)
+                LR_CASE(10, C13, 2)
+                LR_CASE(11, C13, 3)
+                LR_CASE(12, C13, 4)
+                LR_CASE(13, C13, 5)
+                LR_CASE(14, C13, 6)
+                LR_CASE(15, C13, 7)
+        default:
+                CHECK(false);
+        }
+        return v;
+}
+
+uint64_t arm64_read_lr(unsigned n)
+{
+        return lr_access(n, false, 0);
+}
+
+void arm64_write_lr(unsigned n, uint64_t v)
+{
+        lr_access(n, true, v);
+}
+
+void arm64_gic_clear_active(unsigned intid)
+{
+        if (my_gicr && intid < 32)
+                mmio_write32(my_gicr + GICR_ICACTIVER0, 1u << intid);
+}

@@ -1,0 +1,67 @@
+/*
+ * arm64 parts of VMs and vCPUs, embedded in the generic struct vm / struct vcpu (Bao's
+ * pattern): stage-2 tables and VMID, the emulated GICv3 and PL011, and each vCPU's saved
+ * registers. The first fields of struct vcpu_arch are read and written by entry.S at the
+ * offsets below (checked with static asserts in vcpu.c).
+ */
+#ifndef ARCH_VM_H
+#define ARCH_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <arch/vcpu_ctx.h>
+#include <arch/vgic.h>
+#include <keel/addr.h>
+#include <keel/pt.h>
+#include <vmm/pl011.h>
+
+
+/* Exits as the arm64 layer counts them (docs/benchmarks.md). */
+enum arm64_exit_class {
+        ARM64_EXIT_HVC,
+        ARM64_EXIT_SMC,
+        ARM64_EXIT_MMIO, /* stage-2 data abort: device access or outside RAM */
+        ARM64_EXIT_WFI,
+        ARM64_EXIT_SYSREG,
+        ARM64_EXIT_IRQ, /* physical interrupt (timer, maintenance, Keel's tick) */
+        ARM64_EXIT_OTHER,
+        ARM64_EXIT_CLASSES,
+};
+
+/* EL1 state of a vCPU, loaded when it runs and saved when it stops. */
+struct arm64_el1_regs {
+        uint64_t sp_el0, sp_el1, elr_el1, spsr_el1;
+        uint64_t sctlr, cpacr, ttbr0, ttbr1, tcr, mair, amair, vbar, contextidr;
+        uint64_t esr, far, afsr0, afsr1, par, tpidr_el0, tpidrro_el0, tpidr_el1;
+        uint64_t cntkctl, cntv_ctl, cntv_cval, csselr, mdscr;
+};
+
+#define ARM64_MAX_LRS 16
+
+struct vcpu_arch {
+        uint64_t x[31];  /* x0..x30: entry.S, offset 0 */
+        uint64_t pc;     /* ELR_EL2, VCPU_CTX_PC */
+        uint64_t pstate; /* SPSR_EL2 */
+        uint64_t esr;    /* VCPU_CTX_ESR: syndrome of the last exit */
+        uint64_t far, hpfar;
+        struct arm64_el1_regs el1;
+        uint64_t lrs[ARM64_MAX_LRS]; /* list registers as last written */
+        unsigned lrs_used;           /* how many of lrs[] hold interrupts in flight */
+        uint64_t exit_count[ARM64_EXIT_CLASSES];
+        uint64_t vmcr;    /* ICH_VMCR_EL2: the guest's CPU-interface settings */
+        bool powered;     /* PSCI: on (vCPU 0 from the start; others by CPU_ON) */
+};
+
+struct vm_arch {
+        struct pt s2; /* guest-physical -> host-physical (stage 2) */
+        bool s2_ready;
+        uint16_t vmid;
+        bool platform; /* Linux machine: GIC, PL011, device tree */
+        struct vgic vgic;
+        struct pl011 uart;
+        uint32_t unknown_sysregs[8]; /* trapped system registers already reported */
+        unsigned unknown_sysreg_count;
+};
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * PSCI 1.0 and the SMCCC version calls, over HVC or SMC (function IDs in x0, results in x0;
+ * Arm DEN0022 and DEN0028). One vCPU per VM for now: CPU_ON can only find vCPU 0 already on.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <keel/log.h>
+#include <vmm/vm.h>
+
+#include "arm64_priv.h"
+
+#define SMCCC_VERSION        0x80000000u
+#define SMCCC_ARCH_FEATURES  0x80000001u
+#define PSCI_VERSION         0x84000000u
+#define PSCI_CPU_SUSPEND     0x84000001u
+#define PSCI_CPU_OFF         0x84000002u
+#define PSCI_CPU_ON          0x84000003u
+#define PSCI_AFFINITY_INFO   0x84000004u
+#define PSCI_MIGRATE_INFO    0x84000006u
+#define PSCI_SYSTEM_OFF      0x84000008u
+#define PSCI_SYSTEM_RESET    0x84000009u
+#define PSCI_FEATURES        0x8400000au
+#define PSCI_64(f)           ((f) | 0x40000000u)
+
+#define PSCI_SUCCESS         0
+#define PSCI_NOT_SUPPORTED   -1
+#define PSCI_INVALID_PARAMS  -2
+#define PSCI_ALREADY_ON      -4
+#define PSCI_TOS_NOT_PRESENT 2
+
+static bool is_psci_or_smccc(uint32_t f)
+{
+        uint32_t base = f & ~0x40000000u;
+
+        return (base & 0xffffff00u) == 0x84000000u || (base & 0xffffff00u) == 0x80000000u;
+}
+
+static bool supported(uint32_t f)
+{
+        switch (f) {
+        case PSCI_VERSION:
+        case PSCI_CPU_OFF:
+        case PSCI_CPU_ON:
+        case PSCI_64(PSCI_CPU_ON):
+        case PSCI_AFFINITY_INFO:
+        case PSCI_64(PSCI_AFFINITY_INFO):
+        case PSCI_MIGRATE_INFO:
+        case PSCI_SYSTEM_OFF:
+        case PSCI_SYSTEM_RESET:
+        case PSCI_FEATURES:
+        case SMCCC_VERSION:
+                return true;
+        }
+        return false;
+}
+
+/* A vCPU by MPIDR affinity (Aff0 = vCPU index, the rest 0), or NULL. */
+static struct vcpu *vcpu_by_mpidr(struct vm *vm, uint64_t mpidr)
+{
+        if ((mpidr & 0xff00ffff00ull) || (mpidr & 0xff) >= vm->vcpu_count)
+                return NULL;
+        return &vm->vcpus[mpidr & 0xff];
+}
+
+bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
+{
+        struct vm *vm = vcpu->vm;
+        uint32_t f = (uint32_t)x[0];
+        struct vcpu *target;
+        int64_t r;
+
+        if ((x[0] >> 32) || !is_psci_or_smccc(f))
+                return false;
+        switch (f) {
+        case SMCCC_VERSION:
+                r = 0x10001; /* SMCCC 1.1 */
+                break;
+        case PSCI_VERSION:
+                r = 0x10000; /* PSCI 1.0 */
+                break;
+        case PSCI_FEATURES:
+                r = supported((uint32_t)x[1]) ? PSCI_SUCCESS : PSCI_NOT_SUPPORTED;
+                break;
+        case PSCI_MIGRATE_INFO:
+                r = PSCI_TOS_NOT_PRESENT;
+                break;
+        case PSCI_CPU_ON:
+        case PSCI_64(PSCI_CPU_ON):
+                target = vcpu_by_mpidr(vm, f == PSCI_CPU_ON ? (uint32_t)x[1] : x[1]);
+                r = !target ? PSCI_INVALID_PARAMS
+                            : target->arch.powered ? PSCI_ALREADY_ON : PSCI_INVALID_PARAMS;
+                break;
+        case PSCI_AFFINITY_INFO:
+        case PSCI_64(PSCI_AFFINITY_INFO):
+                target = vcpu_by_mpidr(vm, f == PSCI_AFFINITY_INFO ? (uint32_t)x[1] : x[1]);
+                r = !target || x[2] ? PSCI_INVALID_PARAMS : target->arch.powered ? 0 : 1;
+                break;
+        case PSCI_CPU_OFF:
+                vcpu->arch.powered = false;
+                vm_stop(vm, VM_STOP_HALTED, "PSCI CPU_OFF on its last running vCPU");
+                return true;
+        case PSCI_SYSTEM_OFF:
+                vm_stop(vm, VM_STOP_POWEROFF, "PSCI SYSTEM_OFF");
+                return true;
+        case PSCI_SYSTEM_RESET:
+                vm_stop(vm, VM_STOP_REBOOT, "PSCI SYSTEM_RESET");
+                return true;
+        default:
+                r = PSCI_NOT_SUPPORTED;
+                break;
+        }
+        x[0] = (uint64_t)r;
+        return true;
+}
+
+void arm64_report_once(struct vm *vm, uint32_t *seen, unsigned *count, unsigned max, uint32_t key,
+                       const char *fmt, ...)
+{
+        char line[160];
+        va_list ap;
+
+        for (unsigned i = 0; i < *count; i++)
+                if (seen[i] == key)
+                        return;
+        if (*count >= max)
+                return;
+        seen[(*count)++] = key;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        LOG_WARN("keel: vm %s: %s", vm->name, line);
+}

@@ -1,0 +1,126 @@
+/*
+ * arm64 descriptors for the generic page-table builder (formats in arch/pt_arm64.h). Pure C:
+ * builds and decodes 64-bit values, never touches a translation register or the TLB.
+ */
+#include <keel/check.h>
+#include <keel/pt.h>
+
+#include <arch/pt_arm64.h>
+
+static uint64_t leaf_mask(unsigned level)
+{
+        return ARM64_PTE_ADDR_MASK & ~((1ull << (12 + 9 * level)) - 1);
+}
+
+static pte_t arm64_table(hpa_t next)
+{
+        CHECK((hpa_raw(next) & ~ARM64_PTE_ADDR_MASK) == 0);
+        return hpa_raw(next) | ARM64_PTE_VALID | ARM64_PTE_TABLE;
+}
+
+/* Address, type (page or block), AF and XN: what both stages' leaves share. */
+static pte_t leaf_common(hpa_t pa, unsigned level, unsigned attrs)
+{
+        pte_t e = hpa_raw(pa) | ARM64_PTE_VALID | ARM64_PTE_AF;
+
+        CHECK(level <= 2 && (hpa_raw(pa) & ~leaf_mask(level)) == 0);
+        if (level == 0)
+                e |= ARM64_PTE_TABLE; /* a level-3 page descriptor */
+        if (!(attrs & PT_EXEC))
+                e |= ARM64_PTE_XN;
+        if (!(attrs & PT_UNCACHED))
+                e |= ARM64_PTE_SH_INNER;
+        return e;
+}
+
+static pte_t el2_leaf(hpa_t pa, unsigned level, unsigned attrs)
+{
+        pte_t e = leaf_common(pa, level, attrs) | ARM64_PTE_AP1;
+
+        e |= ARM64_PTE_ATTRIDX((attrs & PT_UNCACHED) ? ARM64_MAIR_DEVICE : ARM64_MAIR_NORMAL);
+        if (!(attrs & PT_WRITE))
+                e |= ARM64_PTE_AP_RO;
+        return e;
+}
+
+static pte_t s2_leaf(hpa_t pa, unsigned level, unsigned attrs)
+{
+        pte_t e = leaf_common(pa, level, attrs);
+
+        e |= (attrs & PT_UNCACHED) ? ARM64_S2_MEMATTR_DEV : ARM64_S2_MEMATTR_WB;
+        if (attrs & PT_READ)
+                e |= ARM64_S2_AP_R;
+        if (attrs & PT_WRITE)
+                e |= ARM64_S2_AP_W;
+        return e;
+}
+
+static bool arm64_present(pte_t e)
+{
+        return e & ARM64_PTE_VALID;
+}
+
+static bool arm64_is_leaf(pte_t e, unsigned level)
+{
+        /* Level 3 (generic 0) holds pages; above, bit 1 clear marks a block. */
+        return level == 0 || (level <= 2 && !(e & ARM64_PTE_TABLE));
+}
+
+static hpa_t arm64_addr(pte_t e, unsigned level)
+{
+        if (level > 0 && arm64_is_leaf(e, level))
+                return hpa(e & leaf_mask(level));
+        return hpa(e & ARM64_PTE_ADDR_MASK);
+}
+
+static unsigned el2_attrs(pte_t e, unsigned level)
+{
+        unsigned a = PT_READ;
+
+        (void)level;
+        if (!(e & ARM64_PTE_AP_RO))
+                a |= PT_WRITE;
+        if (!(e & ARM64_PTE_XN))
+                a |= PT_EXEC;
+        if ((e & ARM64_PTE_ATTRIDX(7)) == ARM64_PTE_ATTRIDX(ARM64_MAIR_DEVICE))
+                a |= PT_UNCACHED;
+        return a;
+}
+
+static unsigned s2_attrs(pte_t e, unsigned level)
+{
+        unsigned a = 0;
+
+        (void)level;
+        if (e & ARM64_S2_AP_R)
+                a |= PT_READ;
+        if (e & ARM64_S2_AP_W)
+                a |= PT_WRITE;
+        if (!(e & ARM64_PTE_XN))
+                a |= PT_EXEC;
+        if ((e & (0xfull << 2)) == ARM64_S2_MEMATTR_DEV)
+                a |= PT_UNCACHED;
+        return a;
+}
+
+const struct pt_format arm64_pt_el2 = {
+    .name = "arm64-el2",
+    .table = arm64_table,
+    .leaf = el2_leaf,
+    .present = arm64_present,
+    .is_leaf = arm64_is_leaf,
+    .addr = arm64_addr,
+    .attrs = el2_attrs,
+    .max_leaf_level = 2,
+};
+
+const struct pt_format arm64_pt_s2 = {
+    .name = "arm64-stage2",
+    .table = arm64_table,
+    .leaf = s2_leaf,
+    .present = arm64_present,
+    .is_leaf = arm64_is_leaf,
+    .addr = arm64_addr,
+    .attrs = s2_attrs,
+    .max_leaf_level = 2,
+};

@@ -1,0 +1,509 @@
+/*
+ * arm64 vCPUs at EL2 (no VHE): stage-2 tables and VMIDs, the EL1 state a vCPU owns, the run
+ * loop and its exits (HVC/SMC: Keel's hypercalls and PSCI; stage-2 data aborts: MMIO through
+ * the syndrome; WFI; trapped system registers; physical interrupts), and the vGIC's list
+ * registers around each entry. docs/arm64.md describes the design.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <arch/cpu.h>
+#include <arch/pt_arm64.h>
+#include <arch/sysreg.h>
+#include <arch/vm.h>
+#include <drivers/pl011.h>
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/log.h>
+#include <vmm/hypercall.h>
+#include <vmm/vm.h>
+#include <vmm/vmm.h>
+
+#include "arm64_priv.h"
+
+_Static_assert(offsetof(struct vcpu_arch, pc) == VCPU_CTX_PC, "entry.S offset");
+_Static_assert(offsetof(struct vcpu_arch, esr) == VCPU_CTX_ESR, "entry.S offset");
+
+#define GUEST_RAM_BASE   ARM64_RAM_BASE
+#define GUEST_RESERVED   0x100000ull /* boot data and the test guests' stack */
+#define GUEST_STACK_TOP  0x80000ull
+#define EM_AARCH64       183
+#define SCTLR_EL1_RESET  0x30d00800ull /* RES1 bits; MMU and caches off */
+#define PSTATE_ENTRY     (PSR_MODE_EL1H | PSR_D | PSR_A | PSR_I | PSR_F)
+#define WAIT_POLL_MS     10 /* WFI: how often the console is polled while nothing happens */
+
+static uint64_t hcr_guest;
+static unsigned nr_lrs;
+
+gpa_t arch_guest_ram_base(void)
+{
+        return gpa(GUEST_RAM_BASE);
+}
+
+void arch_guest_reserved(gpa_t *base, uint64_t *size)
+{
+        *base = gpa(GUEST_RAM_BASE);
+        *size = GUEST_RESERVED;
+}
+
+uint16_t arch_elf_machine(void)
+{
+        return EM_AARCH64;
+}
+
+void arch_virt_enable(void)
+{
+        uint64_t pfr0 = read_sysreg(id_aa64pfr0_el1), pfr1 = read_sysreg(id_aa64pfr1_el1);
+        uint64_t isar1 = read_sysreg(id_aa64isar1_el1), mmfr1 = read_sysreg(id_aa64mmfr1_el1);
+        uint64_t cptr = read_sysreg(cptr_el2), vtcr;
+
+        hcr_guest = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TWI | HCR_TSC |
+                    HCR_TIDCP | HCR_TSW | HCR_RW;
+        if (isar1 & (0xffull << 4 | 0xffull << 24)) /* APA/API or GPA/GPI: pointer auth */
+                hcr_guest |= HCR_API | HCR_APK;
+        /* FP/SIMD, SVE and SME belong to the guest while it runs: no traps. */
+        cptr &= ~(1ull << 10 | 1ull << 20 | 1ull << 31); /* TFP, TTA, TCPAC */
+        if ((pfr0 >> 32) & 0xf) {
+                cptr &= ~(1ull << 8); /* TZ */
+                write_sysreg(S3_4_C1_C2_0, 0xf); /* ZCR_EL2: the longest vector length */
+        }
+        if ((pfr1 >> 24) & 0xf) {
+                cptr &= ~(1ull << 12); /* TSM */
+                write_sysreg(S3_4_C1_C2_6, 0xf); /* SMCR_EL2.LEN */
+        }
+        write_sysreg(cptr_el2, cptr);
+        vtcr = 16 /* T0SZ: 48-bit IPA */ | 2ull << 6 /* SL0: start at level 0 */ |
+               1ull << 8 | 1ull << 10 | 3ull << 12 | 5ull << 16 /* PS: 48 bits */ | 1ull << 31;
+        if (((mmfr1 >> 4) & 0xf) == 2)
+                vtcr |= 1ull << 19; /* VS: 16-bit VMIDs */
+        write_sysreg(vtcr_el2, vtcr);
+        /* EL1 may read the physical counter; the physical timer is Keel's to refuse. */
+        write_sysreg(cnthctl_el2, 1);
+        write_sysreg(cntvoff_el2, 0);
+        write_sysreg(ICH_HCR_EL2, 0);
+        write_sysreg(hcr_el2, HCR_RW);
+        isb();
+        nr_lrs = arm64_gic_nr_lrs();
+        if (nr_lrs > ARM64_MAX_LRS)
+                nr_lrs = ARM64_MAX_LRS;
+}
+
+int arch_vm_setup(struct vm *vm)
+{
+        struct vm_arch *a = &vm->arch;
+        int err = pt_init(&a->s2, &arm64_pt_s2, &keel_palloc);
+
+        if (err)
+                return err;
+        for (unsigned i = 0; i < vm->mem.count && !err; i++) {
+                const struct gmem_region *r = &vm->mem.regions[i];
+
+                err = pt_map(&a->s2, gpa_raw(r->base), r->backing, r->size, PT_RWX);
+        }
+        if (err) {
+                pt_destroy(&a->s2);
+                return err;
+        }
+        a->s2_ready = true;
+        a->vmid = (uint16_t)(vm->id + 1);
+        pl011_init(&a->uart, &vm->console);
+        err = mmio_bus_add(&vm->mmio, gpa(ARM64_PL011_BASE), ARM64_PL011_SIZE, &pl011_ops,
+                           &a->uart, "pl011");
+        return err;
+}
+
+int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+        const struct gmem *m = &vcpu->vm->mem;
+
+        memset(c, 0, sizeof(*c));
+        c->pc = gpa_raw(entry);
+        c->pstate = PSTATE_ENTRY;
+        c->x[0] = gmem_total(m);
+        c->x[1] = GUEST_RAM_BASE;
+        c->el1.sp_el1 = GUEST_RAM_BASE + GUEST_STACK_TOP;
+        c->el1.sctlr = SCTLR_EL1_RESET;
+        c->powered = true;
+        return 0;
+}
+
+/* The EL1 registers a vCPU owns, in and out of the CPU (once per run, not per exit). */
+static void el1_load(const struct arm64_el1_regs *r)
+{
+        write_sysreg(sp_el0, r->sp_el0);
+        write_sysreg(sp_el1, r->sp_el1);
+        write_sysreg(elr_el1, r->elr_el1);
+        write_sysreg(spsr_el1, r->spsr_el1);
+        write_sysreg(sctlr_el1, r->sctlr);
+        write_sysreg(cpacr_el1, r->cpacr);
+        write_sysreg(ttbr0_el1, r->ttbr0);
+        write_sysreg(ttbr1_el1, r->ttbr1);
+        write_sysreg(tcr_el1, r->tcr);
+        write_sysreg(mair_el1, r->mair);
+        write_sysreg(amair_el1, r->amair);
+        write_sysreg(vbar_el1, r->vbar);
+        write_sysreg(contextidr_el1, r->contextidr);
+        write_sysreg(esr_el1, r->esr);
+        write_sysreg(far_el1, r->far);
+        write_sysreg(afsr0_el1, r->afsr0);
+        write_sysreg(afsr1_el1, r->afsr1);
+        write_sysreg(par_el1, r->par);
+        write_sysreg(tpidr_el0, r->tpidr_el0);
+        write_sysreg(tpidrro_el0, r->tpidrro_el0);
+        write_sysreg(tpidr_el1, r->tpidr_el1);
+        write_sysreg(cntkctl_el1, r->cntkctl);
+        write_sysreg(cntv_cval_el0, r->cntv_cval);
+        write_sysreg(cntv_ctl_el0, r->cntv_ctl);
+        write_sysreg(csselr_el1, r->csselr);
+        write_sysreg(mdscr_el1, r->mdscr);
+        isb();
+}
+
+static void el1_save(struct arm64_el1_regs *r)
+{
+        r->sp_el0 = read_sysreg(sp_el0);
+        r->sp_el1 = read_sysreg(sp_el1);
+        r->elr_el1 = read_sysreg(elr_el1);
+        r->spsr_el1 = read_sysreg(spsr_el1);
+        r->sctlr = read_sysreg(sctlr_el1);
+        r->cpacr = read_sysreg(cpacr_el1);
+        r->ttbr0 = read_sysreg(ttbr0_el1);
+        r->ttbr1 = read_sysreg(ttbr1_el1);
+        r->tcr = read_sysreg(tcr_el1);
+        r->mair = read_sysreg(mair_el1);
+        r->amair = read_sysreg(amair_el1);
+        r->vbar = read_sysreg(vbar_el1);
+        r->contextidr = read_sysreg(contextidr_el1);
+        r->esr = read_sysreg(esr_el1);
+        r->far = read_sysreg(far_el1);
+        r->afsr0 = read_sysreg(afsr0_el1);
+        r->afsr1 = read_sysreg(afsr1_el1);
+        r->par = read_sysreg(par_el1);
+        r->tpidr_el0 = read_sysreg(tpidr_el0);
+        r->tpidrro_el0 = read_sysreg(tpidrro_el0);
+        r->tpidr_el1 = read_sysreg(tpidr_el1);
+        r->cntkctl = read_sysreg(cntkctl_el1);
+        r->cntv_ctl = read_sysreg(cntv_ctl_el0);
+        r->cntv_cval = read_sysreg(cntv_cval_el0);
+        r->csselr = read_sysreg(csselr_el1);
+        r->mdscr = read_sysreg(mdscr_el1);
+        /* The timer must not fire for a vCPU that is not running. */
+        write_sysreg(cntv_ctl_el0, 0);
+        isb();
+}
+
+/* An undefined-instruction exception taken to the guest's EL1 vectors. */
+static void inject_undef(struct vcpu_arch *c)
+{
+        uint64_t mode = c->pstate & PSR_MODE_MASK, off;
+
+        if (mode == PSR_MODE_EL1H)
+                off = 0x200;
+        else if (mode == 0x4) /* EL1t */
+                off = 0x000;
+        else
+                off = 0x400; /* from EL0 */
+        write_sysreg(esr_el1, ESR_IL | (uint64_t)EC_UNKNOWN << 26);
+        write_sysreg(elr_el1, c->pc);
+        write_sysreg(spsr_el1, c->pstate);
+        c->pc = read_sysreg(vbar_el1) + off;
+        c->pstate = PSTATE_ENTRY;
+}
+
+static uint64_t *reg_ptr(struct vcpu_arch *c, unsigned r, uint64_t *zero)
+{
+        *zero = 0;
+        return r < 31 ? &c->x[r] : zero; /* register 31 is xzr here */
+}
+
+/* Stage-2 data abort: an MMIO access described by the syndrome, or outside RAM. */
+static void exit_data_abort(struct vcpu *vcpu)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+        struct vm *vm = vcpu->vm;
+        uint32_t iss = (uint32_t)ESR_ISS(c->esr);
+        uint64_t ipa = ((read_sysreg(hpfar_el2) >> 4) << 12) | (read_sysreg(far_el2) & 0xfff);
+        unsigned size = 1u << DABT_SAS(iss);
+        uint64_t val, zero, *reg;
+
+        c->exit_count[ARM64_EXIT_MMIO]++;
+        if (!(iss & DABT_S1PTW) && (iss & DABT_ISV) &&
+            mmio_bus_find(&vm->mmio, gpa(ipa), size)) {
+                reg = reg_ptr(c, DABT_SRT(iss), &zero);
+                val = *reg;
+                mmio_bus_access(&vm->mmio, gpa(ipa), size, iss & DABT_WNR, &val);
+                if (!(iss & DABT_WNR)) {
+                        if ((iss & DABT_SSE) && size < 8) {
+                                unsigned sh = 64 - 8 * size;
+
+                                val = (uint64_t)((int64_t)(val << sh) >> sh);
+                        }
+                        if (!(iss & DABT_SF))
+                                val &= 0xffffffffu;
+                        *reg = val;
+                }
+                c->pc += 4;
+                return;
+        }
+        if (!(iss & DABT_S1PTW) && mmio_bus_find(&vm->mmio, gpa(ipa), 1)) {
+                vm_stop(vm, VM_STOP_BAD_INSN,
+                        "device access at %#llx by an instruction without a syndrome (load/store "
+                        "pair, writeback or SIMD) at pc %#llx",
+                        (unsigned long long)ipa, (unsigned long long)c->pc);
+                return;
+        }
+        vm_stop(vm, VM_STOP_OUTSIDE_RAM, "%s %s %#llx (outside RAM and devices) at pc %#llx",
+                (iss & DABT_S1PTW) ? "page-table walk" : "data",
+                (iss & DABT_WNR) ? "write to" : "read from", (unsigned long long)ipa,
+                (unsigned long long)c->pc);
+}
+
+/* Trapped MSR/MRS: SGIs through ICC_SGI1R_EL1; the physical timer reads as off. */
+static void exit_sysreg(struct vcpu *vcpu)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+        struct vm_arch *a = &vcpu->vm->arch;
+        uint32_t iss = (uint32_t)ESR_ISS(c->esr);
+        uint32_t enc = iss & 0x3ffc1e; /* Op0, Op2, Op1, CRn, CRm: everything but Rt and dir */
+        bool read = iss & 1;
+        uint64_t zero, *reg = reg_ptr(c, (iss >> 5) & 0x1f, &zero);
+
+        c->exit_count[ARM64_EXIT_SYSREG]++;
+        switch (enc) {
+        case SYSREG_ENC(3, 0, 12, 11, 5): /* ICC_SGI1R_EL1 */
+                if (!read && a->platform)
+                        vgic_sgi1r(&a->vgic, vcpu->id, *reg);
+                c->pc += 4;
+                return;
+        case SYSREG_ENC(3, 3, 14, 2, 0): /* CNTP_TVAL_EL0 */
+        case SYSREG_ENC(3, 3, 14, 2, 1): /* CNTP_CTL_EL0 */
+        case SYSREG_ENC(3, 3, 14, 2, 2): /* CNTP_CVAL_EL0 */
+                if (read)
+                        *reg = 0;
+                c->pc += 4;
+                return;
+        }
+        arm64_report_once(vcpu->vm, a->unknown_sysregs, &a->unknown_sysreg_count,
+                          ARRAY_SIZE(a->unknown_sysregs), enc,
+                          "system register S%u_%u_C%u_C%u_%u (%s at pc %#llx) not emulated: "
+                          "undefined instruction injected",
+                          (iss >> 20) & 3, (iss >> 14) & 7, (iss >> 10) & 0xf, (iss >> 1) & 0xf,
+                          (iss >> 17) & 7, read ? "read" : "write", (unsigned long long)c->pc);
+        inject_undef(c);
+}
+
+static bool exit_hvc(struct vcpu *vcpu, bool smc)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+        struct hc_call call;
+        bool cont;
+
+        c->exit_count[smc ? ARM64_EXIT_SMC : ARM64_EXIT_HVC]++;
+        if (smc)
+                c->pc += 4; /* a trapped SMC returns to itself */
+        if (arm64_psci_call(vcpu, c->x))
+                return vcpu->vm->state == VM_RUNNING;
+        if (smc || ESR_ISS(c->esr) & 0xffff) {
+                c->x[0] = (uint64_t)-1; /* SMCCC: not supported */
+                return true;
+        }
+        call.nr = c->x[0];
+        call.arg[0] = c->x[1];
+        call.arg[1] = c->x[2];
+        call.arg[2] = c->x[3];
+        call.arg[3] = c->x[4];
+        cont = hypercall_dispatch(vcpu, &call);
+        c->x[0] = (uint64_t)call.ret;
+        return cont;
+}
+
+/* Physical interrupts taken while the guest ran or Keel waited: acknowledge and dispatch. */
+static void handle_irqs(struct vcpu *vcpu)
+{
+        struct vm_arch *a = &vcpu->vm->arch;
+
+        for (unsigned n = 0; n < 16; n++) {
+                unsigned intid = arm64_gic_ack();
+
+                if (intid >= INTID_SPURIOUS)
+                        return;
+                arm64_gic_eoi(intid);
+                if (intid == INTID_VTIMER && a->platform) {
+                        /* Stays active until the guest's EOI deactivates it (HW list reg). */
+                        arm64_vtimer_fired(vcpu);
+                        continue;
+                }
+                if (intid == INTID_HYP_TIMER)
+                        arm64_hyp_timer_stop();
+                if (intid == INTID_VTIMER) /* no GIC in this VM: nobody to tell */
+                        write_sysreg(cntv_ctl_el0, read_sysreg(cntv_ctl_el0) | CNT_CTL_IMASK);
+                arm64_gic_deactivate(intid);
+        }
+}
+
+/* Host console input for the VM's PL011 (polled: on interrupts and while the guest waits). */
+static void poll_console(struct vm *vm)
+{
+        uint8_t buf[32];
+        size_t room = pl011_rx_room(&vm->arch.uart), n = 0;
+        int ch;
+
+        if (room > sizeof(buf))
+                room = sizeof(buf);
+        while (n < room && (ch = pl011_drv_getc()) >= 0)
+                buf[n++] = (uint8_t)ch;
+        if (n)
+                pl011_input(&vm->arch.uart, buf, n);
+}
+
+static bool vtimer_armed(void)
+{
+        uint64_t ctl = read_sysreg(cntv_ctl_el0);
+
+        return (ctl & (CNT_CTL_ENABLE | CNT_CTL_IMASK)) == CNT_CTL_ENABLE;
+}
+
+/* WFI: give the CPU away until something for the guest happens. */
+static void exit_wfi(struct vcpu *vcpu)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+        struct vm *vm = vcpu->vm;
+        uint64_t poll = arm64_cntfrq() / 1000 * WAIT_POLL_MS;
+
+        c->exit_count[ARM64_EXIT_WFI]++;
+        c->pc += 4;
+        if (!vm->arch.platform && !vtimer_armed()) {
+                vm_stop(vm, VM_STOP_HALTED, "WFI with no interrupt source at pc %#llx",
+                        (unsigned long long)(c->pc - 4));
+                return;
+        }
+        vcons_show_partial(&vm->console);
+        for (;;) {
+                poll_console(vm);
+                if (!vm->arch.platform || vgic_has_pending(&vm->arch.vgic, vcpu->id))
+                        break;
+                arm64_hyp_timer_arm(poll);
+                __asm__ volatile("dsb sy; wfi" ::: "memory");
+                handle_irqs(vcpu);
+        }
+        arm64_hyp_timer_stop();
+}
+
+static void exit_sync(struct vcpu *vcpu)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+        unsigned ec = ESR_EC(c->esr);
+
+        switch (ec) {
+        case EC_HVC64:
+                exit_hvc(vcpu, false);
+                return;
+        case EC_SMC64:
+                exit_hvc(vcpu, true);
+                return;
+        case EC_DABT_LOW:
+                exit_data_abort(vcpu);
+                return;
+        case EC_WFX:
+                exit_wfi(vcpu);
+                return;
+        case EC_SYSREG:
+                exit_sysreg(vcpu);
+                return;
+        case EC_IABT_LOW:
+                c->exit_count[ARM64_EXIT_MMIO]++;
+                vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
+                        "instruction fetch from %#llx (outside RAM) at pc %#llx",
+                        (unsigned long long)(((read_sysreg(hpfar_el2) >> 4) << 12) |
+                                             (read_sysreg(far_el2) & 0xfff)),
+                        (unsigned long long)c->pc);
+                return;
+        }
+        c->exit_count[ARM64_EXIT_OTHER]++;
+        vm_stop(vcpu->vm, VM_STOP_UNHANDLED, "exception class %#x (esr %#llx) at pc %#llx", ec,
+                (unsigned long long)c->esr, (unsigned long long)c->pc);
+}
+
+void arch_vcpu_run(struct vcpu *vcpu)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+        struct vm *vm = vcpu->vm;
+        struct vm_arch *a = &vm->arch;
+
+        write_sysreg(vttbr_el2, (uint64_t)a->vmid << 48 | hpa_raw(a->s2.root));
+        write_sysreg(hcr_el2, hcr_guest);
+        isb();
+        __asm__ volatile("tlbi vmalls12e1\n dsb nsh\n isb" ::: "memory");
+        el1_load(&c->el1);
+        if (a->platform)
+                arm64_vgic_load(vcpu);
+        while (vm->state == VM_RUNNING) {
+                unsigned kind;
+
+                if (a->platform)
+                        arm64_vgic_flush(vcpu, nr_lrs);
+                kind = arm64_guest_run(c);
+                vcpu->exits++;
+                if (a->platform)
+                        arm64_vgic_sync(vcpu);
+                switch (kind) {
+                case ARM64_KIND_SYNC:
+                        exit_sync(vcpu);
+                        break;
+                case ARM64_KIND_IRQ:
+                case ARM64_KIND_FIQ:
+                        c->exit_count[ARM64_EXIT_IRQ]++;
+                        handle_irqs(vcpu);
+                        poll_console(vm);
+                        break;
+                case ARM64_KIND_SERROR:
+                        c->exit_count[ARM64_EXIT_OTHER]++;
+                        vm_stop(vm, VM_STOP_UNHANDLED, "SError (esr %#llx) at pc %#llx",
+                                (unsigned long long)c->esr, (unsigned long long)c->pc);
+                        break;
+                default:
+                        c->exit_count[ARM64_EXIT_OTHER]++;
+                        vm_stop(vm, VM_STOP_UNHANDLED, "exception from AArch32 at pc %#llx",
+                                (unsigned long long)c->pc);
+                        break;
+                }
+        }
+        if (a->platform)
+                arm64_vgic_put(vcpu);
+        el1_save(&c->el1);
+        write_sysreg(hcr_el2, HCR_RW);
+        isb();
+}
+
+void arch_vcpu_exit_summary(const struct vcpu *vcpu, char *buf, size_t len)
+{
+        static const char *const names[ARM64_EXIT_CLASSES] = {
+            "hvc", "smc", "mmio", "wfi", "sysreg", "irq", "other",
+        };
+        size_t n = 0;
+
+        buf[0] = 0;
+        for (unsigned i = 0; i < ARM64_EXIT_CLASSES && n < len; i++)
+                if (vcpu->arch.exit_count[i])
+                        n += (size_t)snprintf(buf + n, len - n, "%s%s %llu", n ? ", " : "",
+                                              names[i],
+                                              (unsigned long long)vcpu->arch.exit_count[i]);
+        if (!n)
+                snprintf(buf, len, "none");
+}
+
+void arch_vm_teardown(struct vm *vm)
+{
+        struct vm_arch *a = &vm->arch;
+
+        if (a->s2_ready) {
+                write_sysreg(vttbr_el2, (uint64_t)a->vmid << 48 | hpa_raw(a->s2.root));
+                isb();
+                __asm__ volatile("tlbi vmalls12e1\n dsb nsh\n isb" ::: "memory");
+                write_sysreg(vttbr_el2, 0);
+                pt_destroy(&a->s2);
+                a->s2_ready = false;
+        }
+}
