@@ -545,9 +545,9 @@ static uint64_t size_mask(unsigned size)
 }
 
 /*
- * Registers common to both frames: bit registers, priorities, ICFGR. `base` is the frame's
- * INTID 0 offset convention (GICD and SGI_base share the layout). Returns false if `off`
- * is none of them.
+ * Registers common to both frames: bit registers, priorities, ICFGR (GICD and SGI_base
+ * share the layout; INTIDs the frame does not hold read as zero). Returns false if `off` is
+ * none of them.
  */
 static bool irqreg_access(struct vgic *g, unsigned vcpu, uint64_t off, unsigned size, bool write,
                           uint64_t *val)
