@@ -16,7 +16,7 @@ _Static_assert(sizeof(struct keel_vm_info) == 64, "keel_vm_info layout is part o
 _Static_assert(sizeof(((struct keel_vm_info *)0)->name) == VM_NAME_MAX,
                "keel_vm_info.name holds a whole VM name");
 
-/* PRINT goes out as if the guest had written the bytes to its UART: same prefix and line. */
+/* PRINT goes to the VM's console like its UART's bytes: same prefix, same line buffer. */
 static int64_t hc_print(struct vm *vm, uint64_t ga, uint64_t len)
 {
         char buf[KEEL_HC_PRINT_MAX];
@@ -26,7 +26,7 @@ static int64_t hc_print(struct vm *vm, uint64_t ga, uint64_t len)
         if (gmem_read(&vm->mem, gpa(ga), buf, len) < 0)
                 return -KEEL_EFAULT;
         for (uint64_t i = 0; i < len; i++)
-                vuart_putc(&vm->uart, (uint8_t)buf[i]);
+                vcons_putc(&vm->console, (uint8_t)buf[i]);
         return (int64_t)len;
 }
 

@@ -62,7 +62,7 @@ void vm_init(struct vm *vm, unsigned id, const char *name)
         vm->state = VM_CREATED;
         gmem_init(&vm->mem);
         mmio_bus_init(&vm->mmio);
-        vuart_init(&vm->uart, vm->name);
+        vcons_init(&vm->console, vm->name);
         for (unsigned i = 0; i < VM_MAX_VCPUS; i++) {
                 vm->vcpus[i].vm = vm;
                 vm->vcpus[i].id = i;
@@ -132,7 +132,7 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
                 CHECK(vm_set_state(vm, VM_STOPPED) == 0);
 
         /* Whatever the guest wrote last comes before the line saying it stopped. */
-        vuart_flush(&vm->uart);
+        vcons_flush(&vm->console);
         if (reason == VM_STOP_EXIT || reason == VM_STOP_POWEROFF || reason == VM_STOP_REBOOT)
                 LOG_INFO("keel: vm %s stopped: %s: %s", vm->name, vm_stop_reason_name(reason),
                          vm->stop_detail);

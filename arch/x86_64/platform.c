@@ -85,7 +85,7 @@ static int platform_init(struct vm *vm)
                                    &a->ioapic, "ioapic");
         if (err)
                 return err;
-        vuart_set_irq(&vm->uart, &com1);
+        vuart_set_irq(&a->uart, &com1);
         a->platform = true;
         for (unsigned i = 0; i < vm->vcpu_count; i++)
                 vm->vcpus[i].arch.cpuid.lapic = true;
@@ -195,13 +195,13 @@ void x86_poll_console(struct vm *vm)
 
         if (!vm->arch.platform)
                 return;
-        room = vuart_rx_room(&vm->uart);
+        room = vuart_rx_room(&vm->arch.uart);
         if (room > sizeof(buf))
                 room = sizeof(buf);
         while (n < room && (c = uart16550_getc(COM1_PORT)) >= 0)
                 buf[n++] = (uint8_t)c;
         if (n)
-                vuart_input(&vm->uart, buf, n);
+                vuart_input(&vm->arch.uart, buf, n);
 }
 
 bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)
@@ -210,7 +210,7 @@ bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)
 
         if (!vm->arch.platform || !interrupts_enabled)
                 return false;
-        vuart_show_partial(&vm->uart); /* a prompt waits for input: show it */
+        vcons_show_partial(&vm->console); /* a prompt waits for input: show it */
         while (vm->state == VM_RUNNING) {
                 x86_poll_console(vm);
                 if (x86_pending_irq(vcpu) >= 0)

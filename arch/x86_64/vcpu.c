@@ -78,6 +78,7 @@ int arch_vm_setup(struct vm *vm)
         struct vm_arch *a = &vm->arch;
         int err;
 
+        vuart_init(&a->uart, &vm->console);
         err = pt_init(&a->npt, vendor->second_level, &keel_palloc);
         if (err)
                 return err;
@@ -245,7 +246,7 @@ void x86_emulate_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in)
                 return;
         }
         if (port >= COM1_BASE && port < COM1_BASE + 8) {
-                vuart_access(&vm->uart, port - COM1_BASE, !in, &val);
+                vuart_access(&vm->arch.uart, port - COM1_BASE, !in, &val);
                 if (in)
                         g->rax = (g->rax & ~mask) | (val & mask);
                 return;

@@ -5,6 +5,7 @@
 #include <keel/log.h>
 #include <vmm/hypercall.h>
 #include <vmm/vm.h>
+#include <vmm/vuart.h>
 
 #include "log_capture.h"
 #include "test.h"
@@ -15,12 +16,14 @@
 
 static uint8_t ram[RAM_SZ] __attribute__((aligned(4096)));
 static struct vm vm;
+static struct vuart uart; /* the VM's UART, transmitting to vm.console as on x86 */
 
-/* VM "hc-guest", id 5, 64 KiB of RAM at 0x200000, running, log captured. */
+/* VM "hc-guest", id 5, 64 KiB of RAM at 0x200000, a UART, running, log captured. */
 static void setup(void)
 {
         memset(ram, FILL, sizeof(ram));
         vm_init(&vm, 5, "hc-guest");
+        vuart_init(&uart, &vm.console);
         if (gmem_add_region(&vm.mem, gpa(RAM_BASE), RAM_SZ, hpa((uint64_t)(uintptr_t)ram)) ||
             vm_set_state(&vm, VM_RUNNING))
                 abort();
@@ -96,7 +99,7 @@ TEST(print_lines_get_vm_prefix)
         {
                 uint32_t v = '\n';
 
-                vuart_access(&vm.uart, 0, true, &v);
+                vuart_access(&uart, 0, true, &v);
         }
         EXPECT_STREQ(logbuf, "[hc-guest] hello from the guest\n[hc-guest] second\n");
         log_set_sink(NULL);
@@ -109,19 +112,19 @@ TEST(print_bypasses_uart_dlab_and_loopback)
 
         setup();
         v = 0x80; /* DLAB on */
-        vuart_access(&vm.uart, 3, true, &v);
+        vuart_access(&uart, 3, true, &v);
         v = 0x10; /* loopback */
-        vuart_access(&vm.uart, 4, true, &v);
+        vuart_access(&uart, 4, true, &v);
         v = 0x0c;
-        vuart_access(&vm.uart, 0, true, &v); /* divisor latch low */
+        vuart_access(&uart, 0, true, &v); /* divisor latch low */
         memcpy(ram, "ok\n", 3);
         c = call(KEEL_HC_PRINT, RAM_BASE, 3);
         EXPECT_TRUE(hypercall_dispatch(&vm.vcpus[0], &c));
         EXPECT_EQ(c.ret, 3);
         EXPECT_STREQ(logbuf, "[hc-guest] ok\n");
-        EXPECT_EQ(vm.uart.lcr, 0x80);
-        EXPECT_EQ(vm.uart.mcr, 0x10);
-        EXPECT_EQ(vm.uart.dll, 0x0c);
+        EXPECT_EQ(uart.lcr, 0x80);
+        EXPECT_EQ(uart.mcr, 0x10);
+        EXPECT_EQ(uart.dll, 0x0c);
         log_set_sink(NULL);
 }
 
@@ -138,12 +141,12 @@ TEST(print_limits)
         EXPECT_TRUE(hypercall_dispatch(&vm.vcpus[0], &c));
         EXPECT_EQ(c.ret, -KEEL_E2BIG);
         EXPECT_STREQ(logbuf, "");
-        EXPECT_EQ(vm.uart.tx_bytes, 0);
+        EXPECT_EQ(vm.console.tx_bytes, 0);
 
         c = call(KEEL_HC_PRINT, RAM_BASE, KEEL_HC_PRINT_MAX);
         EXPECT_TRUE(hypercall_dispatch(&vm.vcpus[0], &c));
         EXPECT_EQ(c.ret, KEEL_HC_PRINT_MAX);
-        EXPECT_EQ(vm.uart.tx_bytes, KEEL_HC_PRINT_MAX);
+        EXPECT_EQ(vm.console.tx_bytes, KEEL_HC_PRINT_MAX);
 
         c = call(KEEL_HC_PRINT, RAM_BASE, 0);
         EXPECT_TRUE(hypercall_dispatch(&vm.vcpus[0], &c));
@@ -173,7 +176,7 @@ TEST(print_bad_address)
                 EXPECT_TRUE(hypercall_dispatch(&vm.vcpus[0], &c));
                 EXPECT_EQ(c.ret, -KEEL_EFAULT);
         }
-        EXPECT_EQ(vm.uart.tx_bytes, 0);
+        EXPECT_EQ(vm.console.tx_bytes, 0);
         EXPECT_STREQ(logbuf, "");
         EXPECT_EQ(vm.state, VM_RUNNING);
         log_set_sink(NULL);

@@ -2,6 +2,7 @@
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <vmm/vm.h>
+#include <vmm/vuart.h>
 
 #include "log_capture.h"
 #include "test.h"
@@ -26,8 +27,10 @@ TEST(init_sets_generic_part)
         EXPECT_EQ(vm.state, VM_CREATED);
         EXPECT_EQ(vm.mem.count, 0);
         EXPECT_EQ(gmem_total(&vm.mem), 0);
-        EXPECT_TRUE(vm.uart.prefix == vm.name);
-        EXPECT_EQ(vm.uart.len, 0);
+        EXPECT_TRUE(vm.console.prefix == vm.name);
+        EXPECT_EQ(vm.console.len, 0);
+        EXPECT_FALSE(vm.console.line_open);
+        EXPECT_EQ(vm.console.tx_bytes, 0);
         EXPECT_EQ(vm.vcpu_count, 1);
         EXPECT_TRUE(vm.vcpus[0].vm == &vm);
         EXPECT_EQ(vm.vcpus[0].id, 0);
@@ -211,15 +214,17 @@ TEST(stop_from_created_and_paused)
 
 TEST(stop_flushes_uart_first)
 {
+        struct vuart uart;
         uint32_t v;
 
         vm_init(&vm, 2, "u");
+        vuart_init(&uart, &vm.console); /* as the arch does */
         EXPECT_EQ(vm_set_state(&vm, VM_RUNNING), 0);
         capture_start();
         v = 'h';
-        vuart_access(&vm.uart, 0, true, &v);
+        vuart_access(&uart, 0, true, &v);
         v = 'i';
-        vuart_access(&vm.uart, 0, true, &v);
+        vuart_access(&uart, 0, true, &v);
         EXPECT_STREQ(logbuf, "");
         vm_stop(&vm, VM_STOP_HALTED, "hlt with interrupts off");
         EXPECT_STREQ(logbuf, "[u] hi\nW keel: vm u stopped: halted: hlt with interrupts off\n");

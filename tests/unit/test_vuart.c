@@ -1,12 +1,23 @@
 /*
- * Tests for vmm/vuart.c: line assembly, prefix, flush, the 16550A register model, the receive
- * FIFO, interrupts (IIR, priorities, OUT2, the irq line level) and Linux's 8250 probe.
+ * Tests for vmm/vuart.c: THR bytes reaching the console front end (line assembly, prefix,
+ * flush, through vmm/vcons.c), the 16550A register model, the receive FIFO, interrupts (IIR,
+ * priorities, OUT2, the irq line level) and Linux's 8250 probe.
  */
 #include <keel/log.h>
+#include <vmm/vcons.h>
 #include <vmm/vuart.h>
 
 #include "log_capture.h"
 #include "test.h"
+
+/* The console front end the UART under test transmits to (a VM's vm->console). */
+static struct vcons con;
+
+static void uart_init(struct vuart *u, const char *prefix)
+{
+        vcons_init(&con, prefix);
+        vuart_init(u, &con);
+}
 
 static void wr(struct vuart *u, unsigned off, uint32_t v)
 {
@@ -31,14 +42,14 @@ TEST(lines_get_prefix)
 {
         struct vuart u;
 
-        vuart_init(&u, "vm1");
+        uart_init(&u, "vm1");
         capture_start();
         put(&u, "hello\nworld");
         EXPECT_STREQ(logbuf, "[vm1] hello\n");
         put(&u, "!\r\n");
         EXPECT_STREQ(logbuf, "[vm1] hello\n[vm1] world!\n");
-        EXPECT_EQ(u.tx_bytes, 14);
-        EXPECT_EQ(u.len, 0);
+        EXPECT_EQ(con.tx_bytes, 14);
+        EXPECT_EQ(con.len, 0);
         log_set_sink(NULL);
 }
 
@@ -47,25 +58,25 @@ TEST(partial_line_shown_when_idle)
 {
         struct vuart u;
 
-        vuart_init(&u, "vm1");
+        uart_init(&u, "vm1");
         capture_start();
-        vuart_show_partial(&u); /* nothing pending: nothing shown */
+        vcons_show_partial(&con); /* nothing pending: nothing shown */
         EXPECT_STREQ(logbuf, "");
         put(&u, "~ # ");
-        vuart_show_partial(&u);
+        vcons_show_partial(&con);
         EXPECT_STREQ(logbuf, "[vm1] ~ # ");
         put(&u, "ls");
-        vuart_show_partial(&u);
-        vuart_show_partial(&u);
+        vcons_show_partial(&con);
+        vcons_show_partial(&con);
         EXPECT_STREQ(logbuf, "[vm1] ~ # ls");
         put(&u, "\nnext\n");
         EXPECT_STREQ(logbuf, "[vm1] ~ # ls\n[vm1] next\n");
         /* An open line is finished at a stop, even with nothing new. */
         put(&u, "$ ");
-        vuart_show_partial(&u);
-        vuart_flush(&u);
+        vcons_show_partial(&con);
+        vcons_flush(&con);
         EXPECT_STREQ(logbuf, "[vm1] ~ # ls\n[vm1] next\n[vm1] $ \n");
-        vuart_flush(&u);
+        vcons_flush(&con);
         EXPECT_STREQ(logbuf, "[vm1] ~ # ls\n[vm1] next\n[vm1] $ \n");
         log_set_sink(NULL);
 }
@@ -74,7 +85,7 @@ TEST(empty_line_and_cr_only)
 {
         struct vuart u;
 
-        vuart_init(&u, "e");
+        uart_init(&u, "e");
         capture_start();
         put(&u, "\n\r\r\n");
         EXPECT_STREQ(logbuf, "[e] \n[e] \n");
@@ -85,7 +96,7 @@ TEST(non_printable_bytes_shown_as_dots)
 {
         struct vuart u;
 
-        vuart_init(&u, "np");
+        uart_init(&u, "np");
         capture_start();
         wr(&u, 0, 0x1b); /* ESC */
         put(&u, "[2J");
@@ -100,19 +111,19 @@ TEST(non_printable_bytes_shown_as_dots)
 TEST(full_buffer_emits_and_continues)
 {
         struct vuart u;
-        char want[3 * VUART_LINE_MAX];
+        char want[3 * VCONS_LINE_MAX];
         int n;
 
-        vuart_init(&u, "f");
+        uart_init(&u, "f");
         capture_start();
-        for (unsigned i = 0; i < VUART_LINE_MAX; i++)
+        for (unsigned i = 0; i < VCONS_LINE_MAX; i++)
                 wr(&u, 0, 'a' + i % 26);
         /* Exactly full: nothing emitted until the next byte arrives. */
         EXPECT_STREQ(logbuf, "");
-        EXPECT_EQ(u.len, VUART_LINE_MAX);
+        EXPECT_EQ(con.len, VCONS_LINE_MAX);
         put(&u, "XY\n");
         n = snprintf(want, sizeof(want), "[f] ");
-        for (unsigned i = 0; i < VUART_LINE_MAX; i++)
+        for (unsigned i = 0; i < VCONS_LINE_MAX; i++)
                 want[n++] = (char)('a' + i % 26);
         snprintf(want + n, sizeof(want) - n, "\n[f] XY\n");
         EXPECT_STREQ(logbuf, want);
@@ -123,12 +134,12 @@ TEST(line_of_exactly_max_is_one_line)
 {
         struct vuart u;
 
-        vuart_init(&u, "m");
+        uart_init(&u, "m");
         capture_start();
-        for (unsigned i = 0; i < VUART_LINE_MAX; i++)
+        for (unsigned i = 0; i < VCONS_LINE_MAX; i++)
                 wr(&u, 0, 'z');
         wr(&u, 0, '\n');
-        EXPECT_EQ(strlen(logbuf), 4 + VUART_LINE_MAX + 1);
+        EXPECT_EQ(strlen(logbuf), 4 + VCONS_LINE_MAX + 1);
         EXPECT_EQ(logbuf[strlen(logbuf) - 1], '\n');
         EXPECT_TRUE(strchr(logbuf, '\n') == logbuf + strlen(logbuf) - 1);
         log_set_sink(NULL);
@@ -138,14 +149,14 @@ TEST(flush_emits_partial_line_once)
 {
         struct vuart u;
 
-        vuart_init(&u, "fl");
+        uart_init(&u, "fl");
         capture_start();
-        vuart_flush(&u);
+        vcons_flush(&con);
         EXPECT_STREQ(logbuf, "");
         put(&u, "partial");
-        vuart_flush(&u);
+        vcons_flush(&con);
         EXPECT_STREQ(logbuf, "[fl] partial\n");
-        vuart_flush(&u);
+        vcons_flush(&con);
         EXPECT_STREQ(logbuf, "[fl] partial\n");
         put(&u, "next\n");
         EXPECT_STREQ(logbuf, "[fl] partial\n[fl] next\n");
@@ -156,7 +167,7 @@ TEST(status_registers)
 {
         struct vuart u;
 
-        vuart_init(&u, "s");
+        uart_init(&u, "s");
         EXPECT_EQ(rd(&u, 5), 0x60); /* LSR: THRE | TEMT, no data */
         EXPECT_EQ(rd(&u, 2), 0x01); /* IIR: no interrupt pending, no FIFOs */
         EXPECT_EQ(rd(&u, 0), 0);    /* RBR: nothing received */
@@ -174,14 +185,14 @@ TEST(status_registers)
         EXPECT_EQ(rd(&u, 2), 0x01);
         EXPECT_EQ(rd(&u, 8), 0xff); /* beyond the UART */
         wr(&u, 8, 0x12);
-        EXPECT_EQ(u.tx_bytes, 0);
+        EXPECT_EQ(con.tx_bytes, 0);
 }
 
 TEST(register_readback)
 {
         struct vuart u;
 
-        vuart_init(&u, "r");
+        uart_init(&u, "r");
         capture_start();
         wr(&u, 1, 0xff);
         EXPECT_EQ(rd(&u, 1), 0x0f); /* IER: low 4 bits */
@@ -203,7 +214,7 @@ TEST(register_readback)
         wr(&u, 1, 0x80);
         EXPECT_EQ(rd(&u, 0), 0x01);
         EXPECT_EQ(rd(&u, 1), 0x80);
-        EXPECT_EQ(u.tx_bytes, 0);
+        EXPECT_EQ(con.tx_bytes, 0);
         wr(&u, 3, 0x03);
         EXPECT_EQ(rd(&u, 1), 0x0f); /* IER unchanged by DLM writes */
         EXPECT_EQ(rd(&u, 0), 0);
@@ -223,7 +234,7 @@ TEST(loopback_msr_and_no_transmit)
 {
         struct vuart u;
 
-        vuart_init(&u, "lb");
+        uart_init(&u, "lb");
         capture_start();
         wr(&u, 4, 0x10); /* loop, all outputs off */
         EXPECT_EQ(msr_lines(&u), 0x00);
@@ -236,7 +247,7 @@ TEST(loopback_msr_and_no_transmit)
         wr(&u, 4, 0x14); /* OUT1 -> RI */
         EXPECT_EQ(msr_lines(&u), 0x40);
         put(&u, "x\n");
-        EXPECT_EQ(u.tx_bytes, 0);
+        EXPECT_EQ(con.tx_bytes, 0);
         wr(&u, 4, 0x03);
         EXPECT_EQ(msr_lines(&u), 0xb0);
         put(&u, "y\n");
@@ -249,14 +260,16 @@ TEST(init_resets_everything)
         struct vuart u;
 
         memset(&u, 0xee, sizeof(u));
-        vuart_init(&u, "i");
-        EXPECT_EQ(u.len, 0);
-        EXPECT_EQ(u.tx_bytes, 0);
+        memset(&con, 0xee, sizeof(con));
+        uart_init(&u, "i");
+        EXPECT_EQ(con.len, 0);
+        EXPECT_EQ(con.tx_bytes, 0);
         EXPECT_EQ(rd(&u, 1), 0);
         EXPECT_EQ(rd(&u, 3), 0);
         EXPECT_EQ(rd(&u, 4), 0);
         EXPECT_EQ(rd(&u, 7), 0);
-        EXPECT_STREQ(u.prefix, "i");
+        EXPECT_STREQ(con.prefix, "i");
+        EXPECT_TRUE(u.out == &con);
 }
 
 /* ---- receive path, interrupts ---- */
@@ -313,7 +326,7 @@ TEST(set_irq_drives_current_level_once)
         struct vuart u;
         struct irq_rec r;
 
-        vuart_init(&u, "i");
+        uart_init(&u, "i");
         wire(&u, &r);
         EXPECT_EQ(r.calls, 1);
         EXPECT_FALSE(r.level);
@@ -345,7 +358,7 @@ TEST(rx_fifo_order_and_room)
         struct vuart u;
         uint8_t buf[40];
 
-        vuart_init(&u, "rx");
+        uart_init(&u, "rx");
         wr(&u, FCR, 0x01);
         EXPECT_EQ(vuart_rx_room(&u), 16);
         for (unsigned i = 0; i < sizeof(buf); i++)
@@ -373,7 +386,7 @@ TEST(rx_without_fifo_holds_one_byte)
 {
         struct vuart u;
 
-        vuart_init(&u, "rx1");
+        uart_init(&u, "rx1");
         EXPECT_EQ(vuart_rx_room(&u), 1);
         EXPECT_EQ(in_str(&u, "ab"), 1);
         EXPECT_EQ(rd(&u, LSR), 0x61);
@@ -387,7 +400,7 @@ TEST(fcr_clears_and_mode_changes_reset_fifo)
 {
         struct vuart u;
 
-        vuart_init(&u, "fcr");
+        uart_init(&u, "fcr");
         wr(&u, FCR, 0x01);
         EXPECT_EQ(in_str(&u, "hello"), 5);
         wr(&u, FCR, 0x01 | 0x04); /* clear XMIT only: receive FIFO intact */
@@ -411,7 +424,7 @@ TEST(loopback_feeds_receiver_and_overruns)
 {
         struct vuart u;
 
-        vuart_init(&u, "lo");
+        uart_init(&u, "lo");
         capture_start();
         wr(&u, FCR, 0x07);
         wr(&u, MCR, 0x10);
@@ -425,7 +438,7 @@ TEST(loopback_feeds_receiver_and_overruns)
         for (unsigned i = 0; i < 16; i++)
                 EXPECT_EQ(rd(&u, RBR), 'A' + i); /* the FIFO kept the first 16 */
         EXPECT_EQ(rd(&u, LSR), 0x60);
-        EXPECT_EQ(u.tx_bytes, 0);
+        EXPECT_EQ(con.tx_bytes, 0);
         EXPECT_STREQ(logbuf, "");
 
         /* Without FIFOs a new byte overwrites the holding register. */
@@ -442,7 +455,7 @@ TEST(msr_deltas)
 {
         struct vuart u;
 
-        vuart_init(&u, "ms");
+        uart_init(&u, "ms");
         EXPECT_EQ(rd(&u, MSR), 0xb0);
         wr(&u, MCR, 0x10); /* loop: DCD, DSR, CTS drop */
         EXPECT_EQ(rd(&u, MSR), 0x0b);
@@ -465,7 +478,7 @@ TEST(rda_and_timeout_follow_fifo_level_and_trigger)
         struct vuart u;
         struct irq_rec r;
 
-        vuart_init(&u, "rda");
+        uart_init(&u, "rda");
         wire(&u, &r);
         wr(&u, MCR, 0x0b);
         wr(&u, FCR, 0x81); /* trigger 8, what Linux programs for a 16550A */
@@ -524,7 +537,7 @@ TEST(thre_set_and_clear)
         struct irq_rec r;
         unsigned before;
 
-        vuart_init(&u, "th");
+        uart_init(&u, "th");
         capture_start();
         wire(&u, &r);
         wr(&u, MCR, 0x08);
@@ -564,7 +577,7 @@ TEST(thre_set_and_clear)
         /* The print hypercall path has no interrupt effect. */
         wr(&u, IER, 0x02);
         rd(&u, IIR);
-        vuart_putc(&u, 'x');
+        vcons_putc(&con, 'x');
         EXPECT_EQ(rd(&u, IIR), 0x01);
         log_set_sink(NULL);
 }
@@ -573,7 +586,7 @@ TEST(line_status_interrupt)
 {
         struct vuart u;
 
-        vuart_init(&u, "ls");
+        uart_init(&u, "ls");
         wr(&u, FCR, 0x01);
         wr(&u, MCR, 0x10);
         for (unsigned i = 0; i < 17; i++)
@@ -596,7 +609,7 @@ TEST(modem_status_interrupt)
         struct vuart u;
         struct irq_rec r;
 
-        vuart_init(&u, "msi");
+        uart_init(&u, "msi");
         wire(&u, &r);
         wr(&u, IER, 0x08);
         wr(&u, MCR, 0x18); /* loop + OUT2: lines change, but the output is gated in loopback */
@@ -614,7 +627,7 @@ TEST(iir_priorities)
 {
         struct vuart u;
 
-        vuart_init(&u, "pri");
+        uart_init(&u, "pri");
         wr(&u, FCR, 0x01); /* trigger 1 */
         wr(&u, MCR, 0x10);
         for (unsigned i = 0; i < 17; i++) /* overrun + data */
@@ -644,7 +657,7 @@ TEST(out2_and_loopback_gate_the_line)
         struct vuart u;
         struct irq_rec r;
 
-        vuart_init(&u, "o2");
+        uart_init(&u, "o2");
         wire(&u, &r);
         wr(&u, FCR, 0x01);
         wr(&u, IER, 0x01);
@@ -673,7 +686,7 @@ TEST(dlab_hides_rbr_thr_ier_not_iir_fcr)
 {
         struct vuart u;
 
-        vuart_init(&u, "dl");
+        uart_init(&u, "dl");
         capture_start();
         wr(&u, IER, 0x05);
         EXPECT_EQ(in_str(&u, "d"), 1);
@@ -690,7 +703,7 @@ TEST(dlab_hides_rbr_thr_ier_not_iir_fcr)
         EXPECT_EQ(rd(&u, IER), 0x05);
         EXPECT_EQ(rd(&u, LSR), 0x60);
         EXPECT_EQ(u.dll, 0x0c);
-        EXPECT_EQ(u.tx_bytes, 0);
+        EXPECT_EQ(con.tx_bytes, 0);
         EXPECT_STREQ(logbuf, "");
         log_set_sink(NULL);
 }
@@ -937,7 +950,7 @@ TEST(linux_probe_finds_16550a)
         struct vuart u;
         struct irq_rec r;
 
-        vuart_init(&u, "lx");
+        uart_init(&u, "lx");
         wire(&u, &r);
         /* Legacy COM1 (UPF_SKIP_TEST) and an ACPI/PNP port without it. */
         EXPECT_EQ(linux_autoconfig(&u, true, false), L_16550A);
@@ -951,7 +964,7 @@ TEST(linux_probe_finds_16550a)
         EXPECT_EQ(rd(&u, IIR), 0x01);
         EXPECT_EQ(rd(&u, LSR), 0x60);
         EXPECT_FALSE(r.level);
-        EXPECT_EQ(u.tx_bytes, 0);
+        EXPECT_EQ(con.tx_bytes, 0);
         /* What size_fifo() counts (Linux then leaves IIR's value in FCR: FIFOs on). */
         EXPECT_EQ(linux_size_fifo(&u), 16);
         EXPECT_EQ(rd(&u, IIR), 0xc1);
@@ -968,7 +981,7 @@ TEST(linux_startup_sees_no_bugs_and_interrupts_work)
         const char *tx = "# ls -l /proc/self/fd\n";
         unsigned passes;
 
-        vuart_init(&u, "lx");
+        uart_init(&u, "lx");
         capture_start();
         wire(&u, &r);
         ASSERT_TRUE(linux_autoconfig(&u, true, false) == L_16550A);
@@ -1025,7 +1038,7 @@ TEST(random_accesses_keep_invariants)
         struct irq_rec r;
         uint32_t x = 12345;
 
-        vuart_init(&u, "rnd");
+        uart_init(&u, "rnd");
         capture_start();
         wire(&u, &r);
         for (unsigned i = 0; i < 200000; i++) {
@@ -1051,7 +1064,7 @@ TEST(random_accesses_keep_invariants)
                 }
                 ASSERT_TRUE(u.rx_count <= VUART_FIFO_SIZE && u.rx_head < VUART_FIFO_SIZE);
                 ASSERT_TRUE(r.level == u.irq_level);
-                ASSERT_TRUE(u.len <= VUART_LINE_MAX);
+                ASSERT_TRUE(con.len <= VCONS_LINE_MAX);
                 if (!(u.mcr & 0x08) || (u.mcr & 0x10))
                         ASSERT_TRUE(!r.level);
         }

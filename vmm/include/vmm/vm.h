@@ -14,7 +14,7 @@
 #include <keel/addr.h>
 #include <vmm/gmem.h>
 #include <vmm/mmio.h>
-#include <vmm/vuart.h>
+#include <vmm/vcons.h>
 #include <arch/vm.h>
 
 #define VM_NAME_MAX  32
@@ -60,7 +60,7 @@ struct vm {
         enum vm_state state;
         struct gmem mem;
         struct mmio_bus mmio; /* emulated devices outside RAM */
-        struct vuart uart;
+        struct vcons console; /* console front end of the VM's serial devices, print hypercall */
         struct vcpu vcpus[VM_MAX_VCPUS];
         unsigned vcpu_count;
 
@@ -71,7 +71,10 @@ struct vm {
         struct vm_arch arch;
 };
 
-/* Initialise the generic part: name, id, state created, empty memory, UART. */
+/*
+ * Initialise the generic part: name, id, state created, empty memory, console front end
+ * (prefixed with the name). The arch's serial device model is set up by the arch.
+ */
 void vm_init(struct vm *vm, unsigned id, const char *name);
 int vm_set_state(struct vm *vm, enum vm_state to);
 const char *vm_state_name(enum vm_state s);
@@ -81,7 +84,7 @@ int vm_stop_reason_parse(const char *name, enum vm_stop_reason *out);
 
 /*
  * Stop the VM for `reason`, recording a one-line detail (printf-style) and printing
- * "keel: vm <name> stopped: <reason>: <detail>" on the console. Flushes its UART.
+ * "keel: vm <name> stopped: <reason>: <detail>" on the console. Flushes its console first.
  * Stopping a stopped VM keeps the first reason.
  */
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)

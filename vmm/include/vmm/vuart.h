@@ -1,10 +1,10 @@
 /*
- * Emulated 16550A UART (one per VM, at I/O ports 0x3f8-0x3ff on x86; the register model is
- * arch-neutral). Transmitted bytes are collected into lines; each complete line is written to
- * Keel's console as "[<vm name>] <line>". Received bytes come from the host side through
- * vuart_input() into a 16-byte receive FIFO. The interrupt output drives a struct irq_line
- * (vmm/irq.h) at the level a PC's COM port would: an enabled cause is pending and MCR.OUT2 is
- * set. docs/uart.md describes the model.
+ * Emulated 16550A UART (one per x86 VM, at I/O ports 0x3f8-0x3ff; the register model is
+ * arch-neutral). Transmitted bytes go to the VM's console front end (struct vcons,
+ * vmm/vcons.h), which prints them as lines "[<vm name>] <line>". Received bytes come from the
+ * host side through vuart_input() into a 16-byte receive FIFO. The interrupt output drives a
+ * struct irq_line (vmm/irq.h) at the level a PC's COM port would: an enabled cause is pending
+ * and MCR.OUT2 is set. docs/uart.md describes the model.
  */
 #ifndef VMM_VUART_H
 #define VMM_VUART_H
@@ -14,12 +14,12 @@
 #include <stdint.h>
 
 #include <vmm/irq.h>
+#include <vmm/vcons.h>
 
-#define VUART_LINE_MAX  160
 #define VUART_FIFO_SIZE 16
 
 struct vuart {
-        const char *prefix; /* VM name, owned by the VM */
+        struct vcons *out; /* where THR bytes go (the VM's console), owned by the VM */
         uint8_t ier, lcr, mcr, scr, dll, dlm;
         uint8_t fcr;       /* FIFO enable (bit 0) and RX trigger (bits 6-7) in effect */
         uint8_t lsr_err;   /* sticky LSR error bits (overrun), cleared by reading LSR */
@@ -29,17 +29,16 @@ struct vuart {
         bool irq_level;    /* level last driven on `irq` */
         uint8_t rx[VUART_FIFO_SIZE];
         unsigned rx_head, rx_count;
-        struct irq_line irq; /* set_level NULL: not wired */
-        char line[VUART_LINE_MAX];
-        unsigned len;
-        bool line_open;       /* part of the current line is on the console already */
-        uint64_t tx_bytes;    /* bytes transmitted to Keel's console */
+        struct irq_line irq;  /* set_level NULL: not wired */
         uint64_t rx_bytes;    /* bytes accepted by vuart_input */
         uint64_t rx_overruns; /* bytes lost to a full receiver (loopback only) */
 };
 
-/* Reset state, no interrupt line (see vuart_set_irq). */
-void vuart_init(struct vuart *u, const char *prefix);
+/*
+ * Reset state, no interrupt line (see vuart_set_irq). Transmitted bytes go to `out` (not
+ * NULL; it must outlive the UART), counted in out->tx_bytes.
+ */
+void vuart_init(struct vuart *u, struct vcons *out);
 /*
  * Wire the interrupt output to `line` (copied; NULL disconnects) and drive the current level
  * on it once, so the controller starts in sync. Afterwards the level is driven on changes only.
@@ -51,19 +50,6 @@ void vuart_set_irq(struct vuart *u, const struct irq_line *line);
  * Offsets beyond 7 read 0xff and ignore writes.
  */
 void vuart_access(struct vuart *u, unsigned offset, bool write, uint32_t *val);
-/*
- * Transmit one byte as if written to THR with DLAB and loopback off (the print hypercall
- * uses it, so its output shares the VM's line buffer and prefix). No interrupt effect.
- */
-void vuart_putc(struct vuart *u, uint8_t c);
-/*
- * Show the bytes of an unfinished line now (a shell prompt, typed characters being echoed),
- * prefixed as usual; the rest of the line follows on the same console line later. Called
- * when the guest goes idle, so an interactive guest's console does not wait for a newline.
- */
-void vuart_show_partial(struct vuart *u);
-/* Emit a partial line (at VM stop), so nothing the guest wrote is lost. */
-void vuart_flush(struct vuart *u);
 /*
  * Host side: bytes received on the VM's serial line. Takes as many as the receiver has room
  * for (16 with FIFOs enabled, 1 without, 0 in loopback, where the line input is disconnected)

@@ -15,6 +15,7 @@
 #include <arch/vioapic.h>
 #include <arch/vlapic.h>
 #include <keel/pt.h>
+#include <vmm/vuart.h>
 
 /* Guest general-purpose registers not held by the VMCB. Offsets are used by svm_run_guest. */
 struct x86_gprs {
@@ -26,6 +27,7 @@ struct x86_gprs {
 
 struct vm_arch {
         bool platform;       /* Linux platform: LAPIC, IOAPIC, ACPI (arch/platform.h) */
+        struct vuart uart;   /* COM1 (ports 0x3f8-0x3ff), transmitting to the VM's console */
         struct vlapic lapic; /* vCPU 0's local APIC (one vCPU per VM for now) */
         struct vioapic ioapic;
         struct pt npt; /* guest-physical -> host-physical (NPT; EPT later) */

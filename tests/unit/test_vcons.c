@@ -1,0 +1,139 @@
+/*
+ * Tests for vmm/vcons.c, a VM's console front end on its own: lines and their prefix, '\r',
+ * non-printable bytes, long lines, partial lines shown when idle, the flush at VM stop, the
+ * byte count, and prefixes that are missing or too long.
+ */
+#include <keel/log.h>
+#include <vmm/vcons.h>
+
+#include "log_capture.h"
+#include "test.h"
+
+static void puts_c(struct vcons *c, const char *s)
+{
+        while (*s)
+                vcons_putc(c, (uint8_t)*s++);
+}
+
+TEST(init_resets_everything)
+{
+        struct vcons c;
+
+        memset(&c, 0xee, sizeof(c));
+        vcons_init(&c, "i");
+        EXPECT_STREQ(c.prefix, "i");
+        EXPECT_EQ(c.len, 0);
+        EXPECT_FALSE(c.line_open);
+        EXPECT_EQ(c.tx_bytes, 0);
+}
+
+TEST(lines_get_prefix_and_bytes_are_counted)
+{
+        struct vcons c;
+
+        vcons_init(&c, "vm1");
+        capture_start();
+        puts_c(&c, "hello\nworld");
+        EXPECT_STREQ(logbuf, "[vm1] hello\n");
+        EXPECT_EQ(c.len, 5);
+        puts_c(&c, "!\r\n");
+        EXPECT_STREQ(logbuf, "[vm1] hello\n[vm1] world!\n");
+        EXPECT_EQ(c.tx_bytes, 14); /* '\r' and '\n' count: bytes the guest sent */
+        EXPECT_EQ(c.len, 0);
+        puts_c(&c, "\n\r\r\n");
+        EXPECT_STREQ(logbuf, "[vm1] hello\n[vm1] world!\n[vm1] \n[vm1] \n");
+        log_set_sink(NULL);
+}
+
+TEST(non_printable_bytes_shown_as_dots)
+{
+        struct vcons c;
+
+        vcons_init(&c, "np");
+        capture_start();
+        vcons_putc(&c, 0x1b);
+        puts_c(&c, "[2J");
+        vcons_putc(&c, 0x00);
+        vcons_putc(&c, 0x7f);
+        vcons_putc(&c, 0xc3);
+        vcons_putc(&c, 0x07);
+        puts_c(&c, "a\tb\n");
+        EXPECT_STREQ(logbuf, "[np] .[2J....a\tb\n");
+        log_set_sink(NULL);
+}
+
+TEST(long_lines_are_emitted_in_pieces)
+{
+        struct vcons c;
+        char want[3 * VCONS_LINE_MAX];
+        int n;
+
+        vcons_init(&c, "f");
+        capture_start();
+        for (unsigned i = 0; i < VCONS_LINE_MAX; i++)
+                vcons_putc(&c, (uint8_t)('a' + i % 26));
+        EXPECT_STREQ(logbuf, ""); /* exactly full: nothing until the next byte */
+        EXPECT_EQ(c.len, VCONS_LINE_MAX);
+        puts_c(&c, "XY\n");
+        n = snprintf(want, sizeof(want), "[f] ");
+        for (unsigned i = 0; i < VCONS_LINE_MAX; i++)
+                want[n++] = (char)('a' + i % 26);
+        snprintf(want + n, sizeof(want) - n, "\n[f] XY\n");
+        EXPECT_STREQ(logbuf, want);
+        log_set_sink(NULL);
+}
+
+TEST(partial_line_shown_when_idle_then_flushed)
+{
+        struct vcons c;
+
+        vcons_init(&c, "sh");
+        capture_start();
+        vcons_show_partial(&c); /* nothing pending: nothing shown */
+        vcons_flush(&c);
+        EXPECT_STREQ(logbuf, "");
+        puts_c(&c, "~ # ");
+        vcons_show_partial(&c);
+        EXPECT_STREQ(logbuf, "[sh] ~ # ");
+        EXPECT_TRUE(c.line_open);
+        puts_c(&c, "ls");
+        vcons_show_partial(&c);
+        vcons_show_partial(&c);
+        EXPECT_STREQ(logbuf, "[sh] ~ # ls");
+        puts_c(&c, "\nnext\n");
+        EXPECT_STREQ(logbuf, "[sh] ~ # ls\n[sh] next\n");
+        EXPECT_FALSE(c.line_open);
+        /* An open line is finished at a stop, even with nothing new; only once. */
+        puts_c(&c, "$ ");
+        vcons_show_partial(&c);
+        vcons_flush(&c);
+        vcons_flush(&c);
+        EXPECT_STREQ(logbuf, "[sh] ~ # ls\n[sh] next\n[sh] $ \n");
+        /* A partial line not yet shown is flushed with its prefix. */
+        puts_c(&c, "bye");
+        vcons_flush(&c);
+        EXPECT_STREQ(logbuf, "[sh] ~ # ls\n[sh] next\n[sh] $ \n[sh] bye\n");
+        log_set_sink(NULL);
+}
+
+TEST(missing_and_long_prefixes)
+{
+        struct vcons c;
+        char longname[100], want[100];
+
+        vcons_init(&c, NULL);
+        capture_start();
+        puts_c(&c, "x\n");
+        EXPECT_STREQ(logbuf, "[] x\n");
+        /* At most 64 bytes of prefix reach the console. */
+        memset(longname, 'n', sizeof(longname) - 1);
+        longname[sizeof(longname) - 1] = '\0';
+        vcons_init(&c, longname);
+        capture_start();
+        puts_c(&c, "y\n");
+        snprintf(want, sizeof(want), "[%.64s] y\n", longname);
+        EXPECT_STREQ(logbuf, want);
+        log_set_sink(NULL);
+}
+
+TEST_MAIN()

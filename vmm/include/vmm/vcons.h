@@ -1,0 +1,41 @@
+/*
+ * A VM's console front end: what every emulated serial device of the VM (the 16550A on x86,
+ * the PL011 on arm64) and the print hypercall transmit ends up here. Bytes are collected into
+ * lines; each complete line is written to Keel's console as "[<vm name>] <line>". '\r' is
+ * dropped, other control and non-ASCII bytes except tab become '.' (a guest cannot send escape
+ * sequences to Keel's console), a line longer than VCONS_LINE_MAX bytes is emitted in pieces.
+ * docs/uart.md describes it.
+ *
+ * Device models hold a pointer to their VM's struct vcons and call vcons_putc directly for
+ * each transmitted byte (no indirection on that path).
+ */
+#ifndef VMM_VCONS_H
+#define VMM_VCONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VCONS_LINE_MAX 160
+
+struct vcons {
+        const char *prefix; /* VM name, owned by the VM; NULL reads as "" */
+        char line[VCONS_LINE_MAX];
+        unsigned len;      /* bytes of `line` not yet on the console */
+        bool line_open;    /* part of the current line is on the console already */
+        uint64_t tx_bytes; /* bytes the guest sent, as counted by vcons_putc */
+};
+
+/* Empty line buffer, counters zero; lines are prefixed with `prefix` (kept, not copied). */
+void vcons_init(struct vcons *c, const char *prefix);
+/* One byte transmitted by the guest (any device, or the print hypercall). */
+void vcons_putc(struct vcons *c, uint8_t ch);
+/*
+ * Show the bytes of an unfinished line now (a shell prompt, typed characters being echoed),
+ * prefixed as usual; the rest of the line follows on the same console line later. Called
+ * when the guest goes idle, so an interactive guest's console does not wait for a newline.
+ */
+void vcons_show_partial(struct vcons *c);
+/* Finish a partial line (at VM stop), so nothing the guest wrote is lost. */
+void vcons_flush(struct vcons *c);
+
+#endif

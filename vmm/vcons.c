@@ -1,0 +1,73 @@
+/*
+ * A VM's console front end (vmm/include/vmm/vcons.h, docs/uart.md): transmitted bytes are
+ * collected into a line; '\n' emits it as "[<prefix>] <line>", '\r' is dropped, other control
+ * and non-ASCII bytes (except tab) become '.'. A full line buffer is emitted as is when the
+ * next byte arrives.
+ */
+#include <string.h>
+
+#include <keel/log.h>
+#include <vmm/vcons.h>
+
+#define VCONS_PREFIX_MAX 64
+
+void vcons_init(struct vcons *c, const char *prefix)
+{
+        memset(c, 0, sizeof(*c));
+        c->prefix = prefix;
+}
+
+/*
+ * Write the collected bytes to Keel's console, "[<prefix>] " first unless this console line
+ * was begun already (vcons_show_partial); `end` finishes the line.
+ */
+static void vcons_out(struct vcons *c, bool end)
+{
+        char out[VCONS_PREFIX_MAX + VCONS_LINE_MAX + 4];
+        const char *p = c->prefix ? c->prefix : "";
+        size_t plen = strnlen(p, VCONS_PREFIX_MAX);
+        size_t n = 0;
+
+        if (!c->line_open) {
+                out[n++] = '[';
+                memcpy(out + n, p, plen);
+                n += plen;
+                out[n++] = ']';
+                out[n++] = ' ';
+        }
+        memcpy(out + n, c->line, c->len);
+        n += c->len;
+        if (end)
+                out[n++] = '\n';
+        log_write(out, n);
+        c->len = 0;
+        c->line_open = !end;
+}
+
+void vcons_putc(struct vcons *c, uint8_t ch)
+{
+        c->tx_bytes++;
+        if (ch == '\n') {
+                vcons_out(c, true);
+                return;
+        }
+        if (ch == '\r')
+                return;
+        if ((ch < 0x20 && ch != '\t') || ch >= 0x7f)
+                ch = '.';
+        if (c->len == VCONS_LINE_MAX)
+                vcons_out(c, true);
+        c->line[c->len++] = (char)ch;
+}
+
+void vcons_show_partial(struct vcons *c)
+{
+        if (c->len)
+                vcons_out(c, false);
+}
+
+void vcons_flush(struct vcons *c)
+{
+        if (c->len || c->line_open)
+                vcons_out(c, true);
+}
