@@ -5,8 +5,9 @@
  *   PRINT len 0            -> 0
  *   PRINT too long         -> -E2BIG
  *   PRINT bad gpa          -> -EFAULT (outside RAM, crossing the end of RAM, wrapping 2^64)
- *   VM_INFO ok             -> sizeof(struct keel_vm_info); fields consistent with RDI; only
- *                             that many bytes written; the name printed for the test driver
+ *   VM_INFO ok             -> sizeof(struct keel_vm_info); fields consistent with the RAM
+ *                             Keel passed at entry (x86_64: RDI, arm64: x0/x1); only that
+ *                             many bytes written; the name printed for the test driver
  *   VM_INFO too small      -> -EINVAL, buffer untouched
  *   VM_INFO bad gpa        -> -EFAULT
  *   unknown numbers        -> -ENOSYS
@@ -42,7 +43,7 @@ static void test_print(void)
 {
         static const char msg[] = "printed by KEEL_HC_PRINT\n";
         static char big[KEEL_HC_PRINT_MAX + 1];
-        uint64_t ram = guest_ram_size;
+        uint64_t end = guest_ram_end();
 
         expect("PRINT ok", hc_print(msg, sizeof(msg) - 1), sizeof(msg) - 1);
         expect("PRINT len 0", hc_print(msg, 0), 0);
@@ -52,8 +53,8 @@ static void test_print(void)
         expect("PRINT len max", hc_print(big, KEEL_HC_PRINT_MAX), KEEL_HC_PRINT_MAX);
         expect("PRINT too long", hc_print(big, KEEL_HC_PRINT_MAX + 1), -KEEL_E2BIG);
         expect("PRINT huge len", hc_print(big, ~0ull), -KEEL_E2BIG);
-        expect("PRINT gpa outside RAM", hc_print_gpa(ram + 0x1000, 8), -KEEL_EFAULT);
-        expect("PRINT crossing end of RAM", hc_print_gpa(ram - 4, 8), -KEEL_EFAULT);
+        expect("PRINT gpa outside RAM", hc_print_gpa(end + 0x1000, 8), -KEEL_EFAULT);
+        expect("PRINT crossing end of RAM", hc_print_gpa(end - 4, 8), -KEEL_EFAULT);
         expect("PRINT wrapping 2^64", hc_print_gpa(~0ull - 3, 8), -KEEL_EFAULT);
 }
 
@@ -73,8 +74,9 @@ static void test_vm_info(void)
         for (size_t i = 0; i < sizeof(buf); i++)
                 untouched &= buf.bytes[i] == 0xa5;
         expect_true("VM_INFO too small leaves the buffer alone", untouched);
-        expect("VM_INFO gpa outside RAM", hc_vm_info_gpa(guest_ram_size + 0x1000, n), -KEEL_EFAULT);
-        expect("VM_INFO crossing end of RAM", hc_vm_info_gpa(guest_ram_size - n / 2, n),
+        expect("VM_INFO gpa outside RAM", hc_vm_info_gpa(guest_ram_end() + 0x1000, n),
+               -KEEL_EFAULT);
+        expect("VM_INFO crossing end of RAM", hc_vm_info_gpa(guest_ram_end() - n / 2, n),
                -KEEL_EFAULT);
 
         expect("VM_INFO ok", hc_vm_info_gpa(gpa_of(&buf), sizeof(buf)), n);
@@ -82,8 +84,9 @@ static void test_vm_info(void)
                 canary_ok &= buf.bytes[i] == 0xa5;
         expect_true("VM_INFO writes only sizeof(struct keel_vm_info) bytes", canary_ok);
         expect("VM_INFO abi_version", info->abi_version, KEEL_HC_ABI_VERSION);
-        expect("VM_INFO ram_base", (int64_t)info->ram_base, 0);
-        expect("VM_INFO ram_size = RDI at entry", (int64_t)info->ram_size, (int64_t)guest_ram_size);
+        expect("VM_INFO ram_base", (int64_t)info->ram_base, (int64_t)guest_ram_base);
+        expect("VM_INFO ram_size = " GUEST_RAM_SIZE_REG " at entry", (int64_t)info->ram_size,
+               (int64_t)guest_ram_size);
         expect("VM_INFO vcpu_count", info->vcpu_count, 1);
         for (size_t i = 0; i < sizeof(info->name); i++) {
                 if (info->name[i] == '\0') {

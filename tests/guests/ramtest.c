@@ -1,6 +1,6 @@
 /*
  * ramtest: writes and reads back all guest RAM above its own image, [end of image rounded up
- * to 4 KiB, RAM size), with two patterns: one derived from each word's address and its
+ * to 4 KiB, end of RAM), with two patterns: one derived from each word's address and its
  * complement. Each pass writes the whole range before reading any of it back, so two guest
  * pages backed by the same host memory (or a write landing elsewhere) show up as mismatches.
  * Below the image lie Keel's boot structures and the stack, which are not tested.
@@ -44,12 +44,12 @@ static uint64_t verify(volatile uint64_t *lo, volatile uint64_t *hi, bool comple
 int64_t guest_main(void)
 {
         uint64_t start = (gpa_of(__image_end) + 0xfff) & ~0xfffull;
-        uint64_t end = guest_ram_size;
+        uint64_t end = guest_ram_end();
         volatile uint64_t *lo = (volatile uint64_t *)(uintptr_t)start;
         volatile uint64_t *hi = (volatile uint64_t *)(uintptr_t)end;
 
-        guest_printf("ramtest: RAM size 0x%lx, testing [0x%lx, 0x%lx) (%lu KiB)\n", end, start, end,
-                     end > start ? (end - start) >> 10 : 0);
+        guest_printf("ramtest: RAM size 0x%lx, testing [0x%lx, 0x%lx) (%lu KiB)\n", guest_ram_size,
+                     start, end, end > start ? (end - start) >> 10 : 0);
         if (end <= start) {
                 guest_printf("FAIL: RAM too small to test anything\n");
                 return 3;

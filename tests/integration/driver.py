@@ -2,11 +2,12 @@
 """Keel integration tests: boot keel.efi in QEMU with a config and guests, then check the
 serial log (docs/testing.md).
 
-    driver.py --case NAME --build-dir BUILD [--log-dir DIR]
+    driver.py --case NAME --build-dir BUILD [--arch x86_64|arm64] [--log-dir DIR]
 
-Each case (CASES below) names a config in configs/, how to run QEMU (tools/run-qemu options)
-and what the run must produce: the runner's verdict, regexes that must match, must not match,
-must match an exact number of times, and must match in order. Regexes apply to the whole log
+Each case (CASES below) names a config in configs/, the architecture it runs on (x86_64
+unless it says arm64; --arch must match, and run-qemu boots that machine), how to run QEMU
+(tools/run-qemu options) and what the run must produce: the runner's verdict, regexes that
+must match, must not match, must match an exact number of times, and must match in order. Regexes apply to the whole log
 with re.MULTILINE, so ^ and $ anchor lines. The serial log is kept at
 DIR/<case>.log (default BUILD/tests/integration/logs); on failure its path is printed with
 the failed checks and the log's tail.
@@ -57,37 +58,59 @@ NEVER = [
     r"(?i)^keel: .*\bpanic",
 ]
 
-# VMs of svm_guests, in config order, with the lines each must print (in this order) before
-# its stop line.
+# The guests every architecture runs, as VM (name, lines it must print in this order, its stop
+# line), for guest RAM at `base` (x86_64: 0, arm64: 0x40000000) and the privilege level the
+# hello guest reports (x86_64: "CPL 0", arm64: "EL1"). The configs give hello 2 MiB, hc 6 MiB,
+# ramtest 32 MiB and outside 4 MiB (which reads RAM end + 0x1000).
+def common_guests(base, level):
+    return {
+        "hello": ("hello", [
+            guest_line("hello", r"Hello from a Keel guest! 2 MiB of RAM, running at %s\.$" % level),
+            guest_line("hello", r"Hello again, via the print hypercall\.$"),
+            guest_line("hello", r"Goodbye\.$"),
+        ], vm_exited("hello")),
+        "hc": ("hc", [
+            guest_line("hc", r"ok: VERSION = 1$"),
+            guest_line("hc", r"printed by KEEL_HC_PRINT$"),
+            guest_line("hc", r"ok: PRINT too long = -7$"),
+            guest_line("hc", r"ok: VM_INFO too small = -22$"),
+            guest_line("hc", r"ok: VM_INFO ram_base = %d$" % base),
+            guest_line("hc", r"vm_info: name=hc id=\d+ ram_size=0x600000$"),
+            guest_line("hc", r"ok: unknown hypercall 0x1234 = -38$"),
+            guest_line("hc", r"hypercalls: all \d+ checks passed$"),
+        ], vm_exited("hc")),
+        "ramtest": ("ramtest", [
+            # from the end of the image (loaded at base + 1 MiB) to the end of RAM
+            guest_line("ramtest", r"ramtest: RAM size 0x2000000, testing \[0x%x[0-9a-f]{5}, 0x%x\)"
+                       % ((base + 0x100000) >> 20, base + 0x2000000)),
+            guest_line("ramtest", r"ramtest: pattern 1 ok$"),
+            guest_line("ramtest", r"ramtest: pattern 2 ok$"),
+            guest_line("ramtest", r"ramtest: all \d+ bytes ok$"),
+        ], vm_exited("ramtest")),
+        "outside": outside_guest("outside", base + 0x401000, "beyond the end", base + 0x400000),
+    }
+
+
+def outside_guest(vm, target, where, edge):
+    """An outside guest reading `target`, which is `where` ("beyond the end" / "below the
+    start") of RAM at `edge`: Keel must stop it with outside-ram, naming the address."""
+    return (vm, [guest_line(vm, r"outside: reading 0x%x, %s of RAM at 0x%x$" % (target, where,
+                                                                                  edge))],
+            vm_stopped(vm, "outside-ram", r".*0x0*%x" % target))
+
+
+# VMs of svm_guests (x86_64), in config order.
+X86_COMMON = common_guests(0, "CPL 0")
 SVM_GUESTS = [
-    ("hello", [
-        guest_line("hello", r"Hello from a Keel guest! 2 MiB of RAM, running at CPL 0\.$"),
-        guest_line("hello", r"Hello again, via the print hypercall\.$"),
-        guest_line("hello", r"Goodbye\.$"),
-    ], vm_exited("hello")),
+    X86_COMMON["hello"],
     ("cpuid", [
         guest_line("cpuid", r"ok: ELF image linked at 0x200000 runs there$"),
         guest_line("cpuid", r"ok: 0x40000000 EBX,ECX,EDX = \"KeelKeelKeel\"$"),
         guest_line("cpuid", r"cpuid: all 9 checks passed$"),
     ], vm_exited("cpuid")),
-    ("hc", [
-        guest_line("hc", r"ok: VERSION = 1$"),
-        guest_line("hc", r"printed by KEEL_HC_PRINT$"),
-        guest_line("hc", r"ok: PRINT too long = -7$"),
-        guest_line("hc", r"ok: VM_INFO too small = -22$"),
-        guest_line("hc", r"vm_info: name=hc id=\d+ ram_size=0x600000$"),
-        guest_line("hc", r"ok: unknown hypercall 0x1234 = -38$"),
-        guest_line("hc", r"hypercalls: all \d+ checks passed$"),
-    ], vm_exited("hc")),
-    ("ramtest", [
-        guest_line("ramtest", r"ramtest: RAM size 0x2000000, testing \[0x1[0-9a-f]{5}, 0x2000000\)"),
-        guest_line("ramtest", r"ramtest: pattern 1 ok$"),
-        guest_line("ramtest", r"ramtest: pattern 2 ok$"),
-        guest_line("ramtest", r"ramtest: all \d+ bytes ok$"),
-    ], vm_exited("ramtest")),
-    ("outside", [
-        guest_line("outside", r"outside: reading 0x401000, beyond the end of RAM at 0x400000$"),
-    ], vm_stopped("outside", "outside-ram", r".*0x0*401000")),
+    X86_COMMON["hc"],
+    X86_COMMON["ramtest"],
+    X86_COMMON["outside"],
     ("triple", [
         guest_line("triple", r"triplefault: executing ud2 with no IDT$"),
     ], vm_stopped("triple", "triple-fault")),
@@ -102,34 +125,76 @@ SVM_GUESTS = [
     ], vm_stopped("user", "bad-hypercall")),
 ]
 
+# VMs of arm64_guests, in config order: RAM starts at 0x40000000; besides the common guests
+# two more reads that are neither RAM nor a device (above 4 GiB, below RAM) and the bench.
+ARM64_RAM_BASE = 0x40000000
+ARM64_COMMON = common_guests(ARM64_RAM_BASE, "EL1")
+ARM64_GUESTS = [
+    ARM64_COMMON["hello"],
+    ARM64_COMMON["hc"],
+    ARM64_COMMON["ramtest"],
+    ARM64_COMMON["outside"],
+    outside_guest("outside-high", 0x100000000, "beyond the end", ARM64_RAM_BASE + 0x400000),
+    outside_guest("outside-low", 0x20000000, "below the start", ARM64_RAM_BASE),
+    ("bench", [guest_line("bench", r"bench: counter CNTVCT_EL0 at \d+ Hz$")] +
+     [guest_line("bench", r"bench: %s iterations=1000 total=\d+ avg=\d+\.\d{3}$" % loop)
+      for loop in ("baseline", "hvc", "mmio")], vm_exited("bench")),
+]
 
-def svm_guests_order():
+
+def guests_case(config, vms, counts=None, **extra):
+    """A case booting `config`, whose VMs (name, lines, stop line) run one after another and
+    all end as the config expects: each VM's lines before its stop line, in config order,
+    then the summary saying ok for each and PASS."""
     seq = []
-    for _, lines, stop in SVM_GUESTS:
+    for _, lines, stop in vms:
         seq += lines + [stop]
     seq.append(r"^keel: summary$")
-    seq += [summary_line(name) for name, _, _ in SVM_GUESTS]
+    seq += [summary_line(name) for name, _, _ in vms]
     seq.append(r"^keel: result: PASS\b")
-    return seq
+    all_counts = {
+        r"^keel: vm \S+ stopped: ": len(vms),
+        r"^keel:   \S+: .* ok$": len(vms),
+        r"^keel: result: ": 1,
+    }
+    all_counts.update(counts or {})
+    return dict(config=config, verdict=PASS, timeout=240, order=seq, counts=all_counts,
+                must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL"], **extra)
+
+
+def expect_fail_case(config, wrong_stop, **extra):
+    """Two VMs whose outcome differs from their expect_* (wrong-code exits 0, wrong-stop stops
+    with `wrong_stop`) and one that matches: both flagged UNEXPECTED, the result FAIL. Proves
+    the pass signal can fail."""
+    return dict(
+        config=config,
+        verdict=FAIL,
+        timeout=180,
+        order=[
+            vm_exited("wrong-code", 0),
+            vm_stopped("wrong-stop", wrong_stop),
+            vm_exited("right", 0),
+            r"^keel: summary$",
+            summary_line("wrong-code", ok=False),
+            summary_line("wrong-stop", ok=False),
+            summary_line("right", ok=True),
+            r"^keel: result: FAIL\b",
+        ],
+        counts={r"UNEXPECTED$": 2, r"^keel: result: ": 1},
+        must_not=[r"^keel: result: PASS", r"^keel: error: "],
+        **extra)
 
 
 CASES = {
-    "svm_guests": dict(
-        config="svm_guests.cfg",
-        verdict=PASS,  # QEMU status 1: Keel wrote 0 to isa-debug-exit
-        timeout=240,
-        order=svm_guests_order(),
-        counts={
-            # logged once per port per VM, however often the guest touched it
-            r"^keel: vm ioport: unclaimed I/O port 0x0*2f8\b": 1,
-            r"^keel: vm ioport: unclaimed I/O port 0x0*1234\b": 1,
-            r"^keel: vm [^:]+: unclaimed I/O port": 2,
-            r"^keel: vm \S+ stopped: ": len(SVM_GUESTS),
-            r"^keel:   \S+: .* ok$": len(SVM_GUESTS),
-            r"^keel: result: ": 1,
-        },
-        must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL"],
-    ),
+    # verdict PASS: QEMU status 1, Keel wrote 0 to isa-debug-exit
+    "svm_guests": guests_case("svm_guests.cfg", SVM_GUESTS, counts={
+        # logged once per port per VM, however often the guest touched it
+        r"^keel: vm ioport: unclaimed I/O port 0x0*2f8\b": 1,
+        r"^keel: vm ioport: unclaimed I/O port 0x0*1234\b": 1,
+        r"^keel: vm [^:]+: unclaimed I/O port": 2,
+    }),
+    # verdict PASS: QEMU status 0, Keel's semihosting exit with 0
+    "arm64_guests": guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"),
     "more_guests": dict(
         config="more_guests.cfg",
         verdict=PASS,
@@ -155,23 +220,11 @@ CASES = {
         counts={r"^keel: vm \S+ stopped: ": 3},
         must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL", r"unclaimed I/O port"],
     ),
-    "expect_fail": dict(
-        config="expect_fail.cfg",
-        verdict=FAIL,  # QEMU status 3: Keel wrote 1 to isa-debug-exit
-        timeout=180,
-        order=[
-            vm_exited("wrong-code", 0),
-            vm_stopped("wrong-stop", "triple-fault"),
-            vm_exited("right", 0),
-            r"^keel: summary$",
-            summary_line("wrong-code", ok=False),
-            summary_line("wrong-stop", ok=False),
-            summary_line("right", ok=True),
-            r"^keel: result: FAIL\b",
-        ],
-        counts={r"UNEXPECTED$": 2, r"^keel: result: ": 1},
-        must_not=[r"^keel: result: PASS", r"^keel: error: "],
-    ),
+    # QEMU status 3 (arm64: 1): Keel reported failure
+    "expect_fail": expect_fail_case("expect_fail.cfg", "triple-fault"),
+    # The pass signal can fail on arm64 too; the x86 case's triple fault becomes an access
+    # outside RAM.
+    "arm64_expect_fail": expect_fail_case("arm64_expect_fail.cfg", "outside-ram", arch="arm64"),
     "no_svm": dict(
         config="no_svm.cfg",
         cpu="qemu64,-svm",
@@ -252,6 +305,12 @@ CASES = {
 }
 
 
+# arm64 variants of the refusal and failure cases: the same configs and expectations (they
+# use only hello.bin, or a missing image, and generic Keel messages).
+for _name in ("bad_config", "missing_image", "load_failed", "too_little_memory"):
+    CASES["arm64_" + _name] = dict(CASES[_name], arch="arm64")
+
+
 def die_with_parent():
     """In the runner's process: end it if this driver is killed (e.g. by a ctest timeout)."""
     try:
@@ -302,11 +361,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--case", required=True, choices=sorted(CASES))
     ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--arch", choices=["x86_64", "arm64"], default=None,
+                    help="the build's architecture (default: the case's, x86_64 unless the "
+                         "case is an arm64 one); must match the case")
     ap.add_argument("--efi", help="keel.efi (default BUILD/keel.efi)")
     ap.add_argument("--log-dir", help="default BUILD/tests/integration/logs")
     args = ap.parse_args()
 
     case = CASES[args.case]
+    arch = case.get("arch", "x86_64")
+    if args.arch and args.arch != arch:
+        print("integration: case %s runs on %s, not %s" % (args.case, arch, args.arch))
+        return 1
     build = os.path.abspath(args.build_dir)
     efi = args.efi or os.path.join(build, "keel.efi")
     log_dir = args.log_dir or os.path.join(build, "tests", "integration", "logs")
@@ -319,7 +385,7 @@ def main():
         print("integration: no guests in %s/guests: build the guests target first" % build)
         return 1
 
-    cmd = [sys.executable, RUN_QEMU, "--efi", efi,
+    cmd = [sys.executable, RUN_QEMU, "--arch", arch, "--efi", efi,
            "--config", os.path.join(HERE, "configs", case["config"]),
            "--log", log_path, "--timeout", str(case["timeout"])]
     for f in files:

@@ -2,8 +2,12 @@
 """Keel Linux-guest tests: boot Debian 12's kernel under Keel (in QEMU) to a busybox shell,
 check the virtio disk, type into the console (docs/linux-guests.md).
 
-    driver.py --case NAME --build-dir BUILD [--log-dir DIR] [--dry-run]
+    driver.py --case NAME --build-dir BUILD [--arch x86_64|arm64] [--log-dir DIR] [--dry-run]
     driver.py --case NAME --build-dir BUILD --check-log LOG     (only the log checks)
+
+Each case runs on one architecture (ARCHES below: x86_64, or arm64 for the arm64_* cases;
+--arch must match): Debian's amd64 kernel (bzImage) or arm64 kernel (uncompressed Image) and
+the matching busybox and virtio modules; the same init, disk checks and log checks.
 
 Each run: tools/fetch-debian (cached Debian packages; exit status 77 = skipped if they can be
 neither fetched nor found in the cache), then in BUILD/tests/linux/work/<case>/ the payload,
@@ -23,6 +27,10 @@ Cases:
     initramfs  no QEMU: tools/mkinitramfs is deterministic (two builds, same bytes; the gzip
              holds the plain archive) and busybox's own cpio lists the expected members and
              extracts them with the right contents.
+    arm64_shell   the shell case on arm64 (PL011 console ttyAMA0, virtio-mmio disk from the
+             device tree Keel generates)
+    arm64_direct  the direct case on arm64: QEMU's virt machine without virtualization, the
+             disk as virtio-blk-device (virtio-mmio, described in QEMU's device tree)
 """
 
 import argparse
@@ -56,9 +64,32 @@ check_log, tagged = _integration.check_log, _integration.tagged
 SKIP = 77  # ctest SKIP_RETURN_CODE
 PASS = 0  # run-qemu's exit status on a pass
 
-MODULES = ["virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "virtio_console"]
-PCI_MODULES = ["virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci"]  # direct only
-CMDLINE = "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 rdinit=/init"
+# What differs between the architectures.
+#   fetch_arch     tools/fetch-debian --arch
+#   modules        loaded by the init, in order (arm64: virtio and virtio_ring are built in)
+#   direct_modules added for the direct case (x86: its disk is virtio-pci)
+#   console        the kernel command line's console and early console
+#   kernel_dest    the kernel's name on Keel's ESP (relative to EFI/BOOT/)
+#   direct_disk    QEMU arguments attaching disk image {path} in the direct case
+ARCHES = {
+    "x86_64": dict(
+        fetch_arch="amd64",
+        modules=["virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "virtio_console"],
+        direct_modules=["virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci"],
+        console="console=ttyS0 earlyprintk=serial,ttyS0",
+        kernel_dest="guests/vmlinuz",
+        direct_disk=["-drive", "if=virtio,format=raw,file={path}"]),
+    "arm64": dict(
+        fetch_arch="arm64",
+        modules=["virtio_mmio", "virtio_blk", "virtio_console"],
+        direct_modules=[],
+        console="console=ttyAMA0 earlycon=pl011,0x9000000",
+        kernel_dest="guests/Image",
+        direct_disk=["-drive", "if=none,id=vda,format=raw,file={path}",
+                     "-device", "virtio-blk-device,drive=vda"]),
+}
+MODULES = ARCHES["x86_64"]["modules"]  # the initramfs case (x86_64: its busybox runs here)
+CMDLINE_REST = "panic=-1 rdinit=/init"
 
 # Disk layout (bytes; multiples of 4 KiB). The host fills the host region and the write
 # region with different pseudo-random patterns (seeded by the VM name) and leaves the rest
@@ -74,7 +105,13 @@ CASES = {
     "reboot": dict(vms=["linux"], mode="reboot", timeout=840, stop="reboot"),
     "direct": dict(vms=["direct"], mode="shell", timeout=240, direct=True),
     "initramfs": dict(vms=[], mode="shell"),
+    "arm64_shell": dict(vms=["linux"], mode="shell", timeout=840, arch="arm64"),
+    "arm64_direct": dict(vms=["direct"], mode="shell", timeout=300, direct=True, arch="arm64"),
 }
+
+
+def case_arch(case):
+    return ARCHES[case.get("arch", "x86_64")]
 
 
 def say(msg):
@@ -95,10 +132,10 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def fetch():
+def fetch(arch):
     """Returns tools/fetch-debian's KEY=VALUE output as a dict, or exits (77: skip)."""
-    proc = subprocess.run([os.path.join(TOOLS, "fetch-debian")], stdout=subprocess.PIPE,
-                          text=True)
+    proc = subprocess.run([os.path.join(TOOLS, "fetch-debian"), "--arch", arch["fetch_arch"]],
+                          stdout=subprocess.PIPE, text=True)
     if proc.returncode == 2:
         bar = "*" * 78
         print(bar)
@@ -146,7 +183,8 @@ def build(case, info, work):
         "# written by tests/linux/driver.py\n"
         "HOST_OFFSET=%d HOST_LENGTH=%d WRITE_OFFSET=%d WRITE_LENGTH=%d\n"
         % (HOST_OFFSET, HOST_LENGTH, WRITE_OFFSET, WRITE_LENGTH)).encode())
-    modules = MODULES + (PCI_MODULES if case.get("direct") else [])
+    arch = case_arch(case)
+    modules = arch["modules"] + (arch["direct_modules"] if case.get("direct") else [])
     cmd = [sys.executable, os.path.join(TOOLS, "mkinitramfs"),
            "-o", os.path.join(work, "initramfs.img"),
            "--busybox", info["KEEL_BUSYBOX"], "--init", os.path.join(HERE, "init"),
@@ -165,7 +203,8 @@ def build(case, info, work):
 
 
 def cmdline(case, vm):
-    return "%s keeltest.mode=%s keeltest.name=%s" % (CMDLINE, case["mode"], vm)
+    return "%s %s keeltest.mode=%s keeltest.name=%s" % (case_arch(case)["console"], CMDLINE_REST,
+                                                        case["mode"], vm)
 
 
 def keel_config(case, path):
@@ -174,7 +213,7 @@ def keel_config(case, path):
              "log = info", "finish = debug-exit", ""]
     for vm in case["vms"]:
         lines += ["[vm %s]" % vm,
-                  "kernel = guests/vmlinuz",
+                  "kernel = %s" % case_arch(case)["kernel_dest"],
                   "initrd = guests/initramfs.img",
                   'cmdline = "%s"' % cmdline(case, vm),
                   "disk = guests/disk-%s.img" % vm,
@@ -350,6 +389,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--case", required=True, choices=sorted(CASES))
     ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--arch", choices=sorted(ARCHES), default=None,
+                    help="the build's architecture (default: the case's); must match the case")
     ap.add_argument("--efi", help="keel.efi (default BUILD/keel.efi)")
     ap.add_argument("--log-dir", help="default BUILD/tests/linux/logs")
     ap.add_argument("--dry-run", action="store_true",
@@ -358,6 +399,11 @@ def main():
     args = ap.parse_args()
 
     case = CASES[args.case]
+    arch_name = case.get("arch", "x86_64")
+    if args.arch and args.arch != arch_name:
+        say("case %s runs on %s, not %s" % (args.case, arch_name, args.arch))
+        return 1
+    arch = case_arch(case)
     direct = case.get("direct", False)
     build_dir = os.path.abspath(args.build_dir)
     work = os.path.join(build_dir, "tests", "linux", "work", args.case)
@@ -365,7 +411,7 @@ def main():
     log_path = os.path.abspath(args.check_log or os.path.join(log_dir, args.case + ".log"))
     efi = args.efi or os.path.join(build_dir, "keel.efi")
 
-    info = fetch()
+    info = fetch(arch)
     say("kernel %s (package %s %s), busybox %s" % (
         info["KEEL_KERNEL_RELEASE"], info.get("KEEL_KERNEL_PACKAGE"),
         info.get("KEEL_KERNEL_VERSION"), info.get("KEEL_BUSYBOX_VERSION")))
@@ -382,21 +428,20 @@ def main():
         if not direct and not os.path.isfile(efi) and not args.dry_run:
             say("%s not found: build the keel_efi target first (make)" % efi)
             return 1
-        cmd = [sys.executable, os.path.join(TOOLS, "run-qemu"), "--log", log_path,
-               "--timeout", str(case["timeout"]), "--memory", "1024"]
+        cmd = [sys.executable, os.path.join(TOOLS, "run-qemu"), "--arch", arch_name,
+               "--log", log_path, "--timeout", str(case["timeout"]), "--memory", "1024"]
         if direct:
             vm = case["vms"][0]
             cmd += ["--kernel", info["KEEL_KERNEL"],
                     "--initrd", os.path.join(work, "initramfs.img"),
-                    "--append", cmdline(case, vm), "--until", r"reboot: Power down",
-                    "--qemu-arg=-drive",
-                    "--qemu-arg=if=virtio,format=raw,file=%s"
-                    % os.path.join(work, "disk-%s.img" % vm)]
+                    "--append", cmdline(case, vm), "--until", r"reboot: Power down"]
+            disk = os.path.join(work, "disk-%s.img" % vm)
+            cmd += ["--qemu-arg=" + a.format(path=disk) for a in arch["direct_disk"]]
         else:
             cfg = os.path.join(work, "keel.cfg")
             keel_config(case, cfg)
             cmd += ["--efi", efi, "--config", cfg,
-                    "--file", info["KEEL_KERNEL"] + "=guests/vmlinuz",
+                    "--file", info["KEEL_KERNEL"] + "=" + arch["kernel_dest"],
                     "--file", os.path.join(work, "initramfs.img") + "=guests/initramfs.img"]
             for vm in case["vms"]:
                 cmd += ["--file", os.path.join(work, "disk-%s.img" % vm)

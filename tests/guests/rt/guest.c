@@ -1,12 +1,8 @@
 /*
- * Runtime of Keel's test guests (rt/guest.h): start-up checks, console output, exit.
+ * Runtime of Keel's test guests (rt/guest.h): start-up checks, console output, exit. The arch
+ * parts are in rt/<arch>/.
  */
 #include "guest.h"
-
-#define UART_BASE     0x3f8
-#define UART_THR      (UART_BASE + 0)
-#define UART_LSR      (UART_BASE + 5)
-#define UART_LSR_THRE 0x20
 
 /* Exit codes of the runtime's own start-up checks (guests use small codes). */
 #define RT_EXIT_BAD_DATA 0xd0
@@ -15,25 +11,10 @@
 /* Filled by _start; in .data so the .bss check below sees only what the loader left. */
 struct guest_entry_state guest_entry_state __attribute__((section(".data"))) = {0};
 uint64_t guest_ram_size __attribute__((section(".data"))) = 0;
+uint64_t guest_ram_base __attribute__((section(".data"))) = 0;
 
 /* A value only a complete load of the data segment contains. */
 static volatile uint64_t rt_data_magic = 0x4b65656c47756573ull; /* "KeelGues" */
-
-void *memset(void *d, int c, size_t n)
-{
-        void *ret = d;
-
-        __asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
-        return ret;
-}
-
-void *memcpy(void *d, const void *s, size_t n)
-{
-        void *ret = d;
-
-        __asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
-        return ret;
-}
 
 int memcmp(const void *a, const void *b, size_t n)
 {
@@ -61,14 +42,6 @@ int strcmp(const char *a, const char *b)
                 b++;
         }
         return (unsigned char)*a - (unsigned char)*b;
-}
-
-void uart_putc(char c)
-{
-        /* Keel's UART is always ready; the bound only keeps a broken LSR from hanging us. */
-        for (unsigned i = 0; i < 100000 && !(inb(UART_LSR) & UART_LSR_THRE); i++)
-                ;
-        outb(UART_THR, (uint8_t)c);
 }
 
 void guest_puts(const char *s)
@@ -235,13 +208,13 @@ noreturn void guest_exit(int64_t code)
 {
         keel_hypercall(KEEL_HC_EXIT, (uint64_t)code, 0, 0, 0);
         guest_printf("FAIL: the exit hypercall returned\n");
-        for (;;)
-                __asm__ volatile("cli; hlt");
+        guest_halt();
 }
 
-noreturn void guest_start(uint64_t ram_size)
+noreturn void guest_start(uint64_t ram_size, uint64_t ram_base)
 {
         guest_ram_size = ram_size;
+        guest_ram_base = ram_base;
         if (rt_data_magic != 0x4b65656c47756573ull) {
                 guest_printf("FAIL: image data segment not loaded (magic %lx)\n",
                              (uint64_t)rt_data_magic);

@@ -1,10 +1,14 @@
 /*
- * The tiny runtime shared by Keel's test guests: entry, console output (the emulated 16550
- * and the print hypercall), hypercall wrappers, port I/O, CPUID and exit.
+ * The tiny runtime shared by Keel's test guests: entry, console output (the VM's emulated
+ * UART and the print hypercall), hypercall wrappers and exit, for every architecture. The
+ * arch part (entry registers, the hypercall instruction, the UART, arch helpers such as port
+ * I/O or system registers) is rt/<arch>/guest_arch.h, rt/<arch>/guest_arch.c and
+ * rt/<arch>/start.S.
  *
  * A guest defines guest_main(); its return value is the exit code passed to the exit
- * hypercall. Guests run freestanding at CPL 0 in the long-mode environment Keel sets up
- * (docs/guest-entry.md); pointers are guest-physical addresses (identity map).
+ * hypercall. Guests run freestanding in the guest kernel mode Keel starts them in (CPL 0 in
+ * long mode on x86_64, EL1 with the MMU off on arm64: docs/guest-entry.md); pointers are
+ * guest-physical addresses (identity map, or no translation at all).
  */
 #ifndef GUEST_H
 #define GUEST_H
@@ -18,30 +22,46 @@
 #include <keel/errno.h>
 #include <vmm/hypercall.h>
 
+/*
+ * From guest_arch.h: struct guest_entry_state, keel_hypercall(), uart_tx_ready() and
+ * uart_tx() (the VM's UART), guest_halt(), GUEST_LEVEL_NAME and guest_level() (the privilege
+ * level the guest runs at, for messages), GUEST_RAM_SIZE_REG.
+ */
+#include "guest_arch.h"
+
 /* Registers as Keel left them at entry (filled by _start before anything else runs). */
-struct guest_entry_state {
-        uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp;
-        uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
-        uint64_t rip, rflags;
-};
 extern struct guest_entry_state guest_entry_state;
 
 /* Linker-script symbols: the image's extent and its .bss. */
 extern char __image_start[], __image_end[], __bss_start[], __bss_end[];
 
-/* Guest RAM size in bytes (RDI at entry). */
+/* Guest RAM: [guest_ram_base, guest_ram_base + guest_ram_size), as Keel passed them at entry
+ * (x86_64: RDI = size, base 0; arm64: x0 = size, x1 = base). */
 extern uint64_t guest_ram_size;
+extern uint64_t guest_ram_base;
+
+static inline uint64_t guest_ram_end(void)
+{
+        return guest_ram_base + guest_ram_size;
+}
 
 /* Defined by each guest. Returns the exit code. */
 int64_t guest_main(void);
 
 /* Called by _start; checks the image, runs guest_main and exits with its result. */
-noreturn void guest_start(uint64_t ram_size);
+noreturn void guest_start(uint64_t ram_size, uint64_t ram_base);
 /* Exit hypercall; if Keel ever returns from it, says so and halts. */
 noreturn void guest_exit(int64_t code);
 
-/* Console: the 16550 at 0x3f8, polled. Lines end with '\n'; Keel adds "[<vm>] ". */
-void uart_putc(char c);
+/* Console: the VM's UART (guest_arch.h), polled. Lines end with '\n'; Keel adds "[<vm>] ". */
+static inline void uart_putc(char c)
+{
+        /* Keel's UART is always ready; the bound only keeps a broken one from hanging us. */
+        for (unsigned i = 0; i < 100000 && !uart_tx_ready(); i++)
+                ;
+        uart_tx(c);
+}
+
 void guest_puts(const char *s);
 /* printf subset: %s %c %d %i %u %x %p %%, flags '0' '-', width, length l/ll/z. */
 void guest_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -49,22 +69,12 @@ void guest_vprintf(const char *fmt, va_list ap);
 int guest_snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* The few libc functions the compiler may call. */
+/* The few libc functions the compiler may call (memset and memcpy: guest_arch.c). */
 void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
-
-/* Hypercalls: RAX = number, RBX, RCX, RDX, RSI = arguments, result in RAX. */
-static inline int64_t keel_hypercall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
-                                     uint64_t a3)
-{
-        uint64_t ret = nr;
-
-        __asm__ volatile("vmmcall" : "+a"(ret) : "b"(a0), "c"(a1), "d"(a2), "S"(a3) : "memory");
-        return (int64_t)ret;
-}
 
 static inline uint64_t gpa_of(const volatile void *p)
 {
@@ -90,75 +100,6 @@ static inline int64_t hc_vm_info_gpa(uint64_t gpa, uint64_t size)
 {
         return keel_hypercall(KEEL_HC_VM_INFO, gpa, size, 0, 0);
 }
-
-/* Port I/O. */
-static inline void outb(uint16_t port, uint8_t v)
-{
-        __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
-}
-
-static inline void outw(uint16_t port, uint16_t v)
-{
-        __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port) : "memory");
-}
-
-static inline void outl(uint16_t port, uint32_t v)
-{
-        __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-        uint8_t v;
-
-        __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-        return v;
-}
-
-static inline uint16_t inw(uint16_t port)
-{
-        uint16_t v;
-
-        __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-        return v;
-}
-
-static inline uint32_t inl(uint16_t port)
-{
-        uint32_t v;
-
-        __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-        return v;
-}
-
-struct cpuid_regs {
-        uint32_t eax, ebx, ecx, edx;
-};
-
-static inline struct cpuid_regs cpuid(uint32_t leaf, uint32_t subleaf)
-{
-        struct cpuid_regs r;
-
-        __asm__ volatile("cpuid"
-                         : "=a"(r.eax), "=b"(r.ebx), "=c"(r.ecx), "=d"(r.edx)
-                         : "a"(leaf), "c"(subleaf));
-        return r;
-}
-
-static inline uint64_t rdmsr(uint32_t msr)
-{
-        uint32_t lo, hi;
-
-        __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-        return ((uint64_t)hi << 32) | lo;
-}
-
-#define read_cr(n)                                                 \
-        ({                                                         \
-                uint64_t v_;                                       \
-                __asm__ volatile("mov %%cr" #n ", %0" : "=r"(v_)); \
-                v_;                                                \
-        })
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -2,9 +2,10 @@
  * Entry point of every test guest (docs/guest-entry.md for the state Keel promises).
  *
  * _start records the registers exactly as Keel left them in guest_entry_state (in .data,
- * layout in guest.h) so that guests can check the entry state, then calls
- * guest_start(RDI = guest RAM size) on Keel's stack (RSP = 0x80000, 16-byte aligned at the
- * call, as the SysV ABI wants). guest_start never returns; if it did, the guest halts.
+ * layout in guest_arch.h) so that guests can check the entry state, then calls
+ * guest_start(RDI = guest RAM size, RSI = RAM base = 0) on Keel's stack (RSP = 0x80000,
+ * 16-byte aligned at the call, as the SysV ABI wants). guest_start never returns; if it did,
+ * the guest halts.
  */
 	.section .text.start, "ax"
 	.code64
@@ -32,6 +33,7 @@ _start:
 	mov	%rax, guest_entry_state + 0x80(%rip)
 	pushfq
 	popq	guest_entry_state + 0x88(%rip)
+	xor	%esi, %esi
 	call	guest_start
 1:	cli
 	hlt

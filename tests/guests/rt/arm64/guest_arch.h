@@ -1,0 +1,101 @@
+/*
+ * arm64 part of the test guests' runtime (rt/guest.h includes it): the entry registers,
+ * HVC, the PL011 UART at 0x09000000, MMIO and system-register helpers.
+ *
+ * Guests run at EL1 with the MMU off (docs/guest-entry.md), so every data access is a Device
+ * access: it must be aligned (the guests are built with -mstrict-align) and MMIO goes through
+ * mmio_read32/mmio_write32, whose plain LDR/STR Keel can emulate from the syndrome.
+ */
+#ifndef GUEST_ARCH_H
+#define GUEST_ARCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdnoreturn.h>
+
+/* Registers as Keel left them at entry (filled by _start; offsets used by rt/arm64/start.S). */
+struct guest_entry_state {
+        uint64_t x[31];     /* 0x000: x0..x30 */
+        uint64_t sp;        /* 0x0f8 */
+        uint64_t pc;        /* 0x100: where _start ran (the entry point) */
+        uint64_t currentel; /* 0x108 */
+        uint64_t daif;      /* 0x110 */
+        uint64_t spsel;     /* 0x118 */
+        uint64_t sctlr_el1; /* 0x120 */
+        uint64_t vbar_el1;  /* 0x128: before _start installed the runtime's vectors */
+} __attribute__((aligned(16)));
+
+/* Hypercalls: HVC #0 with x0 = number, x1..x4 = arguments, result in x0. */
+static inline int64_t keel_hypercall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
+                                     uint64_t a3)
+{
+        register uint64_t x0 __asm__("x0") = nr;
+        register uint64_t x1 __asm__("x1") = a0;
+        register uint64_t x2 __asm__("x2") = a1;
+        register uint64_t x3 __asm__("x3") = a2;
+        register uint64_t x4 __asm__("x4") = a3;
+
+        __asm__ volatile("hvc #0" : "+r"(x0) : "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
+        return (int64_t)x0;
+}
+
+/* 32-bit MMIO: one plain LDR/STR with a base register (a syndrome Keel can decode). */
+static inline uint32_t mmio_read32(uint64_t addr)
+{
+        uint32_t v;
+
+        __asm__ volatile("ldr %w0, [%1]" : "=r"(v) : "r"(addr) : "memory");
+        return v;
+}
+
+static inline void mmio_write32(uint64_t addr, uint32_t v)
+{
+        __asm__ volatile("str %w0, [%1]" : : "r"(v), "r"(addr) : "memory");
+}
+
+#define read_sysreg(name)                                                \
+        ({                                                               \
+                uint64_t v_;                                             \
+                __asm__ volatile("mrs %0, " #name : "=r"(v_)::"memory"); \
+                v_;                                                      \
+        })
+
+/* Stops for good (interrupts stay masked, so WFI only waits). */
+static inline noreturn void guest_halt(void)
+{
+        for (;;)
+                __asm__ volatile("wfi");
+}
+
+/* The exception level, for messages ("running at EL1"). */
+#define GUEST_LEVEL_NAME "EL"
+
+static inline unsigned guest_level(void)
+{
+        return (unsigned)(read_sysreg(CurrentEL) >> 2) & 3;
+}
+
+/* The VM's PL011 UART. */
+#define PL011_BASE    0x09000000ull
+#define PL011_DR      (PL011_BASE + 0x00)
+#define PL011_FR      (PL011_BASE + 0x18)
+#define PL011_FR_TXFF (1u << 5)
+
+/* The UART (a PL011) can take a byte: its transmit FIFO is not full. */
+static inline bool uart_tx_ready(void)
+{
+        return !(mmio_read32(PL011_FR) & PL011_FR_TXFF);
+}
+
+static inline void uart_tx(char c)
+{
+        mmio_write32(PL011_DR, (uint8_t)c);
+}
+
+/* Called by the runtime's exception vectors (start.S): reports the exception, exits 0xd2. */
+noreturn void guest_exception(uint64_t vector, uint64_t esr, uint64_t elr, uint64_t far);
+
+/* The register that holds the RAM size at entry, for messages. */
+#define GUEST_RAM_SIZE_REG "x0"
+
+#endif
