@@ -19,8 +19,6 @@
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
 
-#define GUEST_RAM_BASE 0
-
 static struct vm vms[KEEL_MAX_VMS];
 
 /* Emulated devices of a Linux VM (a Keel-owned copy per VM slot). */
@@ -121,9 +119,10 @@ static int vm_build_image(struct vm *vm, const struct vm_config *vc, const struc
             .size = img->size,
             .format = vc->format,
             .elf_machine = arch_elf_machine(),
-            .load = gpa(vc->load), /* the parser fills in the default */
+            /* Offsets into the VM's RAM (the parser fills in the defaults). */
+            .load = gpa(gpa_raw(arch_guest_ram_base()) + vc->load),
             .has_entry = vc->has_entry,
-            .entry = gpa(vc->entry),
+            .entry = gpa(gpa_raw(arch_guest_ram_base()) + vc->entry),
         };
         gpa_t entry;
         int err;
@@ -160,7 +159,7 @@ static int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot
                                          20));
                 return err;
         }
-        err = gmem_add_region(&vm->mem, gpa(GUEST_RAM_BASE), vc->memory, ram);
+        err = gmem_add_region(&vm->mem, arch_guest_ram_base(), vc->memory, ram);
         CHECK(err == 0);
         err = arch_vm_setup(vm);
         if (err) {

@@ -67,6 +67,11 @@ uint16_t arch_elf_machine(void)
         return 62; /* EM_X86_64 */
 }
 
+gpa_t arch_guest_ram_base(void)
+{
+        return gpa(0);
+}
+
 void arch_guest_reserved(gpa_t *base, uint64_t *size)
 {
         *base = gpa(0);

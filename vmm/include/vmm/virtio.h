@@ -279,7 +279,7 @@ void virtio_blk_attach(struct virtio_blk *b, struct virtio_mmio *t);
 #define VIRTIO_CONSOLE_RX         0
 #define VIRTIO_CONSOLE_TX         1
 
-/* Where transmitted bytes go (e.g. a wrapper around vuart_putc). */
+/* Where transmitted bytes go (e.g. a wrapper around vcons_putc). */
 typedef void (*virtio_console_sink_fn)(void *sink_ctx, const uint8_t *buf, size_t len);
 
 struct virtio_console {

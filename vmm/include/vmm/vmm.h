@@ -28,6 +28,8 @@ void arch_virt_describe(char *buf, size_t len);
 int arch_vm_setup(struct vm *vm);
 /* Put vCPU 0 at `entry` in the documented entry state (docs/guest-entry.md). */
 int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry);
+/* Where a VM's RAM starts (0 on x86; 0x40000000 on arm64, as on QEMU's virt machine). */
+gpa_t arch_guest_ram_base(void);
 /* Guest-physical range the arch keeps for boot structures (loaders must not overwrite it). */
 void arch_guest_reserved(gpa_t *base, uint64_t *size);
 /* ELF e_machine value of this arch's guests. */
