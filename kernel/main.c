@@ -19,7 +19,10 @@
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
 
-static struct vm vms[KEEL_MAX_VMS];
+/* The VMs of the config, allocated at boot (large: not stored in keel.efi). */
+static struct vm *vms;
+
+#define VMS_PAGES (align_up(sizeof(struct vm) * KEEL_MAX_VMS, PAGE_SIZE) / PAGE_SIZE)
 
 /* Emulated devices of a Linux VM (a Keel-owned copy per VM slot). */
 struct vm_devices {
@@ -232,6 +235,7 @@ _Noreturn void kernel_main(const struct boot_info *bi)
         const struct keel_config *cfg = bi->config;
         unsigned unexpected = 0;
         char desc[200];
+        hpa_t vms_pa;
         int err;
 
         LOG_INFO("keel: boot services exited after %u memory-map fetch%s", bi->map_tries,
@@ -242,6 +246,10 @@ _Noreturn void kernel_main(const struct boot_info *bi)
         LOG_INFO("keel: page allocator: %llu MiB free in %u ranges",
                  (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20),
                  keel_palloc.count);
+        err = palloc_alloc(&keel_palloc, VMS_PAGES, PAGE_SIZE, &vms_pa);
+        if (err)
+                panic("no memory for the VM table: %s", keel_strerror(err));
+        vms = hva_ptr(arch_hpa_to_hva(vms_pa)); /* zeroed by the allocator */
         arch_cpu_setup(bi);
         if (cfg->selftest == SELFTEST_EXCEPTION) {
                 /* Proves the trap path: Keel must dump its registers and panic, never go on. */
