@@ -58,6 +58,10 @@ NEVER = [
     r"(?i)^keel: .*\bpanic",
 ]
 
+# For cases that run VMs: Keel refusing the config or panicking ends the run at once (the
+# checks then fail on what is missing) rather than at the timeout.
+REFUSED = r"^keel: (?:error|panic): .*\n"
+
 # The guests every architecture runs, as VM (name, lines it must print in this order, its stop
 # line), for guest RAM at `base` (x86_64: 0, arm64: 0x40000000) and the privilege level the
 # hello guest reports (x86_64: "CPL 0", arm64: "EL1"). The configs give hello 2 MiB, hc 6 MiB,
@@ -159,7 +163,7 @@ def guests_case(config, vms, counts=None, **extra):
     }
     all_counts.update(counts or {})
     return dict(config=config, verdict=PASS, timeout=240, order=seq, counts=all_counts,
-                must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL"], **extra)
+                must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL"], fail_on=REFUSED, **extra)
 
 
 def expect_fail_case(config, wrong_stop, **extra):
@@ -182,6 +186,7 @@ def expect_fail_case(config, wrong_stop, **extra):
         ],
         counts={r"UNEXPECTED$": 2, r"^keel: result: ": 1},
         must_not=[r"^keel: result: PASS", r"^keel: error: "],
+        fail_on=REFUSED,
         **extra)
 
 
@@ -394,6 +399,8 @@ def main():
         cmd += ["--cpu", case["cpu"]]
     if "until" in case:
         cmd += ["--until", tagged(case["until"])]
+    if "fail_on" in case:
+        cmd += ["--fail-on", tagged(case["fail_on"])]
     if "memory" in case:
         cmd += ["--memory", case["memory"]]
     print("integration: " + " ".join(cmd), flush=True)
