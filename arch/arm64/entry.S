@@ -192,3 +192,17 @@ guest_exit_common:
 arm64_semihosting:
         hlt     #0xf000
         ret
+
+/*
+ * Clear the FP/SIMD registers (and with them the upper bits of the SVE Z registers) and
+ * FPCR/FPSR, so a VM never sees what the one before it left there. Keel itself never uses
+ * them (-mgeneral-regs-only); CPTR_EL2 does not trap them.
+ */
+        .global arm64_fp_clear
+arm64_fp_clear:
+        msr     fpcr, xzr
+        msr     fpsr, xzr
+        .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        movi    v\n\().2d, #0
+        .endr
+        ret

@@ -126,6 +126,7 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
         c->el1.sp_el1 = GUEST_RAM_BASE + GUEST_STACK_TOP;
         c->el1.sctlr = SCTLR_EL1_RESET;
         c->powered = true;
+        c->fresh = true;
         return 0;
 }
 
@@ -437,6 +438,10 @@ void arch_vcpu_run(struct vcpu *vcpu)
         isb();
         __asm__ volatile("tlbi vmalls12e1\n dsb nsh\n isb" ::: "memory");
         el1_load(&c->el1);
+        if (c->fresh) {
+                arm64_fp_clear(); /* nothing of the previous VM's FP/SIMD state */
+                c->fresh = false;
+        }
         if (a->platform)
                 arm64_vgic_load(vcpu);
         while (vm->state == VM_RUNNING) {

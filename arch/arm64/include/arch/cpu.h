@@ -14,6 +14,7 @@ unsigned arm64_guest_run(struct vcpu_arch *ctx);
 void arm64_mmu_switch(uint64_t ttbr0, uint64_t tcr, uint64_t mair, uint64_t sctlr);
 _Noreturn void arm64_enter_kernel_on(const struct boot_info *bi, void *stack_top);
 uint64_t arm64_semihosting(uint64_t op, const void *param);
+void arm64_fp_clear(void);
 extern char arm64_vectors[];
 
 /* Exception kinds returned by arm64_guest_run. */

@@ -51,6 +51,7 @@ struct vcpu_arch {
         uint64_t exit_count[ARM64_EXIT_CLASSES];
         uint64_t vmcr;    /* ICH_VMCR_EL2: the guest's CPU-interface settings */
         bool powered;     /* PSCI: on (vCPU 0 from the start; others by CPU_ON) */
+        bool fresh;       /* never ran: FP/SIMD registers to be cleared first */
 };
 
 struct vm_arch {
