@@ -208,16 +208,16 @@ void arm64_keel_trap(struct keel_trap_frame *f, unsigned kind)
         uint64_t esr = read_sysreg(esr_el2);
 
         log_printf(LOG_LEVEL_ERROR,
-                   "keel: %s in Keel at EL2: esr %#llx (class %#llx), elr %#llx, far %#llx",
+                   "keel: %s in Keel at EL2: esr 0x%llx (class 0x%llx), elr 0x%llx, far 0x%llx",
                    trap_kinds[kind & 3], (unsigned long long)esr,
                    (unsigned long long)ESR_EC(esr), (unsigned long long)read_sysreg(elr_el2),
                    (unsigned long long)read_sysreg(far_el2));
-        for (unsigned i = 0; i < 31; i += 3)
+        for (unsigned i = 0; i < 30; i += 3)
                 log_printf(LOG_LEVEL_ERROR, "  x%-2u %016llx  x%-2u %016llx  x%-2u %016llx", i,
-                           (unsigned long long)f->x[i], i + 1,
-                           (unsigned long long)(i + 1 < 31 ? f->x[i + 1] : 0), i + 2,
-                           (unsigned long long)(i + 2 < 31 ? f->x[i + 2] : f->sp));
-        log_printf(LOG_LEVEL_ERROR, "  (x32 above is sp)  spsr %#llx",
+                           (unsigned long long)f->x[i], i + 1, (unsigned long long)f->x[i + 1],
+                           i + 2, (unsigned long long)f->x[i + 2]);
+        log_printf(LOG_LEVEL_ERROR, "  x30 %016llx  sp  %016llx  spsr %08llx",
+                   (unsigned long long)f->x[30], (unsigned long long)f->sp,
                    (unsigned long long)read_sysreg(spsr_el2));
         arch_dump_state();
         log_printf(LOG_LEVEL_ERROR, "keel: panic: %s in Keel: system halted", trap_kinds[kind & 3]);

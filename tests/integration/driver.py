@@ -298,6 +298,40 @@ CASES = {
         ],
         must_not=[r"^keel: vm ", r"^\[hello\] "],
     ),
+    # Firmware without EL2 (QEMU virt without virtualization=on starts it at EL1): Keel must
+    # say so, naming EL2 and what to do, and return to the firmware.
+    "arm64_no_el2": dict(
+        config="no_svm.cfg",
+        arch="arm64",
+        qemu_machine="virt,gic-version=3",
+        until=r"^keel: error: .*\n",
+        verdict=PASS,
+        timeout=90,
+        must=[r"^keel: error: Keel was started at EL1, not EL2: .*virtualization=on"],
+        counts={r"^keel: error: ": 1},
+        must_not=[r"^keel: vm ", r"^keel: result: ", r"^\[hello\] "],
+    ),
+    # A fault inside Keel at EL2 (selftest = exception: a BRK): ESR, ELR, FAR, x0-x30 and sp,
+    # the EL2 control registers, then the panic line.
+    "arm64_panic_dump": dict(
+        config="panic_dump.cfg",
+        arch="arm64",
+        until=r"^keel: panic: .*system halted\n",
+        verdict=PASS,
+        timeout=90,
+        allow_panic=True,
+        order=[
+            r"^keel: selftest: raising an invalid-opcode exception inside Keel$",
+            r"^keel: synchronous exception in Keel at EL2: esr 0x[0-9a-f]+ \(class 0x3c\), "
+            r"elr 0x[0-9a-f]+, far 0x[0-9a-f]+$",
+            r"^E   x0  [0-9a-f]{16}  x1  [0-9a-f]{16}  x2  [0-9a-f]{16}$",
+            r"^E   x27 [0-9a-f]{16}  x28 [0-9a-f]{16}  x29 [0-9a-f]{16}$",
+            r"^E   x30 [0-9a-f]{16}  sp  [0-9a-f]{16}  spsr [0-9a-f]{8}$",
+            r"^E   sp [0-9a-f]{16}  hcr [0-9a-f]{16}  sctlr [0-9a-f]{16}$",
+            r"^keel: panic: synchronous exception in Keel: system halted$",
+        ],
+        must_not=[r"^keel: vm ", r"^\[hello\] "],
+    ),
     "missing_image": dict(
         config="missing_image.cfg",
         until=r"^keel: error: .*\n",
@@ -397,6 +431,8 @@ def main():
         cmd += ["--file", f]
     if "cpu" in case:
         cmd += ["--cpu", case["cpu"]]
+    if "qemu_machine" in case:
+        cmd += ["--qemu-machine", case["qemu_machine"]]
     if "until" in case:
         cmd += ["--until", tagged(case["until"])]
     if "fail_on" in case:
