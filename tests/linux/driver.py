@@ -29,6 +29,8 @@ Cases:
              extracts them with the right contents.
     arm64_shell   the shell case on arm64 (PL011 console ttyAMA0, virtio-mmio disk from the
              device tree Keel generates)
+    arm64_two_vms, arm64_reboot  the two_vms and reboot cases on arm64 (reboot: PSCI
+                  SYSTEM_RESET)
     arm64_direct  the direct case on arm64: QEMU's virt machine without virtualization, the
              disk as virtio-blk-device (virtio-mmio, described in QEMU's device tree)
 """
@@ -107,6 +109,9 @@ CASES = {
     "initramfs": dict(vms=[], mode="shell"),
     "arm64_shell": dict(vms=["linux"], mode="shell", timeout=840, arch="arm64"),
     "arm64_direct": dict(vms=["direct"], mode="shell", timeout=300, direct=True, arch="arm64"),
+    "arm64_two_vms": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, arch="arm64"),
+    # arm64 Linux resets through PSCI SYSTEM_RESET: Keel ends the VM and reports a reboot.
+    "arm64_reboot": dict(vms=["linux"], mode="reboot", timeout=840, stop="reboot", arch="arm64"),
 }
 
 
