@@ -687,13 +687,13 @@ static int end_section(struct parser *ps)
         if (vm->load >= vm->memory)
                 return perr(
                     ps, vm->has_load ? ps->key_line[KEY_LOAD] : vm->line,
-                    "load%s is outside the VM's %uM of memory (a guest-physical address below "
+                    "load%s is outside the VM's %uM of memory (an offset into the VM's RAM, below "
                     "memory)",
                     where(ps), (unsigned)(vm->memory >> 20));
         if (vm->entry >= vm->memory)
                 return perr(
                     ps, vm->has_entry ? ps->key_line[KEY_ENTRY] : vm->line,
-                    "entry%s is outside the VM's %uM of memory (a guest-physical address below "
+                    "entry%s is outside the VM's %uM of memory (an offset into the VM's RAM, below "
                     "memory)",
                     where(ps), (unsigned)(vm->memory >> 20));
         ps->vm = NULL;
