@@ -66,11 +66,10 @@ static bool arm64_is_leaf(pte_t e, unsigned level)
         return level == 0 || (level <= 2 && !(e & ARM64_PTE_TABLE));
 }
 
+/* A block keeps only the address bits of its size; tables and pages use bits 47:12. */
 static hpa_t arm64_addr(pte_t e, unsigned level)
 {
-        if (level > 0 && arm64_is_leaf(e, level))
-                return hpa(e & leaf_mask(level));
-        return hpa(e & ARM64_PTE_ADDR_MASK);
+        return hpa(e & (arm64_is_leaf(e, level) ? leaf_mask(level) : ARM64_PTE_ADDR_MASK));
 }
 
 static unsigned el2_attrs(pte_t e, unsigned level)
@@ -103,24 +102,13 @@ static unsigned s2_attrs(pte_t e, unsigned level)
         return a;
 }
 
-const struct pt_format arm64_pt_el2 = {
-    .name = "arm64-el2",
-    .table = arm64_table,
-    .leaf = el2_leaf,
-    .present = arm64_present,
-    .is_leaf = arm64_is_leaf,
-    .addr = arm64_addr,
-    .attrs = el2_attrs,
-    .max_leaf_level = 2,
-};
+/* Both stages share the table shape and the decoding of addresses; leaves differ. */
+#define ARM64_FORMAT(fmt_name, leaf_fn, attrs_fn)                                                  \
+        {                                                                                          \
+                .name = fmt_name, .table = arm64_table, .leaf = leaf_fn, .present = arm64_present, \
+                .is_leaf = arm64_is_leaf, .addr = arm64_addr, .attrs = attrs_fn,                   \
+                .max_leaf_level = 2,                                                               \
+        }
 
-const struct pt_format arm64_pt_s2 = {
-    .name = "arm64-stage2",
-    .table = arm64_table,
-    .leaf = s2_leaf,
-    .present = arm64_present,
-    .is_leaf = arm64_is_leaf,
-    .addr = arm64_addr,
-    .attrs = s2_attrs,
-    .max_leaf_level = 2,
-};
+const struct pt_format arm64_pt_el2 = ARM64_FORMAT("arm64-el2", el2_leaf, el2_attrs);
+const struct pt_format arm64_pt_s2 = ARM64_FORMAT("arm64-stage2", s2_leaf, s2_attrs);
