@@ -140,6 +140,9 @@ ARM64_GUESTS = [
     ARM64_COMMON["outside"],
     outside_guest("outside-high", 0x100000000, "beyond the end", ARM64_RAM_BASE + 0x400000),
     outside_guest("outside-low", 0x20000000, "below the start", ARM64_RAM_BASE),
+    ("psci", [guest_line("psci", r"ok: smc MIGRATE_INFO_TYPE = 2$"),
+              guest_line("psci", r"psci: all checks passed; SYSTEM_OFF through smc$")],
+     vm_stopped("psci", "poweroff", r"PSCI SYSTEM_OFF")),
     ("bench", [guest_line("bench", r"bench: counter CNTVCT_EL0 at \d+ Hz$")] +
      [guest_line("bench", r"bench: %s iterations=1000 total=\d+ avg=\d+\.\d{3}$" % loop)
       for loop in ("baseline", "hvc", "mmio")], vm_exited("bench")),
