@@ -59,7 +59,7 @@ void arch_virt_enable(void)
         uint64_t cptr = read_sysreg(cptr_el2), vtcr;
 
         hcr_guest = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TWI | HCR_TSC |
-                    HCR_TIDCP | HCR_TSW | HCR_RW;
+                    HCR_TIDCP | HCR_RW;
         if (isar1 & (0xffull << 4 | 0xffull << 24)) /* APA/API or GPA/GPI: pointer auth */
                 hcr_guest |= HCR_API | HCR_APK;
         /* FP/SIMD, SVE and SME belong to the guest while it runs: no traps. */
