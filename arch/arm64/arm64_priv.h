@@ -12,18 +12,18 @@
 #endif
 
 /* The guest's machine (docs/arm64.md), laid out like QEMU's virt board. */
-#define ARM64_RAM_BASE     0x40000000ull
-#define ARM64_PL011_BASE   0x09000000ull
-#define ARM64_PL011_SIZE   0x1000ull
-#define ARM64_PL011_SPI    1
-#define ARM64_VIRTIO_BASE  0x0a000000ull
-#define ARM64_VIRTIO_SIZE  0x1000ull
-#define ARM64_VIRTIO_SPI   16
-#define ARM64_NR_SPIS      64
+#define ARM64_RAM_BASE    0x40000000ull
+#define ARM64_PL011_BASE  0x09000000ull
+#define ARM64_PL011_SIZE  0x1000ull
+#define ARM64_PL011_SPI   1
+#define ARM64_VIRTIO_BASE 0x0a000000ull
+#define ARM64_VIRTIO_SIZE 0x1000ull
+#define ARM64_VIRTIO_SPI  16
+#define ARM64_NR_SPIS     64
 
 /* ISS encoding of a trapped MSR/MRS, without Rt and direction. */
-#define SYSREG_ENC(op0, op1, crn, crm, op2)                                                        \
-        ((uint32_t)(op0) << 20 | (uint32_t)(op2) << 17 | (uint32_t)(op1) << 14 |                   \
+#define SYSREG_ENC(op0, op1, crn, crm, op2)                                      \
+        ((uint32_t)(op0) << 20 | (uint32_t)(op2) << 17 | (uint32_t)(op1) << 14 | \
          (uint32_t)(crn) << 10 | (uint32_t)(crm) << 1)
 
 /* Log `fmt` once per distinct `key` (up to `max` keys remembered in `seen`). */

@@ -147,7 +147,7 @@ static void build_el2_tables(const struct boot_info *bi)
               3ull << 12 /* inner shareable */ | 5ull << 16 /* PS: 48 bits */ | 1ull << 23 |
               1ull << 31;
         sctlr = read_sysreg(sctlr_el2);
-        sctlr |= 1u << 0 | 1u << 2 | 1u << 12; /* M, C, I */
+        sctlr |= 1u << 0 | 1u << 2 | 1u << 12;           /* M, C, I */
         sctlr &= ~(1ull << 1 | 1ull << 19 | 1ull << 25); /* A, WXN, EE */
         arm64_mmu_switch(hpa_raw(keel_pt.root), tcr, ARM64_MAIR_VALUE, sctlr);
         LOG_INFO("keel: EL2 translation tables: %u ranges, %llu table pages", bi->map_count,
@@ -209,8 +209,8 @@ void arm64_keel_trap(struct keel_trap_frame *f, unsigned kind)
 
         log_printf(LOG_LEVEL_ERROR,
                    "keel: %s in Keel at EL2: esr 0x%llx (class 0x%llx), elr 0x%llx, far 0x%llx",
-                   trap_kinds[kind & 3], (unsigned long long)esr,
-                   (unsigned long long)ESR_EC(esr), (unsigned long long)read_sysreg(elr_el2),
+                   trap_kinds[kind & 3], (unsigned long long)esr, (unsigned long long)ESR_EC(esr),
+                   (unsigned long long)read_sysreg(elr_el2),
                    (unsigned long long)read_sysreg(far_el2));
         for (unsigned i = 0; i < 30; i += 3)
                 log_printf(LOG_LEVEL_ERROR, "  x%-2u %016llx  x%-2u %016llx  x%-2u %016llx", i,

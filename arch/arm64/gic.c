@@ -151,12 +151,12 @@ unsigned arm64_gic_nr_lrs(void)
         return (unsigned)(read_sysreg(ICH_VTR_EL2) & 0x1f) + 1;
 }
 
-#define LR_CASE(n, crm, op2)                                                                       \
-        case n:                                                                                    \
-                if (write)                                                                         \
-                        write_sysreg(S3_4_C12_##crm##_##op2, v);                                   \
-                else                                                                               \
-                        v = read_sysreg(S3_4_C12_##crm##_##op2);                                   \
+#define LR_CASE(n, crm, op2)                                     \
+        case n:                                                  \
+                if (write)                                       \
+                        write_sysreg(S3_4_C12_##crm##_##op2, v); \
+                else                                             \
+                        v = read_sysreg(S3_4_C12_##crm##_##op2); \
                 break;
 
 static uint64_t lr_access(unsigned n, bool write, uint64_t v)

@@ -42,12 +42,11 @@ static int platform_init(struct vm *vm)
         int err = vgic_init(&a->vgic, vm->vcpu_count, ARM64_NR_SPIS);
 
         if (!err)
-                err = mmio_bus_add(&vm->mmio, gpa(VGIC_GICD_BASE), VGIC_GICD_SIZE,
-                                   &vgic_dist_ops, &a->vgic, "gicd");
+                err = mmio_bus_add(&vm->mmio, gpa(VGIC_GICD_BASE), VGIC_GICD_SIZE, &vgic_dist_ops,
+                                   &a->vgic, "gicd");
         if (!err)
-                err = mmio_bus_add(&vm->mmio, gpa(VGIC_GICR_BASE),
-                                   VGIC_GICR_SIZE(vm->vcpu_count), &vgic_redist_ops, &a->vgic,
-                                   "gicr");
+                err = mmio_bus_add(&vm->mmio, gpa(VGIC_GICR_BASE), VGIC_GICR_SIZE(vm->vcpu_count),
+                                   &vgic_redist_ops, &a->vgic, "gicr");
         if (err)
                 return err;
         uart_irq = arch_irq_line(vm, ARM64_PL011_SPI);
@@ -64,8 +63,7 @@ static void clean_dcache(const struct gmem *m, gpa_t a, uint64_t len)
         if (!len || gmem_translate(m, a, len, &pa))
                 return;
         for (uint64_t p = align_down(hpa_raw(pa), 64); p < hpa_raw(pa) + len; p += 64)
-                __asm__ volatile("dc cvac, %0" ::"r"(hva_ptr(arch_hpa_to_hva(hpa(p))))
-                                 : "memory");
+                __asm__ volatile("dc cvac, %0" ::"r"(hva_ptr(arch_hpa_to_hva(hpa(p)))) : "memory");
         dsb_sy();
 }
 
@@ -121,8 +119,8 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
             .virtio_count = ndevs,
         };
         for (unsigned i = 0; i < ndevs; i++)
-                desc.virtio[i] = (struct arm64_linux_mmio_dev){gpa_raw(devs[i].base), devs[i].size,
-                                                               devs[i].gsi};
+                desc.virtio[i] =
+                    (struct arm64_linux_mmio_dev){gpa_raw(devs[i].base), devs[i].size, devs[i].gsi};
         err = palloc_alloc(&keel_palloc, DTB_PAGES, PAGE_SIZE, &dtb_pa);
         if (err)
                 return err;

@@ -10,18 +10,18 @@
 
 #include "arm64_priv.h"
 
-#define SMCCC_VERSION        0x80000000u
-#define SMCCC_ARCH_FEATURES  0x80000001u
-#define PSCI_VERSION         0x84000000u
-#define PSCI_CPU_SUSPEND     0x84000001u
-#define PSCI_CPU_OFF         0x84000002u
-#define PSCI_CPU_ON          0x84000003u
-#define PSCI_AFFINITY_INFO   0x84000004u
-#define PSCI_MIGRATE_INFO    0x84000006u
-#define PSCI_SYSTEM_OFF      0x84000008u
-#define PSCI_SYSTEM_RESET    0x84000009u
-#define PSCI_FEATURES        0x8400000au
-#define PSCI_64(f)           ((f) | 0x40000000u)
+#define SMCCC_VERSION       0x80000000u
+#define SMCCC_ARCH_FEATURES 0x80000001u
+#define PSCI_VERSION        0x84000000u
+#define PSCI_CPU_SUSPEND    0x84000001u
+#define PSCI_CPU_OFF        0x84000002u
+#define PSCI_CPU_ON         0x84000003u
+#define PSCI_AFFINITY_INFO  0x84000004u
+#define PSCI_MIGRATE_INFO   0x84000006u
+#define PSCI_SYSTEM_OFF     0x84000008u
+#define PSCI_SYSTEM_RESET   0x84000009u
+#define PSCI_FEATURES       0x8400000au
+#define PSCI_64(f)          ((f) | 0x40000000u)
 
 #define PSCI_SUCCESS         0
 #define PSCI_NOT_SUPPORTED   -1
@@ -88,8 +88,9 @@ bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
         case PSCI_CPU_ON:
         case PSCI_64(PSCI_CPU_ON):
                 target = vcpu_by_mpidr(vm, f == PSCI_CPU_ON ? (uint32_t)x[1] : x[1]);
-                r = !target ? PSCI_INVALID_PARAMS
-                            : target->arch.powered ? PSCI_ALREADY_ON : PSCI_INVALID_PARAMS;
+                r = !target                ? PSCI_INVALID_PARAMS
+                    : target->arch.powered ? PSCI_ALREADY_ON
+                                           : PSCI_INVALID_PARAMS;
                 break;
         case PSCI_AFFINITY_INFO:
         case PSCI_64(PSCI_AFFINITY_INFO):

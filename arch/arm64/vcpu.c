@@ -25,13 +25,13 @@
 _Static_assert(offsetof(struct vcpu_arch, pc) == VCPU_CTX_PC, "entry.S offset");
 _Static_assert(offsetof(struct vcpu_arch, esr) == VCPU_CTX_ESR, "entry.S offset");
 
-#define GUEST_RAM_BASE   ARM64_RAM_BASE
-#define GUEST_RESERVED   0x100000ull /* boot data and the test guests' stack */
-#define GUEST_STACK_TOP  0x80000ull
-#define EM_AARCH64       183
-#define SCTLR_EL1_RESET  0x30d00800ull /* RES1 bits; MMU and caches off */
-#define PSTATE_ENTRY     (PSR_MODE_EL1H | PSR_D | PSR_A | PSR_I | PSR_F)
-#define WAIT_POLL_MS     10 /* WFI: how often the console is polled while nothing happens */
+#define GUEST_RAM_BASE  ARM64_RAM_BASE
+#define GUEST_RESERVED  0x100000ull /* boot data and the test guests' stack */
+#define GUEST_STACK_TOP 0x80000ull
+#define EM_AARCH64      183
+#define SCTLR_EL1_RESET 0x30d00800ull /* RES1 bits; MMU and caches off */
+#define PSTATE_ENTRY    (PSR_MODE_EL1H | PSR_D | PSR_A | PSR_I | PSR_F)
+#define WAIT_POLL_MS    10 /* WFI: how often the console is polled while nothing happens */
 
 static uint64_t hcr_guest;
 static unsigned nr_lrs;
@@ -65,16 +65,16 @@ void arch_virt_enable(void)
         /* FP/SIMD, SVE and SME belong to the guest while it runs: no traps. */
         cptr &= ~(1ull << 10 | 1ull << 20 | 1ull << 31); /* TFP, TTA, TCPAC */
         if ((pfr0 >> 32) & 0xf) {
-                cptr &= ~(1ull << 8); /* TZ */
+                cptr &= ~(1ull << 8);            /* TZ */
                 write_sysreg(S3_4_C1_C2_0, 0xf); /* ZCR_EL2: the longest vector length */
         }
         if ((pfr1 >> 24) & 0xf) {
-                cptr &= ~(1ull << 12); /* TSM */
+                cptr &= ~(1ull << 12);           /* TSM */
                 write_sysreg(S3_4_C1_C2_6, 0xf); /* SMCR_EL2.LEN */
         }
         write_sysreg(cptr_el2, cptr);
-        vtcr = 16 /* T0SZ: 48-bit IPA */ | 2ull << 6 /* SL0: start at level 0 */ |
-               1ull << 8 | 1ull << 10 | 3ull << 12 | 5ull << 16 /* PS: 48 bits */ | 1ull << 31;
+        vtcr = 16 /* T0SZ: 48-bit IPA */ | 2ull << 6 /* SL0: start at level 0 */ | 1ull << 8 |
+               1ull << 10 | 3ull << 12 | 5ull << 16 /* PS: 48 bits */ | 1ull << 31;
         if (((mmfr1 >> 4) & 0xf) == 2)
                 vtcr |= 1ull << 19; /* VS: 16-bit VMIDs */
         write_sysreg(vtcr_el2, vtcr);
@@ -108,8 +108,8 @@ int arch_vm_setup(struct vm *vm)
         a->s2_ready = true;
         a->vmid = (uint16_t)(vm->id + 1);
         pl011_init(&a->uart, &vm->console);
-        err = mmio_bus_add(&vm->mmio, gpa(ARM64_PL011_BASE), ARM64_PL011_SIZE, &pl011_ops,
-                           &a->uart, "pl011");
+        err = mmio_bus_add(&vm->mmio, gpa(ARM64_PL011_BASE), ARM64_PL011_SIZE, &pl011_ops, &a->uart,
+                           "pl011");
         return err;
 }
 
@@ -230,8 +230,7 @@ static void exit_data_abort(struct vcpu *vcpu)
         uint64_t val, zero, *reg;
 
         c->exit_count[ARM64_EXIT_MMIO]++;
-        if (!(iss & DABT_S1PTW) && (iss & DABT_ISV) &&
-            mmio_bus_find(&vm->mmio, gpa(ipa), size)) {
+        if (!(iss & DABT_S1PTW) && (iss & DABT_ISV) && mmio_bus_find(&vm->mmio, gpa(ipa), size)) {
                 reg = reg_ptr(c, DABT_SRT(iss), &zero);
                 val = *reg;
                 mmio_bus_access(&vm->mmio, gpa(ipa), size, iss & DABT_WNR, &val);
@@ -492,9 +491,9 @@ void arch_vcpu_exit_summary(const struct vcpu *vcpu, char *buf, size_t len)
         buf[0] = 0;
         for (unsigned i = 0; i < ARM64_EXIT_CLASSES && n < len; i++)
                 if (vcpu->arch.exit_count[i])
-                        n += (size_t)snprintf(buf + n, len - n, "%s%s %llu", n ? ", " : "",
-                                              names[i],
-                                              (unsigned long long)vcpu->arch.exit_count[i]);
+                        n +=
+                            (size_t)snprintf(buf + n, len - n, "%s%s %llu", n ? ", " : "", names[i],
+                                             (unsigned long long)vcpu->arch.exit_count[i]);
         if (!n)
                 snprintf(buf, len, "none");
 }

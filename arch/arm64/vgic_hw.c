@@ -15,8 +15,8 @@
 
 #include "arm64_priv.h"
 
-#define ICH_HCR_EN  (1ull << 0)
-#define ICH_HCR_UIE (1ull << 1)
+#define ICH_HCR_EN      (1ull << 0)
+#define ICH_HCR_UIE     (1ull << 1)
 #define LR_PINTID_SHIFT 32
 #define LR_PINTID_MASK  (0x1fffull << LR_PINTID_SHIFT)
 

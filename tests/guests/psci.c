@@ -53,8 +53,7 @@ int64_t guest_main(void)
         for (int smc = 0; smc <= 1; smc++) {
                 expect(smc, "SMCCC_VERSION", call(smc, SMCCC_VERSION, 0, 0, 0), 0x10001);
                 expect(smc, "PSCI_VERSION", call(smc, PSCI_VERSION, 0, 0, 0), 0x10000);
-                expect(smc, "FEATURES(CPU_ON)", call(smc, PSCI_FEATURES, PSCI_CPU_ON_64, 0, 0),
-                       0);
+                expect(smc, "FEATURES(CPU_ON)", call(smc, PSCI_FEATURES, PSCI_CPU_ON_64, 0, 0), 0);
                 expect(smc, "FEATURES(unknown)", call(smc, PSCI_FEATURES, PSCI_UNKNOWN, 0, 0),
                        NOT_SUPPORTED);
                 expect(smc, "CPU_ON(self)", call(smc, PSCI_CPU_ON_64, 0, 0x40100000, 0),

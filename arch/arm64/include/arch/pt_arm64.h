@@ -12,14 +12,14 @@
 
 #include <keel/pt.h>
 
-#define ARM64_PTE_VALID     (1ull << 0)
-#define ARM64_PTE_TABLE     (1ull << 1) /* table (levels 0-2) or page (level 3) */
+#define ARM64_PTE_VALID      (1ull << 0)
+#define ARM64_PTE_TABLE      (1ull << 1) /* table (levels 0-2) or page (level 3) */
 #define ARM64_PTE_ATTRIDX(i) ((uint64_t)(i) << 2)
-#define ARM64_PTE_AP_RO     (1ull << 7) /* stage 1: AP[2] read-only */
-#define ARM64_PTE_AP1       (1ull << 6) /* stage 1 EL2: AP[1] is RES1 */
-#define ARM64_PTE_SH_INNER  (3ull << 8)
-#define ARM64_PTE_AF        (1ull << 10)
-#define ARM64_PTE_XN        (1ull << 54) /* stage 1 EL2: XN; stage 2: XN[1] */
+#define ARM64_PTE_AP_RO      (1ull << 7) /* stage 1: AP[2] read-only */
+#define ARM64_PTE_AP1        (1ull << 6) /* stage 1 EL2: AP[1] is RES1 */
+#define ARM64_PTE_SH_INNER   (3ull << 8)
+#define ARM64_PTE_AF         (1ull << 10)
+#define ARM64_PTE_XN         (1ull << 54) /* stage 1 EL2: XN; stage 2: XN[1] */
 #define ARM64_S2_MEMATTR_WB  (0xfull << 2)
 #define ARM64_S2_MEMATTR_DEV (0x1ull << 2) /* Device-nGnRE */
 #define ARM64_S2_AP_R        (1ull << 6)

@@ -7,16 +7,16 @@
 
 #include <stdint.h>
 
-#define read_sysreg(r)                                                                             \
-        ({                                                                                         \
-                uint64_t v__;                                                                      \
-                __asm__ volatile("mrs %0, " #r : "=r"(v__));                                       \
-                v__;                                                                               \
+#define read_sysreg(r)                                       \
+        ({                                                   \
+                uint64_t v__;                                \
+                __asm__ volatile("mrs %0, " #r : "=r"(v__)); \
+                v__;                                         \
         })
-#define write_sysreg(r, v)                                                                         \
-        do {                                                                                       \
-                uint64_t w__ = (uint64_t)(v);                                                      \
-                __asm__ volatile("msr " #r ", %x0" ::"rZ"(w__));                                    \
+#define write_sysreg(r, v)                                       \
+        do {                                                     \
+                uint64_t w__ = (uint64_t)(v);                    \
+                __asm__ volatile("msr " #r ", %x0" ::"rZ"(w__)); \
         } while (0)
 
 static inline void isb(void)
@@ -51,47 +51,47 @@ static inline void dsb_ish(void)
 #define ICH_VMCR_EL2    S3_4_C12_C11_7
 
 /* HCR_EL2 */
-#define HCR_VM   (1ull << 0)  /* stage-2 translation */
-#define HCR_SWIO (1ull << 1)  /* set/way invalidate becomes clean+invalidate */
-#define HCR_FMO  (1ull << 3)  /* physical FIQ to EL2, virtual FIQ to the guest */
-#define HCR_IMO  (1ull << 4)  /* physical IRQ to EL2, virtual IRQ to the guest */
-#define HCR_AMO  (1ull << 5)  /* physical SError to EL2 */
-#define HCR_TWI  (1ull << 13) /* trap WFI */
-#define HCR_TSC  (1ull << 19) /* trap SMC */
+#define HCR_VM    (1ull << 0)  /* stage-2 translation */
+#define HCR_SWIO  (1ull << 1)  /* set/way invalidate becomes clean+invalidate */
+#define HCR_FMO   (1ull << 3)  /* physical FIQ to EL2, virtual FIQ to the guest */
+#define HCR_IMO   (1ull << 4)  /* physical IRQ to EL2, virtual IRQ to the guest */
+#define HCR_AMO   (1ull << 5)  /* physical SError to EL2 */
+#define HCR_TWI   (1ull << 13) /* trap WFI */
+#define HCR_TSC   (1ull << 19) /* trap SMC */
 #define HCR_TIDCP (1ull << 20) /* trap implementation-defined system registers */
-#define HCR_TSW  (1ull << 22) /* trap data-cache set/way maintenance */
-#define HCR_RW   (1ull << 31) /* EL1 is AArch64 */
-#define HCR_E2H  (1ull << 34)
-#define HCR_APK  (1ull << 40) /* pointer-authentication key registers not trapped */
-#define HCR_API  (1ull << 41) /* pointer-authentication instructions not trapped */
+#define HCR_TSW   (1ull << 22) /* trap data-cache set/way maintenance */
+#define HCR_RW    (1ull << 31) /* EL1 is AArch64 */
+#define HCR_E2H   (1ull << 34)
+#define HCR_APK   (1ull << 40) /* pointer-authentication key registers not trapped */
+#define HCR_API   (1ull << 41) /* pointer-authentication instructions not trapped */
 
 /* ESR_ELx */
-#define ESR_EC(esr)      (((esr) >> 26) & 0x3f)
-#define ESR_IL           (1ull << 25)
-#define ESR_ISS(esr)     ((esr)&0x1ffffff)
-#define EC_UNKNOWN       0x00
-#define EC_WFX           0x01
-#define EC_HVC64         0x16
-#define EC_SMC64         0x17
-#define EC_SYSREG        0x18
-#define EC_SVE           0x19
-#define EC_IABT_LOW      0x20
-#define EC_IABT_CUR      0x21
-#define EC_PC_ALIGN      0x22
-#define EC_DABT_LOW      0x24
-#define EC_DABT_CUR      0x25
-#define EC_SP_ALIGN      0x26
-#define EC_SERROR        0x2f
-#define EC_BRK64         0x3c
+#define ESR_EC(esr)  (((esr) >> 26) & 0x3f)
+#define ESR_IL       (1ull << 25)
+#define ESR_ISS(esr) ((esr)&0x1ffffff)
+#define EC_UNKNOWN   0x00
+#define EC_WFX       0x01
+#define EC_HVC64     0x16
+#define EC_SMC64     0x17
+#define EC_SYSREG    0x18
+#define EC_SVE       0x19
+#define EC_IABT_LOW  0x20
+#define EC_IABT_CUR  0x21
+#define EC_PC_ALIGN  0x22
+#define EC_DABT_LOW  0x24
+#define EC_DABT_CUR  0x25
+#define EC_SP_ALIGN  0x26
+#define EC_SERROR    0x2f
+#define EC_BRK64     0x3c
 
 /* Data abort ISS (ISV = 1: the syndrome describes the access). */
-#define DABT_ISV      (1u << 24)
-#define DABT_SAS(iss) (((iss) >> 22) & 3)
-#define DABT_SSE      (1u << 21)
-#define DABT_SRT(iss) (((iss) >> 16) & 0x1f)
-#define DABT_SF       (1u << 15)
-#define DABT_S1PTW    (1u << 7)
-#define DABT_WNR      (1u << 6)
+#define DABT_ISV       (1u << 24)
+#define DABT_SAS(iss)  (((iss) >> 22) & 3)
+#define DABT_SSE       (1u << 21)
+#define DABT_SRT(iss)  (((iss) >> 16) & 0x1f)
+#define DABT_SF        (1u << 15)
+#define DABT_S1PTW     (1u << 7)
+#define DABT_WNR       (1u << 6)
 #define DABT_DFSC(iss) ((iss)&0x3f)
 
 /* SPSR / PSTATE */

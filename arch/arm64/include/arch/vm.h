@@ -16,7 +16,6 @@
 #include <keel/pt.h>
 #include <vmm/pl011.h>
 
-
 /* Exits as the arm64 layer counts them (docs/benchmarks.md). */
 enum arm64_exit_class {
         ARM64_EXIT_HVC,
@@ -49,9 +48,9 @@ struct vcpu_arch {
         uint64_t lrs[ARM64_MAX_LRS]; /* list registers as last written */
         unsigned lrs_used;           /* how many of lrs[] hold interrupts in flight */
         uint64_t exit_count[ARM64_EXIT_CLASSES];
-        uint64_t vmcr;    /* ICH_VMCR_EL2: the guest's CPU-interface settings */
-        bool powered;     /* PSCI: on (vCPU 0 from the start; others by CPU_ON) */
-        bool fresh;       /* never ran: FP/SIMD registers to be cleared first */
+        uint64_t vmcr; /* ICH_VMCR_EL2: the guest's CPU-interface settings */
+        bool powered;  /* PSCI: on (vCPU 0 from the start; others by CPU_ON) */
+        bool fresh;    /* never ran: FP/SIMD registers to be cleared first */
 };
 
 struct vm_arch {
