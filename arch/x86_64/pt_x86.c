@@ -127,3 +127,75 @@ const struct pt_format x86_pt_npt = {
     .attrs = x86_attrs,
     .max_leaf_level = 1,
 };
+
+/*
+ * Intel EPT (SDM 29.3.2): bits 0-2 read/write/execute, in leaves bits 5:3 the memory type
+ * (6 = write-back, 0 = uncacheable for PT_UNCACHED) and bit 7 for 2 MiB / 1 GiB leaves.
+ * Non-leaf entries allow everything; the leaf decides.
+ */
+static pte_t ept_table(hpa_t next)
+{
+        CHECK((hpa_raw(next) & ~X86_PTE_ADDR_MASK) == 0);
+        return hpa_raw(next) | X86_EPT_RWX;
+}
+
+static pte_t ept_leaf(hpa_t pa, unsigned level, unsigned attrs)
+{
+        pte_t e = hpa_raw(pa);
+
+        CHECK(level <= 2 && (hpa_raw(pa) & ~leaf_addr_mask(level)) == 0);
+        if (level > 0)
+                e |= X86_PTE_PS;
+        if (attrs & PT_READ)
+                e |= X86_EPT_R;
+        if (attrs & PT_WRITE)
+                e |= X86_EPT_W;
+        if (attrs & PT_EXEC)
+                e |= X86_EPT_X;
+        if (!(attrs & PT_UNCACHED))
+                e |= X86_EPT_MT_WB;
+        return e;
+}
+
+static bool ept_present(pte_t e)
+{
+        return e & X86_EPT_RWX;
+}
+
+static unsigned ept_attrs(pte_t e, unsigned level)
+{
+        unsigned a = 0;
+
+        (void)level;
+        if (e & X86_EPT_R)
+                a |= PT_READ;
+        if (e & X86_EPT_W)
+                a |= PT_WRITE;
+        if (e & X86_EPT_X)
+                a |= PT_EXEC;
+        if (!(e & X86_EPT_MT_WB))
+                a |= PT_UNCACHED;
+        return a;
+}
+
+const struct pt_format x86_pt_ept = {
+    .name = "x86-ept",
+    .table = ept_table,
+    .leaf = ept_leaf,
+    .present = ept_present,
+    .is_leaf = x86_is_leaf,
+    .addr = x86_addr,
+    .attrs = ept_attrs,
+    .max_leaf_level = 1,
+};
+
+const struct pt_format x86_pt_ept_4k = {
+    .name = "x86-ept-4k",
+    .table = ept_table,
+    .leaf = ept_leaf,
+    .present = ept_present,
+    .is_leaf = x86_is_leaf,
+    .addr = x86_addr,
+    .attrs = ept_attrs,
+    .max_leaf_level = 0,
+};

@@ -31,7 +31,7 @@
 
 #define COM1_BASE 0x3f8
 
-static const struct x86_vendor *const vendors[] = {&svm_vendor};
+static const struct x86_vendor *const vendors[] = {&svm_vendor, &vmx_vendor};
 static const struct x86_vendor *vendor;
 
 int arch_virt_probe(char *why, size_t len)
@@ -84,7 +84,7 @@ int arch_vm_setup(struct vm *vm)
         int err;
 
         vuart_init(&a->uart, &vm->console);
-        err = pt_init(&a->npt, vendor->second_level, &keel_palloc);
+        err = pt_init(&a->npt, vendor->second_level(), &keel_palloc);
         if (err)
                 return err;
         a->npt_ready = true;

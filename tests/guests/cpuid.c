@@ -15,7 +15,7 @@ enum {
         BAD_HV_PRESENT = 1 << 3,    /* leaf 1 ECX bit 31 (hypervisor present) clear */
         BAD_VMX_VISIBLE = 1 << 4,   /* leaf 1 ECX bit 5 (VMX) set */
         BAD_SVM_VISIBLE = 1 << 5,   /* 0x80000001 ECX bit 2 (SVM) set */
-        BAD_SVM_LEAF = 1 << 6,      /* 0x8000000A not all zero */
+        BAD_SVM_LEAF = 1 << 6,      /* 0x8000000A not all zero (or not the top basic leaf) */
         BAD_EXT_MAX_LEAF = 1 << 7,  /* 0x80000000 EAX < 0x80000001: cannot check SVM */
         BAD_ELF_PLACEMENT = 1 << 8, /* not running where the ELF was linked */
 };
@@ -70,9 +70,20 @@ int64_t guest_main(void)
                 r = cpuid(0x80000001, 0);
                 check(!(r.ecx & (1u << 2)), BAD_SVM_VISIBLE, "0x80000001 ECX[2] SVM hidden", r);
         }
-        /* Asked even if beyond the max extended leaf: then the CPU's answer must be zero too. */
+        /*
+         * The SVM leaf is zero where it exists. Beyond the max extended leaf (Intel hosts) a
+         * CPU answers with its highest basic leaf, and so does Keel: then that is the check.
+         */
         r = cpuid(0x8000000a, 0);
-        check(!r.eax && !r.ebx && !r.ecx && !r.edx, BAD_SVM_LEAF, "0x8000000A all zero", r);
+        if (ext.eax >= 0x8000000a) {
+                check(!r.eax && !r.ebx && !r.ecx && !r.edx, BAD_SVM_LEAF, "0x8000000A all zero", r);
+        } else {
+                struct cpuid_regs top = cpuid(cpuid(0, 0).eax, 0);
+
+                check(r.eax == top.eax && r.ebx == top.ebx && r.ecx == top.ecx && r.edx == top.edx,
+                      BAD_SVM_LEAF, "0x8000000A beyond the max extended leaf = highest basic leaf",
+                      r);
+        }
 
         if (failures) {
                 guest_printf("cpuid: FAIL: %u of %u checks failed (exit code 0x%x)\n", failed,

@@ -537,12 +537,17 @@ static void svm_vcpu_run(struct vcpu *vcpu)
         }
 }
 
+static const struct pt_format *svm_second_level(void)
+{
+        return &x86_pt_npt;
+}
+
 const struct x86_vendor svm_vendor = {
     .name = "AMD SVM",
     .probe = svm_probe,
     .describe = svm_describe,
     .enable = svm_enable,
-    .second_level = &x86_pt_npt,
+    .second_level = svm_second_level,
     .vcpu_init = svm_vcpu_init,
     .vcpu_run = svm_vcpu_run,
     .vcpu_free = svm_vcpu_free,

@@ -49,4 +49,15 @@ extern const struct pt_format x86_pt_host_1g;
  */
 extern const struct pt_format x86_pt_npt;
 
+/* Intel EPT entries: R/W/X permissions, memory type in leaves (WB, or UC for PT_UNCACHED). */
+#define X86_EPT_R     (1ull << 0)
+#define X86_EPT_W     (1ull << 1)
+#define X86_EPT_X     (1ull << 2)
+#define X86_EPT_RWX   (X86_EPT_R | X86_EPT_W | X86_EPT_X)
+#define X86_EPT_MT_WB (6ull << 3)
+
+/* EPT with 2 MiB leaves, and without them for CPUs whose EPT lacks 2 MiB pages. */
+extern const struct pt_format x86_pt_ept;
+extern const struct pt_format x86_pt_ept_4k;
+
 #endif

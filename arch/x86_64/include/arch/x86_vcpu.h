@@ -33,14 +33,14 @@ struct x86_vendor {
         void (*describe)(char *buf, size_t len);
         void (*enable)(void);
         /* Entry format of the second-level tables (NPT / EPT). */
-        const struct pt_format *second_level;
+        const struct pt_format *(*second_level)(void);
         int (*vcpu_init)(struct vcpu *vcpu, const struct x86_entry_state *st);
         /* Run until the VM stops. */
         void (*vcpu_run)(struct vcpu *vcpu);
         void (*vcpu_free)(struct vcpu *vcpu);
 };
 
-extern const struct x86_vendor svm_vendor;
+extern const struct x86_vendor svm_vendor, vmx_vendor;
 
 /*
  * Put vCPU `vcpu` at `entry` in 64-bit mode on Keel's boot page tables (docs/guest-entry.md)

@@ -17,12 +17,28 @@ struct guest_entry_state {
 };
 
 /* Hypercalls: RAX = number, RBX, RCX, RDX, RSI = arguments, result in RAX. */
+/*
+ * The hypercall instruction is the CPU vendor's: VMCALL on Intel, VMMCALL on AMD (the other
+ * one is #UD there). Decided once, from CPUID leaf 0's vendor string.
+ */
+extern int guest_hc_intel; /* 0 unknown, 1 AMD (VMMCALL), 2 Intel (VMCALL) */
+int guest_hc_detect(void);
+
 static inline int64_t keel_hypercall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
                                      uint64_t a3)
 {
         uint64_t ret = nr;
 
-        __asm__ volatile("vmmcall" : "+a"(ret) : "b"(a0), "c"(a1), "d"(a2), "S"(a3) : "memory");
+        if ((guest_hc_intel ? guest_hc_intel : guest_hc_detect()) == 2)
+                __asm__ volatile("vmcall"
+                                 : "+a"(ret)
+                                 : "b"(a0), "c"(a1), "d"(a2), "S"(a3)
+                                 : "memory");
+        else
+                __asm__ volatile("vmmcall"
+                                 : "+a"(ret)
+                                 : "b"(a0), "c"(a1), "d"(a2), "S"(a3)
+                                 : "memory");
         return (int64_t)ret;
 }
 

@@ -1,0 +1,759 @@
+/*
+ * Intel VT-x backend of the x86 vCPU interface: detection (CPUID, IA32_FEATURE_CONTROL, the
+ * capability MSRs through vmx_caps.c), VMXON, one VMCS per vCPU with controls computed from
+ * the capability MSRs, EPT from the generic page-table builder, one VPID per VM, unrestricted
+ * guest when present, and the exit handler. What the guest sees (CPUID, ports, MSR policy,
+ * hypercalls) is emulated in arch/x86_64/vcpu.c, exactly as for SVM.
+ *
+ * VMX reports the length of every intercepted instruction, so no instruction is decoded
+ * except for MMIO (EPT violations outside RAM). Hypercalls use VMCALL.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <arch/cpu.h>
+#include <arch/platform.h>
+#include <arch/pt_x86.h>
+#include <arch/x86.h>
+#include <arch/x86_vcpu.h>
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/log.h>
+#include <keel/palloc.h>
+
+#include "vmx.h"
+
+_Static_assert(offsetof(struct x86_gprs, rdi) == 40, "vmx_run_guest gprs layout");
+_Static_assert(offsetof(struct x86_gprs, r15) == 112, "vmx_run_guest gprs layout");
+
+unsigned vmx_run_guest(struct x86_gprs *g, unsigned launched);
+extern char vmx_exit_point[];
+
+#define IO_BITMAP_PAGES 2
+#define VMCS_XSS_BITMAP 0x202c
+
+static struct vmx_caps caps;
+static hpa_t vmxon_pa, io_bitmap_pa, msr_bitmap_pa;
+
+static inline uint64_t vmread(enum vmcs_field f)
+{
+        uint64_t v;
+
+        __asm__ volatile("vmread %1, %0" : "=rm"(v) : "r"((uint64_t)f) : "cc");
+        return v;
+}
+
+static inline void vmwrite(enum vmcs_field f, uint64_t v)
+{
+        __asm__ volatile("vmwrite %1, %0" ::"r"((uint64_t)f), "rm"(v) : "cc");
+}
+
+/* VMX instructions report failure in CF/ZF: these return true on success. */
+#define VMX_PA_INSN(name)                                                                       \
+        static bool name(uint64_t pa)                                                           \
+        {                                                                                       \
+                bool bad;                                                                       \
+                __asm__ volatile(#name " %1; setbe %0" : "=q"(bad) : "m"(pa) : "cc", "memory"); \
+                return !bad;                                                                    \
+        }
+VMX_PA_INSN(vmxon)
+VMX_PA_INSN(vmclear)
+VMX_PA_INSN(vmptrld)
+
+static void invept_all(void)
+{
+        struct {
+                uint64_t eptp, zero;
+        } d = {0, 0};
+
+        if (caps.invept)
+                __asm__ volatile("invept %0, %1" ::"m"(d), "r"(2ull) : "cc", "memory");
+}
+
+static void invvpid_all(void)
+{
+        struct {
+                uint64_t vpid, addr;
+        } d = {0, 0};
+
+        if (caps.invvpid)
+                __asm__ volatile("invvpid %0, %1" ::"m"(d), "r"(2ull) : "cc", "memory");
+}
+
+static void read_msrs(struct vmx_msrs *m)
+{
+        m->basic = x86_rdmsr(MSR_VMX_BASIC);
+        m->pin = x86_rdmsr(MSR_VMX_PINBASED);
+        m->proc = x86_rdmsr(MSR_VMX_PROCBASED);
+        m->exit = x86_rdmsr(MSR_VMX_EXIT);
+        m->entry = x86_rdmsr(MSR_VMX_ENTRY);
+        m->misc = x86_rdmsr(MSR_VMX_MISC);
+        m->cr0_fixed0 = x86_rdmsr(MSR_VMX_CR0_FIXED0);
+        m->cr0_fixed1 = x86_rdmsr(MSR_VMX_CR0_FIXED1);
+        m->cr4_fixed0 = x86_rdmsr(MSR_VMX_CR4_FIXED0);
+        m->cr4_fixed1 = x86_rdmsr(MSR_VMX_CR4_FIXED1);
+        if ((m->proc >> 32) & PROC_SECONDARY) {
+                m->proc2 = x86_rdmsr(MSR_VMX_PROCBASED2);
+                m->ept_vpid = x86_rdmsr(MSR_VMX_EPT_VPID_CAP);
+        }
+        if (m->basic & VMX_BASIC_TRUE_CTLS) {
+                m->true_pin = x86_rdmsr(MSR_VMX_TRUE_PINBASED);
+                m->true_proc = x86_rdmsr(MSR_VMX_TRUE_PROCBASED);
+                m->true_exit = x86_rdmsr(MSR_VMX_TRUE_EXIT);
+                m->true_entry = x86_rdmsr(MSR_VMX_TRUE_ENTRY);
+        }
+}
+
+static int vmx_probe(char *why, size_t len)
+{
+        struct vmx_msrs m = {0};
+        uint32_t r[4];
+        uint64_t fc;
+
+        x86_cpuid(1, 0, r);
+        if (!(r[2] & CPUID1_ECX_VMX)) {
+                snprintf(why, len, "this CPU has no Intel VT-x (VMX)");
+                return -KEEL_ENODEV;
+        }
+        fc = x86_rdmsr(MSR_FEATURE_CONTROL);
+        if ((fc & FEATURE_CONTROL_LOCK) && !(fc & FEATURE_CONTROL_VMX)) {
+                snprintf(why, len,
+                         "Intel VT-x is disabled in the firmware (IA32_FEATURE_CONTROL locked "
+                         "with VMX off): enable \"Intel Virtualization Technology\" in the "
+                         "firmware setup");
+                return -KEEL_ENODEV;
+        }
+        read_msrs(&m);
+        return vmx_check_caps(&m, &caps, why, len);
+}
+
+static void vmx_describe(char *buf, size_t len)
+{
+        snprintf(buf, len, "Intel VT-x, VMCS revision %u, EPT%s, VPID %s, unrestricted guest %s",
+                 caps.revision, caps.ept_2m ? " with 2 MiB pages" : " (4 KiB pages)",
+                 caps.vpid ? "yes" : "no", caps.unrestricted ? "yes" : "no");
+}
+
+static const struct pt_format *vmx_second_level(void)
+{
+        return caps.ept_2m ? &x86_pt_ept : &x86_pt_ept_4k;
+}
+
+static hpa_t alloc_zeroed_or_panic(uint64_t pages, const char *what)
+{
+        hpa_t pa;
+        int err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &pa);
+
+        if (err)
+                panic("cannot allocate the VMX %s: %s", what, keel_strerror(err));
+        return pa;
+}
+
+/* Clear the read and write intercepts of `msr` in the 4 KiB MSR bitmap. */
+static void msr_pass_through(uint8_t *bm, uint32_t msr)
+{
+        unsigned base = msr >= 0xc0000000u ? 0x400 : 0;
+        uint32_t bit = msr & 0x1fff;
+
+        bm[base + bit / 8] &= (uint8_t) ~(1u << (bit % 8));
+        bm[base + 0x800 + bit / 8] &= (uint8_t) ~(1u << (bit % 8));
+}
+
+static void vmx_enable(void)
+{
+        /* Switched by the VMCS (FS/GS base, SYSENTER) or unused by Keel (the SYSCALL MSRs). */
+        static const uint32_t pass_through[] = {
+            MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_STAR,         MSR_LSTAR,
+            MSR_CSTAR,   MSR_SFMASK,  MSR_SYSENTER_CS,    MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
+        };
+        uint64_t fc = x86_rdmsr(MSR_FEATURE_CONTROL), cr0, cr4;
+        uint32_t *region;
+        uint8_t *msrbm;
+
+        if (!(fc & FEATURE_CONTROL_LOCK)) /* firmware left it open: enable VMX and lock */
+                x86_wrmsr(MSR_FEATURE_CONTROL, fc | FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX);
+        vmxon_pa = alloc_zeroed_or_panic(1, "VMXON region");
+        io_bitmap_pa = alloc_zeroed_or_panic(IO_BITMAP_PAGES, "I/O bitmaps");
+        msr_bitmap_pa = alloc_zeroed_or_panic(1, "MSR bitmap");
+        memset(hva_ptr(arch_hpa_to_hva(io_bitmap_pa)), 0xff, IO_BITMAP_PAGES * PAGE_SIZE);
+        msrbm = hva_ptr(arch_hpa_to_hva(msr_bitmap_pa));
+        memset(msrbm, 0xff, PAGE_SIZE);
+        for (unsigned i = 0; i < ARRAY_SIZE(pass_through); i++)
+                msr_pass_through(msrbm, pass_through[i]);
+        region = hva_ptr(arch_hpa_to_hva(vmxon_pa));
+        region[0] = caps.revision;
+
+        cr0 = (x86_read_cr0() | x86_rdmsr(MSR_VMX_CR0_FIXED0)) & x86_rdmsr(MSR_VMX_CR0_FIXED1);
+        cr4 = (x86_read_cr4() | x86_rdmsr(MSR_VMX_CR4_FIXED0) | X86_CR4_VMXE) &
+              x86_rdmsr(MSR_VMX_CR4_FIXED1);
+        __asm__ volatile("mov %0, %%cr0" ::"r"(cr0) : "memory");
+        x86_write_cr4(cr4);
+        if (!vmxon(hpa_raw(vmxon_pa)))
+                panic("VMXON failed (CR0 %#llx, CR4 %#llx, IA32_FEATURE_CONTROL %#llx)",
+                      (unsigned long long)cr0, (unsigned long long)cr4,
+                      (unsigned long long)x86_rdmsr(MSR_FEATURE_CONTROL));
+        invept_all();
+        invvpid_all();
+}
+
+/* The compressed SVM-style attribute of docs/guest-entry.md's segments, in VMX's format. */
+static uint32_t vmx_ar(uint16_t attrib)
+{
+        return (attrib & 0xffu) | ((uint32_t)(attrib & 0xf00u) << 4);
+}
+
+static void write_host_state(void)
+{
+        struct {
+                uint16_t limit;
+                uint64_t base;
+        } __attribute__((packed)) gdtr, idtr;
+        uint16_t tr, cs, ss, ds;
+        const uint8_t *tss_desc;
+        uint64_t tr_base;
+
+        __asm__ volatile("sgdt %0; sidt %1; str %2" : "=m"(gdtr), "=m"(idtr), "=r"(tr));
+        __asm__ volatile("mov %%cs, %0; mov %%ss, %1; mov %%ds, %2" : "=r"(cs), "=r"(ss), "=r"(ds));
+        tss_desc = (const uint8_t *)(uintptr_t)(gdtr.base + (tr & ~7u));
+        tr_base = tss_desc[2] | (uint64_t)tss_desc[3] << 8 | (uint64_t)tss_desc[4] << 16 |
+                  (uint64_t)tss_desc[7] << 24 | (uint64_t)tss_desc[8] << 32 |
+                  (uint64_t)tss_desc[9] << 40 | (uint64_t)tss_desc[10] << 48 |
+                  (uint64_t)tss_desc[11] << 56;
+        vmwrite(VMCS_HOST_CS_SEL, cs);
+        vmwrite(VMCS_HOST_SS_SEL, ss);
+        vmwrite(VMCS_HOST_DS_SEL, ds);
+        vmwrite(VMCS_HOST_ES_SEL, ds);
+        vmwrite(VMCS_HOST_FS_SEL, 0);
+        vmwrite(VMCS_HOST_GS_SEL, 0);
+        vmwrite(VMCS_HOST_TR_SEL, tr);
+        vmwrite(VMCS_HOST_CR0, x86_read_cr0());
+        vmwrite(VMCS_HOST_CR3, x86_read_cr3());
+        vmwrite(VMCS_HOST_CR4, x86_read_cr4());
+        vmwrite(VMCS_HOST_FS_BASE, x86_rdmsr(MSR_FS_BASE));
+        vmwrite(VMCS_HOST_GS_BASE, x86_rdmsr(MSR_GS_BASE));
+        vmwrite(VMCS_HOST_TR_BASE, tr_base);
+        vmwrite(VMCS_HOST_GDTR_BASE, gdtr.base);
+        vmwrite(VMCS_HOST_IDTR_BASE, idtr.base);
+        vmwrite(VMCS_HOST_SYSENTER_CS, 0);
+        vmwrite(VMCS_HOST_SYSENTER_ESP, 0);
+        vmwrite(VMCS_HOST_SYSENTER_EIP, 0);
+        vmwrite(VMCS_HOST_EFER, x86_rdmsr(MSR_EFER));
+        if (caps.exit & EXIT_LOAD_PAT)
+                vmwrite(VMCS_HOST_PAT, x86_rdmsr(MSR_PAT));
+        vmwrite(VMCS_HOST_RIP, (uint64_t)(uintptr_t)vmx_exit_point);
+}
+
+static void write_segment(enum vmcs_field sel, uint16_t s, uint32_t ar)
+{
+        /* selector, limit, AR and base fields of a segment are at fixed distances */
+        vmwrite(sel, s);
+        vmwrite(sel - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_LIMIT, 0xffffffff);
+        vmwrite(sel - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_AR, ar);
+        vmwrite(sel - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_BASE, 0);
+}
+
+static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
+{
+        struct vm *vm = vcpu->vm;
+        uint32_t proc = caps.proc, proc2 = caps.proc2, entry = caps.entry;
+        uint64_t cr0_mask, cr4_mask;
+        hpa_t pa;
+        int err = palloc_alloc(&keel_palloc, 1, PAGE_SIZE, &pa);
+
+        if (err)
+                return err;
+        *(uint32_t *)hva_ptr(arch_hpa_to_hva(pa)) = caps.revision;
+        vcpu->arch.vmcb = hva_ptr(arch_hpa_to_hva(pa));
+        vcpu->arch.vmcb_pa = pa;
+        vcpu->arch.launched = false;
+        if (!vmclear(hpa_raw(pa)) || !vmptrld(hpa_raw(pa)))
+                panic("VMCLEAR/VMPTRLD of a fresh VMCS at %#llx failed",
+                      (unsigned long long)hpa_raw(pa));
+
+        if (st->efer & X86_EFER_LMA)
+                entry |= ENTRY_IA32E;
+        vmwrite(VMCS_PIN_CTLS, caps.pin);
+        vmwrite(VMCS_PROC_CTLS, proc);
+        vmwrite(VMCS_PROC_CTLS2, proc2);
+        vmwrite(VMCS_EXIT_CTLS, caps.exit);
+        vmwrite(VMCS_ENTRY_CTLS, entry);
+        vmwrite(VMCS_EXCEPTION_BITMAP, 0);
+        vmwrite(VMCS_CR3_TARGET_COUNT, 0);
+        vmwrite(VMCS_EXIT_MSR_STORE_COUNT, 0);
+        vmwrite(VMCS_EXIT_MSR_LOAD_COUNT, 0);
+        vmwrite(VMCS_ENTRY_MSR_LOAD_COUNT, 0);
+        vmwrite(VMCS_ENTRY_INTR_INFO, 0);
+        vmwrite(VMCS_IO_BITMAP_A, hpa_raw(io_bitmap_pa));
+        vmwrite(VMCS_IO_BITMAP_B, hpa_raw(io_bitmap_pa) + PAGE_SIZE);
+        vmwrite(VMCS_MSR_BITMAP, hpa_raw(msr_bitmap_pa));
+        vmwrite(VMCS_TSC_OFFSET, 0);
+        vmwrite(VMCS_EPT_POINTER, hpa_raw(vm->arch.npt.root) | 6 /* WB */ | 3 << 3 /* 4 levels */);
+        if (proc2 & PROC2_VPID)
+                vmwrite(VMCS_VPID, vm->arch.asid);
+        if (proc2 & PROC2_XSAVES)
+                vmwrite(VMCS_XSS_BITMAP, 0);
+        vmwrite(VMCS_LINK_POINTER, ~0ull);
+        write_host_state();
+
+        /* Bits the CPU fixes are owned by Keel; the guest sees its own value (shadow). */
+        cr0_mask = caps.cr0_fixed0 | ~caps.cr0_fixed1;
+        cr4_mask = caps.cr4_fixed0 | ~caps.cr4_fixed1;
+        vmwrite(VMCS_CR0_MASK, cr0_mask);
+        vmwrite(VMCS_CR4_MASK, cr4_mask);
+        vmwrite(VMCS_CR0_SHADOW, st->cr0);
+        vmwrite(VMCS_CR4_SHADOW, st->cr4);
+        vmwrite(VMCS_GUEST_CR0, (st->cr0 | caps.cr0_fixed0) & caps.cr0_fixed1);
+        vmwrite(VMCS_GUEST_CR3, st->cr3);
+        vmwrite(VMCS_GUEST_CR4, (st->cr4 | caps.cr4_fixed0) & caps.cr4_fixed1);
+        write_segment(VMCS_GUEST_CS_SEL, st->cs, vmx_ar(0xa9b));
+        write_segment(VMCS_GUEST_DS_SEL, st->ds, vmx_ar(0xc93));
+        write_segment(VMCS_GUEST_ES_SEL, st->ds, vmx_ar(0xc93));
+        write_segment(VMCS_GUEST_SS_SEL, st->ds, vmx_ar(0xc93));
+        write_segment(VMCS_GUEST_FS_SEL, st->ds, vmx_ar(0xc93));
+        write_segment(VMCS_GUEST_GS_SEL, st->ds, vmx_ar(0xc93));
+        write_segment(VMCS_GUEST_LDTR_SEL, 0, 1u << 16 /* unusable */);
+        vmwrite(VMCS_GUEST_TR_SEL, 0);
+        vmwrite(VMCS_GUEST_TR_LIMIT, 0x67);
+        vmwrite(VMCS_GUEST_TR_AR, 0x8b); /* busy 64-bit TSS, present */
+        vmwrite(VMCS_GUEST_TR_BASE, 0);
+        vmwrite(VMCS_GUEST_GDTR_BASE, st->gdt_base);
+        vmwrite(VMCS_GUEST_GDTR_LIMIT, st->gdt_limit);
+        vmwrite(VMCS_GUEST_IDTR_BASE, 0);
+        vmwrite(VMCS_GUEST_IDTR_LIMIT, 0);
+        vmwrite(VMCS_GUEST_DR7, 0x400);
+        vmwrite(VMCS_GUEST_DEBUGCTL, 0);
+        vmwrite(VMCS_GUEST_RSP, st->rsp);
+        vmwrite(VMCS_GUEST_RIP, st->rip);
+        vmwrite(VMCS_GUEST_RFLAGS, st->rflags);
+        vmwrite(VMCS_GUEST_PENDING_DBG, 0);
+        vmwrite(VMCS_GUEST_INTERRUPTIBILITY, 0);
+        vmwrite(VMCS_GUEST_ACTIVITY, 0);
+        vmwrite(VMCS_GUEST_SYSENTER_CS, 0);
+        vmwrite(VMCS_GUEST_SYSENTER_ESP, 0);
+        vmwrite(VMCS_GUEST_SYSENTER_EIP, 0);
+        vmwrite(VMCS_GUEST_EFER, st->efer);
+        if (caps.entry & ENTRY_LOAD_PAT)
+                vmwrite(VMCS_GUEST_PAT, 0x0007040600070406ull); /* the architectural reset PAT */
+        /* The tables may hold pages of an earlier VM: no stale translations. */
+        invept_all();
+        invvpid_all();
+        return 0;
+}
+
+static void vmx_vcpu_free(struct vcpu *vcpu)
+{
+        int err;
+
+        vmclear(hpa_raw(vcpu->arch.vmcb_pa));
+        err = palloc_free(&keel_palloc, vcpu->arch.vmcb_pa, 1);
+        CHECK(err == 0);
+        vcpu->arch.vmcb = NULL;
+}
+
+static void inject_exception(unsigned vector, bool has_error, uint32_t error)
+{
+        vmwrite(VMCS_ENTRY_INTR_INFO, vector | INTR_TYPE_HW_EXC | INTR_INFO_VALID |
+                                          (has_error ? INTR_INFO_ERR_VALID : 0));
+        if (has_error)
+                vmwrite(VMCS_ENTRY_EXC_ERROR, error);
+}
+
+static inline void skip_insn(void)
+{
+        vmwrite(VMCS_GUEST_RIP, vmread(VMCS_GUEST_RIP) + vmread(VMCS_EXIT_INSN_LEN));
+}
+
+static struct x86_guest_ctx guest_ctx(void)
+{
+        uint32_t cs_ar = (uint32_t)vmread(VMCS_GUEST_CS_AR);
+
+        return (struct x86_guest_ctx){
+            .cr0 = vmread(VMCS_GUEST_CR0),
+            .cr3 = vmread(VMCS_GUEST_CR3),
+            .cr4 = vmread(VMCS_GUEST_CR4),
+            .efer = vmread(VMCS_GUEST_EFER),
+            .cs_base = vmread(VMCS_GUEST_CS_BASE),
+            .cs_l = cs_ar & (1u << 13),
+            .cs_db = cs_ar & (1u << 14),
+            .rip = vmread(VMCS_GUEST_RIP),
+        };
+}
+
+static unsigned guest_cpl(void)
+{
+        return (vmread(VMCS_GUEST_SS_AR) >> 5) & 3;
+}
+
+static void handle_msr(struct vcpu *vcpu, bool write)
+{
+        struct x86_gprs *g = &vcpu->arch.gprs;
+        uint32_t msr = (uint32_t)g->rcx;
+        uint64_t val = (g->rdx << 32) | (uint32_t)g->rax;
+        int err = 0;
+
+        switch (msr) {
+        case MSR_EFER:
+                if (!write)
+                        val = vmread(VMCS_GUEST_EFER);
+                else if (val & ~(X86_EFER_SCE | X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE))
+                        err = -KEEL_EPERM;
+                else /* LMA is the CPU's to set */
+                        vmwrite(VMCS_GUEST_EFER,
+                                (val & ~X86_EFER_LMA) | (vmread(VMCS_GUEST_EFER) & X86_EFER_LMA));
+                break;
+        case MSR_PAT:
+                if (!(caps.entry & ENTRY_LOAD_PAT))
+                        err = write ? x86_msr_write(vcpu, msr, val) : x86_msr_read(vcpu, msr, &val);
+                else if (!write)
+                        val = vmread(VMCS_GUEST_PAT);
+                else
+                        vmwrite(VMCS_GUEST_PAT, val);
+                break;
+        case MSR_TSC:
+                if (!write)
+                        val = x86_rdtsc() + vmread(VMCS_TSC_OFFSET);
+                else
+                        vmwrite(VMCS_TSC_OFFSET, val - x86_rdtsc());
+                break;
+        default:
+                err = write ? x86_msr_write(vcpu, msr, val) : x86_msr_read(vcpu, msr, &val);
+                break;
+        }
+        if (err) {
+                inject_exception(X86_VEC_GP, true, 0);
+                return;
+        }
+        skip_insn();
+        if (!write) {
+                g->rax = (uint32_t)val;
+                g->rdx = val >> 32;
+        }
+}
+
+static void handle_io(struct vcpu *vcpu, uint64_t q)
+{
+        uint16_t port = (uint16_t)(q >> 16);
+
+        if (q & (1u << 4)) {
+                vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
+                        "string I/O (INS/OUTS) on port %#x at rip %#llx is not emulated", port,
+                        (unsigned long long)vmread(VMCS_GUEST_RIP));
+                return;
+        }
+        x86_emulate_io(vcpu, port, (unsigned)(q & 7) + 1, q & (1u << 3));
+        skip_insn();
+}
+
+static uint64_t *gpr(struct vcpu *vcpu, unsigned n, uint64_t *rsp)
+{
+        struct x86_gprs *g = &vcpu->arch.gprs;
+        uint64_t *regs[16] = {&g->rax, &g->rcx, &g->rdx, &g->rbx, rsp,     &g->rbp,
+                              &g->rsi, &g->rdi, &g->r8,  &g->r9,  &g->r10, &g->r11,
+                              &g->r12, &g->r13, &g->r14, &g->r15};
+
+        return regs[n & 15];
+}
+
+/* MOV to CR0/CR4 that touches a bit Keel owns (fixed by VMX), or any CR8 access. */
+static void handle_cr(struct vcpu *vcpu, uint64_t q)
+{
+        unsigned cr = q & 15, type = (q >> 4) & 3;
+        uint64_t rsp = vmread(VMCS_GUEST_RSP), *reg = gpr(vcpu, (q >> 8) & 15, &rsp), v = *reg;
+
+        if (cr == 8) { /* no TPR here: reads 0, writes are dropped */
+                if (type == 1)
+                        *reg = 0;
+        } else if (type == 0 && cr == 0) {
+                if (!caps.unrestricted && (~v & (X86_CR0_PE | X86_CR0_PG))) {
+                        vm_stop(
+                            vcpu->vm, VM_STOP_UNHANDLED,
+                            "guest turned off protected mode or paging (CR0 %#llx at rip %#llx); "
+                            "this CPU's VT-x has no unrestricted guest",
+                            (unsigned long long)v, (unsigned long long)vmread(VMCS_GUEST_RIP));
+                        return;
+                }
+                if (v >> 32) {
+                        inject_exception(X86_VEC_GP, true, 0);
+                        return;
+                }
+                vmwrite(VMCS_CR0_SHADOW, v);
+                vmwrite(VMCS_GUEST_CR0, (v | caps.cr0_fixed0) & caps.cr0_fixed1);
+        } else if (type == 0 && cr == 4) {
+                if ((v & X86_CR4_VMXE) || (v & ~caps.cr4_fixed1)) {
+                        inject_exception(X86_VEC_GP, true, 0);
+                        return;
+                }
+                vmwrite(VMCS_CR4_SHADOW, v);
+                vmwrite(VMCS_GUEST_CR4, (v | caps.cr4_fixed0) & caps.cr4_fixed1);
+        } else {
+                vm_stop(vcpu->vm, VM_STOP_UNHANDLED, "CR access exit %#llx at rip %#llx",
+                        (unsigned long long)q, (unsigned long long)vmread(VMCS_GUEST_RIP));
+                return;
+        }
+        if (((q >> 8) & 15) == 4)
+                vmwrite(VMCS_GUEST_RSP, rsp);
+        skip_insn();
+}
+
+/* XSETBV always exits on VMX: accept what the CPU supports, as it would. */
+static void handle_xsetbv(struct vcpu *vcpu)
+{
+        struct x86_gprs *g = &vcpu->arch.gprs;
+        uint64_t v = (g->rdx << 32) | (uint32_t)g->rax, supported;
+        uint32_t r[4];
+
+        x86_cpuid(0xd, 0, r);
+        supported = r[0] | (uint64_t)r[3] << 32;
+        if ((uint32_t)g->rcx != 0 || guest_cpl() != 0 || !(v & 1) || (v & ~supported) ||
+            ((v & 4) && !(v & 2))) {
+                inject_exception(X86_VEC_GP, true, 0);
+                return;
+        }
+        __asm__ volatile("xsetbv" ::"c"(0), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+        skip_insn();
+}
+
+static void handle_ept_violation(struct vcpu *vcpu, uint64_t q)
+{
+        uint64_t addr = vmread(VMCS_GUEST_PHYS_ADDR);
+        const char *what = (q & 4) ? "instruction fetch" : (q & 2) ? "write" : "read";
+
+        if (!gmem_contains(&vcpu->vm->mem, gpa(addr), 1)) {
+                struct x86_guest_ctx ctx = guest_ctx();
+                uint64_t rsp = vmread(VMCS_GUEST_RSP), rip = ctx.rip;
+                uint64_t rflags = vmread(VMCS_GUEST_RFLAGS);
+
+                if (!(q & 4) && x86_emulate_mmio_exit(vcpu, &ctx, addr, &rsp, &rip, &rflags)) {
+                        vmwrite(VMCS_GUEST_RSP, rsp);
+                        vmwrite(VMCS_GUEST_RIP, rip);
+                        vmwrite(VMCS_GUEST_RFLAGS, rflags);
+                        return;
+                }
+                vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
+                        "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
+                        (unsigned long long)addr,
+                        (unsigned long long)(gmem_total(&vcpu->vm->mem) >> 20),
+                        (unsigned long long)ctx.rip);
+                return;
+        }
+        vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
+                "EPT violation inside RAM at %#llx (qualification %#llx, rip %#llx)",
+                (unsigned long long)addr, (unsigned long long)q,
+                (unsigned long long)vmread(VMCS_GUEST_RIP));
+}
+
+/* Which guest-state field a failed entry most likely tripped over (vmx_caps.c's checks). */
+static void report_bad_guest_state(struct vcpu *vcpu, uint32_t reason)
+{
+        struct vmx_guest_state g = {
+            .cr0 = vmread(VMCS_GUEST_CR0),
+            .cr4 = vmread(VMCS_GUEST_CR4),
+            .efer = vmread(VMCS_GUEST_EFER),
+            .rflags = vmread(VMCS_GUEST_RFLAGS),
+            .entry_ctls = (uint32_t)vmread(VMCS_ENTRY_CTLS),
+            .cs_ar = (uint32_t)vmread(VMCS_GUEST_CS_AR),
+            .ss_ar = (uint32_t)vmread(VMCS_GUEST_SS_AR),
+            .tr_ar = (uint32_t)vmread(VMCS_GUEST_TR_AR),
+            .ldtr_ar = (uint32_t)vmread(VMCS_GUEST_LDTR_AR),
+            .cs_sel = (uint16_t)vmread(VMCS_GUEST_CS_SEL),
+            .ss_sel = (uint16_t)vmread(VMCS_GUEST_SS_SEL),
+            .tr_sel = (uint16_t)vmread(VMCS_GUEST_TR_SEL),
+            .activity = (uint32_t)vmread(VMCS_GUEST_ACTIVITY),
+        };
+        const char *rule, *field = vmx_check_guest_state(&g, &caps, &rule);
+
+        vm_stop(
+            vcpu->vm, VM_STOP_ENTRY_FAILED,
+            "VM entry failed: exit reason %u (%s), qualification %#llx; field at fault: %s%s%s%s",
+            reason & 0xffff,
+            (reason & 0xffff) == VMX_EXIT_BAD_GUEST      ? "invalid guest state"
+            : (reason & 0xffff) == VMX_EXIT_BAD_MSR_LOAD ? "MSR loading"
+                                                         : "machine check",
+            (unsigned long long)vmread(VMCS_EXIT_QUALIFICATION),
+            field ? field : "none of those Keel checks", field ? " (" : "", field ? rule : "",
+            field ? ")" : "");
+}
+
+static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
+{
+        uint64_t *count = vcpu->arch.exit_count;
+        uint32_t idt = (uint32_t)vmread(VMCS_IDT_VECTORING_INFO);
+
+        /* An event whose delivery the exit interrupted is delivered again on the next entry. */
+        if (idt & INTR_INFO_VALID) {
+                vmwrite(VMCS_ENTRY_INTR_INFO, idt & ~(1u << 12));
+                if (idt & INTR_INFO_ERR_VALID)
+                        vmwrite(VMCS_ENTRY_EXC_ERROR, vmread(VMCS_IDT_VECTORING_ERROR));
+                vmwrite(VMCS_ENTRY_INSN_LEN, vmread(VMCS_EXIT_INSN_LEN));
+        }
+        if (reason & VMX_EXIT_ENTRY_FAIL) {
+                count[X86_EXIT_OTHER]++;
+                report_bad_guest_state(vcpu, reason);
+                return;
+        }
+        switch (reason & 0xffff) {
+        case VMX_EXIT_CPUID:
+                count[X86_EXIT_CPUID]++;
+                skip_insn();
+                x86_emulate_cpuid(vcpu, vmread(VMCS_CR4_SHADOW));
+                break;
+        case VMX_EXIT_VMCALL:
+                count[X86_EXIT_HYPERCALL]++;
+                if (guest_cpl() != 0) {
+                        x86_hypercall(vcpu, guest_cpl()); /* stops the VM */
+                        break;
+                }
+                skip_insn();
+                x86_hypercall(vcpu, 0);
+                break;
+        case VMX_EXIT_IO:
+                count[X86_EXIT_IO]++;
+                handle_io(vcpu, vmread(VMCS_EXIT_QUALIFICATION));
+                break;
+        case VMX_EXIT_RDMSR:
+        case VMX_EXIT_WRMSR:
+                count[X86_EXIT_MSR]++;
+                handle_msr(vcpu, (reason & 0xffff) == VMX_EXIT_WRMSR);
+                break;
+        case VMX_EXIT_EPT_VIOLATION:
+                count[X86_EXIT_MMIO]++;
+                handle_ept_violation(vcpu, vmread(VMCS_EXIT_QUALIFICATION));
+                break;
+        case VMX_EXIT_EPT_MISCONFIG:
+                count[X86_EXIT_OTHER]++;
+                vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
+                        "EPT misconfiguration at guest-physical %#llx (a Keel bug in its EPT "
+                        "entries; rip %#llx)",
+                        (unsigned long long)vmread(VMCS_GUEST_PHYS_ADDR),
+                        (unsigned long long)vmread(VMCS_GUEST_RIP));
+                break;
+        case VMX_EXIT_EXT_INTR:
+        case VMX_EXIT_EXCEPTION_NMI:
+                count[X86_EXIT_INTR]++;
+                /* Physical events are Keel's: let them reach its IDT, then resume the guest. */
+                if ((reason & 0xffff) == VMX_EXIT_EXCEPTION_NMI &&
+                    ((uint32_t)vmread(VMCS_EXIT_INTR_INFO) & INTR_TYPE_MASK) == INTR_TYPE_NMI)
+                        __asm__ volatile("int $2");
+                x86_service_interrupts();
+                x86_poll_console(vcpu->vm);
+                break;
+        case VMX_EXIT_INTR_WINDOW:
+                count[X86_EXIT_IRQ_WINDOW]++;
+                vmwrite(VMCS_PROC_CTLS, vmread(VMCS_PROC_CTLS) & ~PROC_INTR_WINDOW);
+                break;
+        case VMX_EXIT_HLT:
+                count[X86_EXIT_HLT]++;
+                skip_insn();
+                if (x86_halt(vcpu, vmread(VMCS_GUEST_RFLAGS) & X86_RFLAGS_IF))
+                        break;
+                if (vcpu->vm->state != VM_RUNNING)
+                        break;
+                vm_stop(vcpu->vm, VM_STOP_HALTED,
+                        "HLT at rip %#llx with interrupts %s and no virtual interrupt source to "
+                        "wake it",
+                        (unsigned long long)vmread(VMCS_GUEST_RIP),
+                        (vmread(VMCS_GUEST_RFLAGS) & X86_RFLAGS_IF) ? "enabled" : "disabled");
+                break;
+        case VMX_EXIT_TRIPLE_FAULT:
+                count[X86_EXIT_OTHER]++;
+                vm_stop(vcpu->vm, VM_STOP_TRIPLE_FAULT, "triple fault at rip %#llx",
+                        (unsigned long long)vmread(VMCS_GUEST_RIP));
+                break;
+        case VMX_EXIT_CR_ACCESS:
+                count[X86_EXIT_OTHER]++;
+                handle_cr(vcpu, vmread(VMCS_EXIT_QUALIFICATION));
+                break;
+        case VMX_EXIT_XSETBV:
+                count[X86_EXIT_OTHER]++;
+                handle_xsetbv(vcpu);
+                break;
+        case VMX_EXIT_INVD:
+        case VMX_EXIT_WBINVD:
+                count[X86_EXIT_OTHER]++;
+                __asm__ volatile("wbinvd" ::: "memory");
+                skip_insn();
+                break;
+        case VMX_EXIT_GETSEC:
+        case VMX_EXIT_VMCLEAR ... VMX_EXIT_VMXON:
+        case VMX_EXIT_INVEPT:
+        case VMX_EXIT_INVVPID:
+        case VMX_EXIT_VMFUNC:
+        case VMX_EXIT_RDRAND:
+        case VMX_EXIT_RDSEED:
+        case VMX_EXIT_MONITOR:
+        case VMX_EXIT_MWAIT:
+        case VMX_EXIT_XSAVES:
+        case VMX_EXIT_XRSTORS:
+                count[X86_EXIT_OTHER]++;
+                inject_exception(X86_VEC_UD, false, 0);
+                break;
+        default:
+                count[X86_EXIT_OTHER]++;
+                vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
+                        "VMX exit reason %u (qualification %#llx) at rip %#llx", reason & 0xffff,
+                        (unsigned long long)vmread(VMCS_EXIT_QUALIFICATION),
+                        (unsigned long long)vmread(VMCS_GUEST_RIP));
+                break;
+        }
+}
+
+/*
+ * Before an entry: deliver the LAPIC's highest pending vector if the guest can take it now
+ * (RFLAGS.IF, no STI/MOV-SS blocking, no event already queued), else ask for an
+ * interrupt-window exit at the moment it can.
+ */
+static void vmx_inject_irq(struct vcpu *vcpu)
+{
+        int vector = x86_pending_irq(vcpu);
+
+        if (vector < 0)
+                return;
+        if (!(vmread(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID) &&
+            (vmread(VMCS_GUEST_RFLAGS) & X86_RFLAGS_IF) &&
+            !(vmread(VMCS_GUEST_INTERRUPTIBILITY) & 3)) {
+                vmwrite(VMCS_ENTRY_INTR_INFO, (uint32_t)vector | INTR_TYPE_EXT | INTR_INFO_VALID);
+                x86_irq_injected(vcpu, (uint8_t)vector);
+                return;
+        }
+        vmwrite(VMCS_PROC_CTLS, vmread(VMCS_PROC_CTLS) | PROC_INTR_WINDOW);
+}
+
+static void vmx_vcpu_run(struct vcpu *vcpu)
+{
+        struct x86_gprs *g = &vcpu->arch.gprs;
+        bool platform = vcpu->vm->arch.platform;
+
+        if (!vmptrld(hpa_raw(vcpu->arch.vmcb_pa)))
+                panic("VMPTRLD of vCPU %u's VMCS failed", vcpu->id);
+        while (vcpu->vm->state == VM_RUNNING) {
+                uint32_t reason;
+
+                if (platform)
+                        vmx_inject_irq(vcpu);
+                if (vmx_run_guest(g, vcpu->arch.launched)) {
+                        uint32_t err = (uint32_t)vmread(VMCS_INSN_ERROR);
+
+                        vm_stop(vcpu->vm, VM_STOP_ENTRY_FAILED,
+                                "%s failed: VM-instruction error %u (%s)",
+                                vcpu->arch.launched ? "VMRESUME" : "VMLAUNCH", err,
+                                vmx_insn_error_name(err));
+                        break;
+                }
+                vcpu->arch.launched = true;
+                vcpu->exits++; /* the exit cleared VMCS_ENTRY_INTR_INFO's valid bit */
+                reason = (uint32_t)vmread(VMCS_EXIT_REASON);
+                vmx_handle_exit(vcpu, reason);
+        }
+}
+
+const struct x86_vendor vmx_vendor = {
+    .name = "Intel VT-x",
+    .probe = vmx_probe,
+    .describe = vmx_describe,
+    .enable = vmx_enable,
+    .second_level = vmx_second_level,
+    .vcpu_init = vmx_vcpu_init,
+    .vcpu_run = vmx_vcpu_run,
+    .vcpu_free = vmx_vcpu_free,
+};
