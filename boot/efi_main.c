@@ -102,7 +102,7 @@ static EFI_STATUS fail(EFI_STATUS status, const char *fmt, ...)
 
 static EFI_STATUS fail(EFI_STATUS status, const char *fmt, ...)
 {
-        char line[300];
+        char line[600];
         va_list ap;
 
         va_start(ap, fmt);
@@ -414,7 +414,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
-        char why[240];
+        char why[512];
         EFI_PHYSICAL_ADDRESS stack_area;
         EFI_STATUS s;
 

@@ -40,7 +40,7 @@ void log_write(const char *s, unsigned long len)
 
 void log_vprintf(enum log_level level, const char *fmt, va_list ap)
 {
-        char line[320];
+        char line[640];
         size_t n;
         int r;
 

@@ -36,7 +36,7 @@ static const struct x86_vendor *vendor;
 
 int arch_virt_probe(char *why, size_t len)
 {
-        char reason[ARRAY_SIZE(vendors)][200];
+        char reason[ARRAY_SIZE(vendors)][240];
         size_t n = 0;
 
         for (unsigned i = 0; i < ARRAY_SIZE(vendors); i++) {

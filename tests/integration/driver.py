@@ -239,7 +239,7 @@ CASES = {
         until=r"^keel: error: .*\n",
         verdict=PASS,  # the pattern appeared
         timeout=90,
-        must=[r"^keel: error: .*\bSVM\b"],
+        must=[r"^keel: error: .*\bSVM\b.*\bVMX\b"],
         counts={r"^keel: error: ": 1},
         must_not=[r"^keel: vm ", r"^keel: result: ", r"^\[hello\] "],
     ),

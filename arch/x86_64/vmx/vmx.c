@@ -113,7 +113,9 @@ static int vmx_probe(char *why, size_t len)
 
         x86_cpuid(1, 0, r);
         if (!(r[2] & CPUID1_ECX_VMX)) {
-                snprintf(why, len, "this CPU has no Intel VT-x (VMX)");
+                snprintf(why, len,
+                         "it has no Intel VT-x (VMX) either: run Keel on a CPU with one of them "
+                         "(in a VM, give the virtual CPU svm or vmx)");
                 return -KEEL_ENODEV;
         }
         fc = x86_rdmsr(MSR_FEATURE_CONTROL);
