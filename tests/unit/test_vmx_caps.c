@@ -1,0 +1,177 @@
+/*
+ * VT-x capability logic (arch/x86_64/vmx/vmx_caps.c): controls computed from the capability
+ * MSRs (allowed-0 in bits 31:0, allowed-1 in 63:32), TRUE_* MSRs preferred when
+ * IA32_VMX_BASIC bit 55 says so, refusals naming what is missing, and the guest-state checks
+ * that name the field at fault after a failed VM entry.
+ */
+#include <string.h>
+
+#include <keel/errno.h>
+
+#include "../../arch/x86_64/vmx/vmx.h"
+#include "test.h"
+
+#define CTL(must1, may1) ((uint64_t)(may1) << 32 | (uint32_t)(must1))
+
+/* A Skylake-like CPU: what Bochs' corei7_skylake_x reports, roughly. */
+static struct vmx_msrs skylake(void)
+{
+        return (struct vmx_msrs){
+            .basic = VMX_BASIC_TRUE_CTLS | 4,
+            .pin = CTL(0x16, 0x7f),
+            .true_pin = CTL(0x16, 0x7f),
+            .proc = CTL(0x0401e172, 0xfff9fffe),
+            .true_proc = CTL(0x04006172, 0xfff9fffe),
+            .proc2 = CTL(0, 0x001fffff),
+            .exit = CTL(0x00036dff, 0x003fefff),
+            .true_exit = CTL(0x00036dfb, 0x003fefff),
+            .entry = CTL(0x000011ff, 0x0000f3ff),
+            .true_entry = CTL(0x000011fb, 0x0000f3ff),
+            .ept_vpid = EPT_CAP_WALK4 | EPT_CAP_WB | EPT_CAP_2M | EPT_CAP_INVEPT |
+                        EPT_CAP_INVEPT_ALL | VPID_CAP_INVVPID | VPID_CAP_INVVPID_ALL,
+            .cr0_fixed0 = 0x80000021,
+            .cr0_fixed1 = 0xffffffff,
+            .cr4_fixed0 = 0x2000,
+            .cr4_fixed1 = 0x3767ff,
+        };
+}
+
+TEST(ctl_from_msr)
+{
+        uint32_t v;
+
+        EXPECT_TRUE(vmx_ctl(CTL(0x16, 0x7f), 0x9, 0x20, &v));
+        EXPECT_EQ(v, 0x16 | 0x9 | 0x20);
+        /* An optional bit the CPU does not allow is left out; a wanted one refuses. */
+        EXPECT_TRUE(vmx_ctl(CTL(0x16, 0x1f), 0x9, 0x20, &v));
+        EXPECT_EQ(v, 0x16 | 0x9);
+        EXPECT_TRUE(!vmx_ctl(CTL(0x16, 0x17), 0x9, 0, &v));
+}
+
+TEST(skylake_controls)
+{
+        struct vmx_msrs m = skylake();
+        struct vmx_caps c;
+        char why[200] = "";
+
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_EQ(c.revision, 4);
+        EXPECT_EQ(c.pin & (PIN_EXT_INTR | PIN_NMI), PIN_EXT_INTR | PIN_NMI);
+        EXPECT_EQ(c.proc & (PROC_HLT | PROC_IO_BITMAPS | PROC_MSR_BITMAPS | PROC_SECONDARY),
+                  PROC_HLT | PROC_IO_BITMAPS | PROC_MSR_BITMAPS | PROC_SECONDARY);
+        /* TRUE controls let CR3 exiting go (0x04006172 has no bits 15/16). */
+        EXPECT_EQ(c.proc & (PROC_CR3_LOAD | PROC_CR3_STORE), 0);
+        EXPECT_EQ(c.proc & (PROC_CR8_LOAD | PROC_CR8_STORE), PROC_CR8_LOAD | PROC_CR8_STORE);
+        EXPECT_EQ(c.proc2 & (PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED),
+                  PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED);
+        EXPECT_TRUE(c.unrestricted && c.vpid && c.ept_2m && c.invept);
+        EXPECT_EQ(c.exit & (EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER),
+                  EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER);
+        EXPECT_EQ(c.entry & ENTRY_IA32E, 0); /* per entry, from the guest's EFER */
+        EXPECT_EQ(c.entry & ENTRY_LOAD_EFER, ENTRY_LOAD_EFER);
+        /* Every must-be-1 bit of the TRUE MSRs is set. */
+        EXPECT_EQ(c.proc & 0x04006172, 0x04006172);
+        EXPECT_EQ(c.exit & 0x00036dfb, 0x00036dfb);
+        /* Unrestricted guest relaxes PE and PG in CR0_FIXED0, not NE. */
+        EXPECT_EQ(c.cr0_fixed0, 0x20);
+}
+
+TEST(without_true_msrs)
+{
+        struct vmx_msrs m = skylake();
+        struct vmx_caps c;
+        char why[200];
+
+        m.basic &= ~VMX_BASIC_TRUE_CTLS;
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        /* The plain MSR forces CR3 exiting: it stays on. */
+        EXPECT_EQ(c.proc & (PROC_CR3_LOAD | PROC_CR3_STORE), PROC_CR3_LOAD | PROC_CR3_STORE);
+}
+
+TEST(refusals)
+{
+        struct vmx_msrs m;
+        struct vmx_caps c;
+        char why[200];
+
+        m = skylake();
+        m.proc2 = CTL(0, 0x001fffff & ~PROC2_EPT);
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), -KEEL_ENODEV);
+        EXPECT_CONTAINS(why, "EPT");
+        m = skylake();
+        m.ept_vpid &= ~EPT_CAP_WB;
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), -KEEL_ENODEV);
+        EXPECT_CONTAINS(why, "write-back");
+        m = skylake();
+        m.true_proc = CTL(0x04006172, 0x7ff9fffe); /* no secondary controls */
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), -KEEL_ENODEV);
+        EXPECT_CONTAINS(why, "secondary");
+        m = skylake();
+        m.true_entry = CTL(0x000011fb, 0x0000f1ff); /* no IA-32e mode guest */
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), -KEEL_ENODEV);
+        EXPECT_CONTAINS(why, "64-bit guests");
+        /* Without unrestricted guest PE and PG stay fixed; without INVVPID no VPID. */
+        m = skylake();
+        m.proc2 = CTL(0, 0x001fffff & ~PROC2_UNRESTRICTED);
+        m.ept_vpid &= ~VPID_CAP_INVVPID;
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_TRUE(!c.unrestricted && !c.vpid);
+        EXPECT_EQ(c.proc2 & PROC2_VPID, 0);
+        EXPECT_EQ(c.cr0_fixed0, 0x80000021);
+}
+
+static struct vmx_guest_state good_guest(void)
+{
+        return (struct vmx_guest_state){
+            .cr0 = 0x80000031,
+            .cr4 = 0x2020,
+            .efer = 0x500,
+            .rflags = 2,
+            .entry_ctls = ENTRY_IA32E | ENTRY_LOAD_EFER,
+            .cs_ar = 0xa09b,
+            .ss_ar = 0xc093,
+            .tr_ar = 0x8b,
+            .ldtr_ar = 1u << 16,
+            .cs_sel = 8,
+            .ss_sel = 0x10,
+        };
+}
+
+TEST(guest_state_checks)
+{
+        struct vmx_msrs m = skylake();
+        struct vmx_caps c;
+        struct vmx_guest_state g;
+        const char *rule;
+        char why[200];
+
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        g = good_guest();
+        EXPECT_TRUE(vmx_check_guest_state(&g, &c, &rule) == NULL);
+        g = good_guest();
+        g.cr0 &= ~0x20ull; /* NE */
+        EXPECT_STREQ(vmx_check_guest_state(&g, &c, &rule), "GUEST_CR0");
+        g = good_guest();
+        g.cr4 &= ~0x2000ull; /* VMXE */
+        EXPECT_STREQ(vmx_check_guest_state(&g, &c, &rule), "GUEST_CR4");
+        g = good_guest();
+        g.efer &= ~0x400ull; /* LMA without IA-32e */
+        EXPECT_STREQ(vmx_check_guest_state(&g, &c, &rule), "GUEST_EFER");
+        g = good_guest();
+        g.rflags = 0;
+        EXPECT_STREQ(vmx_check_guest_state(&g, &c, &rule), "GUEST_RFLAGS");
+        g = good_guest();
+        g.cs_ar |= 1u << 14; /* L and D */
+        EXPECT_STREQ(vmx_check_guest_state(&g, &c, &rule), "GUEST_CS_AR");
+        g = good_guest();
+        g.tr_ar = 0x89; /* available, not busy */
+        EXPECT_STREQ(vmx_check_guest_state(&g, &c, &rule), "GUEST_TR_AR");
+        g = good_guest();
+        g.ldtr_ar = 0x82 & ~0x80u;
+        EXPECT_STREQ(vmx_check_guest_state(&g, &c, &rule), "GUEST_LDTR_AR");
+        EXPECT_TRUE(rule != NULL);
+        EXPECT_STREQ(vmx_insn_error_name(7), "VM entry with invalid control field(s)");
+        EXPECT_STREQ(vmx_insn_error_name(99), "unknown");
+}
+
+TEST_MAIN()
