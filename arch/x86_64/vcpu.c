@@ -325,6 +325,13 @@ static bool msr_reads_zero(uint32_t msr)
         return false;
 }
 
+/*
+ * IA32_MISC_ENABLE, which Linux reads on Intel CPUs (verify_cpu: the XD-disable bit): fast
+ * strings on, branch trace and PEBS unavailable, XD not disabled, nothing else.
+ */
+#define MSR_MISC_ENABLE   0x1a0u
+#define MISC_ENABLE_VALUE ((1ull << 0) | (1ull << 11) | (1ull << 12))
+
 int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
 {
         struct vm_arch *a = &vcpu->vm->arch;
@@ -336,6 +343,10 @@ int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
                 }
                 if (msr == MSR_TSC_DEADLINE) {
                         *val = vlapic_tsc_deadline_read(&a->lapic);
+                        return 0;
+                }
+                if (msr == MSR_MISC_ENABLE) {
+                        *val = MISC_ENABLE_VALUE;
                         return 0;
                 }
                 if (msr_reads_zero(msr)) {
@@ -358,6 +369,8 @@ int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val)
                         vlapic_tsc_deadline_write(&a->lapic, val);
                         return 0;
                 }
+                if (msr == MSR_MISC_ENABLE && val == MISC_ENABLE_VALUE)
+                        return 0; /* Linux writes back what it read */
                 if (msr_reads_zero(msr))
                         return 0;
         }

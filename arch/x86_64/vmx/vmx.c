@@ -170,7 +170,7 @@ static void vmx_enable(void)
             MSR_CSTAR,   MSR_SFMASK,  MSR_SYSENTER_CS,    MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
         };
         uint64_t fc = x86_rdmsr(MSR_FEATURE_CONTROL), cr0, cr4;
-        uint32_t *region;
+        uint32_t *region, r[4];
         uint8_t *msrbm;
 
         if (!(fc & FEATURE_CONTROL_LOCK)) /* firmware left it open: enable VMX and lock */
@@ -189,6 +189,9 @@ static void vmx_enable(void)
         cr0 = (x86_read_cr0() | x86_rdmsr(MSR_VMX_CR0_FIXED0)) & x86_rdmsr(MSR_VMX_CR0_FIXED1);
         cr4 = (x86_read_cr4() | x86_rdmsr(MSR_VMX_CR4_FIXED0) | X86_CR4_VMXE) &
               x86_rdmsr(MSR_VMX_CR4_FIXED1);
+        x86_cpuid(1, 0, r);
+        if (r[2] & CPUID1_ECX_XSAVE) /* XSETBV exits; Keel executes it for the guest */
+                cr4 |= X86_CR4_OSXSAVE;
         __asm__ volatile("mov %0, %%cr0" ::"r"(cr0) : "memory");
         x86_write_cr4(cr4);
         if (!vmxon(hpa_raw(vmxon_pa)))

@@ -33,6 +33,8 @@
 #define VMX_BASIC_TRUE_CTLS     (1ull << 55)
 #define X86_CR4_VMXE            (1ull << 13)
 #define CPUID1_ECX_VMX          (1u << 5)
+#define CPUID1_ECX_XSAVE        (1u << 26)
+#define X86_CR4_OSXSAVE         (1ull << 18)
 
 /* Pin-based controls. */
 #define PIN_EXT_INTR (1u << 0)
