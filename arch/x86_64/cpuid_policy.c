@@ -31,9 +31,9 @@ enum { EAX, EBX, ECX, EDX };
          BIT(28) /* HTT */ | BIT(29) /* TM */ | BIT(31) /* PBE */)
 
 /* Leaf 7 subleaf 0 */
-#define L7_EBX_HIDE                                                                         \
-        (BIT(2) /* SGX */ | BIT(12) /* RDT-M */ | BIT(14) /* MPX */ | BIT(15) /* RDT-A */ | \
-         BIT(25) /* Intel PT */)
+#define L7_EBX_HIDE                                                             \
+        (BIT(1) /* TSC_ADJUST MSR */ | BIT(2) /* SGX */ | BIT(12) /* RDT-M */ | \
+         BIT(14) /* MPX */ | BIT(15) /* RDT-A */ | BIT(25) /* Intel PT */)
 #define L7_ECX_PKU   BIT(3)
 #define L7_ECX_OSPKE BIT(4)
 #define L7_ECX_HIDE                                                                         \
@@ -122,6 +122,13 @@ void x86_cpuid_policy(uint32_t leaf, uint32_t subleaf, const uint32_t host[4],
                 if ((r[ECX] & L7_ECX_PKU) && (ctx->guest_cr4 & CR4_PKE))
                         r[ECX] |= L7_ECX_OSPKE;
                 r[EDX] &= ~L7_EDX_HIDE;
+                break;
+        case 0xd:
+                /* XSAVES and the supervisor states (IA32_XSS) are hidden: no XSS MSR. */
+                if (subleaf == 1) {
+                        r[EAX] &= ~BIT(3);
+                        r[ECX] = r[EDX] = 0;
+                }
                 break;
         case 0x80000001u:
                 r[ECX] &= ~LX1_ECX_HIDE;

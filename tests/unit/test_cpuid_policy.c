@@ -125,9 +125,17 @@ TEST(zeroed_leaves)
                                              r, out[r]);
         }
         /* A leaf with no rule is passed through. */
-        run(0xd, 1, host, &ctx, out);
+        run(0xd, 0, host, &ctx, out);
         EXPECT_EQ(out[0], ALL);
         EXPECT_EQ(out[3], ALL);
+        /* XSAVE subleaf 1: XSAVES hidden, no supervisor states (no IA32_XSS), XSAVEOPT kept. */
+        run(0xd, 1, host, &ctx, out);
+        EXPECT_EQ(out[0], ALL & ~BIT(3));
+        EXPECT_EQ(out[2], 0);
+        EXPECT_EQ(out[3], 0);
+        /* Leaf 7: no TSC_ADJUST MSR. */
+        run(7, 0, host, &ctx, out);
+        EXPECT_EQ(out[1] & BIT(1), 0);
 }
 
 TEST(extended_leaves)

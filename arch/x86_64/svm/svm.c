@@ -98,10 +98,11 @@ static void msrpm_pass_through(uint8_t *pm, uint32_t msr)
 
 static void svm_enable(void)
 {
-        /* MSRs that VMLOAD/VMSAVE switch per VM: the guest may use them directly. */
+        /* Switched by VMLOAD/VMSAVE per VM, or (TSC_AUX) unused by Keel: the guest uses them. */
         static const uint32_t pass_through[] = {
-            MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_STAR,         MSR_LSTAR,
-            MSR_CSTAR,   MSR_SFMASK,  MSR_SYSENTER_CS,    MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
+            MSR_FS_BASE,      MSR_GS_BASE,      MSR_KERNEL_GS_BASE, MSR_STAR,
+            MSR_LSTAR,        MSR_CSTAR,        MSR_SFMASK,         MSR_SYSENTER_CS,
+            MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_TSC_AUX,
         };
         uint8_t *msrpm;
 

@@ -164,10 +164,11 @@ static void msr_pass_through(uint8_t *bm, uint32_t msr)
 
 static void vmx_enable(void)
 {
-        /* Switched by the VMCS (FS/GS base, SYSENTER) or unused by Keel (the SYSCALL MSRs). */
+        /* Switched by the VMCS (FS/GS base, SYSENTER) or unused by Keel (SYSCALL, TSC_AUX). */
         static const uint32_t pass_through[] = {
-            MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_STAR,         MSR_LSTAR,
-            MSR_CSTAR,   MSR_SFMASK,  MSR_SYSENTER_CS,    MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
+            MSR_FS_BASE,      MSR_GS_BASE,      MSR_KERNEL_GS_BASE, MSR_STAR,
+            MSR_LSTAR,        MSR_CSTAR,        MSR_SFMASK,         MSR_SYSENTER_CS,
+            MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_TSC_AUX,
         };
         uint64_t fc = x86_rdmsr(MSR_FEATURE_CONTROL), cr0, cr4;
         uint32_t *region, r[4];

@@ -34,6 +34,7 @@
 #define MSR_FS_BASE        0xc0000100u
 #define MSR_GS_BASE        0xc0000101u
 #define MSR_KERNEL_GS_BASE 0xc0000102u
+#define MSR_TSC_AUX        0xc0000103u
 #define MSR_TSC            0x00000010u
 #define MSR_APIC_BASE      0x0000001bu
 #define MSR_SYSENTER_CS    0x00000174u
