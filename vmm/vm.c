@@ -148,3 +148,14 @@ void vm_exit(struct vm *vm, int64_t code)
         vm->exit_code = code;
         vm_stop(vm, VM_STOP_EXIT, "code %lld", (long long)code);
 }
+
+bool vm_report_seen(uint32_t *seen, unsigned *count, unsigned max, uint32_t key)
+{
+        for (unsigned i = 0; i < *count; i++)
+                if (seen[i] == key)
+                        return true;
+        if (*count >= max)
+                return true;
+        seen[(*count)++] = key;
+        return false;
+}

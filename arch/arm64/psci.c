@@ -121,12 +121,8 @@ void arm64_report_once(struct vm *vm, uint32_t *seen, unsigned *count, unsigned 
         char line[160];
         va_list ap;
 
-        for (unsigned i = 0; i < *count; i++)
-                if (seen[i] == key)
-                        return;
-        if (*count >= max)
+        if (vm_report_seen(seen, count, max, key))
                 return;
-        seen[(*count)++] = key;
         va_start(ap, fmt);
         vsnprintf(line, sizeof(line), fmt, ap);
         va_end(ap);

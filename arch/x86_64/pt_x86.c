@@ -178,24 +178,13 @@ static unsigned ept_attrs(pte_t e, unsigned level)
         return a;
 }
 
-const struct pt_format x86_pt_ept = {
-    .name = "x86-ept",
-    .table = ept_table,
-    .leaf = ept_leaf,
-    .present = ept_present,
-    .is_leaf = x86_is_leaf,
-    .addr = x86_addr,
-    .attrs = ept_attrs,
-    .max_leaf_level = 1,
-};
+/* The two EPT formats differ only in the largest leaf the CPU's EPT allows. */
+#define X86_EPT_FORMAT(fmt_name, max_leaf)                                                      \
+        {                                                                                       \
+                .name = fmt_name, .table = ept_table, .leaf = ept_leaf, .present = ept_present, \
+                .is_leaf = x86_is_leaf, .addr = x86_addr, .attrs = ept_attrs,                   \
+                .max_leaf_level = max_leaf,                                                     \
+        }
 
-const struct pt_format x86_pt_ept_4k = {
-    .name = "x86-ept-4k",
-    .table = ept_table,
-    .leaf = ept_leaf,
-    .present = ept_present,
-    .is_leaf = x86_is_leaf,
-    .addr = x86_addr,
-    .attrs = ept_attrs,
-    .max_leaf_level = 0,
-};
+const struct pt_format x86_pt_ept = X86_EPT_FORMAT("x86-ept", 1);
+const struct pt_format x86_pt_ept_4k = X86_EPT_FORMAT("x86-ept-4k", 0);

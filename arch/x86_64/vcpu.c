@@ -227,17 +227,6 @@ void x86_emulate_cpuid(struct vcpu *vcpu, uint64_t guest_cr4)
         g->rdx = r[3];
 }
 
-static bool already_reported(uint32_t *seen, unsigned *count, uint32_t value)
-{
-        for (unsigned i = 0; i < *count; i++)
-                if (seen[i] == value)
-                        return true;
-        if (*count >= X86_UNCLAIMED_PORTS_LOGGED)
-                return true; /* table full: stay quiet rather than flood the console */
-        seen[(*count)++] = value;
-        return false;
-}
-
 void x86_emulate_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in)
 {
         struct vm *vm = vcpu->vm;
@@ -259,7 +248,8 @@ void x86_emulate_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in)
         /* Unclaimed: reads float high, writes vanish, as on a bus with nothing behind it. */
         if (in)
                 g->rax = size == 4 ? 0xffffffffull : (g->rax | mask);
-        if (!already_reported(vm->arch.unclaimed_ports, &vm->arch.unclaimed_count, port))
+        if (!vm_report_seen(vm->arch.unclaimed_ports, &vm->arch.unclaimed_count,
+                            X86_UNCLAIMED_PORTS_LOGGED, port))
                 LOG_INFO("keel: vm %s: unclaimed I/O port %#x (%s, %u byte%s): reads return all "
                          "ones, writes are ignored; reported once per port",
                          vm->name, port, in ? "read" : "write", size, size == 1 ? "" : "s");
@@ -290,7 +280,8 @@ static void report_msr_once(struct vcpu *vcpu, uint32_t msr, const char *what)
 {
         struct vm_arch *a = &vcpu->vm->arch;
 
-        if (!already_reported(a->unknown_msrs, &a->unknown_msr_count, msr))
+        if (!vm_report_seen(a->unknown_msrs, &a->unknown_msr_count, X86_UNCLAIMED_PORTS_LOGGED,
+                            msr))
                 LOG_INFO("keel: vm %s: %s of unknown MSR %#x: #GP injected; reported once per MSR",
                          vcpu->vm->name, what, msr);
 }

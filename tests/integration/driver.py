@@ -193,6 +193,14 @@ def expect_fail_case(config, wrong_stop, **extra):
         **extra)
 
 
+def refusal_case(config, must, **extra):
+    """A case where Keel refuses before ExitBootServices: exactly one error line matching
+    `must`, no VM started, no result line."""
+    return dict(config=config, until=r"^keel: error: .*\n", verdict=PASS, timeout=90,
+                must=[must], counts={r"^keel: error: ": 1},
+                must_not=[r"^keel: vm ", r"^keel: result: ", r"^\[hello\] "], **extra)
+
+
 CASES = {
     # verdict PASS: QEMU status 1, Keel wrote 0 to isa-debug-exit
     "svm_guests": guests_case("svm_guests.cfg", SVM_GUESTS, counts={
@@ -233,25 +241,9 @@ CASES = {
     # The pass signal can fail on arm64 too; the x86 case's triple fault becomes an access
     # outside RAM.
     "arm64_expect_fail": expect_fail_case("arm64_expect_fail.cfg", "outside-ram", arch="arm64"),
-    "no_svm": dict(
-        config="no_svm.cfg",
-        cpu="qemu64,-svm",
-        until=r"^keel: error: .*\n",
-        verdict=PASS,  # the pattern appeared
-        timeout=90,
-        must=[r"^keel: error: .*\bSVM\b.*\bVMX\b"],
-        counts={r"^keel: error: ": 1},
-        must_not=[r"^keel: vm ", r"^keel: result: ", r"^\[hello\] "],
-    ),
-    "bad_config": dict(
-        config="bad_config.cfg",
-        until=r"^keel: error: .*\n",
-        verdict=PASS,
-        timeout=90,
-        must=[r"^keel: error: .*keel\.cfg:9: .*memory"],
-        counts={r"^keel: error: ": 1},
-        must_not=[r"^keel: vm ", r"^keel: result: ", r"^\[hello\] "],
-    ),
+    "no_svm": refusal_case("no_svm.cfg", r"^keel: error: .*\bSVM\b.*\bVMX\b",
+                           cpu="qemu64,-svm"),
+    "bad_config": refusal_case("bad_config.cfg", r"^keel: error: .*keel\.cfg:9: .*memory"),
     "load_failed": dict(
         # One VM cannot be built (its image is not an ELF although the config says so); the
         # VMs after it still run, and the summary counts it as expected.
@@ -303,17 +295,9 @@ CASES = {
     ),
     # Firmware without EL2 (QEMU virt without virtualization=on starts it at EL1): Keel must
     # say so, naming EL2 and what to do, and return to the firmware.
-    "arm64_no_el2": dict(
-        config="no_svm.cfg",
-        arch="arm64",
-        qemu_machine="virt,gic-version=3",
-        until=r"^keel: error: .*\n",
-        verdict=PASS,
-        timeout=90,
-        must=[r"^keel: error: Keel was started at EL1, not EL2: .*virtualization=on"],
-        counts={r"^keel: error: ": 1},
-        must_not=[r"^keel: vm ", r"^keel: result: ", r"^\[hello\] "],
-    ),
+    "arm64_no_el2": refusal_case(
+        "no_svm.cfg", r"^keel: error: Keel was started at EL1, not EL2: .*virtualization=on",
+        arch="arm64", qemu_machine="virt,gic-version=3"),
     # A fault inside Keel at EL2 (selftest = exception: a BRK): ESR, ELR, FAR, x0-x30 and sp,
     # the EL2 control registers, then the panic line.
     "arm64_panic_dump": dict(

@@ -11,11 +11,10 @@
 int svm_check_caps(const struct svm_cpuid *id, struct svm_caps *caps, char *why, size_t len)
 {
         if (id->max_ext_leaf < 0x80000001 || !(id->ext1_ecx & SVM_CPUID_SVM)) {
-                snprintf(
-                    why, len,
-                    "this CPU has no AMD SVM (AMD-V): Keel needs AMD-V with nested paging or "
-                    "Intel VT-x with EPT; under QEMU use -cpu qemu64,+svm,+npt or an EPYC "
-                    "model");
+                snprintf(why, len,
+                         "this CPU has no AMD SVM (AMD-V): Keel needs AMD-V with nested paging or "
+                         "Intel VT-x with EPT; under QEMU use -cpu qemu64,+svm,+npt or an EPYC "
+                         "model");
                 return -KEEL_ENODEV;
         }
         if (id->vm_cr & VM_CR_SVMDIS) {

@@ -89,6 +89,12 @@ int vm_stop_reason_parse(const char *name, enum vm_stop_reason *out);
  */
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * Guest oddities reported once each (an unclaimed port, an unknown MSR or system register):
+ * true if `key` is already among seen[0..*count) or the table of `max` entries is full (stay
+ * quiet rather than flood the console); otherwise records it and returns false.
+ */
+bool vm_report_seen(uint32_t *seen, unsigned *count, unsigned max, uint32_t key);
 /* Record a clean exit with `code` (exit hypercall). */
 void vm_exit(struct vm *vm, int64_t code);
 
