@@ -426,6 +426,8 @@ def main():
         cmd += ["--fail-on", tagged(case["fail_on"])]
     if "memory" in case:
         cmd += ["--memory", case["memory"]]
+    if "smp" in case:
+        cmd += ["--smp", str(case["smp"])]
     print("integration: " + " ".join(cmd), flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           preexec_fn=die_with_parent)
