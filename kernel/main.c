@@ -1,8 +1,13 @@
 /*
  * Keel's kernel after ExitBootServices: take the CPU, start the page allocator, enable
- * virtualization, then build and run every VM of the config one after another. A VM that
- * fails to build or misbehaves is stopped and reported; the others run regardless. At the
- * end a summary compares each VM's outcome with what the config expected.
+ * virtualization, start the other CPUs, then build every VM of the config and run them all
+ * at once under the vCPU scheduler (keel/sched.h, docs/scheduler.md) on every CPU. A VM that
+ * fails to build or misbehaves is stopped and reported; the others run regardless. When all
+ * have ended, a summary compares each VM's outcome with what the config expected.
+ *
+ * The boot CPU (index 0) also manages: it builds and releases VMs (the page allocator is
+ * its alone), reads the serial console and serves the monitor; the other CPUs only run
+ * vCPUs.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +18,9 @@
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
+#include <keel/sched.h>
+#include <keel/smp.h>
+#include <keel/time.h>
 #include <vmm/config.h>
 #include <vmm/loader.h>
 #include <vmm/virtio.h>
@@ -230,52 +238,168 @@ static bool as_expected(const struct vm *vm, const struct vm_config *vc, char *b
         return vm->stop_reason == VM_STOP_EXIT && vm->exit_code == 0;
 }
 
-_Noreturn void kernel_main(const struct boot_info *bi)
+/* The scheduler's time slice. */
+#define SLICE_MS 10
+
+static const struct boot_info *boot;
+static struct sched sched;
+static unsigned ncpus = 1;
+static volatile bool cpus_go; /* set once the scheduler is ready: the APs may run vCPUs */
+
+/* Per VM, for the boot CPU's management (only it writes these, but `reap`). */
+struct vm_slot {
+        bool built;         /* memory and devices allocated (vm_release undoes) */
+        volatile bool reap; /* all vCPUs left the scheduler while the VM is stopped */
+        bool restart;       /* reset: start it again once released */
+        uint64_t runtime;   /* ticks its vCPUs ran, summed at release */
+        uint64_t switches;
+};
+
+static struct vm_slot slots[KEEL_MAX_VMS];
+
+static uint64_t tsc_ms(uint64_t ticks)
 {
-        const struct keel_config *cfg = bi->config;
-        unsigned unexpected = 0;
+        uint64_t khz = arch_tsc_khz();
+
+        return khz ? ticks / khz : 0;
+}
+
+/* Scheduler's question for a blocked vCPU: may it run? A VM that left the running state
+ * may too, so that its CPU gives it back (SCHED_DONE). */
+static bool vcpu_ready(struct sched_entity *e)
+{
+        struct vcpu *v = e->owner;
+
+        return v->vm->state != VM_RUNNING || arch_vcpu_ready(v);
+}
+
+/* Build VM `i` from its config and put its vCPUs on the run queues. */
+static void vm_start(unsigned i)
+{
+        const struct vm_config *vc = &boot->config->vms[i];
+        struct vm *vm = &vms[i];
+
+        memset(vm, 0, sizeof(*vm)); /* nothing of an earlier run (reset) */
+        vm_init(vm, i, vc->name);
+        slots[i] = (struct vm_slot){0};
+        LOG_INFO("keel: vm %s: starting", vm->name);
+        slots[i].built = true;
+        if (vm_build(vm, vc, &boot->vm_files[i]) || vm_set_state(vm, VM_RUNNING)) {
+                slots[i].reap = true; /* stopped before it ran */
+                return;
+        }
+        for (unsigned c = 0; c < vm->vcpu_count; c++) {
+                struct sched_entity *e = &vm->vcpus[c].sched;
+
+                *e = (struct sched_entity){
+                    .weight = SCHED_WEIGHT_DEFAULT, .pin = SCHED_NO_PIN, .owner = &vm->vcpus[c]};
+                CHECK(sched_add(&sched, e, arch_tsc()) == 0);
+        }
+}
+
+/* A stopped VM whose vCPUs all left the scheduler: report it and give its memory back. */
+static void vm_reap(unsigned i)
+{
+        struct vm *vm = &vms[i];
         char desc[200];
-        hpa_t vms_pa;
-        int err;
 
-        LOG_INFO("keel: boot services exited after %u memory-map fetch%s", bi->map_tries,
-                 bi->map_tries == 1 ? "" : "es");
-        err = palloc_init(&keel_palloc, bi->usable, bi->usable_count);
-        if (err)
-                panic("no usable memory for the page allocator: %s", keel_strerror(err));
-        LOG_INFO("keel: page allocator: %llu MiB free in %u ranges",
-                 (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20),
-                 keel_palloc.count);
-        err = palloc_alloc(&keel_palloc, VMS_PAGES, PAGE_SIZE, &vms_pa);
-        if (err)
-                panic("no memory for the VM table: %s", keel_strerror(err));
-        vms = hva_ptr(arch_hpa_to_hva(vms_pa)); /* zeroed by the allocator */
-        arch_cpu_setup(bi);
-        if (cfg->selftest == SELFTEST_EXCEPTION) {
-                /* Proves the trap path: Keel must dump its registers and panic, never go on. */
-                LOG_INFO("keel: selftest: raising an invalid-opcode exception inside Keel");
-                __builtin_trap();
+        slots[i].reap = false;
+        for (unsigned c = 0; c < vm->vcpu_count; c++) {
+                slots[i].runtime += vm->vcpus[c].sched.runtime;
+                slots[i].switches += vm->vcpus[c].sched.switches;
         }
-        arch_virt_enable();
-        arch_virt_describe(desc, sizeof(desc));
-        LOG_INFO("keel: virtualization on: %s", desc);
-
-        for (unsigned i = 0; i < cfg->vm_count; i++) {
-                struct vm *vm = &vms[i];
-
-                vm_init(vm, i, cfg->vms[i].name);
-                LOG_INFO("keel: vm %s: starting", vm->name);
-                if (vm_build(vm, &cfg->vms[i], &bi->vm_files[i]) == 0 &&
-                    vm_set_state(vm, VM_RUNNING) == 0)
-                        arch_vcpu_run(&vm->vcpus[0]);
-                if (vm->state != VM_STOPPED)
-                        vm_stop(vm, VM_STOP_UNHANDLED, "vCPU returned without stopping the VM");
-                arch_vcpu_exit_summary(&vm->vcpus[0], desc, sizeof(desc));
-                LOG_INFO("keel: vm %s: %llu exits (%s)", vm->name,
-                         (unsigned long long)vm->vcpus[0].exits, desc);
-                vm_release(vm);
+        arch_vcpu_exit_summary(&vm->vcpus[0], desc, sizeof(desc));
+        LOG_INFO("keel: vm %s: %llu exits (%s), %llu ms of CPU in %llu runs", vm->name,
+                 (unsigned long long)vm->vcpus[0].exits, desc,
+                 (unsigned long long)tsc_ms(slots[i].runtime),
+                 (unsigned long long)slots[i].switches);
+        vm_release(vm);
+        slots[i].built = false;
+        if (slots[i].restart) {
+                slots[i].restart = false;
+                vm_start(i);
         }
+}
 
+/* Give a run's vCPU back to the scheduler; the last vCPU of a stopped VM marks it for reaping. */
+static void vcpu_put(struct sched_entity *e, uint64_t ran, enum vcpu_run_result r)
+{
+        struct vcpu *v = e->owner;
+        struct vm *vm = v->vm;
+        enum sched_put_how how = r == VCPU_RUN_BLOCKED ? SCHED_BLOCK : SCHED_PREEMPTED;
+
+        if (r == VCPU_RUN_LEFT || vm->state != VM_RUNNING)
+                how = SCHED_DONE;
+        sched_put(&sched, e, ran, how);
+        if (how == SCHED_DONE && vm->state == VM_STOPPED) {
+                for (unsigned c = 0; c < vm->vcpu_count; c++)
+                        if (vm->vcpus[c].sched.state != SCHED_DETACHED)
+                                return;
+                slots[vm->id].reap = true;
+        }
+}
+
+/* One scheduling round on `cpu`: run the next vCPU for a slice, or idle. */
+static void cpu_round(unsigned cpu)
+{
+        uint64_t now = arch_tsc();
+        struct sched_entity *e = sched_pick(&sched, cpu, now);
+        enum vcpu_run_result r;
+
+        if (!e) {
+                arch_cpu_idle();
+                return;
+        }
+        r = arch_vcpu_run(e->owner, now + sched_slice(&sched, e));
+        vcpu_put(e, arch_tsc() - now, r);
+}
+
+static _Noreturn void ap_main(unsigned cpu)
+{
+        while (!__atomic_load_n(&cpus_go, __ATOMIC_ACQUIRE))
+                arch_cpu_idle();
+        for (;;)
+                cpu_round(cpu);
+}
+
+/* Typed input goes to the first VM that runs (the monitor will route it). */
+static void console_poll(void)
+{
+        uint8_t buf[16];
+        size_t n = 0;
+        int ch;
+
+        while (n < sizeof(buf) && (ch = arch_console_getc()) >= 0)
+                buf[n++] = (uint8_t)ch;
+        if (!n)
+                return;
+        for (unsigned i = 0; i < boot->config->vm_count; i++)
+                if (vms[i].state == VM_RUNNING) {
+                        vcons_input_push(&vms[i].console, buf, n);
+                        return;
+                }
+}
+
+/* True once every VM has stopped and been released. */
+static bool all_ended(void)
+{
+        for (unsigned i = 0; i < boot->config->vm_count; i++) {
+                if (slots[i].reap)
+                        vm_reap(i);
+                if (slots[i].built || vms[i].state != VM_STOPPED)
+                        return false;
+        }
+        return true;
+}
+
+static void summary(void)
+{
+        const struct keel_config *cfg = boot->config;
+        unsigned unexpected = 0;
+        uint64_t total = 0;
+
+        for (unsigned i = 0; i < cfg->vm_count; i++)
+                total += slots[i].runtime;
         LOG_INFO("keel: summary");
         for (unsigned i = 0; i < cfg->vm_count; i++) {
                 char got[48], want[48];
@@ -284,7 +408,9 @@ _Noreturn void kernel_main(const struct boot_info *bi)
                 outcome(&vms[i], got, sizeof(got));
                 ok = as_expected(&vms[i], &cfg->vms[i], want, sizeof(want));
                 unexpected += !ok;
-                LOG_INFO("keel:   %s: %s (expected %s): %s", vms[i].name, got, want,
+                LOG_INFO("keel:   %s: %s (expected %s), %llu%% of the CPU time: %s", vms[i].name,
+                         got, want,
+                         (unsigned long long)(total ? slots[i].runtime * 100 / total : 0),
                          ok ? "ok" : "UNEXPECTED");
         }
         if (unexpected)
@@ -297,6 +423,57 @@ _Noreturn void kernel_main(const struct boot_info *bi)
                  (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20));
         if (cfg->finish == FINISH_DEBUG_EXIT)
                 arch_test_finish(unexpected == 0);
-        LOG_INFO("keel: all VMs ended; halting");
-        arch_halt();
+}
+
+_Noreturn void kernel_main(const struct boot_info *bi)
+{
+        const struct keel_config *cfg = bi->config;
+        bool ended = false;
+        char desc[200];
+        hpa_t vms_pa;
+        int err;
+
+        boot = bi;
+        LOG_INFO("keel: boot services exited after %u memory-map fetch%s", bi->map_tries,
+                 bi->map_tries == 1 ? "" : "es");
+        err = palloc_init(&keel_palloc, bi->usable, bi->usable_count);
+        if (err)
+                panic("no usable memory for the page allocator: %s", keel_strerror(err));
+        LOG_INFO("keel: page allocator: %llu MiB free in %u ranges",
+                 (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20),
+                 keel_palloc.count);
+        err = palloc_alloc(&keel_palloc, VMS_PAGES, PAGE_SIZE, &vms_pa);
+        if (err)
+                panic("no memory for the VM table: %s", keel_strerror(err));
+        vms = hva_ptr(arch_hpa_to_hva(vms_pa)); /* zeroed by the allocator */
+        for (unsigned i = 0; i < KEEL_MAX_VMS; i++)
+                vms[i].state = VM_STOPPED;
+        arch_cpu_setup(bi);
+        if (cfg->selftest == SELFTEST_EXCEPTION) {
+                /* Proves the trap path: Keel must dump its registers and panic, never go on. */
+                LOG_INFO("keel: selftest: raising an invalid-opcode exception inside Keel");
+                __builtin_trap();
+        }
+        arch_virt_enable();
+        arch_virt_describe(desc, sizeof(desc));
+        LOG_INFO("keel: virtualization on: %s", desc);
+        ncpus = arch_smp_start(bi, ap_main);
+        CHECK(ncpus >= 1 && ncpus <= KEEL_MAX_CPUS);
+        sched_init(&sched, ncpus, arch_tsc_khz() * SLICE_MS, vcpu_ready);
+        LOG_INFO("keel: scheduler: %u CPU%s, %u ms slices", ncpus, ncpus == 1 ? "" : "s", SLICE_MS);
+
+        for (unsigned i = 0; i < cfg->vm_count; i++)
+                vm_start(i);
+        __atomic_store_n(&cpus_go, true, __ATOMIC_RELEASE);
+        for (;;) {
+                console_poll();
+                if (all_ended()) {
+                        if (!ended)
+                                summary();
+                        ended = true;
+                } else {
+                        ended = false;
+                }
+                cpu_round(0);
+        }
 }

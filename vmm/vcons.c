@@ -11,6 +11,8 @@
 
 #define VCONS_PREFIX_MAX 64
 
+_Static_assert((VCONS_IN_MAX & (VCONS_IN_MAX - 1)) == 0, "ring size is a power of two");
+
 void vcons_init(struct vcons *c, const char *prefix)
 {
         memset(c, 0, sizeof(*c));
@@ -70,4 +72,38 @@ void vcons_flush(struct vcons *c)
 {
         if (c->len || c->line_open)
                 vcons_out(c, true);
+}
+
+size_t vcons_input_pending(const struct vcons *c)
+{
+        uint32_t tail = __atomic_load_n(&c->in.tail, __ATOMIC_ACQUIRE);
+
+        return tail - __atomic_load_n(&c->in.head, __ATOMIC_ACQUIRE);
+}
+
+size_t vcons_input_push(struct vcons *c, const uint8_t *buf, size_t n)
+{
+        uint32_t tail = c->in.tail, head = __atomic_load_n(&c->in.head, __ATOMIC_ACQUIRE);
+        size_t done = 0;
+
+        while (done < n && tail - head < VCONS_IN_MAX)
+                c->in.buf[tail++ % VCONS_IN_MAX] = buf[done++];
+        __atomic_store_n(&c->in.tail, tail, __ATOMIC_RELEASE);
+        return done;
+}
+
+size_t vcons_input_pop(struct vcons *c, uint8_t *buf, size_t max)
+{
+        uint32_t head = c->in.head, tail = __atomic_load_n(&c->in.tail, __ATOMIC_ACQUIRE);
+        size_t done = 0;
+
+        while (done < max && head != tail)
+                buf[done++] = c->in.buf[head++ % VCONS_IN_MAX];
+        __atomic_store_n(&c->in.head, head, __ATOMIC_RELEASE);
+        return done;
+}
+
+void vcons_input_clear(struct vcons *c)
+{
+        c->in.head = c->in.tail = 0;
 }

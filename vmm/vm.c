@@ -59,6 +59,7 @@ void vm_init(struct vm *vm, unsigned id, const char *name)
         memcpy(vm->name, name, n);
         memset(vm->name + n, 0, VM_NAME_MAX - n);
         vm->id = id;
+        spin_init(&vm->lock);
         vm->state = VM_CREATED;
         gmem_init(&vm->mem);
         mmio_bus_init(&vm->mmio);
@@ -100,36 +101,54 @@ int vm_stop_reason_parse(const char *name, enum vm_stop_reason *out)
         return -KEEL_EINVAL;
 }
 
-int vm_set_state(struct vm *vm, enum vm_state to)
+/* vm_set_state with vm->lock held. */
+static int set_state(struct vm *vm, enum vm_state to, struct spin_held held)
 {
         enum vm_state from = vm->state;
 
+        (void)held;
         if ((unsigned)from >= VM_STATE_COUNT || (unsigned)to >= VM_STATE_COUNT ||
-            !allowed[from][to]) {
-                LOG_WARN("keel: vm %s: refusing state change %s -> %s", vm->name,
-                         vm_state_name(from), vm_state_name(to));
+            !allowed[from][to])
                 return -KEEL_EPERM;
-        }
         vm->state = to;
         if (to == VM_CREATED)
                 vm_clear_stop(vm);
         return 0;
 }
 
+int vm_set_state(struct vm *vm, enum vm_state to)
+{
+        struct spin_held h = spin_lock(&vm->lock);
+        enum vm_state from = vm->state;
+        int err = set_state(vm, to, h);
+
+        spin_unlock(h);
+        if (err)
+                LOG_WARN("keel: vm %s: refusing state change %s -> %s", vm->name,
+                         vm_state_name(from), vm_state_name(to));
+        return err;
+}
+
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
 {
         va_list ap;
 
+        struct spin_held h;
+
         CHECK(reason > VM_STOP_NONE && reason < VM_STOP_REASON_COUNT);
         /* The first reason is the one that matters; later ones are consequences. */
-        if (vm->stop_reason != VM_STOP_NONE)
+        h = spin_lock(&vm->lock);
+        if (vm->stop_reason != VM_STOP_NONE) {
+                spin_unlock(h);
                 return;
+        }
         vm->stop_reason = reason;
         va_start(ap, fmt);
         vsnprintf(vm->stop_detail, sizeof(vm->stop_detail), fmt, ap);
         va_end(ap);
         if (vm->state != VM_STOPPED)
-                CHECK(vm_set_state(vm, VM_STOPPED) == 0);
+                CHECK(set_state(vm, VM_STOPPED, h) == 0);
+        spin_unlock(h);
 
         /* Whatever the guest wrote last comes before the line saying it stopped. */
         vcons_flush(&vm->console);

@@ -31,7 +31,6 @@ _Static_assert(offsetof(struct vcpu_arch, esr) == VCPU_CTX_ESR, "entry.S offset"
 #define EM_AARCH64      183
 #define SCTLR_EL1_RESET 0x30d00800ull /* RES1 bits; MMU and caches off */
 #define PSTATE_ENTRY    (PSR_MODE_EL1H | PSR_D | PSR_A | PSR_I | PSR_F)
-#define WAIT_POLL_MS    10 /* WFI: how often the console is polled while nothing happens */
 
 static uint64_t hcr_guest;
 static unsigned nr_lrs;
@@ -343,19 +342,22 @@ static void handle_irqs(struct vcpu *vcpu)
         }
 }
 
-/* Host console input for the VM's PL011 (polled: on interrupts and while the guest waits). */
+/* Console input queued for the VM (its vcons ring) into its PL011. */
 static void poll_console(struct vm *vm)
 {
         uint8_t buf[32];
-        size_t room = pl011_rx_room(&vm->arch.uart), n = 0;
-        int ch;
+        size_t room = pl011_rx_room(&vm->arch.uart), n;
 
-        if (room > sizeof(buf))
-                room = sizeof(buf);
-        while (n < room && (ch = pl011_drv_getc()) >= 0)
-                buf[n++] = (uint8_t)ch;
+        if (!vcons_input_pending(&vm->console))
+                return;
+        n = vcons_input_pop(&vm->console, buf, room < sizeof(buf) ? room : sizeof(buf));
         if (n)
                 pl011_input(&vm->arch.uart, buf, n);
+}
+
+int arch_console_getc(void)
+{
+        return pl011_drv_getc();
 }
 
 static bool vtimer_armed(void)
@@ -365,12 +367,28 @@ static bool vtimer_armed(void)
         return (ctl & (CNT_CTL_ENABLE | CNT_CTL_IMASK)) == CNT_CTL_ENABLE;
 }
 
-/* WFI: give the CPU away until something for the guest happens. */
+/* Is the saved (not running) virtual timer of a vCPU due? */
+static bool vtimer_due(const struct arm64_el1_regs *r)
+{
+        return (r->cntv_ctl & (CNT_CTL_ENABLE | CNT_CTL_IMASK)) == CNT_CTL_ENABLE &&
+               arch_tsc() >= r->cntv_cval; /* CNTVOFF_EL2 is 0 */
+}
+
+bool arch_vcpu_ready(struct vcpu *vcpu)
+{
+        struct vm *vm = vcpu->vm;
+
+        if (!vm->arch.platform)
+                return true;
+        return vcons_input_pending(&vm->console) || vtimer_due(&vcpu->arch.el1) ||
+               vgic_has_pending(&vm->arch.vgic, vcpu->id);
+}
+
+/* WFI: go on at once if an interrupt is pending, else give the CPU away (blocked). */
 static void exit_wfi(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
         struct vm *vm = vcpu->vm;
-        uint64_t poll = arm64_cntfrq() / 1000 * WAIT_POLL_MS;
 
         c->exit_count[ARM64_EXIT_WFI]++;
         c->pc += 4;
@@ -380,15 +398,10 @@ static void exit_wfi(struct vcpu *vcpu)
                 return;
         }
         vcons_show_partial(&vm->console);
-        for (;;) {
-                poll_console(vm);
-                if (!vm->arch.platform || vgic_has_pending(&vm->arch.vgic, vcpu->id))
-                        break;
-                arm64_hyp_timer_arm(poll);
-                __asm__ volatile("dsb sy; wfi" ::: "memory");
-                handle_irqs(vcpu);
-        }
-        arm64_hyp_timer_stop();
+        poll_console(vm);
+        if (vm->arch.platform && vgic_has_pending(&vm->arch.vgic, vcpu->id))
+                return;
+        c->leave = VCPU_RUN_BLOCKED; /* its timer, if armed, is due when ready() says so */
 }
 
 static void exit_sync(struct vcpu *vcpu)
@@ -426,11 +439,15 @@ static void exit_sync(struct vcpu *vcpu)
                 (unsigned long long)c->esr, (unsigned long long)c->pc);
 }
 
-void arch_vcpu_run(struct vcpu *vcpu)
+enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
 {
         struct vcpu_arch *c = &vcpu->arch;
         struct vm *vm = vcpu->vm;
         struct vm_arch *a = &vm->arch;
+
+        c->deadline = deadline;
+        c->leave = 0;
+        poll_console(vm);
 
         write_sysreg(vttbr_el2, (uint64_t)a->vmid << 48 | hpa_raw(a->s2.root));
         write_sysreg(hcr_el2, hcr_guest);
@@ -440,10 +457,16 @@ void arch_vcpu_run(struct vcpu *vcpu)
         if (c->fresh) {
                 arm64_fp_clear(); /* nothing of the previous VM's FP/SIMD state */
                 c->fresh = false;
+        } else {
+                arm64_fp_load(&c->fp);
         }
         if (a->platform)
                 arm64_vgic_load(vcpu);
-        while (vm->state == VM_RUNNING) {
+        /* Keel's timer ends the slice: an IRQ exit at the deadline at the latest. */
+        write_sysreg(cnthp_cval_el2, deadline);
+        write_sysreg(cnthp_ctl_el2, CNT_CTL_ENABLE);
+        isb();
+        while (vm->state == VM_RUNNING && !c->leave) {
                 unsigned kind;
 
                 if (a->platform)
@@ -461,6 +484,8 @@ void arch_vcpu_run(struct vcpu *vcpu)
                         c->exit_count[ARM64_EXIT_IRQ]++;
                         handle_irqs(vcpu);
                         poll_console(vm);
+                        if (arch_tsc() >= deadline)
+                                c->leave = VCPU_RUN_PREEMPTED;
                         break;
                 case ARM64_KIND_SERROR:
                         c->exit_count[ARM64_EXIT_OTHER]++;
@@ -474,11 +499,17 @@ void arch_vcpu_run(struct vcpu *vcpu)
                         break;
                 }
         }
+        arm64_hyp_timer_stop();
         if (a->platform)
                 arm64_vgic_put(vcpu);
         el1_save(&c->el1);
+        arm64_fp_save(&c->fp);
         write_sysreg(hcr_el2, HCR_RW);
         isb();
+        if (vm->state != VM_RUNNING)
+                return VCPU_RUN_LEFT;
+        CHECK(c->leave == VCPU_RUN_BLOCKED || c->leave == VCPU_RUN_PREEMPTED);
+        return (enum vcpu_run_result)c->leave;
 }
 
 void arch_vcpu_exit_summary(const struct vcpu *vcpu, char *buf, size_t len)

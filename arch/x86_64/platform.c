@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <arch/cpu.h>
 #include <arch/host_timer.h>
 #include <arch/linux_boot.h>
 #include <arch/platform.h>
 #include <arch/x86.h>
 #include <arch/x86_vcpu.h>
 #include <drivers/uart16550.h>
+#include <keel/arch.h>
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <keel/time.h>
@@ -190,16 +192,12 @@ void x86_irq_injected(struct vcpu *vcpu, uint8_t vector)
 void x86_poll_console(struct vm *vm)
 {
         uint8_t buf[16];
-        size_t n = 0, room;
-        int c;
+        size_t room, n;
 
-        if (!vm->arch.platform)
+        if (!vm->arch.platform || !vcons_input_pending(&vm->console))
                 return;
         room = vuart_rx_room(&vm->arch.uart);
-        if (room > sizeof(buf))
-                room = sizeof(buf);
-        while (n < room && (c = uart16550_getc(COM1_PORT)) >= 0)
-                buf[n++] = (uint8_t)c;
+        n = vcons_input_pop(&vm->console, buf, room < sizeof(buf) ? room : sizeof(buf));
         if (n)
                 vuart_input(&vm->arch.uart, buf, n);
 }
@@ -211,13 +209,30 @@ bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)
         if (!vm->arch.platform || !interrupts_enabled)
                 return false;
         vcons_show_partial(&vm->console); /* a prompt waits for input: show it */
-        while (vm->state == VM_RUNNING) {
-                x86_poll_console(vm);
-                if (x86_pending_irq(vcpu) >= 0)
-                        break;
-                x86_wait_for_interrupt(); /* Keel's tick at the latest */
-        }
+        x86_poll_console(vm);
+        if (x86_pending_irq(vcpu) < 0)
+                vcpu->arch.leave = VCPU_RUN_BLOCKED; /* the scheduler polls arch_vcpu_ready */
         return true;
+}
+
+bool arch_vcpu_ready(struct vcpu *vcpu)
+{
+        if (!vcpu->vm->arch.platform)
+                return true;
+        return vcons_input_pending(&vcpu->vm->console) || x86_pending_irq(vcpu) >= 0;
+}
+
+void x86_host_interrupt(struct vcpu *vcpu)
+{
+        x86_service_interrupts();
+        x86_poll_console(vcpu->vm);
+        if (x86_rdtsc() >= vcpu->arch.deadline)
+                vcpu->arch.leave = VCPU_RUN_PREEMPTED;
+}
+
+int arch_console_getc(void)
+{
+        return uart16550_getc(COM1_PORT);
 }
 
 bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val)

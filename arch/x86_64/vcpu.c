@@ -8,6 +8,7 @@
 
 #include <arch/cpuid_policy.h>
 #include <arch/decode.h>
+#include <arch/fpu.h>
 #include <arch/gwalk.h>
 #include <arch/mmio_emul.h>
 #include <arch/platform.h>
@@ -101,9 +102,11 @@ int arch_vm_setup(struct vm *vm)
 
 void arch_vm_teardown(struct vm *vm)
 {
-        for (unsigned i = 0; i < vm->vcpu_count; i++)
+        for (unsigned i = 0; i < vm->vcpu_count; i++) {
                 if (vm->vcpus[i].arch.vmcb)
                         vendor->vcpu_free(&vm->vcpus[i]);
+                x86_fpu_free(&vm->vcpus[i]);
+        }
         if (vm->arch.npt_ready)
                 pt_destroy(&vm->arch.npt);
         vm->arch.npt_ready = false;
@@ -171,6 +174,11 @@ int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint
         vcpu->arch.cpuid.max_ext = r[0];
         vcpu->arch.cpuid.apic_id = (uint8_t)vcpu->id;
         x86_code_cache_reset(&vcpu->arch.code);
+        if (!vcpu->arch.fpu) {
+                err = x86_fpu_init(vcpu);
+                if (err)
+                        return err;
+        }
         return vendor->vcpu_init(vcpu, &st);
 }
 
@@ -207,9 +215,18 @@ void arch_vcpu_exit_summary(const struct vcpu *vcpu, char *buf, size_t len)
                                                  (unsigned long long)vcpu->arch.exit_count[i]);
 }
 
-void arch_vcpu_run(struct vcpu *vcpu)
+enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
 {
+        vcpu->arch.deadline = deadline;
+        vcpu->arch.leave = 0;
+        x86_poll_console(vcpu->vm);
+        x86_fpu_load(vcpu);
         vendor->vcpu_run(vcpu);
+        x86_fpu_save(vcpu);
+        if (vcpu->vm->state != VM_RUNNING)
+                return VCPU_RUN_LEFT;
+        CHECK(vcpu->arch.leave == VCPU_RUN_BLOCKED || vcpu->arch.leave == VCPU_RUN_PREEMPTED);
+        return (enum vcpu_run_result)vcpu->arch.leave;
 }
 
 void x86_emulate_cpuid(struct vcpu *vcpu, uint64_t guest_cr4)

@@ -19,7 +19,7 @@ Cases:
     shell    one VM: kernel banner, modules, disk size, host-written region checksum, payload
              written and read back, an interactive shell answering `echo keel-$((6*7))`,
              `poweroff -f` reported by Keel as "stopped: poweroff", summary ok, PASS
-    two_vms  two Linux VMs in one boot, one after the other, each with its own disk
+    two_vms  two Linux VMs in one boot, running at once, each with its own disk
              (different host patterns): the disk checks, then each powers off by itself
     direct   no Keel: QEMU boots the same kernel and init directly (-kernel/-initrd, the disk
              on virtio-pci, whose modules are added), the shell case's guest-side checks.
@@ -236,10 +236,13 @@ def guest(vm, direct, text_re):
 def checks(case, info, expect):
     direct = case.get("direct", False)
     release = re.escape(info["KEEL_KERNEL_RELEASE"])
-    order, must_not, counts = [], [r"keel-test: FAIL", r"Kernel panic", r"keel-test: shell exited",
+    orders, must_not, counts = [], [r"keel-test: FAIL", r"Kernel panic", r"keel-test: shell exited",
                                    r"UNEXPECTED", r"^keel: error: ", r"(?i)^keel: .*\bpanic",
                                    r"Call Trace:"], {}
     for vm in case["vms"]:
+        # The VMs run at once: each VM's lines are in order, then the summary.
+        order = []
+        orders.append(order)
         g = lambda t: guest(vm, direct, t)  # noqa: E731
         sums = expect["vms"][vm]
         # (a) the kernel's own banner, not something the init printed
@@ -273,16 +276,18 @@ def checks(case, info, expect):
         else:
             order.append(r"^keel: vm %s stopped: %s\b" % (re.escape(vm),
                                                           case.get("stop", "poweroff")))
+        if not direct:
+            order.append(r"^keel: summary$")
         counts[g(r"keel-test: modules loaded$")] = 1
     counts[r"virtio_blk virtio\d+: \[vda\] %d 512-byte logical blocks" % (DISK_SIZE // 512)] = \
         len(case["vms"])
     if not direct:
-        order.append(r"^keel: summary$")
-        order += [r"^keel:   %s: .*ok$" % re.escape(vm) for vm in case["vms"]]
-        order.append(r"^keel: result: PASS\b")
+        orders.append([r"^keel: summary$"] +
+                      [r"^keel:   %s: .*ok$" % re.escape(vm) for vm in case["vms"]] +
+                      [r"^keel: result: PASS\b"])
         counts[r"^keel: vm \S+ stopped: "] = len(case["vms"])
         counts[r"^keel: result: "] = 1
-    return dict(order=order, must_not=must_not, counts=counts, allow_panic=False)
+    return dict(orders=orders, must_not=must_not, counts=counts, allow_panic=False)
 
 
 def sends(case, vm, direct):

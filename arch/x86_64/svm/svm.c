@@ -376,8 +376,7 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
         case SVM_EXIT_SMI:
                 count[X86_EXIT_INTR]++;
                 /* Physical events are Keel's: let them reach its IDT, then resume the guest. */
-                x86_service_interrupts();
-                x86_poll_console(vcpu->vm);
+                x86_host_interrupt(vcpu);
                 break;
         case SVM_EXIT_VINTR:
                 count[X86_EXIT_IRQ_WINDOW]++;
@@ -526,7 +525,13 @@ static void svm_vcpu_run(struct vcpu *vcpu)
         uint8_t tlb_control = vcpu->vm->arch.asid >= caps.asids ? 1 : 0;
         bool platform = vcpu->vm->arch.platform;
 
-        while (vcpu->vm->state == VM_RUNNING) {
+        /*
+         * Since its last run the vCPU may have run on another CPU, whose TLB saw the guest's
+         * page-table changes while this one kept stale entries: the first entry of each run
+         * flushes (TCG has no flush-by-ASID, so that is the whole TLB).
+         */
+        vmcb->control.tlb_control = 1;
+        while (vcpu->vm->state == VM_RUNNING && !vcpu->arch.leave) {
                 if (platform)
                         svm_inject_irq(vcpu, vmcb);
                 vmcb->save.rax = g->rax;

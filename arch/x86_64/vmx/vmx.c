@@ -641,8 +641,7 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
                 if ((reason & 0xffff) == VMX_EXIT_EXCEPTION_NMI &&
                     ((uint32_t)vmread(VMCS_EXIT_INTR_INFO) & INTR_TYPE_MASK) == INTR_TYPE_NMI)
                         __asm__ volatile("int $2");
-                x86_service_interrupts();
-                x86_poll_console(vcpu->vm);
+                x86_host_interrupt(vcpu);
                 break;
         case VMX_EXIT_INTR_WINDOW:
                 count[X86_EXIT_IRQ_WINDOW]++;
@@ -732,7 +731,9 @@ static void vmx_vcpu_run(struct vcpu *vcpu)
 
         if (!vmptrld(hpa_raw(vcpu->arch.vmcb_pa)))
                 panic("VMPTRLD of vCPU %u's VMCS failed", vcpu->id);
-        while (vcpu->vm->state == VM_RUNNING) {
+        write_host_state(); /* this CPU's GDT, TSS and IDT */
+        invvpid_all();      /* entries of an earlier run here may be stale (the vCPU moved) */
+        while (vcpu->vm->state == VM_RUNNING && !vcpu->arch.leave) {
                 uint32_t reason;
 
                 if (platform)
@@ -751,6 +752,13 @@ static void vmx_vcpu_run(struct vcpu *vcpu)
                 reason = (uint32_t)vmread(VMCS_EXIT_REASON);
                 vmx_handle_exit(vcpu, reason);
         }
+        /*
+         * Leave the VMCS clear (in memory, not active on this CPU), so the next run may load
+         * it on any CPU; that run starts with VMLAUNCH.
+         */
+        if (!vmclear(hpa_raw(vcpu->arch.vmcb_pa)))
+                panic("VMCLEAR of vCPU %u's VMCS failed", vcpu->id);
+        vcpu->arch.launched = false;
 }
 
 const struct x86_vendor vmx_vendor = {

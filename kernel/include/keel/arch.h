@@ -15,6 +15,8 @@
  */
 void arch_console_init(hpa_t rsdp);
 void arch_console_write(const char *s, unsigned long len);
+/* A byte typed on Keel's serial console, or -1 if none is waiting (polled). */
+int arch_console_getc(void);
 
 /* Stop this CPU for good (interrupts off, halt in a loop). */
 noreturn void arch_halt(void);

@@ -13,9 +13,21 @@
 #define VMM_VCONS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define VCONS_LINE_MAX 160
+#define VCONS_IN_MAX   256 /* input ring; a power of two */
+
+/*
+ * Input typed for the VM: a single-producer, single-consumer ring. The console's input
+ * router (one CPU) pushes, the VM's vCPU pops into its serial device; neither takes a lock.
+ */
+struct vcons_input {
+        uint8_t buf[VCONS_IN_MAX];
+        uint32_t head; /* next byte to pop (consumer) */
+        uint32_t tail; /* next free slot (producer) */
+};
 
 struct vcons {
         const char *prefix; /* VM name, owned by the VM; NULL reads as "" */
@@ -23,6 +35,7 @@ struct vcons {
         unsigned len;      /* bytes of `line` not yet on the console */
         bool line_open;    /* part of the current line is on the console already */
         uint64_t tx_bytes; /* bytes the guest sent, as counted by vcons_putc */
+        struct vcons_input in;
 };
 
 /* Empty line buffer, counters zero; lines are prefixed with `prefix` (kept, not copied). */
@@ -37,5 +50,14 @@ void vcons_putc(struct vcons *c, uint8_t ch);
 void vcons_show_partial(struct vcons *c);
 /* Finish a partial line (at VM stop), so nothing the guest wrote is lost. */
 void vcons_flush(struct vcons *c);
+
+/* Queue typed bytes for the VM (producer); returns how many fit, the rest is dropped. */
+size_t vcons_input_push(struct vcons *c, const uint8_t *buf, size_t n);
+/* Take up to `max` queued bytes (consumer, the VM's vCPU); returns how many. */
+size_t vcons_input_pop(struct vcons *c, uint8_t *buf, size_t max);
+/* Bytes waiting for the VM (either side; a snapshot). */
+size_t vcons_input_pending(const struct vcons *c);
+/* Drop what is queued (VM reset). Only while neither side runs. */
+void vcons_input_clear(struct vcons *c);
 
 #endif

@@ -12,6 +12,8 @@
 #define VMM_VM_H
 
 #include <keel/addr.h>
+#include <keel/sched.h>
+#include <keel/spinlock.h>
 #include <vmm/gmem.h>
 #include <vmm/mmio.h>
 #include <vmm/vcons.h>
@@ -51,13 +53,15 @@ struct vcpu {
         struct vm *vm;
         unsigned id;
         uint64_t exits;
+        struct sched_entity sched; /* its place on the run queues (keel/sched.h) */
         struct vcpu_arch arch;
 };
 
 struct vm {
         char name[VM_NAME_MAX];
         unsigned id;
-        enum vm_state state;
+        volatile enum vm_state state; /* read by its vCPUs' CPUs at every exit */
+        struct spinlock lock;         /* state changes and the stop record */
         struct gmem mem;
         struct mmio_bus mmio; /* emulated devices outside RAM */
         struct vcons console; /* console front end of the VM's serial devices, print hypercall */

@@ -53,8 +53,24 @@ struct irq_line arch_irq_line(struct vm *vm, unsigned gsi);
 int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char *cmdline,
                        const struct vm_virtio_desc *devs, unsigned ndevs);
 
-/* Run the vCPU until its VM stops. */
-void arch_vcpu_run(struct vcpu *vcpu);
+/* Why arch_vcpu_run returned. */
+enum vcpu_run_result {
+        VCPU_RUN_LEFT = 1,  /* the VM left the running state (stopped, paused by the monitor) */
+        VCPU_RUN_BLOCKED,   /* the guest waits for an interrupt (HLT/WFI) and none is pending */
+        VCPU_RUN_PREEMPTED, /* its time slice ended (arch_tsc() passed the deadline) */
+};
+
+/*
+ * Run the vCPU on this CPU until its VM is no longer VM_RUNNING, the guest waits for an
+ * interrupt that is not pending, or Keel's timer finds arch_tsc() >= deadline. Feeds the
+ * VM's serial device from its console input ring (vcons_input_pop) while it runs.
+ */
+enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline);
+/*
+ * May a blocked vCPU run again: an interrupt pending for it, its timer due, or input waiting
+ * in its console ring? Called on any CPU while the vCPU is not running.
+ */
+bool arch_vcpu_ready(struct vcpu *vcpu);
 /* "io 12, mmio 3, ..." : the vCPU's exits by reason, for the end-of-VM report. */
 void arch_vcpu_exit_summary(const struct vcpu *vcpu, char *buf, size_t len);
 /* Release the arch part of a VM (tables, control blocks). */

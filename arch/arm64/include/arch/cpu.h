@@ -15,6 +15,10 @@ void arm64_mmu_switch(uint64_t ttbr0, uint64_t tcr, uint64_t mair, uint64_t sctl
 _Noreturn void arm64_enter_kernel_on(const struct boot_info *bi, void *stack_top);
 uint64_t arm64_semihosting(uint64_t op, const void *param);
 void arm64_fp_clear(void);
+/* FP/SIMD registers of a vCPU (arch/arm64/fp.S). */
+struct arm64_fp_regs;
+void arm64_fp_save(struct arm64_fp_regs *r);
+void arm64_fp_load(const struct arm64_fp_regs *r);
 extern char arm64_vectors[];
 
 /* Exception kinds returned by arm64_guest_run. */

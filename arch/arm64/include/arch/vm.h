@@ -38,6 +38,12 @@ struct arm64_el1_regs {
 
 #define ARM64_MAX_LRS 16
 
+/* FP/SIMD registers of a vCPU that is not running (arch/arm64/fp.S: offsets fixed). */
+struct arm64_fp_regs {
+        __uint128_t q[32];
+        uint64_t fpcr, fpsr;
+};
+
 struct vcpu_arch {
         uint64_t x[31];  /* x0..x30: entry.S, offset 0 */
         uint64_t pc;     /* ELR_EL2, VCPU_CTX_PC */
@@ -51,6 +57,9 @@ struct vcpu_arch {
         uint64_t vmcr; /* ICH_VMCR_EL2: the guest's CPU-interface settings */
         bool powered;  /* PSCI: on (vCPU 0 from the start; others by CPU_ON) */
         bool fresh;    /* never ran: FP/SIMD registers to be cleared first */
+        struct arm64_fp_regs fp;
+        uint64_t deadline; /* counter value at which the current run's slice ends */
+        unsigned leave;    /* 0, or the enum vcpu_run_result that ends the current run */
 };
 
 struct vm_arch {

@@ -15,12 +15,19 @@ int x86_pending_irq(struct vcpu *vcpu);
 /* The backend injected `vector` (LAPIC: IRR -> ISR). */
 void x86_irq_injected(struct vcpu *vcpu, uint8_t vector);
 /*
- * HLT: wait until an interrupt is deliverable or the VM stops. False if nothing could ever
- * wake the vCPU (no platform, or interrupts disabled): the caller stops the VM.
+ * HLT (already skipped): true if the guest may wait, and then the vCPU either resumes at
+ * once (an interrupt is deliverable) or leaves its CPU blocked (vcpu->arch.leave). False if
+ * nothing could ever wake the vCPU (no platform, or interrupts disabled): the caller stops
+ * the VM.
  */
 bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled);
-/* Move bytes typed on Keel's serial console into the VM's UART. */
+/* Move bytes queued for the VM (its console input ring) into its UART. */
 void x86_poll_console(struct vm *vm);
+/*
+ * A physical interrupt exit: take the interrupts (Keel's tick among them), feed the UART,
+ * and end the vCPU's run if its time slice is over.
+ */
+void x86_host_interrupt(struct vcpu *vcpu);
 /* Platform I/O ports (ACPI sleep and reset registers); false if `port` is not one. */
 bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val);
 

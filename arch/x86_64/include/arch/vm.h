@@ -62,6 +62,11 @@ struct vcpu_arch {
         void *vmcb;                 /* vendor control block, host-virtual */
         hpa_t vmcb_pa;
         bool launched;
+        void *fpu;         /* FPU/SSE/AVX save area (arch/fpu.h), host-virtual */
+        hpa_t fpu_pa;
+        uint64_t xcr0;     /* the guest's XCR0 while it does not run */
+        uint64_t deadline; /* TSC at which the current run's time slice ends */
+        unsigned leave;    /* 0, or the enum vcpu_run_result that ends the current run */
 };
 
 #endif

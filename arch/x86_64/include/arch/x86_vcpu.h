@@ -35,7 +35,7 @@ struct x86_vendor {
         /* Entry format of the second-level tables (NPT / EPT). */
         const struct pt_format *(*second_level)(void);
         int (*vcpu_init)(struct vcpu *vcpu, const struct x86_entry_state *st);
-        /* Run until the VM stops. */
+        /* Run until the VM leaves VM_RUNNING or an exit sets vcpu->arch.leave. */
         void (*vcpu_run)(struct vcpu *vcpu);
         void (*vcpu_free)(struct vcpu *vcpu);
 };

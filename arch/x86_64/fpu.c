@@ -1,0 +1,122 @@
+/*
+ * Guest FPU, SSE and AVX state. Keel itself never touches these registers (it is built with
+ * general registers only), so while a vCPU runs they are simply the guest's. When several
+ * vCPUs share a CPU each keeps its own copy: saved when its run ends (XSAVE of everything
+ * its XCR0 enables, or FXSAVE without XSAVE), restored when its next run starts, on
+ * whichever CPU that is. A fresh vCPU starts from the architectural init state.
+ */
+#include <string.h>
+
+#include <arch/fpu.h>
+#include <arch/mm.h>
+#include <arch/x86.h>
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/palloc.h>
+
+#define CR4_OSXSAVE   (1ull << 18)
+#define CPUID1_XSAVE  (1u << 26)
+#define CPUID1_FXSR   (1u << 24) /* EDX */
+#define FXSAVE_MXCSR  24
+#define MXCSR_DEFAULT 0x1f80u
+#define XCR0_X87      1ull
+
+static int have_xsave = -1; /* -1: not looked yet */
+
+static bool xsave_supported(void)
+{
+        if (have_xsave < 0) {
+                uint32_t r[4];
+
+                x86_cpuid(1, 0, r);
+                have_xsave = (r[2] & CPUID1_XSAVE) != 0;
+                if (!have_xsave) {
+                        CHECK(r[3] & CPUID1_FXSR); /* every x86-64 CPU has FXSAVE */
+                } else {
+                        x86_cpuid(0xd, 0, r);
+                        CHECK(r[2] <= PAGE_SIZE); /* all components fit the one-page area */
+                }
+        }
+        return have_xsave;
+}
+
+static uint64_t xgetbv0(void)
+{
+        uint32_t lo, hi;
+
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        return (uint64_t)hi << 32 | lo;
+}
+
+static void xsetbv0(uint64_t v)
+{
+        __asm__ volatile("xsetbv" ::"c"(0), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+}
+
+/* This CPU may run FXSAVE/XSAVE and XSETBV (CR4.OSFXSR, CR4.OSXSAVE); idempotent. */
+static void fpu_cpu_enable(void)
+{
+        uint64_t cr4 = x86_read_cr4(), want = cr4 | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT;
+
+        if (xsave_supported())
+                want |= CR4_OSXSAVE;
+        if (want != cr4)
+                x86_write_cr4(want);
+}
+
+int x86_fpu_init(struct vcpu *vcpu)
+{
+        hpa_t pa;
+        int err = palloc_alloc(&keel_palloc, 1, PAGE_SIZE, &pa);
+        uint8_t *area;
+
+        if (err)
+                return err;
+        area = hva_ptr(arch_hpa_to_hva(pa)); /* zeroed: XSTATE_BV 0 = every component init */
+        memcpy(area + FXSAVE_MXCSR, &(uint32_t){MXCSR_DEFAULT}, 4);
+        /* FXRSTOR has no init state: its x87 control word must be the reset value. */
+        memcpy(area, &(uint16_t){0x37f}, 2);
+        vcpu->arch.fpu = area;
+        vcpu->arch.fpu_pa = pa;
+        vcpu->arch.xcr0 = XCR0_X87;
+        return 0;
+}
+
+void x86_fpu_free(struct vcpu *vcpu)
+{
+        if (!vcpu->arch.fpu)
+                return;
+        CHECK(palloc_free(&keel_palloc, vcpu->arch.fpu_pa, 1) == 0);
+        vcpu->arch.fpu = NULL;
+}
+
+void x86_fpu_load(struct vcpu *vcpu)
+{
+        uint64_t x = vcpu->arch.xcr0;
+
+        fpu_cpu_enable();
+        if (xsave_supported()) {
+                xsetbv0(x);
+                __asm__ volatile("xrstor64 %0" ::"m"(*(uint8_t(*)[PAGE_SIZE])vcpu->arch.fpu),
+                                 "a"((uint32_t)x), "d"((uint32_t)(x >> 32))
+                                 : "memory");
+        } else {
+                __asm__ volatile("fxrstor64 %0" ::"m"(*(uint8_t(*)[512])vcpu->arch.fpu) : "memory");
+        }
+}
+
+void x86_fpu_save(struct vcpu *vcpu)
+{
+        if (xsave_supported()) {
+                uint64_t x = xgetbv0(); /* the guest's own XSETBV may have changed it */
+
+                vcpu->arch.xcr0 = x;
+                __asm__ volatile("xsave64 %0"
+                                 : "=m"(*(uint8_t(*)[PAGE_SIZE])vcpu->arch.fpu)
+                                 : "a"((uint32_t)x), "d"((uint32_t)(x >> 32))
+                                 : "memory");
+                xsetbv0(XCR0_X87); /* nothing of the guest's choice stays for the next one */
+        } else {
+                __asm__ volatile("fxsave64 %0" : "=m"(*(uint8_t(*)[512])vcpu->arch.fpu)::"memory");
+        }
+}

@@ -1,0 +1,15 @@
+/* A vCPU's FPU/SSE/AVX registers, switched with its runs (arch/x86_64/fpu.c). */
+#ifndef ARCH_FPU_H
+#define ARCH_FPU_H
+
+#include <vmm/vm.h>
+
+/* A save area in the init state (one page). -KEEL_ENOMEM. */
+int x86_fpu_init(struct vcpu *vcpu);
+void x86_fpu_free(struct vcpu *vcpu);
+/* Start of a run on this CPU: the vCPU's XCR0 and registers. */
+void x86_fpu_load(struct vcpu *vcpu);
+/* End of a run: the registers (and XCR0) back into the vCPU's area. */
+void x86_fpu_save(struct vcpu *vcpu);
+
+#endif
