@@ -381,6 +381,14 @@ void monitor_announce(struct monitor *m)
         spin_unlock(h);
 }
 
+void monitor_redraw(struct monitor *m)
+{
+        struct spin_held h = spin_lock(&m->lock);
+
+        note_end(m);
+        spin_unlock(h);
+}
+
 void monitor_input(struct monitor *m, const uint8_t *buf, size_t n)
 {
         struct spin_held h = spin_lock(&m->lock);

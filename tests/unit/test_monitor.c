@@ -619,6 +619,20 @@ TEST(monitor_keeps_typed_line_across_focus_changes)
         EXPECT_STREQ(reply("li\x1dm"), "li\nkeel: console: monitor (type help)\nkeel> li");
 }
 
+TEST(redraw_only_in_the_monitor)
+{
+        setup();
+        monitor_redraw(&M);
+        EXPECT_STREQ(F.out, "");
+        to_monitor();
+        type("sto");
+        clear_out();
+        monitor_redraw(&M);
+        EXPECT_STREQ(F.out, "keel> sto");
+        type("p 2\r");
+        EXPECT_EQ(F.vms[1].state, F_STOPPED);
+}
+
 TEST(action_on_focused_vm_keeps_focus)
 {
         setup();

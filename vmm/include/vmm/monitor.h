@@ -87,6 +87,12 @@ struct monitor {
 void monitor_init(struct monitor *m, const struct monitor_ops *ops, void *ctx);
 /* Print the focus line ("keel: console: input to vm NAME (Ctrl-] ? for help)"), e.g. at boot. */
 void monitor_announce(struct monitor *m);
+/*
+ * With the monitor focused: the prompt and what has been typed of the command line, again. For
+ * the kernel to call after other output (a VM's line) has ended the console line the prompt
+ * was on; does nothing while a VM has the input.
+ */
+void monitor_redraw(struct monitor *m);
 /* Bytes typed on Keel's console. */
 void monitor_input(struct monitor *m, const uint8_t *buf, size_t n);
 /* The VM with input focus, or -1 if the monitor has it. */
