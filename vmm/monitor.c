@@ -131,7 +131,10 @@ static void escape(struct monitor *m, uint8_t c)
                         return;
                 }
                 note_begin(m);
-                outf(m, "keel: console: no vm %c (vms: 1-%u)\n", c, m->count);
+                if (m->count)
+                        outf(m, "keel: console: no vm %c (vms: 1-%u)\n", c, m->count);
+                else
+                        outf(m, "keel: console: no vms\n");
                 note_end(m);
                 return;
         }

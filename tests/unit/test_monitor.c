@@ -186,9 +186,10 @@ TEST(no_vms_means_monitor_focus)
         type("\x1dn\x1d"
              "1\x1d\x1d");
         EXPECT_EQ(monitor_focus(&M), -1);
-        EXPECT_CONTAINS(F.out, "keel: console: no vms\n");
-        EXPECT_CONTAINS(F.out, "keel: console: no vm 1 (vms: 1-0)\n");
-        EXPECT_CONTAINS(F.out, "keel: console: no vm has input");
+        EXPECT_STREQ(F.out, "\nkeel: console: no vms\nkeel> \nkeel: console: no vms\nkeel> "
+                            "\nkeel: console: no vm has input (Ctrl-] ? for help)\nkeel> ");
+        EXPECT_STREQ(reply("list\r"), "list\n  # name             state    vcpus        exits      "
+                                      "cpu time share stop\nkeel> ");
 }
 
 TEST(escape_digits_focus_vms)
