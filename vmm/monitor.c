@@ -16,15 +16,18 @@ static const char escape_help[] =
     "Ctrl-] then: 1-8 input to that vm, n next vm, m monitor, ? this help, Ctrl-] a literal "
     "Ctrl-]";
 
+#define CMD_HELP (-1)
+#define CMD_LIST (-2)
+
 struct command {
         const char *name;
-        int action; /* enum monitor_action, or -1: no VM argument */
+        int action; /* enum monitor_action, or one of CMD_*: no VM argument */
         const char *usage, *help;
 };
 
 static const struct command commands[] = {
-    {"help", -1, "help", "this list"},
-    {"list", -1, "list", "the vms: state, vcpus, exits, cpu time and share, stop reason"},
+    {"help", CMD_HELP, "help", "this list"},
+    {"list", CMD_LIST, "list", "the vms: state, vcpus, exits, cpu time and share, stop reason"},
     {"start", MONITOR_START, "start VM", "run a created vm"},
     {"stop", MONITOR_STOP, "stop VM", "stop a vm (reset makes it new)"},
     {"pause", MONITOR_PAUSE, "pause VM", "stop running a vm for now"},
@@ -295,7 +298,7 @@ static void run_line(struct monitor *m)
         }
         if (c->action >= 0)
                 vm_command(m, c, arg);
-        else if (c->name[0] == 'h')
+        else if (c->action == CMD_HELP)
                 help(m);
         else
                 list(m);
