@@ -43,10 +43,9 @@ enum monitor_action {
 
 /* What `list` shows of one VM; info() fills it (the monitor zeroes it first). */
 struct monitor_vm_info {
-        const char *name; /* the VM's name; NULL reads as "" */
-        const char
-            *state;       /* "created", "running", "paused", "stopped" (vm_state_name); NULL: "?" */
-        const char *stop; /* why it stopped (vm_stop_reason_name), NULL or "" if it did not */
+        const char *name;  /* the VM's name; NULL reads as "" */
+        const char *state; /* vm_state_name: "created", "running", "paused", "stopped" */
+        const char *stop;  /* why it stopped (vm_stop_reason_name), NULL or "" if it did not */
         unsigned vcpus;
         uint64_t exits;  /* all vCPUs' exits */
         uint64_t run_us; /* time its vCPUs have run, microseconds; 0 if not measured */
