@@ -1,0 +1,430 @@
+/*
+ * Console input routing and Keel's monitor (vmm/include/vmm/monitor.h, docs/console.md).
+ * Bytes for the focused VM are passed on in runs, as they came; Ctrl-] starts an escape; with
+ * the monitor focused, bytes edit its command line, which runs at CR or LF.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <keel/errno.h>
+#include <vmm/monitor.h>
+
+#define OUT_MAX 192
+
+static const char escape_help[] =
+    "Ctrl-] then: 1-8 input to that vm, n next vm, m monitor, ? this help, Ctrl-] a literal "
+    "Ctrl-]";
+
+#define CMD_HELP (-1)
+#define CMD_LIST (-2)
+
+struct command {
+        const char *name;
+        int action; /* enum monitor_action, or one of CMD_*: no VM argument */
+        const char *usage, *help;
+};
+
+static const struct command commands[] = {
+    {"help", CMD_HELP, "help", "this list"},
+    {"list", CMD_LIST, "list", "the vms: state, vcpus, exits, cpu time and share, stop reason"},
+    {"start", MONITOR_START, "start VM", "run a created vm"},
+    {"stop", MONITOR_STOP, "stop VM", "stop a vm (reset makes it new)"},
+    {"pause", MONITOR_PAUSE, "pause VM", "stop running a vm for now"},
+    {"resume", MONITOR_RESUME, "resume VM", "go on running a paused vm"},
+    {"reset", MONITOR_RESET, "reset VM", "a paused or stopped vm back to created"},
+};
+
+#define VM_INDEX_MAX 100000 /* digits beyond this are not an index any more */
+
+static void out(struct monitor *m, const char *s, size_t n)
+{
+        if (n)
+                m->ops->write(m->ctx, s, n);
+}
+
+static void outf(struct monitor *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void outf(struct monitor *m, const char *fmt, ...)
+{
+        char buf[OUT_MAX];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        if ((size_t)n >= sizeof(buf)) { /* cut short: still one whole line */
+                n = sizeof(buf) - 1;
+                buf[n - 1] = '\n';
+        }
+        out(m, buf, (size_t)n);
+}
+
+static void vm_info(struct monitor *m, unsigned vm, struct monitor_vm_info *i)
+{
+        memset(i, 0, sizeof(*i));
+        m->ops->info(m->ctx, vm, i);
+        if (!i->name)
+                i->name = "";
+        if (!i->state)
+                i->state = "?";
+        if (!i->stop)
+                i->stop = "";
+}
+
+static void prompt(struct monitor *m)
+{
+        out(m, "keel> ", 6);
+        out(m, m->line, m->len);
+}
+
+/*
+ * A note from the console between typed lines: with the monitor focused the cursor is behind
+ * the prompt, so the note goes on a line of its own and the prompt (and what was typed) is
+ * shown again after it.
+ */
+static void note_begin(struct monitor *m)
+{
+        if (m->in_monitor)
+                out(m, "\n", 1);
+}
+
+static void note_end(struct monitor *m)
+{
+        if (m->in_monitor)
+                prompt(m);
+}
+
+static void focus_line(struct monitor *m)
+{
+        struct monitor_vm_info i;
+
+        if (m->in_monitor) {
+                outf(m, "keel: console: monitor (type help)\n");
+                return;
+        }
+        vm_info(m, m->focus, &i);
+        if (strcmp(i.state, "running") == 0)
+                outf(m, "keel: console: input to vm %s (Ctrl-] ? for help)\n", i.name);
+        else
+                outf(m, "keel: console: input to vm %s, %s (Ctrl-] ? for help)\n", i.name, i.state);
+}
+
+static void set_focus(struct monitor *m, bool monitor, unsigned vm)
+{
+        note_begin(m);
+        m->in_monitor = monitor;
+        if (!monitor)
+                m->focus = vm;
+        focus_line(m);
+        note_end(m);
+}
+
+/* The byte after Ctrl-]. */
+static void escape(struct monitor *m, uint8_t c)
+{
+        const uint8_t lit = MONITOR_ESCAPE;
+
+        if (c >= '1' && c < '1' + MONITOR_ESC_VMS) {
+                if ((unsigned)(c - '1') < m->count) {
+                        set_focus(m, false, c - '1');
+                        return;
+                }
+                note_begin(m);
+                if (m->count)
+                        outf(m, "keel: console: no vm %c (vms: 1-%u)\n", c, m->count);
+                else
+                        outf(m, "keel: console: no vms\n");
+                note_end(m);
+                return;
+        }
+        if (c == 'm') {
+                set_focus(m, true, 0);
+                return;
+        }
+        if (c == 'n' && m->count) {
+                /* From the monitor: back to the VM that had input last. */
+                set_focus(m, false, m->in_monitor ? m->focus : (m->focus + 1) % m->count);
+                return;
+        }
+        if (c == MONITOR_ESCAPE && !m->in_monitor) {
+                m->ops->input(m->ctx, m->focus, &lit, 1);
+                return;
+        }
+        note_begin(m);
+        if (c == '?')
+                outf(m, "keel: console: %s\n", escape_help);
+        else if (c == 'n')
+                outf(m, "keel: console: no vms\n");
+        else if (c == MONITOR_ESCAPE)
+                outf(m, "keel: console: no vm has input (Ctrl-] ? for help)\n");
+        else if (c > 0x20 && c < 0x7f)
+                outf(m, "keel: console: Ctrl-] %c ignored (Ctrl-] ? for help)\n", c);
+        else
+                outf(m, "keel: console: Ctrl-] 0x%02x ignored (Ctrl-] ? for help)\n", c);
+        note_end(m);
+}
+
+/* VM argument: its 1-based index, else its name; -KEEL_ENOENT if neither. */
+static int find_vm(struct monitor *m, const char *arg, unsigned *vm)
+{
+        struct monitor_vm_info i;
+        unsigned v = 0;
+        const char *p;
+
+        for (p = arg; *p >= '0' && *p <= '9' && v <= VM_INDEX_MAX; p++)
+                v = v * 10 + (unsigned)(*p - '0');
+        if (p != arg && !*p && v >= 1 && v <= m->count) {
+                *vm = v - 1;
+                return 0;
+        }
+        for (unsigned k = 0; k < m->count; k++) {
+                vm_info(m, k, &i);
+                if (strcmp(i.name, arg) == 0) {
+                        *vm = k;
+                        return 0;
+                }
+        }
+        return -KEEL_ENOENT;
+}
+
+/* run * 100 / total without overflow; total > 0, run <= total. */
+static unsigned share(uint64_t run, uint64_t total)
+{
+        if (run > total)
+                return 100;
+        if (run <= UINT64_MAX / 100)
+                return (unsigned)(run * 100 / total);
+        return (unsigned)(run / (total / 100));
+}
+
+static void list(struct monitor *m)
+{
+        struct monitor_vm_info i;
+        uint64_t total = 0;
+        char pct[8];
+
+        for (unsigned k = 0; k < m->count; k++) {
+                vm_info(m, k, &i);
+                total = i.run_us > UINT64_MAX - total ? UINT64_MAX : total + i.run_us;
+        }
+        outf(m, "  # name             state    vcpus        exits      cpu time share stop\n");
+        for (unsigned k = 0; k < m->count; k++) {
+                vm_info(m, k, &i);
+                if (total)
+                        snprintf(pct, sizeof(pct), "%u%%", share(i.run_us, total));
+                else
+                        snprintf(pct, sizeof(pct), "-");
+                outf(m, "%3u %-16s %-8s %5u %12llu %9llu.%03llu s %5s%s%s\n", k + 1, i.name,
+                     i.state, i.vcpus, (unsigned long long)i.exits,
+                     (unsigned long long)(i.run_us / 1000000),
+                     (unsigned long long)(i.run_us / 1000 % 1000), pct, i.stop[0] ? " " : "",
+                     i.stop);
+        }
+}
+
+static void help(struct monitor *m)
+{
+        outf(m, "commands:\n");
+        for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+                outf(m, "  %-10s %s\n", commands[k].usage, commands[k].help);
+        outf(m, "VM is the number list shows, or the name\n%s\n", escape_help);
+}
+
+static void vm_command(struct monitor *m, const struct command *c, const char *arg)
+{
+        struct monitor_vm_info i;
+        unsigned vm;
+        int r;
+
+        if (find_vm(m, arg, &vm) < 0) {
+                outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
+                return;
+        }
+        r = m->ops->action(m->ctx, vm, (enum monitor_action)c->action);
+        vm_info(m, vm, &i);
+        if (r < 0)
+                outf(m, "keel: monitor: cannot %s vm %s (%s): %s\n", c->name, i.name, i.state,
+                     keel_strerror(r));
+        else
+                outf(m, "keel: monitor: vm %s is %s\n", i.name, i.state);
+}
+
+/* Splits off the next space-separated word of *p (NUL-terminating it); NULL if none. */
+static char *word(char **p)
+{
+        char *w = *p;
+
+        while (*w == ' ')
+                w++;
+        if (!*w)
+                return NULL;
+        *p = w;
+        while (**p && **p != ' ')
+                (*p)++;
+        if (**p)
+                *(*p)++ = '\0';
+        return w;
+}
+
+static void run_line(struct monitor *m)
+{
+        char *p = m->line, *cmd, *arg;
+        const struct command *c = NULL;
+
+        m->line[m->len] = '\0';
+        if (m->overlong) {
+                outf(m, "keel: monitor: line too long (at most %u characters), ignored\n",
+                     MONITOR_LINE_MAX);
+                return;
+        }
+        cmd = word(&p);
+        if (!cmd)
+                return;
+        for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+                if (strcmp(cmd, commands[k].name) == 0)
+                        c = &commands[k];
+        if (!c) {
+                outf(m, "keel: monitor: unknown command %s (type help)\n", cmd);
+                return;
+        }
+        arg = word(&p);
+        if ((c->action < 0) != !arg || word(&p)) {
+                outf(m, "keel: monitor: usage: %s\n", c->usage);
+                return;
+        }
+        if (c->action >= 0)
+                vm_command(m, c, arg);
+        else if (c->action == CMD_HELP)
+                help(m);
+        else
+                list(m);
+}
+
+static void new_line(struct monitor *m)
+{
+        m->len = 0;
+        m->overlong = false;
+        prompt(m);
+}
+
+/* One byte for the command line. */
+static void line_byte(struct monitor *m, uint8_t c)
+{
+        bool after_cr = m->after_cr;
+
+        m->after_cr = false;
+        if (m->term_seq) { /* a terminal's escape sequence (arrow keys): swallowed */
+                if (m->term_seq == 1 && (c == '[' || c == 'O')) {
+                        m->term_seq = 2;
+                        return;
+                }
+                if (m->term_seq == 2 && c >= 0x20 && c < 0x40)
+                        return;
+                m->term_seq = 0;
+                if (c >= 0x20)
+                        return;
+        }
+        switch (c) {
+        case '\n':
+                if (after_cr)
+                        return;
+                /* fall through */
+        case '\r':
+                m->after_cr = c == '\r';
+                out(m, "\n", 1);
+                run_line(m);
+                new_line(m);
+                return;
+        case 0x03: /* Ctrl-C: drop the line */
+                out(m, "^C\n", 3);
+                new_line(m);
+                return;
+        case 0x08:
+        case 0x7f:
+                if (m->len) {
+                        m->len--;
+                        out(m, "\b \b", 3);
+                }
+                return;
+        case 0x1b:
+                m->term_seq = 1;
+                return;
+        case '\t':
+                c = ' ';
+                break;
+        default:
+                if (c < 0x20 || c >= 0x7f)
+                        return;
+        }
+        if (m->len == MONITOR_LINE_MAX) {
+                m->overlong = true;
+                return;
+        }
+        m->line[m->len++] = (char)c;
+        out(m, m->line + m->len - 1, 1);
+}
+
+void monitor_init(struct monitor *m, const struct monitor_ops *ops, void *ctx)
+{
+        memset(m, 0, sizeof(*m));
+        spin_init(&m->lock);
+        m->ops = ops;
+        m->ctx = ctx;
+        m->count = ops->count(ctx);
+        m->in_monitor = m->count == 0;
+}
+
+void monitor_announce(struct monitor *m)
+{
+        struct spin_held h = spin_lock(&m->lock);
+
+        focus_line(m);
+        note_end(m);
+        spin_unlock(h);
+}
+
+void monitor_redraw(struct monitor *m)
+{
+        struct spin_held h = spin_lock(&m->lock);
+
+        note_end(m);
+        spin_unlock(h);
+}
+
+void monitor_input(struct monitor *m, const uint8_t *buf, size_t n)
+{
+        struct spin_held h = spin_lock(&m->lock);
+        size_t run = 0; /* bytes for the focused VM before buf[k] */
+
+        for (size_t k = 0; k < n; k++) {
+                uint8_t c = buf[k];
+
+                if (!m->esc && c != MONITOR_ESCAPE && !m->in_monitor) {
+                        run++;
+                        continue;
+                }
+                if (run)
+                        m->ops->input(m->ctx, m->focus, buf + k - run, run);
+                run = 0;
+                if (m->esc) {
+                        m->esc = false;
+                        escape(m, c);
+                } else if (c == MONITOR_ESCAPE) {
+                        m->esc = true;
+                } else {
+                        line_byte(m, c);
+                }
+        }
+        if (run)
+                m->ops->input(m->ctx, m->focus, buf + n - run, run);
+        spin_unlock(h);
+}
+
+int monitor_focus(const struct monitor *m)
+{
+        return m->in_monitor ? -1 : (int)m->focus;
+}
