@@ -16,6 +16,7 @@ _Noreturn void arm64_enter_kernel_on(const struct boot_info *bi, void *stack_top
 uint64_t arm64_semihosting(uint64_t op, const void *param);
 void arm64_fp_clear(void);
 extern char arm64_vectors[];
+extern char arm64_ap_entry[]; /* a secondary's PSCI CPU_ON entry point (x0 = its percpu) */
 
 /* Exception kinds returned by arm64_guest_run. */
 #define ARM64_KIND_SYNC    0
@@ -28,10 +29,24 @@ extern char arm64_vectors[];
 struct arm64_gic_info {
         uint64_t gicd, gicr; /* physical bases from the ACPI MADT */
         uint64_t gicr_size;
+        bool gicr_per_cpu; /* no GICR structure: the range spans the GICC entries' frames */
 };
 int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out);
-/* Enable the private interrupts Keel handles (maintenance, hypervisor timer, virtual timer). */
+/* A CPU of the MADT (GICC entry): affinity as MPIDR_EL1 holds it, its redistributor if named. */
+#define MPIDR_AFF_MASK 0xff00ffffffull
+struct arm64_madt_cpu {
+        uint64_t mpidr, gicr;
+        bool enabled;
+};
+/* The MADT's GICC entries in table order (the first `max` of `*count`); -KEEL_ENOENT: no MADT. */
+int arm64_madt_cpus(hpa_t rsdp, struct arm64_madt_cpu *out, unsigned max, unsigned *count);
+/*
+ * Boot CPU: this CPU's part and the distributor. arm64_gic_cpu_init is the per-CPU part only
+ * (redistributor, CPU interface), which each secondary runs for itself. Both enable the private
+ * interrupts Keel handles (maintenance, hypervisor timer, virtual timer).
+ */
 void arm64_gic_init(const struct arm64_gic_info *gi);
+void arm64_gic_cpu_init(const struct arm64_gic_info *gi);
 /* Acknowledge the highest pending interrupt (INTID_SPURIOUS if none). */
 unsigned arm64_gic_ack(void);
 /* Priority drop (EOImode 1); arm64_gic_deactivate ends it. */
@@ -43,6 +58,13 @@ void arm64_gic_clear_active(unsigned intid);
 unsigned arm64_gic_nr_lrs(void);
 uint64_t arm64_read_lr(unsigned n);
 void arm64_write_lr(unsigned n, uint64_t v);
+
+/* cpu.c: clean [p, p + len) to the point of coherency (for readers with caches off). */
+void arm64_dcache_clean_poc(const void *p, uint64_t len);
+/* cpu.c: the EL2 controls for running guests (CPTR, VTCR, CNTHCTL, HCR...), on each CPU. */
+void arm64_virt_cpu_enable(void);
+/* cpu.c: a secondary's set-up after arm64_ap_entry (virtualization, timer, GIC). */
+void arm64_secondary_setup(void);
 
 /* Timer: counter frequency (Hz), counter now; Keel's one-shot hypervisor timer. */
 uint64_t arm64_cntfrq(void);
