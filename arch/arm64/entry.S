@@ -80,6 +80,9 @@ arm64_ap_entry:
         bl      arm64_ap_main
 1:      wfi
         b       1b
+        /* End of the code a secondary runs with its MMU off (from arm64_mmu_switch on). */
+        .global arm64_ap_entry_end
+arm64_ap_entry_end:
 
 /* unsigned arm64_guest_run(struct vcpu_arch *ctx) */
         .global arm64_guest_run

@@ -12,6 +12,7 @@
 #include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/smp.h>
 
 #define MADT_GICC 0x0b
 #define MADT_GICD 0x0c
@@ -45,7 +46,8 @@ int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out)
 {
         uint32_t len, off = 44;
         const uint8_t *madt = acpi_find_table(rsdp, "APIC", &len), *e;
-        uint64_t gicc_lo = UINT64_MAX, gicc_hi = 0;
+        uint64_t frames[KEEL_MAX_CPUS];
+        unsigned nframes = 0;
 
         *out = (struct arm64_gic_info){0};
         if (!madt)
@@ -56,20 +58,17 @@ int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out)
                 else if (e[0] == MADT_GICR && e[1] >= 16 && !out->gicr) {
                         out->gicr = acpi_u64(e + 4);
                         out->gicr_size = acpi_u32(e + 12);
-                } else if (e[0] == MADT_GICC && e[1] >= 76 && acpi_u64(e + 60)) {
-                        uint64_t r = acpi_u64(e + 60);
-
-                        gicc_lo = r < gicc_lo ? r : gicc_lo;
-                        gicc_hi = r > gicc_hi ? r : gicc_hi;
-                }
+                } else if (e[0] == MADT_GICC && e[1] >= 76 && (acpi_u32(e + 12) & 1) &&
+                           acpi_u64(e + 60) && nframes < KEEL_MAX_CPUS)
+                        frames[nframes++] = acpi_u64(e + 60);
         }
-        if (!out->gicr && gicc_hi) {
-                /* No GICR structure: the frames the GICC entries name, each its own region. */
-                out->gicr = gicc_lo;
-                out->gicr_size = gicc_hi - gicc_lo + 0x20000;
-                out->gicr_per_cpu = true;
+        if (!out->gicr) {
+                /* No GICR structure: each enabled GICC entry names its CPU's frame. */
+                for (unsigned i = 0; i < nframes; i++)
+                        out->gicc_gicr[i] = frames[i];
+                out->gicc_gicr_count = nframes;
         }
-        return out->gicd && out->gicr ? 0 : -KEEL_ENOENT;
+        return out->gicd && (out->gicr || nframes) ? 0 : -KEEL_ENOENT;
 }
 
 int arm64_madt_cpus(hpa_t rsdp, struct arm64_madt_cpu *out, unsigned max, unsigned *count)
@@ -122,12 +121,15 @@ static uint64_t find_my_gicr(const struct arm64_gic_info *gi)
         uint64_t mpidr = read_sysreg(mpidr_el1);
         uint32_t aff = (uint32_t)((mpidr & 0xffffff) | ((mpidr >> 32) & 0xff) << 24);
 
+        for (unsigned i = 0; i < gi->gicc_gicr_count; i++)
+                if ((uint32_t)(mmio_read64(gi->gicc_gicr[i] + GICR_TYPER) >> 32) == aff)
+                        return gi->gicc_gicr[i];
         for (uint64_t r = gi->gicr; r < gi->gicr + gi->gicr_size;) {
                 uint64_t typer = mmio_read64(r + GICR_TYPER);
 
                 if ((uint32_t)(typer >> 32) == aff)
                         return r;
-                if ((typer & GICR_TYPER_LAST) && !gi->gicr_per_cpu)
+                if (typer & GICR_TYPER_LAST)
                         break;
                 r += (typer & GICR_TYPER_VLPIS) ? 0x40000 : 0x20000;
         }

@@ -186,6 +186,7 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
         struct arm64_madt_cpu madt[MADT_MAX_ENTRIES];
         const char *why;
         unsigned count, online = 1;
+        uintptr_t code;
 
         if (arm64_madt_cpus(bi->rsdp, madt, MADT_MAX_ENTRIES, &count) || count == 0)
                 LOG_WARN("keel: no GICC entries in the ACPI MADT: running on the boot CPU only");
@@ -196,6 +197,9 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
                 LOG_WARN("keel: secondary CPUs not started: %s", why);
                 count = 0;
         }
+        /* A secondary fetches these instructions with its MMU and caches off. */
+        code = (uintptr_t)arm64_mmu_switch;
+        arm64_dcache_clean_poc((const void *)code, (uintptr_t)arm64_ap_entry_end - code);
         for (unsigned i = 0; i < count; i++) {
                 if (!madt[i].enabled || madt[i].mpidr == boot_cpu.mpidr)
                         continue;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include <keel/boot.h>
+#include <keel/smp.h>
 
 struct vcpu_arch;
 
@@ -16,7 +17,9 @@ _Noreturn void arm64_enter_kernel_on(const struct boot_info *bi, void *stack_top
 uint64_t arm64_semihosting(uint64_t op, const void *param);
 void arm64_fp_clear(void);
 extern char arm64_vectors[];
-extern char arm64_ap_entry[]; /* a secondary's PSCI CPU_ON entry point (x0 = its percpu) */
+/* A secondary's PSCI CPU_ON entry (x0 = its percpu); [arm64_mmu_switch, arm64_ap_entry_end) is
+ * the code it runs with its MMU off. */
+extern char arm64_ap_entry[], arm64_ap_entry_end[];
 
 /* Exception kinds returned by arm64_guest_run. */
 #define ARM64_KIND_SYNC    0
@@ -29,8 +32,11 @@ extern char arm64_ap_entry[]; /* a secondary's PSCI CPU_ON entry point (x0 = its
 struct arm64_gic_info {
         uint64_t gicd, gicr; /* physical bases from the ACPI MADT */
         uint64_t gicr_size;
-        bool gicr_per_cpu; /* no GICR structure: the range spans the GICC entries' frames */
+        /* No GICR structure: the frame (GICR_FRAME_SIZE) each enabled GICC entry names. */
+        uint64_t gicc_gicr[KEEL_MAX_CPUS];
+        unsigned gicc_gicr_count;
 };
+#define GICR_FRAME_SIZE 0x20000 /* RD_base and SGI_base: what Keel touches */
 int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out);
 /* A CPU of the MADT (GICC entry): affinity as MPIDR_EL1 holds it, its redistributor if named. */
 #define MPIDR_AFF_MASK 0xff00ffffffull
