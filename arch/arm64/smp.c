@@ -219,6 +219,8 @@ void arch_cpu_idle(void)
 {
         arm64_hyp_timer_arm(arm64_cntfrq() / 1000 * IDLE_WAKE_MS);
         __asm__ volatile("dsb sy; wfi" ::: "memory");
+        /* Off first: its level-sensitive interrupt would otherwise be pending again at once. */
+        arm64_hyp_timer_stop();
         for (unsigned n = 0; n < 16; n++) {
                 unsigned intid = arm64_gic_ack();
 
@@ -229,5 +231,4 @@ void arch_cpu_idle(void)
                         write_sysreg(cntv_ctl_el0, read_sysreg(cntv_ctl_el0) | CNT_CTL_IMASK);
                 arm64_gic_deactivate(intid);
         }
-        arm64_hyp_timer_stop();
 }
