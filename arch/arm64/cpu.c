@@ -31,7 +31,7 @@ static struct pt keel_pt;
 static struct arm64_gic_info gic_info;
 static unsigned pa_bits;
 /* The boot CPU's debug and trap controls as the firmware left them, for the secondaries. */
-static uint64_t boot_mdcr, boot_hstr;
+static uint64_t boot_mdcr, boot_hstr, boot_cptr;
 
 void arch_console_init(hpa_t rsdp)
 {
@@ -167,6 +167,7 @@ void arch_cpu_setup(const struct boot_info *bi)
         arm64_percpu_boot_init();
         boot_mdcr = read_sysreg(mdcr_el2);
         boot_hstr = read_sysreg(hstr_el2);
+        boot_cptr = read_sysreg(cptr_el2);
         if (arm64_gic_find(bi->rsdp, &gic_info))
                 panic("no GICv3 distributor/redistributor in the ACPI MADT");
         build_el2_tables(bi);
@@ -213,6 +214,7 @@ void arm64_secondary_setup(void)
 {
         write_sysreg(mdcr_el2, boot_mdcr);
         write_sysreg(hstr_el2, boot_hstr);
+        write_sysreg(cptr_el2, boot_cptr); /* its RES1 bits; arm64_virt_cpu_enable does the rest */
         arm64_virt_cpu_enable();
         arm64_hyp_timer_stop();
         write_sysreg(cntv_ctl_el0, 0);

@@ -77,6 +77,17 @@ void arm64_ap_main(struct arm64_percpu *pc)
         panic("cpu %u: its entry function returned", pc->index);
 }
 
+static const char *psci_error_name(int64_t ret)
+{
+        static const char *const names[] = {
+            "",           "NOT_SUPPORTED",    "INVALID_PARAMETERS", "DENIED",   "ALREADY_ON",
+            "ON_PENDING", "INTERNAL_FAILURE", "NOT_PRESENT",        "DISABLED", "INVALID_ADDRESS",
+        };
+
+        return ret < 0 && -ret < (int64_t)(sizeof(names) / sizeof(names[0])) ? names[-ret]
+                                                                             : "unknown";
+}
+
 static int64_t psci_smc(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3)
 {
         register uint64_t x0 __asm__("x0") = fn;
@@ -165,9 +176,8 @@ static bool start_cpu(uint64_t mpidr, unsigned index, void (*ap_entry)(unsigned)
         arm64_dcache_clean_poc(pc, sizeof(*pc)); /* it reads these with its caches off */
         ret = psci_smc(PSCI_CPU_ON_64, mpidr, (uint64_t)(uintptr_t)arm64_ap_entry, hpa_raw(pa));
         if (ret) {
-                LOG_WARN("keel: cpu MPIDR %#llx not started: PSCI CPU_ON returned %lld%s",
-                         (unsigned long long)mpidr, (long long)ret,
-                         ret == PSCI_ALREADY_ON ? " (already on)" : "");
+                LOG_WARN("keel: cpu MPIDR %#llx not started: PSCI CPU_ON returned %lld (%s)",
+                         (unsigned long long)mpidr, (long long)ret, psci_error_name(ret));
                 err = palloc_free(&keel_palloc, pa, AP_PAGES);
                 CHECK(err == 0);
                 return false;
