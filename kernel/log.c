@@ -6,8 +6,11 @@
 #include <string.h>
 
 #include <keel/log.h>
+#include <keel/spinlock.h>
 
 static log_sink_fn log_sink;
+/* One line at a time on the sink, whichever CPU writes it. */
+static struct spinlock log_lock = SPINLOCK_INIT;
 static enum log_level log_level = LOG_LEVEL_INFO;
 
 static const char *const level_prefix[] = {
@@ -34,8 +37,13 @@ enum log_level log_get_level(void)
 
 void log_write(const char *s, unsigned long len)
 {
-        if (log_sink)
-                log_sink(s, len);
+        struct spin_held h;
+
+        if (!log_sink)
+                return;
+        h = spin_lock(&log_lock);
+        log_sink(s, len);
+        spin_unlock(h);
 }
 
 void log_vprintf(enum log_level level, const char *fmt, va_list ap)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <arch/cpu.h>
+#include <arch/percpu.h>
 #include <arch/pt_arm64.h>
 #include <arch/sysreg.h>
 #include <drivers/acpi_tables.h>
@@ -29,6 +30,8 @@
 static struct pt keel_pt;
 static struct arm64_gic_info gic_info;
 static unsigned pa_bits;
+/* The boot CPU's debug and trap controls as the firmware left them, for the secondaries. */
+static uint64_t boot_mdcr, boot_hstr, boot_cptr;
 
 void arch_console_init(hpa_t rsdp)
 {
@@ -142,6 +145,8 @@ static void build_el2_tables(const struct boot_info *bi)
                 map_device(pl011_drv_base(), PAGE_SIZE);
         map_device(gic_info.gicd, 0x10000);
         map_device(gic_info.gicr, gic_info.gicr_size);
+        for (unsigned i = 0; i < gic_info.gicc_gicr_count; i++)
+                map_device(gic_info.gicc_gicr[i], GICR_FRAME_SIZE);
 
         tcr = 16 /* T0SZ: 48-bit VA */ | 1ull << 8 | 1ull << 10 /* WBWA walks */ |
               3ull << 12 /* inner shareable */ | 5ull << 16 /* PS: 48 bits */ | 1ull << 23 |
@@ -159,10 +164,71 @@ void arch_cpu_setup(const struct boot_info *bi)
         __asm__ volatile("msr daifset, #0xf");
         write_sysreg(vbar_el2, (uint64_t)(uintptr_t)arm64_vectors);
         isb();
+        arm64_percpu_boot_init();
+        boot_mdcr = read_sysreg(mdcr_el2);
+        boot_hstr = read_sysreg(hstr_el2);
+        boot_cptr = read_sysreg(cptr_el2);
         if (arm64_gic_find(bi->rsdp, &gic_info))
                 panic("no GICv3 distributor/redistributor in the ACPI MADT");
         build_el2_tables(bi);
         arm64_gic_init(&gic_info);
+}
+
+/*
+ * The EL2 controls for running guests, the same on every CPU (arch_virt_enable on the boot
+ * CPU, arm64_secondary_setup on the others): FP/SIMD, SVE and SME untrapped with the longest
+ * vector lengths, stage-2 format, counters and timers, the virtual CPU interface off, HCR_EL2
+ * as between guests.
+ */
+void arm64_virt_cpu_enable(void)
+{
+        uint64_t pfr0 = read_sysreg(id_aa64pfr0_el1), pfr1 = read_sysreg(id_aa64pfr1_el1);
+        uint64_t mmfr1 = read_sysreg(id_aa64mmfr1_el1);
+        uint64_t cptr = read_sysreg(cptr_el2), vtcr;
+
+        /* FP/SIMD, SVE and SME belong to the guest while it runs: no traps. */
+        cptr &= ~(1ull << 10 | 1ull << 20 | 1ull << 31); /* TFP, TTA, TCPAC */
+        if ((pfr0 >> 32) & 0xf) {
+                cptr &= ~(1ull << 8);            /* TZ */
+                write_sysreg(S3_4_C1_C2_0, 0xf); /* ZCR_EL2: the longest vector length */
+        }
+        if ((pfr1 >> 24) & 0xf) {
+                cptr &= ~(1ull << 12);           /* TSM */
+                write_sysreg(S3_4_C1_C2_6, 0xf); /* SMCR_EL2.LEN */
+        }
+        write_sysreg(cptr_el2, cptr);
+        vtcr = 16 /* T0SZ: 48-bit IPA */ | 2ull << 6 /* SL0: start at level 0 */ | 1ull << 8 |
+               1ull << 10 | 3ull << 12 | 5ull << 16 /* PS: 48 bits */ | 1ull << 31;
+        if (((mmfr1 >> 4) & 0xf) == 2)
+                vtcr |= 1ull << 19; /* VS: 16-bit VMIDs */
+        write_sysreg(vtcr_el2, vtcr);
+        /* EL1 may read the physical counter; the physical timer is Keel's to refuse. */
+        write_sysreg(cnthctl_el2, 1);
+        write_sysreg(cntvoff_el2, 0);
+        write_sysreg(ICH_HCR_EL2, 0);
+        write_sysreg(hcr_el2, HCR_RW);
+        isb();
+}
+
+void arm64_secondary_setup(void)
+{
+        write_sysreg(mdcr_el2, boot_mdcr);
+        write_sysreg(hstr_el2, boot_hstr);
+        write_sysreg(cptr_el2, boot_cptr); /* its RES1 bits; arm64_virt_cpu_enable does the rest */
+        arm64_virt_cpu_enable();
+        arm64_hyp_timer_stop();
+        write_sysreg(cntv_ctl_el0, 0);
+        arm64_gic_cpu_init(&gic_info);
+}
+
+void arm64_dcache_clean_poc(const void *p, uint64_t len)
+{
+        uint64_t line = 4ull << ((read_sysreg(ctr_el0) >> 16) & 0xf); /* DminLine, bytes */
+        uintptr_t a = (uintptr_t)p;
+
+        for (uintptr_t l = a & ~(uintptr_t)(line - 1); l < a + len; l += line)
+                __asm__ volatile("dc cvac, %0" ::"r"(l) : "memory");
+        dsb_sy();
 }
 
 uint64_t arch_tsc(void)

@@ -3,11 +3,13 @@
  * translation tables, the EL2 exception vectors, and the guest entry/exit sequence.
  *
  * Guest entry/exit (arm64_guest_run): the host's callee-saved registers go on Keel's stack,
- * the guest's x0-x30, PC and PSTATE come from struct vcpu_arch (pointer in TPIDR_EL2), then
+ * the guest's x0-x30, PC and PSTATE come from struct vcpu_arch (its pointer in this CPU's
+ * struct arm64_percpu, which TPIDR_EL2 points to), then
  * ERET. An exception from the guest lands in the lower-EL vectors, which store the guest's
  * registers back, restore the host's and return from arm64_guest_run with the exception kind.
  * Nothing else happens on that path: the exit handler is C (vcpu.c).
  */
+#include <arch/percpu.h>
 #include <arch/vcpu_ctx.h>
 
 #define KIND_SYNC    0
@@ -50,6 +52,38 @@ arm64_mmu_switch:
         isb
         ret
 
+/*
+ * A secondary CPU's entry (PSCI CPU_ON): EL2, MMU and caches off, x0 = its struct arm64_percpu
+ * (physical = virtual: Keel runs identity-mapped), which the boot CPU cleaned to the point of
+ * coherency. Installs Keel's vectors and EL2 translation state as the boot CPU has them, then
+ * runs arm64_ap_main on the CPU's own stack with TPIDR_EL2 = its per-CPU data.
+ */
+        .global arm64_ap_entry
+arm64_ap_entry:
+        msr     daifset, #0xf
+        mov     x19, x0
+        ldr     x1, [x19, #PERCPU_EL2_VBAR]
+        msr     vbar_el2, x1
+        ic      iallu
+        ldr     x0, [x19, #PERCPU_EL2_TTBR0]
+        ldr     x1, [x19, #PERCPU_EL2_TCR]
+        ldr     x2, [x19, #PERCPU_EL2_MAIR]
+        ldr     x3, [x19, #PERCPU_EL2_SCTLR]
+        bl      arm64_mmu_switch
+        ldr     x1, [x19, #PERCPU_STACK_TOP]
+        mov     sp, x1
+        msr     tpidr_el2, x19
+        isb
+        mov     x0, x19
+        mov     x29, xzr
+        mov     x30, xzr
+        bl      arm64_ap_main
+1:      wfi
+        b       1b
+        /* End of the code a secondary runs with its MMU off (from arm64_mmu_switch on). */
+        .global arm64_ap_entry_end
+arm64_ap_entry_end:
+
 /* unsigned arm64_guest_run(struct vcpu_arch *ctx) */
         .global arm64_guest_run
 arm64_guest_run:
@@ -59,7 +93,8 @@ arm64_guest_run:
         stp     x23, x24, [sp, #48]
         stp     x25, x26, [sp, #64]
         stp     x27, x28, [sp, #80]
-        msr     tpidr_el2, x0
+        mrs     x1, tpidr_el2
+        str     x0, [x1, #PERCPU_GUEST]
         ldp     x1, x2, [x0, #VCPU_CTX_PC]
         msr     elr_el2, x1
         msr     spsr_el2, x2
@@ -85,6 +120,7 @@ arm64_guest_run:
 .macro GUEST_EXIT kind
         stp     x0, x1, [sp, #-16]!
         mrs     x0, tpidr_el2
+        ldr     x0, [x0, #PERCPU_GUEST]
         stp     x2, x3, [x0, #16]
         stp     x4, x5, [x0, #32]
         stp     x6, x7, [x0, #48]

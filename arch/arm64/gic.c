@@ -1,16 +1,18 @@
 /*
- * Keel's side of the physical GICv3: find the distributor and this CPU's redistributor (ACPI
- * MADT), enable the private interrupts Keel takes (maintenance 25, hypervisor timer 26,
- * virtual timer 27), and the CPU interface at EL2 with EOImode 1, so that Keel can drop the
- * priority of the virtual timer's interrupt and leave its deactivation to the guest (a list
+ * Keel's side of the physical GICv3: find the distributor, the CPUs and this CPU's
+ * redistributor (ACPI MADT), enable the private interrupts Keel takes (maintenance 25, hypervisor
+ * timer 26, virtual timer 27), and the CPU interface at EL2 with EOImode 1, so that Keel can drop
+ * the priority of the virtual timer's interrupt and leave its deactivation to the guest (a list
  * register with the HW bit links the two; vcpu.c).
  */
 #include <arch/cpu.h>
+#include <arch/percpu.h>
 #include <arch/sysreg.h>
 #include <drivers/acpi_tables.h>
 #include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/smp.h>
 
 #define MADT_GICC 0x0b
 #define MADT_GICD 0x0c
@@ -29,35 +31,68 @@
 
 #define KEEL_PPIS ((1u << INTID_MAINTENANCE) | (1u << INTID_HYP_TIMER) | (1u << INTID_VTIMER))
 
-static uint64_t my_gicr;
+/* The MADT's next interrupt-controller structure at or after *off (NULL at the end). */
+static const uint8_t *madt_next(const uint8_t *madt, uint32_t len, uint32_t *off)
+{
+        const uint8_t *e = madt + *off;
+
+        if (*off + 2 > len || e[1] < 2 || *off + e[1] > len)
+                return NULL;
+        *off += e[1];
+        return e;
+}
 
 int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out)
 {
-        uint32_t len;
-        const uint8_t *madt = acpi_find_table(rsdp, "APIC", &len);
-        uint64_t gicc_gicr = 0;
+        uint32_t len, off = 44;
+        const uint8_t *madt = acpi_find_table(rsdp, "APIC", &len), *e;
+        uint64_t frames[KEEL_MAX_CPUS];
+        unsigned nframes = 0;
 
         *out = (struct arm64_gic_info){0};
         if (!madt)
                 return -KEEL_ENOENT;
-        for (uint32_t off = 44; off + 2 <= len && madt[off + 1] >= 2; off += madt[off + 1]) {
-                const uint8_t *e = madt + off;
-
-                if (off + e[1] > len)
-                        break;
+        while ((e = madt_next(madt, len, &off))) {
                 if (e[0] == MADT_GICD && e[1] >= 16)
                         out->gicd = acpi_u64(e + 8);
                 else if (e[0] == MADT_GICR && e[1] >= 16 && !out->gicr) {
                         out->gicr = acpi_u64(e + 4);
                         out->gicr_size = acpi_u32(e + 12);
-                } else if (e[0] == MADT_GICC && e[1] >= 76 && !gicc_gicr)
-                        gicc_gicr = acpi_u64(e + 60);
+                } else if (e[0] == MADT_GICC && e[1] >= 76 && (acpi_u32(e + 12) & 1) &&
+                           acpi_u64(e + 60) && nframes < KEEL_MAX_CPUS)
+                        frames[nframes++] = acpi_u64(e + 60);
         }
-        if (!out->gicr && gicc_gicr) {
-                out->gicr = gicc_gicr;
-                out->gicr_size = 0x20000;
+        if (!out->gicr) {
+                /* No GICR structure: each enabled GICC entry names its CPU's frame. */
+                for (unsigned i = 0; i < nframes; i++)
+                        out->gicc_gicr[i] = frames[i];
+                out->gicc_gicr_count = nframes;
         }
-        return out->gicd && out->gicr ? 0 : -KEEL_ENOENT;
+        return out->gicd && (out->gicr || nframes) ? 0 : -KEEL_ENOENT;
+}
+
+int arm64_madt_cpus(hpa_t rsdp, struct arm64_madt_cpu *out, unsigned max, unsigned *count)
+{
+        uint32_t len, off = 44;
+        const uint8_t *madt = acpi_find_table(rsdp, "APIC", &len), *e;
+        unsigned n = 0;
+
+        *count = 0;
+        if (!madt)
+                return -KEEL_ENOENT;
+        while ((e = madt_next(madt, len, &off))) {
+                if (e[0] != MADT_GICC || e[1] < 76)
+                        continue;
+                if (n < max)
+                        out[n] = (struct arm64_madt_cpu){
+                            .mpidr = acpi_u64(e + 68) & MPIDR_AFF_MASK,
+                            .gicr = acpi_u64(e + 60),
+                            .enabled = acpi_u32(e + 12) & 1,
+                        };
+                n++;
+        }
+        *count = n;
+        return 0;
 }
 
 static inline uint32_t mmio_read32(uint64_t a)
@@ -86,6 +121,9 @@ static uint64_t find_my_gicr(const struct arm64_gic_info *gi)
         uint64_t mpidr = read_sysreg(mpidr_el1);
         uint32_t aff = (uint32_t)((mpidr & 0xffffff) | ((mpidr >> 32) & 0xff) << 24);
 
+        for (unsigned i = 0; i < gi->gicc_gicr_count; i++)
+                if ((uint32_t)(mmio_read64(gi->gicc_gicr[i] + GICR_TYPER) >> 32) == aff)
+                        return gi->gicc_gicr[i];
         for (uint64_t r = gi->gicr; r < gi->gicr + gi->gicr_size;) {
                 uint64_t typer = mmio_read64(r + GICR_TYPER);
 
@@ -98,23 +136,27 @@ static uint64_t find_my_gicr(const struct arm64_gic_info *gi)
         return 0;
 }
 
-void arm64_gic_init(const struct arm64_gic_info *gi)
+/*
+ * This CPU's part (each CPU runs it for itself): its redistributor awake with Keel's PPIs in
+ * group 1 at a middle priority, enabled; its CPU interface at EL2 with EOImode 1.
+ */
+void arm64_gic_cpu_init(const struct arm64_gic_info *gi)
 {
-        my_gicr = find_my_gicr(gi);
-        if (!my_gicr)
+        uint64_t gicr = find_my_gicr(gi);
+
+        if (!gicr)
                 panic("no GICv3 redistributor for this CPU (MPIDR %#llx) in %#llx+%#llx",
                       (unsigned long long)read_sysreg(mpidr_el1), (unsigned long long)gi->gicr,
                       (unsigned long long)gi->gicr_size);
-        /* Awake, Keel's PPIs in group 1 at a middle priority, enabled. */
-        mmio_write32(my_gicr + GICR_WAKER, mmio_read32(my_gicr + GICR_WAKER) & ~2u);
-        for (unsigned i = 0; i < 1000 && (mmio_read32(my_gicr + GICR_WAKER) & 4u); i++)
+        arm64_this_cpu()->gicr = gicr;
+        mmio_write32(gicr + GICR_WAKER, mmio_read32(gicr + GICR_WAKER) & ~2u);
+        for (unsigned i = 0; i < 1000 && (mmio_read32(gicr + GICR_WAKER) & 4u); i++)
                 ;
-        mmio_write32(my_gicr + GICR_IGROUPR0, mmio_read32(my_gicr + GICR_IGROUPR0) | KEEL_PPIS);
+        mmio_write32(gicr + GICR_IGROUPR0, mmio_read32(gicr + GICR_IGROUPR0) | KEEL_PPIS);
         for (unsigned i = 25; i <= 27; i++)
-                mmio_write8(my_gicr + GICR_IPRIORITYR + i, 0x80);
-        mmio_write32(my_gicr + GICR_ICACTIVER0, KEEL_PPIS);
-        mmio_write32(my_gicr + GICR_ISENABLER0, KEEL_PPIS);
-        mmio_write32(gi->gicd + GICD_CTLR, mmio_read32(gi->gicd + GICD_CTLR) | 2u);
+                mmio_write8(gicr + GICR_IPRIORITYR + i, 0x80);
+        mmio_write32(gicr + GICR_ICACTIVER0, KEEL_PPIS);
+        mmio_write32(gicr + GICR_ISENABLER0, KEEL_PPIS);
 
         write_sysreg(ICC_SRE_EL2, read_sysreg(ICC_SRE_EL2) | 0xf); /* SRE, DFB, DIB, Enable */
         isb();
@@ -122,8 +164,14 @@ void arm64_gic_init(const struct arm64_gic_info *gi)
         write_sysreg(ICC_CTLR_EL1, read_sysreg(ICC_CTLR_EL1) | 2u); /* EOImode 1 */
         write_sysreg(ICC_IGRPEN1_EL1, 1);
         isb();
+}
+
+void arm64_gic_init(const struct arm64_gic_info *gi)
+{
+        arm64_gic_cpu_init(gi);
+        mmio_write32(gi->gicd + GICD_CTLR, mmio_read32(gi->gicd + GICD_CTLR) | 2u);
         LOG_INFO("keel: GICv3: distributor %#llx, this CPU's redistributor %#llx",
-                 (unsigned long long)gi->gicd, (unsigned long long)my_gicr);
+                 (unsigned long long)gi->gicd, (unsigned long long)arm64_this_cpu()->gicr);
 }
 
 unsigned arm64_gic_ack(void)
@@ -196,6 +244,8 @@ void arm64_write_lr(unsigned n, uint64_t v)
 
 void arm64_gic_clear_active(unsigned intid)
 {
-        if (my_gicr && intid < 32)
-                mmio_write32(my_gicr + GICR_ICACTIVER0, 1u << intid);
+        uint64_t gicr = arm64_this_cpu()->gicr;
+
+        if (gicr && intid < 32)
+                mmio_write32(gicr + GICR_ICACTIVER0, 1u << intid);
 }

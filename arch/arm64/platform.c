@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <arch/arm64_linux.h>
+#include <arch/cpu.h>
 #include <arch/sysreg.h>
 #include <arch/vgic.h>
 #include <arch/vm.h>
@@ -62,9 +63,7 @@ static void clean_dcache(const struct gmem *m, gpa_t a, uint64_t len)
 
         if (!len || gmem_translate(m, a, len, &pa))
                 return;
-        for (uint64_t p = align_down(hpa_raw(pa), 64); p < hpa_raw(pa) + len; p += 64)
-                __asm__ volatile("dc cvac, %0" ::"r"(hva_ptr(arch_hpa_to_hva(hpa(p)))) : "memory");
-        dsb_sy();
+        arm64_dcache_clean_poc(hva_ptr(arch_hpa_to_hva(pa)), len);
 }
 
 static int load_failed(struct vm *vm, const char *what, const char *why, int err)

@@ -1,22 +1,244 @@
-/* Until the secondary-CPU bring-up lands: the boot CPU alone. */
+/*
+ * arm64 SMP (keel/smp.h, docs/smp.md): the CPUs of the ACPI MADT (GICC entries) started with
+ * the firmware's PSCI CPU_ON over the conduit the FADT names, per-CPU data in TPIDR_EL2, and
+ * the idle wait. A secondary enters at arm64_ap_entry (entry.S) with the MMU off, takes Keel's
+ * EL2 state from its struct arm64_percpu, then runs arm64_ap_main here.
+ */
+#include <stddef.h>
+
 #include <arch/cpu.h>
+#include <arch/percpu.h>
+#include <arch/relax.h>
+#include <arch/sysreg.h>
+#include <drivers/acpi_tables.h>
+#include <keel/addr.h>
+#include <keel/arch.h>
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/log.h>
+#include <keel/palloc.h>
 #include <keel/smp.h>
+#include <keel/time.h>
+
+_Static_assert(offsetof(struct arm64_percpu, guest) == PERCPU_GUEST, "entry.S offset");
+_Static_assert(offsetof(struct arm64_percpu, el2_mair) == PERCPU_EL2_MAIR, "entry.S offset");
+_Static_assert(offsetof(struct arm64_percpu, el2_tcr) == PERCPU_EL2_TCR, "entry.S offset");
+_Static_assert(offsetof(struct arm64_percpu, el2_ttbr0) == PERCPU_EL2_TTBR0, "entry.S offset");
+_Static_assert(offsetof(struct arm64_percpu, el2_sctlr) == PERCPU_EL2_SCTLR, "entry.S offset");
+_Static_assert(offsetof(struct arm64_percpu, el2_vbar) == PERCPU_EL2_VBAR, "entry.S offset");
+_Static_assert(offsetof(struct arm64_percpu, stack_top) == PERCPU_STACK_TOP, "entry.S offset");
+
+#define PSCI_CPU_ON_64      0xc4000003u
+#define PSCI_ALREADY_ON     (-4)
+#define FADT_ARM_BOOT_ARCH  129 /* ACPI 5.1+: ARM boot architecture flags (2 bytes) */
+#define FADT_PSCI_COMPLIANT (1u << 0)
+#define FADT_PSCI_USE_HVC   (1u << 1)
+#define AP_STACK_PAGES      16 /* 64 KiB, after the page holding the per-CPU data */
+#define AP_PAGES            (1 + AP_STACK_PAGES)
+#define AP_CHECKIN_MS       100
+#define IDLE_WAKE_MS        10 /* arch_cpu_idle wakes at least this often */
+#define MADT_MAX_ENTRIES    64
+
+/* struct arm64_percpu.state of a secondary. */
+enum { CPU_STARTING = 1, CPU_UP, CPU_ONLINE, CPU_ABANDONED };
+
+static struct arm64_percpu boot_cpu;
+/* Every CPU online, by index (the boot CPU at 0); written by the boot CPU only. */
+static struct arm64_percpu *cpus[KEEL_MAX_CPUS];
+
+void arm64_percpu_boot_init(void)
+{
+        boot_cpu.index = 0;
+        boot_cpu.mpidr = read_sysreg(mpidr_el1) & MPIDR_AFF_MASK;
+        cpus[0] = &boot_cpu;
+        write_sysreg(tpidr_el2, (uint64_t)(uintptr_t)&boot_cpu);
+        isb();
+}
 
 unsigned arch_cpu_index(void)
 {
-        return 0;
+        return arm64_this_cpu()->index;
+}
+
+void arm64_ap_main(struct arm64_percpu *pc);
+
+/* A secondary, on its own stack with Keel's EL2 tables and vectors (from arm64_ap_entry). */
+void arm64_ap_main(struct arm64_percpu *pc)
+{
+        int expected = CPU_STARTING;
+
+        arm64_secondary_setup();
+        if (!__atomic_compare_exchange_n(&pc->state, &expected, CPU_UP, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+                arch_halt(); /* too late: the boot CPU gave up on this CPU and reported it */
+        LOG_INFO("keel: cpu %u up (MPIDR %#llx)", pc->index, (unsigned long long)pc->mpidr);
+        __atomic_store_n(&pc->state, CPU_ONLINE, __ATOMIC_RELEASE);
+        pc->ap_entry(pc->index);
+        panic("cpu %u: its entry function returned", pc->index);
+}
+
+static const char *psci_error_name(int64_t ret)
+{
+        static const char *const names[] = {
+            "",           "NOT_SUPPORTED",    "INVALID_PARAMETERS", "DENIED",   "ALREADY_ON",
+            "ON_PENDING", "INTERNAL_FAILURE", "NOT_PRESENT",        "DISABLED", "INVALID_ADDRESS",
+        };
+
+        return ret < 0 && -ret < (int64_t)(sizeof(names) / sizeof(names[0])) ? names[-ret]
+                                                                             : "unknown";
+}
+
+static int64_t psci_smc(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3)
+{
+        register uint64_t x0 __asm__("x0") = fn;
+        register uint64_t x1 __asm__("x1") = a1;
+        register uint64_t x2 __asm__("x2") = a2;
+        register uint64_t x3 __asm__("x3") = a3;
+
+        /* SMCCC: x4-x17 are not preserved by firmware before SMCCC 1.1. */
+        __asm__ volatile("smc #0"
+                         : "+r"(x0), "+r"(x1), "+r"(x2), "+r"(x3)
+                         :
+                         : "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14",
+                           "x15", "x16", "x17", "memory");
+        return (int64_t)x0;
+}
+
+/*
+ * The firmware's PSCI conduit from the FADT's ARM boot flags: 0 when it is SMC (the only one
+ * EL2 can call: an HVC from EL2 is taken by Keel's own vectors), else why not.
+ */
+static const char *psci_conduit(hpa_t rsdp)
+{
+        uint32_t len;
+        const uint8_t *fadt = acpi_find_table(rsdp, "FACP", &len);
+        unsigned flags;
+
+        if (!fadt)
+                return "no ACPI FADT names the firmware's PSCI";
+        if (len < FADT_ARM_BOOT_ARCH + 2)
+                return "the ACPI FADT has no ARM boot flags (older than ACPI 5.1)";
+        flags = fadt[FADT_ARM_BOOT_ARCH] | fadt[FADT_ARM_BOOT_ARCH + 1] << 8;
+        if (!(flags & FADT_PSCI_COMPLIANT))
+                return "the firmware is not PSCI-compliant (FADT ARM boot flags)";
+        if (flags & FADT_PSCI_USE_HVC)
+                return "the firmware's PSCI is over HVC, which Keel at EL2 cannot call";
+        return NULL;
+}
+
+static bool wait_checkin(struct arm64_percpu *pc)
+{
+        uint64_t start = arch_tsc(), limit = arm64_cntfrq() / 1000 * AP_CHECKIN_MS;
+        int expected = CPU_STARTING;
+
+        while (arch_tsc() - start < limit) {
+                if (__atomic_load_n(&pc->state, __ATOMIC_ACQUIRE) == CPU_ONLINE)
+                        return true;
+                arch_cpu_relax();
+        }
+        if (__atomic_compare_exchange_n(&pc->state, &expected, CPU_ABANDONED, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return false;
+        /* It checked in just now and is logging its line: let it finish. */
+        while (__atomic_load_n(&pc->state, __ATOMIC_ACQUIRE) != CPU_ONLINE)
+                arch_cpu_relax();
+        return true;
+}
+
+/*
+ * Start the CPU with affinity `mpidr` as index `index`: its per-CPU data and stack, PSCI
+ * CPU_ON, wait for it. False (reported in one line) if it did not come up; its memory then
+ * stays allocated, as a late CPU may still be using it.
+ */
+static bool start_cpu(uint64_t mpidr, unsigned index, void (*ap_entry)(unsigned))
+{
+        struct arm64_percpu *pc;
+        hpa_t pa;
+        int64_t ret;
+        int err = palloc_alloc(&keel_palloc, AP_PAGES, PAGE_SIZE, &pa);
+
+        if (err) {
+                LOG_WARN("keel: cpu MPIDR %#llx not started: no memory for its stack: %s",
+                         (unsigned long long)mpidr, keel_strerror(err));
+                return false;
+        }
+        pc = hva_ptr(arch_hpa_to_hva(pa)); /* zeroed by the allocator */
+        pc->el2_mair = read_sysreg(mair_el2);
+        pc->el2_tcr = read_sysreg(tcr_el2);
+        pc->el2_ttbr0 = read_sysreg(ttbr0_el2);
+        pc->el2_sctlr = read_sysreg(sctlr_el2);
+        pc->el2_vbar = read_sysreg(vbar_el2);
+        pc->stack_top = (uint64_t)(uintptr_t)pc + AP_PAGES * PAGE_SIZE;
+        pc->index = index;
+        pc->mpidr = mpidr;
+        pc->ap_entry = ap_entry;
+        pc->state = CPU_STARTING;
+        arm64_dcache_clean_poc(pc, sizeof(*pc)); /* it reads these with its caches off */
+        ret = psci_smc(PSCI_CPU_ON_64, mpidr, (uint64_t)(uintptr_t)arm64_ap_entry, hpa_raw(pa));
+        if (ret) {
+                LOG_WARN("keel: cpu MPIDR %#llx not started: PSCI CPU_ON returned %lld (%s)",
+                         (unsigned long long)mpidr, (long long)ret, psci_error_name(ret));
+                err = palloc_free(&keel_palloc, pa, AP_PAGES);
+                CHECK(err == 0);
+                return false;
+        }
+        if (!wait_checkin(pc)) {
+                LOG_WARN("keel: cpu MPIDR %#llx did not come up within %u ms: left out",
+                         (unsigned long long)mpidr, AP_CHECKIN_MS);
+                return false;
+        }
+        cpus[index] = pc;
+        return true;
 }
 
 unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned index))
 {
-        (void)bi;
-        (void)ap_entry;
-        return 1;
+        struct arm64_madt_cpu madt[MADT_MAX_ENTRIES];
+        const char *why;
+        unsigned count, online = 1;
+        uintptr_t code;
+
+        if (arm64_madt_cpus(bi->rsdp, madt, MADT_MAX_ENTRIES, &count) || count == 0)
+                LOG_WARN("keel: no GICC entries in the ACPI MADT: running on the boot CPU only");
+        if (count > MADT_MAX_ENTRIES)
+                count = MADT_MAX_ENTRIES;
+        why = count > 1 ? psci_conduit(bi->rsdp) : NULL;
+        if (why) {
+                LOG_WARN("keel: secondary CPUs not started: %s", why);
+                count = 0;
+        }
+        /* A secondary fetches these instructions with its MMU and caches off. */
+        code = (uintptr_t)arm64_mmu_switch;
+        arm64_dcache_clean_poc((const void *)code, (uintptr_t)arm64_ap_entry_end - code);
+        for (unsigned i = 0; i < count; i++) {
+                if (!madt[i].enabled || madt[i].mpidr == boot_cpu.mpidr)
+                        continue;
+                if (online == KEEL_MAX_CPUS) {
+                        LOG_WARN("keel: cpu MPIDR %#llx and later ones left out: Keel runs at "
+                                 "most %u CPUs",
+                                 (unsigned long long)madt[i].mpidr, KEEL_MAX_CPUS);
+                        break;
+                }
+                online += start_cpu(madt[i].mpidr, online, ap_entry);
+        }
+        LOG_INFO("keel: %u CPUs online", online);
+        return online;
 }
 
 void arch_cpu_idle(void)
 {
-        arm64_hyp_timer_arm(arch_tsc_khz()); /* 1 ms at the latest */
+        arm64_hyp_timer_arm(arm64_cntfrq() / 1000 * IDLE_WAKE_MS);
         __asm__ volatile("dsb sy; wfi" ::: "memory");
+        /* Off first: its level-sensitive interrupt would otherwise be pending again at once. */
         arm64_hyp_timer_stop();
+        for (unsigned n = 0; n < 16; n++) {
+                unsigned intid = arm64_gic_ack();
+
+                if (intid >= INTID_SPURIOUS)
+                        break;
+                arm64_gic_eoi(intid);
+                if (intid == INTID_VTIMER) /* no vCPU runs here: nobody to tell */
+                        write_sysreg(cntv_ctl_el0, read_sysreg(cntv_ctl_el0) | CNT_CTL_IMASK);
+                arm64_gic_deactivate(intid);
+        }
 }

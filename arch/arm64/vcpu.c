@@ -53,36 +53,13 @@ uint16_t arch_elf_machine(void)
 
 void arch_virt_enable(void)
 {
-        uint64_t pfr0 = read_sysreg(id_aa64pfr0_el1), pfr1 = read_sysreg(id_aa64pfr1_el1);
-        uint64_t isar1 = read_sysreg(id_aa64isar1_el1), mmfr1 = read_sysreg(id_aa64mmfr1_el1);
-        uint64_t cptr = read_sysreg(cptr_el2), vtcr;
+        uint64_t isar1 = read_sysreg(id_aa64isar1_el1);
 
         hcr_guest = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TWI | HCR_TSC |
                     HCR_TIDCP | HCR_RW;
         if (isar1 & (0xffull << 4 | 0xffull << 24)) /* APA/API or GPA/GPI: pointer auth */
                 hcr_guest |= HCR_API | HCR_APK;
-        /* FP/SIMD, SVE and SME belong to the guest while it runs: no traps. */
-        cptr &= ~(1ull << 10 | 1ull << 20 | 1ull << 31); /* TFP, TTA, TCPAC */
-        if ((pfr0 >> 32) & 0xf) {
-                cptr &= ~(1ull << 8);            /* TZ */
-                write_sysreg(S3_4_C1_C2_0, 0xf); /* ZCR_EL2: the longest vector length */
-        }
-        if ((pfr1 >> 24) & 0xf) {
-                cptr &= ~(1ull << 12);           /* TSM */
-                write_sysreg(S3_4_C1_C2_6, 0xf); /* SMCR_EL2.LEN */
-        }
-        write_sysreg(cptr_el2, cptr);
-        vtcr = 16 /* T0SZ: 48-bit IPA */ | 2ull << 6 /* SL0: start at level 0 */ | 1ull << 8 |
-               1ull << 10 | 3ull << 12 | 5ull << 16 /* PS: 48 bits */ | 1ull << 31;
-        if (((mmfr1 >> 4) & 0xf) == 2)
-                vtcr |= 1ull << 19; /* VS: 16-bit VMIDs */
-        write_sysreg(vtcr_el2, vtcr);
-        /* EL1 may read the physical counter; the physical timer is Keel's to refuse. */
-        write_sysreg(cnthctl_el2, 1);
-        write_sysreg(cntvoff_el2, 0);
-        write_sysreg(ICH_HCR_EL2, 0);
-        write_sysreg(hcr_el2, HCR_RW);
-        isb();
+        arm64_virt_cpu_enable(); /* this CPU's EL2 controls (cpu.c; each secondary runs it too) */
         nr_lrs = arm64_gic_nr_lrs();
         if (nr_lrs > ARM64_MAX_LRS)
                 nr_lrs = ARM64_MAX_LRS;

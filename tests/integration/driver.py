@@ -172,6 +172,20 @@ def guests_case(config, vms, counts=None, **extra):
                 must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL"], fail_on=REFUSED, **extra)
 
 
+def smp_case(case, cpus):
+    """`case` on `cpus` CPUs: each secondary reports itself up, exactly once, in index order
+    (MPIDR affinity 0 = index on QEMU virt), then the boot CPU counts them all, before the
+    first VM starts; no CPU is reported left out."""
+    ups = [r"^keel: cpu %d up \(MPIDR 0x0*%x\)$" % (i, i) for i in range(1, cpus)]
+    case = dict(case, smp=cpus)
+    case["order"] = ups + [r"^keel: %d CPUs online$" % cpus, r"^keel: vm \S+: starting$"] + \
+        case["order"]
+    case["counts"] = dict(case["counts"], **{r"^keel: cpu \d+ up ": cpus - 1,
+                                             r"^keel: \d+ CPUs online$": 1})
+    case["must_not"] = case["must_not"] + [r"^keel: cpu MPIDR .* (not started|left out)"]
+    return case
+
+
 def expect_fail_case(config, wrong_stop, **extra):
     """Two VMs whose outcome differs from their expect_* (wrong-code exits 0, wrong-stop stops
     with `wrong_stop`) and one that matches: both flagged UNEXPECTED, the result FAIL. Proves
@@ -213,6 +227,10 @@ CASES = {
     }),
     # verdict PASS: QEMU status 0, Keel's semihosting exit with 0
     "arm64_guests": guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"),
+    # Four CPUs: the boot CPU starts the three secondaries (ACPI MADT, PSCI CPU_ON over SMC),
+    # each checks in once with its index and MPIDR before the count, and they idle while the
+    # boot CPU runs the arm64_guests VMs as before.
+    "arm64_smp_host": smp_case(guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"), 4),
     "more_guests": dict(
         config="more_guests.cfg",
         verdict=PASS,

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include <keel/boot.h>
+#include <keel/smp.h>
 
 struct vcpu_arch;
 
@@ -20,6 +21,9 @@ struct arm64_fp_regs;
 void arm64_fp_save(struct arm64_fp_regs *r);
 void arm64_fp_load(const struct arm64_fp_regs *r);
 extern char arm64_vectors[];
+/* A secondary's PSCI CPU_ON entry (x0 = its percpu); [arm64_mmu_switch, arm64_ap_entry_end) is
+ * the code it runs with its MMU off. */
+extern char arm64_ap_entry[], arm64_ap_entry_end[];
 
 /* Exception kinds returned by arm64_guest_run. */
 #define ARM64_KIND_SYNC    0
@@ -32,10 +36,27 @@ extern char arm64_vectors[];
 struct arm64_gic_info {
         uint64_t gicd, gicr; /* physical bases from the ACPI MADT */
         uint64_t gicr_size;
+        /* No GICR structure: the frame (GICR_FRAME_SIZE) each enabled GICC entry names. */
+        uint64_t gicc_gicr[KEEL_MAX_CPUS];
+        unsigned gicc_gicr_count;
 };
+#define GICR_FRAME_SIZE 0x20000 /* RD_base and SGI_base: what Keel touches */
 int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out);
-/* Enable the private interrupts Keel handles (maintenance, hypervisor timer, virtual timer). */
+/* A CPU of the MADT (GICC entry): affinity as MPIDR_EL1 holds it, its redistributor if named. */
+#define MPIDR_AFF_MASK 0xff00ffffffull
+struct arm64_madt_cpu {
+        uint64_t mpidr, gicr;
+        bool enabled;
+};
+/* The MADT's GICC entries in table order (the first `max` of `*count`); -KEEL_ENOENT: no MADT. */
+int arm64_madt_cpus(hpa_t rsdp, struct arm64_madt_cpu *out, unsigned max, unsigned *count);
+/*
+ * Boot CPU: this CPU's part and the distributor. arm64_gic_cpu_init is the per-CPU part only
+ * (redistributor, CPU interface), which each secondary runs for itself. Both enable the private
+ * interrupts Keel handles (maintenance, hypervisor timer, virtual timer).
+ */
 void arm64_gic_init(const struct arm64_gic_info *gi);
+void arm64_gic_cpu_init(const struct arm64_gic_info *gi);
 /* Acknowledge the highest pending interrupt (INTID_SPURIOUS if none). */
 unsigned arm64_gic_ack(void);
 /* Priority drop (EOImode 1); arm64_gic_deactivate ends it. */
@@ -47,6 +68,13 @@ void arm64_gic_clear_active(unsigned intid);
 unsigned arm64_gic_nr_lrs(void);
 uint64_t arm64_read_lr(unsigned n);
 void arm64_write_lr(unsigned n, uint64_t v);
+
+/* cpu.c: clean [p, p + len) to the point of coherency (for readers with caches off). */
+void arm64_dcache_clean_poc(const void *p, uint64_t len);
+/* cpu.c: the EL2 controls for running guests (CPTR, VTCR, CNTHCTL, HCR...), on each CPU. */
+void arm64_virt_cpu_enable(void);
+/* cpu.c: a secondary's set-up after arm64_ap_entry (virtualization, timer, GIC). */
+void arm64_secondary_setup(void);
 
 /* Timer: counter frequency (Hz), counter now; Keel's one-shot hypervisor timer. */
 uint64_t arm64_cntfrq(void);
