@@ -26,7 +26,8 @@ arm64_fp_save:
         stp     q30, q31, [x0, #480]
         mrs     x1, fpcr
         mrs     x2, fpsr
-        stp     x1, x2, [x0, #512]
+        str     x1, [x0, #512]
+        str     x2, [x0, #520]
         ret
 
         .global arm64_fp_load
@@ -47,7 +48,8 @@ arm64_fp_load:
         ldp     q26, q27, [x0, #416]
         ldp     q28, q29, [x0, #448]
         ldp     q30, q31, [x0, #480]
-        ldp     x1, x2, [x0, #512]
+        ldr     x1, [x0, #512]
+        ldr     x2, [x0, #520]
         msr     fpcr, x1
         msr     fpsr, x2
         ret

@@ -13,9 +13,11 @@
 #include <arch/sysreg.h>
 #include <arch/vm.h>
 #include <drivers/pl011.h>
+#include <keel/arch.h>
 #include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/time.h>
 #include <vmm/hypercall.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
@@ -34,6 +36,8 @@ _Static_assert(offsetof(struct vcpu_arch, esr) == VCPU_CTX_ESR, "entry.S offset"
 
 static uint64_t hcr_guest;
 static unsigned nr_lrs;
+/* EL1 features whose registers a vCPU owns beyond the base set (same on every CPU). */
+static bool have_pauth, have_sve, have_sme;
 
 gpa_t arch_guest_ram_base(void)
 {
@@ -54,11 +58,15 @@ uint16_t arch_elf_machine(void)
 void arch_virt_enable(void)
 {
         uint64_t isar1 = read_sysreg(id_aa64isar1_el1);
+        uint64_t pfr0 = read_sysreg(id_aa64pfr0_el1), pfr1 = read_sysreg(id_aa64pfr1_el1);
 
         hcr_guest = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TWI | HCR_TSC |
                     HCR_TIDCP | HCR_RW;
         if (isar1 & (0xffull << 4 | 0xffull << 24)) /* APA/API or GPA/GPI: pointer auth */
                 hcr_guest |= HCR_API | HCR_APK;
+        have_pauth = hcr_guest & HCR_API;
+        have_sve = (pfr0 >> 32) & 0xf;
+        have_sme = (pfr1 >> 24) & 0xf;
         arm64_virt_cpu_enable(); /* this CPU's EL2 controls (cpu.c; each secondary runs it too) */
         nr_lrs = arm64_gic_nr_lrs();
         if (nr_lrs > ARM64_MAX_LRS)
@@ -135,6 +143,24 @@ static void el1_load(const struct arm64_el1_regs *r)
         write_sysreg(cntv_ctl_el0, r->cntv_ctl);
         write_sysreg(csselr_el1, r->csselr);
         write_sysreg(mdscr_el1, r->mdscr);
+        if (have_pauth) {
+                write_sysreg(S3_0_C2_C1_0, r->apkeys[0]); /* APIAKEYLO_EL1 */
+                write_sysreg(S3_0_C2_C1_1, r->apkeys[1]);
+                write_sysreg(S3_0_C2_C1_2, r->apkeys[2]); /* APIBKEY */
+                write_sysreg(S3_0_C2_C1_3, r->apkeys[3]);
+                write_sysreg(S3_0_C2_C2_0, r->apkeys[4]); /* APDAKEY */
+                write_sysreg(S3_0_C2_C2_1, r->apkeys[5]);
+                write_sysreg(S3_0_C2_C2_2, r->apkeys[6]); /* APDBKEY */
+                write_sysreg(S3_0_C2_C2_3, r->apkeys[7]);
+                write_sysreg(S3_0_C2_C3_0, r->apkeys[8]); /* APGAKEY */
+                write_sysreg(S3_0_C2_C3_1, r->apkeys[9]);
+        }
+        if (have_sve)
+                write_sysreg(S3_0_C1_C2_0, r->zcr); /* ZCR_EL1 */
+        if (have_sme) {
+                write_sysreg(S3_0_C1_C2_6, r->smcr);    /* SMCR_EL1 */
+                write_sysreg(S3_3_C13_C0_5, r->tpidr2); /* TPIDR2_EL0 */
+        }
         isb();
 }
 
@@ -166,6 +192,24 @@ static void el1_save(struct arm64_el1_regs *r)
         r->cntv_cval = read_sysreg(cntv_cval_el0);
         r->csselr = read_sysreg(csselr_el1);
         r->mdscr = read_sysreg(mdscr_el1);
+        if (have_pauth) {
+                r->apkeys[0] = read_sysreg(S3_0_C2_C1_0);
+                r->apkeys[1] = read_sysreg(S3_0_C2_C1_1);
+                r->apkeys[2] = read_sysreg(S3_0_C2_C1_2);
+                r->apkeys[3] = read_sysreg(S3_0_C2_C1_3);
+                r->apkeys[4] = read_sysreg(S3_0_C2_C2_0);
+                r->apkeys[5] = read_sysreg(S3_0_C2_C2_1);
+                r->apkeys[6] = read_sysreg(S3_0_C2_C2_2);
+                r->apkeys[7] = read_sysreg(S3_0_C2_C2_3);
+                r->apkeys[8] = read_sysreg(S3_0_C2_C3_0);
+                r->apkeys[9] = read_sysreg(S3_0_C2_C3_1);
+        }
+        if (have_sve)
+                r->zcr = read_sysreg(S3_0_C1_C2_0);
+        if (have_sme) {
+                r->smcr = read_sysreg(S3_0_C1_C2_6);
+                r->tpidr2 = read_sysreg(S3_3_C13_C0_5);
+        }
         /* The timer must not fire for a vCPU that is not running. */
         write_sysreg(cntv_ctl_el0, 0);
         isb();
@@ -511,9 +555,13 @@ void arch_vm_teardown(struct vm *vm)
         struct vm_arch *a = &vm->arch;
 
         if (a->s2_ready) {
+                /*
+                 * Every CPU the VM ran on may hold its translations (inner shareable: the
+                 * broadcast form); the VMID is the VM slot's, reused by its next VM.
+                 */
                 write_sysreg(vttbr_el2, (uint64_t)a->vmid << 48 | hpa_raw(a->s2.root));
                 isb();
-                __asm__ volatile("tlbi vmalls12e1\n dsb nsh\n isb" ::: "memory");
+                __asm__ volatile("dsb ishst\n tlbi vmalls12e1is\n dsb ish\n isb" ::: "memory");
                 write_sysreg(vttbr_el2, 0);
                 pt_destroy(&a->s2);
                 a->s2_ready = false;

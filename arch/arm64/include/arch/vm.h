@@ -34,6 +34,10 @@ struct arm64_el1_regs {
         uint64_t sctlr, cpacr, ttbr0, ttbr1, tcr, mair, amair, vbar, contextidr;
         uint64_t esr, far, afsr0, afsr1, par, tpidr_el0, tpidrro_el0, tpidr_el1;
         uint64_t cntkctl, cntv_ctl, cntv_cval, csselr, mdscr;
+        /* Only where the CPU has the feature (pointer auth, SVE, SME): */
+        uint64_t apkeys[10]; /* APIA, APIB, APDA, APDB, APGA keys: LO, HI each */
+        uint64_t zcr;        /* ZCR_EL1: its SVE vector length */
+        uint64_t smcr, tpidr2;
 };
 
 #define ARM64_MAX_LRS 16
