@@ -48,6 +48,7 @@ enum sched_put_how {
         SCHED_DONE,      /* leaves the scheduler (its VM stopped or paused) */
 };
 
+/* Zero-initialise an entity (state SCHED_DETACHED) before its first sched_add. */
 struct sched_entity {
         /* Set by the owner before sched_add (changes take effect on the next sched_add). */
         uint32_t weight; /* SCHED_WEIGHT_MIN..SCHED_WEIGHT_MAX; 0 = default */
@@ -56,10 +57,12 @@ struct sched_entity {
 
         /* Scheduler's own (read-only for others). */
         enum sched_state state;
-        unsigned cpu;      /* queue it is on (valid unless detached) */
-        uint64_t vruntime; /* weighted virtual time */
-        uint64_t runtime;  /* total ticks run, for reports and benchmarks */
-        uint64_t switches; /* times it was picked */
+        unsigned cpu;        /* queue it is on (valid unless detached) */
+        uint32_t cur_weight; /* weight in effect: `weight` at the last sched_add */
+        int cur_pin;         /* pin in effect: `pin` at the last sched_add */
+        uint64_t vruntime;   /* weighted virtual time (wraps; compared as a difference) */
+        uint64_t runtime;    /* total ticks run, for reports and benchmarks */
+        uint64_t switches;   /* times it was picked */
         struct sched_entity *next;
 };
 
@@ -86,9 +89,10 @@ struct sched {
 void sched_init(struct sched *s, unsigned ncpus, uint64_t slice,
                 bool (*ready)(struct sched_entity *e));
 /*
- * Make a detached entity runnable: on its pinned CPU (a pin >= ncpus is -KEEL_EINVAL), else
- * on the CPU with the fewest entities. Its virtual time starts at that queue's minimum.
- * -KEEL_EBUSY if it is not detached.
+ * Make a detached entity runnable: on its pinned CPU (a pin >= ncpus, or negative other than
+ * SCHED_NO_PIN, is -KEEL_EINVAL; so is a weight above SCHED_WEIGHT_MAX), else on the CPU with
+ * the fewest entities (running ones included; ties: the lowest index). Its virtual time
+ * starts at that queue's minimum. -KEEL_EBUSY if it is not detached. `now` is not used yet.
  */
 int sched_add(struct sched *s, struct sched_entity *e, uint64_t now);
 /*

@@ -1,0 +1,355 @@
+/*
+ * The vCPU scheduler (contract in keel/sched.h, policy in docs/scheduler.md): weighted fair
+ * share by virtual time on per-CPU run queues.
+ *
+ * A queue is a singly linked list of its runnable and blocked entities in arrival order; the
+ * running entity is off the list (q->current). Picking scans the list for the least virtual
+ * time, first on the list winning ties, and put appends at the tail, so equal entities take
+ * turns. Queues hold at most a few dozen vCPUs, so a list scan is cheap enough.
+ *
+ * Virtual times wrap modulo 2^64 and are compared by their signed difference (vt_before),
+ * which is right as long as the entities of one queue lie within 2^63 of each other: one
+ * put adds at most VT_DELTA_MAX, and woken and stolen entities are placed next to the
+ * queue's minimum.
+ *
+ * Locking: a queue's lock guards the queue and the entities on it or running from it. The
+ * only code that holds two locks is steal(), lower CPU index first. An entity's `cpu` changes
+ * only under both queues' locks, so holding the lock of the queue it names pins it there.
+ */
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/sched.h>
+
+#define VT_DELTA_MAX (UINT64_C(1) << 62) /* the most virtual time one put may add */
+
+static bool vt_before(uint64_t a, uint64_t b)
+{
+        return (int64_t)(a - b) < 0;
+}
+
+/*
+ * Virtual time for `ran` ticks at `weight`: ran * SCHED_WEIGHT_DEFAULT / weight, exactly, in
+ * 64-bit arithmetic (quotient and remainder apart, so nothing overflows), capped.
+ */
+static uint64_t vt_delta(uint64_t ran, uint32_t weight)
+{
+        uint64_t q = ran / weight, r = ran % weight;
+
+        if (q >= VT_DELTA_MAX / SCHED_WEIGHT_DEFAULT)
+                return VT_DELTA_MAX;
+        return q * SCHED_WEIGHT_DEFAULT + r * SCHED_WEIGHT_DEFAULT / weight;
+}
+
+static unsigned entity_cpu(const struct sched_entity *e)
+{
+        return __atomic_load_n(&e->cpu, __ATOMIC_RELAXED);
+}
+
+/* Locks the queue `e` is on (or was last on) and returns the witness; e->cpu is stable then. */
+static struct spin_held lock_queue_of(struct sched *s, struct sched_entity *e)
+{
+        for (;;) {
+                unsigned cpu = entity_cpu(e);
+                struct spin_held h;
+
+                CHECK(cpu < s->ncpus);
+                h = spin_lock(&s->cpus[cpu].lock);
+                if (e->cpu == cpu)
+                        return h;
+                spin_unlock(h);
+        }
+}
+
+/* ---- one queue, its lock held ----------------------------------------------------------- */
+
+/* Appends `e` (runnable or blocked) to queue `cpu`. */
+static void enqueue(struct sched *s, unsigned cpu, struct sched_entity *e)
+{
+        struct sched_cpu *q = &s->cpus[cpu];
+        struct sched_entity **link = &q->head;
+
+        while (*link)
+                link = &(*link)->next;
+        *link = e;
+        e->next = NULL;
+        __atomic_store_n(&e->cpu, cpu, __ATOMIC_RELAXED);
+        q->count++;
+        if (e->state == SCHED_RUNNABLE)
+                q->runnable++;
+}
+
+static void dequeue(struct sched_cpu *q, struct sched_entity *e)
+{
+        struct sched_entity **link = &q->head;
+
+        while (*link != e) {
+                CHECK(*link != NULL);
+                link = &(*link)->next;
+        }
+        *link = e->next;
+        e->next = NULL;
+        q->count--;
+        if (e->state == SCHED_RUNNABLE)
+                q->runnable--;
+}
+
+/* The runnable entity with the least virtual time (only unpinned ones if `unpinned`). */
+static struct sched_entity *least(const struct sched_cpu *q, bool unpinned)
+{
+        struct sched_entity *best = NULL;
+
+        for (struct sched_entity *e = q->head; e; e = e->next) {
+                if (e->state != SCHED_RUNNABLE || (unpinned && e->cur_pin != SCHED_NO_PIN))
+                        continue;
+                if (!best || vt_before(e->vruntime, best->vruntime))
+                        best = e;
+        }
+        return best;
+}
+
+/* Raises min_vruntime to the least virtual time of the running and runnable entities. */
+static void update_min(struct sched_cpu *q)
+{
+        const struct sched_entity *e = least(q, false);
+        uint64_t m;
+
+        if (q->current && (!e || vt_before(q->current->vruntime, e->vruntime)))
+                e = q->current;
+        if (!e)
+                return;
+        m = e->vruntime;
+        if (vt_before(q->min_vruntime, m))
+                q->min_vruntime = m;
+}
+
+/* Blocked entities that s->ready() approves become runnable, with at most one slice of
+ * credit below the queue's minimum. */
+static void wake_ready(struct sched *s, struct sched_cpu *q)
+{
+        uint64_t floor = q->min_vruntime - s->slice;
+
+        for (struct sched_entity *e = q->head; e; e = e->next) {
+                if (e->state != SCHED_BLOCKED || !s->ready(e))
+                        continue;
+                e->state = SCHED_RUNNABLE;
+                q->runnable++;
+                if (vt_before(e->vruntime, floor))
+                        e->vruntime = floor;
+        }
+}
+
+/* Takes queued `e` off queue `cpu` to run it there. */
+static struct sched_entity *start(struct sched *s, unsigned cpu, struct sched_entity *e)
+{
+        struct sched_cpu *q = &s->cpus[cpu];
+
+        dequeue(q, e);
+        e->state = SCHED_RUNNING;
+        e->switches++;
+        q->current = e;
+        q->idle_since = 0;
+        update_min(q);
+        return e;
+}
+
+/* Entities on queue `cpu`, the running one included. */
+static unsigned load(struct sched *s, unsigned cpu)
+{
+        struct sched_cpu *q = &s->cpus[cpu];
+        struct spin_held h = spin_lock(&q->lock);
+        unsigned n = q->count + (q->current ? 1 : 0);
+
+        spin_unlock(h);
+        return n;
+}
+
+/* ---- the interface ------------------------------------------------------------------------ */
+
+void sched_init(struct sched *s, unsigned ncpus, uint64_t slice,
+                bool (*ready)(struct sched_entity *e))
+{
+        CHECK(ncpus >= 1 && ncpus <= KEEL_MAX_CPUS);
+        CHECK(slice > 0 && slice <= VT_DELTA_MAX);
+        CHECK(ready != NULL);
+
+        for (unsigned i = 0; i < KEEL_MAX_CPUS; i++) {
+                s->cpus[i] = (struct sched_cpu){.head = NULL};
+                spin_init(&s->cpus[i].lock);
+        }
+        s->ncpus = ncpus;
+        s->slice = slice;
+        s->ready = ready;
+}
+
+int sched_add(struct sched *s, struct sched_entity *e, uint64_t now)
+{
+        struct spin_held h = lock_queue_of(s, e);
+        bool detached = e->state == SCHED_DETACHED;
+        unsigned cpu = 0;
+
+        (void)now;
+        spin_unlock(h);
+        if (!detached)
+                return -KEEL_EBUSY;
+        if (e->weight > SCHED_WEIGHT_MAX)
+                return -KEEL_EINVAL;
+        if (e->pin != SCHED_NO_PIN && (e->pin < 0 || (unsigned)e->pin >= s->ncpus))
+                return -KEEL_EINVAL;
+
+        if (e->pin != SCHED_NO_PIN) {
+                cpu = (unsigned)e->pin;
+        } else {
+                unsigned best = load(s, 0);
+
+                for (unsigned i = 1; i < s->ncpus; i++) {
+                        unsigned n = load(s, i);
+
+                        if (n < best) {
+                                best = n;
+                                cpu = i;
+                        }
+                }
+        }
+
+        h = spin_lock(&s->cpus[cpu].lock);
+        e->cur_weight = e->weight ? e->weight : SCHED_WEIGHT_DEFAULT;
+        e->cur_pin = e->pin;
+        e->vruntime = s->cpus[cpu].min_vruntime;
+        e->state = SCHED_RUNNABLE;
+        enqueue(s, cpu, e);
+        spin_unlock(h);
+        return 0;
+}
+
+int sched_remove(struct sched *s, struct sched_entity *e)
+{
+        struct spin_held h = lock_queue_of(s, e);
+        struct sched_cpu *q = &s->cpus[e->cpu];
+        int r = 0;
+
+        if (e->state == SCHED_RUNNING) {
+                r = -KEEL_EBUSY;
+        } else if (e->state != SCHED_DETACHED) {
+                dequeue(q, e);
+                e->state = SCHED_DETACHED;
+                update_min(q);
+        }
+        spin_unlock(h);
+        return r;
+}
+
+/*
+ * For idle `cpu`: moves the waiting unpinned entity with the least virtual time from the
+ * queue with the most runnable entities to `cpu` and starts it. Its lead over its old
+ * queue's minimum (none if it was behind) is kept over the new one's.
+ */
+static struct sched_entity *steal(struct sched *s, unsigned cpu)
+{
+        struct sched_cpu *q = &s->cpus[cpu], *v;
+        struct sched_entity *e;
+        unsigned victim = cpu, most = 0;
+        struct spin_held h1, h2;
+
+        for (unsigned i = 0; i < s->ncpus; i++) {
+                struct spin_held h;
+
+                if (i == cpu)
+                        continue;
+                h = spin_lock(&s->cpus[i].lock);
+                if (s->cpus[i].runnable > most && least(&s->cpus[i], true)) {
+                        most = s->cpus[i].runnable;
+                        victim = i;
+                }
+                spin_unlock(h);
+        }
+        if (victim == cpu)
+                return NULL;
+
+        v = &s->cpus[victim];
+        h1 = spin_lock(victim < cpu ? &v->lock : &q->lock);
+        h2 = spin_lock(victim < cpu ? &q->lock : &v->lock);
+        e = least(v, true); /* it may have gone while no lock was held */
+        if (e) {
+                dequeue(v, e);
+                update_min(v);
+                e->vruntime =
+                    q->min_vruntime +
+                    (vt_before(e->vruntime, v->min_vruntime) ? 0 : e->vruntime - v->min_vruntime);
+                enqueue(s, cpu, e);
+                start(s, cpu, e);
+        }
+        spin_unlock(h2);
+        spin_unlock(h1);
+        return e;
+}
+
+struct sched_entity *sched_pick(struct sched *s, unsigned cpu, uint64_t now)
+{
+        struct sched_cpu *q;
+        struct sched_entity *e;
+        struct spin_held h;
+
+        CHECK(cpu < s->ncpus);
+        q = &s->cpus[cpu];
+        h = spin_lock(&q->lock);
+        CHECK(q->current == NULL);
+        wake_ready(s, q);
+        e = least(q, false);
+        if (e)
+                start(s, cpu, e);
+        spin_unlock(h);
+        if (e)
+                return e;
+
+        e = steal(s, cpu);
+        if (!e) {
+                h = spin_lock(&q->lock);
+                if (!q->current && !q->idle_since)
+                        q->idle_since = now ? now : 1; /* 0 means busy */
+                spin_unlock(h);
+        }
+        return e;
+}
+
+void sched_put(struct sched *s, struct sched_entity *e, uint64_t ran, enum sched_put_how how)
+{
+        struct spin_held h = lock_queue_of(s, e);
+        struct sched_cpu *q = &s->cpus[e->cpu];
+
+        CHECK(q->current == e && e->state == SCHED_RUNNING);
+        e->runtime += ran;
+        e->vruntime += vt_delta(ran, e->cur_weight);
+        q->current = NULL;
+        switch (how) {
+        case SCHED_PREEMPTED:
+                e->state = SCHED_RUNNABLE;
+                enqueue(s, e->cpu, e);
+                break;
+        case SCHED_BLOCK:
+                e->state = SCHED_BLOCKED;
+                enqueue(s, e->cpu, e);
+                break;
+        case SCHED_DONE:
+                e->state = SCHED_DETACHED;
+                break;
+        default:
+                CHECK(false);
+        }
+        update_min(q);
+        spin_unlock(h);
+}
+
+uint64_t sched_slice(const struct sched *s, const struct sched_entity *e)
+{
+        (void)e;
+        return s->slice;
+}
+
+unsigned sched_count(struct sched *s)
+{
+        unsigned n = 0;
+
+        for (unsigned i = 0; i < s->ncpus; i++)
+                n += load(s, i);
+        return n;
+}
