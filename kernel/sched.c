@@ -270,11 +270,13 @@ static struct sched_entity *steal(struct sched *s, unsigned cpu)
         h2 = spin_lock(victim < cpu ? &q->lock : &v->lock);
         e = least(v, true); /* it may have gone while no lock was held */
         if (e) {
+                uint64_t lead = e->vruntime - v->min_vruntime;
+
+                if (vt_before(e->vruntime, v->min_vruntime))
+                        lead = 0;
                 dequeue(v, e);
                 update_min(v);
-                e->vruntime =
-                    q->min_vruntime +
-                    (vt_before(e->vruntime, v->min_vruntime) ? 0 : e->vruntime - v->min_vruntime);
+                e->vruntime = q->min_vruntime + lead;
                 enqueue(s, cpu, e);
                 start(s, cpu, e);
         }

@@ -444,6 +444,21 @@ TEST(steal_from_the_busiest_queue)
         EXPECT_QUEUES_OK();
 }
 
+TEST(steal_skips_queues_with_only_pinned_waiting)
+{
+        setup(3);
+        EXPECT_EQ(add(0, 0, 0), 0);
+        EXPECT_EQ(add(1, 0, 0), 0);
+        EXPECT_EQ(add(2, 0, 0), 0);
+        EXPECT_EQ(add(3, 0, SCHED_NO_PIN), 0);
+        EXPECT_EQ(v[3].se.cpu, 1);
+        EXPECT_EQ(pick(0), 0); /* cpu 0: 2 waiting, pinned; cpu 1: 1 waiting, unpinned */
+        EXPECT_EQ(pick(2), 3);
+        EXPECT_EQ(v[3].se.cpu, 2);
+        EXPECT_EQ(s.cpus[0].runnable, 2);
+        EXPECT_QUEUES_OK();
+}
+
 TEST(stolen_entity_gets_no_credit_on_its_new_cpu)
 {
         setup(2);
