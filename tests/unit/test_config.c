@@ -233,10 +233,13 @@ static void expect_example(const struct keel_config *c)
         EXPECT_FALSE(v->has_expect_exit);
         EXPECT_TRUE(v->has_expect_stop);
         EXPECT_EQ(v->expect_stop, VM_STOP_HALTED);
+        EXPECT_EQ(v->weight, 512);
+        EXPECT_EQ(v->cpu, 0);
+        EXPECT_EQ(v->vcpus, 1);
 
         v = &c->vms[2];
         EXPECT_STREQ(v->name, "plain_2");
-        EXPECT_EQ(v->line, 25);
+        EXPECT_EQ(v->line, 27);
         EXPECT_EQ(v->memory, 2ull << 20);
         EXPECT_STREQ(v->image, "guests/plain.bin");
         EXPECT_EQ(v->format, IMAGE_AUTO);
@@ -246,6 +249,8 @@ static void expect_example(const struct keel_config *c)
         EXPECT_EQ(v->entry, 0x100000);
         EXPECT_FALSE(v->has_expect_exit);
         EXPECT_FALSE(v->has_expect_stop);
+        EXPECT_EQ(v->weight, SCHED_WEIGHT_DEFAULT);
+        EXPECT_EQ(v->cpu, SCHED_NO_PIN);
 }
 
 TEST(example_parses)
