@@ -22,6 +22,7 @@ struct vcpu {
         struct sched_entity se;
         bool ready; /* what ready() answers while it is blocked */
         unsigned polls;
+        unsigned last_cpu; /* cpus_in_threads: where it ran last */
 };
 
 static struct sched s;
@@ -689,9 +690,17 @@ TEST(random_run_keeps_invariants)
 
 /* ---- threads -------------------------------------------------------------------------------- */
 
-enum { THREAD_CPUS = 4, THREAD_ROUNDS = 20000 };
+enum { THREAD_CPUS = 4, THREAD_ROUNDS = 20000, THREAD_ENTS = 6 };
 
-static unsigned thread_runs[THREAD_CPUS];
+static unsigned thread_runs[THREAD_CPUS], thread_moves[THREAD_CPUS];
+
+/* Ready at every other poll, so CPUs go idle now and then and steal. */
+static bool ready_every_other(struct sched_entity *e)
+{
+        struct vcpu *c = e->owner;
+
+        return ++c->polls % 2 == 0;
+}
 
 static void *cpu_thread(void *arg)
 {
@@ -699,13 +708,20 @@ static void *cpu_thread(void *arg)
 
         for (unsigned r = 0; r < THREAD_ROUNDS; r++) {
                 struct sched_entity *e = sched_pick(&s, cpu, r);
+                struct vcpu *c;
 
                 if (!e)
                         continue;
-                thread_runs[cpu]++;
+                /* Only this CPU touches a running entity: no lock needed for the test's own
+                 * fields, the scheduler's locks order the accesses between CPUs. */
+                c = e->owner;
                 if (e->cur_pin != SCHED_NO_PIN && e->cur_pin != (int)cpu)
                         abort();
-                sched_put(&s, e, 1 + r % 5, r % 7 == 0 ? SCHED_BLOCK : SCHED_PREEMPTED);
+                if (e->switches > 1 && c->last_cpu != cpu)
+                        thread_moves[cpu]++;
+                c->last_cpu = cpu;
+                thread_runs[cpu]++;
+                sched_put(&s, e, 1 + r % 5, r % 3 == 0 ? SCHED_BLOCK : SCHED_PREEMPTED);
         }
         return NULL;
 }
@@ -713,13 +729,12 @@ static void *cpu_thread(void *arg)
 TEST(cpus_in_threads)
 {
         pthread_t t[THREAD_CPUS];
-        unsigned total = 0;
+        unsigned total = 0, moves = 0;
 
         setup(THREAD_CPUS);
-        for (unsigned i = 0; i < 10; i++) {
-                v[i].ready = true;
+        s.ready = ready_every_other;
+        for (unsigned i = 0; i < THREAD_ENTS; i++)
                 EXPECT_EQ(add(i, 0, i < 2 ? (int)i : SCHED_NO_PIN), 0);
-        }
         for (unsigned c = 0; c < THREAD_CPUS; c++)
                 ASSERT_TRUE(pthread_create(&t[c], NULL, cpu_thread, (void *)(uintptr_t)c) == 0);
         for (unsigned c = 0; c < THREAD_CPUS; c++)
@@ -727,10 +742,14 @@ TEST(cpus_in_threads)
         for (unsigned c = 0; c < THREAD_CPUS; c++) {
                 EXPECT_TRUE(thread_runs[c] > 0);
                 total += thread_runs[c];
+                moves += thread_moves[c];
         }
-        EXPECT_EQ(sched_count(&s), 10);
+        EXPECT_TRUE(moves > 0); /* stealing happened, under two locks */
+        EXPECT_EQ(v[0].se.cpu, 0);
+        EXPECT_EQ(v[1].se.cpu, 1);
+        EXPECT_EQ(sched_count(&s), THREAD_ENTS);
         EXPECT_QUEUES_OK();
-        for (unsigned i = 0; i < 10; i++)
+        for (unsigned i = 0; i < THREAD_ENTS; i++)
                 total -= (unsigned)v[i].se.switches;
         EXPECT_EQ(total, 0);
 }
