@@ -336,7 +336,7 @@ TEST(placement_on_least_loaded_cpu)
                 EXPECT_EQ(add(i, 0, SCHED_NO_PIN), 0);
                 EXPECT_EQ(v[i].se.cpu, i % 3);
         }
-        /* Running entities count: cpu 0 runs one and queues one, the others queue two. */
+        /* The running entity counts: with one running on cpu 0, the next goes to cpu 1. */
         setup(2);
         EXPECT_EQ(add(0, 0, SCHED_NO_PIN), 0);
         EXPECT_EQ(pick(0), 0);
