@@ -60,13 +60,20 @@ static struct spin_held lock_queue_of(struct sched *s, struct sched_entity *e)
         }
 }
 
-/* ---- one queue, its lock held ----------------------------------------------------------- */
+/* ---- one queue, its lock held (the witness `held`) ---------------------------------------- */
+
+static void check_held(const struct sched_cpu *q, struct spin_held held)
+{
+        CHECK(held.lock == &q->lock);
+}
 
 /* Appends `e` (runnable or blocked) to queue `cpu`. */
-static void enqueue(struct sched *s, unsigned cpu, struct sched_entity *e)
+static void enqueue(struct sched *s, unsigned cpu, struct sched_entity *e, struct spin_held held)
 {
         struct sched_cpu *q = &s->cpus[cpu];
         struct sched_entity **link = &q->head;
+
+        check_held(q, held);
 
         while (*link)
                 link = &(*link)->next;
@@ -78,9 +85,11 @@ static void enqueue(struct sched *s, unsigned cpu, struct sched_entity *e)
                 q->runnable++;
 }
 
-static void dequeue(struct sched_cpu *q, struct sched_entity *e)
+static void dequeue(struct sched_cpu *q, struct sched_entity *e, struct spin_held held)
 {
         struct sched_entity **link = &q->head;
+
+        check_held(q, held);
 
         while (*link != e) {
                 CHECK(*link != NULL);
@@ -94,9 +103,11 @@ static void dequeue(struct sched_cpu *q, struct sched_entity *e)
 }
 
 /* The runnable entity with the least virtual time (only unpinned ones if `unpinned`). */
-static struct sched_entity *least(const struct sched_cpu *q, bool unpinned)
+static struct sched_entity *least(const struct sched_cpu *q, bool unpinned, struct spin_held held)
 {
         struct sched_entity *best = NULL;
+
+        check_held(q, held);
 
         for (struct sched_entity *e = q->head; e; e = e->next) {
                 if (e->state != SCHED_RUNNABLE || (unpinned && e->cur_pin != SCHED_NO_PIN))
@@ -108,9 +119,9 @@ static struct sched_entity *least(const struct sched_cpu *q, bool unpinned)
 }
 
 /* Raises min_vruntime to the least virtual time of the running and runnable entities. */
-static void update_min(struct sched_cpu *q)
+static void update_min(struct sched_cpu *q, struct spin_held held)
 {
-        const struct sched_entity *e = least(q, false);
+        const struct sched_entity *e = least(q, false, held);
         uint64_t m;
 
         if (q->current && (!e || vt_before(q->current->vruntime, e->vruntime)))
@@ -124,9 +135,11 @@ static void update_min(struct sched_cpu *q)
 
 /* Blocked entities that s->ready() approves become runnable, with at most one slice of
  * credit below the queue's minimum. */
-static void wake_ready(struct sched *s, struct sched_cpu *q)
+static void wake_ready(struct sched *s, struct sched_cpu *q, struct spin_held held)
 {
         uint64_t floor = q->min_vruntime - s->slice;
+
+        check_held(q, held);
 
         for (struct sched_entity *e = q->head; e; e = e->next) {
                 if (e->state != SCHED_BLOCKED || !s->ready(e))
@@ -139,17 +152,16 @@ static void wake_ready(struct sched *s, struct sched_cpu *q)
 }
 
 /* Takes queued `e` off queue `cpu` to run it there. */
-static struct sched_entity *start(struct sched *s, unsigned cpu, struct sched_entity *e)
+static void start(struct sched *s, unsigned cpu, struct sched_entity *e, struct spin_held held)
 {
         struct sched_cpu *q = &s->cpus[cpu];
 
-        dequeue(q, e);
+        dequeue(q, e, held);
         e->state = SCHED_RUNNING;
         e->switches++;
         q->current = e;
         q->idle_since = 0;
-        update_min(q);
-        return e;
+        update_min(q, held);
 }
 
 /* Entities on queue `cpu`, the running one included. */
@@ -216,7 +228,7 @@ int sched_add(struct sched *s, struct sched_entity *e, uint64_t now)
         e->cur_pin = e->pin;
         e->vruntime = s->cpus[cpu].min_vruntime;
         e->state = SCHED_RUNNABLE;
-        enqueue(s, cpu, e);
+        enqueue(s, cpu, e, h);
         spin_unlock(h);
         return 0;
 }
@@ -230,9 +242,9 @@ int sched_remove(struct sched *s, struct sched_entity *e)
         if (e->state == SCHED_RUNNING) {
                 r = -KEEL_EBUSY;
         } else if (e->state != SCHED_DETACHED) {
-                dequeue(q, e);
+                dequeue(q, e, h);
                 e->state = SCHED_DETACHED;
-                update_min(q);
+                update_min(q, h);
         }
         spin_unlock(h);
         return r;
@@ -248,7 +260,7 @@ static struct sched_entity *steal(struct sched *s, unsigned cpu)
         struct sched_cpu *q = &s->cpus[cpu], *v;
         struct sched_entity *e;
         unsigned victim = cpu, most = 0;
-        struct spin_held h1, h2;
+        struct spin_held hq, hv;
 
         for (unsigned i = 0; i < s->ncpus; i++) {
                 struct spin_held h;
@@ -256,7 +268,7 @@ static struct sched_entity *steal(struct sched *s, unsigned cpu)
                 if (i == cpu)
                         continue;
                 h = spin_lock(&s->cpus[i].lock);
-                if (s->cpus[i].runnable > most && least(&s->cpus[i], true)) {
+                if (s->cpus[i].runnable > most && least(&s->cpus[i], true, h)) {
                         most = s->cpus[i].runnable;
                         victim = i;
                 }
@@ -266,20 +278,27 @@ static struct sched_entity *steal(struct sched *s, unsigned cpu)
                 return NULL;
 
         v = &s->cpus[victim];
-        h1 = spin_lock(victim < cpu ? &v->lock : &q->lock);
-        h2 = spin_lock(victim < cpu ? &q->lock : &v->lock);
-        e = least(v, true); /* it may have gone while no lock was held */
-        if (e) {
-                dequeue(v, e);
-                update_min(v);
-                e->vruntime =
-                    q->min_vruntime +
-                    (vt_before(e->vruntime, v->min_vruntime) ? 0 : e->vruntime - v->min_vruntime);
-                enqueue(s, cpu, e);
-                start(s, cpu, e);
+        if (victim < cpu) {
+                hv = spin_lock(&v->lock);
+                hq = spin_lock(&q->lock);
+        } else {
+                hq = spin_lock(&q->lock);
+                hv = spin_lock(&v->lock);
         }
-        spin_unlock(h2);
-        spin_unlock(h1);
+        e = least(v, true, hv); /* it may have gone while no lock was held */
+        if (e) {
+                uint64_t lead = e->vruntime - v->min_vruntime;
+
+                if (vt_before(e->vruntime, v->min_vruntime))
+                        lead = 0;
+                dequeue(v, e, hv);
+                update_min(v, hv);
+                e->vruntime = q->min_vruntime + lead;
+                enqueue(s, cpu, e, hq);
+                start(s, cpu, e, hq);
+        }
+        spin_unlock(hq);
+        spin_unlock(hv);
         return e;
 }
 
@@ -293,10 +312,10 @@ struct sched_entity *sched_pick(struct sched *s, unsigned cpu, uint64_t now)
         q = &s->cpus[cpu];
         h = spin_lock(&q->lock);
         CHECK(q->current == NULL);
-        wake_ready(s, q);
-        e = least(q, false);
+        wake_ready(s, q, h);
+        e = least(q, false, h);
         if (e)
-                start(s, cpu, e);
+                start(s, cpu, e, h);
         spin_unlock(h);
         if (e)
                 return e;
@@ -323,11 +342,11 @@ void sched_put(struct sched *s, struct sched_entity *e, uint64_t ran, enum sched
         switch (how) {
         case SCHED_PREEMPTED:
                 e->state = SCHED_RUNNABLE;
-                enqueue(s, e->cpu, e);
+                enqueue(s, e->cpu, e, h);
                 break;
         case SCHED_BLOCK:
                 e->state = SCHED_BLOCKED;
-                enqueue(s, e->cpu, e);
+                enqueue(s, e->cpu, e, h);
                 break;
         case SCHED_DONE:
                 e->state = SCHED_DETACHED;
@@ -335,7 +354,7 @@ void sched_put(struct sched *s, struct sched_entity *e, uint64_t ran, enum sched
         default:
                 CHECK(false);
         }
-        update_min(q);
+        update_min(q, h);
         spin_unlock(h);
 }
 

@@ -14,6 +14,7 @@
 
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/sched.h>
 #include <vmm/config.h>
 
 #define CONFIG_LINE_MAX   256 /* characters per line, without the line end */
@@ -46,6 +47,9 @@ enum config_key {
         KEY_ENTRY,
         KEY_EXPECT_EXIT,
         KEY_EXPECT_STOP,
+        KEY_WEIGHT,
+        KEY_CPU,
+        KEY_VCPUS,
         KEY_COUNT,
 };
 
@@ -629,6 +633,50 @@ static int set_expect_stop(struct parser *ps, struct span key, struct span val)
                     echo(ps->echo1, key), echo(ps->echo2, val), where(ps), allowed);
 }
 
+/* A number in lo..hi into *out; `what` says what it is in the range message. */
+static int parse_range(struct parser *ps, struct span key, struct span val, uint32_t lo,
+                       uint32_t hi, const char *what, uint32_t *out)
+{
+        char msg[128];
+        uint64_t v;
+        enum num_result r = parse_u64(val, false, &v);
+
+        if (r == NUM_OK && v >= lo && v <= hi) {
+                *out = (uint32_t)v;
+                return 0;
+        }
+        if (r == NUM_SYNTAX)
+                snprintf(msg, sizeof(msg), "not a number (expected decimal or 0x hex, %u to %u)",
+                         (unsigned)lo, (unsigned)hi);
+        else
+                snprintf(msg, sizeof(msg), "must be from %u to %u (%s)", (unsigned)lo, (unsigned)hi,
+                         what);
+        return value_err(ps, key, val, msg);
+}
+
+static int set_weight(struct parser *ps, struct span key, struct span val)
+{
+        return parse_range(ps, key, val, SCHED_WEIGHT_MIN, SCHED_WEIGHT_MAX,
+                           "its share of CPU time; default 256", &ps->vm->weight);
+}
+
+static int set_vcpus(struct parser *ps, struct span key, struct span val)
+{
+        return parse_range(ps, key, val, 1, CONFIG_VCPUS_MAX, "virtual CPUs; default 1",
+                           &ps->vm->vcpus);
+}
+
+static int set_cpu(struct parser *ps, struct span key, struct span val)
+{
+        uint32_t cpu;
+        int r = parse_range(ps, key, val, 0, KEEL_MAX_CPUS - 1,
+                            "the physical CPU to pin to; default: any", &cpu);
+
+        if (r == 0)
+                ps->vm->cpu = (int)cpu;
+        return r;
+}
+
 static const struct key_desc keys[KEY_COUNT] = {
     [KEY_LOG] = {"log", true, set_log},
     [KEY_FINISH] = {"finish", true, set_finish},
@@ -646,6 +694,9 @@ static const struct key_desc keys[KEY_COUNT] = {
     [KEY_ENTRY] = {"entry", false, set_entry},
     [KEY_EXPECT_EXIT] = {"expect_exit", false, set_expect_exit},
     [KEY_EXPECT_STOP] = {"expect_stop", false, set_expect_stop},
+    [KEY_WEIGHT] = {"weight", false, set_weight},
+    [KEY_CPU] = {"cpu", false, set_cpu},
+    [KEY_VCPUS] = {"vcpus", false, set_vcpus},
 };
 
 /* ---- sections ----------------------------------------------------------------------------- */
@@ -755,6 +806,9 @@ static int section_header(struct parser *ps, const char *p, size_t n, size_t ope
         ps->vm->name[name.n] = '\0';
         ps->vm->line = ps->line;
         ps->vm->format = IMAGE_AUTO;
+        ps->vm->weight = SCHED_WEIGHT_DEFAULT;
+        ps->vm->cpu = SCHED_NO_PIN;
+        ps->vm->vcpus = 1;
         for (i = 0; i < KEY_COUNT; i++)
                 if (!keys[i].global)
                         ps->key_line[i] = 0;
@@ -763,7 +817,7 @@ static int section_header(struct parser *ps, const char *p, size_t n, size_t ope
 
 static const char *const section_key_list =
     "memory, image, format, load, entry, kernel, initrd, cmdline, disk, disk_readonly, "
-    "event_idx, expect_exit, expect_stop";
+    "event_idx, expect_exit, expect_stop, weight, cpu, vcpus";
 
 static int key_value(struct parser *ps, const char *p, size_t n, size_t i)
 {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <keel/errno.h>
+#include <keel/sched.h>
 #include <vmm/config.h>
 
 #define FUZZ_FILE "fuzz.cfg"
@@ -117,6 +118,12 @@ static void check_vm(const struct keel_config *c, unsigned i)
                 ? v->expect_stop <= VM_STOP_EXIT || v->expect_stop >= VM_STOP_REASON_COUNT
                 : v->expect_stop != VM_STOP_NONE)
                 fail("vm %u: expect_stop %d", i, (int)v->expect_stop);
+        if (v->weight < SCHED_WEIGHT_MIN || v->weight > SCHED_WEIGHT_MAX)
+                fail("vm %u: weight %u", i, (unsigned)v->weight);
+        if (v->cpu != SCHED_NO_PIN && (v->cpu < 0 || v->cpu >= KEEL_MAX_CPUS))
+                fail("vm %u: cpu %d", i, v->cpu);
+        if (v->vcpus < 1 || v->vcpus > CONFIG_VCPUS_MAX)
+                fail("vm %u: vcpus %u", i, v->vcpus);
 }
 
 static void check_config(const struct keel_config *c)
@@ -176,6 +183,9 @@ static size_t write_config(const struct keel_config *c)
                         OUT("expect_exit = %lld\n", (long long)v->expect_exit);
                 if (v->has_expect_stop)
                         OUT("expect_stop = %s\n", vm_stop_reason_name(v->expect_stop));
+                OUT("weight = %u\nvcpus = 0x%x\n", (unsigned)v->weight, v->vcpus);
+                if (v->cpu != SCHED_NO_PIN)
+                        OUT("cpu = %d\n", v->cpu);
         }
 #undef OUT
         return n;

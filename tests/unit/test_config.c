@@ -12,6 +12,7 @@
 
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/sched.h>
 #include <vmm/config.h>
 
 #include "test.h"
@@ -147,6 +148,9 @@ static void check_invariants(const struct keel_config *c)
                 if (v->has_expect_stop)
                         EXPECT_TRUE(v->expect_stop > VM_STOP_EXIT &&
                                     v->expect_stop < VM_STOP_REASON_COUNT);
+                EXPECT_TRUE(v->weight >= SCHED_WEIGHT_MIN && v->weight <= SCHED_WEIGHT_MAX);
+                EXPECT_TRUE(v->cpu == SCHED_NO_PIN || (v->cpu >= 0 && v->cpu < KEEL_MAX_CPUS));
+                EXPECT_TRUE(v->vcpus >= 1 && v->vcpus <= CONFIG_VCPUS_MAX);
         }
 }
 
@@ -229,10 +233,13 @@ static void expect_example(const struct keel_config *c)
         EXPECT_FALSE(v->has_expect_exit);
         EXPECT_TRUE(v->has_expect_stop);
         EXPECT_EQ(v->expect_stop, VM_STOP_HALTED);
+        EXPECT_EQ(v->weight, 512);
+        EXPECT_EQ(v->cpu, 0);
+        EXPECT_EQ(v->vcpus, 1);
 
         v = &c->vms[2];
         EXPECT_STREQ(v->name, "plain_2");
-        EXPECT_EQ(v->line, 25);
+        EXPECT_EQ(v->line, 27);
         EXPECT_EQ(v->memory, 2ull << 20);
         EXPECT_STREQ(v->image, "guests/plain.bin");
         EXPECT_EQ(v->format, IMAGE_AUTO);
@@ -242,6 +249,8 @@ static void expect_example(const struct keel_config *c)
         EXPECT_EQ(v->entry, 0x100000);
         EXPECT_FALSE(v->has_expect_exit);
         EXPECT_FALSE(v->has_expect_stop);
+        EXPECT_EQ(v->weight, SCHED_WEIGHT_DEFAULT);
+        EXPECT_EQ(v->cpu, SCHED_NO_PIN);
 }
 
 TEST(example_parses)
@@ -498,7 +507,8 @@ TEST(unknown_and_misplaced_keys)
         EXPECT_ERR("log=info\n[vm hello]\nmemroy = 16M\n", 3, "");
         EXPECT_STREQ(err, "keel.cfg:3: unknown key 'memroy' in [vm hello] (expected memory, "
                           "image, format, load, entry, kernel, initrd, cmdline, disk, "
-                          "disk_readonly, event_idx, expect_exit, expect_stop)");
+                          "disk_readonly, event_idx, expect_exit, expect_stop, weight, cpu, "
+                          "vcpus)");
         EXPECT_ERR("verbose = 1\n" VM_HELLO, 1, "unknown key 'verbose'", "log", "finish");
         EXPECT_ERR("memory = 16M\n" VM_HELLO, 1, "key 'memory' outside a [vm NAME] section");
         EXPECT_ERR("image = a.bin\n", 1, "'image' outside");
@@ -686,6 +696,100 @@ TEST(expectations)
                    "expect_exit", "line 4", "at most one");
         EXPECT_ERR(VM_HELLO "expect_stop = halted\nexpect_exit = 0\n", 5, "expect_exit", "line 4",
                    "at most one");
+}
+
+/* `key = value` in a VM of its own parses; returns the VM. */
+static const struct vm_config *sched_vm(const char *key, const char *value)
+{
+        char buf[256];
+
+        snprintf(buf, sizeof(buf), VM_HELLO "%s = %s\n", key, value);
+        EXPECT_OK(buf);
+        return &cfg.vms[0];
+}
+
+/* `key = value` is refused at line 4 with a message holding `words`. */
+static void sched_err(const char *key, const char *value, const char *words)
+{
+        char buf[256], head[96];
+
+        snprintf(buf, sizeof(buf), VM_HELLO "%s = %s\n", key, value);
+        snprintf(head, sizeof(head), "%s = %s in [vm hello]: ", key, value);
+        EXPECT_ERR(buf, 4, head, words);
+}
+
+TEST(scheduling_keys)
+{
+        static const char *const garbage[] = {"abc", "-1", "1K", "2.5", "0x", "1_0", "+3", "x1"};
+        static const char *const keys3[] = {"weight", "cpu", "vcpus"};
+
+        /* Defaults. */
+        EXPECT_OK(VM_HELLO);
+        EXPECT_EQ(cfg.vms[0].weight, SCHED_WEIGHT_DEFAULT);
+        EXPECT_EQ(cfg.vms[0].weight, 256);
+        EXPECT_EQ(cfg.vms[0].cpu, SCHED_NO_PIN);
+        EXPECT_EQ(cfg.vms[0].vcpus, 1);
+
+        /* Good values, the limits included. */
+        EXPECT_EQ(sched_vm("weight", "1")->weight, 1);
+        EXPECT_EQ(sched_vm("weight", "65536")->weight, 65536);
+        EXPECT_EQ(sched_vm("weight", "0x300")->weight, 768);
+        EXPECT_EQ(sched_vm("weight", "\"512\"")->weight, 512);
+        EXPECT_EQ(sched_vm("weight", "0256")->weight, 256); /* decimal, not octal */
+        EXPECT_EQ(sched_vm("cpu", "0")->cpu, 0);
+        EXPECT_EQ(sched_vm("cpu", "7")->cpu, 7);
+        EXPECT_EQ(sched_vm("cpu", "0x3")->cpu, 3);
+        EXPECT_EQ(sched_vm("vcpus", "1")->vcpus, 1);
+        EXPECT_EQ(sched_vm("vcpus", "8")->vcpus, 8);
+        EXPECT_EQ(sched_vm("vcpus", "3")->vcpus, 3);
+        /* Setting one leaves the others at their defaults. */
+        EXPECT_EQ(sched_vm("cpu", "2")->weight, SCHED_WEIGHT_DEFAULT);
+        EXPECT_EQ(cfg.vms[0].vcpus, 1);
+
+        /* Out of range, too large for 64 bits included. */
+        sched_err("weight", "0", "must be from 1 to 65536");
+        sched_err("weight", "65537", "must be from 1 to 65536");
+        sched_err("weight", "0x10001", "must be from 1 to 65536");
+        sched_err("weight", "99999999999999999999999", "must be from 1 to 65536");
+        sched_err("cpu", "8", "must be from 0 to 7");
+        sched_err("cpu", "4294967296", "must be from 0 to 7");
+        sched_err("vcpus", "0", "must be from 1 to 8");
+        sched_err("vcpus", "9", "must be from 1 to 8");
+        /* The whole message, word for word (docs/config.md). */
+        EXPECT_ERR(VM_HELLO "weight = 0\n", 4, "");
+        EXPECT_STREQ(err, "keel.cfg:4: weight = 0 in [vm hello]: must be from 1 to 65536 (its "
+                          "share of CPU time; default 256)");
+        EXPECT_ERR(VM_HELLO "cpu = 8\n", 4, "");
+        EXPECT_STREQ(err, "keel.cfg:4: cpu = 8 in [vm hello]: must be from 0 to 7 (the physical "
+                          "CPU to pin to; default: any)");
+        EXPECT_ERR(VM_HELLO "vcpus = 9\n", 4, "");
+        EXPECT_STREQ(err, "keel.cfg:4: vcpus = 9 in [vm hello]: must be from 1 to 8 (virtual CPUs; "
+                          "default 1)");
+
+        /* Garbage. */
+        for (unsigned k = 0; k < ARRAY_SIZE(keys3); k++) {
+                for (unsigned g = 0; g < ARRAY_SIZE(garbage); g++)
+                        sched_err(keys3[k], garbage[g], "not a number (expected decimal or 0x hex");
+        }
+        sched_err("weight", "none", "not a number (expected decimal or 0x hex, 1 to 65536)");
+        sched_err("cpu", "any", "not a number (expected decimal or 0x hex, 0 to 7)");
+        sched_err("vcpus", "two", "not a number (expected decimal or 0x hex, 1 to 8)");
+        EXPECT_ERR(VM_HELLO "weight =\n", 4, "'weight' in [vm hello] has no value");
+        EXPECT_ERR(VM_HELLO "cpu = 1 2\n", 4, "unexpected '2'");
+
+        /* Once per VM, only in a VM, for Linux VMs too, per VM. */
+        EXPECT_ERR(VM_HELLO "weight = 2\nweight = 2\n", 5, "duplicate key 'weight'", "line 4");
+        EXPECT_ERR(VM_HELLO "cpu = 1\ncpu = 1\n", 5, "duplicate key 'cpu'");
+        EXPECT_ERR(VM_HELLO "vcpus = 1\nvcpus = 1\n", 5, "duplicate key 'vcpus'");
+        EXPECT_ERR("weight = 2\n" VM_HELLO, 1, "key 'weight' outside a [vm NAME] section");
+        EXPECT_OK("[vm l]\nmemory = 16M\nkernel = k\nweight = 100\ncpu = 5\nvcpus = 4\n" VM_HELLO
+                  "weight = 300\n");
+        EXPECT_EQ(cfg.vms[0].weight, 100);
+        EXPECT_EQ(cfg.vms[0].cpu, 5);
+        EXPECT_EQ(cfg.vms[0].vcpus, 4);
+        EXPECT_EQ(cfg.vms[1].weight, 300);
+        EXPECT_EQ(cfg.vms[1].cpu, SCHED_NO_PIN);
+        EXPECT_EQ(cfg.vms[1].vcpus, 1);
 }
 
 TEST(required_keys)

@@ -73,7 +73,7 @@ struct sched_cpu {
         unsigned runnable;         /* of which runnable */
         struct sched_entity *current;
         uint64_t min_vruntime; /* never decreases */
-        uint64_t idle_since;   /* for reports; 0 = busy */
+        uint64_t idle_since;   /* `now` when it last found nothing to run (reports); 0 = busy */
 };
 
 struct sched {
@@ -85,7 +85,7 @@ struct sched {
         bool (*ready)(struct sched_entity *e);
 };
 
-/* ncpus in 1..KEEL_MAX_CPUS, slice > 0, ready non-NULL. */
+/* ncpus in 1..KEEL_MAX_CPUS, slice in 1..2^62 ticks, ready non-NULL (CHECKed). */
 void sched_init(struct sched *s, unsigned ncpus, uint64_t slice,
                 bool (*ready)(struct sched_entity *e));
 /*
@@ -103,12 +103,14 @@ int sched_add(struct sched *s, struct sched_entity *e, uint64_t now);
 int sched_remove(struct sched *s, struct sched_entity *e);
 /*
  * The next entity for `cpu`: blocked entities that s->ready() approves become runnable,
- * then the runnable one with the least virtual time is marked running and returned. With
- * nothing runnable here, steals the waiting unpinned entity with the least virtual time
- * from the queue with the most runnable entities. NULL: idle.
+ * then the runnable one with the least virtual time is marked running and returned (ties:
+ * the one that has waited longest). With nothing runnable here, steals the waiting unpinned
+ * entity with the least virtual time from the queue with the most runnable entities among
+ * those that have one. NULL: idle. `cpu` must have nothing running (CHECKed).
  */
 struct sched_entity *sched_pick(struct sched *s, unsigned cpu, uint64_t now);
-/* Give back what sched_pick returned, `ran` ticks after it was picked (accounted). */
+/* Give back what sched_pick returned, `ran` ticks after it was picked (accounted: runtime,
+ * and vruntime += ran * SCHED_WEIGHT_DEFAULT / weight, at most 2^62 per call). */
 void sched_put(struct sched *s, struct sched_entity *e, uint64_t ran, enum sched_put_how how);
 /* The slice `e` gets when picked now (s->slice for now; a hook for later policies). */
 uint64_t sched_slice(const struct sched *s, const struct sched_entity *e);

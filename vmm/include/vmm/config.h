@@ -13,8 +13,9 @@
 #include <vmm/vm.h>
 
 #define CONFIG_PATH_MAX    128
-#define CONFIG_ERR_MAX     192
+#define CONFIG_ERR_MAX     256
 #define CONFIG_CMDLINE_MAX 240 /* a config line holds at most 256 characters */
+#define CONFIG_VCPUS_MAX   8   /* vcpus = 1..8 */
 
 enum finish_action {
         FINISH_HALT = 0,   /* print the summary and halt the CPU */
@@ -49,6 +50,11 @@ struct vm_config {
         int64_t expect_exit;
         bool has_expect_stop;
         enum vm_stop_reason expect_stop;
+        /* Scheduling (docs/scheduler.md). */
+        uint32_t weight; /* CPU share: SCHED_WEIGHT_MIN..SCHED_WEIGHT_MAX, default 256 */
+        int cpu;         /* physical CPU its vCPUs are pinned to (< KEEL_MAX_CPUS), or
+                            SCHED_NO_PIN (-1, the default); whether it exists is checked at boot */
+        uint32_t vcpus;  /* 1..CONFIG_VCPUS_MAX, default 1 */
 };
 
 struct keel_config {
