@@ -13,6 +13,7 @@
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
+#include <keel/smp.h>
 #include <vmm/config.h>
 #include <vmm/loader.h>
 #include <vmm/virtio.h>
@@ -230,6 +231,14 @@ static bool as_expected(const struct vm *vm, const struct vm_config *vc, char *b
         return vm->stop_reason == VM_STOP_EXIT && vm->exit_code == 0;
 }
 
+/* Where each application processor goes once it is up: idle for now (the scheduler later). */
+static void ap_idle_entry(unsigned index)
+{
+        (void)index;
+        for (;;)
+                arch_cpu_idle();
+}
+
 _Noreturn void kernel_main(const struct boot_info *bi)
 {
         const struct keel_config *cfg = bi->config;
@@ -259,6 +268,7 @@ _Noreturn void kernel_main(const struct boot_info *bi)
         arch_virt_enable();
         arch_virt_describe(desc, sizeof(desc));
         LOG_INFO("keel: virtualization on: %s", desc);
+        arch_smp_start(bi, ap_idle_entry);
 
         for (unsigned i = 0; i < cfg->vm_count; i++) {
                 struct vm *vm = &vms[i];
