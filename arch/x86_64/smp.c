@@ -15,6 +15,7 @@
 #include <arch/ap_boot.h>
 #include <arch/cpu.h>
 #include <arch/host_timer.h>
+#include <arch/madt.h>
 #include <arch/relax.h>
 #include <arch/x86.h>
 #include <drivers/acpi_tables.h>
@@ -27,12 +28,7 @@
 #include <keel/time.h>
 #include <vmm/vmm.h>
 
-#define MADT_ENTRIES    44 /* after the SDT header, the LAPIC address and the flags */
-#define MADT_LAPIC      0
-#define MADT_X2APIC     9
-#define MADT_ENABLED    1u
 #define MADT_MAX_LISTED 256
-#define APIC_ID_NONE    0xffffffffu
 #define ICR_INIT        0x4500u /* INIT, level assert */
 #define ICR_STARTUP     0x4600u /* start-up, level assert, | vector */
 #define AP_ANSWER_MS    100     /* after the second SIPI */
@@ -86,7 +82,7 @@ void arch_cpu_idle(void)
 void x86_smp_init_boot_cpu(void)
 {
         for (unsigned i = 0; i < KEEL_MAX_CPUS; i++)
-                cpu_apic_id[i] = APIC_ID_NONE;
+                cpu_apic_id[i] = MADT_APIC_ID_NONE;
         cpu_apic_id[0] = x86_lapic_id();
         cpus_known = true;
 }
@@ -168,7 +164,7 @@ static bool start_ap(uint8_t *tramp, uint32_t id, unsigned index)
                         /* Back to wait-for-SIPI, wherever it was: it never runs again. */
                         x86_lapic_send_ipi(id, ICR_INIT);
                         delay_us(10000);
-                        cpu_apic_id[index] = APIC_ID_NONE;
+                        cpu_apic_id[index] = MADT_APIC_ID_NONE;
                         err = palloc_free(&keel_palloc, mem, AP_MEM_PAGES);
                         CHECK(err == 0);
                         LOG_WARN("keel: CPU with APIC id %u did not answer within %u ms of its "
@@ -186,37 +182,13 @@ static bool start_ap(uint8_t *tramp, uint32_t id, unsigned index)
         return true;
 }
 
-/* Enabled LAPIC ids of the MADT (Local APIC and x2APIC entries, duplicates dropped). */
+/* Enabled LAPIC ids of the firmware's MADT (arch/madt.h); 0 without one. */
 static unsigned madt_cpus(const struct boot_info *bi, uint32_t *ids, unsigned max)
 {
-        uint32_t len, n = 0;
+        uint32_t len;
         const uint8_t *madt = acpi_find_table(bi->rsdp, "APIC", &len);
 
-        if (!madt)
-                return 0;
-        for (uint32_t off = MADT_ENTRIES; off + 2 <= len && madt[off + 1] >= 2;
-             off += madt[off + 1]) {
-                const uint8_t *e = madt + off;
-                uint32_t id, flags;
-                bool seen = false;
-
-                if (e[0] == MADT_LAPIC && e[1] >= 8 && off + 8 <= len) {
-                        id = e[3];
-                        flags = acpi_u32(e + 4);
-                } else if (e[0] == MADT_X2APIC && e[1] >= 16 && off + 16 <= len) {
-                        id = acpi_u32(e + 4);
-                        flags = acpi_u32(e + 8);
-                } else {
-                        continue;
-                }
-                if (!(flags & MADT_ENABLED) || id == APIC_ID_NONE)
-                        continue;
-                for (unsigned i = 0; i < n; i++)
-                        seen |= ids[i] == id;
-                if (!seen && n < max)
-                        ids[n++] = id;
-        }
-        return n;
+        return madt ? x86_madt_cpus(madt, len, ids, max) : 0;
 }
 
 unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned index))
@@ -250,7 +222,7 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
         ap.cr4 = x86_read_cr4() & ~(1ull << 13); /* VMXE: the vendor's enable sets it */
         ap.pat = x86_rdmsr(MSR_PAT);
 
-        for (unsigned i = 0; i < listed; i++) {
+        for (unsigned i = 0; i < listed && i < MADT_MAX_LISTED; i++) {
                 if (ids[i] == self)
                         continue;
                 if (online == KEEL_MAX_CPUS) {
