@@ -93,6 +93,9 @@ uint32_t x86_lapic_id(void)
 void x86_lapic_send_ipi(uint32_t apic_id, uint32_t icr_lo)
 {
         if (x2apic) {
+                /* WRMSR to the x2APIC is not serializing: earlier stores first (the AP's
+                 * trampoline parameters). */
+                __asm__ volatile("mfence; lfence" ::: "memory");
                 x86_wrmsr(0x830, (uint64_t)apic_id << 32 | icr_lo);
                 return;
         }
