@@ -415,7 +415,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
         char why[512];
-        EFI_PHYSICAL_ADDRESS stack_area;
+        EFI_PHYSICAL_ADDRESS stack_area, low_page;
         EFI_STATUS s;
 
         st = systab;
@@ -448,6 +448,10 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
         if (EFI_ERROR(s))
                 return fail(s, "out of memory for Keel's stacks (%u KiB)", BOOT_STACK_AREA / 1024);
         boot_info.stack_area = hva((uintptr_t)stack_area);
+        /* Below 1 MiB (x86: where a SIPI starts the other CPUs); none is not an error here. */
+        low_page = 0x100000 - 1;
+        if (!EFI_ERROR(bs->AllocatePages(AllocateMaxAddress, EfiLoaderData, 1, &low_page)))
+                boot_info.low_page = hpa(low_page);
 
         LOG_INFO("keel: exiting boot services");
         s = exit_boot_services(image);

@@ -1,17 +1,24 @@
 /*
  * The leveled log: formats into a bounded line buffer and hands it to one sink (the serial
- * driver on the machine, stderr or a capture buffer in host tests).
+ * driver on the machine, stderr or a capture buffer in host tests). One spinlock around the
+ * sink keeps the lines of several CPUs whole; a CPU that faults or panics inside the sink
+ * (it holds the lock) still prints, and so do the others if a CPU died holding it.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include <keel/log.h>
+#include <keel/smp.h>
 #include <keel/spinlock.h>
 
+#define LOG_NO_OWNER 0xffffffffu
+#define LOG_SPIN_MAX (1ul << 28) /* seconds of spinning: the holder died inside the sink */
+
 static log_sink_fn log_sink;
-/* One line at a time on the sink, whichever CPU writes it. */
-static struct spinlock log_lock = SPINLOCK_INIT;
 static enum log_level log_level = LOG_LEVEL_INFO;
+static struct spinlock log_lock = SPINLOCK_INIT;
+static unsigned log_owner = LOG_NO_OWNER; /* CPU index holding log_lock */
+static bool log_lock_broken;              /* a CPU died holding it: write without it */
 
 static const char *const level_prefix[] = {
     [LOG_LEVEL_ERROR] = "E ",
@@ -37,13 +44,29 @@ enum log_level log_get_level(void)
 
 void log_write(const char *s, unsigned long len)
 {
-        struct spin_held h;
+        unsigned me = arch_cpu_index();
+        unsigned long spins = 0;
 
         if (!log_sink)
                 return;
-        h = spin_lock(&log_lock);
+        /* This CPU already holds the lock (a fault or panic inside the sink): go ahead. */
+        if (__atomic_load_n(&log_owner, __ATOMIC_RELAXED) == me ||
+            __atomic_load_n(&log_lock_broken, __ATOMIC_RELAXED)) {
+                log_sink(s, len);
+                return;
+        }
+        while (!spin_trylock(&log_lock)) {
+                if (++spins == LOG_SPIN_MAX) {
+                        __atomic_store_n(&log_lock_broken, true, __ATOMIC_RELAXED);
+                        log_sink(s, len);
+                        return;
+                }
+                arch_cpu_relax();
+        }
+        __atomic_store_n(&log_owner, me, __ATOMIC_RELAXED);
         log_sink(s, len);
-        spin_unlock(h);
+        __atomic_store_n(&log_owner, LOG_NO_OWNER, __ATOMIC_RELAXED);
+        spin_unlock((struct spin_held){&log_lock});
 }
 
 void log_vprintf(enum log_level level, const char *fmt, va_list ap)

@@ -43,6 +43,8 @@ _Static_assert(offsetof(struct arm64_percpu, stack_top) == PERCPU_STACK_TOP, "en
 enum { CPU_STARTING = 1, CPU_UP, CPU_ONLINE, CPU_ABANDONED };
 
 static struct arm64_percpu boot_cpu;
+/* TPIDR_EL2 is Keel's: before that (UEFI boot services log too) the firmware's value. */
+static bool percpu_ready;
 /* Every CPU online, by index (the boot CPU at 0); written by the boot CPU only. */
 static struct arm64_percpu *cpus[KEEL_MAX_CPUS];
 
@@ -53,11 +55,12 @@ void arm64_percpu_boot_init(void)
         cpus[0] = &boot_cpu;
         write_sysreg(tpidr_el2, (uint64_t)(uintptr_t)&boot_cpu);
         isb();
+        percpu_ready = true;
 }
 
 unsigned arch_cpu_index(void)
 {
-        return arm64_this_cpu()->index;
+        return percpu_ready ? arm64_this_cpu()->index : 0;
 }
 
 void arm64_ap_main(struct arm64_percpu *pc);

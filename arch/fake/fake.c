@@ -8,6 +8,7 @@
 
 #include <keel/addr.h>
 #include <keel/arch.h>
+#include <keel/smp.h>
 
 noreturn void arch_halt(void)
 {
@@ -18,4 +19,10 @@ noreturn void arch_halt(void)
 void arch_dump_state(void)
 {
         fprintf(stderr, "(fake arch: no registers to dump)\n");
+}
+
+/* Host tests run the core on one thread: always CPU 0. */
+unsigned arch_cpu_index(void)
+{
+        return 0;
 }

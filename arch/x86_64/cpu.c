@@ -54,39 +54,60 @@ struct descriptor_ptr {
         uint64_t base;
 } __attribute__((packed));
 
-static struct tss64 keel_tss;
-static uint64_t keel_gdt[5] __attribute__((aligned(16)));
+/* A CPU's GDT (null, code 0x08, data 0x10, 16-byte TSS descriptor at 0x18) and its TSS. */
+struct cpu_tables {
+        uint64_t gdt[5] __attribute__((aligned(16)));
+        struct tss64 tss;
+};
+
+_Static_assert(sizeof(struct cpu_tables) <= X86_CPU_TABLES_SIZE, "AP tables fit their space");
+
+static struct cpu_tables bsp_tables;
 static struct idt_entry keel_idt[256] __attribute__((aligned(16)));
 static struct pt keel_pt;
 
-static void gdt_setup(const struct boot_info *bi)
+/* Build and load a CPU's GDT and TSS; its IST stacks take double faults (1) and NMIs (2). */
+static void gdt_load(struct cpu_tables *t, uint64_t ist_df_top, uint64_t ist_nmi_top)
 {
-        uint64_t base = (uint64_t)(uintptr_t)&keel_tss;
-        uint64_t limit = sizeof(keel_tss) - 1;
+        uint64_t base = (uint64_t)(uintptr_t)&t->tss;
+        uint64_t limit = sizeof(t->tss) - 1;
         struct descriptor_ptr gdtr;
 
-        stack_area = hva_ptr(bi->stack_area);
-        keel_tss.ist[0] = (uint64_t)(uintptr_t)(stack_area + KEEL_STACK_SIZE + IST_STACK_SIZE);
-        keel_tss.ist[1] = (uint64_t)(uintptr_t)(stack_area + KEEL_STACK_SIZE + 2 * IST_STACK_SIZE);
-        keel_tss.iomap_base = sizeof(keel_tss);
+        t->tss.ist[0] = ist_df_top;
+        t->tss.ist[1] = ist_nmi_top;
+        t->tss.iomap_base = sizeof(t->tss);
 
-        keel_gdt[0] = 0;
-        keel_gdt[1] = 0x00af9b000000ffffull; /* 64-bit code, DPL 0 */
-        keel_gdt[2] = 0x00cf93000000ffffull; /* data, DPL 0 */
+        t->gdt[0] = 0;
+        t->gdt[1] = 0x00af9b000000ffffull; /* 64-bit code, DPL 0 */
+        t->gdt[2] = 0x00cf93000000ffffull; /* data, DPL 0 */
         /* 16-byte available 64-bit TSS descriptor. */
-        keel_gdt[3] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
-                      (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-        keel_gdt[4] = base >> 32;
+        t->gdt[3] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
+                    (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
+        t->gdt[4] = base >> 32;
 
-        gdtr.limit = sizeof(keel_gdt) - 1;
-        gdtr.base = (uint64_t)(uintptr_t)keel_gdt;
+        gdtr.limit = sizeof(t->gdt) - 1;
+        gdtr.base = (uint64_t)(uintptr_t)t->gdt;
         x86_load_gdt(&gdtr, KEEL_TSS);
+}
+
+static void gdt_setup(const struct boot_info *bi)
+{
+        stack_area = hva_ptr(bi->stack_area);
+        gdt_load(&bsp_tables, (uint64_t)(uintptr_t)(stack_area + KEEL_STACK_SIZE + IST_STACK_SIZE),
+                 (uint64_t)(uintptr_t)(stack_area + KEEL_STACK_SIZE + 2 * IST_STACK_SIZE));
+}
+
+static void idt_load(void)
+{
+        struct descriptor_ptr idtr;
+
+        idtr.limit = sizeof(keel_idt) - 1;
+        idtr.base = (uint64_t)(uintptr_t)keel_idt;
+        __asm__ volatile("lidt %0" ::"m"(idtr));
 }
 
 static void idt_setup(void)
 {
-        struct descriptor_ptr idtr;
-
         for (unsigned v = 0; v < 256; v++) {
                 uint64_t addr = (uint64_t)(uintptr_t)(x86_isr_stubs + 16 * v);
 
@@ -101,9 +122,22 @@ static void idt_setup(void)
                     .offset_hi = addr >> 32,
                 };
         }
-        idtr.limit = sizeof(keel_idt) - 1;
-        idtr.base = (uint64_t)(uintptr_t)keel_idt;
-        __asm__ volatile("lidt %0" ::"m"(idtr));
+        idt_load();
+}
+
+void x86_ap_cpu_setup(void *tables, void *ist_df_top, void *ist_nmi_top)
+{
+        gdt_load(tables, (uint64_t)(uintptr_t)ist_df_top, (uint64_t)(uintptr_t)ist_nmi_top);
+        idt_load();
+}
+
+bool x86_keel_maps(uint64_t pa)
+{
+        hpa_t out;
+        unsigned attrs, level;
+
+        return pt_lookup(&keel_pt, pa, &out, &attrs, &level) == 0 && hpa_raw(out) == pa &&
+               !(attrs & PT_UNCACHED);
 }
 
 /*
@@ -147,6 +181,7 @@ void arch_cpu_setup(const struct boot_info *bi)
         pic_mask_all();
         paging_setup(bi);
         x86_time_init();
+        x86_smp_init_boot_cpu();
 }
 
 static void keel_enter(const void *arg)

@@ -11,6 +11,7 @@
 #include <arch/x86.h>
 #include <keel/check.h>
 #include <keel/log.h>
+#include <keel/smp.h>
 #include <keel/time.h>
 
 #define PIT_HZ        1193182u
@@ -18,7 +19,10 @@
 #define PIT_CAL_MS    10u
 #define PIT_SPIN_MAX  50000000u
 
+#define LAPIC_ID      0x20
 #define LAPIC_SVR     0xf0
+#define LAPIC_ICR_LO  0x300
+#define LAPIC_ICR_HI  0x310
 #define LAPIC_EOI     0xb0
 #define LAPIC_LVT_TMR 0x320
 #define LAPIC_TMR_ICR 0x380
@@ -28,6 +32,7 @@
 static uint64_t tsc_khz;
 static uint64_t lapic_base; /* 0: no xAPIC access (x2APIC mode or none) */
 static bool x2apic;
+static uint32_t lapic_per_ms; /* calibrated on the boot CPU; the APs' ticks reuse it */
 static volatile uint64_t ticks;
 
 uint64_t arch_tsc(void)
@@ -69,7 +74,62 @@ void x86_lapic_eoi(void)
 
 void x86_host_tick(void)
 {
-        ticks++;
+        if (arch_cpu_index() == 0) /* every CPU ticks; the count is the boot CPU's */
+                ticks++;
+}
+
+bool x86_lapic_x2apic(void)
+{
+        return x2apic;
+}
+
+uint32_t x86_lapic_id(void)
+{
+        if (x2apic)
+                return (uint32_t)x86_rdmsr(0x802);
+        return lapic_base ? lapic_read(LAPIC_ID) >> 24 : 0;
+}
+
+void x86_lapic_send_ipi(uint32_t apic_id, uint32_t icr_lo)
+{
+        if (x2apic) {
+                /* WRMSR to the x2APIC is not serializing: earlier stores first (the AP's
+                 * trampoline parameters). */
+                __asm__ volatile("mfence; lfence" ::: "memory");
+                x86_wrmsr(0x830, (uint64_t)apic_id << 32 | icr_lo);
+                return;
+        }
+        lapic_write(LAPIC_ICR_HI, apic_id << 24);
+        lapic_write(LAPIC_ICR_LO, icr_lo);
+        /* Delivery status (bit 12): sent when clear. Bounded: a dead LAPIC must not hang Keel. */
+        for (unsigned i = 0; i < 1000000 && (lapic_read(LAPIC_ICR_LO) & (1u << 12)); i++)
+                __asm__ volatile("pause");
+}
+
+/* The periodic host tick on this CPU's LAPIC, from the calibrated count (0: none). */
+static void tick_start(void)
+{
+        if (!lapic_per_ms)
+                return;
+        lapic_write(LAPIC_TMR_ICR, 0);
+        lapic_write(LAPIC_LVT_TMR, HOST_TICK_VECTOR | (1u << 17)); /* periodic */
+        lapic_write(LAPIC_TMR_ICR, lapic_per_ms * 1000 / HOST_TICK_HZ);
+}
+
+void x86_ap_time_init(void)
+{
+        uint64_t apic = x86_rdmsr(MSR_APIC_BASE);
+
+        if (!lapic_base && !x2apic)
+                return;
+        /* This LAPIC in the boot CPU's mode (x2APIC is entered from xAPIC: EN, then EXTD). */
+        if (!(apic & (1u << 11)))
+                x86_wrmsr(MSR_APIC_BASE, apic |= 1u << 11);
+        if (x2apic && !(apic & (1u << 10)))
+                x86_wrmsr(MSR_APIC_BASE, apic | 1u << 10);
+        lapic_write(LAPIC_SVR, 0x1ff);   /* software enable, spurious vector 0xff */
+        lapic_write(LAPIC_TMR_DCR, 0x3); /* divide by 16, as on the boot CPU */
+        tick_start();
 }
 
 void x86_wait_for_interrupt(void)
@@ -101,7 +161,7 @@ static uint64_t tsc_khz_from_cpuid(void)
 void x86_time_init(void)
 {
         uint64_t apic = x86_rdmsr(MSR_APIC_BASE), t0, t1;
-        uint32_t c0 = 0, c1 = 0, lapic_per_ms = 0;
+        uint32_t c0 = 0, c1 = 0;
         uint8_t gate;
         unsigned spins = 0;
 
@@ -141,13 +201,10 @@ void x86_time_init(void)
                 LOG_WARN("keel: no PIT: TSC frequency %llu kHz taken from CPUID",
                          (unsigned long long)tsc_khz);
         }
-        if (lapic_per_ms) {
-                lapic_write(LAPIC_TMR_ICR, 0);
-                lapic_write(LAPIC_LVT_TMR, HOST_TICK_VECTOR | (1u << 17)); /* periodic */
-                lapic_write(LAPIC_TMR_ICR, lapic_per_ms * 1000 / HOST_TICK_HZ);
-        } else {
+        if (lapic_per_ms)
+                tick_start();
+        else
                 LOG_WARN("keel: no usable LAPIC timer: no host tick (guests are not preempted)");
-        }
         LOG_INFO("keel: TSC %llu.%03llu MHz, host tick %u Hz (LAPIC timer %u per ms)",
                  (unsigned long long)(tsc_khz / 1000), (unsigned long long)(tsc_khz % 1000),
                  lapic_per_ms ? HOST_TICK_HZ : 0, lapic_per_ms);

@@ -186,6 +186,19 @@ def smp_case(case, cpus):
     return case
 
 
+def smp_host_case():
+    """-smp 4: the boot CPU starts the three others (each reports once, whole lines, before
+    the first VM), says 4 CPUs are online, and the VMs still run and pass."""
+    vms = [X86_COMMON["hello"], X86_COMMON["hc"], X86_COMMON["ramtest"]]
+    up = [r"^keel: cpu %d up \(APIC id \d+\)$" % i for i in (1, 2, 3)]
+    case = guests_case("smp_host.cfg", vms, counts={r"^keel: cpu \d+ up \(APIC id \d+\)$": 3,
+                                                     r"^keel: \d+ CPUs? online": 1}, smp=4)
+    case["order"] = up + [r"^keel: 4 CPUs online \(4 in the ACPI MADT\)$",
+                          r"^keel: vm hello: starting$"] + case["order"]
+    case["must_not"] = case["must_not"] + [r"did not answer", r"cannot start the other CPUs"]
+    return case
+
+
 def expect_fail_case(config, wrong_stop, **extra):
     """Two VMs whose outcome differs from their expect_* (wrong-code exits 0, wrong-stop stops
     with `wrong_stop`) and one that matches: both flagged UNEXPECTED, the result FAIL. Proves
@@ -225,6 +238,8 @@ CASES = {
         r"^keel: vm ioport: unclaimed I/O port 0x0*1234\b": 1,
         r"^keel: vm [^:]+: unclaimed I/O port": 2,
     }),
+    # -smp 4: the application processors come up; the VMs run as with one CPU
+    "smp_host": smp_host_case(),
     # verdict PASS: QEMU status 0, Keel's semihosting exit with 0
     "arm64_guests": guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"),
     # Four CPUs: the boot CPU starts the three secondaries (ACPI MADT, PSCI CPU_ON over SMC),

@@ -20,6 +20,7 @@
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
+#include <keel/smp.h>
 
 #include "svm.h"
 
@@ -33,7 +34,9 @@ _Static_assert(offsetof(struct x86_gprs, r15) == 112, "svm_run_guest gprs layout
 
 static struct svm_caps caps;
 
-static hpa_t hsave_pa, host_vmcb_pa, iopm_pa, msrpm_pa;
+static hpa_t iopm_pa, msrpm_pa; /* shared by all CPUs */
+/* Per CPU (arch_cpu_index): VM_HSAVE_PA's page, the VMCB VMSAVE/VMLOAD keep Keel's state in. */
+static hpa_t hsave_pa[KEEL_MAX_CPUS], host_vmcb_pa[KEEL_MAX_CPUS];
 
 static int svm_probe(char *why, size_t len)
 {
@@ -96,6 +99,7 @@ static void msrpm_pass_through(uint8_t *pm, uint32_t msr)
         pm[base + bit / 8] &= (uint8_t) ~(3u << (bit % 8));
 }
 
+/* On each CPU (the boot CPU first, which also builds the shared permission maps). */
 static void svm_enable(void)
 {
         /* Switched by VMLOAD/VMSAVE per VM, or (TSC_AUX) unused by Keel: the guest uses them. */
@@ -104,10 +108,15 @@ static void svm_enable(void)
             MSR_LSTAR,        MSR_CSTAR,        MSR_SFMASK,         MSR_SYSENTER_CS,
             MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_TSC_AUX,
         };
+        unsigned cpu = arch_cpu_index();
         uint8_t *msrpm;
 
-        hsave_pa = alloc_pages_or_panic(1, "host save area");
-        host_vmcb_pa = alloc_pages_or_panic(1, "host VMCB");
+        hsave_pa[cpu] = alloc_pages_or_panic(1, "host save area");
+        host_vmcb_pa[cpu] = alloc_pages_or_panic(1, "host VMCB");
+        x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) | X86_EFER_SVME);
+        x86_wrmsr(MSR_VM_HSAVE_PA, hpa_raw(hsave_pa[cpu]));
+        if (cpu)
+                return;
         iopm_pa = alloc_pages_or_panic(IOPM_PAGES, "I/O permission map");
         msrpm_pa = alloc_pages_or_panic(MSRPM_PAGES, "MSR permission map");
         /* Intercept every port and every MSR except the pass-through list. */
@@ -116,9 +125,6 @@ static void svm_enable(void)
         memset(msrpm, 0xff, MSRPM_PAGES * PAGE_SIZE);
         for (unsigned i = 0; i < ARRAY_SIZE(pass_through); i++)
                 msrpm_pass_through(msrpm, pass_through[i]);
-
-        x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) | X86_EFER_SVME);
-        x86_wrmsr(MSR_VM_HSAVE_PA, hpa_raw(hsave_pa));
 }
 
 static struct vmcb_seg flat_seg(uint16_t sel, uint16_t attrib)
@@ -521,7 +527,8 @@ static void svm_vcpu_run(struct vcpu *vcpu)
 {
         struct vmcb *vmcb = vcpu->arch.vmcb;
         struct x86_gprs *g = &vcpu->arch.gprs;
-        uint64_t vmcb_pa = hpa_raw(vcpu->arch.vmcb_pa), host_pa = hpa_raw(host_vmcb_pa);
+        uint64_t vmcb_pa = hpa_raw(vcpu->arch.vmcb_pa),
+                 host_pa = hpa_raw(host_vmcb_pa[arch_cpu_index()]);
         uint8_t tlb_control = vcpu->vm->arch.asid >= caps.asids ? 1 : 0;
         bool platform = vcpu->vm->arch.platform;
 

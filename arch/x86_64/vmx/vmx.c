@@ -21,6 +21,7 @@
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
+#include <keel/smp.h>
 
 #include "vmx.h"
 
@@ -34,7 +35,8 @@ extern char vmx_exit_point[];
 #define VMCS_XSS_BITMAP 0x202c
 
 static struct vmx_caps caps;
-static hpa_t vmxon_pa, io_bitmap_pa, msr_bitmap_pa;
+static hpa_t io_bitmap_pa, msr_bitmap_pa; /* shared by all CPUs */
+static hpa_t vmxon_pa[KEEL_MAX_CPUS];     /* per CPU (arch_cpu_index) */
 
 static inline uint64_t vmread(enum vmcs_field f)
 {
@@ -162,6 +164,7 @@ static void msr_pass_through(uint8_t *bm, uint32_t msr)
         bm[base + 0x800 + bit / 8] &= (uint8_t) ~(1u << (bit % 8));
 }
 
+/* On each CPU (the boot CPU first, which also builds the shared bitmaps). */
 static void vmx_enable(void)
 {
         /* Switched by the VMCS (FS/GS base, SYSENTER) or unused by Keel (SYSCALL, TSC_AUX). */
@@ -172,19 +175,22 @@ static void vmx_enable(void)
         };
         uint64_t fc = x86_rdmsr(MSR_FEATURE_CONTROL), cr0, cr4;
         uint32_t *region, r[4];
+        unsigned cpu = arch_cpu_index();
         uint8_t *msrbm;
 
         if (!(fc & FEATURE_CONTROL_LOCK)) /* firmware left it open: enable VMX and lock */
                 x86_wrmsr(MSR_FEATURE_CONTROL, fc | FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX);
-        vmxon_pa = alloc_zeroed_or_panic(1, "VMXON region");
-        io_bitmap_pa = alloc_zeroed_or_panic(IO_BITMAP_PAGES, "I/O bitmaps");
-        msr_bitmap_pa = alloc_zeroed_or_panic(1, "MSR bitmap");
-        memset(hva_ptr(arch_hpa_to_hva(io_bitmap_pa)), 0xff, IO_BITMAP_PAGES * PAGE_SIZE);
-        msrbm = hva_ptr(arch_hpa_to_hva(msr_bitmap_pa));
-        memset(msrbm, 0xff, PAGE_SIZE);
-        for (unsigned i = 0; i < ARRAY_SIZE(pass_through); i++)
-                msr_pass_through(msrbm, pass_through[i]);
-        region = hva_ptr(arch_hpa_to_hva(vmxon_pa));
+        vmxon_pa[cpu] = alloc_zeroed_or_panic(1, "VMXON region");
+        if (cpu == 0) {
+                io_bitmap_pa = alloc_zeroed_or_panic(IO_BITMAP_PAGES, "I/O bitmaps");
+                msr_bitmap_pa = alloc_zeroed_or_panic(1, "MSR bitmap");
+                memset(hva_ptr(arch_hpa_to_hva(io_bitmap_pa)), 0xff, IO_BITMAP_PAGES * PAGE_SIZE);
+                msrbm = hva_ptr(arch_hpa_to_hva(msr_bitmap_pa));
+                memset(msrbm, 0xff, PAGE_SIZE);
+                for (unsigned i = 0; i < ARRAY_SIZE(pass_through); i++)
+                        msr_pass_through(msrbm, pass_through[i]);
+        }
+        region = hva_ptr(arch_hpa_to_hva(vmxon_pa[cpu]));
         region[0] = caps.revision;
 
         cr0 = (x86_read_cr0() | x86_rdmsr(MSR_VMX_CR0_FIXED0)) & x86_rdmsr(MSR_VMX_CR0_FIXED1);
@@ -195,7 +201,7 @@ static void vmx_enable(void)
                 cr4 |= X86_CR4_OSXSAVE;
         __asm__ volatile("mov %0, %%cr0" ::"r"(cr0) : "memory");
         x86_write_cr4(cr4);
-        if (!vmxon(hpa_raw(vmxon_pa)))
+        if (!vmxon(hpa_raw(vmxon_pa[cpu])))
                 panic("VMXON failed (CR0 %#llx, CR4 %#llx, IA32_FEATURE_CONTROL %#llx)",
                       (unsigned long long)cr0, (unsigned long long)cr4,
                       (unsigned long long)x86_rdmsr(MSR_FEATURE_CONTROL));
@@ -209,6 +215,10 @@ static uint32_t vmx_ar(uint16_t attrib)
         return (attrib & 0xffu) | ((uint32_t)(attrib & 0xf00u) << 4);
 }
 
+/*
+ * Keel's state on the CPU running the vCPU: TR, GDTR and GS base are per CPU, so this runs
+ * at VMCS setup and again whenever the VMCS is made current (vmx_vcpu_run).
+ */
 static void write_host_state(void)
 {
         struct {

@@ -7,6 +7,7 @@
 #ifndef ARCH_HOST_TIMER_H
 #define ARCH_HOST_TIMER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define HOST_TICK_VECTOR 0x20
@@ -20,6 +21,15 @@ void x86_host_tick(void);
 uint64_t x86_host_ticks(void);
 /* Acknowledge the current interrupt at the LAPIC. */
 void x86_lapic_eoi(void);
+/* This CPU's LAPIC id (x2APIC id in x2APIC mode; 0 without a LAPIC). */
+uint32_t x86_lapic_id(void);
+/* Whether the boot CPU's LAPIC is in x2APIC mode (32-bit ids, ICR as one MSR). */
+bool x86_lapic_x2apic(void);
+/* Send an IPI through this CPU's ICR: destination APIC id, ICR low word (mode, vector). */
+void x86_lapic_send_ipi(uint32_t apic_id, uint32_t icr_lo);
+/* On an AP: enable its LAPIC in the boot CPU's mode and start the host tick with the boot
+ * CPU's calibrated count. */
+void x86_ap_time_init(void);
 /* Wait for the next interrupt (tick or other) with interrupts briefly enabled. */
 void x86_wait_for_interrupt(void);
 
