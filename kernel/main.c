@@ -284,7 +284,19 @@ static void vm_start(unsigned i)
         slots[i] = (struct vm_slot){0};
         LOG_INFO("keel: vm %s: starting", vm->name);
         slots[i].built = true;
-        if (vm_build(vm, vc, &boot->vm_files[i]) || vm_set_state(vm, VM_RUNNING)) {
+        if (vc->cpu != SCHED_NO_PIN && (unsigned)vc->cpu >= ncpus)
+                vm_stop(vm, VM_STOP_LOAD_FAILED,
+                        "its config pins it to CPU %d, but this machine has %u CPU%s online "
+                        "(cpu = 0 to %u, or no cpu = line)",
+                        vc->cpu, ncpus, ncpus == 1 ? "" : "s", ncpus - 1);
+        else if (vc->vcpus > VM_MAX_VCPUS)
+                vm_stop(vm, VM_STOP_LOAD_FAILED,
+                        "its config asks for %u vCPUs; Keel runs %u vCPU%s per VM for now "
+                        "(vcpus = %u)",
+                        (unsigned)vc->vcpus, VM_MAX_VCPUS, VM_MAX_VCPUS == 1 ? "" : "s",
+                        VM_MAX_VCPUS);
+        if (vm->state == VM_STOPPED || vm_build(vm, vc, &boot->vm_files[i]) ||
+            vm_set_state(vm, VM_RUNNING)) {
                 slots[i].reap = true; /* stopped before it ran */
                 return;
         }
@@ -292,7 +304,7 @@ static void vm_start(unsigned i)
                 struct sched_entity *e = &vm->vcpus[c].sched;
 
                 *e = (struct sched_entity){
-                    .weight = SCHED_WEIGHT_DEFAULT, .pin = SCHED_NO_PIN, .owner = &vm->vcpus[c]};
+                    .weight = vc->weight, .pin = vc->cpu, .owner = &vm->vcpus[c]};
                 CHECK(sched_add(&sched, e, arch_tsc()) == 0);
         }
 }
