@@ -53,3 +53,47 @@ arm64_fp_load:
         msr     fpcr, x1
         msr     fpsr, x2
         ret
+
+/*
+ * SVE state, where the CPU has it (Linux's user space uses it: glibc's string functions):
+ * Z0-Z31, P0-P15 and FFR at the EL2 vector length (ZCR_EL2 is the longest, so a guest's
+ * shorter length loses nothing). Layout of the area (arm64_sve_area_size bytes): Z at 0,
+ * P after 32 * VL bytes, FFR after 16 more predicate slots (VL / 8 bytes each).
+ * x0 = area.
+ */
+        .arch_extension sve
+        .global arm64_sve_vl
+arm64_sve_vl:
+        rdvl    x0, #1
+        ret
+
+        .global arm64_sve_save
+arm64_sve_save:
+        .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        str     z\n, [x0, #\n, mul vl]
+        .endr
+        rdvl    x1, #16
+        lsl     x1, x1, #1              /* 32 * VL */
+        add     x1, x0, x1              /* predicates */
+        .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        str     p\n, [x1, #\n, mul vl]
+        .endr
+        rdffr   p0.b
+        str     p0, [x1, #16, mul vl]
+        ldr     p0, [x1, #0, mul vl]    /* P0 as it was */
+        ret
+
+        .global arm64_sve_load
+arm64_sve_load:
+        .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        ldr     z\n, [x0, #\n, mul vl]
+        .endr
+        rdvl    x1, #16
+        lsl     x1, x1, #1              /* 32 * VL */
+        add     x1, x0, x1
+        ldr     p0, [x1, #16, mul vl]
+        wrffr   p0.b
+        .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        ldr     p\n, [x1, #\n, mul vl]
+        .endr
+        ret

@@ -91,6 +91,18 @@ int arch_vm_setup(struct vm *vm)
         }
         a->s2_ready = true;
         a->vmid = (uint16_t)(vm->id + 1);
+        if (have_sve) {
+                unsigned long vl = arm64_sve_vl();
+
+                a->sve_pages = (unsigned)((34 * vl + vl / 8 + PAGE_SIZE - 1) / PAGE_SIZE);
+                for (unsigned i = 0; i < vm->vcpu_count && !err; i++) {
+                        err = palloc_alloc(&keel_palloc, a->sve_pages, PAGE_SIZE, &a->sve_pa[i]);
+                        if (!err) /* zeroed: a fresh vCPU's Z, P and FFR are all zero */
+                                a->sve[i] = hva_ptr(arch_hpa_to_hva(a->sve_pa[i]));
+                }
+                if (err)
+                        return err;
+        }
         pl011_init(&a->uart, &vm->console);
         err = mmio_bus_add(&vm->mmio, gpa(ARM64_PL011_BASE), ARM64_PL011_SIZE, &pl011_ops, &a->uart,
                            "pl011");
@@ -481,6 +493,8 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         } else {
                 arm64_fp_load(&c->fp);
         }
+        if (a->sve[vcpu->id])
+                arm64_sve_load(a->sve[vcpu->id]); /* after V: Z0-Z31 hold V0-V31 */
         if (a->platform)
                 arm64_vgic_load(vcpu);
         /* Keel's timer ends the slice: an IRQ exit at the deadline at the latest. */
@@ -525,6 +539,8 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
                 arm64_vgic_put(vcpu);
         el1_save(&c->el1);
         arm64_fp_save(&c->fp);
+        if (a->sve[vcpu->id])
+                arm64_sve_save(a->sve[vcpu->id]);
         write_sysreg(hcr_el2, HCR_RW);
         isb();
         if (vm->state != VM_RUNNING)
@@ -565,5 +581,10 @@ void arch_vm_teardown(struct vm *vm)
                 write_sysreg(vttbr_el2, 0);
                 pt_destroy(&a->s2);
                 a->s2_ready = false;
+        }
+        for (unsigned i = 0; i < VM_ARCH_MAX_VCPUS; i++) {
+                if (a->sve[i])
+                        CHECK(palloc_free(&keel_palloc, a->sve_pa[i], a->sve_pages) == 0);
+                a->sve[i] = NULL;
         }
 }

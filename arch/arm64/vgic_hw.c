@@ -23,8 +23,9 @@
 void arm64_vgic_load(struct vcpu *vcpu)
 {
         write_sysreg(ICH_VMCR_EL2, vcpu->arch.vmcr);
-        write_sysreg(S3_4_C12_C9_0, 0); /* ICH_AP1R0_EL2: no active priorities */
-        write_sysreg(S3_4_C12_C8_0, 0); /* ICH_AP0R0_EL2 */
+        /* Active priorities of a handler the guest was in when it last left the CPU. */
+        write_sysreg(S3_4_C12_C9_0, vcpu->arch.ap1r0); /* ICH_AP1R0_EL2 */
+        write_sysreg(S3_4_C12_C8_0, vcpu->arch.ap0r0); /* ICH_AP0R0_EL2 */
         write_sysreg(vmpidr_el2, (1ull << 31) | vcpu->id);
         write_sysreg(ICH_HCR_EL2, ICH_HCR_EN);
         isb();
@@ -62,6 +63,8 @@ void arm64_vgic_put(struct vcpu *vcpu)
         unsigned n = arm64_gic_nr_lrs();
 
         vcpu->arch.vmcr = read_sysreg(ICH_VMCR_EL2);
+        vcpu->arch.ap1r0 = read_sysreg(S3_4_C12_C9_0);
+        vcpu->arch.ap0r0 = read_sysreg(S3_4_C12_C8_0);
         for (unsigned i = 0; i < n && i < ARM64_MAX_LRS; i++)
                 arm64_write_lr(i, 0);
         write_sysreg(ICH_HCR_EL2, 0);

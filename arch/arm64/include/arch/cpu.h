@@ -20,6 +20,11 @@ void arm64_fp_clear(void);
 struct arm64_fp_regs;
 void arm64_fp_save(struct arm64_fp_regs *r);
 void arm64_fp_load(const struct arm64_fp_regs *r);
+/* SVE (only where the CPU has it): vector length in bytes; save / load an area of
+ * 34 * VL + VL / 8 bytes (Z0-Z31, P0-P15, FFR). */
+unsigned long arm64_sve_vl(void);
+void arm64_sve_save(void *area);
+void arm64_sve_load(const void *area);
 extern char arm64_vectors[];
 /* A secondary's PSCI CPU_ON entry (x0 = its percpu); [arm64_mmu_switch, arm64_ap_entry_end) is
  * the code it runs with its MMU off. */

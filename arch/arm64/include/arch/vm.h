@@ -41,6 +41,7 @@ struct arm64_el1_regs {
 };
 
 #define ARM64_MAX_LRS 16
+#define VM_ARCH_MAX_VCPUS 8 /* at least vmm/vm.h's VM_MAX_VCPUS */
 
 /* FP/SIMD registers of a vCPU that is not running (arch/arm64/fp.S: offsets fixed). */
 struct arm64_fp_regs {
@@ -59,6 +60,7 @@ struct vcpu_arch {
         unsigned lrs_used;           /* how many of lrs[] hold interrupts in flight */
         uint64_t exit_count[ARM64_EXIT_CLASSES];
         uint64_t vmcr; /* ICH_VMCR_EL2: the guest's CPU-interface settings */
+        uint64_t ap0r0, ap1r0; /* ICH_AP{0,1}R0_EL2: active priorities (5 priority bits) */
         bool powered;  /* PSCI: on (vCPU 0 from the start; others by CPU_ON) */
         bool fresh;    /* never ran: FP/SIMD registers to be cleared first */
         struct arm64_fp_regs fp;
@@ -73,6 +75,10 @@ struct vm_arch {
         bool platform; /* Linux machine: GIC, PL011, device tree */
         struct vgic vgic;
         struct pl011 uart;
+        /* Per vCPU: SVE registers while it does not run (arch/arm64/fp.S), where SVE is. */
+        void *sve[VM_ARCH_MAX_VCPUS];
+        hpa_t sve_pa[VM_ARCH_MAX_VCPUS];
+        unsigned sve_pages;
         uint32_t unknown_sysregs[8]; /* trapped system registers already reported */
         unsigned unknown_sysreg_count;
 };
