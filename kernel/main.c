@@ -289,24 +289,25 @@ static void vm_start(unsigned i)
                         "its config pins it to CPU %d, but this machine has %u CPU%s online "
                         "(cpu = 0 to %u, or no cpu = line)",
                         vc->cpu, ncpus, ncpus == 1 ? "" : "s", ncpus - 1);
-        else if (vc->vcpus > VM_MAX_VCPUS)
-                vm_stop(vm, VM_STOP_LOAD_FAILED,
-                        "its config asks for %u vCPUs; Keel runs %u vCPU%s per VM for now "
-                        "(vcpus = %u)",
-                        (unsigned)vc->vcpus, VM_MAX_VCPUS, VM_MAX_VCPUS == 1 ? "" : "s",
-                        VM_MAX_VCPUS);
+        else
+                vm_set_vcpus(vm, vc->vcpus); /* the parser keeps it in 1..VM_MAX_VCPUS */
         if (vm->state == VM_STOPPED || vm_build(vm, vc, &boot->vm_files[i]) ||
             vm_set_state(vm, VM_RUNNING)) {
                 slots[i].reap = true; /* stopped before it ran */
                 return;
         }
-        for (unsigned c = 0; c < vm->vcpu_count; c++) {
-                struct sched_entity *e = &vm->vcpus[c].sched;
-
-                *e = (struct sched_entity){
+        for (unsigned c = 0; c < vm->vcpu_count; c++)
+                vm->vcpus[c].sched = (struct sched_entity){
                     .weight = vc->weight, .pin = vc->cpu, .owner = &vm->vcpus[c]};
-                CHECK(sched_add(&sched, e, arch_tsc()) == 0);
-        }
+        /* The others join when the guest starts them (vm_vcpu_started). */
+        CHECK(sched_add(&sched, &vm->vcpus[0].sched, arch_tsc()) == 0);
+}
+
+void vm_vcpu_started(struct vcpu *vcpu)
+{
+        int err = sched_add(&sched, &vcpu->sched, arch_tsc());
+
+        CHECK(err == 0 || err == -KEEL_EBUSY);
 }
 
 /* A stopped VM whose vCPUs all left the scheduler: report it and give its memory back. */
@@ -320,11 +321,22 @@ static void vm_reap(unsigned i)
                 slots[i].runtime += vm->vcpus[c].sched.runtime;
                 slots[i].switches += vm->vcpus[c].sched.switches;
         }
-        arch_vcpu_exit_summary(&vm->vcpus[0], desc, sizeof(desc));
-        LOG_INFO("keel: vm %s: %llu exits (%s), %llu ms of CPU in %llu runs", vm->name,
-                 (unsigned long long)vm->vcpus[0].exits, desc,
-                 (unsigned long long)tsc_ms(slots[i].runtime),
-                 (unsigned long long)slots[i].switches);
+        for (unsigned c = 0; c < vm->vcpu_count; c++) {
+                const struct vcpu *v = &vm->vcpus[c];
+
+                arch_vcpu_exit_summary(v, desc, sizeof(desc));
+                if (vm->vcpu_count == 1)
+                        LOG_INFO("keel: vm %s: %llu exits (%s), %llu ms of CPU in %llu runs",
+                                 vm->name, (unsigned long long)v->exits, desc,
+                                 (unsigned long long)tsc_ms(v->sched.runtime),
+                                 (unsigned long long)v->sched.switches);
+                else
+                        LOG_INFO("keel: vm %s: vCPU %u: %llu exits (%s), %llu ms of CPU in %llu "
+                                 "runs",
+                                 vm->name, c, (unsigned long long)v->exits, desc,
+                                 (unsigned long long)tsc_ms(v->sched.runtime),
+                                 (unsigned long long)v->sched.switches);
+        }
         vm_release(vm);
         slots[i].built = false;
         if (slots[i].restart) {
@@ -362,7 +374,11 @@ static void cpu_round(unsigned cpu)
                 arch_cpu_idle();
                 return;
         }
-        r = arch_vcpu_run(e->owner, now + sched_slice(&sched, e));
+        /* A vCPU of a VM that left the running state (maybe never set up) does not run. */
+        if (((struct vcpu *)e->owner)->vm->state != VM_RUNNING)
+                r = VCPU_RUN_LEFT;
+        else
+                r = arch_vcpu_run(e->owner, now + sched_slice(&sched, e));
         vcpu_put(e, arch_tsc() - now, r);
 }
 

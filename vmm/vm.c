@@ -60,6 +60,7 @@ void vm_init(struct vm *vm, unsigned id, const char *name)
         memset(vm->name + n, 0, VM_NAME_MAX - n);
         vm->id = id;
         spin_init(&vm->lock);
+        spin_init(&vm->dev_lock);
         vm->state = VM_CREATED;
         gmem_init(&vm->mem);
         mmio_bus_init(&vm->mmio);
@@ -71,6 +72,12 @@ void vm_init(struct vm *vm, unsigned id, const char *name)
         }
         vm->vcpu_count = 1;
         vm_clear_stop(vm);
+}
+
+void vm_set_vcpus(struct vm *vm, unsigned n)
+{
+        CHECK(n >= 1 && n <= VM_MAX_VCPUS);
+        vm->vcpu_count = n;
 }
 
 const char *vm_state_name(enum vm_state s)

@@ -228,6 +228,11 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
         return online;
 }
 
+void arch_cpu_kick(unsigned cpu)
+{
+        (void)cpu; /* no SGI yet: the CPU sees the change at its next exit (its slice's end) */
+}
+
 void arch_cpu_idle(void)
 {
         arm64_hyp_timer_arm(arm64_cntfrq() / 1000 * IDLE_WAKE_MS);

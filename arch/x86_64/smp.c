@@ -30,6 +30,8 @@
 
 #define MADT_MAX_LISTED 256
 #define ICR_INIT        0x4500u /* INIT, level assert */
+#define ICR_FIXED       0x4000u /* fixed, level assert, | vector */
+#define KICK_VECTOR     0x21u   /* arch_cpu_kick: makes the CPU leave its guest */
 #define ICR_STARTUP     0x4600u /* start-up, level assert, | vector */
 #define AP_ANSWER_MS    100     /* after the second SIPI */
 #define AP_SETUP_MS     5000    /* once it answered: its own set-up (Keel code) */
@@ -77,6 +79,13 @@ unsigned arch_cpu_index(void)
 void arch_cpu_idle(void)
 {
         x86_wait_for_interrupt();
+}
+
+void arch_cpu_kick(unsigned cpu)
+{
+        /* Any vector but the tick's: the trap handler acknowledges it, the guest has exited. */
+        if (cpu < KEEL_MAX_CPUS && cpu != arch_cpu_index() && cpu_apic_id[cpu] != MADT_APIC_ID_NONE)
+                x86_lapic_send_ipi(cpu_apic_id[cpu], ICR_FIXED | KICK_VECTOR);
 }
 
 void x86_smp_init_boot_cpu(void)

@@ -25,6 +25,13 @@ unsigned arch_cpu_index(void);
  */
 unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned index));
 
+/*
+ * Make CPU `cpu` leave the guest it runs, if any, at once (an inter-processor interrupt):
+ * an interrupt became pending for a vCPU running there, or its VM was paused or stopped.
+ * A no-op for this CPU itself (arch).
+ */
+void arch_cpu_kick(unsigned cpu);
+
 /* Idle this CPU until the next interrupt (Keel's host tick at the latest) (arch). */
 void arch_cpu_idle(void);
 

@@ -20,7 +20,7 @@
 #include <arch/vm.h>
 
 #define VM_NAME_MAX  32
-#define VM_MAX_VCPUS 1
+#define VM_MAX_VCPUS 8
 #define KEEL_MAX_VMS 8
 
 enum vm_state {
@@ -62,6 +62,12 @@ struct vm {
         unsigned id;
         volatile enum vm_state state; /* read by its vCPUs' CPUs at every exit */
         struct spinlock lock;         /* state changes and the stop record */
+        /*
+         * The VM's emulated devices and interrupt controllers, shared by its vCPUs, which may
+         * run on several CPUs at once: the arch holds it around each device access and
+         * interrupt-controller update (never while the guest runs).
+         */
+        struct spinlock dev_lock;
         struct gmem mem;
         struct mmio_bus mmio; /* emulated devices outside RAM */
         struct vcons console; /* console front end of the VM's serial devices, print hypercall */
@@ -80,6 +86,8 @@ struct vm {
  * (prefixed with the name). The arch's serial device model is set up by the arch.
  */
 void vm_init(struct vm *vm, unsigned id, const char *name);
+/* How many vCPUs the VM has (1..VM_MAX_VCPUS; default 1), before the arch builds it. */
+void vm_set_vcpus(struct vm *vm, unsigned n);
 int vm_set_state(struct vm *vm, enum vm_state to);
 const char *vm_state_name(enum vm_state s);
 const char *vm_stop_reason_name(enum vm_stop_reason r);
