@@ -23,6 +23,7 @@
 #include <keel/time.h>
 #include <vmm/config.h>
 #include <vmm/loader.h>
+#include <vmm/monitor.h>
 #include <vmm/virtio.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
@@ -246,16 +247,23 @@ static struct sched sched;
 static unsigned ncpus = 1;
 static volatile bool cpus_go; /* set once the scheduler is ready: the APs may run vCPUs */
 
-/* Per VM, for the boot CPU's management (only it writes these, but `reap`). */
+/* What the boot CPU does with a VM once it has been released (reaped). */
+enum vm_next {
+        VM_NEXT_NONE,
+        VM_NEXT_CREATE, /* the monitor's reset: build it again, do not run it */
+        VM_NEXT_RUN,    /* the monitor's start of a stopped VM: build it again and run it */
+};
+
+/* Per VM, for the boot CPU's management (only it reads and writes these). */
 struct vm_slot {
-        bool built;         /* memory and devices allocated (vm_release undoes) */
-        volatile bool reap; /* all vCPUs left the scheduler while the VM is stopped */
-        bool restart;       /* reset: start it again once released */
-        uint64_t runtime;   /* ticks its vCPUs ran, summed at release */
+        bool built;        /* memory and devices allocated (vm_release undoes) */
+        enum vm_next next; /* once released */
+        uint64_t runtime;  /* ticks its vCPUs ran in earlier lives (before resets) */
         uint64_t switches;
 };
 
 static struct vm_slot slots[KEEL_MAX_VMS];
+static struct monitor monitor;
 
 static uint64_t tsc_ms(uint64_t ticks)
 {
@@ -273,15 +281,14 @@ static bool vcpu_ready(struct sched_entity *e)
         return v->vm->state != VM_RUNNING || arch_vcpu_ready(v);
 }
 
-/* Build VM `i` from its config and put its vCPUs on the run queues. */
-static void vm_start(unsigned i)
+/* Build VM `i` from its config; it stays created (or stopped, if it cannot be built). */
+static void vm_create(unsigned i)
 {
         const struct vm_config *vc = &boot->config->vms[i];
         struct vm *vm = &vms[i];
 
-        memset(vm, 0, sizeof(*vm)); /* nothing of an earlier run (reset) */
+        memset(vm, 0, sizeof(*vm)); /* nothing of an earlier life (reset) */
         vm_init(vm, i, vc->name);
-        slots[i] = (struct vm_slot){0};
         LOG_INFO("keel: vm %s: starting", vm->name);
         slots[i].built = true;
         if (vc->cpu != SCHED_NO_PIN && (unsigned)vc->cpu >= ncpus)
@@ -291,23 +298,41 @@ static void vm_start(unsigned i)
                         vc->cpu, ncpus, ncpus == 1 ? "" : "s", ncpus - 1);
         else
                 vm_set_vcpus(vm, vc->vcpus); /* the parser keeps it in 1..VM_MAX_VCPUS */
-        if (vm->state == VM_STOPPED || vm_build(vm, vc, &boot->vm_files[i]) ||
-            vm_set_state(vm, VM_RUNNING)) {
-                slots[i].reap = true; /* stopped before it ran */
-                return;
-        }
         for (unsigned c = 0; c < vm->vcpu_count; c++)
                 vm->vcpus[c].sched = (struct sched_entity){
                     .weight = vc->weight, .pin = vc->cpu, .owner = &vm->vcpus[c]};
-        /* The others join when the guest starts them (vm_vcpu_started). */
+        if (vm->state != VM_STOPPED)
+                vm_build(vm, vc, &boot->vm_files[i]); /* stops it on failure */
+}
+
+/* Run a created VM: vCPU 0 joins the run queues, the others when the guest starts them. */
+static int vm_run(unsigned i)
+{
+        struct vm *vm = &vms[i];
+        int err = vm_set_state(vm, VM_RUNNING);
+
+        if (err)
+                return err;
+        vm->vcpus[0].started = true;
         CHECK(sched_add(&sched, &vm->vcpus[0].sched, arch_tsc()) == 0);
+        return 0;
 }
 
 void vm_vcpu_started(struct vcpu *vcpu)
 {
-        int err = sched_add(&sched, &vcpu->sched, arch_tsc());
+        int err;
 
+        vcpu->started = true;
+        err = sched_add(&sched, &vcpu->sched, arch_tsc());
         CHECK(err == 0 || err == -KEEL_EBUSY);
+}
+
+/* Make every CPU that runs one of the VM's vCPUs leave it (it was paused or stopped). */
+static void vm_kick(struct vm *vm)
+{
+        for (unsigned c = 0; c < vm->vcpu_count; c++)
+                if (vm->vcpus[c].sched.state == SCHED_RUNNING)
+                        arch_cpu_kick(vm->vcpus[c].sched.cpu);
 }
 
 /* A stopped VM whose vCPUs all left the scheduler: report it and give its memory back. */
@@ -316,14 +341,11 @@ static void vm_reap(unsigned i)
         struct vm *vm = &vms[i];
         char desc[200];
 
-        slots[i].reap = false;
-        for (unsigned c = 0; c < vm->vcpu_count; c++) {
-                slots[i].runtime += vm->vcpus[c].sched.runtime;
-                slots[i].switches += vm->vcpus[c].sched.switches;
-        }
         for (unsigned c = 0; c < vm->vcpu_count; c++) {
                 const struct vcpu *v = &vm->vcpus[c];
 
+                slots[i].runtime += v->sched.runtime;
+                slots[i].switches += v->sched.switches;
                 arch_vcpu_exit_summary(v, desc, sizeof(desc));
                 if (vm->vcpu_count == 1)
                         LOG_INFO("keel: vm %s: %llu exits (%s), %llu ms of CPU in %llu runs",
@@ -339,28 +361,25 @@ static void vm_reap(unsigned i)
         }
         vm_release(vm);
         slots[i].built = false;
-        if (slots[i].restart) {
-                slots[i].restart = false;
-                vm_start(i);
+        if (slots[i].next != VM_NEXT_NONE) {
+                enum vm_next next = slots[i].next;
+
+                slots[i].next = VM_NEXT_NONE;
+                vm_create(i);
+                if (next == VM_NEXT_RUN && vm->state == VM_CREATED)
+                        CHECK(vm_run(i) == 0);
         }
 }
 
-/* Give a run's vCPU back to the scheduler; the last vCPU of a stopped VM marks it for reaping. */
+/* Give a run's vCPU back to the scheduler (the boot CPU reaps a VM that has stopped). */
 static void vcpu_put(struct sched_entity *e, uint64_t ran, enum vcpu_run_result r)
 {
-        struct vcpu *v = e->owner;
-        struct vm *vm = v->vm;
+        struct vm *vm = ((struct vcpu *)e->owner)->vm;
         enum sched_put_how how = r == VCPU_RUN_BLOCKED ? SCHED_BLOCK : SCHED_PREEMPTED;
 
         if (r == VCPU_RUN_LEFT || vm->state != VM_RUNNING)
                 how = SCHED_DONE;
         sched_put(&sched, e, ran, how);
-        if (how == SCHED_DONE && vm->state == VM_STOPPED) {
-                for (unsigned c = 0; c < vm->vcpu_count; c++)
-                        if (vm->vcpus[c].sched.state != SCHED_DETACHED)
-                                return;
-                slots[vm->id].reap = true;
-        }
 }
 
 /* One scheduling round on `cpu`: run the next vCPU for a slice, or idle. */
@@ -390,35 +409,150 @@ static _Noreturn void ap_main(unsigned cpu)
                 cpu_round(cpu);
 }
 
-/* Typed input goes to the first VM that runs (the monitor will route it). */
+/* The boot CPU's upkeep of VM `i`: reap it once stopped, re-queue its vCPUs once resumed. */
+static void vm_manage(unsigned i)
+{
+        struct vm *vm = &vms[i];
+        bool detached = true;
+
+        if (!slots[i].built)
+                return;
+        for (unsigned c = 0; c < vm->vcpu_count; c++) {
+                struct vcpu *v = &vm->vcpus[c];
+
+                detached &= v->sched.state == SCHED_DETACHED;
+                /* Resumed while a CPU was giving it back: it joins again (EBUSY: it is in). */
+                if (vm->state == VM_RUNNING && v->started && v->sched.state == SCHED_DETACHED)
+                        (void)sched_add(&sched, &v->sched, arch_tsc());
+        }
+        if (vm->state == VM_STOPPED && detached)
+                vm_reap(i);
+}
+
+/* Bytes typed on Keel's console go to the monitor, which routes them (docs/console.md). */
 static void console_poll(void)
 {
-        uint8_t buf[16];
+        uint8_t buf[32];
         size_t n = 0;
         int ch;
 
         while (n < sizeof(buf) && (ch = arch_console_getc()) >= 0)
                 buf[n++] = (uint8_t)ch;
-        if (!n)
-                return;
-        for (unsigned i = 0; i < boot->config->vm_count; i++)
-                if (vms[i].state == VM_RUNNING) {
-                        vcons_input_push(&vms[i].console, buf, n);
-                        return;
-                }
+        if (n)
+                monitor_input(&monitor, buf, n);
 }
 
 /* True once every VM has stopped and been released. */
 static bool all_ended(void)
 {
+        bool ended = true;
+
         for (unsigned i = 0; i < boot->config->vm_count; i++) {
-                if (slots[i].reap)
-                        vm_reap(i);
-                if (slots[i].built || vms[i].state != VM_STOPPED)
-                        return false;
+                vm_manage(i);
+                ended &= !slots[i].built && vms[i].state == VM_STOPPED;
         }
-        return true;
+        return ended;
 }
+
+/* The monitor's view of the VM table (vmm/monitor.h). */
+static unsigned mon_count(void *ctx)
+{
+        (void)ctx;
+        return boot->config->vm_count;
+}
+
+static void mon_info(void *ctx, unsigned i, struct monitor_vm_info *out)
+{
+        const struct vm *vm = &vms[i];
+        uint64_t run = slots[i].runtime, khz = arch_tsc_khz();
+
+        (void)ctx;
+        out->name = boot->config->vms[i].name;
+        out->state = vm_state_name(vm->state);
+        out->stop = vm->stop_reason != VM_STOP_NONE ? vm_stop_reason_name(vm->stop_reason) : "";
+        out->vcpus = vm->vcpu_count;
+        for (unsigned c = 0; c < vm->vcpu_count && slots[i].built; c++) {
+                out->exits += vm->vcpus[c].exits;
+                run += vm->vcpus[c].sched.runtime;
+        }
+        out->run_us = khz ? run * 1000 / khz : 0;
+}
+
+/*
+ * Build VM `i` again from its config (monitor start/reset of a stopped VM), then run it if
+ * `run`: at once if it has been released, else once its vCPUs have left (vm_manage).
+ */
+static void vm_rebuild(unsigned i, bool run)
+{
+        if (slots[i].built) {
+                slots[i].next = run ? VM_NEXT_RUN : VM_NEXT_CREATE;
+                vm_manage(i);
+                return;
+        }
+        vm_create(i);
+        if (run && vms[i].state == VM_CREATED)
+                CHECK(vm_run(i) == 0);
+}
+
+static int mon_action(void *ctx, unsigned i, enum monitor_action a)
+{
+        struct vm *vm = &vms[i];
+        int err;
+
+        (void)ctx;
+        switch (a) {
+        case MONITOR_START:
+                if (vm->state != VM_STOPPED)
+                        return vm_run(i); /* created: runs; running or paused: refused */
+                vm_rebuild(i, true);
+                return 0;
+        case MONITOR_STOP:
+                if (vm->state == VM_STOPPED)
+                        return -KEEL_EPERM;
+                vm_stop(vm, VM_STOP_MONITOR, "stopped from the monitor");
+                vm_kick(vm);
+                return 0;
+        case MONITOR_PAUSE:
+                err = vm_set_state(vm, VM_PAUSED);
+                if (!err)
+                        vm_kick(vm);
+                return err;
+        case MONITOR_RESUME:
+                if (vm->state != VM_PAUSED)
+                        return -KEEL_EPERM;
+                return vm_set_state(vm, VM_RUNNING); /* vm_manage re-queues its vCPUs */
+        case MONITOR_RESET:
+                if (vm->state != VM_PAUSED && vm->state != VM_STOPPED)
+                        return -KEEL_EPERM;
+                if (vm->state == VM_PAUSED)
+                        vm_stop(vm, VM_STOP_MONITOR, "reset from the monitor");
+                vm_rebuild(i, false);
+                return 0;
+        default:
+                return -KEEL_EINVAL;
+        }
+}
+
+static void mon_input(void *ctx, unsigned i, const uint8_t *buf, size_t n)
+{
+        (void)ctx;
+        if (vms[i].state == VM_RUNNING || vms[i].state == VM_PAUSED)
+                vcons_input_push(&vms[i].console, buf, n); /* what does not fit is dropped */
+}
+
+static void mon_write(void *ctx, const char *s, size_t n)
+{
+        (void)ctx;
+        log_write(s, n);
+}
+
+static const struct monitor_ops monitor_ops = {
+    .count = mon_count,
+    .info = mon_info,
+    .action = mon_action,
+    .input = mon_input,
+    .write = mon_write,
+};
 
 static void summary(void)
 {
@@ -490,8 +624,13 @@ _Noreturn void kernel_main(const struct boot_info *bi)
         sched_init(&sched, ncpus, arch_tsc_khz() * SLICE_MS, vcpu_ready);
         LOG_INFO("keel: scheduler: %u CPU%s, %u ms slices", ncpus, ncpus == 1 ? "" : "s", SLICE_MS);
 
-        for (unsigned i = 0; i < cfg->vm_count; i++)
-                vm_start(i);
+        for (unsigned i = 0; i < cfg->vm_count; i++) {
+                vm_create(i);
+                if (vms[i].state == VM_CREATED)
+                        CHECK(vm_run(i) == 0);
+        }
+        monitor_init(&monitor, &monitor_ops, NULL);
+        monitor_announce(&monitor);
         __atomic_store_n(&cpus_go, true, __ATOMIC_RELEASE);
         for (;;) {
                 console_poll();

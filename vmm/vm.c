@@ -41,6 +41,7 @@ static const char *const reason_names[VM_STOP_REASON_COUNT] = {
     [VM_STOP_LOAD_FAILED] = "load-failed",
     [VM_STOP_POWEROFF] = "poweroff",
     [VM_STOP_REBOOT] = "reboot",
+    [VM_STOP_MONITOR] = "monitor",
 };
 
 static void vm_clear_stop(struct vm *vm)
@@ -159,7 +160,8 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
 
         /* Whatever the guest wrote last comes before the line saying it stopped. */
         vcons_flush(&vm->console);
-        if (reason == VM_STOP_EXIT || reason == VM_STOP_POWEROFF || reason == VM_STOP_REBOOT)
+        if (reason == VM_STOP_EXIT || reason == VM_STOP_POWEROFF || reason == VM_STOP_REBOOT ||
+            reason == VM_STOP_MONITOR)
                 LOG_INFO("keel: vm %s stopped: %s: %s", vm->name, vm_stop_reason_name(reason),
                          vm->stop_detail);
         else

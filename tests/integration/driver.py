@@ -199,6 +199,49 @@ def smp_host_case():
     return case
 
 
+def monitor_case(config, bad, **extra):
+    """VMs at once, two of them never ending by themselves (runaway, storm) and one
+    misbehaving (`bad`: name, stop reason), driven through the monitor once spin has counted
+    its loops: Ctrl-] m, list, pause and resume storm, start hello again (it exited), stop
+    runaway and storm. Everything ends as the config expects."""
+    name, reason = bad
+    sends = [
+        (guest_line("spin", r"spin: \d+ loops in \d+ ticks$"), "\x1dm"),
+        (r"^keel: console: monitor \(type help\)$", "list"),
+        (r"^ +3 runaway +running ", "pause storm"),
+        (r"^keel: monitor: vm storm is paused$", "resume storm"),
+        (r"^keel: monitor: vm storm is running$", "start hello"),
+        (r"^keel: vm hello stopped: exit: code 0$", "stop runaway"),
+        (r"^keel: vm runaway stopped: monitor: ", "stop storm"),
+    ]
+    return dict(
+        config=config, verdict=PASS, timeout=240, sends=sends, fail_on=REFUSED,
+        orders=[
+            # hello runs twice: at boot, and once more from the monitor after it exited
+            [guest_line("hello", r"Goodbye\.$"), vm_exited("hello"),
+             r"^keel: monitor: vm hello is running$", guest_line("hello", r"Goodbye\.$"),
+             vm_exited("hello"), r"^keel: summary$"],
+            [guest_line("spin", r"spin: counting for \d+ counter ticks$"),
+             guest_line("spin", r"spin: \d+ loops in \d+ ticks$"), vm_exited("spin"),
+             r"^keel: summary$"],
+            [guest_line("runaway", r"runaway: looping forever with interrupts off$"),
+             r"^keel: vm runaway stopped: monitor: stopped from the monitor$", r"^keel: summary$"],
+            [guest_line("storm", r"storm: hypercalls as fast as it can, forever$"),
+             r"^keel: monitor: vm storm is paused$", r"^keel: monitor: vm storm is running$",
+             r"^keel: vm storm stopped: monitor: ", r"^keel: summary$"],
+            [vm_stopped(name, reason), r"^keel: summary$"],
+        ],
+        order=[r"^keel: console: input to vm hello \(Ctrl-\] \? for help\)$",
+               r"^keel: console: monitor \(type help\)$",
+               r"^  # name +state +vcpus +exits +cpu time share stop$",
+               r"^keel: summary$"] +
+              [summary_line(n) for n in ("hello", "spin", "runaway", "storm", name)] +
+              [r"^keel: result: PASS\b"],
+        counts={r"^keel: vm hello stopped: ": 2, r"^keel: result: ": 1},
+        must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL", r"cannot \w+ vm"],
+        **extra)
+
+
 def expect_fail_case(config, wrong_stop, **extra):
     """Two VMs whose outcome differs from their expect_* (wrong-code exits 0, wrong-stop stops
     with `wrong_stop`) and one that matches: both flagged UNEXPECTED, the result FAIL. Proves
@@ -238,6 +281,12 @@ CASES = {
         r"^keel: vm ioport: unclaimed I/O port 0x0*1234\b": 1,
         r"^keel: vm [^:]+: unclaimed I/O port": 2,
     }),
+    # VMs at once, misbehaving ones among them, driven through the console's monitor
+    "monitor": monitor_case("monitor.cfg", ("triple", "triple-fault")),
+    "monitor_smp": monitor_case("monitor.cfg", ("triple", "triple-fault"), smp=2),
+    "arm64_monitor": monitor_case("arm64_monitor.cfg", ("outside", "outside-ram"), arch="arm64"),
+    "arm64_monitor_smp": monitor_case("arm64_monitor.cfg", ("outside", "outside-ram"),
+                                      arch="arm64", smp=2),
     # -smp 4: the application processors come up; the VMs run as with one CPU
     "smp_host": smp_host_case(),
     # verdict PASS: QEMU status 0, Keel's semihosting exit with 0
@@ -465,6 +514,8 @@ def main():
         cmd += ["--memory", case["memory"]]
     if "smp" in case:
         cmd += ["--smp", str(case["smp"])]
+    for pat, text in case.get("sends", []):
+        cmd += ["--send", "%s=>%s" % (tagged(pat), text)]
     print("integration: " + " ".join(cmd), flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           preexec_fn=die_with_parent)

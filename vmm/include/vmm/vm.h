@@ -44,6 +44,7 @@ enum vm_stop_reason {
         VM_STOP_LOAD_FAILED,  /* "load-failed": the VM could not be built */
         VM_STOP_POWEROFF,     /* "poweroff": the guest powered itself off (ACPI) */
         VM_STOP_REBOOT,       /* "reboot": the guest asked for a reset (ACPI) */
+        VM_STOP_MONITOR,      /* "monitor": stopped or reset from Keel's monitor */
         VM_STOP_REASON_COUNT,
 };
 
@@ -53,6 +54,7 @@ struct vcpu {
         struct vm *vm;
         unsigned id;
         uint64_t exits;
+        bool started; /* runs (vCPU 0 from the VM's start; others once the guest starts them) */
         struct sched_entity sched; /* its place on the run queues (keel/sched.h) */
         struct vcpu_arch arch;
 };

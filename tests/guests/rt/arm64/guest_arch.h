@@ -67,6 +67,25 @@ static inline noreturn void guest_halt(void)
                 __asm__ volatile("wfi");
 }
 
+/* A free-running counter (CNTVCT_EL0) and how many ticks the spin guest counts for. */
+static inline uint64_t guest_counter(void)
+{
+        uint64_t v;
+
+        __asm__ volatile("isb; mrs %0, cntvct_el0" : "=r"(v));
+        return v;
+}
+
+#define SPIN_TICKS 125000000ull /* 2 s of QEMU virt's 62.5 MHz counter */
+
+/* Interrupts masked for good, then spin: only Keel's own timer takes the CPU back. */
+static inline noreturn void guest_runaway(void)
+{
+        __asm__ volatile("msr daifset, #0xf");
+        for (;;)
+                __asm__ volatile("" ::: "memory");
+}
+
 /* The exception level, for messages ("running at EL1"). */
 #define GUEST_LEVEL_NAME "EL"
 

@@ -134,6 +134,25 @@ static inline noreturn void guest_halt(void)
                 __asm__ volatile("cli; hlt");
 }
 
+/* A free-running counter (the TSC) and how many ticks the spin guest counts for. */
+static inline uint64_t guest_counter(void)
+{
+        uint32_t lo, hi;
+
+        __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+        return ((uint64_t)hi << 32) | lo;
+}
+
+#define SPIN_TICKS 3000000000ull /* about 1 to 3 s under QEMU, whatever the TSC rate */
+
+/* Interrupts off for good, then spin: only Keel's own timer takes the CPU back. */
+static inline noreturn void guest_runaway(void)
+{
+        __asm__ volatile("cli");
+        for (;;)
+                __asm__ volatile("" ::: "memory");
+}
+
 /* The privilege level, for messages ("running at CPL 0"). */
 #define GUEST_LEVEL_NAME "CPL "
 
