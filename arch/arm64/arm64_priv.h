@@ -33,6 +33,13 @@ void arm64_report_once(struct vm *vm, uint32_t *seen, unsigned *count, unsigned 
 /* psci.c: handles x[0] if it is a PSCI/SMCCC function (result in x[0]); false otherwise. */
 bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x);
 
+/* vcpu.c: PSCI CPU_ON of a powered-off vCPU (caller holds the VM's dev_lock): it takes the
+ * PSCI entry state (pc = entry, x0 = ctx, EL1h, DAIF masked, MMU off) when it next runs. */
+void arm64_vcpu_power_on(struct vcpu *vcpu, uint64_t entry, uint64_t ctx);
+/* vcpu.c: make the vCPUs in `mask` (bit = vCPU index) look at their interrupts now: kick the
+ * CPU of each one that runs or waits (blocked) on a queue. Without the dev_lock held. */
+void arm64_kick_vcpus(struct vm *vm, unsigned mask);
+
 /* vgic_hw.c: the emulated GIC's list registers around guest entries. */
 void arm64_vgic_load(struct vcpu *vcpu);
 void arm64_vgic_flush(struct vcpu *vcpu, unsigned nr_lrs);
