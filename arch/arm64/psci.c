@@ -108,9 +108,9 @@ static void cpu_off(struct vcpu *vcpu)
         vcpu->arch.leave = VCPU_RUN_BLOCKED;
         for (unsigned i = 0; i < vm->vcpu_count && i < VM_MAX_VCPUS; i++)
                 on += vm->vcpus[i].arch.powered;
-        spin_unlock(held);
-        if (!on)
+        if (!on) /* under the lock: vm_stop flushes the console the devices write to */
                 vm_stop(vm, VM_STOP_HALTED, "PSCI CPU_OFF on its last running vCPU");
+        spin_unlock(held);
 }
 
 bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
@@ -118,6 +118,7 @@ bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
         struct vm *vm = vcpu->vm;
         uint32_t f = (uint32_t)x[0];
         struct vcpu *target;
+        struct spin_held held;
         int64_t r;
 
         if ((x[0] >> 32) || !is_psci_or_smccc(f))
@@ -155,10 +156,14 @@ bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
                 cpu_off(vcpu);
                 return true;
         case PSCI_SYSTEM_OFF:
+                held = spin_lock(&vm->dev_lock);
                 vm_stop(vm, VM_STOP_POWEROFF, "PSCI SYSTEM_OFF");
+                spin_unlock(held);
                 return true;
         case PSCI_SYSTEM_RESET:
+                held = spin_lock(&vm->dev_lock);
                 vm_stop(vm, VM_STOP_REBOOT, "PSCI SYSTEM_RESET");
+                spin_unlock(held);
                 return true;
         default:
                 r = PSCI_NOT_SUPPORTED;
