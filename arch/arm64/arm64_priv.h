@@ -30,6 +30,15 @@
 void arm64_report_once(struct vm *vm, uint32_t *seen, unsigned *count, unsigned max, uint32_t key,
                        const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/* Is x0 a PSCI or SMCCC (arch) function ID, SMC32 or SMC64? Inline: every HVC asks. */
+static inline bool arm64_is_psci(uint64_t x0)
+{
+        uint32_t base = (uint32_t)x0 & ~0x40000000u;
+
+        return !(x0 >> 32) &&
+               ((base & 0xffffff00u) == 0x84000000u || (base & 0xffffff00u) == 0x80000000u);
+}
+
 /* psci.c: handles x[0] if it is a PSCI/SMCCC function (result in x[0]); false otherwise. */
 bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x);
 

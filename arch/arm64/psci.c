@@ -36,13 +36,6 @@
 #define PSCI_INVALID_ADDRESS -9
 #define PSCI_TOS_NOT_PRESENT 2
 
-static bool is_psci_or_smccc(uint32_t f)
-{
-        uint32_t base = f & ~0x40000000u;
-
-        return (base & 0xffffff00u) == 0x84000000u || (base & 0xffffff00u) == 0x80000000u;
-}
-
 static bool supported(uint32_t f)
 {
         switch (f) {
@@ -71,7 +64,8 @@ static struct vcpu *vcpu_by_mpidr(struct vm *vm, uint64_t mpidr)
 }
 
 /* CPU_ON: target MPIDR, entry point (in RAM, 4-byte aligned) and context id (x0 there). */
-static int64_t cpu_on(struct vcpu *vcpu, uint64_t mpidr, uint64_t entry, uint64_t ctx)
+static __attribute__((noinline)) int64_t cpu_on(struct vcpu *vcpu, uint64_t mpidr, uint64_t entry,
+                                                uint64_t ctx)
 {
         struct vm *vm = vcpu->vm;
         struct vcpu *target = vcpu_by_mpidr(vm, mpidr);
@@ -97,8 +91,18 @@ static int64_t cpu_on(struct vcpu *vcpu, uint64_t mpidr, uint64_t entry, uint64_
         return r;
 }
 
+/* SYSTEM_OFF, SYSTEM_RESET: under the lock, as vm_stop flushes the console devices write to. */
+static __attribute__((noinline)) void system_stop(struct vm *vm, enum vm_stop_reason why,
+                                                  const char *what)
+{
+        struct spin_held held = spin_lock(&vm->dev_lock);
+
+        vm_stop(vm, why, "PSCI %s", what);
+        spin_unlock(held);
+}
+
 /* CPU_OFF: the caller leaves its CPU (blocked: ready() is false until a CPU_ON). */
-static void cpu_off(struct vcpu *vcpu)
+static __attribute__((noinline)) void cpu_off(struct vcpu *vcpu)
 {
         struct vm *vm = vcpu->vm;
         struct spin_held held = spin_lock(&vm->dev_lock);
@@ -118,10 +122,9 @@ bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
         struct vm *vm = vcpu->vm;
         uint32_t f = (uint32_t)x[0];
         struct vcpu *target;
-        struct spin_held held;
         int64_t r;
 
-        if ((x[0] >> 32) || !is_psci_or_smccc(f))
+        if (!arm64_is_psci(x[0]))
                 return false;
         switch (f) {
         case SMCCC_VERSION:
@@ -156,14 +159,10 @@ bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
                 cpu_off(vcpu);
                 return true;
         case PSCI_SYSTEM_OFF:
-                held = spin_lock(&vm->dev_lock);
-                vm_stop(vm, VM_STOP_POWEROFF, "PSCI SYSTEM_OFF");
-                spin_unlock(held);
+                system_stop(vm, VM_STOP_POWEROFF, "SYSTEM_OFF");
                 return true;
         case PSCI_SYSTEM_RESET:
-                held = spin_lock(&vm->dev_lock);
-                vm_stop(vm, VM_STOP_REBOOT, "PSCI SYSTEM_RESET");
-                spin_unlock(held);
+                system_stop(vm, VM_STOP_REBOOT, "SYSTEM_RESET");
                 return true;
         default:
                 r = PSCI_NOT_SUPPORTED;

@@ -143,7 +143,7 @@ void arm64_vcpu_power_on(struct vcpu *vcpu, uint64_t entry, uint64_t ctx)
 }
 
 /* PSCI CPU_ON's entry state, applied by the vCPU itself before it loads its registers. */
-static void power_on_reset(struct vcpu *vcpu)
+static __attribute__((noinline, cold)) void power_on_reset(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
         struct spin_held held = spin_lock(&vcpu->vm->dev_lock);
@@ -332,7 +332,8 @@ static void exit_data_abort(struct vcpu *vcpu)
                 mmio_bus_access(&vm->mmio, gpa(ipa), size, iss & DABT_WNR, &val);
                 kick = kick_mask(vcpu);
                 spin_unlock(held);
-                arm64_kick_vcpus(vm, kick);
+                if (kick)
+                        arm64_kick_vcpus(vm, kick);
                 if (!(iss & DABT_WNR)) {
                         if ((iss & DABT_SSE) && size < 8) {
                                 unsigned sh = 64 - 8 * size;
@@ -360,7 +361,7 @@ static void exit_data_abort(struct vcpu *vcpu)
 }
 
 /* Trapped MSR/MRS: SGIs through ICC_SGI1R_EL1; the physical timer reads as off. */
-static void exit_sysreg(struct vcpu *vcpu)
+static __attribute__((noinline)) void exit_sysreg(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
         struct vm_arch *a = &vcpu->vm->arch;
@@ -402,6 +403,16 @@ static void exit_sysreg(struct vcpu *vcpu)
         inject_undef(c);
 }
 
+/* A hypercall of a VM with several vCPUs: its console is shared (out of the fast path). */
+static __attribute__((noinline)) bool hypercall_shared(struct vcpu *vcpu, struct hc_call *call)
+{
+        struct spin_held held = spin_lock(&vcpu->vm->dev_lock);
+        bool cont = hypercall_dispatch(vcpu, call);
+
+        spin_unlock(held);
+        return cont;
+}
+
 static bool exit_hvc(struct vcpu *vcpu, bool smc)
 {
         struct vcpu_arch *c = &vcpu->arch;
@@ -411,7 +422,7 @@ static bool exit_hvc(struct vcpu *vcpu, bool smc)
         c->exit_count[smc ? ARM64_EXIT_SMC : ARM64_EXIT_HVC]++;
         if (smc)
                 c->pc += 4; /* a trapped SMC returns to itself */
-        if (arm64_psci_call(vcpu, c->x))
+        if (arm64_is_psci(c->x[0]) && arm64_psci_call(vcpu, c->x))
                 return vcpu->vm->state == VM_RUNNING;
         if (smc || ESR_ISS(c->esr) & 0xffff) {
                 c->x[0] = (uint64_t)-1; /* SMCCC: not supported */
@@ -422,14 +433,10 @@ static bool exit_hvc(struct vcpu *vcpu, bool smc)
         call.arg[1] = c->x[2];
         call.arg[2] = c->x[3];
         call.arg[3] = c->x[4];
-        if (vcpu->vm->vcpu_count == 1) { /* the fast path: nothing shared, no lock */
+        if (vcpu->vm->vcpu_count == 1) /* the fast path: nothing shared, no lock */
                 cont = hypercall_dispatch(vcpu, &call);
-        } else {
-                struct spin_held held = spin_lock(&vcpu->vm->dev_lock); /* its console */
-
-                cont = hypercall_dispatch(vcpu, &call);
-                spin_unlock(held);
-        }
+        else
+                cont = hypercall_shared(vcpu, &call);
         c->x[0] = (uint64_t)call.ret;
         return cont;
 }
@@ -517,7 +524,7 @@ bool arch_vcpu_ready(struct vcpu *vcpu)
 }
 
 /* WFI: go on at once if an interrupt is pending, else give the CPU away (blocked). */
-static void exit_wfi(struct vcpu *vcpu)
+static __attribute__((noinline)) void exit_wfi(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
         struct vm *vm = vcpu->vm;
