@@ -30,8 +30,24 @@
 void arm64_report_once(struct vm *vm, uint32_t *seen, unsigned *count, unsigned max, uint32_t key,
                        const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/* Is x0 a PSCI or SMCCC (arch) function ID, SMC32 or SMC64? Inline: every HVC asks. */
+static inline bool arm64_is_psci(uint64_t x0)
+{
+        uint32_t base = (uint32_t)x0 & ~0x40000000u;
+
+        return !(x0 >> 32) &&
+               ((base & 0xffffff00u) == 0x84000000u || (base & 0xffffff00u) == 0x80000000u);
+}
+
 /* psci.c: handles x[0] if it is a PSCI/SMCCC function (result in x[0]); false otherwise. */
 bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x);
+
+/* vcpu.c: PSCI CPU_ON of a powered-off vCPU (caller holds the VM's dev_lock): it takes the
+ * PSCI entry state (pc = entry, x0 = ctx, EL1h, DAIF masked, MMU off) when it next runs. */
+void arm64_vcpu_power_on(struct vcpu *vcpu, uint64_t entry, uint64_t ctx);
+/* vcpu.c: make the vCPUs in `mask` (bit = vCPU index) look at their interrupts now: kick the
+ * CPU of each one that runs or waits (blocked) on a queue. Without the dev_lock held. */
+void arm64_kick_vcpus(struct vm *vm, unsigned mask);
 
 /* vgic_hw.c: the emulated GIC's list registers around guest entries. */
 void arm64_vgic_load(struct vcpu *vcpu);

@@ -1,9 +1,9 @@
 /*
  * Keel's side of the physical GICv3: find the distributor, the CPUs and this CPU's
- * redistributor (ACPI MADT), enable the private interrupts Keel takes (maintenance 25, hypervisor
- * timer 26, virtual timer 27), and the CPU interface at EL2 with EOImode 1, so that Keel can drop
- * the priority of the virtual timer's interrupt and leave its deactivation to the guest (a list
- * register with the HW bit links the two; vcpu.c).
+ * redistributor (ACPI MADT), enable the private interrupts Keel takes (the kick SGI 1,
+ * maintenance 25, hypervisor timer 26, virtual timer 27), and the CPU interface at EL2 with EOImode
+ * 1, so that Keel can drop the priority of the virtual timer's interrupt and leave its deactivation
+ * to the guest (a list register with the HW bit links the two; vcpu.c).
  */
 #include <arch/cpu.h>
 #include <arch/percpu.h>
@@ -29,7 +29,10 @@
 #define GICR_TYPER_LAST  (1ull << 4)
 #define GICR_TYPER_VLPIS (1ull << 1)
 
-#define KEEL_PPIS ((1u << INTID_MAINTENANCE) | (1u << INTID_HYP_TIMER) | (1u << INTID_VTIMER))
+/* Keel's private interrupts: the kick SGI and the PPIs 25..27. */
+#define KEEL_PPIS                                                                   \
+        ((1u << INTID_KICK) | (1u << INTID_MAINTENANCE) | (1u << INTID_HYP_TIMER) | \
+         (1u << INTID_VTIMER))
 
 /* The MADT's next interrupt-controller structure at or after *off (NULL at the end). */
 static const uint8_t *madt_next(const uint8_t *madt, uint32_t len, uint32_t *off)
@@ -137,8 +140,8 @@ static uint64_t find_my_gicr(const struct arm64_gic_info *gi)
 }
 
 /*
- * This CPU's part (each CPU runs it for itself): its redistributor awake with Keel's PPIs in
- * group 1 at a middle priority, enabled; its CPU interface at EL2 with EOImode 1.
+ * This CPU's part (each CPU runs it for itself): its redistributor awake with Keel's SGI and PPIs
+ * in group 1 at a middle priority, enabled; its CPU interface at EL2 with EOImode 1.
  */
 void arm64_gic_cpu_init(const struct arm64_gic_info *gi)
 {
@@ -153,8 +156,9 @@ void arm64_gic_cpu_init(const struct arm64_gic_info *gi)
         for (unsigned i = 0; i < 1000 && (mmio_read32(gicr + GICR_WAKER) & 4u); i++)
                 ;
         mmio_write32(gicr + GICR_IGROUPR0, mmio_read32(gicr + GICR_IGROUPR0) | KEEL_PPIS);
-        for (unsigned i = 25; i <= 27; i++)
-                mmio_write8(gicr + GICR_IPRIORITYR + i, 0x80);
+        for (unsigned i = 0; i < 32; i++)
+                if (KEEL_PPIS & (1u << i))
+                        mmio_write8(gicr + GICR_IPRIORITYR + i, 0x80);
         mmio_write32(gicr + GICR_ICACTIVER0, KEEL_PPIS);
         mmio_write32(gicr + GICR_ISENABLER0, KEEL_PPIS);
 

@@ -1,12 +1,17 @@
 /*
  * PSCI 1.0 and the SMCCC version calls, over HVC or SMC (function IDs in x0, results in x0;
- * Arm DEN0022 and DEN0028). One vCPU per VM for now: CPU_ON can only find vCPU 0 already on.
+ * Arm DEN0022 and DEN0028). CPU_ON starts a further vCPU of the VM (its entry state is set
+ * when it next runs, on its own CPU: arm64_vcpu_power_on), CPU_OFF parks the caller until a
+ * CPU_ON (the VM halts when its last vCPU goes off). The powered flags change under the VM's
+ * dev_lock; the scheduler is called only after it is released.
  */
 #include <stdarg.h>
 #include <stdio.h>
 
 #include <keel/log.h>
+#include <keel/spinlock.h>
 #include <vmm/vm.h>
+#include <vmm/vmm.h>
 
 #include "arm64_priv.h"
 
@@ -27,14 +32,9 @@
 #define PSCI_NOT_SUPPORTED   -1
 #define PSCI_INVALID_PARAMS  -2
 #define PSCI_ALREADY_ON      -4
+#define PSCI_ON_PENDING      -5
+#define PSCI_INVALID_ADDRESS -9
 #define PSCI_TOS_NOT_PRESENT 2
-
-static bool is_psci_or_smccc(uint32_t f)
-{
-        uint32_t base = f & ~0x40000000u;
-
-        return (base & 0xffffff00u) == 0x84000000u || (base & 0xffffff00u) == 0x80000000u;
-}
 
 static bool supported(uint32_t f)
 {
@@ -55,12 +55,66 @@ static bool supported(uint32_t f)
         return false;
 }
 
-/* A vCPU by MPIDR affinity (Aff0 = vCPU index, the rest 0), or NULL. */
+/* A vCPU by MPIDR affinity (Aff0 = vCPU index; Aff1..Aff3 and every other bit 0), or NULL. */
 static struct vcpu *vcpu_by_mpidr(struct vm *vm, uint64_t mpidr)
 {
-        if ((mpidr & 0xff00ffff00ull) || (mpidr & 0xff) >= vm->vcpu_count)
+        if ((mpidr & ~0xffull) || mpidr >= vm->vcpu_count || mpidr >= VM_MAX_VCPUS)
                 return NULL;
-        return &vm->vcpus[mpidr & 0xff];
+        return &vm->vcpus[mpidr];
+}
+
+/* CPU_ON: target MPIDR, entry point (in RAM, 4-byte aligned) and context id (x0 there). */
+static __attribute__((noinline)) int64_t cpu_on(struct vcpu *vcpu, uint64_t mpidr, uint64_t entry,
+                                                uint64_t ctx)
+{
+        struct vm *vm = vcpu->vm;
+        struct vcpu *target = vcpu_by_mpidr(vm, mpidr);
+        struct spin_held held;
+        int64_t r = PSCI_SUCCESS;
+
+        if (!target)
+                return PSCI_INVALID_PARAMS;
+        if ((entry & 3) || !gmem_contains(&vm->mem, gpa(entry), 4))
+                return PSCI_INVALID_ADDRESS;
+        held = spin_lock(&vm->dev_lock);
+        if (target->arch.on_pending)
+                r = PSCI_ON_PENDING;
+        else if (target->arch.powered)
+                r = PSCI_ALREADY_ON;
+        else
+                arm64_vcpu_power_on(target, entry, ctx);
+        spin_unlock(held);
+        if (r == PSCI_SUCCESS) {
+                vm_vcpu_started(target); /* a vCPU once CPU_OFF is still queued (blocked) */
+                arm64_kick_vcpus(vm, 1u << target->id);
+        }
+        return r;
+}
+
+/* SYSTEM_OFF, SYSTEM_RESET: under the lock, as vm_stop flushes the console devices write to. */
+static __attribute__((noinline)) void system_stop(struct vm *vm, enum vm_stop_reason why,
+                                                  const char *what)
+{
+        struct spin_held held = spin_lock(&vm->dev_lock);
+
+        vm_stop(vm, why, "PSCI %s", what);
+        spin_unlock(held);
+}
+
+/* CPU_OFF: the caller leaves its CPU (blocked: ready() is false until a CPU_ON). */
+static __attribute__((noinline)) void cpu_off(struct vcpu *vcpu)
+{
+        struct vm *vm = vcpu->vm;
+        struct spin_held held = spin_lock(&vm->dev_lock);
+        unsigned on = 0;
+
+        vcpu->arch.powered = false;
+        vcpu->arch.leave = VCPU_RUN_BLOCKED;
+        for (unsigned i = 0; i < vm->vcpu_count && i < VM_MAX_VCPUS; i++)
+                on += vm->vcpus[i].arch.powered;
+        if (!on) /* under the lock: vm_stop flushes the console the devices write to */
+                vm_stop(vm, VM_STOP_HALTED, "PSCI CPU_OFF on its last running vCPU");
+        spin_unlock(held);
 }
 
 bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
@@ -70,7 +124,7 @@ bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
         struct vcpu *target;
         int64_t r;
 
-        if ((x[0] >> 32) || !is_psci_or_smccc(f))
+        if (!arm64_is_psci(x[0]))
                 return false;
         switch (f) {
         case SMCCC_VERSION:
@@ -87,25 +141,28 @@ bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
                 break;
         case PSCI_CPU_ON:
         case PSCI_64(PSCI_CPU_ON):
-                target = vcpu_by_mpidr(vm, f == PSCI_CPU_ON ? (uint32_t)x[1] : x[1]);
-                r = !target                ? PSCI_INVALID_PARAMS
-                    : target->arch.powered ? PSCI_ALREADY_ON
-                                           : PSCI_INVALID_PARAMS;
+                if (f == PSCI_CPU_ON) /* SMC32: 32-bit arguments */
+                        r = cpu_on(vcpu, (uint32_t)x[1], (uint32_t)x[2], (uint32_t)x[3]);
+                else
+                        r = cpu_on(vcpu, x[1], x[2], x[3]);
                 break;
         case PSCI_AFFINITY_INFO:
         case PSCI_64(PSCI_AFFINITY_INFO):
                 target = vcpu_by_mpidr(vm, f == PSCI_AFFINITY_INFO ? (uint32_t)x[1] : x[1]);
-                r = !target || x[2] ? PSCI_INVALID_PARAMS : target->arch.powered ? 0 : 1;
+                /* 0 ON, 1 OFF, 2 ON_PENDING (started, not yet run) */
+                r = !target || x[2]           ? PSCI_INVALID_PARAMS
+                    : target->arch.on_pending ? 2
+                    : target->arch.powered    ? 0
+                                              : 1;
                 break;
         case PSCI_CPU_OFF:
-                vcpu->arch.powered = false;
-                vm_stop(vm, VM_STOP_HALTED, "PSCI CPU_OFF on its last running vCPU");
+                cpu_off(vcpu);
                 return true;
         case PSCI_SYSTEM_OFF:
-                vm_stop(vm, VM_STOP_POWEROFF, "PSCI SYSTEM_OFF");
+                system_stop(vm, VM_STOP_POWEROFF, "SYSTEM_OFF");
                 return true;
         case PSCI_SYSTEM_RESET:
-                vm_stop(vm, VM_STOP_REBOOT, "PSCI SYSTEM_RESET");
+                system_stop(vm, VM_STOP_REBOOT, "SYSTEM_RESET");
                 return true;
         default:
                 r = PSCI_NOT_SUPPORTED;

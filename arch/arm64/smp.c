@@ -190,7 +190,7 @@ static bool start_cpu(uint64_t mpidr, unsigned index, void (*ap_entry)(unsigned)
                          (unsigned long long)mpidr, AP_CHECKIN_MS);
                 return false;
         }
-        cpus[index] = pc;
+        __atomic_store_n(&cpus[index], pc, __ATOMIC_RELEASE);
         return true;
 }
 
@@ -228,9 +228,28 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
         return online;
 }
 
+/*
+ * SGI INTID_KICK to the CPU's MPIDR (ICC_SGI1R_EL1: Aff3.Aff2.Aff1, RS = Aff0 / 16, the target
+ * list bit Aff0 % 16). A guest it runs exits with an IRQ (handle_irqs acknowledges the SGI and
+ * the run loop looks at the VM's state and interrupts again); an idle CPU wakes from its WFI.
+ */
 void arch_cpu_kick(unsigned cpu)
 {
-        (void)cpu; /* no SGI yet: the CPU sees the change at its next exit (its slice's end) */
+        const struct arm64_percpu *pc;
+        uint64_t aff, v;
+
+        if (cpu >= KEEL_MAX_CPUS || cpu == arch_cpu_index())
+                return;
+        pc = __atomic_load_n(&cpus[cpu], __ATOMIC_ACQUIRE);
+        if (!pc)
+                return;
+        aff = pc->mpidr;
+        v = (aff & 0xff00) << 8 | (aff & 0xff0000) << 16 | ((aff >> 32) & 0xff) << 48 |
+            (uint64_t)INTID_KICK << 24 | ((aff >> 4) & 0xf) << 44 | 1ull << (aff & 0xf);
+        /* Everything written before (the vGIC model, the VM's state) first. */
+        __asm__ volatile("dsb ish" ::: "memory");
+        write_sysreg(ICC_SGI1R_EL1, v);
+        isb();
 }
 
 void arch_cpu_idle(void)
@@ -245,6 +264,7 @@ void arch_cpu_idle(void)
                 if (intid >= INTID_SPURIOUS)
                         break;
                 arm64_gic_eoi(intid);
+                /* INTID_KICK: it woke this CPU, nothing more to do. */
                 if (intid == INTID_VTIMER) /* no vCPU runs here: nobody to tell */
                         write_sysreg(cntv_ctl_el0, read_sysreg(cntv_ctl_el0) | CNT_CTL_IMASK);
                 arm64_gic_deactivate(intid);

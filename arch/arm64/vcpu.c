@@ -17,6 +17,8 @@
 #include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/smp.h>
+#include <keel/spinlock.h>
 #include <keel/time.h>
 #include <vmm/hypercall.h>
 #include <vmm/vm.h>
@@ -60,8 +62,12 @@ void arch_virt_enable(void)
         uint64_t isar1 = read_sysreg(id_aa64isar1_el1);
         uint64_t pfr0 = read_sysreg(id_aa64pfr0_el1), pfr1 = read_sysreg(id_aa64pfr1_el1);
 
+        /*
+         * FB and BSU_IS as on KVM: a vCPU may move between CPUs and its VM's other vCPUs run
+         * on other CPUs, so its local TLB/I-cache maintenance and barriers act on all of them.
+         */
         hcr_guest = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TWI | HCR_TSC |
-                    HCR_TIDCP | HCR_RW;
+                    HCR_TIDCP | HCR_RW | HCR_FB | HCR_BSU_IS;
         if (isar1 & (0xffull << 4 | 0xffull << 24)) /* APA/API or GPA/GPI: pointer auth */
                 hcr_guest |= HCR_API | HCR_APK;
         have_pauth = hcr_guest & HCR_API;
@@ -124,6 +130,60 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
         c->powered = true;
         c->fresh = true;
         return 0;
+}
+
+void arm64_vcpu_power_on(struct vcpu *vcpu, uint64_t entry, uint64_t ctx)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+
+        c->on_entry = entry;
+        c->on_ctx = ctx;
+        c->on_pending = true;
+        c->powered = true;
+}
+
+/* PSCI CPU_ON's entry state, applied by the vCPU itself before it loads its registers. */
+static __attribute__((noinline, cold)) void power_on_reset(struct vcpu *vcpu)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+        struct spin_held held = spin_lock(&vcpu->vm->dev_lock);
+
+        memset(c->x, 0, sizeof(c->x));
+        c->x[0] = c->on_ctx;
+        c->pc = c->on_entry;
+        c->pstate = PSTATE_ENTRY;
+        memset(&c->el1, 0, sizeof(c->el1));
+        c->el1.sctlr = SCTLR_EL1_RESET;
+        c->vmcr = 0;
+        c->ap0r0 = c->ap1r0 = 0;
+        c->fresh = true;
+        c->on_pending = false;
+        spin_unlock(held);
+}
+
+void arm64_kick_vcpus(struct vm *vm, unsigned mask)
+{
+        for (unsigned i = 0; i < vm->vcpu_count && i < VM_MAX_VCPUS && mask; i++) {
+                struct sched_entity *e = &vm->vcpus[i].sched;
+                enum sched_state st;
+
+                if (!(mask & (1u << i)))
+                        continue;
+                st = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
+                /* Running: leave the guest and flush. Blocked: its CPU may idle in WFI. */
+                if (st == SCHED_RUNNING || st == SCHED_BLOCKED)
+                        arch_cpu_kick(__atomic_load_n(&e->cpu, __ATOMIC_RELAXED));
+        }
+}
+
+/* After `vcpu` changed shared interrupt state (dev_lock held): whom to kick afterwards. */
+static unsigned kick_mask(const struct vcpu *vcpu)
+{
+        const struct vm *vm = vcpu->vm;
+
+        if (vm->vcpu_count < 2 || !vm->arch.platform)
+                return 0;
+        return vgic_kick_mask(&vm->arch.vgic, vcpu->id);
 }
 
 /* The EL1 registers a vCPU owns, in and out of the CPU (once per run, not per exit). */
@@ -260,12 +320,20 @@ static void exit_data_abort(struct vcpu *vcpu)
         uint64_t ipa = ((read_sysreg(hpfar_el2) >> 4) << 12) | (read_sysreg(far_el2) & 0xfff);
         unsigned size = 1u << DABT_SAS(iss);
         uint64_t val, zero, *reg;
+        struct spin_held held;
+        unsigned kick;
 
         c->exit_count[ARM64_EXIT_MMIO]++;
         if (!(iss & DABT_S1PTW) && (iss & DABT_ISV) && mmio_bus_find(&vm->mmio, gpa(ipa), size)) {
                 reg = reg_ptr(c, DABT_SRT(iss), &zero);
                 val = *reg;
+                /* Every device model runs under the VM's device lock (vCPUs on other CPUs). */
+                held = spin_lock(&vm->dev_lock);
                 mmio_bus_access(&vm->mmio, gpa(ipa), size, iss & DABT_WNR, &val);
+                kick = kick_mask(vcpu);
+                spin_unlock(held);
+                if (kick)
+                        arm64_kick_vcpus(vm, kick);
                 if (!(iss & DABT_WNR)) {
                         if ((iss & DABT_SSE) && size < 8) {
                                 unsigned sh = 64 - 8 * size;
@@ -293,7 +361,7 @@ static void exit_data_abort(struct vcpu *vcpu)
 }
 
 /* Trapped MSR/MRS: SGIs through ICC_SGI1R_EL1; the physical timer reads as off. */
-static void exit_sysreg(struct vcpu *vcpu)
+static __attribute__((noinline)) void exit_sysreg(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
         struct vm_arch *a = &vcpu->vm->arch;
@@ -301,12 +369,19 @@ static void exit_sysreg(struct vcpu *vcpu)
         uint32_t enc = iss & 0x3ffc1e; /* Op0, Op2, Op1, CRn, CRm: everything but Rt and dir */
         bool read = iss & 1;
         uint64_t zero, *reg = reg_ptr(c, (iss >> 5) & 0x1f, &zero);
+        struct spin_held held;
+        unsigned kick;
 
         c->exit_count[ARM64_EXIT_SYSREG]++;
         switch (enc) {
         case SYSREG_ENC(3, 0, 12, 11, 5): /* ICC_SGI1R_EL1 */
-                if (!read && a->platform)
+                if (!read && a->platform) {
+                        held = spin_lock(&vcpu->vm->dev_lock);
                         vgic_sgi1r(&a->vgic, vcpu->id, *reg);
+                        kick = kick_mask(vcpu);
+                        spin_unlock(held);
+                        arm64_kick_vcpus(vcpu->vm, kick);
+                }
                 c->pc += 4;
                 return;
         case SYSREG_ENC(3, 3, 14, 2, 0): /* CNTP_TVAL_EL0 */
@@ -317,13 +392,25 @@ static void exit_sysreg(struct vcpu *vcpu)
                 c->pc += 4;
                 return;
         }
+        held = spin_lock(&vcpu->vm->dev_lock); /* the VM's report-once table */
         arm64_report_once(vcpu->vm, a->unknown_sysregs, &a->unknown_sysreg_count,
                           ARRAY_SIZE(a->unknown_sysregs), enc,
                           "system register S%u_%u_C%u_C%u_%u (%s at pc %#llx) not emulated: "
                           "undefined instruction injected",
                           (iss >> 20) & 3, (iss >> 14) & 7, (iss >> 10) & 0xf, (iss >> 1) & 0xf,
                           (iss >> 17) & 7, read ? "read" : "write", (unsigned long long)c->pc);
+        spin_unlock(held);
         inject_undef(c);
+}
+
+/* A hypercall of a VM with several vCPUs: its console is shared (out of the fast path). */
+static __attribute__((noinline)) bool hypercall_shared(struct vcpu *vcpu, struct hc_call *call)
+{
+        struct spin_held held = spin_lock(&vcpu->vm->dev_lock);
+        bool cont = hypercall_dispatch(vcpu, call);
+
+        spin_unlock(held);
+        return cont;
 }
 
 static bool exit_hvc(struct vcpu *vcpu, bool smc)
@@ -335,7 +422,7 @@ static bool exit_hvc(struct vcpu *vcpu, bool smc)
         c->exit_count[smc ? ARM64_EXIT_SMC : ARM64_EXIT_HVC]++;
         if (smc)
                 c->pc += 4; /* a trapped SMC returns to itself */
-        if (arm64_psci_call(vcpu, c->x))
+        if (arm64_is_psci(c->x[0]) && arm64_psci_call(vcpu, c->x))
                 return vcpu->vm->state == VM_RUNNING;
         if (smc || ESR_ISS(c->esr) & 0xffff) {
                 c->x[0] = (uint64_t)-1; /* SMCCC: not supported */
@@ -346,7 +433,10 @@ static bool exit_hvc(struct vcpu *vcpu, bool smc)
         call.arg[1] = c->x[2];
         call.arg[2] = c->x[3];
         call.arg[3] = c->x[4];
-        cont = hypercall_dispatch(vcpu, &call);
+        if (vcpu->vm->vcpu_count == 1) /* the fast path: nothing shared, no lock */
+                cont = hypercall_dispatch(vcpu, &call);
+        else
+                cont = hypercall_shared(vcpu, &call);
         c->x[0] = (uint64_t)call.ret;
         return cont;
 }
@@ -363,10 +453,15 @@ static void handle_irqs(struct vcpu *vcpu)
                         return;
                 arm64_gic_eoi(intid);
                 if (intid == INTID_VTIMER && a->platform) {
+                        struct spin_held held = spin_lock(&vcpu->vm->dev_lock);
+
                         /* Stays active until the guest's EOI deactivates it (HW list reg). */
                         arm64_vtimer_fired(vcpu);
+                        spin_unlock(held);
                         continue;
                 }
+                /* INTID_KICK (another CPU changed this VM's interrupts or state): the run
+                 * loop looks at both before the next entry; deactivated below. */
                 if (intid == INTID_HYP_TIMER)
                         arm64_hyp_timer_stop();
                 if (intid == INTID_VTIMER) /* no GIC in this VM: nobody to tell */
@@ -376,16 +471,24 @@ static void handle_irqs(struct vcpu *vcpu)
 }
 
 /* Console input queued for the VM (its vcons ring) into its PL011. */
-static void poll_console(struct vm *vm)
+static void poll_console(struct vcpu *vcpu)
 {
+        struct vm *vm = vcpu->vm;
         uint8_t buf[32];
-        size_t room = pl011_rx_room(&vm->arch.uart), n;
+        struct spin_held held;
+        size_t room, n;
+        unsigned kick;
 
         if (!vcons_input_pending(&vm->console))
                 return;
+        held = spin_lock(&vm->dev_lock); /* any vCPU of the VM may poll: one at a time */
+        room = pl011_rx_room(&vm->arch.uart);
         n = vcons_input_pop(&vm->console, buf, room < sizeof(buf) ? room : sizeof(buf));
         if (n)
                 pl011_input(&vm->arch.uart, buf, n);
+        kick = kick_mask(vcpu);
+        spin_unlock(held);
+        arm64_kick_vcpus(vm, kick);
 }
 
 int arch_console_getc(void)
@@ -411,17 +514,22 @@ bool arch_vcpu_ready(struct vcpu *vcpu)
 {
         struct vm *vm = vcpu->vm;
 
-        if (!vm->arch.platform)
+        /* Unlocked reads (called under a run-queue lock): a stale answer is polled again. */
+        if (!vcpu->arch.powered)
+                return false; /* PSCI CPU_OFF, or never started: only CPU_ON wakes it */
+        if (vcpu->arch.on_pending || !vm->arch.platform)
                 return true;
         return vcons_input_pending(&vm->console) || vtimer_due(&vcpu->arch.el1) ||
                vgic_has_pending(&vm->arch.vgic, vcpu->id);
 }
 
 /* WFI: go on at once if an interrupt is pending, else give the CPU away (blocked). */
-static void exit_wfi(struct vcpu *vcpu)
+static __attribute__((noinline)) void exit_wfi(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
         struct vm *vm = vcpu->vm;
+        struct spin_held held;
+        bool pending;
 
         c->exit_count[ARM64_EXIT_WFI]++;
         c->pc += 4;
@@ -430,9 +538,12 @@ static void exit_wfi(struct vcpu *vcpu)
                         (unsigned long long)(c->pc - 4));
                 return;
         }
+        poll_console(vcpu);
+        held = spin_lock(&vm->dev_lock);
         vcons_show_partial(&vm->console);
-        poll_console(vm);
-        if (vm->arch.platform && vgic_has_pending(&vm->arch.vgic, vcpu->id))
+        pending = vm->arch.platform && vgic_has_pending(&vm->arch.vgic, vcpu->id);
+        spin_unlock(held);
+        if (pending)
                 return;
         c->leave = VCPU_RUN_BLOCKED; /* its timer, if armed, is due when ready() says so */
 }
@@ -478,9 +589,13 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         struct vm *vm = vcpu->vm;
         struct vm_arch *a = &vm->arch;
 
+        if (__atomic_load_n(&c->on_pending, __ATOMIC_ACQUIRE))
+                power_on_reset(vcpu);
+        if (!c->powered)
+                return VCPU_RUN_BLOCKED; /* off (PSCI): nothing loaded, nothing to save */
         c->deadline = deadline;
         c->leave = 0;
-        poll_console(vm);
+        poll_console(vcpu);
 
         write_sysreg(vttbr_el2, (uint64_t)a->vmid << 48 | hpa_raw(a->s2.root));
         write_sysreg(hcr_el2, hcr_guest);
@@ -518,7 +633,7 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
                 case ARM64_KIND_FIQ:
                         c->exit_count[ARM64_EXIT_IRQ]++;
                         handle_irqs(vcpu);
-                        poll_console(vm);
+                        poll_console(vcpu);
                         if (arch_tsc() >= deadline)
                                 c->leave = VCPU_RUN_PREEMPTED;
                         break;
@@ -543,8 +658,12 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
                 arm64_sve_save(a->sve[vcpu->id]);
         write_sysreg(hcr_el2, HCR_RW);
         isb();
-        if (vm->state != VM_RUNNING)
+        if (vm->state != VM_RUNNING) {
+                /* Its other vCPUs leave their guests now rather than at their slices' ends. */
+                if (vm->vcpu_count > 1)
+                        arm64_kick_vcpus(vm, ((1u << vm->vcpu_count) - 1) & ~(1u << vcpu->id));
                 return VCPU_RUN_LEFT;
+        }
         CHECK(c->leave == VCPU_RUN_BLOCKED || c->leave == VCPU_RUN_PREEMPTED);
         return (enum vcpu_run_result)c->leave;
 }

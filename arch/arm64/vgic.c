@@ -410,6 +410,40 @@ bool vgic_has_pending(const struct vgic *vgic, unsigned vcpu)
         return false;
 }
 
+static bool irq_news(const struct vgic *g, const struct vgic_irq *irq)
+{
+        return !irq->active && !irq->in_lr && irq_deliverable(g, irq);
+}
+
+unsigned vgic_kick_mask(const struct vgic *vgic, unsigned from_vcpu)
+{
+        unsigned mask = 0, all;
+
+        if (vgic->nr_vcpus > VGIC_MAX_VCPUS)
+                return 0;
+        all = (1u << vgic->nr_vcpus) - 1;
+        for (unsigned c = 0; c < vgic->nr_vcpus; c++) {
+                if (c == from_vcpu)
+                        continue;
+                for (unsigned i = 0; i < VGIC_NR_PRIVATE; i++)
+                        if (irq_news(vgic, &vgic->cpu[c].priv[i])) {
+                                mask |= 1u << c;
+                                break;
+                        }
+        }
+        for (unsigned i = 0; i < vgic->nr_spis && i < VGIC_MAX_SPIS && mask != all; i++) {
+                const struct vgic_irq *irq = &vgic->spi[i];
+                unsigned home;
+
+                if (!irq_news(vgic, irq))
+                        continue;
+                home = spi_home(vgic, irq);
+                if (home < vgic->nr_vcpus && home != from_vcpu)
+                        mask |= 1u << home;
+        }
+        return mask;
+}
+
 /* ---- Register helpers shared by GICD and GICR ---- */
 
 enum bitreg { BR_GROUP, BR_SENABLE, BR_CENABLE, BR_SPEND, BR_CPEND, BR_SACTIVE, BR_CACTIVE };

@@ -11,6 +11,7 @@
 #include <arch/sysreg.h>
 #include <arch/vgic.h>
 #include <arch/vm.h>
+#include <keel/spinlock.h>
 #include <vmm/vm.h>
 
 #include "arm64_priv.h"
@@ -35,7 +36,11 @@ void arm64_vgic_flush(struct vcpu *vcpu, unsigned nr_lrs)
 {
         struct vcpu_arch *c = &vcpu->arch;
         bool underflow = false;
+        /* The model is shared with the VM's other vCPUs (SPIs, SGIs they send, GICR writes). */
+        struct spin_held held = spin_lock(&vcpu->vm->dev_lock);
         unsigned n = vgic_flush_lrs(&vcpu->vm->arch.vgic, vcpu->id, c->lrs, nr_lrs, &underflow);
+
+        spin_unlock(held);
 
         for (unsigned i = 0; i < nr_lrs; i++) {
                 uint64_t lr = c->lrs[i];
@@ -52,10 +57,13 @@ void arm64_vgic_flush(struct vcpu *vcpu, unsigned nr_lrs)
 void arm64_vgic_sync(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
+        struct spin_held held;
 
         for (unsigned i = 0; i < c->lrs_used; i++)
                 c->lrs[i] = arm64_read_lr(i);
+        held = spin_lock(&vcpu->vm->dev_lock);
         vgic_sync_lrs(&vcpu->vm->arch.vgic, vcpu->id, c->lrs, c->lrs_used);
+        spin_unlock(held);
 }
 
 void arm64_vgic_put(struct vcpu *vcpu)

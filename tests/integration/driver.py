@@ -141,6 +141,10 @@ ARM64_GUESTS = [
     outside_guest("outside-high", 0x100000000, "beyond the end", ARM64_RAM_BASE + 0x400000),
     outside_guest("outside-low", 0x20000000, "below the start", ARM64_RAM_BASE),
     ("psci", [guest_line("psci", r"ok: smc MIGRATE_INFO_TYPE = 2$"),
+              guest_line("psci", r"ok: hvc CPU_ON\(1, entry outside RAM\) = -9$"),
+              guest_line("psci", r"ok: hvc vCPU 1 DAIF masked = 960$"),
+              guest_line("psci", r"ok: smc CPU_ON\(1\) = 0$"),
+              guest_line("psci", r"psci: second vCPU started twice and turned itself off$"),
               guest_line("psci", r"psci: all checks passed; SYSTEM_OFF through smc$")],
      vm_stopped("psci", "poweroff", r"PSCI SYSTEM_OFF")),
     ("bench", [guest_line("bench", r"bench: counter CNTVCT_EL0 at \d+ Hz$")] +

@@ -31,6 +31,9 @@ Cases:
              device tree Keel generates)
     arm64_two_vms, arm64_reboot  the two_vms and reboot cases on arm64 (reboot: PSCI
                   SYSTEM_RESET)
+    arm64_smp     one arm64 VM with two vCPUs (vcpus = 2) on a two-CPU QEMU (--smp 2): Linux
+             brings up the second vCPU through PSCI CPU_ON ("smp: Brought up 1 node, 2 CPUs"),
+             the disk checks, poweroff, and Keel's exit line for each vCPU
     arm64_direct  the direct case on arm64: QEMU's virt machine without virtualization, the
              disk as virtio-blk-device (virtio-mmio, described in QEMU's device tree)
 """
@@ -112,6 +115,8 @@ CASES = {
     "arm64_two_vms": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, arch="arm64"),
     # arm64 Linux resets through PSCI SYSTEM_RESET: Keel ends the VM and reports a reboot.
     "arm64_reboot": dict(vms=["linux"], mode="reboot", timeout=840, stop="reboot", arch="arm64"),
+    # vcpus: the VMs' `vcpus =`; smp: the emulated machine's CPUs (tools/run-qemu --smp).
+    "arm64_smp": dict(vms=["linux"], mode="disk", timeout=840, arch="arm64", vcpus=2, smp=2),
 }
 
 
@@ -223,6 +228,7 @@ def keel_config(case, path):
                   'cmdline = "%s"' % cmdline(case, vm),
                   "disk = guests/disk-%s.img" % vm,
                   "memory = 256M",
+                  ] + (["vcpus = %d" % case["vcpus"]] if case.get("vcpus") else []) + [
                   "expect_stop = %s" % case.get("stop", "poweroff"), ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -247,6 +253,10 @@ def checks(case, info, expect):
         sums = expect["vms"][vm]
         # (a) the kernel's own banner, not something the init printed
         order.append(g(r"(?:\[ *\d+\.\d+\] )?Linux version %s \(" % release))
+        if case.get("vcpus", 1) > 1:
+            # every vCPU started through PSCI CPU_ON and answering IPIs
+            order.append(g(r"(?:\[ *\d+\.\d+\] )?smp: Brought up 1 node, %d CPUs$"
+                           % case["vcpus"]))
         # Not anchored at the end: until init lowers the console log level, a kernel message
         # (e.g. the clocksource switch) may land on the same console line.
         order.append(g(r"keel-test: init started: kernel %s, mode %s, vm %s\b"
@@ -276,6 +286,11 @@ def checks(case, info, expect):
         else:
             order.append(r"^keel: vm %s stopped: %s\b" % (re.escape(vm),
                                                           case.get("stop", "poweroff")))
+        if not direct and case.get("vcpus", 1) > 1:
+            # Keel's report when the VM is released: one exit line per vCPU
+            for c in range(case["vcpus"]):
+                order.append(r"^keel: vm %s: vCPU %d: [1-9]\d* exits \(.*\), \d+ ms of CPU in "
+                             r"[1-9]\d* runs$" % (re.escape(vm), c))
         if not direct:
             order.append(r"^keel: summary$")
         counts[g(r"keel-test: modules loaded$")] = 1
@@ -440,6 +455,8 @@ def main():
             return 1
         cmd = [sys.executable, os.path.join(TOOLS, "run-qemu"), "--arch", arch_name,
                "--log", log_path, "--timeout", str(case["timeout"]), "--memory", "1024"]
+        if case.get("smp"):
+            cmd += ["--smp", str(case["smp"])]
         if direct:
             vm = case["vms"][0]
             cmd += ["--kernel", info["KEEL_KERNEL"],

@@ -739,6 +739,67 @@ TEST(active_spi_stays_on_its_vcpu)
         EXPECT_TRUE(vgic_has_pending(&g, 0));
 }
 
+/* Whom to kick after a vCPU changed the model: others with news their LRs do not hold. */
+TEST(kick_mask_sgis_and_spis)
+{
+        struct vgic g;
+        uint64_t lrs[4];
+
+        setup(&g, 3, 32);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 0);
+        /* SGI 2 from vCPU 0 to vCPUs 1 and 2: both kicked, never the sender. */
+        vgic_sgi1r(&g, 0, 2ull << 24 | 6);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 6u);
+        EXPECT_EQ(vgic_kick_mask(&g, 1), 4u);
+        /* vCPU 1 flushed it into an LR: no longer news for it. */
+        ASSERT_TRUE(flush(&g, 1, lrs, 4, NULL) == 1);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 4u);
+        guest_ack(&lrs[0]);
+        vgic_sync_lrs(&g, 1, lrs, 1); /* active now, not pending: nothing to deliver */
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 4u);
+        ASSERT_TRUE(flush(&g, 2, lrs, 4, NULL) == 1);
+        guest_ack(&lrs[0]);
+        guest_eoi(&lrs[0]);
+        vgic_sync_lrs(&g, 2, lrs, 1);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 0);
+
+        /* IRM broadcast from vCPU 2. */
+        vgic_sgi1r(&g, 2, 1ull << 40 | 4ull << 24);
+        EXPECT_EQ(vgic_kick_mask(&g, 2), 3u);
+        for (unsigned c = 0; c < 2; c++) {
+                ASSERT_TRUE(flush(&g, c, lrs, 4, NULL) >= 1);
+                for (unsigned i = 0; i < 4; i++)
+                        if (lr_intid(lrs[i]) == 4) {
+                                guest_ack(&lrs[i]);
+                                guest_eoi(&lrs[i]);
+                        }
+                vgic_sync_lrs(&g, c, lrs, 4);
+        }
+        EXPECT_EQ(vgic_kick_mask(&g, 2) & 1u, 0);
+
+        /* An SPI follows GICD_IROUTER: routed to vCPU 2, raised by a device vCPU 0 serves. */
+        set_edge(&g, 40, false);
+        enable_spi(&g, 40);
+        vgic_dist_ops.write(&g, GICD_IROUTER + 8 * 40, 8, 2);
+        vgic_set_level(&g, 40, true);
+        EXPECT_EQ(vgic_kick_mask(&g, 0) & 4u, 4u);
+        EXPECT_EQ(vgic_kick_mask(&g, 2) & 4u, 0); /* its own: no kick */
+        /* Routed nowhere (Aff1 set): nobody. */
+        vgic_dist_ops.write(&g, GICD_IROUTER + 8 * 40, 8, 1ull << 8);
+        EXPECT_EQ(vgic_kick_mask(&g, 0) & 4u, 0);
+        /* A disabled group or interrupt is no news. */
+        vgic_dist_ops.write(&g, GICD_IROUTER + 8 * 40, 8, 1);
+        EXPECT_EQ(vgic_kick_mask(&g, 0) & 2u, 2u);
+        dw(&g, GICD_ICENABLER + 4, 1u << 8);
+        EXPECT_EQ(vgic_kick_mask(&g, 0) & 2u, 0);
+        dw(&g, GICD_ISENABLER + 4, 1u << 8);
+        dw(&g, GICD_CTLR, 0);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 0);
+        /* No vCPUs (a failed init): nothing. */
+        EXPECT_TRUE(vgic_init(&g, 0, 0) != 0);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 0);
+}
+
 TEST(protocol_slips)
 {
         struct vgic g;

@@ -43,6 +43,7 @@ static inline void dsb_ish(void)
 #define ICC_SRE_EL1     S3_0_C12_C12_5
 #define ICC_IGRPEN1_EL1 S3_0_C12_C12_7
 #define ICC_SRE_EL2     S3_4_C12_C9_5
+#define ICC_SGI1R_EL1   S3_0_C12_C11_5
 #define ICH_HCR_EL2     S3_4_C12_C11_0
 #define ICH_VTR_EL2     S3_4_C12_C11_1
 #define ICH_MISR_EL2    S3_4_C12_C11_2
@@ -51,19 +52,21 @@ static inline void dsb_ish(void)
 #define ICH_VMCR_EL2    S3_4_C12_C11_7
 
 /* HCR_EL2 */
-#define HCR_VM    (1ull << 0)  /* stage-2 translation */
-#define HCR_SWIO  (1ull << 1)  /* set/way invalidate becomes clean+invalidate */
-#define HCR_FMO   (1ull << 3)  /* physical FIQ to EL2, virtual FIQ to the guest */
-#define HCR_IMO   (1ull << 4)  /* physical IRQ to EL2, virtual IRQ to the guest */
-#define HCR_AMO   (1ull << 5)  /* physical SError to EL2 */
-#define HCR_TWI   (1ull << 13) /* trap WFI */
-#define HCR_TSC   (1ull << 19) /* trap SMC */
-#define HCR_TIDCP (1ull << 20) /* trap implementation-defined system registers */
-#define HCR_TSW   (1ull << 22) /* trap data-cache set/way maintenance */
-#define HCR_RW    (1ull << 31) /* EL1 is AArch64 */
-#define HCR_E2H   (1ull << 34)
-#define HCR_APK   (1ull << 40) /* pointer-authentication key registers not trapped */
-#define HCR_API   (1ull << 41) /* pointer-authentication instructions not trapped */
+#define HCR_VM     (1ull << 0)  /* stage-2 translation */
+#define HCR_SWIO   (1ull << 1)  /* set/way invalidate becomes clean+invalidate */
+#define HCR_FMO    (1ull << 3)  /* physical FIQ to EL2, virtual FIQ to the guest */
+#define HCR_IMO    (1ull << 4)  /* physical IRQ to EL2, virtual IRQ to the guest */
+#define HCR_AMO    (1ull << 5)  /* physical SError to EL2 */
+#define HCR_FB     (1ull << 9)  /* force broadcast: the guest's local TLBI/IC IALLU are IS */
+#define HCR_BSU_IS (1ull << 10) /* barriers at least inner shareable */
+#define HCR_TWI    (1ull << 13) /* trap WFI */
+#define HCR_TSC    (1ull << 19) /* trap SMC */
+#define HCR_TIDCP  (1ull << 20) /* trap implementation-defined system registers */
+#define HCR_TSW    (1ull << 22) /* trap data-cache set/way maintenance */
+#define HCR_RW     (1ull << 31) /* EL1 is AArch64 */
+#define HCR_E2H    (1ull << 34)
+#define HCR_APK    (1ull << 40) /* pointer-authentication key registers not trapped */
+#define HCR_API    (1ull << 41) /* pointer-authentication instructions not trapped */
 
 /* ESR_ELx */
 #define ESR_EC(esr)  (((esr) >> 26) & 0x3f)
@@ -108,6 +111,7 @@ static inline void dsb_ish(void)
 #define CNT_CTL_ISTATUS (1u << 2)
 
 /* Private interrupts Keel uses (GIC INTIDs). */
+#define INTID_KICK        1 /* SGI: arch_cpu_kick (leave the guest, or wake from idle) */
 #define INTID_MAINTENANCE 25
 #define INTID_HYP_TIMER   26
 #define INTID_VTIMER      27

@@ -171,6 +171,14 @@ void vgic_sync_lrs(struct vgic *vgic, unsigned vcpu, const uint64_t *lrs, unsign
  */
 bool vgic_has_pending(const struct vgic *vgic, unsigned vcpu);
 
+/*
+ * The vCPUs other than `from_vcpu` (bit n = vCPU n) that have an interrupt to take which their
+ * list registers do not hold yet (pending, enabled, group enabled, not active, not in an LR):
+ * after `from_vcpu` changed the model (an SGI, a GICD/GICR write, a device's line), those are
+ * the vCPUs whose CPUs must be kicked so that they leave the guest (or their wait) and flush.
+ */
+unsigned vgic_kick_mask(const struct vgic *vgic, unsigned from_vcpu);
+
 extern const struct mmio_ops vgic_dist_ops, vgic_redist_ops;
 
 #endif

@@ -40,7 +40,7 @@ struct arm64_el1_regs {
         uint64_t smcr, tpidr2;
 };
 
-#define ARM64_MAX_LRS 16
+#define ARM64_MAX_LRS     16
 #define VM_ARCH_MAX_VCPUS 8 /* at least vmm/vm.h's VM_MAX_VCPUS */
 
 /* FP/SIMD registers of a vCPU that is not running (arch/arm64/fp.S: offsets fixed). */
@@ -59,10 +59,12 @@ struct vcpu_arch {
         uint64_t lrs[ARM64_MAX_LRS]; /* list registers as last written */
         unsigned lrs_used;           /* how many of lrs[] hold interrupts in flight */
         uint64_t exit_count[ARM64_EXIT_CLASSES];
-        uint64_t vmcr; /* ICH_VMCR_EL2: the guest's CPU-interface settings */
-        uint64_t ap0r0, ap1r0; /* ICH_AP{0,1}R0_EL2: active priorities (5 priority bits) */
-        bool powered;  /* PSCI: on (vCPU 0 from the start; others by CPU_ON) */
-        bool fresh;    /* never ran: FP/SIMD registers to be cleared first */
+        uint64_t vmcr;             /* ICH_VMCR_EL2: the guest's CPU-interface settings */
+        uint64_t ap0r0, ap1r0;     /* ICH_AP{0,1}R0_EL2: active priorities (5 priority bits) */
+        bool powered;              /* PSCI: on (vCPU 0 from the start; others by CPU_ON) */
+        bool on_pending;           /* CPU_ON'd: takes the entry state below when it next runs */
+        uint64_t on_entry, on_ctx; /* CPU_ON's entry point and context id (x0) */
+        bool fresh;                /* never ran: FP/SIMD registers to be cleared first */
         struct arm64_fp_regs fp;
         uint64_t deadline; /* counter value at which the current run's slice ends */
         unsigned leave;    /* 0, or the enum vcpu_run_result that ends the current run */
