@@ -117,6 +117,20 @@ CASES = {
     "arm64_reboot": dict(vms=["linux"], mode="reboot", timeout=840, stop="reboot", arch="arm64"),
     # vcpus: the VMs' `vcpus =`; smp: the emulated machine's CPUs (tools/run-qemu --smp).
     "arm64_smp": dict(vms=["linux"], mode="disk", timeout=840, arch="arm64", vcpus=2, smp=2),
+    # Isolation: two Linux VMs (disk checks, poweroff) beside misbehaving test guests, all at
+    # once on a two-CPU host: one that faults (x86: triple fault; arm64: an access outside its
+    # RAM), one that never gives the CPU back (runaway: interrupts off, no exits), one that
+    # exits as fast as it can (storm). Keel reports the faulting one; the two endless ones are
+    # stopped from the monitor once both Linux VMs have powered off.
+    "isolation": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=2,
+                      misbehaving=[("triple", "triplefault.bin", "triple-fault"),
+                                   ("runaway", "runaway.bin", "monitor"),
+                                   ("storm", "storm.bin", "monitor")]),
+    "arm64_isolation": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=2,
+                            arch="arm64",
+                            misbehaving=[("outside", "outside.bin", "outside-ram"),
+                                         ("runaway", "runaway.bin", "monitor"),
+                                         ("storm", "storm.bin", "monitor")]),
 }
 
 
@@ -230,6 +244,9 @@ def keel_config(case, path):
                   "memory = 256M",
                   ] + (["vcpus = %d" % case["vcpus"]] if case.get("vcpus") else []) + [
                   "expect_stop = %s" % case.get("stop", "poweroff"), ""]
+    for name, image, stop in case.get("misbehaving", []):
+        lines += ["[vm %s]" % name, "image = guests/%s" % image, "memory = 4M",
+                  "expect_stop = %s" % stop, ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
@@ -296,13 +313,34 @@ def checks(case, info, expect):
         counts[g(r"keel-test: modules loaded$")] = 1
     counts[r"virtio_blk virtio\d+: \[vda\] %d 512-byte logical blocks" % (DISK_SIZE // 512)] = \
         len(case["vms"])
+    bad = case.get("misbehaving", [])
+    for name, _, stop in bad:
+        # each misbehaving VM reported once, with its own reason, while the others ran on
+        orders.append([r"^keel: vm %s stopped: %s: " % (re.escape(name), re.escape(stop)),
+                       r"^keel: summary$"])
     if not direct:
         orders.append([r"^keel: summary$"] +
-                      [r"^keel:   %s: .*ok$" % re.escape(vm) for vm in case["vms"]] +
+                      [r"^keel:   %s: .*ok$" % re.escape(vm)
+                       for vm in case["vms"] + [b[0] for b in bad]] +
                       [r"^keel: result: PASS\b"])
-        counts[r"^keel: vm \S+ stopped: "] = len(case["vms"])
+        counts[r"^keel: vm \S+ stopped: "] = len(case["vms"]) + len(bad)
         counts[r"^keel: result: "] = 1
     return dict(orders=orders, must_not=must_not, counts=counts, allow_panic=False)
+
+
+def monitor_stops(case):
+    """Once every Linux VM has powered off: the monitor stops the endless misbehaving VMs."""
+    endless = [b[0] for b in case.get("misbehaving", []) if b[2] == "monitor"]
+    if not endless:
+        return []
+    off = r"^keel: vm linux-\S+ stopped: poweroff\b"
+    both = r"(?s)" + r".*".join([off] * len(case["vms"]))
+    out = [tagged(both) + "=>\x1dm"]
+    after = tagged(r"^keel: console: monitor \(type help\)$")
+    for name in endless:
+        out.append("%s=>stop %s" % (after, name))
+        after = tagged(r"^keel: vm %s stopped: monitor: " % re.escape(name))
+    return out
 
 
 def sends(case, vm, direct):
@@ -479,6 +517,10 @@ def main():
         for vm in case["vms"]:
             for s in sends(case, vm, direct):
                 cmd += ["--send", s]
+        for s in monitor_stops(case):
+            cmd += ["--send", s]
+        for _, image, _ in case.get("misbehaving", []):
+            cmd += ["--file", os.path.join(build_dir, "guests", image) + "=guests/" + image]
         if args.dry_run:
             cmd += ["--dry-run", "--keep-esp"]
         print("linux-test: " + " ".join(cmd), flush=True)
