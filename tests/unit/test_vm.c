@@ -136,6 +136,7 @@ TEST(stop_reason_names_round_trip)
             "none",          "exit",        "triple-fault",    "outside-ram",
             "bad-hypercall", "halted",      "bad-instruction", "unhandled-exit",
             "entry-failed",  "load-failed", "poweroff",        "reboot",
+            "monitor",
         };
 
         for (unsigned r = 0; r < VM_STOP_REASON_COUNT; r++) {
