@@ -42,31 +42,79 @@ enum log_level log_get_level(void)
         return log_level;
 }
 
-void log_write(const char *s, unsigned long len)
+/* Whose console line is unfinished on the sink (log_write_part), or NULL. Under log_lock. */
+static const void *open_line;
+
+/*
+ * Take log_lock (or go on without it: this CPU holds it already, a fault or panic inside
+ * the sink; or a CPU died holding it). True if it was taken and must be given back.
+ */
+static bool log_lock_take(void)
 {
         unsigned me = arch_cpu_index();
         unsigned long spins = 0;
 
-        if (!log_sink)
-                return;
-        /* This CPU already holds the lock (a fault or panic inside the sink): go ahead. */
         if (__atomic_load_n(&log_owner, __ATOMIC_RELAXED) == me ||
-            __atomic_load_n(&log_lock_broken, __ATOMIC_RELAXED)) {
-                log_sink(s, len);
-                return;
-        }
+            __atomic_load_n(&log_lock_broken, __ATOMIC_RELAXED))
+                return false;
         while (!spin_trylock(&log_lock)) {
                 if (++spins == LOG_SPIN_MAX) {
                         __atomic_store_n(&log_lock_broken, true, __ATOMIC_RELAXED);
-                        log_sink(s, len);
-                        return;
+                        return false;
                 }
                 arch_cpu_relax();
         }
         __atomic_store_n(&log_owner, me, __ATOMIC_RELAXED);
-        log_sink(s, len);
+        return true;
+}
+
+static void log_lock_give(bool taken)
+{
+        if (!taken)
+                return;
         __atomic_store_n(&log_owner, LOG_NO_OWNER, __ATOMIC_RELAXED);
         spin_unlock((struct spin_held){&log_lock});
+}
+
+/* Someone else writes: an unfinished line of another writer ends first. Under log_lock. */
+static void end_open_line(const void *writer)
+{
+        if (open_line && open_line != writer) {
+                log_sink("\n", 1);
+                open_line = NULL;
+        }
+}
+
+void log_write(const char *s, unsigned long len)
+{
+        bool taken;
+
+        if (!log_sink)
+                return;
+        taken = log_lock_take();
+        end_open_line(NULL);
+        log_sink(s, len);
+        log_lock_give(taken);
+}
+
+void log_write_part(const void *writer, const char *prefix, unsigned long plen, const char *s,
+                    unsigned long len, bool end)
+{
+        bool taken;
+
+        if (!log_sink)
+                return;
+        taken = log_lock_take();
+        if (open_line != writer) {
+                end_open_line(writer);
+                log_sink(prefix, plen);
+        }
+        if (len)
+                log_sink(s, len);
+        if (end)
+                log_sink("\n", 1);
+        open_line = end ? NULL : writer;
+        log_lock_give(taken);
 }
 
 void log_vprintf(enum log_level level, const char *fmt, va_list ap)
@@ -94,4 +142,18 @@ void log_printf(enum log_level level, const char *fmt, ...)
         va_start(ap, fmt);
         log_vprintf(level, fmt, ap);
         va_end(ap);
+}
+
+void log_end_part(const void *writer)
+{
+        bool taken;
+
+        if (!log_sink)
+                return;
+        taken = log_lock_take();
+        if (open_line == writer) {
+                log_sink("\n", 1);
+                open_line = NULL;
+        }
+        log_lock_give(taken);
 }

@@ -20,28 +20,22 @@ void vcons_init(struct vcons *c, const char *prefix)
 }
 
 /*
- * Write the collected bytes to Keel's console, "[<prefix>] " first unless this console line
- * was begun already (vcons_show_partial); `end` finishes the line.
+ * Write the collected bytes to Keel's console as part of this VM's line, "[<prefix>] " first
+ * unless the console line is this VM's already (log_write_part decides: another writer may
+ * have ended it since vcons_show_partial); `end` finishes the line.
  */
 static void vcons_out(struct vcons *c, bool end)
 {
-        char out[VCONS_PREFIX_MAX + VCONS_LINE_MAX + 4];
+        char head[VCONS_PREFIX_MAX + 4];
         const char *p = c->prefix ? c->prefix : "";
-        size_t plen = strnlen(p, VCONS_PREFIX_MAX);
-        size_t n = 0;
+        size_t plen = strnlen(p, VCONS_PREFIX_MAX), n = 0;
 
-        if (!c->line_open) {
-                out[n++] = '[';
-                memcpy(out + n, p, plen);
-                n += plen;
-                out[n++] = ']';
-                out[n++] = ' ';
-        }
-        memcpy(out + n, c->line, c->len);
-        n += c->len;
-        if (end)
-                out[n++] = '\n';
-        log_write(out, n);
+        head[n++] = '[';
+        memcpy(head + n, p, plen);
+        n += plen;
+        head[n++] = ']';
+        head[n++] = ' ';
+        log_write_part(c, head, n, c->line, c->len, end);
         c->len = 0;
         c->line_open = !end;
 }
@@ -70,8 +64,12 @@ void vcons_show_partial(struct vcons *c)
 
 void vcons_flush(struct vcons *c)
 {
-        if (c->len || c->line_open)
+        if (c->len) {
                 vcons_out(c, true);
+        } else if (c->line_open) {
+                log_end_part(c); /* unless another writer ended it already */
+                c->line_open = false;
+        }
 }
 
 size_t vcons_input_pending(const struct vcons *c)

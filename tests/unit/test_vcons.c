@@ -136,4 +136,27 @@ TEST(missing_and_long_prefixes)
         log_set_sink(NULL);
 }
 
+TEST(an_open_line_is_ended_for_other_writers)
+{
+        struct vcons a, b;
+
+        vcons_init(&a, "a");
+        vcons_init(&b, "b");
+        capture_start();
+        puts_c(&a, "login: ");
+        vcons_show_partial(&a); /* a's prompt waits for input */
+        puts_c(&b, "booting\n");
+        EXPECT_STREQ(logbuf, "[a] login: \n[b] booting\n");
+        /* a's next piece starts a new, prefixed line */
+        puts_c(&a, "root\n");
+        EXPECT_STREQ(logbuf, "[a] login: \n[b] booting\n[a] root\n");
+        /* Keel's own lines end it too; a stop with nothing new then prints nothing more */
+        puts_c(&a, "# ");
+        vcons_show_partial(&a);
+        log_printf(LOG_LEVEL_INFO, "keel: vm a stopped");
+        vcons_flush(&a);
+        EXPECT_STREQ(logbuf, "[a] login: \n[b] booting\n[a] root\n[a] # \nkeel: vm a stopped\n");
+        log_set_sink(NULL);
+}
+
 TEST_MAIN()

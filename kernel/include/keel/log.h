@@ -7,6 +7,7 @@
 #define KEEL_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum log_level {
         LOG_LEVEL_ERROR = 0,
@@ -23,6 +24,16 @@ void log_printf(enum log_level level, const char *fmt, ...) __attribute__((forma
 void log_vprintf(enum log_level level, const char *fmt, va_list ap);
 /* Raw output, no prefix and no newline added (used by the guest UART front end). */
 void log_write(const char *s, unsigned long len);
+/*
+ * A piece of `writer`'s console line (a VM's console): `prefix` first if the line on the
+ * sink is not already this writer's, `end` finishes it. A line left unfinished (a prompt)
+ * is ended ("\n") as soon as anyone else writes, and the writer's next piece starts a new,
+ * prefixed line, so lines of different writers never run together.
+ */
+void log_write_part(const void *writer, const char *prefix, unsigned long plen, const char *s,
+                    unsigned long len, bool end);
+/* End `writer`'s unfinished line if it is still the one on the sink (nothing otherwise). */
+void log_end_part(const void *writer);
 
 #define LOG_ERR(fmt, ...) \
         log_printf(LOG_LEVEL_ERROR, "%s:%d: " fmt, __FILE__, __LINE__, ##__VA_ARGS__)
