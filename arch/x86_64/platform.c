@@ -229,9 +229,15 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
                 if (err)
                         return err;
         }
-        /* Linux must not calibrate the TSC against a PIT it does not have. */
-        snprintf(line, sizeof(line), "%s%stsc_early_khz=%llu", cmdline ? cmdline : "",
-                 cmdline && cmdline[0] ? " " : "", (unsigned long long)arch_tsc_khz());
+        /*
+         * Linux must not calibrate the TSC against a PIT it does not have. With several vCPUs
+         * it would also call the TSC unsynchronized (no invariant-TSC bit, e.g. under QEMU)
+         * and fall back to jiffies, but every vCPU reads the same host TSC (Keel's own
+         * clock, which it keeps in step across CPUs): tsc=reliable says so.
+         */
+        snprintf(line, sizeof(line), "%s%stsc_early_khz=%llu%s", cmdline ? cmdline : "",
+                 cmdline && cmdline[0] ? " " : "", (unsigned long long)arch_tsc_khz(),
+                 vm->vcpu_count > 1 ? " tsc=reliable" : "");
         req = (struct linux_boot_req){
             .name = f->image.path,
             .kernel = f->image.data,

@@ -21,6 +21,9 @@ Cases:
              `poweroff -f` reported by Keel as "stopped: poweroff", summary ok, PASS
     two_vms  two Linux VMs in one boot, running at once, each with its own disk
              (different host patterns): the disk checks, then each powers off by itself
+    smp      one VM with `vcpus = 2` on a two-CPU QEMU host: Linux brings up its second CPU
+             ("smp: Brought up 1 node, 2 CPUs"), the disk checks, poweroff, and Keel's exit
+             line for each vCPU
     direct   no Keel: QEMU boots the same kernel and init directly (-kernel/-initrd, the disk
              on virtio-pci, whose modules are added), the shell case's guest-side checks.
              Debugs the tooling and the init script independently of Keel.
@@ -105,6 +108,8 @@ CASES = {
     "two_vms": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840),
     # The guest resets itself (ACPI reset register): Keel ends the VM and reports a reboot.
     "reboot": dict(vms=["linux"], mode="reboot", timeout=840, stop="reboot"),
+    # One VM with two vCPUs on a two-CPU host: Linux brings up its AP (INIT-SIPI-SIPI).
+    "smp": dict(vms=["linux"], mode="disk", timeout=840, vcpus=2, host_smp=2),
     "direct": dict(vms=["direct"], mode="shell", timeout=240, direct=True),
     "initramfs": dict(vms=[], mode="shell"),
     "arm64_shell": dict(vms=["linux"], mode="shell", timeout=840, arch="arm64"),
@@ -222,8 +227,10 @@ def keel_config(case, path):
                   "initrd = guests/initramfs.img",
                   'cmdline = "%s"' % cmdline(case, vm),
                   "disk = guests/disk-%s.img" % vm,
-                  "memory = 256M",
-                  "expect_stop = %s" % case.get("stop", "poweroff"), ""]
+                  "memory = 256M"]
+        if case.get("vcpus"):
+            lines += ["vcpus = %d" % case["vcpus"]]
+        lines += ["expect_stop = %s" % case.get("stop", "poweroff"), ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
@@ -279,6 +286,17 @@ def checks(case, info, expect):
         if not direct:
             order.append(r"^keel: summary$")
         counts[g(r"keel-test: modules loaded$")] = 1
+        n = case.get("vcpus", 1)
+        if n > 1:
+            # Linux started every vCPU (Keel's line per SIPI) and counted them, then each
+            # vCPU's exits are reported when the VM ends.
+            orders.append([r"^keel: vm %s: vCPU %d started \(SIPI vector" % (re.escape(vm), i)
+                           for i in range(1, n)] +
+                          [g(r"(?:\[ *\d+\.\d+\] )?smp: Brought up 1 node, %d CPUs$" % n),
+                           g(r"keel-test: disk checks done$")])
+            orders.append([r"^keel: vm %s stopped: " % re.escape(vm)] +
+                          [r"^keel: vm %s: vCPU %d: \d+ exits \(" % (re.escape(vm), i)
+                           for i in range(n)])
     counts[r"virtio_blk virtio\d+: \[vda\] %d 512-byte logical blocks" % (DISK_SIZE // 512)] = \
         len(case["vms"])
     if not direct:
@@ -440,6 +458,8 @@ def main():
             return 1
         cmd = [sys.executable, os.path.join(TOOLS, "run-qemu"), "--arch", arch_name,
                "--log", log_path, "--timeout", str(case["timeout"]), "--memory", "1024"]
+        if case.get("host_smp"):
+            cmd += ["--smp", str(case["host_smp"])]
         if direct:
             vm = case["vms"][0]
             cmd += ["--kernel", info["KEEL_KERNEL"],
