@@ -489,6 +489,24 @@ static uint64_t *gpr(struct vcpu *vcpu, unsigned n, uint64_t *rsp)
         return regs[n & 15];
 }
 
+/*
+ * An emulated MOV to CR0 does not do what the CPU does to EFER.LMA: paging turned on with
+ * EFER.LME set enters IA-32e mode (an AP's trampoline, after its real-mode start), paging
+ * turned off leaves it. EFER.LMA and the IA-32e-mode-guest entry control follow CR0.PG.
+ */
+static void set_long_mode(uint64_t cr0)
+{
+        uint64_t efer = vmread(VMCS_GUEST_EFER), entry = vmread(VMCS_ENTRY_CTLS);
+
+        if ((cr0 & X86_CR0_PG) && (efer & X86_EFER_LME))
+                efer |= X86_EFER_LMA;
+        else if (!(cr0 & X86_CR0_PG))
+                efer &= ~X86_EFER_LMA;
+        vmwrite(VMCS_GUEST_EFER, efer);
+        vmwrite(VMCS_ENTRY_CTLS,
+                (efer & X86_EFER_LMA) ? entry | ENTRY_IA32E : entry & ~ENTRY_IA32E);
+}
+
 /* MOV to CR0/CR4 that touches a bit Keel owns (fixed by VMX), or any CR8 access. */
 static void handle_cr(struct vcpu *vcpu, uint64_t q)
 {
@@ -513,6 +531,7 @@ static void handle_cr(struct vcpu *vcpu, uint64_t q)
                 }
                 vmwrite(VMCS_CR0_SHADOW, v);
                 vmwrite(VMCS_GUEST_CR0, (v | caps.cr0_fixed0) & caps.cr0_fixed1);
+                set_long_mode(v);
         } else if (type == 0 && cr == 4) {
                 if ((v & X86_CR4_VMXE) || (v & ~caps.cr4_fixed1)) {
                         inject_exception(X86_VEC_GP, true, 0);
