@@ -20,6 +20,9 @@
 #include <keel/arch.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/sched.h>
+#include <keel/smp.h>
+#include <keel/spinlock.h>
 #include <keel/time.h>
 #include <vmm/acpi.h>
 #include <vmm/vmm.h>
@@ -44,19 +47,99 @@ static uint64_t tsc_now(void *ctx)
 
 static void lapic_eoi_vector(void *ctx, uint8_t vector)
 {
-        struct vm *vm = ctx;
+        struct vcpu *vcpu = ctx;
 
-        vioapic_eoi(&vm->arch.ioapic, vector);
+        vioapic_eoi(&vcpu->vm->arch.ioapic, vector);
 }
 
-static bool ioapic_deliver(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level)
+/*
+ * Another vCPU's interrupt state changed (under vm->dev_lock): if it is running on another
+ * CPU, make that CPU leave the guest so that the vCPU sees it at its next entry; a blocked
+ * vCPU's CPU (maybe idle) is woken to poll arch_vcpu_ready. Racy reads of the scheduler's
+ * fields are fine: a stale RUNNING costs one spurious exit, a vCPU that just started to run
+ * takes its interrupts on entry.
+ */
+static void wake_vcpu(struct vcpu *target)
+{
+        enum sched_state st = __atomic_load_n(&target->sched.state, __ATOMIC_ACQUIRE);
+
+        if (st == SCHED_RUNNING || st == SCHED_BLOCKED)
+                arch_cpu_kick(__atomic_load_n(&target->sched.cpu, __ATOMIC_RELAXED));
+}
+
+static bool ioapic_deliver(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level,
+                           bool lowest)
 {
         struct vm *vm = ctx;
+        bool taken = false;
 
-        if (!vlapic_match_dest(&vm->arch.lapic, dest, logical))
-                return false;
-        return vlapic_set_irq(&vm->arch.lapic, vector, level);
+        for (unsigned i = 0; i < vm->vcpu_count; i++) {
+                struct vcpu *v = &vm->vcpus[i];
+
+                if (v->arch.lapic.wait_sipi || !vlapic_match_dest(&v->arch.lapic, dest, logical))
+                        continue;
+                if (!vlapic_set_irq(&v->arch.lapic, vector, level))
+                        continue;
+                taken = true;
+                wake_vcpu(v);
+                if (lowest)
+                        break; /* lowest priority: the first that accepts */
+        }
+        return taken;
 }
+
+/* A vCPU wrote its ICR (under vm->dev_lock): deliver to the VM's LAPICs. */
+static void lapic_send_ipi(void *ctx, struct vlapic *src)
+{
+        struct vcpu *vcpu = ctx;
+        struct vm *vm = vcpu->vm;
+        struct vlapic *all[VM_MAX_VCPUS];
+        uint32_t changed, started;
+
+        for (unsigned i = 0; i < vm->vcpu_count; i++)
+                all[i] = &vm->vcpus[i].arch.lapic;
+        changed = vlapic_ipi_deliver(src, all, vm->vcpu_count, &started);
+        for (unsigned i = 0; i < vm->vcpu_count; i++) {
+                if (started & (1u << i))
+                        vm->vcpus[i].arch.start_pending = true;
+                else if ((changed & (1u << i)) && i != vcpu->id)
+                        wake_vcpu(&vm->vcpus[i]);
+        }
+        if (started)
+                __atomic_or_fetch(&vm->arch.start_mask, started, __ATOMIC_RELEASE);
+}
+
+void x86_start_released(struct vm *vm)
+{
+        uint32_t mask = __atomic_exchange_n(&vm->arch.start_mask, 0, __ATOMIC_ACQUIRE);
+
+        for (unsigned i = 0; i < vm->vcpu_count; i++)
+                if (mask & (1u << i)) {
+                        LOG_INFO("keel: vm %s: vCPU %u started (SIPI vector %#x)", vm->name, i,
+                                 vm->vcpus[i].arch.lapic.sipi_vector);
+                        vm_vcpu_started(&vm->vcpus[i]);
+                }
+}
+
+/* The LAPIC page: the accessing vCPU's own LAPIC (dev = the VM, under its dev_lock). */
+static void lapic_page_read(void *dev, uint64_t offset, unsigned size, uint64_t *val)
+{
+        struct vm *vm = dev;
+
+        vlapic_mmio_ops.read(&vm->arch.dev_vcpu->arch.lapic, offset, size, val);
+}
+
+static void lapic_page_write(void *dev, uint64_t offset, unsigned size, uint64_t val)
+{
+        struct vm *vm = dev;
+
+        vlapic_mmio_ops.write(&vm->arch.dev_vcpu->arch.lapic, offset, size, val);
+}
+
+static const struct mmio_ops lapic_page_ops = {
+    .read = lapic_page_read,
+    .write = lapic_page_write,
+};
 
 struct irq_line arch_irq_line(struct vm *vm, unsigned gsi)
 {
@@ -73,15 +156,19 @@ void arch_virtio_slot(unsigned n, gpa_t *base, uint64_t *size, unsigned *gsi)
 static int platform_init(struct vm *vm)
 {
         struct vm_arch *a = &vm->arch;
-        const struct vlapic_env env = {tsc_now, lapic_eoi_vector, vm};
         const struct vioapic_cb cb = {ioapic_deliver, vm};
         struct irq_line com1 = arch_irq_line(vm, ACPI_COM1_GSI);
         int err;
 
-        vlapic_init(&a->lapic, 0, &env);
+        for (unsigned i = 0; i < vm->vcpu_count; i++) {
+                struct vcpu *v = &vm->vcpus[i];
+                const struct vlapic_env env = {tsc_now, lapic_eoi_vector, lapic_send_ipi, v};
+
+                vlapic_init(&v->arch.lapic, i, &env);
+                v->arch.lapic.wait_sipi = i != 0; /* APs wait for the guest's INIT-SIPI-SIPI */
+        }
         vioapic_init(&a->ioapic, &cb);
-        err = mmio_bus_add(&vm->mmio, gpa(VLAPIC_BASE), VLAPIC_SIZE, &vlapic_mmio_ops, &a->lapic,
-                           "lapic");
+        err = mmio_bus_add(&vm->mmio, gpa(VLAPIC_BASE), VLAPIC_SIZE, &lapic_page_ops, vm, "lapic");
         if (!err)
                 err = mmio_bus_add(&vm->mmio, gpa(VIOAPIC_BASE), VIOAPIC_SIZE, &vioapic_mmio_ops,
                                    &a->ioapic, "ioapic");
@@ -142,9 +229,15 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
                 if (err)
                         return err;
         }
-        /* Linux must not calibrate the TSC against a PIT it does not have. */
-        snprintf(line, sizeof(line), "%s%stsc_early_khz=%llu", cmdline ? cmdline : "",
-                 cmdline && cmdline[0] ? " " : "", (unsigned long long)arch_tsc_khz());
+        /*
+         * Linux must not calibrate the TSC against a PIT it does not have. With several vCPUs
+         * it would also call the TSC unsynchronized (no invariant-TSC bit, e.g. under QEMU)
+         * and fall back to jiffies, but every vCPU reads the same host TSC (Keel's own
+         * clock, which it keeps in step across CPUs): tsc=reliable says so.
+         */
+        snprintf(line, sizeof(line), "%s%stsc_early_khz=%llu%s", cmdline ? cmdline : "",
+                 cmdline && cmdline[0] ? " " : "", (unsigned long long)arch_tsc_khz(),
+                 vm->vcpu_count > 1 ? " tsc=reliable" : "");
         req = (struct linux_boot_req){
             .name = f->image.path,
             .kernel = f->image.data,
@@ -174,27 +267,40 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
                                     LINUX_BOOT_CS, LINUX_BOOT_DS, gpa_raw(info.boot_params));
 }
 
+/* Under vm->dev_lock. */
+static int pending_irq_locked(struct vcpu *vcpu)
+{
+        vlapic_timer_update(&vcpu->arch.lapic, arch_tsc());
+        return vlapic_pending(&vcpu->arch.lapic);
+}
+
 int x86_pending_irq(struct vcpu *vcpu)
 {
-        struct vm_arch *a = &vcpu->vm->arch;
+        struct spin_held h;
+        int v;
 
-        if (!a->platform)
+        if (!vcpu->vm->arch.platform)
                 return -1;
-        vlapic_timer_update(&a->lapic, arch_tsc());
-        return vlapic_pending(&a->lapic);
+        h = spin_lock(&vcpu->vm->dev_lock);
+        v = pending_irq_locked(vcpu);
+        spin_unlock(h);
+        return v;
 }
 
 void x86_irq_injected(struct vcpu *vcpu, uint8_t vector)
 {
-        vlapic_accept(&vcpu->vm->arch.lapic, vector);
+        struct spin_held h = spin_lock(&vcpu->vm->dev_lock);
+
+        vlapic_accept(&vcpu->arch.lapic, vector);
+        spin_unlock(h);
 }
 
-void x86_poll_console(struct vm *vm)
+static void poll_console_locked(struct vm *vm)
 {
         uint8_t buf[16];
         size_t room, n;
 
-        if (!vm->arch.platform || !vcons_input_pending(&vm->console))
+        if (!vcons_input_pending(&vm->console))
                 return;
         room = vuart_rx_room(&vm->arch.uart);
         n = vcons_input_pop(&vm->console, buf, room < sizeof(buf) ? room : sizeof(buf));
@@ -202,16 +308,49 @@ void x86_poll_console(struct vm *vm)
                 vuart_input(&vm->arch.uart, buf, n);
 }
 
+void x86_poll_console(struct vm *vm)
+{
+        struct spin_held h;
+
+        if (!vm->arch.platform || !vcons_input_pending(&vm->console))
+                return;
+        h = spin_lock(&vm->dev_lock);
+        poll_console_locked(vm);
+        spin_unlock(h);
+}
+
 bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)
 {
         struct vm *vm = vcpu->vm;
+        struct spin_held h;
+        unsigned awake = 0;
 
-        if (!vm->arch.platform || !interrupts_enabled)
+        if (!vm->arch.platform)
                 return false;
+        h = spin_lock(&vm->dev_lock);
+        if (!interrupts_enabled) {
+                /*
+                 * With interrupts off only NMI or INIT could wake it (neither is delivered to a
+                 * running vCPU here). Alone, that is a hang: the caller stops the VM. On an SMP
+                 * VM it is how Linux parks a CPU it stops (poweroff, panic): the vCPU never
+                 * runs again, and the VM stops when all its started vCPUs are parked.
+                 */
+                if (vm->vcpu_count > 1)
+                        vcpu->arch.parked = true;
+                for (unsigned i = 0; i < vm->vcpu_count; i++)
+                        if (!vm->vcpus[i].arch.lapic.wait_sipi && !vm->vcpus[i].arch.parked)
+                                awake++;
+                spin_unlock(h);
+                if (!vcpu->arch.parked || !awake)
+                        return false;
+                vcpu->arch.leave = VCPU_RUN_BLOCKED;
+                return true;
+        }
         vcons_show_partial(&vm->console); /* a prompt waits for input: show it */
-        x86_poll_console(vm);
-        if (x86_pending_irq(vcpu) < 0)
+        poll_console_locked(vm);
+        if (pending_irq_locked(vcpu) < 0)
                 vcpu->arch.leave = VCPU_RUN_BLOCKED; /* the scheduler polls arch_vcpu_ready */
+        spin_unlock(h);
         return true;
 }
 
@@ -219,6 +358,8 @@ bool arch_vcpu_ready(struct vcpu *vcpu)
 {
         if (!vcpu->vm->arch.platform)
                 return true;
+        if (vcpu->arch.parked)
+                return false;
         return vcons_input_pending(&vcpu->vm->console) || x86_pending_irq(vcpu) >= 0;
 }
 

@@ -17,6 +17,7 @@
 #include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/spinlock.h>
 #include <vmm/hypercall.h>
 #include <vmm/vmm.h>
 
@@ -138,6 +139,24 @@ static int write_page_tables(struct vm *vm, uint64_t *map_size)
         return err;
 }
 
+/* Registers, counters, CPUID facts, caches and FPU of a vCPU about to (re)start. */
+static int vcpu_common_init(struct vcpu *vcpu)
+{
+        uint32_t r[4];
+
+        memset(&vcpu->arch.gprs, 0, sizeof(vcpu->arch.gprs));
+        memset(vcpu->arch.exit_count, 0, sizeof(vcpu->arch.exit_count));
+        x86_cpuid(0, 0, r);
+        vcpu->arch.cpuid.max_basic = r[0];
+        x86_cpuid(0x80000000, 0, r);
+        vcpu->arch.cpuid.max_ext = r[0];
+        vcpu->arch.cpuid.apic_id = (uint8_t)vcpu->id;
+        x86_code_cache_reset(&vcpu->arch.code);
+        if (!vcpu->arch.fpu)
+                return x86_fpu_init(vcpu);
+        return 0;
+}
+
 int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint16_t gdt_limit,
                          uint16_t cs, uint16_t ds, uint64_t rsi)
 {
@@ -156,7 +175,6 @@ int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint
             .ds = ds,
         };
         uint64_t map;
-        uint32_t r[4];
         int err;
 
         if (gmem_total(&vm->mem) < GUEST_RESERVED + PAGE_SIZE)
@@ -164,21 +182,49 @@ int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint
         err = write_page_tables(vm, &map);
         if (err)
                 return err;
-        memset(&vcpu->arch.gprs, 0, sizeof(vcpu->arch.gprs));
-        memset(vcpu->arch.exit_count, 0, sizeof(vcpu->arch.exit_count));
+        err = vcpu_common_init(vcpu);
+        if (err)
+                return err;
         vcpu->arch.gprs.rdi = gmem_total(&vm->mem);
         vcpu->arch.gprs.rsi = rsi;
-        x86_cpuid(0, 0, r);
-        vcpu->arch.cpuid.max_basic = r[0];
-        x86_cpuid(0x80000000, 0, r);
-        vcpu->arch.cpuid.max_ext = r[0];
-        vcpu->arch.cpuid.apic_id = (uint8_t)vcpu->id;
-        x86_code_cache_reset(&vcpu->arch.code);
-        if (!vcpu->arch.fpu) {
-                err = x86_fpu_init(vcpu);
-                if (err)
-                        return err;
+        return vendor->vcpu_init(vcpu, &st);
+}
+
+/*
+ * An AP released by a start-up IPI with vector `vector`, at its first run on its CPU: the
+ * state after INIT (SDM vol. 3 table 9-1, APM vol. 2 table 14-1) in real mode at
+ * CS = vector << 8 (base vector << 12), IP = 0; EDX holds the processor signature.
+ */
+static int vcpu_start_real_mode(struct vcpu *vcpu, uint8_t vector)
+{
+        struct x86_entry_state st = {
+            .real_mode = true,
+            .rip = 0,
+            .rsp = 0,
+            .rflags = 0x2,
+            .cr0 = X86_CR0_ET,
+            .gdt_base = 0,
+            .gdt_limit = 0xffff,
+            .cs = (uint16_t)(vector << 8),
+            .cs_base = (uint64_t)vector << 12,
+            .ds = 0,
+        };
+        uint32_t r[4];
+        int err;
+
+        if (!gmem_contains(&vcpu->vm->mem, gpa(st.cs_base), PAGE_SIZE)) {
+                vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
+                        "vCPU %u got a start-up IPI to %#llx, outside the VM's RAM", vcpu->id,
+                        (unsigned long long)st.cs_base);
+                return -KEEL_EINVAL;
         }
+        err = vcpu_common_init(vcpu);
+        if (err)
+                return err;
+        x86_cpuid(1, 0, r);
+        vcpu->arch.gprs.rdx = r[0];
+        if (vcpu->arch.vmcb)
+                vendor->vcpu_free(vcpu);
         return vendor->vcpu_init(vcpu, &st);
 }
 
@@ -219,6 +265,17 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
 {
         vcpu->arch.deadline = deadline;
         vcpu->arch.leave = 0;
+        if (vcpu->arch.start_pending) {
+                int err;
+
+                vcpu->arch.start_pending = false;
+                err = vcpu_start_real_mode(vcpu, vcpu->arch.lapic.sipi_vector);
+                if (err) {
+                        vm_stop(vcpu->vm, VM_STOP_UNHANDLED, "cannot start vCPU %u: %s", vcpu->id,
+                                keel_strerror(err));
+                        return VCPU_RUN_LEFT;
+                }
+        }
         x86_poll_console(vcpu->vm);
         x86_fpu_load(vcpu);
         vendor->vcpu_run(vcpu);
@@ -250,14 +307,15 @@ void x86_emulate_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in)
         struct x86_gprs *g = &vcpu->arch.gprs;
         uint64_t mask = size >= 4 ? 0xffffffffull : (1ull << (8 * size)) - 1;
         uint32_t val = (uint32_t)(g->rax & mask);
+        struct spin_held h = spin_lock(&vm->dev_lock);
+        bool claimed = x86_platform_io(vcpu, port, size, in, &val);
 
-        if (x86_platform_io(vcpu, port, size, in, &val)) {
-                if (in)
-                        g->rax = (g->rax & ~mask) | (val & mask);
-                return;
-        }
-        if (port >= COM1_BASE && port < COM1_BASE + 8) {
+        if (!claimed && port >= COM1_BASE && port < COM1_BASE + 8) {
                 vuart_access(&vm->arch.uart, port - COM1_BASE, !in, &val);
+                claimed = true;
+        }
+        spin_unlock(h);
+        if (claimed) {
                 if (in)
                         g->rax = (g->rax & ~mask) | (val & mask);
                 return;
@@ -308,7 +366,13 @@ static void report_msr_once(struct vcpu *vcpu, uint32_t msr, const char *what)
  * answered with "nothing there" values; writes to those are ignored. Anything else gets #GP.
  */
 #define MSR_TSC_DEADLINE 0x6e0u
-#define APIC_BASE_VALUE  (0xfee00000ull | (1u << 11) /* enabled */ | (1u << 8) /* BSP */)
+#define APIC_BASE_VALUE  (0xfee00000ull | (1u << 11) /* enabled */)
+#define APIC_BASE_BSP    (1u << 8) /* vCPU 0 is the bootstrap processor */
+
+static uint64_t apic_base(const struct vcpu *vcpu)
+{
+        return APIC_BASE_VALUE | (vcpu->id == 0 ? APIC_BASE_BSP : 0);
+}
 
 static const uint32_t msrs_read_zero[] = {
     0x0000008b, /* PATCH_LEVEL / BIOS_SIGN_ID */
@@ -346,11 +410,14 @@ int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
 
         if (a->platform) {
                 if (msr == MSR_APIC_BASE) {
-                        *val = APIC_BASE_VALUE;
+                        *val = apic_base(vcpu);
                         return 0;
                 }
                 if (msr == MSR_TSC_DEADLINE) {
-                        *val = vlapic_tsc_deadline_read(&a->lapic);
+                        struct spin_held h = spin_lock(&vcpu->vm->dev_lock);
+
+                        *val = vlapic_tsc_deadline_read(&vcpu->arch.lapic);
+                        spin_unlock(h);
                         return 0;
                 }
                 if (msr == MSR_MISC_ENABLE) {
@@ -371,10 +438,13 @@ int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val)
         struct vm_arch *a = &vcpu->vm->arch;
 
         if (a->platform) {
-                if (msr == MSR_APIC_BASE && val == APIC_BASE_VALUE)
+                if (msr == MSR_APIC_BASE && val == apic_base(vcpu))
                         return 0; /* the only value there is: no relocation, no x2APIC */
                 if (msr == MSR_TSC_DEADLINE) {
-                        vlapic_tsc_deadline_write(&a->lapic, val);
+                        struct spin_held h = spin_lock(&vcpu->vm->dev_lock);
+
+                        vlapic_tsc_deadline_write(&vcpu->arch.lapic, val);
+                        spin_unlock(h);
                         return 0;
                 }
                 if (msr == MSR_MISC_ENABLE && val == MISC_ENABLE_VALUE)
@@ -453,11 +523,19 @@ unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
         return insn.len;
 }
 
+/* One device access, under the VM's device lock (its vCPUs may run on several CPUs). */
 static bool mmio_access(void *ctx, uint64_t addr, unsigned size, bool write, uint64_t *val)
 {
-        struct vm *vm = ctx;
+        struct vcpu *vcpu = ctx;
+        struct vm *vm = vcpu->vm;
+        struct spin_held h = spin_lock(&vm->dev_lock);
+        bool ok;
 
-        return mmio_bus_access(&vm->mmio, gpa(addr), size, write, val);
+        vm->arch.dev_vcpu = vcpu;
+        ok = mmio_bus_access(&vm->mmio, gpa(addr), size, write, val);
+        vm->arch.dev_vcpu = NULL;
+        spin_unlock(h);
+        return ok;
 }
 
 /* Decoder register numbering (rax rcx rdx rbx rsp rbp rsi rdi r8..r15) <-> struct x86_gprs. */
@@ -494,7 +572,9 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 regs.gpr[i] = *gpr_slot(&vcpu->arch.gprs, rsp, i);
         regs.rip = ctx->rip;
         regs.rflags = *rflags;
-        err = x86_emulate_mmio(&insn, &regs, addr, mmio_access, vm);
+        err = x86_emulate_mmio(&insn, &regs, addr, mmio_access, vcpu);
+        if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
+                x86_start_released(vm); /* start-up IPIs: outside the device lock */
         if (err < 0) {
                 char hex[3 * X86_MAX_INSN_LEN + 1];
 

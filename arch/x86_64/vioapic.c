@@ -43,14 +43,13 @@ static bool vioapic_send(struct vioapic *io, unsigned pin)
         uint64_t e = io->rte[pin];
         bool level = (e & VIOAPIC_RTE_LEVEL) != 0;
 
-        /* Fixed and lowest priority (one LAPIC: the same); SMI, NMI, INIT, ExtINT are not
-         * modelled. */
+        /* Fixed and lowest priority; SMI, NMI, INIT, ExtINT are not modelled. */
         if (RTE_MODE(e) > 1) {
                 io->stats.dropped++;
                 return false;
         }
         if (!io->cb.deliver(io->cb.ctx, RTE_DEST(e), (e & VIOAPIC_RTE_LOGICAL) != 0, RTE_VECTOR(e),
-                            level)) {
+                            level, RTE_MODE(e) == 1)) {
                 io->stats.dropped++;
                 return false;
         }

@@ -31,9 +31,6 @@
 #define ICR_LOGICAL      (1u << 11)
 #define ICR_SHORTHAND(v) (((v) >> 18) & 3u)
 
-#define DM_FIXED  0u
-#define DM_LOWEST 1u
-
 static void vlapic_set_bit(uint32_t *map, uint8_t v)
 {
         map[v >> 5] |= 1u << (v & 31);
@@ -205,39 +202,114 @@ bool vlapic_match_dest(const struct vlapic *l, uint8_t dest, bool logical)
 
 /* ---- IPIs ---- */
 
+/* Does the IPI from `src` (shorthand / destination of its ICR) name `dst`? */
+static bool vlapic_ipi_names(const struct vlapic *src, const struct vlapic *dst)
+{
+        switch (ICR_SHORTHAND(src->icr_lo)) {
+        case 0:
+                return vlapic_match_dest(dst, (uint8_t)(src->icr_hi >> 24),
+                                         (src->icr_lo & ICR_LOGICAL) != 0);
+        case 1: /* self */
+                return dst == src;
+        case 2: /* all including self */
+                return true;
+        default: /* all excluding self */
+                return dst != src;
+        }
+}
+
+/* INIT: the LAPIC's reset state, ID kept, waiting for SIPI again. */
+static void vlapic_init_reset(struct vlapic *l)
+{
+        struct vlapic_env env = l->env;
+        struct vlapic_stats stats = l->stats;
+
+        vlapic_init(l, l->id, &env);
+        l->stats = stats;
+        l->wait_sipi = true;
+}
+
+uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsigned n,
+                            uint32_t *started)
+{
+        uint32_t lo = src->icr_lo;
+        uint8_t vector = (uint8_t)ICR_VECTOR(lo);
+        uint32_t mode = ICR_MODE(lo), changed = 0;
+        bool named = false;
+
+        *started = 0;
+        CHECK(n <= 32);
+        switch (mode) {
+        case VLAPIC_DM_FIXED:
+        case VLAPIC_DM_LOWEST:
+                if (vector < 16) {
+                        src->stats.illegal_vector++;
+                        vlapic_error(src, VLAPIC_ESR_SEND_ILLEGAL);
+                        return 0;
+                }
+                break;
+        case VLAPIC_DM_INIT:
+                /* Level de-assert (trigger level, level 0): only synchronises arbitration IDs. */
+                if ((lo & (1u << 15)) && !(lo & (1u << 14)))
+                        return 0;
+                /* fall through */
+        case VLAPIC_DM_STARTUP:
+                if (ICR_SHORTHAND(lo) == 1) { /* not to self */
+                        src->stats.ipi_dropped++;
+                        return 0;
+                }
+                break;
+        default: /* SMI, NMI, reserved */
+                src->stats.ipi_dropped++;
+                return 0;
+        }
+        for (unsigned i = 0; i < n; i++) {
+                struct vlapic *l = all[i];
+
+                if (!vlapic_ipi_names(src, l))
+                        continue;
+                named = true;
+                switch (mode) {
+                case VLAPIC_DM_FIXED:
+                case VLAPIC_DM_LOWEST:
+                        if (l->wait_sipi || !vlapic_set_irq(l, vector, false))
+                                continue;
+                        changed |= 1u << i;
+                        if (mode == VLAPIC_DM_LOWEST)
+                                return changed; /* one of them: the first that accepts */
+                        break;
+                case VLAPIC_DM_INIT:
+                        if (!l->wait_sipi) {
+                                l->stats.init_ignored++;
+                                continue;
+                        }
+                        vlapic_init_reset(l);
+                        changed |= 1u << i;
+                        break;
+                default: /* start-up */
+                        if (!l->wait_sipi)
+                                continue; /* a second SIPI, or a running vCPU: ignored */
+                        l->wait_sipi = false;
+                        l->sipi_vector = vector;
+                        changed |= 1u << i;
+                        *started |= 1u << i;
+                        break;
+                }
+        }
+        if (!changed && (named || ICR_SHORTHAND(lo) != 3))
+                src->stats.ipi_dropped++;
+        return changed;
+}
+
 static void vlapic_send_ipi(struct vlapic *l)
 {
-        uint32_t lo = l->icr_lo;
-        uint8_t vector = (uint8_t)ICR_VECTOR(lo);
-        uint32_t mode = ICR_MODE(lo);
-        bool self;
+        struct vlapic *const self[1] = {l};
+        uint32_t started;
 
-        switch (ICR_SHORTHAND(lo)) {
-        case 0:
-                self = vlapic_match_dest(l, (uint8_t)(l->icr_hi >> 24), lo & ICR_LOGICAL);
-                break;
-        case 1: /* self */
-        case 2: /* all including self */
-                self = true;
-                break;
-        default: /* all excluding self: there are no other vCPUs */
-                return;
-        }
-        if (mode != DM_FIXED && mode != DM_LOWEST) {
-                /* NMI, SMI, INIT, SIPI and reserved modes are not modelled. */
-                l->stats.ipi_dropped++;
-                return;
-        }
-        if (vector < 16) {
-                l->stats.illegal_vector++;
-                vlapic_error(l, VLAPIC_ESR_SEND_ILLEGAL);
-                return;
-        }
-        if (!self) {
-                l->stats.ipi_dropped++;
-                return;
-        }
-        vlapic_set_irq(l, vector, false);
+        if (l->env.send_ipi)
+                l->env.send_ipi(l->env.ctx, l);
+        else
+                (void)vlapic_ipi_deliver(l, self, 1, &started);
 }
 
 /* ---- Timer ---- */

@@ -21,6 +21,9 @@ Cases:
              `poweroff -f` reported by Keel as "stopped: poweroff", summary ok, PASS
     two_vms  two Linux VMs in one boot, running at once, each with its own disk
              (different host patterns): the disk checks, then each powers off by itself
+    smp      one VM with `vcpus = 2` on a two-CPU QEMU host: Linux brings up its second CPU
+             ("smp: Brought up 1 node, 2 CPUs"), the disk checks, poweroff, and Keel's exit
+             line for each vCPU
     direct   no Keel: QEMU boots the same kernel and init directly (-kernel/-initrd, the disk
              on virtio-pci, whose modules are added), the shell case's guest-side checks.
              Debugs the tooling and the init script independently of Keel.
@@ -108,6 +111,8 @@ CASES = {
     "two_vms": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840),
     # The guest resets itself (ACPI reset register): Keel ends the VM and reports a reboot.
     "reboot": dict(vms=["linux"], mode="reboot", timeout=840, stop="reboot"),
+    # One VM with two vCPUs on a two-CPU host: Linux brings up its AP (INIT-SIPI-SIPI).
+    "smp": dict(vms=["linux"], mode="disk", timeout=840, vcpus=2, smp=2),
     "direct": dict(vms=["direct"], mode="shell", timeout=240, direct=True),
     "initramfs": dict(vms=[], mode="shell"),
     "arm64_shell": dict(vms=["linux"], mode="shell", timeout=840, arch="arm64"),
@@ -311,6 +316,13 @@ def checks(case, info, expect):
         if not direct:
             order.append(r"^keel: summary$")
         counts[g(r"keel-test: modules loaded$")] = 1
+        n = case.get("vcpus", 1)
+        if n > 1 and not direct and case.get("arch", "x86_64") == "x86_64":
+            # x86: Linux started every vCPU through INIT-SIPI (Keel's line per SIPI) before it
+            # counted them (the smp line and the per-vCPU exit lines are checked above).
+            orders.append([r"^keel: vm %s: vCPU %d started \(SIPI vector" % (re.escape(vm), i)
+                           for i in range(1, n)] +
+                          [g(r"(?:\[ *\d+\.\d+\] )?smp: Brought up 1 node, %d CPUs$" % n)])
     counts[r"virtio_blk virtio\d+: \[vda\] %d 512-byte logical blocks" % (DISK_SIZE // 512)] = \
         len(case["vms"])
     bad = case.get("misbehaving", [])

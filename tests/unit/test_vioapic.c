@@ -15,8 +15,10 @@ struct sink {
         bool refuse;
 };
 
-static bool sink_deliver(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level)
+static bool sink_deliver(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level,
+                         bool lowest)
 {
+        (void)lowest;
         struct sink *s = ctx;
 
         s->n++;
@@ -347,8 +349,10 @@ static void m_eoi(void *ctx, uint8_t vector)
         vioapic_eoi(&((struct machine *)ctx)->io, vector);
 }
 
-static bool m_deliver(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level)
+static bool m_deliver(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level,
+                      bool lowest)
 {
+        (void)lowest;
         struct machine *m = ctx;
 
         return vlapic_match_dest(&m->lapic, dest, logical) &&

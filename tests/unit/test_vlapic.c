@@ -748,4 +748,164 @@ TEST(clock_going_backwards_is_harmless)
         EXPECT_EQ(vlapic_pending(&l), -1);
 }
 
+/* ---- IPIs between the LAPICs of one VM (vlapic_ipi_deliver through env.send_ipi) ---- */
+
+#define GROUP_N 4
+
+struct group {
+        struct fake_env f;
+        struct vlapic l[GROUP_N];
+        struct vlapic *all[GROUP_N];
+        uint32_t changed, started; /* of the last IPI */
+        unsigned sends;
+};
+
+static void group_send(void *ctx, struct vlapic *src)
+{
+        struct group *g = ctx;
+
+        g->sends++;
+        g->changed = vlapic_ipi_deliver(src, g->all, GROUP_N, &g->started);
+}
+
+/* LAPIC i has APIC ID i; 0 runs, the others wait for SIPI unless `running`. */
+static void group_setup(struct group *g, bool running)
+{
+        struct vlapic_env env = {
+            .now = fake_now, .eoi_vector = fake_eoi, .send_ipi = group_send, .ctx = g};
+
+        memset(g, 0, sizeof(*g));
+        g->f.now = 1000;
+        for (unsigned i = 0; i < GROUP_N; i++) {
+                vlapic_init(&g->l[i], i, &env);
+                g->l[i].wait_sipi = !running && i != 0;
+                g->all[i] = &g->l[i];
+                enable(&g->l[i]);
+        }
+}
+
+static void send(struct group *g, unsigned from, uint8_t dest, uint32_t lo)
+{
+        wr(&g->l[from], VLAPIC_REG_ICR_HI, (uint32_t)dest << 24);
+        wr(&g->l[from], VLAPIC_REG_ICR_LO, lo);
+}
+
+TEST(ipi_init_sipi)
+{
+        struct group g;
+
+        group_setup(&g, false);
+        /* A fixed IPI to a LAPIC waiting for SIPI: not delivered, counted at the sender. */
+        send(&g, 0, 1, 0x00004041);
+        EXPECT_EQ(g.sends, 1);
+        EXPECT_EQ(g.changed, 0);
+        EXPECT_EQ(g.l[0].stats.ipi_dropped, 1);
+        /* INIT (assert): the AP's LAPIC is reset (disabled) and keeps waiting. */
+        send(&g, 0, 1, 0x0000c500);
+        EXPECT_EQ(g.changed, 1u << 1);
+        EXPECT_EQ(g.started, 0);
+        EXPECT_TRUE(g.l[1].wait_sipi);
+        EXPECT_EQ(g.l[1].svr, 0xff);
+        EXPECT_EQ(rd(&g.l[1], VLAPIC_REG_ID), 1u << 24);
+        /* INIT level de-assert: nothing at all. */
+        send(&g, 0, 0, 0x00088500);
+        EXPECT_EQ(g.changed, 0);
+        EXPECT_EQ(g.l[0].stats.ipi_dropped, 1);
+        /* SIPI vector 0x9a: released. */
+        send(&g, 0, 1, 0x0000069a);
+        EXPECT_EQ(g.changed, 1u << 1);
+        EXPECT_EQ(g.started, 1u << 1);
+        EXPECT_FALSE(g.l[1].wait_sipi);
+        EXPECT_EQ(g.l[1].sipi_vector, 0x9a);
+        /* The second SIPI of the protocol: ignored (the AP runs), no new start. */
+        send(&g, 0, 1, 0x00000611);
+        EXPECT_EQ(g.started, 0);
+        EXPECT_EQ(g.l[1].sipi_vector, 0x9a);
+        EXPECT_EQ(g.l[0].stats.ipi_dropped, 2);
+        /* INIT to a running vCPU: ignored, counted at the target. */
+        send(&g, 0, 1, 0x00004500);
+        EXPECT_EQ(g.changed, 0);
+        EXPECT_EQ(g.l[1].stats.init_ignored, 1);
+        EXPECT_FALSE(g.l[1].wait_sipi);
+        /* SIPI to all excluding self: the two still waiting start together. */
+        send(&g, 1, 0, 0x000c0620);
+        EXPECT_EQ(g.started, (1u << 2) | (1u << 3));
+        EXPECT_EQ(g.l[2].sipi_vector, 0x20);
+        EXPECT_EQ(g.l[3].sipi_vector, 0x20);
+        /* INIT and SIPI to self are illegal: dropped. */
+        send(&g, 0, 0, 0x00044500);
+        send(&g, 0, 0, 0x00040620);
+        EXPECT_EQ(g.changed, 0);
+        EXPECT_EQ(g.l[0].stats.ipi_dropped, 5);
+}
+
+TEST(ipi_destinations)
+{
+        struct group g;
+
+        group_setup(&g, true);
+        /* Physical: one LAPIC, or all with 0xff; another ID: nobody. */
+        send(&g, 0, 2, 0x00004050);
+        EXPECT_EQ(g.changed, 1u << 2);
+        EXPECT_EQ(take(&g.l[2]), 0x50);
+        wr(&g.l[2], VLAPIC_REG_EOI, 0);
+        EXPECT_EQ(vlapic_pending(&g.l[1]), -1);
+        send(&g, 1, 0xff, 0x00004051);
+        EXPECT_EQ(g.changed, 0xfu);
+        for (unsigned i = 0; i < GROUP_N; i++)
+                EXPECT_EQ(take(&g.l[i]), 0x51);
+        send(&g, 1, 9, 0x00004052);
+        EXPECT_EQ(g.changed, 0);
+        EXPECT_EQ(g.l[1].stats.ipi_dropped, 1);
+        /* Logical flat: LDR bit i for LAPIC i (Linux's flat mode); a mask names several. */
+        for (unsigned i = 0; i < GROUP_N; i++)
+                wr(&g.l[i], VLAPIC_REG_LDR, (1u << i) << 24);
+        send(&g, 0, 0x0a, 0x00004853);
+        EXPECT_EQ(g.changed, (1u << 1) | (1u << 3));
+        /* Lowest priority to the same mask: one of them. */
+        send(&g, 0, 0x0c, 0x00004954);
+        EXPECT_EQ(g.changed, 1u << 2);
+        /* Logical cluster: cluster 1, members 0x3 (LAPICs 2 and 3 here). */
+        for (unsigned i = 0; i < GROUP_N; i++) {
+                wr(&g.l[i], VLAPIC_REG_DFR, 0x0fffffff);
+                wr(&g.l[i], VLAPIC_REG_LDR, ((i / 2) << 28 | (1u << (i % 2)) << 24));
+        }
+        send(&g, 0, 0x13, 0x00004855);
+        EXPECT_EQ(g.changed, (1u << 2) | (1u << 3));
+        /* A software-disabled LAPIC does not accept. */
+        wr(&g.l[3], VLAPIC_REG_SVR, 0xff);
+        send(&g, 0, 3, 0x00004056);
+        EXPECT_EQ(g.changed, 0);
+        EXPECT_EQ(g.l[3].stats.disabled_drop, 1);
+}
+
+TEST(ipi_shorthands)
+{
+        struct group g;
+
+        group_setup(&g, true);
+        send(&g, 1, 0, 0x00044060); /* self */
+        EXPECT_EQ(g.changed, 1u << 1);
+        send(&g, 1, 0, 0x00084061); /* all including self */
+        EXPECT_EQ(g.changed, 0xfu);
+        send(&g, 1, 0, 0x000c4062); /* all excluding self */
+        EXPECT_EQ(g.changed, 0xfu & ~(1u << 1));
+        /* The shorthand overrides the destination field. */
+        send(&g, 1, 3, 0x00044063);
+        EXPECT_EQ(g.changed, 1u << 1);
+        EXPECT_EQ(take(&g.l[1]), 0x63);
+        EXPECT_EQ(take(&g.l[3]), 0x62);
+        /* Illegal vectors: the sender's ESR, nobody receives. */
+        send(&g, 2, 0, 0x000c400f);
+        EXPECT_EQ(g.changed, 0);
+        wr(&g.l[2], VLAPIC_REG_ESR, 0);
+        EXPECT_EQ(rd(&g.l[2], VLAPIC_REG_ESR), VLAPIC_ESR_SEND_ILLEGAL);
+        /* NMI, SMI and reserved modes: dropped and counted. */
+        send(&g, 2, 0, 0x000c4400);
+        send(&g, 2, 0, 0x000c4200);
+        send(&g, 2, 0, 0x000c4700);
+        EXPECT_EQ(g.changed, 0);
+        EXPECT_EQ(g.l[2].stats.ipi_dropped, 3);
+}
+
 TEST_MAIN()

@@ -164,14 +164,22 @@ static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         vmcb->control.np_control = 1;
         vmcb->control.n_cr3 = hpa_raw(vm->arch.npt.root);
 
-        vmcb->save.cs = flat_seg(st->cs, 0xa9b); /* 64-bit code, G, present, DPL 0 */
-        vmcb->save.ds = flat_seg(st->ds, 0xc93);
+        if (st->real_mode) {
+                /* Real-mode segments: 64 KiB, present, accessed, read/write (code: exec/read). */
+                vmcb->save.cs = (struct vmcb_seg){
+                    .selector = st->cs, .attrib = 0x9b, .limit = 0xffff, .base = st->cs_base};
+                vmcb->save.ds = (struct vmcb_seg){
+                    .selector = st->ds, .attrib = 0x93, .limit = 0xffff, .base = 0};
+        } else {
+                vmcb->save.cs = flat_seg(st->cs, 0xa9b); /* 64-bit code, G, present, DPL 0 */
+                vmcb->save.ds = flat_seg(st->ds, 0xc93);
+        }
         vmcb->save.es = vmcb->save.ds;
         vmcb->save.ss = vmcb->save.ds;
         vmcb->save.fs = vmcb->save.ds;
         vmcb->save.gs = vmcb->save.ds;
         vmcb->save.gdtr = (struct vmcb_seg){.limit = st->gdt_limit, .base = st->gdt_base};
-        vmcb->save.idtr = (struct vmcb_seg){.limit = 0, .base = 0};
+        vmcb->save.idtr = (struct vmcb_seg){.limit = st->real_mode ? 0xffff : 0, .base = 0};
         vmcb->save.ldtr = (struct vmcb_seg){.attrib = 0x82, .limit = 0xffff};
         vmcb->save.tr = (struct vmcb_seg){.attrib = 0x8b, .limit = 0x67};
         vmcb->save.cpl = 0;

@@ -275,8 +275,11 @@ static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         uint32_t proc = caps.proc, proc2 = caps.proc2, entry = caps.entry;
         uint64_t cr0_mask, cr4_mask;
         hpa_t pa;
-        int err = palloc_alloc(&keel_palloc, 1, PAGE_SIZE, &pa);
+        int err;
 
+        if (st->real_mode && !caps.unrestricted)
+                return -KEEL_ENOTSUP; /* a real-mode AP needs unrestricted guest */
+        err = palloc_alloc(&keel_palloc, 1, PAGE_SIZE, &pa);
         if (err)
                 return err;
         *(uint32_t *)hva_ptr(arch_hpa_to_hva(pa)) = caps.revision;
@@ -322,12 +325,27 @@ static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         vmwrite(VMCS_GUEST_CR0, (st->cr0 | caps.cr0_fixed0) & caps.cr0_fixed1);
         vmwrite(VMCS_GUEST_CR3, st->cr3);
         vmwrite(VMCS_GUEST_CR4, (st->cr4 | caps.cr4_fixed0) & caps.cr4_fixed1);
-        write_segment(VMCS_GUEST_CS_SEL, st->cs, vmx_ar(0xa9b));
-        write_segment(VMCS_GUEST_DS_SEL, st->ds, vmx_ar(0xc93));
-        write_segment(VMCS_GUEST_ES_SEL, st->ds, vmx_ar(0xc93));
-        write_segment(VMCS_GUEST_SS_SEL, st->ds, vmx_ar(0xc93));
-        write_segment(VMCS_GUEST_FS_SEL, st->ds, vmx_ar(0xc93));
-        write_segment(VMCS_GUEST_GS_SEL, st->ds, vmx_ar(0xc93));
+        if (st->real_mode) {
+                /* Real-mode segments: 64 KiB, present, accessed, read/write (code: exec/read). */
+                static const enum vmcs_field data[] = {VMCS_GUEST_DS_SEL, VMCS_GUEST_ES_SEL,
+                                                       VMCS_GUEST_SS_SEL, VMCS_GUEST_FS_SEL,
+                                                       VMCS_GUEST_GS_SEL};
+
+                write_segment(VMCS_GUEST_CS_SEL, st->cs, 0x9b);
+                vmwrite(VMCS_GUEST_CS_LIMIT, 0xffff);
+                vmwrite(VMCS_GUEST_CS_BASE, st->cs_base);
+                for (unsigned i = 0; i < ARRAY_SIZE(data); i++) {
+                        write_segment(data[i], st->ds, 0x93);
+                        vmwrite(data[i] - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_LIMIT, 0xffff);
+                }
+        } else {
+                write_segment(VMCS_GUEST_CS_SEL, st->cs, vmx_ar(0xa9b));
+                write_segment(VMCS_GUEST_DS_SEL, st->ds, vmx_ar(0xc93));
+                write_segment(VMCS_GUEST_ES_SEL, st->ds, vmx_ar(0xc93));
+                write_segment(VMCS_GUEST_SS_SEL, st->ds, vmx_ar(0xc93));
+                write_segment(VMCS_GUEST_FS_SEL, st->ds, vmx_ar(0xc93));
+                write_segment(VMCS_GUEST_GS_SEL, st->ds, vmx_ar(0xc93));
+        }
         write_segment(VMCS_GUEST_LDTR_SEL, 0, 1u << 16 /* unusable */);
         vmwrite(VMCS_GUEST_TR_SEL, 0);
         vmwrite(VMCS_GUEST_TR_LIMIT, 0x67);
@@ -336,7 +354,7 @@ static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         vmwrite(VMCS_GUEST_GDTR_BASE, st->gdt_base);
         vmwrite(VMCS_GUEST_GDTR_LIMIT, st->gdt_limit);
         vmwrite(VMCS_GUEST_IDTR_BASE, 0);
-        vmwrite(VMCS_GUEST_IDTR_LIMIT, 0);
+        vmwrite(VMCS_GUEST_IDTR_LIMIT, st->real_mode ? 0xffff : 0);
         vmwrite(VMCS_GUEST_DR7, 0x400);
         vmwrite(VMCS_GUEST_DEBUGCTL, 0);
         vmwrite(VMCS_GUEST_RSP, st->rsp);
@@ -471,6 +489,24 @@ static uint64_t *gpr(struct vcpu *vcpu, unsigned n, uint64_t *rsp)
         return regs[n & 15];
 }
 
+/*
+ * An emulated MOV to CR0 does not do what the CPU does to EFER.LMA: paging turned on with
+ * EFER.LME set enters IA-32e mode (an AP's trampoline, after its real-mode start), paging
+ * turned off leaves it. EFER.LMA and the IA-32e-mode-guest entry control follow CR0.PG.
+ */
+static void set_long_mode(uint64_t cr0)
+{
+        uint64_t efer = vmread(VMCS_GUEST_EFER), entry = vmread(VMCS_ENTRY_CTLS);
+
+        if ((cr0 & X86_CR0_PG) && (efer & X86_EFER_LME))
+                efer |= X86_EFER_LMA;
+        else if (!(cr0 & X86_CR0_PG))
+                efer &= ~X86_EFER_LMA;
+        vmwrite(VMCS_GUEST_EFER, efer);
+        vmwrite(VMCS_ENTRY_CTLS,
+                (efer & X86_EFER_LMA) ? entry | ENTRY_IA32E : entry & ~ENTRY_IA32E);
+}
+
 /* MOV to CR0/CR4 that touches a bit Keel owns (fixed by VMX), or any CR8 access. */
 static void handle_cr(struct vcpu *vcpu, uint64_t q)
 {
@@ -495,6 +531,7 @@ static void handle_cr(struct vcpu *vcpu, uint64_t q)
                 }
                 vmwrite(VMCS_CR0_SHADOW, v);
                 vmwrite(VMCS_GUEST_CR0, (v | caps.cr0_fixed0) & caps.cr0_fixed1);
+                set_long_mode(v);
         } else if (type == 0 && cr == 4) {
                 if ((v & X86_CR4_VMXE) || (v & ~caps.cr4_fixed1)) {
                         inject_exception(X86_VEC_GP, true, 0);

@@ -10,6 +10,10 @@
 
 #include <vmm/vm.h>
 
+/*
+ * Locking: the LAPICs, the I/O APIC and the devices of a VM are under vm->dev_lock; these
+ * functions take it themselves (x86_platform_io is called with it held).
+ */
 /* Highest vector the vCPU's LAPIC wants delivered now (timers updated first), or -1. */
 int x86_pending_irq(struct vcpu *vcpu);
 /* The backend injected `vector` (LAPIC: IRR -> ISR). */
@@ -28,6 +32,8 @@ void x86_poll_console(struct vm *vm);
  * and end the vCPU's run if its time slice is over.
  */
 void x86_host_interrupt(struct vcpu *vcpu);
+/* Hand the vCPUs that start-up IPIs released to the scheduler (call without dev_lock). */
+void x86_start_released(struct vm *vm);
 /* Platform I/O ports (ACPI sleep and reset registers); false if `port` is not one. */
 bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val);
 

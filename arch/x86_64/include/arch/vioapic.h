@@ -5,7 +5,7 @@
  *
  * Wiring (the caller serializes all calls):
  *   - devices: struct irq_line { .set_level = vioapic_set_level, .ctrl = ioapic, .pin = gsi }
- *   - delivery: cb.deliver(ctx, dest, logical, vector, level) ->
+ *   - delivery: cb.deliver(ctx, dest, logical, vector, level, lowest) -> for the LAPICs:
  *         vlapic_match_dest(lapic, dest, logical) && vlapic_set_irq(lapic, vector, level)
  *   - EOI: the vlapic's env.eoi_vector -> vioapic_eoi(ioapic, vector)
  */
@@ -42,10 +42,12 @@
 struct vioapic_cb {
         /*
          * Send `vector` to the local APIC(s) `dest` (physical: APIC ID, logical: LDR match).
-         * `level`: level-triggered. Returns true if a local APIC accepted it; a level pin
-         * sets its remote IRR only then. Required.
+         * `level`: level-triggered; `lowest`: lowest-priority mode (one of the named LAPICs
+         * takes it), else fixed (all of them). Returns true if a local APIC accepted it; a
+         * level pin sets its remote IRR only then. Required.
          */
-        bool (*deliver)(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level);
+        bool (*deliver)(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level,
+                        bool lowest);
         void *ctx;
 };
 

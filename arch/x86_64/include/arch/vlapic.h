@@ -79,6 +79,8 @@ enum vlapic_lvt {
         VLAPIC_LVT_COUNT
 };
 
+struct vlapic;
+
 /* What the vlapic needs from its surroundings. */
 struct vlapic_env {
         /* Current TSC (guest TSC == host TSC). Required. */
@@ -89,6 +91,12 @@ struct vlapic_env {
          * may re-enter vlapic_set_irq.
          */
         void (*eoi_vector)(void *ctx, uint8_t vector);
+        /*
+         * The guest wrote ICR low: send the IPI it describes (the caller delivers it to its
+         * VM's LAPICs with vlapic_ipi_deliver, and wakes what it changed). NULL: a lone LAPIC,
+         * which delivers to itself (vlapic_ipi_deliver with itself as the only LAPIC).
+         */
+        void (*send_ipi)(void *ctx, struct vlapic *src);
         void *ctx;
 };
 
@@ -100,7 +108,16 @@ struct vlapic_stats {
         uint64_t ipi_dropped;     /* IPIs to other APIC IDs, NMI/SMI/INIT/SIPI/reserved modes */
         uint64_t disabled_drop;   /* interrupts that arrived while the APIC was disabled */
         uint64_t bad_accept;      /* vlapic_accept of a vector not pending (caller bug) */
+        uint64_t init_ignored;    /* INIT to a LAPIC not waiting for SIPI (a running vCPU) */
 };
+
+/* ICR delivery modes (bits 10:8). */
+#define VLAPIC_DM_FIXED   0u
+#define VLAPIC_DM_LOWEST  1u
+#define VLAPIC_DM_SMI     2u
+#define VLAPIC_DM_NMI     4u
+#define VLAPIC_DM_INIT    5u
+#define VLAPIC_DM_STARTUP 6u
 
 struct vlapic {
         uint8_t id; /* APIC ID (ID register bits 31:24, read-only) */
@@ -118,6 +135,13 @@ struct vlapic {
         uint32_t timer_offset; /* counts already elapsed at timer_start (< timer_icr) */
         uint64_t timer_next;   /* TSC of the next expiry while running */
         uint64_t tsc_deadline; /* IA32_TSC_DEADLINE, 0 = disarmed */
+        /*
+         * Wait-for-SIPI (an AP before its start, or after INIT): the vCPU does not run; a
+         * start-up IPI clears it and sets sipi_vector (the vCPU starts at CS = vector << 8,
+         * IP = 0). The caller sets it for the APs after vlapic_init.
+         */
+        bool wait_sipi;
+        uint8_t sipi_vector;
         struct vlapic_env env;
         struct vlapic_stats stats;
 };
@@ -166,6 +190,20 @@ void vlapic_tsc_deadline_write(struct vlapic *l, uint64_t value);
 /* Register access by offset in the page (only 32-bit aligned accesses are architectural). */
 uint32_t vlapic_read(struct vlapic *l, uint32_t offset);
 void vlapic_write(struct vlapic *l, uint32_t offset, uint32_t value);
+
+/*
+ * Deliver the IPI in src's ICR (icr_lo, icr_hi) to the LAPICs all[0..n) of one VM, src among
+ * them (n <= 32): fixed (to every LAPIC the destination or shorthand names), lowest priority
+ * (to the first enabled one of those), INIT (LAPICs waiting for SIPI are reset and keep
+ * waiting; running ones ignore it, counted), start-up (LAPICs waiting for SIPI leave that
+ * state with sipi_vector set). SMI, NMI and reserved modes are dropped and counted
+ * (src->stats.ipi_dropped), as is an IPI that no LAPIC accepted (all-excluding-self with no
+ * other LAPIC excepted); vectors 0-15 of fixed/lowest IPIs set src's ESR send-illegal bit.
+ * Returns the bit mask of indices whose interrupt state changed (to wake them); *started
+ * gets the mask of those a SIPI released.
+ */
+uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsigned n,
+                            uint32_t *started);
 
 extern const struct mmio_ops vlapic_mmio_ops;
 

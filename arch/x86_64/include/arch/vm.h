@@ -26,10 +26,16 @@ struct x86_gprs {
 #define X86_UNCLAIMED_PORTS_LOGGED 16
 
 struct vm_arch {
-        bool platform;       /* Linux platform: LAPIC, IOAPIC, ACPI (arch/platform.h) */
-        struct vuart uart;   /* COM1 (ports 0x3f8-0x3ff), transmitting to the VM's console */
-        struct vlapic lapic; /* vCPU 0's local APIC (one vCPU per VM for now) */
+        bool platform;     /* Linux platform: LAPIC, IOAPIC, ACPI (arch/platform.h) */
+        struct vuart uart; /* COM1 (ports 0x3f8-0x3ff), transmitting to the VM's console */
         struct vioapic ioapic;
+        /*
+         * Under vm->dev_lock: the vCPU whose device access holds the lock (the LAPIC page is
+         * the same address on every vCPU: the access goes to this vCPU's LAPIC).
+         */
+        struct vcpu *dev_vcpu;
+        /* vCPUs a start-up IPI released, to be handed to the scheduler (atomic bit mask). */
+        uint32_t start_mask;
         struct pt npt; /* guest-physical -> host-physical (NPT; EPT later) */
         uint32_t asid;
         bool npt_ready;
@@ -62,11 +68,14 @@ struct vcpu_arch {
         void *vmcb;                 /* vendor control block, host-virtual */
         hpa_t vmcb_pa;
         bool launched;
-        void *fpu;         /* FPU/SSE/AVX save area (arch/fpu.h), host-virtual */
+        void *fpu; /* FPU/SSE/AVX save area (arch/fpu.h), host-virtual */
         hpa_t fpu_pa;
-        uint64_t xcr0;     /* the guest's XCR0 while it does not run */
-        uint64_t deadline; /* TSC at which the current run's time slice ends */
-        unsigned leave;    /* 0, or the enum vcpu_run_result that ends the current run */
+        uint64_t xcr0;       /* the guest's XCR0 while it does not run */
+        uint64_t deadline;   /* TSC at which the current run's time slice ends */
+        unsigned leave;      /* 0, or the enum vcpu_run_result that ends the current run */
+        struct vlapic lapic; /* its local APIC, APIC ID = vCPU index (under vm->dev_lock) */
+        bool start_pending;  /* released by SIPI: enter real mode at its first run */
+        bool parked;         /* HLT with interrupts off on an SMP VM: never runs again */
 };
 
 #endif

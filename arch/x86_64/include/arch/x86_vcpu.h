@@ -24,6 +24,10 @@ struct x86_entry_state {
         uint64_t gdt_base;
         uint16_t gdt_limit;
         uint16_t cs, ds;
+        /* Real mode (an AP after SIPI): 16-bit segments of limit 0xffff, CS base cs_base,
+         * data segments base 0, IDT limit 0xffff; efer 0. */
+        bool real_mode;
+        uint64_t cs_base;
 };
 
 struct x86_vendor {
