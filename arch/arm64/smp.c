@@ -224,7 +224,7 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
                 }
                 online += start_cpu(madt[i].mpidr, online, ap_entry);
         }
-        LOG_INFO("keel: %u CPUs online", online);
+        LOG_INFO("keel: %u CPU%s online", online, online == 1 ? "" : "s");
         return online;
 }
 

@@ -245,6 +245,7 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
                 }
                 online += start_ap(tramp, ids[i], online);
         }
-        LOG_INFO("keel: %u CPUs online (%u in the ACPI MADT)", online, listed);
+        LOG_INFO("keel: %u CPU%s online (%u in the ACPI MADT)", online, online == 1 ? "" : "s",
+                 listed);
         return online;
 }
