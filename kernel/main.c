@@ -585,6 +585,7 @@ static void summary(void)
                  (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20));
         if (cfg->finish == FINISH_DEBUG_EXIT)
                 arch_test_finish(unexpected == 0);
+        LOG_INFO("keel: all VMs ended; the monitor (Ctrl-] m) can start them again");
 }
 
 _Noreturn void kernel_main(const struct boot_info *bi)
