@@ -259,7 +259,6 @@ struct vm_slot {
         bool built;        /* memory and devices allocated (vm_release undoes) */
         enum vm_next next; /* once released */
         uint64_t runtime;  /* ticks its vCPUs ran in earlier lives (before resets) */
-        uint64_t switches;
 };
 
 static struct vm_slot slots[KEEL_MAX_VMS];
@@ -343,21 +342,16 @@ static void vm_reap(unsigned i)
 
         for (unsigned c = 0; c < vm->vcpu_count; c++) {
                 const struct vcpu *v = &vm->vcpus[c];
+                char who[16] = ""; /* "vCPU N: " when the VM has several */
 
+                if (vm->vcpu_count > 1)
+                        snprintf(who, sizeof(who), "vCPU %u: ", c);
                 slots[i].runtime += v->sched.runtime;
-                slots[i].switches += v->sched.switches;
                 arch_vcpu_exit_summary(v, desc, sizeof(desc));
-                if (vm->vcpu_count == 1)
-                        LOG_INFO("keel: vm %s: %llu exits (%s), %llu ms of CPU in %llu runs",
-                                 vm->name, (unsigned long long)v->exits, desc,
-                                 (unsigned long long)tsc_ms(v->sched.runtime),
-                                 (unsigned long long)v->sched.switches);
-                else
-                        LOG_INFO("keel: vm %s: vCPU %u: %llu exits (%s), %llu ms of CPU in %llu "
-                                 "runs",
-                                 vm->name, c, (unsigned long long)v->exits, desc,
-                                 (unsigned long long)tsc_ms(v->sched.runtime),
-                                 (unsigned long long)v->sched.switches);
+                LOG_INFO("keel: vm %s: %s%llu exits (%s), %llu ms of CPU in %llu runs", vm->name,
+                         who, (unsigned long long)v->exits, desc,
+                         (unsigned long long)tsc_ms(v->sched.runtime),
+                         (unsigned long long)v->sched.switches);
         }
         vm_release(vm);
         slots[i].built = false;

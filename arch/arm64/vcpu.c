@@ -28,6 +28,7 @@
 
 _Static_assert(offsetof(struct vcpu_arch, pc) == VCPU_CTX_PC, "entry.S offset");
 _Static_assert(offsetof(struct vcpu_arch, esr) == VCPU_CTX_ESR, "entry.S offset");
+_Static_assert(VM_ARCH_MAX_VCPUS >= VM_MAX_VCPUS, "a SVE area slot per vCPU");
 
 #define GUEST_RAM_BASE  ARM64_RAM_BASE
 #define GUEST_RESERVED  0x100000ull /* boot data and the test guests' stack */

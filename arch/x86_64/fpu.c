@@ -53,8 +53,7 @@ static void xsetbv0(uint64_t v)
         __asm__ volatile("xsetbv" ::"c"(0), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
 }
 
-/* This CPU may run FXSAVE/XSAVE and XSETBV (CR4.OSFXSR, CR4.OSXSAVE); idempotent. */
-static void fpu_cpu_enable(void)
+void x86_fpu_cpu_enable(void)
 {
         uint64_t cr4 = x86_read_cr4(), want = cr4 | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT;
 
@@ -94,7 +93,6 @@ void x86_fpu_load(struct vcpu *vcpu)
 {
         uint64_t x = vcpu->arch.xcr0;
 
-        fpu_cpu_enable();
         if (xsave_supported()) {
                 xsetbv0(x);
                 __asm__ volatile("xrstor64 %0" ::"m"(*(uint8_t(*)[PAGE_SIZE])vcpu->arch.fpu),

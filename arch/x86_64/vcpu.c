@@ -61,6 +61,7 @@ void arch_virt_describe(char *buf, size_t len)
 void arch_virt_enable(void)
 {
         CHECK(vendor);
+        x86_fpu_cpu_enable(); /* each CPU (APs too) before it switches a guest's FPU state */
         vendor->enable();
 }
 

@@ -17,7 +17,10 @@ struct spinlock {
         volatile int locked;
 };
 
-#define SPINLOCK_INIT {0}
+#define SPINLOCK_INIT \
+        {             \
+                0     \
+        }
 
 /* Proof that the caller holds `lock`: returned by spin_lock, passed to functions that need it. */
 struct spin_held {

@@ -4,6 +4,8 @@
 
 #include <vmm/vm.h>
 
+/* This CPU may run FXSAVE/XSAVE and XSETBV (CR4.OSFXSR, CR4.OSXSAVE): every CPU, once. */
+void x86_fpu_cpu_enable(void);
 /* A save area in the init state (one page). -KEEL_ENOMEM. */
 int x86_fpu_init(struct vcpu *vcpu);
 void x86_fpu_free(struct vcpu *vcpu);

@@ -76,8 +76,8 @@ static inline uint64_t guest_counter(void)
         return v;
 }
 
-#define SPIN_GAP_TICKS 20000ull /* longer than any exit, shorter than a time slice */
-#define SPIN_TICKS 125000000ull /* 2 s of QEMU virt's 62.5 MHz counter */
+#define SPIN_GAP_TICKS 20000ull     /* longer than any exit, shorter than a time slice */
+#define SPIN_TICKS     125000000ull /* 2 s of QEMU virt's 62.5 MHz counter */
 
 /* Interrupts masked for good, then spin: only Keel's own timer takes the CPU back. */
 static inline noreturn void guest_runaway(void)

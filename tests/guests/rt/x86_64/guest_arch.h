@@ -143,8 +143,8 @@ static inline uint64_t guest_counter(void)
         return ((uint64_t)hi << 32) | lo;
 }
 
-#define SPIN_GAP_TICKS 200000ull /* longer than any exit, shorter than a time slice */
-#define SPIN_TICKS 3000000000ull /* about 1 to 3 s under QEMU, whatever the TSC rate */
+#define SPIN_GAP_TICKS 200000ull     /* longer than any exit, shorter than a time slice */
+#define SPIN_TICKS     3000000000ull /* about 1 to 3 s under QEMU, whatever the TSC rate */
 
 /* Interrupts off for good, then spin: only Keel's own timer takes the CPU back. */
 static inline noreturn void guest_runaway(void)
