@@ -534,10 +534,16 @@ static void mon_input(void *ctx, unsigned i, const uint8_t *buf, size_t n)
                 vcons_input_push(&vms[i].console, buf, n); /* what does not fit is dropped */
 }
 
+/*
+ * Monitor output is a console writer of its own, like a VM's: its prompt and the echo of a
+ * line being typed stay unfinished, and are ended before anyone else's line (log.h).
+ */
 static void mon_write(void *ctx, const char *s, size_t n)
 {
+        bool end = n && s[n - 1] == '\n';
+
         (void)ctx;
-        log_write(s, n);
+        log_write_part(&monitor, "", 0, s, end ? n - 1 : n, end);
 }
 
 static const struct monitor_ops monitor_ops = {
