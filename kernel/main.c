@@ -51,8 +51,7 @@ static void console_sink(void *ctx, const uint8_t *buf, size_t len)
 {
         struct vm *vm = ctx;
 
-        for (size_t i = 0; i < len; i++)
-                vcons_putc(&vm->console, buf[i]);
+        vcons_write(&vm->console, buf, len);
 }
 
 /*

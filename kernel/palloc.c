@@ -20,6 +20,7 @@
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
+#include <keel/spinlock.h>
 
 struct palloc keel_palloc;
 
@@ -134,71 +135,114 @@ static bool valid_align(uint64_t align)
 
 int palloc_alloc(struct palloc *pa, uint64_t pages, uint64_t align, hpa_t *out)
 {
+        struct spin_held h;
+
         if (!pages || !valid_align(align) || !out)
                 return -KEEL_EINVAL;
-        if (pages > pa->free_pages)
+        h = spin_lock(&pa->lock);
+        if (pages > pa->free_pages) {
+                spin_unlock(h);
                 return -KEEL_ENOMEM;
+        }
         for (unsigned k = 0; k < pa->count; k++) {
                 struct palloc_range *r = &pa->ranges[k];
                 uint64_t *dirty = dirty_bitmap(r);
-                uint64_t start, i;
+                uint64_t start, i, zero_from;
 
                 if (!range_find(r, pages, align, &start))
                         continue;
-                for (i = bits_find(dirty, start, start + pages, true); i < start + pages;
-                     i = bits_find(dirty, i + 1, start + pages, true))
-                        zero_page(page_hpa(r, i));
-                bits_assign(dirty, start, start + pages, false);
-                bits_assign(r->bitmap, start, start + pages, true);
-                r->free -= pages;
-                pa->free_pages -= pages;
+                /* Taken under the lock; the dirty pages are zeroed after it, by their owner. */
+                zero_from = bits_find(dirty, start, start + pages, true);
+                if (zero_from < start + pages) {
+                        uint64_t end = start + pages, zero_to = zero_from + 1;
+
+                        for (i = zero_from; i < end; i = bits_find(dirty, i + 1, end, true))
+                                zero_to = i + 1;
+                        bits_assign(dirty, start, start + pages, false);
+                        bits_assign(r->bitmap, start, start + pages, true);
+                        r->free -= pages;
+                        pa->free_pages -= pages;
+                        spin_unlock(h);
+                        /* Clean pages in between are zero already: zeroing them again is harmless.
+                         */
+                        for (i = zero_from; i < zero_to; i++)
+                                zero_page(page_hpa(r, i));
+                } else {
+                        bits_assign(r->bitmap, start, start + pages, true);
+                        r->free -= pages;
+                        pa->free_pages -= pages;
+                        spin_unlock(h);
+                }
                 *out = page_hpa(r, start);
                 return 0;
         }
+        spin_unlock(h);
         return -KEEL_ENOMEM;
 }
 
-int palloc_free(struct palloc *pa, hpa_t base, uint64_t pages)
+/* The range and first page index of an allocated run [b, b + pages), under the lock. */
+static struct palloc_range *allocated_run(struct palloc *pa, uint64_t b, uint64_t pages,
+                                          uint64_t *first, struct spin_held h)
 {
-        uint64_t b = hpa_raw(base);
-
+        (void)h;
         if (!pages || !is_aligned(b, PAGE_SIZE))
-                goto invalid;
+                return NULL;
         for (unsigned k = 0; k < pa->count; k++) {
                 struct palloc_range *r = &pa->ranges[k];
-                uint64_t rb = hpa_raw(r->base), first;
+                uint64_t rb = hpa_raw(r->base);
 
                 if (b < rb || ((b - rb) >> PAGE_SHIFT) >= r->pages)
                         continue;
-                first = (b - rb) >> PAGE_SHIFT;
-                if (pages > r->pages - first)
-                        goto invalid;
-                if (bits_find(r->bitmap, first, first + pages, false) != first + pages)
-                        goto invalid;
-                for (uint64_t i = first; i < first + pages; i++)
-                        zero_page(page_hpa(r, i));
-                bits_assign(r->bitmap, first, first + pages, false);
-                r->free += pages;
-                pa->free_pages += pages;
-                return 0;
+                *first = (b - rb) >> PAGE_SHIFT;
+                if (pages > r->pages - *first ||
+                    bits_find(r->bitmap, *first, *first + pages, false) != *first + pages)
+                        return NULL;
+                return r;
         }
-invalid:
-        LOG_ERR("palloc: refusing to free %llu page(s) at 0x%llx: not an allocated run",
-                (unsigned long long)pages, (unsigned long long)b);
-        return -KEEL_EINVAL;
+        return NULL;
+}
+
+/*
+ * Checked under the lock, scrubbed outside it (the run stays allocated, so no other CPU can
+ * be handed it meanwhile), then given back under the lock again.
+ */
+int palloc_free(struct palloc *pa, hpa_t base, uint64_t pages)
+{
+        uint64_t b = hpa_raw(base), first = 0;
+        struct spin_held h = spin_lock(&pa->lock);
+        struct palloc_range *r = allocated_run(pa, b, pages, &first, h);
+
+        spin_unlock(h);
+        if (!r) {
+                LOG_ERR("palloc: refusing to free %llu page(s) at 0x%llx: not an allocated run",
+                        (unsigned long long)pages, (unsigned long long)b);
+                return -KEEL_EINVAL;
+        }
+        for (uint64_t i = first; i < first + pages; i++)
+                zero_page(page_hpa(r, i));
+        h = spin_lock(&pa->lock);
+        /* Freed twice at once by two CPUs: a bug in Keel, not a guest's doing. */
+        CHECK(allocated_run(pa, b, pages, &first, h) == r);
+        bits_assign(r->bitmap, first, first + pages, false);
+        r->free += pages;
+        pa->free_pages += pages;
+        spin_unlock(h);
+        return 0;
 }
 
 uint64_t palloc_free_pages(const struct palloc *pa)
 {
-        return pa->free_pages;
+        return __atomic_load_n(&pa->free_pages, __ATOMIC_RELAXED);
 }
 
-uint64_t palloc_largest_run(const struct palloc *pa, uint64_t align)
+uint64_t palloc_largest_run(struct palloc *pa, uint64_t align)
 {
         uint64_t best = 0;
+        struct spin_held h;
 
         if (!valid_align(align))
                 return 0;
+        h = spin_lock(&pa->lock);
         for (unsigned k = 0; k < pa->count; k++) {
                 const struct palloc_range *r = &pa->ranges[k];
                 uint64_t i = 0;
@@ -216,6 +260,7 @@ uint64_t palloc_largest_run(const struct palloc *pa, uint64_t align)
                         i = end;
                 }
         }
+        spin_unlock(h);
         return best;
 }
 

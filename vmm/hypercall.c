@@ -25,8 +25,7 @@ static int64_t hc_print(struct vm *vm, uint64_t ga, uint64_t len)
                 return -KEEL_E2BIG;
         if (gmem_read(&vm->mem, gpa(ga), buf, len) < 0)
                 return -KEEL_EFAULT;
-        for (uint64_t i = 0; i < len; i++)
-                vcons_putc(&vm->console, (uint8_t)buf[i]);
+        vcons_write(&vm->console, (const uint8_t *)buf, len);
         return (int64_t)len;
 }
 

@@ -24,12 +24,13 @@ void vcons_init(struct vcons *c, const char *prefix)
  * unless the console line is this VM's already (log_write_part decides: another writer may
  * have ended it since vcons_show_partial); `end` finishes the line.
  */
-static void vcons_out(struct vcons *c, bool end)
+static void vcons_out(struct vcons *c, bool end, struct spin_held h)
 {
         char head[VCONS_PREFIX_MAX + 4];
         const char *p = c->prefix ? c->prefix : "";
         size_t plen = strnlen(p, VCONS_PREFIX_MAX), n = 0;
 
+        (void)h;
         head[n++] = '[';
         memcpy(head + n, p, plen);
         n += plen;
@@ -40,36 +41,59 @@ static void vcons_out(struct vcons *c, bool end)
         c->line_open = !end;
 }
 
-void vcons_putc(struct vcons *c, uint8_t ch)
+static void put_locked(struct vcons *c, uint8_t ch, struct spin_held h)
 {
         c->tx_bytes++;
         if (ch == '\n') {
-                vcons_out(c, true);
+                vcons_out(c, true, h);
                 return;
         }
         if (ch == '\r')
                 return;
         if ((ch < 0x20 && ch != '\t') || ch >= 0x7f)
                 ch = '.';
-        if (c->len == VCONS_LINE_MAX)
-                vcons_out(c, true);
+        if (c->len >= VCONS_LINE_MAX)
+                vcons_out(c, true, h);
         c->line[c->len++] = (char)ch;
+}
+
+void vcons_putc(struct vcons *c, uint8_t ch)
+{
+        struct spin_held h = spin_lock(&c->lock);
+
+        put_locked(c, ch, h);
+        spin_unlock(h);
+}
+
+void vcons_write(struct vcons *c, const uint8_t *buf, size_t n)
+{
+        struct spin_held h = spin_lock(&c->lock);
+
+        for (size_t i = 0; i < n; i++)
+                put_locked(c, buf[i], h);
+        spin_unlock(h);
 }
 
 void vcons_show_partial(struct vcons *c)
 {
+        struct spin_held h = spin_lock(&c->lock);
+
         if (c->len)
-                vcons_out(c, false);
+                vcons_out(c, false, h);
+        spin_unlock(h);
 }
 
 void vcons_flush(struct vcons *c)
 {
+        struct spin_held h = spin_lock(&c->lock);
+
         if (c->len) {
-                vcons_out(c, true);
+                vcons_out(c, true, h);
         } else if (c->line_open) {
                 log_end_part(c); /* unless another writer ended it already */
                 c->line_open = false;
         }
+        spin_unlock(h);
 }
 
 size_t vcons_input_pending(const struct vcons *c)

@@ -177,13 +177,26 @@ void vm_exit(struct vm *vm, int64_t code)
         vm_stop(vm, VM_STOP_EXIT, "code %lld", (long long)code);
 }
 
+/*
+ * Lock-free, for every vCPU of the VM at once: a slot is claimed by moving the count up with
+ * a compare-exchange that never takes it past `max`, then filled. Two vCPUs racing on the same
+ * new key may both report it (at most once each); the table never overflows.
+ */
 bool vm_report_seen(uint32_t *seen, unsigned *count, unsigned max, uint32_t key)
 {
-        for (unsigned i = 0; i < *count; i++)
-                if (seen[i] == key)
+        unsigned n = __atomic_load_n(count, __ATOMIC_ACQUIRE);
+
+        for (;;) {
+                for (unsigned i = 0; i < n && i < max; i++)
+                        if (__atomic_load_n(&seen[i], __ATOMIC_RELAXED) == key)
+                                return true;
+                if (n >= max)
                         return true;
-        if (*count >= max)
-                return true;
-        seen[(*count)++] = key;
+                if (__atomic_compare_exchange_n(count, &n, n + 1, false, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_ACQUIRE))
+                        break;
+                /* Another vCPU claimed slot n first: look at what it may have added. */
+        }
+        __atomic_store_n(&seen[n], key, __ATOMIC_RELAXED);
         return false;
 }

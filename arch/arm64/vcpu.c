@@ -404,16 +404,6 @@ static __attribute__((noinline)) void exit_sysreg(struct vcpu *vcpu)
         inject_undef(c);
 }
 
-/* A hypercall of a VM with several vCPUs: its console is shared (out of the fast path). */
-static __attribute__((noinline)) bool hypercall_shared(struct vcpu *vcpu, struct hc_call *call)
-{
-        struct spin_held held = spin_lock(&vcpu->vm->dev_lock);
-        bool cont = hypercall_dispatch(vcpu, call);
-
-        spin_unlock(held);
-        return cont;
-}
-
 static bool exit_hvc(struct vcpu *vcpu, bool smc)
 {
         struct vcpu_arch *c = &vcpu->arch;
@@ -434,10 +424,7 @@ static bool exit_hvc(struct vcpu *vcpu, bool smc)
         call.arg[1] = c->x[2];
         call.arg[2] = c->x[3];
         call.arg[3] = c->x[4];
-        if (vcpu->vm->vcpu_count == 1) /* the fast path: nothing shared, no lock */
-                cont = hypercall_dispatch(vcpu, &call);
-        else
-                cont = hypercall_shared(vcpu, &call);
+        cont = hypercall_dispatch(vcpu, &call); /* what it shares locks itself (vcons) */
         c->x[0] = (uint64_t)call.ret;
         return cont;
 }

@@ -1,4 +1,6 @@
 /* Tests for vmm/vm.c: init, the lifecycle table, stop/exit records and names. */
+#include <pthread.h>
+
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <vmm/vm.h>
@@ -282,6 +284,52 @@ TEST(reset_clears_stop_record)
         vm_stop(&vm, VM_STOP_TRIPLE_FAULT, "again");
         EXPECT_EQ(vm.stop_reason, VM_STOP_TRIPLE_FAULT);
         EXPECT_EQ(vm.state, VM_STOPPED);
+}
+
+/* Every vCPU reports at once: the table never grows past `max` (the guard word stays). */
+#define SEEN_MAX     16
+#define SEEN_THREADS 4
+
+static struct {
+        uint32_t seen[SEEN_MAX];
+        uint32_t guard;
+        unsigned count;
+} seen_race;
+static unsigned seen_new;
+static pthread_barrier_t seen_start;
+
+static void *seen_thread(void *arg)
+{
+        unsigned id = (unsigned)(uintptr_t)arg;
+
+        pthread_barrier_wait(&seen_start);
+        for (unsigned k = 0; k < 2000; k++)
+                if (!vm_report_seen(seen_race.seen, &seen_race.count, SEEN_MAX, id * 100000 + k))
+                        __atomic_add_fetch(&seen_new, 1, __ATOMIC_RELAXED);
+        return NULL;
+}
+
+TEST(report_seen_on_every_vcpu_at_once)
+{
+        for (unsigned round = 0; round < 3000; round++) {
+                pthread_t t[SEEN_THREADS];
+
+                memset(&seen_race, 0, sizeof(seen_race));
+                seen_race.guard = 0x600d600d;
+                seen_new = 0;
+                pthread_barrier_init(&seen_start, NULL, SEEN_THREADS);
+                for (unsigned i = 0; i < SEEN_THREADS; i++)
+                        ASSERT_TRUE(
+                            pthread_create(&t[i], NULL, seen_thread, (void *)(uintptr_t)i) == 0);
+                for (unsigned i = 0; i < SEEN_THREADS; i++)
+                        pthread_join(t[i], NULL);
+                pthread_barrier_destroy(&seen_start);
+                EXPECT_EQ(seen_race.guard, 0x600d600d);
+                EXPECT_EQ(seen_race.count, SEEN_MAX);
+                EXPECT_EQ(seen_new, SEEN_MAX); /* distinct keys: exactly one report per slot */
+                if (test_failed_current)
+                        break;
+        }
 }
 
 TEST_MAIN()

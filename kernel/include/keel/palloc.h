@@ -11,12 +11,15 @@
  *    one VM to the next. Freeing pages that are not allocated (double free, never allocated,
  *    outside the allocator, a run only partly allocated) is refused with -KEEL_EINVAL and
  *    changes nothing.
- *  - Not thread-safe yet: the caller serialises (one CPU until the SMP issue).
+ *  - Safe on every CPU at once: one spinlock guards the bitmaps and counts. Zeroing (of dirty
+ *    pages at allocation, the scrub at free) happens outside it, on pages that are marked
+ *    allocated meanwhile, so a large free does not hold up another CPU's allocation.
  */
 #ifndef KEEL_PALLOC_H
 #define KEEL_PALLOC_H
 
 #include <keel/addr.h>
+#include <keel/spinlock.h>
 
 #define PALLOC_MAX_RANGES 128
 
@@ -33,6 +36,7 @@ struct palloc_range {
 };
 
 struct palloc {
+        struct spinlock lock; /* guards everything below once palloc_init has returned */
         struct palloc_range ranges[PALLOC_MAX_RANGES];
         unsigned count;
         uint64_t total_pages;
@@ -49,7 +53,7 @@ int palloc_alloc(struct palloc *pa, uint64_t pages, uint64_t align, hpa_t *out);
 int palloc_free(struct palloc *pa, hpa_t base, uint64_t pages);
 uint64_t palloc_free_pages(const struct palloc *pa);
 /* Largest run of free pages with the given alignment (for "too little memory" messages). */
-uint64_t palloc_largest_run(const struct palloc *pa, uint64_t align);
+uint64_t palloc_largest_run(struct palloc *pa, uint64_t align);
 
 /* The allocator Keel itself uses on the real machine. */
 extern struct palloc keel_palloc;

@@ -7,7 +7,9 @@
  * docs/uart.md describes it.
  *
  * Device models hold a pointer to their VM's struct vcons and call vcons_putc directly for
- * each transmitted byte (no indirection on that path).
+ * each transmitted byte (no indirection on that path). Every vCPU of the VM and the boot CPU
+ * (vm_stop's flush) write to it at once: the output side takes the console's own lock, a
+ * leaf lock (only the log's lock is taken inside it), so callers need no other.
  */
 #ifndef VMM_VCONS_H
 #define VMM_VCONS_H
@@ -15,6 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <keel/spinlock.h>
 
 #define VCONS_LINE_MAX 160
 #define VCONS_IN_MAX   256 /* input ring; a power of two */
@@ -30,7 +34,8 @@ struct vcons_input {
 };
 
 struct vcons {
-        const char *prefix; /* VM name, owned by the VM; NULL reads as "" */
+        const char *prefix;   /* VM name, owned by the VM; NULL reads as "" */
+        struct spinlock lock; /* guards line, len, line_open, tx_bytes */
         char line[VCONS_LINE_MAX];
         unsigned len;      /* bytes of `line` not yet on the console */
         bool line_open;    /* part of the current line is on the console already */
@@ -42,6 +47,8 @@ struct vcons {
 void vcons_init(struct vcons *c, const char *prefix);
 /* One byte transmitted by the guest (any device, or the print hypercall). */
 void vcons_putc(struct vcons *c, uint8_t ch);
+/* `n` bytes at once (the print hypercall, virtio-console): one lock for all of them. */
+void vcons_write(struct vcons *c, const uint8_t *buf, size_t n);
 /*
  * Show the bytes of an unfinished line now (a shell prompt, typed characters being echoed),
  * prefixed as usual; the rest of the line follows on the same console line later. Called
