@@ -258,20 +258,56 @@ static uint64_t next_rip(const struct x86_insn *in, uint64_t rip)
         }
 }
 
+/* classify() plus the checks x86_emulate_mmio makes before any access. */
+static bool emulatable(const struct x86_insn *insn, struct op *o)
+{
+        if (insn->encoding != X86_ENC_LEGACY || !insn->has_mem || (insn->prefixes & X86_PFX_LOCK))
+                return false;
+        if (!classify(insn, o))
+                return false;
+        return (o->size == 1 || o->size == 2 || o->size == 4 || o->size == 8) &&
+               (o->msize == 1 || o->msize == 2 || o->msize == 4 || o->msize == 8) &&
+               (o->reg == X86_REG_NONE || (o->reg >= 0 && o->reg <= 15));
+}
+
+int x86_mmio_operand(const struct x86_insn *insn, const struct x86_emul_regs *regs,
+                     const uint64_t seg_base[6], uint64_t *linear, unsigned *size)
+{
+        struct op o;
+        uint64_t ea = (uint64_t)insn->disp;
+        uint64_t base = 0;
+
+        if (!emulatable(insn, &o))
+                return -KEEL_ENOTSUP;
+        if (insn->mem_base >= 0 && insn->mem_base <= 15)
+                ea += regs->gpr[insn->mem_base];
+        if (insn->mem_index >= 0 && insn->mem_index <= 15)
+                ea += regs->gpr[insn->mem_index] * insn->mem_scale;
+        if (insn->rip_relative)
+                ea += regs->rip + insn->len;
+        if (insn->addr_size == 4)
+                ea &= 0xffffffffull;
+        else if (insn->addr_size == 2)
+                ea &= 0xffffull;
+        if (insn->mem_seg <= X86_SEG_GS &&
+            (insn->mode != X86_MODE_LONG64 || insn->mem_seg == X86_SEG_FS ||
+             insn->mem_seg == X86_SEG_GS))
+                base = seg_base[insn->mem_seg];
+        *linear = base + ea;
+        if (insn->mode != X86_MODE_LONG64)
+                *linear &= 0xffffffffull;
+        *size = o.msize;
+        return 0;
+}
+
 int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, uint64_t gpa,
                      x86_mmio_access_fn fn, void *ctx)
 {
         struct op o;
         uint64_t val, src, res, flags;
 
-        if (insn->encoding != X86_ENC_LEGACY || !insn->has_mem || (insn->prefixes & X86_PFX_LOCK))
+        if (!emulatable(insn, &o))
                 return -KEEL_ENOTSUP;
-        if (!classify(insn, &o))
-                return -KEEL_ENOTSUP;
-        if ((o.size != 1 && o.size != 2 && o.size != 4 && o.size != 8) ||
-            (o.msize != 1 && o.msize != 2 && o.msize != 4 && o.msize != 8) ||
-            (o.reg != X86_REG_NONE && (o.reg < 0 || o.reg > 15)))
-                return -KEEL_ENOTSUP; /* not produced by the decoder for these opcodes */
 
         switch (o.kind) {
         case K_STORE_REG:

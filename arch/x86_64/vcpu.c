@@ -550,17 +550,28 @@ static uint64_t *gpr_slot(struct x86_gprs *g, uint64_t *rsp, unsigned n)
 }
 
 bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t addr,
-                           uint64_t *rsp, uint64_t *rip, uint64_t *rflags)
+                           bool in_walk, uint64_t *rsp, uint64_t *rip, uint64_t *rflags)
 {
         struct vm *vm = vcpu->vm;
+        struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
         uint8_t bytes[X86_MAX_INSN_LEN];
         size_t fetched;
         struct x86_insn insn;
         struct x86_emul_regs regs;
+        uint64_t linear;
+        unsigned size;
+        gpa_t op;
         int err;
 
         if (!mmio_bus_find(&vm->mmio, gpa(addr), 1))
                 return false; /* not a device: the caller reports an access outside RAM */
+        if (in_walk) {
+                vm_stop(vm, VM_STOP_OUTSIDE_RAM,
+                        "its page tables point at guest-physical %#llx, device memory outside "
+                        "its RAM (rip %#llx)",
+                        (unsigned long long)addr, (unsigned long long)ctx->rip);
+                return true;
+        }
         err = fetch_decode(vcpu, ctx, bytes, &fetched, &insn);
         if (err < 0) {
                 vm_stop(vm, VM_STOP_BAD_INSN,
@@ -573,6 +584,23 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 regs.gpr[i] = *gpr_slot(&vcpu->arch.gprs, rsp, i);
         regs.rip = ctx->rip;
         regs.rflags = *rflags;
+        /*
+         * The access emulated is the decoded operand's, and it must be the one that trapped.
+         * Otherwise the instruction changed since (another vCPU rewrote it, or its tables):
+         * let the guest run it again; or one access spans RAM and a device: not emulated.
+         */
+        if (x86_mmio_operand(&insn, &regs, ctx->seg_base, &linear, &size) == 0) {
+                if ((linear & (PAGE_SIZE - 1)) + size > PAGE_SIZE) {
+                        vm_stop(vm, VM_STOP_BAD_INSN,
+                                "device access at %#llx by the instruction at rip %#llx crosses "
+                                "a page boundary (linear %#llx, %u bytes): not emulated",
+                                (unsigned long long)addr, (unsigned long long)ctx->rip,
+                                (unsigned long long)linear, size);
+                        return true;
+                }
+                if (x86_gva_to_gpa(&vm->mem, &pg, linear, false, &op) != 0 || gpa_raw(op) != addr)
+                        return true; /* re-executed: nothing emulated, RIP unchanged */
+        }
         err = x86_emulate_mmio(&insn, &regs, addr, mmio_access, vcpu);
         if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
                 x86_start_released(vm); /* start-up IPIs: outside the device lock */

@@ -577,4 +577,84 @@ TEST(device_failure_leaves_state)
         }
 }
 
+/* ---- the operand's linear address (checked against the trapped gpa by the caller) -------- */
+
+static int operand_of(const uint8_t *b, size_t n, enum x86_cpu_mode mode, const uint64_t *gpr,
+                      const uint64_t seg[6], uint64_t *linear, unsigned *size)
+{
+        struct x86_insn insn;
+        struct x86_emul_regs r = {.rip = RIP0, .rflags = FL0};
+
+        memcpy(r.gpr, gpr, sizeof(r.gpr));
+        if (x86_decode(b, n, mode, &insn) != 0)
+                return -1;
+        return x86_mmio_operand(&insn, &r, seg, linear, size);
+}
+
+TEST(operand_address_64bit)
+{
+        uint64_t gpr[16] = {0}, seg[6] = {0x1000, 0x2000, 0x3000, 0x4000, 0x50000, 0x60000};
+        uint64_t lin;
+        unsigned size;
+        /* mov %eax, 0x10(%rbx,%rcx,4) */
+        static const uint8_t m1[] = {0x89, 0x44, 0x8b, 0x10};
+        /* mov %fs:0x20(%rdx), %rax */
+        static const uint8_t m2[] = {0x64, 0x48, 0x8b, 0x42, 0x20};
+        /* movb $1, 0x100(%rip) */
+        static const uint8_t m3[] = {0xc6, 0x05, 0x00, 0x01, 0x00, 0x00, 0x01};
+        /* mov %ax, %ds:(%rsi): DS has no base in 64-bit mode */
+        static const uint8_t m4[] = {0x3e, 0x66, 0x89, 0x06};
+
+        gpr[RBX] = 0xfee00000;
+        gpr[RCX] = 0x8;
+        gpr[RDX] = 0xd0000000;
+        gpr[RSI] = 0xd0000040;
+        ASSERT_TRUE(operand_of(m1, sizeof(m1), X86_MODE_LONG64, gpr, seg, &lin, &size) == 0);
+        EXPECT_EQ(lin, 0xfee00030ull);
+        EXPECT_EQ(size, 4);
+        ASSERT_TRUE(operand_of(m2, sizeof(m2), X86_MODE_LONG64, gpr, seg, &lin, &size) == 0);
+        EXPECT_EQ(lin, 0x50000ull + 0xd0000020ull);
+        EXPECT_EQ(size, 8);
+        ASSERT_TRUE(operand_of(m3, sizeof(m3), X86_MODE_LONG64, gpr, seg, &lin, &size) == 0);
+        EXPECT_EQ(lin, RIP0 + sizeof(m3) + 0x100);
+        EXPECT_EQ(size, 1);
+        ASSERT_TRUE(operand_of(m4, sizeof(m4), X86_MODE_LONG64, gpr, seg, &lin, &size) == 0);
+        EXPECT_EQ(lin, 0xd0000040ull);
+        EXPECT_EQ(size, 2);
+}
+
+TEST(operand_address_32bit_and_real_mode)
+{
+        uint64_t gpr[16] = {0}, seg[6] = {0x1000, 0x2000, 0x3000, 0x4000, 0x5000, 0x6000};
+        uint64_t lin;
+        unsigned size;
+        /* 32-bit: mov %eax, 4(%ebp): SS-based, wraps at 4 GiB */
+        static const uint8_t p1[] = {0x89, 0x45, 0x04};
+        /* 16-bit: mov %al, (%bx,%si) with DS */
+        static const uint8_t r1[] = {0x88, 0x00};
+
+        gpr[RBP] = 0xfffffffe;
+        ASSERT_TRUE(operand_of(p1, sizeof(p1), X86_MODE_PROT32, gpr, seg, &lin, &size) == 0);
+        EXPECT_EQ(lin, (0x3000ull + 0xfffffffeull + 4) & 0xffffffffull);
+        EXPECT_EQ(size, 4);
+        gpr[RBX] = 0xfff0;
+        gpr[RSI] = 0x20; /* the 16-bit sum wraps at 64 KiB */
+        ASSERT_TRUE(operand_of(r1, sizeof(r1), X86_MODE_REAL16, gpr, seg, &lin, &size) == 0);
+        EXPECT_EQ(lin, 0x4000ull + 0x10);
+        EXPECT_EQ(size, 1);
+}
+
+TEST(operand_refused_like_the_emulation)
+{
+        uint64_t gpr[16] = {0}, seg[6] = {0}, lin = 0;
+        unsigned size = 0;
+        static const uint8_t locked[] = {0xf0, 0x01, 0x03}; /* lock add %eax, (%rbx) */
+        static const uint8_t reg[] = {0x89, 0xc3};          /* mov %eax, %ebx */
+
+        EXPECT_EQ(operand_of(locked, sizeof(locked), X86_MODE_LONG64, gpr, seg, &lin, &size),
+                  -KEEL_ENOTSUP);
+        EXPECT_EQ(operand_of(reg, sizeof(reg), X86_MODE_LONG64, gpr, seg, &lin, &size),
+                  -KEEL_ENOTSUP);
+}
+
 TEST_MAIN()

@@ -332,10 +332,17 @@ static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
 
         if (!gmem_contains(&vcpu->vm->mem, gpa(addr), 1)) {
                 struct x86_guest_ctx ctx = guest_ctx(vmcb);
+                bool in_walk = err & (1ull << 33); /* a guest page-table entry, not the data */
 
+                ctx.seg_base[X86_SEG_ES] = vmcb->save.es.base;
+                ctx.seg_base[X86_SEG_CS] = vmcb->save.cs.base;
+                ctx.seg_base[X86_SEG_SS] = vmcb->save.ss.base;
+                ctx.seg_base[X86_SEG_DS] = vmcb->save.ds.base;
+                ctx.seg_base[X86_SEG_FS] = vmcb->save.fs.base;
+                ctx.seg_base[X86_SEG_GS] = vmcb->save.gs.base;
                 if (!(err & (1u << 4)) &&
-                    x86_emulate_mmio_exit(vcpu, &ctx, addr, &vmcb->save.rsp, &vmcb->save.rip,
-                                          &vmcb->save.rflags))
+                    x86_emulate_mmio_exit(vcpu, &ctx, addr, in_walk, &vmcb->save.rsp,
+                                          &vmcb->save.rip, &vmcb->save.rflags))
                         return;
                 vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
                         "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,

@@ -576,8 +576,17 @@ static void handle_ept_violation(struct vcpu *vcpu, uint64_t q)
                 struct x86_guest_ctx ctx = guest_ctx();
                 uint64_t rsp = vmread(VMCS_GUEST_RSP), rip = ctx.rip;
                 uint64_t rflags = vmread(VMCS_GUEST_RFLAGS);
+                /* Linear address valid (bit 7) but not its translation (bit 8): a page walk. */
+                bool in_walk = (q & (1u << 7)) && !(q & (1u << 8));
 
-                if (!(q & 4) && x86_emulate_mmio_exit(vcpu, &ctx, addr, &rsp, &rip, &rflags)) {
+                ctx.seg_base[X86_SEG_ES] = vmread(VMCS_GUEST_ES_BASE);
+                ctx.seg_base[X86_SEG_CS] = ctx.cs_base;
+                ctx.seg_base[X86_SEG_SS] = vmread(VMCS_GUEST_SS_BASE);
+                ctx.seg_base[X86_SEG_DS] = vmread(VMCS_GUEST_DS_BASE);
+                ctx.seg_base[X86_SEG_FS] = vmread(VMCS_GUEST_FS_BASE);
+                ctx.seg_base[X86_SEG_GS] = vmread(VMCS_GUEST_GS_BASE);
+                if (!(q & 4) &&
+                    x86_emulate_mmio_exit(vcpu, &ctx, addr, in_walk, &rsp, &rip, &rflags)) {
                         vmwrite(VMCS_GUEST_RSP, rsp);
                         vmwrite(VMCS_GUEST_RIP, rip);
                         vmwrite(VMCS_GUEST_RFLAGS, rflags);

@@ -57,4 +57,16 @@ typedef bool (*x86_mmio_access_fn)(void *ctx, uint64_t gpa, unsigned size, bool 
 int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, uint64_t gpa,
                      x86_mmio_access_fn fn, void *ctx);
 
+/*
+ * The memory operand of an instruction x86_emulate_mmio would emulate: its linear address
+ * (segment base `seg_base[insn->mem_seg]` plus the effective address from `regs`, truncated
+ * as the mode does; in 64-bit mode only FS and GS have a base) and the access size. So the
+ * caller can check that the trapped guest-physical address is the one this instruction
+ * touches (a guest may rewrite the instruction from another vCPU between the exit and the
+ * fetch, or make one access straddle RAM and a device). 0, or -KEEL_ENOTSUP as
+ * x86_emulate_mmio would return it.
+ */
+int x86_mmio_operand(const struct x86_insn *insn, const struct x86_emul_regs *regs,
+                     const uint64_t seg_base[6], uint64_t *linear, unsigned *size);
+
 #endif

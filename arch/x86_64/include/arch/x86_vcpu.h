@@ -74,6 +74,8 @@ struct x86_guest_ctx {
         uint64_t cs_base;
         bool cs_l, cs_db;
         uint64_t rip;
+        /* ES CS SS DS FS GS bases (enum x86_seg order): filled for device accesses only. */
+        uint64_t seg_base[6];
 };
 
 /*
@@ -136,9 +138,13 @@ enum x86_cpu_mode x86_guest_mode(const struct x86_guest_ctx *ctx);
  * is there, decode the instruction at ctx->rip and emulate the access (registers in
  * vcpu->arch.gprs plus *rsp, *rip, *rflags are updated). Returns false if no device is at
  * `gpa` (the caller reports an access outside RAM); true otherwise, also when the VM was
- * stopped because the instruction could not be decoded or emulated.
+ * stopped because the instruction could not be decoded or emulated, or when nothing was
+ * done because the decoded operand does not lead to `gpa` (the guest re-executes).
+ * `in_walk`: the fault came from the guest's own page walk (a page-table entry at `gpa`,
+ * SVM EXITINFO1 bit 33, VMX qualification bit 7 set and 8 clear): not a device access, the
+ * VM is stopped. ctx->seg_base must be filled.
  */
 bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t gpa,
-                           uint64_t *rsp, uint64_t *rip, uint64_t *rflags);
+                           bool in_walk, uint64_t *rsp, uint64_t *rip, uint64_t *rflags);
 
 #endif
