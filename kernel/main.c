@@ -413,7 +413,9 @@ static void vm_manage(unsigned i)
         for (unsigned c = 0; c < vm->vcpu_count; c++) {
                 struct vcpu *v = &vm->vcpus[c];
 
-                detached &= v->sched.state == SCHED_DETACHED;
+                /* Acquire: pairs with the run queue lock's release in sched_put (SCHED_DONE), the
+                 * vCPU's CPU's last touch of it, so nothing it wrote comes after the reap. */
+                detached &= __atomic_load_n(&v->sched.state, __ATOMIC_ACQUIRE) == SCHED_DETACHED;
                 /* Resumed while a CPU was giving it back: it joins again (EBUSY: it is in). */
                 if (vm->state == VM_RUNNING && v->started && v->sched.state == SCHED_DETACHED)
                         (void)sched_add(&sched, &v->sched, arch_tsc());

@@ -126,13 +126,21 @@ CASES = {
     # once on a two-CPU host: one that faults (x86: triple fault; arm64: an access outside its
     # RAM), one that never gives the CPU back (runaway: interrupts off, no exits), one that
     # exits as fast as it can (storm). Keel reports the faulting one; the two endless ones are
-    # stopped from the monitor once both Linux VMs have powered off.
-    # x86 runs it on one CPU for now: on two, Keel itself crashes now and then (a host triple
-    # fault after a VM was released while the other CPU ran a guest; docs/smp.md).
-    "isolation": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840,
+    # stopped from the monitor once both Linux VMs have powered off. The default suite boots
+    # it twice on two CPUs and once on four; isolation_soak (label soak) 20 times in a row.
+    "isolation": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=2, repeat=2,
                       misbehaving=[("triple", "triplefault.bin", "triple-fault"),
                                    ("runaway", "runaway.bin", "monitor"),
                                    ("storm", "storm.bin", "monitor")]),
+    "isolation_smp4": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=4,
+                           misbehaving=[("triple", "triplefault.bin", "triple-fault"),
+                                        ("runaway", "runaway.bin", "monitor"),
+                                        ("storm", "storm.bin", "monitor")]),
+    "isolation_soak": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=2,
+                           repeat=20,
+                           misbehaving=[("triple", "triplefault.bin", "triple-fault"),
+                                        ("runaway", "runaway.bin", "monitor"),
+                                        ("storm", "storm.bin", "monitor")]),
     "arm64_isolation": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=2,
                             arch="arm64",
                             misbehaving=[("outside", "outside.bin", "outside-ram"),
@@ -473,15 +481,16 @@ def main():
     ap.add_argument("--dry-run", action="store_true",
                     help="build everything and print the QEMU command; do not boot")
     ap.add_argument("--check-log", metavar="LOG", help="only check an existing serial log")
+    ap.add_argument("--repeat", type=int, default=0, metavar="N",
+                    help="boot the case N times in a row (logs CASE-1.log ...), stop at the "
+                         "first failure (default: the case's repeat, else 1)")
     args = ap.parse_args()
 
     case = CASES[args.case]
-    arch_name = case.get("arch", "x86_64")
-    if args.arch and args.arch != arch_name:
-        say("case %s runs on %s, not %s" % (args.case, arch_name, args.arch))
+    if args.arch and args.arch != case.get("arch", "x86_64"):
+        say("case %s runs on %s, not %s" % (args.case, case.get("arch", "x86_64"), args.arch))
         return 1
     arch = case_arch(case)
-    direct = case.get("direct", False)
     build_dir = os.path.abspath(args.build_dir)
     work = os.path.join(build_dir, "tests", "linux", "work", args.case)
     log_dir = args.log_dir or os.path.join(build_dir, "tests", "linux", "logs")
@@ -501,58 +510,75 @@ def main():
         return 1 if problems else 0
     want = checks(case, info, expect)
 
-    if not args.check_log:
-        if not direct and not os.path.isfile(efi) and not args.dry_run:
-            say("%s not found: build the keel_efi target first (make)" % efi)
+    repeat = args.repeat or case.get("repeat", 1)
+    if args.check_log:
+        repeat = 1
+    for i in range(repeat):
+        path = log_path
+        if repeat > 1:
+            path = os.path.join(os.path.dirname(log_path), "%s-%d.log" % (args.case, i + 1))
+            say("boot %d of %d (serial log %s)" % (i + 1, repeat, path))
+        status_problem = None
+        if not args.check_log:
+            status_problem = boot(args, case, info, arch, build_dir, work, efi, path)
+            if status_problem == "dry-run":
+                return 0
+        log = read_log(path)
+        problems = ([status_problem] if status_problem else []) + check_log(want, log)
+        name = args.case if repeat == 1 else "%s (boot %d of %d)" % (args.case, i + 1, repeat)
+        if report(name, problems, log, path):
             return 1
-        cmd = [sys.executable, os.path.join(TOOLS, "run-qemu"), "--arch", arch_name,
-               "--log", log_path, "--timeout", str(case["timeout"]), "--memory", "1024"]
-        if case.get("smp"):
-            cmd += ["--smp", str(case["smp"])]
-        if direct:
-            vm = case["vms"][0]
-            cmd += ["--kernel", info["KEEL_KERNEL"],
-                    "--initrd", os.path.join(work, "initramfs.img"),
-                    "--append", cmdline(case, vm), "--until", r"reboot: Power down"]
-            disk = os.path.join(work, "disk-%s.img" % vm)
-            cmd += ["--qemu-arg=" + a.format(path=disk) for a in arch["direct_disk"]]
-        else:
-            cfg = os.path.join(work, "keel.cfg")
-            keel_config(case, cfg)
-            cmd += ["--efi", efi, "--config", cfg,
-                    "--file", info["KEEL_KERNEL"] + "=" + arch["kernel_dest"],
-                    "--file", os.path.join(work, "initramfs.img") + "=guests/initramfs.img"]
-            for vm in case["vms"]:
-                cmd += ["--file", os.path.join(work, "disk-%s.img" % vm)
-                        + "=guests/disk-%s.img" % vm]
-            # Keel refusing the config or panicking ends the run at once (the checks then
-            # fail on what is missing) rather than at the timeout.
-            cmd += ["--fail-on", tagged(r"^keel: (?:error|panic): .*\n")]
-        for vm in case["vms"]:
-            for s in sends(case, vm, direct):
-                cmd += ["--send", s]
-        for s in monitor_stops(case):
-            cmd += ["--send", s]
-        for _, image, _ in case.get("misbehaving", []):
-            cmd += ["--file", os.path.join(build_dir, "guests", image) + "=guests/" + image]
-        if args.dry_run:
-            cmd += ["--dry-run", "--keep-esp"]
-        print("linux-test: " + " ".join(cmd), flush=True)
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        print(proc.stdout, end="", flush=True)
-        if args.dry_run:
-            say("dry run: files in %s, QEMU not started (status %d)" % (work, proc.returncode))
-            return proc.returncode
-        status_problem = None
-        if proc.returncode != PASS:
-            status_problem = ("run-qemu exited %d, expected 0 (%s)" % (
-                proc.returncode, "the Power down line" if direct else "Keel's debug-exit pass"))
-    else:
-        status_problem = None
+    return 0
 
-    log = read_log(log_path)
-    problems = ([status_problem] if status_problem else []) + check_log(want, log)
-    return report(args.case, problems, log, log_path)
+
+def boot(args, case, info, arch, build_dir, work, efi, log_path):
+    """Boots the case once into log_path; returns a problem with QEMU's status, or None."""
+    arch_name = case.get("arch", "x86_64")
+    direct = case.get("direct", False)
+    if not direct and not os.path.isfile(efi) and not args.dry_run:
+        return "%s not found: build the keel_efi target first (make)" % efi
+    cmd = [sys.executable, os.path.join(TOOLS, "run-qemu"), "--arch", arch_name,
+           "--log", log_path, "--timeout", str(case["timeout"]), "--memory", "1024"]
+    if case.get("smp"):
+        cmd += ["--smp", str(case["smp"])]
+    if direct:
+        vm = case["vms"][0]
+        cmd += ["--kernel", info["KEEL_KERNEL"],
+                "--initrd", os.path.join(work, "initramfs.img"),
+                "--append", cmdline(case, vm), "--until", r"reboot: Power down"]
+        disk = os.path.join(work, "disk-%s.img" % vm)
+        cmd += ["--qemu-arg=" + a.format(path=disk) for a in arch["direct_disk"]]
+    else:
+        cfg = os.path.join(work, "keel.cfg")
+        keel_config(case, cfg)
+        cmd += ["--efi", efi, "--config", cfg,
+                "--file", info["KEEL_KERNEL"] + "=" + arch["kernel_dest"],
+                "--file", os.path.join(work, "initramfs.img") + "=guests/initramfs.img"]
+        for vm in case["vms"]:
+            cmd += ["--file", os.path.join(work, "disk-%s.img" % vm)
+                    + "=guests/disk-%s.img" % vm]
+        # Keel refusing the config or panicking ends the run at once (the checks then
+        # fail on what is missing) rather than at the timeout.
+        cmd += ["--fail-on", tagged(r"^keel: (?:error|panic): .*\n")]
+    for vm in case["vms"]:
+        for s in sends(case, vm, direct):
+            cmd += ["--send", s]
+    for s in monitor_stops(case):
+        cmd += ["--send", s]
+    for _, image, _ in case.get("misbehaving", []):
+        cmd += ["--file", os.path.join(build_dir, "guests", image) + "=guests/" + image]
+    if args.dry_run:
+        cmd += ["--dry-run", "--keep-esp"]
+    print("linux-test: " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(proc.stdout, end="", flush=True)
+    if args.dry_run:
+        say("dry run: files in %s, QEMU not started (status %d)" % (work, proc.returncode))
+        return "dry-run"
+    if proc.returncode != PASS:
+        return ("run-qemu exited %d, expected 0 (%s)" % (
+            proc.returncode, "the Power down line" if direct else "Keel's debug-exit pass"))
+    return None
 
 
 if __name__ == "__main__":

@@ -788,7 +788,13 @@ static void vmx_vcpu_run(struct vcpu *vcpu)
         if (!vmptrld(hpa_raw(vcpu->arch.vmcb_pa)))
                 panic("VMPTRLD of vCPU %u's VMCS failed", vcpu->id);
         write_host_state(); /* this CPU's GDT, TSS and IDT */
-        invvpid_all();      /* entries of an earlier run here may be stale (the vCPU moved) */
+        /*
+         * Entries of an earlier run here may be stale: the vCPU moved (VPID-tagged), or its
+         * VM's EPT root is a page an earlier, released VM used as its root on this CPU
+         * (EPTP-tagged guest-physical entries; INVEPT at set-up reached only the boot CPU).
+         */
+        invept_all();
+        invvpid_all();
         while (vcpu->vm->state == VM_RUNNING && !vcpu->arch.leave) {
                 uint32_t reason;
 
