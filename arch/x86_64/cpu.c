@@ -272,8 +272,18 @@ void x86_trap(struct x86_trap_frame *f)
                    "keel: exception %llu (%s) in Keel, error code %#llx, rip %#llx",
                    (unsigned long long)f->vector, exception_names[f->vector],
                    (unsigned long long)f->error, (unsigned long long)f->rip);
-        if (f->vector == X86_VEC_PF)
-                log_printf(LOG_LEVEL_ERROR, "  cr2 %016llx", (unsigned long long)x86_read_cr2());
+        if (f->vector == X86_VEC_PF) {
+                uint64_t cr2 = x86_read_cr2();
+
+                /* What a page fault inside Keel needs to be understood afterwards: was it a
+                 * fetch, do Keel's own tables (as built) map the address, and are they the
+                 * ones loaded (CR3 below; a #VMEXIT reloads CR3 from the host save area). */
+                log_printf(LOG_LEVEL_ERROR,
+                           "  cr2 %016llx (%s; Keel's tables at %#llx %s it), cpu %u",
+                           (unsigned long long)cr2, (f->error & 0x10) ? "fetch" : "data",
+                           (unsigned long long)hpa_raw(keel_pt.root),
+                           x86_keel_maps(cr2 & ~0xfffull) ? "map" : "do not map", arch_cpu_index());
+        }
         dump_frame(f);
         log_printf(LOG_LEVEL_ERROR, "  cr0 %016llx  cr3 %016llx  cr4 %016llx",
                    (unsigned long long)x86_read_cr0(), (unsigned long long)x86_read_cr3(),
