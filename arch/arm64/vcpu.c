@@ -357,6 +357,13 @@ static void exit_data_abort(struct vcpu *vcpu)
                 c->pc += trapped_len(c);
                 return;
         }
+        if (!(iss & DABT_S1PTW) && (iss & DABT_ISV) && mmio_bus_find(&vm->mmio, gpa(ipa), 1)) {
+                vm_stop(vm, VM_STOP_BAD_INSN,
+                        "device access of %u bytes at %#llx crosses the end of the device at pc "
+                        "%#llx",
+                        size, (unsigned long long)ipa, (unsigned long long)c->pc);
+                return;
+        }
         if (!(iss & DABT_S1PTW) && mmio_bus_find(&vm->mmio, gpa(ipa), 1)) {
                 vm_stop(vm, VM_STOP_BAD_INSN,
                         "device access at %#llx by an instruction without a syndrome (load/store "

@@ -8,8 +8,9 @@
  *   - an IDT whose 32 exception vectors go to hx_trap (hx_idt_init): it counts the vector
  *     in hx_trap_count[] and records the last one, then resumes hx_resume_len bytes after
  *     the faulting instruction (set hx_resume_len before the instruction that must fault)
- *     or, with hx_resume_rip set, at that address. An exception nobody expected (both 0)
- *     prints FAIL and exits 0xee.
+ *     or, with hx_resume_rip set, at that address, or, with hx_resume_ret set, at the return
+ *     address on top of the faulting code's stack (code reached by CALL); CR2 of a #PF in
+ *     hx_last_cr2. An exception nobody expected (all 0) prints FAIL and exits 0xee.
  */
 #ifndef HOSTILE_X86_H
 #define HOSTILE_X86_H
@@ -112,7 +113,7 @@ struct hx_frame {
 
 static volatile uint64_t hx_trap_count[32];
 static volatile uint64_t hx_last_vector = ~0ull, hx_last_error, hx_last_rip;
-static volatile uint64_t hx_resume_len, hx_resume_rip;
+static volatile uint64_t hx_resume_len, hx_resume_rip, hx_resume_ret, hx_last_cr2;
 
 void hx_trap(struct hx_frame *f);
 void hx_trap(struct hx_frame *f)
@@ -122,6 +123,14 @@ void hx_trap(struct hx_frame *f)
         hx_last_rip = f->rip;
         if (f->vector < 32)
                 hx_trap_count[f->vector]++;
+        if (f->vector == 14)
+                __asm__ volatile("mov %%cr2, %0" : "=r"(hx_last_cr2));
+        if (hx_resume_ret) { /* return to the caller of the code that faulted */
+                f->rip = *(const uint64_t *)(uintptr_t)f->rsp;
+                f->rsp += 8;
+                hx_resume_ret = 0;
+                return;
+        }
         if (hx_resume_rip) {
                 f->rip = hx_resume_rip;
                 f->cs = HX_SEL_KCODE;

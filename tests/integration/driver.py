@@ -211,6 +211,38 @@ ARM64_HOSTILE_VIRT = [
              guest_line("a32", r"hostile_a32: all 4 checks passed$")], vm_exited("a32")),
 ]
 
+HOSTILE_FETCH = [
+    WITNESS,
+    ("fetch", [guest_line("fetch", r"hostile_fetch: CPUID, hypercall, RDMSR, OUT, IN at a page "
+                          r"end stepped over exactly$"),
+               guest_line("fetch", r"hostile_fetch: all 11 checks passed$")], vm_exited("fetch")),
+    ("fetch-outside", [guest_line("fetch-outside", r"hostile_fetch: jumping to 402000")],
+     vm_stopped("fetch-outside", "outside-ram",
+                r"instruction fetch at guest-physical 0x10000000, outside its 8 MiB")),
+    ("string-io", [guest_line("string-io", r"hostile_fetch: rep outsb with RCX = 2\^64-1")],
+     vm_stopped("string-io", "unhandled-exit", r"string I/O \(INS/OUTS\) on port 0x3f8 .*"
+                r"is not emulated$")),
+]
+
+
+def hostile_mmio_vm(name, then, stop):
+    """hostile_mmio: the PL011 sweep, then `then`, ending in stop line `stop`."""
+    return (name, [guest_line(name, r"hostile_mmio: \d+ PL011 reads and writes at every offset "
+                              r"and width: as expected$"), guest_line(name, then)], stop)
+
+
+ARM64_HOSTILE_MMIO = [
+    WITNESS,
+    hostile_mmio_vm("mmio", r"hostile_mmio: LDP of FR$", vm_stopped(
+        "mmio", "bad-instruction", r"device access at 0x9000018 by an instruction without a "
+        r"syndrome")),
+    hostile_mmio_vm("mmio-fetch", r"hostile_mmio: jumping to the PL011", vm_stopped(
+        "mmio-fetch", "outside-ram", r"instruction fetch from 0x9000000 ")),
+    hostile_mmio_vm("mmio-straddle", r"hostile_mmio: 8-byte store at the PL011's last word$",
+                    vm_stopped("mmio-straddle", "bad-instruction",
+                               r"device access of 8 bytes at 0x9000ffc crosses the end of the "
+                               r"device")),
+]
 
 def vm_orders(vms):
     """Each VM's lines (name, lines, stop line) in order, then its stop line, then the
@@ -361,6 +393,9 @@ CASES = {
     # The adversarial suite: hostile guests beside the witness (HOSTILE_* above).
     "hostile_hc": guests_case("hostile_hc.cfg", HOSTILE_HC),
     "hostile_virt": guests_case("hostile_virt.cfg", HOSTILE_VIRT),
+    "hostile_fetch": guests_case("hostile_fetch.cfg", HOSTILE_FETCH),
+    "arm64_hostile_mmio": guests_case("arm64_hostile_mmio.cfg", ARM64_HOSTILE_MMIO,
+                                      arch="arm64"),
     "arm64_hostile_hc": guests_case("arm64_hostile_hc.cfg", ARM64_HOSTILE_HC, arch="arm64"),
     "arm64_hostile_virt": guests_case("arm64_hostile_virt.cfg", ARM64_HOSTILE_VIRT,
                                       arch="arm64"),
