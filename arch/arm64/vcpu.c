@@ -306,6 +306,15 @@ static void inject_undef(struct vcpu_arch *c)
         c->pstate = PSTATE_ENTRY;
 }
 
+/*
+ * The length of the trapped instruction (ESR_EL2.IL): 4, or 2 for a 16-bit T32 one, which
+ * AArch32 EL0 code can execute (HCR_EL2.RW makes only EL1 AArch64): a WFI or load/store.
+ */
+static unsigned trapped_len(const struct vcpu_arch *c)
+{
+        return (c->esr & ESR_IL) ? 4 : 2;
+}
+
 static uint64_t *reg_ptr(struct vcpu_arch *c, unsigned r, uint64_t *zero)
 {
         *zero = 0;
@@ -345,7 +354,14 @@ static void exit_data_abort(struct vcpu *vcpu)
                                 val &= 0xffffffffu;
                         *reg = val;
                 }
-                c->pc += 4;
+                c->pc += trapped_len(c);
+                return;
+        }
+        if (!(iss & DABT_S1PTW) && (iss & DABT_ISV) && mmio_bus_find(&vm->mmio, gpa(ipa), 1)) {
+                vm_stop(vm, VM_STOP_BAD_INSN,
+                        "device access of %u bytes at %#llx crosses the end of the device at pc "
+                        "%#llx",
+                        size, (unsigned long long)ipa, (unsigned long long)c->pc);
                 return;
         }
         if (!(iss & DABT_S1PTW) && mmio_bus_find(&vm->mmio, gpa(ipa), 1)) {
@@ -505,8 +521,10 @@ bool arch_vcpu_ready(struct vcpu *vcpu)
         /* Unlocked reads (called under a run-queue lock): a stale answer is polled again. */
         if (!vcpu->arch.powered)
                 return false; /* PSCI CPU_OFF, or never started: only CPU_ON wakes it */
-        if (vcpu->arch.on_pending || !vm->arch.platform)
+        if (vcpu->arch.on_pending)
                 return true;
+        if (!vm->arch.platform) /* blocked only in a WFI with its virtual timer armed */
+                return vtimer_due(&vcpu->arch.el1);
         return vcons_input_pending(&vm->console) || vtimer_due(&vcpu->arch.el1) ||
                vgic_has_pending(&vm->arch.vgic, vcpu->id);
 }
@@ -520,12 +538,12 @@ static __attribute__((noinline)) void exit_wfi(struct vcpu *vcpu)
         bool pending;
 
         c->exit_count[ARM64_EXIT_WFI]++;
-        c->pc += 4;
         if (!vm->arch.platform && !vtimer_armed()) {
                 vm_stop(vm, VM_STOP_HALTED, "WFI with no interrupt source at pc %#llx",
-                        (unsigned long long)(c->pc - 4));
+                        (unsigned long long)c->pc);
                 return;
         }
+        c->pc += trapped_len(c);
         poll_console(vcpu);
         held = spin_lock(&vm->dev_lock);
         vcons_show_partial(&vm->console);

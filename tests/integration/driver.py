@@ -153,6 +153,97 @@ ARM64_GUESTS = [
 ]
 
 
+# The adversarial suite (cases hostile_* and arm64_hostile_*; docs/testing.md): each boot runs
+# hostile guests beside the witness, which fills its RAM with a pattern, checks and rewrites it
+# 64 times and must exit 0: whatever the others did, its memory and its progress were intact.
+WITNESS = ("witness", [
+    guest_line("witness", r"witness: \d+ KiB at 0x[0-9a-f]+\.\.0x[0-9a-f]+, 64 rounds$"),
+    guest_line("witness", r"witness: round 32 ok$"),
+    guest_line("witness", r"witness: all 64 rounds ok, \d+ words checked$"),
+], vm_exited("witness"))
+
+
+def hostile_hc_vm(end):
+    """hostile_hc in 8 MiB of RAM ending at `end`: the sweep, the RAM-edge PRINT, all checks."""
+    return ("hc", [
+        guest_line("hc", r"hostile_hc: swept hypercalls 0\.\.1100 and 16 huge numbers: 0 wrong, "
+                   r"0 with argument registers changed$"),
+        guest_line("hc", r"hostile_hc: printed from the last bytes of RAM$"),
+    ] + ([guest_line("hc", r"hostile_hc: printed from the live PML4$"),
+          guest_line("hc", r"hostile_hc: still running on its own page tables$")]
+         if end == 0x800000 else []) +
+        [guest_line("hc", r"hostile_hc: all \d+ checks passed$")], vm_exited("hc"))
+
+
+HOSTILE_HC = [WITNESS, hostile_hc_vm(0x800000), (
+    "hc-user", [guest_line("hc-user", r"hostile_hc_user: at CPL 3, calling EXIT\(0\)")],
+    vm_stopped("hc-user", "bad-hypercall", r"hypercall 2 from user mode \(CPL 3\)"))]
+ARM64_HOSTILE_HC = [WITNESS, hostile_hc_vm(ARM64_RAM_BASE + 0x800000)]
+
+
+def hostile_hlt_vm(name, text, stop):
+    return (name, [guest_line(name, r"hostile_hlt: " + text)], vm_stopped(name, "halted", stop))
+
+
+HOSTILE_VIRT = [
+    WITNESS,
+    ("virt", [guest_line("virt", r"hostile_virt: 21 instructions at CPL 0: #UD each$"),
+              guest_line("virt", r"hostile_virt: at CPL 3: \d+ #UD, \d+ #GP for 20 instructions$"),
+              guest_line("virt", r"hostile_virt: all \d+ checks passed$")], vm_exited("virt")),
+    ("df", [guest_line("df", r"hostile_df: exception handlers in a page that is not present")],
+     vm_stopped("df", "triple-fault")),
+    ("df-gates", [guest_line("df-gates", r"hostile_df: IDT gates not present, executing ud2$")],
+     vm_stopped("df-gates", "triple-fault")),
+    hostile_hlt_vm("hlt", r"cli; hlt$", r"HLT at rip 0x[0-9a-f]+ with interrupts disabled"),
+    hostile_hlt_vm("hlt-sti", r"sti; hlt with no interrupt source$",
+                   r"HLT at rip 0x[0-9a-f]+ with interrupts enabled"),
+]
+ARM64_HOSTILE_VIRT = [
+    WITNESS,
+    ("virt", [guest_line("virt", r"hostile_virt: 34 SMC and HVC calls with unknown ids answered$"),
+              guest_line("virt", r"hostile_virt: 8 EL0 and exception-return checks done$"),
+              guest_line("virt", r"hostile_virt: 768 set/way cache operations done$"),
+              guest_line("virt", r"hostile_virt: all \d+ checks passed$")], vm_exited("virt")),
+    hostile_hlt_vm("hlt", r"wfi with interrupts masked and no timer$", r"WFI with no interrupt"),
+    ("a32", [guest_line("a32", r"hostile_a32: 128M-iteration A32 loop at EL0 ran through"),
+             guest_line("a32", r"hostile_a32: A32 and T32 WFI at EL0 trapped to Keel and stepped"),
+             guest_line("a32", r"hostile_a32: WFI until the timer was due: woke up at most 50"),
+             guest_line("a32", r"hostile_a32: all 4 checks passed$")], vm_exited("a32")),
+]
+
+HOSTILE_FETCH = [
+    WITNESS,
+    ("fetch", [guest_line("fetch", r"hostile_fetch: CPUID, hypercall, RDMSR, OUT, IN at a page "
+                          r"end stepped over exactly$"),
+               guest_line("fetch", r"hostile_fetch: all 11 checks passed$")], vm_exited("fetch")),
+    ("fetch-outside", [guest_line("fetch-outside", r"hostile_fetch: jumping to 402000")],
+     vm_stopped("fetch-outside", "outside-ram",
+                r"instruction fetch at guest-physical 0x10000000, outside its 8 MiB")),
+    ("string-io", [guest_line("string-io", r"hostile_fetch: rep outsb with RCX = 2\^64-1")],
+     vm_stopped("string-io", "unhandled-exit", r"string I/O \(INS/OUTS\) on port 0x3f8 .*"
+                r"is not emulated$")),
+]
+
+
+def hostile_mmio_vm(name, then, stop):
+    """hostile_mmio: the PL011 sweep, then `then`, ending in stop line `stop`."""
+    return (name, [guest_line(name, r"hostile_mmio: \d+ PL011 reads and writes at every offset "
+                              r"and width: as expected$"), guest_line(name, then)], stop)
+
+
+ARM64_HOSTILE_MMIO = [
+    WITNESS,
+    hostile_mmio_vm("mmio", r"hostile_mmio: LDP of FR$", vm_stopped(
+        "mmio", "bad-instruction", r"device access at 0x9000018 by an instruction without a "
+        r"syndrome")),
+    hostile_mmio_vm("mmio-fetch", r"hostile_mmio: jumping to the PL011", vm_stopped(
+        "mmio-fetch", "outside-ram", r"instruction fetch from 0x9000000 ")),
+    hostile_mmio_vm("mmio-straddle", r"hostile_mmio: 8-byte store at the PL011's last word$",
+                    vm_stopped("mmio-straddle", "bad-instruction",
+                               r"device access of 8 bytes at 0x9000ffc crosses the end of the "
+                               r"device")),
+]
+
 def vm_orders(vms):
     """Each VM's lines (name, lines, stop line) in order, then its stop line, then the
     summary: the VMs run at once, so only each VM's own lines have an order."""
@@ -299,6 +390,15 @@ CASES = {
     # each checks in once with its index and MPIDR before the count, and they idle while the
     # boot CPU runs the arm64_guests VMs as before.
     "arm64_smp_host": smp_case(guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"), 4),
+    # The adversarial suite: hostile guests beside the witness (HOSTILE_* above).
+    "hostile_hc": guests_case("hostile_hc.cfg", HOSTILE_HC),
+    "hostile_virt": guests_case("hostile_virt.cfg", HOSTILE_VIRT),
+    "hostile_fetch": guests_case("hostile_fetch.cfg", HOSTILE_FETCH),
+    "arm64_hostile_mmio": guests_case("arm64_hostile_mmio.cfg", ARM64_HOSTILE_MMIO,
+                                      arch="arm64"),
+    "arm64_hostile_hc": guests_case("arm64_hostile_hc.cfg", ARM64_HOSTILE_HC, arch="arm64"),
+    "arm64_hostile_virt": guests_case("arm64_hostile_virt.cfg", ARM64_HOSTILE_VIRT,
+                                      arch="arm64"),
     "more_guests": dict(
         config="more_guests.cfg",
         verdict=PASS,
