@@ -15,6 +15,7 @@
 #include <arch/platform.h>
 #include <arch/pt_x86.h>
 #include <arch/x86.h>
+#include <arch/x86_checks.h>
 #include <arch/x86_vcpu.h>
 #include <keel/check.h>
 #include <keel/errno.h>
@@ -273,17 +274,17 @@ static void handle_msr(struct vcpu *vcpu, struct vmcb *vmcb)
         case MSR_EFER:
                 if (!write) {
                         val = vmcb->save.efer & ~X86_EFER_SVME;
-                } else if (val & ~(X86_EFER_SCE | X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE)) {
-                        err = -KEEL_EPERM;
-                } else {
-                        /* LMA is the CPU's to set; keep SVME, which VMRUN requires. */
-                        vmcb->save.efer = (val & ~X86_EFER_LMA) | (vmcb->save.efer & X86_EFER_LMA) |
-                                          X86_EFER_SVME;
+                        break;
                 }
+                err = x86_efer_write(vmcb->save.efer & ~X86_EFER_SVME, val, vmcb->save.cr0, &val);
+                if (!err) /* keep SVME, which VMRUN requires */
+                        vmcb->save.efer = val | X86_EFER_SVME;
                 break;
         case MSR_PAT:
                 if (!write)
                         val = vmcb->save.g_pat;
+                else if (!x86_pat_valid(val))
+                        err = -KEEL_EPERM; /* a reserved type would fail VMRUN */
                 else
                         vmcb->save.g_pat = val;
                 break;
