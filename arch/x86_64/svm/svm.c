@@ -155,7 +155,8 @@ static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         /* SVM is hidden from the guest: every SVM instruction is intercepted and gets #UD. */
         vmcb->control.intercept2 = SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL |
                                    SVM_INTERCEPT_VMLOAD | SVM_INTERCEPT_VMSAVE |
-                                   SVM_INTERCEPT_STGI | SVM_INTERCEPT_CLGI | SVM_INTERCEPT_SKINIT;
+                                   SVM_INTERCEPT_STGI | SVM_INTERCEPT_CLGI | SVM_INTERCEPT_SKINIT |
+                                   SVM_INTERCEPT_WBINVD;
         vmcb->control.iopm_base_pa = hpa_raw(iopm_pa);
         vmcb->control.msrpm_base_pa = hpa_raw(msrpm_pa);
         /* One ASID per VM; with more VMs than ASIDs they share and flush on every entry. */
@@ -412,6 +413,13 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                     "it",
                     (unsigned long long)vmcb->save.rip,
                     (vmcb->save.rflags & (1u << 9)) ? "enabled" : "disabled");
+                break;
+        case SVM_EXIT_INVD:
+        case SVM_EXIT_WBINVD:
+                /* No device of the VM does DMA: nothing to flush (docs/x86-state.md). */
+                count[X86_EXIT_CACHE]++;
+                skip_insn(vcpu, vmcb,
+                          c->exit_code == SVM_EXIT_INVD ? X86_INSN_INVD : X86_INSN_WBINVD);
                 break;
         case SVM_EXIT_SHUTDOWN:
                 count[X86_EXIT_OTHER]++;

@@ -56,6 +56,7 @@ enum x86_exit_class {
         X86_EXIT_INTR, /* physical interrupt, NMI or SMI */
         X86_EXIT_IRQ_WINDOW,
         X86_EXIT_HLT,
+        X86_EXIT_CACHE, /* INVD, WBINVD: no-ops */
         X86_EXIT_OTHER,
         X86_EXIT_CLASSES,
 };

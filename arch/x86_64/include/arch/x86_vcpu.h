@@ -121,9 +121,9 @@ static inline unsigned x86_plain_insn_length(const struct gmem *m, const struct 
 
 /*
  * Length of the intercepted instruction at ctx->rip by a full fetch and decode; it must
- * decode to `expect` (the instruction the exit names). Backends try x86_plain_insn_length
- * first. On failure the VM is stopped (bad-instruction) with the bytes in the report, and 0
- * is returned.
+ * decode to `expect` (the instruction the exit names; INVD or WBINVD for either). Backends try
+ * x86_plain_insn_length first. On failure the VM is stopped (bad-instruction) with the bytes in the
+ * report, and 0 is returned.
  */
 unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
                          enum x86_insn_id expect);
