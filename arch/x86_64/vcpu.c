@@ -12,6 +12,7 @@
 #include <arch/gwalk.h>
 #include <arch/mmio_emul.h>
 #include <arch/platform.h>
+#include <arch/swregs.h>
 #include <arch/x86.h>
 #include <arch/x86_vcpu.h>
 #include <keel/check.h>
@@ -62,6 +63,7 @@ void arch_virt_enable(void)
 {
         CHECK(vendor);
         x86_fpu_cpu_enable(); /* each CPU (APs too) before it switches a guest's FPU state */
+        x86_swregs_cpu_enable();
         vendor->enable();
 }
 
@@ -153,6 +155,7 @@ static int vcpu_common_init(struct vcpu *vcpu)
         vcpu->arch.cpuid.max_ext = r[0];
         vcpu->arch.cpuid.apic_id = (uint8_t)vcpu->id;
         x86_code_cache_reset(&vcpu->arch.code);
+        x86_swregs_reset(&vcpu->arch.swregs);
         if (!vcpu->arch.fpu)
                 return x86_fpu_init(vcpu);
         return 0;
@@ -280,7 +283,9 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         }
         x86_poll_console(vcpu->vm);
         x86_fpu_load(vcpu);
+        x86_swregs_load(&vcpu->arch.swregs, vendor->swregs);
         vendor->vcpu_run(vcpu);
+        x86_swregs_save(&vcpu->arch.swregs, vendor->swregs);
         x86_fpu_save(vcpu);
         if (vcpu->vm->state != VM_RUNNING)
                 return VCPU_RUN_LEFT;

@@ -14,6 +14,7 @@
 #include <arch/cpu.h>
 #include <arch/platform.h>
 #include <arch/pt_x86.h>
+#include <arch/swregs.h>
 #include <arch/x86.h>
 #include <arch/x86_checks.h>
 #include <arch/x86_vcpu.h>
@@ -103,7 +104,10 @@ static void msrpm_pass_through(uint8_t *pm, uint32_t msr)
 /* On each CPU (the boot CPU first, which also builds the shared permission maps). */
 static void svm_enable(void)
 {
-        /* Switched by VMLOAD/VMSAVE per VM, or (TSC_AUX) unused by Keel: the guest uses them. */
+        /*
+         * The guest's own: switched by VMLOAD/VMSAVE per exit, or (TSC_AUX) by Keel per run
+         * (svm_vendor.swregs; docs/x86-state.md).
+         */
         static const uint32_t pass_through[] = {
             MSR_FS_BASE,      MSR_GS_BASE,      MSR_KERNEL_GS_BASE, MSR_STAR,
             MSR_LSTAR,        MSR_CSTAR,        MSR_SFMASK,         MSR_SYSENTER_CS,
@@ -581,4 +585,6 @@ const struct x86_vendor svm_vendor = {
     .vcpu_init = svm_vcpu_init,
     .vcpu_run = svm_vcpu_run,
     .vcpu_free = svm_vcpu_free,
+    /* The VMCB holds DR6, DR7 and CR2; VMLOAD/VMSAVE switch the SYSCALL MSRs. */
+    .swregs = X86_SWREGS_DR0_3 | X86_SWREGS_TSC_AUX,
 };

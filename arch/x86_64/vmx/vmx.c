@@ -15,6 +15,7 @@
 #include <arch/cpu.h>
 #include <arch/platform.h>
 #include <arch/pt_x86.h>
+#include <arch/swregs.h>
 #include <arch/x86.h>
 #include <arch/x86_checks.h>
 #include <arch/x86_vcpu.h>
@@ -168,7 +169,10 @@ static void msr_pass_through(uint8_t *bm, uint32_t msr)
 /* On each CPU (the boot CPU first, which also builds the shared bitmaps). */
 static void vmx_enable(void)
 {
-        /* Switched by the VMCS (FS/GS base, SYSENTER) or unused by Keel (SYSCALL, TSC_AUX). */
+        /*
+         * The guest's own: switched by the VMCS (FS/GS base, SYSENTER) or by Keel per run
+         * (SYSCALL MSRs, TSC_AUX: vmx_vendor.swregs; docs/x86-state.md).
+         */
         static const uint32_t pass_through[] = {
             MSR_FS_BASE,      MSR_GS_BASE,      MSR_KERNEL_GS_BASE, MSR_STAR,
             MSR_LSTAR,        MSR_CSTAR,        MSR_SFMASK,         MSR_SYSENTER_CS,
@@ -825,4 +829,6 @@ const struct x86_vendor vmx_vendor = {
     .vcpu_init = vmx_vcpu_init,
     .vcpu_run = vmx_vcpu_run,
     .vcpu_free = vmx_vcpu_free,
+    /* The VMCS holds DR7 only, and of the SYSCALL MSRs none. */
+    .swregs = X86_SWREGS_DR0_3 | X86_SWREGS_DR6_CR2 | X86_SWREGS_TSC_AUX | X86_SWREGS_SYSCALL,
 };

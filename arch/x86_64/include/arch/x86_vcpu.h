@@ -42,6 +42,8 @@ struct x86_vendor {
         /* Run until the VM leaves VM_RUNNING or an exit sets vcpu->arch.leave. */
         void (*vcpu_run)(struct vcpu *vcpu);
         void (*vcpu_free)(struct vcpu *vcpu);
+        /* The X86_SWREGS_* sets the guest reaches and the backend does not switch. */
+        unsigned swregs;
 };
 
 extern const struct x86_vendor svm_vendor, vmx_vendor;
