@@ -267,6 +267,26 @@ def guests_case(config, vms, counts=None, **extra):
                 must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL"], fail_on=REFUSED, **extra)
 
 
+def x86state_case():
+    """x86state.cfg: two msrswitch VMs on one CPU start with reset values and keep their own
+    registers (each ran in several runs, so the other ran in between), and archcheck gets #GP for every refused
+    XCR0, PAT and EFER value and has its WBINVD and INVD (4 each) counted as cache flushes."""
+    switch = [(vm, [guest_line(vm, r"msrswitch: tag \d+, \d+ registers "),
+                    guest_line(vm, r"msrswitch: all \d+ registers kept their values over "
+                                   r"\d+ loops$")], vm_exited(vm)) for vm in ("switch-a", "switch-b")]
+    arch = ("archcheck", [guest_line("archcheck", r"ok: WRMSR PAT 7040600070402: #GP$"),
+                          guest_line("archcheck", r"ok: WRMSR EFER LME clear in long mode "),
+                          guest_line("archcheck", r"archcheck: 4 WBINVD and 4 INVD completed$"),
+                          guest_line("archcheck", r"archcheck: all \d+ checks passed$")],
+            vm_exited("archcheck"))
+    several_runs = r"\d+ ms of CPU in (?:[2-9]|\d\d+) runs$"
+    return guests_case("x86state.cfg", switch + [arch], counts={
+        r"^keel: vm switch-a: \d+ exits .*" + several_runs: 1,
+        r"^keel: vm switch-b: \d+ exits .*" + several_runs: 1,
+        r"^keel: vm archcheck: \d+ exits \(.*\bcache-flush 8\b": 1,
+    }, cpu="qemu64,+svm,+npt,+rdtscp")
+
+
 def smp_case(case, cpus):
     """`case` on `cpus` CPUs: each secondary reports itself up, exactly once, in index order
     (MPIDR affinity 0 = index on QEMU virt), then the boot CPU counts them all, before the
@@ -376,6 +396,8 @@ CASES = {
         r"^keel: vm ioport: unclaimed I/O port 0x0*1234\b": 1,
         r"^keel: vm [^:]+: unclaimed I/O port": 2,
     }),
+    # per-vCPU registers and architectural checks (docs/x86-state.md)
+    "x86state": x86state_case(),
     # VMs at once, misbehaving ones among them, driven through the console's monitor
     "monitor": monitor_case("monitor.cfg", ("triple", "triple-fault")),
     "monitor_smp": monitor_case("monitor.cfg", ("triple", "triple-fault"), smp=2),

@@ -120,6 +120,19 @@ TEST(refusals)
         EXPECT_EQ(c.cr0_fixed0, 0x80000021);
 }
 
+TEST(wbinvd_exits_where_the_cpu_allows)
+{
+        struct vmx_msrs m = skylake();
+        struct vmx_caps c;
+        char why[200];
+
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_EQ(c.proc2 & PROC2_WBINVD, PROC2_WBINVD);
+        m.proc2 = CTL(0, 0x001fffff & ~PROC2_WBINVD); /* optional: no refusal without it */
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_EQ(c.proc2 & PROC2_WBINVD, 0);
+}
+
 static struct vmx_guest_state good_guest(void)
 {
         return (struct vmx_guest_state){

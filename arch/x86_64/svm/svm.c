@@ -14,7 +14,9 @@
 #include <arch/cpu.h>
 #include <arch/platform.h>
 #include <arch/pt_x86.h>
+#include <arch/swregs.h>
 #include <arch/x86.h>
+#include <arch/x86_checks.h>
 #include <arch/x86_vcpu.h>
 #include <keel/check.h>
 #include <keel/errno.h>
@@ -102,7 +104,10 @@ static void msrpm_pass_through(uint8_t *pm, uint32_t msr)
 /* On each CPU (the boot CPU first, which also builds the shared permission maps). */
 static void svm_enable(void)
 {
-        /* Switched by VMLOAD/VMSAVE per VM, or (TSC_AUX) unused by Keel: the guest uses them. */
+        /*
+         * The guest's own: switched by VMLOAD/VMSAVE per exit, or (TSC_AUX) by Keel per run
+         * (svm_vendor.swregs; docs/x86-state.md).
+         */
         static const uint32_t pass_through[] = {
             MSR_FS_BASE,      MSR_GS_BASE,      MSR_KERNEL_GS_BASE, MSR_STAR,
             MSR_LSTAR,        MSR_CSTAR,        MSR_SFMASK,         MSR_SYSENTER_CS,
@@ -154,7 +159,8 @@ static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         /* SVM is hidden from the guest: every SVM instruction is intercepted and gets #UD. */
         vmcb->control.intercept2 = SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL |
                                    SVM_INTERCEPT_VMLOAD | SVM_INTERCEPT_VMSAVE |
-                                   SVM_INTERCEPT_STGI | SVM_INTERCEPT_CLGI | SVM_INTERCEPT_SKINIT;
+                                   SVM_INTERCEPT_STGI | SVM_INTERCEPT_CLGI | SVM_INTERCEPT_SKINIT |
+                                   SVM_INTERCEPT_WBINVD;
         vmcb->control.iopm_base_pa = hpa_raw(iopm_pa);
         vmcb->control.msrpm_base_pa = hpa_raw(msrpm_pa);
         /* One ASID per VM; with more VMs than ASIDs they share and flush on every entry. */
@@ -273,17 +279,17 @@ static void handle_msr(struct vcpu *vcpu, struct vmcb *vmcb)
         case MSR_EFER:
                 if (!write) {
                         val = vmcb->save.efer & ~X86_EFER_SVME;
-                } else if (val & ~(X86_EFER_SCE | X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE)) {
-                        err = -KEEL_EPERM;
-                } else {
-                        /* LMA is the CPU's to set; keep SVME, which VMRUN requires. */
-                        vmcb->save.efer = (val & ~X86_EFER_LMA) | (vmcb->save.efer & X86_EFER_LMA) |
-                                          X86_EFER_SVME;
+                        break;
                 }
+                err = x86_efer_write(vmcb->save.efer & ~X86_EFER_SVME, val, vmcb->save.cr0, &val);
+                if (!err) /* keep SVME, which VMRUN requires */
+                        vmcb->save.efer = val | X86_EFER_SVME;
                 break;
         case MSR_PAT:
                 if (!write)
                         val = vmcb->save.g_pat;
+                else if (!x86_pat_valid(val))
+                        err = -KEEL_EPERM; /* a reserved type would fail VMRUN */
                 else
                         vmcb->save.g_pat = val;
                 break;
@@ -418,6 +424,13 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                     "it",
                     (unsigned long long)vmcb->save.rip,
                     (vmcb->save.rflags & (1u << 9)) ? "enabled" : "disabled");
+                break;
+        case SVM_EXIT_INVD:
+        case SVM_EXIT_WBINVD:
+                /* No device of the VM does DMA: nothing to flush (docs/x86-state.md). */
+                count[X86_EXIT_CACHE]++;
+                skip_insn(vcpu, vmcb,
+                          c->exit_code == SVM_EXIT_INVD ? X86_INSN_INVD : X86_INSN_WBINVD);
                 break;
         case SVM_EXIT_SHUTDOWN:
                 count[X86_EXIT_OTHER]++;
@@ -579,4 +592,6 @@ const struct x86_vendor svm_vendor = {
     .vcpu_init = svm_vcpu_init,
     .vcpu_run = svm_vcpu_run,
     .vcpu_free = svm_vcpu_free,
+    /* The VMCB holds DR6, DR7 and CR2; VMLOAD/VMSAVE switch the SYSCALL MSRs. */
+    .swregs = X86_SWREGS_DR0_3 | X86_SWREGS_TSC_AUX,
 };

@@ -131,6 +131,7 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_INTERCEPT_STGI    (1u << 4)
 #define SVM_INTERCEPT_CLGI    (1u << 5)
 #define SVM_INTERCEPT_SKINIT  (1u << 6)
+#define SVM_INTERCEPT_WBINVD  (1u << 9)
 #define SVM_INTERCEPT_XSETBV  (1u << 13)
 
 /* Exit codes. */
@@ -155,6 +156,7 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_EXIT_STGI      0x84
 #define SVM_EXIT_CLGI      0x85
 #define SVM_EXIT_SKINIT    0x86
+#define SVM_EXIT_WBINVD    0x89
 #define SVM_EXIT_XSETBV    0x8d
 #define SVM_EXIT_NPF       0x400
 #define SVM_EXIT_INVALID   ((uint64_t)-1)

@@ -15,7 +15,9 @@
 #include <arch/cpu.h>
 #include <arch/platform.h>
 #include <arch/pt_x86.h>
+#include <arch/swregs.h>
 #include <arch/x86.h>
+#include <arch/x86_checks.h>
 #include <arch/x86_vcpu.h>
 #include <keel/check.h>
 #include <keel/errno.h>
@@ -167,7 +169,10 @@ static void msr_pass_through(uint8_t *bm, uint32_t msr)
 /* On each CPU (the boot CPU first, which also builds the shared bitmaps). */
 static void vmx_enable(void)
 {
-        /* Switched by the VMCS (FS/GS base, SYSENTER) or unused by Keel (SYSCALL, TSC_AUX). */
+        /*
+         * The guest's own: switched by the VMCS (FS/GS base, SYSENTER) or by Keel per run
+         * (SYSCALL MSRs, TSC_AUX: vmx_vendor.swregs; docs/x86-state.md).
+         */
         static const uint32_t pass_through[] = {
             MSR_FS_BASE,      MSR_GS_BASE,      MSR_KERNEL_GS_BASE, MSR_STAR,
             MSR_LSTAR,        MSR_CSTAR,        MSR_SFMASK,         MSR_SYSENTER_CS,
@@ -428,19 +433,22 @@ static void handle_msr(struct vcpu *vcpu, bool write)
 
         switch (msr) {
         case MSR_EFER:
-                if (!write)
+                if (!write) {
                         val = vmread(VMCS_GUEST_EFER);
-                else if (val & ~(X86_EFER_SCE | X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE))
-                        err = -KEEL_EPERM;
-                else /* LMA is the CPU's to set */
-                        vmwrite(VMCS_GUEST_EFER,
-                                (val & ~X86_EFER_LMA) | (vmread(VMCS_GUEST_EFER) & X86_EFER_LMA));
+                        break;
+                }
+                /* GUEST_CR0.PG is the guest's (without unrestricted guest it is always 1) */
+                err = x86_efer_write(vmread(VMCS_GUEST_EFER), val, vmread(VMCS_GUEST_CR0), &val);
+                if (!err)
+                        vmwrite(VMCS_GUEST_EFER, val);
                 break;
         case MSR_PAT:
                 if (!(caps.entry & ENTRY_LOAD_PAT))
                         err = write ? x86_msr_write(vcpu, msr, val) : x86_msr_read(vcpu, msr, &val);
                 else if (!write)
                         val = vmread(VMCS_GUEST_PAT);
+                else if (!x86_pat_valid(val))
+                        err = -KEEL_EPERM; /* a reserved type would fail the VM entry */
                 else
                         vmwrite(VMCS_GUEST_PAT, val);
                 break;
@@ -549,7 +557,12 @@ static void handle_cr(struct vcpu *vcpu, uint64_t q)
         skip_insn();
 }
 
-/* XSETBV always exits on VMX: accept what the CPU supports, as it would. */
+/*
+ * XSETBV always exits on VMX and Keel executes it in root mode, where a value the CPU refuses
+ * would fault inside Keel: x86_xcr0_valid applies every rule the CPU does, against the
+ * components CPUID.(EAX=0xD,ECX=0) reports (which the guest sees unchanged), and a refused
+ * value is the guest's #GP. (On SVM XSETBV is not intercepted: the CPU checks it in the guest.)
+ */
 static void handle_xsetbv(struct vcpu *vcpu)
 {
         struct x86_gprs *g = &vcpu->arch.gprs;
@@ -558,8 +571,7 @@ static void handle_xsetbv(struct vcpu *vcpu)
 
         x86_cpuid(0xd, 0, r);
         supported = r[0] | (uint64_t)r[3] << 32;
-        if ((uint32_t)g->rcx != 0 || guest_cpl() != 0 || !(v & 1) || (v & ~supported) ||
-            ((v & 4) && !(v & 2))) {
+        if ((uint32_t)g->rcx != 0 || guest_cpl() != 0 || !x86_xcr0_valid(v, supported)) {
                 inject_exception(X86_VEC_GP, true, 0);
                 return;
         }
@@ -731,8 +743,8 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
                 break;
         case VMX_EXIT_INVD:
         case VMX_EXIT_WBINVD:
-                count[X86_EXIT_OTHER]++;
-                __asm__ volatile("wbinvd" ::: "memory");
+                /* No device of the VM does DMA: nothing to flush (docs/x86-state.md). */
+                count[X86_EXIT_CACHE]++;
                 skip_insn();
                 break;
         case VMX_EXIT_GETSEC:
@@ -832,4 +844,6 @@ const struct x86_vendor vmx_vendor = {
     .vcpu_init = vmx_vcpu_init,
     .vcpu_run = vmx_vcpu_run,
     .vcpu_free = vmx_vcpu_free,
+    /* The VMCS holds DR7 only, and of the SYSCALL MSRs none. */
+    .swregs = X86_SWREGS_DR0_3 | X86_SWREGS_DR6_CR2 | X86_SWREGS_TSC_AUX | X86_SWREGS_SYSCALL,
 };

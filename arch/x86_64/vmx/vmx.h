@@ -55,6 +55,7 @@
 #define PROC2_EPT          (1u << 1)
 #define PROC2_RDTSCP       (1u << 3)
 #define PROC2_VPID         (1u << 5)
+#define PROC2_WBINVD       (1u << 6)
 #define PROC2_UNRESTRICTED (1u << 7)
 #define PROC2_INVPCID      (1u << 12)
 #define PROC2_XSAVES       (1u << 20)

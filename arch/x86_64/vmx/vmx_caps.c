@@ -44,8 +44,10 @@ int vmx_check_caps(const struct vmx_msrs *m, struct vmx_caps *caps, char *why, s
                 return refuse(why, len, "HLT exiting, I/O and MSR bitmaps or secondary controls");
         /* With EPT the guest owns CR3 and INVLPG: drop the exits the CPU lets us drop. */
         caps->proc &= ~((PROC_CR3_LOAD | PROC_CR3_STORE | PROC_INVLPG) & ~(uint32_t)proc);
+        /* WBINVD exits where it can: a guest's cache flush must not stall the host's CPU. */
         if (!vmx_ctl(m->proc2, PROC2_EPT,
-                     PROC2_VPID | PROC2_UNRESTRICTED | PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES,
+                     PROC2_VPID | PROC2_UNRESTRICTED | PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES |
+                         PROC2_WBINVD,
                      &caps->proc2))
                 return refuse(why, len, "EPT (extended page tables)");
         if (!(m->ept_vpid & EPT_CAP_WALK4) || !(m->ept_vpid & EPT_CAP_WB))

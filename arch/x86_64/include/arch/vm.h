@@ -12,6 +12,7 @@
 #include <keel/addr.h>
 #include <arch/cpuid_policy.h>
 #include <arch/gwalk.h>
+#include <arch/swregs.h>
 #include <arch/vioapic.h>
 #include <arch/vlapic.h>
 #include <keel/pt.h>
@@ -56,6 +57,7 @@ enum x86_exit_class {
         X86_EXIT_INTR, /* physical interrupt, NMI or SMI */
         X86_EXIT_IRQ_WINDOW,
         X86_EXIT_HLT,
+        X86_EXIT_CACHE, /* INVD, WBINVD: no-ops */
         X86_EXIT_OTHER,
         X86_EXIT_CLASSES,
 };
@@ -70,6 +72,8 @@ struct vcpu_arch {
         bool launched;
         void *fpu; /* FPU/SSE/AVX save area (arch/fpu.h), host-virtual */
         hpa_t fpu_pa;
+        /* Debug registers and MSRs Keel switches at run boundaries (arch/swregs.h). */
+        struct x86_swregs swregs;
         uint64_t xcr0;       /* the guest's XCR0 while it does not run */
         uint64_t deadline;   /* TSC at which the current run's time slice ends */
         unsigned leave;      /* 0, or the enum vcpu_run_result that ends the current run */

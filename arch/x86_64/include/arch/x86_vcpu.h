@@ -42,6 +42,8 @@ struct x86_vendor {
         /* Run until the VM leaves VM_RUNNING or an exit sets vcpu->arch.leave. */
         void (*vcpu_run)(struct vcpu *vcpu);
         void (*vcpu_free)(struct vcpu *vcpu);
+        /* The X86_SWREGS_* sets the guest reaches and the backend does not switch. */
+        unsigned swregs;
 };
 
 extern const struct x86_vendor svm_vendor, vmx_vendor;
@@ -123,9 +125,9 @@ static inline unsigned x86_plain_insn_length(const struct gmem *m, const struct 
 
 /*
  * Length of the intercepted instruction at ctx->rip by a full fetch and decode; it must
- * decode to `expect` (the instruction the exit names). Backends try x86_plain_insn_length
- * first. On failure the VM is stopped (bad-instruction) with the bytes in the report, and 0
- * is returned.
+ * decode to `expect` (the instruction the exit names; INVD or WBINVD for either). Backends try
+ * x86_plain_insn_length first. On failure the VM is stopped (bad-instruction) with the bytes in the
+ * report, and 0 is returned.
  */
 unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
                          enum x86_insn_id expect);
