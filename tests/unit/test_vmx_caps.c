@@ -187,4 +187,26 @@ TEST(guest_state_checks)
         EXPECT_STREQ(vmx_insn_error_name(99), "unknown");
 }
 
+TEST(preemption_timer_when_offered)
+{
+        struct vmx_msrs m = skylake();
+        struct vmx_caps c;
+        char why[200] = "";
+
+        m.misc = 5; /* the timer counts at the TSC rate >> 5 */
+        m.true_exit = CTL(0x00036dfb, 0x007fefff); /* and may save its count at exits */
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_TRUE(c.preempt);
+        EXPECT_EQ(c.preempt_shift, 5);
+        EXPECT_EQ(c.pin & PIN_PREEMPT, PIN_PREEMPT);
+        EXPECT_EQ(c.exit & EXIT_SAVE_PREEMPT, EXIT_SAVE_PREEMPT);
+        /* A CPU without it still runs guests: the host tick alone ends slices. */
+        m.true_pin = m.pin = CTL(0x16, 0x3f);
+        m.true_exit = m.exit = CTL(0x00036dfb, 0x003befff);
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_FALSE(c.preempt);
+        EXPECT_EQ(c.pin & PIN_PREEMPT, 0);
+        EXPECT_EQ(c.exit & EXIT_SAVE_PREEMPT, 0);
+}
+
 TEST_MAIN()

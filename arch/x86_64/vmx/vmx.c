@@ -649,6 +649,19 @@ static void report_bad_guest_state(struct vcpu *vcpu, uint32_t reason)
             field ? ")" : "");
 }
 
+/*
+ * The slice's end as a VMX-preemption timer count: the host tick's exit ends the slice too,
+ * but a guest must not keep a CPU past its slice if that tick does not arrive.
+ */
+static void arm_preempt_timer(struct vcpu *vcpu)
+{
+        uint64_t now = x86_rdtsc(),
+                 left = vcpu->arch.deadline > now ? vcpu->arch.deadline - now : 0;
+
+        left >>= caps.preempt_shift;
+        vmwrite(VMCS_GUEST_PREEMPT_TIMER, left > 0xffffffffull ? 0xffffffffull : left);
+}
+
 static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
 {
         uint64_t *count = vcpu->arch.exit_count;
@@ -710,6 +723,12 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
                     ((uint32_t)vmread(VMCS_EXIT_INTR_INFO) & INTR_TYPE_MASK) == INTR_TYPE_NMI)
                         __asm__ volatile("int $2");
                 x86_host_interrupt(vcpu);
+                break;
+        case VMX_EXIT_PREEMPT_TIMER:
+                count[X86_EXIT_INTR]++;   /* Keel's own timer, like the host tick */
+                x86_host_interrupt(vcpu); /* the slice check, as at the tick */
+                if (!vcpu->arch.leave)
+                        arm_preempt_timer(vcpu); /* it counted only while the guest ran */
                 break;
         case VMX_EXIT_INTR_WINDOW:
                 count[X86_EXIT_IRQ_WINDOW]++;
@@ -807,6 +826,8 @@ static void vmx_vcpu_run(struct vcpu *vcpu)
          */
         invept_all();
         invvpid_all();
+        if (caps.preempt)
+                arm_preempt_timer(vcpu);
         while (vcpu->vm->state == VM_RUNNING && !vcpu->arch.leave) {
                 uint32_t reason;
 

@@ -40,6 +40,7 @@
 #define PIN_EXT_INTR (1u << 0)
 #define PIN_NMI      (1u << 3)
 #define PIN_VIRT_NMI (1u << 5)
+#define PIN_PREEMPT  (1u << 6) /* VMX-preemption timer */
 /* Primary processor-based controls. */
 #define PROC_INTR_WINDOW (1u << 2)
 #define PROC_HLT         (1u << 7)
@@ -60,11 +61,12 @@
 #define PROC2_INVPCID      (1u << 12)
 #define PROC2_XSAVES       (1u << 20)
 /* VM-exit controls. */
-#define EXIT_HOST_64   (1u << 9)
-#define EXIT_SAVE_PAT  (1u << 18)
-#define EXIT_LOAD_PAT  (1u << 19)
-#define EXIT_SAVE_EFER (1u << 20)
-#define EXIT_LOAD_EFER (1u << 21)
+#define EXIT_HOST_64      (1u << 9)
+#define EXIT_SAVE_PAT     (1u << 18)
+#define EXIT_LOAD_PAT     (1u << 19)
+#define EXIT_SAVE_EFER    (1u << 20)
+#define EXIT_LOAD_EFER    (1u << 21)
+#define EXIT_SAVE_PREEMPT (1u << 22) /* keep the preemption timer's count across exits */
 /* VM-entry controls. */
 #define ENTRY_IA32E     (1u << 9)
 #define ENTRY_LOAD_PAT  (1u << 14)
@@ -150,6 +152,7 @@ enum vmcs_field {
         VMCS_GUEST_INTERRUPTIBILITY = 0x4824,
         VMCS_GUEST_ACTIVITY = 0x4826,
         VMCS_GUEST_SYSENTER_CS = 0x482a,
+        VMCS_GUEST_PREEMPT_TIMER = 0x482e,
         VMCS_HOST_SYSENTER_CS = 0x4c00,
         VMCS_CR0_MASK = 0x6000,
         VMCS_CR4_MASK = 0x6002,
@@ -222,6 +225,7 @@ enum vmcs_field {
 #define VMX_EXIT_EPT_MISCONFIG 49
 #define VMX_EXIT_INVEPT        50
 #define VMX_EXIT_RDTSCP        51
+#define VMX_EXIT_PREEMPT_TIMER 52
 #define VMX_EXIT_INVVPID       53
 #define VMX_EXIT_WBINVD        54
 #define VMX_EXIT_XSETBV        55
@@ -255,6 +259,10 @@ struct vmx_caps {
         uint32_t revision;
         uint32_t pin, proc, proc2, exit, entry; /* base values (entry without IA-32e mode) */
         bool unrestricted, vpid, ept_2m, invept, invvpid;
+        /* The VMX-preemption timer ends a slice even if no host interrupt arrives: it counts
+         * down at the TSC rate >> preempt_shift while the guest runs, kept across exits. */
+        bool preempt;
+        uint8_t preempt_shift;
         uint64_t cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;
 };
 

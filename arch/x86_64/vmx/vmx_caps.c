@@ -36,7 +36,7 @@ int vmx_check_caps(const struct vmx_msrs *m, struct vmx_caps *caps, char *why, s
         uint64_t entry = true_ctls ? m->true_entry : m->entry;
 
         *caps = (struct vmx_caps){.revision = (uint32_t)m->basic & 0x7fffffff};
-        if (!vmx_ctl(pin, PIN_EXT_INTR | PIN_NMI, 0, &caps->pin))
+        if (!vmx_ctl(pin, PIN_EXT_INTR | PIN_NMI, PIN_PREEMPT, &caps->pin))
                 return refuse(why, len, "external-interrupt and NMI exiting");
         /* CR8 accesses exit where allowed: they would change Keel's own TPR. */
         if (!vmx_ctl(proc, PROC_HLT | PROC_IO_BITMAPS | PROC_MSR_BITMAPS | PROC_SECONDARY,
@@ -53,12 +53,16 @@ int vmx_check_caps(const struct vmx_msrs *m, struct vmx_caps *caps, char *why, s
         if (!(m->ept_vpid & EPT_CAP_WALK4) || !(m->ept_vpid & EPT_CAP_WB))
                 return refuse(why, len, "4-level EPT with write-back paging structures");
         if (!vmx_ctl(exit, EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER,
-                     EXIT_SAVE_PAT | EXIT_LOAD_PAT, &caps->exit))
+                     EXIT_SAVE_PAT | EXIT_LOAD_PAT | EXIT_SAVE_PREEMPT, &caps->exit))
                 return refuse(why, len, "64-bit hosts and EFER switching on VM exit");
         if (!vmx_ctl(entry, ENTRY_LOAD_EFER, ENTRY_LOAD_PAT, &caps->entry) ||
             !((uint32_t)(entry >> 32) & ENTRY_IA32E))
                 return refuse(why, len, "64-bit guests and EFER loading on VM entry");
         caps->entry &= ~ENTRY_IA32E; /* set per entry from the guest's EFER.LMA */
+        /* Without the save at exits each entry restarts the count from the value Keel wrote:
+         * then the timer only ends a stretch without exits that is longer than the slice. */
+        caps->preempt = caps->pin & PIN_PREEMPT;
+        caps->preempt_shift = (uint8_t)(m->misc & 0x1f);
         caps->unrestricted = caps->proc2 & PROC2_UNRESTRICTED;
         caps->vpid = (caps->proc2 & PROC2_VPID) && (m->ept_vpid & VPID_CAP_INVVPID) &&
                      (m->ept_vpid & VPID_CAP_INVVPID_ALL);
