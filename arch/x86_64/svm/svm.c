@@ -434,6 +434,20 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                 break;
         case SVM_EXIT_SHUTDOWN:
                 count[X86_EXIT_OTHER]++;
+                /* What a triple fault needs to be understood afterwards (APM: the VMCB's
+                 * guest state is as at the shutdown, not architecturally defined). */
+                LOG_WARN("keel: vm %s: vCPU %u shut down: rsp %#llx cs %#x cr0 %#llx cr2 %#llx "
+                         "cr3 %#llx cr4 %#llx efer %#llx idtr %#llx/%#x gdtr %#llx/%#x "
+                         "rflags %#llx exit_int_info %#llx event_inj %#llx",
+                         vcpu->vm->name, vcpu->id, (unsigned long long)vmcb->save.rsp,
+                         vmcb->save.cs.selector, (unsigned long long)vmcb->save.cr0,
+                         (unsigned long long)vmcb->save.cr2, (unsigned long long)vmcb->save.cr3,
+                         (unsigned long long)vmcb->save.cr4, (unsigned long long)vmcb->save.efer,
+                         (unsigned long long)vmcb->save.idtr.base, vmcb->save.idtr.limit,
+                         (unsigned long long)vmcb->save.gdtr.base, vmcb->save.gdtr.limit,
+                         (unsigned long long)vmcb->save.rflags,
+                         (unsigned long long)vmcb->control.exit_int_info,
+                         (unsigned long long)vmcb->control.event_inj);
                 vm_stop(vcpu->vm, VM_STOP_TRIPLE_FAULT, "shutdown (triple fault) at rip %#llx",
                         (unsigned long long)vmcb->save.rip);
                 break;
