@@ -140,7 +140,83 @@ def virtio_mmio():
     write(t, "illegal_status", vm_seed(0, b"", ops))
 
 
-TARGETS = {"virtio_mmio": virtio_mmio}
+# ---- apic (fuzz_apic.c) ----
+
+
+def ap_wr(cpu, reg, val):
+    return bytes([0 | cpu << 4, reg >> 4]) + u32(val)
+
+
+def ap_rd(cpu, reg):
+    return bytes([1 | cpu << 4, reg >> 4])
+
+
+def ap_time(delta):
+    return bytes([3]) + u32(delta)
+
+
+def ap_take(cpu):
+    return bytes([4 | cpu << 4])
+
+
+def io_wr(reg, val):
+    return bytes([6, reg]) + bytes([7]) + u32(val)
+
+
+def io_rd(reg):
+    return bytes([6, reg, 8])
+
+
+def apic():
+    t = "apic"
+    clean(t)
+    SVR, EOI, TPR, TIMER, TMICT, TMCCT, TDCR = 0xF0, 0xB0, 0x80, 0x320, 0x380, 0x390, 0x3E0
+    ICR_LO, ICR_HI, LDR, DFR, ESR, LINT0 = 0x300, 0x310, 0xD0, 0xE0, 0x280, 0x350
+    enable = lambda c: ap_wr(c, SVR, 0x1FF)
+    # Timer: one-shot, periodic, TSC-deadline; read the counts as time passes.
+    ops = enable(0) + ap_wr(0, TDCR, 0xB) + ap_wr(0, TIMER, 0x30) + ap_wr(0, TMICT, 1000)
+    ops += ap_time(500) + ap_rd(0, TMCCT) + ap_time(600) + ap_take(0) + ap_wr(0, EOI, 0)
+    ops += ap_wr(0, TIMER, 0x20031) + ap_wr(0, TMICT, 100) + ap_time(250) + ap_take(0)
+    ops += ap_wr(0, TIMER, 0x40032) + bytes([10]) + u32(300) + bytes([11]) + ap_time(400)
+    ops += ap_take(0) + ap_wr(0, EOI, 0) + ap_wr(0, TDCR, 0x3) + ap_rd(0, TMCCT)
+    write(t, "timers", bytes([0]) + ops)
+    # Priorities: self-interrupts of several classes, TPR, nesting, EOIs.
+    ops = enable(0)
+    for vec in (0x31, 0x52, 0x5F, 0x90, 0x20):
+        ops += bytes([5, vec, vec & 1])
+    ops += ap_wr(0, TPR, 0x50) + ap_take(0) + ap_take(0) + ap_rd(0, 0xA0) + bytes([12, 0])
+    ops += ap_take(0) + ap_wr(0, EOI, 0) + ap_take(0) + ap_wr(0, EOI, 0) + ap_wr(0, EOI, 0)
+    ops += bytes([5, 7, 0]) + ap_rd(0, ESR) + ap_wr(0, ESR, 0) + ap_rd(0, ESR)
+    ops += ap_wr(0, SVR, 0xFF) + ap_rd(0, LINT0) + ap_wr(0, LINT0, 0x700)
+    write(t, "priorities", bytes([0]) + ops)
+    # I/O APIC: a level pin and an edge pin to LAPIC 1 and a logical group; EOI re-delivery.
+    ops = enable(0) + enable(1) + ap_wr(1, LDR, 0x02000000) + ap_wr(0, LDR, 0x01000000)
+    ops += io_wr(0x10 + 2 * 4, 0x8035) + io_wr(0x11 + 2 * 4, 1 << 24)
+    ops += io_wr(0x10 + 2 * 9, 0x0841) + io_wr(0x11 + 2 * 9, 3 << 24)
+    ops += bytes([9, 0x84, 9, 0x89, 9, 0x09, 9, 0x89]) + ap_take(1) + ap_wr(1, EOI, 0)
+    ops += ap_take(1) + bytes([9, 0x04]) + ap_wr(1, EOI, 0) + ap_take(0) + ap_wr(0, EOI, 0)
+    ops += io_rd(0) + io_rd(1) + io_rd(2) + io_rd(0x10 + 8) + io_rd(0x40)
+    ops += bytes([13, 0x10, 1]) + u32(0) + bytes([13, 0x00, 6]) + u32(0x11)
+    write(t, "ioapic", bytes([1]) + ops)
+    # IPIs: fixed, lowest priority, logical flat and cluster, shorthands, INIT and SIPI.
+    ops = enable(0) + enable(1) + enable(2) + enable(3)
+    ops += ap_wr(0, ICR_HI, 2 << 24) + ap_wr(0, ICR_LO, 0x4041) + ap_take(2) + ap_wr(2, EOI, 0)
+    ops += ap_wr(1, DFR, 0x0FFFFFFF) + ap_wr(1, LDR, 0x11000000) + ap_wr(2, DFR, 0x0FFFFFFF)
+    ops += ap_wr(0, ICR_HI, 0x13 << 24) + ap_wr(0, ICR_LO, 0x4942) + ap_take(1)
+    ops += ap_wr(3, ICR_LO, 0xC4043) + ap_wr(3, ICR_LO, 0x84044) + ap_wr(3, ICR_LO, 0x44045)
+    ops += ap_wr(0, ICR_LO, 0x4105) + ap_rd(0, ESR) + ap_wr(0, ICR_LO, 0x4000 | 2 << 8)
+    write(t, "ipis", bytes([3]) + ops)
+    ops = enable(0) + ap_wr(0, ICR_HI, 1 << 24) + ap_wr(0, ICR_LO, 0x4500)
+    ops += ap_wr(0, ICR_LO, 0x4608) + ap_wr(0, ICR_LO, 0x4608) + ap_wr(0, ICR_LO, 0xC4500)
+    ops += ap_wr(0, ICR_LO, 0xC4609) + ap_rd(1, 0x20) + enable(1) + ap_wr(0, ICR_LO, 0x4500)
+    write(t, "init_sipi", bytes([6]) + ops)
+    # Odd sizes and offsets, reserved registers.
+    ops = bytes([2]) + u16(0x21) + bytes([0]) + u32(0) + bytes([2]) + u16(0x80) + bytes([7]) + u32(5)
+    ops += bytes([2]) + u16(0x82) + bytes([6]) + u32(5) + ap_rd(0, 0x40) + ap_rd(0, 0x3F0)
+    write(t, "bad_accesses", bytes([0]) + ops)
+
+
+TARGETS = {"virtio_mmio": virtio_mmio, "apic": apic}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
