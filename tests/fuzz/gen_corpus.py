@@ -216,7 +216,48 @@ def apic():
     write(t, "bad_accesses", bytes([0]) + ops)
 
 
-TARGETS = {"virtio_mmio": virtio_mmio, "apic": apic}
+# ---- uart (fuzz_uart.c) ----
+
+
+def ua_wr(off, val, size=4):
+    return bytes([{1: 0, 2: 1, 4: 2, 8: 3}[size] | 4]) + u16(off) + u32(val)
+
+
+def ua_rd(off, size=4):
+    return bytes([{1: 0, 2: 1, 4: 2, 8: 3}[size]]) + u16(off)
+
+
+def ua_in(data):
+    return bytes([0xFF, len(data)]) + data
+
+
+def uart():
+    t = "uart"
+    clean(t)
+    DR, FR, LCR_H, CR, IFLS, IMSC, RIS, MIS, ICR = 0, 0x18, 0x2C, 0x30, 0x34, 0x38, 0x3C, 0x40, 0x44
+    ops = ua_wr(CR, 0x301) + ua_wr(LCR_H, 0x70) + ua_wr(IMSC, 0x70) + ua_in(b"hello, guest")
+    ops += ua_rd(RIS) + ua_rd(MIS) + b"".join(ua_rd(DR) for _ in range(6)) + ua_rd(FR)
+    ops += b"".join(ua_wr(DR, c) for c in b"ok\n") + ua_wr(ICR, 0x7FF) + ua_rd(RIS)
+    ops += ua_wr(IFLS, 0x3F) + ua_in(b"x" * 40) + ua_wr(LCR_H, 0x60) + ua_in(b"ab") + ua_rd(DR, 1)
+    ops += b"".join(ua_rd(o) for o in range(0xFE0, 0x1000, 4)) + ua_rd(0x4C) + ua_rd(2, 2)
+    write(t, "pl011", bytes([0]) + ops)
+    ops = ua_wr(CR, 0) + ua_in(b"dropped") + ua_wr(CR, 0x201) + ua_in(b"q") + ua_rd(DR)
+    ops += ua_wr(DR, 0x41, 1) + ua_wr(DR, 0x42, 8) + ua_rd(FR, 2)
+    write(t, "pl011_disabled", bytes([0]) + ops)
+    ops = ua_wr(3, 0x80) + ua_wr(0, 1) + ua_wr(1, 0) + ua_wr(3, 0x03) + ua_wr(2, 0xC7)
+    ops += ua_wr(1, 0x0F) + ua_wr(4, 0x0B) + ua_rd(2) + ua_in(b"typed line\r") + ua_rd(2)
+    ops += ua_rd(5) + b"".join(ua_rd(0) for _ in range(4)) + ua_rd(6) + ua_wr(7, 0x5A) + ua_rd(7)
+    ops += b"".join(ua_wr(0, c) for c in b"guest says hi\n") + ua_rd(2) + ua_wr(2, 0x07)
+    ops += ua_rd(8) + ua_rd(15)
+    write(t, "16550", bytes([1]) + ops)
+    ops = ua_wr(4, 0x1F) + ua_wr(1, 0x0D) + b"".join(ua_wr(0, c) for c in b"loopback")
+    ops += ua_rd(5) + ua_rd(0) + ua_rd(2) + ua_rd(6) + ua_wr(2, 0x01)
+    ops += b"".join(ua_wr(0, c) for c in b"0123456789abcdefgh") + ua_rd(5) + ua_wr(4, 0x08)
+    ops += ua_in(b"z") + ua_rd(6) + ua_wr(2, 0) + ua_in(b"yy") + ua_rd(0)
+    write(t, "16550_loop", bytes([1]) + ops)
+
+
+TARGETS = {"virtio_mmio": virtio_mmio, "apic": apic, "uart": uart}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
