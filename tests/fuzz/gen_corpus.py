@@ -257,7 +257,67 @@ def uart():
     write(t, "16550_loop", bytes([1]) + ops)
 
 
-TARGETS = {"virtio_mmio": virtio_mmio, "apic": apic, "uart": uart}
+# ---- vgic (fuzz_vgic.c) ----
+
+
+def gd(off, val, size=4):
+    return bytes([0]) + u16(off) + bytes([{1: 0, 2: 1, 4: 2, 8: 3}[size] | 4]) + u32(val)
+
+
+def gd_rd(off, size=4):
+    return bytes([0]) + u16(off) + bytes([{1: 0, 2: 1, 4: 2, 8: 3}[size]]) + u32(0)
+
+
+def gr(cpu, off, val, sgi=False, write=True):
+    return bytes([1]) + u16(off) + bytes([2 | (4 if write else 0) | (8 if sgi else 0) | cpu << 4]) + u32(val)
+
+
+def gic_linux_init(ncpu, nspis):
+    nr = ((nspis + 31) // 32 + 1) * 32
+    ops = gd_rd(0x4) + gd(0, 0)
+    for i in range(32, nr, 32):
+        ops += gd(0x80 + i // 8, 0xFFFFFFFF) + gd(0x380 + i // 8, 0xFFFFFFFF) + gd(0x180 + i // 8, 0xFFFFFFFF)
+    for i in range(32, nr, 16):
+        ops += gd(0xC00 + i // 4, 0)
+    for i in range(32, nr, 4):
+        ops += gd(0x400 + i, 0xA0A0A0A0)
+    ops += gd(0, 0x13)
+    for c in range(ncpu):
+        ops += gr(c, 0x14, 0) + gr(c, 0x14, 0, write=False) + gr(c, 0x80, 0xFFFFFFFF, True)
+        ops += gr(c, 0x180, 0xFFFFFFFF, True) + gr(c, 0x100, 0xFFFF, True)
+        ops += gr(c, 0x100, 1 << 27, True) + gr(c, 0x8, 0, write=False)
+    return ops
+
+
+def vgic():
+    t = "vgic"
+    clean(t)
+    flush = lambda c, n=4: bytes([5 | c << 4, n - 1])
+    sync = lambda c: bytes([6 | c << 4])
+    guest = lambda c, i, what: bytes([7 | c << 4, i | what << 4])
+    init = gic_linux_init(2, 64)
+    # A level SPI (33) and an edge SPI (40) to vCPU 1, acknowledged and completed.
+    ops = init + gd(0x100 + 4, 1 << 1 | 1 << 8) + gd(0xC00 + 8, 2 << 16)
+    ops += gd(0x6000 + 8 * 33, 1, 8) + gd(0x6000 + 8 * 40, 1, 8) + gd(0x400 + 40, 0x80, 1)
+    ops += bytes([2, 33, 1, 2, 40, 1, 2, 40, 0, 2, 40, 1]) + flush(1) + guest(1, 0, 0)
+    ops += guest(1, 1, 2) + sync(1) + flush(1) + guest(1, 0, 1) + sync(1) + bytes([2, 33, 0])
+    ops += flush(1) + sync(1) + flush(0) + sync(0)
+    write(t, "spis", bytes([1, 64]) + ops)
+    # SGIs by target list, to all others (IRM), and the timer PPI; more pending than LRs.
+    ops = init + bytes([4]) + u64(3 << 24 | 2) + bytes([4 | 1 << 4]) + u64(1 << 40 | 5 << 24)
+    ops += bytes([3 | 1 << 4, 27, 1]) + flush(1, 1) + guest(1, 0, 2) + sync(1) + flush(1, 2)
+    ops += sync(1) + flush(0, 2) + flush(0, 2) + sync(0) + bytes([3, 27, 0])
+    write(t, "sgis_ppi", bytes([1, 32]) + ops)
+    # Register reads across both frames, odd sizes, a frame that does not exist.
+    ops = b"".join(gd_rd(o) for o in (0, 4, 8, 0x80, 0x100, 0x200, 0x300, 0x400, 0xC00, 0xFFE8))
+    ops += gd_rd(0x6100, 8) + gd_rd(0x401, 1) + gd_rd(0x402, 2) + gd_rd(0x6, 2)
+    ops += gr(0, 0x8, 0, write=False) + gr(0, 0x8, 0, write=False)[:3] + bytes([3]) + u32(0)
+    ops += gr(7, 0x14, 0) + gr(2, 0x200, 0, True, False)
+    write(t, "registers", bytes([2, 96]) + ops)
+    write(t, "too_many_spis", bytes([0, 200]) + gd_rd(0) + flush(0) + bytes([2, 40, 1]))
+
+
+TARGETS = {"virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
