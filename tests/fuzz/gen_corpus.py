@@ -317,7 +317,64 @@ def vgic():
     write(t, "too_many_spis", bytes([0, 200]) + gd_rd(0) + flush(0) + bytes([2, 40, 1]))
 
 
-TARGETS = {"virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic}
+# ---- loader (fuzz_loader.c) ----
+
+
+def elf64(entry, segs, machine=62):
+    """An ELF64 executable with PT_LOAD segments (paddr, data, memsz)."""
+    eh = bytearray(64)
+    eh[0:16] = b"\x7fELF\x02\x01\x01" + bytes(9)
+    put(eh, 16, u16(2) + u16(machine) + u32(1) + u64(entry) + u64(64) + u64(0) + u32(0))
+    put(eh, 52, u16(64) + u16(56) + u16(len(segs)) + u16(64) + u16(0) + u16(0))
+    out = eh
+    off = 64 + 56 * len(segs)
+    body = b""
+    for paddr, data, memsz in segs:
+        out += u32(1) + u32(7) + u64(off + len(body)) + u64(paddr) + u64(paddr)
+        out += u64(len(data)) + u64(memsz) + u64(0x1000)
+        body += data
+    return bytes(out) + body
+
+
+def bzimage(setup_sects=1, init_size=0x80000, payload=0x200, version=0x020F):
+    img = bytearray((setup_sects + 1) * 512 + payload)
+    img[0x1F1] = setup_sects
+    put(img, 0x1FE, u16(0xAA55))
+    img[0x200], img[0x201] = 0xEB, 0x6A
+    put(img, 0x202, b"HdrS" + u16(version))
+    img[0x211] = 1
+    put(img, 0x214, u32(0x100000))
+    put(img, 0x22C, u32(0x7FFFFFFF) + u32(0x200000) + bytes([1, 21]) + u16(3) + u32(0x7FF))
+    put(img, 0x258, u64(0x100000) + u32(init_size))
+    for i in range((setup_sects + 1) * 512, len(img)):
+        img[i] = (i * 7 + 3) & 0xFF
+    return bytes(img)
+
+
+def arm64_image(text_offset=0, image_size=0x10000, flags=0xA, size=0x1000):
+    img = bytearray(size)
+    put(img, 0, u32(0x14000010))  # b +0x40
+    put(img, 8, u64(text_offset) + u64(image_size) + u64(flags))
+    put(img, 0x38, u32(0x644D5241))
+    return bytes(img)
+
+
+def loader():
+    t = "loader"
+    clean(t)
+    code = bytes(range(64)) * 4
+    write(t, "flat", bytes([0, 1, 0x10, 0, 0, 0, 0, 0]) + code)
+    write(t, "flat_entry", bytes([0, 1, 0x10, 1]) + u32(0x10040) + code)
+    write(t, "elf", bytes([0, 2, 0, 0, 0, 0, 0, 0]) + elf64(0x100000, [(0x100000, code, 0x2000), (0x180000, code[:16], 16)]))
+    write(t, "elf_auto_reserved", bytes([0, 0, 0, 0, 0, 0, 0, 0]) + elf64(0x1000, [(0x1000, code, 0x100)]))
+    write(t, "bzimage", bytes([1, 2, 0, 0, 0, 1, 0, 0]) + bzimage())
+    write(t, "bzimage_initrd", bytes([1, 3, 8, 0, 2, 0, 0, 0]) + bzimage(setup_sects=2, payload=0x1000))
+    write(t, "bzimage_old", bytes([1, 1, 0, 0, 1, 0, 0, 0]) + bzimage(version=0x020B))
+    write(t, "arm64", bytes([2, 0, 0, 63, 4, 0, 16, 0]) + arm64_image())
+    write(t, "arm64_text", bytes([2, 3, 0, 15, 0, 0, 0, 2]) + arm64_image(0x80000, 0x200000, 0x2))
+
+
+TARGETS = {"virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic, "loader": loader}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
