@@ -374,7 +374,60 @@ def loader():
     write(t, "arm64_text", bytes([2, 3, 0, 15, 0, 0, 0, 2]) + arm64_image(0x80000, 0x200000, 0x2))
 
 
-TARGETS = {"virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic, "loader": loader}
+# ---- gwalk (fuzz_gwalk.c) ----
+
+
+def gwalk():
+    t = "gwalk"
+    clean(t)
+    PG, PAE, LMA, PSE, NXE, WP, SMEP = 1, 2, 4, 8, 16, 32, 64
+    P, RW, US, PS, NX = 1, 2, 4, 0x80, 1 << 63
+    code = bytes([0x48, 0x8B, 0x05, 0x10, 0, 0, 0, 0x0F, 0x01, 0xD9, 0xF4, 0x90, 0x90, 0x90, 0x90])
+
+    def seed(mode, cr3, gva, acc, ram):
+        return bytes([mode]) + u32(cr3) + u64(gva) + bytes([acc]) + bytes(ram)
+
+    # Long mode: gva 0x7f_c040_3ff8 crosses from a 4 KiB page into the next one.
+    gva = (1 << 39) * 0xFF + (1 << 30) * 1 + (1 << 21) * 2 + 0x3FF8
+    ram = bytearray(0x7000)
+    put(ram, 0x1000 + 8 * 0xFF, u64(0x2000 | P | RW | US))
+    put(ram, 0x2000 + 8 * 1, u64(0x3000 | P | RW | US))
+    put(ram, 0x3000 + 8 * 2, u64(0x4000 | P | RW))
+    put(ram, 0x4000 + 8 * 3, u64(0x5000 | P | RW | NX))
+    put(ram, 0x4000 + 8 * 4, u64(0x6000 | P))
+    put(ram, 0x5FF8, code[:8])
+    put(ram, 0x6000, code[8:])
+    write(t, "long4k_cross", seed(PG | PAE | LMA | NXE | WP, 0x1000, gva, 4 | 14 << 3, ram))
+    # Long mode 2 MiB and 1 GiB pages, a user write.
+    ram = bytearray(0x4000)
+    put(ram, 0x1000, u64(0x2000 | P | RW | US))
+    put(ram, 0x2000, u64(0x3000 | P | RW | US) + u64(0x40000000 | P | RW | US | PS))
+    put(ram, 0x3000, u64(0x0 | P | US | PS))
+    write(t, "long_2m", seed(PG | PAE | LMA | WP, 0x1000, 0x1234, 3, ram))
+    write(t, "long_1g", seed(PG | PAE | LMA | SMEP, 0x1000, 0x40001234, 4, ram))
+    write(t, "noncanonical", seed(PG | PAE | LMA, 0x1000, 0x0000800000000000, 0, ram))
+    write(t, "la57", seed(PG | PAE | LMA | 128, 0x1000, 0, 0, ram))
+    # PAE: PDPT at 0x1020 (32-byte aligned), PD at 0x2000, PT at 0x3000.
+    ram = bytearray(0x5000)
+    put(ram, 0x1020 + 8, u64(0x2000 | P))
+    put(ram, 0x2000 + 8 * 5, u64(0x3000 | P | RW | US))
+    put(ram, 0x2000 + 8 * 6, u64(0x200000 | P | PS | NX))
+    put(ram, 0x3000 + 8 * 7, u64(0x4000 | P | RW | US))
+    put(ram, 0x4000, code)
+    write(t, "pae", seed(PG | PAE | NXE, 0x1020, (1 << 30) + (5 << 21) + (7 << 12), 5 | 15 << 3, ram))
+    write(t, "pae_2m_nx", seed(PG | PAE | NXE, 0x1020, (1 << 30) + (6 << 21) + 0x10, 4, ram))
+    # 32-bit paging: a 4 KiB page and a PSE-36 4 MiB page.
+    ram = bytearray(0x4000)
+    put(ram, 0x1000, u32(0x2000 | P | RW | US) + u32(0x00402000 | P | PS | RW))
+    put(ram, 0x2000 + 4 * 3, u32(0x3000 | P | RW))
+    put(ram, 0x3000, code)
+    write(t, "legacy32", seed(PG | PSE, 0x1000, 0x3000, 1 | 15 << 3, ram))
+    write(t, "legacy32_pse36", seed(PG | PSE, 0x1000, 0x400123, 0, ram))
+    write(t, "no_paging", seed(0, 0, 0xFFFFFFFF00003000, 4 | 15 << 3, ram))
+
+
+TARGETS = {"virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic, "loader": loader,
+           "gwalk": gwalk}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
