@@ -426,7 +426,47 @@ def gwalk():
     write(t, "no_paging", seed(0, 0, 0xFFFFFFFF00003000, 4 | 15 << 3, ram))
 
 
-TARGETS = {"virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic, "loader": loader,
+# ---- acpi_fw (fuzz_acpi_fw.c) ----
+
+
+def acpi_table(sig, body, rev=1):
+    t = bytearray(sig + u32(36 + len(body)) + bytes([rev, 0]) + b"KEELFZ" + b"FUZZTBL " + u32(1) + b"KEEL" + u32(1)) + body
+    t[9] = (-sum(t)) & 0xFF
+    return bytes(t)
+
+
+def rsdp(rev, rsdt, xsdt):
+    r = bytearray(b"RSD PTR " + bytes([0]) + b"KEELFZ" + bytes([rev]) + u32(rsdt) + u32(36) + u64(xsdt) + bytes(4))
+    r[8] = (-sum(r[:20])) & 0xFF
+    r[32] = (-sum(r)) & 0xFF
+    return bytes(r)
+
+
+def acpi_fw():
+    t = "acpi_fw"
+    clean(t)
+    madt = u32(0xFEE00000) + u32(1)
+    for uid, apic, flags in ((0, 0, 1), (1, 2, 1), (2, 2, 1), (3, 7, 0), (4, 0xFF, 1)):
+        madt += bytes([0, 8, uid, apic]) + u32(flags)
+    madt += bytes([9, 16, 0, 0]) + u32(0x100) + u32(1) + u32(5)
+    madt += bytes([9, 16, 0, 0]) + u32(0xFFFFFFFF) + u32(1) + u32(6) + bytes([1, 12]) + bytes(10)
+    madt_t = acpi_table(b"APIC", madt, 5)
+    facp = acpi_table(b"FACP", bytes(240), 6)
+    spcr = acpi_table(b"SPCR", bytes([3]) + bytes(43), 2)
+    for name, rev, width in (("xsdt", 2, 8), ("rsdt", 0, 4)):
+        mem = bytearray(0x800)
+        ents = b"".join((u64 if width == 8 else u32)(o) for o in (0x200, 0x400, 0x600, 0x7F0))
+        put(mem, 0x100, acpi_table(b"XSDT" if width == 8 else b"RSDT", ents))
+        put(mem, 0x200, facp)
+        put(mem, 0x400, madt_t)
+        put(mem, 0x600, spcr)
+        write(t, name, rsdp(rev, 0x100, 0x100) + bytes(mem))
+    # The MADT alone at the window's start (also parsed as one), and a truncated one.
+    write(t, "madt_only", rsdp(0, 0, 0) + madt_t)
+    write(t, "madt_short", rsdp(0, 0, 0) + madt_t[:60])
+
+
+TARGETS = {"acpi_fw": acpi_fw, "virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic, "loader": loader,
            "gwalk": gwalk}
 
 if __name__ == "__main__":
