@@ -23,7 +23,7 @@
 #include <keel/log.h>
 #include <vmm/virtio.h>
 
-#include "virtio_fake_driver.h"
+#include "fuzz_fake_vm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 num = VIRTIO_CONSOLE_QUEUE_SIZE;
 
         log_set_sink(NULL);
-        struct fake_vm *v = fv_new();
+        struct fake_vm *v = fz_vm();
         size_t n = size - 2 < FV_SIZE ? size - 2 : FV_SIZE;
         memcpy(v->ram, data + 2, n);
 
@@ -109,6 +109,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (!fv_canaries_ok(v))
                 abort();
-        fv_free(v);
         return 0;
 }
