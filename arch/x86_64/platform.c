@@ -153,6 +153,13 @@ void arch_virtio_slot(unsigned n, gpa_t *base, uint64_t *size, unsigned *gsi)
         *gsi = VIRTIO_FIRST_GSI + n;
 }
 
+/*
+ * The shortest period of a guest's periodic LAPIC timer (as KVM's min_timer_period_us): a
+ * shorter one would interrupt the guest's code before it ran an instruction (found by
+ * hostile_lapic: initial count 1, divide 1).
+ */
+#define LAPIC_MIN_PERIOD_US 200
+
 static int platform_init(struct vm *vm)
 {
         struct vm_arch *a = &vm->arch;
@@ -162,7 +169,8 @@ static int platform_init(struct vm *vm)
 
         for (unsigned i = 0; i < vm->vcpu_count; i++) {
                 struct vcpu *v = &vm->vcpus[i];
-                const struct vlapic_env env = {tsc_now, lapic_eoi_vector, lapic_send_ipi, v};
+                const struct vlapic_env env = {tsc_now, lapic_eoi_vector, lapic_send_ipi, v,
+                                               arch_tsc_khz() * LAPIC_MIN_PERIOD_US / 1000};
 
                 vlapic_init(&v->arch.lapic, i, &env);
                 v->arch.lapic.wait_sipi = i != 0; /* APs wait for the guest's INIT-SIPI-SIPI */

@@ -396,7 +396,11 @@ void vlapic_timer_update(struct vlapic *l, uint64_t now)
                 return;
         if (mode == VLAPIC_TIMER_PERIODIC) {
                 uint64_t period = (uint64_t)l->timer_icr << vlapic_timer_shift(l);
-                uint64_t missed = (now - l->timer_next) / period + 1;
+                uint64_t missed;
+
+                if (period < l->env.min_period)
+                        period = l->env.min_period;
+                missed = (now - l->timer_next) / period + 1;
 
                 /* Expiries missed while Keel was not looking coalesce into one interrupt. */
                 if (missed > (UINT64_MAX - l->timer_next) / period)

@@ -244,6 +244,37 @@ ARM64_HOSTILE_MMIO = [
                                r"device")),
 ]
 
+# Guests booted through the Linux boot path (mklinux.py, `kernel =`), so that they have the
+# interrupt controllers: the local APIC and I/O APIC on x86, the GICv3 and PSCI on arm64.
+def storm_monitor_case(config, vms, vm, start, progress, **extra):
+    """`vms` (the witness first) at once, all pinned to CPU 0; `vm` among them prints `start`
+    and then `progress` lines for ever. The witness still ends (exit 0) after `vm` started
+    its storm; once it has, and `vm` has shown progress after that, the monitor lists `vm`
+    (VM number len(vms)) as running and stops it; the summary expects exactly that."""
+    n = len(vms) + 1
+    sends = [
+        (vm_exited("witness") + r"\n(?:.*\n)*?" + guest_line(vm, progress), "\x1dm"),
+        (r"^keel: console: monitor \(type help\)$", "list"),
+        (r"^ +%d %s +running " % (n, re.escape(vm)), "stop %s" % vm),
+    ]
+    stop = r"^keel: vm %s stopped: monitor: stopped from the monitor$" % re.escape(vm)
+    case = guests_case(config, vms + [(vm, [guest_line(vm, start), guest_line(vm, progress)],
+                                       stop)], sends=sends, **extra)
+    case["orders"].append([guest_line(vm, start), vm_exited("witness"), guest_line(vm, progress),
+                           r"^  # name +state +vcpus +exits +cpu time share stop$",
+                           r"^ +%d %s +running +\d+ +\d+ " % (n, re.escape(vm)), stop])
+    return case
+
+
+HOSTILE_LAPIC = [WITNESS, ("lapic", [guest_line("lapic", "hostile_lapic: " + t) for t in (
+    r"TSC deadline in the past 3000 times: 3000 interrupts with interrupts on, 1 with them off$",
+    r"3000 IPIs to self with EOI: 3000 interrupts$",
+    r"3000 IPIs to all including self with EOI: 3000 interrupts$",
+    r"3000 self-IPIs without EOI: 1 interrupt, 1 more per EOI$",
+    r"all 224 vectors at once without EOI: one per EOI, highest first$",
+    r"all 14 storm checks passed$")], vm_exited("lapic"))]
+
+
 def vm_orders(vms):
     """Each VM's lines (name, lines, stop line) in order, then its stop line, then the
     summary: the VMs run at once, so only each VM's own lines have an order."""
@@ -416,6 +447,11 @@ CASES = {
     "hostile_hc": guests_case("hostile_hc.cfg", HOSTILE_HC),
     "hostile_virt": guests_case("hostile_virt.cfg", HOSTILE_VIRT),
     "hostile_fetch": guests_case("hostile_fetch.cfg", HOSTILE_FETCH),
+    "hostile_lapic": storm_monitor_case(
+        "hostile_lapic.cfg", HOSTILE_LAPIC, "periodic",
+        r"hostile_lapic: periodic timer, initial count 1, divide 1, EOI in the handler: "
+        r"looping for ever$",
+        r"hostile_lapic: periodic step \d+: \d+ timer interrupts in \d+ M TSC ticks$"),
     "arm64_hostile_mmio": guests_case("arm64_hostile_mmio.cfg", ARM64_HOSTILE_MMIO,
                                       arch="arm64"),
     "arm64_hostile_hc": guests_case("arm64_hostile_hc.cfg", ARM64_HOSTILE_HC, arch="arm64"),

@@ -483,6 +483,45 @@ TEST(periodic_reloads)
         EXPECT_EQ(rd(&l, VLAPIC_REG_TMCCT), 35);
 }
 
+TEST(periodic_min_period)
+{
+        struct vlapic l;
+        struct fake_env f;
+        struct vlapic_env env = {
+            .now = fake_now, .eoi_vector = fake_eoi, .ctx = &f, .min_period = 500};
+
+        memset(&f, 0, sizeof(f));
+        f.now = 1000;
+        vlapic_init(&l, 0, &env);
+        enable(&l);
+        wr(&l, VLAPIC_REG_TDCR, 0xb); /* divide by 1 */
+        wr(&l, VLAPIC_REG_TIMER, VLAPIC_TIMER_PERIODIC | 0x40);
+        wr(&l, VLAPIC_REG_TMICT, 1); /* a period of one TSC tick */
+        EXPECT_EQ(vlapic_next_deadline(&l), 1001);
+        vlapic_timer_update(&l, 1001);
+        EXPECT_EQ(take(&l), 0x40);
+        wr(&l, VLAPIC_REG_EOI, 0);
+        /* The next expiry comes min_period later, not one tick later. */
+        EXPECT_EQ(vlapic_next_deadline(&l), 1501);
+        vlapic_timer_update(&l, 1500);
+        EXPECT_EQ(vlapic_pending(&l), -1);
+        vlapic_timer_update(&l, 1501);
+        EXPECT_EQ(take(&l), 0x40);
+        wr(&l, VLAPIC_REG_EOI, 0);
+        /* Missed periods still coalesce, keeping the min_period phase. */
+        vlapic_timer_update(&l, 3200);
+        EXPECT_EQ(take(&l), 0x40);
+        EXPECT_EQ(vlapic_next_deadline(&l), 3501);
+        /* A period longer than min_period is kept as it is. */
+        wr(&l, VLAPIC_REG_EOI, 0);
+        f.now = 3300;
+        wr(&l, VLAPIC_REG_TMICT, 800);
+        EXPECT_EQ(vlapic_next_deadline(&l), 4100);
+        vlapic_timer_update(&l, 4100);
+        EXPECT_EQ(take(&l), 0x40);
+        EXPECT_EQ(vlapic_next_deadline(&l), 4900);
+}
+
 TEST(divide_values)
 {
         static const struct {

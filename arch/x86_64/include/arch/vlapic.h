@@ -98,6 +98,13 @@ struct vlapic_env {
          */
         void (*send_ipi)(void *ctx, struct vlapic *src);
         void *ctx;
+        /*
+         * The shortest time, in TSC ticks, between two expiries of a periodic timer (0: no
+         * limit). A shorter period (initial count x divide) reloads after this long instead,
+         * as KVM's min_timer_period_us does: at initial count 1 and divide 1 the timer would
+         * expire every TSC tick and the guest's interrupted code would never run again.
+         */
+        uint64_t min_period;
 };
 
 /* Counters the caller can log: all are guest-caused and otherwise silent. */

@@ -1,0 +1,202 @@
+/*
+ * hostile_lapic (x86_64, booted as a Linux kernel: mklinux.py, `kernel =`): interrupt storms
+ * from its own local APIC (docs/x86-interrupts.md), each with the count the model promises:
+ *   1. TSC-deadline timer armed in the past, N times in a loop with interrupts on and a
+ *      handler that EOIs: N interrupts (each fires during its WRMSR and is taken at once),
+ *      and the MSR reads 0 after each;
+ *   2. the same with interrupts off: the N expiries coalesce into one interrupt;
+ *   3. N self-IPIs (ICR fixed, shorthand self) and N with shorthand all-including-self,
+ *      handler EOIs: N interrupts each;
+ *   4. N self-IPIs of one vector whose handler does not EOI: one interrupt (the vector
+ *      stays in service, the rest coalesce in IRR), one more after the guest's EOI, none
+ *      after the second;
+ *   5. one self-IPI of every vector 32..255 with interrupts off and no EOI in the handler:
+ *      one delivered per EOI, highest first, each exactly once;
+ * then exits 0; a wrong count prints FAIL and exits 1.
+ * Built with HOSTILE_LAPIC_PERIODIC (hostile_lapic_periodic) it does none of that but, for
+ * ever, runs the timer periodic with initial count 1 and divide by 1 (expiring at every TSC
+ * tick, were it not for Keel's minimum period), handler EOIs; the main loop prints a line
+ * per progress step with the interrupt count. The test stops it from Keel's monitor.
+ */
+#include "irq_x86.h"
+
+#define N          3000
+#define VEC_TIMER  0x40
+#define VEC_IPI    0x50
+#define VEC_NO_EOI 0x60
+
+static unsigned failed, checks;
+
+static void expect(const char *what, uint64_t got, uint64_t want)
+{
+        checks++;
+        if (got == want)
+                return;
+        failed++;
+        guest_printf("FAIL: hostile_lapic: %s: %lu, expected %lu\n", what, (unsigned long)got,
+                     (unsigned long)want);
+}
+
+static bool vec_bit(unsigned base, unsigned v)
+{
+        return (lapic_read(base + 0x10 * (v / 32)) >> (v % 32)) & 1;
+}
+
+static void deadline_storm(void)
+{
+        uint64_t before = irq_count[0][VEC_TIMER], nonzero = 0;
+
+        lapic_write(LAPIC_LVT_TIMER, VEC_TIMER | LVT_TIMER_TSC_DEADL);
+        irq_eoi[0] = 1;
+        irq_enable();
+        for (unsigned i = 0; i < N; i++) {
+                wrmsr(MSR_TSC_DEADLINE, i & 1 ? 1 : rdtsc() - 1);
+                if (rdmsr(MSR_TSC_DEADLINE))
+                        nonzero++;
+        }
+        irq_disable();
+        expect("TSC deadline in the past, interrupts on: interrupts",
+               irq_count[0][VEC_TIMER] - before, N);
+        expect("TSC deadline in the past: MSR nonzero after firing", nonzero, 0);
+
+        before = irq_count[0][VEC_TIMER];
+        for (unsigned i = 0; i < N; i++)
+                wrmsr(MSR_TSC_DEADLINE, 1 + i);
+        irq_window();
+        irq_window();
+        expect("TSC deadline in the past, interrupts off: interrupts after STI",
+               irq_count[0][VEC_TIMER] - before, 1);
+        lapic_write(LAPIC_LVT_TIMER, LVT_MASKED);
+        guest_printf("hostile_lapic: TSC deadline in the past %u times: %u interrupts with "
+                     "interrupts on, 1 with them off\n",
+                     N, N);
+}
+
+static void ipi_storm(uint32_t shorthand, const char *name)
+{
+        uint64_t before = irq_count[0][VEC_IPI];
+
+        irq_eoi[0] = 1;
+        irq_enable();
+        for (unsigned i = 0; i < N; i++)
+                lapic_icr(0, shorthand | VEC_IPI);
+        irq_disable();
+        expect(name, irq_count[0][VEC_IPI] - before, N);
+        guest_printf("hostile_lapic: %u IPIs to %s with EOI: %lu interrupts\n", N,
+                     shorthand == ICR_SELF ? "self" : "all including self",
+                     (unsigned long)(irq_count[0][VEC_IPI] - before));
+}
+
+static void no_eoi_storm(void)
+{
+        uint64_t before = irq_count[0][VEC_NO_EOI];
+
+        irq_eoi[0] = 0;
+        irq_enable();
+        for (unsigned i = 0; i < N; i++)
+                lapic_icr(0, ICR_SELF | VEC_NO_EOI);
+        irq_disable();
+        expect("self-IPIs without EOI: interrupts", irq_count[0][VEC_NO_EOI] - before, 1);
+        expect("self-IPIs without EOI: in service", vec_bit(LAPIC_ISR, VEC_NO_EOI), 1);
+        expect("self-IPIs without EOI: still requested", vec_bit(LAPIC_IRR, VEC_NO_EOI), 1);
+        lapic_write(LAPIC_EOI, 0);
+        irq_window();
+        expect("self-IPIs without EOI: interrupts after one EOI", irq_count[0][VEC_NO_EOI] - before,
+               2);
+        lapic_write(LAPIC_EOI, 0);
+        irq_window();
+        expect("self-IPIs without EOI: interrupts after two EOIs",
+               irq_count[0][VEC_NO_EOI] - before, 2);
+        expect("self-IPIs without EOI: in service at the end", vec_bit(LAPIC_ISR, VEC_NO_EOI), 0);
+        expect("self-IPIs without EOI: requested at the end", vec_bit(LAPIC_IRR, VEC_NO_EOI), 0);
+        guest_printf("hostile_lapic: %u self-IPIs without EOI: 1 interrupt, 1 more per EOI\n", N);
+}
+
+static void all_vectors(void)
+{
+        uint64_t before[256];
+
+        for (unsigned v = 32; v < 256; v++) {
+                before[v] = irq_count[0][v];
+                lapic_icr(0, ICR_SELF | v);
+        }
+        irq_eoi[0] = 0;
+        for (unsigned k = 0; k < 224; k++) {
+                unsigned top = 255 - k;
+
+                irq_window();
+                if (irq_count[0][top] - before[top] != 1) {
+                        failed++;
+                        guest_printf("FAIL: hostile_lapic: vector %u delivered %lu times after "
+                                     "%u EOIs\n",
+                                     top, (unsigned long)(irq_count[0][top] - before[top]), k);
+                }
+                if (top > 32 && irq_count[0][top - 1] != before[top - 1]) {
+                        failed++;
+                        guest_printf("FAIL: hostile_lapic: vector %u delivered before the EOI "
+                                     "of %u\n",
+                                     top - 1, top);
+                }
+                lapic_write(LAPIC_EOI, 0);
+        }
+        checks++;
+        for (unsigned v = 32; v < 256; v++)
+                if (vec_bit(LAPIC_ISR, v) || vec_bit(LAPIC_IRR, v)) {
+                        failed++;
+                        guest_printf("FAIL: hostile_lapic: vector %u still in ISR/IRR\n", v);
+                }
+        guest_printf("hostile_lapic: all 224 vectors at once without EOI: one per EOI, highest "
+                     "first\n");
+}
+
+static __attribute__((unused)) noreturn void periodic_forever(void)
+{
+        uint64_t step = 0, last = rdtsc(), start = last;
+
+        irq_eoi[0] = 1;
+        lapic_write(LAPIC_TIMER_DCR, 0xb); /* divide by 1 */
+        lapic_write(LAPIC_LVT_TIMER, VEC_TIMER | LVT_TIMER_PERIODIC);
+        lapic_write(LAPIC_TIMER_ICR, 1);
+        guest_printf("hostile_lapic: periodic timer, initial count 1, divide 1, EOI in the "
+                     "handler: looping for ever\n");
+        irq_enable();
+        for (;;) {
+                uint64_t now = rdtsc();
+
+                if (now - last > (1ull << 28)) {
+                        last = now;
+                        guest_printf("hostile_lapic: periodic step %lu: %lu timer interrupts "
+                                     "in %lu M TSC ticks\n",
+                                     (unsigned long)++step, (unsigned long)irq_count[0][VEC_TIMER],
+                                     (unsigned long)((now - start) >> 20));
+                }
+        }
+}
+
+int64_t guest_main(void)
+{
+        hx_gdt_init();
+        hx_idt_init();
+        irq_idt_init();
+        if (!irq_linux_entry_ok()) {
+                guest_printf("FAIL: hostile_lapic: not entered through the Linux boot path\n");
+                return 1;
+        }
+        expect("LAPIC version", lapic_read(LAPIC_VERSION), LAPIC_VERSION_VALUE);
+        lapic_write(LAPIC_SVR, 0x1ff);
+        lapic_write(LAPIC_TPR, 0);
+#ifdef HOSTILE_LAPIC_PERIODIC
+        periodic_forever();
+#endif
+        deadline_storm();
+        ipi_storm(ICR_SELF, "self-IPIs with EOI");
+        ipi_storm(ICR_ALL_INCL_SELF, "all-including-self IPIs with EOI");
+        no_eoi_storm();
+        all_vectors();
+        if (failed) {
+                guest_printf("hostile_lapic: %u of %u checks failed\n", failed, checks);
+                return 1;
+        }
+        guest_printf("hostile_lapic: all %u storm checks passed\n", checks);
+        return 0;
+}
