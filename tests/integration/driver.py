@@ -275,6 +275,28 @@ HOSTILE_LAPIC = [WITNESS, ("lapic", [guest_line("lapic", "hostile_lapic: " + t) 
     r"all 14 storm checks passed$")], vm_exited("lapic"))]
 
 
+def apic_edge_vm(name, text, stop):
+    return (name, [guest_line(name, r"hostile_apic_regs: " + text)], stop)
+
+
+HOSTILE_APIC_REGS = [
+    WITNESS,
+    ("regs", [guest_line("regs", "hostile_apic_regs: " + t) for t in (
+        r"LAPIC: 16373 reads \(47 of registers\), 32746 garbage writes at every offset and "
+        r"width$",
+        r"LAPIC still delivers a self-IPI after the garbage$",
+        r"I/O APIC: 373 reads, 487 garbage writes at every offset, width and register$",
+        r"all \d+ checks passed$")], vm_exited("regs")),
+    apic_edge_vm("ioapic-gap", r"4-byte read at 0xfec00020$", vm_stopped(
+        "ioapic-gap", "outside-ram", r"read at guest-physical 0xfec00020, outside its 8 MiB")),
+    apic_edge_vm("ioapic-end", r"4-byte read at 0xfec0001e$", vm_stopped(
+        "ioapic-end", "bad-instruction", r"cannot emulate the device access at 0xfec0001e ")),
+    apic_edge_vm("lapic-end", r"8-byte read at 0xfee00ffc$", vm_stopped(
+        "lapic-end", "bad-instruction", r"device access at 0xfee00ffc .*crosses a page "
+        r"boundary")),
+]
+
+
 def vm_orders(vms):
     """Each VM's lines (name, lines, stop line) in order, then its stop line, then the
     summary: the VMs run at once, so only each VM's own lines have an order."""
@@ -447,6 +469,7 @@ CASES = {
     "hostile_hc": guests_case("hostile_hc.cfg", HOSTILE_HC),
     "hostile_virt": guests_case("hostile_virt.cfg", HOSTILE_VIRT),
     "hostile_fetch": guests_case("hostile_fetch.cfg", HOSTILE_FETCH),
+    "hostile_apic_regs": guests_case("hostile_apic_regs.cfg", HOSTILE_APIC_REGS),
     "hostile_lapic": storm_monitor_case(
         "hostile_lapic.cfg", HOSTILE_LAPIC, "periodic",
         r"hostile_lapic: periodic timer, initial count 1, divide 1, EOI in the handler: "
