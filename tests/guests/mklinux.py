@@ -13,8 +13,9 @@ linked at 0x100200; the first 0x200 bytes of the protected-mode part are zeros.
 
 arm64: an Image (Documentation/arch/arm64/booting.rst, what arch/arm64/linux_boot.c checks):
 the 64-byte header whose code0 branches over itself, text_offset 0x100000, little-endian,
-4 KiB pages, so the Image lands at RAM base + 1 MiB = 0x40100000 and the guest, linked at
-0x40100040, right after the header.
+4 KiB pages, so the Image lands at RAM base + 1 MiB = 0x40100000; the guest, linked at
+0x40101000 (its text may want up to 4 KiB alignment: the vector tables want 2 KiB), follows
+at +0x1000, where code0 branches.
 """
 import struct
 import sys
@@ -43,15 +44,15 @@ def bzimage(flat):
 
 
 def arm64_image(flat):
-    size = 64 + len(flat)
-    hdr = struct.pack("<IIQQQQQQII", 0x14000010,  # code0: b .+64
+    size = 0x1000 + len(flat)
+    hdr = struct.pack("<IIQQQQQQII", 0x14000400,  # code0: b .+0x1000
                       0,  # code1
                       0x100000,  # text_offset
                       (size + PAGE - 1) // PAGE * PAGE,  # image_size
                       0x2,  # flags: little-endian, 4 KiB pages, 2 MiB aligned base
                       0, 0, 0, 0x644D5241, 0)  # res2-4, "ARM\x64", res5
     assert len(hdr) == 64
-    return hdr + flat
+    return hdr + bytes(0x1000 - 64) + flat
 
 
 def main():

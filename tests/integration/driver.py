@@ -297,6 +297,17 @@ HOSTILE_APIC_REGS = [
 ]
 
 
+ARM64_HOSTILE_GIC = [WITNESS, ("gic", [guest_line("gic", "hostile_gic: " + t) for t in (
+    r"38400 reads and 76800 garbage writes at every aligned offset and width of the GICD and "
+    r"GICR register pages$",
+    r"2000 SGIs to itself: 2000 interrupts$",
+    r"virtual timer with CVAL 0 2000 times: 2000 interrupts$",
+    r"PSCI CPU_ON at both edges of RAM ran vCPU 1; misaligned, outside RAM and unknown MPIDRs "
+    r"refused$",
+    r"2000 SGIs to vCPU 1: it took between 1 and 2000, and the last one$",
+    r"all 22 checks passed$")], vm_exited("gic"))]
+
+
 def vm_orders(vms):
     """Each VM's lines (name, lines, stop line) in order, then its stop line, then the
     summary: the VMs run at once, so only each VM's own lines have an order."""
@@ -477,6 +488,7 @@ CASES = {
         r"hostile_lapic: periodic step \d+: \d+ timer interrupts in \d+ M TSC ticks$"),
     "arm64_hostile_mmio": guests_case("arm64_hostile_mmio.cfg", ARM64_HOSTILE_MMIO,
                                       arch="arm64"),
+    "arm64_hostile_gic": guests_case("arm64_hostile_gic.cfg", ARM64_HOSTILE_GIC, arch="arm64"),
     "arm64_hostile_hc": guests_case("arm64_hostile_hc.cfg", ARM64_HOSTILE_HC, arch="arm64"),
     "arm64_hostile_virt": guests_case("arm64_hostile_virt.cfg", ARM64_HOSTILE_VIRT,
                                       arch="arm64"),
