@@ -308,6 +308,18 @@ ARM64_HOSTILE_GIC = [WITNESS, ("gic", [guest_line("gic", "hostile_gic: " + t) fo
     r"all 22 checks passed$")], vm_exited("gic"))]
 
 
+HOSTILE_APIC_SMP = [WITNESS, ("smp", [
+    r"^keel: vm smp: vCPU 1 started \(SIPI vector 0x0?8\)$"] + [
+    guest_line("smp", "hostile_apic_smp: " + t) for t in (
+        r"vCPU 1 started through INIT-SIPI-SIPI, in long mode$",
+        r"2000 IPIs each way at once: each vCPU took between 1 and 2000, and the last one$",
+        r"both vCPUs wrote the same redirection entries 2000 times each; all masked again "
+        r"afterwards$",
+        r"\d+ reads through a PTE flipped 8000 times between the LAPIC and RAM: only their "
+        r"values$",
+        r"all 29 checks passed$")], vm_exited("smp"))]
+
+
 def vm_orders(vms):
     """Each VM's lines (name, lines, stop line) in order, then its stop line, then the
     summary: the VMs run at once, so only each VM's own lines have an order."""
@@ -481,6 +493,7 @@ CASES = {
     "hostile_virt": guests_case("hostile_virt.cfg", HOSTILE_VIRT),
     "hostile_fetch": guests_case("hostile_fetch.cfg", HOSTILE_FETCH),
     "hostile_apic_regs": guests_case("hostile_apic_regs.cfg", HOSTILE_APIC_REGS),
+    "hostile_apic_smp": guests_case("hostile_apic_smp.cfg", HOSTILE_APIC_SMP, smp=2),
     "hostile_lapic": storm_monitor_case(
         "hostile_lapic.cfg", HOSTILE_LAPIC, "periodic",
         r"hostile_lapic: periodic timer, initial count 1, divide 1, EOI in the handler: "

@@ -1,0 +1,266 @@
+/*
+ * hostile_apic_smp (x86_64, booted as a Linux kernel with `vcpus = 2`: mklinux.py, `kernel =`):
+ * the two vCPUs race on the interrupt controllers (docs/x86-interrupts.md, "Several vCPUs"):
+ *   1. vCPU 0 starts vCPU 1 with INIT-SIPI-SIPI into a real-mode trampoline copied to 0x8000,
+ *      which takes it to long mode on Keel's page tables;
+ *   2. IPI storms both ways at once (N fixed IPIs each, handlers EOI): each vCPU takes at
+ *      least one and at most N (a vector already requested coalesces), and a last, different
+ *      vector sent afterwards arrives exactly once on each;
+ *   3. both write the same I/O APIC redirection entries through IOREGSEL/IOWIN at once (each
+ *      pair can be split by the other vCPU's: any entry may get any of the values); then
+ *      vCPU 0 alone masks every entry and reads each back masked, the version intact;
+ *   4. vCPU 0 rewrites one page-table entry (shared: both run on the same tables) between
+ *      the LAPIC page and a RAM page while vCPU 1 reads through it: every read gives the
+ *      LAPIC version or the RAM page's marker, nothing else (Keel emulates the access the
+ *      tables named when it trapped, or lets the instruction run again);
+ * then exits 0; a wrong result is a FAIL line and exit 1.
+ */
+#include "irq_x86.h"
+
+#define N          2000
+#define VEC_TO_AP  0x51
+#define VEC_TO_BSP 0x52
+#define VEC_LAST   0x53
+#define TRAMPOLINE 0x8000ull
+#define WINDOW_VA  0x400000ull /* 2 MiB slot 2 of Keel's first page directory */
+#define KEEL_PD0   0x3000ull   /* Keel's page directory for guest-physical 0..1 GiB */
+#define RAM_MARKER 0x6b65656cu
+
+static volatile uint64_t ap_stage, ap_done_ipis, ap_reads, ap_bad, ap_lapic, ap_ram;
+static volatile uint64_t bsp_go;
+static uint64_t win_pt[512] __attribute__((aligned(4096)));
+static volatile uint32_t ram_page[1024] __attribute__((aligned(4096)));
+static unsigned failed, checks;
+
+static void expect(const char *what, uint64_t got, uint64_t want)
+{
+        checks++;
+        if (got == want)
+                return;
+        failed++;
+        guest_printf("FAIL: hostile_apic_smp: %s: %lu, expected %lu\n", what, (unsigned long)got,
+                     (unsigned long)want);
+}
+
+/* Real mode at 0x8000 (SIPI vector 8) -> protected mode -> long mode -> ap_entry64. */
+void ap_entry64(void);
+extern char tramp_start[], tramp_end[], tramp_stack[], tramp_target[];
+__asm__(".data\n"
+        ".balign 16\n"
+        ".globl tramp_start, tramp_end, tramp_stack, tramp_target\n"
+        "tramp_start:\n"
+        ".code16\n"
+        "cli\n"
+        "xorw %ax, %ax\n"
+        "movw %ax, %ds\n"
+        "lgdtl (tramp_gdtr - tramp_start + 0x8000)\n"
+        "movl %cr0, %eax\n"
+        "orl $1, %eax\n"
+        "movl %eax, %cr0\n"
+        "ljmpl $0x08, $(tramp32 - tramp_start + 0x8000)\n"
+        ".code32\n"
+        "tramp32:\n"
+        "movw $0x10, %ax\n"
+        "movw %ax, %ds\n movw %ax, %es\n movw %ax, %ss\n"
+        "movl %cr4, %eax\n"
+        "orl $0x620, %eax\n" /* PAE, OSFXSR, OSXMMEXCPT */
+        "movl %eax, %cr4\n"
+        "movl $0x1000, %eax\n" /* Keel's identity map */
+        "movl %eax, %cr3\n"
+        "movl $0xc0000080, %ecx\n"
+        "rdmsr\n"
+        "orl $0x100, %eax\n"
+        "wrmsr\n"
+        "movl %cr0, %eax\n"
+        "orl $0x80000001, %eax\n"
+        "movl %eax, %cr0\n"
+        "ljmpl $0x18, $(tramp64 - tramp_start + 0x8000)\n"
+        ".code64\n"
+        "tramp64:\n"
+        "movq (tramp_stack - tramp_start + 0x8000), %rsp\n"
+        "movq (tramp_target - tramp_start + 0x8000), %rax\n"
+        "jmp *%rax\n"
+        ".balign 8\n"
+        "tramp_gdt:\n"
+        ".quad 0, 0x00cf9a000000ffff, 0x00cf92000000ffff, 0x00af9a000000ffff\n"
+        "tramp_gdtr:\n"
+        ".word 31\n"
+        ".long tramp_gdt - tramp_start + 0x8000\n"
+        ".balign 8\n"
+        "tramp_stack: .quad 0\n"
+        "tramp_target: .quad 0\n"
+        "tramp_end:\n"
+        ".text\n");
+
+static void gdt_idt_reload(void)
+{
+        struct hx_dtr g = {.limit = sizeof(hx_gdt) - 1, .base = gpa_of(hx_gdt)};
+        struct hx_dtr d = {.limit = sizeof(hx_idt) - 1, .base = gpa_of(hx_idt)};
+
+        __asm__ volatile("lgdt %0\n\t"
+                         "pushq %1\n\t"
+                         "leaq 1f(%%rip), %%rax\n\t"
+                         "pushq %%rax\n\t"
+                         "lretq\n"
+                         "1:\n\t"
+                         "mov %2, %%ds\n\t"
+                         "mov %2, %%es\n\t"
+                         "mov %2, %%ss\n\t"
+                         "lidt %3"
+                         :
+                         : "m"(g), "i"(HX_SEL_KCODE), "r"((uint64_t)HX_SEL_KDATA), "m"(d)
+                         : "rax", "memory");
+}
+
+static void wait_stage(volatile uint64_t *v, uint64_t want)
+{
+        for (uint64_t i = 0; *v < want; i++)
+                if (i > 4000000000ull) {
+                        guest_printf("FAIL: hostile_apic_smp: waited for stage %lu for ever\n",
+                                     (unsigned long)want);
+                        guest_exit(1);
+                }
+}
+
+static void ioapic_race(void)
+{
+        for (unsigned i = 0; i < N; i++) {
+                unsigned reg = 0x10 + i % 48;
+
+                ioapic_write(reg, (i & 1 ? 0x10000u : 0x1a0ffu) | irq_cpu() << 4);
+        }
+}
+
+void ap_main(void);
+void ap_main(void)
+{
+        gdt_idt_reload();
+        lapic_write(LAPIC_SVR, 0x1ff);
+        irq_eoi[1] = 1;
+        ap_stage = 1;
+        irq_enable();
+        /* 2: IPI storm towards vCPU 0 while vCPU 0 storms this one. */
+        wait_stage(&bsp_go, 1);
+        for (unsigned i = 0; i < N; i++)
+                lapic_icr(0u << 24, VEC_TO_BSP);
+        ap_stage = 2;
+        wait_stage(&bsp_go, 2);
+        lapic_icr(0u << 24, VEC_LAST);
+        for (unsigned i = 0; i < 100000000 && !irq_count[1][VEC_LAST]; i++)
+                ;
+        ap_stage = 3;
+        /* 3: the I/O APIC race. */
+        wait_stage(&bsp_go, 3);
+        ioapic_race();
+        ap_stage = 4;
+        /* 4: reads through the window vCPU 0 keeps remapping. */
+        wait_stage(&bsp_go, 4);
+        while (bsp_go == 4) {
+                uint32_t v = *(volatile uint32_t *)(uintptr_t)(WINDOW_VA + 0x30);
+
+                ap_reads++;
+                if (v == LAPIC_VERSION_VALUE)
+                        ap_lapic++;
+                else if (v == RAM_MARKER)
+                        ap_ram++;
+                else
+                        ap_bad++;
+        }
+        ap_stage = 5;
+        irq_disable();
+        for (;;)
+                __asm__ volatile("hlt");
+}
+
+int64_t guest_main(void)
+{
+        uint64_t got;
+
+        hx_gdt_init();
+        hx_idt_init();
+        irq_idt_init();
+        if (!irq_linux_entry_ok()) {
+                guest_printf("FAIL: hostile_apic_smp: not entered through the Linux boot path\n");
+                return 1;
+        }
+        lapic_write(LAPIC_SVR, 0x1ff);
+        irq_eoi[0] = 1;
+
+        /* 1: vCPU 1 through the trampoline. */
+        memcpy((void *)(uintptr_t)TRAMPOLINE, tramp_start, (size_t)(tramp_end - tramp_start));
+        *(volatile uint64_t *)(uintptr_t)(TRAMPOLINE + (uint64_t)(tramp_stack - tramp_start)) =
+            gpa_of(irq_ap_stack + sizeof(irq_ap_stack));
+        *(volatile uint64_t *)(uintptr_t)(TRAMPOLINE + (uint64_t)(tramp_target - tramp_start)) =
+            gpa_of((void *)ap_main);
+        lapic_icr(1u << 24, 0x4500);        /* INIT, level assert */
+        lapic_icr(1u << 24, 0x4600 | 0x08); /* SIPI, vector 8 = 0x8000 */
+        lapic_icr(1u << 24, 0x4600 | 0x08); /* the protocol's second SIPI: ignored */
+        wait_stage(&ap_stage, 1);
+        guest_printf("hostile_apic_smp: vCPU 1 started through INIT-SIPI-SIPI, in long mode\n");
+
+        /* 2: IPI storms both ways. */
+        irq_enable();
+        bsp_go = 1;
+        for (unsigned i = 0; i < N; i++)
+                lapic_icr(1u << 24, VEC_TO_AP);
+        wait_stage(&ap_stage, 2);
+        bsp_go = 2;
+        lapic_icr(1u << 24, VEC_LAST);
+        wait_stage(&ap_stage, 3);
+        for (unsigned i = 0; i < 100000000 && !irq_count[0][VEC_LAST]; i++)
+                ;
+        irq_disable();
+        got = irq_count[1][VEC_TO_AP];
+        checks++;
+        if (got < 1 || got > N || irq_count[0][VEC_TO_BSP] < 1 || irq_count[0][VEC_TO_BSP] > N) {
+                failed++;
+                guest_printf("FAIL: hostile_apic_smp: IPIs taken: vCPU 1 %lu, vCPU 0 %lu of %u\n",
+                             (unsigned long)got, (unsigned long)irq_count[0][VEC_TO_BSP], N);
+        }
+        expect("last IPI on vCPU 0", irq_count[0][VEC_LAST], 1);
+        expect("last IPI on vCPU 1", irq_count[1][VEC_LAST], 1);
+        guest_printf("hostile_apic_smp: %u IPIs each way at once: each vCPU took between 1 and "
+                     "%u, and the last one\n",
+                     N, N);
+
+        /* 3: both vCPUs on the same redirection entries. */
+        bsp_go = 3;
+        ioapic_race();
+        wait_stage(&ap_stage, 4);
+        for (unsigned pin = 0; pin < 24; pin++) {
+                ioapic_write(0x10 + 2 * pin, 0x10000);
+                ioapic_write(0x11 + 2 * pin, 0);
+                expect("redirection entry masked again", ioapic_read(0x10 + 2 * pin), 0x10000);
+        }
+        expect("I/O APIC version", ioapic_read(1), IOAPIC_VERSION_VALUE);
+        guest_printf("hostile_apic_smp: both vCPUs wrote the same redirection entries %u times "
+                     "each; all masked again afterwards\n",
+                     N);
+
+        /* 4: one PTE flipped between the LAPIC and RAM while vCPU 1 reads through it. */
+        for (unsigned i = 0; i < 1024; i++)
+                ram_page[i] = RAM_MARKER;
+        win_pt[0] = gpa_of(ram_page) | HX_PTE_P | HX_PTE_RW;
+        *(volatile uint64_t *)(uintptr_t)(KEEL_PD0 + 8 * (WINDOW_VA >> 21)) =
+            gpa_of(win_pt) | HX_PTE_P | HX_PTE_RW;
+        hx_flush_tlb();
+        bsp_go = 4;
+        for (unsigned i = 0; i < 4 * N; i++) {
+                *(volatile uint64_t *)&win_pt[0] =
+                    (i & 1 ? LAPIC_BASE | 0x10 : gpa_of(ram_page)) | HX_PTE_P | HX_PTE_RW;
+                __asm__ volatile("invlpg (%0)" : : "r"(WINDOW_VA) : "memory");
+                (void)*(volatile uint32_t *)(uintptr_t)(WINDOW_VA + 0x30);
+        }
+        bsp_go = 5;
+        wait_stage(&ap_stage, 5);
+        expect("reads through the window that were neither LAPIC nor RAM", ap_bad, 0);
+        guest_printf("hostile_apic_smp: %lu reads through a PTE flipped %u times between the "
+                     "LAPIC and RAM: only their values\n",
+                     (unsigned long)ap_reads, 4 * N);
+        if (failed) {
+                guest_printf("hostile_apic_smp: %u of %u checks failed\n", failed, checks);
+                return 1;
+        }
+        guest_printf("hostile_apic_smp: all %u checks passed\n", checks);
+        return 0;
+}
