@@ -78,7 +78,7 @@ struct vm {
 
         enum vm_stop_reason stop_reason;
         int64_t exit_code;     /* valid when stop_reason == VM_STOP_EXIT */
-        char stop_detail[128]; /* one line: what happened, where */
+        char stop_detail[256]; /* one line: what happened, where (MMIO reports carry bytes) */
 
         struct vm_arch arch;
 };
