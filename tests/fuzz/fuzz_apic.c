@@ -40,6 +40,8 @@
 #include <arch/vioapic.h>
 #include <arch/vlapic.h>
 
+#include "fuzz_input.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_CPUS 4
@@ -53,21 +55,6 @@ struct machine {
 };
 
 static struct machine m;
-
-struct in {
-        const uint8_t *p;
-        size_t n;
-};
-
-static bool take(struct in *in, void *dst, size_t len)
-{
-        if (in->n < len)
-                return false;
-        memcpy(dst, in->p, len);
-        in->p += len;
-        in->n -= len;
-        return true;
-}
 
 static bool bit(const uint32_t *v, unsigned vec)
 {

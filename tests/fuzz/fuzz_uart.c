@@ -29,6 +29,8 @@
 #include <vmm/vcons.h>
 #include <vmm/vuart.h>
 
+#include "fuzz_input.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct vcons cons;
@@ -39,21 +41,6 @@ static bool line_level;
 /* Shadow of the receive FIFO: the bytes the model holds, oldest first. */
 static uint8_t shadow[64];
 static unsigned shadow_n;
-
-struct in {
-        const uint8_t *p;
-        size_t n;
-};
-
-static bool take(struct in *in, void *dst, size_t len)
-{
-        if (in->n < len)
-                return false;
-        memcpy(dst, in->p, len);
-        in->p += len;
-        in->n -= len;
-        return true;
-}
 
 static void set_level(void *ctrl, unsigned pin, bool level)
 {

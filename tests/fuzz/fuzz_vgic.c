@@ -28,27 +28,14 @@
 
 #include <arch/vgic.h>
 
+#include "fuzz_input.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct vgic g;
 static uint64_t lrs[VGIC_MAX_VCPUS][VGIC_MAX_LRS];
 static unsigned nr_used[VGIC_MAX_VCPUS];
 static bool flushed[VGIC_MAX_VCPUS];
-
-struct in {
-        const uint8_t *p;
-        size_t n;
-};
-
-static bool take(struct in *in, void *dst, size_t len)
-{
-        if (in->n < len)
-                return false;
-        memcpy(dst, in->p, len);
-        in->p += len;
-        in->n -= len;
-        return true;
-}
 
 static unsigned lr_intid(uint64_t lr)
 {

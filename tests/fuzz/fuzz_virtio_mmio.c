@@ -34,6 +34,7 @@
 #include <vmm/virtio.h>
 
 #include "fuzz_fake_vm.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,21 +49,6 @@ static void sink(void *ctx, const uint8_t *buf, size_t len)
         (void)ctx;
         (void)buf;
         (void)len;
-}
-
-struct in {
-        const uint8_t *p;
-        size_t n;
-};
-
-static bool take(struct in *in, void *dst, size_t len)
-{
-        if (in->n < len)
-                return false;
-        memcpy(dst, in->p, len);
-        in->p += len;
-        in->n -= len;
-        return true;
 }
 
 /* Registers a write may change something through (all others are read-only or reserved). */

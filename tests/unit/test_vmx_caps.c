@@ -193,7 +193,7 @@ TEST(preemption_timer_when_offered)
         struct vmx_caps c;
         char why[200] = "";
 
-        m.misc = 5; /* the timer counts at the TSC rate >> 5 */
+        m.misc = 5;                                /* the timer counts at the TSC rate >> 5 */
         m.true_exit = CTL(0x00036dfb, 0x007fefff); /* and may save its count at exits */
         EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
         EXPECT_TRUE(c.preempt);
