@@ -147,32 +147,25 @@ int palloc_alloc(struct palloc *pa, uint64_t pages, uint64_t align, hpa_t *out)
         for (unsigned k = 0; k < pa->count; k++) {
                 struct palloc_range *r = &pa->ranges[k];
                 uint64_t *dirty = dirty_bitmap(r);
-                uint64_t start, i, zero_from;
+                uint64_t start, end, i, zero_from, zero_to;
 
                 if (!range_find(r, pages, align, &start))
                         continue;
-                /* Taken under the lock; the dirty pages are zeroed after it, by their owner. */
-                zero_from = bits_find(dirty, start, start + pages, true);
-                if (zero_from < start + pages) {
-                        uint64_t end = start + pages, zero_to = zero_from + 1;
-
-                        for (i = zero_from; i < end; i = bits_find(dirty, i + 1, end, true))
-                                zero_to = i + 1;
-                        bits_assign(dirty, start, start + pages, false);
-                        bits_assign(r->bitmap, start, start + pages, true);
-                        r->free -= pages;
-                        pa->free_pages -= pages;
-                        spin_unlock(h);
-                        /* Clean pages in between are zero already: zeroing them again is harmless.
-                         */
-                        for (i = zero_from; i < zero_to; i++)
-                                zero_page(page_hpa(r, i));
-                } else {
-                        bits_assign(r->bitmap, start, start + pages, true);
-                        r->free -= pages;
-                        pa->free_pages -= pages;
-                        spin_unlock(h);
-                }
+                /* Taken under the lock; the dirty pages are zeroed after it, by their owner:
+                 * [zero_from, zero_to) spans them (clean pages in between are zero already, so
+                 * zeroing them again is harmless); empty if none is dirty. */
+                end = start + pages;
+                zero_from = bits_find(dirty, start, end, true);
+                zero_to = zero_from;
+                for (i = zero_from; i < end; i = bits_find(dirty, i + 1, end, true))
+                        zero_to = i + 1;
+                bits_assign(dirty, start, end, false);
+                bits_assign(r->bitmap, start, end, true);
+                r->free -= pages;
+                pa->free_pages -= pages;
+                spin_unlock(h);
+                for (i = zero_from; i < zero_to; i++)
+                        zero_page(page_hpa(r, i));
                 *out = page_hpa(r, start);
                 return 0;
         }
