@@ -482,6 +482,24 @@ enum x86_cpu_mode x86_guest_mode(const struct x86_guest_ctx *ctx)
         return ctx->cs_db ? X86_MODE_PROT32 : X86_MODE_PROT16;
 }
 
+void x86_describe_walk(const struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t gva,
+                       bool fetch, char *buf, size_t len)
+{
+        static const char *const why[] = {[X86_XLATE_PF] = "not mapped",
+                                          [X86_XLATE_NONCANON] = "non-canonical",
+                                          [X86_XLATE_BAD_TABLE] = "a table outside RAM"};
+        struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
+        struct x86_xlate x;
+        int err = x86_translate(&vcpu->vm->mem, &pg, gva, fetch ? X86_ACC_FETCH : 0, &x);
+
+        if (!err)
+                snprintf(buf, len, "gpa %#llx", (unsigned long long)gpa_raw(x.gpa));
+        else if (err == -KEEL_EFAULT && x.fault < ARRAY_SIZE(why) && why[x.fault])
+                snprintf(buf, len, "%s (#PF error %#x)", why[x.fault], x.pf_error);
+        else
+                snprintf(buf, len, "not walked (%s)", keel_strerror(err));
+}
+
 /*
  * Fetch the instruction at ctx->rip through the guest's page tables and decode it. Returns 0
  * or a negative code; *fetched stays 0 if not even its first byte could be fetched.

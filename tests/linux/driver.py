@@ -45,6 +45,7 @@ import argparse
 import hashlib
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -578,7 +579,7 @@ def boot(args, case, info, arch, build_dir, work, efi, log_path):
         cmd += ["--file", os.path.join(build_dir, "guests", image) + "=guests/" + image]
     if args.dry_run:
         cmd += ["--dry-run", "--keep-esp"]
-    print("linux-test: " + " ".join(cmd), flush=True)
+    print("linux-test: " + shlex.join(cmd), flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     print(proc.stdout, end="", flush=True)
     if args.dry_run:

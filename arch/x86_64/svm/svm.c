@@ -448,6 +448,18 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                          (unsigned long long)vmcb->save.rflags,
                          (unsigned long long)vmcb->control.exit_int_info,
                          (unsigned long long)vmcb->control.event_inj);
+                {
+                        struct x86_guest_ctx ctx = guest_ctx(vmcb);
+                        char rip_walk[64], cr2_walk[64];
+
+                        x86_describe_walk(vcpu, &ctx, ctx.rip, true, rip_walk, sizeof(rip_walk));
+                        x86_describe_walk(vcpu, &ctx, vmcb->save.cr2, false, cr2_walk,
+                                          sizeof(cr2_walk));
+                        LOG_WARN("keel: vm %s: vCPU %u: its page tables as they are now: rip "
+                                 "%#llx -> %s, cr2 %#llx -> %s",
+                                 vcpu->vm->name, vcpu->id, (unsigned long long)ctx.rip, rip_walk,
+                                 (unsigned long long)vmcb->save.cr2, cr2_walk);
+                }
                 vm_stop(vcpu->vm, VM_STOP_TRIPLE_FAULT, "shutdown (triple fault) at rip %#llx",
                         (unsigned long long)vmcb->save.rip);
                 break;

@@ -132,6 +132,14 @@ static inline unsigned x86_plain_insn_length(const struct gmem *m, const struct 
 unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
                          enum x86_insn_id expect);
 
+/*
+ * What Keel's own walk of the guest's page tables (ctx's CR0/CR3/CR4/EFER, memory as it is
+ * now) makes of linear address `gva`: "gpa 0x..." or why it is not mapped, into buf. For
+ * reports (a triple fault's), so that what the CPU saw can be told from what memory holds.
+ */
+void x86_describe_walk(const struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t gva,
+                       bool fetch, char *buf, size_t len);
+
 /* The CPU mode the guest context runs in (for the decoder). */
 enum x86_cpu_mode x86_guest_mode(const struct x86_guest_ctx *ctx);
 
