@@ -486,6 +486,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=0, metavar="N",
                     help="boot the case N times in a row (logs CASE-1.log ...), stop at the "
                          "first failure (default: the case's repeat, else 1)")
+    ap.add_argument("--dump-on-reset", action="store_true",
+                    help="if the machine resets by itself (a triple fault of Keel), save its "
+                         "registers and RAM beside the boot's log, in <log>.reset/ "
+                         "(tools/run-qemu --dump-on-reset)")
     ap.add_argument("--keep-going", action="store_true",
                     help="with --repeat: boot all N times, then say how many failed")
     args = ap.parse_args()
@@ -577,6 +581,8 @@ def boot(args, case, info, arch, build_dir, work, efi, log_path):
         cmd += ["--send", s]
     for _, image, _ in case.get("misbehaving", []):
         cmd += ["--file", os.path.join(build_dir, "guests", image) + "=guests/" + image]
+    if getattr(args, "dump_on_reset", False):
+        cmd += ["--dump-on-reset", os.path.splitext(log_path)[0] + ".reset"]
     if args.dry_run:
         cmd += ["--dry-run", "--keep-esp"]
     print("linux-test: " + shlex.join(cmd), flush=True)
