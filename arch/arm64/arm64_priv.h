@@ -54,7 +54,8 @@ void arm64_vgic_load(struct vcpu *vcpu);
 void arm64_vgic_flush(struct vcpu *vcpu, unsigned nr_lrs);
 void arm64_vgic_sync(struct vcpu *vcpu);
 void arm64_vgic_put(struct vcpu *vcpu);
-/* The guest's virtual timer fired (physical INTID 27, priority dropped, still active). */
-void arm64_vtimer_fired(struct vcpu *vcpu);
+/* A guest timer fired (physical INTID_VTIMER or INTID_PTIMER, priority dropped, still
+ * active; dev_lock held): its PPI is pending. */
+void arm64_timer_fired(struct vcpu *vcpu, unsigned intid);
 
 #endif

@@ -202,9 +202,13 @@ void arm64_virt_cpu_enable(void)
         if (((mmfr1 >> 4) & 0xf) == 2)
                 vtcr |= 1ull << 19; /* VS: 16-bit VMIDs */
         write_sysreg(vtcr_el2, vtcr);
-        /* EL1 may read the physical counter; the physical timer is Keel's to refuse. */
-        write_sysreg(cnthctl_el2, 1);
+        /*
+         * EL1 reads the physical counter and owns the EL1 physical timer (EL1PCTEN, EL1PCEN):
+         * it is switched per vCPU like the virtual one; Keel itself uses only CNTHP.
+         */
+        write_sysreg(cnthctl_el2, 3);
         write_sysreg(cntvoff_el2, 0);
+        write_sysreg(cntp_ctl_el0, 0); /* whatever the firmware left running */
         write_sysreg(ICH_HCR_EL2, 0);
         write_sysreg(hcr_el2, HCR_RW);
         isb();

@@ -1,9 +1,10 @@
 /*
  * Keel's side of the physical GICv3: find the distributor, the CPUs and this CPU's
  * redistributor (ACPI MADT), enable the private interrupts Keel takes (the kick SGI 1,
- * maintenance 25, hypervisor timer 26, virtual timer 27), and the CPU interface at EL2 with EOImode
- * 1, so that Keel can drop the priority of the virtual timer's interrupt and leave its deactivation
- * to the guest (a list register with the HW bit links the two; vcpu.c).
+ * maintenance 25, hypervisor timer 26, virtual timer 27, EL1 physical timer 30), and the CPU
+ * interface at EL2 with EOImode 1, so that Keel can drop the priority of a guest timer's
+ * interrupt and leave its deactivation to the guest (a list register with the HW bit links the
+ * two; vgic_hw.c).
  */
 #include <arch/cpu.h>
 #include <arch/percpu.h>
@@ -29,10 +30,10 @@
 #define GICR_TYPER_LAST  (1ull << 4)
 #define GICR_TYPER_VLPIS (1ull << 1)
 
-/* Keel's private interrupts: the kick SGI and the PPIs 25..27. */
+/* Keel's private interrupts: the kick SGI, the PPIs 25..27 and the EL1 physical timer's 30. */
 #define KEEL_PPIS                                                                   \
         ((1u << INTID_KICK) | (1u << INTID_MAINTENANCE) | (1u << INTID_HYP_TIMER) | \
-         (1u << INTID_VTIMER))
+         (1u << INTID_VTIMER) | (1u << INTID_PTIMER))
 
 /* The MADT's next interrupt-controller structure at or after *off (NULL at the end). */
 static const uint8_t *madt_next(const uint8_t *madt, uint32_t len, uint32_t *off)

@@ -265,8 +265,11 @@ void arch_cpu_idle(void)
                         break;
                 arm64_gic_eoi(intid);
                 /* INTID_KICK: it woke this CPU, nothing more to do. */
-                if (intid == INTID_VTIMER) /* no vCPU runs here: nobody to tell */
+                /* No vCPU runs here: nobody to tell. */
+                if (intid == INTID_VTIMER)
                         write_sysreg(cntv_ctl_el0, read_sysreg(cntv_ctl_el0) | CNT_CTL_IMASK);
+                if (intid == INTID_PTIMER)
+                        write_sysreg(cntp_ctl_el0, read_sysreg(cntp_ctl_el0) | CNT_CTL_IMASK);
                 arm64_gic_deactivate(intid);
         }
 }

@@ -157,6 +157,7 @@ static __attribute__((noinline, cold)) void power_on_reset(struct vcpu *vcpu)
         c->el1.sctlr = SCTLR_EL1_RESET;
         c->vmcr = 0;
         c->ap0r0 = c->ap1r0 = 0;
+        c->timer_latched[0] = c->timer_latched[1] = false;
         c->fresh = true;
         c->on_pending = false;
         spin_unlock(held);
@@ -214,6 +215,8 @@ static void el1_load(const struct arm64_el1_regs *r)
         write_sysreg(cntkctl_el1, r->cntkctl);
         write_sysreg(cntv_cval_el0, r->cntv_cval);
         write_sysreg(cntv_ctl_el0, r->cntv_ctl);
+        write_sysreg(cntp_cval_el0, r->cntp_cval);
+        write_sysreg(cntp_ctl_el0, r->cntp_ctl);
         write_sysreg(csselr_el1, r->csselr);
         write_sysreg(mdscr_el1, r->mdscr);
         if (have_pauth) {
@@ -263,6 +266,8 @@ static void el1_save(struct arm64_el1_regs *r)
         r->cntkctl = read_sysreg(cntkctl_el1);
         r->cntv_ctl = read_sysreg(cntv_ctl_el0);
         r->cntv_cval = read_sysreg(cntv_cval_el0);
+        r->cntp_ctl = read_sysreg(cntp_ctl_el0);
+        r->cntp_cval = read_sysreg(cntp_cval_el0);
         r->csselr = read_sysreg(csselr_el1);
         r->mdscr = read_sysreg(mdscr_el1);
         if (have_pauth) {
@@ -283,8 +288,9 @@ static void el1_save(struct arm64_el1_regs *r)
                 r->smcr = read_sysreg(S3_0_C1_C2_6);
                 r->tpidr2 = read_sysreg(S3_3_C13_C0_5);
         }
-        /* The timer must not fire for a vCPU that is not running. */
+        /* The timers must not fire for a vCPU that is not running. */
         write_sysreg(cntv_ctl_el0, 0);
+        write_sysreg(cntp_ctl_el0, 0);
         isb();
 }
 
@@ -377,7 +383,7 @@ static void exit_data_abort(struct vcpu *vcpu)
                 (unsigned long long)c->pc);
 }
 
-/* Trapped MSR/MRS: SGIs through ICC_SGI1R_EL1; the physical timer reads as off. */
+/* Trapped MSR/MRS: SGIs through ICC_SGI1R_EL1. */
 static __attribute__((noinline)) void exit_sysreg(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
@@ -399,13 +405,6 @@ static __attribute__((noinline)) void exit_sysreg(struct vcpu *vcpu)
                         spin_unlock(held);
                         arm64_kick_vcpus(vcpu->vm, kick);
                 }
-                c->pc += 4;
-                return;
-        case SYSREG_ENC(3, 3, 14, 2, 0): /* CNTP_TVAL_EL0 */
-        case SYSREG_ENC(3, 3, 14, 2, 1): /* CNTP_CTL_EL0 */
-        case SYSREG_ENC(3, 3, 14, 2, 2): /* CNTP_CVAL_EL0 */
-                if (read)
-                        *reg = 0;
                 c->pc += 4;
                 return;
         }
@@ -456,11 +455,11 @@ static void handle_irqs(struct vcpu *vcpu)
                 if (intid >= INTID_SPURIOUS)
                         return;
                 arm64_gic_eoi(intid);
-                if (intid == INTID_VTIMER && a->platform) {
+                if ((intid == INTID_VTIMER || intid == INTID_PTIMER) && a->platform) {
                         struct spin_held held = spin_lock(&vcpu->vm->dev_lock);
 
                         /* Stays active until the guest's EOI deactivates it (HW list reg). */
-                        arm64_vtimer_fired(vcpu);
+                        arm64_timer_fired(vcpu, intid);
                         spin_unlock(held);
                         continue;
                 }
@@ -468,8 +467,11 @@ static void handle_irqs(struct vcpu *vcpu)
                  * loop looks at both before the next entry; deactivated below. */
                 if (intid == INTID_HYP_TIMER)
                         arm64_hyp_timer_stop();
-                if (intid == INTID_VTIMER) /* no GIC in this VM: nobody to tell */
+                /* No GIC in this VM: nobody to tell. */
+                if (intid == INTID_VTIMER)
                         write_sysreg(cntv_ctl_el0, read_sysreg(cntv_ctl_el0) | CNT_CTL_IMASK);
+                if (intid == INTID_PTIMER)
+                        write_sysreg(cntp_ctl_el0, read_sysreg(cntp_ctl_el0) | CNT_CTL_IMASK);
                 arm64_gic_deactivate(intid);
         }
 }
@@ -500,18 +502,18 @@ int arch_console_getc(void)
         return pl011_drv_getc();
 }
 
-static bool vtimer_armed(void)
+static bool timer_armed(uint64_t ctl)
 {
-        uint64_t ctl = read_sysreg(cntv_ctl_el0);
-
         return (ctl & (CNT_CTL_ENABLE | CNT_CTL_IMASK)) == CNT_CTL_ENABLE;
 }
 
-/* Is the saved (not running) virtual timer of a vCPU due? */
-static bool vtimer_due(const struct arm64_el1_regs *r)
+/* Is a saved (not running) timer of a vCPU due? Both count CNTPCT: CNTVOFF_EL2 is 0. */
+static bool timers_due(const struct arm64_el1_regs *r)
 {
-        return (r->cntv_ctl & (CNT_CTL_ENABLE | CNT_CTL_IMASK)) == CNT_CTL_ENABLE &&
-               arch_tsc() >= r->cntv_cval; /* CNTVOFF_EL2 is 0 */
+        uint64_t now = arch_tsc();
+
+        return (timer_armed(r->cntv_ctl) && now >= r->cntv_cval) ||
+               (timer_armed(r->cntp_ctl) && now >= r->cntp_cval);
 }
 
 bool arch_vcpu_ready(struct vcpu *vcpu)
@@ -523,9 +525,9 @@ bool arch_vcpu_ready(struct vcpu *vcpu)
                 return false; /* PSCI CPU_OFF, or never started: only CPU_ON wakes it */
         if (vcpu->arch.on_pending)
                 return true;
-        if (!vm->arch.platform) /* blocked only in a WFI with its virtual timer armed */
-                return vtimer_due(&vcpu->arch.el1);
-        return vcons_input_pending(&vm->console) || vtimer_due(&vcpu->arch.el1) ||
+        if (!vm->arch.platform) /* blocked only in a WFI with a timer armed */
+                return timers_due(&vcpu->arch.el1);
+        return vcons_input_pending(&vm->console) || timers_due(&vcpu->arch.el1) ||
                vgic_has_pending(&vm->arch.vgic, vcpu->id);
 }
 
@@ -538,7 +540,8 @@ static __attribute__((noinline)) void exit_wfi(struct vcpu *vcpu)
         bool pending;
 
         c->exit_count[ARM64_EXIT_WFI]++;
-        if (!vm->arch.platform && !vtimer_armed()) {
+        if (!vm->arch.platform && !timer_armed(read_sysreg(cntv_ctl_el0)) &&
+            !timer_armed(read_sysreg(cntp_ctl_el0))) {
                 vm_stop(vm, VM_STOP_HALTED, "WFI with no interrupt source at pc %#llx",
                         (unsigned long long)c->pc);
                 return;

@@ -2,10 +2,15 @@
  * The emulated GICv3 (vgic.c, the model) meets the hardware's virtual CPU interface here:
  * list registers are written before each guest entry and read back after each exit
  * (the protocol in arch/vgic.h), the guest's CPU-interface state (ICH_VMCR_EL2) is kept per
- * vCPU, and the virtual timer is linked to its physical interrupt: Keel only drops the
- * physical INTID 27's priority, and the list register carries HW = 1 with pINTID 27, so the
- * guest's EOI deactivates the physical interrupt and the timer can fire again. No storm of
- * exits while the guest has not handled a tick, no trap on the guest's timer registers.
+ * vCPU, and the guest's EL1 timers (virtual, INTID 27, and physical, INTID 30: both belong to
+ * the guest while it runs) are linked to their physical interrupts: Keel only drops the
+ * physical interrupt's priority, and the list register carries HW = 1 with the same pINTID,
+ * so the guest's EOI deactivates the physical interrupt and the timer can fire again. No storm
+ * of exits while the guest has not handled a tick, no trap on the guest's timer registers.
+ * A timer's PPI is pending exactly while its output is asserted: at every exit, one that
+ * fired but whose condition no longer holds (the guest disabled, masked or reprogrammed it
+ * before acknowledging) stops being pending, and its physical interrupt is deactivated so
+ * that it fires again when the condition next holds.
  */
 #include <arch/cpu.h>
 #include <arch/sysreg.h>
@@ -45,25 +50,74 @@ void arm64_vgic_flush(struct vcpu *vcpu, unsigned nr_lrs)
         for (unsigned i = 0; i < nr_lrs; i++) {
                 uint64_t lr = c->lrs[i];
 
-                if (i < n && (lr & VGIC_LR_VINTID_MASK) == VGIC_VTIMER_PPI)
-                        lr = (lr & ~LR_PINTID_MASK) | VGIC_LR_HW |
-                             (uint64_t)INTID_VTIMER << LR_PINTID_SHIFT;
+                uint64_t vintid = lr & VGIC_LR_VINTID_MASK;
+
+                if (i < n && (vintid == VGIC_VTIMER_PPI || vintid == VGIC_PTIMER_PPI))
+                        lr = (lr & ~(LR_PINTID_MASK | VGIC_LR_EOI)) | VGIC_LR_HW |
+                             vintid << LR_PINTID_SHIFT;
                 arm64_write_lr(i, lr);
         }
         c->lrs_used = n;
         write_sysreg(ICH_HCR_EL2, ICH_HCR_EN | (underflow ? ICH_HCR_UIE : 0));
 }
 
+/* The timer's output: enabled, not masked, condition met (ISTATUS). */
+static bool timer_asserted(uint64_t ctl)
+{
+        return (ctl & (CNT_CTL_ENABLE | CNT_CTL_IMASK | CNT_CTL_ISTATUS)) ==
+               (CNT_CTL_ENABLE | CNT_CTL_ISTATUS);
+}
+
+/*
+ * After the LRs are folded back (dev_lock held): a timer PPI latched by its physical
+ * interrupt that the guest has not acknowledged stops being pending once the timer's output
+ * is no longer asserted. Returns the mask (bit 0 virtual, bit 1 physical) of the physical
+ * interrupts to deactivate.
+ */
+static unsigned timers_resample(struct vcpu *vcpu, struct vgic *g)
+{
+        static const unsigned ppi[2] = {VGIC_VTIMER_PPI, VGIC_PTIMER_PPI};
+        struct vcpu_arch *c = &vcpu->arch;
+        unsigned drop = 0;
+
+        for (unsigned t = 0; t < 2; t++) {
+                struct vgic_irq *irq = &g->cpu[vcpu->id].priv[ppi[t]];
+                uint64_t ctl;
+
+                if (!c->timer_latched[t])
+                        continue;
+                if (!irq->pending_latch || irq->active) {
+                        c->timer_latched[t] = false; /* acknowledged: the guest's EOI ends it */
+                        continue;
+                }
+                ctl = t ? read_sysreg(cntp_ctl_el0) : read_sysreg(cntv_ctl_el0);
+                if (timer_asserted(ctl))
+                        continue;
+                irq->pending_latch = false;
+                c->timer_latched[t] = false;
+                drop |= 1u << t;
+        }
+        return drop;
+}
+
 void arm64_vgic_sync(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
+        struct vgic *g = &vcpu->vm->arch.vgic;
         struct spin_held held;
+        unsigned drop = 0;
 
         for (unsigned i = 0; i < c->lrs_used; i++)
                 c->lrs[i] = arm64_read_lr(i);
         held = spin_lock(&vcpu->vm->dev_lock);
-        vgic_sync_lrs(&vcpu->vm->arch.vgic, vcpu->id, c->lrs, c->lrs_used);
+        vgic_sync_lrs(g, vcpu->id, c->lrs, c->lrs_used);
+        if ((c->timer_latched[0] || c->timer_latched[1]) && vcpu->id < g->nr_vcpus)
+                drop = timers_resample(vcpu, g);
         spin_unlock(held);
+        if (drop & 1)
+                arm64_gic_clear_active(INTID_VTIMER);
+        if (drop & 2)
+                arm64_gic_clear_active(INTID_PTIMER);
 }
 
 void arm64_vgic_put(struct vcpu *vcpu)
@@ -77,18 +131,22 @@ void arm64_vgic_put(struct vcpu *vcpu)
                 arm64_write_lr(i, 0);
         write_sysreg(ICH_HCR_EL2, 0);
         isb();
-        /* A tick the guest never finished must not keep the physical timer interrupt busy. */
+        /* A tick the guest never finished must not keep a physical timer interrupt busy. */
         arm64_gic_clear_active(INTID_VTIMER);
+        arm64_gic_clear_active(INTID_PTIMER);
 }
 
-void arm64_vtimer_fired(struct vcpu *vcpu)
+void arm64_timer_fired(struct vcpu *vcpu, unsigned intid)
 {
         struct vgic *g = &vcpu->vm->arch.vgic;
+        unsigned t = intid == INTID_PTIMER;
 
         /*
-         * A one-shot pending state (like a GICR_ISPENDR0 write): the HW link, not the model's
-         * line, tells when the timer may fire again.
+         * Pending until the guest acknowledges it or the timer's output drops
+         * (timers_resample); the HW link, not the model's line, tells when it may fire again.
          */
-        if (vcpu->id < g->nr_vcpus)
-                g->cpu[vcpu->id].priv[VGIC_VTIMER_PPI].pending_latch = true;
+        if (vcpu->id < g->nr_vcpus) {
+                g->cpu[vcpu->id].priv[t ? VGIC_PTIMER_PPI : VGIC_VTIMER_PPI].pending_latch = true;
+                vcpu->arch.timer_latched[t] = true;
+        }
 }

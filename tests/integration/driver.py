@@ -320,6 +320,18 @@ HOSTILE_APIC_SMP = [WITNESS, ("smp", [
         r"all 29 checks passed$")], vm_exited("smp"))]
 
 
+# arm64_arch: the architecture as a guest sees it (timers, aborts, SMCCC, ID registers, PMU
+# and debug registers), beside the witness.
+ARM64_ARCH = [WITNESS, ("timers", [guest_line("timers", "timers: " + t) for t in (
+    r"physical timer registers hold their values, TVAL = CVAL - CNTPCT$",
+    r"physical timer polled: ISTATUS set after CVAL$",
+    r"virtual timer: 1 interrupt through PPI 27$",
+    r"physical timer: 1 interrupt through PPI 30$",
+    r"virtual timer: PPI 27 pending exactly while the timer's output is asserted$",
+    r"physical timer: PPI 30 pending exactly while the timer's output is asserted$",
+    r"all \d+ checks passed$")], vm_exited("timers"))]
+
+
 def vm_orders(vms):
     """Each VM's lines (name, lines, stop line) in order, then its stop line, then the
     summary: the VMs run at once, so only each VM's own lines have an order."""
@@ -502,6 +514,7 @@ CASES = {
     "arm64_hostile_mmio": guests_case("arm64_hostile_mmio.cfg", ARM64_HOSTILE_MMIO,
                                       arch="arm64"),
     "arm64_hostile_gic": guests_case("arm64_hostile_gic.cfg", ARM64_HOSTILE_GIC, arch="arm64"),
+    "arm64_arch": guests_case("arm64_arch.cfg", ARM64_ARCH, arch="arm64"),
     "arm64_hostile_hc": guests_case("arm64_hostile_hc.cfg", ARM64_HOSTILE_HC, arch="arm64"),
     "arm64_hostile_virt": guests_case("arm64_hostile_virt.cfg", ARM64_HOSTILE_VIRT,
                                       arch="arm64"),

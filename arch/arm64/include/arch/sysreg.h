@@ -115,6 +115,7 @@ static inline void dsb_ish(void)
 #define INTID_MAINTENANCE 25
 #define INTID_HYP_TIMER   26
 #define INTID_VTIMER      27
+#define INTID_PTIMER      30 /* EL1 physical timer (the guest's, passed through) */
 #define INTID_SPURIOUS    1020
 
 #endif

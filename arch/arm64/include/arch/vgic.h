@@ -57,6 +57,7 @@
 #define VGIC_MAX_LRS    16 /* ICH_VTR_EL2.ListRegs allows at most 16 */
 #define VGIC_NO_VCPU    0xff
 #define VGIC_VTIMER_PPI 27 /* EL1 virtual timer */
+#define VGIC_PTIMER_PPI 30 /* EL1 physical timer */
 
 /* Guest-physical layout (the arch registers these on the VM's MMIO bus). */
 #define VGIC_GICD_BASE           0x08000000ull

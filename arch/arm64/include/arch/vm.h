@@ -33,7 +33,7 @@ struct arm64_el1_regs {
         uint64_t sp_el0, sp_el1, elr_el1, spsr_el1;
         uint64_t sctlr, cpacr, ttbr0, ttbr1, tcr, mair, amair, vbar, contextidr;
         uint64_t esr, far, afsr0, afsr1, par, tpidr_el0, tpidrro_el0, tpidr_el1;
-        uint64_t cntkctl, cntv_ctl, cntv_cval, csselr, mdscr;
+        uint64_t cntkctl, cntv_ctl, cntv_cval, cntp_ctl, cntp_cval, csselr, mdscr;
         /* Only where the CPU has the feature (pointer auth, SVE, SME): */
         uint64_t apkeys[10]; /* APIA, APIB, APDA, APDB, APGA keys: LO, HI each */
         uint64_t zcr;        /* ZCR_EL1: its SVE vector length */
@@ -65,6 +65,9 @@ struct vcpu_arch {
         bool on_pending;           /* CPU_ON'd: takes the entry state below when it next runs */
         uint64_t on_entry, on_ctx; /* CPU_ON's entry point and context id (x0) */
         bool fresh;                /* never ran: FP/SIMD registers to be cleared first */
+        /* Per guest timer (0 virtual, 1 physical): its PPI is pending because its physical
+         * interrupt fired (arm64_timer_fired), and the physical one is left active. */
+        bool timer_latched[2];
         struct arm64_fp_regs fp;
         uint64_t deadline; /* counter value at which the current run's slice ends */
         unsigned leave;    /* 0, or the enum vcpu_run_result that ends the current run */
