@@ -50,6 +50,7 @@ enum config_key {
         KEY_WEIGHT,
         KEY_CPU,
         KEY_VCPUS,
+        KEY_UNBACKED,
         KEY_COUNT,
 };
 
@@ -677,6 +678,17 @@ static int set_cpu(struct parser *ps, struct span key, struct span val)
         return r;
 }
 
+static int set_unbacked(struct parser *ps, struct span key, struct span val)
+{
+        if (span_eq(val, "abort") || span_eq(val, "stop")) {
+                ps->vm->unbacked_stop = span_eq(val, "stop");
+                return 0;
+        }
+        return value_err(ps, key, val,
+                         "expected abort (the guest gets the architecture's fault for an access "
+                         "to an address with nothing behind it) or stop (the VM stops)");
+}
+
 static const struct key_desc keys[KEY_COUNT] = {
     [KEY_LOG] = {"log", true, set_log},
     [KEY_FINISH] = {"finish", true, set_finish},
@@ -697,6 +709,7 @@ static const struct key_desc keys[KEY_COUNT] = {
     [KEY_WEIGHT] = {"weight", false, set_weight},
     [KEY_CPU] = {"cpu", false, set_cpu},
     [KEY_VCPUS] = {"vcpus", false, set_vcpus},
+    [KEY_UNBACKED] = {"unbacked", false, set_unbacked},
 };
 
 /* ---- sections ----------------------------------------------------------------------------- */
@@ -817,7 +830,7 @@ static int section_header(struct parser *ps, const char *p, size_t n, size_t ope
 
 static const char *const section_key_list =
     "memory, image, format, load, entry, kernel, initrd, cmdline, disk, disk_readonly, "
-    "event_idx, expect_exit, expect_stop, weight, cpu, vcpus";
+    "event_idx, expect_exit, expect_stop, weight, cpu, vcpus, unbacked";
 
 static int key_value(struct parser *ps, const char *p, size_t n, size_t i)
 {

@@ -294,22 +294,86 @@ static void el1_save(struct arm64_el1_regs *r)
         isb();
 }
 
-/* An undefined-instruction exception taken to the guest's EL1 vectors. */
-static void inject_undef(struct vcpu_arch *c)
+/* Did the exception come from the guest's EL0 (AArch64 or AArch32)? */
+static bool from_el0(const struct vcpu_arch *c)
+{
+        return (c->pstate & PSR_MODE32) || (c->pstate & PSR_MODE_MASK) == 0;
+}
+
+/*
+ * A synchronous exception taken to the guest's EL1 vectors (the vCPU's EL1 registers are
+ * loaded): ESR_EL1 = esr, FAR_EL1 = far where the class has one, ELR_EL1 = the instruction
+ * that caused it, SPSR_EL1 = its PSTATE; EL1h with DAIF masked at VBAR_EL1 + the vector of
+ * where it came from.
+ */
+static void inject_sync(struct vcpu_arch *c, uint64_t esr, bool has_far, uint64_t far)
 {
         uint64_t mode = c->pstate & PSR_MODE_MASK, off;
 
-        if (mode == PSR_MODE_EL1H)
+        if (c->pstate & PSR_MODE32)
+                off = 0x600; /* lower EL, AArch32 */
+        else if (mode == PSR_MODE_EL1H)
                 off = 0x200;
         else if (mode == 0x4) /* EL1t */
                 off = 0x000;
         else
-                off = 0x400; /* from EL0 */
-        write_sysreg(esr_el1, ESR_IL | (uint64_t)EC_UNKNOWN << 26);
+                off = 0x400; /* lower EL, AArch64 */
+        write_sysreg(esr_el1, esr);
+        if (has_far)
+                write_sysreg(far_el1, far);
         write_sysreg(elr_el1, c->pc);
         write_sysreg(spsr_el1, c->pstate);
         c->pc = read_sysreg(vbar_el1) + off;
         c->pstate = PSTATE_ENTRY;
+}
+
+/* An undefined-instruction exception. */
+static void inject_undef(struct vcpu_arch *c)
+{
+        inject_sync(c, ESR_IL | (uint64_t)EC_UNKNOWN << 26, false, 0);
+}
+
+/*
+ * A guest access to an IPA with nothing behind it: what the hardware does for an access
+ * nothing answers, a synchronous external abort (Arm ARM D17.2.37 ESR_EL1: DFSC/IFSC
+ * 0b010000, FnV = 0 so FAR_EL1 holds the faulting virtual address, ISV = 0, IL = 1), taken
+ * to EL1 as an instruction abort or a data abort (WnR as the access), from the current EL or
+ * from EL0, as KVM injects it; or, with the VM's config unbacked = stop, the VM stops.
+ */
+static void unbacked_access(struct vcpu *vcpu, bool fetch, uint64_t ipa)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+        struct vm *vm = vcpu->vm;
+        uint32_t iss = (uint32_t)ESR_ISS(c->esr);
+        uint64_t far = read_sysreg(far_el2), esr;
+        const char *what = fetch                ? "instruction fetch from"
+                           : (iss & DABT_S1PTW) ? "page-table walk at"
+                           : (iss & DABT_WNR)   ? "data write to"
+                                                : "data read from";
+
+        if (vm->unbacked_stop) {
+                vm_stop(vm, VM_STOP_OUTSIDE_RAM, "%s %#llx (outside RAM and devices) at pc %#llx",
+                        what, (unsigned long long)ipa, (unsigned long long)c->pc);
+                return;
+        }
+        if (!vm->arch.unbacked_reported) {
+                struct spin_held held = spin_lock(&vm->dev_lock); /* the console */
+
+                if (!vm->arch.unbacked_reported)
+                        LOG_INFO("keel: vm %s: %s %#llx (outside RAM and devices) at pc %#llx: "
+                                 "external abort injected (first such access; config "
+                                 "unbacked = stop stops the VM instead)",
+                                 vm->name, what, (unsigned long long)ipa,
+                                 (unsigned long long)c->pc);
+                vm->arch.unbacked_reported = true;
+                spin_unlock(held);
+        }
+        if (fetch)
+                esr = (uint64_t)(from_el0(c) ? EC_IABT_LOW : EC_IABT_CUR) << 26 | ESR_IL | FSC_SEA;
+        else
+                esr = (uint64_t)(from_el0(c) ? EC_DABT_LOW : EC_DABT_CUR) << 26 | ESR_IL |
+                      (iss & DABT_WNR) | FSC_SEA;
+        inject_sync(c, esr, true, far);
 }
 
 /*
@@ -327,7 +391,7 @@ static uint64_t *reg_ptr(struct vcpu_arch *c, unsigned r, uint64_t *zero)
         return r < 31 ? &c->x[r] : zero; /* register 31 is xzr here */
 }
 
-/* Stage-2 data abort: an MMIO access described by the syndrome, or outside RAM. */
+/* Stage-2 data abort: an MMIO access described by the syndrome, or nothing there. */
 static void exit_data_abort(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
@@ -377,10 +441,7 @@ static void exit_data_abort(struct vcpu *vcpu)
                         (unsigned long long)ipa, (unsigned long long)c->pc);
                 return;
         }
-        vm_stop(vm, VM_STOP_OUTSIDE_RAM, "%s %s %#llx (outside RAM and devices) at pc %#llx",
-                (iss & DABT_S1PTW) ? "page-table walk" : "data",
-                (iss & DABT_WNR) ? "write to" : "read from", (unsigned long long)ipa,
-                (unsigned long long)c->pc);
+        unbacked_access(vcpu, false, ipa);
 }
 
 /* Trapped MSR/MRS: SGIs through ICC_SGI1R_EL1. */
@@ -578,13 +639,11 @@ static void exit_sync(struct vcpu *vcpu)
         case EC_SYSREG:
                 exit_sysreg(vcpu);
                 return;
-        case EC_IABT_LOW:
+        case EC_IABT_LOW: /* nothing executable there: RAM is mapped RWX, devices are not */
                 c->exit_count[ARM64_EXIT_MMIO]++;
-                vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
-                        "instruction fetch from %#llx (outside RAM) at pc %#llx",
-                        (unsigned long long)(((read_sysreg(hpfar_el2) >> 4) << 12) |
-                                             (read_sysreg(far_el2) & 0xfff)),
-                        (unsigned long long)c->pc);
+                unbacked_access(vcpu, true,
+                                ((read_sysreg(hpfar_el2) >> 4) << 12) |
+                                    (read_sysreg(far_el2) & 0xfff));
                 return;
         }
         c->exit_count[ARM64_EXIT_OTHER]++;

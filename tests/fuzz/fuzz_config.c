@@ -183,7 +183,8 @@ static size_t write_config(const struct keel_config *c)
                         OUT("expect_exit = %lld\n", (long long)v->expect_exit);
                 if (v->has_expect_stop)
                         OUT("expect_stop = %s\n", vm_stop_reason_name(v->expect_stop));
-                OUT("weight = %u\nvcpus = 0x%x\n", (unsigned)v->weight, v->vcpus);
+                OUT("weight = %u\nvcpus = 0x%x\nunbacked = %s\n", (unsigned)v->weight, v->vcpus,
+                    v->unbacked_stop ? "stop" : "abort");
                 if (v->cpu != SCHED_NO_PIN)
                         OUT("cpu = %d\n", v->cpu);
         }

@@ -329,7 +329,14 @@ ARM64_ARCH = [WITNESS, ("timers", [guest_line("timers", "timers: " + t) for t in
     r"physical timer: 1 interrupt through PPI 30$",
     r"virtual timer: PPI 27 pending exactly while the timer's output is asserted$",
     r"physical timer: PPI 30 pending exactly while the timer's output is asserted$",
-    r"all \d+ checks passed$")], vm_exited("timers"))]
+    r"all \d+ checks passed$")], vm_exited("timers")),
+    ("aborts", [guest_line("aborts", "aborts: " + t) for t in (
+        r"load from 0x20000000: data abort, DFSC 0x10, FAR 0x20000000$",
+        r"load from 0x100000000: data abort, DFSC 0x10, FAR 0x100000000$",
+        r"store to 0x40201000: data abort, DFSC 0x10, FAR 0x40201000$",
+        r"fetch from 0x48000000: instruction abort, IFSC 0x10, FAR 0x48000000$",
+        r"fetch from 0x9000000: instruction abort, IFSC 0x10, FAR 0x9000000$",
+        r"all \d+ checks passed$")], vm_exited("aborts"))]
 
 
 def vm_orders(vms):
@@ -514,7 +521,11 @@ CASES = {
     "arm64_hostile_mmio": guests_case("arm64_hostile_mmio.cfg", ARM64_HOSTILE_MMIO,
                                       arch="arm64"),
     "arm64_hostile_gic": guests_case("arm64_hostile_gic.cfg", ARM64_HOSTILE_GIC, arch="arm64"),
-    "arm64_arch": guests_case("arm64_arch.cfg", ARM64_ARCH, arch="arm64"),
+    "arm64_arch": guests_case("arm64_arch.cfg", ARM64_ARCH, arch="arm64", counts={
+        # the first unbacked access of a VM is logged, once
+        r"^keel: vm aborts: data read from 0x20000000 \(outside RAM and devices\) at pc "
+        r"0x[0-9a-f]+: external abort injected \(first such access; ": 1,
+        r"^keel: vm \S+: .* external abort injected": 1}),
     "arm64_hostile_hc": guests_case("arm64_hostile_hc.cfg", ARM64_HOSTILE_HC, arch="arm64"),
     "arm64_hostile_virt": guests_case("arm64_hostile_virt.cfg", ARM64_HOSTILE_VIRT,
                                       arch="arm64"),

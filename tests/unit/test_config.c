@@ -508,7 +508,7 @@ TEST(unknown_and_misplaced_keys)
         EXPECT_STREQ(err, "keel.cfg:3: unknown key 'memroy' in [vm hello] (expected memory, "
                           "image, format, load, entry, kernel, initrd, cmdline, disk, "
                           "disk_readonly, event_idx, expect_exit, expect_stop, weight, cpu, "
-                          "vcpus)");
+                          "vcpus, unbacked)");
         EXPECT_ERR("verbose = 1\n" VM_HELLO, 1, "unknown key 'verbose'", "log", "finish");
         EXPECT_ERR("memory = 16M\n" VM_HELLO, 1, "key 'memory' outside a [vm NAME] section");
         EXPECT_ERR("image = a.bin\n", 1, "'image' outside");
@@ -945,6 +945,23 @@ TEST(error_buffer_bounds)
         /* Without a file name the messages say "config". */
         EXPECT_EQ(config_parse("", 0, NULL, &cfg, err, sizeof(err)), -KEEL_EINVAL);
         EXPECT_STREQ(err, "config:0: no [vm NAME] section: nothing to run");
+}
+
+TEST(unbacked_key)
+{
+        EXPECT_OK(VM_HELLO);
+        EXPECT_FALSE(cfg.vms[0].unbacked_stop); /* default: the guest gets the fault */
+        EXPECT_TRUE(sched_vm("unbacked", "stop")->unbacked_stop);
+        EXPECT_FALSE(sched_vm("unbacked", "abort")->unbacked_stop);
+        EXPECT_TRUE(sched_vm("unbacked", "\"stop\"")->unbacked_stop);
+        EXPECT_OK(VM_HELLO "unbacked = stop\n[vm two]\nmemory = 2M\nimage = a.bin\n");
+        EXPECT_TRUE(cfg.vms[0].unbacked_stop);
+        EXPECT_FALSE(cfg.vms[1].unbacked_stop); /* per VM */
+        sched_err("unbacked", "Stop", "expected abort");
+        sched_err("unbacked", "yes", "or stop (the VM stops)");
+        sched_err("unbacked", "abort,stop", "expected abort");
+        EXPECT_ERR(VM_HELLO "unbacked = stop\nunbacked = abort\n", 5, "duplicate key 'unbacked'");
+        EXPECT_ERR("unbacked = stop\n" VM_HELLO, 1, "'unbacked' outside");
 }
 
 TEST(long_user_text_is_cut_in_messages)

@@ -55,6 +55,9 @@ struct vm_config {
         int cpu;         /* physical CPU its vCPUs are pinned to (< KEEL_MAX_CPUS), or
                             SCHED_NO_PIN (-1, the default); whether it exists is checked at boot */
         uint32_t vcpus;  /* 1..CONFIG_VCPUS_MAX, default 1 */
+        /* unbacked = stop: a guest access to a guest-physical address with nothing behind it
+         * stops the VM (outside-ram) instead of getting the architecture's fault. */
+        bool unbacked_stop;
 };
 
 struct keel_config {

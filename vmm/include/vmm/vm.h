@@ -75,6 +75,9 @@ struct vm {
         struct vcons console; /* console front end of the VM's serial devices, print hypercall */
         struct vcpu vcpus[VM_MAX_VCPUS];
         unsigned vcpu_count;
+        /* Config unbacked = stop: an access to a guest-physical address with nothing behind
+         * it stops the VM rather than faulting in the guest (docs/config.md). */
+        bool unbacked_stop;
 
         enum vm_stop_reason stop_reason;
         int64_t exit_code;     /* valid when stop_reason == VM_STOP_EXIT */

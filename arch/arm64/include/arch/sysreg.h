@@ -96,10 +96,12 @@ static inline void dsb_ish(void)
 #define DABT_S1PTW     (1u << 7)
 #define DABT_WNR       (1u << 6)
 #define DABT_DFSC(iss) ((iss)&0x3f)
+#define FSC_SEA        0x10 /* DFSC/IFSC: synchronous external abort, not on a table walk */
 
 /* SPSR / PSTATE */
 #define PSR_MODE_EL1H 0x5
 #define PSR_MODE_MASK 0xf
+#define PSR_MODE32    (1u << 4) /* AArch32 (from EL0: HCR_EL2.RW keeps EL1 AArch64) */
 #define PSR_F         (1u << 6)
 #define PSR_I         (1u << 7)
 #define PSR_A         (1u << 8)

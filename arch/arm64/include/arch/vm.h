@@ -84,6 +84,7 @@ struct vm_arch {
         void *sve[VM_ARCH_MAX_VCPUS];
         hpa_t sve_pa[VM_ARCH_MAX_VCPUS];
         unsigned sve_pages;
+        bool unbacked_reported;      /* an access to an IPA with nothing there was logged */
         uint32_t unknown_sysregs[8]; /* trapped system registers already reported */
         unsigned unknown_sysreg_count;
 };
