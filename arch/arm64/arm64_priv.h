@@ -30,17 +30,13 @@
 void arm64_report_once(struct vm *vm, uint32_t *seen, unsigned *count, unsigned max, uint32_t key,
                        const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-/* Is x0 a PSCI or SMCCC (arch) function ID, SMC32 or SMC64? Inline: every HVC asks. */
-static inline bool arm64_is_psci(uint64_t x0)
-{
-        uint32_t base = (uint32_t)x0 & ~0x40000000u;
-
-        return !(x0 >> 32) &&
-               ((base & 0xffffff00u) == 0x84000000u || (base & 0xffffff00u) == 0x80000000u);
-}
-
-/* psci.c: handles x[0] if it is a PSCI/SMCCC function (result in x[0]); false otherwise. */
-bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x);
+/*
+ * psci.c: an SMCCC call that is not one of Keel's hypercalls (those vcpu.c serves itself):
+ * the Arm architecture calls (SMCCC_VERSION, SMCCC_ARCH_FEATURES), PSCI, and over HVC the
+ * vendor-specific hypervisor service's queries (Call UID, Revision); every other function
+ * ID gets NOT_SUPPORTED (-1). Result in x[0] (x[0..3] for Call UID).
+ */
+void arm64_smccc_call(struct vcpu *vcpu, uint64_t *x, bool hvc);
 
 /* vcpu.c: PSCI CPU_ON of a powered-off vCPU (caller holds the VM's dev_lock): it takes the
  * PSCI entry state (pc = entry, x0 = ctx, EL1h, DAIF masked, MMU off) when it next runs. */

@@ -1,15 +1,18 @@
 /*
- * PSCI 1.0 and the SMCCC version calls, over HVC or SMC (function IDs in x0, results in x0;
- * Arm DEN0022 and DEN0028). CPU_ON starts a further vCPU of the VM (its entry state is set
- * when it next runs, on its own CPU: arm64_vcpu_power_on), CPU_OFF parks the caller until a
- * CPU_ON (the VM halts when its last vCPU goes off). The powered flags change under the VM's
- * dev_lock; the scheduler is called only after it is released.
+ * The SMC Calling Convention's calls other than Keel's own hypercalls (Arm DEN0028): SMCCC
+ * 1.1's SMCCC_VERSION and SMCCC_ARCH_FEATURES, PSCI 1.0 (DEN0022) over HVC or SMC, the
+ * vendor-specific hypervisor service's Call UID and Revision over HVC, and NOT_SUPPORTED for
+ * every other function ID (function IDs in x0, results in x0). CPU_ON starts a further vCPU of the
+ * VM (its entry state is set when it next runs, on its own CPU: arm64_vcpu_power_on), CPU_OFF parks
+ * the caller until a CPU_ON (the VM halts when its last vCPU goes off). The powered flags change
+ * under the VM's dev_lock; the scheduler is called only after it is released.
  */
 #include <stdarg.h>
 #include <stdio.h>
 
 #include <keel/log.h>
 #include <keel/spinlock.h>
+#include <vmm/hypercall.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
 
@@ -50,6 +53,7 @@ static bool supported(uint32_t f)
         case PSCI_SYSTEM_RESET:
         case PSCI_FEATURES:
         case SMCCC_VERSION:
+        case SMCCC_ARCH_FEATURES:
                 return true;
         }
         return false;
@@ -117,18 +121,40 @@ static __attribute__((noinline)) void cpu_off(struct vcpu *vcpu)
         spin_unlock(held);
 }
 
-bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
+void arm64_smccc_call(struct vcpu *vcpu, uint64_t *x, bool hvc)
 {
         struct vm *vm = vcpu->vm;
         uint32_t f = (uint32_t)x[0];
         struct vcpu *target;
         int64_t r;
 
-        if (!arm64_is_psci(x[0]))
-                return false;
+        if (x[0] >> 32) { /* SMCCC: the function ID is W0; bits 63:32 must be 0 */
+                x[0] = (uint64_t)PSCI_NOT_SUPPORTED;
+                return;
+        }
         switch (f) {
         case SMCCC_VERSION:
                 r = 0x10001; /* SMCCC 1.1 */
+                break;
+        case SMCCC_ARCH_FEATURES:
+                /* Of the architecture calls only these two; no SoC ID, no workarounds. */
+                r = (uint32_t)x[1] == SMCCC_VERSION || (uint32_t)x[1] == SMCCC_ARCH_FEATURES
+                        ? PSCI_SUCCESS
+                        : PSCI_NOT_SUPPORTED;
+                break;
+        case KEEL_HC_ARM64_CALL_UID:
+                if (!hvc)
+                        goto unknown;
+                x[1] = KEEL_HC_ARM64_UID1;
+                x[2] = KEEL_HC_ARM64_UID2;
+                x[3] = KEEL_HC_ARM64_UID3;
+                r = KEEL_HC_ARM64_UID0;
+                break;
+        case KEEL_HC_ARM64_REVISION:
+                if (!hvc)
+                        goto unknown;
+                x[1] = 0; /* minor */
+                r = KEEL_HC_ABI_VERSION;
                 break;
         case PSCI_VERSION:
                 r = 0x10000; /* PSCI 1.0 */
@@ -157,19 +183,19 @@ bool arm64_psci_call(struct vcpu *vcpu, uint64_t *x)
                 break;
         case PSCI_CPU_OFF:
                 cpu_off(vcpu);
-                return true;
+                return;
         case PSCI_SYSTEM_OFF:
                 system_stop(vm, VM_STOP_POWEROFF, "SYSTEM_OFF");
-                return true;
+                return;
         case PSCI_SYSTEM_RESET:
                 system_stop(vm, VM_STOP_REBOOT, "SYSTEM_RESET");
-                return true;
+                return;
         default:
-                r = PSCI_NOT_SUPPORTED;
+        unknown:
+                r = PSCI_NOT_SUPPORTED; /* SMCCC: unknown function identifier */
                 break;
         }
         x[0] = (uint64_t)r;
-        return true;
 }
 
 void arm64_report_once(struct vm *vm, uint32_t *seen, unsigned *count, unsigned max, uint32_t key,

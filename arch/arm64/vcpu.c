@@ -340,7 +340,8 @@ static void inject_undef(struct vcpu_arch *c)
  * to EL1 as an instruction abort or a data abort (WnR as the access), from the current EL or
  * from EL0, as KVM injects it; or, with the VM's config unbacked = stop, the VM stops.
  */
-static void unbacked_access(struct vcpu *vcpu, bool fetch, uint64_t ipa)
+static __attribute__((noinline, cold)) void unbacked_access(struct vcpu *vcpu, bool fetch,
+                                                            uint64_t ipa)
 {
         struct vcpu_arch *c = &vcpu->arch;
         struct vm *vm = vcpu->vm;
@@ -480,22 +481,30 @@ static __attribute__((noinline)) void exit_sysreg(struct vcpu *vcpu)
         inject_undef(c);
 }
 
-static bool exit_hvc(struct vcpu *vcpu, bool smc)
+/*
+ * HVC #0 and SMC #0 are SMCCC calls (function ID in x0): Keel's hypercalls (HVC only, the
+ * vendor-specific hypervisor service range: vmm/hypercall.h), else psci.c's SMCCC calls.
+ * Anything else, such as a non-zero immediate, gets NOT_SUPPORTED.
+ */
+static inline __attribute__((always_inline)) bool exit_hvc(struct vcpu *vcpu, bool smc)
 {
         struct vcpu_arch *c = &vcpu->arch;
+        uint64_t f = c->x[0] - KEEL_HC_ARM64_FID_BASE;
         struct hc_call call;
         bool cont;
 
         c->exit_count[smc ? ARM64_EXIT_SMC : ARM64_EXIT_HVC]++;
         if (smc)
                 c->pc += 4; /* a trapped SMC returns to itself */
-        if (arm64_is_psci(c->x[0]) && arm64_psci_call(vcpu, c->x))
-                return vcpu->vm->state == VM_RUNNING;
-        if (smc || ESR_ISS(c->esr) & 0xffff) {
-                c->x[0] = (uint64_t)-1; /* SMCCC: not supported */
+        if (ESR_ISS(c->esr) & 0xffff) {
+                c->x[0] = (uint64_t)KEEL_HC_SMCCC_NOT_SUPPORTED;
                 return true;
         }
-        call.nr = c->x[0];
+        if (smc || f >= KEEL_HC_COUNT) {
+                arm64_smccc_call(vcpu, c->x, !smc);
+                return vcpu->vm->state == VM_RUNNING;
+        }
+        call.nr = f;
         call.arg[0] = c->x[1];
         call.arg[1] = c->x[2];
         call.arg[2] = c->x[3];

@@ -3,7 +3,9 @@
  * must answer each with its documented result and change nothing else:
  *   - every number from 0 to 1100 (2, EXIT, left out) and huge ones, some of whose low bits
  *     are a real call's number (a dispatcher that truncated would run PRINT or EXIT): ENOSYS
- *     (PRINT and VM_INFO: the error their arguments deserve), the argument registers kept;
+ *     (arm64: SMCCC NOT_SUPPORTED; the numbers go in as the runtime's GUEST_HC_ID makes
+ *     them) (PRINT and VM_INFO: the error their arguments deserve), the argument registers
+ *     kept;
  *   - PRINT and VM_INFO at the last bytes of RAM (fine) and one byte further (EFAULT,
  *     nothing written), below RAM, at 2^63, near 2^64 and wrapping past it, lengths of 1025,
  *     2^63 and 2^64-1 (E2BIG), sizes of 63 (EINVAL) and 2^64-1 (fine: 64 bytes written);
@@ -48,7 +50,7 @@ static int64_t hc_raw(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64
         *kept = b == a0 && c == a1 && d == a2 && s == a3;
         return (int64_t)r;
 #else
-        register uint64_t x0 __asm__("x0") = nr;
+        register uint64_t x0 __asm__("x0") = GUEST_HC_ID(nr);
         register uint64_t x1 __asm__("x1") = a0;
         register uint64_t x2 __asm__("x2") = a1;
         register uint64_t x3 __asm__("x3") = a2;
@@ -70,7 +72,7 @@ static int64_t sweep_want(uint64_t nr)
         case KEEL_HC_VM_INFO:
                 return -KEEL_EFAULT;
         }
-        return -KEEL_ENOSYS;
+        return GUEST_HC_UNKNOWN;
 }
 
 static void sweep(void)

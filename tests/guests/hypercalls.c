@@ -10,7 +10,9 @@
  *                             many bytes written; the name printed for the test driver
  *   VM_INFO too small      -> -EINVAL, buffer untouched
  *   VM_INFO bad gpa        -> -EFAULT
- *   unknown numbers        -> -ENOSYS
+ *   unknown numbers        -> -ENOSYS (x86), SMCCC NOT_SUPPORTED -1 (arm64)
+ *   arm64: SMCCC_VERSION 1.1, SMCCC_ARCH_FEATURES, the vendor hypervisor service's Call UID
+ *   and Revision, an unknown SMCCC function ID (1337) -> NOT_SUPPORTED
  * Each failure prints "FAIL: ..." and the exit code is the number of failed checks.
  */
 #include "guest.h"
@@ -101,14 +103,59 @@ static void test_vm_info(void)
                              info->ram_size);
 }
 
+#ifdef __aarch64__
+/* An SMCCC call over HVC #0 with a raw function ID; x1..x3 come back in r[1..3]. */
+static int64_t smccc_hvc(uint64_t fid, uint64_t arg, uint64_t r[4])
+{
+        register uint64_t x0 __asm__("x0") = fid;
+        register uint64_t x1 __asm__("x1") = arg;
+        register uint64_t x2 __asm__("x2") = 0;
+        register uint64_t x3 __asm__("x3") = 0;
+
+        __asm__ volatile("hvc #0" : "+r"(x0), "+r"(x1), "+r"(x2), "+r"(x3) : : "memory");
+        r[0] = x0;
+        r[1] = x1;
+        r[2] = x2;
+        r[3] = x3;
+        return (int64_t)x0;
+}
+
+/* The SMCCC calls every SMCCC 1.1 caller may make, and Keel's place among them. */
+static void smccc_checks(void)
+{
+        uint64_t r[4];
+
+        expect("SMCCC_VERSION", smccc_hvc(0x80000000, 0, r), 0x10001);
+        expect("SMCCC_ARCH_FEATURES(SMCCC_ARCH_FEATURES)", smccc_hvc(0x80000001, 0x80000001, r), 0);
+        expect("SMCCC_ARCH_FEATURES(WORKAROUND_1)", smccc_hvc(0x80000001, 0x80008000, r), -1);
+        expect("SMCCC_ARCH_FEATURES(1337)", smccc_hvc(0x80000001, 1337, r), -1);
+        expect("PSCI_FEATURES(SMCCC_ARCH_FEATURES)", smccc_hvc(0x8400000a, 0x80000001, r), 0);
+        expect("unknown SMCCC function 1337", smccc_hvc(1337, 0, r), -1);
+        expect("unknown vendor hypervisor function 0xc6000004", smccc_hvc(0xc6000004, 0, r), -1);
+        expect("VERSION as SMC32 0x86000000 (Keel's calls are SMC64)", smccc_hvc(0x86000000, 0, r),
+               -1);
+        expect("VERSION as 0xc6000000", smccc_hvc(KEEL_HC_ARM64_FID(KEEL_HC_VERSION), 0, r),
+               KEEL_HC_ABI_VERSION);
+        smccc_hvc(KEEL_HC_ARM64_CALL_UID, 0, r);
+        expect_true("vendor hypervisor Call UID is Keel's",
+                    r[0] == KEEL_HC_ARM64_UID0 && r[1] == KEEL_HC_ARM64_UID1 &&
+                        r[2] == KEEL_HC_ARM64_UID2 && r[3] == KEEL_HC_ARM64_UID3);
+        expect("vendor hypervisor Revision", smccc_hvc(KEEL_HC_ARM64_REVISION, 0, r),
+               KEEL_HC_ABI_VERSION);
+}
+#endif
+
 int64_t guest_main(void)
 {
         expect("VERSION", hc_version(), KEEL_HC_ABI_VERSION);
         test_print();
         test_vm_info();
-        expect("unknown hypercall 4", keel_hypercall(4, 0, 0, 0, 0), -KEEL_ENOSYS);
-        expect("unknown hypercall 0x1234", keel_hypercall(0x1234, 1, 2, 3, 4), -KEEL_ENOSYS);
-        expect("unknown hypercall 2^64-1", keel_hypercall(~0ull, 0, 0, 0, 0), -KEEL_ENOSYS);
+        expect("unknown hypercall 4", keel_hypercall(4, 0, 0, 0, 0), GUEST_HC_UNKNOWN);
+        expect("unknown hypercall 0x1234", keel_hypercall(0x1234, 1, 2, 3, 4), GUEST_HC_UNKNOWN);
+        expect("unknown hypercall 2^64-1", keel_hypercall(~0ull, 0, 0, 0, 0), GUEST_HC_UNKNOWN);
+#ifdef __aarch64__
+        smccc_checks();
+#endif
         /* Still alive and well after all the refusals. */
         expect("VERSION again", hc_version(), KEEL_HC_ABI_VERSION);
         if (failed) {

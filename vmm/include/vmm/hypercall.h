@@ -2,7 +2,9 @@
  * Keel's hypercall ABI, the same numbers on every arch (docs/hypercalls.md):
  *   x86:   VMMCALL (AMD) / VMCALL (Intel); RAX = number, RBX, RCX, RDX, RSI = arguments,
  *          result in RAX.
- *   arm64: HVC #0; x0 = number, x1..x4 = arguments, result in x0.
+ *   arm64: HVC #0 under the SMC Calling Convention (Arm DEN0028): x0 = the SMCCC function ID
+ *          KEEL_HC_ARM64_FID(number) (a fast SMC64 call of the vendor-specific hypervisor
+ *          service), x1..x4 = arguments, result in x0.
  * Results >= 0 are success; a negative result is -KEEL_E* (Linux errno numbers).
  * Only the guest kernel may call: a hypercall from user mode stops the VM (bad-hypercall).
  */
@@ -16,6 +18,26 @@
 #define KEEL_HC_PRINT   1 /* (gpa, len) -> len; len <= KEEL_HC_PRINT_MAX */
 #define KEEL_HC_EXIT    2 /* (code) -> does not return; VM stops with exit code */
 #define KEEL_HC_VM_INFO 3 /* (gpa, size) -> bytes written; fills struct keel_vm_info */
+
+#define KEEL_HC_COUNT 4 /* the calls are the numbers 0 .. KEEL_HC_COUNT - 1 */
+
+/*
+ * arm64: SMCCC function IDs. Bit 31 fast call, bit 30 SMC64, bits 29:24 owning entity 6
+ * (vendor-specific hypervisor service), bits 15:0 the function: Keel's calls are 0..0xfeff
+ * of that range, the service's general queries the SMC32 IDs 0x8600ff01 (Call UID: x0..x3 =
+ * KEEL_HC_ARM64_UID0..3) and 0x8600ff03 (Revision: x0 = major, x1 = minor). Every other ID
+ * (and HVC with a non-zero immediate, and SMC for these) gets SMCCC NOT_SUPPORTED, -1.
+ */
+#define KEEL_HC_ARM64_FID_BASE 0xc6000000u
+#define KEEL_HC_ARM64_FID(nr)  (KEEL_HC_ARM64_FID_BASE | (uint32_t)(nr))
+#define KEEL_HC_ARM64_CALL_UID 0x8600ff01u
+#define KEEL_HC_ARM64_REVISION 0x8600ff03u
+/* UUID 2b3f6a3e-9d4c-4b1e-8a57-4b45454c0001, in the words SMCCC's Call UID returns. */
+#define KEEL_HC_ARM64_UID0          0x3e6a3f2bu
+#define KEEL_HC_ARM64_UID1          0x1e4b4c9du
+#define KEEL_HC_ARM64_UID2          0x454b578au
+#define KEEL_HC_ARM64_UID3          0x01004c45u
+#define KEEL_HC_SMCCC_NOT_SUPPORTED (-1)
 
 #define KEEL_HC_ABI_VERSION 1
 #define KEEL_HC_PRINT_MAX   1024

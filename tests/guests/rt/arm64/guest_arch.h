@@ -25,11 +25,19 @@ struct guest_entry_state {
         uint64_t vbar_el1;  /* 0x128: before _start installed the runtime's vectors */
 } __attribute__((aligned(16)));
 
-/* Hypercalls: HVC #0 with x0 = number, x1..x4 = arguments, result in x0. */
+/*
+ * Hypercalls: HVC #0 with x0 = the SMCCC function ID of call `nr` (KEEL_HC_ARM64_FID, for the
+ * numbers the 16-bit function field holds; larger ones go in as they are, to check that Keel
+ * refuses them), x1..x4 = arguments, result in x0. Unknown IDs get SMCCC NOT_SUPPORTED.
+ */
+#define GUEST_HC_ID(nr)       ((uint64_t)(nr) < 0xff00 ? (uint64_t)KEEL_HC_ARM64_FID(nr) : (nr))
+#define GUEST_HC_UNKNOWN      KEEL_HC_SMCCC_NOT_SUPPORTED
+#define GUEST_HC_UNKNOWN_NAME "NOT_SUPPORTED"
+
 static inline int64_t keel_hypercall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
                                      uint64_t a3)
 {
-        register uint64_t x0 __asm__("x0") = nr;
+        register uint64_t x0 __asm__("x0") = GUEST_HC_ID(nr);
         register uint64_t x1 __asm__("x1") = a0;
         register uint64_t x2 __asm__("x2") = a1;
         register uint64_t x3 __asm__("x3") = a2;

@@ -24,6 +24,11 @@ struct guest_entry_state {
 extern int guest_hc_intel; /* 0 unknown, 1 AMD (VMMCALL), 2 Intel (VMCALL) */
 int guest_hc_detect(void);
 
+/* The register value that asks for hypercall `nr`, and what an unknown number returns. */
+#define GUEST_HC_ID(nr)       ((uint64_t)(nr))
+#define GUEST_HC_UNKNOWN      (-KEEL_ENOSYS)
+#define GUEST_HC_UNKNOWN_NAME "ENOSYS"
+
 static inline int64_t keel_hypercall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
                                      uint64_t a3)
 {
