@@ -45,6 +45,11 @@ void arm64_vcpu_power_on(struct vcpu *vcpu, uint64_t entry, uint64_t ctx);
  * CPU of each one that runs or waits (blocked) on a queue. Without the dev_lock held. */
 void arm64_kick_vcpus(struct vm *vm, unsigned mask);
 
+/* idregs.c: ID register (op0 3, op1 0, CRn 0, CRm, op2) as the guest sees it (CRm 1..7),
+ * and the masking alone (of the hardware value `hw`). */
+uint64_t arm64_id_reg(unsigned crm, unsigned op2);
+uint64_t arm64_id_sanitize(unsigned crm, unsigned op2, uint64_t hw);
+
 /* vgic_hw.c: the emulated GIC's list registers around guest entries. */
 void arm64_vgic_load(struct vcpu *vcpu);
 void arm64_vgic_flush(struct vcpu *vcpu, unsigned nr_lrs);

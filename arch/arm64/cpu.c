@@ -186,17 +186,28 @@ void arm64_virt_cpu_enable(void)
         uint64_t mmfr1 = read_sysreg(id_aa64mmfr1_el1);
         uint64_t cptr = read_sysreg(cptr_el2), vtcr;
 
-        /* FP/SIMD, SVE and SME belong to the guest while it runs: no traps. */
-        cptr &= ~(1ull << 10 | 1ull << 20 | 1ull << 31); /* TFP, TTA, TCPAC */
+        /*
+         * FP/SIMD and SVE belong to the guest while it runs: no traps. SME, trace and the
+         * activity monitors are hidden from guests (idregs.c): their instructions and
+         * registers trap (TSM, TTA, TAM) and are undefined for the guest.
+         */
+        cptr &= ~(1ull << 10 | 1ull << 31); /* TFP, TCPAC */
+        cptr |= 1ull << 20 | 1ull << 30;    /* TTA, TAM */
         if ((pfr0 >> 32) & 0xf) {
                 cptr &= ~(1ull << 8);            /* TZ */
                 write_sysreg(S3_4_C1_C2_0, 0xf); /* ZCR_EL2: the longest vector length */
         }
-        if ((pfr1 >> 24) & 0xf) {
-                cptr &= ~(1ull << 12);           /* TSM */
-                write_sysreg(S3_4_C1_C2_6, 0xf); /* SMCR_EL2.LEN */
-        }
+        if ((pfr1 >> 24) & 0xf)
+                cptr |= 1ull << 12; /* TSM */
         write_sysreg(cptr_el2, cptr);
+        /*
+         * The PMU, statistical profiling, the trace buffer and trace filtering are hidden
+         * too: TPM, TPMCR, TPMS, TTRF trap their registers; E2PB and E2TB 0 give their buffers
+         * to EL2 (EL1 accesses trap); debug exceptions go to the guest's EL1 (TDE 0). HPMN
+         * stays as the firmware set it.
+         */
+        write_sysreg(mdcr_el2, (read_sysreg(mdcr_el2) & 0x1f) | 1ull << 5 | 1ull << 6 | 1ull << 14 |
+                                   1ull << 19);
         vtcr = 16 /* T0SZ: 48-bit IPA */ | 2ull << 6 /* SL0: start at level 0 */ | 1ull << 8 |
                1ull << 10 | 3ull << 12 | 5ull << 16 /* PS: 48 bits */ | 1ull << 31;
         if (((mmfr1 >> 4) & 0xf) == 2)

@@ -68,11 +68,15 @@ void arch_virt_enable(void)
          * on other CPUs, so its local TLB/I-cache maintenance and barriers act on all of them.
          */
         hcr_guest = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TWI | HCR_TSC |
-                    HCR_TIDCP | HCR_RW | HCR_FB | HCR_BSU_IS;
+                    HCR_TIDCP | HCR_RW | HCR_FB | HCR_BSU_IS | HCR_TID3;
+        if ((pfr0 >> 28) & 0xf) /* RAS: its error records are hidden (idregs.c) */
+                hcr_guest |= HCR_TERR;
         if (isar1 & (0xffull << 4 | 0xffull << 24)) /* APA/API or GPA/GPI: pointer auth */
                 hcr_guest |= HCR_API | HCR_APK;
         have_pauth = hcr_guest & HCR_API;
         have_sve = (pfr0 >> 32) & 0xf;
+        /* SME is hidden and trapped (CPTR_EL2.TSM, Keel's own accesses to SMCR too): only
+         * TPIDR2_EL0, which that does not trap, is switched. */
         have_sme = (pfr1 >> 24) & 0xf;
         arm64_virt_cpu_enable(); /* this CPU's EL2 controls (cpu.c; each secondary runs it too) */
         nr_lrs = arm64_gic_nr_lrs();
@@ -233,10 +237,8 @@ static void el1_load(const struct arm64_el1_regs *r)
         }
         if (have_sve)
                 write_sysreg(S3_0_C1_C2_0, r->zcr); /* ZCR_EL1 */
-        if (have_sme) {
-                write_sysreg(S3_0_C1_C2_6, r->smcr);    /* SMCR_EL1 */
+        if (have_sme)
                 write_sysreg(S3_3_C13_C0_5, r->tpidr2); /* TPIDR2_EL0 */
-        }
         isb();
 }
 
@@ -284,10 +286,8 @@ static void el1_save(struct arm64_el1_regs *r)
         }
         if (have_sve)
                 r->zcr = read_sysreg(S3_0_C1_C2_0);
-        if (have_sme) {
-                r->smcr = read_sysreg(S3_0_C1_C2_6);
+        if (have_sme)
                 r->tpidr2 = read_sysreg(S3_3_C13_C0_5);
-        }
         /* The timers must not fire for a vCPU that is not running. */
         write_sysreg(cntv_ctl_el0, 0);
         write_sysreg(cntp_ctl_el0, 0);
@@ -458,6 +458,17 @@ static __attribute__((noinline)) void exit_sysreg(struct vcpu *vcpu)
         unsigned kick;
 
         c->exit_count[ARM64_EXIT_SYSREG]++;
+        if ((enc & ~(uint32_t)(7u << 17 | 0xfu << 1)) == SYSREG_ENC(3, 0, 0, 0, 0) &&
+            ((iss >> 1) & 0xf) >= 1 && ((iss >> 1) & 0xf) <= 7) {
+                /* The ID space (TID3): the CPU as Keel shows it; writes are undefined. */
+                if (!read) {
+                        inject_undef(c);
+                        return;
+                }
+                *reg = arm64_id_reg((iss >> 1) & 0xf, (iss >> 17) & 7);
+                c->pc += 4;
+                return;
+        }
         switch (enc) {
         case SYSREG_ENC(3, 0, 12, 11, 5): /* ICC_SGI1R_EL1 */
                 if (!read && a->platform) {
@@ -610,6 +621,10 @@ static __attribute__((noinline)) void exit_wfi(struct vcpu *vcpu)
         bool pending;
 
         c->exit_count[ARM64_EXIT_WFI]++;
+        if ((ESR_ISS(c->esr) & 3) == 2) { /* WFIT: FEAT_WFxT is hidden (idregs.c) */
+                inject_undef(c);
+                return;
+        }
         if (!vm->arch.platform && !timer_armed(read_sysreg(cntv_ctl_el0)) &&
             !timer_armed(read_sysreg(cntp_ctl_el0))) {
                 vm_stop(vm, VM_STOP_HALTED, "WFI with no interrupt source at pc %#llx",
@@ -647,6 +662,10 @@ static void exit_sync(struct vcpu *vcpu)
                 return;
         case EC_SYSREG:
                 exit_sysreg(vcpu);
+                return;
+        case EC_SME: /* SME is hidden (idregs.c) and trapped: its instructions are undefined */
+                c->exit_count[ARM64_EXIT_OTHER]++;
+                inject_undef(c);
                 return;
         case EC_IABT_LOW: /* nothing executable there: RAM is mapped RWX, devices are not */
                 c->exit_count[ARM64_EXIT_MMIO]++;

@@ -337,7 +337,11 @@ ARM64_ARCH = [WITNESS, ("timers", [guest_line("timers", "timers: " + t) for t in
         r"store to 0x40201000: data abort, DFSC 0x10, FAR 0x40201000$",
         r"fetch from 0x48000000: instruction abort, IFSC 0x10, FAR 0x48000000$",
         r"fetch from 0x9000000: instruction abort, IFSC 0x10, FAR 0x9000000$",
-        r"all \d+ checks passed$")], vm_exited("aborts"))]
+        r"all \d+ checks passed$")], vm_exited("aborts")),
+    ("idregs", [guest_line("idregs", "idregs: " + t) for t in (
+        r"hidden fields read 0, PARange [0-5]$",
+        r"17 accesses to hidden features' registers: undefined instruction$",
+        r"all \d+ checks passed$")], vm_exited("idregs"))]
 
 
 def vm_orders(vms):

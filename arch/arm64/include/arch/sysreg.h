@@ -60,11 +60,13 @@ static inline void dsb_ish(void)
 #define HCR_FB     (1ull << 9)  /* force broadcast: the guest's local TLBI/IC IALLU are IS */
 #define HCR_BSU_IS (1ull << 10) /* barriers at least inner shareable */
 #define HCR_TWI    (1ull << 13) /* trap WFI */
+#define HCR_TID3   (1ull << 18) /* trap ID group 3 reads (ID_AA64*, ID_*, MVFR*) */
 #define HCR_TSC    (1ull << 19) /* trap SMC */
 #define HCR_TIDCP  (1ull << 20) /* trap implementation-defined system registers */
 #define HCR_TSW    (1ull << 22) /* trap data-cache set/way maintenance */
 #define HCR_RW     (1ull << 31) /* EL1 is AArch64 */
 #define HCR_E2H    (1ull << 34)
+#define HCR_TERR   (1ull << 36) /* trap RAS error-record registers */
 #define HCR_APK    (1ull << 40) /* pointer-authentication key registers not trapped */
 #define HCR_API    (1ull << 41) /* pointer-authentication instructions not trapped */
 
@@ -78,6 +80,7 @@ static inline void dsb_ish(void)
 #define EC_SMC64     0x17
 #define EC_SYSREG    0x18
 #define EC_SVE       0x19
+#define EC_SME       0x1d
 #define EC_IABT_LOW  0x20
 #define EC_IABT_CUR  0x21
 #define EC_PC_ALIGN  0x22

@@ -37,7 +37,7 @@ struct arm64_el1_regs {
         /* Only where the CPU has the feature (pointer auth, SVE, SME): */
         uint64_t apkeys[10]; /* APIA, APIB, APDA, APDB, APGA keys: LO, HI each */
         uint64_t zcr;        /* ZCR_EL1: its SVE vector length */
-        uint64_t smcr, tpidr2;
+        uint64_t tpidr2;     /* TPIDR2_EL0 (SME itself is hidden and trapped) */
 };
 
 #define ARM64_MAX_LRS     16
