@@ -38,6 +38,7 @@ _Static_assert(VM_ARCH_MAX_VCPUS >= VM_MAX_VCPUS, "a SVE area slot per vCPU");
 #define PSTATE_ENTRY    (PSR_MODE_EL1H | PSR_D | PSR_A | PSR_I | PSR_F)
 
 static uint64_t hcr_guest;
+static unsigned nr_brps, nr_wrps; /* breakpoints and watchpoints of the CPU (1..16 each) */
 static unsigned nr_lrs;
 /* EL1 features whose registers a vCPU owns beyond the base set (same on every CPU). */
 static bool have_pauth, have_sve, have_sme;
@@ -75,6 +76,8 @@ void arch_virt_enable(void)
                 hcr_guest |= HCR_API | HCR_APK;
         have_pauth = hcr_guest & HCR_API;
         have_sve = (pfr0 >> 32) & 0xf;
+        nr_brps = ((read_sysreg(id_aa64dfr0_el1) >> 12) & 0xf) + 1;
+        nr_wrps = ((read_sysreg(id_aa64dfr0_el1) >> 20) & 0xf) + 1;
         /* SME is hidden and trapped (CPTR_EL2.TSM, Keel's own accesses to SMCR too): only
          * TPIDR2_EL0, which that does not trap, is switched. */
         have_sme = (pfr1 >> 24) & 0xf;
@@ -132,6 +135,7 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
         c->x[1] = GUEST_RAM_BASE;
         c->el1.sp_el1 = GUEST_RAM_BASE + GUEST_STACK_TOP;
         c->el1.sctlr = SCTLR_EL1_RESET;
+        c->el1.oslk = 1; /* the OS lock is locked at reset */
         c->powered = true;
         c->fresh = true;
         return 0;
@@ -159,6 +163,7 @@ static __attribute__((noinline, cold)) void power_on_reset(struct vcpu *vcpu)
         c->pstate = PSTATE_ENTRY;
         memset(&c->el1, 0, sizeof(c->el1));
         c->el1.sctlr = SCTLR_EL1_RESET;
+        c->el1.oslk = 1;
         c->vmcr = 0;
         c->ap0r0 = c->ap1r0 = 0;
         c->timer_latched[0] = c->timer_latched[1] = false;
@@ -192,6 +197,68 @@ static unsigned kick_mask(const struct vcpu *vcpu)
         return vgic_kick_mask(&vm->arch.vgic, vcpu->id);
 }
 
+/* Breakpoint / watchpoint register n (an immediate in MSR/MRS: one case per n). */
+#define DBG_CASES(X) \
+        X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+
+static void dbg_load(const struct arm64_el1_regs *r)
+{
+        for (unsigned n = 0; n < nr_brps; n++) {
+                switch (n) {
+#define X(i)                                                  \
+        case i:                                               \
+                write_sysreg(S2_0_C0_C##i##_4, r->dbgbvr[i]); \
+                write_sysreg(S2_0_C0_C##i##_5, r->dbgbcr[i]); \
+                break;
+                        DBG_CASES(X)
+#undef X
+                }
+        }
+        for (unsigned n = 0; n < nr_wrps; n++) {
+                switch (n) {
+#define X(i)                                                  \
+        case i:                                               \
+                write_sysreg(S2_0_C0_C##i##_6, r->dbgwvr[i]); \
+                write_sysreg(S2_0_C0_C##i##_7, r->dbgwcr[i]); \
+                break;
+                        DBG_CASES(X)
+#undef X
+                }
+        }
+        write_sysreg(S2_0_C0_C2_0, r->mdccint); /* MDCCINT_EL1 */
+        write_sysreg(S2_0_C1_C3_4, r->osdlr);   /* OSDLR_EL1 */
+        write_sysreg(S2_0_C1_C0_4, r->oslk);    /* OSLAR_EL1 */
+}
+
+static void dbg_save(struct arm64_el1_regs *r)
+{
+        for (unsigned n = 0; n < nr_brps; n++) {
+                switch (n) {
+#define X(i)                                                  \
+        case i:                                               \
+                r->dbgbvr[i] = read_sysreg(S2_0_C0_C##i##_4); \
+                r->dbgbcr[i] = read_sysreg(S2_0_C0_C##i##_5); \
+                break;
+                        DBG_CASES(X)
+#undef X
+                }
+        }
+        for (unsigned n = 0; n < nr_wrps; n++) {
+                switch (n) {
+#define X(i)                                                  \
+        case i:                                               \
+                r->dbgwvr[i] = read_sysreg(S2_0_C0_C##i##_6); \
+                r->dbgwcr[i] = read_sysreg(S2_0_C0_C##i##_7); \
+                break;
+                        DBG_CASES(X)
+#undef X
+                }
+        }
+        r->mdccint = read_sysreg(S2_0_C0_C2_0);
+        r->osdlr = read_sysreg(S2_0_C1_C3_4);
+        r->oslk = (read_sysreg(S2_0_C1_C1_4) >> 1) & 1; /* OSLSR_EL1.OSLK */
+}
+
 /* The EL1 registers a vCPU owns, in and out of the CPU (once per run, not per exit). */
 static void el1_load(const struct arm64_el1_regs *r)
 {
@@ -223,6 +290,7 @@ static void el1_load(const struct arm64_el1_regs *r)
         write_sysreg(cntp_ctl_el0, r->cntp_ctl);
         write_sysreg(csselr_el1, r->csselr);
         write_sysreg(mdscr_el1, r->mdscr);
+        dbg_load(r);
         if (have_pauth) {
                 write_sysreg(S3_0_C2_C1_0, r->apkeys[0]); /* APIAKEYLO_EL1 */
                 write_sysreg(S3_0_C2_C1_1, r->apkeys[1]);
@@ -272,6 +340,7 @@ static void el1_save(struct arm64_el1_regs *r)
         r->cntp_cval = read_sysreg(cntp_cval_el0);
         r->csselr = read_sysreg(csselr_el1);
         r->mdscr = read_sysreg(mdscr_el1);
+        dbg_save(r);
         if (have_pauth) {
                 r->apkeys[0] = read_sysreg(S3_0_C2_C1_0);
                 r->apkeys[1] = read_sysreg(S3_0_C2_C1_1);

@@ -341,7 +341,12 @@ ARM64_ARCH = [WITNESS, ("timers", [guest_line("timers", "timers: " + t) for t in
     ("idregs", [guest_line("idregs", "idregs: " + t) for t in (
         r"hidden fields read 0, PARange [0-5]$",
         r"17 accesses to hidden features' registers: undefined instruction$",
-        r"all \d+ checks passed$")], vm_exited("idregs"))]
+        r"all \d+ checks passed$")], vm_exited("idregs"))] + [
+    ("dbg-" + role, [guest_line("dbg-" + role, "dbgswitch: " + t) for t in (
+        r"%s, tag \d+, \d+ breakpoints and \d+ watchpoints set$" % role,
+        r"%s: 0 foreign register values in \d+ rounds, descheduled [1-9]\d* times, 0 "
+        r"breakpoint exceptions$" % role,
+        r"all 3 checks passed$")], vm_exited("dbg-" + role)) for role in ("setter", "victim")]
 
 
 def vm_orders(vms):

@@ -34,6 +34,11 @@ struct arm64_el1_regs {
         uint64_t sctlr, cpacr, ttbr0, ttbr1, tcr, mair, amair, vbar, contextidr;
         uint64_t esr, far, afsr0, afsr1, par, tpidr_el0, tpidrro_el0, tpidr_el1;
         uint64_t cntkctl, cntv_ctl, cntv_cval, cntp_ctl, cntp_cval, csselr, mdscr;
+        /* Self-hosted debug: breakpoints and watchpoints (as many as the CPU has), the OS
+         * lock and double lock, DCC interrupt enables (not the claim tags nor DBGPRCR_EL1:
+         * QEMU 7.2's CPUs have neither, so touching them would fault in Keel). */
+        uint64_t dbgbvr[16], dbgbcr[16], dbgwvr[16], dbgwcr[16];
+        uint64_t oslk, osdlr, mdccint;
         /* Only where the CPU has the feature (pointer auth, SVE, SME): */
         uint64_t apkeys[10]; /* APIA, APIB, APDA, APDB, APGA keys: LO, HI each */
         uint64_t zcr;        /* ZCR_EL1: its SVE vector length */
