@@ -373,12 +373,18 @@ static bool from_el0(const struct vcpu_arch *c)
  * A synchronous exception taken to the guest's EL1 vectors (the vCPU's EL1 registers are
  * loaded): ESR_EL1 = esr, FAR_EL1 = far where the class has one, ELR_EL1 = the instruction
  * that caused it, SPSR_EL1 = its PSTATE; EL1h with DAIF masked at VBAR_EL1 + the vector of
- * where it came from.
+ * where it came from, PAN set unless SCTLR_EL1.SPAN, DIT kept, SSBS = SCTLR_EL1.DSSBS, as
+ * the architecture enters EL1.
  */
 static void inject_sync(struct vcpu_arch *c, uint64_t esr, bool has_far, uint64_t far)
 {
-        uint64_t mode = c->pstate & PSR_MODE_MASK, off;
+        uint64_t mode = c->pstate & PSR_MODE_MASK, off, sctlr = read_sysreg(sctlr_el1);
+        uint64_t pstate = PSTATE_ENTRY | (c->pstate & PSR_DIT);
 
+        if (!(sctlr & SCTLR_SPAN) || (c->pstate & PSR_PAN))
+                pstate |= PSR_PAN;
+        if (sctlr & SCTLR_DSSBS)
+                pstate |= PSR_SSBS;
         if (c->pstate & PSR_MODE32)
                 off = 0x600; /* lower EL, AArch32 */
         else if (mode == PSR_MODE_EL1H)
@@ -393,7 +399,7 @@ static void inject_sync(struct vcpu_arch *c, uint64_t esr, bool has_far, uint64_
         write_sysreg(elr_el1, c->pc);
         write_sysreg(spsr_el1, c->pstate);
         c->pc = read_sysreg(vbar_el1) + off;
-        c->pstate = PSTATE_ENTRY;
+        c->pstate = pstate;
 }
 
 /* An undefined-instruction exception. */
@@ -404,10 +410,10 @@ static void inject_undef(struct vcpu_arch *c)
 
 /*
  * A guest access to an IPA with nothing behind it: what the hardware does for an access
- * nothing answers, a synchronous external abort (Arm ARM D17.2.37 ESR_EL1: DFSC/IFSC
- * 0b010000, FnV = 0 so FAR_EL1 holds the faulting virtual address, ISV = 0, IL = 1), taken
- * to EL1 as an instruction abort or a data abort (WnR as the access), from the current EL or
- * from EL0, as KVM injects it; or, with the VM's config unbacked = stop, the VM stops.
+ * nothing answers, a synchronous external abort (Arm ARM, ESR_EL1: DFSC/IFSC 0b010000, FnV = 0 so
+ * FAR_EL1 holds the faulting virtual address, ISV = 0, IL = 1), taken to EL1 as an instruction
+ * abort or a data abort (WnR as the access), from the current EL or from EL0, as KVM injects it;
+ * or, with the VM's config unbacked = stop, the VM stops.
  */
 static __attribute__((noinline, cold)) void unbacked_access(struct vcpu *vcpu, bool fetch,
                                                             uint64_t ipa)

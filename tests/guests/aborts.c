@@ -8,6 +8,7 @@
  *   - instruction fetches from 0x48000000 (past RAM) and from the PL011 (a device, not
  *     executable): instruction abort from the current EL (EC 0x21), IFSC 0x10, FAR_EL1 =
  *     ELR_EL1 = the address;
+ *   - PSTATE.PAN in the handler: set when SCTLR_EL1.SPAN is 0, kept (0) when it is 1;
  * and the guest goes on after each (the VM is not stopped). Exits 0, or 1 after FAIL lines.
  */
 #include "exc.h"
@@ -20,7 +21,7 @@
 #define ISS_WNR     (1ull << 6)
 
 static unsigned failed, checks;
-static volatile uint64_t got_esr, got_elr, got_far, got_spsr, resume_pc;
+static volatile uint64_t got_esr, got_elr, got_far, got_spsr, got_pan, resume_pc;
 static volatile unsigned taken;
 
 static void expect(const char *what, const char *field, uint64_t got, uint64_t want)
@@ -39,6 +40,7 @@ uint64_t guest_sync(uint64_t esr, uint64_t elr, uint64_t far)
         got_elr = elr;
         got_far = far;
         got_spsr = read_sysreg(SPSR_EL1);
+        got_pan = read_sysreg(S3_0_C4_C2_3) >> 22 & 1; /* PSTATE.PAN in the handler */
         taken++;
         if ((esr >> 26) == EC_IABT_CUR)
                 return resume_pc; /* back to where the branch came from */
@@ -113,6 +115,15 @@ int64_t guest_main(void)
         check_data("store past RAM", guest_ram_end() + 0x1000, true);
         check_fetch("fetch past RAM", 0x48000000ull);
         check_fetch("fetch from the PL011", PL011_BASE);
+        /* Exception entry to EL1 sets PSTATE.PAN when SCTLR_EL1.SPAN is 0, keeps it else. */
+        write_sysreg(SCTLR_EL1, read_sysreg(SCTLR_EL1) & ~(1ull << 23));
+        __asm__ volatile("isb");
+        check_data("load below RAM, SPAN 0", 0x20000000ull, false);
+        expect("load below RAM, SPAN 0", "PSTATE.PAN in the handler", got_pan, 1);
+        write_sysreg(SCTLR_EL1, read_sysreg(SCTLR_EL1) | 1ull << 23);
+        __asm__ volatile(".inst 0xd500409f; isb"); /* MSR PAN, #0 */
+        check_data("load below RAM, SPAN 1", 0x20000000ull, false);
+        expect("load below RAM, SPAN 1", "PSTATE.PAN in the handler", got_pan, 0);
         if (failed) {
                 guest_printf("aborts: %u of %u checks failed\n", failed, checks);
                 return 1;

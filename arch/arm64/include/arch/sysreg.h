@@ -109,6 +109,13 @@ static inline void dsb_ish(void)
 #define PSR_I         (1u << 7)
 #define PSR_A         (1u << 8)
 #define PSR_D         (1u << 9)
+#define PSR_SSBS      (1u << 12)
+#define PSR_PAN       (1u << 22)
+#define PSR_DIT       (1u << 24)
+
+/* SCTLR_EL1 */
+#define SCTLR_SPAN  (1ull << 23) /* 0: PSTATE.PAN set on exception entry to EL1 */
+#define SCTLR_DSSBS (1ull << 44) /* PSTATE.SSBS on exception entry */
 
 /* CNTV_CTL_EL0 / CNTHP_CTL_EL2 */
 #define CNT_CTL_ENABLE  (1u << 0)
