@@ -152,6 +152,8 @@ static void irq_drive(struct vgic_irq *irq, bool level)
 {
         if (irq->edge && level && !irq->line)
                 irq->pending_latch = true;
+        if (level && !irq->line)
+                irq->news = true;
         irq->line = level;
 }
 
@@ -206,8 +208,10 @@ static void sgi_pend(struct vgic *g, unsigned vcpu, unsigned intid)
 {
         struct vgic_irq *irq = irq_at(g, vcpu, intid);
 
-        if (irq && irq->group1)
+        if (irq && irq->group1) {
                 irq->pending_latch = true;
+                irq->news = true;
+        }
 }
 
 void vgic_sgi1r(struct vgic *vgic, unsigned from_vcpu, uint64_t v)
@@ -356,6 +360,7 @@ unsigned vgic_flush_lrs(struct vgic *vgic, unsigned vcpu, uint64_t *lrs, unsigne
                         continue;
                 if (intid >= VGIC_NR_PRIVATE && spi_home(vgic, irq) != vcpu)
                         continue;
+                irq->news = false; /* this vCPU sees it now (in an LR or by underflow) */
                 st = irq_lr_state(vgic, irq);
                 if (!st)
                         continue;
@@ -410,9 +415,15 @@ bool vgic_has_pending(const struct vgic *vgic, unsigned vcpu)
         return false;
 }
 
+/*
+ * Worth kicking the vCPU for: deliverable and not already in its LRs, or made pending since
+ * its last flush. A running vCPU may have consumed an LR or ended an active state that the
+ * model still shows (in_lr and active are synced at its next exit): a new SGI of the same
+ * INTID would otherwise wait for that exit, the end of its slice.
+ */
 static bool irq_news(const struct vgic *g, const struct vgic_irq *irq)
 {
-        return !irq->active && !irq->in_lr && irq_deliverable(g, irq);
+        return irq_deliverable(g, irq) && (irq->news || (!irq->active && !irq->in_lr));
 }
 
 unsigned vgic_kick_mask(const struct vgic *vgic, unsigned from_vcpu)
@@ -483,6 +494,7 @@ static void bitreg_set(struct vgic_irq *irq, unsigned intid, enum bitreg r, bool
                 break;
         case BR_SPEND:
                 irq->pending_latch = true;
+                irq->news = true;
                 break;
         case BR_CPEND:
                 irq->pending_latch = false; /* a high level line keeps it pending */

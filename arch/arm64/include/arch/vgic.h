@@ -94,6 +94,8 @@ struct vgic_irq {
         bool group1;
         bool edge;     /* GICD_ICFGR/GICR_ICFGR: edge-triggered (SGIs always) */
         bool in_lr;    /* put in an LR by the last flush, not synced yet */
+        bool news;     /* made pending since its vCPU's last flush: worth a kick even while
+                        * in_lr or active, which may be stale for a running vCPU */
         uint8_t owner; /* SPIs: vCPU it is in flight on (in an LR or active), or VGIC_NO_VCPU */
         uint8_t priority;
         uint64_t route; /* SPIs: GICD_IROUTER (Aff3 39:32, Aff2 23:16, Aff1 15:8, Aff0 7:0) */
