@@ -100,6 +100,7 @@ CASES = {
     ),
     "linux_vmx": dict(linux=True, cpu=VMX_CPU, timeout=3000, ips=LINUX_IPS),
     "linux_svm": dict(linux=True, cpu=SVM_CPU, timeout=3000, ips=LINUX_IPS),
+    "linux_vmx_smp": dict(linux=True, cpu=VMX_CPU, timeout=3000, ips=LINUX_IPS, vcpus=2),
 }
 
 
@@ -108,6 +109,8 @@ def run_bochs(case, efi, config, files, log_path, extra=()):
            "--timeout", str(case["timeout"]), "--cpu", case["cpu"]]
     if "cpuid" in case:
         cmd += ["--cpuid", case["cpuid"]]
+    if "cpus" in case:
+        cmd += ["--cpus", str(case["cpus"])]
     if "memory" in case:
         cmd += ["--memory", str(case["memory"])]
     if "ips" in case:
@@ -167,7 +170,7 @@ def guests_case(name, case, build, efi, log_path):
 
 def linux_case(name, case, build, efi, log_path):
     linux = load("keel_linux_driver", "tests/linux/driver.py")
-    lcase = dict(LINUX_CASE)
+    lcase = dict(LINUX_CASE, **{k: case[k] for k in ("vcpus",) if k in case})
     arch = linux.case_arch(lcase)
     info = linux.fetch(arch)  # exits 77 (skip) when the packages are not to be had
     print("bochs-test: kernel %s, busybox %s" % (info["KEEL_KERNEL_RELEASE"],
