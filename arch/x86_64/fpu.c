@@ -46,14 +46,6 @@ static bool xsave_supported(void)
         return have_xsave;
 }
 
-static uint64_t xgetbv0(void)
-{
-        uint32_t lo, hi;
-
-        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-        return (uint64_t)hi << 32 | lo;
-}
-
 static void xsetbv0(uint64_t v)
 {
         __asm__ volatile("xsetbv" ::"c"(0), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
@@ -111,15 +103,10 @@ void x86_fpu_load(struct vcpu *vcpu)
         }
 }
 
-uint64_t x86_fpu_running_xcr0(const struct vcpu *vcpu)
-{
-        return xsave_supported() ? xgetbv0() : vcpu->arch.xcr0;
-}
-
 void x86_fpu_save(struct vcpu *vcpu)
 {
         if (xsave_supported()) {
-                uint64_t x = xgetbv0(); /* the guest's own XSETBV may have changed it */
+                uint64_t x = x86_xgetbv0(); /* the guest's own XSETBV may have changed it */
                 uint64_t rfbm = x | XCR0_SSE;
 
                 vcpu->arch.xcr0 = x;

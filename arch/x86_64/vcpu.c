@@ -150,7 +150,10 @@ static void xsave_layout(struct x86_cpuid_ctx *ctx)
 
         memset(ctx->xsave_size, 0, sizeof(ctx->xsave_size));
         ctx->xsave_align64 = 0;
-        if (ctx->max_basic < 0xd)
+        ctx->xcr0 = 1; /* x87: XCR0's reset value, and all there is without XSAVE */
+        x86_cpuid(1, 0, r);
+        ctx->xsave = (r[2] & (1u << 26)) != 0;
+        if (!ctx->xsave || ctx->max_basic < 0xd)
                 return;
         x86_cpuid(0xd, 0, r);
         user = r[0] | (uint64_t)r[3] << 32;
@@ -322,8 +325,8 @@ void x86_emulate_cpuid(struct vcpu *vcpu, uint64_t guest_cr4)
         uint32_t leaf = (uint32_t)g->rax, r[4];
 
         ctx->guest_cr4 = guest_cr4;
-        if (leaf == 0xd)
-                ctx->xcr0 = x86_fpu_running_xcr0(vcpu);
+        if (leaf == 0xd && ctx->xsave)
+                ctx->xcr0 = x86_xgetbv0(); /* the guest's (fpu.c) */
         x86_cpuid(x86_cpuid_host_leaf(leaf, ctx), (uint32_t)g->rcx, r);
         x86_cpuid_policy(leaf, (uint32_t)g->rcx, r, ctx, r);
         g->rax = r[0];

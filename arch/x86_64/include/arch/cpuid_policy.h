@@ -38,8 +38,10 @@ struct x86_cpuid_ctx {
         /* The VM has Keel's local APIC model: leaf 1 shows APIC and the TSC-deadline timer
          * (which the model implements); without it both are hidden. */
         bool lapic;
-        /* The guest's XCR0 when it asks for leaf 0xD (the caller sets it then). */
+        /* The guest's XCR0 when it asks for leaf 0xD (the caller sets it then, from the CPU's
+         * XCR0 when the host has XSAVE: fpu.c loads the guest's for the whole run). */
         uint64_t xcr0;
+        bool xsave; /* the host has XSAVE */
         /* Each user state component from 2 up, from the host's CPUID.(0xD, i): its size (EAX;
          * 0 for one CPUID.(0xD, 0) EDX:EAX does not list) and whether it is 64-byte aligned in
          * the compacted format (ECX bit 1). Leaf 0xD subleaf 1's EBX is computed from them. */

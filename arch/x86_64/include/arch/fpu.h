@@ -11,9 +11,6 @@ int x86_fpu_init(struct vcpu *vcpu);
 void x86_fpu_free(struct vcpu *vcpu);
 /* Start of a run on this CPU: the vCPU's XCR0 and registers. */
 void x86_fpu_load(struct vcpu *vcpu);
-/* The XCR0 of a vCPU that is running on this CPU (between x86_fpu_load and x86_fpu_save:
- * its own XSETBVs included). */
-uint64_t x86_fpu_running_xcr0(const struct vcpu *vcpu);
 /* End of a run: the registers (and XCR0) back into the vCPU's area. */
 void x86_fpu_save(struct vcpu *vcpu);
 
