@@ -66,6 +66,20 @@ static void zero(uint32_t r[4])
         r[EAX] = r[EBX] = r[ECX] = r[EDX] = 0;
 }
 
+uint32_t x86_xsave_compacted_size(const struct x86_cpuid_ctx *ctx, uint64_t mask)
+{
+        uint32_t size = X86_XSAVE_LEGACY;
+
+        for (unsigned i = 2; i < X86_XSAVE_COMPONENTS; i++) {
+                if (!(mask & (1ull << i)) || ctx->xsave_size[i] == 0)
+                        continue;
+                if (ctx->xsave_align64 & (1ull << i))
+                        size = (size + 63) & ~63u;
+                size += ctx->xsave_size[i];
+        }
+        return size;
+}
+
 void x86_cpuid_policy(uint32_t leaf, uint32_t subleaf, const uint32_t host[4],
                       const struct x86_cpuid_ctx *ctx, uint32_t out[4])
 {
@@ -124,9 +138,11 @@ void x86_cpuid_policy(uint32_t leaf, uint32_t subleaf, const uint32_t host[4],
                 r[EDX] &= ~L7_EDX_HIDE;
                 break;
         case 0xd:
-                /* XSAVES and the supervisor states (IA32_XSS) are hidden: no XSS MSR. */
+                /* XSAVES and the supervisor states (IA32_XSS) are hidden: no XSS MSR. EBX:
+                 * the compacted size for the guest's XCR0 (x86_xsave_compacted_size). */
                 if (subleaf == 1) {
                         r[EAX] &= ~BIT(3);
+                        r[EBX] = x86_xsave_compacted_size(ctx, ctx->xcr0);
                         r[ECX] = r[EDX] = 0;
                 }
                 break;

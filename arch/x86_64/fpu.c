@@ -2,8 +2,13 @@
  * Guest FPU, SSE and AVX state. Keel itself never touches these registers (it is built with
  * general registers only), so while a vCPU runs they are simply the guest's. When several
  * vCPUs share a CPU each keeps its own copy: saved when its run ends (XSAVE of everything
- * its XCR0 enables, or FXSAVE without XSAVE), restored when its next run starts, on
+ * its XCR0 enables and SSE, or FXSAVE without XSAVE), restored when its next run starts, on
  * whichever CPU that is. A fresh vCPU starts from the architectural init state.
+ *
+ * XSAVE and XRSTOR act only on the components XCR0 enables, but a guest may use SSE with an
+ * XCR0 of x87 alone (it never enabled XSAVE: CR4.OSFXSR is enough for SSE). So around its
+ * save and restore XCR0 also has SSE, and the XMM registers and MXCSR are always switched;
+ * otherwise the next vCPU on the CPU would find this one's.
  */
 #include <string.h>
 
@@ -20,6 +25,7 @@
 #define FXSAVE_MXCSR  24
 #define MXCSR_DEFAULT 0x1f80u
 #define XCR0_X87      1ull
+#define XCR0_SSE      2ull
 
 static int have_xsave = -1; /* -1: not looked yet */
 
@@ -38,14 +44,6 @@ static bool xsave_supported(void)
                 }
         }
         return have_xsave;
-}
-
-static uint64_t xgetbv0(void)
-{
-        uint32_t lo, hi;
-
-        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-        return (uint64_t)hi << 32 | lo;
 }
 
 static void xsetbv0(uint64_t v)
@@ -91,13 +89,15 @@ void x86_fpu_free(struct vcpu *vcpu)
 
 void x86_fpu_load(struct vcpu *vcpu)
 {
-        uint64_t x = vcpu->arch.xcr0;
+        uint64_t x = vcpu->arch.xcr0, rfbm = x | XCR0_SSE;
 
         if (xsave_supported()) {
-                xsetbv0(x);
+                xsetbv0(rfbm);
                 __asm__ volatile("xrstor64 %0" ::"m"(*(uint8_t(*)[PAGE_SIZE])vcpu->arch.fpu),
-                                 "a"((uint32_t)x), "d"((uint32_t)(x >> 32))
+                                 "a"((uint32_t)rfbm), "d"((uint32_t)(rfbm >> 32))
                                  : "memory");
+                if (rfbm != x)
+                        xsetbv0(x);
         } else {
                 __asm__ volatile("fxrstor64 %0" ::"m"(*(uint8_t(*)[512])vcpu->arch.fpu) : "memory");
         }
@@ -106,12 +106,15 @@ void x86_fpu_load(struct vcpu *vcpu)
 void x86_fpu_save(struct vcpu *vcpu)
 {
         if (xsave_supported()) {
-                uint64_t x = xgetbv0(); /* the guest's own XSETBV may have changed it */
+                uint64_t x = x86_xgetbv0(); /* the guest's own XSETBV may have changed it */
+                uint64_t rfbm = x | XCR0_SSE;
 
                 vcpu->arch.xcr0 = x;
+                if (rfbm != x)
+                        xsetbv0(rfbm);
                 __asm__ volatile("xsave64 %0"
                                  : "=m"(*(uint8_t(*)[PAGE_SIZE])vcpu->arch.fpu)
-                                 : "a"((uint32_t)x), "d"((uint32_t)(x >> 32))
+                                 : "a"((uint32_t)rfbm), "d"((uint32_t)(rfbm >> 32))
                                  : "memory");
                 xsetbv0(XCR0_X87); /* nothing of the guest's choice stays for the next one */
         } else {

@@ -142,6 +142,30 @@ static int write_page_tables(struct vm *vm, uint64_t *map_size)
         return err;
 }
 
+/* The host's XSAVE components (CPUID.(0xD, i)): leaf 0xD subleaf 1's size comes from them. */
+static void xsave_layout(struct x86_cpuid_ctx *ctx)
+{
+        uint32_t r[4];
+        uint64_t user;
+
+        memset(ctx->xsave_size, 0, sizeof(ctx->xsave_size));
+        ctx->xsave_align64 = 0;
+        ctx->xcr0 = 1; /* x87: XCR0's reset value, and all there is without XSAVE */
+        x86_cpuid(1, 0, r);
+        ctx->xsave = (r[2] & (1u << 26)) != 0;
+        if (!ctx->xsave || ctx->max_basic < 0xd)
+                return;
+        x86_cpuid(0xd, 0, r);
+        user = r[0] | (uint64_t)r[3] << 32;
+        for (unsigned i = 2; i < X86_XSAVE_COMPONENTS; i++)
+                if (user & (1ull << i)) {
+                        x86_cpuid(0xd, i, r);
+                        ctx->xsave_size[i] = r[0];
+                        if (r[2] & 2)
+                                ctx->xsave_align64 |= 1ull << i;
+                }
+}
+
 /* Registers, counters, CPUID facts, caches and FPU of a vCPU about to (re)start. */
 static int vcpu_common_init(struct vcpu *vcpu)
 {
@@ -154,6 +178,7 @@ static int vcpu_common_init(struct vcpu *vcpu)
         x86_cpuid(0x80000000, 0, r);
         vcpu->arch.cpuid.max_ext = r[0];
         vcpu->arch.cpuid.apic_id = (uint8_t)vcpu->id;
+        xsave_layout(&vcpu->arch.cpuid);
         x86_code_cache_reset(&vcpu->arch.code);
         x86_swregs_reset(&vcpu->arch.swregs);
         if (!vcpu->arch.fpu)
@@ -300,6 +325,8 @@ void x86_emulate_cpuid(struct vcpu *vcpu, uint64_t guest_cr4)
         uint32_t leaf = (uint32_t)g->rax, r[4];
 
         ctx->guest_cr4 = guest_cr4;
+        if (leaf == 0xd && ctx->xsave)
+                ctx->xcr0 = x86_xgetbv0(); /* the guest's (fpu.c) */
         x86_cpuid(x86_cpuid_host_leaf(leaf, ctx), (uint32_t)g->rcx, r);
         x86_cpuid_policy(leaf, (uint32_t)g->rcx, r, ctx, r);
         g->rax = r[0];

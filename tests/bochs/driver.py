@@ -13,7 +13,11 @@ checks). Only the machine differs: a Bochs CPU model instead of QEMU's -cpu.
 Cases:
     vmx_guests   svm_guests (the eight core guests in one boot) on corei7_skylake_x (VT-x)
     vmx_x86state integration's x86state on corei7_skylake_x: registers Keel switches per
-                 vCPU, #GP for refused XCR0 (with AVX-512) / PAT / EFER, WBINVD and INVD
+                 vCPU (SSE included), #GP for refused XCR0 (with AVX-512) / PAT / EFER,
+                 CPUID leaf 0xD's sizes, WBINVD and INVD
+    vmx_apic_smp integration's hostile_apic_smp on corei7_skylake_x: a two-vCPU guest
+                 starts vCPU 1 by INIT-SIPI-SIPI (real mode, unrestricted guest) and races
+                 its vCPUs on IPIs, the I/O APIC and a page-table entry
     svm_guests   the same on Bochs' ryzen model (AMD SVM with nested paging): Keel's SVM
                  backend on a second emulator
     expect_fail  integration's expect_fail on ryzen: "keel: result: FAIL" is a failure
@@ -24,6 +28,8 @@ Cases:
     linux_vmx    Debian's amd64 kernel under Keel on corei7_skylake_x: the Linux test's
                  "disk" mode (banner, modules, virtio disk checks, poweroff), one VM
     linux_svm    the same on ryzen (SVM)
+    linux_vmx_smp  linux_vmx with vcpus = 2: Linux starts vCPU 1 by INIT-SIPI-SIPI
+                 ("smp: Brought up 1 node, 2 CPUs"), one Keel exit line per vCPU
 The linux_* cases are long (minutes) and registered only with -DKEEL_BOCHS_LINUX=ON.
 Serial logs: DIR/<case>.log (default BUILD/tests/bochs/logs).
 """
@@ -73,6 +79,10 @@ CASES = {
     # Bochs' VT-x gives these CPU-bound guests no host-tick exit: the two msrswitch VMs take
     # turns ("several runs") only because the VMX-preemption timer ends each slice.
     "vmx_x86state": dict(integration.CASES["x86state"], cpu=VMX_CPU, timeout=300),
+    # A guest with two vCPUs on VT-x: vCPU 1 started by INIT-SIPI-SIPI into a real-mode
+    # trampoline (unrestricted guest), then IPI, I/O APIC and page-table races. Both vCPUs on
+    # Bochs' one CPU (Keel finds no second one: OVMF under Bochs has no ACPI tables).
+    "vmx_apic_smp": dict(integration.CASES["hostile_apic_smp"], cpu=VMX_CPU, timeout=600),
     "svm_guests": dict(integration.CASES["svm_guests"], cpu=SVM_CPU, timeout=300),
     "expect_fail": dict(integration.CASES["expect_fail"], cpu=SVM_CPU, timeout=240),
     "refusal": dict(
@@ -100,6 +110,7 @@ CASES = {
     ),
     "linux_vmx": dict(linux=True, cpu=VMX_CPU, timeout=3000, ips=LINUX_IPS),
     "linux_svm": dict(linux=True, cpu=SVM_CPU, timeout=3000, ips=LINUX_IPS),
+    "linux_vmx_smp": dict(linux=True, cpu=VMX_CPU, timeout=3000, ips=LINUX_IPS, vcpus=2),
 }
 
 
@@ -108,6 +119,8 @@ def run_bochs(case, efi, config, files, log_path, extra=()):
            "--timeout", str(case["timeout"]), "--cpu", case["cpu"]]
     if "cpuid" in case:
         cmd += ["--cpuid", case["cpuid"]]
+    if "cpus" in case:
+        cmd += ["--cpus", str(case["cpus"])]
     if "memory" in case:
         cmd += ["--memory", str(case["memory"])]
     if "ips" in case:
@@ -167,7 +180,7 @@ def guests_case(name, case, build, efi, log_path):
 
 def linux_case(name, case, build, efi, log_path):
     linux = load("keel_linux_driver", "tests/linux/driver.py")
-    lcase = dict(LINUX_CASE)
+    lcase = dict(LINUX_CASE, **{k: case[k] for k in ("vcpus",) if k in case})
     arch = linux.case_arch(lcase)
     info = linux.fetch(arch)  # exits 77 (skip) when the packages are not to be had
     print("bochs-test: kernel %s, busybox %s" % (info["KEEL_KERNEL_RELEASE"],

@@ -2,7 +2,8 @@
  * archcheck: writes the CPU must refuse with #GP, whose values Keel emulates or loads into
  * the VMCB/VMCS (docs/x86-state.md): XSETBV with every XCR0 rule broken that the CPU's
  * components allow to test, PAT with a reserved memory type, EFER with LME cleared in long
- * mode or a reserved bit set. Each must fault (a small IDT catches #GP and #UD and resumes
+ * mode or a reserved bit set; after each accepted XSETBV, CPUID leaf 0xD's two sizes for
+ * the new XCR0. Each must fault (a small IDT catches #GP and #UD and resumes
  * after the instruction), and the good values next to them must not. Then WBINVD and INVD,
  * which Keel intercepts and treats as no-ops (ARCHCHECK_FLUSHES each; the driver checks
  * Keel's count of them). Failures print "FAIL: ..."; the exit code is their number.
@@ -119,6 +120,35 @@ static void expect_eq(const char *what, uint64_t got, uint64_t want)
                      (unsigned long)want);
 }
 
+/*
+ * CPUID.(0xD, 0).EBX and, with XSAVEC, CPUID.(0xD, 1).EBX for the XCR0 just set: the standard
+ * area's size (the end of the highest enabled component) and the compacted one (the enabled
+ * components in order, 64-byte aligned where CPUID.(0xD, i).ECX bit 1 says so), both counted
+ * from the legacy region and header (576 bytes), from the components' own subleaves.
+ */
+static void check_xsave_sizes(uint64_t xcr0)
+{
+        uint32_t standard = 576, compacted = 576;
+        struct cpuid_regs r;
+
+        for (unsigned i = 2; i < 63; i++) {
+                if (!(xcr0 & (1ull << i)))
+                        continue;
+                r = cpuid(0xd, i);
+                if (r.ebx + r.eax > standard)
+                        standard = r.ebx + r.eax;
+                if (r.ecx & 2)
+                        compacted = (compacted + 63) & ~63u;
+                compacted += r.eax;
+        }
+        guest_printf("archcheck: XCR0 %lx: XSAVE area %u bytes, compacted %u\n",
+                     (unsigned long)xcr0, standard, compacted);
+        expect_eq("CPUID.(0xD,0).EBX", cpuid(0xd, 0).ebx, standard);
+        r = cpuid(0xd, 1);
+        if (r.eax & 2) /* XSAVEC */
+                expect_eq("CPUID.(0xD,1).EBX", r.ebx, compacted);
+}
+
 static void test_xsetbv(void)
 {
         uint64_t s, base, cr4;
@@ -155,6 +185,7 @@ static void test_xsetbv(void)
                 expect_vector("XSETBV AVX-512 without AVX", 0xe3, try_xsetbv(0, 0xe3), VEC_GP);
                 expect_vector("XSETBV AVX-512", base | 0xe0, try_xsetbv(0, base | 0xe0), 0);
                 expect_eq("XGETBV after AVX-512", xgetbv0(), base | 0xe0);
+                check_xsave_sizes(base | 0xe0);
         }
         if ((s & 0x18) == 0x18) {
                 expect_vector("XSETBV MPX BNDREGS alone", 0x9, try_xsetbv(0, 0x9), VEC_GP);
@@ -168,8 +199,10 @@ static void test_xsetbv(void)
         }
         expect_vector("XSETBV", base, try_xsetbv(0, base), 0);
         expect_eq("XGETBV", xgetbv0(), base);
+        check_xsave_sizes(base);
         expect_vector("XSETBV x87 only", 1, try_xsetbv(0, 1), 0);
         expect_eq("XGETBV", xgetbv0(), 1);
+        check_xsave_sizes(1);
 }
 
 static void test_pat(void)

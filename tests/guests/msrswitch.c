@@ -4,7 +4,9 @@
  * values a VM that ran before it on the CPU left. Then it writes values of its own (from its VM
  * id) to the registers a guest reaches without an exit, which Keel must switch per vCPU
  * (docs/x86-state.md): TSC_AUX (when CPUID lists RDTSCP or RDPID), DR0-DR3, DR6's B0-B3, CR2,
- * KERNEL_GS_BASE, STAR, LSTAR, CSTAR and SFMASK. Then
+ * KERNEL_GS_BASE, STAR, LSTAR, CSTAR and SFMASK; and its SSE registers (XMM0-XMM15, MXCSR),
+ * which Keel saves and restores with the vCPU's FPU state, used here with XCR0 left at its
+ * reset value (x87 only) as by a guest that never enables XSAVE. Then
  * it reads them all back, MSRSWITCH_LOOPS times, long enough to span many time slices: the
  * other VM runs in between (the driver checks, from Keel's report, that each VM ran in
  * several runs) and must never show through. A mismatch prints "FAIL: ..." once per
@@ -36,6 +38,8 @@ enum {
         R_TSC_AUX,
         R_RDTSCP,
         R_RDPID,
+        R_XMM0,
+        R_MXCSR = R_XMM0 + 16,
         R_COUNT
 };
 
@@ -54,7 +58,26 @@ static const char *const names[R_COUNT] = {
     "TSC_AUX (RDMSR)",
     "TSC_AUX (RDTSCP)",
     "TSC_AUX (RDPID)",
+    "XMM0 low",
+    "XMM1 low",
+    "XMM2 low",
+    "XMM3 low",
+    "XMM4 low",
+    "XMM5 low",
+    "XMM6 low",
+    "XMM7 low",
+    "XMM8 low",
+    "XMM9 low",
+    "XMM10 low",
+    "XMM11 low",
+    "XMM12 low",
+    "XMM13 low",
+    "XMM14 low",
+    "XMM15 low",
+    "MXCSR",
 };
+
+#define MXCSR_RESET 0x1f80u
 
 static uint64_t want[R_COUNT];
 static bool tested[R_COUNT], wrong[R_COUNT];
@@ -81,6 +104,66 @@ DR(2)
 DR(3)
 DR(6)
 #undef DR
+
+/* The low quadword of each XMM register (the guest is built without SSE: only these touch
+ * them). */
+#define XMM(n)                                                      \
+        static uint64_t read_xmm##n(void)                           \
+        {                                                           \
+                uint64_t v;                                         \
+                __asm__ volatile("movq %%xmm" #n ", %0" : "=r"(v)); \
+                return v;                                           \
+        }                                                           \
+        static void write_xmm##n(uint64_t v)                        \
+        {                                                           \
+                __asm__ volatile("movq %0, %%xmm" #n ::"r"(v));     \
+        }
+XMM(0)
+XMM(1)
+XMM(2)
+XMM(3)
+XMM(4)
+XMM(5)
+XMM(6)
+XMM(7)
+XMM(8)
+XMM(9)
+XMM(10)
+XMM(11)
+XMM(12)
+XMM(13)
+XMM(14)
+XMM(15)
+#undef XMM
+
+static uint64_t (*const read_xmm[16])(void) = {
+    read_xmm0, read_xmm1, read_xmm2,  read_xmm3,  read_xmm4,  read_xmm5,  read_xmm6,  read_xmm7,
+    read_xmm8, read_xmm9, read_xmm10, read_xmm11, read_xmm12, read_xmm13, read_xmm14, read_xmm15,
+};
+static void (*const write_xmm[16])(uint64_t) = {
+    write_xmm0,  write_xmm1,  write_xmm2,  write_xmm3,  write_xmm4,  write_xmm5,
+    write_xmm6,  write_xmm7,  write_xmm8,  write_xmm9,  write_xmm10, write_xmm11,
+    write_xmm12, write_xmm13, write_xmm14, write_xmm15,
+};
+
+static uint64_t read_mxcsr(void)
+{
+        uint32_t v;
+
+        __asm__ volatile("stmxcsr %0" : "=m"(v));
+        return v;
+}
+
+static void write_mxcsr(uint32_t v)
+{
+        __asm__ volatile("ldmxcsr %0" ::"m"(v));
+}
+
+/* The value a register has after reset (the check at entry). */
+static uint64_t reset_value(unsigned i)
+{
+        return i == R_MXCSR ? MXCSR_RESET : 0;
+}
 
 static uint64_t read_tsc_aux_rdtscp(void)
 {
@@ -117,6 +200,9 @@ static void read_all(uint64_t got[R_COUNT])
                 got[R_RDTSCP] = read_tsc_aux_rdtscp();
         if (tested[R_RDPID])
                 got[R_RDPID] = read_tsc_aux_rdpid();
+        for (unsigned n = 0; n < 16; n++)
+                got[R_XMM0 + n] = read_xmm[n]();
+        got[R_MXCSR] = read_mxcsr();
 }
 
 int64_t guest_main(void)
@@ -147,20 +233,23 @@ int64_t guest_main(void)
         want[R_CSTAR] = 0xffffffff82000000ull + (tag << 8);
         want[R_SFMASK] = 0x40000 + tag;
         want[R_TSC_AUX] = want[R_RDTSCP] = want[R_RDPID] = 0x100 + tag;
-        for (unsigned i = 0; i < R_TSC_AUX; i++)
-                tested[i] = true;
+        for (unsigned n = 0; n < 16; n++)
+                want[R_XMM0 + n] = 0x5353000000000000ull | tag << 16 | n;
+        want[R_MXCSR] = MXCSR_RESET | (tag & 3) << 13; /* rounding control */
+        for (unsigned i = 0; i < R_COUNT; i++)
+                tested[i] = i < R_TSC_AUX || i >= R_XMM0;
         tested[R_TSC_AUX] = rdtscp || rdpid;
         tested[R_RDTSCP] = rdtscp;
         tested[R_RDPID] = rdpid;
 
         read_all(got);
         for (unsigned i = 0; i < R_COUNT; i++) {
-                if (!tested[i] || got[i] == 0)
+                if (!tested[i] || got[i] == reset_value(i))
                         continue;
                 wrong[i] = true;
                 bad++;
-                guest_printf("FAIL: %s = %lx at entry, expected its reset value 0\n", names[i],
-                             (unsigned long)got[i]);
+                guest_printf("FAIL: %s = %lx at entry, expected its reset value %lx\n", names[i],
+                             (unsigned long)got[i], (unsigned long)reset_value(i));
         }
         write_dr0(want[R_DR0]);
         write_dr1(want[R_DR1]);
@@ -175,6 +264,9 @@ int64_t guest_main(void)
         wrmsr(MSR_SFMASK, want[R_SFMASK]);
         if (tested[R_TSC_AUX])
                 wrmsr(MSR_TSC_AUX, want[R_TSC_AUX]);
+        for (unsigned n = 0; n < 16; n++)
+                write_xmm[n](want[R_XMM0 + n]);
+        write_mxcsr((uint32_t)want[R_MXCSR]);
 
         for (unsigned i = 0; i < R_COUNT; i++)
                 ntested += tested[i];

@@ -128,14 +128,71 @@ TEST(zeroed_leaves)
         run(0xd, 0, host, &ctx, out);
         EXPECT_EQ(out[0], ALL);
         EXPECT_EQ(out[3], ALL);
-        /* XSAVE subleaf 1: XSAVES hidden, no supervisor states (no IA32_XSS), XSAVEOPT kept. */
+        /* XSAVE subleaf 1: XSAVES hidden, no supervisor states (no IA32_XSS), XSAVEOPT kept;
+         * EBX the compacted size of XCR0 (x87 only here). */
         run(0xd, 1, host, &ctx, out);
         EXPECT_EQ(out[0], ALL & ~BIT(3));
+        EXPECT_EQ(out[1], 576);
         EXPECT_EQ(out[2], 0);
         EXPECT_EQ(out[3], 0);
         /* Leaf 7: no TSC_ADJUST MSR. */
         run(7, 0, host, &ctx, out);
         EXPECT_EQ(out[1] & BIT(1), 0);
+}
+
+/*
+ * Leaf 0xD subleaf 1's EBX is the compacted (XSAVEC) size of the guest's XCR0, from the
+ * components' sizes and alignment, whatever the host says: Bochs' Skylake-X answers 2688
+ * (the standard format's size) where XCR0 0xe7 compacts to 2432.
+ */
+TEST(leaf_d_compacted_size)
+{
+        const uint32_t host[4] = {0xf, 2688, ALL, ALL}; /* XSAVEOPT, XSAVEC, XGETBV1, XSAVES */
+        struct x86_cpuid_ctx c = ctx;
+        uint32_t out[4];
+
+        c.xsave_size[2] = 256;  /* AVX */
+        c.xsave_size[5] = 64;   /* AVX-512 opmask */
+        c.xsave_size[6] = 512;  /* ZMM_Hi256 */
+        c.xsave_size[7] = 1024; /* Hi16_ZMM */
+        c.xsave_size[9] = 8;    /* PKRU */
+        c.xcr0 = 0xe7;
+        run(0xd, 1, host, &c, out);
+        EXPECT_EQ(out[0], 0x7); /* XSAVES hidden */
+        EXPECT_EQ(out[1], 576 + 256 + 64 + 512 + 1024);
+        EXPECT_EQ(out[2], 0);
+        EXPECT_EQ(out[3], 0);
+        c.xcr0 = 1; /* x87 only: the legacy region and the header */
+        run(0xd, 1, host, &c, out);
+        EXPECT_EQ(out[1], 576);
+        c.xcr0 = 0x7;
+        run(0xd, 1, host, &c, out);
+        EXPECT_EQ(out[1], 832);
+        /* PKRU (8 bytes) right after AVX; AMX's TILECFG, 64-byte aligned, after PKRU starts
+         * on the next 64 bytes. */
+        c.xcr0 = 0x207;
+        run(0xd, 1, host, &c, out);
+        EXPECT_EQ(out[1], 840);
+        c.xsave_size[17] = 64;
+        c.xcr0 = 0x20207;
+        run(0xd, 1, host, &c, out);
+        EXPECT_EQ(out[1], 840 + 64);
+        c.xsave_align64 = 1ull << 17;
+        run(0xd, 1, host, &c, out);
+        EXPECT_EQ(out[1], 896 + 64);
+        /* A component the host does not list (size 0) counts for nothing. */
+        c.xcr0 = 0x1f;
+        run(0xd, 1, host, &c, out);
+        EXPECT_EQ(out[1], 832);
+        /* Subleaf 0 and the components' own subleaves keep the host's data. */
+        const uint32_t l0[4] = {0x2e7, 2696, 2696, 0};
+        run(0xd, 0, l0, &c, out);
+        EXPECT_EQ(out[1], 2696);
+        EXPECT_EQ(out[2], 2696);
+        const uint32_t avx[4] = {256, 576, 0, 0};
+        run(0xd, 2, avx, &c, out);
+        EXPECT_EQ(out[0], 256);
+        EXPECT_EQ(out[1], 576);
 }
 
 TEST(extended_leaves)

@@ -26,6 +26,10 @@
 #define X86_CPUID_KEEL_ECX 0x6c65654bu
 #define X86_CPUID_KEEL_EDX 0x6c65654bu
 
+/* XSAVE state components: bits of XCR0 (0: x87, 1: SSE, 2 up: one CPUID.(0xD, i) each). */
+#define X86_XSAVE_COMPONENTS 64
+#define X86_XSAVE_LEGACY     576u /* legacy region (512) and XSAVE header (64) */
+
 struct x86_cpuid_ctx {
         uint32_t max_basic; /* host CPUID.0.EAX */
         uint32_t max_ext;   /* host CPUID.80000000h.EAX (below 0x80000000: no extended leaves) */
@@ -34,7 +38,26 @@ struct x86_cpuid_ctx {
         /* The VM has Keel's local APIC model: leaf 1 shows APIC and the TSC-deadline timer
          * (which the model implements); without it both are hidden. */
         bool lapic;
+        /* The guest's XCR0 when it asks for leaf 0xD (the caller sets it then, from the CPU's
+         * XCR0 when the host has XSAVE: fpu.c loads the guest's for the whole run). */
+        uint64_t xcr0;
+        bool xsave; /* the host has XSAVE */
+        /* Each user state component from 2 up, from the host's CPUID.(0xD, i): its size (EAX;
+         * 0 for one CPUID.(0xD, 0) EDX:EAX does not list) and whether it is 64-byte aligned in
+         * the compacted format (ECX bit 1). Leaf 0xD subleaf 1's EBX is computed from them. */
+        uint32_t xsave_size[X86_XSAVE_COMPONENTS];
+        uint64_t xsave_align64;
 };
+
+/*
+ * Bytes of a compacted XSAVE area (XSAVEC; SDM vol. 1 13.4.3) holding the user components in
+ * `mask`: the legacy region and header, then each component in order, aligned to 64 bytes
+ * where it asks for it. CPUID.(0xD, 1).EBX is this for XCR0 | IA32_XSS, and Linux sizes its
+ * XSAVEC buffers from it; the guest has no IA32_XSS (XSAVES is hidden), so Keel answers for
+ * the guest's XCR0 alone. (Bochs 2.7 returns the standard format's size there, which Linux
+ * reports as "XSAVE consistency problem" with a kernel warning.)
+ */
+uint32_t x86_xsave_compacted_size(const struct x86_cpuid_ctx *ctx, uint64_t mask);
 
 /* The leaf whose host data x86_cpuid_policy needs for guest leaf `leaf` (the leaf itself,
  * or the highest basic leaf when out of range). For hypervisor leaves the host data is

@@ -58,6 +58,15 @@ static inline void x86_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t r[4])
                          : "a"(leaf), "c"(subleaf));
 }
 
+/* XCR0; only with CR4.OSXSAVE set (every CPU Keel runs on that has XSAVE: fpu.c). */
+static inline uint64_t x86_xgetbv0(void)
+{
+        uint32_t lo, hi;
+
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        return (uint64_t)hi << 32 | lo;
+}
+
 static inline uint64_t x86_rdmsr(uint32_t msr)
 {
         uint32_t lo, hi;
