@@ -121,6 +121,18 @@ static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struc
         return err;
 }
 
+/* A Multiboot kernel (boot = multiboot): the arch's platform and loader, no virtio devices. */
+static int vm_build_multiboot(struct vm *vm, const struct vm_config *vc,
+                              const struct boot_vm_files *f)
+{
+        int err = arch_vm_load_multiboot(vm, f, vc->cmdline);
+
+        if (err)
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "Multiboot kernel %s not booted: %s", vc->kernel,
+                        keel_strerror(err));
+        return err;
+}
+
 /* A test guest: a flat or ELF image in the documented entry state. */
 static int vm_build_image(struct vm *vm, const struct vm_config *vc, const struct boot_image *img)
 {
@@ -178,7 +190,12 @@ static int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot
                         keel_strerror(err));
                 return err;
         }
-        err = vc->kernel[0] ? vm_build_linux(vm, vc, f) : vm_build_image(vm, vc, &f->image);
+        if (!vc->kernel[0])
+                err = vm_build_image(vm, vc, &f->image);
+        else if (vc->boot == KERNEL_BOOT_MULTIBOOT)
+                err = vm_build_multiboot(vm, vc, f);
+        else
+                err = vm_build_linux(vm, vc, f);
         if (err)
                 return err;
         LOG_INFO("keel: vm %s: %llu MiB at host %#llx, %s %s (%llu bytes)", vm->name,

@@ -194,6 +194,29 @@ int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint
         return vendor->vcpu_init(vcpu, &st);
 }
 
+int x86_vcpu_setup_prot32(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint16_t gdt_limit,
+                          uint16_t cs, uint16_t ds, uint32_t eax, uint32_t ebx)
+{
+        struct x86_entry_state st = {
+            .prot32 = true,
+            .rip = gpa_raw(entry),
+            .rsp = 0,
+            .rflags = 0x2,
+            .cr0 = X86_CR0_PE | X86_CR0_ET,
+            .gdt_base = gdt_base,
+            .gdt_limit = gdt_limit,
+            .cs = cs,
+            .ds = ds,
+        };
+        int err = vcpu_common_init(vcpu);
+
+        if (err)
+                return err;
+        vcpu->arch.gprs.rax = eax;
+        vcpu->arch.gprs.rbx = ebx;
+        return vendor->vcpu_init(vcpu, &st);
+}
+
 /*
  * An AP released by a start-up IPI with vector `vector`, at its first run on its CPU: the
  * state after INIT (SDM vol. 3 table 9-1, APM vol. 2 table 14-1) in real mode at
