@@ -98,7 +98,7 @@ static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struc
                         n++;
                 }
         }
-        if (!err) {
+        if (!err && !vc->no_virtio_console) {
                 snprintf(d->con_name, sizeof(d->con_name), "%s/virtio-console0", vm->name);
                 err = virtio_console_init(&d->con, console_sink, vm);
                 if (!err)

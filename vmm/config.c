@@ -42,6 +42,7 @@ enum config_key {
         KEY_DISK,
         KEY_DISK_READONLY,
         KEY_EVENT_IDX,
+        KEY_VIRTIO_CONSOLE,
         KEY_FORMAT,
         KEY_LOAD,
         KEY_ENTRY,
@@ -515,6 +516,15 @@ static int set_event_idx(struct parser *ps, struct span key, struct span val)
         return r;
 }
 
+static int set_virtio_console(struct parser *ps, struct span key, struct span val)
+{
+        bool on = true;
+        int r = set_bool(ps, key, val, &on);
+
+        ps->vm->no_virtio_console = !on;
+        return r;
+}
+
 static int flat_only(struct parser *ps, struct span key, struct span val)
 {
         if (ps->vm->format == IMAGE_ELF && ps->key_line[KEY_FORMAT]) {
@@ -720,6 +730,7 @@ static const struct key_desc keys[KEY_COUNT] = {
     [KEY_DISK] = {"disk", false, set_disk},
     [KEY_DISK_READONLY] = {"disk_readonly", false, set_disk_readonly},
     [KEY_EVENT_IDX] = {"event_idx", false, set_event_idx},
+    [KEY_VIRTIO_CONSOLE] = {"virtio_console", false, set_virtio_console},
     [KEY_FORMAT] = {"format", false, set_format},
     [KEY_LOAD] = {"load", false, set_load},
     [KEY_ENTRY] = {"entry", false, set_entry},
@@ -751,8 +762,9 @@ static int end_section(struct parser *ps)
                             "e.g. image = guests/%s.bin or kernel = guests/vmlinuz)",
                             vm->name, vm->name);
         if (ps->key_line[KEY_IMAGE]) {
-                static const enum config_key linux_keys[] = {KEY_INITRD, KEY_CMDLINE, KEY_DISK,
-                                                             KEY_DISK_READONLY, KEY_EVENT_IDX};
+                static const enum config_key linux_keys[] = {KEY_INITRD,    KEY_CMDLINE,
+                                                             KEY_DISK,      KEY_DISK_READONLY,
+                                                             KEY_EVENT_IDX, KEY_VIRTIO_CONSOLE};
 
                 for (unsigned i = 0; i < ARRAY_SIZE(linux_keys); i++)
                         if (ps->key_line[linux_keys[i]])
@@ -767,7 +779,7 @@ static int end_section(struct parser *ps)
                             where(ps), vm->image);
         if (vm->boot == KERNEL_BOOT_MULTIBOOT) {
                 static const enum config_key virtio_keys[] = {KEY_DISK, KEY_DISK_READONLY,
-                                                              KEY_EVENT_IDX};
+                                                              KEY_EVENT_IDX, KEY_VIRTIO_CONSOLE};
 
                 for (unsigned i = 0; i < ARRAY_SIZE(virtio_keys); i++)
                         if (ps->key_line[virtio_keys[i]])
@@ -866,7 +878,7 @@ static int section_header(struct parser *ps, const char *p, size_t n, size_t ope
 
 static const char *const section_key_list =
     "memory, image, format, load, entry, kernel, initrd, cmdline, disk, disk_readonly, "
-    "event_idx, boot, expect_exit, expect_stop, weight, cpu, vcpus, unbacked";
+    "event_idx, virtio_console, boot, expect_exit, expect_stop, weight, cpu, vcpus, unbacked";
 
 static int key_value(struct parser *ps, const char *p, size_t n, size_t i)
 {

@@ -45,7 +45,8 @@ struct vm_config {
         char cmdline[CONFIG_CMDLINE_MAX]; /* optional, Linux only */
         char disk[CONFIG_PATH_MAX];       /* optional virtio-blk disk image, Linux only */
         bool disk_readonly;
-        bool no_event_idx; /* event_idx = no: virtio devices do not offer EVENT_IDX */
+        bool no_event_idx;      /* event_idx = no: virtio devices do not offer EVENT_IDX */
+        bool no_virtio_console; /* virtio_console = no: no virtio-console device */
         enum kernel_boot boot;
         enum image_format format;
         bool has_load;
