@@ -98,7 +98,7 @@ static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struc
                         n++;
                 }
         }
-        if (!err) {
+        if (!err && !vc->no_virtio_console) {
                 snprintf(d->con_name, sizeof(d->con_name), "%s/virtio-console0", vm->name);
                 err = virtio_console_init(&d->con, console_sink, vm);
                 if (!err)
@@ -117,6 +117,18 @@ static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struc
         err = arch_vm_load_linux(vm, f, vc->cmdline, desc, n);
         if (err)
                 vm_stop(vm, VM_STOP_LOAD_FAILED, "kernel %s not booted: %s", vc->kernel,
+                        keel_strerror(err));
+        return err;
+}
+
+/* A Multiboot kernel (boot = multiboot): the arch's platform and loader, no virtio devices. */
+static int vm_build_multiboot(struct vm *vm, const struct vm_config *vc,
+                              const struct boot_vm_files *f)
+{
+        int err = arch_vm_load_multiboot(vm, f, vc->cmdline);
+
+        if (err)
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "Multiboot kernel %s not booted: %s", vc->kernel,
                         keel_strerror(err));
         return err;
 }
@@ -178,7 +190,12 @@ static int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot
                         keel_strerror(err));
                 return err;
         }
-        err = vc->kernel[0] ? vm_build_linux(vm, vc, f) : vm_build_image(vm, vc, &f->image);
+        if (!vc->kernel[0])
+                err = vm_build_image(vm, vc, &f->image);
+        else if (vc->boot == KERNEL_BOOT_MULTIBOOT)
+                err = vm_build_multiboot(vm, vc, f);
+        else
+                err = vm_build_linux(vm, vc, f);
         if (err)
                 return err;
         LOG_INFO("keel: vm %s: %llu MiB at host %#llx, %s %s (%llu bytes)", vm->name,

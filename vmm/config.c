@@ -42,6 +42,7 @@ enum config_key {
         KEY_DISK,
         KEY_DISK_READONLY,
         KEY_EVENT_IDX,
+        KEY_VIRTIO_CONSOLE,
         KEY_FORMAT,
         KEY_LOAD,
         KEY_ENTRY,
@@ -51,6 +52,7 @@ enum config_key {
         KEY_CPU,
         KEY_VCPUS,
         KEY_UNBACKED,
+        KEY_BOOT,
         KEY_COUNT,
 };
 
@@ -98,6 +100,11 @@ static const struct name_value finish_names[] = {
 static const struct name_value selftest_names[] = {
     {"none", SELFTEST_NONE},
     {"exception", SELFTEST_EXCEPTION},
+};
+
+static const struct name_value boot_names[] = {
+    {"linux", KERNEL_BOOT_LINUX},
+    {"multiboot", KERNEL_BOOT_MULTIBOOT},
 };
 
 static const struct name_value format_names[] = {
@@ -509,6 +516,15 @@ static int set_event_idx(struct parser *ps, struct span key, struct span val)
         return r;
 }
 
+static int set_virtio_console(struct parser *ps, struct span key, struct span val)
+{
+        bool on = true;
+        int r = set_bool(ps, key, val, &on);
+
+        ps->vm->no_virtio_console = !on;
+        return r;
+}
+
 static int flat_only(struct parser *ps, struct span key, struct span val)
 {
         if (ps->vm->format == IMAGE_ELF && ps->key_line[KEY_FORMAT]) {
@@ -689,6 +705,19 @@ static int set_unbacked(struct parser *ps, struct span key, struct span val)
                          "to an address with nothing behind it) or stop (the VM stops)");
 }
 
+static int set_boot(struct parser *ps, struct span key, struct span val)
+{
+        int v;
+        int r = parse_choice(ps, key, val, boot_names, ARRAY_SIZE(boot_names), &v);
+
+        if (!r)
+                r = kind_conflict(ps, key, val, KEY_IMAGE,
+                                  "only for kernel = ... VMs, and this one runs an image");
+        if (!r)
+                ps->vm->boot = (enum kernel_boot)v;
+        return r;
+}
+
 static const struct key_desc keys[KEY_COUNT] = {
     [KEY_LOG] = {"log", true, set_log},
     [KEY_FINISH] = {"finish", true, set_finish},
@@ -701,6 +730,7 @@ static const struct key_desc keys[KEY_COUNT] = {
     [KEY_DISK] = {"disk", false, set_disk},
     [KEY_DISK_READONLY] = {"disk_readonly", false, set_disk_readonly},
     [KEY_EVENT_IDX] = {"event_idx", false, set_event_idx},
+    [KEY_VIRTIO_CONSOLE] = {"virtio_console", false, set_virtio_console},
     [KEY_FORMAT] = {"format", false, set_format},
     [KEY_LOAD] = {"load", false, set_load},
     [KEY_ENTRY] = {"entry", false, set_entry},
@@ -710,6 +740,7 @@ static const struct key_desc keys[KEY_COUNT] = {
     [KEY_CPU] = {"cpu", false, set_cpu},
     [KEY_VCPUS] = {"vcpus", false, set_vcpus},
     [KEY_UNBACKED] = {"unbacked", false, set_unbacked},
+    [KEY_BOOT] = {"boot", false, set_boot},
 };
 
 /* ---- sections ----------------------------------------------------------------------------- */
@@ -731,8 +762,9 @@ static int end_section(struct parser *ps)
                             "e.g. image = guests/%s.bin or kernel = guests/vmlinuz)",
                             vm->name, vm->name);
         if (ps->key_line[KEY_IMAGE]) {
-                static const enum config_key linux_keys[] = {KEY_INITRD, KEY_CMDLINE, KEY_DISK,
-                                                             KEY_DISK_READONLY, KEY_EVENT_IDX};
+                static const enum config_key linux_keys[] = {KEY_INITRD,    KEY_CMDLINE,
+                                                             KEY_DISK,      KEY_DISK_READONLY,
+                                                             KEY_EVENT_IDX, KEY_VIRTIO_CONSOLE};
 
                 for (unsigned i = 0; i < ARRAY_SIZE(linux_keys); i++)
                         if (ps->key_line[linux_keys[i]])
@@ -740,6 +772,22 @@ static int end_section(struct parser *ps)
                                             "%s%s is only for Linux VMs (kernel = ...), but this "
                                             "one runs image = %s",
                                             keys[linux_keys[i]].name, where(ps), vm->image);
+        }
+        if (ps->key_line[KEY_BOOT] && !ps->key_line[KEY_KERNEL])
+                return perr(ps, ps->key_line[KEY_BOOT],
+                            "boot%s is only for kernel = ... VMs, but this one runs image = %s",
+                            where(ps), vm->image);
+        if (vm->boot == KERNEL_BOOT_MULTIBOOT) {
+                static const enum config_key virtio_keys[] = {KEY_DISK, KEY_DISK_READONLY,
+                                                              KEY_EVENT_IDX, KEY_VIRTIO_CONSOLE};
+
+                for (unsigned i = 0; i < ARRAY_SIZE(virtio_keys); i++)
+                        if (ps->key_line[virtio_keys[i]])
+                                return perr(ps, ps->key_line[virtio_keys[i]],
+                                            "%s%s: a Multiboot VM (boot = multiboot, line %u) has "
+                                            "no virtio devices; remove it",
+                                            keys[virtio_keys[i]].name, where(ps),
+                                            ps->key_line[KEY_BOOT]);
         }
         if (ps->key_line[KEY_DISK_READONLY] && !ps->key_line[KEY_DISK])
                 return perr(ps, ps->key_line[KEY_DISK_READONLY],
@@ -830,7 +878,7 @@ static int section_header(struct parser *ps, const char *p, size_t n, size_t ope
 
 static const char *const section_key_list =
     "memory, image, format, load, entry, kernel, initrd, cmdline, disk, disk_readonly, "
-    "event_idx, expect_exit, expect_stop, weight, cpu, vcpus, unbacked";
+    "event_idx, virtio_console, boot, expect_exit, expect_stop, weight, cpu, vcpus, unbacked";
 
 static int key_value(struct parser *ps, const char *p, size_t n, size_t i)
 {

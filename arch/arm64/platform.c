@@ -72,6 +72,15 @@ static int load_failed(struct vm *vm, const char *what, const char *why, int err
         return err;
 }
 
+int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const char *cmdline)
+{
+        (void)cmdline;
+        LOG_ERR("vm %s: kernel %s: Multiboot is an x86 boot protocol; on arm64 boot a Linux "
+                "Image (remove boot = multiboot)",
+                vm->name, f->image.path);
+        return -KEEL_ENOTSUP;
+}
+
 int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char *cmdline,
                        const struct vm_virtio_desc *devs, unsigned ndevs)
 {

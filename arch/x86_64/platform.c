@@ -25,6 +25,8 @@
 #include <keel/spinlock.h>
 #include <keel/time.h>
 #include <vmm/acpi.h>
+#include <vmm/config.h>
+#include <vmm/multiboot.h>
 #include <vmm/vmm.h>
 
 #define RESET_VECTOR          0xffff0ull
@@ -189,6 +191,18 @@ static int platform_init(struct vm *vm)
         return 0;
 }
 
+/*
+ * The reset vector (0xffff0): Linux's last-resort reboot switches to real mode and jumps there,
+ * into firmware. Keel's "firmware" is this stub, which resets the VM through the reset control
+ * register: mov dx, 0xcf9; mov al, 6; out dx, al; hlt; jmp $-1.
+ */
+static int write_reset_stub(struct vm *vm)
+{
+        static const uint8_t reset_stub[] = {0xba, 0xf9, 0x0c, 0xb0, 0x06, 0xee, 0xf4, 0xeb, 0xfd};
+
+        return gmem_write(&vm->mem, gpa(RESET_VECTOR), reset_stub, sizeof(reset_stub));
+}
+
 /* Linux's flat GDT: __BOOT_CS = 0x10 (64-bit code), __BOOT_DS = 0x18. */
 #define LINUX_GDT 0x500
 
@@ -224,19 +238,9 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
                 LOG_ERR("vm %s: cannot write its ACPI tables: %s", vm->name, keel_strerror(err));
                 return err;
         }
-        /*
-         * The reset vector (0xffff0): Linux's last-resort reboot switches to real mode and jumps
-         * there, into firmware. Keel's "firmware" is this stub, which resets the VM through the
-         * reset control register: mov dx, 0xcf9; mov al, 6; out dx, al; hlt; jmp $-1.
-         */
-        {
-                static const uint8_t reset_stub[] = {0xba, 0xf9, 0x0c, 0xb0, 0x06,
-                                                     0xee, 0xf4, 0xeb, 0xfd};
-
-                err = gmem_write(&vm->mem, gpa(RESET_VECTOR), reset_stub, sizeof(reset_stub));
-                if (err)
-                        return err;
-        }
+        err = write_reset_stub(vm);
+        if (err)
+                return err;
         /*
          * Linux must not calibrate the TSC against a PIT it does not have. With several vCPUs
          * it would also call the TSC unsynchronized (no invariant-TSC bit, e.g. under QEMU)
@@ -273,6 +277,78 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
                  (unsigned long long)gpa_raw(tables.rsdp));
         return x86_vcpu_setup_state(&vm->vcpus[0], info.entry64, LINUX_GDT, sizeof(gdt) - 1,
                                     LINUX_BOOT_CS, LINUX_BOOT_DS, gpa_raw(info.boot_params));
+}
+
+/* A Multiboot VM's layout: GDT at LINUX_GDT, the info area, the rest of low memory reserved. */
+#define MULTIBOOT_INFO_GPA 0x9000ull
+#define MULTIBOOT_CS       0x10 /* flat 32-bit code */
+#define MULTIBOOT_DS       0x18
+#define MULTIBOOT_LOW_END  0x100000ull
+
+int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const char *cmdline)
+{
+        static const uint64_t gdt[4] = {0, 0, 0x00cf9b000000ffffull, 0x00cf93000000ffffull};
+        struct acpi_config acfg = {.num_cpus = vm->vcpu_count, .ioapic_id = 1, .com1 = true};
+        struct acpi_tables tables;
+        struct multiboot_module mod;
+        struct multiboot_out out;
+        struct multiboot_req req;
+        char line[CONFIG_PATH_MAX + CONFIG_CMDLINE_MAX + 2];
+        uint64_t ram = gmem_total(&vm->mem);
+        const struct multiboot_mmap map[3] = {
+            {0, LINUX_LOW_RAM_END, MULTIBOOT_MEM_RAM},
+            {LINUX_LOW_RAM_END, MULTIBOOT_LOW_END - LINUX_LOW_RAM_END, MULTIBOOT_MEM_RESERVED},
+            {MULTIBOOT_LOW_END, ram - MULTIBOOT_LOW_END, MULTIBOOT_MEM_RAM},
+        };
+        int err;
+
+        if (ram > LINUX_RAM_MAX) {
+                LOG_ERR("vm %s: Multiboot VMs may have at most 4096 MiB of memory", vm->name);
+                return -KEEL_E2BIG;
+        }
+        err = platform_init(vm);
+        if (err)
+                return err;
+        err = acpi_install(&acfg, &vm->mem, gpa(ACPI_WINDOW_BASE), ACPI_WINDOW_SIZE, &tables);
+        if (err < 0) {
+                LOG_ERR("vm %s: cannot write its ACPI tables: %s", vm->name, keel_strerror(err));
+                return err;
+        }
+        err = write_reset_stub(vm);
+        if (!err)
+                err = gmem_write(&vm->mem, gpa(LINUX_GDT), gdt, sizeof(gdt));
+        if (err)
+                return err;
+        /* As QEMU's -kernel: the kernel's command line starts with its file name. */
+        snprintf(line, sizeof(line), "%s%s%s", f->image.path, cmdline && cmdline[0] ? " " : "",
+                 cmdline ? cmdline : "");
+        mod = (struct multiboot_module){f->initrd.path, f->initrd.data, f->initrd.size,
+                                        f->initrd.path};
+        req = (struct multiboot_req){
+            .name = f->image.path,
+            .image = f->image.data,
+            .size = f->image.size,
+            .cmdline = line,
+            .mods = &mod,
+            .nmods = f->initrd.path && f->initrd.path[0] ? 1 : 0,
+            .ram_size = ram,
+            .mmap = map,
+            .nmmap = 3,
+            .info = gpa(MULTIBOOT_INFO_GPA),
+            .reserved_base = gpa(0),
+            .reserved_size = MULTIBOOT_LOW_END,
+        };
+        err = multiboot_load(&vm->mem, &req, &out);
+        if (err)
+                return err;
+        LOG_INFO("keel: vm %s: Multiboot kernel at %#llx-%#llx, entry %#llx, %u module(s), ACPI "
+                 "RSDP at %#llx",
+                 vm->name, (unsigned long long)out.kernel_lo, (unsigned long long)out.kernel_hi,
+                 (unsigned long long)gpa_raw(out.entry), req.nmods,
+                 (unsigned long long)gpa_raw(tables.rsdp));
+        return x86_vcpu_setup_prot32(&vm->vcpus[0], out.entry, LINUX_GDT, sizeof(gdt) - 1,
+                                     MULTIBOOT_CS, MULTIBOOT_DS, MULTIBOOT_BOOTLOADER_MAGIC,
+                                     (uint32_t)gpa_raw(out.info));
 }
 
 /* Under vm->dev_lock. */

@@ -219,6 +219,29 @@ int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint
         return vendor->vcpu_init(vcpu, &st);
 }
 
+int x86_vcpu_setup_prot32(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint16_t gdt_limit,
+                          uint16_t cs, uint16_t ds, uint32_t eax, uint32_t ebx)
+{
+        struct x86_entry_state st = {
+            .prot32 = true,
+            .rip = gpa_raw(entry),
+            .rsp = 0,
+            .rflags = 0x2,
+            .cr0 = X86_CR0_PE | X86_CR0_ET,
+            .gdt_base = gdt_base,
+            .gdt_limit = gdt_limit,
+            .cs = cs,
+            .ds = ds,
+        };
+        int err = vcpu_common_init(vcpu);
+
+        if (err)
+                return err;
+        vcpu->arch.gprs.rax = eax;
+        vcpu->arch.gprs.rbx = ebx;
+        return vendor->vcpu_init(vcpu, &st);
+}
+
 /*
  * An AP released by a start-up IPI with vector `vector`, at its first run on its CPU: the
  * state after INIT (SDM vol. 3 table 9-1, APM vol. 2 table 14-1) in real mode at
@@ -400,12 +423,35 @@ static void report_msr_once(struct vcpu *vcpu, uint32_t msr, const char *what)
  * answered with "nothing there" values; writes to those are ignored. Anything else gets #GP.
  */
 #define MSR_TSC_DEADLINE 0x6e0u
-#define APIC_BASE_VALUE  (0xfee00000ull | (1u << 11) /* enabled */)
-#define APIC_BASE_BSP    (1u << 8) /* vCPU 0 is the bootstrap processor */
+#define APIC_BASE_ADDR   0xfee00000ull
+#define APIC_BASE_EN     (1u << 11) /* xAPIC global enable */
+#define APIC_BASE_BSP    (1u << 8)  /* vCPU 0 is the bootstrap processor */
 
 static uint64_t apic_base(const struct vcpu *vcpu)
 {
-        return APIC_BASE_VALUE | (vcpu->id == 0 ? APIC_BASE_BSP : 0);
+        return APIC_BASE_ADDR | (vcpu->arch.apic_off ? 0 : APIC_BASE_EN) |
+               (vcpu->id == 0 ? APIC_BASE_BSP : 0);
+}
+
+/*
+ * IA32_APIC_BASE: the base stays at 0xfee00000 and x2APIC mode (EXTD) is not offered, so
+ * only EN may change. Clearing it resets the LAPIC (SDM 10.4.3; kvm-unit-tests' reset_apic
+ * clears and sets it); setting it again leaves the reset state (software-disabled until the
+ * guest writes SVR). While EN is clear the LAPIC page still answers (a difference from
+ * hardware, where the page is not decoded). Anything else: false, and the guest gets #GP.
+ */
+static bool apic_base_write(struct vcpu *vcpu, uint64_t val)
+{
+        struct spin_held h;
+
+        if ((val & ~(uint64_t)APIC_BASE_EN) != (apic_base(vcpu) & ~(uint64_t)APIC_BASE_EN))
+                return false;
+        h = spin_lock(&vcpu->vm->dev_lock);
+        if (!(val & APIC_BASE_EN) && !vcpu->arch.apic_off)
+                vlapic_reset(&vcpu->arch.lapic);
+        vcpu->arch.apic_off = !(val & APIC_BASE_EN);
+        spin_unlock(h);
+        return true;
 }
 
 static const uint32_t msrs_read_zero[] = {
@@ -414,8 +460,11 @@ static const uint32_t msrs_read_zero[] = {
     0x00000179, /* MCG_CAP: no machine-check banks */
     0x0000017a, /* MCG_STATUS */
     0x000002ff, /* MTRRdefType */
-    0xc0010010, /* SYSCFG */
-    0xc0010015, /* HWCR */
+    0xc0010000, /* PERF_CTL0-3 and PERF_CTR0-3: AMD's legacy counters always exist; */
+    0xc0010001, /* Keel's never count (the PMU is not virtualized: CPUID shows no */
+    0xc0010002, /* PERFCTR_CORE), kvm-unit-tests clears them at boot */
+    0xc0010003, 0xc0010004, 0xc0010005, 0xc0010006, 0xc0010007, 0xc0010010, /* SYSCFG */
+    0xc0010015,                                                             /* HWCR */
     0xc0010055, /* INT_PENDING_MSG: Linux checks it for the AMD E400 erratum */
     0xc0010114, /* VM_CR */
     0xc0010140, /* OSVW_ID_LENGTH */
@@ -472,8 +521,8 @@ int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val)
         struct vm_arch *a = &vcpu->vm->arch;
 
         if (a->platform) {
-                if (msr == MSR_APIC_BASE && val == apic_base(vcpu))
-                        return 0; /* the only value there is: no relocation, no x2APIC */
+                if (msr == MSR_APIC_BASE && apic_base_write(vcpu, val))
+                        return 0;
                 if (msr == MSR_TSC_DEADLINE) {
                         struct spin_held h = spin_lock(&vcpu->vm->dev_lock);
 

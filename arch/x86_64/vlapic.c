@@ -83,6 +83,19 @@ void vlapic_init(struct vlapic *l, unsigned apic_id, const struct vlapic_env *en
         l->env = *env;
 }
 
+void vlapic_reset(struct vlapic *l)
+{
+        struct vlapic_env env = l->env;
+        struct vlapic_stats stats = l->stats;
+        bool wait = l->wait_sipi;
+        uint8_t vector = l->sipi_vector;
+
+        vlapic_init(l, l->id, &env);
+        l->stats = stats;
+        l->wait_sipi = wait;
+        l->sipi_vector = vector;
+}
+
 /* ---- Errors ---- */
 
 static void vlapic_error(struct vlapic *l, uint32_t bits)

@@ -374,6 +374,49 @@ def loader():
     write(t, "arm64_text", bytes([2, 3, 0, 15, 0, 0, 0, 2]) + arm64_image(0x80000, 0x200000, 0x2))
 
 
+# ---- multiboot (fuzz_multiboot.c) ----
+
+
+def mb_header(flags, extra=b""):
+    magic = 0x1BADB002
+    return u32(magic) + u32(flags) + u32((-(magic + flags)) & 0xFFFFFFFF) + extra
+
+
+def elf32_multiboot(entry=0x4000BC, bss=0x3000):
+    """An ELF32 i386 kernel laid out as kvm-unit-tests links them (text at 4 MiB + headers)."""
+    eh = bytearray(52)
+    eh[0:16] = b"\x7fELF\x01\x01\x01" + bytes(9)
+    put(eh, 16, u16(2) + u16(3) + u32(1) + u32(entry) + u32(52) + u32(0) + u32(0))
+    put(eh, 40, u16(52) + u16(32) + u16(2) + u16(40) + u16(0) + u16(0))
+    text = mb_header(0) + bytes((i * 3) & 0xFF for i in range(0xF4))
+    data = bytes((i + 7) & 0xFF for i in range(0x40))
+    ph = u32(1) + u32(0xB0) + u32(0x4000B0) + u32(0x4000B0) + u32(len(text)) + u32(len(text)) + u32(5) + u32(0x1000)
+    ph += u32(1) + u32(0x200) + u32(0x401000) + u32(0x401000) + u32(len(data)) + u32(bss) + u32(6) + u32(0x1000)
+    img = bytearray(0x240)
+    put(img, 0, bytes(eh) + ph)
+    put(img, 0xB0, text)
+    put(img, 0x200, data)
+    return bytes(img)
+
+
+def aout_multiboot():
+    img = bytearray(0x200)
+    for i in range(len(img)):
+        img[i] = (i ^ 0x5A) & 0xFF
+    put(img, 0x40, mb_header(0x10003, u32(0x200040) + u32(0x200000) + u32(0) + u32(0x203000) + u32(0x200080)))
+    return bytes(img)
+
+
+def multiboot():
+    t = "multiboot"
+    clean(t)
+    write(t, "elf32", bytes([6, 0, 0, 0, 2, 0, 0, 0]) + elf32_multiboot())
+    write(t, "elf32_modules", bytes([6, 2, 2, 0, 3, 0, 0, 0]) + elf32_multiboot())
+    write(t, "elf32_2m_ram", bytes([0, 1, 1, 0, 1, 0, 0, 0]) + elf32_multiboot())
+    write(t, "aout", bytes([1, 1, 3, 0, 0, 0, 0, 0]) + aout_multiboot())
+    write(t, "no_header", bytes([6, 0, 0, 0, 0, 0, 0, 0]) + elf32_multiboot()[:0xB0] + bytes(0x100))
+
+
 # ---- gwalk (fuzz_gwalk.c) ----
 
 
@@ -467,6 +510,7 @@ def acpi_fw():
 
 
 TARGETS = {"acpi_fw": acpi_fw, "virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic, "loader": loader,
+           "multiboot": multiboot,
            "gwalk": gwalk}
 
 if __name__ == "__main__":

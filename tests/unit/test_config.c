@@ -507,8 +507,8 @@ TEST(unknown_and_misplaced_keys)
         EXPECT_ERR("log=info\n[vm hello]\nmemroy = 16M\n", 3, "");
         EXPECT_STREQ(err, "keel.cfg:3: unknown key 'memroy' in [vm hello] (expected memory, "
                           "image, format, load, entry, kernel, initrd, cmdline, disk, "
-                          "disk_readonly, event_idx, expect_exit, expect_stop, weight, cpu, "
-                          "vcpus, unbacked)");
+                          "disk_readonly, event_idx, virtio_console, boot, expect_exit, "
+                          "expect_stop, weight, cpu, vcpus, unbacked)");
         EXPECT_ERR("verbose = 1\n" VM_HELLO, 1, "unknown key 'verbose'", "log", "finish");
         EXPECT_ERR("memory = 16M\n" VM_HELLO, 1, "key 'memory' outside a [vm NAME] section");
         EXPECT_ERR("image = a.bin\n", 1, "'image' outside");
@@ -840,7 +840,42 @@ TEST(linux_vms)
         EXPECT_OK("[vm l]\nmemory = 64M\nkernel = vmlinuz\nevent_idx = no\n");
         EXPECT_TRUE(cfg.vms[0].no_event_idx);
         EXPECT_ERR(VM_HELLO "event_idx = no\n", 4, "event_idx", "only for Linux VMs");
+        EXPECT_OK("[vm l]\nmemory = 64M\nkernel = vmlinuz\nvirtio_console = no\n");
+        EXPECT_TRUE(cfg.vms[0].no_virtio_console);
+        EXPECT_OK("[vm l]\nmemory = 64M\nkernel = vmlinuz\n");
+        EXPECT_FALSE(cfg.vms[0].no_virtio_console);
+        EXPECT_ERR(VM_HELLO "virtio_console = no\n", 4, "virtio_console", "only for Linux VMs");
+        EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = vmlinuz\nvirtio_console = off\n", 4,
+                   "expected yes or no");
         EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = vmlinuz\ncmdline = a\"b\n", 4, "cmdline");
+}
+
+TEST(multiboot_vms)
+{
+        const struct vm_config *v;
+
+        EXPECT_OK("[vm kut]\nmemory = 64M\nkernel = guests/apic.flat\nboot = multiboot\n"
+                  "initrd = guests/env\ncmdline = \"-smp 2\"\nvcpus = 2\n");
+        v = &cfg.vms[0];
+        EXPECT_EQ(v->boot, KERNEL_BOOT_MULTIBOOT);
+        EXPECT_STREQ(v->kernel, "guests/apic.flat");
+        EXPECT_STREQ(v->initrd, "guests/env");
+        /* The default is Linux, also when said. */
+        EXPECT_OK("[vm l]\nmemory = 64M\nkernel = vmlinuz\n");
+        EXPECT_EQ(cfg.vms[0].boot, KERNEL_BOOT_LINUX);
+        EXPECT_OK("[vm l]\nmemory = 64M\nkernel = vmlinuz\nboot = linux\n");
+        EXPECT_EQ(cfg.vms[0].boot, KERNEL_BOOT_LINUX);
+        EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = k\nboot = grub\n", 4, "boot = grub",
+                   "expected one of: linux, multiboot");
+        /* Not for images, either order. */
+        EXPECT_ERR(VM_HELLO "boot = multiboot\n", 4, "boot", "only for kernel = ... VMs");
+        EXPECT_ERR("[vm l]\nmemory = 16M\nboot = multiboot\nimage = a.bin\n", 3, "boot",
+                   "only for kernel = ... VMs", "a.bin");
+        /* A Multiboot VM has no virtio devices. */
+        EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = k\nboot = multiboot\ndisk = d.img\n", 5, "disk",
+                   "no virtio devices", "line 4");
+        EXPECT_ERR("[vm l]\nmemory = 64M\nkernel = k\nevent_idx = no\nboot = multiboot\n", 4,
+                   "event_idx", "no virtio devices");
 }
 
 TEST(no_vm)

@@ -87,6 +87,35 @@ TEST(reset_values)
         EXPECT_EQ(l.stats.reserved_access, 0);
 }
 
+TEST(global_disable_resets)
+{
+        struct vlapic l;
+        struct fake_env f;
+
+        setup(&l, &f, 2);
+        enable(&l);
+        wr(&l, VLAPIC_REG_TPR, 0x20);
+        wr(&l, VLAPIC_REG_TIMER, 0x40);
+        EXPECT_TRUE(vlapic_set_irq(&l, 0x50, false));
+        l.wait_sipi = true;
+        l.stats.reserved_access = 7;
+        vlapic_reset(&l);
+        /* The reset state, with the ID, the SIPI wait and the statistics kept. */
+        EXPECT_EQ(rd(&l, VLAPIC_REG_ID), 2u << 24);
+        EXPECT_EQ(rd(&l, VLAPIC_REG_SVR), 0xff);
+        EXPECT_EQ(rd(&l, VLAPIC_REG_TPR), 0);
+        EXPECT_EQ(rd(&l, VLAPIC_REG_TIMER), VLAPIC_LVT_MASKED);
+        EXPECT_EQ(rd(&l, VLAPIC_REG_IRR + 0x20), 0);
+        EXPECT_EQ(vlapic_pending(&l), -1);
+        EXPECT_TRUE(l.wait_sipi);
+        EXPECT_EQ(l.stats.reserved_access, 7);
+        EXPECT_TRUE(l.env.now == fake_now);
+        /* Software-enabled again, it delivers. */
+        enable(&l);
+        EXPECT_TRUE(vlapic_set_irq(&l, 0x50, false));
+        EXPECT_EQ(take(&l), 0x50);
+}
+
 TEST(register_write_masks_and_read_only)
 {
         struct vlapic l;

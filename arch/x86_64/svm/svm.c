@@ -176,6 +176,9 @@ static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
                     .selector = st->cs, .attrib = 0x9b, .limit = 0xffff, .base = st->cs_base};
                 vmcb->save.ds = (struct vmcb_seg){
                     .selector = st->ds, .attrib = 0x93, .limit = 0xffff, .base = 0};
+        } else if (st->prot32) {
+                vmcb->save.cs = flat_seg(st->cs, 0xc9b); /* 32-bit code, G, D, present, DPL 0 */
+                vmcb->save.ds = flat_seg(st->ds, 0xc93);
         } else {
                 vmcb->save.cs = flat_seg(st->cs, 0xa9b); /* 64-bit code, G, present, DPL 0 */
                 vmcb->save.ds = flat_seg(st->ds, 0xc93);

@@ -282,8 +282,8 @@ static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         hpa_t pa;
         int err;
 
-        if (st->real_mode && !caps.unrestricted)
-                return -KEEL_ENOTSUP; /* a real-mode AP needs unrestricted guest */
+        if ((st->real_mode || st->prot32) && !caps.unrestricted)
+                return -KEEL_ENOTSUP; /* real mode or paging off needs unrestricted guest */
         err = palloc_alloc(&keel_palloc, 1, PAGE_SIZE, &pa);
         if (err)
                 return err;
@@ -343,6 +343,13 @@ static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
                         write_segment(data[i], st->ds, 0x93);
                         vmwrite(data[i] - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_LIMIT, 0xffff);
                 }
+        } else if (st->prot32) {
+                write_segment(VMCS_GUEST_CS_SEL, st->cs, vmx_ar(0xc9b));
+                write_segment(VMCS_GUEST_DS_SEL, st->ds, vmx_ar(0xc93));
+                write_segment(VMCS_GUEST_ES_SEL, st->ds, vmx_ar(0xc93));
+                write_segment(VMCS_GUEST_SS_SEL, st->ds, vmx_ar(0xc93));
+                write_segment(VMCS_GUEST_FS_SEL, st->ds, vmx_ar(0xc93));
+                write_segment(VMCS_GUEST_GS_SEL, st->ds, vmx_ar(0xc93));
         } else {
                 write_segment(VMCS_GUEST_CS_SEL, st->cs, vmx_ar(0xa9b));
                 write_segment(VMCS_GUEST_DS_SEL, st->ds, vmx_ar(0xc93));

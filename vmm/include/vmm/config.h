@@ -28,6 +28,12 @@ enum selftest {
         SELFTEST_EXCEPTION, /* take an invalid-opcode exception inside Keel: dump and panic */
 };
 
+/* How a `kernel =` is booted (key boot). */
+enum kernel_boot {
+        KERNEL_BOOT_LINUX = 0, /* the Linux boot protocol (bzImage / arm64 Image) */
+        KERNEL_BOOT_MULTIBOOT, /* Multiboot version 1 (x86) */
+};
+
 struct vm_config {
         char name[VM_NAME_MAX];
         unsigned line;   /* line of the [vm NAME] header, for messages */
@@ -39,7 +45,9 @@ struct vm_config {
         char cmdline[CONFIG_CMDLINE_MAX]; /* optional, Linux only */
         char disk[CONFIG_PATH_MAX];       /* optional virtio-blk disk image, Linux only */
         bool disk_readonly;
-        bool no_event_idx; /* event_idx = no: virtio devices do not offer EVENT_IDX */
+        bool no_event_idx;      /* event_idx = no: virtio devices do not offer EVENT_IDX */
+        bool no_virtio_console; /* virtio_console = no: no virtio-console device */
+        enum kernel_boot boot;
         enum image_format format;
         bool has_load;
         uint64_t load;

@@ -53,6 +53,15 @@ struct irq_line arch_irq_line(struct vm *vm, unsigned gsi);
 int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char *cmdline,
                        const struct vm_virtio_desc *devs, unsigned ndevs);
 
+/*
+ * Make the VM a Multiboot (version 1) machine, as QEMU's `-kernel` gives one to a Multiboot
+ * kernel: the platform of a Linux VM without its virtio devices, the kernel of `f` loaded, its
+ * initrd (if any) as the one module, the command line "<kernel path> <cmdline>", vCPU 0 at the
+ * kernel's entry in 32-bit protected mode (docs/guest-entry.md). Errors are logged with the
+ * file's name; an arch without Multiboot says so and returns -KEEL_ENOTSUP.
+ */
+int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const char *cmdline);
+
 /* Why arch_vcpu_run returned. */
 enum vcpu_run_result {
         VCPU_RUN_LEFT = 1,  /* the VM left the running state (stopped, paused by the monitor) */

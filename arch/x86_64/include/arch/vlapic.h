@@ -157,6 +157,12 @@ struct vlapic {
 void vlapic_init(struct vlapic *l, unsigned apic_id, const struct vlapic_env *env);
 
 /*
+ * The LAPIC globally disabled through IA32_APIC_BASE.EN (SDM 10.4.3): back to the reset state
+ * of vlapic_init, keeping its ID, environment, wait-for-SIPI state and statistics.
+ */
+void vlapic_reset(struct vlapic *l);
+
+/*
  * An interrupt for `vector` arrives (from the I/O APIC, a self-IPI or an LVT). `level` sets
  * the vector's TMR bit (level-triggered: the EOI is broadcast). Returns false if it was not
  * accepted: vector < 16 (ESR receive-illegal, counted) or the APIC is software-disabled.

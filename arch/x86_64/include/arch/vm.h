@@ -80,6 +80,7 @@ struct vcpu_arch {
         struct vlapic lapic; /* its local APIC, APIC ID = vCPU index (under vm->dev_lock) */
         bool start_pending;  /* released by SIPI: enter real mode at its first run */
         bool parked;         /* HLT with interrupts off on an SMP VM: never runs again */
+        bool apic_off;       /* IA32_APIC_BASE.EN cleared: the LAPIC was reset, reads EN 0 */
 };
 
 #endif

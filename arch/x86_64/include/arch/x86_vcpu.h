@@ -28,6 +28,9 @@ struct x86_entry_state {
          * data segments base 0, IDT limit 0xffff; efer 0. */
         bool real_mode;
         uint64_t cs_base;
+        /* 32-bit protected mode, paging off (a Multiboot kernel): flat 4 GiB segments, CS a
+         * 32-bit code segment; efer 0. */
+        bool prot32;
 };
 
 struct x86_vendor {
@@ -55,6 +58,13 @@ extern const struct x86_vendor svm_vendor, vmx_vendor;
  */
 int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint16_t gdt_limit,
                          uint16_t cs, uint16_t ds, uint64_t rsi);
+/*
+ * Put vCPU `vcpu` at `entry` in the Multiboot machine state (Multiboot 0.6.96, 3.2): 32-bit
+ * protected mode with paging off, flat segments CS = cs and DS..SS = ds of the GDT at
+ * gdt_base, EFLAGS.IF clear, EAX = eax, EBX = ebx, the other registers 0.
+ */
+int x86_vcpu_setup_prot32(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint16_t gdt_limit,
+                          uint16_t cs, uint16_t ds, uint32_t eax, uint32_t ebx);
 
 /* Common emulation used by the backends. Registers are in vcpu->arch.gprs. */
 /* CPUID as the guest sees it (its CR4 decides OSXSAVE/PKE bits). */
