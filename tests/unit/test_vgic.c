@@ -740,6 +740,36 @@ TEST(active_spi_stays_on_its_vcpu)
 }
 
 /* Whom to kick after a vCPU changed the model: others with news their LRs do not hold. */
+/*
+ * A running vCPU handles an SGI from its LR and stays in the guest (no exit: the model still
+ * shows the SGI in an LR). The same SGI sent again must kick it; otherwise it waits for that
+ * vCPU's next exit, the end of its slice (kvm-unit-tests micro-bench's IPI: 10 ms each).
+ */
+TEST(kick_mask_resent_sgi_while_in_lr)
+{
+        struct vgic g;
+        uint64_t lrs[4];
+
+        setup(&g, 2, 32);
+        vgic_sgi1r(&g, 0, 3ull << 24 | 2);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 2u);
+        ASSERT_TRUE(flush(&g, 1, lrs, 4, NULL) == 1);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 0); /* in its LR: nothing new */
+        guest_ack(&lrs[0]);
+        guest_eoi(&lrs[0]); /* handled by the guest, not synced: no exit yet */
+        vgic_sgi1r(&g, 0, 3ull << 24 | 2);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 2u);
+        /* The kicked vCPU exits, syncs and flushes: delivered, no more news. */
+        vgic_sync_lrs(&g, 1, lrs, 1);
+        ASSERT_TRUE(flush(&g, 1, lrs, 4, NULL) == 1);
+        EXPECT_EQ(lr_intid(lrs[0]), 3);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 0);
+        /* Still active in the model (acknowledged, not synced): a new one is news as well. */
+        guest_ack(&lrs[0]);
+        vgic_sgi1r(&g, 0, 3ull << 24 | 2);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 2u);
+}
+
 TEST(kick_mask_sgis_and_spis)
 {
         struct vgic g;
