@@ -54,40 +54,12 @@ static void expect(const char *what, int64_t got, int64_t want)
 
 static uint64_t rd(uint64_t a, unsigned w)
 {
-        uint64_t v;
-
-        switch (w) {
-        case 1:
-                __asm__ volatile("ldrb %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                return v;
-        case 2:
-                __asm__ volatile("ldrh %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                return v;
-        case 4:
-                __asm__ volatile("ldr %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                return v;
-        default:
-                __asm__ volatile("ldr %0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                return v;
-        }
+        return mmio_rd(a, w);
 }
 
 static void wr(uint64_t a, unsigned w, uint64_t v)
 {
-        switch (w) {
-        case 1:
-                __asm__ volatile("strb %w0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        case 2:
-                __asm__ volatile("strh %w0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        case 4:
-                __asm__ volatile("str %w0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        default:
-                __asm__ volatile("str %0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        }
+        mmio_wr(a, w, v);
 }
 
 #define write_sysreg(name, v) \

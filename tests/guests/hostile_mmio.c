@@ -28,43 +28,12 @@ static void check(bool ok, const char *what, uint64_t off, uint64_t v)
 
 static uint64_t rd(unsigned size, uint64_t off)
 {
-        uint64_t a = PL011_BASE + off, v = 0;
-
-        switch (size) {
-        case 1:
-                __asm__ volatile("ldrb %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                break;
-        case 2:
-                __asm__ volatile("ldrh %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                break;
-        case 4:
-                __asm__ volatile("ldr %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                break;
-        default:
-                __asm__ volatile("ldr %0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                break;
-        }
-        return v;
+        return mmio_rd(PL011_BASE + off, size);
 }
 
 static void wr(unsigned size, uint64_t off, uint64_t v)
 {
-        uint64_t a = PL011_BASE + off;
-
-        switch (size) {
-        case 1:
-                __asm__ volatile("strb %w0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        case 2:
-                __asm__ volatile("strh %w0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        case 4:
-                __asm__ volatile("str %w0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        default:
-                __asm__ volatile("str %0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        }
+        mmio_wr(PL011_BASE + off, size, v);
 }
 
 /* PL011 PrimeCell and peripheral ID bytes at 0xfe0..0xffc (vmm/pl011.c). */

@@ -76,40 +76,12 @@ static inline void irq_mask(void)
 
 static inline uint64_t rd(uint64_t a, unsigned w)
 {
-        uint64_t v;
-
-        switch (w) {
-        case 1:
-                __asm__ volatile("ldrb %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                return v;
-        case 2:
-                __asm__ volatile("ldrh %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                return v;
-        case 4:
-                __asm__ volatile("ldr %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                return v;
-        default:
-                __asm__ volatile("ldr %0, [%1]" : "=r"(v) : "r"(a) : "memory");
-                return v;
-        }
+        return mmio_rd(a, w);
 }
 
 static inline void wr(uint64_t a, unsigned w, uint64_t v)
 {
-        switch (w) {
-        case 1:
-                __asm__ volatile("strb %w0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        case 2:
-                __asm__ volatile("strh %w0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        case 4:
-                __asm__ volatile("str %w0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        default:
-                __asm__ volatile("str %0, [%1]" : : "r"(v), "r"(a) : "memory");
-                break;
-        }
+        mmio_wr(a, w, v);
 }
 
 /* Busy-wait `ticks` of the virtual counter (no exit). */

@@ -126,4 +126,43 @@ noreturn void guest_exception(uint64_t vector, uint64_t esr, uint64_t elr, uint6
 /* The register that holds the RAM size at entry, for messages. */
 #define GUEST_RAM_SIZE_REG "x0"
 
+/* An MMIO load / store of 1, 2, 4 or 8 bytes (`w`) at address `a`, as one instruction. */
+static inline uint64_t mmio_rd(uint64_t a, unsigned w)
+{
+        uint64_t v;
+
+        switch (w) {
+        case 1:
+                __asm__ volatile("ldrb %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
+                return v;
+        case 2:
+                __asm__ volatile("ldrh %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
+                return v;
+        case 4:
+                __asm__ volatile("ldr %w0, [%1]" : "=r"(v) : "r"(a) : "memory");
+                return v;
+        default:
+                __asm__ volatile("ldr %0, [%1]" : "=r"(v) : "r"(a) : "memory");
+                return v;
+        }
+}
+
+static inline void mmio_wr(uint64_t a, unsigned w, uint64_t v)
+{
+        switch (w) {
+        case 1:
+                __asm__ volatile("strb %w0, [%1]" : : "r"(v), "r"(a) : "memory");
+                break;
+        case 2:
+                __asm__ volatile("strh %w0, [%1]" : : "r"(v), "r"(a) : "memory");
+                break;
+        case 4:
+                __asm__ volatile("str %w0, [%1]" : : "r"(v), "r"(a) : "memory");
+                break;
+        default:
+                __asm__ volatile("str %0, [%1]" : : "r"(v), "r"(a) : "memory");
+                break;
+        }
+}
+
 #endif
