@@ -235,6 +235,37 @@ static struct x86_guest_ctx guest_ctx(const struct vmcb *vmcb)
         };
 }
 
+/*
+ * A triple fault (SHUTDOWN intercept): what it takes to understand it afterwards (APM: the
+ * VMCB's guest state is as at the shutdown, not architecturally defined), then the stop.
+ * Out of line: it must not weigh on the exit path's frame.
+ */
+static __attribute__((noinline, cold)) void report_shutdown(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+        struct x86_guest_ctx ctx = guest_ctx(vmcb);
+        char rip_walk[64], cr2_walk[64];
+
+        LOG_WARN(
+            "keel: vm %s: vCPU %u shut down: rsp %#llx cs %#x cr0 %#llx cr2 %#llx "
+            "cr3 %#llx cr4 %#llx efer %#llx idtr %#llx/%#x gdtr %#llx/%#x "
+            "rflags %#llx exit_int_info %#llx event_inj %#llx",
+            vcpu->vm->name, vcpu->id, (unsigned long long)vmcb->save.rsp, vmcb->save.cs.selector,
+            (unsigned long long)vmcb->save.cr0, (unsigned long long)vmcb->save.cr2,
+            (unsigned long long)vmcb->save.cr3, (unsigned long long)vmcb->save.cr4,
+            (unsigned long long)vmcb->save.efer, (unsigned long long)vmcb->save.idtr.base,
+            vmcb->save.idtr.limit, (unsigned long long)vmcb->save.gdtr.base, vmcb->save.gdtr.limit,
+            (unsigned long long)vmcb->save.rflags, (unsigned long long)vmcb->control.exit_int_info,
+            (unsigned long long)vmcb->control.event_inj);
+        x86_describe_walk(vcpu, &ctx, ctx.rip, true, rip_walk, sizeof(rip_walk));
+        x86_describe_walk(vcpu, &ctx, vmcb->save.cr2, false, cr2_walk, sizeof(cr2_walk));
+        LOG_WARN("keel: vm %s: vCPU %u: its page tables as they are now: rip %#llx -> %s, cr2 "
+                 "%#llx -> %s",
+                 vcpu->vm->name, vcpu->id, (unsigned long long)ctx.rip, rip_walk,
+                 (unsigned long long)vmcb->save.cr2, cr2_walk);
+        vm_stop(vcpu->vm, VM_STOP_TRIPLE_FAULT, "shutdown (triple fault) at rip %#llx",
+                (unsigned long long)vmcb->save.rip);
+}
+
 /* skip_insn without NRIP-save or fast path: fetch and decode the instruction fully. */
 static __attribute__((noinline)) bool skip_insn_slow(struct vcpu *vcpu, struct vmcb *vmcb,
                                                      enum x86_insn_id id)
@@ -437,34 +468,7 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                 break;
         case SVM_EXIT_SHUTDOWN:
                 count[X86_EXIT_OTHER]++;
-                /* What a triple fault needs to be understood afterwards (APM: the VMCB's
-                 * guest state is as at the shutdown, not architecturally defined). */
-                LOG_WARN("keel: vm %s: vCPU %u shut down: rsp %#llx cs %#x cr0 %#llx cr2 %#llx "
-                         "cr3 %#llx cr4 %#llx efer %#llx idtr %#llx/%#x gdtr %#llx/%#x "
-                         "rflags %#llx exit_int_info %#llx event_inj %#llx",
-                         vcpu->vm->name, vcpu->id, (unsigned long long)vmcb->save.rsp,
-                         vmcb->save.cs.selector, (unsigned long long)vmcb->save.cr0,
-                         (unsigned long long)vmcb->save.cr2, (unsigned long long)vmcb->save.cr3,
-                         (unsigned long long)vmcb->save.cr4, (unsigned long long)vmcb->save.efer,
-                         (unsigned long long)vmcb->save.idtr.base, vmcb->save.idtr.limit,
-                         (unsigned long long)vmcb->save.gdtr.base, vmcb->save.gdtr.limit,
-                         (unsigned long long)vmcb->save.rflags,
-                         (unsigned long long)vmcb->control.exit_int_info,
-                         (unsigned long long)vmcb->control.event_inj);
-                {
-                        struct x86_guest_ctx ctx = guest_ctx(vmcb);
-                        char rip_walk[64], cr2_walk[64];
-
-                        x86_describe_walk(vcpu, &ctx, ctx.rip, true, rip_walk, sizeof(rip_walk));
-                        x86_describe_walk(vcpu, &ctx, vmcb->save.cr2, false, cr2_walk,
-                                          sizeof(cr2_walk));
-                        LOG_WARN("keel: vm %s: vCPU %u: its page tables as they are now: rip "
-                                 "%#llx -> %s, cr2 %#llx -> %s",
-                                 vcpu->vm->name, vcpu->id, (unsigned long long)ctx.rip, rip_walk,
-                                 (unsigned long long)vmcb->save.cr2, cr2_walk);
-                }
-                vm_stop(vcpu->vm, VM_STOP_TRIPLE_FAULT, "shutdown (triple fault) at rip %#llx",
-                        (unsigned long long)vmcb->save.rip);
+                report_shutdown(vcpu, vmcb);
                 break;
         case SVM_EXIT_VMRUN:
         case SVM_EXIT_VMLOAD:
