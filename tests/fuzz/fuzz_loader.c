@@ -39,38 +39,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MiB     (1024ull * 1024)
-#define RAM_MAX (4 * MiB)
-#define CANARY  4096ull
-#define FILL    0xee
-#define RES_LO  0x1000ull
-#define RES_SZ  0x2000ull
+#define MiB          (1024ull * 1024)
+#define FUZZ_RAM_MAX (4 * MiB)
+#define RES_LO       0x1000ull
+#define RES_SZ       0x2000ull
 
-static uint8_t *buf, *ram, *pattern;
-
-static void ram_setup(struct gmem *m, uint64_t ram_size)
-{
-        if (!buf) {
-                buf = aligned_alloc(4096, RAM_MAX + 2 * CANARY);
-                pattern = malloc(RAM_MAX);
-                memset(buf, 0xa5, RAM_MAX + 2 * CANARY);
-                memset(pattern, FILL, RAM_MAX);
-                ram = buf + CANARY;
-        }
-        memset(ram, FILL, ram_size);
-        gmem_init(m);
-        if (gmem_add_region(m, gpa(0), ram_size, hpa((uint64_t)(uintptr_t)ram)) != 0)
-                abort();
-}
-
-static void check_canaries(void)
-{
-        if (!buf)
-                return; /* only arm64 inputs so far: no guest RAM yet */
-        for (uint64_t i = 0; i < CANARY; i++)
-                if (buf[i] != 0xa5 || buf[CANARY + RAM_MAX + i] != 0xa5)
-                        abort();
-}
+#include "fuzz_ram.h"
 
 static bool untouched(uint64_t from, uint64_t len)
 {
