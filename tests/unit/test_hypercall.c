@@ -14,28 +14,19 @@
 #define RAM_SZ   (64 * 1024ull)
 #define FILL     0xee
 
-static uint8_t ram[RAM_SZ] __attribute__((aligned(4096)));
+#include "guest_ram.h"
 static struct vm vm;
 static struct vuart uart; /* the VM's UART, transmitting to vm.console as on x86 */
 
 /* VM "hc-guest", id 5, 64 KiB of RAM at 0x200000, a UART, running, log captured. */
 static void setup(void)
 {
-        memset(ram, FILL, sizeof(ram));
         vm_init(&vm, 5, "hc-guest");
         vuart_init(&uart, &vm.console);
-        if (gmem_add_region(&vm.mem, gpa(RAM_BASE), RAM_SZ, hpa((uint64_t)(uintptr_t)ram)) ||
-            vm_set_state(&vm, VM_RUNNING))
+        ram_fill_map(&vm.mem, RAM_BASE);
+        if (vm_set_state(&vm, VM_RUNNING))
                 abort();
         capture_start();
-}
-
-static bool ram_untouched(void)
-{
-        for (size_t i = 0; i < sizeof(ram); i++)
-                if (ram[i] != FILL)
-                        return false;
-        return true;
 }
 
 static struct hc_call call(uint64_t nr, uint64_t a0, uint64_t a1)

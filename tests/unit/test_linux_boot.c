@@ -27,7 +27,7 @@
 #define ACPI_SIZE   0x10000ull
 #define RSDP        0xe0000ull
 
-static uint8_t ram[RAM_SZ] __attribute__((aligned(4096)));
+#include "guest_ram.h"
 static uint8_t img[IMG_SZ];
 static uint8_t initrd[3 * MiB];
 static struct gmem mem;
@@ -86,10 +86,8 @@ static void make_image(void)
 
 static void setup(void)
 {
-        memset(ram, FILL, sizeof(ram));
         gmem_init(&mem);
-        if (gmem_add_region(&mem, gpa(0), RAM_SZ, hpa((uint64_t)(uintptr_t)ram)) != 0)
-                abort();
+        ram_fill_map(&mem, 0);
         make_image();
         for (size_t i = 0; i < sizeof(initrd); i++)
                 initrd[i] = (uint8_t)(i * 13 + 1);
@@ -108,14 +106,6 @@ static struct linux_boot_req req(void)
             .acpi_base = gpa(ACPI_BASE),
             .acpi_size = ACPI_SIZE,
         };
-}
-
-static bool ram_untouched(void)
-{
-        for (size_t i = 0; i < sizeof(ram); i++)
-                if (ram[i] != FILL)
-                        return false;
-        return true;
 }
 
 /* Cheaper check for loops: the zero page, the command line and the kernel's first page. */

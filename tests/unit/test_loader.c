@@ -13,26 +13,16 @@
 #define LOAD_AT 0x100000ull
 #define FILL    0xee
 
-static uint8_t ram[RAM_SZ] __attribute__((aligned(4096)));
+#include "guest_ram.h"
 static uint8_t huge[3 * MiB];
 static struct gmem mem;
 
 /* Guest RAM [0, 2 MiB) filled with FILL, log captured. */
 static void setup(void)
 {
-        memset(ram, FILL, sizeof(ram));
         gmem_init(&mem);
-        if (gmem_add_region(&mem, gpa(0), RAM_SZ, hpa((uint64_t)(uintptr_t)ram)) != 0)
-                abort();
+        ram_fill_map(&mem, 0);
         capture_start();
-}
-
-static bool ram_untouched(void)
-{
-        for (size_t i = 0; i < sizeof(ram); i++)
-                if (ram[i] != FILL)
-                        return false;
-        return true;
 }
 
 static struct load_request req(const char *name, const void *data, uint64_t size,

@@ -14,7 +14,7 @@
 #define INFO   0x9000ull
 #define FILL   0xee
 
-static uint8_t ram[RAM_SZ] __attribute__((aligned(4096)));
+#include "guest_ram.h"
 static struct gmem mem;
 static const struct multiboot_mmap map[3] = {
     {0, 0x9fc00, MULTIBOOT_MEM_RAM},
@@ -24,19 +24,9 @@ static const struct multiboot_mmap map[3] = {
 
 static void setup(void)
 {
-        memset(ram, FILL, sizeof(ram));
         gmem_init(&mem);
-        if (gmem_add_region(&mem, gpa(0), RAM_SZ, hpa((uint64_t)(uintptr_t)ram)) != 0)
-                abort();
+        ram_fill_map(&mem, 0);
         capture_start();
-}
-
-static bool ram_untouched(void)
-{
-        for (size_t i = 0; i < sizeof(ram); i++)
-                if (ram[i] != FILL)
-                        return false;
-        return true;
 }
 
 static void p16(uint8_t *p, unsigned off, uint16_t v)
