@@ -650,6 +650,31 @@ static bool mmio_access(void *ctx, uint64_t addr, unsigned size, bool write, uin
         return ok;
 }
 
+/*
+ * An access to a guest-physical address with nothing behind it (neither RAM nor a device), as
+ * a PC answers it: a read returns all ones, a write is dropped (config unbacked = abort, the
+ * default; docs/guest-entry.md). Keel logs the VM's first such access once.
+ */
+static bool unbacked_access(void *ctx, uint64_t addr, unsigned size, bool write, uint64_t *val)
+{
+        struct vcpu *vcpu = ctx;
+        struct vm *vm = vcpu->vm;
+
+        if (!__atomic_exchange_n(&vm->arch.unbacked_reported, true, __ATOMIC_RELAXED)) {
+                struct spin_held h = spin_lock(&vm->dev_lock); /* the console */
+
+                LOG_INFO("keel: vm %s: %s of %u bytes at guest-physical %#llx (outside RAM and "
+                         "devices): %s, as on a PC (first such access; config unbacked = stop "
+                         "stops the VM instead)",
+                         vm->name, write ? "write" : "read", size, (unsigned long long)addr,
+                         write ? "dropped" : "all ones");
+                spin_unlock(h);
+        }
+        if (!write)
+                *val = size == 8 ? ~0ull : (1ull << (8 * size)) - 1;
+        return true;
+}
+
 /* Decoder register numbering (rax rcx rdx rbx rsp rbp rsi rdi r8..r15) <-> struct x86_gprs. */
 static uint64_t *gpr_slot(struct x86_gprs *g, uint64_t *rsp, unsigned n)
 {
@@ -674,8 +699,11 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         gpa_t op;
         int err;
 
-        if (!mmio_bus_find(&vm->mmio, gpa(addr), 1))
-                return false; /* not a device: the caller reports an access outside RAM */
+        bool device = mmio_bus_find(&vm->mmio, gpa(addr), 1);
+
+        /* Nothing there: stop (unbacked = stop), or answer as a PC does below. */
+        if (!device && (vm->unbacked_stop || in_walk))
+                return false; /* the caller reports an access outside RAM */
         if (in_walk) {
                 vm_stop(vm, VM_STOP_OUTSIDE_RAM,
                         "its page tables point at guest-physical %#llx, device memory outside "
@@ -712,7 +740,7 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 if (x86_gva_to_gpa(&vm->mem, &pg, linear, false, &op) != 0 || gpa_raw(op) != addr)
                         return true; /* re-executed: nothing emulated, RIP unchanged */
         }
-        err = x86_emulate_mmio(&insn, &regs, addr, mmio_access, vcpu);
+        err = x86_emulate_mmio(&insn, &regs, addr, device ? mmio_access : unbacked_access, vcpu);
         if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
                 x86_start_released(vm); /* start-up IPIs: outside the device lock */
         if (err < 0) {

@@ -45,6 +45,7 @@ struct vm_arch {
         unsigned unclaimed_count;
         uint32_t unknown_msrs[X86_UNCLAIMED_PORTS_LOGGED];
         unsigned unknown_msr_count;
+        bool unbacked_reported; /* an access to a guest-physical address with nothing there */
 };
 
 /* Exit reasons as the x86 layer counts them, whatever the vendor (docs/benchmarks.md). */

@@ -154,10 +154,12 @@ void x86_describe_walk(const struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
 enum x86_cpu_mode x86_guest_mode(const struct x86_guest_ctx *ctx);
 
 /*
- * A nested page fault at guest-physical `gpa` outside RAM: if a device of the VM's MMIO bus
- * is there, decode the instruction at ctx->rip and emulate the access (registers in
- * vcpu->arch.gprs plus *rsp, *rip, *rflags are updated). Returns false if no device is at
- * `gpa` (the caller reports an access outside RAM); true otherwise, also when the VM was
+ * A nested page fault (not a fetch) at guest-physical `gpa` outside RAM: if a device of the
+ * VM's MMIO bus is there, or nothing is and the VM's config says unbacked = abort (a PC's
+ * answer: reads all ones, writes dropped), decode the instruction at ctx->rip and emulate the
+ * access (registers in vcpu->arch.gprs plus *rsp, *rip, *rflags are updated). Returns false
+ * if no device is at `gpa` and the VM stops for that (unbacked = stop, or a page walk: the
+ * caller reports an access outside RAM); true otherwise, also when the VM was
  * stopped because the instruction could not be decoded or emulated, or when nothing was
  * done because the decoded operand does not lead to `gpa` (the guest re-executes).
  * `in_walk`: the fault came from the guest's own page walk (a page-table entry at `gpa`,
