@@ -390,8 +390,11 @@ def x86state_case():
         r"devices\): all ones, as on a PC \(first such access",
         guest_line("unbacked", r"unbacked: 3 addresses read all ones, writes dropped, RAM "
                    r"intact$")], vm_exited("unbacked"))
+    step = ("singlestep", [guest_line("singlestep", r"ok: CPUID: one #DB at "),
+                           guest_line("singlestep", r"singlestep: 6 instructions, one #DB trap "
+                                      r"after each$")], vm_exited("singlestep"))
     several_runs = r"\d+ ms of CPU in (?:[2-9]|\d\d+) runs$"
-    return guests_case("x86state.cfg", switch + [arch, unbacked], counts={
+    return guests_case("x86state.cfg", switch + [arch, unbacked, step], counts={
         r"^keel: vm unbacked: .*\(outside RAM and devices\)": 1,  # the first access only
         r"^keel: vm switch-a: \d+ exits .*" + several_runs: 1,
         r"^keel: vm switch-b: \d+ exits .*" + several_runs: 1,

@@ -397,10 +397,21 @@ static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
                 (unsigned long long)vmcb->save.rip);
 }
 
+/*
+ * Keel completed an instruction for a guest that single-steps (RFLAGS.TF): the trap-class
+ * #DB the CPU raises after it, DR6.BS set (SDM vol. 3 17.3.1.4), as if the CPU had run it.
+ */
+static __attribute__((noinline, cold)) void single_step_trap(struct vmcb *vmcb)
+{
+        vmcb->save.dr6 |= X86_DR6_BS;
+        vmcb->control.event_inj = X86_VEC_DB | SVM_EVT_TYPE_EXC | SVM_EVT_VALID;
+}
+
 static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
 {
         struct vmcb_control *c = &vmcb->control;
         uint64_t *count = vcpu->arch.exit_count;
+        uint64_t rip = vmcb->save.rip;
 
         /* An event whose delivery the exit interrupted is delivered again on the next entry. */
         c->event_inj = (c->exit_int_info & SVM_EVT_VALID) ? c->exit_int_info : 0;
@@ -494,6 +505,10 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                         (unsigned long long)c->exit_info2, (unsigned long long)vmcb->save.rip);
                 break;
         }
+        /* Moved past an instruction it emulated, with no fault of its own to deliver. */
+        if (__builtin_expect((vmcb->save.rflags & X86_RFLAGS_TF) != 0, 0) &&
+            vmcb->save.rip != rip && !(c->event_inj & SVM_EVT_VALID))
+                single_step_trap(vmcb);
 }
 
 /*

@@ -669,10 +669,21 @@ static void arm_preempt_timer(struct vcpu *vcpu)
         vmwrite(VMCS_GUEST_PREEMPT_TIMER, left > 0xffffffffull ? 0xffffffffull : left);
 }
 
+/*
+ * Keel completed an instruction for a guest that single-steps (RFLAGS.TF): the CPU delivers
+ * the #DB it would have raised after it (DR6.BS) right after VM entry, from the pending debug
+ * exceptions field (SDM vol. 3 17.3.1.4, 27.7.3).
+ */
+static __attribute__((noinline, cold)) void single_step_trap(void)
+{
+        vmwrite(VMCS_GUEST_PENDING_DBG, vmread(VMCS_GUEST_PENDING_DBG) | X86_DR6_BS);
+}
+
 static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
 {
         uint64_t *count = vcpu->arch.exit_count;
         uint32_t idt = (uint32_t)vmread(VMCS_IDT_VECTORING_INFO);
+        uint64_t rip = vmread(VMCS_GUEST_RIP);
 
         /* An event whose delivery the exit interrupted is delivered again on the next entry. */
         if (idt & INTR_INFO_VALID) {
@@ -795,6 +806,10 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
                         (unsigned long long)vmread(VMCS_GUEST_RIP));
                 break;
         }
+        /* Moved past an instruction it emulated, with no fault of its own to deliver. */
+        if (__builtin_expect((vmread(VMCS_GUEST_RFLAGS) & X86_RFLAGS_TF) != 0, 0) &&
+            vmread(VMCS_GUEST_RIP) != rip && !(vmread(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID))
+                single_step_trap();
 }
 
 /*

@@ -14,7 +14,10 @@
 #define X86_CR0_WP (1ull << 16)
 #define X86_CR0_PG (1ull << 31)
 
+#define X86_RFLAGS_TF (1ull << 8)
 #define X86_RFLAGS_IF (1ull << 9)
+
+#define X86_DR6_BS (1ull << 14) /* single step */
 
 #define X86_CR4_PAE        (1ull << 5)
 #define X86_CR4_OSFXSR     (1ull << 9)
@@ -45,6 +48,7 @@
 #define MSR_VM_HSAVE_PA    0xc0010117u
 
 #define X86_VEC_DE  0
+#define X86_VEC_DB  1
 #define X86_VEC_NMI 2
 #define X86_VEC_UD  6
 #define X86_VEC_DF  8
