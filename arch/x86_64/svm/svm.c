@@ -492,10 +492,13 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                 inject_exception(vmcb, X86_VEC_UD, false, 0);
                 break;
         case SVM_EXIT_INVALID:
+        case SVM_EXIT_INVALID32: /* QEMU 7.2 stores VMEXIT_INVALID as 32 bits */
                 count[X86_EXIT_OTHER]++;
                 vm_stop(vcpu->vm, VM_STOP_ENTRY_FAILED,
-                        "VMRUN refused the guest state (VMEXIT_INVALID) at rip %#llx",
-                        (unsigned long long)vmcb->save.rip);
+                        "VMRUN refused the guest state (VMEXIT_INVALID) at rip %#llx: cr0 %#llx "
+                        "cr4 %#llx efer %#llx",
+                        (unsigned long long)vmcb->save.rip, (unsigned long long)vmcb->save.cr0,
+                        (unsigned long long)vmcb->save.cr4, (unsigned long long)vmcb->save.efer);
                 break;
         default:
                 count[X86_EXIT_OTHER]++;

@@ -160,6 +160,7 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_EXIT_XSETBV    0x8d
 #define SVM_EXIT_NPF       0x400
 #define SVM_EXIT_INVALID   ((uint64_t)-1)
+#define SVM_EXIT_INVALID32 0xffffffffull /* the same, as QEMU 7.2's nested SVM writes it */
 
 /* EXITINFO1 of IOIO. */
 #define SVM_IOIO_IN       (1u << 0)
