@@ -279,8 +279,15 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
                                     LINUX_BOOT_CS, LINUX_BOOT_DS, gpa_raw(info.boot_params));
 }
 
-/* A Multiboot VM's layout: GDT at LINUX_GDT, the info area, the rest of low memory reserved. */
-#define MULTIBOOT_INFO_GPA 0x9000ull
+/*
+ * A Multiboot VM's layout: the top of conventional memory holds the info area and the GDT
+ * (the ACPI tables and the reset stub lie above, up to 1 MiB), all kept from the kernel and
+ * its module and reserved in the memory map. The rest of low memory is the kernel's: some
+ * load there (kvm-unit-tests' realmode at 0x8000), as QEMU's -kernel allows.
+ */
+#define MULTIBOOT_KEEL_LOW 0x9c000ull /* [here, 1 MiB): Keel's */
+#define MULTIBOOT_INFO_GPA 0x9c000ull /* MULTIBOOT_INFO_AREA (8 KiB) */
+#define MULTIBOOT_GDT      0x9e000ull
 #define MULTIBOOT_CS       0x10 /* flat 32-bit code */
 #define MULTIBOOT_DS       0x18
 #define MULTIBOOT_LOW_END  0x100000ull
@@ -296,8 +303,8 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
         char line[CONFIG_PATH_MAX + CONFIG_CMDLINE_MAX + 2];
         uint64_t ram = gmem_total(&vm->mem);
         const struct multiboot_mmap map[3] = {
-            {0, LINUX_LOW_RAM_END, MULTIBOOT_MEM_RAM},
-            {LINUX_LOW_RAM_END, MULTIBOOT_LOW_END - LINUX_LOW_RAM_END, MULTIBOOT_MEM_RESERVED},
+            {0, MULTIBOOT_KEEL_LOW, MULTIBOOT_MEM_RAM},
+            {MULTIBOOT_KEEL_LOW, MULTIBOOT_LOW_END - MULTIBOOT_KEEL_LOW, MULTIBOOT_MEM_RESERVED},
             {MULTIBOOT_LOW_END, ram - MULTIBOOT_LOW_END, MULTIBOOT_MEM_RAM},
         };
         int err;
@@ -316,7 +323,7 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
         }
         err = write_reset_stub(vm);
         if (!err)
-                err = gmem_write(&vm->mem, gpa(LINUX_GDT), gdt, sizeof(gdt));
+                err = gmem_write(&vm->mem, gpa(MULTIBOOT_GDT), gdt, sizeof(gdt));
         if (err)
                 return err;
         /* As QEMU's -kernel: the kernel's command line starts with its file name. */
@@ -335,8 +342,8 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
             .mmap = map,
             .nmmap = 3,
             .info = gpa(MULTIBOOT_INFO_GPA),
-            .reserved_base = gpa(0),
-            .reserved_size = MULTIBOOT_LOW_END,
+            .reserved_base = gpa(MULTIBOOT_KEEL_LOW),
+            .reserved_size = MULTIBOOT_LOW_END - MULTIBOOT_KEEL_LOW,
         };
         err = multiboot_load(&vm->mem, &req, &out);
         if (err)
@@ -346,7 +353,7 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
                  vm->name, (unsigned long long)out.kernel_lo, (unsigned long long)out.kernel_hi,
                  (unsigned long long)gpa_raw(out.entry), req.nmods,
                  (unsigned long long)gpa_raw(tables.rsdp));
-        return x86_vcpu_setup_prot32(&vm->vcpus[0], out.entry, LINUX_GDT, sizeof(gdt) - 1,
+        return x86_vcpu_setup_prot32(&vm->vcpus[0], out.entry, MULTIBOOT_GDT, sizeof(gdt) - 1,
                                      MULTIBOOT_CS, MULTIBOOT_DS, MULTIBOOT_BOOTLOADER_MAGIC,
                                      (uint32_t)gpa_raw(out.info));
 }
