@@ -38,7 +38,8 @@ enum { EAX, EBX, ECX, EDX };
 #define L7_ECX_OSPKE BIT(4)
 #define L7_ECX_HIDE                                                                         \
         (L7_ECX_OSPKE /* host's, replaced */ | BIT(5) /* WAITPKG */ | BIT(7) /* CET_SS */ | \
-         BIT(16) /* LA57: the walker does not do 5-level paging */ | BIT(30) /* SGX_LC */)
+         BIT(16) /* LA57: the walker does not do 5-level paging */ | BIT(30) /* SGX_LC */ | \
+         BIT(31) /* PKS: IA32_PKRS is not switched per vCPU */)
 #define L7_EDX_HIDE                                                                            \
         (BIT(18) /* PCONFIG */ | BIT(20) /* CET_IBT */ | BIT(29) /* ARCH_CAPABILITIES MSR */ | \
          BIT(30) /* CORE_CAPABILITIES MSR */)

@@ -97,6 +97,7 @@ TEST(leaf7_subleaf0)
         EXPECT_EQ(out[1] & BIT(5), BIT(5)); /* AVX2 kept */
         EXPECT_EQ(out[2] & BIT(16), 0);     /* LA57 */
         EXPECT_EQ(out[2] & BIT(7), 0);      /* CET_SS */
+        EXPECT_EQ(out[2] & BIT(31), 0);     /* PKS: IA32_PKRS not switched */
         EXPECT_EQ(out[2] & BIT(4), 0);      /* OSPKE: guest CR4.PKE clear */
         EXPECT_EQ(out[2] & BIT(3), BIT(3)); /* PKU kept */
         EXPECT_EQ(out[3] & BIT(20), 0);     /* CET_IBT */
