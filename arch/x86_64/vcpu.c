@@ -436,9 +436,12 @@ static uint64_t apic_base(const struct vcpu *vcpu)
 /*
  * IA32_APIC_BASE: the base stays at 0xfee00000 and x2APIC mode (EXTD) is not offered, so
  * only EN may change. Clearing it resets the LAPIC (SDM 10.4.3; kvm-unit-tests' reset_apic
- * clears and sets it); setting it again leaves the reset state (software-disabled until the
- * guest writes SVR). While EN is clear the LAPIC page still answers (a difference from
- * hardware, where the page is not decoded). Anything else: false, and the guest gets #GP.
+ * clears and sets it) and, as the SDM says, clears CPUID.1:EDX.APIC until EN is set again;
+ * setting it again leaves the reset state (software-disabled until the guest writes SVR).
+ * While EN is clear the LAPIC page still answers (a difference from hardware, where the page
+ * is not decoded). Anything else: false, and the guest gets #GP: a moved base (Keel does not
+ * relocate the LAPIC), EXTD (reserved: CPUID hides x2APIC), a changed BSP flag (fixed: vCPU 0
+ * is the BSP), reserved bits (docs/x86-interrupts.md).
  */
 static bool apic_base_write(struct vcpu *vcpu, uint64_t val)
 {
@@ -450,6 +453,7 @@ static bool apic_base_write(struct vcpu *vcpu, uint64_t val)
         if (!(val & APIC_BASE_EN) && !vcpu->arch.apic_off)
                 vlapic_reset(&vcpu->arch.lapic);
         vcpu->arch.apic_off = !(val & APIC_BASE_EN);
+        vcpu->arch.cpuid.lapic = !vcpu->arch.apic_off;
         spin_unlock(h);
         return true;
 }

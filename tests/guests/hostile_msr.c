@@ -31,31 +31,31 @@
  */
 #include "irq_x86.h"
 
-#define MSR_TSC              0x10u
-#define MSR_APIC_BASE        0x1bu
-#define MSR_FEATURE_CONTROL  0x3au
-#define MSR_PATCH_LEVEL      0x8bu
-#define MSR_MTRRCAP          0xfeu
-#define MSR_SYSENTER_CS      0x174u
-#define MSR_SYSENTER_ESP     0x175u
-#define MSR_SYSENTER_EIP     0x176u
-#define MSR_MCG_CAP          0x179u
-#define MSR_MCG_STATUS       0x17au
-#define MSR_MISC_ENABLE      0x1a0u
-#define MSR_PAT              0x277u
-#define MSR_MTRR_DEF_TYPE    0x2ffu
-#define MSR_EFER             0xc0000080u
-#define MSR_STAR             0xc0000081u
-#define MSR_LSTAR            0xc0000082u
-#define MSR_CSTAR            0xc0000083u
-#define MSR_SFMASK           0xc0000084u
-#define MSR_FS_BASE          0xc0000100u
-#define MSR_GS_BASE          0xc0000101u
-#define MSR_KERNEL_GS_BASE   0xc0000102u
-#define MSR_TSC_AUX          0xc0000103u
-#define MSR_TSC_RATIO        0xc0000104u
-#define MSR_VM_CR            0xc0010114u
-#define MSR_VM_HSAVE_PA      0xc0010117u
+#define MSR_TSC             0x10u
+#define MSR_APIC_BASE       0x1bu
+#define MSR_FEATURE_CONTROL 0x3au
+#define MSR_PATCH_LEVEL     0x8bu
+#define MSR_MTRRCAP         0xfeu
+#define MSR_SYSENTER_CS     0x174u
+#define MSR_SYSENTER_ESP    0x175u
+#define MSR_SYSENTER_EIP    0x176u
+#define MSR_MCG_CAP         0x179u
+#define MSR_MCG_STATUS      0x17au
+#define MSR_MISC_ENABLE     0x1a0u
+#define MSR_PAT             0x277u
+#define MSR_MTRR_DEF_TYPE   0x2ffu
+#define MSR_EFER            0xc0000080u
+#define MSR_STAR            0xc0000081u
+#define MSR_LSTAR           0xc0000082u
+#define MSR_CSTAR           0xc0000083u
+#define MSR_SFMASK          0xc0000084u
+#define MSR_FS_BASE         0xc0000100u
+#define MSR_GS_BASE         0xc0000101u
+#define MSR_KERNEL_GS_BASE  0xc0000102u
+#define MSR_TSC_AUX         0xc0000103u
+#define MSR_TSC_RATIO       0xc0000104u
+#define MSR_VM_CR           0xc0010114u
+#define MSR_VM_HSAVE_PA     0xc0010117u
 
 #define EFER_SCE  (1ull << 0)
 #define EFER_LME  (1ull << 8)
@@ -126,8 +126,7 @@ static unsigned rdmsr_v(uint32_t msr, uint64_t *val)
 static unsigned wrmsr_v(uint32_t msr, uint64_t v)
 {
         fault_begin(2);
-        __asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
-                         : "memory");
+        __asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
         return fault_end();
 }
 
@@ -136,7 +135,7 @@ static uint64_t rdmsr_ok(uint32_t msr)
         uint64_t v;
         unsigned vec = rdmsr_v(msr, &v);
 
-        check(vec == NO_FAULT, "RDMSR %#x: vector %u, expected a value", msr, vec);
+        check(vec == NO_FAULT, "RDMSR 0x%x: vector %u, expected a value", msr, vec);
         return v;
 }
 
@@ -150,11 +149,11 @@ static void expect_wr_fault(uint32_t msr, uint64_t v, unsigned want, bool readab
                 rdmsr_v(msr, &before);
         unsigned vec = wrmsr_v(msr, v);
 
-        check(vec == want, "WRMSR %#x = %#lx (%s): vector %u, expected %u", msr, (unsigned long)v,
+        check(vec == want, "WRMSR 0x%x = 0x%lx (%s): vector %u, expected %u", msr, (unsigned long)v,
               what, vec, want);
         if (readable) {
                 rdmsr_v(msr, &after);
-                check(after == before, "WRMSR %#x = %#lx (%s) changed it: %#lx -> %#lx", msr,
+                check(after == before, "WRMSR 0x%x = 0x%lx (%s) changed it: 0x%lx -> 0x%lx", msr,
                       (unsigned long)v, what, (unsigned long)before, (unsigned long)after);
         }
 }
@@ -164,10 +163,10 @@ static void expect_wr_ok(uint32_t msr, uint64_t v, uint64_t readback, const char
         unsigned vec = wrmsr_v(msr, v);
         uint64_t got = 0;
 
-        check(vec == NO_FAULT, "WRMSR %#x = %#lx (%s): vector %u, expected no fault", msr,
+        check(vec == NO_FAULT, "WRMSR 0x%x = 0x%lx (%s): vector %u, expected no fault", msr,
               (unsigned long)v, what, vec);
         rdmsr_v(msr, &got);
-        check(got == readback, "WRMSR %#x = %#lx (%s): reads %#lx, expected %#lx", msr,
+        check(got == readback, "WRMSR 0x%x = 0x%lx (%s): reads 0x%lx, expected 0x%lx", msr,
               (unsigned long)v, what, (unsigned long)got, (unsigned long)readback);
 }
 
@@ -213,13 +212,13 @@ static void cpuid_part(void)
                 struct cpuid_regs d0 = cpuid(0xd, 0), d3 = cpuid(0xd, 3), d4 = cpuid(0xd, 4);
 
                 check(!(d0.eax & (BIT(3) | BIT(4))),
-                      "CPUID.(0xD,0).EAX = %#x lists MPX (BNDREGS, BNDCSR) while leaf 7 hides it",
+                      "CPUID.(0xD,0).EAX = 0x%x lists MPX (BNDREGS, BNDCSR) while leaf 7 hides it",
                       d0.eax);
                 check(!(d3.eax | d3.ebx | d3.ecx | d3.edx),
-                      "CPUID.(0xD,3) = %#x %#x %#x %#x for hidden MPX", d3.eax, d3.ebx, d3.ecx,
+                      "CPUID.(0xD,3) = 0x%x 0x%x 0x%x 0x%x for hidden MPX", d3.eax, d3.ebx, d3.ecx,
                       d3.edx);
                 check(!(d4.eax | d4.ebx | d4.ecx | d4.edx),
-                      "CPUID.(0xD,4) = %#x %#x %#x %#x for hidden MPX", d4.eax, d4.ebx, d4.ecx,
+                      "CPUID.(0xD,4) = 0x%x 0x%x 0x%x 0x%x for hidden MPX", d4.eax, d4.ebx, d4.ecx,
                       d4.edx);
                 n++;
         }
@@ -248,7 +247,7 @@ static void insn_part(void)
         check(v == VEC_UD, "MWAITX: vector %u, expected #UD", v);
         for (unsigned i = 0; i < ARRAY_SIZE(counters); i++) {
                 v = run_bytes(rdpmc, sizeof(rdpmc), 0, counters[i]);
-                check(v == VEC_GP, "RDPMC ECX=%#x: vector %u, expected #GP", counters[i], v);
+                check(v == VEC_GP, "RDPMC ECX=0x%x: vector %u, expected #GP", counters[i], v);
         }
         v = run_bytes(rdpru, sizeof(rdpru), 0, 0);
         check(v == VEC_UD, "RDPRU ECX=0: vector %u, expected #UD", v);
@@ -265,9 +264,9 @@ static void efer_part(void)
         struct cpuid_regs x1 = cpuid(0x80000001, 0);
         uint64_t e = rdmsr_ok(MSR_EFER);
 
-        check((e & (EFER_LME | EFER_LMA)) == (EFER_LME | EFER_LMA), "EFER %#lx: not in long mode",
+        check((e & (EFER_LME | EFER_LMA)) == (EFER_LME | EFER_LMA), "EFER 0x%lx: not in long mode",
               (unsigned long)e);
-        check(!(e & EFER_SVME), "EFER reads SVME: %#lx", (unsigned long)e);
+        check(!(e & EFER_SVME), "EFER reads SVME: 0x%lx", (unsigned long)e);
         expect_wr_fault(MSR_EFER, e | EFER_SVME, VEC_GP, true, "SVME: SVM is hidden");
         for (unsigned i = 0; i < ARRAY_SIZE(reserved); i++)
                 expect_wr_fault(MSR_EFER, e | (1ull << reserved[i]), VEC_GP, true, "reserved bit");
@@ -292,15 +291,16 @@ static void pat_tsc_part(void)
 {
         uint64_t pat = rdmsr_ok(MSR_PAT), t;
 
-        check(pat == 0x0007040600070406ull, "PAT %#lx, expected the reset value",
+        check(pat == 0x0007040600070406ull, "PAT 0x%lx, expected the reset value",
               (unsigned long)pat);
-        expect_wr_fault(MSR_PAT, pat | 2, VEC_GP, true, "PAT type 2");
-        expect_wr_fault(MSR_PAT, pat | (8ull << 56), VEC_GP, true, "PAT type 8");
+        expect_wr_fault(MSR_PAT, (pat & ~0xffull) | 2, VEC_GP, true, "PAT type 2");
+        expect_wr_fault(MSR_PAT, (pat & ~(0xffull << 56)) | (8ull << 56), VEC_GP, true,
+                        "PAT type 8");
         expect_wr_ok(MSR_PAT, 0x0606060606060606ull, 0x0606060606060606ull, "PAT all WB");
         expect_wr_ok(MSR_PAT, pat, pat, "PAT back");
         check(wrmsr_v(MSR_TSC, 1ull << 40) == NO_FAULT, "WRMSR TSC refused");
         t = rdmsr_ok(MSR_TSC);
-        check(t >= 1ull << 40 && t < (1ull << 40) + (1ull << 36), "TSC %#lx after writing 2^40",
+        check(t >= 1ull << 40 && t < (1ull << 40) + (1ull << 36), "TSC 0x%lx after writing 2^40",
               (unsigned long)t);
         guest_printf("hostile_msr: PAT reserved types: #GP; TSC written and read back\n");
 }
@@ -310,9 +310,15 @@ static void pat_tsc_part(void)
 static void virt_msrs_part(void)
 {
         static const uint32_t gone[] = {
-            MSR_VM_HSAVE_PA, 0xc0010115u /* IGNNE */,    0xc0010116u /* SMM_CTL */,
-            0xc0010111u /* SMM_BASE */,  0xc0010112u /* SMM_ADDR */, 0xc0010113u /* SMM_MASK */,
-            0xc0010118u /* SVM_KEY */,   MSR_TSC_RATIO,              MSR_FEATURE_CONTROL,
+            MSR_VM_HSAVE_PA,
+            0xc0010115u /* IGNNE */,
+            0xc0010116u /* SMM_CTL */,
+            0xc0010111u /* SMM_BASE */,
+            0xc0010112u /* SMM_ADDR */,
+            0xc0010113u /* SMM_MASK */,
+            0xc0010118u /* SVM_KEY */,
+            MSR_TSC_RATIO,
+            MSR_FEATURE_CONTROL,
         };
         static const uint64_t values[] = {0, 0x1000, 0x5, ~0ull};
         unsigned n = 0;
@@ -322,7 +328,7 @@ static void virt_msrs_part(void)
                 uint32_t msr = i < ARRAY_SIZE(gone) ? gone[i] : 0x480u + (i - ARRAY_SIZE(gone));
                 unsigned vec = rdmsr_v(msr, &v);
 
-                check(vec == VEC_GP, "RDMSR %#x (SVM/VMX control): vector %u, expected #GP", msr,
+                check(vec == VEC_GP, "RDMSR 0x%x (SVM/VMX control): vector %u, expected #GP", msr,
                       vec);
                 for (unsigned j = 0; j < ARRAY_SIZE(values); j++)
                         expect_wr_fault(msr, values[j], VEC_GP, false, "SVM/VMX control");
@@ -348,8 +354,8 @@ static void virt_msrs_part(void)
 
 static void canonical_part(void)
 {
-        static const uint32_t addr_msrs[] = {MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE,
-                                             MSR_LSTAR,   MSR_CSTAR,   MSR_SYSENTER_ESP,
+        static const uint32_t addr_msrs[] = {MSR_FS_BASE,     MSR_GS_BASE, MSR_KERNEL_GS_BASE,
+                                             MSR_LSTAR,       MSR_CSTAR,   MSR_SYSENTER_ESP,
                                              MSR_SYSENTER_EIP};
         static const uint64_t bad[] = {0x0000800000000000ull, 0xffff7fffffffffffull,
                                        0x8000000000000000ull, 0x00ff000000001000ull};
@@ -369,7 +375,7 @@ static void canonical_part(void)
 
                                 rdmsr_v(msr, &got);
                                 check(vec == NO_FAULT && (got == bad[j] || got == (uint32_t)bad[j]),
-                                      "WRMSR %#x = %#lx on AMD: vector %u, reads %#lx", msr,
+                                      "WRMSR 0x%x = 0x%lx on AMD: vector %u, reads 0x%lx", msr,
                                       (unsigned long)bad[j], vec, (unsigned long)got);
                                 continue;
                         }
@@ -381,7 +387,7 @@ static void canonical_part(void)
 
                         rdmsr_v(msr, &got);
                         check(vec == NO_FAULT && (got == 0xffff800000001000ull || got == 0x1000),
-                              "WRMSR %#x canonical on AMD: vector %u, reads %#lx", msr, vec,
+                              "WRMSR 0x%x canonical on AMD: vector %u, reads 0x%lx", msr, vec,
                               (unsigned long)got);
                 } else {
                         expect_wr_ok(msr, 0xffff800000001000ull, 0xffff800000001000ull,
@@ -399,7 +405,7 @@ static void canonical_part(void)
                         uint32_t aux;
 
                         __asm__ volatile("rdtscp" : "=c"(aux)::"rax", "rdx");
-                        check(aux == 0xdeadbeef, "RDTSCP: TSC_AUX %#x, expected 0xdeadbeef", aux);
+                        check(aux == 0xdeadbeef, "RDTSCP: TSC_AUX 0x%x, expected 0xdeadbeef", aux);
                 }
                 expect_wr_ok(MSR_TSC_AUX, old, old, "TSC_AUX restored");
         } else {
@@ -429,7 +435,7 @@ static void apic_base_part(void)
                 return;
         }
         base = rdmsr_ok(MSR_APIC_BASE);
-        check(base == 0xfee00900, "IA32_APIC_BASE = %#lx, expected 0xfee00900",
+        check(base == 0xfee00900, "IA32_APIC_BASE = 0x%lx, expected 0xfee00900",
               (unsigned long)base);
         expect_wr_ok(MSR_APIC_BASE, base, base, "unchanged");
         expect_wr_fault(MSR_APIC_BASE, 0xfed00900, VEC_GP, true, "base moved");
@@ -446,9 +452,9 @@ static void apic_base_part(void)
                         "EXTD without EN");
         expect_wr_ok(MSR_APIC_BASE, base, base, "EN set again");
         check(cpuid(1, 0).edx & BIT(9), "CPUID.1:EDX.APIC clear with the APIC enabled");
-        check(lapic_read(LAPIC_SVR) == 0xff, "SVR after re-enable: %#x, expected 0xff",
+        check(lapic_read(LAPIC_SVR) == 0xff, "SVR after re-enable: 0x%x, expected 0xff",
               lapic_read(LAPIC_SVR));
-        check(lapic_read(LAPIC_VERSION) == LAPIC_VERSION_VALUE, "LAPIC version %#x",
+        check(lapic_read(LAPIC_VERSION) == LAPIC_VERSION_VALUE, "LAPIC version 0x%x",
               lapic_read(LAPIC_VERSION));
         lapic_write(LAPIC_SVR, 0x1ff);
         irq_eoi[0] = 1;
@@ -470,17 +476,17 @@ static void apic_base_part(void)
 static bool expect_readable(uint32_t msr, bool tsc_aux)
 {
         static const uint32_t always[] = {
-            MSR_TSC,         MSR_SYSENTER_CS,   MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
-            MSR_PAT,         MSR_EFER,          MSR_STAR,         MSR_LSTAR,
-            MSR_CSTAR,       MSR_SFMASK,        MSR_FS_BASE,      MSR_GS_BASE,
-            MSR_KERNEL_GS_BASE,
+            MSR_TSC,     MSR_SYSENTER_CS, MSR_SYSENTER_ESP,   MSR_SYSENTER_EIP, MSR_PAT,
+            MSR_EFER,    MSR_STAR,        MSR_LSTAR,          MSR_CSTAR,        MSR_SFMASK,
+            MSR_FS_BASE, MSR_GS_BASE,     MSR_KERNEL_GS_BASE,
         };
         static const uint32_t linux_vm[] = {
-            MSR_APIC_BASE,  MSR_PATCH_LEVEL, MSR_MTRRCAP, MSR_MCG_CAP, MSR_MCG_STATUS,
-            MSR_MISC_ENABLE, MSR_MTRR_DEF_TYPE, 0x6e0u /* TSC_DEADLINE */, 0xc0010000u,
-            0xc0010001u,    0xc0010002u,     0xc0010003u, 0xc0010004u, 0xc0010005u,
-            0xc0010006u,    0xc0010007u,     0xc0010010u, 0xc0010015u, 0xc0010055u,
-            MSR_VM_CR,      0xc0010140u,     0xc0010141u, 0xc0011029u,
+            MSR_APIC_BASE,  MSR_PATCH_LEVEL, MSR_MTRRCAP,       MSR_MCG_CAP,
+            MSR_MCG_STATUS, MSR_MISC_ENABLE, MSR_MTRR_DEF_TYPE, 0x6e0u /* TSC_DEADLINE */,
+            0xc0010000u,    0xc0010001u,     0xc0010002u,       0xc0010003u,
+            0xc0010004u,    0xc0010005u,     0xc0010006u,       0xc0010007u,
+            0xc0010010u,    0xc0010015u,     0xc0010055u,       MSR_VM_CR,
+            0xc0010140u,    0xc0010141u,     0xc0011029u,
         };
 
         if (msr == MSR_TSC_AUX)
@@ -499,10 +505,14 @@ static bool expect_readable(uint32_t msr, bool tsc_aux)
 static bool excluded(uint32_t msr)
 {
         static const uint32_t list[] = {
-            MSR_TSC,          MSR_APIC_BASE, MSR_SYSENTER_CS,  MSR_SYSENTER_ESP,
-            MSR_SYSENTER_EIP, MSR_PAT,       MSR_EFER,         MSR_STAR,
-            MSR_LSTAR,        MSR_CSTAR,     MSR_SFMASK,       MSR_FS_BASE,
-            MSR_GS_BASE,      MSR_KERNEL_GS_BASE, MSR_TSC_AUX, 0x6e0u /* TSC_DEADLINE */,
+            MSR_TSC,          MSR_APIC_BASE,
+            MSR_SYSENTER_CS,  MSR_SYSENTER_ESP,
+            MSR_SYSENTER_EIP, MSR_PAT,
+            MSR_EFER,         MSR_STAR,
+            MSR_LSTAR,        MSR_CSTAR,
+            MSR_SFMASK,       MSR_FS_BASE,
+            MSR_GS_BASE,      MSR_KERNEL_GS_BASE,
+            MSR_TSC_AUX,      0x6e0u /* TSC_DEADLINE */,
         };
 
         for (unsigned i = 0; i < ARRAY_SIZE(list); i++)
@@ -524,26 +534,26 @@ static void sweep_one(uint32_t msr, bool tsc_aux, struct sweep *s)
 
         s->reads++;
         if (vec != NO_FAULT) {
-                check(vec == VEC_GP, "RDMSR %#x: vector %u, expected #GP or a value", msr, vec);
-                check(!want, "RDMSR %#x: #GP, but it is one the VM has", msr);
+                check(vec == VEC_GP, "RDMSR 0x%x: vector %u, expected #GP or a value", msr, vec);
+                check(!want, "RDMSR 0x%x: #GP, but it is one the VM has", msr);
                 s->gp++;
                 return;
         }
         s->values++;
-        check(want, "RDMSR %#x = %#lx: a value, but the VM has no such MSR", msr,
+        check(want, "RDMSR 0x%x = 0x%lx: a value, but the VM has no such MSR", msr,
               (unsigned long)v);
         if (excluded(msr))
                 return;
         vec = wrmsr_v(msr, v);
-        check(vec == NO_FAULT, "WRMSR %#x of the value read (%#lx): vector %u", msr,
+        check(vec == NO_FAULT, "WRMSR 0x%x of the value read (0x%lx): vector %u", msr,
               (unsigned long)v, vec);
         s->written_back++;
         for (unsigned i = 0; i < ARRAY_SIZE(garbage); i++) {
                 vec = wrmsr_v(msr, garbage[i]);
-                check(vec == NO_FAULT || vec == VEC_GP, "WRMSR %#x garbage: vector %u", msr, vec);
+                check(vec == NO_FAULT || vec == VEC_GP, "WRMSR 0x%x garbage: vector %u", msr, vec);
                 if (vec == NO_FAULT) {
                         s->garbage_ok++;
-                        check(wrmsr_v(msr, v) == NO_FAULT, "WRMSR %#x: restore refused", msr);
+                        check(wrmsr_v(msr, v) == NO_FAULT, "WRMSR 0x%x: restore refused", msr);
                 } else {
                         s->garbage_gp++;
                 }
@@ -557,7 +567,7 @@ static void sweep_write_unread(uint32_t msr, bool tsc_aux, struct sweep *s)
                 return;
         unsigned vec = wrmsr_v(msr, 0x5a5aa5a5deadbeefull ^ msr);
 
-        check(vec == VEC_GP, "WRMSR %#x (no such MSR) garbage: vector %u, expected #GP", msr, vec);
+        check(vec == VEC_GP, "WRMSR 0x%x (no such MSR) garbage: vector %u, expected #GP", msr, vec);
         s->unread_gp++;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <arch/cpu.h>
+#include <arch/cpuid_policy.h>
 #include <arch/platform.h>
 #include <arch/pt_x86.h>
 #include <arch/swregs.h>
@@ -174,9 +175,8 @@ static void vmx_enable(void)
          * (SYSCALL MSRs, TSC_AUX: vmx_vendor.swregs; docs/x86-state.md).
          */
         static const uint32_t pass_through[] = {
-            MSR_FS_BASE,      MSR_GS_BASE,      MSR_KERNEL_GS_BASE, MSR_STAR,
-            MSR_LSTAR,        MSR_CSTAR,        MSR_SFMASK,         MSR_SYSENTER_CS,
-            MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_TSC_AUX,
+            MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_STAR,         MSR_LSTAR,
+            MSR_CSTAR,   MSR_SFMASK,  MSR_SYSENTER_CS,    MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
         };
         uint64_t fc = x86_rdmsr(MSR_FEATURE_CONTROL), cr0, cr4;
         uint32_t *region, r[4];
@@ -194,6 +194,9 @@ static void vmx_enable(void)
                 memset(msrbm, 0xff, PAGE_SIZE);
                 for (unsigned i = 0; i < ARRAY_SIZE(pass_through); i++)
                         msr_pass_through(msrbm, pass_through[i]);
+                /* Without RDTSCP and RDPID the CPU has no TSC_AUX: intercepted, #GP. */
+                if (x86_swregs_have_tsc_aux())
+                        msr_pass_through(msrbm, MSR_TSC_AUX);
         }
         region = hva_ptr(arch_hpa_to_hva(vmxon_pa[cpu]));
         region[0] = caps.revision;
@@ -567,8 +570,9 @@ static void handle_cr(struct vcpu *vcpu, uint64_t q)
 /*
  * XSETBV always exits on VMX and Keel executes it in root mode, where a value the CPU refuses
  * would fault inside Keel: x86_xcr0_valid applies every rule the CPU does, against the
- * components CPUID.(EAX=0xD,ECX=0) reports (which the guest sees unchanged), and a refused
- * value is the guest's #GP. (On SVM XSETBV is not intercepted: the CPU checks it in the guest.)
+ * components the guest's CPUID.(EAX=0xD,ECX=0) reports (the host's without MPX's), and a
+ * refused value is the guest's #GP. (On SVM XSETBV is not intercepted: the CPU checks it in the
+ * guest.)
  */
 static void handle_xsetbv(struct vcpu *vcpu)
 {
@@ -577,6 +581,7 @@ static void handle_xsetbv(struct vcpu *vcpu)
         uint32_t r[4];
 
         x86_cpuid(0xd, 0, r);
+        x86_cpuid_policy(0xd, 0, r, &vcpu->arch.cpuid, r);
         supported = r[0] | (uint64_t)r[3] << 32;
         if ((uint32_t)g->rcx != 0 || guest_cpl() != 0 || !x86_xcr0_valid(v, supported)) {
                 inject_exception(X86_VEC_GP, true, 0);
@@ -783,6 +788,10 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
                 /* No device of the VM does DMA: nothing to flush (docs/x86-state.md). */
                 count[X86_EXIT_CACHE]++;
                 skip_insn();
+                break;
+        case VMX_EXIT_RDPMC:
+                count[X86_EXIT_OTHER]++;
+                inject_exception(X86_VEC_GP, true, 0); /* no PMU is exposed */
                 break;
         case VMX_EXIT_GETSEC:
         case VMX_EXIT_VMCLEAR ... VMX_EXIT_VMXON:
