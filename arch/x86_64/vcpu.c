@@ -14,6 +14,7 @@
 #include <arch/platform.h>
 #include <arch/swregs.h>
 #include <arch/x86.h>
+#include <arch/x86_checks.h>
 #include <arch/x86_vcpu.h>
 #include <keel/check.h>
 #include <keel/errno.h>
@@ -495,6 +496,11 @@ int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
 {
         struct vm_arch *a = &vcpu->vm->arch;
 
+        /* Reads pass through; an exit means the CPU has no TSC_AUX (below: #GP). */
+        if (msr == MSR_TSC_AUX && x86_swregs_have_tsc_aux()) {
+                *val = x86_rdmsr(MSR_TSC_AUX);
+                return 0;
+        }
         if (a->platform) {
                 if (msr == MSR_APIC_BASE) {
                         *val = apic_base(vcpu);
@@ -524,6 +530,16 @@ int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val)
 {
         struct vm_arch *a = &vcpu->vm->arch;
 
+        /*
+         * TSC_AUX, where the CPU has it: bits 63:32 are reserved (#GP; QEMU's TCG and Bochs
+         * take them). The CPU holds the guest's TSC_AUX for the whole run (swregs.c).
+         */
+        if (msr == MSR_TSC_AUX && x86_swregs_have_tsc_aux()) {
+                if (!X86_TSC_AUX_VALID(val))
+                        return -KEEL_EPERM;
+                x86_wrmsr(MSR_TSC_AUX, val);
+                return 0;
+        }
         if (a->platform) {
                 if (msr == MSR_APIC_BASE && apic_base_write(vcpu, val))
                         return 0;

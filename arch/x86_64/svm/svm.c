@@ -108,7 +108,7 @@ static void svm_enable(void)
         /*
          * The guest's own: switched by VMLOAD/VMSAVE per exit, or (TSC_AUX) by Keel per run
          * (svm_vendor.swregs; docs/x86-state.md). Writes of the addresses and of TSC_AUX exit,
-         * for the CPU's own checks (handle_msr): QEMU's TCG leaves them out.
+         * for the CPU's own checks (handle_msr, x86_msr_write): QEMU's TCG leaves them out.
          */
         static const uint32_t pass_through[] = {
             MSR_STAR, MSR_SFMASK, MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
@@ -135,7 +135,7 @@ static void svm_enable(void)
                 msrpm_pass_through(msrpm, pass_through[i], true, true);
         for (unsigned i = 0; i < ARRAY_SIZE(pass_reads); i++)
                 msrpm_pass_through(msrpm, pass_reads[i], true, false);
-        /* Without RDTSCP and RDPID the CPU has no TSC_AUX: intercepted, #GP. */
+        /* Without RDTSCP and RDPID the CPU has no TSC_AUX: intercepted, #GP (x86_msr_*). */
         if (x86_swregs_have_tsc_aux())
                 msrpm_pass_through(msrpm, MSR_TSC_AUX, true, false);
 }
@@ -381,17 +381,6 @@ static void handle_msr(struct vcpu *vcpu, struct vmcb *vmcb)
                         *field = val;
                 break;
         }
-        case MSR_TSC_AUX:
-                /* Only writes exit (where the CPU has TSC_AUX); it holds the guest's now. */
-                if (!x86_swregs_have_tsc_aux())
-                        err = write ? x86_msr_write(vcpu, msr, val) : x86_msr_read(vcpu, msr, &val);
-                else if (!write)
-                        val = x86_rdmsr(MSR_TSC_AUX);
-                else if (!X86_TSC_AUX_VALID(val))
-                        err = -KEEL_EPERM;
-                else
-                        x86_wrmsr(MSR_TSC_AUX, val);
-                break;
         default:
                 err = write ? x86_msr_write(vcpu, msr, val) : x86_msr_read(vcpu, msr, &val);
                 break;

@@ -157,14 +157,15 @@ static hpa_t alloc_zeroed_or_panic(uint64_t pages, const char *what)
         return pa;
 }
 
-/* Clear the read and write intercepts of `msr` in the 4 KiB MSR bitmap. */
-static void msr_pass_through(uint8_t *bm, uint32_t msr)
+/* Clear the read and (with `writes`) the write intercept of `msr` in the MSR bitmap. */
+static void msr_pass_through(uint8_t *bm, uint32_t msr, bool writes)
 {
         unsigned base = msr >= 0xc0000000u ? 0x400 : 0;
         uint32_t bit = msr & 0x1fff;
 
         bm[base + bit / 8] &= (uint8_t) ~(1u << (bit % 8));
-        bm[base + 0x800 + bit / 8] &= (uint8_t) ~(1u << (bit % 8));
+        if (writes)
+                bm[base + 0x800 + bit / 8] &= (uint8_t) ~(1u << (bit % 8));
 }
 
 /* On each CPU (the boot CPU first, which also builds the shared bitmaps). */
@@ -172,7 +173,8 @@ static void vmx_enable(void)
 {
         /*
          * The guest's own: switched by the VMCS (FS/GS base, SYSENTER) or by Keel per run
-         * (SYSCALL MSRs, TSC_AUX: vmx_vendor.swregs; docs/x86-state.md).
+         * (SYSCALL MSRs, TSC_AUX: vmx_vendor.swregs; docs/x86-state.md). The CPU checks
+         * their writes in the guest (canonical addresses).
          */
         static const uint32_t pass_through[] = {
             MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_STAR,         MSR_LSTAR,
@@ -193,10 +195,13 @@ static void vmx_enable(void)
                 msrbm = hva_ptr(arch_hpa_to_hva(msr_bitmap_pa));
                 memset(msrbm, 0xff, PAGE_SIZE);
                 for (unsigned i = 0; i < ARRAY_SIZE(pass_through); i++)
-                        msr_pass_through(msrbm, pass_through[i]);
-                /* Without RDTSCP and RDPID the CPU has no TSC_AUX: intercepted, #GP. */
+                        msr_pass_through(msrbm, pass_through[i], true);
+                /*
+                 * Without RDTSCP and RDPID the CPU has no TSC_AUX: intercepted, #GP. With them
+                 * its writes exit for the bits 63:32 check (x86_msr_write), which Bochs skips.
+                 */
                 if (x86_swregs_have_tsc_aux())
-                        msr_pass_through(msrbm, MSR_TSC_AUX);
+                        msr_pass_through(msrbm, MSR_TSC_AUX, false);
         }
         region = hva_ptr(arch_hpa_to_hva(vmxon_pa[cpu]));
         region[0] = caps.revision;
