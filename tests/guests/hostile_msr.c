@@ -13,8 +13,9 @@
  *     SVM_KEY, TSC_RATIO, FEATURE_CONTROL, 0x480-0x493): #GP on read and on write; VM_CR
  *     reads 0 in a Linux VM (#GP otherwise) and keeps reading 0 whatever is written;
  *   - non-canonical FS_BASE, GS_BASE, KERNEL_GS_BASE, LSTAR, CSTAR: #GP, value kept;
- *     SYSENTER_ESP/EIP likewise on Intel (AMD keeps 32 bits: accepted); TSC_AUX with bits
- *     63:32 set: #GP, RDTSCP still sees the value written before;
+ *     SYSENTER_ESP/EIP likewise on Intel (on AMD, which has no 64-bit SYSENTER, they pass
+ *     through: the CPU's answer, #GP or accepted); TSC_AUX with bits 63:32 set: #GP,
+ *     RDTSCP still sees the value written before;
  *   - IA32_APIC_BASE (Linux VM): 0xfee00900 on vCPU 0; moving the base, EXTD (x2APIC is
  *     hidden), EXTD without EN, clearing BSP, reserved bits: #GP each, value kept; EN
  *     cleared: accepted, CPUID.1:EDX.APIC reads 0 until EN is set again; then the LAPIC is
@@ -369,12 +370,20 @@ static void canonical_part(void)
 
                 for (unsigned j = 0; j < ARRAY_SIZE(bad); j++) {
                         if (sysenter && !intel) {
-                                /* AMD has no 64-bit SYSENTER: accepted; the high half may go. */
-                                uint64_t got = 0;
-                                unsigned vec = wrmsr_v(msr, bad[j]);
+                                /*
+                                 * AMD has no 64-bit SYSENTER and Keel passes these through:
+                                 * the CPU's answer, #GP with the value kept (Bochs) or
+                                 * accepted, 32 bits kept (AMD) or all 64 (QEMU).
+                                 */
+                                uint64_t before = 0, got = 0;
+                                unsigned vec;
 
+                                rdmsr_v(msr, &before);
+                                vec = wrmsr_v(msr, bad[j]);
                                 rdmsr_v(msr, &got);
-                                check(vec == NO_FAULT && (got == bad[j] || got == (uint32_t)bad[j]),
+                                check((vec == VEC_GP && got == before) ||
+                                          (vec == NO_FAULT &&
+                                           (got == bad[j] || got == (uint32_t)bad[j])),
                                       "WRMSR 0x%x = 0x%lx on AMD: vector %u, reads 0x%lx", msr,
                                       (unsigned long)bad[j], vec, (unsigned long)got);
                                 continue;
@@ -417,7 +426,8 @@ static void canonical_part(void)
         }
         guest_printf("hostile_msr: non-canonical FS_BASE, GS_BASE, KERNEL_GS_BASE, LSTAR, CSTAR, "
                      "SYSENTER_ESP/EIP (%s): as the CPU; TSC_AUX %s\n",
-                     intel ? "#GP" : "AMD: accepted", tsc_aux ? "bits 63:32: #GP" : "absent: #GP");
+                     intel ? "#GP" : "AMD: the CPU's answer",
+                     tsc_aux ? "bits 63:32: #GP" : "absent: #GP");
 }
 
 /* ---- IA32_APIC_BASE ---- */
