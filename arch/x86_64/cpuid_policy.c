@@ -2,8 +2,8 @@
  * Guest CPUID policy: see arch/cpuid_policy.h and the table in docs/x86-decoder.md. Bit
  * positions are from the Intel SDM (CPUID instruction) and the AMD APM Vol. 3 (Appendix E).
  * Rule of thumb: hide what Keel does not virtualize (VMX/SVM, PMU, x2APIC, MONITOR/MWAIT,
- * SGX, PT, CET, RDT, LA57, power/thermal MSRs, the host topology), reflect guest-controlled
- * state (OSXSAVE, OSPKE), announce Keel in the hypervisor range.
+ * SGX, PT, CET, RDT, LA57, MPX, RDPRU, power/thermal MSRs, the host topology), reflect
+ * guest-controlled state (OSXSAVE, OSPKE), announce Keel in the hypervisor range.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,6 +50,12 @@ enum { EAX, EBX, ECX, EDX };
          BIT(10) /* IBS */ | BIT(12) /* SKINIT */ | BIT(13) /* WDT */ | BIT(15) /* LWP */ | \
          BIT(22) /* TopologyExtensions */ | BIT(23) /* PerfCtrExtCore */ |                  \
          BIT(24) /* PerfCtrExtNB */ | BIT(28) /* PerfCtrExtLLC */ | BIT(29) /* MONITORX */)
+
+/* Leaf 0xD subleaf 0: MPX's two state components (BNDREGS, BNDCSR), hidden with MPX. */
+#define LD_EAX_MPX (BIT(3) | BIT(4))
+
+/* Leaf 0x80000008 EBX */
+#define LX8_EBX_RDPRU BIT(4) /* RDPRU would read the physical CPU's MPERF/APERF */
 
 /* Leaf 0x80000007 EDX: only the invariant TSC is kept. */
 #define LX7_EDX_KEEP BIT(8)
@@ -146,6 +152,11 @@ void x86_cpuid_policy(uint32_t leaf, uint32_t subleaf, const uint32_t host[4],
                         r[EBX] = x86_xsave_compacted_size(ctx, ctx->xcr0);
                         r[ECX] = r[EDX] = 0;
                 }
+                /* MPX is hidden in leaf 7: so are its components (XSETBV refuses them on VMX). */
+                if (subleaf == 0)
+                        r[EAX] &= ~LD_EAX_MPX;
+                if (subleaf == 3 || subleaf == 4)
+                        zero(r);
                 break;
         case 0x80000001u:
                 r[ECX] &= ~LX1_ECX_HIDE;
@@ -155,7 +166,8 @@ void x86_cpuid_policy(uint32_t leaf, uint32_t subleaf, const uint32_t host[4],
                 r[EDX] &= LX7_EDX_KEEP;
                 break;
         case 0x80000008u:
-                r[ECX] = 0; /* core count, APIC ID size, TSC size: one core */
+                r[EBX] &= ~LX8_EBX_RDPRU; /* intercepted: #UD */
+                r[ECX] = 0;               /* core count, APIC ID size, TSC size: one core */
                 break;
         case 0x8000000au: /* SVM features */
         case 0x8000001bu: /* IBS */

@@ -95,6 +95,11 @@ static unsigned usable(unsigned set)
         return have_tsc_aux ? set : set & ~X86_SWREGS_TSC_AUX;
 }
 
+bool x86_swregs_have_tsc_aux(void)
+{
+        return have_tsc_aux;
+}
+
 void x86_swregs_cpu_enable(void)
 {
         have_tsc_aux = cpu_has_tsc_aux(); /* the same answer on every CPU */

@@ -14,6 +14,7 @@
 #include <arch/platform.h>
 #include <arch/swregs.h>
 #include <arch/x86.h>
+#include <arch/x86_checks.h>
 #include <arch/x86_vcpu.h>
 #include <keel/check.h>
 #include <keel/errno.h>
@@ -436,9 +437,12 @@ static uint64_t apic_base(const struct vcpu *vcpu)
 /*
  * IA32_APIC_BASE: the base stays at 0xfee00000 and x2APIC mode (EXTD) is not offered, so
  * only EN may change. Clearing it resets the LAPIC (SDM 10.4.3; kvm-unit-tests' reset_apic
- * clears and sets it); setting it again leaves the reset state (software-disabled until the
- * guest writes SVR). While EN is clear the LAPIC page still answers (a difference from
- * hardware, where the page is not decoded). Anything else: false, and the guest gets #GP.
+ * clears and sets it) and, as the SDM says, clears CPUID.1:EDX.APIC until EN is set again;
+ * setting it again leaves the reset state (software-disabled until the guest writes SVR).
+ * While EN is clear the LAPIC page still answers (a difference from hardware, where the page
+ * is not decoded). Anything else: false, and the guest gets #GP: a moved base (Keel does not
+ * relocate the LAPIC), EXTD (reserved: CPUID hides x2APIC), a changed BSP flag (fixed: vCPU 0
+ * is the BSP), reserved bits (docs/x86-interrupts.md).
  */
 static bool apic_base_write(struct vcpu *vcpu, uint64_t val)
 {
@@ -450,6 +454,7 @@ static bool apic_base_write(struct vcpu *vcpu, uint64_t val)
         if (!(val & APIC_BASE_EN) && !vcpu->arch.apic_off)
                 vlapic_reset(&vcpu->arch.lapic);
         vcpu->arch.apic_off = !(val & APIC_BASE_EN);
+        vcpu->arch.cpuid.lapic = !vcpu->arch.apic_off;
         spin_unlock(h);
         return true;
 }
@@ -491,6 +496,11 @@ int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
 {
         struct vm_arch *a = &vcpu->vm->arch;
 
+        /* Reads pass through; an exit means the CPU has no TSC_AUX (below: #GP). */
+        if (msr == MSR_TSC_AUX && x86_swregs_have_tsc_aux()) {
+                *val = x86_rdmsr(MSR_TSC_AUX);
+                return 0;
+        }
         if (a->platform) {
                 if (msr == MSR_APIC_BASE) {
                         *val = apic_base(vcpu);
@@ -520,6 +530,16 @@ int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val)
 {
         struct vm_arch *a = &vcpu->vm->arch;
 
+        /*
+         * TSC_AUX, where the CPU has it: bits 63:32 are reserved (#GP; QEMU's TCG and Bochs
+         * take them). The CPU holds the guest's TSC_AUX for the whole run (swregs.c).
+         */
+        if (msr == MSR_TSC_AUX && x86_swregs_have_tsc_aux()) {
+                if (!X86_TSC_AUX_VALID(val))
+                        return -KEEL_EPERM;
+                x86_wrmsr(MSR_TSC_AUX, val);
+                return 0;
+        }
         if (a->platform) {
                 if (msr == MSR_APIC_BASE && apic_base_write(vcpu, val))
                         return 0;

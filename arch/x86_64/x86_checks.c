@@ -33,6 +33,11 @@ bool x86_pat_valid(uint64_t pat)
         return true;
 }
 
+bool x86_canonical(uint64_t addr)
+{
+        return (uint64_t)((int64_t)(addr << 16) >> 16) == addr;
+}
+
 int x86_efer_write(uint64_t old, uint64_t val, uint64_t cr0, uint64_t *out)
 {
         if (val & ~X86_EFER_GUEST_BITS)

@@ -18,6 +18,10 @@ Cases:
     vmx_apic_smp integration's hostile_apic_smp on corei7_skylake_x: a two-vCPU guest
                  starts vCPU 1 by INIT-SIPI-SIPI (real mode, unrestricted guest) and races
                  its vCPUs on IPIs, the I/O APIC and a page-table entry
+    vmx_msr      integration's hostile_msr on corei7_skylake_x: the MSR sweep, EFER, the
+                 SVM/VMX control MSRs, canonical addresses, TSC_AUX, IA32_APIC_BASE,
+                 MONITOR/MWAIT/RDPMC (which the CPU has: they must exit) and leaf 0xD's MPX
+    svm_msr      the same on ryzen: SVM on a CPU with RDTSCP (TSC_AUX's write checks)
     svm_guests   the same on Bochs' ryzen model (AMD SVM with nested paging): Keel's SVM
                  backend on a second emulator
     expect_fail  integration's expect_fail on ryzen: "keel: result: FAIL" is a failure
@@ -83,6 +87,8 @@ CASES = {
     # trampoline (unrestricted guest), then IPI, I/O APIC and page-table races. Both vCPUs on
     # Bochs' one CPU (Keel finds no second one: OVMF under Bochs has no ACPI tables).
     "vmx_apic_smp": dict(integration.CASES["hostile_apic_smp"], cpu=VMX_CPU, timeout=600),
+    "vmx_msr": dict(integration.CASES["hostile_msr"], cpu=VMX_CPU, timeout=900),
+    "svm_msr": dict(integration.CASES["hostile_msr"], cpu=SVM_CPU, timeout=900),
     "svm_guests": dict(integration.CASES["svm_guests"], cpu=SVM_CPU, timeout=300),
     "expect_fail": dict(integration.CASES["expect_fail"], cpu=SVM_CPU, timeout=240),
     "refusal": dict(

@@ -321,6 +321,29 @@ HOSTILE_APIC_SMP = [WITNESS, ("smp", [
         r"all 29 checks passed$")], vm_exited("smp"))]
 
 
+def hostile_msr_vm(name, kind):
+    """hostile_msr as VM `name`, a `kind` VM ("flat" or "Linux (LAPIC)"): every part's line."""
+    apic = (r"IA32_APIC_BASE: move, x2APIC, BSP, reserved bits: #GP; disable and enable: LAPIC "
+            r"reset, self-IPI delivered$" if kind != "flat" else r"no APIC: IA32_APIC_BASE #GP$")
+    return (name, [guest_line(name, "hostile_msr: " + t) for t in (
+        re.escape(kind) + r" VM on (?:AMD|Intel)$",
+        r"CPUID hides MONITOR, VMX, SVM, x2APIC, RDPRU and MPX \(leaf 0xD (?:consistent|absent)\)$",
+        r"MONITOR, MWAIT, MONITORX, MWAITX, RDPRU: #UD; RDPMC: #GP$",
+        r"EFER: SVME, 14 reserved bits, LME cleared in long mode: #GP; NXE, SCE kept$",
+        r"PAT reserved types: #GP; TSC written and read back$",
+        r"30 SVM and VMX control MSRs: #GP on read and write; VM_CR " +
+        (r"#GP$" if kind == "flat" else r"reads 0, writes ignored$"),
+        r"non-canonical FS_BASE, GS_BASE, KERNEL_GS_BASE, LSTAR, CSTAR, SYSENTER_ESP/EIP ",
+        apic,
+        r"swept 27832 MSRs \(3000 random\): \d+ values, \d+ #GP, nothing else$",
+        r"\d+ written back, garbage \d+ accepted / \d+ #GP; \d+ garbage writes to absent "
+        r"MSRs: #GP each$",
+        r"all \d+ checks passed$")], vm_exited(name))
+
+
+HOSTILE_MSR = [WITNESS, hostile_msr_vm("msr", "flat"), hostile_msr_vm("msr-apic", "Linux (LAPIC)")]
+
+
 # arm64_arch: the architecture as a guest sees it (timers, aborts, SMCCC, ID registers, PMU
 # and debug registers), beside the witness.
 ARM64_ARCH = [WITNESS, ("timers", [guest_line("timers", "timers: " + t) for t in (
@@ -531,6 +554,7 @@ CASES = {
     "hostile_hc": guests_case("hostile_hc.cfg", HOSTILE_HC),
     "hostile_virt": guests_case("hostile_virt.cfg", HOSTILE_VIRT),
     "hostile_fetch": guests_case("hostile_fetch.cfg", HOSTILE_FETCH),
+    "hostile_msr": guests_case("hostile_msr.cfg", HOSTILE_MSR),
     "hostile_apic_regs": guests_case("hostile_apic_regs.cfg", HOSTILE_APIC_REGS),
     "hostile_apic_smp": guests_case("hostile_apic_smp.cfg", HOSTILE_APIC_SMP, smp=2),
     "hostile_lapic": storm_monitor_case(

@@ -125,9 +125,9 @@ TEST(zeroed_leaves)
                                 TEST_FAIL_AT(__FILE__, __LINE__, "leaf %#x reg %d = %#x", leaves[i],
                                              r, out[r]);
         }
-        /* A leaf with no rule is passed through. */
+        /* Leaf 0xD subleaf 0 is the host's, without MPX's components (hidden in leaf 7). */
         run(0xd, 0, host, &ctx, out);
-        EXPECT_EQ(out[0], ALL);
+        EXPECT_EQ(out[0], ALL & ~(BIT(3) | BIT(4)));
         EXPECT_EQ(out[3], ALL);
         /* XSAVE subleaf 1: XSAVES hidden, no supervisor states (no IA32_XSS), XSAVEOPT kept;
          * EBX the compacted size of XCR0 (x87 only here). */
@@ -196,6 +196,22 @@ TEST(leaf_d_compacted_size)
         EXPECT_EQ(out[1], 576);
 }
 
+/* MPX is hidden in leaf 7, so leaf 0xD lists neither of its components nor describes them. */
+TEST(leaf_d_hides_mpx)
+{
+        const uint32_t l0[4] = {0x2ff, 2696, 2696, 0}, bnd[4] = {64, 960, 0, 0};
+        uint32_t out[4];
+
+        run(0xd, 0, l0, &ctx, out);
+        EXPECT_EQ(out[0], 0x2e7);
+        run(0xd, 3, bnd, &ctx, out);
+        EXPECT_EQ(out[0] | out[1] | out[2] | out[3], 0);
+        run(0xd, 4, bnd, &ctx, out);
+        EXPECT_EQ(out[0] | out[1] | out[2] | out[3], 0);
+        run(7, 0, (const uint32_t[4]){0, ALL, 0, 0}, &ctx, out);
+        EXPECT_EQ(out[1] & BIT(14), 0);
+}
+
 TEST(extended_leaves)
 {
         const uint32_t host[4] = {ALL, ALL, ALL, ALL};
@@ -212,6 +228,7 @@ TEST(extended_leaves)
         EXPECT_EQ(out[0], 0);
         run(0x80000008u, 0, host, &ctx, out);
         EXPECT_EQ(out[0], ALL);
+        EXPECT_EQ(out[1], ALL & ~BIT(4)); /* RDPRU hidden (intercepted: #UD) */
         EXPECT_EQ(out[2], 0);
 }
 

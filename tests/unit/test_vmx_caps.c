@@ -62,6 +62,9 @@ TEST(skylake_controls)
         /* TRUE controls let CR3 exiting go (0x04006172 has no bits 15/16). */
         EXPECT_EQ(c.proc & (PROC_CR3_LOAD | PROC_CR3_STORE), 0);
         EXPECT_EQ(c.proc & (PROC_CR8_LOAD | PROC_CR8_STORE), PROC_CR8_LOAD | PROC_CR8_STORE);
+        /* MONITOR, MWAIT and RDPMC exit: a guest must not wait on or read the physical CPU. */
+        EXPECT_EQ(c.proc & (PROC_MONITOR | PROC_MWAIT | PROC_RDPMC),
+                  PROC_MONITOR | PROC_MWAIT | PROC_RDPMC);
         EXPECT_EQ(c.proc2 & (PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED),
                   PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED);
         EXPECT_TRUE(c.unrestricted && c.vpid && c.ept_2m && c.invept);
@@ -106,6 +109,10 @@ TEST(refusals)
         m.true_proc = CTL(0x04006172, 0x7ff9fffe); /* no secondary controls */
         EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), -KEEL_ENODEV);
         EXPECT_CONTAINS(why, "secondary");
+        m = skylake();
+        m.true_proc = CTL(0x04006172, 0xfff9fffe & ~PROC_RDPMC); /* RDPMC cannot exit */
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), -KEEL_ENODEV);
+        EXPECT_CONTAINS(why, "RDPMC");
         m = skylake();
         m.true_entry = CTL(0x000011fb, 0x0000f1ff); /* no IA-32e mode guest */
         EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), -KEEL_ENODEV);

@@ -169,4 +169,25 @@ TEST(efer_lma_is_the_cpus)
         EXPECT_EQ(out, 0);
 }
 
+/* 48-bit canonical form: bits 63:47 copies of bit 47. */
+TEST(canonical_addresses)
+{
+        EXPECT_TRUE(x86_canonical(0));
+        EXPECT_TRUE(x86_canonical(0x00007fffffffffffull));
+        EXPECT_TRUE(x86_canonical(0xffff800000000000ull));
+        EXPECT_TRUE(x86_canonical(~0ull));
+        EXPECT_FALSE(x86_canonical(0x0000800000000000ull));
+        EXPECT_FALSE(x86_canonical(0xffff7fffffffffffull));
+        EXPECT_FALSE(x86_canonical(0x8000000000000000ull));
+        EXPECT_FALSE(x86_canonical(0x00ff000000001000ull));
+        EXPECT_FALSE(x86_canonical(1ull << 56)); /* LA57's canonical form is not offered */
+}
+
+TEST(tsc_aux_reserved_bits)
+{
+        EXPECT_TRUE(X86_TSC_AUX_VALID(0xffffffffull));
+        EXPECT_FALSE(X86_TSC_AUX_VALID(1ull << 32));
+        EXPECT_FALSE(X86_TSC_AUX_VALID(~0ull));
+}
+
 TEST_MAIN()

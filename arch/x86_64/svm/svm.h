@@ -115,6 +115,7 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_INTERCEPT_SMI      (1u << 2)
 #define SVM_INTERCEPT_INIT     (1u << 3)
 #define SVM_INTERCEPT_VINTR    (1u << 4)
+#define SVM_INTERCEPT_RDPMC    (1u << 15)
 #define SVM_INTERCEPT_CPUID    (1u << 18)
 #define SVM_INTERCEPT_INVD     (1u << 22)
 #define SVM_INTERCEPT_HLT      (1u << 24)
@@ -132,7 +133,10 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_INTERCEPT_CLGI    (1u << 5)
 #define SVM_INTERCEPT_SKINIT  (1u << 6)
 #define SVM_INTERCEPT_WBINVD  (1u << 9)
+#define SVM_INTERCEPT_MONITOR (1u << 10) /* MONITOR and MONITORX */
+#define SVM_INTERCEPT_MWAIT   (1u << 11) /* MWAIT and MWAITX, armed or not */
 #define SVM_INTERCEPT_XSETBV  (1u << 13)
+#define SVM_INTERCEPT_RDPRU   (1u << 14)
 
 /* Exit codes. */
 #define SVM_EXIT_EXCP_BASE 0x40
@@ -141,6 +145,7 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_EXIT_SMI       0x62
 #define SVM_EXIT_INIT      0x63
 #define SVM_EXIT_VINTR     0x64
+#define SVM_EXIT_RDPMC     0x6f
 #define SVM_EXIT_CPUID     0x72
 #define SVM_EXIT_INVD      0x76
 #define SVM_EXIT_HLT       0x78
@@ -157,7 +162,11 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_EXIT_CLGI      0x85
 #define SVM_EXIT_SKINIT    0x86
 #define SVM_EXIT_WBINVD    0x89
+#define SVM_EXIT_MONITOR   0x8a
+#define SVM_EXIT_MWAIT     0x8b
+#define SVM_EXIT_MWAIT_ARM 0x8c
 #define SVM_EXIT_XSETBV    0x8d
+#define SVM_EXIT_RDPRU     0x8e
 #define SVM_EXIT_NPF       0x400
 #define SVM_EXIT_INVALID   ((uint64_t)-1)
 #define SVM_EXIT_INVALID32 0xffffffffull /* the same, as QEMU 7.2's nested SVM writes it */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <arch/cpu.h>
+#include <arch/cpuid_policy.h>
 #include <arch/platform.h>
 #include <arch/pt_x86.h>
 #include <arch/swregs.h>
@@ -156,14 +157,15 @@ static hpa_t alloc_zeroed_or_panic(uint64_t pages, const char *what)
         return pa;
 }
 
-/* Clear the read and write intercepts of `msr` in the 4 KiB MSR bitmap. */
-static void msr_pass_through(uint8_t *bm, uint32_t msr)
+/* Clear the read and (with `writes`) the write intercept of `msr` in the MSR bitmap. */
+static void msr_pass_through(uint8_t *bm, uint32_t msr, bool writes)
 {
         unsigned base = msr >= 0xc0000000u ? 0x400 : 0;
         uint32_t bit = msr & 0x1fff;
 
         bm[base + bit / 8] &= (uint8_t) ~(1u << (bit % 8));
-        bm[base + 0x800 + bit / 8] &= (uint8_t) ~(1u << (bit % 8));
+        if (writes)
+                bm[base + 0x800 + bit / 8] &= (uint8_t) ~(1u << (bit % 8));
 }
 
 /* On each CPU (the boot CPU first, which also builds the shared bitmaps). */
@@ -171,12 +173,12 @@ static void vmx_enable(void)
 {
         /*
          * The guest's own: switched by the VMCS (FS/GS base, SYSENTER) or by Keel per run
-         * (SYSCALL MSRs, TSC_AUX: vmx_vendor.swregs; docs/x86-state.md).
+         * (SYSCALL MSRs, TSC_AUX: vmx_vendor.swregs; docs/x86-state.md). The CPU checks
+         * their writes in the guest (canonical addresses).
          */
         static const uint32_t pass_through[] = {
-            MSR_FS_BASE,      MSR_GS_BASE,      MSR_KERNEL_GS_BASE, MSR_STAR,
-            MSR_LSTAR,        MSR_CSTAR,        MSR_SFMASK,         MSR_SYSENTER_CS,
-            MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_TSC_AUX,
+            MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_STAR,         MSR_LSTAR,
+            MSR_CSTAR,   MSR_SFMASK,  MSR_SYSENTER_CS,    MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
         };
         uint64_t fc = x86_rdmsr(MSR_FEATURE_CONTROL), cr0, cr4;
         uint32_t *region, r[4];
@@ -193,7 +195,13 @@ static void vmx_enable(void)
                 msrbm = hva_ptr(arch_hpa_to_hva(msr_bitmap_pa));
                 memset(msrbm, 0xff, PAGE_SIZE);
                 for (unsigned i = 0; i < ARRAY_SIZE(pass_through); i++)
-                        msr_pass_through(msrbm, pass_through[i]);
+                        msr_pass_through(msrbm, pass_through[i], true);
+                /*
+                 * Without RDTSCP and RDPID the CPU has no TSC_AUX: intercepted, #GP. With them
+                 * its writes exit for the bits 63:32 check (x86_msr_write), which Bochs skips.
+                 */
+                if (x86_swregs_have_tsc_aux())
+                        msr_pass_through(msrbm, MSR_TSC_AUX, false);
         }
         region = hva_ptr(arch_hpa_to_hva(vmxon_pa[cpu]));
         region[0] = caps.revision;
@@ -567,8 +575,9 @@ static void handle_cr(struct vcpu *vcpu, uint64_t q)
 /*
  * XSETBV always exits on VMX and Keel executes it in root mode, where a value the CPU refuses
  * would fault inside Keel: x86_xcr0_valid applies every rule the CPU does, against the
- * components CPUID.(EAX=0xD,ECX=0) reports (which the guest sees unchanged), and a refused
- * value is the guest's #GP. (On SVM XSETBV is not intercepted: the CPU checks it in the guest.)
+ * components the guest's CPUID.(EAX=0xD,ECX=0) reports (the host's without MPX's), and a
+ * refused value is the guest's #GP. (On SVM XSETBV is not intercepted: the CPU checks it in the
+ * guest.)
  */
 static void handle_xsetbv(struct vcpu *vcpu)
 {
@@ -577,6 +586,7 @@ static void handle_xsetbv(struct vcpu *vcpu)
         uint32_t r[4];
 
         x86_cpuid(0xd, 0, r);
+        x86_cpuid_policy(0xd, 0, r, &vcpu->arch.cpuid, r);
         supported = r[0] | (uint64_t)r[3] << 32;
         if ((uint32_t)g->rcx != 0 || guest_cpl() != 0 || !x86_xcr0_valid(v, supported)) {
                 inject_exception(X86_VEC_GP, true, 0);
@@ -783,6 +793,10 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
                 /* No device of the VM does DMA: nothing to flush (docs/x86-state.md). */
                 count[X86_EXIT_CACHE]++;
                 skip_insn();
+                break;
+        case VMX_EXIT_RDPMC:
+                count[X86_EXIT_OTHER]++;
+                inject_exception(X86_VEC_GP, true, 0); /* no PMU is exposed */
                 break;
         case VMX_EXIT_GETSEC:
         case VMX_EXIT_VMCLEAR ... VMX_EXIT_VMXON:

@@ -45,12 +45,15 @@
 #define PROC_INTR_WINDOW (1u << 2)
 #define PROC_HLT         (1u << 7)
 #define PROC_INVLPG      (1u << 9)
+#define PROC_MWAIT       (1u << 10)
+#define PROC_RDPMC       (1u << 11)
 #define PROC_CR3_LOAD    (1u << 15)
 #define PROC_CR3_STORE   (1u << 16)
 #define PROC_CR8_LOAD    (1u << 19)
 #define PROC_CR8_STORE   (1u << 20)
 #define PROC_IO_BITMAPS  (1u << 25)
 #define PROC_MSR_BITMAPS (1u << 28)
+#define PROC_MONITOR     (1u << 29)
 #define PROC_SECONDARY   (1u << 31)
 /* Secondary controls. */
 #define PROC2_EPT          (1u << 1)
@@ -207,6 +210,7 @@ enum vmcs_field {
 #define VMX_EXIT_HLT           12
 #define VMX_EXIT_INVD          13
 #define VMX_EXIT_INVLPG        14
+#define VMX_EXIT_RDPMC         15
 #define VMX_EXIT_RDTSC         16
 #define VMX_EXIT_VMCALL        18
 #define VMX_EXIT_VMCLEAR       19

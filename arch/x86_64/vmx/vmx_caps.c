@@ -38,10 +38,18 @@ int vmx_check_caps(const struct vmx_msrs *m, struct vmx_caps *caps, char *why, s
         *caps = (struct vmx_caps){.revision = (uint32_t)m->basic & 0x7fffffff};
         if (!vmx_ctl(pin, PIN_EXT_INTR | PIN_NMI, PIN_PREEMPT, &caps->pin))
                 return refuse(why, len, "external-interrupt and NMI exiting");
-        /* CR8 accesses exit where allowed: they would change Keel's own TPR. */
-        if (!vmx_ctl(proc, PROC_HLT | PROC_IO_BITMAPS | PROC_MSR_BITMAPS | PROC_SECONDARY,
+        /*
+         * CR8 accesses exit where allowed: they would change Keel's own TPR. MONITOR, MWAIT
+         * and RDPMC always exit (#UD, #UD, #GP: CPUID hides them), or a guest would wait on,
+         * or read, the physical CPU.
+         */
+        if (!vmx_ctl(proc,
+                     PROC_HLT | PROC_MWAIT | PROC_RDPMC | PROC_MONITOR | PROC_IO_BITMAPS |
+                         PROC_MSR_BITMAPS | PROC_SECONDARY,
                      PROC_CR8_LOAD | PROC_CR8_STORE, &caps->proc))
-                return refuse(why, len, "HLT exiting, I/O and MSR bitmaps or secondary controls");
+                return refuse(why, len,
+                              "HLT, MWAIT, MONITOR and RDPMC exiting, I/O and MSR bitmaps or "
+                              "secondary controls");
         /* With EPT the guest owns CR3 and INVLPG: drop the exits the CPU lets us drop. */
         caps->proc &= ~((PROC_CR3_LOAD | PROC_CR3_STORE | PROC_INVLPG) & ~(uint32_t)proc);
         /* WBINVD exits where it can: a guest's cache flush must not stall the host's CPU. */

@@ -30,6 +30,9 @@ struct x86_swregs {
 void x86_swregs_reset(struct x86_swregs *r);
 /* On each CPU before its first vCPU run: what the CPU holds now. */
 void x86_swregs_cpu_enable(void);
+/* Does the CPU have TSC_AUX (RDTSCP or RDPID)? Where it has not, the backends intercept the
+ * MSR (#GP) rather than pass it through (QEMU's TCG would keep one value for every VM). */
+bool x86_swregs_have_tsc_aux(void);
 /*
  * Start of a run on this CPU: the vCPU's registers of `set`; only those that differ from
  * what the CPU already holds are written (a vCPU that runs again where it ran last, or

@@ -46,6 +46,16 @@ bool x86_pat_valid(uint64_t pat);
  * is set (setting LME with paging on, clearing it in long mode). Otherwise 0 and *out = the
  * new EFER: `val` with LMA kept as it was (LMA is the CPU's: it follows CR0.PG and LME).
  */
+/*
+ * Is `addr` canonical for 48-bit linear addresses (bits 63:47 all equal; Keel hides LA57)?
+ * WRMSR of a non-canonical FS_BASE, GS_BASE, KERNEL_GS_BASE, LSTAR or CSTAR is #GP (and of
+ * SYSENTER_ESP/EIP on Intel: AMD keeps 32 bits of those).
+ */
+bool x86_canonical(uint64_t addr);
+
+/* WRMSR to TSC_AUX: bits 63:32 are reserved (#GP). */
+#define X86_TSC_AUX_VALID(v) (((v) >> 32) == 0)
+
 #define X86_EFER_GUEST_BITS ((1ull << 0) | (1ull << 8) | (1ull << 10) | (1ull << 11))
 int x86_efer_write(uint64_t old, uint64_t val, uint64_t cr0, uint64_t *out);
 
