@@ -17,8 +17,8 @@
 #include <keel/sched.h>
 #include <vmm/config.h>
 
-#define CONFIG_LINE_MAX   256 /* characters per line, without the line end */
-#define CONFIG_ECHO_MAX   40  /* characters of user text quoted back in a message */
+#define CONFIG_LINE_MAX   1024 /* characters per line, without the line end */
+#define CONFIG_ECHO_MAX   40   /* characters of user text quoted back in a message */
 #define CONFIG_MEM_ALIGN  (2ull << 20)
 #define CONFIG_MEM_MAX    (64ull << 30)
 #define CONFIG_LOAD_DEF   0x100000ull
@@ -478,7 +478,7 @@ static int set_disk(struct parser *ps, struct span key, struct span val)
 static int set_cmdline(struct parser *ps, struct span key, struct span val)
 {
         if (val.n >= CONFIG_CMDLINE_MAX)
-                return value_err(ps, key, val, "too long (at most 239 characters)");
+                return value_err(ps, key, val, "too long (at most 1007 characters)");
         for (size_t i = 0; i < val.n; i++)
                 if (val.p[i] < 0x20 || val.p[i] > 0x7e || val.p[i] == '"')
                         return value_err(ps, key, val,

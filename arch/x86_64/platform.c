@@ -39,7 +39,7 @@
 #define VIRTIO_MMIO_SLOT  0x1000ull
 #define VIRTIO_FIRST_GSI  5
 #define LINUX_RAM_MAX     (4ull << 30) /* the boot page tables' window; see guest-entry.md */
-#define LINUX_CMDLINE_MAX 512          /* the command line Keel passes, tsc_early_khz included */
+#define LINUX_CMDLINE_MAX 1100         /* the command line Keel passes, tsc_early_khz included */
 
 static uint64_t tsc_now(void *ctx)
 {
