@@ -453,3 +453,33 @@ static void ops_write(void *dev, uint64_t offset, unsigned size, uint64_t val)
 }
 
 const struct mmio_ops virtio_mmio_ops = {.read = ops_read, .write = ops_write};
+
+static void empty_read(void *dev, uint64_t offset, unsigned size, uint64_t *val)
+{
+        uint64_t slot = *(const uint64_t *)dev;
+
+        *val = 0;
+        if (size != 4 || !slot)
+                return;
+        switch (offset % slot) {
+        case VIRTIO_MMIO_MAGIC_VALUE:
+                *val = VIRTIO_MMIO_MAGIC;
+                break;
+        case VIRTIO_MMIO_VERSION:
+                *val = 2;
+                break;
+        case VIRTIO_MMIO_VENDOR_ID:
+                *val = VIRTIO_MMIO_VENDOR;
+                break;
+        }
+}
+
+static void empty_write(void *dev, uint64_t offset, unsigned size, uint64_t val)
+{
+        (void)dev;
+        (void)offset;
+        (void)size;
+        (void)val;
+}
+
+const struct mmio_ops virtio_mmio_empty_ops = {.read = empty_read, .write = empty_write};

@@ -252,9 +252,30 @@ void arch_cpu_kick(unsigned cpu)
         isb();
 }
 
+void arm64_idle_wake_by(uint64_t cnt)
+{
+        struct arm64_percpu *pc;
+
+        if (!percpu_ready)
+                return;
+        pc = arm64_this_cpu();
+        if (!pc->wake_at || cnt < pc->wake_at)
+                pc->wake_at = cnt ? cnt : 1;
+}
+
 void arch_cpu_idle(void)
 {
-        arm64_hyp_timer_arm(arm64_cntfrq() / 1000 * IDLE_WAKE_MS);
+        uint64_t wake = arch_tsc() + arm64_cntfrq() / 1000 * IDLE_WAKE_MS;
+
+        /* A blocked vCPU's timer (arm64_idle_wake_by, from this round's ready() polls). */
+        if (percpu_ready && arm64_this_cpu()->wake_at) {
+                if (arm64_this_cpu()->wake_at < wake)
+                        wake = arm64_this_cpu()->wake_at;
+                arm64_this_cpu()->wake_at = 0;
+        }
+        write_sysreg(cnthp_cval_el2, wake);
+        write_sysreg(cnthp_ctl_el2, CNT_CTL_ENABLE);
+        isb();
         __asm__ volatile("dsb sy; wfi" ::: "memory");
         /* Off first: its level-sensitive interrupt would otherwise be pending again at once. */
         arm64_hyp_timer_stop();

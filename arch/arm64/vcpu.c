@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <arch/cpu.h>
+#include <arch/percpu.h>
 #include <arch/pt_arm64.h>
 #include <arch/sysreg.h>
 #include <arch/vm.h>
@@ -672,6 +673,22 @@ static bool timers_due(const struct arm64_el1_regs *r)
                (timer_armed(r->cntp_ctl) && now >= r->cntp_cval);
 }
 
+/*
+ * Not ready: the scheduler polls blocked vCPUs on the CPU that would run them, just before it
+ * idles; its idle wait must end at this vCPU's timer rather than IDLE_WAKE_MS later.
+ */
+static void wake_at_timers(const struct arm64_el1_regs *r)
+{
+        uint64_t t = UINT64_MAX;
+
+        if (timer_armed(r->cntv_ctl))
+                t = r->cntv_cval;
+        if (timer_armed(r->cntp_ctl) && r->cntp_cval < t)
+                t = r->cntp_cval;
+        if (t != UINT64_MAX)
+                arm64_idle_wake_by(t);
+}
+
 bool arch_vcpu_ready(struct vcpu *vcpu)
 {
         struct vm *vm = vcpu->vm;
@@ -679,12 +696,14 @@ bool arch_vcpu_ready(struct vcpu *vcpu)
         /* Unlocked reads (called under a run-queue lock): a stale answer is polled again. */
         if (!vcpu->arch.powered)
                 return false; /* PSCI CPU_OFF, or never started: only CPU_ON wakes it */
-        if (vcpu->arch.on_pending)
+        if (vcpu->arch.on_pending || timers_due(&vcpu->arch.el1))
                 return true;
-        if (!vm->arch.platform) /* blocked only in a WFI with a timer armed */
-                return timers_due(&vcpu->arch.el1);
-        return vcons_input_pending(&vm->console) || timers_due(&vcpu->arch.el1) ||
-               vgic_has_pending(&vm->arch.vgic, vcpu->id);
+        /* A VM without a GIC is blocked only in a WFI with a timer armed. */
+        if (vm->arch.platform &&
+            (vcons_input_pending(&vm->console) || vgic_has_pending(&vm->arch.vgic, vcpu->id)))
+                return true;
+        wake_at_timers(&vcpu->arch.el1);
+        return false;
 }
 
 /* WFI: go on at once if an interrupt is pending, else give the CPU away (blocked). */

@@ -34,6 +34,11 @@ static uint64_t lapic_base; /* 0: no xAPIC access (x2APIC mode or none) */
 static bool x2apic;
 static uint32_t lapic_per_ms; /* calibrated on the boot CPU; the APs' ticks reuse it */
 static volatile uint64_t ticks;
+/*
+ * Per CPU: the TSC its LAPIC timer is armed for in one-shot mode (x86_host_timer_by), 0 while
+ * it ticks periodically. Only its own CPU touches it, with interrupts off.
+ */
+static uint64_t oneshot_at[KEEL_MAX_CPUS];
 
 uint64_t arch_tsc(void)
 {
@@ -72,10 +77,36 @@ void x86_lapic_eoi(void)
                 lapic_write(LAPIC_EOI, 0);
 }
 
+static void tick_start(void);
+
 void x86_host_tick(void)
 {
-        if (arch_cpu_index() == 0) /* every CPU ticks; the count is the boot CPU's */
+        unsigned cpu = arch_cpu_index();
+
+        if (cpu == 0) /* every CPU ticks; the count is the boot CPU's */
                 ticks++;
+        if (cpu < KEEL_MAX_CPUS && oneshot_at[cpu]) {
+                oneshot_at[cpu] = 0;
+                tick_start(); /* periodic again, its first period from now */
+        }
+}
+
+void x86_host_timer_by(uint64_t when)
+{
+        uint64_t now = x86_rdtsc(), count;
+        unsigned cpu;
+
+        /* Further away than a period: a periodic tick comes first, and the caller asks again. */
+        if (!lapic_per_ms || (when > now && when - now >= tsc_khz * 1000 / HOST_TICK_HZ))
+                return;
+        cpu = arch_cpu_index();
+        if (cpu >= KEEL_MAX_CPUS || (oneshot_at[cpu] && oneshot_at[cpu] <= when))
+                return;
+        /* Rounded up, plus one count: never before `when`. */
+        count = ((when > now ? when - now : 0) * lapic_per_ms + tsc_khz - 1) / tsc_khz + 1;
+        oneshot_at[cpu] = when ? when : 1;
+        lapic_write(LAPIC_LVT_TMR, HOST_TICK_VECTOR); /* one-shot */
+        lapic_write(LAPIC_TMR_ICR, (uint32_t)count);
 }
 
 bool x86_lapic_x2apic(void)

@@ -365,16 +365,25 @@ static int pending_irq_locked(struct vcpu *vcpu)
         return vlapic_pending(&vcpu->arch.lapic);
 }
 
+/*
+ * Before each entry and when the scheduler polls a blocked vCPU (on the CPU that would run
+ * it): also make the host timer fire at the LAPIC timer's next expiry, so that it is
+ * delivered then rather than at the next host tick.
+ */
 int x86_pending_irq(struct vcpu *vcpu)
 {
         struct spin_held h;
+        uint64_t next;
         int v;
 
         if (!vcpu->vm->arch.platform)
                 return -1;
         h = spin_lock(&vcpu->vm->dev_lock);
         v = pending_irq_locked(vcpu);
+        next = vlapic_next_deadline(&vcpu->arch.lapic);
         spin_unlock(h);
+        if (next != UINT64_MAX)
+                x86_host_timer_by(next);
         return v;
 }
 

@@ -12,6 +12,9 @@
  *      after the second;
  *   5. one self-IPI of every vector 32..255 with interrupts off and no EOI in the handler:
  *      one delivered per EOI, highest first, each exactly once;
+ *   6. `sti; hlt; cli` with the TSC-deadline timer due a little later, HALT_ROUNDS times: the
+ *      interrupt ends the HLT and is taken before the CLI (STI's shadow covers the HLT only),
+ *      one HLT per interrupt;
  * then exits 0; a wrong count prints FAIL and exits 1.
  * Built with HOSTILE_LAPIC_PERIODIC (hostile_lapic_periodic) it does none of that but, for
  * ever, runs the timer periodic with initial count 1 and divide by 1 (expiring at every TSC
@@ -149,6 +152,34 @@ static void all_vectors(void)
                      "first\n");
 }
 
+#define HALT_ROUNDS 16
+#define HALT_AHEAD  100000 /* TSC ticks */
+
+static void halt_wake(void)
+{
+        uint64_t before = irq_count[0][VEC_TIMER], halts = 0;
+
+        lapic_write(LAPIC_LVT_TIMER, VEC_TIMER | LVT_TIMER_TSC_DEADL);
+        irq_eoi[0] = 1;
+        for (unsigned r = 0; r < HALT_ROUNDS; r++) {
+                uint64_t n = irq_count[0][VEC_TIMER];
+
+                wrmsr(MSR_TSC_DEADLINE, rdtsc() + HALT_AHEAD);
+                /* Bounded: a HLT that returns with the interrupt still pending comes round. */
+                for (unsigned i = 0; i < 1000 && irq_count[0][VEC_TIMER] == n; i++, halts++)
+                        __asm__ volatile("sti; hlt; cli" ::: "memory");
+        }
+        lapic_write(LAPIC_LVT_TIMER, LVT_MASKED);
+        wrmsr(MSR_TSC_DEADLINE, 0);
+        expect("sti; hlt; cli with the timer due: interrupts", irq_count[0][VEC_TIMER] - before,
+               HALT_ROUNDS);
+        expect("sti; hlt; cli with the timer due: HLTs", halts, HALT_ROUNDS);
+        guest_printf("hostile_lapic: sti; hlt; cli with the TSC deadline %u ticks ahead, %u "
+                     "times: %lu interrupts in %lu HLTs\n",
+                     HALT_AHEAD, HALT_ROUNDS, (unsigned long)(irq_count[0][VEC_TIMER] - before),
+                     (unsigned long)halts);
+}
+
 static __attribute__((unused)) noreturn void periodic_forever(void)
 {
         uint64_t step = 0, last = rdtsc(), start = last;
@@ -193,6 +224,7 @@ int64_t guest_main(void)
         ipi_storm(ICR_ALL_INCL_SELF, "all-including-self IPIs with EOI");
         no_eoi_storm();
         all_vectors();
+        halt_wake();
         if (failed) {
                 guest_printf("hostile_lapic: %u of %u checks failed\n", failed, checks);
                 return 1;

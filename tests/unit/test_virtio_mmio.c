@@ -445,4 +445,30 @@ TEST(log_budget_bounds_a_noisy_guest)
         fv_free(v);
 }
 
+/* Empty slots: the identity of a placeholder transport at each slot's start, the rest 0. */
+TEST(empty_transport_slots)
+{
+        const uint64_t slot = 0x1000;
+        uint64_t v;
+
+        for (uint64_t base = 0; base < 3 * slot; base += slot) {
+                virtio_mmio_empty_ops.read((void *)&slot, base + VIRTIO_MMIO_MAGIC_VALUE, 4, &v);
+                EXPECT_EQ(v, VIRTIO_MMIO_MAGIC);
+                virtio_mmio_empty_ops.read((void *)&slot, base + VIRTIO_MMIO_VERSION, 4, &v);
+                EXPECT_EQ(v, 2);
+                virtio_mmio_empty_ops.read((void *)&slot, base + VIRTIO_MMIO_DEVICE_ID, 4, &v);
+                EXPECT_EQ(v, 0);
+                virtio_mmio_empty_ops.read((void *)&slot, base + VIRTIO_MMIO_VENDOR_ID, 4, &v);
+                EXPECT_EQ(v, VIRTIO_MMIO_VENDOR);
+                virtio_mmio_empty_ops.write((void *)&slot, base + VIRTIO_MMIO_STATUS, 4, 0xff);
+                virtio_mmio_empty_ops.read((void *)&slot, base + VIRTIO_MMIO_STATUS, 4, &v);
+                EXPECT_EQ(v, 0);
+                virtio_mmio_empty_ops.read((void *)&slot, base + VIRTIO_MMIO_QUEUE_NUM_MAX, 4, &v);
+                EXPECT_EQ(v, 0);
+                v = 1;
+                virtio_mmio_empty_ops.read((void *)&slot, base + VIRTIO_MMIO_MAGIC_VALUE, 1, &v);
+                EXPECT_EQ(v, 0); /* registers are 32-bit: other widths read 0 */
+        }
+}
+
 TEST_MAIN()

@@ -293,10 +293,15 @@ static __attribute__((noinline)) bool skip_insn_slow(struct vcpu *vcpu, struct v
         return true;
 }
 
-/* Move RIP past the intercepted instruction `id`. False if the VM was stopped. */
+/*
+ * Move RIP past the intercepted instruction `id`. False if the VM was stopped. The instruction
+ * has executed, so an interrupt shadow it was in (after STI or MOV SS) ends with it: `sti;
+ * hlt; cli` must take the interrupt that ends the HLT before the CLI.
+ */
 static inline __attribute__((always_inline)) bool skip_insn(struct vcpu *vcpu, struct vmcb *vmcb,
                                                             enum x86_insn_id id)
 {
+        vmcb->control.int_state &= ~(uint64_t)SVM_INT_SHADOW;
         if (caps.nrips) {
                 vmcb->save.rip = vmcb->control.next_rip;
                 return true;

@@ -413,9 +413,14 @@ static void inject_exception(unsigned vector, bool has_error, uint32_t error)
                 vmwrite(VMCS_ENTRY_EXC_ERROR, error);
 }
 
+/* Past the intercepted instruction; the STI / MOV SS blocking it was in ends with it (svm.c). */
 static inline void skip_insn(void)
 {
+        uint64_t blocking = vmread(VMCS_GUEST_INTERRUPTIBILITY);
+
         vmwrite(VMCS_GUEST_RIP, vmread(VMCS_GUEST_RIP) + vmread(VMCS_EXIT_INSN_LEN));
+        if (blocking & 3)
+                vmwrite(VMCS_GUEST_INTERRUPTIBILITY, blocking & ~3ull);
 }
 
 static struct x86_guest_ctx guest_ctx(void)

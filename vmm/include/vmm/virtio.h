@@ -203,6 +203,13 @@ struct virtio_mmio {
 
 /* The transport's register callbacks for mmio_bus_add (dev = struct virtio_mmio *). */
 extern const struct mmio_ops virtio_mmio_ops;
+/*
+ * Empty transports (dev = const uint64_t *, the slot size: one region may span several slots):
+ * MagicValue, Version 2, DeviceID 0 and VendorID at each slot's start, every other register 0,
+ * writes ignored. DeviceID 0 is a placeholder a driver ignores without error (virtio 1.1,
+ * 4.2.3.1.1), like QEMU virt's unused virtio-mmio slots.
+ */
+extern const struct mmio_ops virtio_mmio_empty_ops;
 
 /*
  * Bind a transport to a device, guest RAM and interrupt line; the device starts reset.

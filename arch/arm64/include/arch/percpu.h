@@ -29,6 +29,7 @@ struct arm64_percpu {
         uint64_t gicr;              /* this CPU's GICv3 redistributor (gic.c) */
         int state;                  /* smp.c: starting, up, online, abandoned */
         void (*ap_entry)(unsigned); /* what a secondary calls once it is up */
+        uint64_t wake_at;           /* arch_cpu_idle wakes by this CNTPCT at the latest; 0: none */
 };
 
 static inline struct arm64_percpu *arm64_this_cpu(void)
@@ -41,6 +42,10 @@ static inline struct arm64_percpu *arm64_this_cpu(void)
 
 /* smp.c: the boot CPU's per-CPU data, installed in TPIDR_EL2 by arch_cpu_setup. */
 void arm64_percpu_boot_init(void);
+
+/* smp.c: this CPU's next idle wait ends by CNTPCT `cnt` at the latest (a blocked vCPU's
+ * timer); each arch_cpu_idle uses the earliest noted since the last one, then forgets it. */
+void arm64_idle_wake_by(uint64_t cnt);
 #endif
 
 #endif

@@ -17,6 +17,14 @@
 void x86_time_init(void);
 /* Called by the trap handler for HOST_TICK_VECTOR. */
 void x86_host_tick(void);
+/*
+ * Make this CPU's host timer interrupt come by TSC `when` (a virtual LAPIC's next expiry): if
+ * that is sooner than a tick period from now and than what it is armed for, the LAPIC timer
+ * becomes one-shot for `when`; its interrupt (HOST_TICK_VECTOR) makes it periodic again, the
+ * period counted from then. So a guest's timer is served at its deadline, not at the next
+ * tick, and the CPU still gets an interrupt at least once per period.
+ */
+void x86_host_timer_by(uint64_t when);
 /* Host ticks since x86_time_init. */
 uint64_t x86_host_ticks(void);
 /* Acknowledge the current interrupt at the LAPIC. */

@@ -106,23 +106,34 @@ static inline void delay_ticks(uint64_t ticks)
 #define ICC_IAR1_EL1    S3_0_C12_C12_0
 #define ICC_EOIR1_EL1   S3_0_C12_C12_1
 
-/* vCPU 0's GIC: distributor on, its redistributor awake, SGIs and PPIs group 1, priority
- * 0xa0, all disabled and idle; the CPU interface on with every priority unmasked. */
-static inline void gic_init(void)
+/* vCPU `cpu`'s redistributor (128 KiB each, in vCPU order). */
+#define GICR(cpu) (GICR0 + 0x20000ull * (cpu))
+
+/* This vCPU's (`cpu`) GIC: its redistributor awake, SGIs and PPIs group 1, priority 0xa0, all
+ * disabled and idle; the CPU interface on with every priority unmasked. */
+static inline void gic_cpu_init(unsigned cpu)
 {
-        wr(GICD, 4, 0x12);                          /* GICD_CTLR: ARE, EnableGrp1 */
-        wr(GICR0 + 0x14, 4, 0);                     /* GICR_WAKER: ProcessorSleep 0 */
-        wr(GICR0 + GICR_SGI + 0x80, 4, 0xffffffff); /* IGROUPR0 */
-        wr(GICR_ICENABLER0, 4, 0xffffffff);
-        wr(GICR_ICPENDR0, 4, 0xffffffff);
-        wr(GICR_ICACTIVER0, 4, 0xffffffff);
+        uint64_t sgi = GICR(cpu) + GICR_SGI;
+
+        wr(GICR(cpu) + 0x14, 4, 0);     /* GICR_WAKER: ProcessorSleep 0 */
+        wr(sgi + 0x80, 4, 0xffffffff);  /* IGROUPR0 */
+        wr(sgi + 0x180, 4, 0xffffffff); /* ICENABLER0 */
+        wr(sgi + 0x280, 4, 0xffffffff); /* ICPENDR0 */
+        wr(sgi + 0x380, 4, 0xffffffff); /* ICACTIVER0 */
         for (unsigned i = 0; i < 8; i++)
-                wr(GICR0 + GICR_SGI + 0x400 + 4 * i, 4, 0xa0a0a0a0); /* IPRIORITYR */
-        write_sysreg(S3_0_C12_C12_5, 7);                             /* ICC_SRE_EL1 */
+                wr(sgi + 0x400 + 4 * i, 4, 0xa0a0a0a0); /* IPRIORITYR */
+        write_sysreg(S3_0_C12_C12_5, 7);                /* ICC_SRE_EL1 */
         __asm__ volatile("isb");
         write_sysreg(S3_0_C4_C6_0, 0xff); /* ICC_PMR_EL1 */
         write_sysreg(S3_0_C12_C12_7, 1);  /* ICC_IGRPEN1_EL1 */
         __asm__ volatile("isb");
+}
+
+/* vCPU 0's GIC: the distributor on (affinity routing, group 1), then gic_cpu_init(0). */
+static inline void gic_init(void)
+{
+        wr(GICD, 4, 0x12); /* GICD_CTLR: ARE, EnableGrp1 */
+        gic_cpu_init(0);
 }
 
 #endif
