@@ -15,13 +15,12 @@
  *      tables named when it trapped, or lets the instruction run again);
  * then exits 0; a wrong result is a FAIL line and exit 1.
  */
-#include "irq_x86.h"
+#include "smp_x86.h"
 
 #define N          2000
 #define VEC_TO_AP  0x51
 #define VEC_TO_BSP 0x52
 #define VEC_LAST   0x53
-#define TRAMPOLINE 0x8000ull
 #define WINDOW_VA  0x400000ull /* 2 MiB slot 2 of Keel's first page directory */
 #define KEEL_PD0   0x3000ull   /* Keel's page directory for guest-physical 0..1 GiB */
 #define RAM_MARKER 0x6b65656cu
@@ -40,76 +39,6 @@ static void expect(const char *what, uint64_t got, uint64_t want)
         failed++;
         guest_printf("FAIL: hostile_apic_smp: %s: %lu, expected %lu\n", what, (unsigned long)got,
                      (unsigned long)want);
-}
-
-/* Real mode at 0x8000 (SIPI vector 8) -> protected mode -> long mode -> ap_entry64. */
-void ap_entry64(void);
-extern char tramp_start[], tramp_end[], tramp_stack[], tramp_target[];
-__asm__(".data\n"
-        ".balign 16\n"
-        ".globl tramp_start, tramp_end, tramp_stack, tramp_target\n"
-        "tramp_start:\n"
-        ".code16\n"
-        "cli\n"
-        "xorw %ax, %ax\n"
-        "movw %ax, %ds\n"
-        "lgdtl (tramp_gdtr - tramp_start + 0x8000)\n"
-        "movl %cr0, %eax\n"
-        "orl $1, %eax\n"
-        "movl %eax, %cr0\n"
-        "ljmpl $0x08, $(tramp32 - tramp_start + 0x8000)\n"
-        ".code32\n"
-        "tramp32:\n"
-        "movw $0x10, %ax\n"
-        "movw %ax, %ds\n movw %ax, %es\n movw %ax, %ss\n"
-        "movl %cr4, %eax\n"
-        "orl $0x620, %eax\n" /* PAE, OSFXSR, OSXMMEXCPT */
-        "movl %eax, %cr4\n"
-        "movl $0x1000, %eax\n" /* Keel's identity map */
-        "movl %eax, %cr3\n"
-        "movl $0xc0000080, %ecx\n"
-        "rdmsr\n"
-        "orl $0x100, %eax\n"
-        "wrmsr\n"
-        "movl %cr0, %eax\n"
-        "orl $0x80000001, %eax\n"
-        "movl %eax, %cr0\n"
-        "ljmpl $0x18, $(tramp64 - tramp_start + 0x8000)\n"
-        ".code64\n"
-        "tramp64:\n"
-        "movq (tramp_stack - tramp_start + 0x8000), %rsp\n"
-        "movq (tramp_target - tramp_start + 0x8000), %rax\n"
-        "jmp *%rax\n"
-        ".balign 8\n"
-        "tramp_gdt:\n"
-        ".quad 0, 0x00cf9a000000ffff, 0x00cf92000000ffff, 0x00af9a000000ffff\n"
-        "tramp_gdtr:\n"
-        ".word 31\n"
-        ".long tramp_gdt - tramp_start + 0x8000\n"
-        ".balign 8\n"
-        "tramp_stack: .quad 0\n"
-        "tramp_target: .quad 0\n"
-        "tramp_end:\n"
-        ".text\n");
-
-static void gdt_idt_reload(void)
-{
-        struct hx_dtr g = {.limit = sizeof(hx_gdt) - 1, .base = gpa_of(hx_gdt)};
-        struct hx_dtr d = {.limit = sizeof(hx_idt) - 1, .base = gpa_of(hx_idt)};
-
-        __asm__ volatile("lgdt %0\n\t"
-                         "pushq %1\n\t"
-                         "leaq 1f(%%rip), %%rax\n\t"
-                         "pushq %%rax\n\t"
-                         "lretq\n"
-                         "1:\n\t"
-                         "mov %2, %%ds\n\t"
-                         "mov %2, %%es\n\t"
-                         "mov %2, %%ss\n\t"
-                         "lidt %3"
-                         :
-                         : "m"(g), "i"(HX_SEL_KCODE), "r"((uint64_t)HX_SEL_KDATA), "m"(d)
-                         : "rax", "memory");
 }
 
 static void wait_stage(volatile uint64_t *v, uint64_t want)
@@ -187,14 +116,7 @@ int64_t guest_main(void)
         irq_eoi[0] = 1;
 
         /* 1: vCPU 1 through the trampoline. */
-        memcpy((void *)(uintptr_t)TRAMPOLINE, tramp_start, (size_t)(tramp_end - tramp_start));
-        *(volatile uint64_t *)(uintptr_t)(TRAMPOLINE + (uint64_t)(tramp_stack - tramp_start)) =
-            gpa_of(irq_ap_stack + sizeof(irq_ap_stack));
-        *(volatile uint64_t *)(uintptr_t)(TRAMPOLINE + (uint64_t)(tramp_target - tramp_start)) =
-            gpa_of((void *)ap_main);
-        lapic_icr(1u << 24, 0x4500);        /* INIT, level assert */
-        lapic_icr(1u << 24, 0x4600 | 0x08); /* SIPI, vector 8 = 0x8000 */
-        lapic_icr(1u << 24, 0x4600 | 0x08); /* the protocol's second SIPI: ignored */
+        smp_start_ap(ap_main);
         wait_stage(&ap_stage, 1);
         guest_printf("hostile_apic_smp: vCPU 1 started through INIT-SIPI-SIPI, in long mode\n");
 
