@@ -17,7 +17,7 @@
  *   5. block requests with sectors outside the disk, huge or odd lengths, the header or the
  *      status in a descriptor of the wrong direction, unknown types; the console's queues
  *      with buffers in the wrong direction;
- *   6. (x86) one notification of 128 requests is served in two pieces: the used-buffer
+ *   6. one notification of 128 requests is served in two pieces: the used-buffer
  *      interrupt of the first piece is taken before the notifying store completes (Keel has
  *      the store executed again until the ring is drained, so the vCPU stays interruptible
  *      and the host CPU schedulable however long another vCPU keeps the ring full);
@@ -973,12 +973,7 @@ static void block_requests(void)
                 expect("a good request at the end", blk_req(T_IN, 1, gpa_of(data), 512), 0);
 }
 
-/* ---- 6 and 7 (x86): pieces, and two vCPUs ---- */
-
-#ifdef __x86_64__
-#define RACE_ROUNDS 3000u
-
-static volatile uint64_t ap_stage, bsp_go, ap_scribbles;
+/* ---- 6: a notification served in pieces; 7 (x86): two vCPUs ---- */
 
 /*
  * The race's own rings and buffers: every address vCPU 1 writes into a descriptor is inside
@@ -993,6 +988,11 @@ static volatile uint8_t race[RACE_BYTES] __attribute__((aligned(4096)));
 #define RITAB      ((volatile struct vdesc *)(race + 0x3000))
 #define RBUF       (race + 0x4000)
 #define RUSED_ADDR gpa_of(race + 0x2000)
+
+#ifdef __x86_64__
+#define RACE_ROUNDS 3000u
+
+static volatile uint64_t ap_stage, bsp_go, ap_scribbles;
 
 static void wait_for(volatile uint64_t *v, uint64_t want)
 {
@@ -1090,19 +1090,126 @@ static void two_vcpus(void)
                 expect("a good request after the race", blk_req(T_IN, 1, gpa_of(data), 512), 0);
 }
 
+#endif
+
 /*
  * 6. One notification of 128 requests (a full block queue) is served in two pieces of
- * VIRTIO_NOTIFY_BUDGET (64): the used-buffer interrupt of the first piece (I/O APIC pin 5,
- * edge) is taken before the notifying store completes, with 64 requests used.
+ * VIRTIO_NOTIFY_BUDGET (64): the used-buffer interrupt of the first piece is taken before
+ * the notifying store completes, with 64 requests used (x86: I/O APIC pin 5, edge; arm64:
+ * SPI 16, INTID 48, level, the handler acknowledges it at the device).
  */
-#define VEC_VIRTIO 0x62
 static volatile unsigned used_at_irq;
+
+static void virtio_irq_seen(void)
+{
+        if (used_at_irq == 0xffff)
+                used_at_irq = *(volatile uint16_t *)(RUSED_ADDR + 2);
+}
+
+#ifdef __x86_64__
+#define VEC_VIRTIO 0x62
 
 static void on_virtio_irq(unsigned cpu, unsigned vector)
 {
-        if (cpu == 0 && vector == VEC_VIRTIO && used_at_irq == 0xffff)
-                used_at_irq = *(volatile uint16_t *)(RUSED_ADDR + 2);
+        if (cpu == 0 && vector == VEC_VIRTIO)
+                virtio_irq_seen();
 }
+
+static void virtio_irq_on(void)
+{
+        ioapic_write(0x11 + 2 * 5, 0);          /* to APIC ID 0 */
+        ioapic_write(0x10 + 2 * 5, VEC_VIRTIO); /* fixed, edge, active high, unmasked */
+        irq_hook = on_virtio_irq;
+        irq_enable();
+}
+
+static void virtio_irq_off(void)
+{
+        irq_disable();
+        irq_hook = 0;
+        ioapic_write(0x10 + 2 * 5, 0x10000);
+}
+#else
+#define GICD         0x08000000ull
+#define GICR0        0x080a0000ull
+#define VIRTIO_INTID 48 /* SPI 16: the first virtio slot */
+#define write_sysreg(name, v) \
+        __asm__ volatile("msr " #name ", %0" : : "r"((uint64_t)(v)) : "memory")
+
+/* From the IRQ vector: acknowledge, note the virtio interrupt (and lower its line), EOI. */
+void virtio_gic_irq(void);
+void virtio_gic_irq(void)
+{
+        uint64_t intid = read_sysreg(S3_0_C12_C12_0); /* ICC_IAR1_EL1 */
+
+        if (intid >= 1020)
+                return;
+        if (intid == VIRTIO_INTID) {
+                virtio_irq_seen();
+                mmio_w32(blk + R_INT_ACK, 3);
+        }
+        write_sysreg(S3_0_C12_C12_1, intid); /* ICC_EOIR1_EL1 */
+}
+
+/* Vectors: IRQ from the current EL (SP_ELx) to virtio_gic_irq, the rest to the runtime. */
+void virtio_vectors(void);
+void virtio_sync_common(void);
+void guest_exception(uint64_t vector, uint64_t esr, uint64_t elr, uint64_t far);
+__asm__(".text\n"
+        ".balign 2048\n"
+        ".globl virtio_vectors\n"
+        "virtio_vectors:\n"
+        ".irp n, 0, 1, 2, 3, 4\n"
+        ".balign 128\n"
+        "mov x0, #\\n\n"
+        "b virtio_sync_common\n"
+        ".endr\n"
+        ".balign 128\n" /* 5: IRQ, current EL with SP_ELx */
+        "stp x29, x30, [sp, #-176]!\n"
+        "stp x0, x1, [sp, #16]\n stp x2, x3, [sp, #32]\n stp x4, x5, [sp, #48]\n"
+        "stp x6, x7, [sp, #64]\n stp x8, x9, [sp, #80]\n stp x10, x11, [sp, #96]\n"
+        "stp x12, x13, [sp, #112]\n stp x14, x15, [sp, #128]\n stp x16, x17, [sp, #144]\n"
+        "str x18, [sp, #160]\n"
+        "bl virtio_gic_irq\n"
+        "ldp x0, x1, [sp, #16]\n ldp x2, x3, [sp, #32]\n ldp x4, x5, [sp, #48]\n"
+        "ldp x6, x7, [sp, #64]\n ldp x8, x9, [sp, #80]\n ldp x10, x11, [sp, #96]\n"
+        "ldp x12, x13, [sp, #112]\n ldp x14, x15, [sp, #128]\n ldp x16, x17, [sp, #144]\n"
+        "ldr x18, [sp, #160]\n"
+        "ldp x29, x30, [sp], #176\n"
+        "eret\n"
+        ".irp n, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15\n"
+        ".balign 128\n"
+        "mov x0, #\\n\n"
+        "b virtio_sync_common\n"
+        ".endr\n"
+        "virtio_sync_common:\n"
+        "mrs x1, ESR_EL1\n mrs x2, ELR_EL1\n mrs x3, FAR_EL1\n"
+        "bl guest_exception\n"
+        "1: wfi\n b 1b\n");
+
+static void virtio_irq_on(void)
+{
+        write_sysreg(VBAR_EL1, gpa_of((void *)virtio_vectors));
+        mmio_w32(GICR0 + 0x14, 0);                                 /* GICR_WAKER: awake */
+        mmio_w32(GICD, 0x12);                                      /* GICD_CTLR: ARE, Grp1 */
+        mmio_w32(GICD + 0x80 + 4 * (VIRTIO_INTID / 32), ~0u);      /* IGROUPR: group 1 */
+        mmio_w32(GICD + 0x400 + (VIRTIO_INTID & ~3u), 0xa0a0a0a0); /* IPRIORITYR */
+        mmio_w32(GICD + 0x6000 + 8 * VIRTIO_INTID, 0);             /* IROUTER: Aff 0 */
+        mmio_w32(GICD + 0x6004 + 8 * VIRTIO_INTID, 0);
+        mmio_w32(GICD + 0x100 + 4 * (VIRTIO_INTID / 32), 1u << (VIRTIO_INTID % 32)); /* enable */
+        write_sysreg(S3_0_C12_C12_5, 7); /* ICC_SRE_EL1 */
+        __asm__ volatile("isb");
+        write_sysreg(S3_0_C4_C6_0, 0xff); /* ICC_PMR_EL1 */
+        write_sysreg(S3_0_C12_C12_7, 1);  /* ICC_IGRPEN1_EL1 */
+        __asm__ volatile("isb; msr daifclr, #2; isb" ::: "memory");
+}
+
+static void virtio_irq_off(void)
+{
+        __asm__ volatile("msr daifset, #2; isb" ::: "memory");
+        mmio_w32(GICD + 0x180 + 4 * (VIRTIO_INTID / 32), 1u << (VIRTIO_INTID % 32)); /* off */
+}
+#endif
 
 static void notify_in_pieces(void)
 {
@@ -1120,22 +1227,16 @@ static void notify_in_pieces(void)
         for (unsigned i = 0; i < 128; i++)
                 ring[i] = 0;
         *(volatile uint16_t *)(race + 0x1000 + 2) = 128;
-        ioapic_write(0x11 + 2 * 5, 0);          /* to APIC ID 0 */
-        ioapic_write(0x10 + 2 * 5, VEC_VIRTIO); /* fixed, edge, active high, unmasked */
         used_at_irq = 0xffff;
-        irq_hook = on_virtio_irq;
-        irq_enable();
+        virtio_irq_on();
         vw(R_NOTIFY, 0);
-        irq_disable();
-        irq_hook = 0;
-        ioapic_write(0x10 + 2 * 5, 0x10000);
+        virtio_irq_off();
         vw(R_INT_ACK, 3);
         expect_reg("128 requests in one notification: used when its interrupt came", "64",
                    used_at_irq, 64);
         expect_reg("128 requests in one notification: used when the store completed", "128",
                    *(volatile uint16_t *)(RUSED_ADDR + 2), 128);
 }
-#endif
 
 int64_t guest_main(void)
 {
@@ -1176,8 +1277,8 @@ int64_t guest_main(void)
         notifications();
         chains();
         block_requests();
-#ifdef __x86_64__
         notify_in_pieces();
+#ifdef __x86_64__
         two_vcpus();
 #endif
         if (failed) {
