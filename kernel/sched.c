@@ -195,22 +195,16 @@ void sched_init(struct sched *s, unsigned ncpus, uint64_t slice,
 
 int sched_add(struct sched *s, struct sched_entity *e, uint64_t now)
 {
-        struct spin_held h = lock_queue_of(s, e);
-        bool detached = e->state == SCHED_DETACHED;
-        unsigned cpu = 0;
+        struct spin_held h, h2 = {0};
+        bool bad = e->weight > SCHED_WEIGHT_MAX ||
+                   (e->pin != SCHED_NO_PIN && (e->pin < 0 || (unsigned)e->pin >= s->ncpus));
+        unsigned cpu = 0, from;
+        int r = 0;
 
         (void)now;
-        spin_unlock(h);
-        if (!detached)
-                return -KEEL_EBUSY;
-        if (e->weight > SCHED_WEIGHT_MAX)
-                return -KEEL_EINVAL;
-        if (e->pin != SCHED_NO_PIN && (e->pin < 0 || (unsigned)e->pin >= s->ncpus))
-                return -KEEL_EINVAL;
-
-        if (e->pin != SCHED_NO_PIN) {
+        if (!bad && e->pin != SCHED_NO_PIN) {
                 cpu = (unsigned)e->pin;
-        } else {
+        } else if (!bad) {
                 unsigned best = load(s, 0);
 
                 for (unsigned i = 1; i < s->ncpus; i++) {
@@ -223,14 +217,45 @@ int sched_add(struct sched *s, struct sched_entity *e, uint64_t now)
                 }
         }
 
-        h = spin_lock(&s->cpus[cpu].lock);
-        e->cur_weight = e->weight ? e->weight : SCHED_WEIGHT_DEFAULT;
-        e->cur_pin = e->pin;
-        e->vruntime = s->cpus[cpu].min_vruntime;
-        e->state = SCHED_RUNNABLE;
-        enqueue(s, cpu, e, h);
+        /*
+         * The detached check and the enqueue under one hold of the entity's queue lock (and the
+         * target's, lower index first): two CPUs adding the same entity at once (a guest's
+         * start-up IPI beside the boot CPU's re-queueing of a resumed VM) must not both enqueue
+         * it, or two CPUs could run it.
+         */
+        for (;;) {
+                from = entity_cpu(e);
+                CHECK(from < s->ncpus);
+                if (from == cpu) {
+                        h = spin_lock(&s->cpus[cpu].lock);
+                } else if (from < cpu) {
+                        h2 = spin_lock(&s->cpus[from].lock);
+                        h = spin_lock(&s->cpus[cpu].lock);
+                } else {
+                        h = spin_lock(&s->cpus[cpu].lock);
+                        h2 = spin_lock(&s->cpus[from].lock);
+                }
+                if (e->cpu == from)
+                        break;
+                if (from != cpu)
+                        spin_unlock(h2);
+                spin_unlock(h);
+        }
+        if (e->state != SCHED_DETACHED) {
+                r = -KEEL_EBUSY;
+        } else if (bad) {
+                r = -KEEL_EINVAL;
+        } else {
+                e->cur_weight = e->weight ? e->weight : SCHED_WEIGHT_DEFAULT;
+                e->cur_pin = e->pin;
+                e->vruntime = s->cpus[cpu].min_vruntime;
+                e->state = SCHED_RUNNABLE;
+                enqueue(s, cpu, e, h);
+        }
+        if (from != cpu)
+                spin_unlock(h2);
         spin_unlock(h);
-        return 0;
+        return r;
 }
 
 int sched_remove(struct sched *s, struct sched_entity *e)

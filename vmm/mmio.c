@@ -56,3 +56,10 @@ bool mmio_bus_access(const struct mmio_bus *bus, gpa_t a, unsigned size, bool wr
         }
         return true;
 }
+
+bool mmio_bus_write_again(const struct mmio_bus *bus, gpa_t a)
+{
+        const struct mmio_region *r = mmio_bus_find(bus, a, 1);
+
+        return r && r->ops->again && r->ops->again(r->dev);
+}

@@ -66,22 +66,22 @@ static uint32_t le32_of(const uint8_t *p)
         return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Serve one popped chain; pushes its used element unless the queue broke. */
-static void blk_request(struct virtio_blk *b, struct virtq *q, const struct virtq_chain *c)
+/* Serve one popped chain; pushes its used element unless the queue broke. Data bytes moved. */
+static uint64_t blk_request(struct virtio_blk *b, struct virtq *q, const struct virtq_chain *c)
 {
         uint8_t hdr[BLK_HDR_BYTES], st = VIRTIO_BLK_S_OK;
         uint64_t data_out, data_in, off, written = 0;
 
         if (c->read_len < BLK_HDR_BYTES) {
                 virtq_fail(q, "block request without a 16-byte device-readable header");
-                return;
+                return 0;
         }
         if (c->write_len < 1) {
                 virtq_fail(q, "block request without a device-writable status byte");
-                return;
+                return 0;
         }
         if (virtq_chain_read(q, c, 0, hdr, sizeof(hdr)) != sizeof(hdr))
-                return;
+                return 0;
         uint32_t type = le32_of(hdr);
         uint64_t sector = (uint64_t)le32_of(hdr + 8) | (uint64_t)le32_of(hdr + 12) << 32;
         data_out = c->read_len - BLK_HDR_BYTES;
@@ -91,21 +91,21 @@ static void blk_request(struct virtio_blk *b, struct virtq *q, const struct virt
         case VIRTIO_BLK_T_IN:
                 if (data_out) {
                         virtq_fail(q, "block read with device-readable data buffers");
-                        return;
+                        return 0;
                 }
                 if (!blk_range(b, sector, data_in, &off)) {
                         st = VIRTIO_BLK_S_IOERR;
                         break;
                 }
                 if (virtq_chain_write(q, c, 0, b->data + off, data_in) != (int64_t)data_in)
-                        return;
+                        return 0;
                 written = data_in;
                 b->reads++;
                 break;
         case VIRTIO_BLK_T_OUT:
                 if (data_in) {
                         virtq_fail(q, "block write with device-writable data buffers");
-                        return;
+                        return 0;
                 }
                 if (b->ro || !blk_range(b, sector, data_out, &off)) {
                         st = VIRTIO_BLK_S_IOERR;
@@ -114,7 +114,7 @@ static void blk_request(struct virtio_blk *b, struct virtq *q, const struct virt
                 /* Into the image before the used element is published (virtq_push). */
                 if (virtq_chain_read(q, c, BLK_HDR_BYTES, b->data + off, data_out) !=
                     (int64_t)data_out)
-                        return;
+                        return 0;
                 b->writes++;
                 break;
         case VIRTIO_BLK_T_FLUSH:
@@ -124,7 +124,7 @@ static void blk_request(struct virtio_blk *b, struct virtq *q, const struct virt
         case VIRTIO_BLK_T_GET_ID: {
                 uint64_t n = data_in < VIRTIO_BLK_ID_BYTES ? data_in : VIRTIO_BLK_ID_BYTES;
                 if (virtq_chain_write(q, c, 0, b->serial, n) != (int64_t)n)
-                        return;
+                        return 0;
                 written = n;
                 break;
         }
@@ -135,21 +135,28 @@ static void blk_request(struct virtio_blk *b, struct virtq *q, const struct virt
         if (st != VIRTIO_BLK_S_OK)
                 b->errors++;
         if (virtq_chain_write(q, c, data_in, &st, 1) != 1)
-                return;
+                return 0;
         virtq_push(q, c->head, (uint32_t)(written + 1));
+        return written + (type == VIRTIO_BLK_T_OUT && st == VIRTIO_BLK_S_OK ? data_out : 0);
 }
 
-static void blk_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
+static bool blk_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
 {
         struct virtio_blk *b = ctx;
         struct virtq *q = virtio_mmio_queue(t, qi);
+        unsigned served = 0;
+        uint64_t bytes = 0;
 
         if (!q)
-                return;
+                return false;
         do {
-                while (!q->broken && virtq_pop(q, &b->chain) > 0)
-                        blk_request(b, q, &b->chain);
+                while (!q->broken && virtq_pop(q, &b->chain) > 0) {
+                        bytes += blk_request(b, q, &b->chain);
+                        if (++served == VIRTIO_NOTIFY_BUDGET || bytes >= VIRTIO_NOTIFY_BYTES)
+                                return !q->broken && virtq_end_batch(q);
+                }
         } while (!q->broken && virtq_end_batch(q));
+        return false;
 }
 
 static void blk_reset(void *ctx)

@@ -23,39 +23,52 @@ static void console_config_read(void *ctx, uint64_t off, unsigned size, uint64_t
         virtio_config_bytes(cfg, sizeof(cfg), off, size, val);
 }
 
-static void console_tx(struct virtio_console *c, struct virtq *q)
+/* Send one chain to the sink (at most VIRTIO_CONSOLE_TX_MAX bytes of it): bytes read. */
+static uint64_t console_tx(struct virtio_console *c, struct virtq *q)
 {
         const struct virtq_chain *ch = &c->chain;
+        uint64_t len = ch->read_len;
         uint8_t buf[TX_CHUNK];
 
         if (ch->nseg != ch->nread) {
                 virtq_fail(q, "device-writable buffer on the transmit queue");
-                return;
+                return 0;
         }
-        for (uint64_t off = 0; off < ch->read_len;) {
-                uint64_t n = ch->read_len - off < TX_CHUNK ? ch->read_len - off : TX_CHUNK;
+        if (len > VIRTIO_CONSOLE_TX_MAX) {
+                c->tx_dropped += len - VIRTIO_CONSOLE_TX_MAX;
+                len = VIRTIO_CONSOLE_TX_MAX;
+        }
+        for (uint64_t off = 0; off < len;) {
+                uint64_t n = len - off < TX_CHUNK ? len - off : TX_CHUNK;
                 if (virtq_chain_read(q, ch, off, buf, n) != (int64_t)n)
-                        return;
+                        return off;
                 if (c->sink)
                         c->sink(c->sink_ctx, buf, n);
                 c->tx_bytes += n;
                 off += n;
         }
         virtq_push(q, ch->head, 0);
+        return len;
 }
 
-static void console_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
+static bool console_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
 {
         struct virtio_console *c = ctx;
         struct virtq *q = virtio_mmio_queue(t, qi);
+        unsigned served = 0;
+        uint64_t bytes = 0;
 
         /* Receive buffers are only consumed when input arrives (console_input). */
         if (!q || qi != VIRTIO_CONSOLE_TX)
-                return;
+                return false;
         do {
-                while (!q->broken && virtq_pop(q, &c->chain) > 0)
-                        console_tx(c, q);
+                while (!q->broken && virtq_pop(q, &c->chain) > 0) {
+                        bytes += console_tx(c, q);
+                        if (++served == VIRTIO_NOTIFY_BUDGET || bytes >= VIRTIO_CONSOLE_TX_MAX)
+                                return !q->broken && virtq_end_batch(q);
+                }
         } while (!q->broken && virtq_end_batch(q));
+        return false;
 }
 
 static void console_reset(void *ctx)

@@ -128,7 +128,11 @@ static bool features_acceptable(struct virtio_mmio *t)
 {
         uint64_t extra = t->driver_features & ~t->dev->features;
 
-        if (t->driver_features_bad || extra) {
+        if (t->driver_features_bad) {
+                VWARN(t, "driver accepted a feature bit beyond 63");
+                return false;
+        }
+        if (extra) {
                 VWARN(t, "driver accepted features 0x%llx the device did not offer",
                       (unsigned long long)extra);
                 return false;
@@ -265,7 +269,7 @@ static void queue_notify(struct virtio_mmio *t, uint32_t qi)
 
         if (!q || !virtio_mmio_running(t) || !q->ready || q->broken)
                 return;
-        t->dev->queue_notify(t->dev->ctx, t, qi);
+        t->notify_again = t->dev->queue_notify(t->dev->ctx, t, qi);
         virtio_mmio_queue_done(t, qi);
 }
 
@@ -416,6 +420,7 @@ void virtio_mmio_read(struct virtio_mmio *t, uint64_t offset, unsigned size, uin
 
 void virtio_mmio_write(struct virtio_mmio *t, uint64_t offset, unsigned size, uint64_t val)
 {
+        t->notify_again = false;
         if (offset >= VIRTIO_MMIO_CONFIG) {
                 if (config_access_ok(offset, size) && t->dev->config_write)
                         t->dev->config_write(t->dev->ctx, offset - VIRTIO_MMIO_CONFIG, size, val);
@@ -442,6 +447,19 @@ void virtio_config_bytes(const uint8_t *cfg, size_t n, uint64_t off, unsigned si
         *val = v;
 }
 
+bool virtio_mmio_write_again(struct virtio_mmio *t)
+{
+        bool again = t->notify_again;
+
+        t->notify_again = false;
+        return again;
+}
+
+static bool ops_again(void *dev)
+{
+        return virtio_mmio_write_again(dev);
+}
+
 static void ops_read(void *dev, uint64_t offset, unsigned size, uint64_t *val)
 {
         virtio_mmio_read(dev, offset, size, val);
@@ -452,7 +470,7 @@ static void ops_write(void *dev, uint64_t offset, unsigned size, uint64_t val)
         virtio_mmio_write(dev, offset, size, val);
 }
 
-const struct mmio_ops virtio_mmio_ops = {.read = ops_read, .write = ops_write};
+const struct mmio_ops virtio_mmio_ops = {.read = ops_read, .write = ops_write, .again = ops_again};
 
 static void empty_read(void *dev, uint64_t offset, unsigned size, uint64_t *val)
 {

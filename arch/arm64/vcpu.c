@@ -479,6 +479,7 @@ static void exit_data_abort(struct vcpu *vcpu)
         uint64_t val, zero, *reg;
         struct spin_held held;
         unsigned kick;
+        bool again;
 
         c->exit_count[ARM64_EXIT_MMIO]++;
         if (!(iss & DABT_S1PTW) && (iss & DABT_ISV) && mmio_bus_find(&vm->mmio, gpa(ipa), size)) {
@@ -487,10 +488,13 @@ static void exit_data_abort(struct vcpu *vcpu)
                 /* Every device model runs under the VM's device lock (vCPUs on other CPUs). */
                 held = spin_lock(&vm->dev_lock);
                 mmio_bus_access(&vm->mmio, gpa(ipa), size, iss & DABT_WNR, &val);
+                again = (iss & DABT_WNR) && mmio_bus_write_again(&vm->mmio, gpa(ipa));
                 kick = kick_mask(vcpu);
                 spin_unlock(held);
                 if (kick)
                         arm64_kick_vcpus(vm, kick);
+                if (again)
+                        return; /* the device served part of it: the guest executes it again */
                 if (!(iss & DABT_WNR)) {
                         if ((iss & DABT_SSE) && size < 8) {
                                 unsigned sh = 64 - 8 * size;

@@ -655,16 +655,25 @@ unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
         return insn.len;
 }
 
+/* The vCPU of an emulated device access, and whether the device wants it executed again. */
+struct mmio_ctx {
+        struct vcpu *vcpu;
+        bool again;
+};
+
 /* One device access, under the VM's device lock (its vCPUs may run on several CPUs). */
 static bool mmio_access(void *ctx, uint64_t addr, unsigned size, bool write, uint64_t *val)
 {
-        struct vcpu *vcpu = ctx;
+        struct mmio_ctx *mc = ctx;
+        struct vcpu *vcpu = mc->vcpu;
         struct vm *vm = vcpu->vm;
         struct spin_held h = spin_lock(&vm->dev_lock);
         bool ok;
 
         vm->arch.dev_vcpu = vcpu;
         ok = mmio_bus_access(&vm->mmio, gpa(addr), size, write, val);
+        if (ok && write && mmio_bus_write_again(&vm->mmio, gpa(addr)))
+                mc->again = true;
         vm->arch.dev_vcpu = NULL;
         spin_unlock(h);
         return ok;
@@ -677,7 +686,7 @@ static bool mmio_access(void *ctx, uint64_t addr, unsigned size, bool write, uin
  */
 static bool unbacked_access(void *ctx, uint64_t addr, unsigned size, bool write, uint64_t *val)
 {
-        struct vcpu *vcpu = ctx;
+        struct vcpu *vcpu = ((struct mmio_ctx *)ctx)->vcpu;
         struct vm *vm = vcpu->vm;
 
         if (!__atomic_exchange_n(&vm->arch.unbacked_reported, true, __ATOMIC_RELAXED)) {
@@ -760,7 +769,8 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 if (x86_gva_to_gpa(&vm->mem, &pg, linear, false, &op) != 0 || gpa_raw(op) != addr)
                         return true; /* re-executed: nothing emulated, RIP unchanged */
         }
-        err = x86_emulate_mmio(&insn, &regs, addr, device ? mmio_access : unbacked_access, vcpu);
+        struct mmio_ctx mc = {vcpu, false};
+        err = x86_emulate_mmio(&insn, &regs, addr, device ? mmio_access : unbacked_access, &mc);
         if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
                 x86_start_released(vm); /* start-up IPIs: outside the device lock */
         if (err < 0) {
@@ -774,6 +784,8 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                         hex);
                 return true;
         }
+        if (mc.again)
+                return true; /* the device served part of it: the guest executes it again */
         for (unsigned i = 0; i < 16; i++)
                 *gpr_slot(&vcpu->arch.gprs, rsp, i) = regs.gpr[i];
         *rip = regs.rip;

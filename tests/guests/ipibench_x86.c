@@ -34,10 +34,11 @@ static volatile uint64_t ap_started, ap_halts;
 static volatile enum ap_mode ap_mode;
 static uint64_t samples[IPB_ROUNDS];
 
-static void record(uint64_t vector)
+static void record(unsigned cpu, unsigned vector)
 {
         uint64_t now = rdtsc();
 
+        (void)cpu;
         if (vector == VEC_IPI || vector == VEC_TIMER)
                 ipb_seen = now;
 }

@@ -4,8 +4,8 @@
  * `kernel =`) so that they get the local APIC at 0xfee00000 and the I/O APIC at 0xfec00000
  * (docs/x86-interrupts.md). On top of hostile_x86.h (GDT, TSS, exception IDT):
  *   - interrupt gates for vectors 32..255 (irq_idt_init), whose stubs call irq_dispatch: it
- *     calls irq_hook if set, counts the vector per vCPU (irq_count[cpu][vector]), then, if
- *     irq_eoi[cpu] is set, writes the local APIC's EOI register;
+ *     calls irq_hook if one is set, counts the vector per vCPU (irq_count[cpu][vector]),
+ *     then, if irq_eoi[cpu] is set, writes the local APIC's EOI register;
  *   - LAPIC and I/O APIC register access (32-bit, as the model wants) and the ICR.
  * The page tables stay Keel's (identity map of the low 4 GiB, which covers both APICs).
  */
@@ -134,17 +134,17 @@ static inline uint64_t irq_total(unsigned cpu)
         return n;
 }
 
-/* Called first for each interrupt, if set (ipibench_x86.c: the counter at the handler). */
-static void (*volatile irq_hook)(uint64_t vector);
+/* If set, called first by irq_dispatch for every interrupt, before the count and the EOI
+ * (ipibench_x86.c reads its counter there; hostile_virtio.c counts used buffers). */
+static void (*volatile irq_hook)(unsigned cpu, unsigned vector);
 
 void irq_dispatch(uint64_t vector);
 void irq_dispatch(uint64_t vector)
 {
-        unsigned cpu;
+        unsigned cpu = irq_cpu();
 
         if (irq_hook)
-                irq_hook(vector);
-        cpu = irq_cpu();
+                irq_hook(cpu, (unsigned)(vector & 0xff));
         irq_count[cpu][vector & 0xff]++;
         if (irq_eoi[cpu])
                 lapic_write(LAPIC_EOI, 0);

@@ -346,6 +346,58 @@ def hostile_msr_vm(name, kind):
 HOSTILE_MSR = [WITNESS, hostile_msr_vm("msr", "flat"), hostile_msr_vm("msr-apic", "Linux (LAPIC)")]
 
 
+def hostile_virtio_case(config, arch="x86_64", **extra):
+    """hostile_virtio beside the witness: a line per check with the device's answer (the
+    guest compares each with what it expects and prints FAIL otherwise), these ones checked
+    here too; the console gets exactly the first 64 KiB (1024 lines) of a 128 KiB transmit
+    chain; a notification of 128 requests is served in two pieces (the first one's interrupt
+    is taken with 64 used). On x86 also the two-vCPU race. Keel's
+    own warning "driver set FAILED" is expected, so only guest lines may not say FAIL."""
+    v = lambda t: guest_line("virtio", "hostile_virtio: " + t)
+    lines = [v(t) for t in (
+        r"DRIVER_OK before FEATURES_OK: refused$",
+        r"QueueReady before FEATURES_OK: refused$",
+        r"FEATURES_OK with a feature not offered \(bit 0\): not kept$",
+        r"INDIRECT_DESC accepted after FEATURES_OK, then used: needs reset$",
+        r"QueueNum 0: refused$",
+        r"QueueNum 256: refused$",
+        r"descriptor table wrapping 2\^64: QueueReady refused$",
+        r"rings on the device's own registers: QueueReady refused$",
+        r"QueueNum written while the queue is ready: refused$",
+        r"descriptor table, driver and device ring on one page: needs reset$",
+        r"notify before DRIVER_OK: ignored$",
+        r"notify of queue 4294967295 \(none\): ignored$",
+        r"notify after a reset with a request posted: ignored$",
+        r"console: device-writable buffer on the transmit queue: needs reset$",
+        r"console: 128 KiB in one transmit chain: completed OK$",
+        r"chain: chain 0 -> 1 -> 0: needs reset$",
+        r"chain: buffer wrapping 2\^64: needs reset$",
+        r"chain: nested indirect table: needs reset$",
+        r"chain: indirect chain 0 -> 1 -> 2 -> 0: needs reset$",
+        r"chain: indirect table of length 0: needs reset$",
+        r"avail->idx moved by 1000 at once: needs reset$",
+        r"disk of 128 sectors$",
+        r"read at sector 2\^64 - 1: completed IOERR$",
+        r"read longer than the disk: completed IOERR$",
+        r"unknown request type 99: completed UNSUPP$",
+        r"a good request at the end: completed OK$")]
+    counts = {r"^\[virtio\] hostile_virtio: flood x{41}$": 1024,
+              guest_line("virtio", r"hostile_virtio: through virtio-console$"): 1}
+    lines += [v(t) for t in (
+        r"128 requests in one notification: used when its interrupt came: 64$",
+        r"128 requests in one notification: used when the store completed: 128$")]
+    if arch == "x86_64":
+        lines += [r"^keel: vm virtio: vCPU 1 started \(SIPI vector 0x0?8\)$"] + [v(t) for t in (
+            r"3000 notifications while vCPU 1 rewrote the rings \d+ times: \d+ with used "
+            r"elements, \d+ times NEEDS_RESET$",
+            r"a good request after the race: completed OK$")]
+    lines.append(v(r"all \d+ checks passed$"))
+    case = guests_case(config, [WITNESS, ("virtio", lines, vm_exited("virtio"))], counts=counts,
+                       arch=arch, **extra)
+    case["must_not"] = [r"UNEXPECTED", r"^keel: error: ", r"^\[[^\]]+\] .*FAIL"]
+    return case
+
+
 # arm64_arch: the architecture as a guest sees it (timers, aborts, SMCCC, ID registers, PMU
 # and debug registers), beside the witness.
 ARM64_ARCH = [WITNESS, ("timers", [guest_line("timers", "timers: " + t) for t in (
@@ -559,6 +611,8 @@ CASES = {
     "hostile_msr": guests_case("hostile_msr.cfg", HOSTILE_MSR),
     "hostile_apic_regs": guests_case("hostile_apic_regs.cfg", HOSTILE_APIC_REGS),
     "hostile_apic_smp": guests_case("hostile_apic_smp.cfg", HOSTILE_APIC_SMP, smp=2),
+    "hostile_virtio": hostile_virtio_case("hostile_virtio.cfg", smp=2),
+    "arm64_hostile_virtio": hostile_virtio_case("arm64_hostile_virtio.cfg", arch="arm64"),
     "hostile_lapic": storm_monitor_case(
         "hostile_lapic.cfg", HOSTILE_LAPIC, "periodic",
         r"hostile_lapic: periodic timer, initial count 1, divide 1, EOI in the handler: "

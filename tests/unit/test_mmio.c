@@ -29,7 +29,17 @@ static void fake_write(void *dev, uint64_t off, unsigned size, uint64_t val)
         d->last_val = val;
 }
 
-static const struct mmio_ops fake_ops = {fake_read, fake_write};
+static const struct mmio_ops fake_ops = {fake_read, fake_write, NULL};
+
+/* A device that asks for its last write to be executed again when it was 0x77. */
+static bool fake_again(void *dev)
+{
+        struct fake_dev *d = dev;
+
+        return d->last_val == 0x77;
+}
+
+static const struct mmio_ops again_ops = {fake_read, fake_write, fake_again};
 
 TEST(registration_rules)
 {
@@ -78,6 +88,26 @@ TEST(accesses_reach_the_right_device_and_offset)
         EXPECT_FALSE(mmio_bus_access(&bus, gpa(0xcfffffff), 1, true, &v));
         EXPECT_FALSE(mmio_bus_access(&bus, gpa(0xe0000000), 8, false, &v));
         EXPECT_EQ(a.writes, 0);
+}
+
+TEST(write_again_asks_the_device_at_that_address)
+{
+        struct mmio_bus bus;
+        struct fake_dev a = {0}, b = {0};
+        uint64_t v = 0x77;
+
+        mmio_bus_init(&bus);
+        ASSERT_TRUE(mmio_bus_add(&bus, gpa(0xd0000000), 0x200, &again_ops, &a, "a") == 0);
+        ASSERT_TRUE(mmio_bus_add(&bus, gpa(0xd0001000), 0x200, &fake_ops, &b, "b") == 0);
+        EXPECT_TRUE(mmio_bus_access(&bus, gpa(0xd0000050), 4, true, &v));
+        EXPECT_TRUE(mmio_bus_write_again(&bus, gpa(0xd0000050)));
+        v = 1;
+        EXPECT_TRUE(mmio_bus_access(&bus, gpa(0xd0000050), 4, true, &v));
+        EXPECT_FALSE(mmio_bus_write_again(&bus, gpa(0xd0000050)));
+        v = 0x77;
+        EXPECT_TRUE(mmio_bus_access(&bus, gpa(0xd0001050), 4, true, &v));
+        EXPECT_FALSE(mmio_bus_write_again(&bus, gpa(0xd0001050))); /* no `again` op */
+        EXPECT_FALSE(mmio_bus_write_again(&bus, gpa(0xe0000000))); /* no device */
 }
 
 TEST_MAIN()

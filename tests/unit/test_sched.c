@@ -6,6 +6,7 @@
  * threads driving the CPUs at once.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -752,6 +753,64 @@ TEST(cpus_in_threads)
         for (unsigned i = 0; i < THREAD_ENTS; i++)
                 total -= (unsigned)v[i].se.switches;
         EXPECT_EQ(total, 0);
+}
+
+/*
+ * Two CPUs add the same detached entity at once (a guest's start-up IPI on one, the boot
+ * CPU re-queueing a resumed VM's vCPUs on the other): exactly one add succeeds, the entity is
+ * on one queue once. Before sched_add checked and enqueued under one lock hold, both could
+ * succeed and the entity was queued twice (later a CHECK in sched_put, or two CPUs running it).
+ */
+enum { ADD_ROUNDS = 500 };
+
+static volatile unsigned add_round, add_arrived, add_ok;
+
+static void *add_thread(void *arg)
+{
+        (void)arg;
+        for (unsigned r = 1; r <= ADD_ROUNDS; r++) {
+                while (__atomic_load_n(&add_round, __ATOMIC_ACQUIRE) != r)
+                        sched_yield();
+                __atomic_add_fetch(&add_arrived, 1, __ATOMIC_ACQ_REL);
+                while (__atomic_load_n(&add_arrived, __ATOMIC_ACQUIRE) < 4 * r - 2)
+                        ; /* both threads at the start line */
+                if (sched_add(&s, &v[0].se, now) == 0)
+                        __atomic_add_fetch(&add_ok, 1, __ATOMIC_ACQ_REL);
+                __atomic_add_fetch(&add_arrived, 1, __ATOMIC_ACQ_REL);
+        }
+        return NULL;
+}
+
+TEST(concurrent_adds_of_one_entity)
+{
+        pthread_t t[2];
+        unsigned twice = 0;
+        bool ok = true;
+
+        setup(2);
+        add_round = add_arrived = add_ok = 0;
+        v[1].se.pin = 1;
+        EXPECT_EQ(sched_add(&s, &v[1].se, now), 0);
+        for (unsigned i = 0; i < 2; i++)
+                ASSERT_TRUE(pthread_create(&t[i], NULL, add_thread, NULL) == 0);
+        for (unsigned r = 1; r <= ADD_ROUNDS; r++) {
+                /* Onto the other queue than the last time: both locks, in either order. */
+                v[0].se.pin = (int)(r % 2);
+                __atomic_store_n(&add_round, r, __ATOMIC_RELEASE);
+                while (__atomic_load_n(&add_arrived, __ATOMIC_ACQUIRE) < 4 * r)
+                        sched_yield();
+                if (add_ok != 1)
+                        twice++;
+                ok &= sched_count(&s) == 2 && s.cpus[0].count + s.cpus[1].count == 2;
+                if (v[0].se.state != SCHED_DETACHED)
+                        ok &= sched_remove(&s, &v[0].se) == 0;
+                add_ok = 0;
+                ok &= queues_ok(__FILE__, __LINE__);
+        }
+        for (unsigned i = 0; i < 2; i++)
+                pthread_join(t[i], NULL);
+        EXPECT_EQ(twice, 0);
+        EXPECT_TRUE(ok);
 }
 
 TEST_MAIN()

@@ -55,7 +55,7 @@ TEST(init_rejects_bad_devices)
 {
         struct fake_vm *v = fv_new();
         struct virtio_device d = {.device_id = 2, .num_queues = 1, .queue_max = 16, .features = V1};
-        static void (*const notify)(void *, struct virtio_mmio *, unsigned) = NULL;
+        static bool (*const notify)(void *, struct virtio_mmio *, unsigned) = NULL;
 
         d.queue_notify = notify;
         EXPECT_EQ(fv_attach(v, &d, "x"), -KEEL_EINVAL); /* no notify callback */
@@ -469,6 +469,45 @@ TEST(empty_transport_slots)
                 virtio_mmio_empty_ops.read((void *)&slot, base + VIRTIO_MMIO_MAGIC_VALUE, 1, &v);
                 EXPECT_EQ(v, 0); /* registers are 32-bit: other widths read 0 */
         }
+}
+
+/*
+ * A ring of 128 requests is served in pieces of VIRTIO_NOTIFY_BUDGET: the transport asks for
+ * the notification to be executed again (what a second vCPU refilling the ring needs, so the
+ * exit ends), then nothing more once the ring is drained; other writes never ask.
+ */
+TEST(notify_served_in_bounded_pieces)
+{
+        struct fake_vm *v = setup();
+        struct drv_q q;
+        uint64_t x;
+
+        dq_layout(&q, 0, 128, QBASE);
+        EXPECT_EQ(fv_linux_init(v, V1, &q, 1), 0);
+        dq_desc(v, &q, 0, FV_BASE + 0x10000, 16, VIRTQ_DESC_F_NEXT, 1);
+        dq_desc(v, &q, 1, FV_BASE + 0x10100, 1, VIRTQ_DESC_F_WRITE, 0);
+        for (unsigned i = 0; i < 128; i++)
+                dq_avail(v, &q, 0);
+        fv_put16(v, FV_BASE + 0x10000, VIRTIO_BLK_T_FLUSH);
+        virtio_mmio_ops.write(&v->t, VIRTIO_MMIO_QUEUE_NOTIFY, 4, 0);
+        EXPECT_EQ(dq_used_idx(v, &q), VIRTIO_NOTIFY_BUDGET);
+        EXPECT_TRUE(virtio_mmio_ops.again(&v->t));
+        EXPECT_FALSE(virtio_mmio_ops.again(&v->t)); /* the answer is for that write only */
+        virtio_mmio_ops.write(&v->t, VIRTIO_MMIO_QUEUE_NOTIFY, 4, 0);
+        EXPECT_EQ(dq_used_idx(v, &q), 2 * VIRTIO_NOTIFY_BUDGET);
+        EXPECT_FALSE(virtio_mmio_ops.again(&v->t)); /* 128 = 2 pieces: drained */
+        for (unsigned i = 0; i < VIRTIO_NOTIFY_BUDGET + 1; i++)
+                dq_avail(v, &q, 0);
+        virtio_mmio_ops.write(&v->t, VIRTIO_MMIO_QUEUE_NOTIFY, 4, 0);
+        virtio_mmio_ops.read(&v->t, VIRTIO_MMIO_STATUS, 4, &x);
+        EXPECT_TRUE(virtio_mmio_ops.again(&v->t)); /* a read in between changes nothing */
+        virtio_mmio_ops.write(&v->t, VIRTIO_MMIO_QUEUE_NOTIFY, 4, 0);
+        virtio_mmio_ops.write(&v->t, VIRTIO_MMIO_INTERRUPT_ACK, 4, 1);
+        EXPECT_FALSE(virtio_mmio_ops.again(&v->t)); /* another register write */
+        EXPECT_EQ(dq_used_idx(v, &q), 3 * VIRTIO_NOTIFY_BUDGET + 1);
+        EXPECT_EQ(status(v) & VIRTIO_STATUS_NEEDS_RESET, 0);
+        EXPECT_TRUE(fv_canaries_ok(v));
+        fv_free(v);
 }
 
 TEST_MAIN()

@@ -19,6 +19,13 @@ struct mmio_ops {
         void (*read)(void *dev, uint64_t offset, unsigned size, uint64_t *val);
         /* Write the low `size` bytes of `val` at `offset`. */
         void (*write)(void *dev, uint64_t offset, unsigned size, uint64_t val);
+        /*
+         * Optional. Asked after each write: true if the device did only part of the work the
+         * write asked for (a bounded piece, so that one exit cannot hold the CPU for as long
+         * as the guest likes) and wants the instruction executed again; the arch then leaves
+         * the guest's PC on it. The answer is for that write only.
+         */
+        bool (*again)(void *dev);
 };
 
 struct mmio_region {
@@ -45,5 +52,10 @@ const struct mmio_region *mmio_bus_find(const struct mmio_bus *bus, gpa_t a, uns
  * access outside RAM and devices). Sizes other than 1, 2, 4, 8 are the caller's bug.
  */
 bool mmio_bus_access(const struct mmio_bus *bus, gpa_t a, unsigned size, bool write, uint64_t *val);
+/*
+ * After a write that mmio_bus_access performed at `a`: whether the device wants the guest's
+ * instruction executed again (its `again` op; the PC is then not advanced).
+ */
+bool mmio_bus_write_again(const struct mmio_bus *bus, gpa_t a);
 
 #endif

@@ -80,6 +80,14 @@
 #define VIRTQ_MAX_CHAIN_BYTES (1u << 30) /* total length of one chain's descriptors */
 #define VIRTIO_MAX_QUEUES     2          /* queues per device (blk 1, console 2) */
 #define VIRTIO_LOG_BUDGET     32         /* warning lines one device may log, ever */
+/*
+ * Chains one notification exit serves at most. A driver (another vCPU) can keep a ring full
+ * for as long as it likes: past the budget the notification is served in further exits (the
+ * guest's store executed again), so the vCPU stays interruptible and the host CPU schedulable.
+ */
+#define VIRTIO_NOTIFY_BUDGET 64
+/* Data bytes one notification exit moves: it stops after the chain that reaches this. */
+#define VIRTIO_NOTIFY_BYTES (1u << 20)
 
 /* One descriptor of a popped chain: a guest range the device may read or write. */
 struct virtq_seg {
@@ -178,8 +186,12 @@ struct virtio_device {
         void *ctx;
         void (*config_read)(void *ctx, uint64_t off, unsigned size, uint64_t *val);
         void (*config_write)(void *ctx, uint64_t off, unsigned size, uint64_t val);
-        /* The driver notified queue `q` (ready, device DRIVER_OK and not broken). */
-        void (*queue_notify)(void *ctx, struct virtio_mmio *t, unsigned q);
+        /*
+         * The driver notified queue `q` (ready, device DRIVER_OK and not broken). Serve at
+         * most VIRTIO_NOTIFY_BUDGET chains; return true if more are waiting (the transport
+         * then has the guest execute its notification again: see virtio_mmio_ops.again).
+         */
+        bool (*queue_notify)(void *ctx, struct virtio_mmio *t, unsigned q);
         /* The driver reset the device (status 0). */
         void (*reset)(void *ctx);
 };
@@ -198,6 +210,7 @@ struct virtio_mmio {
         uint32_t interrupt_status;
         uint32_t config_generation;
         unsigned log_budget;
+        bool notify_again; /* the last QueueNotify write left chains for its next execution */
         struct virtq queues[VIRTIO_MAX_QUEUES];
 };
 
@@ -220,6 +233,11 @@ int virtio_mmio_init(struct virtio_mmio *t, const struct virtio_device *dev, con
 /* Register access at `offset` of the 0x200-byte window (what virtio_mmio_ops call). */
 void virtio_mmio_read(struct virtio_mmio *t, uint64_t offset, unsigned size, uint64_t *val);
 void virtio_mmio_write(struct virtio_mmio *t, uint64_t offset, unsigned size, uint64_t val);
+/*
+ * Whether the last register write was a QueueNotify whose queue still has chains waiting
+ * beyond VIRTIO_NOTIFY_BUDGET (what virtio_mmio_ops.again answers; the answer clears it).
+ */
+bool virtio_mmio_write_again(struct virtio_mmio *t);
 /* Queue `q` of the transport, or NULL. */
 struct virtq *virtio_mmio_queue(struct virtio_mmio *t, unsigned q);
 /* Whether the device may process queues (DRIVER_OK, not FAILED). */
@@ -285,6 +303,11 @@ void virtio_blk_attach(struct virtio_blk *b, struct virtio_mmio *t);
 #define VIRTIO_CONSOLE_QUEUE_SIZE 64
 #define VIRTIO_CONSOLE_RX         0
 #define VIRTIO_CONSOLE_TX         1
+/*
+ * Bytes of one transmit chain that reach Keel's console (Linux's hvc sends at most a page);
+ * the rest is dropped and counted. With VIRTIO_NOTIFY_BYTES it bounds one exit's output.
+ */
+#define VIRTIO_CONSOLE_TX_MAX (64u << 10)
 
 /* Where transmitted bytes go (e.g. a wrapper around vcons_putc). */
 typedef void (*virtio_console_sink_fn)(void *sink_ctx, const uint8_t *buf, size_t len);
@@ -294,7 +317,7 @@ struct virtio_console {
         struct virtio_mmio *t;
         virtio_console_sink_fn sink;
         void *sink_ctx;
-        uint64_t tx_bytes, rx_bytes, rx_dropped;
+        uint64_t tx_bytes, tx_dropped, rx_bytes, rx_dropped;
         struct virtq_chain chain;
 };
 
