@@ -1,7 +1,9 @@
 # keel_image(): the part of building keel.so that every arch shares: the generic core, lib/,
 # boot/efi_main.c and kernel/main.c with the arch's own sources and drivers, freestanding
 # (GCC's own stdint/stddef/stdarg, lib/ for string.h and stdio.h), general-purpose registers
-# only (Keel does not save a guest's FP/SIMD state around its own code), -Os except for the
+# only (Keel does not save a guest's FP/SIMD state around its own code), with
+# -fstack-protector-strong (the arch makes GCC read the canary from the global
+# __stack_chk_guard; kernel/stack_protector.c), -Os except for the
 # VM-exit path (FAST files, -O2; docs/benchmarks.md). The arch adds its GNU-EFI link and the
 # conversion to a PE file.
 #
@@ -12,7 +14,7 @@ function(keel_image)
                   OUTPUT_VARIABLE cc_include OUTPUT_STRIP_TRAILING_WHITESPACE)
   file(GLOB lib_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/lib/*.c)
   add_executable(keel.so
-    ${CMAKE_SOURCE_DIR}/boot/efi_main.c ${CMAKE_SOURCE_DIR}/kernel/main.c
+    ${CMAKE_SOURCE_DIR}/boot/efi_main.c ${KEEL_KERNEL_IMAGE_SOURCES}
     ${KEEL_CORE_SOURCES} ${lib_sources} ${K_SOURCES})
   target_include_directories(keel.so PRIVATE
     ${KEEL_CORE_INCLUDES} ${CMAKE_SOURCE_DIR}/drivers/include
@@ -21,7 +23,7 @@ function(keel_image)
   target_compile_definitions(keel.so PRIVATE KEEL_ARCH_NAME="${K_ARCH_NAME}" ${K_DEFINES})
   target_compile_options(keel.so PRIVATE
     ${KEEL_WARNINGS} -ffreestanding -nostdinc -isystem ${cc_include}
-    -fpic -fno-stack-protector -fno-strict-aliasing -fshort-wchar -mgeneral-regs-only
+    -fpic -fstack-protector-strong -fno-strict-aliasing -fshort-wchar -mgeneral-regs-only
     -fno-builtin -fno-tree-loop-distribute-patterns -Os -g ${K_OPTIONS})
   set_source_files_properties(${K_FAST} ${CMAKE_SOURCE_DIR}/vmm/hypercall.c
                               ${CMAKE_SOURCE_DIR}/vmm/vcons.c

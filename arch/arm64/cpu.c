@@ -320,6 +320,23 @@ void arch_dump_state(void)
         log_printf(LOG_LEVEL_ERROR, "  return address %p", __builtin_return_address(0));
 }
 
+__attribute__((no_stack_protector)) bool arch_random_u64(uint64_t *out)
+{
+        uint64_t v, nzcv;
+
+        if (((read_sysreg(id_aa64isar0_el1) >> 60) & 0xf) == 0) /* FEAT_RNG */
+                return false;
+        /* RNDR (s3_3_c2_c4_0): NZCV = 0b0000 on success, 0b0100 if no number was ready. */
+        for (unsigned i = 0; i < 10; i++) {
+                __asm__ volatile("mrs %0, s3_3_c2_c4_0; mrs %1, nzcv" : "=r"(v), "=r"(nzcv));
+                if (!(nzcv & (1ull << 30))) {
+                        *out = v;
+                        return true;
+                }
+        }
+        return false;
+}
+
 noreturn void arch_halt(void)
 {
         __asm__ volatile("msr daifset, #0xf");
