@@ -7,21 +7,31 @@
 # VM-exit path (FAST files, -O2; docs/benchmarks.md). The arch adds its GNU-EFI link and the
 # conversion to a PE file.
 #
-#   keel_image(ARCH_NAME name SOURCES ... INCLUDES ... FAST ... OPTIONS ... DEFINES ...)
+#   keel_image(TARGET keel.so ARCH_NAME name [DEBUG] SOURCES ... INCLUDES ... FAST ...
+#              OPTIONS ... DEFINES ...)
+#
+# DEBUG makes a test build (keel-debug.efi, CMake option KEEL_DEBUG_HYPERCALLS): it adds
+# kernel/debug_fault.c and the hypercall KEEL_HC_DEBUG_FAULT, which faults inside Keel on
+# purpose (docs/hypercalls.md). keel.efi, the release image, is never built with it.
 function(keel_image)
-  cmake_parse_arguments(K "" "ARCH_NAME" "SOURCES;INCLUDES;FAST;OPTIONS;DEFINES" ${ARGN})
+  cmake_parse_arguments(K "DEBUG" "TARGET;ARCH_NAME" "SOURCES;INCLUDES;FAST;OPTIONS;DEFINES" ${ARGN})
+  set(tgt ${K_TARGET})
+  if(K_DEBUG)
+    list(APPEND K_SOURCES ${CMAKE_SOURCE_DIR}/kernel/debug_fault.c)
+    list(APPEND K_DEFINES KEEL_DEBUG_HYPERCALLS=1)
+  endif()
   execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=include
                   OUTPUT_VARIABLE cc_include OUTPUT_STRIP_TRAILING_WHITESPACE)
   file(GLOB lib_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/lib/*.c)
-  add_executable(keel.so
+  add_executable(${tgt}
     ${CMAKE_SOURCE_DIR}/boot/efi_main.c ${KEEL_KERNEL_IMAGE_SOURCES}
     ${KEEL_CORE_SOURCES} ${lib_sources} ${K_SOURCES})
-  target_include_directories(keel.so PRIVATE
+  target_include_directories(${tgt} PRIVATE
     ${KEEL_CORE_INCLUDES} ${CMAKE_SOURCE_DIR}/drivers/include
     ${CMAKE_CURRENT_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/lib/include/freestanding
     ${K_INCLUDES})
-  target_compile_definitions(keel.so PRIVATE KEEL_ARCH_NAME="${K_ARCH_NAME}" ${K_DEFINES})
-  target_compile_options(keel.so PRIVATE
+  target_compile_definitions(${tgt} PRIVATE KEEL_ARCH_NAME="${K_ARCH_NAME}" ${K_DEFINES})
+  target_compile_options(${tgt} PRIVATE
     ${KEEL_WARNINGS} -ffreestanding -nostdinc -isystem ${cc_include}
     -fpic -fstack-protector-strong -fno-strict-aliasing -fshort-wchar -mgeneral-regs-only
     -fno-builtin -fno-tree-loop-distribute-patterns -Os -g ${K_OPTIONS})
