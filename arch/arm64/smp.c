@@ -186,7 +186,7 @@ static bool start_cpu(uint64_t mpidr, unsigned index, void (*ap_entry)(unsigned)
                 return false;
         }
         pa = ap_slot[next_slot];
-        pc = hva_ptr(arch_hpa_to_hva(pa)); /* zeroed by the allocator or by the failed start */
+        pc = hva_ptr(arch_hpa_to_hva(pa)); /* a CPU whose CPU_ON failed may have left it written */
         memset(pc, 0, sizeof(*pc));
         pc->el2_mair = read_sysreg(mair_el2);
         pc->el2_tcr = read_sysreg(tcr_el2);
