@@ -8,8 +8,10 @@
  *   6. check the VMs' memory against the free memory in the UEFI memory map;
  *   7. GetMemoryMap + ExitBootServices, refetching the map while the key is stale;
  * then hand a struct boot_info to the kernel on Keel's own stack and never call boot
- * services again. Any failure before ExitBootServices prints one "keel: error: ..." line on
- * the console and the serial port and returns an EFI error to the firmware.
+ * services again. Before all of it, efi_main (not instrumented itself) sets the stack
+ * protector's canary, so every protected function runs with the final one. Any failure before
+ * ExitBootServices prints one "keel: error: ..." line on the console and the serial port and
+ * returns an EFI error to the firmware.
  */
 #include <efi.h>
 
@@ -21,6 +23,8 @@
 #include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/stack_protector.h>
+#include <keel/time.h>
 #include <vmm/config.h>
 #include <vmm/vmm.h>
 
@@ -42,6 +46,8 @@ static EFI_GUID file_info_guid = EFI_FILE_INFO_ID;
 static EFI_GUID acpi20_guid = ACPI_20_TABLE_GUID;
 static EFI_GUID acpi10_guid = ACPI_TABLE_GUID;
 static EFI_GUID global_variable_guid = EFI_GLOBAL_VARIABLE;
+static EFI_GUID rng_guid = EFI_RNG_PROTOCOL_GUID;
+static const char *canary_source; /* NULL: neither generator, the counter stands in */
 
 /* Log sink while boot services run: the firmware console and COM1. */
 static void efi_console_write(const char *s, unsigned long len)
@@ -410,22 +416,59 @@ static EFI_STATUS exit_boot_services(EFI_HANDLE image)
                     EBS_MAX_TRIES);
 }
 
+/*
+ * The canary's seed: the CPU's generator (RDRAND / RNDR), else the firmware's
+ * EFI_RNG_PROTOCOL, else the cycle counter (weak; efi_boot warns). Not instrumented: it runs
+ * before the canary is set.
+ */
+__attribute__((no_stack_protector)) static uint64_t canary_seed(void)
+{
+        EFI_RNG_PROTOCOL *rng;
+        uint64_t v = 0;
+
+        if (arch_random_u64(&v)) {
+                canary_source = "the CPU's random number instruction";
+                return v;
+        }
+        if (!EFI_ERROR(bs->LocateProtocol(&rng_guid, NULL, (void **)&rng)) &&
+            !EFI_ERROR(rng->GetRNG(rng, NULL, sizeof(v), (UINT8 *)&v))) {
+                canary_source = "the firmware's EFI_RNG_PROTOCOL";
+                return v;
+        }
+        return arch_tsc() * 0x9e3779b97f4a7c15ull;
+}
+
+static EFI_STATUS efi_boot(EFI_HANDLE image) __attribute__((noinline));
+
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 
-EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
+/* Not instrumented: the canary changes in here, and efi_main may return to the firmware. */
+__attribute__((no_stack_protector)) EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
+{
+        st = systab;
+        bs = systab->BootServices;
+        stack_protector_init(canary_seed());
+        return efi_boot(image);
+}
+
+static EFI_STATUS efi_boot(EFI_HANDLE image)
 {
         char why[512];
         EFI_PHYSICAL_ADDRESS stack_area, low_page;
         EFI_STATUS s;
 
-        st = systab;
-        bs = systab->BootServices;
         console_alive = st->ConOut != NULL;
         console_on_serial = console_alive && conout_has_uart();
         find_rsdp();
         arch_console_init(boot_info.rsdp);
         log_set_sink(efi_console_write);
         LOG_INFO("keel: Keel hypervisor starting (UEFI, %s)", KEEL_ARCH_NAME);
+        if (canary_source)
+                LOG_INFO("keel: stack-protector canary from %s", canary_source);
+        else
+                LOG_WARN("keel: no random number generator (neither the CPU's nor the "
+                         "firmware's): the stack-protector canary comes from the cycle counter "
+                         "and is guessable");
 
         if (arch_virt_probe(why, sizeof(why)) < 0)
                 return fail(EFI_UNSUPPORTED, "%s", why);

@@ -1,27 +1,39 @@
 # keel_image(): the part of building keel.so that every arch shares: the generic core, lib/,
 # boot/efi_main.c and kernel/main.c with the arch's own sources and drivers, freestanding
 # (GCC's own stdint/stddef/stdarg, lib/ for string.h and stdio.h), general-purpose registers
-# only (Keel does not save a guest's FP/SIMD state around its own code), -Os except for the
+# only (Keel does not save a guest's FP/SIMD state around its own code), with
+# -fstack-protector-strong (the arch makes GCC read the canary from the global
+# __stack_chk_guard; kernel/stack_protector.c), -Os except for the
 # VM-exit path (FAST files, -O2; docs/benchmarks.md). The arch adds its GNU-EFI link and the
 # conversion to a PE file.
 #
-#   keel_image(ARCH_NAME name SOURCES ... INCLUDES ... FAST ... OPTIONS ... DEFINES ...)
+#   keel_image(TARGET keel.so ARCH_NAME name [DEBUG] SOURCES ... INCLUDES ... FAST ...
+#              OPTIONS ... DEFINES ...)
+#
+# DEBUG makes a test build (keel-debug.efi, CMake option KEEL_DEBUG_HYPERCALLS): it adds
+# kernel/debug_fault.c and the hypercall KEEL_HC_DEBUG_FAULT, which faults inside Keel on
+# purpose (docs/hypercalls.md). keel.efi, the release image, is never built with it.
 function(keel_image)
-  cmake_parse_arguments(K "" "ARCH_NAME" "SOURCES;INCLUDES;FAST;OPTIONS;DEFINES" ${ARGN})
+  cmake_parse_arguments(K "DEBUG" "TARGET;ARCH_NAME" "SOURCES;INCLUDES;FAST;OPTIONS;DEFINES" ${ARGN})
+  set(tgt ${K_TARGET})
+  if(K_DEBUG)
+    list(APPEND K_SOURCES ${CMAKE_SOURCE_DIR}/kernel/debug_fault.c)
+    list(APPEND K_DEFINES KEEL_DEBUG_HYPERCALLS=1)
+  endif()
   execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=include
                   OUTPUT_VARIABLE cc_include OUTPUT_STRIP_TRAILING_WHITESPACE)
   file(GLOB lib_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/lib/*.c)
-  add_executable(keel.so
-    ${CMAKE_SOURCE_DIR}/boot/efi_main.c ${CMAKE_SOURCE_DIR}/kernel/main.c
+  add_executable(${tgt}
+    ${CMAKE_SOURCE_DIR}/boot/efi_main.c ${KEEL_KERNEL_IMAGE_SOURCES}
     ${KEEL_CORE_SOURCES} ${lib_sources} ${K_SOURCES})
-  target_include_directories(keel.so PRIVATE
+  target_include_directories(${tgt} PRIVATE
     ${KEEL_CORE_INCLUDES} ${CMAKE_SOURCE_DIR}/drivers/include
     ${CMAKE_CURRENT_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/lib/include/freestanding
     ${K_INCLUDES})
-  target_compile_definitions(keel.so PRIVATE KEEL_ARCH_NAME="${K_ARCH_NAME}" ${K_DEFINES})
-  target_compile_options(keel.so PRIVATE
+  target_compile_definitions(${tgt} PRIVATE KEEL_ARCH_NAME="${K_ARCH_NAME}" ${K_DEFINES})
+  target_compile_options(${tgt} PRIVATE
     ${KEEL_WARNINGS} -ffreestanding -nostdinc -isystem ${cc_include}
-    -fpic -fno-stack-protector -fno-strict-aliasing -fshort-wchar -mgeneral-regs-only
+    -fpic -fstack-protector-strong -fno-strict-aliasing -fshort-wchar -mgeneral-regs-only
     -fno-builtin -fno-tree-loop-distribute-patterns -Os -g ${K_OPTIONS})
   set_source_files_properties(${K_FAST} ${CMAKE_SOURCE_DIR}/vmm/hypercall.c
                               ${CMAKE_SOURCE_DIR}/vmm/vcons.c

@@ -11,6 +11,9 @@
 #include <vmm/gmem.h>
 #include <vmm/hypercall.h>
 #include <vmm/vm.h>
+#ifdef KEEL_DEBUG_HYPERCALLS
+#include <keel/debug_fault.h>
+#endif
 
 _Static_assert(sizeof(struct keel_vm_info) == 64, "keel_vm_info layout is part of the ABI");
 _Static_assert(sizeof(((struct keel_vm_info *)0)->name) == VM_NAME_MAX,
@@ -80,6 +83,13 @@ bool hypercall_dispatch(struct vcpu *vcpu, struct hc_call *call)
         case KEEL_HC_VM_INFO:
                 call->ret = hc_vm_info(vm, call->arg[0], call->arg[1]);
                 return true;
+#ifdef KEEL_DEBUG_HYPERCALLS
+        case KEEL_HC_DEBUG_FAULT:
+                /* Returns only for an unknown `what` (or a protection that failed: then the
+                 * integration test fails, as no panic report comes). */
+                call->ret = debug_fault(call->arg[0]);
+                return true;
+#endif
         default:
                 call->ret = -KEEL_ENOSYS;
                 return true;

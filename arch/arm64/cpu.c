@@ -17,6 +17,8 @@
 #include <keel/boot.h>
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/hostmap.h>
+#include <keel/image.h>
 #include <keel/log.h>
 #include <keel/pt.h>
 #include <keel/time.h>
@@ -26,6 +28,17 @@
 #define SPCR_TYPE_SBSA_32BIT 0x0d
 #define SPCR_TYPE_SBSA       0x0e
 #define QEMU_VIRT_PL011      0x09000000ull /* used when the firmware has no SPCR table */
+
+/*
+ * The boot CPU's stacks in the boot stage's stack area (loader data): a guard page, the trap
+ * stack Keel's vectors switch to, a guard page, the kernel stack up to the area's end.
+ */
+#define BOOT_TRAP_BOTTOM  PAGE_SIZE
+#define BOOT_TRAP_TOP     (BOOT_TRAP_BOTTOM + 3 * PAGE_SIZE)
+#define BOOT_STACK_BOTTOM (BOOT_TRAP_TOP + PAGE_SIZE)
+_Static_assert(BOOT_STACK_BOTTOM + 64 * 1024 <= BOOT_STACK_AREA, "a 64 KiB stack at least");
+
+#define SCTLR_WXN (1ull << 19)
 
 static struct pt keel_pt;
 static struct arm64_gic_info gic_info;
@@ -119,23 +132,47 @@ static void map_device(uint64_t base, uint64_t size)
         }
 }
 
-/* Keel's own EL2 tables: every memory-map range (cacheable or device) plus Keel's devices. */
+/* The regions of Keel's own map with their own permissions (keel/hostmap.h). */
+static void record_regions(const struct boot_info *bi)
+{
+        uint64_t area = (uint64_t)(uintptr_t)hva_ptr(bi->stack_area);
+        int err = keel_image_regions(&keel_hostmap);
+
+        if (!err)
+                err = hostmap_add(&keel_hostmap, area + BOOT_TRAP_BOTTOM - PAGE_SIZE, PAGE_SIZE,
+                                  HOSTMAP_GUARD, "guard page below the trap stack of", 0);
+        if (!err)
+                err = hostmap_add(&keel_hostmap, area + BOOT_STACK_BOTTOM - PAGE_SIZE, PAGE_SIZE,
+                                  HOSTMAP_GUARD, "guard page below the stack of", 0);
+        if (!err)
+                err = arm64_smp_prepare(bi, &keel_hostmap);
+        if (err)
+                panic("cannot record Keel's memory regions: %s", keel_strerror(err));
+}
+
+/*
+ * Keel's own EL2 tables: every memory-map range (cacheable or device) plus Keel's devices.
+ * W^X (docs/memory.md): Keel's text read+execute, rodata, relro and dynamic relocations
+ * read-only, the guard pages below every stack unmapped, everything else (data, bss, stacks,
+ * per-CPU data, the page allocator's memory and so every guest's RAM, the firmware's memory,
+ * devices) read+write and never executable; SCTLR_EL2.WXN makes the MMU itself refuse to
+ * execute any writable page. PAN is set where the CPU has it (what it does at EL2: docs).
+ */
 static void build_el2_tables(const struct boot_info *bi)
 {
-        uint64_t tcr, sctlr;
+        const unsigned rw = PT_READ | PT_WRITE;
+        uint64_t tcr, sctlr, mmfr1 = read_sysreg(id_aa64mmfr1_el1);
+        bool pan = ((mmfr1 >> 20) & 0xf) != 0;
         int err = pt_init(&keel_pt, &arm64_pt_el2, &keel_palloc);
 
         if (err)
                 panic("cannot allocate Keel's EL2 page tables: %s", keel_strerror(err));
+        record_regions(bi);
         for (unsigned i = 0; i < bi->map_count; i++) {
                 const struct boot_mem_range *r = &bi->map[i];
 
-                if (r->wb)
-                        err = pt_map(&keel_pt, hpa_raw(r->base), r->base, r->pages * PAGE_SIZE,
-                                     PT_RWX);
-                else
-                        err = pt_map(&keel_pt, hpa_raw(r->base), r->base, r->pages * PAGE_SIZE,
-                                     PT_READ | PT_WRITE | PT_UNCACHED);
+                err = hostmap_map_range(&keel_hostmap, &keel_pt, hpa_raw(r->base),
+                                        r->pages * PAGE_SIZE, r->wb ? rw : rw | PT_UNCACHED);
                 if (err)
                         panic("cannot map memory-map range %#llx+%#llx: %s",
                               (unsigned long long)hpa_raw(r->base),
@@ -152,19 +189,26 @@ static void build_el2_tables(const struct boot_info *bi)
               3ull << 12 /* inner shareable */ | 5ull << 16 /* PS: 48 bits */ | 1ull << 23 |
               1ull << 31;
         sctlr = read_sysreg(sctlr_el2);
-        sctlr |= 1u << 0 | 1u << 2 | 1u << 12;           /* M, C, I */
-        sctlr &= ~(1ull << 1 | 1ull << 19 | 1ull << 25); /* A, WXN, EE */
+        sctlr |= 1u << 0 | 1u << 2 | 1u << 12 | SCTLR_WXN; /* M, C, I, WXN */
+        sctlr &= ~(1ull << 1 | 1ull << 25);                /* A, EE */
         arm64_mmu_switch(hpa_raw(keel_pt.root), tcr, ARM64_MAIR_VALUE, sctlr);
+        if (pan)
+                arm64_pan_enable();
         LOG_INFO("keel: EL2 translation tables: %u ranges, %llu table pages", bi->map_count,
                  (unsigned long long)keel_pt.table_pages);
+        keel_image_log();
+        LOG_INFO("keel: W^X: text r-x, rodata and relro r--, the rest rw- and XN, SCTLR_EL2.WXN "
+                 "on; guard pages below the stacks; PAN %s",
+                 pan ? "on" : "absent");
 }
 
 void arch_cpu_setup(const struct boot_info *bi)
 {
         __asm__ volatile("msr daifset, #0xf");
+        /* Per-CPU data first: the vectors find their trap stack through it. */
+        arm64_percpu_boot_init((uint8_t *)hva_ptr(bi->stack_area) + BOOT_TRAP_TOP);
         write_sysreg(vbar_el2, (uint64_t)(uintptr_t)arm64_vectors);
         isb();
-        arm64_percpu_boot_init();
         boot_mdcr = read_sysreg(mdcr_el2);
         boot_hstr = read_sysreg(hstr_el2);
         boot_cptr = read_sysreg(cptr_el2);
@@ -234,6 +278,8 @@ void arm64_secondary_setup(void)
         arm64_hyp_timer_stop();
         write_sysreg(cntv_ctl_el0, 0);
         arm64_gic_cpu_init(&gic_info);
+        if ((read_sysreg(id_aa64mmfr1_el1) >> 20) & 0xf)
+                arm64_pan_enable();
 }
 
 void arm64_dcache_clean_poc(const void *p, uint64_t len)
@@ -284,6 +330,37 @@ static const char *const trap_kinds[] = {"synchronous exception", "IRQ", "FIQ", 
 
 void arm64_keel_trap(struct keel_trap_frame *f, unsigned kind);
 
+/*
+ * Name what an abort in Keel ran into: ESR_EL2's EC (0x21 instruction abort, 0x25 data abort,
+ * both from EL2) and its fault status code (bits 5:0: 0b0001LL translation fault, 0b0011LL
+ * permission fault at level LL), WnR (bit 6) for data aborts; FAR_EL2 holds the address.
+ */
+static void report_abort(uint64_t esr, uint64_t far)
+{
+        unsigned ec = (unsigned)ESR_EC(esr), fsc = esr & 0x3f;
+        const struct hostmap_region *r = hostmap_find(&keel_hostmap, far);
+        char where[96];
+        const char *what;
+
+        if (ec != 0x21 && ec != 0x25)
+                return;
+        hostmap_describe(&keel_hostmap, far, where, sizeof(where));
+        if ((fsc & 0x3c) == 0x04)
+                what = ec == 0x21 ? "instruction fetch from an unmapped page"
+                                  : "access to an unmapped page";
+        else if ((fsc & 0x3c) == 0x0c)
+                what = ec == 0x21     ? "instruction fetch from a non-executable page (XN/WXN)"
+                       : (esr & 0x40) ? "write to a read-only page"
+                                      : "read refused by the page tables";
+        else
+                what = "other abort";
+        log_printf(LOG_LEVEL_ERROR, "keel: %s abort: %s at %#llx %s",
+                   ec == 0x21 ? "instruction" : "data", what, (unsigned long long)far, where);
+        if (r && r->attrs == HOSTMAP_GUARD)
+                log_printf(LOG_LEVEL_ERROR, "keel: stack overflow: far %#llx is %s",
+                           (unsigned long long)far, where);
+}
+
 void arm64_keel_trap(struct keel_trap_frame *f, unsigned kind)
 {
         uint64_t esr = read_sysreg(esr_el2);
@@ -293,6 +370,8 @@ void arm64_keel_trap(struct keel_trap_frame *f, unsigned kind)
                    trap_kinds[kind & 3], (unsigned long long)esr, (unsigned long long)ESR_EC(esr),
                    (unsigned long long)read_sysreg(elr_el2),
                    (unsigned long long)read_sysreg(far_el2));
+        if ((kind & 3) == 0)
+                report_abort(esr, read_sysreg(far_el2));
         for (unsigned i = 0; i < 30; i += 3)
                 log_printf(LOG_LEVEL_ERROR, "  x%-2u %016llx  x%-2u %016llx  x%-2u %016llx", i,
                            (unsigned long long)f->x[i], i + 1, (unsigned long long)f->x[i + 1],
@@ -318,6 +397,23 @@ void arch_dump_state(void)
                    (unsigned long long)read_sysreg(vttbr_el2),
                    (unsigned long long)read_sysreg(vbar_el2));
         log_printf(LOG_LEVEL_ERROR, "  return address %p", __builtin_return_address(0));
+}
+
+__attribute__((no_stack_protector)) bool arch_random_u64(uint64_t *out)
+{
+        uint64_t v, nzcv;
+
+        if (((read_sysreg(id_aa64isar0_el1) >> 60) & 0xf) == 0) /* FEAT_RNG */
+                return false;
+        /* RNDR (s3_3_c2_c4_0): NZCV = 0b0000 on success, 0b0100 if no number was ready. */
+        for (unsigned i = 0; i < 10; i++) {
+                __asm__ volatile("mrs %0, s3_3_c2_c4_0; mrs %1, nzcv" : "=r"(v), "=r"(nzcv));
+                if (!(nzcv & (1ull << 30))) {
+                        *out = v;
+                        return true;
+                }
+        }
+        return false;
 }
 
 noreturn void arch_halt(void)

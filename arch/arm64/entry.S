@@ -62,6 +62,7 @@ arm64_mmu_switch:
 arm64_ap_entry:
         msr     daifset, #0xf
         mov     x19, x0
+        msr     tpidr_el2, x19 /* before the vectors: they find the trap stack through it */
         ldr     x1, [x19, #PERCPU_EL2_VBAR]
         msr     vbar_el2, x1
         ic      iallu
@@ -72,7 +73,6 @@ arm64_ap_entry:
         bl      arm64_mmu_switch
         ldr     x1, [x19, #PERCPU_STACK_TOP]
         mov     sp, x1
-        msr     tpidr_el2, x19
         isb
         mov     x0, x19
         mov     x29, xzr
@@ -147,8 +147,24 @@ arm64_guest_run:
         b       guest_exit_common
 .endm
 
-/* An exception in Keel itself: save everything on the stack, report, panic. */
+/*
+ * An exception in Keel itself: leave the interrupted stack at once for this CPU's trap stack
+ * (the interrupted one may have run into its guard page: saving anything there would fault
+ * again, forever), save everything, report, panic. Scratch on the way: SP_EL0, a register of
+ * the guest's EL0 (Keel halts here: no guest runs again on this CPU) and the per-CPU data
+ * TPIDR_EL2 points to. Out of line, as the 32 instructions of a vector entry are too few.
+ */
 .macro KEEL_TRAP kind
+keel_trap_\kind:
+        msr     sp_el0, x0
+        mrs     x0, tpidr_el2
+        str     x1, [x0, #PERCPU_TRAP_X1]
+        mov     x1, sp
+        str     x1, [x0, #PERCPU_TRAP_SP]
+        ldr     x1, [x0, #PERCPU_TRAP_STACK]
+        mov     sp, x1
+        ldr     x1, [x0, #PERCPU_TRAP_X1]
+        mrs     x0, sp_el0
         sub     sp, sp, #272
         stp     x0, x1, [sp, #0]
         stp     x2, x3, [sp, #16]
@@ -165,7 +181,8 @@ arm64_guest_run:
         stp     x24, x25, [sp, #192]
         stp     x26, x27, [sp, #208]
         stp     x28, x29, [sp, #224]
-        add     x1, sp, #272
+        mrs     x1, tpidr_el2
+        ldr     x1, [x1, #PERCPU_TRAP_SP]
         stp     x30, x1, [sp, #240]
         mov     x0, sp
         mov     x1, #\kind
@@ -174,27 +191,32 @@ arm64_guest_run:
         b       1b
 .endm
 
+        KEEL_TRAP 0
+        KEEL_TRAP 1
+        KEEL_TRAP 2
+        KEEL_TRAP 3
+
         .balign 2048
         .global arm64_vectors
 arm64_vectors:
         /* Current EL with SP_EL0: Keel never runs on SP_EL0. */
         .balign 128
-        KEEL_TRAP 0
+        b       keel_trap_0
         .balign 128
-        KEEL_TRAP 1
+        b       keel_trap_1
         .balign 128
-        KEEL_TRAP 2
+        b       keel_trap_2
         .balign 128
-        KEEL_TRAP 3
+        b       keel_trap_3
         /* Current EL with SP_ELx: a fault in Keel. */
         .balign 128
-        KEEL_TRAP 0
+        b       keel_trap_0
         .balign 128
-        KEEL_TRAP 1
+        b       keel_trap_1
         .balign 128
-        KEEL_TRAP 2
+        b       keel_trap_2
         .balign 128
-        KEEL_TRAP 3
+        b       keel_trap_3
         /* Lower EL, AArch64: the guest. */
         .balign 128
         GUEST_EXIT KIND_SYNC
@@ -221,6 +243,12 @@ guest_exit_common:
         ldp     x25, x26, [sp, #64]
         ldp     x27, x28, [sp, #80]
         ldp     x29, x30, [sp], #96
+        ret
+
+/* void arm64_pan_enable(void): PSTATE.PAN = 1 (FEAT_PAN; encoded by hand for older assemblers). */
+        .global arm64_pan_enable
+arm64_pan_enable:
+        .inst   0xd500419f /* msr pan, #1 */
         ret
 
 /* Semihosting call (QEMU -semihosting): x0 = operation, x1 = parameter block. */

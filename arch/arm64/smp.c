@@ -5,6 +5,7 @@
  * EL2 state from its struct arm64_percpu, then runs arm64_ap_main here.
  */
 #include <stddef.h>
+#include <string.h>
 
 #include <arch/cpu.h>
 #include <arch/percpu.h>
@@ -15,6 +16,7 @@
 #include <keel/arch.h>
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/hostmap.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
 #include <keel/smp.h>
@@ -27,17 +29,28 @@ _Static_assert(offsetof(struct arm64_percpu, el2_ttbr0) == PERCPU_EL2_TTBR0, "en
 _Static_assert(offsetof(struct arm64_percpu, el2_sctlr) == PERCPU_EL2_SCTLR, "entry.S offset");
 _Static_assert(offsetof(struct arm64_percpu, el2_vbar) == PERCPU_EL2_VBAR, "entry.S offset");
 _Static_assert(offsetof(struct arm64_percpu, stack_top) == PERCPU_STACK_TOP, "entry.S offset");
+_Static_assert(offsetof(struct arm64_percpu, trap_stack_top) == PERCPU_TRAP_STACK,
+               "entry.S offset");
+_Static_assert(offsetof(struct arm64_percpu, trap_x1) == PERCPU_TRAP_X1, "entry.S offset");
+_Static_assert(offsetof(struct arm64_percpu, trap_sp) == PERCPU_TRAP_SP, "entry.S offset");
 
 #define PSCI_CPU_ON_64      0xc4000003u
 #define PSCI_ALREADY_ON     (-4)
 #define FADT_ARM_BOOT_ARCH  129 /* ACPI 5.1+: ARM boot architecture flags (2 bytes) */
 #define FADT_PSCI_COMPLIANT (1u << 0)
 #define FADT_PSCI_USE_HVC   (1u << 1)
-#define AP_STACK_PAGES      16 /* 64 KiB, after the page holding the per-CPU data */
-#define AP_PAGES            (1 + AP_STACK_PAGES)
-#define AP_CHECKIN_MS       100
-#define IDLE_WAKE_MS        10 /* arch_cpu_idle wakes at least this often */
-#define MADT_MAX_ENTRIES    64
+/*
+ * A secondary's memory: the page of its per-CPU data, a guard page, its trap stack (where
+ * Keel's vectors report a fault from), a guard page, its 64 KiB stack.
+ */
+#define AP_TRAP_PAGES    3
+#define AP_STACK_PAGES   16
+#define AP_TRAP_OFF      (2 * PAGE_SIZE)
+#define AP_STACK_OFF     (AP_TRAP_OFF + AP_TRAP_PAGES * PAGE_SIZE + PAGE_SIZE)
+#define AP_PAGES         (AP_STACK_OFF / PAGE_SIZE + AP_STACK_PAGES)
+#define AP_CHECKIN_MS    100
+#define IDLE_WAKE_MS     10 /* arch_cpu_idle wakes at least this often */
+#define MADT_MAX_ENTRIES 64
 
 /* struct arm64_percpu.state of a secondary. */
 enum { CPU_STARTING = 1, CPU_UP, CPU_ONLINE, CPU_ABANDONED };
@@ -47,10 +60,18 @@ static struct arm64_percpu boot_cpu;
 static bool percpu_ready;
 /* Every CPU online, by index (the boot CPU at 0); written by the boot CPU only. */
 static struct arm64_percpu *cpus[KEEL_MAX_CPUS];
+/*
+ * From arm64_smp_prepare, before Keel's tables exist (their guard pages are never mapped, and
+ * Keel never changes a live mapping): the memory of secondaries, used in order. A slot whose
+ * CPU was started but never checked in is not reused (it may still run).
+ */
+static hpa_t ap_slot[KEEL_MAX_CPUS];
+static unsigned ap_slots, next_slot = 1;
 
-void arm64_percpu_boot_init(void)
+void arm64_percpu_boot_init(void *trap_stack_top)
 {
         boot_cpu.index = 0;
+        boot_cpu.trap_stack_top = (uint64_t)(uintptr_t)trap_stack_top;
         boot_cpu.mpidr = read_sysreg(mpidr_el1) & MPIDR_AFF_MASK;
         cpus[0] = &boot_cpu;
         write_sysreg(tpidr_el2, (uint64_t)(uintptr_t)&boot_cpu);
@@ -158,20 +179,22 @@ static bool start_cpu(uint64_t mpidr, unsigned index, void (*ap_entry)(unsigned)
         struct arm64_percpu *pc;
         hpa_t pa;
         int64_t ret;
-        int err = palloc_alloc(&keel_palloc, AP_PAGES, PAGE_SIZE, &pa);
 
-        if (err) {
-                LOG_WARN("keel: cpu MPIDR %#llx not started: no memory for its stack: %s",
-                         (unsigned long long)mpidr, keel_strerror(err));
+        if (next_slot > ap_slots) {
+                LOG_WARN("keel: cpu MPIDR %#llx not started: no memory for its stack",
+                         (unsigned long long)mpidr);
                 return false;
         }
-        pc = hva_ptr(arch_hpa_to_hva(pa)); /* zeroed by the allocator */
+        pa = ap_slot[next_slot];
+        pc = hva_ptr(arch_hpa_to_hva(pa)); /* a CPU whose CPU_ON failed may have left it written */
+        memset(pc, 0, sizeof(*pc));
         pc->el2_mair = read_sysreg(mair_el2);
         pc->el2_tcr = read_sysreg(tcr_el2);
         pc->el2_ttbr0 = read_sysreg(ttbr0_el2);
         pc->el2_sctlr = read_sysreg(sctlr_el2);
         pc->el2_vbar = read_sysreg(vbar_el2);
         pc->stack_top = (uint64_t)(uintptr_t)pc + AP_PAGES * PAGE_SIZE;
+        pc->trap_stack_top = (uint64_t)(uintptr_t)pc + AP_TRAP_OFF + AP_TRAP_PAGES * PAGE_SIZE;
         pc->index = index;
         pc->mpidr = mpidr;
         pc->ap_entry = ap_entry;
@@ -181,10 +204,9 @@ static bool start_cpu(uint64_t mpidr, unsigned index, void (*ap_entry)(unsigned)
         if (ret) {
                 LOG_WARN("keel: cpu MPIDR %#llx not started: PSCI CPU_ON returned %lld (%s)",
                          (unsigned long long)mpidr, (long long)ret, psci_error_name(ret));
-                err = palloc_free(&keel_palloc, pa, AP_PAGES);
-                CHECK(err == 0);
-                return false;
+                return false; /* it never ran: the next CPU takes its slot */
         }
+        next_slot++;
         if (!wait_checkin(pc)) {
                 LOG_WARN("keel: cpu MPIDR %#llx did not come up within %u ms: left out",
                          (unsigned long long)mpidr, AP_CHECKIN_MS);
@@ -192,6 +214,37 @@ static bool start_cpu(uint64_t mpidr, unsigned index, void (*ap_entry)(unsigned)
         }
         __atomic_store_n(&cpus[index], pc, __ATOMIC_RELEASE);
         return true;
+}
+
+int arm64_smp_prepare(const struct boot_info *bi, struct hostmap *m)
+{
+        struct arm64_madt_cpu madt[MADT_MAX_ENTRIES];
+        unsigned count, want;
+
+        if (arm64_madt_cpus(bi->rsdp, madt, MADT_MAX_ENTRIES, &count) || count <= 1)
+                return 0;
+        want = count - 1 < KEEL_MAX_CPUS - 1 ? count - 1 : KEEL_MAX_CPUS - 1;
+        for (unsigned i = 1; i <= want; i++) {
+                uint64_t base;
+                int err = palloc_alloc(&keel_palloc, AP_PAGES, PAGE_SIZE, &ap_slot[i]);
+
+                if (err) {
+                        LOG_WARN("keel: no memory for the stacks of secondary CPUs %u and later "
+                                 "(%s)",
+                                 i, keel_strerror(err));
+                        break;
+                }
+                base = hpa_raw(ap_slot[i]);
+                err = hostmap_add(m, base + AP_TRAP_OFF - PAGE_SIZE, PAGE_SIZE, HOSTMAP_GUARD,
+                                  "guard page below the trap stack of", (int)i);
+                if (!err)
+                        err = hostmap_add(m, base + AP_STACK_OFF - PAGE_SIZE, PAGE_SIZE,
+                                          HOSTMAP_GUARD, "guard page below the stack of", (int)i);
+                if (err)
+                        return err;
+                ap_slots = i;
+        }
+        return 0;
 }
 
 unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned index))

@@ -4,8 +4,9 @@
  * in the parameters (arch/ap_boot.h), and sends INIT-SIPI-SIPI with vector P >> 12: the AP
  * starts here in real mode with CS = P >> 4, IP = 0. It goes to 32-bit protected mode on the
  * page's own flat GDT, turns on PAE, loads Keel's CR3 and EFER, enables paging (long mode,
- * compatibility mode), far-jumps to 64-bit code and calls ENTRY(ARG) on STACK. Everything is
- * addressed relative to P (in EBX), so the code runs wherever the page is.
+ * compatibility mode), far-jumps to 64-bit code and calls ENTRY(arg) on the stack that
+ * PARAMS points to. Everything is addressed relative to P (in EBX), so the code runs wherever
+ * the page is. Once paging is on the page is read-only (arch/ap_boot.h): no writes after that.
  */
 #include <arch/ap_boot.h>
 
@@ -18,9 +19,10 @@ x86_ap_trampoline:
 	.skip AP_TR_GDT - (. - x86_ap_trampoline)
 	/* AP_TR_GDT */
 	.quad 0
-	.quad 0x00cf9a000000ffff /* 0x08: 32-bit code, flat */
-	.quad 0x00cf92000000ffff /* 0x10: data, flat */
-	.quad 0x00af9a000000ffff /* 0x18: 64-bit code */
+	/* Accessed bits preset: loading a descriptor must not write the read-only page. */
+	.quad 0x00cf9b000000ffff /* 0x08: 32-bit code, flat */
+	.quad 0x00cf93000000ffff /* 0x10: data, flat */
+	.quad 0x00af9b000000ffff /* 0x18: 64-bit code */
 	.if (. - x86_ap_trampoline) != AP_TR_CODE
 	.error "AP trampoline layout does not match arch/ap_boot.h"
 	.endif
@@ -58,18 +60,19 @@ ap32:
 	movl AP_TR_EFER(%ebx), %eax
 	movl AP_TR_EFER + 4(%ebx), %edx
 	wrmsr
+	leal (ap64 - x86_ap_trampoline)(%ebx), %eax
+	movl %eax, AP_TR_FAR64(%ebx)
+	movw $AP_TR_CS64, AP_TR_FAR64 + 4(%ebx)
 	movl AP_TR_CR0(%ebx), %eax
 	movl %eax, %cr0 /* paging on: long mode, still 32-bit code */
-	leal (ap64 - x86_ap_trampoline)(%ebx), %eax
-	movl %eax, AP_TR_FAR(%ebx)
-	movw $AP_TR_CS64, AP_TR_FAR + 4(%ebx)
-	ljmpl *AP_TR_FAR(%ebx)
+	ljmpl *AP_TR_FAR64(%ebx)
 
 	.code64
 ap64:
 	movl %ebx, %ebx /* the upper half is undefined after the mode switch */
-	movq AP_TR_STACK(%rbx), %rsp
-	movq AP_TR_ARG(%rbx), %rdi
+	movq AP_TR_PARAMS(%rbx), %rax
+	movq (%rax), %rsp
+	movq 8(%rax), %rdi
 	movq AP_TR_ENTRY(%rbx), %rax
 	xorl %ebp, %ebp
 	pushq $0 /* fake return address: the ABI's stack alignment at the entry */

@@ -15,6 +15,8 @@
 #include <keel/boot.h>
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/hostmap.h>
+#include <keel/image.h>
 #include <keel/log.h>
 #include <keel/pt.h>
 #include <vmm/vmm.h>
@@ -24,10 +26,19 @@
 
 /*
  * Keel's stacks live in the boot stage's stack area (loader data, allocated before
- * ExitBootServices, so not stored in keel.efi): the kernel stack, then the two IST stacks.
+ * ExitBootServices, so not stored in keel.efi): the kernel stack, then the two IST stacks,
+ * each above an unmapped guard page (docs/memory.md), so running off the bottom of one faults
+ * instead of overwriting what lies below.
  */
-_Static_assert(KEEL_STACK_SIZE + 2 * IST_STACK_SIZE <= BOOT_STACK_AREA, "stacks fit the area");
+#define KSTACK_BOTTOM PAGE_SIZE
+#define KSTACK_TOP    (KSTACK_BOTTOM + KEEL_STACK_SIZE)
+#define DF_BOTTOM     (KSTACK_TOP + PAGE_SIZE)
+#define DF_TOP        (DF_BOTTOM + IST_STACK_SIZE)
+#define NMI_BOTTOM    (DF_TOP + PAGE_SIZE)
+#define NMI_TOP       (NMI_BOTTOM + IST_STACK_SIZE)
+_Static_assert(NMI_TOP <= BOOT_STACK_AREA, "stacks and guard pages fit the area");
 static uint8_t *stack_area;
+static bool wx_nx; /* Keel's tables use NX (the CPU has it; EFER.NXE on) */
 
 struct tss64 {
         uint32_t reserved0;
@@ -93,8 +104,8 @@ static void gdt_load(struct cpu_tables *t, uint64_t ist_df_top, uint64_t ist_nmi
 static void gdt_setup(const struct boot_info *bi)
 {
         stack_area = hva_ptr(bi->stack_area);
-        gdt_load(&bsp_tables, (uint64_t)(uintptr_t)(stack_area + KEEL_STACK_SIZE + IST_STACK_SIZE),
-                 (uint64_t)(uintptr_t)(stack_area + KEEL_STACK_SIZE + 2 * IST_STACK_SIZE));
+        gdt_load(&bsp_tables, (uint64_t)(uintptr_t)(stack_area + DF_TOP),
+                 (uint64_t)(uintptr_t)(stack_area + NMI_TOP));
 }
 
 static void idt_load(void)
@@ -140,30 +151,91 @@ bool x86_keel_maps(uint64_t pa)
                !(attrs & PT_UNCACHED);
 }
 
+int x86_stack_guards(struct hostmap *m, const uint8_t *stack, const uint8_t *df, const uint8_t *nmi,
+                     int cpu)
+{
+        int err = hostmap_add(m, (uintptr_t)stack - PAGE_SIZE, PAGE_SIZE, HOSTMAP_GUARD,
+                              "guard page below the kernel stack of", cpu);
+
+        if (!err)
+                err = hostmap_add(m, (uintptr_t)df - PAGE_SIZE, PAGE_SIZE, HOSTMAP_GUARD,
+                                  "guard page below the double-fault stack of", cpu);
+        if (!err)
+                err = hostmap_add(m, (uintptr_t)nmi - PAGE_SIZE, PAGE_SIZE, HOSTMAP_GUARD,
+                                  "guard page below the NMI stack of", cpu);
+        return err;
+}
+
+static bool cpuid_bit(uint32_t leaf, unsigned reg, unsigned bit)
+{
+        uint32_t r[4];
+
+        x86_cpuid(leaf & 0x80000000u, 0, r);
+        if (r[0] < leaf)
+                return false;
+        x86_cpuid(leaf, 0, r);
+        return (r[reg] >> bit) & 1;
+}
+
 /*
- * Identity-map all of physical memory with 2 MiB pages: write-back, except the 3-4 GiB hole
- * where the chipset's MMIO (LAPIC, IOAPIC, flash) lives, which is uncached.
+ * Keel's own page tables (docs/memory.md): an identity map of all physical memory, 2 MiB pages
+ * where the permissions allow, write-back except the 3-4 GiB hole where the chipset's MMIO
+ * (LAPIC, IOAPIC, flash) lives, which is uncached. W^X: Keel's text is read+execute, its
+ * rodata and relro read-only, the AP trampoline page read+execute, the guard pages below every
+ * stack unmapped, and everything else (data, bss, stacks, the page allocator's memory and so
+ * every guest's RAM, per-CPU data, MMIO) read+write and never executable. Then CR0.WP (Keel's
+ * own writes honour read-only pages), SMEP and SMAP where the CPU has them.
  */
 static void paging_setup(const struct boot_info *bi)
 {
         const uint64_t gib = 1ull << 30;
+        const unsigned rw = PT_READ | PT_WRITE;
         uint64_t top = align_up(bi->phys_top > 4 * gib ? bi->phys_top : 4 * gib, gib);
+        uint64_t cr4 = x86_read_cr4();
+        bool smep = cpuid_bit(7, 1, 7), smap = cpuid_bit(7, 1, 20);
         int err;
 
-        err = pt_init(&keel_pt, &x86_pt_host, &keel_palloc);
+        wx_nx = cpuid_bit(0x80000001u, 3, 20);
+        err = keel_image_regions(&keel_hostmap);
         if (!err)
-                err = pt_map(&keel_pt, 0, hpa(0), 3 * gib, PT_RWX);
+                err = x86_stack_guards(&keel_hostmap, stack_area + KSTACK_BOTTOM,
+                                       stack_area + DF_BOTTOM, stack_area + NMI_BOTTOM, 0);
+        if (err)
+                panic("cannot record Keel's memory regions: %s", keel_strerror(err));
+        err = pt_init(&keel_pt, wx_nx ? &x86_pt_host_nx : &x86_pt_host, &keel_palloc);
+        /* The APs start on these tables, with the control registers set below. */
         if (!err)
-                err = pt_map(&keel_pt, 3 * gib, hpa(3 * gib), gib, PT_RWX | PT_UNCACHED);
+                err = x86_smp_prepare(bi, &keel_hostmap, hpa_raw(keel_pt.root),
+                                      x86_rdmsr(MSR_EFER) | (wx_nx ? X86_EFER_NXE : 0),
+                                      x86_read_cr0() | X86_CR0_WP);
+        if (!err)
+                err = hostmap_map_range(&keel_hostmap, &keel_pt, 0, 3 * gib, rw);
+        if (!err)
+                err = hostmap_map_range(&keel_hostmap, &keel_pt, 3 * gib, gib, rw | PT_UNCACHED);
         if (!err && top > 4 * gib)
-                err = pt_map(&keel_pt, 4 * gib, hpa(4 * gib), top - 4 * gib, PT_RWX);
+                err = hostmap_map_range(&keel_hostmap, &keel_pt, 4 * gib, top - 4 * gib, rw);
         if (err)
                 panic("cannot build Keel's page tables for %llu GiB: %s",
                       (unsigned long long)(top / gib), keel_strerror(err));
+        /* NX is a reserved bit until NXE is on: first NXE, then the tables that use it. */
+        if (wx_nx)
+                x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) | X86_EFER_NXE);
+        x86_write_cr0(x86_read_cr0() | X86_CR0_WP);
         x86_write_cr3(hpa_raw(keel_pt.root));
+        cr4 |= (smep ? X86_CR4_SMEP : 0) | (smap ? X86_CR4_SMAP : 0);
+        x86_write_cr4(cr4);
         LOG_INFO("keel: own GDT, IDT and page tables active (identity map of %llu GiB, %llu "
                  "table pages)",
                  (unsigned long long)(top / gib), (unsigned long long)keel_pt.table_pages);
+        keel_image_log();
+        if (wx_nx)
+                LOG_INFO("keel: W^X: text r-x, rodata and relro r--, the rest rw- and NX; guard "
+                         "pages below the stacks; SMEP %s, SMAP %s",
+                         smep ? "on" : "absent", smap ? "on" : "absent");
+        else
+                LOG_WARN("keel: this CPU has no NX: Keel's data and guests' RAM stay executable "
+                         "(text and rodata are still read-only); SMEP %s, SMAP %s",
+                         smep ? "on" : "absent", smap ? "on" : "absent");
 }
 
 /* Mask both legacy 8259 PICs: Keel uses no legacy interrupts. */
@@ -191,7 +263,7 @@ static void keel_enter(const void *arg)
 
 _Noreturn void arch_enter_kernel(const struct boot_info *bi)
 {
-        x86_call_on_stack(keel_enter, bi, (uint8_t *)hva_ptr(bi->stack_area) + KEEL_STACK_SIZE);
+        x86_call_on_stack(keel_enter, bi, (uint8_t *)hva_ptr(bi->stack_area) + KSTACK_TOP);
 }
 
 static const char *const exception_names[32] = {
@@ -254,6 +326,44 @@ static void dump_frame(const struct x86_trap_frame *f)
                    (unsigned long long)f->r15);
 }
 
+/* Name what a page fault in Keel ran into (error code: SDM vol. 3A 4.7, APM vol. 2 8.4.2). */
+static void report_page_fault(uint64_t error, uint64_t cr2)
+{
+        char where[96];
+        const char *what;
+
+        hostmap_describe(&keel_hostmap, cr2, where, sizeof(where));
+        if (error & 0x8)
+                what = "reserved bit set in a page-table entry";
+        else if (!(error & 0x1))
+                what = (error & 0x10) ? "instruction fetch from an unmapped page"
+                                      : "access to an unmapped page";
+        else if (error & 0x10)
+                what = "instruction fetch from a non-executable page (NX or SMEP)";
+        else if (error & 0x2)
+                what = "write to a read-only page";
+        else
+                what = "read refused by the page tables (SMAP?)";
+        log_printf(LOG_LEVEL_ERROR, "keel: page fault: %s at %#llx %s", what,
+                   (unsigned long long)cr2, where);
+}
+
+/*
+ * A double fault with CR2 in a guard page: a stack ran into it, and the page fault could not be
+ * delivered on that stack (this handler runs on the double-fault IST stack).
+ */
+static void report_stack_overflow(uint64_t cr2)
+{
+        const struct hostmap_region *r = hostmap_find(&keel_hostmap, cr2);
+        char where[96];
+
+        if (!r || r->attrs != HOSTMAP_GUARD)
+                return;
+        hostmap_describe(&keel_hostmap, cr2, where, sizeof(where));
+        log_printf(LOG_LEVEL_ERROR, "keel: stack overflow: cr2 %#llx is %s",
+                   (unsigned long long)cr2, where);
+}
+
 void x86_trap(struct x86_trap_frame *f)
 {
         if (f->vector == X86_VEC_NMI) {
@@ -283,7 +393,10 @@ void x86_trap(struct x86_trap_frame *f)
                            (unsigned long long)cr2, (f->error & 0x10) ? "fetch" : "data",
                            (unsigned long long)hpa_raw(keel_pt.root),
                            x86_keel_maps(cr2 & ~0xfffull) ? "map" : "do not map", arch_cpu_index());
+                report_page_fault(f->error, cr2);
         }
+        if (f->vector == X86_VEC_DF)
+                report_stack_overflow(x86_read_cr2());
         dump_frame(f);
         log_printf(LOG_LEVEL_ERROR, "  cr0 %016llx  cr3 %016llx  cr4 %016llx",
                    (unsigned long long)x86_read_cr0(), (unsigned long long)x86_read_cr3(),
@@ -305,6 +418,27 @@ void arch_dump_state(void)
                    (unsigned long long)x86_read_cr0(), (unsigned long long)x86_read_cr3(),
                    (unsigned long long)x86_read_cr4());
         log_printf(LOG_LEVEL_ERROR, "  return address %p", __builtin_return_address(0));
+}
+
+__attribute__((no_stack_protector)) bool arch_random_u64(uint64_t *out)
+{
+        uint32_t r[4];
+
+        x86_cpuid(1, 0, r);
+        if (!(r[2] & (1u << 30))) /* CPUID.1:ECX.RDRAND */
+                return false;
+        /* RDRAND may fail transiently (CF = 0); Intel's guidance is to retry 10 times. */
+        for (unsigned i = 0; i < 10; i++) {
+                uint64_t v;
+                uint8_t ok;
+
+                __asm__ volatile("rdrand %0; setc %1" : "=r"(v), "=qm"(ok));
+                if (ok) {
+                        *out = v;
+                        return true;
+                }
+        }
+        return false;
 }
 
 noreturn void arch_halt(void)

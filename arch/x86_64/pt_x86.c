@@ -53,6 +53,16 @@ static pte_t x86_host_leaf(hpa_t pa, unsigned level, unsigned attrs)
         return e;
 }
 
+/* W^X host leaves: NX unless PT_EXEC (needs EFER.NXE, which Keel sets before using them). */
+static pte_t x86_host_nx_leaf(hpa_t pa, unsigned level, unsigned attrs)
+{
+        pte_t e = x86_host_leaf(pa, level, attrs);
+
+        if (!(attrs & PT_EXEC))
+                e |= X86_PTE_NX;
+        return e;
+}
+
 static pte_t x86_npt_leaf(hpa_t pa, unsigned level, unsigned attrs)
 {
         return x86_leaf_common(pa, level, attrs) | X86_PTE_US;
@@ -115,6 +125,17 @@ const struct pt_format x86_pt_host_1g = {
     .addr = x86_addr,
     .attrs = x86_attrs,
     .max_leaf_level = 2,
+};
+
+const struct pt_format x86_pt_host_nx = {
+    .name = "x86-host-nx",
+    .table = x86_table,
+    .leaf = x86_host_nx_leaf,
+    .present = x86_present,
+    .is_leaf = x86_is_leaf,
+    .addr = x86_addr,
+    .attrs = x86_attrs,
+    .max_leaf_level = 1,
 };
 
 const struct pt_format x86_pt_npt = {

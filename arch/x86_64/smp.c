@@ -6,9 +6,13 @@
  * page tables and its own stack, takes its own GDT and TSS, the shared IDT, the boot CPU's
  * control registers, its LAPIC tick and virtualization, reports, and calls ap_entry.
  *
- * One AP at a time: the boot CPU waits until the AP has set itself up (it allocates pages,
- * and the page allocator is not thread-safe) before it starts the next, so the trampoline's
- * parameters and the start state below serve one AP at a time.
+ * One AP at a time: the boot CPU waits until the AP has set itself up before it starts the
+ * next, so the trampoline's parameters and the start state below serve one AP at a time.
+ *
+ * Every AP's memory (stacks with guard pages below them, GDT and TSS) is allocated, and the
+ * trampoline page filled, by x86_smp_prepare before Keel's page tables are built: those tables
+ * leave the guard pages unmapped and the trampoline page read-only, and Keel never changes a
+ * live mapping (docs/memory.md).
  */
 #include <string.h>
 
@@ -22,6 +26,7 @@
 #include <keel/arch.h>
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/hostmap.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
 #include <keel/smp.h>
@@ -36,10 +41,17 @@
 #define AP_ANSWER_MS    100     /* after the second SIPI */
 #define AP_SETUP_MS     5000    /* once it answered: its own set-up (Keel code) */
 
-/* An AP's memory from the page allocator: stack, IST stacks (double fault, NMI), GDT+TSS. */
+/*
+ * An AP's memory from the page allocator: a guard page, its stack, a guard page, the
+ * double-fault IST stack, a guard page, the NMI IST stack, then its GDT and TSS.
+ */
 #define AP_STACK_SIZE (64 * 1024)
 #define AP_IST_SIZE   (16 * 1024)
-#define AP_MEM_SIZE   (AP_STACK_SIZE + 2 * AP_IST_SIZE + PAGE_SIZE)
+#define AP_STACK_OFF  PAGE_SIZE
+#define AP_DF_OFF     (AP_STACK_OFF + AP_STACK_SIZE + PAGE_SIZE)
+#define AP_NMI_OFF    (AP_DF_OFF + AP_IST_SIZE + PAGE_SIZE)
+#define AP_TABLES_OFF (AP_NMI_OFF + AP_IST_SIZE)
+#define AP_MEM_SIZE   (AP_TABLES_OFF + PAGE_SIZE)
 #define AP_MEM_PAGES  (AP_MEM_SIZE / PAGE_SIZE)
 
 /*
@@ -62,6 +74,14 @@ static struct {
         void (*entry)(unsigned index);
         uint64_t cr4, pat;
 } ap;
+
+/* From x86_smp_prepare: the MADT's CPUs, the memory of the AP to run as CPU i (1 ..). */
+static uint32_t madt_ids[MADT_MAX_LISTED];
+static unsigned madt_listed;
+static uint8_t *ap_mem[KEEL_MAX_CPUS];
+static unsigned ap_slots;              /* ap_mem[1 .. ap_slots] allocated */
+static const char *no_start;           /* why no AP can start, or NULL */
+static struct x86_ap_params ap_params; /* the trampoline reads it (AP_TR_PARAMS) */
 
 unsigned arch_cpu_index(void)
 {
@@ -126,9 +146,8 @@ static void ap_main(uint64_t arg)
                                          __ATOMIC_ACQUIRE))
                 for (;;)
                         __asm__ volatile("cli; hlt");
-        x86_ap_cpu_setup(ap.mem + AP_STACK_SIZE + 2 * AP_IST_SIZE,
-                         ap.mem + AP_STACK_SIZE + AP_IST_SIZE,
-                         ap.mem + AP_STACK_SIZE + 2 * AP_IST_SIZE);
+        x86_ap_cpu_setup(ap.mem + AP_TABLES_OFF, ap.mem + AP_DF_OFF + AP_IST_SIZE,
+                         ap.mem + AP_NMI_OFF + AP_IST_SIZE);
         x86_write_cr4(ap.cr4);
         x86_wrmsr(MSR_PAT, ap.pat);
         x86_ap_time_init();
@@ -143,18 +162,11 @@ static void ap_main(uint64_t arg)
 static bool start_ap(uint8_t *tramp, uint32_t id, unsigned index)
 {
         uint32_t vector = (uint32_t)((uintptr_t)tramp >> 12);
-        hpa_t mem;
-        int s, err = palloc_alloc(&keel_palloc, AP_MEM_PAGES, PAGE_SIZE, &mem);
+        int s;
 
-        if (err) {
-                LOG_WARN("keel: no memory for the stacks of the CPU with APIC id %u (%s); left "
-                         "out",
-                         id, keel_strerror(err));
-                return false;
-        }
-        ap.mem = hva_ptr(arch_hpa_to_hva(mem));
-        *(uint64_t *)(tramp + AP_TR_STACK) = (uint64_t)(uintptr_t)(ap.mem + AP_STACK_SIZE);
-        *(uint64_t *)(tramp + AP_TR_ARG) = index;
+        ap.mem = ap_mem[index];
+        ap_params.stack = (uint64_t)(uintptr_t)(ap.mem + AP_STACK_OFF + AP_STACK_SIZE);
+        ap_params.arg = index;
         cpu_apic_id[index] = id;
         __atomic_store_n(&ap.state, AP_STARTING, __ATOMIC_RELEASE);
 
@@ -173,9 +185,8 @@ static bool start_ap(uint8_t *tramp, uint32_t id, unsigned index)
                         /* Back to wait-for-SIPI, wherever it was: it never runs again. */
                         x86_lapic_send_ipi(id, ICR_INIT);
                         delay_us(10000);
+                        /* Its memory stays for the next AP, which starts as CPU `index`. */
                         cpu_apic_id[index] = MADT_APIC_ID_NONE;
-                        err = palloc_free(&keel_palloc, mem, AP_MEM_PAGES);
-                        CHECK(err == 0);
                         LOG_WARN("keel: CPU with APIC id %u did not answer within %u ms of its "
                                  "second SIPI; left out",
                                  id, AP_ANSWER_MS);
@@ -200,50 +211,94 @@ static unsigned madt_cpus(const struct boot_info *bi, uint32_t *ids, unsigned ma
         return madt ? x86_madt_cpus(madt, len, ids, max) : 0;
 }
 
+int x86_smp_prepare(const struct boot_info *bi, struct hostmap *m, uint64_t cr3, uint64_t efer,
+                    uint64_t cr0)
+{
+        uint64_t tramp_pa = hpa_raw(bi->low_page);
+        uint8_t *tramp = hva_ptr(arch_hpa_to_hva(bi->low_page));
+        unsigned want;
+        int err;
+
+        madt_listed = madt_cpus(bi, madt_ids, MADT_MAX_LISTED);
+        if (madt_listed <= 1)
+                return 0;
+        if (!tramp_pa || tramp_pa >= 0x100000 || (tramp_pa & (PAGE_SIZE - 1))) {
+                no_start = "no free page below 1 MiB";
+                return 0;
+        }
+        if (cr3 >> 32) {
+                no_start = "Keel's page tables lie above 4 GiB";
+                return 0;
+        }
+        want = madt_listed - 1 < KEEL_MAX_CPUS - 1 ? madt_listed - 1 : KEEL_MAX_CPUS - 1;
+        for (unsigned i = 1; i <= want; i++) {
+                hpa_t mem;
+                uint8_t *p;
+
+                err = palloc_alloc(&keel_palloc, AP_MEM_PAGES, PAGE_SIZE, &mem);
+                if (err) {
+                        LOG_WARN("keel: no memory for the stacks of CPU %u and later ones (%s); "
+                                 "left out",
+                                 i, keel_strerror(err));
+                        break;
+                }
+                p = hva_ptr(arch_hpa_to_hva(mem));
+                err = x86_stack_guards(m, p + AP_STACK_OFF, p + AP_DF_OFF, p + AP_NMI_OFF, (int)i);
+                if (err)
+                        return err;
+                ap_mem[i] = p;
+                ap_slots = i;
+        }
+        memcpy(tramp, x86_ap_trampoline, (size_t)(x86_ap_trampoline_end - x86_ap_trampoline));
+        *(uint64_t *)(tramp + AP_TR_CR3) = cr3;
+        *(uint64_t *)(tramp + AP_TR_EFER) =
+            efer & ~(X86_EFER_LMA | X86_EFER_SVME); /* SVME: the vendor's */
+        *(uint64_t *)(tramp + AP_TR_CR0) = cr0;
+        *(uint64_t *)(tramp + AP_TR_ENTRY) = (uint64_t)(uintptr_t)ap_main;
+        *(uint64_t *)(tramp + AP_TR_PARAMS) = (uint64_t)(uintptr_t)&ap_params;
+        return hostmap_add(m, tramp_pa, PAGE_SIZE, PT_READ | PT_EXEC, "AP start-up trampoline page",
+                           HOSTMAP_NO_CPU);
+}
+
 unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned index))
 {
-        static uint32_t ids[MADT_MAX_LISTED];
         uint32_t self = x86_lapic_id();
-        unsigned listed = madt_cpus(bi, ids, MADT_MAX_LISTED), online = 1;
-        uint64_t tramp_pa = hpa_raw(bi->low_page), cr3 = x86_read_cr3();
+        unsigned listed = madt_listed, online = 1;
+        uint64_t tramp_pa = hpa_raw(bi->low_page);
         uint8_t *tramp = hva_ptr(arch_hpa_to_hva(bi->low_page));
 
         if (listed <= 1) {
                 LOG_INFO("keel: 1 CPU online (%u in the ACPI MADT)", listed);
                 return 1;
         }
-        if (!tramp_pa || tramp_pa >= 0x100000 || (tramp_pa & (PAGE_SIZE - 1)) ||
-            !x86_keel_maps(tramp_pa) || cr3 >> 32) {
+        if (!no_start && !x86_keel_maps(tramp_pa))
+                no_start = "the trampoline page is not identity-mapped";
+        if (no_start) {
                 LOG_WARN("keel: cannot start the other CPUs: %s; running on the boot CPU only",
-                         !tramp_pa || tramp_pa >= 0x100000 ? "no free page below 1 MiB"
-                         : cr3 >> 32                       ? "Keel's page tables lie above 4 GiB"
-                                     : "the trampoline page is not identity-mapped");
+                         no_start);
                 LOG_INFO("keel: 1 CPU online (%u in the ACPI MADT)", listed);
                 return 1;
         }
-        memcpy(tramp, x86_ap_trampoline, (size_t)(x86_ap_trampoline_end - x86_ap_trampoline));
-        *(uint64_t *)(tramp + AP_TR_CR3) = cr3;
-        *(uint64_t *)(tramp + AP_TR_EFER) =
-            x86_rdmsr(MSR_EFER) & ~(X86_EFER_LMA | X86_EFER_SVME); /* SVME: the vendor's */
-        *(uint64_t *)(tramp + AP_TR_CR0) = x86_read_cr0();
-        *(uint64_t *)(tramp + AP_TR_ENTRY) = (uint64_t)(uintptr_t)ap_main;
         ap.entry = ap_entry;
         ap.cr4 = x86_read_cr4() & ~(1ull << 13); /* VMXE: the vendor's enable sets it */
         ap.pat = x86_rdmsr(MSR_PAT);
 
         for (unsigned i = 0; i < listed && i < MADT_MAX_LISTED; i++) {
-                if (ids[i] == self)
+                if (madt_ids[i] == self)
                         continue;
                 if (online == KEEL_MAX_CPUS) {
                         LOG_WARN("keel: the ACPI MADT lists %u CPUs; Keel uses %u", listed,
                                  KEEL_MAX_CPUS);
                         break;
                 }
-                if (!x86_lapic_x2apic() && ids[i] > 0xfe) {
-                        LOG_WARN("keel: CPU with APIC id %u needs x2APIC mode; left out", ids[i]);
+                if (online > ap_slots)
+                        break; /* no memory for more (reported by x86_smp_prepare) */
+                if (!x86_lapic_x2apic() && madt_ids[i] > 0xfe) {
+                        LOG_WARN("keel: CPU with APIC id %u needs x2APIC mode; left out",
+                                 madt_ids[i]);
                         continue;
                 }
-                online += start_ap(tramp, ids[i], online);
+                online += start_ap(tramp, madt_ids[i], online);
         }
         LOG_INFO("keel: %u CPU%s online (%u in the ACPI MADT)", online, online == 1 ? "" : "s",
                  listed);

@@ -493,6 +493,29 @@ def smp_case(case, cpus):
     return case
 
 
+def wx_case(fault, arch, order):
+    """A debug fault in keel-debug.efi (cases wx_*): Keel's panic report names the fault."""
+    case = dict(
+        config="wx_%s.cfg" % fault,
+        efi="keel-debug.efi",
+        until=r"^keel: panic: .*system halted\n",
+        verdict=PASS,
+        timeout=120,
+        allow_panic=True,
+        order=[r"^\[fault\] asking Keel for debug fault \d$"] + order,
+        must_not=[r"^keel: vm fault stopped", r"debug fault \d+ did not fault"],
+    )
+    if arch == "x86_64":
+        case["cpu"] = "qemu64,+svm,+npt,+smep,+smap,+rdrand"
+        case["must"] = [r"^keel: W\^X: .*NX; .*SMEP on, SMAP on$",
+                        r"^keel: stack-protector canary from the CPU's random number instruction$"]
+    else:
+        case["arch"] = "arm64"
+        case["must"] = [r"^keel: W\^X: .*SCTLR_EL2\.WXN on; .*PAN on$",
+                        r"^keel: stack-protector canary from the CPU's random number instruction$"]
+    return case
+
+
 def smp_host_case():
     """-smp 4: the boot CPU starts the three others (each reports once, whole lines, before
     the first VM), says 4 CPUs are online, and the VMs still run and pass."""
@@ -737,6 +760,57 @@ CASES = {
         ],
         must_not=[r"^keel: vm ", r"^\[hello\] "],
     ),
+    # Test builds only (keel-debug.efi, CMake option KEEL_DEBUG_HYPERCALLS): the guest asks
+    # Keel to fault inside itself (KEEL_HC_DEBUG_FAULT); each fault must end in Keel's panic
+    # report naming it (docs/memory.md). x86 runs with SMEP, SMAP and RDRAND, which qemu64
+    # lacks by default, so those paths are exercised too.
+    "wx_text": wx_case("text", "x86_64", [
+        r"^keel: debug fault: writing Keel's text at ",
+        r"^keel: exception 14 \(page fault\) in Keel, error code 0x3, rip 0x[0-9a-f]+$",
+        r"^keel: page fault: write to a read-only page at 0x[0-9a-f]+ in Keel text$",
+        r"^keel: panic: exception 14 in Keel: system halted$"]),
+    "wx_exec": wx_case("exec", "x86_64", [
+        r"^keel: debug fault: calling Keel's data at ",
+        r"^keel: exception 14 \(page fault\) in Keel, error code 0x11, rip 0x[0-9a-f]+$",
+        r"^keel: page fault: instruction fetch from a non-executable page \(NX or SMEP\) at "
+        r"0x[0-9a-f]+ in Keel data$",
+        r"^keel: panic: exception 14 in Keel: system halted$"]),
+    "wx_stack": wx_case("stack", "x86_64", [
+        r"^keel: debug fault: recursing until the stack runs out$",
+        r"^keel: exception 8 \(double fault\) in Keel",
+        r"^keel: stack overflow: cr2 0x[0-9a-f]+ is in the guard page below the kernel stack "
+        r"of cpu 0$",
+        r"^keel: panic: exception 8 in Keel: system halted$"]),
+    "wx_smash": wx_case("smash", "x86_64", [
+        r"^keel: debug fault: writing 64 bytes into a 16-byte stack buffer$",
+        r"^keel: PANIC$",
+        r"^(?:E )?stack-protector canary overwritten: a stack buffer overrun in the function "
+        r"containing 0x[0-9a-f]+$",
+        r"^keel: panic: system halted$"]),
+    "arm64_wx_text": wx_case("text", "arm64", [
+        r"^keel: debug fault: writing Keel's text at ",
+        r"^keel: synchronous exception in Keel at EL2: esr 0x[0-9a-f]+ \(class 0x25\)",
+        r"^keel: data abort: write to a read-only page at 0x[0-9a-f]+ in Keel text$",
+        r"^keel: panic: synchronous exception in Keel: system halted$"]),
+    "arm64_wx_exec": wx_case("exec", "arm64", [
+        r"^keel: debug fault: calling Keel's data at ",
+        r"^keel: synchronous exception in Keel at EL2: esr 0x[0-9a-f]+ \(class 0x21\)",
+        r"^keel: instruction abort: instruction fetch from a non-executable page \(XN/WXN\) "
+        r"at 0x[0-9a-f]+ in Keel data$",
+        r"^keel: panic: synchronous exception in Keel: system halted$"]),
+    "arm64_wx_stack": wx_case("stack", "arm64", [
+        r"^keel: debug fault: recursing until the stack runs out$",
+        r"^keel: synchronous exception in Keel at EL2: esr 0x[0-9a-f]+ \(class 0x25\)",
+        r"^keel: data abort: access to an unmapped page at 0x[0-9a-f]+ in the guard page below "
+        r"the stack of cpu 0$",
+        r"^keel: stack overflow: far 0x[0-9a-f]+ is in the guard page below the stack of cpu 0$",
+        r"^keel: panic: synchronous exception in Keel: system halted$"]),
+    "arm64_wx_smash": wx_case("smash", "arm64", [
+        r"^keel: debug fault: writing 64 bytes into a 16-byte stack buffer$",
+        r"^keel: PANIC$",
+        r"^(?:E )?stack-protector canary overwritten: a stack buffer overrun in the function "
+        r"containing 0x[0-9a-f]+$",
+        r"^keel: panic: system halted$"]),
     "missing_image": dict(
         config="missing_image.cfg",
         until=r"^keel: error: .*\n",
@@ -820,7 +894,7 @@ def main():
         print("integration: case %s runs on %s, not %s" % (args.case, arch, args.arch))
         return 1
     build = os.path.abspath(args.build_dir)
-    efi = args.efi or os.path.join(build, "keel.efi")
+    efi = args.efi or os.path.join(build, case.get("efi", "keel.efi"))
     log_dir = args.log_dir or os.path.join(build, "tests", "integration", "logs")
     log_path = os.path.join(log_dir, args.case + ".log")
     if not os.path.isfile(efi):

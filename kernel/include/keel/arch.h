@@ -18,6 +18,13 @@ void arch_console_write(const char *s, unsigned long len);
 /* A byte typed on Keel's serial console, or -1 if none is waiting (polled). */
 int arch_console_getc(void);
 
+/*
+ * A 64-bit random number from the CPU's own generator (x86: RDRAND, arm64: RNDR) into *out;
+ * false if the CPU has none or it failed. Never instrumented by the stack protector (it runs
+ * before the canary is set).
+ */
+bool arch_random_u64(uint64_t *out);
+
 /* Stop this CPU for good (interrupts off, halt in a loop). */
 noreturn void arch_halt(void);
 /* Print the current CPU's registers on the console (used by panic). */

@@ -19,7 +19,24 @@
 #define KEEL_HC_EXIT    2 /* (code) -> does not return; VM stops with exit code */
 #define KEEL_HC_VM_INFO 3 /* (gpa, size) -> bytes written; fills struct keel_vm_info */
 
-#define KEEL_HC_COUNT 4 /* the calls are the numbers 0 .. KEEL_HC_COUNT - 1 */
+/*
+ * Test builds only (keel-debug.efi, CMake option KEEL_DEBUG_HYPERCALLS; never keel.efi):
+ * (what) -> does not return; Keel faults inside itself on purpose (KEEL_DEBUG_FAULT_*), to
+ * show that the fault ends in Keel's panic report. A release Keel treats 4 as unknown.
+ */
+#define KEEL_HC_DEBUG_FAULT 4
+
+#define KEEL_DEBUG_FAULT_WRITE_TEXT 1 /* write to Keel's text */
+#define KEEL_DEBUG_FAULT_EXEC_DATA  2 /* call into Keel's data */
+#define KEEL_DEBUG_FAULT_STACK      3 /* recurse until the stack runs into its guard page */
+#define KEEL_DEBUG_FAULT_SMASH      4 /* overrun a stack buffer (the stack protector's canary) */
+
+/* The calls are the numbers 0 .. KEEL_HC_COUNT - 1. */
+#ifdef KEEL_DEBUG_HYPERCALLS
+#define KEEL_HC_COUNT 5
+#else
+#define KEEL_HC_COUNT 4
+#endif
 
 /*
  * arm64: SMCCC function IDs. Bit 31 fast call, bit 30 SMC64, bits 29:24 owning entity 6

@@ -13,6 +13,8 @@ struct vcpu_arch;
 /* entry.S */
 unsigned arm64_guest_run(struct vcpu_arch *ctx);
 void arm64_mmu_switch(uint64_t ttbr0, uint64_t tcr, uint64_t mair, uint64_t sctlr);
+/* entry.S: set PSTATE.PAN (only on a CPU with FEAT_PAN: ID_AA64MMFR1_EL1.PAN != 0). */
+void arm64_pan_enable(void);
 _Noreturn void arm64_enter_kernel_on(const struct boot_info *bi, void *stack_top);
 uint64_t arm64_semihosting(uint64_t op, const void *param);
 void arm64_fp_clear(void);

@@ -37,6 +37,20 @@ void x86_ap_cpu_setup(void *tables, void *ist_df_top, void *ist_nmi_top);
 /* Whether Keel's page tables map `pa` to itself, cacheable (for the AP trampoline's page). */
 bool x86_keel_maps(uint64_t pa);
 
+struct hostmap;
+struct boot_info;
+/* Record the guard pages below a CPU's kernel, double-fault and NMI stacks (their bottoms). */
+int x86_stack_guards(struct hostmap *m, const uint8_t *stack, const uint8_t *df, const uint8_t *nmi,
+                     int cpu);
+/*
+ * Before Keel's page tables are filled and loaded (smp.c): allocate every AP's stacks and
+ * record their guard pages; copy the AP trampoline, with the CR3, EFER and CR0 the APs are to
+ * load, to the low page (still writable: the firmware's tables are on) and record that page
+ * read+execute. No AP to start, or no low page: nothing to do. 0 or -KEEL_E*.
+ */
+int x86_smp_prepare(const struct boot_info *bi, struct hostmap *m, uint64_t cr3, uint64_t efer,
+                    uint64_t cr0);
+
 /* The boot CPU's entry in arch_cpu_index's table (smp.c); once its LAPIC is known. */
 void x86_smp_init_boot_cpu(void);
 

@@ -7,8 +7,9 @@
  * Choices common to every format here (docs/memory.md has the reasons):
  *  - Non-leaf entries are P|RW|US|A: permissions are decided by the leaf alone.
  *  - Leaves get A and D preset, so the walker never has to write them back.
- *  - NX is never set and PT_EXEC is ignored: NX (bit 63) is a reserved bit, faulting every
- *    access, unless EFER.NXE is on, and Keel does not rely on that. Everything is executable.
+ *  - NX (bit 63) is a reserved bit, faulting every access, unless EFER.NXE is on. So only
+ *    x86_pt_host_nx sets it (in every leaf without PT_EXEC), for Keel's own W^X tables, which
+ *    are loaded only after Keel turned NXE on; the other formats ignore PT_EXEC.
  *  - PT_READ cannot be withheld: a present entry is always readable.
  *  - PT_UNCACHED sets PCD|PWT, which selects PAT entry 3 (UC) with the power-on PAT.
  *    The PAT bit (bit 12 in 2 MiB/1 GiB leaves, bit 7 in 4 KiB leaves) is never set.
@@ -40,6 +41,12 @@
  */
 extern const struct pt_format x86_pt_host;
 extern const struct pt_format x86_pt_host_1g;
+
+/*
+ * Keel's own W^X tables (docs/memory.md): as x86_pt_host, plus NX in every leaf without
+ * PT_EXEC. Only for a CPU with NX (CPUID 0x80000001 EDX bit 20) and EFER.NXE set.
+ */
+extern const struct pt_format x86_pt_host_nx;
 
 /*
  * AMD nested page tables: the same layout, but US is set in every entry, leaves included,

@@ -22,6 +22,8 @@
 #define X86_CR4_PAE        (1ull << 5)
 #define X86_CR4_OSFXSR     (1ull << 9)
 #define X86_CR4_OSXMMEXCPT (1ull << 10)
+#define X86_CR4_SMEP       (1ull << 20)
+#define X86_CR4_SMAP       (1ull << 21)
 
 #define X86_EFER_SCE  (1ull << 0)
 #define X86_EFER_LME  (1ull << 8)
@@ -122,6 +124,11 @@ X86_READ_CR(2)
 X86_READ_CR(3)
 X86_READ_CR(4)
 #undef X86_READ_CR
+
+static inline void x86_write_cr0(uint64_t v)
+{
+        __asm__ volatile("mov %0, %%cr0" ::"r"(v) : "memory");
+}
 
 static inline void x86_write_cr3(uint64_t v)
 {
