@@ -14,6 +14,8 @@
 #define PTE_P    (1ull << 0)
 #define PTE_RW   (1ull << 1)
 #define PTE_US   (1ull << 2)
+#define PTE_A    (1ull << 5)
+#define PTE_D    (1ull << 6)
 #define PTE_PS   (1ull << 7)
 #define PTE_NX   (1ull << 63)
 #define PTE_ADDR 0x000ffffffffff000ull /* bits 51:12 */
@@ -24,11 +26,79 @@ struct rights {
         bool rw, us, nx;
 };
 
+/* The CPU's paging features (x86_gwalk_set_cpu); the defaults suit the host tests. */
+static unsigned cpu_maxphyaddr = 52;
+static bool cpu_gbpages = true;
+
+void x86_gwalk_set_cpu(unsigned maxphyaddr, bool gbpages)
+{
+        cpu_maxphyaddr = maxphyaddr >= 32 && maxphyaddr <= 52 ? maxphyaddr : 52;
+        cpu_gbpages = gbpages;
+}
+
+/* Address bits 51:MAXPHYADDR of an entry, reserved at every level (SDM 4.5, APM 5.3.1). */
+static uint64_t rsvd_addr(void)
+{
+        return PTE_ADDR & ~((1ull << cpu_maxphyaddr) - 1);
+}
+
+/* Entries a successful walk used, for the Accessed/Dirty update (at most 4). */
+struct used {
+        uint64_t addr[4], val[4];
+        unsigned n;
+        bool wide; /* 64-bit entries (32-bit paging: 32-bit ones) */
+};
+
+static void note(struct used *u, uint64_t addr, uint64_t val)
+{
+        if (u->n < 4) {
+                u->addr[u->n] = addr;
+                u->val[u->n++] = val;
+        }
+}
+
+/*
+ * Set Accessed in every entry the walk used and Dirty in the leaf for a write, as the CPU
+ * does on a walk (SDM 4.8, APM 5.4.2): atomically, and only in an entry still holding the
+ * value the walk read (another vCPU may have changed it since; the CPU's locked update of
+ * an entry it walked is the same).
+ */
+static void set_ad(const struct gmem *m, const struct used *u, bool write)
+{
+        for (unsigned i = 0; i < u->n; i++) {
+                uint64_t want = u->val[i] | PTE_A | (write && i == u->n - 1 ? PTE_D : 0);
+                hpa_t h;
+
+                if (want == u->val[i] || gmem_translate(m, gpa(u->addr[i]), u->wide ? 8 : 4, &h))
+                        continue;
+                if (u->wide) {
+                        uint64_t old = u->val[i];
+
+                        __atomic_compare_exchange_n((uint64_t *)hva_ptr(arch_hpa_to_hva(h)), &old,
+                                                    want, false, __ATOMIC_SEQ_CST,
+                                                    __ATOMIC_SEQ_CST);
+                } else {
+                        uint32_t old = (uint32_t)u->val[i];
+
+                        __atomic_compare_exchange_n((uint32_t *)hva_ptr(arch_hpa_to_hva(h)), &old,
+                                                    (uint32_t)want, false, __ATOMIC_SEQ_CST,
+                                                    __ATOMIC_SEQ_CST);
+                }
+        }
+}
+
 static int fault(struct x86_xlate *out, uint8_t why, uint32_t err)
 {
         out->fault = why;
         out->pf_error = err;
         return -KEEL_EFAULT;
+}
+
+/* An entry outside guest RAM: out->gpa says where. */
+static int bad_table(struct x86_xlate *out, uint64_t entry)
+{
+        out->gpa = gpa(entry);
+        return fault(out, X86_XLATE_BAD_TABLE, 0);
 }
 
 static int read_pte64(const struct gmem *m, uint64_t addr, uint64_t *e)
@@ -45,7 +115,9 @@ static int read_pte32(const struct gmem *m, uint64_t addr, uint64_t *e)
         return r;
 }
 
-static uint32_t acc_bits(unsigned access, bool nx_on)
+/* The W/U/I bits of a #PF error code for `access`; `fetch_i`: the CPU reports I (NX on
+ * with PAE or long mode, or SMEP). */
+static uint32_t acc_bits(unsigned access, bool fetch_i)
 {
         uint32_t err = 0;
 
@@ -53,64 +125,92 @@ static uint32_t acc_bits(unsigned access, bool nx_on)
                 err |= X86_PF_W;
         if (access & X86_ACC_USER)
                 err |= X86_PF_U;
-        if ((access & X86_ACC_FETCH) && nx_on)
+        if ((access & X86_ACC_FETCH) && fetch_i)
                 err |= X86_PF_I;
         return err;
 }
 
-/* Permission check of a complete translation. */
-static int check_rights(const struct x86_paging *p, const struct rights *rt, unsigned access,
-                        bool nx_on, struct x86_xlate *out)
+static int rsvd_fault(struct x86_xlate *out, unsigned access, bool fetch_i)
 {
-        bool user = access & X86_ACC_USER;
+        return fault(out, X86_XLATE_PF, X86_PF_P | X86_PF_RSVD | acc_bits(access, fetch_i));
+}
+
+/* One walk: what was asked, what the entries allowed so far, the entries used. */
+struct walk {
+        const struct gmem *m;
+        const struct x86_paging *p;
+        unsigned access;
+        bool nx_on;   /* EFER.NXE in PAE or long mode: bit 63 is NX, not reserved */
+        bool fetch_i; /* a fetch's #PF reports I */
+        struct rights rt;
+        struct used used;
+        struct x86_xlate *out;
+};
+
+/* Permission check of a complete translation, then the Accessed/Dirty update if asked. */
+static int finish(struct walk *w)
+{
+        const struct x86_paging *p = w->p;
+        bool user = w->access & X86_ACC_USER;
         bool bad = false;
 
-        if ((access & X86_ACC_WRITE) && !rt->rw && (user || (p->cr0 & X86_PG_CR0_WP)))
+        if ((w->access & X86_ACC_WRITE) && !w->rt.rw && (user || (p->cr0 & X86_PG_CR0_WP)))
                 bad = true;
-        if (user && !rt->us)
+        if (user && !w->rt.us)
                 bad = true;
-        if (access & X86_ACC_FETCH) {
-                if (rt->nx)
+        if (w->access & X86_ACC_FETCH) {
+                if (w->rt.nx)
                         bad = true;
-                if (!user && rt->us && (p->cr4 & X86_PG_CR4_SMEP))
+                if (!user && w->rt.us && (p->cr4 & X86_PG_CR4_SMEP))
                         bad = true;
         }
         if (bad)
-                return fault(out, X86_XLATE_PF, X86_PF_P | acc_bits(access, nx_on));
+                return fault(w->out, X86_XLATE_PF, X86_PF_P | acc_bits(w->access, w->fetch_i));
+        if (w->access & X86_ACC_SET_AD)
+                set_ad(w->m, &w->used, w->access & X86_ACC_WRITE);
         return 0;
 }
 
-static void take(struct rights *rt, uint64_t e, bool nx_on)
+static void take(struct walk *w, uint64_t e)
 {
-        rt->rw = rt->rw && (e & PTE_RW);
-        rt->us = rt->us && (e & PTE_US);
-        rt->nx = rt->nx || (nx_on && (e & PTE_NX));
+        w->rt.rw = w->rt.rw && (e & PTE_RW);
+        w->rt.us = w->rt.us && (e & PTE_US);
+        w->rt.nx = w->rt.nx || (w->nx_on && (e & PTE_NX));
 }
 
 /*
  * The 64-bit-entry levels shared by long mode (from level 3) and PAE (from level 1, after
- * the PDPTE). Level 0 maps 4 KiB; levels 1 and 2 may map 2 MiB / 1 GiB with PS.
+ * the PDPTE). Level 0 maps 4 KiB; level 1 may map 2 MiB with PS, level 2 1 GiB (if the CPU
+ * has 1 GiB pages). Reserved bits: 51:MAXPHYADDR everywhere (PAE: 62:MAXPHYADDR), NX
+ * without EFER.NXE, PS in the PML4E, the address bits below a large page's size except PAT.
  */
-static int walk64(const struct gmem *m, const struct x86_paging *p, uint64_t gva, unsigned access,
-                  uint64_t table, int level, struct rights *rt, bool nx_on, struct x86_xlate *out)
+static int walk64(struct walk *w, uint64_t gva, uint64_t table, int level)
 {
-        uint32_t miss = acc_bits(access, nx_on);
+        bool pae = !(w->p->efer & X86_PG_EFER_LMA);
+        uint64_t rsvd = rsvd_addr() | (w->nx_on ? 0 : PTE_NX) | (pae ? 0x7ff0000000000000ull : 0);
 
         for (;; level--) {
                 unsigned shift = 12 + 9 * (unsigned)level;
-                uint64_t e;
+                uint64_t at = table + ((gva >> shift) & 511) * 8, e;
 
-                if (read_pte64(m, table + ((gva >> shift) & 511) * 8, &e))
-                        return fault(out, X86_XLATE_BAD_TABLE, 0);
+                if (read_pte64(w->m, at, &e))
+                        return bad_table(w->out, at);
                 if (!(e & PTE_P))
-                        return fault(out, X86_XLATE_PF, miss);
-                take(rt, e, nx_on);
+                        return fault(w->out, X86_XLATE_PF, acc_bits(w->access, w->fetch_i));
+                if ((e & rsvd) || (level == 3 && (e & PTE_PS)) ||
+                    (level == 2 && (e & PTE_PS) && !cpu_gbpages))
+                        return rsvd_fault(w->out, w->access, w->fetch_i);
+                note(&w->used, at, e);
+                take(w, e);
                 if (level == 0 || ((level == 1 || level == 2) && (e & PTE_PS))) {
                         uint64_t size = 1ull << shift;
 
-                        out->page_size = size;
-                        out->gpa = gpa(((e & PTE_ADDR) & ~(size - 1)) | (gva & (size - 1)));
-                        return check_rights(p, rt, access, nx_on, out);
+                        /* Bits 12 (PAT) .. size: reserved above the PAT bit. */
+                        if (level && (e & (size - 1) & ~0x1fffull))
+                                return rsvd_fault(w->out, w->access, w->fetch_i);
+                        w->out->page_size = size;
+                        w->out->gpa = gpa(((e & PTE_ADDR) & ~(size - 1)) | (gva & (size - 1)));
+                        return finish(w);
                 }
                 table = e & PTE_ADDR;
         }
@@ -119,9 +219,16 @@ static int walk64(const struct gmem *m, const struct x86_paging *p, uint64_t gva
 int x86_translate(const struct gmem *m, const struct x86_paging *p, uint64_t gva, unsigned access,
                   struct x86_xlate *out)
 {
-        struct rights rt = {true, true, false};
         bool nx_on = (p->efer & X86_PG_EFER_NXE) != 0;
-        uint64_t e;
+        struct walk w = {.m = m,
+                         .p = p,
+                         .access = access,
+                         .nx_on = nx_on,
+                         .fetch_i = nx_on || (p->cr4 & X86_PG_CR4_SMEP),
+                         .rt = {true, true, false},
+                         .used = {.wide = true},
+                         .out = out};
+        uint64_t e, at;
 
         out->fault = X86_XLATE_OK;
         out->pf_error = 0;
@@ -137,42 +244,60 @@ int x86_translate(const struct gmem *m, const struct x86_paging *p, uint64_t gva
                         return -KEEL_ENOTSUP;
                 if ((uint64_t)((int64_t)(gva << 16) >> 16) != gva)
                         return fault(out, X86_XLATE_NONCANON, 0);
-                return walk64(m, p, gva, access, p->cr3 & PTE_ADDR, 3, &rt, nx_on, out);
+                return walk64(&w, gva, p->cr3 & PTE_ADDR, 3);
         }
         gva &= LIN32;
         if (p->cr4 & X86_PG_CR4_PAE) {
-                /* PDPTEs carry no RW/US/NX rights. */
+                /*
+                 * PDPTEs carry no RW/US/NX rights. Read here at walk time, as AMD's nested
+                 * paging and QEMU do (Intel loads them at MOV CR3, where reserved bits are a
+                 * #GP); reserved: 63:MAXPHYADDR.
+                 */
                 uint64_t pdpt = p->cr3 & 0xffffffe0ull;
 
-                if (read_pte64(m, pdpt + (gva >> 30) * 8, &e))
-                        return fault(out, X86_XLATE_BAD_TABLE, 0);
+                at = pdpt + (gva >> 30) * 8;
+                if (read_pte64(m, at, &e))
+                        return bad_table(out, at);
                 if (!(e & PTE_P))
-                        return fault(out, X86_XLATE_PF, acc_bits(access, nx_on));
-                return walk64(m, p, gva, access, e & PTE_ADDR, 1, &rt, nx_on, out);
+                        return fault(out, X86_XLATE_PF, acc_bits(access, w.fetch_i));
+                if (e & (rsvd_addr() | 0xfff0000000000000ull))
+                        return rsvd_fault(out, access, w.fetch_i);
+                return walk64(&w, gva, e & PTE_ADDR, 1);
         }
 
-        /* 32-bit paging: no NX. */
-        nx_on = false;
-        if (read_pte32(m, (p->cr3 & 0xfffff000ull) + (gva >> 22) * 4, &e))
-                return fault(out, X86_XLATE_BAD_TABLE, 0);
+        /* 32-bit paging: no NX, no reserved bits but in a 4 MiB page. */
+        w.nx_on = false;
+        w.fetch_i = (p->cr4 & X86_PG_CR4_SMEP) != 0;
+        w.used.wide = false;
+        at = (p->cr3 & 0xfffff000ull) + (gva >> 22) * 4;
+        if (read_pte32(m, at, &e))
+                return bad_table(out, at);
         if (!(e & PTE_P))
-                return fault(out, X86_XLATE_PF, acc_bits(access, false));
-        take(&rt, e, false);
+                return fault(out, X86_XLATE_PF, acc_bits(access, w.fetch_i));
+        note(&w.used, at, e);
+        take(&w, e);
         if ((e & PTE_PS) && (p->cr4 & X86_PG_CR4_PSE)) {
-                /* 4 MiB page: PA bits 31:22 from 31:22, PA bits 39:32 from PDE bits 20:13. */
+                /*
+                 * 4 MiB page: PA bits 31:22 from 31:22, PA bits 39:32 from PDE bits 20:13.
+                 * Bit 21 is reserved, and so are PA bits above MAXPHYADDR.
+                 */
                 uint64_t base = (e & 0xffc00000ull) | (((e >> 13) & 0xffull) << 32);
 
+                if ((e & (1ull << 21)) || (base & rsvd_addr()))
+                        return rsvd_fault(out, access, w.fetch_i);
                 out->page_size = 1ull << 22;
                 out->gpa = gpa(base | (gva & 0x3fffffull));
-                return check_rights(p, &rt, access, false, out);
+                return finish(&w);
         }
-        if (read_pte32(m, (e & 0xfffff000ull) + ((gva >> 12) & 0x3ff) * 4, &e))
-                return fault(out, X86_XLATE_BAD_TABLE, 0);
+        at = (e & 0xfffff000ull) + ((gva >> 12) & 0x3ff) * 4;
+        if (read_pte32(m, at, &e))
+                return bad_table(out, at);
         if (!(e & PTE_P))
-                return fault(out, X86_XLATE_PF, acc_bits(access, false));
-        take(&rt, e, false);
+                return fault(out, X86_XLATE_PF, acc_bits(access, w.fetch_i));
+        note(&w.used, at, e);
+        take(&w, e);
         out->gpa = gpa((e & 0xfffff000ull) | (gva & 0xfff));
-        return check_rights(p, &rt, access, false, out);
+        return finish(&w);
 }
 
 int x86_gva_to_gpa(const struct gmem *m, const struct x86_paging *p, uint64_t gva, bool write,
@@ -229,33 +354,41 @@ static __attribute__((noinline)) const uint8_t *code_walk(const struct gmem *m,
                                                           uint64_t linear, struct x86_code_cache *c)
 {
         struct peek_ram r = {.m = m};
-        uint64_t e, page, mask = PAGE_SIZE - 1;
+        uint64_t e, page, rsvd, mask = PAGE_SIZE - 1;
 
         if (m->count == 1) {
                 r.base = gpa_raw(m->regions[0].base);
                 r.size = m->regions[0].size;
                 r.host = hva_ptr(arch_hpa_to_hva(m->regions[0].backing));
         }
+        /*
+         * Anything the full walk must look at declines: a reserved NX bit, PS in the PML4E,
+         * a 1 GiB page the CPU does not have, an entry whose Accessed bit the full walk has
+         * to set. (Address bits above MAXPHYADDR name no RAM, so peek declines them.)
+         */
+        rsvd = (p->efer & X86_PG_EFER_NXE) ? 0 : PTE_NX;
         c->levels = 0;
         e = peek_pte(&r, c, p->cr3 & PTE_ADDR, linear, 39);
-        if (!(e & PTE_P))
+        if ((e & (PTE_P | PTE_A | PTE_PS)) != (PTE_P | PTE_A) || (e & rsvd))
                 return NULL;
         e = peek_pte(&r, c, e & PTE_ADDR, linear, 30);
-        if ((e & (PTE_P | PTE_PS)) == (PTE_P | PTE_PS)) {
+        if ((e & (PTE_P | PTE_A)) != (PTE_P | PTE_A) || (e & rsvd))
+                return NULL;
+        if (e & PTE_PS) {
+                if (!cpu_gbpages)
+                        return NULL;
                 mask = (1ull << 30) - 1;
                 goto leaf;
         }
-        if (!(e & PTE_P))
-                return NULL;
         e = peek_pte(&r, c, e & PTE_ADDR, linear, 21);
-        if ((e & (PTE_P | PTE_PS)) == (PTE_P | PTE_PS)) {
+        if ((e & (PTE_P | PTE_A)) != (PTE_P | PTE_A) || (e & rsvd))
+                return NULL;
+        if (e & PTE_PS) {
                 mask = (1ull << 21) - 1;
                 goto leaf;
         }
-        if (!(e & PTE_P))
-                return NULL;
         e = peek_pte(&r, c, e & PTE_ADDR, linear, 12);
-        if (!(e & PTE_P))
+        if ((e & (PTE_P | PTE_A)) != (PTE_P | PTE_A) || (e & rsvd))
                 return NULL;
 leaf:
         /* Reserved address bits of a large page (above the PAT bit): the slow walk reports
@@ -312,26 +445,26 @@ const uint8_t *x86_code_peek(const struct gmem *m, const struct x86_paging *p, u
 int x86_fetch_insn(const struct gmem *m, const struct x86_paging *p, uint64_t linear_rip,
                    uint8_t buf[15], size_t *fetched)
 {
-        struct x86_xlate x;
+        struct x86_xlate x, next;
         size_t first = PAGE_SIZE - (linear_rip & (PAGE_SIZE - 1));
-        int r;
+        int r, r_next = -KEEL_EFAULT;
 
         *fetched = 0;
         if (first > 15)
                 first = 15;
-        r = x86_translate(m, p, linear_rip, 0, &x);
+        r = x86_translate(m, p, linear_rip, X86_ACC_SET_AD, &x);
         if (r)
                 return r;
+        /* The rest lies on the next linear page (x86_translate wraps it at 4 GiB outside long
+         * mode; in long mode a non-canonical next page simply ends the fetch). Both walks
+         * before any byte is read: their Accessed bits may land in the bytes fetched. */
+        if (first < 15)
+                r_next = x86_translate(m, p, linear_rip + first, X86_ACC_SET_AD, &next);
         /* A 4 KiB page lies inside one gmem region or entirely outside guest RAM. */
         if (gmem_read(m, x.gpa, buf, first))
                 return -KEEL_EFAULT;
         *fetched = first;
-        if (first == 15)
-                return 15;
-        /* The rest lies on the next linear page (x86_translate wraps it at 4 GiB outside long
-         * mode; in long mode a non-canonical next page simply ends the fetch). */
-        if (x86_translate(m, p, linear_rip + first, 0, &x) == 0 &&
-            gmem_read(m, x.gpa, buf + first, 15 - first) == 0)
+        if (first < 15 && r_next == 0 && gmem_read(m, next.gpa, buf + first, 15 - first) == 0)
                 *fetched = 15;
         return (int)*fetched;
 }

@@ -54,6 +54,29 @@ int arch_virt_probe(char *why, size_t len)
         return -KEEL_ENODEV;
 }
 
+/* The CPU's physical-address width and 1 GiB pages, which bound how it walks guest tables. */
+static unsigned host_maxphyaddr(void)
+{
+        uint32_t r[4];
+
+        x86_cpuid(0x80000000, 0, r);
+        if (r[0] < 0x80000008)
+                return 36; /* SDM: without the leaf, MAXPHYADDR is 36 (32 without PAE) */
+        x86_cpuid(0x80000008, 0, r);
+        return r[0] & 0xff;
+}
+
+static bool host_gbpages(void)
+{
+        uint32_t r[4];
+
+        x86_cpuid(0x80000000, 0, r);
+        if (r[0] < 0x80000001)
+                return false;
+        x86_cpuid(0x80000001, 0, r);
+        return r[3] & (1u << 26);
+}
+
 void arch_virt_describe(char *buf, size_t len)
 {
         CHECK(vendor);
@@ -65,6 +88,7 @@ void arch_virt_enable(void)
         CHECK(vendor);
         x86_fpu_cpu_enable(); /* each CPU (APs too) before it switches a guest's FPU state */
         x86_swregs_cpu_enable();
+        x86_gwalk_set_cpu(host_maxphyaddr(), host_gbpages()); /* the same on every CPU */
         vendor->enable();
 }
 
@@ -590,10 +614,19 @@ void x86_describe_walk(const struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
 
         if (!err)
                 snprintf(buf, len, "gpa %#llx", (unsigned long long)gpa_raw(x.gpa));
+        else if (err == -KEEL_EFAULT && x.fault == X86_XLATE_BAD_TABLE)
+                snprintf(buf, len, "a table entry at %#llx, outside RAM",
+                         (unsigned long long)gpa_raw(x.gpa));
         else if (err == -KEEL_EFAULT && x.fault < ARRAY_SIZE(why) && why[x.fault])
                 snprintf(buf, len, "%s (#PF error %#x)", why[x.fault], x.pf_error);
         else
                 snprintf(buf, len, "not walked (%s)", keel_strerror(err));
+}
+
+/* The linear address of ctx->rip (CS.base + RIP, wrapping at 4 GiB outside 64-bit mode). */
+static uint64_t code_linear(const struct x86_guest_ctx *ctx, enum x86_cpu_mode mode)
+{
+        return mode == X86_MODE_LONG64 ? ctx->rip : (uint32_t)(ctx->cs_base + ctx->rip);
 }
 
 /*
@@ -605,16 +638,56 @@ static int fetch_decode(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
 {
         struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
         enum x86_cpu_mode mode = x86_guest_mode(ctx);
-        uint64_t linear = mode == X86_MODE_LONG64 ? ctx->rip : (uint32_t)(ctx->cs_base + ctx->rip);
         int err;
 
         *fetched = 0;
-        err = x86_fetch_insn(&vcpu->vm->mem, &pg, linear, bytes, fetched);
+        err = x86_fetch_insn(&vcpu->vm->mem, &pg, code_linear(ctx, mode), bytes, fetched);
         if (err < 0) {
                 *fetched = 0;
                 return err;
         }
         return x86_decode(bytes, *fetched, mode, insn);
+}
+
+/*
+ * After a fetch_decode that failed with `err` having `fetched` bytes, when what stopped it is
+ * the guest's tables as they are now (the CPU used an older translation from its TLB, or
+ * another vCPU changed them since): a page fault there is the guest's, as the CPU would have
+ * raised it on these tables (CR2 = the first byte it could not fetch: the instruction's
+ * start, or the start of its second page; RIP unchanged); a table outside RAM stops the VM
+ * as the CPU's own walk would (outside-ram). True if it was one of those.
+ */
+static bool fetch_walk_failed(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, int err,
+                              size_t fetched)
+{
+        struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
+        enum x86_cpu_mode mode = x86_guest_mode(ctx);
+        uint64_t at = code_linear(ctx, mode);
+        unsigned acc = X86_ACC_FETCH | (ctx->cpl == 3 ? X86_ACC_USER : 0);
+        struct x86_xlate x;
+
+        if (fetched) {
+                /* Short only because the next page failed, and the decoder wanted more. */
+                if (err != -KEEL_EAGAIN || fetched >= X86_MAX_INSN_LEN)
+                        return false;
+                at += fetched;
+                if (mode != X86_MODE_LONG64)
+                        at = (uint32_t)at;
+        }
+        if (x86_translate(&vcpu->vm->mem, &pg, at, acc, &x) != -KEEL_EFAULT)
+                return false;
+        if (x.fault == X86_XLATE_PF) {
+                vendor->inject_pf(vcpu, at, x.pf_error);
+                return true;
+        }
+        if (x.fault == X86_XLATE_BAD_TABLE) {
+                vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
+                        "its page tables point at guest-physical %#llx, outside its RAM (Keel's "
+                        "walk for the instruction at rip %#llx)",
+                        (unsigned long long)gpa_raw(x.gpa), (unsigned long long)ctx->rip);
+                return true;
+        }
+        return false;
 }
 
 /*
@@ -636,10 +709,16 @@ unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
         struct x86_insn insn;
         int err = fetch_decode(vcpu, ctx, bytes, &fetched, &insn);
 
+        if (err < 0 && fetch_walk_failed(vcpu, ctx, err, fetched))
+                return 0; /* a #PF for the guest, or stopped */
         if (err < 0 && !fetched) {
+                char walk[64];
+
+                x86_describe_walk(vcpu, ctx, code_linear(ctx, x86_guest_mode(ctx)), true, walk,
+                                  sizeof(walk));
                 vm_stop(vcpu->vm, VM_STOP_BAD_INSN,
                         "cannot fetch the intercepted instruction at rip %#llx: %s",
-                        (unsigned long long)ctx->rip, keel_strerror(err));
+                        (unsigned long long)ctx->rip, walk);
                 return 0;
         }
         if (err || !insn_matches(x86_insn_identify(&insn), expect)) {
@@ -725,7 +804,6 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         struct x86_emul_regs regs;
         uint64_t linear;
         unsigned size;
-        gpa_t op;
         int err;
 
         bool device = mmio_bus_find(&vm->mmio, gpa(addr), 1);
@@ -741,6 +819,8 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 return true;
         }
         err = fetch_decode(vcpu, ctx, bytes, &fetched, &insn);
+        if (err < 0 && fetch_walk_failed(vcpu, ctx, err, fetched))
+                return true; /* a #PF for the guest, or stopped */
         if (err < 0) {
                 vm_stop(vm, VM_STOP_BAD_INSN,
                         "cannot decode the instruction at rip %#llx that accessed device memory "
@@ -766,7 +846,12 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                                 (unsigned long long)linear, size);
                         return true;
                 }
-                if (x86_gva_to_gpa(&vm->mem, &pg, linear, false, &op) != 0 || gpa_raw(op) != addr)
+                struct x86_xlate x;
+
+                /* Accessed bits as the CPU's walk sets them (Dirty: set by the CPU's own walk
+                 * before the nested fault). */
+                if (x86_translate(&vm->mem, &pg, linear, X86_ACC_SET_AD, &x) != 0 ||
+                    gpa_raw(x.gpa) != addr)
                         return true; /* re-executed: nothing emulated, RIP unchanged */
         }
         struct mmio_ctx mc = {vcpu, false};

@@ -12,7 +12,7 @@
  *   - x86_translate returns 0, -KEEL_EFAULT or -KEEL_ENOTSUP (only for LA57 in long mode);
  *     success: a page size of 4 KiB (also without paging), 2 MiB, 4 MiB or 1 GiB and an
  *     address with the linear address's offset in that page; failure: a fault kind, and a
- *     #PF error code with W / U exactly as asked and I only for fetches;
+ *     #PF error code with W / U exactly as asked, I only for fetches, RSVD only with P;
  *   - asking for fewer rights (write, fetch) at the same privilege never fails where asking
  *     for more succeeded, and gives the same address; x86_gva_to_gpa agrees with x86_translate;
  *   - x86_fetch_insn returns bytes that are, one by one, guest RAM at the translation of
@@ -70,7 +70,8 @@ static void check_translate(const struct x86_paging *p, uint64_t gva, unsigned a
                 if (!!(x->pf_error & X86_PF_W) != !!(acc & X86_ACC_WRITE) ||
                     !!(x->pf_error & X86_PF_U) != !!(acc & X86_ACC_USER) ||
                     ((x->pf_error & X86_PF_I) && !(acc & X86_ACC_FETCH)) ||
-                    (x->pf_error & ~(X86_PF_P | X86_PF_W | X86_PF_U | X86_PF_I)))
+                    (x->pf_error & ~(X86_PF_P | X86_PF_W | X86_PF_U | X86_PF_I | X86_PF_RSVD)) ||
+                    ((x->pf_error & X86_PF_RSVD) && !(x->pf_error & X86_PF_P)))
                         abort();
         }
 }

@@ -18,7 +18,10 @@
 
 #define RAM_SIZE (2ull << 20) /* guest RAM: [0, 2 MiB) */
 
-#define P   0x1ull
+#define P   0x21ull /* present and accessed, as the CPU leaves entries it walked */
+#define P0  0x1ull  /* present, not accessed yet */
+#define A   0x20ull
+#define D   0x40ull
 #define RW  0x2ull
 #define US  0x4ull
 #define PS  0x80ull
@@ -192,15 +195,16 @@ TEST(long_mode_faults)
         EXPECT_EQ(err, -KEEL_EFAULT);
         EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_U);
 
-        /* NX: fetch faults when EFER.NXE, the bit is ignored otherwise. */
+        /* NX: fetch faults when EFER.NXE; without it the bit is reserved (any access). */
         xlate(&g, &p, 0x8000, X86_ACC_FETCH, &err, &x);
         EXPECT_EQ(err, -KEEL_EFAULT);
         EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_I);
         xlate(&g, &p, 0x8000, 0, &err, &x);
         EXPECT_EQ(err, 0);
         p.efer &= ~X86_PG_EFER_NXE;
-        EXPECT_EQ(xlate(&g, &p, 0x8000, X86_ACC_FETCH, &err, &x), 0x125000);
-        EXPECT_EQ(err, 0);
+        xlate(&g, &p, 0x8000, 0, &err, &x);
+        EXPECT_EQ(err, -KEEL_EFAULT);
+        EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_RSVD);
         p.efer |= X86_PG_EFER_NXE;
 
         /* SMEP: supervisor fetch from a user page. */
@@ -509,6 +513,193 @@ TEST(fetch_wraps_at_4g_outside_long_mode)
         EXPECT_EQ(x86_fetch_insn(&g.m, &p, 0xfffffffe, buf, &n), -KEEL_EFAULT);
         EXPECT_EQ(x86_fetch_insn(&g.m, &p, 0x1ffffe, buf, &n), 2); /* 0x200000: not RAM */
         EXPECT_EQ(buf[1], 0x01);
+        guest_free(&g);
+}
+
+static uint64_t get64(const struct guest *g, uint64_t at)
+{
+        uint64_t e = 0;
+
+        EXPECT_EQ(gmem_read(&g->m, gpa(at), &e, 8), 0);
+        return e;
+}
+
+/* Reserved bits fault as on the CPU: #PF with P and RSVD, at every level and mode. */
+TEST(reserved_bits)
+{
+        struct guest g;
+        struct x86_paging p;
+        struct x86_xlate x;
+        int err;
+
+        ASSERT_TRUE(guest_init(&g));
+        build_long(&g, &p);
+        x86_gwalk_set_cpu(40, false);
+
+        /* Bit 45 (above MAXPHYADDR 40) in the PT entry, the PD entry, the PDPT entry, the
+         * PML4 entry; with MAXPHYADDR 52 only an address outside RAM. */
+        static const uint64_t at[] = {0x4000 + 5 * 8, 0x3000, 0x2000, 0x1000};
+        for (unsigned i = 0; i < 4; i++) {
+                uint64_t old = get64(&g, at[i]);
+
+                put64(&g, at[i] & ~0xfffull, (at[i] & 0xfff) / 8, old | (1ull << 45));
+                xlate(&g, &p, 0x5abc, 0, &err, &x);
+                EXPECT_EQ(err, -KEEL_EFAULT);
+                EXPECT_EQ(x.fault, X86_XLATE_PF);
+                EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_RSVD);
+                xlate(&g, &p, 0x5abc, X86_ACC_FETCH | X86_ACC_USER | X86_ACC_WRITE, &err, &x);
+                EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_RSVD | X86_PF_I | X86_PF_U | X86_PF_W);
+                put64(&g, at[i] & ~0xfffull, (at[i] & 0xfff) / 8, old);
+        }
+        EXPECT_EQ(xlate(&g, &p, 0x5abc, 0, &err, &x), 0x123abc);
+
+        /* PS in the PML4 entry. */
+        put64(&g, 0x1000, 0, 0x2000 | P | RW | US | PS);
+        xlate(&g, &p, 0x5abc, 0, &err, &x);
+        EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_RSVD);
+        put64(&g, 0x1000, 0, 0x2000 | P | RW | US);
+
+        /* NX with EFER.NXE = 0: reserved (no I bit either then); with NXE a right. */
+        put64(&g, 0x3000, 0, 0x4000 | P | RW | US | NX);
+        EXPECT_EQ(xlate(&g, &p, 0x5abc, 0, &err, &x), 0x123abc);
+        p.efer &= ~X86_PG_EFER_NXE;
+        xlate(&g, &p, 0x5abc, X86_ACC_FETCH, &err, &x);
+        EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_RSVD);
+        p.efer |= X86_PG_EFER_NXE;
+        put64(&g, 0x3000, 0, 0x4000 | P | RW | US);
+
+        /* Large pages: bits between PAT and the page size; 1 GiB pages the CPU lacks. */
+        put64(&g, 0x3000, 1, 0x400000 | (1ull << 13) | P | RW | US | PS);
+        xlate(&g, &p, 0x200000, 0, &err, &x);
+        EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_RSVD);
+        put64(&g, 0x3000, 1, 0x400000 | (1ull << 12) | P | RW | US | PS); /* PAT: fine */
+        EXPECT_EQ(xlate(&g, &p, 0x200000, 0, &err, &x), 0x400000);
+        xlate(&g, &p, 0x40000000, 0, &err, &x);
+        EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_RSVD);
+        x86_gwalk_set_cpu(40, true);
+        EXPECT_EQ(xlate(&g, &p, 0x40000000, 0, &err, &x), 0x80000000ull);
+        put64(&g, 0x2000, 1, 0x80000000ull | (1ull << 20) | P | RW | US | PS);
+        xlate(&g, &p, 0x40000000, 0, &err, &x);
+        EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_RSVD);
+
+        /* Bits 62:52 are ignored in long mode, reserved in PAE paging (and so is NX in a
+         * PDPTE). */
+        put64(&g, 0x4000, 5, 0x123000 | P | RW | US | (1ull << 60));
+        EXPECT_EQ(xlate(&g, &p, 0x5abc, 0, &err, &x), 0x123abc);
+        p = (struct x86_paging){
+            .cr0 = CR0, .cr3 = 0x7020, .cr4 = X86_PG_CR4_PAE, .efer = X86_PG_EFER_NXE};
+        put64(&g, 0x7020, 1, 0x8000 | P);
+        put64(&g, 0x8000, 0, 0x9000 | P | RW);
+        put64(&g, 0x9000, 3, 0x345000 | P | RW | (1ull << 60));
+        xlate(&g, &p, 0x40003000, 0, &err, &x);
+        EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_RSVD);
+        put64(&g, 0x9000, 3, 0x345000 | P | RW | NX);
+        EXPECT_EQ(xlate(&g, &p, 0x40003000, 0, &err, &x), 0x345000);
+        put64(&g, 0x7020, 1, 0x8000 | P | NX);
+        xlate(&g, &p, 0x40003000, 0, &err, &x);
+        EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_RSVD);
+
+        /* 32-bit paging: bit 21 of a 4 MiB page. */
+        p = (struct x86_paging){.cr0 = CR0, .cr3 = 0xa000, .cr4 = X86_PG_CR4_PSE};
+        put32(&g, 0xa000, 1, 0xc00000 | (1u << 21) | P | RW | PS);
+        xlate(&g, &p, 0x400000, 0, &err, &x);
+        EXPECT_EQ(x.pf_error, X86_PF_P | X86_PF_RSVD);
+        put32(&g, 0xa000, 1, 0xc00000 | P | RW | PS);
+        EXPECT_EQ(xlate(&g, &p, 0x400000, 0, &err, &x), 0xc00000);
+
+        /* The fetch stops at a reserved bit like any fault. */
+        p = (struct x86_paging){.cr0 = CR0,
+                                .cr3 = 0x1000,
+                                .cr4 = X86_PG_CR4_PAE,
+                                .efer = X86_PG_EFER_LMA | X86_PG_EFER_NXE};
+        {
+                uint8_t buf[15];
+                size_t n;
+
+                put64(&g, 0x4000, 5, 0x123000 | P | RW | US | (1ull << 41));
+                EXPECT_EQ(x86_fetch_insn(&g.m, &p, 0x5000, buf, &n), -KEEL_EFAULT);
+                EXPECT_TRUE(x86_code_peek(&g.m, &p, 0x5000, 2, NULL) == NULL);
+        }
+        x86_gwalk_set_cpu(52, true);
+        guest_free(&g);
+}
+
+/* Tables that point back at themselves: walked like any others, 4 levels and no more. */
+TEST(table_loops)
+{
+        struct guest g;
+        struct x86_paging p;
+        struct x86_xlate x;
+        int err;
+
+        ASSERT_TRUE(guest_init(&g));
+        build_long(&g, &p);
+        /* PML4[510] -> the PML4: (510, 510, 510, 0) is PML4[0]'s target, the PDPT at 0x2000;
+         * (510, 0, 0, 0) is the PD's entry 0's target, the PT at 0x4000. */
+        put64(&g, 0x1000, 510, 0x1000 | P | RW);
+        EXPECT_EQ(xlate(&g, &p, 0xffffff7fbfc00000ull | 0x123, 0, &err, &x), 0x2123);
+        EXPECT_EQ(err, 0);
+        EXPECT_EQ(xlate(&g, &p, 0xffffff0000000000ull | 0x10, 0, &err, &x), 0x4010);
+        /* PDPT[3] -> the PML4 (a two-level cycle): (0, 3, 0, 0) -> PML4[0] as PD entry ->
+         * the PDPT as PT -> PDPT[0] as PTE: the PD at 0x3000. */
+        put64(&g, 0x2000, 3, 0x1000 | P | RW);
+        EXPECT_EQ(xlate(&g, &p, 0xc0000000ull + 0x8, 0, &err, &x), 0x3008);
+        EXPECT_EQ(x86_code_peek(&g.m, &p, 0xc0000000ull, 2, NULL), g.ram + 0x3000);
+        /* Every level the PML4: the same entry used 4 times. */
+        put64(&g, 0x1000, 509, 0x1000 | P | RW);
+        EXPECT_EQ(xlate(&g, &p, 0xfffffeff7fbfd000ull, 0, &err, &x), 0x1000);
+        EXPECT_EQ(err, 0);
+        guest_free(&g);
+}
+
+/* X86_ACC_SET_AD: Accessed on every entry used, Dirty on the leaf for a write. */
+TEST(accessed_dirty)
+{
+        struct guest g;
+        struct x86_paging p;
+        struct x86_xlate x;
+        uint8_t buf[15];
+        size_t n;
+        int err;
+
+        ASSERT_TRUE(guest_init(&g));
+        build_long(&g, &p);
+        put64(&g, 0x1000, 0, 0x2000 | P0 | RW | US);
+        put64(&g, 0x2000, 0, 0x3000 | P0 | RW | US);
+        put64(&g, 0x3000, 0, 0x4000 | P0 | RW | US);
+        put64(&g, 0x4000, 5, 0x123000 | P0 | RW | US);
+        put64(&g, 0x4000, 7, 0x124000 | P0 | US);
+        /* Without the flag nothing changes; the fast path declines (the full walk sets A). */
+        EXPECT_EQ(xlate(&g, &p, 0x5000, X86_ACC_WRITE, &err, &x), 0x123000);
+        EXPECT_EQ(get64(&g, 0x1000), 0x2000 | P0 | RW | US);
+        EXPECT_TRUE(x86_code_peek(&g.m, &p, 0x5000, 2, NULL) == NULL);
+        /* A failed walk (write to a read-only page) sets nothing. */
+        xlate(&g, &p, 0x7000, X86_ACC_WRITE | X86_ACC_SET_AD, &err, &x);
+        EXPECT_EQ(err, -KEEL_EFAULT);
+        EXPECT_EQ(get64(&g, 0x1000), 0x2000 | P0 | RW | US);
+        EXPECT_EQ(get64(&g, 0x4000 + 7 * 8), 0x124000 | P0 | US);
+        /* A read: A on all four; a write: D on the leaf too. */
+        xlate(&g, &p, 0x7000, X86_ACC_SET_AD, &err, &x);
+        EXPECT_EQ(get64(&g, 0x1000), 0x2000 | P0 | A | RW | US);
+        EXPECT_EQ(get64(&g, 0x2000), 0x3000 | P0 | A | RW | US);
+        EXPECT_EQ(get64(&g, 0x3000), 0x4000 | P0 | A | RW | US);
+        EXPECT_EQ(get64(&g, 0x4000 + 7 * 8), 0x124000 | P0 | A | US);
+        xlate(&g, &p, 0x5000, X86_ACC_WRITE | X86_ACC_SET_AD, &err, &x);
+        EXPECT_EQ(get64(&g, 0x4000 + 5 * 8), 0x123000 | P0 | A | D | RW | US);
+        EXPECT_EQ(get64(&g, 0x3000), 0x4000 | P0 | A | RW | US); /* D only on the leaf */
+        /* An instruction fetch sets A, after which the fast path answers. */
+        put64(&g, 0x4000, 5, 0x123000 | P0 | RW | US);
+        EXPECT_EQ(x86_fetch_insn(&g.m, &p, 0x5ff0, buf, &n), 15);
+        EXPECT_EQ(get64(&g, 0x4000 + 5 * 8), 0x123000 | P0 | A | RW | US);
+        EXPECT_EQ(get64(&g, 0x4000 + 6 * 8), 0); /* the next page: not present */
+        EXPECT_TRUE(x86_code_peek(&g.m, &p, 0x5000, 2, NULL) == g.ram + 0x123000);
+        /* 32-bit entries. */
+        p = (struct x86_paging){.cr0 = CR0, .cr3 = 0xa000};
+        put32(&g, 0xa000, 0, 0xb000 | P0 | RW);
+        put32(&g, 0xb000, 1, 0x222000 | P0 | RW);
+        EXPECT_EQ(xlate(&g, &p, 0x1555, X86_ACC_WRITE | X86_ACC_SET_AD, &err, &x), 0x222555);
+        EXPECT_EQ(get64(&g, 0xa000) & 0xffffffff, 0xb000 | P0 | A | RW);
+        EXPECT_EQ(get64(&g, 0xb004) & 0xffffffff, 0x222000 | P0 | A | D | RW);
         guest_free(&g);
 }
 

@@ -234,6 +234,14 @@ static void inject_exception(struct vmcb *vmcb, unsigned vector, bool has_error,
                                   (has_error ? SVM_EVT_ERR_VALID | ((uint64_t)error << 32) : 0);
 }
 
+static void svm_inject_pf(struct vcpu *vcpu, uint64_t cr2, uint32_t error)
+{
+        struct vmcb *vmcb = vcpu->arch.vmcb;
+
+        vmcb->save.cr2 = cr2;
+        inject_exception(vmcb, X86_VEC_PF, true, error);
+}
+
 /* What the vendor-neutral instruction code needs to know about the guest's CPU state. */
 static struct x86_guest_ctx guest_ctx(const struct vmcb *vmcb)
 {
@@ -245,6 +253,7 @@ static struct x86_guest_ctx guest_ctx(const struct vmcb *vmcb)
             .cs_base = vmcb->save.cs.base,
             .cs_l = vmcb->save.cs.attrib & SVM_ATTR_L,
             .cs_db = vmcb->save.cs.attrib & SVM_ATTR_DB,
+            .cpl = vmcb->save.cpl,
             .rip = vmcb->save.rip,
         };
 }
@@ -437,6 +446,8 @@ static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
                     x86_emulate_mmio_exit(vcpu, &ctx, addr, in_walk, &vmcb->save.rsp,
                                           &vmcb->save.rip, &vmcb->save.rflags))
                         return;
+                if (in_walk)
+                        what = "page-table access (its page tables point there)";
                 vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
                         "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
                         (unsigned long long)addr,
@@ -722,4 +733,5 @@ const struct x86_vendor svm_vendor = {
     .vcpu_free = svm_vcpu_free,
     /* The VMCB holds DR6, DR7 and CR2; VMLOAD/VMSAVE switch the SYSCALL MSRs. */
     .swregs = X86_SWREGS_DR0_3 | X86_SWREGS_TSC_AUX,
+    .inject_pf = svm_inject_pf,
 };

@@ -435,8 +435,17 @@ static struct x86_guest_ctx guest_ctx(void)
             .cs_base = vmread(VMCS_GUEST_CS_BASE),
             .cs_l = cs_ar & (1u << 13),
             .cs_db = cs_ar & (1u << 14),
+            .cpl = (vmread(VMCS_GUEST_SS_AR) >> 5) & 3,
             .rip = vmread(VMCS_GUEST_RIP),
         };
+}
+
+/* CR2 is not in the VMCS: the guest's is live in the CPU while it runs (swregs saves it). */
+static void vmx_inject_pf(struct vcpu *vcpu, uint64_t cr2, uint32_t error)
+{
+        (void)vcpu;
+        __asm__ volatile("mov %0, %%cr2" ::"r"(cr2) : "memory");
+        inject_exception(X86_VEC_PF, true, error);
 }
 
 static unsigned guest_cpl(void)
@@ -626,6 +635,8 @@ static void handle_ept_violation(struct vcpu *vcpu, uint64_t q)
                         vmwrite(VMCS_GUEST_RFLAGS, rflags);
                         return;
                 }
+                if (in_walk)
+                        what = "page-table access (its page tables point there)";
                 vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
                         "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
                         (unsigned long long)addr,
@@ -908,4 +919,5 @@ const struct x86_vendor vmx_vendor = {
     .vcpu_free = vmx_vcpu_free,
     /* The VMCS holds DR7 only, and of the SYSCALL MSRs none. */
     .swregs = X86_SWREGS_DR0_3 | X86_SWREGS_DR6_CR2 | X86_SWREGS_TSC_AUX | X86_SWREGS_SYSCALL,
+    .inject_pf = vmx_inject_pf,
 };

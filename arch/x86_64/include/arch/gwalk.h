@@ -14,10 +14,17 @@
  *   otherwise                32-bit, 2 levels (4 KiB, and 4 MiB with CR4.PSE incl. PSE-36)
  * Outside long mode the linear address is truncated to 32 bits (it wraps at 4 GiB).
  *
- * Not done (the CPU did it already for the access that caused the exit): setting the
- * Accessed/Dirty bits, reserved-bit checks (address bits above bit 51, and the NX bit when
- * EFER.NXE = 0, are masked off so a hostile table cannot make the walker misbehave),
- * protection keys, SMAP. Permission checks are done only for the access bits asked for.
+ * Reserved bits fault as on the CPU (#PF with P and RSVD set): address bits from MAXPHYADDR
+ * up (x86_gwalk_set_cpu), NX without EFER.NXE, PS in a PML4E, PS in a PDPTE on a CPU without
+ * 1 GiB pages, the address bits of a large page below its size (except PAT), bit 21 of a
+ * 4 MiB page; in PAE paging also bits 62:52, and 63:MAXPHYADDR of a PDPTE (read at walk
+ * time: Intel's CPU checks those at MOV CR3). Entries that are only walked, never used as
+ * pointers past 4 levels, so a table that points at itself (at any level) ends like any
+ * other walk. With X86_ACC_SET_AD a successful walk sets the Accessed bits of the entries it
+ * used and Dirty in the leaf for a write, as the CPU does.
+ *
+ * Not done: protection keys, SMAP. Permission checks are done only for the access bits
+ * asked for.
  */
 #ifndef ARCH_X86_GWALK_H
 #define ARCH_X86_GWALK_H
@@ -44,23 +51,25 @@ struct x86_paging {
 #define X86_PG_EFER_NXE (1ull << 11)
 
 /* Access kinds for x86_translate (0: only require the translation to exist). */
-#define X86_ACC_WRITE (1u << 0) /* write: read-only pages fault for user, or CR0.WP */
-#define X86_ACC_USER  (1u << 1) /* CPL 3: supervisor pages fault */
-#define X86_ACC_FETCH (1u << 2) /* instruction fetch: NX pages fault, SMEP for supervisor */
+#define X86_ACC_WRITE  (1u << 0) /* write: read-only pages fault for user, or CR0.WP */
+#define X86_ACC_USER   (1u << 1) /* CPL 3: supervisor pages fault */
+#define X86_ACC_FETCH  (1u << 2) /* instruction fetch: NX pages fault, SMEP for supervisor */
+#define X86_ACC_SET_AD (1u << 3) /* on success set Accessed (and Dirty for a write) */
 
 /* Why a translation failed (x86_xlate.fault). */
 enum x86_xlate_fault {
         X86_XLATE_OK = 0,
         X86_XLATE_PF,        /* a guest #PF: pf_error holds the error code to inject */
         X86_XLATE_NONCANON,  /* non-canonical address in long mode (#GP for the guest) */
-        X86_XLATE_BAD_TABLE, /* a page-table entry lies outside guest RAM */
+        X86_XLATE_BAD_TABLE, /* a page-table entry lies outside guest RAM (gpa: where) */
 };
 
 /* #PF error-code bits (pf_error). */
-#define X86_PF_P (1u << 0) /* protection violation (0: not present) */
-#define X86_PF_W (1u << 1)
-#define X86_PF_U (1u << 2)
-#define X86_PF_I (1u << 4)
+#define X86_PF_P    (1u << 0) /* protection violation (0: not present) */
+#define X86_PF_W    (1u << 1)
+#define X86_PF_U    (1u << 2)
+#define X86_PF_RSVD (1u << 3) /* a reserved bit set in an entry (with P) */
+#define X86_PF_I    (1u << 4)
 
 struct x86_xlate {
         gpa_t gpa;
@@ -68,6 +77,14 @@ struct x86_xlate {
         uint8_t fault;      /* enum x86_xlate_fault */
         uint32_t pf_error;  /* for X86_XLATE_PF */
 };
+
+/*
+ * The CPU's physical-address width (CPUID 0x80000008 EAX[7:0]; 32..52, anything else counts
+ * as 52) and whether it has 1 GiB pages (CPUID 0x80000001 EDX[26]): the CPU walks a guest's
+ * tables by its own limits, whatever CPUID tells the guest. Set once at start-up; until then
+ * 52 bits and 1 GiB pages.
+ */
+void x86_gwalk_set_cpu(unsigned maxphyaddr, bool gbpages);
 
 /*
  * Translate `gva` (a linear address) for an access of kind `access` (X86_ACC_*). Returns 0

@@ -47,6 +47,12 @@ struct x86_vendor {
         void (*vcpu_free)(struct vcpu *vcpu);
         /* The X86_SWREGS_* sets the guest reaches and the backend does not switch. */
         unsigned swregs;
+        /*
+         * Make the vCPU's next entry deliver #PF with this error code and CR2 = `cr2`,
+         * RIP unchanged (a fault Keel's own walk of the guest's tables found). Called from
+         * the exit handler, on the CPU running the vCPU.
+         */
+        void (*inject_pf)(struct vcpu *vcpu, uint64_t cr2, uint32_t error);
 };
 
 extern const struct x86_vendor svm_vendor, vmx_vendor;
@@ -85,6 +91,7 @@ struct x86_guest_ctx {
         uint64_t cr0, cr3, cr4, efer;
         uint64_t cs_base;
         bool cs_l, cs_db;
+        unsigned cpl;
         uint64_t rip;
         /* ES CS SS DS FS GS bases (enum x86_seg order): filled for device accesses only. */
         uint64_t seg_base[6];
