@@ -9,7 +9,8 @@
  *     in hx_trap_count[] and records the last one, then resumes hx_resume_len bytes after
  *     the faulting instruction (set hx_resume_len before the instruction that must fault)
  *     or, with hx_resume_rip set, at that address, or, with hx_resume_ret set, at the return
- *     address on top of the faulting code's stack (code reached by CALL); CR2 of a #PF in
+ *     address on top of the faulting code's stack (code reached by CALL; hx_resume_ret = 4:
+ *     a 4-byte one, code in a 32-bit segment); CR2 of a #PF in
  *     hx_last_cr2. An exception nobody expected (all 0) prints FAIL and exits 0xee.
  */
 #ifndef HOSTILE_X86_H
@@ -125,6 +126,12 @@ void hx_trap(struct hx_frame *f)
                 hx_trap_count[f->vector]++;
         if (f->vector == 14)
                 __asm__ volatile("mov %%cr2, %0" : "=r"(hx_last_cr2));
+        if (hx_resume_ret == 4) { /* the same from a 32-bit code segment */
+                f->rip = *(const uint32_t *)(uintptr_t)f->rsp;
+                f->rsp += 4;
+                hx_resume_ret = 0;
+                return;
+        }
         if (hx_resume_ret) { /* return to the caller of the code that faulted */
                 f->rip = *(const uint64_t *)(uintptr_t)f->rsp;
                 f->rsp += 8;

@@ -311,6 +311,32 @@ ARM64_HOSTILE_GIC = [WITNESS, ("gic", [guest_line("gic", "hostile_gic: " + t) fo
     r"all 22 checks passed$")], vm_exited("gic"))]
 
 
+HOSTILE_PT = [
+    WITNESS,
+    ("pt", [guest_line("pt", "hostile_pt: " + t) for t in (
+        r"CPUID, RDMSR, OUT, LAPIC and I/O APIC accesses at a page end through 3 page-table "
+        r"loops: as expected$",
+        r"reserved bits at every level, TLB flushed or not: #PF P\|RSVD as the CPU gives it$",
+        r"the same from compatibility mode: as expected$",
+        r"all \d+ checks passed$")], vm_exited("pt")),
+    ("pt-lapic", [guest_line("pt-lapic", r"hostile_pt: load through a page table at 0xfee00000$")],
+     vm_stopped("pt-lapic", "outside-ram", r"its page tables point at guest-physical 0xfee00000, "
+                r"device memory outside its RAM")),
+    ("pt-outside", [guest_line("pt-outside", r"hostile_pt: load through a page table at "
+                               r"0x10000000$")],
+     vm_stopped("pt-outside", "outside-ram", r"page-table access \(its page tables point there\) "
+                r"at guest-physical 0x10000000, outside its 8 MiB of RAM")),
+    ("pt-stale", [guest_line("pt-stale", r"hostile_pt: CPUID with its page table moved to the "
+                             r"LAPIC page")],
+     vm_stopped("pt-stale", "outside-ram", r"its page tables point at guest-physical 0xfee00000, "
+                r".*outside its RAM")),
+    ("pt-loop-outside", [guest_line("pt-loop-outside", r"hostile_pt: load through the "
+                                    r"self-referencing PML4")],
+     vm_stopped("pt-loop-outside", "outside-ram", r"read at guest-physical 0x10000000, outside "
+                r"its 8 MiB of RAM")),
+]
+
+
 HOSTILE_APIC_SMP = [WITNESS, ("smp", [
     r"^keel: vm smp: vCPU 1 started \(SIPI vector 0x0?8\)$"] + [
     guest_line("smp", "hostile_apic_smp: " + t) for t in (
@@ -632,6 +658,7 @@ CASES = {
     "hostile_virt": guests_case("hostile_virt.cfg", HOSTILE_VIRT),
     "hostile_fetch": guests_case("hostile_fetch.cfg", HOSTILE_FETCH),
     "hostile_msr": guests_case("hostile_msr.cfg", HOSTILE_MSR),
+    "hostile_pt": guests_case("hostile_pt.cfg", HOSTILE_PT),
     "hostile_apic_regs": guests_case("hostile_apic_regs.cfg", HOSTILE_APIC_REGS),
     "hostile_apic_smp": guests_case("hostile_apic_smp.cfg", HOSTILE_APIC_SMP, smp=2),
     "hostile_virtio": hostile_virtio_case("hostile_virtio.cfg", smp=2),
