@@ -802,6 +802,7 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         size_t fetched;
         struct x86_insn insn;
         struct x86_emul_regs regs;
+        struct x86_xlate x;
         uint64_t linear;
         unsigned size;
         int err;
@@ -846,8 +847,6 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                                 (unsigned long long)linear, size);
                         return true;
                 }
-                struct x86_xlate x;
-
                 /* Accessed bits as the CPU's walk sets them (Dirty: set by the CPU's own walk
                  * before the nested fault). */
                 if (x86_translate(&vm->mem, &pg, linear, X86_ACC_SET_AD, &x) != 0 ||

@@ -10,7 +10,7 @@
  *     RDMSR of PAT, OUT+IN of the UART scratch register, or a 4-byte load from the LAPIC or a
  *     store and load of the I/O APIC (their pages mapped through the same loop): each runs,
  *     Keel steps over exactly it (the next linear page is R, whose first byte is RET and the
- *     rest INT3), the values are right;
+ *     rest INT3), the values are right; a load from a page mapped outside RAM reads all ones;
  *   - reserved bits on the path of C at 512 GiB + 0 (a path of its own from the PML4 down):
  *     bit 51 (above MAXPHYADDR) at each level, PS in the PML4E, NX at each level (EFER.NXE
  *     is 0), bit 13 of a 2 MiB page. Each twice: with the TLB flushed (the CPU faults) and
@@ -32,8 +32,8 @@
  *   3: the same table in the LAPIC page, but with C's translation in the TLB: Keel's walk
  *      for CPUID meets it (stop bad-instruction, a table outside RAM), or the CPU's does
  *      (as 1);
- *   4: a load through the self-referencing PML4 from a page mapped at 0x10000000: stop
- *      outside-ram.
+ *   4: a load through the self-referencing PML4 from a page mapped at 0x10000000, in a VM
+ *      with unbacked = stop: stop outside-ram.
  */
 #include "irq_x86.h"
 
@@ -233,10 +233,14 @@ static bool ran(void)
 }
 
 /* Every intercepted instruction and device access at C's end, through `page`. */
-static void through(const char *where, uint64_t page, uint64_t lapic, uint64_t ioapic, bool compat)
+static void through(const char *where, uint64_t page, uint64_t lapic, uint64_t ioapic,
+                    uint64_t outside, bool compat)
 {
         struct regs r;
 
+        r = run_at_end(page, op_load, 2, (struct regs){.rax = 0, .rdi = outside}, compat);
+        check(ran() && (uint32_t)r.rax == 0xffffffffu, "load from outside RAM (all ones)", where,
+              r.rax);
         r = run_at_end(page, op_cpuid, 2, (struct regs){.rax = 0x40000000}, compat);
         check(ran() && r.rbx == 0x6c65654b && r.rdx == 0x6c65654b, "CPUID at the page end", where,
               hx_last_vector);
@@ -263,7 +267,7 @@ static void loop_checks(bool compat)
                 if (compat && !p->compat)
                         continue;
                 through(p->name, lin(p->a, p->b, p->c, K), lin(p->a, p->b, p->c, K + 2),
-                        lin(p->a, p->b, p->c, K + 3), compat);
+                        lin(p->a, p->b, p->c, K + 3), lin(p->a, p->b, p->c, OUTS), compat);
         }
 }
 
