@@ -53,6 +53,8 @@
 #define OUTS 20 /* index of a page outside RAM */
 
 #define SEL_CODE32 0x38
+#define SEL_WRAP   0x40
+#define SEL_LAPIC  0x48
 
 static uint64_t pml4[512] __attribute__((aligned(4096)));
 static uint64_t pdpt_lo[512] __attribute__((aligned(4096)));
@@ -63,9 +65,11 @@ static uint64_t pd_t[512] __attribute__((aligned(4096)));
 static uint64_t pt_t[512] __attribute__((aligned(4096)));
 static uint64_t ptc[512] __attribute__((aligned(4096)));
 static uint64_t cyc[512] __attribute__((aligned(4096)));
-static uint8_t code_c[4096] __attribute__((aligned(4096)));
-static uint8_t code_r[4096] __attribute__((aligned(4096)));
-static uint64_t gdt[9] __attribute__((aligned(16)));
+/* C and R, physically adjacent too (for the paging-off checks). */
+static uint8_t code_cr[8192] __attribute__((aligned(4096)));
+#define code_c code_cr
+#define code_r (code_cr + 4096)
+static uint64_t gdt[10] __attribute__((aligned(16)));
 
 /* The linear pages of C through each path: (pml4, pdpt, pd, pt) indices. */
 static uint64_t lin(unsigned a, unsigned b, unsigned c, unsigned d)
@@ -153,6 +157,8 @@ static void gdt_init(void)
         for (unsigned i = 0; i < 7; i++)
                 gdt[i] = hx_gdt[i];
         gdt[7] = 0x00cf9a000000ffffull; /* 0x38: 32-bit code, DPL 0 */
+        gdt[8] = 0xffcf92ff0000ffffull; /* 0x40: 32-bit data, base 0xffff0000, 4 GiB limit */
+        gdt[9] = 0xfecf92e00000ffffull; /* 0x48: 32-bit data, base 0xfee00000 (the LAPIC) */
         __asm__ volatile("lgdt %0" ::"m"(g) : "memory");
 }
 
@@ -168,6 +174,50 @@ __asm__(".text\n"
         "lret\n"
         ".code64\n");
 extern char compat_stub[];
+
+/*
+ * Protected mode with paging off, from the 32-bit segment: CR0.PG cleared (EFER.LMA goes
+ * with it), DS loaded from ECX, the target at ESI called, then DS, paging and long mode back.
+ */
+__asm__(".text\n"
+        ".code32\n"
+        "nopaging_stub:\n"
+        "pushl %ebp\n"
+        "movl %cr0, %ebp\n"
+        "andl $0x7fffffff, %ebp\n"
+        "movl %ebp, %cr0\n"
+        "movl %ecx, %ds\n"
+        "call *%esi\n"
+        "movl $0x10, %ebp\n"
+        "movl %ebp, %ds\n"
+        "movl %cr0, %ebp\n"
+        "orl $0x80000000, %ebp\n"
+        "movl %ebp, %cr0\n"
+        "popl %ebp\n"
+        "lret\n"
+        ".code64\n");
+extern char nopaging_stub[];
+
+/* `len` bytes at the physical end of C, called with paging off and DS = `ds`. */
+static uint64_t run_nopaging(const uint8_t *bytes, unsigned len, uint64_t rax, uint64_t rdi,
+                             uint16_t ds)
+{
+        static struct __attribute__((packed)) {
+                uint32_t off;
+                uint16_t sel;
+        } far;
+        uint64_t rcx = ds, rdx = 0, rbx = 0;
+
+        memcpy(code_c + 4096 - len, bytes, len);
+        far.off = (uint32_t)gpa_of(nopaging_stub);
+        far.sel = SEL_CODE32;
+        hx_last_vector = ~0ull;
+        __asm__ volatile("lcall *%5"
+                         : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx), "+D"(rdi)
+                         : "m"(far), "S"(gpa_of(code_c) + 4096 - len)
+                         : "r8", "r9", "r10", "r11", "memory");
+        return (uint32_t)rax;
+}
 
 /*
  * Puts `len` bytes at the end of C (through its identity mapping) and calls them at the
@@ -398,6 +448,27 @@ static void accessed_check(bool compat)
         flush();
 }
 
+/* Paging off: the same exits at a page end; device accesses through segment bases. */
+static void nopaging_checks(void)
+{
+        static const uint8_t op_load16[] = {0x67, 0x8b, 0x05}; /* mov (%di), %eax */
+        uint64_t v;
+
+        v = run_nopaging(op_cpuid, 2, 0x40000000, 0, HX_SEL_KDATA);
+        check(ran() && v == 0x40000001, "CPUID at a page end", "paging off", v);
+        v = run_nopaging(op_load, 2, 0, LAPIC_BASE + LAPIC_VERSION, HX_SEL_KDATA);
+        check(ran() && v == LAPIC_VERSION_VALUE, "LAPIC version load at a page end", "paging off",
+              v);
+        /* DS base 0xffff0000 + 0xfee10030 wraps at 4 GiB to the LAPIC's version register. */
+        v = run_nopaging(op_load, 2, 0, 0xfee10030ull, SEL_WRAP);
+        check(ran() && v == LAPIC_VERSION_VALUE, "LAPIC load through a DS base wrapping at 4 GiB",
+              "paging off", v);
+        /* 16-bit addressing: only DI (0x0030) counts, plus the DS base 0xfee00000. */
+        v = run_nopaging(op_load16, 3, 0, 0x12340030ull, SEL_LAPIC);
+        check(ran() && v == LAPIC_VERSION_VALUE, "LAPIC load with 16-bit addressing and a DS base",
+              "paging off", v);
+}
+
 int64_t guest_main(void)
 {
         hx_gdt_init();
@@ -443,6 +514,9 @@ int64_t guest_main(void)
         rsvd_checks(true);
         accessed_check(true);
         guest_printf("hostile_pt: the same from compatibility mode: as expected\n");
+        nopaging_checks();
+        guest_printf("hostile_pt: paging off: CPUID and LAPIC loads at a page end, through a "
+                     "segment base wrapping at 4 GiB: as expected\n");
         if (failed) {
                 guest_printf("hostile_pt: %u of %u checks failed\n", failed, checks);
                 return 1;

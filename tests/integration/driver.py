@@ -318,6 +318,8 @@ HOSTILE_PT = [
         r"loops: as expected$",
         r"reserved bits at every level, TLB flushed or not: #PF P\|RSVD as the CPU gives it$",
         r"the same from compatibility mode: as expected$",
+        r"paging off: CPUID and LAPIC loads at a page end, through a segment base wrapping at "
+        r"4 GiB: as expected$",
         r"all \d+ checks passed$")], vm_exited("pt")),
     ("pt-lapic", [guest_line("pt-lapic", r"hostile_pt: load through a page table at 0xfee00000$")],
      vm_stopped("pt-lapic", "outside-ram", r"its page tables point at guest-physical 0xfee00000, "
