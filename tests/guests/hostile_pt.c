@@ -65,6 +65,13 @@ static uint64_t pd_t[512] __attribute__((aligned(4096)));
 static uint64_t pt_t[512] __attribute__((aligned(4096)));
 static uint64_t ptc[512] __attribute__((aligned(4096)));
 static uint64_t cyc[512] __attribute__((aligned(4096)));
+/* 32-bit PAE paging: PDPT -> pd_pae0 (identity 0..1 GiB, 2 MiB pages), pd_pae1 (1 GiB +):
+ * pd_pae1[5] points at pd_pae1 itself, whose entries K.. then map C, R, the LAPIC. */
+static uint64_t pdpt_pae[4] __attribute__((aligned(32)));
+static uint64_t pd_pae0[512] __attribute__((aligned(4096)));
+static uint64_t pd_pae1[512] __attribute__((aligned(4096)));
+uint32_t hpt_pae_cr3, hpt_long_cr3;
+
 /* C and R, physically adjacent too (for the paging-off checks). */
 static uint8_t code_cr[8192] __attribute__((aligned(4096)));
 #define code_c code_cr
@@ -197,6 +204,69 @@ __asm__(".text\n"
         "lret\n"
         ".code64\n");
 extern char nopaging_stub[];
+
+/*
+ * 32-bit PAE paging, from the 32-bit segment: paging off, EFER.LME off, CR3 = the PAE PDPT,
+ * paging on; the target at ESI called with EAX and EDI; then all back.
+ */
+__asm__(".text\n"
+        ".code32\n"
+        "pae_stub:\n"
+        "pushl %ebp\n"
+        "pushl %eax\n"
+        "movl %cr0, %ebp\n"
+        "andl $0x7fffffff, %ebp\n"
+        "movl %ebp, %cr0\n"
+        "movl $0xc0000080, %ecx\n"
+        "rdmsr\n"
+        "andl $0xfffffeff, %eax\n"
+        "wrmsr\n"
+        "movl hpt_pae_cr3, %ebp\n"
+        "movl %ebp, %cr3\n"
+        "movl %cr0, %ebp\n"
+        "orl $0x80000000, %ebp\n"
+        "movl %ebp, %cr0\n"
+        "popl %eax\n"
+        "call *%esi\n"
+        "pushl %eax\n"
+        "movl %cr0, %ebp\n"
+        "andl $0x7fffffff, %ebp\n"
+        "movl %ebp, %cr0\n"
+        "movl hpt_long_cr3, %ebp\n"
+        "movl %ebp, %cr3\n"
+        "movl $0xc0000080, %ecx\n"
+        "rdmsr\n"
+        "orl $0x100, %eax\n"
+        "wrmsr\n"
+        "movl %cr0, %ebp\n"
+        "orl $0x80000000, %ebp\n"
+        "movl %ebp, %cr0\n"
+        "popl %eax\n"
+        "popl %ebp\n"
+        "lret\n"
+        ".code64\n");
+extern char pae_stub[];
+
+/* `len` bytes at the end of C, called at linear `page` + 4096 - len under PAE paging. */
+static uint64_t run_pae(uint64_t page, const uint8_t *bytes, unsigned len, uint64_t rax,
+                        uint64_t rdi)
+{
+        static struct __attribute__((packed)) {
+                uint32_t off;
+                uint16_t sel;
+        } far;
+        uint64_t rcx = 0, rdx = 0, rbx = 0;
+
+        memcpy(code_c + 4096 - len, bytes, len);
+        far.off = (uint32_t)gpa_of(pae_stub);
+        far.sel = SEL_CODE32;
+        hx_last_vector = ~0ull;
+        __asm__ volatile("lcall *%5"
+                         : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx), "+D"(rdi)
+                         : "m"(far), "S"(page + 4096 - len)
+                         : "r8", "r9", "r10", "r11", "memory");
+        return (uint32_t)rax;
+}
 
 /* `len` bytes at the physical end of C, called with paging off and DS = `ds`. */
 static uint64_t run_nopaging(const uint8_t *bytes, unsigned len, uint64_t rax, uint64_t rdi,
@@ -469,6 +539,30 @@ static void nopaging_checks(void)
               "paging off", v);
 }
 
+/* 32-bit PAE paging: the same exits and device loads through a PD that points at itself. */
+static void pae_checks(void)
+{
+        uint64_t c = 0x40000000ull + (5ull << 21) + ((uint64_t)K << 12);
+        uint64_t v;
+
+        for (uint64_t i = 0; i < 512; i++)
+                pd_pae0[i] = (i << 21) | TBL | PTE_PS;
+        pd_pae1[5] = gpa_of(pd_pae1) | TBL;
+        pd_pae1[K] = gpa_of(code_c) | TBL;
+        pd_pae1[K + 1] = gpa_of(code_r) | TBL;
+        pd_pae1[K + 2] = LAPIC_BASE | TBL | 0x18;
+        pdpt_pae[0] = gpa_of(pd_pae0) | PTE_P;
+        pdpt_pae[1] = gpa_of(pd_pae1) | PTE_P;
+        hpt_pae_cr3 = (uint32_t)gpa_of(pdpt_pae);
+        hpt_long_cr3 = (uint32_t)gpa_of(pml4);
+
+        v = run_pae(c, op_cpuid, 2, 0x40000000, 0);
+        check(ran() && v == 0x40000001, "CPUID at a page end", "PAE paging, PD -> itself", v);
+        v = run_pae(c, op_load, 2, 0, c + 0x2000 + LAPIC_VERSION);
+        check(ran() && v == LAPIC_VERSION_VALUE, "LAPIC version load at a page end",
+              "PAE paging, PD -> itself", v);
+}
+
 int64_t guest_main(void)
 {
         hx_gdt_init();
@@ -517,6 +611,9 @@ int64_t guest_main(void)
         nopaging_checks();
         guest_printf("hostile_pt: paging off: CPUID and LAPIC loads at a page end, through a "
                      "segment base wrapping at 4 GiB: as expected\n");
+        pae_checks();
+        guest_printf("hostile_pt: 32-bit PAE paging through a PD pointing at itself: CPUID and "
+                     "a LAPIC load at a page end as expected\n");
         if (failed) {
                 guest_printf("hostile_pt: %u of %u checks failed\n", failed, checks);
                 return 1;

@@ -320,6 +320,8 @@ HOSTILE_PT = [
         r"the same from compatibility mode: as expected$",
         r"paging off: CPUID and LAPIC loads at a page end, through a segment base wrapping at "
         r"4 GiB: as expected$",
+        r"32-bit PAE paging through a PD pointing at itself: CPUID and a LAPIC load at a page "
+        r"end as expected$",
         r"all \d+ checks passed$")], vm_exited("pt")),
     ("pt-lapic", [guest_line("pt-lapic", r"hostile_pt: load through a page table at 0xfee00000$")],
      vm_stopped("pt-lapic", "outside-ram", r"its page tables point at guest-physical 0xfee00000, "
