@@ -22,6 +22,9 @@ Cases:
                  SVM/VMX control MSRs, canonical addresses, TSC_AUX, IA32_APIC_BASE,
                  MONITOR/MWAIT/RDPMC (which the CPU has: they must exit) and leaf 0xD's MPX
     svm_msr      the same on ryzen: SVM on a CPU with RDTSCP (TSC_AUX's write checks)
+    vmx_hostile_pt integration's hostile_pt on corei7_skylake_x: page-table loops and
+                 reserved bits met by Keel's walk, compatibility mode, paging off, PAE; the
+                 #PF Keel injects through VMX
     svm_guests   the same on Bochs' ryzen model (AMD SVM with nested paging): Keel's SVM
                  backend on a second emulator
     expect_fail  integration's expect_fail on ryzen: "keel: result: FAIL" is a failure
@@ -89,6 +92,7 @@ CASES = {
     "vmx_apic_smp": dict(integration.CASES["hostile_apic_smp"], cpu=VMX_CPU, timeout=600),
     "vmx_msr": dict(integration.CASES["hostile_msr"], cpu=VMX_CPU, timeout=900),
     "svm_msr": dict(integration.CASES["hostile_msr"], cpu=SVM_CPU, timeout=900),
+    "vmx_hostile_pt": dict(integration.CASES["hostile_pt"], cpu=VMX_CPU, timeout=600),
     "svm_guests": dict(integration.CASES["svm_guests"], cpu=SVM_CPU, timeout=300),
     "expect_fail": dict(integration.CASES["expect_fail"], cpu=SVM_CPU, timeout=240),
     "refusal": dict(
