@@ -18,7 +18,7 @@
  *     then meets the bit). Both times, as the CPU would on these tables: #PF at the
  *     instruction, CR2 = its address, error P|RSVD (0x9; QEMU's own faults lack P); on VT-x,
  *     where Keel does not walk for CPUID, a CPUID that ran on the old translation is right
- *     too. For CPUID and for a LAPIC load at
+ *     too (then R faults if the bit is on its path). For CPUID and for a LAPIC load at
  *     C's end; a LAPIC page with a reserved bit in its own PTE: #PF at the load, CR2 = the
  *     LAPIC address;
  *   - the Accessed bit of C's PTE cleared with C in the TLB: a LAPIC load at its end, and on
@@ -32,8 +32,8 @@
  *      the guest's page tables point at device memory;
  *   2: a page table outside RAM (at 0x10000000): stop outside-ram;
  *   3: the same table in the LAPIC page, but with C's translation in the TLB: Keel's walk
- *      for CPUID meets it (stop bad-instruction, a table outside RAM), or the CPU's does
- *      (as 1);
+ *      for CPUID meets it, or the CPU's does (for C, or on VT-x for R after CPUID): stop
+ *      outside-ram either way;
  *   4: a load through the self-referencing PML4 from a page mapped at 0x10000000, in a VM
  *      with unbacked = stop: stop outside-ram.
  */
@@ -448,8 +448,11 @@ static void rsvd_case(const struct rsvd *r, uint64_t base, const uint8_t *op, un
                 run_at_end(base, op, len, (struct regs){.rax = 0, .rdi = 0xfee00030}, compat);
                 *r->entry = old;
                 flush();
-                if (stale && op == op_cpuid && !cpuid_walked() && ran())
-                        continue; /* VT-x: CPUID ran on the CPU's old translation */
+                /* VT-x: CPUID ran on the CPU's old translation; the fetch of R after it then
+                 * walks the tables, and faults if the bit is on R's path too. */
+                if (stale && op == op_cpuid && !cpuid_walked() &&
+                    (ran() || pf_at(base + 4096, base + 4096, 0x9)))
+                        continue;
                 check(pf_at(at, at, 0x9), "not #PF P|RSVD at the instruction", where,
                       hx_last_vector == 14 ? hx_last_error | hx_last_cr2 << 8 : hx_last_vector);
         }
