@@ -366,7 +366,13 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         return (enum vcpu_run_result)vcpu->arch.leave;
 }
 
-void x86_emulate_cpuid(struct vcpu *vcpu, uint64_t guest_cr4)
+/*
+ * Exit fast paths (CPUID, hypercall, port I/O) without the stack protector: their only
+ * address-taken locals are fixed-size out-parameters that Keel's own code fills (no
+ * guest-sized copy lands on their stack; those happen in callees that keep it), and its check
+ * cost every such exit 8 to 10 instructions (docs/benchmarks.md).
+ */
+__attribute__((no_stack_protector)) void x86_emulate_cpuid(struct vcpu *vcpu, uint64_t guest_cr4)
 {
         struct x86_gprs *g = &vcpu->arch.gprs;
         struct x86_cpuid_ctx *ctx = &vcpu->arch.cpuid;
@@ -383,7 +389,8 @@ void x86_emulate_cpuid(struct vcpu *vcpu, uint64_t guest_cr4)
         g->rdx = r[3];
 }
 
-void x86_emulate_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in)
+__attribute__((no_stack_protector)) void x86_emulate_io(struct vcpu *vcpu, uint16_t port,
+                                                        unsigned size, bool in)
 {
         struct vm *vm = vcpu->vm;
         struct x86_gprs *g = &vcpu->arch.gprs;
@@ -412,7 +419,7 @@ void x86_emulate_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in)
                          vm->name, port, in ? "read" : "write", size, size == 1 ? "" : "s");
 }
 
-bool x86_hypercall(struct vcpu *vcpu, unsigned cpl)
+__attribute__((no_stack_protector)) bool x86_hypercall(struct vcpu *vcpu, unsigned cpl)
 {
         struct x86_gprs *g = &vcpu->arch.gprs;
         struct hc_call call = {
