@@ -21,22 +21,19 @@ static inline void ipb_relax(void)
         __asm__ volatile("yield" ::: "memory");
 }
 
+#define SGI_IPI           1
+#define VTIMER_PPI        27
+#define PSCI_CPU_ON_64    0xc4000003ull
+#define INSN_PER_TICK     16 /* at 62.5 MHz; only sets the spacing of the deadlines */
+#define IPB_PATIENCE      (400000000ull / INSN_PER_TICK)
+#define IPB_HALT_SETTLE   (200000ull / INSN_PER_TICK)
+#define IPB_SPIN_DELAY(r) (64 + 61 * (uint64_t)(r))
+#define TIMER_AHEAD       (50000ull / INSN_PER_TICK)
+#define TIMER_SPREAD      (31013ull / INSN_PER_TICK)
+
+static void ipb_send_ipi(void);
+
 #include "ipibench.h"
-
-#define SGI_IPI        1
-#define VTIMER_PPI     27
-#define PSCI_CPU_ON_64 0xc4000003ull
-#define INSN_PER_TICK  16 /* at 62.5 MHz; only sets the spacing of the deadlines */
-#define PATIENCE       (400000000ull / INSN_PER_TICK)
-#define HALT_SETTLE    (200000ull / INSN_PER_TICK)
-#define TIMER_AHEAD    (50000ull / INSN_PER_TICK)
-#define TIMER_SPREAD   (31013ull / INSN_PER_TICK)
-
-enum ap_mode { AP_SPIN, AP_HALT };
-
-static volatile uint64_t ap_started, ap_halts;
-static volatile enum ap_mode ap_mode;
-static uint64_t samples[IPB_ROUNDS];
 extern uint8_t ap_stack[4096]; /* vCPU 1's stack, used by ap_entry */
 uint8_t ap_stack[4096] __attribute__((aligned(16)));
 
@@ -58,14 +55,6 @@ void guest_irq(void)
         if (intid == SGI_IPI || intid == VTIMER_PPI)
                 ipb_seen = now;
         write_sysreg(ICC_EOIR1_EL1, intid);
-}
-
-static void delay(uint64_t ticks)
-{
-        uint64_t t0 = guest_counter();
-
-        while (guest_counter() - t0 < ticks)
-                ipb_relax();
 }
 
 static void wfi_masked(void)
@@ -112,29 +101,9 @@ static void sgi(unsigned target_list, unsigned intid)
         __asm__ volatile("isb");
 }
 
-static void ipi_rounds(const char *name, enum ap_mode mode)
+static void ipb_send_ipi(void)
 {
-        uint64_t halts = ap_halts; /* vCPU 1 counts its WFIs: one before each round */
-
-        ap_mode = mode;
-        for (unsigned r = 0; r < IPB_ROUNDS; r++) {
-                uint64_t t0;
-
-                ipb_seen = 0;
-                if (mode == AP_HALT) {
-                        while (ap_halts < halts + r + 1)
-                                ipb_relax();
-                        delay(HALT_SETTLE);
-                } else {
-                        delay(64 + 61 * r);
-                }
-                t0 = guest_counter();
-                sgi(1u << 1, SGI_IPI);
-                if (!ipb_wait(PATIENCE, name))
-                        return;
-                samples[r] = ipb_seen - t0;
-        }
-        ipb_report(name, samples, IPB_ROUNDS);
+        sgi(1u << 1, SGI_IPI);
 }
 
 static void timer_rounds(const char *name, bool halt)
@@ -151,7 +120,7 @@ static void timer_rounds(const char *name, bool halt)
                         while (!ipb_seen)
                                 wfi_masked();
                         irq_unmask();
-                } else if (!ipb_wait(PATIENCE, name)) {
+                } else if (!ipb_wait(IPB_PATIENCE, name)) {
                         return;
                 }
                 samples[r] = ipb_seen - deadline;
@@ -187,7 +156,7 @@ int64_t guest_main(void)
                 return 1;
         }
         for (uint64_t t0 = guest_counter(); !ap_started; ipb_relax())
-                if (guest_counter() - t0 > PATIENCE) {
+                if (guest_counter() - t0 > IPB_PATIENCE) {
                         guest_printf("FAIL: ipibench: vCPU 1 did not start\n");
                         return 1;
                 }

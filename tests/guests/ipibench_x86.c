@@ -19,20 +19,22 @@ static inline void ipb_relax(void)
         __asm__ volatile("pause" ::: "memory");
 }
 
+#define VEC_IPI           0x40
+#define VEC_TIMER         0x41
+#define IPB_PATIENCE      400000000ull /* 40 of Keel's 10 ms slices under -icount */
+#define IPB_HALT_SETTLE   200000ull    /* for vCPU 1's HLT exit to end in Keel's idle loop */
+#define IPB_SPIN_DELAY(r) (1000 + 997 * (uint64_t)(r))
+#define TIMER_AHEAD       50000ull
+#define TIMER_SPREAD      31013ull
+
+static void ipb_send_ipi(void);
+
 #include "ipibench.h"
 
-#define VEC_IPI      0x40
-#define VEC_TIMER    0x41
-#define PATIENCE     400000000ull /* 40 of Keel's 10 ms slices under -icount */
-#define HALT_SETTLE  200000ull    /* for vCPU 1's HLT exit to end in Keel's idle loop */
-#define TIMER_AHEAD  50000ull
-#define TIMER_SPREAD 31013ull
-
-enum ap_mode { AP_SPIN, AP_HALT };
-
-static volatile uint64_t ap_started, ap_halts;
-static volatile enum ap_mode ap_mode;
-static uint64_t samples[IPB_ROUNDS];
+static void ipb_send_ipi(void)
+{
+        lapic_icr(1u << 24, VEC_IPI);
+}
 
 static void record(unsigned cpu, unsigned vector)
 {
@@ -41,14 +43,6 @@ static void record(unsigned cpu, unsigned vector)
         (void)cpu;
         if (vector == VEC_IPI || vector == VEC_TIMER)
                 ipb_seen = now;
-}
-
-static void delay(uint64_t ticks)
-{
-        uint64_t t0 = rdtsc();
-
-        while (rdtsc() - t0 < ticks)
-                ipb_relax();
 }
 
 void ap_main(void);
@@ -70,31 +64,6 @@ void ap_main(void)
         }
 }
 
-static void ipi_rounds(const char *name, enum ap_mode mode)
-{
-        uint64_t halts = ap_halts; /* vCPU 1 counts its HLTs: one before each round */
-
-        ap_mode = mode;
-        for (unsigned r = 0; r < IPB_ROUNDS; r++) {
-                uint64_t t0;
-
-                ipb_seen = 0;
-                if (mode == AP_HALT) {
-                        while (ap_halts < halts + r + 1)
-                                ipb_relax();
-                        delay(HALT_SETTLE);
-                } else {
-                        delay(1000 + 997 * r);
-                }
-                t0 = rdtsc();
-                lapic_icr(1u << 24, VEC_IPI);
-                if (!ipb_wait(PATIENCE, name))
-                        return;
-                samples[r] = ipb_seen - t0;
-        }
-        ipb_report(name, samples, IPB_ROUNDS);
-}
-
 static void timer_rounds(const char *name, bool halt)
 {
         lapic_write(LAPIC_LVT_TIMER, LVT_TIMER_TSC_DEADL | VEC_TIMER);
@@ -108,7 +77,7 @@ static void timer_rounds(const char *name, bool halt)
                         while (!ipb_seen)
                                 __asm__ volatile("sti; hlt; cli" ::: "memory");
                         irq_enable();
-                } else if (!ipb_wait(PATIENCE, name)) {
+                } else if (!ipb_wait(IPB_PATIENCE, name)) {
                         return;
                 }
                 samples[r] = ipb_seen - deadline;
@@ -132,7 +101,7 @@ int64_t guest_main(void)
 
         smp_start_ap(ap_main);
         for (uint64_t t0 = rdtsc(); !ap_started; ipb_relax())
-                if (rdtsc() - t0 > PATIENCE) {
+                if (rdtsc() - t0 > IPB_PATIENCE) {
                         guest_printf("FAIL: ipibench: vCPU 1 did not start\n");
                         return 1;
                 }
