@@ -51,8 +51,8 @@ int64_t guest_main(void)
 
         for (uint64_t i = 0; i < n; i++)
                 last[i] = 0xa5a5000000000000ull | i;
-        guest_printf("unbacked: probing 0x%lx (RAM ends at 0x%lx) and 0xff000000\n",
-                     end + 0x1000, end);
+        guest_printf("unbacked: probing 0x%lx (RAM ends at 0x%lx) and 0xff000000\n", end + 0x1000,
+                     end);
         probe(end + 0x1000);
         probe(end + 0x1ff8);
         probe(0xff000000ull);
