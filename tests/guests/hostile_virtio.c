@@ -41,8 +41,9 @@ static inline void mmio_w32(uint64_t a, uint32_t v)
         *(volatile uint32_t *)(uintptr_t)a = v;
 }
 #else
+#include "exc.h"
 #define VIRTIO_BASE  0x0a000000ull
-#define FOREIGN_MMIO 0x08000000ull /* the GIC distributor */
+#define FOREIGN_MMIO GICD /* the GIC distributor */
 static inline uint32_t mmio_r32(uint64_t a)
 {
         return mmio_read32(a);
@@ -1130,17 +1131,12 @@ static void virtio_irq_off(void)
         ioapic_write(0x10 + 2 * 5, 0x10000);
 }
 #else
-#define GICD         0x08000000ull
-#define GICR0        0x080a0000ull
 #define VIRTIO_INTID 48 /* SPI 16: the first virtio slot */
-#define write_sysreg(name, v) \
-        __asm__ volatile("msr " #name ", %0" : : "r"((uint64_t)(v)) : "memory")
 
-/* From the IRQ vector: acknowledge, note the virtio interrupt (and lower its line), EOI. */
-void virtio_gic_irq(void);
-void virtio_gic_irq(void)
+/* IRQ: acknowledge, note the virtio interrupt (and lower its line), EOI. */
+void guest_irq(void)
 {
-        uint64_t intid = read_sysreg(S3_0_C12_C12_0); /* ICC_IAR1_EL1 */
+        uint64_t intid = read_sysreg(ICC_IAR1_EL1);
 
         if (intid >= 1020)
                 return;
@@ -1148,65 +1144,30 @@ void virtio_gic_irq(void)
                 virtio_irq_seen();
                 mmio_w32(blk + R_INT_ACK, 3);
         }
-        write_sysreg(S3_0_C12_C12_1, intid); /* ICC_EOIR1_EL1 */
+        write_sysreg(ICC_EOIR1_EL1, intid);
 }
 
-/* Vectors: IRQ from the current EL (SP_ELx) to virtio_gic_irq, the rest to the runtime. */
-void virtio_vectors(void);
-void virtio_sync_common(void);
-void guest_exception(uint64_t vector, uint64_t esr, uint64_t elr, uint64_t far);
-__asm__(".text\n"
-        ".balign 2048\n"
-        ".globl virtio_vectors\n"
-        "virtio_vectors:\n"
-        ".irp n, 0, 1, 2, 3, 4\n"
-        ".balign 128\n"
-        "mov x0, #\\n\n"
-        "b virtio_sync_common\n"
-        ".endr\n"
-        ".balign 128\n" /* 5: IRQ, current EL with SP_ELx */
-        "stp x29, x30, [sp, #-176]!\n"
-        "stp x0, x1, [sp, #16]\n stp x2, x3, [sp, #32]\n stp x4, x5, [sp, #48]\n"
-        "stp x6, x7, [sp, #64]\n stp x8, x9, [sp, #80]\n stp x10, x11, [sp, #96]\n"
-        "stp x12, x13, [sp, #112]\n stp x14, x15, [sp, #128]\n stp x16, x17, [sp, #144]\n"
-        "str x18, [sp, #160]\n"
-        "bl virtio_gic_irq\n"
-        "ldp x0, x1, [sp, #16]\n ldp x2, x3, [sp, #32]\n ldp x4, x5, [sp, #48]\n"
-        "ldp x6, x7, [sp, #64]\n ldp x8, x9, [sp, #80]\n ldp x10, x11, [sp, #96]\n"
-        "ldp x12, x13, [sp, #112]\n ldp x14, x15, [sp, #128]\n ldp x16, x17, [sp, #144]\n"
-        "ldr x18, [sp, #160]\n"
-        "ldp x29, x30, [sp], #176\n"
-        "eret\n"
-        ".irp n, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15\n"
-        ".balign 128\n"
-        "mov x0, #\\n\n"
-        "b virtio_sync_common\n"
-        ".endr\n"
-        "virtio_sync_common:\n"
-        "mrs x1, ESR_EL1\n mrs x2, ELR_EL1\n mrs x3, FAR_EL1\n"
-        "bl guest_exception\n"
-        "1: wfi\n b 1b\n");
+/* No synchronous exception is expected: the runtime's report (vector 4). */
+uint64_t guest_sync(uint64_t esr, uint64_t elr, uint64_t far)
+{
+        guest_exception(4, esr, elr, far);
+}
 
 static void virtio_irq_on(void)
 {
-        write_sysreg(VBAR_EL1, gpa_of((void *)virtio_vectors));
-        mmio_w32(GICR0 + 0x14, 0);                                 /* GICR_WAKER: awake */
-        mmio_w32(GICD, 0x12);                                      /* GICD_CTLR: ARE, Grp1 */
+        exc_install();
+        gic_init();
         mmio_w32(GICD + 0x80 + 4 * (VIRTIO_INTID / 32), ~0u);      /* IGROUPR: group 1 */
         mmio_w32(GICD + 0x400 + (VIRTIO_INTID & ~3u), 0xa0a0a0a0); /* IPRIORITYR */
         mmio_w32(GICD + 0x6000 + 8 * VIRTIO_INTID, 0);             /* IROUTER: Aff 0 */
         mmio_w32(GICD + 0x6004 + 8 * VIRTIO_INTID, 0);
         mmio_w32(GICD + 0x100 + 4 * (VIRTIO_INTID / 32), 1u << (VIRTIO_INTID % 32)); /* enable */
-        write_sysreg(S3_0_C12_C12_5, 7); /* ICC_SRE_EL1 */
-        __asm__ volatile("isb");
-        write_sysreg(S3_0_C4_C6_0, 0xff); /* ICC_PMR_EL1 */
-        write_sysreg(S3_0_C12_C12_7, 1);  /* ICC_IGRPEN1_EL1 */
-        __asm__ volatile("isb; msr daifclr, #2; isb" ::: "memory");
+        irq_unmask();
 }
 
 static void virtio_irq_off(void)
 {
-        __asm__ volatile("msr daifset, #2; isb" ::: "memory");
+        irq_mask();
         mmio_w32(GICD + 0x180 + 4 * (VIRTIO_INTID / 32), 1u << (VIRTIO_INTID % 32)); /* off */
 }
 #endif
