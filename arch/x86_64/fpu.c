@@ -27,7 +27,8 @@
 #define XCR0_X87      1ull
 #define XCR0_SSE      2ull
 
-static int have_xsave = -1; /* -1: not looked yet */
+static int have_xsave = -1;     /* -1: not looked yet */
+static uint64_t area_pages = 1; /* the save area: every component the CPU has fits */
 
 static bool xsave_supported(void)
 {
@@ -39,8 +40,13 @@ static bool xsave_supported(void)
                 if (!have_xsave) {
                         CHECK(r[3] & CPUID1_FXSR); /* every x86-64 CPU has FXSAVE */
                 } else {
+                        /* ECX: the size for every component the CPU supports, whether or
+                         * not Keel shows it: a guest's XSETBV is not intercepted on SVM, so
+                         * it may enable one that CPUID hides (AMX's tile data alone is 8 KiB
+                         * on Sapphire Rapids), and XSAVE must never write past the area. */
                         x86_cpuid(0xd, 0, r);
-                        CHECK(r[2] <= PAGE_SIZE); /* all components fit the one-page area */
+                        area_pages = ((uint64_t)r[2] + PAGE_SIZE - 1) / PAGE_SIZE;
+                        CHECK(area_pages >= 1 && area_pages <= 16);
                 }
         }
         return have_xsave;
@@ -64,9 +70,11 @@ void x86_fpu_cpu_enable(void)
 int x86_fpu_init(struct vcpu *vcpu)
 {
         hpa_t pa;
-        int err = palloc_alloc(&keel_palloc, 1, PAGE_SIZE, &pa);
+        int err;
         uint8_t *area;
 
+        xsave_supported(); /* sizes the area */
+        err = palloc_alloc(&keel_palloc, area_pages, PAGE_SIZE, &pa);
         if (err)
                 return err;
         area = hva_ptr(arch_hpa_to_hva(pa)); /* zeroed: XSTATE_BV 0 = every component init */
@@ -83,7 +91,7 @@ void x86_fpu_free(struct vcpu *vcpu)
 {
         if (!vcpu->arch.fpu)
                 return;
-        CHECK(palloc_free(&keel_palloc, vcpu->arch.fpu_pa, 1) == 0);
+        CHECK(palloc_free(&keel_palloc, vcpu->arch.fpu_pa, area_pages) == 0);
         vcpu->arch.fpu = NULL;
 }
 
@@ -93,7 +101,7 @@ void x86_fpu_load(struct vcpu *vcpu)
 
         if (xsave_supported()) {
                 xsetbv0(rfbm);
-                __asm__ volatile("xrstor64 %0" ::"m"(*(uint8_t(*)[PAGE_SIZE])vcpu->arch.fpu),
+                __asm__ volatile("xrstor64 %0" ::"m"(*(uint8_t *)vcpu->arch.fpu),
                                  "a"((uint32_t)rfbm), "d"((uint32_t)(rfbm >> 32))
                                  : "memory");
                 if (rfbm != x)
@@ -113,7 +121,7 @@ void x86_fpu_save(struct vcpu *vcpu)
                 if (rfbm != x)
                         xsetbv0(rfbm);
                 __asm__ volatile("xsave64 %0"
-                                 : "=m"(*(uint8_t(*)[PAGE_SIZE])vcpu->arch.fpu)
+                                 : "=m"(*(uint8_t *)vcpu->arch.fpu)
                                  : "a"((uint32_t)rfbm), "d"((uint32_t)(rfbm >> 32))
                                  : "memory");
                 xsetbv0(XCR0_X87); /* nothing of the guest's choice stays for the next one */
