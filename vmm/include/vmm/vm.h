@@ -59,6 +59,8 @@ struct vcpu {
         struct vcpu_arch arch;
 };
 
+struct vm_devices;
+
 struct vm {
         char name[VM_NAME_MAX];
         unsigned id;
@@ -83,6 +85,7 @@ struct vm {
         int64_t exit_code;     /* valid when stop_reason == VM_STOP_EXIT */
         char stop_detail[256]; /* one line: what happened, where (MMIO reports carry bytes) */
 
+        struct vm_devices *devices; /* the device models vm_build made (vmm/build.c) */
         struct vm_arch arch;
 };
 

@@ -83,7 +83,7 @@ bool arch_vcpu_ready(struct vcpu *vcpu);
 /*
  * The guest started a further vCPU (x86: INIT-SIPI through its LAPIC; arm64: PSCI CPU_ON)
  * whose state the arch has set up: it joins the run queues (vCPU 0 joins when its VM
- * starts). Safe on any CPU; a vCPU already on the run queues stays as it is (kernel/main.c).
+ * starts). Safe on any CPU; a vCPU already on the run queues stays as it is (vmm/vmtable.c).
  */
 void vm_vcpu_started(struct vcpu *vcpu);
 /* "io 12, mmio 3, ..." : the vCPU's exits by reason, for the end-of-VM report. */

@@ -1,0 +1,216 @@
+/*
+ * Building a VM from its config: its RAM, second-level tables, the guest of its kind (a test
+ * image, a Multiboot kernel, a Linux kernel with its virtio devices), and giving all of it
+ * back once the VM has stopped and no CPU runs its vCPUs (vmm/vmtable.c decides when).
+ * Only the boot CPU builds and releases VMs (the page allocator is its alone).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <keel/arch.h>
+#include <keel/boot.h>
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/log.h>
+#include <keel/palloc.h>
+#include <vmm/build.h>
+#include <vmm/config.h>
+#include <vmm/loader.h>
+#include <vmm/virtio.h>
+#include <vmm/vm.h>
+#include <vmm/vmm.h>
+
+/* Emulated devices of a Linux VM (a Keel-owned copy per VM slot). */
+struct vm_devices {
+        struct virtio_mmio blk_t, con_t;
+        struct virtio_blk blk;
+        struct virtio_console con;
+        char blk_name[VM_NAME_MAX + 16], con_name[VM_NAME_MAX + 16];
+};
+
+#define VM_DEVICES_PAGES (align_up(sizeof(struct vm_devices), PAGE_SIZE) / PAGE_SIZE)
+
+/* virtio-console output joins the VM's console lines, prefixed with its name. */
+static void console_sink(void *ctx, const uint8_t *buf, size_t len)
+{
+        struct vm *vm = ctx;
+
+        vcons_write(&vm->console, buf, len);
+}
+
+/*
+ * Put a virtio device on the VM's MMIO bus in the arch's next slot; `event_idx` false takes
+ * VIRTIO_RING_F_EVENT_IDX out of its offered features (config event_idx = no).
+ */
+static int add_virtio(struct vm *vm, struct virtio_mmio *t, struct virtio_device *dev,
+                      bool event_idx, const char *name, struct vm_virtio_desc *desc, unsigned n)
+{
+        int err;
+
+        if (!event_idx)
+                dev->features &= ~(1ull << VIRTIO_RING_F_EVENT_IDX);
+        arch_virtio_slot(n, &desc->base, &desc->size, &desc->gsi);
+        err = virtio_mmio_init(t, dev, &vm->mem, arch_irq_line(vm, desc->gsi), name);
+        if (!err)
+                err = mmio_bus_add(&vm->mmio, desc->base, desc->size, &virtio_mmio_ops, t, name);
+        return err;
+}
+
+/* A Linux VM: virtio disk (if configured) and console, then the arch's platform and boot. */
+static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struct boot_vm_files *f)
+{
+        struct vm_devices *d;
+        struct vm_virtio_desc desc[2];
+        unsigned n = 0;
+        hpa_t pa;
+        int err = palloc_alloc(&keel_palloc, VM_DEVICES_PAGES, PAGE_SIZE, &pa);
+
+        if (err) {
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "no memory for its devices");
+                return err;
+        }
+        d = vm->devices = hva_ptr(arch_hpa_to_hva(pa)); /* zeroed by the allocator */
+        if (f->disk.size) {
+                snprintf(d->blk_name, sizeof(d->blk_name), "%s/virtio-blk0", vm->name);
+                err = virtio_blk_init(&d->blk, (uint8_t *)f->disk.data, f->disk.size,
+                                      vc->disk_readonly, vm->name, 0);
+                if (!err)
+                        err = add_virtio(vm, &d->blk_t, &d->blk.vdev, !vc->no_event_idx,
+                                         d->blk_name, &desc[n], n);
+                if (!err) {
+                        virtio_blk_attach(&d->blk, &d->blk_t);
+                        n++;
+                }
+        }
+        if (!err && !vc->no_virtio_console) {
+                snprintf(d->con_name, sizeof(d->con_name), "%s/virtio-console0", vm->name);
+                err = virtio_console_init(&d->con, console_sink, vm);
+                if (!err)
+                        err = add_virtio(vm, &d->con_t, &d->con.vdev, !vc->no_event_idx,
+                                         d->con_name, &desc[n], n);
+                if (!err) {
+                        virtio_console_attach(&d->con, &d->con_t);
+                        n++;
+                }
+        }
+        if (err) {
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "cannot set up its virtio devices: %s",
+                        keel_strerror(err));
+                return err;
+        }
+        err = arch_vm_load_linux(vm, f, vc->cmdline, desc, n);
+        if (err)
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "kernel %s not booted: %s", vc->kernel,
+                        keel_strerror(err));
+        return err;
+}
+
+/* A Multiboot kernel (boot = multiboot): the arch's platform and loader, no virtio devices. */
+static int vm_build_multiboot(struct vm *vm, const struct vm_config *vc,
+                              const struct boot_vm_files *f)
+{
+        int err = arch_vm_load_multiboot(vm, f, vc->cmdline);
+
+        if (err)
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "Multiboot kernel %s not booted: %s", vc->kernel,
+                        keel_strerror(err));
+        return err;
+}
+
+/* A test guest: a flat or ELF image in the documented entry state. */
+static int vm_build_image(struct vm *vm, const struct vm_config *vc, const struct boot_image *img)
+{
+        struct load_request req = {
+            .name = vc->image,
+            .data = img->data,
+            .size = img->size,
+            .format = vc->format,
+            .elf_machine = arch_elf_machine(),
+            /* Offsets into the VM's RAM (the parser fills in the defaults). */
+            .load = gpa(gpa_raw(arch_guest_ram_base()) + vc->load),
+            .has_entry = vc->has_entry,
+            .entry = gpa(gpa_raw(arch_guest_ram_base()) + vc->entry),
+        };
+        gpa_t entry;
+        int err;
+
+        arch_guest_reserved(&req.reserved_base, &req.reserved_size);
+        err = loader_load(&vm->mem, &req, &entry);
+        if (err) {
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "image %s not loaded: %s", vc->image,
+                        keel_strerror(err));
+                return err;
+        }
+        err = arch_vcpu_setup(&vm->vcpus[0], entry);
+        if (err)
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "cannot set up its vCPU: %s", keel_strerror(err));
+        return err;
+}
+
+int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_files *f)
+{
+        uint64_t pages = vc->memory / PAGE_SIZE;
+        hpa_t ram;
+        int err;
+
+        err = palloc_alloc(&keel_palloc, pages, LARGE_PAGE_SIZE, &ram);
+        if (err == -KEEL_ENOMEM)
+                err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &ram);
+        if (err) {
+                vm_stop(
+                    vm, VM_STOP_LOAD_FAILED,
+                    "no %llu MiB contiguous run of free memory (largest free run %llu MiB)",
+                    (unsigned long long)(vc->memory >> 20),
+                    (unsigned long long)(palloc_largest_run(&keel_palloc, PAGE_SIZE) * PAGE_SIZE >>
+                                         20));
+                return err;
+        }
+        err = gmem_add_region(&vm->mem, arch_guest_ram_base(), vc->memory, ram);
+        CHECK(err == 0);
+        err = arch_vm_setup(vm);
+        if (err) {
+                vm_stop(vm, VM_STOP_LOAD_FAILED, "cannot build its nested page tables: %s",
+                        keel_strerror(err));
+                return err;
+        }
+        if (!vc->kernel[0])
+                err = vm_build_image(vm, vc, &f->image);
+        else if (vc->boot == KERNEL_BOOT_MULTIBOOT)
+                err = vm_build_multiboot(vm, vc, f);
+        else
+                err = vm_build_linux(vm, vc, f);
+        if (err)
+                return err;
+        LOG_INFO("keel: vm %s: %llu MiB at host %#llx, %s %s (%llu bytes)", vm->name,
+                 (unsigned long long)(vc->memory >> 20), (unsigned long long)hpa_raw(ram),
+                 vc->kernel[0] ? "kernel" : "image", f->image.path,
+                 (unsigned long long)f->image.size);
+        return 0;
+}
+
+void vm_release(struct vm *vm)
+{
+        arch_vm_teardown(vm);
+        if (vm->devices && vm->devices->blk.t) {
+                const struct virtio_blk *b = &vm->devices->blk;
+
+                LOG_INFO("keel: vm %s: virtio-blk0: %llu reads, %llu writes, %llu flushes, %llu "
+                         "errors",
+                         vm->name, (unsigned long long)b->reads, (unsigned long long)b->writes,
+                         (unsigned long long)b->flushes, (unsigned long long)b->errors);
+        }
+        if (vm->devices) {
+                int err = palloc_free(&keel_palloc, arch_hva_to_hpa(hva_from_ptr(vm->devices)),
+                                      VM_DEVICES_PAGES);
+
+                CHECK(err == 0);
+                vm->devices = NULL;
+        }
+        for (unsigned i = 0; i < vm->mem.count; i++) {
+                const struct gmem_region *r = &vm->mem.regions[i];
+                int err = palloc_free(&keel_palloc, r->backing, r->size / PAGE_SIZE);
+
+                CHECK(err == 0);
+        }
+        vm->mem.count = 0;
+}

@@ -1,0 +1,23 @@
+/*
+ * Building a VM from its config and releasing it (vmm/build.c). The boot CPU only.
+ */
+#ifndef VMM_BUILD_H
+#define VMM_BUILD_H
+
+#include <keel/boot.h>
+#include <vmm/config.h>
+#include <vmm/vm.h>
+
+/*
+ * Allocate and map the VM's RAM, then build the guest of its kind (image, Multiboot or Linux
+ * kernel with its devices). On failure the VM is stopped with a one-line reason naming what
+ * is missing, and the error returned; what was allocated stays for vm_release.
+ */
+int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_files *f);
+/*
+ * Give back everything vm_build took: arch tables, devices, RAM. Only once the VM has stopped
+ * and every one of its vCPUs has left the scheduler (no CPU can touch it any more).
+ */
+void vm_release(struct vm *vm);
+
+#endif

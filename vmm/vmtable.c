@@ -1,0 +1,446 @@
+/*
+ * The VM table: build every VM of the config and run them all at once under the vCPU
+ * scheduler (keel/sched.h, docs/scheduler.md) on every CPU. A VM that fails to build or
+ * misbehaves is stopped and reported; the others run regardless. When all have ended, a
+ * summary compares each VM's outcome with what the config expected.
+ *
+ * The boot CPU (index 0) also manages: it builds and releases VMs (vmm/build.c; the page
+ * allocator is its alone), reads the serial console and serves the monitor; the other CPUs
+ * only run vCPUs.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <keel/arch.h>
+#include <keel/boot.h>
+#include <keel/check.h>
+#include <keel/errno.h>
+#include <keel/log.h>
+#include <keel/palloc.h>
+#include <keel/sched.h>
+#include <keel/time.h>
+#include <vmm/build.h>
+#include <vmm/config.h>
+#include <vmm/monitor.h>
+#include <vmm/vm.h>
+#include <vmm/vmm.h>
+#include <vmm/vmtable.h>
+
+/* The VMs of the config, allocated at start (large: not stored in keel.efi). */
+static struct vm *vms;
+
+#define VMS_PAGES (align_up(sizeof(struct vm) * KEEL_MAX_VMS, PAGE_SIZE) / PAGE_SIZE)
+
+static void outcome(const struct vm *vm, char *buf, size_t len)
+{
+        if (vm->stop_reason == VM_STOP_EXIT)
+                snprintf(buf, len, "exit %lld", (long long)vm->exit_code);
+        else
+                snprintf(buf, len, "%s", vm_stop_reason_name(vm->stop_reason));
+}
+
+static bool as_expected(const struct vm *vm, const struct vm_config *vc, char *buf, size_t len)
+{
+        if (vc->has_expect_exit) {
+                snprintf(buf, len, "exit %lld", (long long)vc->expect_exit);
+                return vm->stop_reason == VM_STOP_EXIT && vm->exit_code == vc->expect_exit;
+        }
+        if (vc->has_expect_stop) {
+                snprintf(buf, len, "%s", vm_stop_reason_name(vc->expect_stop));
+                return vm->stop_reason == vc->expect_stop;
+        }
+        /* No expectation: a clean exit with code 0 is the success. */
+        snprintf(buf, len, "exit 0");
+        return vm->stop_reason == VM_STOP_EXIT && vm->exit_code == 0;
+}
+
+/* The scheduler's time slice. */
+#define SLICE_MS 10
+
+static const struct boot_info *boot;
+static struct sched sched;
+static unsigned ncpus = 1;
+static volatile bool cpus_go; /* set once the scheduler is ready: the APs may run vCPUs */
+
+/* What the boot CPU does with a VM once it has been released (reaped). */
+enum vm_next {
+        VM_NEXT_NONE,
+        VM_NEXT_CREATE, /* the monitor's reset: build it again, do not run it */
+        VM_NEXT_RUN,    /* the monitor's start of a stopped VM: build it again and run it */
+};
+
+/* Per VM, for the boot CPU's management (only it reads and writes these). */
+struct vm_slot {
+        bool built;        /* memory and devices allocated (vm_release undoes) */
+        enum vm_next next; /* once released */
+        uint64_t runtime;  /* ticks its vCPUs ran in earlier lives (before resets) */
+};
+
+static struct vm_slot slots[KEEL_MAX_VMS];
+static struct monitor monitor;
+
+static uint64_t tsc_ms(uint64_t ticks)
+{
+        uint64_t khz = arch_tsc_khz();
+
+        return khz ? ticks / khz : 0;
+}
+
+/* Scheduler's question for a blocked vCPU: may it run? A VM that left the running state
+ * may too, so that its CPU gives it back (SCHED_DONE). */
+static bool vcpu_ready(struct sched_entity *e)
+{
+        struct vcpu *v = e->owner;
+
+        return v->vm->state != VM_RUNNING || arch_vcpu_ready(v);
+}
+
+/* Build VM `i` from its config; it stays created (or stopped, if it cannot be built). */
+static void vm_create(unsigned i)
+{
+        const struct vm_config *vc = &boot->config->vms[i];
+        struct vm *vm = &vms[i];
+
+        memset(vm, 0, sizeof(*vm)); /* nothing of an earlier life (reset) */
+        vm_init(vm, i, vc->name);
+        LOG_INFO("keel: vm %s: starting", vm->name);
+        slots[i].built = true;
+        if (vc->cpu != SCHED_NO_PIN && (unsigned)vc->cpu >= ncpus)
+                vm_stop(vm, VM_STOP_LOAD_FAILED,
+                        "its config pins it to CPU %d, but this machine has %u CPU%s online "
+                        "(cpu = 0 to %u, or no cpu = line)",
+                        vc->cpu, ncpus, ncpus == 1 ? "" : "s", ncpus - 1);
+        else
+                vm_set_vcpus(vm, vc->vcpus); /* the parser keeps it in 1..VM_MAX_VCPUS */
+        vm->unbacked_stop = vc->unbacked_stop;
+        for (unsigned c = 0; c < vm->vcpu_count; c++)
+                vm->vcpus[c].sched = (struct sched_entity){
+                    .weight = vc->weight, .pin = vc->cpu, .owner = &vm->vcpus[c]};
+        if (vm->state != VM_STOPPED)
+                vm_build(vm, vc, &boot->vm_files[i]); /* stops it on failure */
+}
+
+/* Run a created VM: vCPU 0 joins the run queues, the others when the guest starts them. */
+static int vm_run(unsigned i)
+{
+        struct vm *vm = &vms[i];
+        int err = vm_set_state(vm, VM_RUNNING);
+
+        if (err)
+                return err;
+        vm->vcpus[0].started = true;
+        CHECK(sched_add(&sched, &vm->vcpus[0].sched, arch_tsc()) == 0);
+        return 0;
+}
+
+void vm_vcpu_started(struct vcpu *vcpu)
+{
+        int err;
+
+        vcpu->started = true;
+        err = sched_add(&sched, &vcpu->sched, arch_tsc());
+        CHECK(err == 0 || err == -KEEL_EBUSY);
+}
+
+/* Make every CPU that runs one of the VM's vCPUs leave it (it was paused or stopped). */
+static void vm_kick(struct vm *vm)
+{
+        for (unsigned c = 0; c < vm->vcpu_count; c++)
+                if (vm->vcpus[c].sched.state == SCHED_RUNNING)
+                        arch_cpu_kick(vm->vcpus[c].sched.cpu);
+}
+
+/* A stopped VM whose vCPUs all left the scheduler: report it and give its memory back. */
+static void vm_reap(unsigned i)
+{
+        struct vm *vm = &vms[i];
+        char desc[200];
+
+        for (unsigned c = 0; c < vm->vcpu_count; c++) {
+                const struct vcpu *v = &vm->vcpus[c];
+                char who[16] = ""; /* "vCPU N: " when the VM has several */
+
+                if (vm->vcpu_count > 1)
+                        snprintf(who, sizeof(who), "vCPU %u: ", c);
+                slots[i].runtime += v->sched.runtime;
+                arch_vcpu_exit_summary(v, desc, sizeof(desc));
+                LOG_INFO("keel: vm %s: %s%llu exits (%s), %llu ms of CPU in %llu runs", vm->name,
+                         who, (unsigned long long)v->exits, desc,
+                         (unsigned long long)tsc_ms(v->sched.runtime),
+                         (unsigned long long)v->sched.switches);
+        }
+        vm_release(vm);
+        slots[i].built = false;
+        if (slots[i].next != VM_NEXT_NONE) {
+                enum vm_next next = slots[i].next;
+
+                slots[i].next = VM_NEXT_NONE;
+                vm_create(i);
+                if (next == VM_NEXT_RUN && vm->state == VM_CREATED)
+                        CHECK(vm_run(i) == 0);
+        }
+}
+
+/* Give a run's vCPU back to the scheduler (the boot CPU reaps a VM that has stopped). */
+static void vcpu_put(struct sched_entity *e, uint64_t ran, enum vcpu_run_result r)
+{
+        struct vm *vm = ((struct vcpu *)e->owner)->vm;
+        enum sched_put_how how = r == VCPU_RUN_BLOCKED ? SCHED_BLOCK : SCHED_PREEMPTED;
+
+        if (r == VCPU_RUN_LEFT || vm->state != VM_RUNNING)
+                how = SCHED_DONE;
+        sched_put(&sched, e, ran, how);
+}
+
+/* One scheduling round on `cpu`: run the next vCPU for a slice, or idle. */
+static void cpu_round(unsigned cpu)
+{
+        uint64_t now = arch_tsc();
+        struct sched_entity *e = sched_pick(&sched, cpu, now);
+        enum vcpu_run_result r;
+
+        if (!e) {
+                arch_cpu_idle();
+                return;
+        }
+        /* A vCPU of a VM that left the running state (maybe never set up) does not run. */
+        if (((struct vcpu *)e->owner)->vm->state != VM_RUNNING)
+                r = VCPU_RUN_LEFT;
+        else
+                r = arch_vcpu_run(e->owner, now + sched_slice(&sched, e));
+        vcpu_put(e, arch_tsc() - now, r);
+}
+
+_Noreturn void vmm_ap_main(unsigned cpu)
+{
+        while (!__atomic_load_n(&cpus_go, __ATOMIC_ACQUIRE))
+                arch_cpu_idle();
+        for (;;)
+                cpu_round(cpu);
+}
+
+/* The boot CPU's upkeep of VM `i`: reap it once stopped, re-queue its vCPUs once resumed. */
+static void vm_manage(unsigned i)
+{
+        struct vm *vm = &vms[i];
+        bool detached = true;
+
+        if (!slots[i].built)
+                return;
+        for (unsigned c = 0; c < vm->vcpu_count; c++) {
+                struct vcpu *v = &vm->vcpus[c];
+
+                /* Acquire: pairs with the run queue lock's release in sched_put (SCHED_DONE), the
+                 * vCPU's CPU's last touch of it, so nothing it wrote comes after the reap. */
+                detached &= __atomic_load_n(&v->sched.state, __ATOMIC_ACQUIRE) == SCHED_DETACHED;
+                /* Resumed while a CPU was giving it back: it joins again (EBUSY: it is in). */
+                if (vm->state == VM_RUNNING && v->started && v->sched.state == SCHED_DETACHED)
+                        (void)sched_add(&sched, &v->sched, arch_tsc());
+        }
+        if (vm->state == VM_STOPPED && detached)
+                vm_reap(i);
+}
+
+/* Bytes typed on Keel's console go to the monitor, which routes them (docs/console.md). */
+static void console_poll(void)
+{
+        uint8_t buf[32];
+        size_t n = 0;
+        int ch;
+
+        while (n < sizeof(buf) && (ch = arch_console_getc()) >= 0)
+                buf[n++] = (uint8_t)ch;
+        if (n)
+                monitor_input(&monitor, buf, n);
+}
+
+/* True once every VM has stopped and been released. */
+static bool all_ended(void)
+{
+        bool ended = true;
+
+        for (unsigned i = 0; i < boot->config->vm_count; i++) {
+                vm_manage(i);
+                ended &= !slots[i].built && vms[i].state == VM_STOPPED;
+        }
+        return ended;
+}
+
+/* The monitor's view of the VM table (vmm/monitor.h). */
+static unsigned mon_count(void *ctx)
+{
+        (void)ctx;
+        return boot->config->vm_count;
+}
+
+static void mon_info(void *ctx, unsigned i, struct monitor_vm_info *out)
+{
+        const struct vm *vm = &vms[i];
+        uint64_t run = slots[i].runtime, khz = arch_tsc_khz();
+
+        (void)ctx;
+        out->name = boot->config->vms[i].name;
+        out->state = vm_state_name(vm->state);
+        out->stop = vm->stop_reason != VM_STOP_NONE ? vm_stop_reason_name(vm->stop_reason) : "";
+        out->vcpus = vm->vcpu_count;
+        for (unsigned c = 0; c < vm->vcpu_count && slots[i].built; c++) {
+                out->exits += vm->vcpus[c].exits;
+                run += vm->vcpus[c].sched.runtime;
+        }
+        out->run_us = khz ? run * 1000 / khz : 0;
+}
+
+/*
+ * Build VM `i` again from its config (monitor start/reset of a stopped VM), then run it if
+ * `run`: at once if it has been released, else once its vCPUs have left (vm_manage).
+ */
+static void vm_rebuild(unsigned i, bool run)
+{
+        if (slots[i].built) {
+                slots[i].next = run ? VM_NEXT_RUN : VM_NEXT_CREATE;
+                vm_manage(i);
+                return;
+        }
+        vm_create(i);
+        if (run && vms[i].state == VM_CREATED)
+                CHECK(vm_run(i) == 0);
+}
+
+static int mon_action(void *ctx, unsigned i, enum monitor_action a)
+{
+        struct vm *vm = &vms[i];
+        int err;
+
+        (void)ctx;
+        switch (a) {
+        case MONITOR_START:
+                if (vm->state != VM_STOPPED)
+                        return vm_run(i); /* created: runs; running or paused: refused */
+                vm_rebuild(i, true);
+                return 0;
+        case MONITOR_STOP:
+                if (vm->state == VM_STOPPED)
+                        return -KEEL_EPERM;
+                vm_stop(vm, VM_STOP_MONITOR, "stopped from the monitor");
+                vm_kick(vm);
+                return 0;
+        case MONITOR_PAUSE:
+                err = vm_set_state(vm, VM_PAUSED);
+                if (!err)
+                        vm_kick(vm);
+                return err;
+        case MONITOR_RESUME:
+                if (vm->state != VM_PAUSED)
+                        return -KEEL_EPERM;
+                return vm_set_state(vm, VM_RUNNING); /* vm_manage re-queues its vCPUs */
+        case MONITOR_RESET:
+                if (vm->state != VM_PAUSED && vm->state != VM_STOPPED)
+                        return -KEEL_EPERM;
+                if (vm->state == VM_PAUSED)
+                        vm_stop(vm, VM_STOP_MONITOR, "reset from the monitor");
+                vm_rebuild(i, false);
+                return 0;
+        default:
+                return -KEEL_EINVAL;
+        }
+}
+
+static void mon_input(void *ctx, unsigned i, const uint8_t *buf, size_t n)
+{
+        (void)ctx;
+        if (vms[i].state == VM_RUNNING || vms[i].state == VM_PAUSED)
+                vcons_input_push(&vms[i].console, buf, n); /* what does not fit is dropped */
+}
+
+/*
+ * Monitor output is a console writer of its own, like a VM's: its prompt and the echo of a
+ * line being typed stay unfinished, and are ended before anyone else's line (log.h).
+ */
+static void mon_write(void *ctx, const char *s, size_t n)
+{
+        bool end = n && s[n - 1] == '\n';
+
+        (void)ctx;
+        log_write_part(&monitor, "", 0, s, end ? n - 1 : n, end);
+}
+
+static const struct monitor_ops monitor_ops = {
+    .count = mon_count,
+    .info = mon_info,
+    .action = mon_action,
+    .input = mon_input,
+    .write = mon_write,
+};
+
+static void summary(void)
+{
+        const struct keel_config *cfg = boot->config;
+        unsigned unexpected = 0;
+        uint64_t total = 0;
+
+        for (unsigned i = 0; i < cfg->vm_count; i++)
+                total += slots[i].runtime;
+        LOG_INFO("keel: summary");
+        for (unsigned i = 0; i < cfg->vm_count; i++) {
+                char got[48], want[48];
+                bool ok;
+
+                outcome(&vms[i], got, sizeof(got));
+                ok = as_expected(&vms[i], &cfg->vms[i], want, sizeof(want));
+                unexpected += !ok;
+                LOG_INFO("keel:   %s: %s (expected %s), %llu%% of the CPU time: %s", vms[i].name,
+                         got, want,
+                         (unsigned long long)(total ? slots[i].runtime * 100 / total : 0),
+                         ok ? "ok" : "UNEXPECTED");
+        }
+        if (unexpected)
+                LOG_INFO("keel: result: FAIL (%u of %u VM%s not as expected)", unexpected,
+                         cfg->vm_count, cfg->vm_count == 1 ? "" : "s");
+        else
+                LOG_INFO("keel: result: PASS (%u VM%s as expected)", cfg->vm_count,
+                         cfg->vm_count == 1 ? "" : "s");
+        LOG_INFO("keel: %llu MiB free after all VMs ended",
+                 (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20));
+        if (cfg->finish == FINISH_DEBUG_EXIT)
+                arch_test_finish(unexpected == 0);
+        LOG_INFO("keel: all VMs ended; the monitor (Ctrl-] m) can start them again");
+}
+
+_Noreturn void vmm_main(const struct boot_info *bi, unsigned cpus)
+{
+        const struct keel_config *cfg = bi->config;
+        bool ended = false;
+        hpa_t vms_pa;
+        int err;
+
+        boot = bi;
+        ncpus = cpus;
+        err = palloc_alloc(&keel_palloc, VMS_PAGES, PAGE_SIZE, &vms_pa);
+        if (err)
+                panic("no memory for the VM table: %s", keel_strerror(err));
+        vms = hva_ptr(arch_hpa_to_hva(vms_pa)); /* zeroed by the allocator */
+        for (unsigned i = 0; i < KEEL_MAX_VMS; i++)
+                vms[i].state = VM_STOPPED;
+        sched_init(&sched, ncpus, arch_tsc_khz() * SLICE_MS, vcpu_ready);
+        LOG_INFO("keel: scheduler: %u CPU%s, %u ms slices", ncpus, ncpus == 1 ? "" : "s", SLICE_MS);
+
+        for (unsigned i = 0; i < cfg->vm_count; i++) {
+                vm_create(i);
+                if (vms[i].state == VM_CREATED)
+                        CHECK(vm_run(i) == 0);
+        }
+        monitor_init(&monitor, &monitor_ops, NULL);
+        monitor_announce(&monitor);
+        __atomic_store_n(&cpus_go, true, __ATOMIC_RELEASE);
+        for (;;) {
+                console_poll();
+                if (all_ended()) {
+                        if (!ended)
+                                summary();
+                        ended = true;
+                } else {
+                        ended = false;
+                }
+                cpu_round(0);
+        }
+}
