@@ -25,6 +25,7 @@
 #include <keel/log.h>
 #include <keel/stack_protector.h>
 #include <keel/time.h>
+#include <keel/wallclock.h>
 #include <vmm/config.h>
 #include <vmm/vmm.h>
 
@@ -451,6 +452,34 @@ __attribute__((no_stack_protector)) EFI_STATUS efi_main(EFI_HANDLE image, EFI_SY
         return efi_boot(image);
 }
 
+/*
+ * The time of day, once, from the firmware's real-time clock: Keel carries it on with its own
+ * counter (keel/wallclock.h). Taken as UTC whatever its TimeZone field says, as Linux's
+ * rtc-efi does (OVMF and AAVMF give QEMU's RTC, UTC unless `-rtc base=localtime`).
+ */
+static void read_firmware_time(void)
+{
+        EFI_TIME t;
+        EFI_STATUS s = st->RuntimeServices->GetTime(&t, NULL);
+        struct civil_time c = {.year = t.Year,
+                               .month = t.Month,
+                               .day = t.Day,
+                               .hour = t.Hour,
+                               .minute = t.Minute,
+                               .second = t.Second};
+
+        if (EFI_ERROR(s) || !civil_valid(&c) || t.Nanosecond > 999999999) {
+                LOG_WARN("keel: the firmware gives no usable time of day (GetTime status %#llx): "
+                         "guests' real-time clocks count from 1970-01-01",
+                         (unsigned long long)s);
+                return;
+        }
+        boot_info.wall_tsc = arch_tsc();
+        boot_info.wall_ns = unix_from_civil(&c) * 1000000000ull + t.Nanosecond;
+        LOG_INFO("keel: time of day from the firmware: %04u-%02u-%02u %02u:%02u:%02u UTC", c.year,
+                 c.month, c.day, c.hour, c.minute, c.second);
+}
+
 static EFI_STATUS efi_boot(EFI_HANDLE image)
 {
         char why[512];
@@ -483,6 +512,7 @@ static EFI_STATUS efi_boot(EFI_HANDLE image)
         s = load_config_and_images(image);
         if (EFI_ERROR(s))
                 return s;
+        read_firmware_time();
         s = check_memory();
         if (EFI_ERROR(s))
                 return s;

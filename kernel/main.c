@@ -10,6 +10,7 @@
 #include <keel/log.h>
 #include <keel/palloc.h>
 #include <keel/smp.h>
+#include <keel/wallclock.h>
 #include <vmm/config.h>
 #include <vmm/vmm.h>
 #include <vmm/vmtable.h>
@@ -29,6 +30,7 @@ _Noreturn void kernel_main(const struct boot_info *bi)
                  (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20),
                  keel_palloc.count);
         arch_cpu_setup(bi);
+        wallclock_init(bi->wall_ns, bi->wall_tsc);
         if (bi->config->selftest == SELFTEST_EXCEPTION) {
                 /* Proves the trap path: Keel must dump its registers and panic, never go on. */
                 LOG_INFO("keel: selftest: raising an invalid-opcode exception inside Keel");

@@ -185,6 +185,9 @@ static int vm_check(const struct arm64_linux_vm *vm, const char **why)
                               "GIC redistributor region smaller than 128 KiB per vCPU");
         if (!region_ok(vm->uart.base, vm->uart.size) || vm->uart.spi > ARM64_LINUX_SPI_MAX)
                 return refuse(why, -KEEL_EINVAL, "PL011 region empty or SPI above 987");
+        if (vm->rtc.size &&
+            (!region_ok(vm->rtc.base, vm->rtc.size) || vm->rtc.spi > ARM64_LINUX_SPI_MAX))
+                return refuse(why, -KEEL_EINVAL, "PL031 region wraps around or SPI above 987");
         if (vm->virtio_count > ARM64_LINUX_MAX_VIRTIO)
                 return refuse(why, -KEEL_EINVAL, "more than 8 virtio-mmio devices");
         for (unsigned i = 0; i < vm->virtio_count; i++)
@@ -203,6 +206,7 @@ int arm64_linux_fdt(const struct arm64_linux_vm *vm, void *buf, size_t cap, size
         static const char *const psci_compat[] = {"arm,psci-1.0", "arm,psci-0.2"};
         static const char *const uart_compat[] = {"arm,pl011", "arm,primecell"};
         static const char *const uart_clock_names[] = {"uartclk", "apb_pclk"};
+        static const char *const rtc_compat[] = {"arm,pl031", "arm,primecell"};
         static const uint32_t timer_irqs[] = {
             1, 13, 4, /* secure physical timer */
             1, 14, 4, /* non-secure physical timer */
@@ -295,6 +299,17 @@ int arm64_linux_fdt(const struct arm64_linux_vm *vm, void *buf, size_t cap, size
         fdt_prop_strings(&f, "clock-names", uart_clock_names, 2);
         fdt_prop_cells(&f, "clocks", uart_clocks, 2);
         fdt_end_node(&f);
+
+        if (vm->rtc.size) {
+                node_at(name, sizeof(name), "pl031", vm->rtc.base);
+                fdt_begin_node(&f, name);
+                fdt_prop_strings(&f, "compatible", rtc_compat, 2);
+                prop_reg(&f, vm->rtc.base, vm->rtc.size);
+                prop_spi(&f, vm->rtc.spi);
+                fdt_prop_string(&f, "clock-names", "apb_pclk");
+                fdt_prop_u32(&f, "clocks", ARM64_LINUX_PHANDLE_CLK);
+                fdt_end_node(&f);
+        }
 
         for (unsigned i = 0; i < vm->virtio_count; i++) {
                 node_at(name, sizeof(name), "virtio_mmio", vm->virtio[i].base);

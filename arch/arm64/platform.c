@@ -16,6 +16,7 @@
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
+#include <keel/wallclock.h>
 #include <vmm/virtio.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
@@ -43,11 +44,11 @@ struct irq_line arch_irq_line(struct vm *vm, unsigned gsi)
         return (struct irq_line){vgic_set_level, &vm->arch.vgic, 32 + gsi};
 }
 
-/* The GIC on the VM's bus and the PL011 wired to it. */
+/* The GIC on the VM's bus, the PL011 and the PL031 wired to it. */
 static int platform_init(struct vm *vm)
 {
         struct vm_arch *a = &vm->arch;
-        struct irq_line uart_irq;
+        struct irq_line uart_irq, rtc_irq;
         int err = vgic_init(&a->vgic, vm->vcpu_count, ARM64_NR_SPIS);
 
         if (!err)
@@ -56,10 +57,16 @@ static int platform_init(struct vm *vm)
         if (!err)
                 err = mmio_bus_add(&vm->mmio, gpa(VGIC_GICR_BASE), VGIC_GICR_SIZE(vm->vcpu_count),
                                    &vgic_redist_ops, &a->vgic, "gicr");
+        pl031_init(&a->rtc, wallclock_ns);
+        if (!err)
+                err = mmio_bus_add(&vm->mmio, gpa(ARM64_PL031_BASE), PL031_SIZE, &pl031_ops,
+                                   &a->rtc, "pl031");
         if (err)
                 return err;
         uart_irq = arch_irq_line(vm, ARM64_PL011_SPI);
         pl011_set_irq(&a->uart, &uart_irq);
+        rtc_irq = arch_irq_line(vm, ARM64_PL031_SPI);
+        pl031_set_irq(&a->rtc, &rtc_irq);
         a->platform = true;
         return 0;
 }
@@ -136,6 +143,7 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
             .gicr_base = VGIC_GICR_BASE,
             .gicr_size = VGIC_GICR_SIZE(vm->vcpu_count),
             .uart = {ARM64_PL011_BASE, ARM64_PL011_SIZE, ARM64_PL011_SPI},
+            .rtc = {ARM64_PL031_BASE, PL031_SIZE, ARM64_PL031_SPI},
             .virtio_count = ndevs,
         };
         for (unsigned i = 0; i < ndevs; i++)

@@ -9,6 +9,7 @@
 #include <keel/addr.h>
 #include <keel/arch.h>
 #include <keel/smp.h>
+#include <keel/time.h>
 
 noreturn void arch_halt(void)
 {
@@ -25,4 +26,17 @@ void arch_dump_state(void)
 unsigned arch_cpu_index(void)
 {
         return 0;
+}
+
+/* A counter the tests move by hand (fake_tsc), at 1 GHz: one tick per nanosecond. */
+uint64_t fake_tsc;
+
+uint64_t arch_tsc(void)
+{
+        return fake_tsc;
+}
+
+uint64_t arch_tsc_khz(void)
+{
+        return 1000000;
 }

@@ -19,6 +19,7 @@
 #include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/wallclock.h>
 #include <keel/spinlock.h>
 #include <vmm/hypercall.h>
 #include <vmm/vmm.h>
@@ -34,6 +35,7 @@
 #define GUEST_MAP_MAX  (64ull << 30) /* one PDPT: 64 page directories fit below the stack */
 
 #define COM1_BASE 0x3f8
+#define RTC_BASE  0x70 /* index, data */
 
 static const struct x86_vendor *const vendors[] = {&svm_vendor, &vmx_vendor};
 static const struct x86_vendor *vendor;
@@ -114,6 +116,7 @@ int arch_vm_setup(struct vm *vm)
         int err;
 
         vuart_init(&a->uart, &vm->console);
+        rtc_cmos_init(&a->rtc);
         err = pt_init(&a->npt, vendor->second_level(), &keel_palloc);
         if (err)
                 return err;
@@ -401,6 +404,9 @@ __attribute__((no_stack_protector)) void x86_emulate_io(struct vcpu *vcpu, uint1
 
         if (!claimed && port >= COM1_BASE && port < COM1_BASE + 8) {
                 vuart_access(&vm->arch.uart, port - COM1_BASE, !in, &val);
+                claimed = true;
+        } else if (!claimed && port >= RTC_BASE && port < RTC_BASE + 2) {
+                rtc_cmos_access(&vm->arch.rtc, port - RTC_BASE, !in, &val, wallclock_ns());
                 claimed = true;
         }
         spin_unlock(h);

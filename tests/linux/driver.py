@@ -48,6 +48,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True  # importing the integration driver must not litter the tree
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -313,6 +314,7 @@ def checks(case, info, expect):
             # (d) the interactive shell
             order.append(g(r"keel-test: shell ready$"))
             order.append(g(r"keel-42$"))
+            order.append(g(r"keel-time-\d+$"))
         elif case["mode"] == "reboot":
             order.append(g(r"keel-test: rebooting$"))
         else:
@@ -378,7 +380,26 @@ def sends(case, vm, direct):
     prompt = (r"\[%s\] " % re.escape(vm) if not direct else "") + r"keel-sh# "
     ready = guest(vm, direct, r"keel-test: shell ready\n") + prompt
     answer = guest(vm, direct, r"keel-42\n") + prompt
-    return ["%s=>echo keel-$((6*7))" % ready, "%s=>poweroff -f" % answer]
+    # The guest's clock: the firmware's time through the VM's RTC (CMOS / PL031), checked
+    # against the host's clock around the boot (check_clock).
+    clock = guest(vm, direct, r"keel-time-\d+\n") + prompt
+    return ["%s=>echo keel-$((6*7))" % ready, "%s=>echo keel-time-$(date -u +%%s)" % answer,
+            "%s=>poweroff -f" % clock]
+
+
+def check_clock(log, started, ended, slack=3):
+    """The guest's `date -u +%s` lies within the host's time around the boot (give or take
+    `slack` seconds): its RTC shows the firmware's time, not 1970 or a local-time offset."""
+    m = re.search(r"keel-time-(\d+)\s*$", log, re.M)
+    if not m:
+        return []  # check_log reports the missing line
+    t = int(m.group(1))
+    if started - slack <= t <= ended + slack:
+        return []
+    return ["the guest's clock read %d (%s UTC), not within the host's %d..%d: its RTC does "
+            "not show the firmware's time" % (t, time.strftime("%Y-%m-%d %H:%M:%S",
+                                                               time.gmtime(t)),
+                                             int(started), int(ended))]
 
 
 def read_log(path):
@@ -530,12 +551,15 @@ def main():
             path = os.path.join(os.path.dirname(log_path), "%s-%d.log" % (args.case, i + 1))
             say("boot %d of %d (serial log %s)" % (i + 1, repeat, path))
         status_problem = None
+        started = time.time()
         if not args.check_log:
             status_problem = boot(args, case, info, arch, build_dir, work, efi, path)
             if status_problem == "dry-run":
                 return 0
         log = read_log(path)
         problems = ([status_problem] if status_problem else []) + check_log(want, log)
+        if case["mode"] == "shell" and not args.check_log:
+            problems += check_clock(log, started, time.time())
         name = args.case if repeat == 1 else "%s (boot %d of %d)" % (args.case, i + 1, repeat)
         if report(name, problems, log, path):
             if not args.keep_going:

@@ -57,6 +57,10 @@ struct boot_info {
         /* A 4 KiB page below 1 MiB reserved as loader data, 0 if the firmware had none (x86:
          * the application processors' start-up trampoline, docs/smp.md). */
         hpa_t low_page;
+        /* The firmware's time of day (UEFI GetTime, as UTC) in ns since the epoch, 0 if it gave
+         * none, and arch_tsc() when it was read (keel/wallclock.h). */
+        uint64_t wall_ns;
+        uint64_t wall_tsc;
 };
 
 /* Arch: switch to Keel's own stack and call kernel_main(bi). */

@@ -112,6 +112,7 @@ struct arm64_linux_vm {
         uint64_t gicr_base; /* one redistributor region, ARM64_LINUX_GICR_STRIDE per vCPU */
         uint64_t gicr_size;
         struct arm64_linux_mmio_dev uart; /* PL011, also the stdout-path */
+        struct arm64_linux_mmio_dev rtc;  /* PL031; size 0: none */
         unsigned virtio_count;
         struct arm64_linux_mmio_dev virtio[ARM64_LINUX_MAX_VIRTIO];
 };
@@ -120,8 +121,8 @@ struct arm64_linux_vm {
  * Writes the DTB of `vm` into buf[0, cap) and sets *size to its length. Nodes: / (dummy-virt,
  * interrupt-parent the GIC), memory@, cpus/cpu@N (PSCI enable method), psci (HVC), intc@
  * (GICv3; #address-cells 0, which dtc wants in an interrupt provider), timer (PPIs 13, 14, 11, 10),
- * apb-pclk (24 MHz fixed clock), pl011@, virtio_mmio@ each, chosen (bootargs, stdout-path,
- * linux,initrd-start/-end).
+ * apb-pclk (24 MHz fixed clock), pl011@, pl031@ (if any), virtio_mmio@ each, chosen (bootargs,
+ * stdout-path, linux,initrd-start/-end).
  */
 int arm64_linux_fdt(const struct arm64_linux_vm *vm, void *buf, size_t cap, size_t *size,
                     const char **why);

@@ -15,6 +15,7 @@
 #include <keel/addr.h>
 #include <keel/pt.h>
 #include <vmm/pl011.h>
+#include <vmm/pl031.h>
 
 /* Exits as the arm64 layer counts them (docs/benchmarks.md). */
 enum arm64_exit_class {
@@ -85,6 +86,7 @@ struct vm_arch {
         bool platform; /* Linux machine: GIC, PL011, device tree */
         struct vgic vgic;
         struct pl011 uart;
+        struct pl031 rtc; /* the real-time clock of a Linux machine */
         /* Per vCPU: SVE registers while it does not run (arch/arm64/fp.S), where SVE is. */
         void *sve[VM_ARCH_MAX_VCPUS];
         hpa_t sve_pa[VM_ARCH_MAX_VCPUS];

@@ -16,6 +16,7 @@
 #include <arch/vioapic.h>
 #include <arch/vlapic.h>
 #include <keel/pt.h>
+#include <vmm/rtc_cmos.h>
 #include <vmm/vuart.h>
 
 /* Guest general-purpose registers not held by the VMCB. Offsets are used by svm_run_guest. */
@@ -27,8 +28,9 @@ struct x86_gprs {
 #define X86_UNCLAIMED_PORTS_LOGGED 16
 
 struct vm_arch {
-        bool platform;     /* Linux platform: LAPIC, IOAPIC, ACPI (arch/platform.h) */
-        struct vuart uart; /* COM1 (ports 0x3f8-0x3ff), transmitting to the VM's console */
+        bool platform;       /* Linux platform: LAPIC, IOAPIC, ACPI (arch/platform.h) */
+        struct vuart uart;   /* COM1 (ports 0x3f8-0x3ff), transmitting to the VM's console */
+        struct rtc_cmos rtc; /* the PC's RTC and CMOS RAM (ports 0x70-0x71) */
         struct vioapic ioapic;
         /*
          * Under vm->dev_lock: the vCPU whose device access holds the lock (the LAPIC page is
