@@ -1,8 +1,9 @@
 /*
  * A VM's console front end (vmm/include/vmm/vcons.h, docs/uart.md): transmitted bytes are
- * collected into a line; '\n' emits it as "[<prefix>] <line>", '\r' is dropped, other control
- * and non-ASCII bytes (except tab) become '.'. A full line buffer is emitted as is when the
- * next byte arrives.
+ * collected into a line; '\n' emits it as "[<prefix>] <line>", '\r' is dropped, terminal
+ * escape sequences (ECMA-48: CSI "ESC [ params final", OSC/DCS/APC/PM "ESC ] ... BEL or ST",
+ * two-byte "ESC X") are dropped whole, other control and non-ASCII bytes (except tab) become
+ * '.'. A full line buffer is emitted as is when the next byte arrives.
  */
 #include <string.h>
 
@@ -41,9 +42,69 @@ static void vcons_out(struct vcons *c, bool end, struct spin_held h)
         c->line_open = !end;
 }
 
+/* Escape-sequence states. */
+enum {
+        ESC_NONE,
+        ESC_START,  /* ESC seen */
+        ESC_CSI,    /* ESC [: parameter and intermediate bytes until a final byte 0x40-0x7e */
+        ESC_STRING, /* ESC ] (OSC), P (DCS), X (SOS), ^ (PM), _ (APC): until BEL or ESC \ */
+        ESC_STR_ESC /* ESC inside a string: '\' ends it */
+};
+
+/* A sequence longer than this is not one a terminal would take: the rest shows as text. */
+#define ESC_MAX 256
+
+/* Feed `ch` to the escape filter; true if it belongs to a sequence (and is dropped). */
+static bool in_escape(struct vcons *c, uint8_t ch)
+{
+        if (c->esc == ESC_NONE) {
+                if (ch != 0x1b)
+                        return false;
+                c->esc = ESC_START;
+                c->esc_len = 1;
+                return true;
+        }
+        if (ch == '\n' || ++c->esc_len > ESC_MAX) {
+                c->esc = ESC_NONE; /* never swallow a line end, nor without bound */
+                return false;
+        }
+        switch (c->esc) {
+        case ESC_START:
+                if (ch < 0x20 || ch >= 0x7f) {
+                        c->esc = ESC_NONE; /* a lone ESC: the byte after it is text */
+                        return false;
+                }
+                if (ch == '[')
+                        c->esc = ESC_CSI;
+                else if (ch == ']' || ch == 'P' || ch == 'X' || ch == '^' || ch == '_')
+                        c->esc = ESC_STRING;
+                else if (ch >= 0x20 && ch <= 0x2f)
+                        ; /* intermediate byte of "ESC ( B" and the like: the next one ends it */
+                else
+                        c->esc = ESC_NONE; /* ESC X: two bytes */
+                return true;
+        case ESC_CSI:
+                if (ch >= 0x20 && ch <= 0x3f)
+                        return true; /* parameter or intermediate byte */
+                c->esc = ESC_NONE;
+                return ch >= 0x40 && ch <= 0x7e; /* the final byte; anything else is text */
+        case ESC_STRING:
+                if (ch == 0x07)
+                        c->esc = ESC_NONE;
+                else if (ch == 0x1b)
+                        c->esc = ESC_STR_ESC;
+                return true;
+        default: /* ESC_STR_ESC */
+                c->esc = ch == '\\' ? ESC_NONE : ESC_STRING;
+                return true;
+        }
+}
+
 static void put_locked(struct vcons *c, uint8_t ch, struct spin_held h)
 {
         c->tx_bytes++;
+        if (in_escape(c, ch))
+                return;
         if (ch == '\n') {
                 vcons_out(c, true, h);
                 return;

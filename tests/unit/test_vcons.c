@@ -11,6 +11,8 @@
 #include "log_capture.h"
 #include "test.h"
 
+#define ESC_TEST_LONG 256 /* vcons.c's ESC_MAX */
+
 static void puts_c(struct vcons *c, const char *s)
 {
         while (*s)
@@ -53,14 +55,45 @@ TEST(non_printable_bytes_shown_as_dots)
 
         vcons_init(&c, "np");
         capture_start();
-        vcons_putc(&c, 0x1b);
-        puts_c(&c, "[2J");
         vcons_putc(&c, 0x00);
         vcons_putc(&c, 0x7f);
         vcons_putc(&c, 0xc3);
         vcons_putc(&c, 0x07);
         puts_c(&c, "a\tb\n");
-        EXPECT_STREQ(logbuf, "[np] .[2J....a\tb\n");
+        EXPECT_STREQ(logbuf, "[np] ....a\tb\n");
+        log_set_sink(NULL);
+}
+
+TEST(escape_sequences_are_dropped_whole)
+{
+        struct vcons c;
+        char long_osc[ESC_TEST_LONG + 8];
+
+        vcons_init(&c, "es");
+        capture_start();
+        /* busybox's prompt asks for the cursor position: ESC [ 6 n, once shown as ".[6n" */
+        puts_c(&c, "keel-sh# \x1b[6necho\n");
+        /* colours, cursor moves with parameters and intermediates, a private mode */
+        puts_c(&c, "\x1b[1;31mred\x1b[0m \x1b[?25l\x1b[2J\x1b[10;20H\x1b[ qok\n");
+        /* OSC (window title) ended by BEL and by ST; two-byte and charset sequences */
+        puts_c(&c, "\x1b]0;title\x07"
+                   "a\x1b]2;t\x1b\\b\x1b"
+                   "7\x1b"
+                   "8\x1b(Bc\n");
+        /* a lone ESC before a control byte, and a CSI broken by a control byte */
+        puts_c(&c, "x\x1b\ty\x1b[1\x01z\n");
+        EXPECT_STREQ(logbuf, "[es] keel-sh# echo\n[es] red ok\n[es] abc\n[es] x\ty.z\n");
+        /* Never across a line end, and never without bound. */
+        capture_start();
+        puts_c(&c, "\x1b]0;no end\nnext\n");
+        memset(long_osc, 'q', sizeof(long_osc));
+        long_osc[0] = 0x1b;
+        long_osc[1] = ']';
+        long_osc[sizeof(long_osc) - 1] = 0;
+        puts_c(&c, long_osc);
+        puts_c(&c, "\n");
+        /* bytes 1-256 of the sequence dropped, the 7 after them shown */
+        EXPECT_STREQ(logbuf, "[es] \n[es] next\n[es] qqqqqqq\n");
         log_set_sink(NULL);
 }
 

@@ -39,6 +39,8 @@ struct vcons {
         char line[VCONS_LINE_MAX];
         unsigned len;      /* bytes of `line` not yet on the console */
         bool line_open;    /* part of the current line is on the console already */
+        uint8_t esc;       /* inside a terminal escape sequence (vcons.c's ESC_* state) */
+        uint16_t esc_len;  /* its bytes so far (a sequence is dropped whole, up to a bound) */
         uint64_t tx_bytes; /* bytes the guest sent, as counted by vcons_putc */
         struct vcons_input in;
 };
