@@ -169,6 +169,8 @@ static void vm_reap(unsigned i)
                          (unsigned long long)tsc_ms(v->sched.runtime),
                          (unsigned long long)v->sched.switches);
         }
+        if (arch_vm_probe_summary(vm, desc, sizeof(desc)))
+                LOG_INFO("keel: vm %s: %s", vm->name, desc);
         vm_release(vm);
         slots[i].built = false;
         if (slots[i].next != VM_NEXT_NONE) {

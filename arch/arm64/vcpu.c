@@ -901,3 +901,15 @@ void arch_vm_teardown(struct vm *vm)
                 a->sve[i] = NULL;
         }
 }
+
+bool arch_vm_probe_summary(const struct vm *vm, char *buf, size_t len)
+{
+        unsigned n = __atomic_load_n(&vm->arch.unknown_sysreg_count, __ATOMIC_ACQUIRE);
+
+        if (!n)
+                return false;
+        snprintf(buf, len, "%s%u system register%s not emulated (each reported above)",
+                 n >= ARRAY_SIZE(vm->arch.unknown_sysregs) ? "at least " : "", n,
+                 n == 1 ? "" : "s");
+        return true;
+}

@@ -420,9 +420,9 @@ __attribute__((no_stack_protector)) void x86_emulate_io(struct vcpu *vcpu, uint1
                 g->rax = size == 4 ? 0xffffffffull : (g->rax | mask);
         if (!vm_report_seen(vm->arch.unclaimed_ports, &vm->arch.unclaimed_count,
                             X86_UNCLAIMED_PORTS_LOGGED, port))
-                LOG_INFO("keel: vm %s: unclaimed I/O port %#x (%s, %u byte%s): reads return all "
-                         "ones, writes are ignored; reported once per port",
-                         vm->name, port, in ? "read" : "write", size, size == 1 ? "" : "s");
+                LOG_DEBUG("keel: vm %s: unclaimed I/O port %#x (%s, %u byte%s): reads return all "
+                          "ones, writes are ignored; reported once per port",
+                          vm->name, port, in ? "read" : "write", size, size == 1 ? "" : "s");
 }
 
 __attribute__((no_stack_protector)) bool x86_hypercall(struct vcpu *vcpu, unsigned cpl)
@@ -452,8 +452,47 @@ static void report_msr_once(struct vcpu *vcpu, uint32_t msr, const char *what)
 
         if (!vm_report_seen(a->unknown_msrs, &a->unknown_msr_count, X86_UNCLAIMED_PORTS_LOGGED,
                             msr))
-                LOG_INFO("keel: vm %s: %s of unknown MSR %#x: #GP injected; reported once per MSR",
-                         vcpu->vm->name, what, msr);
+                LOG_DEBUG("keel: vm %s: %s of unknown MSR %#x: #GP injected; reported once per MSR",
+                          vcpu->vm->name, what, msr);
+}
+
+/* "N absent I/O ports (0x61, ...)" from a report-once table, the list cut to fit. */
+static size_t probe_list(char *buf, size_t len, const uint32_t *keys, unsigned count,
+                         const char *what)
+{
+        unsigned n = count < X86_UNCLAIMED_PORTS_LOGGED ? count : X86_UNCLAIMED_PORTS_LOGGED;
+        size_t at = (size_t)snprintf(buf, len, "%s%u %s%s (",
+                                     count >= X86_UNCLAIMED_PORTS_LOGGED ? "at least " : "", n,
+                                     what, n == 1 ? "" : "s");
+
+        for (unsigned i = 0; i < n && at < len; i++)
+                at += (size_t)snprintf(buf + at, len - at, "%s%#x", i ? " " : "", keys[i]);
+        if (at < len)
+                at += (size_t)snprintf(buf + at, len - at, ")");
+        return at < len ? at : len;
+}
+
+bool arch_vm_probe_summary(const struct vm *vm, char *buf, size_t len)
+{
+        const struct vm_arch *a = &vm->arch;
+        unsigned ports = __atomic_load_n(&a->unclaimed_count, __ATOMIC_ACQUIRE);
+        unsigned msrs = __atomic_load_n(&a->unknown_msr_count, __ATOMIC_ACQUIRE);
+        size_t at = 0;
+
+        if (!ports && !msrs)
+                return false;
+        at = (size_t)snprintf(buf, len, "probed ");
+        if (ports && at < len)
+                at += probe_list(buf + at, len - at, a->unclaimed_ports, ports, "absent I/O port");
+        if (ports && msrs && at < len)
+                at += (size_t)snprintf(buf + at, len - at, " and ");
+        if (msrs && at < len)
+                at += probe_list(buf + at, len - at, a->unknown_msrs, msrs, "unknown MSR");
+        if (at < len)
+                snprintf(buf + at, len - at, ": %s%s%s (log = debug names each when it happens)",
+                         ports ? "reads gave all ones, writes were ignored" : "",
+                         ports && msrs ? "; " : "", msrs ? "the MSRs got #GP" : "");
+        return true;
 }
 
 /*

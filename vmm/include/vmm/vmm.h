@@ -88,6 +88,12 @@ bool arch_vcpu_ready(struct vcpu *vcpu);
 void vm_vcpu_started(struct vcpu *vcpu);
 /* "io 12, mmio 3, ..." : the vCPU's exits by reason, for the end-of-VM report. */
 void arch_vcpu_exit_summary(const struct vcpu *vcpu, char *buf, size_t len);
+/*
+ * One line summing up what the guest probed that nothing answers (x86: absent I/O ports and
+ * unknown MSRs; arm64: system registers not emulated), logged when the VM is released; false
+ * if there was nothing. Each probe is logged as it happens at log = debug (x86) or warn (arm64).
+ */
+bool arch_vm_probe_summary(const struct vm *vm, char *buf, size_t len);
 /* Release the arch part of a VM (tables, control blocks). */
 void arch_vm_teardown(struct vm *vm);
 /* Under test: report the overall result to the emulator and end it. Returns if it cannot. */
