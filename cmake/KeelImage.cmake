@@ -12,12 +12,14 @@
 #
 # DEBUG makes a test build (keel-debug.efi, CMake option KEEL_DEBUG_HYPERCALLS): it adds
 # kernel/debug_fault.c and the hypercall KEEL_HC_DEBUG_FAULT, which faults inside Keel on
-# purpose (docs/hypercalls.md). keel.efi, the release image, is never built with it.
+# purpose (docs/hypercalls.md), and kernel/debug_bench.c, which times the C library's
+# memset / memcpy once at boot (tools/bench --only copy). keel.efi, the release image, is never built with it.
 function(keel_image)
   cmake_parse_arguments(K "DEBUG" "TARGET;ARCH_NAME" "SOURCES;INCLUDES;FAST;OPTIONS;DEFINES" ${ARGN})
   set(tgt ${K_TARGET})
   if(K_DEBUG)
-    list(APPEND K_SOURCES ${CMAKE_SOURCE_DIR}/kernel/debug_fault.c)
+    list(APPEND K_SOURCES ${CMAKE_SOURCE_DIR}/kernel/debug_fault.c
+                          ${CMAKE_SOURCE_DIR}/kernel/debug_bench.c)
     list(APPEND K_DEFINES KEEL_DEBUG_HYPERCALLS=1)
   endif()
   execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=include
