@@ -1,6 +1,7 @@
-# keel_image(): the part of building keel.so that every arch shares: the generic core, lib/,
+# keel_image(): the part of building keel.so that every arch shares: the generic core,
 # boot/efi_main.c and kernel/main.c with the arch's own sources and drivers, freestanding
-# (GCC's own stdint/stddef/stdarg, lib/ for string.h and stdio.h), general-purpose registers
+# (GCC's own stdint/stddef/stdarg, lib/include/freestanding for string.h and stdio.h), linked
+# with the arch's C library (cmake/KeelLibc.cmake, docs/lib.md), general-purpose registers
 # only (Keel does not save a guest's FP/SIMD state around its own code), with
 # -fstack-protector-strong (the arch makes GCC read the canary from the global
 # __stack_chk_guard; kernel/stack_protector.c), -Os except for the
@@ -12,29 +13,40 @@
 #
 # DEBUG makes a test build (keel-debug.efi, CMake option KEEL_DEBUG_HYPERCALLS): it adds
 # kernel/debug_fault.c and the hypercall KEEL_HC_DEBUG_FAULT, which faults inside Keel on
-# purpose (docs/hypercalls.md). keel.efi, the release image, is never built with it.
+# purpose (docs/hypercalls.md), and kernel/debug_bench.c, which times the C library's
+# memset / memcpy once at boot (tools/bench --only copy). keel.efi, the release image, is never built with it.
+include(${CMAKE_CURRENT_LIST_DIR}/KeelLibc.cmake)
+
 function(keel_image)
   cmake_parse_arguments(K "DEBUG" "TARGET;ARCH_NAME" "SOURCES;INCLUDES;FAST;OPTIONS;DEFINES" ${ARGN})
   set(tgt ${K_TARGET})
   if(K_DEBUG)
-    list(APPEND K_SOURCES ${CMAKE_SOURCE_DIR}/kernel/debug_fault.c)
+    list(APPEND K_SOURCES ${CMAKE_SOURCE_DIR}/kernel/debug_fault.c
+                          ${CMAKE_SOURCE_DIR}/kernel/debug_bench.c)
     list(APPEND K_DEFINES KEEL_DEBUG_HYPERCALLS=1)
   endif()
   execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=include
                   OUTPUT_VARIABLE cc_include OUTPUT_STRIP_TRAILING_WHITESPACE)
-  file(GLOB lib_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/lib/*.c)
+  set(image_options
+    -ffreestanding -nostdinc -isystem ${cc_include}
+    -fpic -fstack-protector-strong -fno-strict-aliasing -fshort-wchar -mgeneral-regs-only
+    -fno-builtin -fno-tree-loop-distribute-patterns -Os -g ${K_OPTIONS})
+  # lib/<libc>.c against the library's own headers (the image's freestanding ones come first
+  # on the image's include path, so it is an object library of its own).
+  add_library(${tgt}_libc OBJECT ${KEEL_LIBC_GLUE})
+  target_include_directories(${tgt}_libc SYSTEM PRIVATE ${KEEL_LIBC_INCLUDE})
+  target_include_directories(${tgt}_libc PRIVATE ${CMAKE_SOURCE_DIR}/kernel/include)
+  target_compile_options(${tgt}_libc PRIVATE ${KEEL_WARNINGS} ${image_options})
   add_executable(${tgt}
     ${CMAKE_SOURCE_DIR}/boot/efi_main.c ${KEEL_KERNEL_IMAGE_SOURCES}
-    ${KEEL_CORE_SOURCES} ${lib_sources} ${K_SOURCES})
+    ${KEEL_CORE_SOURCES} ${K_SOURCES} ${KEEL_LIBC_OVERRIDES} $<TARGET_OBJECTS:${tgt}_libc>)
+  target_link_libraries(${tgt} PRIVATE ${KEEL_LIBC_ARCHIVE})
   target_include_directories(${tgt} PRIVATE
     ${KEEL_CORE_INCLUDES} ${CMAKE_SOURCE_DIR}/drivers/include
     ${CMAKE_CURRENT_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/lib/include/freestanding
     ${K_INCLUDES})
   target_compile_definitions(${tgt} PRIVATE KEEL_ARCH_NAME="${K_ARCH_NAME}" ${K_DEFINES})
-  target_compile_options(${tgt} PRIVATE
-    ${KEEL_WARNINGS} -ffreestanding -nostdinc -isystem ${cc_include}
-    -fpic -fstack-protector-strong -fno-strict-aliasing -fshort-wchar -mgeneral-regs-only
-    -fno-builtin -fno-tree-loop-distribute-patterns -Os -g ${K_OPTIONS})
+  target_compile_options(${tgt} PRIVATE ${KEEL_WARNINGS} ${image_options})
   set_source_files_properties(${K_FAST} ${CMAKE_SOURCE_DIR}/vmm/hypercall.c
                               ${CMAKE_SOURCE_DIR}/vmm/vcons.c
                               PROPERTIES COMPILE_OPTIONS "-O2")

@@ -25,6 +25,9 @@
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
 #include <vmm/vmtable.h>
+#ifdef KEEL_DEBUG_HYPERCALLS
+#include <keel/debug_bench.h>
+#endif
 
 /* The VMs of the config, allocated at start (large: not stored in keel.efi). */
 static struct vm *vms;
@@ -118,6 +121,13 @@ static void vm_create(unsigned i)
                     .weight = vc->weight, .pin = vc->cpu, .owner = &vm->vcpus[c]};
         if (vm->state != VM_STOPPED)
                 vm_build(vm, vc, &boot->vm_files[i]); /* stops it on failure */
+#ifdef KEEL_DEBUG_HYPERCALLS
+        static bool benched; /* once, on the first VM built (test builds only) */
+        if (!benched && vm->state != VM_STOPPED) {
+                benched = true;
+                debug_bench(&vm->mem);
+        }
+#endif
 }
 
 /* Run a created VM: vCPU 0 joins the run queues, the others when the guest starts them. */

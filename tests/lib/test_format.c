@@ -1,5 +1,6 @@
 /*
- * Differential tests of lib/format.c (klib_snprintf / klib_vsnprintf) against glibc.
+ * Differential tests of the x86_64 image's snprintf / vsnprintf (lib/newlib.c over newlib, as
+ * klib_snprintf / klib_vsnprintf) against glibc.
  *
  * Every comparison runs both implementations on the same format and arguments at many buffer
  * sizes (every size from 0 to len + 2 for most cases), and requires the same return value and
@@ -12,8 +13,8 @@
  *   - a deterministic pseudo-random sweep (fixed seed) of multi-directive formats built from
  *     the supported grammar. Each format draws all its arguments from one type class, so that
  *     every argument is read with its exact type.
- * Behaviour glibc cannot be compared on (no floating point, unsupported conversions, results
- * beyond INT_MAX) is checked against fixed expectations.
+ * Where newlib differs from glibc (only in formats Keel does not write, docs/lib.md), the sweeps
+ * leave the combination out and newlib_differs_from_glibc pins newlib's behaviour.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -211,7 +212,6 @@ TEST(plain_text_and_percent)
         CHECK_FMT("%%");
         CHECK_FMT("100%% sure %%%%");
         CHECK_FMT("\x80\xff\xc3\xa9 high bytes");
-        CHECK_ODD("%5%|%-5%|%05%");
 }
 
 TEST(integers)
@@ -256,10 +256,8 @@ TEST(chars_and_strings)
         CHECK_FMT("%s|%10s|%-10s|%.2s|%10.2s|%-10.2s|%.0s|%.10s", "abc", "abc", "abc", "abc", "abc",
                   "abc", "abc", "abc");
         CHECK_FMT("%s%s%s", "", "\x80\xff", "");
-        CHECK_ODD("%s|%10s|%-10s|%.5s|%.6s|%.7s|%3.1s|%.0s", NULL, NULL, NULL, NULL, NULL, NULL,
-                  NULL, NULL);
-        CHECK_ODD("%05s|%05c|%-05s|%#s|%+s|% s|%#c|%+c|%.3c", "ab", 'x', "ab", "a", "b", "c", 'd',
-                  'e', 'f');
+        CHECK_ODD("%s|%10s|%-10s|%.6s|%.7s", NULL, NULL, NULL, NULL, NULL);
+        CHECK_ODD("%-05s|%#s|%+s|% s|%#c|%+c|%.3c", "ab", "a", "b", "c", 'd', 'e', 'f');
 }
 
 TEST(string_precision_reads_no_further)
@@ -284,10 +282,7 @@ TEST(pointers)
 
         CHECK_FMT("%p|%20p|%-20p|", (void *)&x, (void *)&x, (void *)&x);
         CHECK_FMT("%p %p %p", (void *)1, (void *)0xdeadbeef, (void *)UINTPTR_MAX);
-        CHECK_ODD("%p|%10p|%-10p|%.3p|%010p|%+p|% p|%#p", NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                  NULL);
-        CHECK_ODD("%+p|% p|%#p|%020p|%.10p|%-+20.10p|%+ p|%0+20p", (void *)0x1234, (void *)0x1234,
-                  (void *)0x1234, (void *)0x1234, (void *)0x1234, (void *)0x1234, (void *)0x1234,
+        CHECK_ODD("%#p|%020p|%.10p|%-20.10p", (void *)0x1234, (void *)0x1234, (void *)0x1234,
                   (void *)0x1234);
 }
 
@@ -321,68 +316,25 @@ TEST(truncation_and_termination)
         EXPECT_STREQ(buf, "");
 }
 
-TEST(unsupported_conversions_are_copied)
+/*
+ * Where newlib (the x86_64 image's library) differs from glibc: only in formats Keel never
+ * writes (docs/lib.md lists them). Checked here so that the list stays true.
+ */
+TEST(newlib_differs_from_glibc)
 {
-        /* No floating point and no %n: the directive is printed as written, no argument taken. */
-        EXPECT_KLIB(8, "a%f b 42", "a%f b %d", 42);
-        EXPECT_KLIB(12, "%5.2e %g %La", "%5.2e %g %La");
-        EXPECT_KLIB(6, "%n 7 x", "%n %d x", 7);
-        EXPECT_KLIB(7, "%lc %ls", "%lc %ls");
-        EXPECT_KLIB(7, "%hp %y!", "%hp %y!");
-        /* A directive cut short by the end of the format is copied as it stands. */
-        EXPECT_KLIB(2, "a%", "a%");
-        EXPECT_KLIB(5, "a%-5l", "a%-5l");
-        EXPECT_KLIB(3, "%.3", "%.3");
-        /* glibc copies unknown conversions too: compare those it defines. */
-        CHECK_ODD("%y|%5y|%-3.2y|%#Y");
-}
-
-/* Without format attributes: -Wformat-overflow / -truncation rightly object to these. */
-static int kfmt(char *buf, size_t size, const char *fmt, ...)
-{
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = klib_vsnprintf(buf, size, fmt, ap);
-        va_end(ap);
-        return r;
-}
-
-static int gfmt(char *buf, size_t size, const char *fmt, ...)
-{
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = vsnprintf(buf, size, fmt, ap);
-        va_end(ap);
-        return r;
-}
-
-TEST(int_overflow_is_minus_one)
-{
-        char buf[8];
-
-        /* A width or precision that does not fit an int, or an output longer than INT_MAX. */
-        EXPECT_KLIB(-1, "", "%2147483648d", 1);
-        EXPECT_KLIB(-1, "ab", "ab%.2147483648d", 1);
-        EXPECT_KLIB(-1, "", "%.99999999999999999999s", "x");
-        EXPECT_KLIB(-1, "", "%*d", INT_MIN, 1);
-        memset(buf, 'x', sizeof(buf));
-        EXPECT_EQ(kfmt(buf, sizeof(buf), "%2147483647d%d", 1, 2), -1);
-        EXPECT_EQ(buf[7], '\0');
-        EXPECT_EQ(kfmt(buf, sizeof(buf), "%2147483646d%c%c", 1, 'a', 'b'), -1);
-        /* Exactly INT_MAX is fine, and huge padding is counted without being generated. */
-        memset(buf, 'x', sizeof(buf));
-        EXPECT_EQ(kfmt(buf, sizeof(buf), "%2147483647d", 1), INT_MAX);
-        EXPECT_STREQ(buf, "       ");
-        EXPECT_EQ(kfmt(buf, sizeof(buf), "%-2147483646d%c", 1, 'z'), INT_MAX);
-        EXPECT_STREQ(buf, "1      ");
-        EXPECT_EQ(kfmt(buf, sizeof(buf), "%.2147483647d", 5), INT_MAX);
-        EXPECT_STREQ(buf, "0000000");
-        /* glibc agrees on the ones it can answer quickly. */
-        EXPECT_EQ(gfmt(buf, sizeof(buf), "%*d", INT_MIN, 1), -1);
+        /* A width applies to %%; '0' pads %s and %c with zeros. */
+        EXPECT_KLIB(17, "    %|%    |0000%", "%5%|%-5%|%05%");
+        EXPECT_KLIB(11, "000ab|0000x", "%05s|%05c", "ab", 'x');
+        /* A NULL %s is "(null)" cut to the precision (glibc prints nothing below 6). */
+        EXPECT_KLIB(9, "(nul|  (|", "%.4s|%3.1s|%.0s", (char *)NULL, (char *)NULL, (char *)NULL);
+        /* A NULL %p is 0x0 (glibc: (nil)); '+' and ' ' do not apply to %p. */
+        EXPECT_KLIB(15, "0x0|       0x0|", "%p|%10p|", NULL, NULL);
+        EXPECT_KLIB(13, "0x1234|0x1234", "%+p|% p", (void *)0x1234, (void *)0x1234);
+        /* An unknown or floating-point conversion prints its letter alone and takes no argument;
+         * a directive cut short by the end of the format prints nothing. */
+        EXPECT_KLIB(7, "af b 42", "a%f b %d", 42);
+        EXPECT_KLIB(13, "y|    y|y  |Y", "%y|%5y|%-3.2y|%#Y");
+        EXPECT_KLIB(1, "a", "a%-5l");
 }
 
 /*
@@ -413,6 +365,11 @@ static const int prec_stars[] = {0, 0, 0, 0, 0, 0, 4, -1, 0};
                 if (!ok_)                                                                   \
                         return;                                                             \
         } while (0)
+
+/* Bits of directive_fmt's flags, in the order of its flag_chars. */
+#define FLAG_ZERO  (1u << 1)
+#define FLAG_SPACE (1u << 2)
+#define FLAG_PLUS  (1u << 3)
 
 static void directive_fmt(char *out, unsigned flags, size_t ws, size_t ps, const char *mod,
                           char conv)
@@ -506,17 +463,28 @@ TEST(exhaustive_char_string_pointer_directives)
         static const uintptr_t ptrs[] = {0, 1, 0x1000, 0xdeadbeef, UINTPTR_MAX};
         char fmt[64];
 
+        /* Not compared (newlib differs, test newlib_differs_from_glibc): '0' on %c / %s, a NULL
+         * %s with a precision below 6, a NULL %p, '+' and ' ' on %p. */
         for (unsigned flags = 0; flags < 32; flags++) {
                 for (size_t ws = 0; ws < NW; ws++) {
                         for (size_t ps = 0; ps < NP; ps++) {
+                                bool short_prec = (ps >= 1 && ps <= 4) || ps == 6 || ps == 8;
+
+                                directive_fmt(fmt, flags, ws, ps, "", 'p');
+                                for (size_t p = 1; !(flags & (FLAG_SPACE | FLAG_PLUS)) &&
+                                                   p < sizeof(ptrs) / sizeof(ptrs[0]);
+                                     p++)
+                                        CHECK_DIRECTIVE(fmt, ws, ps, void *, ptrs[p]);
+                                if (flags & FLAG_ZERO)
+                                        continue;
                                 directive_fmt(fmt, flags, ws, ps, "", 'c');
                                 CHECK_DIRECTIVE(fmt, ws, ps, int, rnd(3) ? 'A' + rnd(60) : rng());
                                 directive_fmt(fmt, flags, ws, ps, "", 's');
-                                for (size_t s = 0; s < sizeof(strs) / sizeof(strs[0]); s++)
+                                for (size_t s = 0; s < sizeof(strs) / sizeof(strs[0]); s++) {
+                                        if (!strs[s] && short_prec)
+                                                continue;
                                         CHECK_DIRECTIVE(fmt, ws, ps, const char *, strs[s]);
-                                directive_fmt(fmt, flags, ws, ps, "", 'p');
-                                for (size_t p = 0; p < sizeof(ptrs) / sizeof(ptrs[0]); p++)
-                                        CHECK_DIRECTIVE(fmt, ws, ps, void *, ptrs[p]);
+                                }
                         }
                 }
         }
@@ -584,8 +552,15 @@ static size_t gen_format(char *fmt, const struct arg_class *cl, enum arg_role *r
                 char cv = conv[rnd((unsigned)strlen(conv))];
 
                 *p++ = '%';
-                for (unsigned f = rnd(5); f > 0; f--)
-                        *p++ = "-0 +#"[rnd(5)];
+                for (unsigned f = rnd(5); f > 0; f--) {
+                        char fl = "-0 +#"[rnd(5)];
+
+                        /* Where newlib differs from glibc (newlib_differs_from_glibc). */
+                        if ((fl == '0' && (cv == 'c' || cv == 's')) ||
+                            ((fl == '+' || fl == ' ') && cv == 'p'))
+                                continue;
+                        *p++ = fl;
+                }
                 switch (rnd(5)) {
                 case 0:
                 case 1:
@@ -640,8 +615,7 @@ static const char *random_string(void)
                                            "hello world",
                                            "\x80\xff",
                                            "\t\n",
-                                           "0123456789abcdefghijklmnopqrstuvwxyz",
-                                           NULL};
+                                           "0123456789abcdefghijklmnopqrstuvwxyz"};
         return pool[rnd(sizeof(pool) / sizeof(pool[0]))];
 }
 
@@ -715,7 +689,7 @@ TEST(random_formats)
                                 CALL_ALL(const char *, random_string());
                                 break;
                         case K_PTR:
-                                CALL_ALL(void *, (void *)(uintptr_t)(rnd(4) ? bits : 0));
+                                CALL_ALL(void *, (void *)(uintptr_t)(bits ? bits : 1));
                                 break;
                         case K_COUNT:
                                 break;

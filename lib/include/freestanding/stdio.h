@@ -1,6 +1,7 @@
 /*
- * The <stdio.h> of the UEFI image: only bounded formatting (lib/format.c). There is no FILE,
- * no printf and no floating point; docs/lib.md lists the supported conversions.
+ * The <stdio.h> of the UEFI image: only bounded formatting (lib/newlib.c, lib/picolibc.c, over
+ * the C library's integer-only printf core). There is no FILE, no printf and no floating point;
+ * docs/lib.md lists the supported conversions.
  */
 #ifndef KEEL_FREESTANDING_STDIO_H
 #define KEEL_FREESTANDING_STDIO_H

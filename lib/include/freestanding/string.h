@@ -1,7 +1,8 @@
 /*
  * The <string.h> of the UEFI image: the subset of ISO C string functions Keel's core uses,
- * implemented in lib/string.c. Only the image build sees this header (host builds use the C
- * library's); docs/lib.md gives the exact semantics.
+ * implemented by the image's C library (picolibc on arm64, with lib/mem_words.c's memcpy and
+ * memset; newlib on x86_64). Only the image build sees this header (host builds use glibc's);
+ * docs/lib.md gives the exact semantics.
  */
 #ifndef KEEL_FREESTANDING_STRING_H
 #define KEEL_FREESTANDING_STRING_H

@@ -1,8 +1,8 @@
 /*
- * Host-test renaming of lib/'s public symbols. The differential tests link lib/ next to glibc,
- * so the host build compiles the lib/ sources a second time with "-include keel/klib_prefix.h":
- * every public name below becomes klib_<name>, and tests compare klib_<name> against glibc's
- * <name>.
+ * Host-test renaming of the image's C library (docs/lib.md). The differential tests link it next
+ * to glibc: newlib's archive gets its names renamed by objcopy, and lib/newlib.c and
+ * lib/mem_words.c are compiled for the host with "-include keel/klib_prefix.h": every public
+ * name below becomes klib_<name>, and tests compare klib_<name> against glibc's <name>.
  *
  * The klib_* prototypes are always declared. A test defines KEEL_KLIB_DECLARE_ONLY before
  * including this header to get the prototypes without the renaming macros (so that its own
