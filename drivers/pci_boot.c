@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include <drivers/acpi_tables.h>
+#include <drivers/nvme.h>
 #include <drivers/pci.h>
 #include <keel/boot.h>
 #include <keel/errno.h>
@@ -73,7 +74,8 @@ void pci_boot(const struct boot_info *bi)
                          len);
                 return;
         }
-        /* Drivers registered before pci_boot stay registered. */
+        /* Keel's PCI drivers (the table keeps any registered earlier). */
+        nvme_register(h);
         h->ops = &pci_ecam_ops;
         h->ctx = h;
         h->seg_count = 0;
