@@ -64,6 +64,13 @@ void pci_host_init(struct pci_host *h, const struct pci_cfg_ops *ops, void *ctx)
         h->ctx = ctx;
 }
 
+void pci_set_table(struct pci_host *h, struct pci_dev *table, unsigned max)
+{
+        h->dev = table;
+        h->dev_max = table ? max : 0;
+        h->dev_count = 0;
+}
+
 int pci_add_segment(struct pci_host *h, const struct pci_segment *s)
 {
         if (h->seg_count == PCI_MAX_SEGMENTS)
@@ -541,9 +548,6 @@ static void bad_dev(struct pci_dev *d, const char *why)
                  d->vendor, d->device, why);
 }
 
-/* The reasons of bad functions, kept with the table (d->bad points here). */
-static char reasons[PCI_MAX_DEVICES][96];
-
 /* The buses a bad bridge claims are not walked, not even as root buses. */
 static void fence(struct walk *w, const struct pci_dev *d)
 {
@@ -553,7 +557,6 @@ static void fence(struct walk *w, const struct pci_dev *d)
 
 static void bridge_walk(struct walk *w, struct pci_dev *d, unsigned bus, unsigned depth)
 {
-        struct pci_host *h = w->h;
         unsigned sec = d->secondary, sub = d->subordinate;
         char name[16];
 
@@ -565,25 +568,25 @@ static void bridge_walk(struct walk *w, struct pci_dev *d, unsigned bus, unsigne
                 return;
         }
         if (sec <= bus || sub < sec || sec < w->s->bus_start || sub > w->s->bus_end) {
-                snprintf(reasons[d - h->dev], sizeof(reasons[0]),
+                snprintf(d->reason, sizeof(d->reason),
                          "bridge buses %#x-%#x not below bus %#x inside %#x-%#x", sec, sub, bus,
                          w->s->bus_start, w->s->bus_end);
-                bad_dev(d, reasons[d - h->dev]);
+                bad_dev(d, d->reason);
                 if (sec > bus)
                         fence(w, d);
                 return;
         }
         if (depth >= PCI_MAX_DEPTH) {
-                snprintf(reasons[d - h->dev], sizeof(reasons[0]), "bridges nested deeper than %u",
+                snprintf(d->reason, sizeof(d->reason), "bridges nested deeper than %u",
                          PCI_MAX_DEPTH);
-                bad_dev(d, reasons[d - h->dev]);
+                bad_dev(d, d->reason);
                 fence(w, d);
                 return;
         }
         if (visited(w, sec)) {
-                snprintf(reasons[d - h->dev], sizeof(reasons[0]),
+                snprintf(d->reason, sizeof(d->reason),
                          "bridge to bus %#x, which was already walked", sec);
-                bad_dev(d, reasons[d - h->dev]);
+                bad_dev(d, d->reason);
                 return;
         }
         scan_bus(w, sec, depth + 1);
@@ -604,10 +607,10 @@ static void scan_fn(struct walk *w, unsigned bus, unsigned dev, unsigned fn, uns
         ht = cfg_read(h, a, PCI_HEADER_TYPE & 0xffc) >> 16 & 0xff;
         if (fn == 0)
                 *multi = ht & 0x80;
-        if (h->dev_count == PCI_MAX_DEVICES) {
+        if (h->dev_count == h->dev_max) {
                 if (!h->full)
                         LOG_WARN("keel: pci: more than %u functions: the rest are not recorded",
-                                 PCI_MAX_DEVICES);
+                                 h->dev_max);
                 h->full = true;
                 return;
         }
@@ -623,14 +626,14 @@ static void scan_fn(struct walk *w, unsigned bus, unsigned dev, unsigned fn, uns
         d->bridge = d->header == 1;
         nbars = d->header == 0 ? 6 : d->header == 1 ? 2 : 0;
         if (d->header > 1) {
-                snprintf(reasons[d - h->dev], sizeof(reasons[0]), "header type %u", d->header);
-                bad = reasons[d - h->dev];
+                snprintf(d->reason, sizeof(d->reason), "header type %u", d->header);
+                bad = d->reason;
         } else {
-                bad = read_bars(h, d, nbars, reasons[d - h->dev], sizeof(reasons[0]));
+                bad = read_bars(h, d, nbars, d->reason, sizeof(d->reason));
                 if (!bad)
-                        bad = read_caps(h, d, reasons[d - h->dev], sizeof(reasons[0]));
+                        bad = read_caps(h, d, d->reason, sizeof(d->reason));
                 if (!bad)
-                        bad = read_extcaps(h, d, reasons[d - h->dev], sizeof(reasons[0]));
+                        bad = read_extcaps(h, d, d->reason, sizeof(d->reason));
         }
         if (d->bridge) {
                 uint32_t buses = cfg_read(h, a, PCI_PRIMARY_BUS);

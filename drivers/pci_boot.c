@@ -11,6 +11,7 @@
 #include <keel/boot.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/palloc.h>
 
 static volatile uint32_t *ecam_ptr(const struct pci_host *h, struct pci_addr a, uint16_t off)
 {
@@ -59,8 +60,10 @@ void pci_boot(const struct boot_info *bi)
         struct pci_segment seg[PCI_MAX_SEGMENTS];
         uint32_t len;
         const uint8_t *mcfg = acpi_find_table(bi->rsdp, "MCFG", &len);
+        uint64_t pages = align_up(PCI_BOOT_DEVICES * sizeof(struct pci_dev), PAGE_SIZE) / PAGE_SIZE;
         unsigned n = 0;
         char msi[120];
+        hpa_t table;
         int err;
 
         if (!mcfg) {
@@ -74,6 +77,14 @@ void pci_boot(const struct boot_info *bi)
                          len);
                 return;
         }
+        err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &table);
+        if (err) {
+                LOG_WARN("keel: pci: no memory for the table of functions (%llu pages): no PCI "
+                         "Express enumerated",
+                         (unsigned long long)pages);
+                return;
+        }
+        pci_set_table(h, hva_ptr(arch_hpa_to_hva(table)), PCI_BOOT_DEVICES);
         /* Keel's PCI drivers (the table keeps any registered earlier). */
         nvme_register(h);
         h->ops = &pci_ecam_ops;

@@ -34,13 +34,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct fake_pci fake, before;
 static struct pci_host host;
-static unsigned offered[FAKE_PCI_MAX * 8];
+static struct pci_dev devs[FAKE_PCI_MAX];
+static unsigned offered[FAKE_PCI_MAX];
 
 static int probe(struct pci_dev *d)
 {
         unsigned i = (unsigned)(d - host.dev);
 
-        if (i >= PCI_MAX_DEVICES || d->bad || d->bridge || offered[i]++)
+        if (i >= FAKE_PCI_MAX || d->bad || d->bridge || offered[i]++)
                 abort();
         return 0;
 }
@@ -124,6 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         log_set_level(LOG_LEVEL_ERROR); /* the walk's lines are not what is fuzzed */
         pci_host_init(&host, &fake_pci_ops, &fake);
+        pci_set_table(&host, devs, FAKE_PCI_MAX);
         (void)pci_add_segment(&host, &(struct pci_segment){0, 0, 0, 3});
         (void)pci_forbid(&host, 1ull << 30, 1ull << 30, "RAM");
         (void)pci_forbid(&host, 1ull << 20, 1ull << 20, "Keel's image");

@@ -219,6 +219,7 @@ static void *bar, *ram, *kept[16];
 static unsigned nkept;
 static struct fake_pci fake;
 static struct pci_host host;
+static struct pci_dev devs[4];
 
 /* A controller model and a PCI host holding it as 0000:00:04.0, the driver registered. */
 static void start(enum fault f, bool vwc, bool scratch)
@@ -252,7 +253,9 @@ static void start(enum fault f, bool vwc, bool scratch)
         fake.count = 1;
         fake.fn[0].a = (struct pci_addr){0, 0, 4, 0};
         pci_host_init(&host, &fake_pci_ops, &fake);
+        pci_set_table(&host, devs, 4);
         d = &host.dev[host.dev_count++];
+        memset(d, 0, sizeof(*d));
         d->addr = fake.fn[0].a;
         d->vendor = 0x1b36;
         d->device = 0x0010;

@@ -16,6 +16,7 @@
 
 static struct fake_pci fake, orig;
 static struct pci_host host;
+static struct pci_dev devs[64];
 
 static void load(const char *name)
 {
@@ -25,6 +26,7 @@ static void load(const char *name)
         EXPECT_TRUE(fake_pci_load(&fake, path) > 0);
         orig = fake;
         pci_host_init(&host, &fake_pci_ops, &fake);
+        pci_set_table(&host, devs, 64);
         (void)pci_add_segment(&host, &(struct pci_segment){0, 0, 0, 0xff});
         capture_start();
 }
@@ -356,6 +358,15 @@ TEST(bridges_to_the_same_bus_and_deep_chains)
         pci_scan(&host);
         expect_bad(0, 4, "already walked");
         EXPECT_EQ(host.dev_count, 9);
+}
+
+TEST(a_full_table_says_so_and_stops_recording)
+{
+        load("q35.txt");
+        pci_set_table(&host, devs, 3);
+        EXPECT_EQ(pci_scan(&host), 3);
+        EXPECT_TRUE(host.full);
+        EXPECT_CONTAINS(logbuf, "more than 3 functions: the rest are not recorded");
 }
 
 TEST(sixty_four_bit_bar_as_the_last)

@@ -23,7 +23,7 @@
 #include <keel/addr.h>
 
 #define PCI_MAX_SEGMENTS 8
-#define PCI_MAX_DEVICES  64
+#define PCI_BOOT_DEVICES 256 /* the table pci_boot allocates */
 #define PCI_MAX_DRIVERS  8
 #define PCI_MAX_FORBID   144 /* every RAM range of the memory map, Keel, ECAM */
 #define PCI_MAX_DEPTH    32  /* bridges below bridges */
@@ -106,7 +106,8 @@ struct pci_dev {
         unsigned virtio_count;
         uint16_t extcap[PCI_MAX_EXTCAPS]; /* extended capability ids, in list order */
         unsigned extcap_count;
-        const char *bad; /* why Keel leaves it alone, or NULL */
+        const char *bad; /* why Keel leaves it alone (points to reason), or NULL */
+        char reason[96];
         const struct pci_driver *driver;
         void *driver_data;
 };
@@ -135,10 +136,10 @@ struct pci_host {
         unsigned forbid_count;
         const struct pci_driver *drivers[PCI_MAX_DRIVERS];
         unsigned driver_count;
-        struct pci_dev dev[PCI_MAX_DEVICES];
-        unsigned dev_count;
+        struct pci_dev *dev; /* the table of functions found (pci_set_table) */
+        unsigned dev_count, dev_max;
         unsigned buses; /* buses that held at least one function */
-        bool full;      /* more functions than PCI_MAX_DEVICES: the rest were not recorded */
+        bool full;      /* more functions than dev_max: the rest were not recorded */
 };
 
 extern struct pci_host keel_pci;
@@ -159,6 +160,8 @@ extern const struct pci_cfg_ops pci_ecam_ops;
 
 /* Reset `h` to use `ops`/`ctx` with no segments, drivers, devices or forbidden ranges. */
 void pci_host_init(struct pci_host *h, const struct pci_cfg_ops *ops, void *ctx);
+/* The table pci_scan fills: `max` functions at `table`. */
+void pci_set_table(struct pci_host *h, struct pci_dev *table, unsigned max);
 int pci_add_segment(struct pci_host *h, const struct pci_segment *s);
 int pci_forbid(struct pci_host *h, uint64_t base, uint64_t size, const char *what);
 /* Register before pci_scan; -KEEL_ENOSPC when the table is full. */
