@@ -12,6 +12,7 @@
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
+#include <keel/time.h>
 
 static volatile uint32_t *ecam_ptr(const struct pci_host *h, struct pci_addr a, uint16_t off)
 {
@@ -63,6 +64,7 @@ void pci_boot(const struct boot_info *bi)
         uint64_t pages = align_up(PCI_BOOT_DEVICES * sizeof(struct pci_dev), PAGE_SIZE) / PAGE_SIZE;
         unsigned n = 0;
         char msi[120];
+        uint64_t start = arch_tsc();
         hpa_t table;
         int err;
 
@@ -109,4 +111,7 @@ void pci_boot(const struct boot_info *bi)
         arch_msi_describe(msi, sizeof(msi));
         LOG_INFO("keel: pci: MSI: %s", msi);
         pci_scan(h);
+        if (arch_tsc_khz())
+                LOG_INFO("keel: pci: enumeration and driver set-up took %llu ms",
+                         (unsigned long long)((arch_tsc() - start) / arch_tsc_khz()));
 }
