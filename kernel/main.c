@@ -1,8 +1,8 @@
 /*
  * Keel's kernel after ExitBootServices: take the CPU, start the page allocator, enumerate
- * PCI (Keel's own devices, docs/pci.md), enable
- * virtualization, start the other CPUs, then hand over to the VMM (vmm/vmtable.c), which
- * builds and runs the VMs of the config on every CPU.
+ * PCI (Keel's own devices, docs/pci.md), enable virtualization, start the other CPUs, then
+ * hand over to the VMM (vmm/vmtable.c), which builds and runs the VMs of the config on every
+ * CPU.
  */
 #include <drivers/pci.h>
 #include <keel/arch.h>
