@@ -1,8 +1,10 @@
 /*
- * Keel's kernel after ExitBootServices: take the CPU, start the page allocator, enable
- * virtualization, start the other CPUs, then hand over to the VMM (vmm/vmtable.c), which
- * builds and runs the VMs of the config on every CPU.
+ * Keel's kernel after ExitBootServices: take the CPU, start the page allocator, enumerate
+ * PCI (Keel's own devices, docs/pci.md), enable virtualization, start the other CPUs, then
+ * hand over to the VMM (vmm/vmtable.c), which builds and runs the VMs of the config on every
+ * CPU.
  */
+#include <drivers/pci.h>
 #include <keel/arch.h>
 #include <keel/boot.h>
 #include <keel/check.h>
@@ -36,6 +38,7 @@ _Noreturn void kernel_main(const struct boot_info *bi)
                 LOG_INFO("keel: selftest: raising an invalid-opcode exception inside Keel");
                 __builtin_trap();
         }
+        pci_boot(bi); /* Keel's own devices, before any VM: docs/pci.md */
         arch_virt_enable();
         arch_virt_describe(desc, sizeof(desc));
         LOG_INFO("keel: virtualization on: %s", desc);

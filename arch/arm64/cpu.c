@@ -12,6 +12,7 @@
 #include <arch/pt_arm64.h>
 #include <arch/sysreg.h>
 #include <drivers/acpi_tables.h>
+#include <drivers/pci.h>
 #include <drivers/pl011.h>
 #include <keel/arch.h>
 #include <keel/boot.h>
@@ -132,6 +133,29 @@ static void map_device(uint64_t base, uint64_t size)
         }
 }
 
+/*
+ * The MCFG's ECAM windows, Device-nGnRE in Keel's own map (docs/pci.md): in blocks where the
+ * memory map left the window unmapped, page by page where a memory-map range covers part.
+ */
+static void map_ecam(const struct boot_info *bi)
+{
+        struct pci_segment seg[PCI_MAX_SEGMENTS];
+        unsigned n = pci_ecam_windows(bi->rsdp, seg, PCI_MAX_SEGMENTS);
+
+        for (unsigned i = 0; i < n; i++) {
+                uint64_t base = seg[i].ecam + ((uint64_t)seg[i].bus_start << 20);
+                uint64_t size = pci_segment_window(&seg[i]);
+                int err = pt_map(&keel_pt, base, hpa(base), size, PT_READ | PT_WRITE | PT_UNCACHED);
+
+                if (err == -KEEL_EEXIST)
+                        map_device(base, size);
+                else if (err)
+                        panic("cannot map the PCI ECAM window %#llx+%#llx: %s",
+                              (unsigned long long)base, (unsigned long long)size,
+                              keel_strerror(err));
+        }
+}
+
 /* The regions of Keel's own map with their own permissions (keel/hostmap.h). */
 static void record_regions(const struct boot_info *bi)
 {
@@ -180,6 +204,7 @@ static void build_el2_tables(const struct boot_info *bi)
         }
         if (pl011_drv_base())
                 map_device(pl011_drv_base(), PAGE_SIZE);
+        map_ecam(bi);
         map_device(gic_info.gicd, 0x10000);
         map_device(gic_info.gicr, gic_info.gicr_size);
         for (unsigned i = 0; i < gic_info.gicc_gicr_count; i++)
@@ -431,4 +456,63 @@ void arch_test_finish(bool pass)
         block[0] = 0x20026;
         block[1] = pass ? 0 : 1;
         arm64_semihosting(0x18, block);
+}
+
+/*
+ * MSI on arm64 needs the GICv3 ITS (device and collection tables, a command queue, LPI
+ * property and pending tables) or a GICv2m frame; Keel programs neither yet, so its PCI
+ * drivers poll (docs/pci.md).
+ */
+int arch_msi_message(unsigned cpu, uint8_t vector, uint64_t *addr, uint32_t *data)
+{
+        (void)cpu;
+        (void)vector;
+        (void)addr;
+        (void)data;
+        return -KEEL_ENOTSUP;
+}
+
+void arch_msi_describe(char *buf, unsigned len)
+{
+        if (gic_info.its)
+                snprintf(buf, len, "GICv3 ITS at %#llx, not programmed by Keel: drivers poll",
+                         (unsigned long long)gic_info.its);
+        else if (gic_info.v2m)
+                snprintf(buf, len, "GICv2m frame at %#llx, not used by Keel: drivers poll",
+                         (unsigned long long)gic_info.v2m);
+        else
+                snprintf(buf, len, "no ITS or GICv2m frame in the MADT: drivers poll");
+}
+
+int arch_map_device(hpa_t base, uint64_t size)
+{
+        uint64_t start = align_down(hpa_raw(base), PAGE_SIZE);
+        uint64_t end = align_up(hpa_raw(base) + size, PAGE_SIZE);
+
+        if (!size || end <= start)
+                return -KEEL_EINVAL;
+        for (uint64_t p = start; p < end; p += PAGE_SIZE) {
+                unsigned attrs;
+                hpa_t out;
+                int err;
+
+                if (pt_lookup(&keel_pt, p, &out, &attrs, NULL) == 0) {
+                        if (!(attrs & PT_UNCACHED) || hpa_raw(out) != p)
+                                return -KEEL_EEXIST;
+                        continue;
+                }
+                err = pt_map(&keel_pt, p, hpa(p), PAGE_SIZE, PT_READ | PT_WRITE | PT_UNCACHED);
+                if (err)
+                        return err;
+        }
+        /* The new entries visible to the table walker before the first access (no TLB entry can
+         * hold an invalid translation). */
+        __asm__ volatile("dsb ishst\n\tisb" ::: "memory");
+        return 0;
+}
+
+void arch_dma_barrier(void)
+{
+        /* Full system: device memory and a DMA master are outside the inner-shareable domain. */
+        __asm__ volatile("dsb sy" ::: "memory");
 }

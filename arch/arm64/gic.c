@@ -18,6 +18,8 @@
 #define MADT_GICC 0x0b
 #define MADT_GICD 0x0c
 #define MADT_GICR 0x0e
+#define MADT_V2M  0x0d /* GIC MSI frame (GICv2m) */
+#define MADT_ITS  0x0f
 
 #define GICD_CTLR        0x0000
 #define GICR_TYPER       0x0008
@@ -59,6 +61,10 @@ int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out)
         while ((e = madt_next(madt, len, &off))) {
                 if (e[0] == MADT_GICD && e[1] >= 16)
                         out->gicd = acpi_u64(e + 8);
+                else if (e[0] == MADT_ITS && e[1] >= 20 && !out->its)
+                        out->its = acpi_u64(e + 8);
+                else if (e[0] == MADT_V2M && e[1] >= 24 && !out->v2m)
+                        out->v2m = acpi_u64(e + 8);
                 else if (e[0] == MADT_GICR && e[1] >= 16 && !out->gicr) {
                         out->gicr = acpi_u64(e + 4);
                         out->gicr_size = acpi_u32(e + 12);

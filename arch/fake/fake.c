@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <drivers/pci.h>
 #include <keel/addr.h>
 #include <keel/arch.h>
 #include <keel/smp.h>
@@ -39,4 +40,29 @@ uint64_t arch_tsc(void)
 uint64_t arch_tsc_khz(void)
 {
         return 1000000;
+}
+
+/* A deterministic MSI message for host tests of drivers/pci.c (x86's shape). */
+int arch_msi_message(unsigned cpu, uint8_t vector, uint64_t *addr, uint32_t *data)
+{
+        *addr = 0xfee00000u | cpu << 12;
+        *data = vector;
+        return 0;
+}
+
+void arch_msi_describe(char *buf, unsigned len)
+{
+        snprintf(buf, len, "fake arch: x86-shaped messages");
+}
+
+int arch_map_device(hpa_t base, uint64_t size)
+{
+        (void)base;
+        (void)size;
+        return 0; /* host memory is already addressable */
+}
+
+void arch_dma_barrier(void)
+{
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }

@@ -10,6 +10,7 @@
 #include <arch/host_timer.h>
 #include <arch/pt_x86.h>
 #include <arch/x86.h>
+#include <drivers/pci.h>
 #include <drivers/uart16550.h>
 #include <keel/arch.h>
 #include <keel/boot.h>
@@ -177,6 +178,33 @@ static bool cpuid_bit(uint32_t leaf, unsigned reg, unsigned bit)
         return (r[reg] >> bit) & 1;
 }
 
+/* The MCFG's ECAM windows: uncached in Keel's own map wherever they are (docs/pci.md). */
+static struct {
+        uint64_t base, size;
+} ecam[PCI_MAX_SEGMENTS];
+static unsigned necam;
+
+static int ecam_regions(const struct boot_info *bi)
+{
+        struct pci_segment seg[PCI_MAX_SEGMENTS];
+        unsigned n = pci_ecam_windows(bi->rsdp, seg, PCI_MAX_SEGMENTS);
+
+        for (unsigned i = 0; i < n; i++) {
+                uint64_t base = seg[i].ecam + ((uint64_t)seg[i].bus_start << 20);
+                int err = hostmap_add(&keel_hostmap, base, pci_segment_window(&seg[i]),
+                                      PT_READ | PT_WRITE | PT_UNCACHED, "the PCI ECAM window",
+                                      HOSTMAP_NO_CPU);
+
+                if (err == -KEEL_EEXIST)
+                        continue; /* two segments' windows overlap: the first one maps it */
+                if (err)
+                        return err;
+                ecam[necam].base = base;
+                ecam[necam++].size = pci_segment_window(&seg[i]);
+        }
+        return 0;
+}
+
 /*
  * Keel's own page tables (docs/memory.md): an identity map of all physical memory, 2 MiB pages
  * where the permissions allow, write-back except the 3-4 GiB hole where the chipset's MMIO
@@ -209,11 +237,17 @@ static void paging_setup(const struct boot_info *bi)
                                       x86_rdmsr(MSR_EFER) | (wx_nx ? X86_EFER_NXE : 0),
                                       x86_read_cr0() | X86_CR0_WP);
         if (!err)
+                err = ecam_regions(bi);
+        if (!err)
                 err = hostmap_map_range(&keel_hostmap, &keel_pt, 0, 3 * gib, rw);
         if (!err)
                 err = hostmap_map_range(&keel_hostmap, &keel_pt, 3 * gib, gib, rw | PT_UNCACHED);
         if (!err && top > 4 * gib)
                 err = hostmap_map_range(&keel_hostmap, &keel_pt, 4 * gib, top - 4 * gib, rw);
+        for (unsigned i = 0; !err && i < necam; i++)
+                if (ecam[i].base >= top)
+                        err = hostmap_map_range(&keel_hostmap, &keel_pt, ecam[i].base, ecam[i].size,
+                                                rw | PT_UNCACHED);
         if (err)
                 panic("cannot build Keel's page tables for %llu GiB: %s",
                       (unsigned long long)(top / gib), keel_strerror(err));
@@ -463,4 +497,35 @@ void arch_console_init(hpa_t rsdp)
 void arch_console_write(const char *s, unsigned long len)
 {
         uart16550_com1_write(s, len);
+}
+
+int arch_map_device(hpa_t base, uint64_t size)
+{
+        uint64_t start = align_down(hpa_raw(base), PAGE_SIZE);
+        uint64_t end = align_up(hpa_raw(base) + size, PAGE_SIZE);
+
+        if (!size || end <= start)
+                return -KEEL_EINVAL;
+        for (uint64_t p = start; p < end; p += PAGE_SIZE) {
+                unsigned attrs;
+                hpa_t out;
+                int err;
+
+                if (pt_lookup(&keel_pt, p, &out, &attrs, NULL) == 0) {
+                        if (!(attrs & PT_UNCACHED) || hpa_raw(out) != p)
+                                return -KEEL_EEXIST;
+                        continue;
+                }
+                err = pt_map(&keel_pt, p, hpa(p), PAGE_SIZE, PT_READ | PT_WRITE | PT_UNCACHED);
+                if (err)
+                        return err;
+        }
+        /* A page that was not present is never cached by the TLB: nothing to flush. */
+        return 0;
+}
+
+void arch_dma_barrier(void)
+{
+        /* Stores are not reordered with stores, loads not with loads; UC accesses are in order. */
+        __asm__ volatile("mfence" ::: "memory");
 }

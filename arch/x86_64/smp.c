@@ -14,6 +14,7 @@
  * leave the guard pages unmapped and the trampoline page read-only, and Keel never changes a
  * live mapping (docs/memory.md).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <arch/ap_boot.h>
@@ -23,6 +24,7 @@
 #include <arch/relax.h>
 #include <arch/x86.h>
 #include <drivers/acpi_tables.h>
+#include <drivers/pci.h>
 #include <keel/arch.h>
 #include <keel/check.h>
 #include <keel/errno.h>
@@ -106,6 +108,22 @@ void arch_cpu_kick(unsigned cpu)
         /* Any vector but the tick's: the trap handler acknowledges it, the guest has exited. */
         if (cpu < KEEL_MAX_CPUS && cpu != arch_cpu_index() && cpu_apic_id[cpu] != MADT_APIC_ID_NONE)
                 x86_lapic_send_ipi(cpu_apic_id[cpu], ICR_FIXED | KICK_VECTOR);
+}
+
+/* MSI to Keel's CPU `cpu` (SDM 3, 11.11): fixed delivery, edge, physical destination. */
+int arch_msi_message(unsigned cpu, uint8_t vector, uint64_t *addr, uint32_t *data)
+{
+        if (cpu >= KEEL_MAX_CPUS || !cpus_known || cpu_apic_id[cpu] == MADT_APIC_ID_NONE ||
+            cpu_apic_id[cpu] > 0xff || vector < 32)
+                return -KEEL_EINVAL;
+        *addr = 0xfee00000u | cpu_apic_id[cpu] << 12;
+        *data = vector;
+        return 0;
+}
+
+void arch_msi_describe(char *buf, unsigned len)
+{
+        snprintf(buf, len, "local APIC messages (0xfee00000 + APIC id << 12), fixed and edge");
 }
 
 void x86_smp_init_boot_cpu(void)

@@ -509,7 +509,43 @@ def acpi_fw():
     write(t, "madt_short", rsdp(0, 0, 0) + madt_t[:60])
 
 
-TARGETS = {"acpi_fw": acpi_fw, "virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic, "loader": loader,
+def pci_fixture_seed(path, drop=()):
+    """A fuzz_pci input from a captured fixture (tests/unit/pci/*.txt): bus 0-3 only,
+    config space up to 0x400 (1 KiB: the extended capabilities QEMU's devices have)."""
+    out = b""
+    devs = []
+    for line in open(path):
+        w = line.split()
+        if w and w[0] == "device":
+            bus, devfn = w[1].split(":")[1:]
+            dev, fn = devfn.split(".")
+            devs.append([int(bus, 16), int(dev, 16), int(fn), [], bytearray(0x400)])
+        elif w and w[0] == "resource" and devs:
+            start, end = int(w[1], 16), int(w[2], 16)
+            devs[-1][3].append(end - start + 1 if end > start else 0)
+        elif w and w[0].endswith(":") and devs and int(w[0][:-1], 16) < 0x400:
+            off = int(w[0][:-1], 16)
+            devs[-1][4][off:off + 16] = bytes(int(x, 16) for x in w[1:17])
+    for bus, dev, fn, res, cfg in devs:
+        if fn or (bus, dev) in drop or bus > 3:
+            continue
+        sizes = []
+        for size in (res + [0] * 6)[:6]:
+            sizes.append(0 if not size else (size.bit_length() - 1 - 4) % 36 or 36)
+        out += bytes([bus << 5 | dev]) + bytes(sizes) + u16(len(cfg)) + bytes(cfg)
+    return out
+
+
+def pci():
+    t = "pci"
+    clean(t)
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit", "pci")
+    for name in ("q35", "virt"):
+        write(t, name, pci_fixture_seed(os.path.join(here, name + ".txt")))
+    write(t, "q35_no_port", pci_fixture_seed(os.path.join(here, "q35.txt"), drop=((0, 3),)))
+
+
+TARGETS = {"acpi_fw": acpi_fw, "pci": pci, "virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic, "loader": loader,
            "multiboot": multiboot,
            "gwalk": gwalk}
 

@@ -557,6 +557,55 @@ def smp_host_case():
     return case
 
 
+def pci_case(arch="x86_64"):
+    """--pci-storage (tools/run-qemu): Keel's `keel: pci` lines name the segment from the
+    MCFG, the NVMe (class 010802, a 64-bit BAR0, MSI-X 65 in BAR0, PCIe), the virtio-blk-pci
+    on the root bus (its virtio capabilities) and the one behind the root port (found on the
+    port's secondary bus, modern 1af4:1042), the port's bus range; the NVMe driver takes the
+    controller (model, serial, namespace size, the scratch self-test's write, flush and
+    read back), no driver takes the virtio-blk-pci ones; the total; Keel still runs its VM."""
+    hello = (X86_COMMON if arch == "x86_64" else ARM64_COMMON)["hello"]
+    dev = r"^keel: pci 0000:([0-9a-f]{2}):([0-9a-f]{2})\.0 "
+    case = guests_case("pci.cfg", [hello], arch=arch, pci_storage=True)
+    case["must"] = case.get("must", []) + [
+        r"^keel: pci: segment 0 buses 0(x0)?-0xff, ECAM at 0x[0-9a-f]+$",
+        dev + r"1b36:0010 class 010802 \(NVMe\) rev 2$",
+        dev + r"BAR0 mem64 0x[0-9a-f]+ size 0x4000$",
+        dev + r"caps: PCIe [a-z ]*endpoint; MSI-X 65 table BAR0\+0x2000 PBA BAR0\+0x3000",
+        r"^keel: pci 0000:00:[0-9a-f]{2}\.0 1af4:1001 class 010000 .* virtio$",
+        dev + r"caps: MSI-X 2 table BAR1\+0 PBA BAR1\+0x800; virtio 5@BAR0\+0 "
+              r"2@BAR4\+0x3000 4@BAR4\+0x2000 3@BAR4\+0x1000 1@BAR4\+0",
+        r"^keel: pci 0000:00:[0-9a-f]{2}\.0 1b36:000c class 060400 \(PCI bridge\)",
+        r"^keel: pci 0000:00:[0-9a-f]{2}\.0 bridge to buses 0x1-0x1$",
+        r"^keel: pci 0000:00:[0-9a-f]{2}\.0 caps: PCIe root port",
+        r"^keel: pci 0000:01:00\.0 1af4:1042 class 010000 .* virtio$",
+        r"^keel: pci 0000:01:00\.0 BAR4 mem64 pref 0x[0-9a-f]+ size 0x4000$",
+        r"^keel: pci 0000:01:00\.0 caps: PCIe endpoint; MSI-X 2 table BAR1\+0 PBA "
+        r"BAR1\+0x800; virtio ",
+        r"^keel: pci 0000:[0-9a-f:.]+ taken by driver nvme$",
+        r"^keel: nvme 0000:[0-9a-f:.]+: QEMU NVMe Ctrl, serial keel-nvme0, firmware \S+, NVMe "
+        r"1\.4, 1 namespace, volatile write cache, 512 KiB per command, polled$",
+        r"^keel: nvme 0000:[0-9a-f:.]+: namespace 1: 32768 blocks of 512 bytes \(16 MiB\)$",
+        r"^keel: nvme 0000:[0-9a-f:.]+: scratch namespace 1: wrote, flushed and read back "
+        r"blocks 1-16: ok$",
+        r"^keel: pci 0000:01:00\.0 1af4:1042: no driver$",
+        r"^keel: pci: \d+ functions on 2 buses of 1 segment, 1 taken by drivers$",
+        r"^keel: pci: MSI: " + (r"local APIC messages" if arch == "x86_64" else
+                                r"GICv3 ITS at 0x[0-9a-f]+, not programmed by Keel"),
+    ]
+    case["counts"] = dict(case.get("counts", {}), **{
+        # arm64: run-qemu's ESP drive is a virtio-blk-pci on virt too
+        r"^keel: pci 0000:[0-9a-f:.]+ 1af4:10(01|42) class": 2 if arch == "x86_64" else 3,
+        r"^keel: pci 0000:[0-9a-f:.]+ 1b36:0010 class": 1,
+    })
+    case["must_not"] = case["must_not"] + [r"^keel: pci .*left alone", r"unconfigured",
+                                           r"^keel: nvme .*(failed|timed out|not used)",
+                                           r"^keel: pci 0000:[0-9a-f:.]+ 1b36:0010: no driver"]
+    case["order"] = [r"^keel: pci: segment 0 ", r"^keel: pci: \d+ functions",
+                     r"^keel: vm hello: starting$"] + case["order"]
+    return case
+
+
 def monitor_case(config, bad, **extra):
     """VMs at once, two of them never ending by themselves (runaway, storm) and one
     misbehaving (`bad`: name, stop reason), driven through the monitor once spin has counted
@@ -651,6 +700,9 @@ CASES = {
                                       arch="arm64", smp=2),
     # -smp 4: the application processors come up; the VMs run as with one CPU
     "smp_host": smp_host_case(),
+    # Keel's PCI Express enumeration (docs/pci.md) with run-qemu's --pci-storage devices
+    "pci": pci_case(),
+    "arm64_pci": pci_case("arm64"),
     # verdict PASS: QEMU status 0, Keel's semihosting exit with 0
     "arm64_guests": guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"),
     # Four CPUs: the boot CPU starts the three secondaries (ACPI MADT, PSCI CPU_ON over SMC),
@@ -953,6 +1005,8 @@ def main():
         cmd += ["--memory", case["memory"]]
     if "smp" in case:
         cmd += ["--smp", str(case["smp"])]
+    if case.get("pci_storage"):
+        cmd += ["--pci-storage"]
     for pat, text in case.get("sends", []):
         cmd += ["--send", "%s=>%s" % (tagged(pat), text)]
     print("integration: " + " ".join(cmd), flush=True)

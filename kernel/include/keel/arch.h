@@ -25,6 +25,21 @@ int arch_console_getc(void);
  */
 bool arch_random_u64(uint64_t *out);
 
+/*
+ * Map [base, base + size) of device memory (a PCI BAR: docs/pci.md) into Keel's own map:
+ * identity, read+write, uncached (x86 UC, arm64 Device-nGnRE), never executable; pages
+ * already mapped uncached at their own address are fine. 0, -KEEL_EEXIST if a page is
+ * already mapped otherwise (cacheable: RAM or firmware memory), or pt_map's error. Boot CPU,
+ * before the other CPUs start. Never touches a guest's map.
+ */
+int arch_map_device(hpa_t base, uint64_t size);
+/*
+ * A full barrier for device DMA: Keel's earlier stores to memory a device reads (queue
+ * entries) are visible to it before any later store (a doorbell), and later loads of memory
+ * a device wrote see what it wrote before the completion Keel observed.
+ */
+void arch_dma_barrier(void);
+
 /* Stop this CPU for good (interrupts off, halt in a loop). */
 noreturn void arch_halt(void);
 /* Print the current CPU's registers on the console (used by panic). */

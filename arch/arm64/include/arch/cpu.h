@@ -43,6 +43,7 @@ extern char arm64_ap_entry[], arm64_ap_entry_end[];
 struct arm64_gic_info {
         uint64_t gicd, gicr; /* physical bases from the ACPI MADT */
         uint64_t gicr_size;
+        uint64_t its, v2m; /* the first GIC ITS / GICv2m MSI frame the MADT lists, or 0 */
         /* No GICR structure: the frame (GICR_FRAME_SIZE) each enabled GICC entry names. */
         uint64_t gicc_gicr[KEEL_MAX_CPUS];
         unsigned gicc_gicr_count;
