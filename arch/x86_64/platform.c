@@ -102,10 +102,17 @@ static void lapic_send_ipi(void *ctx, struct vlapic *src)
                 all[i] = &vm->vcpus[i].arch.lapic;
         changed = vlapic_ipi_deliver(src, all, vm->vcpu_count, &started);
         for (unsigned i = 0; i < vm->vcpu_count; i++) {
-                if (started & (1u << i))
-                        vm->vcpus[i].arch.start_pending = true;
-                else if ((changed & (1u << i)) && i != vcpu->id)
-                        wake_vcpu(&vm->vcpus[i]);
+                struct vcpu *v = &vm->vcpus[i];
+
+                if (started & (1u << i)) {
+                        v->arch.start_pending = true;
+                } else if (changed & (1u << i)) {
+                        /* An NMI wakes a vCPU parked with interrupts off (x86_halt). */
+                        if (v->arch.lapic.nmi_pending)
+                                v->arch.parked = false;
+                        if (i != vcpu->id)
+                                wake_vcpu(v);
+                }
         }
         if (started)
                 __atomic_or_fetch(&vm->arch.start_mask, started, __ATOMIC_RELEASE);
@@ -123,19 +130,32 @@ void x86_start_released(struct vm *vm)
                 }
 }
 
-/* The LAPIC page: the accessing vCPU's own LAPIC (dev = the VM, under its dev_lock). */
+/*
+ * The LAPIC page: the accessing vCPU's own LAPIC (dev = the VM, under its dev_lock). With
+ * IA32_APIC_BASE.EN clear the LAPIC does not decode its page (SDM 10.4.3): as on a PC with
+ * nothing there, and as KVM does, reads give all ones and writes are dropped, whatever the
+ * access size.
+ */
 static void lapic_page_read(void *dev, uint64_t offset, unsigned size, uint64_t *val)
 {
         struct vm *vm = dev;
+        struct vcpu *v = vm->arch.dev_vcpu;
 
-        vlapic_mmio_ops.read(&vm->arch.dev_vcpu->arch.lapic, offset, size, val);
+        if (v->arch.apic_off) {
+                *val = size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+                return;
+        }
+        vlapic_mmio_ops.read(&v->arch.lapic, offset, size, val);
 }
 
 static void lapic_page_write(void *dev, uint64_t offset, unsigned size, uint64_t val)
 {
         struct vm *vm = dev;
+        struct vcpu *v = vm->arch.dev_vcpu;
 
-        vlapic_mmio_ops.write(&vm->arch.dev_vcpu->arch.lapic, offset, size, val);
+        if (v->arch.apic_off)
+                return;
+        vlapic_mmio_ops.write(&v->arch.lapic, offset, size, val);
 }
 
 static const struct mmio_ops lapic_page_ops = {
@@ -176,6 +196,9 @@ static int platform_init(struct vm *vm)
 
                 vlapic_init(&v->arch.lapic, i, &env);
                 v->arch.lapic.wait_sipi = i != 0; /* APs wait for the guest's INIT-SIPI-SIPI */
+                v->arch.apic_off = false;
+                v->arch.nmi_blocked = v->arch.nmi_iret_wait = v->arch.nmi_step = false;
+                x86_misc_enable_reset(v);
         }
         vioapic_init(&a->ioapic, &cb);
         err = mmio_bus_add(&vm->mmio, gpa(VLAPIC_BASE), VLAPIC_SIZE, &lapic_page_ops, vm, "lapic");
@@ -387,6 +410,20 @@ int x86_pending_irq(struct vcpu *vcpu)
         return v;
 }
 
+bool x86_take_nmi(struct vcpu *vcpu)
+{
+        struct spin_held h = spin_lock(&vcpu->vm->dev_lock);
+        bool nmi = vlapic_take_nmi(&vcpu->arch.lapic);
+
+        spin_unlock(h);
+        return nmi;
+}
+
+bool x86_nmi_wakes(struct vcpu *vcpu)
+{
+        return x86_nmi_pending(vcpu) && !vcpu->arch.nmi_blocked;
+}
+
 void x86_irq_injected(struct vcpu *vcpu, uint8_t vector)
 {
         struct spin_held h = spin_lock(&vcpu->vm->dev_lock);
@@ -427,13 +464,16 @@ bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)
 
         if (!vm->arch.platform)
                 return false;
+        if (x86_nmi_wakes(vcpu))
+                return true; /* the backend delivers it at the next entry */
         h = spin_lock(&vm->dev_lock);
         if (!interrupts_enabled) {
                 /*
-                 * With interrupts off only NMI or INIT could wake it (neither is delivered to a
-                 * running vCPU here). Alone, that is a hang: the caller stops the VM. On an SMP
+                 * With interrupts off only an NMI or INIT could wake it (INIT is not delivered to
+                 * a running vCPU here). Alone, that is a hang: the caller stops the VM. On an SMP
                  * VM it is how Linux parks a CPU it stops (poweroff, panic): the vCPU never
-                 * runs again, and the VM stops when all its started vCPUs are parked.
+                 * runs again unless another vCPU sends it an NMI, and the VM stops when all its
+                 * started vCPUs are parked.
                  */
                 if (vm->vcpu_count > 1)
                         vcpu->arch.parked = true;
@@ -457,6 +497,8 @@ bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)
 bool arch_vcpu_ready(struct vcpu *vcpu)
 {
         if (!vcpu->vm->arch.platform)
+                return true;
+        if (x86_nmi_wakes(vcpu))
                 return true;
         if (vcpu->arch.parked)
                 return false;

@@ -515,8 +515,8 @@ static uint64_t apic_base(const struct vcpu *vcpu)
  * only EN may change. Clearing it resets the LAPIC (SDM 10.4.3; kvm-unit-tests' reset_apic
  * clears and sets it) and, as the SDM says, clears CPUID.1:EDX.APIC until EN is set again;
  * setting it again leaves the reset state (software-disabled until the guest writes SVR).
- * While EN is clear the LAPIC page still answers (a difference from hardware, where the page
- * is not decoded). Anything else: false, and the guest gets #GP: a moved base (Keel does not
+ * While EN is clear the LAPIC takes no interrupts, IPIs or NMIs and its page reads all ones
+ * (platform.c). Anything else: false, and the guest gets #GP: a moved base (Keel does not
  * relocate the LAPIC), EXTD (reserved: CPUID hides x2APIC), a changed BSP flag (fixed: vCPU 0
  * is the BSP), reserved bits (docs/x86-interrupts.md).
  */
@@ -530,6 +530,7 @@ static bool apic_base_write(struct vcpu *vcpu, uint64_t val)
         if (!(val & APIC_BASE_EN) && !vcpu->arch.apic_off)
                 vlapic_reset(&vcpu->arch.lapic);
         vcpu->arch.apic_off = !(val & APIC_BASE_EN);
+        vcpu->arch.lapic.global_off = vcpu->arch.apic_off;
         vcpu->arch.cpuid.lapic = !vcpu->arch.apic_off;
         spin_unlock(h);
         return true;
@@ -562,11 +563,36 @@ static bool msr_reads_zero(uint32_t msr)
 }
 
 /*
- * IA32_MISC_ENABLE, which Linux reads on Intel CPUs (verify_cpu: the XD-disable bit): fast
- * strings on, branch trace and PEBS unavailable, XD not disabled, nothing else.
+ * IA32_MISC_ENABLE (SDM vol. 4, table 2-2), which Linux reads on Intel CPUs (verify_cpu: the
+ * XD-disable bit), per vCPU. It starts with fast strings on, branch trace and PEBS
+ * unavailable (bits 11, 12, read-only), performance monitoring unavailable (bit 7 clear,
+ * read-only: no PMU is exposed). The bits software may change hold what the guest writes, as
+ * on the CPU (and in KVM): fast strings (0), TM1 (3), Enhanced SpeedStep (16), ENABLE
+ * MONITOR FSM (18), limit CPUID maxval (22), xTPR disable (23), XD bit disable (34). Keel
+ * emulates none of their effects: CPUID keeps hiding MONITOR and keeps its maximum leaf,
+ * NX stays usable. A write that changes a read-only bit leaves it; reserved bits: #GP.
  */
 #define MSR_MISC_ENABLE   0x1a0u
-#define MISC_ENABLE_VALUE ((1ull << 0) | (1ull << 11) | (1ull << 12))
+#define MISC_ENABLE_RESET ((1ull << 0) | (1ull << 11) | (1ull << 12))
+#define MISC_ENABLE_WRITABLE                                                                     \
+        ((1ull << 0) | (1ull << 3) | (1ull << 16) | (1ull << 18) | (1ull << 22) | (1ull << 23) | \
+         (1ull << 34))
+#define MISC_ENABLE_RO ((1ull << 7) | (1ull << 11) | (1ull << 12))
+
+/* A platform vCPU's IA32_MISC_ENABLE at reset. */
+void x86_misc_enable_reset(struct vcpu *vcpu)
+{
+        vcpu->arch.misc_enable = MISC_ENABLE_RESET;
+}
+
+static bool misc_enable_write(struct vcpu *vcpu, uint64_t val)
+{
+        if (val & ~(MISC_ENABLE_WRITABLE | MISC_ENABLE_RO))
+                return false;
+        vcpu->arch.misc_enable =
+            (val & MISC_ENABLE_WRITABLE) | (vcpu->arch.misc_enable & MISC_ENABLE_RO);
+        return true;
+}
 
 int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
 {
@@ -590,7 +616,7 @@ int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
                         return 0;
                 }
                 if (msr == MSR_MISC_ENABLE) {
-                        *val = MISC_ENABLE_VALUE;
+                        *val = vcpu->arch.misc_enable;
                         return 0;
                 }
                 if (msr_reads_zero(msr)) {
@@ -626,8 +652,8 @@ int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val)
                         spin_unlock(h);
                         return 0;
                 }
-                if (msr == MSR_MISC_ENABLE && val == MISC_ENABLE_VALUE)
-                        return 0; /* Linux writes back what it read */
+                if (msr == MSR_MISC_ENABLE)
+                        return misc_enable_write(vcpu, val) ? 0 : -KEEL_EPERM;
                 if (msr_reads_zero(msr))
                         return 0;
         }

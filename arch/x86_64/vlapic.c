@@ -87,13 +87,23 @@ void vlapic_reset(struct vlapic *l)
 {
         struct vlapic_env env = l->env;
         struct vlapic_stats stats = l->stats;
-        bool wait = l->wait_sipi;
+        bool wait = l->wait_sipi, nmi = l->nmi_pending, off = l->global_off;
         uint8_t vector = l->sipi_vector;
 
         vlapic_init(l, l->id, &env);
         l->stats = stats;
         l->wait_sipi = wait;
         l->sipi_vector = vector;
+        l->nmi_pending = nmi;
+        l->global_off = off;
+}
+
+bool vlapic_take_nmi(struct vlapic *l)
+{
+        bool nmi = l->nmi_pending;
+
+        l->nmi_pending = false;
+        return nmi;
 }
 
 /* ---- Errors ---- */
@@ -154,7 +164,7 @@ bool vlapic_set_irq(struct vlapic *l, uint8_t vector, bool level)
                 vlapic_error(l, VLAPIC_ESR_RECV_ILLEGAL);
                 return false;
         }
-        if (!vlapic_enabled(l)) {
+        if (!vlapic_enabled(l) || l->global_off) {
                 l->stats.disabled_drop++;
                 return false;
         }
@@ -248,7 +258,7 @@ uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsi
         uint32_t lo = src->icr_lo;
         uint8_t vector = (uint8_t)ICR_VECTOR(lo);
         uint32_t mode = ICR_MODE(lo), changed = 0;
-        bool named = false;
+        bool named = false, collapsed = false;
 
         *started = 0;
         CHECK(n <= 32);
@@ -272,7 +282,9 @@ uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsi
                         return 0;
                 }
                 break;
-        default: /* SMI, NMI, reserved */
+        case VLAPIC_DM_NMI:
+                break;
+        default: /* SMI, reserved */
                 src->stats.ipi_dropped++;
                 return 0;
         }
@@ -290,6 +302,17 @@ uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsi
                         changed |= 1u << i;
                         if (mode == VLAPIC_DM_LOWEST)
                                 return changed; /* one of them: the first that accepts */
+                        break;
+                case VLAPIC_DM_NMI:
+                        if (l->wait_sipi || l->global_off)
+                                continue;
+                        if (l->nmi_pending) {
+                                l->stats.nmi_collapsed++;
+                                collapsed = true; /* taken, not dropped: no change */
+                                continue;
+                        }
+                        l->nmi_pending = true;
+                        changed |= 1u << i;
                         break;
                 case VLAPIC_DM_INIT:
                         if (!l->wait_sipi) {
@@ -309,7 +332,7 @@ uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsi
                         break;
                 }
         }
-        if (!changed && (named || ICR_SHORTHAND(lo) != 3))
+        if (!changed && !collapsed && (named || ICR_SHORTHAND(lo) != 3))
                 src->stats.ipi_dropped++;
         return changed;
 }

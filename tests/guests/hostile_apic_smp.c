@@ -13,6 +13,10 @@
  *      the LAPIC page and a RAM page while vCPU 1 reads through it: every read gives the
  *      LAPIC version or the RAM page's marker, nothing else (Keel emulates the access the
  *      tables named when it trapped, or lets the instruction run again);
+ *   5. vCPU 1 halts with interrupts off (Keel parks it) while vCPU 0 sends it N NMIs by APIC ID
+ *      and N to all excluding self: vCPU 1 takes between 1 and 2N (each wakes it; those that
+ *      arrive while one is pending collapse), vCPU 0 none; once they are over, one more NMI
+ *      is taken exactly once;
  * then exits 0; a wrong result is a FAIL line and exit 1.
  */
 #include "smp_x86.h"
@@ -58,6 +62,42 @@ static void ioapic_race(void)
 
                 ioapic_write(reg, (i & 1 ? 0x10000u : 0x1a0ffu) | irq_cpu() << 4);
         }
+}
+
+/* vCPU 1 is halted with interrupts off for good (ap_stage 5): NMIs wake it, one by one. */
+static void nmi_storm(void)
+{
+        uint64_t before = nmi_count[1], own = nmi_count[0], got, last;
+
+        for (unsigned i = 0; i < N; i++)
+                lapic_icr(1u << 24, ICR_NMI);
+        for (unsigned i = 0; i < N; i++)
+                lapic_icr(0, ICR_ALL_EXCL_SELF | ICR_NMI);
+        /* Until vCPU 1 has taken them all: no change for a while. */
+        do {
+                last = nmi_count[1];
+                for (volatile unsigned i = 0; i < 20000000; i++)
+                        ;
+        } while (nmi_count[1] != last);
+        got = nmi_count[1] - before;
+        checks++;
+        if (got < 1 || got > 2 * N) {
+                failed++;
+                guest_printf("FAIL: hostile_apic_smp: NMIs taken by vCPU 1: %lu of %u\n",
+                             (unsigned long)got, 2 * N);
+        }
+        expect("NMIs taken by vCPU 0 (the sender)", nmi_count[0] - own, 0);
+        expect("NMIs nested", nmi_max_depth, 1);
+        last = nmi_count[1];
+        lapic_icr(1u << 24, ICR_NMI);
+        for (unsigned i = 0; i < 100000000 && nmi_count[1] == last; i++)
+                ;
+        for (volatile unsigned i = 0; i < 20000000; i++)
+                ;
+        expect("one more NMI to the halted vCPU 1", nmi_count[1] - last, 1);
+        guest_printf("hostile_apic_smp: %u NMIs to vCPU 1 halted with interrupts off: it took "
+                     "between 1 and %u, the sender none, and one more after them once\n",
+                     2 * N, 2 * N);
 }
 
 void ap_main(void);
@@ -108,6 +148,7 @@ int64_t guest_main(void)
         hx_gdt_init();
         hx_idt_init();
         irq_idt_init();
+        nmi_idt_init();
         if (!irq_linux_entry_ok()) {
                 guest_printf("FAIL: hostile_apic_smp: not entered through the Linux boot path\n");
                 return 1;
@@ -179,6 +220,7 @@ int64_t guest_main(void)
         guest_printf("hostile_apic_smp: %lu reads through a PTE flipped %u times between the "
                      "LAPIC and RAM: only their values\n",
                      (unsigned long)ap_reads, 4 * N);
+        nmi_storm();
         if (failed) {
                 guest_printf("hostile_apic_smp: %u of %u checks failed\n", failed, checks);
                 return 1;

@@ -15,6 +15,10 @@
  *   6. `sti; hlt; cli` with the TSC-deadline timer due a little later, HALT_ROUNDS times: the
  *      interrupt ends the HLT and is taken before the CLI (STI's shadow covers the HLT only),
  *      one HLT per interrupt;
+ *   7. NMIs through the ICR, interrupts off: one to self (shorthand self, own APIC ID,
+ *      all-including-self) is taken before the next instruction, all-excluding-self reaches
+ *      nobody; N NMIs sent from inside the NMI handler: none until its IRET, then exactly one,
+ *      before the instruction after the first send; N self-NMIs in a loop: N;
  * then exits 0; a wrong count prints FAIL and exits 1.
  * Built with HOSTILE_LAPIC_PERIODIC (hostile_lapic_periodic) it does none of that but, for
  * ever, runs the timer periodic with initial count 1 and divide by 1 (expiring at every TSC
@@ -180,6 +184,43 @@ static void halt_wake(void)
                      (unsigned long)halts);
 }
 
+static void nmis(void)
+{
+        uint64_t before = nmi_count[0], after_first;
+
+        irq_disable();
+        lapic_icr(0, ICR_SELF | ICR_NMI);
+        expect("self-NMI (shorthand self), interrupts off: taken at once", nmi_count[0] - before,
+               1);
+        lapic_icr(0, ICR_NMI | ICR_LEVEL_ASSERT | 0x42); /* APIC ID 0; the vector is ignored */
+        expect("NMI to its own APIC ID: taken at once", nmi_count[0] - before, 2);
+        lapic_icr(0, ICR_ALL_INCL_SELF | ICR_NMI);
+        expect("NMI to all including self: taken at once", nmi_count[0] - before, 3);
+        lapic_icr(0, ICR_ALL_EXCL_SELF | ICR_NMI);
+        irq_window();
+        expect("NMI to all excluding self on one vCPU: nobody", nmi_count[0] - before, 3);
+        expect("NMIs nested so far", nmi_max_depth, 1);
+
+        before = nmi_count[0];
+        nmi_send_inside = N;
+        lapic_icr(0, ICR_SELF | ICR_NMI);
+        after_first = nmi_count[0];
+        expect("NMIs sent inside the NMI handler: taken inside it", nmi_count_inside - before, 1);
+        expect("NMIs sent inside the NMI handler: one, right after its IRET", after_first - before,
+               2);
+        irq_window();
+        expect("NMIs sent inside the NMI handler: in all", nmi_count[0] - before, 2);
+        expect("NMIs nested", nmi_max_depth, 1);
+
+        before = nmi_count[0];
+        for (unsigned i = 0; i < N; i++)
+                lapic_icr(0, ICR_SELF | ICR_NMI);
+        expect("self-NMIs in a loop", nmi_count[0] - before, N);
+        guest_printf("hostile_lapic: NMIs: self, own ID, all: at once; %u sent in the handler: 1 "
+                     "after its IRET; %u in a loop: %lu\n",
+                     N, N, (unsigned long)(nmi_count[0] - before));
+}
+
 static __attribute__((unused)) noreturn void periodic_forever(void)
 {
         uint64_t step = 0, last = rdtsc(), start = last;
@@ -209,6 +250,7 @@ int64_t guest_main(void)
         hx_gdt_init();
         hx_idt_init();
         irq_idt_init();
+        nmi_idt_init();
         if (!irq_linux_entry_ok()) {
                 guest_printf("FAIL: hostile_lapic: not entered through the Linux boot path\n");
                 return 1;
@@ -225,6 +267,7 @@ int64_t guest_main(void)
         no_eoi_storm();
         all_vectors();
         halt_wake();
+        nmis();
         if (failed) {
                 guest_printf("hostile_lapic: %u of %u checks failed\n", failed, checks);
                 return 1;

@@ -458,6 +458,16 @@ static void apic_base_part(void)
         /* Disabled: the reset state, no APIC in CPUID until it is enabled again. */
         expect_wr_ok(MSR_APIC_BASE, base & ~APIC_BASE_EN, base & ~APIC_BASE_EN, "EN cleared");
         check(!(cpuid(1, 0).edx & BIT(9)), "CPUID.1:EDX.APIC still set with the APIC disabled");
+        /* Its page is not decoded: all ones at any size, writes dropped (SDM 10.4.3). */
+        lapic_write(LAPIC_TPR, 0x20);
+        *(volatile uint8_t *)(uintptr_t)(LAPIC_BASE + 0x81) = 0x5a;
+        check(lapic_read(LAPIC_VERSION) == 0xffffffffu,
+              "disabled APIC: version register reads 0x%x, expected all ones",
+              lapic_read(LAPIC_VERSION));
+        check(lapic_read(LAPIC_TPR) == 0xffffffffu, "disabled APIC: TPR reads 0x%x after a write",
+              lapic_read(LAPIC_TPR));
+        check(*(volatile uint8_t *)(uintptr_t)(LAPIC_BASE + 0x31) == 0xff,
+              "disabled APIC: a byte read is not 0xff");
         expect_wr_fault(MSR_APIC_BASE, (base & ~APIC_BASE_EN) | APIC_BASE_EXTD, VEC_GP, true,
                         "EXTD without EN");
         expect_wr_ok(MSR_APIC_BASE, base, base, "EN set again");
@@ -466,6 +476,8 @@ static void apic_base_part(void)
               lapic_read(LAPIC_SVR));
         check(lapic_read(LAPIC_VERSION) == LAPIC_VERSION_VALUE, "LAPIC version 0x%x",
               lapic_read(LAPIC_VERSION));
+        check(lapic_read(LAPIC_TPR) == 0, "TPR after re-enable: 0x%x (a write while disabled?)",
+              lapic_read(LAPIC_TPR));
         lapic_write(LAPIC_SVR, 0x1ff);
         irq_eoi[0] = 1;
         {
@@ -478,6 +490,29 @@ static void apic_base_part(void)
         }
         guest_printf("hostile_msr: IA32_APIC_BASE: move, x2APIC, BSP, reserved bits: #GP; "
                      "disable and enable: LAPIC reset, self-IPI delivered\n");
+}
+
+/* ---- IA32_MISC_ENABLE (Linux VMs) ---- */
+
+static void misc_enable_part(void)
+{
+        uint64_t v, old;
+
+        if (!platform) {
+                check(rdmsr_v(MSR_MISC_ENABLE, &v) == VEC_GP, "MISC_ENABLE without a platform");
+                return;
+        }
+        old = rdmsr_ok(MSR_MISC_ENABLE);
+        check(old == 0x1801, "IA32_MISC_ENABLE = 0x%lx, expected 0x1801", (unsigned long)old);
+        /* kvm-unit-tests' msr test: every writable bit, the read-only ones as read. */
+        expect_wr_ok(MSR_MISC_ENABLE, 0x400c51809ull, 0x400c51809ull, "writable bits");
+        expect_wr_ok(MSR_MISC_ENABLE, 0x400c50089ull, 0x400c51809ull, "read-only bits changed");
+        expect_wr_fault(MSR_MISC_ENABLE, old | 2, VEC_GP, true, "reserved bit 1");
+        expect_wr_fault(MSR_MISC_ENABLE, old | (1ull << 35), VEC_GP, true, "reserved bit 35");
+        expect_wr_ok(MSR_MISC_ENABLE, 0, 0x1800, "cleared");
+        expect_wr_ok(MSR_MISC_ENABLE, old, old, "restored");
+        guest_printf("hostile_msr: IA32_MISC_ENABLE: writable bits kept, read-only bits as they "
+                     "were, reserved bits #GP\n");
 }
 
 /* ---- the sweep ---- */
@@ -651,6 +686,7 @@ int64_t guest_main(void)
         virt_msrs_part();
         canonical_part();
         apic_base_part();
+        misc_enable_part();
         sweep_part();
         if (failed) {
                 guest_printf("FAIL: hostile_msr: %u of %u checks failed\n", failed, checks);

@@ -195,6 +195,64 @@ static inline void irq_idt_init(void)
 }
 
 /*
+ * NMIs (vector 2, an interrupt gate in place of hostile_x86.h's exception stub: nmi_idt_init):
+ * nmi_dispatch counts them per vCPU (nmi_count), keeps the deepest nesting seen (nmi_max_depth:
+ * 1 unless an NMI interrupted the handler of another), and, if nmi_send_inside is set, sends
+ * that many self-NMIs from inside the handler (once), noting the count they left
+ * (nmi_count_inside: none may arrive before the handler's IRET).
+ */
+#define ICR_NMI (4u << 8)
+
+static volatile uint64_t nmi_count[IRQ_MAX_CPUS], nmi_depth[IRQ_MAX_CPUS];
+static volatile uint64_t nmi_max_depth, nmi_count_inside;
+static volatile unsigned nmi_send_inside;
+
+void nmi_dispatch(void);
+void nmi_dispatch(void)
+{
+        unsigned cpu = irq_cpu();
+
+        if (++nmi_depth[cpu] > nmi_max_depth)
+                nmi_max_depth = nmi_depth[cpu];
+        nmi_count[cpu]++;
+        if (nmi_send_inside) {
+                unsigned n = nmi_send_inside;
+
+                nmi_send_inside = 0;
+                for (unsigned i = 0; i < n; i++)
+                        lapic_icr(0, ICR_SELF | ICR_NMI);
+                nmi_count_inside = nmi_count[cpu];
+        }
+        nmi_depth[cpu]--;
+}
+
+__asm__(".text\n"
+        ".balign 16\n"
+        "nmi_stub:\n"
+        "pushq %rax\n pushq %rcx\n pushq %rdx\n pushq %rsi\n pushq %rdi\n"
+        "pushq %r8\n pushq %r9\n pushq %r10\n pushq %r11\n pushq %rbx\n"
+        "mov %rsp, %rbx\n"
+        "and $-16, %rsp\n"
+        "call nmi_dispatch\n"
+        "mov %rbx, %rsp\n"
+        "popq %rbx\n popq %r11\n popq %r10\n popq %r9\n popq %r8\n"
+        "popq %rdi\n popq %rsi\n popq %rdx\n popq %rcx\n popq %rax\n"
+        "iretq\n");
+
+extern char nmi_stub[];
+
+static inline void nmi_idt_init(void)
+{
+        uint64_t h = gpa_of(nmi_stub);
+
+        hx_idt[2] = (struct hx_gate){.off0 = (uint16_t)h,
+                                     .sel = HX_SEL_KCODE,
+                                     .type = 0x8e,
+                                     .off1 = (uint16_t)(h >> 16),
+                                     .off2 = (uint32_t)(h >> 32)};
+}
+
+/*
  * Linux-boot guests: the runtime took RAM size from RDI, which Keel sets for every VM; check
  * that Keel entered us the Linux way (RSI = boot_params at 0x7000, its HdrS copied in).
  */

@@ -404,13 +404,60 @@ TEST(ipis)
         wr(&l, VLAPIC_REG_ICR_LO, 0x00000847);
         EXPECT_EQ(vlapic_pending(&l), -1);
         EXPECT_EQ(l.stats.ipi_dropped, 2);
-        /* INIT, SIPI, NMI: ignored. */
+        /* INIT, SIPI to a running LAPIC: ignored; SMI: dropped. */
         wr(&l, VLAPIC_REG_ICR_HI, 2u << 24);
         wr(&l, VLAPIC_REG_ICR_LO, 0x00004500);
         wr(&l, VLAPIC_REG_ICR_LO, 0x00004698);
-        wr(&l, VLAPIC_REG_ICR_LO, 0x00004400);
+        wr(&l, VLAPIC_REG_ICR_LO, 0x00004200);
         EXPECT_EQ(vlapic_pending(&l), -1);
         EXPECT_EQ(l.stats.ipi_dropped, 5);
+        /* NMI to its own ID: pending, no vector in IRR. */
+        EXPECT_FALSE(l.nmi_pending);
+        wr(&l, VLAPIC_REG_ICR_LO, 0x00004400);
+        EXPECT_TRUE(l.nmi_pending);
+        EXPECT_EQ(vlapic_pending(&l), -1);
+        EXPECT_EQ(l.stats.ipi_dropped, 5);
+        EXPECT_TRUE(vlapic_take_nmi(&l));
+        EXPECT_FALSE(vlapic_take_nmi(&l));
+}
+
+TEST(nmi_ipis)
+{
+        struct vlapic l;
+        struct fake_env f;
+
+        setup(&l, &f, 2);
+        enable(&l);
+        /* Self, by ID (the vector is ignored), all-including-self: pending once. */
+        wr(&l, VLAPIC_REG_ICR_LO, 0x00040400);
+        EXPECT_TRUE(vlapic_take_nmi(&l));
+        wr(&l, VLAPIC_REG_ICR_HI, 2u << 24);
+        wr(&l, VLAPIC_REG_ICR_LO, 0x000044ff);
+        EXPECT_TRUE(vlapic_take_nmi(&l));
+        EXPECT_EQ(vlapic_pending(&l), -1);
+        EXPECT_EQ(l.stats.illegal_vector, 0);
+        /* Many before the CPU takes one: one stays pending, the others collapse into it. */
+        for (unsigned i = 0; i < 100; i++)
+                wr(&l, VLAPIC_REG_ICR_LO, 0x00080400);
+        EXPECT_TRUE(vlapic_take_nmi(&l));
+        EXPECT_FALSE(vlapic_take_nmi(&l));
+        EXPECT_EQ(l.stats.nmi_collapsed, 99);
+        EXPECT_EQ(l.stats.ipi_dropped, 0);
+        /* All-excluding-self on a lone LAPIC: nobody. */
+        wr(&l, VLAPIC_REG_ICR_LO, 0x000c0400);
+        EXPECT_FALSE(vlapic_take_nmi(&l));
+        /* Software-disabled: NMIs are still accepted (SDM 10.4.7.2); globally off: not. */
+        wr(&l, VLAPIC_REG_SVR, 0xff);
+        wr(&l, VLAPIC_REG_ICR_LO, 0x00040400);
+        EXPECT_TRUE(vlapic_take_nmi(&l));
+        l.global_off = true;
+        wr(&l, VLAPIC_REG_ICR_LO, 0x00040400);
+        EXPECT_FALSE(vlapic_take_nmi(&l));
+        /* A pending NMI survives the global-disable reset (it is the CPU's). */
+        l.global_off = false;
+        wr(&l, VLAPIC_REG_ICR_LO, 0x00040400);
+        vlapic_reset(&l);
+        EXPECT_TRUE(vlapic_take_nmi(&l));
 }
 
 TEST(match_dest)
@@ -968,12 +1015,31 @@ TEST(ipi_shorthands)
         EXPECT_EQ(g.changed, 0);
         wr(&g.l[2], VLAPIC_REG_ESR, 0);
         EXPECT_EQ(rd(&g.l[2], VLAPIC_REG_ESR), VLAPIC_ESR_SEND_ILLEGAL);
-        /* NMI, SMI and reserved modes: dropped and counted. */
-        send(&g, 2, 0, 0x000c4400);
+        /* SMI and reserved modes: dropped and counted. */
         send(&g, 2, 0, 0x000c4200);
+        send(&g, 2, 0, 0x000c4300);
         send(&g, 2, 0, 0x000c4700);
         EXPECT_EQ(g.changed, 0);
         EXPECT_EQ(g.l[2].stats.ipi_dropped, 3);
+        /* NMI to all excluding self: the others, once each; again: they collapse, no change. */
+        send(&g, 2, 0, 0x000c4400);
+        EXPECT_EQ(g.changed, 0xfu & ~(1u << 2));
+        send(&g, 2, 0, 0x000c4400);
+        EXPECT_EQ(g.changed, 0);
+        EXPECT_EQ(g.l[2].stats.ipi_dropped, 3);
+        EXPECT_EQ(g.l[0].stats.nmi_collapsed, 1);
+        EXPECT_FALSE(g.l[2].nmi_pending);
+        /* By logical destination (flat), and to a LAPIC waiting for SIPI: not taken there. */
+        for (unsigned i = 0; i < GROUP_N; i++)
+                (void)vlapic_take_nmi(&g.l[i]);
+        wr(&g.l[3], VLAPIC_REG_LDR, 0x08000000);
+        send(&g, 0, 0x08, 0x00004c00);
+        EXPECT_EQ(g.changed, 1u << 3);
+        EXPECT_TRUE(vlapic_take_nmi(&g.l[3]));
+        g.l[1].wait_sipi = true;
+        send(&g, 0, 1, 0x00004400);
+        EXPECT_EQ(g.changed, 0);
+        EXPECT_FALSE(g.l[1].nmi_pending);
 }
 
 TEST_MAIN()

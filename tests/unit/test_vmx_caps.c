@@ -216,4 +216,27 @@ TEST(preemption_timer_when_offered)
         EXPECT_EQ(c.exit & EXIT_SAVE_PREEMPT, 0);
 }
 
+TEST(virtual_nmis_when_offered)
+{
+        struct vmx_msrs m = skylake();
+        struct vmx_caps c;
+        char why[200] = "";
+
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_TRUE(c.virt_nmi);
+        EXPECT_EQ(c.pin & PIN_VIRT_NMI, PIN_VIRT_NMI);
+        EXPECT_EQ(c.proc & PROC_NMI_WINDOW, 0); /* set per entry, only while one waits */
+        /* Virtual NMIs without NMI-window exiting: neither is used. */
+        m.true_proc = m.proc = CTL(0x04006172, 0xfff9fffe & ~PROC_NMI_WINDOW);
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_FALSE(c.virt_nmi);
+        EXPECT_EQ(c.pin & PIN_VIRT_NMI, 0);
+        /* No virtual NMIs: the guest still runs, without NMIs. */
+        m = skylake();
+        m.true_pin = m.pin = CTL(0x16, 0x5f);
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_FALSE(c.virt_nmi);
+        EXPECT_EQ(c.pin & PIN_VIRT_NMI, 0);
+}
+
 TEST_MAIN()

@@ -444,8 +444,12 @@ static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
                 ctx.seg_base[X86_SEG_GS] = vmcb->save.gs.base;
                 if (!(err & (1u << 4)) &&
                     x86_emulate_mmio_exit(vcpu, &ctx, addr, in_walk, &vmcb->save.rsp,
-                                          &vmcb->save.rip, &vmcb->save.rflags))
+                                          &vmcb->save.rip, &vmcb->save.rflags)) {
+                        /* Completed: an interrupt shadow it ran in ends (as in skip_insn). */
+                        if (vmcb->save.rip != ctx.rip)
+                                vmcb->control.int_state &= ~(uint64_t)SVM_INT_SHADOW;
                         return;
+                }
                 if (in_walk)
                         what = "page-table access (its page tables point there)";
                 vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
@@ -487,6 +491,53 @@ static __attribute__((noinline, cold)) bool hidden_insn(struct vmcb *vmcb)
         case SVM_EXIT_MWAIT_ARM:
         case SVM_EXIT_RDPRU:
                 inject_exception(vmcb, X86_VEC_UD, false, 0);
+                return true;
+        default:
+                return false;
+        }
+}
+
+/*
+ * NMIs (docs/x86-interrupts.md). SVM has no NMI blocking of its own for an injected NMI (the
+ * vNMI feature aside, which QEMU's TCG lacks): Keel keeps it (vcpu->arch.nmi_blocked) from
+ * the injection to the guest's next IRET, as the CPU does. The IRET intercept says an IRET is
+ * about to run; once RIP has left it, it ran. With an NMI pending at that moment Keel sets
+ * RFLAGS.TF and intercepts #DB, so that the single-step trap after the IRET (TF as it was
+ * before the IRET decides) gives an exit right after it, where the NMI is delivered: a
+ * nested NMI arrives after the outer handler's IRET, not inside it, not later.
+ */
+#define SVM_EXIT_DB (SVM_EXIT_EXCP_BASE + X86_VEC_DB)
+
+/* The IRET that the intercept announced has run: NMIs are no longer blocked. */
+static void nmi_unblocked(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+        vcpu->arch.nmi_blocked = false;
+        vcpu->arch.nmi_iret_wait = false;
+        vmcb->control.intercept1 &= ~SVM_INTERCEPT_IRET;
+}
+
+/* The exits that only NMI handling enables (IRET, #DB), out of the hot switch. */
+static __attribute__((noinline, cold)) bool nmi_exit(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+        struct vcpu_arch *a = &vcpu->arch;
+
+        switch (vmcb->control.exit_code) {
+        case SVM_EXIT_IRET:
+                vmcb->control.intercept1 &= ~SVM_INTERCEPT_IRET;
+                a->nmi_iret_wait = true;
+                a->nmi_iret_rip = vmcb->save.rip;
+                return true;
+        case SVM_EXIT_DB:
+                vmcb->control.intercept_exc &= ~(1u << X86_VEC_DB);
+                if (a->nmi_step) {
+                        a->nmi_step = false;
+                        if (vmcb->save.rip != a->nmi_iret_rip)
+                                nmi_unblocked(vcpu, vmcb);
+                        if (!a->nmi_step_tf)
+                                return true; /* Keel's own trap: the guest never sees it */
+                }
+                /* The guest's own single-step trap: its #DB. */
+                inject_exception(vmcb, X86_VEC_DB, false, 0);
                 return true;
         default:
                 return false;
@@ -544,6 +595,9 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                 break;
         case SVM_EXIT_HLT:
                 count[X86_EXIT_HLT]++;
+                /* An IRET of the NMI handler that ran before the HLT unblocked NMIs. */
+                if (vcpu->arch.nmi_iret_wait && vmcb->save.rip != vcpu->arch.nmi_iret_rip)
+                        nmi_unblocked(vcpu, vmcb);
                 if (skip_insn(vcpu, vmcb, X86_INSN_HLT) &&
                     x86_halt(vcpu, vmcb->save.rflags & X86_RFLAGS_IF))
                         break;
@@ -588,7 +642,7 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                 break;
         default:
                 count[X86_EXIT_OTHER]++;
-                if (hidden_insn(vmcb))
+                if (hidden_insn(vmcb) || nmi_exit(vcpu, vmcb))
                         break;
                 vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
                         "SVM exit %#llx (info1 %#llx, info2 %#llx) at rip %#llx",
@@ -673,11 +727,55 @@ svm_run_guest(uint64_t vmcb_pa, struct x86_gprs *g, uint64_t host_pa)
  * (RFLAGS.IF, no interrupt shadow, no event already queued), else ask for a VINTR exit at
  * the moment it can.
  */
+/*
+ * Before an entry with an NMI pending (or NMIs blocked): inject it if NMIs are not blocked
+ * and nothing else is queued, with the IRET intercept on to see the handler's end. Blocked
+ * at an IRET that has not run yet: single-step over it. Otherwise (an event already queued,
+ * an interrupt shadow, or inside the handler) it waits for a later entry: the next IRET's
+ * intercept, or at the latest Keel's next tick. False if RFLAGS.TF is Keel's for this entry
+ * (then no interrupt may be injected: its frame would carry that TF).
+ */
+static __attribute__((noinline)) bool svm_inject_nmi(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+        struct vcpu_arch *a = &vcpu->arch;
+        struct vmcb_control *c = &vmcb->control;
+
+        if (a->nmi_iret_wait && vmcb->save.rip != a->nmi_iret_rip) {
+                /* The IRET ran without an NMI waiting, or it faulted while Keel stepped. */
+                nmi_unblocked(vcpu, vmcb);
+                a->nmi_step = false;
+                c->intercept_exc &= ~(1u << X86_VEC_DB);
+        }
+        if (a->nmi_step)
+                return false;
+        if (!x86_nmi_pending(vcpu))
+                return true;
+        if (!a->nmi_blocked) {
+                if ((c->event_inj & SVM_EVT_VALID) || (c->int_state & SVM_INT_SHADOW) ||
+                    !x86_take_nmi(vcpu))
+                        return true;
+                c->event_inj = X86_VEC_NMI | SVM_EVT_TYPE_NMI | SVM_EVT_VALID;
+                a->nmi_blocked = true;
+                c->intercept1 |= SVM_INTERCEPT_IRET;
+                return true;
+        }
+        if (!a->nmi_iret_wait || (c->event_inj & SVM_EVT_VALID))
+                return true;
+        a->nmi_step = true;
+        a->nmi_step_tf = (vmcb->save.rflags & X86_RFLAGS_TF) != 0;
+        vmcb->save.rflags |= X86_RFLAGS_TF;
+        c->intercept_exc |= 1u << X86_VEC_DB;
+        return false;
+}
+
 static void svm_inject_irq(struct vcpu *vcpu, struct vmcb *vmcb)
 {
         struct vmcb_control *c = &vmcb->control;
-        int vector = x86_pending_irq(vcpu);
+        int vector;
 
+        if ((vcpu->arch.nmi_blocked || x86_nmi_pending(vcpu)) && !svm_inject_nmi(vcpu, vmcb))
+                return;
+        vector = x86_pending_irq(vcpu);
         if (vector < 0)
                 return;
         if (!(c->event_inj & SVM_EVT_VALID) && (vmcb->save.rflags & X86_RFLAGS_IF) &&

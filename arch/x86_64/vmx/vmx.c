@@ -630,9 +630,14 @@ static void handle_ept_violation(struct vcpu *vcpu, uint64_t q)
                 ctx.seg_base[X86_SEG_GS] = vmread(VMCS_GUEST_GS_BASE);
                 if (!(q & 4) &&
                     x86_emulate_mmio_exit(vcpu, &ctx, addr, in_walk, &rsp, &rip, &rflags)) {
+                        uint64_t blocking = vmread(VMCS_GUEST_INTERRUPTIBILITY);
+
                         vmwrite(VMCS_GUEST_RSP, rsp);
                         vmwrite(VMCS_GUEST_RIP, rip);
                         vmwrite(VMCS_GUEST_RFLAGS, rflags);
+                        /* Completed: STI/MOV-SS blocking ends with it (as in skip_insn). */
+                        if (rip != ctx.rip && (blocking & 3))
+                                vmwrite(VMCS_GUEST_INTERRUPTIBILITY, blocking & ~3ull);
                         return;
                 }
                 if (in_walk)
@@ -778,9 +783,16 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
                 count[X86_EXIT_IRQ_WINDOW]++;
                 vmwrite(VMCS_PROC_CTLS, vmread(VMCS_PROC_CTLS) & ~PROC_INTR_WINDOW);
                 break;
+        case VMX_EXIT_NMI_WINDOW:
+                count[X86_EXIT_IRQ_WINDOW]++;
+                /* The guest can take an NMI now: vmx_inject_nmi does it on entry. */
+                vmwrite(VMCS_PROC_CTLS, vmread(VMCS_PROC_CTLS) & ~PROC_NMI_WINDOW);
+                break;
         case VMX_EXIT_HLT:
                 count[X86_EXIT_HLT]++;
                 skip_insn();
+                /* Whether an NMI may wake it (x86_halt, arch_vcpu_ready). */
+                vcpu->arch.nmi_blocked = (vmread(VMCS_GUEST_INTERRUPTIBILITY) & 8) != 0;
                 if (x86_halt(vcpu, vmread(VMCS_GUEST_RFLAGS) & X86_RFLAGS_IF))
                         break;
                 if (vcpu->vm->state != VM_RUNNING)
@@ -847,10 +859,34 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
  * (RFLAGS.IF, no STI/MOV-SS blocking, no event already queued), else ask for an
  * interrupt-window exit at the moment it can.
  */
+/*
+ * An NMI is pending: with virtual NMIs, inject it when the guest is not blocking NMIs (SDM
+ * 24.4.2: blocking by NMI, STI or MOV SS, checked as KVM does since some CPUs refuse NMI
+ * injection under STI blocking) and nothing else is queued; otherwise ask for an NMI-window
+ * exit. The CPU blocks further NMIs from the injection until the guest's IRET. Without
+ * virtual NMIs the NMI stays pending (docs/vmx.md).
+ */
+static __attribute__((noinline)) void vmx_inject_nmi(struct vcpu *vcpu)
+{
+        if (!caps.virt_nmi)
+                return;
+        if (!(vmread(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID) &&
+            !(vmread(VMCS_GUEST_INTERRUPTIBILITY) & 0xb)) {
+                if (x86_take_nmi(vcpu))
+                        vmwrite(VMCS_ENTRY_INTR_INFO,
+                                X86_VEC_NMI | INTR_TYPE_NMI | INTR_INFO_VALID);
+                return;
+        }
+        vmwrite(VMCS_PROC_CTLS, vmread(VMCS_PROC_CTLS) | PROC_NMI_WINDOW);
+}
+
 static void vmx_inject_irq(struct vcpu *vcpu)
 {
-        int vector = x86_pending_irq(vcpu);
+        int vector;
 
+        if (x86_nmi_pending(vcpu))
+                vmx_inject_nmi(vcpu);
+        vector = x86_pending_irq(vcpu);
         if (vector < 0)
                 return;
         if (!(vmread(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID) &&

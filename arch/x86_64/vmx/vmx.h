@@ -43,6 +43,7 @@
 #define PIN_PREEMPT  (1u << 6) /* VMX-preemption timer */
 /* Primary processor-based controls. */
 #define PROC_INTR_WINDOW (1u << 2)
+#define PROC_NMI_WINDOW  (1u << 22)
 #define PROC_HLT         (1u << 7)
 #define PROC_INVLPG      (1u << 9)
 #define PROC_MWAIT       (1u << 10)
@@ -267,6 +268,9 @@ struct vmx_caps {
          * down at the TSC rate >> preempt_shift while the guest runs, kept across exits. */
         bool preempt;
         uint8_t preempt_shift;
+        /* Virtual NMIs and NMI-window exiting (both, or neither is used): the guest's NMIs
+         * are delivered, the CPU keeps their blocking until the guest's IRET. */
+        bool virt_nmi;
         uint64_t cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;
 };
 

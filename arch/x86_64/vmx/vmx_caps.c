@@ -36,8 +36,12 @@ int vmx_check_caps(const struct vmx_msrs *m, struct vmx_caps *caps, char *why, s
         uint64_t entry = true_ctls ? m->true_entry : m->entry;
 
         *caps = (struct vmx_caps){.revision = (uint32_t)m->basic & 0x7fffffff};
-        if (!vmx_ctl(pin, PIN_EXT_INTR | PIN_NMI, PIN_PREEMPT, &caps->pin))
+        if (!vmx_ctl(pin, PIN_EXT_INTR | PIN_NMI, PIN_PREEMPT | PIN_VIRT_NMI, &caps->pin))
                 return refuse(why, len, "external-interrupt and NMI exiting");
+        /* NMI-window exiting is set per entry; it exists only with virtual NMIs. */
+        caps->virt_nmi = (caps->pin & PIN_VIRT_NMI) && ((uint32_t)(proc >> 32) & PROC_NMI_WINDOW);
+        if (!caps->virt_nmi)
+                caps->pin &= ~PIN_VIRT_NMI | (uint32_t)pin;
         /*
          * CR8 accesses exit where allowed: they would change Keel's own TPR. MONITOR, MWAIT
          * and RDPMC always exit (#UD, #UD, #GP: CPUID hides them), or a guest would wait on,

@@ -19,12 +19,24 @@ int x86_pending_irq(struct vcpu *vcpu);
 /* The backend injected `vector` (LAPIC: IRR -> ISR). */
 void x86_irq_injected(struct vcpu *vcpu, uint8_t vector);
 /*
+ * An NMI is pending for the vCPU (a racy read, without dev_lock: a stale false delays it to
+ * the next entry, which the sender's kick causes; a stale true is settled by x86_take_nmi).
+ */
+static inline bool x86_nmi_pending(struct vcpu *vcpu)
+{
+        return __atomic_load_n(&vcpu->arch.lapic.nmi_pending, __ATOMIC_RELAXED);
+}
+/* Consume the pending NMI: true if there was one, which the backend then injects. */
+bool x86_take_nmi(struct vcpu *vcpu);
+/*
  * HLT (already skipped): true if the guest may wait, and then the vCPU either resumes at
  * once (an interrupt is deliverable) or leaves its CPU blocked (vcpu->arch.leave). False if
  * nothing could ever wake the vCPU (no platform, or interrupts disabled): the caller stops
  * the VM.
  */
 bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled);
+/* An NMI is pending and the guest can take it (not inside its NMI handler). */
+bool x86_nmi_wakes(struct vcpu *vcpu);
 /* Move bytes queued for the VM (its console input ring) into its UART. */
 void x86_poll_console(struct vm *vm);
 /*

@@ -112,7 +112,8 @@ struct vlapic_stats {
         uint64_t bad_access;      /* MMIO not 32-bit or not 4-byte aligned: ignored / read 0 */
         uint64_t reserved_access; /* reserved offsets (read 0, ESR illegal register address) */
         uint64_t illegal_vector;  /* vectors 0-15 sent or received (ESR bits 5/6) */
-        uint64_t ipi_dropped;     /* IPIs to other APIC IDs, NMI/SMI/INIT/SIPI/reserved modes */
+        uint64_t ipi_dropped;     /* IPIs no LAPIC took; SMI and reserved delivery modes */
+        uint64_t nmi_collapsed;   /* NMIs that arrived while one was already pending */
         uint64_t disabled_drop;   /* interrupts that arrived while the APIC was disabled */
         uint64_t bad_accept;      /* vlapic_accept of a vector not pending (caller bug) */
         uint64_t init_ignored;    /* INIT to a LAPIC not waiting for SIPI (a running vCPU) */
@@ -149,6 +150,18 @@ struct vlapic {
          */
         bool wait_sipi;
         uint8_t sipi_vector;
+        /*
+         * An NMI the LAPIC accepted (IPI delivery mode NMI) that the CPU has not taken yet. At
+         * most one is pending: more collapse into it (counted). The vCPU's backend takes it
+         * (vlapic_take_nmi) when the guest's NMIs are not blocked. Kept across vlapic_reset:
+         * it is the CPU's, not the LAPIC's.
+         */
+        bool nmi_pending;
+        /*
+         * IA32_APIC_BASE.EN clear (SDM 10.4.3): the caller's. The LAPIC then takes no
+         * interrupt, NMI or IPI and its page does not answer (the caller's page handler).
+         */
+        bool global_off;
         struct vlapic_env env;
         struct vlapic_stats stats;
 };
@@ -168,6 +181,9 @@ void vlapic_reset(struct vlapic *l);
  * accepted: vector < 16 (ESR receive-illegal, counted) or the APIC is software-disabled.
  */
 bool vlapic_set_irq(struct vlapic *l, uint8_t vector, bool level);
+
+/* The pending NMI, consumed: true if there was one (the caller delivers it). */
+bool vlapic_take_nmi(struct vlapic *l);
 
 /* Highest vector in IRR whose priority class is above PPR, or -1 (also when disabled). */
 int vlapic_pending(const struct vlapic *l);
@@ -207,11 +223,14 @@ void vlapic_write(struct vlapic *l, uint32_t offset, uint32_t value);
 /*
  * Deliver the IPI in src's ICR (icr_lo, icr_hi) to the LAPICs all[0..n) of one VM, src among
  * them (n <= 32): fixed (to every LAPIC the destination or shorthand names), lowest priority
- * (to the first enabled one of those), INIT (LAPICs waiting for SIPI are reset and keep
- * waiting; running ones ignore it, counted), start-up (LAPICs waiting for SIPI leave that
- * state with sipi_vector set). SMI, NMI and reserved modes are dropped and counted
- * (src->stats.ipi_dropped), as is an IPI that no LAPIC accepted (all-excluding-self with no
- * other LAPIC excepted); vectors 0-15 of fixed/lowest IPIs set src's ESR send-illegal bit.
+ * (to the first enabled one of those), NMI (the vector is ignored; every LAPIC named that is
+ * not globally disabled or waiting for SIPI gets nmi_pending, also when software-disabled,
+ * SDM 10.4.7.2; one already pending absorbs it, counted, and is not reported as changed),
+ * INIT (LAPICs waiting for SIPI are reset and keep waiting; running ones ignore it,
+ * counted), start-up (LAPICs waiting for SIPI leave that state with sipi_vector set). SMI and
+ * reserved modes are dropped and counted (src->stats.ipi_dropped), as is an IPI that no LAPIC
+ * accepted (all-excluding-self with no other LAPIC excepted); vectors 0-15 of fixed/lowest
+ * IPIs set src's ESR send-illegal bit.
  * Returns the bit mask of indices whose interrupt state changed (to wake them); *started
  * gets the mask of those a SIPI released.
  */

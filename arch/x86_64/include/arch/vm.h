@@ -77,13 +77,24 @@ struct vcpu_arch {
         hpa_t fpu_pa;
         /* Debug registers and MSRs Keel switches at run boundaries (arch/swregs.h). */
         struct x86_swregs swregs;
-        uint64_t xcr0;       /* the guest's XCR0 while it does not run */
-        uint64_t deadline;   /* TSC at which the current run's time slice ends */
-        unsigned leave;      /* 0, or the enum vcpu_run_result that ends the current run */
-        struct vlapic lapic; /* its local APIC, APIC ID = vCPU index (under vm->dev_lock) */
-        bool start_pending;  /* released by SIPI: enter real mode at its first run */
-        bool parked;         /* HLT with interrupts off on an SMP VM: never runs again */
-        bool apic_off;       /* IA32_APIC_BASE.EN cleared: the LAPIC was reset, reads EN 0 */
+        uint64_t xcr0;        /* the guest's XCR0 while it does not run */
+        uint64_t deadline;    /* TSC at which the current run's time slice ends */
+        unsigned leave;       /* 0, or the enum vcpu_run_result that ends the current run */
+        struct vlapic lapic;  /* its local APIC, APIC ID = vCPU index (under vm->dev_lock) */
+        bool start_pending;   /* released by SIPI: enter real mode at its first run */
+        bool parked;          /* HLT with interrupts off on an SMP VM: never runs again */
+        bool apic_off;        /* IA32_APIC_BASE.EN cleared: the LAPIC was reset, reads EN 0 */
+        uint64_t misc_enable; /* IA32_MISC_ENABLE as the guest reads it (vcpu.c) */
+        /*
+         * NMIs (docs/x86-interrupts.md): the pending one is the LAPIC's (lapic.nmi_pending);
+         * the rest is the backend's. nmi_blocked: the guest is handling an NMI, until its IRET
+         * (SVM tracks it here; VT-x's virtual-NMI blocking is in the VMCS and copied here at
+         * a HLT). SVM only: the IRET was intercepted at nmi_iret_rip and has not been seen
+         * to complete (nmi_iret_wait); Keel single-steps over it (nmi_step, the guest's own
+         * RFLAGS.TF in nmi_step_tf) to deliver a pending NMI right after it.
+         */
+        bool nmi_blocked, nmi_iret_wait, nmi_step, nmi_step_tf;
+        uint64_t nmi_iret_rip;
 };
 
 #endif

@@ -85,6 +85,8 @@ bool x86_hypercall(struct vcpu *vcpu, unsigned cpl);
  */
 int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val);
 int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val);
+/* A platform vCPU's IA32_MISC_ENABLE back to its reset value. */
+void x86_misc_enable_reset(struct vcpu *vcpu);
 
 /* The guest's paging and code-segment state, for fetching the intercepted instruction. */
 struct x86_guest_ctx {
