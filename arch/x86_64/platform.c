@@ -475,13 +475,15 @@ bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)
                  * runs again unless another vCPU sends it an NMI, and the VM stops when all its
                  * started vCPUs are parked.
                  */
-                if (vm->vcpu_count > 1)
-                        vcpu->arch.parked = true;
+                bool parked = vm->vcpu_count > 1;
+
+                vcpu->arch.parked = parked;
                 for (unsigned i = 0; i < vm->vcpu_count; i++)
                         if (!vm->vcpus[i].arch.lapic.wait_sipi && !vm->vcpus[i].arch.parked)
                                 awake++;
                 spin_unlock(h);
-                if (!vcpu->arch.parked || !awake)
+                /* Decided under the lock: an NMI may unpark it as soon as it is dropped. */
+                if (!parked || !awake)
                         return false;
                 vcpu->arch.leave = VCPU_RUN_BLOCKED;
                 return true;
