@@ -197,6 +197,7 @@ static int platform_init(struct vm *vm)
                 vlapic_init(&v->arch.lapic, i, &env);
                 v->arch.lapic.wait_sipi = i != 0; /* APs wait for the guest's INIT-SIPI-SIPI */
                 v->arch.apic_off = false;
+                v->arch.v_tpr = 0;
                 v->arch.nmi_blocked = v->arch.nmi_iret_wait = v->arch.nmi_step = false;
                 x86_misc_enable_reset(v);
         }

@@ -427,6 +427,35 @@ static void handle_ioio(struct vcpu *vcpu, struct vmcb *vmcb)
         vmcb->save.rip = vmcb->control.exit_info2; /* IOIO always reports the next RIP */
 }
 
+/*
+ * CR8 on SVM: with V_INTR_MASKING the guest's MOV to/from CR8 use the VMCB's V_TPR without an
+ * exit, while the LAPIC model holds the architectural TPR (PPR, injection, MMIO reads). CR8 is
+ * TPR[7:4] (SDM 10.8.6.1): a V_TPR that changed since Keel last wrote it is a CR8 write (TPR =
+ * CR8 << 4), taken before anything reads the LAPIC (an MMIO access, a HLT, an entry); before
+ * each entry V_TPR gets the LAPIC's TPR, which an MMIO write or a reset may have changed.
+ * Linux-platform VMs only: plain VMs have no LAPIC.
+ */
+static void tpr_from_guest(struct vcpu *vcpu, const struct vmcb *vmcb)
+{
+        uint8_t v = vmcb->control.int_ctl & 0xf;
+        struct spin_held h;
+
+        if (v == vcpu->arch.v_tpr || !vcpu->vm->arch.platform)
+                return;
+        h = spin_lock(&vcpu->vm->dev_lock);
+        vlapic_set_tpr(&vcpu->arch.lapic, (uint32_t)v << 4);
+        spin_unlock(h);
+        vcpu->arch.v_tpr = v;
+}
+
+static void tpr_to_guest(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+        uint8_t v = (uint8_t)(vlapic_tpr(&vcpu->arch.lapic) >> 4);
+
+        vmcb->control.int_ctl = (vmcb->control.int_ctl & ~0xfull) | v;
+        vcpu->arch.v_tpr = v;
+}
+
 static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
 {
         uint64_t err = vmcb->control.exit_info1, addr = vmcb->control.exit_info2;
@@ -436,6 +465,7 @@ static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
                 struct x86_guest_ctx ctx = guest_ctx(vmcb);
                 bool in_walk = err & (1ull << 33); /* a guest page-table entry, not the data */
 
+                tpr_from_guest(vcpu, vmcb);
                 ctx.seg_base[X86_SEG_ES] = vmcb->save.es.base;
                 ctx.seg_base[X86_SEG_CS] = vmcb->save.cs.base;
                 ctx.seg_base[X86_SEG_SS] = vmcb->save.ss.base;
@@ -598,6 +628,7 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                 /* An IRET of the NMI handler that ran before the HLT unblocked NMIs. */
                 if (vcpu->arch.nmi_iret_wait && vmcb->save.rip != vcpu->arch.nmi_iret_rip)
                         nmi_unblocked(vcpu, vmcb);
+                tpr_from_guest(vcpu, vmcb);
                 if (skip_insn(vcpu, vmcb, X86_INSN_HLT) &&
                     x86_halt(vcpu, vmcb->save.rflags & X86_RFLAGS_IF))
                         break;
@@ -773,6 +804,8 @@ static void svm_inject_irq(struct vcpu *vcpu, struct vmcb *vmcb)
         struct vmcb_control *c = &vmcb->control;
         int vector;
 
+        tpr_from_guest(vcpu, vmcb);
+        tpr_to_guest(vcpu, vmcb);
         if ((vcpu->arch.nmi_blocked || x86_nmi_pending(vcpu)) && !svm_inject_nmi(vcpu, vmcb))
                 return;
         vector = x86_pending_irq(vcpu);

@@ -85,6 +85,7 @@ struct vcpu_arch {
         bool parked;          /* HLT with interrupts off on an SMP VM: never runs again */
         bool apic_off;        /* IA32_APIC_BASE.EN cleared: the LAPIC was reset, reads EN 0 */
         uint64_t misc_enable; /* IA32_MISC_ENABLE as the guest reads it (vcpu.c) */
+        uint8_t v_tpr;        /* SVM: the VMCB's V_TPR as Keel last wrote or took it */
         /*
          * NMIs (docs/x86-interrupts.md): the pending one is the LAPIC's (lapic.nmi_pending);
          * the rest is the backend's. nmi_blocked: the guest is handling an NMI, until its IRET
