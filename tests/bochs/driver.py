@@ -22,6 +22,8 @@ Cases:
                  SVM/VMX control MSRs, canonical addresses, TSC_AUX, IA32_APIC_BASE,
                  MONITOR/MWAIT/RDPMC (which the CPU has: they must exit) and leaf 0xD's MPX
     svm_msr      the same on ryzen: SVM on a CPU with RDTSCP (TSC_AUX's write checks)
+    vmx_lapic    integration's hostile_lapic (without its periodic VM) on corei7_skylake_x:
+                 LAPIC storms, CR8 and NMIs (virtual NMIs, NMI-window exiting)
     vmx_hostile_pt integration's hostile_pt on corei7_skylake_x: page-table loops and
                  reserved bits met by Keel's walk, compatibility mode, paging off, PAE; the
                  #PF Keel injects through VMX
@@ -93,6 +95,11 @@ CASES = {
     "vmx_msr": dict(integration.CASES["hostile_msr"], cpu=VMX_CPU, timeout=900),
     "svm_msr": dict(integration.CASES["hostile_msr"], cpu=SVM_CPU, timeout=900),
     "vmx_hostile_pt": dict(integration.CASES["hostile_pt"], cpu=VMX_CPU, timeout=600),
+    # hostile_lapic's storms, CR8 and NMIs (virtual NMIs, NMI-window exits) without its
+    # periodic VM, which only the monitor could stop.
+    "vmx_lapic": dict(integration.guests_case("hostile_lapic_bochs.cfg",
+                                              integration.HOSTILE_LAPIC),
+                      cpu=VMX_CPU, timeout=600),
     # The other x86 hostile cases on VT-x (label bochs-slow; hostile_lapic is left out: its
     # periodic VM is stopped by typing into the monitor, and run-bochs sends no input).
     **{"vmx_" + c: dict(integration.CASES[c], cpu=VMX_CPU, timeout=600)

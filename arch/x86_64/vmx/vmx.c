@@ -550,7 +550,21 @@ static void handle_cr(struct vcpu *vcpu, uint64_t q)
         unsigned cr = q & 15, type = (q >> 4) & 3;
         uint64_t rsp = vmread(VMCS_GUEST_RSP), *reg = gpr(vcpu, (q >> 8) & 15, &rsp), v = *reg;
 
-        if (cr == 8) { /* no TPR here: reads 0, writes are dropped */
+        if (cr == 8 && vcpu->vm->arch.platform) {
+                /* CR8 = TPR[7:4] of the LAPIC model (SDM 10.8.6.1); bits 63:4 reserved. */
+                struct spin_held h;
+
+                if (type == 0 && (v >> 4)) {
+                        inject_exception(X86_VEC_GP, true, 0);
+                        return;
+                }
+                h = spin_lock(&vcpu->vm->dev_lock);
+                if (type == 1)
+                        *reg = vlapic_tpr(&vcpu->arch.lapic) >> 4;
+                else
+                        vlapic_set_tpr(&vcpu->arch.lapic, (uint32_t)v << 4);
+                spin_unlock(h);
+        } else if (cr == 8) { /* no LAPIC: reads 0, writes are dropped */
                 if (type == 1)
                         *reg = 0;
         } else if (type == 0 && cr == 0) {
