@@ -1042,4 +1042,77 @@ TEST(ipi_shorthands)
         EXPECT_FALSE(g.l[1].nmi_pending);
 }
 
+/* One fixed logical IPI from LAPIC 0 with the given LDRs (DFR: cluster or flat on all). */
+static uint32_t logical_send(struct group *g, bool cluster, uint8_t ldr0, uint8_t ldr1,
+                             uint8_t dest)
+{
+        const uint8_t ldr[GROUP_N] = {ldr0, ldr1, 0, 0};
+
+        for (unsigned i = 0; i < GROUP_N; i++) {
+                wr(&g->l[i], VLAPIC_REG_DFR, cluster ? 0x0fffffff : 0xffffffff);
+                wr(&g->l[i], VLAPIC_REG_LDR, (uint32_t)ldr[i] << 24);
+                memset(g->l[i].irr, 0, sizeof(g->l[i].irr));
+        }
+        send(g, 0, dest, 0x000008f1);
+        return g->changed;
+}
+
+/*
+ * kvm-unit-tests' test_logical_ipi_xapic (x86/apic.c), every destination it tries: logical
+ * flat (8 bits, one per LAPIC) and cluster (cluster in bits 7:4, members in 3:0), one and two
+ * targets; IDs that are not there are ignored. Cluster 0xf is the broadcast cluster.
+ */
+TEST(logical_destinations_as_kvm_unit_tests)
+{
+        struct group g;
+        unsigned bad = 0;
+
+        group_setup(&g, true);
+        for (unsigned i = 0; i < 8; i++)
+                for (unsigned k = 0; k < 0xff; k++)
+                        if (!((1u << i) & k))
+                                bad += logical_send(&g, false, 0, (uint8_t)(1u << i),
+                                                    (uint8_t)((1u << i) | k)) != 2u;
+        EXPECT_EQ(bad, 0);
+        for (unsigned c = 0; c < 0xf; c++)
+                for (unsigned i = 0; i < 4; i++)
+                        for (unsigned k = 0; k < 0x10; k++)
+                                if (!((1u << i) & k))
+                                        bad +=
+                                            logical_send(&g, true, 0, (uint8_t)(c << 4 | 1u << i),
+                                                         (uint8_t)(c << 4 | 1u << i | k)) != 2u;
+        EXPECT_EQ(bad, 0);
+        for (unsigned i = 0; i < 8; i++)
+                for (unsigned j = 0; j < 8; j++)
+                        for (unsigned k = 0; k < 0x100 && i != j; k++) {
+                                uint8_t both = (uint8_t)(1u << i | 1u << j);
+
+                                if (both & k)
+                                        continue;
+                                bad += logical_send(&g, false, (uint8_t)(1u << i),
+                                                    (uint8_t)(1u << j), (uint8_t)(both | k)) != 3u;
+                                bad +=
+                                    logical_send(&g, false, both, both, (uint8_t)(both | k)) != 3u;
+                        }
+        EXPECT_EQ(bad, 0);
+        for (unsigned c = 0; c < 0xf; c++)
+                for (unsigned i = 0; i < 4; i++)
+                        for (unsigned j = 0; j < 4; j++)
+                                for (unsigned k = 0; k < 0x10 && i != j; k++) {
+                                        uint8_t both = (uint8_t)(c << 4 | 1u << i | 1u << j);
+
+                                        if ((both & 0xf) & k)
+                                                continue;
+                                        bad += logical_send(&g, true, (uint8_t)(c << 4 | 1u << i),
+                                                            (uint8_t)(c << 4 | 1u << j),
+                                                            (uint8_t)(both | k)) != 3u;
+                                        bad += logical_send(&g, true, both, both,
+                                                            (uint8_t)(both | k)) != 3u;
+                                }
+        EXPECT_EQ(bad, 0);
+        /* Another cluster, and the broadcast cluster 0xf. */
+        EXPECT_EQ(logical_send(&g, true, 0x31, 0x42, 0x33), 1u);
+        EXPECT_EQ(logical_send(&g, true, 0x31, 0x42, 0xf3), 3u);
+}
+
 TEST_MAIN()
