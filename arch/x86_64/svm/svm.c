@@ -754,11 +754,6 @@ svm_run_guest(uint64_t vmcb_pa, struct x86_gprs *g, uint64_t host_pa)
 }
 
 /*
- * Before an entry: deliver the LAPIC's highest pending vector if the guest can take it now
- * (RFLAGS.IF, no interrupt shadow, no event already queued), else ask for a VINTR exit at
- * the moment it can.
- */
-/*
  * Before an entry with an NMI pending (or NMIs blocked): inject it if NMIs are not blocked
  * and nothing else is queued, with the IRET intercept on to see the handler's end. Blocked
  * at an IRET that has not run yet: single-step over it. Otherwise (an event already queued,
@@ -799,6 +794,11 @@ static __attribute__((noinline)) bool svm_inject_nmi(struct vcpu *vcpu, struct v
         return false;
 }
 
+/*
+ * Before an entry (after the CR8 sync and any NMI): deliver the LAPIC's highest pending vector if
+ * the guest can take it now (RFLAGS.IF, no interrupt shadow, no event already queued), else ask for
+ * a VINTR exit at the moment it can.
+ */
 static void svm_inject_irq(struct vcpu *vcpu, struct vmcb *vmcb)
 {
         struct vmcb_control *c = &vmcb->control;
