@@ -9,13 +9,17 @@
 enum alu_op {
         ALU_ADD = 0,
         ALU_OR = 1,
-        ALU_ADC = 2, /* not emulated */
-        ALU_SBB = 3, /* not emulated */
+        ALU_ADC = 2,
+        ALU_SBB = 3,
         ALU_AND = 4,
         ALU_SUB = 5,
         ALU_XOR = 6,
         ALU_CMP = 7,
         ALU_TEST = 8,
+        ALU_INC = 9,  /* a + 1, CF kept */
+        ALU_DEC = 10, /* a - 1, CF kept */
+        ALU_NEG = 11, /* 0 - a */
+        ALU_NOT = 12, /* ~a, no flags */
 };
 
 /* What the instruction does with its memory operand. */
@@ -27,11 +31,25 @@ enum kind {
         K_LOAD_SX,   /* reg <- sign-extended mem of src_size */
         K_ALU_MEM,   /* mem <- mem op reg/imm (CMP/TEST: flags only) */
         K_ALU_REG,   /* reg <- reg op mem (CMP: flags only) */
+        K_UNARY,     /* mem <- op mem (INC DEC NEG NOT) */
+        K_XCHG,      /* mem <-> reg */
+        K_XADD,      /* mem <- mem + reg, reg <- old mem */
+        K_CMPXCHG,   /* rAX == mem ? mem <- reg : rAX <- mem (and mem written back) */
+        K_BT,        /* CF <- bit of mem; BTS BTR BTC then write it set, clear, flipped */
+};
+
+/* Which bit test (K_BT): the low two bits of 0F A3/AB/B3/BB >> 3 and of 0F BA /4../7. */
+enum bt_op {
+        BT_TEST = 0,
+        BT_SET = 1,
+        BT_RESET = 2,
+        BT_COMPLEMENT = 3,
 };
 
 struct op {
         enum kind kind;
         enum alu_op alu;
+        enum bt_op bt;
         int reg;        /* register operand, or X86_REG_NONE for an immediate */
         unsigned size;  /* operand size (destination size for loads) */
         unsigned msize; /* memory access size */
@@ -101,33 +119,57 @@ static bool parity_even(uint64_t v)
         return !(b & 1);
 }
 
-/* Computes a op b on `size` bytes; *flags gets the new arithmetic flags. */
+/*
+ * Computes a op b on `size` bytes; *flags gets the new arithmetic flags as the CPU sets them.
+ * CF of *flags is the carry (borrow) in of ADC (SBB); INC and DEC keep it; NOT changes no
+ * flag. AF after AND, OR, XOR and TEST is left as it was (the SDM: undefined).
+ */
 static uint64_t alu(enum alu_op op, uint64_t a, uint64_t b, unsigned size, uint64_t *flags)
 {
         uint64_t m = size_mask(size), sign = 1ull << (8 * size - 1), res, f = 0;
+        uint64_t cin = *flags & X86_RFLAGS_CF;
 
         a &= m;
         b &= m;
         switch (op) {
+        case ALU_INC:
         case ALU_ADD:
-                res = (a + b) & m;
-                if (res < a)
+        case ALU_ADC:
+                if (op == ALU_INC)
+                        b = 1;
+                if (op != ALU_ADC)
+                        cin = 0;
+                res = (a + b + cin) & m;
+                if (res < a || (cin && res == a))
                         f |= X86_RFLAGS_CF;
                 if ((a ^ res) & (b ^ res) & sign)
                         f |= X86_RFLAGS_OF;
                 if ((a ^ b ^ res) & 0x10)
                         f |= X86_RFLAGS_AF;
                 break;
+        case ALU_NEG:
+        case ALU_DEC:
         case ALU_SUB:
+        case ALU_SBB:
         case ALU_CMP:
-                res = (a - b) & m;
-                if (a < b)
+                if (op == ALU_NEG) {
+                        b = a;
+                        a = 0;
+                }
+                if (op == ALU_DEC)
+                        b = 1;
+                if (op != ALU_SBB)
+                        cin = 0;
+                res = (a - b - cin) & m;
+                if (a < b || (cin && a == b))
                         f |= X86_RFLAGS_CF;
                 if ((a ^ b) & (a ^ res) & sign)
                         f |= X86_RFLAGS_OF;
                 if ((a ^ b ^ res) & 0x10)
                         f |= X86_RFLAGS_AF;
                 break;
+        case ALU_NOT:
+                return ~a & m;
         case ALU_OR:
                 res = a | b;
                 f |= *flags & X86_RFLAGS_AF; /* undefined: unchanged */
@@ -141,6 +183,8 @@ static uint64_t alu(enum alu_op op, uint64_t a, uint64_t b, unsigned size, uint6
                 f |= *flags & X86_RFLAGS_AF;
                 break;
         }
+        if (op == ALU_INC || op == ALU_DEC)
+                f = (f & ~X86_RFLAGS_CF) | (*flags & X86_RFLAGS_CF);
         if (res == 0)
                 f |= X86_RFLAGS_ZF;
         if (res & sign)
@@ -151,9 +195,62 @@ static uint64_t alu(enum alu_op op, uint64_t a, uint64_t b, unsigned size, uint6
         return res;
 }
 
-static bool alu_supported(enum alu_op op)
+/* Does the instruction write its memory operand (false: it only reads it)? */
+static bool writes_memory(const struct op *o)
 {
-        return op != ALU_ADC && op != ALU_SBB;
+        switch (o->kind) {
+        case K_ALU_MEM:
+                return o->alu != ALU_CMP && o->alu != ALU_TEST;
+        case K_BT:
+                return o->bt != BT_TEST;
+        case K_LOAD:
+        case K_LOAD_ZX:
+        case K_LOAD_SX:
+        case K_ALU_REG:
+                return false;
+        default:
+                return true;
+        }
+}
+
+/* Classifies an instruction of the 0F map; false for anything not emulated. */
+static bool classify_0f(const struct x86_insn *in, struct op *o)
+{
+        uint8_t opc = in->opcode;
+
+        switch (opc) {
+        case 0xb6: /* MOVZX Gv, Eb */
+        case 0xb7: /* MOVZX Gv, Ew */
+        case 0xbe: /* MOVSX Gv, Eb */
+        case 0xbf: /* MOVSX Gv, Ew */
+                o->kind = (opc & 8) ? K_LOAD_SX : K_LOAD_ZX;
+                o->msize = (opc & 1) ? 2 : 1;
+                return true;
+        case 0xa3: /* BT Ev, Gv */
+        case 0xab: /* BTS Ev, Gv */
+        case 0xb3: /* BTR Ev, Gv */
+        case 0xbb: /* BTC Ev, Gv */
+                o->kind = K_BT;
+                o->bt = (enum bt_op)((opc >> 3) & 3);
+                return true;
+        case 0xba: /* grp8 Ev, Ib: /4 BT /5 BTS /6 BTR /7 BTC (/0../3 do not decode) */
+                if (in->reg < 4)
+                        return false;
+                o->kind = K_BT;
+                o->bt = (enum bt_op)(in->reg & 3);
+                o->reg = X86_REG_NONE;
+                return true;
+        case 0xb0: /* CMPXCHG Eb, Gb */
+        case 0xb1: /* CMPXCHG Ev, Gv */
+                o->kind = K_CMPXCHG;
+                return true;
+        case 0xc0: /* XADD Eb, Gb */
+        case 0xc1: /* XADD Ev, Gv */
+                o->kind = K_XADD;
+                return true;
+        default:
+                return false;
+        }
 }
 
 /* Classifies the instruction; false for anything not emulated. */
@@ -166,27 +263,17 @@ static bool classify(const struct x86_insn *in, struct op *o)
         o->size = osz;
         o->msize = osz;
         o->alu = ALU_ADD;
+        o->bt = BT_TEST;
 
-        if (in->map == X86_MAP_0F) {
-                switch (opc) {
-                case 0xb6: /* MOVZX Gv, Eb */
-                case 0xb7: /* MOVZX Gv, Ew */
-                case 0xbe: /* MOVSX Gv, Eb */
-                case 0xbf: /* MOVSX Gv, Ew */
-                        o->kind = (opc & 8) ? K_LOAD_SX : K_LOAD_ZX;
-                        o->msize = (opc & 1) ? 2 : 1;
-                        return true;
-                default:
-                        return false;
-                }
-        }
+        if (in->map == X86_MAP_0F)
+                return classify_0f(in, o);
         if (in->map != X86_MAP_PRIMARY)
                 return false;
 
         if (opc < 0x40 && (opc & 7) < 4) { /* ALU Eb,Gb Ev,Gv Gb,Eb Gv,Ev */
                 o->alu = (enum alu_op)(opc >> 3);
                 o->kind = (opc & 2) ? K_ALU_REG : K_ALU_MEM;
-                return alu_supported(o->alu);
+                return true;
         }
         switch (opc) {
         case 0x63: /* MOVSXD Gv, Ed (64-bit mode; ARPL elsewhere) */
@@ -197,22 +284,45 @@ static bool classify(const struct x86_insn *in, struct op *o)
                 return true;
         case 0x80: /* grp1 Eb, Ib */
         case 0x81: /* grp1 Ev, Iz */
+        case 0x82: /* grp1 Eb, Ib (alias of 80; not in 64-bit mode, where it does not decode) */
         case 0x83: /* grp1 Ev, Ib (sign-extended) */
                 o->alu = (enum alu_op)in->reg;
                 o->kind = K_ALU_MEM;
                 o->reg = X86_REG_NONE;
-                return alu_supported(o->alu);
+                return true;
         case 0x84: /* TEST Eb, Gb */
         case 0x85: /* TEST Ev, Gv */
                 o->alu = ALU_TEST;
                 o->kind = K_ALU_MEM;
                 return true;
-        case 0xf6: /* grp3 /0: TEST Eb, Ib */
-        case 0xf7: /* grp3 /0: TEST Ev, Iz */
-                if (in->reg != 0)
+        case 0x86: /* XCHG Eb, Gb */
+        case 0x87: /* XCHG Ev, Gv */
+                o->kind = K_XCHG;
+                return true;
+        case 0xf6: /* grp3 Eb */
+        case 0xf7: /* grp3 Ev */
+                switch (in->reg) {
+                case 0: /* TEST E, I */
+                case 1: /* TEST E, I (the undocumented alias the CPUs run alike) */
+                        o->alu = ALU_TEST;
+                        o->kind = K_ALU_MEM;
+                        o->reg = X86_REG_NONE;
+                        return true;
+                case 2: /* NOT */
+                case 3: /* NEG */
+                        o->alu = in->reg == 2 ? ALU_NOT : ALU_NEG;
+                        o->kind = K_UNARY;
+                        o->reg = X86_REG_NONE;
+                        return true;
+                default: /* MUL IMUL DIV IDIV */
                         return false;
-                o->alu = ALU_TEST;
-                o->kind = K_ALU_MEM;
+                }
+        case 0xfe: /* grp4 Eb: /0 INC /1 DEC */
+        case 0xff: /* grp5 Ev: /0 INC /1 DEC (the rest: calls, jumps, push) */
+                if (in->reg > 1)
+                        return false;
+                o->alu = in->reg == 0 ? ALU_INC : ALU_DEC;
+                o->kind = K_UNARY;
                 o->reg = X86_REG_NONE;
                 return true;
         case 0x88: /* MOV Eb, Gb */
@@ -258,10 +368,12 @@ static uint64_t next_rip(const struct x86_insn *in, uint64_t rip)
         }
 }
 
-/* classify() plus the checks x86_emulate_mmio makes before any access. */
+/* classify() plus the checks x86_emulate_mmio makes before any access. A LOCK prefix (which
+ * the decoder accepts only on the read-modify-write forms) changes nothing: the device sees
+ * one read and one write, as it would from the CPU. */
 static bool emulatable(const struct x86_insn *insn, struct op *o)
 {
-        if (insn->encoding != X86_ENC_LEGACY || !insn->has_mem || (insn->prefixes & X86_PFX_LOCK))
+        if (insn->encoding != X86_ENC_LEGACY || !insn->has_mem)
                 return false;
         if (!classify(insn, o))
                 return false;
@@ -270,12 +382,36 @@ static bool emulatable(const struct x86_insn *insn, struct op *o)
                (o->reg == X86_REG_NONE || (o->reg >= 0 && o->reg <= 15));
 }
 
+/*
+ * BT, BTS, BTR, BTC with a register bit offset address memory beyond the operand: the offset
+ * is signed (of the operand size), and the operand accessed is the one `offset >> log2(bits)`
+ * operands away (SDM vol. 2 "BT": the bit base plus the offset). With an immediate the offset
+ * is taken modulo the operand's bits. *bit gets the bit number inside the accessed operand.
+ */
+static int64_t bt_displacement(const struct x86_insn *insn, const struct op *o,
+                               const struct x86_emul_regs *regs, unsigned *bit)
+{
+        unsigned bits = 8 * o->size;
+        int64_t off;
+
+        if (o->reg == X86_REG_NONE) {
+                *bit = (unsigned)(insn->imm & (bits - 1));
+                return 0;
+        }
+        off = (int64_t)sext(regs->gpr[o->reg] & size_mask(o->size), o->size);
+        *bit = (unsigned)((uint64_t)off & (bits - 1));
+        /* Arithmetic shift (floor division by the operand's bits), then bytes. */
+        return (off < 0 ? -(int64_t)((uint64_t)(-(off + 1)) / bits) - 1 : off / (int64_t)bits) *
+               (int64_t)o->size;
+}
+
 int x86_mmio_operand(const struct x86_insn *insn, const struct x86_emul_regs *regs,
                      const uint64_t seg_base[6], uint64_t *linear, unsigned *size)
 {
         struct op o;
         uint64_t ea = (uint64_t)insn->disp;
         uint64_t base = 0;
+        unsigned bit;
 
         if (!emulatable(insn, &o))
                 return -KEEL_ENOTSUP;
@@ -285,6 +421,8 @@ int x86_mmio_operand(const struct x86_insn *insn, const struct x86_emul_regs *re
                 ea += regs->gpr[insn->mem_index] * insn->mem_scale;
         if (insn->rip_relative)
                 ea += regs->rip + insn->len;
+        if (o.kind == K_BT)
+                ea += (uint64_t)bt_displacement(insn, &o, regs, &bit);
         if (insn->addr_size == 4)
                 ea &= 0xffffffffull;
         else if (insn->addr_size == 2)
@@ -300,60 +438,297 @@ int x86_mmio_operand(const struct x86_insn *insn, const struct x86_emul_regs *re
         return 0;
 }
 
+/* The source operand of an ALU instruction: its register, or its immediate (sign-extended
+ * from 8 bits for 83, else already of the operand's size). */
+static uint64_t alu_source(const struct x86_insn *insn, const struct x86_emul_regs *regs,
+                           const struct op *o)
+{
+        return o->reg == X86_REG_NONE ? (uint64_t)x86_insn_imm_sext(insn)
+                                      : reg_get(insn, regs, o->reg, o->size);
+}
+
 int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, uint64_t gpa,
                      x86_mmio_access_fn fn, void *ctx)
 {
         struct op o;
-        uint64_t val, src, res, flags;
+        uint64_t val, res, flags;
+        unsigned bit;
 
         if (!emulatable(insn, &o))
                 return -KEEL_ENOTSUP;
 
+        val = 0;
         switch (o.kind) {
         case K_STORE_REG:
-                val = reg_get(insn, regs, o.reg, o.size);
-                if (!fn(ctx, gpa, o.msize, true, &val))
+        case K_STORE_IMM:
+                break;
+        default:
+                if (!fn(ctx, gpa, o.msize, false, &val))
                         return -KEEL_EFAULT;
+                val &= size_mask(o.msize);
+                break;
+        }
+        flags = regs->rflags;
+        switch (o.kind) {
+        case K_STORE_REG:
+                res = reg_get(insn, regs, o.reg, o.size);
                 break;
         case K_STORE_IMM:
-                val = (uint64_t)x86_insn_imm_sext(insn) & size_mask(o.size);
-                if (!fn(ctx, gpa, o.msize, true, &val))
-                        return -KEEL_EFAULT;
+                res = (uint64_t)x86_insn_imm_sext(insn) & size_mask(o.size);
                 break;
         case K_LOAD:
         case K_LOAD_ZX:
         case K_LOAD_SX:
-                val = 0;
-                if (!fn(ctx, gpa, o.msize, false, &val))
-                        return -KEEL_EFAULT;
-                val &= size_mask(o.msize);
-                if (o.kind == K_LOAD_SX)
-                        val = sext(val, o.msize);
-                reg_set(insn, regs, o.reg, o.size, val);
-                break;
+                reg_set(insn, regs, o.reg, o.size, o.kind == K_LOAD_SX ? sext(val, o.msize) : val);
+                regs->rip = next_rip(insn, regs->rip);
+                return 0;
         case K_ALU_MEM:
-                val = 0;
-                if (!fn(ctx, gpa, o.msize, false, &val))
-                        return -KEEL_EFAULT;
-                src = o.reg == X86_REG_NONE ? (uint64_t)x86_insn_imm_sext(insn)
-                                            : reg_get(insn, regs, o.reg, o.size);
-                flags = regs->rflags;
-                res = alu(o.alu, val, src, o.size, &flags);
-                if (o.alu != ALU_CMP && o.alu != ALU_TEST && !fn(ctx, gpa, o.msize, true, &res))
-                        return -KEEL_EFAULT;
-                regs->rflags = flags;
+        case K_UNARY:
+                res = alu(o.alu, val, o.kind == K_UNARY ? 0 : alu_source(insn, regs, &o), o.size,
+                          &flags);
                 break;
         case K_ALU_REG:
-                val = 0;
-                if (!fn(ctx, gpa, o.msize, false, &val))
-                        return -KEEL_EFAULT;
-                flags = regs->rflags;
                 res = alu(o.alu, reg_get(insn, regs, o.reg, o.size), val, o.size, &flags);
                 if (o.alu != ALU_CMP)
                         reg_set(insn, regs, o.reg, o.size, res);
                 regs->rflags = flags;
+                regs->rip = next_rip(insn, regs->rip);
+                return 0;
+        case K_XCHG:
+        case K_XADD:
+                res = reg_get(insn, regs, o.reg, o.size);
+                if (o.kind == K_XADD)
+                        res = alu(ALU_ADD, val, res, o.size, &flags);
+                break;
+        case K_CMPXCHG:
+                /* Flags of rAX - mem. Equal: mem <- reg. Not: rAX <- mem, and the CPU writes
+                 * the old value back (SDM vol. 2 "CMPXCHG": a write cycle either way). */
+                alu(ALU_CMP, reg_get(insn, regs, 0, o.size), val, o.size, &flags);
+                res = (flags & X86_RFLAGS_ZF) ? reg_get(insn, regs, o.reg, o.size) : val;
+                break;
+        case K_BT:
+                bt_displacement(insn, &o, regs, &bit);
+                flags = (flags & ~X86_RFLAGS_CF) | ((val >> bit) & 1);
+                res = o.bt == BT_SET          ? val | (1ull << bit)
+                      : o.bt == BT_RESET      ? val & ~(1ull << bit)
+                      : o.bt == BT_COMPLEMENT ? val ^ (1ull << bit)
+                                              : val;
+                break;
+        default:
+                return -KEEL_ENOTSUP; /* not reached: classify() knows no other kind */
+        }
+        if (writes_memory(&o) && !fn(ctx, gpa, o.msize, true, &res))
+                return -KEEL_EFAULT;
+        /* Registers only once every access succeeded. */
+        switch (o.kind) {
+        case K_XCHG:
+        case K_XADD:
+                reg_set(insn, regs, o.reg, o.size, val);
+                break;
+        case K_CMPXCHG:
+                if (!(flags & X86_RFLAGS_ZF))
+                        reg_set(insn, regs, 0, o.size, val);
+                break;
+        default:
                 break;
         }
+        regs->rflags = flags;
         regs->rip = next_rip(insn, regs->rip);
         return 0;
+}
+
+/* ---- string instructions ---------------------------------------------------------------- */
+
+enum str_op {
+        STR_MOVS,
+        STR_CMPS,
+        STR_STOS,
+        STR_LODS,
+        STR_SCAS,
+};
+
+#define STR_SRC 1u /* reads DS:rSI (segment override allowed) */
+#define STR_DST 2u /* reads or writes ES:rDI */
+
+/* The string instruction `insn` is, with its operand size; false for anything else. */
+static bool string_op(const struct x86_insn *insn, enum str_op *op, unsigned *size)
+{
+        if (insn->encoding != X86_ENC_LEGACY || insn->map != X86_MAP_PRIMARY)
+                return false;
+        switch (insn->opcode & ~1u) {
+        case 0xa4:
+                *op = STR_MOVS;
+                break;
+        case 0xa6:
+                *op = STR_CMPS;
+                break;
+        case 0xaa:
+                *op = STR_STOS;
+                break;
+        case 0xac:
+                *op = STR_LODS;
+                break;
+        case 0xae:
+                *op = STR_SCAS;
+                break;
+        default:
+                return false;
+        }
+        *size = insn->op_size;
+        return *size == 1 || *size == 2 || *size == 4 || *size == 8;
+}
+
+static unsigned string_operands_of(enum str_op op)
+{
+        switch (op) {
+        case STR_MOVS:
+        case STR_CMPS:
+                return STR_SRC | STR_DST;
+        case STR_LODS:
+                return STR_SRC;
+        default:
+                return STR_DST;
+        }
+}
+
+/* Writes an address-size register (rSI, rDI, rCX) as the CPU does: 32-bit zero-extends,
+ * 16-bit keeps the rest. */
+static void areg_set(struct x86_emul_regs *r, int reg, unsigned asize, uint64_t v)
+{
+        if (asize == 2)
+                r->gpr[reg] = (r->gpr[reg] & ~0xffffull) | (v & 0xffff);
+        else if (asize == 4)
+                r->gpr[reg] = v & 0xffffffffull;
+        else
+                r->gpr[reg] = v;
+}
+
+/* Linear address of DS:rSI (src) or ES:rDI (dst). */
+static uint64_t string_linear(const struct x86_insn *insn, const struct x86_emul_regs *r,
+                              const uint64_t seg_base[6], bool dst)
+{
+        uint64_t ea = r->gpr[dst ? 7 : 6] & size_mask(insn->addr_size);
+        unsigned seg = dst ? X86_SEG_ES : insn->seg_override;
+
+        if (seg > X86_SEG_GS)
+                seg = X86_SEG_DS;
+        if (insn->mode == X86_MODE_LONG64)
+                return (seg == X86_SEG_FS || seg == X86_SEG_GS) ? seg_base[seg] + ea : ea;
+        return (seg_base[seg] + ea) & 0xffffffffull;
+}
+
+int x86_string_operands(const struct x86_insn *insn, const struct x86_emul_regs *regs,
+                        const uint64_t seg_base[6], uint64_t linear[2], unsigned *size)
+{
+        enum str_op op;
+        unsigned which;
+
+        if (!string_op(insn, &op, size))
+                return -KEEL_ENOTSUP;
+        if ((insn->prefixes & (X86_PFX_REP | X86_PFX_REPNE)) &&
+            (regs->gpr[1] & size_mask(insn->addr_size)) == 0)
+                return 0; /* REP with rCX = 0: no access at all */
+        which = string_operands_of(op);
+        linear[0] = string_linear(insn, regs, seg_base, false);
+        linear[1] = string_linear(insn, regs, seg_base, true);
+        return (int)which;
+}
+
+/* One iteration into *r (a copy): its accesses, then rSI/rDI stepped. < 0: an access was not
+ * done (nothing of this iteration counts); 1: done, but a device wants it executed again. */
+static int string_step(const struct x86_insn *insn, enum str_op op, unsigned size,
+                       struct x86_emul_regs *r, const uint64_t seg_base[6], x86_linear_access_fn fn,
+                       void *ctx)
+{
+        unsigned which = string_operands_of(op), asize = insn->addr_size;
+        uint64_t src = 0, dst = 0, step = (r->rflags & X86_RFLAGS_DF) ? -(uint64_t)size : size;
+        int rc, again = 0;
+
+        if (which & STR_SRC) {
+                rc = fn(ctx, string_linear(insn, r, seg_base, false), size, false, &src);
+                if (rc < 0)
+                        return rc;
+                again |= rc;
+                src &= size_mask(size);
+        }
+        switch (op) {
+        case STR_MOVS:
+                dst = src;
+                rc = fn(ctx, string_linear(insn, r, seg_base, true), size, true, &dst);
+                break;
+        case STR_STOS:
+                dst = r->gpr[0] & size_mask(size);
+                rc = fn(ctx, string_linear(insn, r, seg_base, true), size, true, &dst);
+                break;
+        case STR_CMPS:
+        case STR_SCAS:
+                rc = fn(ctx, string_linear(insn, r, seg_base, true), size, false, &dst);
+                dst &= size_mask(size);
+                break;
+        default: /* LODS */
+                rc = 0;
+                break;
+        }
+        if (rc < 0)
+                return rc;
+        again |= rc;
+        if (again)
+                return 1;
+        switch (op) {
+        case STR_CMPS:
+                alu(ALU_CMP, src, dst, size, &r->rflags);
+                break;
+        case STR_SCAS:
+                alu(ALU_CMP, r->gpr[0], dst, size, &r->rflags);
+                break;
+        case STR_LODS:
+                reg_set(insn, r, 0, size, src);
+                break;
+        default:
+                break;
+        }
+        if (which & STR_SRC)
+                areg_set(r, 6, asize, r->gpr[6] + step);
+        if (which & STR_DST)
+                areg_set(r, 7, asize, r->gpr[7] + step);
+        return 0;
+}
+
+int x86_emulate_string(const struct x86_insn *insn, struct x86_emul_regs *regs,
+                       const uint64_t seg_base[6], unsigned budget, x86_linear_access_fn fn,
+                       void *ctx)
+{
+        bool rep = (insn->prefixes & (X86_PFX_REP | X86_PFX_REPNE)) != 0;
+        uint64_t amask = size_mask(insn->addr_size);
+        enum str_op op;
+        unsigned size;
+        int done = 0;
+
+        if (!string_op(insn, &op, &size))
+                return -KEEL_ENOTSUP;
+        for (;;) {
+                struct x86_emul_regs r = *regs;
+                uint64_t count = regs->gpr[1] & amask;
+                int rc;
+
+                if (rep && count == 0)
+                        break; /* complete */
+                if ((unsigned)done == budget)
+                        return done; /* the guest executes it again for the rest */
+                rc = string_step(insn, op, size, &r, seg_base, fn, ctx);
+                if (rc != 0)
+                        return done; /* before this iteration: RIP stays on the instruction */
+                done++;
+                if (rep)
+                        areg_set(&r, 1, insn->addr_size, count - 1);
+                *regs = r;
+                if (!rep)
+                        break;
+                /* REPE / REPNE end CMPS and SCAS on the comparison (the last of F3/F2). */
+                if ((op == STR_CMPS || op == STR_SCAS) &&
+                    ((insn->last_rep == 0xf3) != ((regs->rflags & X86_RFLAGS_ZF) != 0)))
+                        break;
+        }
+        regs->rip = next_rip(insn, regs->rip);
+        return done;
 }

@@ -454,6 +454,287 @@ TEST(alu_flags_match_the_cpu)
                 }
         }
 }
+
+/*
+ * Every read-modify-write and compare instruction against the real CPU: the same instruction
+ * with the same memory value, register operand, rAX and RFLAGS runs on the host's own memory
+ * (a pointer in a register; 128 bytes below RSP skipped, which PUSHF would clobber in the red
+ * zone) and through the emulator on the fake device. Compared: the value written back, the
+ * register operand and rAX (all 64 bits: zero-extension, CMPXCHG's rAX on success and
+ * failure), and the flags the SDM defines for each (the logical ones' AF is undefined; BT*
+ * define only CF, the rest must stay as they were in the emulation). BT* with a register bit
+ * offset address an element before or after the operand: the address from x86_mmio_operand
+ * must be the element the CPU changed.
+ */
+#define HW_RMW(name, text)                                                           \
+        static uint64_t name(void *p, uint64_t *y_io, uint64_t *rax_io, uint64_t fl) \
+        {                                                                            \
+                uint64_t y = *y_io, a = *rax_io, f;                                  \
+                __asm__ volatile("sub $128, %%rsp\n\tpush %[fi]\n\tpopfq\n\t" text   \
+                                 "\n\tpushfq\n\tpop %[f]\n\tadd $128, %%rsp"         \
+                                 : [f] "=&r"(f), [y] "+q"(y), "+a"(a)                \
+                                 : [fi] "r"(fl), [p] "r"(p)                          \
+                                 : "cc", "memory");                                  \
+                *y_io = y;                                                           \
+                *rax_io = a;                                                         \
+                return f;                                                            \
+        }
+HW_RMW(cpu_add8, "addb %b[y], (%[p])")
+HW_RMW(cpu_add16, "addw %w[y], (%[p])")
+HW_RMW(cpu_add32, "addl %k[y], (%[p])")
+HW_RMW(cpu_add64, "addq %q[y], (%[p])")
+HW_RMW(cpu_adc8, "adcb %b[y], (%[p])")
+HW_RMW(cpu_adc16, "adcw %w[y], (%[p])")
+HW_RMW(cpu_adc32, "adcl %k[y], (%[p])")
+HW_RMW(cpu_adc64, "adcq %q[y], (%[p])")
+HW_RMW(cpu_sub8, "subb %b[y], (%[p])")
+HW_RMW(cpu_sub16, "subw %w[y], (%[p])")
+HW_RMW(cpu_sub32, "subl %k[y], (%[p])")
+HW_RMW(cpu_sub64, "subq %q[y], (%[p])")
+HW_RMW(cpu_sbb8, "sbbb %b[y], (%[p])")
+HW_RMW(cpu_sbb16, "sbbw %w[y], (%[p])")
+HW_RMW(cpu_sbb32, "sbbl %k[y], (%[p])")
+HW_RMW(cpu_sbb64, "sbbq %q[y], (%[p])")
+HW_RMW(cpu_cmp8, "cmpb %b[y], (%[p])")
+HW_RMW(cpu_cmp16, "cmpw %w[y], (%[p])")
+HW_RMW(cpu_cmp32, "cmpl %k[y], (%[p])")
+HW_RMW(cpu_cmp64, "cmpq %q[y], (%[p])")
+HW_RMW(cpu_and8, "andb %b[y], (%[p])")
+HW_RMW(cpu_and16, "andw %w[y], (%[p])")
+HW_RMW(cpu_and32, "andl %k[y], (%[p])")
+HW_RMW(cpu_and64, "andq %q[y], (%[p])")
+HW_RMW(cpu_or8, "orb %b[y], (%[p])")
+HW_RMW(cpu_or16, "orw %w[y], (%[p])")
+HW_RMW(cpu_or32, "orl %k[y], (%[p])")
+HW_RMW(cpu_or64, "orq %q[y], (%[p])")
+HW_RMW(cpu_xor8, "xorb %b[y], (%[p])")
+HW_RMW(cpu_xor16, "xorw %w[y], (%[p])")
+HW_RMW(cpu_xor32, "xorl %k[y], (%[p])")
+HW_RMW(cpu_xor64, "xorq %q[y], (%[p])")
+HW_RMW(cpu_test8, "testb %b[y], (%[p])")
+HW_RMW(cpu_test16, "testw %w[y], (%[p])")
+HW_RMW(cpu_test32, "testl %k[y], (%[p])")
+HW_RMW(cpu_test64, "testq %q[y], (%[p])")
+HW_RMW(cpu_inc8, "incb (%[p])")
+HW_RMW(cpu_inc16, "incw (%[p])")
+HW_RMW(cpu_inc32, "incl (%[p])")
+HW_RMW(cpu_inc64, "incq (%[p])")
+HW_RMW(cpu_dec8, "decb (%[p])")
+HW_RMW(cpu_dec16, "decw (%[p])")
+HW_RMW(cpu_dec32, "decl (%[p])")
+HW_RMW(cpu_dec64, "decq (%[p])")
+HW_RMW(cpu_not8, "notb (%[p])")
+HW_RMW(cpu_not16, "notw (%[p])")
+HW_RMW(cpu_not32, "notl (%[p])")
+HW_RMW(cpu_not64, "notq (%[p])")
+HW_RMW(cpu_neg8, "negb (%[p])")
+HW_RMW(cpu_neg16, "negw (%[p])")
+HW_RMW(cpu_neg32, "negl (%[p])")
+HW_RMW(cpu_neg64, "negq (%[p])")
+HW_RMW(cpu_xchg8, "xchgb %b[y], (%[p])")
+HW_RMW(cpu_xchg16, "xchgw %w[y], (%[p])")
+HW_RMW(cpu_xchg32, "xchgl %k[y], (%[p])")
+HW_RMW(cpu_xchg64, "xchgq %q[y], (%[p])")
+HW_RMW(cpu_xadd8, "xaddb %b[y], (%[p])")
+HW_RMW(cpu_xadd16, "xaddw %w[y], (%[p])")
+HW_RMW(cpu_xadd32, "xaddl %k[y], (%[p])")
+HW_RMW(cpu_xadd64, "xaddq %q[y], (%[p])")
+HW_RMW(cpu_cmpxchg8, "cmpxchgb %b[y], (%[p])")
+HW_RMW(cpu_cmpxchg16, "cmpxchgw %w[y], (%[p])")
+HW_RMW(cpu_cmpxchg32, "cmpxchgl %k[y], (%[p])")
+HW_RMW(cpu_cmpxchg64, "cmpxchgq %q[y], (%[p])")
+HW_RMW(cpu_bt16, "btw %w[y], (%[p])")
+HW_RMW(cpu_bt32, "btl %k[y], (%[p])")
+HW_RMW(cpu_bt64, "btq %q[y], (%[p])")
+HW_RMW(cpu_bts16, "btsw %w[y], (%[p])")
+HW_RMW(cpu_bts32, "btsl %k[y], (%[p])")
+HW_RMW(cpu_bts64, "btsq %q[y], (%[p])")
+HW_RMW(cpu_btr16, "btrw %w[y], (%[p])")
+HW_RMW(cpu_btr32, "btrl %k[y], (%[p])")
+HW_RMW(cpu_btr64, "btrq %q[y], (%[p])")
+HW_RMW(cpu_btc16, "btcw %w[y], (%[p])")
+HW_RMW(cpu_btc32, "btcl %k[y], (%[p])")
+HW_RMW(cpu_btc64, "btcq %q[y], (%[p])")
+
+typedef uint64_t (*hw_rmw_fn)(void *, uint64_t *, uint64_t *, uint64_t);
+
+enum rmw_kind {
+        RMW_ARITH,
+        RMW_LOGIC,
+        RMW_READ_ARITH,
+        RMW_READ_LOGIC,
+        RMW_XCHG,
+        RMW_BT,
+        RMW_BT_READ
+};
+
+static const struct {
+        const char *name;
+        uint8_t op[2], oplen; /* opcode of the 16/32/64-bit form (after 66 / REX.W) */
+        uint8_t modrm;        /* [rax] with ecx or the group's /digit */
+        enum rmw_kind kind;
+        hw_rmw_fn hw[4];
+} rmw_ops[] = {
+    {"add", {0x01}, 1, 0x08, RMW_ARITH, {cpu_add8, cpu_add16, cpu_add32, cpu_add64}},
+    {"adc", {0x11}, 1, 0x08, RMW_ARITH, {cpu_adc8, cpu_adc16, cpu_adc32, cpu_adc64}},
+    {"sub", {0x29}, 1, 0x08, RMW_ARITH, {cpu_sub8, cpu_sub16, cpu_sub32, cpu_sub64}},
+    {"sbb", {0x19}, 1, 0x08, RMW_ARITH, {cpu_sbb8, cpu_sbb16, cpu_sbb32, cpu_sbb64}},
+    {"cmp", {0x39}, 1, 0x08, RMW_READ_ARITH, {cpu_cmp8, cpu_cmp16, cpu_cmp32, cpu_cmp64}},
+    {"and", {0x21}, 1, 0x08, RMW_LOGIC, {cpu_and8, cpu_and16, cpu_and32, cpu_and64}},
+    {"or", {0x09}, 1, 0x08, RMW_LOGIC, {cpu_or8, cpu_or16, cpu_or32, cpu_or64}},
+    {"xor", {0x31}, 1, 0x08, RMW_LOGIC, {cpu_xor8, cpu_xor16, cpu_xor32, cpu_xor64}},
+    {"test", {0x85}, 1, 0x08, RMW_READ_LOGIC, {cpu_test8, cpu_test16, cpu_test32, cpu_test64}},
+    {"inc", {0xff}, 1, 0x00, RMW_ARITH, {cpu_inc8, cpu_inc16, cpu_inc32, cpu_inc64}},
+    {"dec", {0xff}, 1, 0x08, RMW_ARITH, {cpu_dec8, cpu_dec16, cpu_dec32, cpu_dec64}},
+    {"not", {0xf7}, 1, 0x10, RMW_ARITH, {cpu_not8, cpu_not16, cpu_not32, cpu_not64}},
+    {"neg", {0xf7}, 1, 0x18, RMW_ARITH, {cpu_neg8, cpu_neg16, cpu_neg32, cpu_neg64}},
+    {"xchg", {0x87}, 1, 0x08, RMW_XCHG, {cpu_xchg8, cpu_xchg16, cpu_xchg32, cpu_xchg64}},
+    {"xadd", {0x0f, 0xc1}, 2, 0x08, RMW_ARITH, {cpu_xadd8, cpu_xadd16, cpu_xadd32, cpu_xadd64}},
+    {"cmpxchg",
+     {0x0f, 0xb1},
+     2,
+     0x08,
+     RMW_ARITH,
+     {cpu_cmpxchg8, cpu_cmpxchg16, cpu_cmpxchg32, cpu_cmpxchg64}},
+    {"bt", {0x0f, 0xa3}, 2, 0x08, RMW_BT_READ, {NULL, cpu_bt16, cpu_bt32, cpu_bt64}},
+    {"bts", {0x0f, 0xab}, 2, 0x08, RMW_BT, {NULL, cpu_bts16, cpu_bts32, cpu_bts64}},
+    {"btr", {0x0f, 0xb3}, 2, 0x08, RMW_BT, {NULL, cpu_btr16, cpu_btr32, cpu_btr64}},
+    {"btc", {0x0f, 0xbb}, 2, 0x08, RMW_BT, {NULL, cpu_btc16, cpu_btc32, cpu_btc64}},
+};
+
+/* Encodes rmw_ops[o] for size 1 << s: 66 / REX.W, the opcode (its byte form one lower). */
+static size_t rmw_encode(size_t o, unsigned s, uint8_t *enc)
+{
+        size_t n = 0;
+
+        if (s == 1)
+                enc[n++] = 0x66;
+        if (s == 3)
+                enc[n++] = 0x48;
+        for (unsigned i = 0; i < rmw_ops[o].oplen; i++)
+                enc[n++] = rmw_ops[o].op[i];
+        if (s == 0)
+                enc[n - 1]--; /* 01 -> 00, FF -> FE, F7 -> F6, 0F C1 -> 0F C0, ... */
+        enc[n++] = rmw_ops[o].modrm;
+        return n;
+}
+
+/* One comparison; false (after reporting) on a difference. */
+static bool rmw_one(size_t o, unsigned s, uint64_t mem, uint64_t y, uint64_t rax, uint64_t fl,
+                    int line)
+{
+        unsigned size = 1u << s;
+        uint64_t m = size == 8 ? ~0ull : (1ull << (8 * size)) - 1;
+        enum rmw_kind kind = rmw_ops[o].kind;
+        bool bt = kind == RMW_BT || kind == RMW_BT_READ;
+        /* Eight elements; the operand is the fourth, so BT offsets of -3..+4 elements fit. */
+        uint64_t buf[8] = {0}, before[8], hy = y, hrax = rax, hfl, mask;
+        uint8_t *base = (uint8_t *)buf + 3 * size, enc[6];
+        size_t n = rmw_encode(o, s, enc);
+        struct x86_emul_regs r;
+        struct x86_insn in;
+        struct fake_dev d;
+        uint64_t lin, seg[6] = {0}, idx;
+        unsigned lsize;
+        int rc;
+
+        for (unsigned i = 0; i < 8; i++)
+                buf[i] = rnd();
+        memcpy(base, &mem, size);
+        memcpy(before, buf, sizeof(buf));
+        hfl = rmw_ops[o].hw[s](base, &hy, &hrax, fl);
+
+        regs_init(&r);
+        r.gpr[RAX] = (uint64_t)(uintptr_t)base;
+        r.gpr[RCX] = y;
+        if (x86_decode(enc, n, X86_MODE_LONG64, &in) != 0 ||
+            x86_mmio_operand(&in, &r, seg, &lin, &lsize) != 0 || lsize != size) {
+                TEST_FAIL_AT(__FILE__, line, "%s size %u: not decoded or no operand",
+                             rmw_ops[o].name, size);
+                return false;
+        }
+        idx = (lin - (uint64_t)(uintptr_t)buf) / size;
+        if (lin < (uint64_t)(uintptr_t)buf || (lin - (uint64_t)(uintptr_t)buf) % size || idx >= 8 ||
+            (!bt && lin != (uint64_t)(uintptr_t)base)) {
+                TEST_FAIL_AT(__FILE__, line, "%s size %u offset %lld: operand at %+lld bytes",
+                             rmw_ops[o].name, size, (long long)y,
+                             (long long)(lin - (uint64_t)(uintptr_t)base));
+                return false;
+        }
+        memset(&d, 0, sizeof(d));
+        memcpy(&d.value, (uint8_t *)before + idx * size, size);
+        r.gpr[RAX] = rax;
+        r.rflags = fl;
+        rc = x86_emulate_mmio(&in, &r, DEV, dev_access, &d);
+
+        mask = X86_RFLAGS_ARITH;
+        if (kind == RMW_LOGIC || kind == RMW_READ_LOGIC)
+                mask &= ~X86_RFLAGS_AF;
+        if (bt)
+                mask = X86_RFLAGS_CF;
+        bool ok = rc == 0 && (r.rflags & mask) == (hfl & mask) &&
+                  (r.rflags & ~mask) == (fl & ~mask) && r.gpr[RCX] == hy && r.gpr[RAX] == hrax;
+        bool writes = kind != RMW_READ_ARITH && kind != RMW_READ_LOGIC && kind != RMW_BT_READ;
+        uint64_t cpu_val = 0;
+
+        memcpy(&cpu_val, (uint8_t *)buf + idx * size, size);
+        if (writes)
+                ok = ok && d.n == 2 && d.log[1].write && d.log[1].size == size &&
+                     (d.log[1].val & m) == cpu_val;
+        else
+                ok = ok && d.n == 1 && memcmp(buf, before, sizeof(buf)) == 0;
+        /* The CPU changed no element other than the one the emulation addressed. */
+        for (unsigned i = 0; i < 8 * 8; i++)
+                if (i / size != idx && ((uint8_t *)buf)[i] != ((uint8_t *)before)[i])
+                        ok = false;
+        if (!ok)
+                TEST_FAIL_AT(__FILE__, line,
+                             "%s size %u mem 0x%llx y 0x%llx rax 0x%llx fl 0x%llx: rc %d, flags "
+                             "0x%llx cpu 0x%llx, wrote 0x%llx (%u accesses) cpu 0x%llx, rcx "
+                             "0x%llx cpu 0x%llx, rax 0x%llx cpu 0x%llx",
+                             rmw_ops[o].name, size, (unsigned long long)mem, (unsigned long long)y,
+                             (unsigned long long)rax, (unsigned long long)fl, rc,
+                             (unsigned long long)r.rflags, (unsigned long long)hfl,
+                             (unsigned long long)d.log[1].val, d.n, (unsigned long long)cpu_val,
+                             (unsigned long long)r.gpr[RCX], (unsigned long long)hy,
+                             (unsigned long long)r.gpr[RAX], (unsigned long long)hrax);
+        return ok;
+}
+
+TEST(rmw_instructions_match_the_cpu)
+{
+        static const uint64_t edge[] = {0,      1,      0x7f,       0x80,       0xff,
+                                        0x7fff, 0x8000, 0x7fffffff, 0x80000000, ~0ull};
+        unsigned fails = 0;
+
+        for (size_t o = 0; o < sizeof(rmw_ops) / sizeof(rmw_ops[0]); o++) {
+                bool bt = rmw_ops[o].kind == RMW_BT || rmw_ops[o].kind == RMW_BT_READ;
+
+                for (unsigned s = bt ? 1 : 0; s < 4; s++) {
+                        unsigned bits = 8u << s;
+
+                        for (unsigned k = 0; k < 1200 && fails < 8; k++) {
+                                uint64_t mem, y, rax, fl;
+
+                                if (k < 100) {
+                                        mem = edge[k / 10];
+                                        y = edge[k % 10];
+                                } else {
+                                        mem = rnd() >> (rnd() & 63);
+                                        y = rnd() >> (rnd() & 63);
+                                }
+                                /* BT*: bit offsets from 3 elements before to 4 after. */
+                                if (bt)
+                                        y = (uint64_t)((int64_t)(rnd() % (7 * bits)) -
+                                                       3 * (int64_t)bits);
+                                rax = (k & 1) ? mem : rnd(); /* CMPXCHG: equal half the time */
+                                fl = FL0 | (rnd() & X86_RFLAGS_ARITH);
+                                if (!rmw_one(o, s, mem, y, rax, fl, __LINE__))
+                                        fails++;
+                        }
+                }
+        }
+}
 #endif
 
 /* ---- other modes ---- */
@@ -520,31 +801,32 @@ static void refused(const uint8_t *b, size_t n, const char *file, int line)
 
 TEST(refusals)
 {
-        REFUSED(BYTES(0xf0, 0x09, 0x08));             /* lock or [rax], ecx */
-        REFUSED(BYTES(0xf0, 0x48, 0x0f, 0xab, 0x08)); /* lock bts [rax], rcx */
-        REFUSED(BYTES(0xf3, 0xa5));                   /* rep movsd */
-        REFUSED(BYTES(0xa5));                         /* movsd */
-        REFUSED(BYTES(0xf3, 0xab));                   /* rep stosd */
-        REFUSED(BYTES(0xc5, 0xf9, 0x7e, 0x00));       /* vmovd [rax], xmm0 */
-        REFUSED(BYTES(0xc5, 0xfa, 0x6f, 0x00));       /* vmovdqu xmm0, [rax] */
-        REFUSED(BYTES(0x0f, 0x10, 0x00));             /* movups xmm0, [rax] */
-        REFUSED(BYTES(0x0f, 0xc3, 0x08));             /* movnti [rax], ecx */
-        REFUSED(BYTES(0x89, 0xc8));                   /* mov eax, ecx: no memory operand */
-        REFUSED(BYTES(0x0f, 0xb6, 0xc8));             /* movzx ecx, al */
-        REFUSED(BYTES(0x21, 0xc8));                   /* and eax, ecx */
-        REFUSED(BYTES(0x11, 0x08));                   /* adc [rax], ecx */
-        REFUSED(BYTES(0x19, 0x08));                   /* sbb [rax], ecx */
-        REFUSED(BYTES(0x83, 0x10, 0x01));             /* adc dword [rax], 1 */
-        REFUSED(BYTES(0x87, 0x08));                   /* xchg [rax], ecx */
-        REFUSED(BYTES(0xff, 0x00));                   /* inc dword [rax] */
-        REFUSED(BYTES(0xf7, 0x10));                   /* not dword [rax] */
-        REFUSED(BYTES(0xf7, 0x18));                   /* neg dword [rax] */
-        REFUSED(BYTES(0x0f, 0xa3, 0x08));             /* bt [rax], ecx */
-        REFUSED(BYTES(0x8d, 0x08));                   /* lea ecx, [rax] */
-        REFUSED(BYTES(0x0f, 0xc7, 0x08));             /* cmpxchg8b [rax] */
-        REFUSED(BYTES(0x0f, 0xb1, 0x08));             /* cmpxchg [rax], ecx */
-        REFUSED(BYTES(0x8e, 0x18));                   /* mov ds, [rax] */
-        REFUSED(BYTES(0xd1, 0x20));                   /* shl dword [rax], 1 */
+        REFUSED(BYTES(0xf3, 0xa5));             /* rep movsd: x86_emulate_string's */
+        REFUSED(BYTES(0xa5));                   /* movsd */
+        REFUSED(BYTES(0xf3, 0xab));             /* rep stosd */
+        REFUSED(BYTES(0xc5, 0xf9, 0x7e, 0x00)); /* vmovd [rax], xmm0 */
+        REFUSED(BYTES(0xc5, 0xfa, 0x6f, 0x00)); /* vmovdqu xmm0, [rax] */
+        REFUSED(BYTES(0x0f, 0x10, 0x00));       /* movups xmm0, [rax] */
+        REFUSED(BYTES(0x0f, 0xc3, 0x08));       /* movnti [rax], ecx */
+        REFUSED(BYTES(0x89, 0xc8));             /* mov eax, ecx: no memory operand */
+        REFUSED(BYTES(0x0f, 0xb6, 0xc8));       /* movzx ecx, al */
+        REFUSED(BYTES(0x21, 0xc8));             /* and eax, ecx */
+        REFUSED(BYTES(0x87, 0xc8));             /* xchg eax, ecx */
+        REFUSED(BYTES(0xff, 0xc0));             /* inc eax */
+        REFUSED(BYTES(0x0f, 0xa3, 0xc8));       /* bt eax, ecx */
+        REFUSED(BYTES(0x8d, 0x08));             /* lea ecx, [rax] */
+        REFUSED(BYTES(0x0f, 0xc7, 0x08));       /* cmpxchg8b [rax] */
+        REFUSED(BYTES(0x8e, 0x18));             /* mov ds, [rax] */
+        REFUSED(BYTES(0xd1, 0x20));             /* shl dword [rax], 1 */
+        REFUSED(BYTES(0xf7, 0x20));             /* mul dword [rax] */
+        REFUSED(BYTES(0xf7, 0x38));             /* idiv dword [rax] */
+        REFUSED(BYTES(0x0f, 0xaf, 0x08));       /* imul ecx, [rax] */
+        REFUSED(BYTES(0xff, 0x30));             /* push qword [rax] */
+        REFUSED(BYTES(0xff, 0x10));             /* call [rax] */
+        REFUSED(BYTES(0x0f, 0x94, 0x00));       /* sete [rax] */
+        REFUSED(BYTES(0x0f, 0xbc, 0x08));       /* bsf ecx, [rax] */
+        REFUSED(BYTES(0x0f, 0xa5, 0x08));       /* shld [rax], ecx, cl */
+        REFUSED(BYTES(0x0f, 0x01, 0x20));       /* smsw [rax] */
 }
 
 TEST(device_failure_leaves_state)
@@ -648,13 +930,375 @@ TEST(operand_refused_like_the_emulation)
 {
         uint64_t gpr[16] = {0}, seg[6] = {0}, lin = 0;
         unsigned size = 0;
-        static const uint8_t locked[] = {0xf0, 0x01, 0x03}; /* lock add %eax, (%rbx) */
-        static const uint8_t reg[] = {0x89, 0xc3};          /* mov %eax, %ebx */
+        static const uint8_t shift[] = {0xd1, 0x23}; /* shll (%rbx) */
+        static const uint8_t reg[] = {0x89, 0xc3};   /* mov %eax, %ebx */
 
-        EXPECT_EQ(operand_of(locked, sizeof(locked), X86_MODE_LONG64, gpr, seg, &lin, &size),
+        EXPECT_EQ(operand_of(shift, sizeof(shift), X86_MODE_LONG64, gpr, seg, &lin, &size),
                   -KEEL_ENOTSUP);
         EXPECT_EQ(operand_of(reg, sizeof(reg), X86_MODE_LONG64, gpr, seg, &lin, &size),
                   -KEEL_ENOTSUP);
+}
+
+/* ---- more read-modify-write details ---- */
+
+TEST(lock_bt_offsets_cmpxchg_and_group_82)
+{
+        struct x86_emul_regs r;
+        struct fake_dev d;
+        uint64_t gpr[16] = {0}, seg[6] = {0}, lin;
+        unsigned size;
+
+        /* LOCK is accepted: one read, one write, as without it. */
+        regs_init(&r);
+        memset(&d, 0, sizeof(d));
+        d.value = 0x10;
+        EXPECT_EQ(run_mode(BYTES(0xf0, 0x09, 0x08), X86_MODE_LONG64, &r, &d, NULL), 0);
+        EXPECT_EQ(d.n, 2);
+        EXPECT_EQ(d.log[1].val, 0x10 | (reg0(RCX) & 0xffffffff));
+        /* lock bts [rax], rcx with rcx = 70: the second qword, bit 6. */
+        regs_init(&r);
+        memset(&d, 0, sizeof(d));
+        r.gpr[RCX] = 70;
+        EXPECT_EQ(run_mode(BYTES(0xf0, 0x48, 0x0f, 0xab, 0x08), X86_MODE_LONG64, &r, &d, NULL), 0);
+        EXPECT_EQ(d.log[1].val, 0x40);
+        EXPECT_EQ(r.rflags & X86_RFLAGS_CF, 0);
+        /* The operand's address: bt [rbx], ecx with ecx = -1 is the dword before; 31 the same
+         * dword; 32 the next; with an immediate the offset is modulo 32 (same dword). */
+        static const uint8_t bt_reg[] = {0x0f, 0xa3, 0x0b}, bt_imm[] = {0x0f, 0xba, 0x23, 0x63};
+        gpr[RBX] = 0x1000;
+        gpr[RCX] = 0xffffffff;
+        ASSERT_TRUE(operand_of(bt_reg, sizeof(bt_reg), X86_MODE_LONG64, gpr, seg, &lin, &size) ==
+                    0);
+        EXPECT_EQ(lin, 0xffcull);
+        EXPECT_EQ(size, 4);
+        gpr[RCX] = 31;
+        ASSERT_TRUE(operand_of(bt_reg, sizeof(bt_reg), X86_MODE_LONG64, gpr, seg, &lin, &size) ==
+                    0);
+        EXPECT_EQ(lin, 0x1000ull);
+        gpr[RCX] = 0x100000020ull; /* only the operand size's bits count: ecx = 32 */
+        ASSERT_TRUE(operand_of(bt_reg, sizeof(bt_reg), X86_MODE_LONG64, gpr, seg, &lin, &size) ==
+                    0);
+        EXPECT_EQ(lin, 0x1004ull);
+        ASSERT_TRUE(operand_of(bt_imm, sizeof(bt_imm), X86_MODE_LONG64, gpr, seg, &lin, &size) ==
+                    0);
+        EXPECT_EQ(lin, 0x1000ull);
+        /* bt [rax], 0x63 tests bit 3 of the dword (99 mod 32); no write. */
+        regs_init(&r);
+        memset(&d, 0, sizeof(d));
+        d.value = 0x8;
+        EXPECT_EQ(run_mode(BYTES(0x0f, 0xba, 0x20, 0x63), X86_MODE_LONG64, &r, &d, NULL), 0);
+        EXPECT_EQ(d.n, 1);
+        EXPECT_EQ(r.rflags, FL0 | X86_RFLAGS_CF);
+        /* cmpxchg on a mismatch: the old value written back, eax loaded (zero-extended). */
+        regs_init(&r);
+        memset(&d, 0, sizeof(d));
+        d.value = 0x55;
+        EXPECT_EQ(run_mode(BYTES(0x0f, 0xb1, 0x08), X86_MODE_LONG64, &r, &d, NULL), 0);
+        EXPECT_EQ(d.n, 2);
+        EXPECT_EQ(d.log[1].val, 0x55);
+        EXPECT_EQ(r.gpr[RAX], 0x55);
+        EXPECT_EQ(r.gpr[RCX], reg0(RCX));
+        /* 82 /0 (add byte, imm8) in 32-bit mode; it does not decode in 64-bit mode. */
+        regs_init(&r);
+        memset(&d, 0, sizeof(d));
+        d.value = 0xff;
+        EXPECT_EQ(run_mode(BYTES(0x82, 0x00, 0x01), X86_MODE_PROT32, &r, &d, NULL), 0);
+        EXPECT_EQ(d.log[1].size, 1);
+        EXPECT_EQ(d.log[1].val, 0);
+        EXPECT_EQ(r.rflags, FL0 | X86_RFLAGS_CF | X86_RFLAGS_ZF | X86_RFLAGS_PF | X86_RFLAGS_AF);
+        /* inc keeps CF; a failed write-back leaves everything as it was. */
+        regs_init(&r);
+        memset(&d, 0, sizeof(d));
+        r.rflags = FL0 | X86_RFLAGS_CF;
+        d.value = 0x7f;
+        EXPECT_EQ(run_mode(BYTES(0xfe, 0x00), X86_MODE_LONG64, &r, &d, NULL), 0);
+        EXPECT_EQ(d.log[1].val, 0x80);
+        EXPECT_EQ(r.rflags, FL0 | X86_RFLAGS_CF | X86_RFLAGS_OF | X86_RFLAGS_SF | X86_RFLAGS_AF);
+        regs_init(&r);
+        memset(&d, 0, sizeof(d));
+        d.fail_write = true;
+        EXPECT_EQ(run_mode(BYTES(0x87, 0x08), X86_MODE_LONG64, &r, &d, NULL), -KEEL_EFAULT);
+        EXPECT_EQ(r.rip, RIP0);
+        expect_other_regs(&r, NONE, __FILE__, __LINE__);
+}
+
+/* ---- string instructions ---- */
+
+#define LRAM 0x10000ull    /* linear "RAM": 256 bytes */
+#define LDEV 0xd0000000ull /* linear device: 256 bytes, reads give a pattern */
+
+struct fake_mem {
+        uint8_t ram[256];
+        unsigned n, reads, writes;
+        uint64_t fault_at, again_at; /* linear addresses (0: none) */
+        struct {
+                uint64_t lin;
+                unsigned size;
+                bool write;
+                uint64_t val;
+        } log[64];
+};
+
+static uint64_t dev_pattern(uint64_t lin, unsigned size)
+{
+        uint64_t v = 0;
+
+        for (unsigned i = 0; i < size; i++)
+                v |= (uint64_t)(uint8_t)(0xa0 + lin + i) << (8 * i);
+        return v;
+}
+
+static int mem_access(void *ctx, uint64_t lin, unsigned size, bool write, uint64_t *val)
+{
+        struct fake_mem *m = ctx;
+
+        if (lin == m->fault_at)
+                return -KEEL_EFAULT;
+        if (m->n < 64) {
+                m->log[m->n].lin = lin;
+                m->log[m->n].size = size;
+                m->log[m->n].write = write;
+                m->log[m->n].val = write ? *val : 0;
+        }
+        m->n++;
+        if (lin >= LRAM && lin + size <= LRAM + 256) {
+                if (write)
+                        memcpy(m->ram + (lin - LRAM), val, size);
+                else
+                        memcpy(val, m->ram + (lin - LRAM), size);
+        } else if (!write) {
+                *val = dev_pattern(lin, size) | 0xdead000000000000ull * (size < 8);
+        }
+        if (write)
+                m->writes++;
+        else
+                m->reads++;
+        return lin == m->again_at ? 1 : 0;
+}
+
+static int run_string(const uint8_t *b, size_t n, enum x86_cpu_mode mode, struct x86_emul_regs *r,
+                      struct fake_mem *m, unsigned budget)
+{
+        static const uint64_t seg[6] = {0, 0, 0, 0, 0, 0};
+        struct x86_insn in;
+        int rc = x86_decode(b, n, mode, &in);
+
+        if (rc)
+                return 1000 + rc;
+        return x86_emulate_string(&in, r, seg, budget, mem_access, m);
+}
+
+TEST(string_movs_stos_lods)
+{
+        struct x86_emul_regs r;
+        struct fake_mem m;
+
+        /* rep movsb: device -> RAM, 5 bytes. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.gpr[RSI] = LDEV + 0x10;
+        r.gpr[RDI] = LRAM + 8;
+        r.gpr[RCX] = 5;
+        EXPECT_EQ(run_string(BYTES(0xf3, 0xa4), X86_MODE_LONG64, &r, &m, 128), 5);
+        EXPECT_EQ(r.gpr[RCX], 0);
+        EXPECT_EQ(r.gpr[RSI], LDEV + 0x15);
+        EXPECT_EQ(r.gpr[RDI], LRAM + 13);
+        EXPECT_EQ(r.rip, RIP0 + 2);
+        EXPECT_EQ(m.ram[8], 0xb0);
+        EXPECT_EQ(m.ram[12], 0xb4);
+        EXPECT_EQ(m.reads, 5);
+        EXPECT_EQ(m.writes, 5);
+        EXPECT_EQ(r.rflags, FL0);
+        /* rep stosd down (DF): RAM -> device order, eax, 3 dwords at descending addresses. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.rflags = FL0 | X86_RFLAGS_DF;
+        r.gpr[RDI] = LDEV + 0x40;
+        r.gpr[RCX] = 3;
+        EXPECT_EQ(run_string(BYTES(0xf3, 0xab), X86_MODE_LONG64, &r, &m, 128), 3);
+        EXPECT_EQ(m.n, 3);
+        EXPECT_EQ(m.log[0].lin, LDEV + 0x40);
+        EXPECT_EQ(m.log[2].lin, LDEV + 0x38);
+        EXPECT_EQ(m.log[2].size, 4);
+        EXPECT_TRUE(m.log[2].write);
+        EXPECT_EQ(m.log[2].val, reg0(RAX) & 0xffffffff);
+        EXPECT_EQ(r.gpr[RDI], LDEV + 0x34);
+        EXPECT_EQ(r.gpr[RSI], reg0(RSI));
+        /* lodsq without REP: one read, rax loaded, rcx untouched. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.gpr[RSI] = LDEV;
+        EXPECT_EQ(run_string(BYTES(0x48, 0xad), X86_MODE_LONG64, &r, &m, 128), 1);
+        EXPECT_EQ(r.gpr[RAX], dev_pattern(LDEV, 8));
+        EXPECT_EQ(r.gpr[RSI], LDEV + 8);
+        EXPECT_EQ(r.gpr[RCX], reg0(RCX));
+        EXPECT_EQ(r.rip, RIP0 + 2);
+        /* lodsb keeps rax's upper bytes; lodsd zero-extends. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.gpr[RSI] = LDEV + 1;
+        EXPECT_EQ(run_string(BYTES(0xac), X86_MODE_LONG64, &r, &m, 128), 1);
+        EXPECT_EQ(r.gpr[RAX], (reg0(RAX) & ~0xffull) | 0xa1);
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.gpr[RSI] = LDEV + 1;
+        EXPECT_EQ(run_string(BYTES(0xad), X86_MODE_LONG64, &r, &m, 128), 1);
+        EXPECT_EQ(r.gpr[RAX], dev_pattern(LDEV + 1, 4));
+        /* REP with rcx = 0: no access, done. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.gpr[RCX] = 0;
+        EXPECT_EQ(run_string(BYTES(0xf3, 0xa5), X86_MODE_LONG64, &r, &m, 128), 0);
+        EXPECT_EQ(m.n, 0);
+        EXPECT_EQ(r.rip, RIP0 + 2);
+}
+
+TEST(string_cmps_scas)
+{
+        struct x86_emul_regs r;
+        struct fake_mem m;
+
+        /* repe cmpsb of RAM against the device's pattern: equal for 3 bytes, then not. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        for (unsigned i = 0; i < 8; i++)
+                m.ram[i] = (uint8_t)(0xa0 + 0x20 + i);
+        m.ram[3] = 0x01;
+        r.gpr[RSI] = LRAM;
+        r.gpr[RDI] = LDEV + 0x20;
+        r.gpr[RCX] = 8;
+        EXPECT_EQ(run_string(BYTES(0xf3, 0xa6), X86_MODE_LONG64, &r, &m, 128), 4);
+        EXPECT_EQ(r.gpr[RCX], 4);
+        EXPECT_EQ(r.gpr[RSI], LRAM + 4);
+        EXPECT_EQ(r.rip, RIP0 + 2);
+        /* 0x01 - 0xc3: borrow, no zero; flags as CMP src, dst. */
+        EXPECT_EQ(r.rflags & X86_RFLAGS_ARITH, X86_RFLAGS_CF | X86_RFLAGS_AF);
+        /* repne scasb for 0xa5 in the device: found at the 6th byte. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.gpr[RAX] = 0xa5;
+        r.gpr[RDI] = LDEV;
+        r.gpr[RCX] = 100;
+        EXPECT_EQ(run_string(BYTES(0xf2, 0xae), X86_MODE_LONG64, &r, &m, 128), 6);
+        EXPECT_EQ(r.gpr[RCX], 94);
+        EXPECT_EQ(r.gpr[RDI], LDEV + 6);
+        EXPECT_EQ(r.rflags & X86_RFLAGS_ZF, X86_RFLAGS_ZF);
+        /* scasw without REP: one comparison of ax with the word. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.gpr[RAX] = 0x1234;
+        r.gpr[RDI] = LDEV;
+        EXPECT_EQ(run_string(BYTES(0x66, 0xaf), X86_MODE_LONG64, &r, &m, 128), 1);
+        EXPECT_EQ(r.gpr[RDI], LDEV + 2);
+        EXPECT_EQ(r.rflags & X86_RFLAGS_ZF, 0);
+}
+
+TEST(string_bounded_and_stopped)
+{
+        struct x86_emul_regs r;
+        struct fake_mem m;
+
+        /* Budget 4 of 10: 4 done, RIP stays; the next call finishes. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.gpr[RDI] = LDEV;
+        r.gpr[RCX] = 10;
+        EXPECT_EQ(run_string(BYTES(0xf3, 0xaa), X86_MODE_LONG64, &r, &m, 4), 4);
+        EXPECT_EQ(r.gpr[RCX], 6);
+        EXPECT_EQ(r.gpr[RDI], LDEV + 4);
+        EXPECT_EQ(r.rip, RIP0);
+        EXPECT_EQ(run_string(BYTES(0xf3, 0xaa), X86_MODE_LONG64, &r, &m, 128), 6);
+        EXPECT_EQ(r.gpr[RCX], 0);
+        EXPECT_EQ(r.rip, RIP0 + 2);
+        EXPECT_EQ(m.n, 10);
+        /* An access not done at the third element: two done, registers there, RIP stays. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.gpr[RSI] = LDEV;
+        r.gpr[RDI] = LRAM;
+        r.gpr[RCX] = 8;
+        m.fault_at = LRAM + 2;
+        EXPECT_EQ(run_string(BYTES(0xf3, 0xa4), X86_MODE_LONG64, &r, &m, 128), 2);
+        EXPECT_EQ(r.gpr[RCX], 6);
+        EXPECT_EQ(r.gpr[RSI], LDEV + 2);
+        EXPECT_EQ(r.gpr[RDI], LRAM + 2);
+        EXPECT_EQ(r.rip, RIP0);
+        /* ... at the first: nothing changes. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.gpr[RSI] = LDEV;
+        r.gpr[RCX] = 8;
+        m.fault_at = LDEV;
+        {
+                struct x86_emul_regs r0 = r;
+
+                EXPECT_EQ(run_string(BYTES(0xf3, 0xac), X86_MODE_LONG64, &r, &m, 128), 0);
+                EXPECT_TRUE(memcmp(&r, &r0, sizeof(r)) == 0);
+        }
+        /* A device asking for the second store again: one counts. */
+        regs_init(&r);
+        memset(&m, 0, sizeof(m));
+        r.gpr[RDI] = LDEV;
+        r.gpr[RCX] = 8;
+        m.again_at = LDEV + 1;
+        EXPECT_EQ(run_string(BYTES(0xf3, 0xaa), X86_MODE_LONG64, &r, &m, 128), 1);
+        EXPECT_EQ(r.gpr[RCX], 7);
+        EXPECT_EQ(r.gpr[RDI], LDEV + 1);
+        EXPECT_EQ(r.rip, RIP0);
+}
+
+TEST(string_address_sizes_and_segments)
+{
+        static const uint64_t seg[6] = {0x10000, 0x20000, 0x30000, 0x40000, 0x50000, 0x60000};
+        struct x86_emul_regs r;
+        struct x86_insn in;
+        uint64_t lin[2];
+        unsigned size;
+
+        /* 64-bit with 67: esi/edi/ecx; esi wraps to 0 and the upper half is cleared. */
+        regs_init(&r);
+        r.gpr[RSI] = 0x12345678ffffffffull;
+        r.gpr[RCX] = 0xffffffff00000001ull;
+        ASSERT_TRUE(x86_decode(BYTES(0x67, 0xf3, 0xac), X86_MODE_LONG64, &in) == 0);
+        EXPECT_EQ(x86_string_operands(&in, &r, seg, lin, &size), 1);
+        EXPECT_EQ(lin[0], 0xffffffffull);
+        EXPECT_EQ(size, 1);
+        /* movs: DS has no base in 64-bit mode, FS has; ES none. */
+        r.gpr[RDI] = 0x2000;
+        ASSERT_TRUE(x86_decode(BYTES(0x64, 0xa5), X86_MODE_LONG64, &in) == 0);
+        EXPECT_EQ(x86_string_operands(&in, &r, seg, lin, &size), 3);
+        EXPECT_EQ(lin[0], 0x50000ull + 0x12345678ffffffffull);
+        EXPECT_EQ(lin[1], 0x2000ull);
+        EXPECT_EQ(size, 4);
+        /* Real mode: DS and ES bases, 16-bit SI wraps and keeps the upper bits. */
+        regs_init(&r);
+        r.gpr[RSI] = 0xabcd0000ffffull;
+        r.gpr[RDI] = 0x10;
+        r.gpr[RCX] = 1;
+        ASSERT_TRUE(x86_decode(BYTES(0xa4), X86_MODE_REAL16, &in) == 0);
+        EXPECT_EQ(x86_string_operands(&in, &r, seg, lin, &size), 3);
+        EXPECT_EQ(lin[0], 0x40000ull + 0xffff);
+        EXPECT_EQ(lin[1], 0x10000ull + 0x10);
+        {
+                struct fake_mem m;
+
+                memset(&m, 0, sizeof(m));
+                EXPECT_EQ(x86_emulate_string(&in, &r, seg, 128, mem_access, &m), 1);
+                EXPECT_EQ(r.gpr[RSI], 0xabcd00000000ull);
+                EXPECT_EQ(r.gpr[RDI], 0x11);
+                EXPECT_EQ(r.gpr[RCX], 1); /* no REP */
+                EXPECT_EQ(r.rip, (RIP0 + 1) & 0xffff);
+        }
+        /* REP with cx = 0 in 16-bit code although rcx is not 0: no operand. */
+        r.gpr[RCX] = 0x10000;
+        ASSERT_TRUE(x86_decode(BYTES(0xf3, 0xa4), X86_MODE_REAL16, &in) == 0);
+        EXPECT_EQ(x86_string_operands(&in, &r, seg, lin, &size), 0);
+        /* Not string instructions. */
+        ASSERT_TRUE(x86_decode(BYTES(0x89, 0x08), X86_MODE_LONG64, &in) == 0);
+        EXPECT_EQ(x86_string_operands(&in, &r, seg, lin, &size), -KEEL_ENOTSUP);
+        EXPECT_EQ(x86_emulate_string(&in, &r, seg, 128, mem_access, NULL), -KEEL_ENOTSUP);
+        ASSERT_TRUE(x86_decode(BYTES(0x6c), X86_MODE_LONG64, &in) == 0); /* insb */
+        EXPECT_EQ(x86_string_operands(&in, &r, seg, lin, &size), -KEEL_ENOTSUP);
 }
 
 TEST_MAIN()

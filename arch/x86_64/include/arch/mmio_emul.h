@@ -5,24 +5,34 @@
  * guest-physical address. The access size comes from the instruction; the memory operand's
  * address is the trapped gpa (the effective address is not recomputed).
  *
- * Supported (legacy encoding, memory operand, no LOCK):
+ * Supported (legacy encoding, memory operand; a LOCK prefix, which the decoder accepts only on
+ * the read-modify-write forms, changes nothing: the device sees the same accesses):
  *   MOV    88 89 8A 8B (r/m <-> reg), C6 /0 C7 /0 (r/m <- imm, imm32 sign-extended under
  *          REX.W), A0-A3 (AL/rAX <-> moffs)
  *   MOVZX  0F B6 0F B7, MOVSX 0F BE 0F BF, MOVSXD 63 (64-bit mode)
- *   AND OR XOR: 20-23 08-0B 30-33, 80/81/83 /1 /4 /6 (read-modify-write when the memory
- *          operand is the destination: one read, then one write)
- *   ADD SUB: 00-03 28-2B, 80/81/83 /0 /5 (likewise)
- *   CMP    38-3B, 80/81/83 /7;  TEST 84 85, F6/F7 /0 (read only)
+ *   ADD OR ADC SBB AND SUB XOR CMP: 00-3B (the Eb,Gb Ev,Gv Gb,Eb Gv,Ev forms), 80 81 82 83
+ *          /0../7 (83: imm8 sign-extended); TEST 84 85, F6/F7 /0 /1
+ *   INC DEC FE/FF /0 /1; NOT NEG F6/F7 /2 /3
+ *   XCHG 86 87; XADD 0F C0 0F C1; CMPXCHG 0F B0 0F B1 (on a mismatch the old value is
+ *          written back, as the CPU's write cycle does)
+ *   BT BTS BTR BTC 0F A3 AB B3 BB (register bit offset: signed, it may select an operand
+ *          before or after the addressed one) and 0F BA /4../7 (imm8 modulo the size)
+ * A read-modify-write is one read, then one write of the same size at the same address.
  * Register writes follow the hardware: 8/16-bit destinations keep the other bits, 32-bit
  * ones zero-extend to 64; without REX, byte registers 4-7 are AH CH DH BH. The arithmetic
- * instructions set CF PF AF ZF SF OF as the CPU does (AF is left unchanged by the logical
- * ones, where the SDM calls it undefined).
+ * instructions set CF PF AF ZF SF OF as the CPU does (INC/DEC keep CF; AF is left unchanged
+ * by the logical ones, where the SDM calls it undefined; BT* change only CF).
  *
  * Returns 0 and advances RIP by insn->len on success;
- *   -KEEL_ENOTSUP  anything else (other opcodes, LOCK, VEX/EVEX/XOP, a register operand
- *                  where memory is required): the caller stops the VM and reports the bytes
- *   -KEEL_EFAULT   the access callback failed (no device there); registers are unchanged
- *                  unless a read-modify-write's write failed after its read
+ *   -KEEL_ENOTSUP  anything else (other opcodes, VEX/EVEX/XOP, a register operand where memory
+ *                  is required): the caller stops the VM and reports the bytes
+ *   -KEEL_EFAULT   the access callback failed (no device there); registers, RIP and RFLAGS
+ *                  are unchanged (a read-modify-write whose write failed after its read too)
+ *
+ * String instructions MOVS CMPS STOS LODS SCAS (A4-A7, AA-AF) have two implicit operands,
+ * DS:rSI (any segment override) and ES:rDI, either of which may be RAM or a device:
+ * x86_emulate_string runs them through an access callback by linear address, REP / REPE /
+ * REPNE included, a bounded number of iterations per call.
  */
 #ifndef ARCH_MMIO_EMUL_H
 #define ARCH_MMIO_EMUL_H
@@ -37,6 +47,7 @@
 #define X86_RFLAGS_AF (1ull << 4)
 #define X86_RFLAGS_ZF (1ull << 6)
 #define X86_RFLAGS_SF (1ull << 7)
+#define X86_RFLAGS_DF (1ull << 10)
 #define X86_RFLAGS_OF (1ull << 11)
 #define X86_RFLAGS_ARITH                                                                 \
         (X86_RFLAGS_CF | X86_RFLAGS_PF | X86_RFLAGS_AF | X86_RFLAGS_ZF | X86_RFLAGS_SF | \
@@ -68,5 +79,42 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, ui
  */
 int x86_mmio_operand(const struct x86_insn *insn, const struct x86_emul_regs *regs,
                      const uint64_t seg_base[6], uint64_t *linear, unsigned *size);
+
+/*
+ * One access of a string instruction at linear address `linear` (`size` 1, 2, 4 or 8; a read
+ * stores the value in *val, a write takes its low `size` bytes). Returns 0 when done, 1 when
+ * done but a device did only part of the work and wants the instruction executed again, and
+ * a negative code when it was not done: the callback has then queued the guest's fault (a
+ * #PF) or recorded why it refused.
+ */
+typedef int (*x86_linear_access_fn)(void *ctx, uint64_t linear, unsigned size, bool write,
+                                    uint64_t *val);
+
+/*
+ * The first iteration's operands of string instruction `insn`: linear[0] = DS:rSI (or the
+ * override's segment; in 64-bit mode only FS and GS have a base), linear[1] = ES:rDI, each
+ * truncated to the address size and, outside 64-bit mode, to 32 bits; *size the element
+ * size. Returns which are used (bit 0 the source, bit 1 the destination), 0 for a REP with
+ * rCX = 0 (no access), or -KEEL_ENOTSUP if `insn` is not a string instruction.
+ */
+int x86_string_operands(const struct x86_insn *insn, const struct x86_emul_regs *regs,
+                        const uint64_t seg_base[6], uint64_t linear[2], unsigned *size);
+
+/*
+ * Run string instruction `insn` for at most `budget` (> 0) iterations: each reads its source
+ * and then reads (CMPS, SCAS) or writes (MOVS, STOS) its destination through `fn`, sets
+ * rAX (LODS) or the flags of source - destination (CMPS; SCAS: rAX - destination), then
+ * steps rSI and rDI by the element size (down with RFLAGS.DF) and, with REP, decrements rCX
+ * (all three of the address size). REP ends at rCX = 0, REPE (F3) CMPS/SCAS also when ZF is
+ * clear, REPNE (F2) when it is set. Once the instruction is complete RIP advances; otherwise
+ * (budget used up, an access not done, or a device asking for it again, in which case that
+ * iteration does not count) RIP stays, registers hold the iterations done, and the guest
+ * executes the instruction again for the rest, as after an interrupt between iterations.
+ * Returns the number of iterations done (0 with RIP advanced: REP with rCX = 0; 0 with RIP
+ * unchanged: the first one was not done), or -KEEL_ENOTSUP for anything else.
+ */
+int x86_emulate_string(const struct x86_insn *insn, struct x86_emul_regs *regs,
+                       const uint64_t seg_base[6], unsigned budget, x86_linear_access_fn fn,
+                       void *ctx);
 
 #endif
