@@ -122,7 +122,8 @@ static bool parity_even(uint64_t v)
 /*
  * Computes a op b on `size` bytes; *flags gets the new arithmetic flags as the CPU sets them.
  * CF of *flags is the carry (borrow) in of ADC (SBB); INC and DEC keep it; NOT changes no
- * flag. AF after AND, OR, XOR and TEST is left as it was (the SDM: undefined).
+ * flag. AND, OR, XOR and TEST clear AF, which the SDM leaves undefined, as AMD's and Intel's
+ * CPUs, QEMU and Bochs all do (the host tests compare with the CPU they run on).
  */
 static uint64_t alu(enum alu_op op, uint64_t a, uint64_t b, unsigned size, uint64_t *flags)
 {
@@ -172,15 +173,12 @@ static uint64_t alu(enum alu_op op, uint64_t a, uint64_t b, unsigned size, uint6
                 return ~a & m;
         case ALU_OR:
                 res = a | b;
-                f |= *flags & X86_RFLAGS_AF; /* undefined: unchanged */
                 break;
         case ALU_XOR:
                 res = a ^ b;
-                f |= *flags & X86_RFLAGS_AF;
                 break;
         default: /* AND, TEST */
                 res = a & b;
-                f |= *flags & X86_RFLAGS_AF;
                 break;
         }
         if (op == ALU_INC || op == ALU_DEC)

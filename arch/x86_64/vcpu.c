@@ -816,6 +816,7 @@ unsigned x86_insn_length(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
 struct mmio_ctx {
         struct vcpu *vcpu;
         bool again;
+        bool held; /* the caller holds the device lock (a whole instruction's accesses) */
 };
 
 /* One device access, under the VM's device lock (its vCPUs may run on several CPUs). */
@@ -824,15 +825,18 @@ static bool mmio_access(void *ctx, uint64_t addr, unsigned size, bool write, uin
         struct mmio_ctx *mc = ctx;
         struct vcpu *vcpu = mc->vcpu;
         struct vm *vm = vcpu->vm;
-        struct spin_held h = spin_lock(&vm->dev_lock);
+        struct spin_held h = {0};
         bool ok;
 
+        if (!mc->held)
+                h = spin_lock(&vm->dev_lock);
         vm->arch.dev_vcpu = vcpu;
         ok = mmio_bus_access(&vm->mmio, gpa(addr), size, write, val);
         if (ok && write && mmio_bus_write_again(&vm->mmio, gpa(addr)))
                 mc->again = true;
         vm->arch.dev_vcpu = NULL;
-        spin_unlock(h);
+        if (!mc->held)
+                spin_unlock(h);
         return ok;
 }
 
@@ -871,6 +875,135 @@ static uint64_t *gpr_slot(struct x86_gprs *g, uint64_t *rsp, unsigned n)
         return slots[n];
 }
 
+/* The emulation's registers back into the vCPU. */
+static void commit_regs(struct vcpu *vcpu, const struct x86_emul_regs *regs, uint64_t *rsp,
+                        uint64_t *rip, uint64_t *rflags)
+{
+        for (unsigned i = 0; i < 16; i++)
+                *gpr_slot(&vcpu->arch.gprs, rsp, i) = regs->gpr[i];
+        *rip = regs->rip;
+        *rflags = regs->rflags;
+}
+
+/*
+ * String instructions (MOVS CMPS STOS LODS SCAS) on device memory: at most this many
+ * iterations per exit, then the guest executes the instruction again for the rest (taking
+ * pending interrupts in between, as the CPU does between iterations).
+ */
+#define X86_STRING_BUDGET 128
+
+/* What a string instruction's accesses need: the device context, the guest's paging, and why
+ * an access was refused (reported if not even the first iteration was done). */
+struct string_ctx {
+        struct mmio_ctx mc; /* first: mmio_access and unbacked_access take it */
+        const struct x86_guest_ctx *gctx;
+        struct x86_paging pg;
+        enum vm_stop_reason stop; /* VM_STOP_NONE: no refusal */
+        char why[160];
+};
+
+/* An access of a string instruction at a linear address: RAM, a device or nothing. */
+static int string_access(void *ctx, uint64_t linear, unsigned size, bool write, uint64_t *val)
+{
+        struct string_ctx *sc = ctx;
+        struct vcpu *vcpu = sc->mc.vcpu;
+        struct vm *vm = vcpu->vm;
+        unsigned acc =
+            X86_ACC_SET_AD | (write ? X86_ACC_WRITE : 0) | (sc->gctx->cpl == 3 ? X86_ACC_USER : 0);
+        struct x86_xlate x;
+        uint64_t a;
+
+        if ((linear & (PAGE_SIZE - 1)) + size > PAGE_SIZE) {
+                sc->stop = VM_STOP_BAD_INSN;
+                snprintf(sc->why, sizeof(sc->why),
+                         "string instruction at rip %#llx: a %u-byte element at linear %#llx "
+                         "crosses a page boundary: not emulated",
+                         (unsigned long long)sc->gctx->rip, size, (unsigned long long)linear);
+                return -KEEL_ENOTSUP;
+        }
+        if (x86_translate(&vm->mem, &sc->pg, linear, acc, &x) != 0) {
+                if (x.fault == X86_XLATE_PF) {
+                        vendor->inject_pf(vcpu, linear, x.pf_error); /* as the CPU would */
+                        return -KEEL_EFAULT;
+                }
+                sc->stop = x.fault == X86_XLATE_BAD_TABLE ? VM_STOP_OUTSIDE_RAM : VM_STOP_BAD_INSN;
+                snprintf(sc->why, sizeof(sc->why),
+                         "string instruction at rip %#llx: its operand at linear %#llx %s",
+                         (unsigned long long)sc->gctx->rip, (unsigned long long)linear,
+                         x.fault == X86_XLATE_BAD_TABLE ? "has page tables outside its RAM"
+                                                        : "cannot be translated (non-canonical)");
+                return -KEEL_EFAULT;
+        }
+        a = gpa_raw(x.gpa);
+        if (gmem_contains(&vm->mem, x.gpa, size)) {
+                *val = write ? *val : 0;
+                return (write ? gmem_write(&vm->mem, x.gpa, val, size)
+                              : gmem_read(&vm->mem, x.gpa, val, size)) == 0
+                           ? 0
+                           : -KEEL_EFAULT;
+        }
+        if (mmio_bus_find(&vm->mmio, x.gpa, 1)) {
+                if (!mmio_access(&sc->mc, a, size, write, val)) {
+                        sc->stop = VM_STOP_BAD_INSN;
+                        snprintf(sc->why, sizeof(sc->why),
+                                 "string instruction at rip %#llx: a %u-byte access at %#llx "
+                                 "crosses the end of the device",
+                                 (unsigned long long)sc->gctx->rip, size, (unsigned long long)a);
+                        return -KEEL_EFAULT;
+                }
+                if (sc->mc.again) {
+                        sc->mc.again = false;
+                        return 1;
+                }
+                return 0;
+        }
+        if (vm->unbacked_stop) {
+                sc->stop = VM_STOP_OUTSIDE_RAM;
+                snprintf(sc->why, sizeof(sc->why),
+                         "%s at guest-physical %#llx, outside its %llu MiB of RAM (string "
+                         "instruction at rip %#llx)",
+                         write ? "write" : "read", (unsigned long long)a,
+                         (unsigned long long)(gmem_total(&vm->mem) >> 20),
+                         (unsigned long long)sc->gctx->rip);
+                return -KEEL_EFAULT;
+        }
+        unbacked_access(&sc->mc, a, size, write, val);
+        return 0;
+}
+
+/*
+ * A string instruction that trapped at guest-physical `addr`: one of its first iteration's
+ * operands must lead there (else it changed since the exit, or its REP count is 0 now: the
+ * guest executes it again). Then up to X86_STRING_BUDGET iterations; see x86_emulate_string.
+ */
+static void emulate_string_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
+                                const struct x86_insn *insn, struct x86_emul_regs *regs,
+                                uint64_t addr)
+{
+        struct vm *vm = vcpu->vm;
+        struct string_ctx sc = {.mc = {vcpu, false, false},
+                                .gctx = ctx,
+                                .pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer},
+                                .stop = VM_STOP_NONE};
+        uint64_t lin[2];
+        unsigned size;
+        int which = x86_string_operands(insn, regs, ctx->seg_base, lin, &size), n;
+        bool trapped = false;
+        struct x86_xlate x;
+
+        for (unsigned i = 0; i < 2; i++)
+                if (which > 0 && (which & (1 << i)) &&
+                    x86_translate(&vm->mem, &sc.pg, lin[i], 0, &x) == 0 && gpa_raw(x.gpa) == addr)
+                        trapped = true;
+        if (!trapped)
+                return;
+        n = x86_emulate_string(insn, regs, ctx->seg_base, X86_STRING_BUDGET, string_access, &sc);
+        if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
+                x86_start_released(vm); /* start-up IPIs: outside the device lock */
+        if (n == 0 && regs->rip == ctx->rip && sc.stop != VM_STOP_NONE)
+                vm_stop(vm, sc.stop, "%s", sc.why);
+}
+
 bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t addr,
                            bool in_walk, uint64_t *rsp, uint64_t *rip, uint64_t *rflags)
 {
@@ -881,7 +1014,7 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         struct x86_insn insn;
         struct x86_emul_regs regs;
         struct x86_xlate x;
-        uint64_t linear;
+        uint64_t linear, string_lin[2];
         unsigned size;
         int err;
 
@@ -911,6 +1044,11 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 regs.gpr[i] = *gpr_slot(&vcpu->arch.gprs, rsp, i);
         regs.rip = ctx->rip;
         regs.rflags = *rflags;
+        if (x86_string_operands(&insn, &regs, ctx->seg_base, string_lin, &size) != -KEEL_ENOTSUP) {
+                emulate_string_exit(vcpu, ctx, &insn, &regs, addr);
+                commit_regs(vcpu, &regs, rsp, rip, rflags);
+                return true;
+        }
         /*
          * The access emulated is the decoded operand's, and it must be the one that trapped.
          * Otherwise the instruction changed since (another vCPU rewrote it, or its tables):
@@ -931,8 +1069,20 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                     gpa_raw(x.gpa) != addr)
                         return true; /* re-executed: nothing emulated, RIP unchanged */
         }
-        struct mmio_ctx mc = {vcpu, false};
-        err = x86_emulate_mmio(&insn, &regs, addr, device ? mmio_access : unbacked_access, &mc);
+        /*
+         * A device's read and write of one instruction under one hold of the device lock: a
+         * read-modify-write (locked or not) is atomic towards the VM's other vCPUs, as the
+         * CPU's locked cycle would be.
+         */
+        struct mmio_ctx mc = {vcpu, false, device};
+        if (device) {
+                struct spin_held h = spin_lock(&vm->dev_lock);
+
+                err = x86_emulate_mmio(&insn, &regs, addr, mmio_access, &mc);
+                spin_unlock(h);
+        } else {
+                err = x86_emulate_mmio(&insn, &regs, addr, unbacked_access, &mc);
+        }
         if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
                 x86_start_released(vm); /* start-up IPIs: outside the device lock */
         if (err < 0) {
@@ -948,9 +1098,6 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         }
         if (mc.again)
                 return true; /* the device served part of it: the guest executes it again */
-        for (unsigned i = 0; i < 16; i++)
-                *gpr_slot(&vcpu->arch.gprs, rsp, i) = regs.gpr[i];
-        *rip = regs.rip;
-        *rflags = regs.rflags;
+        commit_regs(vcpu, &regs, rsp, rip, rflags);
         return true;
 }

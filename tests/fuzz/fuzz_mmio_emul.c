@@ -9,6 +9,18 @@
  *    trapped address with a size of 1, 2, 4 or 8, and at most one register changed;
  *  - on refusal there was no device access and nothing changed;
  *  - only arithmetic flags change in RFLAGS.
+ * String instructions (MOVS CMPS STOS LODS SCAS, any prefixes) go to x86_emulate_string
+ * instead, with a budget of 1..8 iterations, rCX, DF and a memory whose N-th access fails or
+ * asks for re-execution taken from the device-value bytes; abort()s unless:
+ *  - the result is the number of iterations n (0..budget) or -KEEL_ENOTSUP (then no access
+ *    and nothing changed); x86_string_operands agrees on string or not;
+ *  - every access has the element size, its address is DS:rSI / ES:rDI (x86_string_operands
+ *    before the run), stepped by the element size, up with DF clear, down with it set;
+ *  - with REP, rCX went down by n; rSI and rDI moved by n elements (those it uses; within
+ *    the address size); only rSI, rDI, rCX and (LODS) rAX change, flags only by CMPS/SCAS;
+ *  - RIP is either unchanged or advanced by the length, and advanced only when the
+ *    instruction is complete (no REP, rCX 0, or REPE/REPNE's condition); unchanged with n
+ *    below the budget only when an access failed or asked for re-execution.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,6 +59,136 @@ static bool access_fn(void *ctx, uint64_t gpa, unsigned size, bool write, uint64
         return true;
 }
 
+/* The string side: a memory whose accesses are logged, the `fail`-th one refused and the
+ * `again`-th one done but asking for re-execution (0: never). */
+struct smem {
+        unsigned n, fail, again;
+        uint64_t lin[64];
+        unsigned size[64];
+        bool write[64];
+        uint64_t value;
+};
+
+static int smem_access(void *ctx, uint64_t lin, unsigned size, bool write, uint64_t *val)
+{
+        struct smem *m = ctx;
+        unsigned k = ++m->n;
+
+        if (size != 1 && size != 2 && size != 4 && size != 8)
+                abort();
+        if (k <= 64) {
+                m->lin[k - 1] = lin;
+                m->size[k - 1] = size;
+                m->write[k - 1] = write;
+        }
+        if (k == m->fail)
+                return -KEEL_EFAULT;
+        if (!write)
+                *val = m->value * k; /* deliberately not masked to `size` */
+        return k == m->again ? 1 : 0;
+}
+
+static uint64_t amask(unsigned asize)
+{
+        return asize == 8 ? ~0ull : (1ull << (8 * asize)) - 1;
+}
+
+static void fuzz_string(const struct x86_insn *in, const uint8_t *v)
+{
+        static const uint64_t seg[6] = {0x1000, 0x2000, 0x3000, 0x4000, 0x50000, 0x60000};
+        struct x86_emul_regs r, r0;
+        struct smem m;
+        uint64_t lin[2], am = amask(in->addr_size), step;
+        unsigned esize, budget = 1 + (v[0] & 7), used;
+        int which, n;
+        bool rep = (in->prefixes & (X86_PFX_REP | X86_PFX_REPNE)) != 0, done;
+        bool cmp = (in->opcode & ~1u) == 0xa6 || (in->opcode & ~1u) == 0xae;
+        bool lods = (in->opcode & ~1u) == 0xac;
+
+        memset(&m, 0, sizeof(m));
+        m.fail = v[1] & 15;
+        m.again = (v[1] >> 4) & 15;
+        memcpy(&m.value, v, 8);
+        for (int i = 0; i < 16; i++)
+                r.gpr[i] = 0x0123456789abcdefull * (uint64_t)(i + 1);
+        r.gpr[1] = v[2] & 15;                             /* rCX */
+        r.gpr[6] = 0xfffffffffffffff0ull + (v[3] & 31);   /* rSI near wrapping */
+        r.gpr[7] = (v[3] & 0x80) ? 0xfff8ull : 0x8000ull; /* rDI */
+        r.rip = 0x1000;
+        r.rflags = 0x202 | ((v[4] & 1) ? X86_RFLAGS_DF : 0) | ((uint64_t)v[5] & X86_RFLAGS_ARITH);
+        r0 = r;
+        which = x86_string_operands(in, &r, seg, lin, &esize);
+        n = x86_emulate_string(in, &r, seg, budget, smem_access, &m);
+        if ((which == -KEEL_ENOTSUP) != (n == -KEEL_ENOTSUP))
+                abort();
+        if (n == -KEEL_ENOTSUP) {
+                if (m.n || memcmp(&r, &r0, sizeof(r)) != 0)
+                        abort();
+                return;
+        }
+        if (n < 0 || (unsigned)n > budget || which < 0)
+                abort();
+        used = (unsigned)which;
+        /* Accesses: element size; the first ones at the operands x86_string_operands gave. */
+        step = (r0.rflags & X86_RFLAGS_DF) ? -(uint64_t)esize : esize;
+        for (unsigned k = 0, it = 0, a = 0; k < m.n && k < 64; k++) {
+                bool dst = (used == 2) || (used == 3 && a == 1);
+                uint64_t reg = dst ? r0.gpr[7] : r0.gpr[6];
+                uint64_t want_ea = (reg + it * step) & am;
+                uint64_t want =
+                    dst ? lin[1] - (r0.gpr[7] & am) + want_ea : lin[0] - (r0.gpr[6] & am) + want_ea;
+
+                if (in->mode != X86_MODE_LONG64)
+                        want &= 0xffffffffull;
+                if (m.size[k] != esize || m.lin[k] != want)
+                        abort();
+                if (++a == (used == 3 ? 2u : 1u)) {
+                        a = 0;
+                        it++;
+                }
+        }
+        /* Registers. */
+        for (int i = 0; i < 16; i++)
+                if (r.gpr[i] != r0.gpr[i] && i != 1 && i != 6 && i != 7 && !(i == 0 && lods))
+                        abort();
+        if (rep && ((r0.gpr[1] - (uint64_t)n) & am) != (r.gpr[1] & am))
+                abort();
+        if (!rep && r.gpr[1] != r0.gpr[1])
+                abort();
+        if ((used & 1) && ((r0.gpr[6] + (uint64_t)n * step) & am) != (r.gpr[6] & am))
+                abort();
+        if ((used & 2) && ((r0.gpr[7] + (uint64_t)n * step) & am) != (r.gpr[7] & am))
+                abort();
+        if (!(used & 1) && r.gpr[6] != r0.gpr[6])
+                abort();
+        if (!(used & 2) && r.gpr[7] != r0.gpr[7])
+                abort();
+        if ((r.rflags & ~X86_RFLAGS_ARITH) != (r0.rflags & ~X86_RFLAGS_ARITH) ||
+            (!cmp && r.rflags != r0.rflags))
+                abort();
+        /* RIP: advanced only when complete; unchanged below the budget only after a refusal
+         * or a re-execution request. */
+        done = r.rip != r0.rip;
+        if (done) {
+                uint64_t rip = r0.rip + in->len;
+
+                if (in->mode == X86_MODE_PROT32)
+                        rip &= 0xffffffffull;
+                else if (in->mode != X86_MODE_LONG64)
+                        rip &= 0xffff;
+                if (r.rip != rip)
+                        abort();
+                if (rep && (r.gpr[1] & am) != 0 &&
+                    !(cmp && ((in->last_rep == 0xf3) != ((r.rflags & X86_RFLAGS_ZF) != 0))))
+                        abort();
+                if (!rep && n != 1)
+                        abort();
+        } else if ((unsigned)n < budget && (m.fail == 0 || m.fail > m.n) &&
+                   (m.again == 0 || m.again > m.n)) {
+                abort();
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static const enum x86_cpu_mode modes[4] = {X86_MODE_REAL16, X86_MODE_PROT16,
@@ -65,6 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         d.fail = (data[0] >> 2) % 7 == 0;
         if (x86_decode(data + 9, size - 9, modes[data[0] & 3], &in) != 0)
                 return 0;
+        fuzz_string(&in, data + 1);
         for (int i = 0; i < 16; i++)
                 r.gpr[i] = 0x0123456789abcdefull * (uint64_t)(i + 1);
         r.rip = 0xfffffffffffffff0ull + (data[0] >> 4);

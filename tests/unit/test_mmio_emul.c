@@ -291,26 +291,26 @@ static void run_alu(const struct alu_case *c, const char *file, int line)
 
 TEST(alu_memory_forms)
 {
-        /* and [rax], ecx: AF (undefined) kept, CF/OF cleared, PF of the low byte 0x00. */
-        ALU(BYTES(0x21, 0x08), 0x0f0f0f0f, 0xff00ff00, true, 0x0f000f00, 0x0f0f0f0f, PF | AF, 4);
+        /* and [rax], ecx: AF (undefined) cleared as the CPUs do, CF/OF cleared, PF of 0x00. */
+        ALU(BYTES(0x21, 0x08), 0x0f0f0f0f, 0xff00ff00, true, 0x0f000f00, 0x0f0f0f0f, PF, 4);
         /* or [rax], ecx */
-        ALU(BYTES(0x09, 0x08), 0x80000001, 0x2, true, 0x80000003, 0x80000001, SF | PF | AF, 4);
+        ALU(BYTES(0x09, 0x08), 0x80000001, 0x2, true, 0x80000003, 0x80000001, SF | PF, 4);
         /* xor [rax], ecx: zero */
-        ALU(BYTES(0x31, 0x08), 0x1234, 0x1234, true, 0, 0x1234, ZF | PF | AF, 4);
+        ALU(BYTES(0x31, 0x08), 0x1234, 0x1234, true, 0, 0x1234, ZF | PF, 4);
         /* cmp ecx, [rax]: 1 - 2 */
         ALU(BYTES(0x3b, 0x08), 1, 2, false, 0, 1, CF | SF | AF | PF, 4);
         /* cmp [rax], ecx: 0x80000000 - 1 overflows */
         ALU(BYTES(0x39, 0x08), 1, 0x80000000, false, 0, 1, OF | AF | PF, 4);
         /* test [rax], ecx */
-        ALU(BYTES(0x85, 0x08), 0xf0, 0x0f, false, 0, 0xf0, ZF | PF | AF, 4);
+        ALU(BYTES(0x85, 0x08), 0xf0, 0x0f, false, 0, 0xf0, ZF | PF, 4);
         /* test dword [rax], imm32 */
-        ALU(BYTES(0xf7, 0x00, 0x78, 0x56, 0x34, 0x12), 0, 0x10000000, false, 0, 0, PF | AF, 4);
+        ALU(BYTES(0xf7, 0x00, 0x78, 0x56, 0x34, 0x12), 0, 0x10000000, false, 0, 0, PF, 4);
         /* test byte [rax], 0x80: SF, odd parity */
-        ALU(BYTES(0xf6, 0x00, 0x80), 0, 0x80, false, 0, 0, SF | AF, 1);
+        ALU(BYTES(0xf6, 0x00, 0x80), 0, 0x80, false, 0, 0, SF, 1);
         /* and dword [rax], -2 (imm8 sign-extended) */
-        ALU(BYTES(0x83, 0x20, 0xfe), 0, 0x3, true, 0x2, 0, AF, 4);
+        ALU(BYTES(0x83, 0x20, 0xfe), 0, 0x3, true, 0x2, 0, 0, 4);
         /* or dword [rax], 0x100 */
-        ALU(BYTES(0x81, 0x08, 0x00, 0x01, 0x00, 0x00), 0, 0x1, true, 0x101, 0, AF, 4);
+        ALU(BYTES(0x81, 0x08, 0x00, 0x01, 0x00, 0x00), 0, 0x1, true, 0x101, 0, 0, 4);
         /* cmp byte [rax], 5 with 3 */
         ALU(BYTES(0x80, 0x38, 0x05), 0, 3, false, 0, 0, CF | SF | AF, 1);
         /* cmp qword [rax], -1 */
@@ -322,20 +322,19 @@ TEST(alu_memory_forms)
         /* sub dword [rax], 1 */
         ALU(BYTES(0x83, 0x28, 0x01), 0, 0x10, true, 0xf, 0, AF | PF, 4);
         /* and ecx, [rax]: register destination, 32-bit zero-extends */
-        ALU(BYTES(0x23, 0x08), 0xffffffff0000ffffull, 0x12345678, false, 0, 0x5678, PF | AF, 4);
+        ALU(BYTES(0x23, 0x08), 0xffffffff0000ffffull, 0x12345678, false, 0, 0x5678, PF, 4);
         /* sub ecx, [rax] */
         ALU(BYTES(0x2b, 0x08), 5, 7, false, 0, 0xfffffffe, CF | SF | AF, 4);
         /* or cl, [rax]: byte register destination keeps the rest */
-        ALU(BYTES(0x0a, 0x08), 0x1100, 0x01, false, 0, 0x1101, AF, 1);
+        ALU(BYTES(0x0a, 0x08), 0x1100, 0x01, false, 0, 0x1101, 0, 1);
         /* add word [rax], cx */
         ALU(BYTES(0x66, 0x01, 0x08), 0x8000, 0x8000, true, 0, 0x8000, CF | OF | ZF | PF, 2);
         /* and ch, [rax] with a high-byte register */
-        ALU(BYTES(0x22, 0x28), 0xff00, 0x0f, false, 0, 0x0f00, AF | PF, 1);
+        ALU(BYTES(0x22, 0x28), 0xff00, 0x0f, false, 0, 0x0f00, PF, 1);
 }
 
 #if defined(__x86_64__)
-/* Flags of the real CPU for `op b, a` (AT&T: a is the destination). AF masked by the caller
- * for the logical instructions. */
+/* Flags of the real CPU for `op b, a` (AT&T: a is the destination), AF included. */
 #define HW_OP(name, insn, type, cons)                                                \
         static uint64_t hw_##name(uint64_t a, uint64_t b, uint64_t *res)             \
         {                                                                            \
@@ -433,7 +432,7 @@ TEST(alu_flags_match_the_cpu)
                                 d.value = a;
                                 hw_fl = ops[o].hw[s](a, b, &hw_res);
                                 rc = run_mode(enc, n, X86_MODE_LONG64, &r, &d, NULL);
-                                mask = X86_RFLAGS_ARITH & ~(ops[o].logical ? AF : 0);
+                                mask = X86_RFLAGS_ARITH;
                                 if (rc || (r.rflags & mask) != (hw_fl & mask) ||
                                     (r.rflags & ~X86_RFLAGS_ARITH) != FL0 ||
                                     d.n != (ops[o].writes ? 2u : 1u) ||
@@ -461,7 +460,7 @@ TEST(alu_flags_match_the_cpu)
  * (a pointer in a register; 128 bytes below RSP skipped, which PUSHF would clobber in the red
  * zone) and through the emulator on the fake device. Compared: the value written back, the
  * register operand and rAX (all 64 bits: zero-extension, CMPXCHG's rAX on success and
- * failure), and the flags the SDM defines for each (the logical ones' AF is undefined; BT*
+ * failure), and every arithmetic flag (also the logical ones' AF, undefined in the SDM; BT*
  * define only CF, the rest must stay as they were in the emulation). BT* with a register bit
  * offset address an element before or after the operand: the address from x86_mmio_operand
  * must be the element the CPU changed.
@@ -668,8 +667,6 @@ static bool rmw_one(size_t o, unsigned s, uint64_t mem, uint64_t y, uint64_t rax
         rc = x86_emulate_mmio(&in, &r, DEV, dev_access, &d);
 
         mask = X86_RFLAGS_ARITH;
-        if (kind == RMW_LOGIC || kind == RMW_READ_LOGIC)
-                mask &= ~X86_RFLAGS_AF;
         if (bt)
                 mask = X86_RFLAGS_CF;
         bool ok = rc == 0 && (r.rflags & mask) == (hfl & mask) &&

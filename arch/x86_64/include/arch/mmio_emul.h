@@ -20,8 +20,8 @@
  * A read-modify-write is one read, then one write of the same size at the same address.
  * Register writes follow the hardware: 8/16-bit destinations keep the other bits, 32-bit
  * ones zero-extend to 64; without REX, byte registers 4-7 are AH CH DH BH. The arithmetic
- * instructions set CF PF AF ZF SF OF as the CPU does (INC/DEC keep CF; AF is left unchanged
- * by the logical ones, where the SDM calls it undefined; BT* change only CF).
+ * instructions set CF PF AF ZF SF OF as the CPU does (INC/DEC keep CF; the logical ones clear
+ * AF, which the SDM calls undefined, as the CPUs do; BT* change only CF, NOT none).
  *
  * Returns 0 and advances RIP by insn->len on success;
  *   -KEEL_ENOTSUP  anything else (other opcodes, VEX/EVEX/XOP, a register operand where memory
