@@ -746,7 +746,10 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
         case VMX_EXIT_CPUID:
                 count[X86_EXIT_CPUID]++;
                 skip_insn();
-                x86_emulate_cpuid(vcpu, vmread(VMCS_CR4_SHADOW));
+                /* The guest's CR4: the read shadow holds only the bits Keel owns (the
+                 * mask); OSXSAVE and OSPKE, which CPUID reflects, are the guest's own. */
+                x86_emulate_cpuid(vcpu, (vmread(VMCS_GUEST_CR4) & ~vmread(VMCS_CR4_MASK)) |
+                                            (vmread(VMCS_CR4_SHADOW) & vmread(VMCS_CR4_MASK)));
                 break;
         case VMX_EXIT_VMCALL:
                 count[X86_EXIT_HYPERCALL]++;
