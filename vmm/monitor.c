@@ -18,6 +18,7 @@ static const char escape_help[] =
 
 #define CMD_HELP (-1)
 #define CMD_LIST (-2)
+#define CMD_GDB  (-3)
 
 struct command {
         const char *name;
@@ -33,6 +34,8 @@ static const struct command commands[] = {
     {"pause", MONITOR_PAUSE, "pause VM", "stop running a vm for now"},
     {"resume", MONITOR_RESUME, "resume VM", "go on running a paused vm"},
     {"reset", MONITOR_RESET, "reset VM", "a paused or stopped vm back to created"},
+    {"gdb", CMD_GDB, "gdb VM [port]",
+     "debug a vm with gdb on this console (port: over the debug port, docs/debugging.md)"},
 };
 
 #define VM_INDEX_MAX 100000 /* digits beyond this are not an index any more */
@@ -230,7 +233,7 @@ static void help(struct monitor *m)
 {
         outf(m, "commands:\n");
         for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
-                outf(m, "  %-10s %s\n", commands[k].usage, commands[k].help);
+                outf(m, "  %-13s %s\n", commands[k].usage, commands[k].help);
         outf(m, "VM is the number list shows, or the name\n%s\n", escape_help);
 }
 
@@ -251,6 +254,53 @@ static void vm_command(struct monitor *m, const struct command *c, const char *a
                      keel_strerror(r));
         else
                 outf(m, "keel: monitor: vm %s is %s\n", i.name, i.state);
+}
+
+/* gdb VM [port]: hand this console (or the debug port) to a gdb session on the VM. */
+static void gdb_command(struct monitor *m, const char *arg, const char *where)
+{
+        struct monitor_vm_info i;
+        bool port = where != NULL;
+        unsigned vm;
+        int r;
+
+        if (where && strcmp(where, "port") != 0) {
+                outf(m, "keel: monitor: usage: gdb VM [port]\n");
+                return;
+        }
+        if (find_vm(m, arg, &vm) < 0) {
+                outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
+                return;
+        }
+        if (!m->ops->gdb) {
+                outf(m, "keel: monitor: gdb is not available here\n");
+                return;
+        }
+        r = m->ops->gdb(m->ctx, vm, port);
+        vm_info(m, vm, &i);
+        if (r == -KEEL_ENODEV)
+                outf(m,
+                     "keel: monitor: this machine has no debug port for gdb; use gdb %s on "
+                     "the console\n",
+                     arg);
+        else if (r == -KEEL_EBUSY)
+                outf(m, "keel: monitor: gdb is already debugging a vm (one at a time: detach it "
+                        "first)\n");
+        else if (r < 0)
+                outf(m, "keel: monitor: cannot debug vm %s (%s): %s\n", i.name, i.state,
+                     keel_strerror(r));
+        else if (port)
+                outf(m,
+                     "keel: monitor: the debug port serves vm %s from gdb's next "
+                     "connection\n",
+                     i.name);
+        else {
+                outf(m,
+                     "keel: monitor: vm %s stopped for gdb on this console: connect gdb "
+                     "now (detach to come back)\n",
+                     i.name);
+                m->to_gdb = true;
+        }
 }
 
 /* Splits off the next space-separated word of *p (NUL-terminating it); NULL if none. */
@@ -292,6 +342,15 @@ static void run_line(struct monitor *m)
                 return;
         }
         arg = word(&p);
+        if (c->action == CMD_GDB) {
+                char *where = arg ? word(&p) : NULL;
+
+                if (!arg || word(&p))
+                        outf(m, "keel: monitor: usage: %s\n", c->usage);
+                else
+                        gdb_command(m, arg, where);
+                return;
+        }
         if ((c->action < 0) != !arg || word(&p)) {
                 outf(m, "keel: monitor: usage: %s\n", c->usage);
                 return;
@@ -400,6 +459,11 @@ void monitor_input(struct monitor *m, const uint8_t *buf, size_t n)
         struct spin_held h = spin_lock(&m->lock);
         size_t run = 0; /* bytes for the focused VM before buf[k] */
 
+        if (m->to_gdb) { /* the console is gdb's until it detaches */
+                m->ops->gdb_input(m->ctx, buf, n);
+                spin_unlock(h);
+                return;
+        }
         for (size_t k = 0; k < n; k++) {
                 uint8_t c = buf[k];
 
@@ -421,6 +485,15 @@ void monitor_input(struct monitor *m, const uint8_t *buf, size_t n)
         }
         if (run)
                 m->ops->input(m->ctx, m->focus, buf + n - run, run);
+        spin_unlock(h);
+}
+
+void monitor_gdb_done(struct monitor *m)
+{
+        struct spin_held h = spin_lock(&m->lock);
+
+        m->to_gdb = false;
+        new_line(m);
         spin_unlock(h);
 }
 

@@ -21,6 +21,7 @@
 #include <keel/time.h>
 #include <vmm/build.h>
 #include <vmm/config.h>
+#include <vmm/gdb.h>
 #include <vmm/monitor.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
@@ -376,12 +377,49 @@ static void mon_write(void *ctx, const char *s, size_t n)
         log_write_part(&monitor, "", 0, s, end ? n - 1 : n, end);
 }
 
+static int mon_gdb(void *ctx, unsigned i, bool port)
+{
+        (void)ctx;
+        return gdb_attach(i, port);
+}
+
+static void mon_gdb_input(void *ctx, const uint8_t *buf, size_t n)
+{
+        (void)ctx;
+        gdb_console_input(buf, n);
+}
+
 static const struct monitor_ops monitor_ops = {
     .count = mon_count,
     .info = mon_info,
     .action = mon_action,
     .input = mon_input,
     .write = mon_write,
+    .gdb = mon_gdb,
+    .gdb_input = mon_gdb_input,
+};
+
+/* The VM table's side of a gdb session (vmm/gdb.h). */
+static struct vm *gdb_vm(unsigned i)
+{
+        return i < boot->config->vm_count ? &vms[i] : NULL;
+}
+
+static void gdb_console_write(const char *s, size_t n)
+{
+        arch_console_write(s, n);
+}
+
+static void gdb_console_done(void)
+{
+        monitor_gdb_done(&monitor);
+}
+
+static const struct gdb_host gdb_host = {
+    .vm = gdb_vm,
+    .kick = vm_kick,
+    .console_write = gdb_console_write,
+    .console_done = gdb_console_done,
 };
 
 static void summary(void)
@@ -442,10 +480,12 @@ _Noreturn void vmm_main(const struct boot_info *bi, unsigned cpus)
                         CHECK(vm_run(i) == 0);
         }
         monitor_init(&monitor, &monitor_ops, NULL);
+        gdb_setup(&gdb_host);
         monitor_announce(&monitor);
         __atomic_store_n(&cpus_go, true, __ATOMIC_RELEASE);
         for (;;) {
                 console_poll();
+                gdb_poll();
                 if (all_ended()) {
                         if (!ended)
                                 summary();

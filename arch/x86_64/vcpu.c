@@ -1101,3 +1101,11 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         commit_regs(vcpu, &regs, rsp, rip, rflags);
         return true;
 }
+
+bool x86_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write)
+{
+        if (!vendor->debug_state)
+                return false;
+        vendor->debug_state(vcpu, st, write);
+        return true;
+}

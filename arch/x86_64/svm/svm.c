@@ -23,6 +23,7 @@
 #include <keel/log.h>
 #include <keel/palloc.h>
 #include <keel/smp.h>
+#include <vmm/gdb.h>
 
 #include "svm.h"
 
@@ -499,10 +500,46 @@ static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
  * Keel completed an instruction for a guest that single-steps (RFLAGS.TF): the trap-class
  * #DB the CPU raises after it, DR6.BS set (SDM vol. 3 17.3.1.4), as if the CPU had run it.
  */
-static __attribute__((noinline, cold)) void single_step_trap(struct vmcb *vmcb)
+static __attribute__((noinline, cold)) void single_step_trap(struct vcpu *vcpu, struct vmcb *vmcb)
 {
+        if (vcpu->debug_step) { /* gdb's step: it ends here, the guest sees no #DB */
+                if (vcpu->arch.gdb_tf)
+                        vmcb->save.rflags &= ~X86_RFLAGS_TF;
+                vcpu->arch.gdb_tf = false;
+                vm_debug_stepped(vcpu);
+                return;
+        }
         vmcb->save.dr6 |= X86_DR6_BS;
         vmcb->control.event_inj = X86_VEC_DB | SVM_EVT_TYPE_EXC | SVM_EVT_VALID;
+}
+
+/*
+ * Under gdb: INT3 (a #BP intercept, RIP at the INT3) or INT n (the INTn intercept). One of
+ * gdb's breakpoints stops the VM; the guest's own INT3 / INT n is delivered as the CPU would
+ * (past the instruction, so the handler returns after it).
+ */
+static __attribute__((noinline, cold)) void svm_debug_int(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+        struct x86_paging pg = {vmcb->save.cr0, vmcb->save.cr3, vmcb->save.cr4, vmcb->save.efer};
+        uint64_t pc = vmcb->save.cs.base + vmcb->save.rip;
+        const uint8_t *op = x86_code_peek(&vcpu->vm->mem, &pg, pc, 1, &vcpu->arch.code);
+        const uint8_t *vec = NULL;
+
+        if (op && *op == 0xcd)
+                vec = x86_code_peek(&vcpu->vm->mem, &pg, pc + 1, 1, &vcpu->arch.code);
+        if (op && *op == 0xcc) {
+                if (vm_debug_break(vcpu, pc))
+                        return;
+                vmcb->save.rip++;
+                inject_exception(vmcb, X86_VEC_BP, false, 0);
+        } else if (vec) {
+                vmcb->save.rip += 2;
+                vmcb->control.event_inj = *vec | SVM_EVT_TYPE_SOFT | SVM_EVT_VALID;
+        } else {
+                vm_stop(vcpu->vm, VM_STOP_BAD_INSN,
+                        "software interrupt at rip %#llx that is neither INT3 nor INT n",
+                        (unsigned long long)vmcb->save.rip);
+        }
 }
 
 /*
@@ -510,9 +547,22 @@ static __attribute__((noinline, cold)) void single_step_trap(struct vmcb *vmcb)
  * gets #GP (no PMU), MONITOR/MWAIT(X) and RDPRU #UD. Out of the exit switch: its cases widen
  * the switch's range, which costs the CPUID and VMMCALL paths (bench: VMMCALL 265 -> 267).
  */
-static __attribute__((noinline, cold)) bool hidden_insn(struct vmcb *vmcb)
+static __attribute__((noinline, cold)) bool hidden_insn(struct vcpu *vcpu, struct vmcb *vmcb)
 {
         switch (vmcb->control.exit_code) {
+        case SVM_EXIT_EXCP_BASE + X86_VEC_DB: /* gdb's step, else the NMI code's (nmi_exit) */
+                if (!vcpu->debug_step || vcpu->arch.nmi_step)
+                        return false;
+                if (vcpu->arch.gdb_tf)
+                        vmcb->save.rflags &= ~X86_RFLAGS_TF;
+                vcpu->arch.gdb_tf = false;
+                vmcb->save.dr6 &= ~X86_DR6_BS;
+                vm_debug_stepped(vcpu);
+                return true;
+        case SVM_EXIT_EXCP_BASE + X86_VEC_BP:
+        case SVM_EXIT_SWINT: /* QEMU's TCG reports INT3 as an INTn intercept */
+                svm_debug_int(vcpu, vmcb);
+                return true;
         case SVM_EXIT_RDPMC:
                 inject_exception(vmcb, X86_VEC_GP, true, 0);
                 return true;
@@ -673,7 +723,7 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                 break;
         default:
                 count[X86_EXIT_OTHER]++;
-                if (hidden_insn(vmcb) || nmi_exit(vcpu, vmcb))
+                if (hidden_insn(vcpu, vmcb) || nmi_exit(vcpu, vmcb))
                         break;
                 vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
                         "SVM exit %#llx (info1 %#llx, info2 %#llx) at rip %#llx",
@@ -684,7 +734,7 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
         /* Moved past an instruction it emulated, with no fault of its own to deliver. */
         if (__builtin_expect((vmcb->save.rflags & X86_RFLAGS_TF) != 0, 0) &&
             vmcb->save.rip != rip && !(c->event_inj & SVM_EVT_VALID))
-                single_step_trap(vmcb);
+                single_step_trap(vcpu, vmcb);
 }
 
 /*
@@ -821,6 +871,59 @@ static void svm_inject_irq(struct vcpu *vcpu, struct vmcb *vmcb)
         c->intercept1 |= SVM_INTERCEPT_VINTR;
 }
 
+/*
+ * gdb (vmm/gdb.h): while a session is on, #BP and #DB exit; a vCPU gdb steps runs with
+ * RFLAGS.TF. At the start of a run only, so exits pay nothing for it.
+ */
+static __attribute__((noinline, cold)) void svm_debug_entry(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+        bool on = vcpu->vm->debug;
+
+        vcpu->arch.gdb_armed = on;
+        if (on) {
+                vmcb->control.intercept_exc |= (1u << X86_VEC_DB) | (1u << X86_VEC_BP);
+                vmcb->control.intercept1 |= SVM_INTERCEPT_INTN;
+        } else {
+                /* #DB stays while the NMI code steps over an IRET (svm_inject_nmi). */
+                vmcb->control.intercept_exc &= ~(1u << X86_VEC_BP);
+                if (!vcpu->arch.nmi_step)
+                        vmcb->control.intercept_exc &= ~(1u << X86_VEC_DB);
+                vmcb->control.intercept1 &= ~SVM_INTERCEPT_INTN;
+        }
+        if (on && vcpu->debug_step && !(vmcb->save.rflags & X86_RFLAGS_TF)) {
+                vmcb->save.rflags |= X86_RFLAGS_TF;
+                vcpu->arch.gdb_tf = true;
+        }
+        if (!on && vcpu->arch.gdb_tf) {
+                vmcb->save.rflags &= ~X86_RFLAGS_TF;
+                vcpu->arch.gdb_tf = false;
+        }
+}
+
+static void svm_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write)
+{
+        struct vmcb *vmcb = vcpu->arch.vmcb;
+
+        if (write) {
+                vmcb->save.rsp = st->rsp;
+                vmcb->save.rip = st->rip;
+                vmcb->save.rflags = st->rflags;
+                return;
+        }
+        *st = (struct x86_debug_state){
+            .rsp = vmcb->save.rsp,
+            .rip = vmcb->save.rip,
+            .rflags = vmcb->save.rflags,
+            .sel = {vmcb->save.cs.selector, vmcb->save.ss.selector, vmcb->save.ds.selector,
+                    vmcb->save.es.selector, vmcb->save.fs.selector, vmcb->save.gs.selector},
+            .cs_base = vmcb->save.cs.base,
+            .cr0 = vmcb->save.cr0,
+            .cr3 = vmcb->save.cr3,
+            .cr4 = vmcb->save.cr4,
+            .efer = vmcb->save.efer,
+        };
+}
+
 static void svm_vcpu_run(struct vcpu *vcpu)
 {
         struct vmcb *vmcb = vcpu->arch.vmcb;
@@ -836,6 +939,8 @@ static void svm_vcpu_run(struct vcpu *vcpu)
          * flushes (TCG has no flush-by-ASID, so that is the whole TLB).
          */
         vmcb->control.tlb_control = 1;
+        if (__builtin_expect(vcpu->vm->debug || vcpu->arch.gdb_armed, 0))
+                svm_debug_entry(vcpu, vmcb);
         while (vcpu->vm->state == VM_RUNNING && !vcpu->arch.leave) {
                 if (platform)
                         svm_inject_irq(vcpu, vmcb);
@@ -865,4 +970,5 @@ const struct x86_vendor svm_vendor = {
     /* The VMCB holds DR6, DR7 and CR2; VMLOAD/VMSAVE switch the SYSCALL MSRs. */
     .swregs = X86_SWREGS_DR0_3 | X86_SWREGS_TSC_AUX,
     .inject_pf = svm_inject_pf,
+    .debug_state = svm_debug_state,
 };

@@ -118,6 +118,7 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_INTERCEPT_RDPMC    (1u << 15)
 #define SVM_INTERCEPT_CPUID    (1u << 18)
 #define SVM_INTERCEPT_IRET     (1u << 20)
+#define SVM_INTERCEPT_INTN     (1u << 21)
 #define SVM_INTERCEPT_INVD     (1u << 22)
 #define SVM_INTERCEPT_HLT      (1u << 24)
 #define SVM_INTERCEPT_INVLPGA  (1u << 26)
@@ -149,6 +150,7 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_EXIT_RDPMC     0x6f
 #define SVM_EXIT_CPUID     0x72
 #define SVM_EXIT_IRET      0x74
+#define SVM_EXIT_SWINT     0x75
 #define SVM_EXIT_INVD      0x76
 #define SVM_EXIT_HLT       0x78
 #define SVM_EXIT_INVLPGA   0x7a
@@ -189,6 +191,7 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_EVT_ERR_VALID (1ull << 11)
 #define SVM_EVT_TYPE_NMI  (2ull << 8)
 #define SVM_EVT_TYPE_EXC  (3ull << 8)
+#define SVM_EVT_TYPE_SOFT (4ull << 8)
 
 /* CPUID 0x8000000A EDX. */
 #define SVM_FEAT_NPT        (1u << 0)

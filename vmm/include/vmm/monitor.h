@@ -10,7 +10,8 @@
  *
  * The monitor's command line (prompt "keel> ", echoed, backspace / DEL, Ctrl-C drops the line,
  * CR or LF ends it, at most MONITOR_LINE_MAX bytes): help, list, start VM, stop VM, pause VM,
- * resume VM, reset VM; VM is a 1-based index as shown by list, or a name.
+ * resume VM, reset VM, gdb VM [port]; VM is a 1-based index as shown by list, or a name. After
+ * `gdb VM` (without port) every byte typed goes to ops->gdb_input until monitor_gdb_done.
  *
  * The monitor knows VMs only through struct monitor_ops: VMs are numbered 0..count()-1 there
  * (the user sees 1..count()). It holds no VM state of its own beyond the focus, so the VM
@@ -63,6 +64,13 @@ struct monitor_ops {
         void (*input)(void *ctx, unsigned vm, const uint8_t *buf, size_t n);
         /* Monitor output for Keel's console (lines end in '\n'; the prompt does not). */
         void (*write)(void *ctx, const char *s, size_t n);
+        /*
+         * Optional (NULL: `gdb` says it is not available). Start a gdb session on the VM, on
+         * this console (port false) or over the debug port: 0 or -KEEL_E* (vmm/gdb.h).
+         */
+        int (*gdb)(void *ctx, unsigned vm, bool port);
+        /* What is typed while gdb has the console. */
+        void (*gdb_input)(void *ctx, const uint8_t *buf, size_t n);
 };
 
 struct monitor {
@@ -76,6 +84,7 @@ struct monitor {
         uint8_t term_seq; /* command line: 1 after ESC, 2 inside ESC [ / ESC O: swallowed */
         bool after_cr;    /* last line ended with CR: a following LF is part of it */
         bool overlong;    /* the current line exceeded MONITOR_LINE_MAX: refused at its end */
+        bool to_gdb;      /* a gdb session has the console (gdb VM) */
         unsigned len;     /* bytes in line */
         char line[MONITOR_LINE_MAX + 1];
 };
@@ -95,6 +104,8 @@ void monitor_announce(struct monitor *m);
 void monitor_redraw(struct monitor *m);
 /* Bytes typed on Keel's console. */
 void monitor_input(struct monitor *m, const uint8_t *buf, size_t n);
+/* The console's gdb session ended: input goes to the monitor's command line again. */
+void monitor_gdb_done(struct monitor *m);
 /* The VM with input focus, or -1 if the monitor has it. */
 int monitor_focus(const struct monitor *m);
 

@@ -56,6 +56,7 @@ struct vcpu {
         uint64_t exits;
         bool started; /* runs (vCPU 0 from the VM's start; others once the guest starts them) */
         struct sched_entity sched; /* its place on the run queues (keel/sched.h) */
+        bool debug_step; /* gdb: single-step its next instruction, then stop (vmm/gdb.h) */
         struct vcpu_arch arch;
 };
 
@@ -80,6 +81,12 @@ struct vm {
         /* Config unbacked = stop: an access to a guest-physical address with nothing behind
          * it stops the VM rather than faulting in the guest (docs/config.md). */
         bool unbacked_stop;
+        /* gdb (vmm/gdb.h): a session is on, so the arch traps breakpoint instructions;
+         * the vCPU (index + 1) whose breakpoint or step stopped it, 0 if none; at one of
+         * gdb's software breakpoints. */
+        bool debug;
+        unsigned debug_stop;
+        bool debug_swbreak;
 
         enum vm_stop_reason stop_reason;
         int64_t exit_code;     /* valid when stop_reason == VM_STOP_EXIT */

@@ -96,6 +96,8 @@ struct vcpu_arch {
          */
         bool nmi_blocked, nmi_iret_wait, nmi_step, nmi_step_tf;
         uint64_t nmi_iret_rip;
+        bool gdb_tf;    /* Keel set RFLAGS.TF for a gdb single step */
+        bool gdb_armed; /* SVM: gdb's intercepts are set (svm_debug_entry) */
 };
 
 #endif

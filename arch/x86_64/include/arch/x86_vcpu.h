@@ -33,6 +33,13 @@ struct x86_entry_state {
         bool prot32;
 };
 
+/* Registers gdb reaches that the backend holds (arch/x86_64/gdb.c). */
+struct x86_debug_state {
+        uint64_t rsp, rip, rflags;
+        uint16_t sel[6]; /* CS SS DS ES FS GS */
+        uint64_t cs_base, cr0, cr3, cr4, efer;
+};
+
 struct x86_vendor {
         const char *name;
         /* Can this CPU run VMs with this backend? -KEEL_ENODEV with a sentence in `why`. */
@@ -53,7 +60,15 @@ struct x86_vendor {
          * the exit handler, on the CPU running the vCPU.
          */
         void (*inject_pf)(struct vcpu *vcpu, uint64_t cr2, uint32_t error);
+        /*
+         * gdb: read (or write back rsp, rip, rflags of) the vCPU's state, the vCPU not
+         * running. NULL: the backend does not support gdb yet.
+         */
+        void (*debug_state)(struct vcpu *vcpu, struct x86_debug_state *st, bool write);
 };
+
+/* The backend's debug_state; false if it has none (vcpu.c picks the backend). */
+bool x86_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write);
 
 extern const struct x86_vendor svm_vendor, vmx_vendor;
 

@@ -1,0 +1,312 @@
+/*
+ * x86_64 side of a gdb session (vmm/include/vmm/gdb.h, docs/debugging.md): the registers in
+ * the order of our target description (gdb's amd64 core and SSE features), guest-virtual
+ * translation through the guest's own tables (gwalk.c), INT3 as the software breakpoint, and
+ * COM2 as the debug port. Only the backends with a debug_state hook (SVM) support gdb.
+ */
+#include <string.h>
+
+#include <arch/gwalk.h>
+#include <arch/x86.h>
+#include <arch/x86_vcpu.h>
+#include <drivers/uart16550.h>
+#include <keel/errno.h>
+#include <vmm/gdb.h>
+
+#define COM2_PORT 0x2f8
+
+/* gdb's register numbers of this description. */
+enum {
+        R_RAX = 0, /* .. R15: the 16 GPRs in gdb's order rax rbx rcx rdx rsi rdi rbp rsp r8.. */
+        R_RIP = 16,
+        R_EFLAGS = 17,
+        R_CS = 18, /* .. GS = 23 */
+        R_ST0 = 24,
+        R_FCTRL = 32, /* fctrl fstat ftag fiseg fioff foseg fooff fop */
+        R_XMM0 = 40,
+        R_MXCSR = 56,
+        R_COUNT = 57,
+};
+
+static const char xml[] =
+    "<?xml version=\"1.0\"?><!DOCTYPE target SYSTEM \"gdb-target.dtd\">"
+    "<target version=\"1.0\"><architecture>i386:x86-64</architecture>"
+    "<feature name=\"org.gnu.gdb.i386.core\">"
+    "<flags id=\"i386_eflags\" size=\"4\"><field name=\"CF\" start=\"0\" end=\"0\"/>"
+    "<field name=\"PF\" start=\"2\" end=\"2\"/><field name=\"AF\" start=\"4\" end=\"4\"/>"
+    "<field name=\"ZF\" start=\"6\" end=\"6\"/><field name=\"SF\" start=\"7\" end=\"7\"/>"
+    "<field name=\"TF\" start=\"8\" end=\"8\"/><field name=\"IF\" start=\"9\" end=\"9\"/>"
+    "<field name=\"DF\" start=\"10\" end=\"10\"/><field name=\"OF\" start=\"11\" end=\"11\"/>"
+    "</flags>"
+    "<reg name=\"rax\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"rbx\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"rcx\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"rdx\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"rsi\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"rdi\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"rbp\" bitsize=\"64\" type=\"data_ptr\"/>"
+    "<reg name=\"rsp\" bitsize=\"64\" type=\"data_ptr\"/>"
+    "<reg name=\"r8\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"r9\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"r10\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"r11\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"r12\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"r13\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"r14\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"r15\" bitsize=\"64\" type=\"int64\"/>"
+    "<reg name=\"rip\" bitsize=\"64\" type=\"code_ptr\"/>"
+    "<reg name=\"eflags\" bitsize=\"32\" type=\"i386_eflags\"/>"
+    "<reg name=\"cs\" bitsize=\"32\" type=\"int32\"/>"
+    "<reg name=\"ss\" bitsize=\"32\" type=\"int32\"/>"
+    "<reg name=\"ds\" bitsize=\"32\" type=\"int32\"/>"
+    "<reg name=\"es\" bitsize=\"32\" type=\"int32\"/>"
+    "<reg name=\"fs\" bitsize=\"32\" type=\"int32\"/>"
+    "<reg name=\"gs\" bitsize=\"32\" type=\"int32\"/>"
+    "<reg name=\"st0\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"st1\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"st2\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"st3\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"st4\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"st5\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"st6\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"st7\" bitsize=\"80\" type=\"i387_ext\"/>"
+    "<reg name=\"fctrl\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"fstat\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"ftag\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"fiseg\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"fioff\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"foseg\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"fooff\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "<reg name=\"fop\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "</feature><feature name=\"org.gnu.gdb.i386.sse\">"
+    "<reg name=\"xmm0\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm1\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm2\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm3\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm4\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm5\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm6\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm7\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm8\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm9\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm10\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm11\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm12\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm13\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm14\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"xmm15\" bitsize=\"128\" type=\"uint128\"/>"
+    "<reg name=\"mxcsr\" bitsize=\"32\" type=\"int\" group=\"vector\"/>"
+    "</feature></target>";
+
+const char *arch_gdb_target_xml(size_t *len)
+{
+        *len = sizeof(xml) - 1;
+        return xml;
+}
+
+/* gdb's GPR order into struct x86_gprs; RSP lives in the backend (-1). */
+static uint64_t *gpr(struct vcpu *v, unsigned reg)
+{
+        struct x86_gprs *g = &v->arch.gprs;
+        uint64_t *order[16] = {&g->rax, &g->rbx, &g->rcx, &g->rdx, &g->rsi, &g->rdi,
+                               &g->rbp, NULL,    &g->r8,  &g->r9,  &g->r10, &g->r11,
+                               &g->r12, &g->r13, &g->r14, &g->r15};
+
+        return order[reg];
+}
+
+static void put_le(uint8_t *buf, uint64_t v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                buf[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *buf, size_t n)
+{
+        uint64_t v = 0;
+
+        for (size_t i = 0; i < n; i++)
+                v |= (uint64_t)buf[i] << (8 * i);
+        return v;
+}
+
+/* FXSAVE image at the start of the vCPU's save area (the legacy region of XSAVE too). */
+enum {
+        FX_FCW = 0,
+        FX_FSW = 2,
+        FX_FTW = 4,
+        FX_FOP = 6,
+        FX_FIP = 8,
+        FX_FCS = 12,
+        FX_FDP = 16,
+        FX_FDS = 20,
+        FX_MXCSR = 24,
+        FX_ST0 = 32,
+        FX_XMM0 = 160,
+        XSAVE_BV = 512
+};
+
+static size_t fp_reg(struct vcpu *v, unsigned reg, uint8_t *buf)
+{
+        const uint8_t *fx = v->arch.fpu;
+
+        if (reg < R_FCTRL) {
+                memcpy(buf, fx + FX_ST0 + 16 * (reg - R_ST0), 10);
+                return 10;
+        }
+        if (reg >= R_XMM0 && reg < R_MXCSR) {
+                memcpy(buf, fx + FX_XMM0 + 16 * (reg - R_XMM0), 16);
+                return 16;
+        }
+        switch (reg) {
+        case R_FCTRL:
+                put_le(buf, get_le(fx + FX_FCW, 2), 4);
+                break;
+        case R_FCTRL + 1:
+                put_le(buf, get_le(fx + FX_FSW, 2), 4);
+                break;
+        case R_FCTRL + 2: { /* the full tag word from FXSAVE's abridged one: valid or empty */
+                uint32_t tag = 0;
+
+                for (unsigned i = 0; i < 8; i++)
+                        if (!(fx[FX_FTW] & (1u << i)))
+                                tag |= 3u << (2 * i);
+                put_le(buf, tag, 4);
+                break;
+        }
+        case R_FCTRL + 3:
+                put_le(buf, get_le(fx + FX_FCS, 2), 4);
+                break;
+        case R_FCTRL + 4:
+                put_le(buf, get_le(fx + FX_FIP, 4), 4);
+                break;
+        case R_FCTRL + 5:
+                put_le(buf, get_le(fx + FX_FDS, 2), 4);
+                break;
+        case R_FCTRL + 6:
+                put_le(buf, get_le(fx + FX_FDP, 4), 4);
+                break;
+        case R_FCTRL + 7:
+                put_le(buf, get_le(fx + FX_FOP, 2), 4);
+                break;
+        default: /* R_MXCSR */
+                put_le(buf, get_le(fx + FX_MXCSR, 4), 4);
+                break;
+        }
+        return 4;
+}
+
+size_t arch_gdb_reg_read(struct vcpu *v, unsigned reg, uint8_t *buf)
+{
+        struct x86_debug_state st;
+
+        if (reg >= R_COUNT || !x86_debug_state(v, &st, false))
+                return 0;
+        if (reg < R_RIP) {
+                put_le(buf, reg == 7 ? st.rsp : *gpr(v, reg), 8);
+                return 8;
+        }
+        if (reg == R_RIP) {
+                put_le(buf, st.rip, 8);
+                return 8;
+        }
+        if (reg == R_EFLAGS) { /* without the TF Keel sets for a step */
+                put_le(buf, st.rflags & ~(v->arch.gdb_tf ? X86_RFLAGS_TF : 0), 4);
+                return 4;
+        }
+        if (reg < R_ST0) {
+                put_le(buf, st.sel[reg - R_CS], 4);
+                return 4;
+        }
+        return fp_reg(v, reg, buf);
+}
+
+int arch_gdb_reg_write(struct vcpu *v, unsigned reg, const uint8_t *buf, size_t size)
+{
+        struct x86_debug_state st;
+        uint8_t *fx = v->arch.fpu;
+        uint64_t val = get_le(buf, size < 8 ? size : 8);
+
+        if (reg >= R_COUNT || !x86_debug_state(v, &st, false))
+                return -KEEL_EINVAL;
+        if (reg < R_RIP && reg != 7) {
+                *gpr(v, reg) = val;
+                return 0;
+        }
+        if (reg == 7 || reg == R_RIP || reg == R_EFLAGS) {
+                if (reg == 7)
+                        st.rsp = val;
+                else if (reg == R_RIP)
+                        st.rip = val;
+                else /* the fixed bits as the CPU keeps them (bit 1 set, 3, 5, 15 clear) */
+                        st.rflags = (val & 0x3f7fd5) | 2;
+                x86_debug_state(v, &st, true);
+                return 0;
+        }
+        if (reg < R_ST0) /* a selector without its descriptor means nothing: refused */
+                return val == st.sel[reg - R_CS] ? 0 : -KEEL_EINVAL;
+        /* x87 and SSE: into the save area, which the next run loads (XSTATE_BV: in use). */
+        if (reg < R_FCTRL)
+                memcpy(fx + FX_ST0 + 16 * (reg - R_ST0), buf, 10);
+        else if (reg >= R_XMM0 && reg < R_MXCSR)
+                memcpy(fx + FX_XMM0 + 16 * (reg - R_XMM0), buf, 16);
+        else if (reg == R_FCTRL)
+                put_le(fx + FX_FCW, val, 2);
+        else if (reg == R_FCTRL + 1)
+                put_le(fx + FX_FSW, val, 2);
+        else if (reg == R_MXCSR && !(val & ~0xffffull))
+                put_le(fx + FX_MXCSR, val, 4);
+        else
+                return -KEEL_EINVAL; /* tag, pointers, opcode; MXCSR's reserved bits */
+        fx[XSAVE_BV] |= 3;           /* harmless past an FXSAVE image */
+        return 0;
+}
+
+int arch_gdb_translate(struct vcpu *v, uint64_t gva, gpa_t *gpa)
+{
+        struct x86_debug_state st;
+        struct x86_paging pg;
+
+        if (!x86_debug_state(v, &st, false))
+                return -KEEL_ENOTSUP;
+        pg = (struct x86_paging){st.cr0, st.cr3, st.cr4, st.efer};
+        return x86_gva_to_gpa(&v->vm->mem, &pg, gva, false, gpa);
+}
+
+size_t arch_gdb_break_insn(uint8_t *buf)
+{
+        buf[0] = 0xcc; /* INT3 */
+        return 1;
+}
+
+bool arch_gdb_supported(struct vcpu *v)
+{
+        struct x86_debug_state st;
+
+        return x86_debug_state(v, &st, false);
+}
+
+/* COM2, if a 16550 answers there: its scratch register keeps what is written. */
+bool arch_gdb_port_present(void)
+{
+        static int present = -1;
+
+        if (present < 0) {
+                x86_outb(COM2_PORT + 7, 0x5a);
+                present = x86_inb(COM2_PORT + 7) == 0x5a;
+                if (present)
+                        uart16550_init(COM2_PORT);
+        }
+        return present;
+}
+
+int arch_gdb_port_getc(void)
+{
+        return uart16550_getc(COM2_PORT);
+}
+
+void arch_gdb_port_write(const char *s, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                uart16550_putc(COM2_PORT, s[i]);
+}

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""gdb integration test: real gdb-multiarch debugs a test guest under Keel (docs/debugging.md).
+
+Boots keel.efi in QEMU (tools/run-qemu) with COM2 as a TCP socket on 127.0.0.1 (a free port),
+waits for the guest gdbtarget to wait for gdb, then runs gdb-multiarch in batch mode over
+that socket: break at gdb_add, let the guest go, see the hit and the argument (1), change the
+register that carries it to 40, single-step, read a variable, delete the breakpoint and
+continue to the guest's exit, which gdb reports as exit code 45 (40 + 2 + 3). Keel's summary
+must then show the target VM exiting 45 and the witness VM, which ran on meanwhile, 0.
+"""
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUN_QEMU = os.path.join(HERE, "..", "..", "tools", "run-qemu")
+
+# What gdb must print, in this order (the batch commands below produce them).
+GDB_ORDER = [
+    r"Breakpoint 1 at 0x[0-9a-f]+: file .*gdbtarget\.c",
+    r"Breakpoint 1, (0x[0-9a-f]+ in )?gdb_add \(x=(x@entry=)?1\)",
+    r"\$1 = 1\b",                       # print $rdi: the argument
+    r"\$2 = 40\b",                      # after set $rdi = 40
+    r"\$3 = \(void \(\*\)\(\)\) 0x[0-9a-f]+ <gdb_add\+[1-9]\d*>",  # $pc after stepi
+    r"Value returned is \$4 = 40\b",     # finish: gdb_add's return value
+    r"\$5 = 40\b",                      # gdb_sum after the first add
+    r"\[Inferior 1 \(Remote target\) exited with code 055\]",
+]
+LOG_MUST = [
+    r"keel: gdb: attached to vm target \(debug port\)",
+    r"keel:   target: exit 45 \(expected exit 45\).*: ok",
+    r"keel:   witness: exit 0 \(expected exit 0\).*: ok",
+    r"keel: result: PASS",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(path, pattern, seconds, proc):
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            with open(path, "rb") as f:
+                if re.search(pattern, f.read().decode("utf-8", "replace")):
+                    return True
+        except FileNotFoundError:
+            pass
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--log-dir", help="default BUILD/tests/integration/logs")
+    ap.add_argument("--gdb", default="gdb-multiarch")
+    args = ap.parse_args()
+
+    build = os.path.abspath(args.build_dir)
+    log_dir = args.log_dir or os.path.join(build, "tests", "integration", "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    log = os.path.join(log_dir, "gdb.log")
+    gdb_out = os.path.join(log_dir, "gdb.gdb-output")
+    elf = os.path.join(build, "tests", "guests", "guest_gdbtarget")  # with its symbols
+    gdb = subprocess.run(["which", args.gdb], stdout=subprocess.PIPE, text=True).stdout.strip()
+    if not gdb:
+        print("gdb: %s not found: apt-get install gdb-multiarch (tools/setup)" % args.gdb)
+        return 1
+    if not os.path.isfile(elf):
+        print("gdb: %s not found: build the guests target first (make)" % elf)
+        return 1
+    port = free_port()
+    gdir = os.path.join(build, "guests")
+    cmd = [sys.executable, RUN_QEMU, "--efi", os.path.join(build, "keel.efi"),
+           "--config", os.path.join(HERE, "configs", "gdb.cfg"), "--log", log,
+           "--timeout", "240", "--serial2", "127.0.0.1:%d" % port]
+    for f in sorted(os.listdir(gdir)):
+        cmd += ["--file", "%s=guests/%s" % (os.path.join(gdir, f), f)]
+    print("gdb: " + " ".join(cmd), flush=True)
+    if os.path.exists(log):
+        os.unlink(log)
+    qemu = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    problems = []
+    gdb_text = ""
+    try:
+        if not wait_for(log, r"\[target\] gdbtarget: waiting for gdb", 180, qemu):
+            problems.append("the guest never waited for gdb")
+        else:
+            gcmd = [gdb, "-nx", "-batch",
+                    "-ex", "set pagination off",
+                    "-ex", "set confirm off",
+                    "-ex", "set remotetimeout 30",
+                    "-ex", "file " + elf,
+                    "-ex", "target remote 127.0.0.1:%d" % port,
+                    "-ex", "info threads",
+                    "-ex", "break gdb_add",
+                    "-ex", "set var gdb_go = 1",
+                    "-ex", "continue",
+                    "-ex", "print $rdi",
+                    "-ex", "set $rdi = 40",
+                    "-ex", "print $rdi",
+                    "-ex", "stepi",
+                    "-ex", "print $pc",
+                    "-ex", "delete 1",
+                    "-ex", "finish",
+                    "-ex", "print gdb_sum",
+                    "-ex", "continue"]
+            print("gdb: " + " ".join(gcmd), flush=True)
+            g = subprocess.run(gcmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, timeout=240)
+            gdb_text = g.stdout
+            with open(gdb_out, "w") as f:
+                f.write(gdb_text)
+            pos = 0
+            for pat in GDB_ORDER:
+                m = re.compile(pat).search(gdb_text, pos)
+                if not m:
+                    problems.append("gdb output lacks (in order): %s" % pat)
+                    continue
+                pos = m.end()
+        out, _ = qemu.communicate(timeout=240)
+        print(out, end="")
+    finally:
+        if qemu.poll() is None:
+            qemu.kill()
+            qemu.wait()
+    with open(log, "rb") as f:
+        text = f.read().decode("utf-8", "replace").replace("\r", "")
+    for pat in LOG_MUST:
+        if not re.search(pat, text, re.MULTILINE):
+            problems.append("serial log lacks: %s" % pat)
+    if problems:
+        print("gdb: FAILED:")
+        for p in problems:
+            print("  - " + p)
+        print("gdb: gdb's output:")
+        for line in gdb_text.splitlines():
+            print("  > " + line)
+        print("gdb: last lines of the serial log:")
+        for line in text.splitlines()[-40:]:
+            print("  | " + line)
+        return 1
+    print("gdb: passed (serial log %s, gdb output %s)" % (log, gdb_out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
