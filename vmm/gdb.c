@@ -52,10 +52,16 @@ static struct vcpu *thread(unsigned t)
         return &sess->vm->vcpus[t];
 }
 
+/* The vCPUs the guest has started, as a prefix (vCPU 0 always: its state is set up). */
 static unsigned g_threads(void *ctx)
 {
+        struct vm *vm = sess->vm;
+        unsigned n = 1;
+
         (void)ctx;
-        return sess->vm->vcpu_count;
+        while (n < vm->vcpu_count && vm->vcpus[n].started)
+                n++;
+        return n;
 }
 
 static size_t g_reg_read(void *ctx, unsigned t, unsigned reg, uint8_t *buf)
@@ -373,7 +379,9 @@ void gdb_poll(void)
                 if (n)
                         gdb_input(&sess->stub, buf, n);
         }
-        if (!gdb_ended(&sess->stub) && sess->vm->state == VM_STOPPED) {
+        /* Ended (or reset from the monitor): gdb hears the exit status, 0xff if not an exit. */
+        if (!gdb_ended(&sess->stub) &&
+            (sess->vm->state == VM_STOPPED || sess->vm->state == VM_CREATED)) {
                 gdb_exited(
                     &sess->stub,
                     (uint8_t)(sess->vm->stop_reason == VM_STOP_EXIT ? sess->vm->exit_code : 0xff));

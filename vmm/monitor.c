@@ -35,7 +35,7 @@ static const struct command commands[] = {
     {"resume", MONITOR_RESUME, "resume VM", "go on running a paused vm"},
     {"reset", MONITOR_RESET, "reset VM", "a paused or stopped vm back to created"},
     {"gdb", CMD_GDB, "gdb VM [port]",
-     "debug a vm with gdb on this console (port: over the debug port, docs/debugging.md)"},
+     "stop a vm for gdb on this console (port: gdb on the debug port)"},
 };
 
 #define VM_INDEX_MAX 100000 /* digits beyond this are not an index any more */
@@ -233,7 +233,7 @@ static void help(struct monitor *m)
 {
         outf(m, "commands:\n");
         for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
-                outf(m, "  %-13s %s\n", commands[k].usage, commands[k].help);
+                outf(m, "  %-10s %s\n", commands[k].usage, commands[k].help);
         outf(m, "VM is the number list shows, or the name\n%s\n", escape_help);
 }
 

@@ -345,6 +345,8 @@ static int mon_action(void *ctx, unsigned i, enum monitor_action a)
         case MONITOR_RESUME:
                 if (vm->state != VM_PAUSED)
                         return -KEEL_EPERM;
+                if (vm->debug)
+                        return -KEEL_EBUSY; /* gdb has it stopped: gdb's continue resumes it */
                 return vm_set_state(vm, VM_RUNNING); /* vm_manage re-queues its vCPUs */
         case MONITOR_RESET:
                 if (vm->state != VM_PAUSED && vm->state != VM_STOPPED)

@@ -200,7 +200,7 @@ size_t arch_gdb_reg_read(struct vcpu *v, unsigned reg, uint8_t *buf)
 {
         struct x86_debug_state st;
 
-        if (reg >= R_COUNT || !x86_debug_state(v, &st, false))
+        if (reg >= R_COUNT || !v->arch.vmcb || !v->arch.fpu || !x86_debug_state(v, &st, false))
                 return 0;
         if (reg < R_RIP) {
                 put_le(buf, reg == 7 ? st.rsp : *gpr(v, reg), 8);
@@ -227,7 +227,7 @@ int arch_gdb_reg_write(struct vcpu *v, unsigned reg, const uint8_t *buf, size_t 
         uint8_t *fx = v->arch.fpu;
         uint64_t val = get_le(buf, size < 8 ? size : 8);
 
-        if (reg >= R_COUNT || !x86_debug_state(v, &st, false))
+        if (reg >= R_COUNT || !v->arch.vmcb || !fx || !x86_debug_state(v, &st, false))
                 return -KEEL_EINVAL;
         if (reg < R_RIP && reg != 7) {
                 *gpr(v, reg) = val;
@@ -267,7 +267,7 @@ int arch_gdb_translate(struct vcpu *v, uint64_t gva, gpa_t *gpa)
         struct x86_debug_state st;
         struct x86_paging pg;
 
-        if (!x86_debug_state(v, &st, false))
+        if (!v->arch.vmcb || !x86_debug_state(v, &st, false))
                 return -KEEL_ENOTSUP;
         pg = (struct x86_paging){st.cr0, st.cr3, st.cr4, st.efer};
         return x86_gva_to_gpa(&v->vm->mem, &pg, gva, false, gpa);
@@ -283,7 +283,7 @@ bool arch_gdb_supported(struct vcpu *v)
 {
         struct x86_debug_state st;
 
-        return x86_debug_state(v, &st, false);
+        return v->arch.vmcb && x86_debug_state(v, &st, false);
 }
 
 /* COM2, if a 16550 answers there: its scratch register keeps what is written. */

@@ -645,4 +645,88 @@ TEST(action_on_focused_vm_keeps_focus)
         EXPECT_EQ(F.vms[0].in_calls, 1);
 }
 
+/* gdb VM [port]: the console goes to gdb until monitor_gdb_done; errors name what to do. */
+static char gdb_in[256];
+static size_t gdb_in_len;
+static int gdb_ret;
+static bool gdb_port;
+static unsigned gdb_vm;
+
+static int f_gdb(void *ctx, unsigned vm, bool port)
+{
+        (void)ctx;
+        gdb_vm = vm;
+        gdb_port = port;
+        return gdb_ret;
+}
+
+static void f_gdb_input(void *ctx, const uint8_t *buf, size_t n)
+{
+        (void)ctx;
+        ASSERT_TRUE(gdb_in_len + n < sizeof(gdb_in));
+        memcpy(gdb_in + gdb_in_len, buf, n);
+        gdb_in_len += n;
+}
+
+static const struct monitor_ops gdb_ops = {
+    .count = f_count,
+    .info = f_info,
+    .action = f_action,
+    .input = f_input,
+    .write = f_write,
+    .gdb = f_gdb,
+    .gdb_input = f_gdb_input,
+};
+
+TEST(gdb_command_hands_the_console_to_gdb)
+{
+        setup();
+        monitor_init(&M, &gdb_ops, &F);
+        gdb_in_len = 0;
+        gdb_ret = 0;
+        type("\x1dm");
+        type("gdb db\r");
+        EXPECT_EQ(gdb_vm, 1);
+        EXPECT_FALSE(gdb_port);
+        EXPECT_CONTAINS(F.out, "vm db stopped for gdb on this console");
+        F.out_len = 0;
+        F.out[0] = '\0';
+        type("$g#67\x1dm\x03");
+        EXPECT_EQ(gdb_in_len, 8); /* every byte, Ctrl-] and Ctrl-C too */
+        EXPECT_EQ(memcmp(gdb_in, "$g#67\x1dm\x03", 8), 0);
+        EXPECT_STREQ(F.out, "");
+        monitor_gdb_done(&M);
+        EXPECT_CONTAINS(F.out, "keel> ");
+        type("list\r");
+        EXPECT_EQ(gdb_in_len, 8);
+        EXPECT_CONTAINS(F.out, "web");
+}
+
+TEST(gdb_command_errors)
+{
+        setup();
+        monitor_init(&M, &gdb_ops, &F);
+        type("\x1dm");
+        gdb_ret = 0;
+        type("gdb web port\r");
+        EXPECT_TRUE(gdb_port);
+        EXPECT_CONTAINS(F.out, "the debug port serves vm web");
+        type("gdb web com9\r");
+        EXPECT_CONTAINS(F.out, "usage: gdb VM [port]");
+        type("gdb nosuch\r");
+        EXPECT_CONTAINS(F.out, "no vm nosuch (list shows them)");
+        gdb_ret = -KEEL_ENODEV;
+        type("gdb web port\r");
+        EXPECT_CONTAINS(F.out, "no debug port for gdb; use gdb web on the console");
+        gdb_ret = -KEEL_EBUSY;
+        type("gdb web\r");
+        EXPECT_CONTAINS(F.out, "already debugging a vm");
+        gdb_ret = -KEEL_ENOTSUP;
+        type("gdb web\r");
+        EXPECT_CONTAINS(F.out, "cannot debug vm web (running)");
+        setup(); /* ops without gdb */
+        type("\x1dmgdb web\r");
+        EXPECT_CONTAINS(F.out, "gdb is not available here");
+}
+
 TEST_MAIN()
