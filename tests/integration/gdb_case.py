@@ -32,6 +32,7 @@ GDB_ORDER = [
 ]
 LOG_MUST = [
     r"keel: gdb: attached to vm target \(debug port\)",
+    r"keel: monitor: vm witness is running",
     r"keel:   target: exit 45 \(expected exit 45\).*: ok",
     r"keel:   witness: exit 0 \(expected exit 0\).*: ok",
     r"keel: result: PASS",
@@ -84,6 +85,10 @@ def main():
     cmd = [sys.executable, RUN_QEMU, "--efi", os.path.join(build, "keel.efi"),
            "--config", os.path.join(HERE, "configs", "gdb.cfg"), "--log", log,
            "--timeout", "240", "--serial2", "127.0.0.1:%d" % port]
+    # Once the witness has ended and gdb holds the target, the monitor starts the witness again:
+    # it runs (and ends) while gdb keeps the target stopped at the breakpoint.
+    cmd += ["--send", "^keel: vm witness stopped: exit: code 0=>\x1dm",
+            "--send", r"^keel: gdb: attached to vm target=>start witness"]
     for f in sorted(os.listdir(gdir)):
         cmd += ["--file", "%s=guests/%s" % (os.path.join(gdir, f), f)]
     print("gdb: " + " ".join(cmd), flush=True)
@@ -93,7 +98,9 @@ def main():
     problems = []
     gdb_text = ""
     try:
-        if not wait_for(log, r"\[target\] gdbtarget: waiting for gdb", 180, qemu):
+        # The witness has ended (its restart, below, waits for that), and the target waits.
+        if not (wait_for(log, r"keel: vm witness stopped: exit: code 0", 180, qemu) and
+                wait_for(log, r"\[target\] gdbtarget: waiting for gdb", 60, qemu)):
             problems.append("the guest never waited for gdb")
         else:
             gcmd = [gdb, "-nx", "-batch",
@@ -107,6 +114,7 @@ def main():
                     "-ex", "set var gdb_go = 1",
                     "-ex", "continue",
                     "-ex", "print $rdi",
+                    "-ex", "shell sleep 8",
                     "-ex", "set $rdi = 40",
                     "-ex", "print $rdi",
                     "-ex", "stepi",
@@ -139,6 +147,13 @@ def main():
     for pat in LOG_MUST:
         if not re.search(pat, text, re.MULTILINE):
             problems.append("serial log lacks: %s" % pat)
+    # The witness's second life ends before the target, held at the breakpoint, goes on.
+    ends = [m.start() for m in re.finditer(r"^keel: vm witness stopped: exit: code 0$", text,
+                                           re.MULTILINE)]
+    target_end = text.find("[target] gdbtarget: sum")
+    if len(ends) != 2 or target_end < 0 or ends[1] > target_end:
+        problems.append("the witness did not run and end again while gdb held the target "
+                        "(witness exits at %s, target's sum at %d)" % (ends, target_end))
     if problems:
         print("gdb: FAILED:")
         for p in problems:
