@@ -286,6 +286,11 @@ static void gdb_command(struct monitor *m, const char *arg, const char *where)
         else if (r == -KEEL_EBUSY)
                 outf(m, "keel: monitor: gdb is already debugging a vm (one at a time: detach it "
                         "first)\n");
+        else if (r == -KEEL_ENOTSUP)
+                outf(m,
+                     "keel: monitor: cannot debug vm %s: gdb is not supported on this "
+                     "arch or virtualization backend yet (docs/debugging.md)\n",
+                     i.name);
         else if (r < 0)
                 outf(m, "keel: monitor: cannot debug vm %s (%s): %s\n", i.name, i.state,
                      keel_strerror(r));

@@ -723,7 +723,10 @@ TEST(gdb_command_errors)
         EXPECT_CONTAINS(F.out, "already debugging a vm");
         gdb_ret = -KEEL_ENOTSUP;
         type("gdb web\r");
-        EXPECT_CONTAINS(F.out, "cannot debug vm web (running)");
+        EXPECT_CONTAINS(F.out, "cannot debug vm web: gdb is not supported on this arch");
+        gdb_ret = -KEEL_EPERM;
+        type("gdb build\r");
+        EXPECT_CONTAINS(F.out, "cannot debug vm build (created): not permitted");
         setup(); /* ops without gdb */
         type("\x1dmgdb web\r");
         EXPECT_CONTAINS(F.out, "gdb is not available here");
