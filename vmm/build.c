@@ -153,6 +153,15 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
         hpa_t ram;
         int err;
 
+        if (vc->memory > arch_guest_ram_max()) {
+                vm_stop(vm, VM_STOP_LOAD_FAILED,
+                        "memory = %llu MiB reaches the VM's device space: a VM has at most %llu "
+                        "MiB of RAM on this arch (docs/config.md); lower memory =",
+                        (unsigned long long)(vc->memory >> 20),
+                        (unsigned long long)(arch_guest_ram_max() >> 20));
+                return -KEEL_EINVAL;
+        }
+
         err = palloc_alloc(&keel_palloc, pages, LARGE_PAGE_SIZE, &ram);
         if (err == -KEEL_ENOMEM)
                 err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &ram);

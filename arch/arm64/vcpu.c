@@ -49,6 +49,11 @@ gpa_t arch_guest_ram_base(void)
         return gpa(GUEST_RAM_BASE);
 }
 
+uint64_t arch_guest_ram_max(void)
+{
+        return UINT64_MAX - GUEST_RAM_BASE; /* nothing lies above a VM's RAM */
+}
+
 void arch_guest_reserved(gpa_t *base, uint64_t *size)
 {
         *base = gpa(GUEST_RAM_BASE);

@@ -35,7 +35,7 @@
 #define RESET_CONTROL_PORT    0xcf9
 #define RESET_CONTROL_RST_CPU 0x04
 
-#define VIRTIO_MMIO_BASE  0xd0000000ull
+#define VIRTIO_MMIO_BASE  X86_GUEST_DEVICES_BASE
 #define VIRTIO_MMIO_SLOT  0x1000ull
 #define VIRTIO_FIRST_GSI  5
 #define LINUX_RAM_MAX     (4ull << 30) /* the boot page tables' window; see guest-entry.md */

@@ -104,6 +104,11 @@ gpa_t arch_guest_ram_base(void)
         return gpa(0);
 }
 
+uint64_t arch_guest_ram_max(void)
+{
+        return X86_GUEST_DEVICES_BASE; /* RAM above 4 GiB is not placed yet (docs/config.md) */
+}
+
 void arch_guest_reserved(gpa_t *base, uint64_t *size)
 {
         *base = gpa(0);

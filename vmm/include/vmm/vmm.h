@@ -30,6 +30,12 @@ int arch_vm_setup(struct vm *vm);
 int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry);
 /* Where a VM's RAM starts (0 on x86; 0x40000000 on arm64, as on QEMU's virt machine). */
 gpa_t arch_guest_ram_base(void);
+/*
+ * The most RAM a VM of this arch can have: its RAM is one block from arch_guest_ram_base()
+ * and must end below the VM's device space (x86: virtio-mmio at 0xd0000000, the I/O APIC
+ * and LAPIC pages below 4 GiB; arm64: nothing above RAM).
+ */
+uint64_t arch_guest_ram_max(void);
 /* Guest-physical range the arch keeps for boot structures (loaders must not overwrite it). */
 void arch_guest_reserved(gpa_t *base, uint64_t *size);
 /* ELF e_machine value of this arch's guests. */

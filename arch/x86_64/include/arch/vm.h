@@ -27,6 +27,9 @@ struct x86_gprs {
 
 #define X86_UNCLAIMED_PORTS_LOGGED 16
 
+/* A VM's device space: from here to 4 GiB (virtio-mmio, I/O APIC, LAPIC); RAM ends below. */
+#define X86_GUEST_DEVICES_BASE 0xd0000000ull
+
 struct vm_arch {
         bool platform;       /* Linux platform: LAPIC, IOAPIC, ACPI (arch/platform.h) */
         struct vuart uart;   /* COM1 (ports 0x3f8-0x3ff), transmitting to the VM's console */
