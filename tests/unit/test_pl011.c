@@ -215,10 +215,10 @@ TEST(tx_lines_reach_console_with_prefix)
         vcons_show_partial(&con);
         vcons_flush(&con);
         EXPECT_STREQ(logbuf, "[arm1] hello\n[arm1] world!\n[arm1] ABCD\n[arm1] early\n[arm1] $ \n");
-        /* Non-printable bytes are neutralised by the front end. */
+        /* Escape sequences and non-printable bytes are neutralised by the front end. */
         capture_start();
-        put(&p, "\x1b[2J\n");
-        EXPECT_STREQ(logbuf, "[arm1] .[2J\n");
+        put(&p, "\x1b[2J\x01\n");
+        EXPECT_STREQ(logbuf, "[arm1] .\n");
         EXPECT_EQ(rd(&p, FR) & (FR_TXFF | FR_BUSY | FR_TXFE), FR_TXFE);
         log_set_sink(NULL);
 }
