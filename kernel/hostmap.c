@@ -74,6 +74,30 @@ int hostmap_map_range(const struct hostmap *m, struct pt *pt, uint64_t base, uin
         return map_piece(pt, at, end, attrs);
 }
 
+int hostmap_map_device(struct pt *pt, hpa_t base, uint64_t size)
+{
+        uint64_t start = align_down(hpa_raw(base), PAGE_SIZE);
+        uint64_t end = align_up(hpa_raw(base) + size, PAGE_SIZE);
+
+        if (!size || end <= start)
+                return -KEEL_EINVAL;
+        for (uint64_t p = start; p < end; p += PAGE_SIZE) {
+                unsigned attrs;
+                hpa_t out;
+                int err;
+
+                if (pt_lookup(pt, p, &out, &attrs, NULL) == 0) {
+                        if (!(attrs & PT_UNCACHED) || hpa_raw(out) != p)
+                                return -KEEL_EEXIST;
+                        continue;
+                }
+                err = pt_map(pt, p, hpa(p), PAGE_SIZE, PT_READ | PT_WRITE | PT_UNCACHED);
+                if (err)
+                        return err;
+        }
+        return 0;
+}
+
 const struct hostmap_region *hostmap_find(const struct hostmap *m, uint64_t addr)
 {
         for (unsigned i = 0; i < m->count; i++)

@@ -501,27 +501,8 @@ void arch_console_write(const char *s, unsigned long len)
 
 int arch_map_device(hpa_t base, uint64_t size)
 {
-        uint64_t start = align_down(hpa_raw(base), PAGE_SIZE);
-        uint64_t end = align_up(hpa_raw(base) + size, PAGE_SIZE);
-
-        if (!size || end <= start)
-                return -KEEL_EINVAL;
-        for (uint64_t p = start; p < end; p += PAGE_SIZE) {
-                unsigned attrs;
-                hpa_t out;
-                int err;
-
-                if (pt_lookup(&keel_pt, p, &out, &attrs, NULL) == 0) {
-                        if (!(attrs & PT_UNCACHED) || hpa_raw(out) != p)
-                                return -KEEL_EEXIST;
-                        continue;
-                }
-                err = pt_map(&keel_pt, p, hpa(p), PAGE_SIZE, PT_READ | PT_WRITE | PT_UNCACHED);
-                if (err)
-                        return err;
-        }
         /* A page that was not present is never cached by the TLB: nothing to flush. */
-        return 0;
+        return hostmap_map_device(&keel_pt, base, size);
 }
 
 void arch_dma_barrier(void)

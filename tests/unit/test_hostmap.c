@@ -158,6 +158,37 @@ static void check_identity_map(const struct pt_format *fmt, bool honours_nx)
         free(env.mem);
 }
 
+/* A BAR (what arch_map_device maps): uncached pages, whole pages, RAM refused, idempotent. */
+TEST(map_device_pages)
+{
+        struct env env;
+        struct pt pt;
+        hpa_t out;
+        unsigned attrs;
+
+        ASSERT_TRUE(env_init(&env, 64));
+        ASSERT_TRUE(pt_init(&pt, &x86_pt_host_nx, &env.pa) == 0);
+        EXPECT_EQ(hostmap_map_device(&pt, hpa(32 * MIB), 0), -KEEL_EINVAL);
+        EXPECT_EQ(hostmap_map_device(&pt, hpa(UINT64_MAX - 100), 200), -KEEL_EINVAL);
+        /* 0x100 bytes from 0xf80 into a page, over a page boundary: both pages. */
+        ASSERT_TRUE(hostmap_map_device(&pt, hpa(32 * MIB + 0xf80), 0x100) == 0);
+        for (uint64_t a = 32 * MIB; a < 32 * MIB + 2 * PAGE_SIZE; a += PAGE_SIZE) {
+                ASSERT_TRUE(pt_lookup(&pt, a, &out, &attrs, NULL) == 0);
+                EXPECT_EQ(hpa_raw(out), a);
+                EXPECT_EQ(attrs, PT_READ | PT_WRITE | PT_UNCACHED);
+        }
+        EXPECT_EQ(pt_lookup(&pt, 32 * MIB + 2 * PAGE_SIZE, &out, &attrs, NULL), -KEEL_ENOENT);
+        /* Mapped uncached already: fine, again and overlapping. */
+        EXPECT_EQ(hostmap_map_device(&pt, hpa(32 * MIB), 3 * PAGE_SIZE), 0);
+        /* A cacheable page (RAM) is never remapped as a device. */
+        ASSERT_TRUE(pt_map(&pt, 40 * MIB, hpa(40 * MIB), PAGE_SIZE, RW) == 0);
+        EXPECT_EQ(hostmap_map_device(&pt, hpa(40 * MIB - PAGE_SIZE), 2 * PAGE_SIZE), -KEEL_EEXIST);
+        ASSERT_TRUE(pt_lookup(&pt, 40 * MIB, &out, &attrs, NULL) == 0);
+        EXPECT_EQ(attrs, RW);
+        pt_destroy(&pt);
+        free(env.mem);
+}
+
 TEST(identity_map_x86_nx)
 {
         check_identity_map(&x86_pt_host_nx, true);

@@ -54,6 +54,14 @@ int hostmap_add(struct hostmap *m, uint64_t base, uint64_t size, unsigned attrs,
  */
 int hostmap_map_range(const struct hostmap *m, struct pt *pt, uint64_t base, uint64_t size,
                       unsigned attrs);
+/*
+ * Identity-map device memory [base, base + size) (widened to whole pages) into `pt`:
+ * read+write, uncached, never executable; pages already mapped uncached at their own address
+ * are kept. 0, -KEEL_EINVAL for an empty or wrapping range, -KEEL_EEXIST if a page is mapped
+ * otherwise (cacheable: RAM or firmware memory), or pt_map's error. The arch's
+ * arch_map_device calls it on Keel's own table and then makes the entries visible.
+ */
+int hostmap_map_device(struct pt *pt, hpa_t base, uint64_t size);
 
 /* The region holding `addr`, or NULL. */
 const struct hostmap_region *hostmap_find(const struct hostmap *m, uint64_t addr);
