@@ -44,6 +44,22 @@ static void set_level(void *ctrl, unsigned pin, bool level)
         line_level = level;
 }
 
+/* The next access's kind byte, after moving the clock for every 0xff before it; false at the
+ * end of the input. */
+static bool next_access(struct in *in, uint8_t *kind)
+{
+        uint32_t ms;
+
+        while (take(in, kind, 1)) {
+                if (*kind != 0xff)
+                        return true;
+                if (!take(in, &ms, 4))
+                        return false;
+                now += (uint64_t)ms * 1000000;
+        }
+        return false;
+}
+
 static uint8_t cmos(struct rtc_cmos *r, unsigned reg)
 {
         uint32_t v = reg;
@@ -113,17 +129,9 @@ static void run_cmos(struct in *in)
 
         rtc_cmos_init(&r);
         memset(ram_known, 0, sizeof(ram_known));
-        while (take(in, &kind, 1)) {
+        while (next_access(in, &kind)) {
                 uint32_t v;
 
-                if (kind == 0xff) {
-                        uint32_t ms;
-
-                        if (!take(in, &ms, 4))
-                                break;
-                        now += (uint64_t)ms * 1000000;
-                        continue;
-                }
                 if (!take(in, &val, 1))
                         break;
                 v = val;
@@ -164,18 +172,10 @@ static void run_pl031(struct in *in)
         line_level = false;
         pl031_init(&p, fuzz_now);
         pl031_set_irq(&p, &line);
-        while (take(in, &kind, 1)) {
+        while (next_access(in, &kind)) {
                 uint16_t off;
                 unsigned sz = 1u << ((kind >> 1) & 3);
 
-                if (kind == 0xff) {
-                        uint32_t ms;
-
-                        if (!take(in, &ms, 4))
-                                break;
-                        now += (uint64_t)ms * 1000000;
-                        continue;
-                }
                 if (!take(in, &off, 2))
                         break;
                 off &= 0xfff;
