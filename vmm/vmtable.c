@@ -165,7 +165,7 @@ static void vm_kick(struct vm *vm)
 static void vm_reap(unsigned i)
 {
         struct vm *vm = &vms[i];
-        char desc[200];
+        char desc[200], probes[400]; /* 16 ports and 16 MSRs with their words: about 350 */
 
         for (unsigned c = 0; c < vm->vcpu_count; c++) {
                 const struct vcpu *v = &vm->vcpus[c];
@@ -180,8 +180,8 @@ static void vm_reap(unsigned i)
                          (unsigned long long)tsc_ms(v->sched.runtime),
                          (unsigned long long)v->sched.switches);
         }
-        if (arch_vm_probe_summary(vm, desc, sizeof(desc)))
-                LOG_INFO("keel: vm %s: %s", vm->name, desc);
+        if (arch_vm_probe_summary(vm, probes, sizeof(probes)))
+                LOG_INFO("keel: vm %s: %s", vm->name, probes);
         vm_release(vm);
         slots[i].built = false;
         if (slots[i].next != VM_NEXT_NONE) {
