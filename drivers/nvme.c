@@ -403,26 +403,109 @@ static int rw(struct nvme_ctrl *c, unsigned ns, uint8_t op, uint64_t lba, uint32
         return run(c, &c->io, &cmd, NULL);
 }
 
+static int rw_locked(struct nvme_ctrl *c, unsigned ns, uint8_t op, uint64_t lba, uint32_t count,
+                     hpa_t buf)
+{
+        struct spin_held h = spin_lock(&c->lock);
+        int err = rw(c, ns, op, lba, count, buf);
+
+        spin_unlock(h);
+        return err;
+}
+
 int nvme_read(struct nvme_ctrl *c, unsigned ns, uint64_t lba, uint32_t count, hpa_t buf)
 {
-        return rw(c, ns, NVM_READ, lba, count, buf);
+        return rw_locked(c, ns, NVM_READ, lba, count, buf);
 }
 
 int nvme_write(struct nvme_ctrl *c, unsigned ns, uint64_t lba, uint32_t count, hpa_t buf)
 {
-        return rw(c, ns, NVM_WRITE, lba, count, buf);
+        return rw_locked(c, ns, NVM_WRITE, lba, count, buf);
 }
 
 int nvme_flush(struct nvme_ctrl *c, unsigned ns)
 {
         struct sqe cmd = {.cdw0 = NVM_FLUSH};
+        struct spin_held h;
+        int err;
 
         if (ns >= c->ns_count)
                 return -KEEL_EINVAL;
         if (!c->vwc)
                 return c->failed ? -KEEL_EIO : 0;
         cmd.nsid = c->ns[ns].nsid;
-        return run(c, &c->io, &cmd, NULL);
+        h = spin_lock(&c->lock);
+        err = run(c, &c->io, &cmd, NULL);
+        spin_unlock(h);
+        return err;
+}
+
+/*
+ * The namespace as a Keel block device (drivers/include/drivers/blkdev.h). Still polled:
+ * submit() runs the commands one after another and completes the request before it returns.
+ */
+static int blk_submit(struct blkdev *d, struct blk_req *r)
+{
+        struct nvme_ns *n = d->priv;
+        struct nvme_ctrl *c = n->ctrl;
+        unsigned ns = (unsigned)(n - c->ns);
+        uint64_t lba = r->lba, total = 0;
+        int err = 0;
+
+        if (c->failed)
+                return -KEEL_EIO;
+        if (r->op == BLK_FLUSH) {
+                r->done(r, nvme_flush(c, ns) ? -KEEL_EIO : 0);
+                return 0;
+        }
+        if ((r->op != BLK_READ && r->op != BLK_WRITE) || !r->nseg || r->nseg > d->max_segs ||
+            !r->blocks || r->lba >= n->blocks || r->blocks > n->blocks - r->lba)
+                return -KEEL_EINVAL;
+        for (unsigned i = 0; i < r->nseg; i++) {
+                if (!r->seg[i].len || r->seg[i].len % n->block_size ||
+                    r->seg[i].len > c->max_transfer || (hpa_raw(r->seg[i].pa) & (d->seg_align - 1)))
+                        return -KEEL_EINVAL;
+                total += r->seg[i].len;
+        }
+        if (total != (uint64_t)r->blocks * n->block_size)
+                return -KEEL_EINVAL;
+        for (unsigned i = 0; i < r->nseg && !err; i++) {
+                uint32_t count = r->seg[i].len / n->block_size;
+
+                err = r->op == BLK_READ ? nvme_read(c, ns, lba, count, r->seg[i].pa)
+                                        : nvme_write(c, ns, lba, count, r->seg[i].pa);
+                lba += count;
+        }
+        if (!err && r->op == BLK_WRITE && r->fua)
+                err = nvme_flush(c, ns);
+        r->done(r, err ? -KEEL_EIO : 0);
+        return 0;
+}
+
+static const struct blkdev_ops blk_ops = {.submit = blk_submit, .poll = NULL};
+
+static void register_blkdevs(struct nvme_ctrl *c)
+{
+        for (unsigned i = 0; i < c->ns_count; i++) {
+                struct nvme_ns *n = &c->ns[i];
+                int err;
+
+                n->ctrl = c;
+                snprintf(n->blk.name, sizeof(n->blk.name), "nvme%un%u", c->index, n->nsid);
+                n->blk.blocks = n->blocks;
+                n->blk.block_size = n->block_size;
+                n->blk.max_transfer = c->max_transfer;
+                n->blk.seg_align = 4; /* PRP entries are dword aligned (4.3) */
+                n->blk.max_segs = 64;
+                n->blk.volatile_cache = c->vwc;
+                n->blk.read_only = false;
+                n->blk.ops = &blk_ops;
+                n->blk.priv = n;
+                err = blkdev_register(&n->blk);
+                if (err)
+                        LOG_WARN("keel: nvme %s: namespace %u not offered as a disk: %s", c->name,
+                                 n->nsid, keel_strerror(err));
+        }
 }
 
 /*
@@ -497,6 +580,8 @@ static int probe(struct pci_dev *d)
                 return -KEEL_ENODEV; /* registers and at least the admin doorbells */
         c = &ctrls[nctrls];
         memset(c, 0, sizeof(*c));
+        spin_init(&c->lock);
+        c->index = nctrls;
         c->pci = d;
         pci_name(d, c->name, sizeof(c->name));
         err = arch_map_device(hpa(bar->base), bar->size);
@@ -543,6 +628,7 @@ static int probe(struct pci_dev *d)
                 LOG_INFO("keel: nvme %s: namespace %u: %llu blocks of %u bytes (%llu MiB)", c->name,
                          c->ns[i].nsid, (unsigned long long)c->ns[i].blocks, c->ns[i].block_size,
                          (unsigned long long)(c->ns[i].blocks * c->ns[i].block_size >> 20));
+        register_blkdevs(c);
         if (c->ns_count)
                 selftest(c);
         return 0;

@@ -15,16 +15,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <drivers/blkdev.h>
 #include <drivers/pci.h>
 #include <keel/addr.h>
+#include <keel/spinlock.h>
 
 #define NVME_MAX_CTRLS 4
 #define NVME_MAX_NS    8
+
+struct nvme_ctrl;
 
 struct nvme_ns {
         uint32_t nsid;
         uint64_t blocks;
         uint32_t block_size;
+        struct blkdev blk; /* "nvme<controller>n<nsid>", registered at probe */
+        struct nvme_ctrl *ctrl;
 };
 
 struct nvme_queue {
@@ -50,7 +56,9 @@ struct nvme_ctrl {
         uint32_t max_transfer; /* bytes per command (MDTS, at most one PRP list page) */
         struct nvme_ns ns[NVME_MAX_NS];
         unsigned ns_count;
-        const char *failed; /* why it refuses I/O, or NULL */
+        const char *failed;   /* why it refuses I/O, or NULL */
+        struct spinlock lock; /* the I/O queue and the PRP list page */
+        unsigned index;       /* probe order: the N of nvmeN */
         char name[16];
 };
 
