@@ -21,6 +21,7 @@
 #include <keel/smp.h>
 #include <keel/spinlock.h>
 #include <keel/time.h>
+#include <vmm/gdb.h>
 #include <vmm/hypercall.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
@@ -543,6 +544,14 @@ static __attribute__((noinline)) void exit_sysreg(struct vcpu *vcpu)
         unsigned kick;
 
         c->exit_count[ARM64_EXIT_SYSREG]++;
+        if (((iss >> 20) & 3) == 2 && vcpu->vm->debug) {
+                /* While gdb debugs the VM, MDCR_EL2.TDE traps the debug registers (Op0 2):
+                 * gdb owns debug, the guest's accesses read 0 and are ignored. */
+                if (read)
+                        *reg = 0;
+                c->pc += 4;
+                return;
+        }
         if ((enc & ~(uint32_t)(7u << 17 | 0xfu << 1)) == SYSREG_ENC(3, 0, 0, 0, 0) &&
             ((iss >> 1) & 0xf) >= 1 && ((iss >> 1) & 0xf) <= 7) {
                 /* The ID space (TID3): the CPU as Keel shows it; writes are undefined. */
@@ -745,6 +754,64 @@ static __attribute__((noinline)) void exit_wfi(struct vcpu *vcpu)
         c->leave = VCPU_RUN_BLOCKED; /* its timer, if armed, is due when ready() says so */
 }
 
+/*
+ * gdb (vmm/gdb.h): while a session is on, MDCR_EL2.TDE sends the guest's debug exceptions
+ * here. BRK: one of gdb's breakpoints stops the VM (the pc stays at it); any other BRK, and
+ * the guest's own breakpoints, watchpoints and steps, go to the guest as they would have
+ * without TDE (the same syndrome, from EL0 or from the guest's own EL1).
+ */
+static __attribute__((noinline, cold)) void exit_debug(struct vcpu *vcpu, unsigned ec)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+        uint64_t esr = c->esr;
+
+        c->exit_count[ARM64_EXIT_OTHER]++;
+        if (ec == EC_BRK64 && vcpu->vm->debug && vm_debug_break(vcpu, c->pc))
+                return;
+        if (ec == EC_SOFTSTP_LOW && c->gdb_step) {
+                vm_debug_stepped(vcpu);
+                return;
+        }
+        if (ec != EC_BRK64 && !from_el0(c))
+                esr += 1ull << 26; /* the "same EL" class: from the guest's EL1 */
+        inject_sync(c, esr, ec == EC_WATCHPT_LOW, read_sysreg(far_el2));
+}
+
+/*
+ * A gdb session's state in the CPU for one run: TDE, and for a step MDSCR_EL1.SS with the OS
+ * lock open (a locked OS lock disables software step) and PSTATE.SS. gdb_leave puts the
+ * guest's own values back into the saved registers.
+ */
+static __attribute__((noinline, cold)) void gdb_enter(struct vcpu *vcpu)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+
+        write_sysreg(mdcr_el2, read_sysreg(mdcr_el2) | MDCR_TDE);
+        c->gdb_step = vcpu->debug_step;
+        if (c->gdb_step) {
+                c->gdb_mdscr = c->el1.mdscr;
+                c->gdb_oslk = c->el1.oslk;
+                write_sysreg(mdscr_el1, c->el1.mdscr | MDSCR_SS);
+                write_sysreg(S2_0_C1_C0_4, 0); /* OSLAR_EL1: unlock */
+                c->pstate |= PSR_SS;
+        }
+        isb();
+}
+
+static __attribute__((noinline, cold)) void gdb_leave(struct vcpu *vcpu)
+{
+        struct vcpu_arch *c = &vcpu->arch;
+
+        write_sysreg(mdcr_el2, read_sysreg(mdcr_el2) & ~MDCR_TDE);
+        isb();
+        if (c->gdb_step) {
+                c->el1.mdscr = c->gdb_mdscr;
+                c->el1.oslk = c->gdb_oslk;
+                c->pstate &= ~(uint64_t)PSR_SS;
+                c->gdb_step = false;
+        }
+}
+
 static void exit_sync(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
@@ -777,6 +844,10 @@ static void exit_sync(struct vcpu *vcpu)
                                     (read_sysreg(far_el2) & 0xfff));
                 return;
         }
+        if (ec == EC_BKPT_LOW || ec == EC_SOFTSTP_LOW || ec == EC_WATCHPT_LOW || ec == EC_BRK64) {
+                exit_debug(vcpu, ec);
+                return;
+        }
         c->exit_count[ARM64_EXIT_OTHER]++;
         vm_stop(vcpu->vm, VM_STOP_UNHANDLED, "exception class %#x (esr %#llx) at pc %#llx", ec,
                 (unsigned long long)c->esr, (unsigned long long)c->pc);
@@ -787,6 +858,7 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         struct vcpu_arch *c = &vcpu->arch;
         struct vm *vm = vcpu->vm;
         struct vm_arch *a = &vm->arch;
+        bool debug;
 
         if (__atomic_load_n(&c->on_pending, __ATOMIC_ACQUIRE))
                 power_on_reset(vcpu);
@@ -801,6 +873,9 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         isb();
         __asm__ volatile("tlbi vmalls12e1\n dsb nsh\n isb" ::: "memory");
         el1_load(&c->el1);
+        debug = vm->debug;
+        if (__builtin_expect(debug, 0))
+                gdb_enter(vcpu);
         if (c->fresh) {
                 arm64_fp_clear(); /* nothing of the previous VM's FP/SIMD state */
                 c->fresh = false;
@@ -817,16 +892,23 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         isb();
         while (vm->state == VM_RUNNING && !c->leave) {
                 unsigned kind;
+                uint64_t pc;
 
                 if (a->platform)
                         arm64_vgic_flush(vcpu, nr_lrs);
                 kind = arm64_guest_run(c);
+                pc = c->pc;
                 vcpu->exits++;
                 if (a->platform)
                         arm64_vgic_sync(vcpu);
                 switch (kind) {
                 case ARM64_KIND_SYNC:
                         exit_sync(vcpu);
+                        /* A stepped instruction Keel completed (or turned into an exception
+                         * for the guest) is a finished step: no step exception follows. */
+                        if (__builtin_expect(c->gdb_step, 0) && c->pc != pc &&
+                            vm->state == VM_RUNNING)
+                                vm_debug_stepped(vcpu);
                         break;
                 case ARM64_KIND_IRQ:
                 case ARM64_KIND_FIQ:
@@ -852,6 +934,8 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         if (a->platform)
                 arm64_vgic_put(vcpu);
         el1_save(&c->el1);
+        if (__builtin_expect(debug, 0))
+                gdb_leave(vcpu);
         arm64_fp_save(&c->fp);
         if (a->sve[vcpu->id])
                 arm64_sve_save(a->sve[vcpu->id]);

@@ -7,6 +7,10 @@ that socket: break at gdb_add, let the guest go, see the hit and the argument (1
 register that carries it to 40, single-step, read a variable, delete the breakpoint and
 continue to the guest's exit, which gdb reports as exit code 45 (40 + 2 + 3). Keel's summary
 must then show the target VM exiting 45 and the witness VM, which ran on meanwhile, 0.
+
+--arch arm64: QEMU virt has no second UART, so gdb comes over Keel's console: the monitor's
+`gdb target` hands the console to the stub, and run-qemu --bridge serves the console's socket
+to gdb (the register carrying the argument is x0).
 """
 import argparse
 import os
@@ -23,15 +27,15 @@ RUN_QEMU = os.path.join(HERE, "..", "..", "tools", "run-qemu")
 GDB_ORDER = [
     r"Breakpoint 1 at 0x[0-9a-f]+: file .*gdbtarget\.c",
     r"Breakpoint 1, (0x[0-9a-f]+ in )?gdb_add \(x=(x@entry=)?1\)",
-    r"\$1 = 1\b",                       # print $rdi: the argument
-    r"\$2 = 40\b",                      # after set $rdi = 40
+    r"\$1 = 1\b",                       # print $REG: the argument
+    r"\$2 = 40\b",                      # after set $REG = 40
     r"\$3 = \(void \(\*\)\(\)\) 0x[0-9a-f]+ <gdb_add\+[1-9]\d*>",  # $pc after stepi
     r"Value returned is \$4 = 40\b",     # finish: gdb_add's return value
     r"\$5 = 40\b",                      # gdb_sum after the first add
     r"\[Inferior 1 \(Remote target\) exited with code 055\]",
 ]
+
 LOG_MUST = [
-    r"keel: gdb: attached to vm target \(debug port\)",
     r"keel: monitor: vm witness is running",
     r"keel:   target: exit 45 \(expected exit 45\).*: ok",
     r"keel:   witness: exit 0 \(expected exit 0\).*: ok",
@@ -65,13 +69,17 @@ def main():
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--log-dir", help="default BUILD/tests/integration/logs")
     ap.add_argument("--gdb", default="gdb-multiarch")
+    ap.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64")
     args = ap.parse_args()
+    arm = args.arch == "arm64"
+    reg = "$x0" if arm else "$rdi"
 
     build = os.path.abspath(args.build_dir)
     log_dir = args.log_dir or os.path.join(build, "tests", "integration", "logs")
     os.makedirs(log_dir, exist_ok=True)
-    log = os.path.join(log_dir, "gdb.log")
-    gdb_out = os.path.join(log_dir, "gdb.gdb-output")
+    name = "arm64_gdb" if arm else "gdb"
+    log = os.path.join(log_dir, name + ".log")
+    gdb_out = os.path.join(log_dir, name + ".gdb-output")
     elf = os.path.join(build, "tests", "guests", "guest_gdbtarget")  # with its symbols
     gdb = subprocess.run(["which", args.gdb], stdout=subprocess.PIPE, text=True).stdout.strip()
     if not gdb:
@@ -83,12 +91,25 @@ def main():
     port = free_port()
     gdir = os.path.join(build, "guests")
     cmd = [sys.executable, RUN_QEMU, "--efi", os.path.join(build, "keel.efi"),
-           "--config", os.path.join(HERE, "configs", "gdb.cfg"), "--log", log,
-           "--timeout", "240", "--serial2", "127.0.0.1:%d" % port]
-    # Once the witness has ended and gdb holds the target, the monitor starts the witness again:
-    # it runs (and ends) while gdb keeps the target stopped at the breakpoint.
-    cmd += ["--send", "^keel: vm witness stopped: exit: code 0=>\x1dm",
-            "--send", r"^keel: gdb: attached to vm target=>start witness"]
+           "--config", os.path.join(HERE, "configs", name + ".cfg"), "--log", log,
+           "--timeout", "300"]
+    if arm:
+        # Once the witness has ended, the monitor starts it again and hands the console to
+        # gdb for the target: the witness runs (and ends) while gdb keeps the target stopped.
+        cmd += ["--arch", "arm64", "--bridge", "127.0.0.1:%d" % port,
+                "--send", "^keel: vm witness stopped: exit: code 0=>\x1dm",
+                "--send", r"^keel: console: monitor \(type help\)$=>start witness",
+                "--send", r"^keel: monitor: vm witness is running=>gdb target"]
+        ready = r"keel: monitor: vm target stopped for gdb on this console"
+        LOG_MUST.insert(0, r"keel: gdb: attached to vm target \(console\)")
+    else:
+        # Once the witness has ended and gdb holds the target, the monitor starts the witness
+        # again: it runs (and ends) while gdb keeps the target stopped at the breakpoint.
+        cmd += ["--serial2", "127.0.0.1:%d" % port,
+                "--send", "^keel: vm witness stopped: exit: code 0=>\x1dm",
+                "--send", r"^keel: gdb: attached to vm target=>start witness"]
+        ready = r"\[target\] gdbtarget: waiting for gdb"
+        LOG_MUST.insert(0, r"keel: gdb: attached to vm target \(debug port\)")
     for f in sorted(os.listdir(gdir)):
         cmd += ["--file", "%s=guests/%s" % (os.path.join(gdir, f), f)]
     print("gdb: " + " ".join(cmd), flush=True)
@@ -100,7 +121,8 @@ def main():
     try:
         # The witness has ended (its restart, below, waits for that), and the target waits.
         if not (wait_for(log, r"keel: vm witness stopped: exit: code 0", 180, qemu) and
-                wait_for(log, r"\[target\] gdbtarget: waiting for gdb", 60, qemu)):
+                wait_for(log, r"\[target\] gdbtarget: waiting for gdb", 60, qemu) and
+                wait_for(log, ready, 60, qemu)):
             problems.append("the guest never waited for gdb")
         else:
             gcmd = [gdb, "-nx", "-batch",
@@ -113,10 +135,10 @@ def main():
                     "-ex", "break gdb_add",
                     "-ex", "set var gdb_go = 1",
                     "-ex", "continue",
-                    "-ex", "print $rdi",
+                    "-ex", "print " + reg,
                     "-ex", "shell sleep 8",
-                    "-ex", "set $rdi = 40",
-                    "-ex", "print $rdi",
+                    "-ex", "set %s = 40" % reg,
+                    "-ex", "print " + reg,
                     "-ex", "stepi",
                     "-ex", "print $pc",
                     "-ex", "delete 1",

@@ -71,24 +71,27 @@ static inline void dsb_ish(void)
 #define HCR_API    (1ull << 41) /* pointer-authentication instructions not trapped */
 
 /* ESR_ELx */
-#define ESR_EC(esr)  (((esr) >> 26) & 0x3f)
-#define ESR_IL       (1ull << 25)
-#define ESR_ISS(esr) ((esr)&0x1ffffff)
-#define EC_UNKNOWN   0x00
-#define EC_WFX       0x01
-#define EC_HVC64     0x16
-#define EC_SMC64     0x17
-#define EC_SYSREG    0x18
-#define EC_SVE       0x19
-#define EC_SME       0x1d
-#define EC_IABT_LOW  0x20
-#define EC_IABT_CUR  0x21
-#define EC_PC_ALIGN  0x22
-#define EC_DABT_LOW  0x24
-#define EC_DABT_CUR  0x25
-#define EC_SP_ALIGN  0x26
-#define EC_SERROR    0x2f
-#define EC_BRK64     0x3c
+#define ESR_EC(esr)    (((esr) >> 26) & 0x3f)
+#define ESR_IL         (1ull << 25)
+#define ESR_ISS(esr)   ((esr)&0x1ffffff)
+#define EC_UNKNOWN     0x00
+#define EC_WFX         0x01
+#define EC_HVC64       0x16
+#define EC_SMC64       0x17
+#define EC_SYSREG      0x18
+#define EC_SVE         0x19
+#define EC_SME         0x1d
+#define EC_IABT_LOW    0x20
+#define EC_IABT_CUR    0x21
+#define EC_PC_ALIGN    0x22
+#define EC_DABT_LOW    0x24
+#define EC_DABT_CUR    0x25
+#define EC_SP_ALIGN    0x26
+#define EC_SERROR      0x2f
+#define EC_BKPT_LOW    0x30 /* debug exceptions from a lower EL (+1: from the same EL) */
+#define EC_SOFTSTP_LOW 0x32
+#define EC_WATCHPT_LOW 0x34
+#define EC_BRK64       0x3c
 
 /* Data abort ISS (ISV = 1: the syndrome describes the access). */
 #define DABT_ISV       (1u << 24)
@@ -110,8 +113,13 @@ static inline void dsb_ish(void)
 #define PSR_A         (1u << 8)
 #define PSR_D         (1u << 9)
 #define PSR_SSBS      (1u << 12)
+#define PSR_SS        (1u << 21) /* software step: one instruction, then the step exception */
 #define PSR_PAN       (1u << 22)
 #define PSR_DIT       (1u << 24)
+
+/* MDCR_EL2, MDSCR_EL1 */
+#define MDCR_TDE (1ull << 8) /* debug exceptions of EL1/EL0 to EL2; debug registers trap */
+#define MDSCR_SS (1ull << 0) /* software step enabled */
 
 /* SCTLR_EL1 */
 #define SCTLR_SPAN  (1ull << 23) /* 0: PSTATE.PAN set on exception entry to EL1 */

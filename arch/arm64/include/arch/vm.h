@@ -76,7 +76,11 @@ struct vcpu_arch {
         bool timer_latched[2];
         struct arm64_fp_regs fp;
         uint64_t deadline; /* counter value at which the current run's slice ends */
-        unsigned leave;    /* 0, or the enum vcpu_run_result that ends the current run */
+        /* gdb (vcpu.c): this run single-steps for gdb; the guest's MDSCR_EL1 and OS lock,
+         * which the step changes in the CPU, as they were. */
+        bool gdb_step;
+        uint64_t gdb_mdscr, gdb_oslk;
+        unsigned leave; /* 0, or the enum vcpu_run_result that ends the current run */
 };
 
 struct vm_arch {
