@@ -144,6 +144,13 @@ CASES = {
                            misbehaving=[("triple", "triplefault.bin", "triple-fault"),
                                         ("runaway", "runaway.bin", "monitor"),
                                         ("storm", "storm.bin", "monitor")]),
+    # gdb against the Linux guest at its shell (docs/debugging.md): the kernel's symbols from
+    # its own /proc/kallsyms (Debian's System.map is a placeholder: the real one is in the
+    # -dbg package; and the kernel is placed at random, KASLR), then gdb over Keel's console
+    # reads default_idle_call's code through the guest's page tables, breaks there, sees the
+    # hit, detaches; the shell still answers.
+    "gdb": dict(vms=["linux"], mode="shell", timeout=840, gdb=True),
+    "arm64_gdb": dict(vms=["linux"], mode="shell", timeout=840, arch="arm64", gdb=True),
     "arm64_isolation": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=2,
                             arch="arm64",
                             misbehaving=[("outside", "outside.bin", "outside-ram"),
@@ -383,8 +390,17 @@ def sends(case, vm, direct):
     # The guest's clock: the firmware's time through the VM's RTC (CMOS / PL031), checked
     # against the host's clock around the boot (check_clock).
     clock = guest(vm, direct, r"keel-time-\d+\n") + prompt
-    return ["%s=>echo keel-$((6*7))" % ready, "%s=>echo keel-time-$(date -u +%%s)" % answer,
-            "%s=>poweroff -f" % clock]
+    first = ["%s=>echo keel-$((6*7))" % ready]
+    if case.get("gdb"):
+        # The symbols, then the console to gdb (gdb_session) and, once gdb has detached, back
+        # to the shell for the usual checks.
+        first = ["%s=>grep ' default_idle_call$' /proc/kallsyms; echo keel-syms-done" % ready,
+                 guest(vm, direct, r"keel-syms-done\n") + prompt + "=>\x1dm",
+                 tagged(r"^keel: console: monitor \(type help\)$") + "=>gdb " + vm,
+                 tagged(r"^keel: gdb: detached from vm %s\b" % re.escape(vm)) + "=>\x1d1",
+                 tagged(r"^keel: console: input to vm %s\b" % re.escape(vm)) + r".*\n(?:.*\n)*?"
+                 + prompt + "=>echo keel-$((6*7))"]
+    return first + ["%s=>echo keel-time-$(date -u +%%s)" % answer, "%s=>poweroff -f" % clock]
 
 
 def check_clock(log, started, ended, slack=3):
@@ -611,6 +627,8 @@ def boot(args, case, info, arch, build_dir, work, efi, log_path):
         cmd += ["--dump-on-reset", os.path.splitext(log_path)[0] + ".reset"]
     if args.dry_run:
         cmd += ["--dry-run", "--keep-esp"]
+    if case.get("gdb") and not args.dry_run:
+        return gdb_session(cmd, case, log_path)
     print("linux-test: " + shlex.join(cmd), flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     print(proc.stdout, end="", flush=True)
@@ -620,6 +638,89 @@ def boot(args, case, info, arch, build_dir, work, efi, log_path):
     if proc.returncode != PASS:
         return ("run-qemu exited %d, expected 0 (%s)" % (
             proc.returncode, "the Power down line" if direct else "Keel's debug-exit pass"))
+    return None
+
+
+def gdb_session(cmd, case, log_path):
+    """The gdb cases: run-qemu with the console bridged to a TCP port, and gdb-multiarch in
+    batch mode on it once Keel has handed the console over. A problem, or None."""
+    import socket
+
+    vm = case["vms"][0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = cmd + ["--bridge", "127.0.0.1:%d" % port]
+    print("linux-test: " + shlex.join(cmd), flush=True)
+    if os.path.exists(log_path):
+        os.unlink(log_path)
+    qemu = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    problems = []
+    handed = tagged(r"^keel: monitor: vm %s stopped for gdb on this console" % re.escape(vm))
+    deadline = time.time() + case["timeout"] - 60
+    syms = {}
+    while time.time() < deadline and qemu.poll() is None:
+        try:
+            log = read_log(log_path)
+        except FileNotFoundError:
+            log = ""
+        if re.search(handed, log, re.M):
+            for addr, name in re.findall(r"\b([0-9a-f]{16}) [Tt] (default_idle_call)$", log,
+                                         re.M):
+                syms[name] = int(addr, 16)
+            break
+        time.sleep(0.5)
+    gdb_text = ""
+    if len(syms) != 1:
+        problems.append("gdb: the console was never handed to gdb, or /proc/kallsyms lacked "
+                        "default_idle_call")
+        qemu.kill()
+    else:
+        idle = syms["default_idle_call"]
+        gcmd = ["gdb-multiarch", "-nx", "-batch", "-ex", "set pagination off",
+                "-ex", "set confirm off", "-ex", "set remotetimeout 60",
+                "-ex", "target remote 127.0.0.1:%d" % port,
+                "-ex", "x/4wx %#x" % idle, "-ex", "break *%#x" % idle, "-ex", "continue",
+                "-ex", "print/x $pc", "-ex", "delete", "-ex", "detach"]
+        print("linux-test: " + shlex.join(gcmd), flush=True)
+        try:
+            g = subprocess.run(gcmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               timeout=300)
+            gdb_text = g.stdout
+        except subprocess.TimeoutExpired as e:
+            gdb_text = (e.stdout or b"").decode("utf-8", "replace") if isinstance(
+                e.stdout, bytes) else (e.stdout or "")
+            problems.append("gdb: did not finish in 300 s")
+        with open(os.path.splitext(log_path)[0] + ".gdb-output", "w") as f:
+            f.write(gdb_text)
+        pos = 0
+        if "Cannot access memory" in gdb_text:
+            problems.append("gdb could not read the kernel's memory")
+        for pat in [r"%#x[^\n]*:\s+0x[0-9a-f]{8}\s+0x[0-9a-f]{8}" % idle,
+                    r"Breakpoint 1 at %#x" % idle,
+                    r"Breakpoint 1, %#018x in \?\? \(\)" % idle,
+                    r"\$1 = %#x\b" % idle,
+                    r"Detaching from program|\[Inferior 1 \(Remote target\) detached\]"]:
+            m = re.compile(pat).search(gdb_text, pos)
+            if not m:
+                problems.append("gdb output lacks (in order): %s" % pat)
+                continue
+            pos = m.end()
+    try:
+        out, _ = qemu.communicate(timeout=max(60, deadline + 60 - time.time()))
+        print(out, end="", flush=True)
+    except subprocess.TimeoutExpired:
+        qemu.kill()
+        out, _ = qemu.communicate()
+        print(out, end="", flush=True)
+        problems.append("run-qemu did not end")
+    if problems:
+        print("linux-test: gdb's output:")
+        for line in gdb_text.splitlines():
+            print("  > " + line)
+        return "; ".join(problems)
+    if qemu.returncode != PASS:
+        return "run-qemu exited %d, expected 0 (Keel's debug-exit pass)" % qemu.returncode
     return None
 
 
