@@ -190,8 +190,7 @@ static int read_copy(const struct gpt_disk *d, uint64_t lba, struct hdr *h, stru
         h->entry_size = le32(b + 84);
         h->array_crc = le32(b + 88);
 
-        if (h->my_lba != lba || !h->alternate || h->alternate >= d->blocks ||
-            h->alternate == lba) {
+        if (h->my_lba != lba || !h->alternate || h->alternate >= d->blocks || h->alternate == lba) {
                 snprintf(why, wlen, "MyLBA %llu / AlternateLBA %llu wrong for LBA %llu of %llu",
                          (unsigned long long)h->my_lba, (unsigned long long)h->alternate,
                          (unsigned long long)lba, (unsigned long long)d->blocks);
@@ -231,7 +230,7 @@ static int read_copy(const struct gpt_disk *d, uint64_t lba, struct hdr *h, stru
                 if (err)
                         return err;
                 uint32_t n = array_bytes - off < d->block_size ? (uint32_t)(array_bytes - off)
-                                                              : d->block_size;
+                                                               : d->block_size;
                 crc = gpt_crc32(crc, b, n);
                 for (uint32_t at = 0; at < n; at += ENTRY_MIN, off += ENTRY_MIN) {
                         const uint8_t *e = b + at;
@@ -244,15 +243,14 @@ static int read_copy(const struct gpt_disk *d, uint64_t lba, struct hdr *h, stru
                                 snprintf(entry_why, sizeof(entry_why),
                                          "partition %u (LBAs %llu-%llu) outside the usable "
                                          "LBAs %llu-%llu",
-                                         index, (unsigned long long)first,
-                                         (unsigned long long)last,
+                                         index, (unsigned long long)first, (unsigned long long)last,
                                          (unsigned long long)h->first_usable,
                                          (unsigned long long)h->last_usable);
                                 continue;
                         }
                         if (used == GPT_MAX_PARTS) {
-                                snprintf(entry_why, sizeof(entry_why),
-                                         "more than %u partitions", GPT_MAX_PARTS);
+                                snprintf(entry_why, sizeof(entry_why), "more than %u partitions",
+                                         GPT_MAX_PARTS);
                                 continue;
                         }
                         if (out) {
@@ -280,8 +278,8 @@ static int read_copy(const struct gpt_disk *d, uint64_t lba, struct hdr *h, stru
                 return 0;
         for (unsigned i = 0; i < used; i++)
                 for (unsigned j = i + 1; j < used; j++)
-                        if (ranges_meet(out->part[i].first, out->part[i].last,
-                                        out->part[j].first, out->part[j].last)) {
+                        if (ranges_meet(out->part[i].first, out->part[i].last, out->part[j].first,
+                                        out->part[j].last)) {
                                 snprintf(why, wlen, "partitions %u and %u overlap",
                                          out->part[i].index, out->part[j].index);
                                 return -KEEL_ENOENT;

@@ -131,7 +131,8 @@ TEST(sgdisk_disk_lists_its_partitions)
         EXPECT_STREQ(s, "AAAAAAAA-0000-0000-0000-000000000002");
         gpt_guid_format(g.part[1].type, s);
         EXPECT_STREQ(s, "0FC63DAF-8483-4772-8E79-3D69D8477DE4"); /* sgdisk's 8300 */
-        EXPECT_STREQ(g.part[2].name, "b\xc3\xaa" "ta-\xce\xb2");
+        EXPECT_STREQ(g.part[2].name, "b\xc3\xaa"
+                                     "ta-\xce\xb2");
         EXPECT_EQ(g.part[2].last, 8158);
 }
 
@@ -189,7 +190,7 @@ TEST(both_copies_bad_means_no_gpt)
         k.data[8191 * BS + 50] ^= 4;
         EXPECT_EQ(run(&k, &g), -KEEL_ENOENT);
         EXPECT_CONTAINS(g.error, "no valid GPT: primary at LBA 1: header CRC32 mismatch; "
-                                   "backup at LBA 8191: header CRC32 mismatch");
+                                 "backup at LBA 8191: header CRC32 mismatch");
         EXPECT_EQ(g.count, 0);
 }
 
@@ -295,7 +296,8 @@ static void revision_2(struct disk *k)
 TEST(sealed_bad_fields_are_refused)
 {
         check_sealed(overlap, "partitions 2 and 3 overlap");
-        check_sealed(outside_usable, "partition 3 (LBAs 6144-8159) outside the usable LBAs 34-8158");
+        check_sealed(outside_usable,
+                     "partition 3 (LBAs 6144-8159) outside the usable LBAs 34-8158");
         check_sealed(reversed, "partition 2 (LBAs 6144-6143) outside");
         check_sealed(entry_size_100, "128 entries of 100 bytes not supported");
         check_sealed(entry_count_huge, "1048576 entries of 128 bytes not supported");
@@ -328,16 +330,16 @@ TEST(small_or_odd_disks)
         struct gpt_disk d;
 
         load(&k);
-        d = (struct gpt_disk){.blocks = 3, .block_size = BS, .read = disk_read, .ctx = &k,
-                              .buf = k.buf};
+        d = (struct gpt_disk){
+            .blocks = 3, .block_size = BS, .read = disk_read, .ctx = &k, .buf = k.buf};
         EXPECT_EQ(gpt_read(&d, &g), -KEEL_ENOENT);
         d.blocks = BLOCKS;
         d.block_size = 768;
         EXPECT_EQ(gpt_read(&d, &g), -KEEL_ENOENT);
         /* The same image seen as a smaller disk: its backup and usable range lie past the end. */
         k.blocks = 4096;
-        d = (struct gpt_disk){.blocks = 4096, .block_size = BS, .read = disk_read, .ctx = &k,
-                              .buf = k.buf};
+        d = (struct gpt_disk){
+            .blocks = 4096, .block_size = BS, .read = disk_read, .ctx = &k, .buf = k.buf};
         EXPECT_EQ(gpt_read(&d, &g), -KEEL_ENOENT);
 }
 

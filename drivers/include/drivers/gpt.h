@@ -24,7 +24,7 @@ struct gpt_part {
         uint8_t uuid[16];
         uint64_t first, last; /* LBAs, inclusive */
         uint64_t attrs;
-        unsigned index; /* entry number, from 1 (what `sgdisk -p` calls the partition) */
+        unsigned index;          /* entry number, from 1 (what `sgdisk -p` calls the partition) */
         char name[GPT_NAME_MAX]; /* UTF-8; unpaired surrogates become U+FFFD */
 };
 
