@@ -510,11 +510,14 @@ static int set_disk_device(struct parser *ps, struct span key, struct span val, 
                                          "3F2504E0-4F89-11D3-9A0C-0305E82C3301");
                 d->kind = DISK_PARTUUID;
         } else if (sel.n > 4 && !memcmp(sel.p, "lba=", 4)) {
-                const char *plus = memchr(sel.p + 4, '+', sel.n - 4);
+                size_t k = 4;
                 struct span a, b;
                 enum num_result r;
 
-                if (!plus)
+                while (k < sel.n && sel.p[k] != '+')
+                        k++;
+                const char *plus = sel.p + k;
+                if (k == sel.n)
                         return value_err(ps, key, val, "lba wants START+COUNT, in blocks");
                 a = (struct span){sel.p + 4, (size_t)(plus - sel.p - 4)};
                 b = (struct span){plus + 1, (size_t)(sel.p + sel.n - plus - 1)};
@@ -535,10 +538,9 @@ static int set_disk_device(struct parser *ps, struct span key, struct span val, 
 
 static int set_disk(struct parser *ps, struct span key, struct span val)
 {
-        const char *colon = memchr(val.p, ':', val.n);
-
-        if (colon)
-                return set_disk_device(ps, key, val, (size_t)(colon - val.p));
+        for (size_t i = 0; i < val.n; i++)
+                if (val.p[i] == ':')
+                        return set_disk_device(ps, key, val, i);
         ps->vm->disk_dev.kind = DISK_FILE;
         return set_path(ps, key, val, ps->vm->disk);
 }
