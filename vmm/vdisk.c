@@ -135,6 +135,8 @@ static void resolve(const struct disk_source *ds, bool readonly, const uint8_t *
                                  ds->dev);
                 goto refused;
         }
+        snprintf(s->gpt.error, sizeof(s->gpt.error), "blocks of %u bytes are not read",
+                 dev->block_size);
         if (dev->block_size <= sizeof(s->block)) {
                 struct gpt_disk gd = {.blocks = dev->blocks,
                                       .block_size = dev->block_size,
