@@ -152,6 +152,36 @@ static void image_directory(EFI_LOADED_IMAGE *li, CHAR16 *dir, unsigned max)
         }
 }
 
+/*
+ * The unique GUID of the GPT partition keel.efi was loaded from (its device's hard-drive
+ * device-path node), so that Keel never gives that partition's disk away whole
+ * (docs/storage.md). Not found (e.g. an MBR disk or QEMU's virtual FAT): has_esp_uuid false.
+ */
+static void boot_partition(EFI_HANDLE device)
+{
+        static EFI_GUID dp_guid = EFI_DEVICE_PATH_PROTOCOL_GUID;
+        EFI_DEVICE_PATH *dp;
+
+        if (EFI_ERROR(bs->HandleProtocol(device, &dp_guid, (void **)&dp)))
+                return;
+        while (dp && dp->Type != END_DEVICE_PATH_TYPE) {
+                unsigned node_len = dp->Length[0] | (dp->Length[1] << 8);
+
+                if (node_len < 4)
+                        break;
+                if (dp->Type == MEDIA_DEVICE_PATH && dp->SubType == MEDIA_HARDDRIVE_DP &&
+                    node_len >= sizeof(HARDDRIVE_DEVICE_PATH)) {
+                        const HARDDRIVE_DEVICE_PATH *hd = (const HARDDRIVE_DEVICE_PATH *)dp;
+
+                        if (hd->SignatureType == SIGNATURE_TYPE_GUID) {
+                                memcpy(boot_info.esp_uuid, hd->Signature, 16);
+                                boot_info.has_esp_uuid = true;
+                        }
+                }
+                dp = (EFI_DEVICE_PATH *)((UINT8 *)dp + node_len);
+        }
+}
+
 /* dir + relative '/'-separated ASCII path -> UEFI path. */
 static void join_path(const CHAR16 *dir, const char *rel, CHAR16 *out, unsigned max)
 {
@@ -289,6 +319,7 @@ static EFI_STATUS load_config_and_images(EFI_HANDLE image)
                             (unsigned long long)s);
         boot_info.image_base = hpa((uint64_t)(uintptr_t)li->ImageBase);
         boot_info.image_size = li->ImageSize;
+        boot_partition(li->DeviceHandle);
         s = bs->HandleProtocol(li->DeviceHandle, &sfs_guid, (void **)&fs);
         if (EFI_ERROR(s))
                 return fail(s,

@@ -16,9 +16,12 @@
 #include <vmm/build.h>
 #include <vmm/config.h>
 #include <vmm/loader.h>
+#include <vmm/vdisk.h>
 #include <vmm/virtio.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
+
+#define VM_BOUNCE_BYTES (32u << 10)
 
 /* Emulated devices of a Linux VM (a Keel-owned copy per VM slot). */
 struct vm_devices {
@@ -26,9 +29,16 @@ struct vm_devices {
         struct virtio_blk blk;
         struct virtio_console con;
         char blk_name[VM_NAME_MAX + 16], con_name[VM_NAME_MAX + 16];
+        /* Keel pages for disk requests whose guest buffers a device cannot take in place. */
+        uint8_t bounce[VM_BOUNCE_BYTES] __attribute__((aligned(PAGE_SIZE)));
 };
 
+/* Each VM's disk = DEV:... as vdisk_plan decided it at boot ([i] for config->vms[i]). */
+static struct vdisk *disk_plan;
+
 #define VM_DEVICES_PAGES (align_up(sizeof(struct vm_devices), PAGE_SIZE) / PAGE_SIZE)
+#define DISK_PLAN_PAGES  (align_up(sizeof(struct vdisk) * KEEL_MAX_VMS, PAGE_SIZE) / PAGE_SIZE)
+#define SCRATCH_PAGES    (align_up(sizeof(struct vdisk_scratch), PAGE_SIZE) / PAGE_SIZE)
 
 /* virtio-console output joins the VM's console lines, prefixed with its name. */
 static void console_sink(void *ctx, const uint8_t *buf, size_t len)
@@ -70,7 +80,30 @@ static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struc
                 return err;
         }
         d = vm->devices = hva_ptr(arch_hpa_to_hva(pa)); /* zeroed by the allocator */
-        if (f->disk.size) {
+        if (vc->disk_dev.kind != DISK_FILE) {
+                const struct vdisk *vd = &disk_plan[vm->id];
+
+                if (!vd->dev) {
+                        vm_stop(vm, VM_STOP_LOAD_FAILED, "%s", vd->why);
+                        return -KEEL_ENODEV;
+                }
+                snprintf(d->blk_name, sizeof(d->blk_name), "%s/virtio-blk0", vm->name);
+                err = virtio_blk_init_blkdev(
+                    &d->blk, vd->dev, vd->start, vd->blocks, vd->ro, &vm->dev_lock, d->bounce,
+                    arch_hva_to_hpa(hva_from_ptr(d->bounce)), sizeof(d->bounce), vm->name, 0);
+                if (!err)
+                        err = add_virtio(vm, &d->blk_t, &d->blk.vdev, !vc->no_event_idx,
+                                         d->blk_name, &desc[n], n);
+                if (!err) {
+                        virtio_blk_attach(&d->blk, &d->blk_t);
+                        n++;
+                        LOG_INFO("keel: vm %s: virtio-blk0 on %s blocks %llu-%llu (%llu MiB)%s",
+                                 vm->name, vd->dev->name, (unsigned long long)vd->start,
+                                 (unsigned long long)(vd->start + vd->blocks - 1),
+                                 (unsigned long long)(vd->blocks * vd->dev->block_size >> 20),
+                                 vd->ro ? ", read-only" : "");
+                }
+        } else if (f->disk.size) {
                 snprintf(d->blk_name, sizeof(d->blk_name), "%s/virtio-blk0", vm->name);
                 err = virtio_blk_init(&d->blk, (uint8_t *)f->disk.data, f->disk.size,
                                       vc->disk_readonly, vm->name, 0);
@@ -197,16 +230,36 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
         return 0;
 }
 
+void vm_disks_plan(const struct boot_info *bi)
+{
+        hpa_t pa;
+        int err = palloc_alloc(&keel_palloc, DISK_PLAN_PAGES, PAGE_SIZE, &pa);
+        struct vdisk_scratch *s;
+
+        if (err)
+                panic("no memory to plan the VMs' disks: %s", keel_strerror(err));
+        disk_plan = hva_ptr(arch_hpa_to_hva(pa));
+        err = palloc_alloc(&keel_palloc, SCRATCH_PAGES, PAGE_SIZE, &pa);
+        if (err)
+                panic("no memory to read the disks' GPTs: %s", keel_strerror(err));
+        s = hva_ptr(arch_hpa_to_hva(pa));
+        vdisk_plan(bi->config, bi->has_esp_uuid ? bi->esp_uuid : NULL, s, disk_plan);
+        CHECK(palloc_free(&keel_palloc, pa, SCRATCH_PAGES) == 0);
+}
+
 void vm_release(struct vm *vm)
 {
+        if (vm->devices && vm->devices->blk.t)
+                virtio_blk_quiesce(&vm->devices->blk); /* no DMA into RAM about to be freed */
         arch_vm_teardown(vm);
         if (vm->devices && vm->devices->blk.t) {
                 const struct virtio_blk *b = &vm->devices->blk;
 
                 LOG_INFO("keel: vm %s: virtio-blk0: %llu reads, %llu writes, %llu flushes, %llu "
-                         "errors",
+                         "errors, %llu bounced",
                          vm->name, (unsigned long long)b->reads, (unsigned long long)b->writes,
-                         (unsigned long long)b->flushes, (unsigned long long)b->errors);
+                         (unsigned long long)b->flushes, (unsigned long long)b->errors,
+                         (unsigned long long)b->bounced);
         }
         if (vm->devices) {
                 int err = palloc_free(&keel_palloc, arch_hva_to_hpa(hva_from_ptr(vm->devices)),

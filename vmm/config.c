@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <drivers/gpt.h>
 #include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/sched.h>
@@ -470,8 +471,77 @@ static int set_initrd(struct parser *ps, struct span key, struct span val)
         return set_path(ps, key, val, ps->vm->initrd);
 }
 
+/*
+ * disk = DEV:SELECTOR names a disk Keel drives (docs/storage.md): DEV:whole, DEV:part=NAME,
+ * DEV:partuuid=GUID, DEV:lba=START+COUNT. FAT names cannot hold ':', so any other value is a
+ * file on the ESP, read into RAM.
+ */
+static int set_disk_device(struct parser *ps, struct span key, struct span val, size_t colon)
+{
+        struct disk_source *d = &ps->vm->disk_dev;
+        struct span sel = {val.p + colon + 1, val.n - colon - 1};
+        const char *forms = "expected DEV:whole, DEV:part=NAME, DEV:partuuid=GUID or "
+                            "DEV:lba=START+COUNT (docs/storage.md)";
+
+        if (!colon || colon >= sizeof(d->dev))
+                return value_err(ps, key, val,
+                                 "the disk's name (before ':') must be 1 to 23 "
+                                 "characters, e.g. nvme0n1");
+        for (size_t i = 0; i < colon; i++)
+                if (!is_name_char(val.p[i]))
+                        return value_err(ps, key, val,
+                                         "a disk's name has only letters, digits, '_' and '-'");
+        memset(d, 0, sizeof(*d));
+        memcpy(d->dev, val.p, colon);
+        d->line = ps->line;
+        if (span_eq(sel, "whole")) {
+                d->kind = DISK_WHOLE;
+        } else if (sel.n > 5 && !memcmp(sel.p, "part=", 5)) {
+                if (sel.n - 5 >= sizeof(d->part))
+                        return value_err(ps, key, val,
+                                         "partition name too long (a GPT name has "
+                                         "at most 36 UTF-16 characters)");
+                d->kind = DISK_PART;
+                memcpy(d->part, sel.p + 5, sel.n - 5);
+        } else if (sel.n > 9 && !memcmp(sel.p, "partuuid=", 9)) {
+                if (!gpt_guid_parse(sel.p + 9, sel.n - 9, d->uuid))
+                        return value_err(ps, key, val,
+                                         "partuuid wants a GUID such as "
+                                         "3F2504E0-4F89-11D3-9A0C-0305E82C3301");
+                d->kind = DISK_PARTUUID;
+        } else if (sel.n > 4 && !memcmp(sel.p, "lba=", 4)) {
+                size_t k = 4;
+                struct span a, b;
+                enum num_result r;
+
+                while (k < sel.n && sel.p[k] != '+')
+                        k++;
+                const char *plus = sel.p + k;
+                if (k == sel.n)
+                        return value_err(ps, key, val, "lba wants START+COUNT, in blocks");
+                a = (struct span){sel.p + 4, (size_t)(plus - sel.p - 4)};
+                b = (struct span){plus + 1, (size_t)(sel.p + sel.n - plus - 1)};
+                r = parse_u64(a, false, &d->lba);
+                if (r == NUM_OK)
+                        r = parse_u64(b, false, &d->count);
+                if (r != NUM_OK)
+                        return number_err(ps, key, val, r, "lba wants START+COUNT, in blocks");
+                if (!d->count || d->lba + d->count < d->lba)
+                        return value_err(ps, key, val, "the range is empty or wraps around");
+                d->kind = DISK_LBA;
+        } else {
+                return value_err(ps, key, val, forms);
+        }
+        ps->vm->disk[0] = '\0';
+        return 0;
+}
+
 static int set_disk(struct parser *ps, struct span key, struct span val)
 {
+        for (size_t i = 0; i < val.n; i++)
+                if (val.p[i] == ':')
+                        return set_disk_device(ps, key, val, i);
+        ps->vm->disk_dev.kind = DISK_FILE;
         return set_path(ps, key, val, ps->vm->disk);
 }
 

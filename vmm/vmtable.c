@@ -476,6 +476,7 @@ _Noreturn void vmm_main(const struct boot_info *bi, unsigned cpus)
         sched_init(&sched, ncpus, arch_tsc_khz() * SLICE_MS, vcpu_ready);
         LOG_INFO("keel: scheduler: %u CPU%s, %u ms slices", ncpus, ncpus == 1 ? "" : "s", SLICE_MS);
 
+        vm_disks_plan(bi);
         for (unsigned i = 0; i < cfg->vm_count; i++) {
                 vm_create(i);
                 if (vms[i].state == VM_CREATED)

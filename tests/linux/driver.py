@@ -116,9 +116,21 @@ CASES = {
     # One VM with two vCPUs on a two-CPU host: Linux brings up its AP (INIT-SIPI-SIPI).
     "smp": dict(vms=["linux"], mode="disk", timeout=840, vcpus=2, smp=2),
     "direct": dict(vms=["direct"], mode="shell", timeout=240, direct=True),
+    # Disks from real storage (docs/storage.md): one NVMe disk (tools/run-qemu --pci-storage
+    # --nvme-image) with a GPT made by sgdisk, each VM on its own named partition, a third VM
+    # whose disk overlaps the first one's refused; the host then finds each payload inside
+    # its partition of the image and the GPT intact.
+    "nvme_disks": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, nvme=True),
+    # A write that survives: boot 1 writes the payload, QEMU ends, boot 2 on the same NVMe
+    # image reads it back (its "before" checksum is the payload's) before writing again.
+    "persist": dict(vms=["linux-a"], mode="disk", timeout=840, nvme=True, boots=2),
     "initramfs": dict(vms=[], mode="shell"),
     "arm64_shell": dict(vms=["linux"], mode="shell", timeout=840, arch="arm64"),
     "arm64_direct": dict(vms=["direct"], mode="shell", timeout=300, direct=True, arch="arm64"),
+    "arm64_nvme_disks": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, nvme=True,
+                             arch="arm64"),
+    "arm64_persist": dict(vms=["linux-a"], mode="disk", timeout=840, nvme=True, boots=2,
+                          arch="arm64"),
     "arm64_two_vms": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, arch="arm64"),
     # arm64 Linux resets through PSCI SYSTEM_RESET: Keel ends the VM and reports a reboot.
     "arm64_reboot": dict(vms=["linux"], mode="reboot", timeout=840, stop="reboot", arch="arm64"),
@@ -244,11 +256,78 @@ def build(case, info, work):
         cmd += ["--module", m]
     subprocess.run(cmd, check=True)
     expect = {"payload": sha(payload), "modules": modules, "vms": {}}
+    disks = {}
     for vm in case["vms"]:
         disk, sums = vm_disk(vm)
-        write(os.path.join(work, "disk-%s.img" % vm), disk)
+        if case.get("nvme"):
+            disks[vm] = disk
+        else:
+            write(os.path.join(work, "disk-%s.img" % vm), disk)
         expect["vms"][vm] = sums
+    if case.get("nvme"):
+        expect["nvme"] = nvme_image(os.path.join(work, "nvme.img"), disks)
+        case["_parts"] = expect["nvme"]["parts"]
     return expect
+
+
+NVME_SIZE = 20 << 20  # two 8 MiB partitions from LBA 2048, GPT at both ends
+NVME_GPT_OVERLAP = "overlap"  # the VM whose disk names linux-a's partition again
+
+
+def part_name(vm):
+    return "keel-" + vm
+
+
+def nvme_image(path, disks):
+    """The NVMe disk: a GPT made by sgdisk with partition keel-<vm> per VM (8 MiB each, from
+    LBA 2048), each filled as vm_disk fills a whole disk. Returns {vm: (first LBA, GUID)}."""
+    if os.path.exists(path):
+        os.remove(path)
+    with open(path, "wb") as f:
+        f.truncate(NVME_SIZE)
+    cmd = ["sgdisk", "-o"]
+    for i, vm in enumerate(disks):
+        n = i + 1
+        cmd += ["-n", "%d:0:+%dK" % (n, DISK_SIZE >> 10), "-t", "%d:8300" % n,
+                "-c", "%d:%s" % (n, part_name(vm))]
+    subprocess.run(cmd + [path], check=True, stdout=subprocess.DEVNULL)
+    parts = {}
+    for i, vm in enumerate(disks):
+        out = subprocess.run(["sgdisk", "-i", str(i + 1), path], check=True,
+                             stdout=subprocess.PIPE, text=True).stdout
+        first = int(re.search(r"First sector: (\d+)", out).group(1))
+        last = int(re.search(r"Last sector: (\d+)", out).group(1))
+        guid = re.search(r"Partition unique GUID: (\S+)", out).group(1)
+        if (last - first + 1) * 512 != DISK_SIZE:
+            raise SystemExit("sgdisk made partition %d %d sectors long" % (i + 1,
+                                                                          last - first + 1))
+        with open(path, "r+b") as f:
+            f.seek(first * 512)
+            f.write(disks[vm])
+        parts[vm] = (first, guid)
+    return dict(path=path, parts=parts)
+
+
+def check_nvme_image(expect, payload):
+    """After a boot: each VM's payload at WRITE_OFFSET of its own partition, its host region
+    untouched, the GPT still valid (sgdisk -v). Returns problems."""
+    problems = []
+    nv = expect["nvme"]
+    with open(nv["path"], "rb") as f:
+        img = f.read()
+    for vm, (first, _) in nv["parts"].items():
+        base = first * 512
+        got = img[base + WRITE_OFFSET:base + WRITE_OFFSET + WRITE_LENGTH]
+        if sha(got) != sha(payload):
+            problems.append("NVMe image: partition %s holds no payload at offset %d" % (
+                part_name(vm), WRITE_OFFSET))
+        if sha(img[base + HOST_OFFSET:base + HOST_OFFSET + HOST_LENGTH]) != \
+                expect["vms"][vm]["host"]:
+            problems.append("NVMe image: partition %s's host region changed" % part_name(vm))
+    v = subprocess.run(["sgdisk", "-v", nv["path"]], stdout=subprocess.PIPE, text=True)
+    if v.returncode != 0 or "No problems found" not in v.stdout:
+        problems.append("sgdisk -v finds the GPT damaged: %s" % v.stdout.strip()[-200:])
+    return problems
 
 
 def cmdline(case, vm):
@@ -257,6 +336,19 @@ def cmdline(case, vm):
 
 
 def keel_config(case, path):
+    with open(path, "w") as f:
+        f.write("\n".join(config_lines(case)))
+
+
+def config_line(case, text):
+    """The line number of the first keel.cfg line starting with `text`."""
+    for i, line in enumerate(config_lines(case)):
+        if line.startswith(text):
+            return i + 1
+    raise SystemExit("no config line %r" % text)
+
+
+def config_lines(case):
     lines = ["# Written by tests/linux/driver.py (docs/linux-guests.md): Debian's kernel with the",
              "# test initramfs; each VM has its own virtio disk.",
              "log = info", "finish = debug-exit", ""]
@@ -265,17 +357,27 @@ def keel_config(case, path):
                   "kernel = %s" % case_arch(case)["kernel_dest"],
                   "initrd = guests/initramfs.img",
                   'cmdline = "%s"' % cmdline(case, vm),
-                  "disk = guests/disk-%s.img" % vm,
+                  ("disk = nvme0n1:part=%s" % part_name(vm)) if case.get("nvme")
+                  else "disk = guests/disk-%s.img" % vm,
                   "memory = 256M",
                   ] + (["vcpus = %d" % case["vcpus"]] if case.get("vcpus") else []) + [
                   "expect_stop = %s" % case.get("stop", "poweroff"), ""]
+    if case.get("nvme") and len(case["vms"]) > 1:
+        # Refused: the first VM's partition again, writable (by GUID: the overlap is found by
+        # blocks, whatever names them). The disk = line is the 5th of the section.
+        vm = case["vms"][0]
+        lines += ["[vm %s]" % NVME_GPT_OVERLAP,
+                  "kernel = %s" % case_arch(case)["kernel_dest"],
+                  "initrd = guests/initramfs.img",
+                  'cmdline = "%s"' % cmdline(case, NVME_GPT_OVERLAP),
+                  "disk = nvme0n1:partuuid=%s" % case["_parts"][vm][1],
+                  "memory = 64M", "expect_stop = load-failed", ""]
     for name, image, stop in case.get("misbehaving", []):
         lines += ["[vm %s]" % name, "image = guests/%s" % image, "memory = 4M",
                   "expect_stop = %s" % stop] + (
                       # arm64 would inject an abort, which the guest reports as a failure
                       ["unbacked = stop"] if stop == "outside-ram" else []) + [""]
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
+    return lines
 
 
 def guest(vm, direct, text_re):
@@ -348,6 +450,29 @@ def checks(case, info, expect):
                           [g(r"(?:\[ *\d+\.\d+\] )?smp: Brought up 1 node, %d CPUs$" % n)])
     counts[r"virtio_blk virtio\d+: \[vda\] %d 512-byte logical blocks" % (DISK_SIZE // 512)] = \
         len(case["vms"])
+    if case.get("nvme"):
+        for vm in case["vms"]:
+            first = expect["nvme"]["parts"][vm][0]
+            orders.append([r"^keel: vm %s: virtio-blk0 on nvme0n1 blocks %d-%d \(8 MiB\)$" % (
+                re.escape(vm), first, first + DISK_SIZE // 512 - 1),
+                guest(vm, False, r"keel-test: disk checks done$"),
+                r"^keel: vm %s: virtio-blk0: \d+ reads, [1-9]\d* writes, [1-9]\d* flushes, 0 "
+                r"errors" % re.escape(vm)])
+        if len(case["vms"]) > 1:
+            first = expect["nvme"]["parts"][case["vms"][0]][0]
+            last = first + DISK_SIZE // 512 - 1
+            line_a = config_line(case, "disk = nvme0n1:part=%s" % part_name(case["vms"][0]))
+            line_o = config_line(case, "disk = nvme0n1:partuuid=")
+            orders.append([r"^keel: vm %s stopped: load-failed: config line %d: disk = "
+                           r"nvme0n1:partuuid=%s: blocks %d-%d of nvme0n1 overlap blocks "
+                           r"%d-%d of \[vm %s\] \(config line %d\): two VMs share blocks only "
+                           r"when both have disk_readonly = yes$" % (
+                               NVME_GPT_OVERLAP, line_o,
+                               re.escape(expect["nvme"]["parts"][case["vms"][0]][1]), first,
+                               last, first, last, re.escape(case["vms"][0]), line_a),
+                           r"^keel: summary$",
+                           r"^keel:   %s: .*ok$" % NVME_GPT_OVERLAP])
+            counts[r"^keel: vm \S+ stopped: "] = 0  # set below, with the refused VM
     bad = case.get("misbehaving", [])
     for name, _, stop in bad:
         # each misbehaving VM reported once, with its own reason, while the others ran on
@@ -358,7 +483,8 @@ def checks(case, info, expect):
                       [r"^keel:   %s: .*ok$" % re.escape(vm)
                        for vm in case["vms"] + [b[0] for b in bad]] +
                       [r"^keel: result: PASS\b"])
-        counts[r"^keel: vm \S+ stopped: "] = len(case["vms"]) + len(bad)
+        counts[r"^keel: vm \S+ stopped: "] = len(case["vms"]) + len(bad) + (
+            1 if case.get("nvme") and len(case["vms"]) > 1 else 0)
         counts[r"^keel: result: "] = 1
     return dict(orders=orders, must_not=must_not, counts=counts, allow_panic=False)
 
@@ -557,7 +683,7 @@ def main():
         return 1 if problems else 0
     want = checks(case, info, expect)
 
-    repeat = args.repeat or case.get("repeat", 1)
+    repeat = args.repeat or case.get("repeat", case.get("boots", 1))
     if args.check_log:
         repeat = 1
     failures = []
@@ -572,8 +698,16 @@ def main():
             status_problem = boot(args, case, info, arch, build_dir, work, efi, path)
             if status_problem == "dry-run":
                 return 0
+        if case.get("boots") and i > 0:
+            # The boots after the first find the first one's payload already there.
+            for vm in case["vms"]:
+                expect["vms"][vm]["before"] = expect["payload"]
+            want = checks(case, info, expect)
         log = read_log(path)
         problems = ([status_problem] if status_problem else []) + check_log(want, log)
+        if case.get("nvme") and not args.check_log:
+            with open(os.path.join(work, "payload.bin"), "rb") as f:
+                problems += check_nvme_image(expect, f.read())
         if case["mode"] == "shell" and not args.check_log:
             problems += check_clock(log, started, time.time())
         name = args.case if repeat == 1 else "%s (boot %d of %d)" % (args.case, i + 1, repeat)
@@ -610,9 +744,12 @@ def boot(args, case, info, arch, build_dir, work, efi, log_path):
         cmd += ["--efi", efi, "--config", cfg,
                 "--file", info["KEEL_KERNEL"] + "=" + arch["kernel_dest"],
                 "--file", os.path.join(work, "initramfs.img") + "=guests/initramfs.img"]
-        for vm in case["vms"]:
-            cmd += ["--file", os.path.join(work, "disk-%s.img" % vm)
-                    + "=guests/disk-%s.img" % vm]
+        if case.get("nvme"):
+            cmd += ["--pci-storage", "--nvme-image", os.path.join(work, "nvme.img")]
+        else:
+            for vm in case["vms"]:
+                cmd += ["--file", os.path.join(work, "disk-%s.img" % vm)
+                        + "=guests/disk-%s.img" % vm]
         # Keel refusing the config or panicking ends the run at once (the checks then
         # fail on what is missing) rather than at the timeout.
         cmd += ["--fail-on", tagged(r"^keel: (?:error|panic): .*\n")]

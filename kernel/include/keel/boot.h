@@ -61,6 +61,10 @@ struct boot_info {
          * none, and arch_tsc() when it was read (keel/wallclock.h). */
         uint64_t wall_ns;
         uint64_t wall_tsc;
+        /* The unique GUID of the GPT partition keel.efi was loaded from (on-disk byte order),
+         * if the firmware's device path names one (docs/storage.md). */
+        bool has_esp_uuid;
+        uint8_t esp_uuid[16];
 };
 
 /* Arch: switch to Keel's own stack and call kernel_main(bi). */

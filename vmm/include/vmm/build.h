@@ -15,6 +15,12 @@
  */
 int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_files *f);
 /*
+ * Decide, once at boot before any VM is built, which blocks of Keel's disks each VM's
+ * `disk = DEV:...` gets (vmm/vdisk.h); a VM whose disk is refused stops load-failed with
+ * the reason when it is built.
+ */
+void vm_disks_plan(const struct boot_info *bi);
+/*
  * Give back everything vm_build took: arch tables, devices, RAM. Only once the VM has stopped
  * and every one of its vCPUs has left the scheduler (no CPU can touch it any more).
  */

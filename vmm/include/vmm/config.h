@@ -34,6 +34,27 @@ enum kernel_boot {
         KERNEL_BOOT_MULTIBOOT, /* Multiboot version 1 (x86) */
 };
 
+/* Where a VM's virtio-blk disk comes from (key disk; docs/storage.md). */
+enum disk_kind {
+        DISK_FILE = 0, /* `disk = FILE` read into RAM from the ESP, or no disk (disk[] empty) */
+        DISK_WHOLE,    /* DEV:whole */
+        DISK_PART,     /* DEV:part=NAME (GPT partition name) */
+        DISK_PARTUUID, /* DEV:partuuid=GUID (GPT unique partition GUID) */
+        DISK_LBA,      /* DEV:lba=START+COUNT (device blocks) */
+};
+
+#define CONFIG_DISK_DEV_MAX  24  /* = BLKDEV_NAME_MAX */
+#define CONFIG_DISK_PART_MAX 112 /* = GPT_NAME_MAX */
+
+struct disk_source {
+        enum disk_kind kind;
+        unsigned line; /* of the disk = line */
+        char dev[CONFIG_DISK_DEV_MAX];
+        char part[CONFIG_DISK_PART_MAX];
+        uint8_t uuid[16]; /* on-disk byte order */
+        uint64_t lba, count;
+};
+
 struct vm_config {
         char name[VM_NAME_MAX];
         unsigned line;   /* line of the [vm NAME] header, for messages */
@@ -44,6 +65,7 @@ struct vm_config {
         char initrd[CONFIG_PATH_MAX];     /* optional, Linux only */
         char cmdline[CONFIG_CMDLINE_MAX]; /* optional, Linux only */
         char disk[CONFIG_PATH_MAX];       /* optional virtio-blk disk image, Linux only */
+        struct disk_source disk_dev;      /* or a disk Keel drives (disk[] then empty) */
         bool disk_readonly;
         bool no_event_idx;      /* event_idx = no: virtio devices do not offer EVENT_IDX */
         bool no_virtio_console; /* virtio_console = no: no virtio-console device */

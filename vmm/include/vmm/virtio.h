@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <drivers/blkdev.h>
 #include <keel/addr.h>
+#include <keel/spinlock.h>
 #include <vmm/gmem.h>
 #include <vmm/irq.h>
 #include <vmm/mmio.h>
@@ -276,16 +278,51 @@ void virtio_config_bytes(const uint8_t *cfg, size_t n, uint64_t off, unsigned si
 #define VIRTIO_BLK_QUEUE_SIZE 128
 #define VIRTIO_BLK_SIZE_MAX   (1u << 20) /* advertised largest segment */
 
+/* Data pieces one device request of the blkdev backend carries at most. */
+#define VIRTIO_BLK_DEV_SEGS 32
+
+/*
+ * The one request of a blkdev-backed device that is with the device (docs/storage.md: one
+ * request in flight per VM disk until issue 14 item 4). A request is served as pieces, each
+ * one device request: guest buffers straight (DMA into guest RAM) or through the bounce pages.
+ */
+struct virtio_blk_io {
+        bool active;         /* a chain is being served (b->chain) */
+        bool piece_out;      /* a piece was submitted and not yet finished */
+        bool stale;          /* the driver reset the device meanwhile: drop the result */
+        bool bounced;        /* the piece went through the bounce pages */
+        uint8_t status;      /* VIRTIO_BLK_S_* so far */
+        uint32_t type;       /* VIRTIO_BLK_T_* */
+        uint64_t lba;        /* device block of the next piece */
+        uint64_t off, total; /* data bytes done / of the request */
+        uint32_t piece_len;  /* data bytes of the piece out */
+        bool flush_sent;
+        int waiting; /* Keel is inside submit() or polling for it: done() only marks */
+        int completed, dev_status;
+        unsigned gen, claimed; /* number of the last piece submitted / finished */
+        struct blk_req req;
+        struct blk_seg seg[VIRTIO_BLK_DEV_SEGS];
+};
+
 struct virtio_blk {
         struct virtio_device vdev;
         struct virtio_mmio *t;
-        uint8_t *data;    /* the disk image, owned by Keel (RAM-backed, not persistent) */
+        uint8_t *data;    /* RAM backend: the disk image, owned by Keel (not persistent) */
         uint64_t size;    /* bytes, a multiple of 512 (a partial last sector is not exposed) */
         uint64_t sectors; /* capacity */
         bool ro;
         char serial[VIRTIO_BLK_ID_BYTES + 1];
-        uint64_t reads, writes, flushes, errors;
+        uint64_t reads, writes, flushes, errors, bounced;
         struct virtq_chain chain;
+        /* blkdev backend (dev != NULL): blocks [start, start + sectors / spb) of dev. */
+        struct blkdev *dev;
+        uint64_t start;
+        uint32_t spb;          /* 512-byte sectors per device block */
+        struct spinlock *lock; /* the VM's device lock, taken by a done() that comes later */
+        uint8_t *bounce;       /* Keel pages for pieces the device cannot take in place */
+        hpa_t bounce_pa;
+        uint32_t bounce_bytes;
+        struct virtio_blk_io io;
 };
 
 /*
@@ -295,7 +332,18 @@ struct virtio_blk {
  */
 int virtio_blk_init(struct virtio_blk *b, uint8_t *data, uint64_t size, bool read_only,
                     const char *vm, unsigned index);
+/*
+ * A block device over `blocks` blocks of `dev` from block `start` (docs/storage.md). `lock`
+ * is the lock the transport's register accesses run under (the VM's dev_lock); `bounce`
+ * (host-virtual, at host-physical bounce_pa, bounce_bytes a multiple of the block size) is
+ * Keel memory for requests whose guest buffers break the device's alignment rules.
+ */
+int virtio_blk_init_blkdev(struct virtio_blk *b, struct blkdev *dev, uint64_t start,
+                           uint64_t blocks, bool read_only, struct spinlock *lock, uint8_t *bounce,
+                           hpa_t bounce_pa, uint32_t bounce_bytes, const char *vm, unsigned index);
 void virtio_blk_attach(struct virtio_blk *b, struct virtio_mmio *t);
+/* Wait until no request is with the device (before the VM's RAM is given back). */
+void virtio_blk_quiesce(struct virtio_blk *b);
 
 /* ---- virtio-console (5.3) ---- */
 
