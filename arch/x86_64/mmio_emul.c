@@ -26,6 +26,7 @@ enum alu_op {
 enum kind {
         K_STORE_REG, /* mem <- reg */
         K_STORE_IMM, /* mem <- imm */
+        K_STORE_MSW, /* mem16 <- CR0[15:0] (SMSW) */
         K_LOAD,      /* reg <- mem (same size) */
         K_LOAD_ZX,   /* reg <- zero-extended mem of src_size */
         K_LOAD_SX,   /* reg <- sign-extended mem of src_size */
@@ -217,6 +218,13 @@ static bool classify_0f(const struct x86_insn *in, struct op *o)
         uint8_t opc = in->opcode;
 
         switch (opc) {
+        case 0x01: /* grp7: /4 SMSW Ew (a word to memory whatever the operand size) */
+                if (in->reg != 4)
+                        return false;
+                o->kind = K_STORE_MSW;
+                o->size = o->msize = 2;
+                o->reg = X86_REG_NONE;
+                return true;
         case 0xb6: /* MOVZX Gv, Eb */
         case 0xb7: /* MOVZX Gv, Ew */
         case 0xbe: /* MOVSX Gv, Eb */
@@ -459,6 +467,7 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, ui
         switch (o.kind) {
         case K_STORE_REG:
         case K_STORE_IMM:
+        case K_STORE_MSW:
                 break;
         default:
                 if (!fn(ctx, gpa, o.msize, false, &val))
@@ -473,6 +482,9 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, ui
                 break;
         case K_STORE_IMM:
                 res = (uint64_t)x86_insn_imm_sext(insn) & size_mask(o.size);
+                break;
+        case K_STORE_MSW:
+                res = regs->cr0 & 0xffff;
                 break;
         case K_LOAD:
         case K_LOAD_ZX:
@@ -543,17 +555,26 @@ enum str_op {
         STR_STOS,
         STR_LODS,
         STR_SCAS,
+        STR_INS,  /* port DX -> ES:rDI */
+        STR_OUTS, /* DS:rSI -> port DX */
 };
 
 #define STR_SRC 1u /* reads DS:rSI (segment override allowed) */
 #define STR_DST 2u /* reads or writes ES:rDI */
 
-/* The string instruction `insn` is, with its operand size; false for anything else. */
-static bool string_op(const struct x86_insn *insn, enum str_op *op, unsigned *size)
+/* The string instruction `insn` is, with its element size; false for anything else, and for
+ * INS/OUTS unless `io` (x86_emulate_string_io), for the others if `io`. */
+static bool string_op(const struct x86_insn *insn, bool io, enum str_op *op, unsigned *size)
 {
         if (insn->encoding != X86_ENC_LEGACY || insn->map != X86_MAP_PRIMARY)
                 return false;
         switch (insn->opcode & ~1u) {
+        case 0x6c:
+                *op = STR_INS;
+                break;
+        case 0x6e:
+                *op = STR_OUTS;
+                break;
         case 0xa4:
                 *op = STR_MOVS;
                 break;
@@ -572,7 +593,11 @@ static bool string_op(const struct x86_insn *insn, enum str_op *op, unsigned *si
         default:
                 return false;
         }
+        if ((*op == STR_INS || *op == STR_OUTS) != io)
+                return false;
         *size = insn->op_size;
+        if (io && *size == 8)
+                *size = 4; /* REX.W does not widen port I/O */
         return *size == 1 || *size == 2 || *size == 4 || *size == 8;
 }
 
@@ -583,6 +608,7 @@ static unsigned string_operands_of(enum str_op op)
         case STR_CMPS:
                 return STR_SRC | STR_DST;
         case STR_LODS:
+        case STR_OUTS:
                 return STR_SRC;
         default:
                 return STR_DST;
@@ -621,7 +647,7 @@ int x86_string_operands(const struct x86_insn *insn, const struct x86_emul_regs 
         enum str_op op;
         unsigned which;
 
-        if (!string_op(insn, &op, size))
+        if (!string_op(insn, false, &op, size))
                 return -KEEL_ENOTSUP;
         if ((insn->prefixes & (X86_PFX_REP | X86_PFX_REPNE)) &&
             (regs->gpr[1] & size_mask(insn->addr_size)) == 0)
@@ -632,11 +658,32 @@ int x86_string_operands(const struct x86_insn *insn, const struct x86_emul_regs 
         return (int)which;
 }
 
+#define STEP_AGAIN 1 /* done, but a device wants it executed again: the iteration does not count \
+                      */
+#define STEP_LAST 2  /* done and counts, but the batch ends here (INS to a device asking again) */
+
+/* INS's store: check the destination, read the port, store. */
+static int ins_step(const struct x86_insn *insn, unsigned size, const struct x86_emul_regs *r,
+                    const uint64_t seg_base[6], x86_linear_access_fn fn, x86_port_access_fn port,
+                    void *ctx)
+{
+        uint64_t at = string_linear(insn, r, seg_base, true), v;
+        uint32_t pv = 0;
+        int rc = fn(ctx, at, size, true, NULL);
+
+        if (rc < 0)
+                return rc;
+        port(ctx, (uint16_t)r->gpr[2], size, true, &pv);
+        v = pv & size_mask(size);
+        rc = fn(ctx, at, size, true, &v);
+        return rc < 0 ? rc : rc ? STEP_LAST : 0;
+}
+
 /* One iteration into *r (a copy): its accesses, then rSI/rDI stepped. < 0: an access was not
- * done (nothing of this iteration counts); 1: done, but a device wants it executed again. */
+ * done (nothing of this iteration counts); else 0 or STEP_AGAIN / STEP_LAST. */
 static int string_step(const struct x86_insn *insn, enum str_op op, unsigned size,
                        struct x86_emul_regs *r, const uint64_t seg_base[6], x86_linear_access_fn fn,
-                       void *ctx)
+                       x86_port_access_fn port, void *ctx)
 {
         unsigned which = string_operands_of(op), asize = insn->addr_size;
         uint64_t src = 0, dst = 0, step = (r->rflags & X86_RFLAGS_DF) ? -(uint64_t)size : size;
@@ -663,6 +710,20 @@ static int string_step(const struct x86_insn *insn, enum str_op op, unsigned siz
                 rc = fn(ctx, string_linear(insn, r, seg_base, true), size, false, &dst);
                 dst &= size_mask(size);
                 break;
+        case STR_INS:
+                rc = ins_step(insn, size, r, seg_base, fn, port, ctx);
+                if (rc == STEP_LAST) {
+                        areg_set(r, 7, asize, r->gpr[7] + step);
+                        return STEP_LAST;
+                }
+                break;
+        case STR_OUTS: {
+                uint32_t pv = (uint32_t)src;
+
+                port(ctx, (uint16_t)r->gpr[2], size, false, &pv);
+                rc = 0;
+                break;
+        }
         default: /* LODS */
                 rc = 0;
                 break;
@@ -671,7 +732,7 @@ static int string_step(const struct x86_insn *insn, enum str_op op, unsigned siz
                 return rc;
         again |= rc;
         if (again)
-                return 1;
+                return STEP_AGAIN;
         switch (op) {
         case STR_CMPS:
                 alu(ALU_CMP, src, dst, size, &r->rflags);
@@ -692,9 +753,9 @@ static int string_step(const struct x86_insn *insn, enum str_op op, unsigned siz
         return 0;
 }
 
-int x86_emulate_string(const struct x86_insn *insn, struct x86_emul_regs *regs,
-                       const uint64_t seg_base[6], unsigned budget, x86_linear_access_fn fn,
-                       void *ctx)
+static int string_run(const struct x86_insn *insn, struct x86_emul_regs *regs,
+                      const uint64_t seg_base[6], unsigned budget, x86_linear_access_fn fn,
+                      x86_port_access_fn port, void *ctx)
 {
         bool rep = (insn->prefixes & (X86_PFX_REP | X86_PFX_REPNE)) != 0;
         uint64_t amask = size_mask(insn->addr_size);
@@ -702,7 +763,7 @@ int x86_emulate_string(const struct x86_insn *insn, struct x86_emul_regs *regs,
         unsigned size;
         int done = 0;
 
-        if (!string_op(insn, &op, &size))
+        if (!string_op(insn, port != NULL, &op, &size))
                 return -KEEL_ENOTSUP;
         for (;;) {
                 struct x86_emul_regs r = *regs;
@@ -713,8 +774,8 @@ int x86_emulate_string(const struct x86_insn *insn, struct x86_emul_regs *regs,
                         break; /* complete */
                 if ((unsigned)done == budget)
                         return done; /* the guest executes it again for the rest */
-                rc = string_step(insn, op, size, &r, seg_base, fn, ctx);
-                if (rc != 0)
+                rc = string_step(insn, op, size, &r, seg_base, fn, port, ctx);
+                if (rc != 0 && rc != STEP_LAST)
                         return done; /* before this iteration: RIP stays on the instruction */
                 done++;
                 if (rep)
@@ -722,6 +783,8 @@ int x86_emulate_string(const struct x86_insn *insn, struct x86_emul_regs *regs,
                 *regs = r;
                 if (!rep)
                         break;
+                if (rc == STEP_LAST && count - 1 != 0)
+                        return done; /* RIP stays: the guest executes it again for the rest */
                 /* REPE / REPNE end CMPS and SCAS on the comparison (the last of F3/F2). */
                 if ((op == STR_CMPS || op == STR_SCAS) &&
                     ((insn->last_rep == 0xf3) != ((regs->rflags & X86_RFLAGS_ZF) != 0)))
@@ -729,4 +792,18 @@ int x86_emulate_string(const struct x86_insn *insn, struct x86_emul_regs *regs,
         }
         regs->rip = next_rip(insn, regs->rip);
         return done;
+}
+
+int x86_emulate_string(const struct x86_insn *insn, struct x86_emul_regs *regs,
+                       const uint64_t seg_base[6], unsigned budget, x86_linear_access_fn fn,
+                       void *ctx)
+{
+        return string_run(insn, regs, seg_base, budget, fn, NULL, ctx);
+}
+
+int x86_emulate_string_io(const struct x86_insn *insn, struct x86_emul_regs *regs,
+                          const uint64_t seg_base[6], unsigned budget, x86_linear_access_fn mem,
+                          x86_port_access_fn port, void *ctx)
+{
+        return port ? string_run(insn, regs, seg_base, budget, mem, port, ctx) : -KEEL_ENOTSUP;
 }

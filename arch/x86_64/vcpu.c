@@ -397,25 +397,44 @@ __attribute__((no_stack_protector)) void x86_emulate_cpuid(struct vcpu *vcpu, ui
         g->rdx = r[3];
 }
 
-__attribute__((no_stack_protector)) void x86_emulate_io(struct vcpu *vcpu, uint16_t port,
-                                                        unsigned size, bool in)
+/*
+ * One port access of `size` bytes: true if a device claimed it (*val read or written), false
+ * if none did (reported once per port; the caller gives reads all ones). Inline in both its
+ * users so that the single-port exit path stays as it was.
+ */
+static inline __attribute__((always_inline)) bool port_access(struct vcpu *vcpu, uint16_t port,
+                                                              unsigned size, bool in, uint32_t *val)
 {
         struct vm *vm = vcpu->vm;
-        struct x86_gprs *g = &vcpu->arch.gprs;
-        uint64_t mask = size >= 4 ? 0xffffffffull : (1ull << (8 * size)) - 1;
-        uint32_t val = (uint32_t)(g->rax & mask);
         struct spin_held h = spin_lock(&vm->dev_lock);
-        bool claimed = x86_platform_io(vcpu, port, size, in, &val);
+        bool claimed = x86_platform_io(vcpu, port, size, in, val);
 
         if (!claimed && port >= COM1_BASE && port < COM1_BASE + 8) {
-                vuart_access(&vm->arch.uart, port - COM1_BASE, !in, &val);
+                vuart_access(&vm->arch.uart, port - COM1_BASE, !in, val);
                 claimed = true;
         } else if (!claimed && port >= RTC_BASE && port < RTC_BASE + 2) {
-                rtc_cmos_access(&vm->arch.rtc, port - RTC_BASE, !in, &val, wallclock_ns());
+                rtc_cmos_access(&vm->arch.rtc, port - RTC_BASE, !in, val, wallclock_ns());
                 claimed = true;
         }
         spin_unlock(h);
-        if (claimed) {
+        if (claimed)
+                return true;
+        if (!vm_report_seen(vm->arch.unclaimed_ports, &vm->arch.unclaimed_count,
+                            X86_UNCLAIMED_PORTS_LOGGED, port))
+                LOG_DEBUG("keel: vm %s: unclaimed I/O port %#x (%s, %u byte%s): reads return all "
+                          "ones, writes are ignored; reported once per port",
+                          vm->name, port, in ? "read" : "write", size, size == 1 ? "" : "s");
+        return false;
+}
+
+__attribute__((no_stack_protector)) void x86_emulate_io(struct vcpu *vcpu, uint16_t port,
+                                                        unsigned size, bool in)
+{
+        struct x86_gprs *g = &vcpu->arch.gprs;
+        uint64_t mask = size >= 4 ? 0xffffffffull : (1ull << (8 * size)) - 1;
+        uint32_t val = (uint32_t)(g->rax & mask);
+
+        if (port_access(vcpu, port, size, in, &val)) {
                 if (in)
                         g->rax = (g->rax & ~mask) | (val & mask);
                 return;
@@ -423,11 +442,6 @@ __attribute__((no_stack_protector)) void x86_emulate_io(struct vcpu *vcpu, uint1
         /* Unclaimed: reads float high, writes vanish, as on a bus with nothing behind it. */
         if (in)
                 g->rax = size == 4 ? 0xffffffffull : (g->rax | mask);
-        if (!vm_report_seen(vm->arch.unclaimed_ports, &vm->arch.unclaimed_count,
-                            X86_UNCLAIMED_PORTS_LOGGED, port))
-                LOG_DEBUG("keel: vm %s: unclaimed I/O port %#x (%s, %u byte%s): reads return all "
-                          "ones, writes are ignored; reported once per port",
-                          vm->name, port, in ? "read" : "write", size, size == 1 ? "" : "s");
 }
 
 __attribute__((no_stack_protector)) bool x86_hypercall(struct vcpu *vcpu, unsigned cpl)
@@ -940,6 +954,9 @@ static int string_access(void *ctx, uint64_t linear, unsigned size, bool write, 
                 return -KEEL_EFAULT;
         }
         a = gpa_raw(x.gpa);
+        if (!val && (!vm->unbacked_stop || gmem_contains(&vm->mem, x.gpa, size) ||
+                     mmio_bus_find(&vm->mmio, x.gpa, 1)))
+                return 0; /* INS checks its destination before the port read */
         if (gmem_contains(&vm->mem, x.gpa, size)) {
                 *val = write ? *val : 0;
                 return (write ? gmem_write(&vm->mem, x.gpa, val, size)
@@ -976,6 +993,15 @@ static int string_access(void *ctx, uint64_t linear, unsigned size, bool write, 
         return 0;
 }
 
+/* A port access of a string I/O instruction: nothing there reads all ones. */
+static void string_port(void *ctx, uint16_t port, unsigned size, bool in, uint32_t *val)
+{
+        struct string_ctx *sc = ctx;
+
+        if (!port_access(sc->mc.vcpu, port, size, in, val) && in)
+                *val = size == 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+}
+
 /*
  * A string instruction that trapped at guest-physical `addr`: one of its first iteration's
  * operands must lead there (else it changed since the exit, or its REP count is 0 now: the
@@ -1007,6 +1033,54 @@ static void emulate_string_exit(struct vcpu *vcpu, const struct x86_guest_ctx *c
                 x86_start_released(vm); /* start-up IPIs: outside the device lock */
         if (n == 0 && regs->rip == ctx->rip && sc.stop != VM_STOP_NONE)
                 vm_stop(vm, sc.stop, "%s", sc.why);
+}
+
+bool x86_emulate_string_io_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint16_t port,
+                                unsigned size, bool in, uint64_t *rip, uint64_t rflags)
+{
+        struct vm *vm = vcpu->vm;
+        struct x86_gprs *g = &vcpu->arch.gprs;
+        struct string_ctx sc = {.mc = {vcpu, false, false},
+                                .gctx = ctx,
+                                .pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer},
+                                .stop = VM_STOP_NONE};
+        uint8_t bytes[X86_MAX_INSN_LEN];
+        size_t fetched;
+        struct x86_insn insn;
+        struct x86_emul_regs regs = {.rip = ctx->rip, .rflags = rflags, .cr0 = ctx->cr0_seen};
+        unsigned esize;
+        int err = fetch_decode(vcpu, ctx, bytes, &fetched, &insn), n;
+
+        if (err < 0 && fetch_walk_failed(vcpu, ctx, err, fetched))
+                return false; /* a #PF for the guest, or stopped */
+        if (err < 0) {
+                vm_stop(vm, VM_STOP_BAD_INSN,
+                        "cannot decode the string I/O instruction at rip %#llx (port %#x): %s",
+                        (unsigned long long)ctx->rip, port, keel_strerror(err));
+                return false;
+        }
+        esize = insn.op_size == 8 ? 4 : insn.op_size;
+        /* The INS/OUTS the exit names, or it changed since (another vCPU rewrote it). */
+        if (insn.encoding != X86_ENC_LEGACY || insn.map != X86_MAP_PRIMARY ||
+            (insn.opcode & 0xfc) != 0x6c || ((insn.opcode & 2) == 0) != in || esize != size ||
+            (uint16_t)g->rdx != port)
+                return false;
+        for (unsigned i = 0; i < 16; i++)
+                regs.gpr[i] = *gpr_slot(g, &regs.gpr[4], i);
+        n = x86_emulate_string_io(&insn, &regs, ctx->seg_base, X86_STRING_BUDGET, string_access,
+                                  string_port, &sc);
+        if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
+                x86_start_released(vm); /* start-up IPIs: outside the device lock */
+        if (n <= 0 && regs.rip == ctx->rip) {
+                if (sc.stop != VM_STOP_NONE)
+                        vm_stop(vm, sc.stop, "%s", sc.why);
+                return false;
+        }
+        g->rcx = regs.gpr[1];
+        g->rsi = regs.gpr[6];
+        g->rdi = regs.gpr[7];
+        *rip = regs.rip;
+        return true;
 }
 
 bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t addr,
@@ -1049,6 +1123,7 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 regs.gpr[i] = *gpr_slot(&vcpu->arch.gprs, rsp, i);
         regs.rip = ctx->rip;
         regs.rflags = *rflags;
+        regs.cr0 = ctx->cr0_seen;
         if (x86_string_operands(&insn, &regs, ctx->seg_base, string_lin, &size) != -KEEL_ENOTSUP) {
                 emulate_string_exit(vcpu, ctx, &insn, &regs, addr);
                 commit_regs(vcpu, &regs, rsp, rip, rflags);

@@ -115,6 +115,7 @@ static void fuzz_string(const struct x86_insn *in, const uint8_t *v)
         r.gpr[6] = 0xfffffffffffffff0ull + (v[3] & 31);   /* rSI near wrapping */
         r.gpr[7] = (v[3] & 0x80) ? 0xfff8ull : 0x8000ull; /* rDI */
         r.rip = 0x1000;
+        r.cr0 = 0x80050033;
         r.rflags = 0x202 | ((v[4] & 1) ? X86_RFLAGS_DF : 0) | ((uint64_t)v[5] & X86_RFLAGS_ARITH);
         r0 = r;
         which = x86_string_operands(in, &r, seg, lin, &esize);
@@ -211,6 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int i = 0; i < 16; i++)
                 r.gpr[i] = 0x0123456789abcdefull * (uint64_t)(i + 1);
         r.rip = 0xfffffffffffffff0ull + (data[0] >> 4);
+        r.cr0 = 0x80050033 ^ data[1];
         r.rflags = 0x202 | ((uint64_t)data[0] << 4 & X86_RFLAGS_ARITH);
         r0 = r;
         rc = x86_emulate_mmio(&in, &r, GPA, access_fn, &d);

@@ -14,8 +14,14 @@
  * Built twice more, each ending in a stop the config expects:
  *   HOSTILE_FETCH_OUTSIDE: jumps to a page its tables map to guest-physical 256 MiB,
  *   outside its RAM (stop outside-ram, an instruction fetch);
- *   HOSTILE_STRING_IO: REP OUTSB with RCX = 2^64-1 and DF = 1 (Keel does not emulate string
- *   I/O: stop unhandled-exit, naming it).
+ * and once as HOSTILE_STRING_IO: string port I/O, which Keel emulates (INS/OUTS, REP, DF,
+ * address size, segment override, at most 128 iterations per exit), on the UART: REP OUTSB
+ * up and down print lines; REP INSB of 1000 bytes from the scratch register fills them all;
+ * FS: and 67 (ESI, its upper half ignored and cleared) reach the right bytes; REP OUTSB with
+ * RCX = 2^64-1 from 5 bytes before the not-present page B prints those 5 and takes #PF
+ * (error 0, CR2 = page B) with RSI at page B and RCX down by 5; REP INSB into it the same
+ * with error 2 (a write), the port not read for the faulting byte; with DF = 1 and RCX =
+ * 2^64-1 from inside page B, #PF at once; exits 0.
  */
 #include "guest.h"
 #include "hostile_x86.h"
@@ -112,6 +118,103 @@ static __attribute__((unused)) void fetch_checks(void)
                      "over exactly\n");
 }
 
+#define SCRATCH 0x3ff /* the UART's scratch register */
+
+/* `rep outsb` / `rep insb` with the given registers; returns RSI or RDI and RCX after it (a
+ * #PF skips the 2-byte instruction: hx_resume_len). */
+static uint64_t rep_outsb(uint64_t rsi, uint64_t *rcx, bool down)
+{
+        hx_last_vector = ~0ull;
+        hx_resume_len = 2;
+        __asm__ volatile("cmp $0, %3\n\t"
+                         "je 1f\n\t"
+                         "std\n"
+                         "1: rep outsb\n\t"
+                         "cld"
+                         : "+S"(rsi), "+c"(*rcx)
+                         : "d"(0x3f8), "r"((uint64_t)down)
+                         : "memory", "cc");
+        hx_resume_len = 0;
+        return rsi;
+}
+
+static uint64_t rep_insb(uint64_t rdi, uint64_t *rcx)
+{
+        hx_last_vector = ~0ull;
+        hx_resume_len = 2;
+        __asm__ volatile("cld; rep insb" : "+D"(rdi), "+c"(*rcx) : "d"(SCRATCH) : "memory");
+        hx_resume_len = 0;
+        return rdi;
+}
+
+static __attribute__((unused)) int64_t string_io_checks(void)
+{
+        static const char up[] = "hostile_fetch: rep outsb up\n";
+        static const char down[] = "\nnwod bsstuo per :hctef_elitsoh"; /* printed backwards */
+        static uint8_t buf[1024];
+        uint8_t *a_end = (uint8_t *)(uintptr_t)PAGE_B;
+        uint64_t rcx, at;
+        unsigned bad = 0;
+
+        rcx = sizeof(up) - 1;
+        at = rep_outsb(gpa_of(up), &rcx, false);
+        check(at == gpa_of(up) + sizeof(up) - 1 && rcx == 0, "rep outsb up: RSI, RCX", at);
+        rcx = sizeof(down) - 1;
+        at = rep_outsb(gpa_of(down) + sizeof(down) - 2, &rcx, true);
+        check(at == gpa_of(down) - 1 && rcx == 0, "rep outsb down: RSI, RCX", at);
+
+        outb(SCRATCH, 0xa5);
+        rcx = 1000;
+        at = rep_insb(gpa_of(buf), &rcx);
+        for (unsigned i = 0; i < 1000; i++)
+                bad += buf[i] != 0xa5;
+        check(at == gpa_of(buf) + 1000 && rcx == 0 && bad == 0 && buf[1000] == 0,
+              "rep insb of 1000 bytes from the scratch register", bad);
+
+        /* fs: addr32 rep outsb: FS.base + ESI, RSI's upper half ignored, then cleared. */
+        {
+                static const char fs_line[] = "hostile_fetch: fs: addr32 rep outsb\n";
+                uint64_t base = gpa_of(fs_line) - 0x100, rsi = 0xabcd000000000100ull;
+
+                __asm__ volatile("wrmsr" ::"c"(0xc0000100u), "a"((uint32_t)base),
+                                 "d"((uint32_t)(base >> 32)));
+                rcx = sizeof(fs_line) - 1;
+                __asm__ volatile(".byte 0x64, 0x67, 0xf3, 0x6e"
+                                 : "+S"(rsi), "+c"(rcx)
+                                 : "d"(0x3f8)
+                                 : "memory");
+                check(rsi == 0x100 + sizeof(fs_line) - 1 && rcx == 0, "fs: addr32 rep outsb: RSI",
+                      rsi);
+        }
+
+        /* Hostile: RCX = 2^64-1 running into the not-present page B. */
+        memcpy(a_end - 5, "<PF>\n", 5);
+        rcx = ~0ull;
+        at = rep_outsb(gpa_of(a_end - 5), &rcx, false);
+        check(hx_last_vector == 14 && hx_last_error == 0 && hx_last_cr2 == PAGE_B,
+              "rep outsb into page B: #PF, error 0, CR2", hx_last_cr2);
+        check(at == PAGE_B && rcx == ~0ull - 5, "rep outsb into page B: RSI, RCX", rcx);
+        outb(SCRATCH, 0x3c);
+        a_end[-1] = a_end[-2] = a_end[-3] = 0;
+        rcx = 10;
+        at = rep_insb(gpa_of(a_end - 2), &rcx);
+        check(hx_last_vector == 14 && hx_last_error == 2 && hx_last_cr2 == PAGE_B,
+              "rep insb into page B: #PF, error 2, CR2", hx_last_error);
+        check(at == PAGE_B && rcx == 8 && a_end[-1] == 0x3c && a_end[-2] == 0x3c && a_end[-3] == 0,
+              "rep insb into page B: RDI, RCX, bytes", rcx);
+        rcx = ~0ull;
+        at = rep_outsb(PAGE_B + 4, &rcx, true);
+        check(hx_last_vector == 14 && hx_last_cr2 == PAGE_B + 4 && at == PAGE_B + 4 && rcx == ~0ull,
+              "rep outsb down from page B: #PF at once", hx_last_cr2);
+        if (failed) {
+                guest_printf("FAIL: hostile_fetch: %u of %u string I/O checks failed\n", failed,
+                             checks);
+                return 1;
+        }
+        guest_printf("hostile_fetch: string I/O: all %u checks passed\n", checks);
+        return 0;
+}
+
 int64_t guest_main(void)
 {
         hx_paging_init();
@@ -128,13 +231,7 @@ int64_t guest_main(void)
         guest_printf("FAIL: hostile_fetch: came back from outside RAM\n");
         return 1;
 #elif defined(HOSTILE_STRING_IO)
-        guest_printf("hostile_fetch: rep outsb with RCX = 2^64-1 and DF = 1\n");
-        __asm__ volatile("std\n rep outsb\n cld"
-                         :
-                         : "S"(gpa_of(hx_pd) + 4095), "c"(~0ull), "d"(0x3f8)
-                         : "memory");
-        guest_printf("FAIL: hostile_fetch: string I/O came back\n");
-        return 1;
+        return string_io_checks();
 #else
         fetch_checks();
         if (failed) {

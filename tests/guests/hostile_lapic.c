@@ -21,6 +21,9 @@
  *      all-including-self) is taken before the next instruction, all-excluding-self reaches
  *      nobody; N NMIs sent from inside the NMI handler: none until its IRET, then exactly one,
  *      before the instruction after the first send; N self-NMIs in a loop: N;
+ *   9. `sti; out` and `sti; rep outsb` with a self-IPI pending, SHADOW_ROUNDS times each: the
+ *      interrupt is taken right after the port write Keel completes (STI's shadow covers
+ *      that one instruction), so the instruction after it already sees it counted;
  * then exits 0; a wrong count prints FAIL and exits 1.
  * Built with HOSTILE_LAPIC_PERIODIC (hostile_lapic_periodic) it does none of that but, for
  * ever, runs the timer periodic with initial count 1 and divide by 1 (expiring at every TSC
@@ -283,6 +286,52 @@ static __attribute__((unused)) noreturn void periodic_forever(void)
         }
 }
 
+#define SHADOW_ROUNDS 100
+#define UART_SCRATCH  0x3ff
+
+/* Interrupts off, one self-IPI pending; then `sti`, the port write, and a read of the count
+ * before `cli`: it must include the interrupt. */
+static void sti_port_write(void)
+{
+        static const uint8_t two[2] = {1, 2};
+        unsigned late_out = 0, late_outs = 0;
+
+        irq_eoi[0] = 1;
+        for (unsigned r = 0; r < SHADOW_ROUNDS; r++) {
+                uint64_t before = irq_count[0][VEC_IPI], seen;
+                uint64_t rsi = (uint64_t)(uintptr_t)two, rcx = 2;
+
+                lapic_icr(0, ICR_SELF | VEC_IPI);
+                __asm__ volatile("sti\n\t"
+                                 "outb %%al, %%dx\n\t"
+                                 "mov %2, %0\n\t"
+                                 "cli"
+                                 : "=r"(seen)
+                                 : "a"(0x5a), "m"(irq_count[0][VEC_IPI]), "d"(UART_SCRATCH)
+                                 : "memory");
+                late_out += seen != before + 1;
+                before = irq_count[0][VEC_IPI];
+                lapic_icr(0, ICR_SELF | VEC_IPI);
+                __asm__ volatile("sti\n\t"
+                                 "rep outsb\n\t"
+                                 "mov %4, %0\n\t"
+                                 "cli"
+                                 : "=r"(seen), "+S"(rsi), "+c"(rcx)
+                                 : "d"(UART_SCRATCH), "m"(irq_count[0][VEC_IPI])
+                                 : "memory");
+                late_outs += seen != before + 1;
+        }
+        expect("sti; out with an interrupt pending: rounds where it came after the next "
+               "instruction",
+               late_out, 0);
+        expect("sti; rep outsb with an interrupt pending: rounds where it came after the next "
+               "instruction",
+               late_outs, 0);
+        guest_printf("hostile_lapic: sti; out and sti; rep outsb with an interrupt pending, %u "
+                     "times each: taken right after the port write\n",
+                     SHADOW_ROUNDS);
+}
+
 int64_t guest_main(void)
 {
         hx_gdt_init();
@@ -307,6 +356,7 @@ int64_t guest_main(void)
         halt_wake();
         cr8_tpr();
         nmis();
+        sti_port_write();
         if (failed) {
                 guest_printf("hostile_lapic: %u of %u checks failed\n", failed, checks);
                 return 1;

@@ -218,9 +218,12 @@ HOSTILE_FETCH = [
     ("fetch-outside", [guest_line("fetch-outside", r"hostile_fetch: jumping to 402000")],
      vm_stopped("fetch-outside", "outside-ram",
                 r"instruction fetch at guest-physical 0x10000000, outside its 8 MiB")),
-    ("string-io", [guest_line("string-io", r"hostile_fetch: rep outsb with RCX = 2\^64-1")],
-     vm_stopped("string-io", "unhandled-exit", r"string I/O \(INS/OUTS\) on port 0x3f8 .*"
-                r"is not emulated$")),
+    ("string-io", [guest_line("string-io", r"hostile_fetch: rep outsb up$"),
+                   guest_line("string-io", r"hostile_fetch: rep outsb down$"),
+                   guest_line("string-io", r"hostile_fetch: fs: addr32 rep outsb$"),
+                   guest_line("string-io", r"<PF>$"),
+                   guest_line("string-io", r"hostile_fetch: string I/O: all 9 checks passed$")],
+     vm_exited("string-io")),
 ]
 
 
@@ -276,7 +279,9 @@ HOSTILE_LAPIC = [WITNESS, ("lapic", [guest_line("lapic", "hostile_lapic: " + t) 
     r"CR8 and TPR agree both ways; CR8 masks by class$",
     r"NMIs: self, own ID, all: at once; 3000 sent in the handler: 1 after its IRET; 3000 in a "
     r"loop: 3000$",
-    r"all 31 storm checks passed$")], vm_exited("lapic"))]
+    r"sti; out and sti; rep outsb with an interrupt pending, 100 times each: taken right after "
+    r"the port write$",
+    r"all 33 storm checks passed$")], vm_exited("lapic"))]
 
 
 def apic_edge_vm(name, text, stop):

@@ -11,20 +11,21 @@
 
 #include "test.h"
 
-#define DEV  0xd0000010ull
-#define RIP0 0x401000ull
-#define FL0  0x202ull
-#define NONE 0xffu
-#define RAX  0
-#define RCX  1
-#define RDX  2
-#define RBX  3
-#define RSP  4
-#define RBP  5
-#define RSI  6
-#define RDI  7
-#define R8   8
-#define R15  15
+#define DEV      0xd0000010ull
+#define RIP0     0x401000ull
+#define FL0      0x202ull
+#define CR0_SEEN 0x80050033ull /* PG AM WP NE ET MP PE: SMSW stores 0x0033 */
+#define NONE     0xffu
+#define RAX      0
+#define RCX      1
+#define RDX      2
+#define RBX      3
+#define RSP      4
+#define RBP      5
+#define RSI      6
+#define RDI      7
+#define R8       8
+#define R15      15
 
 /* Fake device: one register; logs every access. */
 struct fake_dev {
@@ -72,6 +73,7 @@ static void regs_init(struct x86_emul_regs *r)
                 r->gpr[i] = reg0(i);
         r->rip = RIP0;
         r->rflags = FL0;
+        r->cr0 = CR0_SEEN;
 }
 
 /* Decodes `b` for `mode` and emulates it. *len gets the decoded length. */
@@ -823,7 +825,20 @@ TEST(refusals)
         REFUSED(BYTES(0x0f, 0x94, 0x00));       /* sete [rax] */
         REFUSED(BYTES(0x0f, 0xbc, 0x08));       /* bsf ecx, [rax] */
         REFUSED(BYTES(0x0f, 0xa5, 0x08));       /* shld [rax], ecx, cl */
-        REFUSED(BYTES(0x0f, 0x01, 0x20));       /* smsw [rax] */
+        REFUSED(BYTES(0x0f, 0x01, 0xe0));       /* smsw eax: no memory operand */
+        REFUSED(BYTES(0x0f, 0x01, 0x08));       /* sidt [rax] */
+        REFUSED(BYTES(0x0f, 0x01, 0x30));       /* lmsw [rax] */
+}
+
+/* SMSW to memory stores CR0's low word as the guest reads it, whatever the operand size
+ * (kvm-unit-tests' emulator: `smsw 0x1000(%r12)` on its MMIO page). */
+TEST(smsw_stores_a_word)
+{
+        STORE(BYTES(0x0f, 0x01, 0x20), 2, CR0_SEEN & 0xffff);       /* smsw [rax] */
+        STORE(BYTES(0x48, 0x0f, 0x01, 0x20), 2, CR0_SEEN & 0xffff); /* rex.w smsw [rax] */
+        STORE(BYTES(0x66, 0x0f, 0x01, 0x20), 2, CR0_SEEN & 0xffff); /* smsw (66) [rax] */
+        STORE(BYTES(0x41, 0x0f, 0x01, 0xa4, 0x24, 0x00, 0x10, 0x00, 0x00), 2,
+              CR0_SEEN & 0xffff); /* smsw 0x1000(%r12) */
 }
 
 TEST(device_failure_leaves_state)
@@ -1299,3 +1314,209 @@ TEST(string_address_sizes_and_segments)
 }
 
 TEST_MAIN()
+
+/* ---- string port I/O (INS, OUTS) ---- */
+
+struct fake_io {
+        struct fake_mem m; /* first: mem_access takes it */
+        unsigned probes, ins, outs;
+        uint16_t port;
+        uint32_t out[32]; /* values written to the port, in order */
+};
+
+/* mem_access, plus INS's check-only call (val NULL): refused where the access would fail. */
+static int io_mem(void *ctx, uint64_t lin, unsigned size, bool write, uint64_t *val)
+{
+        struct fake_io *f = ctx;
+
+        if (!val) {
+                f->probes++;
+                return lin == f->m.fault_at ? -KEEL_EFAULT : 0;
+        }
+        return mem_access(ctx, lin, size, write, val);
+}
+
+static void io_port(void *ctx, uint16_t port, unsigned size, bool in, uint32_t *val)
+{
+        struct fake_io *f = ctx;
+
+        f->port = port;
+        if (in) {
+                *val = 0xc0c1c2c0u + f->ins++; /* the callee may leave garbage above size */
+                return;
+        }
+        if (f->outs < 32)
+                f->out[f->outs] = size == 4 ? *val : *val & ((1u << (8 * size)) - 1);
+        f->outs++;
+}
+
+static int run_io(const uint8_t *b, size_t n, struct x86_emul_regs *r, struct fake_io *f,
+                  const uint64_t seg[6], unsigned budget)
+{
+        struct x86_insn in;
+        int rc = x86_decode(b, n, X86_MODE_LONG64, &in);
+
+        if (rc)
+                return 1000 + rc;
+        return x86_emulate_string_io(&in, r, seg, budget, io_mem, io_port, f);
+}
+
+static const uint64_t noseg[6];
+
+/* kvm-unit-tests' emulator test_stringio: rep outsb of 15 bytes to port 0xe0, up then down. */
+TEST(string_io_outs)
+{
+        struct x86_emul_regs r;
+        struct fake_io f;
+
+        regs_init(&r);
+        memset(&f, 0, sizeof(f));
+        memcpy(f.m.ram, "abcdefghijklmnop", 16);
+        r.gpr[RSI] = LRAM;
+        r.gpr[RCX] = 15;
+        r.gpr[RDX] = 0xffff00e0; /* DX only */
+        EXPECT_EQ(run_io(BYTES(0xf3, 0x6e), &r, &f, noseg, 128), 15);
+        EXPECT_EQ(f.outs, 15);
+        EXPECT_EQ(f.port, 0xe0);
+        EXPECT_EQ(f.out[0], 'a');
+        EXPECT_EQ(f.out[14], 'o');
+        EXPECT_EQ(r.gpr[RSI], LRAM + 15);
+        EXPECT_EQ(r.gpr[RCX], 0);
+        EXPECT_EQ(r.gpr[RDI], reg0(RDI));
+        EXPECT_EQ(r.rip, RIP0 + 2);
+        EXPECT_EQ(f.m.writes, 0);
+        EXPECT_EQ(r.rflags, FL0);
+        /* Down (DF): from the last byte to the first. */
+        regs_init(&r);
+        memset(&f, 0, sizeof(f));
+        memcpy(f.m.ram, "abcdefghijklmnop", 16);
+        r.rflags = FL0 | X86_RFLAGS_DF;
+        r.gpr[RSI] = LRAM + 14;
+        r.gpr[RCX] = 15;
+        r.gpr[RDX] = 0xe0;
+        EXPECT_EQ(run_io(BYTES(0xf3, 0x6e), &r, &f, noseg, 128), 15);
+        EXPECT_EQ(f.out[0], 'o');
+        EXPECT_EQ(f.out[14], 'a');
+        EXPECT_EQ(r.gpr[RSI], LRAM - 1);
+        EXPECT_EQ(r.rip, RIP0 + 2);
+        /* outsd (REX.W does not widen it), fs: override, no REP: one dword from FS:rSI. */
+        {
+                static const uint64_t seg[6] = {0, 0, 0, 0x7000, LRAM - 0x40, 0};
+
+                regs_init(&r);
+                memset(&f, 0, sizeof(f));
+                memcpy(f.m.ram + 8, "\x11\x22\x33\x44\x55", 5);
+                r.gpr[RSI] = 0x48;
+                r.gpr[RDX] = 0x3f8;
+                EXPECT_EQ(run_io(BYTES(0x64, 0x48, 0x6f), &r, &f, seg, 128), 1);
+                EXPECT_EQ(f.outs, 1);
+                EXPECT_EQ(f.out[0], 0x44332211u);
+                EXPECT_EQ(f.m.log[0].lin, LRAM + 8);
+                EXPECT_EQ(f.m.log[0].size, 4);
+                EXPECT_EQ(r.gpr[RSI], 0x4c);
+                EXPECT_EQ(r.gpr[RCX], reg0(RCX));
+                EXPECT_EQ(r.rip, RIP0 + 3);
+        }
+        /* 67: esi, the upper half ignored and cleared; ecx counts. */
+        regs_init(&r);
+        memset(&f, 0, sizeof(f));
+        f.m.ram[0] = 0x5a;
+        r.gpr[RSI] = 0xabcd000000000000ull | LRAM;
+        r.gpr[RCX] = 0x1200000001ull;
+        r.gpr[RDX] = 0x80;
+        EXPECT_EQ(run_io(BYTES(0x67, 0xf3, 0x6e), &r, &f, noseg, 128), 1);
+        EXPECT_EQ(f.out[0], 0x5a);
+        EXPECT_EQ(r.gpr[RSI], LRAM + 1);
+        EXPECT_EQ(r.gpr[RCX], 0);
+        EXPECT_EQ(r.rip, RIP0 + 3);
+}
+
+TEST(string_io_ins)
+{
+        struct x86_emul_regs r;
+        struct fake_io f;
+
+        /* rep insw: each element checked, read from the port, stored. */
+        regs_init(&r);
+        memset(&f, 0, sizeof(f));
+        r.gpr[RDI] = LRAM + 16;
+        r.gpr[RCX] = 4;
+        r.gpr[RDX] = 0x1f0;
+        EXPECT_EQ(run_io(BYTES(0x66, 0xf3, 0x6d), &r, &f, noseg, 128), 4);
+        EXPECT_EQ(f.ins, 4);
+        EXPECT_EQ(f.probes, 4);
+        EXPECT_EQ(f.port, 0x1f0);
+        EXPECT_EQ(f.m.ram[16], 0xc0);
+        EXPECT_EQ(f.m.ram[17], 0xc2);
+        EXPECT_EQ(f.m.ram[22], 0xc3);
+        EXPECT_EQ(f.m.ram[24], 0);
+        EXPECT_EQ(f.m.log[3].size, 2);
+        EXPECT_EQ(r.gpr[RDI], LRAM + 24);
+        EXPECT_EQ(r.gpr[RSI], reg0(RSI));
+        EXPECT_EQ(r.gpr[RCX], 0);
+        EXPECT_EQ(r.rip, RIP0 + 3);
+        /* The third destination faults: two done, no port read for it, RIP stays. */
+        regs_init(&r);
+        memset(&f, 0, sizeof(f));
+        r.gpr[RDI] = LRAM;
+        r.gpr[RCX] = 5;
+        f.m.fault_at = LRAM + 2;
+        EXPECT_EQ(run_io(BYTES(0xf3, 0x6c), &r, &f, noseg, 128), 2);
+        EXPECT_EQ(f.ins, 2);
+        EXPECT_EQ(r.gpr[RDI], LRAM + 2);
+        EXPECT_EQ(r.gpr[RCX], 3);
+        EXPECT_EQ(r.rip, RIP0);
+        /* Bounded: 128 of 300, RIP stays; DF steps down. */
+        regs_init(&r);
+        memset(&f, 0, sizeof(f));
+        r.rflags = FL0 | X86_RFLAGS_DF;
+        r.gpr[RDI] = LDEV + 200;
+        r.gpr[RCX] = 300;
+        EXPECT_EQ(run_io(BYTES(0xf3, 0x6c), &r, &f, noseg, 128), 128);
+        EXPECT_EQ(f.ins, 128);
+        EXPECT_EQ(r.gpr[RCX], 172);
+        EXPECT_EQ(r.gpr[RDI], LDEV + 200 - 128);
+        EXPECT_EQ(r.rip, RIP0);
+        /* A device asking for its store again: that iteration counts (its port read is not
+         * repeated) and ends the batch; the last one completes the instruction. */
+        regs_init(&r);
+        memset(&f, 0, sizeof(f));
+        r.gpr[RDI] = LDEV;
+        r.gpr[RCX] = 3;
+        f.m.again_at = LDEV + 1;
+        EXPECT_EQ(run_io(BYTES(0xf3, 0x6c), &r, &f, noseg, 128), 2);
+        EXPECT_EQ(f.ins, 2);
+        EXPECT_EQ(r.gpr[RCX], 1);
+        EXPECT_EQ(r.gpr[RDI], LDEV + 2);
+        EXPECT_EQ(r.rip, RIP0);
+        f.m.again_at = LDEV + 2;
+        EXPECT_EQ(run_io(BYTES(0xf3, 0x6c), &r, &f, noseg, 128), 1);
+        EXPECT_EQ(r.gpr[RCX], 0);
+        EXPECT_EQ(r.rip, RIP0 + 2);
+        /* REP with rcx = 0: nothing, complete. */
+        regs_init(&r);
+        memset(&f, 0, sizeof(f));
+        r.gpr[RCX] = 0;
+        EXPECT_EQ(run_io(BYTES(0xf3, 0x6d), &r, &f, noseg, 128), 0);
+        EXPECT_EQ(f.ins + f.probes + f.m.n, 0);
+        EXPECT_EQ(r.rip, RIP0 + 2);
+}
+
+TEST(string_io_refusals)
+{
+        struct x86_emul_regs r, r0;
+        struct fake_io f;
+        struct x86_insn in;
+
+        regs_init(&r);
+        r0 = r;
+        memset(&f, 0, sizeof(f));
+        EXPECT_EQ(run_io(BYTES(0xf3, 0xa4), &r, &f, noseg, 128), -KEEL_ENOTSUP); /* movsb */
+        EXPECT_EQ(run_io(BYTES(0xec), &r, &f, noseg, 128), -KEEL_ENOTSUP);       /* in al, dx */
+        EXPECT_TRUE(memcmp(&r, &r0, sizeof(r)) == 0);
+        EXPECT_EQ(f.m.n + f.ins + f.outs, 0);
+        /* INS/OUTS are not memory string instructions, nor without a port callback. */
+        ASSERT_TRUE(x86_decode(BYTES(0x6e), X86_MODE_LONG64, &in) == 0);
+        EXPECT_EQ(x86_emulate_string(&in, &r, noseg, 128, mem_access, &f), -KEEL_ENOTSUP);
+        EXPECT_EQ(x86_emulate_string_io(&in, &r, noseg, 128, io_mem, NULL, &f), -KEEL_ENOTSUP);
+}

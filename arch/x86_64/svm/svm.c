@@ -412,22 +412,6 @@ static void handle_msr(struct vcpu *vcpu, struct vmcb *vmcb)
         }
 }
 
-static void handle_ioio(struct vcpu *vcpu, struct vmcb *vmcb)
-{
-        uint64_t info = vmcb->control.exit_info1;
-        uint16_t port = (uint16_t)(info >> 16);
-        unsigned size = (info >> SVM_IOIO_SZ_SHIFT) & 7; /* one-hot: 1, 2 or 4 bytes */
-
-        if (info & SVM_IOIO_STR) {
-                vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
-                        "string I/O (INS/OUTS) on port %#x at rip %#llx is not emulated", port,
-                        (unsigned long long)vmcb->save.rip);
-                return;
-        }
-        x86_emulate_io(vcpu, port, size == 4 ? 4 : size == 2 ? 2 : 1, info & SVM_IOIO_IN);
-        vmcb->save.rip = vmcb->control.exit_info2; /* IOIO always reports the next RIP */
-}
-
 /*
  * CR8 on SVM: with V_INTR_MASKING the guest's MOV to/from CR8 use the VMCB's V_TPR without an
  * exit, while the LAPIC model holds the architectural TPR (PPR, injection, MMIO reads). CR8 is
@@ -457,22 +441,61 @@ static void tpr_to_guest(struct vcpu *vcpu, struct vmcb *vmcb)
         vcpu->arch.v_tpr = v;
 }
 
+/* guest_ctx plus the segment bases, for an instruction with memory operands Keel emulates. */
+static struct x86_guest_ctx guest_ctx_segs(const struct vmcb *vmcb)
+{
+        struct x86_guest_ctx ctx = guest_ctx(vmcb);
+
+        ctx.seg_base[X86_SEG_ES] = vmcb->save.es.base;
+        ctx.seg_base[X86_SEG_CS] = vmcb->save.cs.base;
+        ctx.seg_base[X86_SEG_SS] = vmcb->save.ss.base;
+        ctx.seg_base[X86_SEG_DS] = vmcb->save.ds.base;
+        ctx.seg_base[X86_SEG_FS] = vmcb->save.fs.base;
+        ctx.seg_base[X86_SEG_GS] = vmcb->save.gs.base;
+        ctx.cr0_seen = vmcb->save.cr0;
+        return ctx;
+}
+
+/* INS/OUTS: emulated from the decoded instruction (QEMU's TCG has no decode assists, which
+ * would give the segment); an interrupt shadow ends once an iteration has run. */
+static __attribute__((noinline)) void string_io(struct vcpu *vcpu, struct vmcb *vmcb, uint16_t port,
+                                                unsigned size, bool in)
+{
+        struct x86_guest_ctx ctx = guest_ctx_segs(vmcb);
+
+        tpr_from_guest(vcpu, vmcb); /* its memory operand may be the LAPIC page */
+        if (x86_emulate_string_io_exit(vcpu, &ctx, port, size, in, &vmcb->save.rip,
+                                       vmcb->save.rflags))
+                vmcb->control.int_state &= ~(uint64_t)SVM_INT_SHADOW;
+}
+
+static void handle_ioio(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+        uint64_t info = vmcb->control.exit_info1;
+        uint16_t port = (uint16_t)(info >> 16);
+        unsigned size = (info >> SVM_IOIO_SZ_SHIFT) & 7; /* one-hot: 1, 2 or 4 bytes */
+
+        size = size == 4 ? 4 : size == 2 ? 2 : 1;
+        if (info & SVM_IOIO_STR) {
+                string_io(vcpu, vmcb, port, size, info & SVM_IOIO_IN);
+                return;
+        }
+        x86_emulate_io(vcpu, port, size, info & SVM_IOIO_IN);
+        vmcb->save.rip = vmcb->control.exit_info2; /* IOIO always reports the next RIP */
+        /* Completed: an interrupt shadow it ran in ends (`sti; out`), as in skip_insn. */
+        vmcb->control.int_state &= ~(uint64_t)SVM_INT_SHADOW;
+}
+
 static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
 {
         uint64_t err = vmcb->control.exit_info1, addr = vmcb->control.exit_info2;
         const char *what = (err & (1u << 4)) ? "instruction fetch" : (err & 2) ? "write" : "read";
 
         if (!gmem_contains(&vcpu->vm->mem, gpa(addr), 1)) {
-                struct x86_guest_ctx ctx = guest_ctx(vmcb);
+                struct x86_guest_ctx ctx = guest_ctx_segs(vmcb);
                 bool in_walk = err & (1ull << 33); /* a guest page-table entry, not the data */
 
                 tpr_from_guest(vcpu, vmcb);
-                ctx.seg_base[X86_SEG_ES] = vmcb->save.es.base;
-                ctx.seg_base[X86_SEG_CS] = vmcb->save.cs.base;
-                ctx.seg_base[X86_SEG_SS] = vmcb->save.ss.base;
-                ctx.seg_base[X86_SEG_DS] = vmcb->save.ds.base;
-                ctx.seg_base[X86_SEG_FS] = vmcb->save.fs.base;
-                ctx.seg_base[X86_SEG_GS] = vmcb->save.gs.base;
                 if (!(err & (1u << 4)) &&
                     x86_emulate_mmio_exit(vcpu, &ctx, addr, in_walk, &vmcb->save.rsp,
                                           &vmcb->save.rip, &vmcb->save.rflags)) {

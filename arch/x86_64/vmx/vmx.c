@@ -502,14 +502,45 @@ static void handle_msr(struct vcpu *vcpu, bool write)
         }
 }
 
+/* guest_ctx plus the segment bases and CR0 as the guest reads it, for an instruction with
+ * memory operands Keel emulates. */
+static struct x86_guest_ctx guest_ctx_segs(void)
+{
+        struct x86_guest_ctx ctx = guest_ctx();
+        uint64_t mask = vmread(VMCS_CR0_MASK);
+
+        ctx.seg_base[X86_SEG_ES] = vmread(VMCS_GUEST_ES_BASE);
+        ctx.seg_base[X86_SEG_CS] = ctx.cs_base;
+        ctx.seg_base[X86_SEG_SS] = vmread(VMCS_GUEST_SS_BASE);
+        ctx.seg_base[X86_SEG_DS] = vmread(VMCS_GUEST_DS_BASE);
+        ctx.seg_base[X86_SEG_FS] = vmread(VMCS_GUEST_FS_BASE);
+        ctx.seg_base[X86_SEG_GS] = vmread(VMCS_GUEST_GS_BASE);
+        ctx.cr0_seen = (ctx.cr0 & ~mask) | (vmread(VMCS_CR0_SHADOW) & mask);
+        return ctx;
+}
+
+/* INS/OUTS, from the decoded instruction; STI / MOV-SS blocking ends once an iteration ran. */
+static __attribute__((noinline)) void string_io(struct vcpu *vcpu, uint16_t port, unsigned size,
+                                                bool in)
+{
+        struct x86_guest_ctx ctx = guest_ctx_segs();
+        uint64_t rip = ctx.rip, blocking;
+
+        if (!x86_emulate_string_io_exit(vcpu, &ctx, port, size, in, &rip,
+                                        vmread(VMCS_GUEST_RFLAGS)))
+                return;
+        vmwrite(VMCS_GUEST_RIP, rip);
+        blocking = vmread(VMCS_GUEST_INTERRUPTIBILITY);
+        if (blocking & 3)
+                vmwrite(VMCS_GUEST_INTERRUPTIBILITY, blocking & ~3ull);
+}
+
 static void handle_io(struct vcpu *vcpu, uint64_t q)
 {
         uint16_t port = (uint16_t)(q >> 16);
 
         if (q & (1u << 4)) {
-                vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
-                        "string I/O (INS/OUTS) on port %#x at rip %#llx is not emulated", port,
-                        (unsigned long long)vmread(VMCS_GUEST_RIP));
+                string_io(vcpu, port, (unsigned)(q & 7) + 1, q & (1u << 3));
                 return;
         }
         x86_emulate_io(vcpu, port, (unsigned)(q & 7) + 1, q & (1u << 3));
@@ -630,18 +661,12 @@ static void handle_ept_violation(struct vcpu *vcpu, uint64_t q)
         const char *what = (q & 4) ? "instruction fetch" : (q & 2) ? "write" : "read";
 
         if (!gmem_contains(&vcpu->vm->mem, gpa(addr), 1)) {
-                struct x86_guest_ctx ctx = guest_ctx();
+                struct x86_guest_ctx ctx = guest_ctx_segs();
                 uint64_t rsp = vmread(VMCS_GUEST_RSP), rip = ctx.rip;
                 uint64_t rflags = vmread(VMCS_GUEST_RFLAGS);
                 /* Linear address valid (bit 7) but not its translation (bit 8): a page walk. */
                 bool in_walk = (q & (1u << 7)) && !(q & (1u << 8));
 
-                ctx.seg_base[X86_SEG_ES] = vmread(VMCS_GUEST_ES_BASE);
-                ctx.seg_base[X86_SEG_CS] = ctx.cs_base;
-                ctx.seg_base[X86_SEG_SS] = vmread(VMCS_GUEST_SS_BASE);
-                ctx.seg_base[X86_SEG_DS] = vmread(VMCS_GUEST_DS_BASE);
-                ctx.seg_base[X86_SEG_FS] = vmread(VMCS_GUEST_FS_BASE);
-                ctx.seg_base[X86_SEG_GS] = vmread(VMCS_GUEST_GS_BASE);
                 if (!(q & 4) &&
                     x86_emulate_mmio_exit(vcpu, &ctx, addr, in_walk, &rsp, &rip, &rflags)) {
                         uint64_t blocking = vmread(VMCS_GUEST_INTERRUPTIBILITY);

@@ -17,6 +17,7 @@
  *          written back, as the CPU's write cycle does)
  *   BT BTS BTR BTC 0F A3 AB B3 BB (register bit offset: signed, it may select an operand
  *          before or after the addressed one) and 0F BA /4../7 (imm8 modulo the size)
+ *   SMSW   0F 01 /4: stores CR0's low 16 bits (regs->cr0) as a word whatever the operand size
  * A read-modify-write is one read, then one write of the same size at the same address.
  * Register writes follow the hardware: 8/16-bit destinations keep the other bits, 32-bit
  * ones zero-extend to 64; without REX, byte registers 4-7 are AH CH DH BH. The arithmetic
@@ -56,6 +57,7 @@
 struct x86_emul_regs {
         uint64_t gpr[16]; /* decoder numbering: rax rcx rdx rbx rsp rbp rsi rdi r8..r15 */
         uint64_t rip, rflags;
+        uint64_t cr0; /* as the guest reads it (SMSW); never written */
 };
 
 /*
@@ -85,7 +87,8 @@ int x86_mmio_operand(const struct x86_insn *insn, const struct x86_emul_regs *re
  * stores the value in *val, a write takes its low `size` bytes). Returns 0 when done, 1 when
  * done but a device did only part of the work and wants the instruction executed again, and
  * a negative code when it was not done: the callback has then queued the guest's fault (a
- * #PF) or recorded why it refused.
+ * #PF) or recorded why it refused. A write with val = NULL (INS only) checks that the write
+ * would be done, without doing it: 0 or a negative code as above.
  */
 typedef int (*x86_linear_access_fn)(void *ctx, uint64_t linear, unsigned size, bool write,
                                     uint64_t *val);
@@ -116,5 +119,29 @@ int x86_string_operands(const struct x86_insn *insn, const struct x86_emul_regs 
 int x86_emulate_string(const struct x86_insn *insn, struct x86_emul_regs *regs,
                        const uint64_t seg_base[6], unsigned budget, x86_linear_access_fn fn,
                        void *ctx);
+
+/*
+ * One port access of a string I/O instruction: IN reads `size` (1, 2, 4) bytes from `port`
+ * into *val, OUT writes its low `size` bytes. Port I/O cannot fail: nothing there reads all
+ * ones.
+ */
+typedef void (*x86_port_access_fn)(void *ctx, uint16_t port, unsigned size, bool in, uint32_t *val);
+
+/*
+ * String port I/O, INS (6C 6D: port DX -> ES:rDI) and OUTS (6E 6F: DS:rSI, any segment
+ * override -> port DX), with REP, as x86_emulate_string runs the memory string instructions:
+ * at most `budget` iterations, rSI / rDI stepped by the element size (down with RFLAGS.DF) in
+ * the address size, rCX counted down with REP, RIP advanced once complete, otherwise left for
+ * the guest to execute it again. The memory access goes through `mem`; INS first calls it with
+ * val = NULL, which must only check that the write would be allowed (and otherwise queue the
+ * guest's fault), so that a faulting destination does not cost a port read, as on the CPU.
+ * An iteration whose memory access is not done does not count and does no port access after
+ * it; a device asking for a store again ends the batch after that iteration (its port read
+ * is not repeated). Returns the iterations done, or -KEEL_ENOTSUP if `insn` is not INS/OUTS.
+ * Port permission (IOPL, the TSS bitmap) is the CPU's: checked before the exit.
+ */
+int x86_emulate_string_io(const struct x86_insn *insn, struct x86_emul_regs *regs,
+                          const uint64_t seg_base[6], unsigned budget, x86_linear_access_fn mem,
+                          x86_port_access_fn port, void *ctx);
 
 #endif

@@ -112,6 +112,8 @@ struct x86_guest_ctx {
         uint64_t rip;
         /* ES CS SS DS FS GS bases (enum x86_seg order): filled for device accesses only. */
         uint64_t seg_base[6];
+        /* CR0 as the guest reads it (SMSW; VMX: its read shadow for Keel's bits): the same. */
+        uint64_t cr0_seen;
 };
 
 /*
@@ -192,5 +194,18 @@ enum x86_cpu_mode x86_guest_mode(const struct x86_guest_ctx *ctx);
  */
 bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t gpa,
                            bool in_walk, uint64_t *rsp, uint64_t *rip, uint64_t *rflags);
+
+/*
+ * A string port I/O exit (INS/OUTS, REP or not) for `port`, `size` bytes, IN or OUT, as the
+ * exit reports it: decode the instruction at ctx->rip, which must be that INS/OUTS with DX =
+ * `port` (else it changed since the exit: nothing is done, the guest executes it again), and
+ * run up to X86_STRING_BUDGET iterations (x86_emulate_string_io): memory through the guest's
+ * page tables with its own permissions (#PF injected as the CPU would), RAM, devices or
+ * nothing; rCX, rSI, rDI in vcpu->arch.gprs and *rip updated. `rflags` gives DF. True if at
+ * least one iteration was done or the instruction completed (an interrupt shadow it ran in
+ * ends); false also when the VM was stopped. ctx->seg_base must be filled.
+ */
+bool x86_emulate_string_io_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint16_t port,
+                                unsigned size, bool in, uint64_t *rip, uint64_t rflags);
 
 #endif
