@@ -150,7 +150,7 @@ static uint64_t rep_insb(uint64_t rdi, uint64_t *rcx)
 static __attribute__((unused)) int64_t string_io_checks(void)
 {
         static const char up[] = "hostile_fetch: rep outsb up\n";
-        static const char down[] = "\nnwod bsstuo per :hctef_elitsoh"; /* printed backwards */
+        static const char down[] = "\nnwod bstuo per :hctef_elitsoh"; /* printed backwards */
         static uint8_t buf[1024];
         uint8_t *a_end = (uint8_t *)(uintptr_t)PAGE_B;
         uint64_t rcx, at;
