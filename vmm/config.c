@@ -54,6 +54,7 @@ enum config_key {
         KEY_VCPUS,
         KEY_UNBACKED,
         KEY_BOOT,
+        KEY_PC_TESTDEV,
         KEY_COUNT,
 };
 
@@ -577,6 +578,11 @@ static int set_disk_readonly(struct parser *ps, struct span key, struct span val
         return set_bool(ps, key, val, &ps->vm->disk_readonly);
 }
 
+static int set_pc_testdev(struct parser *ps, struct span key, struct span val)
+{
+        return set_bool(ps, key, val, &ps->vm->pc_testdev);
+}
+
 static int set_event_idx(struct parser *ps, struct span key, struct span val)
 {
         bool on = true;
@@ -811,6 +817,7 @@ static const struct key_desc keys[KEY_COUNT] = {
     [KEY_VCPUS] = {"vcpus", false, set_vcpus},
     [KEY_UNBACKED] = {"unbacked", false, set_unbacked},
     [KEY_BOOT] = {"boot", false, set_boot},
+    [KEY_PC_TESTDEV] = {"pc_testdev", false, set_pc_testdev},
 };
 
 /* ---- sections ----------------------------------------------------------------------------- */
@@ -832,9 +839,9 @@ static int end_section(struct parser *ps)
                             "e.g. image = guests/%s.bin or kernel = guests/vmlinuz)",
                             vm->name, vm->name);
         if (ps->key_line[KEY_IMAGE]) {
-                static const enum config_key linux_keys[] = {KEY_INITRD,    KEY_CMDLINE,
-                                                             KEY_DISK,      KEY_DISK_READONLY,
-                                                             KEY_EVENT_IDX, KEY_VIRTIO_CONSOLE};
+                static const enum config_key linux_keys[] = {
+                    KEY_INITRD,    KEY_CMDLINE,        KEY_DISK,      KEY_DISK_READONLY,
+                    KEY_EVENT_IDX, KEY_VIRTIO_CONSOLE, KEY_PC_TESTDEV};
 
                 for (unsigned i = 0; i < ARRAY_SIZE(linux_keys); i++)
                         if (ps->key_line[linux_keys[i]])
@@ -948,7 +955,8 @@ static int section_header(struct parser *ps, const char *p, size_t n, size_t ope
 
 static const char *const section_key_list =
     "memory, image, format, load, entry, kernel, initrd, cmdline, disk, disk_readonly, "
-    "event_idx, virtio_console, boot, expect_exit, expect_stop, weight, cpu, vcpus, unbacked";
+    "event_idx, virtio_console, boot, expect_exit, expect_stop, weight, cpu, vcpus, unbacked, "
+    "pc_testdev";
 
 static int key_value(struct parser *ps, const char *p, size_t n, size_t i)
 {

@@ -117,6 +117,7 @@ static void vm_create(unsigned i)
         else
                 vm_set_vcpus(vm, vc->vcpus); /* the parser keeps it in 1..VM_MAX_VCPUS */
         vm->unbacked_stop = vc->unbacked_stop;
+        vm->pc_testdev = vc->pc_testdev;
         for (unsigned c = 0; c < vm->vcpu_count; c++)
                 vm->vcpus[c].sched = (struct sched_entity){
                     .weight = vc->weight, .pin = vc->cpu, .owner = &vm->vcpus[c]};

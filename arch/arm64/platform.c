@@ -112,6 +112,11 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
 
         if (ndevs > ARM64_LINUX_MAX_VIRTIO)
                 return -KEEL_E2BIG;
+        if (vm->pc_testdev)
+                return load_failed(vm, f->image.path,
+                                   "pc_testdev = yes is QEMU's PC test device, for x86 VMs "
+                                   "(remove it)",
+                                   -KEEL_ENOTSUP);
         err = arm64_image_parse(f->image.data, f->image.size, &img, &why);
         if (err)
                 return load_failed(vm, f->image.path, why, err);

@@ -34,6 +34,10 @@
 #define KBC_CMD_RESET         0xfe
 #define RESET_CONTROL_PORT    0xcf9
 #define RESET_CONTROL_RST_CPU 0x04
+/* QEMU's pc-testdev (config pc_testdev = yes): writing V to 0x2000 + n sets line n to V & 1. */
+#define PC_TESTDEV_IRQ_PORT 0x2000
+#define PC_TESTDEV_LINES    24
+#define PC_TESTDEV_LATCH    0xe0 /* 0xe0-0xe3 */
 
 #define VIRTIO_MMIO_BASE  X86_GUEST_DEVICES_BASE
 #define VIRTIO_MMIO_SLOT  0x1000ull
@@ -527,6 +531,28 @@ bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, u
 
         if (!vm->arch.platform)
                 return false;
+        if (vm->pc_testdev && port >= PC_TESTDEV_IRQ_PORT &&
+            port < PC_TESTDEV_IRQ_PORT + PC_TESTDEV_LINES) {
+                unsigned line = port - PC_TESTDEV_IRQ_PORT;
+
+                if (in)
+                        *val = 0;
+                else /* as QEMU wires ISA IRQ 0 to I/O APIC pin 2 */
+                        vioapic_set_level(&vm->arch.ioapic, line ? line : 2, *val & 1);
+                return true;
+        }
+        if (vm->pc_testdev && port >= PC_TESTDEV_LATCH && port < PC_TESTDEV_LATCH + 4) {
+                /* Four bytes that read back what was written, at any offset and width. */
+                unsigned shift = 8 * (port - PC_TESTDEV_LATCH);
+                uint32_t mask = (size >= 4 ? ~0u : (1u << (8 * size)) - 1) << shift;
+
+                if (in)
+                        *val = (vm->arch.testdev_latch & mask) >> shift;
+                else
+                        vm->arch.testdev_latch =
+                            (vm->arch.testdev_latch & ~mask) | ((*val << shift) & mask);
+                return true;
+        }
         switch (port) {
         case ACPI_SLEEP_CONTROL_PORT:
                 if (!in && acpi_sleep_control_is_poweroff((uint8_t)*val))

@@ -508,7 +508,7 @@ TEST(unknown_and_misplaced_keys)
         EXPECT_STREQ(err, "keel.cfg:3: unknown key 'memroy' in [vm hello] (expected memory, "
                           "image, format, load, entry, kernel, initrd, cmdline, disk, "
                           "disk_readonly, event_idx, virtio_console, boot, expect_exit, "
-                          "expect_stop, weight, cpu, vcpus, unbacked)");
+                          "expect_stop, weight, cpu, vcpus, unbacked, pc_testdev)");
         EXPECT_ERR("verbose = 1\n" VM_HELLO, 1, "unknown key 'verbose'", "log", "finish");
         EXPECT_ERR("memory = 16M\n" VM_HELLO, 1, "key 'memory' outside a [vm NAME] section");
         EXPECT_ERR("image = a.bin\n", 1, "'image' outside");
@@ -1013,6 +1013,18 @@ TEST(unbacked_key)
         sched_err("unbacked", "abort,stop", "expected abort");
         EXPECT_ERR(VM_HELLO "unbacked = stop\nunbacked = abort\n", 5, "duplicate key 'unbacked'");
         EXPECT_ERR("unbacked = stop\n" VM_HELLO, 1, "'unbacked' outside");
+}
+
+TEST(pc_testdev_key)
+{
+        EXPECT_OK("[vm k]\nmemory = 64M\nkernel = k.flat\nboot = multiboot\n");
+        EXPECT_FALSE(cfg.vms[0].pc_testdev); /* default: no test device */
+        EXPECT_OK("[vm k]\nmemory = 64M\nkernel = k.flat\nboot = multiboot\npc_testdev = yes\n"
+                  "[vm l]\nmemory = 64M\nkernel = vmlinuz\npc_testdev = no\n");
+        EXPECT_TRUE(cfg.vms[0].pc_testdev);
+        EXPECT_FALSE(cfg.vms[1].pc_testdev);
+        EXPECT_ERR("[vm k]\nmemory = 64M\nkernel = k\npc_testdev = 1\n", 4, "expected yes or no");
+        EXPECT_ERR(VM_HELLO "pc_testdev = yes\n", 4, "pc_testdev in [vm hello] is only for Linux VMs");
 }
 
 TEST(long_user_text_is_cut_in_messages)

@@ -88,6 +88,9 @@ struct vm_config {
         /* unbacked = stop: a guest access to a guest-physical address with nothing behind it
          * stops the VM (outside-ram) instead of getting the architecture's fault. */
         bool unbacked_stop;
+        /* pc_testdev = yes (x86 kernel = VMs): QEMU's pc-testdev IRQ-line ports, for
+         * kvm-unit-tests (docs/config.md). */
+        bool pc_testdev;
 };
 
 struct keel_config {

@@ -81,6 +81,8 @@ struct vm {
         /* Config unbacked = stop: an access to a guest-physical address with nothing behind
          * it stops the VM rather than faulting in the guest (docs/config.md). */
         bool unbacked_stop;
+        /* Config pc_testdev = yes (docs/config.md): x86's test IRQ-line ports. */
+        bool pc_testdev;
         /* gdb (vmm/gdb.h): a session is on, so the arch traps breakpoint instructions;
          * the vCPU (index + 1) whose breakpoint or step stopped it, 0 if none; at one of
          * gdb's software breakpoints. */

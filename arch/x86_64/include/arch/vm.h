@@ -31,9 +31,10 @@ struct x86_gprs {
 #define X86_GUEST_DEVICES_BASE 0xd0000000ull
 
 struct vm_arch {
-        bool platform;       /* Linux platform: LAPIC, IOAPIC, ACPI (arch/platform.h) */
-        struct vuart uart;   /* COM1 (ports 0x3f8-0x3ff), transmitting to the VM's console */
-        struct rtc_cmos rtc; /* the PC's RTC and CMOS RAM (ports 0x70-0x71) */
+        bool platform;          /* Linux platform: LAPIC, IOAPIC, ACPI (arch/platform.h) */
+        struct vuart uart;      /* COM1 (ports 0x3f8-0x3ff), transmitting to the VM's console */
+        struct rtc_cmos rtc;    /* the PC's RTC and CMOS RAM (ports 0x70-0x71) */
+        uint32_t testdev_latch; /* pc_testdev = yes: what ports 0xe0-0xe3 hold */
         struct vioapic ioapic;
         /*
          * Under vm->dev_lock: the vCPU whose device access holds the lock (the LAPIC page is
