@@ -658,9 +658,10 @@ int x86_string_operands(const struct x86_insn *insn, const struct x86_emul_regs 
         return (int)which;
 }
 
-#define STEP_AGAIN 1 /* done, but a device wants it executed again: the iteration does not count \
-                      */
-#define STEP_LAST 2  /* done and counts, but the batch ends here (INS to a device asking again) */
+#define STEP_AGAIN                                                                              \
+        1           /* done, but a device wants it executed again: the iteration does not count \
+                     */
+#define STEP_LAST 2 /* done and counts, but the batch ends here (INS to a device asking again) */
 
 /* INS's store: check the destination, read the port, store. */
 static int ins_step(const struct x86_insn *insn, unsigned size, const struct x86_emul_regs *r,
@@ -720,7 +721,8 @@ static int string_step(const struct x86_insn *insn, enum str_op op, unsigned siz
         case STR_OUTS: {
                 uint32_t pv = (uint32_t)src;
 
-                port(ctx, (uint16_t)r->gpr[2], size, false, &pv);
+                if (!again) /* else the iteration is done again: one port write only */
+                        port(ctx, (uint16_t)r->gpr[2], size, false, &pv);
                 rc = 0;
                 break;
         }

@@ -21,6 +21,12 @@
  *  - RIP is either unchanged or advanced by the length, and advanced only when the
  *    instruction is complete (no REP, rCX 0, or REPE/REPNE's condition); unchanged with n
  *    below the budget only when an access failed or asked for re-execution.
+ * INS/OUTS go to x86_emulate_string_io the same way, with a port that logs its accesses;
+ * abort()s unless the result is n (0..budget) or -KEEL_ENOTSUP exactly for other
+ * instructions (then nothing accessed or changed); every port access is at DX with the
+ * element size (1, 2, 4); OUTS wrote the port n times, INS read it n times (n + 1 when the
+ * store after the last read was refused); only rCX and rSI (OUTS) / rDI (INS) change, by n
+ * elements; RIP unchanged or advanced by the length, advanced only when complete.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -86,6 +92,27 @@ static int smem_access(void *ctx, uint64_t lin, unsigned size, bool write, uint6
         if (!write)
                 *val = m->value * k; /* deliberately not masked to `size` */
         return k == m->again ? 1 : 0;
+}
+
+struct sio {
+        struct smem m; /* first: smem_access takes it */
+        unsigned ins, outs;
+        uint16_t dx;
+        unsigned esize;
+};
+
+static void sio_port(void *ctx, uint16_t port, unsigned size, bool in, uint32_t *val)
+{
+        struct sio *s = ctx;
+
+        if (port != s->dx || size != s->esize)
+                abort();
+        if (in) {
+                s->ins++;
+                *val = 0xa5a5a5a5u; /* not masked to `size` */
+        } else {
+                s->outs++;
+        }
 }
 
 static uint64_t amask(unsigned asize)
@@ -190,6 +217,70 @@ static void fuzz_string(const struct x86_insn *in, const uint8_t *v)
         }
 }
 
+static void fuzz_string_io(const struct x86_insn *in, const uint8_t *v)
+{
+        static const uint64_t seg[6] = {0x1000, 0x2000, 0x3000, 0x4000, 0x50000, 0x60000};
+        struct x86_emul_regs r, r0;
+        struct sio s;
+        uint64_t am = amask(in->addr_size);
+        unsigned budget = 1 + (v[0] & 7);
+        bool io = in->encoding == X86_ENC_LEGACY && in->map == X86_MAP_PRIMARY &&
+                  (in->opcode & 0xfc) == 0x6c;
+        bool ins = io && !(in->opcode & 2), rep = (in->prefixes & (X86_PFX_REP | X86_PFX_REPNE));
+        int n, moved = ins ? 7 : 6;
+        uint64_t step;
+
+        memset(&s, 0, sizeof(s));
+        s.m.fail = v[1] & 15;
+        s.m.again = (v[1] >> 4) & 15;
+        memcpy(&s.m.value, v, 8);
+        for (int i = 0; i < 16; i++)
+                r.gpr[i] = 0x0123456789abcdefull * (uint64_t)(i + 1);
+        r.gpr[1] = v[2] & 15;
+        r.gpr[2] = 0xabcd0000u | v[6];
+        r.gpr[6] = 0xfffffffffffffff0ull + (v[3] & 31);
+        r.gpr[7] = (v[3] & 0x80) ? 0xfff8ull : 0x8000ull;
+        r.rip = 0x1000;
+        r.cr0 = 0x80050033;
+        r.rflags = 0x202 | ((v[4] & 1) ? X86_RFLAGS_DF : 0);
+        r0 = r;
+        s.dx = (uint16_t)r.gpr[2];
+        s.esize = in->op_size == 8 ? 4 : in->op_size;
+        n = x86_emulate_string_io(in, &r, seg, budget, smem_access, sio_port, &s);
+        if ((n == -KEEL_ENOTSUP) != !io)
+                abort();
+        if (n == -KEEL_ENOTSUP) {
+                if (s.m.n || s.ins || s.outs || memcmp(&r, &r0, sizeof(r)) != 0)
+                        abort();
+                return;
+        }
+        if (n < 0 || (unsigned)n > budget)
+                abort();
+        if (ins ? (s.outs || (s.ins != (unsigned)n && s.ins != (unsigned)n + 1))
+                : (s.ins || s.outs != (unsigned)n))
+                abort();
+        step = (r0.rflags & X86_RFLAGS_DF) ? -(uint64_t)s.esize : s.esize;
+        for (int i = 0; i < 16; i++)
+                if (r.gpr[i] != r0.gpr[i] && i != 1 && i != moved)
+                        abort();
+        if (((r0.gpr[moved] + (uint64_t)n * step) & am) != (r.gpr[moved] & am))
+                abort();
+        if (rep ? ((r0.gpr[1] - (uint64_t)n) & am) != (r.gpr[1] & am) : r.gpr[1] != r0.gpr[1])
+                abort();
+        if (r.rflags != r0.rflags)
+                abort();
+        if (r.rip != r0.rip) {
+                uint64_t rip = r0.rip + in->len;
+
+                if (in->mode == X86_MODE_PROT32)
+                        rip &= 0xffffffffull;
+                else if (in->mode != X86_MODE_LONG64)
+                        rip &= 0xffff;
+                if (r.rip != rip || (rep && (r.gpr[1] & am) != 0) || (!rep && n != 1))
+                        abort();
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static const enum x86_cpu_mode modes[4] = {X86_MODE_REAL16, X86_MODE_PROT16,
@@ -209,6 +300,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (x86_decode(data + 9, size - 9, modes[data[0] & 3], &in) != 0)
                 return 0;
         fuzz_string(&in, data + 1);
+        fuzz_string_io(&in, data + 1);
         for (int i = 0; i < 16; i++)
                 r.gpr[i] = 0x0123456789abcdefull * (uint64_t)(i + 1);
         r.rip = 0xfffffffffffffff0ull + (data[0] >> 4);
