@@ -624,10 +624,53 @@ static __attribute__((noinline, cold)) bool nmi_exit(struct vcpu *vcpu, struct v
         }
 }
 
-static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
+/* The generic reason of an exit code: the same classes as svm_handle_exit counts. */
+static inline enum exit_reason svm_exit_reason(uint64_t code)
+{
+        switch (code) {
+        case SVM_EXIT_CPUID:
+                return EXIT_CPUID;
+        case SVM_EXIT_VMMCALL:
+                return EXIT_HYPERCALL;
+        case SVM_EXIT_IOIO:
+                return EXIT_IO;
+        case SVM_EXIT_MSR:
+                return EXIT_MSR;
+        case SVM_EXIT_NPF:
+                return EXIT_MMIO;
+        case SVM_EXIT_INTR:
+        case SVM_EXIT_NMI:
+        case SVM_EXIT_SMI:
+                return EXIT_INTR;
+        case SVM_EXIT_VINTR:
+                return EXIT_IRQ_WINDOW;
+        case SVM_EXIT_HLT:
+                return EXIT_HALT;
+        case SVM_EXIT_INVD:
+        case SVM_EXIT_WBINVD:
+                return EXIT_CACHE;
+        default:
+                return EXIT_OTHER;
+        }
+}
+
+/* Statistics and trace of the exit (vmm/exitstats.h), at the end of its handling. */
+static inline __attribute__((always_inline)) void
+svm_exit_done(struct vcpu *vcpu, struct vmcb *vmcb, uint64_t at, uint64_t rip)
+{
+        enum exit_reason r = svm_exit_reason(vmcb->control.exit_code);
+        uint64_t end = x86_rdtsc();
+
+        if (exit_stats_end(&vcpu->stats, r, at, end))
+                exit_trace_record(&vcpu->stats, r, at, end, rip, vmcb->control.exit_info1,
+                                  (uint32_t)vmcb->control.exit_code);
+}
+
+/* One exit; `at` is the counter just after it (docs/debugging.md: what an exit's cost is). */
+static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb, uint64_t at)
 {
         struct vmcb_control *c = &vmcb->control;
-        uint64_t *count = vcpu->arch.exit_count;
+        uint64_t *count = vcpu->stats.count;
         uint64_t rip = vmcb->save.rip;
 
         /* An event whose delivery the exit interrupted is delivered again on the next entry. */
@@ -735,6 +778,7 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
         if (__builtin_expect((vmcb->save.rflags & X86_RFLAGS_TF) != 0, 0) &&
             vmcb->save.rip != rip && !(c->event_inj & SVM_EVT_VALID))
                 single_step_trap(vcpu, vmcb);
+        svm_exit_done(vcpu, vmcb, at, rip);
 }
 
 /*
@@ -932,6 +976,7 @@ static void svm_vcpu_run(struct vcpu *vcpu)
                  host_pa = hpa_raw(host_vmcb_pa[arch_cpu_index()]);
         uint8_t tlb_control = vcpu->vm->arch.asid >= caps.asids ? 1 : 0;
         bool platform = vcpu->vm->arch.platform;
+        uint64_t at;
 
         /*
          * Since its last run the vCPU may have run on another CPU, whose TLB saw the guest's
@@ -946,10 +991,11 @@ static void svm_vcpu_run(struct vcpu *vcpu)
                         svm_inject_irq(vcpu, vmcb);
                 vmcb->save.rax = g->rax;
                 svm_run_guest(vmcb_pa, g, host_pa);
+                at = x86_rdtsc(); /* Keel's handling starts: the exit's cost from here */
                 g->rax = vmcb->save.rax;
                 vmcb->control.tlb_control = tlb_control;
                 vcpu->exits++;
-                svm_handle_exit(vcpu, vmcb);
+                svm_handle_exit(vcpu, vmcb, at);
         }
 }
 
