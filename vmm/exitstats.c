@@ -51,12 +51,12 @@ void exit_stats_summary(const struct exit_stats *s, const char *const names[EXIT
                 snprintf(buf, len, "none");
 }
 
-void exit_trace_record(struct exit_stats *s, enum exit_reason reason, uint64_t at, uint64_t end,
+void exit_trace_record(struct exit_stats *s, enum exit_reason reason, uint64_t at, uint64_t cost,
                        uint64_t pc, uint64_t info, uint32_t code)
 {
         /* Acquire: the ring was stored before the switch (exit_trace_enable). */
         struct exit_trace_entry *ring = __atomic_load_n(&s->ring, __ATOMIC_ACQUIRE);
-        uint64_t head = s->trace_head, cost = end - at;
+        uint64_t head = s->trace_head;
         struct exit_trace_entry *e;
 
         if (!ring)

@@ -893,11 +893,11 @@ static inline __attribute__((always_inline)) enum exit_reason exit_reason_of(uns
 static inline __attribute__((always_inline)) void exit_done(struct vcpu *vcpu, unsigned kind,
                                                             uint64_t at, uint64_t pc)
 {
-        uint64_t esr = vcpu->arch.esr, end = exit_counter();
+        uint64_t esr = vcpu->arch.esr, cost = exit_counter() - at;
         enum exit_reason r = exit_reason_of(kind, esr);
 
-        if (exit_stats_end(&vcpu->stats, r, at, end))
-                exit_trace_record(&vcpu->stats, r, at, end, pc, kind == ARM64_KIND_SYNC ? esr : 0,
+        if (exit_stats_end(&vcpu->stats, r, cost))
+                exit_trace_record(&vcpu->stats, r, at, cost, pc, kind == ARM64_KIND_SYNC ? esr : 0,
                                   kind == ARM64_KIND_SYNC ? ESR_EC(esr) : 0x100 + kind);
 }
 

@@ -14,8 +14,8 @@ static void exit_at(struct exit_stats *s, enum exit_reason r, uint64_t at, uint6
                     uint64_t pc)
 {
         s->count[r]++;
-        if (exit_stats_end(s, r, at, at + cost))
-                exit_trace_record(s, r, at, at + cost, pc, pc ^ 0xff, 0x72);
+        if (exit_stats_end(s, r, cost))
+                exit_trace_record(s, r, at, cost, pc, pc ^ 0xff, 0x72);
 }
 
 TEST(counts_and_ticks_by_reason)

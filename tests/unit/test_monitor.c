@@ -782,8 +782,8 @@ static void fs_exit(unsigned vm, unsigned vcpu, enum exit_reason r, uint64_t at,
         struct exit_stats *s = &fstats[vm][vcpu];
 
         s->count[r]++;
-        if (exit_stats_end(s, r, at, at + cost))
-                exit_trace_record(s, r, at, at + cost, pc, 0x1f, r == EXIT_CPUID ? 0x72 : 0x81);
+        if (exit_stats_end(s, r, cost))
+                exit_trace_record(s, r, at, cost, pc, 0x1f, r == EXIT_CPUID ? 0x72 : 0x81);
 }
 
 static void stats_setup(void)

@@ -762,10 +762,10 @@ static inline enum exit_reason vmx_exit_reason(uint32_t reason)
 static void vmx_exit_done(struct vcpu *vcpu, uint32_t reason, uint64_t at, uint64_t rip)
 {
         enum exit_reason r = vmx_exit_reason(reason);
-        uint64_t end = x86_rdtsc();
+        uint64_t cost = x86_rdtsc() - at;
 
-        if (exit_stats_end(&vcpu->stats, r, at, end))
-                exit_trace_record(&vcpu->stats, r, at, end, rip, vmread(VMCS_EXIT_QUALIFICATION),
+        if (exit_stats_end(&vcpu->stats, r, cost))
+                exit_trace_record(&vcpu->stats, r, at, cost, rip, vmread(VMCS_EXIT_QUALIFICATION),
                                   reason & 0xffff);
 }
 

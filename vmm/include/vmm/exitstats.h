@@ -67,20 +67,23 @@ struct exit_totals {
         uint64_t ticks[EXIT_REASONS];
 };
 
-void exit_trace_record(struct exit_stats *s, enum exit_reason reason, uint64_t at, uint64_t end,
+/* One trace entry: the exit at counter `at`, handled in `cost` ticks (exit_stats_end). */
+void exit_trace_record(struct exit_stats *s, enum exit_reason reason, uint64_t at, uint64_t cost,
                        uint64_t pc, uint64_t info, uint32_t code) __attribute__((cold));
 
 /*
- * The arch's end of an exit: `at` is the counter just after the exit, `end` now. The counting
- * itself (count[reason]++) is the arch's, where it tells the exits apart. True if the exit is
- * to be traced: then the arch calls exit_trace_record with what it knows of it (read only
- * then: a VMREAD is not free).
+ * The arch's end of an exit: `cost` is the counter now minus the counter just after the exit.
+ * The counting itself (count[reason]++) is the arch's, where it tells the exits apart. True if
+ * the exit is to be traced: then the arch calls exit_trace_record with what it knows of it
+ * (read only then: a VMREAD is not free).
  */
 static inline __attribute__((always_inline)) bool
-exit_stats_end(struct exit_stats *s, enum exit_reason reason, uint64_t at, uint64_t end)
+exit_stats_end(struct exit_stats *s, enum exit_reason reason, uint64_t cost)
 {
-        s->ticks[reason] += end - at;
-        return __builtin_expect(__atomic_load_n(&s->trace, __ATOMIC_RELAXED), 0);
+        s->ticks[reason] += cost;
+        /* A plain read (one compare with memory): the monitor's change is seen an exit late
+         * at worst. */
+        return __builtin_expect(s->trace, 0);
 }
 
 /* "cpuid", "hypercall", ...; "?" for a value out of range. */

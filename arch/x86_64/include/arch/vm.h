@@ -83,6 +83,7 @@ struct vcpu_arch {
         uint64_t xcr0;        /* the guest's XCR0 while it does not run */
         uint64_t deadline;    /* TSC at which the current run's time slice ends */
         unsigned leave;       /* 0, or the enum vcpu_run_result that ends the current run */
+        uint32_t exit_tsc;    /* TSC's low half just after the last exit: its cost from there */
         struct vlapic lapic;  /* its local APIC, APIC ID = vCPU index (under vm->dev_lock) */
         bool start_pending;   /* released by SIPI: enter real mode at its first run */
         bool parked;          /* HLT with interrupts off on an SMP VM: never runs again */
