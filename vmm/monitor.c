@@ -16,9 +16,11 @@ static const char escape_help[] =
     "Ctrl-] then: 1-8 input to that vm, n next vm, m monitor, ? this help, Ctrl-] a literal "
     "Ctrl-]";
 
-#define CMD_HELP (-1)
-#define CMD_LIST (-2)
-#define CMD_GDB  (-3)
+#define CMD_HELP  (-1)
+#define CMD_LIST  (-2)
+#define CMD_GDB   (-3)
+#define CMD_STATS (-4)
+#define CMD_TRACE (-5)
 
 struct command {
         const char *name;
@@ -36,7 +38,14 @@ static const struct command commands[] = {
     {"reset", MONITOR_RESET, "reset VM", "a paused or stopped vm back to created"},
     {"gdb", CMD_GDB, "gdb VM [port]",
      "stop a vm for gdb on this console (port: gdb on the debug port)"},
+    {"stats", CMD_STATS, "stats VM [clear]",
+     "exits by reason per vcpu: count, cost in counter ticks and ns; clear: from zero"},
+    {"trace", CMD_TRACE, "trace VM on|off|show [N]|clear",
+     "record each exit (reason, pc, info, cost); show the last N (32)"},
 };
+
+#define TRACE_SHOW_DEFAULT 32
+#define TRACE_SHOW_MAX     EXIT_TRACE_LEN
 
 #define VM_INDEX_MAX 100000 /* digits beyond this are not an index any more */
 
@@ -308,6 +317,242 @@ static void gdb_command(struct monitor *m, const char *arg, const char *where)
         }
 }
 
+/* Counter ticks to nanoseconds without overflow; 0 if the frequency is unknown. */
+static uint64_t ticks_ns(uint64_t ticks, uint64_t khz)
+{
+        if (!khz)
+                return 0;
+        return ticks / khz * 1000000 + ticks % khz * 1000000 / khz;
+}
+
+static void stats_line(struct monitor *m, const char *who, const char *reason, uint64_t count,
+                       uint64_t ticks, uint64_t khz)
+{
+        uint64_t mean = count ? ticks / count : 0;
+
+        outf(m, "%4s %-11s %12llu %16llu %10llu %10llu\n", who, reason, (unsigned long long)count,
+             (unsigned long long)ticks, (unsigned long long)mean,
+             (unsigned long long)ticks_ns(mean, khz));
+}
+
+/* The lines of one vCPU's (who) or the VM's totals: each reason with exits, then "total". */
+static void stats_lines(struct monitor *m, const char *who, const struct exit_totals *t,
+                        uint64_t khz)
+{
+        uint64_t count = 0, ticks = 0;
+
+        for (unsigned r = 0; r < EXIT_REASONS; r++) {
+                if (!t->count[r])
+                        continue;
+                stats_line(m, who, exit_reason_name(r), t->count[r], t->ticks[r], khz);
+                count += t->count[r];
+                ticks += t->ticks[r];
+        }
+        stats_line(m, who, "total", count, ticks, khz);
+}
+
+/* The VM's vCPUs' statistics, or a message saying why there are none (false). */
+static bool vm_has_stats(struct monitor *m, unsigned vm, const struct monitor_vm_info *i)
+{
+        if (!m->ops->vcpu_stats || !m->ops->trace) {
+                outf(m, "keel: monitor: exit statistics are not available here\n");
+                return false;
+        }
+        if (!m->ops->vcpu_stats(m->ctx, vm, 0)) {
+                outf(m,
+                     "keel: monitor: vm %s (%s) has no exit statistics now: they start with "
+                     "the vm (start %s)\n",
+                     i->name, i->state, i->name);
+                return false;
+        }
+        return true;
+}
+
+/* stats VM [clear] */
+static void stats_command(struct monitor *m, unsigned vm, const char *what)
+{
+        struct exit_totals all = {0};
+        struct monitor_vm_info i;
+        struct exit_stats *s;
+        unsigned c;
+
+        vm_info(m, vm, &i);
+        if (!vm_has_stats(m, vm, &i))
+                return;
+        if (what) {
+                for (c = 0; (s = m->ops->vcpu_stats(m->ctx, vm, c)) != NULL; c++)
+                        exit_stats_clear(s);
+                outf(m, "keel: monitor: vm %s: exit statistics cleared\n", i.name);
+                return;
+        }
+        outf(m, "keel: monitor: vm %s: exits by reason, cost in counter ticks (%llu kHz)\n", i.name,
+             (unsigned long long)i.counter_khz);
+        outf(m, "%4s %-11s %12s %16s %10s %10s\n", "vcpu", "reason", "exits", "ticks", "mean ticks",
+             "mean ns");
+        for (c = 0; (s = m->ops->vcpu_stats(m->ctx, vm, c)) != NULL; c++) {
+                struct exit_totals t = {0};
+                char who[8];
+
+                exit_stats_add(s, &t);
+                for (unsigned r = 0; r < EXIT_REASONS; r++) {
+                        all.count[r] += t.count[r];
+                        all.ticks[r] += t.ticks[r];
+                }
+                if (i.vcpus > 1) {
+                        snprintf(who, sizeof(who), "%u", c);
+                        stats_lines(m, who, &t, i.counter_khz);
+                }
+        }
+        stats_lines(m, "all", &all, i.counter_khz);
+}
+
+/* The trace's entries of a vCPU still to show: [pos, end); head when the show began. */
+struct trace_cursor {
+        struct exit_stats *s;
+        uint64_t pos, end, head;
+};
+
+/* The vCPU whose next entry (forward: at pos; else: at end - 1) is oldest / newest. */
+static int trace_pick(struct trace_cursor *cur, unsigned n, bool forward,
+                      struct exit_trace_entry *out)
+{
+        int best = -1;
+
+        for (unsigned c = 0; c < n; c++) {
+                struct exit_trace_entry e = {0};
+
+                while (cur[c].pos < cur[c].end) {
+                        if (exit_trace_get(cur[c].s, forward ? cur[c].pos : cur[c].end - 1, &e))
+                                break;
+                        /* Overwritten since: older than anything still there. */
+                        cur[c].pos = forward ? cur[c].pos + 1 : cur[c].end;
+                }
+                if (cur[c].pos >= cur[c].end)
+                        continue;
+                if (best < 0 || (forward ? e.tsc < out->tsc : e.tsc > out->tsc)) {
+                        best = (int)c;
+                        *out = e;
+                }
+        }
+        return best;
+}
+
+/* trace VM show N: the last N entries of all its vCPUs, oldest first. */
+static void trace_show(struct monitor *m, unsigned vm, const struct monitor_vm_info *i,
+                       unsigned max)
+{
+        struct trace_cursor cur[MONITOR_TRACE_VCPUS];
+        struct exit_trace_entry e;
+        unsigned n = 0, shown = 0;
+        uint64_t recorded = 0;
+        bool on = false;
+        int c;
+
+        for (; n < MONITOR_TRACE_VCPUS; n++) {
+                struct exit_stats *s = m->ops->vcpu_stats(m->ctx, vm, n);
+                uint64_t first, head;
+
+                if (!s)
+                        break;
+                on |= __atomic_load_n(&s->trace, __ATOMIC_RELAXED);
+                exit_trace_span(s, &first, &head);
+                recorded += head - s->trace_base;
+                cur[n] = (struct trace_cursor){.s = s, .pos = first, .end = head, .head = head};
+        }
+        /* Back from the newest to the N-th newest: where each vCPU's part starts. */
+        for (unsigned k = 0; k < max && (c = trace_pick(cur, n, false, &e)) >= 0; k++)
+                cur[c].end--;
+        for (unsigned k = 0; k < n; k++) {
+                cur[k].pos = cur[k].end;
+                cur[k].end = cur[k].head;
+        }
+        outf(m, "keel: monitor: vm %s: exit trace %s, %llu exits recorded since it was cleared\n",
+             i->name, on ? "on" : "off", (unsigned long long)recorded);
+        outf(m, "%4s %16s %-11s %6s %18s %18s %10s\n", "vcpu", "counter", "reason", "code", "pc",
+             "info", "cost");
+        while (shown < max && (c = trace_pick(cur, n, true, &e)) >= 0) {
+                cur[c].pos++;
+                shown++;
+                outf(m, "%4d %16llu %-11s %#6x 0x%016llx 0x%016llx %10u\n", c,
+                     (unsigned long long)e.tsc, exit_reason_name(e.reason), e.code,
+                     (unsigned long long)e.pc, (unsigned long long)e.info, e.cost);
+        }
+        if (!shown)
+                outf(m, "keel: monitor: vm %s: no exits traced%s\n", i->name,
+                     on ? " yet" : " (trace VM on starts it)");
+}
+
+/* Decimal 1..TRACE_SHOW_MAX, or 0. */
+static unsigned show_count(const char *w)
+{
+        unsigned v = 0;
+
+        for (; *w >= '0' && *w <= '9' && v <= TRACE_SHOW_MAX; w++)
+                v = v * 10 + (unsigned)(*w - '0');
+        return *w || v > TRACE_SHOW_MAX ? 0 : v;
+}
+
+/* trace VM on|off|show [N]|clear */
+static void trace_command(struct monitor *m, unsigned vm, const char *op, const char *arg)
+{
+        struct monitor_vm_info i;
+        struct exit_stats *s;
+        unsigned max = TRACE_SHOW_DEFAULT;
+        int r;
+
+        vm_info(m, vm, &i);
+        if (strcmp(op, "show") == 0 && arg && !(max = show_count(arg))) {
+                outf(m, "keel: monitor: trace %s show N: N is 1 to %u, not %s\n", i.name,
+                     TRACE_SHOW_MAX, arg);
+                return;
+        }
+        if (!vm_has_stats(m, vm, &i))
+                return;
+        if (strcmp(op, "show") == 0) {
+                trace_show(m, vm, &i, max);
+        } else if (strcmp(op, "clear") == 0) {
+                for (unsigned c = 0; (s = m->ops->vcpu_stats(m->ctx, vm, c)) != NULL; c++)
+                        exit_trace_clear(s);
+                outf(m, "keel: monitor: vm %s: exit trace cleared\n", i.name);
+        } else {
+                r = m->ops->trace(m->ctx, vm, strcmp(op, "on") == 0);
+                if (r < 0)
+                        outf(m, "keel: monitor: cannot trace vm %s (%s): %s\n", i.name, i.state,
+                             keel_strerror(r));
+                else
+                        outf(m, "keel: monitor: vm %s: exit trace %s\n", i.name, op);
+        }
+}
+
+/* stats and trace: check the words, find the VM. */
+static void exits_command(struct monitor *m, const struct command *c, char *arg, char *w2, char *w3,
+                          bool more)
+{
+        bool trace = c->action == CMD_TRACE;
+        bool ok;
+        unsigned vm;
+
+        if (trace)
+                ok = w2 && (strcmp(w2, "show") == 0
+                                ? !more
+                                : !w3 && (strcmp(w2, "on") == 0 || strcmp(w2, "off") == 0 ||
+                                          strcmp(w2, "clear") == 0));
+        else
+                ok = arg && !w3 && (!w2 || strcmp(w2, "clear") == 0);
+        if (!arg || !ok) {
+                outf(m, "keel: monitor: usage: %s\n", c->usage);
+                return;
+        }
+        if (find_vm(m, arg, &vm) < 0) {
+                outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
+                return;
+        }
+        if (trace)
+                trace_command(m, vm, w2, w3);
+        else
+                stats_command(m, vm, w2);
+}
+
 /* Splits off the next space-separated word of *p (NUL-terminating it); NULL if none. */
 static char *word(char **p)
 {
@@ -347,6 +592,12 @@ static void run_line(struct monitor *m)
                 return;
         }
         arg = word(&p);
+        if (c->action == CMD_STATS || c->action == CMD_TRACE) {
+                char *w2 = arg ? word(&p) : NULL, *w3 = w2 ? word(&p) : NULL;
+
+                exits_command(m, c, arg, w2, w3, w3 && word(&p));
+                return;
+        }
         if (c->action == CMD_GDB) {
                 char *where = arg ? word(&p) : NULL;
 

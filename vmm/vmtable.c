@@ -78,7 +78,12 @@ struct vm_slot {
         bool built;        /* memory and devices allocated (vm_release undoes) */
         enum vm_next next; /* once released */
         uint64_t runtime;  /* ticks its vCPUs ran in earlier lives (before resets) */
+        hpa_t trace_pa;    /* its vCPUs' exit trace rings (monitor: trace VM on), or 0 pages */
+        size_t trace_pages;
 };
+
+#define TRACE_RING_PAGES \
+        (align_up(sizeof(struct exit_trace_entry) * EXIT_TRACE_LEN, PAGE_SIZE) / PAGE_SIZE)
 
 static struct vm_slot slots[KEEL_MAX_VMS];
 static struct monitor monitor;
@@ -183,6 +188,9 @@ static void vm_reap(unsigned i)
         }
         if (arch_vm_probe_summary(vm, probes, sizeof(probes)))
                 LOG_INFO("keel: vm %s: %s", vm->name, probes);
+        if (slots[i].trace_pages) /* no vCPU of it runs any more */
+                CHECK(palloc_free(&keel_palloc, slots[i].trace_pa, slots[i].trace_pages) == 0);
+        slots[i].trace_pages = 0;
         vm_release(vm);
         slots[i].built = false;
         if (slots[i].next != VM_NEXT_NONE) {
@@ -302,6 +310,42 @@ static void mon_info(void *ctx, unsigned i, struct monitor_vm_info *out)
                 run += vm->vcpus[c].sched.runtime;
         }
         out->run_us = khz ? run * 1000 / khz : 0;
+        out->counter_khz = khz;
+}
+
+static struct exit_stats *mon_vcpu_stats(void *ctx, unsigned i, unsigned c)
+{
+        (void)ctx;
+        return slots[i].built && c < vms[i].vcpu_count ? &vms[i].vcpus[c].stats : NULL;
+}
+
+/* Exit tracing on or off; the rings are allocated at the first `on`, freed with the VM. */
+static int mon_trace(void *ctx, unsigned i, bool on)
+{
+        struct vm *vm = &vms[i];
+        struct exit_trace_entry *rings;
+        int err;
+
+        (void)ctx;
+        if (!slots[i].built)
+                return -KEEL_EPERM;
+        for (unsigned c = 0; c < vm->vcpu_count && !on; c++)
+                exit_trace_disable(&vm->vcpus[c].stats);
+        if (!on)
+                return 0;
+        if (!slots[i].trace_pages) {
+                size_t pages = TRACE_RING_PAGES * vm->vcpu_count;
+
+                err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &slots[i].trace_pa);
+                if (err)
+                        return err;
+                slots[i].trace_pages = pages;
+        }
+        rings = hva_ptr(arch_hpa_to_hva(slots[i].trace_pa));
+        for (unsigned c = 0; c < vm->vcpu_count; c++)
+                exit_trace_enable(&vm->vcpus[c].stats, rings + (size_t)c * TRACE_RING_PAGES *
+                                                                   PAGE_SIZE / sizeof(*rings));
+        return 0;
 }
 
 /*
@@ -400,6 +444,8 @@ static const struct monitor_ops monitor_ops = {
     .write = mon_write,
     .gdb = mon_gdb,
     .gdb_input = mon_gdb_input,
+    .vcpu_stats = mon_vcpu_stats,
+    .trace = mon_trace,
 };
 
 /* The VM table's side of a gdb session (vmm/gdb.h). */

@@ -487,7 +487,7 @@ static void exit_data_abort(struct vcpu *vcpu)
         unsigned kick;
         bool again;
 
-        c->exit_count[ARM64_EXIT_MMIO]++;
+        vcpu->stats.count[ARM64_EXIT_MMIO]++;
         if (!(iss & DABT_S1PTW) && (iss & DABT_ISV) && mmio_bus_find(&vm->mmio, gpa(ipa), size)) {
                 reg = reg_ptr(c, DABT_SRT(iss), &zero);
                 val = *reg;
@@ -543,7 +543,7 @@ static __attribute__((noinline)) void exit_sysreg(struct vcpu *vcpu)
         struct spin_held held;
         unsigned kick;
 
-        c->exit_count[ARM64_EXIT_SYSREG]++;
+        vcpu->stats.count[ARM64_EXIT_SYSREG]++;
         if (((iss >> 20) & 3) == 2 && vcpu->vm->debug) {
                 /* While gdb debugs the VM, MDCR_EL2.TDE traps the debug registers (Op0 2):
                  * gdb owns debug, the guest's accesses read 0 and are ignored. */
@@ -598,7 +598,7 @@ static inline __attribute__((always_inline)) bool exit_hvc(struct vcpu *vcpu, bo
         struct hc_call call;
         bool cont;
 
-        c->exit_count[smc ? ARM64_EXIT_SMC : ARM64_EXIT_HVC]++;
+        vcpu->stats.count[smc ? ARM64_EXIT_SMC : ARM64_EXIT_HVC]++;
         if (smc)
                 c->pc += 4; /* a trapped SMC returns to itself */
         if (ESR_ISS(c->esr) & 0xffff) {
@@ -732,7 +732,7 @@ static __attribute__((noinline)) void exit_wfi(struct vcpu *vcpu)
         struct spin_held held;
         bool pending;
 
-        c->exit_count[ARM64_EXIT_WFI]++;
+        vcpu->stats.count[ARM64_EXIT_WFI]++;
         if ((ESR_ISS(c->esr) & 3) == 2) { /* WFIT: FEAT_WFxT is hidden (idregs.c) */
                 inject_undef(c);
                 return;
@@ -765,7 +765,7 @@ static __attribute__((noinline, cold)) void exit_debug(struct vcpu *vcpu, unsign
         struct vcpu_arch *c = &vcpu->arch;
         uint64_t esr = c->esr;
 
-        c->exit_count[ARM64_EXIT_OTHER]++;
+        vcpu->stats.count[ARM64_EXIT_OTHER]++;
         if (ec == EC_BRK64 && vcpu->vm->debug && vm_debug_break(vcpu, c->pc))
                 return;
         if (ec == EC_SOFTSTP_LOW && c->gdb_step) {
@@ -834,11 +834,11 @@ static void exit_sync(struct vcpu *vcpu)
                 exit_sysreg(vcpu);
                 return;
         case EC_SME: /* SME is hidden (idregs.c) and trapped: its instructions are undefined */
-                c->exit_count[ARM64_EXIT_OTHER]++;
+                vcpu->stats.count[ARM64_EXIT_OTHER]++;
                 inject_undef(c);
                 return;
         case EC_IABT_LOW: /* nothing executable there: RAM is mapped RWX, devices are not */
-                c->exit_count[ARM64_EXIT_MMIO]++;
+                vcpu->stats.count[ARM64_EXIT_MMIO]++;
                 unbacked_access(vcpu, true,
                                 ((read_sysreg(hpfar_el2) >> 4) << 12) |
                                     (read_sysreg(far_el2) & 0xfff));
@@ -848,9 +848,58 @@ static void exit_sync(struct vcpu *vcpu)
                 exit_debug(vcpu, ec);
                 return;
         }
-        c->exit_count[ARM64_EXIT_OTHER]++;
+        vcpu->stats.count[ARM64_EXIT_OTHER]++;
         vm_stop(vcpu->vm, VM_STOP_UNHANDLED, "exception class %#x (esr %#llx) at pc %#llx", ec,
                 (unsigned long long)c->esr, (unsigned long long)c->pc);
+}
+
+/*
+ * The counter for an exit's cost: CNTPCT_EL0, without an ISB (one instruction on every exit's
+ * path, twice): on an out-of-order CPU the read may be taken a few instructions early.
+ */
+static inline __attribute__((always_inline)) uint64_t exit_counter(void)
+{
+        return read_sysreg(cntpct_el0);
+}
+
+/*
+ * Generic reasons of the exits (the classes the handlers count): a synchronous exit's by its
+ * exception class, the others at 64 + the vector's kind. A table, not a switch: this is on
+ * every exit's path (docs/benchmarks.md).
+ */
+static const uint8_t exit_reasons[64 + 8] = {
+    [EC_HVC64] = EXIT_HYPERCALL,
+    [EC_SMC64] = EXIT_SMC,
+    [EC_DABT_LOW] = EXIT_MMIO,
+    [EC_IABT_LOW] = EXIT_MMIO,
+    [EC_WFX] = EXIT_HALT,
+    [EC_SYSREG] = EXIT_SYSREG,
+    [64 + ARM64_KIND_IRQ] = EXIT_INTR,
+    [64 + ARM64_KIND_FIQ] = EXIT_INTR, /* the rest: other */
+};
+
+/* Tracing is on: the exit's entry. The trace's code: the EC of a synchronous exit, else
+ * 0x100 + the vector's kind (1 IRQ, 2 FIQ, 3 SError, 4 AArch32). */
+static __attribute__((noinline, cold)) void exit_traced(struct vcpu *vcpu, unsigned kind,
+                                                        enum exit_reason r, uint64_t at,
+                                                        uint64_t cost, uint64_t pc)
+{
+        uint64_t esr = vcpu->arch.esr;
+
+        exit_trace_record(&vcpu->stats, r, at, cost, pc, kind == ARM64_KIND_SYNC ? esr : 0,
+                          kind == ARM64_KIND_SYNC ? ESR_EC(esr) : 0x100 + kind);
+}
+
+/* Statistics of the exit (vmm/exitstats.h), at the end of its handling. */
+static inline __attribute__((always_inline)) void exit_done(struct vcpu *vcpu, unsigned kind,
+                                                            uint64_t at, uint64_t pc)
+{
+        unsigned i = kind == ARM64_KIND_SYNC ? ESR_EC(vcpu->arch.esr) : 64 + (kind & 7);
+        enum exit_reason r = (enum exit_reason)exit_reasons[i];
+        uint64_t cost = exit_counter() - at;
+
+        if (exit_stats_end(&vcpu->stats, r, cost))
+                exit_traced(vcpu, kind, r, at, cost, pc);
 }
 
 enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
@@ -891,12 +940,13 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         write_sysreg(cnthp_ctl_el2, CNT_CTL_ENABLE);
         isb();
         while (vm->state == VM_RUNNING && !c->leave) {
+                uint64_t at, pc;
                 unsigned kind;
-                uint64_t pc;
 
                 if (a->platform)
                         arm64_vgic_flush(vcpu, nr_lrs);
                 kind = arm64_guest_run(c);
+                at = exit_counter(); /* Keel's handling starts: the exit's cost from here */
                 pc = c->pc;
                 vcpu->exits++;
                 if (a->platform)
@@ -912,23 +962,24 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
                         break;
                 case ARM64_KIND_IRQ:
                 case ARM64_KIND_FIQ:
-                        c->exit_count[ARM64_EXIT_IRQ]++;
+                        vcpu->stats.count[ARM64_EXIT_IRQ]++;
                         handle_irqs(vcpu);
                         poll_console(vcpu);
                         if (arch_tsc() >= deadline)
                                 c->leave = VCPU_RUN_PREEMPTED;
                         break;
                 case ARM64_KIND_SERROR:
-                        c->exit_count[ARM64_EXIT_OTHER]++;
+                        vcpu->stats.count[ARM64_EXIT_OTHER]++;
                         vm_stop(vm, VM_STOP_UNHANDLED, "SError (esr %#llx) at pc %#llx",
                                 (unsigned long long)c->esr, (unsigned long long)c->pc);
                         break;
                 default:
-                        c->exit_count[ARM64_EXIT_OTHER]++;
+                        vcpu->stats.count[ARM64_EXIT_OTHER]++;
                         vm_stop(vm, VM_STOP_UNHANDLED, "exception from AArch32 at pc %#llx",
                                 (unsigned long long)c->pc);
                         break;
                 }
+                exit_done(vcpu, kind, at, pc);
         }
         arm64_hyp_timer_stop();
         if (a->platform)
@@ -953,19 +1004,13 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
 
 void arch_vcpu_exit_summary(const struct vcpu *vcpu, char *buf, size_t len)
 {
-        static const char *const names[ARM64_EXIT_CLASSES] = {
-            "hvc", "smc", "mmio", "wfi", "sysreg", "irq", "other",
+        static const char *const names[EXIT_REASONS] = {
+            [EXIT_HYPERCALL] = "hvc", [EXIT_SMC] = "smc",       [EXIT_MMIO] = "mmio",
+            [EXIT_HALT] = "wfi",      [EXIT_SYSREG] = "sysreg", [EXIT_INTR] = "irq",
+            [EXIT_OTHER] = "other",
         };
-        size_t n = 0;
 
-        buf[0] = 0;
-        for (unsigned i = 0; i < ARM64_EXIT_CLASSES && n < len; i++)
-                if (vcpu->arch.exit_count[i])
-                        n +=
-                            (size_t)snprintf(buf + n, len - n, "%s%s %llu", n ? ", " : "", names[i],
-                                             (unsigned long long)vcpu->arch.exit_count[i]);
-        if (!n)
-                snprintf(buf, len, "none");
+        exit_stats_summary(&vcpu->stats, names, buf, len);
 }
 
 void arch_vm_teardown(struct vm *vm)

@@ -205,7 +205,6 @@ static int vcpu_common_init(struct vcpu *vcpu)
         uint32_t r[4];
 
         memset(&vcpu->arch.gprs, 0, sizeof(vcpu->arch.gprs));
-        memset(vcpu->arch.exit_count, 0, sizeof(vcpu->arch.exit_count));
         x86_cpuid(0, 0, r);
         vcpu->arch.cpuid.max_basic = r[0];
         x86_cpuid(0x80000000, 0, r);
@@ -325,26 +324,20 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
 
 void arch_vcpu_exit_summary(const struct vcpu *vcpu, char *buf, size_t len)
 {
-        static const char *const names[X86_EXIT_CLASSES] = {
-            [X86_EXIT_CPUID] = "cpuid",
-            [X86_EXIT_HYPERCALL] = "hypercall",
-            [X86_EXIT_IO] = "io",
-            [X86_EXIT_MSR] = "msr",
-            [X86_EXIT_MMIO] = "mmio",
-            [X86_EXIT_INTR] = "interrupt",
-            [X86_EXIT_IRQ_WINDOW] = "irq-window",
-            [X86_EXIT_HLT] = "hlt",
-            [X86_EXIT_CACHE] = "cache-flush",
-            [X86_EXIT_OTHER] = "other",
+        static const char *const names[EXIT_REASONS] = {
+            [EXIT_CPUID] = "cpuid",
+            [EXIT_HYPERCALL] = "hypercall",
+            [EXIT_IO] = "io",
+            [EXIT_MSR] = "msr",
+            [EXIT_MMIO] = "mmio",
+            [EXIT_INTR] = "interrupt",
+            [EXIT_IRQ_WINDOW] = "irq-window",
+            [EXIT_HALT] = "hlt",
+            [EXIT_CACHE] = "cache-flush",
+            [EXIT_OTHER] = "other",
         };
-        size_t used = 0;
 
-        buf[0] = 0;
-        for (unsigned i = 0; i < X86_EXIT_CLASSES && used < len; i++)
-                if (vcpu->arch.exit_count[i])
-                        used += (size_t)snprintf(buf + used, len - used, "%s%s %llu",
-                                                 used ? ", " : "", names[i],
-                                                 (unsigned long long)vcpu->arch.exit_count[i]);
+        exit_stats_summary(&vcpu->stats, names, buf, len);
 }
 
 enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)

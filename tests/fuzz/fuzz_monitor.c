@@ -4,8 +4,9 @@
  *
  * Input: byte 0: bits 0-3 the number of VMs (0..15), bits 4-7 the size of the pieces the rest
  * is fed in (0: all at once); bytes 1..count: each VM's initial state (low 2 bits) and CPU
- * time (the byte, shifted into the high bits on odd VMs, so shares overflow a naive product).
- * The rest is typed twice, on two monitors: in those pieces and byte by byte.
+ * time (the byte, shifted into the high bits on odd VMs, so shares overflow a naive product)
+ * and its exit statistics (counts, ticks and 300 trace entries derived from the byte; a stopped
+ * VM has none). The rest is typed twice, on two monitors: in those pieces and byte by byte.
  *
  * Invariants (abort on violation): both runs write the same output and deliver the same bytes
  * to the same VMs with the same actions; no VM receives more bytes than were typed; the ops
@@ -35,6 +36,8 @@ struct fake {
         uint8_t state[VMS];
         uint64_t run_us[VMS];
         uint64_t in_hash[VMS], in_bytes[VMS], action_hash;
+        struct exit_stats stats[VMS];
+        struct exit_trace_entry ring[VMS][EXIT_TRACE_LEN];
         char out[OUT_MAX];
         size_t out_len; /* bytes written, even beyond `out` */
 };
@@ -117,12 +120,36 @@ static void f_write(void *ctx, const char *s, size_t n)
         f->out_len += n;
 }
 
+static struct exit_stats *f_vcpu_stats(void *ctx, unsigned vm, unsigned vcpu)
+{
+        struct fake *f = ctx;
+
+        if (vm >= f->count)
+                fail("statistics of a VM that does not exist");
+        return vcpu == 0 && f->state[vm] != 3 ? &f->stats[vm] : NULL;
+}
+
+static int f_trace(void *ctx, unsigned vm, bool on)
+{
+        struct fake *f = ctx;
+
+        if (vm >= f->count || f->state[vm] == 3)
+                fail("trace of a VM without statistics");
+        if (on)
+                exit_trace_enable(&f->stats[vm], f->ring[vm]);
+        else
+                exit_trace_disable(&f->stats[vm]);
+        return 0;
+}
+
 static const struct monitor_ops ops = {
     .count = f_count,
     .info = f_info,
     .action = f_action,
     .input = f_input,
     .write = f_write,
+    .vcpu_stats = f_vcpu_stats,
+    .trace = f_trace,
 };
 
 static void check(const struct monitor *m, const struct fake *f)
@@ -142,6 +169,15 @@ static void setup(struct fake *f, struct monitor *m, const uint8_t *data, unsign
         for (unsigned k = 0; k < count; k++) {
                 f->state[k] = data[1 + k] & 3;
                 f->run_us[k] = (uint64_t)data[1 + k] << (k & 1 ? 56 : 8);
+                for (unsigned r = 0; r < EXIT_REASONS; r++) {
+                        f->stats[k].count[r] = (uint64_t)data[1 + k] * r;
+                        f->stats[k].ticks[r] = f->stats[k].count[r] * 263 << (k & 1 ? 40 : 0);
+                }
+                exit_trace_enable(&f->stats[k], f->ring[k]);
+                for (unsigned e = 0; e < 300; e++)
+                        exit_trace_record(&f->stats[k], (enum exit_reason)(e % EXIT_REASONS),
+                                          e * data[1 + k], e, 0x100000 + e, e, e);
+                exit_trace_disable(&f->stats[k]);
         }
         monitor_init(m, &ops, f);
         monitor_announce(m);

@@ -667,6 +667,35 @@ def monitor_case(config, bad, **extra):
         **extra)
 
 
+def exit_stats_case(hc_code, pc, **extra):
+    """exitloop makes 10000 hypercalls, then more for ever. Through the monitor: `stats
+    exitloop` counts at least 10000 hypercall exits (five digits or more, not 0xxxx), `trace
+    exitloop on` then `show 4` lists at least one hypercall exit (the arch's code `hc_code`)
+    at a pc (`pc`) inside the guest's image; then `stop exitloop`."""
+    made = guest_line("exitloop", r"exitloop: 10000 hypercalls made, code at 0x[0-9a-f]+; "
+                                  r"more, forever$")
+    header = r"^keel: monitor: vm exitloop: exits by reason, cost in counter ticks \([1-9]\d* kHz\)$"
+    hc = r"^ all hypercall +[1-9]\d{4,} +[1-9]\d* +[1-9]\d* +\d+$"
+    on = r"^keel: monitor: vm exitloop: exit trace on$"
+    shown = r"^keel: monitor: vm exitloop: exit trace on, [1-9]\d* exits recorded since it was cleared$"
+    entry = r"^ +0 +\d+ hypercall +%s %s 0x[0-9a-f]{16} +\d+$" % (hc_code, pc)
+    stop = r"^keel: vm exitloop stopped: monitor: stopped from the monitor$"
+    sends = [
+        (made, "\x1dm"),
+        (r"^keel: console: monitor \(type help\)$", "stats exitloop"),
+        (r"^ all total +\d+ ", "trace exitloop on"),
+        (on, "trace exitloop show 4"),
+        (entry, "stop exitloop"),
+    ]
+    return dict(
+        config="exit_stats.cfg", verdict=PASS, timeout=240, sends=sends, fail_on=REFUSED,
+        order=[made, header, hc, r"^ all total +[1-9]\d{4,} ", on, shown, entry, stop,
+               r"^keel: summary$", summary_line("exitloop"), r"^keel: result: PASS\b"],
+        must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL", r"cannot \w+ vm",
+                  r"no exits traced", r"usage: "],
+        **extra)
+
+
 def expect_fail_case(config, wrong_stop, **extra):
     """Two VMs whose outcome differs from their expect_* (wrong-code exits 0, wrong-stop stops
     with `wrong_stop`) and one that matches: both flagged UNEXPECTED, the result FAIL. Proves
@@ -712,6 +741,9 @@ CASES = {
     "x86state": x86state_case(),
     # VMs at once, misbehaving ones among them, driven through the console's monitor
     "monitor": monitor_case("monitor.cfg", ("triple", "triple-fault")),
+    # the monitor's exit statistics and trace of a guest making a known number of hypercalls
+    "exit_stats": exit_stats_case("0x81", r"0x00000000001[0-9a-f]{5}"),
+    "arm64_exit_stats": exit_stats_case("0x16", r"0x00000000401[0-9a-f]{5}", arch="arm64"),
     "monitor_smp": monitor_case("monitor.cfg", ("triple", "triple-fault"), smp=2),
     "arm64_monitor": monitor_case("arm64_monitor.cfg", ("outside", "outside-ram"), arch="arm64"),
     "arm64_monitor_smp": monitor_case("arm64_monitor.cfg", ("outside", "outside-ram"),

@@ -24,7 +24,7 @@ struct fake_vm {
 struct fake {
         unsigned count;
         struct fake_vm vms[10];
-        char out[16384]; /* everything write() got, NUL-terminated */
+        char out[65536]; /* everything write() got, NUL-terminated */
         size_t out_len;
         unsigned actions;
         unsigned last_vm;
@@ -730,6 +730,217 @@ TEST(gdb_command_errors)
         setup(); /* ops without gdb */
         type("\x1dmgdb web\r");
         EXPECT_CONTAINS(F.out, "gdb is not available here");
+}
+
+/* Exit statistics and traces: "web" has two vCPUs, "db" one, "build" none yet (not built). */
+static struct exit_stats fstats[3][2];
+static struct exit_trace_entry frings[3][2][EXIT_TRACE_LEN];
+static unsigned trace_calls;
+
+static void fs_info(void *ctx, unsigned vm, struct monitor_vm_info *i)
+{
+        f_info(ctx, vm, i);
+        i->vcpus = vm == 0 ? 2 : 1;
+        i->counter_khz = 2000000; /* 2 GHz: a tick is half a nanosecond */
+}
+
+static struct exit_stats *fs_vcpu_stats(void *ctx, unsigned vm, unsigned vcpu)
+{
+        (void)ctx;
+        if (vm == 2 || vcpu >= (vm == 0 ? 2u : 1u))
+                return NULL;
+        return &fstats[vm][vcpu];
+}
+
+static int fs_trace(void *ctx, unsigned vm, bool on)
+{
+        (void)ctx;
+        trace_calls++;
+        for (unsigned c = 0; c < 2; c++) {
+                if (on)
+                        exit_trace_enable(&fstats[vm][c], frings[vm][c]);
+                else
+                        exit_trace_disable(&fstats[vm][c]);
+        }
+        return 0;
+}
+
+static const struct monitor_ops stats_ops = {
+    .count = f_count,
+    .info = fs_info,
+    .action = f_action,
+    .input = f_input,
+    .write = f_write,
+    .vcpu_stats = fs_vcpu_stats,
+    .trace = fs_trace,
+};
+
+/* One exit as an arch accounts it. */
+static void fs_exit(unsigned vm, unsigned vcpu, enum exit_reason r, uint64_t at, uint64_t cost,
+                    uint64_t pc)
+{
+        struct exit_stats *s = &fstats[vm][vcpu];
+
+        s->count[r]++;
+        if (exit_stats_end(s, r, cost))
+                exit_trace_record(s, r, at, cost, pc, 0x1f, r == EXIT_CPUID ? 0x72 : 0x81);
+}
+
+static void stats_setup(void)
+{
+        setup();
+        memset(fstats, 0, sizeof(fstats));
+        trace_calls = 0;
+        monitor_init(&M, &stats_ops, &F);
+        to_monitor();
+}
+
+/* Lines of `out` that start with `prefix`. */
+static unsigned lines_starting(const char *out, const char *prefix)
+{
+        unsigned n = 0;
+
+        for (const char *p = out; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+                n += strncmp(p, prefix, strlen(prefix)) == 0;
+        return n;
+}
+
+TEST(stats_per_vcpu_and_total)
+{
+        stats_setup();
+        for (unsigned k = 0; k < 1000; k++)
+                fs_exit(0, 0, EXIT_CPUID, k * 1000, 263, 0x100000);
+        for (unsigned k = 0; k < 10; k++)
+                fs_exit(0, 1, EXIT_CPUID, k, 500, 0x100000);
+        fs_exit(0, 1, EXIT_MMIO, 0, 4001, 0x100000);
+        EXPECT_STREQ(reply("stats web\r"),
+                     "stats web\n"
+                     "keel: monitor: vm web: exits by reason, cost in counter ticks (2000000 kHz)\n"
+                     "vcpu reason             exits            ticks mean ticks    mean ns\n"
+                     "   0 cpuid               1000           263000        263        131\n"
+                     "   0 total               1000           263000        263        131\n"
+                     "   1 cpuid                 10             5000        500        250\n"
+                     "   1 mmio                   1             4001       4001       2000\n"
+                     "   1 total                 11             9001        818        409\n"
+                     " all cpuid               1010           268000        265        132\n"
+                     " all mmio                   1             4001       4001       2000\n"
+                     " all total               1011           272001        269        134\n"
+                     "keel> ");
+        /* One vCPU: no per-vCPU lines; by number as well as by name. */
+        fs_exit(1, 0, EXIT_HYPERCALL, 0, 258, 0x100010);
+        EXPECT_CONTAINS(reply("stats 2\r"), "vm db: exits by reason");
+        EXPECT_EQ(lines_starting(F.out, "   0 "), 0);
+        EXPECT_CONTAINS(F.out,
+                        " all hypercall              1              258        258        129\n");
+}
+
+TEST(stats_clear_counts_from_zero)
+{
+        stats_setup();
+        fs_exit(1, 0, EXIT_HYPERCALL, 0, 258, 0);
+        EXPECT_STREQ(reply("stats db clear\r"),
+                     "stats db clear\nkeel: monitor: vm db: exit statistics cleared\nkeel> ");
+        EXPECT_CONTAINS(reply("stats db\r"),
+                        " all total                  0                0          0          0\n");
+        EXPECT_EQ(lines_starting(F.out, " all hypercall"), 0);
+        fs_exit(1, 0, EXIT_HYPERCALL, 0, 100, 0);
+        EXPECT_CONTAINS(reply("stats db\r"),
+                        " all hypercall              1              100        100         50\n");
+}
+
+TEST(stats_and_trace_errors)
+{
+        stats_setup();
+        EXPECT_CONTAINS(reply("stats\r"), "keel: monitor: usage: stats VM [clear]\n");
+        EXPECT_CONTAINS(reply("stats web now\r"), "keel: monitor: usage: stats VM [clear]\n");
+        EXPECT_CONTAINS(reply("stats web clear now\r"), "usage: stats VM [clear]\n");
+        EXPECT_CONTAINS(reply("stats nosuch\r"), "keel: monitor: no vm nosuch (list shows them)\n");
+        EXPECT_CONTAINS(reply("stats build\r"),
+                        "keel: monitor: vm build (created) has no exit statistics now: they "
+                        "start with the vm (start build)\n");
+        EXPECT_CONTAINS(reply("trace web\r"),
+                        "keel: monitor: usage: trace VM on|off|show [N]|clear\n");
+        EXPECT_CONTAINS(reply("trace web onn\r"), "usage: trace VM on|off|show [N]|clear\n");
+        EXPECT_CONTAINS(reply("trace web on 5\r"), "usage: trace VM on|off|show [N]|clear\n");
+        EXPECT_CONTAINS(reply("trace web show 5 6\r"), "usage: trace VM on|off|show [N]|clear\n");
+        EXPECT_CONTAINS(reply("trace nosuch on\r"),
+                        "keel: monitor: no vm nosuch (list shows them)\n");
+        EXPECT_CONTAINS(reply("trace build on\r"), "vm build (created) has no exit statistics now");
+        EXPECT_CONTAINS(reply("trace web show 0\r"),
+                        "keel: monitor: trace web show N: N is 1 to 256, not 0\n");
+        EXPECT_CONTAINS(reply("trace web show 257\r"), "N is 1 to 256, not 257\n");
+        EXPECT_CONTAINS(reply("trace web show 99999999999\r"), "N is 1 to 256, not 99999999999\n");
+        EXPECT_CONTAINS(reply("trace web show x\r"), "N is 1 to 256, not x\n");
+        EXPECT_EQ(trace_calls, 0);
+        setup(); /* ops without statistics */
+        to_monitor();
+        EXPECT_CONTAINS(reply("stats web\r"),
+                        "keel: monitor: exit statistics are not available here\n");
+        EXPECT_CONTAINS(reply("trace web on\r"), "exit statistics are not available here\n");
+}
+
+TEST(trace_on_show_merges_vcpus_by_counter)
+{
+        stats_setup();
+        fs_exit(0, 0, EXIT_CPUID, 1, 5, 0xdead); /* before trace on: not recorded */
+        EXPECT_STREQ(reply("trace web on\r"),
+                     "trace web on\nkeel: monitor: vm web: exit trace on\nkeel> ");
+        EXPECT_EQ(trace_calls, 1);
+        EXPECT_CONTAINS(reply("trace web show\r"), "keel: monitor: vm web: no exits traced yet\n");
+        fs_exit(0, 0, EXIT_CPUID, 100, 263, 0x101000);
+        fs_exit(0, 1, EXIT_HYPERCALL, 150, 258, 0x102000);
+        fs_exit(0, 0, EXIT_CPUID, 200, 263, 0x101002);
+        fs_exit(0, 1, EXIT_HYPERCALL, 250, 258, 0x102004);
+        EXPECT_STREQ(reply("trace web show 3\r"),
+                     "trace web show 3\n"
+                     "keel: monitor: vm web: exit trace on, 4 exits recorded since it was cleared\n"
+                     "vcpu          counter reason        code                 pc               "
+                     "info       cost\n"
+                     "   1              150 hypercall     0x81 0x0000000000102000 "
+                     "0x000000000000001f        258\n"
+                     "   0              200 cpuid         0x72 0x0000000000101002 "
+                     "0x000000000000001f        263\n"
+                     "   1              250 hypercall     0x81 0x0000000000102004 "
+                     "0x000000000000001f        258\n"
+                     "keel> ");
+        EXPECT_STREQ(reply("trace web off\r"),
+                     "trace web off\nkeel: monitor: vm web: exit trace off\nkeel> ");
+        fs_exit(0, 0, EXIT_CPUID, 300, 263, 0x101004);
+        EXPECT_CONTAINS(reply("trace web show\r"), "exit trace off, 4 exits recorded");
+        EXPECT_EQ(lines_starting(F.out, "   0 "), 2);
+        EXPECT_EQ(lines_starting(F.out, "   1 "), 2);
+        EXPECT_STREQ(reply("trace web clear\r"),
+                     "trace web clear\nkeel: monitor: vm web: exit trace cleared\nkeel> ");
+        EXPECT_CONTAINS(reply("trace web show\r"), "exit trace off, 0 exits recorded");
+        EXPECT_CONTAINS(F.out, "keel: monitor: vm web: no exits traced (trace VM on starts it)\n");
+}
+
+TEST(trace_show_is_bounded)
+{
+        stats_setup();
+        type("trace web on\r");
+        for (unsigned k = 0; k < 1000; k++)
+                fs_exit(0, k % 2, EXIT_CPUID, k, 263, 0x100000 + k);
+        reply("trace web show\r");
+        EXPECT_EQ(lines_starting(F.out, "   0 ") + lines_starting(F.out, "   1 "), 32);
+        /* the newest 32, oldest first */
+        EXPECT_CONTAINS(F.out, "   0              968 cpuid ");
+        EXPECT_CONTAINS(F.out, "   1              999 cpuid ");
+        EXPECT_EQ(lines_starting(F.out, "   1              967 "), 0);
+        reply("trace web show 256\r");
+        EXPECT_EQ(lines_starting(F.out, "   0 ") + lines_starting(F.out, "   1 "), 256);
+        EXPECT_CONTAINS(F.out, "1000 exits recorded");
+        reply("trace web show 1\r");
+        EXPECT_EQ(lines_starting(F.out, "   1              999 cpuid "), 1);
+        EXPECT_EQ(lines_starting(F.out, "   0 "), 0);
+}
+
+TEST(help_lists_stats_and_trace)
+{
+        stats_setup();
+        reply("help\r");
+        EXPECT_CONTAINS(F.out, "  stats VM [clear] exits by reason");
+        EXPECT_CONTAINS(F.out, "  trace VM on|off|show [N]|clear record each exit");
 }
 
 TEST_MAIN()

@@ -749,9 +749,54 @@ static __attribute__((noinline, cold)) void single_step_trap(void)
         vmwrite(VMCS_GUEST_PENDING_DBG, vmread(VMCS_GUEST_PENDING_DBG) | X86_DR6_BS);
 }
 
+/* The generic reason of a basic exit reason: the same classes as vmx_handle_exit counts. */
+static inline enum exit_reason vmx_exit_reason(uint32_t reason)
+{
+        if (reason & VMX_EXIT_ENTRY_FAIL)
+                return EXIT_OTHER;
+        switch (reason & 0xffff) {
+        case VMX_EXIT_CPUID:
+                return EXIT_CPUID;
+        case VMX_EXIT_VMCALL:
+                return EXIT_HYPERCALL;
+        case VMX_EXIT_IO:
+                return EXIT_IO;
+        case VMX_EXIT_RDMSR:
+        case VMX_EXIT_WRMSR:
+                return EXIT_MSR;
+        case VMX_EXIT_EPT_VIOLATION:
+                return EXIT_MMIO;
+        case VMX_EXIT_EXT_INTR:
+        case VMX_EXIT_EXCEPTION_NMI:
+        case VMX_EXIT_PREEMPT_TIMER:
+                return EXIT_INTR;
+        case VMX_EXIT_INTR_WINDOW:
+        case VMX_EXIT_NMI_WINDOW:
+                return EXIT_IRQ_WINDOW;
+        case VMX_EXIT_HLT:
+                return EXIT_HALT;
+        case VMX_EXIT_INVD:
+        case VMX_EXIT_WBINVD:
+                return EXIT_CACHE;
+        default:
+                return EXIT_OTHER;
+        }
+}
+
+/* Statistics and trace of the exit (vmm/exitstats.h), at the end of its handling. */
+static void vmx_exit_done(struct vcpu *vcpu, uint32_t reason, uint64_t at, uint64_t rip)
+{
+        enum exit_reason r = vmx_exit_reason(reason);
+        uint64_t cost = x86_rdtsc() - at;
+
+        if (exit_stats_end(&vcpu->stats, r, cost))
+                exit_trace_record(&vcpu->stats, r, at, cost, rip, vmread(VMCS_EXIT_QUALIFICATION),
+                                  reason & 0xffff);
+}
+
 static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
 {
-        uint64_t *count = vcpu->arch.exit_count;
+        uint64_t *count = vcpu->stats.count;
         uint32_t idt = (uint32_t)vmread(VMCS_IDT_VECTORING_INFO);
         uint64_t rip = vmread(VMCS_GUEST_RIP);
 
@@ -959,6 +1004,7 @@ static void vmx_vcpu_run(struct vcpu *vcpu)
         if (caps.preempt)
                 arm_preempt_timer(vcpu);
         while (vcpu->vm->state == VM_RUNNING && !vcpu->arch.leave) {
+                uint64_t at, rip;
                 uint32_t reason;
 
                 if (platform)
@@ -972,10 +1018,13 @@ static void vmx_vcpu_run(struct vcpu *vcpu)
                                 vmx_insn_error_name(err));
                         break;
                 }
+                at = x86_rdtsc(); /* Keel's handling starts: the exit's cost from here */
                 vcpu->arch.launched = true;
                 vcpu->exits++; /* the exit cleared VMCS_ENTRY_INTR_INFO's valid bit */
                 reason = (uint32_t)vmread(VMCS_EXIT_REASON);
+                rip = vmread(VMCS_GUEST_RIP);
                 vmx_handle_exit(vcpu, reason);
+                vmx_exit_done(vcpu, reason, at, rip);
         }
         /*
          * Leave the VMCS clear (in memory, not active on this CPU), so the next run may load

@@ -10,8 +10,9 @@
  *
  * The monitor's command line (prompt "keel> ", echoed, backspace / DEL, Ctrl-C drops the line,
  * CR or LF ends it, at most MONITOR_LINE_MAX bytes): help, list, start VM, stop VM, pause VM,
- * resume VM, reset VM, gdb VM [port]; VM is a 1-based index as shown by list, or a name. After
- * `gdb VM` (without port) every byte typed goes to ops->gdb_input until monitor_gdb_done.
+ * resume VM, reset VM, gdb VM [port], stats VM [clear], trace VM on|off|show [N]|clear; VM is
+ * a 1-based index as shown by list, or a name. After `gdb VM` (without port) every byte typed goes
+ * to ops->gdb_input until monitor_gdb_done.
  *
  * The monitor knows VMs only through struct monitor_ops: VMs are numbered 0..count()-1 there
  * (the user sees 1..count()). It holds no VM state of its own beyond the focus, so the VM
@@ -28,10 +29,12 @@
 #include <stdint.h>
 
 #include <keel/spinlock.h>
+#include <vmm/exitstats.h>
 
-#define MONITOR_ESCAPE   0x1d /* Ctrl-] */
-#define MONITOR_LINE_MAX 64   /* bytes of a command line, without its end */
-#define MONITOR_ESC_VMS  8    /* Ctrl-] 1..8 */
+#define MONITOR_ESCAPE      0x1d /* Ctrl-] */
+#define MONITOR_LINE_MAX    64   /* bytes of a command line, without its end */
+#define MONITOR_ESC_VMS     8    /* Ctrl-] 1..8 */
+#define MONITOR_TRACE_VCPUS 8    /* trace show merges the rings of at most this many vCPUs */
 
 enum monitor_action {
         MONITOR_START = 0, /* created -> running */
@@ -48,8 +51,9 @@ struct monitor_vm_info {
         const char *state; /* vm_state_name: "created", "running", "paused", "stopped" */
         const char *stop;  /* why it stopped (vm_stop_reason_name), NULL or "" if it did not */
         unsigned vcpus;
-        uint64_t exits;  /* all vCPUs' exits */
-        uint64_t run_us; /* time its vCPUs have run, microseconds; 0 if not measured */
+        uint64_t exits;       /* all vCPUs' exits */
+        uint64_t run_us;      /* time its vCPUs have run, microseconds; 0 if not measured */
+        uint64_t counter_khz; /* the exit statistics' counter (vmm/exitstats.h); 0: unknown */
 };
 
 struct monitor_ops {
@@ -71,6 +75,14 @@ struct monitor_ops {
         int (*gdb)(void *ctx, unsigned vm, bool port);
         /* What is typed while gdb has the console. */
         void (*gdb_input)(void *ctx, const uint8_t *buf, size_t n);
+        /*
+         * Optional (NULL: `stats` and `trace` say they are not available). The exit statistics
+         * of the VM's vCPU `vcpu` (vmm/exitstats.h: the monitor reads them and moves their
+         * clear points), NULL past its last vCPU or while the VM has none (not built).
+         */
+        struct exit_stats *(*vcpu_stats)(void *ctx, unsigned vm, unsigned vcpu);
+        /* Tracing of the VM's exits on or off (every vCPU): 0 or -KEEL_E*. */
+        int (*trace)(void *ctx, unsigned vm, bool on);
 };
 
 struct monitor {

@@ -14,6 +14,7 @@
 #include <keel/addr.h>
 #include <keel/sched.h>
 #include <keel/spinlock.h>
+#include <vmm/exitstats.h>
 #include <vmm/gmem.h>
 #include <vmm/mmio.h>
 #include <vmm/vcons.h>
@@ -54,6 +55,7 @@ struct vcpu {
         struct vm *vm;
         unsigned id;
         uint64_t exits;
+        struct exit_stats stats; /* by reason, with their cost, and the trace (vmm/exitstats.h) */
         bool started; /* runs (vCPU 0 from the VM's start; others once the guest starts them) */
         struct sched_entity sched; /* its place on the run queues (keel/sched.h) */
         bool debug_step; /* gdb: single-step its next instruction, then stop (vmm/gdb.h) */

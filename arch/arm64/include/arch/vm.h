@@ -14,19 +14,19 @@
 #include <arch/vgic.h>
 #include <keel/addr.h>
 #include <keel/pt.h>
+#include <vmm/exitstats.h>
 #include <vmm/pl011.h>
 #include <vmm/pl031.h>
 
-/* Exits as the arm64 layer counts them (docs/benchmarks.md). */
+/* Exits as the arm64 layer counts them: the generic reasons (vmm/exitstats.h). */
 enum arm64_exit_class {
-        ARM64_EXIT_HVC,
-        ARM64_EXIT_SMC,
-        ARM64_EXIT_MMIO, /* stage-2 data abort: device access or outside RAM */
-        ARM64_EXIT_WFI,
-        ARM64_EXIT_SYSREG,
-        ARM64_EXIT_IRQ, /* physical interrupt (timer, maintenance, Keel's tick) */
-        ARM64_EXIT_OTHER,
-        ARM64_EXIT_CLASSES,
+        ARM64_EXIT_HVC = EXIT_HYPERCALL,
+        ARM64_EXIT_SMC = EXIT_SMC,
+        ARM64_EXIT_MMIO = EXIT_MMIO, /* stage-2 data abort: device access or outside RAM */
+        ARM64_EXIT_WFI = EXIT_HALT,
+        ARM64_EXIT_SYSREG = EXIT_SYSREG,
+        ARM64_EXIT_IRQ = EXIT_INTR, /* physical interrupt (timer, maintenance, Keel's tick) */
+        ARM64_EXIT_OTHER = EXIT_OTHER,
 };
 
 /* EL1 state of a vCPU, loaded when it runs and saved when it stops. */
@@ -64,13 +64,12 @@ struct vcpu_arch {
         struct arm64_el1_regs el1;
         uint64_t lrs[ARM64_MAX_LRS]; /* list registers as last written */
         unsigned lrs_used;           /* how many of lrs[] hold interrupts in flight */
-        uint64_t exit_count[ARM64_EXIT_CLASSES];
-        uint64_t vmcr;             /* ICH_VMCR_EL2: the guest's CPU-interface settings */
-        uint64_t ap0r0, ap1r0;     /* ICH_AP{0,1}R0_EL2: active priorities (5 priority bits) */
-        bool powered;              /* PSCI: on (vCPU 0 from the start; others by CPU_ON) */
-        bool on_pending;           /* CPU_ON'd: takes the entry state below when it next runs */
-        uint64_t on_entry, on_ctx; /* CPU_ON's entry point and context id (x0) */
-        bool fresh;                /* never ran: FP/SIMD registers to be cleared first */
+        uint64_t vmcr;               /* ICH_VMCR_EL2: the guest's CPU-interface settings */
+        uint64_t ap0r0, ap1r0;       /* ICH_AP{0,1}R0_EL2: active priorities (5 priority bits) */
+        bool powered;                /* PSCI: on (vCPU 0 from the start; others by CPU_ON) */
+        bool on_pending;             /* CPU_ON'd: takes the entry state below when it next runs */
+        uint64_t on_entry, on_ctx;   /* CPU_ON's entry point and context id (x0) */
+        bool fresh;                  /* never ran: FP/SIMD registers to be cleared first */
         /* Per guest timer (0 virtual, 1 physical): its PPI is pending because its physical
          * interrupt fired (arm64_timer_fired), and the physical one is left active. */
         bool timer_latched[2];

@@ -16,6 +16,7 @@
 #include <arch/vioapic.h>
 #include <arch/vlapic.h>
 #include <keel/pt.h>
+#include <vmm/exitstats.h>
 #include <vmm/rtc_cmos.h>
 #include <vmm/vuart.h>
 
@@ -54,24 +55,23 @@ struct vm_arch {
         bool unbacked_reported; /* an access to a guest-physical address with nothing there */
 };
 
-/* Exit reasons as the x86 layer counts them, whatever the vendor (docs/benchmarks.md). */
+/* Exit reasons as the x86 layer counts them, whatever the vendor: the generic ones
+ * (vmm/exitstats.h, docs/debugging.md). */
 enum x86_exit_class {
-        X86_EXIT_CPUID,
-        X86_EXIT_HYPERCALL,
-        X86_EXIT_IO,
-        X86_EXIT_MSR,
-        X86_EXIT_MMIO, /* nested page fault: device access or outside RAM */
-        X86_EXIT_INTR, /* physical interrupt, NMI or SMI */
-        X86_EXIT_IRQ_WINDOW,
-        X86_EXIT_HLT,
-        X86_EXIT_CACHE, /* INVD, WBINVD: no-ops */
-        X86_EXIT_OTHER,
-        X86_EXIT_CLASSES,
+        X86_EXIT_CPUID = EXIT_CPUID,
+        X86_EXIT_HYPERCALL = EXIT_HYPERCALL,
+        X86_EXIT_IO = EXIT_IO,
+        X86_EXIT_MSR = EXIT_MSR,
+        X86_EXIT_MMIO = EXIT_MMIO, /* nested page fault: device access or outside RAM */
+        X86_EXIT_INTR = EXIT_INTR, /* physical interrupt, NMI or SMI */
+        X86_EXIT_IRQ_WINDOW = EXIT_IRQ_WINDOW,
+        X86_EXIT_HLT = EXIT_HALT,
+        X86_EXIT_CACHE = EXIT_CACHE, /* INVD, WBINVD: no-ops */
+        X86_EXIT_OTHER = EXIT_OTHER,
 };
 
 struct vcpu_arch {
         struct x86_gprs gprs;
-        uint64_t exit_count[X86_EXIT_CLASSES];
         struct x86_cpuid_ctx cpuid; /* host limits and vCPU facts for the CPUID policy */
         struct x86_code_cache code; /* last code-page walk, for instruction lengths */
         void *vmcb;                 /* vendor control block, host-virtual */
@@ -84,6 +84,7 @@ struct vcpu_arch {
         uint64_t xcr0;        /* the guest's XCR0 while it does not run */
         uint64_t deadline;    /* TSC at which the current run's time slice ends */
         unsigned leave;       /* 0, or the enum vcpu_run_result that ends the current run */
+        uint32_t exit_tsc;    /* TSC's low half just after the last exit: its cost from there */
         struct vlapic lapic;  /* its local APIC, APIC ID = vCPU index (under vm->dev_lock) */
         bool start_pending;   /* released by SIPI: enter real mode at its first run */
         bool parked;          /* HLT with interrupts off on an SMP VM: never runs again */

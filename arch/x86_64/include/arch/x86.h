@@ -95,6 +95,16 @@ static inline uint64_t x86_rdtsc(void)
         return ((uint64_t)hi << 32) | lo;
 }
 
+/* The TSC's low 32 bits: for short intervals (unsigned difference), without the shift. */
+static inline uint32_t x86_rdtsc_low(void)
+{
+        uint32_t lo, hi;
+
+        __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+        (void)hi;
+        return lo;
+}
+
 static inline void x86_outb(uint16_t port, uint8_t v)
 {
         __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port));
