@@ -249,6 +249,26 @@ TEST(max_leaf_level_is_respected)
         env_fini(&env);
 }
 
+/* The figures of docs/benchmarks.md: table pages for 1 GiB of RAM by largest leaf. */
+TEST(table_pages_per_gib)
+{
+        const struct pt_format *fmts[] = {&fmt_1g, &fmt_2m, &fmt_4k};
+        const uint64_t want[] = {2, 3, 515};
+        struct env env;
+
+        ASSERT_TRUE(env_init(&env, 600));
+        for (unsigned i = 0; i < 3; i++) {
+                struct pt pt;
+
+                ASSERT_TRUE(pt_init(&pt, fmts[i], &env.pa) == 0);
+                EXPECT_EQ(pt_map(&pt, GIB, hpa(4 * GIB), GIB, PT_RWX), 0);
+                EXPECT_EQ(pt.table_pages, want[i]);
+                pt_destroy(&pt);
+        }
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free);
+        env_fini(&env);
+}
+
 TEST(bad_arguments_are_einval)
 {
         struct env env;
