@@ -13,6 +13,7 @@
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
+#include <keel/pt.h>
 #include <vmm/build.h>
 #include <vmm/config.h>
 #include <vmm/loader.h>
@@ -36,6 +37,7 @@ struct vm_devices {
 /* Each VM's disk = DEV:... as vdisk_plan decided it at boot ([i] for config->vms[i]). */
 static struct vdisk *disk_plan;
 
+#define GUEST_HUGE_PAGE  (1ull << 30) /* the 1 GiB leaf of NPT, EPT and stage 2 */
 #define VM_DEVICES_PAGES (align_up(sizeof(struct vm_devices), PAGE_SIZE) / PAGE_SIZE)
 #define DISK_PLAN_PAGES  (align_up(sizeof(struct vdisk) * KEEL_MAX_VMS, PAGE_SIZE) / PAGE_SIZE)
 #define SCRATCH_PAGES    (align_up(sizeof(struct vdisk_scratch), PAGE_SIZE) / PAGE_SIZE)
@@ -183,6 +185,7 @@ static int vm_build_image(struct vm *vm, const struct vm_config *vc, const struc
 int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_files *f)
 {
         uint64_t pages = vc->memory / PAGE_SIZE;
+        uint64_t leaves[PT_LEVELS - 1];
         hpa_t ram;
         int err;
 
@@ -195,7 +198,17 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
                 return -KEEL_EINVAL;
         }
 
-        err = palloc_alloc(&keel_palloc, pages, LARGE_PAGE_SIZE, &ram);
+        /*
+         * The largest alignment the second-level tables can use (docs/memory.md): 1 GiB for a
+         * VM of 1 GiB or more (its RAM base is 1 GiB aligned on both arches), else 2 MiB,
+         * else any page.
+         */
+        err = -KEEL_ENOMEM;
+        if (vc->memory >= GUEST_HUGE_PAGE &&
+            is_aligned(gpa_raw(arch_guest_ram_base()), GUEST_HUGE_PAGE))
+                err = palloc_alloc(&keel_palloc, pages, GUEST_HUGE_PAGE, &ram);
+        if (err == -KEEL_ENOMEM)
+                err = palloc_alloc(&keel_palloc, pages, LARGE_PAGE_SIZE, &ram);
         if (err == -KEEL_ENOMEM)
                 err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &ram);
         if (err) {
@@ -223,10 +236,14 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
                 err = vm_build_linux(vm, vc, f);
         if (err)
                 return err;
-        LOG_INFO("keel: vm %s: %llu MiB at host %#llx, %s %s (%llu bytes)", vm->name,
-                 (unsigned long long)(vc->memory >> 20), (unsigned long long)hpa_raw(ram),
-                 vc->kernel[0] ? "kernel" : "image", f->image.path,
-                 (unsigned long long)f->image.size);
+        pt_count_leaves(arch_vm_guest_pt(vm), leaves);
+        LOG_INFO(
+            "keel: vm %s: %llu MiB at host %#llx, %s %s (%llu bytes); second-level tables "
+            "%llu pages, leaves %llu x 1G %llu x 2M %llu x 4K",
+            vm->name, (unsigned long long)(vc->memory >> 20), (unsigned long long)hpa_raw(ram),
+            vc->kernel[0] ? "kernel" : "image", f->image.path, (unsigned long long)f->image.size,
+            (unsigned long long)arch_vm_guest_pt(vm)->table_pages, (unsigned long long)leaves[2],
+            (unsigned long long)leaves[1], (unsigned long long)leaves[0]);
         return 0;
 }
 

@@ -102,12 +102,16 @@ static unsigned s2_attrs(pte_t e, unsigned level)
         return a;
 }
 
-/* Both stages share the table shape and the decoding of addresses; leaves differ. */
+/*
+ * Both stages share the table shape and the decoding of addresses; leaves differ. Blocks at
+ * every level the 4 KiB granule has them (1 GiB, 2 MiB); changing a valid descriptor's output
+ * or size (a block split into a table) needs break-before-make (Arm ARM D8.16.1).
+ */
 #define ARM64_FORMAT(fmt_name, leaf_fn, attrs_fn)                                                  \
         {                                                                                          \
                 .name = fmt_name, .table = arm64_table, .leaf = leaf_fn, .present = arm64_present, \
                 .is_leaf = arm64_is_leaf, .addr = arm64_addr, .attrs = attrs_fn,                   \
-                .max_leaf_level = 2,                                                               \
+                .max_leaf_level = 2, .break_before_make = true,                                    \
         }
 
 const struct pt_format arm64_pt_el2 = ARM64_FORMAT("arm64-el2", el2_leaf, el2_attrs);

@@ -1013,6 +1013,11 @@ void arch_vcpu_exit_summary(const struct vcpu *vcpu, char *buf, size_t len)
         exit_stats_summary(&vcpu->stats, names, buf, len);
 }
 
+const struct pt *arch_vm_guest_pt(const struct vm *vm)
+{
+        return &vm->arch.s2;
+}
+
 void arch_vm_teardown(struct vm *vm)
 {
         struct vm_arch *a = &vm->arch;

@@ -149,6 +149,17 @@ const struct pt_format x86_pt_npt = {
     .max_leaf_level = 1,
 };
 
+const struct pt_format x86_pt_npt_1g = {
+    .name = "x86-npt-1g",
+    .table = x86_table,
+    .leaf = x86_npt_leaf,
+    .present = x86_present,
+    .is_leaf = x86_is_leaf,
+    .addr = x86_addr,
+    .attrs = x86_attrs,
+    .max_leaf_level = 2,
+};
+
 /*
  * Intel EPT (SDM 29.3.2): bits 0-2 read/write/execute, in leaves bits 5:3 the memory type
  * (6 = write-back, 0 = uncacheable for PT_UNCACHED) and bit 7 for 2 MiB / 1 GiB leaves.
@@ -207,5 +218,6 @@ static unsigned ept_attrs(pte_t e, unsigned level)
                 .max_leaf_level = max_leaf,                                                     \
         }
 
+const struct pt_format x86_pt_ept_1g = X86_EPT_FORMAT("x86-ept-1g", 2);
 const struct pt_format x86_pt_ept = X86_EPT_FORMAT("x86-ept", 1);
 const struct pt_format x86_pt_ept_4k = X86_EPT_FORMAT("x86-ept-4k", 0);

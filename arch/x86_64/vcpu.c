@@ -137,6 +137,11 @@ int arch_vm_setup(struct vm *vm)
         return 0;
 }
 
+const struct pt *arch_vm_guest_pt(const struct vm *vm)
+{
+        return &vm->arch.npt;
+}
+
 void arch_vm_teardown(struct vm *vm)
 {
         for (unsigned i = 0; i < vm->vcpu_count; i++) {

@@ -719,6 +719,34 @@ def expect_fail_case(config, wrong_stop, **extra):
         **extra)
 
 
+def bigpages_case(arch):
+    """bigpages.cfg on a host with RAM for a 1 GiB-aligned run and, on x86, Page1GB: `big`
+    (1088 MiB) is mapped by one 1 GiB leaf and 32 of 2 MiB in 3 table pages, ramtest checks all
+    of it; `small` gets 2 MiB leaves."""
+    base = ARM64_RAM_BASE if arch == "arm64" else 0
+    big = ("big", [
+        r"^keel: vm big: 1088 MiB at host 0x[0-9a-f]*[048c]0000000, image guests/ramtest\.bin "
+        r"\(\d+ bytes\); second-level tables 3 pages, leaves 1 x 1G 32 x 2M 0 x 4K$",
+        guest_line("big", r"ramtest: RAM size 0x44000000, testing \[0x%x[0-9a-f]{5}, 0x%x\)"
+                   % ((base + 0x100000) >> 20, base + 0x44000000)),
+        guest_line("big", r"ramtest: all \d+ bytes ok$"),
+    ], vm_exited("big"))
+    small = ("small", [
+        r"^keel: vm small: 6 MiB at host 0x[0-9a-f]+, image guests/hypercalls\.bin \(\d+ bytes\); "
+        r"second-level tables 3 pages, leaves 0 x 1G 3 x 2M 0 x 4K$",
+        guest_line("small", r"hypercalls: all \d+ checks passed$"),
+    ], vm_exited("small"))
+    # x86 q35 with 5 GiB: 2 GiB below the PCI hole, 3 GiB from 4 GiB, whose first pages hold
+    # the page allocator's bitmaps (docs/memory.md), so the free 1 GiB-aligned run starts at
+    # 5 GiB; arm64 virt with 3 GiB: RAM from 1 GiB, likewise, the run at 2 GiB is free.
+    case = guests_case("bigpages.cfg", [big, small], arch=arch,
+                       memory="3072" if arch == "arm64" else "5120")
+    case["timeout"] = 600
+    if arch == "x86_64":
+        case["cpu"] = "qemu64,+svm,+npt,+pdpe1gb"
+    return case
+
+
 def refusal_case(config, must, **extra):
     """A case where Keel refuses before ExitBootServices: exactly one error line matching
     `must`, no VM started, no result line."""
@@ -944,6 +972,9 @@ CASES = {
         r"^(?:E )?stack-protector canary overwritten: a stack buffer overrun in the function "
         r"containing 0x[0-9a-f]+$",
         r"^keel: panic: system halted$"]),
+    # 1 GiB leaves in the second-level tables (docs/memory.md#guest-memory-and-large-pages)
+    "bigpages": bigpages_case("x86_64"),
+    "arm64_bigpages": bigpages_case("arm64"),
     "missing_image": dict(
         config="missing_image.cfg",
         until=r"^keel: error: .*\n",

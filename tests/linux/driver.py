@@ -136,6 +136,11 @@ CASES = {
     "arm64_reboot": dict(vms=["linux"], mode="reboot", timeout=840, stop="reboot", arch="arm64"),
     # vcpus: the VMs' `vcpus =`; smp: the emulated machine's CPUs (tools/run-qemu --smp).
     "arm64_smp": dict(vms=["linux"], mode="disk", timeout=840, arch="arm64", vcpus=2, smp=2),
+    # RAM above 4 GiB: 4608 MiB from 1 GiB (to 5.5 GiB) on a 6 GiB host, the shell case plus
+    # `free -m`, which must count more than 4 GiB. memory: the VM's `memory =`; host_memory:
+    # tools/run-qemu --memory.
+    "arm64_bigmem": dict(vms=["linux"], mode="shell", timeout=840, arch="arm64",
+                         memory="4608M", host_memory=6144),
     # Isolation: two Linux VMs (disk checks, poweroff) beside misbehaving test guests, all at
     # once on a two-CPU host: one that faults (x86: triple fault; arm64: an access outside its
     # RAM), one that never gives the CPU back (runaway: interrupts off, no exits), one that
@@ -359,7 +364,7 @@ def config_lines(case):
                   'cmdline = "%s"' % cmdline(case, vm),
                   ("disk = nvme0n1:part=%s" % part_name(vm)) if case.get("nvme")
                   else "disk = guests/disk-%s.img" % vm,
-                  "memory = 256M",
+                  "memory = %s" % case.get("memory", "256M"),
                   ] + (["vcpus = %d" % case["vcpus"]] if case.get("vcpus") else []) + [
                   "expect_stop = %s" % case.get("stop", "poweroff"), ""]
     if case.get("nvme") and len(case["vms"]) > 1:
@@ -424,6 +429,9 @@ def checks(case, info, expect):
             order.append(g(r"keel-test: shell ready$"))
             order.append(g(r"keel-42$"))
             order.append(g(r"keel-time-\d+$"))
+            if case.get("memory"):
+                # 4608 MiB less the kernel's own: between 4 GiB and 4.5 GiB
+                order.append(g(r"Mem: +4(?:09[7-9]|[1-5]\d\d) "))
         elif case["mode"] == "reboot":
             order.append(g(r"keel-test: rebooting$"))
         else:
@@ -526,7 +534,12 @@ def sends(case, vm, direct):
                  tagged(r"^keel: gdb: detached from vm %s\b" % re.escape(vm)) + "=>\x1d1",
                  tagged(r"^keel: console: input to vm %s\b" % re.escape(vm)) + r".*\n(?:.*\n)*?"
                  + prompt + "=>echo keel-$((6*7))"]
-    return first + ["%s=>echo keel-time-$(date -u +%%s)" % answer, "%s=>poweroff -f" % clock]
+    typed = first + ["%s=>echo keel-time-$(date -u +%%s)" % answer]
+    if case.get("memory"):
+        # the RAM the guest's kernel counts (checks: more than 4 GiB)
+        typed.append("%s=>free -m" % clock)
+        clock = guest(vm, direct, r"Swap: .*\n") + prompt
+    return typed + ["%s=>poweroff -f" % clock]
 
 
 def check_clock(log, started, ended, slack=3):
@@ -728,7 +741,8 @@ def boot(args, case, info, arch, build_dir, work, efi, log_path):
     if not direct and not os.path.isfile(efi) and not args.dry_run:
         return "%s not found: build the keel_efi target first (make)" % efi
     cmd = [sys.executable, os.path.join(TOOLS, "run-qemu"), "--arch", arch_name,
-           "--log", log_path, "--timeout", str(case["timeout"]), "--memory", "1024"]
+           "--log", log_path, "--timeout", str(case["timeout"]),
+           "--memory", str(case.get("host_memory", 1024))]
     if case.get("smp"):
         cmd += ["--smp", str(case["smp"])]
     if direct:

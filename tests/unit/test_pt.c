@@ -249,6 +249,26 @@ TEST(max_leaf_level_is_respected)
         env_fini(&env);
 }
 
+/* The figures of docs/benchmarks.md: table pages for 1 GiB of RAM by largest leaf. */
+TEST(table_pages_per_gib)
+{
+        const struct pt_format *fmts[] = {&fmt_1g, &fmt_2m, &fmt_4k};
+        const uint64_t want[] = {2, 3, 515};
+        struct env env;
+
+        ASSERT_TRUE(env_init(&env, 600));
+        for (unsigned i = 0; i < 3; i++) {
+                struct pt pt;
+
+                ASSERT_TRUE(pt_init(&pt, fmts[i], &env.pa) == 0);
+                EXPECT_EQ(pt_map(&pt, GIB, hpa(4 * GIB), GIB, PT_RWX), 0);
+                EXPECT_EQ(pt.table_pages, want[i]);
+                pt_destroy(&pt);
+        }
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free);
+        env_fini(&env);
+}
+
 TEST(bad_arguments_are_einval)
 {
         struct env env;
@@ -458,6 +478,310 @@ TEST(random_maps_against_model)
                                 mapped = true;
                 EXPECT_EQ(pt_lookup(&pt, va, NULL, NULL, NULL), mapped ? 0 : -KEEL_ENOENT);
         }
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free - pt.table_pages);
+        pt_destroy(&pt);
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free);
+        env_fini(&env);
+}
+
+/* Leaves per level, as pt_count_leaves sees them. */
+static void expect_leaves(struct pt *pt, uint64_t l1g, uint64_t l2m, uint64_t l4k)
+{
+        uint64_t n[PT_LEVELS - 1];
+
+        pt_count_leaves(pt, n);
+        EXPECT_EQ(n[2], l1g);
+        EXPECT_EQ(n[1], l2m);
+        EXPECT_EQ(n[0], l4k);
+}
+
+TEST(remap_one_page_splits_1g_then_2m_keeping_neighbours)
+{
+        struct env env;
+        struct pt pt;
+        const uint64_t in = GIB, out = 5 * GIB, page = in + 3 * GIB / 4 + 5 * PAGE_SIZE;
+        const unsigned at = PT_READ | PT_WRITE | PT_EXEC;
+
+        ASSERT_TRUE(env_init(&env, 64));
+        ASSERT_TRUE(pt_init(&pt, &fmt_1g, &env.pa) == 0);
+        ASSERT_TRUE(pt_map(&pt, in, hpa(out), GIB, at) == 0);
+        EXPECT_EQ(pt.table_pages, 2); /* root, PDPT holding the 1 GiB leaf */
+        expect_leaves(&pt, 1, 0, 0);
+
+        EXPECT_EQ(pt_remap(&pt, page, hpa(0x1234000), PAGE_SIZE, PT_READ | PT_UNCACHED), 0);
+        /* A PD for the split 1 GiB leaf, a PT for the split 2 MiB leaf. */
+        EXPECT_EQ(pt.table_pages, 4);
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free - 4);
+        expect_leaves(&pt, 0, 511, 512);
+        expect_leaf(&pt, page, 0x1234000, 0, PT_READ | PT_UNCACHED);
+        /* The other pages of that 2 MiB, either side, and every other 2 MiB. */
+        expect_leaf(&pt, page - PAGE_SIZE, out + (page - in) - PAGE_SIZE, 0, at);
+        expect_leaf(&pt, page + PAGE_SIZE, out + (page - in) + PAGE_SIZE, 0, at);
+        expect_leaf(&pt, align_down(page, 2 * MIB), out + align_down(page - in, 2 * MIB), 0, at);
+        for (uint64_t va = in; va < in + GIB; va += 2 * MIB)
+                if (va != align_down(page, 2 * MIB))
+                        expect_leaf(&pt, va, out + (va - in), 1, at);
+        EXPECT_UNMAPPED(&pt, in - 1);
+        EXPECT_UNMAPPED(&pt, in + GIB);
+        pt_destroy(&pt);
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free);
+        env_fini(&env);
+}
+
+TEST(remap_of_a_whole_leaf_stays_large)
+{
+        struct env env;
+        struct pt pt;
+
+        ASSERT_TRUE(env_init(&env, 64));
+        ASSERT_TRUE(pt_init(&pt, &fmt_1g, &env.pa) == 0);
+        ASSERT_TRUE(pt_map(&pt, 0, hpa(0), 8 * MIB, PT_READ) == 0);
+        EXPECT_EQ(pt_remap(&pt, 2 * MIB, hpa(GIB), 2 * MIB, PT_RWX), 0);
+        EXPECT_EQ(pt.table_pages, 3);
+        expect_leaf(&pt, 2 * MIB, GIB, 1, PT_RWX);
+        expect_leaf(&pt, 0, 0, 1, PT_READ);
+        expect_leaf(&pt, 4 * MIB, 4 * MIB, 1, PT_READ);
+        /* Output not 2 MiB aligned: the slot is split, all of it mapped anew in 4 KiB. */
+        EXPECT_EQ(pt_remap(&pt, 4 * MIB, hpa(GIB + PAGE_SIZE), 2 * MIB, PT_WRITE), 0);
+        EXPECT_EQ(pt.table_pages, 4);
+        expect_leaf(&pt, 4 * MIB, GIB + PAGE_SIZE, 0, PT_WRITE);
+        expect_leaf(&pt, 6 * MIB - PAGE_SIZE, GIB + 2 * MIB, 0, PT_WRITE);
+        /* Remapping over free space and a split slot at once; a split slot is not merged. */
+        EXPECT_EQ(pt_remap(&pt, 4 * MIB, hpa(4 * MIB), 8 * MIB, PT_READ), 0);
+        expect_leaf(&pt, 4 * MIB, 4 * MIB, 0, PT_READ);
+        expect_leaf(&pt, 8 * MIB, 8 * MIB, 1, PT_READ);
+        expect_leaf(&pt, 10 * MIB, 10 * MIB, 1, PT_READ);
+        expect_leaves(&pt, 0, 5, 512);
+        pt_destroy(&pt);
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free);
+        env_fini(&env);
+}
+
+TEST(unmap_inside_a_large_leaf)
+{
+        struct env env;
+        struct pt pt;
+        const uint64_t out = 0x200000000ull;
+
+        ASSERT_TRUE(env_init(&env, 64));
+        ASSERT_TRUE(pt_init(&pt, &fmt_1g, &env.pa) == 0);
+        ASSERT_TRUE(pt_map(&pt, 0, hpa(out), GIB + 4 * MIB, PT_WRITE) == 0);
+        EXPECT_EQ(pt.table_pages, 3);
+        /* One page in the 1 GiB leaf: PD and PT. */
+        EXPECT_EQ(pt_unmap(&pt, 6 * MIB + PAGE_SIZE, PAGE_SIZE), 0);
+        EXPECT_EQ(pt.table_pages, 5);
+        EXPECT_UNMAPPED(&pt, 6 * MIB + PAGE_SIZE);
+        EXPECT_UNMAPPED(&pt, 6 * MIB + 2 * PAGE_SIZE - 1);
+        expect_leaf(&pt, 6 * MIB, out + 6 * MIB, 0, PT_WRITE);
+        expect_leaf(&pt, 6 * MIB + 2 * PAGE_SIZE, out + 6 * MIB + 2 * PAGE_SIZE, 0, PT_WRITE);
+        expect_leaf(&pt, 4 * MIB, out + 4 * MIB, 1, PT_WRITE);
+        expect_leaf(&pt, 8 * MIB, out + 8 * MIB, 1, PT_WRITE);
+        /* A whole 2 MiB leaf goes without a split; a range over holes and leaves is fine. */
+        EXPECT_EQ(pt_unmap(&pt, GIB, 2 * MIB), 0);
+        EXPECT_EQ(pt.table_pages, 5);
+        EXPECT_UNMAPPED(&pt, GIB);
+        expect_leaf(&pt, GIB + 2 * MIB, out + GIB + 2 * MIB, 1, PT_WRITE);
+        EXPECT_EQ(pt_unmap(&pt, 6 * MIB, 3 * GIB), 0);
+        EXPECT_UNMAPPED(&pt, 6 * MIB);
+        EXPECT_UNMAPPED(&pt, GIB + 2 * MIB);
+        expect_leaf(&pt, 4 * MIB, out + 4 * MIB, 1, PT_WRITE);
+        expect_leaves(&pt, 0, 3, 0);
+        /* Unmapping what is not mapped, even where no table exists, is fine and free. */
+        EXPECT_EQ(pt_unmap(&pt, 100 * GIB + PAGE_SIZE, 3 * PAGE_SIZE), 0);
+        EXPECT_EQ(pt.table_pages, 5);
+        EXPECT_EQ(pt_unmap(&pt, 0x800, PAGE_SIZE), -KEEL_EINVAL);
+        EXPECT_EQ(pt_unmap(&pt, 0, 0), -KEEL_EINVAL);
+        /* The emptied tables stay until teardown, which returns every one. */
+        pt_destroy(&pt);
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free);
+        env_fini(&env);
+}
+
+TEST(split_without_memory_changes_nothing)
+{
+        struct env env;
+        struct pt pt;
+
+        /* bitmap + root + PDPT + 1 page: one split fits, two do not. */
+        ASSERT_TRUE(env_init(&env, 4));
+        ASSERT_TRUE(pt_init(&pt, &fmt_1g, &env.pa) == 0);
+        ASSERT_TRUE(pt_map(&pt, 0, hpa(0), GIB, PT_READ) == 0);
+        EXPECT_EQ(palloc_free_pages(&env.pa), 1);
+        EXPECT_EQ(pt_unmap(&pt, PAGE_SIZE, PAGE_SIZE), -KEEL_ENOMEM);
+        EXPECT_EQ(pt_remap(&pt, 0, hpa(GIB), PAGE_SIZE, PT_WRITE), -KEEL_ENOMEM);
+        EXPECT_EQ(palloc_free_pages(&env.pa), 1);
+        expect_leaf(&pt, 0, 0, 2, PT_READ);
+        EXPECT_EQ(pt_unmap(&pt, 2 * MIB, 2 * MIB), 0); /* one PD */
+        EXPECT_EQ(palloc_free_pages(&env.pa), 0);
+        EXPECT_UNMAPPED(&pt, 2 * MIB);
+        expect_leaf(&pt, 0, 0, 1, PT_READ);
+        expect_leaf(&pt, 4 * MIB, 4 * MIB, 1, PT_READ);
+        pt_destroy(&pt);
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free);
+        env_fini(&env);
+}
+
+/* A format that needs break-before-make: the flush must see the slot unmapped. */
+static const struct pt_format fmt_bbm = {
+    .name = "test-bbm",
+    .table = t_table,
+    .leaf = t_leaf,
+    .present = t_present,
+    .is_leaf = t_is_leaf,
+    .addr = t_addr,
+    .attrs = t_attrs,
+    .max_leaf_level = 2,
+    .break_before_make = true,
+};
+
+static unsigned bbm_calls;
+static uint64_t bbm_in, bbm_size;
+static bool bbm_saw_invalid;
+
+static void bbm_flush(const struct pt *pt, uint64_t in, uint64_t size)
+{
+        bbm_calls++;
+        bbm_in = in;
+        bbm_size = size;
+        bbm_saw_invalid = pt_lookup(pt, in, NULL, NULL, NULL) == -KEEL_ENOENT &&
+                          pt_lookup(pt, in + size - 1, NULL, NULL, NULL) == -KEEL_ENOENT;
+}
+
+TEST(break_before_make_flushes_between)
+{
+        struct env env;
+        struct pt pt;
+
+        ASSERT_TRUE(env_init(&env, 64));
+        ASSERT_TRUE(pt_init(&pt, &fmt_bbm, &env.pa) == 0);
+        ASSERT_TRUE(pt_map(&pt, GIB, hpa(0), GIB, PT_READ) == 0);
+        /* Not live yet (no flush hook): nothing to flush. */
+        ASSERT_TRUE(pt_remap(&pt, GIB, hpa(GIB), 2 * MIB, PT_READ) == 0);
+        pt.flush = bbm_flush;
+        bbm_calls = 0;
+        /* Splitting the 2 MiB leaf at 1 GiB + 2 MiB: one break, then the new table. */
+        EXPECT_EQ(pt_unmap(&pt, GIB + 2 * MIB, PAGE_SIZE), 0);
+        EXPECT_EQ(bbm_calls, 1);
+        EXPECT_EQ(bbm_in, GIB + 2 * MIB);
+        EXPECT_EQ(bbm_size, 2 * MIB);
+        EXPECT_TRUE(bbm_saw_invalid);
+        /* Replacing a valid leaf by another. */
+        EXPECT_EQ(pt_remap(&pt, GIB + 4 * MIB, hpa(0), 2 * MIB, PT_WRITE), 0);
+        EXPECT_EQ(bbm_calls, 2);
+        EXPECT_EQ(bbm_in, GIB + 4 * MIB);
+        EXPECT_TRUE(bbm_saw_invalid);
+        /* A leaf where nothing was, or a clear: no break needed. */
+        EXPECT_EQ(pt_remap(&pt, 3 * GIB, hpa(0), 2 * MIB, PT_WRITE), 0);
+        EXPECT_EQ(pt_unmap(&pt, GIB + 6 * MIB, 2 * MIB), 0);
+        EXPECT_EQ(bbm_calls, 2);
+        expect_leaf(&pt, GIB + 2 * MIB + PAGE_SIZE, 2 * MIB + PAGE_SIZE, 0, PT_READ);
+        expect_leaf(&pt, GIB + 4 * MIB, 0, 1, PT_WRITE);
+        pt_destroy(&pt);
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free);
+        env_fini(&env);
+}
+
+/*
+ * Random maps, remaps and unmaps against a log of them (the last one covering an address
+ * decides), 4 KiB and 2 MiB ones in 4 GiB, 1 GiB ones in 16 GiB, outputs mostly congruent
+ * modulo 1 GiB, so that leaves of every size meet splits.
+ */
+struct op_rec {
+        uint64_t in, out, size;
+        unsigned attrs;
+        bool unmap;
+};
+
+static bool model_lookup(const struct op_rec *ops, unsigned n, uint64_t va, uint64_t *out,
+                         unsigned *attrs)
+{
+        for (unsigned k = n; k-- > 0;)
+                if (va >= ops[k].in && va - ops[k].in < ops[k].size) {
+                        if (ops[k].unmap)
+                                return false;
+                        *out = ops[k].out + (va - ops[k].in);
+                        *attrs = ops[k].attrs;
+                        return true;
+                }
+        return false;
+}
+
+TEST(random_remaps_and_unmaps_against_model)
+{
+        static struct op_rec ops[300];
+        struct env env;
+        struct pt pt;
+        unsigned n = 0;
+        uint64_t leaves[PT_LEVELS - 1];
+
+        ASSERT_TRUE(env_init(&env, 8192));
+        ASSERT_TRUE(pt_init(&pt, &fmt_1g, &env.pa) == 0);
+        rng_state = 7;
+        while (n < 300) {
+                unsigned kind = (unsigned)(rng() % 4); /* 0, 1 remap; 2 unmap; 3 map */
+                uint64_t gran = rng() % 3 == 0 ? PAGE_SIZE : rng() % 2 ? 2 * MIB : GIB;
+                uint64_t in = (rng() % ((gran == GIB ? 16 : 4) * GIB / gran)) * gran;
+                uint64_t size = (1 + rng() % 3) * gran + (rng() % 2) * PAGE_SIZE * (rng() % 9);
+                bool congruent = gran == GIB || rng() % 8;
+                uint64_t out =
+                    (rng() % 16) * GIB + (congruent ? in % GIB : PAGE_SIZE * (rng() % 99));
+                unsigned attrs = (unsigned)(rng() % 32);
+                int err;
+
+                if (kind == 3) {
+                        err = pt_map(&pt, in, hpa(out), size, attrs);
+                        if (err == -KEEL_EEXIST)
+                                continue;
+                } else if (kind == 2) {
+                        err = pt_unmap(&pt, in, size);
+                } else {
+                        err = pt_remap(&pt, in, hpa(out), size, attrs);
+                }
+                EXPECT_EQ(err, 0);
+                if (err)
+                        break;
+                ops[n++] = (struct op_rec){in, out, size, attrs, kind == 2};
+        }
+        for (unsigned k = 0; k < n; k++) {
+                uint64_t pts[4] = {ops[k].in, ops[k].in + ops[k].size - 1, ops[k].in - 1,
+                                   ops[k].in + (rng() % ops[k].size)};
+
+                for (unsigned p = 0; p < 4; p++) {
+                        uint64_t want;
+                        unsigned want_attrs, a;
+                        hpa_t o;
+
+                        if (model_lookup(ops, n, pts[p], &want, &want_attrs)) {
+                                EXPECT_EQ(pt_lookup(&pt, pts[p], &o, &a, NULL), 0);
+                                EXPECT_EQ(hpa_raw(o), want);
+                                EXPECT_EQ(a, want_attrs);
+                        } else {
+                                EXPECT_UNMAPPED(&pt, pts[p]);
+                        }
+                }
+                if (test_failed_current)
+                        break;
+        }
+        for (int probe = 0; probe < 3000 && !test_failed_current; probe++) {
+                uint64_t va = (rng() % (17 * GIB / PAGE_SIZE)) * PAGE_SIZE + rng() % PAGE_SIZE;
+                uint64_t want;
+                unsigned want_attrs, a;
+                hpa_t o;
+
+                if (model_lookup(ops, n, va, &want, &want_attrs)) {
+                        EXPECT_EQ(pt_lookup(&pt, va, &o, &a, NULL), 0);
+                        EXPECT_EQ(hpa_raw(o), want);
+                        EXPECT_EQ(a, want_attrs);
+                } else {
+                        EXPECT_UNMAPPED(&pt, va);
+                }
+        }
+        /* All three leaf sizes survived somewhere; every table page goes back. */
+        pt_count_leaves(&pt, leaves);
+        printf("random: %u ops, %llu tables, leaves %llu x 1G %llu x 2M %llu x 4K\n", n,
+               (unsigned long long)pt.table_pages, (unsigned long long)leaves[2],
+               (unsigned long long)leaves[1], (unsigned long long)leaves[0]);
+        EXPECT_TRUE(leaves[0] > 0 && leaves[1] > 0 && leaves[2] > 0);
         EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free - pt.table_pages);
         pt_destroy(&pt);
         EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free);

@@ -226,4 +226,76 @@ TEST(host_identity_map_2m_and_1g)
         free(env.mem);
 }
 
+/*
+ * Splitting keeps each format's exact bits: a 4 KiB piece of a 2 MiB leaf has PS clear (bit 7
+ * is PAT there, and stays clear) and the same RW/US/PCD/PWT/NX; a 2 MiB piece of a 1 GiB leaf
+ * keeps PS. The split entries equal what the format builds for that size directly.
+ */
+static void check_split(const struct pt_format *f, unsigned attrs)
+{
+        struct env env;
+        struct pt pt;
+        const pte_t *pdpt, *pd, *ptab;
+        const uint64_t out = 4 * GIB;
+
+        ASSERT_TRUE(env_init(&env));
+        ASSERT_TRUE(pt_init(&pt, f, &env.pa) == 0);
+        ASSERT_TRUE(pt_map(&pt, GIB, hpa(out), GIB, attrs) == 0);
+        pdpt = next_table(table_at(pt.root)[0]);
+        EXPECT_EQ(pdpt[1], f->leaf(hpa(out), 2, attrs));
+        EXPECT_EQ(pdpt[1] & X86_PTE_PS, X86_PTE_PS);
+        EXPECT_EQ(pt_unmap(&pt, GIB + 2 * MIB + 0x3000, 0x1000), 0);
+        EXPECT_EQ(pt.table_pages, 4);
+        pd = next_table(pdpt[1]);
+        EXPECT_EQ(pd[0], f->leaf(hpa(out), 1, attrs));
+        EXPECT_EQ(pd[511], f->leaf(hpa(out + 511 * 2 * MIB), 1, attrs));
+        ptab = next_table(pd[1]);
+        EXPECT_EQ(ptab[0], f->leaf(hpa(out + 2 * MIB), 0, attrs));
+        EXPECT_EQ(ptab[0] & (X86_PTE_PS | (1ull << 12)), 0);
+        EXPECT_EQ(ptab[2] & ~X86_PTE_ADDR_MASK, pd[0] & ~X86_PTE_ADDR_MASK_2M & ~X86_PTE_PS);
+        EXPECT_EQ(ptab[3], 0);
+        EXPECT_EQ(ptab[511], f->leaf(hpa(out + 4 * MIB - 0x1000), 0, attrs));
+        pt_destroy(&pt);
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free);
+        free(env.mem);
+}
+
+TEST(split_keeps_npt_and_ept_bits)
+{
+        check_split(&x86_pt_npt_1g, PT_READ | PT_WRITE | PT_USER);
+        check_split(&x86_pt_npt_1g, PT_READ | PT_UNCACHED | PT_USER);
+        check_split(&x86_pt_host_1g, PT_READ | PT_WRITE | PT_UNCACHED);
+        check_split(&x86_pt_ept_1g, PT_READ | PT_EXEC);
+        check_split(&x86_pt_ept_1g, PT_READ | PT_WRITE | PT_UNCACHED);
+}
+
+/* 1 GiB leaves only in the formats for CPUs that have them (Page1GB; EPT cap bit 17). */
+TEST(guest_1g_leaves_on_and_off)
+{
+        const struct pt_format *with[] = {&x86_pt_npt_1g, &x86_pt_ept_1g};
+        const struct pt_format *without[] = {&x86_pt_npt, &x86_pt_ept};
+        struct env env;
+
+        ASSERT_TRUE(env_init(&env));
+        for (unsigned i = 0; i < 2; i++) {
+                struct pt p1, p2;
+                unsigned l;
+
+                ASSERT_TRUE(pt_init(&p1, with[i], &env.pa) == 0);
+                ASSERT_TRUE(pt_init(&p2, without[i], &env.pa) == 0);
+                ASSERT_TRUE(pt_map(&p1, 0, hpa(GIB), 2 * GIB, PT_RWX) == 0);
+                ASSERT_TRUE(pt_map(&p2, 0, hpa(GIB), 2 * GIB, PT_RWX) == 0);
+                EXPECT_EQ(p1.table_pages, 2); /* PML4, PDPT with two 1 GiB leaves */
+                EXPECT_EQ(p2.table_pages, 4); /* PML4, PDPT, two PDs of 2 MiB leaves */
+                EXPECT_EQ(pt_lookup(&p1, GIB + 5, NULL, NULL, &l), 0);
+                EXPECT_EQ(l, 2);
+                EXPECT_EQ(pt_lookup(&p2, GIB + 5, NULL, NULL, &l), 0);
+                EXPECT_EQ(l, 1);
+                pt_destroy(&p1);
+                pt_destroy(&p2);
+        }
+        EXPECT_EQ(palloc_free_pages(&env.pa), env.start_free);
+        free(env.mem);
+}
+
 TEST_MAIN()

@@ -27,6 +27,7 @@ TEST(qemu_tcg_like_cpu_is_accepted)
         EXPECT_EQ(caps.asids, 16);
         EXPECT_EQ(caps.revision, 1);
         EXPECT_TRUE(caps.npt);
+        EXPECT_FALSE(caps.npt_1g); /* qemu64 has no Page1GB */
         EXPECT_FALSE(caps.nrips);
         EXPECT_FALSE(caps.decode_assists);
 }
@@ -43,6 +44,10 @@ TEST(features_are_reported)
         EXPECT_TRUE(caps.decode_assists);
         EXPECT_TRUE(caps.clean_bits);
         EXPECT_TRUE(caps.flush_by_asid);
+        EXPECT_FALSE(caps.npt_1g);
+        id.ext1_edx = 1u << 26; /* Page1GB: nested tables may use 1 GiB leaves */
+        EXPECT_EQ(check(&id, &caps, why), 0);
+        EXPECT_TRUE(caps.npt_1g);
 }
 
 TEST(no_svm)

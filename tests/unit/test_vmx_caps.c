@@ -68,6 +68,16 @@ TEST(skylake_controls)
         EXPECT_EQ(c.proc2 & (PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED),
                   PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED);
         EXPECT_TRUE(c.unrestricted && c.vpid && c.ept_2m && c.invept);
+        EXPECT_FALSE(c.ept_1g);
+        /* EPT 1 GiB pages (bit 17) count only beside 2 MiB ones (bit 16). */
+        m.ept_vpid |= EPT_CAP_1G;
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_TRUE(c.ept_2m && c.ept_1g);
+        m.ept_vpid &= ~EPT_CAP_2M;
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_TRUE(!c.ept_2m && !c.ept_1g);
+        m.ept_vpid = skylake().ept_vpid;
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
         EXPECT_EQ(c.exit & (EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER),
                   EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER);
         EXPECT_EQ(c.entry & ENTRY_IA32E, 0); /* per entry, from the guest's EFER */

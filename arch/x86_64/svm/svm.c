@@ -51,6 +51,7 @@ static int svm_probe(char *why, size_t len)
         if (id.max_ext_leaf >= 0x80000001) {
                 x86_cpuid(0x80000001, 0, r);
                 id.ext1_ecx = r[2];
+                id.ext1_edx = r[3];
         }
         if (id.max_ext_leaf >= 0x8000000a) {
                 x86_cpuid(0x8000000a, 0, r);
@@ -67,11 +68,11 @@ static int svm_probe(char *why, size_t len)
 static void svm_describe(char *buf, size_t len)
 {
         snprintf(buf, len,
-                 "AMD SVM revision %u, %u ASIDs, nested paging, NRIP-save %s, decode assists %s, "
-                 "VMCB clean bits %s, flush-by-ASID %s",
-                 caps.revision, caps.asids, caps.nrips ? "yes" : "no (next RIP decoded)",
-                 caps.decode_assists ? "yes" : "no", caps.clean_bits ? "yes" : "no",
-                 caps.flush_by_asid ? "yes" : "no");
+                 "AMD SVM revision %u, %u ASIDs, nested paging (%s pages), NRIP-save %s, decode "
+                 "assists %s, VMCB clean bits %s, flush-by-ASID %s",
+                 caps.revision, caps.asids, caps.npt_1g ? "1 GiB" : "2 MiB",
+                 caps.nrips ? "yes" : "no (next RIP decoded)", caps.decode_assists ? "yes" : "no",
+                 caps.clean_bits ? "yes" : "no", caps.flush_by_asid ? "yes" : "no");
 }
 
 static hpa_t alloc_pages_or_panic(uint64_t pages, const char *what)
@@ -1044,7 +1045,7 @@ static void svm_vcpu_run(struct vcpu *vcpu)
 
 static const struct pt_format *svm_second_level(void)
 {
-        return &x86_pt_npt;
+        return caps.npt_1g ? &x86_pt_npt_1g : &x86_pt_npt;
 }
 
 const struct x86_vendor svm_vendor = {

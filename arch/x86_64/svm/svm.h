@@ -207,7 +207,7 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_CPUID_SVM (1u << 2) /* CPUID 8000_0001h ECX */
 struct svm_cpuid {
         uint32_t max_ext_leaf;              /* CPUID 8000_0000h EAX */
-        uint32_t ext1_ecx;                  /* CPUID 8000_0001h ECX */
+        uint32_t ext1_ecx, ext1_edx;        /* CPUID 8000_0001h ECX, EDX */
         uint32_t svm_eax, svm_ebx, svm_edx; /* CPUID 8000_000Ah */
         uint64_t vm_cr;                     /* MSR VM_CR, 0 if SVM is absent */
 };
@@ -215,7 +215,7 @@ struct svm_cpuid {
 struct svm_caps {
         uint32_t revision;
         uint32_t asids;
-        bool npt, nrips, decode_assists, clean_bits, flush_by_asid;
+        bool npt, npt_1g, nrips, decode_assists, clean_bits, flush_by_asid;
 };
 
 /*

@@ -40,6 +40,8 @@ int svm_check_caps(const struct svm_cpuid *id, struct svm_caps *caps, char *why,
             .revision = id->svm_eax & 0xff,
             .asids = id->svm_ebx,
             .npt = true,
+            /* Nested tables take 1 GiB leaves where the CPU has them (Page1GB). */
+            .npt_1g = id->ext1_edx & (1u << 26),
             .nrips = id->svm_edx & SVM_FEAT_NRIPS,
             .decode_assists = id->svm_edx & SVM_FEAT_DECODE,
             .clean_bits = id->svm_edx & SVM_FEAT_CLEAN,

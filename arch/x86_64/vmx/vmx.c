@@ -138,12 +138,17 @@ static int vmx_probe(char *why, size_t len)
 static void vmx_describe(char *buf, size_t len)
 {
         snprintf(buf, len, "Intel VT-x, VMCS revision %u, EPT%s, VPID %s, unrestricted guest %s",
-                 caps.revision, caps.ept_2m ? " with 2 MiB pages" : " (4 KiB pages)",
+                 caps.revision,
+                 caps.ept_1g   ? " with 1 GiB pages"
+                 : caps.ept_2m ? " with 2 MiB pages"
+                               : " (4 KiB pages)",
                  caps.vpid ? "yes" : "no", caps.unrestricted ? "yes" : "no");
 }
 
 static const struct pt_format *vmx_second_level(void)
 {
+        if (caps.ept_1g)
+                return &x86_pt_ept_1g;
         return caps.ept_2m ? &x86_pt_ept : &x86_pt_ept_4k;
 }
 

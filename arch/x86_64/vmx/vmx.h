@@ -80,6 +80,7 @@
 #define EPT_CAP_WALK4        (1ull << 6)
 #define EPT_CAP_WB           (1ull << 14)
 #define EPT_CAP_2M           (1ull << 16)
+#define EPT_CAP_1G           (1ull << 17)
 #define EPT_CAP_INVEPT       (1ull << 20)
 #define EPT_CAP_INVEPT_ALL   (1ull << 26)
 #define VPID_CAP_INVVPID     (1ull << 32)
@@ -263,7 +264,7 @@ struct vmx_msrs {
 struct vmx_caps {
         uint32_t revision;
         uint32_t pin, proc, proc2, exit, entry; /* base values (entry without IA-32e mode) */
-        bool unrestricted, vpid, ept_2m, invept, invvpid;
+        bool unrestricted, vpid, ept_2m, ept_1g, invept, invvpid;
         /* The VMX-preemption timer ends a slice even if no host interrupt arrives: it counts
          * down at the TSC rate >> preempt_shift while the guest runs, kept across exits. */
         bool preempt;

@@ -81,6 +81,8 @@ int vmx_check_caps(const struct vmx_msrs *m, struct vmx_caps *caps, char *why, s
         if (!caps->vpid)
                 caps->proc2 &= ~PROC2_VPID;
         caps->ept_2m = m->ept_vpid & EPT_CAP_2M;
+        /* 1 GiB leaves only with 2 MiB ones: a split of a 1 GiB leaf makes 2 MiB leaves. */
+        caps->ept_1g = caps->ept_2m && (m->ept_vpid & EPT_CAP_1G);
         caps->invept = (m->ept_vpid & EPT_CAP_INVEPT) && (m->ept_vpid & EPT_CAP_INVEPT_ALL);
         caps->invvpid = caps->vpid;
         caps->cr0_fixed0 = m->cr0_fixed0;

@@ -9,6 +9,8 @@
  * Updates are prepare/commit (Hafnium): pt_map first allocates every table the new range
  * needs without changing any live entry; only when that succeeded are the leaf entries
  * written. So a failed pt_map (out of memory, overlap) leaves the visible mapping unchanged.
+ * Leaves are as large as alignment and the format allow (4 KiB, 2 MiB, 1 GiB); pt_remap and
+ * pt_unmap split a large leaf that a change covers only in part.
  */
 #ifndef KEEL_PT_H
 #define KEEL_PT_H
@@ -44,6 +46,11 @@ struct pt_format {
         unsigned (*attrs)(pte_t e, unsigned level);
         /* Highest level that may hold a leaf (1 = 2 MiB pages, 2 = 1 GiB pages). */
         unsigned max_leaf_level;
+        /*
+         * A valid entry may only be replaced by another valid one (a block by a table, a
+         * new output) after it was made invalid and the TLB invalidated (arm64).
+         */
+        bool break_before_make;
 };
 
 struct pt {
@@ -51,6 +58,12 @@ struct pt {
         struct palloc *pa;
         hpa_t root;
         uint64_t table_pages; /* table pages owned, for accounting and tests */
+        /*
+         * Set by the owner once the tables are live (NULL before): invalidates every cached
+         * translation of [in, in+size). Called between break and make, for formats with
+         * break_before_make; other TLB maintenance after pt_remap / pt_unmap is the caller's.
+         */
+        void (*flush)(const struct pt *pt, uint64_t in, uint64_t size);
 };
 
 int pt_init(struct pt *pt, const struct pt_format *fmt, struct palloc *pa);
@@ -61,6 +74,22 @@ int pt_init(struct pt *pt, const struct pt_format *fmt, struct palloc *pa);
  * error case the live mapping is unchanged.
  */
 int pt_map(struct pt *pt, uint64_t in, hpa_t out, uint64_t size, unsigned attrs);
+/*
+ * Map [in, in+size) to [out, out+size) whatever was mapped there. A large leaf the range
+ * covers only in part is split first (the part outside keeps its translation and
+ * attributes); a slot already split keeps its table (smaller leaves, no merge). Errors as
+ * pt_map, minus -KEEL_EEXIST; on error nothing visible changed. The caller invalidates the
+ * TLB for the range afterwards.
+ */
+int pt_remap(struct pt *pt, uint64_t in, hpa_t out, uint64_t size, unsigned attrs);
+/*
+ * Unmap [in, in+size), splitting large leaves it covers in part; pages already unmapped are
+ * fine. Tables stay (freed by pt_destroy). -KEEL_EINVAL / -KEEL_ENOMEM (a split needs a table
+ * page) change nothing. The caller invalidates the TLB for the range afterwards.
+ */
+int pt_unmap(struct pt *pt, uint64_t in, uint64_t size);
+/* Number of present leaves per level (0: 4 KiB, 1: 2 MiB, 2: 1 GiB). */
+void pt_count_leaves(const struct pt *pt, uint64_t leaves[PT_LEVELS - 1]);
 /* Translate one input address. -KEEL_ENOENT if unmapped. `level` may be NULL. */
 int pt_lookup(const struct pt *pt, uint64_t in, hpa_t *out, unsigned *attrs, unsigned *level);
 /* Free every table page (not the mapped memory). The pt is unusable afterwards. */

@@ -26,6 +26,8 @@ void arch_virt_describe(char *buf, size_t len);
 
 /* Build the arch part of a VM whose RAM is already in vm->mem: second-level tables etc. */
 int arch_vm_setup(struct vm *vm);
+/* The VM's second-level tables (NPT, EPT, stage 2) once arch_vm_setup succeeded. */
+const struct pt *arch_vm_guest_pt(const struct vm *vm);
 /* Put vCPU 0 at `entry` in the documented entry state (docs/guest-entry.md). */
 int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry);
 /* Where a VM's RAM starts (0 on x86; 0x40000000 on arm64, as on QEMU's virt machine). */

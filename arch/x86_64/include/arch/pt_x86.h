@@ -52,9 +52,11 @@ extern const struct pt_format x86_pt_host_nx;
  * AMD nested page tables: the same layout, but US is set in every entry, leaves included,
  * because the nested walk treats every guest access as a user access (APM vol. 2 §15.25,
  * "Nested Paging"). RW per
- * PT_WRITE. Leaves up to 2 MiB.
+ * PT_WRITE. Leaves up to 2 MiB (x86_pt_npt), or 1 GiB (x86_pt_npt_1g) on a CPU with Page1GB
+ * (CPUID 0x80000001 EDX bit 26): nested tables take the same large pages as the host's own.
  */
 extern const struct pt_format x86_pt_npt;
+extern const struct pt_format x86_pt_npt_1g;
 
 /* Intel EPT entries: R/W/X permissions, memory type in leaves (WB, or UC for PT_UNCACHED). */
 #define X86_EPT_R     (1ull << 0)
@@ -63,7 +65,11 @@ extern const struct pt_format x86_pt_npt;
 #define X86_EPT_RWX   (X86_EPT_R | X86_EPT_W | X86_EPT_X)
 #define X86_EPT_MT_WB (6ull << 3)
 
-/* EPT with 2 MiB leaves, and without them for CPUs whose EPT lacks 2 MiB pages. */
+/*
+ * EPT with 1 GiB and 2 MiB leaves (IA32_VMX_EPT_VPID_CAP bits 17 and 16), with 2 MiB leaves,
+ * and without large leaves for CPUs whose EPT lacks 2 MiB pages.
+ */
+extern const struct pt_format x86_pt_ept_1g;
 extern const struct pt_format x86_pt_ept;
 extern const struct pt_format x86_pt_ept_4k;
 
