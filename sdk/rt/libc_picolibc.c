@@ -1,0 +1,41 @@
+/*
+ * The guest SDK's hooks for picolibc (arm64): stdin, stdout and stderr are one FILE on the
+ * console (tinystdio calls put / get per byte; the console buffers a line), and _exit ends
+ * the VM (exit() runs the atexit handlers and destructors first). malloc gets its memory
+ * from the SDK's sbrk (rt/start.c), which replaces picolibc's own.
+ */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "sdk.h"
+
+static int console_put(char c, FILE *f)
+{
+        (void)f;
+        keel_console_putc(c);
+        return (unsigned char)c;
+}
+
+static int console_get(FILE *f)
+{
+        (void)f;
+        return keel_console_getc();
+}
+
+static int console_flush(FILE *f)
+{
+        (void)f;
+        keel_console_flush();
+        return 0;
+}
+
+static FILE console = FDEV_SETUP_STREAM(console_put, console_get, console_flush, _FDEV_SETUP_RW);
+
+FILE *const stdin = &console;
+FILE *const stdout = &console;
+FILE *const stderr = &console;
+
+void _exit(int status)
+{
+        keel_exit(status);
+}
