@@ -68,6 +68,29 @@ static void check_malloc(void)
                huge ? "not NULL" : "NULL, ENOMEM");
 }
 
+/* Word loads and stores at every offset (memcpy of 4 and 8 bytes becomes one LDR/STR or MOV):
+ * ordinary code assumes Normal memory, where they work (arm64: the SDK turns the MMU on). */
+static void check_unaligned(void)
+{
+        static unsigned char bytes[32];
+        volatile size_t off;
+        int ok = 1;
+
+        for (off = 0; off < 8; off++) {
+                uint32_t w = 0x11223344u + (uint32_t)off, r;
+                uint64_t d = 0x0102030405060708ull << off, q;
+
+                memcpy(bytes + off, &w, sizeof(w));
+                memcpy(&r, bytes + off, sizeof(r));
+                ok &= r == w && bytes[off] == (unsigned char)w;
+                memcpy(bytes + off + 8, &d, sizeof(d));
+                memcpy(&q, bytes + off + 8, sizeof(q));
+                ok &= q == d;
+        }
+        CHECK(ok);
+        printf("sdk_hello: unaligned loads and stores: %s\n", ok ? "ok" : "wrong");
+}
+
 int main(int argc, char **argv)
 {
         int v[] = {21, 3, 34, 1, 13, 5, 2, 8};
@@ -97,6 +120,7 @@ int main(int argc, char **argv)
         printf("sdk_hello: strtol: %ld %ld %s\n", a, b, errno == ERANGE ? "ERANGE" : "no ERANGE");
 
         check_malloc();
+        check_unaligned();
 
         printf("sdk_hello: math: sqrt(2) = %.6f, sin(pi/6) = %.6f, exp(1) = %.6f, pow(2, 10) = "
                "%g\n",

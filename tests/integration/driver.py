@@ -493,6 +493,7 @@ def sdk_hello_vm(vm):
         r"sdk_hello: strtol: -1234 127 ERANGE$",
         r"sdk_hello: malloc: 64 blocks, 2080000 bytes, intact; freed; then 2000000 bytes ok; "
         r"RAM size: NULL, ENOMEM$",
+        r"sdk_hello: unaligned loads and stores: ok$",
         r"sdk_hello: math: sqrt\(2\) = 1\.414214, sin\(pi/6\) = 0\.500000, exp\(1\) = "
         r"2\.718282, pow\(2, 10\) = 1024$",
         r"sdk_hello: TLS: 42$",
@@ -509,6 +510,10 @@ def sdk_case(arch="x86_64"):
     vms = [
         sdk_hello_vm("sdk-hello"),
         sdk_hello_vm("sdk-elf"),
+        ("example", [guest_line("example", r"hello from VM example: -5 text 0xff 2\.500$"),
+                     guest_line("example", r"sorted: 3 7 19 42$"),
+                     guest_line("example", r"strtol: -123, malloc: on the heap, sqrt\(2\) = "
+                                r"1\.414214, sin\(1\) = 0\.841471$")], vm_exited("example")),
         ("sdk-exit", [guest_line("sdk-exit", r"sdk_exit: calling exit\(7\)$"),
                       guest_line("sdk-exit", r"sdk_exit: atexit handler ran$"),
                       guest_line("sdk-exit", r"sdk_exit: this line has no newline$")],
