@@ -505,7 +505,7 @@ def sdk_hello_vm(vm):
 
 def sdk_case(arch="x86_64"):
     """sdk.cfg / arm64_sdk.cfg: guests built with the guest SDK. The example as a flat image
-    and as an ELF; exit(7) after an atexit handler, the unterminated last line flushed; a
+    and as an ELF; exit(7) after an atexit handler, the unterminated last line flushed; abort() (134); a
     stack that does not fit refused by the runtime with its message and exit code 126."""
     vms = [
         sdk_hello_vm("sdk-hello"),
@@ -518,6 +518,10 @@ def sdk_case(arch="x86_64"):
                       guest_line("sdk-exit", r"sdk_exit: atexit handler ran$"),
                       guest_line("sdk-exit", r"sdk_exit: this line has no newline$")],
          vm_exited("sdk-exit", 7)),
+        ("sdk-abort", [guest_line("sdk-abort", r"sdk_abort: calling abort\(\)$"),
+                       guest_line("sdk-abort", r"keel-sdk: terminated by signal "
+                                  r"0x0000000000000006$")],
+         vm_exited("sdk-abort", 134)),
         ("sdk-nofit", [guest_line("sdk-nofit", r"keel-sdk: the image and its stack \(STACK_SIZE "
                                   r"of keel_add_guest\) do not fit in the VM's RAM: raise "
                                   r"`memory =` in the VM's config$")],
