@@ -113,3 +113,16 @@ void _exit(int status)
 {
         keel_exit(status);
 }
+
+/* __libc_init_array and exit call these (newlib's HAVE_INIT_FINI); the linker script's
+ * .init_array and .fini_array hold the constructors and destructors instead. */
+void _init(void);
+void _fini(void);
+
+void _init(void)
+{
+}
+
+void _fini(void)
+{
+}
