@@ -120,6 +120,6 @@ _Noreturn void keel_exit(int64_t code)
 {
         keel_console_flush();
         keel_hypercall(KEEL_HC_EXIT, (uint64_t)code, 0, 0, 0);
-        for (;;)
-                sdk_arch_uart_getc(); /* Keel never returns from EXIT */
+        for (;;) /* Keel never returns from EXIT */
+                ;
 }
