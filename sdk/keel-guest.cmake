@@ -44,6 +44,11 @@ else()
   message(FATAL_ERROR "Keel guest SDK: no guests for ${CMAKE_SYSTEM_PROCESSOR}: the C compiler "
                       "must target x86_64 or aarch64 (<keel>/cmake/toolchain-aarch64.cmake)")
 endif()
+get_property(keel_sdk_languages GLOBAL PROPERTY ENABLED_LANGUAGES)
+if(NOT "ASM" IN_LIST keel_sdk_languages)
+  message(FATAL_ERROR "Keel guest SDK: the runtime's entry is assembly: enable ASM in the "
+                      "project (project(NAME C ASM)) before including keel-guest.cmake")
+endif()
 if(NOT CMAKE_OBJCOPY)
   message(FATAL_ERROR "Keel guest SDK: no objcopy found: set CMAKE_OBJCOPY")
 endif()
