@@ -1,7 +1,7 @@
 # The image's C library (docs/lib.md): picolibc on arm64 (Debian's picolibc-aarch64-linux-gnu),
 # newlib on x86_64 (tools/build-newlib: a part of Debian's newlib-source, built once with the
 # host gcc into ~/.cache/keel/newlib). Sets, for keel_image() and for anything else that wants
-# the same library (the guest SDK, later):
+# the same library (the guest SDK, sdk/keel-guest.cmake, links the same libraries whole):
 #
 #   KEEL_LIBC_NAME     picolibc or newlib
 #   KEEL_LIBC_INCLUDE  the library's include directory

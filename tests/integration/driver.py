@@ -489,6 +489,56 @@ def guests_case(config, vms, counts=None, **extra):
                 must_not=[r"UNEXPECTED", r"^keel: error: ", r"FAIL"], fail_on=REFUSED, **extra)
 
 
+def sdk_hello_vm(vm):
+    """sdk_hello (the guest SDK's example, docs/guest-sdk.md) as VM `vm`: every line, exact."""
+    lines = [
+        r"sdk_hello: hello from VM %s, argc 1$" % re.escape(vm),
+        r"sdk_hello: printf: -42 keel beef 3\.250000 \[  7\|7  \] %$",
+        r"sdk_hello: qsort: 1 2 3 5 8 13 21 34$",
+        r"sdk_hello: strtol: -1234 127 ERANGE$",
+        r"sdk_hello: malloc: 64 blocks, 2080000 bytes, intact; freed; then 2000000 bytes ok; "
+        r"RAM size: NULL, ENOMEM$",
+        r"sdk_hello: unaligned loads and stores: ok$",
+        r"sdk_hello: math: sqrt\(2\) = 1\.414214, sin\(pi/6\) = 0\.500000, exp\(1\) = "
+        r"2\.718282, pow\(2, 10\) = 1024$",
+        r"sdk_hello: TLS: 42$",
+        r"sdk_hello: snprintf: \"x=0042 y=ff\"$",
+        r"sdk_hello: all \d+ checks passed$",
+    ]
+    return (vm, [guest_line(vm, l) for l in lines], vm_exited(vm))
+
+
+def sdk_case(arch="x86_64"):
+    """sdk.cfg / arm64_sdk.cfg: guests built with the guest SDK. The example as a flat image
+    and as an ELF; exit(7) after an atexit handler, the unterminated last line flushed; abort() (134); a
+    stack that does not fit refused by the runtime with its message and exit code 126."""
+    vms = [
+        sdk_hello_vm("sdk-hello"),
+        sdk_hello_vm("sdk-elf"),
+        ("example", [guest_line("example", r"hello from VM example: -5 text 0xff 2\.500$"),
+                     guest_line("example", r"sorted: 3 7 19 42$"),
+                     guest_line("example", r"strtol: -123, malloc: on the heap, sqrt\(2\) = "
+                                r"1\.414214, sin\(1\) = 0\.841471$")], vm_exited("example")),
+        ("sdk-exit", [guest_line("sdk-exit", r"sdk_exit: calling exit\(7\)$"),
+                      guest_line("sdk-exit", r"sdk_exit: atexit handler ran$"),
+                      guest_line("sdk-exit", r"sdk_exit: this line has no newline$")],
+         vm_exited("sdk-exit", 7)),
+        ("sdk-abort", [guest_line("sdk-abort", r"sdk_abort: calling abort\(\)$"),
+                       guest_line("sdk-abort", r"keel-sdk: terminated by signal "
+                                  r"0x0000000000000006$")],
+         vm_exited("sdk-abort", 134)),
+        ("sdk-nofit", [guest_line("sdk-nofit", r"keel-sdk: the image and its stack \(STACK_SIZE "
+                                  r"of keel_add_guest\) do not fit in the VM's RAM: raise "
+                                  r"`memory =` in the VM's config$")],
+         vm_exited("sdk-nofit", 126)),
+    ]
+    case = guests_case("sdk.cfg" if arch == "x86_64" else "arm64_sdk.cfg", vms,
+                       counts={guest_line("sdk-nofit", r"sdk_exit"): 0})
+    if arch != "x86_64":
+        case["arch"] = arch
+    return case
+
+
 def x86state_case():
     """x86state.cfg: two msrswitch VMs on one CPU start with reset values and keep their own
     registers (each ran in several runs, so the other ran in between), and archcheck gets #GP for every refused
@@ -781,6 +831,9 @@ CASES = {
     # Keel's PCI Express enumeration (docs/pci.md) with run-qemu's --pci-storage devices
     "pci": pci_case(),
     "arm64_pci": pci_case("arm64"),
+    # guests built with the guest SDK (sdk/, docs/guest-sdk.md)
+    "sdk": sdk_case(),
+    "arm64_sdk": sdk_case("arm64"),
     # verdict PASS: QEMU status 0, Keel's semihosting exit with 0
     "arm64_guests": guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"),
     # Four CPUs: the boot CPU starts the three secondaries (ACPI MADT, PSCI CPU_ON over SMC),
