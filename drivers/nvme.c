@@ -449,7 +449,9 @@ static int create_io_queues(struct nvme_ctrl *c)
                 cq = (struct sqe){.cdw0 = ADM_CREATE_CQ,
                                   .prp1 = hpa_raw(q->cq_pa),
                                   .cdw10 = (uint32_t)(size - 1) << 16 | qid,
-                                  .cdw11 = (uint32_t)qid << 16 | (vector ? 2u : 0) | 1 /* PC */};
+                                  /* IV = entry qid, IEN, PC; polled: IV 0 (QEMU refuses
+                                   * another while MSI-X is off) */
+                                  .cdw11 = vector ? (uint32_t)qid << 16 | 3u : 1u};
                 sq = (struct sqe){.cdw0 = ADM_CREATE_SQ,
                                   .prp1 = hpa_raw(q->sq_pa),
                                   .cdw10 = (uint32_t)(size - 1) << 16 | qid,

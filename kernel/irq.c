@@ -22,17 +22,28 @@ static struct irq_slot vectors[1]; /* never used: irq_alloc refuses */
 static struct irq_slot pollers[IRQ_MAX_POLLERS];
 static unsigned npollers;
 
+/* Variables, not the macros: an arch with no vectors would make every test below constant. */
+static const unsigned first_vector = ARCH_IRQ_FIRST, nvectors = ARCH_IRQ_COUNT;
+
+/* The slot of `vector`, or NULL outside the arch's range. */
+static struct irq_slot *slot_of(unsigned vector)
+{
+        unsigned i = vector - first_vector; /* wraps below the range */
+
+        return i < nvectors ? &vectors[i] : NULL;
+}
+
 int irq_alloc(unsigned cpu, irq_fn fn, void *arg, uint8_t *vector)
 {
         (void)cpu; /* vectors are Keel-wide: the MSI message picks the CPU */
-        if (ARCH_IRQ_COUNT == 0)
+        if (!nvectors)
                 return -KEEL_ENOTSUP;
-        for (unsigned i = 0; i < ARCH_IRQ_COUNT; i++)
+        for (unsigned i = 0; i < nvectors; i++)
                 if (!vectors[i].fn) {
                         vectors[i].arg = arg;
                         vectors[i].count = 0;
                         __atomic_store_n(&vectors[i].fn, fn, __ATOMIC_RELEASE);
-                        *vector = (uint8_t)(ARCH_IRQ_FIRST + i);
+                        *vector = (uint8_t)(first_vector + i);
                         return 0;
                 }
         return -KEEL_ENOSPC;
@@ -40,12 +51,11 @@ int irq_alloc(unsigned cpu, irq_fn fn, void *arg, uint8_t *vector)
 
 bool irq_dispatch(unsigned vector)
 {
-        struct irq_slot *s;
+        struct irq_slot *s = slot_of(vector);
         irq_fn fn;
 
-        if (vector < ARCH_IRQ_FIRST || vector >= ARCH_IRQ_FIRST + ARCH_IRQ_COUNT)
+        if (!s)
                 return false;
-        s = &vectors[vector - ARCH_IRQ_FIRST];
         fn = __atomic_load_n(&s->fn, __ATOMIC_ACQUIRE);
         if (!fn)
                 return false;
@@ -56,9 +66,9 @@ bool irq_dispatch(unsigned vector)
 
 uint64_t irq_count(uint8_t vector)
 {
-        if (vector < ARCH_IRQ_FIRST || vector >= ARCH_IRQ_FIRST + ARCH_IRQ_COUNT)
-                return 0;
-        return __atomic_load_n(&vectors[vector - ARCH_IRQ_FIRST].count, __ATOMIC_RELAXED);
+        const struct irq_slot *s = slot_of(vector);
+
+        return s ? __atomic_load_n(&s->count, __ATOMIC_RELAXED) : 0;
 }
 
 int irq_poll_register(irq_fn fn, void *arg)

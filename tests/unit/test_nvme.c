@@ -154,6 +154,8 @@ static void transfer(const uint32_t *c, uint64_t len, uint8_t *disk, bool to_hos
         }
 }
 
+static struct fake_pci fake; /* the controller's config space */
+
 static uint16_t admin(const uint32_t *c, uint32_t *dw0)
 {
         uint8_t *page = mem(c[6] | (uint64_t)c[7] << 32);
@@ -189,6 +191,9 @@ static uint16_t admin(const uint32_t *c, uint32_t *dw0)
                 if (q < 1 || q >= NQ)
                         return 0x101; /* invalid queue identifier */
                 if ((c[0] & 0xff) == 0x05) {
+                        /* As QEMU: a vector other than 0 only with MSI-X enabled. */
+                        if ((c[11] >> 16) && !(fake.fn[0].cfg[0x43] & 0x80))
+                                return 0x108; /* invalid interrupt vector */
                         m.cq[q] = c[6] | (uint64_t)c[7] << 32;
                         m.ien[q] = c[11] & 2;
                         m.iv[q] = (uint16_t)(c[11] >> 16);
@@ -320,7 +325,6 @@ static void *controller(void *arg)
 /* Each test's model memory stays allocated (and reachable): the driver keeps its controllers. */
 static void *bar, *ram, *kept[32];
 static unsigned nkept;
-static struct fake_pci fake;
 static struct pci_host host;
 static struct pci_dev devs[4];
 
@@ -373,6 +377,10 @@ static void start_msix(enum fault f, bool vwc, bool scratch, bool msix)
         d->class = 0x010802;
         d->bar[0] = (struct pci_bar){PCI_BAR_MEM64, false, (uint64_t)(uintptr_t)bar, BAR_SIZE};
         if (msix) {
+                /* The capability in config space too: pci_msix_enable writes its control. */
+                fake.fn[0].cfg[PCI_CAP_PTR] = 0x40;
+                fake.fn[0].cfg[0x40] = PCI_CAP_MSIX;
+                fake.fn[0].cfg[0x42] = 3; /* 4 entries */
                 d->cap_msix = 0x40;
                 d->msix_size = 4;
                 d->msix_table_bir = 0;
@@ -611,6 +619,9 @@ TEST(completions_out_of_order_by_msix_interrupts)
         ASSERT_TRUE(c && !c->failed);
         EXPECT_CONTAINS(logbuf, "2 I/O queues of 64, MSI-X vectors 0x");
         ASSERT_TRUE(c->io[0].msix_on && c->io[0].vector >= 0x30);
+        EXPECT_TRUE(fake.fn[0].cfg[0x43] & 0x80);  /* MSI-X enabled */
+        EXPECT_EQ(fake.fn[0].cfg[0x43] & 0x40, 0); /* function not masked */
+        EXPECT_TRUE(fake.fn[0].cfg[5] & 0x04);     /* INTx off */
         d = &c->ns[0].blk;
         EXPECT_EQ(d->max_segs, 63);
         reqs_reset();
