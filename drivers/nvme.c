@@ -769,16 +769,17 @@ static int blk_submit(struct blkdev *d, struct blk_req *r)
                     r->nseg > d->max_segs || !r->blocks || r->lba >= n->blocks ||
                     r->blocks > n->blocks - r->lba)
                         return -KEEL_EINVAL;
+                need = 0;
                 for (unsigned i = 0; i < r->nseg; i++) {
                         if (!r->seg[i].len || r->seg[i].len % n->block_size ||
-                            r->seg[i].len > c->max_transfer ||
                             (hpa_raw(r->seg[i].pa) & (d->seg_align - 1)))
                                 return -KEEL_EINVAL;
                         total += r->seg[i].len;
+                        need += (r->seg[i].len + c->max_transfer - 1) / c->max_transfer;
                 }
-                if (total != (uint64_t)r->blocks * n->block_size)
+                /* Commands that could never be in flight together: never accepted. */
+                if (total != (uint64_t)r->blocks * n->block_size || need > c->io[0].size - 1u)
                         return -KEEL_EINVAL;
-                need = r->nseg;
         }
         if (!need) { /* a Flush without a volatile cache: nothing to do */
                 r->drv_tag = 0;
@@ -799,17 +800,23 @@ static int blk_submit(struct blkdev *d, struct blk_req *r)
 
                 place(c, q, h, r, &cmd, NULL);
         }
-        for (unsigned i = 0; r->op != BLK_FLUSH && i < r->nseg; i++) {
-                uint32_t count = r->seg[i].len / n->block_size;
-                struct sqe cmd = {.cdw0 = r->op == BLK_READ ? NVM_READ : NVM_WRITE,
-                                  .nsid = n->nsid,
-                                  .cdw10 = (uint32_t)lba,
-                                  .cdw11 = (uint32_t)(lba >> 32),
-                                  .cdw12 = count - 1};
+        /* A command per segment, or per max_transfer of a longer one. */
+        for (unsigned i = 0; r->op != BLK_FLUSH && i < r->nseg; i++)
+                for (uint32_t off = 0; off < r->seg[i].len; off += c->max_transfer) {
+                        struct blk_seg part = {hpa_add(r->seg[i].pa, off),
+                                               r->seg[i].len - off < c->max_transfer
+                                                   ? r->seg[i].len - off
+                                                   : c->max_transfer};
+                        uint32_t count = part.len / n->block_size;
+                        struct sqe cmd = {.cdw0 = r->op == BLK_READ ? NVM_READ : NVM_WRITE,
+                                          .nsid = n->nsid,
+                                          .cdw10 = (uint32_t)lba,
+                                          .cdw11 = (uint32_t)(lba >> 32),
+                                          .cdw12 = count - 1};
 
-                place(c, q, h, r, &cmd, &r->seg[i]);
-                lba += count;
-        }
+                        place(c, q, h, r, &cmd, &part);
+                        lba += count;
+                }
         ring(c, q);
         /* An interrupt that came while this CPU held the lock (another CPU's handler). */
         if (__atomic_load_n(&q->irq_missed, __ATOMIC_ACQUIRE)) {

@@ -712,6 +712,22 @@ TEST(a_full_queue_says_eagain_and_a_multi_segment_request_completes_once)
         EXPECT_EQ(m.first_flush_after, 3); /* the Flush came after all three writes */
         EXPECT_EQ(m.disk[20 * BLOCK + 1], 1 ^ 0x3c);
         EXPECT_EQ(m.disk[23 * BLOCK + 9], (uint8_t)((3 * BLOCK + 9) ^ 0x3c));
+        /* One segment of 40 blocks (20 KiB, from mid-page) over MDTS (16 KiB): two reads. */
+        reqs_reset();
+        m.reads = 0;
+        seg[0][0] = (struct blk_seg){hpa_add(pa, 1024), 40 * BLOCK};
+        req[0] = (struct blk_req){
+            .op = BLK_READ, .lba = 8, .blocks = 40, .seg = seg[0], .nseg = 1, .done = req_done};
+        EXPECT_EQ(d->ops->submit(d, &req[0]), 0);
+        wait_done(c, 1, 2000);
+        EXPECT_EQ(calls[0], 1);
+        EXPECT_EQ(status[0], 0);
+        EXPECT_EQ(m.reads, 2);
+        for (i = 0; i < 40 * BLOCK; i++)
+                if (p[1024 + i] != m.disk[8 * BLOCK + i]) {
+                        TEST_FAIL_AT(__FILE__, __LINE__, "byte %u of the split read wrong", i);
+                        break;
+                }
         /* Refused: lengths not adding up, a segment not a whole block. */
         r = req[0];
         r.blocks = 5;
