@@ -403,6 +403,24 @@ static void choose_mode(struct nvme_ctrl *c)
                          first + c->nio - 1);
 }
 
+/* Create I/O queue pair `q` in the controller: its CQ (MSI-X entry qid), then its SQ. */
+static int create_pair(struct nvme_ctrl *c, struct nvme_queue *q)
+{
+        struct sqe cq = {.cdw0 = ADM_CREATE_CQ,
+                         .prp1 = hpa_raw(q->cq_pa),
+                         .cdw10 = (uint32_t)(q->size - 1) << 16 | q->qid,
+                         /* IV = entry qid, IEN, PC; polled: IV 0 (QEMU refuses another while
+                          * MSI-X is off) */
+                         .cdw11 = q->vector ? (uint32_t)q->qid << 16 | 3u : 1u};
+        struct sqe sq = {.cdw0 = ADM_CREATE_SQ,
+                         .prp1 = hpa_raw(q->sq_pa),
+                         .cdw10 = (uint32_t)(q->size - 1) << 16 | q->qid,
+                         .cdw11 = (uint32_t)q->qid << 16 | 1};
+        int err = run(c, &c->admin, &cq, NULL);
+
+        return err ? err : run(c, &c->admin, &sq, NULL);
+}
+
 /* Number of Queues (5.27.1.5), then each pair: CQ (its MSI-X entry = qid), SQ. */
 static int create_io_queues(struct nvme_ctrl *c)
 {
@@ -434,7 +452,6 @@ static int create_io_queues(struct nvme_ctrl *c)
         for (unsigned i = 0; i < c->nio; i++) {
                 struct nvme_queue *q = &c->io[i];
                 uint16_t qid = (uint16_t)(i + 1);
-                struct sqe cq, sq;
                 uint8_t vector = q->vector;
 
                 err = queue_alloc(q, qid, size);
@@ -446,19 +463,7 @@ static int create_io_queues(struct nvme_ctrl *c)
                 q->cpu = i;
                 q->vector = vector;
                 spin_init(&q->lock);
-                cq = (struct sqe){.cdw0 = ADM_CREATE_CQ,
-                                  .prp1 = hpa_raw(q->cq_pa),
-                                  .cdw10 = (uint32_t)(size - 1) << 16 | qid,
-                                  /* IV = entry qid, IEN, PC; polled: IV 0 (QEMU refuses
-                                   * another while MSI-X is off) */
-                                  .cdw11 = vector ? (uint32_t)qid << 16 | 3u : 1u};
-                sq = (struct sqe){.cdw0 = ADM_CREATE_SQ,
-                                  .prp1 = hpa_raw(q->sq_pa),
-                                  .cdw10 = (uint32_t)(size - 1) << 16 | qid,
-                                  .cdw11 = (uint32_t)qid << 16 | 1};
-                err = run(c, &c->admin, &cq, NULL);
-                if (!err)
-                        err = run(c, &c->admin, &sq, NULL);
+                err = create_pair(c, q);
                 if (err)
                         return err;
                 if (vector && q->cpu == 0 && pci_msix_program(c->pci, c->msix, qid, 0, vector) == 0)
@@ -736,12 +741,145 @@ static void irq_handler(void *arg)
         poll_queue(q->ctrl, q, true);
 }
 
-/* Every controller, from each CPU's scheduling round (keel/irq.h). */
+/* ---- Recovery: a failed controller reset and back in service --------------------------- */
+
+enum { RESET_IDLE, RESET_WAIT_OFF, RESET_WAIT_ON, RESET_GAVE_UP };
+
+/* A queue's pages and state as at creation (its commands were all drained). */
+static void queue_clear(struct nvme_queue *q)
+{
+        memset((void *)q->sq, 0, PAGE_SIZE);
+        memset((void *)q->cq, 0, PAGE_SIZE);
+        q->sq_tail = q->sq_head = q->cq_head = q->cid = 0;
+        q->phase = 1;
+        q->inflight = 0;
+        q->irq_missed = false;
+}
+
+static void give_up(struct nvme_ctrl *c, const char *why)
+{
+        c->reset_state = RESET_GAVE_UP;
+        LOG_WARN("keel: nvme %s: reset %u of %u failed: %s (CSTS %#x); it stays failed", c->name,
+                 c->resets, NVME_MAX_RESETS, why, rd32(c, REG_CSTS));
+        wr32(c, REG_CC, rd32(c, REG_CC) & ~CC_EN);
+        if (c->host)
+                pci_write16(c->host, c->pci, PCI_COMMAND,
+                            (uint16_t)(pci_read16(c->host, c->pci, PCI_COMMAND) & ~PCI_CMD_MASTER));
+}
+
+/*
+ * One step of bringing a failed, drained controller back (3.5.1 again), the caller holding
+ * every queue's lock: wait for CSTS.RDY = 0 (CC.EN = 0 was written when it failed), then the
+ * admin queue and CC.EN = 1, then, once ready, its I/O queues again in their own pages. The
+ * two waits are polled from later rounds, never spun, each bounded by CAP.TO.
+ */
+static void recover_step(struct nvme_ctrl *c)
+{
+        uint32_t csts = rd32(c, REG_CSTS);
+
+        switch (c->reset_state) {
+        case RESET_IDLE:
+                if (c->resets == NVME_MAX_RESETS) {
+                        c->reset_state = RESET_GAVE_UP;
+                        return;
+                }
+                c->resets++;
+                LOG_WARN("keel: nvme %s: resetting it (%u of at most %u)", c->name, c->resets,
+                         NVME_MAX_RESETS);
+                wr32(c, REG_CC, rd32(c, REG_CC) & ~CC_EN);
+                c->reset_deadline = deadline_after(c->timeout_ms);
+                c->reset_state = RESET_WAIT_OFF;
+                return;
+        case RESET_WAIT_OFF:
+                if (csts != 0xffffffffu && !(csts & CSTS_RDY)) {
+                        queue_clear(&c->admin);
+                        wr32(c, REG_AQA, (ADMIN_ENTRIES - 1) << 16 | (ADMIN_ENTRIES - 1));
+                        wr64(c, REG_ASQ, hpa_raw(c->admin.sq_pa));
+                        wr64(c, REG_ACQ, hpa_raw(c->admin.cq_pa));
+                        if (c->host)
+                                pci_write16(c->host, c->pci, PCI_COMMAND,
+                                            (uint16_t)(pci_read16(c->host, c->pci, PCI_COMMAND) |
+                                                       PCI_CMD_MASTER));
+                        arch_dma_barrier();
+                        wr32(c, REG_CC, CC_IOCQES_16 | CC_IOSQES_64 | CC_EN);
+                        c->reset_deadline = deadline_after(c->timeout_ms);
+                        c->reset_state = RESET_WAIT_ON;
+                } else if (arch_tsc() > c->reset_deadline) {
+                        give_up(c, "not disabled within CAP.TO");
+                }
+                return;
+        case RESET_WAIT_ON: {
+                struct sqe feat = {.cdw0 = ADM_SET_FEAT,
+                                   .cdw10 = FEAT_NQUEUES,
+                                   .cdw11 = (c->nio - 1u) << 16 | (c->nio - 1u)};
+                const char *why = c->failed;
+                bool ok;
+
+                if (csts == 0xffffffffu || (csts & CSTS_CFS)) {
+                        give_up(c, "fatal status after enabling");
+                        return;
+                }
+                if (!(csts & CSTS_RDY)) {
+                        if (arch_tsc() > c->reset_deadline)
+                                give_up(c, "not ready within CAP.TO");
+                        return;
+                }
+                /* run() refuses a failed controller: in service for the admin commands. */
+                __atomic_store_n(&c->failed, NULL, __ATOMIC_RELEASE);
+                ok = run(c, &c->admin, &feat, NULL) == 0;
+
+                for (unsigned i = 0; ok && i < c->nio; i++) {
+                        queue_clear(&c->io[i]);
+                        ok = create_pair(c, &c->io[i]) == 0;
+                }
+                if (!ok) {
+                        const char *none = NULL;
+
+                        (void)__atomic_compare_exchange_n(&c->failed, &none, why, false,
+                                                          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+                        give_up(c, "its queues could not be created again");
+                        return;
+                }
+                c->reset_state = RESET_IDLE;
+                LOG_WARN("keel: nvme %s: reset and back in service (it had failed: %s)", c->name,
+                         why);
+                return;
+        }
+        default:
+                return;
+        }
+}
+
+/* A failed controller whose queues are all drained takes its next recovery step. */
+static void recover(struct nvme_ctrl *c)
+{
+        struct spin_held held[NVME_MAX_IOQ];
+        unsigned n = 0;
+        bool drained = true;
+
+        if (c->reset_state == RESET_GAVE_UP || !spin_trylock(&c->reset_lock))
+                return;
+        for (; n < c->nio && spin_trylock(&c->io[n].lock); n++) {
+                held[n] = (struct spin_held){&c->io[n].lock};
+                drained = drained && !c->io[n].inflight;
+        }
+        if (n == c->nio && drained && c->failed)
+                recover_step(c);
+        while (n--)
+                spin_unlock(held[n]);
+        spin_unlock((struct spin_held){&c->reset_lock});
+}
+
+/* Every controller, from each CPU's scheduling round (keel/irq.h): completions, timeouts,
+ * and a failed controller's recovery. */
 static void poll_all(void *arg)
 {
         (void)arg;
-        for (unsigned i = 0; i < nctrls; i++)
+        for (unsigned i = 0; i < nctrls; i++) {
                 nvme_poll(&ctrls[i]);
+                if (ctrls[i].failed)
+                        recover(&ctrls[i]);
+        }
 }
 
 /*
@@ -1088,6 +1226,7 @@ static int probe(struct pci_dev *d)
         c->index = nctrls;
         c->pci = d;
         c->host = nvme_host;
+        spin_init(&c->reset_lock);
         pci_name(d, c->name, sizeof(c->name));
         err = arch_map_device(hpa(bar->base), bar->size);
         if (err) {

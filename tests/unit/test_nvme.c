@@ -293,6 +293,10 @@ static void *controller(void *arg)
                         memset(m.cq_tail, 0, sizeof(m.cq_tail));
                         memset(m.sq, 0, sizeof(m.sq));
                         m.nheld = 0;
+                        for (unsigned q = 0; q < NQ; q++) { /* doorbells reset too */
+                                set32(0x1000 + 8 * q, 0);
+                                set32(0x1004 + 8 * q, 0);
+                        }
                         m.ready = false;
                         set32(0x1c, 0);
                 }
@@ -799,6 +803,74 @@ TEST(one_command_never_completing_times_out_the_others_complete)
         EXPECT_EQ(*(volatile uint32_t *)(m.regs + 0x14) & 1, 0);
         EXPECT_EQ(fake.fn[0].cfg[4] & PCI_CMD_MASTER, 0);
         EXPECT_EQ(submit1(d, 9, BLK_READ, 0, pa), -KEEL_EIO);
+        stop();
+}
+
+TEST(a_failed_controller_is_reset_from_the_scheduling_rounds_and_serves_again)
+{
+        struct nvme_ctrl *c;
+        struct blkdev *d;
+        hpa_t pa;
+        uint8_t *p;
+
+        start_msix(F_NONE, true, false, true);
+        pci_bind(&host);
+        c = last_ctrl();
+        ASSERT_TRUE(c && !c->failed);
+        d = &c->ns[0].blk;
+        pa = buffer(4);
+        p = hva_ptr(arch_hpa_to_hva(pa));
+        reqs_reset();
+        m.fault = F_HANG_LBA5;
+        EXPECT_EQ(submit1(d, 0, BLK_READ, 5, pa), 0);
+        EXPECT_EQ(submit1(d, 1, BLK_READ, 6, pa), 0);
+        wait_done(c, 2, 3000);
+        EXPECT_EQ(status[0], -KEEL_EIO);
+        EXPECT_EQ(status[1], 0);
+        ASSERT_TRUE(c->failed != NULL);
+        EXPECT_EQ(submit1(d, 2, BLK_READ, 7, pa), -KEEL_EIO);
+        /* nvme_poll alone does not reset it: the scheduling rounds' poller does. */
+        m.fault = F_NONE;
+        for (uint64_t end = now_ns() + 3000000000ull; c->failed && now_ns() < end;)
+                irq_poll_all();
+        ASSERT_TRUE(c->failed == NULL);
+        EXPECT_CONTAINS(logbuf, "resetting it (1 of at most 3)");
+        EXPECT_CONTAINS(logbuf, "reset and back in service (it had failed: a command timed out)");
+        EXPECT_TRUE(fake.fn[0].cfg[4] & PCI_CMD_MASTER);
+        /* I/O again, completed by its interrupt as before. */
+        EXPECT_EQ(submit1(d, 3, BLK_READ, 9, pa), 0);
+        wait_done(c, 3, 2000);
+        EXPECT_EQ(status[3], 0);
+        EXPECT_EQ(p[3 * BLOCK + 7], (uint8_t)((9 * BLOCK + 7) * 13));
+        stop();
+}
+
+TEST(a_controller_failing_after_its_resets_stays_failed)
+{
+        struct nvme_ctrl *c;
+        struct blkdev *d;
+        hpa_t pa;
+
+        start(F_NONE, true, false);
+        pci_bind(&host);
+        c = last_ctrl();
+        ASSERT_TRUE(c && !c->failed);
+        d = &c->ns[0].blk;
+        pa = buffer(1);
+        for (unsigned round = 0; round <= NVME_MAX_RESETS; round++) {
+                reqs_reset();
+                m.fault = F_CFS_IO;
+                EXPECT_EQ(submit1(d, 0, BLK_READ, 0, pa), 0);
+                wait_done(c, 1, 2000);
+                EXPECT_EQ(status[0], -KEEL_EIO);
+                m.fault = F_NONE;
+                for (uint64_t end = now_ns() + 2000000000ull; c->failed && now_ns() < end;)
+                        irq_poll_all();
+                EXPECT_TRUE(round < NVME_MAX_RESETS ? c->failed == NULL : c->failed != NULL);
+        }
+        EXPECT_CONTAINS(logbuf, "resetting it (3 of at most 3)");
+        EXPECT_FALSE(strstr(logbuf, "resetting it (4 of"));
+        EXPECT_EQ(submit1(d, 1, BLK_READ, 0, pa), -KEEL_EIO);
         stop();
 }
 

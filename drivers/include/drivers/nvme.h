@@ -7,7 +7,8 @@
  * otherwise by polling (blkdev poll() and every CPU's scheduling round). Each command times
  * out after the controller's CAP.TO; a timed out command, a completion Keel cannot match or
  * CSTS.CFS fails the controller: it is disabled (CC.EN = 0, bus mastering off), every
- * outstanding request completes with -KEEL_EIO and later ones are refused; Keel goes on.
+ * outstanding request completes with -KEEL_EIO and later ones are refused until the
+ * scheduling rounds have reset it (at most NVME_MAX_RESETS times); Keel goes on.
  *
  * DMA goes only into pages Keel allocated for this (queues, the Identify page, the PRP lists)
  * and into the segments of each request, which must be memory the device may touch.
@@ -23,10 +24,11 @@
 #include <keel/addr.h>
 #include <keel/spinlock.h>
 
-#define NVME_MAX_CTRLS 4
-#define NVME_MAX_NS    8
-#define NVME_MAX_IOQ   4  /* I/O queue pairs per controller */
-#define NVME_IO_DEPTH  64 /* entries per I/O queue (or CAP.MQES); one fewer in flight */
+#define NVME_MAX_CTRLS  4
+#define NVME_MAX_NS     8
+#define NVME_MAX_IOQ    4  /* I/O queue pairs per controller */
+#define NVME_IO_DEPTH   64 /* entries per I/O queue (or CAP.MQES); one fewer in flight */
+#define NVME_MAX_RESETS 3  /* a failed controller is reset at most this often */
 
 struct nvme_ctrl;
 
@@ -87,7 +89,12 @@ struct nvme_ctrl {
         struct nvme_ns ns[NVME_MAX_NS];
         unsigned ns_count;
         const char *failed; /* why it refuses I/O, or NULL */
-        unsigned index;     /* probe order: the N of nvmeN */
+        /* Recovery from the scheduling rounds (at most NVME_MAX_RESETS times). */
+        struct spinlock reset_lock;
+        uint8_t reset_state;
+        unsigned resets;
+        uint64_t reset_deadline;
+        unsigned index; /* probe order: the N of nvmeN */
         char name[16];
 };
 
