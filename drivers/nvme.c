@@ -781,6 +781,8 @@ static void recover_step(struct nvme_ctrl *c)
         case RESET_IDLE:
                 if (c->resets == NVME_MAX_RESETS) {
                         c->reset_state = RESET_GAVE_UP;
+                        LOG_WARN("keel: nvme %s: failed again after %u resets: it stays failed",
+                                 c->name, NVME_MAX_RESETS);
                         return;
                 }
                 c->resets++;

@@ -870,6 +870,7 @@ TEST(a_controller_failing_after_its_resets_stays_failed)
         }
         EXPECT_CONTAINS(logbuf, "resetting it (3 of at most 3)");
         EXPECT_FALSE(strstr(logbuf, "resetting it (4 of"));
+        EXPECT_CONTAINS(logbuf, "failed again after 3 resets: it stays failed");
         EXPECT_EQ(submit1(d, 1, BLK_READ, 0, pa), -KEEL_EIO);
         stop();
 }
