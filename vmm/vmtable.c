@@ -15,6 +15,7 @@
 #include <keel/boot.h>
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/irq.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
 #include <keel/sched.h>
@@ -218,9 +219,11 @@ static void vcpu_put(struct sched_entity *e, uint64_t ran, enum vcpu_run_result 
 static void cpu_round(unsigned cpu)
 {
         uint64_t now = arch_tsc();
-        struct sched_entity *e = sched_pick(&sched, cpu, now);
+        struct sched_entity *e;
         enum vcpu_run_result r;
 
+        irq_poll_all(); /* drivers' completions that no interrupt reported (keel/irq.h) */
+        e = sched_pick(&sched, cpu, now);
         if (!e) {
                 arch_cpu_idle();
                 return;

@@ -18,6 +18,7 @@
 #include <keel/errno.h>
 #include <keel/hostmap.h>
 #include <keel/image.h>
+#include <keel/irq.h>
 #include <keel/log.h>
 #include <keel/pt.h>
 #include <vmm/vmm.h>
@@ -405,9 +406,12 @@ void x86_trap(struct x86_trap_frame *f)
                 return;
         }
         if (f->vector >= 32) {
-                /* Keel's tick; anything else is a stray interrupt: acknowledge it. */
+                /* Keel's tick, a driver's device vector (keel/irq.h); anything else is a
+                 * stray interrupt: acknowledge it. */
                 if (f->vector == HOST_TICK_VECTOR)
                         x86_host_tick();
+                else
+                        (void)irq_dispatch((unsigned)f->vector);
                 if (f->vector != 0xff)
                         x86_lapic_eoi();
                 return;

@@ -630,8 +630,10 @@ def pci_case(arch="x86_64"):
     MCFG, the NVMe (class 010802, a 64-bit BAR0, MSI-X 65 in BAR0, PCIe), the virtio-blk-pci
     on the root bus (its virtio capabilities) and the one behind the root port (found on the
     port's secondary bus, modern 1af4:1042), the port's bus range; the NVMe driver takes the
-    controller (model, serial, namespace size, the scratch self-test's write, flush and
-    read back), no driver takes the virtio-blk-pci ones; the total; Keel still runs its VM."""
+    controller (model, serial, namespace size, its queues and completion mode: MSI-X on x86,
+    polled on arm64; the scratch self-test's write, flush and read back; 32 requests in
+    flight, with the completions taken in the interrupt handler on x86), no driver takes the
+    virtio-blk-pci ones; the total; Keel still runs its VM."""
     hello = (X86_COMMON if arch == "x86_64" else ARM64_COMMON)["hello"]
     dev = r"^keel: pci 0000:([0-9a-f]{2}):([0-9a-f]{2})\.0 "
     case = guests_case("pci.cfg", [hello], arch=arch, pci_storage=True)
@@ -652,10 +654,21 @@ def pci_case(arch="x86_64"):
         r"BAR1\+0x800; virtio ",
         r"^keel: pci 0000:[0-9a-f:.]+ taken by driver nvme$",
         r"^keel: nvme 0000:[0-9a-f:.]+: QEMU NVMe Ctrl, serial keel-nvme0, firmware \S+, NVMe "
-        r"1\.4, 1 namespace, volatile write cache, 512 KiB per command, polled$",
+        r"1\.4, 1 namespace, volatile write cache, 512 KiB per command, 4 I/O queues of 64, " +
+        (r"MSI-X vectors 0x30-0x33$" if arch == "x86_64" else
+         r"polled \(no device interrupts on this arch\)$"),
         r"^keel: nvme 0000:[0-9a-f:.]+: namespace 1: 32768 blocks of 512 bytes \(16 MiB\)$",
         r"^keel: nvme 0000:[0-9a-f:.]+: scratch namespace 1: wrote, flushed and read back "
         r"blocks 1-16: ok$",
+        r"^keel: nvme 0000:[0-9a-f:.]+: in-flight self-test: 32 writes, then 32 reads of blocks "
+        r"17-48, up to 32 in flight: ok$",
+        # x86: the completions of the in-flight self-test come by MSI-X (a few may be polled
+        # after a tick woke the CPU first); arm64 polls
+        (r"^keel: nvme 0000:[0-9a-f:.]+: queue 1: [1-9]\d* completions in the interrupt "
+         r"handler, \d+ polled; [1-9]\d* interrupts \(MSI-X vectors 0x30-0x33\)$"
+         if arch == "x86_64" else
+         r"^keel: nvme 0000:[0-9a-f:.]+: queue 1: 0 completions in the interrupt handler, 65 "
+         r"polled; 0 interrupts \(polled \(no device interrupts on this arch\)\)$"),
         r"^keel: pci 0000:01:00\.0 1af4:1042: no driver$",
         r"^keel: pci: \d+ functions on 2 buses of 1 segment, 1 taken by drivers$",
         r"^keel: pci: MSI: " + (r"local APIC messages" if arch == "x86_64" else

@@ -1,7 +1,9 @@
 /*
  * Spinlocks for data CPUs share (run queues, the log, a VM's devices). Keel runs with
- * interrupts off except in explicit wait windows whose handlers take no locks, so a plain
- * test-and-test-and-set lock is enough: no interrupt masking here.
+ * interrupts off except in explicit wait windows (a CPU idling, the exit path after a guest
+ * ran), where it holds no lock; the tick's handler takes none, a driver's device-interrupt
+ * handler (keel/irq.h) only with spin_trylock. So a plain test-and-test-and-set lock is
+ * enough: no interrupt masking here.
  *
  * Lock-held witness (Hafnium's idea): functions that need a lock held take a
  * `struct spin_held` argument, which only spin_lock returns.

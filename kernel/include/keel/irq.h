@@ -1,0 +1,47 @@
+/*
+ * Device interrupts and device polling for Keel's own drivers (docs/pci.md, docs/nvme.md).
+ *
+ * A driver takes a vector with irq_alloc and points its device's MSI (arch_msi_message) at
+ * it; the arch's trap entry calls irq_dispatch for a vector in its device range
+ * (<arch/irq.h>: ARCH_IRQ_FIRST, ARCH_IRQ_COUNT; 0 vectors where Keel takes no device
+ * interrupts yet, e.g. arm64 without an ITS driver). Keel runs with interrupts off except in
+ * its explicit windows (keel/spinlock.h): while a CPU idles and on the exit path after a
+ * guest ran. No lock is held across a window, but a handler may run on another CPU at the
+ * same time as the driver's own code: it takes the driver's locks with spin_trylock only and
+ * leaves the work to the next poll when one is busy.
+ *
+ * Pollers are the fallback and the safety net: irq_poll_all, called from every CPU's
+ * scheduling round (vmm/vmtable.c, at least once per slice or idle wake-up), calls each one,
+ * so a request completes although nobody polls it and no interrupt comes.
+ */
+#ifndef KEEL_IRQ_H
+#define KEEL_IRQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <arch/irq.h>
+
+#define IRQ_MAX_POLLERS 8
+
+typedef void (*irq_fn)(void *arg);
+
+/* A free device vector for `fn(arg)`, meant for CPU `cpu` (the caller aims its MSI there).
+ * 0 and *vector, or -KEEL_ENOSPC (all taken), -KEEL_ENOTSUP (the arch has none). */
+int irq_alloc(unsigned cpu, irq_fn fn, void *arg, uint8_t *vector);
+
+/* The arch's trap entry, for a vector in its device range: run its handler. False when no
+ * handler owns it (a stray interrupt). */
+bool irq_dispatch(unsigned vector);
+
+/* Interrupts taken on `vector` since boot. */
+uint64_t irq_count(uint8_t vector);
+
+/* Call fn(arg) from every CPU's scheduling round. -KEEL_ENOSPC past IRQ_MAX_POLLERS. */
+int irq_poll_register(irq_fn fn, void *arg);
+void irq_poll_all(void);
+
+/* Forget every handler and poller (host tests only). */
+void irq_reset_for_test(void);
+
+#endif

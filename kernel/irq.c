@@ -1,0 +1,97 @@
+/*
+ * Device vectors and pollers (kernel/include/keel/irq.h). The tables are filled at boot,
+ * before any other CPU runs (drivers probe from pci_boot), and only read afterwards; a slot
+ * is published with a release store so a CPU that sees its handler sees its argument.
+ */
+#include <string.h>
+
+#include <keel/errno.h>
+#include <keel/irq.h>
+
+struct irq_slot {
+        irq_fn fn;
+        void *arg;
+        uint64_t count;
+};
+
+#if ARCH_IRQ_COUNT > 0
+static struct irq_slot vectors[ARCH_IRQ_COUNT];
+#else
+static struct irq_slot vectors[1]; /* never used: irq_alloc refuses */
+#endif
+static struct irq_slot pollers[IRQ_MAX_POLLERS];
+static unsigned npollers;
+
+/* Variables, not the macros: an arch with no vectors would make every test below constant. */
+static const unsigned first_vector = ARCH_IRQ_FIRST, nvectors = ARCH_IRQ_COUNT;
+
+/* The slot of `vector`, or NULL outside the arch's range. */
+static struct irq_slot *slot_of(unsigned vector)
+{
+        unsigned i = vector - first_vector; /* wraps below the range */
+
+        return i < nvectors ? &vectors[i] : NULL;
+}
+
+int irq_alloc(unsigned cpu, irq_fn fn, void *arg, uint8_t *vector)
+{
+        (void)cpu; /* vectors are Keel-wide: the MSI message picks the CPU */
+        if (!nvectors)
+                return -KEEL_ENOTSUP;
+        for (unsigned i = 0; i < nvectors; i++)
+                if (!vectors[i].fn) {
+                        vectors[i].arg = arg;
+                        vectors[i].count = 0;
+                        __atomic_store_n(&vectors[i].fn, fn, __ATOMIC_RELEASE);
+                        *vector = (uint8_t)(first_vector + i);
+                        return 0;
+                }
+        return -KEEL_ENOSPC;
+}
+
+bool irq_dispatch(unsigned vector)
+{
+        struct irq_slot *s = slot_of(vector);
+        irq_fn fn;
+
+        if (!s)
+                return false;
+        fn = __atomic_load_n(&s->fn, __ATOMIC_ACQUIRE);
+        if (!fn)
+                return false;
+        __atomic_fetch_add(&s->count, 1, __ATOMIC_RELAXED);
+        fn(s->arg);
+        return true;
+}
+
+uint64_t irq_count(uint8_t vector)
+{
+        const struct irq_slot *s = slot_of(vector);
+
+        return s ? __atomic_load_n(&s->count, __ATOMIC_RELAXED) : 0;
+}
+
+int irq_poll_register(irq_fn fn, void *arg)
+{
+        if (npollers == IRQ_MAX_POLLERS)
+                return -KEEL_ENOSPC;
+        pollers[npollers].arg = arg;
+        pollers[npollers].fn = fn;
+        __atomic_store_n(&npollers, npollers + 1, __ATOMIC_RELEASE);
+        return 0;
+}
+
+void irq_poll_all(void)
+{
+        unsigned n = __atomic_load_n(&npollers, __ATOMIC_ACQUIRE);
+
+        for (unsigned i = 0; i < n; i++)
+                pollers[i].fn(pollers[i].arg);
+}
+
+void irq_reset_for_test(void)
+{
+        memset(vectors, 0, sizeof(vectors));
+        memset(pollers, 0, sizeof(pollers));
+        npollers = 0;
+}
