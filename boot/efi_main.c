@@ -36,8 +36,10 @@
 
 static EFI_SYSTEM_TABLE *st;
 static EFI_BOOT_SERVICES *bs;
-static struct boot_info boot_info;
-static struct keel_config config;
+/* From the firmware's pool, not the image: on arm64 the image file carries its bss as zeros
+ * (docs/boot.md), and these two are 20 KiB. */
+static struct boot_info *bi;
+static struct keel_config *config;
 static bool console_alive;
 static bool console_on_serial; /* the firmware already mirrors its console to a UART */
 
@@ -174,8 +176,8 @@ static void boot_partition(EFI_HANDLE device)
                         const HARDDRIVE_DEVICE_PATH *hd = (const HARDDRIVE_DEVICE_PATH *)dp;
 
                         if (hd->SignatureType == SIGNATURE_TYPE_GUID) {
-                                memcpy(boot_info.esp_uuid, hd->Signature, 16);
-                                boot_info.has_esp_uuid = true;
+                                memcpy(bi->esp_uuid, hd->Signature, 16);
+                                bi->has_esp_uuid = true;
                         }
                 }
                 dp = (EFI_DEVICE_PATH *)((UINT8 *)dp + node_len);
@@ -236,43 +238,40 @@ static void find_rsdp(void)
 {
         for (UINTN i = 0; i < st->NumberOfTableEntries; i++)
                 if (guid_eq(&st->ConfigurationTable[i].VendorGuid, &acpi20_guid))
-                        boot_info.rsdp =
-                            hpa((uint64_t)(uintptr_t)st->ConfigurationTable[i].VendorTable);
-        if (hpa_raw(boot_info.rsdp))
+                        bi->rsdp = hpa((uint64_t)(uintptr_t)st->ConfigurationTable[i].VendorTable);
+        if (hpa_raw(bi->rsdp))
                 return;
         for (UINTN i = 0; i < st->NumberOfTableEntries; i++)
                 if (guid_eq(&st->ConfigurationTable[i].VendorGuid, &acpi10_guid))
-                        boot_info.rsdp =
-                            hpa((uint64_t)(uintptr_t)st->ConfigurationTable[i].VendorTable);
+                        bi->rsdp = hpa((uint64_t)(uintptr_t)st->ConfigurationTable[i].VendorTable);
 }
 
-/* Fill boot_info's usable ranges and phys_top from a memory map. */
+/* Fill the boot info's usable ranges and phys_top from a memory map. */
 static void scan_memory_map(const UINT8 *map, UINTN map_size, UINTN desc_size)
 {
-        boot_info.usable_count = 0;
-        boot_info.usable_bytes = 0;
-        boot_info.phys_top = 0;
-        boot_info.map_count = 0;
+        bi->usable_count = 0;
+        bi->usable_bytes = 0;
+        bi->phys_top = 0;
+        bi->map_count = 0;
         for (UINTN off = 0; off + desc_size <= map_size; off += desc_size) {
                 const EFI_MEMORY_DESCRIPTOR *d = (const EFI_MEMORY_DESCRIPTOR *)(map + off);
                 uint64_t end = d->PhysicalStart + d->NumberOfPages * PAGE_SIZE;
                 bool wb = (d->Attribute & EFI_MEMORY_WB) != 0;
-                struct boot_mem_range *last =
-                    boot_info.map_count ? &boot_info.map[boot_info.map_count - 1] : NULL;
+                struct boot_mem_range *last = bi->map_count ? &bi->map[bi->map_count - 1] : NULL;
 
-                if (end > boot_info.phys_top)
-                        boot_info.phys_top = end;
+                if (end > bi->phys_top)
+                        bi->phys_top = end;
                 if (d->NumberOfPages && last && last->wb == wb &&
                     hpa_raw(last->base) + last->pages * PAGE_SIZE == d->PhysicalStart)
                         last->pages += d->NumberOfPages;
-                else if (d->NumberOfPages && boot_info.map_count < BOOT_MAX_MAP_RANGES)
-                        boot_info.map[boot_info.map_count++] =
+                else if (d->NumberOfPages && bi->map_count < BOOT_MAX_MAP_RANGES)
+                        bi->map[bi->map_count++] =
                             (struct boot_mem_range){hpa(d->PhysicalStart), d->NumberOfPages, wb};
                 if (d->Type != EfiConventionalMemory || d->NumberOfPages == 0)
                         continue;
-                boot_info.usable_bytes += d->NumberOfPages * PAGE_SIZE;
-                if (boot_info.usable_count < PALLOC_MAX_RANGES)
-                        boot_info.usable[boot_info.usable_count++] =
+                bi->usable_bytes += d->NumberOfPages * PAGE_SIZE;
+                if (bi->usable_count < PALLOC_MAX_RANGES)
+                        bi->usable[bi->usable_count++] =
                             (struct mem_range){hpa(d->PhysicalStart), d->NumberOfPages};
         }
 }
@@ -317,8 +316,8 @@ static EFI_STATUS load_config_and_images(EFI_HANDLE image)
         if (EFI_ERROR(s))
                 return fail(s, "cannot get keel.efi's loaded-image protocol (status %#llx)",
                             (unsigned long long)s);
-        boot_info.image_base = hpa((uint64_t)(uintptr_t)li->ImageBase);
-        boot_info.image_size = li->ImageSize;
+        bi->image_base = hpa((uint64_t)(uintptr_t)li->ImageBase);
+        bi->image_size = li->ImageSize;
         boot_partition(li->DeviceHandle);
         s = bs->HandleProtocol(li->DeviceHandle, &sfs_guid, (void **)&fs);
         if (EFI_ERROR(s))
@@ -339,17 +338,17 @@ static EFI_STATUS load_config_and_images(EFI_HANDLE image)
                             "cannot read the config file %s%s (status %#llx): create it next to "
                             "keel.efi (see docs/config.md)",
                             dir_ascii, KEEL_CONFIG_NAME, (unsigned long long)s);
-        r = config_parse(text, text_size, KEEL_CONFIG_NAME, &config, err, sizeof(err));
+        r = config_parse(text, text_size, KEEL_CONFIG_NAME, config, err, sizeof(err));
         if (r < 0)
                 return fail(EFI_LOAD_ERROR, "invalid config: %s", err);
-        log_set_level(config.log_level);
-        boot_info.config = &config;
-        LOG_INFO("keel: config %s%s: %u VM%s", dir_ascii, KEEL_CONFIG_NAME, config.vm_count,
-                 config.vm_count == 1 ? "" : "s");
+        log_set_level(config->log_level);
+        bi->config = config;
+        LOG_INFO("keel: config %s%s: %u VM%s", dir_ascii, KEEL_CONFIG_NAME, config->vm_count,
+                 config->vm_count == 1 ? "" : "s");
 
-        for (unsigned i = 0; i < config.vm_count; i++) {
-                const struct vm_config *vc = &config.vms[i];
-                struct boot_vm_files *f = &boot_info.vm_files[i];
+        for (unsigned i = 0; i < config->vm_count; i++) {
+                const struct vm_config *vc = &config->vms[i];
+                struct boot_vm_files *f = &bi->vm_files[i];
 
                 s = vc->kernel[0]
                         ? read_vm_file(root, dir, dir_ascii, vc, "kernel", vc->kernel, &f->image)
@@ -386,23 +385,22 @@ static EFI_STATUS check_memory(void)
                 return fail(s, "GetMemoryMap failed (status %#llx)", (unsigned long long)s);
         scan_memory_map(map, size, desc_size);
         bs->FreePool(map);
-        for (unsigned i = 0; i < config.vm_count; i++) {
-                need += config.vms[i].memory;
-                if (config.vms[i].memory > largest)
-                        largest = config.vms[i].memory;
+        for (unsigned i = 0; i < config->vm_count; i++) {
+                need += config->vms[i].memory;
+                if (config->vms[i].memory > largest)
+                        largest = config->vms[i].memory;
         }
         /* VMs run one after another, so the biggest VM and Keel itself must fit. */
-        if (largest + KEEL_OVERHEAD > boot_info.usable_bytes)
+        if (largest + KEEL_OVERHEAD > bi->usable_bytes)
                 return fail(EFI_OUT_OF_RESOURCES,
                             "too little memory: the largest VM in keel.cfg needs %llu MiB and Keel "
                             "%llu MiB, but the machine has %llu MiB free: lower 'memory =' or give "
                             "the machine more RAM",
                             (unsigned long long)(largest >> 20),
                             (unsigned long long)(KEEL_OVERHEAD >> 20),
-                            (unsigned long long)(boot_info.usable_bytes >> 20));
+                            (unsigned long long)(bi->usable_bytes >> 20));
         LOG_INFO("keel: %llu MiB free RAM, VMs need %llu MiB in total",
-                 (unsigned long long)(boot_info.usable_bytes >> 20),
-                 (unsigned long long)(need >> 20));
+                 (unsigned long long)(bi->usable_bytes >> 20), (unsigned long long)(need >> 20));
         return EFI_SUCCESS;
 }
 
@@ -434,7 +432,7 @@ static EFI_STATUS exit_boot_services(EFI_HANDLE image)
                 if (!EFI_ERROR(s)) {
                         console_alive = false;
                         bs = NULL;
-                        boot_info.map_tries = tries;
+                        bi->map_tries = tries;
                         scan_memory_map(map, size, desc_size);
                         return EFI_SUCCESS;
                 }
@@ -505,8 +503,8 @@ static void read_firmware_time(void)
                          (unsigned long long)s);
                 return;
         }
-        boot_info.wall_tsc = arch_tsc();
-        boot_info.wall_ns = unix_from_civil(&c) * 1000000000ull + t.Nanosecond;
+        bi->wall_tsc = arch_tsc();
+        bi->wall_ns = unix_from_civil(&c) * 1000000000ull + t.Nanosecond;
         LOG_INFO("keel: time of day from the firmware: %04u-%02u-%02u %02u:%02u:%02u UTC", c.year,
                  c.month, c.day, c.hour, c.minute, c.second);
 }
@@ -517,10 +515,15 @@ static EFI_STATUS efi_boot(EFI_HANDLE image)
         EFI_PHYSICAL_ADDRESS stack_area, low_page;
         EFI_STATUS s;
 
+        if (EFI_ERROR(bs->AllocatePool(EfiLoaderData, sizeof(*bi), (void **)&bi)) ||
+            EFI_ERROR(bs->AllocatePool(EfiLoaderData, sizeof(*config), (void **)&config)))
+                return EFI_OUT_OF_RESOURCES; /* before any console: nothing to say it with */
+        memset(bi, 0, sizeof(*bi));
+        memset(config, 0, sizeof(*config));
         console_alive = st->ConOut != NULL;
         console_on_serial = console_alive && conout_has_uart();
         find_rsdp();
-        arch_console_init(boot_info.rsdp);
+        arch_console_init(bi->rsdp);
         log_set_sink(efi_console_write);
         LOG_INFO("keel: Keel hypervisor starting (UEFI, %s)", KEEL_ARCH_NAME);
         if (canary_source)
@@ -535,8 +538,8 @@ static EFI_STATUS efi_boot(EFI_HANDLE image)
         arch_virt_describe(why, sizeof(why));
         LOG_INFO("keel: %s", why);
 
-        if (hpa_raw(boot_info.rsdp))
-                LOG_INFO("keel: ACPI RSDP at %#llx", (unsigned long long)hpa_raw(boot_info.rsdp));
+        if (hpa_raw(bi->rsdp))
+                LOG_INFO("keel: ACPI RSDP at %#llx", (unsigned long long)hpa_raw(bi->rsdp));
         else
                 LOG_WARN("keel: the firmware provides no ACPI RSDP");
 
@@ -551,16 +554,16 @@ static EFI_STATUS efi_boot(EFI_HANDLE image)
                               &stack_area);
         if (EFI_ERROR(s))
                 return fail(s, "out of memory for Keel's stacks (%u KiB)", BOOT_STACK_AREA / 1024);
-        boot_info.stack_area = hva((uintptr_t)stack_area);
+        bi->stack_area = hva((uintptr_t)stack_area);
         /* Below 1 MiB (x86: where a SIPI starts the other CPUs); none is not an error here. */
         low_page = 0x100000 - 1;
         if (!EFI_ERROR(bs->AllocatePages(AllocateMaxAddress, EfiLoaderData, 1, &low_page)))
-                boot_info.low_page = hpa(low_page);
+                bi->low_page = hpa(low_page);
 
         LOG_INFO("keel: exiting boot services");
         s = exit_boot_services(image);
         if (EFI_ERROR(s))
                 return s;
         log_set_sink(arch_console_write);
-        arch_enter_kernel(&boot_info);
+        arch_enter_kernel(bi);
 }
