@@ -53,6 +53,9 @@ void vblk_register(struct pci_host *h);
 unsigned vblk_count(void);
 struct vblk *vblk_get(unsigned i);
 
+/* Forget every device (host tests and the fuzzer only; their memory is the caller's). */
+void vblk_reset_for_test(void);
+
 /* Reap the device's completions and call their done(); check for a timeout or NEEDS_RESET. */
 void vblk_reap(struct vblk *v);
 
