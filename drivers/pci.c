@@ -358,6 +358,9 @@ static const char *read_caps(struct pci_host *h, struct pci_dev *d, char *why, u
                             .length = w3,
                         };
 
+                        if (v.cfg_type == 2 && ((head >> 16) & 0xff) >= 20)
+                                v.notify_mult = cfg_read(h, d->addr, ptr + 16);
+
                         if (((head >> 16) & 0xff) < 16) {
                                 snprintf(why, why_len, "virtio capability at %#x is %u bytes", ptr,
                                          (head >> 16) & 0xff);
@@ -745,6 +748,7 @@ void pci_bind(struct pci_host *h)
                         if (!matches(drv, d))
                                 continue;
                         enable_path(h, d, true);
+                        d->host = h;
                         err = drv->probe(d);
                         if (!err) {
                                 d->driver = drv;

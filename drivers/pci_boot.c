@@ -8,6 +8,7 @@
 #include <drivers/acpi_tables.h>
 #include <drivers/nvme.h>
 #include <drivers/pci.h>
+#include <drivers/virtio_blk_pci.h>
 #include <keel/boot.h>
 #include <keel/errno.h>
 #include <keel/log.h>
@@ -89,6 +90,7 @@ void pci_boot(const struct boot_info *bi)
         pci_set_table(h, hva_ptr(arch_hpa_to_hva(table)), PCI_BOOT_DEVICES);
         /* Keel's PCI drivers (the table keeps any registered earlier). */
         nvme_register(h);
+        vblk_register(h);
         h->ops = &pci_ecam_ops;
         h->ctx = h;
         h->seg_count = 0;

@@ -86,6 +86,7 @@ struct pci_bar {
 struct pci_virtio_cap {
         uint8_t cfg_type, bar;
         uint32_t offset, length;
+        uint32_t notify_mult; /* cfg_type 2: notify_off_multiplier (4.1.4.4); else 0 */
 };
 
 struct pci_dev {
@@ -110,6 +111,7 @@ struct pci_dev {
         char reason[96];
         const struct pci_driver *driver;
         void *driver_data;
+        struct pci_host *host; /* set before a driver's probe: for its config accesses */
 };
 
 /* A driver: matches a function by vendor/device (PCI_ANY_ID: any) and class under a mask. */
