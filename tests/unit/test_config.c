@@ -1024,7 +1024,8 @@ TEST(pc_testdev_key)
         EXPECT_TRUE(cfg.vms[0].pc_testdev);
         EXPECT_FALSE(cfg.vms[1].pc_testdev);
         EXPECT_ERR("[vm k]\nmemory = 64M\nkernel = k\npc_testdev = 1\n", 4, "expected yes or no");
-        EXPECT_ERR(VM_HELLO "pc_testdev = yes\n", 4, "pc_testdev in [vm hello] is only for Linux VMs");
+        EXPECT_ERR(VM_HELLO "pc_testdev = yes\n", 4,
+                   "pc_testdev in [vm hello] is only for Linux VMs");
 }
 
 TEST(long_user_text_is_cut_in_messages)
