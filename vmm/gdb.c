@@ -14,6 +14,7 @@
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
+#include <keel/time.h>
 #include <vmm/gdb.h>
 #include <vmm/gdbstub.h>
 #include <vmm/vmm.h>
@@ -37,6 +38,8 @@ struct session {
         bool stopped;     /* the stub was told the VM stopped */
         bool kicked;      /* its vCPUs were kicked since it was paused */
         bool interrupted; /* by Ctrl-C */
+        bool acked;       /* ended on the console: gdb's '+' for the last reply has come */
+        uint64_t end_by;  /* ended on the console: arch_tsc() by which it ends anyway */
         unsigned nbps;
         struct swbp bps[GDB_SWBP_MAX]; /* read by vCPUs' CPUs only while they run */
 };
@@ -341,8 +344,32 @@ int gdb_attach(unsigned i, bool port)
 
 void gdb_console_input(const uint8_t *buf, size_t n)
 {
-        if (open_ && !sess->on_port)
+        if (!open_ || sess->on_port)
+                return;
+        if (!gdb_ended(&sess->stub)) {
                 gdb_input(&sess->stub, buf, n);
+                return;
+        }
+        /* Ended: gdb still acknowledges the last reply (OK, W); that '+' is gdb's, not the VM's. */
+        for (size_t i = 0; i < n; i++)
+                sess->acked |= buf[i] == '+';
+}
+
+/*
+ * On the console a session ends once gdb has acknowledged its last reply, or after half a
+ * second (gdb sends no ack after `kill`): else that '+' reaches the VM the console goes back to.
+ */
+#define GDB_ACK_WAIT_MS 500
+
+static bool console_settled(void)
+{
+        uint64_t now = arch_tsc(), khz = arch_tsc_khz();
+
+        if (sess->on_port || sess->acked || !khz)
+                return true;
+        if (!sess->end_by)
+                sess->end_by = now + khz * GDB_ACK_WAIT_MS;
+        return now >= sess->end_by;
 }
 
 /* All of the VM's vCPUs off their CPUs: its registers are still. */
@@ -399,6 +426,7 @@ void gdb_poll(void)
                                     who && sess->vm->debug_swbreak);
                 }
         }
-        if (gdb_ended(&sess->stub) && (sess->vm->state != VM_PAUSED || vcpus_out(sess->vm)))
+        if (gdb_ended(&sess->stub) && (sess->vm->state != VM_PAUSED || vcpus_out(sess->vm)) &&
+            console_settled())
                 end_session();
 }

@@ -532,10 +532,10 @@ def sends(case, vm, direct):
                  guest(vm, direct, r"keel-syms-done\n") + prompt + "=>\x1dm",
                  tagged(r"^keel: console: monitor \(type help\)$") + "=>gdb " + vm,
                  tagged(r"^keel: gdb: detached from vm %s\b" % re.escape(vm)) + "=>\x1d1",
-                 # Ctrl-U first: gdb acknowledges Keel's last reply ('+') as it detaches, and
-                 # that byte may reach the shell after the console has gone back to it.
+                 # No Ctrl-U first: Keel ends a console session only after gdb's ack ('+') of
+                 # its last reply, which before that reached the shell ('+echo: not found').
                  tagged(r"^keel: console: input to vm %s\b" % re.escape(vm)) + r".*\n(?:.*\n)*?"
-                 + prompt + "=>\x15echo keel-$((6*7))"]
+                 + prompt + "=>echo keel-$((6*7))"]
     typed = first + ["%s=>echo keel-time-$(date -u +%%s)" % answer]
     if case.get("memory"):
         # the RAM the guest's kernel counts (checks: more than 4 GiB)
