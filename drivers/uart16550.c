@@ -1,6 +1,9 @@
 /* Polled 16550 UART: Keel's serial console (output, and input for the VM with focus). */
 #include <drivers/uart16550.h>
+#include <stdbool.h>
+
 #include <arch/io.h>
+#include <keel/time.h>
 
 enum {
         UART_THR = 0,
@@ -16,8 +19,16 @@ enum {
 
 #define LSR_DR   0x01
 #define LSR_THRE 0x20
-/* A missing UART never sets THRE: bound the wait so Keel does not hang on such machines. */
+/*
+ * A UART whose transmitter stays busy (a stuck device, or under emulation a console socket
+ * nobody reads) must not hang Keel: a character waits for THRE at most UART_WAIT_MS (by the
+ * counter; UART_SPIN_LIMIT reads before it is calibrated), then is sent anyway and the port
+ * counts as stuck: later characters do not wait until THRE is seen again. A time bound, not
+ * a count: under a loaded emulator 100,000 reads passed faster than the host drained the line.
+ */
+#define UART_WAIT_MS    1000
 #define UART_SPIN_LIMIT 100000
+static uint16_t stuck_base;
 
 void uart16550_init(uint16_t base)
 {
@@ -30,11 +41,27 @@ void uart16550_init(uint16_t base)
         io_write8(base + UART_MCR, 0x03); /* DTR, RTS */
 }
 
+static bool thr_empty(uint16_t base)
+{
+        if (!(io_read8(base + UART_LSR) & LSR_THRE))
+                return false;
+        if (stuck_base == base)
+                stuck_base = 0;
+        return true;
+}
+
 void uart16550_putc(uint16_t base, char c)
 {
-        for (unsigned i = 0; i < UART_SPIN_LIMIT; i++)
-                if (io_read8(base + UART_LSR) & LSR_THRE)
-                        break;
+        uint64_t khz = arch_tsc_khz(), end = arch_tsc() + khz * UART_WAIT_MS;
+
+        if (stuck_base != base && !thr_empty(base)) {
+                for (unsigned i = 0; !thr_empty(base); i++) {
+                        if (khz ? arch_tsc() >= end : i >= UART_SPIN_LIMIT) {
+                                stuck_base = base;
+                                break;
+                        }
+                }
+        }
         io_write8(base + UART_THR, (uint8_t)c);
 }
 
