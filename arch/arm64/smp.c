@@ -48,7 +48,7 @@ _Static_assert(offsetof(struct arm64_percpu, trap_sp) == PERCPU_TRAP_SP, "entry.
 #define AP_TRAP_OFF      (2 * PAGE_SIZE)
 #define AP_STACK_OFF     (AP_TRAP_OFF + AP_TRAP_PAGES * PAGE_SIZE + PAGE_SIZE)
 #define AP_PAGES         (AP_STACK_OFF / PAGE_SIZE + AP_STACK_PAGES)
-#define AP_CHECKIN_MS    100
+#define AP_CHECKIN_MS    1000
 #define IDLE_WAKE_MS     10 /* arch_cpu_idle wakes at least this often */
 #define MADT_MAX_ENTRIES 64
 
