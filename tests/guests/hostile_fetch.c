@@ -100,7 +100,7 @@ static __attribute__((unused)) void fetch_checks(void)
         check((hx_last_vector == 13 || hx_last_vector == 6) && hx_last_rip == PAGE_B - 16,
               "CPUID of 16 bytes: not #GP/#UD at its start (vector)", hx_last_vector);
 
-        r = run_at_end(guest_hc_detect() == 2 ? vmcall : vmmcall, 3,
+        r = run_at_end(keel_hc_detect() == 2 ? vmcall : vmmcall, 3,
                        (struct regs){.rax = KEEL_HC_VERSION});
         check(stepped_over() && r.rax == KEEL_HC_ABI_VERSION, "hypercall at the page end", r.rax);
 

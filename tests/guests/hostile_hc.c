@@ -37,7 +37,7 @@ static int64_t hc_raw(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64
 #ifdef __x86_64__
         uint64_t r = nr, b = a0, c = a1, d = a2, s = a3;
 
-        if ((guest_hc_intel ? guest_hc_intel : guest_hc_detect()) == 2)
+        if ((keel_hc_vendor ? keel_hc_vendor : keel_hc_detect()) == 2)
                 __asm__ volatile("vmcall"
                                  : "+a"(r), "+b"(b), "+c"(c), "+d"(d), "+S"(s)
                                  :

@@ -139,7 +139,7 @@ static void user_part(void)
 
 int64_t guest_main(void)
 {
-        const struct insn *other = guest_hc_detect() == 2 ? &vmmcall : &vmcall;
+        const struct insn *other = keel_hc_detect() == 2 ? &vmmcall : &vmcall;
 
         hx_paging_init();
         hx_gdt_init();

@@ -87,7 +87,7 @@ int64_t guest_main(void)
         check("CPUID", after);
 
         a = GUEST_HC_ID(KEEL_HC_VERSION);
-        if ((guest_hc_intel ? guest_hc_intel : guest_hc_detect()) == 2)
+        if ((keel_hc_vendor ? keel_hc_vendor : keel_hc_detect()) == 2)
                 STEP(after, "vmcall", , "+a"(a));
         else
                 STEP(after, "vmmcall", , "+a"(a));

@@ -1,7 +1,8 @@
 /*
- * arm64 part of the guest SDK's runtime: the hypercall (HVC #0 with an SMCCC function ID),
- * the VM's PL011 at 0x09000000, the MMU, TLS (ELF variant I: TPIDR_EL0 points at a 16-byte
- * TCB followed by the TLS block) and the report of an unexpected exception.
+ * arm64 part of the guest SDK's runtime: the hypercall (HVC #0 with an SMCCC function ID)
+ * and the VM's PL011 at 0x09000000 (keel_arch.h, shared with Keel's test guests), the MMU,
+ * TLS (ELF variant I: TPIDR_EL0 points at a 16-byte TCB followed by the TLS block) and the
+ * report of an unexpected exception.
  *
  * The MMU: the C library is built for Normal memory (unaligned accesses, exclusives), which
  * the MMU-off state (every data access Device) does not give. One level-1 table with 1 GiB
@@ -11,10 +12,7 @@
  */
 #include "sdk.h"
 
-#define PL011_DR      0x09000000ull
-#define PL011_FR      0x09000018ull
-#define PL011_FR_RXFE (1u << 4)
-#define PL011_FR_TXFF (1u << 5)
+#include "keel_arch.h"
 
 #define PTE_BLOCK      1ull
 #define PTE_ATTR(i)    ((uint64_t)(i) << 2) /* MAIR_EL1 index */
@@ -48,42 +46,19 @@ static uint64_t l1_table[512] __attribute__((aligned(4096)));
 
 int64_t keel_hypercall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3)
 {
-        register uint64_t x0 __asm__("x0") = KEEL_HC_ARM64_FID(nr);
-        register uint64_t x1 __asm__("x1") = a0;
-        register uint64_t x2 __asm__("x2") = a1;
-        register uint64_t x3 __asm__("x3") = a2;
-        register uint64_t x4 __asm__("x4") = a3;
-
-        __asm__ volatile("hvc #0" : "+r"(x0) : "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
-        return (int64_t)x0;
-}
-
-/* One plain 32-bit LDR/STR with a base register: a syndrome Keel can emulate. */
-static inline uint32_t mmio_read32(uint64_t addr)
-{
-        uint32_t v;
-
-        __asm__ volatile("ldr %w0, [%1]" : "=r"(v) : "r"(addr) : "memory");
-        return v;
-}
-
-static inline void mmio_write32(uint64_t addr, uint32_t v)
-{
-        __asm__ volatile("str %w0, [%1]" : : "r"(v), "r"(addr) : "memory");
+        return keel_arch_hypercall(KEEL_HC_ARM64_FID(nr), a0, a1, a2, a3);
 }
 
 void sdk_arch_uart_putc(char c)
 {
-        for (unsigned i = 0; i < 100000 && (mmio_read32(PL011_FR) & PL011_FR_TXFF); i++)
+        for (unsigned i = 0; i < 100000 && !keel_uart_tx_ready(); i++)
                 ;
-        mmio_write32(PL011_DR, (uint8_t)c);
+        keel_uart_tx(c);
 }
 
 int sdk_arch_uart_getc(void)
 {
-        if (mmio_read32(PL011_FR) & PL011_FR_RXFE)
-                return -1;
-        return (int)(mmio_read32(PL011_DR) & 0xff);
+        return keel_uart_rx();
 }
 
 void sdk_arch_early(uint64_t ram_base, uint64_t ram_size)

@@ -35,7 +35,7 @@ static inline uint64_t counter_read(void)
                 __asm__ volatile("1: mov x0, #0xc6000000\n\t" insn \
                                  "\n\tsubs %0, %0, #1\n\tb.ne 1b"  \
                                  : "+r"(n_)                        \
-                                 : "r"(PL011_FR)                   \
+                                 : "r"(KEEL_PL011_FR)              \
                                  : "x0", "x1", "cc", "memory");    \
                 counter_read() - t0_;                              \
         })

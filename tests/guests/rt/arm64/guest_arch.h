@@ -30,6 +30,8 @@ struct guest_entry_state {
  * numbers the 16-bit function field holds; larger ones go in as they are, to check that Keel
  * refuses them), x1..x4 = arguments, result in x0. Unknown IDs get SMCCC NOT_SUPPORTED.
  */
+#include "keel_arch.h" /* sdk/arch/arm64: HVC, MMIO and the PL011, shared with the guest SDK */
+
 #define GUEST_HC_ID(nr)       ((uint64_t)(nr) < 0xff00 ? (uint64_t)KEEL_HC_ARM64_FID(nr) : (nr))
 #define GUEST_HC_UNKNOWN      KEEL_HC_SMCCC_NOT_SUPPORTED
 #define GUEST_HC_UNKNOWN_NAME "NOT_SUPPORTED"
@@ -37,28 +39,18 @@ struct guest_entry_state {
 static inline int64_t keel_hypercall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
                                      uint64_t a3)
 {
-        register uint64_t x0 __asm__("x0") = GUEST_HC_ID(nr);
-        register uint64_t x1 __asm__("x1") = a0;
-        register uint64_t x2 __asm__("x2") = a1;
-        register uint64_t x3 __asm__("x3") = a2;
-        register uint64_t x4 __asm__("x4") = a3;
-
-        __asm__ volatile("hvc #0" : "+r"(x0) : "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
-        return (int64_t)x0;
+        return keel_arch_hypercall(GUEST_HC_ID(nr), a0, a1, a2, a3);
 }
 
 /* 32-bit MMIO: one plain LDR/STR with a base register (a syndrome Keel can decode). */
 static inline uint32_t mmio_read32(uint64_t addr)
 {
-        uint32_t v;
-
-        __asm__ volatile("ldr %w0, [%1]" : "=r"(v) : "r"(addr) : "memory");
-        return v;
+        return keel_mmio_read32(addr);
 }
 
 static inline void mmio_write32(uint64_t addr, uint32_t v)
 {
-        __asm__ volatile("str %w0, [%1]" : : "r"(v), "r"(addr) : "memory");
+        keel_mmio_write32(addr, v);
 }
 
 #define read_sysreg(name)                                                \
@@ -103,21 +95,17 @@ static inline unsigned guest_level(void)
         return (unsigned)(read_sysreg(CurrentEL) >> 2) & 3;
 }
 
-/* The VM's PL011 UART. */
-#define PL011_BASE    0x09000000ull
-#define PL011_DR      (PL011_BASE + 0x00)
-#define PL011_FR      (PL011_BASE + 0x18)
-#define PL011_FR_TXFF (1u << 5)
+/* The VM's PL011 UART: it can take a byte (its transmit FIFO is not full), send one. */
+#define PL011_BASE KEEL_PL011_BASE
 
-/* The UART (a PL011) can take a byte: its transmit FIFO is not full. */
 static inline bool uart_tx_ready(void)
 {
-        return !(mmio_read32(PL011_FR) & PL011_FR_TXFF);
+        return keel_uart_tx_ready();
 }
 
 static inline void uart_tx(char c)
 {
-        mmio_write32(PL011_DR, (uint8_t)c);
+        keel_uart_tx(c);
 }
 
 /* Called by the runtime's exception vectors (start.S): reports the exception, exits 0xd2. */

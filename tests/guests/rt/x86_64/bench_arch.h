@@ -58,7 +58,7 @@ static uint64_t run_loop(enum loop which, uint64_t n)
                 t1 = tsc_end();
                 break;
         case LOOP_VMMCALL:
-                if (guest_hc_detect() == 2) { /* Intel: VMCALL, reported under the same name */
+                if (keel_hc_detect() == 2) { /* Intel: VMCALL, reported under the same name */
                         t0 = tsc_begin();
                         __asm__ volatile("1: mov $0, %%eax\n\t"
                                          "vmcall\n\t"

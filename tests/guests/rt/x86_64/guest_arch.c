@@ -20,14 +20,4 @@ void *memcpy(void *d, const void *s, size_t n)
         return ret;
 }
 
-int guest_hc_intel;
-
-int guest_hc_detect(void)
-{
-        uint32_t a = 0, b, c, d;
-
-        __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
-        /* "GenuineIntel": EBX "Genu", EDX "ineI", ECX "ntel" */
-        guest_hc_intel = (b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e) ? 2 : 1;
-        return guest_hc_intel;
-}
+int keel_hc_vendor;

@@ -16,13 +16,11 @@ struct guest_entry_state {
         uint64_t rip, rflags;
 };
 
-/* Hypercalls: RAX = number, RBX, RCX, RDX, RSI = arguments, result in RAX. */
 /*
- * The hypercall instruction is the CPU vendor's: VMCALL on Intel, VMMCALL on AMD (the other
- * one is #UD there). Decided once, from CPUID leaf 0's vendor string.
+ * Hypercalls: RAX = number, RBX, RCX, RDX, RSI = arguments, result in RAX; VMCALL or
+ * VMMCALL by the CPU's vendor (sdk/arch/x86_64/keel_arch.h, shared with the guest SDK).
  */
-extern int guest_hc_intel; /* 0 unknown, 1 AMD (VMMCALL), 2 Intel (VMCALL) */
-int guest_hc_detect(void);
+#include "keel_arch.h"
 
 /* The register value that asks for hypercall `nr`, and what an unknown number returns. */
 #define GUEST_HC_ID(nr)       ((uint64_t)(nr))
@@ -32,19 +30,7 @@ int guest_hc_detect(void);
 static inline int64_t keel_hypercall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
                                      uint64_t a3)
 {
-        uint64_t ret = nr;
-
-        if ((guest_hc_intel ? guest_hc_intel : guest_hc_detect()) == 2)
-                __asm__ volatile("vmcall"
-                                 : "+a"(ret)
-                                 : "b"(a0), "c"(a1), "d"(a2), "S"(a3)
-                                 : "memory");
-        else
-                __asm__ volatile("vmmcall"
-                                 : "+a"(ret)
-                                 : "b"(a0), "c"(a1), "d"(a2), "S"(a3)
-                                 : "memory");
-        return (int64_t)ret;
+        return keel_arch_hypercall(GUEST_HC_ID(nr), a0, a1, a2, a3);
 }
 
 /* Port I/O. */
@@ -116,20 +102,15 @@ static inline uint64_t rdmsr(uint32_t msr)
                 v_;                                                \
         })
 
-#define UART_BASE     0x3f8
-#define UART_THR      (UART_BASE + 0)
-#define UART_LSR      (UART_BASE + 5)
-#define UART_LSR_THRE 0x20
-
-/* The UART (a 16550) can take a byte: the transmit holding register is empty. */
+/* The UART (a 16550): it can take a byte (the transmit holding register is empty), send one. */
 static inline bool uart_tx_ready(void)
 {
-        return inb(UART_LSR) & UART_LSR_THRE;
+        return keel_uart_tx_ready();
 }
 
 static inline void uart_tx(char c)
 {
-        outb(UART_THR, (uint8_t)c);
+        keel_uart_tx(c);
 }
 
 /* Stops for good: interrupts off, HLT (which Keel reports as stop "halted"). */
