@@ -35,6 +35,7 @@ enum config_key {
         KEY_LOG,
         KEY_FINISH,
         KEY_SELFTEST,
+        KEY_CONSOLE,
         KEY_MEMORY,
         KEY_IMAGE,
         KEY_KERNEL,
@@ -102,6 +103,11 @@ static const struct name_value finish_names[] = {
 static const struct name_value selftest_names[] = {
     {"none", SELFTEST_NONE},
     {"exception", SELFTEST_EXCEPTION},
+};
+
+static const struct name_value console_names[] = {
+    {"prefixed", 0},
+    {"raw", 1},
 };
 
 static const struct name_value boot_names[] = {
@@ -361,6 +367,16 @@ static int set_finish(struct parser *ps, struct span key, struct span val)
 
         if (r == 0)
                 ps->out->finish = (enum finish_action)v;
+        return r;
+}
+
+static int set_console(struct parser *ps, struct span key, struct span val)
+{
+        int v;
+        int r = parse_choice(ps, key, val, console_names, ARRAY_SIZE(console_names), &v);
+
+        if (r == 0)
+                ps->out->console_raw = v == 1;
         return r;
 }
 
@@ -798,6 +814,7 @@ static const struct key_desc keys[KEY_COUNT] = {
     [KEY_LOG] = {"log", true, set_log},
     [KEY_FINISH] = {"finish", true, set_finish},
     [KEY_SELFTEST] = {"selftest", true, set_selftest},
+    [KEY_CONSOLE] = {"console", true, set_console},
     [KEY_MEMORY] = {"memory", false, set_memory},
     [KEY_IMAGE] = {"image", false, set_image},
     [KEY_KERNEL] = {"kernel", false, set_kernel},
@@ -985,21 +1002,21 @@ static int key_value(struct parser *ps, const char *p, size_t n, size_t i)
                                     echo(ps->echo1, key), where(ps), section_key_list);
                 return perr(
                     ps, ps->line,
-                    "unknown key '%s' (expected log, finish or selftest; VM keys (%s) go after a "
-                    "[vm NAME] header)",
+                    "unknown key '%s' (expected log, finish, selftest or console; VM keys (%s) go "
+                    "after a [vm NAME] header)",
                     echo(ps->echo1, key), section_key_list);
         }
         if (keys[which].global && ps->vm)
                 return perr(
                     ps, ps->line,
-                    "global key '%s'%s: log, finish and selftest go before the first [vm NAME] "
-                    "section",
+                    "global key '%s'%s: log, finish, selftest and console go before the first "
+                    "[vm NAME] section",
                     keys[which].name, where(ps));
         if (!keys[which].global && !ps->vm)
                 return perr(
                     ps, ps->line,
-                    "key '%s' outside a [vm NAME] section (only log, finish and selftest may come "
-                    "before the first [vm NAME])",
+                    "key '%s' outside a [vm NAME] section (only log, finish, selftest and console "
+                    "may come before the first [vm NAME])",
                     keys[which].name);
         if (ps->key_line[which])
                 return perr(ps, ps->line, "duplicate key '%s'%s (already set on line %u)",

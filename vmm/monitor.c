@@ -125,6 +125,12 @@ static void focus_line(struct monitor *m)
                 outf(m, "keel: console: input to vm %s, %s (Ctrl-] ? for help)\n", i.name, i.state);
 }
 
+static void focus_changed(struct monitor *m)
+{
+        if (m->ops->focus)
+                m->ops->focus(m->ctx, m->in_monitor ? -1 : (int)m->focus);
+}
+
 static void set_focus(struct monitor *m, bool monitor, unsigned vm)
 {
         note_begin(m);
@@ -132,6 +138,7 @@ static void set_focus(struct monitor *m, bool monitor, unsigned vm)
         if (!monitor)
                 m->focus = vm;
         focus_line(m);
+        focus_changed(m);
         note_end(m);
 }
 
@@ -698,6 +705,7 @@ void monitor_announce(struct monitor *m)
         struct spin_held h = spin_lock(&m->lock);
 
         focus_line(m);
+        focus_changed(m);
         note_end(m);
         spin_unlock(h);
 }

@@ -7,8 +7,11 @@
  */
 #include <string.h>
 
+#include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/palloc.h>
 #include <vmm/vcons.h>
+#include <vmm/vmm.h>
 
 #define VCONS_PREFIX_MAX 64
 
@@ -16,8 +19,11 @@ _Static_assert((VCONS_IN_MAX & (VCONS_IN_MAX - 1)) == 0, "ring size is a power o
 
 void vcons_init(struct vcons *c, const char *prefix)
 {
+        uint8_t *hist = c->hist; /* a VM built again keeps its history page */
+
         memset(c, 0, sizeof(*c));
         c->prefix = prefix;
+        c->hist = hist;
 }
 
 /*
@@ -118,11 +124,47 @@ static void put_locked(struct vcons *c, uint8_t ch, struct spin_held h)
         c->line[c->len++] = (char)ch;
 }
 
+/* Raw mode's VM (vcons_set_raw), NULL in prefixed mode. Stored under that VM's lock. */
+static struct vcons *raw_vm;
+
+/* Bytes of the raw VM's output, as they are: a piece of its line, which Keel's lines end. */
+static void raw_piece(struct vcons *c, const uint8_t *buf, size_t n)
+{
+        bool end = buf[n - 1] == '\n'; /* log_write_part writes that '\n' itself */
+
+        log_write_part(c, "", 0, (const char *)buf, n - end, end);
+}
+
+/* Raw mode: the raw VM's bytes go out as they are, the others' into their history. */
+static __attribute__((noinline)) void put_raw(struct vcons *c, const uint8_t *buf, size_t n,
+                                              struct spin_held h)
+{
+        (void)h;
+        c->tx_bytes += n;
+        if (c == raw_vm) {
+                raw_piece(c, buf, n);
+                return;
+        }
+        if (!c->hist)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                c->hist[c->hist_end] = buf[i];
+                c->hist_end = (c->hist_end + 1) % VCONS_HIST_MAX;
+                if (c->hist_len < VCONS_HIST_MAX)
+                        c->hist_len++;
+                else
+                        c->hist_lost = true;
+        }
+}
+
 void vcons_putc(struct vcons *c, uint8_t ch)
 {
         struct spin_held h = spin_lock(&c->lock);
 
-        put_locked(c, ch, h);
+        if (__builtin_expect(__atomic_load_n(&raw_vm, __ATOMIC_RELAXED) != NULL, 0))
+                put_raw(c, &ch, 1, h);
+        else
+                put_locked(c, ch, h);
         spin_unlock(h);
 }
 
@@ -130,8 +172,61 @@ void vcons_write(struct vcons *c, const uint8_t *buf, size_t n)
 {
         struct spin_held h = spin_lock(&c->lock);
 
-        for (size_t i = 0; i < n; i++)
-                put_locked(c, buf[i], h);
+        if (__atomic_load_n(&raw_vm, __ATOMIC_RELAXED)) {
+                put_raw(c, buf, n, h);
+        } else {
+                for (size_t i = 0; i < n; i++)
+                        put_locked(c, buf[i], h);
+        }
+        spin_unlock(h);
+}
+
+int vcons_history_alloc(struct vcons *c)
+{
+        hpa_t pa;
+
+        _Static_assert(VCONS_HIST_MAX <= PAGE_SIZE, "one page of history");
+        if (c->hist)
+                return 0;
+        if (palloc_alloc(&keel_palloc, 1, PAGE_SIZE, &pa))
+                return -KEEL_ENOMEM;
+        c->hist = hva_ptr(arch_hpa_to_hva(pa));
+        return 0;
+}
+
+void vcons_set_raw(struct vcons *c)
+{
+        struct spin_held h;
+        uint32_t start;
+
+        /* The raw VM's unfinished line ends: its next bytes are prefixed or kept. */
+        if (raw_vm && raw_vm != c)
+                log_end_part(raw_vm);
+        if (!c) {
+                __atomic_store_n(&raw_vm, NULL, __ATOMIC_RELAXED);
+                return;
+        }
+        h = spin_lock(&c->lock);
+        if (c->len)
+                vcons_out(c, true, h);
+        else if (c->line_open)
+                log_end_part(c);
+        c->line_open = false;
+        c->esc = 0;
+        if (c->hist_lost)
+                LOG_INFO("keel: console: older output of this VM was dropped (raw mode keeps "
+                         "the last %u bytes)",
+                         VCONS_HIST_MAX);
+        start = (c->hist_end + VCONS_HIST_MAX - c->hist_len) % VCONS_HIST_MAX;
+        if (c->hist_len && start + c->hist_len > VCONS_HIST_MAX) {
+                raw_piece(c, c->hist + start, VCONS_HIST_MAX - start);
+                raw_piece(c, c->hist, c->hist_len - (VCONS_HIST_MAX - start));
+        } else if (c->hist_len) {
+                raw_piece(c, c->hist + start, c->hist_len);
+        }
+        c->hist_len = 0;
+        c->hist_lost = false;
+        __atomic_store_n(&raw_vm, c, __ATOMIC_RELAXED);
         spin_unlock(h);
 }
 

@@ -439,6 +439,14 @@ static void mon_gdb_input(void *ctx, const uint8_t *buf, size_t n)
         gdb_console_input(buf, n);
 }
 
+/* console = raw: the focused VM's console goes out as it is (vmm/vcons.h). */
+static void mon_focus(void *ctx, int i)
+{
+        (void)ctx;
+        if (boot->config->console_raw)
+                vcons_set_raw(i >= 0 ? &vms[i].console : NULL);
+}
+
 static const struct monitor_ops monitor_ops = {
     .count = mon_count,
     .info = mon_info,
@@ -447,6 +455,7 @@ static const struct monitor_ops monitor_ops = {
     .write = mon_write,
     .gdb = mon_gdb,
     .gdb_input = mon_gdb_input,
+    .focus = mon_focus,
     .vcpu_stats = mon_vcpu_stats,
     .trace = mon_trace,
 };
@@ -532,6 +541,11 @@ _Noreturn void vmm_main(const struct boot_info *bi, unsigned cpus)
                 if (vms[i].state == VM_CREATED)
                         CHECK(vm_run(i) == 0);
         }
+        for (unsigned i = 0; boot->config->console_raw && i < boot->config->vm_count; i++)
+                if (vcons_history_alloc(&vms[i].console))
+                        LOG_WARN("keel: console: no memory for vm %s's history: its output "
+                                 "while another VM has the raw console is dropped",
+                                 vms[i].name);
         monitor_init(&monitor, &monitor_ops, NULL);
         gdb_setup(&gdb_host);
         monitor_announce(&monitor);

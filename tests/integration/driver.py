@@ -749,6 +749,34 @@ def monitor_case(config, bad, **extra):
         **extra)
 
 
+def raw_console_case(**extra):
+    """console = raw (raw_console.cfg): hello, focused, writes unprefixed; spin's output is
+    held while hello has the console and comes out, unprefixed, after the switch to it
+    (Ctrl-] 2, once hello exited); runaway's is never shown: the test goes to the monitor
+    (every VM prefixed again) and stops it."""
+    hello = r"^Hello from a Keel guest! \d+ MiB of RAM, running at "
+    counting = r"^spin: counting for \d+ counter ticks$"
+    counted = r"^spin: \d+ loops in \d+ ticks$"
+    sends = [
+        (r"^keel: vm hello stopped: exit: code 0$", "\x1d2"),
+        (counted, "\x1dm"),
+        (r"^keel: console: monitor \(type help\)$", "stop runaway"),
+    ]
+    return dict(
+        config="raw_console.cfg", verdict=PASS, timeout=240, sends=sends, fail_on=REFUSED,
+        orders=[
+            [hello, r"^Goodbye\.$", vm_exited("hello"), r"^keel: console: input to vm spin\b",
+             counting, counted, r"^keel: console: monitor \(type help\)$",
+             r"^keel: vm runaway stopped: monitor: stopped from the monitor$",
+             r"^keel: summary$", r"^keel: result: PASS\b"],
+        ],
+        counts={hello: 1, counting: 1, counted: 1},
+        # spin's lines after the monitor has the focus are prefixed again: not checked
+        must_not=[r"^\[(hello|runaway)\] ", r"^\[spin\] spin: counting", r"runaway: looping",
+                  r"UNEXPECTED", r"^keel: error: ", r"FAIL"],
+        **extra)
+
+
 def exit_stats_case(hc_code, pc, **extra):
     """exitloop makes 10000 hypercalls, then more for ever. Through the monitor: `stats
     exitloop` counts at least 10000 hypercall exits (five digits or more, not 0xxxx), `trace
@@ -851,6 +879,9 @@ CASES = {
     "x86state": x86state_case(),
     # VMs at once, misbehaving ones among them, driven through the console's monitor
     "monitor": monitor_case("monitor.cfg", ("triple", "triple-fault")),
+    # console = raw: the focused VM's output as it is, the others' held until switched to
+    "raw_console": raw_console_case(),
+    "arm64_raw_console": raw_console_case(arch="arm64"),
     # the monitor's exit statistics and trace of a guest making a known number of hypercalls
     "exit_stats": exit_stats_case("0x81", r"0x00000000001[0-9a-f]{5}"),
     "arm64_exit_stats": exit_stats_case("0x16", r"0x00000000401[0-9a-f]{5}", arch="arm64"),

@@ -97,6 +97,7 @@ struct keel_config {
         enum log_level log_level;
         enum finish_action finish;
         enum selftest selftest;
+        bool console_raw; /* console = raw: the focused VM's output unprefixed (vmm/vcons.h) */
         unsigned vm_count;
         struct vm_config vms[KEEL_MAX_VMS];
 };

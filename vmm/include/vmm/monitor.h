@@ -83,6 +83,11 @@ struct monitor_ops {
         struct exit_stats *(*vcpu_stats)(void *ctx, unsigned vm, unsigned vcpu);
         /* Tracing of the VM's exits on or off (every vCPU): 0 or -KEEL_E*. */
         int (*trace)(void *ctx, unsigned vm, bool on);
+        /*
+         * Optional: the input focus is now VM `vm`, or the monitor (-1); called after the
+         * console's focus line (at monitor_announce and at every switch).
+         */
+        void (*focus)(void *ctx, int vm);
 };
 
 struct monitor {

@@ -21,7 +21,8 @@
 #include <keel/spinlock.h>
 
 #define VCONS_LINE_MAX 160
-#define VCONS_IN_MAX   256 /* input ring; a power of two */
+#define VCONS_IN_MAX   256  /* input ring; a power of two */
+#define VCONS_HIST_MAX 4096 /* raw mode: a background VM's output kept, the latest bytes */
 
 /*
  * Input typed for the VM: a single-producer, single-consumer ring. The console's input
@@ -42,6 +43,10 @@ struct vcons {
         uint8_t esc;       /* inside a terminal escape sequence (vcons.c's ESC_* state) */
         uint16_t esc_len;  /* its bytes so far (a sequence is dropped whole, up to a bound) */
         uint64_t tx_bytes; /* bytes the guest sent, as counted by vcons_putc */
+        uint8_t *hist;     /* raw mode: VCONS_HIST_MAX bytes (vcons_history_alloc), or NULL */
+        uint32_t hist_len; /* bytes in hist, the oldest at (hist_end - hist_len) mod the size */
+        uint32_t hist_end; /* where the next byte goes */
+        bool hist_lost;    /* older bytes were overwritten since the last replay */
         struct vcons_input in;
 };
 
@@ -59,6 +64,19 @@ void vcons_write(struct vcons *c, const uint8_t *buf, size_t n);
 void vcons_show_partial(struct vcons *c);
 /* Finish a partial line (at VM stop), so nothing the guest wrote is lost. */
 void vcons_flush(struct vcons *c);
+
+/*
+ * Raw mode (config `console = raw`, docs/console.md): the VM with input focus writes to Keel's
+ * console as it is (no prefix, escape sequences and control bytes intact), so full-screen
+ * programs and line editing work; every other VM's output goes to its history, the latest
+ * VCONS_HIST_MAX bytes, written out when it gets the focus. vcons_set_raw(c) makes c the raw
+ * VM (its unfinished prefixed line is ended, then its history is written and emptied);
+ * vcons_set_raw(NULL) goes back to prefixed lines for every VM (the monitor has the focus).
+ * Keel's own log lines are written as always. Boot CPU (the console's input router) only.
+ */
+void vcons_set_raw(struct vcons *c);
+/* The history buffer for raw mode (one page from Keel's allocator): 0 or -KEEL_ENOMEM. */
+int vcons_history_alloc(struct vcons *c);
 
 /* Queue typed bytes for the VM (producer); returns how many fit, the rest is dropped. */
 size_t vcons_input_push(struct vcons *c, const uint8_t *buf, size_t n);
