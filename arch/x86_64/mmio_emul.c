@@ -733,15 +733,16 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, ui
                         condition(o.alt, flags) ? val : reg_get(insn, regs, o.reg, o.size));
                 regs->rip = next_rip(insn, regs->rip);
                 return 0;
-        case K_SCAN: /* a zero source sets ZF and leaves the destination alone (AMD's APM;
+        case K_SCAN: /* a zero source sets ZF and leaves the destination as it was, a 32-bit
+                      * one zero-extended as by Intel's CPUs and QEMU (AMD keeps all 64 bits;
                       * the SDM: undefined); CF OF SF AF PF, undefined, are kept */
                 flags &= ~X86_RFLAGS_ZF;
                 if (val == 0)
                         flags |= X86_RFLAGS_ZF;
-                else
-                        reg_set(insn, regs, o.reg, o.size,
-                                o.alt ? 63u - (unsigned)__builtin_clzll(val)
-                                      : (unsigned)__builtin_ctzll(val));
+                reg_set(insn, regs, o.reg, o.size,
+                        val == 0 ? reg_get(insn, regs, o.reg, o.size)
+                        : o.alt  ? 63u - (unsigned)__builtin_clzll(val)
+                                 : (unsigned)__builtin_ctzll(val));
                 regs->rflags = flags;
                 regs->rip = next_rip(insn, regs->rip);
                 return 0;

@@ -1191,7 +1191,9 @@ static bool x_one(size_t o, uint64_t mem, const uint64_t in[3], uint64_t fl)
                         flm |= OF; /* defined for a count of 1 */
         }
         if (x_ops[o].kind == XF_SCAN && (mem & m) == 0)
-                hw_regs[1] = in[1]; /* undefined: the emulation keeps it */
+                /* Undefined: the emulation keeps it, a 32-bit one zero-extended (Intel, QEMU;
+                 * AMD keeps all of it). */
+                hw_regs[1] = size == 4 ? in[1] & 0xffffffffull : in[1];
         mask = X86_RFLAGS_ARITH;
         kept = ~flm & ~(x_ops[o].kind == XF_SHIFT && count > 1 ? OF : 0); /* OF: computed */
         ok = rc == 0 && (r.rflags & flm) == (hfl & flm) && (r.rflags & kept) == (fl & kept) &&

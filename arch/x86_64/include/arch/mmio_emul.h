@@ -18,7 +18,8 @@
  *   BT BTS BTR BTC 0F A3 AB B3 BB (register bit offset: signed, it may select an operand
  *          before or after the addressed one) and 0F BA /4../7 (imm8 modulo the size)
  *   SMSW   0F 01 /4: stores CR0's low 16 bits (regs->cr0) as a word whatever the operand size
- *   BSF BSR 0F BC 0F BD (not F3: TZCNT LZCNT); CMOVcc 0F 40-4F (reads either way)
+ *   BSF BSR 0F BC 0F BD (not F3: TZCNT LZCNT; a zero source: ZF, the destination kept, a
+ *          32-bit one zero-extended as on Intel); CMOVcc 0F 40-4F (reads either way)
  *   IMUL   0F AF, 69, 6B; MUL IMUL F6/F7 /4 /5 (rDX:rAX, bytes AX; DIV IDIV are not emulated)
  *   SHLD SHRD 0F A4 A5 AC AD (imm8 or CL, masked to 31 / 63; a count of 0 writes nothing)
  *   SSE / MMX moves (see x86_mmio_vreg): MOVUPS MOVUPD MOVAPS MOVAPD MOVSS MOVSD MOVDQA
