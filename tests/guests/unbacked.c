@@ -113,7 +113,9 @@ OP(op_btc, "btcl %k[y], (%[p])")
 OP(op_btc_imm, "btcl $37, (%[p])")
 OP(op_movzx, "movzwl (%[p]), %k[y]")
 OP(op_movsx, "movsbq (%[p]), %q[y]")
-OP(op_bsf, "bsfl (%[p]), %k[y]")
+/* BSF of 0 keeps the destination (the SDM: undefined); a 32-bit one's top half is cleared by
+ * QEMU and Intel's CPUs, kept by Bochs and AMD's: y is zero-extended first. */
+OP(op_bsf, "movl %k[y], %k[y]\n\tbsfl (%[p]), %k[y]")
 OP(op_bsr, "bsrw (%[p]), %w[y]")
 OP(op_imul, "imull (%[p]), %k[y]")
 OP(op_imul_imm, "imulq $-77, (%[p]), %q[y]")
