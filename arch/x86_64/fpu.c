@@ -129,3 +129,41 @@ void x86_fpu_save(struct vcpu *vcpu)
                 __asm__ volatile("fxsave64 %0" : "=m"(*(uint8_t(*)[512])vcpu->arch.fpu)::"memory");
         }
 }
+
+/*
+ * The guest's registers are live during its exits (Keel uses general registers only). They
+ * go through FXSAVE / FXRSTOR rather than a MOVQ / MOVDQU of Keel's: an MMX instruction would
+ * take a pending x87 exception of the guest's (#MF) inside Keel, and these check for none.
+ * MMX register n is physical x87 register n, ST((n - TOS) & 7) in the image; an MMX
+ * instruction makes TOS 0 and every tag valid, and a write sets the exponent bits.
+ */
+void x86_fpu_vreg(int n, uint8_t v[16], bool write)
+{
+        uint8_t a[512] __attribute__((aligned(16))), st[8][16];
+        unsigned top;
+
+        __asm__ volatile("fxsave64 %0" : "=m"(a));
+        top = (a[3] >> 3) & 7; /* FSW bits 13:11 */
+        if (n < 16) {
+                if (!write) {
+                        memcpy(v, a + 160 + 16 * n, 16);
+                        return;
+                }
+                memcpy(a + 160 + 16 * n, v, 16);
+        } else if (!write) {
+                memcpy(v, a + 32 + 16 * ((unsigned)(n - 16 - (int)top) & 7), 8);
+                memset(v + 8, 0, 8);
+                return;
+        } else {
+                for (unsigned i = 0; i < 8; i++)
+                        memcpy(st[i], a + 32 + 16 * ((i - top) & 7), 16);
+                if (v) {
+                        memcpy(st[n - 16], v, 8);
+                        st[n - 16][8] = st[n - 16][9] = 0xff;
+                }
+                memcpy(a + 32, st, sizeof(st));
+                a[3] &= ~0x38;
+                a[4] = 0xff; /* abridged tag word */
+        }
+        __asm__ volatile("fxrstor64 %0" ::"m"(a));
+}

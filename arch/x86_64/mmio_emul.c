@@ -3,6 +3,8 @@
  * by x86_decode from guest memory, so every field is guest-controlled: only the listed
  * legacy opcodes with a memory operand are accepted, everything else is -KEEL_ENOTSUP.
  */
+#include <string.h>
+
 #include <arch/mmio_emul.h>
 #include <keel/errno.h>
 
@@ -37,6 +39,13 @@ enum kind {
         K_XADD,      /* mem <- mem + reg, reg <- old mem */
         K_CMPXCHG,   /* rAX == mem ? mem <- reg : rAX <- mem (and mem written back) */
         K_BT,        /* CF <- bit of mem; BTS BTR BTC then write it set, clear, flipped */
+        K_SCAN,      /* reg <- index of mem's lowest (BSF) or highest (BSR: alt) set bit */
+        K_IMUL,      /* reg <- reg (0F AF) or imm (69 6B) * mem, signed, truncated */
+        K_MUL,       /* rDX:rAX (bytes: AX) <- rAX * mem; unsigned (F6/F7 /4), signed (/5: alt) */
+        K_SHXD,      /* mem <- mem:reg shifted left (SHLD), right (SHRD: alt) by imm8 or CL */
+        K_CMOV,      /* reg <- mem if condition `alt` (0F 40+cc); the read is made either way */
+        K_VLOAD,     /* MMX/XMM register (regs->vec) <- msize bytes of mem, zero-extended */
+        K_VSTORE,    /* mem <- the register's low msize bytes */
 };
 
 /* Which bit test (K_BT): the low two bits of 0F A3/AB/B3/BB >> 3 and of 0F BA /4../7. */
@@ -51,6 +60,7 @@ struct op {
         enum kind kind;
         enum alu_op alu;
         enum bt_op bt;
+        uint8_t alt;    /* K_SCAN K_MUL K_SHXD: the second form; K_CMOV: the condition */
         int reg;        /* register operand, or X86_REG_NONE for an immediate */
         unsigned size;  /* operand size (destination size for loads) */
         unsigned msize; /* memory access size */
@@ -202,14 +212,75 @@ static bool writes_memory(const struct op *o)
                 return o->alu != ALU_CMP && o->alu != ALU_TEST;
         case K_BT:
                 return o->bt != BT_TEST;
-        case K_LOAD:
-        case K_LOAD_ZX:
-        case K_LOAD_SX:
-        case K_ALU_REG:
-                return false;
-        default:
+        case K_STORE_REG:
+        case K_STORE_IMM:
+        case K_STORE_MSW:
+        case K_UNARY:
+        case K_XCHG:
+        case K_XADD:
+        case K_CMPXCHG:
+        case K_SHXD:
+        case K_VSTORE:
                 return true;
+        default:
+                return false;
         }
+}
+
+/*
+ * SSE and MMX moves between a register and memory; the mandatory prefix (the last of F2/F3,
+ * else 66) picks the form. o->reg is XMM n (REX.R counts) or 16 + MMX n (it does not).
+ *   0F 10/11 MOVUPS (66: MOVUPD, F3: MOVSS, F2: MOVSD)   0F 28/29 MOVAPS (66: MOVAPD)
+ *   0F 6E/7E MOVD/MOVQ mm (66: xmm), 64-bit with REX.W  F3 0F 7E MOVQ xmm <- m64
+ *   0F 6F/7F MOVQ mm (66: MOVDQA, F3: MOVDQU)            66 0F D6 MOVQ m64 <- xmm
+ */
+static bool classify_vec(const struct x86_insn *in, struct op *o)
+{
+        unsigned pfx = in->last_rep ? in->last_rep : (in->prefixes & X86_PFX_OPSIZE) ? 0x66 : 0;
+        uint8_t opc = in->opcode;
+        bool mmx = pfx == 0, store = opc & 1;
+        unsigned msize = 16;
+
+        switch (opc) {
+        case 0x10:
+        case 0x11:
+                mmx = false;
+                msize = pfx == 0xf3 ? 4 : pfx == 0xf2 ? 8 : 16;
+                break;
+        case 0x28:
+        case 0x29:
+                mmx = false;
+                if (pfx > 0x66)
+                        return false;
+                break;
+        case 0x6e:
+        case 0x7e:
+                store = opc == 0x7e && pfx != 0xf3;
+                msize = pfx == 0xf3 ? 8 : in->rex_w ? 8 : 4;
+                if (pfx == 0xf2 || (pfx == 0xf3 && opc == 0x6e))
+                        return false;
+                break;
+        case 0x6f:
+        case 0x7f:
+                store = opc == 0x7f;
+                msize = mmx ? 8 : 16;
+                if (pfx == 0xf2)
+                        return false;
+                break;
+        case 0xd6:
+                msize = 8;
+                store = true;
+                if (pfx != 0x66)
+                        return false;
+                break;
+        default:
+                return false;
+        }
+        o->kind = store ? K_VSTORE : K_VLOAD;
+        o->size = 8;
+        o->msize = msize;
+        o->reg = mmx ? 16 + in->reg : in->modrm_reg;
+        return true;
 }
 
 /* Classifies an instruction of the 0F map; false for anything not emulated. */
@@ -254,8 +325,30 @@ static bool classify_0f(const struct x86_insn *in, struct op *o)
         case 0xc1: /* XADD Ev, Gv */
                 o->kind = K_XADD;
                 return true;
+        case 0xa4: /* SHLD Ev, Gv, Ib */
+        case 0xa5: /* SHLD Ev, Gv, CL */
+        case 0xac: /* SHRD Ev, Gv, Ib */
+        case 0xad: /* SHRD Ev, Gv, CL */
+                o->kind = K_SHXD;
+                o->alt = opc;
+                return true;
+        case 0xaf: /* IMUL Gv, Ev */
+                o->kind = K_IMUL;
+                return true;
+        case 0xbc: /* BSF Gv, Ev */
+        case 0xbd: /* BSR Gv, Ev */
+                if (in->last_rep == 0xf3)
+                        return false; /* TZCNT, LZCNT (or BSF, BSR on CPUs without them) */
+                o->kind = K_SCAN;
+                o->alt = opc & 1;
+                return true;
         default:
-                return false;
+                if ((opc & 0xf0) == 0x40) { /* CMOVcc Gv, Ev */
+                        o->kind = K_CMOV;
+                        o->alt = opc & 15;
+                        return true;
+                }
+                return classify_vec(in, o);
         }
 }
 
@@ -270,6 +363,7 @@ static bool classify(const struct x86_insn *in, struct op *o)
         o->msize = osz;
         o->alu = ALU_ADD;
         o->bt = BT_TEST;
+        o->alt = 0;
 
         if (in->map == X86_MAP_0F)
                 return classify_0f(in, o);
@@ -282,6 +376,11 @@ static bool classify(const struct x86_insn *in, struct op *o)
                 return true;
         }
         switch (opc) {
+        case 0x69: /* IMUL Gv, Ev, Iz */
+        case 0x6b: /* IMUL Gv, Ev, Ib (sign-extended) */
+                o->kind = K_IMUL;
+                o->alt = 1;
+                return true;
         case 0x63: /* MOVSXD Gv, Ed (64-bit mode; ARPL elsewhere) */
                 if (in->mode != X86_MODE_LONG64)
                         return false;
@@ -320,7 +419,13 @@ static bool classify(const struct x86_insn *in, struct op *o)
                         o->kind = K_UNARY;
                         o->reg = X86_REG_NONE;
                         return true;
-                default: /* MUL IMUL DIV IDIV */
+                case 4: /* MUL */
+                case 5: /* IMUL */
+                        o->kind = K_MUL;
+                        o->alt = in->reg == 5;
+                        o->reg = 0;
+                        return true;
+                default: /* DIV IDIV (#DE is not injected from here) */
                         return false;
                 }
         case 0xfe: /* grp4 Eb: /0 INC /1 DEC */
@@ -384,8 +489,9 @@ static bool emulatable(const struct x86_insn *insn, struct op *o)
         if (!classify(insn, o))
                 return false;
         return (o->size == 1 || o->size == 2 || o->size == 4 || o->size == 8) &&
-               (o->msize == 1 || o->msize == 2 || o->msize == 4 || o->msize == 8) &&
-               (o->reg == X86_REG_NONE || (o->reg >= 0 && o->reg <= 15));
+               (o->msize == 1 || o->msize == 2 || o->msize == 4 || o->msize == 8 ||
+                o->msize == 16) &&
+               (o->reg == X86_REG_NONE || (o->reg >= 0 && o->reg <= 23));
 }
 
 /*
@@ -453,15 +559,145 @@ static uint64_t alu_source(const struct x86_insn *insn, const struct x86_emul_re
                                       : reg_get(insn, regs, o->reg, o->size);
 }
 
+/* Condition code cc (the low nibble of Jcc, SETcc, CMOVcc) on `f`. */
+static bool condition(unsigned cc, uint64_t f)
+{
+        bool cf = f & X86_RFLAGS_CF, zf = f & X86_RFLAGS_ZF, sf = f & X86_RFLAGS_SF;
+        bool of = f & X86_RFLAGS_OF, r;
+
+        switch (cc >> 1) {
+        case 0: /* O */
+                r = of;
+                break;
+        case 1: /* B */
+                r = cf;
+                break;
+        case 2: /* E */
+                r = zf;
+                break;
+        case 3: /* BE */
+                r = cf || zf;
+                break;
+        case 4: /* S */
+                r = sf;
+                break;
+        case 5: /* P */
+                r = f & X86_RFLAGS_PF;
+                break;
+        case 6: /* L */
+                r = sf != of;
+                break;
+        default: /* LE */
+                r = zf || sf != of;
+                break;
+        }
+        return r != (cc & 1);
+}
+
+/*
+ * a * b of `size` bytes, signed (IMUL) or not (MUL): the low half, *hi the high half. CF and
+ * OF are set when the product does not fit the low half (SDM vol. 2 "MUL", "IMUL"); SF ZF AF
+ * PF, which the SDM leaves undefined, are kept.
+ */
+static uint64_t mul(uint64_t a, uint64_t b, unsigned size, bool sign, uint64_t *hi, uint64_t *flags)
+{
+        uint64_t m = size_mask(size), lo;
+        unsigned __int128 p;
+        bool big;
+
+        if (sign)
+                p = (unsigned __int128)((__int128)(int64_t)sext(a, size) * (int64_t)sext(b, size));
+        else
+                p = (unsigned __int128)(a & m) * (b & m);
+        lo = (uint64_t)p & m;
+        *hi = (uint64_t)(p >> (8 * size)) & m;
+        big = sign ? (__int128)p != (__int128)(int64_t)sext(lo, size) : *hi != 0;
+        *flags =
+            (*flags & ~(X86_RFLAGS_CF | X86_RFLAGS_OF)) | (big ? X86_RFLAGS_CF | X86_RFLAGS_OF : 0);
+        return lo;
+}
+
+/*
+ * SHLD (0F A4/A5) or SHRD (0F AC/AD) of d with bits of s shifted in, by count (1..31, 1..63
+ * for 64 bits: the caller masked it and handles 0, which changes nothing). A 16-bit count
+ * above 16 shifts through d:s:d, as Intel's CPUs, QEMU and Bochs do (the SDM: undefined).
+ * CF is the last bit shifted out, OF whether the sign changed (the SDM defines it for a count
+ * of 1), SF ZF PF from the result, AF kept.
+ */
+static uint64_t shxd(uint8_t opc, uint64_t d, uint64_t s, unsigned count, unsigned size,
+                     uint64_t *flags)
+{
+        unsigned bits = 8 * size;
+        uint64_t m = size_mask(size), res, f = 0;
+        unsigned __int128 x;
+
+        d &= m;
+        s &= m;
+        if (opc < 0xa8) { /* left: d at the top, then s, then (16-bit) d again */
+                x = ((unsigned __int128)d << 64) | ((unsigned __int128)s << (64 - bits)) |
+                    (bits == 16 ? (unsigned __int128)d << 32 : 0);
+                res = (uint64_t)(x >> (64 - count)) & m;
+                f = (uint64_t)(x >> (64 + bits - count)) & 1;
+        } else { /* right: d at the bottom, then s, then (16-bit) d again */
+                x = d | ((unsigned __int128)s << bits) |
+                    (bits == 16 ? (unsigned __int128)d << 32 : 0);
+                res = (uint64_t)(x >> count) & m;
+                f = (uint64_t)(x >> (count - 1)) & 1;
+        }
+        if ((res ^ d) >> (bits - 1) & 1)
+                f |= X86_RFLAGS_OF;
+        if (res == 0)
+                f |= X86_RFLAGS_ZF;
+        if (res >> (bits - 1) & 1)
+                f |= X86_RFLAGS_SF;
+        if (parity_even(res))
+                f |= X86_RFLAGS_PF;
+        *flags = (*flags & ~(X86_RFLAGS_ARITH & ~X86_RFLAGS_AF)) | f;
+        return res;
+}
+
+/* A vector move (K_VLOAD, K_VSTORE): 16 bytes as two 8-byte accesses, low half first. */
+static int emulate_vec(const struct x86_insn *insn, const struct op *o, struct x86_emul_regs *regs,
+                       uint64_t gpa, x86_mmio_access_fn fn, void *ctx)
+{
+        bool write = o->kind == K_VSTORE;
+        uint64_t v[2] = {0, 0};
+
+        if (write)
+                memcpy(v, regs->vec, sizeof(v));
+        if (!fn(ctx, gpa, o->msize < 16 ? o->msize : 8, write, &v[0]) ||
+            (o->msize == 16 && !fn(ctx, gpa + 8, 8, write, &v[1])))
+                return -KEEL_EFAULT;
+        if (!write) {
+                if (o->msize < 16)
+                        v[0] &= size_mask(o->msize);
+                memcpy(regs->vec, v, sizeof(v)); /* loads zero the rest of the register */
+        }
+        regs->rip = next_rip(insn, regs->rip);
+        return 0;
+}
+
+int x86_mmio_vreg(const struct x86_insn *insn, bool *load)
+{
+        struct op o;
+
+        if (!emulatable(insn, &o) || (o.kind != K_VLOAD && o.kind != K_VSTORE))
+                return -1;
+        *load = o.kind == K_VLOAD;
+        return o.reg;
+}
+
 int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, uint64_t gpa,
                      x86_mmio_access_fn fn, void *ctx)
 {
         struct op o;
-        uint64_t val, res, flags;
+        uint64_t val, res, flags, hi;
         unsigned bit;
 
         if (!emulatable(insn, &o))
                 return -KEEL_ENOTSUP;
+        if (o.kind == K_VLOAD || o.kind == K_VSTORE)
+                return emulate_vec(insn, &o, regs, gpa, fn, ctx);
 
         val = 0;
         switch (o.kind) {
@@ -492,6 +728,56 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, ui
                 reg_set(insn, regs, o.reg, o.size, o.kind == K_LOAD_SX ? sext(val, o.msize) : val);
                 regs->rip = next_rip(insn, regs->rip);
                 return 0;
+        case K_CMOV: /* a false condition still writes a 32-bit destination (zero-extends) */
+                reg_set(insn, regs, o.reg, o.size,
+                        condition(o.alt, flags) ? val : reg_get(insn, regs, o.reg, o.size));
+                regs->rip = next_rip(insn, regs->rip);
+                return 0;
+        case K_SCAN: /* a zero source sets ZF and leaves the destination as it was, a 32-bit
+                      * one zero-extended as by Intel's CPUs and QEMU (AMD keeps all 64 bits;
+                      * the SDM: undefined); CF OF SF AF PF, undefined, are kept */
+                flags &= ~X86_RFLAGS_ZF;
+                if (val == 0)
+                        flags |= X86_RFLAGS_ZF;
+                reg_set(insn, regs, o.reg, o.size,
+                        val == 0 ? reg_get(insn, regs, o.reg, o.size)
+                        : o.alt  ? 63u - (unsigned)__builtin_clzll(val)
+                                 : (unsigned)__builtin_ctzll(val));
+                regs->rflags = flags;
+                regs->rip = next_rip(insn, regs->rip);
+                return 0;
+        case K_IMUL:
+                res = mul(o.alt ? (uint64_t)x86_insn_imm_sext(insn)
+                                : reg_get(insn, regs, o.reg, o.size),
+                          val, o.size, true, &hi, &flags);
+                reg_set(insn, regs, o.reg, o.size, res);
+                regs->rflags = flags;
+                regs->rip = next_rip(insn, regs->rip);
+                return 0;
+        case K_MUL: {
+                uint64_t lo = mul(reg_get(insn, regs, 0, o.size), val, o.size, o.alt, &hi, &flags);
+
+                if (o.size == 1) {
+                        reg_set(insn, regs, 0, 2, hi << 8 | lo); /* AX */
+                } else {
+                        reg_set(insn, regs, 0, o.size, lo);
+                        reg_set(insn, regs, 2, o.size, hi);
+                }
+                regs->rflags = flags;
+                regs->rip = next_rip(insn, regs->rip);
+                return 0;
+        }
+        case K_SHXD: {
+                unsigned count =
+                    (unsigned)(o.alt & 1 ? regs->gpr[1] : insn->imm) & (o.size == 8 ? 63 : 31);
+
+                if (count == 0) { /* nothing changes: no write either */
+                        regs->rip = next_rip(insn, regs->rip);
+                        return 0;
+                }
+                res = shxd(o.alt, val, reg_get(insn, regs, o.reg, o.size), count, o.size, &flags);
+                break;
+        }
         case K_ALU_MEM:
         case K_UNARY:
                 res = alu(o.alu, val, o.kind == K_UNARY ? 0 : alu_source(insn, regs, &o), o.size,

@@ -1093,9 +1093,8 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         struct x86_xlate x;
         uint64_t linear, string_lin[2];
         unsigned size;
-        int err;
-
-        bool device = mmio_bus_find(&vm->mmio, gpa(addr), 1);
+        int err, vreg;
+        bool vload, device = mmio_bus_find(&vm->mmio, gpa(addr), 1);
 
         /* Nothing there: stop (unbacked = stop), or answer as a PC does below. */
         if (!device && (vm->unbacked_stop || in_walk))
@@ -1122,6 +1121,9 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         regs.rip = ctx->rip;
         regs.rflags = *rflags;
         regs.cr0 = ctx->cr0_seen;
+        vreg = x86_mmio_vreg(&insn, &vload);
+        if (vreg >= 0 && !vload)
+                x86_fpu_vreg(vreg, regs.vec, false);
         if (x86_string_operands(&insn, &regs, ctx->seg_base, string_lin, &size) != -KEEL_ENOTSUP) {
                 emulate_string_exit(vcpu, ctx, &insn, &regs, addr);
                 commit_regs(vcpu, &regs, rsp, rip, rflags);
@@ -1176,6 +1178,8 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         }
         if (mc.again)
                 return true; /* the device served part of it: the guest executes it again */
+        if (vreg >= 0 && (vload || vreg >= 16))
+                x86_fpu_vreg(vreg, vload ? regs.vec : NULL, true);
         commit_regs(vcpu, &regs, rsp, rip, rflags);
         return true;
 }

@@ -5,8 +5,11 @@
  * if an invariant breaks:
  *  - the result is 0, -KEEL_ENOTSUP or -KEEL_EFAULT (the device fails every 7th input);
  *  - on success RIP advanced by the instruction's length (mode-truncated), there were one or
- *    two device accesses (a second one only as a write after a read), every access at the
- *    trapped address with a size of 1, 2, 4 or 8, and at most one register changed;
+ *    two device accesses (a second one only as a write after a read, or as the upper half of
+ *    a 16-byte SSE move: the same direction, 8 bytes at the trapped address + 8), every other
+ *    access at the trapped address with a size of 1, 2, 4 or 8, and at most one register
+ *    changed (two for MUL / IMUL of rDX:rAX: rAX and rDX);
+ *  - the vector register value (regs->vec) changed only for the loads x86_mmio_vreg names;
  *  - on refusal there was no device access and nothing changed;
  *  - only arithmetic flags change in RFLAGS.
  * String instructions (MOVS CMPS STOS LODS SCAS, any prefixes) go to x86_emulate_string
@@ -47,16 +50,21 @@ struct dev {
         bool fail;
         unsigned n;
         bool write[3];
+        uint64_t gpa[3];
+        unsigned size[3];
 };
 
 static bool access_fn(void *ctx, uint64_t gpa, unsigned size, bool write, uint64_t *val)
 {
         struct dev *d = ctx;
 
-        if (gpa != GPA || (size != 1 && size != 2 && size != 4 && size != 8))
+        if ((gpa != GPA && gpa != GPA + 8) || (size != 1 && size != 2 && size != 4 && size != 8))
                 abort();
-        if (d->n < 3)
+        if (d->n < 3) {
                 d->write[d->n] = write;
+                d->gpa[d->n] = gpa;
+                d->size[d->n] = size;
+        }
         d->n++;
         if (d->fail)
                 return false;
@@ -290,7 +298,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct dev d;
         unsigned changed = 0;
         uint64_t rip;
-        int rc;
+        int rc, vreg;
+        bool vload = false;
 
         if (size < 10)
                 return 0;
@@ -306,7 +315,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r.rip = 0xfffffffffffffff0ull + (data[0] >> 4);
         r.cr0 = 0x80050033 ^ data[1];
         r.rflags = 0x202 | ((uint64_t)data[0] << 4 & X86_RFLAGS_ARITH);
+        memset(r.vec, 0xc3, sizeof(r.vec));
         r0 = r;
+        vreg = x86_mmio_vreg(&in, &vload);
+        if (vreg < -1 || vreg > 23)
+                abort();
         rc = x86_emulate_mmio(&in, &r, GPA, access_fn, &d);
         if (rc != 0 && rc != -KEEL_ENOTSUP && rc != -KEEL_EFAULT)
                 abort();
@@ -314,7 +327,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         for (int i = 0; i < 16; i++)
                 changed += r.gpr[i] != r0.gpr[i];
-        if (changed > 1)
+        if (changed >
+            ((in.opcode == 0xf6 || in.opcode == 0xf7) && in.map == X86_MAP_PRIMARY ? 2u : 1u))
+                abort();
+        if (memcmp(r.vec, r0.vec, sizeof(r.vec)) != 0 && (rc != 0 || vreg < 0 || !vload))
                 abort();
         if (rc == -KEEL_ENOTSUP && (d.n != 0 || changed || memcmp(&r, &r0, sizeof(r)) != 0))
                 abort();
@@ -326,7 +342,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         rip &= 0xffffffffull;
                 else if (in.mode != X86_MODE_LONG64)
                         rip &= 0xffff;
-                if (r.rip != rip || d.n < 1 || d.n > 2 || (d.n == 2 && (d.write[0] || !d.write[1])))
+                if (r.rip != rip || d.n < 1 || d.n > 2 || d.gpa[0] != GPA)
+                        abort();
+                if (d.n == 2 && (d.write[0] || !d.write[1] || d.gpa[1] != GPA) &&
+                    (vreg < 0 || d.write[0] != d.write[1] || d.gpa[1] != GPA + 8 ||
+                     d.size[0] != 8 || d.size[1] != 8))
                         abort();
         }
         return 0;

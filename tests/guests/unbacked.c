@@ -10,7 +10,9 @@
  * `emulator` runs them at 0xff000000): ADD OR ADC SBB AND SUB XOR CMP (register, imm8
  * sign-extended and imm32 forms), TEST, INC DEC NEG NOT, XCHG, XADD, CMPXCHG (equal and not),
  * BT BTS BTR BTC (register bit offsets that select the operand before or after, and
- * immediates), MOVZX/MOVSX, with and without LOCK, each run twice: on the unbacked address and
+ * immediates), MOVZX/MOVSX, BSF BSR, IMUL MUL, SHLD SHRD, CMOVcc, and SSE/MMX moves (the
+ * register read back with the CPU's own moves; an MMX move's x87 side effects: TOS 0), with
+ * and without LOCK, each run twice: on the unbacked address and
  * on a RAM word holding what that address reads (all ones). The CPU's own result on RAM is
  * the reference: the flags, the register operand and rAX must be the same (the memory result
  * is dropped). Then string instructions: REP MOVSB/STOSB/LODSB/CMPSB/SCASB of 1000 elements
@@ -75,7 +77,7 @@ struct run {
                 __asm__ volatile("pushq %[fi]\n\tpopfq\n\t" text "\n\tpushfq\n\tpopq %[f]" \
                                  : [f] "=&r"(f), [y] "+r"(y), "+a"(a)                      \
                                  : [fi] "r"(fl | 2), [p] "r"(p)                            \
-                                 : "cc", "memory");                                        \
+                                 : "cc", "memory", "rdx");                                 \
                 r->y = y;                                                                  \
                 r->a = a;                                                                  \
                 r->fl = f;                                                                 \
@@ -111,6 +113,27 @@ OP(op_btc, "btcl %k[y], (%[p])")
 OP(op_btc_imm, "btcl $37, (%[p])")
 OP(op_movzx, "movzwl (%[p]), %k[y]")
 OP(op_movsx, "movsbq (%[p]), %q[y]")
+/* BSF of 0 keeps the destination (the SDM: undefined); a 32-bit one's top half is cleared by
+ * QEMU and Intel's CPUs, kept by Bochs and AMD's: y is zero-extended first. */
+OP(op_bsf, "movl %k[y], %k[y]\n\tbsfl (%[p]), %k[y]")
+OP(op_bsr, "bsrw (%[p]), %w[y]")
+OP(op_imul, "imull (%[p]), %k[y]")
+OP(op_imul_imm, "imulq $-77, (%[p]), %q[y]")
+OP(op_mul, "mull (%[p])")
+OP(op_shld, "shldl $5, %k[y], (%[p])")
+OP(op_shrd, "shrdl $1, %k[y], (%[p])")
+OP(op_cmovne, "cmovnel (%[p]), %k[y]")
+/* The vector register Keel fills (read back with the CPU's own moves), and the x87 state an
+ * MMX move leaves (FSTSW into AX: TOS 0 after it, with two values pushed before). */
+OP(op_movdqu_lo, "movdqu (%[p]), %%xmm3\n\tmovq %%xmm3, %q[y]")
+OP(op_movups_hi, "movups (%[p]), %%xmm9\n\tpsrldq $8, %%xmm9\n\tmovq %%xmm9, %q[y]")
+OP(op_movd_xmm, "pcmpeqd %%xmm2, %%xmm2\n\tmovd (%[p]), %%xmm2\n\tpsrldq $2, %%xmm2\n\t"
+                "movq %%xmm2, %q[y]")
+OP(op_movups_st, "movq %q[y], %%xmm4\n\tmovups %%xmm4, (%[p])\n\tmovq %%xmm4, %q[y]")
+OP(op_movq_mmx, "fninit\n\tfld1\n\tfld1\n\tmovq (%[p]), %%mm2\n\tfnstsw %%ax\n\t"
+                "movq %%mm2, %q[y]\n\tfninit")
+OP(op_movq_mmx_st, "fninit\n\tfld1\n\tmovq %q[y], %%mm5\n\tmovd %%mm5, (%[p])\n\t"
+                   "fnstsw %%ax\n\tmovq %%mm5, %q[y]\n\tfninit")
 
 typedef void (*op_fn)(volatile void *, struct run *, uint64_t);
 
@@ -150,14 +173,44 @@ static const struct {
     {"btc imm", op_btc_imm, false, false},
     {"movzwl", op_movzx, false, true},
     {"movsbq", op_movsx, false, true},
+    {"bsf", op_bsf, false, false},
+    {"bsr word", op_bsr, false, true},
+    {"imul", op_imul, false, false},
+    {"imul qword imm8", op_imul_imm, false, true},
+    {"mul", op_mul, false, false},
+    {"shld", op_shld, false, false},
+    {"shrd", op_shrd, false, false},
+    {"cmovne", op_cmovne, false, false},
+    {"movdqu", op_movdqu_lo, false, true},
+    {"movups (high half)", op_movups_hi, false, true},
+    {"movd xmm", op_movd_xmm, false, false},
+    {"movups store", op_movups_st, false, true},
+    {"movq mm (TOS 6)", op_movq_mmx, false, true},
+    {"movd mm store", op_movq_mmx_st, false, false},
 };
+
+/* The flags an instruction defines (the SDM leaves the others undefined: QEMU's TCG and the
+ * CPUs differ there). */
+static uint64_t defined_flags(op_fn fn)
+{
+        if (fn == op_bsf || fn == op_bsr)
+                return 0x40; /* ZF */
+        if (fn == op_imul || fn == op_imul_imm || fn == op_mul)
+                return 0x801; /* CF OF */
+        if (fn == op_shld)
+                return 0xc5; /* CF PF ZF SF (OF: a count of 1 only) */
+        if (fn == op_shrd)
+                return 0x8c5; /* CF PF ZF SF OF (a count of 1) */
+        return ARITH_FLAGS;
+}
 
 /* Operand pairs: memory value (the device's; all ones for unbacked memory), y, rAX. */
 static const uint32_t mem_vals[] = {0xffffffffu, 0, 1, 0x7fffffffu, 0x80000000u, 0x12345678u};
 static const uint64_t y_vals[] = {0, 1, 0xffffffffu, 0x80000000u, 0x1111ffff00000f0full};
 static const uint64_t bit_offsets[] = {0, 5, 31, 32, 63, (uint64_t)-1, (uint64_t)-32, 40};
 
-static volatile uint32_t ram_words[4]; /* [1] is the operand; [0] and [2] for bit offsets */
+/* [1] is the operand; [0] and [2] for bit offsets, [1]..[4] for 16-byte moves */
+static volatile uint32_t ram_words[8];
 
 /*
  * One instruction on RAM and at `mmio` (`dev_val` what a 4-byte read there gives before;
@@ -170,15 +223,15 @@ static void compare_op(unsigned i, uint64_t mmio, uint32_t dev_val, uint64_t y, 
         volatile uint32_t *d = (volatile uint32_t *)(uintptr_t)mmio;
         uint32_t after;
 
-        ram_words[0] = ram_words[2] = dev_val; /* a bit offset's neighbours: as the device's */
-        ram_words[1] = dev_val;
+        for (unsigned k = 0; k < 8; k++) /* the neighbours (bit offsets, 16 bytes) as the device */
+                ram_words[k] = dev_val;
         if (readback)
                 *d = dev_val;
         ops[i].fn(&ram_words[1], &ram, fl);
         ops[i].fn(d, &dev, fl);
         after = readback ? *d : ram_words[1];
         /* BT*: only CF is defined (QEMU's TCG changes the others, the CPUs and Keel do not). */
-        uint64_t mask = ops[i].bit_offset || ops[i].fn == op_btc_imm ? 1 : ARITH_FLAGS;
+        uint64_t mask = ops[i].bit_offset || ops[i].fn == op_btc_imm ? 1 : defined_flags(ops[i].fn);
 
         if ((ram.fl & mask) != (dev.fl & mask) || ram.y != dev.y || ram.a != dev.a ||
             after != ram_words[1]) {

@@ -13,5 +13,12 @@ void x86_fpu_free(struct vcpu *vcpu);
 void x86_fpu_load(struct vcpu *vcpu);
 /* End of a run: the registers (and XCR0) back into the vCPU's area. */
 void x86_fpu_save(struct vcpu *vcpu);
+/*
+ * During a run (an exit's emulation): the guest's XMM register n (0-15) or MMX register
+ * n - 16, read into v (MMX: 8 bytes, then zeros; no side effect) or written from it. An MMX
+ * write has an MMX instruction's side effects on the x87 state (TOS 0, every tag valid);
+ * with v NULL only those (after an emulated MMX store).
+ */
+void x86_fpu_vreg(int n, uint8_t v[16], bool write);
 
 #endif

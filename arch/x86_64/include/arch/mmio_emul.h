@@ -18,11 +18,20 @@
  *   BT BTS BTR BTC 0F A3 AB B3 BB (register bit offset: signed, it may select an operand
  *          before or after the addressed one) and 0F BA /4../7 (imm8 modulo the size)
  *   SMSW   0F 01 /4: stores CR0's low 16 bits (regs->cr0) as a word whatever the operand size
+ *   BSF BSR 0F BC 0F BD (not F3: TZCNT LZCNT; a zero source: ZF, the destination kept, a
+ *          32-bit one zero-extended as on Intel); CMOVcc 0F 40-4F (reads either way)
+ *   IMUL   0F AF, 69, 6B; MUL IMUL F6/F7 /4 /5 (rDX:rAX, bytes AX; DIV IDIV are not emulated)
+ *   SHLD SHRD 0F A4 A5 AC AD (imm8 or CL, masked to 31 / 63; a count of 0 writes nothing)
+ *   SSE / MMX moves (see x86_mmio_vreg): MOVUPS MOVUPD MOVAPS MOVAPD MOVSS MOVSD MOVDQA
+ *          MOVDQU (0F 10 11 28 29 6F 7F), MOVD / MOVQ (0F 6E 7E, F3 0F 7E, 66 0F D6) with an
+ *          XMM or MMX register; 16 bytes are two 8-byte accesses, low half first
  * A read-modify-write is one read, then one write of the same size at the same address.
  * Register writes follow the hardware: 8/16-bit destinations keep the other bits, 32-bit
  * ones zero-extend to 64; without REX, byte registers 4-7 are AH CH DH BH. The arithmetic
  * instructions set CF PF AF ZF SF OF as the CPU does (INC/DEC keep CF; the logical ones clear
- * AF, which the SDM calls undefined, as the CPUs do; BT* change only CF, NOT none).
+ * AF, which the SDM calls undefined, as the CPUs do; BT* change only CF, NOT none; BSF BSR
+ * set ZF, MUL IMUL CF and OF, SHLD SHRD CF OF SF ZF PF: the flags the SDM leaves undefined
+ * are kept).
  *
  * Returns 0 and advances RIP by insn->len on success;
  *   -KEEL_ENOTSUP  anything else (other opcodes, VEX/EVEX/XOP, a register operand where memory
@@ -58,6 +67,9 @@ struct x86_emul_regs {
         uint64_t gpr[16]; /* decoder numbering: rax rcx rdx rbx rsp rbp rsi rdi r8..r15 */
         uint64_t rip, rflags;
         uint64_t cr0; /* as the guest reads it (SMSW); never written */
+        /* The MMX or XMM register x86_mmio_vreg names: its value (MMX: the low 8 bytes) in,
+         * and out after a load, zero-extended. */
+        uint8_t vec[16];
 };
 
 /*
@@ -69,6 +81,13 @@ typedef bool (*x86_mmio_access_fn)(void *ctx, uint64_t gpa, unsigned size, bool 
 
 int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, uint64_t gpa,
                      x86_mmio_access_fn fn, void *ctx);
+
+/*
+ * The vector register an SSE / MMX move x86_emulate_mmio would emulate uses: 0-15 for XMM n,
+ * 16 + n for MMX n, and *load true when the move writes it (regs->vec then holds the new
+ * value); -1 for any other instruction. The caller fills regs->vec from it before.
+ */
+int x86_mmio_vreg(const struct x86_insn *insn, bool *load);
 
 /*
  * The memory operand of an instruction x86_emulate_mmio would emulate: its linear address
