@@ -141,6 +141,13 @@ CASES = {
     # tools/run-qemu --memory.
     "arm64_bigmem": dict(vms=["linux"], mode="shell", timeout=840, arch="arm64",
                          memory="4608M", host_memory=6144),
+    # x86: the same 4608 MiB as on a PC, [0, 3 GiB) and [4 GiB, 5.5 GiB) around the device
+    # hole (arch/x86_64/include/arch/ram_layout.h), on a 6 GiB host (q35: 2 GiB low, 4 GiB
+    # from 4 GiB), so Keel backs the VM with more than one host run; the e820 map Linux
+    # prints must show both RAM ranges, and `free -m` must count more than 4 GiB.
+    "bigmem": dict(vms=["linux"], mode="shell", timeout=840, memory="4608M", host_memory=6144,
+                   e820=[r"0x0000000000100000-0x00000000bfffffff\] usable",
+                         r"0x0000000100000000-0x000000016fffffff\] usable"]),
     # Isolation: two Linux VMs (disk checks, poweroff) beside misbehaving test guests, all at
     # once on a two-CPU host: one that faults (x86: triple fault; arm64: an access outside its
     # RAM), one that never gives the CPU back (runaway: interrupts off, no exits), one that
@@ -404,6 +411,9 @@ def checks(case, info, expect):
         sums = expect["vms"][vm]
         # (a) the kernel's own banner, not something the init printed
         order.append(g(r"(?:\[ *\d+\.\d+\] )?Linux version %s \(" % release))
+        for e in case.get("e820", []):
+            # the RAM ranges of the e820 map Keel gave, as the kernel prints them
+            order.append(g(r"(?:\[ *\d+\.\d+\] )?BIOS-e820: \[mem %s" % e))
         if case.get("vcpus", 1) > 1:
             # every vCPU started through PSCI CPU_ON and answering IPIs
             order.append(g(r"(?:\[ *\d+\.\d+\] )?smp: Brought up 1 node, %d CPUs$"
