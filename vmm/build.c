@@ -225,6 +225,7 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
         struct gmem_range ranges[VM_RAM_RANGES];
         unsigned nranges = arch_guest_ram_layout(vc->memory, ranges);
         uint64_t leaves[PT_LEVELS - 1];
+        char runs[20];
         int err = 0;
 
         if (!nranges) {
@@ -261,13 +262,15 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
         if (err)
                 return err;
         pt_count_leaves(arch_vm_guest_pt(vm), leaves);
+        runs[0] = '\0';
+        if (vm->mem.count > 1)
+                snprintf(runs, sizeof(runs), " (%u host runs)", vm->mem.count);
         LOG_INFO(
             "keel: vm %s: %llu MiB at host %#llx%s, %s %s (%llu bytes); second-level tables "
             "%llu pages, leaves %llu x 1G %llu x 2M %llu x 4K",
             vm->name, (unsigned long long)(vc->memory >> 20),
-            (unsigned long long)hpa_raw(vm->mem.regions[0].backing),
-            vm->mem.count > nranges ? " (and more runs)" : "", vc->kernel[0] ? "kernel" : "image",
-            f->image.path, (unsigned long long)f->image.size,
+            (unsigned long long)hpa_raw(vm->mem.regions[0].backing), runs,
+            vc->kernel[0] ? "kernel" : "image", f->image.path, (unsigned long long)f->image.size,
             (unsigned long long)arch_vm_guest_pt(vm)->table_pages, (unsigned long long)leaves[2],
             (unsigned long long)leaves[1], (unsigned long long)leaves[0]);
         return 0;
