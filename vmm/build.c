@@ -228,13 +228,7 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
         char runs[20];
         int err = 0;
 
-        if (!nranges) {
-                vm_stop(vm, VM_STOP_LOAD_FAILED,
-                        "memory = %llu MiB does not fit this arch's guest-physical space "
-                        "(docs/config.md); lower memory =",
-                        (unsigned long long)(vc->memory >> 20));
-                return -KEEL_EINVAL;
-        }
+        CHECK(nranges > 0); /* the config keeps memory = inside [2M, 64G], which fits */
         for (unsigned i = 0; i < nranges && !err; i++)
                 err = vm_add_ram(vm, ranges[i].base, ranges[i].size);
         if (err) {

@@ -343,7 +343,7 @@ static int check_request(const struct gmem *m, const struct linux_boot_req *req,
         }
         if (req->high_size && (req->high_base < req->ram_size ||
                                !gmem_contains(m, gpa(req->high_base), req->high_size))) {
-                LOG_ERR("%s: guest RAM [0x%llx, +%s) is not all backed above the low RAM", name,
+                LOG_ERR("%s: high RAM [0x%llx, +%s) is not all backed", name,
                         (unsigned long long)req->high_base, fmt_size(a, sizeof(a), req->high_size));
                 return -KEEL_EFAULT;
         }

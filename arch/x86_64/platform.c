@@ -14,7 +14,6 @@
 #include <arch/host_timer.h>
 #include <arch/linux_boot.h>
 #include <arch/platform.h>
-#include <arch/ram_layout.h>
 #include <arch/x86.h>
 #include <arch/x86_vcpu.h>
 #include <drivers/uart16550.h>
@@ -232,16 +231,12 @@ static int write_reset_stub(struct vm *vm)
         return gmem_write(&vm->mem, gpa(RESET_VECTOR), reset_stub, sizeof(reset_stub));
 }
 
-/* The VM's RAM as arch/ram_layout.h placed it: *low from 0, *high from 4 GiB (0: none). */
-static void ram_runs(const struct vm *vm, uint64_t *low, uint64_t *high)
+/* The VM's RAM (arch/ram_layout.h): *low bytes from 0, *high bytes from *hb (0: none). */
+static void ram_runs(const struct vm *vm, uint64_t *low, uint64_t *hb, uint64_t *high)
 {
-        uint64_t base = 1, hb = 0;
-
         *low = *high = 0;
-        gmem_next_run(&vm->mem, 0, &base, low);
-        CHECK(base == 0);
-        if (gmem_next_run(&vm->mem, *low, &hb, high))
-                CHECK(hb == X86_RAM_HIGH_BASE && !gmem_next_run(&vm->mem, hb + *high, &hb, &hb));
+        gmem_next_run(&vm->mem, 0, hb, low); /* from 0: linux_boot / multiboot check that */
+        gmem_next_run(&vm->mem, *low, hb, high);
 }
 
 /* Linux's flat GDT: __BOOT_CS = 0x10 (64-bit code), __BOOT_DS = 0x18. */
@@ -257,10 +252,10 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
         struct linux_boot_info info;
         struct linux_boot_req req;
         char line[LINUX_CMDLINE_MAX];
-        uint64_t ram, high;
+        uint64_t ram, hb, high;
         int err;
 
-        ram_runs(vm, &ram, &high);
+        ram_runs(vm, &ram, &hb, &high);
         if (ndevs > ACPI_MAX_VIRTIO)
                 return -KEEL_E2BIG;
         err = platform_init(vm);
@@ -298,7 +293,7 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
             .cmdline = line,
             .rsdp_gpa = gpa_raw(tables.rsdp),
             .ram_size = ram,
-            .high_base = X86_RAM_HIGH_BASE,
+            .high_base = hb,
             .high_size = high,
             .acpi_base = gpa(ACPI_WINDOW_BASE),
             .acpi_size = ACPI_WINDOW_SIZE,
@@ -341,18 +336,18 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
         struct multiboot_out out;
         struct multiboot_req req;
         char line[CONFIG_PATH_MAX + CONFIG_CMDLINE_MAX + 2];
-        uint64_t ram, high;
+        uint64_t ram, hb, high;
         struct multiboot_mmap map[4] = {
             {0, MULTIBOOT_KEEL_LOW, MULTIBOOT_MEM_RAM},
             {MULTIBOOT_KEEL_LOW, MULTIBOOT_LOW_END - MULTIBOOT_KEEL_LOW, MULTIBOOT_MEM_RESERVED},
             {MULTIBOOT_LOW_END, 0, MULTIBOOT_MEM_RAM},
-            {X86_RAM_HIGH_BASE, 0, MULTIBOOT_MEM_RAM},
+            {0, 0, MULTIBOOT_MEM_RAM},
         };
         int err;
 
-        ram_runs(vm, &ram, &high);
+        ram_runs(vm, &ram, &hb, &high);
         map[2].size = ram - MULTIBOOT_LOW_END;
-        map[3].size = high;
+        map[3] = (struct multiboot_mmap){hb, high, MULTIBOOT_MEM_RAM};
         err = platform_init(vm);
         if (err)
                 return err;

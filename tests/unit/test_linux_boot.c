@@ -301,7 +301,7 @@ TEST(e820_high_ram)
                 r.high_base = bad[k][0];
                 r.high_size = bad[k][1];
                 EXPECT_EQ(linux_boot_load(&mem, &r, &info), -KEEL_EFAULT);
-                EXPECT_CONTAINS(logbuf, "is not all backed above the low RAM");
+                EXPECT_CONTAINS(logbuf, "high RAM [0x");
                 EXPECT_TRUE(ram_untouched());
         }
         log_set_sink(NULL);
