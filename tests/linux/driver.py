@@ -146,7 +146,9 @@ CASES = {
     # from 4 GiB: no free run holds the 3 GiB range, so Keel backs it with several host runs);
     # the e820 map Linux prints must show both RAM ranges, and `free -m` must count more
     # than 4 GiB.
+    # host_runs: Keel's build line must count 3 to 8 host runs (2 would be one per range).
     "bigmem": dict(vms=["linux"], mode="shell", timeout=840, memory="4608M", host_memory=5120,
+                   host_runs="[3-8]",
                    e820=[r"0x0000000000100000-0x00000000bfffffff\] usable",
                          r"0x0000000100000000-0x000000015fffffff\] usable"]),
     # Isolation: two Linux VMs (disk checks, poweroff) beside misbehaving test guests, all at
@@ -410,6 +412,10 @@ def checks(case, info, expect):
         orders.append(order)
         g = lambda t: guest(vm, direct, t)  # noqa: E731
         sums = expect["vms"][vm]
+        if not direct and case.get("host_runs"):
+            # Keel's build line: the VM's RAM in that many host runs (a range was split)
+            order.append(r"^keel: vm %s: \d+ MiB at host 0x[0-9a-f]+ \(%s host runs\)"
+                         % (re.escape(vm), case["host_runs"]))
         # (a) the kernel's own banner, not something the init printed
         order.append(g(r"(?:\[ *\d+\.\d+\] )?Linux version %s \(" % release))
         for e in case.get("e820", []):
