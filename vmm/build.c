@@ -182,46 +182,65 @@ static int vm_build_image(struct vm *vm, const struct vm_config *vc, const struc
         return err;
 }
 
+/*
+ * Back guest-physical [base, base + size) with host memory: one run if palloc has one (at
+ * the largest alignment the second-level tables can use, docs/memory.md: 1 GiB where the
+ * guest range is 1 GiB aligned and at least that large, else 2 MiB, else any page), else the
+ * largest 1 GiB or 2 MiB aligned runs there are, one gmem region each.
+ */
+static int vm_add_ram(struct vm *vm, uint64_t base, uint64_t size)
+{
+        while (size) {
+                uint64_t chunk = size;
+                hpa_t ram;
+                int err = -KEEL_ENOMEM;
+
+                if (size >= GUEST_HUGE_PAGE && is_aligned(base, GUEST_HUGE_PAGE))
+                        err = palloc_alloc(&keel_palloc, size / PAGE_SIZE, GUEST_HUGE_PAGE, &ram);
+                if (err == -KEEL_ENOMEM)
+                        err = palloc_alloc(&keel_palloc, size / PAGE_SIZE, LARGE_PAGE_SIZE, &ram);
+                if (err == -KEEL_ENOMEM)
+                        err = palloc_alloc(&keel_palloc, size / PAGE_SIZE, PAGE_SIZE, &ram);
+                for (uint64_t al = GUEST_HUGE_PAGE; err == -KEEL_ENOMEM && al >= LARGE_PAGE_SIZE;
+                     al = al == GUEST_HUGE_PAGE ? LARGE_PAGE_SIZE : 0) {
+                        chunk = align_down(palloc_largest_run(&keel_palloc, al) * PAGE_SIZE, al);
+                        if (chunk && chunk < size)
+                                err = palloc_alloc(&keel_palloc, chunk / PAGE_SIZE, al, &ram);
+                }
+                if (err)
+                        return err;
+                err = gmem_add_region(&vm->mem, gpa(base), chunk, ram);
+                if (err) {
+                        CHECK(palloc_free(&keel_palloc, ram, chunk / PAGE_SIZE) == 0);
+                        return err; /* -KEEL_ENOSPC: more runs than a VM may have */
+                }
+                base += chunk;
+                size -= chunk;
+        }
+        return 0;
+}
+
 int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_files *f)
 {
-        uint64_t pages = vc->memory / PAGE_SIZE;
+        struct gmem_range ranges[VM_RAM_RANGES];
+        unsigned nranges = arch_guest_ram_layout(vc->memory, ranges);
         uint64_t leaves[PT_LEVELS - 1];
-        hpa_t ram;
-        int err;
+        char runs[20];
+        int err = 0;
 
-        if (vc->memory > arch_guest_ram_max()) {
-                vm_stop(vm, VM_STOP_LOAD_FAILED,
-                        "memory = %llu MiB reaches the VM's device space: a VM has at most %llu "
-                        "MiB of RAM on this arch (docs/config.md); lower memory =",
-                        (unsigned long long)(vc->memory >> 20),
-                        (unsigned long long)(arch_guest_ram_max() >> 20));
-                return -KEEL_EINVAL;
-        }
-
-        /*
-         * The largest alignment the second-level tables can use (docs/memory.md): 1 GiB for a
-         * VM of 1 GiB or more (its RAM base is 1 GiB aligned on both arches), else 2 MiB,
-         * else any page.
-         */
-        err = -KEEL_ENOMEM;
-        if (vc->memory >= GUEST_HUGE_PAGE &&
-            is_aligned(gpa_raw(arch_guest_ram_base()), GUEST_HUGE_PAGE))
-                err = palloc_alloc(&keel_palloc, pages, GUEST_HUGE_PAGE, &ram);
-        if (err == -KEEL_ENOMEM)
-                err = palloc_alloc(&keel_palloc, pages, LARGE_PAGE_SIZE, &ram);
-        if (err == -KEEL_ENOMEM)
-                err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &ram);
+        CHECK(nranges > 0); /* the config keeps memory = inside [2M, 64G], which fits */
+        for (unsigned i = 0; i < nranges && !err; i++)
+                err = vm_add_ram(vm, ranges[i].base, ranges[i].size);
         if (err) {
                 vm_stop(
                     vm, VM_STOP_LOAD_FAILED,
-                    "no %llu MiB contiguous run of free memory (largest free run %llu MiB)",
-                    (unsigned long long)(vc->memory >> 20),
+                    "no %llu MiB of free memory in at most %u runs (largest free run %llu "
+                    "MiB); lower memory = or give the machine more",
+                    (unsigned long long)(vc->memory >> 20), GMEM_MAX_REGIONS,
                     (unsigned long long)(palloc_largest_run(&keel_palloc, PAGE_SIZE) * PAGE_SIZE >>
                                          20));
                 return err;
         }
-        err = gmem_add_region(&vm->mem, arch_guest_ram_base(), vc->memory, ram);
-        CHECK(err == 0);
         err = arch_vm_setup(vm);
         if (err) {
                 vm_stop(vm, VM_STOP_LOAD_FAILED, "cannot build its nested page tables: %s",
@@ -237,10 +256,14 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
         if (err)
                 return err;
         pt_count_leaves(arch_vm_guest_pt(vm), leaves);
+        runs[0] = '\0';
+        if (vm->mem.count > 1)
+                snprintf(runs, sizeof(runs), " (%u host runs)", vm->mem.count);
         LOG_INFO(
-            "keel: vm %s: %llu MiB at host %#llx, %s %s (%llu bytes); second-level tables "
+            "keel: vm %s: %llu MiB at host %#llx%s, %s %s (%llu bytes); second-level tables "
             "%llu pages, leaves %llu x 1G %llu x 2M %llu x 4K",
-            vm->name, (unsigned long long)(vc->memory >> 20), (unsigned long long)hpa_raw(ram),
+            vm->name, (unsigned long long)(vc->memory >> 20),
+            (unsigned long long)hpa_raw(vm->mem.regions[0].backing), runs,
             vc->kernel[0] ? "kernel" : "image", f->image.path, (unsigned long long)f->image.size,
             (unsigned long long)arch_vm_guest_pt(vm)->table_pages, (unsigned long long)leaves[2],
             (unsigned long long)leaves[1], (unsigned long long)leaves[0]);

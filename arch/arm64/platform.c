@@ -71,14 +71,30 @@ static int platform_init(struct vm *vm)
         return 0;
 }
 
-/* Clean what Keel wrote to the point of coherency: the guest starts with caches off. */
+/*
+ * Clean what Keel wrote to the point of coherency: the guest starts with caches off. Region by
+ * region: a VM's RAM may come from several host runs (vmm/build.c).
+ */
 static void clean_dcache(const struct gmem *m, gpa_t a, uint64_t len)
 {
-        hpa_t pa;
+        while (len) {
+                uint64_t n = 0;
 
-        if (!len || gmem_translate(m, a, len, &pa))
-                return;
-        arm64_dcache_clean_poc(hva_ptr(arch_hpa_to_hva(pa)), len);
+                for (unsigned i = 0; i < m->count && !n; i++) {
+                        const struct gmem_region *r = &m->regions[i];
+                        uint64_t off = gpa_raw(a) - gpa_raw(r->base);
+
+                        if (off >= r->size)
+                                continue;
+                        n = r->size - off < len ? r->size - off : len;
+                        arm64_dcache_clean_poc(hva_ptr(arch_hpa_to_hva(hpa_add(r->backing, off))),
+                                               n);
+                }
+                if (!n)
+                        return;
+                a = gpa_add(a, n);
+                len -= n;
+        }
 }
 
 static int load_failed(struct vm *vm, const char *what, const char *why, int err)

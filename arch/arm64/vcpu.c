@@ -50,9 +50,12 @@ gpa_t arch_guest_ram_base(void)
         return gpa(GUEST_RAM_BASE);
 }
 
-uint64_t arch_guest_ram_max(void)
+unsigned arch_guest_ram_layout(uint64_t size, struct gmem_range out[VM_RAM_RANGES])
 {
-        return UINT64_MAX - GUEST_RAM_BASE; /* nothing lies above a VM's RAM */
+        if (size == 0 || size > UINT64_MAX - GUEST_RAM_BASE)
+                return 0;
+        out[0] = (struct gmem_range){GUEST_RAM_BASE, size}; /* nothing lies above a VM's RAM */
+        return 1;
 }
 
 void arch_guest_reserved(gpa_t *base, uint64_t *size)

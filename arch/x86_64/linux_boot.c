@@ -63,62 +63,6 @@ static const char *fmt_size(char *buf, size_t n, uint64_t v)
         return buf;
 }
 
-/* ---- guest RAM possibly spread over several gmem regions ---- */
-
-static const struct gmem_region *region_of(const struct gmem *m, uint64_t a)
-{
-        for (unsigned i = 0; i < m->count; i++) {
-                const struct gmem_region *r = &m->regions[i];
-
-                if (a - gpa_raw(r->base) < r->size)
-                        return r;
-        }
-        return NULL;
-}
-
-/* True if every byte of [a, a+len) is guest RAM (adjacent regions may share the range). */
-static bool ram_backed(const struct gmem *m, uint64_t a, uint64_t len)
-{
-        while (len) {
-                const struct gmem_region *r = region_of(m, a);
-                uint64_t chunk;
-
-                if (!r)
-                        return false;
-                chunk = r->size - (a - gpa_raw(r->base));
-                if (chunk > len)
-                        chunk = len;
-                a += chunk;
-                len -= chunk;
-        }
-        return true;
-}
-
-/* gmem_write split at region edges; the range was checked with ram_backed. */
-static int ram_write(const struct gmem *m, uint64_t a, const void *src, uint64_t len)
-{
-        const uint8_t *s = src;
-
-        while (len) {
-                const struct gmem_region *r = region_of(m, a);
-                uint64_t chunk;
-                int rc;
-
-                if (!r)
-                        return -KEEL_EFAULT;
-                chunk = r->size - (a - gpa_raw(r->base));
-                if (chunk > len)
-                        chunk = len;
-                rc = gmem_write(m, gpa(a), s, chunk);
-                if (rc)
-                        return rc;
-                a += chunk;
-                s += chunk;
-                len -= chunk;
-        }
-        return 0;
-}
-
 /* ---- the setup header ---- */
 
 struct setup_hdr {
@@ -328,6 +272,8 @@ static void build_e820(const struct linux_boot_req *req, struct layout *l)
                 e820_add(l, LINUX_LOW_RAM_END, LINUX_HIGH_RAM_START, E820_RESERVED);
         }
         e820_add(l, LINUX_HIGH_RAM_START, req->ram_size, E820_RAM);
+        if (req->high_size)
+                e820_add(l, req->high_base, req->high_base + req->high_size, E820_RAM);
 }
 
 /* ---- the zero page ---- */
@@ -390,9 +336,15 @@ static int check_request(const struct gmem *m, const struct linux_boot_req *req,
                         LINUX_LOW_RAM_END, LINUX_HIGH_RAM_START);
                 return -KEEL_EINVAL;
         }
-        if (!ram_backed(m, 0, req->ram_size)) {
+        if (!gmem_contains(m, gpa(0), req->ram_size)) {
                 LOG_ERR("%s: guest RAM [0, %s) is not all backed", name,
                         fmt_size(a, sizeof(a), req->ram_size));
+                return -KEEL_EFAULT;
+        }
+        if (req->high_size && (req->high_base < req->ram_size ||
+                               !gmem_contains(m, gpa(req->high_base), req->high_size))) {
+                LOG_ERR("%s: high RAM [0x%llx, +%s) is not all backed", name,
+                        (unsigned long long)req->high_base, fmt_size(a, sizeof(a), req->high_size));
                 return -KEEL_EFAULT;
         }
         return 0;
@@ -445,15 +397,15 @@ int linux_boot_load(struct gmem *m, const struct linux_boot_req *req, struct lin
         build_boot_params(bp, &im, &h, req, &l, isize);
 
         /* Validated: copy. Every range is inside [0, ram_size), which is backed. */
-        rc = ram_write(m, l.load, im.p + h.setup_size, kbytes);
+        rc = gmem_write(m, gpa(l.load), im.p + h.setup_size, kbytes);
         if (!rc && isize)
-                rc = ram_write(m, l.initrd, req->initrd, isize);
+                rc = gmem_write(m, gpa(l.initrd), req->initrd, isize);
         if (!rc)
-                rc = ram_write(m, LINUX_CMDLINE_GPA, cmdline, l.cmdline_len);
+                rc = gmem_write(m, gpa(LINUX_CMDLINE_GPA), cmdline, l.cmdline_len);
         if (!rc)
-                rc = ram_write(m, LINUX_CMDLINE_GPA + l.cmdline_len, &nul, 1);
+                rc = gmem_write(m, gpa(LINUX_CMDLINE_GPA + l.cmdline_len), &nul, 1);
         if (!rc)
-                rc = ram_write(m, LINUX_BOOT_PARAMS_GPA, bp, sizeof(bp));
+                rc = gmem_write(m, gpa(LINUX_BOOT_PARAMS_GPA), bp, sizeof(bp));
         if (rc) {
                 LOG_ERR("%s: copying into guest RAM failed: %s", name, keel_strerror(rc));
                 return rc;

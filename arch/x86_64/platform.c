@@ -18,6 +18,7 @@
 #include <arch/x86_vcpu.h>
 #include <drivers/uart16550.h>
 #include <keel/arch.h>
+#include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <keel/sched.h>
@@ -42,8 +43,7 @@
 #define VIRTIO_MMIO_BASE  X86_GUEST_DEVICES_BASE
 #define VIRTIO_MMIO_SLOT  0x1000ull
 #define VIRTIO_FIRST_GSI  5
-#define LINUX_RAM_MAX     (4ull << 30) /* the boot page tables' window; see guest-entry.md */
-#define LINUX_CMDLINE_MAX 1100         /* the command line Keel passes, tsc_early_khz included */
+#define LINUX_CMDLINE_MAX 1100 /* the command line Keel passes, tsc_early_khz included */
 
 static uint64_t tsc_now(void *ctx)
 {
@@ -231,6 +231,14 @@ static int write_reset_stub(struct vm *vm)
         return gmem_write(&vm->mem, gpa(RESET_VECTOR), reset_stub, sizeof(reset_stub));
 }
 
+/* The VM's RAM (arch/ram_layout.h): *low bytes from 0, *high bytes from *hb (0: none). */
+static void ram_runs(const struct vm *vm, uint64_t *low, uint64_t *hb, uint64_t *high)
+{
+        *low = *high = 0;
+        gmem_next_run(&vm->mem, 0, hb, low); /* from 0: linux_boot / multiboot check that */
+        gmem_next_run(&vm->mem, *low, hb, high);
+}
+
 /* Linux's flat GDT: __BOOT_CS = 0x10 (64-bit code), __BOOT_DS = 0x18. */
 #define LINUX_GDT 0x500
 
@@ -244,13 +252,10 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
         struct linux_boot_info info;
         struct linux_boot_req req;
         char line[LINUX_CMDLINE_MAX];
-        uint64_t ram = gmem_total(&vm->mem);
+        uint64_t ram, hb, high;
         int err;
 
-        if (ram > LINUX_RAM_MAX) {
-                LOG_ERR("vm %s: Linux VMs may have at most 4096 MiB of memory for now", vm->name);
-                return -KEEL_E2BIG;
-        }
+        ram_runs(vm, &ram, &hb, &high);
         if (ndevs > ACPI_MAX_VIRTIO)
                 return -KEEL_E2BIG;
         err = platform_init(vm);
@@ -288,6 +293,8 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
             .cmdline = line,
             .rsdp_gpa = gpa_raw(tables.rsdp),
             .ram_size = ram,
+            .high_base = hb,
+            .high_size = high,
             .acpi_base = gpa(ACPI_WINDOW_BASE),
             .acpi_size = ACPI_WINDOW_SIZE,
         };
@@ -329,18 +336,18 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
         struct multiboot_out out;
         struct multiboot_req req;
         char line[CONFIG_PATH_MAX + CONFIG_CMDLINE_MAX + 2];
-        uint64_t ram = gmem_total(&vm->mem);
-        const struct multiboot_mmap map[3] = {
+        uint64_t ram, hb, high;
+        struct multiboot_mmap map[4] = {
             {0, MULTIBOOT_KEEL_LOW, MULTIBOOT_MEM_RAM},
             {MULTIBOOT_KEEL_LOW, MULTIBOOT_LOW_END - MULTIBOOT_KEEL_LOW, MULTIBOOT_MEM_RESERVED},
-            {MULTIBOOT_LOW_END, ram - MULTIBOOT_LOW_END, MULTIBOOT_MEM_RAM},
+            {MULTIBOOT_LOW_END, 0, MULTIBOOT_MEM_RAM},
+            {0, 0, MULTIBOOT_MEM_RAM},
         };
         int err;
 
-        if (ram > LINUX_RAM_MAX) {
-                LOG_ERR("vm %s: Multiboot VMs may have at most 4096 MiB of memory", vm->name);
-                return -KEEL_E2BIG;
-        }
+        ram_runs(vm, &ram, &hb, &high);
+        map[2].size = ram - MULTIBOOT_LOW_END;
+        map[3] = (struct multiboot_mmap){hb, high, MULTIBOOT_MEM_RAM};
         err = platform_init(vm);
         if (err)
                 return err;
@@ -368,7 +375,7 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
             .nmods = f->initrd.path && f->initrd.path[0] ? 1 : 0,
             .ram_size = ram,
             .mmap = map,
-            .nmmap = 3,
+            .nmmap = high ? 4 : 3,
             .info = gpa(MULTIBOOT_INFO_GPA),
             .reserved_base = gpa(MULTIBOOT_KEEL_LOW),
             .reserved_size = MULTIBOOT_LOW_END - MULTIBOOT_KEEL_LOW,

@@ -12,6 +12,7 @@
 #include <arch/gwalk.h>
 #include <arch/mmio_emul.h>
 #include <arch/platform.h>
+#include <arch/ram_layout.h>
 #include <arch/swregs.h>
 #include <arch/x86.h>
 #include <arch/x86_checks.h>
@@ -32,7 +33,7 @@
 #define GUEST_STACK    0x80000
 #define GUEST_RESERVED 0x100000
 #define GUEST_MAP_MIN  (4ull << 30)
-#define GUEST_MAP_MAX  (64ull << 30) /* one PDPT: 64 page directories fit below the stack */
+#define GUEST_MAP_MAX  (65ull << 30) /* 64 GiB of RAM ends there; its 65 PDs end at 0x44000 */
 
 #define COM1_BASE 0x3f8
 #define RTC_BASE  0x70 /* index, data */
@@ -104,9 +105,9 @@ gpa_t arch_guest_ram_base(void)
         return gpa(0);
 }
 
-uint64_t arch_guest_ram_max(void)
+unsigned arch_guest_ram_layout(uint64_t size, struct gmem_range out[VM_RAM_RANGES])
 {
-        return X86_GUEST_DEVICES_BASE; /* RAM above 4 GiB is not placed yet (docs/config.md) */
+        return x86_ram_layout(size, out);
 }
 
 void arch_guest_reserved(gpa_t *base, uint64_t *size)
@@ -155,15 +156,22 @@ void arch_vm_teardown(struct vm *vm)
 }
 
 /*
- * The guest's boot page tables: an identity map of guest-physical memory (at least 4 GiB, so
- * that accesses beyond RAM reach the nested tables and are reported) with 2 MiB pages.
+ * The guest's boot page tables: an identity map of guest-physical memory with 2 MiB pages,
+ * [0, 4 GiB) (so that accesses beyond RAM reach the nested tables and are reported) and, for
+ * a test image, up to the end of its RAM above 4 GiB. A Linux VM's map stays [0, 4 GiB): the
+ * boot protocol needs only its kernel, zero page and command line mapped, all in low RAM,
+ * and its zero page at 0x7000 lies where a fifth page directory would.
  */
 static int write_page_tables(struct vm *vm, uint64_t *map_size)
 {
-        uint64_t ram = gmem_total(&vm->mem);
-        uint64_t map = ram > GUEST_MAP_MIN ? align_up(ram, 1ull << 30) : GUEST_MAP_MIN;
+        uint64_t end = 0, base = 0, size = 0, map = GUEST_MAP_MIN;
         uint64_t entry = GUEST_PDPT | 0x3;
         int err;
+
+        while (gmem_next_run(&vm->mem, end, &base, &size))
+                end = base + size;
+        if (!vm->arch.platform && end > map)
+                map = align_up(end, 1ull << 30);
 
         if (map > GUEST_MAP_MAX)
                 return -KEEL_E2BIG;

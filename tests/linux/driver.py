@@ -141,6 +141,16 @@ CASES = {
     # tools/run-qemu --memory.
     "arm64_bigmem": dict(vms=["linux"], mode="shell", timeout=840, arch="arm64",
                          memory="4608M", host_memory=6144),
+    # x86: the same 4608 MiB as on a PC, [0, 3 GiB) and [4 GiB, 5.5 GiB) around the device
+    # hole (arch/x86_64/include/arch/ram_layout.h), on a 5 GiB host (q35: 2 GiB from 0, 3 GiB
+    # from 4 GiB: no free run holds the 3 GiB range, so Keel backs it with several host runs);
+    # the e820 map Linux prints must show both RAM ranges, and `free -m` must count more
+    # than 4 GiB.
+    # host_runs: Keel's build line must count 3 to 8 host runs (2 would be one per range).
+    "bigmem": dict(vms=["linux"], mode="shell", timeout=840, memory="4608M", host_memory=5120,
+                   host_runs="[3-8]",
+                   e820=[r"0x0000000000100000-0x00000000bfffffff\] usable",
+                         r"0x0000000100000000-0x000000015fffffff\] usable"]),
     # Isolation: two Linux VMs (disk checks, poweroff) beside misbehaving test guests, all at
     # once on a two-CPU host: one that faults (x86: triple fault; arm64: an access outside its
     # RAM), one that never gives the CPU back (runaway: interrupts off, no exits), one that
@@ -402,8 +412,15 @@ def checks(case, info, expect):
         orders.append(order)
         g = lambda t: guest(vm, direct, t)  # noqa: E731
         sums = expect["vms"][vm]
+        if not direct and case.get("host_runs"):
+            # Keel's build line: the VM's RAM in that many host runs (a range was split)
+            order.append(r"^keel: vm %s: \d+ MiB at host 0x[0-9a-f]+ \(%s host runs\)"
+                         % (re.escape(vm), case["host_runs"]))
         # (a) the kernel's own banner, not something the init printed
         order.append(g(r"(?:\[ *\d+\.\d+\] )?Linux version %s \(" % release))
+        for e in case.get("e820", []):
+            # the RAM ranges of the e820 map Keel gave, as the kernel prints them
+            order.append(g(r"(?:\[ *\d+\.\d+\] )?BIOS-e820: \[mem %s" % e))
         if case.get("vcpus", 1) > 1:
             # every vCPU started through PSCI CPU_ON and answering IPIs
             order.append(g(r"(?:\[ *\d+\.\d+\] )?smp: Brought up 1 node, %d CPUs$"

@@ -107,9 +107,10 @@ TEST(contains_edges)
         EXPECT_FALSE(gmem_contains(&m, gpa(BASE0 - 1), 2));
         EXPECT_FALSE(gmem_contains(&m, gpa(BASE1 + RSZ), 1)); /* one past the end */
         EXPECT_FALSE(gmem_contains(&m, gpa(BASE1 + RSZ - 1), 2));
-        /* crossing the edge between two adjacent regions */
-        EXPECT_FALSE(gmem_contains(&m, gpa(BASE0 + RSZ - 1), 2));
-        EXPECT_FALSE(gmem_contains(&m, gpa(BASE0), 2 * RSZ));
+        /* across the edge between two adjacent regions: one run of RAM */
+        EXPECT_TRUE(gmem_contains(&m, gpa(BASE0 + RSZ - 1), 2));
+        EXPECT_TRUE(gmem_contains(&m, gpa(BASE0), 2 * RSZ));
+        EXPECT_FALSE(gmem_contains(&m, gpa(BASE0), 2 * RSZ + 1));
         /* len 0: inside only if the address is */
         EXPECT_TRUE(gmem_contains(&m, gpa(BASE0), 0));
         EXPECT_TRUE(gmem_contains(&m, gpa(BASE1 + RSZ - 1), 0));
@@ -183,16 +184,16 @@ TEST(failed_accesses_change_nothing)
         setup(&m);
         memset(buf, 0x99, sizeof(buf));
         memset(out, 0x55, sizeof(out));
-        /* crossing regions, one past the end, before the start, wrapping */
-        EXPECT_EQ(gmem_write(&m, gpa(BASE0 + RSZ - 8), buf, 16), -KEEL_EFAULT);
+        /* across both regions past the end, one past the end, before the start, wrapping */
+        EXPECT_EQ(gmem_write(&m, gpa(BASE1 - 8), buf, RSZ + 16), -KEEL_EFAULT);
         EXPECT_EQ(gmem_write(&m, gpa(BASE1 + RSZ), buf, 1), -KEEL_EFAULT);
         EXPECT_EQ(gmem_write(&m, gpa(BASE0 - 8), buf, 16), -KEEL_EFAULT);
         EXPECT_EQ(gmem_write(&m, gpa(BASE0 + 16), buf, UINT64_MAX - 8), -KEEL_EFAULT);
-        EXPECT_EQ(gmem_fill(&m, gpa(BASE0 + RSZ - 8), 0x77, 16), -KEEL_EFAULT);
+        EXPECT_EQ(gmem_fill(&m, gpa(BASE0 + 8), 0x77, 2 * RSZ), -KEEL_EFAULT);
         EXPECT_EQ(gmem_fill(&m, gpa(BASE0), 0x77, UINT64_MAX), -KEEL_EFAULT);
         EXPECT_TRUE(all_bytes(back0, RSZ, 0x11));
         EXPECT_TRUE(all_bytes(back1, RSZ, 0x22));
-        EXPECT_EQ(gmem_read(&m, gpa(BASE0 + RSZ - 8), out, 16), -KEEL_EFAULT);
+        EXPECT_EQ(gmem_read(&m, gpa(BASE1 + RSZ - 8), out, 16), -KEEL_EFAULT);
         EXPECT_EQ(gmem_read(&m, gpa(0), out, 1), -KEEL_EFAULT);
         EXPECT_EQ(gmem_read(&m, gpa(UINT64_MAX), out, 2), -KEEL_EFAULT);
         EXPECT_TRUE(all_bytes(out, sizeof(out), 0x55));
@@ -241,6 +242,80 @@ TEST(unsorted_regions)
         EXPECT_EQ(back0[3], 0x3c);
         EXPECT_FALSE(gmem_contains(&m, gpa(RSZ), 1)); /* hole between them */
         EXPECT_EQ(gmem_total(&m), 2 * RSZ);
+}
+
+/* A VM's RAM from several host runs: an access across their edge is split, never refused. */
+TEST(access_across_adjacent_regions)
+{
+        struct gmem m;
+        uint8_t buf[16], out[16];
+
+        setup(&m);
+        for (unsigned i = 0; i < sizeof(buf); i++)
+                buf[i] = (uint8_t)(0xa0 + i);
+        EXPECT_EQ(gmem_write(&m, gpa(BASE1 - 8), buf, sizeof(buf)), 0);
+        EXPECT_EQ(memcmp(back0 + RSZ - 8, buf, 8), 0);
+        EXPECT_EQ(memcmp(back1, buf + 8, 8), 0);
+        EXPECT_EQ(back0[RSZ - 9], 0x11);
+        EXPECT_EQ(back1[8], 0x22);
+        memset(out, 0, sizeof(out));
+        EXPECT_EQ(gmem_read(&m, gpa(BASE1 - 8), out, sizeof(out)), 0);
+        EXPECT_EQ(memcmp(out, buf, sizeof(buf)), 0);
+        EXPECT_EQ(gmem_fill(&m, gpa(BASE1 - 4), 0x77, 8), 0);
+        EXPECT_TRUE(all_bytes(back0 + RSZ - 4, 4, 0x77));
+        EXPECT_TRUE(all_bytes(back1, 4, 0x77));
+        EXPECT_EQ(back1[4], buf[12]);
+        /* one host address only inside one region */
+        hpa_t h;
+        EXPECT_EQ(gmem_translate(&m, gpa(BASE1 - 8), 16, &h), -KEEL_EFAULT);
+        EXPECT_TRUE(gmem_peek(&m, gpa(BASE1 - 8), 16) == NULL);
+        EXPECT_TRUE(gmem_peek(&m, gpa(BASE1 - 8), 8) == back0 + RSZ - 8);
+}
+
+/* Regions with a gap (the x86 hole below 4 GiB): an access into the gap is refused. */
+TEST(gap_between_regions)
+{
+        struct gmem m;
+        uint8_t buf[16];
+
+        gmem_init(&m);
+        memset(back0, 0x11, sizeof(back0));
+        memset(back1, 0x22, sizeof(back1));
+        ASSERT_TRUE(gmem_add_region(&m, gpa(BASE0), RSZ, hpa_of(back0)) == 0);
+        ASSERT_TRUE(gmem_add_region(&m, gpa(BASE1 + PAGE_SIZE), RSZ, hpa_of(back1)) == 0);
+        memset(buf, 0x99, sizeof(buf));
+        EXPECT_FALSE(gmem_contains(&m, gpa(BASE1 - 8), 16));
+        EXPECT_FALSE(gmem_contains(&m, gpa(BASE0), RSZ + 2 * PAGE_SIZE));
+        EXPECT_EQ(gmem_write(&m, gpa(BASE1 - 8), buf, 16), -KEEL_EFAULT);
+        EXPECT_EQ(gmem_write(&m, gpa(BASE1 + PAGE_SIZE - 8), buf, 16), -KEEL_EFAULT);
+        EXPECT_TRUE(all_bytes(back0, RSZ, 0x11));
+        EXPECT_TRUE(all_bytes(back1, RSZ, 0x22));
+        EXPECT_TRUE(gmem_contains(&m, gpa(BASE1 + PAGE_SIZE), RSZ));
+}
+
+TEST(next_run)
+{
+        struct gmem m;
+        uint64_t b = 1, s = 1;
+
+        gmem_init(&m);
+        EXPECT_FALSE(gmem_next_run(&m, 0, &b, &s));
+        /* added out of order: [0x100000, +3 pages) as two regions, a gap, [0x200000, +1) */
+        ASSERT_TRUE(gmem_add_region(&m, gpa(0x200000), PAGE_SIZE, hpa_of(back1)) == 0);
+        ASSERT_TRUE(gmem_add_region(&m, gpa(0x101000), 2 * PAGE_SIZE, hpa_of(back0 + PAGE_SIZE)) ==
+                    0);
+        ASSERT_TRUE(gmem_add_region(&m, gpa(0x100000), PAGE_SIZE, hpa_of(back0)) == 0);
+        EXPECT_TRUE(gmem_next_run(&m, 0, &b, &s));
+        EXPECT_EQ(b, 0x100000);
+        EXPECT_EQ(s, 3 * PAGE_SIZE);
+        EXPECT_TRUE(gmem_next_run(&m, b + s, &b, &s));
+        EXPECT_EQ(b, 0x200000);
+        EXPECT_EQ(s, PAGE_SIZE);
+        EXPECT_FALSE(gmem_next_run(&m, b + s, &b, &s));
+        /* from inside a run: the next region that starts at or above */
+        EXPECT_TRUE(gmem_next_run(&m, 0x100800, &b, &s));
+        EXPECT_EQ(b, 0x101000);
+        EXPECT_EQ(s, 2 * PAGE_SIZE);
 }
 
 TEST_MAIN()

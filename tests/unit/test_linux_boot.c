@@ -261,6 +261,52 @@ TEST(e820_acpi_window_at_edges_and_absent)
         log_set_sink(NULL);
 }
 
+/*
+ * RAM above the hole below 4 GiB (x86 VMs larger than 3 GiB, arch/ram_layout.h): the e820
+ * map lists it after the low RAM; the kernel and initrd stay low. Not backed, or below the
+ * low RAM: refused before anything is written.
+ */
+TEST(e820_high_ram)
+{
+        static uint8_t high[64 * KiB] __attribute__((aligned(4096)));
+        const uint64_t hb = 4ull << 30;
+        struct linux_boot_req r;
+        struct linux_boot_info info;
+
+        setup();
+        ASSERT_TRUE(gmem_add_region(&mem, gpa(hb), sizeof(high), hpa((uintptr_t)high)) == 0);
+        memset(high, FILL, sizeof(high));
+        r = req();
+        r.high_base = hb;
+        r.high_size = sizeof(high);
+        r.initrd = initrd;
+        r.initrd_size = sizeof(initrd);
+        ASSERT_TRUE(linux_boot_load(&mem, &r, &info) == 0);
+        EXPECT_EQ(bp()[BP_E820_ENTRIES], 6);
+        EXPECT_EQ(info.e820_count, 6);
+        expect_e820(4, 0x100000, RAM_SZ - 0x100000, E820_RAM);
+        expect_e820(5, hb, sizeof(high), E820_RAM);
+        EXPECT_EQ(gpa_raw(info.initrd) + sizeof(initrd) <= RAM_SZ, true);
+        for (size_t i = 0; i < sizeof(high); i += 4096)
+                EXPECT_EQ(high[i], FILL); /* nothing is loaded there */
+
+        /* high RAM the gmem does not back (one page more), or overlapping the low RAM */
+        const uint64_t bad[][2] = {
+            {hb, sizeof(high) + 4096}, {hb - 4096, 8192}, {RAM_SZ - 4096, 4096}};
+        for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+                setup();
+                ASSERT_TRUE(gmem_add_region(&mem, gpa(hb), sizeof(high), hpa((uintptr_t)high)) ==
+                            0);
+                r = req();
+                r.high_base = bad[k][0];
+                r.high_size = bad[k][1];
+                EXPECT_EQ(linux_boot_load(&mem, &r, &info), -KEEL_EFAULT);
+                EXPECT_CONTAINS(logbuf, "high RAM [0x");
+                EXPECT_TRUE(ram_untouched());
+        }
+        log_set_sink(NULL);
+}
+
 TEST(initrd_at_top_of_ram)
 {
         struct linux_boot_req r;

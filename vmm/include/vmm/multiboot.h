@@ -92,7 +92,8 @@ struct multiboot_req {
         const char *cmdline; /* the kernel's whole command line (QEMU: "path args"); NULL: "" */
         const struct multiboot_module *mods;
         unsigned nmods;
-        /* Guest RAM is [0, ram_size), all backed by the gmem; the map the guest is shown. */
+        /* Guest RAM below 4 GiB is [0, ram_size), all backed by the gmem (the kernel and its
+         * modules go there); the map the guest is shown, which may list more RAM above. */
         uint64_t ram_size;
         const struct multiboot_mmap *mmap;
         unsigned nmmap;

@@ -33,11 +33,13 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry);
 /* Where a VM's RAM starts (0 on x86; 0x40000000 on arm64, as on QEMU's virt machine). */
 gpa_t arch_guest_ram_base(void);
 /*
- * The most RAM a VM of this arch can have: its RAM is one block from arch_guest_ram_base()
- * and must end below the VM's device space (x86: virtio-mmio at 0xd0000000, the I/O APIC
- * and LAPIC pages below 4 GiB; arm64: nothing above RAM).
+ * Where a VM's `size` bytes of RAM lie in its guest-physical space: the ranges, lowest first
+ * (the first from arch_guest_ram_base()), written to out[]; returns their count, 0 if the
+ * arch cannot place that much. x86: as on a PC, RAM up to 3 GiB, the device space in
+ * [3 GiB, 4 GiB), the rest from 4 GiB; arm64: one block from 1 GiB.
  */
-uint64_t arch_guest_ram_max(void);
+#define VM_RAM_RANGES 2
+unsigned arch_guest_ram_layout(uint64_t size, struct gmem_range out[VM_RAM_RANGES]);
 /* Guest-physical range the arch keeps for boot structures (loaders must not overwrite it). */
 void arch_guest_reserved(gpa_t *base, uint64_t *size);
 /* ELF e_machine value of this arch's guests. */

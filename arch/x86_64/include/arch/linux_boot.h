@@ -2,7 +2,8 @@
  * Linux x86 boot protocol loader (pure C, host-tested; docs/linux-boot.md). Loads a bzImage
  * for its 64-bit entry point: the protected-mode kernel, the command line, an optional
  * initrd and the "zero page" (struct boot_params with the copied setup header and the e820
- * map) into guest RAM [0, ram_size), all through the gmem API.
+ * map) into low guest RAM [0, ram_size), all through the gmem API; the e820 map also lists
+ * the RAM above the hole below 4 GiB (high_base, high_size).
  *
  * Everything is validated before the first byte is written, so a refused image leaves guest
  * RAM untouched. Every refusal is logged (LOG_ERR) with the file's name and the reason and
@@ -17,7 +18,8 @@
  *   between the kernel and min(initrd_addr_max, RAM end)          -KEEL_E2BIG
  *   bad request (RAM smaller than 2 MiB, ACPI window outside
  *   [0x9fc00, 0x100000), missing data)                            -KEEL_EINVAL
- *   guest RAM [0, ram_size) not backed by the gmem                -KEEL_EFAULT
+ *   guest RAM [0, ram_size) or [high_base, +high_size) not backed
+ *   by the gmem, or high RAM below ram_size                        -KEEL_EFAULT
  */
 #ifndef ARCH_LINUX_BOOT_H
 #define ARCH_LINUX_BOOT_H
@@ -32,7 +34,7 @@
 #define LINUX_BOOT_PARAMS_GPA  0x7000ull   /* boot_params, 4 KiB */
 #define LINUX_CMDLINE_GPA      0x20000ull  /* command line, NUL-terminated */
 #define LINUX_LOW_RAM_END      0x9fc00ull  /* e820: RAM [0, here), then reserved */
-#define LINUX_HIGH_RAM_START   0x100000ull /* e820: RAM [1 MiB, ram_size) */
+#define LINUX_HIGH_RAM_START   0x100000ull /* e820: RAM [1 MiB, ram_size), then high RAM */
 #define LINUX_DEFAULT_LOAD_GPA 0x100000ull /* non-relocatable kernels */
 #define LINUX_CMDLINE_MAX_GPA  LINUX_LOW_RAM_END
 
@@ -93,9 +95,13 @@ struct linux_boot_req {
         const char *initrd_name; /* for messages; NULL reads "initrd" */
         const char *cmdline;     /* NULL: empty */
         uint64_t rsdp_gpa;       /* 0: not passed (acpi_rsdp_addr needs protocol 2.14) */
-        /* e820 input: RAM is [0, ram_size); the ACPI tables are [acpi_base, +acpi_size),
-         * which must lie inside [0x9fc00, 0x100000) (acpi_size 0: no ACPI entry). */
+        /* e820 input: low RAM is [0, ram_size) (the kernel and initrd go there), more RAM
+         * [high_base, +high_size) above it (high_size 0: none; x86 VMs: from 4 GiB,
+         * arch/ram_layout.h), both backed by the gmem; the ACPI tables are
+         * [acpi_base, +acpi_size), which must lie inside [0x9fc00, 0x100000) (acpi_size 0: no
+         * ACPI entry). */
         uint64_t ram_size;
+        uint64_t high_base, high_size;
         gpa_t acpi_base;
         uint64_t acpi_size;
 };
@@ -121,7 +127,8 @@ struct linux_boot_info {
 };
 
 /*
- * Loads the bzImage of `req` into `m` (which must back guest RAM [0, req->ram_size)) and
+ * Loads the bzImage of `req` into `m` (which must back guest RAM [0, req->ram_size) and
+ * [req->high_base, +req->high_size)) and
  * fills *out. The caller then enters at out->entry64 in 64-bit mode with RSI = boot_params,
  * CS = LINUX_BOOT_CS, DS/ES/SS = LINUX_BOOT_DS, an identity map covering RAM, interrupts off.
  */

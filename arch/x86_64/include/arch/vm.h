@@ -12,6 +12,7 @@
 #include <keel/addr.h>
 #include <arch/cpuid_policy.h>
 #include <arch/gwalk.h>
+#include <arch/ram_layout.h>
 #include <arch/swregs.h>
 #include <arch/vioapic.h>
 #include <arch/vlapic.h>
@@ -27,9 +28,6 @@ struct x86_gprs {
 };
 
 #define X86_UNCLAIMED_PORTS_LOGGED 16
-
-/* A VM's device space: from here to 4 GiB (virtio-mmio, I/O APIC, LAPIC); RAM ends below. */
-#define X86_GUEST_DEVICES_BASE 0xd0000000ull
 
 struct vm_arch {
         bool platform;          /* Linux platform: LAPIC, IOAPIC, ACPI (arch/platform.h) */
