@@ -434,6 +434,7 @@ static const char *geometry(struct vblk *v)
         v->blk.max_segs = v->max_descs;
         v->blk.volatile_cache = has(v, VBLK_F_FLUSH);
         v->blk.read_only = has(v, VBLK_F_RO);
+        v->blk.polled = true; /* docs/virtio-pci.md: no interrupts yet */
         v->blk.ops = &blk_ops;
         v->blk.priv = v;
         return NULL;

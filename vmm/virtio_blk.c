@@ -291,6 +291,8 @@ static int submit_piece(struct virtio_blk *b, struct virtq *q, struct virtio_blk
         }
         if (io->bounced)
                 b->bounced++;
+        if (d->polled)
+                blkdev_poll_hold(true);
         if (b->out > b->max_out)
                 b->max_out = b->out;
         io->flush_sent = io->type == VIRTIO_BLK_T_FLUSH;
@@ -304,6 +306,8 @@ static void piece_done(struct virtio_blk *b, struct virtq *q, struct virtio_blk_
         io->state = VBIO_READY;
         b->out--;
         b->full = false; /* the device has room again */
+        if (b->dev->polled)
+                blkdev_poll_hold(false);
         if (io->stale) {
                 slot_free(b, io);
         } else if (io->dev_status) {
