@@ -520,11 +520,8 @@ static bool take(struct virtio_blk *b, struct virtq *q, unsigned *budget)
                 int r = virtq_pop(q, &io->chain);
                 if (r < 0)
                         break;
-                if (r == 0) {
-                        if (!virtq_end_batch(q)) /* avail_event: notify at the next chain */
-                                break;
-                        continue;
-                }
+                if (r == 0)
+                        break; /* dev_pump decides whether to ask for a notification */
                 (*budget)--;
                 dev_start(b, q, io);
                 took = true;
@@ -542,6 +539,7 @@ static bool dev_pump(struct virtio_blk *b, struct virtq *q)
         unsigned budget = VIRTIO_NOTIFY_BUDGET;
         bool progress;
 
+again:
         do {
                 progress = reap(b, q);
                 progress |= advance(b, q);
@@ -558,6 +556,15 @@ static bool dev_pump(struct virtio_blk *b, struct virtq *q)
                 }
         } while (progress ||
                  (__atomic_load_n(&b->done_bits, __ATOMIC_SEQ_CST) & ~VIRTIO_BLK_DRV_BUSY));
+        /*
+         * With pieces out, their completions take whatever the driver posts meanwhile:
+         * avail_event stays behind, so with EVENT_IDX the driver does not notify while work
+         * is in flight. With none out, ask for a notification at the next chain (and look once
+         * more for one that came meanwhile).
+         */
+        if (budget && !b->out && b->active < VIRTIO_BLK_INFLIGHT && !b->stopping &&
+            virtio_mmio_running(b->t) && virtq_end_batch(q))
+                goto again;
         return budget == 0;
 }
 

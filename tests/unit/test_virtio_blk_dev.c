@@ -522,6 +522,27 @@ TEST(one_notify_takes_every_chain_and_they_complete_out_of_order)
         done_vm();
 }
 
+TEST(event_idx_no_notify_needed_while_requests_are_out)
+{
+        setup(LATER, 512, 4, 0, 64, true);
+        queue_req(0, VIRTIO_BLK_T_IN, 0, DATA, 512);
+        dq_notify(vm, &q);
+        EXPECT_EQ(fk.npending, 1);
+        /* One out: the driver is not asked to notify for the next (avail_event stays 0)... */
+        EXPECT_EQ(dq_avail_event(vm, &q), 0);
+        queue_req(1, VIRTIO_BLK_T_IN, 1, DATA + 0x1000, 512); /* posted without a notify */
+        EXPECT_EQ(fk.npending, 1);
+        /* ...the completion takes it. */
+        complete_at(0);
+        EXPECT_EQ(fk.npending, 1);
+        EXPECT_EQ(fk.lbas[1], 1);
+        EXPECT_EQ(dq_avail_event(vm, &q), 0);
+        complete_at(0); /* nothing out, ring empty: now notify at the next chain */
+        EXPECT_EQ(dq_avail_event(vm, &q), 2);
+        EXPECT_EQ(dq_used_idx(vm, &q), 2);
+        done_vm();
+}
+
 TEST(a_full_device_queue_holds_the_rest_in_order_none_dropped)
 {
         setup(LATER, 512, 4, 0, 64, true);
@@ -586,11 +607,10 @@ TEST(more_chains_than_slots_wait_in_the_ring)
         EXPECT_EQ(fk.npending, VIRTIO_BLK_INFLIGHT);
         EXPECT_EQ(fk.accepted, VIRTIO_BLK_INFLIGHT + 8);
         EXPECT_EQ(dq_avail_event(vm, &q), 0);
-        complete_at(0); /* a free slot and the ring empty: now notify me at the next */
-        EXPECT_EQ(dq_avail_event(vm, &q), VIRTIO_BLK_INFLIGHT + 8);
         while (fk.npending)
                 complete_at(fk.npending - 1);
         EXPECT_EQ(dq_used_idx(vm, &q), VIRTIO_BLK_INFLIGHT + 8);
+        EXPECT_EQ(dq_avail_event(vm, &q), VIRTIO_BLK_INFLIGHT + 8); /* idle: notify me next */
         for (unsigned k = 0; k < VIRTIO_BLK_INFLIGHT + 8; k++) {
                 EXPECT_EQ(status_of(k), VIRTIO_BLK_S_OK);
                 EXPECT_EQ(fk.lbas[k], k);
