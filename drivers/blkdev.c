@@ -80,6 +80,21 @@ int blkdev_sync(struct blkdev *d, struct blk_req *r)
         return w.status;
 }
 
+static unsigned poll_holds;
+
+void blkdev_poll_hold(bool on)
+{
+        if (on)
+                __atomic_fetch_add(&poll_holds, 1, __ATOMIC_RELAXED);
+        else
+                __atomic_fetch_sub(&poll_holds, 1, __ATOMIC_RELAXED);
+}
+
+bool blkdev_poll_wanted(void)
+{
+        return __atomic_load_n(&poll_holds, __ATOMIC_RELAXED) != 0;
+}
+
 void blkdev_reset_for_test(void)
 {
         ndevs = 0;

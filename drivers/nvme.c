@@ -1031,6 +1031,7 @@ static void register_blkdevs(struct nvme_ctrl *c)
                 n->blk.max_segs = c->io[0].size - 1u; /* a command each, all at once */
                 n->blk.volatile_cache = c->vwc;
                 n->blk.read_only = false;
+                n->blk.polled = !c->msix;
                 n->blk.ops = &blk_ops;
                 n->blk.priv = n;
                 err = blkdev_register(&n->blk);

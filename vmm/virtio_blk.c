@@ -4,7 +4,8 @@
  * is never written), or a range of blocks of a disk Keel drives (drivers/blkdev.h), where
  * the device moves data by DMA straight between the disk and the guest's buffers, translated
  * through the VM's own guest-physical map, and a request is acknowledged (used element,
- * interrupt) only from the device's done(). One request queue.
+ * interrupt) only from the device's done(). One request queue; the blkdev backend has up to
+ * VIRTIO_BLK_INFLIGHT requests with the device at once and never waits for it.
  *
  * A request is a chain whose device-readable part starts with the 16-byte header
  * {le32 type; le32 reserved; le64 sector} and whose device-writable part ends with the status
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include <arch/relax.h>
+#include <keel/check.h>
 #include <keel/errno.h>
 #include <vmm/virtio.h>
 
@@ -148,6 +150,18 @@ static uint64_t blk_request(struct virtio_blk *b, struct virtq *q, const struct 
 }
 
 /* ---- blkdev backend ---------------------------------------------------------------------- */
+/*
+ * Up to VIRTIO_BLK_INFLIGHT requests at once (docs/storage.md, "Completion and concurrency"),
+ * each in a slot of b->io. All of it runs under the VM's device lock (b->lock): the
+ * notification (the transport's register access holds it) and a done() that comes later,
+ * which takes it. A driver may call done() inside submit() or poll(), i.e. on this CPU with
+ * the lock held: around every driver call the holder sets VIRTIO_BLK_DRV_BUSY in done_bits,
+ * and a done() that finds it set only posts its slot's bit, which the holder reaps after the
+ * call. A done() that finds it clear posts its bit and takes the lock (from another CPU it
+ * waits for the holder, who never holds it across an interrupt window: keel/irq.h) and
+ * reaps. Bit and flag are one word, so no completion is left unreaped; done() counts itself
+ * in `callers` so that virtio_blk_quiesce knows when the last one stopped touching the device.
+ */
 
 static bool dev_in(const struct virtio_blk_io *io)
 {
@@ -181,9 +195,8 @@ static bool data_at(const struct virtq_chain *c, bool in, uint64_t off, gpa_t *a
  * device's rules (address a multiple of seg_align, length a multiple of the block size, the
  * piece within max_segs and max_transfer). 0 if the next buffer does not: it is bounced.
  */
-static uint32_t direct_piece(struct virtio_blk *b, struct virtq *q)
+static uint32_t direct_piece(struct virtio_blk *b, struct virtq *q, struct virtio_blk_io *io)
 {
-        struct virtio_blk_io *io = &b->io;
         const struct blkdev *d = b->dev;
         uint64_t off = io->off, total = 0;
         unsigned n = 0, max = d->max_segs < VIRTIO_BLK_DEV_SEGS ? d->max_segs : VIRTIO_BLK_DEV_SEGS;
@@ -193,7 +206,7 @@ static uint32_t direct_piece(struct virtio_blk *b, struct virtq *q)
                 uint64_t len;
                 hpa_t pa;
 
-                if (!data_at(&b->chain, dev_in(io), off, &a, &len))
+                if (!data_at(&io->chain, dev_in(io), off, &a, &len))
                         break;
                 if (len > io->total - off)
                         len = io->total - off;
@@ -213,85 +226,110 @@ static uint32_t direct_piece(struct virtio_blk *b, struct virtq *q)
 
 static void dev_done(struct blk_req *r, int status);
 
-/* Submit the request's next piece. False if it could not be (status set to IOERR). */
-static bool submit_piece(struct virtio_blk *b, struct virtq *q)
+/* Around a driver call under the lock: a done() inside it only posts its bit. */
+static void drv_busy(struct virtio_blk *b, bool busy)
 {
-        struct virtio_blk_io *io = &b->io;
+        if (busy)
+                __atomic_fetch_or(&b->done_bits, VIRTIO_BLK_DRV_BUSY, __ATOMIC_SEQ_CST);
+        else
+                __atomic_fetch_and(&b->done_bits, ~VIRTIO_BLK_DRV_BUSY, __ATOMIC_SEQ_CST);
+}
+
+static void slot_free(struct virtio_blk *b, struct virtio_blk_io *io)
+{
+        CHECK(io->state != VBIO_FREE && b->active > 0);
+        io->state = VBIO_FREE;
+        b->active--;
+}
+
+/*
+ * Submit the request's next piece. 0: it is out. -KEEL_EBUSY: it must be bounced and another
+ * piece has the bounce pages. -KEEL_EAGAIN: the device's queue is full. -KEEL_EFAULT: the
+ * queue broke. Anything else: the device refused it.
+ */
+static int submit_piece(struct virtio_blk *b, struct virtq *q, struct virtio_blk_io *io)
+{
         struct blkdev *d = b->dev;
         uint32_t len = 0;
         int err;
 
-        io->req = (struct blk_req){.op = BLK_FLUSH, .done = dev_done, .ctx = b, .seg = io->seg};
+        io->req = (struct blk_req){.op = BLK_FLUSH, .done = dev_done, .ctx = io, .seg = io->seg};
         io->bounced = false;
         if (io->type != VIRTIO_BLK_T_FLUSH) {
-                len = direct_piece(b, q);
+                len = direct_piece(b, q, io);
                 if (!len) {
                         uint64_t left = io->total - io->off;
+
+                        if (b->bounce_owner >= 0)
+                                return -KEEL_EBUSY;
                         len = left < b->bounce_bytes ? (uint32_t)left : b->bounce_bytes;
                         io->bounced = true;
-                        b->bounced++;
                         io->seg[0] = (struct blk_seg){.pa = b->bounce_pa, .len = len};
                         io->req.nseg = 1;
-                        if (!dev_in(io) && virtq_chain_read(q, &b->chain, BLK_HDR_BYTES + io->off,
+                        if (!dev_in(io) && virtq_chain_read(q, &io->chain, BLK_HDR_BYTES + io->off,
                                                             b->bounce, len) != (int64_t)len)
-                                return false; /* the queue broke */
+                                return -KEEL_EFAULT;
                 }
                 io->req.op = dev_in(io) ? BLK_READ : BLK_WRITE;
                 io->req.lba = io->lba;
                 io->req.blocks = len / d->block_size;
         }
         io->piece_len = len;
-        io->flush_sent = true;
-        io->piece_out = true;
-        __atomic_store_n(&io->completed, 0, __ATOMIC_SEQ_CST);
-        __atomic_store_n(&io->gen, io->gen + 1, __ATOMIC_SEQ_CST);
-        __atomic_store_n(&io->waiting, 1, __ATOMIC_SEQ_CST);
+        io->state = VBIO_OUT;
+        b->out++;
+        if (io->bounced)
+                b->bounce_owner = io->index;
+        drv_busy(b, true);
         err = d->ops->submit(d, &io->req);
+        drv_busy(b, false);
         if (err) {
-                __atomic_store_n(&io->waiting, 0, __ATOMIC_SEQ_CST);
-                io->piece_out = false;
-                io->status = VIRTIO_BLK_S_IOERR;
-                return false;
+                io->state = VBIO_READY;
+                b->out--;
+                if (io->bounced)
+                        b->bounce_owner = -1;
+                return err;
         }
-        /* A polled device: wait here for it (the vCPU waits; docs/storage.md). */
-        while (d->ops->poll && !__atomic_load_n(&io->completed, __ATOMIC_SEQ_CST)) {
-                d->ops->poll(d);
-                if (!__atomic_load_n(&io->completed, __ATOMIC_SEQ_CST))
-                        arch_cpu_relax();
-        }
-        __atomic_store_n(&io->waiting, 0, __ATOMIC_SEQ_CST);
-        return true;
+        if (io->bounced)
+                b->bounced++;
+        if (d->polled)
+                blkdev_poll_hold(true);
+        if (b->out > b->max_out)
+                b->max_out = b->out;
+        io->flush_sent = io->type == VIRTIO_BLK_T_FLUSH;
+        return 0;
 }
 
-/* The piece out has completed (the caller claimed it): account for it. */
-static void piece_done(struct virtio_blk *b, struct virtq *q)
+/* A piece completed (its bit reaped): account for it. */
+static void piece_done(struct virtio_blk *b, struct virtq *q, struct virtio_blk_io *io)
 {
-        struct virtio_blk_io *io = &b->io;
-
-        io->piece_out = false;
-        if (io->stale)
-                return;
-        if (io->dev_status) {
+        CHECK(io->state == VBIO_OUT && b->out > 0);
+        io->state = VBIO_READY;
+        b->out--;
+        b->full = false; /* the device has room again */
+        if (b->dev->polled)
+                blkdev_poll_hold(false);
+        if (io->stale) {
+                slot_free(b, io);
+        } else if (io->dev_status) {
                 io->status = VIRTIO_BLK_S_IOERR;
-                return;
-        }
-        if (io->bounced && dev_in(io) &&
-            virtq_chain_write(q, &b->chain, io->off, b->bounce, io->piece_len) !=
-                (int64_t)io->piece_len)
-                return; /* the queue broke */
-        io->off += io->piece_len;
-        io->lba += io->piece_len / b->dev->block_size;
+        } else if (!io->bounced || !dev_in(io) ||
+                   virtq_chain_write(q, &io->chain, io->off, b->bounce, io->piece_len) ==
+                       (int64_t)io->piece_len) {
+                io->off += io->piece_len;
+                io->lba += io->piece_len / b->dev->block_size;
+        } /* else the queue broke: the request ends unacknowledged */
+        if (io->bounced)
+                b->bounce_owner = -1;
 }
 
-/* Finish the chain being served: status byte, used element (the acknowledgement). */
-static void request_done(struct virtio_blk *b, struct virtq *q)
+/* Finish a request: status byte, used element (the acknowledgement), the slot freed. */
+static void request_done(struct virtio_blk *b, struct virtq *q, struct virtio_blk_io *io)
 {
-        struct virtio_blk_io *io = &b->io;
         uint8_t st = io->status;
         uint64_t data_in = dev_in(io) || io->type == VIRTIO_BLK_T_GET_ID ? io->total : 0;
 
-        io->active = false;
-        if (io->stale || q->broken)
+        slot_free(b, io);
+        if (q->broken)
                 return;
         if (st != VIRTIO_BLK_S_OK)
                 b->errors++;
@@ -301,50 +339,44 @@ static void request_done(struct virtio_blk *b, struct virtq *q)
                 b->writes++;
         else if (io->type == VIRTIO_BLK_T_FLUSH)
                 b->flushes++;
-        if (virtq_chain_write(q, &b->chain, b->chain.write_len - 1, &st, 1) != 1)
+        if (virtq_chain_write(q, &io->chain, io->chain.write_len - 1, &st, 1) != 1)
                 return;
-        virtq_push(q, b->chain.head, (uint32_t)((st == VIRTIO_BLK_S_OK ? data_in : 0) + 1));
+        virtq_push(q, io->chain.head, (uint32_t)((st == VIRTIO_BLK_S_OK ? data_in : 0) + 1));
 }
 
 /*
- * Whether completed piece number `gen` is ours to finish: the submitter (after submit() or
- * its polling) and a later done() may both see it completed; the first claim wins, and a
- * done() that waited for the lock while the submitter went on cannot take a later piece.
+ * A chain just popped into io->chain: validate it as the RAM backend does. Requests the disk
+ * cannot serve are finished at once (READY with a status); reads, writes and flushes wait for
+ * their pieces. A violation breaks the queue and frees the slot.
  */
-static bool claim(struct virtio_blk_io *io, unsigned gen)
+static void dev_start(struct virtio_blk *b, struct virtq *q, struct virtio_blk_io *io)
 {
-        unsigned expect = gen - 1;
-
-        return __atomic_compare_exchange_n(&io->claimed, &expect, gen, false, __ATOMIC_SEQ_CST,
-                                           __ATOMIC_SEQ_CST);
-}
-
-/*
- * Start a popped chain: validate it as the RAM backend does; requests the disk cannot serve
- * complete at once, reads, writes and flushes become pieces.
- */
-static void dev_start(struct virtio_blk *b, struct virtq *q)
-{
-        struct virtio_blk_io *io = &b->io;
-        const struct virtq_chain *c = &b->chain;
+        const struct virtq_chain *c = &io->chain;
         uint8_t hdr[BLK_HDR_BYTES];
         uint64_t data_out, data_in, bytes, sector;
 
+        io->state = VBIO_READY;
+        io->stale = io->bounced = io->flush_sent = false;
+        io->status = VIRTIO_BLK_S_OK;
+        io->seq = b->next_seq++;
+        io->lba = io->off = io->total = 0;
+        io->piece_len = 0;
+        io->type = VIRTIO_BLK_T_GET_ID + 1; /* none, until the header is read */
+        b->active++;
         if (c->read_len < BLK_HDR_BYTES) {
                 virtq_fail(q, "block request without a 16-byte device-readable header");
+                slot_free(b, io);
                 return;
         }
         if (c->write_len < 1) {
                 virtq_fail(q, "block request without a device-writable status byte");
+                slot_free(b, io);
                 return;
         }
-        if (virtq_chain_read(q, c, 0, hdr, sizeof(hdr)) != sizeof(hdr))
+        if (virtq_chain_read(q, c, 0, hdr, sizeof(hdr)) != sizeof(hdr)) {
+                slot_free(b, io);
                 return;
-        unsigned gen = io->gen, claimed = io->claimed; /* kept: a late done() names its piece */
-        memset(io, 0, sizeof(*io));
-        io->gen = gen;
-        io->claimed = claimed;
-        io->active = true;
+        }
         io->type = le32_of(hdr);
         sector = (uint64_t)le32_of(hdr + 8) | (uint64_t)le32_of(hdr + 12) << 32;
         data_out = c->read_len - BLK_HDR_BYTES;
@@ -359,7 +391,7 @@ static void dev_start(struct virtio_blk *b, struct virtq *q)
                         virtq_fail(q, io->type == VIRTIO_BLK_T_IN
                                           ? "block read with device-readable data buffers"
                                           : "block write with device-writable data buffers");
-                        io->active = false;
+                        slot_free(b, io);
                         return;
                 }
                 /* Inside the range, whole device blocks (no read-modify-write). */
@@ -375,7 +407,7 @@ static void dev_start(struct virtio_blk *b, struct virtq *q)
         case VIRTIO_BLK_T_GET_ID: {
                 uint64_t n = data_in < VIRTIO_BLK_ID_BYTES ? data_in : VIRTIO_BLK_ID_BYTES;
                 if (virtq_chain_write(q, c, 0, b->serial, n) != (int64_t)n) {
-                        io->active = false;
+                        slot_free(b, io);
                         return;
                 }
                 io->total = io->off = n; /* written: nothing for the disk to do */
@@ -387,69 +419,175 @@ static void dev_start(struct virtio_blk *b, struct virtq *q)
         }
 }
 
-/*
- * Serve chains until one waits for the device, the ring is empty or the budget is spent.
- * Under the device's lock. True if chains are left for the notification's next execution.
- */
-static bool dev_run(struct virtio_blk *b, struct virtq *q, bool budget)
+/* Every piece whose done() posted its bit. True if there was one. */
+static bool reap(struct virtio_blk *b, struct virtq *q)
 {
-        struct virtio_blk_io *io = &b->io;
-        unsigned served = 0;
+        uint64_t bits = __atomic_fetch_and(&b->done_bits, VIRTIO_BLK_DRV_BUSY, __ATOMIC_SEQ_CST) &
+                        ~VIRTIO_BLK_DRV_BUSY;
 
-        for (;;) {
-                if (io->active) {
-                        if (io->piece_out)
-                                return false; /* done() will come */
-                        bool more = io->status == VIRTIO_BLK_S_OK && !q->broken && !io->stale &&
-                                    (io->type == VIRTIO_BLK_T_FLUSH ? !io->flush_sent
-                                                                    : io->off < io->total);
-                        if (!more) {
-                                request_done(b, q);
-                                served++;
-                                continue;
-                        }
-                        if (!submit_piece(b, q))
-                                continue; /* IOERR or broken: finished next round */
-                        if (__atomic_load_n(&io->completed, __ATOMIC_SEQ_CST) && claim(io, io->gen))
-                                piece_done(b, q);
-                        continue;
-                }
-                if (q->broken)
-                        return false;
-                if (budget && served >= VIRTIO_NOTIFY_BUDGET)
-                        return virtq_end_batch(q);
-                if (virtq_pop(q, &b->chain) > 0)
-                        dev_start(b, q);
-                else if (!virtq_end_batch(q))
-                        return false;
+        for (unsigned i = 0; i < VIRTIO_BLK_INFLIGHT; i++)
+                if (bits & (1ull << i))
+                        piece_done(b, q, &b->io[i]);
+        return bits != 0;
+}
+
+/* Whether a write taken from the ring before `f` is still being served (a flush waits). */
+static bool earlier_writes(const struct virtio_blk *b, const struct virtio_blk_io *f)
+{
+        for (unsigned i = 0; i < VIRTIO_BLK_INFLIGHT; i++) {
+                const struct virtio_blk_io *io = &b->io[i];
+
+                if (io->state != VBIO_FREE && io->type == VIRTIO_BLK_T_OUT && io->seq < f->seq)
+                        return true;
         }
+        return false;
+}
+
+/* The READY slot taken first at or after `seq`, or NULL. */
+static struct virtio_blk_io *next_ready(struct virtio_blk *b, uint64_t seq)
+{
+        struct virtio_blk_io *best = NULL;
+
+        for (unsigned i = 0; i < VIRTIO_BLK_INFLIGHT; i++) {
+                struct virtio_blk_io *io = &b->io[i];
+
+                if (io->state == VBIO_READY && io->seq >= seq && (!best || io->seq < best->seq))
+                        best = io;
+        }
+        return best;
 }
 
 /*
- * The device completed a piece: called inside submit() or poll() (Keel is waiting: it only
- * marks) or later, from another CPU: then it takes the device's lock and carries on.
+ * Move every READY request on, in the order they were taken: finish it, or submit its next
+ * piece. After -KEEL_EAGAIN the later ones wait too (submitted as completions make room).
+ * True if anything changed.
+ */
+static bool advance(struct virtio_blk *b, struct virtq *q)
+{
+        struct virtio_blk_io *io;
+        bool progress = false;
+
+        for (uint64_t seq = 0; (io = next_ready(b, seq)) != NULL; seq = io->seq + 1) {
+                bool more =
+                    io->status == VIRTIO_BLK_S_OK && !q->broken &&
+                    (io->type == VIRTIO_BLK_T_FLUSH ? !io->flush_sent : io->off < io->total);
+                int err;
+
+                if (!more) {
+                        request_done(b, q, io);
+                        progress = true;
+                        continue;
+                }
+                if (b->stopping) {
+                        slot_free(b, io); /* the VM goes away: never acknowledged */
+                        progress = true;
+                        continue;
+                }
+                if (b->full)
+                        continue; /* waits for room, in order */
+                /* A flush covers the writes the guest saw completed; it also waits for those
+                 * still being served that it took before (NVMe does not order commands). */
+                if (io->type == VIRTIO_BLK_T_FLUSH && earlier_writes(b, io))
+                        continue;
+                err = submit_piece(b, q, io);
+                if (err == -KEEL_EBUSY)
+                        continue; /* its turn on the bounce pages comes at their completion */
+                /* Full: retried at our next done(), or by polling the device (dev_pump). */
+                if (err == -KEEL_EAGAIN && (b->out || b->dev->ops->poll)) {
+                        b->full = true;
+                        continue;
+                }
+                if (err && !q->broken)
+                        io->status = VIRTIO_BLK_S_IOERR;
+                progress = true;
+        }
+        return progress;
+}
+
+/* Take chains from the ring into free slots. True if any was taken. */
+static bool take(struct virtio_blk *b, struct virtq *q, unsigned *budget)
+{
+        bool took = false;
+
+        while (!b->stopping && !q->broken && b->active < VIRTIO_BLK_INFLIGHT && *budget &&
+               virtio_mmio_running(b->t)) {
+                struct virtio_blk_io *io = NULL;
+
+                for (unsigned i = 0; !io && i < VIRTIO_BLK_INFLIGHT; i++)
+                        if (b->io[i].state == VBIO_FREE)
+                                io = &b->io[i];
+                CHECK(io != NULL);
+                int r = virtq_pop(q, &io->chain);
+                if (r < 0)
+                        break;
+                if (r == 0)
+                        break; /* dev_pump decides whether to ask for a notification */
+                (*budget)--;
+                dev_start(b, q, io);
+                took = true;
+        }
+        return took;
+}
+
+/*
+ * Reap completions, move requests on and take new chains until nothing changes. Under the
+ * lock. True if the budget ran out with chains maybe left (the notification is executed
+ * again).
+ */
+static bool dev_pump(struct virtio_blk *b, struct virtq *q)
+{
+        unsigned budget = VIRTIO_NOTIFY_BUDGET;
+        bool progress;
+
+again:
+        do {
+                progress = reap(b, q);
+                progress |= advance(b, q);
+                progress |= take(b, q, &budget);
+                /* Full with nothing of ours out: no done() of ours will come to retry. Room
+                 * is made by other users' requests, which the driver bounds by its timeout. */
+                if (!progress && b->full && !b->out && b->dev->ops->poll) {
+                        drv_busy(b, true);
+                        b->dev->ops->poll(b->dev);
+                        drv_busy(b, false);
+                        arch_cpu_relax();
+                        b->full = false;
+                        progress = true;
+                }
+        } while (progress ||
+                 (__atomic_load_n(&b->done_bits, __ATOMIC_SEQ_CST) & ~VIRTIO_BLK_DRV_BUSY));
+        /*
+         * With pieces out, their completions take whatever the driver posts meanwhile:
+         * avail_event stays behind, so with EVENT_IDX the driver does not notify while work
+         * is in flight. With none out, ask for a notification at the next chain (and look once
+         * more for one that came meanwhile).
+         */
+        if (budget && !b->out && b->active < VIRTIO_BLK_INFLIGHT && !b->stopping &&
+            virtio_mmio_running(b->t) && virtq_end_batch(q))
+                goto again;
+        return budget == 0;
+}
+
+/*
+ * The device completed a piece: from inside submit() or poll() under the lock (the holder
+ * reaps), or from another CPU's interrupt handler or poller (take the lock and carry on).
  */
 static void dev_done(struct blk_req *r, int status)
 {
-        struct virtio_blk *b = r->ctx;
-        struct virtio_blk_io *io = &b->io;
-        unsigned gen = __atomic_load_n(&io->gen, __ATOMIC_SEQ_CST); /* the piece out */
+        struct virtio_blk_io *io = r->ctx;
+        struct virtio_blk *b = io->blk;
 
+        __atomic_fetch_add(&b->callers, 1, __ATOMIC_SEQ_CST);
         io->dev_status = status;
-        __atomic_store_n(&io->completed, 1, __ATOMIC_SEQ_CST);
-        if (__atomic_load_n(&io->waiting, __ATOMIC_SEQ_CST))
-                return;
-        struct spin_held h = spin_lock(b->lock);
-        if (claim(io, gen)) {
-                struct virtq *q = virtio_mmio_queue(b->t, 0);
-                piece_done(b, q);
-                if (io->stale)
-                        io->active = false;
-                else if (virtio_mmio_running(b->t))
-                        dev_run(b, q, false);
-                virtio_mmio_queue_done(b->t, 0);
+        if (!(__atomic_fetch_or(&b->done_bits, 1ull << io->index, __ATOMIC_SEQ_CST) &
+              VIRTIO_BLK_DRV_BUSY)) {
+                struct spin_held h = spin_lock(b->lock);
+
+                dev_pump(b, virtio_mmio_queue(b->t, 0));
+                virtio_mmio_queue_done(b->t, 0); /* the used-buffer interrupt, if wanted */
+                spin_unlock(h);
         }
-        spin_unlock(h);
+        __atomic_fetch_sub(&b->callers, 1, __ATOMIC_SEQ_CST); /* its last touch of b */
 }
 
 static bool blk_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
@@ -462,7 +600,7 @@ static bool blk_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
         if (!q)
                 return false;
         if (b->dev)
-                return dev_run(b, q, true);
+                return dev_pump(b, q);
         do {
                 while (!q->broken && virtq_pop(q, &b->chain) > 0) {
                         bytes += blk_request(b, q, &b->chain);
@@ -474,15 +612,19 @@ static bool blk_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
 }
 
 /* The driver reset the device: a piece with the device still completes (its DMA into guest
- * RAM cannot be called back), but nothing of it reaches the new rings. */
+ * RAM cannot be called back), but nothing of it reaches the new rings. Under the lock. */
 static void blk_reset(void *ctx)
 {
         struct virtio_blk *b = ctx;
 
-        if (b->io.piece_out)
-                b->io.stale = true;
-        else
-                b->io.active = false;
+        for (unsigned i = 0; i < VIRTIO_BLK_INFLIGHT; i++) {
+                struct virtio_blk_io *io = &b->io[i];
+
+                if (io->state == VBIO_OUT)
+                        io->stale = true;
+                else if (io->state == VBIO_READY)
+                        slot_free(b, io);
+        }
 }
 
 int virtio_blk_init(struct virtio_blk *b, uint8_t *data, uint64_t size, bool read_only,
@@ -542,15 +684,45 @@ int virtio_blk_init_blkdev(struct virtio_blk *b, struct blkdev *dev, uint64_t st
         b->bounce = bounce;
         b->bounce_pa = bounce_pa;
         b->bounce_bytes = bounce_bytes;
+        b->bounce_owner = -1;
+        for (unsigned i = 0; i < VIRTIO_BLK_INFLIGHT; i++) {
+                b->io[i].index = (uint8_t)i;
+                b->io[i].blk = b;
+        }
         b->vdev.features = blk_features(b->ro, dev->volatile_cache);
         return 0;
 }
 
-void virtio_blk_quiesce(struct virtio_blk *b)
+/* Pump under the lock until `idle`; poll the device without it between rounds. */
+static void dev_wait(struct virtio_blk *b, bool stop)
 {
-        while (b->dev && __atomic_load_n(&b->io.piece_out, __ATOMIC_SEQ_CST)) {
+        for (;;) {
+                struct spin_held h = spin_lock(b->lock);
+                struct virtq *q = virtio_mmio_queue(b->t, 0);
+                bool idle;
+
+                if (stop)
+                        b->stopping = true;
+                idle = !dev_pump(b, q) && !(stop ? b->out : b->active);
+                if (!stop)
+                        virtio_mmio_queue_done(b->t, 0);
+                spin_unlock(h);
+                if (idle && !__atomic_load_n(&b->callers, __ATOMIC_SEQ_CST))
+                        return;
                 if (b->dev->ops->poll)
                         b->dev->ops->poll(b->dev);
                 arch_cpu_relax();
         }
+}
+
+void virtio_blk_quiesce(struct virtio_blk *b)
+{
+        if (b->dev && b->t)
+                dev_wait(b, true);
+}
+
+void virtio_blk_drain(struct virtio_blk *b)
+{
+        if (b->dev && b->t)
+                dev_wait(b, false);
 }

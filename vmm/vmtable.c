@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <drivers/blkdev.h>
 #include <keel/arch.h>
 #include <keel/boot.h>
 #include <keel/check.h>
@@ -225,7 +226,8 @@ static void cpu_round(unsigned cpu)
         irq_poll_all(); /* drivers' completions that no interrupt reported (keel/irq.h) */
         e = sched_pick(&sched, cpu, now);
         if (!e) {
-                arch_cpu_idle();
+                if (!blkdev_poll_wanted()) /* a disk without interrupts has requests out */
+                        arch_cpu_idle();
                 return;
         }
         /* A vCPU of a VM that left the running state (maybe never set up) does not run. */

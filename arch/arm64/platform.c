@@ -39,7 +39,27 @@ void arch_virtio_slot(unsigned n, gpa_t *base, uint64_t *size, unsigned *gsi)
         *gsi = ARM64_VIRTIO_SPI + n;
 }
 
+/*
+ * A virtio device's SPI (dev_lock held). It may be raised from any CPU (a disk's completion
+ * comes from a poller or another CPU's handler, vmm/virtio_blk.c), so the vCPU it targets is
+ * kicked out of the guest or its idle wait to take it now, as x86's I/O APIC does.
+ */
+static void spi_set_level_kick(void *ctx, unsigned intid, bool level)
+{
+        struct vm *vm = ctx;
+
+        vgic_set_level(&vm->arch.vgic, intid, level);
+        if (level)
+                arm64_kick_vcpus(vm, vgic_kick_mask(&vm->arch.vgic, VGIC_MAX_VCPUS));
+}
+
 struct irq_line arch_irq_line(struct vm *vm, unsigned gsi)
+{
+        return (struct irq_line){spi_set_level_kick, vm, 32 + gsi};
+}
+
+/* The PL011's and PL031's: raised by the vCPU that accessed them, which kicks afterwards. */
+static struct irq_line spi_line(struct vm *vm, unsigned gsi)
 {
         return (struct irq_line){vgic_set_level, &vm->arch.vgic, 32 + gsi};
 }
@@ -63,9 +83,9 @@ static int platform_init(struct vm *vm)
                                    &a->rtc, "pl031");
         if (err)
                 return err;
-        uart_irq = arch_irq_line(vm, ARM64_PL011_SPI);
+        uart_irq = spi_line(vm, ARM64_PL011_SPI);
         pl011_set_irq(&a->uart, &uart_irq);
-        rtc_irq = arch_irq_line(vm, ARM64_PL031_SPI);
+        rtc_irq = spi_line(vm, ARM64_PL031_SPI);
         pl031_set_irq(&a->rtc, &rtc_irq);
         a->platform = true;
         return 0;

@@ -4,14 +4,18 @@
  * 256 KiB at FV_BASE with canary pages around it).
  *
  * Input: byte 0 selects the device (bit 0: 0 virtio-blk, 1 virtio-console; bit 1: read-only
- * disk); bytes 1-2 (le16) the length of a blob copied to the start of guest RAM; then the blob;
- * then a sequence of operations, each one kind byte and its operands:
- *   kind >> 4 != 0xf: a register access; kind bits 0-1: size 1, 2, 4 or 8; bit 2: write;
- *       bit 3: offset bit 8; the next byte: offset bits 0-7 (so the whole 0x200 window); a
- *       write takes 4 more bytes of value (an 8-byte write repeats them in the high half)
+ * disk; bit 2: the disk on a block device (the blkdev backend) of the harness's own, which
+ * completes requests only when told, in any order; bit 3: that device wants page-aligned
+ * segments (bouncing); bits 4-6: its queue's room - 1 (-KEEL_EAGAIN past it)); bytes 1-2 (le16) the
+ * length of a blob copied to the start of guest RAM; then the blob; then a sequence of operations,
+ * each one kind byte and its operands: kind >> 4 != 0xf: a register access; kind bits 0-1: size 1,
+ * 2, 4 or 8; bit 2: write; bit 3: offset bit 8; the next byte: offset bits 0-7 (so the whole 0x200
+ * window); a write takes 4 more bytes of value (an 8-byte write repeats them in the high half)
  *   0xf0: poke 4 bytes of guest RAM: le16 word index, 4 bytes
  *   0xf1: console input: a length byte, that many bytes
  *   0xf2: bump the selected queue's avail->idx (in guest RAM) by the next byte
+ *   0xf3: the block device completes one pending request: the next byte's bits 0-5 pick it,
+ *       bit 6 fails it (-KEEL_EIO), bit 7 completes every pending one instead
  * Invariants (abort on violation):
  *   - MagicValue, Version, DeviceID, VendorID read their constants; every read is
  *     zero-extended to its size; a register access that is not 32-bit and aligned reads 0 and
@@ -25,12 +29,18 @@
  *     used->idx equals the device's count of pushed elements, which never exceeds the chains
  *     popped; a broken queue means NEEDS_RESET (once reported);
  *   - the config space reads back the same twice (capacity = sectors for virtio-blk);
- *   - a read-only disk is never written; memory outside guest RAM is never written.
+ *   - a read-only disk is never written; memory outside guest RAM is never written;
+ *   - blkdev backend: every piece the device holds is one slot out and the other way round,
+ *     slots out <= slots in use <= VIRTIO_BLK_INFLIGHT; the device's DMA is only to or from
+ *     guest RAM and the bounce pages; after the input every request completes and
+ *     virtio_blk_quiesce leaves nothing out.
  */
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/spinlock.h>
 #include <vmm/virtio.h>
 
 #include "fuzz_fake_vm.h"
@@ -43,6 +53,78 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static uint8_t disk[DISK_SECTORS * 512], disk_copy[DISK_SECTORS * 512];
 static struct virtio_blk blk;
 static struct virtio_console con;
+
+/* The blkdev backend's device: requests pend until the input completes them. */
+#define BD_MAX 64
+static struct blkdev bdev;
+static struct blk_req *bd_pending[BD_MAX];
+static unsigned bd_n, bd_room;
+static struct spinlock bd_lock;
+static uint8_t bd_bounce[8192] __attribute__((aligned(4096)));
+static struct fake_vm *bd_vm;
+
+static void bd_perform(struct blk_req *r)
+{
+        uint64_t at = r->lba * 512;
+
+        for (unsigned i = 0; i < r->nseg; i++) {
+                uint8_t *p = (uint8_t *)(uintptr_t)hpa_raw(r->seg[i].pa);
+                bool in_ram = p >= bd_vm->ram && p + r->seg[i].len <= bd_vm->ram + FV_SIZE;
+                bool in_bounce =
+                    p >= bd_bounce && p + r->seg[i].len <= bd_bounce + sizeof(bd_bounce);
+
+                if (!in_ram && !in_bounce)
+                        abort(); /* DMA outside the VM's RAM and its bounce pages */
+                if (at + r->seg[i].len > sizeof(disk))
+                        abort(); /* outside the VM's blocks */
+                if (r->op == BLK_READ)
+                        memcpy(p, disk + at, r->seg[i].len);
+                else if (r->op == BLK_WRITE)
+                        memcpy(disk + at, p, r->seg[i].len);
+                at += r->seg[i].len;
+        }
+}
+
+static void bd_complete(unsigned i, int status)
+{
+        struct blk_req *r = bd_pending[i];
+
+        memmove(&bd_pending[i], &bd_pending[i + 1], (bd_n - i - 1) * sizeof(r));
+        bd_n--;
+        bd_perform(r);
+        r->done(r, status);
+}
+
+static int bd_submit(struct blkdev *d, struct blk_req *r)
+{
+        uint64_t total = 0;
+
+        if (r->op != BLK_FLUSH) {
+                if (!r->nseg || r->nseg > d->max_segs || !r->blocks ||
+                    r->lba + r->blocks > d->blocks)
+                        abort(); /* virtio_blk checks the range before it submits */
+                for (unsigned i = 0; i < r->nseg; i++) {
+                        if (r->seg[i].len % d->block_size || hpa_raw(r->seg[i].pa) % d->seg_align)
+                                abort();
+                        total += r->seg[i].len;
+                }
+                if (total != (uint64_t)r->blocks * d->block_size || total > d->max_transfer)
+                        abort();
+        }
+        if (bd_n == bd_room)
+                return -KEEL_EAGAIN;
+        bd_pending[bd_n++] = r;
+        return 0;
+}
+
+static void bd_poll(struct blkdev *d)
+{
+        (void)d;
+        while (bd_n)
+                bd_complete(0, 0);
+}
+
+static const struct blkdev_ops bd_ops = {.submit = bd_submit, .poll = bd_poll};
 
 static void sink(void *ctx, const uint8_t *buf, size_t len)
 {
@@ -132,6 +214,17 @@ static void check_transport(struct fake_vm *v, bool console)
         }
         if (console && t->dev->num_queues != 2)
                 abort();
+        if (!console && blk.dev) {
+                unsigned out = 0, active = 0;
+
+                for (unsigned i = 0; i < VIRTIO_BLK_INFLIGHT; i++) {
+                        out += blk.io[i].state == VBIO_OUT;
+                        active += blk.io[i].state != VBIO_FREE;
+                }
+                if (out != blk.out || active != blk.active || out != bd_n ||
+                    blk.active > VIRTIO_BLK_INFLIGHT || blk.callers)
+                        abort();
+        }
 }
 
 static void check_read(struct fake_vm *v, uint64_t off, unsigned sz, uint64_t val)
@@ -239,6 +332,14 @@ static void special(struct fake_vm *v, uint8_t kind, struct in *in, bool console
                 in->p += len;
                 in->n -= len;
                 break;
+        case 3:
+                if (!take(in, b, 1) || !bd_n)
+                        break;
+                if (b[0] & 0x80)
+                        bd_poll(&bdev);
+                else
+                        bd_complete((b[0] & 0x3f) % bd_n, (b[0] & 0x40) ? -KEEL_EIO : 0);
+                break;
         case 2:
                 q = virtio_mmio_queue(&v->t, v->t.queue_sel);
                 if (!take(in, b, 1) || !q || !gmem_contains(&v->mem, q->avail, 4))
@@ -256,7 +357,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct in in = {data, size};
         uint8_t sel, kind;
         uint16_t blob;
-        bool console, ro;
+        bool console, ro, on_dev;
         const struct virtio_device *dev;
         struct fake_vm *v;
 
@@ -264,6 +365,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         console = sel & 1;
         ro = !console && (sel & 2);
+        on_dev = !console && (sel & 4);
         log_set_sink(NULL);
         v = fz_vm();
         if (blob > in.n)
@@ -279,7 +381,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 for (size_t i = 0; i < sizeof(disk); i++)
                         disk[i] = (uint8_t)(i * 7 + i / 512);
                 memcpy(disk_copy, disk, sizeof(disk));
-                virtio_blk_init(&blk, disk, sizeof(disk), ro, "fz", 0);
+                if (on_dev) {
+                        memset(&bdev, 0, sizeof(bdev));
+                        strcpy(bdev.name, "fz0");
+                        bdev.blocks = DISK_SECTORS;
+                        bdev.block_size = 512;
+                        bdev.max_transfer = 2048;
+                        bdev.seg_align = (sel & 8) ? 4096 : 4;
+                        bdev.max_segs = 3;
+                        bdev.volatile_cache = true;
+                        bdev.ops = &bd_ops;
+                        bd_n = 0;
+                        bd_room = 1 + ((sel >> 4) & 7);
+                        bd_vm = v;
+                        spin_init(&bd_lock);
+                        if (virtio_blk_init_blkdev(&blk, &bdev, 0, DISK_SECTORS, ro, &bd_lock,
+                                                   bd_bounce, hpa((uint64_t)(uintptr_t)bd_bounce),
+                                                   sizeof(bd_bounce), "fz", 0))
+                                abort();
+                } else {
+                        virtio_blk_init(&blk, disk, sizeof(disk), ro, "fz", 0);
+                }
                 dev = &blk.vdev;
         }
         if (fv_attach(v, dev, "fuzz") < 0)
@@ -294,6 +416,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         special(v, kind, &in, console);
                 else
                         reg_access(v, kind, &in, console);
+                check_transport(v, console);
+        }
+        if (on_dev) {
+                virtio_blk_quiesce(&blk); /* completes what is out, takes nothing more */
+                if (blk.out || bd_n || blk.callers)
+                        abort();
                 check_transport(v, console);
         }
         if (ro && memcmp(disk, disk_copy, sizeof(disk)) != 0)

@@ -117,6 +117,30 @@ def virtio_mmio():
     vm_avail(ram, 0, [0, 3])
     ops = vm_linux_init(1) + notify_ack(0) + vm_wr(0x070, 0) + vm_linux_init(1) + notify_ack(0)
     write(t, "blk_reset_reinit", vm_seed(0, ram, ops))
+    # The blkdev backend (sel bit 2; bits 4-6 the device queue's room - 1): three requests
+    # with the device at once, completed out of order; one failed; a reset with two out;
+    # misaligned buffers bounced (bit 3).
+    ram = bytearray()
+    for k, (typ, sector) in enumerate(((0, 1), (1, 2), (4, 0), (0, 5))):
+        h = 3 * k
+        put(ram, 0x800 + 16 * k, u32(typ) + u32(0) + u64(sector))
+        vm_desc(ram, 0, h, FV_BASE + 0x800 + 16 * k, 16, NEXT, h + 1)
+        if typ == 4:
+            vm_desc(ram, 0, h + 1, FV_BASE + 0x900 + k, 1, WRITE, 0)
+        else:
+            vm_desc(ram, 0, h + 1, FV_BASE + 0x1000 + 0x200 * k + 8, 512,
+                    NEXT | (WRITE if typ != 1 else 0), h + 2)
+            vm_desc(ram, 0, h + 2, FV_BASE + 0x900 + k, 1, WRITE, 0)
+    vm_avail(ram, 0, [0, 3, 6, 9])
+    done = lambda b: bytes([0xF3, b])
+    ops = vm_linux_init(1) + notify_ack(0) + done(2) + done(0x40) + done(0) + done(0x80)
+    ops += vm_rd(0x060) + vm_wr(0x064, 3)
+    write(t, "dev_out_of_order", vm_seed(4 | 2 << 4, ram, ops))
+    write(t, "dev_queue_full", vm_seed(4, ram, vm_linux_init(1) + notify_ack(0) + done(0) + done(0)))
+    write(t, "dev_bounced", vm_seed(4 | 8 | 7 << 4, ram, vm_linux_init(1) + notify_ack(0) + done(0x80)))
+    ops = vm_linux_init(1) + notify_ack(0) + vm_wr(0x070, 0) + done(1) + vm_linux_init(1)
+    ops += notify_ack(0) + done(0x80)
+    write(t, "dev_reset_in_flight", vm_seed(4 | 3 << 4, ram, ops))
     # Console: transmit on queue 1, receive into a buffer on queue 0.
     ram = bytearray()
     put(ram, 0x800, b"hello from the guest\n")

@@ -72,6 +72,7 @@ struct blkdev {
         unsigned max_segs;     /* segments per request */
         bool volatile_cache;   /* completed writes need BLK_FLUSH (or fua) to be durable */
         bool read_only;
+        bool polled; /* no device interrupt: completions come only from poll() */
         const struct blkdev_ops *ops;
         void *priv; /* the driver's */
 };
@@ -85,6 +86,14 @@ struct blkdev *blkdev_find(const char *name);
 
 /* Submit and wait for it (boot code, tests): polls the device until done(). 0 or an error. */
 int blkdev_sync(struct blkdev *d, struct blk_req *r);
+
+/*
+ * A user waiting for requests of a `polled` device (no interrupt will wake an idle CPU for
+ * them) holds polling on while they are out: an idle CPU then polls again at once instead of
+ * sleeping (vmm/vmtable.c). Holds nest; blkdev_poll_wanted() is true while any is held.
+ */
+void blkdev_poll_hold(bool on);
+bool blkdev_poll_wanted(void);
 
 /* Forget every registration (host tests only). */
 void blkdev_reset_for_test(void);

@@ -280,28 +280,42 @@ void virtio_config_bytes(const uint8_t *cfg, size_t n, uint64_t off, unsigned si
 
 /* Data pieces one device request of the blkdev backend carries at most. */
 #define VIRTIO_BLK_DEV_SEGS 32
+/*
+ * Requests of a blkdev-backed device taken from the ring and not yet completed, at most
+ * (docs/storage.md: "The I/O path"). Further chains wait in the guest's ring, in order.
+ */
+#define VIRTIO_BLK_INFLIGHT 32
+#define VIRTIO_BLK_DRV_BUSY (1ull << 63) /* in virtio_blk.done_bits */
+
+enum virtio_blk_io_state {
+        VBIO_FREE,  /* the slot holds no request */
+        VBIO_READY, /* a request whose next piece is to be submitted (or which is finished) */
+        VBIO_OUT,   /* a piece of it is with the device: its done() will come */
+};
 
 /*
- * The one request of a blkdev-backed device that is with the device (docs/storage.md: one
- * request in flight per VM disk until issue 14 item 4). A request is served as pieces, each
- * one device request: guest buffers straight (DMA into guest RAM) or through the bounce pages.
+ * One request of a blkdev-backed device (a slot). A request is served as pieces, one device
+ * request at a time each: guest buffers straight (DMA into guest RAM) or through the bounce
+ * pages. Written under the device's lock, except dev_status (by done(), before it posts the
+ * slot's bit in done_bits).
  */
 struct virtio_blk_io {
-        bool active;         /* a chain is being served (b->chain) */
-        bool piece_out;      /* a piece was submitted and not yet finished */
+        uint8_t state;       /* enum virtio_blk_io_state */
         bool stale;          /* the driver reset the device meanwhile: drop the result */
-        bool bounced;        /* the piece went through the bounce pages */
+        bool bounced;        /* the piece out went through the bounce pages */
+        bool flush_sent;     /* T_FLUSH: its device flush was submitted */
         uint8_t status;      /* VIRTIO_BLK_S_* so far */
+        uint8_t index;       /* of this slot */
         uint32_t type;       /* VIRTIO_BLK_T_* */
+        uint64_t seq;        /* order in which the chains were taken from the ring */
         uint64_t lba;        /* device block of the next piece */
         uint64_t off, total; /* data bytes done / of the request */
         uint32_t piece_len;  /* data bytes of the piece out */
-        bool flush_sent;
-        int waiting; /* Keel is inside submit() or polling for it: done() only marks */
-        int completed, dev_status;
-        unsigned gen, claimed; /* number of the last piece submitted / finished */
+        int dev_status;      /* done()'s status of the piece out */
+        struct virtio_blk *blk;
         struct blk_req req;
         struct blk_seg seg[VIRTIO_BLK_DEV_SEGS];
+        struct virtq_chain chain;
 };
 
 struct virtio_blk {
@@ -318,11 +332,21 @@ struct virtio_blk {
         struct blkdev *dev;
         uint64_t start;
         uint32_t spb;          /* 512-byte sectors per device block */
-        struct spinlock *lock; /* the VM's device lock, taken by a done() that comes later */
+        struct spinlock *lock; /* the VM's device lock: every field below is under it... */
         uint8_t *bounce;       /* Keel pages for pieces the device cannot take in place */
         hpa_t bounce_pa;
         uint32_t bounce_bytes;
-        struct virtio_blk_io io;
+        int bounce_owner;   /* slot whose piece uses the bounce pages, or -1 */
+        bool full;          /* the device refused a piece (-KEEL_EAGAIN): later ones wait */
+        bool stopping;      /* virtio_blk_quiesce: nothing more is taken or submitted */
+        unsigned active;    /* slots not FREE */
+        unsigned out;       /* slots OUT (pieces with the device) */
+        uint64_t next_seq;  /* seq of the next chain taken */
+        uint64_t max_out;   /* most pieces with the device at once (statistics) */
+        uint64_t done_bits; /* ...except these two, atomic: slots whose piece completed, and
+                               VIRTIO_BLK_DRV_BUSY while a driver call runs under the lock */
+        unsigned callers;   /* done() calls running (virtio_blk_quiesce waits for 0) */
+        struct virtio_blk_io io[VIRTIO_BLK_INFLIGHT];
 };
 
 /*
@@ -342,8 +366,19 @@ int virtio_blk_init_blkdev(struct virtio_blk *b, struct blkdev *dev, uint64_t st
                            uint64_t blocks, bool read_only, struct spinlock *lock, uint8_t *bounce,
                            hpa_t bounce_pa, uint32_t bounce_bytes, const char *vm, unsigned index);
 void virtio_blk_attach(struct virtio_blk *b, struct virtio_mmio *t);
-/* Wait until no request is with the device (before the VM's RAM is given back). */
+/*
+ * Before the VM's RAM and devices are given back (its vCPUs no longer run): take nothing
+ * more from the ring, drop the requests not yet with the device, and wait (polling the
+ * device) until no piece is out and no done() still runs. The device serves nothing after.
+ */
 void virtio_blk_quiesce(struct virtio_blk *b);
+/*
+ * With the VM's vCPUs paused (e.g. to save its device state): serve every chain the ring
+ * holds and wait until each request taken is completed and its used element published, the
+ * interrupt raised as the driver asked. Afterwards no request is in flight and the device
+ * state is only the rings' (b->active == 0); the device keeps working. Without the lock held.
+ */
+void virtio_blk_drain(struct virtio_blk *b);
 
 /* ---- virtio-console (5.3) ---- */
 
