@@ -40,7 +40,7 @@
 #define ICR_FIXED         0x4000u  /* fixed, level assert, | vector */
 #define KICK_VECTOR       0x21u    /* arch_cpu_kick: makes the CPU leave its guest */
 #define ICR_STARTUP       0x4600u  /* start-up, level assert, | vector */
-#define AP_ANSWER_MS      100      /* after the second SIPI */
+#define AP_ANSWER_MS      1000     /* after the second SIPI (TCG under load: 100 was short) */
 #define AP_SETUP_MS       5000     /* once it answered: its own set-up (Keel code) */
 
 /*

@@ -579,7 +579,9 @@ def smp_case(case, cpus):
     """`case` on `cpus` CPUs: each secondary reports itself up, exactly once, in index order
     (MPIDR affinity 0 = index on QEMU virt), then the boot CPU counts them all, before the
     first VM starts; no CPU is reported left out."""
-    ups = [r"^keel: cpu %d up \(MPIDR 0x0*%x\)$" % (i, i) for i in range(1, cpus)]
+    # QEMU virt: 16 CPUs per Aff1 cluster with GICv3 (CPU 17 is MPIDR 0x101)
+    ups = [r"^keel: cpu %d up \(MPIDR 0x0*%x\)$" % (i, (i // 16) << 8 | i % 16)
+           for i in range(1, cpus)]
     case = dict(case, smp=cpus)
     case["order"] = ups + [r"^keel: %d CPUs online$" % cpus, r"^keel: vm \S+: starting$"] + \
         case["order"]
@@ -888,6 +890,9 @@ CASES = {
                        timeout=600),
     "arm64_smp16": dict(smp_case(guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"),
                                  16), timeout=600),
+    # 20 CPUs: MPIDRs with Aff1 set (QEMU virt clusters 16 CPUs), each finds its redistributor
+    "arm64_smp20": dict(smp_case(guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"),
+                                 20), timeout=900),
     # 64 VMs at once (ctest label scale): allocated when built, freed after the reap
     "many_vms": many_vms_case(),
     "arm64_many_vms": many_vms_case("arm64"),

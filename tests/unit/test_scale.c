@@ -99,7 +99,7 @@ TEST(grace_waits_for_every_other_cpu)
                 grace_quiescent(&g, c); /* before the ticket: does not count */
         t1 = grace_begin(&g);
         EXPECT_FALSE(grace_done(&g, t1, 0));
-        for (unsigned c = 1; c < NCPUS - 1; c++)
+        for (unsigned c = 0; c < NCPUS - 1; c++)
                 grace_quiescent(&g, c);
         EXPECT_FALSE(grace_done(&g, t1, 0));        /* CPU 255 is still in its round */
         EXPECT_TRUE(grace_done(&g, t1, NCPUS - 1)); /* unless it is the caller */
