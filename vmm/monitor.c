@@ -623,8 +623,10 @@ static void run_line(struct monitor *m)
                 list(m, arg);
                 return;
         }
-        if (c->action == CMD_CONS && arg && !word(&p)) {
-                if (find_vm(m, arg, &vm) < 0)
+        if (c->action == CMD_CONS) {
+                if (!arg || word(&p))
+                        outf(m, "keel: monitor: usage: %s\n", c->usage);
+                else if (find_vm(m, arg, &vm) < 0)
                         outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
                 else
                         set_focus(m, false, vm);
