@@ -419,7 +419,7 @@ static int mon_trace(void *ctx, unsigned i, bool on)
  */
 static void vm_rebuild(unsigned i, bool run)
 {
-        if (slots[i].vm || slots[i].old) {
+        if (slots[i].vm) { /* a retired one (old) is separate memory: no need to wait */
                 slots[i].next = run ? VM_NEXT_RUN : VM_NEXT_CREATE;
                 vm_manage(i);
                 return;
