@@ -338,6 +338,17 @@ static EFI_STATUS load_config_and_images(EFI_HANDLE image)
                             "cannot read the config file %s%s (status %#llx): create it next to "
                             "keel.efi (see docs/config.md)",
                             dir_ascii, KEEL_CONFIG_NAME, (unsigned long long)s);
+        /* Room for as many VMs as the text can name, and their files: bounded by memory. */
+        config->vm_max = config_vm_room(text, text_size);
+        if (EFI_ERROR(bs->AllocatePool(EfiLoaderData, config->vm_max * sizeof(*config->vms),
+                                       (void **)&config->vms)) ||
+            EFI_ERROR(bs->AllocatePool(EfiLoaderData, config->vm_max * sizeof(*bi->vm_files),
+                                       (void **)&bi->vm_files)))
+                return fail(EFI_OUT_OF_RESOURCES,
+                            "out of memory for the config's %u VM sections: give the machine "
+                            "more memory or the config fewer VMs",
+                            config->vm_max);
+        memset(bi->vm_files, 0, config->vm_max * sizeof(*bi->vm_files));
         r = config_parse(text, text_size, KEEL_CONFIG_NAME, config, err, sizeof(err));
         if (r < 0)
                 return fail(EFI_LOAD_ERROR, "invalid config: %s", err);

@@ -23,20 +23,32 @@ static bool attrs_ok(unsigned attrs)
 int hostmap_add(struct hostmap *m, uint64_t base, uint64_t size, unsigned attrs, const char *what,
                 int cpu)
 {
+        struct hostmap_region *r = hostmap_regions(m);
         unsigned i;
 
         if (!is_aligned(base, PAGE_SIZE) || !is_aligned(size, PAGE_SIZE) || size == 0 ||
             base + size < base || !attrs_ok(attrs))
                 return -KEEL_EINVAL;
         for (i = 0; i < m->count; i++)
-                if (base < m->r[i].base + m->r[i].size && m->r[i].base < base + size)
+                if (base < r[i].base + r[i].size && r[i].base < base + size)
                         return -KEEL_EEXIST;
-        if (m->count == HOSTMAP_MAX_REGIONS)
+        if (m->count == (m->max ? m->max : HOSTMAP_MAX_REGIONS))
                 return -KEEL_ENOSPC;
-        for (i = m->count; i > 0 && m->r[i - 1].base > base; i--)
-                m->r[i] = m->r[i - 1];
-        m->r[i] = (struct hostmap_region){base, size, attrs, what, cpu};
+        for (i = m->count; i > 0 && r[i - 1].base > base; i--)
+                r[i] = r[i - 1];
+        r[i] = (struct hostmap_region){base, size, attrs, what, cpu};
         m->count++;
+        return 0;
+}
+
+int hostmap_grow(struct hostmap *m, struct hostmap_region *room, unsigned max)
+{
+        if (!room || max <= m->count)
+                return -KEEL_EINVAL;
+        for (unsigned i = 0; i < m->count; i++)
+                room[i] = hostmap_regions(m)[i];
+        m->grown = room;
+        m->max = max;
         return 0;
 }
 
@@ -58,7 +70,7 @@ int hostmap_map_range(const struct hostmap *m, struct pt *pt, uint64_t base, uin
                 return -KEEL_EINVAL;
         /* Regions are sorted and disjoint: one pass, the gaps get `attrs`. */
         for (unsigned i = 0; i < m->count && at < end; i++) {
-                const struct hostmap_region *r = &m->r[i];
+                const struct hostmap_region *r = &hostmap_regions(m)[i];
                 uint64_t r_end = r->base + r->size;
 
                 if (r_end <= at || r->base >= end)
@@ -101,8 +113,9 @@ int hostmap_map_device(struct pt *pt, hpa_t base, uint64_t size)
 const struct hostmap_region *hostmap_find(const struct hostmap *m, uint64_t addr)
 {
         for (unsigned i = 0; i < m->count; i++)
-                if (addr >= m->r[i].base && addr - m->r[i].base < m->r[i].size)
-                        return &m->r[i];
+                if (addr >= hostmap_regions(m)[i].base &&
+                    addr - hostmap_regions(m)[i].base < hostmap_regions(m)[i].size)
+                        return &hostmap_regions(m)[i];
         return NULL;
 }
 

@@ -43,6 +43,6 @@ _Noreturn void kernel_main(const struct boot_info *bi)
         arch_virt_describe(desc, sizeof(desc));
         LOG_INFO("keel: virtualization on: %s", desc);
         ncpus = arch_smp_start(bi, vmm_ap_main);
-        CHECK(ncpus >= 1 && ncpus <= KEEL_MAX_CPUS);
+        CHECK(ncpus >= 1 && ncpus <= arch_cpu_slots());
         vmm_main(bi, ncpus);
 }

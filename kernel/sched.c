@@ -177,14 +177,15 @@ static unsigned load(struct sched *s, unsigned cpu)
 
 /* ---- the interface ------------------------------------------------------------------------ */
 
-void sched_init(struct sched *s, unsigned ncpus, uint64_t slice,
+void sched_init(struct sched *s, struct sched_cpu *cpus, unsigned ncpus, uint64_t slice,
                 bool (*ready)(struct sched_entity *e))
 {
-        CHECK(ncpus >= 1 && ncpus <= KEEL_MAX_CPUS);
+        CHECK(cpus != NULL && ncpus >= 1);
         CHECK(slice > 0 && slice <= VT_DELTA_MAX);
         CHECK(ready != NULL);
 
-        for (unsigned i = 0; i < KEEL_MAX_CPUS; i++) {
+        s->cpus = cpus;
+        for (unsigned i = 0; i < ncpus; i++) {
                 s->cpus[i] = (struct sched_cpu){.head = NULL};
                 spin_init(&s->cpus[i].lock);
         }

@@ -39,7 +39,6 @@ static struct vdisk *disk_plan;
 
 #define GUEST_HUGE_PAGE  (1ull << 30) /* the 1 GiB leaf of NPT, EPT and stage 2 */
 #define VM_DEVICES_PAGES (align_up(sizeof(struct vm_devices), PAGE_SIZE) / PAGE_SIZE)
-#define DISK_PLAN_PAGES  (align_up(sizeof(struct vdisk) * KEEL_MAX_VMS, PAGE_SIZE) / PAGE_SIZE)
 #define SCRATCH_PAGES    (align_up(sizeof(struct vdisk_scratch), PAGE_SIZE) / PAGE_SIZE)
 
 /* virtio-console output joins the VM's console lines, prefixed with its name. */
@@ -273,7 +272,10 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
 void vm_disks_plan(const struct boot_info *bi)
 {
         hpa_t pa;
-        int err = palloc_alloc(&keel_palloc, DISK_PLAN_PAGES, PAGE_SIZE, &pa);
+        int err = palloc_alloc(&keel_palloc,
+                               align_up(sizeof(struct vdisk) * bi->config->vm_count, PAGE_SIZE) /
+                                   PAGE_SIZE,
+                               PAGE_SIZE, &pa);
         struct vdisk_scratch *s;
 
         if (err)

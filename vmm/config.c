@@ -778,7 +778,7 @@ static int set_vcpus(struct parser *ps, struct span key, struct span val)
 static int set_cpu(struct parser *ps, struct span key, struct span val)
 {
         uint32_t cpu;
-        int r = parse_range(ps, key, val, 0, KEEL_MAX_CPUS - 1,
+        int r = parse_range(ps, key, val, 0, KEEL_CPU_INDEX_MAX,
                             "the physical CPU to pin to; default: any", &cpu);
 
         if (r == 0)
@@ -946,9 +946,9 @@ static int section_header(struct parser *ps, const char *p, size_t n, size_t ope
         if (name.n >= VM_NAME_MAX)
                 return perr(ps, ps->line, "VM name '%s' is too long (at most %u characters)",
                             echo(ps->echo1, name), VM_NAME_MAX - 1);
-        if (ps->out->vm_count >= KEEL_MAX_VMS)
-                return perr(ps, ps->line, "too many VMs: at most %u [vm NAME] sections",
-                            (unsigned)KEEL_MAX_VMS);
+        if (ps->out->vm_count >= ps->out->vm_max) /* room from config_vm_room: a Keel bug */
+                return perr(ps, ps->line, "too many VMs: room for %u [vm NAME] sections",
+                            ps->out->vm_max);
         for (i = 0; i < ps->out->vm_count; i++) {
                 const struct vm_config *o = &ps->out->vms[i];
                 if (span_eq(name, o->name))
@@ -1114,10 +1114,12 @@ static int parse_text(struct parser *ps, const char *text, size_t len)
 int config_parse(const char *text, uint64_t len, const char *filename, struct keel_config *out,
                  char *err, uint64_t errlen)
 {
+        struct vm_config *vms;
+        unsigned max;
         struct parser ps;
         int r;
 
-        CHECK(out != NULL);
+        CHECK(out != NULL && (out->vms != NULL || out->vm_max == 0));
         CHECK(text != NULL || len == 0);
         CHECK(err != NULL || errlen == 0);
 
@@ -1126,7 +1128,12 @@ int config_parse(const char *text, uint64_t len, const char *filename, struct ke
         ps.err = err;
         ps.errlen = errlen > SIZE_MAX ? SIZE_MAX : (size_t)errlen;
         ps.out = out;
+        vms = out->vms;
+        max = out->vm_max;
         memset(out, 0, sizeof(*out));
+        memset(vms, 0, max * sizeof(*vms));
+        out->vms = vms;
+        out->vm_max = max;
         out->log_level = LOG_LEVEL_INFO;
         out->finish = FINISH_HALT;
         if (ps.errlen)
@@ -1136,7 +1143,19 @@ int config_parse(const char *text, uint64_t len, const char *filename, struct ke
         if (r < 0) {
                 /* A half-filled config must not be mistaken for a good one. */
                 memset(out, 0, sizeof(*out));
+                memset(vms, 0, max * sizeof(*vms));
+                out->vms = vms;
+                out->vm_max = max;
                 return r;
         }
         return 0;
+}
+
+unsigned config_vm_room(const char *text, uint64_t len)
+{
+        unsigned n = 0;
+
+        for (uint64_t i = 0; i < len; i++)
+                n += text[i] == '[';
+        return n ? n : 1;
 }

@@ -342,6 +342,11 @@ int gdb_attach(unsigned i, bool port)
         return 0;
 }
 
+bool gdb_holds(const struct vm *vm)
+{
+        return open_ && sess->vm == vm;
+}
+
 void gdb_console_input(const uint8_t *buf, size_t n)
 {
         if (!open_ || sess->on_port)

@@ -14,13 +14,14 @@
 
 static const char escape_help[] =
     "Ctrl-] then: 1-8 input to that vm, n next vm, m monitor, ? this help, Ctrl-] a literal "
-    "Ctrl-]";
+    "Ctrl-] (any vm: monitor console VM)";
 
 #define CMD_HELP  (-1)
 #define CMD_LIST  (-2)
 #define CMD_GDB   (-3)
 #define CMD_STATS (-4)
 #define CMD_TRACE (-5)
+#define CMD_CONS  (-6)
 
 struct command {
         const char *name;
@@ -30,7 +31,10 @@ struct command {
 
 static const struct command commands[] = {
     {"help", CMD_HELP, "help", "this list"},
-    {"list", CMD_LIST, "list", "the vms: state, vcpus, exits, cpu time and share, stop reason"},
+    {"list", CMD_LIST, "list [WORD]",
+     "the vms: state, vcpus, exits, cpu time and share, stop reason; WORD: only those whose "
+     "state or stop reason is WORD or whose name starts with it"},
+    {"console", CMD_CONS, "console VM", "typed input to a vm (Ctrl-] m: back here)"},
     {"start", MONITOR_START, "start VM", "run a created vm"},
     {"stop", MONITOR_STOP, "stop VM", "stop a vm (reset makes it new)"},
     {"pause", MONITOR_PAUSE, "pause VM", "stop running a vm for now"},
@@ -220,10 +224,11 @@ static unsigned share(uint64_t run, uint64_t total)
         return (unsigned)(run / (total / 100));
 }
 
-static void list(struct monitor *m)
+static void list(struct monitor *m, const char *only)
 {
         struct monitor_vm_info i;
         uint64_t total = 0;
+        unsigned shown = 0;
         char pct[8];
 
         for (unsigned k = 0; k < m->count; k++) {
@@ -233,6 +238,10 @@ static void list(struct monitor *m)
         outf(m, "  # name             state    vcpus        exits      cpu time share stop\n");
         for (unsigned k = 0; k < m->count; k++) {
                 vm_info(m, k, &i);
+                if (only && strcmp(i.state, only) && strcmp(i.stop, only) &&
+                    strncmp(i.name, only, strlen(only)))
+                        continue;
+                shown++;
                 if (total)
                         snprintf(pct, sizeof(pct), "%u%%", share(i.run_us, total));
                 else
@@ -243,6 +252,8 @@ static void list(struct monitor *m)
                      (unsigned long long)(i.run_us / 1000 % 1000), pct, i.stop[0] ? " " : "",
                      i.stop);
         }
+        if (only || m->count > MONITOR_ESC_VMS)
+                outf(m, "%u of %u vms shown\n", shown, m->count);
 }
 
 static void help(struct monitor *m)
@@ -580,6 +591,7 @@ static char *word(char **p)
 static void run_line(struct monitor *m)
 {
         char *p = m->line, *cmd, *arg;
+        unsigned vm;
         const struct command *c = NULL;
 
         m->line[m->len] = '\0';
@@ -614,23 +626,35 @@ static void run_line(struct monitor *m)
                         gdb_command(m, arg, where);
                 return;
         }
+        if (c->action == CMD_LIST && !word(&p)) {
+                list(m, arg);
+                return;
+        }
+        if (c->action == CMD_CONS) {
+                if (!arg || word(&p))
+                        outf(m, "keel: monitor: usage: %s\n", c->usage);
+                else if (find_vm(m, arg, &vm) < 0)
+                        outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
+                else
+                        set_focus(m, false, vm);
+                return;
+        }
         if ((c->action < 0) != !arg || word(&p)) {
                 outf(m, "keel: monitor: usage: %s\n", c->usage);
                 return;
         }
         if (c->action >= 0)
                 vm_command(m, c, arg);
-        else if (c->action == CMD_HELP)
-                help(m);
         else
-                list(m);
+                help(m);
 }
 
 static void new_line(struct monitor *m)
 {
         m->len = 0;
         m->overlong = false;
-        prompt(m);
+        if (m->in_monitor) /* not after `console VM` */
+                prompt(m);
 }
 
 /* One byte for the command line. */

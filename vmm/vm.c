@@ -51,11 +51,11 @@ static void vm_clear_stop(struct vm *vm)
         vm->stop_detail[0] = '\0';
 }
 
-void vm_init(struct vm *vm, unsigned id, const char *name)
+void vm_init(struct vm *vm, unsigned id, const char *name, struct vcpu *vcpus, unsigned count)
 {
         size_t n;
 
-        CHECK(vm && name);
+        CHECK(vm && name && vcpus && count >= 1 && count <= VM_MAX_VCPUS);
         n = strnlen(name, VM_NAME_MAX - 1);
         memcpy(vm->name, name, n);
         memset(vm->name + n, 0, VM_NAME_MAX - n);
@@ -66,19 +66,14 @@ void vm_init(struct vm *vm, unsigned id, const char *name)
         gmem_init(&vm->mem);
         mmio_bus_init(&vm->mmio);
         vcons_init(&vm->console, vm->name);
-        for (unsigned i = 0; i < VM_MAX_VCPUS; i++) {
+        vm->vcpus = vcpus;
+        for (unsigned i = 0; i < count; i++) {
                 vm->vcpus[i].vm = vm;
                 vm->vcpus[i].id = i;
                 vm->vcpus[i].exits = 0;
         }
-        vm->vcpu_count = 1;
+        vm->vcpu_count = count;
         vm_clear_stop(vm);
-}
-
-void vm_set_vcpus(struct vm *vm, unsigned n)
-{
-        CHECK(n >= 1 && n <= VM_MAX_VCPUS);
-        vm->vcpu_count = n;
 }
 
 const char *vm_state_name(enum vm_state s)

@@ -16,10 +16,12 @@
 #include <keel/boot.h>
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/grace.h>
 #include <keel/irq.h>
 #include <keel/log.h>
 #include <keel/palloc.h>
 #include <keel/sched.h>
+#include <keel/smp.h>
 #include <keel/time.h>
 #include <vmm/build.h>
 #include <vmm/config.h>
@@ -32,12 +34,35 @@
 #include <keel/debug_bench.h>
 #endif
 
-/* The VMs of the config, allocated at start (large: not stored in keel.efi). */
-static struct vm *vms;
+/* What the boot CPU does with a VM once it has been released (reaped). */
+enum vm_next {
+        VM_NEXT_NONE,
+        VM_NEXT_CREATE, /* the monitor's reset: build it again, do not run it */
+        VM_NEXT_RUN,    /* the monitor's start of a stopped VM: build it again and run it */
+};
 
-#define VMS_PAGES (align_up(sizeof(struct vm) * KEEL_MAX_VMS, PAGE_SIZE) / PAGE_SIZE)
+/*
+ * Per VM of the config, for the boot CPU's management (only it reads and writes these). The
+ * VM itself (struct vm and its vCPUs, one allocation) exists only while it is built: vm_create
+ * allocates it, the reap releases it and retires it, and it is freed once no CPU can still
+ * hold a pointer to it (all its vCPUs detached, then a grace period: keel/grace.h; and no gdb
+ * session on it).
+ */
+struct vm_slot {
+        struct vm *vm; /* while built (vm_release undoes the memory and devices) */
+        size_t vm_pages;
+        struct vm *old; /* reaped, to be freed after the grace period of ticket old_at */
+        size_t old_pages;
+        uint64_t old_at;
+        enum vm_stop_reason stop_reason; /* how it ended, once released */
+        int64_t exit_code;
+        enum vm_next next; /* once released */
+        uint64_t runtime;  /* ticks its vCPUs ran in earlier lives (before resets) */
+        hpa_t trace_pa;    /* its vCPUs' exit trace rings (monitor: trace VM on), or 0 pages */
+        size_t trace_pages;
+};
 
-static void outcome(const struct vm *vm, char *buf, size_t len)
+static void outcome(const struct vm_slot *vm, char *buf, size_t len)
 {
         if (vm->stop_reason == VM_STOP_EXIT)
                 snprintf(buf, len, "exit %lld", (long long)vm->exit_code);
@@ -45,7 +70,7 @@ static void outcome(const struct vm *vm, char *buf, size_t len)
                 snprintf(buf, len, "%s", vm_stop_reason_name(vm->stop_reason));
 }
 
-static bool as_expected(const struct vm *vm, const struct vm_config *vc, char *buf, size_t len)
+static bool as_expected(const struct vm_slot *vm, const struct vm_config *vc, char *buf, size_t len)
 {
         if (vc->has_expect_exit) {
                 snprintf(buf, len, "exit %lld", (long long)vc->expect_exit);
@@ -68,27 +93,26 @@ static struct sched sched;
 static unsigned ncpus = 1;
 static volatile bool cpus_go; /* set once the scheduler is ready: the APs may run vCPUs */
 
-/* What the boot CPU does with a VM once it has been released (reaped). */
-enum vm_next {
-        VM_NEXT_NONE,
-        VM_NEXT_CREATE, /* the monitor's reset: build it again, do not run it */
-        VM_NEXT_RUN,    /* the monitor's start of a stopped VM: build it again and run it */
-};
-
-/* Per VM, for the boot CPU's management (only it reads and writes these). */
-struct vm_slot {
-        bool built;        /* memory and devices allocated (vm_release undoes) */
-        enum vm_next next; /* once released */
-        uint64_t runtime;  /* ticks its vCPUs ran in earlier lives (before resets) */
-        hpa_t trace_pa;    /* its vCPUs' exit trace rings (monitor: trace VM on), or 0 pages */
-        size_t trace_pages;
-};
-
 #define TRACE_RING_PAGES \
         (align_up(sizeof(struct exit_trace_entry) * EXIT_TRACE_LEN, PAGE_SIZE) / PAGE_SIZE)
 
-static struct vm_slot slots[KEEL_MAX_VMS];
+static struct vm_slot *slots; /* config->vm_count of them */
+static struct grace grace;
 static struct monitor monitor;
+
+/* The struct vm's part of its allocation; its vCPUs follow. */
+#define VCPUS_OFF align_up(sizeof(struct vm), _Alignof(struct vcpu))
+
+/* A table of n entries of `size` from the page allocator, zeroed; NULL without memory. */
+static void *table_alloc(size_t n, size_t size, size_t *pages)
+{
+        hpa_t pa;
+
+        *pages = align_up(n * size, PAGE_SIZE) / PAGE_SIZE;
+        if (palloc_alloc(&keel_palloc, *pages, PAGE_SIZE, &pa))
+                return NULL;
+        return hva_ptr(arch_hpa_to_hva(pa));
+}
 
 static uint64_t tsc_ms(uint64_t ticks)
 {
@@ -110,19 +134,29 @@ static bool vcpu_ready(struct sched_entity *e)
 static void vm_create(unsigned i)
 {
         const struct vm_config *vc = &boot->config->vms[i];
-        struct vm *vm = &vms[i];
+        struct vm_slot *sl = &slots[i];
+        struct vm *vm;
 
-        memset(vm, 0, sizeof(*vm)); /* nothing of an earlier life (reset) */
-        vm_init(vm, i, vc->name);
+        CHECK(!sl->vm);
+        /* Fresh memory: nothing of an earlier life (reset). */
+        vm = table_alloc(1, VCPUS_OFF + vc->vcpus * sizeof(struct vcpu), &sl->vm_pages);
+        if (!vm) {
+                sl->stop_reason = VM_STOP_LOAD_FAILED;
+                LOG_INFO("keel: vm %s stopped: %s: no memory for its control blocks (%llu KiB): "
+                         "give the machine more memory or the config fewer VMs",
+                         vc->name, vm_stop_reason_name(VM_STOP_LOAD_FAILED),
+                         (unsigned long long)(sl->vm_pages * PAGE_SIZE / 1024));
+                return;
+        }
+        /* The parser keeps vcpus in 1..VM_MAX_VCPUS. */
+        vm_init(vm, i, vc->name, (struct vcpu *)((uint8_t *)vm + VCPUS_OFF), vc->vcpus);
         LOG_INFO("keel: vm %s: starting", vm->name);
-        slots[i].built = true;
+        sl->vm = vm;
         if (vc->cpu != SCHED_NO_PIN && (unsigned)vc->cpu >= ncpus)
                 vm_stop(vm, VM_STOP_LOAD_FAILED,
                         "its config pins it to CPU %d, but this machine has %u CPU%s online "
                         "(cpu = 0 to %u, or no cpu = line)",
                         vc->cpu, ncpus, ncpus == 1 ? "" : "s", ncpus - 1);
-        else
-                vm_set_vcpus(vm, vc->vcpus); /* the parser keeps it in 1..VM_MAX_VCPUS */
         vm->unbacked_stop = vc->unbacked_stop;
         vm->pc_testdev = vc->pc_testdev;
         for (unsigned c = 0; c < vm->vcpu_count; c++)
@@ -142,8 +176,8 @@ static void vm_create(unsigned i)
 /* Run a created VM: vCPU 0 joins the run queues, the others when the guest starts them. */
 static int vm_run(unsigned i)
 {
-        struct vm *vm = &vms[i];
-        int err = vm_set_state(vm, VM_RUNNING);
+        struct vm *vm = slots[i].vm;
+        int err = vm ? vm_set_state(vm, VM_RUNNING) : -KEEL_EPERM;
 
         if (err)
                 return err;
@@ -172,7 +206,8 @@ static void vm_kick(struct vm *vm)
 /* A stopped VM whose vCPUs all left the scheduler: report it and give its memory back. */
 static void vm_reap(unsigned i)
 {
-        struct vm *vm = &vms[i];
+        struct vm_slot *sl = &slots[i];
+        struct vm *vm = sl->vm;
         char desc[200], probes[400]; /* 16 ports and 16 MSRs with their words: about 350 */
 
         for (unsigned c = 0; c < vm->vcpu_count; c++) {
@@ -194,15 +229,36 @@ static void vm_reap(unsigned i)
                 CHECK(palloc_free(&keel_palloc, slots[i].trace_pa, slots[i].trace_pages) == 0);
         slots[i].trace_pages = 0;
         vm_release(vm);
-        slots[i].built = false;
+        /* No run queue holds it any more; CPUs may still hold pointers from their last round. */
+        sl->stop_reason = vm->stop_reason;
+        sl->exit_code = vm->exit_code;
+        sl->old = vm;
+        sl->old_pages = sl->vm_pages;
+        sl->old_at = grace_begin(&grace);
+        sl->vm = NULL;
         if (slots[i].next != VM_NEXT_NONE) {
                 enum vm_next next = slots[i].next;
 
                 slots[i].next = VM_NEXT_NONE;
                 vm_create(i);
-                if (next == VM_NEXT_RUN && vm->state == VM_CREATED)
+                if (next == VM_NEXT_RUN && sl->vm && sl->vm->state == VM_CREATED)
                         CHECK(vm_run(i) == 0);
         }
+}
+
+/* Free a reaped VM's structures once nothing can touch them (struct vm_slot). */
+static void vm_free_old(struct vm_slot *sl)
+{
+        struct vm *vm = sl->old;
+
+        if (!vm || !grace_done(&grace, sl->old_at, arch_cpu_index()) || gdb_holds(vm))
+                return;
+        CHECK(vm->state == VM_STOPPED && !vm->mem.count && !vm->devices);
+        for (unsigned c = 0; c < vm->vcpu_count; c++)
+                CHECK(__atomic_load_n(&vm->vcpus[c].sched.state, __ATOMIC_ACQUIRE) ==
+                      SCHED_DETACHED);
+        CHECK(palloc_free(&keel_palloc, arch_hva_to_hpa(hva_from_ptr(vm)), sl->old_pages) == 0);
+        sl->old = NULL;
 }
 
 /* Give a run's vCPU back to the scheduler (the boot CPU reaps a VM that has stopped). */
@@ -223,6 +279,7 @@ static void cpu_round(unsigned cpu)
         struct sched_entity *e;
         enum vcpu_run_result r;
 
+        grace_quiescent(&grace, cpu); /* holds nothing from its last round */
         irq_poll_all(); /* drivers' completions that no interrupt reported (keel/irq.h) */
         e = sched_pick(&sched, cpu, now);
         if (!e) {
@@ -249,10 +306,11 @@ _Noreturn void vmm_ap_main(unsigned cpu)
 /* The boot CPU's upkeep of VM `i`: reap it once stopped, re-queue its vCPUs once resumed. */
 static void vm_manage(unsigned i)
 {
-        struct vm *vm = &vms[i];
+        struct vm *vm = slots[i].vm;
         bool detached = true;
 
-        if (!slots[i].built)
+        vm_free_old(&slots[i]);
+        if (!vm)
                 return;
         for (unsigned c = 0; c < vm->vcpu_count; c++) {
                 struct vcpu *v = &vm->vcpus[c];
@@ -264,7 +322,7 @@ static void vm_manage(unsigned i)
                 if (vm->state == VM_RUNNING && v->started && v->sched.state == SCHED_DETACHED)
                         (void)sched_add(&sched, &v->sched, arch_tsc());
         }
-        if (vm->state == VM_STOPPED && detached)
+        if (vm->state == VM_STOPPED && detached && !slots[i].old) /* one retired VM at a time */
                 vm_reap(i);
 }
 
@@ -288,7 +346,7 @@ static bool all_ended(void)
 
         for (unsigned i = 0; i < boot->config->vm_count; i++) {
                 vm_manage(i);
-                ended &= !slots[i].built && vms[i].state == VM_STOPPED;
+                ended &= !slots[i].vm && !slots[i].old;
         }
         return ended;
 }
@@ -302,15 +360,16 @@ static unsigned mon_count(void *ctx)
 
 static void mon_info(void *ctx, unsigned i, struct monitor_vm_info *out)
 {
-        const struct vm *vm = &vms[i];
+        const struct vm *vm = slots[i].vm;
+        enum vm_stop_reason stop = vm ? vm->stop_reason : slots[i].stop_reason;
         uint64_t run = slots[i].runtime, khz = arch_tsc_khz();
 
         (void)ctx;
         out->name = boot->config->vms[i].name;
-        out->state = vm_state_name(vm->state);
-        out->stop = vm->stop_reason != VM_STOP_NONE ? vm_stop_reason_name(vm->stop_reason) : "";
-        out->vcpus = vm->vcpu_count;
-        for (unsigned c = 0; c < vm->vcpu_count && slots[i].built; c++) {
+        out->state = vm_state_name(vm ? vm->state : VM_STOPPED);
+        out->stop = stop != VM_STOP_NONE ? vm_stop_reason_name(stop) : "";
+        out->vcpus = boot->config->vms[i].vcpus;
+        for (unsigned c = 0; vm && c < vm->vcpu_count; c++) {
                 out->exits += vm->vcpus[c].exits;
                 run += vm->vcpus[c].sched.runtime;
         }
@@ -321,18 +380,21 @@ static void mon_info(void *ctx, unsigned i, struct monitor_vm_info *out)
 static struct exit_stats *mon_vcpu_stats(void *ctx, unsigned i, unsigned c)
 {
         (void)ctx;
-        return slots[i].built && c < vms[i].vcpu_count ? &vms[i].vcpus[c].stats : NULL;
+        const struct vm *vm = slots[i].vm;
+
+        (void)ctx;
+        return vm && c < vm->vcpu_count ? &vm->vcpus[c].stats : NULL;
 }
 
 /* Exit tracing on or off; the rings are allocated at the first `on`, freed with the VM. */
 static int mon_trace(void *ctx, unsigned i, bool on)
 {
-        struct vm *vm = &vms[i];
+        struct vm *vm = slots[i].vm;
         struct exit_trace_entry *rings;
         int err;
 
         (void)ctx;
-        if (!slots[i].built)
+        if (!vm)
                 return -KEEL_EPERM;
         for (unsigned c = 0; c < vm->vcpu_count && !on; c++)
                 exit_trace_disable(&vm->vcpus[c].stats);
@@ -359,22 +421,28 @@ static int mon_trace(void *ctx, unsigned i, bool on)
  */
 static void vm_rebuild(unsigned i, bool run)
 {
-        if (slots[i].built) {
+        if (slots[i].vm) { /* a retired one (old) is separate memory: no need to wait */
                 slots[i].next = run ? VM_NEXT_RUN : VM_NEXT_CREATE;
                 vm_manage(i);
                 return;
         }
         vm_create(i);
-        if (run && vms[i].state == VM_CREATED)
+        if (run && slots[i].vm && slots[i].vm->state == VM_CREATED)
                 CHECK(vm_run(i) == 0);
 }
 
 static int mon_action(void *ctx, unsigned i, enum monitor_action a)
 {
-        struct vm *vm = &vms[i];
+        struct vm *vm = slots[i].vm;
         int err;
 
         (void)ctx;
+        if (!vm) { /* stopped and released: it can only be built again */
+                if (a != MONITOR_START && a != MONITOR_RESET)
+                        return -KEEL_EPERM;
+                vm_rebuild(i, a == MONITOR_START);
+                return 0;
+        }
         switch (a) {
         case MONITOR_START:
                 if (vm->state != VM_STOPPED)
@@ -412,9 +480,11 @@ static int mon_action(void *ctx, unsigned i, enum monitor_action a)
 
 static void mon_input(void *ctx, unsigned i, const uint8_t *buf, size_t n)
 {
+        struct vm *vm = slots[i].vm;
+
         (void)ctx;
-        if (vms[i].state == VM_RUNNING || vms[i].state == VM_PAUSED)
-                vcons_input_push(&vms[i].console, buf, n); /* what does not fit is dropped */
+        if (vm && (vm->state == VM_RUNNING || vm->state == VM_PAUSED))
+                vcons_input_push(&vm->console, buf, n); /* what does not fit is dropped */
 }
 
 /*
@@ -465,7 +535,7 @@ static const struct monitor_ops monitor_ops = {
 /* The VM table's side of a gdb session (vmm/gdb.h). */
 static struct vm *gdb_vm(unsigned i)
 {
-        return i < boot->config->vm_count ? &vms[i] : NULL;
+        return i < boot->config->vm_count ? slots[i].vm : NULL;
 }
 
 static void gdb_console_write(const char *s, size_t n)
@@ -498,11 +568,11 @@ static void summary(void)
                 char got[48], want[48];
                 bool ok;
 
-                outcome(&vms[i], got, sizeof(got));
-                ok = as_expected(&vms[i], &cfg->vms[i], want, sizeof(want));
+                outcome(&slots[i], got, sizeof(got));
+                ok = as_expected(&slots[i], &cfg->vms[i], want, sizeof(want));
                 unexpected += !ok;
-                LOG_INFO("keel:   %s: %s (expected %s), %llu%% of the CPU time: %s", vms[i].name,
-                         got, want,
+                LOG_INFO("keel:   %s: %s (expected %s), %llu%% of the CPU time: %s",
+                         cfg->vms[i].name, got, want,
                          (unsigned long long)(total ? slots[i].runtime * 100 / total : 0),
                          ok ? "ok" : "UNEXPECTED");
         }
@@ -523,24 +593,22 @@ _Noreturn void vmm_main(const struct boot_info *bi, unsigned cpus)
 {
         const struct keel_config *cfg = bi->config;
         bool ended = false;
-        hpa_t vms_pa;
-        int err;
+        size_t pages;
 
         boot = bi;
         ncpus = cpus;
-        err = palloc_alloc(&keel_palloc, VMS_PAGES, PAGE_SIZE, &vms_pa);
-        if (err)
-                panic("no memory for the VM table: %s", keel_strerror(err));
-        vms = hva_ptr(arch_hpa_to_hva(vms_pa)); /* zeroed by the allocator */
-        for (unsigned i = 0; i < KEEL_MAX_VMS; i++)
-                vms[i].state = VM_STOPPED;
-        sched_init(&sched, ncpus, arch_tsc_khz() * SLICE_MS, vcpu_ready);
+        slots = table_alloc(cfg->vm_count, sizeof(*slots), &pages);
+        if (!slots)
+                panic("no memory for the table of %u VMs (%zu pages)", cfg->vm_count, pages);
+        grace_init(&grace, percpu_table(sizeof(uint64_t), "quiescent points"), ncpus);
+        sched_init(&sched, percpu_table(sizeof(struct sched_cpu), "run queues"), ncpus,
+                   arch_tsc_khz() * SLICE_MS, vcpu_ready);
         LOG_INFO("keel: scheduler: %u CPU%s, %u ms slices", ncpus, ncpus == 1 ? "" : "s", SLICE_MS);
 
         vm_disks_plan(bi);
         for (unsigned i = 0; i < cfg->vm_count; i++) {
                 vm_create(i);
-                if (vms[i].state == VM_CREATED)
+                if (slots[i].vm && slots[i].vm->state == VM_CREATED)
                         CHECK(vm_run(i) == 0);
         }
         for (unsigned i = 0; boot->config->console_raw && i < boot->config->vm_count; i++)

@@ -206,9 +206,8 @@ static void build_el2_tables(const struct boot_info *bi)
                 map_device(pl011_drv_base(), PAGE_SIZE);
         map_ecam(bi);
         map_device(gic_info.gicd, 0x10000);
-        map_device(gic_info.gicr, gic_info.gicr_size);
-        for (unsigned i = 0; i < gic_info.gicc_gicr_count; i++)
-                map_device(gic_info.gicc_gicr[i], GICR_FRAME_SIZE);
+        for (unsigned i = 0; i < gic_info.rd_count; i++)
+                map_device(gic_info.rd[i].base, gic_info.rd[i].size);
 
         tcr = 16 /* T0SZ: 48-bit VA */ | 1ull << 8 | 1ull << 10 /* WBWA walks */ |
               3ull << 12 /* inner shareable */ | 5ull << 16 /* PS: 48 bits */ | 1ull << 23 |

@@ -13,6 +13,7 @@
 #include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/palloc.h>
 #include <keel/smp.h>
 
 #define MADT_GICC 0x0b
@@ -48,16 +49,17 @@ static const uint8_t *madt_next(const uint8_t *madt, uint32_t len, uint32_t *off
         return e;
 }
 
-int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out)
+/*
+ * One pass over the MADT, counting GICR structures and GICC frames; once out->rd has room,
+ * the GICR regions go there, or (use_frames: there are none) each enabled GICC's frame.
+ */
+static void gic_scan(const uint8_t *madt, uint32_t len, struct arm64_gic_info *out, bool use_frames,
+                     unsigned *gicr, unsigned *frames)
 {
-        uint32_t len, off = 44;
-        const uint8_t *madt = acpi_find_table(rsdp, "APIC", &len), *e;
-        uint64_t frames[KEEL_MAX_CPUS];
-        unsigned nframes = 0;
+        uint32_t off = 44;
+        const uint8_t *e;
 
-        *out = (struct arm64_gic_info){0};
-        if (!madt)
-                return -KEEL_ENOENT;
+        *gicr = *frames = 0;
         while ((e = madt_next(madt, len, &off))) {
                 if (e[0] == MADT_GICD && e[1] >= 16)
                         out->gicd = acpi_u64(e + 8);
@@ -65,20 +67,42 @@ int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out)
                         out->its = acpi_u64(e + 8);
                 else if (e[0] == MADT_V2M && e[1] >= 24 && !out->v2m)
                         out->v2m = acpi_u64(e + 8);
-                else if (e[0] == MADT_GICR && e[1] >= 16 && !out->gicr) {
-                        out->gicr = acpi_u64(e + 4);
-                        out->gicr_size = acpi_u32(e + 12);
+                else if (e[0] == MADT_GICR && e[1] >= 16 && acpi_u32(e + 12)) {
+                        if (out->rd && !use_frames && *gicr < out->rd_count)
+                                out->rd[*gicr] =
+                                    (struct arm64_gicr_region){acpi_u64(e + 4), acpi_u32(e + 12)};
+                        ++*gicr;
                 } else if (e[0] == MADT_GICC && e[1] >= 76 && (acpi_u32(e + 12) & 1) &&
-                           acpi_u64(e + 60) && nframes < KEEL_MAX_CPUS)
-                        frames[nframes++] = acpi_u64(e + 60);
+                           acpi_u64(e + 60)) {
+                        if (out->rd && use_frames && *frames < out->rd_count)
+                                out->rd[*frames] =
+                                    (struct arm64_gicr_region){acpi_u64(e + 60), GICR_FRAME_SIZE};
+                        ++*frames;
+                }
         }
-        if (!out->gicr) {
-                /* No GICR structure: each enabled GICC entry names its CPU's frame. */
-                for (unsigned i = 0; i < nframes; i++)
-                        out->gicc_gicr[i] = frames[i];
-                out->gicc_gicr_count = nframes;
-        }
-        return out->gicd && (out->gicr || nframes) ? 0 : -KEEL_ENOENT;
+}
+
+int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out)
+{
+        uint32_t len;
+        const uint8_t *madt = acpi_find_table(rsdp, "APIC", &len);
+        unsigned gicr, frames;
+        hpa_t pa;
+
+        *out = (struct arm64_gic_info){0};
+        if (!madt)
+                return -KEEL_ENOENT;
+        gic_scan(madt, len, out, false, &gicr, &frames);
+        out->rd_count = gicr ? gicr : frames;
+        if (!out->gicd || !out->rd_count)
+                return -KEEL_ENOENT;
+        if (palloc_alloc(&keel_palloc,
+                         align_up(out->rd_count * sizeof(*out->rd), PAGE_SIZE) / PAGE_SIZE,
+                         PAGE_SIZE, &pa))
+                return -KEEL_ENOMEM;
+        out->rd = hva_ptr(arch_hpa_to_hva(pa));
+        gic_scan(madt, len, out, gicr == 0, &gicr, &frames); /* again, now with room */
+        return 0;
 }
 
 int arm64_madt_cpus(hpa_t rsdp, struct arm64_madt_cpu *out, unsigned max, unsigned *count)
@@ -131,17 +155,18 @@ static uint64_t find_my_gicr(const struct arm64_gic_info *gi)
         uint64_t mpidr = read_sysreg(mpidr_el1);
         uint32_t aff = (uint32_t)((mpidr & 0xffffff) | ((mpidr >> 32) & 0xff) << 24);
 
-        for (unsigned i = 0; i < gi->gicc_gicr_count; i++)
-                if ((uint32_t)(mmio_read64(gi->gicc_gicr[i] + GICR_TYPER) >> 32) == aff)
-                        return gi->gicc_gicr[i];
-        for (uint64_t r = gi->gicr; r < gi->gicr + gi->gicr_size;) {
-                uint64_t typer = mmio_read64(r + GICR_TYPER);
+        for (unsigned i = 0; i < gi->rd_count; i++) {
+                const struct arm64_gicr_region *g = &gi->rd[i];
 
-                if ((uint32_t)(typer >> 32) == aff)
-                        return r;
-                if (typer & GICR_TYPER_LAST)
-                        break;
-                r += (typer & GICR_TYPER_VLPIS) ? 0x40000 : 0x20000;
+                for (uint64_t r = g->base; r - g->base < g->size;) {
+                        uint64_t typer = mmio_read64(r + GICR_TYPER);
+
+                        if ((uint32_t)(typer >> 32) == aff)
+                                return r;
+                        if (typer & GICR_TYPER_LAST)
+                                break;
+                        r += (typer & GICR_TYPER_VLPIS) ? 0x40000 : 0x20000;
+                }
         }
         return 0;
 }
@@ -155,9 +180,9 @@ void arm64_gic_cpu_init(const struct arm64_gic_info *gi)
         uint64_t gicr = find_my_gicr(gi);
 
         if (!gicr)
-                panic("no GICv3 redistributor for this CPU (MPIDR %#llx) in %#llx+%#llx",
-                      (unsigned long long)read_sysreg(mpidr_el1), (unsigned long long)gi->gicr,
-                      (unsigned long long)gi->gicr_size);
+                panic("no GICv3 redistributor for this CPU (MPIDR %#llx) in the MADT's %u "
+                      "regions",
+                      (unsigned long long)read_sysreg(mpidr_el1), gi->rd_count);
         arm64_this_cpu()->gicr = gicr;
         mmio_write32(gicr + GICR_WAKER, mmio_read32(gicr + GICR_WAKER) & ~2u);
         for (unsigned i = 0; i < 1000 && (mmio_read32(gicr + GICR_WAKER) & 4u); i++)

@@ -43,14 +43,13 @@ _Static_assert(offsetof(struct arm64_percpu, trap_sp) == PERCPU_TRAP_SP, "entry.
  * A secondary's memory: the page of its per-CPU data, a guard page, its trap stack (where
  * Keel's vectors report a fault from), a guard page, its 64 KiB stack.
  */
-#define AP_TRAP_PAGES    3
-#define AP_STACK_PAGES   16
-#define AP_TRAP_OFF      (2 * PAGE_SIZE)
-#define AP_STACK_OFF     (AP_TRAP_OFF + AP_TRAP_PAGES * PAGE_SIZE + PAGE_SIZE)
-#define AP_PAGES         (AP_STACK_OFF / PAGE_SIZE + AP_STACK_PAGES)
-#define AP_CHECKIN_MS    1000
-#define IDLE_WAKE_MS     10 /* arch_cpu_idle wakes at least this often */
-#define MADT_MAX_ENTRIES 64
+#define AP_TRAP_PAGES  3
+#define AP_STACK_PAGES 16
+#define AP_TRAP_OFF    (2 * PAGE_SIZE)
+#define AP_STACK_OFF   (AP_TRAP_OFF + AP_TRAP_PAGES * PAGE_SIZE + PAGE_SIZE)
+#define AP_PAGES       (AP_STACK_OFF / PAGE_SIZE + AP_STACK_PAGES)
+#define AP_CHECKIN_MS  1000
+#define IDLE_WAKE_MS   10 /* arch_cpu_idle wakes at least this often */
 
 /* struct arm64_percpu.state of a secondary. */
 enum { CPU_STARTING = 1, CPU_UP, CPU_ONLINE, CPU_ABANDONED };
@@ -58,15 +57,22 @@ enum { CPU_STARTING = 1, CPU_UP, CPU_ONLINE, CPU_ABANDONED };
 static struct arm64_percpu boot_cpu;
 /* TPIDR_EL2 is Keel's: before that (UEFI boot services log too) the firmware's value. */
 static bool percpu_ready;
-/* Every CPU online, by index (the boot CPU at 0); written by the boot CPU only. */
-static struct arm64_percpu *cpus[KEEL_MAX_CPUS];
+/*
+ * Every CPU online, by index (the boot CPU at 0); written by the boot CPU only. One entry
+ * until arm64_smp_prepare sizes the tables from the MADT (arch_cpu_slots entries).
+ */
+static struct arm64_percpu *boot_entry[1], **cpus = boot_entry;
+static unsigned slots = 1;
 /*
  * From arm64_smp_prepare, before Keel's tables exist (their guard pages are never mapped, and
  * Keel never changes a live mapping): the memory of secondaries, used in order. A slot whose
  * CPU was started but never checked in is not reused (it may still run).
  */
-static hpa_t ap_slot[KEEL_MAX_CPUS];
+static hpa_t *ap_slot;
 static unsigned ap_slots, next_slot = 1;
+/* The MADT's GICC entries, read once by arm64_smp_prepare. */
+static struct arm64_madt_cpu *madt;
+static unsigned madt_count;
 
 void arm64_percpu_boot_init(void *trap_stack_top)
 {
@@ -82,6 +88,21 @@ void arm64_percpu_boot_init(void *trap_stack_top)
 unsigned arch_cpu_index(void)
 {
         return percpu_ready ? arm64_this_cpu()->index : 0;
+}
+
+unsigned arch_cpu_slots(void)
+{
+        return slots;
+}
+
+/* A zeroed boot-time table of `bytes` from the page allocator, or NULL. */
+static void *boot_table(size_t bytes)
+{
+        hpa_t pa;
+
+        if (palloc_alloc(&keel_palloc, align_up(bytes, PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE, &pa))
+                return NULL;
+        return hva_ptr(arch_hpa_to_hva(pa));
 }
 
 void arm64_ap_main(struct arm64_percpu *pc);
@@ -218,12 +239,27 @@ static bool start_cpu(uint64_t mpidr, unsigned index, void (*ap_entry)(unsigned)
 
 int arm64_smp_prepare(const struct boot_info *bi, struct hostmap *m)
 {
-        struct arm64_madt_cpu madt[MADT_MAX_ENTRIES];
+        struct arm64_percpu **table;
         unsigned count, want;
 
-        if (arm64_madt_cpus(bi->rsdp, madt, MADT_MAX_ENTRIES, &count) || count <= 1)
+        if (arm64_madt_cpus(bi->rsdp, NULL, 0, &count) || count <= 1)
                 return 0;
-        want = count - 1 < KEEL_MAX_CPUS - 1 ? count - 1 : KEEL_MAX_CPUS - 1;
+        /* The tables sized from the MADT; three guard pages per CPU in Keel's map. */
+        want = m->count + 2 * count + HOSTMAP_MAX_REGIONS;
+        madt = boot_table(count * sizeof(*madt));
+        table = boot_table(count * sizeof(*table));
+        ap_slot = boot_table(count * sizeof(*ap_slot));
+        if (!madt || !table || !ap_slot ||
+            hostmap_grow(m, boot_table(want * sizeof(struct hostmap_region)), want)) {
+                LOG_WARN("keel: no memory for the per-CPU tables of %u CPUs: running on the boot "
+                         "CPU only",
+                         count);
+                return 0;
+        }
+        arm64_madt_cpus(bi->rsdp, madt, count, &madt_count);
+        table[0] = cpus[0];
+        cpus = table;
+        want = count - 1;
         for (unsigned i = 1; i <= want; i++) {
                 uint64_t base;
                 int err = palloc_alloc(&keel_palloc, AP_PAGES, PAGE_SIZE, &ap_slot[i]);
@@ -244,20 +280,19 @@ int arm64_smp_prepare(const struct boot_info *bi, struct hostmap *m)
                         return err;
                 ap_slots = i;
         }
+        slots = 1 + ap_slots;
         return 0;
 }
 
 unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned index))
 {
-        struct arm64_madt_cpu madt[MADT_MAX_ENTRIES];
         const char *why;
-        unsigned count, online = 1;
+        unsigned count = madt_count, online = 1;
         uintptr_t code;
 
-        if (arm64_madt_cpus(bi->rsdp, madt, MADT_MAX_ENTRIES, &count) || count == 0)
+        if (arm64_madt_cpus(bi->rsdp, NULL, 0, &count) || count == 0)
                 LOG_WARN("keel: no GICC entries in the ACPI MADT: running on the boot CPU only");
-        if (count > MADT_MAX_ENTRIES)
-                count = MADT_MAX_ENTRIES;
+        count = madt_count; /* 0 if arm64_smp_prepare found at most one or had no memory */
         why = count > 1 ? psci_conduit(bi->rsdp) : NULL;
         if (why) {
                 LOG_WARN("keel: secondary CPUs not started: %s", why);
@@ -269,12 +304,6 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
         for (unsigned i = 0; i < count; i++) {
                 if (!madt[i].enabled || madt[i].mpidr == boot_cpu.mpidr)
                         continue;
-                if (online == KEEL_MAX_CPUS) {
-                        LOG_WARN("keel: cpu MPIDR %#llx and later ones left out: Keel runs at "
-                                 "most %u CPUs",
-                                 (unsigned long long)madt[i].mpidr, KEEL_MAX_CPUS);
-                        break;
-                }
                 online += start_cpu(madt[i].mpidr, online, ap_entry);
         }
         LOG_INFO("keel: %u CPU%s online", online, online == 1 ? "" : "s");
@@ -291,7 +320,7 @@ void arch_cpu_kick(unsigned cpu)
         const struct arm64_percpu *pc;
         uint64_t aff, v;
 
-        if (cpu >= KEEL_MAX_CPUS || cpu == arch_cpu_index())
+        if (cpu >= slots || cpu == arch_cpu_index())
                 return;
         pc = __atomic_load_n(&cpus[cpu], __ATOMIC_ACQUIRE);
         if (!pc)

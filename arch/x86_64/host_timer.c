@@ -38,7 +38,7 @@ static volatile uint64_t ticks;
  * Per CPU: the TSC its LAPIC timer is armed for in one-shot mode (x86_host_timer_by), 0 while
  * it ticks periodically. Only its own CPU touches it, with interrupts off.
  */
-static uint64_t oneshot_at[KEEL_MAX_CPUS];
+static uint64_t *oneshot_at; /* per CPU (keel/smp.h); NULL until x86_time_init */
 
 uint64_t arch_tsc(void)
 {
@@ -85,7 +85,7 @@ void x86_host_tick(void)
 
         if (cpu == 0) /* every CPU ticks; the count is the boot CPU's */
                 ticks++;
-        if (cpu < KEEL_MAX_CPUS && oneshot_at[cpu]) {
+        if (oneshot_at && oneshot_at[cpu]) {
                 oneshot_at[cpu] = 0;
                 tick_start(); /* periodic again, its first period from now */
         }
@@ -100,7 +100,7 @@ void x86_host_timer_by(uint64_t when)
         if (!lapic_per_ms || (when > now && when - now >= tsc_khz * 1000 / HOST_TICK_HZ))
                 return;
         cpu = arch_cpu_index();
-        if (cpu >= KEEL_MAX_CPUS || (oneshot_at[cpu] && oneshot_at[cpu] <= when))
+        if (!oneshot_at || (oneshot_at[cpu] && oneshot_at[cpu] <= when))
                 return;
         /* Rounded up, plus one count: never before `when`. */
         count = ((when > now ? when - now : 0) * lapic_per_ms + tsc_khz - 1) / tsc_khz + 1;
@@ -196,6 +196,7 @@ void x86_time_init(void)
         uint8_t gate;
         unsigned spins = 0;
 
+        oneshot_at = percpu_table(sizeof(*oneshot_at), "host tick deadlines");
         if (apic & (1u << 11)) {
                 x2apic = apic & (1u << 10);
                 lapic_base = x2apic ? 0 : (apic & ~0xfffull);

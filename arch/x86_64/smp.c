@@ -35,13 +35,13 @@
 #include <keel/time.h>
 #include <vmm/vmm.h>
 
-#define MADT_MAX_LISTED 256
-#define ICR_INIT        0x4500u /* INIT, level assert */
-#define ICR_FIXED       0x4000u /* fixed, level assert, | vector */
-#define KICK_VECTOR     0x21u   /* arch_cpu_kick: makes the CPU leave its guest */
-#define ICR_STARTUP     0x4600u /* start-up, level assert, | vector */
-#define AP_ANSWER_MS    100     /* after the second SIPI */
-#define AP_SETUP_MS     5000    /* once it answered: its own set-up (Keel code) */
+#define APIC_ID_TABLE_MAX 0x10000u /* APIC ids indexed directly (arch_cpu_index) */
+#define ICR_INIT          0x4500u  /* INIT, level assert */
+#define ICR_FIXED         0x4000u  /* fixed, level assert, | vector */
+#define KICK_VECTOR       0x21u    /* arch_cpu_kick: makes the CPU leave its guest */
+#define ICR_STARTUP       0x4600u  /* start-up, level assert, | vector */
+#define AP_ANSWER_MS      1000     /* after the second SIPI (TCG under load: 100 was short) */
+#define AP_SETUP_MS       5000     /* once it answered: its own set-up (Keel code) */
 
 /*
  * An AP's memory from the page allocator: a guard page, its stack, a guard page, the
@@ -57,15 +57,20 @@
 #define AP_MEM_PAGES  (AP_MEM_SIZE / PAGE_SIZE)
 
 /*
- * arch_cpu_index: the LAPIC id of the running CPU looked up in this table. Chosen over a
+ * arch_cpu_index: the LAPIC id of the running CPU looked up in index_of. Chosen over a
  * per-CPU GS base because it needs nothing from the vCPU run loops: the LAPIC id register
  * belongs to the physical CPU, and guests never reach it (their LAPIC is Keel's model), so it
  * is right at any instant, between VMLOAD and VMRUN or inside an exit handler alike, on SVM
- * and VMX. The cost is one x2APIC MSR read or one uncached xAPIC MMIO read plus a scan of
- * KEEL_MAX_CPUS entries.
+ * and VMX. The cost is one x2APIC MSR read or one uncached xAPIC MMIO read plus one load,
+ * whatever the CPU count. Both tables come from the page allocator, sized from the MADT
+ * (x86_smp_prepare); before that, and on a single-CPU machine, every CPU is index 0.
  */
-static uint32_t cpu_apic_id[KEEL_MAX_CPUS];
-static bool cpus_known; /* cpu_apic_id valid (after the boot CPU's LAPIC is known) */
+static uint32_t *cpu_apic_id; /* by CPU index (slots entries); MADT_APIC_ID_NONE: none */
+static uint16_t *index_of;    /* by APIC id below index_len: its CPU index (0: boot / none) */
+static uint32_t index_len;
+static uint32_t boot_apic_id; /* before cpu_apic_id exists */
+static unsigned slots = 1;    /* arch_cpu_slots */
+static bool cpus_known;       /* the boot CPU's LAPIC is known */
 
 /* The AP being started: STARTING until it answers (ARRIVED) or the boot CPU gives up. */
 enum ap_state { AP_IDLE, AP_STARTING, AP_ARRIVED, AP_ONLINE, AP_ABANDONED };
@@ -78,9 +83,9 @@ static struct {
 } ap;
 
 /* From x86_smp_prepare: the MADT's CPUs, the memory of the AP to run as CPU i (1 ..). */
-static uint32_t madt_ids[MADT_MAX_LISTED];
+static uint32_t *madt_ids;
 static unsigned madt_listed;
-static uint8_t *ap_mem[KEEL_MAX_CPUS];
+static uint8_t **ap_mem;
 static unsigned ap_slots;              /* ap_mem[1 .. ap_slots] allocated */
 static const char *no_start;           /* why no AP can start, or NULL */
 static struct x86_ap_params ap_params; /* the trampoline reads it (AP_TR_PARAMS) */
@@ -92,10 +97,20 @@ unsigned arch_cpu_index(void)
         if (!cpus_known)
                 return 0;
         id = x86_lapic_id();
-        for (unsigned i = 0; i < KEEL_MAX_CPUS; i++)
-                if (cpu_apic_id[i] == id)
-                        return i;
-        return 0; /* cannot happen: every CPU running Keel is in the table before it runs C */
+        /* Every CPU running Keel is in the table before it runs C; the boot CPU is 0. */
+        return id < index_len ? index_of[id] : 0;
+}
+
+unsigned arch_cpu_slots(void)
+{
+        return slots;
+}
+
+static uint32_t apic_id_of(unsigned cpu)
+{
+        if (cpu >= slots)
+                return MADT_APIC_ID_NONE;
+        return cpu_apic_id ? cpu_apic_id[cpu] : boot_apic_id;
 }
 
 void arch_cpu_idle(void)
@@ -106,17 +121,20 @@ void arch_cpu_idle(void)
 void arch_cpu_kick(unsigned cpu)
 {
         /* Any vector but the tick's: the trap handler acknowledges it, the guest has exited. */
-        if (cpu < KEEL_MAX_CPUS && cpu != arch_cpu_index() && cpu_apic_id[cpu] != MADT_APIC_ID_NONE)
-                x86_lapic_send_ipi(cpu_apic_id[cpu], ICR_FIXED | KICK_VECTOR);
+        uint32_t id = apic_id_of(cpu);
+
+        if (cpu != arch_cpu_index() && id != MADT_APIC_ID_NONE)
+                x86_lapic_send_ipi(id, ICR_FIXED | KICK_VECTOR);
 }
 
 /* MSI to Keel's CPU `cpu` (SDM 3, 11.11): fixed delivery, edge, physical destination. */
 int arch_msi_message(unsigned cpu, uint8_t vector, uint64_t *addr, uint32_t *data)
 {
-        if (cpu >= KEEL_MAX_CPUS || !cpus_known || cpu_apic_id[cpu] == MADT_APIC_ID_NONE ||
-            cpu_apic_id[cpu] > 0xff || vector < 32)
+        uint32_t id = apic_id_of(cpu);
+
+        if (!cpus_known || id > 0xff || vector < 32)
                 return -KEEL_EINVAL;
-        *addr = 0xfee00000u | cpu_apic_id[cpu] << 12;
+        *addr = 0xfee00000u | id << 12;
         *data = vector;
         return 0;
 }
@@ -128,9 +146,9 @@ void arch_msi_describe(char *buf, unsigned len)
 
 void x86_smp_init_boot_cpu(void)
 {
-        for (unsigned i = 0; i < KEEL_MAX_CPUS; i++)
-                cpu_apic_id[i] = MADT_APIC_ID_NONE;
-        cpu_apic_id[0] = x86_lapic_id();
+        boot_apic_id = x86_lapic_id();
+        if (cpu_apic_id)
+                cpu_apic_id[0] = boot_apic_id;
         cpus_known = true;
 }
 
@@ -186,6 +204,7 @@ static bool start_ap(uint8_t *tramp, uint32_t id, unsigned index)
         ap_params.stack = (uint64_t)(uintptr_t)(ap.mem + AP_STACK_OFF + AP_STACK_SIZE);
         ap_params.arg = index;
         cpu_apic_id[index] = id;
+        index_of[id] = (uint16_t)index;
         __atomic_store_n(&ap.state, AP_STARTING, __ATOMIC_RELEASE);
 
         x86_lapic_send_ipi(id, ICR_INIT);
@@ -205,6 +224,7 @@ static bool start_ap(uint8_t *tramp, uint32_t id, unsigned index)
                         delay_us(10000);
                         /* Its memory stays for the next AP, which starts as CPU `index`. */
                         cpu_apic_id[index] = MADT_APIC_ID_NONE;
+                        index_of[id] = 0;
                         LOG_WARN("keel: CPU with APIC id %u did not answer within %u ms of its "
                                  "second SIPI; left out",
                                  id, AP_ANSWER_MS);
@@ -220,13 +240,48 @@ static bool start_ap(uint8_t *tramp, uint32_t id, unsigned index)
         return true;
 }
 
-/* Enabled LAPIC ids of the firmware's MADT (arch/madt.h); 0 without one. */
-static unsigned madt_cpus(const struct boot_info *bi, uint32_t *ids, unsigned max)
+/* A zeroed boot-time table of `bytes` from the page allocator, or NULL. */
+static void *boot_table(size_t bytes)
 {
-        uint32_t len;
-        const uint8_t *madt = acpi_find_table(bi->rsdp, "APIC", &len);
+        hpa_t pa;
 
-        return madt ? x86_madt_cpus(madt, len, ids, max) : 0;
+        if (palloc_alloc(&keel_palloc, align_up(bytes, PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE, &pa))
+                return NULL;
+        return hva_ptr(arch_hpa_to_hva(pa));
+}
+
+/*
+ * The enabled APIC ids of the firmware's MADT (arch/madt.h) into madt_ids, and the tables
+ * sized from them: CPU index -> APIC id, APIC id -> CPU index. False if there is at most one
+ * CPU or no memory for the tables (then Keel runs on the boot CPU).
+ */
+static bool madt_tables(const struct boot_info *bi)
+{
+        uint32_t len, top = 1;
+        const uint8_t *madt = acpi_find_table(bi->rsdp, "APIC", &len);
+        unsigned n = madt ? x86_madt_cpus(madt, len, NULL, 0) : 0;
+
+        madt_listed = n;
+        if (n <= 1)
+                return false;
+        madt_ids = boot_table(n * sizeof(*madt_ids));
+        if (madt_ids) /* n counted repeats too: the distinct ones are the first listed */
+                madt_listed = x86_madt_cpus(madt, len, madt_ids, n);
+        for (unsigned i = 0; madt_ids && i < madt_listed; i++)
+                if (madt_ids[i] < APIC_ID_TABLE_MAX && madt_ids[i] + 1 > top)
+                        top = madt_ids[i] + 1;
+        cpu_apic_id = boot_table(n * sizeof(*cpu_apic_id));
+        ap_mem = boot_table(n * sizeof(*ap_mem));
+        index_of = boot_table(top * sizeof(*index_of));
+        if (!madt_ids || !cpu_apic_id || !ap_mem || !index_of) {
+                no_start = "no memory for the per-CPU tables";
+                return false;
+        }
+        for (unsigned i = 0; i < n; i++)
+                cpu_apic_id[i] = MADT_APIC_ID_NONE;
+        cpu_apic_id[0] = boot_apic_id;
+        index_len = top;
+        return true;
 }
 
 int x86_smp_prepare(const struct boot_info *bi, struct hostmap *m, uint64_t cr3, uint64_t efer,
@@ -237,8 +292,7 @@ int x86_smp_prepare(const struct boot_info *bi, struct hostmap *m, uint64_t cr3,
         unsigned want;
         int err;
 
-        madt_listed = madt_cpus(bi, madt_ids, MADT_MAX_LISTED);
-        if (madt_listed <= 1)
+        if (!madt_tables(bi))
                 return 0;
         if (!tramp_pa || tramp_pa >= 0x100000 || (tramp_pa & (PAGE_SIZE - 1))) {
                 no_start = "no free page below 1 MiB";
@@ -248,7 +302,13 @@ int x86_smp_prepare(const struct boot_info *bi, struct hostmap *m, uint64_t cr3,
                 no_start = "Keel's page tables lie above 4 GiB";
                 return 0;
         }
-        want = madt_listed - 1 < KEEL_MAX_CPUS - 1 ? madt_listed - 1 : KEEL_MAX_CPUS - 1;
+        /* Three guard pages per CPU: more than the fixed table holds on a large machine. */
+        want = m->count + 3 * madt_listed + HOSTMAP_MAX_REGIONS;
+        if (hostmap_grow(m, boot_table(want * sizeof(struct hostmap_region)), want)) {
+                no_start = "no memory for the per-CPU tables";
+                return 0;
+        }
+        want = madt_listed - 1;
         for (unsigned i = 1; i <= want; i++) {
                 hpa_t mem;
                 uint8_t *p;
@@ -267,6 +327,7 @@ int x86_smp_prepare(const struct boot_info *bi, struct hostmap *m, uint64_t cr3,
                 ap_mem[i] = p;
                 ap_slots = i;
         }
+        slots = 1 + ap_slots;
         memcpy(tramp, x86_ap_trampoline, (size_t)(x86_ap_trampoline_end - x86_ap_trampoline));
         *(uint64_t *)(tramp + AP_TR_CR3) = cr3;
         *(uint64_t *)(tramp + AP_TR_EFER) =
@@ -301,19 +362,15 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
         ap.cr4 = x86_read_cr4() & ~(1ull << 13); /* VMXE: the vendor's enable sets it */
         ap.pat = x86_rdmsr(MSR_PAT);
 
-        for (unsigned i = 0; i < listed && i < MADT_MAX_LISTED; i++) {
+        for (unsigned i = 0; i < listed; i++) {
                 if (madt_ids[i] == self)
                         continue;
-                if (online == KEEL_MAX_CPUS) {
-                        LOG_WARN("keel: the ACPI MADT lists %u CPUs; Keel uses %u", listed,
-                                 KEEL_MAX_CPUS);
-                        break;
-                }
                 if (online > ap_slots)
                         break; /* no memory for more (reported by x86_smp_prepare) */
-                if (!x86_lapic_x2apic() && madt_ids[i] > 0xfe) {
-                        LOG_WARN("keel: CPU with APIC id %u needs x2APIC mode; left out",
-                                 madt_ids[i]);
+                if ((!x86_lapic_x2apic() && madt_ids[i] > 0xfe) || madt_ids[i] >= index_len) {
+                        LOG_WARN("keel: CPU with APIC id %u %s; left out", madt_ids[i],
+                                 madt_ids[i] >= index_len ? "is above Keel's APIC id table"
+                                                          : "needs x2APIC mode");
                         continue;
                 }
                 online += start_ap(tramp, madt_ids[i], online);

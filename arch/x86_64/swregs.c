@@ -15,7 +15,7 @@
 #define CPUID_80000001_EDX_RDTSCP (1u << 27)
 #define CPUID_7_ECX_RDPID         (1u << 22)
 
-static struct x86_swregs live[KEEL_MAX_CPUS];
+static struct x86_swregs *live; /* per CPU (keel/smp.h), from the boot CPU's enable */
 static bool have_tsc_aux;
 
 #define DR_ACCESS(n)                                                     \
@@ -103,6 +103,8 @@ bool x86_swregs_have_tsc_aux(void)
 void x86_swregs_cpu_enable(void)
 {
         have_tsc_aux = cpu_has_tsc_aux(); /* the same answer on every CPU */
+        if (arch_cpu_index() == 0)
+                live = percpu_table(sizeof(*live), "switched-register records");
         read_hw(&live[arch_cpu_index()], usable(X86_SWREGS_DR0_3 | X86_SWREGS_DR6_CR2 |
                                                 X86_SWREGS_TSC_AUX | X86_SWREGS_SYSCALL));
 }

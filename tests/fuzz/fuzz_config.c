@@ -19,8 +19,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct keel_config cfg, again;
-static const struct keel_config zero;
+#define FUZZ_VMS 64
+static struct vm_config cfg_vms[FUZZ_VMS], again_vms[FUZZ_VMS];
+static struct keel_config cfg = {.vms = cfg_vms, .vm_max = FUZZ_VMS},
+                          again = {.vms = again_vms, .vm_max = FUZZ_VMS};
+static const struct keel_config zero = {.vms = cfg_vms, .vm_max = FUZZ_VMS};
+static const struct vm_config zero_vm;
 static char err[CONFIG_ERR_MAX];
 static char text[16384];
 
@@ -58,6 +62,9 @@ static void check_error(int r)
                 fail("error message spans lines: %s", err);
         if (memcmp(&cfg, &zero, sizeof(cfg)) != 0)
                 fail("config not cleared after an error");
+        for (unsigned i = 0; i < FUZZ_VMS; i++)
+                if (memcmp(&cfg_vms[i], &zero_vm, sizeof(zero_vm)) != 0)
+                        fail("vm slot %u not cleared after an error", i);
 }
 
 static void check_vm(const struct keel_config *c, unsigned i)
@@ -120,7 +127,7 @@ static void check_vm(const struct keel_config *c, unsigned i)
                 fail("vm %u: expect_stop %d", i, (int)v->expect_stop);
         if (v->weight < SCHED_WEIGHT_MIN || v->weight > SCHED_WEIGHT_MAX)
                 fail("vm %u: weight %u", i, (unsigned)v->weight);
-        if (v->cpu != SCHED_NO_PIN && (v->cpu < 0 || v->cpu >= KEEL_MAX_CPUS))
+        if (v->cpu != SCHED_NO_PIN && (v->cpu < 0 || v->cpu > KEEL_CPU_INDEX_MAX))
                 fail("vm %u: cpu %d", i, v->cpu);
         if (v->vcpus < 1 || v->vcpus > CONFIG_VCPUS_MAX)
                 fail("vm %u: vcpus %u", i, v->vcpus);
@@ -128,7 +135,7 @@ static void check_vm(const struct keel_config *c, unsigned i)
 
 static void check_config(const struct keel_config *c)
 {
-        if (c->vm_count < 1 || c->vm_count > KEEL_MAX_VMS)
+        if (c->vm_count < 1 || c->vm_count > c->vm_max)
                 fail("vm_count %u", c->vm_count);
         if ((unsigned)c->log_level > LOG_LEVEL_DEBUG)
                 fail("log level %d", (int)c->log_level);
@@ -136,8 +143,8 @@ static void check_config(const struct keel_config *c)
                 fail("finish %d", (int)c->finish);
         for (unsigned i = 0; i < c->vm_count; i++)
                 check_vm(c, i);
-        for (unsigned i = c->vm_count; i < KEEL_MAX_VMS; i++)
-                if (memcmp(&c->vms[i], &zero.vms[i], sizeof(c->vms[i])) != 0)
+        for (unsigned i = c->vm_count; i < c->vm_max; i++)
+                if (memcmp(&c->vms[i], &zero_vm, sizeof(c->vms[i])) != 0)
                         fail("unused vm slot %u not zero", i);
 }
 

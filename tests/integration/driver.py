@@ -579,13 +579,33 @@ def smp_case(case, cpus):
     """`case` on `cpus` CPUs: each secondary reports itself up, exactly once, in index order
     (MPIDR affinity 0 = index on QEMU virt), then the boot CPU counts them all, before the
     first VM starts; no CPU is reported left out."""
-    ups = [r"^keel: cpu %d up \(MPIDR 0x0*%x\)$" % (i, i) for i in range(1, cpus)]
+    # QEMU virt: 16 CPUs per Aff1 cluster with GICv3 (CPU 17 is MPIDR 0x101)
+    ups = [r"^keel: cpu %d up \(MPIDR 0x0*%x\)$" % (i, (i // 16) << 8 | i % 16)
+           for i in range(1, cpus)]
     case = dict(case, smp=cpus)
     case["order"] = ups + [r"^keel: %d CPUs online$" % cpus, r"^keel: vm \S+: starting$"] + \
         case["order"]
     case["counts"] = dict(case["counts"], **{r"^keel: cpu \d+ up ": cpus - 1,
                                              r"^keel: \d+ CPUs? online$": 1})
     case["must_not"] = case["must_not"] + [r"^keel: cpu MPIDR .* (not started|left out)"]
+    return case
+
+
+def many_vms_case(arch="x86_64", cpus=4):
+    """many_vms.cfg: 64 VMs at once, each the ramtest guest on 2 MiB checking its own RAM; all
+    exit 0 and the summary says ok for each; the VM table frees every VM's structures (the
+    memory free at the end is what it was before the first VM was built)."""
+    base = 0 if arch == "x86_64" else ARM64_RAM_BASE
+    vms = [("r%02d" % i, [
+        guest_line("r%02d" % i, r"ramtest: RAM size 0x200000, testing \[0x%x[0-9a-f]{5}, 0x%x\)"
+                   % ((base + 0x100000) >> 20, base + 0x200000)),
+        guest_line("r%02d" % i, r"ramtest: pattern 1 ok$"),
+        guest_line("r%02d" % i, r"ramtest: pattern 2 ok$"),
+        guest_line("r%02d" % i, r"ramtest: all \d+ bytes ok$")], vm_exited("r%02d" % i))
+        for i in range(1, 65)]
+    case = guests_case("many_vms.cfg", vms, arch=arch, smp=cpus)
+    case["timeout"] = 900
+    case["must"] = case.get("must", []) + [r"^keel: result: PASS \(64 VMs as expected\)$"]
     return case
 
 
@@ -612,15 +632,18 @@ def wx_case(fault, arch, order):
     return case
 
 
-def smp_host_case():
-    """-smp 4: the boot CPU starts the three others (each reports once, whole lines, before
-    the first VM), says 4 CPUs are online, and the VMs still run and pass."""
+def smp_host_case(cpus=4):
+    """-smp 4 (8, 16): the boot CPU starts the others (each reports once, whole lines, before
+    the first VM), says they are all online, and the VMs still run and pass."""
     vms = [X86_COMMON["hello"], X86_COMMON["hc"], X86_COMMON["ramtest"]]
-    up = [r"^keel: cpu %d up \(APIC id \d+\)$" % i for i in (1, 2, 3)]
-    case = guests_case("smp_host.cfg", vms, counts={r"^keel: cpu \d+ up \(APIC id \d+\)$": 3,
-                                                     r"^keel: \d+ CPUs? online": 1}, smp=4)
-    case["order"] = up + [r"^keel: 4 CPUs online \(4 in the ACPI MADT\)$",
+    up = [r"^keel: cpu %d up \(APIC id \d+\)$" % i for i in range(1, cpus)]
+    case = guests_case("smp_host.cfg", vms, counts={
+        r"^keel: cpu \d+ up \(APIC id \d+\)$": cpus - 1, r"^keel: \d+ CPUs? online": 1},
+        smp=cpus)
+    case["order"] = up + [r"^keel: %d CPUs online \(%d in the ACPI MADT\)$" % (cpus, cpus),
                           r"^keel: vm hello: starting$"] + case["order"]
+    if cpus > 4:
+        case["timeout"] = 600
     case["must_not"] = case["must_not"] + [r"did not answer", r"cannot start the other CPUs"]
     return case
 
@@ -891,6 +914,19 @@ CASES = {
                                       arch="arm64", smp=2),
     # -smp 4: the application processors come up; the VMs run as with one CPU
     "smp_host": smp_host_case(),
+    # the same on 8 and 16 CPUs (16: ctest label scale); per-CPU tables sized from the MADT
+    "smp_host8": smp_host_case(8),
+    "smp_host16": smp_host_case(16),
+    "arm64_smp8": dict(smp_case(guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"), 8),
+                       timeout=600),
+    "arm64_smp16": dict(smp_case(guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"),
+                                 16), timeout=600),
+    # 20 CPUs: MPIDRs with Aff1 set (QEMU virt clusters 16 CPUs), each finds its redistributor
+    "arm64_smp20": dict(smp_case(guests_case("arm64_guests.cfg", ARM64_GUESTS, arch="arm64"),
+                                 20), timeout=900),
+    # 64 VMs at once (ctest label scale): allocated when built, freed after the reap
+    "many_vms": many_vms_case(),
+    "arm64_many_vms": many_vms_case("arm64"),
     # Keel's PCI Express enumeration (docs/pci.md) with run-qemu's --pci-storage devices
     "pci": pci_case(),
     "arm64_pci": pci_case("arm64"),

@@ -19,7 +19,9 @@
 
 #define FILE_NAME "keel.cfg"
 
-static struct keel_config cfg;
+#define TEST_VMS 100
+static struct vm_config cfg_vms[TEST_VMS];
+static struct keel_config cfg = {.vms = cfg_vms, .vm_max = TEST_VMS};
 static char err[CONFIG_ERR_MAX];
 
 /* Parses from an exact-size heap copy, so ASan sees any read past the end. */
@@ -121,10 +123,10 @@ static bool name_ok(const char *s)
 /* What every successfully parsed config must satisfy. */
 static void check_invariants(const struct keel_config *c)
 {
-        EXPECT_TRUE(c->vm_count >= 1 && c->vm_count <= KEEL_MAX_VMS);
+        EXPECT_TRUE(c->vm_count >= 1 && c->vm_count <= c->vm_max);
         EXPECT_TRUE(c->log_level <= LOG_LEVEL_DEBUG);
         EXPECT_TRUE(c->finish == FINISH_HALT || c->finish == FINISH_DEBUG_EXIT);
-        for (unsigned i = 0; i < c->vm_count && i < KEEL_MAX_VMS; i++) {
+        for (unsigned i = 0; i < c->vm_count && i < c->vm_max; i++) {
                 const struct vm_config *v = &c->vms[i];
                 size_t il = strnlen(v->image, CONFIG_PATH_MAX);
 
@@ -149,7 +151,8 @@ static void check_invariants(const struct keel_config *c)
                         EXPECT_TRUE(v->expect_stop > VM_STOP_EXIT &&
                                     v->expect_stop < VM_STOP_REASON_COUNT);
                 EXPECT_TRUE(v->weight >= SCHED_WEIGHT_MIN && v->weight <= SCHED_WEIGHT_MAX);
-                EXPECT_TRUE(v->cpu == SCHED_NO_PIN || (v->cpu >= 0 && v->cpu < KEEL_MAX_CPUS));
+                EXPECT_TRUE(v->cpu == SCHED_NO_PIN ||
+                            (v->cpu >= 0 && v->cpu <= KEEL_CPU_INDEX_MAX));
                 EXPECT_TRUE(v->vcpus >= 1 && v->vcpus <= CONFIG_VCPUS_MAX);
         }
 }
@@ -455,24 +458,28 @@ TEST(memory_limits)
         EXPECT_STREQ(err, "keel.cfg:7: memory = 3M in [vm hello]: must be a multiple of 2M");
 }
 
+/* As many VMs as the caller gives room for (config_vm_room of the text: the boot stage). */
 TEST(vm_count_limit)
 {
-        char buf[2048];
+        static char buf[8192];
         size_t n = 0;
 
-        for (unsigned i = 0; i < KEEL_MAX_VMS; i++)
+        for (unsigned i = 0; i < TEST_VMS; i++)
                 n += (size_t)snprintf(buf + n, sizeof(buf) - n,
                                       "[vm vm%u]\nmemory = 2M\nimage = g/%u.bin\n", i, i);
+        EXPECT_EQ(config_vm_room(buf, n), TEST_VMS);
+        EXPECT_EQ(config_vm_room("", 0), 1);
+        EXPECT_EQ(config_vm_room("# [a] [b\n", 9), 2);
         EXPECT_OK(buf);
-        EXPECT_EQ(cfg.vm_count, KEEL_MAX_VMS);
-        for (unsigned i = 0; i < KEEL_MAX_VMS; i++) {
+        EXPECT_EQ(cfg.vm_count, TEST_VMS);
+        for (unsigned i = 0; i < TEST_VMS; i++) {
                 char name[16];
                 snprintf(name, sizeof(name), "vm%u", i);
                 EXPECT_STREQ(cfg.vms[i].name, name);
                 EXPECT_EQ(cfg.vms[i].line, 3 * i + 1);
         }
         snprintf(buf + n, sizeof(buf) - n, "[vm one-too-many]\nmemory = 2M\nimage = x.bin\n");
-        EXPECT_ERR(buf, 3 * KEEL_MAX_VMS + 1, "too many VMs", "at most 8");
+        EXPECT_ERR(buf, 3 * TEST_VMS + 1, "too many VMs", "room for 100");
 }
 
 TEST(vm_names)
@@ -751,17 +758,17 @@ TEST(scheduling_keys)
         sched_err("weight", "65537", "must be from 1 to 65536");
         sched_err("weight", "0x10001", "must be from 1 to 65536");
         sched_err("weight", "99999999999999999999999", "must be from 1 to 65536");
-        sched_err("cpu", "8", "must be from 0 to 7");
-        sched_err("cpu", "4294967296", "must be from 0 to 7");
+        sched_err("cpu", "65536", "must be from 0 to 65535");
+        sched_err("cpu", "4294967296", "must be from 0 to 65535");
         sched_err("vcpus", "0", "must be from 1 to 8");
         sched_err("vcpus", "9", "must be from 1 to 8");
         /* The whole message, word for word (docs/config.md). */
         EXPECT_ERR(VM_HELLO "weight = 0\n", 4, "");
         EXPECT_STREQ(err, "keel.cfg:4: weight = 0 in [vm hello]: must be from 1 to 65536 (its "
                           "share of CPU time; default 256)");
-        EXPECT_ERR(VM_HELLO "cpu = 8\n", 4, "");
-        EXPECT_STREQ(err, "keel.cfg:4: cpu = 8 in [vm hello]: must be from 0 to 7 (the physical "
-                          "CPU to pin to; default: any)");
+        EXPECT_ERR(VM_HELLO "cpu = 65536\n", 4, "");
+        EXPECT_STREQ(err, "keel.cfg:4: cpu = 65536 in [vm hello]: must be from 0 to 65535 (the "
+                          "physical CPU to pin to; default: any)");
         EXPECT_ERR(VM_HELLO "vcpus = 9\n", 4, "");
         EXPECT_STREQ(err, "keel.cfg:4: vcpus = 9 in [vm hello]: must be from 1 to 8 (virtual CPUs; "
                           "default 1)");
@@ -772,7 +779,7 @@ TEST(scheduling_keys)
                         sched_err(keys3[k], garbage[g], "not a number (expected decimal or 0x hex");
         }
         sched_err("weight", "none", "not a number (expected decimal or 0x hex, 1 to 65536)");
-        sched_err("cpu", "any", "not a number (expected decimal or 0x hex, 0 to 7)");
+        sched_err("cpu", "any", "not a number (expected decimal or 0x hex, 0 to 65535)");
         sched_err("vcpus", "two", "not a number (expected decimal or 0x hex, 1 to 8)");
         EXPECT_ERR(VM_HELLO "weight =\n", 4, "'weight' in [vm hello] has no value");
         EXPECT_ERR(VM_HELLO "cpu = 1 2\n", 4, "unexpected '2'");

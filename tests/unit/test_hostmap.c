@@ -97,9 +97,9 @@ TEST(add_refuses_bad_ranges_and_overlaps)
         EXPECT_EQ(hostmap_add(&m, 0x6000, 0x1000, RW, "e", HOSTMAP_NO_CPU), 0);
         /* Kept sorted by address. */
         ASSERT_TRUE(m.count == 3);
-        EXPECT_EQ(m.r[0].base, 0x3000ull);
-        EXPECT_EQ(m.r[1].base, 0x4000ull);
-        EXPECT_EQ(m.r[2].base, 0x6000ull);
+        EXPECT_EQ(m.fixed[0].base, 0x3000ull);
+        EXPECT_EQ(m.fixed[1].base, 0x4000ull);
+        EXPECT_EQ(m.fixed[2].base, 0x6000ull);
 }
 
 TEST(add_full_table)

@@ -16,12 +16,13 @@
 
 #include "guest_ram.h"
 static struct vm vm;
+static struct vcpu test_vcpus[VM_MAX_VCPUS];
 static struct vuart uart; /* the VM's UART, transmitting to vm.console as on x86 */
 
 /* VM "hc-guest", id 5, 64 KiB of RAM at 0x200000, a UART, running, log captured. */
 static void setup(void)
 {
-        vm_init(&vm, 5, "hc-guest");
+        vm_init(&vm, 5, "hc-guest", test_vcpus, 1);
         vuart_init(&uart, &vm.console);
         ram_fill_map(&vm.mem, RAM_BASE);
         if (vm_set_state(&vm, VM_RUNNING))
@@ -248,7 +249,7 @@ TEST(vm_info_long_name_terminated)
         struct hc_call c;
 
         setup();
-        vm_init(&vm, 6, "0123456789abcdef0123456789abcdefXYZ");
+        vm_init(&vm, 6, "0123456789abcdef0123456789abcdefXYZ", test_vcpus, 1);
         ASSERT_TRUE(
             gmem_add_region(&vm.mem, gpa(RAM_BASE), RAM_SZ, hpa((uint64_t)(uintptr_t)ram)) == 0);
         c = call(KEEL_HC_VM_INFO, RAM_BASE, sizeof(info));

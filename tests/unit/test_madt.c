@@ -8,7 +8,7 @@
 
 #include "test.h"
 
-static uint8_t madt[512];
+static uint8_t madt[8192]; /* room for 300 x2APIC entries */
 static uint32_t madt_len;
 
 /* x86_madt_cpus with room for `max` ids counts `total` CPUs and lists the ids given. */
@@ -118,6 +118,32 @@ TEST(malformed_entries_end_the_scan)
         madt_len = 44 + 4;
         add_lapic(1, 1);
         EXPECT_CPUS(8, 1u, 1);
+}
+
+/*
+ * A large machine: 300 CPUs, the first 200 as Local APIC entries (ids 0..199), the rest as
+ * x2APIC entries with ids above 255, one repeated. Counting first (no room) then reading all of
+ * them, as x86_smp_prepare does, gives every id once, in table order.
+ */
+TEST(three_hundred_cpus_x2apic_ids_above_255)
+{
+        static uint32_t ids[400];
+        unsigned n;
+
+        madt_begin();
+        for (unsigned i = 0; i < 200; i++)
+                add_lapic((uint8_t)i, 1);
+        for (unsigned i = 0; i < 100; i++)
+                add_x2apic(256 + 3 * i, 1);
+        add_x2apic(256, 1); /* the same CPU again */
+        ASSERT_TRUE(madt_len <= sizeof(madt));
+        n = x86_madt_cpus(madt, madt_len, NULL, 0);
+        EXPECT_EQ(n, 301); /* an upper bound: repeats are found once there is room */
+        EXPECT_EQ(x86_madt_cpus(madt, madt_len, ids, n), 300);
+        for (unsigned i = 0; i < 200; i++)
+                EXPECT_EQ(ids[i], i);
+        for (unsigned i = 0; i < 100; i++)
+                EXPECT_EQ(ids[200 + i], 256 + 3 * i);
 }
 
 TEST(no_entries)

@@ -253,6 +253,54 @@ TEST(escape_eight_vms)
         EXPECT_EQ(monitor_focus(&M), 0);
 }
 
+/* Past the escape keys: `console VM` gives any VM the input, by number or name. */
+TEST(console_command_reaches_any_vm)
+{
+        setup();
+        F.count = 10;
+        for (unsigned i = 3; i < 10; i++)
+                F.vms[i] = (struct fake_vm){.name = "x", .state = F_RUNNING};
+        F.vms[9].name = "tenth";
+        monitor_init(&M, &ops, &F);
+        to_monitor();
+        EXPECT_CONTAINS(reply("console 10\r"), "keel: console: input to vm tenth (Ctrl-] ? for");
+        EXPECT_EQ(monitor_focus(&M), 9);
+        type("hi");
+        EXPECT_STREQ(F.vms[9].in, "hi");
+        to_monitor();
+        type("console db\r");
+        EXPECT_EQ(monitor_focus(&M), 1);
+        to_monitor();
+        EXPECT_CONTAINS(reply("console nope\r"), "keel: monitor: no vm nope (list shows them)\n");
+        EXPECT_EQ(monitor_focus(&M), -1);
+        EXPECT_CONTAINS(reply("console\r"), "keel: monitor: usage: console VM\n");
+        EXPECT_EQ(monitor_focus(&M), -1);
+}
+
+/* `list WORD` keeps the VMs whose state or stop reason is WORD or whose name starts with it. */
+TEST(list_filters_and_counts_many_vms)
+{
+        const char *r;
+
+        setup();
+        F.count = 10;
+        for (unsigned i = 3; i < 10; i++)
+                F.vms[i] = (struct fake_vm){.name = "x", .state = F_RUNNING};
+        monitor_init(&M, &ops, &F);
+        to_monitor();
+        r = reply("list\r");
+        EXPECT_CONTAINS(r, " 10 x ");
+        EXPECT_CONTAINS(r, "10 of 10 vms shown\n");
+        r = reply("list created\r");
+        EXPECT_CONTAINS(r, "  3 build ");
+        EXPECT_TRUE(strstr(r, " web ") == NULL);
+        EXPECT_CONTAINS(r, "1 of 10 vms shown\n");
+        r = reply("list w\r");
+        EXPECT_CONTAINS(r, "  1 web ");
+        EXPECT_CONTAINS(r, "1 of 10 vms shown\n");
+        EXPECT_CONTAINS(reply("list a b\r"), "keel: monitor: usage: list [WORD]\n");
+}
+
 TEST(escape_next_cycles_and_returns_from_monitor)
 {
         setup();
@@ -279,7 +327,8 @@ TEST(escape_monitor_and_help)
         EXPECT_STREQ(F.out, "keel: console: monitor (type help)\nkeel> ");
         EXPECT_STREQ(reply("\x1d?"),
                      "\nkeel: console: Ctrl-] then: 1-8 input to that vm, n next vm, m "
-                     "monitor, ? this help, Ctrl-] a literal Ctrl-]\nkeel> ");
+                     "monitor, ? this help, Ctrl-] a literal Ctrl-] (any vm: monitor "
+                     "console VM)\nkeel> ");
         /* help from a VM's focus: no prompt */
         type("\x1d"
              "1");
@@ -471,7 +520,7 @@ TEST(monitor_help)
         setup();
         to_monitor();
         type("help\r");
-        EXPECT_CONTAINS(F.out, "help\ncommands:\n  help       this list\n  list       ");
+        EXPECT_CONTAINS(F.out, "help\ncommands:\n  help       this list\n  list [WORD] ");
         EXPECT_CONTAINS(F.out, "  start VM   run a created vm\n");
         EXPECT_CONTAINS(F.out, "  stop VM    ");
         EXPECT_CONTAINS(F.out, "  pause VM   ");
@@ -497,7 +546,8 @@ TEST(monitor_list)
         /* nothing has run: no share */
         F.vms[0].run_us = F.vms[1].run_us = 0;
         EXPECT_CONTAINS(reply("list\r"), "         0.000 s     -\n");
-        EXPECT_STREQ(reply("list 1\r"), "list 1\nkeel: monitor: usage: list\nkeel> ");
+        EXPECT_STREQ(reply("list 1 2\r"), "list 1 2\nkeel: monitor: usage: list [WORD]\nkeel> ");
+        EXPECT_CONTAINS(reply("list 1\r"), "0 of 3 vms shown\n"); /* no name starts with 1 */
 }
 
 TEST(monitor_list_huge_times)

@@ -20,8 +20,9 @@
 static uint8_t esp_disk[8192 * BS];   /* the sgdisk fixture: 1 'EFI' (ESP), 2 alpha, 3 beta */
 static uint8_t plain_disk[4096 * BS]; /* no GPT */
 static struct blkdev devs[2];
-static struct keel_config cfg;
-static struct vdisk plan[KEEL_MAX_VMS];
+static struct vm_config cfg_vms[8];
+static struct keel_config cfg = {.vms = cfg_vms, .vm_max = 8};
+static struct vdisk plan[8];
 static struct vdisk_scratch scratch;
 static char err[CONFIG_ERR_MAX];
 

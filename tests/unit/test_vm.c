@@ -19,11 +19,12 @@ static unsigned count_lines(const char *s)
 }
 
 static struct vm vm;
+static struct vcpu test_vcpus[VM_MAX_VCPUS];
 
 TEST(init_sets_generic_part)
 {
         memset(&vm, 0xa5, sizeof(vm));
-        vm_init(&vm, 3, "alpha");
+        vm_init(&vm, 3, "alpha", test_vcpus, 1);
         EXPECT_STREQ(vm.name, "alpha");
         EXPECT_EQ(vm.id, 3);
         EXPECT_EQ(vm.state, VM_CREATED);
@@ -46,7 +47,7 @@ TEST(init_truncates_long_name)
 {
         const char *longname = "a-very-long-virtual-machine-name-that-does-not-fit";
 
-        vm_init(&vm, 0, longname);
+        vm_init(&vm, 0, longname, test_vcpus, 1);
         EXPECT_EQ(strlen(vm.name), VM_NAME_MAX - 1);
         EXPECT_EQ(memcmp(vm.name, longname, VM_NAME_MAX - 1), 0);
 }
@@ -78,7 +79,7 @@ TEST(transition_table_exhaustive)
                         char want[128];
                         int r;
 
-                        vm_init(&vm, 1, "tbl");
+                        vm_init(&vm, 1, "tbl", test_vcpus, 1);
                         vm.state = (enum vm_state)from;
                         capture_start();
                         r = vm_set_state(&vm, (enum vm_state)to);
@@ -104,7 +105,7 @@ TEST(transition_table_exhaustive)
 
 TEST(transition_to_invalid_state_refused)
 {
-        vm_init(&vm, 1, "bad");
+        vm_init(&vm, 1, "bad", test_vcpus, 1);
         capture_start();
         EXPECT_EQ(vm_set_state(&vm, (enum vm_state)4), -KEEL_EPERM);
         EXPECT_EQ(vm.state, VM_CREATED);
@@ -114,7 +115,7 @@ TEST(transition_to_invalid_state_refused)
 
 TEST(full_lifecycle_walk)
 {
-        vm_init(&vm, 1, "walk");
+        vm_init(&vm, 1, "walk", test_vcpus, 1);
         EXPECT_EQ(vm_set_state(&vm, VM_RUNNING), 0);
         EXPECT_EQ(vm_set_state(&vm, VM_PAUSED), 0);
         EXPECT_EQ(vm_set_state(&vm, VM_RUNNING), 0);
@@ -170,7 +171,7 @@ TEST(stop_reason_parse_rejects_unknown)
 
 TEST(stop_prints_one_warning_line)
 {
-        vm_init(&vm, 2, "beta");
+        vm_init(&vm, 2, "beta", test_vcpus, 1);
         EXPECT_EQ(vm_set_state(&vm, VM_RUNNING), 0);
         capture_start();
         vm_stop(&vm, VM_STOP_TRIPLE_FAULT, "rip 0x%x", 0x1234);
@@ -183,7 +184,7 @@ TEST(stop_prints_one_warning_line)
 
 TEST(stop_keeps_first_reason)
 {
-        vm_init(&vm, 2, "beta");
+        vm_init(&vm, 2, "beta", test_vcpus, 1);
         EXPECT_EQ(vm_set_state(&vm, VM_RUNNING), 0);
         capture_start();
         vm_stop(&vm, VM_STOP_OUTSIDE_RAM, "gpa 0x%llx", 0x80000000ull);
@@ -200,13 +201,13 @@ TEST(stop_keeps_first_reason)
 
 TEST(stop_from_created_and_paused)
 {
-        vm_init(&vm, 2, "c");
+        vm_init(&vm, 2, "c", test_vcpus, 1);
         capture_start();
         vm_stop(&vm, VM_STOP_LOAD_FAILED, "image missing");
         EXPECT_EQ(vm.state, VM_STOPPED);
         EXPECT_STREQ(logbuf, "W keel: vm c stopped: load-failed: image missing\n");
 
-        vm_init(&vm, 2, "p");
+        vm_init(&vm, 2, "p", test_vcpus, 1);
         EXPECT_EQ(vm_set_state(&vm, VM_RUNNING), 0);
         EXPECT_EQ(vm_set_state(&vm, VM_PAUSED), 0);
         vm_stop(&vm, VM_STOP_UNHANDLED, "exit code 0x7b");
@@ -220,7 +221,7 @@ TEST(stop_flushes_uart_first)
         struct vuart uart;
         uint32_t v;
 
-        vm_init(&vm, 2, "u");
+        vm_init(&vm, 2, "u", test_vcpus, 1);
         vuart_init(&uart, &vm.console); /* as the arch does */
         EXPECT_EQ(vm_set_state(&vm, VM_RUNNING), 0);
         capture_start();
@@ -236,7 +237,7 @@ TEST(stop_flushes_uart_first)
 
 TEST(exit_records_code_at_info_level)
 {
-        vm_init(&vm, 4, "gamma");
+        vm_init(&vm, 4, "gamma", test_vcpus, 1);
         EXPECT_EQ(vm_set_state(&vm, VM_RUNNING), 0);
         capture_start();
         vm_exit(&vm, -3);
@@ -247,12 +248,12 @@ TEST(exit_records_code_at_info_level)
         EXPECT_EQ(vm.state, VM_STOPPED);
 
         /* At warning level the exit line is dropped, a fault line is not. */
-        vm_init(&vm, 4, "gamma");
+        vm_init(&vm, 4, "gamma", test_vcpus, 1);
         capture_start();
         log_set_level(LOG_LEVEL_WARN);
         vm_exit(&vm, 0);
         EXPECT_STREQ(logbuf, "");
-        vm_init(&vm, 4, "delta");
+        vm_init(&vm, 4, "delta", test_vcpus, 1);
         vm_stop(&vm, VM_STOP_BAD_INSN, "at 0x1000");
         EXPECT_STREQ(logbuf, "W keel: vm delta stopped: bad-instruction: at 0x1000\n");
         log_set_level(LOG_LEVEL_INFO);
@@ -265,14 +266,14 @@ TEST(detail_is_bounded)
 
         memset(big, 'x', sizeof(big) - 1);
         big[sizeof(big) - 1] = '\0';
-        vm_init(&vm, 4, "d");
+        vm_init(&vm, 4, "d", test_vcpus, 1);
         vm_stop(&vm, VM_STOP_ENTRY_FAILED, "%s", big);
         EXPECT_EQ(strlen(vm.stop_detail), sizeof(vm.stop_detail) - 1);
 }
 
 TEST(reset_clears_stop_record)
 {
-        vm_init(&vm, 4, "r");
+        vm_init(&vm, 4, "r", test_vcpus, 1);
         EXPECT_EQ(vm_set_state(&vm, VM_RUNNING), 0);
         vm_exit(&vm, 42);
         EXPECT_EQ(vm.exit_code, 42);

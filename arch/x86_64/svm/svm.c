@@ -39,7 +39,7 @@ static struct svm_caps caps;
 
 static hpa_t iopm_pa, msrpm_pa; /* shared by all CPUs */
 /* Per CPU (arch_cpu_index): VM_HSAVE_PA's page, the VMCB VMSAVE/VMLOAD keep Keel's state in. */
-static hpa_t hsave_pa[KEEL_MAX_CPUS], host_vmcb_pa[KEEL_MAX_CPUS];
+static hpa_t *hsave_pa, *host_vmcb_pa; /* per CPU (keel/smp.h), from the boot CPU's enable */
 
 static int svm_probe(char *why, size_t len)
 {
@@ -121,6 +121,10 @@ static void svm_enable(void)
         unsigned cpu = arch_cpu_index();
         uint8_t *msrpm;
 
+        if (cpu == 0) {
+                hsave_pa = percpu_table(sizeof(*hsave_pa), "host save areas");
+                host_vmcb_pa = percpu_table(sizeof(*host_vmcb_pa), "host VMCBs");
+        }
         hsave_pa[cpu] = alloc_pages_or_panic(1, "host save area");
         host_vmcb_pa[cpu] = alloc_pages_or_panic(1, "host VMCB");
         x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) | X86_EFER_SVME);

@@ -39,7 +39,7 @@ extern char vmx_exit_point[];
 
 static struct vmx_caps caps;
 static hpa_t io_bitmap_pa, msr_bitmap_pa; /* shared by all CPUs */
-static hpa_t vmxon_pa[KEEL_MAX_CPUS];     /* per CPU (arch_cpu_index) */
+static hpa_t *vmxon_pa; /* per CPU (arch_cpu_index; keel/smp.h), from the boot CPU's enable */
 
 static inline uint64_t vmread(enum vmcs_field f)
 {
@@ -192,6 +192,8 @@ static void vmx_enable(void)
 
         if (!(fc & FEATURE_CONTROL_LOCK)) /* firmware left it open: enable VMX and lock */
                 x86_wrmsr(MSR_FEATURE_CONTROL, fc | FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX);
+        if (cpu == 0)
+                vmxon_pa = percpu_table(sizeof(*vmxon_pa), "VMXON region addresses");
         vmxon_pa[cpu] = alloc_zeroed_or_panic(1, "VMXON region");
         if (cpu == 0) {
                 io_bitmap_pa = alloc_zeroed_or_panic(IO_BITMAP_PAGES, "I/O bitmaps");

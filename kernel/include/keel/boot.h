@@ -11,7 +11,6 @@
 
 struct keel_config;
 
-#define BOOT_MAX_IMAGES 8
 /* Memory for Keel's stacks, allocated by the boot stage as loader data. */
 #define BOOT_STACK_AREA (128 * 1024)
 
@@ -51,7 +50,7 @@ struct boot_info {
         hpa_t image_base;
         uint64_t image_size;
         const struct keel_config *config;
-        struct boot_vm_files vm_files[BOOT_MAX_IMAGES]; /* [i] belongs to config->vms[i] */
+        struct boot_vm_files *vm_files; /* [i] belongs to config->vms[i] */
         unsigned map_tries; /* GetMemoryMap/ExitBootServices rounds it took */
         hva_t stack_area;   /* BOOT_STACK_AREA bytes for Keel's stacks (arch carves them) */
         /* A 4 KiB page below 1 MiB reserved as loader data, 0 if the firmware had none (x86:

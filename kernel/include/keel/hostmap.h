@@ -30,9 +30,22 @@ struct hostmap_region {
 };
 
 struct hostmap {
-        struct hostmap_region r[HOSTMAP_MAX_REGIONS]; /* sorted by base, never overlapping */
-        unsigned count;
+        /* Sorted by base, never overlapping: `fixed`, or the room hostmap_grow gave it. */
+        struct hostmap_region fixed[HOSTMAP_MAX_REGIONS];
+        struct hostmap_region *grown;
+        unsigned count, max; /* max 0: HOSTMAP_MAX_REGIONS in fixed */
 };
+
+static inline struct hostmap_region *hostmap_regions(const struct hostmap *m)
+{
+        return m->grown ? m->grown : (struct hostmap_region *)m->fixed;
+}
+
+/*
+ * Move the table into `room` (`max` regions, more than it holds): a machine with many CPUs
+ * records three guard pages per CPU. -KEEL_EINVAL if `max` is not above the count.
+ */
+int hostmap_grow(struct hostmap *m, struct hostmap_region *room, unsigned max);
 
 /* Keel's own: filled by the arch while it builds its page tables. */
 extern struct hostmap keel_hostmap;

@@ -77,7 +77,7 @@ struct sched_cpu {
 };
 
 struct sched {
-        struct sched_cpu cpus[KEEL_MAX_CPUS];
+        struct sched_cpu *cpus; /* ncpus queues, the caller's memory (sched_init) */
         unsigned ncpus;
         uint64_t slice; /* ticks of one time slice */
         /* Is a blocked entity ready to run (an interrupt pending for it)? Called under its
@@ -85,8 +85,8 @@ struct sched {
         bool (*ready)(struct sched_entity *e);
 };
 
-/* ncpus in 1..KEEL_MAX_CPUS, slice in 1..2^62 ticks, ready non-NULL (CHECKed). */
-void sched_init(struct sched *s, unsigned ncpus, uint64_t slice,
+/* `cpus`: room for ncpus >= 1 queues; slice in 1..2^62 ticks, ready non-NULL (CHECKed). */
+void sched_init(struct sched *s, struct sched_cpu *cpus, unsigned ncpus, uint64_t slice,
                 bool (*ready)(struct sched_entity *e));
 /*
  * Make a detached entity runnable: on its pinned CPU (a pin >= ncpus, or negative other than

@@ -10,14 +10,34 @@
 
 #include <keel/boot.h>
 
-#define KEEL_MAX_CPUS 8
+#include <stddef.h>
+
+/*
+ * Keel runs every CPU the firmware lists: per-CPU tables are sized at boot from that count
+ * (arch_cpu_slots). KEEL_CPU_INDEX_MAX only bounds the numbers a config may name (`cpu =`);
+ * the config is checked against the CPUs online at boot.
+ */
+#define KEEL_CPU_INDEX_MAX 65535
 
 /* This CPU's index (0 = boot CPU). Valid from arch_cpu_setup on (arch). */
 unsigned arch_cpu_index(void);
 
 /*
+ * How many CPU indices this boot may use: 1 + the secondaries the firmware lists that Keel
+ * has memory for. Fixed once arch_cpu_setup has returned; every CPU index is below it (arch).
+ */
+unsigned arch_cpu_slots(void);
+
+/*
+ * A zeroed table of arch_cpu_slots() entries of `size` bytes each, from the page allocator
+ * (boot CPU, after arch_cpu_setup sized it); `what` names it in the panic if there is no
+ * memory for it (kernel/percpu.c).
+ */
+void *percpu_table(size_t size, const char *what);
+
+/*
  * Start every other CPU the firmware's tables list (x86: ACPI MADT, INIT-SIPI-SIPI; arm64:
- * ACPI MADT GICC entries, PSCI CPU_ON), at most KEEL_MAX_CPUS in all. Each started CPU sets
+ * ACPI MADT GICC entries, PSCI CPU_ON), as many as arch_cpu_slots(). Each started CPU sets
  * itself up (descriptor tables, Keel's page tables, its host tick, virtualization on), then
  * calls ap_entry(its index) on its own stack and never returns. A CPU that does not come up
  * is reported in one line and left out. Called on the boot CPU after arch_virt_enable;

@@ -82,7 +82,7 @@ struct vm_config {
         enum vm_stop_reason expect_stop;
         /* Scheduling (docs/scheduler.md). */
         uint32_t weight; /* CPU share: SCHED_WEIGHT_MIN..SCHED_WEIGHT_MAX, default 256 */
-        int cpu;         /* physical CPU its vCPUs are pinned to (< KEEL_MAX_CPUS), or
+        int cpu;         /* physical CPU its vCPUs are pinned to (<= KEEL_CPU_INDEX_MAX), or
                             SCHED_NO_PIN (-1, the default); whether it exists is checked at boot */
         uint32_t vcpus;  /* 1..CONFIG_VCPUS_MAX, default 1 */
         /* unbacked = stop: a guest access to a guest-physical address with nothing behind it
@@ -99,14 +99,20 @@ struct keel_config {
         enum selftest selftest;
         bool console_raw; /* console = raw: the focused VM's output unprefixed (vmm/vcons.h) */
         unsigned vm_count;
-        struct vm_config vms[KEEL_MAX_VMS];
+        /* The caller's room for vm_max VMs (config_vm_room of the text: as many as it has). */
+        struct vm_config *vms;
+        unsigned vm_max;
 };
 
 /*
- * Parse `len` bytes of `text`. On error returns a negative code and writes one line to `err`:
+ * Parse `len` bytes of `text` into `out`, whose vms / vm_max the caller has set (kept; the
+ * rest is overwritten). On error returns a negative code and writes one line to `err`:
  * "<filename>:<line>: <problem>" (line 0 for whole-file problems such as no VM at all).
+ * How many VMs a config may have is bounded only by the room the caller gives.
  */
 int config_parse(const char *text, uint64_t len, const char *filename, struct keel_config *out,
                  char *err, uint64_t errlen);
+/* How many VMs `text` can name at most (its '[' characters; at least 1): the room to give. */
+unsigned config_vm_room(const char *text, uint64_t len);
 
 #endif

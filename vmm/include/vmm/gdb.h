@@ -62,5 +62,7 @@ int gdb_attach(unsigned i, bool port);
 void gdb_console_input(const uint8_t *buf, size_t n);
 /* The boot CPU's round: read the port, report stops, end sessions. */
 void gdb_poll(void);
+/* A session holds a pointer to `vm` (the VM table keeps its memory until it ends). */
+bool gdb_holds(const struct vm *vm);
 
 #endif

@@ -21,8 +21,7 @@
 #include <arch/vm.h>
 
 #define VM_NAME_MAX  32
-#define VM_MAX_VCPUS 8
-#define KEEL_MAX_VMS 8
+#define VM_MAX_VCPUS 8 /* per VM (config vcpus =); how many VMs: memory and the config */
 
 enum vm_state {
         VM_CREATED = 0,
@@ -78,7 +77,7 @@ struct vm {
         struct gmem mem;
         struct mmio_bus mmio; /* emulated devices outside RAM */
         struct vcons console; /* console front end of the VM's serial devices, print hypercall */
-        struct vcpu vcpus[VM_MAX_VCPUS];
+        struct vcpu *vcpus;   /* vcpu_count of them, the memory vm_init was given */
         unsigned vcpu_count;
         /* Config unbacked = stop: an access to a guest-physical address with nothing behind
          * it stops the VM rather than faulting in the guest (docs/config.md). */
@@ -102,11 +101,11 @@ struct vm {
 
 /*
  * Initialise the generic part: name, id, state created, empty memory, console front end
- * (prefixed with the name). The arch's serial device model is set up by the arch.
+ * (prefixed with the name), its `n` vCPUs (1..VM_MAX_VCPUS) in `vcpus`, the caller's memory
+ * (the VM table allocates both when it builds a VM). The arch's serial device model is set
+ * up by the arch.
  */
-void vm_init(struct vm *vm, unsigned id, const char *name);
-/* How many vCPUs the VM has (1..VM_MAX_VCPUS; default 1), before the arch builds it. */
-void vm_set_vcpus(struct vm *vm, unsigned n);
+void vm_init(struct vm *vm, unsigned id, const char *name, struct vcpu *vcpus, unsigned n);
 int vm_set_state(struct vm *vm, enum vm_state to);
 const char *vm_state_name(enum vm_state s);
 const char *vm_stop_reason_name(enum vm_stop_reason r);

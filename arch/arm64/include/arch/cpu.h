@@ -41,12 +41,17 @@ extern char arm64_ap_entry[], arm64_ap_entry_end[];
 
 /* gic.c: Keel's side of the physical GICv3 (this CPU's redistributor, CPU interface). */
 struct arm64_gic_info {
-        uint64_t gicd, gicr; /* physical bases from the ACPI MADT */
-        uint64_t gicr_size;
+        uint64_t gicd;     /* physical base from the ACPI MADT */
         uint64_t its, v2m; /* the first GIC ITS / GICv2m MSI frame the MADT lists, or 0 */
-        /* No GICR structure: the frame (GICR_FRAME_SIZE) each enabled GICC entry names. */
-        uint64_t gicc_gicr[KEEL_MAX_CPUS];
-        unsigned gicc_gicr_count;
+        /*
+         * Where the redistributors are: every GICR structure's region or, without any, the
+         * frame (GICR_FRAME_SIZE) each enabled GICC entry names; from the page allocator,
+         * as many as the MADT lists.
+         */
+        struct arm64_gicr_region {
+                uint64_t base, size;
+        } * rd;
+        unsigned rd_count;
 };
 #define GICR_FRAME_SIZE 0x20000 /* RD_base and SGI_base: what Keel touches */
 int arm64_gic_find(hpa_t rsdp, struct arm64_gic_info *out);

@@ -58,7 +58,8 @@ struct hostmap;
 struct boot_info;
 /*
  * smp.c, before Keel's EL2 tables are built: allocate the per-CPU data and stacks of every
- * secondary the ACPI MADT lists (up to KEEL_MAX_CPUS in all) and record their guard pages.
+ * secondary the ACPI MADT lists, and the per-CPU tables sized from that count (arch_cpu_slots),
+ * and record their guard pages.
  * 0 or -KEEL_E* (from hostmap_add).
  */
 int arm64_smp_prepare(const struct boot_info *bi, struct hostmap *m);
