@@ -24,6 +24,7 @@
 #include <vmm/config.h>
 #include <vmm/gdb.h>
 #include <vmm/monitor.h>
+#include <vmm/snapshot.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
 #include <vmm/vmtable.h>
@@ -439,6 +440,39 @@ static void mon_gdb_input(void *ctx, const uint8_t *buf, size_t n)
         gdb_console_input(buf, n);
 }
 
+/* snapshot / restore (vmm/snapshot.h): the VM paused (restore: or created), off every CPU. */
+static int mon_snapshot(void *ctx, unsigned i, bool restore, char *msg, size_t len)
+{
+        const char *name = boot->config->vms[i].name, *what = restore ? "restore" : "snapshot";
+        struct vm *vm = &vms[i];
+        int err;
+
+        (void)ctx;
+        if (!slots[i].built || vm->debug ||
+            !(vm->state == VM_PAUSED || (restore && vm->state == VM_CREATED))) {
+                snprintf(msg, len, "cannot %s vm %s (%s%s): %s", what, name,
+                         vm_state_name(vm->state), vm->debug ? ", in gdb" : "",
+                         restore ? "pause it, or reset it, first" : "pause it first");
+                return -KEEL_EPERM;
+        }
+        for (unsigned c = 0; c < vm->vcpu_count; c++)
+                if (__atomic_load_n(&vm->vcpus[c].sched.state, __ATOMIC_ACQUIRE) !=
+                    SCHED_DETACHED) {
+                        snprintf(msg, len, "cannot %s vm %s yet: its vCPUs are still leaving "
+                                 "their CPUs; try again", what, name);
+                        return -KEEL_EBUSY;
+                }
+        vm_disks_quiesce(vm); /* no disk request in flight into RAM being saved or restored */
+        if (!restore)
+                return snapshot_take(vm, msg, len);
+        err = snapshot_restore(vm, msg, len);
+        if (!err && vm->state == VM_CREATED) { /* restored: paused, as it was when taken */
+                CHECK(vm_set_state(vm, VM_RUNNING) == 0);
+                CHECK(vm_set_state(vm, VM_PAUSED) == 0);
+        }
+        return err;
+}
+
 static const struct monitor_ops monitor_ops = {
     .count = mon_count,
     .info = mon_info,
@@ -449,6 +483,7 @@ static const struct monitor_ops monitor_ops = {
     .gdb_input = mon_gdb_input,
     .vcpu_stats = mon_vcpu_stats,
     .trace = mon_trace,
+    .snapshot = mon_snapshot,
 };
 
 /* The VM table's side of a gdb session (vmm/gdb.h). */
