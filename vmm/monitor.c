@@ -16,12 +16,12 @@ static const char escape_help[] =
     "Ctrl-] then: 1-8 input to that vm, n next vm, m monitor, ? this help, Ctrl-] a literal "
     "Ctrl-]";
 
-#define CMD_HELP  (-1)
-#define CMD_LIST  (-2)
-#define CMD_GDB   (-3)
-#define CMD_STATS (-4)
-#define CMD_TRACE (-5)
-#define CMD_SNAP  (-6)
+#define CMD_HELP    (-1)
+#define CMD_LIST    (-2)
+#define CMD_GDB     (-3)
+#define CMD_STATS   (-4)
+#define CMD_TRACE   (-5)
+#define CMD_SNAP    (-6)
 #define CMD_RESTORE (-7)
 
 struct command {
@@ -558,8 +558,7 @@ static void exits_command(struct monitor *m, const struct command *c, char *arg,
 }
 
 /* snapshot VM, restore VM: the ops' one-line answer. */
-static void snapshot_command(struct monitor *m, const struct command *c, const char *arg,
-                             bool more)
+static void snapshot_command(struct monitor *m, const struct command *c, const char *arg, bool more)
 {
         char msg[OUT_MAX - 16];
         unsigned vm;

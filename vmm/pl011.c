@@ -391,9 +391,19 @@ struct pl011_snap {
 
 __attribute__((cold)) void pl011_save(const struct pl011 *p, struct snap_buf *b)
 {
-        struct pl011_snap s = {p->cr,   p->ibrd, p->ris,   p->imsc,  p->fbrd,
-                               p->lcr_h, p->ifls, p->ilpr, p->dmacr, (uint8_t)p->rx_head,
-                               (uint8_t)p->rx_count, 0, {0}};
+        struct pl011_snap s = {p->cr,
+                               p->ibrd,
+                               p->ris,
+                               p->imsc,
+                               p->fbrd,
+                               p->lcr_h,
+                               p->ifls,
+                               p->ilpr,
+                               p->dmacr,
+                               (uint8_t)p->rx_head,
+                               (uint8_t)p->rx_count,
+                               0,
+                               {0}};
 
         memcpy(s.rx, p->rx, sizeof(s.rx));
         snap_put(b, &s, sizeof(s));

@@ -142,8 +142,8 @@ struct pl031_snap {
 
 __attribute__((cold)) void pl031_save(const struct pl031 *p, struct snap_buf *b)
 {
-        struct pl031_snap s = {p->offset, p->match, p->load, p->armed_at, p->armed, p->ris,
-                               p->imsc, 0};
+        struct pl031_snap s = {p->offset, p->match, p->load, p->armed_at,
+                               p->armed,  p->ris,   p->imsc, 0};
 
         snap_put(b, &s, sizeof(s));
 }

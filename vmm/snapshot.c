@@ -277,6 +277,7 @@ int snapshot_load(struct vm *vm, const uint8_t *data, size_t len, char *why, siz
                 return err;
         r.pos = 0;
         r.apply = true;
+        vcons_flush(&vm->console);     /* a line the VM left unfinished is not the snapshot's */
         CHECK(load_pass(vm, &r) == 0); /* everything was checked by the first pass */
         return 0;
 }

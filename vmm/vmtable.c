@@ -458,8 +458,10 @@ static int mon_snapshot(void *ctx, unsigned i, bool restore, char *msg, size_t l
         for (unsigned c = 0; c < vm->vcpu_count; c++)
                 if (__atomic_load_n(&vm->vcpus[c].sched.state, __ATOMIC_ACQUIRE) !=
                     SCHED_DETACHED) {
-                        snprintf(msg, len, "cannot %s vm %s yet: its vCPUs are still leaving "
-                                 "their CPUs; try again", what, name);
+                        snprintf(msg, len,
+                                 "cannot %s vm %s yet: its vCPUs are still leaving "
+                                 "their CPUs; try again",
+                                 what, name);
                         return -KEEL_EBUSY;
                 }
         vm_disks_quiesce(vm); /* no disk request in flight into RAM being saved or restored */

@@ -368,10 +368,20 @@ struct vuart_snap {
 
 __attribute__((cold)) void vuart_save(const struct vuart *u, struct snap_buf *b)
 {
-        struct vuart_snap s = {u->ier,     u->lcr,       u->mcr,          u->scr,
-                               u->dll,     u->dlm,       u->fcr,          u->lsr_err,
-                               u->msr_lines, u->msr_delta, u->thre_pending, (uint8_t)u->rx_head,
-                               (uint8_t)u->rx_count, {0}};
+        struct vuart_snap s = {u->ier,
+                               u->lcr,
+                               u->mcr,
+                               u->scr,
+                               u->dll,
+                               u->dlm,
+                               u->fcr,
+                               u->lsr_err,
+                               u->msr_lines,
+                               u->msr_delta,
+                               u->thre_pending,
+                               (uint8_t)u->rx_head,
+                               (uint8_t)u->rx_count,
+                               {0}};
 
         memcpy(s.rx, u->rx, sizeof(s.rx));
         snap_put(b, &s, sizeof(s));
@@ -385,7 +395,8 @@ __attribute__((cold)) int vuart_load(struct vuart *u, struct snap_rd *r)
                 return -KEEL_EINVAL;
         if ((s.ier & ~0x0f) || (s.mcr & ~0x1f) || (s.fcr & ~0xc1) || (s.lsr_err & ~UART_LSR_OE) ||
             (s.msr_lines & 0x0f) || (s.msr_delta & ~0x0f) || s.thre_pending > 1 ||
-            s.rx_head >= VUART_FIFO_SIZE || s.rx_count > ((s.fcr & UART_FCR_ENABLE) ? VUART_FIFO_SIZE : 1))
+            s.rx_head >= VUART_FIFO_SIZE ||
+            s.rx_count > ((s.fcr & UART_FCR_ENABLE) ? VUART_FIFO_SIZE : 1))
                 return snap_fail(r, "16550 UART: a register or the receive FIFO holds a value "
                                     "the UART cannot have");
         if (!r->apply)
