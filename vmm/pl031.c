@@ -156,6 +156,10 @@ __attribute__((cold)) int pl031_load(struct pl031 *p, struct snap_rd *r)
                 return -KEEL_EINVAL;
         if (s.armed > 1 || s.ris > 1 || s.imsc > 1 || s.pad)
                 return snap_fail(r, "PL031 RTC: a flag is neither 0 nor 1");
+        /* RTCLR gives offsets within 2^32 s of Keel's clock; far beyond, counter() overflows. */
+        if (s.offset < -(1ll << 40) || s.offset > (1ll << 40))
+                return snap_fail(r, "PL031 RTC: offset of %lld s from Keel's clock",
+                                 (long long)s.offset);
         if (!r->apply)
                 return 0;
         p->offset = s.offset, p->match = s.match, p->load = s.load, p->armed_at = s.armed_at;

@@ -228,6 +228,11 @@ __attribute__((cold)) int rtc_cmos_load(struct rtc_cmos *r, struct snap_rd *rd)
         if (!snap_get(rd, &s.index, 1) || !snap_get(rd, s.ram, sizeof(s.ram)) ||
             !snap_get(rd, s.set, sizeof(s.set)) || !snap_get(rd, &s.offset, sizeof(s.offset)))
                 return -KEEL_EINVAL;
+        /* Every date the registers can say is within 2^40 s of Keel's clock; beyond it the
+         * sums in guest_secs would overflow. */
+        if (s.offset < -(1ll << 40) || s.offset > (1ll << 40))
+                return snap_fail(rd, "CMOS RTC: offset of %lld s from Keel's clock",
+                                 (long long)s.offset);
         if (rd->apply)
                 *r = s;
         return 0;
