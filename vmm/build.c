@@ -318,3 +318,9 @@ void vm_release(struct vm *vm)
         }
         vm->mem.count = 0;
 }
+
+void vm_disks_quiesce(struct vm *vm)
+{
+        if (vm->devices && vm->devices->blk.t)
+                virtio_blk_quiesce(&vm->devices->blk);
+}

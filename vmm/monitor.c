@@ -16,12 +16,14 @@ static const char escape_help[] =
     "Ctrl-] then: 1-8 input to that vm, n next vm, m monitor, ? this help, Ctrl-] a literal "
     "Ctrl-] (any vm: monitor console VM)";
 
-#define CMD_HELP  (-1)
-#define CMD_LIST  (-2)
-#define CMD_GDB   (-3)
-#define CMD_STATS (-4)
-#define CMD_TRACE (-5)
-#define CMD_CONS  (-6)
+#define CMD_HELP    (-1)
+#define CMD_LIST    (-2)
+#define CMD_GDB     (-3)
+#define CMD_STATS   (-4)
+#define CMD_TRACE   (-5)
+#define CMD_CONS    (-6)
+#define CMD_SNAP    (-7)
+#define CMD_RESTORE (-8)
 
 struct command {
         const char *name;
@@ -46,6 +48,8 @@ static const struct command commands[] = {
      "exits by reason per vcpu: count, cost in counter ticks and ns; clear: from zero"},
     {"trace", CMD_TRACE, "trace VM on|off|show [N]|clear",
      "record each exit (reason, pc, info, cost); show the last N (32)"},
+    {"snapshot", CMD_SNAP, "snapshot VM", "save a paused vm's whole state in memory"},
+    {"restore", CMD_RESTORE, "restore VM", "a paused or created vm back to its snapshot"},
 };
 
 #define TRACE_SHOW_DEFAULT 32
@@ -571,6 +575,25 @@ static void exits_command(struct monitor *m, const struct command *c, char *arg,
                 stats_command(m, vm, w2);
 }
 
+/* snapshot VM, restore VM: the ops' one-line answer. */
+static void snapshot_command(struct monitor *m, const struct command *c, const char *arg, bool more)
+{
+        char msg[OUT_MAX - 16];
+        unsigned vm;
+
+        if (!arg || more) {
+                outf(m, "keel: monitor: usage: %s\n", c->usage);
+        } else if (find_vm(m, arg, &vm) < 0) {
+                outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
+        } else if (!m->ops->snapshot) {
+                outf(m, "keel: monitor: snapshots are not available here\n");
+        } else {
+                msg[0] = '\0';
+                m->ops->snapshot(m->ctx, vm, c->action == CMD_RESTORE, msg, sizeof(msg));
+                outf(m, "keel: monitor: %s\n", msg);
+        }
+}
+
 /* Splits off the next space-separated word of *p (NUL-terminating it); NULL if none. */
 static char *word(char **p)
 {
@@ -637,6 +660,10 @@ static void run_line(struct monitor *m)
                         outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
                 else
                         set_focus(m, false, vm);
+                return;
+        }
+        if (c->action == CMD_SNAP || c->action == CMD_RESTORE) {
+                snapshot_command(m, c, arg, arg && word(&p));
                 return;
         }
         if ((c->action < 0) != !arg || word(&p)) {

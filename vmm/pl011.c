@@ -34,7 +34,9 @@
  */
 #include <string.h>
 
+#include <keel/errno.h>
 #include <vmm/pl011.h>
+#include <vmm/snapshot.h>
 
 #define PL011_DR      0x000
 #define PL011_RSR_ECR 0x004
@@ -377,4 +379,53 @@ size_t pl011_input(struct pl011 *p, const uint8_t *bytes, size_t n)
                 p->ris |= PL011_INT_RT;
         pl011_update_irq(p);
         return n;
+}
+
+/* --- snapshots (vmm/snapshot.h) --- */
+
+struct pl011_snap {
+        uint16_t cr, ibrd, ris, imsc;
+        uint8_t fbrd, lcr_h, ifls, ilpr, dmacr, rx_head, rx_count, pad;
+        uint8_t rx[PL011_FIFO_SIZE];
+};
+
+__attribute__((cold)) void pl011_save(const struct pl011 *p, struct snap_buf *b)
+{
+        struct pl011_snap s = {p->cr,
+                               p->ibrd,
+                               p->ris,
+                               p->imsc,
+                               p->fbrd,
+                               p->lcr_h,
+                               p->ifls,
+                               p->ilpr,
+                               p->dmacr,
+                               (uint8_t)p->rx_head,
+                               (uint8_t)p->rx_count,
+                               0,
+                               {0}};
+
+        memcpy(s.rx, p->rx, sizeof(s.rx));
+        snap_put(b, &s, sizeof(s));
+}
+
+__attribute__((cold)) int pl011_load(struct pl011 *p, struct snap_rd *r)
+{
+        struct pl011_snap s;
+
+        if (!snap_get(r, &s, sizeof(s)))
+                return -KEEL_EINVAL;
+        if ((s.ris & ~PL011_INT_ALL) || (s.imsc & ~PL011_INT_ALL) || (s.fbrd & ~0x3f) ||
+            (s.ifls & ~0x3f) || (s.dmacr & ~7) || s.pad || s.rx_head >= PL011_FIFO_SIZE ||
+            s.rx_count > ((s.lcr_h & PL011_LCR_H_FEN) ? PL011_FIFO_SIZE : 1))
+                return snap_fail(r, "PL011 UART: a register or the receive FIFO holds a value "
+                                    "the UART cannot have");
+        if (!r->apply)
+                return 0;
+        p->cr = s.cr, p->ibrd = s.ibrd, p->ris = s.ris, p->imsc = s.imsc, p->fbrd = s.fbrd;
+        p->lcr_h = s.lcr_h, p->ifls = s.ifls, p->ilpr = s.ilpr, p->dmacr = s.dmacr;
+        p->rx_head = s.rx_head, p->rx_count = s.rx_count;
+        memcpy(p->rx, s.rx, sizeof(p->rx));
+        pl011_update_irq(p);
+        return 0;
 }

@@ -7,7 +7,9 @@
  */
 #include <string.h>
 
+#include <keel/errno.h>
 #include <vmm/pl031.h>
+#include <vmm/snapshot.h>
 
 #define RTCDR   0x000
 #define RTCMR   0x004
@@ -129,3 +131,39 @@ static void pl031_write(void *dev, uint64_t off, unsigned size, uint64_t val)
 }
 
 const struct mmio_ops pl031_ops = {.read = pl031_read, .write = pl031_write};
+
+/* --- snapshots (vmm/snapshot.h) --- */
+
+struct pl031_snap {
+        int64_t offset;
+        uint32_t match, load, armed_at;
+        uint8_t armed, ris, imsc, pad;
+};
+
+__attribute__((cold)) void pl031_save(const struct pl031 *p, struct snap_buf *b)
+{
+        struct pl031_snap s = {p->offset, p->match, p->load, p->armed_at,
+                               p->armed,  p->ris,   p->imsc, 0};
+
+        snap_put(b, &s, sizeof(s));
+}
+
+__attribute__((cold)) int pl031_load(struct pl031 *p, struct snap_rd *r)
+{
+        struct pl031_snap s;
+
+        if (!snap_get(r, &s, sizeof(s)))
+                return -KEEL_EINVAL;
+        if (s.armed > 1 || s.ris > 1 || s.imsc > 1 || s.pad)
+                return snap_fail(r, "PL031 RTC: a flag is neither 0 nor 1");
+        /* RTCLR gives offsets within 2^32 s of Keel's clock; far beyond, counter() overflows. */
+        if (s.offset < -(1ll << 40) || s.offset > (1ll << 40))
+                return snap_fail(r, "PL031 RTC: offset of %lld s from Keel's clock",
+                                 (long long)s.offset);
+        if (!r->apply)
+                return 0;
+        p->offset = s.offset, p->match = s.match, p->load = s.load, p->armed_at = s.armed_at;
+        p->armed = s.armed, p->ris = s.ris, p->imsc = s.imsc;
+        update(p);
+        return 0;
+}

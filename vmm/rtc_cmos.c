@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include <keel/wallclock.h>
+#include <keel/errno.h>
 #include <vmm/rtc_cmos.h>
+#include <vmm/snapshot.h>
 
 #define REG_A       0x0a
 #define REG_B       0x0b
@@ -206,4 +208,32 @@ void rtc_cmos_access(struct rtc_cmos *r, unsigned port, bool write, uint32_t *va
                 write_reg(r, r->index & 0x7f, (uint8_t)*val, now_ns);
         else
                 *val = read_reg(r, r->index & 0x7f, now_ns);
+}
+
+/* --- snapshots (vmm/snapshot.h) --- */
+
+__attribute__((cold)) void rtc_cmos_save(const struct rtc_cmos *r, struct snap_buf *b)
+{
+        snap_put(b, &r->index, 1);
+        snap_put(b, r->ram, sizeof(r->ram));
+        snap_put(b, r->set, sizeof(r->set));
+        snap_put(b, &r->offset, sizeof(r->offset));
+}
+
+__attribute__((cold)) int rtc_cmos_load(struct rtc_cmos *r, struct snap_rd *rd)
+{
+        struct rtc_cmos s;
+
+        /* Every byte is a value the guest may write; the index is used modulo the RAM. */
+        if (!snap_get(rd, &s.index, 1) || !snap_get(rd, s.ram, sizeof(s.ram)) ||
+            !snap_get(rd, s.set, sizeof(s.set)) || !snap_get(rd, &s.offset, sizeof(s.offset)))
+                return -KEEL_EINVAL;
+        /* Every date the registers can say is within 2^40 s of Keel's clock; beyond it the
+         * sums in guest_secs would overflow. */
+        if (s.offset < -(1ll << 40) || s.offset > (1ll << 40))
+                return snap_fail(rd, "CMOS RTC: offset of %lld s from Keel's clock",
+                                 (long long)s.offset);
+        if (rd->apply)
+                *r = s;
+        return 0;
 }

@@ -19,11 +19,8 @@ _Static_assert((VCONS_IN_MAX & (VCONS_IN_MAX - 1)) == 0, "ring size is a power o
 
 void vcons_init(struct vcons *c, const char *prefix)
 {
-        uint8_t *hist = c->hist; /* a VM built again keeps its history page */
-
         memset(c, 0, sizeof(*c));
         c->prefix = prefix;
-        c->hist = hist;
 }
 
 /*
@@ -124,36 +121,42 @@ static void put_locked(struct vcons *c, uint8_t ch, struct spin_held h)
         c->line[c->len++] = (char)ch;
 }
 
-/* Raw mode's VM (vcons_set_raw), NULL in prefixed mode. Stored under that VM's lock. */
+/*
+ * Raw mode (vcons_raw_focus): on, and the raw VM's console (NULL: the focus is on a VM not
+ * built now). raw_vm is stored under that VM's lock; writers compare, never dereference it.
+ */
+static bool raw_on;
 static struct vcons *raw_vm;
 
 /* Bytes of the raw VM's output, as they are: a piece of its line, which Keel's lines end. */
-static void raw_piece(struct vcons *c, const uint8_t *buf, size_t n)
+static void raw_piece(const void *writer, const uint8_t *buf, size_t n)
 {
         bool end = buf[n - 1] == '\n'; /* log_write_part writes that '\n' itself */
 
-        log_write_part(c, "", 0, (const char *)buf, n - end, end);
+        log_write_part(writer, "", 0, (const char *)buf, n - end, end);
 }
 
 /* Raw mode: the raw VM's bytes go out as they are, the others' into their history. */
 static __attribute__((noinline)) void put_raw(struct vcons *c, const uint8_t *buf, size_t n,
                                               struct spin_held h)
 {
+        struct vcons_hist *hs = c->hist;
+
         (void)h;
         c->tx_bytes += n;
         if (c == raw_vm) {
                 raw_piece(c, buf, n);
                 return;
         }
-        if (!c->hist)
+        if (!hs)
                 return;
         for (size_t i = 0; i < n; i++) {
-                c->hist[c->hist_end] = buf[i];
-                c->hist_end = (c->hist_end + 1) % VCONS_HIST_MAX;
-                if (c->hist_len < VCONS_HIST_MAX)
-                        c->hist_len++;
+                hs->buf[hs->end] = buf[i];
+                hs->end = (hs->end + 1) % VCONS_HIST_MAX;
+                if (hs->len < VCONS_HIST_MAX)
+                        hs->len++;
                 else
-                        c->hist_lost = true;
+                        hs->lost = true;
         }
 }
 
@@ -161,7 +164,7 @@ void vcons_putc(struct vcons *c, uint8_t ch)
 {
         struct spin_held h = spin_lock(&c->lock);
 
-        if (__builtin_expect(__atomic_load_n(&raw_vm, __ATOMIC_RELAXED) != NULL, 0))
+        if (__builtin_expect(__atomic_load_n(&raw_on, __ATOMIC_RELAXED), 0))
                 put_raw(c, &ch, 1, h);
         else
                 put_locked(c, ch, h);
@@ -172,7 +175,7 @@ void vcons_write(struct vcons *c, const uint8_t *buf, size_t n)
 {
         struct spin_held h = spin_lock(&c->lock);
 
-        if (__atomic_load_n(&raw_vm, __ATOMIC_RELAXED)) {
+        if (__atomic_load_n(&raw_on, __ATOMIC_RELAXED)) {
                 put_raw(c, buf, n, h);
         } else {
                 for (size_t i = 0; i < n; i++)
@@ -181,53 +184,87 @@ void vcons_write(struct vcons *c, const uint8_t *buf, size_t n)
         spin_unlock(h);
 }
 
-int vcons_history_alloc(struct vcons *c)
+struct vcons_hist *vcons_hist_alloc(void)
 {
         hpa_t pa;
 
-        _Static_assert(VCONS_HIST_MAX <= PAGE_SIZE, "one page of history");
-        if (c->hist)
-                return 0;
+        _Static_assert(sizeof(struct vcons_hist) <= PAGE_SIZE, "one page of history");
         if (palloc_alloc(&keel_palloc, 1, PAGE_SIZE, &pa))
-                return -KEEL_ENOMEM;
-        c->hist = hva_ptr(arch_hpa_to_hva(pa));
-        return 0;
+                return NULL;
+        return hva_ptr(arch_hpa_to_hva(pa)); /* zeroed by the allocator */
 }
 
-void vcons_set_raw(struct vcons *c)
+/* Writes h out as a piece of `writer`'s line (its VM's console, or h itself) and empties it. */
+static void replay(const void *writer, struct vcons_hist *h)
 {
-        struct spin_held h;
-        uint32_t start;
+        uint32_t start = (h->end + VCONS_HIST_MAX - h->len) % VCONS_HIST_MAX;
 
-        /* The raw VM's unfinished line ends: its next bytes are prefixed or kept. */
-        if (raw_vm && raw_vm != c)
+        if (h->lost)
+                LOG_INFO("keel: console: older output of this VM was dropped (raw mode keeps "
+                         "the last %u bytes)",
+                         VCONS_HIST_MAX);
+        if (h->len && start + h->len > VCONS_HIST_MAX) {
+                raw_piece(writer, h->buf + start, VCONS_HIST_MAX - start);
+                raw_piece(writer, h->buf, h->len - (VCONS_HIST_MAX - start));
+        } else if (h->len) {
+                raw_piece(writer, h->buf + start, h->len);
+        }
+        h->len = 0;
+        h->lost = false;
+}
+
+/* The raw VM's unfinished line ends: its next bytes are prefixed, or kept. */
+static void end_raw_line(void)
+{
+        if (raw_vm)
                 log_end_part(raw_vm);
+}
+
+void vcons_raw_focus(struct vcons *c, struct vcons_hist *h)
+{
+        struct spin_held lk;
+
+        if (raw_vm != c)
+                end_raw_line();
         if (!c) {
                 __atomic_store_n(&raw_vm, NULL, __ATOMIC_RELAXED);
+                __atomic_store_n(&raw_on, true, __ATOMIC_RELAXED);
+                if (h) { /* nobody writes to it: its VM is not built */
+                        replay(h, h);
+                        log_end_part(h);
+                }
                 return;
         }
-        h = spin_lock(&c->lock);
+        lk = spin_lock(&c->lock);
         if (c->len)
-                vcons_out(c, true, h);
+                vcons_out(c, true, lk);
         else if (c->line_open)
                 log_end_part(c);
         c->line_open = false;
         c->esc = 0;
-        if (c->hist_lost)
-                LOG_INFO("keel: console: older output of this VM was dropped (raw mode keeps "
-                         "the last %u bytes)",
-                         VCONS_HIST_MAX);
-        start = (c->hist_end + VCONS_HIST_MAX - c->hist_len) % VCONS_HIST_MAX;
-        if (c->hist_len && start + c->hist_len > VCONS_HIST_MAX) {
-                raw_piece(c, c->hist + start, VCONS_HIST_MAX - start);
-                raw_piece(c, c->hist, c->hist_len - (VCONS_HIST_MAX - start));
-        } else if (c->hist_len) {
-                raw_piece(c, c->hist + start, c->hist_len);
-        }
-        c->hist_len = 0;
-        c->hist_lost = false;
+        if (h)
+                replay(c, h);
         __atomic_store_n(&raw_vm, c, __ATOMIC_RELAXED);
-        spin_unlock(h);
+        __atomic_store_n(&raw_on, true, __ATOMIC_RELAXED);
+        spin_unlock(lk);
+}
+
+void vcons_raw_off(void)
+{
+        end_raw_line();
+        __atomic_store_n(&raw_vm, NULL, __ATOMIC_RELAXED);
+        __atomic_store_n(&raw_on, false, __ATOMIC_RELAXED);
+}
+
+void vcons_forget(struct vcons *c)
+{
+        struct spin_held lk = spin_lock(&c->lock);
+
+        if (raw_vm == c) {
+                log_end_part(c);
+                __atomic_store_n(&raw_vm, NULL, __ATOMIC_RELAXED);
+        }
+        spin_unlock(lk);
 }
 
 void vcons_show_partial(struct vcons *c)

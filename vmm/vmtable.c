@@ -27,6 +27,7 @@
 #include <vmm/config.h>
 #include <vmm/gdb.h>
 #include <vmm/monitor.h>
+#include <vmm/snapshot.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
 #include <vmm/vmtable.h>
@@ -60,6 +61,8 @@ struct vm_slot {
         uint64_t runtime;  /* ticks its vCPUs ran in earlier lives (before resets) */
         hpa_t trace_pa;    /* its vCPUs' exit trace rings (monitor: trace VM on), or 0 pages */
         size_t trace_pages;
+        struct vcons_hist *hist;    /* console = raw: its output while another VM has the console */
+        struct snapshot_store snap; /* monitor snapshot VM: kept across its resets */
 };
 
 static void outcome(const struct vm_slot *vm, char *buf, size_t len)
@@ -152,6 +155,9 @@ static void vm_create(unsigned i)
         vm_init(vm, i, vc->name, (struct vcpu *)((uint8_t *)vm + VCPUS_OFF), vc->vcpus);
         LOG_INFO("keel: vm %s: starting", vm->name);
         sl->vm = vm;
+        vm->console.hist = sl->hist;
+        if (boot->config->console_raw && monitor_focus(&monitor) == (int)i)
+                vcons_raw_focus(&vm->console, sl->hist); /* built again while it has the focus */
         if (vc->cpu != SCHED_NO_PIN && (unsigned)vc->cpu >= ncpus)
                 vm_stop(vm, VM_STOP_LOAD_FAILED,
                         "its config pins it to CPU %d, but this machine has %u CPU%s online "
@@ -257,6 +263,7 @@ static void vm_free_old(struct vm_slot *sl)
         for (unsigned c = 0; c < vm->vcpu_count; c++)
                 CHECK(__atomic_load_n(&vm->vcpus[c].sched.state, __ATOMIC_ACQUIRE) ==
                       SCHED_DETACHED);
+        vcons_forget(&vm->console);
         CHECK(palloc_free(&keel_palloc, arch_hva_to_hpa(hva_from_ptr(vm)), sl->old_pages) == 0);
         sl->old = NULL;
 }
@@ -511,12 +518,54 @@ static void mon_gdb_input(void *ctx, const uint8_t *buf, size_t n)
         gdb_console_input(buf, n);
 }
 
-/* console = raw: the focused VM's console goes out as it is (vmm/vcons.h). */
+/*
+ * console = raw: the focused VM's console goes out as it is (vmm/vcons.h). Its history lives
+ * in its slot, so it outlives the VM's control blocks (freed when it stops).
+ */
 static void mon_focus(void *ctx, int i)
 {
         (void)ctx;
-        if (boot->config->console_raw)
-                vcons_set_raw(i >= 0 ? &vms[i].console : NULL);
+        if (!boot->config->console_raw)
+                return;
+        if (i < 0)
+                vcons_raw_off();
+        else
+                vcons_raw_focus(slots[i].vm ? &slots[i].vm->console : NULL, slots[i].hist);
+}
+
+/* snapshot / restore (vmm/snapshot.h): the VM paused (restore: or created), off every CPU. */
+static int mon_snapshot(void *ctx, unsigned i, bool restore, char *msg, size_t len)
+{
+        const char *name = boot->config->vms[i].name, *what = restore ? "restore" : "snapshot";
+        struct vm *vm = slots[i].vm;
+        int err;
+
+        (void)ctx;
+        if (!vm || vm->debug || !(vm->state == VM_PAUSED || (restore && vm->state == VM_CREATED))) {
+                snprintf(msg, len, "cannot %s vm %s (%s%s): %s", what, name,
+                         vm ? vm_state_name(vm->state) : "stopped",
+                         vm && vm->debug ? ", in gdb" : "",
+                         restore ? "pause it, or reset it, first" : "pause it first");
+                return -KEEL_EPERM;
+        }
+        for (unsigned c = 0; c < vm->vcpu_count; c++)
+                if (__atomic_load_n(&vm->vcpus[c].sched.state, __ATOMIC_ACQUIRE) !=
+                    SCHED_DETACHED) {
+                        snprintf(msg, len,
+                                 "cannot %s vm %s yet: its vCPUs are still leaving "
+                                 "their CPUs; try again",
+                                 what, name);
+                        return -KEEL_EBUSY;
+                }
+        vm_disks_quiesce(vm); /* no disk request in flight into RAM being saved or restored */
+        if (!restore)
+                return snapshot_take(&slots[i].snap, vm, msg, len);
+        err = snapshot_restore(&slots[i].snap, vm, msg, len);
+        if (!err && vm->state == VM_CREATED) { /* restored: paused, as it was when taken */
+                CHECK(vm_set_state(vm, VM_RUNNING) == 0);
+                CHECK(vm_set_state(vm, VM_PAUSED) == 0);
+        }
+        return err;
 }
 
 static const struct monitor_ops monitor_ops = {
@@ -530,6 +579,7 @@ static const struct monitor_ops monitor_ops = {
     .focus = mon_focus,
     .vcpu_stats = mon_vcpu_stats,
     .trace = mon_trace,
+    .snapshot = mon_snapshot,
 };
 
 /* The VM table's side of a gdb session (vmm/gdb.h). */
@@ -606,16 +656,16 @@ _Noreturn void vmm_main(const struct boot_info *bi, unsigned cpus)
         LOG_INFO("keel: scheduler: %u CPU%s, %u ms slices", ncpus, ncpus == 1 ? "" : "s", SLICE_MS);
 
         vm_disks_plan(bi);
+        for (unsigned i = 0; cfg->console_raw && i < cfg->vm_count; i++)
+                if (!(slots[i].hist = vcons_hist_alloc()))
+                        LOG_WARN("keel: console: no memory for vm %s's history: its output "
+                                 "while another VM has the raw console is dropped",
+                                 cfg->vms[i].name);
         for (unsigned i = 0; i < cfg->vm_count; i++) {
                 vm_create(i);
                 if (slots[i].vm && slots[i].vm->state == VM_CREATED)
                         CHECK(vm_run(i) == 0);
         }
-        for (unsigned i = 0; boot->config->console_raw && i < boot->config->vm_count; i++)
-                if (vcons_history_alloc(&vms[i].console))
-                        LOG_WARN("keel: console: no memory for vm %s's history: its output "
-                                 "while another VM has the raw console is dropped",
-                                 vms[i].name);
         monitor_init(&monitor, &monitor_ops, NULL);
         gdb_setup(&gdb_host);
         monitor_announce(&monitor);

@@ -20,7 +20,9 @@
  */
 #include <string.h>
 
+#include <keel/errno.h>
 #include <vmm/vuart.h>
+#include <vmm/snapshot.h>
 
 #define UART_IER_RDI  0x01 /* received data available */
 #define UART_IER_THRI 0x02 /* THR empty */
@@ -354,4 +356,56 @@ size_t vuart_input(struct vuart *u, const uint8_t *bytes, size_t n)
         u->rx_bytes += n;
         vuart_update_irq(u);
         return n;
+}
+
+/* --- snapshots (vmm/snapshot.h) --- */
+
+struct vuart_snap {
+        uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, lsr_err, msr_lines, msr_delta, thre_pending;
+        uint8_t rx_head, rx_count;
+        uint8_t rx[VUART_FIFO_SIZE];
+};
+
+__attribute__((cold)) void vuart_save(const struct vuart *u, struct snap_buf *b)
+{
+        struct vuart_snap s = {u->ier,
+                               u->lcr,
+                               u->mcr,
+                               u->scr,
+                               u->dll,
+                               u->dlm,
+                               u->fcr,
+                               u->lsr_err,
+                               u->msr_lines,
+                               u->msr_delta,
+                               u->thre_pending,
+                               (uint8_t)u->rx_head,
+                               (uint8_t)u->rx_count,
+                               {0}};
+
+        memcpy(s.rx, u->rx, sizeof(s.rx));
+        snap_put(b, &s, sizeof(s));
+}
+
+__attribute__((cold)) int vuart_load(struct vuart *u, struct snap_rd *r)
+{
+        struct vuart_snap s;
+
+        if (!snap_get(r, &s, sizeof(s)))
+                return -KEEL_EINVAL;
+        if ((s.ier & ~0x0f) || (s.mcr & ~0x1f) || (s.fcr & ~0xc1) || (s.lsr_err & ~UART_LSR_OE) ||
+            (s.msr_lines & 0x0f) || (s.msr_delta & ~0x0f) || s.thre_pending > 1 ||
+            s.rx_head >= VUART_FIFO_SIZE ||
+            s.rx_count > ((s.fcr & UART_FCR_ENABLE) ? VUART_FIFO_SIZE : 1))
+                return snap_fail(r, "16550 UART: a register or the receive FIFO holds a value "
+                                    "the UART cannot have");
+        if (!r->apply)
+                return 0;
+        u->ier = s.ier, u->lcr = s.lcr, u->mcr = s.mcr, u->scr = s.scr, u->dll = s.dll;
+        u->dlm = s.dlm, u->fcr = s.fcr, u->lsr_err = s.lsr_err, u->msr_lines = s.msr_lines;
+        u->msr_delta = s.msr_delta, u->thre_pending = s.thre_pending;
+        u->rx_head = s.rx_head, u->rx_count = s.rx_count;
+        memcpy(u->rx, s.rx, sizeof(u->rx));
+        vuart_update_irq(u);
+        return 0;
 }

@@ -10,7 +10,12 @@
 #include <keel/addr.h>
 #include <keel/arch.h>
 #include <keel/smp.h>
+#include <keel/errno.h>
 #include <keel/time.h>
+#include <string.h>
+#include <vmm/snapshot.h>
+#include <vmm/vm.h>
+#include <vmm/vmm.h>
 
 noreturn void arch_halt(void)
 {
@@ -78,4 +83,71 @@ int arch_map_device(hpa_t base, uint64_t size)
 void arch_dma_barrier(void)
 {
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/*
+ * Snapshots (vmm/snapshot.h) of a fake VM: each vCPU's 16 registers and CPL (at most 3), no
+ * devices but the VM's cookie. The fake's machine number is x86_64's.
+ */
+uint16_t arch_elf_machine(void)
+{
+        return 62;
+}
+
+size_t arch_snapshot_max(const struct vm *vm)
+{
+        (void)vm;
+        return sizeof(struct vcpu_arch) + 8;
+}
+
+uint32_t arch_snapshot_devices(const struct vm *vm)
+{
+        (void)vm;
+        return 0;
+}
+
+int arch_snapshot_check(const struct vm *vm, char *why, size_t len)
+{
+        (void)vm, (void)why, (void)len;
+        return 0;
+}
+
+void arch_snapshot_vcpu_save(struct vcpu *vcpu, struct snap_buf *b)
+{
+        uint32_t cpl = vcpu->arch.cpl;
+
+        snap_put(b, vcpu->arch.regs, sizeof(vcpu->arch.regs));
+        snap_put(b, &cpl, sizeof(cpl));
+}
+
+int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap_rd *r)
+{
+        uint64_t regs[16];
+        uint32_t cpl;
+
+        if (!snap_get(r, regs, sizeof(regs)) || !snap_get(r, &cpl, sizeof(cpl)))
+                return -KEEL_EINVAL;
+        if (cpl > 3)
+                return snap_fail(r, "vCPU %u: CPL %u", vcpu->id, cpl);
+        if (r->apply) {
+                memcpy(vcpu->arch.regs, regs, sizeof(regs));
+                vcpu->arch.cpl = cpl;
+        }
+        return 0;
+}
+
+void arch_snapshot_vm_save(struct vm *vm, struct snap_buf *b)
+{
+        snap_put(b, &vm->arch.cookie, sizeof(vm->arch.cookie));
+}
+
+int arch_snapshot_vm_load(struct vm *vm, struct snap_rd *r)
+{
+        uint64_t cookie;
+
+        if (!snap_get(r, &cookie, sizeof(cookie)))
+                return -KEEL_EINVAL;
+        if (r->apply)
+                vm->arch.cookie = cookie;
+        return 0;
 }

@@ -15,6 +15,7 @@
 #include <arch/fpu.h>
 #include <arch/mm.h>
 #include <arch/x86.h>
+#include <arch/x86_checks.h>
 #include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/palloc.h>
@@ -166,4 +167,39 @@ void x86_fpu_vreg(int n, uint8_t v[16], bool write)
                 a[4] = 0xff; /* abridged tag word */
         }
         __asm__ volatile("fxrstor64 %0" ::"m"(a));
+}
+
+size_t x86_fpu_area_size(void)
+{
+        xsave_supported();
+        return area_pages * PAGE_SIZE;
+}
+
+/*
+ * A save area and XCR0 from outside (a snapshot): would x86_fpu_load take them without a
+ * fault in Keel? XRSTOR (SDM vol. 1 13.8) faults on a component in XSTATE_BV outside the
+ * requested set, on a compacted or non-zero reserved header, and FXRSTOR / XRSTOR on MXCSR
+ * bits outside MXCSR_MASK (taken as 0xffff: every x86-64 CPU has DAZ); XSETBV on an XCR0 the
+ * CPU refuses.
+ */
+bool x86_fpu_area_valid(const uint8_t *area, uint64_t xcr0)
+{
+        uint32_t mxcsr, r[4];
+        uint64_t hdr[8];
+
+        memcpy(&mxcsr, area + FXSAVE_MXCSR, 4);
+        if (mxcsr >> 16)
+                return false;
+        if (!xsave_supported())
+                return xcr0 == XCR0_X87;
+        x86_cpuid(0xd, 0, r);
+        if (!x86_xcr0_valid(xcr0, r[0] | (uint64_t)r[3] << 32))
+                return false;
+        memcpy(hdr, area + 512, sizeof(hdr));
+        if (hdr[0] & ~(xcr0 | XCR0_SSE))
+                return false;
+        for (unsigned i = 1; i < 8; i++)
+                if (hdr[i])
+                        return false;
+        return true;
 }

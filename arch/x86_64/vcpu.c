@@ -1199,3 +1199,8 @@ bool x86_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write)
         vendor->debug_state(vcpu, st, write);
         return true;
 }
+
+bool x86_vendor_is_svm(void)
+{
+        return vendor == &svm_vendor;
+}

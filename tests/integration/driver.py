@@ -829,6 +829,79 @@ def exit_stats_case(hc_code, pc, **extra):
         **extra)
 
 
+def snapshot_check(log):
+    """snapcount's lines (tests/guests/snapcount.c) across snapshot and restores: every round
+    has one checksum however often it is printed, and after each restore the guest goes on with
+    the round after the last one it printed before the snapshot (a line cut by the snapshot
+    may come back as its tail: `... N sum S`)."""
+    problems, sums = [], {}
+    rnd = re.compile(r"^\[snapcount\] (?:snapcount: round |.*?)(\d+) sum ([0-9a-f]+)$")
+    snap, last, expect_next = None, None, None
+    for line in log.splitlines():
+        line = re.sub(r"^[WE] ", "", line)
+        m = rnd.match(line)
+        if m:
+            n, s = int(m.group(1)), m.group(2)
+            if line.startswith("[snapcount] snapcount: round "):
+                if sums.setdefault(n, s) != s:
+                    problems.append("round %d printed with sums %s and %s" % (n, sums[n], s))
+                last = n
+            if expect_next is not None:
+                if n != expect_next:
+                    problems.append("after a restore the guest printed round %d first, "
+                                    "expected %d" % (n, expect_next))
+                elif sums.get(n, s) != s:
+                    problems.append("round %d after a restore: sum %s, first %s" % (n, s, sums[n]))
+                expect_next = None
+        elif "snapcount: snapshot in memory" in line:
+            snap = last
+        elif "snapcount: restored from its snapshot" in line:
+            if snap is None:
+                problems.append("restored before any snapshot with a round printed")
+            else:
+                expect_next = snap + 1
+    if snap is None:
+        problems.append("no snapshot taken after a round")
+    return problems
+
+
+def snapshot_case(**extra):
+    """snapcount (16 MiB) paused and snapshotted after round 5 (in memory), resumed; paused in
+    its 40s, reset (a fresh VM from the config), restored and resumed; paused in its 70s,
+    restored again (the same snapshot into the paused VM) and resumed; it must continue each
+    time from the round after the snapshot with the same checksums (snapshot_check), never
+    report a wrong word (FAIL), and exit 0 after round 100."""
+    mon = r"^keel: monitor: "
+    restored = mon + r"vm snapcount: restored from its snapshot; it is paused \(resume snapcount\)$"
+    taken = mon + r"vm snapcount: snapshot in memory, \d+ KiB \(RAM 16384 KiB\); restore snapcount brings it back$"
+    paused, running = mon + r"vm snapcount is paused$", mon + r"vm snapcount is running$"
+    sends = [
+        (guest_line("snapcount", r"snapcount: round 5 sum"), "\x1dm"),
+        (r"^keel: console: monitor \(type help\)$", "pause snapcount"),
+        (paused, "snapshot snapcount"),
+        (taken, "resume snapcount"),
+        (guest_line("snapcount", r"snapcount: round 4\d sum"), "pause snapcount"),
+        (paused, "reset snapcount"),
+        (mon + r"vm snapcount is created$", "restore snapcount"),
+        (restored, "resume snapcount"),
+        (guest_line("snapcount", r"snapcount: round 7\d sum"), "pause snapcount"),
+        (paused, "restore snapcount"),
+        (restored, "resume snapcount"),
+    ]
+    return dict(
+        config="snapshot.cfg", verdict=PASS, timeout=400, sends=sends, fail_on=REFUSED,
+        check=snapshot_check,
+        order=[taken, running, restored, running, restored, running,
+               guest_line("snapcount", r"snapcount: round 100 sum [0-9a-f]+$"),
+               guest_line("snapcount", r"snapcount: done, 100 rounds, sum [0-9a-f]+$"),
+               vm_exited("snapcount", 0), r"^keel: summary$", summary_line("snapcount"),
+               r"^keel: result: PASS\b"],
+        counts={restored: 2, taken: 1},
+        must_not=[r"UNEXPECTED", r"^keel: error: ", r"cannot \w+ vm", r"usage: ",
+                  r"snapshot refused"],
+        **extra)
+
+
 def expect_fail_case(config, wrong_stop, **extra):
     """Two VMs whose outcome differs from their expect_* (wrong-code exits 0, wrong-stop stops
     with `wrong_stop`) and one that matches: both flagged UNEXPECTED, the result FAIL. Proves
@@ -907,6 +980,8 @@ CASES = {
     "arm64_raw_console": raw_console_case(arch="arm64"),
     # the monitor's exit statistics and trace of a guest making a known number of hypercalls
     "exit_stats": exit_stats_case("0x81", r"0x00000000001[0-9a-f]{5}"),
+    "snapshot": snapshot_case(),
+    "arm64_snapshot": snapshot_case(arch="arm64"),
     "arm64_exit_stats": exit_stats_case("0x16", r"0x00000000401[0-9a-f]{5}", arch="arm64"),
     "monitor_smp": monitor_case("monitor.cfg", ("triple", "triple-fault"), smp=2),
     "arm64_monitor": monitor_case("arm64_monitor.cfg", ("outside", "outside-ram"), arch="arm64"),
@@ -1190,6 +1265,8 @@ def check_log(case, log):
                 problems.append("not found %s (in order): %s" % (where, pat))
                 continue
             pos = m.end()
+    if "check" in case:
+        problems += case["check"](log)
     return problems
 
 

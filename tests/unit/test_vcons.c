@@ -24,7 +24,6 @@ TEST(init_resets_everything)
         struct vcons c;
 
         memset(&c, 0xee, sizeof(c));
-        c.hist = NULL; /* kept by vcons_init: the struct is zeroed before its first init */
         vcons_init(&c, "i");
         EXPECT_STREQ(c.prefix, "i");
         EXPECT_EQ(c.len, 0);
@@ -259,37 +258,37 @@ TEST(writers_on_every_cpu_at_once)
 
 TEST(raw_mode_focused_vm_as_is_others_kept_then_replayed)
 {
-        static uint8_t ha[VCONS_HIST_MAX], hb[VCONS_HIST_MAX];
+        static struct vcons_hist ha, hb;
         struct vcons a, b;
 
         memset(&a, 0, sizeof(a));
         memset(&b, 0, sizeof(b));
         vcons_init(&a, "a");
         vcons_init(&b, "b");
-        a.hist = ha;
-        b.hist = hb;
+        a.hist = &ha;
+        b.hist = &hb;
         capture_start();
         puts_c(&a, "half");
-        vcons_set_raw(&a); /* a's unfinished prefixed line ends first */
+        vcons_raw_focus(&a, &ha); /* a's unfinished prefixed line ends first */
         EXPECT_STREQ(logbuf, "[a] half\n");
         puts_c(&a, "x\033[6n\r\n\001");
         vcons_write(&b, (const uint8_t *)"b1\033[1mB\n", 8);
         EXPECT_STREQ(logbuf, "[a] half\nx\033[6n\r\n\001"); /* b's bytes kept, not shown */
-        EXPECT_EQ(b.hist_len, 8);
+        EXPECT_EQ(hb.len, 8);
         EXPECT_EQ(b.tx_bytes, 8);
         capture_start();
-        vcons_set_raw(&b); /* a's open line ends, then b's history, as it came */
+        vcons_raw_focus(&b, &hb); /* a's open line ends, then b's history, as it came */
         EXPECT_STREQ(logbuf, "\nb1\033[1mB\n");
-        EXPECT_EQ(b.hist_len, 0);
+        EXPECT_EQ(hb.len, 0);
         puts_c(&b, "z");
         puts_c(&a, "later");
         EXPECT_STREQ(logbuf, "\nb1\033[1mB\nz");
         LOG_INFO("keel: a line of Keel's own"); /* starts on a line of its own */
         EXPECT_STREQ(logbuf, "\nb1\033[1mB\nz\nkeel: a line of Keel's own\n");
-        EXPECT_EQ(a.hist_len, 5);
+        EXPECT_EQ(ha.len, 5);
         capture_start();
         puts_c(&b, "y");
-        vcons_set_raw(NULL); /* the monitor has the focus: b's open line ends, prefixed again */
+        vcons_raw_off(); /* the monitor has the focus: b's open line ends, prefixed again */
         puts_c(&b, "p\033[2Jq\n");
         EXPECT_STREQ(logbuf, "y\n[b] pq\n");
         log_set_sink(NULL);
@@ -297,36 +296,40 @@ TEST(raw_mode_focused_vm_as_is_others_kept_then_replayed)
 
 TEST(raw_mode_history_keeps_the_latest_bytes)
 {
-        static uint8_t ha[VCONS_HIST_MAX], hb[VCONS_HIST_MAX];
+        static struct vcons_hist ha, hb;
         struct vcons a, b;
-        char want[VCONS_HIST_MAX + 1];
+        static char want[VCONS_HIST_MAX + 1];
 
         memset(&a, 0, sizeof(a));
         memset(&b, 0, sizeof(b));
         vcons_init(&a, "a");
         vcons_init(&b, "b");
-        a.hist = ha;
-        b.hist = hb;
-        vcons_set_raw(&a);
+        a.hist = &ha;
+        b.hist = &hb;
+        vcons_raw_focus(&a, &ha);
         for (unsigned i = 0; i < VCONS_HIST_MAX + 100; i++)
                 vcons_putc(&b, (uint8_t)('a' + i % 26));
-        EXPECT_EQ(b.hist_len, VCONS_HIST_MAX);
-        EXPECT_TRUE(b.hist_lost);
+        EXPECT_EQ(hb.len, VCONS_HIST_MAX);
+        EXPECT_TRUE(hb.lost);
         for (unsigned i = 0; i < VCONS_HIST_MAX; i++)
                 want[i] = (char)('a' + (i + 100) % 26);
         want[VCONS_HIST_MAX] = 0;
+        /* b is freed (it stopped): its history outlives it and is shown when focused */
+        vcons_forget(&b);
         capture_start();
-        vcons_set_raw(&b);
+        vcons_raw_focus(NULL, &hb);
         EXPECT_CONTAINS(logbuf, "older output of this VM was dropped");
         EXPECT_CONTAINS(logbuf, want); /* the oldest 100 bytes went, in order after the wrap */
-        EXPECT_FALSE(b.hist_lost);
+        EXPECT_FALSE(hb.lost);
+        EXPECT_EQ(hb.len, 0);
+        /* the focus on a VM not built: every built VM's output is kept */
+        puts_c(&a, "kept");
+        EXPECT_EQ(ha.len, 4);
         /* a VM without a history page (no memory) drops its background output */
         a.hist = NULL;
-        a.hist_len = 0;
         puts_c(&a, "gone");
-        EXPECT_EQ(a.hist_len, 0);
-        EXPECT_EQ(a.tx_bytes, 4);
-        vcons_set_raw(NULL);
+        EXPECT_EQ(a.tx_bytes, 8);
+        vcons_raw_off();
         log_set_sink(NULL);
 }
 

@@ -26,4 +26,10 @@ void vm_disks_plan(const struct boot_info *bi);
  */
 void vm_release(struct vm *vm);
 
+/*
+ * Wait until none of the VM's disk requests is in flight on a physical disk (a snapshot is
+ * taken only then; vmm/snapshot.h). Its vCPUs must be off every CPU, so no new one starts.
+ */
+void vm_disks_quiesce(struct vm *vm);
+
 #endif

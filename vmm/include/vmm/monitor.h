@@ -10,7 +10,8 @@
  *
  * The monitor's command line (prompt "keel> ", echoed, backspace / DEL, Ctrl-C drops the line,
  * CR or LF ends it, at most MONITOR_LINE_MAX bytes): help, list, start VM, stop VM, pause VM,
- * resume VM, reset VM, gdb VM [port], stats VM [clear], trace VM on|off|show [N]|clear; VM is
+ * resume VM, reset VM, gdb VM [port], stats VM [clear], trace VM on|off|show [N]|clear,
+ * snapshot VM, restore VM; VM is
  * a 1-based index as shown by list, or a name. After `gdb VM` (without port) every byte typed goes
  * to ops->gdb_input until monitor_gdb_done.
  *
@@ -88,6 +89,12 @@ struct monitor_ops {
          * console's focus line (at monitor_announce and at every switch).
          */
         void (*focus)(void *ctx, int vm);
+        /*
+         * Optional (NULL: `snapshot` and `restore` say they are not available). Take the VM's
+         * snapshot, or restore it from its snapshot (vmm/snapshot.h): 0 or -KEEL_E*, and in
+         * either case one line for the user in msg (no "keel: monitor: ", no newline).
+         */
+        int (*snapshot)(void *ctx, unsigned vm, bool restore, char *msg, size_t len);
 };
 
 struct monitor {

@@ -68,4 +68,10 @@ size_t pl011_input(struct pl011 *p, const uint8_t *bytes, size_t n);
 /* How many bytes pl011_input would take now. */
 size_t pl011_rx_room(const struct pl011 *p);
 
+/* Snapshots (vmm/snapshot.h): as vuart_save / vuart_load. */
+struct snap_buf;
+struct snap_rd;
+void pl011_save(const struct pl011 *p, struct snap_buf *b);
+int pl011_load(struct pl011 *p, struct snap_rd *r);
+
 #endif

@@ -34,4 +34,10 @@ void pl031_set_irq(struct pl031 *p, const struct irq_line *line);
 
 extern const struct mmio_ops pl031_ops;
 
+/* Snapshots (vmm/snapshot.h): offset from Keel's clock, match and interrupt state. */
+struct snap_buf;
+struct snap_rd;
+void pl031_save(const struct pl031 *p, struct snap_buf *b);
+int pl031_load(struct pl031 *p, struct snap_rd *r);
+
 #endif

@@ -30,4 +30,10 @@ void rtc_cmos_init(struct rtc_cmos *r);
  */
 void rtc_cmos_access(struct rtc_cmos *r, unsigned port, bool write, uint32_t *val, uint64_t now_ns);
 
+/* Snapshots (vmm/snapshot.h): CMOS RAM, the SET copy and the offset from Keel's clock. */
+struct snap_buf;
+struct snap_rd;
+void rtc_cmos_save(const struct rtc_cmos *r, struct snap_buf *b);
+int rtc_cmos_load(struct rtc_cmos *r, struct snap_rd *rd);
+
 #endif

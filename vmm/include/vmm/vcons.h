@@ -22,7 +22,7 @@
 
 #define VCONS_LINE_MAX 160
 #define VCONS_IN_MAX   256  /* input ring; a power of two */
-#define VCONS_HIST_MAX 4096 /* raw mode: a background VM's output kept, the latest bytes */
+#define VCONS_HIST_MAX 4080 /* raw mode: a background VM's output kept, the latest bytes */
 
 /*
  * Input typed for the VM: a single-producer, single-consumer ring. The console's input
@@ -38,16 +38,21 @@ struct vcons {
         const char *prefix;   /* VM name, owned by the VM; NULL reads as "" */
         struct spinlock lock; /* guards line, len, line_open, tx_bytes */
         char line[VCONS_LINE_MAX];
-        unsigned len;      /* bytes of `line` not yet on the console */
-        bool line_open;    /* part of the current line is on the console already */
-        uint8_t esc;       /* inside a terminal escape sequence (vcons.c's ESC_* state) */
-        uint16_t esc_len;  /* its bytes so far (a sequence is dropped whole, up to a bound) */
-        uint64_t tx_bytes; /* bytes the guest sent, as counted by vcons_putc */
-        uint8_t *hist;     /* raw mode: VCONS_HIST_MAX bytes (vcons_history_alloc), or NULL */
-        uint32_t hist_len; /* bytes in hist, the oldest at (hist_end - hist_len) mod the size */
-        uint32_t hist_end; /* where the next byte goes */
-        bool hist_lost;    /* older bytes were overwritten since the last replay */
+        unsigned len;            /* bytes of `line` not yet on the console */
+        bool line_open;          /* part of the current line is on the console already */
+        uint8_t esc;             /* inside a terminal escape sequence (vcons.c's ESC_* state) */
+        uint16_t esc_len;        /* its bytes so far (a sequence is dropped whole, up to a bound) */
+        uint64_t tx_bytes;       /* bytes the guest sent, as counted by vcons_putc */
+        struct vcons_hist *hist; /* raw mode: kept output (owned by the VM's slot), or NULL */
         struct vcons_input in;
+};
+
+/* Raw mode: a VM's output while another VM has the console; one page, outliving the VM. */
+struct vcons_hist {
+        uint32_t len; /* bytes in buf, the oldest at (end - len) mod VCONS_HIST_MAX */
+        uint32_t end; /* where the next byte goes */
+        bool lost;    /* older bytes were overwritten since the last replay */
+        uint8_t buf[VCONS_HIST_MAX];
 };
 
 /* Empty line buffer, counters zero; lines are prefixed with `prefix` (kept, not copied). */
@@ -69,14 +74,20 @@ void vcons_flush(struct vcons *c);
  * Raw mode (config `console = raw`, docs/console.md): the VM with input focus writes to Keel's
  * console as it is (no prefix, escape sequences and control bytes intact), so full-screen
  * programs and line editing work; every other VM's output goes to its history, the latest
- * VCONS_HIST_MAX bytes, written out when it gets the focus. vcons_set_raw(c) makes c the raw
- * VM (its unfinished prefixed line is ended, then its history is written and emptied);
- * vcons_set_raw(NULL) goes back to prefixed lines for every VM (the monitor has the focus).
- * Keel's own log lines are written as always. Boot CPU (the console's input router) only.
+ * VCONS_HIST_MAX bytes, written out when it gets the focus. Boot CPU (the console's input
+ * router) only, but for vcons_putc / vcons_write.
+ *
+ * vcons_raw_focus: raw mode on, the focus on the VM whose console is `c` (NULL: a VM not
+ * built now, e.g. stopped) and whose history is `h` (NULL: none). The previous raw VM's
+ * unfinished line ends, c's unfinished prefixed line ends, then h is written out and emptied.
+ * vcons_raw_off: prefixed lines again for every VM (the monitor has the focus).
+ * vcons_forget: c is about to be freed; it is the raw VM no longer.
  */
-void vcons_set_raw(struct vcons *c);
-/* The history buffer for raw mode (one page from Keel's allocator): 0 or -KEEL_ENOMEM. */
-int vcons_history_alloc(struct vcons *c);
+void vcons_raw_focus(struct vcons *c, struct vcons_hist *h);
+void vcons_raw_off(void);
+void vcons_forget(struct vcons *c);
+/* A zeroed history page from Keel's allocator, or NULL without memory (never freed). */
+struct vcons_hist *vcons_hist_alloc(void);
 
 /* Queue typed bytes for the VM (producer); returns how many fit, the rest is dropped. */
 size_t vcons_input_push(struct vcons *c, const uint8_t *buf, size_t n);

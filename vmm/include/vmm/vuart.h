@@ -59,4 +59,11 @@ size_t vuart_input(struct vuart *u, const uint8_t *bytes, size_t n);
 /* How many bytes vuart_input would take now. */
 size_t vuart_rx_room(const struct vuart *u);
 
+/* Snapshots (vmm/snapshot.h): the registers and receive FIFO; load checks every field and
+ * changes the UART only in the snapshot's apply pass (then drives its line as the state says). */
+struct snap_buf;
+struct snap_rd;
+void vuart_save(const struct vuart *u, struct snap_buf *b);
+int vuart_load(struct vuart *u, struct snap_rd *r);
+
 #endif

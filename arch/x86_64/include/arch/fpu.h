@@ -21,4 +21,9 @@ void x86_fpu_save(struct vcpu *vcpu);
  */
 void x86_fpu_vreg(int n, uint8_t v[16], bool write);
 
+/* Bytes of a save area (the same for every vCPU on this machine). */
+size_t x86_fpu_area_size(void);
+/* Would x86_fpu_load take this area and XCR0 (from a snapshot) without faulting? */
+bool x86_fpu_area_valid(const uint8_t *area, uint64_t xcr0);
+
 #endif

@@ -72,6 +72,9 @@ bool x86_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write);
 
 extern const struct x86_vendor svm_vendor, vmx_vendor;
 
+/* Is the backend picked at boot AMD SVM (snapshots know its VMCB, not yet VT-x's VMCS)? */
+bool x86_vendor_is_svm(void);
+
 /*
  * Put vCPU `vcpu` at `entry` in 64-bit mode on Keel's boot page tables (docs/guest-entry.md)
  * with the GDT at gdt_base (already in guest memory), CS = cs, data segments = ds, RDI = the

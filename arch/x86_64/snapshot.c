@@ -1,0 +1,219 @@
+/*
+ * x86 parts of snapshots (vmm/snapshot.h, docs/snapshot.md): a vCPU's registers on the SVM
+ * backend (the VMCB's guest state and pending event, the general registers, the FPU/SSE/AVX
+ * save area and XCR0, the registers Keel switches itself) and the VM's devices (COM1, the
+ * CMOS RTC, pc_testdev's latch). The VMCB's host side (intercepts, permission maps, ASID,
+ * nested paging) is never taken from a snapshot: only the guest's state and the few intercepts
+ * that follow it (interrupt and NMI windows).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <arch/fpu.h>
+#include <arch/x86.h>
+#include <arch/x86_checks.h>
+#include <arch/x86_vcpu.h>
+#include <keel/errno.h>
+#include <vmm/snapshot.h>
+#include <vmm/vm.h>
+
+#include "svm/svm.h"
+
+/* Intercepts that follow the guest's state (an open interrupt or NMI window, a step past an
+ * IRET): the rest is Keel's and stays as the target VM has it. */
+#define SNAP_INTERCEPT1    (SVM_INTERCEPT_VINTR | SVM_INTERCEPT_IRET)
+#define SNAP_INTERCEPT_EXC (1u << 1) /* #DB: the NMI step */
+/* int_ctl: V_TPR, V_IRQ, V_INTR_PRIO, V_IGN_TPR, V_INTR_VECTOR. */
+#define SNAP_INT_CTL (0xfull | SVM_INT_V_IRQ | 0xf0000ull | SVM_INT_V_IGN_TPR | 0xff00000000ull)
+#define EVT_RESERVED 0x7ffff000ull /* event_inj bits 12-30 */
+
+enum {
+        F_START_PENDING,
+        F_PARKED,
+        F_APIC_OFF,
+        F_NMI_BLOCKED,
+        F_NMI_IRET_WAIT,
+        F_NMI_STEP,
+        F_NMI_STEP_TF
+};
+
+struct x86_vcpu_snap {
+        struct x86_gprs gprs;
+        struct vmcb_save save;
+        uint64_t tsc_offset, int_ctl, int_state, event_inj;
+        uint32_t intercept1, intercept_exc;
+        struct x86_swregs swregs;
+        uint64_t xcr0, misc_enable, nmi_iret_rip;
+        uint32_t flags;
+        uint8_t v_tpr, has_state, pad[2];
+        uint64_t fpu_size; /* then the FPU save area */
+};
+
+size_t arch_snapshot_max(const struct vm *vm)
+{
+        (void)vm;
+        return sizeof(struct x86_vcpu_snap) + x86_fpu_area_size() + 256;
+}
+
+uint32_t arch_snapshot_devices(const struct vm *vm)
+{
+        return SNAP_DEV_UART | SNAP_DEV_RTC | (vm->pc_testdev ? SNAP_DEV_TESTDEV : 0);
+}
+
+int arch_snapshot_check(const struct vm *vm, char *why, size_t len)
+{
+        if (!x86_vendor_is_svm()) {
+                snprintf(why, len, "snapshots are done on AMD SVM only, not yet on Intel VT-x");
+                return -KEEL_ENOTSUP;
+        }
+        if (vm->arch.platform) {
+                snprintf(why, len,
+                         "it has the Linux platform (LAPIC, I/O APIC, virtio), whose snapshot is "
+                         "not done yet: test guests only (docs/snapshot.md)");
+                return -KEEL_ENOTSUP;
+        }
+        return 0;
+}
+
+__attribute__((cold)) void arch_snapshot_vcpu_save(struct vcpu *vcpu, struct snap_buf *b)
+{
+        struct vcpu_arch *a = &vcpu->arch;
+        struct vmcb *vmcb = a->vmcb;
+        struct x86_vcpu_snap s;
+
+        memset(&s, 0, sizeof(s));
+        s.has_state = vmcb != NULL;
+        if (!vmcb) {
+                snap_put(b, &s, sizeof(s));
+                return;
+        }
+        s.gprs = a->gprs;
+        s.save = vmcb->save;
+        s.tsc_offset = vmcb->control.tsc_offset;
+        s.int_ctl = vmcb->control.int_ctl & SNAP_INT_CTL;
+        s.int_state = vmcb->control.int_state & SVM_INT_SHADOW;
+        s.event_inj = vmcb->control.event_inj;
+        s.intercept1 = vmcb->control.intercept1 & SNAP_INTERCEPT1;
+        s.intercept_exc = vmcb->control.intercept_exc & SNAP_INTERCEPT_EXC;
+        s.swregs = a->swregs;
+        s.xcr0 = a->xcr0;
+        s.misc_enable = a->misc_enable;
+        s.nmi_iret_rip = a->nmi_iret_rip;
+        s.flags = (uint32_t)a->start_pending << F_START_PENDING | (uint32_t)a->parked << F_PARKED |
+                  (uint32_t)a->apic_off << F_APIC_OFF | (uint32_t)a->nmi_blocked << F_NMI_BLOCKED |
+                  (uint32_t)a->nmi_iret_wait << F_NMI_IRET_WAIT |
+                  (uint32_t)a->nmi_step << F_NMI_STEP | (uint32_t)a->nmi_step_tf << F_NMI_STEP_TF;
+        s.v_tpr = a->v_tpr;
+        s.fpu_size = x86_fpu_area_size();
+        snap_put(b, &s, sizeof(s));
+        snap_put(b, a->fpu, s.fpu_size);
+}
+
+/* The guest state checks Keel makes itself; VMRUN's own consistency checks (APM vol. 2
+ * 15.5.1) catch the rest, and the VM then stops entry-failed. */
+static int check_vcpu(struct snap_rd *r, unsigned id, const struct x86_vcpu_snap *s,
+                      const uint8_t *fpu)
+{
+        const struct vmcb_save *v = &s->save;
+
+        if (s->pad[0] || s->pad[1] || s->flags >> (F_NMI_STEP_TF + 1))
+                return snap_fail(r, "vCPU %u: unknown flags", id);
+        if ((v->efer & ~(X86_EFER_GUEST_BITS | X86_EFER_SVME)) || !(v->efer & X86_EFER_SVME))
+                return snap_fail(r, "vCPU %u: EFER %#llx", id, (unsigned long long)v->efer);
+        if (v->cpl > 3 || !x86_pat_valid(v->g_pat) || (v->dr6 >> 32) || (v->dr7 >> 32))
+                return snap_fail(r, "vCPU %u: CPL, PAT, DR6 or DR7 out of range", id);
+        if ((s->int_ctl & ~SNAP_INT_CTL) || (s->int_state & ~SVM_INT_SHADOW) ||
+            (s->intercept1 & ~SNAP_INTERCEPT1) || (s->intercept_exc & ~SNAP_INTERCEPT_EXC) ||
+            (s->event_inj & EVT_RESERVED) || ((s->event_inj >> 8 & 7) == 1) ||
+            ((s->event_inj >> 8 & 7) > 4))
+                return snap_fail(r, "vCPU %u: interrupt state or pending event out of range", id);
+        if (!X86_TSC_AUX_VALID(s->swregs.tsc_aux))
+                return snap_fail(r, "vCPU %u: TSC_AUX %#llx", id,
+                                 (unsigned long long)s->swregs.tsc_aux);
+        if (s->fpu_size != x86_fpu_area_size())
+                return snap_fail(r, "vCPU %u: FPU area of %llu bytes, this CPU's is %zu", id,
+                                 (unsigned long long)s->fpu_size, x86_fpu_area_size());
+        if (!x86_fpu_area_valid(fpu, s->xcr0))
+                return snap_fail(r, "vCPU %u: FPU state or XCR0 %#llx this CPU refuses", id,
+                                 (unsigned long long)s->xcr0);
+        return 0;
+}
+
+__attribute__((cold)) int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap_rd *r)
+{
+        struct vcpu_arch *a = &vcpu->arch;
+        struct vmcb *vmcb = a->vmcb;
+        struct x86_vcpu_snap s;
+        const uint8_t *fpu;
+        int err;
+
+        if (!snap_get(r, &s, sizeof(s)))
+                return -KEEL_EINVAL;
+        if (s.has_state > 1)
+                return snap_fail(r, "vCPU %u: state flag %u", vcpu->id, s.has_state);
+        if (!s.has_state)
+                return 0; /* never set up: whatever the VM has for it now stays */
+        if (!vmcb)
+                return snap_fail(r,
+                                 "vCPU %u has not been set up in vm %s since it was built "
+                                 "(restore into a VM whose vCPUs have all run)",
+                                 vcpu->id, vcpu->vm->name);
+        if (s.fpu_size > r->len - r->pos)
+                return snap_fail(r, "vCPU %u: its FPU area runs past its section", vcpu->id);
+        fpu = r->p + r->pos;
+        r->pos += s.fpu_size;
+        err = check_vcpu(r, vcpu->id, &s, fpu);
+        if (err || !r->apply)
+                return err;
+        a->gprs = s.gprs;
+        vmcb->save = s.save;
+        vmcb->control.tsc_offset = s.tsc_offset;
+        vmcb->control.int_ctl = (vmcb->control.int_ctl & ~SNAP_INT_CTL) | s.int_ctl;
+        vmcb->control.int_state = s.int_state;
+        vmcb->control.event_inj = s.event_inj;
+        vmcb->control.intercept1 = (vmcb->control.intercept1 & ~SNAP_INTERCEPT1) | s.intercept1;
+        vmcb->control.intercept_exc =
+            (vmcb->control.intercept_exc & ~SNAP_INTERCEPT_EXC) | s.intercept_exc;
+        vmcb->control.tlb_control = 1; /* the guest's CR3 and mappings changed under it */
+        vmcb->control.clean = 0;
+        memcpy(a->fpu, fpu, s.fpu_size);
+        a->swregs = s.swregs;
+        a->xcr0 = s.xcr0;
+        a->misc_enable = s.misc_enable;
+        a->nmi_iret_rip = s.nmi_iret_rip;
+        a->start_pending = s.flags >> F_START_PENDING & 1;
+        a->parked = s.flags >> F_PARKED & 1;
+        a->apic_off = s.flags >> F_APIC_OFF & 1;
+        a->nmi_blocked = s.flags >> F_NMI_BLOCKED & 1;
+        a->nmi_iret_wait = s.flags >> F_NMI_IRET_WAIT & 1;
+        a->nmi_step = s.flags >> F_NMI_STEP & 1;
+        a->nmi_step_tf = s.flags >> F_NMI_STEP_TF & 1;
+        a->v_tpr = s.v_tpr;
+        a->leave = 0;
+        x86_code_cache_reset(&a->code);
+        return 0;
+}
+
+__attribute__((cold)) void arch_snapshot_vm_save(struct vm *vm, struct snap_buf *b)
+{
+        vuart_save(&vm->arch.uart, b);
+        rtc_cmos_save(&vm->arch.rtc, b);
+        if (vm->pc_testdev)
+                snap_put(b, &vm->arch.testdev_latch, sizeof(vm->arch.testdev_latch));
+}
+
+__attribute__((cold)) int arch_snapshot_vm_load(struct vm *vm, struct snap_rd *r)
+{
+        uint32_t latch;
+        int err = vuart_load(&vm->arch.uart, r);
+
+        if (!err)
+                err = rtc_cmos_load(&vm->arch.rtc, r);
+        if (!err && vm->pc_testdev) {
+                if (!snap_get(r, &latch, sizeof(latch)))
+                        return -KEEL_EINVAL;
+                if (r->apply)
+                        vm->arch.testdev_latch = latch;
+        }
+        return err;
+}

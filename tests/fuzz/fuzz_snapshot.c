@@ -1,0 +1,224 @@
+/*
+ * libFuzzer target for the snapshot loader (vmm/snapshot.c on the fake arch) and the device
+ * models' snapshot loaders (vuart_load, pl011_load, rtc_cmos_load, pl031_load).
+ *
+ * Input: byte 0 is the mode; bits 0-1 pick the target:
+ *   0: a valid snapshot of a reference VM (2 vCPUs, 4 KiB of RAM), changed by the input's
+ *      (le16 offset, byte) pairs; bit 2: the checksum is computed again afterwards;
+ *   1: the input itself as a snapshot; bit 2: its header's size and checksum fixed up first;
+ *   2: the input as a 16550 (bit 2 clear) or PL011 (set) section;
+ *   3: the input as a CMOS RTC (bit 2 clear) or PL031 (set) section.
+ * Invariants (abort on violation):
+ *   - a refused snapshot leaves the target VM exactly as it was (RAM, registers, flags,
+ *     devices) and gives a reason: one line, not empty;
+ *   - an accepted one, saved again, gives the same bytes (but the informational name): load
+ *     took everything it read, and nothing else;
+ *   - a device loader reads at most its input, refuses (reason given, model unchanged) or
+ *     accepts, and an accepted state saved again is the same bytes (the PL031: its registers;
+ *     its match latch follows its clock).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <keel/hash.h>
+#include <vmm/pl011.h>
+#include <vmm/pl031.h>
+#include <vmm/rtc_cmos.h>
+#include <vmm/snapshot.h>
+#include <vmm/vcons.h>
+#include <vmm/vm.h>
+#include <vmm/vuart.h>
+
+#include "fuzz_input.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define RAM_SZ 4096
+#define BASE   0x100000ull
+#define BUF    (RAM_SZ + 4096)
+
+static uint8_t ram[RAM_SZ] __attribute__((aligned(4096)));
+static uint8_t ref_ram[RAM_SZ];
+static struct vm vm, ref_vm;
+static uint8_t ref[BUF], buf[BUF], again[BUF];
+static size_t ref_len;
+static char why[256];
+
+static void make(struct vm *v)
+{
+        memset(v, 0, sizeof(*v));
+        vm_init(v, 0, "fuzz");
+        vm_set_vcpus(v, 2);
+        if (gmem_add_region(&v->mem, gpa(BASE), RAM_SZ, hpa((uint64_t)(uintptr_t)ram)) != 0)
+                abort();
+}
+
+/* The target VM in a state of its own: RAM 0x3c, registers 7, cookie 3. */
+static void target(void)
+{
+        make(&vm);
+        memset(ram, 0x3c, sizeof(ram));
+        for (unsigned c = 0; c < 2; c++)
+                for (unsigned r = 0; r < 16; r++)
+                        vm.vcpus[c].arch.regs[r] = 7;
+        vm.arch.cookie = 3;
+        ref_vm = vm;
+        memcpy(ref_ram, ram, sizeof(ram));
+}
+
+static void reference(void)
+{
+        struct snap_buf b = {.buf = ref, .cap = sizeof(ref)};
+
+        make(&vm);
+        for (unsigned i = 0; i < RAM_SZ; i++)
+                ram[i] = (uint8_t)(i * 13);
+        vm.vcpus[0].started = true;
+        vm.vcpus[1].arch.cpl = 3;
+        vm.vcpus[0].arch.regs[2] = 0x1234;
+        if (snapshot_save(&vm, &b, why, sizeof(why)) != 0)
+                abort();
+        ref_len = b.len;
+}
+
+static void one_line_reason(void)
+{
+        if (!why[0] || strchr(why, '\n'))
+                abort();
+}
+
+static void reseal(uint8_t *p, size_t n)
+{
+        uint64_t sum;
+
+        if (n < sizeof(struct snap_header) + 8)
+                return;
+        sum = hash64_final(hash64_update(HASH64_INIT, p, n - 8), n - 8);
+        memcpy(p + n - 8, &sum, 8);
+}
+
+static void load_snapshot(const uint8_t *p, size_t n)
+{
+        struct snap_buf b = {.buf = again, .cap = sizeof(again)};
+
+        target();
+        if (snapshot_load(&vm, p, n, why, sizeof(why)) != 0) {
+                one_line_reason();
+                if (memcmp(ram, ref_ram, sizeof(ram)) || memcmp(&vm, &ref_vm, sizeof(vm)))
+                        abort();
+                return;
+        }
+        if (snapshot_save(&vm, &b, why, sizeof(why)) != 0 || b.len != n)
+                abort();
+        /* The name (informational) and the checksum over it may differ. */
+        memcpy(again + offsetof(struct snap_header, name), p + offsetof(struct snap_header, name),
+               sizeof(((struct snap_header *)0)->name));
+        reseal(again, b.len);
+        if (memcmp(again, p, n) != 0)
+                abort();
+}
+
+static struct vcons cons;
+
+static uint64_t fuzz_clock(void)
+{
+        return 1700000000ull * 1000000000ull;
+}
+
+/* A device loader on the input; accepted: saved again, the same bytes. */
+static void load_device(unsigned which, const uint8_t *p, size_t n)
+{
+        struct snap_rd r = {.p = p, .len = n, .why = why, .why_len = sizeof(why)};
+        struct snap_buf b = {.buf = again, .cap = sizeof(again)};
+        static struct vuart u, u0;
+        static struct pl011 pl, pl0;
+        static struct rtc_cmos rtc, rtc0;
+        static struct pl031 rt, rt0;
+        int err = 0;
+
+        vcons_init(&cons, "fuzz");
+        vuart_init(&u, &cons);
+        pl011_init(&pl, &cons);
+        rtc_cmos_init(&rtc);
+        pl031_init(&rt, fuzz_clock);
+        memcpy(&u0, &u, sizeof(u));
+        memcpy(&pl0, &pl, sizeof(pl));
+        memcpy(&rtc0, &rtc, sizeof(rtc));
+        memcpy(&rt0, &rt, sizeof(rt));
+        for (int pass = 0; pass < 2; pass++) {
+                r.pos = 0;
+                r.apply = pass == 1;
+                why[0] = '\0';
+                if (which == 0)
+                        err = vuart_load(&u, &r);
+                else if (which == 1)
+                        err = pl011_load(&pl, &r);
+                else if (which == 2)
+                        err = rtc_cmos_load(&rtc, &r);
+                else
+                        err = pl031_load(&rt, &r);
+                if (r.pos > n || (err && pass)) /* the apply pass cannot fail */
+                        abort();
+                if (err) {
+                        one_line_reason();
+                        if (memcmp(&u, &u0, sizeof(u)) || memcmp(&pl, &pl0, sizeof(pl)) ||
+                            memcmp(&rtc, &rtc0, sizeof(rtc)) || memcmp(&rt, &rt0, sizeof(rt)))
+                                abort();
+                        return;
+                }
+        }
+        if (which == 0)
+                vuart_save(&u, &b);
+        else if (which == 1)
+                pl011_save(&pl, &b);
+        else if (which == 2)
+                rtc_cmos_save(&rtc, &b);
+        else
+                pl031_save(&rt, &b);
+        /* The PL031 latches a match its clock has passed when loaded: only its registers
+         * (offset, RTCMR, RTCLR, the arming point: 20 bytes) must come back as they were. */
+        if (b.len != r.pos || memcmp(again, p, which == 3 ? 20 : b.len) != 0)
+                abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        struct in in = {data, size};
+        uint8_t mode;
+
+        if (!ref_len)
+                reference();
+        if (!take(&in, &mode, 1))
+                return 0;
+        switch (mode & 3) {
+        case 0: {
+                uint16_t off;
+                uint8_t v;
+
+                memcpy(buf, ref, ref_len);
+                while (take(&in, &off, 2) && take(&in, &v, 1))
+                        buf[off % ref_len] = v;
+                if (mode & 4)
+                        reseal(buf, ref_len);
+                load_snapshot(buf, ref_len);
+                break;
+        }
+        case 1:
+                if (in.n > sizeof(buf))
+                        return 0;
+                memcpy(buf, in.p, in.n);
+                if ((mode & 4) && in.n >= sizeof(struct snap_header) + 8) {
+                        uint64_t n = in.n;
+
+                        memcpy(buf + offsetof(struct snap_header, size), &n, 8);
+                        reseal(buf, in.n);
+                }
+                load_snapshot(buf, in.n);
+                break;
+        default:
+                load_device((mode & 1) * 2 + (mode >> 2 & 1), in.p, in.n);
+                break;
+        }
+        return 0;
+}

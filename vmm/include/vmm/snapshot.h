@@ -1,0 +1,124 @@
+/*
+ * Snapshots of a paused VM (docs/snapshot.md): its RAM, every vCPU's registers and its device
+ * models' state, in a versioned, self-describing byte format with a checksum, so that the VM
+ * can later be restored to continue exactly where it was.
+ *
+ * Format (little-endian): a struct snap_header (magic, format version, arch, VM geometry),
+ * then sections, each a struct snap_section (tag, index, length) and its payload, in a fixed
+ * order (RAM regions, vCPUs, devices, end), then the 64-bit checksum (keel/hash.h) of every
+ * byte before it. Generic code writes the header, RAM and the generic part of each vCPU; the
+ * arch writes the rest through the arch_snapshot_* hooks below, and each device model has its
+ * own save/load functions next to its code.
+ *
+ * Loading treats the snapshot as hostile input: it is read twice, first only to check every
+ * field (nothing of the VM changes; the first problem refuses it with a one-line reason), then
+ * to apply it, which can no longer fail.
+ */
+#ifndef VMM_SNAPSHOT_H
+#define VMM_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <keel/addr.h>
+
+struct vm;
+struct vcpu;
+
+#define SNAP_MAGIC   "KEELSNAP"
+#define SNAP_VERSION 1
+
+/* Device models a snapshot holds (snap_header.devices); a restore needs the same set. */
+#define SNAP_DEV_UART    (1u << 0) /* x86 16550 (vmm/vuart.c), arm64 PL011 (vmm/pl011.c) */
+#define SNAP_DEV_RTC     (1u << 1) /* x86 CMOS RTC (vmm/rtc_cmos.c), arm64 PL031 (vmm/pl031.c) */
+#define SNAP_DEV_TESTDEV (1u << 2) /* x86 pc_testdev's latch */
+
+struct snap_header {
+        char magic[8];     /* SNAP_MAGIC, no NUL */
+        uint32_t version;  /* SNAP_VERSION */
+        uint32_t arch;     /* the arch's ELF machine: 62 x86_64, 183 aarch64 */
+        uint64_t size;     /* of the whole snapshot, header and checksum included */
+        uint64_t ram_base; /* the VM's RAM: one region, guest-physical */
+        uint64_t ram_size;
+        uint32_t vcpus;   /* vCPU sections that follow */
+        uint32_t devices; /* SNAP_DEV_* */
+        char name[32];    /* the VM's name when it was taken (NUL-terminated; not checked) */
+};
+
+enum snap_tag {
+        SNAP_TAG_RAM = 1,        /* index 0: the RAM, ram_size bytes */
+        SNAP_TAG_VCPU = 2,       /* index: vCPU id; generic part, then the arch's */
+        SNAP_TAG_DEVICES = 3,    /* the arch's devices (arch_snapshot_vm_*) */
+        SNAP_TAG_END = 0x454e44, /* length 0 */
+};
+
+struct snap_section {
+        uint32_t tag, index;
+        uint64_t len; /* payload bytes after this */
+};
+
+/* A snapshot being written: into buf[0, cap); overflow set if it did not fit. */
+struct snap_buf {
+        uint8_t *buf;
+        size_t cap, len;
+        bool overflow;
+};
+
+/* A snapshot (or one section of it) being read; why: the first reason to refuse it. */
+struct snap_rd {
+        const uint8_t *p;
+        size_t len, pos;
+        bool apply; /* second pass: change the VM (everything was checked by the first) */
+        char *why;
+        size_t why_len;
+};
+
+void snap_put(struct snap_buf *b, const void *p, size_t n);
+/* n bytes into p; false (and why says the section ends early) if fewer are left. */
+bool snap_get(struct snap_rd *r, void *p, size_t n);
+/* Refuse the snapshot: why = "<what>" (printf-style); returns -KEEL_EINVAL. */
+int snap_fail(struct snap_rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The most bytes a snapshot of `vm` takes. */
+uint64_t snapshot_max_size(const struct vm *vm);
+/*
+ * Write the whole state of `vm` (paused, none of its vCPUs on a CPU) into b; its length is
+ * b->len. -KEEL_ENOSPC if it did not fit, -KEEL_ENOTSUP (why says which part) if the VM has
+ * state Keel cannot save yet.
+ */
+int snapshot_save(struct vm *vm, struct snap_buf *b, char *why, size_t why_len);
+/*
+ * Check `len` bytes at `data` as a snapshot for `vm` (built from the same config, paused or
+ * created, none of its vCPUs on a CPU) and, only if all of it is good, put the VM in that
+ * state. -KEEL_EINVAL with a one-line reason in why if refused (the VM unchanged).
+ */
+int snapshot_load(struct vm *vm, const uint8_t *data, size_t len, char *why, size_t why_len);
+
+/*
+ * Keel's in-memory snapshots, one per VM, in a store the caller keeps across the VM's resets
+ * and rebuilds (the VM table's slot): take one of `vm` (replacing the store's earlier one),
+ * restore the store's into it. 0 or -KEEL_E* with a one-line message in msg either way.
+ */
+struct snapshot_store {
+        hpa_t pa;
+        uint64_t pages, len; /* pages 0: none */
+};
+
+int snapshot_take(struct snapshot_store *s, struct vm *vm, char *msg, size_t len);
+int snapshot_restore(const struct snapshot_store *s, struct vm *vm, char *msg, size_t len);
+
+/*
+ * Arch hooks (arch/<arch>/snapshot.c). The arch's bytes per vCPU and for the VM's devices at
+ * most; the SNAP_DEV_* set the VM has; 0 if the VM can be snapshotted, else -KEEL_ENOTSUP with
+ * the reason in why.
+ */
+size_t arch_snapshot_max(const struct vm *vm);
+uint32_t arch_snapshot_devices(const struct vm *vm);
+int arch_snapshot_check(const struct vm *vm, char *why, size_t len);
+void arch_snapshot_vcpu_save(struct vcpu *vcpu, struct snap_buf *b);
+int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap_rd *r);
+void arch_snapshot_vm_save(struct vm *vm, struct snap_buf *b);
+int arch_snapshot_vm_load(struct vm *vm, struct snap_rd *r);
+
+#endif
