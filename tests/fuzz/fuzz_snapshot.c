@@ -41,15 +41,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static uint8_t ram[RAM_SZ] __attribute__((aligned(4096)));
 static uint8_t ref_ram[RAM_SZ];
 static struct vm vm, ref_vm;
+static struct vcpu vm_vcpus[2], ref_vcpus[2];
 static uint8_t ref[BUF], buf[BUF], again[BUF];
 static size_t ref_len;
 static char why[256];
 
 static void make(struct vm *v)
 {
+        struct vcpu *vc = v == &vm ? vm_vcpus : ref_vcpus;
+
         memset(v, 0, sizeof(*v));
-        vm_init(v, 0, "fuzz");
-        vm_set_vcpus(v, 2);
+        memset(vc, 0, sizeof(vm_vcpus));
+        vm_init(v, 0, "fuzz", vc, 2);
         if (gmem_add_region(&v->mem, gpa(BASE), RAM_SZ, hpa((uint64_t)(uintptr_t)ram)) != 0)
                 abort();
 }

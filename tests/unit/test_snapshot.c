@@ -19,14 +19,17 @@
 static uint8_t ram_a[RAM_SZ] __attribute__((aligned(4096)));
 static uint8_t ram_b[RAM_SZ] __attribute__((aligned(4096)));
 static struct vm va, vb;
+static struct vcpu vcpus_a[VM_MAX_VCPUS], vcpus_b[VM_MAX_VCPUS];
 static uint8_t snap[RAM_SZ + 4096];
 static char why[200];
 
 static void make(struct vm *vm, uint8_t *ram, unsigned vcpus, uint8_t fill)
 {
+        struct vcpu *vc = vm == &va ? vcpus_a : vcpus_b;
+
         memset(vm, 0, sizeof(*vm));
-        vm_init(vm, 0, "snap");
-        vm_set_vcpus(vm, vcpus);
+        memset(vc, 0, sizeof(vcpus_a));
+        vm_init(vm, 0, "snap", vc, vcpus);
         memset(ram, fill, RAM_SZ);
         if (gmem_add_region(&vm->mem, gpa(BASE), RAM_SZ, hpa((uint64_t)(uintptr_t)ram)) != 0)
                 abort();
