@@ -64,8 +64,20 @@ linux = _linux_driver()
 CASES = {
     "crash": dict(runs=2, nbd=False),
     "powercut": dict(runs=1, nbd=True),
+    "crash_vblk": dict(runs=1, nbd=False, dev="vblk"),
+    "powercut_vblk": dict(runs=1, nbd=True, dev="vblk"),
     "crash_long": dict(runs=20, nbd=False),
     "powercut_long": dict(runs=20, nbd=True),
+}
+# The disk under test: Keel's name for it, QEMU's drive id (tools/run-qemu --pci-storage), and
+# Keel's line saying it has a volatile write cache. Keel numbers virtio-blk-pci disks in PCI
+# order: run-qemu's drive vblk0 (slot 00:04.0) is Keel's vblk1, the one behind the root port
+# (bus 1) its vblk0.
+DEVS = {
+    "nvme": dict(keel="nvme0n1", drive="nvme0",
+                 vwc=r"^keel: nvme \S+: .*, volatile write cache,"),
+    "vblk": dict(keel="vblk1", drive="vblk0",
+                 vwc=r"^keel: virtio-blk 0000:00:04\.0: vblk1: .*, volatile write cache \(FLUSH\)"),
 }
 ROLES = ("raw", "ext4")
 PART_BYTES = {"raw": 8 << 20, "ext4": 16 << 20}
@@ -140,7 +152,7 @@ def build_initramfs(info, arch, work):
     return out
 
 
-def keel_config(path, arch, gen, check, write):
+def keel_config(path, arch, dev, gen, check, write):
     lines = ["# Written by tests/linux/crash.py: the crash test's writers / checkers.",
              "log = info", "finish = debug-exit", ""]
     for role in ROLES:
@@ -149,35 +161,42 @@ def keel_config(path, arch, gen, check, write):
                        arch["console"], role, gen, check[role], 1 if write else 0))
         lines += ["[vm %s]" % vm_name(role), "kernel = %s" % arch["kernel_dest"],
                   "initrd = guests/initramfs.img", 'cmdline = "%s"' % cmdline,
-                  "disk = nvme0n1:part=%s" % part_name(role), "memory = 192M",
+                  "disk = %s:part=%s" % (dev["keel"], part_name(role)), "memory = 192M",
                   "expect_stop = poweroff", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
 
-def qemu_command(args, info, arch, work, image, log, cfg):
+def qemu_command(args, info, arch, dev, work, image, log, cfg):
     """tools/run-qemu's QEMU command (--dry-run --keep-esp) and its work directory."""
     cmd = [sys.executable, os.path.join(TOOLS, "run-qemu"), "--arch", "x86_64",
            "--log", log, "--memory", "1024", "--efi", args.efi, "--config", cfg,
            "--file", info["KEEL_KERNEL"] + "=" + arch["kernel_dest"],
            "--file", os.path.join(work, "initramfs.img") + "=guests/initramfs.img",
-           "--pci-storage", "--nvme-image", image, "--dry-run", "--keep-esp"]
+           "--pci-storage", "--dry-run", "--keep-esp"]
+    if dev["drive"] == "nvme0":
+        cmd += ["--nvme-image", image]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
     qemu = [l for l in out.splitlines() if l.startswith("qemu-system-")]
     esp = re.search(r"ESP kept at (\S+)", out)
     if len(qemu) != 1 or not esp:
         raise SystemExit("crash-test: no QEMU command from run-qemu --dry-run:\n" + out)
-    return qemu[0].split(" "), os.path.dirname(esp.group(1))
+    qemu = qemu[0].split(" ")
+    drive = [i for i, a in enumerate(qemu) if a.startswith("if=none,id=%s," % dev["drive"])]
+    if len(drive) != 1 or qemu[drive[0] - 1] != "-drive":
+        raise SystemExit("crash-test: run-qemu's drive %s not found in %s" % (dev["drive"], qemu))
+    i = drive[0]
+    qemu[i] = "if=none,id=%s,format=raw,file=%s" % (dev["drive"], image)
+    return qemu, os.path.dirname(esp.group(1))
 
 
-def nbd_drive(qemu, image, port):
-    """The NVMe drive on tools/nbd-cut instead of the file."""
-    old = "if=none,id=nvme0,format=raw,file=%s" % image
-    if qemu.count(old) != 1:
-        raise SystemExit("crash-test: run-qemu's NVMe drive %r not found" % old)
+def nbd_drive(qemu, dev, image, port):
+    """The disk under test on tools/nbd-cut instead of the file."""
+    old = "if=none,id=%s,format=raw,file=%s" % (dev["drive"], image)
     i = qemu.index(old)
-    return qemu[:i - 1] + ["-blockdev", "driver=nbd,node-name=nvme0,server.type=inet,"
-                           "server.host=127.0.0.1,server.port=%d" % port] + qemu[i + 1:]
+    return qemu[:i - 1] + ["-blockdev", "driver=nbd,node-name=%s,server.type=inet,"
+                           "server.host=127.0.0.1,server.port=%d" % (dev["drive"], port)
+                           ] + qemu[i + 1:]
 
 
 def start_nbd(image, work, run_log):
@@ -220,12 +239,13 @@ def boot(args, case, info, arch, work, image, i, gen, check, write, rng):
     """Boot i: returns (log text, problems, acknowledged {role: A}, nbd report)."""
     log_path = os.path.join(args.log_dir, "%s-%d.log" % (args.case, i))
     cfg = os.path.join(work, "keel.cfg")
-    keel_config(cfg, arch, gen, check, write)
-    qemu, tmp = qemu_command(args, info, arch, work, image, log_path, cfg)
+    dev = DEVS[case.get("dev", "nvme")]
+    keel_config(cfg, arch, dev, gen, check, write)
+    qemu, tmp = qemu_command(args, info, arch, dev, work, image, log_path, cfg)
     nbd, nbd_log = None, os.path.join(args.log_dir, "%s-%d.nbd.log" % (args.case, i))
     if case["nbd"]:
         nbd, port = start_nbd(image, work, nbd_log)
-        qemu = nbd_drive(qemu, image, port)
+        qemu = nbd_drive(qemu, dev, image, port)
     problems = []
     say("boot %d: generation %d, checking %s, %s (serial log %s)" % (
         i, gen, ", ".join("%s 1-%d" % (r, check[r]) for r in ROLES),
@@ -308,8 +328,14 @@ def boot(args, case, info, arch, work, image, i, gen, check, write, rng):
         if nums != list(range(1, len(nums) + 1)):
             problems.append("boot %d: vm %s's acks are not 1..n in order" % (i, vm_name(role)))
         acked[role] = len(nums)
-    if case["nbd"] and not re.search(r"^keel: nvme \S+: .*, volatile write cache,", log, re.M):
-        problems.append("boot %d: Keel's NVMe line does not report a volatile write cache" % i)
+    if case["nbd"] and not re.search(dev["vwc"], log, re.M):
+        problems.append("boot %d: Keel's line for %s does not report a volatile write cache" % (
+            i, dev["keel"]))
+    for role in ROLES:
+        if not re.search(r"^keel: vm %s: virtio-blk0 on %s blocks " % (vm_name(role), dev["keel"]),
+                         log, re.M):
+            problems.append("boot %d: no line 'keel: vm %s: virtio-blk0 on %s blocks ...'" % (
+                i, vm_name(role), dev["keel"]))
     return log, problems, acked, read(nbd_log) if nbd else ""
 
 
