@@ -481,10 +481,15 @@ __attribute__((no_stack_protector)) static uint64_t canary_seed(void)
 
 static EFI_STATUS efi_boot(EFI_HANDLE image) __attribute__((noinline));
 
-EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
+EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 
-/* Not instrumented: the canary changes in here, and efi_main may return to the firmware. */
-__attribute__((no_stack_protector)) EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
+/*
+ * The image's entry point (keel.efi has no crt0: the firmware has applied the relocations,
+ * docs/boot.md), hence EFIAPI. Not instrumented: the canary changes in here, and efi_main
+ * may return to the firmware.
+ */
+__attribute__((no_stack_protector)) EFI_STATUS EFIAPI efi_main(EFI_HANDLE image,
+                                                               EFI_SYSTEM_TABLE *systab)
 {
         st = systab;
         bs = systab->BootServices;
