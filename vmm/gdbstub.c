@@ -4,6 +4,8 @@
  * parse gets "E22", and nothing a packet says can make the stub read or write outside its own
  * buffers. Replies are run-length encoded.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <keel/errno.h>
@@ -750,4 +752,117 @@ void gdb_exited(struct gdb_stub *s, uint8_t code)
         put(&o, "W", 1);
         put_num(&o, code, 2);
         send(s, o.len);
+}
+
+/* Bytes of p before its first byte in `stop` or its end (strcspn, which the image lacks). */
+static size_t span_to(const char *p, const char *stop)
+{
+        size_t n = 0;
+
+        while (p[n] && !strchr(stop, p[n]))
+                n++;
+        return n;
+}
+
+struct xml_out {
+        char *buf;
+        size_t cap, len;
+};
+
+static void xml_put(struct xml_out *o, const char *fmt, ...)
+{
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(o->len < o->cap ? o->buf + o->len : NULL,
+                      o->len < o->cap ? o->cap - o->len : 0, fmt, ap);
+        va_end(ap);
+        if (n > 0)
+                o->len += (size_t)n;
+}
+
+/* The <reg> elements of the names in [p, end), with the attributes "BITS[,TYPE[,GROUP]]". */
+static void xml_regs(struct xml_out *o, const char *p, const char *end, const char *attr,
+                     size_t attr_len)
+{
+        struct {
+                const char *s;
+                int n;
+        } f[3];
+
+        for (unsigned i = 0; i < 3; i++) {
+                size_t n = 0;
+
+                while (n < attr_len && attr[n] != ',')
+                        n++;
+                f[i].s = attr;
+                f[i].n = (int)n;
+                n += n < attr_len;
+                attr += n;
+                attr_len -= n;
+        }
+        while (p < end) {
+                size_t n = span_to(p, " :");
+                const char *dash = NULL, *num;
+                unsigned lo = 0, hi = 0;
+
+                for (size_t k = 0; k < n; k++)
+                        if (p[k] == '-')
+                                dash = p + k;
+                num = dash ? dash : p + n;
+                if (dash) {
+                        while (num > p && num[-1] >= '0' && num[-1] <= '9')
+                                num--;
+                        for (const char *d = num; d < dash; d++)
+                                lo = lo * 10 + (unsigned)(*d - '0');
+                        for (const char *d = dash + 1; d < p + n; d++)
+                                hi = hi * 10 + (unsigned)(*d - '0');
+                }
+                /* %.*u: no digits for a name without a range (precision 0, value 0). */
+                for (unsigned i = lo; i <= hi; i++)
+                        xml_put(o, "<reg name=\"%.*s%.*u\" bitsize=\"%.*s\"%s%.*s%s%s%.*s%s/>",
+                                (int)(num - p), p, dash ? 1 : 0, i, f[0].n, f[0].s,
+                                f[1].n ? " type=\"" : "", f[1].n, f[1].s, f[1].n ? "\"" : "",
+                                f[2].n ? " group=\"" : "", f[2].n, f[2].s, f[2].n ? "\"" : "");
+                p += n;
+                while (p < end && *p == ' ')
+                        p++;
+        }
+}
+
+size_t gdb_xml_expand(char *buf, size_t cap, const char *spec)
+{
+        struct xml_out o = {buf, cap, 0};
+        const char *p = spec;
+
+        if (cap)
+                buf[0] = '\0';
+        while (*p) {
+                size_t n = span_to(p, "[");
+                const char *names = NULL; /* first name still waiting for its attributes */
+
+                xml_put(&o, "%.*s", (int)n, p);
+                p += n;
+                if (!*p++)
+                        break;
+                while (*p && *p != ']') {
+                        if (*p == ' ') {
+                                p++;
+                                continue;
+                        }
+                        if (!names)
+                                names = p;
+                        p += span_to(p, " :]");
+                        if (*p == ':') {
+                                size_t a = span_to(++p, " ]");
+
+                                xml_regs(&o, names, p - 1, p, a);
+                                names = NULL;
+                                p += a;
+                        }
+                }
+                p += *p == ']';
+        }
+        return o.len;
 }

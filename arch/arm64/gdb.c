@@ -10,8 +10,10 @@
 
 #include <arch/sysreg.h>
 #include <arch/vm.h>
+#include <keel/check.h>
 #include <keel/errno.h>
 #include <vmm/gdb.h>
+#include <vmm/gdbstub.h>
 #include <vmm/gmem.h>
 
 /* gdb's register numbers of this description. */
@@ -26,32 +28,30 @@ enum {
         R_COUNT = 68,
 };
 
-#define REG64(n)       "<reg name=\"" n "\" bitsize=\"64\"/>"
-#define V(n)           "<reg name=\"v" n "\" bitsize=\"128\" type=\"uint128\"/>"
-#define X4(a, b, c, d) REG64("x" #a) REG64("x" #b) REG64("x" #c) REG64("x" #d)
-#define V4(a, b, c, d) V(#a) V(#b) V(#c) V(#d)
+/*
+ * gdb_xml_expand's spec of the description (vmm/gdbstub.h): gdb's aarch64 core and FP/SIMD
+ * features, in the register order of the enum above.
+ */
+static const char xml_spec[] = "<?xml version=\"1.0\"?><!DOCTYPE target SYSTEM \"gdb-target.dtd\">"
+                               "<target version=\"1.0\"><architecture>aarch64</architecture>"
+                               "<feature name=\"org.gnu.gdb.aarch64.core\">"
+                               "[x0-30:64 sp:64,data_ptr pc:64,code_ptr cpsr:32]"
+                               "</feature><feature name=\"org.gnu.gdb.aarch64.fpu\">"
+                               "[v0-31:128,uint128 fpsr fpcr:32]"
+                               "</feature></target>";
 
-/* clang-format off */
-static const char xml[] =
-    "<?xml version=\"1.0\"?><!DOCTYPE target SYSTEM \"gdb-target.dtd\">"
-    "<target version=\"1.0\"><architecture>aarch64</architecture>"
-    "<feature name=\"org.gnu.gdb.aarch64.core\">"
-    X4(0, 1, 2, 3) X4(4, 5, 6, 7) X4(8, 9, 10, 11) X4(12, 13, 14, 15)
-    X4(16, 17, 18, 19) X4(20, 21, 22, 23) X4(24, 25, 26, 27) REG64("x28") REG64("x29")
-    REG64("x30")
-    "<reg name=\"sp\" bitsize=\"64\" type=\"data_ptr\"/>"
-    "<reg name=\"pc\" bitsize=\"64\" type=\"code_ptr\"/>"
-    "<reg name=\"cpsr\" bitsize=\"32\"/>"
-    "</feature><feature name=\"org.gnu.gdb.aarch64.fpu\">"
-    V4(0, 1, 2, 3) V4(4, 5, 6, 7) V4(8, 9, 10, 11) V4(12, 13, 14, 15)
-    V4(16, 17, 18, 19) V4(20, 21, 22, 23) V4(24, 25, 26, 27) V4(28, 29, 30, 31)
-    "<reg name=\"fpsr\" bitsize=\"32\"/><reg name=\"fpcr\" bitsize=\"32\"/>"
-    "</feature></target>";
-/* clang-format on */
+/* Written out at the first request (only one gdb session exists at a time: vmm/gdb.c). */
+static char xml[3072];
 
 const char *arch_gdb_target_xml(size_t *len)
 {
-        *len = sizeof(xml) - 1;
+        static size_t xml_len;
+
+        if (!xml_len) {
+                xml_len = gdb_xml_expand(xml, sizeof(xml), xml_spec);
+                CHECK(xml_len < sizeof(xml));
+        }
+        *len = xml_len;
         return xml;
 }
 

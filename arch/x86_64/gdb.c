@@ -10,8 +10,10 @@
 #include <arch/x86.h>
 #include <arch/x86_vcpu.h>
 #include <drivers/uart16550.h>
+#include <keel/check.h>
 #include <keel/errno.h>
 #include <vmm/gdb.h>
+#include <vmm/gdbstub.h>
 
 #define COM2_PORT 0x2f8
 
@@ -28,7 +30,11 @@ enum {
         R_COUNT = 57,
 };
 
-static const char xml[] =
+/*
+ * gdb_xml_expand's spec of the description (vmm/gdbstub.h): gdb's amd64 core and SSE
+ * features, in the register order of the enum above.
+ */
+static const char xml_spec[] =
     "<?xml version=\"1.0\"?><!DOCTYPE target SYSTEM \"gdb-target.dtd\">"
     "<target version=\"1.0\"><architecture>i386:x86-64</architecture>"
     "<feature name=\"org.gnu.gdb.i386.core\">"
@@ -38,69 +44,25 @@ static const char xml[] =
     "<field name=\"TF\" start=\"8\" end=\"8\"/><field name=\"IF\" start=\"9\" end=\"9\"/>"
     "<field name=\"DF\" start=\"10\" end=\"10\"/><field name=\"OF\" start=\"11\" end=\"11\"/>"
     "</flags>"
-    "<reg name=\"rax\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"rbx\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"rcx\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"rdx\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"rsi\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"rdi\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"rbp\" bitsize=\"64\" type=\"data_ptr\"/>"
-    "<reg name=\"rsp\" bitsize=\"64\" type=\"data_ptr\"/>"
-    "<reg name=\"r8\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"r9\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"r10\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"r11\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"r12\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"r13\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"r14\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"r15\" bitsize=\"64\" type=\"int64\"/>"
-    "<reg name=\"rip\" bitsize=\"64\" type=\"code_ptr\"/>"
-    "<reg name=\"eflags\" bitsize=\"32\" type=\"i386_eflags\"/>"
-    "<reg name=\"cs\" bitsize=\"32\" type=\"int32\"/>"
-    "<reg name=\"ss\" bitsize=\"32\" type=\"int32\"/>"
-    "<reg name=\"ds\" bitsize=\"32\" type=\"int32\"/>"
-    "<reg name=\"es\" bitsize=\"32\" type=\"int32\"/>"
-    "<reg name=\"fs\" bitsize=\"32\" type=\"int32\"/>"
-    "<reg name=\"gs\" bitsize=\"32\" type=\"int32\"/>"
-    "<reg name=\"st0\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"st1\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"st2\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"st3\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"st4\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"st5\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"st6\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"st7\" bitsize=\"80\" type=\"i387_ext\"/>"
-    "<reg name=\"fctrl\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"fstat\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"ftag\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"fiseg\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"fioff\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"foseg\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"fooff\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
-    "<reg name=\"fop\" bitsize=\"32\" type=\"int\" group=\"float\"/>"
+    "[rax rbx rcx rdx rsi rdi:64,int64 rbp rsp:64,data_ptr r8-15:64,int64 rip:64,code_ptr "
+    "eflags:32,i386_eflags cs ss ds es fs gs:32,int32 st0-7:80,i387_ext "
+    "fctrl fstat ftag fiseg fioff foseg fooff fop:32,int,float]"
     "</feature><feature name=\"org.gnu.gdb.i386.sse\">"
-    "<reg name=\"xmm0\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm1\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm2\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm3\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm4\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm5\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm6\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm7\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm8\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm9\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm10\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm11\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm12\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm13\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm14\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"xmm15\" bitsize=\"128\" type=\"uint128\"/>"
-    "<reg name=\"mxcsr\" bitsize=\"32\" type=\"int\" group=\"vector\"/>"
+    "[xmm0-15:128,uint128 mxcsr:32,int,vector]"
     "</feature></target>";
+
+/* Written out at the first request (only one gdb session exists at a time: vmm/gdb.c). */
+static char xml[3584];
 
 const char *arch_gdb_target_xml(size_t *len)
 {
-        *len = sizeof(xml) - 1;
+        static size_t xml_len;
+
+        if (!xml_len) {
+                xml_len = gdb_xml_expand(xml, sizeof(xml), xml_spec);
+                CHECK(xml_len < sizeof(xml));
+        }
+        *len = xml_len;
         return xml;
 }
 

@@ -415,4 +415,28 @@ TEST(swbreak_and_exit)
         EXPECT_TRUE(gdb_ended(&stub));
 }
 
+/* The compact target-description spec the arches keep (arch/<isa>/gdb.c). */
+TEST(xml_expand_spec)
+{
+        static const char spec[] =
+            "<t a=\"1\">x</t>[r8-10 rip:64,code_ptr cs:32 st0-1:80,ext,float]"
+            "<f>[v31-31:128]</f>";
+        static const char want[] =
+            "<t a=\"1\">x</t><reg name=\"r8\" bitsize=\"64\" type=\"code_ptr\"/>"
+            "<reg name=\"r9\" bitsize=\"64\" type=\"code_ptr\"/>"
+            "<reg name=\"r10\" bitsize=\"64\" type=\"code_ptr\"/>"
+            "<reg name=\"rip\" bitsize=\"64\" type=\"code_ptr\"/><reg name=\"cs\" bitsize=\"32\"/>"
+            "<reg name=\"st0\" bitsize=\"80\" type=\"ext\" group=\"float\"/>"
+            "<reg name=\"st1\" bitsize=\"80\" type=\"ext\" group=\"float\"/>"
+            "<f><reg name=\"v31\" bitsize=\"128\"/></f>";
+        char buf[1024], small[8];
+
+        EXPECT_EQ(gdb_xml_expand(buf, sizeof(buf), spec), sizeof(want) - 1);
+        EXPECT_STREQ(buf, want);
+        /* Too small a buffer: cut and terminated, the full length returned. */
+        EXPECT_EQ(gdb_xml_expand(small, sizeof(small), spec), sizeof(want) - 1);
+        EXPECT_STREQ(small, "<t a=\"1");
+        EXPECT_EQ(gdb_xml_expand(NULL, 0, "[a:8]"), strlen("<reg name=\"a\" bitsize=\"8\"/>"));
+}
+
 TEST_MAIN()
