@@ -839,30 +839,38 @@ size_t gdb_xml_expand(char *buf, size_t cap, const char *spec)
         if (cap)
                 buf[0] = '\0';
         while (*p) {
-                size_t n = span_to(p, "[");
+                size_t n = span_to(p, "[{");
                 const char *names = NULL; /* first name still waiting for its attributes */
+                char open;
 
                 xml_put(&o, "%.*s", (int)n, p);
                 p += n;
+                open = *p;
                 if (!*p++)
                         break;
-                while (*p && *p != ']') {
+                while (*p && *p != ']' && *p != '}') {
                         if (*p == ' ') {
                                 p++;
                                 continue;
                         }
                         if (!names)
                                 names = p;
-                        p += span_to(p, " :]");
+                        p += span_to(p, " :]}");
                         if (*p == ':') {
-                                size_t a = span_to(++p, " ]");
+                                size_t a = span_to(++p, " ]}");
 
-                                xml_regs(&o, names, p - 1, p, a);
+                                if (open == '{') /* a flag field: NAME:BIT */
+                                        xml_put(
+                                            &o,
+                                            "<field name=\"%.*s\" start=\"%.*s\" end=\"%.*s\"/>",
+                                            (int)(p - 1 - names), names, (int)a, p, (int)a, p);
+                                else
+                                        xml_regs(&o, names, p - 1, p, a);
                                 names = NULL;
                                 p += a;
                         }
                 }
-                p += *p == ']';
+                p += *p == ']' || *p == '}';
         }
         return o.len;
 }

@@ -420,7 +420,7 @@ TEST(xml_expand_spec)
 {
         static const char spec[] =
             "<t a=\"1\">x</t>[r8-10 rip:64,code_ptr cs:32 st0-1:80,ext,float]"
-            "<f>[v31-31:128]</f>";
+            "<f>[v31-31:128]</f><g>{CF:0 OF:11}</g>";
         static const char want[] =
             "<t a=\"1\">x</t><reg name=\"r8\" bitsize=\"64\" type=\"code_ptr\"/>"
             "<reg name=\"r9\" bitsize=\"64\" type=\"code_ptr\"/>"
@@ -428,7 +428,9 @@ TEST(xml_expand_spec)
             "<reg name=\"rip\" bitsize=\"64\" type=\"code_ptr\"/><reg name=\"cs\" bitsize=\"32\"/>"
             "<reg name=\"st0\" bitsize=\"80\" type=\"ext\" group=\"float\"/>"
             "<reg name=\"st1\" bitsize=\"80\" type=\"ext\" group=\"float\"/>"
-            "<f><reg name=\"v31\" bitsize=\"128\"/></f>";
+            "<f><reg name=\"v31\" bitsize=\"128\"/></f><g><field name=\"CF\" start=\"0\" "
+            "end=\"0\"/>"
+            "<field name=\"OF\" start=\"11\" end=\"11\"/></g>";
         char buf[1024], small[8];
 
         EXPECT_EQ(gdb_xml_expand(buf, sizeof(buf), spec), sizeof(want) - 1);

@@ -116,12 +116,14 @@ void gdb_exited(struct gdb_stub *s, uint8_t code);
 
 /*
  * A target description written out from a compact spec (the arch's gdb.c keeps only the
- * spec): the spec is copied as it is except a register list in brackets, "[NAME ...]". There
- * a name may end in a range "N-M" (r8-15: r8 .. r15), and ":BITS[,TYPE[,GROUP]]" after a name
- * gives those attributes to it and to every name since the previous such list, each name
- * becoming <reg name="NAME" bitsize="BITS" type="TYPE" group="GROUP"/> (no type or group
- * attribute when the spec has none). Writes at most `cap` bytes to buf, NUL-terminated if
- * cap > 0, and returns the length of the whole text, as snprintf does.
+ * spec): the spec is copied as it is except a register list in brackets, "[NAME ...]", and a
+ * flag-field list in braces, "{NAME:BIT ...}". In a register list a name may end in a range
+ * "N-M" (r8-15: r8 .. r15), and ":BITS[,TYPE[,GROUP]]" after a name gives those attributes to
+ * it and to every name since the previous such list, each name becoming
+ * <reg name="NAME" bitsize="BITS" type="TYPE" group="GROUP"/> (no type or group attribute when
+ * the spec has none); in a field list each NAME:BIT becomes
+ * <field name="NAME" start="BIT" end="BIT"/>. Writes at most `cap` bytes to buf,
+ * NUL-terminated if cap > 0, and returns the length of the whole text, as snprintf does.
  */
 size_t gdb_xml_expand(char *buf, size_t cap, const char *spec);
 /* True once gdb has detached or killed the session. */
