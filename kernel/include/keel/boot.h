@@ -51,8 +51,8 @@ struct boot_info {
         uint64_t image_size;
         const struct keel_config *config;
         struct boot_vm_files *vm_files; /* [i] belongs to config->vms[i] */
-        unsigned map_tries; /* GetMemoryMap/ExitBootServices rounds it took */
-        hva_t stack_area;   /* BOOT_STACK_AREA bytes for Keel's stacks (arch carves them) */
+        unsigned map_tries;             /* GetMemoryMap/ExitBootServices rounds it took */
+        hva_t stack_area; /* BOOT_STACK_AREA bytes for Keel's stacks (arch carves them) */
         /* A 4 KiB page below 1 MiB reserved as loader data, 0 if the firmware had none (x86:
          * the application processors' start-up trampoline, docs/smp.md). */
         hpa_t low_page;
