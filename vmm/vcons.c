@@ -131,8 +131,11 @@ static struct vcons *raw_vm;
 /* Bytes of the raw VM's output, as they are: a piece of its line, which Keel's lines end. */
 static void raw_piece(const void *writer, const uint8_t *buf, size_t n)
 {
-        bool end = buf[n - 1] == '\n'; /* log_write_part writes that '\n' itself */
+        bool end;
 
+        if (!n) /* an empty write (print hypercall of length 0): nothing, and no buf[-1] */
+                return;
+        end = buf[n - 1] == '\n'; /* log_write_part writes that '\n' itself */
         log_write_part(writer, "", 0, (const char *)buf, n - end, end);
 }
 

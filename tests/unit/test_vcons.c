@@ -280,6 +280,7 @@ TEST(raw_mode_focused_vm_as_is_others_kept_then_replayed)
         vcons_raw_focus(&b, &hb); /* a's open line ends, then b's history, as it came */
         EXPECT_STREQ(logbuf, "\nb1\033[1mB\n");
         EXPECT_EQ(hb.len, 0);
+        vcons_write(&b, (const uint8_t *)"", 0); /* empty: nothing out, nothing read */
         puts_c(&b, "z");
         puts_c(&a, "later");
         EXPECT_STREQ(logbuf, "\nb1\033[1mB\nz");
