@@ -11,16 +11,9 @@
 
 #define WITNESS_ROUNDS 64
 
-static uint64_t pattern(uint64_t addr, uint64_t round)
-{
-        uint64_t x = addr * 0x9e3779b97f4a7c15ull ^ (round + 1) * 0xc2b2ae3d27d4eb4full;
-
-        return x ^ (x >> 29);
-}
-
 int64_t guest_main(void)
 {
-        uint64_t start = ((uint64_t)(uintptr_t)__image_end + 4095) & ~4095ull;
+        uint64_t start = guest_free_ram_start();
         uint64_t end = guest_ram_end();
         volatile uint64_t *words = (volatile uint64_t *)(uintptr_t)start;
         uint64_t n = (end - start) / 8, checked = 0;
@@ -29,10 +22,11 @@ int64_t guest_main(void)
                      (unsigned long)((end - start) >> 10), (void *)(uintptr_t)start,
                      (void *)(uintptr_t)end, WITNESS_ROUNDS);
         for (uint64_t i = 0; i < n; i++)
-                words[i] = pattern(start + 8 * i, 0);
+                words[i] = guest_ram_pattern(start + 8 * i, 0);
         for (uint64_t round = 0; round < WITNESS_ROUNDS; round++) {
                 for (uint64_t i = 0; i < n; i++) {
-                        uint64_t a = start + 8 * i, want = pattern(a, round), got = words[i];
+                        uint64_t a = start + 8 * i, want = guest_ram_pattern(a, round),
+                                 got = words[i];
 
                         if (got != want) {
                                 guest_printf("FAIL: witness: round %lu: word at %p is %lx, "
@@ -41,7 +35,7 @@ int64_t guest_main(void)
                                              (unsigned long)got, (unsigned long)want);
                                 return 1;
                         }
-                        words[i] = pattern(a, round + 1);
+                        words[i] = guest_ram_pattern(a, round + 1);
                 }
                 checked += n;
                 if (hc_version() != KEEL_HC_ABI_VERSION) {

@@ -45,6 +45,20 @@ static inline uint64_t guest_ram_end(void)
         return guest_ram_base + guest_ram_size;
 }
 
+/* The first page of RAM above the image: the part a guest may use freely. */
+static inline uint64_t guest_free_ram_start(void)
+{
+        return ((uint64_t)(uintptr_t)__image_end + 4095) & ~4095ull;
+}
+
+/* A word that depends on its address and a round (the RAM checkers: witness, snapcount). */
+static inline uint64_t guest_ram_pattern(uint64_t addr, uint64_t round)
+{
+        uint64_t x = addr * 0x9e3779b97f4a7c15ull ^ (round + 1) * 0xc2b2ae3d27d4eb4full;
+
+        return x ^ (x >> 29);
+}
+
 /* Defined by each guest. Returns the exit code. */
 int64_t guest_main(void);
 
