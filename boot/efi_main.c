@@ -318,6 +318,9 @@ static EFI_STATUS load_config_and_images(EFI_HANDLE image)
                             (unsigned long long)s);
         bi->image_base = hpa((uint64_t)(uintptr_t)li->ImageBase);
         bi->image_size = li->ImageSize;
+        /* keel.so's addresses start at 0: this is the offset gdb needs (docs/debugging.md) */
+        LOG_INFO("keel: image at %#llx, %llu KiB", (unsigned long long)hpa_raw(bi->image_base),
+                 (unsigned long long)(bi->image_size >> 10));
         boot_partition(li->DeviceHandle);
         s = bs->HandleProtocol(li->DeviceHandle, &sfs_guid, (void **)&fs);
         if (EFI_ERROR(s))

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""keel_gdb integration test: real gdb-multiarch debugs Keel itself under QEMU's gdbstub.
+
+docs/debugging.md, "Debugging Keel itself under QEMU's gdbstub", says how: QEMU's own stub
+(`-gdb tcp:...`), keel.so's symbols added at the address of the boot log's `keel: image at`
+line. This test does exactly that while the snapcount guest runs: gdb stops the machine, adds
+the symbols with that offset, breaks at log_write_part (where a guest's console line goes
+out), sees the hit there with the VM's prefix as its argument and vcons below it in Keel's
+backtrace, deletes the breakpoint and detaches. Keel must then run on: the guest
+ends with exit 0 as its config expects and Keel's summary says PASS. Wrong symbols (a wrong
+offset) never hit the breakpoint, or hit it elsewhere; a Keel that does not go on after the
+detach fails the summary.
+"""
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUN_QEMU = os.path.join(HERE, "..", "..", "tools", "run-qemu")
+
+GDB_ORDER = [
+    r"add symbol table from file \".*keel\.so\" with all sections offset by 0x[0-9a-f]+",
+    r"Breakpoint 1 at 0x[0-9a-f]+: file .*kernel/log\.c",
+    r"Breakpoint 1, (0x[0-9a-f]+ in )?log_write_part \(",
+    r"\$1 = 12\b",                     # plen: "[snapcount] "
+    r"\$2 = \"\[snapcount\] \"",          # *prefix@plen
+    r"#0 +(0x[0-9a-f]+ in )?log_write_part \(",
+    r"#1 +(0x[0-9a-f]+ in )?vcons_",     # a guest's line, through its console
+    r"\[Inferior 1 \(.*\) detached\]",
+]
+
+LOG_MUST = [
+    r"keel:   snapcount: exit 0 \(expected exit 0\).*: ok",
+    r"keel: result: PASS",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(path, pattern, seconds, proc):
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            with open(path, "rb") as f:
+                m = re.search(pattern, f.read().decode("utf-8", "replace"), re.MULTILINE)
+                if m:
+                    return m
+        except FileNotFoundError:
+            pass
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.2)
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--log-dir", help="default BUILD/tests/integration/logs")
+    ap.add_argument("--gdb", default="gdb-multiarch")
+    ap.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64")
+    args = ap.parse_args()
+    arm = args.arch == "arm64"
+
+    build = os.path.abspath(args.build_dir)
+    log_dir = args.log_dir or os.path.join(build, "tests", "integration", "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    name = "arm64_keel_gdb" if arm else "keel_gdb"
+    log = os.path.join(log_dir, name + ".log")
+    gdb_out = os.path.join(log_dir, name + ".gdb-output")
+    so = os.path.join(build, "arch", args.arch, "keel.so")
+    gdb = subprocess.run(["which", args.gdb], stdout=subprocess.PIPE, text=True).stdout.strip()
+    if not gdb:
+        print("keel_gdb: %s not found: apt-get install gdb-multiarch (tools/setup)" % args.gdb)
+        return 1
+    if not os.path.isfile(so):
+        print("keel_gdb: %s not found: build keel_efi first" % so)
+        return 1
+    port = free_port()
+    gdir = os.path.join(build, "guests")
+    cmd = [sys.executable, RUN_QEMU, "--efi", os.path.join(build, "keel.efi"),
+           "--config", os.path.join(HERE, "configs", "keel_gdb.cfg"), "--log", log,
+           "--timeout", "400", "--qemu-arg=-gdb", "--qemu-arg=tcp:127.0.0.1:%d" % port]
+    if arm:
+        cmd += ["--arch", "arm64"]
+    for f in sorted(os.listdir(gdir)):
+        cmd += ["--file", "%s=guests/%s" % (os.path.join(gdir, f), f)]
+    print("keel_gdb: " + " ".join(cmd), flush=True)
+    if os.path.exists(log):
+        os.unlink(log)
+    qemu = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    problems = []
+    gdb_text = ""
+    try:
+        base = wait_for(log, r"^keel: image at (0x[0-9a-f]+), \d+ KiB", 240, qemu)
+        if not base or not wait_for(log, r"snapcount: round 1 ", 240, qemu):
+            problems.append("Keel never printed its image address or the guest never ran")
+        else:
+            gcmd = [gdb, "-nx", "-batch",
+                    "-ex", "set pagination off",
+                    "-ex", "set confirm off",
+                    "-ex", "set remotetimeout 30",
+                    "-ex", "set architecture %s" % ("aarch64" if arm else "i386:x86-64"),
+                    "-ex", "target remote 127.0.0.1:%d" % port,
+                    "-ex", "add-symbol-file %s -o %s" % (so, base.group(1)),
+                    "-ex", "break log_write_part",
+                    "-ex", "continue",
+                    "-ex", "print plen",
+                    "-ex", "print *prefix@plen",
+                    "-ex", "bt 3",
+                    "-ex", "delete 1",
+                    "-ex", "detach"]
+            print("keel_gdb: " + " ".join(gcmd), flush=True)
+            g = subprocess.run(gcmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, timeout=240)
+            gdb_text = g.stdout
+            with open(gdb_out, "w") as f:
+                f.write(gdb_text)
+            pos = 0
+            for pat in GDB_ORDER:
+                m = re.compile(pat).search(gdb_text, pos)
+                if not m:
+                    problems.append("gdb output lacks (in order): %s" % pat)
+                    continue
+                pos = m.end()
+        out, _ = qemu.communicate(timeout=400)
+        print(out, end="")
+    finally:
+        if qemu.poll() is None:
+            qemu.kill()
+            qemu.wait()
+    with open(log, "rb") as f:
+        text = f.read().decode("utf-8", "replace").replace("\r", "")
+    for pat in LOG_MUST:
+        if not re.search(pat, text, re.MULTILINE):
+            problems.append("serial log lacks: %s" % pat)
+    if problems:
+        print("keel_gdb: FAILED:")
+        for p in problems:
+            print("  - " + p)
+        print("keel_gdb: gdb's output:")
+        for line in gdb_text.splitlines():
+            print("  > " + line)
+        print("keel_gdb: last lines of the serial log:")
+        for line in text.splitlines()[-30:]:
+            print("  | " + line)
+        return 1
+    print("keel_gdb: passed (serial log %s, gdb output %s)" % (log, gdb_out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
