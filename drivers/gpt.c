@@ -11,6 +11,7 @@
 
 #include <drivers/gpt.h>
 #include <keel/errno.h>
+#include <keel/le.h>
 
 #define HDR_MIN_SIZE 92
 #define ENTRY_MIN    128
@@ -24,16 +25,6 @@ struct hdr {
         uint32_t count, entry_size, array_crc;
         uint8_t disk_guid[16];
 };
-
-static uint32_t le32(const uint8_t *p)
-{
-        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-        return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
 
 /* IEEE 802.3 CRC32 as UEFI uses it (reflected 0xEDB88320, inverted in and out); bitwise, so
  * no table in the image. */
@@ -168,27 +159,27 @@ static int read_copy(const struct gpt_disk *d, uint64_t lba, struct hdr *h, stru
                 snprintf(why, wlen, "no \"EFI PART\" signature");
                 return -KEEL_ENOENT;
         }
-        hsize = le32(b + 12);
-        if (le32(b + 8) >> 16 != 1 || hsize < HDR_MIN_SIZE || hsize > d->block_size) {
-                snprintf(why, wlen, "revision %#x or header size %u not supported", le32(b + 8),
+        hsize = get_le32(b + 12);
+        if (get_le32(b + 8) >> 16 != 1 || hsize < HDR_MIN_SIZE || hsize > d->block_size) {
+                snprintf(why, wlen, "revision %#x or header size %u not supported", get_le32(b + 8),
                          hsize);
                 return -KEEL_ENOENT;
         }
-        crc = le32(b + 16);
+        crc = get_le32(b + 16);
         memset(b + 16, 0, 4);
         if (gpt_crc32(0, b, hsize) != crc) {
                 snprintf(why, wlen, "header CRC32 mismatch");
                 return -KEEL_ENOENT;
         }
-        h->my_lba = le64(b + 24);
-        h->alternate = le64(b + 32);
-        h->first_usable = le64(b + 40);
-        h->last_usable = le64(b + 48);
+        h->my_lba = get_le64(b + 24);
+        h->alternate = get_le64(b + 32);
+        h->first_usable = get_le64(b + 40);
+        h->last_usable = get_le64(b + 48);
         memcpy(h->disk_guid, b + 56, 16);
-        h->entries_lba = le64(b + 72);
-        h->count = le32(b + 80);
-        h->entry_size = le32(b + 84);
-        h->array_crc = le32(b + 88);
+        h->entries_lba = get_le64(b + 72);
+        h->count = get_le32(b + 80);
+        h->entry_size = get_le32(b + 84);
+        h->array_crc = get_le32(b + 88);
 
         if (h->my_lba != lba || !h->alternate || h->alternate >= d->blocks || h->alternate == lba) {
                 snprintf(why, wlen, "MyLBA %llu / AlternateLBA %llu wrong for LBA %llu of %llu",
@@ -234,7 +225,7 @@ static int read_copy(const struct gpt_disk *d, uint64_t lba, struct hdr *h, stru
                 crc = gpt_crc32(crc, b, n);
                 for (uint32_t at = 0; at < n; at += ENTRY_MIN, off += ENTRY_MIN) {
                         const uint8_t *e = b + at;
-                        uint64_t first = le64(e + 32), last = le64(e + 40);
+                        uint64_t first = get_le64(e + 32), last = get_le64(e + 40);
                         unsigned index = (unsigned)(off / h->entry_size) + 1;
 
                         if (off % h->entry_size || guid_zero(e) || entry_why[0])
@@ -259,7 +250,7 @@ static int read_copy(const struct gpt_disk *d, uint64_t lba, struct hdr *h, stru
                                 memcpy(p->uuid, e + 16, 16);
                                 p->first = first;
                                 p->last = last;
-                                p->attrs = le64(e + 48);
+                                p->attrs = get_le64(e + 48);
                                 p->index = index;
                                 name_utf8(e + 56, p->name);
                         }

@@ -9,16 +9,12 @@
 #include <drivers/pci.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/le.h>
 
 struct pci_host keel_pci;
 
 #define MCFG_ENTRIES 44
 #define MCFG_ENTRY   16
-
-static uint32_t le32(const uint8_t *p)
-{
-        return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 uint64_t pci_segment_window(const struct pci_segment *s)
 {
@@ -35,7 +31,7 @@ int pci_mcfg_parse(const uint8_t *mcfg, uint32_t len, struct pci_segment *out, u
         for (uint32_t off = MCFG_ENTRIES; off < len; off += MCFG_ENTRY) {
                 const uint8_t *e = mcfg + off;
                 struct pci_segment s = {
-                    .ecam = le32(e) | (uint64_t)le32(e + 4) << 32,
+                    .ecam = get_le32(e) | (uint64_t)get_le32(e + 4) << 32,
                     .seg = (uint16_t)(e[8] | e[9] << 8),
                     .bus_start = e[10],
                     .bus_end = e[11],

@@ -9,6 +9,7 @@
 
 #include <keel/errno.h>
 #include <vmm/aml.h>
+#include <keel/le.h>
 
 #define AML_NAMESEG_LEN 4
 #define AML_MAX_SEGS    255
@@ -94,12 +95,6 @@ static void aml_insert(struct aml *a, size_t off, const uint8_t *p, size_t n)
                 aml_fail(a, -KEEL_ENOSPC);
         }
         a->len += n;
-}
-
-static void put_le(uint8_t *out, uint64_t v, unsigned n)
-{
-        for (unsigned i = 0; i < n; i++)
-                out[i] = (uint8_t)(v >> (8 * i));
 }
 
 unsigned aml_pkglen_encode(uint32_t total, uint8_t out[4])

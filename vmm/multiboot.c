@@ -12,6 +12,7 @@
 #include <keel/errno.h>
 #include <keel/log.h>
 #include <vmm/multiboot.h>
+#include <keel/le.h>
 
 #define PAGE   0x1000ull
 #define GiB4   0x100000000ull
@@ -33,28 +34,25 @@ struct seg {
         uint64_t file_off, filesz, paddr, memsz;
 };
 
-/* Little-endian u32 at `off`, which the caller has checked lies inside the file. */
+/* Offsets given to these lie inside the file / the page: the callers check them first. */
 static uint32_t le32(const uint8_t *p, uint64_t off)
 {
-        return (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 |
-               (uint32_t)p[off + 3] << 24;
+        return get_le32(p + off);
 }
 
 static uint16_t le16(const uint8_t *p, uint64_t off)
 {
-        return (uint16_t)(p[off] | p[off + 1] << 8);
+        return get_le16(p + off);
 }
 
 static void put32(uint8_t *p, unsigned off, uint32_t v)
 {
-        for (unsigned i = 0; i < 4; i++)
-                p[off + i] = (uint8_t)(v >> (8 * i));
+        put_le(p + off, v, 4);
 }
 
 static void put64(uint8_t *p, unsigned off, uint64_t v)
 {
-        put32(p, off, (uint32_t)v);
-        put32(p, off + 4, (uint32_t)(v >> 32));
+        put_le(p + off, v, 8);
 }
 
 static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)

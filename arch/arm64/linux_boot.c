@@ -9,6 +9,7 @@
 #include <arch/arm64_linux.h>
 #include <keel/errno.h>
 #include <vmm/fdt.h>
+#include <keel/le.h>
 
 #define MiB (1024ull * 1024)
 #define GiB (1024ull * MiB)
@@ -23,15 +24,6 @@ static int refuse(const char **why, int err, const char *reason)
         if (why)
                 *why = reason;
         return err;
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned len)
-{
-        uint64_t v = 0;
-
-        for (unsigned i = 0; i < len; i++)
-                v |= (uint64_t)p[i] << (8 * i);
-        return v;
 }
 
 int arm64_image_parse(const void *image, uint64_t size, struct arm64_image_info *out,

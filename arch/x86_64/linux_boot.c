@@ -10,6 +10,7 @@
 #include <arch/linux_boot.h>
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <keel/le.h>
 
 #define KiB 1024ull
 #define MiB (1024ull * 1024)
@@ -38,12 +39,6 @@ static bool img_get(const struct image *im, uint64_t off, unsigned len, uint64_t
                 x |= (uint64_t)im->p[off + i] << (8 * i);
         *v = x;
         return true;
-}
-
-static void put_le(uint8_t *page, unsigned off, unsigned len, uint64_t v)
-{
-        for (unsigned i = 0; i < len; i++)
-                page[off + i] = (uint8_t)(v >> (8 * i));
 }
 
 /* Human-readable size: "128 MiB", "79.6 MiB" (tenths rounded up), "1500 KiB", "12 bytes". */
@@ -290,24 +285,24 @@ static void build_boot_params(uint8_t *bp, const struct image *im, const struct 
         bp[BP_TYPE_OF_LOADER] = LINUX_TYPE_OF_LOADER;
         lf = bp[BP_LOADFLAGS];
         bp[BP_LOADFLAGS] = lf | LINUX_LOADFLAG_LOADED_HIGH;
-        put_le(bp, BP_CMD_LINE_PTR, 4, LINUX_CMDLINE_GPA);
-        put_le(bp, BP_EXT_CMD_LINE_PTR, 4, LINUX_CMDLINE_GPA >> 32);
-        put_le(bp, BP_RAMDISK_IMAGE, 4, isize ? l->initrd : 0);
-        put_le(bp, BP_RAMDISK_SIZE, 4, isize);
-        put_le(bp, BP_EXT_RAMDISK_IMAGE, 4, isize ? l->initrd >> 32 : 0);
-        put_le(bp, BP_EXT_RAMDISK_SIZE, 4, isize >> 32);
+        put_le(bp + BP_CMD_LINE_PTR, LINUX_CMDLINE_GPA, 4);
+        put_le(bp + BP_EXT_CMD_LINE_PTR, LINUX_CMDLINE_GPA >> 32, 4);
+        put_le(bp + BP_RAMDISK_IMAGE, isize ? l->initrd : 0, 4);
+        put_le(bp + BP_RAMDISK_SIZE, isize, 4);
+        put_le(bp + BP_EXT_RAMDISK_IMAGE, isize ? l->initrd >> 32 : 0, 4);
+        put_le(bp + BP_EXT_RAMDISK_SIZE, isize >> 32, 4);
         if (h->hdr_end >= BP_SETUP_DATA + 8)
-                put_le(bp, BP_SETUP_DATA, 8, 0); /* no setup_data list */
+                put_le(bp + BP_SETUP_DATA, 0, 8); /* no setup_data list */
         if (h->version >= LINUX_BOOT_RSDP_VERSION)
-                put_le(bp, BP_ACPI_RSDP_ADDR, 8, req->rsdp_gpa);
+                put_le(bp + BP_ACPI_RSDP_ADDR, req->rsdp_gpa, 8);
 
         bp[BP_E820_ENTRIES] = (uint8_t)l->e820_count;
         for (unsigned i = 0; i < l->e820_count; i++) {
                 unsigned off = BP_E820_TABLE + i * BP_E820_ENTRY_SIZE;
 
-                put_le(bp, off, 8, l->e820[i].addr);
-                put_le(bp, off + 8, 8, l->e820[i].size);
-                put_le(bp, off + 16, 4, l->e820[i].type);
+                put_le(bp + off, l->e820[i].addr, 8);
+                put_le(bp + off + 8, l->e820[i].size, 8);
+                put_le(bp + off + 16, l->e820[i].type, 4);
         }
 }
 

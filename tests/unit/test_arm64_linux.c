@@ -12,6 +12,7 @@
 #include <vmm/fdt.h>
 
 #include "test.h"
+#include <keel/le.h>
 
 #define KiB      1024ull
 #define MiB      (1024ull * 1024)
@@ -20,23 +21,17 @@
 
 static uint8_t img[256 * KiB];
 
-static void put_le(uint8_t *p, unsigned len, uint64_t v)
-{
-        for (unsigned i = 0; i < len; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* A header as Linux 6.1 writes it: EFI "MZ" stub branch, LE, 4K pages, placement anywhere. */
 static void make_image(uint64_t text_offset, uint64_t image_size, uint64_t flags)
 {
         memset(img, 0, sizeof(img));
         img[0] = 'M';
         img[1] = 'Z';
-        put_le(img + 8, 8, text_offset);
-        put_le(img + 16, 8, image_size);
-        put_le(img + 24, 8, flags);
+        put_le(img + 8, text_offset, 8);
+        put_le(img + 16, image_size, 8);
+        put_le(img + 24, flags, 8);
         memcpy(img + 0x38, "ARM\x64", 4);
-        put_le(img + 0x3c, 4, 0x40); /* PE header offset */
+        put_le(img + 0x3c, 0x40, 4); /* PE header offset */
 }
 
 TEST(image_parse_valid)
