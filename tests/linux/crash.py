@@ -184,7 +184,7 @@ def keel_config(path, arch, dev, gen, check, write):
 
 def qemu_command(args, info, arch, dev, work, image, log, cfg):
     """tools/run-qemu's QEMU command (--dry-run --keep-esp) and its work directory."""
-    cmd = [sys.executable, os.path.join(TOOLS, "run-qemu"), "--arch", "x86_64",
+    cmd = [sys.executable, os.path.join(TOOLS, "run-qemu"), "--arch", args.arch,
            "--log", log, "--memory", "1024", "--efi", args.efi, "--config", cfg,
            "--file", info["KEEL_KERNEL"] + "=" + arch["kernel_dest"],
            "--file", os.path.join(work, "initramfs.img") + "=guests/initramfs.img",
@@ -428,7 +428,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--case", required=True, choices=sorted(CASES))
     ap.add_argument("--build-dir", required=True)
-    ap.add_argument("--arch", default="x86_64", choices=["x86_64"])
+    ap.add_argument("--arch", default="x86_64", choices=["x86_64", "arm64"])
     ap.add_argument("--efi", help="keel.efi (default BUILD/keel.efi)")
     ap.add_argument("--log-dir", help="default BUILD/tests/linux/logs")
     ap.add_argument("--runs", type=int, help="kills (or cuts) before the final check boot "
@@ -455,7 +455,7 @@ def main():
             say("%s not found: install gdisk and e2fsprogs (tools/setup)" % tool)
             return 1
     os.environ["PATH"] += os.pathsep + "/usr/sbin:/sbin"
-    arch = linux.ARCHES["x86_64"]
+    arch = linux.ARCHES[args.arch]
     info = linux.fetch(arch)
     work = os.path.join(build_dir, "tests", "linux", "work", args.case)
     os.makedirs(work, exist_ok=True)
