@@ -30,6 +30,7 @@ _Static_assert(sizeof(struct acpi_fadt) == 276, "FADT size");
 _Static_assert(sizeof(struct acpi_madt) == 44, "MADT size");
 _Static_assert(sizeof(struct acpi_madt_lapic) == 8, "MADT LAPIC size");
 _Static_assert(sizeof(struct acpi_madt_ioapic) == 12, "MADT IOAPIC size");
+_Static_assert(sizeof(struct acpi_madt_x2apic) == 16, "MADT x2APIC size");
 _Static_assert(sizeof(struct acpi_madt_iso) == 10, "MADT ISO size");
 
 bool acpi_sleep_control_is_poweroff(uint8_t value)
@@ -206,10 +207,18 @@ static void build_fadt(uint8_t *p, uint64_t dsdt)
         acpi_table_sum(p);
 }
 
+/* CPUs 0..ACPI_MAX_XAPIC_ID get LAPIC entries, the rest x2APIC entries. */
+static unsigned madt_xapic_cpus(const struct acpi_config *cfg)
+{
+        return cfg->num_cpus <= ACPI_MAX_XAPIC_ID ? cfg->num_cpus : ACPI_MAX_XAPIC_ID + 1;
+}
+
 static uint32_t madt_size(const struct acpi_config *cfg)
 {
-        return (uint32_t)(sizeof(struct acpi_madt) +
-                          cfg->num_cpus * sizeof(struct acpi_madt_lapic) +
+        unsigned xapic = madt_xapic_cpus(cfg);
+
+        return (uint32_t)(sizeof(struct acpi_madt) + xapic * sizeof(struct acpi_madt_lapic) +
+                          (cfg->num_cpus - xapic) * sizeof(struct acpi_madt_x2apic) +
                           sizeof(struct acpi_madt_ioapic) +
                           (cfg->com1 ? sizeof(struct acpi_madt_iso) : 0));
 }
@@ -225,7 +234,7 @@ static void build_madt(uint8_t *p, const struct acpi_config *cfg)
         m.lapic_address = ACPI_LAPIC_ADDR;
         m.flags = 0;
         memcpy(p, &m, sizeof(m));
-        for (unsigned i = 0; i < cfg->num_cpus; i++) {
+        for (unsigned i = 0; i < madt_xapic_cpus(cfg); i++) {
                 struct acpi_madt_lapic l = {.type = ACPI_MADT_TYPE_LAPIC,
                                             .length = sizeof(l),
                                             .processor_uid = (uint8_t)i,
@@ -234,6 +243,16 @@ static void build_madt(uint8_t *p, const struct acpi_config *cfg)
 
                 memcpy(p + off, &l, sizeof(l));
                 off += sizeof(l);
+        }
+        for (unsigned i = madt_xapic_cpus(cfg); i < cfg->num_cpus; i++) {
+                struct acpi_madt_x2apic x = {.type = ACPI_MADT_TYPE_X2APIC,
+                                             .length = sizeof(x),
+                                             .x2apic_id = i,
+                                             .flags = ACPI_MADT_LAPIC_ENABLED,
+                                             .processor_uid = i};
+
+                memcpy(p + off, &x, sizeof(x));
+                off += sizeof(x);
         }
         io = (struct acpi_madt_ioapic){.type = ACPI_MADT_TYPE_IOAPIC,
                                        .length = sizeof(io),

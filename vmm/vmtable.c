@@ -163,6 +163,12 @@ static void vm_create(unsigned i)
                         "its config pins it to CPU %d, but this machine has %u CPU%s online "
                         "(cpu = 0 to %u, or no cpu = line)",
                         vc->cpu, ncpus, ncpus == 1 ? "" : "s", ncpus - 1);
+        else if (vc->vcpus > VM_OVERCOMMIT_VCPUS && vc->vcpus > ncpus)
+                vm_stop(vm, VM_STOP_LOAD_FAILED,
+                        "its config gives it %u vCPUs, but this machine has %u CPU%s online "
+                        "(more than %u vCPUs need a CPU each: vcpus = %u at most here)",
+                        vc->vcpus, ncpus, ncpus == 1 ? "" : "s", VM_OVERCOMMIT_VCPUS,
+                        ncpus > VM_OVERCOMMIT_VCPUS ? ncpus : VM_OVERCOMMIT_VCPUS);
         vm->unbacked_stop = vc->unbacked_stop;
         vm->pc_testdev = vc->pc_testdev;
         for (unsigned c = 0; c < vm->vcpu_count; c++)

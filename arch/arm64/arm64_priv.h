@@ -45,7 +45,7 @@ void arm64_smccc_call(struct vcpu *vcpu, uint64_t *x, bool hvc);
 void arm64_vcpu_power_on(struct vcpu *vcpu, uint64_t entry, uint64_t ctx);
 /* vcpu.c: make the vCPUs in `mask` (bit = vCPU index) look at their interrupts now: kick the
  * CPU of each one that runs or waits (blocked) on a queue. Without the dev_lock held. */
-void arm64_kick_vcpus(struct vm *vm, unsigned mask);
+void arm64_kick_vcpus(struct vm *vm, uint64_t mask);
 
 /* idregs.c: ID register (op0 3, op1 0, CRn 0, CRm, op2) as the guest sees it (CRm 1..7),
  * and the masking alone (of the hardware value `hw`). */

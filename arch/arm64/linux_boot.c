@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <arch/arm64_linux.h>
+#include <arch/vcpu_affinity.h>
 #include <keel/errno.h>
 #include <vmm/fdt.h>
 #include <keel/le.h>
@@ -167,7 +168,7 @@ static void node_at(char *buf, size_t n, const char *name, uint64_t base)
 static int vm_check(const struct arm64_linux_vm *vm, const char **why)
 {
         if (vm->vcpus == 0 || vm->vcpus > ARM64_LINUX_MAX_VCPUS)
-                return refuse(why, -KEEL_EINVAL, "number of vCPUs must be 1 to 16");
+                return refuse(why, -KEEL_EINVAL, "number of vCPUs must be 1 to 64");
         if (!region_ok(vm->ram_base, vm->ram_size))
                 return refuse(why, -KEEL_EINVAL, "RAM range is empty or wraps around");
         if (!region_ok(vm->gicd_base, vm->gicd_size) || !region_ok(vm->gicr_base, vm->gicr_size))
@@ -232,11 +233,13 @@ int arm64_linux_fdt(const struct arm64_linux_vm *vm, void *buf, size_t cap, size
         fdt_prop_u32(&f, "#address-cells", 1);
         fdt_prop_u32(&f, "#size-cells", 0);
         for (unsigned i = 0; i < vm->vcpus; i++) {
-                node_at(name, sizeof(name), "cpu", i);
+                uint32_t mpidr = (uint32_t)vgic_vcpu_mpidr(i); /* as VMPIDR_EL2 gives it */
+
+                node_at(name, sizeof(name), "cpu", mpidr);
                 fdt_begin_node(&f, name);
                 fdt_prop_string(&f, "device_type", "cpu");
                 fdt_prop_string(&f, "compatible", "arm,armv8");
-                fdt_prop_u32(&f, "reg", i);
+                fdt_prop_u32(&f, "reg", mpidr);
                 fdt_prop_string(&f, "enable-method", "psci");
                 fdt_end_node(&f);
         }

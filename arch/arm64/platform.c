@@ -50,7 +50,7 @@ static void spi_set_level_kick(void *ctx, unsigned intid, bool level)
 
         vgic_set_level(&vm->arch.vgic, intid, level);
         if (level)
-                arm64_kick_vcpus(vm, vgic_kick_mask(&vm->arch.vgic, VGIC_MAX_VCPUS));
+                arm64_kick_vcpus(vm, vgic_kick_mask(&vm->arch.vgic, VGIC_NO_VCPU));
 }
 
 struct irq_line arch_irq_line(struct vm *vm, unsigned gsi)
@@ -69,7 +69,18 @@ static int platform_init(struct vm *vm)
 {
         struct vm_arch *a = &vm->arch;
         struct irq_line uart_irq, rtc_irq;
-        int err = vgic_init(&a->vgic, vm->vcpu_count, ARM64_NR_SPIS);
+        size_t bytes = (size_t)vm->vcpu_count * sizeof(struct vgic_cpu);
+        unsigned pages = (unsigned)((bytes + PAGE_SIZE - 1) / PAGE_SIZE);
+        int err;
+
+        /* One redistributor per vCPU, sized from the count (freed by arch_vm_teardown). */
+        CHECK(!a->vgic_cpus_pages);
+        err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &a->vgic_cpus_pa);
+        if (err)
+                return err;
+        a->vgic_cpus_pages = pages;
+        err = vgic_init(&a->vgic, hva_ptr(arch_hpa_to_hva(a->vgic_cpus_pa)), vm->vcpu_count,
+                        ARM64_NR_SPIS);
 
         if (!err)
                 err = mmio_bus_add(&vm->mmio, gpa(VGIC_GICD_BASE), VGIC_GICD_SIZE, &vgic_dist_ops,

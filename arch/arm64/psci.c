@@ -59,12 +59,13 @@ static bool supported(uint32_t f)
         return false;
 }
 
-/* A vCPU by MPIDR affinity (Aff0 = vCPU index; Aff1..Aff3 and every other bit 0), or NULL. */
+/* A vCPU by MPIDR affinity (vgic_vcpu_mpidr: Aff1 = index / 16, Aff0 = index % 16; Aff3,
+ * Aff2 and every other bit 0), or NULL. */
 static struct vcpu *vcpu_by_mpidr(struct vm *vm, uint64_t mpidr)
 {
-        if ((mpidr & ~0xffull) || mpidr >= vm->vcpu_count || mpidr >= VM_MAX_VCPUS)
-                return NULL;
-        return &vm->vcpus[mpidr];
+        unsigned i = vgic_mpidr_vcpu(mpidr, vm->vcpu_count);
+
+        return i < vm->vcpu_count ? &vm->vcpus[i] : NULL;
 }
 
 /* CPU_ON: target MPIDR, entry point (in RAM, 4-byte aligned) and context id (x0 there). */
@@ -90,7 +91,7 @@ static __attribute__((noinline)) int64_t cpu_on(struct vcpu *vcpu, uint64_t mpid
         spin_unlock(held);
         if (r == PSCI_SUCCESS) {
                 vm_vcpu_started(target); /* a vCPU once CPU_OFF is still queued (blocked) */
-                arm64_kick_vcpus(vm, 1u << target->id);
+                arm64_kick_vcpus(vm, 1ull << target->id);
         }
         return r;
 }

@@ -67,11 +67,11 @@ __attribute__((cold)) void arch_snapshot_vcpu_save(struct vcpu *vcpu, struct sna
         s.fresh = c->fresh;
         s.latched0 = c->timer_latched[0];
         s.latched1 = c->timer_latched[1];
-        s.sve_size = a->sve[vcpu->id] ? (uint64_t)a->sve_pages * PAGE_SIZE : 0;
+        s.sve_size = vcpu->arch.sve ? (uint64_t)a->sve_pages * PAGE_SIZE : 0;
         snap_put(b, &s, sizeof(s));
         snap_put(b, &c->fp, sizeof(c->fp));
         if (s.sve_size)
-                snap_put(b, a->sve[vcpu->id], s.sve_size);
+                snap_put(b, vcpu->arch.sve, s.sve_size);
 }
 
 __attribute__((cold)) int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap_rd *r)
@@ -80,7 +80,7 @@ __attribute__((cold)) int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap
         struct vm_arch *a = &vcpu->vm->arch;
         struct arm64_vcpu_snap s;
         struct arm64_fp_regs fp;
-        uint64_t m, sve_size = a->sve[vcpu->id] ? (uint64_t)a->sve_pages * PAGE_SIZE : 0;
+        uint64_t m, sve_size = vcpu->arch.sve ? (uint64_t)a->sve_pages * PAGE_SIZE : 0;
         const uint8_t *sve;
 
         if (!snap_get(r, &s, sizeof(s)) || !snap_get(r, &fp, sizeof(fp)))
@@ -115,7 +115,7 @@ __attribute__((cold)) int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap
         c->timer_latched[1] = s.latched1;
         c->fp = fp;
         if (sve_size)
-                memcpy(a->sve[vcpu->id], sve, sve_size);
+                memcpy(vcpu->arch.sve, sve, sve_size);
         c->leave = 0;
         return 0;
 }

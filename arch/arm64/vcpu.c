@@ -30,7 +30,6 @@
 
 _Static_assert(offsetof(struct vcpu_arch, pc) == VCPU_CTX_PC, "entry.S offset");
 _Static_assert(offsetof(struct vcpu_arch, esr) == VCPU_CTX_ESR, "entry.S offset");
-_Static_assert(VM_ARCH_MAX_VCPUS >= VM_MAX_VCPUS, "a SVE area slot per vCPU");
 
 #define GUEST_RAM_BASE  ARM64_RAM_BASE
 #define GUEST_RESERVED  0x100000ull /* boot data and the test guests' stack */
@@ -120,9 +119,11 @@ int arch_vm_setup(struct vm *vm)
 
                 a->sve_pages = (unsigned)((34 * vl + vl / 8 + PAGE_SIZE - 1) / PAGE_SIZE);
                 for (unsigned i = 0; i < vm->vcpu_count && !err; i++) {
-                        err = palloc_alloc(&keel_palloc, a->sve_pages, PAGE_SIZE, &a->sve_pa[i]);
+                        struct vcpu_arch *c = &vm->vcpus[i].arch;
+
+                        err = palloc_alloc(&keel_palloc, a->sve_pages, PAGE_SIZE, &c->sve_pa);
                         if (!err) /* zeroed: a fresh vCPU's Z, P and FFR are all zero */
-                                a->sve[i] = hva_ptr(arch_hpa_to_hva(a->sve_pa[i]));
+                                c->sve = hva_ptr(arch_hpa_to_hva(c->sve_pa));
                 }
                 if (err)
                         return err;
@@ -182,13 +183,13 @@ static __attribute__((noinline, cold)) void power_on_reset(struct vcpu *vcpu)
         spin_unlock(held);
 }
 
-void arm64_kick_vcpus(struct vm *vm, unsigned mask)
+void arm64_kick_vcpus(struct vm *vm, uint64_t mask)
 {
         for (unsigned i = 0; i < vm->vcpu_count && i < VM_MAX_VCPUS && mask; i++) {
                 struct sched_entity *e = &vm->vcpus[i].sched;
                 enum sched_state st;
 
-                if (!(mask & (1u << i)))
+                if (!(mask & (1ull << i)))
                         continue;
                 st = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
                 /* Running: leave the guest and flush. Blocked: its CPU may idle in WFI. */
@@ -198,7 +199,7 @@ void arm64_kick_vcpus(struct vm *vm, unsigned mask)
 }
 
 /* After `vcpu` changed shared interrupt state (dev_lock held): whom to kick afterwards. */
-static unsigned kick_mask(const struct vcpu *vcpu)
+static uint64_t kick_mask(const struct vcpu *vcpu)
 {
         const struct vm *vm = vcpu->vm;
 
@@ -487,7 +488,7 @@ static void exit_data_abort(struct vcpu *vcpu)
         unsigned size = 1u << DABT_SAS(iss);
         uint64_t val, zero, *reg;
         struct spin_held held;
-        unsigned kick;
+        uint64_t kick;
         bool again;
 
         vcpu->stats.count[ARM64_EXIT_MMIO]++;
@@ -544,7 +545,7 @@ static __attribute__((noinline)) void exit_sysreg(struct vcpu *vcpu)
         bool read = iss & 1;
         uint64_t zero, *reg = reg_ptr(c, (iss >> 5) & 0x1f, &zero);
         struct spin_held held;
-        unsigned kick;
+        uint64_t kick;
 
         vcpu->stats.count[ARM64_EXIT_SYSREG]++;
         if (((iss >> 20) & 3) == 2 && vcpu->vm->debug) {
@@ -661,7 +662,7 @@ static void poll_console(struct vcpu *vcpu)
         uint8_t buf[32];
         struct spin_held held;
         size_t room, n;
-        unsigned kick;
+        uint64_t kick;
 
         if (!vcons_input_pending(&vm->console))
                 return;
@@ -934,8 +935,8 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         } else {
                 arm64_fp_load(&c->fp);
         }
-        if (a->sve[vcpu->id])
-                arm64_sve_load(a->sve[vcpu->id]); /* after V: Z0-Z31 hold V0-V31 */
+        if (c->sve)
+                arm64_sve_load(c->sve); /* after V: Z0-Z31 hold V0-V31 */
         if (a->platform)
                 arm64_vgic_load(vcpu);
         /* Keel's timer ends the slice: an IRQ exit at the deadline at the latest. */
@@ -991,14 +992,15 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         if (__builtin_expect(debug, 0))
                 gdb_leave(vcpu);
         arm64_fp_save(&c->fp);
-        if (a->sve[vcpu->id])
-                arm64_sve_save(a->sve[vcpu->id]);
+        if (c->sve)
+                arm64_sve_save(c->sve);
         write_sysreg(hcr_el2, HCR_RW);
         isb();
         if (vm->state != VM_RUNNING) {
                 /* Its other vCPUs leave their guests now rather than at their slices' ends. */
                 if (vm->vcpu_count > 1)
-                        arm64_kick_vcpus(vm, ((1u << vm->vcpu_count) - 1) & ~(1u << vcpu->id));
+                        arm64_kick_vcpus(vm,
+                                         (~0ull >> (64 - vm->vcpu_count)) & ~(1ull << vcpu->id));
                 return VCPU_RUN_LEFT;
         }
         CHECK(c->leave == VCPU_RUN_BLOCKED || c->leave == VCPU_RUN_PREEMPTED);
@@ -1037,11 +1039,18 @@ void arch_vm_teardown(struct vm *vm)
                 pt_destroy(&a->s2);
                 a->s2_ready = false;
         }
-        for (unsigned i = 0; i < VM_ARCH_MAX_VCPUS; i++) {
-                if (a->sve[i])
-                        CHECK(palloc_free(&keel_palloc, a->sve_pa[i], a->sve_pages) == 0);
-                a->sve[i] = NULL;
+        for (unsigned i = 0; i < vm->vcpu_count; i++) {
+                struct vcpu_arch *c = &vm->vcpus[i].arch;
+
+                if (c->sve)
+                        CHECK(palloc_free(&keel_palloc, c->sve_pa, a->sve_pages) == 0);
+                c->sve = NULL;
         }
+        if (a->vgic_cpus_pages)
+                CHECK(palloc_free(&keel_palloc, a->vgic_cpus_pa, a->vgic_cpus_pages) == 0);
+        a->vgic_cpus_pages = 0;
+        a->vgic.cpu = NULL;
+        a->vgic.nr_vcpus = 0;
 }
 
 bool arch_vm_probe_summary(const struct vm *vm, char *buf, size_t len)

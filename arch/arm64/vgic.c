@@ -87,7 +87,6 @@
 
 /* GICD_IROUTER: Aff3 (39:32), Aff2, Aff1, Aff0 (23:0); IRM is RAZ/WI (No1N). */
 #define ROUTE_MASK     0x000000ff00ffffffull
-#define ROUTE_AFF0     0xffull
 #define ROUTE_LO_MASK  0x00ffffffu
 #define ROUTE_HI_SHIFT 32
 
@@ -139,13 +138,9 @@ static bool irq_deliverable(const struct vgic *g, const struct vgic_irq *irq)
 /* The vCPU an SPI goes to: the one it is in flight on, else its IROUTER target. */
 static unsigned spi_home(const struct vgic *g, const struct vgic_irq *irq)
 {
-        uint64_t aff0 = irq->route & ROUTE_AFF0;
-
         if (irq->owner != VGIC_NO_VCPU)
                 return irq->owner;
-        if ((irq->route & ROUTE_MASK & ~ROUTE_AFF0) != 0 || aff0 >= g->nr_vcpus)
-                return VGIC_NO_VCPU;
-        return (unsigned)aff0;
+        return vgic_mpidr_vcpu(irq->route & ROUTE_MASK, g->nr_vcpus);
 }
 
 static void irq_drive(struct vgic_irq *irq, bool level)
@@ -165,14 +160,16 @@ static void irq_reset(struct vgic_irq *irq, bool edge)
         irq->owner = VGIC_NO_VCPU;
 }
 
-int vgic_init(struct vgic *vgic, unsigned nr_vcpus, unsigned nr_spis)
+int vgic_init(struct vgic *vgic, struct vgic_cpu *cpus, unsigned nr_vcpus, unsigned nr_spis)
 {
         memset(vgic, 0, sizeof(*vgic));
-        if (nr_vcpus == 0 || nr_vcpus > VGIC_MAX_VCPUS || nr_spis > VGIC_MAX_SPIS)
+        if (!cpus || nr_vcpus == 0 || nr_vcpus > VGIC_MAX_VCPUS || nr_spis > VGIC_MAX_SPIS)
                 return -KEEL_EINVAL;
+        memset(cpus, 0, nr_vcpus * sizeof(*cpus));
+        vgic->cpu = cpus;
         vgic->nr_vcpus = nr_vcpus;
         vgic->nr_spis = nr_spis;
-        for (unsigned c = 0; c < VGIC_MAX_VCPUS; c++) {
+        for (unsigned c = 0; c < nr_vcpus; c++) {
                 vgic->cpu[c].processor_sleep = true;
                 for (unsigned i = 0; i < VGIC_NR_PRIVATE; i++)
                         irq_reset(&vgic->cpu[c].priv[i], i < 16);
@@ -228,16 +225,17 @@ void vgic_sgi1r(struct vgic *vgic, unsigned from_vcpu, uint64_t v)
         }
         if (targets == 0)
                 return;
-        if (SGI1R_AFF1(v) || SGI1R_AFF2(v) || SGI1R_AFF3(v)) {
+        /* Aff0 values are 0..15 (vgic_vcpu_mpidr): a target list with RS != 0 names none. */
+        if (SGI1R_RS(v) || SGI1R_AFF2(v) || SGI1R_AFF3(v)) {
                 vgic->stats.sgi_dropped++;
                 return;
         }
         for (unsigned b = 0; b < 16; b++) {
-                unsigned c = SGI1R_RS(v) * 16 + b;
+                unsigned c = vgic_mpidr_vcpu(SGI1R_AFF1(v) << 8 | b, vgic->nr_vcpus);
 
                 if (!(targets & (1u << b)))
                         continue;
-                if (c < vgic->nr_vcpus)
+                if (c != VGIC_NO_VCPU)
                         sgi_pend(vgic, c, intid);
                 else
                         vgic->stats.sgi_dropped++;
@@ -426,19 +424,19 @@ static bool irq_news(const struct vgic *g, const struct vgic_irq *irq)
         return irq_deliverable(g, irq) && (irq->news || (!irq->active && !irq->in_lr));
 }
 
-unsigned vgic_kick_mask(const struct vgic *vgic, unsigned from_vcpu)
+uint64_t vgic_kick_mask(const struct vgic *vgic, unsigned from_vcpu)
 {
-        unsigned mask = 0, all;
+        uint64_t mask = 0, all;
 
-        if (vgic->nr_vcpus > VGIC_MAX_VCPUS)
+        if (vgic->nr_vcpus > VGIC_MAX_VCPUS || vgic->nr_vcpus == 0)
                 return 0;
-        all = (1u << vgic->nr_vcpus) - 1;
+        all = ~0ull >> (64 - vgic->nr_vcpus);
         for (unsigned c = 0; c < vgic->nr_vcpus; c++) {
                 if (c == from_vcpu)
                         continue;
                 for (unsigned i = 0; i < VGIC_NR_PRIVATE; i++)
                         if (irq_news(vgic, &vgic->cpu[c].priv[i])) {
-                                mask |= 1u << c;
+                                mask |= 1ull << c;
                                 break;
                         }
         }
@@ -450,7 +448,7 @@ unsigned vgic_kick_mask(const struct vgic *vgic, unsigned from_vcpu)
                         continue;
                 home = spi_home(vgic, irq);
                 if (home < vgic->nr_vcpus && home != from_vcpu)
-                        mask |= 1u << home;
+                        mask |= 1ull << home;
         }
         return mask;
 }
@@ -756,8 +754,8 @@ const struct mmio_ops vgic_dist_ops = {
 
 static uint64_t redist_typer(const struct vgic *g, unsigned vcpu)
 {
-        uint64_t t = (uint64_t)vcpu << GICR_TYPER_AFF_SHIFT | (uint64_t)vcpu
-                                                                  << GICR_TYPER_PROC_SHIFT;
+        uint64_t t = vgic_vcpu_mpidr(vcpu) << GICR_TYPER_AFF_SHIFT | (uint64_t)vcpu
+                                                                         << GICR_TYPER_PROC_SHIFT;
 
         if (vcpu + 1 == g->nr_vcpus)
                 t |= GICR_TYPER_LAST;

@@ -32,7 +32,7 @@ void arm64_vgic_load(struct vcpu *vcpu)
         /* Active priorities of a handler the guest was in when it last left the CPU. */
         write_sysreg(S3_4_C12_C9_0, vcpu->arch.ap1r0); /* ICH_AP1R0_EL2 */
         write_sysreg(S3_4_C12_C8_0, vcpu->arch.ap0r0); /* ICH_AP0R0_EL2 */
-        write_sysreg(vmpidr_el2, (1ull << 31) | vcpu->id);
+        write_sysreg(vmpidr_el2, (1ull << 31) | vgic_vcpu_mpidr(vcpu->id));
         write_sysreg(ICH_HCR_EL2, ICH_HCR_EN);
         isb();
 }

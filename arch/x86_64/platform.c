@@ -99,8 +99,10 @@ static void lapic_send_ipi(void *ctx, struct vlapic *src)
 {
         struct vcpu *vcpu = ctx;
         struct vm *vm = vcpu->vm;
-        struct vlapic *all[VM_MAX_VCPUS];
-        uint32_t changed, started;
+        struct vlapic *all[VLAPIC_MAX_GROUP];
+        uint64_t changed, started;
+
+        _Static_assert(VM_MAX_VCPUS <= VLAPIC_MAX_GROUP, "a LAPIC mask bit per vCPU");
 
         for (unsigned i = 0; i < vm->vcpu_count; i++)
                 all[i] = &vm->vcpus[i].arch.lapic;
@@ -108,9 +110,9 @@ static void lapic_send_ipi(void *ctx, struct vlapic *src)
         for (unsigned i = 0; i < vm->vcpu_count; i++) {
                 struct vcpu *v = &vm->vcpus[i];
 
-                if (started & (1u << i)) {
+                if (started & (1ull << i)) {
                         v->arch.start_pending = true;
-                } else if (changed & (1u << i)) {
+                } else if (changed & (1ull << i)) {
                         /* An NMI wakes a vCPU parked with interrupts off (x86_halt). */
                         if (v->arch.lapic.nmi_pending)
                                 v->arch.parked = false;
@@ -124,10 +126,10 @@ static void lapic_send_ipi(void *ctx, struct vlapic *src)
 
 void x86_start_released(struct vm *vm)
 {
-        uint32_t mask = __atomic_exchange_n(&vm->arch.start_mask, 0, __ATOMIC_ACQUIRE);
+        uint64_t mask = __atomic_exchange_n(&vm->arch.start_mask, 0, __ATOMIC_ACQUIRE);
 
         for (unsigned i = 0; i < vm->vcpu_count; i++)
-                if (mask & (1u << i)) {
+                if (mask & (1ull << i)) {
                         LOG_INFO("keel: vm %s: vCPU %u started (SIPI vector %#x)", vm->name, i,
                                  vm->vcpus[i].arch.lapic.sipi_vector);
                         vm_vcpu_started(&vm->vcpus[i]);

@@ -252,16 +252,17 @@ static void vlapic_init_reset(struct vlapic *l)
         l->wait_sipi = true;
 }
 
-uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsigned n,
-                            uint32_t *started)
+uint64_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsigned n,
+                            uint64_t *started)
 {
         uint32_t lo = src->icr_lo;
         uint8_t vector = (uint8_t)ICR_VECTOR(lo);
-        uint32_t mode = ICR_MODE(lo), changed = 0;
+        uint32_t mode = ICR_MODE(lo);
+        uint64_t changed = 0;
         bool named = false, collapsed = false;
 
         *started = 0;
-        CHECK(n <= 32);
+        CHECK(n <= VLAPIC_MAX_GROUP);
         switch (mode) {
         case VLAPIC_DM_FIXED:
         case VLAPIC_DM_LOWEST:
@@ -299,7 +300,7 @@ uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsi
                 case VLAPIC_DM_LOWEST:
                         if (l->wait_sipi || !vlapic_set_irq(l, vector, false))
                                 continue;
-                        changed |= 1u << i;
+                        changed |= 1ull << i;
                         if (mode == VLAPIC_DM_LOWEST)
                                 return changed; /* one of them: the first that accepts */
                         break;
@@ -312,7 +313,7 @@ uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsi
                                 continue;
                         }
                         l->nmi_pending = true;
-                        changed |= 1u << i;
+                        changed |= 1ull << i;
                         break;
                 case VLAPIC_DM_INIT:
                         if (!l->wait_sipi) {
@@ -320,15 +321,15 @@ uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsi
                                 continue;
                         }
                         vlapic_init_reset(l);
-                        changed |= 1u << i;
+                        changed |= 1ull << i;
                         break;
                 default: /* start-up */
                         if (!l->wait_sipi)
                                 continue; /* a second SIPI, or a running vCPU: ignored */
                         l->wait_sipi = false;
                         l->sipi_vector = vector;
-                        changed |= 1u << i;
-                        *started |= 1u << i;
+                        changed |= 1ull << i;
+                        *started |= 1ull << i;
                         break;
                 }
         }
@@ -340,7 +341,7 @@ uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsi
 static void vlapic_send_ipi(struct vlapic *l)
 {
         struct vlapic *const self[1] = {l};
-        uint32_t started;
+        uint64_t started;
 
         if (l->env.send_ipi)
                 l->env.send_ipi(l->env.ctx, l);

@@ -75,7 +75,7 @@ static void m_send_ipi(void *ctx, struct vlapic *src)
 {
         struct machine *mm = ctx;
         bool waiting[MAX_CPUS];
-        uint32_t started = 0, woken;
+        uint64_t started = 0, woken;
 
         for (unsigned i = 0; i < mm->n; i++)
                 waiting[i] = mm->lapic[i].wait_sipi;

@@ -33,6 +33,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct vgic g;
+static struct vgic_cpu fuzz_cpus[VGIC_MAX_VCPUS];
 static uint64_t lrs[VGIC_MAX_VCPUS][VGIC_MAX_LRS];
 static unsigned nr_used[VGIC_MAX_VCPUS];
 static bool flushed[VGIC_MAX_VCPUS];
@@ -112,9 +113,9 @@ static void check_spi_owners(void)
 
 static void check_kick(unsigned from)
 {
-        unsigned mask = vgic_kick_mask(&g, from);
+        uint64_t mask = vgic_kick_mask(&g, from);
 
-        if ((mask >> g.nr_vcpus) || (mask >> from & 1))
+        if ((g.nr_vcpus < 64 && mask >> g.nr_vcpus) || (from < 64 && mask >> from & 1))
                 abort();
         for (unsigned c = 0; c < g.nr_vcpus; c++)
                 if ((mask >> c & 1) && !vgic_has_pending(&g, c))
@@ -222,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(lrs, 0, sizeof(lrs));
         memset(nr_used, 0, sizeof(nr_used));
         memset(flushed, 0, sizeof(flushed));
-        rc = vgic_init(&g, (sel[0] & 7) + 1u, sel[1]);
+        rc = vgic_init(&g, fuzz_cpus, (sel[0] & 31) + 1u, sel[1]); /* Aff1 0..1 */
         if ((rc == 0) != (sel[1] <= VGIC_MAX_SPIS))
                 abort();
         if (rc == 0) {

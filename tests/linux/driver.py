@@ -39,6 +39,10 @@ Cases:
              the disk checks, poweroff, and Keel's exit line for each vCPU
     arm64_direct  the direct case on arm64: QEMU's virt machine without virtualization, the
              disk as virtio-blk-device (virtio-mmio, described in QEMU's device tree)
+    smp16, arm64_smp16  a large guest: one VM with 16 vCPUs on a 16-CPU QEMU host ("smp:
+             Brought up 1 node, 16 CPUs"), the shell case, then at the shell `nproc` (16) and a
+             parallel job: 16 background checksums, job i pinned to CPU i with taskset, each
+             reporting when done, then `wait` (label scale: slow under TCG)
 """
 
 import argparse
@@ -136,6 +140,11 @@ CASES = {
     "arm64_reboot": dict(vms=["linux"], mode="reboot", timeout=840, stop="reboot", arch="arm64"),
     # vcpus: the VMs' `vcpus =`; smp: the emulated machine's CPUs (tools/run-qemu --smp).
     "arm64_smp": dict(vms=["linux"], mode="disk", timeout=840, arch="arm64", vcpus=2, smp=2),
+    # Large guests: 16 vCPUs on a 16-CPU host, the shell, then a job on every vCPU (parallel:
+    # how many pinned background jobs). Slow under TCG on a small machine (label scale).
+    "smp16": dict(vms=["linux"], mode="shell", timeout=3000, vcpus=16, smp=16, parallel=16),
+    "arm64_smp16": dict(vms=["linux"], mode="shell", timeout=3000, arch="arm64", vcpus=16,
+                        smp=16, parallel=16),
     # RAM above 4 GiB: 4608 MiB from 1 GiB (to 5.5 GiB) on a 6 GiB host, the shell case plus
     # `free -m`, which must count more than 4 GiB. memory: the VM's `memory =`; host_memory:
     # tools/run-qemu --memory.
@@ -446,6 +455,12 @@ def checks(case, info, expect):
             order.append(g(r"keel-test: shell ready$"))
             order.append(g(r"keel-42$"))
             order.append(g(r"keel-time-\d+$"))
+            if case.get("parallel"):
+                # every vCPU online, then each pinned job done, then all of them
+                order.append(g(r"keel-nproc-%d$" % case["vcpus"]))
+                order.append(g(r"keel-par-all-done$"))
+                for i in range(case["parallel"]):
+                    counts[g(r"keel-par-cpu%d-done$" % i)] = 1
             if case.get("memory"):
                 # 4608 MiB less the kernel's own: between 4 GiB and 4.5 GiB
                 order.append(g(r"Mem: +4(?:09[7-9]|[1-5]\d\d) "))
@@ -558,6 +573,14 @@ def sends(case, vm, direct):
         # the RAM the guest's kernel counts (checks: more than 4 GiB)
         typed.append("%s=>free -m" % clock)
         clock = guest(vm, direct, r"Swap: .*\n") + prompt
+    if case.get("parallel"):
+        # A job on every vCPU: job i pinned to CPU i (taskset fails, and the job never
+        # reports, if that CPU is not online), 4 MiB through sha256sum each, all at once.
+        typed.append("%s=>echo keel-nproc-$(nproc); for i in $(seq 0 %d); do taskset -c $i sh "
+                     "-c \"head -c 4194304 /dev/zero | sha256sum >/dev/null && echo "
+                     "keel-par-cpu$i-done\" & done; wait; echo keel-par-all-done"
+                     % (clock, case["parallel"] - 1))
+        clock = guest(vm, direct, r"keel-par-all-done\n") + prompt
     return typed + ["%s=>poweroff -f" % clock]
 
 

@@ -222,9 +222,14 @@ static void check_tables(const struct acpi_config *cfg, uint64_t base)
         memcpy(&m, madt, sizeof(m));
         EXPECT_EQ(m.lapic_address, 0xfee00000);
         EXPECT_EQ(m.flags & 1, 0); /* PCAT_COMPAT */
-        EXPECT_EQ(m.hdr.length, 44 + 8 * cfg->num_cpus + 12 + (cfg->com1 ? 10 : 0));
         {
-                unsigned lapics = 0, ioapics = 0, isos = 0;
+                unsigned xapic = cfg->num_cpus < 255 ? cfg->num_cpus : 255;
+
+                EXPECT_EQ(m.hdr.length, 44 + 8 * xapic + 16 * (cfg->num_cpus - xapic) + 12 +
+                                            (cfg->com1 ? 10 : 0));
+        }
+        {
+                unsigned lapics = 0, x2apics = 0, ioapics = 0, isos = 0;
                 const uint8_t *e = madt + 44, *end = madt + m.hdr.length;
 
                 while (e < end) {
@@ -234,7 +239,16 @@ static void check_tables(const struct acpi_config *cfg, uint64_t base)
                                 EXPECT_EQ(e[2], lapics); /* processor UID */
                                 EXPECT_EQ(e[3], lapics); /* APIC ID */
                                 EXPECT_EQ(rd32(e + 4), 1);
+                                EXPECT_EQ(x2apics, 0); /* IDs in order: LAPICs first */
                                 lapics++;
+                        } else if (e[0] == 9) {
+                                /* x2APIC: IDs 255 and above, after the 255 LAPIC entries. */
+                                EXPECT_EQ(e[1], 16);
+                                EXPECT_EQ(lapics, 255);
+                                EXPECT_EQ(rd32(e + 4), 255 + x2apics);  /* x2APIC ID */
+                                EXPECT_EQ(rd32(e + 8), 1);              /* enabled */
+                                EXPECT_EQ(rd32(e + 12), 255 + x2apics); /* processor UID */
+                                x2apics++;
                         } else if (e[0] == 1) {
                                 EXPECT_EQ(e[1], 12);
                                 EXPECT_EQ(e[2], cfg->ioapic_id);
@@ -254,7 +268,7 @@ static void check_tables(const struct acpi_config *cfg, uint64_t base)
                         }
                         e += e[1];
                 }
-                EXPECT_EQ(lapics, cfg->num_cpus);
+                EXPECT_EQ(lapics + x2apics, cfg->num_cpus);
                 EXPECT_EQ(ioapics, 1);
                 EXPECT_EQ(isos, cfg->com1 ? 1u : 0u);
         }
@@ -308,6 +322,14 @@ TEST(variants)
         c = config(1, 0, false);
         check_tables(&c, BASE);
         c = config(ACPI_MAX_CPUS, 2, false);
+        check_tables(&c, BASE);
+        /* A VM's largest count (VM_MAX_VCPUS): 64 LAPIC entries; the last xAPIC ID; the first
+         * x2APIC ID. */
+        c = config(64, 2, true);
+        check_tables(&c, BASE);
+        c = config(255, 0, false);
+        check_tables(&c, BASE);
+        c = config(256, 0, true);
         check_tables(&c, BASE);
         c = config(2, 1, true);
         check_tables(&c, 0x7ff00000); /* another base: every pointer moves with it */

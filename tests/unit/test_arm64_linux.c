@@ -342,7 +342,7 @@ static struct arm64_linux_vm sample_vm(void)
         return vm;
 }
 
-static char dts[16384];
+static char dts[32768];
 static char dtc_err[4096];
 
 /* Decompiles blob[0, size) with dtc into dts[] (stderr into dtc_err[]); dtc's exit status. */
@@ -511,6 +511,20 @@ TEST(vm_fdt_variants)
         EXPECT_FALSE(strstr(dts, "virtio"));
         EXPECT_CONTAINS(dts, "cpu@f {");
         EXPECT_CONTAINS(dts, "reg = <0x0f>;");
+        /* 64 vCPUs: cpu@<MPIDR>, Aff0 0..15 and Aff1 above 16 (vgic_vcpu_mpidr). */
+        EXPECT_CONTAINS(dts, "cpu@100 {");
+        EXPECT_CONTAINS(dts, "reg = <0x100>;");
+        EXPECT_CONTAINS(dts, "cpu@30f {");
+        EXPECT_CONTAINS(dts, "reg = <0x30f>;");
+        EXPECT_FALSE(strstr(dts, "cpu@10 {")); /* no Aff0 16 */
+        EXPECT_FALSE(strstr(dts, "cpu@40 {")); /* no vCPU 64 */
+        {
+                unsigned cpus = 0;
+
+                for (const char *p = dts; (p = strstr(p, "device_type = \"cpu\"")); p++)
+                        cpus++;
+                EXPECT_EQ(cpus, 64);
+        }
         EXPECT_CONTAINS(node_text("memory@8000000000", node, sizeof(node)),
                         "reg = <0x80 0x00 0x01 0x00>;");
         EXPECT_CONTAINS(node_text("pl011@9abcdef000", node, sizeof(node)),

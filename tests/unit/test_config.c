@@ -760,8 +760,8 @@ TEST(scheduling_keys)
         sched_err("weight", "99999999999999999999999", "must be from 1 to 65536");
         sched_err("cpu", "65536", "must be from 0 to 65535");
         sched_err("cpu", "4294967296", "must be from 0 to 65535");
-        sched_err("vcpus", "0", "must be from 1 to 8");
-        sched_err("vcpus", "9", "must be from 1 to 8");
+        sched_err("vcpus", "0", "must be from 1 to 64");
+        sched_err("vcpus", "65", "must be from 1 to 64");
         /* The whole message, word for word (docs/config.md). */
         EXPECT_ERR(VM_HELLO "weight = 0\n", 4, "");
         EXPECT_STREQ(err, "keel.cfg:4: weight = 0 in [vm hello]: must be from 1 to 65536 (its "
@@ -769,9 +769,11 @@ TEST(scheduling_keys)
         EXPECT_ERR(VM_HELLO "cpu = 65536\n", 4, "");
         EXPECT_STREQ(err, "keel.cfg:4: cpu = 65536 in [vm hello]: must be from 0 to 65535 (the "
                           "physical CPU to pin to; default: any)");
-        EXPECT_ERR(VM_HELLO "vcpus = 9\n", 4, "");
-        EXPECT_STREQ(err, "keel.cfg:4: vcpus = 9 in [vm hello]: must be from 1 to 8 (virtual CPUs; "
-                          "default 1)");
+        EXPECT_ERR(VM_HELLO "vcpus = 65\n", 4, "");
+        EXPECT_STREQ(err, "keel.cfg:4: vcpus = 65 in [vm hello]: must be from 1 to 64 (virtual "
+                          "CPUs; default 1)");
+        EXPECT_OK(VM_HELLO "vcpus = 64\n");
+        EXPECT_EQ(cfg.vms[0].vcpus, 64);
 
         /* Garbage. */
         for (unsigned k = 0; k < ARRAY_SIZE(keys3); k++) {
@@ -780,7 +782,7 @@ TEST(scheduling_keys)
         }
         sched_err("weight", "none", "not a number (expected decimal or 0x hex, 1 to 65536)");
         sched_err("cpu", "any", "not a number (expected decimal or 0x hex, 0 to 65535)");
-        sched_err("vcpus", "two", "not a number (expected decimal or 0x hex, 1 to 8)");
+        sched_err("vcpus", "two", "not a number (expected decimal or 0x hex, 1 to 64)");
         EXPECT_ERR(VM_HELLO "weight =\n", 4, "'weight' in [vm hello] has no value");
         EXPECT_ERR(VM_HELLO "cpu = 1 2\n", 4, "unexpected '2'");
 

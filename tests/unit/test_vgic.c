@@ -9,6 +9,9 @@
 
 #include "test.h"
 
+/* Redistributor state for the vgic under test (the arch allocates it per VM). */
+static struct vgic_cpu test_cpus[VGIC_MAX_VCPUS];
+
 #define GICD_CTLR       0x0000
 #define GICD_TYPER      0x0004
 #define GICD_IIDR       0x0008
@@ -137,7 +140,7 @@ static void linux_init(struct vgic *g)
 
 static void setup(struct vgic *g, unsigned nr_vcpus, unsigned nr_spis)
 {
-        ASSERT_TRUE(vgic_init(g, nr_vcpus, nr_spis) == 0);
+        ASSERT_TRUE(vgic_init(g, test_cpus, nr_vcpus, nr_spis) == 0);
         linux_init(g);
 }
 
@@ -188,9 +191,9 @@ TEST(init_ranges)
         uint64_t lrs[4] = {1, 2, 3, 4};
         bool under = true;
 
-        EXPECT_EQ(vgic_init(&g, 0, 32), -KEEL_EINVAL);
-        EXPECT_EQ(vgic_init(&g, VGIC_MAX_VCPUS + 1, 32), -KEEL_EINVAL);
-        EXPECT_EQ(vgic_init(&g, 1, VGIC_MAX_SPIS + 1), -KEEL_EINVAL);
+        EXPECT_EQ(vgic_init(&g, test_cpus, 0, 32), -KEEL_EINVAL);
+        EXPECT_EQ(vgic_init(&g, test_cpus, VGIC_MAX_VCPUS + 1, 32), -KEEL_EINVAL);
+        EXPECT_EQ(vgic_init(&g, test_cpus, 1, VGIC_MAX_SPIS + 1), -KEEL_EINVAL);
         /* A failed init leaves a GIC on which every call is harmless. */
         vgic_set_level(&g, 40, true);
         vgic_sgi1r(&g, 0, 1);
@@ -200,11 +203,11 @@ TEST(init_ranges)
         EXPECT_FALSE(vgic_has_pending(&g, 0));
         EXPECT_EQ(rread(&g, 0, GICR_TYPER, 8), 0);
 
-        EXPECT_EQ(vgic_init(&g, VGIC_MAX_VCPUS, VGIC_MAX_SPIS), 0);
+        EXPECT_EQ(vgic_init(&g, test_cpus, VGIC_MAX_VCPUS, VGIC_MAX_SPIS), 0);
         EXPECT_EQ(dr(&g, GICD_TYPER) & 0x1f, 3); /* 128 INTIDs */
-        EXPECT_EQ(vgic_init(&g, 1, 0), 0);
+        EXPECT_EQ(vgic_init(&g, test_cpus, 1, 0), 0);
         EXPECT_EQ(dr(&g, GICD_TYPER) & 0x1f, 0);
-        EXPECT_EQ(vgic_init(&g, 1, 40), 0);
+        EXPECT_EQ(vgic_init(&g, test_cpus, 1, 40), 0);
         EXPECT_EQ(dr(&g, GICD_TYPER) & 0x1f, 2); /* rounded up; 72..95 are RAZ/WI */
         dw(&g, GICD_ISENABLER + 8, ~0u);
         EXPECT_EQ(dr(&g, GICD_ISENABLER + 8), 0xffu); /* 64..71 */
@@ -215,7 +218,7 @@ TEST(linux_init_sequence)
         struct vgic g;
         uint32_t typer;
 
-        ASSERT_TRUE(vgic_init(&g, 2, 64) == 0);
+        ASSERT_TRUE(vgic_init(&g, test_cpus, 2, 64) == 0);
         typer = dr(&g, GICD_TYPER);
         EXPECT_EQ(typer & 0x1f, 2);         /* ITLinesNumber: 96 INTIDs */
         EXPECT_EQ((typer >> 19) & 0x1f, 9); /* IDbits: 10 */
@@ -265,9 +268,9 @@ TEST(redistributor_typer_last)
 {
         struct vgic g;
 
-        ASSERT_TRUE(vgic_init(&g, 1, 32) == 0);
+        ASSERT_TRUE(vgic_init(&g, test_cpus, 1, 32) == 0);
         EXPECT_EQ(rread(&g, 0, GICR_TYPER, 8), 0x10);
-        ASSERT_TRUE(vgic_init(&g, VGIC_MAX_VCPUS, 32) == 0);
+        ASSERT_TRUE(vgic_init(&g, test_cpus, VGIC_MAX_VCPUS, 32) == 0);
         /* Linux's walk: frame after frame until Last. */
         for (unsigned c = 0;; c++) {
                 uint64_t t;
@@ -275,8 +278,8 @@ TEST(redistributor_typer_last)
                 ASSERT_TRUE(c < VGIC_MAX_VCPUS);
                 EXPECT_EQ((rread(&g, c, 0xffe8, 4) >> 4) & 0xf, 3);
                 t = rread(&g, c, GICR_TYPER, 8);
-                EXPECT_EQ(t >> 32, c);           /* Aff0 = vCPU index */
-                EXPECT_EQ((t >> 8) & 0xffff, c); /* Processor_Number */
+                EXPECT_EQ(t >> 32, (c / 16) << 8 | c % 16); /* Aff1.Aff0 = vgic_vcpu_mpidr(c) */
+                EXPECT_EQ((t >> 8) & 0xffff, c);            /* Processor_Number */
                 EXPECT_EQ(rread(&g, c, GICR_TYPER, 4), t & 0xffffffffu);
                 EXPECT_EQ(rread(&g, c, GICR_TYPER + 4, 4), t >> 32);
                 if (t & 0x10) {
@@ -294,6 +297,94 @@ TEST(redistributor_typer_last)
         vgic_redist_ops.write(&g, GICR_TYPER, 8, ~0ull);
         EXPECT_EQ(rread(&g, 0, GICR_TYPER, 8), 0);
         EXPECT_EQ(rread(&g, 0, 4, 4), 0x4b000000u);
+}
+
+/* vCPU index <-> MPIDR affinity: Aff0 0..15 (SGI target lists), Aff1 beyond 16 vCPUs. */
+TEST(affinity_mapping)
+{
+        bool seen[0x10000] = {false};
+
+        for (unsigned i = 0; i < VGIC_MAX_VCPUS; i++) {
+                uint64_t m = vgic_vcpu_mpidr(i);
+
+                EXPECT_TRUE((m & 0xff) < 16);
+                EXPECT_EQ(m >> 8, i / 16);
+                EXPECT_FALSE(seen[m]);
+                seen[m] = true;
+                EXPECT_EQ(vgic_mpidr_vcpu(m, VGIC_MAX_VCPUS), i);
+                EXPECT_EQ(vgic_mpidr_vcpu(m, i), VGIC_NO_VCPU); /* not among i vCPUs */
+        }
+        EXPECT_EQ(vgic_vcpu_mpidr(17), 0x101);
+        EXPECT_EQ(vgic_vcpu_mpidr(63), 0x30f);
+        EXPECT_EQ(vgic_mpidr_vcpu(0x10, 64), VGIC_NO_VCPU);           /* Aff0 16 */
+        EXPECT_EQ(vgic_mpidr_vcpu(0x400, 64), VGIC_NO_VCPU);          /* vCPU 64 */
+        EXPECT_EQ(vgic_mpidr_vcpu(0x10001, 64), VGIC_NO_VCPU);        /* Aff2 */
+        EXPECT_EQ(vgic_mpidr_vcpu(0x100000001ull, 64), VGIC_NO_VCPU); /* Aff3 */
+        EXPECT_EQ(vgic_mpidr_vcpu(0x80000001ull, 64), VGIC_NO_VCPU);  /* MPIDR bit 31 */
+        EXPECT_EQ(vgic_mpidr_vcpu(0xff0f, 64), VGIC_NO_VCPU);
+}
+
+/* 64 vCPUs: a redistributor frame each, found by offset; TYPER names its affinity. */
+TEST(redistributors_64)
+{
+        struct vgic g;
+
+        setup(&g, 64, 32);
+        for (unsigned c = 0; c < 64; c++) {
+                uint64_t t = rread(&g, c, GICR_TYPER, 8);
+
+                EXPECT_EQ(t >> 32, vgic_vcpu_mpidr(c));
+                EXPECT_EQ((t >> 8) & 0xffff, c);
+                EXPECT_EQ((t & 0x10) != 0, c == 63);
+                /* Its own SGI frame: enabling SGI 3 on vCPU c touches vCPU c only. */
+                sw(&g, c, SGI_ICENABL, 1u << 3);
+        }
+        sw(&g, 45, SGI_ISENABL, 1u << 3);
+        for (unsigned c = 0; c < 64; c++)
+                EXPECT_EQ(sr(&g, c, SGI_ISENABL) >> 3 & 1, c == 45);
+        EXPECT_EQ(g.stats.redist_unknown, 0);
+        EXPECT_EQ(rread(&g, 64, GICR_TYPER, 8), 0); /* past the last frame */
+        EXPECT_EQ(g.stats.redist_unknown, 1);
+}
+
+/* SGIs to vCPUs beyond 16 (ICC_SGI1R_EL1 with Aff1) and SPIs routed there. */
+TEST(sgi_spi_64)
+{
+        struct vgic g;
+
+        setup(&g, 64, 32);
+        /* vCPU 0 sends SGI 2 to Aff1 3, target list bit 5: vCPU 53 only. */
+        vgic_sgi1r(&g, 0, 3ull << 16 | 2ull << 24 | 1u << 5);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 1ull << 53);
+        for (unsigned c = 0; c < 64; c++)
+                EXPECT_EQ(vgic_has_pending(&g, c), c == 53);
+        /* Aff1 3, bits 0 and 15: vCPUs 48 and 63. */
+        vgic_sgi1r(&g, 0, 3ull << 16 | 4ull << 24 | 0x8001u);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 1ull << 48 | 1ull << 53 | 1ull << 63);
+        /* Aff1 4 (vCPUs 64..) and a range selector (Aff0 16..): none exists, counted. */
+        vgic_sgi1r(&g, 0, 4ull << 16 | 1ull << 24 | 1u);
+        EXPECT_EQ(g.stats.sgi_dropped, 1);
+        vgic_sgi1r(&g, 0, 1ull << 44 | 1ull << 24 | 1u);
+        EXPECT_EQ(g.stats.sgi_dropped, 2);
+        EXPECT_EQ(vgic_kick_mask(&g, 0), 1ull << 48 | 1ull << 53 | 1ull << 63);
+        /* IRM: every vCPU but the sender (vCPU 63). */
+        vgic_sgi1r(&g, 63, 1ull << 40 | 5ull << 24);
+        EXPECT_EQ(vgic_kick_mask(&g, 63), ~0ull >> 1);
+
+        setup(&g, 64, 32);
+        /* SPI 40 routed to Aff1 3, Aff0 2 (vCPU 50). */
+        set_edge(&g, 40, false);
+        enable_spi(&g, 40);
+        vgic_dist_ops.write(&g, GICD_IROUTER + 8 * 40, 8, 0x302);
+        vgic_set_level(&g, 40, true);
+        EXPECT_EQ(vgic_kick_mask(&g, VGIC_NO_VCPU), 1ull << 50);
+        EXPECT_TRUE(vgic_has_pending(&g, 50));
+        EXPECT_FALSE(vgic_has_pending(&g, 2));
+        /* Routed to Aff0 16 (no such vCPU): nobody takes it. */
+        vgic_dist_ops.write(&g, GICD_IROUTER + 8 * 40, 8, 0x10);
+        EXPECT_EQ(vgic_kick_mask(&g, VGIC_NO_VCPU), 0);
+        for (unsigned c = 0; c < 64; c++)
+                EXPECT_FALSE(vgic_has_pending(&g, c));
 }
 
 TEST(level_spi_resample)
@@ -826,7 +917,7 @@ TEST(kick_mask_sgis_and_spis)
         dw(&g, GICD_CTLR, 0);
         EXPECT_EQ(vgic_kick_mask(&g, 0), 0);
         /* No vCPUs (a failed init): nothing. */
-        EXPECT_TRUE(vgic_init(&g, 0, 0) != 0);
+        EXPECT_TRUE(vgic_init(&g, test_cpus, 0, 0) != 0);
         EXPECT_EQ(vgic_kick_mask(&g, 0), 0);
 }
 

@@ -871,7 +871,7 @@ struct group {
         struct fake_env f;
         struct vlapic l[GROUP_N];
         struct vlapic *all[GROUP_N];
-        uint32_t changed, started; /* of the last IPI */
+        uint64_t changed, started; /* of the last IPI */
         unsigned sends;
 };
 
@@ -992,6 +992,96 @@ TEST(ipi_destinations)
         send(&g, 0, 3, 0x00004056);
         EXPECT_EQ(g.changed, 0);
         EXPECT_EQ(g.l[3].stats.disabled_drop, 1);
+}
+
+/* ---- A VM's largest LAPIC group: VLAPIC_MAX_GROUP (64) vCPUs, APIC IDs 0..63 ---- */
+
+struct big {
+        struct fake_env f;
+        struct vlapic l[VLAPIC_MAX_GROUP];
+        struct vlapic *all[VLAPIC_MAX_GROUP];
+        uint64_t changed, started;
+};
+
+static void big_send_ipi(void *ctx, struct vlapic *src)
+{
+        struct big *b = ctx;
+
+        b->changed = vlapic_ipi_deliver(src, b->all, VLAPIC_MAX_GROUP, &b->started);
+}
+
+static void big_setup(struct big *b)
+{
+        struct vlapic_env env = {.now = fake_now, .send_ipi = big_send_ipi, .ctx = b};
+
+        memset(b, 0, sizeof(*b));
+        b->f.now = 1000;
+        for (unsigned i = 0; i < VLAPIC_MAX_GROUP; i++) {
+                vlapic_init(&b->l[i], i, &env);
+                b->l[i].wait_sipi = i != 0;
+                b->all[i] = &b->l[i];
+        }
+}
+
+static void big_send(struct big *b, unsigned from, uint8_t dest, uint32_t lo)
+{
+        wr(&b->l[from], VLAPIC_REG_ICR_HI, (uint32_t)dest << 24);
+        wr(&b->l[from], VLAPIC_REG_ICR_LO, lo);
+}
+
+TEST(ipi_64_vcpus)
+{
+        static struct big b;
+
+        big_setup(&b);
+        enable(&b.l[0]);
+        /* Linux's bring-up of the last APs: INIT, then SIPI, to APIC IDs above 31. */
+        big_send(&b, 0, 63, 0x0000c500);
+        EXPECT_EQ(b.changed, 1ull << 63);
+        big_send(&b, 0, 63, 0x00000608);
+        EXPECT_EQ(b.started, 1ull << 63);
+        EXPECT_FALSE(b.l[63].wait_sipi);
+        /* SIPI to all excluding self: every other AP starts, in one mask. */
+        big_send(&b, 0, 0, 0x000c0609);
+        EXPECT_EQ(b.started, ~1ull & ~(1ull << 63));
+        for (unsigned i = 0; i < VLAPIC_MAX_GROUP; i++)
+                enable(&b.l[i]);
+        /* Physical destinations: each ID reaches its own LAPIC and no other. */
+        for (unsigned i = 0; i < VLAPIC_MAX_GROUP; i++) {
+                big_send(&b, (i + 1) % VLAPIC_MAX_GROUP, (uint8_t)i, 0x00004040 + (i & 0xf));
+                EXPECT_EQ(b.changed, 1ull << i);
+                EXPECT_EQ(take(&b.l[i]), 0x40 + (i & 0xf));
+        }
+        /* An ID no vCPU has: nobody. */
+        big_send(&b, 5, 64, 0x00004050);
+        EXPECT_EQ(b.changed, 0);
+        /* Physical broadcast (0xff) and all-including-self: all 64. */
+        big_send(&b, 40, 0xff, 0x00004051);
+        EXPECT_EQ(b.changed, ~0ull);
+        big_send(&b, 40, 0, 0x00084052);
+        EXPECT_EQ(b.changed, ~0ull);
+        big_send(&b, 40, 0, 0x000c4053); /* all excluding self */
+        EXPECT_EQ(b.changed, ~0ull & ~(1ull << 40));
+        /* Logical cluster model: 15 clusters of 4; cluster 13 member 2 is LAPIC 53. */
+        for (unsigned i = 0; i < VLAPIC_MAX_GROUP; i++) {
+                wr(&b.l[i], VLAPIC_REG_DFR, 0x0fffffff);
+                wr(&b.l[i], VLAPIC_REG_LDR, (i / 4) << 28 | (1u << (i % 4)) << 24);
+        }
+        big_send(&b, 0, 0xd2, 0x00004854);
+        EXPECT_EQ(b.changed, 1ull << 53);
+        big_send(&b, 0, 0xdf, 0x00004855); /* cluster 13, all four */
+        EXPECT_EQ(b.changed, 0xfull << 52);
+        big_send(&b, 0, 0xf1, 0x00004856); /* member 0 of every cluster */
+        {
+                uint64_t want = 0;
+
+                for (unsigned i = 0; i < VLAPIC_MAX_GROUP; i += 4)
+                        want |= 1ull << i;
+                EXPECT_EQ(b.changed, want);
+        }
+        /* Lowest priority to a cluster: one of them, and only one. */
+        big_send(&b, 0, 0xef, 0x00004957);
+        EXPECT_EQ(b.changed, 1ull << 56);
 }
 
 TEST(ipi_shorthands)

@@ -30,8 +30,11 @@ struct gmem;
 #define ACPI_IOAPIC_ADDR     0xfec00000u
 #define ACPI_IOAPIC_GSI_BASE 0
 #define ACPI_IOAPIC_PINS     24
-#define ACPI_MAX_CPUS        255 /* xAPIC IDs 0..254 (0xff is the broadcast ID) */
-#define ACPI_MAX_VIRTIO      32
+/* CPUs the builder describes: APIC IDs 0..254 in LAPIC entries (0xff is the xAPIC broadcast
+ * ID), 255 and above in x2APIC entries (ACPI 6.5, 5.2.12.12); a VM has at most VM_MAX_VCPUS. */
+#define ACPI_MAX_CPUS     1024
+#define ACPI_MAX_XAPIC_ID 254
+#define ACPI_MAX_VIRTIO   32
 
 /* COM1 as described in the DSDT. */
 #define ACPI_COM1_PORT 0x3f8
@@ -67,7 +70,7 @@ struct acpi_virtio_mmio {
 };
 
 struct acpi_config {
-        unsigned num_cpus; /* 1..ACPI_MAX_CPUS, LAPIC IDs 0..num_cpus-1 */
+        unsigned num_cpus; /* 1..ACPI_MAX_CPUS, APIC IDs 0..num_cpus-1 */
         uint8_t ioapic_id;
         const struct acpi_virtio_mmio *virtio;
         unsigned num_virtio; /* 0..ACPI_MAX_VIRTIO, DSDT devices \_SB.V000, V001, ... */
@@ -228,6 +231,16 @@ struct acpi_madt_lapic {
         uint32_t flags; /* bit 0 enabled */
 } __attribute__((packed));
 
+/* Processor local x2APIC, for an APIC ID above ACPI_MAX_XAPIC_ID. */
+struct acpi_madt_x2apic {
+        uint8_t type; /* 9 */
+        uint8_t length;
+        uint16_t reserved;
+        uint32_t x2apic_id;
+        uint32_t flags; /* bit 0 enabled */
+        uint32_t processor_uid;
+} __attribute__((packed));
+
 struct acpi_madt_ioapic {
         uint8_t type; /* 1 */
         uint8_t length;
@@ -258,6 +271,7 @@ struct acpi_madt_iso {
 #define ACPI_MADT_TYPE_LAPIC    0
 #define ACPI_MADT_TYPE_IOAPIC   1
 #define ACPI_MADT_TYPE_ISO      2 /* interrupt source override */
+#define ACPI_MADT_TYPE_X2APIC   9
 #define ACPI_MADT_LAPIC_ENABLED 1u
 
 #define ACPI_DSDT_REVISION 2 /* 64-bit AML integers */

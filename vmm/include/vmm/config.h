@@ -14,8 +14,8 @@
 
 #define CONFIG_PATH_MAX    128
 #define CONFIG_ERR_MAX     256
-#define CONFIG_CMDLINE_MAX 1008 /* a config line holds at most 1024 characters */
-#define CONFIG_VCPUS_MAX   8    /* vcpus = 1..8 */
+#define CONFIG_CMDLINE_MAX 1008         /* a config line holds at most 1024 characters */
+#define CONFIG_VCPUS_MAX   VM_MAX_VCPUS /* vcpus = 1..64 */
 
 enum finish_action {
         FINISH_HALT = 0,   /* print the summary and halt the CPU */

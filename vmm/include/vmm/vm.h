@@ -20,8 +20,16 @@
 #include <vmm/vcons.h>
 #include <arch/vm.h>
 
-#define VM_NAME_MAX  32
-#define VM_MAX_VCPUS 8 /* per VM (config vcpus =); how many VMs: memory and the config */
+#define VM_NAME_MAX 32
+/*
+ * vCPUs per VM (config vcpus =): the interrupt paths name a VM's vCPUs in one 64-bit mask
+ * (kicks, IPI and SGI targets), and on x86 the xAPIC's 8-bit IDs give room for them. A VM
+ * with more than VM_OVERCOMMIT_VCPUS vCPUs must also have a CPU online for each (vmtable.c):
+ * a large guest time-sliced on fewer CPUs would spin on its own locks. How many VMs: memory
+ * and the config.
+ */
+#define VM_MAX_VCPUS        64
+#define VM_OVERCOMMIT_VCPUS 8
 
 enum vm_state {
         VM_CREATED = 0,

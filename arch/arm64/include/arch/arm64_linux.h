@@ -87,7 +87,8 @@ int arm64_linux_plan(const struct arm64_layout_req *req, struct arm64_layout *ou
                      const char **why);
 
 /* The VM's device tree. */
-#define ARM64_LINUX_MAX_VCPUS   16 /* cpu@N has reg N: MPIDR Aff0 = N, Aff1-3 = 0 */
+/* vCPU i is cpu@<reg>, reg its MPIDR affinity: Aff1 = i / 16, Aff0 = i % 16 (vgic_vcpu_mpidr) */
+#define ARM64_LINUX_MAX_VCPUS   64
 #define ARM64_LINUX_MAX_VIRTIO  8
 #define ARM64_LINUX_SPI_MAX     987        /* SPI numbers 0..987 are INTIDs 32..1019 */
 #define ARM64_LINUX_GICR_STRIDE 0x20000ull /* a GICv3 redistributor: RD and SGI frames */

@@ -9,12 +9,16 @@
  * The guest sees a GIC with one Security state (GICD_CTLR.DS = 1, as on KVM: the virtual CPU
  * interface has no Secure side), affinity routing always on (ARE RAO/WI), no LPIs/ITS, no
  * 1-of-N routing, INTIDs 0..31 banked per vCPU and SPIs 32..32+nr_spis-1. A vCPU's affinity
- * is Aff0 = its index, Aff3..Aff1 = 0 (the arch sets VMPIDR_EL2 to match). Guests use Group
- * 1; Group 0 interrupts go to the LRs with group 0 (a vFIQ) when GICD_CTLR.EnableGrp0 is set.
+ * is Aff0 = its index % 16, Aff1 = its index / 16, Aff3..Aff2 = 0 (vgic_vcpu_mpidr; the arch
+ * sets VMPIDR_EL2 and the device tree to match): without range selectors (GICD_TYPER.RSS = 0,
+ * RS is RES0) ICC_SGI1R_EL1's target list names Aff0 values 0..15 only, so 16 vCPUs share an
+ * Aff1 value and each is an SGI target. Guests use Group 1; Group 0 interrupts go to the LRs
+ * with group 0 (a vFIQ) when GICD_CTLR.EnableGrp0 is set.
  *
  * Layout (guest-physical, see VGIC_GICD_BASE/VGIC_GICR_BASE): the distributor is 64 KiB; the
  * redistributor region holds nr_vcpus frames of 128 KiB (RD_base, then SGI_base at
- * +0x10000), offset / VGIC_GICR_STRIDE = vCPU index.
+ * +0x10000), offset / VGIC_GICR_STRIDE = vCPU index; VGIC_MAX_VCPUS of them end at
+ * 0x088a0000, below the PL011 (0x09000000).
  *
  * LR protocol. The model (struct vgic) is the single source of truth whenever no vCPU runs
  * with its LRs loaded; the LRs are a cache that the guest updates (acknowledge: pending ->
@@ -49,13 +53,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <arch/vcpu_affinity.h>
 #include <vmm/mmio.h>
 
-#define VGIC_MAX_VCPUS  8
+#define VGIC_MAX_VCPUS  64 /* bits of vgic_kick_mask's mask */
 #define VGIC_MAX_SPIS   96 /* INTIDs 32..127 */
 #define VGIC_NR_PRIVATE 32 /* SGIs 0..15, PPIs 16..31, banked per vCPU */
 #define VGIC_MAX_LRS    16 /* ICH_VTR_EL2.ListRegs allows at most 16 */
-#define VGIC_NO_VCPU    0xff
 #define VGIC_VTIMER_PPI 27 /* EL1 virtual timer */
 #define VGIC_PTIMER_PPI 30 /* EL1 physical timer */
 
@@ -130,8 +134,8 @@ struct vgic_stats {
 struct vgic {
         unsigned nr_vcpus;
         unsigned nr_spis;
-        uint32_t ctlr; /* VGIC_GICD_CTLR_ENABLE_G0 | VGIC_GICD_CTLR_ENABLE_G1 */
-        struct vgic_cpu cpu[VGIC_MAX_VCPUS];
+        uint32_t ctlr;        /* VGIC_GICD_CTLR_ENABLE_G0 | VGIC_GICD_CTLR_ENABLE_G1 */
+        struct vgic_cpu *cpu; /* nr_vcpus of them: the caller's memory (vgic_init) */
         struct vgic_irq spi[VGIC_MAX_SPIS]; /* spi[i] is INTID 32 + i */
         struct vgic_stats stats;
 };
@@ -139,10 +143,11 @@ struct vgic {
 /*
  * Reset state: everything disabled, inactive, not pending, Group 1, priority 0, SPIs level-
  * triggered and routed to vCPU 0, PPIs level, SGIs edge; redistributors asleep
- * (ProcessorSleep = 1). nr_vcpus 1..VGIC_MAX_VCPUS, nr_spis 0..VGIC_MAX_SPIS, else
+ * (ProcessorSleep = 1). nr_vcpus 1..VGIC_MAX_VCPUS with `cpus` an array of that many (the
+ * caller's, sized when the VM is built; vgic_init fills it), nr_spis 0..VGIC_MAX_SPIS, else
  * -KEEL_EINVAL (and *vgic is left as a GIC with no vCPU, on which every call is harmless).
  */
-int vgic_init(struct vgic *vgic, unsigned nr_vcpus, unsigned nr_spis);
+int vgic_init(struct vgic *vgic, struct vgic_cpu *cpus, unsigned nr_vcpus, unsigned nr_spis);
 
 /* irq.h's set_level (ctrl = struct vgic *, pin = INTID): drive SPI `intid`'s input line.
  * Edge-triggered: a rising edge latches pending. INTIDs that are no SPI are ignored. */
@@ -180,7 +185,7 @@ bool vgic_has_pending(const struct vgic *vgic, unsigned vcpu);
  * after `from_vcpu` changed the model (an SGI, a GICD/GICR write, a device's line), those are
  * the vCPUs whose CPUs must be kicked so that they leave the guest (or their wait) and flush.
  */
-unsigned vgic_kick_mask(const struct vgic *vgic, unsigned from_vcpu);
+uint64_t vgic_kick_mask(const struct vgic *vgic, unsigned from_vcpu);
 
 extern const struct mmio_ops vgic_dist_ops, vgic_redist_ops;
 

@@ -46,8 +46,7 @@ struct arm64_el1_regs {
         uint64_t tpidr2;     /* TPIDR2_EL0 (SME itself is hidden and trapped) */
 };
 
-#define ARM64_MAX_LRS     16
-#define VM_ARCH_MAX_VCPUS 8 /* at least vmm/vm.h's VM_MAX_VCPUS */
+#define ARM64_MAX_LRS 16
 
 /* FP/SIMD registers of a vCPU that is not running (arch/arm64/fp.S: offsets fixed). */
 struct arm64_fp_regs {
@@ -70,6 +69,9 @@ struct vcpu_arch {
         bool on_pending;             /* CPU_ON'd: takes the entry state below when it next runs */
         uint64_t on_entry, on_ctx;   /* CPU_ON's entry point and context id (x0) */
         bool fresh;                  /* never ran: FP/SIMD registers to be cleared first */
+        /* SVE registers while it does not run (arch/arm64/fp.S), where SVE is; else NULL. */
+        void *sve;
+        hpa_t sve_pa;
         /* Per guest timer (0 virtual, 1 physical): its PPI is pending because its physical
          * interrupt fired (arm64_timer_fired), and the physical one is left active. */
         bool timer_latched[2];
@@ -89,11 +91,12 @@ struct vm_arch {
         bool platform; /* Linux machine: GIC, PL011, device tree */
         struct vgic vgic;
         struct pl011 uart;
-        struct pl031 rtc; /* the real-time clock of a Linux machine */
-        /* Per vCPU: SVE registers while it does not run (arch/arm64/fp.S), where SVE is. */
-        void *sve[VM_ARCH_MAX_VCPUS];
-        hpa_t sve_pa[VM_ARCH_MAX_VCPUS];
-        unsigned sve_pages;
+        struct pl031 rtc;   /* the real-time clock of a Linux machine */
+        unsigned sve_pages; /* of each vCPU's SVE area (vcpu_arch.sve) */
+        /* The redistributors' state, one per vCPU (vgic.cpu points here): pages from the
+         * page allocator, sized from the vCPU count when the VM is built. */
+        hpa_t vgic_cpus_pa;
+        unsigned vgic_cpus_pages;
         bool unbacked_reported;      /* an access to an IPA with nothing there was logged */
         uint32_t unknown_sysregs[8]; /* trapped system registers already reported */
         unsigned unknown_sysreg_count;

@@ -222,9 +222,9 @@ void vlapic_write(struct vlapic *l, uint32_t offset, uint32_t value);
 
 /*
  * Deliver the IPI in src's ICR (icr_lo, icr_hi) to the LAPICs all[0..n) of one VM, src among
- * them (n <= 32): fixed (to every LAPIC the destination or shorthand names), lowest priority
- * (to the first enabled one of those), NMI (the vector is ignored; every LAPIC named that is
- * not globally disabled or waiting for SIPI gets nmi_pending, also when software-disabled,
+ * them (n <= VLAPIC_MAX_GROUP): fixed (to every LAPIC the destination or shorthand names), lowest
+ * priority (to the first enabled one of those), NMI (the vector is ignored; every LAPIC named that
+ * is not globally disabled or waiting for SIPI gets nmi_pending, also when software-disabled,
  * SDM 10.4.7.2; one already pending absorbs it, counted, and is not reported as changed),
  * INIT (LAPICs waiting for SIPI are reset and keep waiting; running ones ignore it,
  * counted), start-up (LAPICs waiting for SIPI leave that state with sipi_vector set). SMI and
@@ -234,8 +234,9 @@ void vlapic_write(struct vlapic *l, uint32_t offset, uint32_t value);
  * Returns the bit mask of indices whose interrupt state changed (to wake them); *started
  * gets the mask of those a SIPI released.
  */
-uint32_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsigned n,
-                            uint32_t *started);
+#define VLAPIC_MAX_GROUP 64 /* LAPICs of one VM: bits of the masks below */
+uint64_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsigned n,
+                            uint64_t *started);
 
 extern const struct mmio_ops vlapic_mmio_ops;
 

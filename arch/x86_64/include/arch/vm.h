@@ -41,7 +41,7 @@ struct vm_arch {
          */
         struct vcpu *dev_vcpu;
         /* vCPUs a start-up IPI released, to be handed to the scheduler (atomic bit mask). */
-        uint32_t start_mask;
+        uint64_t start_mask;
         struct pt npt; /* guest-physical -> host-physical (NPT; EPT later) */
         uint32_t asid;
         bool npt_ready;
