@@ -163,6 +163,11 @@ static void vm_create(unsigned i)
                         "its config pins it to CPU %d, but this machine has %u CPU%s online "
                         "(cpu = 0 to %u, or no cpu = line)",
                         vc->cpu, ncpus, ncpus == 1 ? "" : "s", ncpus - 1);
+        else if (vc->vcpus > VM_OVERCOMMIT_VCPUS && vc->cpu != SCHED_NO_PIN)
+                vm_stop(vm, VM_STOP_LOAD_FAILED,
+                        "its config gives it %u vCPUs pinned to CPU %d (more than %u vCPUs "
+                        "need a CPU each: no cpu = line, or vcpus = %u at most)",
+                        vc->vcpus, vc->cpu, VM_OVERCOMMIT_VCPUS, VM_OVERCOMMIT_VCPUS);
         else if (vc->vcpus > VM_OVERCOMMIT_VCPUS && vc->vcpus > ncpus)
                 vm_stop(vm, VM_STOP_LOAD_FAILED,
                         "its config gives it %u vCPUs, but this machine has %u CPU%s online "

@@ -1082,14 +1082,22 @@ CASES = {
         order=[
             r"^E vmm/loader\.c:\d+: image guests/hello\.bin: not an ELF file",
             vm_stopped("not-elf", "load-failed", r"image guests/hello\.bin not loaded"),
+            vm_stopped("many-vcpus", "load-failed",
+                       r"its config gives it 9 vCPUs, but this machine has 1 CPU online \(more "
+                       r"than 8 vCPUs need a CPU each: vcpus = 8 at most here\)$"),
+            vm_stopped("many-pinned", "load-failed",
+                       r"its config gives it 64 vCPUs pinned to CPU 0 \(more than 8 vCPUs need "
+                       r"a CPU each: no cpu = line, or vcpus = 8 at most\)$"),
             guest_line("after", r"Hello from a Keel guest!"),
             vm_exited("after"),
             r"^keel: summary$",
             summary_line("not-elf"),
+            summary_line("many-vcpus"),
+            summary_line("many-pinned"),
             summary_line("after"),
             r"^keel: result: PASS\b",
         ],
-        counts={r"^keel: vm \S+ stopped: ": 2},
+        counts={r"^keel: vm \S+ stopped: ": 4},
         must_not=[r"UNEXPECTED", r"^keel: error: "],
     ),
     "too_little_memory": dict(

@@ -575,10 +575,11 @@ def sends(case, vm, direct):
         clock = guest(vm, direct, r"Swap: .*\n") + prompt
     if case.get("parallel"):
         # A job on every vCPU: job i pinned to CPU i (taskset fails, and the job never
-        # reports, if that CPU is not online), 4 MiB through sha256sum each, all at once.
-        typed.append("%s=>echo keel-nproc-$(nproc); for i in $(seq 0 %d); do taskset -c $i sh "
+        # reports, if that CPU is not online), 4 MiB through sha256sum each, all at once; in
+        # a subshell, whose background jobs the interactive shell does not report ("Done").
+        typed.append("%s=>echo keel-nproc-$(nproc); (for i in $(seq 0 %d); do taskset -c $i sh "
                      "-c \"head -c 4194304 /dev/zero | sha256sum >/dev/null && echo "
-                     "keel-par-cpu$i-done\" & done; wait; echo keel-par-all-done"
+                     "keel-par-cpu$i-done\" & done; wait); echo keel-par-all-done"
                      % (clock, case["parallel"] - 1))
         clock = guest(vm, direct, r"keel-par-all-done\n") + prompt
     return typed + ["%s=>poweroff -f" % clock]
