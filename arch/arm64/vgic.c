@@ -653,7 +653,9 @@ static uint32_t dist_typer(const struct vgic *g)
         unsigned lines = (VGIC_NR_PRIVATE + g->nr_spis + 31) / 32 - 1;
         unsigned cpus = g->nr_vcpus ? g->nr_vcpus - 1 : 0;
 
-        return lines | (cpus & 7) << TYPER_CPUNUMBER_SHIFT | 9u << TYPER_IDBITS_SHIFT | TYPER_NO1N;
+        /* CPUNumber (the PEs without affinity routing) saturates at 7: 8 or more. */
+        return lines | (cpus > 7 ? 7 : cpus) << TYPER_CPUNUMBER_SHIFT | 9u << TYPER_IDBITS_SHIFT |
+               TYPER_NO1N;
 }
 
 static void irouter_access(struct vgic *g, uint64_t off, unsigned size, bool write, uint64_t *val)

@@ -329,7 +329,10 @@ TEST(redistributors_64)
 {
         struct vgic g;
 
+        setup(&g, 9, 32);
+        EXPECT_EQ(dr(&g, GICD_TYPER) >> 5 & 7, 7); /* CPUNumber saturates: 8 or more PEs */
         setup(&g, 64, 32);
+        EXPECT_EQ(dr(&g, GICD_TYPER) >> 5 & 7, 7);
         for (unsigned c = 0; c < 64; c++) {
                 uint64_t t = rread(&g, c, GICR_TYPER, 8);
 
