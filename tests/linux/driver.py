@@ -43,6 +43,7 @@ Cases:
              Brought up 1 node, 16 CPUs"), the shell case, then at the shell `nproc` (16) and a
              parallel job: 16 background checksums, job i pinned to CPU i with taskset, each
              reporting when done, then `wait` (label scale: slow under TCG)
+    arm64_smp20   the same with 20 vCPUs on 20 CPUs: vCPUs 16-19 have MPIDR Aff1 = 1
 """
 
 import argparse
@@ -145,6 +146,9 @@ CASES = {
     "smp16": dict(vms=["linux"], mode="shell", timeout=3000, vcpus=16, smp=16, parallel=16),
     "arm64_smp16": dict(vms=["linux"], mode="shell", timeout=3000, arch="arm64", vcpus=16,
                         smp=16, parallel=16),
+    # 20 vCPUs: vCPUs 16-19 have MPIDR Aff1 = 1 (CPU_ON, SGI target lists, GICR_TYPER).
+    "arm64_smp20": dict(vms=["linux"], mode="shell", timeout=3000, arch="arm64", vcpus=20,
+                        smp=20, parallel=20),
     # RAM above 4 GiB: 4608 MiB from 1 GiB (to 5.5 GiB) on a 6 GiB host, the shell case plus
     # `free -m`, which must count more than 4 GiB. memory: the VM's `memory =`; host_memory:
     # tools/run-qemu --memory.
