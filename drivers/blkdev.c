@@ -7,6 +7,7 @@
 #include <drivers/blkdev.h>
 #include <arch/relax.h>
 #include <keel/errno.h>
+#include <keel/irq.h>
 
 static struct blkdev *devs[BLKDEV_MAX];
 static unsigned ndevs;
@@ -80,19 +81,15 @@ int blkdev_sync(struct blkdev *d, struct blk_req *r)
         return w.status;
 }
 
-static unsigned poll_holds;
-
+/* keel/irq.h's hold: it also makes a busy CPU poll at its host ticks. */
 void blkdev_poll_hold(bool on)
 {
-        if (on)
-                __atomic_fetch_add(&poll_holds, 1, __ATOMIC_RELAXED);
-        else
-                __atomic_fetch_sub(&poll_holds, 1, __ATOMIC_RELAXED);
+        irq_poll_hold(on);
 }
 
 bool blkdev_poll_wanted(void)
 {
-        return __atomic_load_n(&poll_holds, __ATOMIC_RELAXED) != 0;
+        return irq_poll_wanted();
 }
 
 void blkdev_reset_for_test(void)

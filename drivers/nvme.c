@@ -730,15 +730,23 @@ static void poll_queue(struct nvme_ctrl *c, struct nvme_queue *q, bool in_irq)
 void nvme_poll(struct nvme_ctrl *c)
 {
         for (unsigned i = 0; i < c->nio; i++)
-                poll_queue(c, &c->io[i], false);
+                poll_queue(c, &c->io[i],
+                           __atomic_exchange_n(&c->io[i].irq_pending, false, __ATOMIC_ACQUIRE));
 }
 
+/*
+ * The queue's MSI-X vector. A completion's done() takes its user's locks (a VM's device
+ * lock), which an interrupt handler must not wait for (keel/irq.h): the handler only asks
+ * for the pollers, which reap the queue on this CPU as soon as it leaves the interrupt
+ * window (its completions counted as by interrupt).
+ */
 static void irq_handler(void *arg)
 {
         struct nvme_queue *q = arg;
 
         __atomic_fetch_add(&q->interrupts, 1, __ATOMIC_RELAXED);
-        poll_queue(q->ctrl, q, true);
+        __atomic_store_n(&q->irq_pending, true, __ATOMIC_RELEASE);
+        irq_poll_soon();
 }
 
 /* ---- Recovery: a failed controller reset and back in service --------------------------- */

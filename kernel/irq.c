@@ -89,8 +89,41 @@ void irq_poll_all(void)
                 pollers[i].fn(pollers[i].arg);
 }
 
+/* Set by a handler (irq_poll_soon), cleared by the CPU that runs the pollers for it. */
+static bool poll_soon;
+static unsigned poll_holds;
+
+void irq_poll_soon(void)
+{
+        __atomic_store_n(&poll_soon, true, __ATOMIC_RELEASE);
+}
+
+void irq_poll_hold(bool on)
+{
+        if (on)
+                __atomic_fetch_add(&poll_holds, 1, __ATOMIC_RELAXED);
+        else
+                __atomic_fetch_sub(&poll_holds, 1, __ATOMIC_RELAXED);
+}
+
+bool irq_poll_wanted(void)
+{
+        return __atomic_load_n(&poll_holds, __ATOMIC_RELAXED) != 0;
+}
+
+void irq_poll_deferred(void)
+{
+        if (__atomic_load_n(&poll_soon, __ATOMIC_RELAXED) || irq_poll_wanted()) {
+                __atomic_store_n(&poll_soon, false, __ATOMIC_RELAXED);
+                __atomic_thread_fence(__ATOMIC_SEQ_CST); /* a later irq_poll_soon is seen again */
+                irq_poll_all();
+        }
+}
+
 void irq_reset_for_test(void)
 {
+        poll_soon = false;
+        poll_holds = 0;
         memset(vectors, 0, sizeof(vectors));
         memset(pollers, 0, sizeof(pollers));
         npollers = 0;

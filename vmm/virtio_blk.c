@@ -20,6 +20,8 @@
 #include <arch/relax.h>
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/irq.h>
+#include <keel/time.h>
 #include <vmm/virtio.h>
 
 #define BLK_HDR_BYTES 16
@@ -159,8 +161,10 @@ static uint64_t blk_request(struct virtio_blk *b, struct virtq *q, const struct 
  * and a done() that finds it set only posts its slot's bit, which the holder reaps after the
  * call. A done() that finds it clear posts its bit and takes the lock (from another CPU it
  * waits for the holder, who never holds it across an interrupt window: keel/irq.h) and
- * reaps. Bit and flag are one word, so no completion is left unreaped; done() counts itself
- * in `callers` so that virtio_blk_quiesce knows when the last one stopped touching the device.
+ * reaps. done() never runs in an interrupt handler (drivers/blkdev.h): a driver's handler
+ * defers its completions to the pollers (irq_poll_soon). Bit and flag are one word, so no
+ * completion is left unreaped; done() counts itself in `callers` so that virtio_blk_quiesce
+ * knows when the last one stopped touching the device.
  */
 
 static bool dev_in(const struct virtio_blk_io *io)
@@ -530,6 +534,104 @@ static bool take(struct virtio_blk *b, struct virtq *q, unsigned *budget)
 }
 
 /*
+ * Interrupt moderation (docs/storage.md, "Interrupt moderation"). A device whose interrupt is
+ * held is on mod_list; mod_poll, one of Keel's pollers (keel/irq.h), raises it once it has
+ * waited VIRTIO_BLK_HOLD_US, and the hold keeps the pollers running (idle CPUs, host ticks)
+ * meanwhile. mod_lock guards the list; it is taken before a device's lock, never after.
+ */
+static struct spinlock mod_lock = SPINLOCK_INIT;
+static struct virtio_blk *mod_list;
+static bool mod_polling; /* mod_poll registered: without it nothing is held */
+
+static void hold_set(struct virtio_blk *b, bool on)
+{
+        if (b->held == on)
+                return;
+        __atomic_store_n(&b->held, on, __ATOMIC_RELAXED);
+        blkdev_poll_hold(on);
+}
+
+static uint64_t hold_ticks(void)
+{
+        return arch_tsc_khz() * VIRTIO_BLK_HOLD_US / 1000;
+}
+
+/*
+ * After a pass over the queue (under the lock): the used-buffer interrupt for the used
+ * elements published since the last one (if the driver asked, used_event), now or held. Held
+ * while the guest kept more than one request outstanding in its last batch, until
+ * VIRTIO_BLK_BATCH wait or the first has waited VIRTIO_BLK_HOLD_US; `now`: not held.
+ */
+static void blk_signal(struct virtio_blk *b, struct virtq *q, bool now)
+{
+        uint16_t waiting = (uint16_t)(q->used_idx - q->signalled_used);
+        unsigned outstanding = b->active + waiting;
+
+        if (outstanding > b->peak)
+                b->peak = outstanding;
+        if (waiting && !now && b->deep && waiting < VIRTIO_BLK_BATCH && !q->broken &&
+            !b->stopping && __atomic_load_n(&mod_polling, __ATOMIC_ACQUIRE)) {
+                uint64_t t = arch_tsc();
+
+                if (!b->held) {
+                        b->held_at = t;
+                        hold_set(b, true);
+                        return;
+                }
+                if (t - b->held_at < hold_ticks())
+                        return;
+        }
+        hold_set(b, false);
+        if (waiting) {
+                b->deep = b->peak > 1;
+                b->peak = b->active;
+        }
+        if (virtio_mmio_queue_done(b->t, 0))
+                b->interrupts++;
+}
+
+static bool dev_pump(struct virtio_blk *b, struct virtq *q);
+
+/* A pass of Keel's pollers: raise each interrupt held long enough (after taking the chains
+ * posted meanwhile). A busy lock is tried again at the next pass. */
+static void mod_poll(void *arg)
+{
+        (void)arg;
+        if (!spin_trylock(&mod_lock))
+                return; /* another CPU's pass is at it */
+        for (struct virtio_blk *b = mod_list; b; b = b->next_mod) {
+                if (!__atomic_load_n(&b->held, __ATOMIC_RELAXED) || !spin_trylock(b->lock))
+                        continue;
+                if (b->held && arch_tsc() - b->held_at >= hold_ticks()) {
+                        struct virtq *q = virtio_mmio_queue(b->t, 0);
+
+                        (void)dev_pump(b, q);
+                        blk_signal(b, q, true);
+                }
+                spin_unlock((struct spin_held){b->lock});
+        }
+        spin_unlock((struct spin_held){&mod_lock});
+}
+
+static void mod_link(struct virtio_blk *b, bool on)
+{
+        struct spin_held h = spin_lock(&mod_lock);
+        struct virtio_blk **p = &mod_list;
+
+        while (*p && *p != b)
+                p = &(*p)->next_mod;
+        if (on && !*p) {
+                b->next_mod = NULL;
+                *p = b;
+        } else if (!on && *p) {
+                *p = b->next_mod;
+        }
+        if (on && !mod_polling && irq_poll_register(mod_poll, NULL) == 0)
+                __atomic_store_n(&mod_polling, true, __ATOMIC_RELEASE);
+        spin_unlock(h);
+}
+
+/*
  * Reap completions, move requests on and take new chains until nothing changes. Under the
  * lock. True if the budget ran out with chains maybe left (the notification is executed
  * again).
@@ -582,9 +684,10 @@ static void dev_done(struct blk_req *r, int status)
         if (!(__atomic_fetch_or(&b->done_bits, 1ull << io->index, __ATOMIC_SEQ_CST) &
               VIRTIO_BLK_DRV_BUSY)) {
                 struct spin_held h = spin_lock(b->lock);
+                struct virtq *q = virtio_mmio_queue(b->t, 0);
 
-                dev_pump(b, virtio_mmio_queue(b->t, 0));
-                virtio_mmio_queue_done(b->t, 0); /* the used-buffer interrupt, if wanted */
+                dev_pump(b, q);
+                blk_signal(b, q, false); /* the used-buffer interrupt, if wanted, or held */
                 spin_unlock(h);
         }
         __atomic_fetch_sub(&b->callers, 1, __ATOMIC_SEQ_CST); /* its last touch of b */
@@ -599,8 +702,12 @@ static bool blk_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
 
         if (!q)
                 return false;
-        if (b->dev)
-                return dev_pump(b, q);
+        if (b->dev) {
+                bool again = dev_pump(b, q);
+
+                blk_signal(b, q, false);
+                return again;
+        }
         do {
                 while (!q->broken && virtq_pop(q, &b->chain) > 0) {
                         bytes += blk_request(b, q, &b->chain);
@@ -624,6 +731,11 @@ static void blk_reset(void *ctx)
                         io->stale = true;
                 else if (io->state == VBIO_READY)
                         slot_free(b, io);
+        }
+        if (b->dev) {
+                hold_set(b, false); /* the rings' indexes start again at 0 */
+                b->deep = false;
+                b->peak = 0;
         }
 }
 
@@ -657,6 +769,8 @@ int virtio_blk_init(struct virtio_blk *b, uint8_t *data, uint64_t size, bool rea
 void virtio_blk_attach(struct virtio_blk *b, struct virtio_mmio *t)
 {
         b->t = t;
+        if (b->dev)
+                mod_link(b, true);
 }
 
 int virtio_blk_init_blkdev(struct virtio_blk *b, struct blkdev *dev, uint64_t start,
@@ -690,6 +804,7 @@ int virtio_blk_init_blkdev(struct virtio_blk *b, struct blkdev *dev, uint64_t st
                 b->io[i].blk = b;
         }
         b->vdev.features = blk_features(b->ro, dev->volatile_cache);
+        b->vdev.signals_used = true; /* blk_signal: moderated */
         return 0;
 }
 
@@ -705,7 +820,9 @@ static void dev_wait(struct virtio_blk *b, bool stop)
                         b->stopping = true;
                 idle = !dev_pump(b, q) && !(stop ? b->out : b->active);
                 if (!stop)
-                        virtio_mmio_queue_done(b->t, 0);
+                        blk_signal(b, q, true);
+                else
+                        hold_set(b, false); /* the VM goes away: nothing more to announce */
                 spin_unlock(h);
                 if (idle && !__atomic_load_n(&b->callers, __ATOMIC_SEQ_CST))
                         return;
@@ -717,8 +834,10 @@ static void dev_wait(struct virtio_blk *b, bool stop)
 
 void virtio_blk_quiesce(struct virtio_blk *b)
 {
-        if (b->dev && b->t)
+        if (b->dev && b->t) {
+                mod_link(b, false); /* the poller never touches it again */
                 dev_wait(b, true);
+        }
 }
 
 void virtio_blk_drain(struct virtio_blk *b)

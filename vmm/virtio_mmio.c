@@ -100,13 +100,15 @@ bool virtio_mmio_running(const struct virtio_mmio *t)
         return (t->status & ST_DOK) && !(t->status & ST_FAIL);
 }
 
-void virtio_mmio_queue_done(struct virtio_mmio *t, unsigned qi)
+bool virtio_mmio_queue_done(struct virtio_mmio *t, unsigned qi)
 {
         struct virtq *q = virtio_mmio_queue(t, qi);
+        bool used;
 
         if (!q)
-                return;
-        if (virtq_need_interrupt(q))
+                return false;
+        used = virtq_need_interrupt(q);
+        if (used)
                 t->interrupt_status |= VIRTIO_INT_USED_BUFFER;
         if (q->broken && !q->reported) {
                 q->reported = true;
@@ -115,6 +117,7 @@ void virtio_mmio_queue_done(struct virtio_mmio *t, unsigned qi)
                 VWARN(t, "queue %u: %s; device needs reset", qi, q->error ? q->error : "violation");
         }
         update_irq(t);
+        return used;
 }
 
 void virtio_mmio_config_changed(struct virtio_mmio *t)
@@ -270,7 +273,8 @@ static void queue_notify(struct virtio_mmio *t, uint32_t qi)
         if (!q || !virtio_mmio_running(t) || !q->ready || q->broken)
                 return;
         t->notify_again = t->dev->queue_notify(t->dev->ctx, t, qi);
-        virtio_mmio_queue_done(t, qi);
+        if (!t->dev->signals_used)
+                virtio_mmio_queue_done(t, qi);
 }
 
 static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)

@@ -17,6 +17,7 @@
 #include <keel/arch.h>
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/irq.h>
 #include <keel/log.h>
 #include <keel/smp.h>
 #include <keel/spinlock.h>
@@ -968,6 +969,7 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
                 case ARM64_KIND_FIQ:
                         vcpu->stats.count[ARM64_EXIT_IRQ]++;
                         handle_irqs(vcpu);
+                        irq_poll_deferred(); /* keel/irq.h: what a hold waits for */
                         poll_console(vcpu);
                         if (arch_tsc() >= deadline)
                                 c->leave = VCPU_RUN_PREEMPTED;

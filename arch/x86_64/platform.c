@@ -20,6 +20,7 @@
 #include <keel/arch.h>
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/irq.h>
 #include <keel/log.h>
 #include <keel/sched.h>
 #include <keel/smp.h>
@@ -524,6 +525,7 @@ bool arch_vcpu_ready(struct vcpu *vcpu)
 void x86_host_interrupt(struct vcpu *vcpu)
 {
         x86_service_interrupts();
+        irq_poll_deferred(); /* a device handler's completions, outside interrupt context */
         x86_poll_console(vcpu->vm);
         if (x86_rdtsc() >= vcpu->arch.deadline)
                 vcpu->arch.leave = VCPU_RUN_PREEMPTED;

@@ -5,11 +5,14 @@
  * serves; a user finds it by name and submits requests.
  *
  * Requests are asynchronous in shape: submit() queues a request and returns; the driver calls
- * its done() exactly once when the device has completed it (from blkdev_poll() or from the
- * device's interrupt). A driver that is still polled may complete inside submit(); callers
- * must allow that. Data moves by DMA between the device and the request's segments, which
- * are host-physical ranges the caller owns until done() (guest RAM translated through the
- * VM's own mapping, or Keel pages allocated for I/O), never Keel memory a guest could name.
+ * its done() exactly once when the device has completed it (from its poll(), from Keel's
+ * pollers, or inside submit()), never from an interrupt handler: done() may take locks (a
+ * VM's device lock) and submit more, which a handler must not (keel/irq.h), so a driver's
+ * handler defers its completions to the pollers (irq_poll_soon). A driver that is still
+ * polled may complete inside submit(); callers must allow that. Data moves by DMA between the
+ * device and the request's segments, which are host-physical ranges the caller owns until done()
+ * (guest RAM translated through the VM's own mapping, or Keel pages allocated for I/O), never Keel
+ * memory a guest could name.
  */
 #ifndef DRIVERS_BLKDEV_H
 #define DRIVERS_BLKDEV_H

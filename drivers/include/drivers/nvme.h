@@ -65,7 +65,8 @@ struct nvme_queue {
         unsigned cpu;             /* the CPU it belongs to: its interrupt goes there */
         uint8_t vector;           /* its MSI-X vector (entry qid), 0: polled */
         bool msix_on;             /* its MSI-X entry programmed (once the CPU is known) */
-        bool irq_missed;          /* an interrupt found the lock taken: the holder reaps again */
+        bool irq_missed;          /* a poll found the lock taken: the holder reaps again */
+        bool irq_pending;         /* an interrupt came: the next poll counts it as by_irq */
         uint64_t interrupts;      /* taken on its vector */
         uint64_t by_irq, by_poll; /* commands completed in the handler / by polling */
 };

@@ -13,6 +13,14 @@
  * Pollers are the fallback and the safety net: irq_poll_all, called from every CPU's
  * scheduling round (vmm/vmtable.c, at least once per slice or idle wake-up), calls each one,
  * so a request completes although nobody polls it and no interrupt comes.
+ *
+ * Deferred work: a handler that has work needing locks (completing a request calls its
+ * owner, which takes a VM's device lock) does not do it; it calls irq_poll_soon, and the
+ * pollers run on this CPU as soon as it leaves the interrupt window, outside interrupt
+ * context (irq_poll_deferred, called by the arch after the window on its exit path; an idle
+ * CPU's window is followed by its scheduling round). While a hold is on (irq_poll_hold:
+ * someone waits for work only a poller does), irq_poll_deferred runs them after every window
+ * too, so also at each host tick of a busy CPU, and an idle CPU does not sleep.
  */
 #ifndef KEEL_IRQ_H
 #define KEEL_IRQ_H
@@ -40,6 +48,15 @@ uint64_t irq_count(uint8_t vector);
 /* Call fn(arg) from every CPU's scheduling round. -KEEL_ENOSPC past IRQ_MAX_POLLERS. */
 int irq_poll_register(irq_fn fn, void *arg);
 void irq_poll_all(void);
+
+/* From a handler: run the pollers when this CPU leaves the interrupt window. */
+void irq_poll_soon(void);
+/* Holds nest; irq_poll_wanted() is true while any is held. */
+void irq_poll_hold(bool on);
+bool irq_poll_wanted(void);
+/* The arch, after an interrupt window on its exit path (no lock held): the pollers, if a
+ * handler asked for them or a hold is on. */
+void irq_poll_deferred(void);
 
 /* Forget every handler and poller (host tests only). */
 void irq_reset_for_test(void);

@@ -194,6 +194,9 @@ struct virtio_device {
          * then has the guest execute its notification again: see virtio_mmio_ops.again).
          */
         bool (*queue_notify)(void *ctx, struct virtio_mmio *t, unsigned q);
+        /* queue_notify raises the used-buffer interrupt itself (virtio_mmio_queue_done) when
+         * it decides to (interrupt moderation); else the transport does after it. */
+        bool signals_used;
         /* The driver reset the device (status 0). */
         void (*reset)(void *ctx);
 };
@@ -247,9 +250,9 @@ bool virtio_mmio_running(const struct virtio_mmio *t);
 /*
  * After a device processed queue `q` (from queue_notify or on its own, e.g. console
  * input): report a violation (NEEDS_RESET, config interrupt, one log line) or raise the
- * used-buffer interrupt if the driver wants one.
+ * used-buffer interrupt if the driver wants one (then true).
  */
-void virtio_mmio_queue_done(struct virtio_mmio *t, unsigned q);
+bool virtio_mmio_queue_done(struct virtio_mmio *t, unsigned q);
 /* The device's config space changed: bump ConfigGeneration and interrupt. */
 void virtio_mmio_config_changed(struct virtio_mmio *t);
 /*
@@ -286,6 +289,14 @@ void virtio_config_bytes(const uint8_t *cfg, size_t n, uint64_t off, unsigned si
  */
 #define VIRTIO_BLK_INFLIGHT 32
 #define VIRTIO_BLK_DRV_BUSY (1ull << 63) /* in virtio_blk.done_bits */
+/*
+ * Interrupt moderation of a blkdev-backed device (docs/storage.md): while the guest keeps
+ * more than one request outstanding, the used-buffer interrupt of a completion is held back
+ * until VIRTIO_BLK_BATCH used elements wait for it or the first of them has waited
+ * VIRTIO_BLK_HOLD_US (then Keel's pollers raise it).
+ */
+#define VIRTIO_BLK_BATCH   16
+#define VIRTIO_BLK_HOLD_US 500
 
 enum virtio_blk_io_state {
         VBIO_FREE,  /* the slot holds no request */
@@ -346,6 +357,15 @@ struct virtio_blk {
         uint64_t done_bits; /* ...except these two, atomic: slots whose piece completed, and
                                VIRTIO_BLK_DRV_BUSY while a driver call runs under the lock */
         unsigned callers;   /* done() calls running (virtio_blk_quiesce waits for 0) */
+        /* Interrupt moderation: held (atomic: the poller peeks) while used elements wait for
+         * their interrupt, since held_at; deep while the guest kept more than one request
+         * outstanding in its last batch (peak: the most since the last interrupt). */
+        bool held, deep;
+        unsigned peak;
+        uint64_t held_at;
+        uint64_t interrupts;         /* used-buffer interrupts raised (statistics) */
+        struct virtio_blk *next_mod; /* the moderation poller's list */
+        bool listed;
         struct virtio_blk_io io[VIRTIO_BLK_INFLIGHT];
 };
 
