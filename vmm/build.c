@@ -298,11 +298,12 @@ void vm_release(struct vm *vm)
                 const struct virtio_blk *b = &vm->devices->blk;
 
                 LOG_INFO("keel: vm %s: virtio-blk0: %llu reads, %llu writes, %llu flushes, %llu "
-                         "errors, %llu bounced, at most %llu in flight, %llu interrupts",
+                         "errors, %llu bounced, at most %llu in flight, %llu interrupts, %llu "
+                         "notifies",
                          vm->name, (unsigned long long)b->reads, (unsigned long long)b->writes,
                          (unsigned long long)b->flushes, (unsigned long long)b->errors,
                          (unsigned long long)b->bounced, (unsigned long long)b->max_out,
-                         (unsigned long long)b->interrupts);
+                         (unsigned long long)b->interrupts, (unsigned long long)b->notifies);
         }
         if (vm->devices) {
                 int err = palloc_free(&keel_palloc, arch_hva_to_hpa(hva_from_ptr(vm->devices)),

@@ -590,7 +590,7 @@ static void blk_signal(struct virtio_blk *b, struct virtq *q, bool now)
                 b->interrupts++;
 }
 
-static bool dev_pump(struct virtio_blk *b, struct virtq *q);
+static bool pass(struct virtio_blk *b, struct virtq *q, bool now);
 
 /* A pass of Keel's pollers: raise each interrupt held long enough (after taking the chains
  * posted meanwhile). A busy lock is tried again at the next pass. */
@@ -605,8 +605,7 @@ static void mod_poll(void *arg)
                 if (b->held && arch_tsc() - b->held_at >= hold_ticks()) {
                         struct virtq *q = virtio_mmio_queue(b->t, 0);
 
-                        (void)dev_pump(b, q);
-                        blk_signal(b, q, true);
+                        (void)pass(b, q, true);
                 }
                 spin_unlock((struct spin_held){b->lock});
         }
@@ -662,12 +661,27 @@ again:
          * With pieces out, their completions take whatever the driver posts meanwhile:
          * avail_event stays behind, so with EVENT_IDX the driver does not notify while work
          * is in flight. With none out, ask for a notification at the next chain (and look once
-         * more for one that came meanwhile).
+         * more for one that came meanwhile), unless an interrupt is held: the pass that raises
+         * it (pass(), at the latest mod_poll's) takes what was posted meanwhile and asks then.
          */
-        if (budget && !b->out && b->active < VIRTIO_BLK_INFLIGHT && !b->stopping &&
+        if (budget && !b->out && !b->held && b->active < VIRTIO_BLK_INFLIGHT && !b->stopping &&
             virtio_mmio_running(b->t) && virtq_end_batch(q))
                 goto again;
         return budget == 0;
+}
+
+/* dev_pump, then the interrupt; if that released a hold, the notification request it
+ * skipped (another pump). True as dev_pump. */
+static bool pass(struct virtio_blk *b, struct virtq *q, bool now)
+{
+        bool held = b->held, again = dev_pump(b, q);
+
+        blk_signal(b, q, now);
+        if (held && !b->held && !again) {
+                again = dev_pump(b, q);
+                blk_signal(b, q, now);
+        }
+        return again;
 }
 
 /*
@@ -686,8 +700,7 @@ static void dev_done(struct blk_req *r, int status)
                 struct spin_held h = spin_lock(b->lock);
                 struct virtq *q = virtio_mmio_queue(b->t, 0);
 
-                dev_pump(b, q);
-                blk_signal(b, q, false); /* the used-buffer interrupt, if wanted, or held */
+                pass(b, q, false); /* with the used-buffer interrupt, if wanted, or held */
                 spin_unlock(h);
         }
         __atomic_fetch_sub(&b->callers, 1, __ATOMIC_SEQ_CST); /* its last touch of b */
@@ -703,10 +716,8 @@ static bool blk_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
         if (!q)
                 return false;
         if (b->dev) {
-                bool again = dev_pump(b, q);
-
-                blk_signal(b, q, false);
-                return again;
+                b->notifies++;
+                return pass(b, q, false);
         }
         do {
                 while (!q->broken && virtq_pop(q, &b->chain) > 0) {
@@ -818,11 +829,12 @@ static void dev_wait(struct virtio_blk *b, bool stop)
 
                 if (stop)
                         b->stopping = true;
-                idle = !dev_pump(b, q) && !(stop ? b->out : b->active);
-                if (!stop)
-                        blk_signal(b, q, true);
-                else
+                if (stop) {
                         hold_set(b, false); /* the VM goes away: nothing more to announce */
+                        idle = !dev_pump(b, q) && !b->out;
+                } else {
+                        idle = !pass(b, q, true) && !b->active;
+                }
                 spin_unlock(h);
                 if (idle && !__atomic_load_n(&b->callers, __ATOMIC_SEQ_CST))
                         return;

@@ -364,6 +364,7 @@ struct virtio_blk {
         unsigned peak;
         uint64_t held_at;
         uint64_t interrupts;         /* used-buffer interrupts raised (statistics) */
+        uint64_t notifies;           /* the driver's notifications (statistics) */
         struct virtio_blk *next_mod; /* the moderation poller's list */
         bool listed;
         struct virtio_blk_io io[VIRTIO_BLK_INFLIGHT];
