@@ -706,19 +706,12 @@ static void dev_done(struct blk_req *r, int status)
         __atomic_fetch_sub(&b->callers, 1, __ATOMIC_SEQ_CST); /* its last touch of b */
 }
 
-static bool blk_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
+/* The RAM backend: every request served inside the notification. */
+static bool ram_notify(struct virtio_blk *b, struct virtq *q)
 {
-        struct virtio_blk *b = ctx;
-        struct virtq *q = virtio_mmio_queue(t, qi);
         unsigned served = 0;
         uint64_t bytes = 0;
 
-        if (!q)
-                return false;
-        if (b->dev) {
-                b->notifies++;
-                return pass(b, q, false);
-        }
         do {
                 while (!q->broken && virtq_pop(q, &b->chain) > 0) {
                         bytes += blk_request(b, q, &b->chain);
@@ -727,6 +720,23 @@ static bool blk_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
                 }
         } while (!q->broken && virtq_end_batch(q));
         return false;
+}
+
+static bool blk_queue_notify(void *ctx, struct virtio_mmio *t, unsigned qi)
+{
+        struct virtio_blk *b = ctx;
+        struct virtq *q = virtio_mmio_queue(t, qi);
+        bool again;
+
+        if (!q)
+                return false;
+        b->notifies++;
+        if (b->dev)
+                return pass(b, q, false);
+        again = ram_notify(b, q);
+        if (virtio_mmio_queue_done(t, qi))
+                b->interrupts++;
+        return again;
 }
 
 /* The driver reset the device: a piece with the device still completes (its DMA into guest
@@ -772,6 +782,7 @@ int virtio_blk_init(struct virtio_blk *b, uint8_t *data, uint64_t size, bool rea
             .config_read = blk_config_read,
             .config_write = NULL, /* no writable field is offered */
             .queue_notify = blk_queue_notify,
+            .signals_used = true, /* counts its interrupts; the blkdev backend moderates */
             .reset = blk_reset,
         };
         return 0;
@@ -815,7 +826,6 @@ int virtio_blk_init_blkdev(struct virtio_blk *b, struct blkdev *dev, uint64_t st
                 b->io[i].blk = b;
         }
         b->vdev.features = blk_features(b->ro, dev->volatile_cache);
-        b->vdev.signals_used = true; /* blk_signal: moderated */
         return 0;
 }
 
