@@ -4,8 +4,10 @@
 Boots keel.efi in QEMU (tools/run-qemu) with COM2 as a TCP socket on 127.0.0.1 (a free port),
 waits for the guest gdbtarget to wait for gdb, then runs gdb-multiarch in batch mode over
 that socket: break at gdb_add, let the guest go, see the hit and the argument (1), change the
-register that carries it to 40, single-step, read a variable, delete the breakpoint and
-continue to the guest's exit, which gdb reports as exit code 45 (40 + 2 + 3). Keel's summary
+register that carries it to 40, single-step, read a variable, delete the breakpoint; then a
+hardware breakpoint at gdb_add (`hbreak`: hit with the argument 2) and a hardware watchpoint
+on gdb_sum (`watch`: the guest's add changes it from 40 to 42), and continue to the guest's
+exit, which gdb reports as exit code 45 (40 + 2 + 3). Keel's summary
 must then show the target VM exiting 45 and the witness VM, which ran on meanwhile, 0.
 
 --arch arm64: QEMU virt has no second UART, so gdb comes over Keel's console: the monitor's
@@ -32,6 +34,11 @@ GDB_ORDER = [
     r"\$3 = \(void \(\*\)\(\)\) 0x[0-9a-f]+ <gdb_add\+[1-9]\d*>",  # $pc after stepi
     r"Value returned is \$4 = 40\b",     # finish: gdb_add's return value
     r"\$5 = 40\b",                      # gdb_sum after the first add
+    r"Hardware assisted breakpoint 2 at 0x[0-9a-f]+: file .*gdbtarget\.c",
+    r"Breakpoint 2, (0x[0-9a-f]+ in )?gdb_add \(x=(x@entry=)?2\)",  # hbreak: Z1, hwbreak stop
+    r"\$6 = 2\b",                       # print $REG at the hardware breakpoint
+    r"Hardware watchpoint 3: gdb_sum",
+    r"Hardware watchpoint 3: gdb_sum\s+Old value = 40\s+New value = 42\b",  # Z2, watch stop
     r"\[Inferior 1 \(Remote target\) exited with code 055\]",
 ]
 
@@ -144,6 +151,13 @@ def main():
                     "-ex", "delete 1",
                     "-ex", "finish",
                     "-ex", "print gdb_sum",
+                    "-ex", "hbreak gdb_add",
+                    "-ex", "continue",
+                    "-ex", "print " + reg,
+                    "-ex", "delete 2",
+                    "-ex", "watch gdb_sum",
+                    "-ex", "continue",
+                    "-ex", "delete 3",
                     "-ex", "continue"]
             print("gdb: " + " ".join(gcmd), flush=True)
             g = subprocess.run(gcmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
