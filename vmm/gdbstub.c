@@ -171,13 +171,14 @@ static void stop_reply(struct gdb_stub *s)
         put_num(&o, s->stop_thread + 1u, 2);
         put(&o, ";", 1);
         if (s->stop_why != GDB_STOP_SIGNAL) {
-                static const char *const why[] = {
-                    [GDB_STOP_SWBREAK] = "swbreak:", [GDB_STOP_HWBREAK] = "hwbreak:",
-                    [GDB_STOP_WATCH] = "watch:",     [GDB_STOP_RWATCH] = "rwatch:",
-                    [GDB_STOP_AWATCH] = "awatch:",
+                static const char why[][8] = {
+                    [GDB_STOP_SWBREAK] = "swbreak", [GDB_STOP_HWBREAK] = "hwbreak",
+                    [GDB_STOP_WATCH] = "watch",     [GDB_STOP_RWATCH] = "rwatch",
+                    [GDB_STOP_AWATCH] = "awatch",
                 };
 
                 puts_(&o, why[s->stop_why]);
+                put(&o, ":", 1);
                 if (s->stop_why >= GDB_STOP_WATCH)
                         put_num(&o, s->stop_addr, 1);
                 put(&o, ";", 1);

@@ -579,31 +579,31 @@ static __attribute__((noinline, cold)) void svm_debug_int(struct vcpu *vcpu, str
  */
 static __attribute__((noinline, cold)) void svm_guest_mov_dr(struct vcpu *vcpu, struct vmcb *vmcb)
 {
+#define GPR(r) (uint8_t) offsetof(struct x86_gprs, r)
+        /* ModRM.rm (+ REX.B) to the register; RSP is the VMCB's. */
+        static const uint8_t gpr[16] = {GPR(rax), GPR(rcx), GPR(rdx), GPR(rbx), 0xff,     GPR(rbp),
+                                        GPR(rsi), GPR(rdi), GPR(r8),  GPR(r9),  GPR(r10), GPR(r11),
+                                        GPR(r12), GPR(r13), GPR(r14), GPR(r15)};
+#undef GPR
         struct x86_paging pg = {vmcb->save.cr0, vmcb->save.cr3, vmcb->save.cr4, vmcb->save.efer};
-        struct x86_gprs *g = &vcpu->arch.gprs;
-        uint64_t *gprs[16] = {&g->rax, &g->rcx, &g->rdx, &g->rbx, &vmcb->save.rsp, &g->rbp,
-                              &g->rsi, &g->rdi, &g->r8,  &g->r9,  &g->r10,         &g->r11,
-                              &g->r12, &g->r13, &g->r14, &g->r15};
         unsigned code = (unsigned)vmcb->control.exit_code, dr = code & 0xf, slot = dr < 4 ? dr : 4;
         bool write = code >= SVM_EXIT_WRITE_DR0,
              wide = (vmcb->save.efer & X86_EFER_LMA) && (vmcb->save.cs.attrib & SVM_ATTR_L);
-        uint8_t insn[15];
+        uint8_t insn[15], r;
         size_t got = 0, i = 0;
         unsigned rex = 0;
         uint64_t *reg;
 
         if (x86_fetch_insn(&vcpu->vm->mem, &pg, vmcb->save.cs.base + vmcb->save.rip, insn, &got))
                 got = 0;
+        /* Legacy prefixes: 26 2e 36 3e, 64-67, f2 f3. */
         while (i < got &&
-               (insn[i] == 0x66 || insn[i] == 0x67 || insn[i] == 0xf2 || insn[i] == 0xf3 ||
-                insn[i] == 0x2e || insn[i] == 0x3e || insn[i] == 0x26 || insn[i] == 0x36 ||
-                insn[i] == 0x64 || insn[i] == 0x65))
+               ((insn[i] & 0xe7) == 0x26 || (insn[i] & 0xfc) == 0x64 || (insn[i] & 0xfe) == 0xf2))
                 i++;
         if (wide && i < got && (insn[i] & 0xf0) == 0x40)
                 rex = insn[i++];
         if (i + 3 > got || insn[i] != 0x0f || insn[i + 1] != (write ? 0x23 : 0x21)) {
-                vm_stop(vcpu->vm, VM_STOP_BAD_INSN,
-                        "debug-register access at rip %#llx that Keel cannot decode as MOV DR",
+                vm_stop(vcpu->vm, VM_STOP_BAD_INSN, "undecodable MOV DR at rip %#llx",
                         (unsigned long long)vmcb->save.rip);
                 return;
         }
@@ -611,7 +611,8 @@ static __attribute__((noinline, cold)) void svm_guest_mov_dr(struct vcpu *vcpu, 
                 inject_exception(vmcb, X86_VEC_UD, false, 0);
                 return;
         }
-        reg = gprs[(insn[i + 2] & 7) | (rex & 1) << 3];
+        r = gpr[(insn[i + 2] & 7) | (rex & 1) << 3];
+        reg = r == 0xff ? &vmcb->save.rsp : (uint64_t *)((char *)&vcpu->arch.gprs + r);
         if (write) {
                 uint64_t v = wide ? *reg : (uint32_t)*reg;
 
