@@ -238,9 +238,9 @@ size_t arch_gdb_break_insn(uint8_t *buf)
 
 bool arch_gdb_supported(struct vcpu *v)
 {
-        struct x86_debug_state st;
-
-        return v->arch.vmcb && x86_debug_state(v, &st, false);
+        /* Only whether the backend has the hook: the VM runs (VT-x cannot read a VMCS another
+         * CPU has current). */
+        return v->arch.vmcb && x86_debug_state(v, NULL, false);
 }
 
 /*
@@ -253,6 +253,8 @@ bool arch_gdb_supported(struct vcpu *v)
 int arch_gdb_hw_check(struct vcpu *v, const struct vm_debug_hw *hw, unsigned n)
 {
         (void)v;
+        if (!x86_vendor_is_svm())
+                return -KEEL_ENOTSUP; /* VT-x does not load them (yet) */
         for (unsigned i = 0; i < n; i++) {
                 if (hw[i].type == GDB_WP_READ)
                         return -KEEL_ENOTSUP;
