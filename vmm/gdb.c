@@ -160,12 +160,49 @@ static void swbp_remove_at(unsigned i)
         *b = sess->bps[--sess->nbps];
 }
 
+static bool hw_same(const struct vm_debug_hw *h, enum gdb_bp type, uint64_t addr, uint64_t len)
+{
+        return h->type == (uint8_t)type && h->addr == addr && h->len == len;
+}
+
+/*
+ * gdb's hardware breakpoints and watchpoints: the VM's list (vm->debug_hw), which the arch
+ * loads into every vCPU at the start of its next run; the arch says whether it can take the
+ * list as it would become (its kinds, slots, lengths and alignment).
+ */
+static int hwbp_change(unsigned t, enum gdb_bp type, bool insert, uint64_t addr, uint64_t len)
+{
+        struct vm *vm = sess->vm;
+        struct vm_debug_hw next[VM_DEBUG_HW_MAX];
+        unsigned n = vm->debug_hw_n;
+        int err;
+
+        for (unsigned i = 0; i < n; i++) {
+                if (!hw_same(&vm->debug_hw[i], type, addr, len))
+                        continue;
+                if (!insert)
+                        vm->debug_hw[i] = vm->debug_hw[--vm->debug_hw_n];
+                return 0;
+        }
+        if (!insert)
+                return 0;
+        if (n == VM_DEBUG_HW_MAX)
+                return -KEEL_ENOSPC;
+        memcpy(next, vm->debug_hw, n * sizeof(next[0]));
+        next[n] = (struct vm_debug_hw){.addr = addr, .len = len, .type = (uint8_t)type};
+        err = arch_gdb_hw_check(thread(t), next, n + 1);
+        if (err)
+                return err;
+        vm->debug_hw[n] = next[n];
+        vm->debug_hw_n = n + 1;
+        return 0;
+}
+
 static int g_bp(void *ctx, unsigned t, enum gdb_bp type, bool insert, uint64_t addr, uint64_t kind)
 {
         (void)ctx;
-        (void)kind;
         if (type != GDB_BP_SW)
-                return -KEEL_ENOTSUP; /* hardware breakpoints and watchpoints: not yet */
+                return hwbp_change(t, type, insert, addr, kind);
         if (insert)
                 return swbp_insert(t, addr);
         for (unsigned i = 0; i < sess->nbps; i++)
@@ -184,7 +221,7 @@ static void g_resume(void *ctx, int step)
         for (unsigned c = 0; c < vm->vcpu_count; c++)
                 vm->vcpus[c].debug_step = (int)c == step;
         vm->debug_stop = 0;
-        vm->debug_swbreak = false;
+        vm->debug_why = GDB_STOP_SIGNAL;
         sess->stopped = false;
         sess->kicked = false;
         sess->interrupted = false;
@@ -215,6 +252,7 @@ static void end_session(void)
                 sess->nbps = 0;
         while (sess->nbps)
                 swbp_remove_at(sess->nbps - 1);
+        vm->debug_hw_n = 0; /* each vCPU's next run gives the guest its own debug registers */
         for (unsigned c = 0; c < vm->vcpu_count; c++)
                 vm->vcpus[c].debug_step = false;
         vm->debug = false;
@@ -274,11 +312,26 @@ bool vm_debug_break(struct vcpu *v, uint64_t pc)
                         continue;
                 if (__atomic_compare_exchange_n(&vm->debug_stop, &expected, v->id + 1, false,
                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-                        vm->debug_swbreak = true;
+                        vm->debug_why = GDB_STOP_SWBREAK;
                 (void)vm_set_state(vm, VM_PAUSED);
                 return true;
         }
         return false;
+}
+
+void vm_debug_hw_hit(struct vcpu *v, unsigned i, uint64_t addr)
+{
+        struct vm *vm = v->vm;
+        unsigned expected = 0;
+
+        CHECK(i < vm->debug_hw_n);
+        if (__atomic_compare_exchange_n(&vm->debug_stop, &expected, v->id + 1, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                /* GDB_BP_HW .. GDB_WP_ACCESS map onto GDB_STOP_HWBREAK .. GDB_STOP_AWATCH. */
+                vm->debug_why = (uint8_t)(GDB_STOP_HWBREAK + (vm->debug_hw[i].type - GDB_BP_HW));
+                vm->debug_addr = addr;
+        }
+        (void)vm_set_state(vm, VM_PAUSED);
 }
 
 void vm_debug_stepped(struct vcpu *v)
@@ -319,7 +372,8 @@ static int open_session(unsigned i, bool on_port)
         sess->on_port = on_port;
         gdb_init(&sess->stub, &ops, NULL);
         vm->debug_stop = 0;
-        vm->debug_swbreak = false;
+        vm->debug_why = GDB_STOP_SIGNAL;
+        vm->debug_hw_n = 0;
         vm->debug = true;
         open_ = true;
         stop_vm(vm);
@@ -428,7 +482,8 @@ void gdb_poll(void)
                         sess->stopped = true;
                         gdb_stopped(&sess->stub, who ? who - 1 : 0,
                                     sess->interrupted ? SIGINT_ : SIGTRAP_,
-                                    who && sess->vm->debug_swbreak);
+                                    who ? (enum gdb_stop)sess->vm->debug_why : GDB_STOP_SIGNAL,
+                                    sess->vm->debug_addr);
                 }
         }
         if (gdb_ended(&sess->stub) && (sess->vm->state != VM_PAUSED || vcpus_out(sess->vm)) &&

@@ -170,8 +170,19 @@ static void stop_reply(struct gdb_stub *s)
         puts_(&o, "thread:");
         put_num(&o, s->stop_thread + 1u, 2);
         put(&o, ";", 1);
-        if (s->stop_swbreak)
-                puts_(&o, "swbreak:;");
+        if (s->stop_why != GDB_STOP_SIGNAL) {
+                static const char why[][8] = {
+                    [GDB_STOP_SWBREAK] = "swbreak", [GDB_STOP_HWBREAK] = "hwbreak",
+                    [GDB_STOP_WATCH] = "watch",     [GDB_STOP_RWATCH] = "rwatch",
+                    [GDB_STOP_AWATCH] = "awatch",
+                };
+
+                puts_(&o, why[s->stop_why]);
+                put(&o, ":", 1);
+                if (s->stop_why >= GDB_STOP_WATCH)
+                        put_num(&o, s->stop_addr, 1);
+                put(&o, ";", 1);
+        }
         send(s, o.len);
 }
 
@@ -530,7 +541,8 @@ static bool starts(const char *p, const char *prefix)
 static void query(struct gdb_stub *s, const char *p, size_t len)
 {
         if (starts(p, "qSupported")) {
-                send_str(s, "PacketSize=1000;qXfer:features:read+;swbreak+;vContSupported+");
+                send_str(s,
+                         "PacketSize=1000;qXfer:features:read+;swbreak+;hwbreak+;vContSupported+");
         } else if (starts(p, "qXfer:features:read:")) {
                 xfer_features(s, p + 20);
         } else if (strcmp(p, "qfThreadInfo") == 0) {
@@ -723,7 +735,7 @@ void gdb_input(struct gdb_stub *s, const uint8_t *buf, size_t n)
         }
 }
 
-void gdb_stopped(struct gdb_stub *s, unsigned t, uint8_t signal, bool swbreak)
+void gdb_stopped(struct gdb_stub *s, unsigned t, uint8_t signal, enum gdb_stop why, uint64_t addr)
 {
         size_t kept = s->kept;
 
@@ -733,7 +745,8 @@ void gdb_stopped(struct gdb_stub *s, unsigned t, uint8_t signal, bool swbreak)
         s->stop_thread = t;
         s->g_thread = t;
         s->stop_signal = signal;
-        s->stop_swbreak = swbreak;
+        s->stop_why = why <= GDB_STOP_AWATCH ? why : GDB_STOP_SIGNAL;
+        s->stop_addr = addr;
         if (s->want_stop)
                 stop_reply(s);
         s->want_stop = false;

@@ -28,6 +28,9 @@
         ((uint32_t)(op0) << 20 | (uint32_t)(op2) << 17 | (uint32_t)(op1) << 14 | \
          (uint32_t)(crn) << 10 | (uint32_t)(crm) << 1)
 
+/* vcpu.c: the CPU's breakpoint (false) or watchpoint (true) registers (ID_AA64DFR0_EL1). */
+unsigned arm64_debug_slots(bool watch);
+
 /* Log `fmt` once per distinct `key` (up to `max` keys remembered in `seen`). */
 void arm64_report_once(struct vm *vm, uint32_t *seen, unsigned *count, unsigned max, uint32_t key,
                        const char *fmt, ...) __attribute__((format(printf, 6, 7)));

@@ -16,6 +16,8 @@
 #include <vmm/gdbstub.h>
 #include <vmm/gmem.h>
 
+#include "arm64_priv.h"
+
 /* gdb's register numbers of this description. */
 enum {
         R_X0 = 0, /* .. x30 */
@@ -235,6 +237,34 @@ bool arch_gdb_supported(struct vcpu *v)
 {
         (void)v;
         return true;
+}
+
+/*
+ * Hardware breakpoints and watchpoints: as many as the CPU has breakpoint and watchpoint
+ * registers (ID_AA64DFR0_EL1.BRPs, WRPs; vcpu.c loads them). A watchpoint covers 1-8 bytes
+ * inside one aligned doubleword, or a power-of-two range of 8 bytes to 2 GiB aligned to its
+ * size; loads, stores or both.
+ */
+int arch_gdb_hw_check(struct vcpu *v, const struct vm_debug_hw *hw, unsigned n)
+{
+        unsigned nb = 0, nw = 0;
+
+        (void)v;
+        for (unsigned i = 0; i < n; i++) {
+                uint64_t a = hw[i].addr, len = hw[i].len;
+
+                if (hw[i].type == GDB_BP_HW) {
+                        nb++;
+                        continue;
+                }
+                nw++;
+                if (len == 0 || ((a & 7) + len > 8 &&
+                                 ((len & (len - 1)) || (a & (len - 1)) || len > (1ull << 31))))
+                        return -KEEL_EINVAL;
+        }
+        if (nb > arm64_debug_slots(false) || nw > arm64_debug_slots(true))
+                return -KEEL_ENOSPC;
+        return 0;
 }
 
 /* QEMU's virt machine, like most arm64 boards, has one UART: Keel's console. */

@@ -23,6 +23,7 @@
 #include <keel/spinlock.h>
 #include <keel/time.h>
 #include <vmm/gdb.h>
+#include <vmm/gdbstub.h>
 #include <vmm/hypercall.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
@@ -271,6 +272,11 @@ static void dbg_save(struct arm64_el1_regs *r)
         r->oslk = (read_sysreg(S2_0_C1_C1_4) >> 1) & 1; /* OSLSR_EL1.OSLK */
 }
 
+unsigned arm64_debug_slots(bool watch)
+{
+        return watch ? nr_wrps : nr_brps;
+}
+
 /* The EL1 registers a vCPU owns, in and out of the CPU (once per run, not per exit). */
 static void el1_load(const struct arm64_el1_regs *r)
 {
@@ -352,7 +358,6 @@ static void el1_save(struct arm64_el1_regs *r)
         r->cntp_cval = read_sysreg(cntp_cval_el0);
         r->csselr = read_sysreg(csselr_el1);
         r->mdscr = read_sysreg(mdscr_el1);
-        dbg_save(r);
         if (have_pauth) {
                 r->apkeys[0] = read_sysreg(S3_0_C2_C1_0);
                 r->apkeys[1] = read_sysreg(S3_0_C2_C1_1);
@@ -765,6 +770,8 @@ static __attribute__((noinline)) void exit_wfi(struct vcpu *vcpu)
  * the guest's own breakpoints, watchpoints and steps, go to the guest as they would have
  * without TDE (the same syndrome, from EL0 or from the guest's own EL1).
  */
+static bool gdb_hw_hit(struct vcpu *vcpu, bool watch);
+
 static __attribute__((noinline, cold)) void exit_debug(struct vcpu *vcpu, unsigned ec)
 {
         struct vcpu_arch *c = &vcpu->arch;
@@ -772,6 +779,9 @@ static __attribute__((noinline, cold)) void exit_debug(struct vcpu *vcpu, unsign
 
         vcpu->stats.count[ARM64_EXIT_OTHER]++;
         if (ec == EC_BRK64 && vcpu->vm->debug && vm_debug_break(vcpu, c->pc))
+                return;
+        if (c->gdb_hw && (ec == EC_BKPT_LOW || ec == EC_WATCHPT_LOW) &&
+            gdb_hw_hit(vcpu, ec == EC_WATCHPT_LOW))
                 return;
         if (ec == EC_SOFTSTP_LOW && c->gdb_step) {
                 vm_debug_stepped(vcpu);
@@ -783,22 +793,117 @@ static __attribute__((noinline, cold)) void exit_debug(struct vcpu *vcpu, unsign
 }
 
 /*
- * A gdb session's state in the CPU for one run: TDE, and for a step MDSCR_EL1.SS with the OS
- * lock open (a locked OS lock disables software step) and PSTATE.SS. gdb_leave puts the
- * guest's own values back into the saved registers.
+ * gdb's hardware breakpoints and watchpoints (vm->debug_hw) into the CPU's debug registers
+ * for a run: breakpoints from DBGBVR0/DBGBCR0 on, watchpoints from DBGWVR0/DBGWCR0 on, every
+ * other register disabled (the guest's own do not fire meanwhile). Unlinked address matches
+ * at EL1 and EL0 (PMC/PAC 0b11); a watchpoint of up to 8 bytes within one doubleword selects
+ * its bytes (BAS), a larger one (a power of two, aligned) masks the address (MASK).
+ */
+static __attribute__((noinline, cold)) void gdb_hw_load(const struct vm *vm)
+{
+        uint64_t bvr[16] = {0}, bcr[16] = {0}, wvr[16] = {0}, wcr[16] = {0};
+        unsigned nb = 0, nw = 0;
+
+        for (unsigned i = 0; i < vm->debug_hw_n; i++) {
+                const struct vm_debug_hw *h = &vm->debug_hw[i];
+
+                if (h->type == GDB_BP_HW) {
+                        bvr[nb] = h->addr & ~3ull;
+                        bcr[nb++] = 0xfull << 5 | 3u << 1 | 1; /* BAS 0b1111, PMC 0b11, E */
+                        continue;
+                }
+                /* LSC: 01 load, 10 store, 11 both */
+                wcr[nw] = (uint64_t)(h->type == GDB_WP_READ    ? 1
+                                     : h->type == GDB_WP_WRITE ? 2
+                                                               : 3)
+                              << 3 |
+                          3u << 1 | 1;
+                if (h->len <= 8 && (h->addr & 7) + h->len <= 8) {
+                        wvr[nw] = h->addr & ~7ull;
+                        wcr[nw] |= (((1ull << h->len) - 1) << (h->addr & 7)) << 5;
+                } else {
+                        wvr[nw] = h->addr;
+                        wcr[nw] |= 0xffull << 5 | (uint64_t)__builtin_ctzll(h->len) << 24;
+                }
+                nw++;
+        }
+        for (unsigned n = 0; n < nr_brps; n++) {
+                switch (n) {
+#define X(i)                                            \
+        case i:                                         \
+                write_sysreg(S2_0_C0_C##i##_4, bvr[i]); \
+                write_sysreg(S2_0_C0_C##i##_5, bcr[i]); \
+                break;
+                        DBG_CASES(X)
+#undef X
+                }
+        }
+        for (unsigned n = 0; n < nr_wrps; n++) {
+                switch (n) {
+#define X(i)                                            \
+        case i:                                         \
+                write_sysreg(S2_0_C0_C##i##_6, wvr[i]); \
+                write_sysreg(S2_0_C0_C##i##_7, wcr[i]); \
+                break;
+                        DBG_CASES(X)
+#undef X
+                }
+        }
+}
+
+/*
+ * A breakpoint or watchpoint exception while gdb's are loaded: gdb's if it matches one of
+ * them (the breakpoint's pc; the watched doubleword or range holding FAR_EL2), which stops
+ * the VM.
+ */
+static __attribute__((noinline, cold)) bool gdb_hw_hit(struct vcpu *vcpu, bool watch)
+{
+        const struct vm *vm = vcpu->vm;
+        uint64_t at = watch ? read_sysreg(far_el2) : vcpu->arch.pc;
+
+        for (unsigned i = 0; i < vm->debug_hw_n; i++) {
+                const struct vm_debug_hw *h = &vm->debug_hw[i];
+                uint64_t lo = h->len <= 8 ? h->addr & ~7ull : h->addr;
+
+                if ((h->type != GDB_BP_HW) != watch)
+                        continue;
+                if (!watch && (h->addr & ~3ull) != (at & ~3ull))
+                        continue;
+                if (watch && (at < lo || at - lo >= (h->len <= 8 ? 8 : h->len)))
+                        continue;
+                vm_debug_hw_hit(vcpu, i, watch && at < h->addr ? h->addr : at);
+                return true;
+        }
+        return false;
+}
+
+/*
+ * A gdb session's state in the CPU for one run: TDE; for a step MDSCR_EL1.SS and PSTATE.SS,
+ * for gdb's hardware breakpoints and watchpoints MDSCR_EL1.MDE and its registers
+ * (gdb_hw_load); either with the OS lock open (a locked OS lock disables both). gdb_leave
+ * puts the guest's own values back into the saved registers.
  */
 static __attribute__((noinline, cold)) void gdb_enter(struct vcpu *vcpu)
 {
         struct vcpu_arch *c = &vcpu->arch;
+        uint64_t mdscr = c->el1.mdscr;
 
         write_sysreg(mdcr_el2, read_sysreg(mdcr_el2) | MDCR_TDE);
         c->gdb_step = vcpu->debug_step;
+        c->gdb_hw = vcpu->vm->debug_hw_n != 0;
+        if (c->gdb_hw) {
+                gdb_hw_load(vcpu->vm);
+                mdscr |= MDSCR_MDE;
+        }
         if (c->gdb_step) {
+                mdscr |= MDSCR_SS;
+                c->pstate |= PSR_SS;
+        }
+        if (c->gdb_step || c->gdb_hw) {
                 c->gdb_mdscr = c->el1.mdscr;
                 c->gdb_oslk = c->el1.oslk;
-                write_sysreg(mdscr_el1, c->el1.mdscr | MDSCR_SS);
+                write_sysreg(mdscr_el1, mdscr);
                 write_sysreg(S2_0_C1_C0_4, 0); /* OSLAR_EL1: unlock */
-                c->pstate |= PSR_SS;
         }
         isb();
 }
@@ -809,12 +914,15 @@ static __attribute__((noinline, cold)) void gdb_leave(struct vcpu *vcpu)
 
         write_sysreg(mdcr_el2, read_sysreg(mdcr_el2) & ~MDCR_TDE);
         isb();
-        if (c->gdb_step) {
+        if (c->gdb_step || c->gdb_hw) {
                 c->el1.mdscr = c->gdb_mdscr;
                 c->el1.oslk = c->gdb_oslk;
+        }
+        if (c->gdb_step) {
                 c->pstate &= ~(uint64_t)PSR_SS;
                 c->gdb_step = false;
         }
+        c->gdb_hw = false;
 }
 
 static void exit_sync(struct vcpu *vcpu)
@@ -991,6 +1099,8 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         if (a->platform)
                 arm64_vgic_put(vcpu);
         el1_save(&c->el1);
+        if (!c->gdb_hw) /* else gdb's are in the CPU; the guest cannot change its own (TDE) */
+                dbg_save(&c->el1);
         if (__builtin_expect(debug, 0))
                 gdb_leave(vcpu);
         arm64_fp_save(&c->fp);

@@ -238,9 +238,69 @@ size_t arch_gdb_break_insn(uint8_t *buf)
 
 bool arch_gdb_supported(struct vcpu *v)
 {
-        struct x86_debug_state st;
+        /* Only whether the backend has the hook: the VM runs (VT-x cannot read a VMCS another
+         * CPU has current). */
+        return v->arch.vmcb && x86_debug_state(v, NULL, false);
+}
 
-        return v->arch.vmcb && x86_debug_state(v, &st, false);
+/*
+ * Hardware breakpoints and watchpoints: DR0-DR3, one per breakpoint or watchpoint (SDM vol. 3
+ * 18.2): instruction breakpoints, write and read/write watchpoints of 1, 2, 4 or 8 bytes at an
+ * address aligned to their length. x86 has no read-only watchpoint (rwatch).
+ */
+#define X86_HW_SLOTS 4
+
+int arch_gdb_hw_check(struct vcpu *v, const struct vm_debug_hw *hw, unsigned n)
+{
+        (void)v;
+        if (!x86_vendor_is_svm())
+                return -KEEL_ENOTSUP; /* VT-x does not load them (yet) */
+        for (unsigned i = 0; i < n; i++) {
+                if (hw[i].type == GDB_WP_READ)
+                        return -KEEL_ENOTSUP;
+                if (hw[i].type != GDB_BP_HW &&
+                    ((hw[i].len != 1 && hw[i].len != 2 && hw[i].len != 4 && hw[i].len != 8) ||
+                     (hw[i].addr & (hw[i].len - 1))))
+                        return -KEEL_EINVAL;
+        }
+        return n > X86_HW_SLOTS ? -KEEL_ENOSPC : 0;
+}
+
+uint64_t x86_gdb_dr7(const struct vm *vm, uint64_t dr[4])
+{
+        /* DR7.LENn: 00 one byte, 01 two, 11 four, 10 eight; R/Wn: 00 execute, 01 write, 11
+         * read or write. */
+        uint64_t dr7 = 0x400;
+
+        for (unsigned i = 0; i < X86_HW_SLOTS; i++) {
+                const struct vm_debug_hw *h = &vm->debug_hw[i];
+                unsigned rw, len = h->len == 2 ? 1 : h->len == 4 ? 3 : h->len == 8 ? 2 : 0;
+
+                dr[i] = 0;
+                if (i >= vm->debug_hw_n)
+                        continue;
+                dr[i] = h->addr;
+                rw = h->type == GDB_BP_HW ? 0 : h->type == GDB_WP_WRITE ? 1 : 3;
+                dr7 |= 1ull << (2 * i); /* Ln */
+                dr7 |= (uint64_t)(rw | (h->type == GDB_BP_HW ? 0 : len << 2)) << (16 + 4 * i);
+        }
+        return dr7;
+}
+
+bool x86_gdb_db_hit(struct vcpu *v, uint64_t *dr6, bool *rf_needed)
+{
+        struct vm *vm = v->vm;
+        unsigned n = vm->debug_hw_n < X86_HW_SLOTS ? vm->debug_hw_n : X86_HW_SLOTS;
+        unsigned hit = (unsigned)(*dr6 & ((1u << n) - 1));
+        unsigned i;
+
+        if (!hit)
+                return false;
+        i = (unsigned)__builtin_ctz(hit);
+        *dr6 &= ~0xfull;
+        *rf_needed = vm->debug_hw[i].type == GDB_BP_HW;
+        vm_debug_hw_hit(v, i, vm->debug_hw[i].addr);
+        return true;
 }
 
 /* COM2, if a 16550 answers there: its scratch register keeps what is written. */

@@ -1196,7 +1196,8 @@ bool x86_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write)
 {
         if (!vendor->debug_state)
                 return false;
-        vendor->debug_state(vcpu, st, write);
+        if (st) /* NULL: only whether the backend has it */
+                vendor->debug_state(vcpu, st, write);
         return true;
 }
 

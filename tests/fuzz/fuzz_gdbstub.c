@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size -= 2;
         memset(&f, 0, sizeof(f));
         gdb_init(&stub, &fake_gdb_ops, &f);
-        gdb_stopped(&stub, 0, 5, false);
+        gdb_stopped(&stub, 0, 5, GDB_STOP_SIGNAL, 0);
         in = data;
         len = size;
         if (frame) {
@@ -129,7 +129,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
                 feed(in + off, n);
                 if (stops && stub.running && !gdb_ended(&stub)) {
-                        gdb_stopped(&stub, thread, 5, false);
+                        /* Every stop reason, a watchpoint's address from the input. */
+                        gdb_stopped(&stub, thread, 5, (enum gdb_stop)(off % 6),
+                                    off < len ? (uint64_t)in[off] << 40 | off : 0);
                         if (before < FAKE_OUT - 1)
                                 check_output(before);
                 }

@@ -2,7 +2,8 @@
  * gdbtarget: the guest the gdb tests debug (tests/integration/gdb_case.py, docs/debugging.md).
  * It waits until gdb sets gdb_go, then adds 1, 2 and 3 through gdb_add and exits with the sum
  * (6). The test breaks at gdb_add, reads its argument, changes it (the register that carries
- * it), steps, and continues to the exit code that change makes.
+ * it), steps, sets a hardware breakpoint at gdb_add and a watchpoint on gdb_sum, and
+ * continues to the exit code that change makes.
  */
 #include "guest.h"
 

@@ -4,9 +4,16 @@
 Boots keel.efi in QEMU (tools/run-qemu) with COM2 as a TCP socket on 127.0.0.1 (a free port),
 waits for the guest gdbtarget to wait for gdb, then runs gdb-multiarch in batch mode over
 that socket: break at gdb_add, let the guest go, see the hit and the argument (1), change the
-register that carries it to 40, single-step, read a variable, delete the breakpoint and
-continue to the guest's exit, which gdb reports as exit code 45 (40 + 2 + 3). Keel's summary
+register that carries it to 40, single-step, read a variable, delete the breakpoint; then a
+hardware breakpoint at gdb_add (`hbreak`: hit with the argument 2) and a hardware watchpoint
+on gdb_sum (`watch`: the guest's add changes it from 40 to 42), and continue to the guest's
+exit, which gdb reports as exit code 45 (40 + 2 + 3). Keel's summary
 must then show the target VM exiting 45 and the witness VM, which ran on meanwhile, 0.
+
+--runner bochs (x86_64, Intel VT-x under Bochs, tools/run-bochs): COM2 is a Bochs socket that
+connects to this script, which passes the bytes to and from gdb; the target alone (no
+witness: run-bochs types nothing into the monitor) and the session without the hardware
+breakpoint and watchpoint (VT-x does not load them yet).
 
 --arch arm64: QEMU virt has no second UART, so gdb comes over Keel's console: the monitor's
 `gdb target` hands the console to the stub, and run-qemu --bridge serves the console's socket
@@ -15,13 +22,16 @@ to gdb (the register carrying the argument is x0).
 import argparse
 import os
 import re
+import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUN_QEMU = os.path.join(HERE, "..", "..", "tools", "run-qemu")
+RUN_BOCHS = os.path.join(HERE, "..", "..", "tools", "run-bochs")
 
 # What gdb must print, in this order (the batch commands below produce them).
 GDB_ORDER = [
@@ -32,8 +42,16 @@ GDB_ORDER = [
     r"\$3 = \(void \(\*\)\(\)\) 0x[0-9a-f]+ <gdb_add\+[1-9]\d*>",  # $pc after stepi
     r"Value returned is \$4 = 40\b",     # finish: gdb_add's return value
     r"\$5 = 40\b",                      # gdb_sum after the first add
-    r"\[Inferior 1 \(Remote target\) exited with code 055\]",
 ]
+# Then the hardware breakpoint and watchpoint (not on VT-x yet).
+GDB_HW_ORDER = [
+    r"Hardware assisted breakpoint 2 at 0x[0-9a-f]+: file .*gdbtarget\.c",
+    r"Breakpoint 2, (0x[0-9a-f]+ in )?gdb_add \(x=(x@entry=)?2\)",  # hbreak: Z1, hwbreak stop
+    r"\$6 = 2\b",                       # print $REG at the hardware breakpoint
+    r"Hardware watchpoint 3: gdb_sum",
+    r"Hardware watchpoint 3: gdb_sum\s+Old value = 40\s+New value = 42\b",  # Z2, watch stop
+]
+GDB_END = r"\[Inferior 1 \(Remote target\) exited with code 055\]"
 
 LOG_MUST = [
     r"keel: monitor: vm witness is running",
@@ -47,6 +65,37 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def bridge(bochs_srv, gdb_srv, stop):
+    """Bochs' COM2 (it connects to bochs_srv) <-> gdb (it connects to gdb_srv). What Bochs
+    sends before gdb connects (the firmware's output, if any) is dropped: a '-' in it would be
+    a NAK to gdb."""
+    bochs_srv.settimeout(600)
+    try:
+        b, _ = bochs_srv.accept()
+    except OSError:
+        return
+    g = None
+    while not stop.is_set() and g is None:
+        r, _, _ = select.select([b, gdb_srv], [], [], 0.5)
+        if b in r and not b.recv(4096):
+            return
+        if gdb_srv in r:
+            g, _ = gdb_srv.accept()
+    if g is None:
+        return
+    peer = {b: g, g: b}
+    while not stop.is_set():
+        r, _, _ = select.select([b, g], [], [], 0.5)
+        for s in r:
+            data = s.recv(4096)
+            if not data:
+                stop.set()
+                break
+            peer[s].sendall(data)
+    b.close()
+    g.close()
 
 
 def wait_for(path, pattern, seconds, proc):
@@ -70,14 +119,17 @@ def main():
     ap.add_argument("--log-dir", help="default BUILD/tests/integration/logs")
     ap.add_argument("--gdb", default="gdb-multiarch")
     ap.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64")
+    ap.add_argument("--runner", choices=("qemu", "bochs"), default="qemu")
     args = ap.parse_args()
     arm = args.arch == "arm64"
+    bochs = args.runner == "bochs"
+    order = GDB_ORDER + ([] if bochs else GDB_HW_ORDER) + [GDB_END]
     reg = "$x0" if arm else "$rdi"
 
     build = os.path.abspath(args.build_dir)
     log_dir = args.log_dir or os.path.join(build, "tests", "integration", "logs")
     os.makedirs(log_dir, exist_ok=True)
-    name = "arm64_gdb" if arm else "gdb"
+    name = "arm64_gdb" if arm else "vmx_gdb" if bochs else "gdb"
     log = os.path.join(log_dir, name + ".log")
     gdb_out = os.path.join(log_dir, name + ".gdb-output")
     elf = os.path.join(build, "tests", "guests", "guest_gdbtarget")  # with its symbols
@@ -93,7 +145,25 @@ def main():
     cmd = [sys.executable, RUN_QEMU, "--efi", os.path.join(build, "keel.efi"),
            "--config", os.path.join(HERE, "configs", name + ".cfg"), "--log", log,
            "--timeout", "300"]
-    if arm:
+    stop = threading.Event()
+    if bochs:
+        bochs_srv = socket.socket()
+        bochs_srv.bind(("127.0.0.1", 0))
+        bochs_srv.listen(1)
+        gdb_srv = socket.socket()
+        gdb_srv.bind(("127.0.0.1", port))
+        gdb_srv.listen(1)
+        threading.Thread(target=bridge, args=(bochs_srv, gdb_srv, stop), daemon=True).start()
+        cmd = [sys.executable, RUN_BOCHS, "--efi", os.path.join(build, "keel.efi"),
+               "--config", os.path.join(HERE, "configs", "gdb_bochs.cfg"), "--log", log,
+               "--timeout", "1500", "--no-netns", "--bochsrc-line",
+               "com2: enabled=1, mode=socket-client, dev=127.0.0.1:%d"
+               % bochs_srv.getsockname()[1]]
+        ready = r"\[target\] gdbtarget: waiting for gdb"
+        LOG_MUST[:] = [r"keel: gdb: attached to vm target \(debug port\)",
+                       r"keel:   target: exit 45 \(expected exit 45\).*: ok",
+                       r"keel: result: PASS"]
+    elif arm:
         # Once the witness has ended, the monitor starts it again and hands the console to
         # gdb for the target: the witness runs (and ends) while gdb keeps the target stopped.
         cmd += ["--arch", "arm64", "--bridge", "127.0.0.1:%d" % port,
@@ -110,7 +180,7 @@ def main():
                 "--send", r"^keel: gdb: attached to vm target=>start witness"]
         ready = r"\[target\] gdbtarget: waiting for gdb"
         LOG_MUST.insert(0, r"keel: gdb: attached to vm target \(debug port\)")
-    for f in sorted(os.listdir(gdir)):
+    for f in ["gdbtarget.elf"] if bochs else sorted(os.listdir(gdir)):
         cmd += ["--file", "%s=guests/%s" % (os.path.join(gdir, f), f)]
     print("gdb: " + " ".join(cmd), flush=True)
     if os.path.exists(log):
@@ -120,15 +190,19 @@ def main():
     gdb_text = ""
     try:
         # The witness has ended (its restart, below, waits for that), and the target waits.
-        if not (wait_for(log, r"keel: vm witness stopped: exit: code 0", 180, qemu) and
-                wait_for(log, r"\[target\] gdbtarget: waiting for gdb", 60, qemu) and
-                wait_for(log, ready, 60, qemu)):
+        if bochs:
+            waited = wait_for(log, ready, 1200, qemu)
+        else:
+            waited = (wait_for(log, r"keel: vm witness stopped: exit: code 0", 180, qemu) and
+                      wait_for(log, r"\[target\] gdbtarget: waiting for gdb", 60, qemu) and
+                      wait_for(log, ready, 60, qemu))
+        if not waited:
             problems.append("the guest never waited for gdb")
         else:
             gcmd = [gdb, "-nx", "-batch",
                     "-ex", "set pagination off",
                     "-ex", "set confirm off",
-                    "-ex", "set remotetimeout 30",
+                    "-ex", "set remotetimeout %d" % (120 if bochs else 30),
                     "-ex", "file " + elf,
                     "-ex", "target remote 127.0.0.1:%d" % port,
                     "-ex", "info threads",
@@ -143,24 +217,35 @@ def main():
                     "-ex", "print $pc",
                     "-ex", "delete 1",
                     "-ex", "finish",
-                    "-ex", "print gdb_sum",
-                    "-ex", "continue"]
+                    "-ex", "print gdb_sum"]
+            if not bochs:
+                gcmd += ["-ex", "hbreak gdb_add",
+                         "-ex", "continue",
+                         "-ex", "print " + reg,
+                         "-ex", "delete 2",
+                         "-ex", "watch gdb_sum",
+                         "-ex", "continue",
+                         "-ex", "delete 3"]
+            gcmd += ["-ex", "continue"]
             print("gdb: " + " ".join(gcmd), flush=True)
             g = subprocess.run(gcmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, timeout=240)
+                               text=True, timeout=1200 if bochs else 240)
             gdb_text = g.stdout
             with open(gdb_out, "w") as f:
                 f.write(gdb_text)
             pos = 0
-            for pat in GDB_ORDER:
+            for pat in order:
                 m = re.compile(pat).search(gdb_text, pos)
                 if not m:
                     problems.append("gdb output lacks (in order): %s" % pat)
                     continue
                 pos = m.end()
-        out, _ = qemu.communicate(timeout=240)
+        if problems:
+            qemu.kill()  # the target stays stopped for gdb: nothing more will come
+        out, _ = qemu.communicate(timeout=1200 if bochs else 240)
         print(out, end="")
     finally:
+        stop.set()
         if qemu.poll() is None:
             qemu.kill()
             qemu.wait()
@@ -173,7 +258,7 @@ def main():
     ends = [m.start() for m in re.finditer(r"^keel: vm witness stopped: exit: code 0$", text,
                                            re.MULTILINE)]
     target_end = text.find("[target] gdbtarget: sum")
-    if len(ends) != 2 or target_end < 0 or ends[1] > target_end:
+    if not bochs and (len(ends) != 2 or target_end < 0 or ends[1] > target_end):
         problems.append("the witness did not run and end again while gdb held the target "
                         "(witness exits at %s, target's sum at %d)" % (ends, target_end))
     if problems:

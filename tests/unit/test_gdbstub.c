@@ -19,7 +19,7 @@ static void setup(void)
         memset(&f, 0, sizeof(f));
         f.step = -2;
         gdb_init(&stub, &fake_gdb_ops, &f);
-        gdb_stopped(&stub, 0, 5, false);
+        gdb_stopped(&stub, 0, 5, GDB_STOP_SIGNAL, 0);
 }
 
 static void clear_out(void)
@@ -317,12 +317,12 @@ TEST(continue_stop_reply_and_ctrl_c)
         gdb_input(&stub, (const uint8_t *)"\x03", 1);
         EXPECT_EQ(f.interrupts, 1);
         clear_out();
-        gdb_stopped(&stub, 1, 2, false);
+        gdb_stopped(&stub, 1, 2, GDB_STOP_SIGNAL, 0);
         EXPECT_STREQ(f.out, "$T02thread:02;#05");
         EXPECT_EQ(stub.g_thread, 1);
         /* a second stop report is ignored: it is stopped */
         clear_out();
-        gdb_stopped(&stub, 2, 5, false);
+        gdb_stopped(&stub, 2, 5, GDB_STOP_SIGNAL, 0);
         EXPECT_STREQ(f.out, "");
         EXPECT_STREQ(ask("?"), "T02thread:02;");
 }
@@ -334,15 +334,15 @@ TEST(step_and_vcont)
         clear_out();
         send_pkt("s");
         EXPECT_EQ(f.step, 1);
-        gdb_stopped(&stub, 1, 5, false);
+        gdb_stopped(&stub, 1, 5, GDB_STOP_SIGNAL, 0);
         clear_out();
         send_pkt("vCont;s:3;c");
         EXPECT_EQ(f.step, 2);
-        gdb_stopped(&stub, 2, 5, false);
+        gdb_stopped(&stub, 2, 5, GDB_STOP_SIGNAL, 0);
         clear_out();
         send_pkt("vCont;c");
         EXPECT_EQ(f.step, -1);
-        gdb_stopped(&stub, 0, 5, false);
+        gdb_stopped(&stub, 0, 5, GDB_STOP_SIGNAL, 0);
         EXPECT_STREQ(ask("vCont;x"), "E22");
         EXPECT_STREQ(ask("vCont;s:9"), "E22");
         EXPECT_STREQ(ask("vCont"), "E22");
@@ -358,7 +358,7 @@ TEST(input_while_running_is_kept_then_served)
         send_pkt("g"); /* gdb should not, but: kept */
         EXPECT_STREQ(f.out, "+");
         clear_out();
-        gdb_stopped(&stub, 0, 5, false);
+        gdb_stopped(&stub, 0, 5, GDB_STOP_SIGNAL, 0);
         EXPECT_CONTAINS(f.out, "$T05thread:01;#07+$");
 }
 
@@ -368,7 +368,7 @@ TEST(attach_sends_no_unasked_stop_reply)
         gdb_init(&stub, &fake_gdb_ops, &f);
         send_pkt("qSupported"); /* kept until it has stopped */
         EXPECT_STREQ(f.out, "");
-        gdb_stopped(&stub, 0, 5, false);
+        gdb_stopped(&stub, 0, 5, GDB_STOP_SIGNAL, 0);
         EXPECT_EQ(f.out[0], '+');
         EXPECT_CONTAINS(f.out, "PacketSize");
         EXPECT_TRUE(strstr(f.out, "T05") == NULL);
@@ -406,13 +406,43 @@ TEST(swbreak_and_exit)
         EXPECT_CONTAINS(ask("qSupported"), "swbreak+");
         clear_out();
         send_pkt("c");
-        gdb_stopped(&stub, 2, 5, true);
+        gdb_stopped(&stub, 2, 5, GDB_STOP_SWBREAK, 0);
         EXPECT_CONTAINS(f.out, "$T05thread:03;swbreak:;#");
         clear_out();
         send_pkt("c");
         gdb_exited(&stub, 0x2a);
         EXPECT_STREQ(f.out, "+$W2a#ea");
         EXPECT_TRUE(gdb_ended(&stub));
+}
+
+/* Hardware breakpoint and watchpoint stops: their reason, a watchpoint's data address in hex. */
+TEST(hw_stop_reasons)
+{
+        static const struct {
+                enum gdb_stop why;
+                uint64_t addr;
+                const char *want;
+        } cases[] = {
+            {GDB_STOP_HWBREAK, 0x1234, "T05thread:02;hwbreak:;"},
+            {GDB_STOP_WATCH, 0x10a8, "T05thread:02;watch:10a8;"},
+            {GDB_STOP_RWATCH, 0xffff800000000010ull, "T05thread:02;rwatch:ffff800000000010;"},
+            {GDB_STOP_AWATCH, 0, "T05thread:02;awatch:0;"},
+            {GDB_STOP_SIGNAL, 0x99, "T05thread:02;"},
+        };
+
+        setup();
+        EXPECT_CONTAINS(ask("qSupported:swbreak+;hwbreak+"), "hwbreak+");
+        for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char reply[128];
+
+                clear_out();
+                send_pkt("c");
+                gdb_stopped(&stub, 1, 5, cases[i].why, cases[i].addr);
+                EXPECT_TRUE(f.out[0] == '+');
+                decode_reply(f.out + 1, reply, sizeof(reply)); /* run-length encoded */
+                EXPECT_STREQ(reply, cases[i].want);
+                EXPECT_STREQ(ask("?"), cases[i].want); /* the last stop, asked again */
+        }
 }
 
 /* The compact target-description spec the arches keep (arch/<isa>/gdb.c). */

@@ -571,14 +571,126 @@ static __attribute__((noinline, cold)) void svm_debug_int(struct vcpu *vcpu, str
 }
 
 /*
+ * gdb's hardware breakpoints (vmm/gdb.h) live in DR0-DR3 and DR7 while gdb has any: the
+ * guest's own values are kept in gdb_dr and its MOV to or from DR0-DR3 and DR7 is intercepted
+ * and served from there (so gdb's stay armed and the guest reads what it wrote). The guest's
+ * own breakpoints do not fire meanwhile. Without decode assists (QEMU's TCG has none) the
+ * instruction is decoded here: legacy prefixes, REX, 0F 21 / 0F 23, ModRM.
+ */
+static __attribute__((noinline, cold)) void svm_guest_mov_dr(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+#define GPR(r) (uint8_t) offsetof(struct x86_gprs, r)
+        /* ModRM.rm (+ REX.B) to the register; RSP is the VMCB's. */
+        static const uint8_t gpr[16] = {GPR(rax), GPR(rcx), GPR(rdx), GPR(rbx), 0xff,     GPR(rbp),
+                                        GPR(rsi), GPR(rdi), GPR(r8),  GPR(r9),  GPR(r10), GPR(r11),
+                                        GPR(r12), GPR(r13), GPR(r14), GPR(r15)};
+#undef GPR
+        struct x86_paging pg = {vmcb->save.cr0, vmcb->save.cr3, vmcb->save.cr4, vmcb->save.efer};
+        unsigned code = (unsigned)vmcb->control.exit_code, dr = code & 0xf, slot = dr < 4 ? dr : 4;
+        bool write = code >= SVM_EXIT_WRITE_DR0,
+             wide = (vmcb->save.efer & X86_EFER_LMA) && (vmcb->save.cs.attrib & SVM_ATTR_L);
+        uint8_t insn[15], r;
+        size_t got = 0, i = 0;
+        unsigned rex = 0;
+        uint64_t *reg;
+
+        if (x86_fetch_insn(&vcpu->vm->mem, &pg, vmcb->save.cs.base + vmcb->save.rip, insn, &got))
+                got = 0;
+        /* Legacy prefixes: 26 2e 36 3e, 64-67, f2 f3. */
+        while (i < got &&
+               ((insn[i] & 0xe7) == 0x26 || (insn[i] & 0xfc) == 0x64 || (insn[i] & 0xfe) == 0xf2))
+                i++;
+        if (wide && i < got && (insn[i] & 0xf0) == 0x40)
+                rex = insn[i++];
+        if (i + 3 > got || insn[i] != 0x0f || insn[i + 1] != (write ? 0x23 : 0x21)) {
+                vm_stop(vcpu->vm, VM_STOP_BAD_INSN, "undecodable MOV DR at rip %#llx",
+                        (unsigned long long)vmcb->save.rip);
+                return;
+        }
+        if (rex & 4) { /* REX.R: DR8-DR15 do not exist */
+                inject_exception(vmcb, X86_VEC_UD, false, 0);
+                return;
+        }
+        r = gpr[(insn[i + 2] & 7) | (rex & 1) << 3];
+        reg = r == 0xff ? &vmcb->save.rsp : (uint64_t *)((char *)&vcpu->arch.gprs + r);
+        if (write) {
+                uint64_t v = wide ? *reg : (uint32_t)*reg;
+
+                if (dr == 7 && (v >> 32)) {
+                        inject_exception(vmcb, X86_VEC_GP, true, 0);
+                        return;
+                }
+                vcpu->arch.gdb_dr[slot] = dr == 7 ? v | 0x400 : v;
+        } else {
+                *reg = wide ? vcpu->arch.gdb_dr[slot] : (uint32_t)vcpu->arch.gdb_dr[slot];
+        }
+        vmcb->save.rip += i + 3;
+}
+
+#define SVM_DR_GDB (0x8fu | 0x8fu << 16) /* DR0-DR3 and DR7, reads and writes */
+
+static void write_dr7(uint64_t v)
+{
+        __asm__ volatile("mov %0, %%dr7" ::"r"(v) : "memory");
+}
+
+/*
+ * Start of a run while a session is on (or just ended): gdb's hardware breakpoints into DR0-3
+ * (the vCPU's switched copy, arch/swregs.h) and the VMCB's DR7, or the guest's own values
+ * back once gdb has none. QEMU's TCG (7.2) does not arm breakpoints from the VMCB's DR7 at
+ * VMRUN, only when a MOV to a debug register runs: Keel writes its own DR7 with the same
+ * value, for the run (svm_vcpu_run clears it at the run's end); on a CPU that restores the
+ * host's DR7 at #VMEXIT this arms gdb's addresses in Keel as well during the run.
+ */
+static __attribute__((noinline, cold)) void svm_gdb_hw_load(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+        struct vcpu_arch *a = &vcpu->arch;
+        bool want = vcpu->vm->debug && vcpu->vm->debug_hw_n;
+        uint64_t dr[4];
+
+        if (!want && !a->gdb_hw)
+                return;
+        if (want && !a->gdb_hw) {
+                memcpy(a->gdb_dr, a->swregs.dr, sizeof(a->swregs.dr));
+                a->gdb_dr[4] = vmcb->save.dr7;
+                vmcb->control.intercept_dr |= SVM_DR_GDB;
+                a->gdb_hw = true;
+        }
+        if (want) {
+                vmcb->save.dr7 = x86_gdb_dr7(vcpu->vm, dr);
+                memcpy(a->swregs.dr, dr, sizeof(dr));
+        } else {
+                memcpy(a->swregs.dr, a->gdb_dr, sizeof(a->swregs.dr));
+                vmcb->save.dr7 = a->gdb_dr[4];
+                vmcb->control.intercept_dr &= ~SVM_DR_GDB;
+                a->gdb_hw = false;
+        }
+        x86_swregs_load(&a->swregs, X86_SWREGS_DR0_3);
+        write_dr7(want ? vmcb->save.dr7 : 0x400);
+}
+
+/*
  * Instructions CPUID hides, intercepted so that they never reach the physical CPU: RDPMC
  * gets #GP (no PMU), MONITOR/MWAIT(X) and RDPRU #UD. Out of the exit switch: its cases widen
  * the switch's range, which costs the CPUID and VMMCALL paths (bench: VMMCALL 265 -> 267).
  */
 static __attribute__((noinline, cold)) bool hidden_insn(struct vcpu *vcpu, struct vmcb *vmcb)
 {
+        bool rf;
+
         switch (vmcb->control.exit_code) {
         case SVM_EXIT_EXCP_BASE + X86_VEC_DB: /* gdb's step, else the NMI code's (nmi_exit) */
+                if (vcpu->arch.gdb_hw && x86_gdb_db_hit(vcpu, &vmcb->save.dr6, &rf)) {
+                        /* One of gdb's hardware breakpoints: an instruction breakpoint is a
+                         * fault (RIP at it), so the guest resumes with RF set to run it. */
+                        if (rf)
+                                vmcb->save.rflags |= X86_RFLAGS_RF;
+                        if (vcpu->arch.gdb_tf)
+                                vmcb->save.rflags &= ~X86_RFLAGS_TF;
+                        vcpu->arch.gdb_tf = false;
+                        vmcb->save.dr6 &= ~X86_DR6_BS;
+                        return true;
+                }
                 if (!vcpu->debug_step || vcpu->arch.nmi_step)
                         return false;
                 if (vcpu->arch.gdb_tf)
@@ -590,6 +702,18 @@ static __attribute__((noinline, cold)) bool hidden_insn(struct vcpu *vcpu, struc
         case SVM_EXIT_EXCP_BASE + X86_VEC_BP:
         case SVM_EXIT_SWINT: /* QEMU's TCG reports INT3 as an INTn intercept */
                 svm_debug_int(vcpu, vmcb);
+                return true;
+        case SVM_EXIT_READ_DR0:
+        case SVM_EXIT_READ_DR0 + 1:
+        case SVM_EXIT_READ_DR0 + 2:
+        case SVM_EXIT_READ_DR0 + 3:
+        case SVM_EXIT_READ_DR0 + 7:
+        case SVM_EXIT_WRITE_DR0:
+        case SVM_EXIT_WRITE_DR0 + 1:
+        case SVM_EXIT_WRITE_DR0 + 2:
+        case SVM_EXIT_WRITE_DR0 + 3:
+        case SVM_EXIT_WRITE_DR0 + 7:
+                svm_guest_mov_dr(vcpu, vmcb);
                 return true;
         case SVM_EXIT_RDPMC:
                 inject_exception(vmcb, X86_VEC_GP, true, 0);
@@ -972,6 +1096,7 @@ static __attribute__((noinline, cold)) void svm_debug_entry(struct vcpu *vcpu, s
 {
         bool on = vcpu->vm->debug;
 
+        svm_gdb_hw_load(vcpu, vmcb);
         vcpu->arch.gdb_armed = on;
         if (on) {
                 vmcb->control.intercept_exc |= (1u << X86_VEC_DB) | (1u << X86_VEC_BP);
@@ -1045,6 +1170,8 @@ static void svm_vcpu_run(struct vcpu *vcpu)
                 vcpu->exits++;
                 svm_handle_exit(vcpu, vmcb);
         }
+        if (__builtin_expect(vcpu->arch.gdb_hw, 0))
+                write_dr7(0x400); /* Keel runs without gdb's breakpoints (svm_gdb_hw_load) */
 }
 
 static const struct pt_format *svm_second_level(void)

@@ -141,6 +141,8 @@ _Static_assert(sizeof(struct vmcb) <= 4096, "vmcb fits a page");
 #define SVM_INTERCEPT_RDPRU   (1u << 14)
 
 /* Exit codes. */
+#define SVM_EXIT_READ_DR0  0x20 /* + n; writes: 0x30 + n */
+#define SVM_EXIT_WRITE_DR0 0x30
 #define SVM_EXIT_EXCP_BASE 0x40
 #define SVM_EXIT_INTR      0x60
 #define SVM_EXIT_NMI       0x61

@@ -25,6 +25,7 @@
 #include <keel/log.h>
 #include <keel/palloc.h>
 #include <keel/smp.h>
+#include <vmm/gdb.h>
 
 #include "vmx.h"
 
@@ -756,6 +757,101 @@ static __attribute__((noinline, cold)) void single_step_trap(void)
         vmwrite(VMCS_GUEST_PENDING_DBG, vmread(VMCS_GUEST_PENDING_DBG) | X86_DR6_BS);
 }
 
+/*
+ * gdb (vmm/gdb.h) on VT-x. The registers: a vCPU's VMCS is clear between its runs
+ * (vmx_vcpu_run), so the boot CPU, which calls this with the vCPU off every CPU and no VMCS
+ * of its own current, loads it, reads or writes the fields and clears it again.
+ */
+static void vmx_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write)
+{
+        uint64_t pa = hpa_raw(vcpu->arch.vmcb_pa);
+
+        if (!vmptrld(pa))
+                panic("VMPTRLD of vCPU %u's VMCS failed", vcpu->id);
+        if (write) {
+                vmwrite(VMCS_GUEST_RSP, st->rsp);
+                vmwrite(VMCS_GUEST_RIP, st->rip);
+                vmwrite(VMCS_GUEST_RFLAGS, st->rflags);
+        } else {
+                /* Selectors CS SS DS ES FS GS: the VMCS has them at ES + 2 * (ES CS SS DS FS GS).
+                 */
+                static const uint8_t sel[6] = {1, 2, 3, 0, 4, 5};
+
+                st->rsp = vmread(VMCS_GUEST_RSP);
+                st->rip = vmread(VMCS_GUEST_RIP);
+                st->rflags = vmread(VMCS_GUEST_RFLAGS);
+                for (unsigned i = 0; i < 6; i++)
+                        st->sel[i] =
+                            (uint16_t)vmread((enum vmcs_field)(VMCS_GUEST_ES_SEL + 2 * sel[i]));
+                st->cs_base = vmread(VMCS_GUEST_CS_BASE);
+                st->cr0 = vmread(VMCS_GUEST_CR0);
+                st->cr3 = vmread(VMCS_GUEST_CR3);
+                st->cr4 = vmread(VMCS_GUEST_CR4);
+                st->efer = vmread(VMCS_GUEST_EFER);
+        }
+        if (!vmclear(pa))
+                panic("VMCLEAR of vCPU %u's VMCS failed", vcpu->id);
+}
+
+/*
+ * While a session is on, #BP and #DB exit (the exception bitmap) and a vCPU gdb steps runs
+ * with RFLAGS.TF; set at the start of a run only, so exits pay nothing for it.
+ */
+static __attribute__((noinline, cold)) void vmx_debug_entry(struct vcpu *vcpu)
+{
+        bool on = vcpu->vm->debug;
+        uint64_t flags = vmread(VMCS_GUEST_RFLAGS);
+
+        vcpu->arch.gdb_armed = on;
+        vmwrite(VMCS_EXCEPTION_BITMAP, on ? 1u << X86_VEC_DB | 1u << X86_VEC_BP : 0);
+        if (on && vcpu->debug_step && !(flags & X86_RFLAGS_TF)) {
+                vmwrite(VMCS_GUEST_RFLAGS, flags | X86_RFLAGS_TF);
+                vcpu->arch.gdb_tf = true;
+        }
+        if (!on && vcpu->arch.gdb_tf) {
+                vmwrite(VMCS_GUEST_RFLAGS, flags & ~X86_RFLAGS_TF);
+                vcpu->arch.gdb_tf = false;
+        }
+}
+
+/*
+ * An exception exit while gdb has the VM: INT3 (RIP at it) stops the VM if it is one of gdb's
+ * breakpoints, else goes to the guest as the software exception it was; a #DB (DR6's bits in
+ * the qualification: the CPU did not write DR6) ends gdb's step, else goes to the guest with
+ * its DR6 updated as the CPU would have. False for anything else (an NMI).
+ */
+static __attribute__((noinline, cold)) bool vmx_debug_exc(struct vcpu *vcpu)
+{
+        uint32_t info = (uint32_t)vmread(VMCS_EXIT_INTR_INFO);
+        uint64_t q, dr6;
+
+        if ((info & INTR_TYPE_MASK) == INTR_TYPE_NMI)
+                return false;
+        if ((info & 0xff) == X86_VEC_BP) {
+                if (vm_debug_break(vcpu, vmread(VMCS_GUEST_CS_BASE) + vmread(VMCS_GUEST_RIP)))
+                        return true;
+                vmwrite(VMCS_ENTRY_INTR_INFO, X86_VEC_BP | INTR_TYPE_SW_EXC | INTR_INFO_VALID);
+                vmwrite(VMCS_ENTRY_INSN_LEN, vmread(VMCS_EXIT_INSN_LEN));
+                return true;
+        }
+        if ((info & 0xff) != X86_VEC_DB)
+                return false;
+        q = vmread(VMCS_EXIT_QUALIFICATION);
+        if (vcpu->debug_step && (q & X86_DR6_BS)) {
+                if (vcpu->arch.gdb_tf)
+                        vmwrite(VMCS_GUEST_RFLAGS, vmread(VMCS_GUEST_RFLAGS) & ~X86_RFLAGS_TF);
+                vcpu->arch.gdb_tf = false;
+                vm_debug_stepped(vcpu);
+                return true;
+        }
+        /* The guest's DR6 is in the CPU for the run (arch/swregs.h). */
+        __asm__ volatile("mov %%dr6, %0" : "=r"(dr6));
+        dr6 = (dr6 & ~0xfull) | (q & 0x600f);
+        __asm__ volatile("mov %0, %%dr6" ::"r"(dr6));
+        inject_exception(X86_VEC_DB, false, 0);
+        return true;
+}
+
 /* The generic reason of a basic exit reason: the same classes as vmx_handle_exit counts. */
 static inline enum exit_reason vmx_exit_reason(uint32_t reason)
 {
@@ -858,8 +954,13 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
                         (unsigned long long)vmread(VMCS_GUEST_PHYS_ADDR),
                         (unsigned long long)vmread(VMCS_GUEST_RIP));
                 break;
-        case VMX_EXIT_EXT_INTR:
         case VMX_EXIT_EXCEPTION_NMI:
+                if (__builtin_expect(vcpu->arch.gdb_armed, 0) && vmx_debug_exc(vcpu)) {
+                        count[X86_EXIT_OTHER]++;
+                        break;
+                }
+                /* fall through */
+        case VMX_EXIT_EXT_INTR:
                 count[X86_EXIT_INTR]++;
                 /* Physical events are Keel's: let them reach its IDT, then resume the guest. */
                 if ((reason & 0xffff) == VMX_EXIT_EXCEPTION_NMI &&
@@ -1001,6 +1102,8 @@ static void vmx_vcpu_run(struct vcpu *vcpu)
         if (!vmptrld(hpa_raw(vcpu->arch.vmcb_pa)))
                 panic("VMPTRLD of vCPU %u's VMCS failed", vcpu->id);
         write_host_state(); /* this CPU's GDT, TSS and IDT */
+        if (__builtin_expect(vcpu->vm->debug || vcpu->arch.gdb_armed, 0))
+                vmx_debug_entry(vcpu);
         /*
          * Entries of an earlier run here may be stale: the vCPU moved (VPID-tagged), or its
          * VM's EPT root is a page an earlier, released VM used as its root on this CPU
@@ -1054,4 +1157,5 @@ const struct x86_vendor vmx_vendor = {
     /* The VMCS holds DR7 only, and of the SYSCALL MSRs none. */
     .swregs = X86_SWREGS_DR0_3 | X86_SWREGS_DR6_CR2 | X86_SWREGS_TSC_AUX | X86_SWREGS_SYSCALL,
     .inject_pf = vmx_inject_pf,
+    .debug_state = vmx_debug_state,
 };

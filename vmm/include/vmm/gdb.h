@@ -27,6 +27,13 @@ int arch_gdb_reg_write(struct vcpu *v, unsigned reg, const uint8_t *buf, size_t 
 int arch_gdb_translate(struct vcpu *v, uint64_t gva, gpa_t *gpa);
 /* The software breakpoint instruction into buf (x86: INT3; arm64: BRK): its size. */
 size_t arch_gdb_break_insn(uint8_t *buf);
+/*
+ * gdb's hardware breakpoints and watchpoints (vm->debug_hw) as they would become with one
+ * more: 0 if every vCPU can have all of them at once; -KEEL_ENOTSUP for a kind the arch
+ * lacks (gdb hears "not supported"), -KEEL_ENOSPC for more than its slots, -KEEL_EINVAL for
+ * a length or alignment it cannot watch.
+ */
+int arch_gdb_hw_check(struct vcpu *v, const struct vm_debug_hw *hw, unsigned n);
 /* The arch's second serial port for gdb (x86: COM2), if the machine has one. */
 bool arch_gdb_port_present(void);
 int arch_gdb_port_getc(void);
@@ -40,6 +47,11 @@ void arch_gdb_port_write(const char *s, size_t n);
 bool vm_debug_break(struct vcpu *v, uint64_t pc);
 /* A single step of a vCPU gdb asked to step has completed: the VM is being stopped. */
 void vm_debug_stepped(struct vcpu *v);
+/*
+ * Hardware breakpoint or watchpoint i of vm->debug_hw hit (the arch loads them while
+ * vm->debug): the VM is being stopped. addr: the data address of a watchpoint's access.
+ */
+void vm_debug_hw_hit(struct vcpu *v, unsigned i, uint64_t addr);
 
 /* --- The session (vmm/gdb.c, boot CPU only). --- */
 

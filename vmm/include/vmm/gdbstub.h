@@ -34,6 +34,16 @@ enum gdb_bp {
         GDB_WP_ACCESS = 4,
 };
 
+/* Why the target stopped, for the stop reply's reason (swbreak, hwbreak, watch, ...). */
+enum gdb_stop {
+        GDB_STOP_SIGNAL = 0, /* a step, Ctrl-C: no reason field */
+        GDB_STOP_SWBREAK,
+        GDB_STOP_HWBREAK,
+        GDB_STOP_WATCH, /* the data address follows: write watchpoint */
+        GDB_STOP_RWATCH,
+        GDB_STOP_AWATCH,
+};
+
 struct gdb_ops {
         unsigned (*threads)(void *ctx); /* vCPUs: gdb threads 1..threads() */
         /*
@@ -83,7 +93,8 @@ struct gdb_stub {
         unsigned g_thread; /* H g: thread for registers and memory (0-based) */
         unsigned stop_thread;
         uint8_t stop_signal;
-        bool stop_swbreak; /* stopped at one of gdb's software breakpoints */
+        enum gdb_stop stop_why;
+        uint64_t stop_addr; /* a watchpoint's data address */
         enum gdb_rx rx;
         uint8_t sum, sum_hi;
         bool overlong;
@@ -107,10 +118,11 @@ void gdb_init(struct gdb_stub *s, const struct gdb_ops *ops, void *ctx);
 void gdb_input(struct gdb_stub *s, const uint8_t *buf, size_t n);
 /*
  * The target has stopped: thread `t` (0-based) for `signal` (5 = SIGTRAP for a breakpoint or
- * a step, 2 = SIGINT for Ctrl-C), `swbreak` at one of gdb's software breakpoints (its PC is
- * the breakpoint's address). Sends the stop reply if gdb waits for one.
+ * a step, 2 = SIGINT for Ctrl-C), `why` at one of gdb's breakpoints (software or hardware: its
+ * PC is the breakpoint's address) or watchpoints (`addr`: the data address). Sends the stop
+ * reply if gdb waits for one.
  */
-void gdb_stopped(struct gdb_stub *s, unsigned t, uint8_t signal, bool swbreak);
+void gdb_stopped(struct gdb_stub *s, unsigned t, uint8_t signal, enum gdb_stop why, uint64_t addr);
 /* The target has ended with exit status `code`: "W" reply, the session ends. */
 void gdb_exited(struct gdb_stub *s, uint8_t code);
 

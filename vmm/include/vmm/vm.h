@@ -56,6 +56,15 @@ enum vm_stop_reason {
         VM_STOP_REASON_COUNT,
 };
 
+/* One of gdb's hardware breakpoints (type 1) or watchpoints (2 write, 3 read, 4 access), as
+ * the Z packets number them; len: bytes watched (a breakpoint's is gdb's kind, unused). */
+#define VM_DEBUG_HW_MAX 8
+struct vm_debug_hw {
+        uint64_t addr;
+        uint64_t len;
+        uint8_t type;
+};
+
 struct vm;
 
 struct vcpu {
@@ -93,11 +102,16 @@ struct vm {
         /* Config pc_testdev = yes (docs/config.md): x86's test IRQ-line ports. */
         bool pc_testdev;
         /* gdb (vmm/gdb.h): a session is on, so the arch traps breakpoint instructions;
-         * the vCPU (index + 1) whose breakpoint or step stopped it, 0 if none; at one of
-         * gdb's software breakpoints. */
+         * the vCPU (index + 1) whose breakpoint or step stopped it, 0 if none; why (enum
+         * gdb_stop of vmm/gdbstub.h) and, for a watchpoint, the data address. gdb's hardware
+         * breakpoints and watchpoints, changed only while the VM is stopped for gdb; the arch
+         * loads them at the start of each run while `debug`. */
         bool debug;
         unsigned debug_stop;
-        bool debug_swbreak;
+        uint8_t debug_why;
+        uint64_t debug_addr;
+        unsigned debug_hw_n;
+        struct vm_debug_hw debug_hw[VM_DEBUG_HW_MAX];
 
         enum vm_stop_reason stop_reason;
         int64_t exit_code;     /* valid when stop_reason == VM_STOP_EXIT */

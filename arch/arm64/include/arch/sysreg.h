@@ -118,8 +118,9 @@ static inline void dsb_ish(void)
 #define PSR_DIT       (1u << 24)
 
 /* MDCR_EL2, MDSCR_EL1 */
-#define MDCR_TDE (1ull << 8) /* debug exceptions of EL1/EL0 to EL2; debug registers trap */
-#define MDSCR_SS (1ull << 0) /* software step enabled */
+#define MDCR_TDE  (1ull << 8)  /* debug exceptions of EL1/EL0 to EL2; debug registers trap */
+#define MDSCR_SS  (1ull << 0)  /* software step enabled */
+#define MDSCR_MDE (1ull << 15) /* breakpoint and watchpoint exceptions enabled */
 
 /* SCTLR_EL1 */
 #define SCTLR_SPAN  (1ull << 23) /* 0: PSTATE.PAN set on exception entry to EL1 */

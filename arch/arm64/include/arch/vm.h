@@ -77,9 +77,10 @@ struct vcpu_arch {
         bool timer_latched[2];
         struct arm64_fp_regs fp;
         uint64_t deadline; /* counter value at which the current run's slice ends */
-        /* gdb (vcpu.c): this run single-steps for gdb; the guest's MDSCR_EL1 and OS lock,
-         * which the step changes in the CPU, as they were. */
-        bool gdb_step;
+        /* gdb (vcpu.c): this run single-steps for gdb, or has gdb's hardware breakpoints
+         * and watchpoints in the debug registers (then the guest's own stay in el1, unsaved);
+         * the guest's MDSCR_EL1 and OS lock, which both change in the CPU, as they were. */
+        bool gdb_step, gdb_hw;
         uint64_t gdb_mdscr, gdb_oslk;
         unsigned leave; /* 0, or the enum vcpu_run_result that ends the current run */
 };

@@ -100,7 +100,11 @@ struct vcpu_arch {
         bool nmi_blocked, nmi_iret_wait, nmi_step, nmi_step_tf;
         uint64_t nmi_iret_rip;
         bool gdb_tf;    /* Keel set RFLAGS.TF for a gdb single step */
-        bool gdb_armed; /* SVM: gdb's intercepts are set (svm_debug_entry) */
+        bool gdb_armed; /* gdb's intercepts are set (svm_debug_entry, vmx_debug_entry) */
+        /* SVM: gdb's hardware breakpoints are in DR0-3 and DR7, the guest's own DR0-3 and DR7
+         * in gdb_dr (its MOV DR are intercepted and served from there). */
+        bool gdb_hw;
+        uint64_t gdb_dr[5];
 };
 
 #endif

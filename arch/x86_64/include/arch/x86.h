@@ -16,6 +16,7 @@
 
 #define X86_RFLAGS_TF (1ull << 8)
 #define X86_RFLAGS_IF (1ull << 9)
+#define X86_RFLAGS_RF (1ull << 16)
 
 #define X86_DR6_BS (1ull << 14) /* single step */
 

@@ -67,6 +67,18 @@ struct x86_vendor {
         void (*debug_state)(struct vcpu *vcpu, struct x86_debug_state *st, bool write);
 };
 
+/*
+ * gdb's hardware breakpoints and watchpoints (vm->debug_hw, at most 4: entry i is DRi) as
+ * DR0-DR3 (into dr) and the DR7 that enables them (arch/x86_64/gdb.c).
+ */
+uint64_t x86_gdb_dr7(const struct vm *vm, uint64_t dr[4]);
+/*
+ * A #DB while gdb's breakpoints are loaded, with the guest's DR6 as the CPU left it: if one
+ * of gdb's (DR6.B0-B3) hit, report it (vm_debug_hw_hit), clear its bits from *dr6 and return
+ * true; *rf_needed says the hit was an instruction breakpoint (a fault: resume with RF).
+ */
+bool x86_gdb_db_hit(struct vcpu *v, uint64_t *dr6, bool *rf_needed);
+
 /* The backend's debug_state; false if it has none (vcpu.c picks the backend). */
 bool x86_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write);
 
