@@ -42,6 +42,8 @@ enum kind {
         K_SCAN,      /* reg <- index of mem's lowest (BSF) or highest (BSR: alt) set bit */
         K_IMUL,      /* reg <- reg (0F AF) or imm (69 6B) * mem, signed, truncated */
         K_MUL,       /* rDX:rAX (bytes: AX) <- rAX * mem; unsigned (F6/F7 /4), signed (/5: alt) */
+        K_DIV,       /* rAX, rDX (bytes: AL, AH) <- rDX:rAX (AX) / mem; DIV (/6), IDIV (/7: alt) */
+        K_LOAD_SYS,  /* LLDT LTR: regs->sys_sel <- mem16, the caller loads it */
         K_SHXD,      /* mem <- mem:reg shifted left (SHLD), right (SHRD: alt) by imm8 or CL */
         K_CMOV,      /* reg <- mem if condition `alt` (0F 40+cc); the read is made either way */
         K_VLOAD,     /* MMX/XMM register (regs->vec) <- msize bytes of mem, zero-extended */
@@ -289,6 +291,13 @@ static bool classify_0f(const struct x86_insn *in, struct op *o)
         uint8_t opc = in->opcode;
 
         switch (opc) {
+        case 0x00: /* grp6: /0 SLDT /1 STR Ew (store), /2 LLDT /3 LTR Ew (load): 16 bits */
+                if (in->reg > 3 || in->mode == X86_MODE_REAL16)
+                        return false; /* VERR VERW; real and virtual-8086 mode: #UD first */
+                o->kind = in->reg < 2 ? K_STORE_MSW : K_LOAD_SYS;
+                o->size = o->msize = 2;
+                o->reg = X86_REG_NONE;
+                return true;
         case 0x01: /* grp7: /4 SMSW Ew (a word to memory whatever the operand size) */
                 if (in->reg != 4)
                         return false;
@@ -419,14 +428,11 @@ static bool classify(const struct x86_insn *in, struct op *o)
                         o->kind = K_UNARY;
                         o->reg = X86_REG_NONE;
                         return true;
-                case 4: /* MUL */
-                case 5: /* IMUL */
-                        o->kind = K_MUL;
-                        o->alt = in->reg == 5;
+                default: /* /4 MUL /5 IMUL /6 DIV /7 IDIV */
+                        o->kind = in->reg < 6 ? K_MUL : K_DIV;
+                        o->alt = in->reg & 1;
                         o->reg = 0;
                         return true;
-                default: /* DIV IDIV (#DE is not injected from here) */
-                        return false;
                 }
         case 0xfe: /* grp4 Eb: /0 INC /1 DEC */
         case 0xff: /* grp5 Ev: /0 INC /1 DEC (the rest: calls, jumps, push) */
@@ -618,6 +624,59 @@ static uint64_t mul(uint64_t a, uint64_t b, unsigned size, bool sign, uint64_t *
 }
 
 /*
+ * DIV / IDIV (`sign`) of the dividend hi:lo (`size` bytes each; for sizes below 8 the caller
+ * passes the whole 2*size-byte dividend in lo, hi 0) by v: *q, *r the quotient and remainder
+ * (the remainder has the dividend's sign). False for a zero divisor or a quotient that does
+ * not fit `size` bytes: the CPU's #DE (SDM vol. 2 "DIV", "IDIV").
+ */
+static bool divide(uint64_t hi, uint64_t lo, uint64_t v, unsigned size, bool sign, uint64_t *q,
+                   uint64_t *r)
+{
+        unsigned bits = 8 * size;
+        uint64_t m = size_mask(size), top = 1ull << (bits - 1);
+        uint64_t dm = size == 8 ? ~0ull : size_mask(2 * size); /* the dividend's bits in lo */
+        bool na = false, nv = false;
+
+        v &= m;
+        if (sign) {
+                na = size == 8 ? hi >> 63 : (lo >> (2 * bits - 1)) & 1;
+                nv = (v & top) != 0;
+                if (na) { /* magnitude of the 2*size-byte dividend */
+                        hi = ~hi + (lo == 0);
+                        lo = -lo & dm;
+                }
+                if (nv)
+                        v = -v & m;
+        }
+        if (v == 0)
+                return false;
+        if (size < 8) {
+                *q = lo / v;
+                *r = lo % v;
+        } else {
+                if (hi >= v)
+                        return false; /* the quotient needs more than 64 bits */
+                for (unsigned i = 0; i < 64; i++) { /* restoring division, one bit a step */
+                        bool carry = hi >> 63;
+
+                        hi = hi << 1 | lo >> 63;
+                        lo <<= 1;
+                        if (carry || hi >= v) {
+                                hi -= v;
+                                lo |= 1;
+                        }
+                }
+                *q = lo;
+                *r = hi;
+        }
+        if (*q > (sign ? top - !(na != nv) : m))
+                return false;
+        *q = (na != nv ? -*q : *q) & m;
+        *r = (na ? -*r : *r) & m;
+        return true;
+}
+
+/*
  * SHLD (0F A4/A5) or SHRD (0F AC/AD) of d with bits of s shifted in, by count (1..31, 1..63
  * for 64 bits: the caller masked it and handles 0, which changes nothing). A 16-bit count
  * above 16 shifts through d:s:d, as Intel's CPUs, QEMU and Bochs do (the SDM: undefined).
@@ -719,9 +778,13 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, ui
         case K_STORE_IMM:
                 res = (uint64_t)x86_insn_imm_sext(insn) & size_mask(o.size);
                 break;
-        case K_STORE_MSW:
-                res = regs->cr0 & 0xffff;
+        case K_STORE_MSW: /* SMSW, or SLDT / STR (0F 00): the caller's selector */
+                res = insn->opcode == 0x00 ? regs->sys_sel : regs->cr0 & 0xffff;
                 break;
+        case K_LOAD_SYS:
+                regs->sys_sel = (uint16_t)val;
+                regs->rip = next_rip(insn, regs->rip);
+                return X86_EMUL_LOAD_SYSSEG;
         case K_LOAD:
         case K_LOAD_ZX:
         case K_LOAD_SX:
@@ -764,6 +827,26 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, ui
                         reg_set(insn, regs, 2, o.size, hi);
                 }
                 regs->rflags = flags;
+                regs->rip = next_rip(insn, regs->rip);
+                return 0;
+        }
+        case K_DIV: { /* flags: undefined, kept */
+                uint64_t q, rem, ax = regs->gpr[0];
+
+                if (!divide(o.size == 8 ? regs->gpr[2] & size_mask(o.size) : 0,
+                            o.size == 1 ? ax & 0xffff
+                            : o.size == 8
+                                ? ax
+                                : (ax & size_mask(o.size)) |
+                                      (regs->gpr[2] & size_mask(o.size)) << (8 * o.size),
+                            val, o.size, o.alt, &q, &rem))
+                        return X86_EMUL_DIVIDE_ERROR;
+                if (o.size == 1) {
+                        reg_set(insn, regs, 0, 2, rem << 8 | q); /* AX = AH:AL */
+                } else {
+                        reg_set(insn, regs, 0, o.size, q);
+                        reg_set(insn, regs, 2, o.size, rem);
+                }
                 regs->rip = next_rip(insn, regs->rip);
                 return 0;
         }
@@ -830,6 +913,33 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, ui
         }
         regs->rflags = flags;
         regs->rip = next_rip(insn, regs->rip);
+        return 0;
+}
+
+uint32_t x86_sysseg_desc(bool ltr, bool long_mode, uint16_t sel, const uint64_t desc[2],
+                         struct x86_sysseg *out)
+{
+        uint64_t lo = desc[0];
+        unsigned access = (lo >> 40) & 0xff, type = access & 0x1f; /* S and the type */
+        uint32_t gp = X86_FAULT(13, sel & 0xfffc);
+
+        if (ltr ? type != 9 && (type != 1 || long_mode) : type != 2)
+                return gp; /* not an available TSS (LTR), not an LDT (LLDT) */
+        if (long_mode && ((desc[1] >> 40) & 0x1f) != 0)
+                return gp; /* the upper half's type must be 0 */
+        if (!(access & 0x80))
+                return X86_FAULT(11, sel & 0xfffc); /* #NP */
+        out->sel = sel;
+        out->attr = (uint16_t)(access | (ltr ? 2 : 0) | ((lo >> 44) & 0xf00)); /* busy TSS */
+        out->limit = (uint32_t)((lo & 0xffff) | ((lo >> 32) & 0xf0000));
+        if (lo & (1ull << 55)) /* G: 4 KiB units */
+                out->limit = out->limit << 12 | 0xfff;
+        out->base = ((lo >> 16) & 0xffffff) | ((lo >> 32) & 0xff000000ull);
+        if (long_mode) {
+                out->base |= desc[1] << 32;
+                if ((uint64_t)((int64_t)(out->base << 16) >> 16) != out->base)
+                        return gp; /* non-canonical base */
+        }
         return 0;
 }
 

@@ -22,6 +22,7 @@
 #include <keel/errno.h>
 #include <keel/irq.h>
 #include <keel/log.h>
+#include <keel/palloc.h>
 #include <keel/sched.h>
 #include <keel/smp.h>
 #include <keel/spinlock.h>
@@ -40,6 +41,9 @@
 #define PC_TESTDEV_IRQ_PORT 0x2000
 #define PC_TESTDEV_LINES    24
 #define PC_TESTDEV_LATCH    0xe0 /* 0xe0-0xe3 */
+/* Its "iomem": memory that reads back what was written, behind the MMIO emulator. */
+#define PC_TESTDEV_IOMEM      0xff000000ull
+#define PC_TESTDEV_IOMEM_SIZE 0x10000ull
 
 #define VIRTIO_MMIO_BASE  X86_GUEST_DEVICES_BASE
 #define VIRTIO_MMIO_SLOT  0x1000ull
@@ -170,6 +174,44 @@ static const struct mmio_ops lapic_page_ops = {
     .write = lapic_page_write,
 };
 
+/* pc_testdev's iomem (dev = its bytes, under the VM's dev_lock): little-endian RAM. */
+static void testdev_mem_read(void *dev, uint64_t offset, unsigned size, uint64_t *val)
+{
+        memcpy(val, (uint8_t *)dev + offset, size);
+}
+
+static void testdev_mem_write(void *dev, uint64_t offset, unsigned size, uint64_t val)
+{
+        memcpy((uint8_t *)dev + offset, &val, size);
+}
+
+static const struct mmio_ops testdev_mem_ops = {
+    .read = testdev_mem_read,
+    .write = testdev_mem_write,
+};
+
+/* pc_testdev = yes: its iomem pages (zeroed; arch_vm_teardown frees them) on the bus. */
+static int testdev_mem_init(struct vm *vm)
+{
+        hpa_t pa;
+        int err = palloc_alloc(&keel_palloc, PC_TESTDEV_IOMEM_SIZE / PAGE_SIZE, PAGE_SIZE, &pa);
+
+        if (err)
+                return err;
+        vm->arch.testdev_mem = hva_ptr(arch_hpa_to_hva(pa));
+        return mmio_bus_add(&vm->mmio, gpa(PC_TESTDEV_IOMEM), PC_TESTDEV_IOMEM_SIZE,
+                            &testdev_mem_ops, vm->arch.testdev_mem, "pc-testdev-iomem");
+}
+
+void x86_testdev_mem_free(struct vm *vm)
+{
+        if (!vm->arch.testdev_mem)
+                return;
+        CHECK(palloc_free(&keel_palloc, arch_hva_to_hpa(hva_from_ptr(vm->arch.testdev_mem)),
+                          PC_TESTDEV_IOMEM_SIZE / PAGE_SIZE) == 0);
+        vm->arch.testdev_mem = NULL;
+}
+
 struct irq_line arch_irq_line(struct vm *vm, unsigned gsi)
 {
         return (struct irq_line){vioapic_set_level, &vm->arch.ioapic, gsi};
@@ -213,6 +255,8 @@ static int platform_init(struct vm *vm)
         if (!err)
                 err = mmio_bus_add(&vm->mmio, gpa(VIOAPIC_BASE), VIOAPIC_SIZE, &vioapic_mmio_ops,
                                    &a->ioapic, "ioapic");
+        if (!err && vm->pc_testdev)
+                err = testdev_mem_init(vm);
         if (err)
                 return err;
         vuart_set_irq(&a->uart, &com1);

@@ -153,6 +153,7 @@ void arch_vm_teardown(struct vm *vm)
         if (vm->arch.npt_ready)
                 pt_destroy(&vm->arch.npt);
         vm->arch.npt_ready = false;
+        x86_testdev_mem_free(vm);
 }
 
 /*
@@ -927,6 +928,40 @@ struct string_ctx {
         char why[160];
 };
 
+static int string_access(void *ctx, uint64_t linear, unsigned size, bool write, uint64_t *val);
+
+/*
+ * An access that crosses a page boundary (a misaligned operand, as the CPU allows): as the
+ * CPU splits it, each page's part goes to what that page maps (RAM, a device, nothing), a
+ * byte at a time (a device sees byte accesses). A write first checks that both pages may be
+ * written, so that a #PF on the second leaves the first unwritten.
+ */
+static int split_access(struct string_ctx *sc, uint64_t linear, unsigned size, bool write,
+                        uint64_t *val)
+{
+        unsigned first = PAGE_SIZE - (unsigned)(linear & (PAGE_SIZE - 1));
+        uint64_t v = 0, b;
+        int rc;
+
+        if (write || !val) {
+                rc = string_access(sc, linear, first, true, NULL);
+                if (rc >= 0)
+                        rc = string_access(sc, linear + first, size - first, true, NULL);
+                if (rc < 0 || !val)
+                        return rc;
+        }
+        for (unsigned i = 0; i < size; i++) {
+                b = write ? *val >> (8 * i) & 0xff : 0;
+                rc = string_access(sc, linear + i, 1, write, &b);
+                if (rc < 0)
+                        return rc;
+                v |= (b & 0xff) << (8 * i);
+        }
+        if (!write)
+                *val = v;
+        return 0;
+}
+
 /* An access of a string instruction at a linear address: RAM, a device or nothing. */
 static int string_access(void *ctx, uint64_t linear, unsigned size, bool write, uint64_t *val)
 {
@@ -938,14 +973,8 @@ static int string_access(void *ctx, uint64_t linear, unsigned size, bool write, 
         struct x86_xlate x;
         uint64_t a;
 
-        if ((linear & (PAGE_SIZE - 1)) + size > PAGE_SIZE) {
-                sc->stop = VM_STOP_BAD_INSN;
-                snprintf(sc->why, sizeof(sc->why),
-                         "string instruction at rip %#llx: a %u-byte element at linear %#llx "
-                         "crosses a page boundary: not emulated",
-                         (unsigned long long)sc->gctx->rip, size, (unsigned long long)linear);
-                return -KEEL_ENOTSUP;
-        }
+        if ((linear & (PAGE_SIZE - 1)) + size > PAGE_SIZE)
+                return split_access(sc, linear, size, write, val);
         if (x86_translate(&vm->mem, &sc->pg, linear, acc, &x) != 0) {
                 if (x.fault == X86_XLATE_PF) {
                         vendor->inject_pf(vcpu, linear, x.pf_error); /* as the CPU would */
@@ -1089,6 +1118,76 @@ bool x86_emulate_string_io_exit(struct vcpu *vcpu, const struct x86_guest_ctx *c
         return true;
 }
 
+/* Does the trapped guest-physical `addr` lie in the page either part of [linear, linear +
+ * size) maps (an operand that crosses a page boundary)? */
+static bool split_trapped(struct vm *vm, const struct x86_paging *pg, uint64_t linear,
+                          unsigned size, uint64_t addr)
+{
+        struct x86_xlate x;
+
+        for (uint64_t a = linear; a < linear + size; a = (a | (PAGE_SIZE - 1)) + 1)
+                if (x86_translate(&vm->mem, pg, a, X86_ACC_SET_AD, &x) == 0 &&
+                    (gpa_raw(x.gpa) ^ addr) < PAGE_SIZE)
+                        return true;
+        return false;
+}
+
+/* x86_emulate_mmio's access callback for an operand that crosses a page boundary: `gpa` is
+ * the operand's linear address (plus the offset of the access). */
+static bool linear_access(void *ctx, uint64_t lin, unsigned size, bool write, uint64_t *val)
+{
+        return string_access(ctx, lin, size, write, val) >= 0;
+}
+
+/*
+ * LLDT / LTR (0F 00 /2 /3) of `sel`, read from device memory (SDM vol. 2 "LLDT", "LTR"): the
+ * descriptor from the GDT by linear address (a #PF for the guest if not mapped), checked,
+ * LTR's TSS marked busy in the GDT, the register loaded. 0 when done, 1 when a #PF was
+ * queued or the VM stopped, else the fault (X86_FAULT) for the guest.
+ */
+static __attribute__((cold)) uint32_t load_sysseg(struct vcpu *vcpu,
+                                                  const struct x86_guest_ctx *ctx, bool ltr,
+                                                  uint16_t sel)
+{
+        struct string_ctx sc = {.mc = {vcpu, false, false},
+                                .gctx = ctx,
+                                .pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer},
+                                .stop = VM_STOP_NONE};
+        bool lm = ctx->efer & X86_EFER_LMA;
+        struct x86_sysseg s = {.sel = sel};
+        uint64_t gdt, desc[2] = {0, 0};
+        uint32_t limit, fault;
+
+        if (ctx->cpl != 0)
+                return X86_FAULT(X86_VEC_GP, 0);
+        vendor->sys_seg(vcpu, ltr, &s, false, &gdt, &limit);
+        if ((sel & ~3u) == 0) { /* LLDT null: an unusable LDTR; LTR null: #GP(0) */
+                if (ltr)
+                        return X86_FAULT(X86_VEC_GP, 0);
+                s = (struct x86_sysseg){.sel = sel};
+                vendor->sys_seg(vcpu, false, &s, true, &gdt, &limit);
+                return 0;
+        }
+        if ((sel & 4) || (sel | 7u) + (lm ? 8u : 0u) > limit)
+                return X86_FAULT(X86_VEC_GP, sel & 0xfffc); /* in the LDT, or beyond the GDT */
+        gdt += sel & ~7u;
+        if (string_access(&sc, gdt, 8, false, &desc[0]) < 0 ||
+            (lm && string_access(&sc, gdt + 8, 8, false, &desc[1]) < 0))
+                goto refused;
+        fault = x86_sysseg_desc(ltr, lm, sel, desc, &s);
+        if (fault)
+                return fault;
+        desc[0] |= (uint64_t)(s.attr & 2) << 40; /* LTR: the TSS busy in the GDT too */
+        if (ltr && string_access(&sc, gdt, 8, true, &desc[0]) < 0)
+                goto refused;
+        vendor->sys_seg(vcpu, ltr, &s, true, &gdt, &limit);
+        return 0;
+refused:
+        if (sc.stop != VM_STOP_NONE)
+                vm_stop(vcpu->vm, sc.stop, "%s", sc.why);
+        return 1;
+}
+
 bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t addr,
                            bool in_walk, uint64_t *rsp, uint64_t *rip, uint64_t *rflags)
 {
@@ -1102,7 +1201,7 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         uint64_t linear, string_lin[2];
         unsigned size;
         int err, vreg;
-        bool vload, device = mmio_bus_find(&vm->mmio, gpa(addr), 1);
+        bool vload, split = false, device = mmio_bus_find(&vm->mmio, gpa(addr), 1);
 
         /* Nothing there: stop (unbacked = stop), or answer as a PC does below. */
         if (!device && (vm->unbacked_stop || in_walk))
@@ -1137,33 +1236,53 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 commit_regs(vcpu, &regs, rsp, rip, rflags);
                 return true;
         }
+        if (insn.map == X86_MAP_0F && insn.opcode == 0x00 && insn.reg < 2) { /* SLDT STR */
+                struct x86_sysseg sys;
+                uint64_t gdt;
+                uint32_t limit;
+
+                if ((ctx->cr4 & X86_CR4_UMIP) && ctx->cpl > 0) {
+                        vendor->inject_exc(vcpu, X86_VEC_GP, true, 0);
+                        return true;
+                }
+                vendor->sys_seg(vcpu, insn.reg == 1, &sys, false, &gdt, &limit);
+                regs.sys_sel = sys.sel;
+        }
         /*
          * The access emulated is the decoded operand's, and it must be the one that trapped.
          * Otherwise the instruction changed since (another vCPU rewrote it, or its tables):
-         * let the guest run it again; or one access spans RAM and a device: not emulated.
+         * let the guest run it again. An operand that crosses a page boundary goes by linear
+         * address, each page's part to what that page maps (split_access).
          */
         if (x86_mmio_operand(&insn, &regs, ctx->seg_base, &linear, &size) == 0) {
-                if ((linear & (PAGE_SIZE - 1)) + size > PAGE_SIZE) {
-                        vm_stop(vm, VM_STOP_BAD_INSN,
-                                "device access at %#llx by the instruction at rip %#llx crosses "
-                                "a page boundary (linear %#llx, %u bytes): not emulated",
-                                (unsigned long long)addr, (unsigned long long)ctx->rip,
-                                (unsigned long long)linear, size);
+                split = (linear & (PAGE_SIZE - 1)) + size > PAGE_SIZE;
+                if (split && !split_trapped(vm, &pg, linear, size, addr))
                         return true;
-                }
                 /* Accessed bits as the CPU's walk sets them (Dirty: set by the CPU's own walk
                  * before the nested fault). */
-                if (x86_translate(&vm->mem, &pg, linear, X86_ACC_SET_AD, &x) != 0 ||
-                    gpa_raw(x.gpa) != addr)
+                if (!split && (x86_translate(&vm->mem, &pg, linear, X86_ACC_SET_AD, &x) != 0 ||
+                               gpa_raw(x.gpa) != addr))
                         return true; /* re-executed: nothing emulated, RIP unchanged */
         }
         /*
          * A device's read and write of one instruction under one hold of the device lock: a
          * read-modify-write (locked or not) is atomic towards the VM's other vCPUs, as the
-         * CPU's locked cycle would be.
+         * CPU's locked cycle would be (a split one: each access under the lock on its own).
          */
         struct mmio_ctx mc = {vcpu, false, device};
-        if (device) {
+        struct string_ctx sc = {.mc = {vcpu, false, false},
+                                .gctx = ctx,
+                                .pg = pg,
+                                .stop = VM_STOP_NONE};
+        if (split) {
+                err = x86_emulate_mmio(&insn, &regs, linear, linear_access, &sc);
+                if (err == -KEEL_EFAULT && sc.stop == VM_STOP_NONE)
+                        return true; /* a #PF for the guest (string_access queued it) */
+                if (err == -KEEL_EFAULT) {
+                        vm_stop(vm, sc.stop, "%s", sc.why);
+                        return true;
+                }
+        } else if (device) {
                 struct spin_held h = spin_lock(&vm->dev_lock);
 
                 err = x86_emulate_mmio(&insn, &regs, addr, mmio_access, &mc);
@@ -1173,6 +1292,18 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         }
         if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
                 x86_start_released(vm); /* start-up IPIs: outside the device lock */
+        if (err == X86_EMUL_DIVIDE_ERROR) {
+                vendor->inject_exc(vcpu, X86_VEC_DE, false, 0); /* RIP stays: a fault */
+                return true;
+        }
+        if (err == X86_EMUL_LOAD_SYSSEG) {
+                uint32_t fault = load_sysseg(vcpu, ctx, insn.reg == 3, regs.sys_sel);
+
+                if (fault > 1) /* #GP, #NP: with an error code */
+                        vendor->inject_exc(vcpu, (fault >> 16) & 0xff, true, fault & 0xffff);
+                if (fault)
+                        return true;
+        }
         if (err < 0) {
                 char hex[3 * X86_MAX_INSN_LEN + 1];
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <arch/cpu.h>
+#include <arch/mmio_emul.h>
 #include <arch/platform.h>
 #include <arch/pt_x86.h>
 #include <arch/swregs.h>
@@ -238,6 +239,25 @@ static void inject_exception(struct vmcb *vmcb, unsigned vector, bool has_error,
 {
         vmcb->control.event_inj = vector | SVM_EVT_TYPE_EXC | SVM_EVT_VALID |
                                   (has_error ? SVM_EVT_ERR_VALID | ((uint64_t)error << 32) : 0);
+}
+
+static void svm_inject_exc(struct vcpu *vcpu, unsigned vector, bool has_error, uint32_t error)
+{
+        inject_exception(vcpu->arch.vmcb, vector, has_error, error);
+}
+
+static void svm_sys_seg(struct vcpu *vcpu, bool tr, struct x86_sysseg *s, bool write,
+                        uint64_t *gdt_base, uint32_t *gdt_limit)
+{
+        struct vmcb *vmcb = vcpu->arch.vmcb;
+        struct vmcb_seg *r = tr ? &vmcb->save.tr : &vmcb->save.ldtr;
+
+        *gdt_base = vmcb->save.gdtr.base;
+        *gdt_limit = vmcb->save.gdtr.limit;
+        if (write)
+                *r = (struct vmcb_seg){s->sel, s->attr, s->limit, s->base};
+        else
+                *s = (struct x86_sysseg){r->selector, r->attrib, r->limit, r->base};
 }
 
 static void svm_inject_pf(struct vcpu *vcpu, uint64_t cr2, uint32_t error)
@@ -1191,5 +1211,7 @@ const struct x86_vendor svm_vendor = {
     /* The VMCB holds DR6, DR7 and CR2; VMLOAD/VMSAVE switch the SYSCALL MSRs. */
     .swregs = X86_SWREGS_DR0_3 | X86_SWREGS_TSC_AUX,
     .inject_pf = svm_inject_pf,
+    .inject_exc = svm_inject_exc,
+    .sys_seg = svm_sys_seg,
     .debug_state = svm_debug_state,
 };

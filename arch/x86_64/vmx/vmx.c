@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <arch/cpu.h>
+#include <arch/mmio_emul.h>
 #include <arch/cpuid_policy.h>
 #include <arch/platform.h>
 #include <arch/pt_x86.h>
@@ -446,6 +447,37 @@ static struct x86_guest_ctx guest_ctx(void)
             .cpl = (vmread(VMCS_GUEST_SS_AR) >> 5) & 3,
             .rip = vmread(VMCS_GUEST_RIP),
         };
+}
+
+static void vmx_inject_exc(struct vcpu *vcpu, unsigned vector, bool has_error, uint32_t error)
+{
+        (void)vcpu;
+        inject_exception(vector, has_error, error);
+}
+
+/* VMX's access rights: the SVM form's flags nibble at bits 12-15, bit 16 "unusable". */
+static void vmx_sys_seg(struct vcpu *vcpu, bool tr, struct x86_sysseg *s, bool write,
+                        uint64_t *gdt_base, uint32_t *gdt_limit)
+{
+        unsigned d = tr ? VMCS_GUEST_TR_SEL - VMCS_GUEST_LDTR_SEL : 0; /* the same in each group */
+        uint64_t ar;
+
+        (void)vcpu;
+        *gdt_base = vmread(VMCS_GUEST_GDTR_BASE);
+        *gdt_limit = (uint32_t)vmread(VMCS_GUEST_GDTR_LIMIT);
+        if (write) {
+                vmwrite(VMCS_GUEST_LDTR_SEL + d, s->sel);
+                vmwrite(VMCS_GUEST_LDTR_LIMIT + d, s->limit);
+                vmwrite(VMCS_GUEST_LDTR_BASE + d, s->base);
+                vmwrite(VMCS_GUEST_LDTR_AR + d, s->attr ? (s->attr & 0xffu) | (s->attr & 0xf00u) << 4
+                                                        : 1u << 16);
+                return;
+        }
+        ar = vmread(VMCS_GUEST_LDTR_AR + d);
+        *s = (struct x86_sysseg){(uint16_t)vmread(VMCS_GUEST_LDTR_SEL + d),
+                                 (uint16_t)((ar & 1u << 16) ? 0 : (ar & 0xff) | (ar >> 4 & 0xf00)),
+                                 (uint32_t)vmread(VMCS_GUEST_LDTR_LIMIT + d),
+                                 vmread(VMCS_GUEST_LDTR_BASE + d)};
 }
 
 /* CR2 is not in the VMCS: the guest's is live in the CPU while it runs (swregs saves it). */
@@ -1158,4 +1190,6 @@ const struct x86_vendor vmx_vendor = {
     .swregs = X86_SWREGS_DR0_3 | X86_SWREGS_DR6_CR2 | X86_SWREGS_TSC_AUX | X86_SWREGS_SYSCALL,
     .inject_pf = vmx_inject_pf,
     .debug_state = vmx_debug_state,
+    .inject_exc = vmx_inject_exc,
+    .sys_seg = vmx_sys_seg,
 };

@@ -18,9 +18,15 @@
  *   BT BTS BTR BTC 0F A3 AB B3 BB (register bit offset: signed, it may select an operand
  *          before or after the addressed one) and 0F BA /4../7 (imm8 modulo the size)
  *   SMSW   0F 01 /4: stores CR0's low 16 bits (regs->cr0) as a word whatever the operand size
+ *   SLDT STR 0F 00 /0 /1: store regs->sys_sel as a word; LLDT LTR 0F 00 /2 /3: read a word
+ *          into regs->sys_sel, RIP advanced, and return X86_EMUL_LOAD_SYSSEG: the caller
+ *          checks and loads the selector (x86_sysseg_desc), or injects the fault and keeps
+ *          the old registers (not in real or virtual-8086 mode, where the CPU raises #UD)
  *   BSF BSR 0F BC 0F BD (not F3: TZCNT LZCNT; a zero source: ZF, the destination kept, a
  *          32-bit one zero-extended as on Intel); CMOVcc 0F 40-4F (reads either way)
- *   IMUL   0F AF, 69, 6B; MUL IMUL F6/F7 /4 /5 (rDX:rAX, bytes AX; DIV IDIV are not emulated)
+ *   IMUL   0F AF, 69, 6B; MUL IMUL F6/F7 /4 /5 (rDX:rAX, bytes AX)
+ *   DIV IDIV F6/F7 /6 /7 (rDX:rAX, bytes AX; a zero divisor or a quotient too large for the
+ *          operand size: X86_EMUL_DIVIDE_ERROR after the read; flags, undefined, are kept)
  *   SHLD SHRD 0F A4 A5 AC AD (imm8 or CL, masked to 31 / 63; a count of 0 writes nothing)
  *   SSE / MMX moves (see x86_mmio_vreg): MOVUPS MOVUPD MOVAPS MOVAPD MOVSS MOVSD MOVDQA
  *          MOVDQU (0F 10 11 28 29 6F 7F), MOVD / MOVQ (0F 6E 7E, F3 0F 7E, 66 0F D6) with an
@@ -34,6 +40,8 @@
  * are kept).
  *
  * Returns 0 and advances RIP by insn->len on success;
+ *   X86_EMUL_DIVIDE_ERROR  DIV / IDIV faults: the caller injects #DE; registers and RIP are
+ *                  unchanged (the device saw the read)
  *   -KEEL_ENOTSUP  anything else (other opcodes, VEX/EVEX/XOP, a register operand where memory
  *                  is required): the caller stops the VM and reports the bytes
  *   -KEEL_EFAULT   the access callback failed (no device there); registers, RIP and RFLAGS
@@ -67,6 +75,9 @@ struct x86_emul_regs {
         uint64_t gpr[16]; /* decoder numbering: rax rcx rdx rbx rsp rbp rsi rdi r8..r15 */
         uint64_t rip, rflags;
         uint64_t cr0; /* as the guest reads it (SMSW); never written */
+        /* SLDT / STR: the selector they store (the caller's LDTR / TR); LLDT / LTR: the
+         * selector read, for the caller to load (X86_EMUL_LOAD_SYSSEG) */
+        uint16_t sys_sel;
         /* The MMX or XMM register x86_mmio_vreg names: its value (MMX: the low 8 bytes) in,
          * and out after a load, zero-extended. */
         uint8_t vec[16];
@@ -78,6 +89,31 @@ struct x86_emul_regs {
  */
 typedef bool (*x86_mmio_access_fn)(void *ctx, uint64_t gpa, unsigned size, bool write,
                                    uint64_t *val);
+
+#define X86_EMUL_DIVIDE_ERROR 1 /* x86_emulate_mmio: the guest gets #DE */
+#define X86_EMUL_LOAD_SYSSEG  2 /* x86_emulate_mmio: LLDT / LTR of regs->sys_sel, caller's */
+
+/* LDTR or TR as the CPU holds it; attr in SVM's packed form (access byte 0-7, AVL 8, L 9,
+ * D/B 10, G 11). */
+struct x86_sysseg {
+        uint16_t sel, attr;
+        uint32_t limit;
+        uint64_t base;
+};
+
+/* A fault for the guest: vector and error code in one value (0: none). */
+#define X86_FAULT(vec, err) (1u << 31 | (uint32_t)(vec) << 16 | (uint32_t)(err))
+
+/*
+ * LTR (`ltr`) or LLDT of the non-null GDT selector `sel` (the caller checked TI, the GDT
+ * limit and CPL 0) whose descriptor is desc[0] and, in long mode, desc[1] (the upper 8
+ * bytes): *out as the register then holds it (LTR: the TSS type made busy, which the caller
+ * also writes back to the descriptor) and 0, or the fault (SDM vol. 2 "LTR", "LLDT"): #GP(sel)
+ * for a descriptor of another type (LTR: an available 32/64-bit TSS, a 16-bit one outside
+ * long mode; LLDT: an LDT), a nonzero upper type or a non-canonical base; #NP(sel) if absent.
+ */
+uint32_t x86_sysseg_desc(bool ltr, bool long_mode, uint16_t sel, const uint64_t desc[2],
+                         struct x86_sysseg *out);
 
 int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, uint64_t gpa,
                      x86_mmio_access_fn fn, void *ctx);

@@ -46,6 +46,8 @@ void x86_poll_console(struct vm *vm);
 void x86_host_interrupt(struct vcpu *vcpu);
 /* Hand the vCPUs that start-up IPIs released to the scheduler (call without dev_lock). */
 void x86_start_released(struct vm *vm);
+/* Frees pc_testdev's iomem pages, if the VM has them (arch_vm_teardown). */
+void x86_testdev_mem_free(struct vm *vm);
 /* Platform I/O ports (ACPI sleep and reset registers); false if `port` is not one. */
 bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val);
 

@@ -34,6 +34,9 @@ struct vm_arch {
         struct vuart uart;      /* COM1 (ports 0x3f8-0x3ff), transmitting to the VM's console */
         struct rtc_cmos rtc;    /* the PC's RTC and CMOS RAM (ports 0x70-0x71) */
         uint32_t testdev_latch; /* pc_testdev = yes: what ports 0xe0-0xe3 hold */
+        /* pc_testdev = yes: its 64 KiB of RAM-like device memory at 0xff000000 (Keel's pages,
+         * host-virtual; reached only through the MMIO emulator), else NULL */
+        uint8_t *testdev_mem;
         struct vioapic ioapic;
         /*
          * Under vm->dev_lock: the vCPU whose device access holds the lock (the LAPIC page is

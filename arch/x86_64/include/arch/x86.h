@@ -23,6 +23,7 @@
 #define X86_CR4_PAE        (1ull << 5)
 #define X86_CR4_OSFXSR     (1ull << 9)
 #define X86_CR4_OSXMMEXCPT (1ull << 10)
+#define X86_CR4_UMIP       (1ull << 11)
 #define X86_CR4_SMEP       (1ull << 20)
 #define X86_CR4_SMAP       (1ull << 21)
 

@@ -40,6 +40,8 @@ struct x86_debug_state {
         uint64_t cs_base, cr0, cr3, cr4, efer;
 };
 
+struct x86_sysseg;
+
 struct x86_vendor {
         const char *name;
         /* Can this CPU run VMs with this backend? -KEEL_ENODEV with a sentence in `why`. */
@@ -60,6 +62,14 @@ struct x86_vendor {
          * the exit handler, on the CPU running the vCPU.
          */
         void (*inject_pf)(struct vcpu *vcpu, uint64_t cr2, uint32_t error);
+        /* The same for another exception (not #PF): `vector`, with `error` if has_error. */
+        void (*inject_exc)(struct vcpu *vcpu, unsigned vector, bool has_error, uint32_t error);
+        /*
+         * The guest's TR (`tr`) or LDTR: read into *s, or (write) loaded from it (a null LDTR:
+         * selector 0, attr 0); *gdt_base, *gdt_limit get its GDTR. From the exit handler.
+         */
+        void (*sys_seg)(struct vcpu *vcpu, bool tr, struct x86_sysseg *s, bool write,
+                        uint64_t *gdt_base, uint32_t *gdt_limit);
         /*
          * gdb: read (or write back rsp, rip, rflags of) the vCPU's state, the vCPU not
          * running. NULL: the backend does not support gdb yet.
