@@ -446,6 +446,14 @@ static bool classify(const struct x86_insn *in, struct op *o)
         case 0x89: /* MOV Ev, Gv */
                 o->kind = K_STORE_REG;
                 return true;
+        case 0x8c: /* MOV Ew, Sreg: regs->sys_sel, 16 bits to memory */
+        case 0x8e: /* MOV Sreg, Ew: the caller loads regs->sys_sel (not CS: #UD) */
+                if (in->reg > 5 || (opc == 0x8e && in->reg == X86_SEG_CS))
+                        return false;
+                o->kind = opc == 0x8c ? K_STORE_MSW : K_LOAD_SYS;
+                o->size = o->msize = 2;
+                o->reg = X86_REG_NONE;
+                return true;
         case 0x8a: /* MOV Gb, Eb */
         case 0x8b: /* MOV Gv, Ev */
                 o->kind = K_LOAD;
@@ -523,24 +531,18 @@ static int64_t bt_displacement(const struct x86_insn *insn, const struct op *o,
                (int64_t)o->size;
 }
 
-int x86_mmio_operand(const struct x86_insn *insn, const struct x86_emul_regs *regs,
-                     const uint64_t seg_base[6], uint64_t *linear, unsigned *size)
+/* The linear address of the memory operand (plus `extra` bytes to its effective address). */
+static uint64_t operand_linear(const struct x86_insn *insn, const struct x86_emul_regs *regs,
+                               const uint64_t seg_base[6], uint64_t extra)
 {
-        struct op o;
-        uint64_t ea = (uint64_t)insn->disp;
-        uint64_t base = 0;
-        unsigned bit;
+        uint64_t ea = (uint64_t)insn->disp + extra, base = 0, linear;
 
-        if (!emulatable(insn, &o))
-                return -KEEL_ENOTSUP;
         if (insn->mem_base >= 0 && insn->mem_base <= 15)
                 ea += regs->gpr[insn->mem_base];
         if (insn->mem_index >= 0 && insn->mem_index <= 15)
                 ea += regs->gpr[insn->mem_index] * insn->mem_scale;
         if (insn->rip_relative)
                 ea += regs->rip + insn->len;
-        if (o.kind == K_BT)
-                ea += (uint64_t)bt_displacement(insn, &o, regs, &bit);
         if (insn->addr_size == 4)
                 ea &= 0xffffffffull;
         else if (insn->addr_size == 2)
@@ -549,9 +551,21 @@ int x86_mmio_operand(const struct x86_insn *insn, const struct x86_emul_regs *re
             (insn->mode != X86_MODE_LONG64 || insn->mem_seg == X86_SEG_FS ||
              insn->mem_seg == X86_SEG_GS))
                 base = seg_base[insn->mem_seg];
-        *linear = base + ea;
-        if (insn->mode != X86_MODE_LONG64)
-                *linear &= 0xffffffffull;
+        linear = base + ea;
+        return insn->mode != X86_MODE_LONG64 ? linear & 0xffffffffull : linear;
+}
+
+int x86_mmio_operand(const struct x86_insn *insn, const struct x86_emul_regs *regs,
+                     const uint64_t seg_base[6], uint64_t *linear, unsigned *size)
+{
+        struct op o;
+        unsigned bit;
+
+        if (!emulatable(insn, &o))
+                return -KEEL_ENOTSUP;
+        *linear = operand_linear(insn, regs, seg_base,
+                                 o.kind == K_BT ? (uint64_t)bt_displacement(insn, &o, regs, &bit)
+                                                : 0);
         *size = o.msize;
         return 0;
 }
@@ -779,7 +793,8 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, ui
                 res = (uint64_t)x86_insn_imm_sext(insn) & size_mask(o.size);
                 break;
         case K_STORE_MSW: /* SMSW, or SLDT / STR (0F 00): the caller's selector */
-                res = insn->opcode == 0x00 ? regs->sys_sel : regs->cr0 & 0xffff;
+                res = insn->opcode == 0x01 && insn->map == X86_MAP_0F ? regs->cr0 & 0xffff
+                                                                      : regs->sys_sel;
                 break;
         case K_LOAD_SYS:
                 regs->sys_sel = (uint16_t)val;
@@ -916,30 +931,188 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, ui
         return 0;
 }
 
-uint32_t x86_sysseg_desc(bool ltr, bool long_mode, uint16_t sel, const uint64_t desc[2],
-                         struct x86_sysseg *out)
+static bool canonical(uint64_t a)
+{
+        return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+uint32_t x86_seg_desc(enum x86_seg_load kind, bool long_mode, unsigned cpl, uint16_t sel,
+                      const uint64_t desc[2], struct x86_sysseg *out)
 {
         uint64_t lo = desc[0];
         unsigned access = (lo >> 40) & 0xff, type = access & 0x1f; /* S and the type */
-        uint32_t gp = X86_FAULT(13, sel & 0xfffc);
+        unsigned dpl = (access >> 5) & 3, rpl = sel & 3;
+        bool code = type & 8, sys = kind == SEG_LOAD_TR || kind == SEG_LOAD_LDTR;
+        uint32_t gp = X86_FAULT(13, sel & 0xfffc), np = X86_FAULT(11, sel & 0xfffc);
 
-        if (ltr ? type != 9 && (type != 1 || long_mode) : type != 2)
-                return gp; /* not an available TSS (LTR), not an LDT (LLDT) */
-        if (long_mode && ((desc[1] >> 40) & 0x1f) != 0)
+        switch (kind) {
+        case SEG_LOAD_TR: /* an available TSS: 64/32-bit, or 16-bit outside long mode */
+                if (type != 9 && (type != 1 || long_mode))
+                        return gp;
+                break;
+        case SEG_LOAD_LDTR:
+                if (type != 2)
+                        return gp;
+                break;
+        case SEG_LOAD_SS: /* a writable data segment, RPL = DPL = CPL; absent: #SS */
+                if (rpl != cpl || (type & 0x1a) != 0x12 || dpl != cpl)
+                        return gp;
+                np = X86_FAULT(12, sel & 0xfffc);
+                break;
+        case SEG_LOAD_DATA: /* data or readable code; DPL >= CPL, RPL unless conforming code */
+                if (!(type & 0x10) || (code && !(type & 2)) ||
+                    ((!code || !(type & 4)) && (rpl > dpl || cpl > dpl)))
+                        return gp;
+                break;
+        default: /* SEG_LOAD_CS: a code segment (a gate is not emulated: 1) */
+                if ((type & 0x18) != 0x18)
+                        return (type & 0x10) ? gp : 1;
+                if ((type & 4) ? dpl > cpl : rpl > cpl || dpl != cpl)
+                        return gp;
+                if (long_mode && (lo >> 53 & 3) == 3)
+                        return gp; /* L and D both set */
+                sel = (uint16_t)((sel & ~3u) | cpl);
+                break;
+        }
+        if (sys && long_mode && ((desc[1] >> 40) & 0x1f) != 0)
                 return gp; /* the upper half's type must be 0 */
         if (!(access & 0x80))
-                return X86_FAULT(11, sel & 0xfffc); /* #NP */
+                return np;
         out->sel = sel;
-        out->attr = (uint16_t)(access | (ltr ? 2 : 0) | ((lo >> 44) & 0xf00)); /* busy TSS */
+        /* A TSS becomes busy, a code or data segment accessed (the caller writes it back). */
+        out->attr = (uint16_t)(access | (kind == SEG_LOAD_TR ? 2 : sys ? 0 : 1) |
+                               ((lo >> 44) & 0xf00));
         out->limit = (uint32_t)((lo & 0xffff) | ((lo >> 32) & 0xf0000));
         if (lo & (1ull << 55)) /* G: 4 KiB units */
                 out->limit = out->limit << 12 | 0xfff;
         out->base = ((lo >> 16) & 0xffffff) | ((lo >> 32) & 0xff000000ull);
-        if (long_mode) {
+        if (sys && long_mode) {
                 out->base |= desc[1] << 32;
-                if ((uint64_t)((int64_t)(out->base << 16) >> 16) != out->base)
-                        return gp; /* non-canonical base */
+                if (!canonical(out->base))
+                        return gp;
         }
+        return 0;
+}
+
+/* ---- stack instructions and near branches (64-bit mode) -------------------------------- */
+
+int x86_emulate_stack(const struct x86_insn *insn, struct x86_emul_regs *regs,
+                      const uint64_t seg_base[6], x86_linear_access_fn fn, void *ctx)
+{
+        struct x86_emul_regs r = *regs;
+        unsigned osz = insn->op_size, op = insn->opcode, sub = insn->reg;
+        uint64_t v = 0, next = r.rip + insn->len, *rsp = &r.gpr[4];
+        bool mem = insn->has_mem, push = false;
+        int rc = 0;
+
+        if (insn->mode != X86_MODE_LONG64 || insn->encoding != X86_ENC_LEGACY ||
+            insn->map != X86_MAP_PRIMARY)
+                return -KEEL_ENOTSUP;
+        if ((op == 0xff && mem && (sub == 2 || sub == 4)) || op == 0xe8 || op == 0xc2 || op == 0xc3)
+                osz = 8; /* near branches: 64-bit in 64-bit mode */
+        if (osz != 2 && osz != 8)
+                return -KEEL_ENOTSUP;
+        r.rip = next;
+        switch (op) {
+        case 0x50 ... 0x57: /* PUSH r */
+                v = reg_get(insn, &r, (op & 7) | (insn->rex_b ? 8 : 0), osz);
+                push = true;
+                break;
+        case 0x68: /* PUSH imm (sign-extended) */
+        case 0x6a:
+                v = (uint64_t)x86_insn_imm_sext(insn);
+                push = true;
+                break;
+        case 0xe8: /* CALL rel32 */
+                v = next;
+                r.rip = next + (uint64_t)x86_insn_imm_sext(insn);
+                push = true;
+                break;
+        case 0xff: /* /2 CALL m, /4 JMP m, /6 PUSH m */
+                if (!mem || (sub != 2 && sub != 4 && sub != 6))
+                        return -KEEL_ENOTSUP;
+                rc = fn(ctx, operand_linear(insn, regs, seg_base, 0), osz, false, &v);
+                if (rc < 0)
+                        return rc;
+                v &= size_mask(osz);
+                if (sub == 6) {
+                        push = true;
+                        break;
+                }
+                r.rip = v;
+                v = next;
+                push = sub == 2;
+                break;
+        case 0x58 ... 0x5f: /* POP r */
+        case 0x8f:          /* /0 POP m */
+        case 0xc2:          /* RET imm16 */
+        case 0xc3:          /* RET */
+        case 0xc9:          /* LEAVE: rSP <- rBP, POP rBP */
+                if (op == 0x8f && (!mem || sub != 0))
+                        return -KEEL_ENOTSUP;
+                if (op == 0xc9)
+                        *rsp = r.gpr[5];
+                rc = fn(ctx, *rsp, osz, false, &v); /* SS has no base in 64-bit mode */
+                if (rc < 0)
+                        return rc;
+                v &= size_mask(osz);
+                *rsp += osz;
+                if (op == 0x8f) /* an rSP base is the incremented one (SDM "POP") */
+                        rc = fn(ctx,
+                                operand_linear(insn, regs, seg_base,
+                                               insn->mem_base == 4 ? osz : 0),
+                                osz, true, &v);
+                else if (op >= 0xc2 && op <= 0xc3)
+                        r.rip = v, *rsp += op == 0xc2 ? insn->imm : 0;
+                else
+                        reg_set(insn, &r, op == 0xc9 ? 5 : (op & 7) | (insn->rex_b ? 8 : 0), osz,
+                                v);
+                break;
+        case 0xc8: /* ENTER imm16, 0 (a nesting level other than 0 is not emulated) */
+                if (insn->imm2 & 31)
+                        return -KEEL_ENOTSUP;
+                v = r.gpr[5];
+                push = true;
+                break;
+        default:
+                return -KEEL_ENOTSUP;
+        }
+        if (!canonical(r.rip))
+                return X86_EMUL_GP; /* #GP(0) before anything is pushed (SDM "CALL", "RET") */
+        if (push) {
+                rc = fn(ctx, *rsp - osz, osz, true, &v);
+                *rsp -= osz;
+        }
+        if (op == 0xc8) {
+                reg_set(insn, &r, 5, osz, *rsp);
+                *rsp -= insn->imm;
+        }
+        if (rc < 0)
+                return rc;
+        *regs = r;
+        return 0;
+}
+
+int x86_far_pointer(const struct x86_insn *insn, const struct x86_emul_regs *regs,
+                    const uint64_t seg_base[6], x86_linear_access_fn fn, void *ctx,
+                    uint64_t *offset, uint16_t *sel)
+{
+        uint64_t at, v = 0;
+        unsigned osz = insn->op_size;
+        int rc;
+
+        if (insn->encoding != X86_ENC_LEGACY || insn->map != X86_MAP_PRIMARY ||
+            insn->opcode != 0xff || insn->reg != 5 || !insn->has_mem ||
+            insn->mode == X86_MODE_REAL16 || (osz != 2 && osz != 4 && osz != 8))
+                return -KEEL_ENOTSUP;
+        at = operand_linear(insn, regs, seg_base, 0);
+        rc = fn(ctx, at, osz, false, offset);
+        if (rc >= 0)
+                rc = fn(ctx, at + osz, 2, false, &v);
+        if (rc < 0)
+                return rc;
+        *offset &= size_mask(osz);
+        *sel = (uint16_t)v;
         return 0;
 }
 

@@ -1140,52 +1140,89 @@ static bool linear_access(void *ctx, uint64_t lin, unsigned size, bool write, ui
 }
 
 /*
- * LLDT / LTR (0F 00 /2 /3) of `sel`, read from device memory (SDM vol. 2 "LLDT", "LTR"): the
- * descriptor from the GDT by linear address (a #PF for the guest if not mapped), checked,
- * LTR's TSS marked busy in the GDT, the register loaded. 0 when done, 1 when a #PF was
- * queued or the VM stopped, else the fault (X86_FAULT) for the guest.
+ * Loads `sel` into segment register `which` (enum x86_seg, X86_SEG_LDTR, X86_SEG_TR) as
+ * `kind` (an operand Keel read from device memory; SDM vol. 2 "LLDT", "LTR", "MOV", "JMP"):
+ * a null selector where allowed, else the descriptor from the GDT by linear address (a #PF
+ * for the guest if not mapped), checked (x86_seg_desc), marked busy or accessed in the GDT,
+ * loaded. 0 when done, 1 when a #PF was queued or the VM stopped, else the fault for the
+ * guest (X86_FAULT).
  */
-static __attribute__((cold)) uint32_t load_sysseg(struct vcpu *vcpu,
-                                                  const struct x86_guest_ctx *ctx, bool ltr,
-                                                  uint16_t sel)
+static __attribute__((cold)) uint32_t load_seg(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
+                                               unsigned which, enum x86_seg_load kind,
+                                               uint16_t sel)
 {
         struct string_ctx sc = {.mc = {vcpu, false, false},
                                 .gctx = ctx,
                                 .pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer},
                                 .stop = VM_STOP_NONE};
-        bool lm = ctx->efer & X86_EFER_LMA;
-        struct x86_sysseg s = {.sel = sel};
-        uint64_t gdt, desc[2] = {0, 0};
+        bool lm = ctx->efer & X86_EFER_LMA, sys = kind == SEG_LOAD_TR || kind == SEG_LOAD_LDTR;
+        struct x86_sysseg s;
+        uint64_t gdt, desc[2] = {0, 0}, upd;
         uint32_t limit, fault;
 
-        if (ctx->cpl != 0)
+        if (sys && ctx->cpl != 0)
                 return X86_FAULT(X86_VEC_GP, 0);
-        vendor->sys_seg(vcpu, ltr, &s, false, &gdt, &limit);
-        if ((sel & ~3u) == 0) { /* LLDT null: an unusable LDTR; LTR null: #GP(0) */
-                if (ltr)
+        vendor->seg(vcpu, which, &s, false, &gdt, &limit);
+        if ((sel & ~3u) == 0) { /* null: LDTR, DS..GS; SS only in 64-bit mode at RPL = CPL < 3 */
+                if (kind == SEG_LOAD_TR || kind == SEG_LOAD_CS ||
+                    (kind == SEG_LOAD_SS && (!lm || ctx->cpl == 3 || (sel & 3) != ctx->cpl)))
                         return X86_FAULT(X86_VEC_GP, 0);
-                s = (struct x86_sysseg){.sel = sel};
-                vendor->sys_seg(vcpu, false, &s, true, &gdt, &limit);
+                s = (struct x86_sysseg){.sel = sel,
+                                        .attr = kind == SEG_LOAD_SS ? (uint16_t)(ctx->cpl << 5) : 0};
+                vendor->seg(vcpu, which, &s, true, &gdt, &limit);
                 return 0;
         }
-        if ((sel & 4) || (sel | 7u) + (lm ? 8u : 0u) > limit)
+        if ((sel & 4) || (sel | 7u) + (sys && lm ? 8u : 0u) > limit)
                 return X86_FAULT(X86_VEC_GP, sel & 0xfffc); /* in the LDT, or beyond the GDT */
         gdt += sel & ~7u;
         if (string_access(&sc, gdt, 8, false, &desc[0]) < 0 ||
-            (lm && string_access(&sc, gdt + 8, 8, false, &desc[1]) < 0))
+            (sys && lm && string_access(&sc, gdt + 8, 8, false, &desc[1]) < 0))
                 goto refused;
-        fault = x86_sysseg_desc(ltr, lm, sel, desc, &s);
+        fault = x86_seg_desc(kind, lm, ctx->cpl, sel, desc, &s);
+        if (fault == 1) {
+                vm_stop(vcpu->vm, VM_STOP_BAD_INSN,
+                        "far JMP at rip %#llx through a gate (selector %#x): not emulated",
+                        (unsigned long long)ctx->rip, sel);
+                return 1;
+        }
         if (fault)
                 return fault;
-        desc[0] |= (uint64_t)(s.attr & 2) << 40; /* LTR: the TSS busy in the GDT too */
-        if (ltr && string_access(&sc, gdt, 8, true, &desc[0]) < 0)
+        upd = (desc[0] & ~(0xffull << 40)) | (uint64_t)(s.attr & 0xff) << 40;
+        if (upd != desc[0] && string_access(&sc, gdt, 8, true, &upd) < 0)
                 goto refused;
-        vendor->sys_seg(vcpu, ltr, &s, true, &gdt, &limit);
+        vendor->seg(vcpu, which, &s, true, &gdt, &limit);
         return 0;
 refused:
         if (sc.stop != VM_STOP_NONE)
                 vm_stop(vcpu->vm, sc.stop, "%s", sc.why);
         return 1;
+}
+
+/* A far JMP through device memory (FF /5): CS from the far pointer, then RIP. */
+static __attribute__((cold)) uint32_t far_jmp(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
+                                              struct string_ctx *sc, const struct x86_insn *insn,
+                                              struct x86_emul_regs *regs)
+{
+        uint64_t off, gdt;
+        uint16_t sel;
+        uint32_t limit, fault;
+        struct x86_sysseg old, cs;
+        int rc = x86_far_pointer(insn, regs, ctx->seg_base, string_access, sc, &off, &sel);
+
+        if (rc < 0)
+                return rc == -KEEL_ENOTSUP ? 2 : 1;
+        vendor->seg(vcpu, X86_SEG_CS, &old, false, &gdt, &limit);
+        fault = load_seg(vcpu, ctx, X86_SEG_CS, SEG_LOAD_CS, sel);
+        if (fault)
+                return fault;
+        vendor->seg(vcpu, X86_SEG_CS, &cs, false, &gdt, &limit);
+        if ((cs.attr & (1u << 9)) && (uint64_t)((int64_t)(off << 16) >> 16) != off) {
+                /* not canonical for 64-bit code: #GP(0) with the old CS */
+                vendor->seg(vcpu, X86_SEG_CS, &old, true, &gdt, &limit);
+                return X86_FAULT(X86_VEC_GP, 0);
+        }
+        regs->rip = (cs.attr & (1u << 9)) ? off : off & 0xffffffffull;
+        return 0;
 }
 
 bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t addr,
@@ -1202,6 +1239,10 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         unsigned size;
         int err, vreg;
         bool vload, split = false, device = mmio_bus_find(&vm->mmio, gpa(addr), 1);
+        struct string_ctx sc = {.mc = {vcpu, false, false},
+                                .gctx = ctx,
+                                .pg = pg,
+                                .stop = VM_STOP_NONE};
 
         /* Nothing there: stop (unbacked = stop), or answer as a PC does below. */
         if (!device && (vm->unbacked_stop || in_walk))
@@ -1236,17 +1277,48 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 commit_regs(vcpu, &regs, rsp, rip, rflags);
                 return true;
         }
-        if (insn.map == X86_MAP_0F && insn.opcode == 0x00 && insn.reg < 2) { /* SLDT STR */
+        err = x86_emulate_stack(&insn, &regs, ctx->seg_base, string_access, &sc);
+        if (err != -KEEL_ENOTSUP) { /* its operands by linear address: no trapped-gpa check */
+                if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
+                        x86_start_released(vm);
+                if (err == X86_EMUL_GP)
+                        vendor->inject_exc(vcpu, X86_VEC_GP, true, 0);
+                else if (err < 0 && sc.stop != VM_STOP_NONE)
+                        vm_stop(vm, sc.stop, "%s", sc.why);
+                else if (err == 0)
+                        commit_regs(vcpu, &regs, rsp, rip, rflags);
+                return true; /* else a #PF for the guest (string_access queued it) */
+        }
+        if ((insn.map == X86_MAP_0F && insn.opcode == 0x00 && insn.reg < 2) ||
+            (insn.map == X86_MAP_PRIMARY && insn.opcode == 0x8c && insn.reg < 6)) {
+                /* SLDT, STR, MOV Ew, Sreg: the selector they store */
                 struct x86_sysseg sys;
                 uint64_t gdt;
                 uint32_t limit;
 
-                if ((ctx->cr4 & X86_CR4_UMIP) && ctx->cpl > 0) {
+                if (insn.opcode == 0x00 && (ctx->cr4 & X86_CR4_UMIP) && ctx->cpl > 0) {
                         vendor->inject_exc(vcpu, X86_VEC_GP, true, 0);
                         return true;
                 }
-                vendor->sys_seg(vcpu, insn.reg == 1, &sys, false, &gdt, &limit);
+                vendor->seg(vcpu,
+                            insn.opcode == 0x8c ? insn.reg
+                            : insn.reg          ? X86_SEG_TR
+                                                : X86_SEG_LDTR,
+                            &sys, false, &gdt, &limit);
                 regs.sys_sel = sys.sel;
+        }
+        if (insn.map == X86_MAP_PRIMARY && insn.opcode == 0xff && insn.reg == 5) {
+                uint32_t fault = far_jmp(vcpu, ctx, &sc, &insn, &regs);
+
+                if (fault == 2)
+                        goto not_emulated;
+                if (fault > 2)
+                        vendor->inject_exc(vcpu, (fault >> 16) & 0xff, true, fault & 0xffff);
+                else if (fault == 0)
+                        commit_regs(vcpu, &regs, rsp, rip, rflags);
+                else if (sc.stop != VM_STOP_NONE)
+                        vm_stop(vm, sc.stop, "%s", sc.why);
+                return true;
         }
         /*
          * The access emulated is the decoded operand's, and it must be the one that trapped.
@@ -1270,10 +1342,6 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
          * CPU's locked cycle would be (a split one: each access under the lock on its own).
          */
         struct mmio_ctx mc = {vcpu, false, device};
-        struct string_ctx sc = {.mc = {vcpu, false, false},
-                                .gctx = ctx,
-                                .pg = pg,
-                                .stop = VM_STOP_NONE};
         if (split) {
                 err = x86_emulate_mmio(&insn, &regs, linear, linear_access, &sc);
                 if (err == -KEEL_EFAULT && sc.stop == VM_STOP_NONE)
@@ -1296,15 +1364,26 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 vendor->inject_exc(vcpu, X86_VEC_DE, false, 0); /* RIP stays: a fault */
                 return true;
         }
-        if (err == X86_EMUL_LOAD_SYSSEG) {
-                uint32_t fault = load_sysseg(vcpu, ctx, insn.reg == 3, regs.sys_sel);
+        if (err == X86_EMUL_LOAD_SYSSEG) { /* LLDT, LTR (0F 00 /2 /3), MOV Sreg, Ew (8E) */
+                bool mov = insn.opcode == 0x8e, ss = mov && insn.reg == X86_SEG_SS;
+                uint32_t fault = load_seg(vcpu, ctx,
+                                          mov                ? insn.reg
+                                          : insn.reg == 3    ? X86_SEG_TR
+                                                             : X86_SEG_LDTR,
+                                          ss                 ? SEG_LOAD_SS
+                                          : mov              ? SEG_LOAD_DATA
+                                          : insn.reg == 3    ? SEG_LOAD_TR
+                                                             : SEG_LOAD_LDTR,
+                                          regs.sys_sel);
 
-                if (fault > 1) /* #GP, #NP: with an error code */
+                if (fault > 1) /* #GP, #NP, #SS: with an error code */
                         vendor->inject_exc(vcpu, (fault >> 16) & 0xff, true, fault & 0xffff);
                 if (fault)
                         return true;
+                vcpu->arch.ss_shadow = ss; /* MOV SS holds off interrupts for one instruction */
         }
         if (err < 0) {
+not_emulated:;
                 char hex[3 * X86_MAX_INSN_LEN + 1];
 
                 format_bytes(hex, sizeof(hex), bytes, insn.len ? insn.len : fetched);

@@ -246,11 +246,13 @@ static void svm_inject_exc(struct vcpu *vcpu, unsigned vector, bool has_error, u
         inject_exception(vcpu->arch.vmcb, vector, has_error, error);
 }
 
-static void svm_sys_seg(struct vcpu *vcpu, bool tr, struct x86_sysseg *s, bool write,
-                        uint64_t *gdt_base, uint32_t *gdt_limit)
+static void svm_seg(struct vcpu *vcpu, unsigned which, struct x86_sysseg *s, bool write,
+                    uint64_t *gdt_base, uint32_t *gdt_limit)
 {
         struct vmcb *vmcb = vcpu->arch.vmcb;
-        struct vmcb_seg *r = tr ? &vmcb->save.tr : &vmcb->save.ldtr;
+        struct vmcb_seg *r = which == X86_SEG_TR     ? &vmcb->save.tr
+                             : which == X86_SEG_LDTR ? &vmcb->save.ldtr
+                                                     : &vmcb->save.es + which;
 
         *gdt_base = vmcb->save.gdtr.base;
         *gdt_limit = vmcb->save.gdtr.limit;
@@ -524,9 +526,13 @@ static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
                 if (!(err & (1u << 4)) &&
                     x86_emulate_mmio_exit(vcpu, &ctx, addr, in_walk, &vmcb->save.rsp,
                                           &vmcb->save.rip, &vmcb->save.rflags)) {
-                        /* Completed: an interrupt shadow it ran in ends (as in skip_insn). */
+                        /* Completed: an interrupt shadow it ran in ends (as in skip_insn);
+                         * a MOV SS starts one. */
                         if (vmcb->save.rip != ctx.rip)
                                 vmcb->control.int_state &= ~(uint64_t)SVM_INT_SHADOW;
+                        if (vcpu->arch.ss_shadow)
+                                vmcb->control.int_state |= SVM_INT_SHADOW;
+                        vcpu->arch.ss_shadow = false;
                         return;
                 }
                 if (in_walk)
@@ -1212,6 +1218,6 @@ const struct x86_vendor svm_vendor = {
     .swregs = X86_SWREGS_DR0_3 | X86_SWREGS_TSC_AUX,
     .inject_pf = svm_inject_pf,
     .inject_exc = svm_inject_exc,
-    .sys_seg = svm_sys_seg,
+    .seg = svm_seg,
     .debug_state = svm_debug_state,
 };

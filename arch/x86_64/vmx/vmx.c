@@ -455,29 +455,30 @@ static void vmx_inject_exc(struct vcpu *vcpu, unsigned vector, bool has_error, u
         inject_exception(vector, has_error, error);
 }
 
-/* VMX's access rights: the SVM form's flags nibble at bits 12-15, bit 16 "unusable". */
-static void vmx_sys_seg(struct vcpu *vcpu, bool tr, struct x86_sysseg *s, bool write,
-                        uint64_t *gdt_base, uint32_t *gdt_limit)
+/* VMX's access rights: the SVM form's flags nibble at bits 12-15, bit 16 "unusable" (for a
+ * segment not present: a null selector). Fields of ES..GS, LDTR, TR are 2 apart. */
+static void vmx_seg(struct vcpu *vcpu, unsigned which, struct x86_sysseg *s, bool write,
+                    uint64_t *gdt_base, uint32_t *gdt_limit)
 {
-        unsigned d = tr ? VMCS_GUEST_TR_SEL - VMCS_GUEST_LDTR_SEL : 0; /* the same in each group */
+        unsigned d = 2 * which;
         uint64_t ar;
 
         (void)vcpu;
         *gdt_base = vmread(VMCS_GUEST_GDTR_BASE);
         *gdt_limit = (uint32_t)vmread(VMCS_GUEST_GDTR_LIMIT);
         if (write) {
-                vmwrite(VMCS_GUEST_LDTR_SEL + d, s->sel);
-                vmwrite(VMCS_GUEST_LDTR_LIMIT + d, s->limit);
-                vmwrite(VMCS_GUEST_LDTR_BASE + d, s->base);
-                vmwrite(VMCS_GUEST_LDTR_AR + d, s->attr ? (s->attr & 0xffu) | (s->attr & 0xf00u) << 4
-                                                        : 1u << 16);
+                vmwrite(VMCS_GUEST_ES_SEL + d, s->sel);
+                vmwrite(VMCS_GUEST_ES_LIMIT + d, s->limit);
+                vmwrite(VMCS_GUEST_ES_BASE + d, s->base);
+                vmwrite(VMCS_GUEST_ES_AR + d, (s->attr & 0xffu) | (s->attr & 0xf00u) << 4 |
+                                                  ((s->attr & 0x80) ? 0 : 1u << 16));
                 return;
         }
-        ar = vmread(VMCS_GUEST_LDTR_AR + d);
-        *s = (struct x86_sysseg){(uint16_t)vmread(VMCS_GUEST_LDTR_SEL + d),
+        ar = vmread(VMCS_GUEST_ES_AR + d);
+        *s = (struct x86_sysseg){(uint16_t)vmread(VMCS_GUEST_ES_SEL + d),
                                  (uint16_t)((ar & 1u << 16) ? 0 : (ar & 0xff) | (ar >> 4 & 0xf00)),
-                                 (uint32_t)vmread(VMCS_GUEST_LDTR_LIMIT + d),
-                                 vmread(VMCS_GUEST_LDTR_BASE + d)};
+                                 (uint32_t)vmread(VMCS_GUEST_ES_LIMIT + d),
+                                 vmread(VMCS_GUEST_ES_BASE + d)};
 }
 
 /* CR2 is not in the VMCS: the guest's is live in the CPU while it runs (swregs saves it). */
@@ -714,9 +715,14 @@ static void handle_ept_violation(struct vcpu *vcpu, uint64_t q)
                         vmwrite(VMCS_GUEST_RSP, rsp);
                         vmwrite(VMCS_GUEST_RIP, rip);
                         vmwrite(VMCS_GUEST_RFLAGS, rflags);
-                        /* Completed: STI/MOV-SS blocking ends with it (as in skip_insn). */
-                        if (rip != ctx.rip && (blocking & 3))
-                                vmwrite(VMCS_GUEST_INTERRUPTIBILITY, blocking & ~3ull);
+                        /* Completed: STI/MOV-SS blocking ends with it (as in skip_insn);
+                         * a MOV SS starts its own. */
+                        if (rip != ctx.rip)
+                                blocking &= ~3ull;
+                        if (vcpu->arch.ss_shadow)
+                                blocking |= 2;
+                        vcpu->arch.ss_shadow = false;
+                        vmwrite(VMCS_GUEST_INTERRUPTIBILITY, blocking);
                         return;
                 }
                 if (in_walk)
@@ -1191,5 +1197,5 @@ const struct x86_vendor vmx_vendor = {
     .inject_pf = vmx_inject_pf,
     .debug_state = vmx_debug_state,
     .inject_exc = vmx_inject_exc,
-    .sys_seg = vmx_sys_seg,
+    .seg = vmx_seg,
 };

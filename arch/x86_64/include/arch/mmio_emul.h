@@ -18,10 +18,12 @@
  *   BT BTS BTR BTC 0F A3 AB B3 BB (register bit offset: signed, it may select an operand
  *          before or after the addressed one) and 0F BA /4../7 (imm8 modulo the size)
  *   SMSW   0F 01 /4: stores CR0's low 16 bits (regs->cr0) as a word whatever the operand size
- *   SLDT STR 0F 00 /0 /1: store regs->sys_sel as a word; LLDT LTR 0F 00 /2 /3: read a word
- *          into regs->sys_sel, RIP advanced, and return X86_EMUL_LOAD_SYSSEG: the caller
- *          checks and loads the selector (x86_sysseg_desc), or injects the fault and keeps
- *          the old registers (not in real or virtual-8086 mode, where the CPU raises #UD)
+ *   SLDT STR 0F 00 /0 /1, MOV Ew, Sreg 8C: store regs->sys_sel (the caller's LDTR, TR,
+ *          segment register) as a word; LLDT LTR 0F 00 /2 /3 (not in real or virtual-8086
+ *          mode, where the CPU raises #UD), MOV Sreg, Ew 8E (not CS): read a word into
+ *          regs->sys_sel, RIP advanced, and return X86_EMUL_LOAD_SYSSEG: the caller checks
+ *          and loads the selector (x86_seg_desc), or injects the fault and keeps the old
+ *          registers
  *   BSF BSR 0F BC 0F BD (not F3: TZCNT LZCNT; a zero source: ZF, the destination kept, a
  *          32-bit one zero-extended as on Intel); CMOVcc 0F 40-4F (reads either way)
  *   IMUL   0F AF, 69, 6B; MUL IMUL F6/F7 /4 /5 (rDX:rAX, bytes AX)
@@ -92,6 +94,7 @@ typedef bool (*x86_mmio_access_fn)(void *ctx, uint64_t gpa, unsigned size, bool 
 
 #define X86_EMUL_DIVIDE_ERROR 1 /* x86_emulate_mmio: the guest gets #DE */
 #define X86_EMUL_LOAD_SYSSEG  2 /* x86_emulate_mmio: LLDT / LTR of regs->sys_sel, caller's */
+#define X86_EMUL_GP           3 /* x86_emulate_stack: the guest gets #GP(0) */
 
 /* LDTR or TR as the CPU holds it; attr in SVM's packed form (access byte 0-7, AVL 8, L 9,
  * D/B 10, G 11). */
@@ -104,16 +107,34 @@ struct x86_sysseg {
 /* A fault for the guest: vector and error code in one value (0: none). */
 #define X86_FAULT(vec, err) (1u << 31 | (uint32_t)(vec) << 16 | (uint32_t)(err))
 
+/* What a selector is loaded into (x86_seg_desc). */
+enum x86_seg_load {
+        SEG_LOAD_TR,   /* LTR */
+        SEG_LOAD_LDTR, /* LLDT */
+        SEG_LOAD_SS,   /* MOV SS */
+        SEG_LOAD_DATA, /* MOV DS / ES / FS / GS */
+        SEG_LOAD_CS,   /* far JMP */
+};
+
 /*
- * LTR (`ltr`) or LLDT of the non-null GDT selector `sel` (the caller checked TI, the GDT
- * limit and CPL 0) whose descriptor is desc[0] and, in long mode, desc[1] (the upper 8
- * bytes): *out as the register then holds it (LTR: the TSS type made busy, which the caller
- * also writes back to the descriptor) and 0, or the fault (SDM vol. 2 "LTR", "LLDT"): #GP(sel)
- * for a descriptor of another type (LTR: an available 32/64-bit TSS, a 16-bit one outside
- * long mode; LLDT: an LDT), a nonzero upper type or a non-canonical base; #NP(sel) if absent.
+ * Loading the non-null GDT selector `sel` (the caller checked TI and the GDT limit, and CPL 0
+ * for LTR / LLDT) whose descriptor is desc[0] and, for TR and LDTR in long mode, desc[1] (the
+ * upper 8 bytes), at privilege `cpl` (SDM vol. 2 "LTR", "LLDT", "MOV", "JMP"): *out as the
+ * register then holds it and 0, or the fault for the guest: #GP(sel) for a descriptor of
+ * another type or privilege (TR: an available 32/64-bit TSS, or 16-bit outside long mode;
+ * LDTR: an LDT; SS: a writable data segment with RPL = DPL = CPL; DS..GS: data or readable
+ * code, DPL >= CPL and RPL unless conforming; CS: code, conforming DPL <= CPL, else RPL <= CPL
+ * and DPL = CPL, not L and D both), a nonzero upper type or a non-canonical base; #SS(sel)
+ * for an absent SS, #NP(sel) for any other. 1 for a far JMP to a gate (not emulated). The
+ * loaded TSS type is busy, a code or data segment accessed: the caller writes the descriptor
+ * back when that changed it. CS gets RPL = CPL.
  */
-uint32_t x86_sysseg_desc(bool ltr, bool long_mode, uint16_t sel, const uint64_t desc[2],
-                         struct x86_sysseg *out);
+uint32_t x86_seg_desc(enum x86_seg_load kind, bool long_mode, unsigned cpl, uint16_t sel,
+                      const uint64_t desc[2], struct x86_sysseg *out);
+
+#define X86_SEG_LDTR 6 /* the vendor's seg hook: after ES CS SS DS FS GS */
+#define X86_SEG_TR   7
+
 
 int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, uint64_t gpa,
                      x86_mmio_access_fn fn, void *ctx);
@@ -174,6 +195,29 @@ int x86_string_operands(const struct x86_insn *insn, const struct x86_emul_regs 
 int x86_emulate_string(const struct x86_insn *insn, struct x86_emul_regs *regs,
                        const uint64_t seg_base[6], unsigned budget, x86_linear_access_fn fn,
                        void *ctx);
+
+/*
+ * Stack instructions and near branches in 64-bit mode, whose stack slot or memory operand
+ * (either may be the device) go by linear address through `fn` (as x86_emulate_string's):
+ * PUSH r / imm / m (50-57, 68, 6A, FF /6), POP r / m (58-5F, 8F /0: an rSP base is the
+ * incremented one), CALL rel32 / m (E8, FF /2), JMP m (FF /4), RET (C3, C2 iw), LEAVE (C9),
+ * ENTER iw, 0 (C8; another nesting level is not emulated). Operand size 8, or 2 with 66 (near
+ * branches: always 8). A target that is not canonical: X86_EMUL_GP, nothing pushed. Returns 0
+ * with the registers and RIP updated once every access succeeded, a negative code from `fn`
+ * (nothing changed), or -KEEL_ENOTSUP for anything else (and outside 64-bit mode, where the
+ * stack size would be SS's).
+ */
+int x86_emulate_stack(const struct x86_insn *insn, struct x86_emul_regs *regs,
+                      const uint64_t seg_base[6], x86_linear_access_fn fn, void *ctx);
+
+/*
+ * The far pointer of JMP m16:16/32/64 (FF /5; outside real and virtual-8086 mode), read
+ * through `fn` by linear address: *offset (of the operand size) and *sel. 0, a negative code
+ * from `fn`, or -KEEL_ENOTSUP for another instruction. The caller loads CS (x86_seg_desc).
+ */
+int x86_far_pointer(const struct x86_insn *insn, const struct x86_emul_regs *regs,
+                    const uint64_t seg_base[6], x86_linear_access_fn fn, void *ctx,
+                    uint64_t *offset, uint16_t *sel);
 
 /*
  * One port access of a string I/O instruction: IN reads `size` (1, 2, 4) bytes from `port`

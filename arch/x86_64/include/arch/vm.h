@@ -78,6 +78,8 @@ struct vcpu_arch {
         void *vmcb;                 /* vendor control block, host-virtual */
         hpa_t vmcb_pa;
         bool launched;
+        /* An emulated MOV SS completed: the backend sets the MOV-SS interrupt shadow. */
+        bool ss_shadow;
         void *fpu; /* FPU/SSE/AVX save area (arch/fpu.h), host-virtual */
         hpa_t fpu_pa;
         /* Debug registers and MSRs Keel switches at run boundaries (arch/swregs.h). */

@@ -65,11 +65,12 @@ struct x86_vendor {
         /* The same for another exception (not #PF): `vector`, with `error` if has_error. */
         void (*inject_exc)(struct vcpu *vcpu, unsigned vector, bool has_error, uint32_t error);
         /*
-         * The guest's TR (`tr`) or LDTR: read into *s, or (write) loaded from it (a null LDTR:
-         * selector 0, attr 0); *gdt_base, *gdt_limit get its GDTR. From the exit handler.
+         * The guest's segment register `which` (ES CS SS DS FS GS as enum x86_seg, then
+         * X86_SEG_LDTR, X86_SEG_TR of arch/mmio_emul.h): read into *s, or (write) loaded
+         * from it (attr without P: a null selector); *gdt_base, *gdt_limit get its GDTR.
          */
-        void (*sys_seg)(struct vcpu *vcpu, bool tr, struct x86_sysseg *s, bool write,
-                        uint64_t *gdt_base, uint32_t *gdt_limit);
+        void (*seg)(struct vcpu *vcpu, unsigned which, struct x86_sysseg *s, bool write,
+                    uint64_t *gdt_base, uint32_t *gdt_limit);
         /*
          * gdb: read (or write back rsp, rip, rflags of) the vCPU's state, the vCPU not
          * running. NULL: the backend does not support gdb yet.
