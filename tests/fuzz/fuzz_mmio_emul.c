@@ -30,6 +30,15 @@
  * element size (1, 2, 4); OUTS wrote the port n times, INS read it n times (n + 1 when the
  * store after the last read was refused); only rCX and rSI (OUTS) / rDI (INS) change, by n
  * elements; RIP unchanged or advanced by the length, advanced only when complete.
+ * DIV / IDIV's X86_EMUL_DIVIDE_ERROR: one read, nothing changed; X86_EMUL_LOAD_SYSSEG (LLDT,
+ * LTR, MOV Sreg, Ew): one 2-byte read, RIP advanced, no general register changed.
+ * Every input also goes to x86_emulate_stack and x86_far_pointer with the string side's
+ * memory (abort()s unless: 0, X86_EMUL_GP, -KEEL_EFAULT or -KEEL_ENOTSUP; nothing changed but
+ * on 0; on 0 accesses of 2 or 8 bytes (far pointer: the offset's size, then 2), at most rSP,
+ * rBP and one other register changed), and the device value, taken as a descriptor, to
+ * x86_seg_desc for every kind (abort()s unless 0 with P set in the attributes, the selector
+ * kept (CS: its RPL made the CPL), or a #GP / #NP / #SS fault with the selector's index, or 1
+ * for a far JMP to a system descriptor).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -289,6 +298,75 @@ static void fuzz_string_io(const struct x86_insn *in, const uint8_t *v)
         }
 }
 
+static void fuzz_stack(const struct x86_insn *in, const uint8_t *v)
+{
+        static const uint64_t seg[6] = {0, 0, 0, 0, 0x50000, 0x60000};
+        struct x86_emul_regs r, r0;
+        struct smem m;
+        unsigned changed = 0;
+        uint64_t off = 0;
+        uint16_t sel = 0;
+        int rc;
+
+        memset(&m, 0, sizeof(m));
+        m.fail = v[1] & 3;
+        memcpy(&m.value, v, 8);
+        for (int i = 0; i < 16; i++)
+                r.gpr[i] = 0x00007f0000001000ull * (uint64_t)(i + 1) ^ v[i & 7];
+        r.rip = 0x401000 + v[2];
+        r.rflags = 0x202;
+        r.cr0 = 0;
+        r0 = r;
+        rc = x86_emulate_stack(in, &r, seg, smem_access, &m);
+        if (rc != 0 && rc != X86_EMUL_GP && rc != -KEEL_EFAULT && rc != -KEEL_ENOTSUP)
+                abort();
+        if (rc != 0 && memcmp(&r, &r0, sizeof(r)) != 0)
+                abort();
+        if (rc == -KEEL_ENOTSUP && m.n != 0)
+                abort();
+        if (rc == 0) {
+                for (int i = 0; i < 16; i++)
+                        changed += i != 4 && i != 5 && r.gpr[i] != r0.gpr[i];
+                if (changed > 1 || m.n == 0 || m.n > 2)
+                        abort();
+                for (unsigned k = 0; k < m.n; k++)
+                        if (m.size[k] != 2 && m.size[k] != 8)
+                                abort();
+        }
+        memset(&m, 0, sizeof(m));
+        m.fail = v[1] & 3;
+        rc = x86_far_pointer(in, &r0, seg, smem_access, &m, &off, &sel);
+        if (rc != 0 && rc != -KEEL_EFAULT && rc != -KEEL_ENOTSUP)
+                abort();
+        if ((rc == -KEEL_ENOTSUP && m.n != 0) || (rc == 0 && (m.n != 2 || m.size[1] != 2)))
+                abort();
+}
+
+static void fuzz_seg_desc(const uint8_t *v)
+{
+        uint64_t desc[2];
+        struct x86_sysseg s;
+        uint16_t sel = (uint16_t)(v[0] | v[1] << 8);
+        unsigned cpl = v[2] & 3;
+        bool lm = v[2] & 4;
+
+        memcpy(&desc[0], v, 8);
+        desc[1] = desc[0] * 0x9e3779b97f4a7c15ull;
+        for (int k = SEG_LOAD_TR; k <= SEG_LOAD_CS; k++) {
+                uint32_t f = x86_seg_desc((enum x86_seg_load)k, lm, cpl, sel, desc, &s);
+                unsigned vec = (f >> 16) & 0x7fff;
+
+                if (f == 0 && (!(s.attr & 0x80) ||
+                               s.sel != (k == SEG_LOAD_CS ? (sel & ~3u) | cpl : sel)))
+                        abort();
+                if (f == 1 && k != SEG_LOAD_CS)
+                        abort();
+                if (f > 1 && (!(f >> 31) || (vec != 11 && vec != 12 && vec != 13) ||
+                              (f & 0xffff) != (sel & 0xfffcu)))
+                        abort();
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static const enum x86_cpu_mode modes[4] = {X86_MODE_REAL16, X86_MODE_PROT16,
@@ -310,6 +388,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         fuzz_string(&in, data + 1);
         fuzz_string_io(&in, data + 1);
+        fuzz_stack(&in, data + 1);
+        fuzz_seg_desc(data + 1);
         for (int i = 0; i < 16; i++)
                 r.gpr[i] = 0x0123456789abcdefull * (uint64_t)(i + 1);
         r.rip = 0xfffffffffffffff0ull + (data[0] >> 4);
@@ -321,8 +401,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (vreg < -1 || vreg > 23)
                 abort();
         rc = x86_emulate_mmio(&in, &r, GPA, access_fn, &d);
-        if (rc != 0 && rc != -KEEL_ENOTSUP && rc != -KEEL_EFAULT)
+        if (rc != 0 && rc != -KEEL_ENOTSUP && rc != -KEEL_EFAULT && rc != X86_EMUL_DIVIDE_ERROR &&
+            rc != X86_EMUL_LOAD_SYSSEG)
                 abort();
+        if (rc == X86_EMUL_DIVIDE_ERROR &&
+            (d.n != 1 || d.write[0] || memcmp(&r, &r0, sizeof(r)) != 0))
+                abort();
+        if (rc == X86_EMUL_LOAD_SYSSEG) {
+                if (d.n != 1 || d.write[0] || d.size[0] != 2 || r.rip == r0.rip ||
+                    memcmp(r.gpr, r0.gpr, sizeof(r.gpr)) != 0)
+                        abort();
+                return 0;
+        }
         if ((r.rflags & ~X86_RFLAGS_ARITH) != (r0.rflags & ~X86_RFLAGS_ARITH))
                 abort();
         for (int i = 0; i < 16; i++)

@@ -814,16 +814,13 @@ TEST(refusals)
         REFUSED(BYTES(0x0f, 0xa3, 0xc8));       /* bt eax, ecx */
         REFUSED(BYTES(0x8d, 0x08));             /* lea ecx, [rax] */
         REFUSED(BYTES(0x0f, 0xc7, 0x08));       /* cmpxchg8b [rax] */
-        REFUSED(BYTES(0x8e, 0x18));             /* mov ds, [rax] */
         REFUSED(BYTES(0xd1, 0x20));             /* shl dword [rax], 1 */
-        REFUSED(BYTES(0xf7, 0x38));             /* idiv dword [rax] */
-        REFUSED(BYTES(0xff, 0x30));             /* push qword [rax] */
-        REFUSED(BYTES(0xff, 0x10));             /* call [rax] */
+        REFUSED(BYTES(0xff, 0x30));             /* push qword [rax]: x86_emulate_stack's */
+        REFUSED(BYTES(0xff, 0x10));             /* call [rax]: x86_emulate_stack's */
         REFUSED(BYTES(0x0f, 0x94, 0x00));       /* sete [rax] */
         REFUSED(BYTES(0x0f, 0x01, 0xe0));       /* smsw eax: no memory operand */
         REFUSED(BYTES(0x0f, 0x01, 0x08));       /* sidt [rax] */
         REFUSED(BYTES(0x0f, 0x01, 0x30));       /* lmsw [rax] */
-        REFUSED(BYTES(0xf7, 0x30));             /* div dword [rax]: #DE not injected */
         REFUSED(BYTES(0xf3, 0x0f, 0xbc, 0x08)); /* tzcnt ecx, [rax] */
         REFUSED(BYTES(0xf3, 0x0f, 0xbd, 0x08)); /* lzcnt ecx, [rax] */
         REFUSED(BYTES(0xf2, 0x0f, 0x6f, 0x08)); /* no F2 form of 0F 6F */
@@ -1937,4 +1934,400 @@ TEST(string_io_refusals)
         ASSERT_TRUE(x86_decode(BYTES(0x6e), X86_MODE_LONG64, &in) == 0);
         EXPECT_EQ(x86_emulate_string(&in, &r, noseg, 128, mem_access, &f), -KEEL_ENOTSUP);
         EXPECT_EQ(x86_emulate_string_io(&in, &r, noseg, 128, io_mem, NULL, &f), -KEEL_ENOTSUP);
+}
+
+/* ---- DIV / IDIV, system and segment registers, stack instructions ---- */
+
+/* Does DIV / IDIV of `size` fault (#DE), by 128-bit arithmetic (SDM vol. 2 "DIV", "IDIV")? */
+static bool div_faults(unsigned size, bool sign, uint64_t ax, uint64_t dx, uint64_t mem)
+{
+        unsigned bits = 8 * size;
+        uint64_t m = size == 8 ? ~0ull : (1ull << bits) - 1;
+        unsigned __int128 u = size == 1 ? ax & 0xffff : (unsigned __int128)(dx & m) << bits | (ax & m);
+        uint64_t v = mem & m;
+        __int128 a, b, q, lim = (__int128)1 << (bits - 1);
+
+        if (v == 0)
+                return true;
+        if (!sign)
+                return u / v > m;
+        a = size == 8 ? (__int128)u : (__int128)(u << (128 - 2 * bits)) >> (128 - 2 * bits);
+        b = (__int128)(int64_t)(v << (64 - bits)) >> (64 - bits);
+        if (b == -1) {
+                if (size == 8 && u == (unsigned __int128)1 << 127)
+                        return true; /* -(-2^127) */
+                q = -a;
+        } else {
+                q = a / b;
+        }
+        return q < -lim || q > lim - 1;
+}
+
+#if defined(__x86_64__)
+#define HW_DIV(fn, text)                                                                       \
+        static void fn(const uint64_t *m, uint64_t *ax, uint64_t *dx)                          \
+        {                                                                                      \
+                __asm__ volatile(text : "+a"(*ax), "+d"(*dx) : "b"(m) : "cc", "memory");       \
+        }
+HW_DIV(hw_div8, "divb (%%rbx)")
+HW_DIV(hw_div16, "divw (%%rbx)")
+HW_DIV(hw_div32, "divl (%%rbx)")
+HW_DIV(hw_div64, "divq (%%rbx)")
+HW_DIV(hw_idiv8, "idivb (%%rbx)")
+HW_DIV(hw_idiv16, "idivw (%%rbx)")
+HW_DIV(hw_idiv32, "idivl (%%rbx)")
+HW_DIV(hw_idiv64, "idivq (%%rbx)")
+
+/* DIV / IDIV on device memory: #DE exactly where the arithmetic says, else rAX and rDX as
+ * the host CPU computes them (only inputs that do not fault run on it). */
+TEST(div_idiv_match_the_cpu)
+{
+        static const struct {
+                uint8_t enc[3], len;
+                unsigned size;
+                bool sign;
+                void (*hw)(const uint64_t *, uint64_t *, uint64_t *);
+        } ops[] = {
+            {{0xf6, 0x33}, 2, 1, false, hw_div8},         {{0x66, 0xf7, 0x33}, 3, 2, false, hw_div16},
+            {{0xf7, 0x33}, 2, 4, false, hw_div32},        {{0x48, 0xf7, 0x33}, 3, 8, false, hw_div64},
+            {{0xf6, 0x3b}, 2, 1, true, hw_idiv8},         {{0x66, 0xf7, 0x3b}, 3, 2, true, hw_idiv16},
+            {{0xf7, 0x3b}, 2, 4, true, hw_idiv32},        {{0x48, 0xf7, 0x3b}, 3, 8, true, hw_idiv64},
+        };
+        static const uint64_t edge[] = {0, 1, 2, 7, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff,
+                                        0x7fffffff, 0x80000000, 0xffffffff, 1ull << 63, ~0ull};
+        unsigned fails = 0, faults = 0, ran = 0;
+
+        for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
+                for (unsigned k = 0; k < 3000 && fails < 8; k++) {
+                        uint64_t mem, ax, dx, hax, hdx;
+                        struct x86_emul_regs r;
+                        struct fake_dev d;
+                        bool de;
+                        int rc;
+
+                        if (k < 225) {
+                                mem = edge[k % 15];
+                                ax = edge[k / 15];
+                                dx = (k & 1) ? 0 : edge[(k * 7) % 15];
+                        } else {
+                                mem = rnd() >> (rnd() & 63);
+                                ax = rnd();
+                                dx = (k & 3) == 0 ? rnd() : (k & 1) ? 0 : ~0ull * (rnd() & 1);
+                        }
+                        mem = (k & 4) ? -mem : mem;
+                        de = div_faults(ops[o].size, ops[o].sign, ax, dx, mem);
+                        regs_init(&r);
+                        r.gpr[RAX] = ax;
+                        r.gpr[RDX] = dx;
+                        d = (struct fake_dev){.value = mem};
+                        rc = run_mode(ops[o].enc, ops[o].len, X86_MODE_LONG64, &r, &d, NULL);
+                        if (de) {
+                                faults++;
+                                if (rc != X86_EMUL_DIVIDE_ERROR || r.gpr[RAX] != ax ||
+                                    r.gpr[RDX] != dx || r.rip != RIP0 || d.n != 1) {
+                                        TEST_FAIL_AT(__FILE__, __LINE__,
+                                                     "op %zu mem %#llx ax %#llx dx %#llx: rc %d, "
+                                                     "want #DE",
+                                                     o, (unsigned long long)mem,
+                                                     (unsigned long long)ax,
+                                                     (unsigned long long)dx, rc);
+                                        fails++;
+                                }
+                                continue;
+                        }
+                        hax = ax;
+                        hdx = dx;
+                        ops[o].hw(&mem, &hax, &hdx);
+                        ran++;
+                        if (rc != 0 || r.gpr[RAX] != hax || r.gpr[RDX] != hdx ||
+                            r.rip != RIP0 + ops[o].len || r.rflags != FL0) {
+                                TEST_FAIL_AT(__FILE__, __LINE__,
+                                             "op %zu mem %#llx ax %#llx dx %#llx: rc %d rax %#llx "
+                                             "cpu %#llx rdx %#llx cpu %#llx",
+                                             o, (unsigned long long)mem, (unsigned long long)ax,
+                                             (unsigned long long)dx, rc,
+                                             (unsigned long long)r.gpr[RAX],
+                                             (unsigned long long)hax,
+                                             (unsigned long long)r.gpr[RDX],
+                                             (unsigned long long)hdx);
+                                fails++;
+                        }
+                }
+        }
+        EXPECT_TRUE(faults > 100 && ran > 1000); /* both sides exercised */
+}
+#endif
+
+/* kvm-unit-tests' test_muldiv: divq by 0 faults, 123456789012345:123456789012345 / 987654321098765. */
+TEST(divq_kvm_unit_tests_values)
+{
+        struct x86_emul_regs r;
+        struct fake_dev d = {.value = 0};
+
+        regs_init(&r);
+        r.gpr[RAX] = 1;
+        r.gpr[RDX] = 2;
+        EXPECT_EQ(run_mode(BYTES(0x48, 0xf7, 0x33), X86_MODE_LONG64, &r, &d, NULL),
+                  X86_EMUL_DIVIDE_ERROR);
+        EXPECT_EQ(r.gpr[RAX], 1u);
+        EXPECT_EQ(r.rip, RIP0);
+        d = (struct fake_dev){.value = 987654321098765ull};
+        r.gpr[RAX] = r.gpr[RDX] = 123456789012345ull;
+        EXPECT_EQ(run_mode(BYTES(0x48, 0xf7, 0x33), X86_MODE_LONG64, &r, &d, NULL), 0);
+        EXPECT_EQ(r.gpr[RAX], 0x1ffffffb1b963b33ull);
+        EXPECT_EQ(r.gpr[RDX], 0x273ba4384ede2ull);
+}
+
+/* SLDT, STR and MOV Ew, Sreg store the caller's selector as a word; LLDT, LTR and MOV Sreg,
+ * Ew read one and leave the load to the caller; MOV CS, Ew and 0F 00 /4 are refused. */
+TEST(system_and_segment_selectors)
+{
+        struct x86_emul_regs r;
+        struct fake_dev d = {.value = 0xdead0028};
+        static const struct {
+                uint8_t enc[4], len;
+                bool load;
+        } ok[] = {
+            {{0x0f, 0x00, 0x00}, 3, false},       /* sldt (%rax) */
+            {{0x0f, 0x00, 0x08}, 3, false},       /* str (%rax) */
+            {{0x48, 0x0f, 0x00, 0x08}, 4, false}, /* rex.w str (%rax): still a word */
+            {{0x8c, 0x10}, 2, false},             /* mov %ss, (%rax) */
+            {{0x66, 0x8c, 0x08}, 3, false},       /* data16 mov %cs, (%rax) */
+            {{0x0f, 0x00, 0x10}, 3, true},        /* lldt (%rax) */
+            {{0x0f, 0x00, 0x18}, 3, true},        /* ltr (%rax) */
+            {{0x8e, 0x10}, 2, true},              /* mov (%rax), %ss */
+            {{0x8e, 0x28}, 2, true},              /* mov (%rax), %gs */
+        };
+
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                int rc;
+
+                regs_init(&r);
+                r.sys_sel = 0x1234;
+                d = (struct fake_dev){.value = 0xdead0028}; /* a store changes it */
+                rc = run_mode(ok[i].enc, ok[i].len, X86_MODE_LONG64, &r, &d, NULL);
+                EXPECT_EQ(rc, ok[i].load ? X86_EMUL_LOAD_SYSSEG : 0);
+                EXPECT_EQ(d.n, 1u);
+                EXPECT_EQ(d.log[0].size, 2u);
+                EXPECT_EQ(d.log[0].write, !ok[i].load);
+                if (!ok[i].load) {
+                        EXPECT_EQ(d.log[0].val, 0x1234u);
+                } else {
+                        EXPECT_EQ(r.sys_sel, 0x28u);
+                }
+                EXPECT_EQ(r.rip, RIP0 + ok[i].len);
+                expect_other_regs(&r, NONE, __FILE__, __LINE__);
+        }
+        regs_init(&r);
+        d.n = 0;
+        EXPECT_TRUE(run_mode(BYTES(0x8e, 0x08), X86_MODE_LONG64, &r, &d, NULL) != 0); /* mov cs */
+        EXPECT_EQ(run_mode(BYTES(0x0f, 0x00, 0x20), X86_MODE_LONG64, &r, &d, NULL),
+                  -KEEL_ENOTSUP); /* verr */
+        EXPECT_EQ(run_mode(BYTES(0x0f, 0x00, 0x18), X86_MODE_REAL16, &r, &d, NULL),
+                  -KEEL_ENOTSUP); /* ltr in real mode: #UD on the CPU */
+        EXPECT_EQ(d.n, 0u);
+}
+
+/* A GDT descriptor: base, limit (20 bits), access byte, flags nibble (G D/B L AVL). */
+static uint64_t gdt_desc(uint32_t base, uint32_t limit, unsigned access, unsigned flags)
+{
+        return (limit & 0xffffull) | (uint64_t)(base & 0xffffff) << 16 | (uint64_t)access << 40 |
+               (uint64_t)(limit >> 16 & 0xf) << 48 | (uint64_t)(flags & 0xf) << 52 |
+               (uint64_t)(base >> 24) << 56;
+}
+
+TEST(segment_descriptor_checks)
+{
+        struct x86_sysseg s;
+        uint64_t d[2] = {gdt_desc(0x12345678, 0x67, 0x89, 0), 0xffff8000};
+
+        /* LTR of an available 64-bit TSS: busy, base with the upper half. */
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_TR, true, 0, 0x28, d, &s), 0u);
+        EXPECT_EQ(s.attr, 0x8bu);
+        EXPECT_EQ(s.base, 0xffff800012345678ull);
+        EXPECT_EQ(s.limit, 0x67u);
+        EXPECT_EQ(s.sel, 0x28u);
+        d[1] = 0x8000; /* base 0x800012345678 is not canonical */
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_TR, true, 0, 0x28, d, &s), X86_FAULT(13, 0x28));
+        d[1] = 0;
+        d[0] = gdt_desc(0, 0x67, 0x8b, 0); /* busy TSS */
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_TR, true, 0, 0x2b, d, &s), X86_FAULT(13, 0x28));
+        d[0] = gdt_desc(0, 0x67, 0x09, 0); /* absent */
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_TR, true, 0, 0x28, d, &s), X86_FAULT(11, 0x28));
+        d[0] = gdt_desc(0, 0x67, 0x81, 0); /* 16-bit TSS: only outside long mode */
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_TR, true, 0, 0x28, d, &s), X86_FAULT(13, 0x28));
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_TR, false, 0, 0x28, d, &s), 0u);
+        EXPECT_EQ(s.attr, 0x83u);
+        d[0] = gdt_desc(0x1000, 0xfff, 0x82, 0x8); /* LDT, 4 KiB granularity */
+        d[1] = 1ull << 40;                          /* upper type not 0 */
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_LDTR, true, 0, 0x30, d, &s), X86_FAULT(13, 0x30));
+        d[1] = 0;
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_LDTR, true, 0, 0x30, d, &s), 0u);
+        EXPECT_EQ(s.limit, 0xffffffu);
+        EXPECT_EQ(s.attr, 0x882u);
+        /* SS: writable data, RPL = DPL = CPL (kvm-unit-tests: KERNEL_DS | 3 at CPL 0). */
+        d[0] = gdt_desc(0, 0xfffff, 0x93, 0xc);
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_SS, true, 0, 0x10, d, &s), 0u);
+        EXPECT_EQ(s.attr, 0xc93u);
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_SS, true, 0, 0x13, d, &s), X86_FAULT(13, 0x10));
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_SS, true, 3, 0x13, d, &s), X86_FAULT(13, 0x10));
+        d[0] = gdt_desc(0, 0xfffff, 0x91, 0xc); /* read-only */
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_SS, true, 0, 0x10, d, &s), X86_FAULT(13, 0x10));
+        d[0] = gdt_desc(0, 0xfffff, 0x13, 0xc); /* absent: #SS */
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_SS, true, 0, 0x10, d, &s), X86_FAULT(12, 0x10));
+        /* DS: data or readable code, DPL >= max(CPL, RPL) unless conforming. */
+        d[0] = gdt_desc(0, 0xfffff, 0x93, 0xc);
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_DATA, true, 3, 0x10, d, &s), X86_FAULT(13, 0x10));
+        d[0] = gdt_desc(0, 0xfffff, 0xf3, 0xc);
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_DATA, true, 3, 0x13, d, &s), 0u);
+        d[0] = gdt_desc(0, 0xfffff, 0x98, 0xa); /* execute-only code */
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_DATA, true, 0, 0x08, d, &s), X86_FAULT(13, 0x08));
+        /* CS: a far JMP to 64-bit code at CPL 0; RPL made the CPL; L and D both: #GP. */
+        d[0] = gdt_desc(0, 0xfffff, 0x9b, 0xa);
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_CS, true, 0, 0x08, d, &s), 0u);
+        EXPECT_EQ(s.attr, 0xa9bu);
+        d[0] = gdt_desc(0, 0xfffff, 0x9b, 0xe);
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_CS, true, 0, 0x08, d, &s), X86_FAULT(13, 0x08));
+        d[0] = gdt_desc(0, 0xfffff, 0x9a, 0xa);
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_CS, true, 3, 0x0b, d, &s), X86_FAULT(13, 0x08));
+        d[0] = gdt_desc(0, 0xfffff, 0x9e, 0xa); /* conforming DPL 0 from CPL 3 */
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_CS, true, 3, 0x08, d, &s), 0u);
+        EXPECT_EQ(s.sel, 0x0bu);
+        d[0] = gdt_desc(0, 0, 0x8c, 0); /* a call gate: not emulated */
+        EXPECT_EQ(x86_seg_desc(SEG_LOAD_CS, true, 0, 0x40, d, &s), 1u);
+}
+
+/* The stack side of kvm-unit-tests' test_push / test_pop / leave / enter on fake memory. */
+static int run_stack(const uint8_t *b, size_t n, struct x86_emul_regs *r, struct fake_mem *m)
+{
+        static const uint64_t seg[6] = {0, 0, 0, 0, 0x1000, 0};
+        struct x86_insn in;
+        int rc = x86_decode(b, n, X86_MODE_LONG64, &in);
+
+        if (rc)
+                return 1000 + rc;
+        return x86_emulate_stack(&in, r, seg, mem_access, m);
+}
+
+static uint64_t ram64(const struct fake_mem *m, uint64_t lin)
+{
+        uint64_t v;
+
+        memcpy(&v, m->ram + (lin - LRAM), 8);
+        return v;
+}
+
+TEST(stack_instructions)
+{
+        struct x86_emul_regs r;
+        struct fake_mem m;
+        uint64_t top = LRAM + 128;
+
+        memset(&m, 0, sizeof(m));
+        regs_init(&r);
+        r.gpr[RSP] = top;
+        EXPECT_EQ(run_stack(BYTES(0x6a, 0xf9), &r, &m), 0); /* pushq $-7 */
+        EXPECT_EQ(ram64(&m, top - 8), (uint64_t)-7);
+        EXPECT_EQ(r.gpr[RSP], top - 8);
+        EXPECT_EQ(r.rip, RIP0 + 2);
+        r.gpr[RBX] = (uint64_t)-17;
+        EXPECT_EQ(run_stack(BYTES(0x53), &r, &m), 0); /* push %rbx */
+        EXPECT_EQ(ram64(&m, top - 16), (uint64_t)-17);
+        EXPECT_EQ(run_stack(BYTES(0x68, 0x0d, 0x1c, 0x94, 0xff), &r, &m), 0); /* pushq $-7070707 */
+        EXPECT_EQ(ram64(&m, top - 24), (uint64_t)-7070707);
+        r.gpr[R8] = LRAM; /* pushq (%r8): a memory operand */
+        memcpy(m.ram, &(uint64_t){0x123456789abcdefull}, 8);
+        EXPECT_EQ(run_stack(BYTES(0x41, 0xff, 0x30), &r, &m), 0);
+        EXPECT_EQ(ram64(&m, top - 32), 0x123456789abcdefull);
+        EXPECT_EQ(r.gpr[RSP], top - 32);
+        /* popq 8(%rsp): the address uses the incremented rSP (SDM "POP") */
+        EXPECT_EQ(run_stack(BYTES(0x8f, 0x44, 0x24, 0x08), &r, &m), 0);
+        EXPECT_EQ(r.gpr[RSP], top - 24);
+        EXPECT_EQ(ram64(&m, top - 16), 0x123456789abcdefull);
+        EXPECT_EQ(run_stack(BYTES(0x41, 0x59), &r, &m), 0); /* pop %r9 */
+        EXPECT_EQ(r.gpr[9], (uint64_t)-7070707);
+        EXPECT_EQ(run_stack(BYTES(0x66, 0x58), &r, &m), 0); /* popw %ax: 2 bytes */
+        EXPECT_EQ(r.gpr[RAX], (reg0(RAX) & ~0xffffull) | 0xcdef);
+        EXPECT_EQ(r.gpr[RSP], top - 14);
+        /* ret: RIP from the stack; ret $16 also drops 16 bytes */
+        r.gpr[RSP] = top - 8;
+        memcpy(m.ram + 120, &(uint64_t){0x401234}, 8);
+        EXPECT_EQ(run_stack(BYTES(0xc3), &r, &m), 0);
+        EXPECT_EQ(r.rip, 0x401234u);
+        EXPECT_EQ(r.gpr[RSP], top);
+        r.gpr[RSP] = top - 8;
+        EXPECT_EQ(run_stack(BYTES(0xc2, 0x10, 0x00), &r, &m), 0);
+        EXPECT_EQ(r.gpr[RSP], top + 16);
+        /* leave: rSP <- rBP, pop rBP (kvm-unit-tests: 0x778899) */
+        memcpy(m.ram + 120, &(uint64_t){0x778899}, 8);
+        r.gpr[RBP] = top - 8;
+        EXPECT_EQ(run_stack(BYTES(0xc9), &r, &m), 0);
+        EXPECT_EQ(r.gpr[RBP], 0x778899u);
+        EXPECT_EQ(r.gpr[RSP], top);
+        /* enter $0x1238, $0: push rBP, rBP <- rSP, rSP -= 0x1238 */
+        r.gpr[RBP] = 0xaa55aa55bb66bb66ull;
+        EXPECT_EQ(run_stack(BYTES(0xc8, 0x38, 0x12, 0x00), &r, &m), 0);
+        EXPECT_EQ(r.gpr[RBP], top - 8);
+        EXPECT_EQ(r.gpr[RSP], top - 8 - 0x1238);
+        EXPECT_EQ(ram64(&m, top - 8), 0xaa55aa55bb66bb66ull);
+        r.gpr[RSP] = top;
+        EXPECT_EQ(run_stack(BYTES(0xc8, 0x08, 0x00, 0x01), &r, &m), -KEEL_ENOTSUP); /* level 1 */
+        /* call rel32 and call *(%r8): the return address pushed */
+        r.rip = RIP0;
+        EXPECT_EQ(run_stack(BYTES(0xe8, 0x10, 0x00, 0x00, 0x00), &r, &m), 0);
+        EXPECT_EQ(r.rip, RIP0 + 5 + 0x10);
+        EXPECT_EQ(ram64(&m, top - 8), RIP0 + 5);
+        memcpy(m.ram, &(uint64_t){0x402000}, 8);
+        r.rip = RIP0;
+        EXPECT_EQ(run_stack(BYTES(0x41, 0xff, 0x10), &r, &m), 0);
+        EXPECT_EQ(r.rip, 0x402000u);
+        EXPECT_EQ(ram64(&m, top - 16), RIP0 + 3);
+        /* jmp *(%r8) to a non-canonical address: #GP(0), nothing changed */
+        memcpy(m.ram, &(uint64_t){0xaaaaaaaaaaaaaaaaull}, 8);
+        {
+                struct x86_emul_regs before = r;
+
+                EXPECT_EQ(run_stack(BYTES(0x41, 0xff, 0x20), &r, &m), X86_EMUL_GP);
+                EXPECT_TRUE(memcmp(&r, &before, sizeof(r)) == 0);
+                /* a failed stack write leaves everything */
+                m.fault_at = r.gpr[RSP] - 8;
+                EXPECT_EQ(run_stack(BYTES(0x53), &r, &m), -KEEL_EFAULT);
+                EXPECT_TRUE(memcmp(&r, &before, sizeof(r)) == 0);
+        }
+        /* not stack instructions, or not 64-bit mode */
+        EXPECT_EQ(run_stack(BYTES(0xff, 0x00), &r, &m), -KEEL_ENOTSUP); /* inc (%rax) */
+        {
+                struct x86_insn in;
+
+                EXPECT_EQ(x86_decode(BYTES(0x50), X86_MODE_PROT32, &in), 0);
+                EXPECT_EQ(x86_emulate_stack(&in, &r, (const uint64_t[6]){0}, mem_access, &m),
+                          -KEEL_ENOTSUP);
+        }
+}
+
+/* The far pointer of kvm-unit-tests' `rex64 ljmp *(mem)`: 8-byte offset, then the selector. */
+TEST(far_pointer)
+{
+        static const uint64_t seg[6] = {0};
+        struct x86_emul_regs r;
+        struct fake_mem m;
+        struct x86_insn in;
+        uint64_t off = 0;
+        uint16_t sel = 0;
+
+        memset(&m, 0, sizeof(m));
+        regs_init(&r);
+        r.gpr[RAX] = LRAM;
+        memcpy(m.ram, &(uint64_t){0x401800}, 8);
+        memcpy(m.ram + 8, &(uint16_t){0x08}, 2);
+        EXPECT_EQ(x86_decode(BYTES(0x48, 0xff, 0x28), X86_MODE_LONG64, &in), 0);
+        EXPECT_EQ(x86_far_pointer(&in, &r, seg, mem_access, &m, &off, &sel), 0);
+        EXPECT_EQ(off, 0x401800u);
+        EXPECT_EQ(sel, 0x08u);
+        EXPECT_EQ(m.log[1].lin, LRAM + 8);
+        EXPECT_EQ(x86_decode(BYTES(0xff, 0x28), X86_MODE_LONG64, &in), 0); /* m16:32 */
+        EXPECT_EQ(x86_far_pointer(&in, &r, seg, mem_access, &m, &off, &sel), 0);
+        EXPECT_EQ(m.log[3].lin, LRAM + 4);
+        EXPECT_EQ(x86_decode(BYTES(0xff, 0x20), X86_MODE_LONG64, &in), 0); /* near jmp */
+        EXPECT_EQ(x86_far_pointer(&in, &r, seg, mem_access, &m, &off, &sel), -KEEL_ENOTSUP);
 }
