@@ -563,9 +563,9 @@ int x86_mmio_operand(const struct x86_insn *insn, const struct x86_emul_regs *re
 
         if (!emulatable(insn, &o))
                 return -KEEL_ENOTSUP;
-        *linear = operand_linear(insn, regs, seg_base,
-                                 o.kind == K_BT ? (uint64_t)bt_displacement(insn, &o, regs, &bit)
-                                                : 0);
+        *linear =
+            operand_linear(insn, regs, seg_base,
+                           o.kind == K_BT ? (uint64_t)bt_displacement(insn, &o, regs, &bit) : 0);
         *size = o.msize;
         return 0;
 }
@@ -669,7 +669,7 @@ static bool divide(uint64_t hi, uint64_t lo, uint64_t v, unsigned size, bool sig
                 *r = lo % v;
         } else {
                 if (hi >= v)
-                        return false; /* the quotient needs more than 64 bits */
+                        return false;               /* the quotient needs more than 64 bits */
                 for (unsigned i = 0; i < 64; i++) { /* restoring division, one bit a step */
                         bool carry = hi >> 63;
 
@@ -849,11 +849,10 @@ int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, ui
                 uint64_t q, rem, ax = regs->gpr[0];
 
                 if (!divide(o.size == 8 ? regs->gpr[2] & size_mask(o.size) : 0,
-                            o.size == 1 ? ax & 0xffff
-                            : o.size == 8
-                                ? ax
-                                : (ax & size_mask(o.size)) |
-                                      (regs->gpr[2] & size_mask(o.size)) << (8 * o.size),
+                            o.size == 1   ? ax & 0xffff
+                            : o.size == 8 ? ax
+                                          : (ax & size_mask(o.size)) |
+                                                (regs->gpr[2] & size_mask(o.size)) << (8 * o.size),
                             val, o.size, o.alt, &q, &rem))
                         return X86_EMUL_DIVIDE_ERROR;
                 if (o.size == 1) {
@@ -980,7 +979,10 @@ uint32_t x86_seg_desc(enum x86_seg_load kind, bool long_mode, unsigned cpl, uint
                 return np;
         out->sel = sel;
         /* A TSS becomes busy, a code or data segment accessed (the caller writes it back). */
-        out->attr = (uint16_t)(access | (kind == SEG_LOAD_TR ? 2 : sys ? 0 : 1) |
+        out->attr = (uint16_t)(access |
+                               (kind == SEG_LOAD_TR ? 2
+                                : sys               ? 0
+                                                    : 1) |
                                ((lo >> 44) & 0xf00));
         out->limit = (uint32_t)((lo & 0xffff) | ((lo >> 32) & 0xf0000));
         if (lo & (1ull << 55)) /* G: 4 KiB units */
@@ -1059,8 +1061,7 @@ int x86_emulate_stack(const struct x86_insn *insn, struct x86_emul_regs *regs,
                 *rsp += osz;
                 if (op == 0x8f) /* an rSP base is the incremented one (SDM "POP") */
                         rc = fn(ctx,
-                                operand_linear(insn, regs, seg_base,
-                                               insn->mem_base == 4 ? osz : 0),
+                                operand_linear(insn, regs, seg_base, insn->mem_base == 4 ? osz : 0),
                                 osz, true, &v);
                 else if (op >= 0xc2 && op <= 0xc3)
                         r.rip = v, *rsp += op == 0xc2 ? insn->imm : 0;

@@ -936,8 +936,8 @@ static int string_access(void *ctx, uint64_t linear, unsigned size, bool write, 
  * byte at a time (a device sees byte accesses). A write first checks that both pages may be
  * written, so that a #PF on the second leaves the first unwritten.
  */
-static int split_access(struct string_ctx *sc, uint64_t linear, unsigned size, bool write,
-                        uint64_t *val)
+static __attribute__((cold, noinline)) int split_access(struct string_ctx *sc, uint64_t linear,
+                                                        unsigned size, bool write, uint64_t *val)
 {
         unsigned first = PAGE_SIZE - (unsigned)(linear & (PAGE_SIZE - 1));
         uint64_t v = 0, b;
@@ -1148,8 +1148,7 @@ static bool linear_access(void *ctx, uint64_t lin, unsigned size, bool write, ui
  * guest (X86_FAULT).
  */
 static __attribute__((cold)) uint32_t load_seg(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
-                                               unsigned which, enum x86_seg_load kind,
-                                               uint16_t sel)
+                                               unsigned which, enum x86_seg_load kind, uint16_t sel)
 {
         struct string_ctx sc = {.mc = {vcpu, false, false},
                                 .gctx = ctx,
@@ -1167,8 +1166,8 @@ static __attribute__((cold)) uint32_t load_seg(struct vcpu *vcpu, const struct x
                 if (kind == SEG_LOAD_TR || kind == SEG_LOAD_CS ||
                     (kind == SEG_LOAD_SS && (!lm || ctx->cpl == 3 || (sel & 3) != ctx->cpl)))
                         return X86_FAULT(X86_VEC_GP, 0);
-                s = (struct x86_sysseg){.sel = sel,
-                                        .attr = kind == SEG_LOAD_SS ? (uint16_t)(ctx->cpl << 5) : 0};
+                s = (struct x86_sysseg){
+                    .sel = sel, .attr = kind == SEG_LOAD_SS ? (uint16_t)(ctx->cpl << 5) : 0};
                 vendor->seg(vcpu, which, &s, true, &gdt, &limit);
                 return 0;
         }
@@ -1225,6 +1224,54 @@ static __attribute__((cold)) uint32_t far_jmp(struct vcpu *vcpu, const struct x8
         return 0;
 }
 
+/*
+ * The instructions whose operands go by linear address, not the trapped one (stack
+ * instructions and near branches, far JMP), and the selector SLDT, STR and MOV Ew, Sreg
+ * store (into regs->sys_sel; then -KEEL_ENOTSUP, as for any other instruction: the caller
+ * emulates it). 0: done, the caller commits regs; 1: a fault for the guest or the VM
+ * stopped; 2: a far JMP not emulated.
+ */
+static __attribute__((cold, noinline)) int
+emulate_by_linear(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, const struct x86_insn *insn,
+                  struct x86_emul_regs *regs, struct string_ctx *sc)
+{
+        struct vm *vm = vcpu->vm;
+        int err = x86_emulate_stack(insn, regs, ctx->seg_base, string_access, sc);
+        uint32_t fault = 0;
+
+        if (err == -KEEL_ENOTSUP && insn->map == X86_MAP_PRIMARY && insn->opcode == 0xff &&
+            insn->reg == 5) {
+                fault = far_jmp(vcpu, ctx, sc, insn, regs);
+                err = fault == 0 ? 0 : fault == 2 ? 2 : -KEEL_EFAULT;
+        } else if (err == -KEEL_ENOTSUP &&
+                   ((insn->map == X86_MAP_0F && insn->opcode == 0x00 && insn->reg < 2) ||
+                    (insn->map == X86_MAP_PRIMARY && insn->opcode == 0x8c && insn->reg < 6))) {
+                struct x86_sysseg sys;
+                uint64_t gdt;
+                uint32_t limit;
+
+                if (insn->opcode == 0x00 && (ctx->cr4 & X86_CR4_UMIP) && ctx->cpl > 0)
+                        fault = X86_FAULT(X86_VEC_GP, 0);
+                vendor->seg(vcpu,
+                            insn->opcode == 0x8c ? insn->reg
+                            : insn->reg          ? X86_SEG_TR
+                                                 : X86_SEG_LDTR,
+                            &sys, false, &gdt, &limit);
+                regs->sys_sel = sys.sel;
+        }
+        if (err == -KEEL_ENOTSUP && !fault)
+                return err;
+        if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
+                x86_start_released(vm); /* start-up IPIs: outside the device lock */
+        if (err == X86_EMUL_GP)
+                fault = X86_FAULT(X86_VEC_GP, 0);
+        if (fault > 2)
+                vendor->inject_exc(vcpu, (fault >> 16) & 0xff, true, fault & 0xffff);
+        else if (err < 0 && sc->stop != VM_STOP_NONE)
+                vm_stop(vm, sc->stop, "%s", sc->why);
+        return err == 0 || err == 2 ? err : 1; /* else a #PF for the guest, queued */
+}
+
 bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t addr,
                            bool in_walk, uint64_t *rsp, uint64_t *rip, uint64_t *rflags)
 {
@@ -1239,10 +1286,8 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         unsigned size;
         int err, vreg;
         bool vload, split = false, device = mmio_bus_find(&vm->mmio, gpa(addr), 1);
-        struct string_ctx sc = {.mc = {vcpu, false, false},
-                                .gctx = ctx,
-                                .pg = pg,
-                                .stop = VM_STOP_NONE};
+        struct string_ctx sc = {
+            .mc = {vcpu, false, false}, .gctx = ctx, .pg = pg, .stop = VM_STOP_NONE};
 
         /* Nothing there: stop (unbacked = stop), or answer as a PC does below. */
         if (!device && (vm->unbacked_stop || in_walk))
@@ -1277,49 +1322,13 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 commit_regs(vcpu, &regs, rsp, rip, rflags);
                 return true;
         }
-        err = x86_emulate_stack(&insn, &regs, ctx->seg_base, string_access, &sc);
-        if (err != -KEEL_ENOTSUP) { /* its operands by linear address: no trapped-gpa check */
-                if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
-                        x86_start_released(vm);
-                if (err == X86_EMUL_GP)
-                        vendor->inject_exc(vcpu, X86_VEC_GP, true, 0);
-                else if (err < 0 && sc.stop != VM_STOP_NONE)
-                        vm_stop(vm, sc.stop, "%s", sc.why);
-                else if (err == 0)
-                        commit_regs(vcpu, &regs, rsp, rip, rflags);
-                return true; /* else a #PF for the guest (string_access queued it) */
-        }
-        if ((insn.map == X86_MAP_0F && insn.opcode == 0x00 && insn.reg < 2) ||
-            (insn.map == X86_MAP_PRIMARY && insn.opcode == 0x8c && insn.reg < 6)) {
-                /* SLDT, STR, MOV Ew, Sreg: the selector they store */
-                struct x86_sysseg sys;
-                uint64_t gdt;
-                uint32_t limit;
-
-                if (insn.opcode == 0x00 && (ctx->cr4 & X86_CR4_UMIP) && ctx->cpl > 0) {
-                        vendor->inject_exc(vcpu, X86_VEC_GP, true, 0);
-                        return true;
-                }
-                vendor->seg(vcpu,
-                            insn.opcode == 0x8c ? insn.reg
-                            : insn.reg          ? X86_SEG_TR
-                                                : X86_SEG_LDTR,
-                            &sys, false, &gdt, &limit);
-                regs.sys_sel = sys.sel;
-        }
-        if (insn.map == X86_MAP_PRIMARY && insn.opcode == 0xff && insn.reg == 5) {
-                uint32_t fault = far_jmp(vcpu, ctx, &sc, &insn, &regs);
-
-                if (fault == 2)
-                        goto not_emulated;
-                if (fault > 2)
-                        vendor->inject_exc(vcpu, (fault >> 16) & 0xff, true, fault & 0xffff);
-                else if (fault == 0)
-                        commit_regs(vcpu, &regs, rsp, rip, rflags);
-                else if (sc.stop != VM_STOP_NONE)
-                        vm_stop(vm, sc.stop, "%s", sc.why);
+        err = emulate_by_linear(vcpu, ctx, &insn, &regs, &sc);
+        if (err == 2)
+                goto not_emulated;
+        if (err == 0)
+                commit_regs(vcpu, &regs, rsp, rip, rflags);
+        if (err != -KEEL_ENOTSUP)
                 return true;
-        }
         /*
          * The access emulated is the decoded operand's, and it must be the one that trapped.
          * Otherwise the instruction changed since (another vCPU rewrote it, or its tables):
@@ -1367,13 +1376,13 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
         if (err == X86_EMUL_LOAD_SYSSEG) { /* LLDT, LTR (0F 00 /2 /3), MOV Sreg, Ew (8E) */
                 bool mov = insn.opcode == 0x8e, ss = mov && insn.reg == X86_SEG_SS;
                 uint32_t fault = load_seg(vcpu, ctx,
-                                          mov                ? insn.reg
-                                          : insn.reg == 3    ? X86_SEG_TR
-                                                             : X86_SEG_LDTR,
-                                          ss                 ? SEG_LOAD_SS
-                                          : mov              ? SEG_LOAD_DATA
-                                          : insn.reg == 3    ? SEG_LOAD_TR
-                                                             : SEG_LOAD_LDTR,
+                                          mov             ? insn.reg
+                                          : insn.reg == 3 ? X86_SEG_TR
+                                                          : X86_SEG_LDTR,
+                                          ss              ? SEG_LOAD_SS
+                                          : mov           ? SEG_LOAD_DATA
+                                          : insn.reg == 3 ? SEG_LOAD_TR
+                                                          : SEG_LOAD_LDTR,
                                           regs.sys_sel);
 
                 if (fault > 1) /* #GP, #NP, #SS: with an error code */
@@ -1383,7 +1392,7 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 vcpu->arch.ss_shadow = ss; /* MOV SS holds off interrupts for one instruction */
         }
         if (err < 0) {
-not_emulated:;
+        not_emulated:;
                 char hex[3 * X86_MAX_INSN_LEN + 1];
 
                 format_bytes(hex, sizeof(hex), bytes, insn.len ? insn.len : fetched);

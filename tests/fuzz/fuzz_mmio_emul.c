@@ -356,8 +356,8 @@ static void fuzz_seg_desc(const uint8_t *v)
                 uint32_t f = x86_seg_desc((enum x86_seg_load)k, lm, cpl, sel, desc, &s);
                 unsigned vec = (f >> 16) & 0x7fff;
 
-                if (f == 0 && (!(s.attr & 0x80) ||
-                               s.sel != (k == SEG_LOAD_CS ? (sel & ~3u) | cpl : sel)))
+                if (f == 0 &&
+                    (!(s.attr & 0x80) || s.sel != (k == SEG_LOAD_CS ? (sel & ~3u) | cpl : sel)))
                         abort();
                 if (f == 1 && k != SEG_LOAD_CS)
                         abort();

@@ -1943,7 +1943,8 @@ static bool div_faults(unsigned size, bool sign, uint64_t ax, uint64_t dx, uint6
 {
         unsigned bits = 8 * size;
         uint64_t m = size == 8 ? ~0ull : (1ull << bits) - 1;
-        unsigned __int128 u = size == 1 ? ax & 0xffff : (unsigned __int128)(dx & m) << bits | (ax & m);
+        unsigned __int128 u =
+            size == 1 ? ax & 0xffff : (unsigned __int128)(dx & m) << bits | (ax & m);
         uint64_t v = mem & m;
         __int128 a, b, q, lim = (__int128)1 << (bits - 1);
 
@@ -1964,10 +1965,10 @@ static bool div_faults(unsigned size, bool sign, uint64_t ax, uint64_t dx, uint6
 }
 
 #if defined(__x86_64__)
-#define HW_DIV(fn, text)                                                                       \
-        static void fn(const uint64_t *m, uint64_t *ax, uint64_t *dx)                          \
-        {                                                                                      \
-                __asm__ volatile(text : "+a"(*ax), "+d"(*dx) : "b"(m) : "cc", "memory");       \
+#define HW_DIV(fn, text)                                                                 \
+        static void fn(const uint64_t *m, uint64_t *ax, uint64_t *dx)                    \
+        {                                                                                \
+                __asm__ volatile(text : "+a"(*ax), "+d"(*dx) : "b"(m) : "cc", "memory"); \
         }
 HW_DIV(hw_div8, "divb (%%rbx)")
 HW_DIV(hw_div16, "divw (%%rbx)")
@@ -1988,12 +1989,13 @@ TEST(div_idiv_match_the_cpu)
                 bool sign;
                 void (*hw)(const uint64_t *, uint64_t *, uint64_t *);
         } ops[] = {
-            {{0xf6, 0x33}, 2, 1, false, hw_div8},         {{0x66, 0xf7, 0x33}, 3, 2, false, hw_div16},
-            {{0xf7, 0x33}, 2, 4, false, hw_div32},        {{0x48, 0xf7, 0x33}, 3, 8, false, hw_div64},
-            {{0xf6, 0x3b}, 2, 1, true, hw_idiv8},         {{0x66, 0xf7, 0x3b}, 3, 2, true, hw_idiv16},
-            {{0xf7, 0x3b}, 2, 4, true, hw_idiv32},        {{0x48, 0xf7, 0x3b}, 3, 8, true, hw_idiv64},
+            {{0xf6, 0x33}, 2, 1, false, hw_div8},  {{0x66, 0xf7, 0x33}, 3, 2, false, hw_div16},
+            {{0xf7, 0x33}, 2, 4, false, hw_div32}, {{0x48, 0xf7, 0x33}, 3, 8, false, hw_div64},
+            {{0xf6, 0x3b}, 2, 1, true, hw_idiv8},  {{0x66, 0xf7, 0x3b}, 3, 2, true, hw_idiv16},
+            {{0xf7, 0x3b}, 2, 4, true, hw_idiv32}, {{0x48, 0xf7, 0x3b}, 3, 8, true, hw_idiv64},
         };
-        static const uint64_t edge[] = {0, 1, 2, 7, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff,
+        static const uint64_t edge[] = {0,          1,          2,          7,          0x7f,
+                                        0x80,       0xff,       0x7fff,     0x8000,     0xffff,
                                         0x7fffffff, 0x80000000, 0xffffffff, 1ull << 63, ~0ull};
         unsigned fails = 0, faults = 0, ran = 0;
 
@@ -2029,8 +2031,8 @@ TEST(div_idiv_match_the_cpu)
                                                      "op %zu mem %#llx ax %#llx dx %#llx: rc %d, "
                                                      "want #DE",
                                                      o, (unsigned long long)mem,
-                                                     (unsigned long long)ax,
-                                                     (unsigned long long)dx, rc);
+                                                     (unsigned long long)ax, (unsigned long long)dx,
+                                                     rc);
                                         fails++;
                                 }
                                 continue;
@@ -2041,15 +2043,14 @@ TEST(div_idiv_match_the_cpu)
                         ran++;
                         if (rc != 0 || r.gpr[RAX] != hax || r.gpr[RDX] != hdx ||
                             r.rip != RIP0 + ops[o].len || r.rflags != FL0) {
-                                TEST_FAIL_AT(__FILE__, __LINE__,
-                                             "op %zu mem %#llx ax %#llx dx %#llx: rc %d rax %#llx "
-                                             "cpu %#llx rdx %#llx cpu %#llx",
-                                             o, (unsigned long long)mem, (unsigned long long)ax,
-                                             (unsigned long long)dx, rc,
-                                             (unsigned long long)r.gpr[RAX],
-                                             (unsigned long long)hax,
-                                             (unsigned long long)r.gpr[RDX],
-                                             (unsigned long long)hdx);
+                                TEST_FAIL_AT(
+                                    __FILE__, __LINE__,
+                                    "op %zu mem %#llx ax %#llx dx %#llx: rc %d rax %#llx "
+                                    "cpu %#llx rdx %#llx cpu %#llx",
+                                    o, (unsigned long long)mem, (unsigned long long)ax,
+                                    (unsigned long long)dx, rc, (unsigned long long)r.gpr[RAX],
+                                    (unsigned long long)hax, (unsigned long long)r.gpr[RDX],
+                                    (unsigned long long)hdx);
                                 fails++;
                         }
                 }
@@ -2058,7 +2059,8 @@ TEST(div_idiv_match_the_cpu)
 }
 #endif
 
-/* kvm-unit-tests' test_muldiv: divq by 0 faults, 123456789012345:123456789012345 / 987654321098765. */
+/* kvm-unit-tests' test_muldiv: divq by 0 faults, 123456789012345:123456789012345 / 987654321098765.
+ */
 TEST(divq_kvm_unit_tests_values)
 {
         struct x86_emul_regs r;
@@ -2159,7 +2161,7 @@ TEST(segment_descriptor_checks)
         EXPECT_EQ(x86_seg_desc(SEG_LOAD_TR, false, 0, 0x28, d, &s), 0u);
         EXPECT_EQ(s.attr, 0x83u);
         d[0] = gdt_desc(0x1000, 0xfff, 0x82, 0x8); /* LDT, 4 KiB granularity */
-        d[1] = 1ull << 40;                          /* upper type not 0 */
+        d[1] = 1ull << 40;                         /* upper type not 0 */
         EXPECT_EQ(x86_seg_desc(SEG_LOAD_LDTR, true, 0, 0x30, d, &s), X86_FAULT(13, 0x30));
         d[1] = 0;
         EXPECT_EQ(x86_seg_desc(SEG_LOAD_LDTR, true, 0, 0x30, d, &s), 0u);

@@ -135,7 +135,6 @@ uint32_t x86_seg_desc(enum x86_seg_load kind, bool long_mode, unsigned cpl, uint
 #define X86_SEG_LDTR 6 /* the vendor's seg hook: after ES CS SS DS FS GS */
 #define X86_SEG_TR   7
 
-
 int x86_emulate_mmio(const struct x86_insn *insn, struct x86_emul_regs *regs, uint64_t gpa,
                      x86_mmio_access_fn fn, void *ctx);
 
