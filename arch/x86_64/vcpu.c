@@ -1150,8 +1150,9 @@ static bool linear_access(void *ctx, uint64_t lin, unsigned size, bool write, ui
 static __attribute__((cold)) uint32_t load_seg(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
                                                unsigned which, enum x86_seg_load kind, uint16_t sel)
 {
+        struct x86_guest_ctx sup = *ctx; /* descriptor-table accesses are supervisor ones */
         struct string_ctx sc = {.mc = {vcpu, false, false},
-                                .gctx = ctx,
+                                .gctx = &sup,
                                 .pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer},
                                 .stop = VM_STOP_NONE};
         bool lm = ctx->efer & X86_EFER_LMA, sys = kind == SEG_LOAD_TR || kind == SEG_LOAD_LDTR;
@@ -1159,6 +1160,7 @@ static __attribute__((cold)) uint32_t load_seg(struct vcpu *vcpu, const struct x
         uint64_t gdt, desc[2] = {0, 0}, upd;
         uint32_t limit, fault;
 
+        sup.cpl = 0;
         if (sys && ctx->cpl != 0)
                 return X86_FAULT(X86_VEC_GP, 0);
         vendor->seg(vcpu, which, &s, false, &gdt, &limit);
@@ -1166,8 +1168,11 @@ static __attribute__((cold)) uint32_t load_seg(struct vcpu *vcpu, const struct x
                 if (kind == SEG_LOAD_TR || kind == SEG_LOAD_CS ||
                     (kind == SEG_LOAD_SS && (!lm || ctx->cpl == 3 || (sel & 3) != ctx->cpl)))
                         return X86_FAULT(X86_VEC_GP, 0);
-                s = (struct x86_sysseg){
-                    .sel = sel, .attr = kind == SEG_LOAD_SS ? (uint16_t)(ctx->cpl << 5) : 0};
+                /* FS and GS keep their base (64-bit mode: the base MSRs), as on Intel */
+                s = (struct x86_sysseg){.sel = sel,
+                                        .attr = kind == SEG_LOAD_SS ? (uint16_t)(ctx->cpl << 5) : 0,
+                                        .base = which == X86_SEG_FS || which == X86_SEG_GS ? s.base
+                                                                                           : 0};
                 vendor->seg(vcpu, which, &s, true, &gdt, &limit);
                 return 0;
         }
@@ -1323,8 +1328,10 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 return true;
         }
         err = emulate_by_linear(vcpu, ctx, &insn, &regs, &sc);
-        if (err == 2)
+        if (err == 2) {
+                err = -KEEL_ENOTSUP;
                 goto not_emulated;
+        }
         if (err == 0)
                 commit_regs(vcpu, &regs, rsp, rip, rflags);
         if (err != -KEEL_ENOTSUP)
