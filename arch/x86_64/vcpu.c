@@ -1017,8 +1017,8 @@ static int string_access(void *ctx, uint64_t linear, unsigned size, bool write, 
         if (vm->unbacked_stop) {
                 sc->stop = VM_STOP_OUTSIDE_RAM;
                 snprintf(sc->why, sizeof(sc->why),
-                         "%s at guest-physical %#llx, outside its %llu MiB of RAM (string "
-                         "instruction at rip %#llx)",
+                         "%s at guest-physical %#llx, outside its %llu MiB of RAM (instruction "
+                         "at rip %#llx)",
                          write ? "write" : "read", (unsigned long long)a,
                          (unsigned long long)(gmem_total(&vm->mem) >> 20),
                          (unsigned long long)sc->gctx->rip);

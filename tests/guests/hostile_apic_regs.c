@@ -11,10 +11,11 @@
  * with interrupts off throughout (vectors the garbage raised are drained at the end). It
  * prints what it saw and exits 0; a difference is a FAIL line and exit 1.
  *
- * Built with HOSTILE_APIC_EDGE = 1, 2, 3 it instead makes one access Keel cannot emulate and
- * expects to be stopped: 1: 4 bytes at 0xfec00020, right after the I/O APIC (no device:
- * outside-ram); 2: 4 bytes at 0xfec0001e, crossing the I/O APIC's end; 3: 8 bytes at
- * 0xfee00ffc, crossing the LAPIC page's end.
+ * Built with HOSTILE_APIC_EDGE = 1, 2, 3 it instead makes one access that must stop it: 1: 4
+ * bytes at 0xfec00020, right after the I/O APIC (no device: outside-ram); 2: 4 bytes at
+ * 0xfec0001e, crossing the I/O APIC's end (bad-instruction); 3: 8 bytes at 0xfee00ffc,
+ * crossing the LAPIC page's end, which Keel splits as the CPU does: the LAPIC's 4 bytes,
+ * then 0xfee01000, where nothing is (its config has unbacked = stop: outside-ram).
  */
 #include "irq_x86.h"
 
