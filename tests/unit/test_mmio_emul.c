@@ -2333,3 +2333,105 @@ TEST(far_pointer)
         EXPECT_EQ(x86_decode(BYTES(0xff, 0x20), X86_MODE_LONG64, &in), 0); /* near jmp */
         EXPECT_EQ(x86_far_pointer(&in, &r, seg, mem_access, &m, &off, &sel), -KEEL_ENOTSUP);
 }
+
+#if defined(__x86_64__)
+/*
+ * Stack instructions on the host CPU with its rSP and rBP pointed into a buffer (the two are
+ * swapped in and out around the instruction: rSI holds rSP, rDI rBP, rAX the operand).
+ */
+#define HW_STK(fn, text)                                                           \
+        static void fn(uint64_t *sp, uint64_t *bp, uint64_t *ax)                   \
+        {                                                                          \
+                __asm__ volatile("xchg %%rsp, %%rsi\n\txchg %%rbp, %%rdi\n\t" text \
+                                 "\n\txchg %%rbp, %%rdi\n\txchg %%rsp, %%rsi"      \
+                                 : "+S"(*sp), "+D"(*bp), "+a"(*ax)                 \
+                                 :                                                 \
+                                 : "memory");                                      \
+        }
+HW_STK(hs_push_imm8, "pushq $-7")
+HW_STK(hs_push_imm32, "pushq $-7070707")
+HW_STK(hs_push_rax, "push %%rax")
+HW_STK(hs_pushw_ax, "pushw %%ax")
+HW_STK(hs_pop_rax, "pop %%rax")
+HW_STK(hs_popw_ax, "popw %%ax")
+HW_STK(hs_enter, "enter $0x38, $0")
+HW_STK(hs_enterw, "enterw $0x10, $0")
+HW_STK(hs_leave, "leave")
+HW_STK(hs_leavew, "leavew")
+
+/* The same instructions emulated on fake memory holding the same bytes: rSP, rBP, rAX (as
+ * offsets into the buffer) and the buffer's bytes above the lower rSP must match. */
+TEST(stack_instructions_match_the_cpu)
+{
+        static const struct {
+                const char *name;
+                uint8_t enc[5], len;
+                void (*hw)(uint64_t *, uint64_t *, uint64_t *);
+                /* rBP after: 0 a buffer address, 1 one (ENTER: rBP before is a value, not
+                 * an address, pushed the same on both sides), 16 one in BP (the rest
+                 * kept), else the bytes popped */
+                unsigned popped_bp;
+        } ops[] = {
+            {"push imm8", {0x6a, 0xf9}, 2, hs_push_imm8, 0},
+            {"push imm32", {0x68, 0x0d, 0x1c, 0x94, 0xff}, 5, hs_push_imm32, 0},
+            {"push rax", {0x50}, 1, hs_push_rax, 0},
+            {"pushw ax", {0x66, 0x50}, 2, hs_pushw_ax, 0},
+            {"pop rax", {0x58}, 1, hs_pop_rax, 0},
+            {"popw ax", {0x66, 0x58}, 2, hs_popw_ax, 0},
+            {"enter", {0xc8, 0x38, 0x00, 0x00}, 4, hs_enter, 1},
+            {"enterw", {0x66, 0xc8, 0x10, 0x00, 0x00}, 5, hs_enterw, 16},
+            {"leave", {0xc9}, 1, hs_leave, 8},
+            {"leavew", {0x66, 0xc9}, 2, hs_leavew, 2},
+        };
+        static uint8_t host[32768] __attribute__((aligned(16)));
+        uint8_t *win = host + 16384; /* the 256 bytes that mirror the fake RAM at LRAM */
+
+        for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
+                for (unsigned k = 0; k < 8; k++) {
+                        uint64_t off = 96 + 2 * k, boff = 160 + 8 * k, ax = rnd();
+                        uint64_t sp = (uint64_t)(uintptr_t)win + off;
+                        uint64_t bp = (uint64_t)(uintptr_t)win + boff, hax = ax;
+                        struct x86_emul_regs r;
+                        struct fake_mem m;
+                        uint64_t low, bp0;
+                        int rc;
+
+                        memset(&m, 0, sizeof(m));
+                        for (unsigned i = 0; i < 256; i++)
+                                win[i] = m.ram[i] = (uint8_t)rnd();
+                        regs_init(&r);
+                        r.gpr[RSP] = LRAM + off;
+                        r.gpr[RBP] = LRAM + boff;
+                        if (ops[o].popped_bp == 1 || ops[o].popped_bp == 16)
+                                r.gpr[RBP] = bp = rnd();
+                        r.gpr[RAX] = ax;
+                        bp0 = r.gpr[RBP];
+                        rc = run_stack(ops[o].enc, ops[o].len, &r, &m);
+                        ops[o].hw(&sp, &bp, &hax);
+                        low = sp - (uint64_t)(uintptr_t)win;
+                        if (r.gpr[RSP] - LRAM < low)
+                                low = r.gpr[RSP] - LRAM;
+                        if (rc != 0 || r.gpr[RSP] - LRAM != sp - (uint64_t)(uintptr_t)win ||
+                            r.gpr[RAX] != hax || r.rip != RIP0 + ops[o].len ||
+                            (ops[o].popped_bp <= 1 &&
+                             r.gpr[RBP] - LRAM != bp - (uint64_t)(uintptr_t)win) ||
+                            (ops[o].popped_bp == 16 &&
+                             (r.gpr[RBP] != (bp0 & ~0xffffull) + (r.gpr[RBP] & 0xffff) ||
+                              ((r.gpr[RBP] - LRAM) & 0xffff) !=
+                                  ((bp - (uint64_t)(uintptr_t)win) & 0xffff))) ||
+                            (ops[o].popped_bp == 8 && r.gpr[RBP] != bp) ||
+                            (ops[o].popped_bp == 2 &&
+                             r.gpr[RBP] != ((LRAM + boff) & ~0xffffull) + (bp & 0xffff)) ||
+                            memcmp(win + low, m.ram + low, 256 - low) != 0)
+                                TEST_FAIL_AT(
+                                    __FILE__, __LINE__,
+                                    "%s k %u: rc %d rsp +%#llx cpu +%#llx rax %#llx cpu "
+                                    "%#llx rbp %#llx cpu %#llx",
+                                    ops[o].name, k, rc, (unsigned long long)(r.gpr[RSP] - LRAM),
+                                    (unsigned long long)(sp - (uint64_t)(uintptr_t)win),
+                                    (unsigned long long)r.gpr[RAX], (unsigned long long)hax,
+                                    (unsigned long long)r.gpr[RBP], (unsigned long long)bp);
+                }
+        }
+}
+#endif
