@@ -140,8 +140,12 @@ int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)
 {
         struct vcpu_arch *c = &vcpu->arch;
         const struct gmem *m = &vcpu->vm->mem;
+        void *sve = c->sve; /* allocated by arch_vm_setup, before this: kept */
+        hpa_t sve_pa = c->sve_pa;
 
         memset(c, 0, sizeof(*c));
+        c->sve = sve;
+        c->sve_pa = sve_pa;
         c->pc = gpa_raw(entry);
         c->pstate = PSTATE_ENTRY;
         c->x[0] = gmem_total(m);

@@ -465,7 +465,11 @@ ARM64_ARCH = [WITNESS, ("timers", [guest_line("timers", "timers: " + t) for t in
         r"%s, tag \d+, \d+ breakpoints and \d+ watchpoints set$" % role,
         r"%s: 0 foreign register values in \d+ rounds, descheduled [1-9]\d* times, 0 "
         r"breakpoint exceptions$" % role,
-        r"all 3 checks passed$")], vm_exited("dbg-" + role)) for role in ("setter", "victim")]
+        r"all 3 checks passed$")], vm_exited("dbg-" + role)) for role in ("setter", "victim")] + [
+    ("sve-" + v, [guest_line("sve-" + v, "sveswitch: " + t) for t in (
+        r"tag \d+, vector length \d+ bytes, Z0-Z31 and P0-P15 set$",
+        r"0 foreign bytes in \d+ rounds, descheduled [1-9]\d* times$",
+        r"all 2 checks passed$")], vm_exited("sve-" + v)) for v in ("a", "b")]
 
 
 def vm_orders(vms):
