@@ -39,6 +39,7 @@ static EFI_BOOT_SERVICES *bs;
 /* From the firmware's pool, not the image: on arm64 the image file carries its bss as zeros
  * (docs/boot.md), and these two are 20 KiB. */
 static struct boot_info *bi;
+static uint64_t entry_tsc; /* arch_tsc() at efi_main's start (boot_info.entry_tsc) */
 static struct keel_config *config;
 static bool console_alive;
 static bool console_on_serial; /* the firmware already mirrors its console to a UART */
@@ -494,6 +495,7 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 __attribute__((no_stack_protector)) EFI_STATUS EFIAPI efi_main(EFI_HANDLE image,
                                                                EFI_SYSTEM_TABLE *systab)
 {
+        entry_tsc = arch_tsc();
         st = systab;
         bs = systab->BootServices;
         stack_protector_init(canary_seed());
@@ -538,6 +540,7 @@ static EFI_STATUS efi_boot(EFI_HANDLE image)
             EFI_ERROR(bs->AllocatePool(EfiLoaderData, sizeof(*config), (void **)&config)))
                 return EFI_OUT_OF_RESOURCES; /* before any console: nothing to say it with */
         memset(bi, 0, sizeof(*bi));
+        bi->entry_tsc = entry_tsc;
         memset(config, 0, sizeof(*config));
         console_alive = st->ConOut != NULL;
         console_on_serial = console_alive && conout_has_uart();
