@@ -39,6 +39,7 @@ static EFI_BOOT_SERVICES *bs;
 /* From the firmware's pool, not the image: on arm64 the image file carries its bss as zeros
  * (docs/boot.md), and these two are 20 KiB. */
 static struct boot_info *bi;
+static uint64_t entry_tsc; /* arch_tsc() at efi_main's start (boot_info.entry_tsc) */
 static struct keel_config *config;
 static bool console_alive;
 static bool console_on_serial; /* the firmware already mirrors its console to a UART */
@@ -276,16 +277,41 @@ static void scan_memory_map(const UINT8 *map, UINTN map_size, UINTN desc_size)
         }
 }
 
+/*
+ * An image, kernel or initrd that an earlier VM (of the first n) names by the same path, or
+ * NULL. VMs only read these (boot_image.data is const), so they share one copy: 64 VMs of one
+ * kernel cost one read and one buffer (docs/benchmarks.md: costs by VM count). Disks are
+ * each VM's own (the guest writes them).
+ */
+static const struct boot_image *read_before(unsigned n, const char *rel)
+{
+        for (unsigned i = 0; i < n; i++) {
+                const struct boot_vm_files *f = &bi->vm_files[i];
+
+                if (f->image.size && !strcmp(f->image.path, rel))
+                        return &f->image;
+                if (f->initrd.size && !strcmp(f->initrd.path, rel))
+                        return &f->initrd;
+        }
+        return NULL;
+}
+
 /* Read one file a VM's config names (`what` is its key: image, kernel, initrd, disk). */
 static EFI_STATUS read_vm_file(EFI_FILE_HANDLE root, const CHAR16 *dir, const char *dir_ascii,
                                const struct vm_config *vc, const char *what, const char *rel,
                                struct boot_image *out)
 {
+        const struct boot_image *same =
+            strcmp(what, "disk") ? read_before(vc - config->vms, rel) : NULL;
         CHAR16 path[PATH16_MAX];
         void *data;
         UINT64 size;
         EFI_STATUS s;
 
+        if (same) {
+                *out = (struct boot_image){rel, same->data, same->size};
+                return EFI_SUCCESS;
+        }
         join_path(dir, rel, path, PATH16_MAX);
         s = read_file(root, path, &data, &size);
         if (EFI_ERROR(s))
@@ -494,6 +520,7 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 __attribute__((no_stack_protector)) EFI_STATUS EFIAPI efi_main(EFI_HANDLE image,
                                                                EFI_SYSTEM_TABLE *systab)
 {
+        entry_tsc = arch_tsc();
         st = systab;
         bs = systab->BootServices;
         stack_protector_init(canary_seed());
@@ -538,6 +565,7 @@ static EFI_STATUS efi_boot(EFI_HANDLE image)
             EFI_ERROR(bs->AllocatePool(EfiLoaderData, sizeof(*config), (void **)&config)))
                 return EFI_OUT_OF_RESOURCES; /* before any console: nothing to say it with */
         memset(bi, 0, sizeof(*bi));
+        bi->entry_tsc = entry_tsc;
         memset(config, 0, sizeof(*config));
         console_alive = st->ConOut != NULL;
         console_on_serial = console_alive && conout_has_uart();

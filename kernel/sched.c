@@ -2,10 +2,12 @@
  * The vCPU scheduler (contract in keel/sched.h, policy in docs/scheduler.md): weighted fair
  * share by virtual time on per-CPU run queues.
  *
- * A queue is a singly linked list of its runnable and blocked entities in arrival order; the
- * running entity is off the list (q->current). Picking scans the list for the least virtual
- * time, first on the list winning ties, and put appends at the tail, so equal entities take
- * turns. Queues hold at most a few dozen vCPUs, so a list scan is cheap enough.
+ * A queue keeps its runnable entities on a doubly linked list sorted by virtual time, equal
+ * ones in arrival order, and its blocked ones on a second list in arrival order; the running
+ * entity is off both (q->current). Picking takes the head of the runnable list; put inserts
+ * walking back from the tail, where an entity that has just run for a slice belongs when its
+ * peers take turns, so the pick and the put cost the same whatever the number of runnable
+ * entities (docs/benchmarks.md: costs by VM count). Waking scans the blocked list only.
  *
  * Virtual times wrap modulo 2^64 and are compared by their signed difference (vt_before),
  * which is right as long as the entities of one queue lie within 2^63 of each other: one
@@ -67,55 +69,73 @@ static void check_held(const struct sched_cpu *q, struct spin_held held)
         CHECK(held.lock == &q->lock);
 }
 
-/* Appends `e` (runnable or blocked) to queue `cpu`. */
+/*
+ * Puts `e` on queue `cpu`: a runnable one after the last entity whose virtual time is not
+ * later than its own (walking back from the tail), a blocked one at the blocked list's tail.
+ */
 static void enqueue(struct sched *s, unsigned cpu, struct sched_entity *e, struct spin_held held)
 {
         struct sched_cpu *q = &s->cpus[cpu];
-        struct sched_entity **link = &q->head;
+        bool run = e->state == SCHED_RUNNABLE;
+        struct sched_entity *p = run ? q->tail : q->blocked_tail;
 
         check_held(q, held);
 
-        while (*link)
-                link = &(*link)->next;
-        *link = e;
-        e->next = NULL;
+        while (run && p && vt_before(e->vruntime, p->vruntime))
+                p = p->prev;
+        e->prev = p;
+        e->next = p ? p->next : run ? q->head : q->blocked;
+        if (e->next)
+                e->next->prev = e;
+        else if (run)
+                q->tail = e;
+        else
+                q->blocked_tail = e;
+        if (p)
+                p->next = e;
+        else if (run)
+                q->head = e;
+        else
+                q->blocked = e;
         __atomic_store_n(&e->cpu, cpu, __ATOMIC_RELAXED);
         q->count++;
-        if (e->state == SCHED_RUNNABLE)
-                q->runnable++;
+        q->runnable += run;
 }
 
 static void dequeue(struct sched_cpu *q, struct sched_entity *e, struct spin_held held)
 {
-        struct sched_entity **link = &q->head;
+        bool run = e->state == SCHED_RUNNABLE;
+        struct sched_entity **head = run ? &q->head : &q->blocked;
+        struct sched_entity **tail = run ? &q->tail : &q->blocked_tail;
 
         check_held(q, held);
 
-        while (*link != e) {
-                CHECK(*link != NULL);
-                link = &(*link)->next;
-        }
-        *link = e->next;
-        e->next = NULL;
+        CHECK(e->prev ? e->prev->next == e : *head == e);
+        CHECK(e->next ? e->next->prev == e : *tail == e);
+        if (e->prev)
+                e->prev->next = e->next;
+        else
+                *head = e->next;
+        if (e->next)
+                e->next->prev = e->prev;
+        else
+                *tail = e->prev;
+        e->next = e->prev = NULL;
         q->count--;
-        if (e->state == SCHED_RUNNABLE)
-                q->runnable--;
+        q->runnable -= run;
 }
 
-/* The runnable entity with the least virtual time (only unpinned ones if `unpinned`). */
+/* The runnable entity with the least virtual time (only unpinned ones if `unpinned`: a scan,
+ * for steal on an idle CPU). */
 static struct sched_entity *least(const struct sched_cpu *q, bool unpinned, struct spin_held held)
 {
-        struct sched_entity *best = NULL;
+        struct sched_entity *e = q->head;
 
         check_held(q, held);
 
-        for (struct sched_entity *e = q->head; e; e = e->next) {
-                if (e->state != SCHED_RUNNABLE || (unpinned && e->cur_pin != SCHED_NO_PIN))
-                        continue;
-                if (!best || vt_before(e->vruntime, best->vruntime))
-                        best = e;
-        }
-        return best;
+        while (unpinned && e && e->cur_pin != SCHED_NO_PIN)
+                e = e->next;
+        return e;
 }
 
 /* Raises min_vruntime to the least virtual time of the running and runnable entities. */
@@ -138,16 +158,19 @@ static void update_min(struct sched_cpu *q, struct spin_held held)
 static void wake_ready(struct sched *s, struct sched_cpu *q, struct spin_held held)
 {
         uint64_t floor = q->min_vruntime - s->slice;
+        struct sched_entity *next;
 
         check_held(q, held);
 
-        for (struct sched_entity *e = q->head; e; e = e->next) {
-                if (e->state != SCHED_BLOCKED || !s->ready(e))
+        for (struct sched_entity *e = q->blocked; e; e = next) {
+                next = e->next;
+                if (!s->ready(e))
                         continue;
+                dequeue(q, e, held);
                 e->state = SCHED_RUNNABLE;
-                q->runnable++;
                 if (vt_before(e->vruntime, floor))
                         e->vruntime = floor;
+                enqueue(s, e->cpu, e, held);
         }
 }
 

@@ -239,7 +239,8 @@ static void list(struct monitor *m, const char *only)
                 vm_info(m, k, &i);
                 total = i.run_us > UINT64_MAX - total ? UINT64_MAX : total + i.run_us;
         }
-        outf(m, "  # name             state    vcpus        exits      cpu time share stop\n");
+        outf(m, "  # name             state    vcpus        exits      cpu time share   keel mem "
+                "stop\n");
         for (unsigned k = 0; k < m->count; k++) {
                 vm_info(m, k, &i);
                 if (only && strcmp(i.state, only) && strcmp(i.stop, only) &&
@@ -250,11 +251,11 @@ static void list(struct monitor *m, const char *only)
                         snprintf(pct, sizeof(pct), "%u%%", share(i.run_us, total));
                 else
                         snprintf(pct, sizeof(pct), "-");
-                outf(m, "%3u %-16s %-8s %5u %12llu %9llu.%03llu s %5s%s%s\n", k + 1, i.name,
-                     i.state, i.vcpus, (unsigned long long)i.exits,
+                outf(m, "%3u %-16s %-8s %5u %12llu %9llu.%03llu s %5s %6llu KiB%s%s\n", k + 1,
+                     i.name, i.state, i.vcpus, (unsigned long long)i.exits,
                      (unsigned long long)(i.run_us / 1000000),
-                     (unsigned long long)(i.run_us / 1000 % 1000), pct, i.stop[0] ? " " : "",
-                     i.stop);
+                     (unsigned long long)(i.run_us / 1000 % 1000), pct,
+                     (unsigned long long)(i.keel_bytes >> 10), i.stop[0] ? " " : "", i.stop);
         }
         if (only || m->count > MONITOR_ESC_VMS)
                 outf(m, "%u of %u vms shown\n", shown, m->count);

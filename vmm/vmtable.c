@@ -63,6 +63,7 @@ struct vm_slot {
         size_t trace_pages;
         struct vcons_hist *hist;    /* console = raw: its output while another VM has the console */
         struct snapshot_store snap; /* monitor snapshot VM: kept across its resets */
+        uint64_t keel_pages; /* Keel's own pages for the built VM beyond its RAM (vm_create) */
 };
 
 static void outcome(const struct vm_slot *vm, char *buf, size_t len)
@@ -100,6 +101,19 @@ static volatile bool cpus_go; /* set once the scheduler is ready: the APs may ru
         (align_up(sizeof(struct exit_trace_entry) * EXIT_TRACE_LEN, PAGE_SIZE) / PAGE_SIZE)
 
 static struct vm_slot *slots; /* config->vm_count of them */
+/*
+ * Set when the boot CPU's upkeep of the VMs (all_ended: reaping, freeing, re-queueing) may
+ * have something to do: a vCPU left the run queues (any CPU), the monitor acted, a VM was
+ * built; all_ended keeps it set while a VM waits (stopped but not yet reaped, a retired one
+ * in its grace period, a gdb session). So a scheduling round with nothing to do costs no scan
+ * of the VM table (docs/benchmarks.md: costs by VM count).
+ */
+static bool upkeep_due = true;
+
+static void upkeep_wanted(void)
+{
+        __atomic_store_n(&upkeep_due, true, __ATOMIC_RELEASE);
+}
 static struct grace grace;
 static struct monitor monitor;
 
@@ -138,9 +152,11 @@ static void vm_create(unsigned i)
 {
         const struct vm_config *vc = &boot->config->vms[i];
         struct vm_slot *sl = &slots[i];
+        uint64_t free0 = palloc_free_pages(&keel_palloc), ram = 0;
         struct vm *vm;
 
         CHECK(!sl->vm);
+        upkeep_wanted(); /* a VM that cannot be built is reaped at once */
         /* Fresh memory: nothing of an earlier life (reset). */
         vm = table_alloc(1, VCPUS_OFF + vc->vcpus * sizeof(struct vcpu), &sl->vm_pages);
         if (!vm) {
@@ -181,6 +197,11 @@ static void vm_create(unsigned i)
                     .weight = vc->weight, .pin = vc->cpu, .owner = &vm->vcpus[c]};
         if (vm->state != VM_STOPPED)
                 vm_build(vm, vc, &boot->vm_files[i]); /* stops it on failure */
+        /* Keel's memory for it beyond its RAM: control blocks, arch state, second-level tables,
+         * devices. Only this CPU allocates pages for VMs, so the free count's drop is the VM's. */
+        for (unsigned r = 0; r < vm->mem.count; r++)
+                ram += vm->mem.regions[r].size / PAGE_SIZE;
+        sl->keel_pages = free0 - palloc_free_pages(&keel_palloc) - ram;
 #ifdef KEEL_DEBUG_HYPERCALLS
         static bool benched; /* once, on the first VM built (test builds only) */
         if (!benched && vm->state != VM_STOPPED) {
@@ -288,6 +309,8 @@ static void vcpu_put(struct sched_entity *e, uint64_t ran, enum vcpu_run_result 
         if (r == VCPU_RUN_LEFT || vm->state != VM_RUNNING)
                 how = SCHED_DONE;
         sched_put(&sched, e, ran, how);
+        if (how == SCHED_DONE) /* after the put: the upkeep finds it detached */
+                upkeep_wanted();
 }
 
 /* One scheduling round on `cpu`: run the next vCPU for a slice, or idle. */
@@ -299,17 +322,35 @@ static void cpu_round(unsigned cpu)
 
         grace_quiescent(&grace, cpu); /* holds nothing from its last round */
         irq_poll_all(); /* drivers' completions that no interrupt reported (keel/irq.h) */
+#ifdef KEEL_DEBUG_HYPERCALLS
+        uint64_t t0 = arch_tsc();
         e = sched_pick(&sched, cpu, now);
+        debug_scale_pick(cpu, arch_tsc() - t0);
+#else
+        e = sched_pick(&sched, cpu, now);
+#endif
         if (!e) {
+#ifdef KEEL_DEBUG_HYPERCALLS
+                debug_scale_idle(cpu);
+#endif
                 if (!blkdev_poll_wanted()) /* a disk without interrupts has requests out */
                         arch_cpu_idle();
                 return;
         }
         /* A vCPU of a VM that left the running state (maybe never set up) does not run. */
-        if (((struct vcpu *)e->owner)->vm->state != VM_RUNNING)
+        if (((struct vcpu *)e->owner)->vm->state != VM_RUNNING) {
                 r = VCPU_RUN_LEFT;
-        else
+        } else {
+#ifdef KEEL_DEBUG_HYPERCALLS
+                struct vcpu *dv = e->owner;
+
+                debug_scale_run(cpu, dv == &dv->vm->vcpus[0] && e->switches == 1, arch_tsc());
+#endif
                 r = arch_vcpu_run(e->owner, now + sched_slice(&sched, e));
+#ifdef KEEL_DEBUG_HYPERCALLS
+                debug_scale_run_end(cpu, arch_tsc());
+#endif
+        }
         vcpu_put(e, arch_tsc() - now, r);
 }
 
@@ -360,12 +401,18 @@ static void console_poll(void)
 /* True once every VM has stopped and been released. */
 static bool all_ended(void)
 {
-        bool ended = true;
+        bool ended = true, waiting = false;
 
         for (unsigned i = 0; i < boot->config->vm_count; i++) {
+                const struct vm *vm;
+
                 vm_manage(i);
-                ended &= !slots[i].vm && !slots[i].old;
+                vm = slots[i].vm;
+                ended &= !vm && !slots[i].old;
+                waiting |= slots[i].old || (vm && (vm->state == VM_STOPPED || gdb_holds(vm)));
         }
+        if (waiting)
+                upkeep_wanted();
         return ended;
 }
 
@@ -393,6 +440,9 @@ static void mon_info(void *ctx, unsigned i, struct monitor_vm_info *out)
         }
         out->run_us = khz ? run * 1000 / khz : 0;
         out->counter_khz = khz;
+        out->keel_bytes = ((vm ? slots[i].keel_pages : 0) + slots[i].trace_pages +
+                           slots[i].snap.pages + (slots[i].hist ? 1 : 0)) *
+                          PAGE_SIZE;
 }
 
 static struct exit_stats *mon_vcpu_stats(void *ctx, unsigned i, unsigned c)
@@ -455,6 +505,7 @@ static int mon_action(void *ctx, unsigned i, enum monitor_action a)
         int err;
 
         (void)ctx;
+        upkeep_wanted();
         if (!vm) { /* stopped and released: it can only be built again */
                 if (a != MONITOR_START && a != MONITOR_RESET)
                         return -KEEL_EPERM;
@@ -552,6 +603,7 @@ static int mon_snapshot(void *ctx, unsigned i, bool restore, char *msg, size_t l
         int err;
 
         (void)ctx;
+        upkeep_wanted();
         if (!vm || vm->debug || !(vm->state == VM_PAUSED || (restore && vm->state == VM_CREATED))) {
                 snprintf(msg, len, "cannot %s vm %s (%s%s): %s", what, name,
                          vm ? vm_state_name(vm->state) : "stopped",
@@ -645,6 +697,9 @@ static void summary(void)
                          cfg->vm_count == 1 ? "" : "s");
         LOG_INFO("keel: %llu MiB free after all VMs ended",
                  (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20));
+#ifdef KEEL_DEBUG_HYPERCALLS
+        debug_scale_report(boot->entry_tsc, cfg->vm_count);
+#endif
         if (cfg->finish == FINISH_DEBUG_EXIT)
                 arch_test_finish(unexpected == 0);
         LOG_INFO("keel: all VMs ended; the monitor (Ctrl-] m) can start them again");
@@ -684,12 +739,14 @@ _Noreturn void vmm_main(const struct boot_info *bi, unsigned cpus)
         for (;;) {
                 console_poll();
                 gdb_poll();
-                if (all_ended()) {
-                        if (!ended)
-                                summary();
-                        ended = true;
-                } else {
-                        ended = false;
+                if (__atomic_exchange_n(&upkeep_due, false, __ATOMIC_ACQUIRE)) {
+                        if (all_ended()) {
+                                if (!ended)
+                                        summary();
+                                ended = true;
+                        } else {
+                                ended = false;
+                        }
                 }
                 cpu_round(0);
         }

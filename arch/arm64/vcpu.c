@@ -101,8 +101,18 @@ void arch_virt_enable(void)
 int arch_vm_setup(struct vm *vm)
 {
         struct vm_arch *a = &vm->arch;
-        int err = pt_init(&a->s2, &arm64_pt_s2, &keel_palloc);
+        /* VMID = the VM's number + 1 (0 unused): 8 bits, or 16 where VTCR_EL2.VS is set. */
+        unsigned vmid_max = ((read_sysreg(id_aa64mmfr1_el1) >> 4) & 0xf) == 2 ? 65535 : 255;
+        int err;
 
+        if (vm->id + 1 > vmid_max) { /* a VMID another VM has: their TLB entries would mix */
+                vm_stop(vm, VM_STOP_LOAD_FAILED,
+                        "it is VM number %u, but this CPU has %u-bit VMIDs, enough for %u VMs: "
+                        "give the config fewer VMs",
+                        vm->id + 1, vmid_max == 255 ? 8 : 16, vmid_max);
+                return -KEEL_ENOSPC;
+        }
+        err = pt_init(&a->s2, &arm64_pt_s2, &keel_palloc);
         if (err)
                 return err;
         for (unsigned i = 0; i < vm->mem.count && !err; i++) {

@@ -263,7 +263,7 @@ def storm_monitor_case(config, vms, vm, start, progress, **extra):
     case = guests_case(config, vms + [(vm, [guest_line(vm, start), guest_line(vm, progress)],
                                        stop)], sends=sends, **extra)
     case["orders"].append([guest_line(vm, start), vm_exited("witness"), guest_line(vm, progress),
-                           r"^  # name +state +vcpus +exits +cpu time share stop$",
+                           r"^  # name +state +vcpus +exits +cpu time share +keel mem stop$",
                            r"^ +%d %s +running +\d+ +\d+ " % (n, re.escape(vm)), stop])
     return case
 
@@ -769,7 +769,7 @@ def monitor_case(config, bad, **extra):
         ],
         order=[r"^keel: console: input to vm hello \(Ctrl-\] \? for help\)$",
                r"^keel: console: monitor \(type help\)$",
-               r"^  # name +state +vcpus +exits +cpu time share stop$",
+               r"^  # name +state +vcpus +exits +cpu time share +keel mem stop$",
                r"^keel: summary$"] +
               [summary_line(n) for n in ("hello", "spin", "runaway", "storm", name)] +
               [r"^keel: result: PASS\b"],

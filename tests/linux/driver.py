@@ -191,12 +191,28 @@ CASES = {
     # hit, detaches; the shell still answers.
     "gdb": dict(vms=["linux"], mode="shell", timeout=840, gdb=True),
     "arm64_gdb": dict(vms=["linux"], mode="shell", timeout=840, arch="arm64", gdb=True),
+    # Many small VMs beside Linux (issue 20 item 2): the shell case with 64 ramtest VMs (2 MiB
+    # each, as integration.many_vms) in the same boot, all at once on one CPU. The shell must
+    # answer once the 64 have ended their first run; then the monitor starts all 64 again, and
+    # the shell must answer once all have started (keel-48) and once all have ended again
+    # (keel-54). Each ramtest exits 0 twice; the summary says ok for all 65 (label scale).
+    "many_vms": dict(vms=["linux"], mode="shell", timeout=1500, small=64),
+    "arm64_many_vms": dict(vms=["linux"], mode="shell", timeout=1500, small=64, arch="arm64"),
     "arm64_isolation": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=2,
                             arch="arm64",
                             misbehaving=[("outside", "outside.bin", "outside-ram"),
                                          ("runaway", "runaway.bin", "monitor"),
                                          ("storm", "storm.bin", "monitor")]),
 }
+
+
+def small_vms(case):
+    """The names of the case's small ramtest VMs (case small=N): r01, r02, ..."""
+    return ["r%02d" % i for i in range(1, case.get("small", 0) + 1)]
+
+
+def small_exited(name):
+    return r"^keel: vm %s stopped: exit: code 0$" % name
 
 
 def case_arch(case):
@@ -405,6 +421,9 @@ def config_lines(case):
                   "expect_stop = %s" % stop] + (
                       # arm64 would inject an abort, which the guest reports as a failure
                       ["unbacked = stop"] if stop == "outside-ram" else []) + [""]
+    for name in small_vms(case):
+        lines += ["[vm %s]" % name, "memory = 2M", "image = guests/ramtest.bin",
+                  "expect_exit = 0", ""]
     return lines
 
 
@@ -458,7 +477,11 @@ def checks(case, info, expect):
             # (d) the interactive shell
             order.append(g(r"keel-test: shell ready$"))
             order.append(g(r"keel-42$"))
-            order.append(g(r"keel-time-\d+$"))
+            if case.get("small"):
+                order.append(g(r"keel-48$"))
+                order.append(g(r"keel-54$"))
+            else:
+                order.append(g(r"keel-time-\d+$"))
             if case.get("parallel"):
                 # every vCPU online, then each pinned job done, then all of them
                 order.append(g(r"keel-nproc-%d$" % case["vcpus"]))
@@ -522,12 +545,29 @@ def checks(case, info, expect):
         # each misbehaving VM reported once, with its own reason, while the others ran on
         orders.append([r"^keel: vm %s stopped: %s: " % (re.escape(name), re.escape(stop)),
                        r"^keel: summary$"])
+    small = small_vms(case)
+    if small:
+        vm = case["vms"][0]
+        # The monitor's second start of all of them, then the shell's answer.
+        orders.append([guest(vm, False, r"keel-42$")] +
+                      [r"^keel: vm %s: starting$" % n for n in small] +
+                      [guest(vm, False, r"keel-48$")])
+        for n in small:
+            # Each ran at boot (its RAM checked, exit 0) before the first answer, was started
+            # again by the monitor after it and ended (exit 0) before the third.
+            orders.append([r"^keel: vm %s: starting$" % n, guest(n, False, r"ramtest: all \d+ "
+                                                                   r"bytes ok$"),
+                           small_exited(n), guest(vm, False, r"keel-42$"),
+                           r"^keel: vm %s: starting$" % n, guest(n, False, r"ramtest: all \d+ "
+                                                                  r"bytes ok$"),
+                           small_exited(n), guest(vm, False, r"keel-54$")])
+            counts[small_exited(n)] = 2
     if not direct:
         orders.append([r"^keel: summary$"] +
                       [r"^keel:   %s: .*ok$" % re.escape(vm)
-                       for vm in case["vms"] + [b[0] for b in bad]] +
+                       for vm in case["vms"] + [b[0] for b in bad] + small] +
                       [r"^keel: result: PASS\b"])
-        counts[r"^keel: vm \S+ stopped: "] = len(case["vms"]) + len(bad) + (
+        counts[r"^keel: vm \S+ stopped: "] = len(case["vms"]) + len(bad) + 2 * len(small) + (
             1 if case.get("nvme") and len(case["vms"]) > 1 else 0)
         counts[r"^keel: result: "] = 1
     return dict(orders=orders, must_not=must_not, counts=counts, allow_panic=False)
@@ -561,6 +601,8 @@ def sends(case, vm, direct):
     # against the host's clock around the boot (check_clock).
     clock = guest(vm, direct, r"keel-time-\d+\n") + prompt
     first = ["%s=>echo keel-$((6*7))" % ready]
+    if case.get("small"):
+        return small_sends(case, vm, ready, answer, prompt)
     if case.get("gdb"):
         # The symbols, then the console to gdb (gdb_session) and, once gdb has detached, back
         # to the shell for the usual checks.
@@ -587,6 +629,36 @@ def sends(case, vm, direct):
                      % (clock, case["parallel"] - 1))
         clock = guest(vm, direct, r"keel-par-all-done\n") + prompt
     return typed + ["%s=>poweroff -f" % clock]
+
+
+def small_sends(case, vm, ready, answer, prompt):
+    """The many_vms cases: the shell answers after the small VMs' first run has ended, after the
+    monitor started them all again, and after that second run has ended. Sends marked
+    (?#keep) leave run-qemu's search point after the monitor's banner, so the lines they wait
+    for may come in any order after it (the small VMs end while the next one is typed)."""
+    small = small_vms(case)
+    n = len(small)
+    stop = tagged(r"^keel: vm r\d\d stopped: exit: code 0$")
+    # From the start of the log (the first send): all n ended once, then the shell is ready.
+    boot_run = r"\A(?=(?:(?>(?s:.*?)%s)){%d})(?s:.*?)" % (stop, n)
+    monitor = tagged(r"^keel: console: monitor \(type help\)$")
+    started = tagged(r"^keel: vm %s: starting$" % small[-1])
+    back = tagged(r"^keel: console: input to vm %s\b" % re.escape(vm)) + r".*\n(?:.*\n)*?" + prompt
+    answer48 = guest(vm, False, r"keel-48$")
+    # After the banner: the shell's answer and all n ended their second run, in any order.
+    # The lookbehind lets it start only at the search point (right after the banner): tried
+    # at every line the scan would cost run-qemu so long that it stops reading the serial
+    # socket, QEMU's UART stalls and Keel drops characters (uart16550_putc's time limit).
+    ended = r"(?#keep)(?<=\(type help\))(?=(?s:.*?)%s)(?:(?>(?s:.*?)%s)){%d}" % (
+        answer48, stop, n)
+    answer54 = guest(vm, False, r"keel-54\n") + prompt
+    return ["%s%s=>echo keel-$((6*7))" % (boot_run, ready),
+            "%s=>\x1dm" % answer,
+            "%s=>%s" % (monitor, "\n".join("start " + s for s in small)),
+            "(?#keep)%s=>\x1d1" % started,
+            "(?#keep)%s=>echo keel-$((6*8))" % back,
+            "%s=>echo keel-$((6*9))" % ended,
+            "%s=>poweroff -f" % answer54]
 
 
 def check_clock(log, started, ended, slack=3):
@@ -821,6 +893,8 @@ def boot(args, case, info, arch, build_dir, work, efi, log_path):
         cmd += ["--send", s]
     for _, image, _ in case.get("misbehaving", []):
         cmd += ["--file", os.path.join(build_dir, "guests", image) + "=guests/" + image]
+    if case.get("small"):
+        cmd += ["--file", os.path.join(build_dir, "guests", "ramtest.bin") + "=guests/ramtest.bin"]
     if getattr(args, "dump_on_reset", False):
         cmd += ["--dump-on-reset", os.path.splitext(log_path)[0] + ".reset"]
     if args.dry_run:

@@ -15,7 +15,7 @@ static const char *const state_names[] = {"created", "running", "paused", "stopp
 struct fake_vm {
         const char *name;
         enum fake_state state;
-        uint64_t exits, run_us;
+        uint64_t exits, run_us, keel_bytes;
         char in[256]; /* bytes input() passed to it */
         size_t in_len;
         unsigned in_calls;
@@ -50,6 +50,7 @@ static void f_info(void *ctx, unsigned vm, struct monitor_vm_info *i)
         i->vcpus = 1;
         i->exits = v->exits;
         i->run_us = v->run_us;
+        i->keel_bytes = v->keel_bytes;
 }
 
 /* vm.h's lifecycle: anything else is -KEEL_EPERM. */
@@ -119,8 +120,11 @@ static void setup(void)
 {
         memset(&F, 0, sizeof(F));
         F.count = 3;
-        F.vms[0] =
-            (struct fake_vm){.name = "web", .state = F_RUNNING, .exits = 1234, .run_us = 3000000};
+        F.vms[0] = (struct fake_vm){.name = "web",
+                                    .state = F_RUNNING,
+                                    .exits = 1234,
+                                    .run_us = 3000000,
+                                    .keel_bytes = 155648};
         F.vms[1] =
             (struct fake_vm){.name = "db", .state = F_RUNNING, .exits = 7, .run_us = 1000000};
         F.vms[2] = (struct fake_vm){.name = "build", .state = F_CREATED};
@@ -189,7 +193,7 @@ TEST(no_vms_means_monitor_focus)
         EXPECT_STREQ(F.out, "\nkeel: console: no vms\nkeel> \nkeel: console: no vms\nkeel> "
                             "\nkeel: console: no vm has input (Ctrl-] ? for help)\nkeel> ");
         EXPECT_STREQ(reply("list\r"), "list\n  # name             state    vcpus        exits      "
-                                      "cpu time share stop\nkeel> ");
+                                      "cpu time share   keel mem stop\nkeel> ");
 }
 
 TEST(escape_digits_focus_vms)
@@ -536,16 +540,19 @@ TEST(monitor_list)
         F.vms[2].state = F_STOPPED;
         to_monitor();
         type("  list  \r");
-        EXPECT_STREQ(F.out,
-                     "  list  \n"
-                     "  # name             state    vcpus        exits      cpu time share stop\n"
-                     "  1 web              running      1         1234         3.000 s   75%\n"
-                     "  2 db               running      1            7         1.000 s   25%\n"
-                     "  3 build            stopped      1            0         0.000 s    0% exit\n"
-                     "keel> ");
+        EXPECT_STREQ(
+            F.out,
+            "  list  \n"
+            "  # name             state    vcpus        exits      cpu time share   keel mem "
+            "stop\n"
+            "  1 web              running      1         1234         3.000 s   75%    152 KiB\n"
+            "  2 db               running      1            7         1.000 s   25%      0 KiB\n"
+            "  3 build            stopped      1            0         0.000 s    0%      0 KiB "
+            "exit\n"
+            "keel> ");
         /* nothing has run: no share */
         F.vms[0].run_us = F.vms[1].run_us = 0;
-        EXPECT_CONTAINS(reply("list\r"), "         0.000 s     -\n");
+        EXPECT_CONTAINS(reply("list\r"), "         0.000 s     -      0 KiB\n");
         EXPECT_STREQ(reply("list 1 2\r"), "list 1 2\nkeel: monitor: usage: list [WORD]\nkeel> ");
         EXPECT_CONTAINS(reply("list 1\r"), "0 of 3 vms shown\n"); /* no name starts with 1 */
 }
@@ -558,8 +565,8 @@ TEST(monitor_list_huge_times)
         F.vms[2].run_us = UINT64_MAX / 2;
         to_monitor();
         type("list\r");
-        EXPECT_CONTAINS(F.out, "18446744073709.551 s  100%\n");
-        EXPECT_CONTAINS(F.out, " 9223372036854.775 s   50%\n");
+        EXPECT_CONTAINS(F.out, "18446744073709.551 s  100%    152 KiB\n");
+        EXPECT_CONTAINS(F.out, " 9223372036854.775 s   50%      0 KiB\n");
 }
 
 TEST(monitor_actions_by_index_and_name)

@@ -145,13 +145,25 @@ static bool queues_ok(const char *file, int line)
                 QCHECK(q->lock.locked == 0);
                 for (const struct sched_entity *e = q->head; e && n <= NENT; e = e->next) {
                         n++;
-                        runnable += e->state == SCHED_RUNNABLE;
-                        QCHECK(e->state == SCHED_RUNNABLE || e->state == SCHED_BLOCKED);
+                        runnable++;
+                        QCHECK(e->state == SCHED_RUNNABLE);
+                        /* sorted by virtual time, doubly linked */
+                        QCHECK(!e->next || !((int64_t)(e->next->vruntime - e->vruntime) < 0));
+                        QCHECK(e->next ? e->next->prev == e : q->tail == e);
+                        QCHECK(e->prev ? e->prev->next == e : q->head == e);
                         QCHECK(e->cpu == cpu);
                         QCHECK(e->cur_pin == SCHED_NO_PIN || e->cur_pin == (int)cpu);
                         /* Sleepers' credit bound: nobody waits more than a slice behind. */
-                        if (e->state == SCHED_RUNNABLE)
-                                QCHECK((int64_t)(e->vruntime - q->min_vruntime) >= -SLICE);
+                        QCHECK((int64_t)(e->vruntime - q->min_vruntime) >= -SLICE);
+                }
+                QCHECK(q->head ? !q->head->prev : !q->tail);
+                for (const struct sched_entity *e = q->blocked; e && n <= NENT; e = e->next) {
+                        n++;
+                        QCHECK(e->next ? e->next->prev == e : q->blocked_tail == e);
+                        QCHECK(e->prev ? e->prev->next == e : q->blocked == e);
+                        QCHECK(e->state == SCHED_BLOCKED);
+                        QCHECK(e->cpu == cpu);
+                        QCHECK(e->cur_pin == SCHED_NO_PIN || e->cur_pin == (int)cpu);
                 }
                 QCHECK(n == q->count);
                 QCHECK(runnable == q->runnable);

@@ -60,6 +60,7 @@ struct boot_info {
          * none, and arch_tsc() when it was read (keel/wallclock.h). */
         uint64_t wall_ns;
         uint64_t wall_tsc;
+        uint64_t entry_tsc; /* arch_tsc() when efi_main began (tools/bench-scale) */
         /* The unique GUID of the GPT partition keel.efi was loaded from (on-disk byte order),
          * if the firmware's device path names one (docs/storage.md). */
         bool has_esp_uuid;

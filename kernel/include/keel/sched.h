@@ -63,14 +63,16 @@ struct sched_entity {
         uint64_t vruntime;   /* weighted virtual time (wraps; compared as a difference) */
         uint64_t runtime;    /* total ticks run, for reports and benchmarks */
         uint64_t switches;   /* times it was picked */
-        struct sched_entity *next;
+        struct sched_entity *next, *prev; /* on its queue's runnable or blocked list */
 };
 
 struct sched_cpu {
         struct spinlock lock;
-        struct sched_entity *head; /* runnable and blocked entities of this CPU */
-        unsigned count;            /* entities on the queue (runnable + blocked) */
-        unsigned runnable;         /* of which runnable */
+        /* Runnable entities by virtual time (equal ones in arrival order), blocked ones in
+         * arrival order. */
+        struct sched_entity *head, *tail, *blocked, *blocked_tail;
+        unsigned count;    /* entities on the queue (runnable + blocked) */
+        unsigned runnable; /* of which runnable */
         struct sched_entity *current;
         uint64_t min_vruntime; /* never decreases */
         uint64_t idle_since;   /* `now` when it last found nothing to run (reports); 0 = busy */

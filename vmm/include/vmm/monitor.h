@@ -55,6 +55,7 @@ struct monitor_vm_info {
         uint64_t exits;       /* all vCPUs' exits */
         uint64_t run_us;      /* time its vCPUs have run, microseconds; 0 if not measured */
         uint64_t counter_khz; /* the exit statistics' counter (vmm/exitstats.h); 0: unknown */
+        uint64_t keel_bytes;  /* Keel's own memory for it beyond its RAM (docs/benchmarks.md) */
 };
 
 struct monitor_ops {
