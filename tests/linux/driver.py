@@ -191,6 +191,12 @@ CASES = {
     # hit, detaches; the shell still answers.
     "gdb": dict(vms=["linux"], mode="shell", timeout=840, gdb=True),
     "arm64_gdb": dict(vms=["linux"], mode="shell", timeout=840, arch="arm64", gdb=True),
+    # Snapshot and restore of a Linux VM (docs/snapshot.md): at its shell it writes a disk
+    # block and a file in its RAM (tmpfs), is paused, snapshotted in memory and resumed, writes
+    # both again, is paused, restored and resumed twice: each time the file and the disk block
+    # are what they were at the snapshot (the disk is a RAM disk, part of the snapshot), and
+    # the shell answers.
+    "snapshot": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True),
     "arm64_isolation": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=2,
                             arch="arm64",
                             misbehaving=[("outside", "outside.bin", "outside-ram"),
@@ -458,6 +464,14 @@ def checks(case, info, expect):
             # (d) the interactive shell
             order.append(g(r"keel-test: shell ready$"))
             order.append(g(r"keel-42$"))
+            if case.get("snapshot"):
+                mon = r"^keel: monitor: vm %s: " % re.escape(vm)
+                order += [g(r"keel-snap-one-[0-9a-f]{16}$"), mon + r"snapshot in memory, ",
+                          g(r"keel-after-two-[0-9a-f]{16}$"), mon + r"restored from its ",
+                          g(r"keel-restored-one-[0-9a-f]{16}$"), mon + r"restored from its ",
+                          g(r"keel-restored-one-[0-9a-f]{16}$")]
+                counts[mon + r"restored from its snapshot; it is paused"] = 2
+                must_not += [r"cannot \w+ vm", r"snapshot refused"]
             order.append(g(r"keel-time-\d+$"))
             if case.get("parallel"):
                 # every vCPU online, then each pinned job done, then all of them
@@ -548,6 +562,59 @@ def monitor_stops(case):
     return out
 
 
+# The snapshot case's shell commands: W writes a random 4 KiB block at 6 MiB of the disk
+# (synchronously), S prints the first 16 hex digits of its sha256 read back with O_DIRECT.
+SNAP_FUNCS = ("W() { dd if=/dev/urandom of=/dev/vda bs=4096 seek=1536 count=1 conv=fsync "
+              "2>/dev/null; }; S() { dd if=/dev/vda bs=4096 skip=1536 count=1 iflag=direct "
+              "2>/dev/null | sha256sum | cut -c1-16; }")
+SNAP_LINE = r"keel-%s-([a-z]+)-([0-9a-f]{16})\n"
+
+
+def snapshot_sends(vm, prompt, after):
+    """The monitor and shell steps of the snapshot case, from `after` (a prompt's pattern);
+    returns (steps, the pattern after the last one)."""
+    mon = lambda t: tagged(r"^keel: monitor: " + t)  # noqa: E731
+    v = re.escape(vm)
+    back = tagged(r"^keel: console: input to vm %s\b" % v) + r".*\n(?:.*\n)*?" + prompt
+    restore = ["\x1dm", "pause " + vm, "restore " + vm, "resume " + vm, "\x1d1"]
+    seq = [(after, SNAP_FUNCS + "; W; echo one > /tmp/state; echo keel-snap-$(cat /tmp/state)-$(S)"),
+           (guest(vm, False, SNAP_LINE % "snap") + prompt, "\x1dm"),
+           (tagged(r"^keel: console: monitor \(type help\)$"), "pause " + vm),
+           (mon(r"vm %s is paused$" % v), "snapshot " + vm),
+           (mon(r"vm %s: snapshot in memory, " % v), "resume " + vm),
+           (mon(r"vm %s is running$" % v), "\x1d1"),
+           (back, "W; echo two > /tmp/state; echo keel-after-$(cat /tmp/state)-$(S)")]
+    after = guest(vm, False, SNAP_LINE % "after") + prompt
+    for _ in range(2):
+        pats = [after, tagged(r"^keel: console: monitor \(type help\)$"),
+                mon(r"vm %s is paused$" % v),
+                mon(r"vm %s: restored from its snapshot; it is paused" % v),
+                mon(r"vm %s is running$" % v)]
+        seq += list(zip(pats, restore))
+        seq.append((back, "echo keel-restored-$(cat /tmp/state)-$(S)"))
+        after = guest(vm, False, SNAP_LINE % "restored") + prompt
+    return ["%s=>%s" % st for st in seq], after
+
+
+def check_snapshot(log, vm):
+    """The snapshot case: the file and disk block after each restore are the snapshot's."""
+    lines = re.findall(r"^\[%s\] keel-(snap|after|restored)-([a-z]+)-([0-9a-f]{16})$"
+                       % re.escape(vm), log, re.M)
+    kinds = [k for k, _, _ in lines]
+    if kinds != ["snap", "after", "restored", "restored"]:
+        return ["snapshot: expected the snap, after, restored, restored lines, got %s" % kinds]
+    (_, f0, d0), (_, f1, d1), (_, f2, d2), (_, f3, d3) = lines
+    problems = []
+    if (f0, f1) != ("one", "two") or d0 == d1:
+        problems.append("snapshot: the guest's writes after the snapshot did not take "
+                        "(file %s -> %s, disk %s -> %s)" % (f0, f1, d0, d1))
+    for n, (f, d) in enumerate([(f2, d2), (f3, d3)], 1):
+        if (f, d) != (f0, d0):
+            problems.append("snapshot: restore %d: file %s disk %s, the snapshot had file %s "
+                            "disk %s" % (n, f, d, f0, d0))
+    return problems
+
+
 def sends(case, vm, direct):
     if case["mode"] != "shell":
         return []
@@ -572,6 +639,9 @@ def sends(case, vm, direct):
                  # its last reply, which before that reached the shell ('+echo: not found').
                  tagged(r"^keel: console: input to vm %s\b" % re.escape(vm)) + r".*\n(?:.*\n)*?"
                  + prompt + "=>echo keel-$((6*7))"]
+    if case.get("snapshot"):
+        steps, answer = snapshot_sends(vm, prompt, answer)
+        first += steps
     typed = first + ["%s=>echo keel-time-$(date -u +%%s)" % answer]
     if case.get("memory"):
         # the RAM the guest's kernel counts (checks: more than 4 GiB)
@@ -770,6 +840,8 @@ def main():
                 problems += check_nvme_image(expect, f.read())
         if case["mode"] == "shell" and not args.check_log:
             problems += check_clock(log, started, time.time())
+        if case.get("snapshot"):
+            problems += check_snapshot(log, case["vms"][0])
         name = args.case if repeat == 1 else "%s (boot %d of %d)" % (args.case, i + 1, repeat)
         if report(name, problems, log, path):
             if not args.keep_going:
