@@ -897,7 +897,7 @@ __attribute__((cold)) int virtio_blk_load(struct virtio_blk *b, struct snap_rd *
 
         if (!snap_get(r, &s, sizeof(s)))
                 return -KEEL_EINVAL;
-        if (s.size != b->size || s.device != (b->dev != NULL))
+        if (s.size != b->size || s.device != (b->dev != NULL) || (!b->dev && s.writes))
                 return snap_fail(
                     r, "virtio-blk: a %s disk of %llu bytes, this VM's is a %s disk of %llu",
                     s.device ? "physical" : "RAM", (unsigned long long)s.size,
