@@ -197,6 +197,8 @@ CASES = {
     # are what they were at the snapshot (the disk is a RAM disk, part of the snapshot), and
     # the shell answers.
     "snapshot": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True),
+    "arm64_snapshot": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True,
+                           arch="arm64"),
     "arm64_isolation": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=2,
                             arch="arm64",
                             misbehaving=[("outside", "outside.bin", "outside-ram"),
