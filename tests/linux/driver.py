@@ -197,6 +197,11 @@ CASES = {
     # are what they were at the snapshot (the disk is a RAM disk, part of the snapshot), and
     # the shell answers.
     "snapshot": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True),
+    # The same with the disk on a GPT partition of an NVMe disk (Keel's storage): the guest
+    # does not write the disk between snapshot and restore, and the restore gives back the
+    # snapshot's file and disk; then it writes the disk, and a restore is refused (the disk
+    # moved on) and changes nothing.
+    "snapshot_nvme": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True, nvme=True),
     "arm64_snapshot": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True,
                            arch="arm64"),
     "arm64_isolation": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=2,
@@ -470,10 +475,19 @@ def checks(case, info, expect):
                 mon = r"^keel: monitor: vm %s: " % re.escape(vm)
                 order += [g(r"keel-snap-one-[0-9a-f]{16}$"), mon + r"snapshot in memory, ",
                           g(r"keel-after-two-[0-9a-f]{16}$"), mon + r"restored from its ",
-                          g(r"keel-restored-one-[0-9a-f]{16}$"), mon + r"restored from its ",
                           g(r"keel-restored-one-[0-9a-f]{16}$")]
-                counts[mon + r"restored from its snapshot; it is paused"] = 2
-                must_not += [r"cannot \w+ vm", r"snapshot refused"]
+                if case.get("nvme"):
+                    refused = r"^keel: monitor: cannot restore vm %s: snapshot refused: " % (
+                        re.escape(vm))
+                    order += [g(r"keel-wrote-one-[0-9a-f]{16}$"), refused,
+                              g(r"keel-still-one-[0-9a-f]{16}$")]
+                    counts[refused] = 1
+                    counts[mon + r"restored from its snapshot; it is paused"] = 1
+                else:
+                    order += [mon + r"restored from its ", g(r"keel-restored-one-[0-9a-f]{16}$")]
+                    counts[mon + r"restored from its snapshot; it is paused"] = 2
+                    must_not += [r"snapshot refused"]
+                must_not += [r"cannot snapshot vm"]
             order.append(g(r"keel-time-\d+$"))
             if case.get("parallel"):
                 # every vCPU online, then each pinned job done, then all of them
@@ -572,48 +586,62 @@ SNAP_FUNCS = ("W() { dd if=/dev/urandom of=/dev/vda bs=4096 seek=1536 count=1 co
 SNAP_LINE = r"keel-%s-([a-z]+)-([0-9a-f]{16})\n"
 
 
-def snapshot_sends(vm, prompt, after):
-    """The monitor and shell steps of the snapshot case, from `after` (a prompt's pattern);
-    returns (steps, the pattern after the last one)."""
+def snapshot_sends(vm, prompt, after, nvme):
+    """The monitor and shell steps of the snapshot cases, from `after` (a prompt's pattern);
+    returns (steps, the pattern after the last one). nvme: the disk is on Keel's storage, so
+    the guest does not write it between snapshot and restore; at the end it writes it, and a
+    restore is refused."""
     mon = lambda t: tagged(r"^keel: monitor: " + t)  # noqa: E731
     v = re.escape(vm)
+    menu = tagged(r"^keel: console: monitor \(type help\)$")
     back = tagged(r"^keel: console: input to vm %s\b" % v) + r".*\n(?:.*\n)*?" + prompt
-    restore = ["\x1dm", "pause " + vm, "restore " + vm, "resume " + vm, "\x1d1"]
-    seq = [(after, SNAP_FUNCS + "; W; echo one > /tmp/state; echo keel-snap-$(cat /tmp/state)-$(S)"),
-           (guest(vm, False, SNAP_LINE % "snap") + prompt, "\x1dm"),
-           (tagged(r"^keel: console: monitor \(type help\)$"), "pause " + vm),
+    line = lambda kind: guest(vm, False, SNAP_LINE % kind) + prompt  # noqa: E731
+    show = lambda kind: "echo keel-%s-$(cat /tmp/state)-$(S)" % kind  # noqa: E731
+    seq = [(after, SNAP_FUNCS + "; W; echo one > /tmp/state; " + show("snap")),
+           (line("snap"), "\x1dm"), (menu, "pause " + vm),
            (mon(r"vm %s is paused$" % v), "snapshot " + vm),
            (mon(r"vm %s: snapshot in memory, " % v), "resume " + vm),
            (mon(r"vm %s is running$" % v), "\x1d1"),
-           (back, "W; echo two > /tmp/state; echo keel-after-$(cat /tmp/state)-$(S)")]
-    after = guest(vm, False, SNAP_LINE % "after") + prompt
-    for _ in range(2):
-        pats = [after, tagged(r"^keel: console: monitor \(type help\)$"),
-                mon(r"vm %s is paused$" % v),
-                mon(r"vm %s: restored from its snapshot; it is paused" % v),
-                mon(r"vm %s is running$" % v)]
-        seq += list(zip(pats, restore))
-        seq.append((back, "echo keel-restored-$(cat /tmp/state)-$(S)"))
-        after = guest(vm, False, SNAP_LINE % "restored") + prompt
+           (back, ("" if nvme else "W; ") + "echo two > /tmp/state; " + show("after"))]
+    after = line("after")
+    for _ in range(1 if nvme else 2):
+        seq += [(after, "\x1dm"), (menu, "pause " + vm),
+                (mon(r"vm %s is paused$" % v), "restore " + vm),
+                (mon(r"vm %s: restored from its snapshot; it is paused" % v), "resume " + vm),
+                (mon(r"vm %s is running$" % v), "\x1d1"), (back, show("restored"))]
+        after = line("restored")
+    if nvme:
+        seq += [(after, "W; " + show("wrote")), (line("wrote"), "\x1dm"), (menu, "pause " + vm),
+                (mon(r"vm %s is paused$" % v), "restore " + vm),
+                (mon(r"cannot restore vm %s: snapshot refused: its disk nvme0n1 has had "
+                     r"[1-9]\d* writes since the snapshot" % v), "resume " + vm),
+                (mon(r"vm %s is running$" % v), "\x1d1"), (back, show("still"))]
+        after = line("still")
     return ["%s=>%s" % st for st in seq], after
 
 
-def check_snapshot(log, vm):
-    """The snapshot case: the file and disk block after each restore are the snapshot's."""
-    lines = re.findall(r"^\[%s\] keel-(snap|after|restored)-([a-z]+)-([0-9a-f]{16})$"
+def check_snapshot(log, vm, nvme):
+    """The snapshot cases: the file and disk block after each restore are the snapshot's; on
+    Keel's storage, the refused restore changed nothing."""
+    lines = re.findall(r"^\[%s\] keel-(snap|after|restored|wrote|still)-([a-z]+)-([0-9a-f]{16})$"
                        % re.escape(vm), log, re.M)
     kinds = [k for k, _, _ in lines]
-    if kinds != ["snap", "after", "restored", "restored"]:
-        return ["snapshot: expected the snap, after, restored, restored lines, got %s" % kinds]
-    (_, f0, d0), (_, f1, d1), (_, f2, d2), (_, f3, d3) = lines
+    want = ["snap", "after", "restored"] + (["wrote", "still"] if nvme else ["restored"])
+    if kinds != want:
+        return ["snapshot: expected the lines %s, got %s" % (want, kinds)]
+    got = [(f, d) for _, f, d in lines]
+    snap, after = got[0], got[1]
     problems = []
-    if (f0, f1) != ("one", "two") or d0 == d1:
-        problems.append("snapshot: the guest's writes after the snapshot did not take "
-                        "(file %s -> %s, disk %s -> %s)" % (f0, f1, d0, d1))
-    for n, (f, d) in enumerate([(f2, d2), (f3, d3)], 1):
-        if (f, d) != (f0, d0):
-            problems.append("snapshot: restore %d: file %s disk %s, the snapshot had file %s "
-                            "disk %s" % (n, f, d, f0, d0))
+    if snap[0] != "one" or after[0] != "two" or (after[1] == snap[1]) != nvme:
+        problems.append("snapshot: after the snapshot the guest's file and disk are %s, before "
+                        "%s" % (after, snap))
+    for n, g in enumerate(got[2:4] if not nvme else got[2:3], 1):
+        if g != snap:
+            problems.append("snapshot: restore %d: file and disk %s, the snapshot had %s"
+                            % (n, g, snap))
+    if nvme and (got[3][1] == snap[1] or got[4] != ("one", got[3][1])):
+        problems.append("snapshot: the refused restore changed the VM: wrote %s, then %s"
+                        % (got[3], got[4]))
     return problems
 
 
@@ -642,7 +670,7 @@ def sends(case, vm, direct):
                  tagged(r"^keel: console: input to vm %s\b" % re.escape(vm)) + r".*\n(?:.*\n)*?"
                  + prompt + "=>echo keel-$((6*7))"]
     if case.get("snapshot"):
-        steps, answer = snapshot_sends(vm, prompt, answer)
+        steps, answer = snapshot_sends(vm, prompt, answer, case.get("nvme", False))
         first += steps
     typed = first + ["%s=>echo keel-time-$(date -u +%%s)" % answer]
     if case.get("memory"):
@@ -843,7 +871,7 @@ def main():
         if case["mode"] == "shell" and not args.check_log:
             problems += check_clock(log, started, time.time())
         if case.get("snapshot"):
-            problems += check_snapshot(log, case["vms"][0])
+            problems += check_snapshot(log, case["vms"][0], case.get("nvme", False))
         name = args.case if repeat == 1 else "%s (boot %d of %d)" % (args.case, i + 1, repeat)
         if report(name, problems, log, path):
             if not args.keep_going:
