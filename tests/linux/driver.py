@@ -201,6 +201,12 @@ CASES = {
     # does not write the disk between snapshot and restore, and the restore gives back the
     # snapshot's file and disk; then it writes the disk, and a restore is refused (the disk
     # moved on) and changes nothing.
+    # The snapshot case on a VM with two vCPUs (a two-CPU QEMU host): both vCPUs' registers
+    # and LAPICs / redistributors.
+    "snapshot_smp": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True, vcpus=2,
+                         smp=2),
+    "arm64_snapshot_smp": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True,
+                               vcpus=2, smp=2, arch="arm64"),
     "snapshot_nvme": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True, nvme=True),
     "arm64_snapshot": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True,
                            arch="arm64"),
