@@ -564,7 +564,10 @@ def checks(case, info, expect):
                        for vm in case["vms"] + [b[0] for b in bad]] +
                       [r"^keel: result: PASS\b"])
         counts[r"^keel: vm \S+ stopped: "] = len(case["vms"]) + len(bad) + (
-            1 if case.get("nvme") and len(case["vms"]) > 1 else 0)
+            1 if case.get("nvme") and len(case["vms"]) > 1 else 0) + (
+            # the snapshot case's reset (snapshot_sends)
+            1 if case.get("snapshot") and not case.get("nvme") and case.get("vcpus", 1) == 1
+            else 0)
         counts[r"^keel: result: "] = 1
     return dict(orders=orders, must_not=must_not, counts=counts, allow_panic=False)
 
@@ -592,9 +595,11 @@ SNAP_FUNCS = ("W() { dd if=/dev/urandom of=/dev/vda bs=4096 seek=1536 count=1 co
 SNAP_LINE = r"keel-%s-([a-z]+)-([0-9a-f]{16})\n"
 
 
-def snapshot_sends(vm, prompt, after, nvme):
+def snapshot_sends(vm, prompt, after, nvme, reset):
     """The monitor and shell steps of the snapshot cases, from `after` (a prompt's pattern);
-    returns (steps, the pattern after the last one). nvme: the disk is on Keel's storage, so
+    returns (steps, the pattern after the last one). reset: the second restore goes into the
+    VM after `reset` (a fresh VM from the config, devices and all), not into the paused one.
+    nvme: the disk is on Keel's storage, so
     the guest does not write it between snapshot and restore; at the end it writes it, and a
     restore is refused."""
     mon = lambda t: tagged(r"^keel: monitor: " + t)  # noqa: E731
@@ -610,9 +615,14 @@ def snapshot_sends(vm, prompt, after, nvme):
            (mon(r"vm %s is running$" % v), "\x1d1"),
            (back, ("" if nvme else "W; ") + "echo two > /tmp/state; " + show("after"))]
     after = line("after")
-    for _ in range(1 if nvme else 2):
-        seq += [(after, "\x1dm"), (menu, "pause " + vm),
-                (mon(r"vm %s is paused$" % v), "restore " + vm),
+    for n in range(1 if nvme else 2):
+        seq += [(after, "\x1dm"), (menu, "pause " + vm)]
+        if n and reset:
+            seq += [(mon(r"vm %s is paused$" % v), "reset " + vm),
+                    (mon(r"vm %s is created$" % v), "restore " + vm)]
+        else:
+            seq += [(mon(r"vm %s is paused$" % v), "restore " + vm)]
+        seq += [
                 (mon(r"vm %s: restored from its snapshot; it is paused" % v), "resume " + vm),
                 (mon(r"vm %s is running$" % v), "\x1d1"), (back, show("restored"))]
         after = line("restored")
@@ -676,7 +686,8 @@ def sends(case, vm, direct):
                  tagged(r"^keel: console: input to vm %s\b" % re.escape(vm)) + r".*\n(?:.*\n)*?"
                  + prompt + "=>echo keel-$((6*7))"]
     if case.get("snapshot"):
-        steps, answer = snapshot_sends(vm, prompt, answer, case.get("nvme", False))
+        steps, answer = snapshot_sends(vm, prompt, answer, case.get("nvme", False),
+                                       case.get("vcpus", 1) == 1)
         first += steps
     typed = first + ["%s=>echo keel-time-$(date -u +%%s)" % answer]
     if case.get("memory"):
