@@ -37,6 +37,9 @@ Cases:
     arm64_smp     one arm64 VM with two vCPUs (vcpus = 2) on a two-CPU QEMU (--smp 2): Linux
              brings up the second vCPU through PSCI CPU_ON ("smp: Brought up 1 node, 2 CPUs"),
              the disk checks, poweroff, and Keel's exit line for each vCPU
+    snapshot, arm64_snapshot, snapshot_nvme, snapshot_smp, arm64_snapshot_smp  the shell
+             case's VM snapshotted through the monitor, changed, restored (docs/snapshot.md;
+             snapshot_sends, check_snapshot)
     arm64_direct  the direct case on arm64: QEMU's virt machine without virtualization, the
              disk as virtio-blk-device (virtio-mmio, described in QEMU's device tree)
     smp16, arm64_smp16  a large guest: one VM with 16 vCPUs on a 16-CPU QEMU host ("smp:
