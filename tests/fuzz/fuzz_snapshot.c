@@ -229,6 +229,7 @@ static void load_platform(unsigned which, const uint8_t *p, size_t n)
         static struct virtio_mmio t, t0;
         static struct virtio_blk blk, blk0;
         static struct vgic g, g0;
+        static struct vgic_cpu gc[2], gc0[2];
         static uint8_t disk[1024], disk0[1024];
         struct snap_rd r = {.p = p, .len = n, .why = why, .why_len = sizeof(why)};
         struct snap_buf b = {.buf = again, .cap = sizeof(again)};
@@ -240,10 +241,11 @@ static void load_platform(unsigned which, const uint8_t *p, size_t n)
         if (virtio_mmio_init(&t, &dev, &vm.mem, (struct irq_line){0}, "fuzz") ||
             virtio_blk_init(&blk, disk, sizeof(disk), false, "fuzz", 0))
                 abort();
-        if (vgic_init(&g, 2, 64))
+        if (vgic_init(&g, gc, 2, 64))
                 abort();
         memset(disk, 0x5a, sizeof(disk));
         l0 = l, io0 = io, t0 = t, blk0 = blk, g0 = g;
+        memcpy(gc0, gc, sizeof(gc));
         memcpy(disk0, disk, sizeof(disk));
         for (int pass = 0; pass < 2; pass++) {
                 r.pos = 0;
@@ -260,7 +262,8 @@ static void load_platform(unsigned which, const uint8_t *p, size_t n)
                         one_line_reason();
                         if (memcmp(&l, &l0, sizeof(l)) || memcmp(&io, &io0, sizeof(io)) ||
                             memcmp(&t, &t0, sizeof(t)) || memcmp(&blk, &blk0, sizeof(blk)) ||
-                            memcmp(disk, disk0, sizeof(disk)) || memcmp(&g, &g0, sizeof(g)))
+                            memcmp(disk, disk0, sizeof(disk)) || memcmp(&g, &g0, sizeof(g)) ||
+                            memcmp(gc, gc0, sizeof(gc)))
                                 abort();
                         return;
                 }
