@@ -17,6 +17,7 @@
 #include <vmm/build.h>
 #include <vmm/config.h>
 #include <vmm/loader.h>
+#include <vmm/snapshot.h>
 #include <vmm/vdisk.h>
 #include <vmm/virtio.h>
 #include <vmm/vm.h>
@@ -324,5 +325,46 @@ void vm_release(struct vm *vm)
 void vm_disks_quiesce(struct vm *vm)
 {
         if (vm->devices && vm->devices->blk.t)
-                virtio_blk_quiesce(&vm->devices->blk);
+                virtio_blk_drain(&vm->devices->blk); /* the disk keeps working afterwards */
+}
+
+/* Snapshots (vmm/snapshot.h): the transports and the disk, then the console's transport. */
+__attribute__((cold)) uint64_t vm_devices_snap_max(const struct vm *vm)
+{
+        const struct vm_devices *d = vm->devices;
+
+        return d ? 2 * VIRTIO_SNAP_MAX + (d->blk.t && !d->blk.dev ? d->blk.size : 0) : 0;
+}
+
+__attribute__((cold)) uint32_t vm_devices_snap_set(const struct vm *vm)
+{
+        const struct vm_devices *d = vm->devices;
+
+        return !d ? 0 : (d->blk.t ? SNAP_DEV_VBLK : 0) | (d->con.t ? SNAP_DEV_VCON : 0);
+}
+
+__attribute__((cold)) void vm_devices_save(struct vm *vm, struct snap_buf *b)
+{
+        struct vm_devices *d = vm->devices;
+
+        if (d && d->blk.t) {
+                virtio_mmio_save(&d->blk_t, b);
+                virtio_blk_save(&d->blk, b);
+        }
+        if (d && d->con.t)
+                virtio_mmio_save(&d->con_t, b);
+}
+
+__attribute__((cold)) int vm_devices_load(struct vm *vm, struct snap_rd *r)
+{
+        struct vm_devices *d = vm->devices;
+        int err = 0;
+
+        if (d && d->blk.t)
+                err = virtio_mmio_load(&d->blk_t, r);
+        if (!err && d && d->blk.t)
+                err = virtio_blk_load(&d->blk, r);
+        if (!err && d && d->con.t)
+                err = virtio_mmio_load(&d->con_t, r);
+        return err;
 }

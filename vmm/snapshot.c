@@ -73,7 +73,8 @@ uint64_t snapshot_max_size(const struct vm *vm)
         uint64_t sec = sizeof(struct snap_section), arch = arch_snapshot_max(vm);
 
         return sizeof(struct snap_header) + sec + gmem_total(&vm->mem) +
-               vm->vcpu_count * (sec + 1 + arch) + sec + arch + sec + sizeof(uint64_t);
+               vm->vcpu_count * (sec + 1 + arch) + sec + arch + vm_devices_snap_max(vm) + sec +
+               sizeof(uint64_t);
 }
 
 int snapshot_save(struct vm *vm, struct snap_buf *b, char *why, size_t why_len)
@@ -96,7 +97,7 @@ int snapshot_save(struct vm *vm, struct snap_buf *b, char *why, size_t why_len)
         h.ram_base = gpa_raw(ram->base);
         h.ram_size = ram->size;
         h.vcpus = vm->vcpu_count;
-        h.devices = arch_snapshot_devices(vm);
+        h.devices = arch_snapshot_devices(vm) | vm_devices_snap_set(vm);
         snprintf(h.name, sizeof(h.name), "%s", vm->name);
         b->len = 0;
         b->overflow = false;
@@ -120,6 +121,7 @@ int snapshot_save(struct vm *vm, struct snap_buf *b, char *why, size_t why_len)
         }
         at = sec_begin(b, SNAP_TAG_DEVICES, 0);
         arch_snapshot_vm_save(vm, b);
+        vm_devices_save(vm, b);
         sec_end(b, at);
         sec_end(b, sec_begin(b, SNAP_TAG_END, 0));
         if (b->overflow) {
@@ -216,8 +218,12 @@ static int load_pass(struct vm *vm, struct snap_rd *r)
                         return err;
         }
         err = section(r, SNAP_TAG_DEVICES, 0, &s);
-        if (!err)
-                err = section_done(&s, arch_snapshot_vm_load(vm, &s), SNAP_TAG_DEVICES, 0);
+        if (!err) {
+                err = arch_snapshot_vm_load(vm, &s);
+                if (!err)
+                        err = vm_devices_load(vm, &s);
+                err = section_done(&s, err, SNAP_TAG_DEVICES, 0);
+        }
         if (!err)
                 err = section(r, SNAP_TAG_END, 0, &s);
         if (!err && (s.len || r->pos != r->len))
@@ -236,7 +242,7 @@ int snapshot_load(struct vm *vm, const uint8_t *data, size_t len, char *why, siz
         const struct gmem_region *ram = &vm->mem.regions[0];
         struct snap_header h;
         uint64_t stored, sum;
-        uint32_t devs = arch_snapshot_devices(vm);
+        uint32_t devs = arch_snapshot_devices(vm) | vm_devices_snap_set(vm);
         int err;
 
         why[0] = '\0';

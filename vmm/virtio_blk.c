@@ -22,6 +22,7 @@
 #include <keel/errno.h>
 #include <keel/irq.h>
 #include <keel/time.h>
+#include <vmm/snapshot.h>
 #include <vmm/virtio.h>
 
 #define BLK_HDR_BYTES 16
@@ -295,6 +296,8 @@ static int submit_piece(struct virtio_blk *b, struct virtq *q, struct virtio_blk
         }
         if (io->bounced)
                 b->bounced++;
+        if (io->req.op == BLK_WRITE)
+                __atomic_add_fetch(&d->writes, 1, __ATOMIC_RELAXED);
         if (d->polled)
                 blkdev_poll_hold(true);
         if (b->out > b->max_out)
@@ -866,4 +869,53 @@ void virtio_blk_drain(struct virtio_blk *b)
 {
         if (b->dev && b->t)
                 dev_wait(b, false);
+}
+
+/* ---- Snapshots ---- */
+
+struct vblk_snap {
+        uint64_t size;   /* the disk's bytes */
+        uint64_t device; /* 0: a RAM disk, whose size bytes follow; 1: on a physical disk */
+        uint64_t writes; /* that disk's write count (struct blkdev) */
+};
+
+__attribute__((cold)) void virtio_blk_save(const struct virtio_blk *b, struct snap_buf *b2)
+{
+        struct vblk_snap s = {b->size, b->dev != NULL,
+                              b->dev ? __atomic_load_n(&b->dev->writes, __ATOMIC_RELAXED) : 0};
+
+        CHECK(!b->active); /* drained (virtio_blk_drain): nothing but the rings' state */
+        snap_put(b2, &s, sizeof(s));
+        if (!b->dev)
+                snap_put(b2, b->data, b->size);
+}
+
+__attribute__((cold)) int virtio_blk_load(struct virtio_blk *b, struct snap_rd *r)
+{
+        struct vblk_snap s;
+        uint64_t writes;
+
+        if (!snap_get(r, &s, sizeof(s)))
+                return -KEEL_EINVAL;
+        if (s.size != b->size || s.device != (b->dev != NULL) || (!b->dev && s.writes))
+                return snap_fail(
+                    r, "virtio-blk: a %s disk of %llu bytes, this VM's is a %s disk of %llu",
+                    s.device ? "physical" : "RAM", (unsigned long long)s.size,
+                    b->dev ? "physical" : "RAM", (unsigned long long)b->size);
+        if (b->dev) {
+                writes = __atomic_load_n(&b->dev->writes, __ATOMIC_RELAXED);
+                if (s.writes != writes)
+                        return snap_fail(r,
+                                         "its disk %s has had %llu writes since the snapshot; "
+                                         "RAM restored over a disk that moved on would corrupt its "
+                                         "file systems (docs/snapshot.md: take a new snapshot)",
+                                         b->dev->name, (unsigned long long)(writes - s.writes));
+                return 0;
+        }
+        if (s.size > r->len - r->pos)
+                return snap_fail(r, "virtio-blk: its disk runs past the section");
+        if (r->apply)
+                memcpy(b->data, r->p + r->pos, s.size);
+        r->pos += s.size;
+        return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <keel/errno.h>
 #include <keel/log.h>
+#include <vmm/snapshot.h>
 #include <vmm/virtio.h>
 
 #define ST_ACK  VIRTIO_STATUS_ACKNOWLEDGE
@@ -505,3 +506,111 @@ static void empty_write(void *dev, uint64_t offset, unsigned size, uint64_t val)
 }
 
 const struct mmio_ops virtio_mmio_empty_ops = {.read = empty_read, .write = empty_write};
+
+/* ---- Snapshots ---- */
+
+struct vmmio_snap { /* no padding: every byte is checked */
+        uint64_t driver_features;
+        uint32_t status, dev_features_sel, drv_features_sel, queue_sel, interrupt_status, gen;
+        uint8_t features_bad, notify_again, queues, pad[5];
+};
+
+struct virtq_snap {
+        uint64_t desc, avail, used, popped, pushed;
+        uint16_t num, last_avail, used_idx, signalled_used;
+        uint8_t ready, event_idx, indirect, broken, reported, pad[3];
+};
+
+__attribute__((cold)) void virtio_mmio_save(const struct virtio_mmio *t, struct snap_buf *b)
+{
+        struct vmmio_snap s = {.driver_features = t->driver_features,
+                               .status = t->status,
+                               .dev_features_sel = t->dev_features_sel,
+                               .drv_features_sel = t->drv_features_sel,
+                               .queue_sel = t->queue_sel,
+                               .interrupt_status = t->interrupt_status,
+                               .gen = t->config_generation,
+                               .features_bad = t->driver_features_bad,
+                               .notify_again = t->notify_again,
+                               .queues = (uint8_t)t->dev->num_queues};
+
+        snap_put(b, &s, sizeof(s));
+        for (unsigned i = 0; i < t->dev->num_queues; i++) {
+                const struct virtq *q = &t->queues[i];
+                struct virtq_snap v = {gpa_raw(q->desc), gpa_raw(q->avail), gpa_raw(q->used),
+                                       q->popped,        q->pushed,         q->num,
+                                       q->last_avail,    q->used_idx,       q->signalled_used,
+                                       q->ready,         q->event_idx,      q->indirect,
+                                       q->broken,        q->reported,       {0}};
+
+                snap_put(b, &v, sizeof(v));
+        }
+}
+
+static bool status_valid(uint32_t st)
+{
+        st &= ~(ST_NR | ST_FAIL);
+        if (!st)
+                return true;
+        for (size_t i = 0; i < sizeof(status_edges) / sizeof(status_edges[0]); i++)
+                if (status_edges[i].to == st)
+                        return true;
+        return false;
+}
+
+__attribute__((cold)) int virtio_mmio_load(struct virtio_mmio *t, struct snap_rd *r)
+{
+        struct virtq_snap v[VIRTIO_MAX_QUEUES];
+        struct vmmio_snap s;
+        bool fok, bad;
+
+        if (!snap_get(r, &s, sizeof(s)))
+                return -KEEL_EINVAL;
+        if (s.queues != t->dev->num_queues)
+                return snap_fail(r, "%s: %u queues, this device has %u", t->name, s.queues,
+                                 t->dev->num_queues);
+        if (!snap_get(r, v, s.queues * sizeof(v[0])))
+                return -KEEL_EINVAL;
+        fok = s.status & ST_FOK;
+        bad = !status_valid(s.status) || (s.features_bad | s.notify_again) > 1 ||
+              (s.interrupt_status & ~3u) || s.pad[0] | s.pad[1] | s.pad[2] | s.pad[3] | s.pad[4] ||
+              (fok && (s.features_bad || (s.driver_features & ~t->dev->features) ||
+                       !(s.driver_features & VIRTIO_BIT(VIRTIO_F_VERSION_1))));
+        for (unsigned i = 0; i < s.queues && !bad; i++) {
+                struct virtq q = t->queues[i];
+
+                q.desc = gpa(v[i].desc), q.avail = gpa(v[i].avail), q.used = gpa(v[i].used);
+                q.num = v[i].num;
+                bad =
+                    (v[i].ready | v[i].broken | v[i].reported) > 1 ||
+                    v[i].event_idx != (fok && (s.driver_features >> VIRTIO_RING_F_EVENT_IDX & 1)) ||
+                    v[i].indirect !=
+                        (fok && (s.driver_features >> VIRTIO_RING_F_INDIRECT_DESC & 1)) ||
+                    (v[i].reported && !v[i].broken) || v[i].pushed > v[i].popped ||
+                    v[i].pad[0] | v[i].pad[1] | v[i].pad[2] ||
+                    (v[i].ready ? !fok || virtq_check_setup(&q)
+                                : !q.num || (q.num & (q.num - 1)) || q.num > q.num_max);
+        }
+        if (bad)
+                return snap_fail(r, "%s: a register or queue holds a value the device cannot have",
+                                 t->name);
+        if (!r->apply)
+                return 0;
+        t->driver_features = s.driver_features, t->status = s.status;
+        t->dev_features_sel = s.dev_features_sel, t->drv_features_sel = s.drv_features_sel;
+        t->queue_sel = s.queue_sel, t->interrupt_status = s.interrupt_status;
+        t->config_generation = s.gen, t->driver_features_bad = s.features_bad;
+        t->notify_again = s.notify_again;
+        for (unsigned i = 0; i < s.queues; i++) {
+                struct virtq *q = &t->queues[i];
+
+                q->desc = gpa(v[i].desc), q->avail = gpa(v[i].avail), q->used = gpa(v[i].used);
+                q->popped = v[i].popped, q->pushed = v[i].pushed, q->num = v[i].num;
+                q->last_avail = v[i].last_avail, q->used_idx = v[i].used_idx;
+                q->signalled_used = v[i].signalled_used, q->ready = v[i].ready;
+                q->event_idx = v[i].event_idx, q->indirect = v[i].indirect;
+                q->broken = v[i].broken, q->reported = v[i].reported;
+                q->error = q->broken ? "broken when the snapshot was taken" : NULL;
+        }
+        return 0;
+}

@@ -17,35 +17,33 @@
  * DIT, UAO, PAN, SS, IL, SSBS, BTYPE, DAIF and M[3:0]; M[4] (AArch32) is refused. */
 #define PSTATE_ALLOWED 0xf3f01fcfull
 #define PSTATE_M       0x1full
+/* ICH_VMCR_EL2: VENG0, VENG1, VAckCtl, VFIQEn, VCBPR, VEOIM, VBPR1, VBPR0, VPMR. */
+#define ICH_VMCR_BITS 0xfffc021full
 
 struct arm64_vcpu_snap {
         uint64_t x[31], pc, pstate;
         struct arm64_el1_regs el1;
         uint64_t on_entry, on_ctx;
+        uint64_t vmcr, ap0r0, ap1r0; /* the GIC CPU interface */
         uint8_t powered, on_pending, fresh, latched0, latched1, pad[3];
         uint64_t sve_size; /* then the SVE registers (0 where the CPU has no SVE) */
 };
 
 size_t arch_snapshot_max(const struct vm *vm)
 {
+        /* per vCPU, and also the devices: PL011, PL031, the GIC (520 bytes a vCPU, 16 an SPI) */
         return sizeof(struct arm64_vcpu_snap) + sizeof(struct arm64_fp_regs) +
-               (size_t)vm->arch.sve_pages * PAGE_SIZE + 256;
+               (size_t)vm->arch.sve_pages * PAGE_SIZE + 2048 + 520 * vm->vcpu_count;
 }
 
 uint32_t arch_snapshot_devices(const struct vm *vm)
 {
-        (void)vm;
-        return SNAP_DEV_UART;
+        return SNAP_DEV_UART | (vm->arch.platform ? SNAP_DEV_RTC | SNAP_DEV_PLATFORM : 0);
 }
 
 int arch_snapshot_check(const struct vm *vm, char *why, size_t len)
 {
-        if (vm->arch.platform) {
-                snprintf(why, len,
-                         "it has the Linux platform (GICv3, PL031, virtio), whose snapshot is not "
-                         "done yet: test guests only (docs/snapshot.md)");
-                return -KEEL_ENOTSUP;
-        }
+        (void)vm, (void)why, (void)len;
         return 0;
 }
 
@@ -62,6 +60,9 @@ __attribute__((cold)) void arch_snapshot_vcpu_save(struct vcpu *vcpu, struct sna
         s.el1 = c->el1;
         s.on_entry = c->on_entry;
         s.on_ctx = c->on_ctx;
+        s.vmcr = c->vmcr;
+        s.ap0r0 = c->ap0r0;
+        s.ap1r0 = c->ap1r0;
         s.powered = c->powered;
         s.on_pending = c->on_pending;
         s.fresh = c->fresh;
@@ -92,6 +93,10 @@ __attribute__((cold)) int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap
         if (s.powered > 1 || s.on_pending > 1 || s.fresh > 1 || s.latched0 > 1 || s.latched1 > 1 ||
             s.pad[0] || s.pad[1] || s.pad[2])
                 return snap_fail(r, "vCPU %u: a flag is neither 0 nor 1", vcpu->id);
+        if ((s.vmcr & ~ICH_VMCR_BITS) || (s.ap0r0 | s.ap1r0) >> 32)
+                return snap_fail(r,
+                                 "vCPU %u: GIC CPU interface ICH_VMCR %#llx or active priorities",
+                                 vcpu->id, (unsigned long long)s.vmcr);
         if (s.sve_size != sve_size)
                 return snap_fail(r, "vCPU %u: %llu bytes of SVE registers, this CPU has %llu",
                                  vcpu->id, (unsigned long long)s.sve_size,
@@ -108,6 +113,9 @@ __attribute__((cold)) int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap
         c->el1 = s.el1;
         c->on_entry = s.on_entry;
         c->on_ctx = s.on_ctx;
+        c->vmcr = s.vmcr;
+        c->ap0r0 = s.ap0r0;
+        c->ap1r0 = s.ap1r0;
         c->powered = s.powered;
         c->on_pending = s.on_pending;
         c->fresh = s.fresh;
@@ -123,9 +131,19 @@ __attribute__((cold)) int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap
 __attribute__((cold)) void arch_snapshot_vm_save(struct vm *vm, struct snap_buf *b)
 {
         pl011_save(&vm->arch.uart, b);
+        if (vm->arch.platform) {
+                pl031_save(&vm->arch.rtc, b);
+                vgic_save(&vm->arch.vgic, b); /* last: the devices' loads drive its lines */
+        }
 }
 
 __attribute__((cold)) int arch_snapshot_vm_load(struct vm *vm, struct snap_rd *r)
 {
-        return pl011_load(&vm->arch.uart, r);
+        int err = pl011_load(&vm->arch.uart, r);
+
+        if (!err && vm->arch.platform)
+                err = pl031_load(&vm->arch.rtc, r);
+        if (!err && vm->arch.platform)
+                err = vgic_load(&vm->arch.vgic, r);
+        return err;
 }

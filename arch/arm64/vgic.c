@@ -12,6 +12,7 @@
 
 #include <arch/vgic.h>
 #include <keel/errno.h>
+#include <vmm/snapshot.h>
 
 /* Distributor frame offsets. */
 #define GICD_CTLR        0x0000
@@ -861,3 +862,100 @@ const struct mmio_ops vgic_redist_ops = {
     .read = vgic_redist_read,
     .write = vgic_redist_write,
 };
+
+/* ---- Snapshots ---- */
+
+enum { IRQ_EN, IRQ_LATCH, IRQ_LINE, IRQ_ACTIVE, IRQ_G1, IRQ_EDGE, IRQ_NEWS, IRQ_FLAGS };
+
+struct vgic_irq_snap {
+        uint64_t route;
+        uint8_t flags, owner, priority, pad[5];
+};
+
+static void irq_snap_put(const struct vgic_irq *i, struct snap_buf *b)
+{
+        struct vgic_irq_snap s = {
+            .route = i->route,
+            .flags = (uint8_t)(i->enabled << IRQ_EN | i->pending_latch << IRQ_LATCH |
+                               i->line << IRQ_LINE | i->active << IRQ_ACTIVE | i->group1 << IRQ_G1 |
+                               i->edge << IRQ_EDGE | i->news << IRQ_NEWS),
+            .owner = i->owner,
+            .priority = i->priority};
+
+        snap_put(b, &s, sizeof(s));
+}
+
+__attribute__((cold)) void vgic_save(const struct vgic *vgic, struct snap_buf *b)
+{
+        snap_put(b, &vgic->ctlr, sizeof(vgic->ctlr));
+        for (unsigned c = 0; c < vgic->nr_vcpus; c++) {
+                uint8_t sleep = vgic->cpu[c].processor_sleep;
+
+                snap_put(b, &sleep, 1);
+                for (unsigned i = 0; i < VGIC_NR_PRIVATE; i++)
+                        irq_snap_put(&vgic->cpu[c].priv[i], b);
+        }
+        for (unsigned i = 0; i < vgic->nr_spis; i++)
+                irq_snap_put(&vgic->spi[i], b);
+}
+
+/* The next interrupt `intid` of the snapshot into *irq (checked; *irq changed only if apply). */
+static int irq_snap_get(struct vgic *g, struct snap_rd *r, unsigned intid, struct vgic_irq *irq)
+{
+        struct vgic_irq_snap s;
+        bool spi = intid >= VGIC_NR_PRIVATE;
+
+        if (!snap_get(r, &s, sizeof(s)))
+                return -KEEL_EINVAL;
+        if ((s.flags >> IRQ_FLAGS) || s.pad[0] | s.pad[1] | s.pad[2] | s.pad[3] | s.pad[4] ||
+            (intid < 16 && !(s.flags >> IRQ_EDGE & 1)) ||
+            (spi ? (s.route & ~ROUTE_MASK) ||
+                       (s.owner != VGIC_NO_VCPU &&
+                        (s.owner >= g->nr_vcpus || !(s.flags >> IRQ_ACTIVE & 1)))
+                 : s.route || s.owner != VGIC_NO_VCPU))
+                return snap_fail(r, "GIC: INTID %u holds a state the GIC cannot have", intid);
+        if (r->apply)
+                *irq = (struct vgic_irq){.enabled = s.flags >> IRQ_EN & 1,
+                                         .pending_latch = s.flags >> IRQ_LATCH & 1,
+                                         .line = s.flags >> IRQ_LINE & 1,
+                                         .active = s.flags >> IRQ_ACTIVE & 1,
+                                         .group1 = s.flags >> IRQ_G1 & 1,
+                                         .edge = s.flags >> IRQ_EDGE & 1,
+                                         .news = s.flags >> IRQ_NEWS & 1,
+                                         .owner = s.owner,
+                                         .priority = s.priority,
+                                         .route = s.route};
+        return 0;
+}
+
+__attribute__((cold)) int vgic_load(struct vgic *vgic, struct snap_rd *r)
+{
+        uint32_t ctlr;
+        int err = 0;
+
+        if (!snap_get(r, &ctlr, sizeof(ctlr)))
+                return -KEEL_EINVAL;
+        if (ctlr & ~(VGIC_GICD_CTLR_ENABLE_G0 | VGIC_GICD_CTLR_ENABLE_G1))
+                return snap_fail(r, "GIC: GICD_CTLR %#x", ctlr);
+        if (r->apply)
+                vgic->ctlr = ctlr;
+        for (unsigned c = 0; !err && c < vgic->nr_vcpus; c++) {
+                struct vgic_cpu *cpu = &vgic->cpu[c];
+                uint8_t sleep;
+
+                if (!snap_get(r, &sleep, 1))
+                        return -KEEL_EINVAL;
+                if (sleep > 1)
+                        return snap_fail(r, "GIC: vCPU %u: ProcessorSleep %u", c, sleep);
+                if (r->apply) {
+                        cpu->processor_sleep = sleep;
+                        cpu->flushed = false; /* synced: no LR holds anything of the model's */
+                        cpu->nr_lr = 0;
+                }
+                for (unsigned i = 0; !err && i < VGIC_NR_PRIVATE; i++)
+                        err = irq_snap_get(vgic, r, i, &cpu->priv[i]);
+        }
+        for (unsigned i = 0; !err && i < vgic->nr_spis; i++)
+                err = irq_snap_get(vgic, r, VGIC_NR_PRIVATE + i, &vgic->spi[i]);
+        return err;
+}

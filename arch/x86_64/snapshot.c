@@ -51,13 +51,14 @@ struct x86_vcpu_snap {
 
 size_t arch_snapshot_max(const struct vm *vm)
 {
-        (void)vm;
-        return sizeof(struct x86_vcpu_snap) + x86_fpu_area_size() + 256;
+        /* per vCPU, and also the devices: COM1, RTC, latch, I/O APIC, every LAPIC */
+        return sizeof(struct x86_vcpu_snap) + x86_fpu_area_size() + 512 + 256 * vm->vcpu_count;
 }
 
 uint32_t arch_snapshot_devices(const struct vm *vm)
 {
-        return SNAP_DEV_UART | SNAP_DEV_RTC | (vm->pc_testdev ? SNAP_DEV_TESTDEV : 0);
+        return SNAP_DEV_UART | SNAP_DEV_RTC | (vm->pc_testdev ? SNAP_DEV_TESTDEV : 0) |
+               (vm->arch.platform ? SNAP_DEV_PLATFORM : 0);
 }
 
 int arch_snapshot_check(const struct vm *vm, char *why, size_t len)
@@ -66,12 +67,7 @@ int arch_snapshot_check(const struct vm *vm, char *why, size_t len)
                 snprintf(why, len, "snapshots are done on AMD SVM only, not yet on Intel VT-x");
                 return -KEEL_ENOTSUP;
         }
-        if (vm->arch.platform) {
-                snprintf(why, len,
-                         "it has the Linux platform (LAPIC, I/O APIC, virtio), whose snapshot is "
-                         "not done yet: test guests only (docs/snapshot.md)");
-                return -KEEL_ENOTSUP;
-        }
+        (void)vm;
         return 0;
 }
 
@@ -200,6 +196,11 @@ __attribute__((cold)) void arch_snapshot_vm_save(struct vm *vm, struct snap_buf 
         rtc_cmos_save(&vm->arch.rtc, b);
         if (vm->pc_testdev)
                 snap_put(b, &vm->arch.testdev_latch, sizeof(vm->arch.testdev_latch));
+        if (!vm->arch.platform)
+                return;
+        vioapic_save(&vm->arch.ioapic, b);
+        for (unsigned c = 0; c < vm->vcpu_count; c++)
+                vlapic_save(&vm->vcpus[c].arch.lapic, b);
 }
 
 __attribute__((cold)) int arch_snapshot_vm_load(struct vm *vm, struct snap_rd *r)
@@ -215,5 +216,10 @@ __attribute__((cold)) int arch_snapshot_vm_load(struct vm *vm, struct snap_rd *r
                 if (r->apply)
                         vm->arch.testdev_latch = latch;
         }
+        /* The interrupt controllers last: the devices' loads may drive their lines. */
+        if (!err && vm->arch.platform)
+                err = vioapic_load(&vm->arch.ioapic, r);
+        for (unsigned c = 0; !err && vm->arch.platform && c < vm->vcpu_count; c++)
+                err = vlapic_load(&vm->vcpus[c].arch.lapic, r);
         return err;
 }

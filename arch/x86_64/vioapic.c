@@ -12,6 +12,8 @@
 
 #include <arch/vioapic.h>
 #include <keel/check.h>
+#include <keel/errno.h>
+#include <vmm/snapshot.h>
 
 #define RTE_LO_MASK 0x0001afffull /* vector, mode, dest mode, polarity, trigger, mask */
 #define RTE_HI_MASK 0xff000000ull /* destination */
@@ -184,3 +186,40 @@ const struct mmio_ops vioapic_mmio_ops = {
     .read = vioapic_mmio_read,
     .write = vioapic_mmio_write,
 };
+
+/* ---- Snapshots ---- */
+
+struct vioapic_snap {
+        uint64_t rte[VIOAPIC_PINS];
+        uint32_t regsel, id, input, pad;
+};
+
+__attribute__((cold)) void vioapic_save(const struct vioapic *io, struct snap_buf *b)
+{
+        struct vioapic_snap s = {.regsel = io->regsel, .id = io->id, .input = io->input};
+
+        memcpy(s.rte, io->rte, sizeof(s.rte));
+        snap_put(b, &s, sizeof(s));
+}
+
+__attribute__((cold)) int vioapic_load(struct vioapic *io, struct snap_rd *r)
+{
+        const uint64_t rte_bits = RTE_LO_MASK | RTE_HI_MASK << 32 | VIOAPIC_RTE_REMOTE_IRR;
+        struct vioapic_snap s;
+        bool bad;
+
+        if (!snap_get(r, &s, sizeof(s)))
+                return -KEEL_EINVAL;
+        bad = (s.regsel & ~0xffu) || (s.id & ~ID_MASK) || (s.input >> VIOAPIC_PINS) || s.pad;
+        for (unsigned i = 0; i < VIOAPIC_PINS; i++)
+                bad |= (s.rte[i] & ~rte_bits) ||
+                       ((s.rte[i] & VIOAPIC_RTE_REMOTE_IRR) && !(s.rte[i] & VIOAPIC_RTE_LEVEL));
+        if (bad)
+                return snap_fail(r, "I/O APIC: a register or redirection entry holds a value the "
+                                    "I/O APIC cannot have");
+        if (!r->apply)
+                return 0;
+        io->regsel = s.regsel, io->id = s.id, io->input = s.input;
+        memcpy(io->rte, s.rte, sizeof(s.rte));
+        return 0;
+}

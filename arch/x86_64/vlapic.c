@@ -11,6 +11,8 @@
 
 #include <arch/vlapic.h>
 #include <keel/check.h>
+#include <keel/errno.h>
+#include <vmm/snapshot.h>
 
 /* Writable bits. */
 #define TPR_MASK       0x000000ffu
@@ -738,3 +740,85 @@ const struct mmio_ops vlapic_mmio_ops = {
     .read = vlapic_mmio_read,
     .write = vlapic_mmio_write,
 };
+
+/* ---- Snapshots ---- */
+
+struct vlapic_snap { /* no padding: every byte is checked */
+        uint64_t timer_start, timer_next, tsc_deadline;
+        uint32_t tpr, ldr, dfr, svr, esr, esr_pending, isr[8], tmr[8], irr[8];
+        uint32_t lvt[VLAPIC_LVT_COUNT], icr_lo, icr_hi, timer_icr, timer_dcr, timer_offset;
+        uint8_t id, timer_running, wait_sipi, sipi_vector, nmi_pending, global_off, pad[2];
+};
+
+__attribute__((cold)) void vlapic_save(const struct vlapic *l, struct snap_buf *b)
+{
+        struct vlapic_snap s = {
+            .timer_start = l->timer_start,
+            .timer_next = l->timer_next,
+            .tsc_deadline = l->tsc_deadline,
+            .tpr = l->tpr,
+            .ldr = l->ldr,
+            .dfr = l->dfr,
+            .svr = l->svr,
+            .esr = l->esr,
+            .esr_pending = l->esr_pending,
+            .icr_lo = l->icr_lo,
+            .icr_hi = l->icr_hi,
+            .timer_icr = l->timer_icr,
+            .timer_dcr = l->timer_dcr,
+            .timer_offset = l->timer_offset,
+            .id = l->id,
+            .timer_running = l->timer_running,
+            .wait_sipi = l->wait_sipi,
+            .sipi_vector = l->sipi_vector,
+            .nmi_pending = l->nmi_pending,
+            .global_off = l->global_off,
+        };
+
+        memcpy(s.isr, l->isr, sizeof(s.isr));
+        memcpy(s.tmr, l->tmr, sizeof(s.tmr));
+        memcpy(s.irr, l->irr, sizeof(s.irr));
+        memcpy(s.lvt, l->lvt, sizeof(s.lvt));
+        snap_put(b, &s, sizeof(s));
+}
+
+__attribute__((cold)) int vlapic_load(struct vlapic *l, struct snap_rd *r)
+{
+        const uint32_t esr_bits =
+            VLAPIC_ESR_SEND_ILLEGAL | VLAPIC_ESR_RECV_ILLEGAL | VLAPIC_ESR_ILLEGAL_REG;
+        struct vlapic_snap s;
+        bool bad;
+
+        if (!snap_get(r, &s, sizeof(s)))
+                return -KEEL_EINVAL;
+        if (s.id != l->id)
+                return snap_fail(r, "LAPIC: APIC ID %u, this one's is %u", s.id, l->id);
+        bad = (s.tpr & ~TPR_MASK) || (s.ldr & ~LDR_MASK) || (s.dfr & ~DFR_MASK) != DFR_FIXED ||
+              (s.svr & ~SVR_MASK) || (s.esr & ~esr_bits) || (s.esr_pending & ~esr_bits) ||
+              (s.icr_lo & ~ICR_LO_MASK) || (s.icr_hi & ~ICR_HI_MASK) ||
+              (s.timer_dcr & ~TDCR_MASK) || (s.isr[0] | s.tmr[0] | s.irr[0]) & 0xffff ||
+              (s.timer_running | s.wait_sipi | s.nmi_pending | s.global_off) > 1 || s.pad[0] ||
+              s.pad[1] || (s.timer_running && (!s.timer_icr || s.timer_offset >= s.timer_icr));
+        for (unsigned i = 0; i < VLAPIC_LVT_COUNT; i++)
+                bad |= (s.lvt[i] & ~vlapic_lvt_mask[i]) ||
+                       (!(s.svr & VLAPIC_SVR_ENABLE) && !(s.lvt[i] & VLAPIC_LVT_MASKED));
+        if (bad)
+                return snap_fail(r,
+                                 "LAPIC %u: a register or the timer holds a value the LAPIC "
+                                 "cannot have",
+                                 s.id);
+        if (!r->apply)
+                return 0;
+        l->timer_start = s.timer_start, l->timer_next = s.timer_next;
+        l->tsc_deadline = s.tsc_deadline, l->tpr = s.tpr, l->ldr = s.ldr, l->dfr = s.dfr;
+        l->svr = s.svr, l->esr = s.esr, l->esr_pending = s.esr_pending, l->icr_lo = s.icr_lo;
+        l->icr_hi = s.icr_hi, l->timer_icr = s.timer_icr, l->timer_dcr = s.timer_dcr;
+        l->timer_offset = s.timer_offset, l->timer_running = s.timer_running;
+        l->wait_sipi = s.wait_sipi, l->sipi_vector = s.sipi_vector;
+        l->nmi_pending = s.nmi_pending, l->global_off = s.global_off;
+        memcpy(l->isr, s.isr, sizeof(s.isr));
+        memcpy(l->tmr, s.tmr, sizeof(s.tmr));
+        memcpy(l->irr, s.irr, sizeof(s.irr));
+        memcpy(l->lvt, s.lvt, sizeof(s.lvt));
+        return 0;
+}

@@ -1,13 +1,17 @@
 /*
  * libFuzzer target for the snapshot loader (vmm/snapshot.c on the fake arch) and the device
- * models' snapshot loaders (vuart_load, pl011_load, rtc_cmos_load, pl031_load).
+ * models' snapshot loaders (vuart_load, pl011_load, rtc_cmos_load, pl031_load, vlapic_load,
+ * vioapic_load, virtio_mmio_load, virtio_blk_load, vgic_load).
  *
  * Input: byte 0 is the mode; bits 0-1 pick the target:
  *   0: a valid snapshot of a reference VM (2 vCPUs, 4 KiB of RAM), changed by the input's
  *      (le16 offset, byte) pairs; bit 2: the checksum is computed again afterwards;
  *   1: the input itself as a snapshot; bit 2: its header's size and checksum fixed up first;
  *   2: the input as a 16550 (bit 2 clear) or PL011 (set) section;
- *   3: the input as a CMOS RTC (bit 2 clear) or PL031 (set) section.
+ *   3: the input as a CMOS RTC (bit 2 clear) or PL031 (set) section;
+ *   2 or 3 with bit 3 set: bits 2 and 4 pick the LAPIC (0), the I/O APIC (1), a virtio-mmio
+ *      transport with two queues (2) or a virtio-blk RAM disk (3); bit 5 set: the GIC (two
+ *      vCPUs, 64 SPIs) instead.
  * Invariants (abort on violation):
  *   - a refused snapshot leaves the target VM exactly as it was (RAM, registers, flags,
  *     devices) and gives a reason: one line, not empty;
@@ -21,12 +25,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arch/vgic.h>
+#include <arch/vioapic.h>
+#include <arch/vlapic.h>
 #include <keel/hash.h>
 #include <vmm/pl011.h>
 #include <vmm/pl031.h>
 #include <vmm/rtc_cmos.h>
 #include <vmm/snapshot.h>
 #include <vmm/vcons.h>
+#include <vmm/virtio.h>
 #include <vmm/vm.h>
 #include <vmm/vuart.h>
 
@@ -185,6 +193,101 @@ static void load_device(unsigned which, const uint8_t *p, size_t n)
                 abort();
 }
 
+static uint64_t lapic_now(void *ctx)
+{
+        (void)ctx;
+        return 1000000;
+}
+
+static bool io_deliver(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level,
+                       bool lowest)
+{
+        (void)ctx, (void)dest, (void)logical, (void)vector, (void)level, (void)lowest;
+        return true;
+}
+
+static bool vq_notify(void *ctx, struct virtio_mmio *t, unsigned q)
+{
+        (void)ctx, (void)t, (void)q;
+        return false;
+}
+
+/* The Linux platform's loaders (which 0-4: LAPIC, I/O APIC, virtio-mmio, virtio-blk, GIC) on the
+ * input: a refusal changes nothing; an accepted state saved again is the same bytes. */
+static void load_platform(unsigned which, const uint8_t *p, size_t n)
+{
+        static const struct vlapic_env env = {.now = lapic_now};
+        static const struct vioapic_cb cb = {.deliver = io_deliver};
+        static const struct virtio_device dev = {.device_id = 3,
+                                                 .num_queues = 2,
+                                                 .queue_max = 64,
+                                                 .features = VIRTIO_BIT(VIRTIO_F_VERSION_1) |
+                                                             VIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX),
+                                                 .queue_notify = vq_notify};
+        static struct vlapic l, l0;
+        static struct vioapic io, io0;
+        static struct virtio_mmio t, t0;
+        static struct virtio_blk blk, blk0;
+        static struct vgic g, g0;
+        static struct vgic_cpu gc[2], gc0[2];
+        static uint8_t disk[1024], disk0[1024];
+        struct snap_rd r = {.p = p, .len = n, .why = why, .why_len = sizeof(why)};
+        struct snap_buf b = {.buf = again, .cap = sizeof(again)};
+        int err = 0;
+
+        make(&vm);
+        vlapic_init(&l, 1, &env);
+        vioapic_init(&io, &cb);
+        if (virtio_mmio_init(&t, &dev, &vm.mem, (struct irq_line){0}, "fuzz") ||
+            virtio_blk_init(&blk, disk, sizeof(disk), false, "fuzz", 0))
+                abort();
+        if (vgic_init(&g, gc, 2, 64))
+                abort();
+        memset(disk, 0x5a, sizeof(disk));
+        l0 = l, io0 = io, t0 = t, blk0 = blk, g0 = g;
+        memcpy(gc0, gc, sizeof(gc));
+        memcpy(disk0, disk, sizeof(disk));
+        for (int pass = 0; pass < 2; pass++) {
+                r.pos = 0;
+                r.apply = pass == 1;
+                why[0] = '\0';
+                err = which == 0   ? vlapic_load(&l, &r)
+                      : which == 1 ? vioapic_load(&io, &r)
+                      : which == 2 ? virtio_mmio_load(&t, &r)
+                      : which == 3 ? virtio_blk_load(&blk, &r)
+                                   : vgic_load(&g, &r);
+                if (r.pos > n || (err && pass))
+                        abort();
+                if (err) {
+                        one_line_reason();
+                        if (memcmp(&l, &l0, sizeof(l)) || memcmp(&io, &io0, sizeof(io)) ||
+                            memcmp(&t, &t0, sizeof(t)) || memcmp(&blk, &blk0, sizeof(blk)) ||
+                            memcmp(disk, disk0, sizeof(disk)) || memcmp(&g, &g0, sizeof(g)) ||
+                            memcmp(gc, gc0, sizeof(gc)))
+                                abort();
+                        return;
+                }
+        }
+        if (which == 0)
+                vlapic_save(&l, &b);
+        else if (which == 1)
+                vioapic_save(&io, &b);
+        else if (which == 2)
+                virtio_mmio_save(&t, &b);
+        else if (which == 3)
+                virtio_blk_save(&blk, &b);
+        else
+                vgic_save(&g, &b);
+        if (b.len != r.pos || memcmp(again, p, b.len) != 0)
+                abort();
+        /* what the loaders promise beyond that: the invariants the models rely on */
+        if (which == 0 && l.timer_running && (!l.timer_icr || l.timer_offset >= l.timer_icr))
+                abort();
+        for (unsigned i = 0; which == 2 && i < 2; i++)
+                if (t.queues[i].ready && virtq_check_setup(&t.queues[i]))
+                        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct in in = {data, size};
@@ -220,6 +323,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 load_snapshot(buf, in.n);
                 break;
         default:
+                if (mode & 8) {
+                        load_platform(mode & 0x20 ? 4 : (mode >> 2 & 1) + (mode >> 4 & 1) * 2, in.p,
+                                      in.n);
+                        break;
+                }
                 load_device((mode & 1) * 2 + (mode >> 2 & 1), in.p, in.n);
                 break;
         }

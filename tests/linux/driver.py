@@ -37,6 +37,9 @@ Cases:
     arm64_smp     one arm64 VM with two vCPUs (vcpus = 2) on a two-CPU QEMU (--smp 2): Linux
              brings up the second vCPU through PSCI CPU_ON ("smp: Brought up 1 node, 2 CPUs"),
              the disk checks, poweroff, and Keel's exit line for each vCPU
+    snapshot, arm64_snapshot, snapshot_nvme, snapshot_smp, arm64_snapshot_smp  the shell
+             case's VM snapshotted through the monitor, changed, restored (docs/snapshot.md;
+             snapshot_sends, check_snapshot)
     arm64_direct  the direct case on arm64: QEMU's virt machine without virtualization, the
              disk as virtio-blk-device (virtio-mmio, described in QEMU's device tree)
     smp16, arm64_smp16  a large guest: one VM with 16 vCPUs on a 16-CPU QEMU host ("smp:
@@ -198,6 +201,25 @@ CASES = {
     # (keel-54). Each ramtest exits 0 twice; the summary says ok for all 65 (label scale).
     "many_vms": dict(vms=["linux"], mode="shell", timeout=1500, small=64),
     "arm64_many_vms": dict(vms=["linux"], mode="shell", timeout=1500, small=64, arch="arm64"),
+    # Snapshot and restore of a Linux VM (docs/snapshot.md): at its shell it writes a disk
+    # block and a file in its RAM (tmpfs), is paused, snapshotted in memory and resumed, writes
+    # both again, is paused, restored and resumed twice: each time the file and the disk block
+    # are what they were at the snapshot (the disk is a RAM disk, part of the snapshot), and
+    # the shell answers.
+    "snapshot": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True),
+    # The same with the disk on a GPT partition of an NVMe disk (Keel's storage): the guest
+    # does not write the disk between snapshot and restore, and the restore gives back the
+    # snapshot's file and disk; then it writes the disk, and a restore is refused (the disk
+    # moved on) and changes nothing.
+    # The snapshot case on a VM with two vCPUs (a two-CPU QEMU host): both vCPUs' registers
+    # and LAPICs / redistributors.
+    "snapshot_smp": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True, vcpus=2,
+                         smp=2),
+    "arm64_snapshot_smp": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True,
+                               vcpus=2, smp=2, arch="arm64"),
+    "snapshot_nvme": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True, nvme=True),
+    "arm64_snapshot": dict(vms=["linux"], mode="shell", timeout=1500, snapshot=True,
+                           arch="arm64"),
     "arm64_isolation": dict(vms=["linux-a", "linux-b"], mode="disk", timeout=840, smp=2,
                             arch="arm64",
                             misbehaving=[("outside", "outside.bin", "outside-ram"),
@@ -477,6 +499,23 @@ def checks(case, info, expect):
             # (d) the interactive shell
             order.append(g(r"keel-test: shell ready$"))
             order.append(g(r"keel-42$"))
+            if case.get("snapshot"):
+                mon = r"^keel: monitor: vm %s: " % re.escape(vm)
+                order += [g(r"keel-snap-one-[0-9a-f]{16}$"), mon + r"snapshot in memory, ",
+                          g(r"keel-after-two-[0-9a-f]{16}$"), mon + r"restored from its ",
+                          g(r"keel-restored-one-[0-9a-f]{16}$")]
+                if case.get("nvme"):
+                    refused = r"^keel: monitor: cannot restore vm %s: snapshot refused: " % (
+                        re.escape(vm))
+                    order += [g(r"keel-wrote-one-[0-9a-f]{16}$"), refused,
+                              g(r"keel-still-one-[0-9a-f]{16}$")]
+                    counts[refused] = 1
+                    counts[mon + r"restored from its snapshot; it is paused"] = 1
+                else:
+                    order += [mon + r"restored from its ", g(r"keel-restored-one-[0-9a-f]{16}$")]
+                    counts[mon + r"restored from its snapshot; it is paused"] = 2
+                    must_not += [r"snapshot refused"]
+                must_not += [r"cannot snapshot vm"]
             if case.get("small"):
                 order.append(g(r"keel-48$"))
                 order.append(g(r"keel-54$"))
@@ -568,7 +607,10 @@ def checks(case, info, expect):
                        for vm in case["vms"] + [b[0] for b in bad] + small] +
                       [r"^keel: result: PASS\b"])
         counts[r"^keel: vm \S+ stopped: "] = len(case["vms"]) + len(bad) + 2 * len(small) + (
-            1 if case.get("nvme") and len(case["vms"]) > 1 else 0)
+            1 if case.get("nvme") and len(case["vms"]) > 1 else 0) + (
+            # the snapshot case's reset (snapshot_sends)
+            1 if case.get("snapshot") and not case.get("nvme") and case.get("vcpus", 1) == 1
+            else 0)
         counts[r"^keel: result: "] = 1
     return dict(orders=orders, must_not=must_not, counts=counts, allow_panic=False)
 
@@ -586,6 +628,80 @@ def monitor_stops(case):
         out.append("%s=>stop %s" % (after, name))
         after = tagged(r"^keel: vm %s stopped: monitor: " % re.escape(name))
     return out
+
+
+# The snapshot case's shell commands: W writes a random 4 KiB block at 6 MiB of the disk
+# (synchronously), S prints the first 16 hex digits of its sha256 read back with O_DIRECT.
+SNAP_FUNCS = ("W() { dd if=/dev/urandom of=/dev/vda bs=4096 seek=1536 count=1 conv=fsync "
+              "2>/dev/null; }; S() { dd if=/dev/vda bs=4096 skip=1536 count=1 iflag=direct "
+              "2>/dev/null | sha256sum | cut -c1-16; }")
+SNAP_LINE = r"keel-%s-([a-z]+)-([0-9a-f]{16})\n"
+
+
+def snapshot_sends(vm, prompt, after, nvme, reset):
+    """The monitor and shell steps of the snapshot cases, from `after` (a prompt's pattern);
+    returns (steps, the pattern after the last one). reset: the second restore goes into the
+    VM after `reset` (a fresh VM from the config, devices and all), not into the paused one.
+    nvme: the disk is on Keel's storage, so
+    the guest does not write it between snapshot and restore; at the end it writes it, and a
+    restore is refused."""
+    mon = lambda t: tagged(r"^keel: monitor: " + t)  # noqa: E731
+    v = re.escape(vm)
+    menu = tagged(r"^keel: console: monitor \(type help\)$")
+    back = tagged(r"^keel: console: input to vm %s\b" % v) + r".*\n(?:.*\n)*?" + prompt
+    line = lambda kind: guest(vm, False, SNAP_LINE % kind) + prompt  # noqa: E731
+    show = lambda kind: "echo keel-%s-$(cat /tmp/state)-$(S)" % kind  # noqa: E731
+    seq = [(after, SNAP_FUNCS + "; W; echo one > /tmp/state; " + show("snap")),
+           (line("snap"), "\x1dm"), (menu, "pause " + vm),
+           (mon(r"vm %s is paused$" % v), "snapshot " + vm),
+           (mon(r"vm %s: snapshot in memory, " % v), "resume " + vm),
+           (mon(r"vm %s is running$" % v), "\x1d1"),
+           (back, ("" if nvme else "W; ") + "echo two > /tmp/state; " + show("after"))]
+    after = line("after")
+    for n in range(1 if nvme else 2):
+        seq += [(after, "\x1dm"), (menu, "pause " + vm)]
+        if n and reset:
+            seq += [(mon(r"vm %s is paused$" % v), "reset " + vm),
+                    (mon(r"vm %s is created$" % v), "restore " + vm)]
+        else:
+            seq += [(mon(r"vm %s is paused$" % v), "restore " + vm)]
+        seq += [
+                (mon(r"vm %s: restored from its snapshot; it is paused" % v), "resume " + vm),
+                (mon(r"vm %s is running$" % v), "\x1d1"), (back, show("restored"))]
+        after = line("restored")
+    if nvme:
+        seq += [(after, "W; " + show("wrote")), (line("wrote"), "\x1dm"), (menu, "pause " + vm),
+                (mon(r"vm %s is paused$" % v), "restore " + vm),
+                (mon(r"cannot restore vm %s: snapshot refused: its disk nvme0n1 has had "
+                     r"[1-9]\d* writes since the snapshot" % v), "resume " + vm),
+                (mon(r"vm %s is running$" % v), "\x1d1"), (back, show("still"))]
+        after = line("still")
+    return ["%s=>%s" % st for st in seq], after
+
+
+def check_snapshot(log, vm, nvme):
+    """The snapshot cases: the file and disk block after each restore are the snapshot's; on
+    Keel's storage, the refused restore changed nothing."""
+    lines = re.findall(r"^\[%s\] keel-(snap|after|restored|wrote|still)-([a-z]+)-([0-9a-f]{16})$"
+                       % re.escape(vm), log, re.M)
+    kinds = [k for k, _, _ in lines]
+    want = ["snap", "after", "restored"] + (["wrote", "still"] if nvme else ["restored"])
+    if kinds != want:
+        return ["snapshot: expected the lines %s, got %s" % (want, kinds)]
+    got = [(f, d) for _, f, d in lines]
+    snap, after = got[0], got[1]
+    problems = []
+    if snap[0] != "one" or after[0] != "two" or (after[1] == snap[1]) != nvme:
+        problems.append("snapshot: after the snapshot the guest's file and disk are %s, before "
+                        "%s" % (after, snap))
+    for n, g in enumerate(got[2:4] if not nvme else got[2:3], 1):
+        if g != snap:
+            problems.append("snapshot: restore %d: file and disk %s, the snapshot had %s"
+                            % (n, g, snap))
+    if nvme and (got[3][1] == snap[1] or got[4] != ("one", got[3][1])):
+        problems.append("snapshot: the refused restore changed the VM: wrote %s, then %s"
+                        % (got[3], got[4]))
+    return problems
 
 
 def sends(case, vm, direct):
@@ -614,6 +730,10 @@ def sends(case, vm, direct):
                  # its last reply, which before that reached the shell ('+echo: not found').
                  tagged(r"^keel: console: input to vm %s\b" % re.escape(vm)) + r".*\n(?:.*\n)*?"
                  + prompt + "=>echo keel-$((6*7))"]
+    if case.get("snapshot"):
+        steps, answer = snapshot_sends(vm, prompt, answer, case.get("nvme", False),
+                                       case.get("vcpus", 1) == 1)
+        first += steps
     typed = first + ["%s=>echo keel-time-$(date -u +%%s)" % answer]
     if case.get("memory"):
         # the RAM the guest's kernel counts (checks: more than 4 GiB)
@@ -842,6 +962,8 @@ def main():
                 problems += check_nvme_image(expect, f.read())
         if case["mode"] == "shell" and not args.check_log:
             problems += check_clock(log, started, time.time())
+        if case.get("snapshot"):
+            problems += check_snapshot(log, case["vms"][0], case.get("nvme", False))
         name = args.case if repeat == 1 else "%s (boot %d of %d)" % (args.case, i + 1, repeat)
         if report(name, problems, log, path):
             if not args.keep_going:

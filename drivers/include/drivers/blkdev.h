@@ -77,7 +77,8 @@ struct blkdev {
         bool read_only;
         bool polled; /* no device interrupt: completions come only from poll() */
         const struct blkdev_ops *ops;
-        void *priv; /* the driver's */
+        void *priv;      /* the driver's */
+        uint64_t writes; /* write requests guest disks sent it since boot (atomic; snapshots) */
 };
 
 /* Register `d` (the driver's storage, kept for ever). -KEEL_ENOSPC past BLKDEV_MAX,

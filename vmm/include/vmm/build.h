@@ -27,8 +27,9 @@ void vm_disks_plan(const struct boot_info *bi);
 void vm_release(struct vm *vm);
 
 /*
- * Wait until none of the VM's disk requests is in flight on a physical disk (a snapshot is
- * taken only then; vmm/snapshot.h). Its vCPUs must be off every CPU, so no new one starts.
+ * Drain the VM's disk on a physical device (virtio_blk_drain): serve what its ring holds and
+ * wait until no request is in flight, the disk working on afterwards (a snapshot is taken or
+ * restored only then; vmm/snapshot.h). Its vCPUs must be off every CPU, so no new one comes.
  */
 void vm_disks_quiesce(struct vm *vm);
 

@@ -434,4 +434,20 @@ void virtio_console_attach(struct virtio_console *c, struct virtio_mmio *t);
  */
 size_t console_input(struct virtio_console *c, const uint8_t *bytes, size_t len);
 
+/*
+ * Snapshots (vmm/snapshot.h). A transport: its registers and each queue's setup and positions
+ * (the rings themselves are in guest RAM); load checks them as a driver could have set them
+ * (Status a state of the init sequence, features offered, ready queues inside RAM) and does
+ * not drive the interrupt line (the interrupt controller's own state says it). A virtio-blk
+ * device, drained first (virtio_blk_drain): a RAM disk's bytes; for a disk on Keel's storage
+ * only that disk's write count, and load refuses it if the disk was written since.
+ */
+#define VIRTIO_SNAP_MAX 256 /* bytes of a transport's, or a disk's (but a RAM disk's bytes) */
+struct snap_buf;
+struct snap_rd;
+void virtio_mmio_save(const struct virtio_mmio *t, struct snap_buf *b);
+int virtio_mmio_load(struct virtio_mmio *t, struct snap_rd *r);
+void virtio_blk_save(const struct virtio_blk *b, struct snap_buf *b2);
+int virtio_blk_load(struct virtio_blk *b, struct snap_rd *r);
+
 #endif

@@ -189,4 +189,12 @@ uint64_t vgic_kick_mask(const struct vgic *vgic, unsigned from_vcpu);
 
 extern const struct mmio_ops vgic_dist_ops, vgic_redist_ops;
 
+/* Snapshots (vmm/snapshot.h) of a VM whose vCPUs are off their CPUs (LRs synced): GICD_CTLR,
+ * each vCPU's redistributor (ProcessorSleep, its SGIs and PPIs) and the SPIs; load checks
+ * every field against what the guest could have set and applies in the apply pass. */
+struct snap_buf;
+struct snap_rd;
+void vgic_save(const struct vgic *vgic, struct snap_buf *b);
+int vgic_load(struct vgic *vgic, struct snap_rd *r);
+
 #endif

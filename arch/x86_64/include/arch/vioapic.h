@@ -88,4 +88,11 @@ void vioapic_write_reg(struct vioapic *io, uint32_t reg, uint32_t value);
 
 extern const struct mmio_ops vioapic_mmio_ops;
 
+/* Snapshots (vmm/snapshot.h): IOREGSEL, ID, the redirection entries and the pins' levels;
+ * load checks them against what a guest could have written and applies in the apply pass. */
+struct snap_buf;
+struct snap_rd;
+void vioapic_save(const struct vioapic *io, struct snap_buf *b);
+int vioapic_load(struct vioapic *io, struct snap_rd *r);
+
 #endif

@@ -240,4 +240,13 @@ uint64_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsi
 
 extern const struct mmio_ops vlapic_mmio_ops;
 
+/* Snapshots (vmm/snapshot.h): every register, the timer (its TSC points as they are: time goes
+ * on) and the SIPI and NMI state; not the environment or statistics. load checks every field
+ * against what a guest could have written (APIC ID = this LAPIC's) and changes the LAPIC only
+ * in the apply pass. */
+struct snap_buf;
+struct snap_rd;
+void vlapic_save(const struct vlapic *l, struct snap_buf *b);
+int vlapic_load(struct vlapic *l, struct snap_rd *r);
+
 #endif
