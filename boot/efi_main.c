@@ -515,10 +515,11 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab);
 /*
  * The image's entry point (keel.efi has no crt0: the firmware has applied the relocations,
  * docs/boot.md), hence EFIAPI. Not instrumented: the canary changes in here, and efi_main
- * may return to the firmware.
+ * may return to the firmware. used, externally_visible: only the linker script's ENTRY names
+ * it, which link-time optimisation does not count as a use (it would drop it).
  */
-__attribute__((no_stack_protector)) EFI_STATUS EFIAPI efi_main(EFI_HANDLE image,
-                                                               EFI_SYSTEM_TABLE *systab)
+__attribute__((no_stack_protector, used, externally_visible)) EFI_STATUS EFIAPI
+efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
         entry_tsc = arch_tsc();
         st = systab;
