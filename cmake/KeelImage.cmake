@@ -72,7 +72,7 @@ function(keel_image)
                               # Outside LTO, as before it: with it, -Os callees from other
                               # files were inlined into the exit loop and CPUID cost 6 more.
                               PROPERTIES COMPILE_OPTIONS
-                              "-O2;-falign-functions=1;-falign-jumps=1;-falign-loops=1;-falign-labels=1;-fno-lto;-fpartial-inlining")
+                              "-O2;-falign-functions=1;-falign-jumps=1;-falign-loops=1;-falign-labels=1;-fno-lto;-fpartial-inlining;-fjump-tables")
   # Outside link-time optimisation: what GCC itself emits calls to (the canary and its
   # failure, arm64's memcpy / memset) must be defined by an ordinary object, or the LTO step
   # drops the definitions before code generation asks for them (undefined references).

@@ -234,4 +234,13 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
 bool x86_emulate_string_io_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint16_t port,
                                 unsigned size, bool in, uint64_t *rip, uint64_t rflags);
 
+/* Shared by vcpu.c and vcpu_emul.c (the emulated exits, built for size). */
+extern const struct x86_vendor *x86_vops;
+void x86_format_bytes(char *hex, size_t size, const uint8_t *bytes, size_t n);
+int x86_fetch_decode(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
+                     uint8_t bytes[X86_MAX_INSN_LEN], size_t *fetched, struct x86_insn *insn);
+bool x86_fetch_walk_failed(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, int err,
+                           size_t fetched);
+bool x86_port_access(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val);
+
 #endif
