@@ -99,18 +99,49 @@ def bridge(bochs_srv, gdb_srv, stop):
 
 
 def wait_for(path, pattern, seconds, proc):
+    """The first match of `pattern` (multi-line) in the log at `path` within `seconds`, or
+    None (also once `proc` has ended)."""
     end = time.time() + seconds
     while time.time() < end:
         try:
             with open(path, "rb") as f:
-                if re.search(pattern, f.read().decode("utf-8", "replace")):
-                    return True
+                m = re.search(pattern, f.read().decode("utf-8", "replace"), re.MULTILINE)
+                if m:
+                    return m
         except FileNotFoundError:
             pass
         if proc.poll() is not None:
-            return False
+            return None
         time.sleep(0.2)
-    return False
+    return None
+
+
+def in_order(text, patterns, problems):
+    """Each pattern found after the previous one's match, else a line in `problems`."""
+    pos = 0
+    for pat in patterns:
+        m = re.compile(pat).search(text, pos)
+        if not m:
+            problems.append("gdb output lacks (in order): %s" % pat)
+            continue
+        pos = m.end()
+
+
+def report(name, problems, gdb_text, log_text, log, gdb_out, tail=40):
+    """The case's verdict: 1 with the problems, gdb's output and the log's end, or 0."""
+    if problems:
+        print("%s: FAILED:" % name)
+        for p in problems:
+            print("  - " + p)
+        print("%s: gdb's output:" % name)
+        for line in gdb_text.splitlines():
+            print("  > " + line)
+        print("%s: last lines of the serial log:" % name)
+        for line in log_text.splitlines()[-tail:]:
+            print("  | " + line)
+        return 1
+    print("%s: passed (serial log %s, gdb output %s)" % (name, log, gdb_out))
+    return 0
 
 
 def main():
@@ -233,13 +264,7 @@ def main():
             gdb_text = g.stdout
             with open(gdb_out, "w") as f:
                 f.write(gdb_text)
-            pos = 0
-            for pat in order:
-                m = re.compile(pat).search(gdb_text, pos)
-                if not m:
-                    problems.append("gdb output lacks (in order): %s" % pat)
-                    continue
-                pos = m.end()
+            in_order(gdb_text, order, problems)
         if problems:
             qemu.kill()  # the target stays stopped for gdb: nothing more will come
         out, _ = qemu.communicate(timeout=1200 if bochs else 240)
@@ -261,19 +286,7 @@ def main():
     if not bochs and (len(ends) != 2 or target_end < 0 or ends[1] > target_end):
         problems.append("the witness did not run and end again while gdb held the target "
                         "(witness exits at %s, target's sum at %d)" % (ends, target_end))
-    if problems:
-        print("gdb: FAILED:")
-        for p in problems:
-            print("  - " + p)
-        print("gdb: gdb's output:")
-        for line in gdb_text.splitlines():
-            print("  > " + line)
-        print("gdb: last lines of the serial log:")
-        for line in text.splitlines()[-40:]:
-            print("  | " + line)
-        return 1
-    print("gdb: passed (serial log %s, gdb output %s)" % (log, gdb_out))
-    return 0
+    return report("gdb", problems, gdb_text, text, log, gdb_out)
 
 
 if __name__ == "__main__":

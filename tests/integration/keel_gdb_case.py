@@ -14,13 +14,11 @@ detach fails the summary.
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RUN_QEMU = os.path.join(HERE, "..", "..", "tools", "run-qemu")
+sys.dont_write_bytecode = True
+from gdb_case import free_port, in_order, report, wait_for, HERE, RUN_QEMU  # noqa: E402
 
 GDB_ORDER = [
     r"add symbol table from file \".*keel\.so\" with all sections offset by 0x[0-9a-f]+",
@@ -37,28 +35,6 @@ LOG_MUST = [
     r"keel:   snapcount: exit 0 \(expected exit 0\).*: ok",
     r"keel: result: PASS",
 ]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(path, pattern, seconds, proc):
-    end = time.time() + seconds
-    while time.time() < end:
-        try:
-            with open(path, "rb") as f:
-                m = re.search(pattern, f.read().decode("utf-8", "replace"), re.MULTILINE)
-                if m:
-                    return m
-        except FileNotFoundError:
-            pass
-        if proc.poll() is not None:
-            return None
-        time.sleep(0.2)
-    return None
 
 
 def main():
@@ -124,13 +100,7 @@ def main():
             gdb_text = g.stdout
             with open(gdb_out, "w") as f:
                 f.write(gdb_text)
-            pos = 0
-            for pat in GDB_ORDER:
-                m = re.compile(pat).search(gdb_text, pos)
-                if not m:
-                    problems.append("gdb output lacks (in order): %s" % pat)
-                    continue
-                pos = m.end()
+            in_order(gdb_text, GDB_ORDER, problems)
         out, _ = qemu.communicate(timeout=400)
         print(out, end="")
     finally:
@@ -142,19 +112,7 @@ def main():
     for pat in LOG_MUST:
         if not re.search(pat, text, re.MULTILINE):
             problems.append("serial log lacks: %s" % pat)
-    if problems:
-        print("keel_gdb: FAILED:")
-        for p in problems:
-            print("  - " + p)
-        print("keel_gdb: gdb's output:")
-        for line in gdb_text.splitlines():
-            print("  > " + line)
-        print("keel_gdb: last lines of the serial log:")
-        for line in text.splitlines()[-30:]:
-            print("  | " + line)
-        return 1
-    print("keel_gdb: passed (serial log %s, gdb output %s)" % (log, gdb_out))
-    return 0
+    return report("keel_gdb", problems, gdb_text, text, log, gdb_out, tail=30)
 
 
 if __name__ == "__main__":
