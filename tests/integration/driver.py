@@ -839,12 +839,21 @@ def snapshot_check(log):
     """snapcount's lines (tests/guests/snapcount.c) across snapshot and restores: every round
     has one checksum however often it is printed, and after each restore the guest goes on with
     the round after the last one it printed before the snapshot (a line cut by the snapshot
-    may come back as its tail: `... N sum S`)."""
+    comes back as its tail, which must end the line as it was first printed: `... N sum S`, or
+    only the last digits of S, as in CI on 2026-12-07: `[snapcount] 91dc`)."""
     problems, sums = [], {}
     rnd = re.compile(r"^\[snapcount\] (?:snapcount: round |.*?)(\d+) sum ([0-9a-f]+)$")
     snap, last, expect_next = None, None, None
-    for line in log.splitlines():
-        line = re.sub(r"^[WE] ", "", line)
+    lines = [re.sub(r"^[WE] ", "", line) for line in log.splitlines()]
+    for i, line in enumerate(lines):
+        if i + 1 < len(lines) and lines[i + 1].startswith("keel: vm snapcount stopped: "):
+            continue  # cut by the stop (reset): the rest of it is never printed
+        body = line[len("[snapcount] "):] if line.startswith("[snapcount] ") else None
+        if expect_next is not None and body and expect_next in sums:
+            full = "snapcount: round %d sum %s" % (expect_next, sums[expect_next])
+            if body != full and full.endswith(body):
+                expect_next = None  # the tail of the line the snapshot cut, however short
+                continue
         m = rnd.match(line)
         if m:
             n, s = int(m.group(1)), m.group(2)
