@@ -116,6 +116,18 @@ def wait_for(path, pattern, seconds, proc):
     return None
 
 
+def case_files(args, build, name, who):
+    """The case's serial log and gdb output paths (in --log-dir) and the gdb to run (None,
+    said, if it is not installed)."""
+    log_dir = args.log_dir or os.path.join(build, "tests", "integration", "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    gdb = subprocess.run(["which", args.gdb], stdout=subprocess.PIPE, text=True).stdout.strip()
+    if not gdb:
+        print("%s: %s not found: apt-get install gdb-multiarch (tools/setup)" % (who, args.gdb))
+    return (os.path.join(log_dir, name + ".log"), os.path.join(log_dir, name + ".gdb-output"),
+            gdb or None)
+
+
 def in_order(text, patterns, problems):
     """Each pattern found after the previous one's match, else a line in `problems`."""
     pos = 0
@@ -158,15 +170,10 @@ def main():
     reg = "$x0" if arm else "$rdi"
 
     build = os.path.abspath(args.build_dir)
-    log_dir = args.log_dir or os.path.join(build, "tests", "integration", "logs")
-    os.makedirs(log_dir, exist_ok=True)
     name = "arm64_gdb" if arm else "vmx_gdb" if bochs else "gdb"
-    log = os.path.join(log_dir, name + ".log")
-    gdb_out = os.path.join(log_dir, name + ".gdb-output")
+    log, gdb_out, gdb = case_files(args, build, name, "gdb")
     elf = os.path.join(build, "tests", "guests", "guest_gdbtarget")  # with its symbols
-    gdb = subprocess.run(["which", args.gdb], stdout=subprocess.PIPE, text=True).stdout.strip()
     if not gdb:
-        print("gdb: %s not found: apt-get install gdb-multiarch (tools/setup)" % args.gdb)
         return 1
     if not os.path.isfile(elf):
         print("gdb: %s not found: build the guests target first (make)" % elf)

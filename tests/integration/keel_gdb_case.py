@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 sys.dont_write_bytecode = True
-from gdb_case import free_port, in_order, report, wait_for, HERE, RUN_QEMU  # noqa: E402
+from gdb_case import case_files, free_port, in_order, report, wait_for, HERE, RUN_QEMU  # noqa: E402
 
 GDB_ORDER = [
     r"add symbol table from file \".*keel\.so\" with all sections offset by 0x[0-9a-f]+",
@@ -47,15 +47,10 @@ def main():
     arm = args.arch == "arm64"
 
     build = os.path.abspath(args.build_dir)
-    log_dir = args.log_dir or os.path.join(build, "tests", "integration", "logs")
-    os.makedirs(log_dir, exist_ok=True)
     name = "arm64_keel_gdb" if arm else "keel_gdb"
-    log = os.path.join(log_dir, name + ".log")
-    gdb_out = os.path.join(log_dir, name + ".gdb-output")
+    log, gdb_out, gdb = case_files(args, build, name, "keel_gdb")
     so = os.path.join(build, "arch", args.arch, "keel.so")
-    gdb = subprocess.run(["which", args.gdb], stdout=subprocess.PIPE, text=True).stdout.strip()
     if not gdb:
-        print("keel_gdb: %s not found: apt-get install gdb-multiarch (tools/setup)" % args.gdb)
         return 1
     if not os.path.isfile(so):
         print("keel_gdb: %s not found: build keel_efi first" % so)
