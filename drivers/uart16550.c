@@ -23,8 +23,12 @@ enum {
  * A UART whose transmitter stays busy (a stuck device, or under emulation a console socket
  * nobody reads) must not hang Keel: a character waits for THRE at most UART_WAIT_MS (by the
  * counter; UART_SPIN_LIMIT reads before it is calibrated), then is sent anyway and the port
- * counts as stuck: later characters do not wait until THRE is seen again. A time bound, not
- * a count: under a loaded emulator 100,000 reads passed faster than the host drained the line.
+ * counts as stuck: later characters do not wait while THRE stays clear, and the port is back
+ * to waiting as soon as one of them finds THRE set. A time bound, not a count: under a loaded
+ * emulator 100,000 reads passed faster than the host drained the line. (Until 2026-12-07 a
+ * port once stuck stayed stuck for good: after one stall of the host's reader every later
+ * character was written without a look at THRE, and the 16550's FIFO dropped the ones that
+ * came while it was full, whole parts of monitor lines: integration.hostile_lapic's `list`.)
  */
 #define UART_WAIT_MS    1000
 #define UART_SPIN_LIMIT 100000
@@ -54,12 +58,11 @@ void uart16550_putc(uint16_t base, char c)
 {
         uint64_t khz = arch_tsc_khz(), end = arch_tsc() + khz * UART_WAIT_MS;
 
-        if (stuck_base != base && !thr_empty(base)) {
-                for (unsigned i = 0; !thr_empty(base); i++) {
-                        if (khz ? arch_tsc() >= end : i >= UART_SPIN_LIMIT) {
-                                stuck_base = base;
-                                break;
-                        }
+        /* thr_empty() clears a stuck mark as soon as it sees THRE. */
+        for (unsigned i = 0; !thr_empty(base); i++) {
+                if (stuck_base == base || (khz ? arch_tsc() >= end : i >= UART_SPIN_LIMIT)) {
+                        stuck_base = base;
+                        break;
                 }
         }
         io_write8(base + UART_THR, (uint8_t)c);
