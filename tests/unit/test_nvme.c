@@ -9,8 +9,12 @@
  * Faults it can inject: never ready, every I/O command or the one touching LBA 5 never
  * completed, an error status for one LBA, fatal status (CSTS.CFS) on the first I/O command
  * or once 8 are outstanding, I/O held until released, completions in reverse order.
- * Keel's clock (the fake arch's fake_tsc, 1 tick = 1 ns) follows the
- * host's CLOCK_MONOTONIC, moved by the model's thread; CAP.TO is 500 ms.
+ * Keel's clock (the fake arch's fake_tsc, 1 tick = 1 ns) is moved by the model's thread
+ * after each of its passes, by the host time (CLOCK_MONOTONIC) since the pass before but at
+ * most CLOCK_STEP_NS: a model thread that waited for a CPU on a loaded machine does not look
+ * to the driver like a controller that took that long (before 2026-12-07 the clock jumped by
+ * the whole wait first, so a pass after a wait of 500 ms let the driver time out commands
+ * the pass was about to complete). CAP.TO is 500 ms.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -79,7 +83,19 @@ static struct model {
         volatile bool release;
         bool ready, stop;
         pthread_t thread;
+        uint64_t clock_at; /* host time of the last clock step */
 } m;
+
+#define CLOCK_STEP_NS 1000000ull
+
+/* After a pass: Keel's clock moves on by the host time since the last step, at most a step. */
+static void clock_step(void)
+{
+        uint64_t now = now_ns(), d = now - m.clock_at;
+
+        m.clock_at = now;
+        __atomic_fetch_add(&fake_tsc, d < CLOCK_STEP_NS ? d : CLOCK_STEP_NS, __ATOMIC_RELEASE);
+}
 
 static uint32_t reg32(unsigned off)
 {
@@ -284,8 +300,6 @@ static void *controller(void *arg)
         while (!__atomic_load_n(&m.stop, __ATOMIC_ACQUIRE)) {
                 uint32_t cc = reg32(0x14);
 
-                __atomic_store_n(&fake_tsc, now_ns(), __ATOMIC_RELAXED);
-
                 if ((cc & 1) && !m.ready && m.fault != F_NEVER_READY) {
                         uint32_t aqa = reg32(0x24);
 
@@ -329,6 +343,7 @@ static void *controller(void *arg)
                         release_held();
                 if (m.ready)
                         deliver_interrupts();
+                clock_step();
         }
         return NULL;
 }
@@ -373,6 +388,7 @@ static void start_msix(enum fault f, bool vwc, bool scratch, bool msix)
         *(volatile uint64_t *)m.regs = 63 | 1ull << 24 | 1ull << 37; /* MQES, TO, NVM */
         *(volatile uint32_t *)(m.regs + 8) = 0x00010400;
         __atomic_store_n(&fake_tsc, now_ns(), __ATOMIC_RELAXED);
+        m.clock_at = now_ns();
         pthread_create(&m.thread, NULL, controller, NULL);
 
         memset(&fake, 0, sizeof(fake));
@@ -609,12 +625,33 @@ static int submit1(struct blkdev *d, unsigned i, uint8_t op, uint64_t lba, hpa_t
         return d->ops->submit(d, &req[i]);
 }
 
-/* Poll until `n` requests are done or `ms` pass (the model's thread moves the clock). */
+/*
+ * A wait of `ms` on Keel's clock, which moves only while the model's thread runs (so a loaded
+ * machine lengthens it in host time rather than cutting it short), and at most a minute of
+ * host time (a model that stopped must not hang the test).
+ */
+struct wait {
+        uint64_t clock_end, host_end;
+};
+
+static struct wait wait_for(unsigned ms)
+{
+        return (struct wait){__atomic_load_n(&fake_tsc, __ATOMIC_ACQUIRE) + ms * 1000000ull,
+                             now_ns() + 60000000000ull};
+}
+
+static bool waiting(const struct wait *w)
+{
+        return __atomic_load_n(&fake_tsc, __ATOMIC_ACQUIRE) < w->clock_end &&
+               now_ns() < w->host_end;
+}
+
+/* Poll until `n` requests are done or `ms` pass on Keel's clock. */
 static void wait_done(struct nvme_ctrl *c, unsigned n, unsigned ms)
 {
-        uint64_t end = now_ns() + ms * 1000000ull;
+        struct wait w = wait_for(ms);
 
-        while (__atomic_load_n(&ndone, __ATOMIC_ACQUIRE) < n && now_ns() < end)
+        while (__atomic_load_n(&ndone, __ATOMIC_ACQUIRE) < n && waiting(&w))
                 nvme_poll(c);
 }
 
@@ -649,8 +686,8 @@ TEST(completions_out_of_order_by_msix_interrupts)
         EXPECT_EQ(c->io[0].inflight, 20);
         m.release = true;
         /* Nobody polls: the interrupt (taken by the model's thread) completes them. */
-        for (uint64_t end = now_ns() + 2000000000ull;
-             __atomic_load_n(&ndone, __ATOMIC_ACQUIRE) < 20 && now_ns() < end;)
+        for (struct wait w = wait_for(2000);
+             __atomic_load_n(&ndone, __ATOMIC_ACQUIRE) < 20 && waiting(&w);)
                 ;
         EXPECT_EQ(ndone, 20);
         for (unsigned i = 0; i < 20; i++) {
@@ -842,7 +879,7 @@ TEST(a_failed_controller_is_reset_from_the_scheduling_rounds_and_serves_again)
         EXPECT_EQ(submit1(d, 2, BLK_READ, 7, pa), -KEEL_EIO);
         /* nvme_poll alone does not reset it: the scheduling rounds' poller does. */
         m.fault = F_NONE;
-        for (uint64_t end = now_ns() + 3000000000ull; c->failed && now_ns() < end;)
+        for (struct wait w = wait_for(3000); c->failed && waiting(&w);)
                 irq_poll_all();
         ASSERT_TRUE(c->failed == NULL);
         EXPECT_CONTAINS(logbuf, "resetting it (1 of at most 3)");
@@ -875,7 +912,7 @@ TEST(a_controller_failing_after_its_resets_stays_failed)
                 wait_done(c, 1, 2000);
                 EXPECT_EQ(status[0], -KEEL_EIO);
                 m.fault = F_NONE;
-                for (uint64_t end = now_ns() + 2000000000ull; c->failed && now_ns() < end;)
+                for (struct wait w = wait_for(2000); c->failed && waiting(&w);)
                         irq_poll_all();
                 EXPECT_TRUE(round < NVME_MAX_RESETS ? c->failed == NULL : c->failed != NULL);
         }
