@@ -620,8 +620,9 @@ static __attribute__((noinline, cold)) void svm_guest_mov_dr(struct vcpu *vcpu, 
         unsigned rex = 0;
         uint64_t *reg;
 
-        if (x86_fetch_insn(&vcpu->vm->mem, &pg, vmcb->save.cs.base + vmcb->save.rip, insn, &got))
-                got = 0;
+        /* got: the bytes fetched, 0 if none could be (it returns that count, not 0, on
+         * success: a test of its result for non-zero refused every MOV DR until 2026-12-07). */
+        (void)x86_fetch_insn(&vcpu->vm->mem, &pg, vmcb->save.cs.base + vmcb->save.rip, insn, &got);
         /* Legacy prefixes: 26 2e 36 3e, 64-67, f2 f3. */
         while (i < got &&
                ((insn[i] & 0xe7) == 0x26 || (insn[i] & 0xfc) == 0x64 || (insn[i] & 0xfe) == 0xf2))
