@@ -868,10 +868,10 @@ static __attribute__((noinline, cold)) void vmx_debug_entry(struct vcpu *vcpu)
 /*
  * The guest's MOV to or from a debug register while gdb's breakpoints are loaded (MOV-DR
  * exiting is on only then; the exit qualification gives the register, the direction and the
- * general-purpose register, SDM Table 28-4): DR0-DR3 and DR7 from the values kept aside
- * (x86_gdb_guest_dr), DR6 the guest's own in the CPU (VT-x reports gdb's hits in the exit
- * qualification, never in DR6). DR4 and DR5 exit only as DR6 and DR7 (CR4.DE clear; with it
- * set the CPU raised #UD first).
+ * general-purpose register, SDM 27.2.1, "Exit Qualification for MOV DR"): DR0-DR3 and DR7 from the
+ * values kept aside (x86_gdb_guest_dr), DR6 the guest's own in the CPU (VT-x reports gdb's hits in
+ * the exit qualification, never in DR6). DR4 and DR5 exit only as DR6 and DR7 (CR4.DE clear; with
+ * it set the CPU raised #UD first).
  */
 static __attribute__((noinline, cold)) void vmx_guest_mov_dr(struct vcpu *vcpu)
 {
@@ -903,7 +903,7 @@ static __attribute__((noinline, cold)) void vmx_guest_mov_dr(struct vcpu *vcpu)
 /*
  * An exception exit while gdb has the VM: INT3 (RIP at it) stops the VM if it is one of gdb's
  * breakpoints, else goes to the guest as the software exception it was; a #DB (DR6's bits in
- * the qualification, SDM 28.2.1: the CPU did not write DR6) is a hit of gdb's hardware
+ * the qualification, SDM 27.2.1: the CPU did not write DR6) is a hit of gdb's hardware
  * breakpoints or ends gdb's step, else goes to the guest with its DR6 updated as the CPU
  * would have. False for anything else (an NMI).
  */
