@@ -2,11 +2,13 @@
  * x86_64 side of a gdb session (vmm/include/vmm/gdb.h, docs/debugging.md): the registers in
  * the order of our target description (gdb's amd64 core and SSE features), guest-virtual
  * translation through the guest's own tables (gwalk.c), INT3 as the software breakpoint, and
- * COM2 as the debug port. Only the backends with a debug_state hook (SVM) support gdb.
+ * COM2 as the debug port; gdb's hardware breakpoints in the debug registers, for both
+ * backends (x86_gdb_hw_switch, x86_gdb_guest_dr, x86_gdb_db_hit).
  */
 #include <string.h>
 
 #include <arch/gwalk.h>
+#include <arch/swregs.h>
 #include <arch/x86.h>
 #include <arch/x86_vcpu.h>
 #include <drivers/uart16550.h>
@@ -253,8 +255,6 @@ bool arch_gdb_supported(struct vcpu *v)
 int arch_gdb_hw_check(struct vcpu *v, const struct vm_debug_hw *hw, unsigned n)
 {
         (void)v;
-        if (!x86_vendor_is_svm())
-                return -KEEL_ENOTSUP; /* VT-x does not load them (yet) */
         for (unsigned i = 0; i < n; i++) {
                 if (hw[i].type == GDB_WP_READ)
                         return -KEEL_ENOTSUP;
@@ -285,6 +285,42 @@ uint64_t x86_gdb_dr7(const struct vm *vm, uint64_t dr[4])
                 dr7 |= (uint64_t)(rw | (h->type == GDB_BP_HW ? 0 : len << 2)) << (16 + 4 * i);
         }
         return dr7;
+}
+
+int x86_gdb_hw_switch(struct vcpu *v, uint64_t *dr7)
+{
+        struct vcpu_arch *a = &v->arch;
+        bool want = v->vm->debug && v->vm->debug_hw_n;
+
+        if (!want && !a->gdb_hw)
+                return 0;
+        if (!a->gdb_hw) { /* the guest's own aside */
+                memcpy(a->gdb_dr, a->swregs.dr, sizeof(a->swregs.dr));
+                a->gdb_dr[4] = *dr7;
+        }
+        a->gdb_hw = want;
+        if (want) {
+                *dr7 = x86_gdb_dr7(v->vm, a->swregs.dr);
+        } else {
+                memcpy(a->swregs.dr, a->gdb_dr, sizeof(a->swregs.dr));
+                *dr7 = a->gdb_dr[4];
+        }
+        x86_swregs_load(&a->swregs, X86_SWREGS_DR0_3);
+        return want ? 1 : -1;
+}
+
+bool x86_gdb_guest_dr(struct vcpu *v, unsigned dr, uint64_t *reg, bool write, bool wide)
+{
+        uint64_t *kept = &v->arch.gdb_dr[dr < 4 ? dr : 4], val = wide ? *reg : (uint32_t)*reg;
+
+        if (!write) {
+                *reg = wide ? *kept : (uint32_t)*kept;
+                return true;
+        }
+        if (dr == 7 && (val >> 32))
+                return false;
+        *kept = dr == 7 ? val | 0x400 : val;
+        return true;
 }
 
 bool x86_gdb_db_hit(struct vcpu *v, uint64_t *dr6, bool *rf_needed)

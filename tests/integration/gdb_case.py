@@ -12,8 +12,9 @@ must then show the target VM exiting 45 and the witness VM, which ran on meanwhi
 
 --runner bochs (x86_64, Intel VT-x under Bochs, tools/run-bochs): COM2 is a Bochs socket that
 connects to this script, which passes the bytes to and from gdb; the target alone (no
-witness: run-bochs types nothing into the monitor) and the session without the hardware
-breakpoint and watchpoint (VT-x does not load them yet).
+witness: run-bochs types nothing into the monitor), the same session with the hardware
+breakpoint and watchpoint (VT-x: DR7 in the VMCS, MOV-DR exiting, the #DB exit's
+qualification).
 
 --arch arm64: QEMU virt has no second UART, so gdb comes over Keel's console: the monitor's
 `gdb target` hands the console to the stub, and run-qemu --bridge serves the console's socket
@@ -43,7 +44,7 @@ GDB_ORDER = [
     r"Value returned is \$4 = 40\b",     # finish: gdb_add's return value
     r"\$5 = 40\b",                      # gdb_sum after the first add
 ]
-# Then the hardware breakpoint and watchpoint (not on VT-x yet).
+# Then the hardware breakpoint and watchpoint.
 GDB_HW_ORDER = [
     r"Hardware assisted breakpoint 2 at 0x[0-9a-f]+: file .*gdbtarget\.c",
     r"Breakpoint 2, (0x[0-9a-f]+ in )?gdb_add \(x=(x@entry=)?2\)",  # hbreak: Z1, hwbreak stop
@@ -166,7 +167,7 @@ def main():
     args = ap.parse_args()
     arm = args.arch == "arm64"
     bochs = args.runner == "bochs"
-    order = GDB_ORDER + ([] if bochs else GDB_HW_ORDER) + [GDB_END]
+    order = GDB_ORDER + GDB_HW_ORDER + [GDB_END]
     reg = "$x0" if arm else "$rdi"
 
     build = os.path.abspath(args.build_dir)
@@ -256,15 +257,14 @@ def main():
                     "-ex", "delete 1",
                     "-ex", "finish",
                     "-ex", "print gdb_sum"]
-            if not bochs:
-                gcmd += ["-ex", "hbreak gdb_add",
-                         "-ex", "continue",
-                         "-ex", "print " + reg,
-                         "-ex", "delete 2",
-                         "-ex", "watch gdb_sum",
-                         "-ex", "continue",
-                         "-ex", "delete 3"]
-            gcmd += ["-ex", "continue"]
+            gcmd += ["-ex", "hbreak gdb_add",
+                     "-ex", "continue",
+                     "-ex", "print " + reg,
+                     "-ex", "delete 2",
+                     "-ex", "watch gdb_sum",
+                     "-ex", "continue",
+                     "-ex", "delete 3",
+                     "-ex", "continue"]
             print("gdb: " + " ".join(gcmd), flush=True)
             g = subprocess.run(gcmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, timeout=1200 if bochs else 240)

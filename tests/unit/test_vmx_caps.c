@@ -137,6 +137,35 @@ TEST(refusals)
         EXPECT_EQ(c.cr0_fixed0, 0x80000021);
 }
 
+TEST(debug_controls_and_mov_dr)
+{
+        struct vmx_msrs m = skylake();
+        struct vmx_caps c;
+        char why[200];
+
+        /* The TRUE MSRs let save / load debug controls be 0 (0x36dfb, 0x11fb): Keel sets
+         * them, or the guest's DR7 would not survive an exit. */
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_EQ(c.exit & EXIT_SAVE_DEBUG, EXIT_SAVE_DEBUG);
+        EXPECT_EQ(c.entry & ENTRY_LOAD_DEBUG, ENTRY_LOAD_DEBUG);
+        /* MOV-DR exiting must be possible, and is off until gdb loads breakpoints. */
+        EXPECT_EQ(c.proc & PROC_MOV_DR, 0);
+        m.true_proc = CTL(0x04006172 | PROC_MOV_DR, 0xfff9fffe); /* a CPU that forces it */
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), 0);
+        EXPECT_EQ(c.proc & PROC_MOV_DR, PROC_MOV_DR);
+        m.true_proc = CTL(0x04006172, 0xfff9fffe & ~PROC_MOV_DR);
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), -KEEL_ENODEV);
+        EXPECT_CONTAINS(why, "MOV-DR");
+        m = skylake();
+        m.true_exit = CTL(0x00036dfb, 0x003fefff & ~EXIT_SAVE_DEBUG);
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), -KEEL_ENODEV);
+        EXPECT_CONTAINS(why, "DR7");
+        m = skylake();
+        m.true_entry = CTL(0x000011fb, 0x0000f3ff & ~ENTRY_LOAD_DEBUG);
+        EXPECT_EQ(vmx_check_caps(&m, &c, why, sizeof(why)), -KEEL_ENODEV);
+        EXPECT_CONTAINS(why, "DR7");
+}
+
 TEST(wbinvd_exits_where_the_cpu_allows)
 {
         struct vmx_msrs m = skylake();

@@ -612,7 +612,7 @@ static __attribute__((noinline, cold)) void svm_guest_mov_dr(struct vcpu *vcpu, 
                                         GPR(r12), GPR(r13), GPR(r14), GPR(r15)};
 #undef GPR
         struct x86_paging pg = {vmcb->save.cr0, vmcb->save.cr3, vmcb->save.cr4, vmcb->save.efer};
-        unsigned code = (unsigned)vmcb->control.exit_code, dr = code & 0xf, slot = dr < 4 ? dr : 4;
+        unsigned code = (unsigned)vmcb->control.exit_code, dr = code & 0xf;
         bool write = code >= SVM_EXIT_WRITE_DR0,
              wide = (vmcb->save.efer & X86_EFER_LMA) && (vmcb->save.cs.attrib & SVM_ATTR_L);
         uint8_t insn[15], r;
@@ -620,8 +620,9 @@ static __attribute__((noinline, cold)) void svm_guest_mov_dr(struct vcpu *vcpu, 
         unsigned rex = 0;
         uint64_t *reg;
 
-        if (x86_fetch_insn(&vcpu->vm->mem, &pg, vmcb->save.cs.base + vmcb->save.rip, insn, &got))
-                got = 0;
+        /* got: the bytes fetched, 0 if none could be (it returns that count, not 0, on
+         * success: a test of its result for non-zero refused every MOV DR until 2026-12-07). */
+        (void)x86_fetch_insn(&vcpu->vm->mem, &pg, vmcb->save.cs.base + vmcb->save.rip, insn, &got);
         /* Legacy prefixes: 26 2e 36 3e, 64-67, f2 f3. */
         while (i < got &&
                ((insn[i] & 0xe7) == 0x26 || (insn[i] & 0xfc) == 0x64 || (insn[i] & 0xfe) == 0xf2))
@@ -639,16 +640,9 @@ static __attribute__((noinline, cold)) void svm_guest_mov_dr(struct vcpu *vcpu, 
         }
         r = gpr[(insn[i + 2] & 7) | (rex & 1) << 3];
         reg = r == 0xff ? &vmcb->save.rsp : (uint64_t *)((char *)&vcpu->arch.gprs + r);
-        if (write) {
-                uint64_t v = wide ? *reg : (uint32_t)*reg;
-
-                if (dr == 7 && (v >> 32)) {
-                        inject_exception(vmcb, X86_VEC_GP, true, 0);
-                        return;
-                }
-                vcpu->arch.gdb_dr[slot] = dr == 7 ? v | 0x400 : v;
-        } else {
-                *reg = wide ? vcpu->arch.gdb_dr[slot] : (uint32_t)vcpu->arch.gdb_dr[slot];
+        if (!x86_gdb_guest_dr(vcpu, dr, reg, write, wide)) {
+                inject_exception(vmcb, X86_VEC_GP, true, 0);
+                return;
         }
         vmcb->save.rip += i + 3;
 }
@@ -670,29 +664,15 @@ static void write_dr7(uint64_t v)
  */
 static __attribute__((noinline, cold)) void svm_gdb_hw_load(struct vcpu *vcpu, struct vmcb *vmcb)
 {
-        struct vcpu_arch *a = &vcpu->arch;
-        bool want = vcpu->vm->debug && vcpu->vm->debug_hw_n;
-        uint64_t dr[4];
+        int on = x86_gdb_hw_switch(vcpu, &vmcb->save.dr7);
 
-        if (!want && !a->gdb_hw)
+        if (!on)
                 return;
-        if (want && !a->gdb_hw) {
-                memcpy(a->gdb_dr, a->swregs.dr, sizeof(a->swregs.dr));
-                a->gdb_dr[4] = vmcb->save.dr7;
+        if (on > 0)
                 vmcb->control.intercept_dr |= SVM_DR_GDB;
-                a->gdb_hw = true;
-        }
-        if (want) {
-                vmcb->save.dr7 = x86_gdb_dr7(vcpu->vm, dr);
-                memcpy(a->swregs.dr, dr, sizeof(dr));
-        } else {
-                memcpy(a->swregs.dr, a->gdb_dr, sizeof(a->swregs.dr));
-                vmcb->save.dr7 = a->gdb_dr[4];
+        else
                 vmcb->control.intercept_dr &= ~SVM_DR_GDB;
-                a->gdb_hw = false;
-        }
-        x86_swregs_load(&a->swregs, X86_SWREGS_DR0_3);
-        write_dr7(want ? vmcb->save.dr7 : 0x400);
+        write_dr7(on > 0 ? vmcb->save.dr7 : 0x400);
 }
 
 /*

@@ -838,8 +838,21 @@ static void vmx_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool 
 static __attribute__((noinline, cold)) void vmx_debug_entry(struct vcpu *vcpu)
 {
         bool on = vcpu->vm->debug;
-        uint64_t flags = vmread(VMCS_GUEST_RFLAGS);
+        uint64_t flags = vmread(VMCS_GUEST_RFLAGS), dr7 = vmread(VMCS_GUEST_DR7);
+        int hw = x86_gdb_hw_switch(vcpu, &dr7);
 
+        /*
+         * gdb's hardware breakpoints (x86_gdb_hw_switch): its DR7 in the VMCS, its DR0-DR3 in
+         * the CPU for the run; the guest's MOV DR exits while they are loaded (vmx_guest_mov_dr),
+         * unless the CPU forces MOV-DR exiting.
+         */
+        if (hw) {
+                uint64_t proc = vmread(VMCS_PROC_CTLS);
+
+                vmwrite(VMCS_GUEST_DR7, dr7);
+                vmwrite(VMCS_PROC_CTLS,
+                        hw > 0 ? proc | PROC_MOV_DR : proc & (~PROC_MOV_DR | caps.proc));
+        }
         vcpu->arch.gdb_armed = on;
         vmwrite(VMCS_EXCEPTION_BITMAP, on ? 1u << X86_VEC_DB | 1u << X86_VEC_BP : 0);
         if (on && vcpu->debug_step && !(flags & X86_RFLAGS_TF)) {
@@ -853,15 +866,52 @@ static __attribute__((noinline, cold)) void vmx_debug_entry(struct vcpu *vcpu)
 }
 
 /*
+ * The guest's MOV to or from a debug register while gdb's breakpoints are loaded (MOV-DR
+ * exiting is on only then; the exit qualification gives the register, the direction and the
+ * general-purpose register, SDM 27.2.1, "Exit Qualification for MOV DR"): DR0-DR3 and DR7 from the
+ * values kept aside (x86_gdb_guest_dr), DR6 the guest's own in the CPU (VT-x reports gdb's hits in
+ * the exit qualification, never in DR6). DR4 and DR5 exit only as DR6 and DR7 (CR4.DE clear; with
+ * it set the CPU raised #UD first).
+ */
+static __attribute__((noinline, cold)) void vmx_guest_mov_dr(struct vcpu *vcpu)
+{
+        uint64_t q = vmread(VMCS_EXIT_QUALIFICATION), rsp = vmread(VMCS_GUEST_RSP), v;
+        uint64_t *reg = gpr(vcpu, (q >> 8) & 15, &rsp);
+        unsigned dr = q & 7;
+        bool write = !(q & 16), wide = vmread(VMCS_GUEST_CS_AR) & (1u << 13); /* CS.L */
+
+        if (dr >= 4)
+                dr |= 2;
+        if (!vcpu->arch.gdb_hw) { /* a CPU that forces MOV-DR exiting: none is known */
+                vm_stop(vcpu->vm, VM_STOP_UNHANDLED, "MOV DR exit %#llx without gdb's breakpoints",
+                        (unsigned long long)q);
+                return;
+        }
+        if (dr == 6 && !write) {
+                __asm__ volatile("mov %%dr6, %0" : "=r"(v));
+                *reg = wide ? v : (uint32_t)v;
+        } else if (dr == 6 && !((v = wide ? *reg : (uint32_t)*reg) >> 32)) {
+                __asm__ volatile("mov %0, %%dr6" ::"r"(v));
+        } else if (dr == 6 || !x86_gdb_guest_dr(vcpu, dr, reg, write, wide)) {
+                inject_exception(X86_VEC_GP, true, 0); /* bits 63:32 of DR6 or DR7 */
+                return;
+        }
+        vmwrite(VMCS_GUEST_RSP, rsp);
+        skip_insn();
+}
+
+/*
  * An exception exit while gdb has the VM: INT3 (RIP at it) stops the VM if it is one of gdb's
  * breakpoints, else goes to the guest as the software exception it was; a #DB (DR6's bits in
- * the qualification: the CPU did not write DR6) ends gdb's step, else goes to the guest with
- * its DR6 updated as the CPU would have. False for anything else (an NMI).
+ * the qualification, SDM 27.2.1: the CPU did not write DR6) is a hit of gdb's hardware
+ * breakpoints or ends gdb's step, else goes to the guest with its DR6 updated as the CPU
+ * would have. False for anything else (an NMI).
  */
 static __attribute__((noinline, cold)) bool vmx_debug_exc(struct vcpu *vcpu)
 {
         uint32_t info = (uint32_t)vmread(VMCS_EXIT_INTR_INFO);
         uint64_t q, dr6;
+        bool hw, rf = false;
 
         if ((info & INTR_TYPE_MASK) == INTR_TYPE_NMI)
                 return false;
@@ -875,11 +925,18 @@ static __attribute__((noinline, cold)) bool vmx_debug_exc(struct vcpu *vcpu)
         if ((info & 0xff) != X86_VEC_DB)
                 return false;
         q = vmread(VMCS_EXIT_QUALIFICATION);
-        if (vcpu->debug_step && (q & X86_DR6_BS)) {
+        /* One of gdb's hardware breakpoints (B0-B3 of its slots), or the end of its step. An
+         * instruction breakpoint is a fault: the guest resumes with RF set to run it. */
+        hw = vcpu->arch.gdb_hw && x86_gdb_db_hit(vcpu, &q, &rf);
+        if (hw || (vcpu->debug_step && (q & X86_DR6_BS))) {
+                uint64_t flags = vmread(VMCS_GUEST_RFLAGS) | (rf ? X86_RFLAGS_RF : 0);
+
                 if (vcpu->arch.gdb_tf)
-                        vmwrite(VMCS_GUEST_RFLAGS, vmread(VMCS_GUEST_RFLAGS) & ~X86_RFLAGS_TF);
+                        flags &= ~X86_RFLAGS_TF;
+                vmwrite(VMCS_GUEST_RFLAGS, flags);
                 vcpu->arch.gdb_tf = false;
-                vm_debug_stepped(vcpu);
+                if (!hw)
+                        vm_debug_stepped(vcpu);
                 return true;
         }
         /* The guest's DR6 is in the CPU for the run (arch/swregs.h). */
@@ -1044,6 +1101,10 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
         case VMX_EXIT_CR_ACCESS:
                 count[X86_EXIT_OTHER]++;
                 handle_cr(vcpu, vmread(VMCS_EXIT_QUALIFICATION));
+                break;
+        case VMX_EXIT_DR_ACCESS:
+                count[X86_EXIT_OTHER]++;
+                vmx_guest_mov_dr(vcpu);
                 break;
         case VMX_EXIT_XSETBV:
                 count[X86_EXIT_OTHER]++;

@@ -44,6 +44,7 @@
 /* Primary processor-based controls. */
 #define PROC_INTR_WINDOW (1u << 2)
 #define PROC_NMI_WINDOW  (1u << 22)
+#define PROC_MOV_DR      (1u << 23) /* set while gdb's breakpoints are loaded */
 #define PROC_HLT         (1u << 7)
 #define PROC_INVLPG      (1u << 9)
 #define PROC_MWAIT       (1u << 10)
@@ -65,6 +66,7 @@
 #define PROC2_INVPCID      (1u << 12)
 #define PROC2_XSAVES       (1u << 20)
 /* VM-exit controls. */
+#define EXIT_SAVE_DEBUG   (1u << 2) /* DR7 and DEBUGCTL into the VMCS */
 #define EXIT_HOST_64      (1u << 9)
 #define EXIT_SAVE_PAT     (1u << 18)
 #define EXIT_LOAD_PAT     (1u << 19)
@@ -72,9 +74,10 @@
 #define EXIT_LOAD_EFER    (1u << 21)
 #define EXIT_SAVE_PREEMPT (1u << 22) /* keep the preemption timer's count across exits */
 /* VM-entry controls. */
-#define ENTRY_IA32E     (1u << 9)
-#define ENTRY_LOAD_PAT  (1u << 14)
-#define ENTRY_LOAD_EFER (1u << 15)
+#define ENTRY_LOAD_DEBUG (1u << 2) /* DR7 and DEBUGCTL from the VMCS */
+#define ENTRY_IA32E      (1u << 9)
+#define ENTRY_LOAD_PAT   (1u << 14)
+#define ENTRY_LOAD_EFER  (1u << 15)
 
 /* EPT/VPID capabilities (IA32_VMX_EPT_VPID_CAP). */
 #define EPT_CAP_WALK4        (1ull << 6)
@@ -218,6 +221,7 @@ enum vmcs_field {
 #define VMX_EXIT_VMCLEAR       19
 #define VMX_EXIT_VMXON         27
 #define VMX_EXIT_CR_ACCESS     28
+#define VMX_EXIT_DR_ACCESS     29
 #define VMX_EXIT_IO            30
 #define VMX_EXIT_RDMSR         31
 #define VMX_EXIT_WRMSR         32

@@ -45,15 +45,17 @@ int vmx_check_caps(const struct vmx_msrs *m, struct vmx_caps *caps, char *why, s
         /*
          * CR8 accesses exit where allowed: they would change Keel's own TPR. MONITOR, MWAIT
          * and RDPMC always exit (#UD, #UD, #GP: CPUID hides them), or a guest would wait on,
-         * or read, the physical CPU.
+         * or read, the physical CPU. MOV-DR exiting (KVM needs it too) is set per run, only
+         * while gdb has hardware breakpoints in the VM (vmx.c).
          */
         if (!vmx_ctl(proc,
-                     PROC_HLT | PROC_MWAIT | PROC_RDPMC | PROC_MONITOR | PROC_IO_BITMAPS |
-                         PROC_MSR_BITMAPS | PROC_SECONDARY,
+                     PROC_HLT | PROC_MWAIT | PROC_RDPMC | PROC_MONITOR | PROC_MOV_DR |
+                         PROC_IO_BITMAPS | PROC_MSR_BITMAPS | PROC_SECONDARY,
                      PROC_CR8_LOAD | PROC_CR8_STORE, &caps->proc))
                 return refuse(why, len,
-                              "HLT, MWAIT, MONITOR and RDPMC exiting, I/O and MSR bitmaps or "
-                              "secondary controls");
+                              "HLT, MWAIT, MONITOR, RDPMC and MOV-DR exiting, I/O and MSR "
+                              "bitmaps or secondary controls");
+        caps->proc &= ~PROC_MOV_DR | (uint32_t)proc;
         /* With EPT the guest owns CR3 and INVLPG: drop the exits the CPU lets us drop. */
         caps->proc &= ~((PROC_CR3_LOAD | PROC_CR3_STORE | PROC_INVLPG) & ~(uint32_t)proc);
         /* WBINVD exits where it can: a guest's cache flush must not stall the host's CPU. */
@@ -64,12 +66,16 @@ int vmx_check_caps(const struct vmx_msrs *m, struct vmx_caps *caps, char *why, s
                 return refuse(why, len, "EPT (extended page tables)");
         if (!(m->ept_vpid & EPT_CAP_WALK4) || !(m->ept_vpid & EPT_CAP_WB))
                 return refuse(why, len, "4-level EPT with write-back paging structures");
-        if (!vmx_ctl(exit, EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER,
+        /*
+         * The guest's DR7 (and DEBUGCTL) in the VMCS: the TRUE controls let "save / load debug
+         * controls" be 0, and then the guest's DR7 would be the 0x400 every exit leaves.
+         */
+        if (!vmx_ctl(exit, EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_SAVE_DEBUG,
                      EXIT_SAVE_PAT | EXIT_LOAD_PAT | EXIT_SAVE_PREEMPT, &caps->exit))
-                return refuse(why, len, "64-bit hosts and EFER switching on VM exit");
-        if (!vmx_ctl(entry, ENTRY_LOAD_EFER, ENTRY_LOAD_PAT, &caps->entry) ||
+                return refuse(why, len, "64-bit hosts, EFER and DR7 switching on VM exit");
+        if (!vmx_ctl(entry, ENTRY_LOAD_EFER | ENTRY_LOAD_DEBUG, ENTRY_LOAD_PAT, &caps->entry) ||
             !((uint32_t)(entry >> 32) & ENTRY_IA32E))
-                return refuse(why, len, "64-bit guests and EFER loading on VM entry");
+                return refuse(why, len, "64-bit guests, EFER and DR7 loading on VM entry");
         caps->entry &= ~ENTRY_IA32E; /* set per entry from the guest's EFER.LMA */
         /* Without the save at exits each entry restarts the count from the value Keel wrote:
          * then the timer only ends a stretch without exits that is longer than the slice. */

@@ -106,8 +106,8 @@ struct vcpu_arch {
         uint64_t nmi_iret_rip;
         bool gdb_tf;    /* Keel set RFLAGS.TF for a gdb single step */
         bool gdb_armed; /* gdb's intercepts are set (svm_debug_entry, vmx_debug_entry) */
-        /* SVM: gdb's hardware breakpoints are in DR0-3 and DR7, the guest's own DR0-3 and DR7
-         * in gdb_dr (its MOV DR are intercepted and served from there). */
+        /* gdb's hardware breakpoints are in DR0-3 and DR7, the guest's own DR0-3 and DR7 in
+         * gdb_dr (its MOV DR are intercepted and served from there; x86_gdb_hw_switch). */
         bool gdb_hw;
         uint64_t gdb_dr[5];
 };

@@ -84,6 +84,20 @@ struct x86_vendor {
  */
 uint64_t x86_gdb_dr7(const struct vm *vm, uint64_t dr[4]);
 /*
+ * At the start of a vCPU's run while a gdb session is on (or just ended): gdb's breakpoints
+ * into the vCPU's switched DR0-DR3 (loaded into the CPU) and *dr7 (the VMCB's / VMCS's DR7),
+ * the guest's own DR0-DR3 and DR7 kept aside in gdb_dr the first time; once gdb has none,
+ * the guest's values back. 1: gdb's are loaded (intercept the guest's MOV DR), -1: the
+ * guest's are back (stop intercepting), 0: nothing to do.
+ */
+int x86_gdb_hw_switch(struct vcpu *v, uint64_t *dr7);
+/*
+ * The guest's MOV to (write) or from DR`dr` (0-3 or 7) while gdb's breakpoints are loaded,
+ * served from the values kept aside: *reg the general-purpose register, `wide` in 64-bit
+ * mode (else 32 bits). False: the write faults (#GP: DR7 bits 63:32 set).
+ */
+bool x86_gdb_guest_dr(struct vcpu *v, unsigned dr, uint64_t *reg, bool write, bool wide);
+/*
  * A #DB while gdb's breakpoints are loaded, with the guest's DR6 as the CPU left it: if one
  * of gdb's (DR6.B0-B3) hit, report it (vm_debug_hw_hit), clear its bits from *dr6 and return
  * true; *rf_needed says the hit was an instruction breakpoint (a fault: resume with RF).
