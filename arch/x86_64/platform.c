@@ -478,6 +478,14 @@ bool x86_take_nmi(struct vcpu *vcpu)
         return nmi;
 }
 
+void x86_nmi_blocked(struct vcpu *vcpu)
+{
+        struct spin_held h = spin_lock(&vcpu->vm->dev_lock);
+
+        vlapic_nmi_blocked(&vcpu->arch.lapic);
+        spin_unlock(h);
+}
+
 bool x86_nmi_wakes(struct vcpu *vcpu)
 {
         return x86_nmi_pending(vcpu) && !vcpu->arch.nmi_blocked;

@@ -89,7 +89,8 @@ void vlapic_reset(struct vlapic *l)
 {
         struct vlapic_env env = l->env;
         struct vlapic_stats stats = l->stats;
-        bool wait = l->wait_sipi, nmi = l->nmi_pending, off = l->global_off;
+        bool wait = l->wait_sipi, nmi = l->nmi_pending, latched = l->nmi_latched;
+        bool off = l->global_off;
         uint8_t vector = l->sipi_vector;
 
         vlapic_init(l, l->id, &env);
@@ -97,6 +98,7 @@ void vlapic_reset(struct vlapic *l)
         l->wait_sipi = wait;
         l->sipi_vector = vector;
         l->nmi_pending = nmi;
+        l->nmi_latched = latched;
         l->global_off = off;
 }
 
@@ -104,8 +106,16 @@ bool vlapic_take_nmi(struct vlapic *l)
 {
         bool nmi = l->nmi_pending;
 
-        l->nmi_pending = false;
+        l->nmi_pending = l->nmi_latched; /* the second one waits for the first's IRET */
+        l->nmi_latched = false;
         return nmi;
+}
+
+void vlapic_nmi_blocked(struct vlapic *l)
+{
+        if (l->nmi_latched)
+                l->stats.nmi_collapsed++;
+        l->nmi_latched = false;
 }
 
 /* ---- Errors ---- */
@@ -309,11 +319,13 @@ uint64_t vlapic_ipi_deliver(struct vlapic *src, struct vlapic *const all[], unsi
                 case VLAPIC_DM_NMI:
                         if (l->wait_sipi || l->global_off)
                                 continue;
-                        if (l->nmi_pending) {
+                        if (l->nmi_pending && l->nmi_latched) {
                                 l->stats.nmi_collapsed++;
                                 collapsed = true; /* taken, not dropped: no change */
                                 continue;
                         }
+                        if (l->nmi_pending)
+                                l->nmi_latched = true; /* kicked: its CPU decides at entry */
                         l->nmi_pending = true;
                         changed |= 1ull << i;
                         break;
@@ -747,7 +759,8 @@ struct vlapic_snap { /* no padding: every byte is checked */
         uint64_t timer_start, timer_next, tsc_deadline;
         uint32_t tpr, ldr, dfr, svr, esr, esr_pending, isr[8], tmr[8], irr[8];
         uint32_t lvt[VLAPIC_LVT_COUNT], icr_lo, icr_hi, timer_icr, timer_dcr, timer_offset;
-        uint8_t id, timer_running, wait_sipi, sipi_vector, nmi_pending, global_off, pad[2];
+        uint8_t id, timer_running, wait_sipi, sipi_vector, nmi_pending, global_off, nmi_latched,
+            pad;
 };
 
 __attribute__((cold)) void vlapic_save(const struct vlapic *l, struct snap_buf *b)
@@ -772,6 +785,7 @@ __attribute__((cold)) void vlapic_save(const struct vlapic *l, struct snap_buf *
             .wait_sipi = l->wait_sipi,
             .sipi_vector = l->sipi_vector,
             .nmi_pending = l->nmi_pending,
+            .nmi_latched = l->nmi_latched,
             .global_off = l->global_off,
         };
 
@@ -797,8 +811,9 @@ __attribute__((cold)) int vlapic_load(struct vlapic *l, struct snap_rd *r)
               (s.svr & ~SVR_MASK) || (s.esr & ~esr_bits) || (s.esr_pending & ~esr_bits) ||
               (s.icr_lo & ~ICR_LO_MASK) || (s.icr_hi & ~ICR_HI_MASK) ||
               (s.timer_dcr & ~TDCR_MASK) || (s.isr[0] | s.tmr[0] | s.irr[0]) & 0xffff ||
-              (s.timer_running | s.wait_sipi | s.nmi_pending | s.global_off) > 1 || s.pad[0] ||
-              s.pad[1] || (s.timer_running && (!s.timer_icr || s.timer_offset >= s.timer_icr));
+              (s.timer_running | s.wait_sipi | s.nmi_pending | s.global_off) > 1 || s.pad ||
+              s.nmi_latched > s.nmi_pending ||
+              (s.timer_running && (!s.timer_icr || s.timer_offset >= s.timer_icr));
         for (unsigned i = 0; i < VLAPIC_LVT_COUNT; i++)
                 bad |= (s.lvt[i] & ~vlapic_lvt_mask[i]) ||
                        (!(s.svr & VLAPIC_SVR_ENABLE) && !(s.lvt[i] & VLAPIC_LVT_MASKED));
@@ -815,7 +830,8 @@ __attribute__((cold)) int vlapic_load(struct vlapic *l, struct snap_rd *r)
         l->icr_hi = s.icr_hi, l->timer_icr = s.timer_icr, l->timer_dcr = s.timer_dcr;
         l->timer_offset = s.timer_offset, l->timer_running = s.timer_running;
         l->wait_sipi = s.wait_sipi, l->sipi_vector = s.sipi_vector;
-        l->nmi_pending = s.nmi_pending, l->global_off = s.global_off;
+        l->nmi_pending = s.nmi_pending, l->nmi_latched = s.nmi_latched;
+        l->global_off = s.global_off;
         memcpy(l->isr, s.isr, sizeof(s.isr));
         memcpy(l->tmr, s.tmr, sizeof(s.tmr));
         memcpy(l->irr, s.irr, sizeof(s.irr));

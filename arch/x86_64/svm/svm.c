@@ -1058,6 +1058,7 @@ static __attribute__((noinline)) bool svm_inject_nmi(struct vcpu *vcpu, struct v
                 c->intercept1 |= SVM_INTERCEPT_IRET;
                 return true;
         }
+        x86_nmi_blocked(vcpu);
         if (!a->nmi_iret_wait || (c->event_inj & SVM_EVT_VALID))
                 return true;
         a->nmi_step = true;

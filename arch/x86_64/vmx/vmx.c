@@ -1162,10 +1162,14 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
  */
 static __attribute__((noinline)) void vmx_inject_nmi(struct vcpu *vcpu)
 {
+        uint64_t block;
+
         if (!caps.virt_nmi)
                 return;
-        if (!(vmread(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID) &&
-            !(vmread(VMCS_GUEST_INTERRUPTIBILITY) & 0xb)) {
+        block = vmread(VMCS_GUEST_INTERRUPTIBILITY);
+        if (block & 8) /* blocking by NMI: the guest is handling one */
+                x86_nmi_blocked(vcpu);
+        if (!(vmread(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID) && !(block & 0xb)) {
                 if (x86_take_nmi(vcpu))
                         vmwrite(VMCS_ENTRY_INTR_INFO,
                                 X86_VEC_NMI | INTR_TYPE_NMI | INTR_INFO_VALID);

@@ -28,6 +28,8 @@ static inline bool x86_nmi_pending(struct vcpu *vcpu)
 }
 /* Consume the pending NMI: true if there was one, which the backend then injects. */
 bool x86_take_nmi(struct vcpu *vcpu);
+/* At an entry with an NMI pending while the guest handles one: only that one may wait. */
+void x86_nmi_blocked(struct vcpu *vcpu);
 /*
  * HLT (already skipped): true if the guest may wait, and then the vCPU either resumes at
  * once (an interrupt is deliverable) or leaves its CPU blocked (vcpu->arch.leave). False if

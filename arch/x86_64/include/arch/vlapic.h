@@ -151,12 +151,15 @@ struct vlapic {
         bool wait_sipi;
         uint8_t sipi_vector;
         /*
-         * An NMI the LAPIC accepted (IPI delivery mode NMI) that the CPU has not taken yet. At
-         * most one is pending: more collapse into it (counted). The vCPU's backend takes it
-         * (vlapic_take_nmi) when the guest's NMIs are not blocked. Kept across vlapic_reset:
-         * it is the CPU's, not the LAPIC's.
+         * An NMI the LAPIC accepted (IPI delivery mode NMI) that the CPU has not taken yet. The
+         * vCPU's backend takes it (vlapic_take_nmi) when the guest's NMIs are not blocked.
+         * nmi_latched: a second one that came while one was pending; it is taken after the
+         * first one's handler, unless the guest was already handling an NMI (the backend then
+         * calls vlapic_nmi_blocked, which drops it): one running and one waiting at most, as
+         * KVM does, so two NMIs sent at the same moment are both taken. More collapse
+         * (counted). Kept across vlapic_reset: they are the CPU's, not the LAPIC's.
          */
-        bool nmi_pending;
+        bool nmi_pending, nmi_latched;
         /*
          * IA32_APIC_BASE.EN clear (SDM 10.4.3): the caller's. The LAPIC then takes no
          * interrupt, NMI or IPI and its page does not answer (the caller's page handler).
@@ -184,6 +187,8 @@ bool vlapic_set_irq(struct vlapic *l, uint8_t vector, bool level);
 
 /* The pending NMI, consumed: true if there was one (the caller delivers it). */
 bool vlapic_take_nmi(struct vlapic *l);
+/* The guest is handling an NMI and one is pending: a latched second one collapses into it. */
+void vlapic_nmi_blocked(struct vlapic *l);
 
 /* Highest vector in IRR whose priority class is above PPR, or -1 (also when disabled). */
 int vlapic_pending(const struct vlapic *l);
@@ -225,7 +230,8 @@ void vlapic_write(struct vlapic *l, uint32_t offset, uint32_t value);
  * them (n <= VLAPIC_MAX_GROUP): fixed (to every LAPIC the destination or shorthand names), lowest
  * priority (to the first enabled one of those), NMI (the vector is ignored; every LAPIC named that
  * is not globally disabled or waiting for SIPI gets nmi_pending, also when software-disabled,
- * SDM 10.4.7.2; one already pending absorbs it, counted, and is not reported as changed),
+ * SDM 10.4.7.2, or nmi_latched if one is pending; with both set it is absorbed, counted, and not
+ * reported as changed),
  * INIT (LAPICs waiting for SIPI are reset and keep waiting; running ones ignore it,
  * counted), start-up (LAPICs waiting for SIPI leave that state with sipi_vector set). SMI and
  * reserved modes are dropped and counted (src->stats.ipi_dropped), as is an IPI that no LAPIC
