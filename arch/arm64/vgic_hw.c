@@ -146,7 +146,21 @@ void arm64_timer_fired(struct vcpu *vcpu, unsigned intid)
          * (timers_resample); the HW link, not the model's line, tells when it may fire again.
          */
         if (vcpu->id < g->nr_vcpus) {
-                g->cpu[vcpu->id].priv[t ? VGIC_PTIMER_PPI : VGIC_VTIMER_PPI].pending_latch = true;
+                struct vgic_irq *irq =
+                    &g->cpu[vcpu->id].priv[t ? VGIC_PTIMER_PPI : VGIC_VTIMER_PPI];
+
+                /*
+                 * Still active: the guest is in its handler of this tick, and the physical
+                 * interrupt fired again only because a vCPU switch deactivated it
+                 * (arm64_vgic_put) while the timer still asserted. The same level, not a new
+                 * one: it stays active, the list register's HW link ends it at the guest's
+                 * EOI, and it fires again after that only if the timer still asserts. Latched
+                 * here, the guest took it a second time after its EOI with the timer already
+                 * masked (hostile_gic's slow-handler check: 10 interrupts in 5 rounds).
+                 */
+                if (irq->active)
+                        return;
+                irq->pending_latch = true;
                 vcpu->arch.timer_latched[t] = true;
         }
 }

@@ -9,7 +9,10 @@
  *   2. N SGIs to itself with IRQs unmasked and a handler that acknowledges and EOIs: N
  *      interrupts;
  *   3. the virtual timer with CVAL in the past (0), N times in a loop, the handler masking
- *      it: N interrupts;
+ *      it: N interrupts; then SLOW_ROUNDS times with a handler that spins SLOW_MS before it
+ *      masks the timer (longer than Keel's 10 ms slice, so Keel switches the vCPU out and in
+ *      while the guest is in the handler, with the timer still asserted): one interrupt per
+ *      round, none after the handler's EOI;
  *   4. PSCI CPU_ON of vCPU 1 with entry points at the first word of RAM and at its last
  *      word (both accepted: the vCPU runs the branch placed there and reports in, then
  *      CPU_OFF), misaligned, just past RAM and just below it (INVALID_ADDRESS), for MPIDRs
@@ -37,8 +40,12 @@
 #define ALREADY_ON       -4
 #define INVALID_ADDRESS  -9
 
+#define SLOW_ROUNDS 5
+#define SLOW_MS     25
+
 static unsigned failed, checks;
 static volatile uint64_t irq_count[2][64];
+static volatile bool slow_timer; /* the timer's handler spins SLOW_MS before it masks */
 static volatile uint64_t sec_runs, sec_ready;
 extern uint8_t sec_stack[4096]; /* vCPU 1's stack, used by secondary_entry */
 uint8_t sec_stack[4096] __attribute__((aligned(16)));
@@ -78,6 +85,12 @@ void gic_irq(void)
 
         if (intid >= 1020)
                 return; /* spurious */
+        if (intid == VTIMER_PPI && slow_timer) {
+                uint64_t end = read_sysreg(CNTVCT_EL0) + read_sysreg(CNTFRQ_EL0) / 1000 * SLOW_MS;
+
+                while (read_sysreg(CNTVCT_EL0) < end)
+                        ;
+        }
         if (intid == VTIMER_PPI)
                 write_sysreg(CNTV_CTL_EL0, 3); /* enabled, masked */
         irq_count[this_cpu()][intid < 64 ? intid : 63]++;
@@ -303,6 +316,33 @@ int64_t guest_main(void)
                N);
         guest_printf("hostile_gic: virtual timer with CVAL 0 %u times: %lu interrupts\n", N,
                      (unsigned long)(irq_count[0][VTIMER_PPI] - before));
+
+        /* The same with a handler longer than a slice: Keel switches the vCPU out and back in
+         * while it handles the tick, the timer still asserted (it fires again the moment
+         * Keel lets it): still one interrupt per round, and none once the handler is done. */
+        before = irq_count[0][VTIMER_PPI];
+        slow_timer = true;
+        irq_unmask();
+        for (unsigned i = 0; i < SLOW_ROUNDS; i++) {
+                uint64_t end;
+
+                write_sysreg(CNTV_CVAL_EL0, 0);
+                write_sysreg(CNTV_CTL_EL0, 1);
+                __asm__ volatile("isb");
+                for (unsigned k = 0; k < 100000000 && irq_count[0][VTIMER_PPI] - before == i; k++)
+                        ;
+                /* A second interrupt would come right after the handler's EOI. */
+                end = read_sysreg(CNTVCT_EL0) + read_sysreg(CNTFRQ_EL0) / 1000 * 5;
+                while (read_sysreg(CNTVCT_EL0) < end)
+                        ;
+        }
+        irq_mask();
+        slow_timer = false;
+        write_sysreg(CNTV_CTL_EL0, 0);
+        expect("virtual timer, handler longer than a slice",
+               (int64_t)(irq_count[0][VTIMER_PPI] - before), SLOW_ROUNDS);
+        guest_printf("hostile_gic: virtual timer with a %u ms handler %u times: %lu interrupts\n",
+                     SLOW_MS, SLOW_ROUNDS, (unsigned long)(irq_count[0][VTIMER_PPI] - before));
 
         /* PSCI CPU_ON at the edges of RAM, and the refusals. */
         place_branch(guest_ram_base);
