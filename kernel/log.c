@@ -117,7 +117,9 @@ void log_write_part(const void *writer, const char *prefix, unsigned long plen, 
         log_lock_give(taken);
 }
 
-void log_vprintf(enum log_level level, const char *fmt, va_list ap)
+/* One line: the level's tag, "FILE:LINE: " when file is not NULL (LOG_ERR), the message. */
+static void log_line(enum log_level level, const char *file, int lineno, const char *fmt,
+                     va_list ap)
 {
         char line[640];
         size_t n;
@@ -127,6 +129,11 @@ void log_vprintf(enum log_level level, const char *fmt, va_list ap)
                 return;
         n = strlen(level_prefix[level]);
         memcpy(line, level_prefix[level], n);
+        if (file) {
+                r = snprintf(line + n, sizeof(line) - n - 1, "%s:%d: ", file, lineno);
+                if (r > 0)
+                        n += (size_t)r < sizeof(line) - n - 1 ? (size_t)r : sizeof(line) - n - 2;
+        }
         r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
         if (r < 0)
                 r = 0;
@@ -135,12 +142,26 @@ void log_vprintf(enum log_level level, const char *fmt, va_list ap)
         log_write(line, n);
 }
 
+void log_vprintf(enum log_level level, const char *fmt, va_list ap)
+{
+        log_line(level, NULL, 0, fmt, ap);
+}
+
 void log_printf(enum log_level level, const char *fmt, ...)
 {
         va_list ap;
 
         va_start(ap, fmt);
-        log_vprintf(level, fmt, ap);
+        log_line(level, NULL, 0, fmt, ap);
+        va_end(ap);
+}
+
+void log_err_at(const char *file, int lineno, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_line(LOG_LEVEL_ERROR, file, lineno, fmt, ap);
         va_end(ap);
 }
 

@@ -198,7 +198,7 @@ struct vcons_hist *vcons_hist_alloc(void)
 }
 
 /* Writes h out as a piece of `writer`'s line (its VM's console, or h itself) and empties it. */
-static void replay(const void *writer, struct vcons_hist *h)
+static __attribute__((cold)) void replay(const void *writer, struct vcons_hist *h)
 {
         uint32_t start = (h->end + VCONS_HIST_MAX - h->len) % VCONS_HIST_MAX;
 
@@ -223,7 +223,7 @@ static void end_raw_line(void)
                 log_end_part(raw_vm);
 }
 
-void vcons_raw_focus(struct vcons *c, struct vcons_hist *h)
+__attribute__((cold)) void vcons_raw_focus(struct vcons *c, struct vcons_hist *h)
 {
         struct spin_held lk;
 
@@ -259,7 +259,7 @@ void vcons_raw_off(void)
         __atomic_store_n(&raw_on, false, __ATOMIC_RELAXED);
 }
 
-void vcons_forget(struct vcons *c)
+__attribute__((cold)) void vcons_forget(struct vcons *c)
 {
         struct spin_held lk = spin_lock(&c->lock);
 

@@ -1,32 +1,41 @@
 /*
  * Keel's x86-64 trap entry and a few helpers that cannot be C.
  *
- * x86_isr_stubs: 256 stubs of 16 bytes. Each pushes a zero error code when the CPU does not
- * push one, then the vector, and jumps to trap_common, which saves the GPRs in the order of
- * struct x86_trap_frame (arch/cpu.h), calls x86_trap(frame) and returns with iretq.
+ * x86_isr_stubs: 256 stubs of 8 bytes (X86_ISR_STUB_SIZE, arch/cpu.h). Each pushes a zero
+ * error code when the CPU does not push one, then calls trap_common: the return address
+ * that the call pushes is where struct x86_trap_frame (arch/cpu.h) has the vector, and
+ * trap_common turns it into the vector (its stub's index: (address - x86_isr_stubs) / 8,
+ * since a stub is at most 7 bytes), saves the GPRs in the order of the frame, calls
+ * x86_trap(frame) and returns with iretq. (16-byte stubs that pushed the vector themselves
+ * took 2 KiB more of the image.)
  */
 	.text
 	.code64
 
-	.balign 16
+	.balign 8
 	.globl x86_isr_stubs
 x86_isr_stubs:
 	vector = 0
 	.rept 256
-	.balign 16
+1:
 	/* Vectors 8, 10-14, 17, 21, 29, 30 push an error code. */
 	.if (vector == 8) || ((vector >= 10) && (vector <= 14)) || (vector == 17) || (vector == 21) || (vector == 29) || (vector == 30)
 	.else
 	pushq $0
 	.endif
-	pushq $vector
-	jmp trap_common
+	call trap_common
+	/* The next stub 8 bytes on (the assembler refuses if this one is longer). */
+	.org 1b + 8, 0xcc
 	vector = vector + 1
 	.endr
 
 trap_common:
 	pushq %rax
 	pushq %rbx
+	/* The stub's return address, 16(%rsp), becomes the vector. */
+	leaq x86_isr_stubs(%rip), %rbx
+	subq %rbx, 16(%rsp)
+	shrq $3, 16(%rsp)
 	pushq %rcx
 	pushq %rdx
 	pushq %rsi

@@ -117,7 +117,7 @@ void arch_guest_reserved(gpa_t *base, uint64_t *size)
         *size = GUEST_RESERVED;
 }
 
-int arch_vm_setup(struct vm *vm)
+__attribute__((cold)) int arch_vm_setup(struct vm *vm)
 {
         struct vm_arch *a = &vm->arch;
         int err;
@@ -144,7 +144,7 @@ const struct pt *arch_vm_guest_pt(const struct vm *vm)
         return &vm->arch.npt;
 }
 
-void arch_vm_teardown(struct vm *vm)
+__attribute__((cold)) void arch_vm_teardown(struct vm *vm)
 {
         for (unsigned i = 0; i < vm->vcpu_count; i++) {
                 if (vm->vcpus[i].arch.vmcb)
@@ -233,8 +233,9 @@ static int vcpu_common_init(struct vcpu *vcpu)
         return 0;
 }
 
-int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base, uint16_t gdt_limit,
-                         uint16_t cs, uint16_t ds, uint64_t rsi)
+__attribute__((cold)) int x86_vcpu_setup_state(struct vcpu *vcpu, gpa_t entry, uint64_t gdt_base,
+                                               uint16_t gdt_limit, uint16_t cs, uint16_t ds,
+                                               uint64_t rsi)
 {
         struct vm *vm = vcpu->vm;
         struct x86_entry_state st = {
@@ -490,8 +491,8 @@ static void report_msr_once(struct vcpu *vcpu, uint32_t msr, const char *what)
 }
 
 /* "N absent I/O ports (0x61, ...)" from a report-once table, the list cut to fit. */
-static size_t probe_list(char *buf, size_t len, const uint32_t *keys, unsigned count,
-                         const char *what)
+static __attribute__((cold)) size_t probe_list(char *buf, size_t len, const uint32_t *keys,
+                                               unsigned count, const char *what)
 {
         unsigned n = count < X86_UNCLAIMED_PORTS_LOGGED ? count : X86_UNCLAIMED_PORTS_LOGGED;
         size_t at = (size_t)snprintf(buf, len, "%s%u %s%s (",
@@ -505,7 +506,7 @@ static size_t probe_list(char *buf, size_t len, const uint32_t *keys, unsigned c
         return at < len ? at : len;
 }
 
-bool arch_vm_probe_summary(const struct vm *vm, char *buf, size_t len)
+__attribute__((cold)) bool arch_vm_probe_summary(const struct vm *vm, char *buf, size_t len)
 {
         const struct vm_arch *a = &vm->arch;
         unsigned ports = __atomic_load_n(&a->unclaimed_count, __ATOMIC_ACQUIRE);

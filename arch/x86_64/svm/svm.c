@@ -42,7 +42,7 @@ static hpa_t iopm_pa, msrpm_pa; /* shared by all CPUs */
 /* Per CPU (arch_cpu_index): VM_HSAVE_PA's page, the VMCB VMSAVE/VMLOAD keep Keel's state in. */
 static hpa_t *hsave_pa, *host_vmcb_pa; /* per CPU (keel/smp.h), from the boot CPU's enable */
 
-static int svm_probe(char *why, size_t len)
+static __attribute__((cold)) int svm_probe(char *why, size_t len)
 {
         struct svm_cpuid id = {0};
         uint32_t r[4];
@@ -66,7 +66,7 @@ static int svm_probe(char *why, size_t len)
         return svm_check_caps(&id, &caps, why, len);
 }
 
-static void svm_describe(char *buf, size_t len)
+static __attribute__((cold)) void svm_describe(char *buf, size_t len)
 {
         snprintf(buf, len,
                  "AMD SVM revision %u, %u ASIDs, nested paging (%s pages), NRIP-save %s, decode "
@@ -106,7 +106,7 @@ static void msrpm_pass_through(uint8_t *pm, uint32_t msr, bool reads, bool write
 }
 
 /* On each CPU (the boot CPU first, which also builds the shared permission maps). */
-static void svm_enable(void)
+static __attribute__((cold)) void svm_enable(void)
 {
         /*
          * The guest's own: switched by VMLOAD/VMSAVE per exit, or (TSC_AUX) by Keel per run

@@ -19,7 +19,8 @@ struct x86_trap_frame {
 
 /* Called from entry.S with interrupts off. */
 void x86_trap(struct x86_trap_frame *f);
-/* entry.S: the 256 interrupt stubs, each 16 bytes apart. */
+/* entry.S: the 256 interrupt stubs, each X86_ISR_STUB_SIZE bytes apart (entry.S checks it). */
+#define X86_ISR_STUB_SIZE 8
 extern const char x86_isr_stubs[];
 /* entry.S: load GDTR, reload CS/DS/ES/SS/FS/GS and TR. */
 void x86_load_gdt(const void *gdtr, uint16_t tss_selector);
