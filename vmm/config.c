@@ -56,6 +56,7 @@ enum config_key {
         KEY_UNBACKED,
         KEY_BOOT,
         KEY_PC_TESTDEV,
+        KEY_SNAPSHOT,
         KEY_COUNT,
 };
 
@@ -493,9 +494,9 @@ static int set_initrd(struct parser *ps, struct span key, struct span val)
  * DEV:partuuid=GUID, DEV:lba=START+COUNT. FAT names cannot hold ':', so any other value is a
  * file on the ESP, read into RAM.
  */
-static int set_disk_device(struct parser *ps, struct span key, struct span val, size_t colon)
+static int set_disk_device(struct parser *ps, struct span key, struct span val, size_t colon,
+                           struct disk_source *d)
 {
-        struct disk_source *d = &ps->vm->disk_dev;
         struct span sel = {val.p + colon + 1, val.n - colon - 1};
         const char *forms = "expected DEV:whole, DEV:part=NAME, DEV:partuuid=GUID or "
                             "DEV:lba=START+COUNT (docs/storage.md)";
@@ -549,17 +550,33 @@ static int set_disk_device(struct parser *ps, struct span key, struct span val, 
         } else {
                 return value_err(ps, key, val, forms);
         }
-        ps->vm->disk[0] = '\0';
         return 0;
 }
 
 static int set_disk(struct parser *ps, struct span key, struct span val)
 {
         for (size_t i = 0; i < val.n; i++)
-                if (val.p[i] == ':')
-                        return set_disk_device(ps, key, val, i);
+                if (val.p[i] == ':') {
+                        ps->vm->disk[0] = '\0';
+                        return set_disk_device(ps, key, val, i, &ps->vm->disk_dev);
+                }
         ps->vm->disk_dev.kind = DISK_FILE;
         return set_path(ps, key, val, ps->vm->disk);
+}
+
+/* snapshot = DEV:part=NAME or DEV:partuuid=GUID: where `snapshot VM` writes (docs/snapshot.md). */
+static int set_snapshot(struct parser *ps, struct span key, struct span val)
+{
+        size_t i = 0;
+
+        while (i < val.n && val.p[i] != ':')
+                i++;
+        if (i == val.n || !(val.n - i > 6 && !memcmp(val.p + i + 1, "part", 4) &&
+                            (val.p[i + 5] == '=' || val.p[i + 5] == 'u')))
+                return value_err(ps, key, val,
+                                 "expected DEV:part=NAME or DEV:partuuid=GUID, a GPT partition "
+                                 "of a disk Keel drives (docs/snapshot.md)");
+        return set_disk_device(ps, key, val, i, &ps->vm->snap_dev);
 }
 
 static int set_cmdline(struct parser *ps, struct span key, struct span val)
@@ -835,6 +852,7 @@ static const struct key_desc keys[KEY_COUNT] = {
     [KEY_UNBACKED] = {"unbacked", false, set_unbacked},
     [KEY_BOOT] = {"boot", false, set_boot},
     [KEY_PC_TESTDEV] = {"pc_testdev", false, set_pc_testdev},
+    [KEY_SNAPSHOT] = {"snapshot", false, set_snapshot},
 };
 
 /* ---- sections ----------------------------------------------------------------------------- */
@@ -973,7 +991,7 @@ static int section_header(struct parser *ps, const char *p, size_t n, size_t ope
 static const char *const section_key_list =
     "memory, image, format, load, entry, kernel, initrd, cmdline, disk, disk_readonly, "
     "event_idx, virtio_console, boot, expect_exit, expect_stop, weight, cpu, vcpus, unbacked, "
-    "pc_testdev";
+    "pc_testdev, snapshot";
 
 static int key_value(struct parser *ps, const char *p, size_t n, size_t i)
 {

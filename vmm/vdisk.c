@@ -114,8 +114,8 @@ static bool holds_esp(const struct gpt *g, const uint8_t *boot_esp, unsigned *in
 }
 
 /* Resolve one VM's disk into *v (v->dev NULL and v->why set when refused). */
-static void resolve(const struct disk_source *ds, bool readonly, const uint8_t *boot_esp,
-                    struct vdisk_scratch *s, bool *warned, struct vdisk *v)
+static void resolve(const char *key, const struct disk_source *ds, bool readonly,
+                    const uint8_t *boot_esp, struct vdisk_scratch *s, bool *warned, struct vdisk *v)
 {
         struct blkdev *dev = blkdev_find(ds->dev);
         char why[VDISK_WHY_MAX - 64], disks[128];
@@ -194,7 +194,7 @@ static void resolve(const struct disk_source *ds, bool readonly, const uint8_t *
         return;
 refused:
         v->dev = NULL;
-        snprintf(v->why, sizeof(v->why), "config line %u: disk = %s", ds->line, "");
+        snprintf(v->why, sizeof(v->why), "config line %u: %s = ", ds->line, key);
         vdisk_spec_text(ds, v->why + strlen(v->why), (unsigned)(sizeof(v->why) - strlen(v->why)));
         size_t used = strlen(v->why);
         snprintf(v->why + used, sizeof(v->why) - used, ": %s", why);
@@ -210,7 +210,8 @@ void vdisk_plan(const struct keel_config *cfg, const uint8_t *boot_esp, struct v
 
                 memset(&out[i], 0, sizeof(out[i]));
                 if (vc->disk_dev.kind != DISK_FILE)
-                        resolve(&vc->disk_dev, vc->disk_readonly, boot_esp, s, warned, &out[i]);
+                        resolve("disk", &vc->disk_dev, vc->disk_readonly, boot_esp, s, warned,
+                                &out[i]);
         }
         /* Overlaps: the later config line is refused, naming the earlier. */
         for (unsigned i = 0; i < cfg->vm_count; i++) {
@@ -236,5 +237,57 @@ void vdisk_plan(const struct keel_config *cfg, const uint8_t *boot_esp, struct v
                                  cfg->vms[j].disk_dev.line);
                         a->dev = NULL;
                 }
+        }
+}
+
+/* Where a snapshot partition's blocks meet another range, the other's description. */
+static bool overlaps(const struct vdisk *a, const struct vdisk *b)
+{
+        return b->dev == a->dev && a->start <= b->start + b->blocks - 1 &&
+               b->start <= a->start + a->blocks - 1;
+}
+
+__attribute__((cold)) void vdisk_plan_snapshots(const struct keel_config *cfg,
+                                                const uint8_t *boot_esp, struct vdisk_scratch *s,
+                                                const struct vdisk *disks, struct vdisk *out)
+{
+        bool warned[BLKDEV_MAX];
+
+        memset(warned, 1, sizeof(warned)); /* vdisk_plan warned about bad GPT copies */
+        for (unsigned i = 0; i < cfg->vm_count; i++) {
+                const struct disk_source *ds = &cfg->vms[i].snap_dev;
+                struct vdisk *a = &out[i];
+                const struct vdisk *b = NULL;
+                unsigned j, k = 0;
+                char spec[CONFIG_DISK_DEV_MAX + CONFIG_DISK_PART_MAX + 48];
+
+                memset(a, 0, sizeof(*a));
+                if (ds->kind == DISK_FILE)
+                        continue;
+                resolve("snapshot", ds, false, boot_esp, s, warned, a);
+                for (j = 0; a->dev && !b && j < cfg->vm_count; j++)
+                        if (overlaps(a, &disks[j]))
+                                b = &disks[j], k = j;
+                for (j = 0; a->dev && !b && j < i; j++)
+                        if (overlaps(a, &out[j]))
+                                b = &out[j], k = j;
+                if (!b && (!a->dev || !a->dev->read_only))
+                        continue;
+                vdisk_spec_text(ds, spec, sizeof(spec));
+                if (b)
+                        snprintf(a->why, sizeof(a->why),
+                                 "config line %u: snapshot = %.150s: blocks %llu-%llu of %s are "
+                                 "also [vm %s]'s %s (config line %u): a snapshot partition "
+                                 "must be its VM's alone",
+                                 ds->line, spec, (unsigned long long)a->start,
+                                 (unsigned long long)(a->start + a->blocks - 1), a->dev->name,
+                                 cfg->vms[k].name, b == &disks[k] ? "disk" : "snapshot",
+                                 b == &disks[k] ? cfg->vms[k].disk_dev.line
+                                                : cfg->vms[k].snap_dev.line);
+                else
+                        snprintf(a->why, sizeof(a->why),
+                                 "config line %u: snapshot = %.150s: %s is read-only", ds->line,
+                                 spec, a->dev->name);
+                a->dev = NULL;
         }
 }

@@ -13,6 +13,7 @@
 
 #include <keel/errno.h>
 #include <keel/sched.h>
+#include <drivers/gpt.h>
 #include <vmm/config.h>
 
 #define FUZZ_FILE "fuzz.cfg"
@@ -194,6 +195,13 @@ static size_t write_config(const struct keel_config *c)
                     v->unbacked_stop ? "stop" : "abort");
                 if (v->cpu != SCHED_NO_PIN)
                         OUT("cpu = %d\n", v->cpu);
+                if (v->snap_dev.kind == DISK_PART)
+                        OUT("snapshot = \"%s:part=%s\"\n", v->snap_dev.dev, v->snap_dev.part);
+                if (v->snap_dev.kind == DISK_PARTUUID) {
+                        char g[37];
+                        gpt_guid_format(v->snap_dev.uuid, g);
+                        OUT("snapshot = %s:partuuid=%s\n", v->snap_dev.dev, g);
+                }
         }
 #undef OUT
         return n;
@@ -212,7 +220,7 @@ static void check_round_trip(void)
         for (unsigned i = 0; i < cfg.vm_count; i++) {
                 struct vm_config a = cfg.vms[i], b = again.vms[i];
 
-                a.line = b.line = 0;
+                a.line = b.line = a.snap_dev.line = b.snap_dev.line = 0;
                 if (memcmp(&a, &b, sizeof(a)) != 0)
                         fail("round trip changed [vm %s]", cfg.vms[i].name);
         }

@@ -515,7 +515,7 @@ TEST(unknown_and_misplaced_keys)
         EXPECT_STREQ(err, "keel.cfg:3: unknown key 'memroy' in [vm hello] (expected memory, "
                           "image, format, load, entry, kernel, initrd, cmdline, disk, "
                           "disk_readonly, event_idx, virtio_console, boot, expect_exit, "
-                          "expect_stop, weight, cpu, vcpus, unbacked, pc_testdev)");
+                          "expect_stop, weight, cpu, vcpus, unbacked, pc_testdev, snapshot)");
         EXPECT_ERR("verbose = 1\n" VM_HELLO, 1, "unknown key 'verbose'", "log", "finish");
         EXPECT_ERR("memory = 16M\n" VM_HELLO, 1, "key 'memory' outside a [vm NAME] section");
         EXPECT_ERR("image = a.bin\n", 1, "'image' outside");

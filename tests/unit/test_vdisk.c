@@ -239,4 +239,61 @@ TEST(config_syntax)
         EXPECT_STREQ(plan[1].why, "");
 }
 
+/* snapshot = DEV:part=... (docs/snapshot.md): resolved as disks are, a VM's alone. */
+TEST(snapshot_partitions)
+{
+        static const char text[] =
+            "[vm a]\nimage = x\nmemory = 16M\nsnapshot = nvme0n1:part=alpha\n"
+            "[vm b]\nkernel = k\nmemory = 16M\ndisk = nvme0n1:part=alpha\n"
+            "[vm c]\nimage = x\nmemory = 16M\n"
+            "snapshot = nvme0n1:partuuid=AAAAAAAA-0000-0000-0000-000000000003\n"
+            "[vm d]\nimage = x\nmemory = 16M\nsnapshot = \"nvme0n1:part=b\xc3\xaata-\xce\xb2\"\n"
+            "[vm e]\nimage = x\nmemory = 16M\nsnapshot = nvme0n1:part=EFI\n"
+            "[vm f]\nimage = x\nmemory = 16M\nsnapshot = vblk0:part=x\n";
+        static struct vdisk snaps[8];
+
+        ASSERT_TRUE(config_parse(text, sizeof(text) - 1, "keel.cfg", &cfg, err, sizeof(err)) == 0);
+        disks();
+        vdisk_plan(&cfg, NULL, &scratch, plan);
+        vdisk_plan_snapshots(&cfg, NULL, &scratch, plan, snaps);
+        EXPECT_TRUE(plan[1].dev == &devs[0]); /* b's disk is given; a's snapshot is refused */
+        EXPECT_TRUE(snaps[0].dev == NULL);
+        EXPECT_STREQ(snaps[0].why, "config line 4: snapshot = nvme0n1:part=alpha: blocks "
+                                   "4096-6143 of nvme0n1 are also [vm b]'s disk (config line 8): "
+                                   "a snapshot partition must be its VM's alone");
+        EXPECT_TRUE(snaps[1].dev == NULL && !snaps[1].why[0]); /* b has no snapshot key */
+        EXPECT_TRUE(snaps[2].dev == &devs[0]);
+        EXPECT_EQ(snaps[2].start, 6144);
+        EXPECT_EQ(snaps[2].blocks, 8158 - 6144 + 1);
+        EXPECT_TRUE(snaps[3].dev == NULL);
+        EXPECT_STREQ(snaps[3].why,
+                     "config line 16: snapshot = nvme0n1:part=b\xc3\xaata-\xce\xb2: blocks "
+                     "6144-8158 of nvme0n1 are also [vm c]'s snapshot (config line "
+                     "12): a snapshot partition must be its VM's alone");
+        EXPECT_STREQ(snaps[4].why, "config line 20: snapshot = nvme0n1:part=EFI: partition 1 'EFI' "
+                                   "of nvme0n1 is an EFI system partition: never given to a guest");
+        EXPECT_CONTAINS(snaps[5].why,
+                        "config line 24: snapshot = vblk0:part=x: vblk0 has no usable "
+                        "GPT");
+        EXPECT_TRUE(snaps[4].dev == NULL && snaps[5].dev == NULL);
+        /* Read-only disks hold no snapshot. */
+        devs[0].read_only = true;
+        vdisk_plan_snapshots(&cfg, NULL, &scratch, plan, snaps);
+        EXPECT_STREQ(snaps[2].why, "config line 12: snapshot = "
+                                   "nvme0n1:partuuid=AAAAAAAA-0000-0000-0000-000000000003: "
+                                   "nvme0n1 is read-only");
+        /* The syntax: GPT partitions only. */
+        const char *bad[] = {"nvme0n1:whole", "nvme0n1:lba=0+8", "snap.img", "nvme0n1:part="};
+        for (unsigned i = 0; i < 4; i++) {
+                char t[160];
+                int n = snprintf(t, sizeof(t), "[vm a]\nimage = x\nmemory = 16M\nsnapshot = %s\n",
+                                 bad[i]);
+                EXPECT_EQ(config_parse(t, (uint64_t)n, "keel.cfg", &cfg, err, sizeof(err)),
+                          -KEEL_EINVAL);
+                if (!strstr(err, "keel.cfg:4: snapshot = ") ||
+                    !strstr(err, "expected DEV:part=NAME or DEV:partuuid=GUID"))
+                        TEST_FAIL_AT(__FILE__, __LINE__, "%s: '%s'", bad[i], err);
+        }
+}
+
 TEST_MAIN()

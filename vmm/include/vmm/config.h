@@ -91,6 +91,9 @@ struct vm_config {
         /* pc_testdev = yes (x86 kernel = VMs): QEMU's pc-testdev IRQ-line ports, for
          * kvm-unit-tests (docs/config.md). */
         bool pc_testdev;
+        /* snapshot = DEV:part=NAME | DEV:partuuid=GUID: the partition `snapshot VM` writes
+         * (docs/snapshot.md); kind DISK_FILE: none, snapshots stay in memory. */
+        struct disk_source snap_dev;
 };
 
 struct keel_config {

@@ -39,6 +39,15 @@ struct vdisk_scratch {
 void vdisk_plan(const struct keel_config *cfg, const uint8_t *boot_esp, struct vdisk_scratch *s,
                 struct vdisk *out);
 
+/*
+ * out[i]: the partition cfg->vms[i]'s `snapshot = DEV:part=...` names (docs/snapshot.md),
+ * after vdisk_plan gave `disks`: resolved as a disk is (never an EFI system partition), and
+ * refused (out[i].dev NULL, why naming the config lines) if any VM's disk or an earlier VM's
+ * snapshot partition shares a block with it, or the disk is read-only.
+ */
+void vdisk_plan_snapshots(const struct keel_config *cfg, const uint8_t *boot_esp,
+                          struct vdisk_scratch *s, const struct vdisk *disks, struct vdisk *out);
+
 /* "nvme0n1:part=NAME" and the like, as the config wrote it. */
 void vdisk_spec_text(const struct disk_source *d, char *buf, unsigned n);
 
