@@ -37,6 +37,8 @@ struct vm_devices {
 
 /* Each VM's disk = DEV:... as vdisk_plan decided it at boot ([i] for config->vms[i]). */
 static struct vdisk *disk_plan;
+/* Each VM's snapshot = DEV:part=... (vdisk_plan_snapshots), likewise. */
+static struct vdisk *snap_plan;
 
 #define GUEST_HUGE_PAGE  (1ull << 30) /* the 1 GiB leaf of NPT, EPT and stage 2 */
 #define VM_DEVICES_PAGES (align_up(sizeof(struct vm_devices), PAGE_SIZE) / PAGE_SIZE)
@@ -229,6 +231,17 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
         int err = 0;
 
         CHECK(nranges > 0); /* the config keeps memory = inside [2M, 64G], which fits */
+        if (vc->snap_dev.kind != DISK_FILE) {
+                const struct vdisk *sp = &snap_plan[vm->id];
+
+                if (!sp->dev) {
+                        vm_stop(vm, VM_STOP_LOAD_FAILED, "%s", sp->why);
+                        return -KEEL_ENODEV;
+                }
+                LOG_INFO("keel: vm %s: snapshots on %s blocks %llu-%llu", vm->name, sp->dev->name,
+                         (unsigned long long)sp->start,
+                         (unsigned long long)(sp->start + sp->blocks - 1));
+        }
         for (unsigned i = 0; i < nranges && !err; i++)
                 err = vm_add_ram(vm, ranges[i].base, ranges[i].size);
         if (err) {
@@ -273,20 +286,24 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
 void vm_disks_plan(const struct boot_info *bi)
 {
         hpa_t pa;
-        int err = palloc_alloc(&keel_palloc,
-                               align_up(sizeof(struct vdisk) * bi->config->vm_count, PAGE_SIZE) /
-                                   PAGE_SIZE,
-                               PAGE_SIZE, &pa);
+        int err = palloc_alloc(
+            &keel_palloc,
+            2 * align_up(sizeof(struct vdisk) * bi->config->vm_count, PAGE_SIZE) / PAGE_SIZE,
+            PAGE_SIZE, &pa);
         struct vdisk_scratch *s;
 
         if (err)
                 panic("no memory to plan the VMs' disks: %s", keel_strerror(err));
         disk_plan = hva_ptr(arch_hpa_to_hva(pa));
+        snap_plan = (void *)((uint8_t *)disk_plan +
+                             align_up(sizeof(struct vdisk) * bi->config->vm_count, PAGE_SIZE));
         err = palloc_alloc(&keel_palloc, SCRATCH_PAGES, PAGE_SIZE, &pa);
         if (err)
                 panic("no memory to read the disks' GPTs: %s", keel_strerror(err));
         s = hva_ptr(arch_hpa_to_hva(pa));
         vdisk_plan(bi->config, bi->has_esp_uuid ? bi->esp_uuid : NULL, s, disk_plan);
+        vdisk_plan_snapshots(bi->config, bi->has_esp_uuid ? bi->esp_uuid : NULL, s, disk_plan,
+                             snap_plan);
         CHECK(palloc_free(&keel_palloc, pa, SCRATCH_PAGES) == 0);
 }
 
@@ -320,6 +337,23 @@ void vm_release(struct vm *vm)
                 CHECK(err == 0);
         }
         vm->mem.count = 0;
+}
+
+__attribute__((cold)) bool vm_snap_part(const struct vm *vm, const struct vm_config *vc,
+                                        struct snap_part *p, char *names, size_t n)
+{
+        const struct vdisk *v = &snap_plan[vm->id];
+
+        if (vc->snap_dev.kind == DISK_FILE || !v->dev)
+                return false;
+        *p = (struct snap_part){
+            .dev = v->dev, .start = v->start, .blocks = v->blocks, .name = names};
+        vdisk_spec_text(&vc->snap_dev, names, (unsigned)(n / 2));
+        if (vc->disk_dev.kind != DISK_FILE) {
+                p->disk = names + n / 2;
+                vdisk_spec_text(&vc->disk_dev, names + n / 2, (unsigned)(n / 2));
+        }
+        return true;
 }
 
 void vm_disks_quiesce(struct vm *vm)

@@ -236,6 +236,22 @@ static const char *arch_name(uint32_t machine)
         return machine == 62 ? "x86_64" : machine == 183 ? "arm64" : "an unknown arch";
 }
 
+int snap_header_check(const struct snap_header *h, char *why, size_t n)
+{
+        struct snap_rd r = {.why = why, .why_len = n};
+
+        why[0] = '\0';
+        if (memcmp(h->magic, SNAP_MAGIC, sizeof(h->magic)) != 0)
+                return snap_fail(&r, "not a Keel snapshot (no %s magic)", SNAP_MAGIC);
+        if (h->version != SNAP_VERSION)
+                return snap_fail(&r, "format version %u; this Keel reads version %u only",
+                                 h->version, SNAP_VERSION);
+        if (h->arch != arch_elf_machine())
+                return snap_fail(&r, "taken on %s (machine %u); this Keel runs %s VMs",
+                                 arch_name(h->arch), h->arch, arch_name(arch_elf_machine()));
+        return 0;
+}
+
 int snapshot_load(struct vm *vm, const uint8_t *data, size_t len, char *why, size_t why_len)
 {
         struct snap_rd r = {.why = why, .why_len = why_len};
@@ -249,14 +265,9 @@ int snapshot_load(struct vm *vm, const uint8_t *data, size_t len, char *why, siz
         if (len < sizeof(h) + sizeof(sum))
                 return snap_fail(&r, "%zu bytes are too few for a snapshot", len);
         memcpy(&h, data, sizeof(h));
-        if (memcmp(h.magic, SNAP_MAGIC, sizeof(h.magic)) != 0)
-                return snap_fail(&r, "not a Keel snapshot (no %s magic)", SNAP_MAGIC);
-        if (h.version != SNAP_VERSION)
-                return snap_fail(&r, "format version %u; this Keel reads version %u only",
-                                 h.version, SNAP_VERSION);
-        if (h.arch != arch_elf_machine())
-                return snap_fail(&r, "taken on %s (machine %u); this Keel runs %s VMs",
-                                 arch_name(h.arch), h.arch, arch_name(arch_elf_machine()));
+        err = snap_header_check(&h, why, why_len);
+        if (err)
+                return err;
         if (h.size != len)
                 return snap_fail(&r, "its header says %llu bytes, there are %zu",
                                  (unsigned long long)h.size, len);

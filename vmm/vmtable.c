@@ -600,6 +600,8 @@ static int mon_snapshot(void *ctx, unsigned i, bool restore, char *msg, size_t l
 {
         const char *name = boot->config->vms[i].name, *what = restore ? "restore" : "snapshot";
         struct vm *vm = slots[i].vm;
+        struct snap_part part;
+        char names[2 * 160];
         int err;
 
         (void)ctx;
@@ -621,9 +623,15 @@ static int mon_snapshot(void *ctx, unsigned i, bool restore, char *msg, size_t l
                         return -KEEL_EBUSY;
                 }
         vm_disks_quiesce(vm); /* no disk request in flight into RAM being saved or restored */
-        if (!restore)
+        if (vm_snap_part(vm, &boot->config->vms[i], &part, names, sizeof(names)))
+                err = restore ? snapshot_restore_part(&slots[i].snap, vm, &part, msg, len)
+                              : snapshot_take_part(&slots[i].snap, vm, &part, msg, len);
+        else if (!restore)
                 return snapshot_take(&slots[i].snap, vm, msg, len);
-        err = snapshot_restore(&slots[i].snap, vm, msg, len);
+        else
+                err = snapshot_restore(&slots[i].snap, vm, msg, len);
+        if (!restore)
+                return err;
         if (!err && vm->state == VM_CREATED) { /* restored: paused, as it was when taken */
                 CHECK(vm_set_state(vm, VM_RUNNING) == 0);
                 CHECK(vm_set_state(vm, VM_PAUSED) == 0);

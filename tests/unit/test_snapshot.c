@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <drivers/blkdev.h>
 #include <keel/errno.h>
 #include <keel/hash.h>
+#include <keel/palloc.h>
 #include <vmm/snapshot.h>
 #include <vmm/vm.h>
 
@@ -167,6 +169,169 @@ TEST(geometry)
         size_t len = take(1);
 
         EXPECT_TRUE(refused(snap, len, "it has 1 vCPUs"));
+}
+
+/* The header a partition's first block holds (vmm/snapdisk.c): each field checked. */
+TEST(partition_header_check)
+{
+        struct snap_header h;
+        char want[120];
+
+        EXPECT_EQ(take(2), 65978); /* 64 KiB of RAM, two vCPUs */
+        memcpy(&h, snap, sizeof(h));
+        EXPECT_EQ(snapshot_part_check(&h, "snap", h.size, why, sizeof(why)), 0);
+        EXPECT_EQ(snapshot_part_check(&h, "snap", h.size - 1, why, sizeof(why)), -KEEL_EINVAL);
+        snprintf(want, sizeof(want),
+                 "its header says %zu bytes, the partition holds %zu: the snapshot is corrupted",
+                 (size_t)h.size, (size_t)h.size - 1);
+        EXPECT_STREQ(why, want);
+        EXPECT_EQ(snapshot_part_check(&h, "other", h.size, why, sizeof(why)), -KEEL_EINVAL);
+        EXPECT_STREQ(why, "it is a snapshot of vm snap, not of vm other");
+        h.arch = 183;
+        EXPECT_EQ(snapshot_part_check(&h, "snap", h.size, why, sizeof(why)), -KEEL_EINVAL);
+        EXPECT_STREQ(why, "taken on arm64 (machine 183); this Keel runs x86_64 VMs");
+        h.version = 2;
+        EXPECT_EQ(snapshot_part_check(&h, "snap", h.size, why, sizeof(why)), -KEEL_EINVAL);
+        EXPECT_STREQ(why, "format version 2; this Keel reads version 1 only");
+        memset(&h, 0, sizeof(h));
+        EXPECT_EQ(snapshot_part_check(&h, "snap", 1 << 20, why, sizeof(why)), -KEEL_EINVAL);
+        EXPECT_STREQ(why, "not a Keel snapshot (no KEELSNAP magic)");
+        memcpy(&h, snap, sizeof(h));
+        memset(h.name, 'x', sizeof(h.name)); /* no NUL */
+        EXPECT_EQ(snapshot_part_check(&h, "snap", h.size, why, sizeof(why)), -KEEL_EINVAL);
+        memcpy(&h, snap, sizeof(h));
+        h.size = sizeof(h) + 7;
+        EXPECT_EQ(snapshot_part_check(&h, "snap", 1 << 20, why, sizeof(why)), -KEEL_EINVAL);
+}
+
+/* A partition on a fake disk: 512-byte blocks, 4 KiB per request, at most 3 in flight (a 4th
+ * gets -KEEL_EAGAIN), completed one at a time by poll(), a volatile cache. */
+#define PD_BLOCKS 1024
+static uint8_t pdisk[PD_BLOCKS * 512];
+static struct blk_req *pd_out[3];
+static unsigned pd_n, pd_flushes, pd_writes_after_flush;
+static bool pd_fail;
+
+static int pd_submit(struct blkdev *d, struct blk_req *r)
+{
+        (void)d;
+        if (r->op == BLK_FLUSH) {
+                pd_flushes++;
+                pd_writes_after_flush = 0;
+                r->done(r, 0);
+                return 0;
+        }
+        if (r->nseg != 1 || r->seg[0].len != r->blocks * 512u || r->lba + r->blocks > PD_BLOCKS ||
+            r->blocks * 512u > 4096)
+                return -KEEL_EINVAL;
+        if (pd_n == 3)
+                return -KEEL_EAGAIN;
+        pd_out[pd_n++] = r;
+        return 0;
+}
+
+static void pd_poll(struct blkdev *d)
+{
+        struct blk_req *r = pd_out[0];
+        void *mem;
+
+        (void)d;
+        if (!pd_n)
+                return;
+        memmove(pd_out, pd_out + 1, sizeof(pd_out[0]) * --pd_n);
+        mem = (void *)(uintptr_t)hpa_raw(r->seg[0].pa);
+        if (r->op == BLK_WRITE) {
+                memcpy(pdisk + r->lba * 512, mem, r->seg[0].len);
+                pd_writes_after_flush++;
+        } else {
+                memcpy(mem, pdisk + r->lba * 512, r->seg[0].len);
+        }
+        r->done(r, pd_fail ? -KEEL_EIO : 0);
+}
+
+static const struct blkdev_ops pd_ops = {.submit = pd_submit, .poll = pd_poll};
+
+TEST(partition_round_trip_and_refusals)
+{
+        static struct blkdev dev = {.name = "pd0",
+                                    .blocks = PD_BLOCKS,
+                                    .block_size = 512,
+                                    .max_transfer = 4096,
+                                    .seg_align = 4,
+                                    .max_segs = 1,
+                                    .volatile_cache = true,
+                                    .ops = &pd_ops};
+        struct snap_part p = {.dev = &dev, .start = 100, .blocks = 300, .name = "pd0:part=s"};
+        struct snapshot_store st = {0}, other_boot = {0};
+        void *mem = aligned_alloc(4096, 1 << 20);
+        struct mem_range r = {hpa((uint64_t)(uintptr_t)mem), (1 << 20) / PAGE_SIZE};
+        char msg[300];
+        uint64_t free0;
+
+        ASSERT_TRUE(mem && palloc_init(&keel_palloc, &r, 1) == 0);
+        free0 = palloc_free_pages(&keel_palloc);
+        memset(pdisk, 0, sizeof(pdisk));
+        size_t len = take(2);
+        /* Nothing there yet. */
+        make(&vb, ram_b, 2, 0xee);
+        EXPECT_EQ(snapshot_restore_part(&st, &vb, &p, msg, sizeof(msg)), -KEEL_EINVAL);
+        EXPECT_STREQ(msg, "cannot restore vm snap: snapshot refused: pd0:part=s: not a Keel "
+                          "snapshot (no KEELSNAP magic)");
+        /* Too small a partition: refused before anything is written. */
+        p.blocks = 100;
+        EXPECT_EQ(snapshot_take_part(&st, &va, &p, msg, sizeof(msg)), -KEEL_ENOSPC);
+        EXPECT_STREQ(msg, "cannot snapshot vm snap: it takes 65 KiB, pd0:part=s holds 50 KiB: make "
+                          "the partition at least 129 blocks of 512 bytes");
+        EXPECT_EQ(pdisk[100 * 512], 0);
+        /* Written from the partition's first block, flushed after the last write. */
+        p.blocks = 300;
+        EXPECT_EQ(snapshot_take_part(&st, &va, &p, msg, sizeof(msg)), 0);
+        EXPECT_STREQ(msg, "vm snap: snapshot on pd0:part=s, 64 KiB (RAM 64 KiB), flushed; "
+                          "restore snap brings it back, also after Keel restarts");
+        EXPECT_EQ(memcmp(pdisk + 100 * 512, snap, len), 0);
+        EXPECT_EQ(pdisk[99 * 512 + 511], 0);
+        EXPECT_EQ(pd_flushes, 1);
+        EXPECT_EQ(pd_writes_after_flush, 0);
+        EXPECT_EQ(palloc_free_pages(&keel_palloc), free0); /* the memory copy is gone */
+        /* Restored, twice; also by a Keel that did not write it (no disk of its own). */
+        EXPECT_EQ(snapshot_restore_part(&st, &vb, &p, msg, sizeof(msg)), 0);
+        EXPECT_STREQ(msg, "vm snap: restored from its snapshot on pd0:part=s; it is paused "
+                          "(resume snap)");
+        EXPECT_EQ(memcmp(ram_a, ram_b, RAM_SZ), 0);
+        EXPECT_EQ(vb.vcpus[1].arch.regs[5], 105);
+        make(&vb, ram_b, 2, 0xee);
+        EXPECT_EQ(snapshot_restore_part(&other_boot, &vb, &p, msg, sizeof(msg)), 0);
+        EXPECT_EQ(memcmp(ram_a, ram_b, RAM_SZ), 0);
+        EXPECT_EQ(palloc_free_pages(&keel_palloc), free0);
+        /* With a disk on Keel's storage: only the snapshot this boot wrote. */
+        p.disk = "pd0:part=d";
+        EXPECT_EQ(snapshot_restore_part(&st, &vb, &p, msg, sizeof(msg)), 0);
+        make(&vb, ram_b, 2, 0xee);
+        EXPECT_EQ(snapshot_restore_part(&other_boot, &vb, &p, msg, sizeof(msg)), -KEEL_EINVAL);
+        EXPECT_STREQ(msg, "cannot restore vm snap: snapshot refused: pd0:part=s: it was written "
+                          "before Keel last started, and vm snap's disk pd0:part=d may have been "
+                          "written since (no write count survives a restart): take a new "
+                          "snapshot");
+        EXPECT_EQ(ram_b[0], 0xee);
+        p.disk = NULL;
+        /* One bit changed on the disk: refused, the VM untouched, no memory kept. */
+        pdisk[100 * 512 + 5000] ^= 4;
+        EXPECT_EQ(snapshot_restore_part(&st, &vb, &p, msg, sizeof(msg)), -KEEL_EINVAL);
+        EXPECT_CONTAINS(msg, "cannot restore vm snap: snapshot refused: pd0:part=s: checksum ");
+        EXPECT_CONTAINS(msg, "the snapshot is corrupted");
+        EXPECT_EQ(ram_b[0], 0xee);
+        EXPECT_EQ(palloc_free_pages(&keel_palloc), free0);
+        /* A device error: said, nothing restored. */
+        pd_fail = true;
+        EXPECT_EQ(snapshot_restore_part(&st, &vb, &p, msg, sizeof(msg)), -KEEL_EIO);
+        EXPECT_STREQ(msg, "cannot restore vm snap: reading pd0:part=s failed (I/O error)");
+        EXPECT_EQ(snapshot_take_part(&st, &va, &p, msg, sizeof(msg)), -KEEL_EIO);
+        EXPECT_CONTAINS(msg, "writing pd0:part=s failed (I/O error)");
+        pd_fail = false;
+        EXPECT_EQ(pd_n, 0);
+        EXPECT_EQ(palloc_free_pages(&keel_palloc), free0);
+        memset(&keel_palloc, 0, sizeof(keel_palloc));
+        free(mem);
 }
 
 TEST(hash_changes_with_any_word)

@@ -4,6 +4,8 @@
 #ifndef VMM_BUILD_H
 #define VMM_BUILD_H
 
+#include <stddef.h>
+
 #include <keel/boot.h>
 #include <vmm/config.h>
 #include <vmm/vm.h>
@@ -32,5 +34,13 @@ void vm_release(struct vm *vm);
  * restored only then; vmm/snapshot.h). Its vCPUs must be off every CPU, so no new one comes.
  */
 void vm_disks_quiesce(struct vm *vm);
+
+/*
+ * The partition the VM's `snapshot =` names, into p (its names written into names[0, n)), or
+ * false when its config names none: snapshots stay in memory.
+ */
+struct snap_part;
+bool vm_snap_part(const struct vm *vm, const struct vm_config *vc, struct snap_part *p, char *names,
+                  size_t n);
 
 #endif

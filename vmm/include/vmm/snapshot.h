@@ -106,10 +106,48 @@ int snapshot_load(struct vm *vm, const uint8_t *data, size_t len, char *why, siz
 struct snapshot_store {
         hpa_t pa;
         uint64_t pages, len; /* pages 0: none */
+        uint64_t disk_sum;   /* the checksum of the snapshot this boot wrote to its partition */
 };
 
 int snapshot_take(struct snapshot_store *s, struct vm *vm, char *msg, size_t len);
 int snapshot_restore(const struct snapshot_store *s, struct vm *vm, char *msg, size_t len);
+/* A header's magic, format version and arch: 0, or -KEEL_EINVAL with the first problem. */
+int snap_header_check(const struct snap_header *h, char *why, size_t n);
+
+/*
+ * Snapshots on a partition (vmm/snapdisk.c): the VM's `snapshot = DEV:part=...` as
+ * vdisk_plan_snapshots resolved it. The snapshot lies from the partition's first block.
+ */
+struct blkdev;
+struct snap_part {
+        struct blkdev *dev;
+        uint64_t start, blocks; /* the partition, in the device's blocks */
+        const char *name;       /* as the config wrote it: "nvme0n1:part=NAME" */
+        const char *disk;       /* the VM's disk on Keel's storage ("nvme0n1:part=..."), or NULL */
+};
+
+/*
+ * Take the VM's snapshot (in memory, as snapshot_take) and write it to p, flushed; the memory
+ * is freed again. s keeps the new snapshot's checksum (so a restore in this boot knows it).
+ * Refused, with nothing written, if it does not fit the partition (msg says how big it must
+ * be). 0 or -KEEL_E* with a one-line message either way.
+ */
+int snapshot_take_part(struct snapshot_store *s, struct vm *vm, const struct snap_part *p,
+                       char *msg, size_t len);
+/*
+ * Read the snapshot from p and restore it (snapshot_load) after snapshot_part_check. A VM with
+ * a disk on Keel's storage (p->disk) is restored only from the snapshot this boot wrote (s):
+ * the disk's write count (docs/snapshot.md) does not survive a restart of Keel.
+ */
+int snapshot_restore_part(const struct snapshot_store *s, struct vm *vm, const struct snap_part *p,
+                          char *msg, size_t len);
+/*
+ * The header found at a partition's first block, for vm `vm` and a partition of `room` bytes:
+ * the magic, format version, arch, VM name and size (at most room). 0, or -KEEL_EINVAL with
+ * the first problem in why.
+ */
+int snapshot_part_check(const struct snap_header *h, const char *vm, uint64_t room, char *why,
+                        size_t n);
 
 /*
  * Arch hooks (arch/<arch>/snapshot.c). The arch's bytes per vCPU and for the VM's devices at
