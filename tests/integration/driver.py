@@ -869,7 +869,7 @@ def snapshot_check(log):
                 elif sums.get(n, s) != s:
                     problems.append("round %d after a restore: sum %s, first %s" % (n, s, sums[n]))
                 expect_next = None
-        elif "snapcount: snapshot in memory" in line:
+        elif re.search(r"snapcount: snapshot (in memory|on )", line):
             snap = last
         elif "snapcount: restored from its snapshot" in line:
             if snap is None:
