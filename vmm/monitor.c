@@ -48,7 +48,8 @@ static const struct command commands[] = {
      "exits by reason per vcpu: count, cost in counter ticks and ns; clear: from zero"},
     {"trace", CMD_TRACE, "trace VM on|off|show [N]|clear",
      "record each exit (reason, pc, info, cost); show the last N (32)"},
-    {"snapshot", CMD_SNAP, "snapshot VM", "save a paused vm's whole state in memory"},
+    {"snapshot", CMD_SNAP, "snapshot VM",
+     "save a paused vm's whole state (in memory or on its partition)"},
     {"restore", CMD_RESTORE, "restore VM", "a paused or created vm back to its snapshot"},
 };
 
