@@ -195,8 +195,10 @@ static size_t write_config(const struct keel_config *c)
                     v->unbacked_stop ? "stop" : "abort");
                 if (v->cpu != SCHED_NO_PIN)
                         OUT("cpu = %d\n", v->cpu);
-                if (v->snap_dev.kind == DISK_PART)
-                        OUT("snapshot = \"%s:part=%s\"\n", v->snap_dev.dev, v->snap_dev.part);
+                if (v->snap_dev.kind == DISK_PART) /* a bare word may hold '"', a quoted one ' ' */
+                        OUT(strchr(v->snap_dev.part, '"') ? "snapshot = %s:part=%s\n"
+                                                          : "snapshot = \"%s:part=%s\"\n",
+                            v->snap_dev.dev, v->snap_dev.part);
                 if (v->snap_dev.kind == DISK_PARTUUID) {
                         char g[37];
                         gpt_guid_format(v->snap_dev.uuid, g);
