@@ -200,6 +200,13 @@ refused:
         snprintf(v->why + used, sizeof(v->why) - used, ": %s", why);
 }
 
+/* Whether two resolved ranges share a block of one device. */
+static bool overlaps(const struct vdisk *a, const struct vdisk *b)
+{
+        return b->dev == a->dev && a->start <= b->start + b->blocks - 1 &&
+               b->start <= a->start + a->blocks - 1;
+}
+
 void vdisk_plan(const struct keel_config *cfg, const uint8_t *boot_esp, struct vdisk_scratch *s,
                 struct vdisk *out)
 {
@@ -221,9 +228,7 @@ void vdisk_plan(const struct keel_config *cfg, const uint8_t *boot_esp, struct v
                         const struct vdisk *b = &out[j];
                         char spec[CONFIG_DISK_DEV_MAX + CONFIG_DISK_PART_MAX + 48];
 
-                        if (b->dev != a->dev || (a->ro && b->ro) ||
-                            a->start > b->start + b->blocks - 1 ||
-                            b->start > a->start + a->blocks - 1)
+                        if (!overlaps(a, b) || (a->ro && b->ro))
                                 continue;
                         vdisk_spec_text(&cfg->vms[i].disk_dev, spec, sizeof(spec));
                         snprintf(a->why, sizeof(a->why),
@@ -238,13 +243,6 @@ void vdisk_plan(const struct keel_config *cfg, const uint8_t *boot_esp, struct v
                         a->dev = NULL;
                 }
         }
-}
-
-/* Where a snapshot partition's blocks meet another range, the other's description. */
-static bool overlaps(const struct vdisk *a, const struct vdisk *b)
-{
-        return b->dev == a->dev && a->start <= b->start + b->blocks - 1 &&
-               b->start <= a->start + a->blocks - 1;
 }
 
 __attribute__((cold)) void vdisk_plan_snapshots(const struct keel_config *cfg,
