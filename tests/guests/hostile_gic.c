@@ -85,12 +85,8 @@ void gic_irq(void)
 
         if (intid >= 1020)
                 return; /* spurious */
-        if (intid == VTIMER_PPI && slow_timer) {
-                uint64_t end = read_sysreg(CNTVCT_EL0) + read_sysreg(CNTFRQ_EL0) / 1000 * SLOW_MS;
-
-                while (read_sysreg(CNTVCT_EL0) < end)
-                        ;
-        }
+        if (intid == VTIMER_PPI && slow_timer)
+                delay_ticks(read_sysreg(CNTFRQ_EL0) / 1000 * SLOW_MS);
         if (intid == VTIMER_PPI)
                 write_sysreg(CNTV_CTL_EL0, 3); /* enabled, masked */
         irq_count[this_cpu()][intid < 64 ? intid : 63]++;
@@ -324,17 +320,13 @@ int64_t guest_main(void)
         slow_timer = true;
         irq_unmask();
         for (unsigned i = 0; i < SLOW_ROUNDS; i++) {
-                uint64_t end;
-
                 write_sysreg(CNTV_CVAL_EL0, 0);
                 write_sysreg(CNTV_CTL_EL0, 1);
                 __asm__ volatile("isb");
                 for (unsigned k = 0; k < 100000000 && irq_count[0][VTIMER_PPI] - before == i; k++)
                         ;
                 /* A second interrupt would come right after the handler's EOI. */
-                end = read_sysreg(CNTVCT_EL0) + read_sysreg(CNTFRQ_EL0) / 1000 * 5;
-                while (read_sysreg(CNTVCT_EL0) < end)
-                        ;
+                delay_ticks(read_sysreg(CNTFRQ_EL0) / 1000 * 5);
         }
         irq_mask();
         slow_timer = false;

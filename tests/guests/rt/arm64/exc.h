@@ -84,15 +84,6 @@ static inline void wr(uint64_t a, unsigned w, uint64_t v)
         mmio_wr(a, w, v);
 }
 
-/* Busy-wait `ticks` of the virtual counter (no exit). */
-static inline void delay_ticks(uint64_t ticks)
-{
-        uint64_t t0 = guest_counter();
-
-        while (guest_counter() - t0 < ticks)
-                ;
-}
-
 /* The guest's GICv3 (Keel's Linux machine: docs/arm64.md). */
 #define GICD            0x08000000ull
 #define GICR0           0x080a0000ull

@@ -76,6 +76,15 @@ static inline uint64_t guest_counter(void)
         return v;
 }
 
+/* Busy-wait `ticks` of the virtual counter (no exit). */
+static inline void delay_ticks(uint64_t ticks)
+{
+        uint64_t t0 = guest_counter();
+
+        while (guest_counter() - t0 < ticks)
+                ;
+}
+
 #define SPIN_GAP_TICKS 20000ull     /* longer than any exit, shorter than a time slice */
 #define SPIN_TICKS     125000000ull /* 2 s of QEMU virt's 62.5 MHz counter */
 
