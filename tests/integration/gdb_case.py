@@ -24,6 +24,7 @@ import argparse
 import os
 import re
 import select
+import shlex
 import socket
 import subprocess
 import sys
@@ -53,6 +54,8 @@ GDB_HW_ORDER = [
     r"Hardware watchpoint 3: gdb_sum\s+Old value = 40\s+New value = 42\b",  # Z2, watch stop
 ]
 GDB_END = r"\[Inferior 1 \(Remote target\) exited with code 055\]"
+
+WITNESS_END = "keel: vm witness stopped: exit: code 0"  # a plain string: grep and re agree
 
 LOG_MUST = [
     r"keel: monitor: vm witness is running",
@@ -238,6 +241,13 @@ def main():
         if not waited:
             problems.append("the guest never waited for gdb")
         else:
+            # While the target is held at its first breakpoint, gdb waits (a shell command)
+            # until the witness's second life has ended: how long that takes depends on the
+            # machine's load, so it is waited for, not slept for (bound: 200 s). Bochs has no
+            # witness; the target is held 8 s there.
+            hold = "sleep 8" if bochs else (
+                "timeout 200 sh -c 'until [ \"$(grep -c \"^%s\" %s)\" -ge 2 ]; do sleep 0.2; "
+                "done'" % (WITNESS_END, shlex.quote(log)))
             gcmd = [gdb, "-nx", "-batch",
                     "-ex", "set pagination off",
                     "-ex", "set confirm off",
@@ -249,7 +259,7 @@ def main():
                     "-ex", "set var gdb_go = 1",
                     "-ex", "continue",
                     "-ex", "print " + reg,
-                    "-ex", "shell sleep 8",
+                    "-ex", "shell " + hold,
                     "-ex", "set %s = 40" % reg,
                     "-ex", "print " + reg,
                     "-ex", "stepi",
@@ -287,7 +297,7 @@ def main():
         if not re.search(pat, text, re.MULTILINE):
             problems.append("serial log lacks: %s" % pat)
     # The witness's second life ends before the target, held at the breakpoint, goes on.
-    ends = [m.start() for m in re.finditer(r"^keel: vm witness stopped: exit: code 0$", text,
+    ends = [m.start() for m in re.finditer("^%s$" % WITNESS_END, text,
                                            re.MULTILINE)]
     target_end = text.find("[target] gdbtarget: sum")
     if not bochs and (len(ends) != 2 or target_end < 0 or ends[1] > target_end):
