@@ -4,7 +4,8 @@
  * save area and XCR0, the registers Keel switches itself) and the VM's devices (COM1, the
  * CMOS RTC, pc_testdev's latch). The VMCB's host side (intercepts, permission maps, ASID,
  * nested paging) is never taken from a snapshot: only the guest's state and the few intercepts
- * that follow it (interrupt and NMI windows).
+ * that follow it (interrupt and NMI windows). The TSC offset is moved by the restore's shift
+ * (vmm/snapshot.h), so that the guest's TSC continues from its value at the snapshot.
  */
 #include <stdio.h>
 #include <string.h>
@@ -85,7 +86,7 @@ __attribute__((cold)) void arch_snapshot_vcpu_save(struct vcpu *vcpu, struct sna
         }
         s.gprs = a->gprs;
         s.save = vmcb->save;
-        s.tsc_offset = vmcb->control.tsc_offset;
+        s.tsc_offset = a->tsc_offset; /* the VMCB's too */
         s.int_ctl = vmcb->control.int_ctl & SNAP_INT_CTL;
         s.int_state = vmcb->control.int_state & SVM_INT_SHADOW;
         s.event_inj = vmcb->control.event_inj;
@@ -163,7 +164,9 @@ __attribute__((cold)) int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap
                 return err;
         a->gprs = s.gprs;
         vmcb->save = s.save;
-        vmcb->control.tsc_offset = s.tsc_offset;
+        /* The guest's TSC goes on from its value at the snapshot (the LAPIC's timer counts
+         * in it too), however far Keel's own counter moved since, even across a restart. */
+        vmcb->control.tsc_offset = a->tsc_offset = s.tsc_offset - r->shift;
         vmcb->control.int_ctl = (vmcb->control.int_ctl & ~SNAP_INT_CTL) | s.int_ctl;
         vmcb->control.int_state = s.int_state;
         vmcb->control.event_inj = s.event_inj;

@@ -405,7 +405,7 @@ static void handle_msr(struct vcpu *vcpu, struct vmcb *vmcb)
                 if (!write)
                         val = x86_rdtsc() + vmcb->control.tsc_offset;
                 else
-                        vmcb->control.tsc_offset = val - x86_rdtsc();
+                        vmcb->control.tsc_offset = vcpu->arch.tsc_offset = val - x86_rdtsc();
                 break;
         case MSR_FS_BASE:
         case MSR_GS_BASE:

@@ -526,7 +526,7 @@ static void handle_msr(struct vcpu *vcpu, bool write)
                 if (!write)
                         val = x86_rdtsc() + vmread(VMCS_TSC_OFFSET);
                 else
-                        vmwrite(VMCS_TSC_OFFSET, val - x86_rdtsc());
+                        vmwrite(VMCS_TSC_OFFSET, vcpu->arch.tsc_offset = val - x86_rdtsc());
                 break;
         default:
                 err = write ? x86_msr_write(vcpu, msr, val) : x86_msr_read(vcpu, msr, &val);
