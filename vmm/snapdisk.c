@@ -173,9 +173,8 @@ static int slot_verify(const struct snap_part *p, unsigned k, uint64_t size, boo
                 err = part_rw(p, false, k * slot_blocks(p) + done / bs, pa, (n + bs - 1) / bs);
                 if (err)
                         break;
-                for (uint64_t i = 0; i < n; i++) /* the stored checksum's bytes */
-                        if (done + i >= body)
-                                stored |= (uint64_t)buf[i] << 8 * (done + i - body);
+                for (uint64_t i = done < body ? body - done : 0; i < n; i++) /* the sum's */
+                        stored |= (uint64_t)buf[i] << 8 * (done + i - body);
                 if (done < body)
                         h = hash64_update(h, buf, done + n <= body ? n : body - done);
                 done += n;
@@ -302,7 +301,7 @@ int snapshot_restore_part(const struct snapshot_store *s, struct vm *vm, const s
                 snprintf(msg, len,
                          "cannot restore vm %s: no %llu KiB run of free memory to read %s into",
                          vm->name,
-                         (unsigned long long)(i < sl.n ? sl.h[k].size + 1023 : 1024) >> 10,
+                         (unsigned long long)(i < sl.n ? sl.h[k].size + 1023 : PAGE_SIZE) >> 10,
                          p->name);
         } else if (err) {
                 snprintf(msg, len, "cannot restore vm %s: reading %s failed (I/O error)", vm->name,

@@ -166,6 +166,7 @@ static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         vcpu->arch.vmcb = vmcb;
         vcpu->arch.vmcb_pa = pa;
         vcpu->arch.launched = false;
+        vmcb->control.tsc_offset = vcpu->arch.tsc_offset; /* 0, or as a restore set it */
 
         vmcb->control.intercept1 = SVM_INTERCEPT_INTR | SVM_INTERCEPT_NMI | SVM_INTERCEPT_SMI |
                                    SVM_INTERCEPT_INIT | SVM_INTERCEPT_RDPMC | SVM_INTERCEPT_CPUID |
