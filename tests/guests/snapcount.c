@@ -49,8 +49,7 @@ int64_t guest_main(void)
                 if (now < last) {
                         guest_printf("FAIL: snapcount: round %lu: the counter went back from "
                                      "%lx to %lx\n",
-                                     (unsigned long)round, (unsigned long)last,
-                                     (unsigned long)now);
+                                     (unsigned long)round, (unsigned long)last, (unsigned long)now);
                         return 1;
                 }
                 last = now;
