@@ -4,7 +4,8 @@
  * save area and XCR0, the registers Keel switches itself) and the VM's devices (COM1, the
  * CMOS RTC, pc_testdev's latch). The VMCB's host side (intercepts, permission maps, ASID,
  * nested paging) is never taken from a snapshot: only the guest's state and the few intercepts
- * that follow it (interrupt and NMI windows).
+ * that follow it (interrupt and NMI windows). The TSC offset is moved by the restore's shift
+ * (vmm/snapshot.h), so that the guest's TSC continues from its value at the snapshot.
  */
 #include <stdio.h>
 #include <string.h>
@@ -79,13 +80,13 @@ __attribute__((cold)) void arch_snapshot_vcpu_save(struct vcpu *vcpu, struct sna
 
         memset(&s, 0, sizeof(s));
         s.has_state = vmcb != NULL;
+        s.tsc_offset = a->tsc_offset; /* the VMCB's too; a vCPU not set up starts with it */
         if (!vmcb) {
                 snap_put(b, &s, sizeof(s));
                 return;
         }
         s.gprs = a->gprs;
         s.save = vmcb->save;
-        s.tsc_offset = vmcb->control.tsc_offset;
         s.int_ctl = vmcb->control.int_ctl & SNAP_INT_CTL;
         s.int_state = vmcb->control.int_state & SVM_INT_SHADOW;
         s.event_inj = vmcb->control.event_inj;
@@ -147,8 +148,13 @@ __attribute__((cold)) int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap
                 return -KEEL_EINVAL;
         if (s.has_state > 1)
                 return snap_fail(r, "vCPU %u: state flag %u", vcpu->id, s.has_state);
-        if (!s.has_state)
-                return 0; /* never set up: whatever the VM has for it now stays */
+        if (!s.has_state) {
+                /* Never set up: whatever the VM has for it now stays, but for the TSC offset
+                 * a vCPU not set up yet starts with (the others' at the snapshot, moved). */
+                if (r->apply && !vmcb)
+                        a->tsc_offset = s.tsc_offset - r->shift;
+                return 0;
+        }
         if (!vmcb)
                 return snap_fail(r,
                                  "vCPU %u has not been set up in vm %s since it was built "
@@ -163,7 +169,9 @@ __attribute__((cold)) int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap
                 return err;
         a->gprs = s.gprs;
         vmcb->save = s.save;
-        vmcb->control.tsc_offset = s.tsc_offset;
+        /* The guest's TSC goes on from its value at the snapshot (the LAPIC's timer counts
+         * in it too), however far Keel's own counter moved since, even across a restart. */
+        vmcb->control.tsc_offset = a->tsc_offset = s.tsc_offset - r->shift;
         vmcb->control.int_ctl = (vmcb->control.int_ctl & ~SNAP_INT_CTL) | s.int_ctl;
         vmcb->control.int_state = s.int_state;
         vmcb->control.event_inj = s.event_inj;

@@ -166,6 +166,7 @@ static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         vcpu->arch.vmcb = vmcb;
         vcpu->arch.vmcb_pa = pa;
         vcpu->arch.launched = false;
+        vmcb->control.tsc_offset = vcpu->arch.tsc_offset; /* 0, or as a restore set it */
 
         vmcb->control.intercept1 = SVM_INTERCEPT_INTR | SVM_INTERCEPT_NMI | SVM_INTERCEPT_SMI |
                                    SVM_INTERCEPT_INIT | SVM_INTERCEPT_RDPMC | SVM_INTERCEPT_CPUID |
@@ -405,7 +406,7 @@ static void handle_msr(struct vcpu *vcpu, struct vmcb *vmcb)
                 if (!write)
                         val = x86_rdtsc() + vmcb->control.tsc_offset;
                 else
-                        vmcb->control.tsc_offset = val - x86_rdtsc();
+                        vmcb->control.tsc_offset = vcpu->arch.tsc_offset = val - x86_rdtsc();
                 break;
         case MSR_FS_BASE:
         case MSR_GS_BASE:

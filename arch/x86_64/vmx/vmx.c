@@ -328,7 +328,7 @@ static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         vmwrite(VMCS_IO_BITMAP_A, hpa_raw(io_bitmap_pa));
         vmwrite(VMCS_IO_BITMAP_B, hpa_raw(io_bitmap_pa) + PAGE_SIZE);
         vmwrite(VMCS_MSR_BITMAP, hpa_raw(msr_bitmap_pa));
-        vmwrite(VMCS_TSC_OFFSET, 0);
+        vmwrite(VMCS_TSC_OFFSET, vcpu->arch.tsc_offset);
         vmwrite(VMCS_EPT_POINTER, hpa_raw(vm->arch.npt.root) | 6 /* WB */ | 3 << 3 /* 4 levels */);
         if (proc2 & PROC2_VPID)
                 vmwrite(VMCS_VPID, vm->arch.asid);
@@ -526,7 +526,7 @@ static void handle_msr(struct vcpu *vcpu, bool write)
                 if (!write)
                         val = x86_rdtsc() + vmread(VMCS_TSC_OFFSET);
                 else
-                        vmwrite(VMCS_TSC_OFFSET, val - x86_rdtsc());
+                        vmwrite(VMCS_TSC_OFFSET, vcpu->arch.tsc_offset = val - x86_rdtsc());
                 break;
         default:
                 err = write ? x86_msr_write(vcpu, msr, val) : x86_msr_read(vcpu, msr, &val);
