@@ -265,16 +265,22 @@ static void pd_poll(struct blkdev *d)
 
 static const struct blkdev_ops pd_ops = {.submit = pd_submit, .poll = pd_poll};
 
+/* The partition tests' disk: PD_BLOCKS of 512 bytes in pdisk, one 4 KiB segment a request. */
+static struct blkdev pd_dev(void)
+{
+        return (struct blkdev){.name = "pd0",
+                               .blocks = PD_BLOCKS,
+                               .block_size = 512,
+                               .max_transfer = 4096,
+                               .seg_align = 4,
+                               .max_segs = 1,
+                               .volatile_cache = true,
+                               .ops = &pd_ops};
+}
+
 TEST(partition_round_trip_and_refusals)
 {
-        static struct blkdev dev = {.name = "pd0",
-                                    .blocks = PD_BLOCKS,
-                                    .block_size = 512,
-                                    .max_transfer = 4096,
-                                    .seg_align = 4,
-                                    .max_segs = 1,
-                                    .volatile_cache = true,
-                                    .ops = &pd_ops};
+        static struct blkdev dev;
         struct snap_part p = {.dev = &dev, .start = 100, .blocks = 300, .name = "pd0:part=s"};
         struct snapshot_store st = {0}, other_boot = {0};
         void *mem = aligned_alloc(4096, 1 << 20);
@@ -282,6 +288,7 @@ TEST(partition_round_trip_and_refusals)
         char msg[300];
         uint64_t free0;
 
+        dev = pd_dev();
         ASSERT_TRUE(mem && palloc_init(&keel_palloc, &r, 1) == 0);
         free0 = palloc_free_pages(&keel_palloc);
         memset(pdisk, 0, sizeof(pdisk));
@@ -370,14 +377,7 @@ static int restore_reg(const struct snapshot_store *st, const struct snap_part *
  * header, a damaged newer one leave the older restorable; both damaged: refused. */
 TEST(partition_slots)
 {
-        static struct blkdev dev = {.name = "pd0",
-                                    .blocks = PD_BLOCKS,
-                                    .block_size = 512,
-                                    .max_transfer = 4096,
-                                    .seg_align = 4,
-                                    .max_segs = 1,
-                                    .volatile_cache = true,
-                                    .ops = &pd_ops};
+        static struct blkdev dev;
         struct snap_part p = {.dev = &dev, .start = 10, .blocks = 400, .name = "pd0:part=s"};
         struct snapshot_store st = {0};
         void *mem = aligned_alloc(4096, 1 << 20);
@@ -387,6 +387,7 @@ TEST(partition_slots)
         char msg[300];
         uint64_t free0, reg;
 
+        dev = pd_dev();
         ASSERT_TRUE(mem && palloc_init(&keel_palloc, &r, 1) == 0);
         free0 = palloc_free_pages(&keel_palloc);
         memset(pdisk, 0, sizeof(pdisk));
