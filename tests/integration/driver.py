@@ -887,7 +887,7 @@ def snapshot_check(log):
 
 def snapshot_case(**extra):
     """snapcount (16 MiB) paused and snapshotted after round 5 (in memory), resumed; paused in
-    its 40s, reset (a fresh VM from the config), restored and resumed; paused in its 70s,
+    its 40s (or later), reset (a fresh VM from the config), restored and resumed; paused in its 70s,
     restored again (the same snapshot into the paused VM) and resumed; it must continue each
     time from the round after the snapshot with the same checksums (snapshot_check), never
     report a wrong word (FAIL), and exit 0 after round 100."""
@@ -900,7 +900,8 @@ def snapshot_case(**extra):
         (r"^keel: console: monitor \(type help\)$", "pause snapcount"),
         (paused, "snapshot snapcount"),
         (taken, "resume snapcount"),
-        (guest_line("snapcount", r"snapcount: round 4\d sum"), "pause snapcount"),
+        # its 40s or later: typing the snapshot's commands may take it past them
+        (guest_line("snapcount", r"snapcount: round [4-9]\d sum"), "pause snapcount"),
         (paused, "reset snapcount"),
         (mon + r"vm snapcount is created$", "restore snapcount"),
         (restored, "resume snapcount"),
