@@ -24,6 +24,9 @@ Cases:
     svm_msr      the same on ryzen: SVM on a CPU with RDTSCP (TSC_AUX's write checks)
     vmx_lapic    integration's hostile_lapic (without its periodic VM) on corei7_skylake_x:
                  LAPIC storms, CR8 and NMIs (virtual NMIs, NMI-window exiting)
+    vmx_snapshot integration's snapshot on corei7_skylake_x: snapcount paused, snapshotted,
+                 reset, restored twice through the monitor (run-bochs --send), going on each
+                 time with the right round and checksums
     vmx_hostile_pt integration's hostile_pt on corei7_skylake_x: page-table loops and
                  reserved bits met by Keel's walk, compatibility mode, paging off, PAE; the
                  #PF Keel injects through VMX
@@ -104,6 +107,8 @@ CASES = {
     # periodic VM is stopped by typing into the monitor, and run-bochs sends no input).
     **{"vmx_" + c: dict(integration.CASES[c], cpu=VMX_CPU, timeout=600)
        for c in ("hostile_hc", "hostile_virt", "hostile_fetch", "hostile_apic_regs")},
+    # integration.snapshot on VT-x, typed into Keel's monitor through run-bochs --send.
+    "vmx_snapshot": dict(integration.CASES["snapshot"], cpu=VMX_CPU, timeout=1500),
     "svm_guests": dict(integration.CASES["svm_guests"], cpu=SVM_CPU, timeout=300),
     "expect_fail": dict(integration.CASES["expect_fail"], cpu=SVM_CPU, timeout=240),
     "refusal": dict(
@@ -150,6 +155,8 @@ def run_bochs(case, efi, config, files, log_path, extra=()):
         cmd += ["--until", integration.tagged(case["until"])]
     if "fail_on" in case:
         cmd += ["--fail-on", integration.tagged(case["fail_on"])]
+    for pat, text in case.get("sends", []):
+        cmd += ["--send", "%s=>%s" % (integration.tagged(pat), text)]
     for f in files:
         cmd += ["--file", f]
     cmd += list(extra)

@@ -224,7 +224,7 @@ static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         vmcb->save.rflags = st->rflags;
         vmcb->save.rip = st->rip;
         vmcb->save.rsp = st->rsp;
-        vmcb->save.g_pat = 0x0007040600070406ull; /* the architectural reset PAT */
+        vmcb->save.g_pat = X86_PAT_RESET;
         return 0;
 }
 
