@@ -20,6 +20,64 @@
 
 #include "x86_snap.h"
 
+static struct vmcb_seg flat_seg(uint16_t sel, uint16_t attrib)
+{
+        return (struct vmcb_seg){.selector = sel, .attrib = attrib, .limit = 0xffffffff};
+}
+
+void x86_entry_save(const struct x86_entry_state *st, struct vmcb_save *v)
+{
+        memset(v, 0, sizeof(*v));
+        if (st->real_mode) {
+                /* Real-mode segments: 64 KiB, present, accessed, read/write (code: exec/read). */
+                v->cs = (struct vmcb_seg){
+                    .selector = st->cs, .attrib = 0x9b, .limit = 0xffff, .base = st->cs_base};
+                v->ds = (struct vmcb_seg){
+                    .selector = st->ds, .attrib = 0x93, .limit = 0xffff, .base = 0};
+        } else if (st->prot32) {
+                v->cs = flat_seg(st->cs, 0xc9b); /* 32-bit code, G, D, present, DPL 0 */
+                v->ds = flat_seg(st->ds, 0xc93);
+        } else {
+                v->cs = flat_seg(st->cs, 0xa9b); /* 64-bit code, G, present, DPL 0 */
+                v->ds = flat_seg(st->ds, 0xc93);
+        }
+        v->es = v->ds;
+        v->ss = v->ds;
+        v->fs = v->ds;
+        v->gs = v->ds;
+        v->gdtr = (struct vmcb_seg){.limit = st->gdt_limit, .base = st->gdt_base};
+        v->idtr = (struct vmcb_seg){.limit = st->real_mode ? 0xffff : 0, .base = 0};
+        v->ldtr = (struct vmcb_seg){.attrib = 0x82, .limit = 0xffff};
+        v->tr = (struct vmcb_seg){.attrib = 0x8b, .limit = 0x67};
+        v->cpl = 0;
+        v->efer = st->efer | X86_EFER_SVME; /* VMRUN requires SVME; the guest never sees it */
+        v->cr0 = st->cr0;
+        v->cr3 = st->cr3;
+        v->cr4 = st->cr4;
+        v->dr6 = 0xffff0ff0;
+        v->dr7 = 0x400;
+        v->rflags = st->rflags;
+        v->rip = st->rip;
+        v->rsp = st->rsp;
+        v->g_pat = X86_PAT_RESET;
+}
+
+void x86_debug_from_save(const struct vmcb_save *v, struct x86_debug_state *st)
+{
+        *st = (struct x86_debug_state){
+            .rsp = v->rsp,
+            .rip = v->rip,
+            .rflags = v->rflags,
+            .sel = {v->cs.selector, v->ss.selector, v->ds.selector, v->es.selector, v->fs.selector,
+                    v->gs.selector},
+            .cs_base = v->cs.base,
+            .cr0 = v->cr0,
+            .cr3 = v->cr3,
+            .cr4 = v->cr4,
+            .efer = v->efer & ~X86_EFER_SVME,
+        };
+}
+
 size_t arch_snapshot_max(const struct vm *vm)
 {
         /* per vCPU, and also the devices: COM1, RTC, latch, I/O APIC, every LAPIC */
@@ -107,8 +165,8 @@ static int check_vcpu(struct snap_rd *r, unsigned id, const struct x86_vcpu_snap
         return 0;
 }
 
-void x86_snap_apply(struct vcpu *vcpu, const struct snap_rd *r, const struct x86_vcpu_snap *s,
-                    const uint8_t *fpu)
+__attribute__((noinline)) void x86_snap_apply(struct vcpu *vcpu, const struct snap_rd *r,
+                                              const struct x86_vcpu_snap *s, const uint8_t *fpu)
 {
         struct vcpu_arch *a = &vcpu->arch;
 

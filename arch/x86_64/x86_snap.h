@@ -61,4 +61,10 @@ int vmx_snap_load(struct vcpu *vcpu, struct snap_rd *r, const struct x86_vcpu_sn
 void x86_snap_apply(struct vcpu *vcpu, const struct snap_rd *r, const struct x86_vcpu_snap *s,
                     const uint8_t *fpu);
 
+/* A vCPU's guest state at its entry (docs/guest-entry.md) in that form: both backends'
+ * vcpu_init start from it. */
+void x86_entry_save(const struct x86_entry_state *st, struct vmcb_save *v);
+/* gdb's registers (x86_debug_state) from that form; EFER without SVM's SVME. */
+void x86_debug_from_save(const struct vmcb_save *v, struct x86_debug_state *st);
+
 #endif

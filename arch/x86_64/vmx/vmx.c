@@ -91,26 +91,37 @@ static void invvpid_all(void)
 
 static void read_msrs(struct vmx_msrs *m)
 {
-        m->basic = x86_rdmsr(MSR_VMX_BASIC);
-        m->pin = x86_rdmsr(MSR_VMX_PINBASED);
-        m->proc = x86_rdmsr(MSR_VMX_PROCBASED);
-        m->exit = x86_rdmsr(MSR_VMX_EXIT);
-        m->entry = x86_rdmsr(MSR_VMX_ENTRY);
-        m->misc = x86_rdmsr(MSR_VMX_MISC);
-        m->cr0_fixed0 = x86_rdmsr(MSR_VMX_CR0_FIXED0);
-        m->cr0_fixed1 = x86_rdmsr(MSR_VMX_CR0_FIXED1);
-        m->cr4_fixed0 = x86_rdmsr(MSR_VMX_CR4_FIXED0);
-        m->cr4_fixed1 = x86_rdmsr(MSR_VMX_CR4_FIXED1);
-        if ((m->proc >> 32) & PROC_SECONDARY) {
-                m->proc2 = x86_rdmsr(MSR_VMX_PROCBASED2);
-                m->ept_vpid = x86_rdmsr(MSR_VMX_EPT_VPID_CAP);
+#define M(f, msr, need)                                                 \
+        {                                                               \
+                offsetof(struct vmx_msrs, f), msr - MSR_VMX_BASIC, need \
         }
-        if (m->basic & VMX_BASIC_TRUE_CTLS) {
-                m->true_pin = x86_rdmsr(MSR_VMX_TRUE_PINBASED);
-                m->true_proc = x86_rdmsr(MSR_VMX_TRUE_PROCBASED);
-                m->true_exit = x86_rdmsr(MSR_VMX_TRUE_EXIT);
-                m->true_entry = x86_rdmsr(MSR_VMX_TRUE_ENTRY);
-        }
+        /* need: 0 every VMX CPU has it, 1 with secondary controls, 2 with true controls. */
+        static const struct {
+                uint8_t off, msr, need;
+        } msrs[] = {
+            M(basic, MSR_VMX_BASIC, 0),
+            M(pin, MSR_VMX_PINBASED, 0),
+            M(proc, MSR_VMX_PROCBASED, 0),
+            M(exit, MSR_VMX_EXIT, 0),
+            M(entry, MSR_VMX_ENTRY, 0),
+            M(misc, MSR_VMX_MISC, 0),
+            M(cr0_fixed0, MSR_VMX_CR0_FIXED0, 0),
+            M(cr0_fixed1, MSR_VMX_CR0_FIXED1, 0),
+            M(cr4_fixed0, MSR_VMX_CR4_FIXED0, 0),
+            M(cr4_fixed1, MSR_VMX_CR4_FIXED1, 0),
+            M(proc2, MSR_VMX_PROCBASED2, 1),
+            M(ept_vpid, MSR_VMX_EPT_VPID_CAP, 1),
+            M(true_pin, MSR_VMX_TRUE_PINBASED, 2),
+            M(true_proc, MSR_VMX_TRUE_PROCBASED, 2),
+            M(true_exit, MSR_VMX_TRUE_EXIT, 2),
+            M(true_entry, MSR_VMX_TRUE_ENTRY, 2),
+        };
+#undef M
+        for (unsigned i = 0; i < ARRAY_SIZE(msrs); i++)
+                if ((msrs[i].need != 1 || ((m->proc >> 32) & PROC_SECONDARY)) &&
+                    (msrs[i].need != 2 || (m->basic & VMX_BASIC_TRUE_CTLS)))
+                        *(uint64_t *)((char *)m + msrs[i].off) =
+                            x86_rdmsr(MSR_VMX_BASIC + msrs[i].msr);
 }
 
 static int vmx_probe(char *why, size_t len)
@@ -283,20 +294,15 @@ static void write_host_state(void)
         vmwrite(VMCS_HOST_RIP, (uint64_t)(uintptr_t)vmx_exit_point);
 }
 
-static void write_segment(enum vmcs_field sel, uint16_t s, uint32_t ar)
-{
-        /* selector, limit, AR and base fields of a segment are at fixed distances */
-        vmwrite(sel, s);
-        vmwrite(sel - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_LIMIT, 0xffffffff);
-        vmwrite(sel - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_AR, ar);
-        vmwrite(sel - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_BASE, 0);
-}
+static void vmx_put_state(struct vcpu *vcpu, const struct vmcb_save *v, uint64_t rflags,
+                          uint64_t intr, uint64_t ev, uint64_t pdbg);
 
 static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
 {
         struct vm *vm = vcpu->vm;
-        uint32_t proc = caps.proc, proc2 = caps.proc2, entry = caps.entry;
+        uint32_t proc = caps.proc, proc2 = caps.proc2;
         uint64_t cr0_mask, cr4_mask;
+        struct vmcb_save save;
         hpa_t pa;
         int err;
 
@@ -313,23 +319,18 @@ static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
                 panic("VMCLEAR/VMPTRLD of a fresh VMCS at %#llx failed",
                       (unsigned long long)hpa_raw(pa));
 
-        if (st->efer & X86_EFER_LMA)
-                entry |= ENTRY_IA32E;
         vmwrite(VMCS_PIN_CTLS, caps.pin);
         vmwrite(VMCS_PROC_CTLS, proc);
         vmwrite(VMCS_PROC_CTLS2, proc2);
         vmwrite(VMCS_EXIT_CTLS, caps.exit);
-        vmwrite(VMCS_ENTRY_CTLS, entry);
         vmwrite(VMCS_EXCEPTION_BITMAP, 0);
         vmwrite(VMCS_CR3_TARGET_COUNT, 0);
         vmwrite(VMCS_EXIT_MSR_STORE_COUNT, 0);
         vmwrite(VMCS_EXIT_MSR_LOAD_COUNT, 0);
         vmwrite(VMCS_ENTRY_MSR_LOAD_COUNT, 0);
-        vmwrite(VMCS_ENTRY_INTR_INFO, 0);
         vmwrite(VMCS_IO_BITMAP_A, hpa_raw(io_bitmap_pa));
         vmwrite(VMCS_IO_BITMAP_B, hpa_raw(io_bitmap_pa) + PAGE_SIZE);
         vmwrite(VMCS_MSR_BITMAP, hpa_raw(msr_bitmap_pa));
-        vmwrite(VMCS_TSC_OFFSET, vcpu->arch.tsc_offset);
         vmwrite(VMCS_EPT_POINTER, hpa_raw(vm->arch.npt.root) | 6 /* WB */ | 3 << 3 /* 4 levels */);
         if (proc2 & PROC2_VPID)
                 vmwrite(VMCS_VPID, vm->arch.asid);
@@ -343,62 +344,8 @@ static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         cr4_mask = caps.cr4_fixed0 | ~caps.cr4_fixed1;
         vmwrite(VMCS_CR0_MASK, cr0_mask);
         vmwrite(VMCS_CR4_MASK, cr4_mask);
-        vmwrite(VMCS_CR0_SHADOW, st->cr0);
-        vmwrite(VMCS_CR4_SHADOW, st->cr4);
-        vmwrite(VMCS_GUEST_CR0, (st->cr0 | caps.cr0_fixed0) & caps.cr0_fixed1);
-        vmwrite(VMCS_GUEST_CR3, st->cr3);
-        vmwrite(VMCS_GUEST_CR4, (st->cr4 | caps.cr4_fixed0) & caps.cr4_fixed1);
-        if (st->real_mode) {
-                /* Real-mode segments: 64 KiB, present, accessed, read/write (code: exec/read). */
-                static const enum vmcs_field data[] = {VMCS_GUEST_DS_SEL, VMCS_GUEST_ES_SEL,
-                                                       VMCS_GUEST_SS_SEL, VMCS_GUEST_FS_SEL,
-                                                       VMCS_GUEST_GS_SEL};
-
-                write_segment(VMCS_GUEST_CS_SEL, st->cs, 0x9b);
-                vmwrite(VMCS_GUEST_CS_LIMIT, 0xffff);
-                vmwrite(VMCS_GUEST_CS_BASE, st->cs_base);
-                for (unsigned i = 0; i < ARRAY_SIZE(data); i++) {
-                        write_segment(data[i], st->ds, 0x93);
-                        vmwrite(data[i] - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_LIMIT, 0xffff);
-                }
-        } else if (st->prot32) {
-                write_segment(VMCS_GUEST_CS_SEL, st->cs, vmx_ar(0xc9b));
-                write_segment(VMCS_GUEST_DS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_ES_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_SS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_FS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_GS_SEL, st->ds, vmx_ar(0xc93));
-        } else {
-                write_segment(VMCS_GUEST_CS_SEL, st->cs, vmx_ar(0xa9b));
-                write_segment(VMCS_GUEST_DS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_ES_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_SS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_FS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_GS_SEL, st->ds, vmx_ar(0xc93));
-        }
-        write_segment(VMCS_GUEST_LDTR_SEL, 0, 1u << 16 /* unusable */);
-        vmwrite(VMCS_GUEST_TR_SEL, 0);
-        vmwrite(VMCS_GUEST_TR_LIMIT, 0x67);
-        vmwrite(VMCS_GUEST_TR_AR, 0x8b); /* busy 64-bit TSS, present */
-        vmwrite(VMCS_GUEST_TR_BASE, 0);
-        vmwrite(VMCS_GUEST_GDTR_BASE, st->gdt_base);
-        vmwrite(VMCS_GUEST_GDTR_LIMIT, st->gdt_limit);
-        vmwrite(VMCS_GUEST_IDTR_BASE, 0);
-        vmwrite(VMCS_GUEST_IDTR_LIMIT, st->real_mode ? 0xffff : 0);
-        vmwrite(VMCS_GUEST_DR7, 0x400);
-        vmwrite(VMCS_GUEST_DEBUGCTL, 0);
-        vmwrite(VMCS_GUEST_RSP, st->rsp);
-        vmwrite(VMCS_GUEST_RIP, st->rip);
-        vmwrite(VMCS_GUEST_RFLAGS, st->rflags);
-        vmwrite(VMCS_GUEST_PENDING_DBG, 0);
-        vmwrite(VMCS_GUEST_INTERRUPTIBILITY, 0);
-        vmwrite(VMCS_GUEST_ACTIVITY, 0);
-        vmwrite(VMCS_GUEST_SYSENTER_CS, 0);
-        vmwrite(VMCS_GUEST_SYSENTER_ESP, 0);
-        vmwrite(VMCS_GUEST_SYSENTER_EIP, 0);
-        vmwrite(VMCS_GUEST_EFER, st->efer);
-        if (caps.entry & ENTRY_LOAD_PAT)
-                vmwrite(VMCS_GUEST_PAT, X86_PAT_RESET);
+        x86_entry_save(st, &save);
+        vmx_put_state(vcpu, &save, st->rflags, 0, 0, 0);
         /* The tables may hold pages of an earlier VM: no stale translations. */
         invept_all();
         invvpid_all();
@@ -814,29 +761,20 @@ static void vmcs_clear(struct vcpu *vcpu)
  * (vmx_vcpu_run), so the boot CPU, which calls this with the vCPU off every CPU and no VMCS
  * of its own current, loads it, reads or writes the fields and clears it again.
  */
+static void vmx_get_state(struct vmcb_save *v);
+
 static void vmx_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write)
 {
+        struct vmcb_save v;
+
         vmcs_load(vcpu);
         if (write) {
                 vmwrite(VMCS_GUEST_RSP, st->rsp);
                 vmwrite(VMCS_GUEST_RIP, st->rip);
                 vmwrite(VMCS_GUEST_RFLAGS, st->rflags);
         } else {
-                /* Selectors CS SS DS ES FS GS: the VMCS has them at ES + 2 * (ES CS SS DS FS GS).
-                 */
-                static const uint8_t sel[6] = {1, 2, 3, 0, 4, 5};
-
-                st->rsp = vmread(VMCS_GUEST_RSP);
-                st->rip = vmread(VMCS_GUEST_RIP);
-                st->rflags = vmread(VMCS_GUEST_RFLAGS);
-                for (unsigned i = 0; i < 6; i++)
-                        st->sel[i] =
-                            (uint16_t)vmread((enum vmcs_field)(VMCS_GUEST_ES_SEL + 2 * sel[i]));
-                st->cs_base = vmread(VMCS_GUEST_CS_BASE);
-                st->cr0 = vmread(VMCS_GUEST_CR0);
-                st->cr3 = vmread(VMCS_GUEST_CR3);
-                st->cr4 = vmread(VMCS_GUEST_CR4);
-                st->efer = vmread(VMCS_GUEST_EFER);
+                vmx_get_state(&v);
+                x86_debug_from_save(&v, st);
         }
         vmcs_clear(vcpu);
 }
@@ -903,13 +841,52 @@ static uint64_t cr_seen(enum vmcs_field cr, enum vmcs_field mask, enum vmcs_fiel
         return (vmread(cr) & ~m) | (vmread(shadow) & m);
 }
 
-__attribute__((cold)) void vmx_snap_save(struct vcpu *vcpu, struct x86_vcpu_snap *s)
+/*
+ * Write the guest state v (the VMCB's form: x86_snap.h) into the current VMCS, with RFLAGS
+ * `rflags`, interruptibility `intr`, the entry's event `ev` (SVM's event_inj, a software
+ * event's length in bits 12-15), pending debug exceptions `pdbg` and the vCPU's TSC offset.
+ */
+static void vmx_put_state(struct vcpu *vcpu, const struct vmcb_save *v, uint64_t rflags,
+                          uint64_t intr, uint64_t ev, uint64_t pdbg)
 {
-        struct vcpu_arch *a = &vcpu->arch;
-        struct vmcb_save *v = &s->save;
-        uint64_t intr, info, x;
+        uint64_t efer = v->efer & ~X86_EFER_SVME, x;
 
-        vmcs_load(vcpu);
+        for (unsigned i = 0; i < ARRAY_SIZE(snap_fields); i++) {
+                x = 0;
+                memcpy(&x, (const uint8_t *)v + snap_fields[i].off,
+                       field_bytes(snap_fields[i].field));
+                vmwrite(snap_fields[i].field, x);
+        }
+        for (unsigned i = 0; i < 8; i++) {
+                unsigned attr = snap_seg(v, i)->attrib;
+
+                vmwrite(VMCS_GUEST_ES_AR + 2 * i, vmx_ar((uint16_t)attr) | (~attr & 0x80) << 9);
+        }
+        vmwrite(VMCS_CR0_SHADOW, v->cr0);
+        vmwrite(VMCS_GUEST_CR0, (v->cr0 | caps.cr0_fixed0) & caps.cr0_fixed1);
+        vmwrite(VMCS_CR4_SHADOW, v->cr4);
+        vmwrite(VMCS_GUEST_CR4, (v->cr4 | caps.cr4_fixed0) & caps.cr4_fixed1);
+        vmwrite(VMCS_GUEST_EFER, efer);
+        vmwrite(VMCS_ENTRY_CTLS, (efer & X86_EFER_LMA) ? caps.entry | ENTRY_IA32E : caps.entry);
+        vmwrite(VMCS_GUEST_RFLAGS, rflags);
+        if (caps.entry & ENTRY_LOAD_PAT)
+                vmwrite(VMCS_GUEST_PAT, v->g_pat);
+        vmwrite(VMCS_GUEST_INTERRUPTIBILITY, intr);
+        vmwrite(VMCS_GUEST_ACTIVITY, 0);
+        vmwrite(VMCS_GUEST_PENDING_DBG, pdbg);
+        vmwrite(VMCS_ENTRY_INTR_INFO, (uint32_t)ev & (0x7ff | INTR_INFO_VALID));
+        vmwrite(VMCS_ENTRY_EXC_ERROR, ev >> 32);
+        vmwrite(VMCS_ENTRY_INSN_LEN, ev >> 12 & 15);
+        vmwrite(VMCS_TSC_OFFSET, vcpu->arch.tsc_offset);
+        /* The windows are asked for again before each entry (vmx_inject_irq). */
+        vmwrite(VMCS_PROC_CTLS, vmread(VMCS_PROC_CTLS) & ~(PROC_INTR_WINDOW | PROC_NMI_WINDOW));
+}
+
+/* The current VMCS's guest state in the VMCB's form (x86_snap.h). */
+static void vmx_get_state(struct vmcb_save *v)
+{
+        uint64_t x;
+
         for (unsigned i = 0; i < ARRAY_SIZE(snap_fields); i++) {
                 x = vmread(snap_fields[i].field);
                 memcpy((uint8_t *)v + snap_fields[i].off, &x, field_bytes(snap_fields[i].field));
@@ -927,6 +904,16 @@ __attribute__((cold)) void vmx_snap_save(struct vcpu *vcpu, struct x86_vcpu_snap
         v->cr4 = cr_seen(VMCS_GUEST_CR4, VMCS_CR4_MASK, VMCS_CR4_SHADOW);
         v->rflags = vmread(VMCS_GUEST_RFLAGS);
         v->g_pat = (caps.entry & ENTRY_LOAD_PAT) ? vmread(VMCS_GUEST_PAT) : X86_PAT_RESET;
+}
+
+__attribute__((cold)) void vmx_snap_save(struct vcpu *vcpu, struct x86_vcpu_snap *s)
+{
+        struct vcpu_arch *a = &vcpu->arch;
+        struct vmcb_save *v = &s->save;
+        uint64_t intr, info;
+
+        vmcs_load(vcpu);
+        vmx_get_state(v);
         v->rax = a->gprs.rax;
         v->dr6 = a->swregs.dr6;
         v->cr2 = a->swregs.cr2;
@@ -1014,35 +1001,7 @@ __attribute__((cold)) int vmx_snap_load(struct vcpu *vcpu, struct snap_rd *r,
         if ((s->int_state & SVM_INT_SHADOW) && !((ev & SVM_EVT_VALID) && type != 3))
                 intr = ((s->flags >> F_SHADOW_MOVSS & 1) || !(rflags & X86_RFLAGS_IF)) ? 2 : 1;
         vmcs_load(vcpu);
-        for (unsigned i = 0; i < ARRAY_SIZE(snap_fields); i++) {
-                x = 0;
-                memcpy(&x, (const uint8_t *)v + snap_fields[i].off,
-                       field_bytes(snap_fields[i].field));
-                vmwrite(snap_fields[i].field, x);
-        }
-        for (unsigned i = 0; i < 8; i++) {
-                unsigned attr = snap_seg(v, i)->attrib;
-
-                vmwrite(VMCS_GUEST_ES_AR + 2 * i, vmx_ar((uint16_t)attr) | (~attr & 0x80) << 9);
-        }
-        vmwrite(VMCS_CR0_SHADOW, v->cr0);
-        vmwrite(VMCS_GUEST_CR0, (v->cr0 | caps.cr0_fixed0) & caps.cr0_fixed1);
-        vmwrite(VMCS_CR4_SHADOW, v->cr4);
-        vmwrite(VMCS_GUEST_CR4, (v->cr4 | caps.cr4_fixed0) & caps.cr4_fixed1);
-        vmwrite(VMCS_GUEST_EFER, efer);
-        vmwrite(VMCS_ENTRY_CTLS, (efer & X86_EFER_LMA) ? caps.entry | ENTRY_IA32E : caps.entry);
-        vmwrite(VMCS_GUEST_RFLAGS, rflags);
-        if (caps.entry & ENTRY_LOAD_PAT)
-                vmwrite(VMCS_GUEST_PAT, v->g_pat);
-        vmwrite(VMCS_GUEST_INTERRUPTIBILITY, intr | (a->nmi_blocked ? 8 : 0));
-        vmwrite(VMCS_GUEST_ACTIVITY, 0);
-        vmwrite(VMCS_GUEST_PENDING_DBG, s->flags >> F_PDBG);
-        vmwrite(VMCS_ENTRY_INTR_INFO, (uint32_t)ev & (0x7ff | INTR_INFO_VALID));
-        vmwrite(VMCS_ENTRY_EXC_ERROR, ev >> 32);
-        vmwrite(VMCS_ENTRY_INSN_LEN, len);
-        vmwrite(VMCS_TSC_OFFSET, a->tsc_offset);
-        /* The windows are asked for again before each entry (vmx_inject_irq). */
-        vmwrite(VMCS_PROC_CTLS, vmread(VMCS_PROC_CTLS) & ~(PROC_INTR_WINDOW | PROC_NMI_WINDOW));
+        vmx_put_state(vcpu, v, rflags, intr | (a->nmi_blocked ? 8 : 0), ev, s->flags >> F_PDBG);
         vmcs_clear(vcpu);
         return 0;
 }
