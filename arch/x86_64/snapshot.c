@@ -1,7 +1,8 @@
 /*
- * x86 parts of snapshots (vmm/snapshot.h, docs/snapshot.md): a vCPU's registers on the SVM
- * backend (the VMCB's guest state and pending event, the general registers, the FPU/SSE/AVX
- * save area and XCR0, the registers Keel switches itself) and the VM's devices (COM1, the
+ * x86 parts of snapshots (vmm/snapshot.h, docs/snapshot.md): a vCPU's registers (the VMCB's
+ * guest state and pending event, which the VT-x backend converts its VMCS to and from:
+ * x86_snap.h; the general registers, the FPU/SSE/AVX save area and XCR0, the registers Keel
+ * switches itself) and the VM's devices (COM1, the
  * CMOS RTC, pc_testdev's latch). The VMCB's host side (intercepts, permission maps, ASID,
  * nested paging) is never taken from a snapshot: only the guest's state and the few intercepts
  * that follow it (interrupt and NMI windows). The TSC offset is moved by the restore's shift
