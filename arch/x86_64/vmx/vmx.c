@@ -931,8 +931,9 @@ __attribute__((cold)) void vmx_snap_save(struct vcpu *vcpu, struct x86_vcpu_snap
         s->intercept1 = (intr & 8) ? SVM_INTERCEPT_IRET : 0; /* SVM waits for the IRET so */
         info = vmread(VMCS_ENTRY_INTR_INFO);
         if (info & INTR_INFO_VALID) {
-                s->event_inj = (info & (0x7ff | INTR_INFO_VALID)) | vmread(VMCS_ENTRY_EXC_ERROR)
-                                                                        << 32;
+                s->event_inj = info & (0x7ff | INTR_INFO_VALID);
+                if (info & INTR_INFO_ERR_VALID)
+                        s->event_inj |= vmread(VMCS_ENTRY_EXC_ERROR) << 32;
                 if ((info & INTR_TYPE_MASK) >= INTR_TYPE_SW_INT)
                         s->event_inj |= (vmread(VMCS_ENTRY_INSN_LEN) & 15) << 12;
         }
@@ -948,7 +949,7 @@ __attribute__((cold)) int vmx_snap_load(struct vcpu *vcpu, struct snap_rd *r,
         struct vcpu_arch *a = &vcpu->arch;
         const struct vmcb_save *v = &s->save;
         uint64_t ev = s->event_inj, type = ev >> 8 & 7, len = ev >> 12 & 15, rflags = v->rflags;
-        uint64_t efer = v->efer & ~X86_EFER_SVME, intr = 0, x;
+        uint64_t efer = v->efer & ~X86_EFER_SVME, intr = 0, x, pdbg;
         bool iret_ran = (s->flags >> F_NMI_IRET_WAIT & 1) && v->rip != s->nmi_iret_rip;
         unsigned id = vcpu->id;
 
@@ -1000,8 +1001,13 @@ __attribute__((cold)) int vmx_snap_load(struct vcpu *vcpu, struct snap_rd *r,
         /* The shadow: STI's needs IF, and an injected interrupt or NMI ends it first. */
         if ((s->int_state & SVM_INT_SHADOW) && !((ev & SVM_EVT_VALID) && type != 3))
                 intr = ((s->flags >> F_SHADOW_MOVSS & 1) || !(rflags & X86_RFLAGS_IF)) ? 2 : 1;
+        /* Under a shadow the entry wants BS pending exactly when TF traps (SDM 26.3.1.5). */
+        pdbg = s->flags >> F_PDBG;
+        if (intr)
+                pdbg = (pdbg & ~X86_DR6_BS) |
+                       ((rflags & X86_RFLAGS_TF) && !(v->dbgctl & 2) ? X86_DR6_BS : 0);
         vmcs_load(vcpu);
-        vmx_put_state(vcpu, v, rflags, intr | (a->nmi_blocked ? 8 : 0), ev, s->flags >> F_PDBG);
+        vmx_put_state(vcpu, v, rflags, intr | (a->nmi_blocked ? 8 : 0), ev, pdbg);
         vmcs_clear(vcpu);
         return 0;
 }
