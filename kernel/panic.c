@@ -20,3 +20,8 @@ noreturn void panic(const char *fmt, ...)
         log_printf(LOG_LEVEL_ERROR, "keel: panic: system halted");
         arch_halt();
 }
+
+noreturn void check_failed(const char *file, int line)
+{
+        panic("CHECK failed at %s:%d", file, line);
+}

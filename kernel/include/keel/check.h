@@ -9,6 +9,9 @@
 #include <stdnoreturn.h>
 
 noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A failed CHECK in the release image: panic("CHECK failed at FILE:LINE"), one call per CHECK
+ * of two arguments rather than panic's three and its variadic set-up. */
+noreturn void check_failed(const char *file, int line) __attribute__((cold));
 
 /*
  * The release image (keel.efi) names the file and line only: the condition's text of every
@@ -22,10 +25,10 @@ noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
                         panic("CHECK failed at %s:%d: %s", __FILE__, __LINE__, #cond); \
         } while (0)
 #else
-#define CHECK(cond)                                                         \
-        do {                                                                \
-                if (!(cond))                                                \
-                        panic("CHECK failed at %s:%d", __FILE__, __LINE__); \
+#define CHECK(cond)                                       \
+        do {                                              \
+                if (!(cond))                              \
+                        check_failed(__FILE__, __LINE__); \
         } while (0)
 #endif
 
