@@ -887,8 +887,8 @@ def snapshot_check(log):
 
 def snapshot_case(**extra):
     """snapcount (16 MiB) paused and snapshotted after round 5 (in memory), resumed; paused in
-    its 40s (or later), reset (a fresh VM from the config), restored and resumed; paused in its 70s,
-    restored again (the same snapshot into the paused VM) and resumed; it must continue each
+    its 40s (or later), reset (a fresh VM from the config), restored and resumed; paused in its
+    70s, restored again (the same snapshot into the paused VM) and resumed; it must continue each
     time from the round after the snapshot with the same checksums (snapshot_check), never
     report a wrong word (FAIL), and exit 0 after round 100."""
     mon = r"^keel: monitor: "

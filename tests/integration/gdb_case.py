@@ -209,7 +209,7 @@ def main():
         # Once the witness has ended, the monitor starts it again and hands the console to
         # gdb for the target: the witness runs (and ends) while gdb keeps the target stopped.
         cmd += ["--arch", "arm64", "--bridge", "127.0.0.1:%d" % port,
-                "--send", "^keel: vm witness stopped: exit: code 0=>\x1dm",
+                "--send", "^" + WITNESS_END + "=>\x1dm",
                 "--send", r"^keel: console: monitor \(type help\)$=>start witness",
                 "--send", r"^keel: monitor: vm witness is running=>gdb target"]
         ready = r"keel: monitor: vm target stopped for gdb on this console"
@@ -218,7 +218,7 @@ def main():
         # Once the witness has ended and gdb holds the target, the monitor starts the witness
         # again: it runs (and ends) while gdb keeps the target stopped at the breakpoint.
         cmd += ["--serial2", "127.0.0.1:%d" % port,
-                "--send", "^keel: vm witness stopped: exit: code 0=>\x1dm",
+                "--send", "^" + WITNESS_END + "=>\x1dm",
                 "--send", r"^keel: gdb: attached to vm target=>start witness"]
         ready = r"\[target\] gdbtarget: waiting for gdb"
         LOG_MUST.insert(0, r"keel: gdb: attached to vm target \(debug port\)")
@@ -235,7 +235,7 @@ def main():
         if bochs:
             waited = wait_for(log, ready, 1200, qemu)
         else:
-            waited = (wait_for(log, r"keel: vm witness stopped: exit: code 0", 180, qemu) and
+            waited = (wait_for(log, WITNESS_END, 180, qemu) and
                       wait_for(log, r"\[target\] gdbtarget: waiting for gdb", 60, qemu) and
                       wait_for(log, ready, 60, qemu))
         if not waited:
