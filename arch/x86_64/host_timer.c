@@ -3,7 +3,12 @@
  *
  * Calibration: PIT channel 2 counts down 11932 ticks of its 1.193182 MHz clock (10 ms) with
  * its gate on and the speaker off; meanwhile the TSC and a free-running LAPIC timer are
- * read. Without a PIT (the gate output never rises) Keel falls back to CPUID leaf 0x15/0x16.
+ * read. Both ends are bracketed by TSC reads (the count's write, the first read of the output
+ * high), and a measurement whose brackets exceed 1/1000 of it is taken again, up to
+ * PIT_CAL_TRIES times, keeping the tightest: a CPU held up at either end (an SMI; under nested
+ * emulation, the host's scheduler) would otherwise put the TSC frequency, and every guest's
+ * clock with it, off by as much as the hold (tens of percent seen under a loaded QEMU).
+ * Without a PIT (the gate output never rises) Keel falls back to CPUID leaf 0x15/0x16.
  */
 #include <stdbool.h>
 
@@ -18,6 +23,7 @@
 #define PIT_CAL_TICKS 11932u /* 10 ms */
 #define PIT_CAL_MS    10u
 #define PIT_SPIN_MAX  50000000u
+#define PIT_CAL_TRIES 8u
 
 #define LAPIC_ID      0x20
 #define LAPIC_SVR     0xf0
@@ -189,12 +195,49 @@ static uint64_t tsc_khz_from_cpuid(void)
         return 0;
 }
 
+/*
+ * One 10 ms PIT measurement: the TSC and LAPIC timer counts across it, and how uncertain the
+ * TSC span is (the TSC ticks the two ends' brackets add up to). False without a PIT.
+ */
+static bool pit_measure(uint64_t *span, uint64_t *err, uint32_t *lapic_span)
+{
+        uint64_t a0, a1, lo, t, now;
+        uint32_t c0 = 0, c1 = 0;
+        unsigned spins = 0;
+        bool high;
+
+        x86_outb(0x43, 0xb0); /* ch 2, lo/hi, mode 0: counts from the high byte's write */
+        x86_outb(0x42, PIT_CAL_TICKS & 0xff);
+        a0 = x86_rdtsc();
+        x86_outb(0x42, PIT_CAL_TICKS >> 8);
+        a1 = lo = x86_rdtsc();
+        if (lapic_base || x2apic)
+                c0 = lapic_read(LAPIC_TMR_CCR);
+        /* The output rose after the last read that saw it low (begun after lo) and before now. */
+        for (;;) {
+                t = x86_rdtsc();
+                high = x86_inb(0x61) & 0x20;
+                if (high || ++spins >= PIT_SPIN_MAX)
+                        break;
+                lo = t;
+        }
+        now = x86_rdtsc();
+        if (lapic_base || x2apic)
+                c1 = lapic_read(LAPIC_TMR_CCR);
+        if (!high || lo + now == a0 + a1)
+                return false;
+        *span = (lo + now - a0 - a1) / 2; /* mid-point to mid-point (now >= lo >= a1 >= a0) */
+        *err = (now - lo) + (a1 - a0);
+        *lapic_span = c0 - c1;
+        return true;
+}
+
 void x86_time_init(void)
 {
-        uint64_t apic = x86_rdmsr(MSR_APIC_BASE), t0, t1;
-        uint32_t c0 = 0, c1 = 0;
+        uint64_t apic = x86_rdmsr(MSR_APIC_BASE), span, err, best_span = 0, best_err = 0;
+        uint32_t lapic_span, best_lapic = 0;
+        unsigned tries = 0;
         uint8_t gate;
-        unsigned spins = 0;
 
         oneshot_at = percpu_table(sizeof(*oneshot_at), "host tick deadlines");
         if (apic & (1u << 11)) {
@@ -210,22 +253,25 @@ void x86_time_init(void)
 
         gate = x86_inb(0x61);
         x86_outb(0x61, (uint8_t)((gate & ~0x02) | 0x01)); /* gate on, speaker off */
-        x86_outb(0x43, 0xb0);                             /* ch 2, lo/hi, mode 0 */
-        x86_outb(0x42, PIT_CAL_TICKS & 0xff);
-        x86_outb(0x42, PIT_CAL_TICKS >> 8);
-        if (lapic_base || x2apic)
-                c0 = lapic_read(LAPIC_TMR_CCR);
-        t0 = x86_rdtsc();
-        while (!(x86_inb(0x61) & 0x20) && spins < PIT_SPIN_MAX)
-                spins++;
-        t1 = x86_rdtsc();
-        if (lapic_base || x2apic)
-                c1 = lapic_read(LAPIC_TMR_CCR);
+        while (tries++ < PIT_CAL_TRIES && pit_measure(&span, &err, &lapic_span)) {
+                if (!best_span || err * best_span < best_err * span) {
+                        best_span = span;
+                        best_err = err;
+                        best_lapic = lapic_span;
+                }
+                if (err * 1000 < span)
+                        break;
+        }
         x86_outb(0x61, gate);
 
-        if (spins < PIT_SPIN_MAX && t1 > t0) {
-                tsc_khz = (t1 - t0) / PIT_CAL_MS;
-                lapic_per_ms = (c0 - c1) / PIT_CAL_MS;
+        if (best_span) {
+                tsc_khz = best_span / PIT_CAL_MS;
+                lapic_per_ms = best_lapic / PIT_CAL_MS;
+                if (best_err * 1000 >= best_span)
+                        LOG_WARN("keel: TSC calibration uncertain by %llu ppm after %u tries "
+                                 "(the CPU was held up while timing the PIT)",
+                                 (unsigned long long)(best_err * 1000000 / best_span),
+                                 PIT_CAL_TRIES);
         } else {
                 tsc_khz = tsc_khz_from_cpuid();
                 if (!tsc_khz)
@@ -237,7 +283,9 @@ void x86_time_init(void)
                 tick_start();
         else
                 LOG_WARN("keel: no usable LAPIC timer: no host tick (guests are not preempted)");
-        LOG_INFO("keel: TSC %llu.%03llu MHz, host tick %u Hz (LAPIC timer %u per ms)",
+        LOG_INFO("keel: TSC %llu.%03llu MHz (%llu ppm, %u tr%s), host tick %u Hz (LAPIC timer "
+                 "%u per ms)",
                  (unsigned long long)(tsc_khz / 1000), (unsigned long long)(tsc_khz % 1000),
-                 lapic_per_ms ? HOST_TICK_HZ : 0, lapic_per_ms);
+                 (unsigned long long)(best_span ? best_err * 1000000 / best_span : 0), tries,
+                 tries == 1 ? "y" : "ies", lapic_per_ms ? HOST_TICK_HZ : 0, lapic_per_ms);
 }
