@@ -62,6 +62,8 @@ TEST(skylake_controls)
         /* TRUE controls let CR3 exiting go (0x04006172 has no bits 15/16). */
         EXPECT_EQ(c.proc & (PROC_CR3_LOAD | PROC_CR3_STORE), 0);
         EXPECT_EQ(c.proc & (PROC_CR8_LOAD | PROC_CR8_STORE), PROC_CR8_LOAD | PROC_CR8_STORE);
+        /* the guest's TSC is Keel's plus the vCPU's offset (a snapshot's restore moves it) */
+        EXPECT_EQ(c.proc & PROC_TSC_OFFSET, PROC_TSC_OFFSET);
         /* MONITOR, MWAIT and RDPMC exit: a guest must not wait on or read the physical CPU. */
         EXPECT_EQ(c.proc & (PROC_MONITOR | PROC_MWAIT | PROC_RDPMC),
                   PROC_MONITOR | PROC_MWAIT | PROC_RDPMC);

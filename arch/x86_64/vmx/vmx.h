@@ -43,6 +43,7 @@
 #define PIN_PREEMPT  (1u << 6) /* VMX-preemption timer */
 /* Primary processor-based controls. */
 #define PROC_INTR_WINDOW (1u << 2)
+#define PROC_TSC_OFFSET  (1u << 3) /* the guest's TSC is the CPU's plus VMCS_TSC_OFFSET */
 #define PROC_NMI_WINDOW  (1u << 22)
 #define PROC_MOV_DR      (1u << 23) /* set while gdb's breakpoints are loaded */
 #define PROC_HLT         (1u << 7)

@@ -50,11 +50,12 @@ int vmx_check_caps(const struct vmx_msrs *m, struct vmx_caps *caps, char *why, s
          */
         if (!vmx_ctl(proc,
                      PROC_HLT | PROC_MWAIT | PROC_RDPMC | PROC_MONITOR | PROC_MOV_DR |
-                         PROC_IO_BITMAPS | PROC_MSR_BITMAPS | PROC_SECONDARY,
+                         PROC_IO_BITMAPS | PROC_MSR_BITMAPS | PROC_SECONDARY | PROC_TSC_OFFSET,
                      PROC_CR8_LOAD | PROC_CR8_STORE, &caps->proc))
-                return refuse(why, len,
-                              "HLT, MWAIT, MONITOR, RDPMC and MOV-DR exiting, I/O and MSR "
-                              "bitmaps or secondary controls");
+                return refuse(
+                    why, len,
+                    "HLT, MWAIT, MONITOR, RDPMC and MOV-DR exiting, TSC offsetting, I/O and MSR "
+                    "bitmaps or secondary controls");
         caps->proc &= ~PROC_MOV_DR | (uint32_t)proc;
         /* With EPT the guest owns CR3 and INVLPG: drop the exits the CPU lets us drop. */
         caps->proc &= ~((PROC_CR3_LOAD | PROC_CR3_STORE | PROC_INVLPG) & ~(uint32_t)proc);
