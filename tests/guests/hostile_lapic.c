@@ -12,9 +12,9 @@
  *      after the second;
  *   5. one self-IPI of every vector 32..255 with interrupts off and no EOI in the handler:
  *      one delivered per EOI, highest first, each exactly once;
- *   6. `sti; hlt; cli` with the TSC-deadline timer due a little later, HALT_ROUNDS times: the
- *      interrupt ends the HLT and is taken before the CLI (STI's shadow covers the HLT only),
- *      one HLT per interrupt;
+ *   6. `sti; hlt; cli` with the TSC-deadline timer due a little later (a different delay each
+ *      round), HALT_ROUNDS times: the interrupt ends the HLT and is taken before the CLI (STI's
+ *      shadow covers the HLT only), one HLT per interrupt;
  *   7. CR8 and the TPR register agree both ways, and CR8 = 15 holds back a self-IPI of
  *      class 5 until CR8 = 0 (and an exit, on SVM);
  *   8. NMIs through the ICR, interrupts off: one to self (shorthand self, own APIC ID,
@@ -161,8 +161,15 @@ static void all_vectors(void)
                      "first\n");
 }
 
-#define HALT_ROUNDS 16
-#define HALT_AHEAD  100000 /* TSC ticks */
+/*
+ * Round r's deadline is (r + 1) * HALT_STEP ticks after the WRMSR: from before the WRMSR's exit
+ * has ended to well after the HLT, so that some round's deadline passes, and Keel's host timer
+ * set for it fires, while the vCPU is on its way from the WRMSR to the HLT. A host interrupt
+ * taken right after the STI leaves the vCPU in STI's shadow with the timer pending: the
+ * interrupt must still end the HLT, not be taken before it (a HLT then never ends).
+ */
+#define HALT_ROUNDS 64
+#define HALT_STEP   3000 /* TSC ticks */
 
 static void halt_wake(void)
 {
@@ -173,7 +180,7 @@ static void halt_wake(void)
         for (unsigned r = 0; r < HALT_ROUNDS; r++) {
                 uint64_t n = irq_count[0][VEC_TIMER];
 
-                wrmsr(MSR_TSC_DEADLINE, rdtsc() + HALT_AHEAD);
+                wrmsr(MSR_TSC_DEADLINE, rdtsc() + (uint64_t)(r + 1) * HALT_STEP);
                 /* Bounded: a HLT that returns with the interrupt still pending comes round. */
                 for (unsigned i = 0; i < 1000 && irq_count[0][VEC_TIMER] == n; i++, halts++)
                         __asm__ volatile("sti; hlt; cli" ::: "memory");
@@ -183,10 +190,10 @@ static void halt_wake(void)
         expect("sti; hlt; cli with the timer due: interrupts", irq_count[0][VEC_TIMER] - before,
                HALT_ROUNDS);
         expect("sti; hlt; cli with the timer due: HLTs", halts, HALT_ROUNDS);
-        guest_printf("hostile_lapic: sti; hlt; cli with the TSC deadline %u ticks ahead, %u "
+        guest_printf("hostile_lapic: sti; hlt; cli with the TSC deadline %u to %u ticks ahead, %u "
                      "times: %lu interrupts in %lu HLTs\n",
-                     HALT_AHEAD, HALT_ROUNDS, (unsigned long)(irq_count[0][VEC_TIMER] - before),
-                     (unsigned long)halts);
+                     HALT_STEP, HALT_ROUNDS * HALT_STEP, HALT_ROUNDS,
+                     (unsigned long)(irq_count[0][VEC_TIMER] - before), (unsigned long)halts);
 }
 
 static inline void write_cr8(uint64_t v)

@@ -274,8 +274,8 @@ HOSTILE_LAPIC = [WITNESS, ("lapic", [guest_line("lapic", "hostile_lapic: " + t) 
     r"3000 IPIs to all including self with EOI: 3000 interrupts$",
     r"3000 self-IPIs without EOI: 1 interrupt, 1 more per EOI$",
     r"all 224 vectors at once without EOI: one per EOI, highest first$",
-    r"sti; hlt; cli with the TSC deadline 100000 ticks ahead, 16 times: 16 interrupts in 16 "
-    r"HLTs$",
+    r"sti; hlt; cli with the TSC deadline 3000 to 192000 ticks ahead, 64 times: 64 interrupts "
+    r"in 64 HLTs$",
     r"CR8 and TPR agree both ways; CR8 masks by class$",
     r"NMIs: self, own ID, all: at once; 3000 sent in the handler: 1 after its IRET; 3000 in a "
     r"loop: 3000$",
@@ -373,7 +373,7 @@ def hostile_msr_vm(name, kind):
         r"CPUID hides MONITOR, VMX, SVM, x2APIC, RDPRU and MPX \(leaf 0xD (?:consistent|absent)\)$",
         r"MONITOR, MWAIT, MONITORX, MWAITX, RDPRU: #UD; RDPMC: #GP$",
         r"EFER: SVME, 14 reserved bits, LME cleared in long mode: #GP; NXE, SCE kept$",
-        r"PAT reserved types: #GP; TSC written and read back$",
+        r"PAT reserved types: #GP; TSC written and read back by RDMSR and RDTSC$",
         r"30 SVM and VMX control MSRs: #GP on read and write; VM_CR " +
         (r"#GP$" if kind == "flat" else r"reads 0, writes ignored$"),
         r"non-canonical FS_BASE, GS_BASE, KERNEL_GS_BASE, LSTAR, CSTAR, SYSENTER_ESP/EIP ",
