@@ -339,6 +339,49 @@ static void sti_port_write(void)
                      SHADOW_ROUNDS);
 }
 
+#define WINDOW_HLT_ROUNDS   50
+#define WINDOW_HLT_BACKSTOP 20000000 /* TSC ticks: what ends a HLT the IPI did not */
+
+/*
+ * With a self-IPI waiting in IRR and interrupts off, `out; sti; hlt; cli`: the OUT's exit
+ * makes Keel ask for an interrupt window, which opens after STI's shadow, that is after the
+ * HLT has begun: the IPI ends the HLT and is taken before the CLI. The TSC-deadline timer
+ * armed as a backstop must never be needed. QEMU 7.2's SVM opens the window right after the
+ * STI, inside its shadow (a VINTR exit with RIP at the HLT and no shadow in the VMCB): an
+ * interrupt injected there runs before the HLT, which then waits for the next interrupt
+ * (for ever without the backstop: hostile_lapic's halt_wake hung so under load, when Keel's
+ * host timer made the vCPU exit just before its STI).
+ */
+static void window_hlt(void)
+{
+        unsigned ipis = 0, waited = 0;
+
+        lapic_write(LAPIC_LVT_TIMER, VEC_TIMER | LVT_TIMER_TSC_DEADL);
+        irq_eoi[0] = 1;
+        for (unsigned r = 0; r < WINDOW_HLT_ROUNDS; r++) {
+                uint64_t ipi = irq_count[0][VEC_IPI], timer = irq_count[0][VEC_TIMER];
+
+                lapic_icr(0, ICR_SELF | VEC_IPI); /* interrupts off: it waits in IRR */
+                wrmsr(MSR_TSC_DEADLINE, rdtsc() + WINDOW_HLT_BACKSTOP);
+                __asm__ volatile("outb %%al, %%dx\n\t"
+                                 "sti\n\t"
+                                 "hlt\n\t"
+                                 "cli"
+                                 :
+                                 : "a"(0x5a), "d"(UART_SCRATCH)
+                                 : "memory");
+                wrmsr(MSR_TSC_DEADLINE, 0);
+                ipis += irq_count[0][VEC_IPI] - ipi == 1;
+                waited += irq_count[0][VEC_TIMER] != timer;
+        }
+        lapic_write(LAPIC_LVT_TIMER, LVT_MASKED);
+        expect("out; sti; hlt with an IPI pending: IPIs taken", ipis, WINDOW_HLT_ROUNDS);
+        expect("out; sti; hlt with an IPI pending: HLTs that waited for the backstop", waited, 0);
+        guest_printf("hostile_lapic: out; sti; hlt with an IPI pending, %u times: %u IPIs, %u "
+                     "HLTs waited for the backstop timer\n",
+                     WINDOW_HLT_ROUNDS, ipis, waited);
+}
+
 int64_t guest_main(void)
 {
         hx_gdt_init();
@@ -364,6 +407,7 @@ int64_t guest_main(void)
         cr8_tpr();
         nmis();
         sti_port_write();
+        window_hlt();
         if (failed) {
                 guest_printf("hostile_lapic: %u of %u checks failed\n", failed, checks);
                 return 1;
