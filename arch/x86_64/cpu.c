@@ -122,7 +122,10 @@ static void idt_load(void)
 static void idt_setup(void)
 {
         for (unsigned v = 0; v < 256; v++) {
-                uint64_t addr = (uint64_t)(uintptr_t)(x86_isr_stubs + X86_ISR_STUB_SIZE * v);
+                uint64_t addr =
+                    (uint64_t)(uintptr_t)(x86_isr_stubs +
+                                          X86_ISR_GROUP_SIZE * (v / X86_ISR_GROUP_STUBS) +
+                                          X86_ISR_STUB_SIZE * (v % X86_ISR_GROUP_STUBS));
 
                 keel_idt[v] = (struct idt_entry){
                     .offset_lo = addr & 0xffff,
