@@ -66,7 +66,6 @@ function(keel_image)
   target_compile_definitions(${tgt} PRIVATE KEEL_ARCH_NAME="${K_ARCH_NAME}" ${K_DEFINES})
   target_compile_options(${tgt} PRIVATE ${KEEL_WARNINGS} ${image_options})
   set_source_files_properties(${K_FAST} ${CMAKE_SOURCE_DIR}/vmm/hypercall.c
-                              ${CMAKE_SOURCE_DIR}/vmm/vcons.c
                               # no alignment padding: 2 KB of x86 image; exits unchanged
                               # under -icount (CPUID 274.1, VMMCALL 270.1, HVC 153.0).
                               # Outside LTO, as before it: with it, -Os callees from other
