@@ -262,16 +262,16 @@ static void paging_setup(const struct boot_info *bi)
         x86_write_cr3(hpa_raw(keel_pt.root));
         cr4 |= (smep ? X86_CR4_SMEP : 0) | (smap ? X86_CR4_SMAP : 0);
         x86_write_cr4(cr4);
-        LOG_INFO("keel: own GDT, IDT and page tables active (identity map of %llu GiB, %llu "
+        LOG_INFO("own GDT, IDT and page tables active (identity map of %llu GiB, %llu "
                  "table pages)",
                  (unsigned long long)(top / gib), (unsigned long long)keel_pt.table_pages);
         keel_image_log();
         if (wx_nx)
-                LOG_INFO("keel: W^X: text r-x, rodata and relro r--, the rest rw- and NX; guard "
+                LOG_INFO("W^X: text r-x, rodata and relro r--, the rest rw- and NX; guard "
                          "pages below the stacks; SMEP %s, SMAP %s",
                          smep ? "on" : "absent", smap ? "on" : "absent");
         else
-                LOG_WARN("keel: this CPU has no NX: Keel's data and guests' RAM stay executable "
+                LOG_WARN("this CPU has no NX: Keel's data and guests' RAM stay executable "
                          "(text and rodata are still read-only); SMEP %s, SMAP %s",
                          smep ? "on" : "absent", smap ? "on" : "absent");
 }
@@ -382,7 +382,7 @@ static void report_page_fault(uint64_t error, uint64_t cr2)
                 what = "write to a read-only page";
         else
                 what = "read refused by the page tables (SMAP?)";
-        log_printf(LOG_LEVEL_ERROR, "keel: page fault: %s at %#llx %s", what,
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "page fault: %s at %#llx %s", what,
                    (unsigned long long)cr2, where);
 }
 
@@ -398,14 +398,14 @@ static void report_stack_overflow(uint64_t cr2)
         if (!r || r->attrs != HOSTMAP_GUARD)
                 return;
         hostmap_describe(&keel_hostmap, cr2, where, sizeof(where));
-        log_printf(LOG_LEVEL_ERROR, "keel: stack overflow: cr2 %#llx is %s",
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "stack overflow: cr2 %#llx is %s",
                    (unsigned long long)cr2, where);
 }
 
 void x86_trap(struct x86_trap_frame *f)
 {
         if (f->vector == X86_VEC_NMI) {
-                LOG_WARN("keel: NMI received (rip %llx), ignored", (unsigned long long)f->rip);
+                LOG_WARN("NMI received (rip %llx), ignored", (unsigned long long)f->rip);
                 return;
         }
         if (f->vector >= 32) {
@@ -419,8 +419,8 @@ void x86_trap(struct x86_trap_frame *f)
                         x86_lapic_eoi();
                 return;
         }
-        log_printf(LOG_LEVEL_ERROR,
-                   "keel: exception %llu (%s) in Keel, error code %#llx, rip %#llx",
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL,
+                   "exception %llu (%s) in Keel, error code %#llx, rip %#llx",
                    (unsigned long long)f->vector, exception_names[f->vector],
                    (unsigned long long)f->error, (unsigned long long)f->rip);
         if (f->vector == X86_VEC_PF) {
@@ -442,7 +442,7 @@ void x86_trap(struct x86_trap_frame *f)
         log_printf(LOG_LEVEL_ERROR, "  cr0 %016llx  cr3 %016llx  cr4 %016llx",
                    (unsigned long long)x86_read_cr0(), (unsigned long long)x86_read_cr3(),
                    (unsigned long long)x86_read_cr4());
-        log_printf(LOG_LEVEL_ERROR, "keel: panic: exception %llu in Keel: system halted",
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "panic: exception %llu in Keel: system halted",
                    (unsigned long long)f->vector);
         arch_halt();
 }

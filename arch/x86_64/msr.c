@@ -20,7 +20,7 @@ static void report_msr_once(struct vcpu *vcpu, uint32_t msr, const char *what)
 
         if (!vm_report_seen(a->unknown_msrs, &a->unknown_msr_count, X86_UNCLAIMED_PORTS_LOGGED,
                             msr))
-                LOG_DEBUG("keel: vm %s: %s of unknown MSR %#x: #GP injected; reported once per MSR",
+                LOG_DEBUG("vm %s: %s of unknown MSR %#x: #GP injected; reported once per MSR",
                           vcpu->vm->name, what, msr);
 }
 

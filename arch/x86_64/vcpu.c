@@ -430,7 +430,7 @@ static inline __attribute__((always_inline)) bool port_access(struct vcpu *vcpu,
                 return true;
         if (!vm_report_seen(vm->arch.unclaimed_ports, &vm->arch.unclaimed_count,
                             X86_UNCLAIMED_PORTS_LOGGED, port))
-                LOG_DEBUG("keel: vm %s: unclaimed I/O port %#x (%s, %u byte%s): reads return all "
+                LOG_DEBUG("vm %s: unclaimed I/O port %#x (%s, %u byte%s): reads return all "
                           "ones, writes are ignored; reported once per port",
                           vm->name, port, in ? "read" : "write", size, size == 1 ? "" : "s");
         return false;

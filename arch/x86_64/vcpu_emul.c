@@ -62,7 +62,7 @@ static bool unbacked_access(void *ctx, uint64_t addr, unsigned size, bool write,
         if (!__atomic_exchange_n(&vm->arch.unbacked_reported, true, __ATOMIC_RELAXED)) {
                 struct spin_held h = spin_lock(&vm->dev_lock); /* the console */
 
-                LOG_INFO("keel: vm %s: %s of %u bytes at guest-physical %#llx (outside RAM and "
+                LOG_INFO("vm %s: %s of %u bytes at guest-physical %#llx (outside RAM and "
                          "devices): %s, as on a PC (first such access; config unbacked = stop "
                          "stops the VM instead)",
                          vm->name, write ? "write" : "read", size, (unsigned long long)addr,

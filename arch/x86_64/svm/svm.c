@@ -297,7 +297,7 @@ static __attribute__((noinline, cold)) void report_shutdown(struct vcpu *vcpu, s
         char rip_walk[64], cr2_walk[64];
 
         LOG_WARN(
-            "keel: vm %s: vCPU %u shut down: rsp %#llx cs %#x cr0 %#llx cr2 %#llx "
+            "vm %s: vCPU %u shut down: rsp %#llx cs %#x cr0 %#llx cr2 %#llx "
             "cr3 %#llx cr4 %#llx efer %#llx idtr %#llx/%#x gdtr %#llx/%#x "
             "rflags %#llx exit_int_info %#llx event_inj %#llx",
             vcpu->vm->name, vcpu->id, (unsigned long long)vmcb->save.rsp, vmcb->save.cs.selector,
@@ -309,7 +309,7 @@ static __attribute__((noinline, cold)) void report_shutdown(struct vcpu *vcpu, s
             (unsigned long long)vmcb->control.event_inj);
         x86_describe_walk(vcpu, &ctx, ctx.rip, true, rip_walk, sizeof(rip_walk));
         x86_describe_walk(vcpu, &ctx, vmcb->save.cr2, false, cr2_walk, sizeof(cr2_walk));
-        LOG_WARN("keel: vm %s: vCPU %u: its page tables as they are now: rip %#llx -> %s, cr2 "
+        LOG_WARN("vm %s: vCPU %u: its page tables as they are now: rip %#llx -> %s, cr2 "
                  "%#llx -> %s",
                  vcpu->vm->name, vcpu->id, (unsigned long long)ctx.rip, rip_walk,
                  (unsigned long long)vmcb->save.cr2, cr2_walk);
