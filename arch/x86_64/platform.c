@@ -523,6 +523,13 @@ void x86_poll_console(struct vm *vm)
         spin_unlock(h);
 }
 
+void x86_stop_halted(struct vcpu *vcpu, uint64_t rip, bool interrupts_enabled)
+{
+        vm_stop(vcpu->vm, VM_STOP_HALTED,
+                "HLT at rip %#llx with interrupts %s and no virtual interrupt source to wake it",
+                (unsigned long long)rip, interrupts_enabled ? "enabled" : "disabled");
+}
+
 bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)
 {
         struct vm *vm = vcpu->vm;

@@ -460,6 +460,17 @@ emulate_by_linear(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, const stru
         return err == 0 || err == 2 ? err : 1; /* else a #PF for the guest, queued */
 }
 
+void x86_stop_outside_ram(struct vcpu *vcpu, const char *what, bool in_walk, uint64_t gpa,
+                          uint64_t rip)
+{
+        if (in_walk)
+                what = "page-table access (its page tables point there)";
+        vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
+                "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
+                (unsigned long long)gpa, (unsigned long long)(gmem_total(&vcpu->vm->mem) >> 20),
+                (unsigned long long)rip);
+}
+
 bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t addr,
                            bool in_walk, uint64_t *rsp, uint64_t *rip, uint64_t *rflags)
 {

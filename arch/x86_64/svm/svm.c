@@ -535,13 +535,7 @@ static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
                         vcpu->arch.ss_shadow = false;
                         return;
                 }
-                if (in_walk)
-                        what = "page-table access (its page tables point there)";
-                vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
-                        "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
-                        (unsigned long long)addr,
-                        (unsigned long long)(gmem_total(&vcpu->vm->mem) >> 20),
-                        (unsigned long long)vmcb->save.rip);
+                x86_stop_outside_ram(vcpu, what, in_walk, addr, vmcb->save.rip);
                 return;
         }
         vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
@@ -906,12 +900,7 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                         break;
                 if (vcpu->vm->state != VM_RUNNING)
                         break;
-                vm_stop(
-                    vcpu->vm, VM_STOP_HALTED,
-                    "HLT at rip %#llx with interrupts %s and no virtual interrupt source to wake "
-                    "it",
-                    (unsigned long long)vmcb->save.rip,
-                    (vmcb->save.rflags & (1u << 9)) ? "enabled" : "disabled");
+                x86_stop_halted(vcpu, vmcb->save.rip, vmcb->save.rflags & X86_RFLAGS_IF);
                 break;
         case SVM_EXIT_INVD:
         case SVM_EXIT_WBINVD:

@@ -725,13 +725,7 @@ static void handle_ept_violation(struct vcpu *vcpu, uint64_t q)
                         vmwrite(VMCS_GUEST_INTERRUPTIBILITY, blocking);
                         return;
                 }
-                if (in_walk)
-                        what = "page-table access (its page tables point there)";
-                vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
-                        "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
-                        (unsigned long long)addr,
-                        (unsigned long long)(gmem_total(&vcpu->vm->mem) >> 20),
-                        (unsigned long long)ctx.rip);
+                x86_stop_outside_ram(vcpu, what, in_walk, addr, ctx.rip);
                 return;
         }
         vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
@@ -1087,11 +1081,8 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
                         break;
                 if (vcpu->vm->state != VM_RUNNING)
                         break;
-                vm_stop(vcpu->vm, VM_STOP_HALTED,
-                        "HLT at rip %#llx with interrupts %s and no virtual interrupt source to "
-                        "wake it",
-                        (unsigned long long)vmread(VMCS_GUEST_RIP),
-                        (vmread(VMCS_GUEST_RFLAGS) & X86_RFLAGS_IF) ? "enabled" : "disabled");
+                x86_stop_halted(vcpu, vmread(VMCS_GUEST_RIP),
+                                vmread(VMCS_GUEST_RFLAGS) & X86_RFLAGS_IF);
                 break;
         case VMX_EXIT_TRIPLE_FAULT:
                 count[X86_EXIT_OTHER]++;
