@@ -21,6 +21,7 @@
 #include <keel/irq.h>
 #include <keel/log.h>
 #include <keel/pt.h>
+#include <keel/strlist.h>
 #include <vmm/vmm.h>
 
 #define KEEL_STACK_SIZE (64 * 1024)
@@ -304,40 +305,40 @@ _Noreturn void arch_enter_kernel(const struct boot_info *bi)
         x86_call_on_stack(keel_enter, bi, (uint8_t *)hva_ptr(bi->stack_area) + KSTACK_TOP);
 }
 
-static const char *const exception_names[32] = {
-    "divide error",
-    "debug",
-    "NMI",
-    "breakpoint",
-    "overflow",
-    "bound range",
-    "invalid opcode",
-    "device not available",
-    "double fault",
-    "coprocessor overrun",
-    "invalid TSS",
-    "segment not present",
-    "stack fault",
-    "general protection",
-    "page fault",
-    "reserved",
-    "x87 FP error",
-    "alignment check",
-    "machine check",
-    "SIMD FP error",
-    "virtualization",
-    "control protection",
-    "reserved",
-    "reserved",
-    "reserved",
-    "reserved",
-    "reserved",
-    "reserved",
-    "hypervisor injection",
-    "VMM communication",
-    "security",
-    "reserved",
-};
+/* The exceptions' names by vector (keel/strlist.h); an empty one is "reserved". */
+#define EXCEPTION_NAMES 32
+static const char exception_names[] = "divide error\0"
+                                      "debug\0"
+                                      "NMI\0"
+                                      "breakpoint\0"
+                                      "overflow\0"
+                                      "bound range\0"
+                                      "invalid opcode\0"
+                                      "device not available\0"
+                                      "double fault\0"
+                                      "coprocessor overrun\0"
+                                      "invalid TSS\0"
+                                      "segment not present\0"
+                                      "stack fault\0"
+                                      "general protection\0"
+                                      "page fault\0"
+                                      "\0"
+                                      "x87 FP error\0"
+                                      "alignment check\0"
+                                      "machine check\0"
+                                      "SIMD FP error\0"
+                                      "virtualization\0"
+                                      "control protection\0"
+                                      "\0"
+                                      "\0"
+                                      "\0"
+                                      "\0"
+                                      "\0"
+                                      "\0"
+                                      "hypervisor injection\0"
+                                      "VMM communication\0"
+                                      "security\0"
+                                      "\0";
 
 static void dump_frame(const struct x86_trap_frame *f)
 {
@@ -404,6 +405,8 @@ static void report_stack_overflow(uint64_t cr2)
 
 void x86_trap(struct x86_trap_frame *f)
 {
+        const char *name;
+
         if (f->vector == X86_VEC_NMI) {
                 LOG_WARN("NMI received (rip %llx), ignored", (unsigned long long)f->rip);
                 return;
@@ -419,9 +422,10 @@ void x86_trap(struct x86_trap_frame *f)
                         x86_lapic_eoi();
                 return;
         }
+        name = keel_strlist_at(exception_names, EXCEPTION_NAMES, (unsigned)f->vector);
         log_printf(LOG_LEVEL_ERROR | LOG_KEEL,
                    "exception %llu (%s) in Keel, error code %#llx, rip %#llx",
-                   (unsigned long long)f->vector, exception_names[f->vector],
+                   (unsigned long long)f->vector, *name ? name : "reserved",
                    (unsigned long long)f->error, (unsigned long long)f->rip);
         if (f->vector == X86_VEC_PF) {
                 uint64_t cr2 = x86_read_cr2();
