@@ -2,14 +2,15 @@
  * Keel's x86-64 trap entry and a few helpers that cannot be C.
  *
  * x86_isr_stubs: 256 stubs of 4 bytes (X86_ISR_STUB_SIZE, arch/cpu.h) in 8 groups of 32,
- * each group followed by a jump to trap_entry (a group is X86_ISR_GROUP_SIZE bytes; entry.S
- * checks both sizes). A stub pushes its vector as a sign-extended byte (push imm8) and jumps
- * (jmp rel8) to its group's jump. trap_entry keeps the vector's low byte, and for a vector
- * whose exception has no error code (every one but 8, 10-14, 17, 21, 29, 30) puts a zero in
- * the error code's place, so that struct x86_trap_frame (arch/cpu.h) has both; trap_common
- * saves the GPRs in the order of the frame, calls x86_trap(frame) and returns with iretq.
- * (8-byte stubs that pushed the error code themselves and called trap_common took 960 bytes
- * more of the image, 16-byte ones 3 KiB more.)
+ * each group followed by a jump onwards (a group is X86_ISR_GROUP_SIZE bytes; entry.S checks
+ * both sizes). A stub pushes its vector as a sign-extended byte (push imm8: x86_trap takes
+ * its low byte) and jumps (jmp rel8) to its group's jump: the exceptions' (0-31) to
+ * trap_entry, which looks up whether the CPU pushed an error code (8, 10-14, 17, 21, 29, 30),
+ * the interrupts' to trap_noerr, which puts a zero in the error code's place, so that struct
+ * x86_trap_frame (arch/cpu.h) has both; trap_common saves the GPRs in the order of the frame,
+ * calls x86_trap(frame) and returns with iretq. An interrupt runs as many instructions as
+ * with the 8-byte stubs before (a push of the zero and a call to trap_common), which took
+ * 928 bytes more of the image; 16-byte ones took 3 KiB more.
  */
 #include <arch/cpu.h>
 
@@ -32,20 +33,24 @@ x86_isr_stubs:
 	vector = vector + 1
 	.endr
 3:
+	.if vector == 32
 	jmp trap_entry
+	.else
+	jmp trap_noerr
+	.endif
 	.org 2b + X86_ISR_GROUP_SIZE, 0xcc
 	.endr
 
-/* From a stub: the stack holds the vector (sign-extended), the error code if the CPU pushed
- * one, then the CPU's rip, cs, rflags, rsp, ss. */
+/* From an exception's stub: the stack holds the vector (0-31), the error code if the CPU
+ * pushed one, then the CPU's rip, cs, rflags, rsp, ss. */
 trap_entry:
 	pushq %rax
-	movzbl 8(%rsp), %eax
-	movq %rax, 8(%rsp) /* the vector, zero-extended */
+	movl 8(%rsp), %eax
 	btl %eax, error_code_vectors(%rip)
 	popq %rax
 	jc trap_common
-	/* No error code: [vector][rip] becomes [vector][0][rip]. */
+/* No error code: [vector][rip] becomes [vector][0][rip]. */
+trap_noerr:
 	pushq (%rsp)
 	movq $0, 8(%rsp)
 trap_common:
@@ -127,9 +132,8 @@ x86_service_interrupts:
 
 	.section .rodata
 	.balign 4
-/* One bit per vector: the exceptions that push an error code (8, 10-14, 17, 21, 29, 30). */
+/* One bit per exception vector: those that push an error code (8, 10-14, 17, 21, 29, 30). */
 error_code_vectors:
 	.long 0x60227d00
-	.fill 7, 4, 0
 
 	.section .note.GNU-stack, "", @progbits
