@@ -405,30 +405,29 @@ static void report_stack_overflow(uint64_t cr2)
 
 void x86_trap(struct x86_trap_frame *f)
 {
-        unsigned vector = (uint8_t)f->vector; /* the stub's push imm8 sign-extends it */
         const char *name;
 
-        if (vector == X86_VEC_NMI) {
+        if (f->vector == X86_VEC_NMI) {
                 LOG_WARN("NMI received (rip %llx), ignored", (unsigned long long)f->rip);
                 return;
         }
-        if (vector >= 32) {
+        if (f->vector >= 32) {
                 /* Keel's tick, a driver's device vector (keel/irq.h); anything else is a
                  * stray interrupt: acknowledge it. */
-                if (vector == HOST_TICK_VECTOR)
+                if (f->vector == HOST_TICK_VECTOR)
                         x86_host_tick();
                 else
-                        (void)irq_dispatch(vector);
-                if (vector != 0xff)
+                        (void)irq_dispatch(f->vector);
+                if (f->vector != 0xff)
                         x86_lapic_eoi();
                 return;
         }
-        name = keel_strlist_at(exception_names, EXCEPTION_NAMES, vector);
+        name = keel_strlist_at(exception_names, EXCEPTION_NAMES, f->vector);
         log_printf(LOG_LEVEL_ERROR | LOG_KEEL,
                    "exception %llu (%s) in Keel, error code %#llx, rip %#llx",
-                   (unsigned long long)vector, *name ? name : "reserved",
+                   (unsigned long long)f->vector, *name ? name : "reserved",
                    (unsigned long long)f->error, (unsigned long long)f->rip);
-        if (vector == X86_VEC_PF) {
+        if (f->vector == X86_VEC_PF) {
                 uint64_t cr2 = x86_read_cr2();
 
                 /* What a page fault inside Keel needs to be understood afterwards: was it a
@@ -441,14 +440,14 @@ void x86_trap(struct x86_trap_frame *f)
                            x86_keel_maps(cr2 & ~0xfffull) ? "map" : "do not map", arch_cpu_index());
                 report_page_fault(f->error, cr2);
         }
-        if (vector == X86_VEC_DF)
+        if (f->vector == X86_VEC_DF)
                 report_stack_overflow(x86_read_cr2());
         dump_frame(f);
         log_printf(LOG_LEVEL_ERROR, "  cr0 %016llx  cr3 %016llx  cr4 %016llx",
                    (unsigned long long)x86_read_cr0(), (unsigned long long)x86_read_cr3(),
                    (unsigned long long)x86_read_cr4());
         log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "panic: exception %llu in Keel: system halted",
-                   (unsigned long long)vector);
+                   (unsigned long long)f->vector);
         arch_halt();
 }
 

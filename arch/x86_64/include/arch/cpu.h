@@ -23,7 +23,8 @@
 struct x86_trap_frame {
         uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
         uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
-        uint64_t vector, error;
+        uint8_t vector, vector_sign[7]; /* the stub pushes the vector sign-extended (push imm8) */
+        uint64_t error;
         uint64_t rip, cs, rflags, rsp, ss;
 };
 
