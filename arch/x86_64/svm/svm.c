@@ -599,17 +599,11 @@ static __attribute__((noinline, cold)) void svm_debug_int(struct vcpu *vcpu, str
  */
 static __attribute__((noinline, cold)) void svm_guest_mov_dr(struct vcpu *vcpu, struct vmcb *vmcb)
 {
-#define GPR(r) (uint8_t) offsetof(struct x86_gprs, r)
-        /* ModRM.rm (+ REX.B) to the register; RSP is the VMCB's. */
-        static const uint8_t gpr[16] = {GPR(rax), GPR(rcx), GPR(rdx), GPR(rbx), 0xff,     GPR(rbp),
-                                        GPR(rsi), GPR(rdi), GPR(r8),  GPR(r9),  GPR(r10), GPR(r11),
-                                        GPR(r12), GPR(r13), GPR(r14), GPR(r15)};
-#undef GPR
         struct x86_paging pg = {vmcb->save.cr0, vmcb->save.cr3, vmcb->save.cr4, vmcb->save.efer};
         unsigned code = (unsigned)vmcb->control.exit_code, dr = code & 0xf;
         bool write = code >= SVM_EXIT_WRITE_DR0,
              wide = (vmcb->save.efer & X86_EFER_LMA) && (vmcb->save.cs.attrib & SVM_ATTR_L);
-        uint8_t insn[15], r;
+        uint8_t insn[15];
         size_t got = 0, i = 0;
         unsigned rex = 0;
         uint64_t *reg;
@@ -632,8 +626,8 @@ static __attribute__((noinline, cold)) void svm_guest_mov_dr(struct vcpu *vcpu, 
                 inject_exception(vmcb, X86_VEC_UD, false, 0);
                 return;
         }
-        r = gpr[(insn[i + 2] & 7) | (rex & 1) << 3];
-        reg = r == 0xff ? &vmcb->save.rsp : (uint64_t *)((char *)&vcpu->arch.gprs + r);
+        /* ModRM.rm (+ REX.B) to the register; RSP is the VMCB's. */
+        reg = x86_gpr(&vcpu->arch.gprs, &vmcb->save.rsp, (insn[i + 2] & 7) | (rex & 1) << 3);
         if (!x86_gdb_guest_dr(vcpu, dr, reg, write, wide)) {
                 inject_exception(vmcb, X86_VEC_GP, true, 0);
                 return;

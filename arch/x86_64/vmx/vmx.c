@@ -590,12 +590,7 @@ static void handle_io(struct vcpu *vcpu, uint64_t q)
 
 static uint64_t *gpr(struct vcpu *vcpu, unsigned n, uint64_t *rsp)
 {
-        struct x86_gprs *g = &vcpu->arch.gprs;
-        uint64_t *regs[16] = {&g->rax, &g->rcx, &g->rdx, &g->rbx, rsp,     &g->rbp,
-                              &g->rsi, &g->rdi, &g->r8,  &g->r9,  &g->r10, &g->r11,
-                              &g->r12, &g->r13, &g->r14, &g->r15};
-
-        return regs[n & 15];
+        return x86_gpr(&vcpu->arch.gprs, rsp, n);
 }
 
 /*
