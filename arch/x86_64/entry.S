@@ -10,7 +10,7 @@
  * x86_trap_frame (arch/cpu.h) has both; trap_common saves the GPRs in the order of the frame,
  * calls x86_trap(frame) and returns with iretq. An interrupt runs as many instructions as
  * with the 8-byte stubs before (a push of the zero and a call to trap_common), which took
- * 928 bytes more of the image; 16-byte ones took 3 KiB more.
+ * about 950 bytes more of the image; 16-byte ones took 3 KiB more.
  */
 #include <arch/cpu.h>
 

@@ -520,7 +520,7 @@ __attribute__((cold)) bool arch_vm_probe_summary(const struct vm *vm, char *buf,
 }
 
 /* "0f a2 ..." for a report. */
-void x86_format_bytes(char *hex, size_t size, const uint8_t *bytes, size_t n)
+__attribute__((cold)) void x86_format_bytes(char *hex, size_t size, const uint8_t *bytes, size_t n)
 {
         size_t used = 0;
 
@@ -538,8 +538,9 @@ enum x86_cpu_mode x86_guest_mode(const struct x86_guest_ctx *ctx)
         return ctx->cs_db ? X86_MODE_PROT32 : X86_MODE_PROT16;
 }
 
-void x86_describe_walk(const struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t gva,
-                       bool fetch, char *buf, size_t len)
+__attribute__((cold)) void x86_describe_walk(const struct vcpu *vcpu,
+                                             const struct x86_guest_ctx *ctx, uint64_t gva,
+                                             bool fetch, char *buf, size_t len)
 {
         static const char *const why[] = {[X86_XLATE_PF] = "not mapped",
                                           [X86_XLATE_NONCANON] = "non-canonical",
@@ -593,8 +594,8 @@ int x86_fetch_decode(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
  * start, or the start of its second page; RIP unchanged); a table outside RAM stops the VM
  * as the CPU's own walk would (outside-ram). True if it was one of those.
  */
-bool x86_fetch_walk_failed(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, int err,
-                           size_t fetched)
+__attribute__((cold)) bool x86_fetch_walk_failed(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
+                                                 int err, size_t fetched)
 {
         struct x86_paging pg = {ctx->cr0, ctx->cr3, ctx->cr4, ctx->efer};
         enum x86_cpu_mode mode = x86_guest_mode(ctx);

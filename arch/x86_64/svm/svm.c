@@ -76,7 +76,7 @@ static __attribute__((cold)) void svm_describe(char *buf, size_t len)
                  caps.clean_bits ? "yes" : "no", caps.flush_by_asid ? "yes" : "no");
 }
 
-static hpa_t alloc_pages_or_panic(uint64_t pages, const char *what)
+static __attribute__((cold)) hpa_t alloc_pages_or_panic(uint64_t pages, const char *what)
 {
         hpa_t pa;
         int err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &pa);
@@ -87,7 +87,8 @@ static hpa_t alloc_pages_or_panic(uint64_t pages, const char *what)
 }
 
 /* Let the guest read (`reads`) and write (`writes`) `msr` without an exit. */
-static void msrpm_pass_through(uint8_t *pm, uint32_t msr, bool reads, bool writes)
+static __attribute__((cold)) void msrpm_pass_through(uint8_t *pm, uint32_t msr, bool reads,
+                                                     bool writes)
 {
         uint32_t base, bit;
 
@@ -152,7 +153,7 @@ static struct vmcb_seg flat_seg(uint16_t sel, uint16_t attrib)
         return (struct vmcb_seg){.selector = sel, .attrib = attrib, .limit = 0xffffffff};
 }
 
-static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
+static __attribute__((cold)) int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
 {
         struct vm *vm = vcpu->vm;
         struct vmcb *vmcb;
@@ -227,7 +228,7 @@ static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         return 0;
 }
 
-static void svm_vcpu_free(struct vcpu *vcpu)
+static __attribute__((cold)) void svm_vcpu_free(struct vcpu *vcpu)
 {
         int err = palloc_free(&keel_palloc, vcpu->arch.vmcb_pa, 1);
 
@@ -1108,7 +1109,8 @@ static __attribute__((noinline, cold)) void svm_debug_entry(struct vcpu *vcpu, s
         }
 }
 
-static void svm_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write)
+static __attribute__((cold)) void svm_debug_state(struct vcpu *vcpu, struct x86_debug_state *st,
+                                                  bool write)
 {
         struct vmcb *vmcb = vcpu->arch.vmcb;
 

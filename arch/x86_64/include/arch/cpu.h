@@ -9,7 +9,7 @@
  */
 #define X86_ISR_STUB_SIZE   4
 #define X86_ISR_GROUP_STUBS 32
-#define X86_ISR_GROUP_SIZE  136
+#define X86_ISR_GROUP_SIZE  133
 
 #ifndef __ASSEMBLER__
 #include <stdbool.h>
