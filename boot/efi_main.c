@@ -118,8 +118,8 @@ static EFI_STATUS fail(EFI_STATUS status, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(line, sizeof(line), fmt, ap);
         va_end(ap);
-        log_printf(LOG_LEVEL_ERROR, "keel: error: %s", line);
-        log_printf(LOG_LEVEL_ERROR, "keel: returning to the firmware");
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "error: %s", line);
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "returning to the firmware");
         return status;
 }
 
@@ -321,8 +321,7 @@ static EFI_STATUS read_vm_file(EFI_FILE_HANDLE root, const CHAR16 *dir, const ch
                             what, rel, vc->name, dir_ascii, rel, (unsigned long long)s, what,
                             KEEL_CONFIG_NAME);
         *out = (struct boot_image){rel, data, size};
-        LOG_INFO("keel: %s %s for VM %s: %llu bytes", what, rel, vc->name,
-                 (unsigned long long)size);
+        LOG_INFO("%s %s for VM %s: %llu bytes", what, rel, vc->name, (unsigned long long)size);
         return EFI_SUCCESS;
 }
 
@@ -345,7 +344,7 @@ static EFI_STATUS load_config_and_images(EFI_HANDLE image)
         bi->image_base = hpa((uint64_t)(uintptr_t)li->ImageBase);
         bi->image_size = li->ImageSize;
         /* keel.so's addresses start at 0: this is the offset gdb needs (docs/debugging.md) */
-        LOG_INFO("keel: image at %#llx, %llu KiB", (unsigned long long)hpa_raw(bi->image_base),
+        LOG_INFO("image at %#llx, %llu KiB", (unsigned long long)hpa_raw(bi->image_base),
                  (unsigned long long)(bi->image_size >> 10));
         boot_partition(li->DeviceHandle);
         s = bs->HandleProtocol(li->DeviceHandle, &sfs_guid, (void **)&fs);
@@ -383,7 +382,7 @@ static EFI_STATUS load_config_and_images(EFI_HANDLE image)
                 return fail(EFI_LOAD_ERROR, "invalid config: %s", err);
         log_set_level(config->log_level);
         bi->config = config;
-        LOG_INFO("keel: config %s%s: %u VM%s", dir_ascii, KEEL_CONFIG_NAME, config->vm_count,
+        LOG_INFO("config %s%s: %u VM%s", dir_ascii, KEEL_CONFIG_NAME, config->vm_count,
                  config->vm_count == 1 ? "" : "s");
 
         for (unsigned i = 0; i < config->vm_count; i++) {
@@ -439,7 +438,7 @@ static EFI_STATUS check_memory(void)
                             (unsigned long long)(largest >> 20),
                             (unsigned long long)(KEEL_OVERHEAD >> 20),
                             (unsigned long long)(bi->usable_bytes >> 20));
-        LOG_INFO("keel: %llu MiB free RAM, VMs need %llu MiB in total",
+        LOG_INFO("%llu MiB free RAM, VMs need %llu MiB in total",
                  (unsigned long long)(bi->usable_bytes >> 20), (unsigned long long)(need >> 20));
         return EFI_SUCCESS;
 }
@@ -545,14 +544,14 @@ static void read_firmware_time(void)
                                .second = t.Second};
 
         if (EFI_ERROR(s) || !civil_valid(&c) || t.Nanosecond > 999999999) {
-                LOG_WARN("keel: the firmware gives no usable time of day (GetTime status %#llx): "
+                LOG_WARN("the firmware gives no usable time of day (GetTime status %#llx): "
                          "guests' real-time clocks count from 1970-01-01",
                          (unsigned long long)s);
                 return;
         }
         bi->wall_tsc = arch_tsc();
         bi->wall_ns = unix_from_civil(&c) * 1000000000ull + t.Nanosecond;
-        LOG_INFO("keel: time of day from the firmware: %04u-%02u-%02u %02u:%02u:%02u UTC", c.year,
+        LOG_INFO("time of day from the firmware: %04u-%02u-%02u %02u:%02u:%02u UTC", c.year,
                  c.month, c.day, c.hour, c.minute, c.second);
 }
 
@@ -573,23 +572,23 @@ static EFI_STATUS efi_boot(EFI_HANDLE image)
         find_rsdp();
         arch_console_init(bi->rsdp);
         log_set_sink(efi_console_write);
-        LOG_INFO("keel: Keel hypervisor starting (UEFI, %s)", KEEL_ARCH_NAME);
+        LOG_INFO("Keel hypervisor starting (UEFI, %s)", KEEL_ARCH_NAME);
         if (canary_source)
-                LOG_INFO("keel: stack-protector canary from %s", canary_source);
+                LOG_INFO("stack-protector canary from %s", canary_source);
         else
-                LOG_WARN("keel: no random number generator (neither the CPU's nor the "
+                LOG_WARN("no random number generator (neither the CPU's nor the "
                          "firmware's): the stack-protector canary comes from the cycle counter "
                          "and is guessable");
 
         if (arch_virt_probe(why, sizeof(why)) < 0)
                 return fail(EFI_UNSUPPORTED, "%s", why);
         arch_virt_describe(why, sizeof(why));
-        LOG_INFO("keel: %s", why);
+        LOG_INFO("%s", why);
 
         if (hpa_raw(bi->rsdp))
-                LOG_INFO("keel: ACPI RSDP at %#llx", (unsigned long long)hpa_raw(bi->rsdp));
+                LOG_INFO("ACPI RSDP at %#llx", (unsigned long long)hpa_raw(bi->rsdp));
         else
-                LOG_WARN("keel: the firmware provides no ACPI RSDP");
+                LOG_WARN("the firmware provides no ACPI RSDP");
 
         s = load_config_and_images(image);
         if (EFI_ERROR(s))
@@ -608,7 +607,7 @@ static EFI_STATUS efi_boot(EFI_HANDLE image)
         if (!EFI_ERROR(bs->AllocatePages(AllocateMaxAddress, EfiLoaderData, 1, &low_page)))
                 bi->low_page = hpa(low_page);
 
-        LOG_INFO("keel: exiting boot services");
+        LOG_INFO("exiting boot services");
         s = exit_boot_services(image);
         if (EFI_ERROR(s))
                 return s;

@@ -114,7 +114,7 @@ static void fail(struct nvme_ctrl *c, const char *why)
         if (!__atomic_compare_exchange_n(&c->failed, &none, why, false, __ATOMIC_ACQ_REL,
                                          __ATOMIC_ACQUIRE))
                 return;
-        LOG_WARN("keel: nvme %s: failed: %s (CSTS %#x); no more I/O to it", c->name, why,
+        LOG_WARN("nvme %s: failed: %s (CSTS %#x); no more I/O to it", c->name, why,
                  rd32(c, REG_CSTS));
         wr32(c, REG_CC, rd32(c, REG_CC) & ~CC_EN);
         if (c->host)
@@ -207,7 +207,7 @@ static int run(struct nvme_ctrl *c, struct nvme_queue *q, struct sqe *cmd, uint3
                                 return -KEEL_EIO;
                         }
                         if (status) {
-                                LOG_WARN("keel: nvme %s: command %#x on queue %u failed: status "
+                                LOG_WARN("nvme %s: command %#x on queue %u failed: status "
                                          "type %u code %#x",
                                          c->name, cmd->cdw0 & 0xff, q->qid, (status >> 8) & 7,
                                          status & 0xff);
@@ -225,7 +225,7 @@ static int run(struct nvme_ctrl *c, struct nvme_queue *q, struct sqe *cmd, uint3
                         snprintf(why, sizeof(why), "command %#x on queue %u timed out",
                                  cmd->cdw0 & 0xff, q->qid);
                         fail(c, "a command timed out");
-                        LOG_WARN("keel: nvme %s: %s after %llu ms", c->name, why,
+                        LOG_WARN("nvme %s: %s after %llu ms", c->name, why,
                                  (unsigned long long)c->timeout_ms);
                         return -KEEL_EIO;
                 }
@@ -305,7 +305,7 @@ static int identify_all(struct nvme_ctrl *c)
                 flbas = c->page[26] & 0xf;
                 lbads = c->page[128 + 4 * flbas + 2];
                 if (flbas > c->page[25] || lbads < 9 || lbads > 12) {
-                        LOG_WARN("keel: nvme %s: namespace %u: block size 2^%u (format %u) not "
+                        LOG_WARN("nvme %s: namespace %u: block size 2^%u (format %u) not "
                                  "supported: not used",
                                  c->name, list[i], lbads, flbas);
                         continue;
@@ -478,7 +478,7 @@ static int enable(struct nvme_ctrl *c)
         int err;
 
         if (!(c->cap & CAP_CSS_NVM) || CAP_MPSMIN(c->cap) != 0) {
-                LOG_WARN("keel: nvme %s: no NVM command set or no 4 KiB pages (CAP %#llx): not "
+                LOG_WARN("nvme %s: no NVM command set or no 4 KiB pages (CAP %#llx): not "
                          "used",
                          c->name, (unsigned long long)c->cap);
                 return -KEEL_ENODEV;
@@ -486,7 +486,7 @@ static int enable(struct nvme_ctrl *c)
         if (rd32(c, REG_CC) & CC_EN)
                 wr32(c, REG_CC, rd32(c, REG_CC) & ~CC_EN);
         if (!wait_ready(c, false)) {
-                LOG_WARN("keel: nvme %s: did not reset within %llu ms (CSTS %#x)", c->name,
+                LOG_WARN("nvme %s: did not reset within %llu ms (CSTS %#x)", c->name,
                          (unsigned long long)c->timeout_ms, rd32(c, REG_CSTS));
                 return -KEEL_EIO;
         }
@@ -499,7 +499,7 @@ static int enable(struct nvme_ctrl *c)
         arch_dma_barrier();
         wr32(c, REG_CC, CC_IOCQES_16 | CC_IOSQES_64 | CC_EN); /* NVM, 4 KiB pages, RR */
         if (!wait_ready(c, true)) {
-                LOG_WARN("keel: nvme %s: not ready within %llu ms of enabling (CSTS %#x)", c->name,
+                LOG_WARN("nvme %s: not ready within %llu ms of enabling (CSTS %#x)", c->name,
                          (unsigned long long)c->timeout_ms, rd32(c, REG_CSTS));
                 return -KEEL_EIO;
         }
@@ -676,7 +676,7 @@ static void reap(struct nvme_ctrl *c, struct nvme_queue *q, struct spin_held h, 
                 else
                         q->by_poll++;
                 if (status)
-                        LOG_WARN("keel: nvme %s: command %#x on queue %u failed: status type %u "
+                        LOG_WARN("nvme %s: command %#x on queue %u failed: status type %u "
                                  "code %#x",
                                  c->name, q->slot[cid].opcode, q->qid, (status >> 8) & 7,
                                  status & 0xff);
@@ -697,7 +697,7 @@ static void reap(struct nvme_ctrl *c, struct nvme_queue *q, struct spin_held h, 
         now = arch_tsc();
         for (uint16_t i = 0; !c->failed && q->inflight && i < q->size - 1; i++)
                 if (q->slot[i].req && now > q->slot[i].deadline) {
-                        LOG_WARN("keel: nvme %s: command %#x (id %u) on queue %u timed out after "
+                        LOG_WARN("nvme %s: command %#x (id %u) on queue %u timed out after "
                                  "%llu ms",
                                  c->name, q->slot[i].opcode, i, q->qid,
                                  (unsigned long long)c->timeout_ms);
@@ -767,7 +767,7 @@ static void queue_clear(struct nvme_queue *q)
 static void give_up(struct nvme_ctrl *c, const char *why)
 {
         c->reset_state = RESET_GAVE_UP;
-        LOG_WARN("keel: nvme %s: reset %u of %u failed: %s (CSTS %#x); it stays failed", c->name,
+        LOG_WARN("nvme %s: reset %u of %u failed: %s (CSTS %#x); it stays failed", c->name,
                  c->resets, NVME_MAX_RESETS, why, rd32(c, REG_CSTS));
         wr32(c, REG_CC, rd32(c, REG_CC) & ~CC_EN);
         if (c->host)
@@ -789,12 +789,12 @@ static void recover_step(struct nvme_ctrl *c)
         case RESET_IDLE:
                 if (c->resets == NVME_MAX_RESETS) {
                         c->reset_state = RESET_GAVE_UP;
-                        LOG_WARN("keel: nvme %s: failed again after %u resets: it stays failed",
-                                 c->name, NVME_MAX_RESETS);
+                        LOG_WARN("nvme %s: failed again after %u resets: it stays failed", c->name,
+                                 NVME_MAX_RESETS);
                         return;
                 }
                 c->resets++;
-                LOG_WARN("keel: nvme %s: resetting it (%u of at most %u)", c->name, c->resets,
+                LOG_WARN("nvme %s: resetting it (%u of at most %u)", c->name, c->resets,
                          NVME_MAX_RESETS);
                 wr32(c, REG_CC, rd32(c, REG_CC) & ~CC_EN);
                 c->reset_deadline = deadline_after(c->timeout_ms);
@@ -851,8 +851,7 @@ static void recover_step(struct nvme_ctrl *c)
                         return;
                 }
                 c->reset_state = RESET_IDLE;
-                LOG_WARN("keel: nvme %s: reset and back in service (it had failed: %s)", c->name,
-                         why);
+                LOG_WARN("nvme %s: reset and back in service (it had failed: %s)", c->name, why);
                 return;
         }
         default:
@@ -1044,7 +1043,7 @@ static void register_blkdevs(struct nvme_ctrl *c)
                 n->blk.priv = n;
                 err = blkdev_register(&n->blk);
                 if (err)
-                        LOG_WARN("keel: nvme %s: namespace %u not offered as a disk: %s", c->name,
+                        LOG_WARN("nvme %s: namespace %u not offered as a disk: %s", c->name,
                                  n->nsid, keel_strerror(err));
         }
 }
@@ -1131,18 +1130,18 @@ static void selftest_inflight(struct nvme_ctrl *c, struct blk_req *req, struct b
                         break;
         }
         if (!ok || submitted != 2 * INFLIGHT_REQS)
-                LOG_WARN("keel: nvme %s: in-flight self-test: %u of %u requests submitted, %u "
+                LOG_WARN("nvme %s: in-flight self-test: %u of %u requests submitted, %u "
                          "failed",
                          c->name, submitted, 2 * INFLIGHT_REQS, t.failed);
         else if (memcmp(buf, buf + INFLIGHT_REQS * bs, INFLIGHT_REQS * bs) != 0)
-                LOG_WARN("keel: nvme %s: in-flight self-test: blocks %u-%u read back differ",
-                         c->name, 1 + SELFTEST_BLOCKS, SELFTEST_BLOCKS + INFLIGHT_REQS);
+                LOG_WARN("nvme %s: in-flight self-test: blocks %u-%u read back differ", c->name,
+                         1 + SELFTEST_BLOCKS, SELFTEST_BLOCKS + INFLIGHT_REQS);
         else
-                LOG_INFO("keel: nvme %s: in-flight self-test: %u writes, then %u reads of "
+                LOG_INFO("nvme %s: in-flight self-test: %u writes, then %u reads of "
                          "blocks %u-%u, up to %u in flight: ok",
                          c->name, INFLIGHT_REQS, INFLIGHT_REQS, 1 + SELFTEST_BLOCKS,
                          SELFTEST_BLOCKS + INFLIGHT_REQS, most);
-        LOG_INFO("keel: nvme %s: queue %u: %llu completions in the interrupt handler, %llu polled; "
+        LOG_INFO("nvme %s: queue %u: %llu completions in the interrupt handler, %llu polled; "
                  "%llu interrupts (%s)",
                  c->name, q->qid, (unsigned long long)(q->by_irq - by_irq),
                  (unsigned long long)(q->by_poll - by_poll),
@@ -1184,14 +1183,13 @@ static void selftest(struct nvme_ctrl *c)
         rbuf = wbuf + pages / 2 * PAGE_SIZE;
         err = nvme_read(c, 0, 0, 1, hpa_add(pa, pages / 2 * PAGE_SIZE));
         if (err) {
-                LOG_WARN("keel: nvme %s: reading block 0 of namespace %u failed", c->name,
-                         ns->nsid);
+                LOG_WARN("nvme %s: reading block 0 of namespace %u failed", c->name, ns->nsid);
                 goto out;
         }
         for (unsigned i = 0; i < ns->block_size; i++)
                 sum = (sum ^ rbuf[i]) * 16777619u;
         if (memcmp(rbuf, NVME_SCRATCH_MAGIC, sizeof(NVME_SCRATCH_MAGIC) - 1) != 0) {
-                LOG_INFO("keel: nvme %s: namespace %u block 0 read (FNV-1a %#x); not a "
+                LOG_INFO("nvme %s: namespace %u block 0 read (FNV-1a %#x); not a "
                          "scratch disk: nothing written",
                          c->name, ns->nsid, sum);
                 goto out;
@@ -1207,12 +1205,12 @@ static void selftest(struct nvme_ctrl *c)
         if (!err)
                 err = nvme_read(c, 0, 1, SELFTEST_BLOCKS, hpa_add(pa, pages / 2 * PAGE_SIZE));
         if (err)
-                LOG_WARN("keel: nvme %s: scratch self-test: I/O failed", c->name);
+                LOG_WARN("nvme %s: scratch self-test: I/O failed", c->name);
         else if (memcmp(wbuf, rbuf, bytes) != 0)
-                LOG_WARN("keel: nvme %s: scratch self-test: blocks 1-%u read back differ", c->name,
+                LOG_WARN("nvme %s: scratch self-test: blocks 1-%u read back differ", c->name,
                          SELFTEST_BLOCKS);
         else
-                LOG_INFO("keel: nvme %s: scratch namespace %u: wrote, flushed and read back "
+                LOG_INFO("nvme %s: scratch namespace %u: wrote, flushed and read back "
                          "blocks 1-%u: ok",
                          c->name, ns->nsid, SELFTEST_BLOCKS);
         if (!err && ns->blocks >= 1 + SELFTEST_BLOCKS + INFLIGHT_REQS)
@@ -1241,7 +1239,7 @@ static int probe(struct pci_dev *d)
         pci_name(d, c->name, sizeof(c->name));
         err = arch_map_device(hpa(bar->base), bar->size);
         if (err) {
-                LOG_WARN("keel: nvme %s: cannot map BAR0 %#llx+%#llx: %s", c->name,
+                LOG_WARN("nvme %s: cannot map BAR0 %#llx+%#llx: %s", c->name,
                          (unsigned long long)bar->base, (unsigned long long)bar->size,
                          keel_strerror(err));
                 return err;
@@ -1251,7 +1249,7 @@ static int probe(struct pci_dev *d)
         c->timeout_ms = CAP_TO(c->cap) ? 500ull * CAP_TO(c->cap) : 500;
         /* Doorbells of queues 0 and 1 inside BAR0. */
         if (REG_DB + 4 * (4u << CAP_DSTRD(c->cap)) > bar->size) {
-                LOG_WARN("keel: nvme %s: doorbell stride %u does not fit BAR0: not used", c->name,
+                LOG_WARN("nvme %s: doorbell stride %u does not fit BAR0: not used", c->name,
                          4u << CAP_DSTRD(c->cap));
                 return -KEEL_ENODEV;
         }
@@ -1273,18 +1271,18 @@ static int probe(struct pci_dev *d)
                         pci_msix_enable(c->host, d, false);
                 /* Its queue pages stay allocated: a controller that did not reset may still
                  * write them. */
-                LOG_WARN("keel: nvme %s: not used (%s)", c->name, keel_strerror(err));
+                LOG_WARN("nvme %s: not used (%s)", c->name, keel_strerror(err));
                 return err;
         }
         nctrls++;
-        LOG_INFO("keel: nvme %s: %s, serial %s, firmware %s, NVMe %u.%u, %u namespace%s, %s, "
+        LOG_INFO("nvme %s: %s, serial %s, firmware %s, NVMe %u.%u, %u namespace%s, %s, "
                  "%u KiB per command, %u I/O queue%s of %u, %s",
                  c->name, c->model, c->serial, c->firmware, rd32(c, REG_VS) >> 16,
                  (rd32(c, REG_VS) >> 8) & 0xff, c->ns_count, c->ns_count == 1 ? "" : "s",
                  c->vwc ? "volatile write cache" : "no volatile write cache", c->max_transfer >> 10,
                  c->nio, c->nio == 1 ? "" : "s", c->io[0].size, c->mode);
         for (unsigned i = 0; i < c->ns_count; i++)
-                LOG_INFO("keel: nvme %s: namespace %u: %llu blocks of %u bytes (%llu MiB)", c->name,
+                LOG_INFO("nvme %s: namespace %u: %llu blocks of %u bytes (%llu MiB)", c->name,
                          c->ns[i].nsid, (unsigned long long)c->ns[i].blocks, c->ns[i].block_size,
                          (unsigned long long)(c->ns[i].blocks * c->ns[i].block_size >> 20));
         register_blkdevs(c);
@@ -1313,5 +1311,5 @@ void nvme_register(struct pci_host *h)
 {
         nvme_host = h;
         if (pci_register_driver(h, &nvme_driver))
-                LOG_WARN("keel: nvme: the PCI driver table is full: NVMe not driven");
+                LOG_WARN("nvme: the PCI driver table is full: NVMe not driven");
 }

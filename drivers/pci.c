@@ -471,8 +471,8 @@ static void log_dev(const struct pci_dev *d)
         int n;
 
         pci_name(d, name, sizeof(name));
-        LOG_INFO("keel: pci %s %04x:%04x class %06x (%s) rev %u%s", name, d->vendor, d->device,
-                 d->class, class_name(d->class), d->revision,
+        LOG_INFO("pci %s %04x:%04x class %06x (%s) rev %u%s", name, d->vendor, d->device, d->class,
+                 class_name(d->class), d->revision,
                  d->vendor == PCI_VENDOR_VIRTIO ? " virtio" : "");
         for (unsigned i = 0; i < 6; i++) {
                 const struct pci_bar *b = &d->bar[i];
@@ -480,12 +480,11 @@ static void log_dev(const struct pci_dev *d)
                 if (b->kind == PCI_BAR_NONE)
                         continue;
                 if (b->base)
-                        LOG_INFO("keel: pci %s BAR%u %s %#llx size %#llx", name, i,
-                                 bar_kind_name(b), (unsigned long long)b->base,
-                                 (unsigned long long)b->size);
+                        LOG_INFO("pci %s BAR%u %s %#llx size %#llx", name, i, bar_kind_name(b),
+                                 (unsigned long long)b->base, (unsigned long long)b->size);
                 else
-                        LOG_INFO("keel: pci %s BAR%u %s unassigned size %#llx", name, i,
-                                 bar_kind_name(b), (unsigned long long)b->size);
+                        LOG_INFO("pci %s BAR%u %s unassigned size %#llx", name, i, bar_kind_name(b),
+                                 (unsigned long long)b->size);
         }
         n = snprintf(line, sizeof(line), "keel: pci %s caps:", name);
         if (d->cap_pcie)
@@ -517,10 +516,9 @@ static void log_dev(const struct pci_dev *d)
                 n += snprintf(line + n, sizeof(line) - n, " none");
         else if (n > 0 && n < (int)sizeof(line) && line[n - 1] == ';')
                 line[n - 1] = '\0';
-        LOG_INFO("%s", line);
+        log_printf(LOG_LEVEL_INFO, "%s", line);
         if (d->bridge)
-                LOG_INFO("keel: pci %s bridge to buses %#x-%#x", name, d->secondary,
-                         d->subordinate);
+                LOG_INFO("pci %s bridge to buses %#x-%#x", name, d->secondary, d->subordinate);
 }
 
 /* ---- the walk ----------------------------------------------------------------------- */
@@ -543,8 +541,8 @@ static void bad_dev(struct pci_dev *d, const char *why)
         char name[16];
 
         d->bad = why;
-        LOG_WARN("keel: pci %s %04x:%04x left alone: %s", pci_name(d, name, sizeof(name)),
-                 d->vendor, d->device, why);
+        LOG_WARN("pci %s %04x:%04x left alone: %s", pci_name(d, name, sizeof(name)), d->vendor,
+                 d->device, why);
 }
 
 /* The buses a bad bridge claims are not walked, not even as root buses. */
@@ -561,7 +559,7 @@ static void bridge_walk(struct walk *w, struct pci_dev *d, unsigned bus, unsigne
 
         pci_name(d, name, sizeof(name));
         if (sec == 0 && sub == 0) {
-                LOG_WARN("keel: pci %s bridge left unconfigured by the firmware (no bus "
+                LOG_WARN("pci %s bridge left unconfigured by the firmware (no bus "
                          "numbers): nothing behind it is enumerated",
                          name);
                 return;
@@ -608,7 +606,7 @@ static void scan_fn(struct walk *w, unsigned bus, unsigned dev, unsigned fn, uns
                 *multi = ht & 0x80;
         if (h->dev_count == h->dev_max) {
                 if (!h->full)
-                        LOG_WARN("keel: pci: more than %u functions: the rest are not recorded",
+                        LOG_WARN("pci: more than %u functions: the rest are not recorded",
                                  h->dev_max);
                 h->full = true;
                 return;
@@ -748,10 +746,10 @@ void pci_bind(struct pci_host *h)
                         err = drv->probe(d);
                         if (!err) {
                                 d->driver = drv;
-                                LOG_INFO("keel: pci %s taken by driver %s", name, drv->name);
+                                LOG_INFO("pci %s taken by driver %s", name, drv->name);
                         } else {
                                 enable_path(h, d, false);
-                                LOG_WARN("keel: pci %s: driver %s refused it: %s", name, drv->name,
+                                LOG_WARN("pci %s: driver %s refused it: %s", name, drv->name,
                                          keel_strerror(err));
                         }
                 }
@@ -762,9 +760,9 @@ void pci_bind(struct pci_host *h)
                 /* Not Keel's: no DMA from it, whatever the firmware left on. */
                 if (pci_read16(h, d, PCI_COMMAND) & PCI_CMD_MASTER)
                         enable_path(h, d, false);
-                LOG_INFO("keel: pci %s %04x:%04x: no driver", name, d->vendor, d->device);
+                LOG_INFO("pci %s %04x:%04x: no driver", name, d->vendor, d->device);
         }
-        LOG_INFO("keel: pci: %u function%s on %u bus%s of %u segment%s, %u taken by drivers",
+        LOG_INFO("pci: %u function%s on %u bus%s of %u segment%s, %u taken by drivers",
                  h->dev_count, h->dev_count == 1 ? "" : "s", h->buses, h->buses == 1 ? "" : "es",
                  h->seg_count, h->seg_count == 1 ? "" : "s", taken);
 }

@@ -70,19 +70,19 @@ void pci_boot(const struct boot_info *bi)
         int err;
 
         if (!mcfg) {
-                LOG_INFO("keel: pci: no ACPI MCFG table: no PCI Express enumerated");
+                LOG_INFO("pci: no ACPI MCFG table: no PCI Express enumerated");
                 return;
         }
         err = pci_mcfg_parse(mcfg, len, seg, PCI_MAX_SEGMENTS, &n);
         if (err) {
-                LOG_WARN("keel: pci: the firmware's MCFG table is malformed (%u bytes): no PCI "
+                LOG_WARN("pci: the firmware's MCFG table is malformed (%u bytes): no PCI "
                          "Express enumerated",
                          len);
                 return;
         }
         err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &table);
         if (err) {
-                LOG_WARN("keel: pci: no memory for the table of functions (%llu pages): no PCI "
+                LOG_WARN("pci: no memory for the table of functions (%llu pages): no PCI "
                          "Express enumerated",
                          (unsigned long long)pages);
                 return;
@@ -96,7 +96,7 @@ void pci_boot(const struct boot_info *bi)
         h->seg_count = 0;
         h->forbid_count = 0;
         for (unsigned i = 0; i < n; i++) {
-                LOG_INFO("keel: pci: segment %u buses %#x-%#x, ECAM at %#llx", seg[i].seg,
+                LOG_INFO("pci: segment %u buses %#x-%#x, ECAM at %#llx", seg[i].seg,
                          seg[i].bus_start, seg[i].bus_end,
                          (unsigned long long)(seg[i].ecam + ((uint64_t)seg[i].bus_start << 20)));
                 (void)pci_add_segment(h, &seg[i]);
@@ -107,13 +107,13 @@ void pci_boot(const struct boot_info *bi)
         for (unsigned i = 0; i < bi->map_count; i++)
                 if (bi->map[i].wb &&
                     pci_forbid(h, hpa_raw(bi->map[i].base), bi->map[i].pages * PAGE_SIZE, "RAM"))
-                        LOG_WARN("keel: pci: more than %u memory ranges: BARs are not checked "
+                        LOG_WARN("pci: more than %u memory ranges: BARs are not checked "
                                  "against RAM above %#llx",
                                  PCI_MAX_FORBID, (unsigned long long)hpa_raw(bi->map[i].base));
         arch_msi_describe(msi, sizeof(msi));
-        LOG_INFO("keel: pci: MSI: %s", msi);
+        LOG_INFO("pci: MSI: %s", msi);
         pci_scan(h);
         if (arch_tsc_khz())
-                LOG_INFO("keel: pci: enumeration and driver set-up took %llu ms",
+                LOG_INFO("pci: enumeration and driver set-up took %llu ms",
                          (unsigned long long)((arch_tsc() - start) / arch_tsc_khz()));
 }

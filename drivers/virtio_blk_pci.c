@@ -94,7 +94,7 @@ static void fail(struct vblk *v, struct spin_held h, const char *why, struct don
         if (v->failed)
                 return;
         v->failed = why;
-        LOG_WARN("keel: virtio-blk %s: %s failed: %s (status %#x); no more I/O to it", v->vp.name,
+        LOG_WARN("virtio-blk %s: %s failed: %s (status %#x); no more I/O to it", v->vp.name,
                  v->blk.name, why, virtio_pci_status(&v->vp));
         virtio_pci_stop(&v->vp);
         for (unsigned i = 0; i < VQ_MAX_SIZE; i++)
@@ -188,8 +188,7 @@ static void complete(struct vblk *v, struct spin_held h, uint16_t head, struct d
 
         v->req[head] = NULL;
         if (st != S_OK) {
-                LOG_WARN("keel: virtio-blk %s: %s: %s of %u blocks at %llu: %s", v->vp.name,
-                         v->blk.name,
+                LOG_WARN("virtio-blk %s: %s: %s of %u blocks at %llu: %s", v->vp.name, v->blk.name,
                          v->fua_flush[head]   ? "flush after a write"
                          : r->op == BLK_READ  ? "read"
                          : r->op == BLK_WRITE ? "write"
@@ -340,15 +339,14 @@ static void selftest(struct vblk *v)
         seg[0] = (struct blk_seg){rpa, bs};
         rq[0] = (struct blk_req){.op = BLK_READ, .lba = 0, .blocks = 1, .seg = seg, .nseg = 1};
         if (st_run(v, rq, 1)) {
-                LOG_WARN("keel: virtio-blk %s: %s: reading block 0 failed", v->vp.name,
-                         v->blk.name);
+                LOG_WARN("virtio-blk %s: %s: reading block 0 failed", v->vp.name, v->blk.name);
                 goto out;
         }
         for (unsigned i = 0; i < bs; i++)
                 sum = (sum ^ rbuf[i]) * 16777619u;
         if (memcmp(rbuf, VBLK_SCRATCH_MAGIC, sizeof(VBLK_SCRATCH_MAGIC) - 1) != 0 ||
             v->blk.read_only || v->blk.blocks < 1 + ST_BLOCKS) {
-                LOG_INFO("keel: virtio-blk %s: %s block 0 read (FNV-1a %#x); not a writable "
+                LOG_INFO("virtio-blk %s: %s block 0 read (FNV-1a %#x); not a writable "
                          "scratch disk: nothing written",
                          v->vp.name, v->blk.name, sum);
                 goto out;
@@ -387,14 +385,14 @@ static void selftest(struct vblk *v)
                 err = st_run(v, rq, 2);
         }
         if (err)
-                LOG_WARN("keel: virtio-blk %s: %s scratch self-test: I/O failed", v->vp.name,
+                LOG_WARN("virtio-blk %s: %s scratch self-test: I/O failed", v->vp.name,
                          v->blk.name);
         else if (memcmp(wbuf, rbuf, bytes) != 0)
-                LOG_WARN("keel: virtio-blk %s: %s scratch self-test: blocks 1-%u read back "
+                LOG_WARN("virtio-blk %s: %s scratch self-test: blocks 1-%u read back "
                          "differ",
                          v->vp.name, v->blk.name, ST_BLOCKS);
         else
-                LOG_INFO("keel: virtio-blk %s: %s scratch disk: wrote blocks 1-%u (4 requests in "
+                LOG_INFO("virtio-blk %s: %s scratch disk: wrote blocks 1-%u (4 requests in "
                          "flight), flushed and read back: ok",
                          v->vp.name, v->blk.name, ST_BLOCKS);
 out:
@@ -492,14 +490,14 @@ static int probe(struct pci_dev *d)
         snprintf(v->blk.name, sizeof(v->blk.name), "vblk%u", v->index);
         why = err ? NULL : geometry(v);
         if (!err && why) {
-                LOG_WARN("keel: virtio-blk %s: %s: not used", v->vp.name, why);
+                LOG_WARN("virtio-blk %s: %s: not used", v->vp.name, why);
                 err = -KEEL_ENODEV;
         }
         if (!err) {
                 virtio_pci_driver_ok(&v->vp);
                 if (virtio_pci_status(&v->vp) & (VPCI_S_NEEDS_RESET | VPCI_S_FAILED)) {
-                        LOG_WARN("keel: virtio-blk %s: status %#x after DRIVER_OK: not used",
-                                 v->vp.name, virtio_pci_status(&v->vp));
+                        LOG_WARN("virtio-blk %s: status %#x after DRIVER_OK: not used", v->vp.name,
+                                 virtio_pci_status(&v->vp));
                         err = -KEEL_ENODEV;
                 }
         }
@@ -514,7 +512,7 @@ static int probe(struct pci_dev *d)
         __atomic_store_n(&nvblks, nvblks + 1, __ATOMIC_RELEASE);
         if (!polling && irq_poll_register(poll_all, NULL) == 0)
                 polling = true;
-        LOG_INFO("keel: virtio-blk %s: %s: %llu blocks of %u bytes (%llu MiB), %s, %s, %u "
+        LOG_INFO("virtio-blk %s: %s: %llu blocks of %u bytes (%llu MiB), %s, %s, %u "
                  "segment%s, %u KiB per request, queue %u, polled",
                  v->vp.name, v->blk.name, (unsigned long long)v->blk.blocks, v->blk.block_size,
                  (unsigned long long)(v->sectors >> 11),
@@ -546,6 +544,6 @@ static const struct pci_driver vblk_transitional = {
 void vblk_register(struct pci_host *h)
 {
         if (pci_register_driver(h, &vblk_modern) || pci_register_driver(h, &vblk_transitional))
-                LOG_WARN("keel: virtio-blk: the PCI driver table is full: virtio-blk-pci not "
+                LOG_WARN("virtio-blk: the PCI driver table is full: virtio-blk-pci not "
                          "driven");
 }

@@ -118,8 +118,8 @@ static volatile uint8_t *find_cap(struct virtio_pci *v, uint8_t type, uint32_t m
                         continue;
                 *err = arch_map_device(hpa(b->base), b->size);
                 if (*err) {
-                        LOG_WARN("keel: virtio %s: cannot map BAR%u %#llx+%#llx: %s", v->name,
-                                 c->bar, (unsigned long long)b->base, (unsigned long long)b->size,
+                        LOG_WARN("virtio %s: cannot map BAR%u %#llx+%#llx: %s", v->name, c->bar,
+                                 (unsigned long long)b->base, (unsigned long long)b->size,
                                  keel_strerror(*err));
                         return NULL;
                 }
@@ -160,7 +160,7 @@ int virtio_pci_init(struct virtio_pci *v, struct pci_dev *d, uint32_t min_device
         pci_name(d, v->name, sizeof(v->name));
         v->common = find_cap(v, 1, CC_LEN, &len, NULL, &err);
         if (!v->common && !err) {
-                LOG_WARN("keel: virtio %s: %04x:%04x has no virtio 1 common configuration "
+                LOG_WARN("virtio %s: %04x:%04x has no virtio 1 common configuration "
                          "(legacy-only device): not used",
                          v->name, d->vendor, d->device);
                 return -KEEL_ENODEV;
@@ -174,7 +174,7 @@ int virtio_pci_init(struct virtio_pci *v, struct pci_dev *d, uint32_t min_device
         if (err)
                 return err;
         if (!v->notify || !v->isr || !v->device) {
-                LOG_WARN("keel: virtio %s: no usable %s structure (a virtio capability in a memory "
+                LOG_WARN("virtio %s: no usable %s structure (a virtio capability in a memory "
                          "BAR%s): not used",
                          v->name,
                          !v->notify ? "notify"
@@ -184,8 +184,8 @@ int virtio_pci_init(struct virtio_pci *v, struct pci_dev *d, uint32_t min_device
                 return -KEEL_ENODEV;
         }
         if (!virtio_pci_reset(v)) {
-                LOG_WARN("keel: virtio %s: did not reset within %u ms (status %#x): not used",
-                         v->name, RESET_WAIT_MS, rd8(v->common, CC_STATUS));
+                LOG_WARN("virtio %s: did not reset within %u ms (status %#x): not used", v->name,
+                         RESET_WAIT_MS, rd8(v->common, CC_STATUS));
                 return -KEEL_ENODEV;
         }
         wr16(v->common, CC_MSIX, NO_VECTOR); /* polled: no configuration-change interrupt */
@@ -209,7 +209,7 @@ int virtio_pci_negotiate(struct virtio_pci *v, uint64_t wanted)
         uint64_t offered = virtio_pci_device_features(v);
 
         if (!(offered & VPCI_BIT(VPCI_F_VERSION_1))) {
-                LOG_WARN("keel: virtio %s: the device does not offer VERSION_1 (features %#llx): "
+                LOG_WARN("virtio %s: the device does not offer VERSION_1 (features %#llx): "
                          "legacy-only, not used",
                          v->name, (unsigned long long)offered);
                 return -KEEL_ENODEV;
@@ -224,7 +224,7 @@ int virtio_pci_negotiate(struct virtio_pci *v, uint64_t wanted)
         wr32(v->common, CC_GF, (uint32_t)(v->features >> 32));
         wr8(v->common, CC_STATUS, VPCI_S_ACKNOWLEDGE | VPCI_S_DRIVER | VPCI_S_FEATURES_OK);
         if (!(rd8(v->common, CC_STATUS) & VPCI_S_FEATURES_OK)) {
-                LOG_WARN("keel: virtio %s: the device refused features %#llx (FEATURES_OK not "
+                LOG_WARN("virtio %s: the device refused features %#llx (FEATURES_OK not "
                          "kept): not used",
                          v->name, (unsigned long long)v->features);
                 return -KEEL_ENODEV;
@@ -240,8 +240,8 @@ int virtio_pci_queue_setup(struct virtio_pci *v, struct vq *q, uint16_t index, u
         int err;
 
         if (index >= rd16(v->common, CC_NUMQ)) {
-                LOG_WARN("keel: virtio %s: no queue %u (the device has %u): not used", v->name,
-                         index, rd16(v->common, CC_NUMQ));
+                LOG_WARN("virtio %s: no queue %u (the device has %u): not used", v->name, index,
+                         rd16(v->common, CC_NUMQ));
                 return -KEEL_ENODEV;
         }
         wr16(v->common, CC_Q_SELECT, index);
@@ -249,7 +249,7 @@ int virtio_pci_queue_setup(struct virtio_pci *v, struct vq *q, uint16_t index, u
         noff = rd16(v->common, CC_Q_NOFF);
         off = (uint64_t)noff * v->notify_mult;
         if (!size || off + 2 > v->notify_len) {
-                LOG_WARN("keel: virtio %s: queue %u: size %u, notify offset %u * %u outside the "
+                LOG_WARN("virtio %s: queue %u: size %u, notify offset %u * %u outside the "
                          "%u-byte notify structure: not used",
                          v->name, index, size, noff, v->notify_mult, v->notify_len);
                 return -KEEL_ENODEV;
@@ -303,8 +303,8 @@ void virtio_pci_stop(struct virtio_pci *v)
                             pci_read16(v->pci->host, v->pci, PCI_COMMAND) &
                                 (uint16_t)~PCI_CMD_MASTER);
         if (!reset)
-                LOG_WARN("keel: virtio %s: did not reset within %u ms; bus mastering turned off",
-                         v->name, RESET_WAIT_MS);
+                LOG_WARN("virtio %s: did not reset within %u ms; bus mastering turned off", v->name,
+                         RESET_WAIT_MS);
 }
 
 uint8_t virtio_pci_config_generation(const struct virtio_pci *v)

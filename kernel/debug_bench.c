@@ -39,7 +39,7 @@ void debug_bench(const struct gmem *m)
                 __asm__ volatile("" ::"r"(bench_page) : "memory");
         }
         t2 = arch_tsc();
-        LOG_INFO("keel: bench: rounds=%u scrub=%llu copy=%llu khz=%llu", DEBUG_BENCH_ROUNDS,
+        LOG_INFO("bench: rounds=%u scrub=%llu copy=%llu khz=%llu", DEBUG_BENCH_ROUNDS,
                  (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
                  (unsigned long long)arch_tsc_khz());
 }
@@ -97,7 +97,7 @@ void debug_scale_idle(unsigned cpu)
 
 void debug_scale_report(uint64_t entry_tsc, unsigned vms)
 {
-        LOG_INFO("keel: bench: scale vms=%u entry=%llu first=%llu last=%llu started=%llu "
+        LOG_INFO("bench: scale vms=%u entry=%llu first=%llu last=%llu started=%llu "
                  "picks=%llu pick=%llu switches=%llu switch=%llu switchmax=%llu khz=%llu",
                  vms, (unsigned long long)entry_tsc, (unsigned long long)scale.first_run,
                  (unsigned long long)scale.last_run, (unsigned long long)scale.vms_run,

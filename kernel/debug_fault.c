@@ -19,7 +19,7 @@ static __attribute__((noinline)) void write_text(void)
 {
         volatile uint8_t *p = (volatile uint8_t *)(uintptr_t)debug_fault;
 
-        LOG_INFO("keel: debug fault: writing Keel's text at %p", (void *)(uintptr_t)p);
+        LOG_INFO("debug fault: writing Keel's text at %p", (void *)(uintptr_t)p);
         *p = *p;
 }
 
@@ -27,7 +27,7 @@ static __attribute__((noinline)) void exec_data(void)
 {
         void (*volatile fn)(void) = (void (*)(void))(uintptr_t)not_code;
 
-        LOG_INFO("keel: debug fault: calling Keel's data at %p", (void *)(uintptr_t)not_code);
+        LOG_INFO("debug fault: calling Keel's data at %p", (void *)(uintptr_t)not_code);
         fn();
 }
 
@@ -48,7 +48,7 @@ static __attribute__((noinline)) void smash(void)
         char buf[16];
         volatile size_t n = sizeof(buf) + 48;
 
-        LOG_INFO("keel: debug fault: writing %u bytes into a %u-byte stack buffer", (unsigned)n,
+        LOG_INFO("debug fault: writing %u bytes into a %u-byte stack buffer", (unsigned)n,
                  (unsigned)sizeof(buf));
         memset(buf, 0x5a, n);
         __asm__ volatile("" ::"r"(buf) : "memory");
@@ -64,7 +64,7 @@ int64_t debug_fault(uint64_t what)
                 exec_data();
                 break;
         case KEEL_DEBUG_FAULT_STACK:
-                LOG_INFO("keel: debug fault: recursing until the stack runs out");
+                LOG_INFO("debug fault: recursing until the stack runs out");
                 recurse(0);
                 break;
         case KEEL_DEBUG_FAULT_SMASH:

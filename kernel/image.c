@@ -58,7 +58,7 @@ void keel_image_log(void)
 
         for (unsigned i = 0; i < n; i++)
                 if (p[i].end != p[i].start)
-                        LOG_DEBUG("keel: image %-26s %#llx-%#llx %c%c%c", p[i].what,
+                        LOG_DEBUG("image %-26s %#llx-%#llx %c%c%c", p[i].what,
                                   (unsigned long long)(uintptr_t)p[i].start,
                                   (unsigned long long)(uintptr_t)p[i].end,
                                   (p[i].attrs & PT_READ) ? 'r' : '-',

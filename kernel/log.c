@@ -117,10 +117,13 @@ void log_write_part(const void *writer, const char *prefix, unsigned long plen, 
         log_lock_give(taken);
 }
 
-/* One line: the level's tag, "FILE:LINE: " when file is not NULL (LOG_ERR), the message. */
-static void log_line(enum log_level level, const char *file, int lineno, const char *fmt,
-                     va_list ap)
+/*
+ * One line: the level's tag, "keel: " for LOG_KEEL, "FILE:LINE: " when file is not NULL
+ * (LOG_ERR), the message.
+ */
+static void log_line(int how, const char *file, int lineno, const char *fmt, va_list ap)
 {
+        enum log_level level = (enum log_level)(how & ~LOG_KEEL);
         char line[640];
         size_t n;
         int r;
@@ -129,6 +132,10 @@ static void log_line(enum log_level level, const char *file, int lineno, const c
                 return;
         n = strlen(level_prefix[level]);
         memcpy(line, level_prefix[level], n);
+        if (how & LOG_KEEL) {
+                memcpy(line + n, "keel: ", 6);
+                n += 6;
+        }
         if (file) {
                 r = snprintf(line + n, sizeof(line) - n - 1, "%s:%d: ", file, lineno);
                 if (r > 0)
@@ -142,12 +149,12 @@ static void log_line(enum log_level level, const char *file, int lineno, const c
         log_write(line, n);
 }
 
-void log_vprintf(enum log_level level, const char *fmt, va_list ap)
+void log_vprintf(int level, const char *fmt, va_list ap)
 {
         log_line(level, NULL, 0, fmt, ap);
 }
 
-void log_printf(enum log_level level, const char *fmt, ...)
+void log_printf(int level, const char *fmt, ...)
 {
         va_list ap;
 

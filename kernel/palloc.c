@@ -281,8 +281,8 @@ static void add_range(struct palloc *pa, uint64_t start, uint64_t end)
         if (n <= meta)
                 return;
         if (pa->count == PALLOC_MAX_RANGES) {
-                LOG_WARN("palloc: more than %u ranges, ignoring 0x%llx-0x%llx", PALLOC_MAX_RANGES,
-                         (unsigned long long)start, (unsigned long long)end);
+                log_printf(LOG_LEVEL_WARN, "palloc: more than %u ranges, ignoring 0x%llx-0x%llx",
+                           PALLOC_MAX_RANGES, (unsigned long long)start, (unsigned long long)end);
                 return;
         }
         r = &pa->ranges[pa->count++];

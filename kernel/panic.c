@@ -12,12 +12,12 @@ noreturn void panic(const char *fmt, ...)
 {
         va_list ap;
 
-        log_printf(LOG_LEVEL_ERROR, "keel: PANIC");
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "PANIC");
         va_start(ap, fmt);
         log_vprintf(LOG_LEVEL_ERROR, fmt, ap);
         va_end(ap);
         arch_dump_state();
-        log_printf(LOG_LEVEL_ERROR, "keel: panic: system halted");
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "panic: system halted");
         arch_halt();
 }
 

@@ -101,8 +101,8 @@ static int vm_build_linux(struct vm *vm, const struct vm_config *vc, const struc
                 if (!err) {
                         virtio_blk_attach(&d->blk, &d->blk_t);
                         n++;
-                        LOG_INFO("keel: vm %s: virtio-blk0 on %s blocks %llu-%llu (%llu MiB)%s",
-                                 vm->name, vd->dev->name, (unsigned long long)vd->start,
+                        LOG_INFO("vm %s: virtio-blk0 on %s blocks %llu-%llu (%llu MiB)%s", vm->name,
+                                 vd->dev->name, (unsigned long long)vd->start,
                                  (unsigned long long)(vd->start + vd->blocks - 1),
                                  (unsigned long long)(vd->blocks * vd->dev->block_size >> 20),
                                  vd->ro ? ", read-only" : "");
@@ -238,7 +238,7 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
                         vm_stop(vm, VM_STOP_LOAD_FAILED, "%s", sp->why);
                         return -KEEL_ENODEV;
                 }
-                LOG_INFO("keel: vm %s: snapshots on %s blocks %llu-%llu", vm->name, sp->dev->name,
+                LOG_INFO("vm %s: snapshots on %s blocks %llu-%llu", vm->name, sp->dev->name,
                          (unsigned long long)sp->start,
                          (unsigned long long)(sp->start + sp->blocks - 1));
         }
@@ -273,7 +273,7 @@ int vm_build(struct vm *vm, const struct vm_config *vc, const struct boot_vm_fil
         if (vm->mem.count > 1)
                 snprintf(runs, sizeof(runs), " (%u host runs)", vm->mem.count);
         LOG_INFO(
-            "keel: vm %s: %llu MiB at host %#llx%s, %s %s (%llu bytes); second-level tables "
+            "vm %s: %llu MiB at host %#llx%s, %s %s (%llu bytes); second-level tables "
             "%llu pages, leaves %llu x 1G %llu x 2M %llu x 4K",
             vm->name, (unsigned long long)(vc->memory >> 20),
             (unsigned long long)hpa_raw(vm->mem.regions[0].backing), runs,
@@ -315,7 +315,7 @@ void vm_release(struct vm *vm)
         if (vm->devices && vm->devices->blk.t) {
                 const struct virtio_blk *b = &vm->devices->blk;
 
-                LOG_INFO("keel: vm %s: virtio-blk0: %llu reads, %llu writes, %llu flushes, %llu "
+                LOG_INFO("vm %s: virtio-blk0: %llu reads, %llu writes, %llu flushes, %llu "
                          "errors, %llu bounced, at most %llu in flight, %llu interrupts, %llu "
                          "notifies",
                          vm->name, (unsigned long long)b->reads, (unsigned long long)b->writes,

@@ -259,7 +259,7 @@ static void end_session(void)
         if (vm->state == VM_PAUSED)
                 CHECK(vm_set_state(vm, VM_RUNNING) == 0);
         open_ = false;
-        LOG_INFO("keel: gdb: detached from vm %s; it runs on", vm->name);
+        LOG_INFO("gdb: detached from vm %s; it runs on", vm->name);
         if (!sess->on_port)
                 host->console_done();
 }
@@ -377,7 +377,7 @@ static int open_session(unsigned i, bool on_port)
         vm->debug = true;
         open_ = true;
         stop_vm(vm);
-        LOG_INFO("keel: gdb: attached to vm %s (%s); it is stopped while gdb has it", vm->name,
+        LOG_INFO("gdb: attached to vm %s (%s); it is stopped while gdb has it", vm->name,
                  on_port ? "debug port" : "console");
         return 0;
 }

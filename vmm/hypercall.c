@@ -43,7 +43,7 @@ static uint64_t lowest_ram_base(const struct gmem *m)
 }
 
 /* Out of line: its buffer would give hypercall_dispatch, and so every hypercall, a stack canary. */
-static __attribute__((noinline)) int64_t hc_vm_info(struct vm *vm, uint64_t ga, uint64_t size)
+static __attribute__((noinline, cold)) int64_t hc_vm_info(struct vm *vm, uint64_t ga, uint64_t size)
 {
         struct keel_vm_info info;
         size_t n;

@@ -64,24 +64,46 @@ static void out(struct monitor *m, const char *s, size_t n)
                 m->ops->write(m->ctx, s, n);
 }
 
-static void outf(struct monitor *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void outf(struct monitor *m, const char *fmt, ...)
+/* "head" and the formatted text, cut to OUT_MAX - 1 bytes (still one whole line). */
+static void outv(struct monitor *m, const char *head, const char *fmt, va_list ap)
 {
         char buf[OUT_MAX];
-        va_list ap;
+        size_t h = strlen(head);
         int n;
 
-        va_start(ap, fmt);
-        n = vsnprintf(buf, sizeof(buf), fmt, ap);
-        va_end(ap);
+        memcpy(buf, head, h);
+        n = vsnprintf(buf + h, sizeof(buf) - h, fmt, ap);
         if (n < 0)
                 return;
+        n += (int)h;
         if ((size_t)n >= sizeof(buf)) { /* cut short: still one whole line */
                 n = sizeof(buf) - 1;
                 buf[n - 1] = '\n';
         }
         out(m, buf, (size_t)n);
+}
+
+static void outf(struct monitor *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void outf(struct monitor *m, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        outv(m, "", fmt, ap);
+        va_end(ap);
+}
+
+/* The monitor's own line: "keel: monitor: " and the formatted text (outf). */
+static void say(struct monitor *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(struct monitor *m, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        outv(m, "keel: monitor: ", fmt, ap);
+        va_end(ap);
 }
 
 static void vm_info(struct monitor *m, unsigned vm, struct monitor_vm_info *i)
@@ -277,16 +299,15 @@ static void vm_command(struct monitor *m, const struct command *c, const char *a
         int r;
 
         if (find_vm(m, arg, &vm) < 0) {
-                outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
+                say(m, "no vm %s (list shows them)\n", arg);
                 return;
         }
         r = m->ops->action(m->ctx, vm, (enum monitor_action)c->action);
         vm_info(m, vm, &i);
         if (r < 0)
-                outf(m, "keel: monitor: cannot %s vm %s (%s): %s\n", c->name, i.name, i.state,
-                     keel_strerror(r));
+                say(m, "cannot %s vm %s (%s): %s\n", c->name, i.name, i.state, keel_strerror(r));
         else
-                outf(m, "keel: monitor: vm %s is %s\n", i.name, i.state);
+                say(m, "vm %s is %s\n", i.name, i.state);
 }
 
 /* gdb VM [port]: hand this console (or the debug port) to a gdb session on the VM. */
@@ -298,45 +319,44 @@ static void gdb_command(struct monitor *m, const char *arg, const char *where)
         int r;
 
         if (where && strcmp(where, "port") != 0) {
-                outf(m, "keel: monitor: usage: gdb VM [port]\n");
+                say(m, "usage: gdb VM [port]\n");
                 return;
         }
         if (find_vm(m, arg, &vm) < 0) {
-                outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
+                say(m, "no vm %s (list shows them)\n", arg);
                 return;
         }
         if (!m->ops->gdb) {
-                outf(m, "keel: monitor: gdb is not available here\n");
+                say(m, "gdb is not available here\n");
                 return;
         }
         r = m->ops->gdb(m->ctx, vm, port);
         vm_info(m, vm, &i);
         if (r == -KEEL_ENODEV)
-                outf(m,
-                     "keel: monitor: this machine has no debug port for gdb; use gdb %s on "
-                     "the console\n",
-                     arg);
+                say(m,
+                    "this machine has no debug port for gdb; use gdb %s on "
+                    "the console\n",
+                    arg);
         else if (r == -KEEL_EBUSY)
-                outf(m, "keel: monitor: gdb is already debugging a vm (one at a time: detach it "
-                        "first)\n");
+                say(m, "gdb is already debugging a vm (one at a time: detach it "
+                       "first)\n");
         else if (r == -KEEL_ENOTSUP)
-                outf(m,
-                     "keel: monitor: cannot debug vm %s: gdb is not supported on this "
-                     "arch or virtualization backend yet (docs/debugging.md)\n",
-                     i.name);
+                say(m,
+                    "cannot debug vm %s: gdb is not supported on this "
+                    "arch or virtualization backend yet (docs/debugging.md)\n",
+                    i.name);
         else if (r < 0)
-                outf(m, "keel: monitor: cannot debug vm %s (%s): %s\n", i.name, i.state,
-                     keel_strerror(r));
+                say(m, "cannot debug vm %s (%s): %s\n", i.name, i.state, keel_strerror(r));
         else if (port)
-                outf(m,
-                     "keel: monitor: the debug port serves vm %s from gdb's next "
-                     "connection\n",
-                     i.name);
+                say(m,
+                    "the debug port serves vm %s from gdb's next "
+                    "connection\n",
+                    i.name);
         else {
-                outf(m,
-                     "keel: monitor: vm %s stopped for gdb on this console: connect gdb "
-                     "now (detach to come back)\n",
-                     i.name);
+                say(m,
+                    "vm %s stopped for gdb on this console: connect gdb "
+                    "now (detach to come back)\n",
+                    i.name);
                 m->to_gdb = true;
         }
 }
@@ -379,14 +399,14 @@ static void stats_lines(struct monitor *m, const char *who, const struct exit_to
 static bool vm_has_stats(struct monitor *m, unsigned vm, const struct monitor_vm_info *i)
 {
         if (!m->ops->vcpu_stats || !m->ops->trace) {
-                outf(m, "keel: monitor: exit statistics are not available here\n");
+                say(m, "exit statistics are not available here\n");
                 return false;
         }
         if (!m->ops->vcpu_stats(m->ctx, vm, 0)) {
-                outf(m,
-                     "keel: monitor: vm %s (%s) has no exit statistics now: they start with "
-                     "the vm (start %s)\n",
-                     i->name, i->state, i->name);
+                say(m,
+                    "vm %s (%s) has no exit statistics now: they start with "
+                    "the vm (start %s)\n",
+                    i->name, i->state, i->name);
                 return false;
         }
         return true;
@@ -406,11 +426,11 @@ static void stats_command(struct monitor *m, unsigned vm, const char *what)
         if (what) {
                 for (c = 0; (s = m->ops->vcpu_stats(m->ctx, vm, c)) != NULL; c++)
                         exit_stats_clear(s);
-                outf(m, "keel: monitor: vm %s: exit statistics cleared\n", i.name);
+                say(m, "vm %s: exit statistics cleared\n", i.name);
                 return;
         }
-        outf(m, "keel: monitor: vm %s: exits by reason, cost in counter ticks (%llu kHz)\n", i.name,
-             (unsigned long long)i.counter_khz);
+        say(m, "vm %s: exits by reason, cost in counter ticks (%llu kHz)\n", i.name,
+            (unsigned long long)i.counter_khz);
         outf(m, "%4s %-11s %12s %16s %10s %10s\n", "vcpu", "reason", "exits", "ticks", "mean ticks",
              "mean ns");
         for (c = 0; (s = m->ops->vcpu_stats(m->ctx, vm, c)) != NULL; c++) {
@@ -490,8 +510,8 @@ static void trace_show(struct monitor *m, unsigned vm, const struct monitor_vm_i
                 cur[k].pos = cur[k].end;
                 cur[k].end = cur[k].head;
         }
-        outf(m, "keel: monitor: vm %s: exit trace %s, %llu exits recorded since it was cleared\n",
-             i->name, on ? "on" : "off", (unsigned long long)recorded);
+        say(m, "vm %s: exit trace %s, %llu exits recorded since it was cleared\n", i->name,
+            on ? "on" : "off", (unsigned long long)recorded);
         outf(m, "%4s %16s %-11s %6s %18s %18s %10s\n", "vcpu", "counter", "reason", "code", "pc",
              "info", "cost");
         while (shown < max && (c = trace_pick(cur, n, true, &e)) >= 0) {
@@ -502,8 +522,8 @@ static void trace_show(struct monitor *m, unsigned vm, const struct monitor_vm_i
                      (unsigned long long)e.pc, (unsigned long long)e.info, e.cost);
         }
         if (!shown)
-                outf(m, "keel: monitor: vm %s: no exits traced%s\n", i->name,
-                     on ? " yet" : " (trace VM on starts it)");
+                say(m, "vm %s: no exits traced%s\n", i->name,
+                    on ? " yet" : " (trace VM on starts it)");
 }
 
 /* Decimal 1..TRACE_SHOW_MAX, or 0. */
@@ -526,8 +546,7 @@ static void trace_command(struct monitor *m, unsigned vm, const char *op, const 
 
         vm_info(m, vm, &i);
         if (strcmp(op, "show") == 0 && arg && !(max = show_count(arg))) {
-                outf(m, "keel: monitor: trace %s show N: N is 1 to %u, not %s\n", i.name,
-                     TRACE_SHOW_MAX, arg);
+                say(m, "trace %s show N: N is 1 to %u, not %s\n", i.name, TRACE_SHOW_MAX, arg);
                 return;
         }
         if (!vm_has_stats(m, vm, &i))
@@ -537,14 +556,13 @@ static void trace_command(struct monitor *m, unsigned vm, const char *op, const 
         } else if (strcmp(op, "clear") == 0) {
                 for (unsigned c = 0; (s = m->ops->vcpu_stats(m->ctx, vm, c)) != NULL; c++)
                         exit_trace_clear(s);
-                outf(m, "keel: monitor: vm %s: exit trace cleared\n", i.name);
+                say(m, "vm %s: exit trace cleared\n", i.name);
         } else {
                 r = m->ops->trace(m->ctx, vm, strcmp(op, "on") == 0);
                 if (r < 0)
-                        outf(m, "keel: monitor: cannot trace vm %s (%s): %s\n", i.name, i.state,
-                             keel_strerror(r));
+                        say(m, "cannot trace vm %s (%s): %s\n", i.name, i.state, keel_strerror(r));
                 else
-                        outf(m, "keel: monitor: vm %s: exit trace %s\n", i.name, op);
+                        say(m, "vm %s: exit trace %s\n", i.name, op);
         }
 }
 
@@ -564,11 +582,11 @@ static void exits_command(struct monitor *m, const struct command *c, char *arg,
         else
                 ok = arg && !w3 && (!w2 || strcmp(w2, "clear") == 0);
         if (!arg || !ok) {
-                outf(m, "keel: monitor: usage: %s\n", c->usage);
+                say(m, "usage: %s\n", c->usage);
                 return;
         }
         if (find_vm(m, arg, &vm) < 0) {
-                outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
+                say(m, "no vm %s (list shows them)\n", arg);
                 return;
         }
         if (trace)
@@ -584,15 +602,15 @@ static void snapshot_command(struct monitor *m, const struct command *c, const c
         unsigned vm;
 
         if (!arg || more) {
-                outf(m, "keel: monitor: usage: %s\n", c->usage);
+                say(m, "usage: %s\n", c->usage);
         } else if (find_vm(m, arg, &vm) < 0) {
-                outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
+                say(m, "no vm %s (list shows them)\n", arg);
         } else if (!m->ops->snapshot) {
-                outf(m, "keel: monitor: snapshots are not available here\n");
+                say(m, "snapshots are not available here\n");
         } else {
                 msg[0] = '\0';
                 m->ops->snapshot(m->ctx, vm, c->action == CMD_RESTORE, msg, sizeof(msg));
-                outf(m, "keel: monitor: %s\n", msg);
+                say(m, "%s\n", msg);
         }
 }
 
@@ -621,8 +639,7 @@ static void run_line(struct monitor *m)
 
         m->line[m->len] = '\0';
         if (m->overlong) {
-                outf(m, "keel: monitor: line too long (at most %u characters), ignored\n",
-                     MONITOR_LINE_MAX);
+                say(m, "line too long (at most %u characters), ignored\n", MONITOR_LINE_MAX);
                 return;
         }
         cmd = word(&p);
@@ -632,7 +649,7 @@ static void run_line(struct monitor *m)
                 if (strcmp(cmd, commands[k].name) == 0)
                         c = &commands[k];
         if (!c) {
-                outf(m, "keel: monitor: unknown command %s (type help)\n", cmd);
+                say(m, "unknown command %s (type help)\n", cmd);
                 return;
         }
         arg = word(&p);
@@ -646,7 +663,7 @@ static void run_line(struct monitor *m)
                 char *where = arg ? word(&p) : NULL;
 
                 if (!arg || word(&p))
-                        outf(m, "keel: monitor: usage: %s\n", c->usage);
+                        say(m, "usage: %s\n", c->usage);
                 else
                         gdb_command(m, arg, where);
                 return;
@@ -657,9 +674,9 @@ static void run_line(struct monitor *m)
         }
         if (c->action == CMD_CONS) {
                 if (!arg || word(&p))
-                        outf(m, "keel: monitor: usage: %s\n", c->usage);
+                        say(m, "usage: %s\n", c->usage);
                 else if (find_vm(m, arg, &vm) < 0)
-                        outf(m, "keel: monitor: no vm %s (list shows them)\n", arg);
+                        say(m, "no vm %s (list shows them)\n", arg);
                 else
                         set_focus(m, false, vm);
                 return;
@@ -669,7 +686,7 @@ static void run_line(struct monitor *m)
                 return;
         }
         if ((c->action < 0) != !arg || word(&p)) {
-                outf(m, "keel: monitor: usage: %s\n", c->usage);
+                say(m, "usage: %s\n", c->usage);
                 return;
         }
         if (c->action >= 0)

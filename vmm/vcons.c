@@ -203,7 +203,7 @@ static __attribute__((cold)) void replay(const void *writer, struct vcons_hist *
         uint32_t start = (h->end + VCONS_HIST_MAX - h->len) % VCONS_HIST_MAX;
 
         if (h->lost)
-                LOG_INFO("keel: console: older output of this VM was dropped (raw mode keeps "
+                LOG_INFO("console: older output of this VM was dropped (raw mode keeps "
                          "the last %u bytes)",
                          VCONS_HIST_MAX);
         if (h->len && start + h->len > VCONS_HIST_MAX) {

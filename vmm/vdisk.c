@@ -149,7 +149,7 @@ static void resolve(const char *key, const struct disk_source *ds, bool readonly
                         di++;
                 if (!err && s->gpt.warning[0] && di < BLKDEV_MAX && !warned[di]) {
                         warned[di] = true;
-                        LOG_WARN("keel: disk %s: %s", dev->name, s->gpt.warning);
+                        LOG_WARN("disk %s: %s", dev->name, s->gpt.warning);
                 }
         }
         if (ds->kind == DISK_PART || ds->kind == DISK_PARTUUID) {

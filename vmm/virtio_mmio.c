@@ -43,14 +43,15 @@ static bool log_allowed(struct virtio_mmio *t)
         if (t->log_budget == 0)
                 return false;
         if (--t->log_budget == 0)
-                LOG_WARN("virtio %s: log budget used up, further warnings suppressed", t->name);
+                log_printf(LOG_LEVEL_WARN,
+                           "virtio %s: log budget used up, further warnings suppressed", t->name);
         return true;
 }
 
-#define VWARN(t, fmt, ...)                                                     \
-        do {                                                                   \
-                if (log_allowed(t))                                            \
-                        LOG_WARN("virtio %s: " fmt, (t)->name, ##__VA_ARGS__); \
+#define VWARN(t, fmt, ...)                                                                       \
+        do {                                                                                     \
+                if (log_allowed(t))                                                              \
+                        log_printf(LOG_LEVEL_WARN, "virtio %s: " fmt, (t)->name, ##__VA_ARGS__); \
         } while (0)
 
 static void update_irq(struct virtio_mmio *t)

@@ -127,8 +127,8 @@ int vm_set_state(struct vm *vm, enum vm_state to)
 
         spin_unlock(h);
         if (err)
-                LOG_WARN("keel: vm %s: refusing state change %s -> %s", vm->name,
-                         vm_state_name(from), vm_state_name(to));
+                LOG_WARN("vm %s: refusing state change %s -> %s", vm->name, vm_state_name(from),
+                         vm_state_name(to));
         return err;
 }
 
@@ -157,10 +157,10 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
         vcons_flush(&vm->console);
         if (reason == VM_STOP_EXIT || reason == VM_STOP_POWEROFF || reason == VM_STOP_REBOOT ||
             reason == VM_STOP_MONITOR)
-                LOG_INFO("keel: vm %s stopped: %s: %s", vm->name, vm_stop_reason_name(reason),
+                LOG_INFO("vm %s stopped: %s: %s", vm->name, vm_stop_reason_name(reason),
                          vm->stop_detail);
         else
-                LOG_WARN("keel: vm %s stopped: %s: %s", vm->name, vm_stop_reason_name(reason),
+                LOG_WARN("vm %s stopped: %s: %s", vm->name, vm_stop_reason_name(reason),
                          vm->stop_detail);
 }
 

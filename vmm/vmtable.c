@@ -161,7 +161,7 @@ static void vm_create(unsigned i)
         vm = table_alloc(1, VCPUS_OFF + vc->vcpus * sizeof(struct vcpu), &sl->vm_pages);
         if (!vm) {
                 sl->stop_reason = VM_STOP_LOAD_FAILED;
-                LOG_INFO("keel: vm %s stopped: %s: no memory for its control blocks (%llu KiB): "
+                LOG_INFO("vm %s stopped: %s: no memory for its control blocks (%llu KiB): "
                          "give the machine more memory or the config fewer VMs",
                          vc->name, vm_stop_reason_name(VM_STOP_LOAD_FAILED),
                          (unsigned long long)(sl->vm_pages * PAGE_SIZE / 1024));
@@ -169,7 +169,7 @@ static void vm_create(unsigned i)
         }
         /* The parser keeps vcpus in 1..VM_MAX_VCPUS. */
         vm_init(vm, i, vc->name, (struct vcpu *)((uint8_t *)vm + VCPUS_OFF), vc->vcpus);
-        LOG_INFO("keel: vm %s: starting", vm->name);
+        LOG_INFO("vm %s: starting", vm->name);
         sl->vm = vm;
         vm->console.hist = sl->hist;
         if (boot->config->console_raw && monitor_focus(&monitor) == (int)i)
@@ -256,13 +256,13 @@ static void vm_reap(unsigned i)
                         snprintf(who, sizeof(who), "vCPU %u: ", c);
                 slots[i].runtime += v->sched.runtime;
                 arch_vcpu_exit_summary(v, desc, sizeof(desc));
-                LOG_INFO("keel: vm %s: %s%llu exits (%s), %llu ms of CPU in %llu runs", vm->name,
-                         who, (unsigned long long)v->exits, desc,
+                LOG_INFO("vm %s: %s%llu exits (%s), %llu ms of CPU in %llu runs", vm->name, who,
+                         (unsigned long long)v->exits, desc,
                          (unsigned long long)tsc_ms(v->sched.runtime),
                          (unsigned long long)v->sched.switches);
         }
         if (arch_vm_probe_summary(vm, probes, sizeof(probes)))
-                LOG_INFO("keel: vm %s: %s", vm->name, probes);
+                LOG_INFO("vm %s: %s", vm->name, probes);
         if (slots[i].trace_pages) /* no vCPU of it runs any more */
                 CHECK(palloc_free(&keel_palloc, slots[i].trace_pa, slots[i].trace_pages) == 0);
         slots[i].trace_pages = 0;
@@ -684,7 +684,7 @@ static void summary(void)
 
         for (unsigned i = 0; i < cfg->vm_count; i++)
                 total += slots[i].runtime;
-        LOG_INFO("keel: summary");
+        LOG_INFO("summary");
         for (unsigned i = 0; i < cfg->vm_count; i++) {
                 char got[48], want[48];
                 bool ok;
@@ -692,25 +692,25 @@ static void summary(void)
                 outcome(&slots[i], got, sizeof(got));
                 ok = as_expected(&slots[i], &cfg->vms[i], want, sizeof(want));
                 unexpected += !ok;
-                LOG_INFO("keel:   %s: %s (expected %s), %llu%% of the CPU time: %s",
-                         cfg->vms[i].name, got, want,
+                LOG_INFO("  %s: %s (expected %s), %llu%% of the CPU time: %s", cfg->vms[i].name,
+                         got, want,
                          (unsigned long long)(total ? slots[i].runtime * 100 / total : 0),
                          ok ? "ok" : "UNEXPECTED");
         }
         if (unexpected)
-                LOG_INFO("keel: result: FAIL (%u of %u VM%s not as expected)", unexpected,
-                         cfg->vm_count, cfg->vm_count == 1 ? "" : "s");
-        else
-                LOG_INFO("keel: result: PASS (%u VM%s as expected)", cfg->vm_count,
+                LOG_INFO("result: FAIL (%u of %u VM%s not as expected)", unexpected, cfg->vm_count,
                          cfg->vm_count == 1 ? "" : "s");
-        LOG_INFO("keel: %llu MiB free after all VMs ended",
+        else
+                LOG_INFO("result: PASS (%u VM%s as expected)", cfg->vm_count,
+                         cfg->vm_count == 1 ? "" : "s");
+        LOG_INFO("%llu MiB free after all VMs ended",
                  (unsigned long long)(palloc_free_pages(&keel_palloc) * PAGE_SIZE >> 20));
 #ifdef KEEL_DEBUG_HYPERCALLS
         debug_scale_report(boot->entry_tsc, cfg->vm_count);
 #endif
         if (cfg->finish == FINISH_DEBUG_EXIT)
                 arch_test_finish(unexpected == 0);
-        LOG_INFO("keel: all VMs ended; the monitor (Ctrl-] m) can start them again");
+        LOG_INFO("all VMs ended; the monitor (Ctrl-] m) can start them again");
 }
 
 _Noreturn void vmm_main(const struct boot_info *bi, unsigned cpus)
@@ -727,12 +727,12 @@ _Noreturn void vmm_main(const struct boot_info *bi, unsigned cpus)
         grace_init(&grace, percpu_table(sizeof(uint64_t), "quiescent points"), ncpus);
         sched_init(&sched, percpu_table(sizeof(struct sched_cpu), "run queues"), ncpus,
                    arch_tsc_khz() * SLICE_MS, vcpu_ready);
-        LOG_INFO("keel: scheduler: %u CPU%s, %u ms slices", ncpus, ncpus == 1 ? "" : "s", SLICE_MS);
+        LOG_INFO("scheduler: %u CPU%s, %u ms slices", ncpus, ncpus == 1 ? "" : "s", SLICE_MS);
 
         vm_disks_plan(bi);
         for (unsigned i = 0; cfg->console_raw && i < cfg->vm_count; i++)
                 if (!(slots[i].hist = vcons_hist_alloc()))
-                        LOG_WARN("keel: console: no memory for vm %s's history: its output "
+                        LOG_WARN("console: no memory for vm %s's history: its output "
                                  "while another VM has the raw console is dropped",
                                  cfg->vms[i].name);
         for (unsigned i = 0; i < cfg->vm_count; i++) {

@@ -218,10 +218,10 @@ static void build_el2_tables(const struct boot_info *bi)
         arm64_mmu_switch(hpa_raw(keel_pt.root), tcr, ARM64_MAIR_VALUE, sctlr);
         if (pan)
                 arm64_pan_enable();
-        LOG_INFO("keel: EL2 translation tables: %u ranges, %llu table pages", bi->map_count,
+        LOG_INFO("EL2 translation tables: %u ranges, %llu table pages", bi->map_count,
                  (unsigned long long)keel_pt.table_pages);
         keel_image_log();
-        LOG_INFO("keel: W^X: text r-x, rodata and relro r--, the rest rw- and XN, SCTLR_EL2.WXN "
+        LOG_INFO("W^X: text r-x, rodata and relro r--, the rest rw- and XN, SCTLR_EL2.WXN "
                  "on; guard pages below the stacks; PAN %s",
                  pan ? "on" : "absent");
 }
@@ -378,10 +378,10 @@ static void report_abort(uint64_t esr, uint64_t far)
                                       : "read refused by the page tables";
         else
                 what = "other abort";
-        log_printf(LOG_LEVEL_ERROR, "keel: %s abort: %s at %#llx %s",
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "%s abort: %s at %#llx %s",
                    ec == 0x21 ? "instruction" : "data", what, (unsigned long long)far, where);
         if (r && r->attrs == HOSTMAP_GUARD)
-                log_printf(LOG_LEVEL_ERROR, "keel: stack overflow: far %#llx is %s",
+                log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "stack overflow: far %#llx is %s",
                            (unsigned long long)far, where);
 }
 
@@ -389,8 +389,8 @@ void arm64_keel_trap(struct keel_trap_frame *f, unsigned kind)
 {
         uint64_t esr = read_sysreg(esr_el2);
 
-        log_printf(LOG_LEVEL_ERROR,
-                   "keel: %s in Keel at EL2: esr 0x%llx (class 0x%llx), elr 0x%llx, far 0x%llx",
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL,
+                   "%s in Keel at EL2: esr 0x%llx (class 0x%llx), elr 0x%llx, far 0x%llx",
                    trap_kinds[kind & 3], (unsigned long long)esr, (unsigned long long)ESR_EC(esr),
                    (unsigned long long)read_sysreg(elr_el2),
                    (unsigned long long)read_sysreg(far_el2));
@@ -404,7 +404,8 @@ void arm64_keel_trap(struct keel_trap_frame *f, unsigned kind)
                    (unsigned long long)f->x[30], (unsigned long long)f->sp,
                    (unsigned long long)read_sysreg(spsr_el2));
         arch_dump_state();
-        log_printf(LOG_LEVEL_ERROR, "keel: panic: %s in Keel: system halted", trap_kinds[kind & 3]);
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "panic: %s in Keel: system halted",
+                   trap_kinds[kind & 3]);
         arch_halt();
 }
 

@@ -206,7 +206,7 @@ void arm64_gic_init(const struct arm64_gic_info *gi)
 {
         arm64_gic_cpu_init(gi);
         mmio_write32(gi->gicd + GICD_CTLR, mmio_read32(gi->gicd + GICD_CTLR) | 2u);
-        LOG_INFO("keel: GICv3: distributor %#llx, this CPU's redistributor %#llx",
+        LOG_INFO("GICv3: distributor %#llx, this CPU's redistributor %#llx",
                  (unsigned long long)gi->gicd, (unsigned long long)arm64_this_cpu()->gicr);
 }
 

@@ -226,7 +226,7 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
                 return err;
         memset(c->x, 0, sizeof(c->x));
         c->x[0] = lay.dtb; /* booting.rst: x0 = DTB, x1..x3 = 0 */
-        LOG_INFO("keel: vm %s: arm64 Image at %#llx (%llu KiB with bss), initrd %llu bytes at "
+        LOG_INFO("vm %s: arm64 Image at %#llx (%llu KiB with bss), initrd %llu bytes at "
                  "%#llx, device tree %zu bytes at %#llx",
                  vm->name, (unsigned long long)lay.kernel_entry,
                  (unsigned long long)(img.image_size >> 10), (unsigned long long)f->initrd.size,

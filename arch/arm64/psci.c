@@ -210,5 +210,5 @@ void arm64_report_once(struct vm *vm, uint32_t *seen, unsigned *count, unsigned 
         va_start(ap, fmt);
         vsnprintf(line, sizeof(line), fmt, ap);
         va_end(ap);
-        LOG_WARN("keel: vm %s: %s", vm->name, line);
+        LOG_WARN("vm %s: %s", vm->name, line);
 }

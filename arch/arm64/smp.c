@@ -116,7 +116,7 @@ void arm64_ap_main(struct arm64_percpu *pc)
         if (!__atomic_compare_exchange_n(&pc->state, &expected, CPU_UP, false, __ATOMIC_ACQ_REL,
                                          __ATOMIC_ACQUIRE))
                 arch_halt(); /* too late: the boot CPU gave up on this CPU and reported it */
-        LOG_INFO("keel: cpu %u up (MPIDR %#llx)", pc->index, (unsigned long long)pc->mpidr);
+        LOG_INFO("cpu %u up (MPIDR %#llx)", pc->index, (unsigned long long)pc->mpidr);
         __atomic_store_n(&pc->state, CPU_ONLINE, __ATOMIC_RELEASE);
         pc->ap_entry(pc->index);
         panic("cpu %u: its entry function returned", pc->index);
@@ -202,7 +202,7 @@ static bool start_cpu(uint64_t mpidr, unsigned index, void (*ap_entry)(unsigned)
         int64_t ret;
 
         if (next_slot > ap_slots) {
-                LOG_WARN("keel: cpu MPIDR %#llx not started: no memory for its stack",
+                LOG_WARN("cpu MPIDR %#llx not started: no memory for its stack",
                          (unsigned long long)mpidr);
                 return false;
         }
@@ -223,13 +223,13 @@ static bool start_cpu(uint64_t mpidr, unsigned index, void (*ap_entry)(unsigned)
         arm64_dcache_clean_poc(pc, sizeof(*pc)); /* it reads these with its caches off */
         ret = psci_smc(PSCI_CPU_ON_64, mpidr, (uint64_t)(uintptr_t)arm64_ap_entry, hpa_raw(pa));
         if (ret) {
-                LOG_WARN("keel: cpu MPIDR %#llx not started: PSCI CPU_ON returned %lld (%s)",
+                LOG_WARN("cpu MPIDR %#llx not started: PSCI CPU_ON returned %lld (%s)",
                          (unsigned long long)mpidr, (long long)ret, psci_error_name(ret));
                 return false; /* it never ran: the next CPU takes its slot */
         }
         next_slot++;
         if (!wait_checkin(pc)) {
-                LOG_WARN("keel: cpu MPIDR %#llx did not come up within %u ms: left out",
+                LOG_WARN("cpu MPIDR %#llx did not come up within %u ms: left out",
                          (unsigned long long)mpidr, AP_CHECKIN_MS);
                 return false;
         }
@@ -251,7 +251,7 @@ int arm64_smp_prepare(const struct boot_info *bi, struct hostmap *m)
         ap_slot = boot_table(count * sizeof(*ap_slot));
         if (!madt || !table || !ap_slot ||
             hostmap_grow(m, boot_table(want * sizeof(struct hostmap_region)), want)) {
-                LOG_WARN("keel: no memory for the per-CPU tables of %u CPUs: running on the boot "
+                LOG_WARN("no memory for the per-CPU tables of %u CPUs: running on the boot "
                          "CPU only",
                          count);
                 return 0;
@@ -265,7 +265,7 @@ int arm64_smp_prepare(const struct boot_info *bi, struct hostmap *m)
                 int err = palloc_alloc(&keel_palloc, AP_PAGES, PAGE_SIZE, &ap_slot[i]);
 
                 if (err) {
-                        LOG_WARN("keel: no memory for the stacks of secondary CPUs %u and later "
+                        LOG_WARN("no memory for the stacks of secondary CPUs %u and later "
                                  "(%s)",
                                  i, keel_strerror(err));
                         break;
@@ -291,11 +291,11 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
         uintptr_t code;
 
         if (arm64_madt_cpus(bi->rsdp, NULL, 0, &count) || count == 0)
-                LOG_WARN("keel: no GICC entries in the ACPI MADT: running on the boot CPU only");
+                LOG_WARN("no GICC entries in the ACPI MADT: running on the boot CPU only");
         count = madt_count; /* 0 if arm64_smp_prepare found at most one or had no memory */
         why = count > 1 ? psci_conduit(bi->rsdp) : NULL;
         if (why) {
-                LOG_WARN("keel: secondary CPUs not started: %s", why);
+                LOG_WARN("secondary CPUs not started: %s", why);
                 count = 0;
         }
         /* A secondary fetches these instructions with its MMU and caches off. */
@@ -306,7 +306,7 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
                         continue;
                 online += start_cpu(madt[i].mpidr, online, ap_entry);
         }
-        LOG_INFO("keel: %u CPU%s online", online, online == 1 ? "" : "s");
+        LOG_INFO("%u CPU%s online", online, online == 1 ? "" : "s");
         return online;
 }
 

@@ -467,7 +467,7 @@ static __attribute__((noinline, cold)) void unbacked_access(struct vcpu *vcpu, b
                 struct spin_held held = spin_lock(&vm->dev_lock); /* the console */
 
                 if (!vm->arch.unbacked_reported)
-                        LOG_INFO("keel: vm %s: %s %#llx (outside RAM and devices) at pc %#llx: "
+                        LOG_INFO("vm %s: %s %#llx (outside RAM and devices) at pc %#llx: "
                                  "external abort injected (first such access; config "
                                  "unbacked = stop stops the VM instead)",
                                  vm->name, what, (unsigned long long)ipa,

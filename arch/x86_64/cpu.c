@@ -21,6 +21,7 @@
 #include <keel/irq.h>
 #include <keel/log.h>
 #include <keel/pt.h>
+#include <keel/strlist.h>
 #include <vmm/vmm.h>
 
 #define KEEL_STACK_SIZE (64 * 1024)
@@ -122,7 +123,10 @@ static void idt_load(void)
 static void idt_setup(void)
 {
         for (unsigned v = 0; v < 256; v++) {
-                uint64_t addr = (uint64_t)(uintptr_t)(x86_isr_stubs + X86_ISR_STUB_SIZE * v);
+                uint64_t addr =
+                    (uint64_t)(uintptr_t)(x86_isr_stubs +
+                                          X86_ISR_GROUP_SIZE * (v / X86_ISR_GROUP_STUBS) +
+                                          X86_ISR_STUB_SIZE * (v % X86_ISR_GROUP_STUBS));
 
                 keel_idt[v] = (struct idt_entry){
                     .offset_lo = addr & 0xffff,
@@ -259,16 +263,16 @@ static void paging_setup(const struct boot_info *bi)
         x86_write_cr3(hpa_raw(keel_pt.root));
         cr4 |= (smep ? X86_CR4_SMEP : 0) | (smap ? X86_CR4_SMAP : 0);
         x86_write_cr4(cr4);
-        LOG_INFO("keel: own GDT, IDT and page tables active (identity map of %llu GiB, %llu "
+        LOG_INFO("own GDT, IDT and page tables active (identity map of %llu GiB, %llu "
                  "table pages)",
                  (unsigned long long)(top / gib), (unsigned long long)keel_pt.table_pages);
         keel_image_log();
         if (wx_nx)
-                LOG_INFO("keel: W^X: text r-x, rodata and relro r--, the rest rw- and NX; guard "
+                LOG_INFO("W^X: text r-x, rodata and relro r--, the rest rw- and NX; guard "
                          "pages below the stacks; SMEP %s, SMAP %s",
                          smep ? "on" : "absent", smap ? "on" : "absent");
         else
-                LOG_WARN("keel: this CPU has no NX: Keel's data and guests' RAM stay executable "
+                LOG_WARN("this CPU has no NX: Keel's data and guests' RAM stay executable "
                          "(text and rodata are still read-only); SMEP %s, SMAP %s",
                          smep ? "on" : "absent", smap ? "on" : "absent");
 }
@@ -301,40 +305,40 @@ _Noreturn void arch_enter_kernel(const struct boot_info *bi)
         x86_call_on_stack(keel_enter, bi, (uint8_t *)hva_ptr(bi->stack_area) + KSTACK_TOP);
 }
 
-static const char *const exception_names[32] = {
-    "divide error",
-    "debug",
-    "NMI",
-    "breakpoint",
-    "overflow",
-    "bound range",
-    "invalid opcode",
-    "device not available",
-    "double fault",
-    "coprocessor overrun",
-    "invalid TSS",
-    "segment not present",
-    "stack fault",
-    "general protection",
-    "page fault",
-    "reserved",
-    "x87 FP error",
-    "alignment check",
-    "machine check",
-    "SIMD FP error",
-    "virtualization",
-    "control protection",
-    "reserved",
-    "reserved",
-    "reserved",
-    "reserved",
-    "reserved",
-    "reserved",
-    "hypervisor injection",
-    "VMM communication",
-    "security",
-    "reserved",
-};
+/* The exceptions' names by vector (keel/strlist.h); an empty one is "reserved". */
+#define EXCEPTION_NAMES 32
+static const char exception_names[] = "divide error\0"
+                                      "debug\0"
+                                      "NMI\0"
+                                      "breakpoint\0"
+                                      "overflow\0"
+                                      "bound range\0"
+                                      "invalid opcode\0"
+                                      "device not available\0"
+                                      "double fault\0"
+                                      "coprocessor overrun\0"
+                                      "invalid TSS\0"
+                                      "segment not present\0"
+                                      "stack fault\0"
+                                      "general protection\0"
+                                      "page fault\0"
+                                      "\0"
+                                      "x87 FP error\0"
+                                      "alignment check\0"
+                                      "machine check\0"
+                                      "SIMD FP error\0"
+                                      "virtualization\0"
+                                      "control protection\0"
+                                      "\0"
+                                      "\0"
+                                      "\0"
+                                      "\0"
+                                      "\0"
+                                      "\0"
+                                      "hypervisor injection\0"
+                                      "VMM communication\0"
+                                      "security\0"
+                                      "\0";
 
 static void dump_frame(const struct x86_trap_frame *f)
 {
@@ -379,7 +383,7 @@ static void report_page_fault(uint64_t error, uint64_t cr2)
                 what = "write to a read-only page";
         else
                 what = "read refused by the page tables (SMAP?)";
-        log_printf(LOG_LEVEL_ERROR, "keel: page fault: %s at %#llx %s", what,
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "page fault: %s at %#llx %s", what,
                    (unsigned long long)cr2, where);
 }
 
@@ -395,14 +399,16 @@ static void report_stack_overflow(uint64_t cr2)
         if (!r || r->attrs != HOSTMAP_GUARD)
                 return;
         hostmap_describe(&keel_hostmap, cr2, where, sizeof(where));
-        log_printf(LOG_LEVEL_ERROR, "keel: stack overflow: cr2 %#llx is %s",
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "stack overflow: cr2 %#llx is %s",
                    (unsigned long long)cr2, where);
 }
 
 void x86_trap(struct x86_trap_frame *f)
 {
+        const char *name;
+
         if (f->vector == X86_VEC_NMI) {
-                LOG_WARN("keel: NMI received (rip %llx), ignored", (unsigned long long)f->rip);
+                LOG_WARN("NMI received (rip %llx), ignored", (unsigned long long)f->rip);
                 return;
         }
         if (f->vector >= 32) {
@@ -411,14 +417,15 @@ void x86_trap(struct x86_trap_frame *f)
                 if (f->vector == HOST_TICK_VECTOR)
                         x86_host_tick();
                 else
-                        (void)irq_dispatch((unsigned)f->vector);
+                        (void)irq_dispatch(f->vector);
                 if (f->vector != 0xff)
                         x86_lapic_eoi();
                 return;
         }
-        log_printf(LOG_LEVEL_ERROR,
-                   "keel: exception %llu (%s) in Keel, error code %#llx, rip %#llx",
-                   (unsigned long long)f->vector, exception_names[f->vector],
+        name = keel_strlist_at(exception_names, EXCEPTION_NAMES, f->vector);
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL,
+                   "exception %llu (%s) in Keel, error code %#llx, rip %#llx",
+                   (unsigned long long)f->vector, *name ? name : "reserved",
                    (unsigned long long)f->error, (unsigned long long)f->rip);
         if (f->vector == X86_VEC_PF) {
                 uint64_t cr2 = x86_read_cr2();
@@ -439,7 +446,7 @@ void x86_trap(struct x86_trap_frame *f)
         log_printf(LOG_LEVEL_ERROR, "  cr0 %016llx  cr3 %016llx  cr4 %016llx",
                    (unsigned long long)x86_read_cr0(), (unsigned long long)x86_read_cr3(),
                    (unsigned long long)x86_read_cr4());
-        log_printf(LOG_LEVEL_ERROR, "keel: panic: exception %llu in Keel: system halted",
+        log_printf(LOG_LEVEL_ERROR | LOG_KEEL, "panic: exception %llu in Keel: system halted",
                    (unsigned long long)f->vector);
         arch_halt();
 }

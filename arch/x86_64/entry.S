@@ -1,14 +1,19 @@
 /*
  * Keel's x86-64 trap entry and a few helpers that cannot be C.
  *
- * x86_isr_stubs: 256 stubs of 8 bytes (X86_ISR_STUB_SIZE, arch/cpu.h). Each pushes a zero
- * error code when the CPU does not push one, then calls trap_common: the return address
- * that the call pushes is where struct x86_trap_frame (arch/cpu.h) has the vector, and
- * trap_common turns it into the vector (its stub's index: (address - x86_isr_stubs) / 8,
- * since a stub is at most 7 bytes), saves the GPRs in the order of the frame, calls
- * x86_trap(frame) and returns with iretq. (16-byte stubs that pushed the vector themselves
- * took 2 KiB more of the image.)
+ * x86_isr_stubs: 256 stubs of 4 bytes (X86_ISR_STUB_SIZE, arch/cpu.h) in 8 groups of 32,
+ * each group followed by a jump onwards (a group is X86_ISR_GROUP_SIZE bytes; entry.S checks
+ * both sizes). A stub pushes its vector as a sign-extended byte (push imm8: x86_trap takes
+ * its low byte) and jumps (jmp rel8) to its group's jump: the exceptions' (0-31) to
+ * trap_entry, which looks up whether the CPU pushed an error code (8, 10-14, 17, 21, 29, 30),
+ * the interrupts' to trap_noerr, which puts a zero in the error code's place, so that struct
+ * x86_trap_frame (arch/cpu.h) has both; trap_common saves the GPRs in the order of the frame,
+ * calls x86_trap(frame) and returns with iretq. An interrupt runs as many instructions as
+ * with the 8-byte stubs before (a push of the zero and a call to trap_common), which took
+ * about 950 bytes more of the image; 16-byte ones took 3 KiB more.
  */
+#include <arch/cpu.h>
+
 	.text
 	.code64
 
@@ -16,26 +21,41 @@
 	.globl x86_isr_stubs
 x86_isr_stubs:
 	vector = 0
-	.rept 256
+	.rept 256 / X86_ISR_GROUP_STUBS
+2:
+	.rept X86_ISR_GROUP_STUBS
 1:
-	/* Vectors 8, 10-14, 17, 21, 29, 30 push an error code. */
-	.if (vector == 8) || ((vector >= 10) && (vector <= 14)) || (vector == 17) || (vector == 21) || (vector == 29) || (vector == 30)
-	.else
-	pushq $0
-	.endif
-	call trap_common
-	/* The next stub 8 bytes on (the assembler refuses if this one is longer). */
-	.org 1b + 8, 0xcc
+	.byte 0x6a, vector & 0xff /* pushq $imm8: the vector, sign-extended */
+	jmp 3f
+	/* The next stub X86_ISR_STUB_SIZE bytes on (the assembler refuses if this one is
+	 * longer). */
+	.org 1b + X86_ISR_STUB_SIZE, 0xcc
 	vector = vector + 1
 	.endr
+3:
+	.if vector == 32
+	jmp trap_entry
+	.else
+	jmp trap_noerr
+	.endif
+	.org 2b + X86_ISR_GROUP_SIZE, 0xcc
+	.endr
 
+/* From an exception's stub: the stack holds the vector (0-31), the error code if the CPU
+ * pushed one, then the CPU's rip, cs, rflags, rsp, ss. */
+trap_entry:
+	pushq %rax
+	movl 8(%rsp), %eax
+	btl %eax, error_code_vectors(%rip)
+	popq %rax
+	jc trap_common
+/* No error code: [vector][rip] becomes [vector][0][rip]. */
+trap_noerr:
+	pushq (%rsp)
+	movq $0, 8(%rsp)
 trap_common:
 	pushq %rax
 	pushq %rbx
-	/* The stub's return address, 16(%rsp), becomes the vector. */
-	leaq x86_isr_stubs(%rip), %rbx
-	subq %rbx, 16(%rsp)
-	shrq $3, 16(%rsp)
 	pushq %rcx
 	pushq %rdx
 	pushq %rsi
@@ -109,5 +129,11 @@ x86_service_interrupts:
 	nop
 	cli
 	ret
+
+	.section .rodata
+	.balign 4
+/* One bit per exception vector: those that push an error code (8, 10-14, 17, 21, 29, 30). */
+error_code_vectors:
+	.long 0x60227d00
 
 	.section .note.GNU-stack, "", @progbits

@@ -63,15 +63,13 @@ const char *arch_gdb_target_xml(size_t *len)
         return xml;
 }
 
-/* gdb's GPR order into struct x86_gprs; RSP lives in the backend (-1). */
+/* gdb's GPR order into struct x86_gprs; RSP lives in the backend (NULL). */
 static uint64_t *gpr(struct vcpu *v, unsigned reg)
 {
-        struct x86_gprs *g = &v->arch.gprs;
-        uint64_t *order[16] = {&g->rax, &g->rbx, &g->rcx, &g->rdx, &g->rsi, &g->rdi,
-                               &g->rbp, NULL,    &g->r8,  &g->r9,  &g->r10, &g->r11,
-                               &g->r12, &g->r13, &g->r14, &g->r15};
+        /* gdb's rax rbx rcx rdx rsi rdi rbp rsp r8-r15 as the decoder numbers them */
+        static const uint8_t number[16] = {0, 3, 1, 2, 6, 7, 5, 4, 8, 9, 10, 11, 12, 13, 14, 15};
 
-        return order[reg];
+        return x86_gpr(&v->arch.gprs, NULL, number[reg & 15]);
 }
 
 static void put_le(uint8_t *buf, uint64_t v, size_t n)

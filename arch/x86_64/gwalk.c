@@ -11,15 +11,7 @@
 #include <vmm/gmem.h>
 #include <arch/gwalk.h>
 
-#define PTE_P    (1ull << 0)
-#define PTE_RW   (1ull << 1)
-#define PTE_US   (1ull << 2)
-#define PTE_A    (1ull << 5)
-#define PTE_D    (1ull << 6)
-#define PTE_PS   (1ull << 7)
-#define PTE_NX   (1ull << 63)
-#define PTE_ADDR 0x000ffffffffff000ull /* bits 51:12 */
-#define LIN32    0xffffffffull
+#include "gwalk_bits.h"
 
 /* Rights accumulated along the walk. */
 struct rights {
@@ -28,12 +20,12 @@ struct rights {
 
 /* The CPU's paging features (x86_gwalk_set_cpu); the defaults suit the host tests. */
 static unsigned cpu_maxphyaddr = 52;
-static bool cpu_gbpages = true;
+bool x86_gwalk_gbpages = true;
 
 void x86_gwalk_set_cpu(unsigned maxphyaddr, bool gbpages)
 {
         cpu_maxphyaddr = maxphyaddr >= 32 && maxphyaddr <= 52 ? maxphyaddr : 52;
-        cpu_gbpages = gbpages;
+        x86_gwalk_gbpages = gbpages;
 }
 
 /* Address bits 51:MAXPHYADDR of an entry, reserved at every level (SDM 4.5, APM 5.3.1). */
@@ -198,7 +190,7 @@ static int walk64(struct walk *w, uint64_t gva, uint64_t table, int level)
                 if (!(e & PTE_P))
                         return fault(w->out, X86_XLATE_PF, acc_bits(w->access, w->fetch_i));
                 if ((e & rsvd) || (level == 3 && (e & PTE_PS)) ||
-                    (level == 2 && (e & PTE_PS) && !cpu_gbpages))
+                    (level == 2 && (e & PTE_PS) && !x86_gwalk_gbpages))
                         return rsvd_fault(w->out, w->access, w->fetch_i);
                 note(&w->used, at, e);
                 take(w, e);
@@ -310,136 +302,6 @@ int x86_gva_to_gpa(const struct gmem *m, const struct x86_paging *p, uint64_t gv
                 return r;
         *out = x.gpa;
         return 0;
-}
-
-/*
- * The guest RAM region the fast path reads through: when the VM has a single region (every
- * VM today) the bounds check is one subtraction and one comparison per access; otherwise
- * the general gmem_peek.
- */
-struct peek_ram {
-        const struct gmem *m;
-        uint64_t base, size;
-        const uint8_t *host;
-};
-
-static inline __attribute__((always_inline)) const void *peek(const struct peek_ram *r, uint64_t ga,
-                                                              uint64_t len)
-{
-        uint64_t off = ga - r->base;
-
-        if (!r->host)
-                return gmem_peek(r->m, gpa(ga), len);
-        return off < r->size && len <= r->size - off ? r->host + off : NULL;
-}
-
-/* Entry `linear >> shift` of the long-mode table at `table`, remembered in `c`; 0 (not
- * present) if the entry is not in RAM. */
-static inline __attribute__((always_inline)) uint64_t peek_pte(const struct peek_ram *r,
-                                                               struct x86_code_cache *c,
-                                                               uint64_t table, uint64_t linear,
-                                                               unsigned shift)
-{
-        const uint64_t *e = peek(r, table + ((linear >> shift) & 511) * 8, 8);
-
-        if (!e)
-                return 0;
-        c->pte[c->levels] = e;
-        c->val[c->levels++] = *e;
-        return c->val[c->levels - 1];
-}
-
-static __attribute__((noinline)) const uint8_t *code_walk(const struct gmem *m,
-                                                          const struct x86_paging *p,
-                                                          uint64_t linear, struct x86_code_cache *c)
-{
-        struct peek_ram r = {.m = m};
-        uint64_t e, page, rsvd, mask = PAGE_SIZE - 1;
-
-        if (m->count == 1) {
-                r.base = gpa_raw(m->regions[0].base);
-                r.size = m->regions[0].size;
-                r.host = hva_ptr(arch_hpa_to_hva(m->regions[0].backing));
-        }
-        /*
-         * Anything the full walk must look at declines: a reserved NX bit, PS in the PML4E,
-         * a 1 GiB page the CPU does not have, an entry whose Accessed bit the full walk has
-         * to set. (Address bits above MAXPHYADDR name no RAM, so peek declines them.)
-         */
-        rsvd = (p->efer & X86_PG_EFER_NXE) ? 0 : PTE_NX;
-        c->levels = 0;
-        e = peek_pte(&r, c, p->cr3 & PTE_ADDR, linear, 39);
-        if ((e & (PTE_P | PTE_A | PTE_PS)) != (PTE_P | PTE_A) || (e & rsvd))
-                return NULL;
-        e = peek_pte(&r, c, e & PTE_ADDR, linear, 30);
-        if ((e & (PTE_P | PTE_A)) != (PTE_P | PTE_A) || (e & rsvd))
-                return NULL;
-        if (e & PTE_PS) {
-                if (!cpu_gbpages)
-                        return NULL;
-                mask = (1ull << 30) - 1;
-                goto leaf;
-        }
-        e = peek_pte(&r, c, e & PTE_ADDR, linear, 21);
-        if ((e & (PTE_P | PTE_A)) != (PTE_P | PTE_A) || (e & rsvd))
-                return NULL;
-        if (e & PTE_PS) {
-                mask = (1ull << 21) - 1;
-                goto leaf;
-        }
-        e = peek_pte(&r, c, e & PTE_ADDR, linear, 12);
-        if ((e & (PTE_P | PTE_A)) != (PTE_P | PTE_A) || (e & rsvd))
-                return NULL;
-leaf:
-        /* Reserved address bits of a large page (above the PAT bit): the slow walk reports
-         * those properly. */
-        page = e & PTE_ADDR;
-        if (mask != PAGE_SIZE - 1 && (page & mask & ~0x1fffull))
-                return NULL;
-        page = (page & ~mask) | (linear & mask & ~(PAGE_SIZE - 1));
-        return peek(&r, page, PAGE_SIZE);
-}
-
-/* A walk for x86_code_peek, remembered in `cache` (if any); levels = 0 when it fails. */
-static __attribute__((noinline)) const uint8_t *code_peek_miss(const struct gmem *m,
-                                                               const struct x86_paging *p,
-                                                               uint64_t linear, unsigned off,
-                                                               struct x86_code_cache *cache)
-{
-        struct x86_code_cache local;
-        struct x86_code_cache *c = cache ? cache : &local;
-
-        c->cr3 = p->cr3;
-        c->lin_page = linear >> PAGE_SHIFT;
-        c->page = code_walk(m, p, linear, c);
-        if (!c->page) {
-                c->levels = 0;
-                return NULL;
-        }
-        return c->page + off;
-}
-
-const uint8_t *x86_code_peek(const struct gmem *m, const struct x86_paging *p, uint64_t linear,
-                             size_t len, struct x86_code_cache *c)
-{
-        unsigned off = linear & (PAGE_SIZE - 1);
-
-        if (off + len > PAGE_SIZE)
-                return NULL;
-        if (!(p->cr0 & X86_PG_CR0_PG))
-                return linear > LIN32 ? NULL : gmem_peek(m, gpa(linear), len);
-        if (!(p->efer & X86_PG_EFER_LMA) || (p->cr4 & X86_PG_CR4_LA57) ||
-            (uint64_t)((int64_t)(linear << 16) >> 16) != linear)
-                return NULL;
-        if (c && c->levels && c->cr3 == p->cr3 && c->lin_page == linear >> PAGE_SHIFT) {
-                unsigned i = 0;
-
-                while (i < c->levels && *c->pte[i] == c->val[i])
-                        i++;
-                if (i == c->levels)
-                        return c->page + off;
-        }
-        return code_peek_miss(m, p, linear, off, c);
 }
 
 int x86_fetch_insn(const struct gmem *m, const struct x86_paging *p, uint64_t linear_rip,

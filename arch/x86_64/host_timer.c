@@ -270,7 +270,7 @@ void x86_time_init(void)
                 tsc_khz = best_span / PIT_CAL_MS;
                 lapic_per_ms = best_lapic / PIT_CAL_MS;
                 if (best_err * 1000 >= best_span)
-                        LOG_WARN("keel: TSC calibration uncertain by %llu ppm after %u tries "
+                        LOG_WARN("TSC calibration uncertain by %llu ppm after %u tries "
                                  "(the CPU was held up while timing the PIT)",
                                  (unsigned long long)(best_err * 1000000 / best_span),
                                  PIT_CAL_TRIES);
@@ -278,14 +278,14 @@ void x86_time_init(void)
                 tsc_khz = tsc_khz_from_cpuid();
                 if (!tsc_khz)
                         panic("cannot measure the TSC: no PIT and no CPUID leaf 0x15/0x16");
-                LOG_WARN("keel: no PIT: TSC frequency %llu kHz taken from CPUID",
+                LOG_WARN("no PIT: TSC frequency %llu kHz taken from CPUID",
                          (unsigned long long)tsc_khz);
         }
         if (lapic_per_ms)
                 tick_start();
         else
-                LOG_WARN("keel: no usable LAPIC timer: no host tick (guests are not preempted)");
-        LOG_INFO("keel: TSC %llu.%03llu MHz (%llu ppm, %u tr%s), host tick %u Hz (LAPIC timer "
+                LOG_WARN("no usable LAPIC timer: no host tick (guests are not preempted)");
+        LOG_INFO("TSC %llu.%03llu MHz (%llu ppm, %u tr%s), host tick %u Hz (LAPIC timer "
                  "%u per ms)",
                  (unsigned long long)(tsc_khz / 1000), (unsigned long long)(tsc_khz % 1000),
                  (unsigned long long)(best_span ? best_err * 1000000 / best_span : 0), tries,

@@ -135,7 +135,7 @@ void x86_start_released(struct vm *vm)
 
         for (unsigned i = 0; i < vm->vcpu_count; i++)
                 if (mask & (1ull << i)) {
-                        LOG_INFO("keel: vm %s: vCPU %u started (SIPI vector %#x)", vm->name, i,
+                        LOG_INFO("vm %s: vCPU %u started (SIPI vector %#x)", vm->name, i,
                                  vm->vcpus[i].arch.lapic.sipi_vector);
                         vm_vcpu_started(&vm->vcpus[i]);
                 }
@@ -351,7 +351,7 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
         err = gmem_write(&vm->mem, gpa(LINUX_GDT), gdt, sizeof(gdt));
         if (err)
                 return err;
-        LOG_INFO("keel: vm %s: Linux boot protocol %u.%02u, kernel at %#llx, initrd %llu bytes at "
+        LOG_INFO("vm %s: Linux boot protocol %u.%02u, kernel at %#llx, initrd %llu bytes at "
                  "%#llx, ACPI RSDP at %#llx",
                  vm->name, info.protocol >> 8, info.protocol & 0xff,
                  (unsigned long long)gpa_raw(info.kernel_load),
@@ -430,7 +430,7 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
         err = multiboot_load(&vm->mem, &req, &out);
         if (err)
                 return err;
-        LOG_INFO("keel: vm %s: Multiboot kernel at %#llx-%#llx, entry %#llx, %u module(s), ACPI "
+        LOG_INFO("vm %s: Multiboot kernel at %#llx-%#llx, entry %#llx, %u module(s), ACPI "
                  "RSDP at %#llx",
                  vm->name, (unsigned long long)out.kernel_lo, (unsigned long long)out.kernel_hi,
                  (unsigned long long)gpa_raw(out.entry), req.nmods,
@@ -521,6 +521,13 @@ void x86_poll_console(struct vm *vm)
         h = spin_lock(&vm->dev_lock);
         poll_console_locked(vm);
         spin_unlock(h);
+}
+
+void x86_stop_halted(struct vcpu *vcpu, uint64_t rip, bool interrupts_enabled)
+{
+        vm_stop(vcpu->vm, VM_STOP_HALTED,
+                "HLT at rip %#llx with interrupts %s and no virtual interrupt source to wake it",
+                (unsigned long long)rip, interrupts_enabled ? "enabled" : "disabled");
 }
 
 bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)

@@ -188,7 +188,7 @@ static void ap_main(uint64_t arg)
         x86_wrmsr(MSR_PAT, ap.pat);
         x86_ap_time_init();
         arch_virt_enable();
-        LOG_INFO("keel: cpu %u up (APIC id %u)", index, x86_lapic_id());
+        LOG_INFO("cpu %u up (APIC id %u)", index, x86_lapic_id());
         __atomic_store_n(&ap.state, AP_ONLINE, __ATOMIC_RELEASE);
         ap.entry(index);
         panic("ap_entry returned on cpu %u", index);
@@ -225,7 +225,7 @@ static bool start_ap(uint8_t *tramp, uint32_t id, unsigned index)
                         /* Its memory stays for the next AP, which starts as CPU `index`. */
                         cpu_apic_id[index] = MADT_APIC_ID_NONE;
                         index_of[id] = 0;
-                        LOG_WARN("keel: CPU with APIC id %u did not answer within %u ms of its "
+                        LOG_WARN("CPU with APIC id %u did not answer within %u ms of its "
                                  "second SIPI; left out",
                                  id, AP_ANSWER_MS);
                         return false;
@@ -315,7 +315,7 @@ int x86_smp_prepare(const struct boot_info *bi, struct hostmap *m, uint64_t cr3,
 
                 err = palloc_alloc(&keel_palloc, AP_MEM_PAGES, PAGE_SIZE, &mem);
                 if (err) {
-                        LOG_WARN("keel: no memory for the stacks of CPU %u and later ones (%s); "
+                        LOG_WARN("no memory for the stacks of CPU %u and later ones (%s); "
                                  "left out",
                                  i, keel_strerror(err));
                         break;
@@ -347,15 +347,14 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
         uint8_t *tramp = hva_ptr(arch_hpa_to_hva(bi->low_page));
 
         if (listed <= 1) {
-                LOG_INFO("keel: 1 CPU online (%u in the ACPI MADT)", listed);
+                LOG_INFO("1 CPU online (%u in the ACPI MADT)", listed);
                 return 1;
         }
         if (!no_start && !x86_keel_maps(tramp_pa))
                 no_start = "the trampoline page is not identity-mapped";
         if (no_start) {
-                LOG_WARN("keel: cannot start the other CPUs: %s; running on the boot CPU only",
-                         no_start);
-                LOG_INFO("keel: 1 CPU online (%u in the ACPI MADT)", listed);
+                LOG_WARN("cannot start the other CPUs: %s; running on the boot CPU only", no_start);
+                LOG_INFO("1 CPU online (%u in the ACPI MADT)", listed);
                 return 1;
         }
         ap.entry = ap_entry;
@@ -368,14 +367,13 @@ unsigned arch_smp_start(const struct boot_info *bi, void (*ap_entry)(unsigned in
                 if (online > ap_slots)
                         break; /* no memory for more (reported by x86_smp_prepare) */
                 if ((!x86_lapic_x2apic() && madt_ids[i] > 0xfe) || madt_ids[i] >= index_len) {
-                        LOG_WARN("keel: CPU with APIC id %u %s; left out", madt_ids[i],
+                        LOG_WARN("CPU with APIC id %u %s; left out", madt_ids[i],
                                  madt_ids[i] >= index_len ? "is above Keel's APIC id table"
                                                           : "needs x2APIC mode");
                         continue;
                 }
                 online += start_ap(tramp, madt_ids[i], online);
         }
-        LOG_INFO("keel: %u CPU%s online (%u in the ACPI MADT)", online, online == 1 ? "" : "s",
-                 listed);
+        LOG_INFO("%u CPU%s online (%u in the ACPI MADT)", online, online == 1 ? "" : "s", listed);
         return online;
 }

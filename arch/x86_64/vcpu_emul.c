@@ -62,7 +62,7 @@ static bool unbacked_access(void *ctx, uint64_t addr, unsigned size, bool write,
         if (!__atomic_exchange_n(&vm->arch.unbacked_reported, true, __ATOMIC_RELAXED)) {
                 struct spin_held h = spin_lock(&vm->dev_lock); /* the console */
 
-                LOG_INFO("keel: vm %s: %s of %u bytes at guest-physical %#llx (outside RAM and "
+                LOG_INFO("vm %s: %s of %u bytes at guest-physical %#llx (outside RAM and "
                          "devices): %s, as on a PC (first such access; config unbacked = stop "
                          "stops the VM instead)",
                          vm->name, write ? "write" : "read", size, (unsigned long long)addr,
@@ -74,14 +74,17 @@ static bool unbacked_access(void *ctx, uint64_t addr, unsigned size, bool write,
         return true;
 }
 
-/* Decoder register numbering (rax rcx rdx rbx rsp rbp rsi rdi r8..r15) <-> struct x86_gprs. */
-static uint64_t *gpr_slot(struct x86_gprs *g, uint64_t *rsp, unsigned n)
+/* Decoder register numbering (rax rcx rdx rbx rsp rbp rsi rdi r8..r15) -> struct x86_gprs. */
+uint64_t *x86_gpr(struct x86_gprs *g, uint64_t *rsp, unsigned n)
 {
-        uint64_t *const slots[16] = {&g->rax, &g->rcx, &g->rdx, &g->rbx, rsp,     &g->rbp,
-                                     &g->rsi, &g->rdi, &g->r8,  &g->r9,  &g->r10, &g->r11,
-                                     &g->r12, &g->r13, &g->r14, &g->r15};
+#define GPR(r) offsetof(struct x86_gprs, r)
+        static const uint8_t offset[16] = {
+            GPR(rax), GPR(rcx), GPR(rdx), GPR(rbx), 0 /* rsp */, GPR(rbp), GPR(rsi), GPR(rdi),
+            GPR(r8),  GPR(r9),  GPR(r10), GPR(r11), GPR(r12),    GPR(r13), GPR(r14), GPR(r15)};
+#undef GPR
 
-        return slots[n];
+        n &= 15;
+        return n == 4 ? rsp : (uint64_t *)((char *)g + offset[n]);
 }
 
 /* The emulation's registers back into the vCPU. */
@@ -89,7 +92,7 @@ static void commit_regs(struct vcpu *vcpu, const struct x86_emul_regs *regs, uin
                         uint64_t *rip, uint64_t *rflags)
 {
         for (unsigned i = 0; i < 16; i++)
-                *gpr_slot(&vcpu->arch.gprs, rsp, i) = regs->gpr[i];
+                *x86_gpr(&vcpu->arch.gprs, rsp, i) = regs->gpr[i];
         *rip = regs->rip;
         *rflags = regs->rflags;
 }
@@ -284,7 +287,7 @@ bool x86_emulate_string_io_exit(struct vcpu *vcpu, const struct x86_guest_ctx *c
             (uint16_t)g->rdx != port)
                 return false;
         for (unsigned i = 0; i < 16; i++)
-                regs.gpr[i] = *gpr_slot(g, &regs.gpr[4], i);
+                regs.gpr[i] = *x86_gpr(g, &regs.gpr[4], i);
         n = x86_emulate_string_io(&insn, &regs, ctx->seg_base, X86_STRING_BUDGET, string_access,
                                   string_port, &sc);
         if (__atomic_load_n(&vm->arch.start_mask, __ATOMIC_RELAXED))
@@ -460,6 +463,17 @@ emulate_by_linear(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, const stru
         return err == 0 || err == 2 ? err : 1; /* else a #PF for the guest, queued */
 }
 
+void x86_stop_outside_ram(struct vcpu *vcpu, const char *what, bool in_walk, uint64_t gpa,
+                          uint64_t rip)
+{
+        if (in_walk)
+                what = "page-table access (its page tables point there)";
+        vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
+                "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
+                (unsigned long long)gpa, (unsigned long long)(gmem_total(&vcpu->vm->mem) >> 20),
+                (unsigned long long)rip);
+}
+
 bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t addr,
                            bool in_walk, uint64_t *rsp, uint64_t *rip, uint64_t *rflags)
 {
@@ -498,7 +512,7 @@ bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, u
                 return true;
         }
         for (unsigned i = 0; i < 16; i++)
-                regs.gpr[i] = *gpr_slot(&vcpu->arch.gprs, rsp, i);
+                regs.gpr[i] = *x86_gpr(&vcpu->arch.gprs, rsp, i);
         regs.rip = ctx->rip;
         regs.rflags = *rflags;
         regs.cr0 = ctx->cr0_seen;

@@ -284,7 +284,7 @@ TEST(raw_mode_focused_vm_as_is_others_kept_then_replayed)
         puts_c(&b, "z");
         puts_c(&a, "later");
         EXPECT_STREQ(logbuf, "\nb1\033[1mB\nz");
-        LOG_INFO("keel: a line of Keel's own"); /* starts on a line of its own */
+        LOG_INFO("a line of Keel's own"); /* starts on a line of its own */
         EXPECT_STREQ(logbuf, "\nb1\033[1mB\nz\nkeel: a line of Keel's own\n");
         EXPECT_EQ(ha.len, 5);
         capture_start();

@@ -235,6 +235,25 @@ TEST(guest_state_checks)
         EXPECT_STREQ(vmx_insn_error_name(99), "unknown");
 }
 
+/* The names' table is one string (keel/strlist.h): every number finds its own entry, the
+ * holes and the numbers past the last have none. */
+TEST(insn_error_names)
+{
+        EXPECT_STREQ(vmx_insn_error_name(0), "unknown");
+        EXPECT_STREQ(vmx_insn_error_name(1), "VMCALL executed in VMX root operation");
+        EXPECT_STREQ(vmx_insn_error_name(13), "VMWRITE to read-only VMCS component");
+        EXPECT_STREQ(vmx_insn_error_name(14), "unknown");
+        EXPECT_STREQ(vmx_insn_error_name(15), "VMXON executed in VMX root operation");
+        EXPECT_STREQ(vmx_insn_error_name(18),
+                     "VM entry with executive-VMCS pointer not VMXON pointer");
+        EXPECT_STREQ(vmx_insn_error_name(19), "unknown");
+        EXPECT_STREQ(vmx_insn_error_name(26), "VM entry with events blocked by MOV SS");
+        EXPECT_STREQ(vmx_insn_error_name(27), "unknown");
+        EXPECT_STREQ(vmx_insn_error_name(28), "invalid operand to INVEPT/INVVPID");
+        EXPECT_STREQ(vmx_insn_error_name(29), "unknown");
+        EXPECT_STREQ(vmx_insn_error_name(0xffffffffu), "unknown");
+}
+
 TEST(preemption_timer_when_offered)
 {
         struct vmx_msrs m = skylake();

@@ -76,7 +76,7 @@ static __attribute__((cold)) void svm_describe(char *buf, size_t len)
                  caps.clean_bits ? "yes" : "no", caps.flush_by_asid ? "yes" : "no");
 }
 
-static hpa_t alloc_pages_or_panic(uint64_t pages, const char *what)
+static __attribute__((cold)) hpa_t alloc_pages_or_panic(uint64_t pages, const char *what)
 {
         hpa_t pa;
         int err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &pa);
@@ -87,7 +87,8 @@ static hpa_t alloc_pages_or_panic(uint64_t pages, const char *what)
 }
 
 /* Let the guest read (`reads`) and write (`writes`) `msr` without an exit. */
-static void msrpm_pass_through(uint8_t *pm, uint32_t msr, bool reads, bool writes)
+static __attribute__((cold)) void msrpm_pass_through(uint8_t *pm, uint32_t msr, bool reads,
+                                                     bool writes)
 {
         uint32_t base, bit;
 
@@ -152,7 +153,7 @@ static struct vmcb_seg flat_seg(uint16_t sel, uint16_t attrib)
         return (struct vmcb_seg){.selector = sel, .attrib = attrib, .limit = 0xffffffff};
 }
 
-static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
+static __attribute__((cold)) int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
 {
         struct vm *vm = vcpu->vm;
         struct vmcb *vmcb;
@@ -227,7 +228,7 @@ static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         return 0;
 }
 
-static void svm_vcpu_free(struct vcpu *vcpu)
+static __attribute__((cold)) void svm_vcpu_free(struct vcpu *vcpu)
 {
         int err = palloc_free(&keel_palloc, vcpu->arch.vmcb_pa, 1);
 
@@ -297,7 +298,7 @@ static __attribute__((noinline, cold)) void report_shutdown(struct vcpu *vcpu, s
         char rip_walk[64], cr2_walk[64];
 
         LOG_WARN(
-            "keel: vm %s: vCPU %u shut down: rsp %#llx cs %#x cr0 %#llx cr2 %#llx "
+            "vm %s: vCPU %u shut down: rsp %#llx cs %#x cr0 %#llx cr2 %#llx "
             "cr3 %#llx cr4 %#llx efer %#llx idtr %#llx/%#x gdtr %#llx/%#x "
             "rflags %#llx exit_int_info %#llx event_inj %#llx",
             vcpu->vm->name, vcpu->id, (unsigned long long)vmcb->save.rsp, vmcb->save.cs.selector,
@@ -309,7 +310,7 @@ static __attribute__((noinline, cold)) void report_shutdown(struct vcpu *vcpu, s
             (unsigned long long)vmcb->control.event_inj);
         x86_describe_walk(vcpu, &ctx, ctx.rip, true, rip_walk, sizeof(rip_walk));
         x86_describe_walk(vcpu, &ctx, vmcb->save.cr2, false, cr2_walk, sizeof(cr2_walk));
-        LOG_WARN("keel: vm %s: vCPU %u: its page tables as they are now: rip %#llx -> %s, cr2 "
+        LOG_WARN("vm %s: vCPU %u: its page tables as they are now: rip %#llx -> %s, cr2 "
                  "%#llx -> %s",
                  vcpu->vm->name, vcpu->id, (unsigned long long)ctx.rip, rip_walk,
                  (unsigned long long)vmcb->save.cr2, cr2_walk);
@@ -535,13 +536,7 @@ static void handle_npf(struct vcpu *vcpu, struct vmcb *vmcb)
                         vcpu->arch.ss_shadow = false;
                         return;
                 }
-                if (in_walk)
-                        what = "page-table access (its page tables point there)";
-                vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
-                        "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
-                        (unsigned long long)addr,
-                        (unsigned long long)(gmem_total(&vcpu->vm->mem) >> 20),
-                        (unsigned long long)vmcb->save.rip);
+                x86_stop_outside_ram(vcpu, what, in_walk, addr, vmcb->save.rip);
                 return;
         }
         vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
@@ -605,17 +600,11 @@ static __attribute__((noinline, cold)) void svm_debug_int(struct vcpu *vcpu, str
  */
 static __attribute__((noinline, cold)) void svm_guest_mov_dr(struct vcpu *vcpu, struct vmcb *vmcb)
 {
-#define GPR(r) (uint8_t) offsetof(struct x86_gprs, r)
-        /* ModRM.rm (+ REX.B) to the register; RSP is the VMCB's. */
-        static const uint8_t gpr[16] = {GPR(rax), GPR(rcx), GPR(rdx), GPR(rbx), 0xff,     GPR(rbp),
-                                        GPR(rsi), GPR(rdi), GPR(r8),  GPR(r9),  GPR(r10), GPR(r11),
-                                        GPR(r12), GPR(r13), GPR(r14), GPR(r15)};
-#undef GPR
         struct x86_paging pg = {vmcb->save.cr0, vmcb->save.cr3, vmcb->save.cr4, vmcb->save.efer};
         unsigned code = (unsigned)vmcb->control.exit_code, dr = code & 0xf;
         bool write = code >= SVM_EXIT_WRITE_DR0,
              wide = (vmcb->save.efer & X86_EFER_LMA) && (vmcb->save.cs.attrib & SVM_ATTR_L);
-        uint8_t insn[15], r;
+        uint8_t insn[15];
         size_t got = 0, i = 0;
         unsigned rex = 0;
         uint64_t *reg;
@@ -638,8 +627,8 @@ static __attribute__((noinline, cold)) void svm_guest_mov_dr(struct vcpu *vcpu, 
                 inject_exception(vmcb, X86_VEC_UD, false, 0);
                 return;
         }
-        r = gpr[(insn[i + 2] & 7) | (rex & 1) << 3];
-        reg = r == 0xff ? &vmcb->save.rsp : (uint64_t *)((char *)&vcpu->arch.gprs + r);
+        /* ModRM.rm (+ REX.B) to the register; RSP is the VMCB's. */
+        reg = x86_gpr(&vcpu->arch.gprs, &vmcb->save.rsp, (insn[i + 2] & 7) | (rex & 1) << 3);
         if (!x86_gdb_guest_dr(vcpu, dr, reg, write, wide)) {
                 inject_exception(vmcb, X86_VEC_GP, true, 0);
                 return;
@@ -935,12 +924,7 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                         break;
                 if (vcpu->vm->state != VM_RUNNING)
                         break;
-                vm_stop(
-                    vcpu->vm, VM_STOP_HALTED,
-                    "HLT at rip %#llx with interrupts %s and no virtual interrupt source to wake "
-                    "it",
-                    (unsigned long long)vmcb->save.rip,
-                    (vmcb->save.rflags & (1u << 9)) ? "enabled" : "disabled");
+                x86_stop_halted(vcpu, vmcb->save.rip, vmcb->save.rflags & X86_RFLAGS_IF);
                 break;
         case SVM_EXIT_INVD:
         case SVM_EXIT_WBINVD:
@@ -1154,7 +1138,8 @@ static __attribute__((noinline, cold)) void svm_debug_entry(struct vcpu *vcpu, s
         }
 }
 
-static void svm_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write)
+static __attribute__((cold)) void svm_debug_state(struct vcpu *vcpu, struct x86_debug_state *st,
+                                                  bool write)
 {
         struct vmcb *vmcb = vcpu->arch.vmcb;
 

@@ -590,12 +590,7 @@ static void handle_io(struct vcpu *vcpu, uint64_t q)
 
 static uint64_t *gpr(struct vcpu *vcpu, unsigned n, uint64_t *rsp)
 {
-        struct x86_gprs *g = &vcpu->arch.gprs;
-        uint64_t *regs[16] = {&g->rax, &g->rcx, &g->rdx, &g->rbx, rsp,     &g->rbp,
-                              &g->rsi, &g->rdi, &g->r8,  &g->r9,  &g->r10, &g->r11,
-                              &g->r12, &g->r13, &g->r14, &g->r15};
-
-        return regs[n & 15];
+        return x86_gpr(&vcpu->arch.gprs, rsp, n);
 }
 
 /*
@@ -725,13 +720,7 @@ static void handle_ept_violation(struct vcpu *vcpu, uint64_t q)
                         vmwrite(VMCS_GUEST_INTERRUPTIBILITY, blocking);
                         return;
                 }
-                if (in_walk)
-                        what = "page-table access (its page tables point there)";
-                vm_stop(vcpu->vm, VM_STOP_OUTSIDE_RAM,
-                        "%s at guest-physical %#llx, outside its %llu MiB of RAM (rip %#llx)", what,
-                        (unsigned long long)addr,
-                        (unsigned long long)(gmem_total(&vcpu->vm->mem) >> 20),
-                        (unsigned long long)ctx.rip);
+                x86_stop_outside_ram(vcpu, what, in_walk, addr, ctx.rip);
                 return;
         }
         vm_stop(vcpu->vm, VM_STOP_UNHANDLED,
@@ -1087,11 +1076,8 @@ static void vmx_handle_exit(struct vcpu *vcpu, uint32_t reason)
                         break;
                 if (vcpu->vm->state != VM_RUNNING)
                         break;
-                vm_stop(vcpu->vm, VM_STOP_HALTED,
-                        "HLT at rip %#llx with interrupts %s and no virtual interrupt source to "
-                        "wake it",
-                        (unsigned long long)vmread(VMCS_GUEST_RIP),
-                        (vmread(VMCS_GUEST_RFLAGS) & X86_RFLAGS_IF) ? "enabled" : "disabled");
+                x86_stop_halted(vcpu, vmread(VMCS_GUEST_RIP),
+                                vmread(VMCS_GUEST_RFLAGS) & X86_RFLAGS_IF);
                 break;
         case VMX_EXIT_TRIPLE_FAULT:
                 count[X86_EXIT_OTHER]++;

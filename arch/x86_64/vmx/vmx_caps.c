@@ -9,6 +9,7 @@
 #include <arch/pt_x86.h>
 #include <arch/x86.h>
 #include <keel/errno.h>
+#include <keel/strlist.h>
 
 #include "vmx.h"
 
@@ -103,29 +104,41 @@ int vmx_check_caps(const struct vmx_msrs *m, struct vmx_caps *caps, char *why, s
 
 const char *vmx_insn_error_name(uint32_t err)
 {
-        static const char *const names[] = {
-            [1] = "VMCALL executed in VMX root operation",
-            [2] = "VMCLEAR with invalid physical address",
-            [3] = "VMCLEAR with VMXON pointer",
-            [4] = "VMLAUNCH with non-clear VMCS",
-            [5] = "VMRESUME with non-launched VMCS",
-            [6] = "VMRESUME after VMXOFF",
-            [7] = "VM entry with invalid control field(s)",
-            [8] = "VM entry with invalid host-state field(s)",
-            [9] = "VMPTRLD with invalid physical address",
-            [10] = "VMPTRLD with VMXON pointer",
-            [11] = "VMPTRLD with incorrect VMCS revision identifier",
-            [12] = "VMREAD/VMWRITE from/to unsupported VMCS component",
-            [13] = "VMWRITE to read-only VMCS component",
-            [15] = "VMXON executed in VMX root operation",
-            [16] = "VM entry with invalid executive-VMCS pointer",
-            [17] = "VM entry with non-launched executive VMCS",
-            [18] = "VM entry with executive-VMCS pointer not VMXON pointer",
-            [26] = "VM entry with events blocked by MOV SS",
-            [28] = "invalid operand to INVEPT/INVVPID",
-        };
+        /* By number (SDM vol. 3, 31.4, "VM Instruction Error Numbers"; keel/strlist.h); an
+         * empty entry has no name. */
+        static const char names[] =
+            "\0"                                                       /* 0 */
+            "VMCALL executed in VMX root operation\0"                  /* 1 */
+            "VMCLEAR with invalid physical address\0"                  /* 2 */
+            "VMCLEAR with VMXON pointer\0"                             /* 3 */
+            "VMLAUNCH with non-clear VMCS\0"                           /* 4 */
+            "VMRESUME with non-launched VMCS\0"                        /* 5 */
+            "VMRESUME after VMXOFF\0"                                  /* 6 */
+            "VM entry with invalid control field(s)\0"                 /* 7 */
+            "VM entry with invalid host-state field(s)\0"              /* 8 */
+            "VMPTRLD with invalid physical address\0"                  /* 9 */
+            "VMPTRLD with VMXON pointer\0"                             /* 10 */
+            "VMPTRLD with incorrect VMCS revision identifier\0"        /* 11 */
+            "VMREAD/VMWRITE from/to unsupported VMCS component\0"      /* 12 */
+            "VMWRITE to read-only VMCS component\0"                    /* 13 */
+            "\0"                                                       /* 14 */
+            "VMXON executed in VMX root operation\0"                   /* 15 */
+            "VM entry with invalid executive-VMCS pointer\0"           /* 16 */
+            "VM entry with non-launched executive VMCS\0"              /* 17 */
+            "VM entry with executive-VMCS pointer not VMXON pointer\0" /* 18 */
+            "\0"                                                       /* 19 */
+            "\0"                                                       /* 20 */
+            "\0"                                                       /* 21 */
+            "\0"                                                       /* 22 */
+            "\0"                                                       /* 23 */
+            "\0"                                                       /* 24 */
+            "\0"                                                       /* 25 */
+            "VM entry with events blocked by MOV SS\0"                 /* 26 */
+            "\0"                                                       /* 27 */
+            "invalid operand to INVEPT/INVVPID";                       /* 28, the last */
+        const char *name = keel_strlist_at(names, 29, err);
 
-        return err < sizeof(names) / sizeof(names[0]) && names[err] ? names[err] : "unknown";
+        return name && *name ? name : "unknown";
 }
 
 #define AR_TYPE(ar) ((ar)&0xf)

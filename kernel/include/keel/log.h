@@ -20,8 +20,9 @@ enum log_level {
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 
-void log_printf(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void log_vprintf(enum log_level level, const char *fmt, va_list ap);
+/* level: an enum log_level, plus LOG_KEEL (below) for a line of Keel's own. */
+void log_printf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_vprintf(int level, const char *fmt, va_list ap);
 /* Raw output, no prefix and no newline added (used by the guest UART front end). */
 void log_write(const char *s, unsigned long len);
 /*
@@ -42,10 +43,17 @@ void log_end_part(const void *writer);
  */
 void log_err_at(const char *file, int lineno, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * LOG_KEEL added to log_printf's level: a line of Keel's own, "keel: " before the message
+ * (the same as "keel: " put before fmt; the log adds it, which keeps those six bytes out of
+ * every LOG_WARN / LOG_INFO / LOG_DEBUG format string). A line without it: log_printf with
+ * the level alone.
+ */
+#define LOG_KEEL            4
 #define LOG_ERR(fmt, ...)   log_err_at(__FILE__, __LINE__, fmt, ##__VA_ARGS__)
-#define LOG_WARN(fmt, ...)  log_printf(LOG_LEVEL_WARN, fmt, ##__VA_ARGS__)
-#define LOG_INFO(fmt, ...)  log_printf(LOG_LEVEL_INFO, fmt, ##__VA_ARGS__)
-#define LOG_DEBUG(fmt, ...) log_printf(LOG_LEVEL_DEBUG, fmt, ##__VA_ARGS__)
+#define LOG_WARN(fmt, ...)  log_printf(LOG_LEVEL_WARN | LOG_KEEL, fmt, ##__VA_ARGS__)
+#define LOG_INFO(fmt, ...)  log_printf(LOG_LEVEL_INFO | LOG_KEEL, fmt, ##__VA_ARGS__)
+#define LOG_DEBUG(fmt, ...) log_printf(LOG_LEVEL_DEBUG | LOG_KEEL, fmt, ##__VA_ARGS__)
 
 /*
  * The sink the log writes to. Set once at start-up (serial driver) and, in host tests, to a

@@ -2,6 +2,16 @@
 #ifndef ARCH_CPU_H
 #define ARCH_CPU_H
 
+/*
+ * entry.S's 256 interrupt stubs: X86_ISR_STUB_SIZE bytes apart in groups of
+ * X86_ISR_GROUP_STUBS, a group X86_ISR_GROUP_SIZE bytes (entry.S includes this header and
+ * its .org directives fail the build if a stub or a group is longer).
+ */
+#define X86_ISR_STUB_SIZE   4
+#define X86_ISR_GROUP_STUBS 32
+#define X86_ISR_GROUP_SIZE  133
+
+#ifndef __ASSEMBLER__
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -13,14 +23,14 @@
 struct x86_trap_frame {
         uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
         uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
-        uint64_t vector, error;
+        uint8_t vector, vector_sign[7]; /* the stub pushes the vector sign-extended (push imm8) */
+        uint64_t error;
         uint64_t rip, cs, rflags, rsp, ss;
 };
 
 /* Called from entry.S with interrupts off. */
 void x86_trap(struct x86_trap_frame *f);
-/* entry.S: the 256 interrupt stubs, each X86_ISR_STUB_SIZE bytes apart (entry.S checks it). */
-#define X86_ISR_STUB_SIZE 8
+/* entry.S: the 256 interrupt stubs (layout above). */
 extern const char x86_isr_stubs[];
 /* entry.S: load GDTR, reload CS/DS/ES/SS/FS/GS and TR. */
 void x86_load_gdt(const void *gdtr, uint16_t tss_selector);
@@ -57,5 +67,7 @@ void x86_smp_init_boot_cpu(void);
 
 /* Let pending physical interrupts reach Keel's IDT handlers (used after an INTR exit). */
 void x86_service_interrupts(void);
+
+#endif /* !__ASSEMBLER__ */
 
 #endif

@@ -37,6 +37,8 @@ void x86_nmi_blocked(struct vcpu *vcpu);
  * the VM.
  */
 bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled);
+/* x86_halt said false: stop the VM (halted), HLT at `rip` with interrupts enabled or not. */
+void x86_stop_halted(struct vcpu *vcpu, uint64_t rip, bool interrupts_enabled);
 /* An NMI is pending and the guest can take it (not inside its NMI handler). */
 bool x86_nmi_wakes(struct vcpu *vcpu);
 /* Move bytes queued for the VM (its console input ring) into its UART. */

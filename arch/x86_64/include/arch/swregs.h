@@ -9,6 +9,7 @@
 #ifndef ARCH_SWREGS_H
 #define ARCH_SWREGS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct x86_swregs {

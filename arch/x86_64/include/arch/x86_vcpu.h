@@ -234,6 +234,20 @@ enum x86_cpu_mode x86_guest_mode(const struct x86_guest_ctx *ctx);
  */
 bool x86_emulate_mmio_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint64_t gpa,
                            bool in_walk, uint64_t *rsp, uint64_t *rip, uint64_t *rflags);
+/*
+ * General register `n` (0-15, higher bits ignored) of `g` in the decoder's numbering (ModRM,
+ * REX, a VMX exit qualification's): rax rcx rdx rbx rsp rbp rsi rdi r8-r15; number 4 is
+ * `rsp`, where the backend keeps RSP (NULL if the caller has none).
+ */
+uint64_t *x86_gpr(struct x86_gprs *g, uint64_t *rsp, unsigned n);
+
+/*
+ * A nested page fault / EPT violation outside the VM's RAM that no device took (an
+ * instruction fetch, or x86_emulate_mmio_exit false): stop the VM (outside-ram) with `what`
+ * ("read", "write", "instruction fetch"; a page-table access if `in_walk`) at `gpa`, `rip`.
+ */
+void x86_stop_outside_ram(struct vcpu *vcpu, const char *what, bool in_walk, uint64_t gpa,
+                          uint64_t rip);
 
 /*
  * A string port I/O exit (INS/OUTS, REP or not) for `port`, `size` bytes, IN or OUT, as the
