@@ -10,7 +10,7 @@
 #include <keel/errno.h>
 #include <vmm/monitor.h>
 
-#define OUT_MAX 192
+#define OUT_MAX 320 /* a line: the snapshot messages name partitions by GUID (docs/snapshot.md) */
 
 static const char escape_help[] =
     "Ctrl-] then: 1-8 input to that vm, n next vm, m monitor, ? this help, Ctrl-] a literal "

@@ -13,6 +13,7 @@
 #include <keel/errno.h>
 #include <keel/hash.h>
 #include <keel/palloc.h>
+#include <keel/time.h>
 #include <vmm/snapshot.h>
 #include <vmm/vm.h>
 #include <vmm/vmm.h>
@@ -99,6 +100,7 @@ int snapshot_save(struct vm *vm, struct snap_buf *b, char *why, size_t why_len)
         h.vcpus = vm->vcpu_count;
         h.devices = arch_snapshot_devices(vm) | vm_devices_snap_set(vm);
         snprintf(h.name, sizeof(h.name), "%s", vm->name);
+        h.counter = arch_tsc(); /* the vCPUs are paused: their counters' offsets are fixed */
         b->len = 0;
         b->overflow = false;
         snap_put(b, &h, sizeof(h));
@@ -130,7 +132,7 @@ int snapshot_save(struct vm *vm, struct snap_buf *b, char *why, size_t why_len)
         }
         h.size = b->len + sizeof(sum);
         memcpy(b->buf + offsetof(struct snap_header, size), &h.size, sizeof(h.size));
-        sum = hash64_final(hash64_update(HASH64_INIT, b->buf, b->len), b->len);
+        sum = snap_checksum(b->buf, b->len + sizeof(sum));
         snap_put(b, &sum, sizeof(sum));
         return b->overflow ? -KEEL_ENOSPC : 0;
 }
@@ -168,6 +170,7 @@ static int section(struct snap_rd *r, uint32_t tag, uint32_t index, struct snap_
         *sub = (struct snap_rd){.p = r->p + r->pos,
                                 .len = s.len,
                                 .apply = r->apply,
+                                .shift = r->shift,
                                 .why = r->why,
                                 .why_len = r->why_len};
         r->pos += s.len;
@@ -236,6 +239,11 @@ static const char *arch_name(uint32_t machine)
         return machine == 62 ? "x86_64" : machine == 183 ? "arm64" : "an unknown arch";
 }
 
+uint64_t snap_checksum(const uint8_t *data, size_t len)
+{
+        return hash64_final(hash64_update(HASH64_INIT, data, len - 8), len - 8);
+}
+
 int snap_header_check(const struct snap_header *h, char *why, size_t n)
 {
         struct snap_rd r = {.why = why, .why_len = n};
@@ -273,7 +281,7 @@ int snapshot_load(struct vm *vm, const uint8_t *data, size_t len, char *why, siz
                                  (unsigned long long)h.size, len);
         len -= sizeof(sum);
         memcpy(&stored, data + len, sizeof(stored));
-        sum = hash64_final(hash64_update(HASH64_INIT, data, len), len);
+        sum = snap_checksum(data, len + sizeof(sum));
         if (sum != stored)
                 return snap_fail(&r,
                                  "checksum %016llx, computed %016llx: the snapshot is corrupted",
@@ -289,6 +297,7 @@ int snapshot_load(struct vm *vm, const uint8_t *data, size_t len, char *why, siz
                                  h.vcpus, h.devices, vm->name, vm->vcpu_count, devs);
         r.p = data + sizeof(h);
         r.len = len - sizeof(h);
+        r.shift = arch_tsc() - h.counter; /* modulo 2^64: the counter may have started anew */
         err = load_pass(vm, &r);
         if (err)
                 return err;

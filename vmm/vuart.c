@@ -62,7 +62,7 @@
 
 static const uint8_t rx_trigger_levels[4] = {1, 4, 8, 14};
 
-void vuart_init(struct vuart *u, struct vcons *out)
+__attribute__((cold)) void vuart_init(struct vuart *u, struct vcons *out)
 {
         memset(u, 0, sizeof(*u));
         u->out = out;
@@ -157,7 +157,7 @@ static void vuart_update_irq(struct vuart *u)
         irq_set_level(&u->irq, level);
 }
 
-void vuart_set_irq(struct vuart *u, const struct irq_line *line)
+__attribute__((cold)) void vuart_set_irq(struct vuart *u, const struct irq_line *line)
 {
         if (line)
                 u->irq = *line;

@@ -2,8 +2,8 @@
  * arm64 parts of snapshots (vmm/snapshot.h, docs/snapshot.md): a vCPU's general registers,
  * PC and PSTATE, its EL1 system registers (with the virtual and physical EL1 timers and the
  * debug registers), FP/SIMD and, where the CPU has SVE, its SVE registers, and its PSCI power
- * state; the VM's PL011. Stage 2, the VMID and HCR_EL2 are Keel's and never come from a
- * snapshot.
+ * state and its CNTVOFF (moved by the restore's shift, vmm/snapshot.h); the VM's PL011.
+ * Stage 2, the VMID and HCR_EL2 are Keel's and never come from a snapshot.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +26,7 @@ struct arm64_vcpu_snap {
         uint64_t on_entry, on_ctx;
         uint64_t vmcr, ap0r0, ap1r0; /* the GIC CPU interface */
         uint8_t powered, on_pending, fresh, latched0, latched1, pad[3];
+        uint64_t cntvoff;  /* CNTVOFF_EL2: with the header's counter, the virtual counter */
         uint64_t sve_size; /* then the SVE registers (0 where the CPU has no SVE) */
 };
 
@@ -68,6 +69,7 @@ __attribute__((cold)) void arch_snapshot_vcpu_save(struct vcpu *vcpu, struct sna
         s.fresh = c->fresh;
         s.latched0 = c->timer_latched[0];
         s.latched1 = c->timer_latched[1];
+        s.cntvoff = c->cntvoff;
         s.sve_size = vcpu->arch.sve ? (uint64_t)a->sve_pages * PAGE_SIZE : 0;
         snap_put(b, &s, sizeof(s));
         snap_put(b, &c->fp, sizeof(c->fp));
@@ -111,6 +113,14 @@ __attribute__((cold)) int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap
         c->pc = s.pc;
         c->pstate = s.pstate;
         c->el1 = s.el1;
+        /*
+         * The virtual counter goes on from its value at the snapshot, however far the
+         * physical one moved since (even across a restart), and CNTV_CVAL with it. The
+         * physical counter cannot be offset (no FEAT_ECV): CNTP_CVAL moves with it, so that
+         * the physical timer has as long to go as at the snapshot.
+         */
+        c->cntvoff = s.cntvoff + r->shift;
+        c->el1.cntp_cval = s.el1.cntp_cval + r->shift;
         c->on_entry = s.on_entry;
         c->on_ctx = s.on_ctx;
         c->vmcr = s.vmcr;

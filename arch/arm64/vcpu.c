@@ -706,45 +706,54 @@ static bool timer_armed(uint64_t ctl)
         return (ctl & (CNT_CTL_ENABLE | CNT_CTL_IMASK)) == CNT_CTL_ENABLE;
 }
 
-/* Is a saved (not running) timer of a vCPU due? Both count CNTPCT: CNTVOFF_EL2 is 0. */
-static bool timers_due(const struct arm64_el1_regs *r)
+/*
+ * Counter ticks until a saved (not running) timer of a vCPU fires, UINT64_MAX if it is not
+ * armed: `now` is its counter (the virtual one is the physical minus the vCPU's CNTVOFF).
+ */
+static uint64_t timer_wait(uint64_t ctl, uint64_t cval, uint64_t now)
 {
-        uint64_t now = arch_tsc();
+        if (!timer_armed(ctl))
+                return UINT64_MAX;
+        return cval > now ? cval - now : 0;
+}
 
-        return (timer_armed(r->cntv_ctl) && now >= r->cntv_cval) ||
-               (timer_armed(r->cntp_ctl) && now >= r->cntp_cval);
+static uint64_t timers_wait(const struct vcpu_arch *c)
+{
+        uint64_t now = arch_tsc(),
+                 v = timer_wait(c->el1.cntv_ctl, c->el1.cntv_cval, now - c->cntvoff),
+                 p = timer_wait(c->el1.cntp_ctl, c->el1.cntp_cval, now);
+
+        return v < p ? v : p;
 }
 
 /*
  * Not ready: the scheduler polls blocked vCPUs on the CPU that would run them, just before it
  * idles; its idle wait must end at this vCPU's timer rather than IDLE_WAKE_MS later.
  */
-static void wake_at_timers(const struct arm64_el1_regs *r)
+static void wake_at_timers(uint64_t wait)
 {
-        uint64_t t = UINT64_MAX;
+        uint64_t now = arch_tsc();
 
-        if (timer_armed(r->cntv_ctl))
-                t = r->cntv_cval;
-        if (timer_armed(r->cntp_ctl) && r->cntp_cval < t)
-                t = r->cntp_cval;
-        if (t != UINT64_MAX)
-                arm64_idle_wake_by(t);
+        if (wait != UINT64_MAX)
+                arm64_idle_wake_by(wait > UINT64_MAX - now ? UINT64_MAX : now + wait);
 }
 
 bool arch_vcpu_ready(struct vcpu *vcpu)
 {
         struct vm *vm = vcpu->vm;
+        uint64_t wait;
 
         /* Unlocked reads (called under a run-queue lock): a stale answer is polled again. */
         if (!vcpu->arch.powered)
                 return false; /* PSCI CPU_OFF, or never started: only CPU_ON wakes it */
-        if (vcpu->arch.on_pending || timers_due(&vcpu->arch.el1))
+        wait = timers_wait(&vcpu->arch);
+        if (vcpu->arch.on_pending || !wait)
                 return true;
         /* A VM without a GIC is blocked only in a WFI with a timer armed. */
         if (vm->arch.platform &&
             (vcons_input_pending(&vm->console) || vgic_has_pending(&vm->arch.vgic, vcpu->id)))
                 return true;
-        wake_at_timers(&vcpu->arch.el1);
+        wake_at_timers(wait);
         return false;
 }
 
@@ -1048,6 +1057,7 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         write_sysreg(hcr_el2, hcr_guest);
         isb();
         __asm__ volatile("tlbi vmalls12e1\n dsb nsh\n isb" ::: "memory");
+        write_sysreg(cntvoff_el2, c->cntvoff); /* before its timer's compare value */
         el1_load(&c->el1);
         debug = vm->debug;
         if (__builtin_expect(debug, 0))

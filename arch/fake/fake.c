@@ -86,8 +86,9 @@ void arch_dma_barrier(void)
 }
 
 /*
- * Snapshots (vmm/snapshot.h) of a fake VM: each vCPU's 16 registers and CPL (at most 3), no
- * devices but the VM's cookie. The fake's machine number is x86_64's.
+ * Snapshots (vmm/snapshot.h) of a fake VM: each vCPU's 16 registers, CPL (at most 3) and
+ * counter offset (moved by the restore's shift, as x86's TSC offset), no devices but the VM's
+ * cookie. The fake's machine number is x86_64's.
  */
 uint16_t arch_elf_machine(void)
 {
@@ -118,20 +119,23 @@ void arch_snapshot_vcpu_save(struct vcpu *vcpu, struct snap_buf *b)
 
         snap_put(b, vcpu->arch.regs, sizeof(vcpu->arch.regs));
         snap_put(b, &cpl, sizeof(cpl));
+        snap_put(b, &vcpu->arch.counter_offset, sizeof(vcpu->arch.counter_offset));
 }
 
 int arch_snapshot_vcpu_load(struct vcpu *vcpu, struct snap_rd *r)
 {
-        uint64_t regs[16];
+        uint64_t regs[16], off;
         uint32_t cpl;
 
-        if (!snap_get(r, regs, sizeof(regs)) || !snap_get(r, &cpl, sizeof(cpl)))
+        if (!snap_get(r, regs, sizeof(regs)) || !snap_get(r, &cpl, sizeof(cpl)) ||
+            !snap_get(r, &off, sizeof(off)))
                 return -KEEL_EINVAL;
         if (cpl > 3)
                 return snap_fail(r, "vCPU %u: CPL %u", vcpu->id, cpl);
         if (r->apply) {
                 memcpy(vcpu->arch.regs, regs, sizeof(regs));
                 vcpu->arch.cpl = cpl;
+                vcpu->arch.counter_offset = off - r->shift;
         }
         return 0;
 }

@@ -22,7 +22,7 @@ struct rights {
 static unsigned cpu_maxphyaddr = 52;
 bool x86_gwalk_gbpages = true;
 
-void x86_gwalk_set_cpu(unsigned maxphyaddr, bool gbpages)
+__attribute__((cold)) void x86_gwalk_set_cpu(unsigned maxphyaddr, bool gbpages)
 {
         cpu_maxphyaddr = maxphyaddr >= 32 && maxphyaddr <= 52 ? maxphyaddr : 52;
         x86_gwalk_gbpages = gbpages;

@@ -50,10 +50,12 @@
 #define VIRTIO_FIRST_GSI  5
 #define LINUX_CMDLINE_MAX 1100 /* the command line Keel passes, tsc_early_khz included */
 
+/* The LAPIC's clock: the vCPU's own TSC, in which the guest reads and sets its timer. */
 static uint64_t tsc_now(void *ctx)
 {
-        (void)ctx;
-        return arch_tsc();
+        const struct vcpu *vcpu = ctx;
+
+        return arch_tsc() + vcpu->arch.tsc_offset;
 }
 
 static void lapic_eoi_vector(void *ctx, uint8_t vector)
@@ -443,7 +445,7 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
 /* Under vm->dev_lock. */
 static int pending_irq_locked(struct vcpu *vcpu)
 {
-        vlapic_timer_update(&vcpu->arch.lapic, arch_tsc());
+        vlapic_timer_update(&vcpu->arch.lapic, tsc_now(vcpu));
         return vlapic_pending(&vcpu->arch.lapic);
 }
 
@@ -455,7 +457,7 @@ static int pending_irq_locked(struct vcpu *vcpu)
 int x86_pending_irq(struct vcpu *vcpu)
 {
         struct spin_held h;
-        uint64_t next;
+        uint64_t next, now;
         int v;
 
         if (!vcpu->vm->arch.platform)
@@ -464,8 +466,12 @@ int x86_pending_irq(struct vcpu *vcpu)
         v = pending_irq_locked(vcpu);
         next = vlapic_next_deadline(&vcpu->arch.lapic);
         spin_unlock(h);
-        if (next != UINT64_MAX)
-                x86_host_timer_by(next);
+        if (next != UINT64_MAX) { /* in the guest's TSC: as far ahead in Keel's */
+                now = tsc_now(vcpu);
+                next = next > now ? next - now : 0;
+                now = arch_tsc();
+                x86_host_timer_by(next > UINT64_MAX - now ? UINT64_MAX : now + next);
+        }
         return v;
 }
 

@@ -24,6 +24,9 @@ Cases:
     svm_msr      the same on ryzen: SVM on a CPU with RDTSCP (TSC_AUX's write checks)
     vmx_lapic    integration's hostile_lapic (without its periodic VM) on corei7_skylake_x:
                  LAPIC storms, CR8 and NMIs (virtual NMIs, NMI-window exiting)
+    vmx_snapshot integration's snapshot on corei7_skylake_x: snapcount paused, snapshotted,
+                 reset, restored twice through the monitor (run-bochs --send), going on each
+                 time with the right round and checksums
     vmx_hostile_pt integration's hostile_pt on corei7_skylake_x: page-table loops and
                  reserved bits met by Keel's walk, compatibility mode, paging off, PAE; the
                  #PF Keel injects through VMX
@@ -39,6 +42,8 @@ Cases:
     linux_svm    the same on ryzen (SVM)
     linux_vmx_smp  linux_vmx with vcpus = 2: Linux starts vCPU 1 by INIT-SIPI-SIPI
                  ("smp: Brought up 1 node, 2 CPUs"), one Keel exit line per vCPU
+    linux_vmx_snapshot  tests/linux/driver.py's snapshot case on corei7_skylake_x, its
+                 monitor and shell steps typed through run-bochs --send
 The linux_* cases are long (minutes) and registered only with -DKEEL_BOCHS_LINUX=ON.
 Serial logs: DIR/<case>.log (default BUILD/tests/bochs/logs).
 """
@@ -70,8 +75,8 @@ SVM_CPU = "ryzen"             # AMD SVM with nested paging, NRIP-save, flush-by-
 NO_VT_CPUID = ("x86_64=1, level=6, family=6, model=0x1a, stepping=5, mmx=1, sep=1, "
                "simd=sse4_2, apic=xapic, vendor_string=\"GenuineIntel\", vmx=0, svm=0")
 
-# The Linux cases: tests/linux/driver.py's "disk" mode (no typing: run-bochs has no --send),
-# one VM, as linux.two_vms runs each of its two.
+# The Linux cases: tests/linux/driver.py's "disk" mode (no typing), one VM, as linux.two_vms
+# runs each of its two; the snapshot case its "shell" mode, typed through run-bochs --send.
 LINUX_CASE = dict(vms=["linux"], mode="disk")
 LINUX_MEMORY = 1024  # MiB of the emulated machine (the VM has 256M), as the QEMU test
 # Emulated instructions per emulated second. Bochs' default (4 million) makes Linux's
@@ -104,6 +109,8 @@ CASES = {
     # periodic VM is stopped by typing into the monitor, and run-bochs sends no input).
     **{"vmx_" + c: dict(integration.CASES[c], cpu=VMX_CPU, timeout=600)
        for c in ("hostile_hc", "hostile_virt", "hostile_fetch", "hostile_apic_regs")},
+    # integration.snapshot on VT-x, typed into Keel's monitor through run-bochs --send.
+    "vmx_snapshot": dict(integration.CASES["snapshot"], cpu=VMX_CPU, timeout=1500),
     "svm_guests": dict(integration.CASES["svm_guests"], cpu=SVM_CPU, timeout=300),
     "expect_fail": dict(integration.CASES["expect_fail"], cpu=SVM_CPU, timeout=240),
     "refusal": dict(
@@ -132,6 +139,10 @@ CASES = {
     "linux_vmx": dict(linux=True, cpu=VMX_CPU, timeout=3000, ips=LINUX_IPS),
     "linux_svm": dict(linux=True, cpu=SVM_CPU, timeout=3000, ips=LINUX_IPS),
     "linux_vmx_smp": dict(linux=True, cpu=VMX_CPU, timeout=3000, ips=LINUX_IPS, vcpus=2),
+    # linux.snapshot on VT-x: the shell's file and disk block after two restores are the
+    # snapshot's (tests/linux/driver.py's snapshot case, typed through run-bochs --send).
+    "linux_vmx_snapshot": dict(linux=True, cpu=VMX_CPU, timeout=3000, ips=LINUX_IPS,
+                               snapshot=True),
 }
 
 
@@ -150,6 +161,8 @@ def run_bochs(case, efi, config, files, log_path, extra=()):
         cmd += ["--until", integration.tagged(case["until"])]
     if "fail_on" in case:
         cmd += ["--fail-on", integration.tagged(case["fail_on"])]
+    for pat, text in case.get("sends", []):
+        cmd += ["--send", "%s=>%s" % (integration.tagged(pat), text)]
     for f in files:
         cmd += ["--file", f]
     cmd += list(extra)
@@ -202,6 +215,8 @@ def guests_case(name, case, build, efi, log_path):
 def linux_case(name, case, build, efi, log_path):
     linux = load("keel_linux_driver", "tests/linux/driver.py")
     lcase = dict(LINUX_CASE, **{k: case[k] for k in ("vcpus",) if k in case})
+    if case.get("snapshot"):
+        lcase = dict(vms=["linux"], mode="shell", timeout=case["timeout"], snapshot=True)
     arch = linux.case_arch(lcase)
     info = linux.fetch(arch)  # exits 77 (skip) when the packages are not to be had
     print("bochs-test: kernel %s, busybox %s" % (info["KEEL_KERNEL_RELEASE"],
@@ -216,7 +231,9 @@ def linux_case(name, case, build, efi, log_path):
     files += [os.path.join(work, "disk-%s.img" % vm) + "=guests/disk-%s.img" % vm
               for vm in lcase["vms"]]
     run = dict(case, memory=LINUX_MEMORY, fail_on=r"^keel: (?:error|panic): .*\n")
-    status = run_bochs(run, efi, config, files, log_path)
+    typed = linux.sends(lcase, lcase["vms"][0], False)
+    extra = [a for s in typed for a in ("--send", s)]
+    status = run_bochs(run, efi, config, files, log_path, extra)
     log = read_log(log_path)
     problems = []
     if status != integration.PASS:

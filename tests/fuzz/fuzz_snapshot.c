@@ -40,6 +40,8 @@
 
 #include "fuzz_input.h"
 
+extern uint64_t fake_tsc; /* arch/fake/fake.c: Keel's counter */
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define RAM_SZ 4096
@@ -114,6 +116,9 @@ static void load_snapshot(const uint8_t *p, size_t n)
         struct snap_buf b = {.buf = again, .cap = sizeof(again)};
 
         target();
+        /* Keel's counter as when it was taken: the vCPUs' counter offsets stay as they are. */
+        if (n >= sizeof(struct snap_header))
+                memcpy(&fake_tsc, p + offsetof(struct snap_header, counter), sizeof(fake_tsc));
         if (snapshot_load(&vm, p, n, why, sizeof(why)) != 0) {
                 one_line_reason();
                 if (memcmp(ram, ref_ram, sizeof(ram)) || memcmp(&vm, &ref_vm, sizeof(vm)))
@@ -122,9 +127,12 @@ static void load_snapshot(const uint8_t *p, size_t n)
         }
         if (snapshot_save(&vm, &b, why, sizeof(why)) != 0 || b.len != n)
                 abort();
-        /* The name (informational) and the checksum over it may differ. */
+        /* The name (informational), the generation (the partition's) and the checksum over
+         * them may differ. */
         memcpy(again + offsetof(struct snap_header, name), p + offsetof(struct snap_header, name),
                sizeof(((struct snap_header *)0)->name));
+        memcpy(again + offsetof(struct snap_header, generation),
+               p + offsetof(struct snap_header, generation), sizeof(uint64_t));
         reseal(again, b.len);
         if (memcmp(again, p, n) != 0)
                 abort();

@@ -7,7 +7,9 @@
  * round alone, so a VM restored from a snapshot must print, from the round after the snapshot
  * on, exactly the lines it printed the first time: a word that is not what this guest wrote is
  * a FAIL (its RAM was not restored), a round that starts over or skips shows its registers
- * were not.
+ * were not. It also reads its counter (TSC, CNTVCT) each round: one below the last round's is
+ * a FAIL (a restore must let it go on from its value at the snapshot, also after Keel
+ * restarted: integration.snapdisk).
  */
 #include "guest.h"
 
@@ -18,7 +20,7 @@ int64_t guest_main(void)
         uint64_t start = guest_free_ram_start();
         uint64_t end = guest_ram_end();
         volatile uint64_t *words = (volatile uint64_t *)(uintptr_t)start;
-        uint64_t n = (end - start) / 8, sum = 0;
+        uint64_t n = (end - start) / 8, sum = 0, last = guest_counter();
 
         guest_printf("snapcount: %lu KiB at %p..%p, %u rounds\n",
                      (unsigned long)((end - start) >> 10), (void *)(uintptr_t)start,
@@ -42,6 +44,15 @@ int64_t guest_main(void)
                         words[i] = guest_ram_pattern(a, round);
                         fold += got * (i | 1);
                 }
+                uint64_t now = guest_counter();
+
+                if (now < last) {
+                        guest_printf("FAIL: snapcount: round %lu: the counter went back from "
+                                     "%lx to %lx\n",
+                                     (unsigned long)round, (unsigned long)last, (unsigned long)now);
+                        return 1;
+                }
+                last = now;
                 sum = (sum ^ fold) * 0x100000001b3ull;
                 sum = sum << 27 | sum >> 37;
                 guest_printf("snapcount: round %lu sum %lx\n", (unsigned long)round,

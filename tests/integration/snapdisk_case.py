@@ -1,20 +1,29 @@
 #!/usr/bin/env python3
 """Integration tests snapdisk and arm64_snapdisk: a snapshot on a partition survives a restart
-of Keel (docs/snapshot.md). Three boots of keel.efi on one NVMe disk image that this script
-makes (sgdisk: partitions keel-snap and keel-snap2, 20 MiB each):
+of Keel, and a damaged newer snapshot leaves the older one (docs/snapshot.md). Three boots of
+keel.efi on one NVMe disk image that this script makes (sgdisk: partitions keel-snap and
+keel-snap2, 34 MiB each: two slots of 17 MiB, each room for one snapshot of the 16 MiB VM):
 
-1. snapdisk1.cfg: snapcount is paused after round 5, snapshotted to nvme0n1:part=keel-snap
-   (the monitor says it is on the partition, flushed), resumed for a round (so the round the
-   snapshot may have cut is printed whole, with its checksum) and stopped; VM clash, which
-   names the same partition, is refused when built (load-failed, naming both config lines).
+1. snapdisk1.cfg: snapcount is paused after round 5 and snapshotted to nvme0n1:part=keel-snap
+   (A: slot 0, generation 1), resumed, paused after round 15 (or the first round after A, if
+   typing the monitor's commands took longer) and snapshotted again (B: slot 1, generation 2;
+   the monitor says each is on the partition, flushed), resumed for a round (so
+   the round the snapshot may have cut is printed whole, with its checksum) and stopped; VM
+   clash, which names the same partition, is refused when built (load-failed, naming both
+   config lines).
 2. snapdisk2.cfg, after QEMU ended: snapcount (a fresh VM) is paused in its first rounds,
-   restored from the partition and resumed; it must go on from the round after the last one
-   boot 1 printed before the snapshot, with boot 1's checksums (driver.snapshot_check over
-   both logs), to its end (exit 0).
-3. snapdisk3.cfg, after this script changed one byte of the snapshot's RAM section on the
-   disk and copied the good snapshot (read before the change) to keel-snap2, which VM other
-   names by its partuuid: restoring snapcount is refused as corrupted, restoring other as
-   another VM's snapshot; both VMs run on after the refusal and are stopped.
+   restored from the partition (B, the newest) and resumed; it must go on from the round after
+   the last one boot 1 printed before B, with boot 1's checksums (driver.snapshot_check over both logs) to its end (exit 0). snapcount
+   fails itself if its counter (TSC, CNTVCT) is ever below the last round's: boot 1 ran 15
+   rounds and more (the monitor's answers take a while) before B, boot 2 about one before the
+   restore, so a counter restored as an offset
+   from the new Keel's counter would go back.
+3. snapdisk3.cfg, after this script changed one byte of B's RAM section on the disk and
+   copied the partition as boot 1 left it to keel-snap2, which VM other names by its
+   partuuid: restoring snapcount falls back to A (slot 0, the older; B is logged as
+   corrupted) and it goes on from the round after the last one boot 1 printed before A, with
+   boot 1's checksums; restoring other is refused
+   as another VM's snapshot; both VMs run on and are stopped.
 
     snapdisk_case.py --arch x86_64|arm64 --build-dir BUILD [--log-dir DIR] [--timeout S]
 
@@ -34,15 +43,23 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import driver  # noqa: E402  (the integration driver's helpers and checks)
 from driver import PASS, REFUSED, guest_line, summary_line, tagged, vm_exited, vm_stopped  # noqa
 
-PART_BYTES = 20 << 20
-DISK_BYTES = 48 << 20
-CORRUPT_AT = 1 << 20  # a byte of the RAM section, well inside the snapshot
+PART_BYTES = 34 << 20
+DISK_BYTES = 72 << 20
+SLOT1_AT = PART_BYTES // 2  # the second slot: the partition's second half
+CORRUPT_AT = 1 << 20  # a byte of the RAM section, well inside a snapshot
 
 MON = r"^keel: monitor: "
-TAKEN = MON + (r"vm snapcount: snapshot on nvme0n1:part=keel-snap, \d+ KiB \(RAM 16384 KiB\), "
-               r"flushed; restore snapcount brings it back, also after Keel restarts$")
-RESTORED = MON + (r"vm snapcount: restored from its snapshot on nvme0n1:part=keel-snap; it is "
-                  r"paused \(resume snapcount\)$")
+TAKEN = MON + (r"vm snapcount: snapshot on nvme0n1:part=keel-snap \(slot %d, generation %d\), "
+               r"\d+ KiB \(RAM 16384 KiB\), flushed; restore snapcount brings it back, also "
+               r"after Keel restarts$")
+TAKEN_A, TAKEN_B = TAKEN % (0, 1), TAKEN % (1, 2)
+RESTORED = MON + (r"vm snapcount: restored from its snapshot on nvme0n1:part=keel-snap \(slot "
+                  r"1, generation 2\); it is paused \(resume snapcount\)$")
+FELL_BACK = MON + (r"vm snapcount: restored from its snapshot on nvme0n1:part=keel-snap \(slot "
+                   r"0, generation 1, the older: the newer one is refused\); it is paused "
+                   r"\(resume snapcount\)$")
+B_BAD = (r"keel: vm snapcount: snapshot in nvme0n1:part=keel-snap slot 1 \(generation 2\) "
+         r"refused: checksum [0-9a-f]{16}, computed [0-9a-f]{16}: the snapshot is corrupted$")
 REFUSE = MON + r"cannot restore vm %s: snapshot refused: %s: "
 NOT_LISTED = [r"UNEXPECTED", r"^keel: error: ", r"usage: ", r"cannot snapshot"]
 
@@ -116,33 +133,41 @@ def main():
     parts = make_disk(args.disk)
     cfg = os.path.join(HERE, "configs", "snapdisk%d.cfg")
 
-    # Boot 1: snapshot to the partition, then stop.
+    # Boot 1: two snapshots to the partition (A after round 5, B after round 15), then stop.
     sends1 = [(guest_line("snapcount", r"snapcount: round 5 sum"), "\x1dm"),
               (r"^keel: console: monitor \(type help\)$", "pause snapcount"),
               (MON + r"vm snapcount is paused$", "snapshot snapcount"),
+              (TAKEN_A, "resume snapcount"),
+              # round 15 or any later one: typing the commands for A may take past round 15
+              (guest_line("snapcount", r"snapcount: round (1[5-9]|[2-9]\d|100) sum"),
+               "pause snapcount"),
+              (MON + r"vm snapcount is paused$", "snapshot snapcount"),
               # it runs on for a round, so that a line the snapshot cut is printed whole once
-              (TAKEN, "resume snapcount"),
+              (TAKEN_B, "resume snapcount"),
               (guest_line("snapcount", r"snapcount: round \d+ sum"), "pause snapcount"),
               (MON + r"vm snapcount is paused$", "stop snapcount")]
     log1, path1, problems = boot(args, 1, cfg % 1, sends1, args.timeout)
     problems += driver.check_log(dict(
         order=[r"^keel: vm snapcount: snapshots on nvme0n1 blocks %d-%d$" % (
                    parts["keel-snap"][0], parts["keel-snap"][0] + (PART_BYTES >> 9) - 1),
-               TAKEN, vm_stopped("snapcount", "monitor"), r"^keel: summary$",
+               TAKEN_A, TAKEN_B, vm_stopped("snapcount", "monitor"), r"^keel: summary$",
                summary_line("snapcount"), summary_line("clash"), r"^keel: result: PASS\b"],
         must=[vm_stopped("clash", "load-failed", re.escape(
             "config line 17: snapshot = nvme0n1:part=keel-snap: blocks %d-%d of nvme0n1 are "
             "also [vm snapcount]'s snapshot (config line 11): a snapshot partition must be its "
             "VM's alone" % (parts["keel-snap"][0],
                             parts["keel-snap"][0] + (PART_BYTES >> 9) - 1)))],
-        counts={TAKEN: 1}, must_not=NOT_LISTED), log1)
+        counts={TAKEN_A: 1, TAKEN_B: 1}, must_not=NOT_LISTED), log1)
     with open(args.disk, "rb") as f:
         f.seek(parts["keel-snap"][0] * 512)
         good = f.read(PART_BYTES)
-    if good[:8] != b"KEELSNAP":
-        problems.append("boot 1: no KEELSNAP at the start of partition keel-snap")
+    for at, name in ((0, "slot 0"), (SLOT1_AT, "slot 1")):
+        if good[at:at + 8] != b"KEELSNAP":
+            problems.append("boot 1: no KEELSNAP at the start of partition keel-snap's %s" % name)
     if not report(1, problems, log1, path1):
         return 1
+    # Boot 1's log up to snapshot B: for the fallback to A in boot 3.
+    log1a = log1[:re.search(TAKEN_B, log1, re.M).start()]
 
     # Boot 2: a fresh Keel restores it from the partition; the guest goes on to its end.
     sends2 = [(guest_line("snapcount", r"snapcount: round 1 sum"), "\x1dm"),
@@ -163,11 +188,12 @@ def main():
     if not report(2, problems, log2, path2):
         return 1
 
-    # Boot 3: a corrupted snapshot, and another VM's.
+    # Boot 3: the newer snapshot (B) corrupted, and another VM's.
     with open(args.disk, "r+b") as f:
-        f.seek(parts["keel-snap"][0] * 512 + CORRUPT_AT)
+        at = parts["keel-snap"][0] * 512 + SLOT1_AT + CORRUPT_AT
+        f.seek(at)
         b = f.read(1)
-        f.seek(parts["keel-snap"][0] * 512 + CORRUPT_AT)
+        f.seek(at)
         f.write(bytes([b[0] ^ 0x40]))
         f.seek(parts["keel-snap2"][0] * 512)
         f.write(good)
@@ -175,15 +201,13 @@ def main():
     with open(cfg % 3) as src, open(cfg3, "w") as dst:
         dst.write(src.read().replace("PARTUUID_OF_KEEL_SNAP2", parts["keel-snap2"][1]))
     other = "nvme0n1:partuuid=%s" % parts["keel-snap2"][1]
-    bad_sum = REFUSE % ("snapcount", "nvme0n1:part=keel-snap") + (
-        r"checksum [0-9a-f]{16}, computed [0-9a-f]{16}: the snapshot is corrupted$")
     bad_vm = REFUSE % ("other", re.escape(other)) + r"it is a snapshot of vm snapcount, not of " \
                                                      r"vm other$"
     any_round = r"snapcount: round \d+ sum"
     sends3 = [(guest_line("snapcount", r"snapcount: round 1 sum"), "\x1dm"),
               (r"^keel: console: monitor \(type help\)$", "pause snapcount"),
               (MON + r"vm snapcount is paused$", "restore snapcount"),
-              (bad_sum, "resume snapcount"),
+              (FELL_BACK, "resume snapcount"),
               (guest_line("snapcount", any_round), "stop snapcount"),
               (vm_stopped("snapcount", "monitor"), "pause other"),
               (MON + r"vm other is paused$", "restore other"),
@@ -191,16 +215,20 @@ def main():
               (guest_line("other", any_round), "stop other")]
     log3, path3, problems = boot(args, 3, cfg3, sends3, args.timeout)
     problems += driver.check_log(dict(
-        order=[bad_sum, MON + r"vm snapcount is running$", guest_line("snapcount", any_round),
+        order=[B_BAD, FELL_BACK, MON + r"vm snapcount is running$",
+               guest_line("snapcount", any_round),
                vm_stopped("snapcount", "monitor"), bad_vm, MON + r"vm other is running$",
                guest_line("other", any_round), vm_stopped("other", "monitor"),
                r"^keel: result: PASS\b"],
-        counts={bad_sum: 1, bad_vm: 1}, must_not=NOT_LISTED + [r"restored from its snapshot"]),
-        log3)
-    # The refused restores changed nothing: each VM's rounds have one checksum each, the same
-    # for both VMs (one guest).
-    problems += [p for p in driver.snapshot_check(log3.replace("[other] ", "[snapcount] "))
-                 if "no snapshot taken" not in p]
+        counts={FELL_BACK: 1, bad_vm: 1},
+        must_not=NOT_LISTED + [r"cannot restore vm snapcount", r"FAIL"]), log3)
+    # snapcount goes on from A with boot 1's checksums; other's rounds (its restore
+    # refused) have boot 1's checksums too.
+    mine = "\n".join(line for line in log3.splitlines() if "[other] " not in line)
+    theirs = "\n".join(line.replace("[other] ", "[snapcount] ") for line in log3.splitlines()
+                       if "[other] " in line)
+    problems += driver.snapshot_check(log1a + "\n" + mine)
+    problems += driver.snapshot_check(log1 + "\n" + theirs)
     if not report(3, problems, log3, path3):
         return 1
     print("snapdisk: all three boots passed")

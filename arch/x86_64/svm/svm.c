@@ -27,6 +27,7 @@
 #include <vmm/gdb.h>
 
 #include "svm.h"
+#include "../x86_snap.h"
 
 _Static_assert(offsetof(struct x86_gprs, rbx) == 8, "svm_run_guest gprs layout");
 _Static_assert(offsetof(struct x86_gprs, rsi) == 32, "svm_run_guest gprs layout");
@@ -148,12 +149,7 @@ static __attribute__((cold)) void svm_enable(void)
                 msrpm_pass_through(msrpm, MSR_TSC_AUX, true, false);
 }
 
-static struct vmcb_seg flat_seg(uint16_t sel, uint16_t attrib)
-{
-        return (struct vmcb_seg){.selector = sel, .attrib = attrib, .limit = 0xffffffff};
-}
-
-static __attribute__((cold)) int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
+__attribute__((cold)) static int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
 {
         struct vm *vm = vcpu->vm;
         struct vmcb *vmcb;
@@ -167,6 +163,7 @@ static __attribute__((cold)) int svm_vcpu_init(struct vcpu *vcpu, const struct x
         vcpu->arch.vmcb = vmcb;
         vcpu->arch.vmcb_pa = pa;
         vcpu->arch.launched = false;
+        vmcb->control.tsc_offset = vcpu->arch.tsc_offset; /* 0, or as a restore set it */
 
         vmcb->control.intercept1 = SVM_INTERCEPT_INTR | SVM_INTERCEPT_NMI | SVM_INTERCEPT_SMI |
                                    SVM_INTERCEPT_INIT | SVM_INTERCEPT_RDPMC | SVM_INTERCEPT_CPUID |
@@ -192,43 +189,11 @@ static __attribute__((cold)) int svm_vcpu_init(struct vcpu *vcpu, const struct x
         vmcb->control.np_control = 1;
         vmcb->control.n_cr3 = hpa_raw(vm->arch.npt.root);
 
-        if (st->real_mode) {
-                /* Real-mode segments: 64 KiB, present, accessed, read/write (code: exec/read). */
-                vmcb->save.cs = (struct vmcb_seg){
-                    .selector = st->cs, .attrib = 0x9b, .limit = 0xffff, .base = st->cs_base};
-                vmcb->save.ds = (struct vmcb_seg){
-                    .selector = st->ds, .attrib = 0x93, .limit = 0xffff, .base = 0};
-        } else if (st->prot32) {
-                vmcb->save.cs = flat_seg(st->cs, 0xc9b); /* 32-bit code, G, D, present, DPL 0 */
-                vmcb->save.ds = flat_seg(st->ds, 0xc93);
-        } else {
-                vmcb->save.cs = flat_seg(st->cs, 0xa9b); /* 64-bit code, G, present, DPL 0 */
-                vmcb->save.ds = flat_seg(st->ds, 0xc93);
-        }
-        vmcb->save.es = vmcb->save.ds;
-        vmcb->save.ss = vmcb->save.ds;
-        vmcb->save.fs = vmcb->save.ds;
-        vmcb->save.gs = vmcb->save.ds;
-        vmcb->save.gdtr = (struct vmcb_seg){.limit = st->gdt_limit, .base = st->gdt_base};
-        vmcb->save.idtr = (struct vmcb_seg){.limit = st->real_mode ? 0xffff : 0, .base = 0};
-        vmcb->save.ldtr = (struct vmcb_seg){.attrib = 0x82, .limit = 0xffff};
-        vmcb->save.tr = (struct vmcb_seg){.attrib = 0x8b, .limit = 0x67};
-        vmcb->save.cpl = 0;
-        vmcb->save.efer =
-            st->efer | X86_EFER_SVME; /* VMRUN requires SVME; the guest never sees it */
-        vmcb->save.cr0 = st->cr0;
-        vmcb->save.cr3 = st->cr3;
-        vmcb->save.cr4 = st->cr4;
-        vmcb->save.dr6 = 0xffff0ff0;
-        vmcb->save.dr7 = 0x400;
-        vmcb->save.rflags = st->rflags;
-        vmcb->save.rip = st->rip;
-        vmcb->save.rsp = st->rsp;
-        vmcb->save.g_pat = 0x0007040600070406ull; /* the architectural reset PAT */
+        x86_entry_save(st, &vmcb->save);
         return 0;
 }
 
-static __attribute__((cold)) void svm_vcpu_free(struct vcpu *vcpu)
+__attribute__((cold)) static void svm_vcpu_free(struct vcpu *vcpu)
 {
         int err = palloc_free(&keel_palloc, vcpu->arch.vmcb_pa, 1);
 
@@ -406,7 +371,7 @@ static void handle_msr(struct vcpu *vcpu, struct vmcb *vmcb)
                 if (!write)
                         val = x86_rdtsc() + vmcb->control.tsc_offset;
                 else
-                        vmcb->control.tsc_offset = val - x86_rdtsc();
+                        vmcb->control.tsc_offset = vcpu->arch.tsc_offset = val - x86_rdtsc();
                 break;
         case MSR_FS_BASE:
         case MSR_GS_BASE:
@@ -1138,7 +1103,7 @@ static __attribute__((noinline, cold)) void svm_debug_entry(struct vcpu *vcpu, s
         }
 }
 
-static __attribute__((cold)) void svm_debug_state(struct vcpu *vcpu, struct x86_debug_state *st,
+__attribute__((cold)) static void svm_debug_state(struct vcpu *vcpu, struct x86_debug_state *st,
                                                   bool write)
 {
         struct vmcb *vmcb = vcpu->arch.vmcb;
@@ -1149,18 +1114,7 @@ static __attribute__((cold)) void svm_debug_state(struct vcpu *vcpu, struct x86_
                 vmcb->save.rflags = st->rflags;
                 return;
         }
-        *st = (struct x86_debug_state){
-            .rsp = vmcb->save.rsp,
-            .rip = vmcb->save.rip,
-            .rflags = vmcb->save.rflags,
-            .sel = {vmcb->save.cs.selector, vmcb->save.ss.selector, vmcb->save.ds.selector,
-                    vmcb->save.es.selector, vmcb->save.fs.selector, vmcb->save.gs.selector},
-            .cs_base = vmcb->save.cs.base,
-            .cr0 = vmcb->save.cr0,
-            .cr3 = vmcb->save.cr3,
-            .cr4 = vmcb->save.cr4,
-            .efer = vmcb->save.efer,
-        };
+        x86_debug_from_save(&vmcb->save, st);
 }
 
 static void svm_vcpu_run(struct vcpu *vcpu)

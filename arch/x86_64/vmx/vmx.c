@@ -29,6 +29,7 @@
 #include <vmm/gdb.h>
 
 #include "vmx.h"
+#include "../x86_snap.h"
 
 _Static_assert(offsetof(struct x86_gprs, rdi) == 40, "vmx_run_guest gprs layout");
 _Static_assert(offsetof(struct x86_gprs, r15) == 112, "vmx_run_guest gprs layout");
@@ -90,26 +91,37 @@ static void invvpid_all(void)
 
 static void read_msrs(struct vmx_msrs *m)
 {
-        m->basic = x86_rdmsr(MSR_VMX_BASIC);
-        m->pin = x86_rdmsr(MSR_VMX_PINBASED);
-        m->proc = x86_rdmsr(MSR_VMX_PROCBASED);
-        m->exit = x86_rdmsr(MSR_VMX_EXIT);
-        m->entry = x86_rdmsr(MSR_VMX_ENTRY);
-        m->misc = x86_rdmsr(MSR_VMX_MISC);
-        m->cr0_fixed0 = x86_rdmsr(MSR_VMX_CR0_FIXED0);
-        m->cr0_fixed1 = x86_rdmsr(MSR_VMX_CR0_FIXED1);
-        m->cr4_fixed0 = x86_rdmsr(MSR_VMX_CR4_FIXED0);
-        m->cr4_fixed1 = x86_rdmsr(MSR_VMX_CR4_FIXED1);
-        if ((m->proc >> 32) & PROC_SECONDARY) {
-                m->proc2 = x86_rdmsr(MSR_VMX_PROCBASED2);
-                m->ept_vpid = x86_rdmsr(MSR_VMX_EPT_VPID_CAP);
+#define M(f, msr, need)                                                 \
+        {                                                               \
+                offsetof(struct vmx_msrs, f), msr - MSR_VMX_BASIC, need \
         }
-        if (m->basic & VMX_BASIC_TRUE_CTLS) {
-                m->true_pin = x86_rdmsr(MSR_VMX_TRUE_PINBASED);
-                m->true_proc = x86_rdmsr(MSR_VMX_TRUE_PROCBASED);
-                m->true_exit = x86_rdmsr(MSR_VMX_TRUE_EXIT);
-                m->true_entry = x86_rdmsr(MSR_VMX_TRUE_ENTRY);
-        }
+        /* need: 0 every VMX CPU has it, 1 with secondary controls, 2 with true controls. */
+        static const struct {
+                uint8_t off, msr, need;
+        } msrs[] = {
+            M(basic, MSR_VMX_BASIC, 0),
+            M(pin, MSR_VMX_PINBASED, 0),
+            M(proc, MSR_VMX_PROCBASED, 0),
+            M(exit, MSR_VMX_EXIT, 0),
+            M(entry, MSR_VMX_ENTRY, 0),
+            M(misc, MSR_VMX_MISC, 0),
+            M(cr0_fixed0, MSR_VMX_CR0_FIXED0, 0),
+            M(cr0_fixed1, MSR_VMX_CR0_FIXED1, 0),
+            M(cr4_fixed0, MSR_VMX_CR4_FIXED0, 0),
+            M(cr4_fixed1, MSR_VMX_CR4_FIXED1, 0),
+            M(proc2, MSR_VMX_PROCBASED2, 1),
+            M(ept_vpid, MSR_VMX_EPT_VPID_CAP, 1),
+            M(true_pin, MSR_VMX_TRUE_PINBASED, 2),
+            M(true_proc, MSR_VMX_TRUE_PROCBASED, 2),
+            M(true_exit, MSR_VMX_TRUE_EXIT, 2),
+            M(true_entry, MSR_VMX_TRUE_ENTRY, 2),
+        };
+#undef M
+        for (unsigned i = 0; i < ARRAY_SIZE(msrs); i++)
+                if ((msrs[i].need != 1 || ((m->proc >> 32) & PROC_SECONDARY)) &&
+                    (msrs[i].need != 2 || (m->basic & VMX_BASIC_TRUE_CTLS)))
+                        *(uint64_t *)((char *)m + msrs[i].off) =
+                            x86_rdmsr(MSR_VMX_BASIC + msrs[i].msr);
 }
 
 static int vmx_probe(char *why, size_t len)
@@ -282,20 +294,15 @@ static void write_host_state(void)
         vmwrite(VMCS_HOST_RIP, (uint64_t)(uintptr_t)vmx_exit_point);
 }
 
-static void write_segment(enum vmcs_field sel, uint16_t s, uint32_t ar)
-{
-        /* selector, limit, AR and base fields of a segment are at fixed distances */
-        vmwrite(sel, s);
-        vmwrite(sel - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_LIMIT, 0xffffffff);
-        vmwrite(sel - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_AR, ar);
-        vmwrite(sel - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_BASE, 0);
-}
+static void vmx_put_state(struct vcpu *vcpu, const struct vmcb_save *v, uint64_t rflags,
+                          uint64_t intr, uint64_t ev, uint64_t pdbg);
 
 static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
 {
         struct vm *vm = vcpu->vm;
-        uint32_t proc = caps.proc, proc2 = caps.proc2, entry = caps.entry;
+        uint32_t proc = caps.proc, proc2 = caps.proc2;
         uint64_t cr0_mask, cr4_mask;
+        struct vmcb_save save;
         hpa_t pa;
         int err;
 
@@ -312,23 +319,18 @@ static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
                 panic("VMCLEAR/VMPTRLD of a fresh VMCS at %#llx failed",
                       (unsigned long long)hpa_raw(pa));
 
-        if (st->efer & X86_EFER_LMA)
-                entry |= ENTRY_IA32E;
         vmwrite(VMCS_PIN_CTLS, caps.pin);
         vmwrite(VMCS_PROC_CTLS, proc);
         vmwrite(VMCS_PROC_CTLS2, proc2);
         vmwrite(VMCS_EXIT_CTLS, caps.exit);
-        vmwrite(VMCS_ENTRY_CTLS, entry);
         vmwrite(VMCS_EXCEPTION_BITMAP, 0);
         vmwrite(VMCS_CR3_TARGET_COUNT, 0);
         vmwrite(VMCS_EXIT_MSR_STORE_COUNT, 0);
         vmwrite(VMCS_EXIT_MSR_LOAD_COUNT, 0);
         vmwrite(VMCS_ENTRY_MSR_LOAD_COUNT, 0);
-        vmwrite(VMCS_ENTRY_INTR_INFO, 0);
         vmwrite(VMCS_IO_BITMAP_A, hpa_raw(io_bitmap_pa));
         vmwrite(VMCS_IO_BITMAP_B, hpa_raw(io_bitmap_pa) + PAGE_SIZE);
         vmwrite(VMCS_MSR_BITMAP, hpa_raw(msr_bitmap_pa));
-        vmwrite(VMCS_TSC_OFFSET, 0);
         vmwrite(VMCS_EPT_POINTER, hpa_raw(vm->arch.npt.root) | 6 /* WB */ | 3 << 3 /* 4 levels */);
         if (proc2 & PROC2_VPID)
                 vmwrite(VMCS_VPID, vm->arch.asid);
@@ -342,62 +344,8 @@ static int vmx_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st)
         cr4_mask = caps.cr4_fixed0 | ~caps.cr4_fixed1;
         vmwrite(VMCS_CR0_MASK, cr0_mask);
         vmwrite(VMCS_CR4_MASK, cr4_mask);
-        vmwrite(VMCS_CR0_SHADOW, st->cr0);
-        vmwrite(VMCS_CR4_SHADOW, st->cr4);
-        vmwrite(VMCS_GUEST_CR0, (st->cr0 | caps.cr0_fixed0) & caps.cr0_fixed1);
-        vmwrite(VMCS_GUEST_CR3, st->cr3);
-        vmwrite(VMCS_GUEST_CR4, (st->cr4 | caps.cr4_fixed0) & caps.cr4_fixed1);
-        if (st->real_mode) {
-                /* Real-mode segments: 64 KiB, present, accessed, read/write (code: exec/read). */
-                static const enum vmcs_field data[] = {VMCS_GUEST_DS_SEL, VMCS_GUEST_ES_SEL,
-                                                       VMCS_GUEST_SS_SEL, VMCS_GUEST_FS_SEL,
-                                                       VMCS_GUEST_GS_SEL};
-
-                write_segment(VMCS_GUEST_CS_SEL, st->cs, 0x9b);
-                vmwrite(VMCS_GUEST_CS_LIMIT, 0xffff);
-                vmwrite(VMCS_GUEST_CS_BASE, st->cs_base);
-                for (unsigned i = 0; i < ARRAY_SIZE(data); i++) {
-                        write_segment(data[i], st->ds, 0x93);
-                        vmwrite(data[i] - VMCS_GUEST_ES_SEL + VMCS_GUEST_ES_LIMIT, 0xffff);
-                }
-        } else if (st->prot32) {
-                write_segment(VMCS_GUEST_CS_SEL, st->cs, vmx_ar(0xc9b));
-                write_segment(VMCS_GUEST_DS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_ES_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_SS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_FS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_GS_SEL, st->ds, vmx_ar(0xc93));
-        } else {
-                write_segment(VMCS_GUEST_CS_SEL, st->cs, vmx_ar(0xa9b));
-                write_segment(VMCS_GUEST_DS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_ES_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_SS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_FS_SEL, st->ds, vmx_ar(0xc93));
-                write_segment(VMCS_GUEST_GS_SEL, st->ds, vmx_ar(0xc93));
-        }
-        write_segment(VMCS_GUEST_LDTR_SEL, 0, 1u << 16 /* unusable */);
-        vmwrite(VMCS_GUEST_TR_SEL, 0);
-        vmwrite(VMCS_GUEST_TR_LIMIT, 0x67);
-        vmwrite(VMCS_GUEST_TR_AR, 0x8b); /* busy 64-bit TSS, present */
-        vmwrite(VMCS_GUEST_TR_BASE, 0);
-        vmwrite(VMCS_GUEST_GDTR_BASE, st->gdt_base);
-        vmwrite(VMCS_GUEST_GDTR_LIMIT, st->gdt_limit);
-        vmwrite(VMCS_GUEST_IDTR_BASE, 0);
-        vmwrite(VMCS_GUEST_IDTR_LIMIT, st->real_mode ? 0xffff : 0);
-        vmwrite(VMCS_GUEST_DR7, 0x400);
-        vmwrite(VMCS_GUEST_DEBUGCTL, 0);
-        vmwrite(VMCS_GUEST_RSP, st->rsp);
-        vmwrite(VMCS_GUEST_RIP, st->rip);
-        vmwrite(VMCS_GUEST_RFLAGS, st->rflags);
-        vmwrite(VMCS_GUEST_PENDING_DBG, 0);
-        vmwrite(VMCS_GUEST_INTERRUPTIBILITY, 0);
-        vmwrite(VMCS_GUEST_ACTIVITY, 0);
-        vmwrite(VMCS_GUEST_SYSENTER_CS, 0);
-        vmwrite(VMCS_GUEST_SYSENTER_ESP, 0);
-        vmwrite(VMCS_GUEST_SYSENTER_EIP, 0);
-        vmwrite(VMCS_GUEST_EFER, st->efer);
-        if (caps.entry & ENTRY_LOAD_PAT)
-                vmwrite(VMCS_GUEST_PAT, 0x0007040600070406ull); /* the architectural reset PAT */
+        x86_entry_save(st, &save);
+        vmx_put_state(vcpu, &save, st->rflags, 0, 0, 0);
         /* The tables may hold pages of an earlier VM: no stale translations. */
         invept_all();
         invvpid_all();
@@ -526,7 +474,7 @@ static void handle_msr(struct vcpu *vcpu, bool write)
                 if (!write)
                         val = x86_rdtsc() + vmread(VMCS_TSC_OFFSET);
                 else
-                        vmwrite(VMCS_TSC_OFFSET, val - x86_rdtsc());
+                        vmwrite(VMCS_TSC_OFFSET, vcpu->arch.tsc_offset = val - x86_rdtsc());
                 break;
         default:
                 err = write ? x86_msr_write(vcpu, msr, val) : x86_msr_read(vcpu, msr, &val);
@@ -784,40 +732,273 @@ static __attribute__((noinline, cold)) void single_step_trap(void)
         vmwrite(VMCS_GUEST_PENDING_DBG, vmread(VMCS_GUEST_PENDING_DBG) | X86_DR6_BS);
 }
 
+/* Make vCPU `vcpu`'s VMCS current on this CPU, and clear it again (in memory, off the CPU). */
+static void vmcs_load(struct vcpu *vcpu)
+{
+        if (!vmptrld(hpa_raw(vcpu->arch.vmcb_pa)))
+                panic("VMPTRLD of vCPU %u's VMCS failed", vcpu->id);
+}
+
+static void vmcs_clear(struct vcpu *vcpu)
+{
+        if (!vmclear(hpa_raw(vcpu->arch.vmcb_pa)))
+                panic("VMCLEAR of vCPU %u's VMCS failed", vcpu->id);
+}
+
 /*
  * gdb (vmm/gdb.h) on VT-x. The registers: a vCPU's VMCS is clear between its runs
  * (vmx_vcpu_run), so the boot CPU, which calls this with the vCPU off every CPU and no VMCS
  * of its own current, loads it, reads or writes the fields and clears it again.
  */
+static void vmx_get_state(struct vmcb_save *v);
+
 static void vmx_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write)
 {
-        uint64_t pa = hpa_raw(vcpu->arch.vmcb_pa);
+        struct vmcb_save v;
 
-        if (!vmptrld(pa))
-                panic("VMPTRLD of vCPU %u's VMCS failed", vcpu->id);
+        vmcs_load(vcpu);
         if (write) {
                 vmwrite(VMCS_GUEST_RSP, st->rsp);
                 vmwrite(VMCS_GUEST_RIP, st->rip);
                 vmwrite(VMCS_GUEST_RFLAGS, st->rflags);
         } else {
-                /* Selectors CS SS DS ES FS GS: the VMCS has them at ES + 2 * (ES CS SS DS FS GS).
-                 */
-                static const uint8_t sel[6] = {1, 2, 3, 0, 4, 5};
-
-                st->rsp = vmread(VMCS_GUEST_RSP);
-                st->rip = vmread(VMCS_GUEST_RIP);
-                st->rflags = vmread(VMCS_GUEST_RFLAGS);
-                for (unsigned i = 0; i < 6; i++)
-                        st->sel[i] =
-                            (uint16_t)vmread((enum vmcs_field)(VMCS_GUEST_ES_SEL + 2 * sel[i]));
-                st->cs_base = vmread(VMCS_GUEST_CS_BASE);
-                st->cr0 = vmread(VMCS_GUEST_CR0);
-                st->cr3 = vmread(VMCS_GUEST_CR3);
-                st->cr4 = vmread(VMCS_GUEST_CR4);
-                st->efer = vmread(VMCS_GUEST_EFER);
+                vmx_get_state(&v);
+                x86_debug_from_save(&v, st);
         }
-        if (!vmclear(pa))
-                panic("VMCLEAR of vCPU %u's VMCS failed", vcpu->id);
+        vmcs_clear(vcpu);
+}
+
+/*
+ * Snapshots (x86_snap.h, docs/snapshot.md): the VMCS in SVM's form. Segment access rights
+ * become the VMCB's attribute (an unusable segment: P clear), CR0/CR4 what the guest reads
+ * (the read shadows for Keel's bits), the interrupt shadow int_state bit 0 (MOV SS's a flag),
+ * virtual-NMI blocking the NMI flag with SVM's IRET intercept, the entry's event SVM's
+ * event_inj (error code in bits 32-63, a software event's instruction length in 12-15); DR6,
+ * CR2 and the SYSCALL MSRs, which Keel switches on VT-x, go into the save area too. Like
+ * vmx_debug_state, on the boot CPU with the vCPU off every CPU.
+ */
+#define SNAP_SEG(n, name)                                                            \
+        {VMCS_GUEST_ES_SEL + 2 * (n), offsetof(struct vmcb_save, name.selector)},    \
+            {VMCS_GUEST_ES_LIMIT + 2 * (n), offsetof(struct vmcb_save, name.limit)}, \
+        {                                                                            \
+                VMCS_GUEST_ES_BASE + 2 * (n), offsetof(struct vmcb_save, name.base)  \
+        }
+/* Fields copied as they are: as many bytes as the field's width (encoding bits 14:13). */
+static const struct {
+        uint16_t field, off;
+} snap_fields[] = {
+    SNAP_SEG(0, es),
+    SNAP_SEG(1, cs),
+    SNAP_SEG(2, ss),
+    SNAP_SEG(3, ds),
+    SNAP_SEG(4, fs),
+    SNAP_SEG(5, gs),
+    SNAP_SEG(6, ldtr),
+    SNAP_SEG(7, tr),
+    {VMCS_GUEST_GDTR_BASE, offsetof(struct vmcb_save, gdtr.base)},
+    {VMCS_GUEST_GDTR_LIMIT, offsetof(struct vmcb_save, gdtr.limit)},
+    {VMCS_GUEST_IDTR_BASE, offsetof(struct vmcb_save, idtr.base)},
+    {VMCS_GUEST_IDTR_LIMIT, offsetof(struct vmcb_save, idtr.limit)},
+    {VMCS_GUEST_CR3, offsetof(struct vmcb_save, cr3)},
+    {VMCS_GUEST_DR7, offsetof(struct vmcb_save, dr7)},
+    {VMCS_GUEST_RIP, offsetof(struct vmcb_save, rip)},
+    {VMCS_GUEST_RSP, offsetof(struct vmcb_save, rsp)},
+    {VMCS_GUEST_SYSENTER_CS, offsetof(struct vmcb_save, sysenter_cs)},
+    {VMCS_GUEST_SYSENTER_ESP, offsetof(struct vmcb_save, sysenter_esp)},
+    {VMCS_GUEST_SYSENTER_EIP, offsetof(struct vmcb_save, sysenter_eip)},
+    {VMCS_GUEST_DEBUGCTL, offsetof(struct vmcb_save, dbgctl)},
+};
+
+static size_t field_bytes(unsigned field)
+{
+        unsigned w = field >> 13 & 3;
+
+        return w == 0 ? 2 : w == 2 ? 4 : 8;
+}
+
+/* The save area's ES CS SS DS FS GS LDTR TR, in the VMCS's order of its segment fields. */
+static const struct vmcb_seg *snap_seg(const struct vmcb_save *v, unsigned i)
+{
+        return i < 6 ? &v->es + i : i == 6 ? &v->ldtr : &v->tr;
+}
+
+/* The guest's CR0 or CR4 as it reads them: Keel's bits from the read shadow. */
+static uint64_t cr_seen(enum vmcs_field cr, enum vmcs_field mask, enum vmcs_field shadow)
+{
+        uint64_t m = vmread(mask);
+
+        return (vmread(cr) & ~m) | (vmread(shadow) & m);
+}
+
+/*
+ * Write the guest state v (the VMCB's form: x86_snap.h) into the current VMCS, with RFLAGS
+ * `rflags`, interruptibility `intr`, the entry's event `ev` (SVM's event_inj, a software
+ * event's length in bits 12-15), pending debug exceptions `pdbg` and the vCPU's TSC offset.
+ */
+static void vmx_put_state(struct vcpu *vcpu, const struct vmcb_save *v, uint64_t rflags,
+                          uint64_t intr, uint64_t ev, uint64_t pdbg)
+{
+        uint64_t efer = v->efer & ~X86_EFER_SVME, x;
+
+        for (unsigned i = 0; i < ARRAY_SIZE(snap_fields); i++) {
+                x = 0;
+                memcpy(&x, (const uint8_t *)v + snap_fields[i].off,
+                       field_bytes(snap_fields[i].field));
+                vmwrite(snap_fields[i].field, x);
+        }
+        for (unsigned i = 0; i < 8; i++) {
+                unsigned attr = snap_seg(v, i)->attrib;
+
+                vmwrite(VMCS_GUEST_ES_AR + 2 * i, vmx_ar((uint16_t)attr) | (~attr & 0x80) << 9);
+        }
+        vmwrite(VMCS_CR0_SHADOW, v->cr0);
+        vmwrite(VMCS_GUEST_CR0, (v->cr0 | caps.cr0_fixed0) & caps.cr0_fixed1);
+        vmwrite(VMCS_CR4_SHADOW, v->cr4);
+        vmwrite(VMCS_GUEST_CR4, (v->cr4 | caps.cr4_fixed0) & caps.cr4_fixed1);
+        vmwrite(VMCS_GUEST_EFER, efer);
+        vmwrite(VMCS_ENTRY_CTLS, (efer & X86_EFER_LMA) ? caps.entry | ENTRY_IA32E : caps.entry);
+        vmwrite(VMCS_GUEST_RFLAGS, rflags);
+        if (caps.entry & ENTRY_LOAD_PAT)
+                vmwrite(VMCS_GUEST_PAT, v->g_pat);
+        vmwrite(VMCS_GUEST_INTERRUPTIBILITY, intr);
+        vmwrite(VMCS_GUEST_ACTIVITY, 0);
+        vmwrite(VMCS_GUEST_PENDING_DBG, pdbg);
+        vmwrite(VMCS_ENTRY_INTR_INFO, (uint32_t)ev & (0x7ff | INTR_INFO_VALID));
+        vmwrite(VMCS_ENTRY_EXC_ERROR, ev >> 32);
+        vmwrite(VMCS_ENTRY_INSN_LEN, ev >> 12 & 15);
+        vmwrite(VMCS_TSC_OFFSET, vcpu->arch.tsc_offset);
+        /* The windows are asked for again before each entry (vmx_inject_irq). */
+        vmwrite(VMCS_PROC_CTLS, vmread(VMCS_PROC_CTLS) & ~(PROC_INTR_WINDOW | PROC_NMI_WINDOW));
+}
+
+/* The current VMCS's guest state in the VMCB's form (x86_snap.h). */
+static void vmx_get_state(struct vmcb_save *v)
+{
+        uint64_t x;
+
+        for (unsigned i = 0; i < ARRAY_SIZE(snap_fields); i++) {
+                x = vmread(snap_fields[i].field);
+                memcpy((uint8_t *)v + snap_fields[i].off, &x, field_bytes(snap_fields[i].field));
+        }
+        for (unsigned i = 0; i < 8; i++) {
+                uint32_t ar = (uint32_t)vmread(VMCS_GUEST_ES_AR + 2 * i);
+
+                ((struct vmcb_seg *)snap_seg(v, i))->attrib =
+                    (uint16_t)(((ar & 0xff) | (ar >> 4 & 0xf00)) &
+                               ((ar & 1u << 16) ? ~0x80u : ~0u));
+        }
+        v->cpl = v->ss.attrib >> 5 & 3;
+        v->efer = vmread(VMCS_GUEST_EFER) | X86_EFER_SVME;
+        v->cr0 = cr_seen(VMCS_GUEST_CR0, VMCS_CR0_MASK, VMCS_CR0_SHADOW);
+        v->cr4 = cr_seen(VMCS_GUEST_CR4, VMCS_CR4_MASK, VMCS_CR4_SHADOW);
+        v->rflags = vmread(VMCS_GUEST_RFLAGS);
+        v->g_pat = (caps.entry & ENTRY_LOAD_PAT) ? vmread(VMCS_GUEST_PAT) : X86_PAT_RESET;
+}
+
+__attribute__((cold)) void vmx_snap_save(struct vcpu *vcpu, struct x86_vcpu_snap *s)
+{
+        struct vcpu_arch *a = &vcpu->arch;
+        struct vmcb_save *v = &s->save;
+        uint64_t intr, info;
+
+        vmcs_load(vcpu);
+        vmx_get_state(v);
+        v->rax = a->gprs.rax;
+        v->dr6 = a->swregs.dr6;
+        v->cr2 = a->swregs.cr2;
+        v->kernel_gs_base = a->swregs.kernel_gs_base;
+        v->star = a->swregs.star;
+        v->lstar = a->swregs.lstar;
+        v->cstar = a->swregs.cstar;
+        v->sfmask = a->swregs.sfmask;
+        intr = vmread(VMCS_GUEST_INTERRUPTIBILITY);
+        s->int_state = (intr & 3) != 0;
+        s->flags &= ~(1u << F_NMI_BLOCKED);
+        s->flags |= (uint32_t)(intr >> 1 & 1) << F_SHADOW_MOVSS |
+                    (uint32_t)(intr >> 3 & 1) << F_NMI_BLOCKED |
+                    ((uint32_t)vmread(VMCS_GUEST_PENDING_DBG) & SNAP_PDBG_MASK) << F_PDBG;
+        s->intercept1 = (intr & 8) ? SVM_INTERCEPT_IRET : 0; /* SVM waits for the IRET so */
+        info = vmread(VMCS_ENTRY_INTR_INFO);
+        if (info & INTR_INFO_VALID) {
+                s->event_inj = info & (0x7ff | INTR_INFO_VALID);
+                if (info & INTR_INFO_ERR_VALID)
+                        s->event_inj |= vmread(VMCS_ENTRY_EXC_ERROR) << 32;
+                if ((info & INTR_TYPE_MASK) >= INTR_TYPE_SW_INT)
+                        s->event_inj |= (vmread(VMCS_ENTRY_INSN_LEN) & 15) << 12;
+        }
+        /* The TPR is the LAPIC's on VT-x: SVM's V_TPR as its entries set it. */
+        s->v_tpr = (uint8_t)(vlapic_tpr(&a->lapic) >> 4);
+        s->int_ctl = s->v_tpr;
+        vmcs_clear(vcpu);
+}
+
+__attribute__((cold)) int vmx_snap_load(struct vcpu *vcpu, struct snap_rd *r,
+                                        const struct x86_vcpu_snap *s, const uint8_t *fpu)
+{
+        struct vcpu_arch *a = &vcpu->arch;
+        const struct vmcb_save *v = &s->save;
+        uint64_t ev = s->event_inj, type = ev >> 8 & 7, len = ev >> 12 & 15, rflags = v->rflags;
+        uint64_t efer = v->efer & ~X86_EFER_SVME, intr = 0, x, pdbg;
+        bool iret_ran = (s->flags >> F_NMI_IRET_WAIT & 1) && v->rip != s->nmi_iret_rip;
+        unsigned id = vcpu->id;
+
+        if ((s->int_ctl & 0xf) != s->v_tpr && vcpu->vm->arch.platform)
+                return snap_fail(r,
+                                 "vCPU %u: taken on AMD SVM with a CR8 write its LAPIC has not "
+                                 "seen (resume the VM a moment and take it again)",
+                                 id);
+        if ((ev & SVM_EVT_VALID) &&
+            ((type >= 4) != (len != 0) || ((ev & SVM_EVT_ERR_VALID) && type != 3) ||
+             (type == 2 && (ev & 0xff) != 2)))
+                return snap_fail(r, "vCPU %u: pending event %#llx that VT-x cannot inject", id,
+                                 (unsigned long long)ev);
+        if ((v->cr0 >> 32) || (v->cr4 & (X86_CR4_VMXE | ~caps.cr4_fixed1)) ||
+            (!caps.unrestricted && (~v->cr0 & (X86_CR0_PE | X86_CR0_PG))) ||
+            ((v->cr0 & X86_CR0_PG) && !(v->cr0 & X86_CR0_PE)) ||
+            (!(efer & X86_EFER_LMA) != !((efer & X86_EFER_LME) && (v->cr0 & X86_CR0_PG))))
+                return snap_fail(r,
+                                 "vCPU %u: CR0 %#llx, CR4 %#llx, EFER %#llx this CPU's VT-x "
+                                 "cannot enter",
+                                 id, (unsigned long long)v->cr0, (unsigned long long)v->cr4,
+                                 (unsigned long long)efer);
+        x = v->es.attrib | v->cs.attrib | v->ss.attrib | v->ds.attrib | v->fs.attrib |
+            v->gs.attrib | v->ldtr.attrib | v->tr.attrib;
+        if ((v->ss.attrib >> 5 & 3) != v->cpl || (v->dbgctl & ~3ull) || (x >> 12) ||
+            (!(caps.entry & ENTRY_LOAD_PAT) && v->g_pat != X86_PAT_RESET))
+                return snap_fail(r,
+                                 "vCPU %u: CPL %u with SS.DPL %u, segment attributes, DEBUGCTL "
+                                 "or PAT VT-x cannot hold",
+                                 id, v->cpl, v->ss.attrib >> 5 & 3);
+        if (!r->apply)
+                return 0;
+        x86_snap_apply(vcpu, r, s, fpu);
+        /* SVM's NMI state: blocked until the IRET, unless it ran; Keel's own TF of a step
+         * over it goes. An NMI waiting for its injection blocks NMIs only once injected. */
+        a->nmi_blocked = (s->flags >> F_NMI_BLOCKED & 1) && !iret_ran && caps.virt_nmi &&
+                         !((ev & SVM_EVT_VALID) && type == 2);
+        if ((s->flags >> F_NMI_STEP & 1) && !(s->flags >> F_NMI_STEP_TF & 1))
+                rflags &= ~X86_RFLAGS_TF;
+        a->nmi_iret_wait = a->nmi_step = a->nmi_step_tf = false;
+        a->gprs.rax = v->rax;
+        a->swregs.dr6 = v->dr6;
+        a->swregs.cr2 = v->cr2;
+        a->swregs.kernel_gs_base = v->kernel_gs_base;
+        a->swregs.star = v->star;
+        a->swregs.lstar = v->lstar;
+        a->swregs.cstar = v->cstar;
+        a->swregs.sfmask = v->sfmask;
+        /* The shadow: STI's needs IF, and an injected interrupt or NMI ends it first. */
+        if ((s->int_state & SVM_INT_SHADOW) && !((ev & SVM_EVT_VALID) && type != 3))
+                intr = ((s->flags >> F_SHADOW_MOVSS & 1) || !(rflags & X86_RFLAGS_IF)) ? 2 : 1;
+        /* Under a shadow the entry wants BS pending exactly when TF traps (SDM 26.3.1.5). */
+        pdbg = s->flags >> F_PDBG;
+        if (intr)
+                pdbg = (pdbg & ~X86_DR6_BS) |
+                       ((rflags & X86_RFLAGS_TF) && !(v->dbgctl & 2) ? X86_DR6_BS : 0);
+        vmcs_load(vcpu);
+        vmx_put_state(vcpu, v, rflags, intr | (a->nmi_blocked ? 8 : 0), ev, pdbg);
+        vmcs_clear(vcpu);
+        return 0;
 }
 
 /*
@@ -1188,8 +1369,7 @@ static void vmx_vcpu_run(struct vcpu *vcpu)
         struct x86_gprs *g = &vcpu->arch.gprs;
         bool platform = vcpu->vm->arch.platform;
 
-        if (!vmptrld(hpa_raw(vcpu->arch.vmcb_pa)))
-                panic("VMPTRLD of vCPU %u's VMCS failed", vcpu->id);
+        vmcs_load(vcpu);
         write_host_state(); /* this CPU's GDT, TSS and IDT */
         if (__builtin_expect(vcpu->vm->debug || vcpu->arch.gdb_armed, 0))
                 vmx_debug_entry(vcpu);
@@ -1229,8 +1409,7 @@ static void vmx_vcpu_run(struct vcpu *vcpu)
          * Leave the VMCS clear (in memory, not active on this CPU), so the next run may load
          * it on any CPU; that run starts with VMLAUNCH.
          */
-        if (!vmclear(hpa_raw(vcpu->arch.vmcb_pa)))
-                panic("VMCLEAR of vCPU %u's VMCS failed", vcpu->id);
+        vmcs_clear(vcpu);
         vcpu->arch.launched = false;
 }
 

@@ -27,7 +27,7 @@ struct vm;
 struct vcpu;
 
 #define SNAP_MAGIC   "KEELSNAP"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
 
 /* Device models a snapshot holds (snap_header.devices); a restore needs the same set. */
 #define SNAP_DEV_UART     (1u << 0) /* x86 16550 (vmm/vuart.c), arm64 PL011 (vmm/pl011.c) */
@@ -47,6 +47,10 @@ struct snap_header {
         uint32_t vcpus;   /* vCPU sections that follow */
         uint32_t devices; /* SNAP_DEV_* */
         char name[32];    /* the VM's name when it was taken (NUL-terminated; not checked) */
+        /* Keel's counter (arch_tsc) when it was taken: with each vCPU's counter offset it
+         * gives the guest's counter then, from which a restore lets it continue. */
+        uint64_t counter;
+        uint64_t generation; /* on a partition: which of its two slots is newer (0 in memory) */
 };
 
 enum snap_tag {
@@ -73,6 +77,10 @@ struct snap_rd {
         const uint8_t *p;
         size_t len, pos;
         bool apply; /* second pass: change the VM (everything was checked by the first) */
+        /* Keel's counter now minus the header's counter: how far the arch moves each vCPU's
+         * counter offset (and anything in Keel's counter's units) so that the guest's counter
+         * goes on from its value at the snapshot. */
+        uint64_t shift;
         char *why;
         size_t why_len;
 };
@@ -113,6 +121,8 @@ int snapshot_take(struct snapshot_store *s, struct vm *vm, char *msg, size_t len
 int snapshot_restore(const struct snapshot_store *s, struct vm *vm, char *msg, size_t len);
 /* A header's magic, format version and arch: 0, or -KEEL_EINVAL with the first problem. */
 int snap_header_check(const struct snap_header *h, char *why, size_t n);
+/* The checksum of `len` bytes of snapshot (its last 8 bytes excluded), as stored there. */
+uint64_t snap_checksum(const uint8_t *data, size_t len);
 
 /*
  * Snapshots on a partition (vmm/snapdisk.c): the VM's `snapshot = DEV:part=...` as

@@ -75,6 +75,9 @@ struct vcpu_arch {
         /* Per guest timer (0 virtual, 1 physical): its PPI is pending because its physical
          * interrupt fired (arm64_timer_fired), and the physical one is left active. */
         bool timer_latched[2];
+        /* CNTVOFF_EL2 while it runs: its virtual counter (CNTVCT, in which CNTV_CVAL counts)
+         * is the physical counter minus this; 0 until a restore moves it (docs/snapshot.md). */
+        uint64_t cntvoff;
         struct arm64_fp_regs fp;
         uint64_t deadline; /* counter value at which the current run's slice ends */
         /* gdb (vcpu.c): this run single-steps for gdb, or has gdb's hardware breakpoints

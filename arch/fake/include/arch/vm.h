@@ -11,6 +11,7 @@ struct vm_arch {
 struct vcpu_arch {
         uint64_t regs[16];
         unsigned cpl;
+        uint64_t counter_offset; /* its counter: fake_tsc + this (as x86's TSC offset) */
 };
 
 #endif

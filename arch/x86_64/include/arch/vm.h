@@ -77,6 +77,9 @@ struct vcpu_arch {
         struct x86_code_cache code; /* last code-page walk, for instruction lengths */
         void *vmcb;                 /* vendor control block, host-virtual */
         hpa_t vmcb_pa;
+        /* The guest's TSC is Keel's (arch_tsc) plus this; the backend's VMCB or VMCS holds
+         * the same. Its LAPIC's timer counts in the guest's TSC. */
+        uint64_t tsc_offset;
         bool launched;
         /* An emulated MOV SS completed: the backend sets the MOV-SS interrupt shadow. */
         bool ss_shadow;

@@ -27,6 +27,7 @@
 #define X86_CR4_SMEP       (1ull << 20)
 #define X86_CR4_SMAP       (1ull << 21)
 
+#define X86_PAT_RESET 0x0007040600070406ull /* the architectural reset PAT */
 #define X86_EFER_SCE  (1ull << 0)
 #define X86_EFER_LME  (1ull << 8)
 #define X86_EFER_LMA  (1ull << 10)

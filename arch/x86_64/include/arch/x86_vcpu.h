@@ -109,7 +109,7 @@ bool x86_debug_state(struct vcpu *vcpu, struct x86_debug_state *st, bool write);
 
 extern const struct x86_vendor svm_vendor, vmx_vendor;
 
-/* Is the backend picked at boot AMD SVM (snapshots know its VMCB, not yet VT-x's VMCS)? */
+/* Is the backend picked at boot AMD SVM (else Intel VT-x)? */
 bool x86_vendor_is_svm(void);
 
 /*
