@@ -291,8 +291,8 @@ int snapshot_restore_part(const struct snapshot_store *s, struct vm *vm, const s
                 err = slot_restore(s, vm, p, k, sl.h[k].size, why, sizeof(why));
                 if (err != -KEEL_EINVAL)
                         break;
-                LOG_WARN("keel: vm %s: snapshot in %s slot %u (generation %llu) refused: %s",
-                         vm->name, p->name, k, (unsigned long long)sl.h[k].generation, why);
+                LOG_WARN("vm %s: snapshot in %s slot %u (generation %llu) refused: %s", vm->name,
+                         p->name, k, (unsigned long long)sl.h[k].generation, why);
                 if (!i)
                         snprintf(first, sizeof(first), "%s", why);
                 err = 0;
