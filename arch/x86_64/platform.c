@@ -78,6 +78,43 @@ static void wake_vcpu(struct vcpu *target)
                 arch_cpu_kick(__atomic_load_n(&target->sched.cpu, __ATOMIC_RELAXED));
 }
 
+/*
+ * The 8259 pair's INT output reaches vCPU 0 through its LINT0 when that is unmasked in
+ * ExtINT mode (virtual wire), and when its LAPIC is disabled (IA32_APIC_BASE.EN clear or SVR
+ * software-disabled, as after reset: the INTR pin then goes to the core).
+ */
+static bool pic_to(const struct vcpu *v)
+{
+        const struct vlapic *l = &v->arch.lapic;
+
+        return v->id == 0 && (!(l->svr & VLAPIC_SVR_ENABLE) ||
+                              (l->lvt[VLAPIC_LVT_LINT0] & (VLAPIC_LVT_MASKED | 0x700)) == 0x700);
+}
+
+/* The PIC's state changed (under dev_lock): wake vCPU 0 if it now has an interrupt for it. */
+static void pic_changed(struct vm *vm)
+{
+        if (pic_to(&vm->vcpus[0]) && vpic_pending(&vm->arch.pic) >= 0)
+                wake_vcpu(&vm->vcpus[0]);
+}
+
+static void pic_line(struct vm *vm, unsigned irq, bool level)
+{
+        vpic_set_irq(&vm->arch.pic, irq, level);
+        pic_changed(vm);
+}
+
+/* A device's line (irq.h, ctrl = the VM): I/O APIC pin `gsi`, and ISA IRQ `gsi` on the PIC as
+ * on a PC (GSI 2 is ISA IRQ 0's I/O APIC pin; the PIC's IR2 is the cascade). */
+static void isa_set_level(void *ctrl, unsigned gsi, bool level)
+{
+        struct vm *vm = ctrl;
+
+        vioapic_set_level(&vm->arch.ioapic, gsi, level);
+        if (gsi < 16 && gsi != 2)
+                pic_line(vm, gsi, level);
+}
+
 static bool ioapic_deliver(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level,
                            bool lowest)
 {
@@ -214,7 +251,7 @@ void x86_testdev_mem_free(struct vm *vm)
 
 struct irq_line arch_irq_line(struct vm *vm, unsigned gsi)
 {
-        return (struct irq_line){vioapic_set_level, &vm->arch.ioapic, gsi};
+        return (struct irq_line){isa_set_level, vm, gsi};
 }
 
 void arch_virtio_slot(unsigned n, gpa_t *base, uint64_t *size, unsigned *gsi)
@@ -251,6 +288,7 @@ static int platform_init(struct vm *vm)
                 x86_misc_enable_reset(v);
         }
         vioapic_init(&a->ioapic, &cb);
+        vpic_init(&a->pic);
         err = mmio_bus_add(&vm->mmio, gpa(VLAPIC_BASE), VLAPIC_SIZE, &lapic_page_ops, vm, "lapic");
         if (!err)
                 err = mmio_bus_add(&vm->mmio, gpa(VIOAPIC_BASE), VIOAPIC_SIZE, &vioapic_mmio_ops,
@@ -398,6 +436,7 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
         err = platform_init(vm);
         if (err)
                 return err;
+        vpic_bios_state(&vm->arch.pic); /* no firmware: the PICs as SeaBIOS leaves them */
         err = acpi_install(&acfg, &vm->mem, gpa(ACPI_WINDOW_BASE), ACPI_WINDOW_SIZE, &tables);
         if (err < 0) {
                 LOG_ERR("vm %s: cannot write its ACPI tables: %s", vm->name, keel_strerror(err));
@@ -443,8 +482,11 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
 /* Under vm->dev_lock. */
 static int pending_irq_locked(struct vcpu *vcpu)
 {
+        int v;
+
         vlapic_timer_update(&vcpu->arch.lapic, arch_tsc());
-        return vlapic_pending(&vcpu->arch.lapic);
+        v = vlapic_pending(&vcpu->arch.lapic);
+        return v < 0 && pic_to(vcpu) ? vpic_pending(&vcpu->vm->arch.pic) : v;
 }
 
 /*
@@ -491,12 +533,18 @@ bool x86_nmi_wakes(struct vcpu *vcpu)
         return x86_nmi_pending(vcpu) && !vcpu->arch.nmi_blocked;
 }
 
-void x86_irq_injected(struct vcpu *vcpu, uint8_t vector)
+uint8_t x86_irq_injected(struct vcpu *vcpu, uint8_t vector)
 {
         struct spin_held h = spin_lock(&vcpu->vm->dev_lock);
+        int v = vlapic_pending(&vcpu->arch.lapic);
 
-        vlapic_accept(&vcpu->arch.lapic, vector);
+        /* The LAPIC's highest now (another vCPU may have added one), else the PIC's INTA. */
+        if (v < 0 && pic_to(vcpu))
+                v = vpic_intack(&vcpu->vm->arch.pic);
+        else
+                vlapic_accept(&vcpu->arch.lapic, v < 0 ? vector : (uint8_t)v);
         spin_unlock(h);
+        return v < 0 ? vector : (uint8_t)v;
 }
 
 static void poll_console_locked(struct vm *vm)
@@ -591,17 +639,35 @@ int arch_console_getc(void)
 bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val)
 {
         struct vm *vm = vcpu->vm;
+        uint8_t b = (uint8_t)*val;
 
         if (!vm->arch.platform)
                 return false;
+        if (vpic_io(&vm->arch.pic, port, in, &b)) {
+                uint32_t out = b;
+
+                for (unsigned i = 1; i < size; i++) { /* a wider access: byte by byte */
+                        b = (uint8_t)(*val >> (8 * i));
+                        if (!vpic_io(&vm->arch.pic, (uint16_t)(port + i), in, &b))
+                                b = 0xff;
+                        out |= (uint32_t)b << (8 * i);
+                }
+                if (in)
+                        *val = out;
+                pic_changed(vm);
+                return true;
+        }
         if (vm->pc_testdev && port >= PC_TESTDEV_IRQ_PORT &&
             port < PC_TESTDEV_IRQ_PORT + PC_TESTDEV_LINES) {
                 unsigned line = port - PC_TESTDEV_IRQ_PORT;
 
-                if (in)
+                if (in) {
                         *val = 0;
-                else /* as QEMU wires ISA IRQ 0 to I/O APIC pin 2 */
+                } else { /* as QEMU wires ISA IRQ 0 to I/O APIC pin 2; IRQs 0-15 to the PIC */
                         vioapic_set_level(&vm->arch.ioapic, line ? line : 2, *val & 1);
+                        if (line < 16)
+                                pic_line(vm, line, *val & 1);
+                }
                 return true;
         }
         if (vm->pc_testdev && port >= PC_TESTDEV_LATCH && port < PC_TESTDEV_LATCH + 4) {

@@ -14,10 +14,17 @@
  * Locking: the LAPICs, the I/O APIC and the devices of a VM are under vm->dev_lock; these
  * functions take it themselves (x86_platform_io is called with it held).
  */
-/* Highest vector the vCPU's LAPIC wants delivered now (timers updated first), or -1. */
+/*
+ * Highest vector the vCPU's LAPIC wants delivered now (timers updated first), else the 8259
+ * pair's if its INT reaches the vCPU (vCPU 0, LINT0 ExtINT or LAPIC disabled), or -1.
+ */
 int x86_pending_irq(struct vcpu *vcpu);
-/* The backend injected `vector` (LAPIC: IRR -> ISR). */
-void x86_irq_injected(struct vcpu *vcpu, uint8_t vector);
+/*
+ * The backend injects what x86_pending_irq gave (`vector`, still pending): returns the vector
+ * to put in the event, the acceptance's (LAPIC: its highest, IRR -> ISR; PIC: the INTA cycle's,
+ * which may be the spurious IRQ 7/15 vector if the request went away meanwhile).
+ */
+uint8_t x86_irq_injected(struct vcpu *vcpu, uint8_t vector);
 /*
  * An NMI is pending for the vCPU (a racy read, without dev_lock: a stale false delays it to
  * the next entry, which the sender's kick causes; a stale true is settled by x86_take_nmi).
