@@ -560,6 +560,31 @@ def pci_fixture_seed(path, drop=()):
     return out
 
 
+# ---- pic (fuzz_pic.c) ----
+
+
+def pic_out(sel, val):
+    return bytes([0, sel, val])
+
+
+def pic():
+    t = "pic"
+    clean(t)
+    # Linux's init_8259A (ports 0x20, 0x21, 0xa0, 0xa1 = selectors 0-3), then IRQs, INTAs, EOIs.
+    ops = pic_out(0, 0x11) + pic_out(1, 0x30) + pic_out(1, 0x04) + pic_out(1, 0x01)
+    ops += pic_out(2, 0x11) + pic_out(3, 0x38) + pic_out(3, 0x02) + pic_out(3, 0x01)
+    ops += pic_out(1, 0x00) + pic_out(3, 0x00)
+    ops += bytes([2, 0x85, 2, 0x05, 2, 0x8C, 2, 0x0C, 3, 3]) + pic_out(2, 0x20) + pic_out(0, 0x20)
+    ops += pic_out(0, 0x0B) + bytes([1, 0]) + pic_out(0, 0x65) + bytes([3, 1, 1])
+    write(t, "linux_init", bytes([0]) + ops)
+    # SeaBIOS's state: unmask IRQ 11 and pulse it; ELCR level inputs; poll; special mask.
+    ops = pic_out(3, 0x86) + bytes([2, 0x8B, 2, 0x0B, 3]) + pic_out(2, 0x63) + pic_out(0, 0x20)
+    ops += pic_out(4, 0xFF) + pic_out(5, 0xFF) + bytes([1, 4, 1, 5, 2, 0x8A, 3, 3])
+    ops += pic_out(2, 0x0C) + bytes([1, 2]) + pic_out(2, 0x68) + pic_out(0, 0xC3)
+    ops += pic_out(0, 0xA0) + bytes([2, 0x0A, 3, 4, 0, 6, 0x11, 1, 7])
+    write(t, "bios_state", bytes([1]) + ops)
+
+
 def pci():
     t = "pci"
     clean(t)
@@ -570,7 +595,7 @@ def pci():
 
 
 TARGETS = {"acpi_fw": acpi_fw, "pci": pci, "virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic, "loader": loader,
-           "multiboot": multiboot,
+           "multiboot": multiboot, "pic": pic,
            "gwalk": gwalk}
 
 if __name__ == "__main__":
