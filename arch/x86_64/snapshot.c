@@ -51,14 +51,14 @@ struct x86_vcpu_snap {
 
 size_t arch_snapshot_max(const struct vm *vm)
 {
-        /* per vCPU, and also the devices: COM1, RTC, latch, I/O APIC, every LAPIC */
+        /* per vCPU, and also the devices: COM1, RTC, latch, I/O APIC, 8259 pair, every LAPIC */
         return sizeof(struct x86_vcpu_snap) + x86_fpu_area_size() + 512 + 256 * vm->vcpu_count;
 }
 
 uint32_t arch_snapshot_devices(const struct vm *vm)
 {
         return SNAP_DEV_UART | SNAP_DEV_RTC | (vm->pc_testdev ? SNAP_DEV_TESTDEV : 0) |
-               (vm->arch.platform ? SNAP_DEV_PLATFORM : 0);
+               (vm->arch.platform ? SNAP_DEV_PLATFORM | SNAP_DEV_PIC : 0);
 }
 
 int arch_snapshot_check(const struct vm *vm, char *why, size_t len)
@@ -199,6 +199,7 @@ __attribute__((cold)) void arch_snapshot_vm_save(struct vm *vm, struct snap_buf 
         if (!vm->arch.platform)
                 return;
         vioapic_save(&vm->arch.ioapic, b);
+        vpic_save(&vm->arch.pic, b);
         for (unsigned c = 0; c < vm->vcpu_count; c++)
                 vlapic_save(&vm->vcpus[c].arch.lapic, b);
 }
@@ -219,6 +220,8 @@ __attribute__((cold)) int arch_snapshot_vm_load(struct vm *vm, struct snap_rd *r
         /* The interrupt controllers last: the devices' loads may drive their lines. */
         if (!err && vm->arch.platform)
                 err = vioapic_load(&vm->arch.ioapic, r);
+        if (!err && vm->arch.platform)
+                err = vpic_load(&vm->arch.pic, r);
         for (unsigned c = 0; !err && vm->arch.platform && c < vm->vcpu_count; c++)
                 err = vlapic_load(&vm->vcpus[c].arch.lapic, r);
         return err;

@@ -3,10 +3,13 @@
  * and rotating priority, specific and non-specific EOI, auto-EOI, special mask, poll, IRR/ISR
  * reads, edge and (ELCR) level inputs, the slave on the master's IR2. docs/x86-interrupts.md.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include <arch/vpic.h>
 #include <keel/check.h>
+#include <keel/errno.h>
+#include <vmm/snapshot.h>
 
 #define CASCADE_IR 2
 
@@ -240,9 +243,10 @@ static uint8_t poll(struct vpic *p, unsigned i)
         return (uint8_t)(0x80 | ir);
 }
 
+static const uint8_t elcr_mask[2] = {0xf8, 0xde}; /* IRQ 0-2, 8, 13: always edge */
+
 bool vpic_io(struct vpic *p, uint16_t port, bool in, uint8_t *val)
 {
-        static const uint8_t elcr_mask[2] = {0xf8, 0xde}; /* IRQ 0-2, 8, 13: always edge */
         unsigned i;
         struct vpic_chip *c;
 
@@ -274,4 +278,37 @@ bool vpic_io(struct vpic *p, uint16_t port, bool in, uint8_t *val)
         }
         cascade(p);
         return true;
+}
+
+/* Snapshots: each chip's 8 registers and 8 flags, as they are in struct vpic_chip. */
+_Static_assert(sizeof(struct vpic_chip) == 16 && sizeof(bool) == 1, "vpic_chip layout");
+
+__attribute__((cold)) void vpic_save(const struct vpic *p, struct snap_buf *b)
+{
+        snap_put(b, p->chip, sizeof(p->chip));
+}
+
+__attribute__((cold)) int vpic_load(struct vpic *p, struct snap_rd *r)
+{
+        uint8_t s[2][16];
+        bool bad = false;
+
+        if (!snap_get(r, s, sizeof(s)))
+                return -KEEL_EINVAL;
+        for (unsigned i = 0; i < 2; i++) {
+                struct vpic_chip c;
+
+                for (unsigned f = offsetof(struct vpic_chip, need_icw4); f < 16; f++)
+                        bad |= s[i][f] > 1;
+                if (bad)
+                        break;
+                memcpy(&c, s[i], sizeof(c));
+                bad |= (c.elcr & ~elcr_mask[i]) || (c.base & 7) || c.lowest > 7 ||
+                       (c.icw && (c.icw < 2 || c.icw > 4)) || ((c.irr ^ c.lines) & c.elcr);
+        }
+        if (bad)
+                return snap_fail(r, "8259: a register holds a value the 8259 pair cannot have");
+        if (r->apply)
+                memcpy(p->chip, s, sizeof(s));
+        return 0;
 }

@@ -2,8 +2,10 @@
  * libFuzzer target for the guest's 8259A pair (arch/x86_64/vpic.c), driven as a VM drives it:
  * guest port accesses, device lines, and the vCPU's INTA cycles.
  *
- * Input: byte 0 bit 0: start in the state SeaBIOS leaves (vpic_bios_state), else reset; then
- * operations, each a kind byte (bits 0-2) and its operands:
+ * Input: byte 0 bit 0: start in the state SeaBIOS leaves (vpic_bios_state), else reset; bit 1:
+ * the next 32 bytes are a snapshot section for vpic_load first (both passes; refused: the pair
+ * unchanged and a reason given; accepted: saved again it is the same bytes); then operations,
+ * each a kind byte (bits 0-2) and its operands:
  *   0 port write: port byte (bits 0-2 pick 0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1, 0x22, 0x4d2),
  *     value byte;  1 port read: port byte
  *   2 device line: byte (IRQ = bits 0-3, level = bit 7)
@@ -24,6 +26,7 @@
 #include <string.h>
 
 #include <arch/vpic.h>
+#include <vmm/snapshot.h>
 
 #include "fuzz_input.h"
 
@@ -116,6 +119,40 @@ static void port_op(struct in *in, bool write)
                 imr_shadow[i] = v; /* OCW1 */
 }
 
+static void load(struct in *in)
+{
+        uint8_t sec[32], again[32];
+        char why[96];
+        struct vpic before = p;
+        struct snap_buf b = {.buf = again, .cap = sizeof(again)};
+        int err = 0;
+
+        if (!take(in, sec, sizeof(sec)))
+                return;
+        for (int pass = 0; pass < 2 && !err; pass++) {
+                struct snap_rd r = {.p = sec,
+                                    .len = sizeof(sec),
+                                    .apply = pass == 1,
+                                    .why = why,
+                                    .why_len = sizeof(why)};
+
+                why[0] = '\0';
+                err = vpic_load(&p, &r);
+                if (r.pos > sizeof(sec) || (err && (pass || !why[0])))
+                        abort();
+        }
+        if (err) {
+                if (memcmp(&before, &p, sizeof(p)))
+                        abort();
+                return;
+        }
+        vpic_save(&p, &b);
+        if (b.len != sizeof(sec) || memcmp(again, sec, sizeof(sec)))
+                abort();
+        imr_shadow[0] = p.chip[0].imr;
+        imr_shadow[1] = p.chip[1].imr;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct in in = {data, size};
@@ -130,6 +167,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 imr_shadow[0] = VPIC_BIOS_IMR_MASTER;
                 imr_shadow[1] = VPIC_BIOS_IMR_SLAVE;
         }
+        if (flags & 2)
+                load(&in);
+        check_chips();
         while (take(&in, &kind, 1)) {
                 switch (kind & 7) {
                 case 0:

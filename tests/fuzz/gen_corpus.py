@@ -583,6 +583,10 @@ def pic():
     ops += pic_out(2, 0x0C) + bytes([1, 2]) + pic_out(2, 0x68) + pic_out(0, 0xC3)
     ops += pic_out(0, 0xA0) + bytes([2, 0x0A, 3, 4, 0, 6, 0x11, 1, 7])
     write(t, "bios_state", bytes([1]) + ops)
+    # A snapshot section (IRQ 11 level, high, unmasked on the slave), then INTAs and a pulse.
+    chip0 = bytes([0, 0, 0xB8, 0, 0, 0x08, 7, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    chip1 = bytes([0x08, 0, 0x86, 0x08, 0x08, 0x70, 7, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    write(t, "snapshot", bytes([2]) + chip0 + chip1 + bytes([3, 3, 0, 3, 0x82, 3]))
 
 
 def pci():

@@ -72,4 +72,11 @@ int vpic_pending(const struct vpic *p);
  */
 uint8_t vpic_intack(struct vpic *p);
 
+/* Snapshots (vmm/snapshot.h): both chips' registers and modes; load checks them against what
+ * a guest could have made and applies in the apply pass. */
+struct snap_buf;
+struct snap_rd;
+void vpic_save(const struct vpic *p, struct snap_buf *b);
+int vpic_load(struct vpic *p, struct snap_rd *r);
+
 #endif
