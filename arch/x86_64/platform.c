@@ -645,19 +645,12 @@ static __attribute__((noinline)) bool pic_io(struct vm *vm, uint16_t port, unsig
                                              uint32_t *val)
 {
         uint8_t b = (uint8_t)*val;
-        uint32_t out;
 
-        if (!vpic_io(&vm->arch.pic, port, in, &b))
+        /* Byte accesses only: 8-bit ports (a wider access is left unclaimed). */
+        if (size != 1 || !vpic_io(&vm->arch.pic, port, in, &b))
                 return false;
-        out = b;
-        for (unsigned i = 1; i < size; i++) { /* a wider access: byte by byte */
-                b = (uint8_t)(*val >> (8 * i));
-                if (!vpic_io(&vm->arch.pic, (uint16_t)(port + i), in, &b))
-                        b = 0xff;
-                out |= (uint32_t)b << (8 * i);
-        }
         if (in)
-                *val = out;
+                *val = b;
         pic_changed(vm);
         return true;
 }

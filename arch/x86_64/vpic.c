@@ -162,7 +162,7 @@ uint8_t vpic_intack(struct vpic *p)
 }
 
 /* OCW2 (bits 7:5 = R, SL, EOI). */
-static void ocw2(struct vpic *p, struct vpic_chip *c, uint8_t v)
+static void ocw2(struct vpic_chip *c, uint8_t v)
 {
         unsigned ir = v & 7, cmd = v >> 5;
 
@@ -181,7 +181,6 @@ static void ocw2(struct vpic *p, struct vpic_chip *c, uint8_t v)
                 c->lowest = (uint8_t)ir;
                 return;
         case 2: /* no operation */
-                p->stats.ignored++;
                 return;
         }
         c->isr &= ~(1u << ir); /* 1, 5, 3 (specific), 7 (specific, rotate) */
@@ -189,26 +188,25 @@ static void ocw2(struct vpic *p, struct vpic_chip *c, uint8_t v)
                 c->lowest = (uint8_t)ir;
 }
 
-static void write_cmd(struct vpic *p, struct vpic_chip *c, uint8_t v)
+static void write_cmd(struct vpic_chip *c, uint8_t v)
 {
         if (v & 0x10) { /* ICW1 */
                 chip_reset(c);
                 c->need_icw4 = v & 1;
                 c->single = v & 2;
                 c->icw = 2;
-                p->stats.ignored += (v & 0x08) != 0; /* LTIM: a PIIX uses the ELCR instead */
-        } else if (v & 0x08) {                       /* OCW3 */
+        } else if (v & 0x08) { /* OCW3 */
                 if (v & 0x02)
                         c->read_isr = v & 1;
                 if (v & 0x40)
                         c->special_mask = (v & 0x20) != 0;
                 c->poll = (v & 0x04) != 0;
         } else {
-                ocw2(p, c, v);
+                ocw2(c, v);
         }
 }
 
-static void write_data(struct vpic *p, struct vpic_chip *c, uint8_t v)
+static void write_data(struct vpic_chip *c, uint8_t v)
 {
         switch (c->icw) {
         case 2:
@@ -221,7 +219,6 @@ static void write_data(struct vpic *p, struct vpic_chip *c, uint8_t v)
         case 4:
                 c->auto_eoi = v & 2;
                 c->sfnm = v & 0x10;
-                p->stats.ignored += !(v & 1); /* MCS-80/85 mode: treated as 8086 */
                 c->icw = 0;
                 return;
         }
@@ -270,9 +267,9 @@ bool vpic_io(struct vpic *p, uint16_t port, bool in, uint8_t *val)
                         return true;
                 }
                 if (port & 1)
-                        write_data(p, c, *val);
+                        write_data(c, *val);
                 else
-                        write_cmd(p, c, *val);
+                        write_cmd(c, *val);
         } else {
                 return false;
         }

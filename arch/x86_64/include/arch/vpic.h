@@ -18,10 +18,9 @@
 #define VPIC_SLAVE_PORT  0xa0  /* and 0xa1 */
 #define VPIC_ELCR_PORT   0x4d0 /* and 0x4d1 */
 
-/* Guest-caused oddities, counted (ignored otherwise). */
+/* INTA cycles, counted. */
 struct vpic_stats {
         uint64_t spurious;   /* INTA with no request left: IRQ 7 / IRQ 15's vector, no ISR bit */
-        uint64_t ignored;    /* ICW4 without 8086 mode, LTIM, OCW2 "no operation" and the like */
         uint64_t deliveries; /* INTA cycles that gave a real request */
 };
 
@@ -57,7 +56,7 @@ void vpic_bios_state(struct vpic *p);
 void vpic_set_irq(void *ctrl, unsigned irq, bool level);
 
 /*
- * A port access (one byte; the caller splits wider ones): true if `port` is the pair's or the
+ * A byte access to a port: true if `port` is the pair's or the
  * ELCR's. Any value is legal: reserved bits are ignored.
  */
 bool vpic_io(struct vpic *p, uint16_t port, bool in, uint8_t *val);
