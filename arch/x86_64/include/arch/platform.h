@@ -57,7 +57,8 @@ void x86_host_interrupt(struct vcpu *vcpu);
 void x86_start_released(struct vm *vm);
 /* Frees pc_testdev's iomem pages, if the VM has them (arch_vm_teardown). */
 void x86_testdev_mem_free(struct vm *vm);
-/* Platform I/O ports (ACPI sleep and reset registers, the 8259 pair, pc_testdev); false if
+/* Platform I/O ports (ACPI sleep and reset registers, the 8259 pair, Multiboot VMs' PIT,
+ * pc_testdev); false if
  * `port` is not one. x86_platform_port: the same for a VM with the platform. */
 bool x86_platform_port(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val);
 static inline bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in,
