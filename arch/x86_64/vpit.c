@@ -22,7 +22,8 @@ static unsigned mode_of(const struct vpit_chan *c)
 
 /*
  * PIT clocks in `dt` TSC cycles (rounded down), and the TSC cycles until clock `n` (rounded
- * up): exact inverses, so an edge is never served early; no overflow below a 15 THz TSC.
+ * up): exact inverses, so an edge is never served early; no overflow for a TSC below 15 THz
+ * and times below 2^64 / 1193182 s (490,000 years).
  */
 static uint64_t clocks(const struct vpit *p, uint64_t dt)
 {
@@ -110,7 +111,8 @@ static void arm(struct vpit *p, uint64_t now)
         } else {
                 n += m >= 4;
         }
-        p->irq_at = c->running && n > d ? c->start + cycles(p, n) : UINT64_MAX;
+        n = c->running && n > d ? c->start + cycles(p, n) : 0;
+        p->irq_at = n > c->start ? n : UINT64_MAX; /* none, or wrapped (a restored start) */
 }
 
 bool vpit_update(struct vpit *p, uint64_t now)

@@ -589,6 +589,46 @@ def pic():
     write(t, "snapshot", bytes([2]) + chip0 + chip1 + bytes([3, 3, 0, 3, 0x82, 3]))
 
 
+# ---- pit (fuzz_pit.c) ----
+
+
+def pit_out(sel, val):
+    return bytes([0, sel, val])
+
+
+def pit_wait(n, shift=0):
+    return bytes([2 | shift << 2]) + u16(n)
+
+
+def pit():
+    t = "pit"
+    clean(t)
+    head = u32(3000000000) + u32(1000)  # a 3 GHz TSC
+    # SeaBIOS's channel 0 polled across its first edges; a latch, a read-back, a live read.
+    ops = bytes([3]) + pit_wait(0xFFFF, 10) + bytes([3]) + pit_wait(0xFFFF, 10) + bytes([3])
+    ops += pit_out(3, 0x00) + bytes([1, 0, 1, 0]) + pit_out(3, 0xC2) + bytes([1, 0, 1, 0, 1, 0])
+    # Channel 2 as SeaBIOS and Linux calibrate: gate on, mode 0, 0x800, OUT 2 polled.
+    ops += pit_out(4, 0x01) + pit_out(3, 0xB0) + pit_out(2, 0x00) + pit_out(2, 0x08)
+    ops += bytes([1, 4]) + pit_wait(0x4000, 4) + bytes([1, 4]) + pit_out(4, 0x00) + bytes([1, 2])
+    write(t, "bios", head + bytes([0]) + ops)
+    # Channel 0 through every mode (6 and 7 too), LSB / MSB / word, BCD; short periods.
+    ops = b""
+    for mode in range(8):
+        ops += pit_out(3, 0x30 | mode << 1) + pit_out(0, 0x40) + pit_out(0, 0x01)
+        ops += pit_wait(0x2000, 4) + bytes([3, 1, 0, 1, 0]) + pit_out(3, 0xE2) + bytes([1, 0, 3])
+    ops += pit_out(3, 0x14) + pit_out(0, 0x02) + bytes([3]) + pit_wait(0x100, 2) + bytes([3, 3])
+    ops += pit_out(3, 0x26) + pit_out(0, 0x10) + pit_wait(0x100, 8) + bytes([3, 1, 0])
+    ops += pit_out(3, 0x35) + pit_out(0, 0x99) + pit_out(0, 0x99) + pit_wait(0x10, 8) + bytes([3, 1, 0, 1, 0])
+    ops += pit_out(3, 0x76) + pit_out(1, 0x00) + pit_out(1, 0x00) + bytes([1, 1, 1, 1])
+    write(t, "modes", head + bytes([0]) + ops)
+    # A snapshot section: channel 0 mode 3 count 1000, channel 2 gated on and latched.
+    def chan(start, count, ctrl, latch, flags):
+        return u64(start) + u64(start) + u32(count) + u16(latch) + bytes([ctrl, 0, 0]) + bytes(flags)
+    sec = chan(1000, 1000, 0x36, 0, [1, 1, 0, 0, 0, 0, 0]) + chan(1000, 65536, 0x36, 0, [1, 1, 0, 0, 0, 0, 0])
+    sec += chan(1000, 777, 0x30, 775, [1, 1, 1, 0, 0, 0, 0]) + u64(1000 + 2514 * 1000) + bytes([1]) + bytes(7)
+    write(t, "snapshot", head + bytes([1]) + sec + bytes([3, 1, 2, 1, 2]) + pit_wait(0xFFFF, 6) + bytes([3]))
+
+
 def pci():
     t = "pci"
     clean(t)
@@ -599,7 +639,7 @@ def pci():
 
 
 TARGETS = {"acpi_fw": acpi_fw, "pci": pci, "virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic, "loader": loader,
-           "multiboot": multiboot, "pic": pic,
+           "multiboot": multiboot, "pic": pic, "pit": pit,
            "gwalk": gwalk}
 
 if __name__ == "__main__":
