@@ -1,8 +1,9 @@
 /*
  * The guest's 8254 PIT (Intel 8254 data sheet; port 0x61 as on the PC/AT): the counter latch
- * and read-back commands, LSB, MSB and word access with their flip-flops, binary and BCD
- * counting, modes 0-5 and their OUT levels, channel 2's gate. Counting is a function of the
- * TSC: nothing runs between accesses. docs/x86-interrupts.md.
+ * and read-back commands, LSB, MSB and word access with their flip-flops, modes 0-5 and their
+ * OUT levels, channel 2's gate. Binary counting only: the BCD bit is kept (the status byte
+ * shows it) but counts stay binary (image room; no PC OS counts the PIT in BCD). Counting is
+ * a function of the TSC: nothing runs between accesses. docs/x86-interrupts.md.
  */
 #include <stddef.h>
 #include <string.h>
@@ -45,14 +46,14 @@ static uint64_t elapsed(const struct vpit *p, const struct vpit_chan *c, uint64_
         return now > c->start ? clocks(p, now - c->start) : 0;
 }
 
-/* The counting element now (binary, 1 to the count; 0 for 65536) and, in bit 16, OUT. */
+/* The counting element now (0 for 65536) and, in bit 16, OUT. */
 static uint32_t sample(const struct vpit *p, const struct vpit_chan *c, uint64_t now)
 {
         unsigned m = mode_of(c);
-        uint64_t n = c->count, d = elapsed(p, c, now), wrap = c->ctrl & 1 ? 10000 : 65536, v;
+        uint64_t n = c->count, d = elapsed(p, c, now), v;
         bool o;
 
-        v = n + wrap - d % wrap; /* modes 0, 1, 4, 5: on past the terminal count */
+        v = n - d; /* modes 0, 1, 4, 5: on past the terminal count */
         switch (m) {
         case 0: /* OUT high from the terminal count on */
         case 1:
@@ -75,17 +76,12 @@ static uint32_t sample(const struct vpit *p, const struct vpit_chan *c, uint64_t
         } else if (!c->gate && (m == 2 || m == 3)) {
                 o = true;
         }
-        return (uint32_t)(v % wrap) | (uint32_t)o << 16;
+        return (uint32_t)(v & 0xffff) | (uint32_t)o << 16;
 }
 
-/* The count as the guest reads it (BCD digits in BCD mode). */
 static uint16_t counter(const struct vpit *p, const struct vpit_chan *c, uint64_t now)
 {
-        uint32_t v = sample(p, c, now) & 0xffff;
-
-        if (c->ctrl & 1)
-                v = v % 10 | (v / 10 % 10) << 4 | (v / 100 % 10) << 8 | (v / 1000) << 12;
-        return (uint16_t)v;
+        return (uint16_t)sample(p, c, now);
 }
 
 static bool out(const struct vpit *p, const struct vpit_chan *c, uint64_t now)
@@ -129,9 +125,7 @@ static void load(struct vpit *p, unsigned i, uint32_t n, uint64_t now)
 {
         struct vpit_chan *c = &p->ch[i];
 
-        if (c->ctrl & 1)
-                n = (n >> 12) * 1000 + (n >> 8 & 15) * 100 + (n >> 4 & 15) * 10 + (n & 15);
-        c->count = n ? n : c->ctrl & 1 ? 10000 : 65536;
+        c->count = n ? n : 65536;
         c->start = now;
         c->running = true;
         c->null_count = false;

@@ -28,10 +28,9 @@
 struct vpit_chan {
         uint64_t start; /* TSC at which it counts from `count` (moved on by a paused gate) */
         uint64_t held;  /* TSC at which the gate went low (channel 2) */
-        uint32_t count; /* the count it counts down from: 1-65536 (a written 0 is 65536, or
-                         * 10000 in BCD; invalid BCD digits give up to 16665) */
+        uint32_t count; /* the count it counts down from: 1-65536 (a written 0 is 65536) */
         uint16_t latch; /* the latched count */
-        uint8_t ctrl;   /* the control word's bits 5:0: RW (1-3), mode (0-5), BCD */
+        uint8_t ctrl;   /* the control word's bits 5:0: RW (1-3), mode (0-5), BCD (kept only) */
         uint8_t status; /* the latched status byte */
         uint8_t lsb;    /* word access: the low byte written, the high byte awaited */
         bool running;   /* a count was written since the control word */
