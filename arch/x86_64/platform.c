@@ -80,6 +80,52 @@ static void wake_vcpu(struct vcpu *target)
                 arch_cpu_kick(__atomic_load_n(&target->sched.cpu, __ATOMIC_RELAXED));
 }
 
+/*
+ * The 8259 pair's INT output reaches vCPU 0 through its LINT0 when that is unmasked in
+ * ExtINT mode (virtual wire), and when its LAPIC is disabled (IA32_APIC_BASE.EN clear or SVR
+ * software-disabled, as after reset: the INTR pin then goes to the core).
+ */
+static bool pic_to(const struct vcpu *v)
+{
+        const struct vlapic *l = &v->arch.lapic;
+
+        return v->id == 0 && (!(l->svr & VLAPIC_SVR_ENABLE) ||
+                              (l->lvt[VLAPIC_LVT_LINT0] & (VLAPIC_LVT_MASKED | 0x700)) == 0x700);
+}
+
+/* The PIC's state changed (under dev_lock): wake vCPU 0 if it now has an interrupt for it. */
+static void pic_changed(struct vm *vm)
+{
+        if (pic_to(&vm->vcpus[0]) && vpic_pending(&vm->arch.pic) >= 0)
+                wake_vcpu(&vm->vcpus[0]);
+}
+
+static void pic_line(struct vm *vm, unsigned irq, bool level)
+{
+        vpic_set_irq(&vm->arch.pic, irq, level);
+        pic_changed(vm);
+}
+
+/* ISA IRQ `irq` as QEMU's PC wires it: I/O APIC pin `irq` (IRQ 0: pin 2) and, below 16, the
+ * 8259's (pc_testdev's lines 16-23 reach the I/O APIC only). */
+static void isa_irq(struct vm *vm, unsigned irq, bool level)
+{
+        vioapic_set_level(&vm->arch.ioapic, irq ? irq : 2, level);
+        if (irq < 16)
+                pic_line(vm, irq, level);
+}
+
+/* A device's line (irq.h, ctrl = the VM): I/O APIC pin `gsi`, and ISA IRQ `gsi` on the PIC as
+ * on a PC (GSI 2 is ISA IRQ 0's I/O APIC pin; the PIC's IR2 is the cascade). */
+static void isa_set_level(void *ctrl, unsigned gsi, bool level)
+{
+        struct vm *vm = ctrl;
+
+        vioapic_set_level(&vm->arch.ioapic, gsi, level);
+        if (gsi < 16 && gsi != 2)
+                pic_line(vm, gsi, level);
+}
+
 static bool ioapic_deliver(void *ctx, uint8_t dest, bool logical, uint8_t vector, bool level,
                            bool lowest)
 {
@@ -216,7 +262,7 @@ void x86_testdev_mem_free(struct vm *vm)
 
 struct irq_line arch_irq_line(struct vm *vm, unsigned gsi)
 {
-        return (struct irq_line){vioapic_set_level, &vm->arch.ioapic, gsi};
+        return (struct irq_line){isa_set_level, vm, gsi};
 }
 
 void arch_virtio_slot(unsigned n, gpa_t *base, uint64_t *size, unsigned *gsi)
@@ -253,6 +299,8 @@ static int platform_init(struct vm *vm)
                 x86_misc_enable_reset(v);
         }
         vioapic_init(&a->ioapic, &cb);
+        vpic_init(&a->pic);
+        a->pit.irq_at = UINT64_MAX; /* no PIT unless a Multiboot VM's (vpit_init) */
         err = mmio_bus_add(&vm->mmio, gpa(VLAPIC_BASE), VLAPIC_SIZE, &lapic_page_ops, vm, "lapic");
         if (!err)
                 err = mmio_bus_add(&vm->mmio, gpa(VIOAPIC_BASE), VIOAPIC_SIZE, &vioapic_mmio_ops,
@@ -376,6 +424,41 @@ int arch_vm_load_linux(struct vm *vm, const struct boot_vm_files *f, const char 
 #define MULTIBOOT_DS       0x18
 #define MULTIBOOT_LOW_END  0x100000ull
 
+/*
+ * What a real-mode guest finds of SeaBIOS (ending an interrupt it does not handle itself):
+ * every vector of the interrupt vector table at the PC BIOS's dummy IRET (F000:FF53), the
+ * master 8259's (8-15) at its IRQ 0 entry (F000:FEA5), the slave's (0x70-0x77) just after
+ * it. Each handler sends its 8259s a non-specific EOI and returns: push ax; mov al, 0x20;
+ * [out 0xa0, al;] out 0x20, al; pop ax; iret. (SeaBIOS's IRQ 0 handler also counts ticks in
+ * the BIOS data area and calls INT 0x1c; these do not.) Written before the kernel, which
+ * may load over it.
+ */
+#define BIOS_IRQ_MASTER 0xf000fea5u /* segment:offset */
+#define BIOS_IRQ_SLAVE  0xf000feacu
+#define BIOS_IRET       0xf000ff53u
+
+static int write_bios_vectors(struct vm *vm)
+{
+        static const uint8_t irq[] = {0x50, 0xb0, 0x20, 0xe6, 0x20, 0x58, 0xcf, /* FEA5 */
+                                      0x50, 0xb0, 0x20, 0xe6, 0xa0, 0xe6, 0x20, 0x58, 0xcf};
+        uint32_t *ivt;
+        hpa_t pa;
+        int err = gmem_translate(&vm->mem, gpa(0), 1024, &pa);
+
+        if (!err)
+                err = gmem_write(&vm->mem, gpa(0xffea5), irq, sizeof(irq));
+        if (!err)
+                err = gmem_fill(&vm->mem, gpa(0xfff53), 0xcf, 1); /* iret */
+        if (err)
+                return err;
+        ivt = hva_ptr(arch_hpa_to_hva(pa));
+        for (unsigned v = 0; v < 256; v++)
+                ivt[v] = (v & ~7u) == 8      ? BIOS_IRQ_MASTER
+                         : (v & ~7u) == 0x70 ? BIOS_IRQ_SLAVE
+                                             : BIOS_IRET;
+        return 0;
+}
+
 int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const char *cmdline)
 {
         static const uint64_t gdt[4] = {0, 0, 0x00cf9b000000ffffull, 0x00cf93000000ffffull};
@@ -400,6 +483,10 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
         err = platform_init(vm);
         if (err)
                 return err;
+        /* No firmware: the PICs, the PIT and the real-mode vectors as SeaBIOS leaves them. */
+        vpic_bios_state(&vm->arch.pic);
+        vpit_init(&vm->arch.pit, arch_tsc_khz() * 1000, arch_tsc());
+        vm->arch.has_pit = true;
         err = acpi_install(&acfg, &vm->mem, gpa(ACPI_WINDOW_BASE), ACPI_WINDOW_SIZE, &tables);
         if (err < 0) {
                 LOG_ERR("vm %s: cannot write its ACPI tables: %s", vm->name, keel_strerror(err));
@@ -408,6 +495,8 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
         err = write_reset_stub(vm);
         if (!err)
                 err = gmem_write(&vm->mem, gpa(MULTIBOOT_GDT), gdt, sizeof(gdt));
+        if (!err)
+                err = write_bios_vectors(vm);
         if (err)
                 return err;
         /* As QEMU's -kernel: the kernel's command line starts with its file name. */
@@ -445,19 +534,28 @@ int arch_vm_load_multiboot(struct vm *vm, const struct boot_vm_files *f, const c
 /* Under vm->dev_lock. */
 static int pending_irq_locked(struct vcpu *vcpu)
 {
+        struct vm *vm = vcpu->vm;
+        int v;
+
+        /* The PIT counts in Keel's TSC, the LAPIC's timer in the vCPU's own. */
+        if (vpit_update(&vm->arch.pit, arch_tsc())) { /* OUT 0 rose: IRQ 0's edge (no PIT: never) */
+                isa_irq(vm, 0, true);
+                isa_irq(vm, 0, false);
+        }
         vlapic_timer_update(&vcpu->arch.lapic, tsc_now(vcpu));
-        return vlapic_pending(&vcpu->arch.lapic);
+        v = vlapic_pending(&vcpu->arch.lapic);
+        return v < 0 && pic_to(vcpu) ? vpic_pending(&vcpu->vm->arch.pic) : v;
 }
 
 /*
  * Before each entry and when the scheduler polls a blocked vCPU (on the CPU that would run
- * it): also make the host timer fire at the LAPIC timer's next expiry, so that it is
- * delivered then rather than at the next host tick.
+ * it): also make the host timer fire at the LAPIC timer's next expiry or the PIT's next IRQ 0
+ * edge, so that it is delivered then rather than at the next host tick.
  */
 int x86_pending_irq(struct vcpu *vcpu)
 {
         struct spin_held h;
-        uint64_t next, now;
+        uint64_t next, now, pit;
         int v;
 
         if (!vcpu->vm->arch.platform)
@@ -465,13 +563,18 @@ int x86_pending_irq(struct vcpu *vcpu)
         h = spin_lock(&vcpu->vm->dev_lock);
         v = pending_irq_locked(vcpu);
         next = vlapic_next_deadline(&vcpu->arch.lapic);
+        pit = vcpu->vm->arch.pit.irq_at; /* in Keel's TSC; no PIT: UINT64_MAX */
         spin_unlock(h);
         if (next != UINT64_MAX) { /* in the guest's TSC: as far ahead in Keel's */
                 now = tsc_now(vcpu);
                 next = next > now ? next - now : 0;
                 now = arch_tsc();
-                x86_host_timer_by(next > UINT64_MAX - now ? UINT64_MAX : now + next);
+                next = next > UINT64_MAX - now ? UINT64_MAX : now + next;
         }
+        if (pit < next)
+                next = pit;
+        if (next != UINT64_MAX)
+                x86_host_timer_by(next);
         return v;
 }
 
@@ -497,12 +600,18 @@ bool x86_nmi_wakes(struct vcpu *vcpu)
         return x86_nmi_pending(vcpu) && !vcpu->arch.nmi_blocked;
 }
 
-void x86_irq_injected(struct vcpu *vcpu, uint8_t vector)
+uint8_t x86_irq_injected(struct vcpu *vcpu, uint8_t vector)
 {
         struct spin_held h = spin_lock(&vcpu->vm->dev_lock);
+        int v = vlapic_pending(&vcpu->arch.lapic);
 
-        vlapic_accept(&vcpu->arch.lapic, vector);
+        /* The LAPIC's highest now (another vCPU may have added one), else the PIC's INTA. */
+        if (v < 0 && pic_to(vcpu))
+                v = vpic_intack(&vcpu->vm->arch.pic);
+        else
+                vlapic_accept(&vcpu->arch.lapic, v < 0 ? vector : (uint8_t)v);
         spin_unlock(h);
+        return v < 0 ? vector : (uint8_t)v;
 }
 
 static void poll_console_locked(struct vm *vm)
@@ -601,20 +710,42 @@ int arch_console_getc(void)
         return uart16550_getc(COM1_PORT);
 }
 
-bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val)
+/*
+ * The 8259 pair's, the ELCR's and (Multiboot VMs) the PIT's ports: true if `port` is one. Out
+ * of line: its byte local would give x86_platform_io a stack-protector check, and a call in
+ * its middle saved registers, on every port exit.
+ */
+static __attribute__((noinline)) bool pic_io(struct vm *vm, uint16_t port, unsigned size, bool in,
+                                             uint32_t *val)
+{
+        uint8_t b = (uint8_t)*val;
+
+        /* Byte accesses only: 8-bit ports (a wider access is left unclaimed). */
+        if (size != 1)
+                return false;
+        /* The PIT's: a new channel 0 count reaches the host timer at the next entry. */
+        if (!vm->arch.has_pit || !vpit_io(&vm->arch.pit, port, in, &b, arch_tsc())) {
+                if (!vpic_io(&vm->arch.pic, port, in, &b))
+                        return false;
+                pic_changed(vm);
+        }
+        if (in)
+                *val = b;
+        return true;
+}
+
+bool x86_platform_port(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val)
 {
         struct vm *vm = vcpu->vm;
 
-        if (!vm->arch.platform)
-                return false;
         if (vm->pc_testdev && port >= PC_TESTDEV_IRQ_PORT &&
             port < PC_TESTDEV_IRQ_PORT + PC_TESTDEV_LINES) {
                 unsigned line = port - PC_TESTDEV_IRQ_PORT;
 
                 if (in)
                         *val = 0;
-                else /* as QEMU wires ISA IRQ 0 to I/O APIC pin 2 */
-                        vioapic_set_level(&vm->arch.ioapic, line ? line : 2, *val & 1);
+                else
+                        isa_irq(vm, line, *val & 1);
                 return true;
         }
         if (vm->pc_testdev && port >= PC_TESTDEV_LATCH && port < PC_TESTDEV_LATCH + 4) {
@@ -664,6 +795,5 @@ bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, u
                         *val = 0;
                 return true;
         }
-        (void)size;
-        return false;
+        return pic_io(vm, port, size, in, val); /* last: a tail call, no registers to keep */
 }

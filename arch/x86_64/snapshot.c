@@ -81,14 +81,16 @@ void x86_debug_from_save(const struct vmcb_save *v, struct x86_debug_state *st)
 
 size_t arch_snapshot_max(const struct vm *vm)
 {
-        /* per vCPU, and also the devices: COM1, RTC, latch, I/O APIC, every LAPIC */
+        /* per vCPU, and also the devices: COM1, RTC, latch, I/O APIC, 8259 pair, PIT (112
+         * bytes), every LAPIC */
         return sizeof(struct x86_vcpu_snap) + x86_fpu_area_size() + 512 + 256 * vm->vcpu_count;
 }
 
 uint32_t arch_snapshot_devices(const struct vm *vm)
 {
         return SNAP_DEV_UART | SNAP_DEV_RTC | (vm->pc_testdev ? SNAP_DEV_TESTDEV : 0) |
-               (vm->arch.platform ? SNAP_DEV_PLATFORM : 0);
+               (vm->arch.platform ? SNAP_DEV_PLATFORM | SNAP_DEV_PIC : 0) |
+               (vm->arch.has_pit ? SNAP_DEV_PIT : 0);
 }
 
 int arch_snapshot_check(const struct vm *vm, char *why, size_t len)
@@ -253,6 +255,9 @@ __attribute__((cold)) void arch_snapshot_vm_save(struct vm *vm, struct snap_buf 
         if (!vm->arch.platform)
                 return;
         vioapic_save(&vm->arch.ioapic, b);
+        vpic_save(&vm->arch.pic, b);
+        if (vm->arch.has_pit)
+                vpit_save(&vm->arch.pit, b);
         for (unsigned c = 0; c < vm->vcpu_count; c++)
                 vlapic_save(&vm->vcpus[c].arch.lapic, b);
 }
@@ -273,6 +278,10 @@ __attribute__((cold)) int arch_snapshot_vm_load(struct vm *vm, struct snap_rd *r
         /* The interrupt controllers last: the devices' loads may drive their lines. */
         if (!err && vm->arch.platform)
                 err = vioapic_load(&vm->arch.ioapic, r);
+        if (!err && vm->arch.platform)
+                err = vpic_load(&vm->arch.pic, r);
+        if (!err && vm->arch.has_pit)
+                err = vpit_load(&vm->arch.pit, r);
         for (unsigned c = 0; !err && vm->arch.platform && c < vm->vcpu_count; c++)
                 err = vlapic_load(&vm->vcpus[c].arch.lapic, r);
         return err;

@@ -560,6 +560,75 @@ def pci_fixture_seed(path, drop=()):
     return out
 
 
+# ---- pic (fuzz_pic.c) ----
+
+
+def pic_out(sel, val):
+    return bytes([0, sel, val])
+
+
+def pic():
+    t = "pic"
+    clean(t)
+    # Linux's init_8259A (ports 0x20, 0x21, 0xa0, 0xa1 = selectors 0-3), then IRQs, INTAs, EOIs.
+    ops = pic_out(0, 0x11) + pic_out(1, 0x30) + pic_out(1, 0x04) + pic_out(1, 0x01)
+    ops += pic_out(2, 0x11) + pic_out(3, 0x38) + pic_out(3, 0x02) + pic_out(3, 0x01)
+    ops += pic_out(1, 0x00) + pic_out(3, 0x00)
+    ops += bytes([2, 0x85, 2, 0x05, 2, 0x8C, 2, 0x0C, 3, 3]) + pic_out(2, 0x20) + pic_out(0, 0x20)
+    ops += pic_out(0, 0x0B) + bytes([1, 0]) + pic_out(0, 0x65) + bytes([3, 1, 1])
+    write(t, "linux_init", bytes([0]) + ops)
+    # SeaBIOS's state: unmask IRQ 11 and pulse it; ELCR level inputs; poll; special mask.
+    ops = pic_out(3, 0x86) + bytes([2, 0x8B, 2, 0x0B, 3]) + pic_out(2, 0x63) + pic_out(0, 0x20)
+    ops += pic_out(4, 0xFF) + pic_out(5, 0xFF) + bytes([1, 4, 1, 5, 2, 0x8A, 3, 3])
+    ops += pic_out(2, 0x0C) + bytes([1, 2]) + pic_out(2, 0x68) + pic_out(0, 0xC3)
+    ops += pic_out(0, 0xA0) + bytes([2, 0x0A, 3, 4, 0, 6, 0x11, 1, 7])
+    write(t, "bios_state", bytes([1]) + ops)
+    # A snapshot section (IRQ 11 level, high, unmasked on the slave), then INTAs and a pulse.
+    chip0 = bytes([0, 0, 0xB8, 0, 0, 0x08, 7, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    chip1 = bytes([0x08, 0, 0x86, 0x08, 0x08, 0x70, 7, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    write(t, "snapshot", bytes([2]) + chip0 + chip1 + bytes([3, 3, 0, 3, 0x82, 3]))
+
+
+# ---- pit (fuzz_pit.c) ----
+
+
+def pit_out(sel, val):
+    return bytes([0, sel, val])
+
+
+def pit_wait(n, shift=0):
+    return bytes([2 | shift << 2]) + u16(n)
+
+
+def pit():
+    t = "pit"
+    clean(t)
+    head = u32(3000000000) + u32(1000)  # a 3 GHz TSC
+    # SeaBIOS's channel 0 polled across its first edges; a latch, a read-back, a live read.
+    ops = bytes([3]) + pit_wait(0xFFFF, 10) + bytes([3]) + pit_wait(0xFFFF, 10) + bytes([3])
+    ops += pit_out(3, 0x00) + bytes([1, 0, 1, 0]) + pit_out(3, 0xC2) + bytes([1, 0, 1, 0, 1, 0])
+    # Channel 2 as SeaBIOS and Linux calibrate: gate on, mode 0, 0x800, OUT 2 polled.
+    ops += pit_out(4, 0x01) + pit_out(3, 0xB0) + pit_out(2, 0x00) + pit_out(2, 0x08)
+    ops += bytes([1, 4]) + pit_wait(0x4000, 4) + bytes([1, 4]) + pit_out(4, 0x00) + bytes([1, 2])
+    write(t, "bios", head + bytes([0]) + ops)
+    # Channel 0 through every mode (6 and 7 too), LSB / MSB / word, BCD; short periods.
+    ops = b""
+    for mode in range(8):
+        ops += pit_out(3, 0x30 | mode << 1) + pit_out(0, 0x40) + pit_out(0, 0x01)
+        ops += pit_wait(0x2000, 4) + bytes([3, 1, 0, 1, 0]) + pit_out(3, 0xE2) + bytes([1, 0, 3])
+    ops += pit_out(3, 0x14) + pit_out(0, 0x02) + bytes([3]) + pit_wait(0x100, 2) + bytes([3, 3])
+    ops += pit_out(3, 0x26) + pit_out(0, 0x10) + pit_wait(0x100, 8) + bytes([3, 1, 0])
+    ops += pit_out(3, 0x35) + pit_out(0, 0x99) + pit_out(0, 0x99) + pit_wait(0x10, 8) + bytes([3, 1, 0, 1, 0])
+    ops += pit_out(3, 0x76) + pit_out(1, 0x00) + pit_out(1, 0x00) + bytes([1, 1, 1, 1])
+    write(t, "modes", head + bytes([0]) + ops)
+    # A snapshot section: channel 0 mode 3 count 1000, channel 2 gated on and latched.
+    def chan(start, count, ctrl, latch, flags):
+        return u64(start) + u64(start) + u32(count) + u16(latch) + bytes([ctrl, 0, 0]) + bytes(flags)
+    sec = chan(1000, 1000, 0x36, 0, [1, 1, 0, 0, 0, 0, 0]) + chan(1000, 65536, 0x36, 0, [1, 1, 0, 0, 0, 0, 0])
+    sec += chan(1000, 777, 0x30, 775, [1, 1, 1, 0, 0, 0, 0]) + u64(1000 + 2514 * 1000) + bytes([1]) + bytes(7)
+    write(t, "snapshot", head + bytes([1]) + sec + bytes([3, 1, 2, 1, 2]) + pit_wait(0xFFFF, 6) + bytes([3]))
+
+
 def pci():
     t = "pci"
     clean(t)
@@ -570,7 +639,7 @@ def pci():
 
 
 TARGETS = {"acpi_fw": acpi_fw, "pci": pci, "virtio_mmio": virtio_mmio, "apic": apic, "uart": uart, "vgic": vgic, "loader": loader,
-           "multiboot": multiboot,
+           "multiboot": multiboot, "pic": pic, "pit": pit,
            "gwalk": gwalk}
 
 if __name__ == "__main__":

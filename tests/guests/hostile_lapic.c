@@ -24,6 +24,12 @@
  *   9. `sti; out` and `sti; rep outsb` with a self-IPI pending, SHADOW_ROUNDS times each: the
  *      interrupt is taken right after the port write Keel completes (STI's shadow covers
  *      that one instruction), so the instruction after it already sees it counted;
+ *  10. the 8259 pair (config pc_testdev = yes: its port 0x200b drives ISA IRQ 11), programmed
+ *      as Linux does (bases 0x70/0x78) and reaching the CPU through LINT0 in ExtINT mode, the
+ *      handler EOIing both PICs: N pulses of IRQ 11 with interrupts on give N interrupts at
+ *      vector 0x7b; IRQ 11 level-triggered (ELCR) and held high gives one interrupt per EOI
+ *      until the handler lowers the line at the Nth; a pulse while LINT0 is masked gives none
+ *      until LINT0 is unmasked, then one;
  * then exits 0; a wrong count prints FAIL and exits 1.
  * Built with HOSTILE_LAPIC_PERIODIC (hostile_lapic_periodic) it does none of that but, for
  * ever, runs the timer periodic with initial count 1 and divide by 1 (expiring at every TSC
@@ -382,6 +388,78 @@ static void window_hlt(void)
                      WINDOW_HLT_ROUNDS, ipis, waited);
 }
 
+#define PIC_IRQ11_PORT  0x200b /* pc_testdev: ISA IRQ 11 (and I/O APIC pin 11) */
+#define VEC_PIC11       0x7b   /* slave base 0x78 + 3 */
+#define LAPIC_LVT_LINT0 0x350
+#define LVT_EXTINT      (7u << 8)
+
+static volatile unsigned pic_level_left; /* level phase: lower IRQ 11 at the last one */
+
+/* Every interrupt: EOI both PICs for the 8259's vectors (the LAPIC's EOI stays off). */
+static void pic_hook(unsigned cpu, unsigned vector)
+{
+        (void)cpu;
+        if (vector != VEC_PIC11)
+                return;
+        if (pic_level_left && !--pic_level_left)
+                outb(PIC_IRQ11_PORT, 0);
+        outb(0xa0, 0x20);
+        outb(0x20, 0x20);
+}
+
+static void pic_storm(void)
+{
+        static const uint8_t init[2][4] = {{0x11, 0x70, 0x04, 0x01}, {0x11, 0x78, 0x02, 0x01}};
+        uint64_t before;
+
+        for (unsigned c = 0; c < 2; c++)
+                for (unsigned i = 0; i < 4; i++)
+                        outb((uint16_t)((c ? 0xa0 : 0x20) + !!i), init[c][i]);
+        outb(0x21, 0xfb); /* the cascade only */
+        outb(0xa1, 0xf7); /* IRQ 11 only */
+        irq_eoi[0] = 0;
+        irq_hook = pic_hook;
+        lapic_write(LAPIC_LVT_LINT0, LVT_EXTINT);
+
+        before = irq_count[0][VEC_PIC11];
+        irq_enable();
+        for (unsigned i = 0; i < N; i++) {
+                outb(PIC_IRQ11_PORT, 1);
+                outb(PIC_IRQ11_PORT, 0);
+        }
+        irq_disable();
+        expect("8259 IRQ 11 pulses with interrupts on: interrupts",
+               irq_count[0][VEC_PIC11] - before, N);
+
+        outb(0x4d1, 0x08); /* IRQ 11 level-triggered */
+        before = irq_count[0][VEC_PIC11];
+        pic_level_left = N;
+        outb(PIC_IRQ11_PORT, 1);
+        irq_window();
+        expect("8259 level IRQ 11 held high: interrupts until the handler lowered it",
+               irq_count[0][VEC_PIC11] - before, N);
+        outb(0x4d1, 0);
+
+        lapic_write(LAPIC_LVT_LINT0, LVT_EXTINT | LVT_MASKED);
+        before = irq_count[0][VEC_PIC11];
+        outb(PIC_IRQ11_PORT, 1);
+        outb(PIC_IRQ11_PORT, 0);
+        irq_window();
+        expect("8259 IRQ 11 pulse with LINT0 masked: interrupts", irq_count[0][VEC_PIC11] - before,
+               0);
+        lapic_write(LAPIC_LVT_LINT0, LVT_EXTINT);
+        irq_window();
+        expect("8259 IRQ 11 pulse with LINT0 masked: interrupts once LINT0 is unmasked",
+               irq_count[0][VEC_PIC11] - before, 1);
+        lapic_write(LAPIC_LVT_LINT0, LVT_EXTINT | LVT_MASKED);
+        outb(0x21, 0xff);
+        outb(0xa1, 0xff);
+        irq_hook = 0;
+        guest_printf("hostile_lapic: 8259 through LINT0: %u IRQ 11 pulses: %u interrupts; level "
+                     "IRQ 11 held high: one per EOI until lowered; none while LINT0 is masked\n",
+                     N, N);
+}
+
 int64_t guest_main(void)
 {
         hx_gdt_init();
@@ -408,6 +486,7 @@ int64_t guest_main(void)
         nmis();
         sti_port_write();
         window_hlt();
+        pic_storm();
         if (failed) {
                 guest_printf("hostile_lapic: %u of %u checks failed\n", failed, checks);
                 return 1;

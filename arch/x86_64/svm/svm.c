@@ -1065,8 +1065,8 @@ static void svm_inject_irq(struct vcpu *vcpu, struct vmcb *vmcb)
                 return;
         if (!(c->event_inj & SVM_EVT_VALID) && (vmcb->save.rflags & X86_RFLAGS_IF) &&
             !(c->int_state & SVM_INT_SHADOW)) {
-                c->event_inj = (uint64_t)vector | SVM_EVT_VALID; /* type 0: external */
-                x86_irq_injected(vcpu, (uint8_t)vector);
+                /* type 0: external */
+                c->event_inj = (uint64_t)x86_irq_injected(vcpu, (uint8_t)vector) | SVM_EVT_VALID;
                 return;
         }
         c->int_ctl |= SVM_INT_V_IRQ | SVM_INT_V_IGN_TPR;

@@ -1357,8 +1357,8 @@ static void vmx_inject_irq(struct vcpu *vcpu)
         if (!(vmread(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID) &&
             (vmread(VMCS_GUEST_RFLAGS) & X86_RFLAGS_IF) &&
             !(vmread(VMCS_GUEST_INTERRUPTIBILITY) & 3)) {
+                vector = x86_irq_injected(vcpu, (uint8_t)vector);
                 vmwrite(VMCS_ENTRY_INTR_INFO, (uint32_t)vector | INTR_TYPE_EXT | INTR_INFO_VALID);
-                x86_irq_injected(vcpu, (uint8_t)vector);
                 return;
         }
         vmwrite(VMCS_PROC_CTLS, vmread(VMCS_PROC_CTLS) | PROC_INTR_WINDOW);

@@ -36,6 +36,8 @@ struct vcpu;
 #define SNAP_DEV_PLATFORM (1u << 3) /* Linux platform: x86 I/O APIC and LAPICs; arm64 GIC */
 #define SNAP_DEV_VBLK     (1u << 4) /* virtio-mmio disk (vmm/virtio_blk.c) */
 #define SNAP_DEV_VCON     (1u << 5) /* virtio-mmio console (vmm/virtio_console.c) */
+#define SNAP_DEV_PIC      (1u << 6) /* x86 Linux platform's 8259 pair (arch/x86_64/vpic.c) */
+#define SNAP_DEV_PIT      (1u << 7) /* x86 Multiboot VMs' 8254 PIT (arch/x86_64/vpit.c) */
 
 struct snap_header {
         char magic[8];     /* SNAP_MAGIC, no NUL */

@@ -14,10 +14,17 @@
  * Locking: the LAPICs, the I/O APIC and the devices of a VM are under vm->dev_lock; these
  * functions take it themselves (x86_platform_io is called with it held).
  */
-/* Highest vector the vCPU's LAPIC wants delivered now (timers updated first), or -1. */
+/*
+ * Highest vector the vCPU's LAPIC wants delivered now (timers updated first), else the 8259
+ * pair's if its INT reaches the vCPU (vCPU 0, LINT0 ExtINT or LAPIC disabled), or -1.
+ */
 int x86_pending_irq(struct vcpu *vcpu);
-/* The backend injected `vector` (LAPIC: IRR -> ISR). */
-void x86_irq_injected(struct vcpu *vcpu, uint8_t vector);
+/*
+ * The backend injects what x86_pending_irq gave (`vector`, still pending): returns the vector
+ * to put in the event, the acceptance's (LAPIC: its highest, IRR -> ISR; PIC: the INTA cycle's,
+ * which may be the spurious IRQ 7/15 vector if the request went away meanwhile).
+ */
+uint8_t x86_irq_injected(struct vcpu *vcpu, uint8_t vector);
 /*
  * An NMI is pending for the vCPU (a racy read, without dev_lock: a stale false delays it to
  * the next entry, which the sender's kick causes; a stale true is settled by x86_take_nmi).
@@ -52,7 +59,14 @@ void x86_host_interrupt(struct vcpu *vcpu);
 void x86_start_released(struct vm *vm);
 /* Frees pc_testdev's iomem pages, if the VM has them (arch_vm_teardown). */
 void x86_testdev_mem_free(struct vm *vm);
-/* Platform I/O ports (ACPI sleep and reset registers); false if `port` is not one. */
-bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val);
+/* Platform I/O ports (ACPI sleep and reset registers, the 8259 pair, Multiboot VMs' PIT,
+ * pc_testdev); false if
+ * `port` is not one. x86_platform_port: the same for a VM with the platform. */
+bool x86_platform_port(struct vcpu *vcpu, uint16_t port, unsigned size, bool in, uint32_t *val);
+static inline bool x86_platform_io(struct vcpu *vcpu, uint16_t port, unsigned size, bool in,
+                                   uint32_t *val)
+{
+        return vcpu->vm->arch.platform && x86_platform_port(vcpu, port, size, in, val);
+}
 
 #endif

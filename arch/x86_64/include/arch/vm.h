@@ -16,6 +16,8 @@
 #include <arch/swregs.h>
 #include <arch/vioapic.h>
 #include <arch/vlapic.h>
+#include <arch/vpic.h>
+#include <arch/vpit.h>
 #include <keel/pt.h>
 #include <vmm/exitstats.h>
 #include <vmm/rtc_cmos.h>
@@ -38,6 +40,9 @@ struct vm_arch {
          * host-virtual; reached only through the MMIO emulator), else NULL */
         uint8_t *testdev_mem;
         struct vioapic ioapic;
+        struct vpic pic; /* the 8259A pair, ISA IRQs 0-15 beside the I/O APIC */
+        bool has_pit;    /* Multiboot VMs: the 8254 PIT (pit) on ports 0x40-0x43 and 0x61 */
+        struct vpit pit;
         /*
          * Under vm->dev_lock: the vCPU whose device access holds the lock (the LAPIC page is
          * the same address on every vCPU: the access goes to this vCPU's LAPIC).
