@@ -298,7 +298,16 @@ __attribute__((cold)) int vpit_load(struct vpit *p, struct snap_rd *r)
         }
         if (bad)
                 return snap_fail(r, "8254: a register holds a value the PIT cannot have");
-        if (r->apply)
+        if (r->apply) {
+                /* Its times are Keel's counter's: on by as much as that moved since (the
+                 * guest's TSC goes on the same way, vmm/snapshot.h). */
+                for (unsigned i = 0; i < 3; i++) {
+                        v.ch[i].start += r->shift;
+                        v.ch[i].held += r->shift;
+                }
+                if (v.irq_at != UINT64_MAX)
+                        v.irq_at += r->shift;
                 memcpy(p, &v, VPIT_SNAP_SIZE);
+        }
         return 0;
 }
