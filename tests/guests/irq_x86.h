@@ -5,6 +5,7 @@
  * (docs/x86-interrupts.md). On top of hostile_x86.h (GDT, TSS, exception IDT):
  *   - interrupt gates for vectors 32..255 (irq_idt_init), whose stubs call irq_dispatch: it
  *     calls irq_hook if one is set, counts the vector per vCPU (irq_count[cpu][vector]),
+ *     keeps the RIP it interrupted (irq_rip[cpu][vector]),
  *     then, if irq_eoi[cpu] is set, writes the local APIC's EOI register;
  *   - LAPIC and I/O APIC register access (32-bit, as the model wants) and the ICR.
  * The page tables stay Keel's (identity map of the low 4 GiB, which covers both APICs).
@@ -51,6 +52,8 @@
 #define IRQ_MAX_CPUS 2
 
 static volatile uint64_t irq_count[IRQ_MAX_CPUS][256];
+/* The RIP each vector's last interrupt returned to (the instruction it came before). */
+static volatile uint64_t irq_rip[IRQ_MAX_CPUS][256];
 static volatile uint8_t irq_eoi[IRQ_MAX_CPUS];
 
 static inline uint32_t lapic_read(unsigned off)
@@ -138,13 +141,14 @@ static inline uint64_t irq_total(unsigned cpu)
  * (ipibench_x86.c reads its counter there; hostile_virtio.c counts used buffers). */
 static void (*volatile irq_hook)(unsigned cpu, unsigned vector);
 
-void irq_dispatch(uint64_t vector);
-void irq_dispatch(uint64_t vector)
+void irq_dispatch(uint64_t vector, uint64_t rip);
+void irq_dispatch(uint64_t vector, uint64_t rip)
 {
         unsigned cpu = irq_cpu();
 
         if (irq_hook)
                 irq_hook(cpu, (unsigned)(vector & 0xff));
+        irq_rip[cpu][vector & 0xff] = rip;
         irq_count[cpu][vector & 0xff]++;
         if (irq_eoi[cpu])
                 lapic_write(LAPIC_EOI, 0);
@@ -166,6 +170,7 @@ __asm__(".text\n"
         "pushq %rax\n pushq %rcx\n pushq %rdx\n pushq %rsi\n pushq %rdi\n"
         "pushq %r8\n pushq %r9\n pushq %r10\n pushq %r11\n pushq %rbx\n"
         "mov 80(%rsp), %rdi\n"
+        "mov 88(%rsp), %rsi\n"
         "mov %rsp, %rbx\n"
         "and $-16, %rsp\n"
         "call irq_dispatch\n"
