@@ -763,16 +763,17 @@ static __attribute__((noinline, cold)) void svm_exit_traced(struct vcpu *vcpu, s
 }
 
 /*
- * A VINTR exit (the window Keel asked for is open: the interrupt goes in at this entry) with
- * RIP at a HLT: run the HLT here, ended at once by that interrupt (RIP past it), which is
- * what the CPU does when the window opens as the HLT begins, as it does after `sti; hlt`,
- * the shadow covering the HLT. Needed under QEMU 7.2, whose SVM opens the window right after
- * the STI, inside the shadow, without saying so in the VMCB: the interrupt would run before
- * the HLT, which then waits for the next interrupt, for ever for a guest whose only source
- * it was (docs/x86-interrupts.md). On a CPU that waits for the shadow the VINTR exit comes
- * after the HLT's own exit, so this changes nothing there. Not under gdb or single-step.
+ * An interrupt about to be injected after a VINTR or a physical-interrupt exit with RIP at a
+ * HLT: run the HLT here, ended at once by that interrupt (RIP past it). That is what the CPU
+ * does when the interrupt becomes deliverable as the HLT begins, as after `sti; hlt`, the
+ * shadow covering the HLT. Needed under QEMU 7.2, whose SVM opens an interrupt window right
+ * after an STI, inside its shadow, and can leave the shadow out of the VMCB at an exit there:
+ * the interrupt would run before the HLT, which then waits for the next interrupt, for ever
+ * for a guest whose only source it was (docs/x86-interrupts.md). Where the guest really is
+ * before a HLT with interrupts on, the HLT returns at once after this interrupt, as after
+ * any interrupt that wakes it. Not under gdb or single-step.
  */
-static __attribute__((noinline, cold)) void window_at_hlt(struct vcpu *vcpu, struct vmcb *vmcb)
+static __attribute__((noinline, cold)) void hlt_before_irq(struct vcpu *vcpu, struct vmcb *vmcb)
 {
         struct x86_paging pg = {vmcb->save.cr0, vmcb->save.cr3, vmcb->save.cr4, vmcb->save.efer};
         uint64_t rip = vmcb->save.rip;
@@ -876,7 +877,6 @@ static void svm_handle_exit(struct vcpu *vcpu, struct vmcb *vmcb)
                 /* The guest can take interrupts again: svm_inject_irq does it on entry. */
                 c->int_ctl &= ~(SVM_INT_V_IRQ | SVM_INT_V_IGN_TPR);
                 c->intercept1 &= ~SVM_INTERCEPT_VINTR;
-                window_at_hlt(vcpu, vmcb);
                 break;
         case SVM_EXIT_HLT:
                 count[X86_EXIT_HLT]++;
@@ -1065,6 +1065,8 @@ static void svm_inject_irq(struct vcpu *vcpu, struct vmcb *vmcb)
                 return;
         if (!(c->event_inj & SVM_EVT_VALID) && (vmcb->save.rflags & X86_RFLAGS_IF) &&
             !(c->int_state & SVM_INT_SHADOW)) {
+                if (c->exit_code == SVM_EXIT_VINTR || c->exit_code == SVM_EXIT_INTR)
+                        hlt_before_irq(vcpu, vmcb);
                 /* type 0: external */
                 c->event_inj = (uint64_t)x86_irq_injected(vcpu, (uint8_t)vector) | SVM_EVT_VALID;
                 return;
