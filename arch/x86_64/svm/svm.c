@@ -763,15 +763,15 @@ static __attribute__((noinline, cold)) void svm_exit_traced(struct vcpu *vcpu, s
 }
 
 /*
- * An interrupt about to be injected after a VINTR or a physical-interrupt exit with RIP at a
- * HLT: run the HLT here, ended at once by that interrupt (RIP past it). That is what the CPU
- * does when the interrupt becomes deliverable as the HLT begins, as after `sti; hlt`, the
- * shadow covering the HLT. Needed under QEMU 7.2, whose SVM opens an interrupt window right
- * after an STI, inside its shadow, and can leave the shadow out of the VMCB at an exit there:
- * the interrupt would run before the HLT, which then waits for the next interrupt, for ever
- * for a guest whose only source it was (docs/x86-interrupts.md). Where the guest really is
- * before a HLT with interrupts on, the HLT returns at once after this interrupt, as after
- * any interrupt that wakes it. Not under gdb or single-step.
+ * An interrupt about to be injected after a VINTR exit (the window Keel asked for is open)
+ * with RIP at a HLT: run the HLT here, ended at once by that interrupt (RIP past it). That is
+ * what the CPU does when the window opens as the HLT begins, as after `sti; hlt`, the shadow
+ * covering the HLT. Needed under QEMU 7.2, whose SVM opens the window right after an STI,
+ * inside its shadow, without saying so in the VMCB: the interrupt would run before the HLT,
+ * which then waits for the next interrupt, for ever for a guest whose only source it was
+ * (docs/x86-interrupts.md). On a CPU that waits for the shadow the HLT's own exit comes
+ * first. Not after physical-interrupt exits: tried, and SMP Linux guests then now and then
+ * jumped to a wild RIP (docs/x86-interrupts.md). Not under gdb or single-step.
  */
 static __attribute__((noinline, cold)) void hlt_before_irq(struct vcpu *vcpu, struct vmcb *vmcb)
 {
@@ -1065,7 +1065,7 @@ static void svm_inject_irq(struct vcpu *vcpu, struct vmcb *vmcb)
                 return;
         if (!(c->event_inj & SVM_EVT_VALID) && (vmcb->save.rflags & X86_RFLAGS_IF) &&
             !(c->int_state & SVM_INT_SHADOW)) {
-                if (c->exit_code == SVM_EXIT_VINTR || c->exit_code == SVM_EXIT_INTR)
+                if (c->exit_code == SVM_EXIT_VINTR)
                         hlt_before_irq(vcpu, vmcb);
                 /* type 0: external */
                 c->event_inj = (uint64_t)x86_irq_injected(vcpu, (uint8_t)vector) | SVM_EVT_VALID;
