@@ -781,10 +781,12 @@ def small_sends(case, vm, ready, answer, prompt):
             "%s=>poweroff -f" % answer54]
 
 
-def check_clock(log, started, ended, slack=3):
+def check_clock(log, started, ended, slack=30):
     """The guest's `date -u +%s` lies within the host's time around the boot (give or take
-    `slack` seconds): its RTC shows the firmware's time, not 1970 or a local-time offset, and
-    its clock runs at the TSC frequency Keel measured, which must be right (docs/time.md)."""
+    `slack` seconds): its RTC shows the firmware's time, not 1970 or a local-time offset. 30 s,
+    not 3: under a loaded emulator the guest's Linux can mark its TSC unstable and keep time by
+    jiffies, and a clean-clone CI run read the clock 5 s ahead then with Keel's TSC measured
+    to 74 ppm (docs/time.md)."""
     m = re.search(r"keel-time-(\d+)\s*$", log, re.M)
     if not m:
         return []  # check_log reports the missing line
