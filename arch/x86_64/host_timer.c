@@ -238,6 +238,7 @@ void x86_time_init(void)
         uint64_t apic = x86_rdmsr(MSR_APIC_BASE), span, err, best_span = 0, best_err = 0;
         uint32_t lapic_span, best_lapic = 0;
         unsigned tries = 0;
+        unsigned long long ppm = 0;
         uint8_t gate;
 
         oneshot_at = percpu_table(sizeof(*oneshot_at), "host tick deadlines");
@@ -269,11 +270,11 @@ void x86_time_init(void)
         if (best_span) {
                 tsc_khz = best_span / PIT_CAL_MS;
                 lapic_per_ms = best_lapic / PIT_CAL_MS;
-                if (best_err * 1000 >= best_span)
+                ppm = best_err * 1000000 / best_span;
+                if (ppm >= 1000)
                         LOG_WARN("TSC calibration uncertain by %llu ppm after %u tries "
                                  "(the CPU was held up while timing the PIT)",
-                                 (unsigned long long)(best_err * 1000000 / best_span),
-                                 PIT_CAL_TRIES);
+                                 ppm, tries);
         } else {
                 tsc_khz = tsc_khz_from_cpuid();
                 if (!tsc_khz)
@@ -287,7 +288,6 @@ void x86_time_init(void)
                 LOG_WARN("no usable LAPIC timer: no host tick (guests are not preempted)");
         LOG_INFO("TSC %llu.%03llu MHz (%llu ppm, %u tr%s), host tick %u Hz (LAPIC timer "
                  "%u per ms)",
-                 (unsigned long long)(tsc_khz / 1000), (unsigned long long)(tsc_khz % 1000),
-                 (unsigned long long)(best_span ? best_err * 1000000 / best_span : 0), tries,
-                 tries == 1 ? "y" : "ies", lapic_per_ms ? HOST_TICK_HZ : 0, lapic_per_ms);
+                 (unsigned long long)(tsc_khz / 1000), (unsigned long long)(tsc_khz % 1000), ppm,
+                 tries, tries == 1 ? "y" : "ies", lapic_per_ms ? HOST_TICK_HZ : 0, lapic_per_ms);
 }
