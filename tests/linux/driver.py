@@ -520,7 +520,7 @@ def checks(case, info, expect):
                 order.append(g(r"keel-48$"))
                 order.append(g(r"keel-54$"))
             else:
-                order.append(g(r"keel-time-\d+$"))
+                order.append(g(r"keel-time-\d+ up \d+\.\d+$"))
             if case.get("parallel"):
                 # every vCPU online, then each pinned job done, then all of them
                 order.append(g(r"keel-nproc-%d$" % case["vcpus"]))
@@ -715,7 +715,7 @@ def sends(case, vm, direct):
     answer = guest(vm, direct, r"keel-42\n") + prompt
     # The guest's clock: the firmware's time through the VM's RTC (CMOS / PL031), checked
     # against the host's clock around the boot (check_clock).
-    clock = guest(vm, direct, r"keel-time-\d+\n") + prompt
+    clock = guest(vm, direct, r"keel-time-\d+ up \d+\.\d+\n") + prompt
     first = ["%s=>echo keel-$((6*7))" % ready]
     if case.get("small"):
         return small_sends(case, vm, ready, answer, prompt)
@@ -734,7 +734,8 @@ def sends(case, vm, direct):
         steps, answer = snapshot_sends(vm, prompt, answer, case.get("nvme", False),
                                        case.get("vcpus", 1) == 1)
         first += steps
-    typed = first + ["%s=>echo keel-time-$(date -u +%%s)" % answer]
+    typed = first + ["%s=>echo keel-time-$(date -u +%%s) up $(cut -d' ' -f1 /proc/uptime)"
+                     % answer]
     if case.get("memory"):
         # the RAM the guest's kernel counts (checks: more than 4 GiB)
         typed.append("%s=>free -m" % clock)
@@ -781,22 +782,36 @@ def small_sends(case, vm, ready, answer, prompt):
             "%s=>poweroff -f" % answer54]
 
 
-def check_clock(log, started, ended, slack=30):
-    """The guest's `date -u +%s` lies within the host's time around the boot (give or take
-    `slack` seconds): its RTC shows the firmware's time, not 1970 or a local-time offset. 30 s,
-    not 3: under a loaded emulator the guest's Linux can mark its TSC unstable and keep time by
-    jiffies, and a clean-clone CI run read the clock 5 s ahead then with Keel's TSC measured
-    to 74 ppm (docs/time.md)."""
-    m = re.search(r"keel-time-(\d+)\s*$", log, re.M)
+def check_clock(log, started, ended, slack=30, boot_slack=3):
+    """Two checks of the guest's `date -u +%s` and /proc/uptime, read together:
+    - the time it booted (date - uptime: the RTC's reading at boot, less the little the
+      kernel had run by then) lies within the host's time around the run, give or take
+      `boot_slack` seconds: the RTC shows the firmware's time, not 1970 or a local-time
+      offset. This does not depend on how the guest kept time since: both figures come from
+      its one clock, which drifts in both alike;
+    - its clock now lies within `slack` seconds of the host's: 30 s, not 3: under a loaded
+      emulator the guest's Linux can mark its TSC unstable and keep time by jiffies, and a
+      clean-clone CI run read the clock 5 s ahead then with Keel's TSC measured to 74 ppm
+      (docs/time.md)."""
+    m = re.search(r"keel-time-(\d+) up (\d+\.\d+)\s*$", log, re.M)
     if not m:
         return []  # check_log reports the missing line
-    t = int(m.group(1))
-    if started - slack <= t <= ended + slack:
-        return []
-    return ["the guest's clock read %d (%s UTC), not within the host's %d..%d: its RTC does "
-            "not show the firmware's time" % (t, time.strftime("%Y-%m-%d %H:%M:%S",
-                                                               time.gmtime(t)),
-                                             int(started), int(ended))]
+    t, up = int(m.group(1)), float(m.group(2))
+
+    def utc(x):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(x))
+
+    problems = []
+    if not started - slack <= t <= ended + slack:
+        problems.append("the guest's clock read %d (%s UTC), not within the host's %d..%d: its "
+                        "RTC does not show the firmware's time" % (t, utc(t), int(started),
+                                                                   int(ended)))
+    boot = t - up
+    if not started - boot_slack <= boot <= ended + boot_slack:
+        problems.append("the guest booted at %.1f (%s UTC) by its clock less its uptime (%.2f "
+                        "s), not within the host's %d..%d (%d s of slack): its RTC was off at "
+                        "boot" % (boot, utc(boot), up, int(started), int(ended), boot_slack))
+    return problems
 
 
 def read_log(path):
