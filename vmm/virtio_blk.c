@@ -562,11 +562,8 @@ static uint64_t hold_ticks(void)
 /*
  * After a pass over the queue (under the lock): the used-buffer interrupt for the used
  * elements published since the last one (if the driver asked, used_event), now or held. Held
- * while the guest kept more than one request outstanding in its last batch and some are
- * still with the device, until VIRTIO_BLK_BATCH wait or the first has waited
- * VIRTIO_BLK_HOLD_US; `now`: not held. With nothing left with the device (the pass took
- * whatever the guest had posted) no completion is coming to batch with: the guest is
- * waiting for these, so at once.
+ * while the guest kept more than one request outstanding in its last batch, until
+ * VIRTIO_BLK_BATCH wait or the first has waited VIRTIO_BLK_HOLD_US; `now`: not held.
  */
 static void blk_signal(struct virtio_blk *b, struct virtq *q, bool now)
 {
@@ -575,7 +572,7 @@ static void blk_signal(struct virtio_blk *b, struct virtq *q, bool now)
 
         if (outstanding > b->peak)
                 b->peak = outstanding;
-        if (waiting && !now && b->deep && b->active && waiting < VIRTIO_BLK_BATCH && !q->broken &&
+        if (waiting && !now && b->deep && waiting < VIRTIO_BLK_BATCH && !q->broken &&
             !b->stopping && __atomic_load_n(&mod_polling, __ATOMIC_ACQUIRE)) {
                 uint64_t t = arch_tsc();
 
