@@ -763,32 +763,46 @@ static __attribute__((noinline, cold)) void svm_exit_traced(struct vcpu *vcpu, s
 }
 
 /*
- * An interrupt about to be injected after a VINTR exit (the window Keel asked for is open)
- * with RIP at a HLT: run the HLT here, ended at once by that interrupt (RIP past it). That is
- * what the CPU does when the window opens as the HLT begins, as after `sti; hlt`, the shadow
- * covering the HLT. Needed under QEMU 7.2, whose SVM opens the window right after an STI,
- * inside its shadow, without saying so in the VMCB: the interrupt would run before the HLT,
- * which then waits for the next interrupt, for ever for a guest whose only source it was
- * (docs/x86-interrupts.md). On a CPU that waits for the shadow the HLT's own exit comes
- * first. Not after physical-interrupt exits: tried, and SMP Linux guests then now and then
- * jumped to a wild RIP (docs/x86-interrupts.md). Not under gdb or single-step.
+ * Whether the guest is at a HLT that Keel may treat as such: not under gdb or single-step,
+ * not at a 16-bit IP of 0xffff (which wraps; left to the CPU).
  */
-static __attribute__((noinline, cold)) void hlt_before_irq(struct vcpu *vcpu, struct vmcb *vmcb)
+static __attribute__((noinline, cold)) bool at_hlt(struct vcpu *vcpu, struct vmcb *vmcb)
 {
         struct x86_paging pg = {vmcb->save.cr0, vmcb->save.cr3, vmcb->save.cr4, vmcb->save.efer};
         uint64_t rip = vmcb->save.rip;
         const uint8_t *op;
 
         if (vcpu->arch.gdb_armed || (vmcb->save.rflags & X86_RFLAGS_TF))
-                return;
-        /* 16-bit code: an IP of 0xffff wraps; leave that to the CPU. */
+                return false;
         if (!(vmcb->save.cs.attrib & (SVM_ATTR_L | SVM_ATTR_DB)) && rip >= 0xffff)
-                return;
+                return false;
         op = x86_code_peek(&vcpu->vm->mem, &pg, vmcb->save.cs.base + rip, 1, &vcpu->arch.code);
-        if (op && *op == 0xf4) {
-                vmcb->save.rip = rip + 1;
-                vmcb->control.int_state &= ~(uint64_t)SVM_INT_SHADOW;
-        }
+        return op && *op == 0xf4;
+}
+
+/*
+ * An interrupt is about to be injected, with RIP at a HLT (docs/x86-interrupts.md). QEMU 7.2's
+ * SVM can be inside STI's shadow there without saying so in the VMCB: it opens the window
+ * Keel asked for right after an STI, and a physical interrupt can make the vCPU exit
+ * between the STI and the HLT. An interrupt injected there would run before the HLT, which
+ * then waits for the next interrupt, for ever for a guest whose only source it was. So:
+ * - after a VINTR exit, Keel runs the HLT itself (RIP past it), ended at once by the
+ *   interrupt: what the CPU does when the window opens as the HLT begins (on a CPU that
+ *   waits for the shadow, the HLT's own exit comes first);
+ * - after a physical-interrupt exit, nothing is injected: the HLT exits (Keel intercepts it),
+ *   and the interrupt goes in after it. RIP is not touched there: doing as after VINTR was
+ *   tried, and SMP Linux guests then now and then jumped to a wild RIP (2026-12-07).
+ * True if the injection is to wait for the HLT's exit.
+ */
+static __attribute__((noinline, cold)) bool hlt_before_irq(struct vcpu *vcpu, struct vmcb *vmcb)
+{
+        if (!at_hlt(vcpu, vmcb))
+                return false;
+        if (vmcb->control.exit_code == SVM_EXIT_INTR)
+                return true;
+        vmcb->save.rip++;
+        vmcb->control.int_state &= ~(uint64_t)SVM_INT_SHADOW;
+        return false;
 }
 
 /*
@@ -1065,8 +1079,9 @@ static void svm_inject_irq(struct vcpu *vcpu, struct vmcb *vmcb)
                 return;
         if (!(c->event_inj & SVM_EVT_VALID) && (vmcb->save.rflags & X86_RFLAGS_IF) &&
             !(c->int_state & SVM_INT_SHADOW)) {
-                if (c->exit_code == SVM_EXIT_VINTR)
-                        hlt_before_irq(vcpu, vmcb);
+                if ((c->exit_code == SVM_EXIT_VINTR || c->exit_code == SVM_EXIT_INTR) &&
+                    hlt_before_irq(vcpu, vmcb))
+                        return;
                 /* type 0: external */
                 c->event_inj = (uint64_t)x86_irq_injected(vcpu, (uint8_t)vector) | SVM_EVT_VALID;
                 return;
