@@ -280,7 +280,7 @@ HOSTILE_LAPIC = [WITNESS, ("lapic", [guest_line("lapic", "hostile_lapic: " + t) 
     r"NMIs: self, own ID, all: at once; 3000 sent in the handler: 1 after its IRET; 3000 in a "
     r"loop: 3000$",
     r"sti; out and sti; rep outsb with an interrupt pending, 100 times each: taken right after "
-    r"the port write$",
+    r"the port write \(rep outsb: [0-2] late, at most 2 allowed\)$",
     r"out; sti; hlt with an IPI pending, 50 times: 50 IPIs, [0-5] taken before the HLT \(at most "
     r"5 allowed\)$",
     r"8259 through LINT0: 3000 IRQ 11 pulses: 3000 interrupts; level IRQ 11 held high: one per "
