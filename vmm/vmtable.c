@@ -595,6 +595,40 @@ static void mon_focus(void *ctx, int i)
                 vcons_raw_focus(slots[i].vm ? &slots[i].vm->console : NULL, slots[i].hist);
 }
 
+#define OFF_CPU_WAIT_MS 200 /* what a snapshot or restore waits for a vCPU to leave its CPU */
+
+/*
+ * Takes a paused VM's vCPUs off every CPU, for a snapshot or restore, from the boot CPU's
+ * monitor (outside its scheduling round: no vCPU runs here). One still queued is taken off
+ * its run queue here, which is all a CPU picking it would do (a paused VM's vCPU leaves
+ * without running: cpu_round, VCPU_RUN_LEFT). One running on another CPU, kicked when the
+ * VM was paused, gives itself back at its exit: waited for, at most OFF_CPU_WAIT_MS.
+ * Without this a `restore` typed right after `pause` was refused now and then (a script's,
+ * integration.arm64_snapdisk in a CI run of 2026-12-07).
+ */
+static bool vm_off_cpus(struct vm *vm)
+{
+        uint64_t until = arch_tsc() + arch_tsc_khz() * OFF_CPU_WAIT_MS;
+
+        for (;;) {
+                bool off = true;
+
+                for (unsigned c = 0; c < vm->vcpu_count; c++) {
+                        struct sched_entity *e = &vm->vcpus[c].sched;
+
+                        /* Acquire: pairs with sched_put's release (SCHED_DONE), as in vm_manage. */
+                        if (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) != SCHED_DETACHED &&
+                            sched_remove(&sched, e) != 0)
+                                off = false; /* running on another CPU */
+                }
+                if (off)
+                        return true;
+                if (arch_tsc() >= until)
+                        return false;
+                arch_cpu_relax();
+        }
+}
+
 /* snapshot / restore (vmm/snapshot.h): the VM paused (restore: or created), off every CPU. */
 static int mon_snapshot(void *ctx, unsigned i, bool restore, char *msg, size_t len)
 {
@@ -613,15 +647,13 @@ static int mon_snapshot(void *ctx, unsigned i, bool restore, char *msg, size_t l
                          restore ? "pause it, or reset it, first" : "pause it first");
                 return -KEEL_EPERM;
         }
-        for (unsigned c = 0; c < vm->vcpu_count; c++)
-                if (__atomic_load_n(&vm->vcpus[c].sched.state, __ATOMIC_ACQUIRE) !=
-                    SCHED_DETACHED) {
-                        snprintf(msg, len,
-                                 "cannot %s vm %s yet: its vCPUs are still leaving "
-                                 "their CPUs; try again",
-                                 what, name);
-                        return -KEEL_EBUSY;
-                }
+        if (!vm_off_cpus(vm)) {
+                snprintf(msg, len,
+                         "cannot %s vm %s yet: its vCPUs are still leaving their CPUs; try "
+                         "again",
+                         what, name);
+                return -KEEL_EBUSY;
+        }
         vm_disks_quiesce(vm); /* no disk request in flight into RAM being saved or restored */
         if (vm_snap_part(vm, &boot->config->vms[i], &part, names, sizeof(names)))
                 err = restore ? snapshot_restore_part(&slots[i].snap, vm, &part, msg, len)
