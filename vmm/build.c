@@ -356,6 +356,12 @@ __attribute__((cold)) bool vm_snap_part(const struct vm *vm, const struct vm_con
         return true;
 }
 
+void vm_devices_idle(struct vm *vm)
+{
+        if (vm->devices && vm->devices->blk.t && vm->devices->blk.dev)
+                virtio_blk_idle(&vm->devices->blk);
+}
+
 void vm_disks_quiesce(struct vm *vm)
 {
         if (vm->devices && vm->devices->blk.t)

@@ -563,7 +563,8 @@ static uint64_t hold_ticks(void)
  * After a pass over the queue (under the lock): the used-buffer interrupt for the used
  * elements published since the last one (if the driver asked, used_event), now or held. Held
  * while the guest kept more than one request outstanding in its last batch, until
- * VIRTIO_BLK_BATCH wait or the first has waited VIRTIO_BLK_HOLD_US; `now`: not held.
+ * VIRTIO_BLK_BATCH wait or the first has waited VIRTIO_BLK_HOLD_US (or a vCPU halts:
+ * virtio_blk_idle); `now`: not held.
  */
 static void blk_signal(struct virtio_blk *b, struct virtq *q, bool now)
 {
@@ -863,6 +864,12 @@ void virtio_blk_quiesce(struct virtio_blk *b)
                 mod_link(b, false); /* the poller never touches it again */
                 dev_wait(b, true);
         }
+}
+
+void virtio_blk_idle(struct virtio_blk *b)
+{
+        if (__atomic_load_n(&b->held, __ATOMIC_RELAXED))
+                (void)pass(b, virtio_mmio_queue(b->t, 0), true);
 }
 
 void virtio_blk_drain(struct virtio_blk *b)

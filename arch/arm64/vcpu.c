@@ -22,6 +22,7 @@
 #include <keel/smp.h>
 #include <keel/spinlock.h>
 #include <keel/time.h>
+#include <vmm/build.h>
 #include <vmm/gdb.h>
 #include <vmm/gdbstub.h>
 #include <vmm/hypercall.h>
@@ -780,6 +781,7 @@ static __attribute__((noinline)) void exit_wfi(struct vcpu *vcpu)
         poll_console(vcpu);
         held = spin_lock(&vm->dev_lock);
         vcons_show_partial(&vm->console);
+        vm_devices_idle(vm);
         pending = vm->arch.platform && vgic_has_pending(&vm->arch.vgic, vcpu->id);
         spin_unlock(held);
         if (pending)

@@ -28,6 +28,7 @@
 #include <keel/spinlock.h>
 #include <keel/time.h>
 #include <vmm/acpi.h>
+#include <vmm/build.h>
 #include <vmm/config.h>
 #include <vmm/multiboot.h>
 #include <vmm/vmm.h>
@@ -678,6 +679,7 @@ bool x86_halt(struct vcpu *vcpu, bool interrupts_enabled)
                 return true;
         }
         vcons_show_partial(&vm->console); /* a prompt waits for input: show it */
+        vm_devices_idle(vm);
         poll_console_locked(vm);
         if (pending_irq_locked(vcpu) < 0)
                 vcpu->arch.leave = VCPU_RUN_BLOCKED; /* the scheduler polls arch_vcpu_ready */

@@ -1132,6 +1132,49 @@ TEST(moderation_a_full_batch_raises_at_once)
         done_vm();
 }
 
+TEST(moderation_a_vcpu_waiting_for_an_interrupt_gets_the_held_one_at_once)
+{
+        qsize = 64;
+        setup(LATER, 512, 4, 0, 64, true);
+        fake_tsc = 7000000000ull;
+        for (unsigned k = 0; k < 6; k++)
+                queue_req(k, VIRTIO_BLK_T_IN, k, DATA + 0x1000 * k, 512);
+        dq_notify(vm, &q);
+        unsigned irqs = vm->irq_raises;
+        complete(); /* the first: at once */
+        guest_isr();
+        complete();
+        complete();
+        EXPECT_TRUE(blk.held);
+        EXPECT_EQ(vm->irq_raises, irqs + 1);
+        /* Nothing idles the guest yet: a vCPU still running leaves it held... */
+        queue_req(6, VIRTIO_BLK_T_IN, 6, DATA + 0x6000, 512);
+        irq_poll_all();
+        EXPECT_TRUE(blk.held);
+        /* ...one halting (no time has passed) raises it, the chain posted meanwhile taken. */
+        struct spin_held h = spin_lock(&lock);
+        virtio_blk_idle(&blk);
+        spin_unlock(h);
+        EXPECT_FALSE(blk.held);
+        EXPECT_EQ(vm->irq_raises, irqs + 2);
+        EXPECT_EQ(dq_used_idx(vm, &q), 3);
+        EXPECT_EQ(fk.npending, 4);
+        /* Nothing held: an idle vCPU changes nothing. */
+        h = spin_lock(&lock);
+        virtio_blk_idle(&blk);
+        spin_unlock(h);
+        EXPECT_EQ(vm->irq_raises, irqs + 2);
+        guest_isr();
+        while (fk.npending)
+                complete();
+        fake_tsc += VIRTIO_BLK_HOLD_US * 1000ull;
+        irq_poll_all();
+        for (unsigned k = 0; k < 7; k++)
+                EXPECT_EQ(status_of(k), VIRTIO_BLK_S_OK);
+        qsize = 16;
+        done_vm();
+}
+
 TEST(moderation_a_reset_while_held_releases_the_hold)
 {
         qsize = 64;

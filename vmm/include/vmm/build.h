@@ -29,6 +29,12 @@ void vm_disks_plan(const struct boot_info *bi);
 void vm_release(struct vm *vm);
 
 /*
+ * One of the VM's vCPUs waits for an interrupt (the arch's HLT / WFI exit, under dev_lock):
+ * its devices raise what interrupt moderation holds back (virtio_blk_idle).
+ */
+void vm_devices_idle(struct vm *vm);
+
+/*
  * Drain the VM's disk on a physical device (virtio_blk_drain): serve what its ring holds and
  * wait until no request is in flight, the disk working on afterwards (a snapshot is taken or
  * restored only then; vmm/snapshot.h). Its vCPUs must be off every CPU, so no new one comes.

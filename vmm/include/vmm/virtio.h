@@ -292,11 +292,12 @@ void virtio_config_bytes(const uint8_t *cfg, size_t n, uint64_t off, unsigned si
 /*
  * Interrupt moderation of a blkdev-backed device (docs/storage.md): while the guest keeps
  * more than one request outstanding, the used-buffer interrupt of a completion is held back
- * until VIRTIO_BLK_BATCH used elements wait for it or the first of them has waited
- * VIRTIO_BLK_HOLD_US (then Keel's pollers raise it).
+ * until VIRTIO_BLK_BATCH used elements wait for it, the first of them has waited
+ * VIRTIO_BLK_HOLD_US (then Keel's pollers raise it) or a vCPU of the VM halts
+ * (virtio_blk_idle): only a busy guest waits for it.
  */
 #define VIRTIO_BLK_BATCH   16
-#define VIRTIO_BLK_HOLD_US 500
+#define VIRTIO_BLK_HOLD_US 2000
 
 enum virtio_blk_io_state {
         VBIO_FREE,  /* the slot holds no request */
@@ -393,6 +394,12 @@ void virtio_blk_attach(struct virtio_blk *b, struct virtio_mmio *t);
  * device) until no piece is out and no done() still runs. The device serves nothing after.
  */
 void virtio_blk_quiesce(struct virtio_blk *b);
+/*
+ * A vCPU of the device's VM waits for an interrupt (HLT, WFI), under the lock: a used-buffer
+ * interrupt held back for moderation is raised now (the guest has nothing else to do), with
+ * the chains posted meanwhile taken first.
+ */
+void virtio_blk_idle(struct virtio_blk *b);
 /*
  * With the VM's vCPUs paused (e.g. to save its device state): serve every chain the ring
  * holds and wait until each request taken is completed and its used element published, the
