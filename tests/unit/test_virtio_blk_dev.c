@@ -1044,16 +1044,23 @@ TEST(moderation_one_request_at_a_time_interrupts_at_once)
         done_vm();
 }
 
+/* A 64-entry queue (the test sets qsize back to 16), six 512-byte reads posted and notified
+ * at Keel's time `tsc`. */
+static void six_reads_out(uint64_t tsc)
+{
+        qsize = 64;
+        setup(LATER, 512, 4, 0, 64, true);
+        fake_tsc = tsc;
+        for (unsigned k = 0; k < 6; k++)
+                queue_req(k, VIRTIO_BLK_T_IN, k, DATA + 0x1000 * k, 512);
+        dq_notify(vm, &q);
+}
+
 TEST(moderation_many_outstanding_one_interrupt_per_batch_within_the_bound)
 {
         const uint64_t bound = VIRTIO_BLK_HOLD_US * 1000ull; /* fake_tsc: 1 GHz */
 
-        qsize = 64;
-        setup(LATER, 512, 4, 0, 64, true);
-        fake_tsc = 1000000000ull;
-        for (unsigned k = 0; k < 6; k++)
-                queue_req(k, VIRTIO_BLK_T_IN, k, DATA + 0x1000 * k, 512);
-        dq_notify(vm, &q);
+        six_reads_out(1000000000ull);
         EXPECT_EQ(fk.npending, 6);
         /* The first completion of a guest not yet seen working at depth: at once. */
         unsigned irqs = vm->irq_raises;
@@ -1134,12 +1141,7 @@ TEST(moderation_a_full_batch_raises_at_once)
 
 TEST(moderation_a_vcpu_waiting_for_an_interrupt_gets_the_held_one_at_once)
 {
-        qsize = 64;
-        setup(LATER, 512, 4, 0, 64, true);
-        fake_tsc = 7000000000ull;
-        for (unsigned k = 0; k < 6; k++)
-                queue_req(k, VIRTIO_BLK_T_IN, k, DATA + 0x1000 * k, 512);
-        dq_notify(vm, &q);
+        six_reads_out(7000000000ull);
         unsigned irqs = vm->irq_raises;
         complete(); /* the first: at once */
         guest_isr();
