@@ -7,6 +7,8 @@
 
 #include <keel/errno.h>
 #include <keel/irq.h>
+#include <keel/smp.h>
+#include <keel/time.h>
 
 struct irq_slot {
         irq_fn fn;
@@ -21,6 +23,8 @@ static struct irq_slot vectors[1]; /* never used: irq_alloc refuses */
 #endif
 static struct irq_slot pollers[IRQ_MAX_POLLERS];
 static unsigned npollers;
+/* The earliest irq_poll_by time not yet served (maybe past); 0: none. */
+static uint64_t poll_at;
 
 /* Variables, not the macros: an arch with no vectors would make every test below constant. */
 static const unsigned first_vector = ARCH_IRQ_FIRST, nvectors = ARCH_IRQ_COUNT;
@@ -81,10 +85,21 @@ int irq_poll_register(irq_fn fn, void *arg)
         return 0;
 }
 
+/* Takes irq_poll_by's time if it has come: true if this CPU serves it. */
+static bool poll_ripe(void)
+{
+        uint64_t at = __atomic_load_n(&poll_at, __ATOMIC_RELAXED);
+
+        return at && arch_tsc() >= at &&
+               __atomic_compare_exchange_n(&poll_at, &at, 0, false, __ATOMIC_RELAXED,
+                                           __ATOMIC_RELAXED);
+}
+
 void irq_poll_all(void)
 {
         unsigned n = __atomic_load_n(&npollers, __ATOMIC_ACQUIRE);
 
+        (void)poll_ripe(); /* served now: a poller that still waits asks again */
         for (unsigned i = 0; i < n; i++)
                 pollers[i].fn(pollers[i].arg);
 }
@@ -92,6 +107,25 @@ void irq_poll_all(void)
 /* Set by a handler (irq_poll_soon), cleared by the CPU that runs the pollers for it. */
 static bool poll_soon;
 static unsigned poll_holds;
+
+void irq_poll_by(uint64_t tsc)
+{
+        uint64_t at = __atomic_load_n(&poll_at, __ATOMIC_RELAXED);
+
+        tsc += !tsc; /* 0 means none */
+        while ((!at || tsc < at) &&
+               !__atomic_compare_exchange_n(&poll_at, &at, tsc, true, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED))
+                ;
+        arch_timer_by(tsc);
+}
+
+uint64_t irq_poll_next(void)
+{
+        uint64_t at = __atomic_load_n(&poll_at, __ATOMIC_RELAXED);
+
+        return at ? at : UINT64_MAX;
+}
 
 void irq_poll_soon(void)
 {
@@ -113,7 +147,7 @@ bool irq_poll_wanted(void)
 
 void irq_poll_deferred(void)
 {
-        if (__atomic_load_n(&poll_soon, __ATOMIC_RELAXED) || irq_poll_wanted()) {
+        if (poll_ripe() || __atomic_load_n(&poll_soon, __ATOMIC_RELAXED) || irq_poll_wanted()) {
                 __atomic_store_n(&poll_soon, false, __ATOMIC_RELAXED);
                 __atomic_thread_fence(__ATOMIC_SEQ_CST); /* a later irq_poll_soon is seen again */
                 irq_poll_all();
@@ -124,6 +158,7 @@ void irq_reset_for_test(void)
 {
         poll_soon = false;
         poll_holds = 0;
+        poll_at = 0;
         memset(vectors, 0, sizeof(vectors));
         memset(pollers, 0, sizeof(pollers));
         npollers = 0;

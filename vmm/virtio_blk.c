@@ -539,24 +539,26 @@ static bool take(struct virtio_blk *b, struct virtq *q, unsigned *budget)
 /*
  * Interrupt moderation (docs/storage.md, "Interrupt moderation"). A device whose interrupt is
  * held is on mod_list; mod_poll, one of Keel's pollers (keel/irq.h), raises it once it has
- * waited VIRTIO_BLK_HOLD_US, and the hold keeps the pollers running (idle CPUs, host ticks)
- * meanwhile. mod_lock guards the list; it is taken before a device's lock, never after.
+ * waited VIRTIO_BLK_HOLD_US. The CPU that begins a hold asks for the pollers then
+ * (irq_poll_by), and a pass that leaves one held asks again for it. mod_lock guards the list;
+ * it is taken before a device's lock, never after.
  */
 static struct spinlock mod_lock = SPINLOCK_INIT;
 static struct virtio_blk *mod_list;
 static bool mod_polling; /* mod_poll registered: without it nothing is held */
+
+static uint64_t hold_ticks(void)
+{
+        return arch_tsc_khz() * VIRTIO_BLK_HOLD_US / 1000;
+}
 
 static void hold_set(struct virtio_blk *b, bool on)
 {
         if (b->held == on)
                 return;
         __atomic_store_n(&b->held, on, __ATOMIC_RELAXED);
-        blkdev_poll_hold(on);
-}
-
-static uint64_t hold_ticks(void)
-{
-        return arch_tsc_khz() * VIRTIO_BLK_HOLD_US / 1000;
+        if (on)
+                irq_poll_by(b->held_at + hold_ticks());
 }
 
 /*
@@ -601,17 +603,28 @@ static bool pass(struct virtio_blk *b, struct virtq *q, bool now);
 static void mod_poll(void *arg)
 {
         (void)arg;
+        /* Busy: another CPU's pass is at it, and asks again for what stays held (or a device
+         * joins or leaves the list: the next scheduling round's pollers come soon after). */
         if (!spin_trylock(&mod_lock))
-                return; /* another CPU's pass is at it */
+                return;
         for (struct virtio_blk *b = mod_list; b; b = b->next_mod) {
-                if (!__atomic_load_n(&b->held, __ATOMIC_RELAXED) || !spin_trylock(b->lock))
-                        continue;
-                if (b->held && arch_tsc() - b->held_at >= hold_ticks()) {
-                        struct virtq *q = virtio_mmio_queue(b->t, 0);
+                uint64_t at;
 
-                        (void)pass(b, q, true);
+                if (!__atomic_load_n(&b->held, __ATOMIC_RELAXED))
+                        continue;
+                /* Its lock busy: the pass holding it raises the interrupt if due; else again
+                 * soon. Held on: again at the bound. */
+                at = arch_tsc() + hold_ticks() / 8;
+                if (spin_trylock(b->lock)) {
+                        at = b->held ? b->held_at + hold_ticks() : 0;
+                        if (at && arch_tsc() >= at) {
+                                (void)pass(b, virtio_mmio_queue(b->t, 0), true);
+                                at = 0;
+                        }
+                        spin_unlock((struct spin_held){b->lock});
                 }
-                spin_unlock((struct spin_held){b->lock});
+                if (at)
+                        irq_poll_by(at);
         }
         spin_unlock((struct spin_held){&mod_lock});
 }

@@ -345,6 +345,21 @@ void arm64_idle_wake_by(uint64_t cnt)
                 pc->wake_at = cnt ? cnt : 1;
 }
 
+/* While a vCPU runs, CNTHP is armed for its slice's end or sooner (arch_vcpu_run). */
+void arch_timer_by(uint64_t tsc)
+{
+        struct arm64_percpu *pc;
+
+        arm64_idle_wake_by(tsc);
+        if (!percpu_ready)
+                return;
+        pc = arm64_this_cpu();
+        if (pc->run_until && tsc < read_sysreg(cnthp_cval_el2)) {
+                write_sysreg(cnthp_cval_el2, tsc);
+                isb();
+        }
+}
+
 void arch_cpu_idle(void)
 {
         uint64_t wake = arch_tsc() + arm64_cntfrq() / 1000 * IDLE_WAKE_MS;

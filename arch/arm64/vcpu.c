@@ -1040,6 +1040,16 @@ static inline __attribute__((always_inline)) void exit_done(struct vcpu *vcpu, u
                 exit_traced(vcpu, kind, r, at, cost, pc);
 }
 
+/* CNTHP for the slice's end or the pollers' next time (keel/irq.h), whichever is first. */
+static void hyp_timer_rearm(uint64_t deadline)
+{
+        uint64_t poll = irq_poll_next();
+
+        write_sysreg(cnthp_cval_el2, poll < deadline ? poll : deadline);
+        write_sysreg(cnthp_ctl_el2, CNT_CTL_ENABLE);
+        isb();
+}
+
 enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
 {
         struct vcpu_arch *c = &vcpu->arch;
@@ -1074,10 +1084,10 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
                 arm64_sve_load(c->sve); /* after V: Z0-Z31 hold V0-V31 */
         if (a->platform)
                 arm64_vgic_load(vcpu);
-        /* Keel's timer ends the slice: an IRQ exit at the deadline at the latest. */
-        write_sysreg(cnthp_cval_el2, deadline);
-        write_sysreg(cnthp_ctl_el2, CNT_CTL_ENABLE);
-        isb();
+        /* Keel's timer ends the slice (an IRQ exit at the deadline at the latest), or comes
+         * sooner for the pollers (keel/irq.h, arch_timer_by). */
+        arm64_this_cpu()->run_until = deadline;
+        hyp_timer_rearm(deadline);
         while (vm->state == VM_RUNNING && !c->leave) {
                 uint64_t at, pc;
                 unsigned kind;
@@ -1107,6 +1117,8 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
                         poll_console(vcpu);
                         if (arch_tsc() >= deadline)
                                 c->leave = VCPU_RUN_PREEMPTED;
+                        else if (!(read_sysreg(cnthp_ctl_el2) & CNT_CTL_ENABLE))
+                                hyp_timer_rearm(deadline); /* it came for the pollers */
                         break;
                 case ARM64_KIND_SERROR:
                         vcpu->stats.count[ARM64_EXIT_OTHER]++;
@@ -1122,6 +1134,7 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
                 exit_done(vcpu, kind, at, pc);
         }
         arm64_hyp_timer_stop();
+        arm64_this_cpu()->run_until = 0;
         if (a->platform)
                 arm64_vgic_put(vcpu);
         el1_save(&c->el1);

@@ -47,6 +47,15 @@ void arch_cpu_idle(void)
 {
 }
 
+/* The earliest arch_timer_by since a test last cleared it (UINT64_MAX: none). */
+uint64_t fake_timer_at = UINT64_MAX;
+
+void arch_timer_by(uint64_t tsc)
+{
+        if (tsc < fake_timer_at)
+                fake_timer_at = tsc;
+}
+
 /* A counter the tests move by hand (fake_tsc), at 1 GHz: one tick per nanosecond. */
 uint64_t fake_tsc;
 

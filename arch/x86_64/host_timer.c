@@ -16,6 +16,7 @@
 #include <arch/host_timer.h>
 #include <arch/x86.h>
 #include <keel/check.h>
+#include <keel/irq.h>
 #include <keel/log.h>
 #include <keel/smp.h>
 #include <keel/time.h>
@@ -40,12 +41,20 @@ static uint64_t tsc_khz;
 static uint64_t lapic_base; /* 0: no xAPIC access (x2APIC mode or none) */
 static bool x2apic;
 static uint32_t lapic_per_ms; /* calibrated on the boot CPU; the APs' ticks reuse it */
-static volatile uint64_t ticks;
 /*
- * Per CPU: the TSC its LAPIC timer is armed for in one-shot mode (x86_host_timer_by), 0 while
- * it ticks periodically. Only its own CPU touches it, with interrupts off.
+ * The LAPIC timer is always one-shot, armed for the first thing this CPU must do, and again
+ * at each of its interrupts. Idle, that is a period (HOST_TICK_HZ) from now at the latest.
+ * Running a vCPU (x86_host_timer_run to x86_host_timer_idle) it is the slice's end, the
+ * pollers' next time (keel/irq.h) or the vCPU's own timers (arch_timer_by), whichever
+ * comes first, and a period from now only while a poll hold is on. So a lone busy guest exits
+ * for Keel's timer once per slice, not once per period. Per CPU, touched only by its own CPU
+ * with interrupts off.
  */
-static uint64_t *oneshot_at; /* per CPU (keel/smp.h); NULL until x86_time_init */
+struct host_timer_cpu {
+        uint64_t oneshot_at; /* the TSC the timer is armed for; 0: not armed */
+        uint64_t run_until;  /* the running vCPU's slice end; 0: idle */
+};
+static struct host_timer_cpu *timers; /* per CPU (keel/smp.h), from x86_time_init on */
 
 uint64_t arch_tsc(void)
 {
@@ -55,11 +64,6 @@ uint64_t arch_tsc(void)
 uint64_t arch_tsc_khz(void)
 {
         return tsc_khz;
-}
-
-uint64_t x86_host_ticks(void)
-{
-        return ticks;
 }
 
 static uint32_t lapic_read(unsigned reg)
@@ -84,36 +88,54 @@ void x86_lapic_eoi(void)
                 lapic_write(LAPIC_EOI, 0);
 }
 
-static void tick_start(void);
+void arch_timer_by(uint64_t when)
+{
+        uint64_t now = x86_rdtsc(), left = when > now ? when - now : 0;
+        struct host_timer_cpu *t = &timers[arch_cpu_index()];
+
+        /* Only ever brought forward: armed, it is a period (idle) or a slice (running) away
+         * at most, so the count fits in 32 bits. */
+        if (!lapic_per_ms || (t->oneshot_at && t->oneshot_at <= when))
+                return;
+        /* Rounded up, plus one count: never before `when`. */
+        t->oneshot_at = when ? when : 1;
+        lapic_write(LAPIC_LVT_TMR, HOST_TICK_VECTOR); /* one-shot */
+        lapic_write(LAPIC_TMR_ICR, (uint32_t)((left * lapic_per_ms + tsc_khz - 1) / tsc_khz + 1));
+}
+
+/* The timer armed afresh: for the running vCPU's next event (above), or a period on. */
+static void rearm(struct host_timer_cpu *t)
+{
+        uint64_t now = x86_rdtsc(), next = irq_poll_next(), period = tsc_khz * 1000 / HOST_TICK_HZ;
+
+        if (t->run_until < next)
+                next = t->run_until;
+        /* Idle, come (the vCPU leaves, the pollers run) or a poll hold on: a period on. */
+        if (next <= now || (next - now > period && (!t->run_until || irq_poll_wanted())))
+                next = now + period;
+        t->oneshot_at = 0;
+        arch_timer_by(next);
+}
 
 void x86_host_tick(void)
 {
-        unsigned cpu = arch_cpu_index();
-
-        if (cpu == 0) /* every CPU ticks; the count is the boot CPU's */
-                ticks++;
-        if (oneshot_at && oneshot_at[cpu]) {
-                oneshot_at[cpu] = 0;
-                tick_start(); /* periodic again, its first period from now */
-        }
+        rearm(&timers[arch_cpu_index()]);
 }
 
-void x86_host_timer_by(uint64_t when)
+void x86_host_timer_run(uint64_t deadline)
 {
-        uint64_t now = x86_rdtsc(), count;
-        unsigned cpu;
+        struct host_timer_cpu *t = &timers[arch_cpu_index()];
 
-        /* Further away than a period: a periodic tick comes first, and the caller asks again. */
-        if (!lapic_per_ms || (when > now && when - now >= tsc_khz * 1000 / HOST_TICK_HZ))
-                return;
-        cpu = arch_cpu_index();
-        if (!oneshot_at || (oneshot_at[cpu] && oneshot_at[cpu] <= when))
-                return;
-        /* Rounded up, plus one count: never before `when`. */
-        count = ((when > now ? when - now : 0) * lapic_per_ms + tsc_khz - 1) / tsc_khz + 1;
-        oneshot_at[cpu] = when ? when : 1;
-        lapic_write(LAPIC_LVT_TMR, HOST_TICK_VECTOR); /* one-shot */
-        lapic_write(LAPIC_TMR_ICR, (uint32_t)count);
+        t->run_until = deadline ? deadline : 1;
+        rearm(t);
+}
+
+void x86_host_timer_idle(void)
+{
+        struct host_timer_cpu *t = &timers[arch_cpu_index()];
+
+        t->run_until = 0;
+        rearm(t); /* a period on */
 }
 
 bool x86_lapic_x2apic(void)
@@ -144,16 +166,6 @@ void x86_lapic_send_ipi(uint32_t apic_id, uint32_t icr_lo)
                 __asm__ volatile("pause");
 }
 
-/* The periodic host tick on this CPU's LAPIC, from the calibrated count (0: none). */
-static void tick_start(void)
-{
-        if (!lapic_per_ms)
-                return;
-        lapic_write(LAPIC_TMR_ICR, 0);
-        lapic_write(LAPIC_LVT_TMR, HOST_TICK_VECTOR | (1u << 17)); /* periodic */
-        lapic_write(LAPIC_TMR_ICR, lapic_per_ms * 1000 / HOST_TICK_HZ);
-}
-
 void x86_ap_time_init(void)
 {
         uint64_t apic = x86_rdmsr(MSR_APIC_BASE);
@@ -167,7 +179,7 @@ void x86_ap_time_init(void)
                 x86_wrmsr(MSR_APIC_BASE, apic | 1u << 10);
         lapic_write(LAPIC_SVR, 0x1ff);   /* software enable, spurious vector 0xff */
         lapic_write(LAPIC_TMR_DCR, 0x3); /* divide by 16, as on the boot CPU */
-        tick_start();
+        x86_host_tick();
 }
 
 void x86_wait_for_interrupt(void)
@@ -241,7 +253,7 @@ void x86_time_init(void)
         unsigned long long ppm = 0;
         uint8_t gate;
 
-        oneshot_at = percpu_table(sizeof(*oneshot_at), "host tick deadlines");
+        timers = percpu_table(sizeof(*timers), "host timers");
         if (apic & (1u << 11)) {
                 x2apic = apic & (1u << 10);
                 lapic_base = x2apic ? 0 : (apic & ~0xfffull);
@@ -283,7 +295,7 @@ void x86_time_init(void)
                          (unsigned long long)tsc_khz);
         }
         if (lapic_per_ms)
-                tick_start();
+                x86_host_tick();
         else
                 LOG_WARN("no usable LAPIC timer: no host tick (guests are not preempted)");
         LOG_INFO("TSC %llu.%03llu MHz (%llu ppm, %u tr%s), host tick %u Hz (LAPIC timer "

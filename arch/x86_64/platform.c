@@ -575,7 +575,7 @@ int x86_pending_irq(struct vcpu *vcpu)
         if (pit < next)
                 next = pit;
         if (next != UINT64_MAX)
-                x86_host_timer_by(next);
+                arch_timer_by(next);
         return v;
 }
 

@@ -10,6 +10,7 @@
 #include <arch/decode.h>
 #include <arch/fpu.h>
 #include <arch/gwalk.h>
+#include <arch/host_timer.h>
 #include <arch/mmio_emul.h>
 #include <arch/platform.h>
 #include <arch/ram_layout.h>
@@ -374,7 +375,9 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
         x86_poll_console(vcpu->vm);
         x86_fpu_load(vcpu);
         x86_swregs_load(&vcpu->arch.swregs, x86_vops->swregs);
+        x86_host_timer_run(deadline);
         x86_vops->vcpu_run(vcpu);
+        x86_host_timer_idle();
         x86_swregs_save(&vcpu->arch.swregs, x86_vops->swregs);
         x86_fpu_save(vcpu);
         if (vcpu->vm->state != VM_RUNNING)

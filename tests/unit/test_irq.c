@@ -1,7 +1,7 @@
 /*
  * Device vectors and pollers (kernel/irq.c) on the fake arch, whose device range is x86's
  * (0x30, 32 vectors): allocation until the range is used up, dispatch to the owner only and
- * counting, pollers called in order and their limit.
+ * counting, pollers called in order and their limit, and a poll at a time (irq_poll_by).
  */
 #include <keel/errno.h>
 #include <keel/irq.h>
@@ -64,6 +64,46 @@ TEST(pollers_run_in_order_up_to_the_limit)
         for (unsigned i = 0; i < IRQ_MAX_POLLERS; i++)
                 EXPECT_EQ(order[i], i + 1);
         irq_reset_for_test();
+}
+
+extern uint64_t fake_tsc, fake_timer_at; /* arch/fake */
+
+TEST(a_poll_time_runs_the_pollers_once_it_has_come_and_the_earliest_counts)
+{
+        irq_reset_for_test();
+        norder = 0;
+        EXPECT_EQ(irq_poll_register(poller, (void *)(uintptr_t)7), 0);
+        fake_tsc = 1000;
+        fake_timer_at = UINT64_MAX;
+        EXPECT_EQ(irq_poll_next(), UINT64_MAX);
+        irq_poll_by(5000);
+        EXPECT_EQ(irq_poll_next(), 5000);
+        EXPECT_EQ(fake_timer_at, 5000); /* this CPU's timer asked for it */
+        irq_poll_by(7000);              /* later: the earlier one stands */
+        EXPECT_EQ(irq_poll_next(), 5000);
+        irq_poll_by(3000); /* earlier: it counts, and the timer comes for it */
+        EXPECT_EQ(irq_poll_next(), 3000);
+        EXPECT_EQ(fake_timer_at, 3000);
+        irq_poll_deferred(); /* a window before then: no pollers */
+        EXPECT_EQ(norder, 0);
+        fake_tsc = 3000;
+        irq_poll_deferred(); /* it has come: the pollers, once */
+        EXPECT_EQ(norder, 1);
+        EXPECT_EQ(order[0], 7);
+        /* Served, and the later requests with it (a poller still waiting asks again). */
+        EXPECT_EQ(irq_poll_next(), UINT64_MAX);
+        fake_tsc = 9000;
+        irq_poll_deferred();
+        EXPECT_EQ(norder, 1);
+        /* A scheduling round's pass serves one that has come too. */
+        irq_poll_by(8000);
+        irq_poll_all();
+        EXPECT_EQ(norder, 2);
+        EXPECT_EQ(irq_poll_next(), UINT64_MAX);
+        irq_poll_by(0); /* TSC 0 is a time like any other, not "none" */
+        EXPECT_EQ(irq_poll_next(), 1);
+        irq_reset_for_test();
+        EXPECT_EQ(irq_poll_next(), UINT64_MAX);
 }
 
 TEST_MAIN()

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <arch/cpu.h>
+#include <arch/host_timer.h>
 #include <arch/mmio_emul.h>
 #include <arch/platform.h>
 #include <arch/pt_x86.h>
@@ -24,6 +25,7 @@
 #include <keel/log.h>
 #include <keel/palloc.h>
 #include <keel/smp.h>
+#include <keel/time.h>
 #include <vmm/gdb.h>
 
 #include "svm.h"
@@ -1023,8 +1025,8 @@ svm_run_guest(uint64_t vmcb_pa, struct x86_gprs *g, uint64_t host_pa)
  * and nothing else is queued, with the IRET intercept on to see the handler's end. Blocked
  * at an IRET that has not run yet: single-step over it. Otherwise (an event already queued,
  * an interrupt shadow, or inside the handler) it waits for a later entry: the next IRET's
- * intercept, or at the latest Keel's next tick. False if RFLAGS.TF is Keel's for this entry
- * (then no interrupt may be injected: its frame would carry that TF).
+ * intercept, or at the latest Keel's timer a millisecond on. False if RFLAGS.TF is Keel's
+ * for this entry (then no interrupt may be injected: its frame would carry that TF).
  */
 static __attribute__((noinline)) bool svm_inject_nmi(struct vcpu *vcpu, struct vmcb *vmcb)
 {
@@ -1042,8 +1044,12 @@ static __attribute__((noinline)) bool svm_inject_nmi(struct vcpu *vcpu, struct v
         if (!x86_nmi_pending(vcpu))
                 return true;
         if (!a->nmi_blocked) {
-                if ((c->event_inj & SVM_EVT_VALID) || (c->int_state & SVM_INT_SHADOW) ||
-                    !x86_take_nmi(vcpu))
+                if ((c->event_inj & SVM_EVT_VALID) || (c->int_state & SVM_INT_SHADOW)) {
+                        /* SVM has no NMI window: an exit within a tick period at the latest. */
+                        arch_timer_by(x86_rdtsc() + arch_tsc_khz());
+                        return true;
+                }
+                if (!x86_take_nmi(vcpu))
                         return true;
                 c->event_inj = X86_VEC_NMI | SVM_EVT_TYPE_NMI | SVM_EVT_VALID;
                 a->nmi_blocked = true;

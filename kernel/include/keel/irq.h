@@ -21,6 +21,14 @@
  * CPU's window is followed by its scheduling round). While a hold is on (irq_poll_hold:
  * someone waits for work only a poller does), irq_poll_deferred runs them after every window
  * too, so also at each host tick of a busy CPU, and an idle CPU does not sleep.
+ *
+ * A poll at a time: irq_poll_by(t) makes the pollers run at TSC t or soon after: this CPU's
+ * timer (arch_timer_by) interrupts it then, whether it idles or runs a guest, every CPU that
+ * starts a guest meanwhile arms its timer for the earliest such time too, and
+ * irq_poll_deferred after a window sees that it has come. One CPU serves it, and every
+ * request up to then with it: a poller that still waits for a later time asks again (that is
+ * how a later request is kept). For work due at a known time (virtio-blk's interrupt
+ * moderation bound), without a hold's polling at every window and a busy CPU's tick.
  */
 #ifndef KEEL_IRQ_H
 #define KEEL_IRQ_H
@@ -55,8 +63,13 @@ void irq_poll_soon(void);
 void irq_poll_hold(bool on);
 bool irq_poll_wanted(void);
 /* The arch, after an interrupt window on its exit path (no lock held): the pollers, if a
- * handler asked for them or a hold is on. */
+ * handler asked for them, a hold is on or this CPU's irq_poll_by time has come. */
 void irq_poll_deferred(void);
+
+/* The pollers run at TSC `tsc` or soon after (see above: ask again if still waiting). */
+void irq_poll_by(uint64_t tsc);
+/* The earliest irq_poll_by time not yet served (maybe past), or UINT64_MAX. */
+uint64_t irq_poll_next(void);
 
 /* Forget every handler and poller (host tests only). */
 void irq_reset_for_test(void);

@@ -55,4 +55,11 @@ void arch_cpu_kick(unsigned cpu);
 /* Idle this CPU until the next interrupt (Keel's host tick at the latest) (arch). */
 void arch_cpu_idle(void);
 
+/*
+ * This CPU takes an interrupt at TSC `tsc` or soon after (at once if it has passed), whether it
+ * idles or runs a guest then, on top of whatever else its timer is armed for (arch). For
+ * keel/irq.h's irq_poll_by.
+ */
+void arch_timer_by(uint64_t tsc);
+
 #endif

@@ -38,6 +38,7 @@ struct arm64_percpu {
         int state;                  /* smp.c: starting, up, online, abandoned */
         void (*ap_entry)(unsigned); /* what a secondary calls once it is up */
         uint64_t wake_at;           /* arch_cpu_idle wakes by this CNTPCT at the latest; 0: none */
+        uint64_t run_until;         /* the running vCPU's slice end (arch_vcpu_run); 0: none */
 };
 
 static inline struct arm64_percpu *arm64_this_cpu(void)
