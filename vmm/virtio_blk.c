@@ -610,10 +610,10 @@ static void mod_poll(void *arg)
         for (struct virtio_blk *b = mod_list; b; b = b->next_mod) {
                 uint64_t at;
 
-                if (!__atomic_load_n(&b->held, __ATOMIC_RELAXED))
-                        continue;
-                /* Its lock busy: the pass holding it raises the interrupt if due; else again
-                 * soon. Held on: again at the bound. */
+                /* Under its lock, not by a look at `held` without it: the lock orders this
+                 * pass after a hold begun before it, whose request this CPU may have just
+                 * served unseen (irq_poll_by). Its lock busy: the pass holding it raises the
+                 * interrupt if due; else again soon. Held on: again at the bound. */
                 at = arch_tsc() + hold_ticks() / 8;
                 if (spin_trylock(b->lock)) {
                         at = b->held ? b->held_at + hold_ticks() : 0;
