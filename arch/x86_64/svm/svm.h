@@ -10,6 +10,8 @@
 
 #include <stdbool.h>
 
+#include <keel/addr.h>
+
 #define SVM_ATTR_L  (1u << 9)  /* segment attrib: 64-bit code */
 #define SVM_ATTR_DB (1u << 10) /* segment attrib: default operand size 32 */
 
@@ -226,5 +228,18 @@ struct svm_caps {
  * the user can do about it.
  */
 int svm_check_caps(const struct svm_cpuid *id, struct svm_caps *caps, char *why, size_t len);
+
+/* svm_setup.c: the backend's set-up, for svm.c's vendor operations (arch/x86_vcpu.h). */
+struct vcpu;
+struct x86_entry_state;
+/* Hidden: the exit path reads them PC-relative, not through the GOT (a load per exit). */
+extern __attribute__((visibility("hidden"))) struct svm_caps svm_found; /* from svm_probe */
+/* Per CPU: the VMCB VMSAVE/VMLOAD keep Keel's state in. */
+extern __attribute__((visibility("hidden"))) hpa_t *svm_host_vmcb_pa;
+int svm_probe(char *why, size_t len);
+void svm_describe(char *buf, size_t len);
+void svm_enable(void);
+int svm_vcpu_init(struct vcpu *vcpu, const struct x86_entry_state *st);
+void svm_vcpu_free(struct vcpu *vcpu);
 
 #endif
