@@ -262,8 +262,11 @@ void x86_stop_outside_ram(struct vcpu *vcpu, const char *what, bool in_walk, uin
 bool x86_emulate_string_io_exit(struct vcpu *vcpu, const struct x86_guest_ctx *ctx, uint16_t port,
                                 unsigned size, bool in, uint64_t *rip, uint64_t rflags);
 
-/* Shared by vcpu.c and vcpu_emul.c (the emulated exits, built for size). */
-extern const struct x86_vendor *x86_vops;
+/* Shared by vcpu.c, vcpu_setup.c and vcpu_emul.c (those two built for size). Hidden: the exit
+ * path reads it PC-relative, not through the GOT. */
+extern __attribute__((visibility("hidden"))) const struct x86_vendor *x86_vops;
+/* vcpu_setup.c: an AP released by a start-up IPI with `vector`, at its first run. */
+int x86_vcpu_start_real_mode(struct vcpu *vcpu, uint8_t vector);
 void x86_format_bytes(char *hex, size_t size, const uint8_t *bytes, size_t n);
 int x86_fetch_decode(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
                      uint8_t bytes[X86_MAX_INSN_LEN], size_t *fetched, struct x86_insn *insn);
