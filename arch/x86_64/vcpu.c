@@ -13,7 +13,6 @@
 #include <arch/host_timer.h>
 #include <arch/mmio_emul.h>
 #include <arch/platform.h>
-#include <arch/ram_layout.h>
 #include <arch/swregs.h>
 #include <arch/x86.h>
 #include <arch/x86_checks.h>

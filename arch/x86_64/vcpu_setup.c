@@ -17,7 +17,6 @@
 #include <arch/x86_vcpu.h>
 #include <keel/check.h>
 #include <keel/errno.h>
-#include <keel/log.h>
 #include <vmm/vmm.h>
 
 /* Guest-physical layout of the boot structures (docs/guest-entry.md). */

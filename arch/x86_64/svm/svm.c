@@ -8,8 +8,6 @@
  * next RIP in EXITINFO2.
  */
 #include <stddef.h>
-#include <stdio.h>
-#include <string.h>
 
 #include <arch/cpu.h>
 #include <arch/host_timer.h>
@@ -23,7 +21,6 @@
 #include <keel/check.h>
 #include <keel/errno.h>
 #include <keel/log.h>
-#include <keel/palloc.h>
 #include <keel/smp.h>
 #include <keel/time.h>
 #include <vmm/gdb.h>
