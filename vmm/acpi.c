@@ -96,7 +96,9 @@ static void dsdt_aml(const struct acpi_config *cfg, struct aml *a)
                 aml_name(a, "_CRS");
                 rt = aml_rt_begin(a);
                 aml_rt_memory32_fixed(a, true, (uint32_t)d->base, d->size);
-                aml_rt_interrupt(a, AML_IRQ_LEVEL, AML_IRQ_ACTIVE_HIGH, AML_IRQ_EXCLUSIVE, d->gsi);
+                /* Edge, as Firecracker's and QEMU's arm virt's virtio-mmio: the EOI then
+                 * concerns the LAPIC alone, so a paravirtual EOI can end it (platform.c). */
+                aml_rt_interrupt(a, AML_IRQ_EDGE, AML_IRQ_ACTIVE_HIGH, AML_IRQ_EXCLUSIVE, d->gsi);
                 aml_rt_end(a, rt);
                 aml_end(a, dev);
         }

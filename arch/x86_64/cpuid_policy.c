@@ -101,6 +101,13 @@ void x86_cpuid_policy(uint32_t leaf, uint32_t subleaf, const uint32_t host[4],
                         r[EDX] = X86_CPUID_KEEL_EDX;
                 } else if (leaf == X86_CPUID_HV_BASE + 1) {
                         r[EAX] = KEEL_HC_ABI_VERSION;
+                } else if (leaf == X86_CPUID_KVM_BASE && ctx->lapic) {
+                        r[EAX] = X86_CPUID_KVM_BASE + 1;
+                        r[EBX] = X86_CPUID_KVM_EBX;
+                        r[ECX] = X86_CPUID_KVM_ECX;
+                        r[EDX] = X86_CPUID_KVM_EDX;
+                } else if (leaf == X86_CPUID_KVM_BASE + 1 && ctx->lapic) {
+                        r[EAX] = X86_CPUID_KVM_PV_EOI;
                 }
                 goto out;
         }

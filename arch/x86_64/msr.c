@@ -4,6 +4,7 @@
  * it is built for size: vcpu.c is on the measured exit path (-O2, docs/benchmarks.md), MSR
  * exits are not.
  */
+#include <arch/platform.h>
 #include <arch/swregs.h>
 #include <arch/x86.h>
 #include <arch/x86_checks.h>
@@ -29,6 +30,7 @@ static void report_msr_once(struct vcpu *vcpu, uint32_t msr, const char *what)
  * answered with "nothing there" values; writes to those are ignored. Anything else gets #GP.
  */
 #define MSR_TSC_DEADLINE 0x6e0u
+#define MSR_KVM_PV_EOI   0x4b564d04u /* KVM's PV EOI (platform.c, docs/x86-interrupts.md) */
 #define APIC_BASE_ADDR   0xfee00000ull
 #define APIC_BASE_EN     (1u << 11) /* xAPIC global enable */
 #define APIC_BASE_BSP    (1u << 8)  /* vCPU 0 is the bootstrap processor */
@@ -148,6 +150,10 @@ int x86_msr_read(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
                         *val = vcpu->arch.misc_enable;
                         return 0;
                 }
+                if (msr == MSR_KVM_PV_EOI) {
+                        *val = vcpu->arch.lapic.pv_eoi;
+                        return 0;
+                }
                 if (msr_reads_zero(msr)) {
                         *val = 0;
                         return 0;
@@ -183,6 +189,8 @@ int x86_msr_write(struct vcpu *vcpu, uint32_t msr, uint64_t val)
                 }
                 if (msr == MSR_MISC_ENABLE)
                         return misc_enable_write(vcpu, val) ? 0 : -KEEL_EPERM;
+                if (msr == MSR_KVM_PV_EOI)
+                        return x86_pv_eoi_msr(vcpu, val) ? 0 : -KEEL_EPERM;
                 if (msr_reads_zero(msr))
                         return 0;
         }

@@ -191,6 +191,62 @@ void x86_start_released(struct vm *vm)
 }
 
 /*
+ * KVM's paravirtual EOI (vlapic.pv_eoi, docs/x86-interrupts.md), under vm->dev_lock. The flag
+ * is bit 0 of the byte at the MSR's address, in guest RAM; Keel reads and writes it only while
+ * the vCPU is out of the guest, and the guest clears it with one instruction (Linux: BTR)
+ * in place of writing EOI. Reading it costs nothing while Keel has not set it.
+ */
+static gpa_t pv_eoi_flag(const struct vlapic *l)
+{
+        return gpa(l->pv_eoi & ~3ull);
+}
+
+/* Before the LAPIC's state is used: a flag Keel set that the guest has cleared was its EOI.
+ * A flag that cannot be read counts as cleared. */
+static void pv_eoi_sync(struct vcpu *vcpu)
+{
+        struct vlapic *l = &vcpu->arch.lapic;
+        const volatile uint8_t *flag;
+
+        if (!l->pv_eoi_set)
+                return;
+        flag = gmem_peek(&vcpu->vm->mem, pv_eoi_flag(l), 1);
+        if (flag && (*flag & 1))
+                return;
+        l->pv_eoi_set = false;
+        vlapic_eoi(l);
+}
+
+/* Before an entry, after pv_eoi_sync: the flag is set while the guest may end what is in
+ * service with it (vlapic_pv_eoi_ok) and cleared (withdrawn) when it may no longer. */
+static void pv_eoi_arm(struct vcpu *vcpu)
+{
+        static const uint8_t flag[2] = {0, 1};
+        struct vlapic *l = &vcpu->arch.lapic;
+        bool want = (l->pv_eoi & 1) && vlapic_pv_eoi_ok(l);
+
+        if (want != l->pv_eoi_set &&
+            gmem_write(&vcpu->vm->mem, pv_eoi_flag(l), &flag[want], 1) == 0)
+                l->pv_eoi_set = want;
+}
+
+bool x86_pv_eoi_msr(struct vcpu *vcpu, uint64_t val)
+{
+        struct vlapic *l = &vcpu->arch.lapic;
+        struct spin_held h;
+
+        if ((val & 2) || ((val & 1) && !gmem_contains(&vcpu->vm->mem, gpa(val & ~3ull), 4)))
+                return false;
+        h = spin_lock(&vcpu->vm->dev_lock);
+        pv_eoi_sync(vcpu);
+        l->pv_eoi &= ~1ull; /* the old flag withdrawn, if Keel had set it */
+        pv_eoi_arm(vcpu);
+        l->pv_eoi = val;
+        spin_unlock(h);
+        return true;
+}
+
+/*
  * The LAPIC page: the accessing vCPU's own LAPIC (dev = the VM, under its dev_lock). With
  * IA32_APIC_BASE.EN clear the LAPIC does not decode its page (SDM 10.4.3): as on a PC with
  * nothing there, and as KVM does, reads give all ones and writes are dropped, whatever the
@@ -205,6 +261,7 @@ static void lapic_page_read(void *dev, uint64_t offset, unsigned size, uint64_t 
                 *val = size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
                 return;
         }
+        pv_eoi_sync(v);
         vlapic_mmio_ops.read(&v->arch.lapic, offset, size, val);
 }
 
@@ -215,6 +272,7 @@ static void lapic_page_write(void *dev, uint64_t offset, unsigned size, uint64_t
 
         if (v->arch.apic_off)
                 return;
+        pv_eoi_sync(v);
         vlapic_mmio_ops.write(&v->arch.lapic, offset, size, val);
 }
 
@@ -562,7 +620,10 @@ int x86_pending_irq(struct vcpu *vcpu)
         if (!vcpu->vm->arch.platform)
                 return -1;
         h = spin_lock(&vcpu->vm->dev_lock);
+        pv_eoi_sync(vcpu);
         v = pending_irq_locked(vcpu);
+        if (v < 0) /* else x86_irq_injected arms it, or the flag waits for the window */
+                pv_eoi_arm(vcpu);
         next = vlapic_next_deadline(&vcpu->arch.lapic);
         pit = vcpu->vm->arch.pit.irq_at; /* in Keel's TSC; no PIT: UINT64_MAX */
         spin_unlock(h);
@@ -611,6 +672,7 @@ uint8_t x86_irq_injected(struct vcpu *vcpu, uint8_t vector)
                 v = vpic_intack(&vcpu->vm->arch.pic);
         else
                 vlapic_accept(&vcpu->arch.lapic, v < 0 ? vector : (uint8_t)v);
+        pv_eoi_arm(vcpu);
         spin_unlock(h);
         return v < 0 ? vector : (uint8_t)v;
 }

@@ -210,7 +210,7 @@ void vlapic_accept(struct vlapic *l, uint8_t vector)
         vlapic_set_bit(l->isr, vector);
 }
 
-static void vlapic_eoi(struct vlapic *l)
+void vlapic_eoi(struct vlapic *l)
 {
         int v = vlapic_highest(l->isr);
 
@@ -219,6 +219,13 @@ static void vlapic_eoi(struct vlapic *l)
         vlapic_clear_bit(l->isr, (uint8_t)v);
         if (vlapic_test_bit(l->tmr, (uint8_t)v) && l->env.eoi_vector)
                 l->env.eoi_vector(l->env.ctx, (uint8_t)v);
+}
+
+bool vlapic_pv_eoi_ok(const struct vlapic *l)
+{
+        int v = vlapic_highest(l->isr);
+
+        return v >= 0 && !vlapic_test_bit(l->tmr, (uint8_t)v) && vlapic_highest(l->irr) < 0;
 }
 
 bool vlapic_match_dest(const struct vlapic *l, uint8_t dest, bool logical)
@@ -756,11 +763,11 @@ const struct mmio_ops vlapic_mmio_ops = {
 /* ---- Snapshots ---- */
 
 struct vlapic_snap { /* no padding: every byte is checked */
-        uint64_t timer_start, timer_next, tsc_deadline;
+        uint64_t timer_start, timer_next, tsc_deadline, pv_eoi;
         uint32_t tpr, ldr, dfr, svr, esr, esr_pending, isr[8], tmr[8], irr[8];
         uint32_t lvt[VLAPIC_LVT_COUNT], icr_lo, icr_hi, timer_icr, timer_dcr, timer_offset;
         uint8_t id, timer_running, wait_sipi, sipi_vector, nmi_pending, global_off, nmi_latched,
-            pad;
+            pv_eoi_set;
 };
 
 __attribute__((cold)) void vlapic_save(const struct vlapic *l, struct snap_buf *b)
@@ -769,6 +776,7 @@ __attribute__((cold)) void vlapic_save(const struct vlapic *l, struct snap_buf *
             .timer_start = l->timer_start,
             .timer_next = l->timer_next,
             .tsc_deadline = l->tsc_deadline,
+            .pv_eoi = l->pv_eoi,
             .tpr = l->tpr,
             .ldr = l->ldr,
             .dfr = l->dfr,
@@ -787,6 +795,7 @@ __attribute__((cold)) void vlapic_save(const struct vlapic *l, struct snap_buf *
             .nmi_pending = l->nmi_pending,
             .nmi_latched = l->nmi_latched,
             .global_off = l->global_off,
+            .pv_eoi_set = l->pv_eoi_set,
         };
 
         memcpy(s.isr, l->isr, sizeof(s.isr));
@@ -811,7 +820,8 @@ __attribute__((cold)) int vlapic_load(struct vlapic *l, struct snap_rd *r)
               (s.svr & ~SVR_MASK) || (s.esr & ~esr_bits) || (s.esr_pending & ~esr_bits) ||
               (s.icr_lo & ~ICR_LO_MASK) || (s.icr_hi & ~ICR_HI_MASK) ||
               (s.timer_dcr & ~TDCR_MASK) || (s.isr[0] | s.tmr[0] | s.irr[0]) & 0xffff ||
-              (s.timer_running | s.wait_sipi | s.nmi_pending | s.global_off) > 1 || s.pad ||
+              (s.timer_running | s.wait_sipi | s.nmi_pending | s.global_off | s.pv_eoi_set) > 1 ||
+              (s.pv_eoi && (s.pv_eoi & 3) != 1) || s.pv_eoi_set > (s.pv_eoi != 0) ||
               s.nmi_latched > s.nmi_pending ||
               (s.timer_running && (!s.timer_icr || s.timer_offset >= s.timer_icr));
         for (unsigned i = 0; i < VLAPIC_LVT_COUNT; i++)
@@ -831,7 +841,7 @@ __attribute__((cold)) int vlapic_load(struct vlapic *l, struct snap_rd *r)
         l->timer_offset = s.timer_offset, l->timer_running = s.timer_running;
         l->wait_sipi = s.wait_sipi, l->sipi_vector = s.sipi_vector;
         l->nmi_pending = s.nmi_pending, l->nmi_latched = s.nmi_latched;
-        l->global_off = s.global_off;
+        l->global_off = s.global_off, l->pv_eoi = s.pv_eoi, l->pv_eoi_set = s.pv_eoi_set;
         memcpy(l->isr, s.isr, sizeof(s.isr));
         memcpy(l->tmr, s.tmr, sizeof(s.tmr));
         memcpy(l->irr, s.irr, sizeof(s.irr));

@@ -141,7 +141,7 @@ def check_dsdt(text):
         expect("Name (_UID, %s)" % uid in body, "V%03d _UID %d" % (i, i))
         expect(re.search(r"Memory32Fixed \(ReadWrite,\s*0x%08X,\s*// Address Base\s*0x%08X,"
                          % (base, size), body), "V%03d Memory32Fixed 0x%X 0x%X" % (i, base, size))
-        expect(re.search(r"Interrupt \(ResourceConsumer, Level, ActiveHigh, Exclusive, ,, \)"
+        expect(re.search(r"Interrupt \(ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, \)"
                          r"\s*\{\s*0x%08X,\s*\}" % gsi, body), "V%03d Interrupt {%d}" % (i, gsi))
     m = re.search(r"Device \(COM1\)\s*\{(.*?)\n        \}", text, re.S)
     if expect(m, "DSDT Device (COM1)"):

@@ -30,6 +30,14 @@
  *      vector 0x7b; IRQ 11 level-triggered (ELCR) and held high gives one interrupt per EOI
  *      until the handler lowers the line at the Nth; a pulse while LINT0 is masked gives none
  *      until LINT0 is unmasked, then one;
+ *  11. KVM's paravirtual EOI (CPUID 0x40000100: "KVMKVMKVM", 0x40000101 EAX bit 6; MSR
+ *      0x4b564d04): the MSR with bit 1 set, or bit 0 set and a flag outside guest RAM: #GP,
+ *      the value kept; enabled, N self-IPIs whose handler ends with Linux's test-and-clear of
+ *      the flag: N interrupts, every one ended through the flag, ISR empty after; a self-IPI of
+ *      a lower class sent from inside a handler (Keel then withdraws the flag, so the handler
+ *      writes EOI): taken right after that handler's IRET; a level-triggered vector (self-IPI
+ *      with TMR set is not possible: an I/O APIC pin) is left to the unit tests; MSR 0: no
+ *      flag set again;
  * then exits 0; a wrong count prints FAIL and exits 1.
  * Built with HOSTILE_LAPIC_PERIODIC (hostile_lapic_periodic) it does none of that but, for
  * ever, runs the timer periodic with initial count 1 and divide by 1 (expiring at every TSC
@@ -493,6 +501,93 @@ static void pic_storm(void)
                      N, N);
 }
 
+#define MSR_KVM_PV_EOI 0x4b564d04u
+#define VEC_PV_HIGH    0x70
+#define VEC_PV_LOW     0x58
+
+static volatile uint32_t pv_flag __attribute__((aligned(8)));
+static volatile unsigned pv_low_sent;
+
+/* WRMSR that may fault (hostile_x86.h resumes after its 2 bytes): the vector, or ~0u. */
+static unsigned wrmsr_fault(uint32_t msr, uint64_t v)
+{
+        hx_last_vector = ~0ull;
+        hx_resume_len = 2;
+        wrmsr(msr, v);
+        hx_resume_len = 0;
+        return (unsigned)hx_last_vector;
+}
+
+static void pv_send_low(unsigned cpu, unsigned vector)
+{
+        (void)cpu;
+        if (vector == VEC_PV_HIGH && !pv_low_sent) {
+                pv_low_sent = 1;
+                lapic_icr(0, ICR_SELF | VEC_PV_LOW);
+        }
+}
+
+static void pv_eoi(void)
+{
+        struct cpuid_regs sig = cpuid(0x40000100u, 0), feat = cpuid(0x40000101u, 0);
+        uint64_t good = gpa_of(&pv_flag) | 1, before, skipped, low;
+
+        expect("KVM CPUID block: maximum leaf", sig.eax, 0x40000101u);
+        expect("KVM CPUID block: signature",
+               sig.ebx == 0x4b4d564bu && sig.ecx == 0x564b4d56u && sig.edx == 0x4du, 1);
+        expect("KVM CPUID block: features (PV EOI only)", feat.eax, 1u << 6);
+        expect("PV EOI MSR, bit 1 set: #GP", wrmsr_fault(MSR_KVM_PV_EOI, good | 2), 13);
+        expect("PV EOI MSR, flag outside RAM: #GP", wrmsr_fault(MSR_KVM_PV_EOI, (1ull << 45) | 1),
+               13);
+        expect("PV EOI MSR after refused writes", rdmsr(MSR_KVM_PV_EOI), 0);
+        pv_flag = 0;
+        wrmsr(MSR_KVM_PV_EOI, good);
+        expect("PV EOI MSR reads back", rdmsr(MSR_KVM_PV_EOI), good);
+
+        before = irq_count[0][VEC_IPI];
+        skipped = irq_pv_skipped;
+        irq_pv_flag = &pv_flag;
+        irq_eoi[0] = 1;
+        irq_enable();
+        for (unsigned i = 0; i < N; i++)
+                lapic_icr(0, ICR_SELF | VEC_IPI);
+        irq_disable();
+        expect("PV EOI: self-IPIs taken", irq_count[0][VEC_IPI] - before, N);
+        expect("PV EOI: ended through the flag", irq_pv_skipped - skipped, N);
+        expect("PV EOI: in service after", vec_bit(LAPIC_ISR, VEC_IPI), 0);
+
+        /* A lower class sent from the handler: the flag is withdrawn, the EOI written. */
+        low = irq_count[0][VEC_PV_LOW];
+        skipped = irq_pv_skipped;
+        pv_low_sent = 0;
+        irq_hook = pv_send_low;
+        lapic_icr(0, ICR_SELF | VEC_PV_HIGH);
+        irq_window();
+        irq_hook = 0;
+        expect("PV EOI: lower class sent from a handler, taken after its IRET",
+               irq_count[0][VEC_PV_LOW] - low, 1);
+        expect("PV EOI: EOIs through the flag when something waited", irq_pv_skipped - skipped,
+               1); /* the lower one's own, nothing waiting then */
+        expect("PV EOI: in service after the pair",
+               vec_bit(LAPIC_ISR, VEC_PV_HIGH) | vec_bit(LAPIC_ISR, VEC_PV_LOW), 0);
+
+        /* Off: the flag is never set again, every EOI is written. */
+        wrmsr(MSR_KVM_PV_EOI, 0);
+        skipped = irq_pv_skipped;
+        before = irq_count[0][VEC_IPI];
+        irq_enable();
+        for (unsigned i = 0; i < 100; i++)
+                lapic_icr(0, ICR_SELF | VEC_IPI);
+        irq_disable();
+        expect("PV EOI off: self-IPIs taken", irq_count[0][VEC_IPI] - before, 100);
+        expect("PV EOI off: ended through the flag", irq_pv_skipped - skipped, 0);
+        expect("PV EOI off: flag", pv_flag, 0);
+        irq_pv_flag = 0;
+        guest_printf("hostile_lapic: paravirtual EOI: %u self-IPIs ended through the flag, a "
+                     "lower class sent from a handler taken after its IRET, bad MSR values #GP\n",
+                     N);
+}
+
 int64_t guest_main(void)
 {
         hx_gdt_init();
@@ -520,6 +615,7 @@ int64_t guest_main(void)
         sti_port_write();
         window_hlt();
         pic_storm();
+        pv_eoi();
         if (failed) {
                 guest_printf("hostile_lapic: %u of %u checks failed\n", failed, checks);
                 return 1;

@@ -141,16 +141,29 @@ static inline uint64_t irq_total(unsigned cpu)
  * (ipibench_x86.c reads its counter there; hostile_virtio.c counts used buffers). */
 static void (*volatile irq_hook)(unsigned cpu, unsigned vector);
 
+/* KVM's paravirtual EOI (hostile_lapic): if set, the EOI is first a test-and-clear of bit 0 of
+ * this flag in one instruction, as Linux does, and the EOI register is written only if it was
+ * clear; irq_pv_skipped counts the EOIs so ended. */
+static volatile uint32_t *volatile irq_pv_flag;
+static volatile uint64_t irq_pv_skipped;
+
 void irq_dispatch(uint64_t vector, uint64_t rip);
 void irq_dispatch(uint64_t vector, uint64_t rip)
 {
         unsigned cpu = irq_cpu();
+        bool set = false;
 
         if (irq_hook)
                 irq_hook(cpu, (unsigned)(vector & 0xff));
         irq_rip[cpu][vector & 0xff] = rip;
         irq_count[cpu][vector & 0xff]++;
-        if (irq_eoi[cpu])
+        if (!irq_eoi[cpu])
+                return;
+        if (irq_pv_flag)
+                __asm__ volatile("btrl $0, %0" : "+m"(*irq_pv_flag), "=@ccc"(set) : : "memory");
+        if (set)
+                irq_pv_skipped++;
+        else
                 lapic_write(LAPIC_EOI, 0);
 }
 

@@ -285,7 +285,7 @@ HOSTILE_LAPIC = [WITNESS, ("lapic", [guest_line("lapic", "hostile_lapic: " + t) 
     r"5 allowed\)$",
     r"8259 through LINT0: 3000 IRQ 11 pulses: 3000 interrupts; level IRQ 11 held high: one per "
     r"EOI until lowered; none while LINT0 is masked$",
-    r"all 39 storm checks passed$")], vm_exited("lapic"))]
+    r"all 55 storm checks passed$")], vm_exited("lapic"))]
 
 
 def apic_edge_vm(name, text, stop):

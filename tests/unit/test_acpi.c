@@ -278,7 +278,8 @@ static void check_tables(const struct acpi_config *cfg, uint64_t base)
         EXPECT_EQ(t.dsdt + rd32(dsdt + 4), t.size);
         for (unsigned i = 0; i < cfg->num_virtio; i++) {
                 const struct acpi_virtio_mmio *d = &cfg->virtio[i];
-                uint8_t mem[12] = {0x86, 0x09, 0x00, 0x01}, irq[9] = {0x89, 0x06, 0x00, 0x01, 1};
+                uint8_t mem[12] = {0x86, 0x09, 0x00, 0x01},
+                        irq[9] = {0x89, 0x06, 0x00, 0x03, 1}; /* consumer, edge */
                 char name[5] = {'V', '0', '0', (char)('0' + i), 0};
                 const uint8_t *dev, *hid;
 

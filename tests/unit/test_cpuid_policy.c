@@ -253,8 +253,27 @@ TEST(hypervisor_leaves)
                 run(leaf, 0, host, &ctx, out);
                 EXPECT_EQ(out[0] | out[1] | out[2] | out[3], 0);
         }
+        /* KVM's block: only for a vCPU with Keel's LAPIC (the PV EOI is the LAPIC's). */
         run(0x40000100u, 0, host, &ctx, out);
         EXPECT_EQ(out[0] | out[1] | out[2] | out[3], 0);
+        run(0x40000101u, 0, host, &ctx, out);
+        EXPECT_EQ(out[0] | out[1] | out[2] | out[3], 0);
+        {
+                struct x86_cpuid_ctx c = ctx;
+
+                c.lapic = true;
+                run(0x40000100u, 0, host, &c, out);
+                EXPECT_EQ(out[0], 0x40000101u);
+                memcpy(sig, &out[1], 12);
+                EXPECT_EQ(memcmp(sig, "KVMKVMKVM\0\0\0", 12), 0);
+                run(0x40000101u, 0, host, &c, out);
+                EXPECT_EQ(out[0], 1u << 6); /* KVM_FEATURE_PV_EOI and nothing else */
+                EXPECT_EQ(out[1] | out[2] | out[3], 0);
+                run(0x40000102u, 0, host, &c, out);
+                EXPECT_EQ(out[0] | out[1] | out[2] | out[3], 0);
+                run(0x40000200u, 0, host, &c, out);
+                EXPECT_EQ(out[0] | out[1] | out[2] | out[3], 0);
+        }
         /* Host data is never needed for them: the host leaf is the leaf itself. */
         EXPECT_EQ(x86_cpuid_host_leaf(0x40000000u, &ctx), 0x40000000u);
 }

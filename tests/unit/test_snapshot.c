@@ -133,10 +133,10 @@ TEST(refusals)
         memcpy(bad, snap, len);
         v = SNAP_VERSION + 1;
         memcpy(bad + 8, &v, 4);
-        EXPECT_TRUE(refused(bad, len, "format version 3; this Keel reads version 2 only"));
+        EXPECT_TRUE(refused(bad, len, "format version 4; this Keel reads version 3 only"));
         v = 1; /* the format before the counter (and the partition's slots): refused too */
         memcpy(bad + 8, &v, 4);
-        EXPECT_TRUE(refused(bad, len, "format version 1; this Keel reads version 2 only"));
+        EXPECT_TRUE(refused(bad, len, "format version 1; this Keel reads version 3 only"));
         memcpy(bad, snap, len);
         v = 183;
         memcpy(bad + 12, &v, 4);
@@ -199,7 +199,7 @@ TEST(partition_header_check)
         EXPECT_STREQ(why, "taken on arm64 (machine 183); this Keel runs x86_64 VMs");
         h.version = 1; /* before the counter and the partition's slots */
         EXPECT_EQ(snapshot_part_check(&h, "snap", h.size, why, sizeof(why)), -KEEL_EINVAL);
-        EXPECT_STREQ(why, "format version 1; this Keel reads version 2 only");
+        EXPECT_STREQ(why, "format version 1; this Keel reads version 3 only");
         memset(&h, 0, sizeof(h));
         EXPECT_EQ(snapshot_part_check(&h, "snap", 1 << 20, why, sizeof(why)), -KEEL_EINVAL);
         EXPECT_STREQ(why, "not a Keel snapshot (no KEELSNAP magic)");

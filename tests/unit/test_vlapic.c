@@ -298,6 +298,44 @@ TEST(level_eoi_broadcast)
         EXPECT_EQ(f.eois, 1);
 }
 
+/* KVM's paravirtual EOI: when the guest may end what is in service by clearing its flag, and
+ * the EOI Keel then performs (vlapic_eoi) is the register's. */
+TEST(pv_eoi_ok_only_for_edge_with_nothing_waiting)
+{
+        struct vlapic l;
+        struct fake_env f;
+
+        setup(&l, &f, 0);
+        enable(&l);
+        EXPECT_FALSE(vlapic_pv_eoi_ok(&l)); /* nothing in service */
+        vlapic_set_irq(&l, 0x50, false);
+        EXPECT_FALSE(vlapic_pv_eoi_ok(&l)); /* waiting, not in service */
+        EXPECT_EQ(take(&l), 0x50);
+        EXPECT_TRUE(vlapic_pv_eoi_ok(&l));
+        vlapic_set_irq(&l, 0x40, false); /* a lower class waits: its EOI must exit */
+        EXPECT_FALSE(vlapic_pv_eoi_ok(&l));
+        vlapic_set_irq(&l, 0x60, true); /* nests above: level-triggered */
+        EXPECT_EQ(take(&l), 0x60);
+        EXPECT_FALSE(vlapic_pv_eoi_ok(&l));
+        vlapic_eoi(&l); /* the level one goes to the I/O APIC */
+        EXPECT_EQ(f.eois, 1);
+        EXPECT_EQ(f.eoi_vec[0], 0x60);
+        EXPECT_FALSE(vlapic_pv_eoi_ok(&l)); /* 0x40 still waits */
+        vlapic_eoi(&l);
+        EXPECT_EQ(take(&l), 0x40);
+        EXPECT_TRUE(vlapic_pv_eoi_ok(&l));
+        vlapic_eoi(&l);
+        EXPECT_EQ(f.eois, 1);
+        EXPECT_FALSE(vlapic_pv_eoi_ok(&l));
+        EXPECT_EQ(rd(&l, VLAPIC_REG_ISR + 0x20), 0);
+        /* Reset and INIT turn it off. */
+        l.pv_eoi = 0x1001;
+        l.pv_eoi_set = true;
+        vlapic_reset(&l);
+        EXPECT_EQ(l.pv_eoi, 0);
+        EXPECT_FALSE(l.pv_eoi_set);
+}
+
 TEST(illegal_vectors_and_error_interrupt)
 {
         struct vlapic l;

@@ -27,7 +27,7 @@ struct vm;
 struct vcpu;
 
 #define SNAP_MAGIC   "KEELSNAP"
-#define SNAP_VERSION 2
+#define SNAP_VERSION 3
 
 /* Device models a snapshot holds (snap_header.devices); a restore needs the same set. */
 #define SNAP_DEV_UART     (1u << 0) /* x86 16550 (vmm/vuart.c), arm64 PL011 (vmm/pl011.c) */

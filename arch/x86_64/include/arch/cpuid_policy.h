@@ -25,6 +25,16 @@
 #define X86_CPUID_KEEL_EBX 0x6c65654bu /* "Keel" */
 #define X86_CPUID_KEEL_ECX 0x6c65654bu
 #define X86_CPUID_KEEL_EDX 0x6c65654bu
+/*
+ * KVM's paravirtual interface in the next block of the range, where Linux also looks for it
+ * (docs/x86-interrupts.md, "Paravirtual EOI"), for a vCPU with Keel's LAPIC: the signature
+ * "KVMKVMKVM\0\0\0" and of KVM's features only PV EOI (MSR 0x4b564d04).
+ */
+#define X86_CPUID_KVM_BASE   0x40000100u
+#define X86_CPUID_KVM_EBX    0x4b4d564bu
+#define X86_CPUID_KVM_ECX    0x564b4d56u
+#define X86_CPUID_KVM_EDX    0x4du
+#define X86_CPUID_KVM_PV_EOI (1u << 6)
 
 /* XSAVE state components: bits of XCR0 (0: x87, 1: SSE, 2 up: one CPUID.(0xD, i) each). */
 #define X86_XSAVE_COMPONENTS 64

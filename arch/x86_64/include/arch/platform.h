@@ -26,6 +26,11 @@ int x86_pending_irq(struct vcpu *vcpu);
  */
 uint8_t x86_irq_injected(struct vcpu *vcpu, uint8_t vector);
 /*
+ * KVM's MSR_KVM_PV_EOI_EN written (msr.c; vlapic.pv_eoi): false for #GP (bit 1 set, or bit 0
+ * set with the 4-byte flag not in guest RAM). A flag Keel had set is withdrawn first.
+ */
+bool x86_pv_eoi_msr(struct vcpu *vcpu, uint64_t val);
+/*
  * An NMI is pending for the vCPU (a racy read, without dev_lock: a stale false delays it to
  * the next entry, which the sender's kick causes; a stale true is settled by x86_take_nmi).
  */

@@ -165,6 +165,14 @@ struct vlapic {
          * interrupt, NMI or IPI and its page does not answer (the caller's page handler).
          */
         bool global_off;
+        /*
+         * KVM's paravirtual EOI (docs/x86-interrupts.md): MSR 0x4b564d04 as the guest wrote it
+         * (0: off; else bit 0 set and bits 63:2 the guest-physical address of its flag), and
+         * whether Keel has set the flag's bit 0, which lets the guest end what is in service by
+         * clearing it instead of writing EOI. The flag is guest memory: the caller's.
+         */
+        uint64_t pv_eoi;
+        bool pv_eoi_set;
         struct vlapic_env env;
         struct vlapic_stats stats;
 };
@@ -195,6 +203,16 @@ int vlapic_pending(const struct vlapic *l);
 
 /* The vector was injected into the guest: IRR -> ISR. */
 void vlapic_accept(struct vlapic *l, uint8_t vector);
+
+/* EOI: the highest in-service vector retires (a level-triggered one goes to env.eoi_vector). */
+void vlapic_eoi(struct vlapic *l);
+
+/*
+ * Whether the guest may end what is in service with a paravirtual EOI (vlapic.pv_eoi): a vector
+ * is in service, the highest one is edge-triggered (an I/O APIC needs the EOI of a level-
+ * triggered one at once) and nothing waits in IRR (what waits is delivered at the EOI's exit).
+ */
+bool vlapic_pv_eoi_ok(const struct vlapic *l);
 
 /* Processor priority (PPR register value) from TPR and the highest in-service vector. */
 uint32_t vlapic_ppr(const struct vlapic *l);
