@@ -23,8 +23,9 @@ static struct irq_slot vectors[1]; /* never used: irq_alloc refuses */
 #endif
 static struct irq_slot pollers[IRQ_MAX_POLLERS];
 static unsigned npollers;
-/* The earliest irq_poll_by time not yet served (maybe past); 0: none. */
-static uint64_t poll_at;
+/* The earliest time not yet served at which the pollers may run (maybe past), and the
+ * earliest by which they must (the timer's: irq_poll_by_slack); 0: none. */
+static uint64_t poll_at, poll_timer_at;
 
 /* Variables, not the macros: an arch with no vectors would make every test below constant. */
 static const unsigned first_vector = ARCH_IRQ_FIRST, nvectors = ARCH_IRQ_COUNT;
@@ -85,14 +86,22 @@ int irq_poll_register(irq_fn fn, void *arg)
         return 0;
 }
 
-/* Takes irq_poll_by's time if it has come: true if this CPU serves it. */
+/*
+ * Takes irq_poll_by's time if it has come: true if this CPU serves it, and the timer's time
+ * with it (unless a request lowered that meanwhile: the timer then comes once for nothing).
+ */
 static bool poll_ripe(void)
 {
-        uint64_t at = __atomic_load_n(&poll_at, __ATOMIC_RELAXED);
+        uint64_t at = __atomic_load_n(&poll_at, __ATOMIC_RELAXED),
+                 timer = __atomic_load_n(&poll_timer_at, __ATOMIC_RELAXED);
 
-        return at && arch_tsc() >= at &&
-               __atomic_compare_exchange_n(&poll_at, &at, 0, false, __ATOMIC_RELAXED,
-                                           __ATOMIC_RELAXED);
+        if (!at || arch_tsc() < at ||
+            !__atomic_compare_exchange_n(&poll_at, &at, 0, false, __ATOMIC_RELAXED,
+                                         __ATOMIC_RELAXED))
+                return false;
+        (void)__atomic_compare_exchange_n(&poll_timer_at, &timer, 0, false, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED);
+        return true;
 }
 
 void irq_poll_all(void)
@@ -108,23 +117,45 @@ void irq_poll_all(void)
 static bool poll_soon;
 static unsigned poll_holds;
 
-void irq_poll_by(uint64_t tsc)
+/* *v = min(*v, t), 0 counting as none. */
+static void lower(uint64_t *v, uint64_t t)
 {
-        uint64_t at = __atomic_load_n(&poll_at, __ATOMIC_RELAXED);
+        uint64_t at = __atomic_load_n(v, __ATOMIC_RELAXED);
+
+        while ((!at || t < at) &&
+               !__atomic_compare_exchange_n(v, &at, t, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                ;
+}
+
+void irq_poll_by_slack(uint64_t tsc, uint64_t slack)
+{
+        uint64_t end;
 
         tsc += !tsc; /* 0 means none */
-        while ((!at || tsc < at) &&
-               !__atomic_compare_exchange_n(&poll_at, &at, tsc, true, __ATOMIC_RELAXED,
-                                            __ATOMIC_RELAXED))
-                ;
-        arch_timer_by(tsc);
+        end = tsc + slack < tsc ? UINT64_MAX : tsc + slack;
+        lower(&poll_at, tsc);
+        lower(&poll_timer_at, end);
+        arch_timer_by(end);
+}
+
+void irq_poll_by(uint64_t tsc)
+{
+        irq_poll_by_slack(tsc, 0);
 }
 
 uint64_t irq_poll_next(void)
 {
-        uint64_t at = __atomic_load_n(&poll_at, __ATOMIC_RELAXED);
+        uint64_t at = __atomic_load_n(&poll_timer_at, __ATOMIC_RELAXED);
 
         return at ? at : UINT64_MAX;
+}
+
+bool irq_poll_entry(void)
+{
+        if (!poll_ripe())
+                return false;
+        irq_poll_all();
+        return true;
 }
 
 void irq_poll_soon(void)
@@ -158,7 +189,7 @@ void irq_reset_for_test(void)
 {
         poll_soon = false;
         poll_holds = 0;
-        poll_at = 0;
+        poll_at = poll_timer_at = 0;
         memset(vectors, 0, sizeof(vectors));
         memset(pollers, 0, sizeof(pollers));
         npollers = 0;

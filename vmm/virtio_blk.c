@@ -552,13 +552,20 @@ static uint64_t hold_ticks(void)
         return arch_tsc_khz() * VIRTIO_BLK_HOLD_US / 1000;
 }
 
+/* The pollers for a hold's bound: from then on a CPU entering a guest serves it, the timer
+ * comes half a bound later (irq_poll_by_slack): a busy guest's own exits release it. */
+static void hold_poll(uint64_t bound)
+{
+        irq_poll_by_slack(bound, hold_ticks() / 2);
+}
+
 static void hold_set(struct virtio_blk *b, bool on)
 {
         if (b->held == on)
                 return;
         __atomic_store_n(&b->held, on, __ATOMIC_RELAXED);
         if (on)
-                irq_poll_by(b->held_at + hold_ticks());
+                hold_poll(b->held_at + hold_ticks());
 }
 
 /*
@@ -614,17 +621,16 @@ static void mod_poll(void *arg)
                  * pass after a hold begun before it, whose request this CPU may have just
                  * served unseen (irq_poll_by). Its lock busy: the pass holding it raises the
                  * interrupt if due; else again soon. Held on: again at the bound. */
-                at = arch_tsc() + hold_ticks() / 8;
-                if (spin_trylock(b->lock)) {
-                        at = b->held ? b->held_at + hold_ticks() : 0;
-                        if (at && arch_tsc() >= at) {
-                                (void)pass(b, virtio_mmio_queue(b->t, 0), true);
-                                at = 0;
-                        }
-                        spin_unlock((struct spin_held){b->lock});
+                if (!spin_trylock(b->lock)) {
+                        irq_poll_by(arch_tsc() + hold_ticks() / 8);
+                        continue;
                 }
-                if (at)
-                        irq_poll_by(at);
+                at = b->held ? b->held_at + hold_ticks() : 0;
+                if (at && arch_tsc() >= at)
+                        (void)pass(b, virtio_mmio_queue(b->t, 0), true);
+                else if (at)
+                        hold_poll(at);
+                spin_unlock((struct spin_held){b->lock});
         }
         spin_unlock((struct spin_held){&mod_lock});
 }

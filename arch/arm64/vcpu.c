@@ -1092,8 +1092,12 @@ enum vcpu_run_result arch_vcpu_run(struct vcpu *vcpu, uint64_t deadline)
                 uint64_t at, pc;
                 unsigned kind;
 
-                if (a->platform)
+                if (a->platform) {
+                        /* keel/irq.h: a poll time with slack, served by this entry. */
+                        if (irq_poll_entry())
+                                hyp_timer_rearm(deadline);
                         arm64_vgic_flush(vcpu, nr_lrs);
+                }
                 kind = arm64_guest_run(c);
                 at = exit_counter(); /* Keel's handling starts: the exit's cost from here */
                 pc = c->pc;

@@ -606,6 +606,12 @@ static int pending_irq_locked(struct vcpu *vcpu)
         return v < 0 && pic_to(vcpu) ? vpic_pending(&vcpu->vm->arch.pic) : v;
 }
 
+void x86_entry_poll(void)
+{
+        if (irq_poll_entry())
+                x86_host_tick(); /* the timer for what is left: what it waited for may be gone */
+}
+
 /*
  * Before each entry and when the scheduler polls a blocked vCPU (on the CPU that would run
  * it): also make the host timer fire at the LAPIC timer's next expiry or the PIT's next IRQ 0

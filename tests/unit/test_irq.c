@@ -106,4 +106,42 @@ TEST(a_poll_time_runs_the_pollers_once_it_has_come_and_the_earliest_counts)
         EXPECT_EQ(irq_poll_next(), UINT64_MAX);
 }
 
+TEST(a_poll_time_with_slack_asks_the_timer_for_its_end_and_an_entry_serves_it)
+{
+        irq_reset_for_test();
+        norder = 0;
+        EXPECT_EQ(irq_poll_register(poller, (void *)(uintptr_t)9), 0);
+        fake_tsc = 1000;
+        fake_timer_at = UINT64_MAX;
+        irq_poll_by_slack(5000, 2000);
+        EXPECT_EQ(irq_poll_next(), 7000); /* the timer comes for the end */
+        EXPECT_EQ(fake_timer_at, 7000);
+        EXPECT_FALSE(irq_poll_entry()); /* an entry before the start: nothing */
+        EXPECT_EQ(norder, 0);
+        irq_poll_by_slack(6000, 500); /* a later start with an earlier end: both count */
+        EXPECT_EQ(irq_poll_next(), 6500);
+        EXPECT_EQ(fake_timer_at, 6500);
+        fake_tsc = 5000;
+        EXPECT_TRUE(irq_poll_entry()); /* from the start an entry serves it, whole */
+        EXPECT_EQ(norder, 1);
+        EXPECT_EQ(order[0], 9);
+        EXPECT_EQ(irq_poll_next(), UINT64_MAX);
+        EXPECT_FALSE(irq_poll_entry());
+        EXPECT_EQ(norder, 1);
+        /* A window's deferred pass serves it from the start too; no slack is irq_poll_by. */
+        irq_poll_by_slack(5500, 1000);
+        fake_tsc = 5500;
+        irq_poll_deferred();
+        EXPECT_EQ(norder, 2);
+        irq_poll_by(8000);
+        EXPECT_EQ(irq_poll_next(), 8000);
+        /* The end saturates. */
+        irq_poll_by_slack(UINT64_MAX - 10, 100);
+        EXPECT_EQ(irq_poll_next(), 8000);
+        irq_reset_for_test();
+        irq_poll_by_slack(UINT64_MAX - 10, 100);
+        EXPECT_EQ(irq_poll_next(), UINT64_MAX);
+        irq_reset_for_test();
+}
+
 TEST_MAIN()

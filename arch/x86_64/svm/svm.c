@@ -912,6 +912,7 @@ static void svm_inject_irq(struct vcpu *vcpu, struct vmcb *vmcb)
         tpr_to_guest(vcpu, vmcb);
         if ((vcpu->arch.nmi_blocked || x86_nmi_pending(vcpu)) && !svm_inject_nmi(vcpu, vmcb))
                 return;
+        x86_entry_poll(); /* just before x86_pending_irq, which arms the guest's timers again */
         vector = x86_pending_irq(vcpu);
         if (vector < 0)
                 return;

@@ -1349,6 +1349,7 @@ static void vmx_inject_irq(struct vcpu *vcpu)
 {
         int vector;
 
+        x86_entry_poll();
         if (x86_nmi_pending(vcpu))
                 vmx_inject_nmi(vcpu);
         vector = x86_pending_irq(vcpu);

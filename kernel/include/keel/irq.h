@@ -68,8 +68,19 @@ void irq_poll_deferred(void);
 
 /* The pollers run at TSC `tsc` or soon after (see above: ask again if still waiting). */
 void irq_poll_by(uint64_t tsc);
-/* The earliest irq_poll_by time not yet served (maybe past), or UINT64_MAX. */
+/*
+ * The same with slack: the pollers may run from `tsc` on and must by `tsc + slack`. Timers
+ * come for the end; from the start a CPU that enters a guest serves it (irq_poll_entry), as
+ * does any irq_poll_deferred, so a busy guest's own exits do the work without an exit for
+ * Keel's timer. Served, it is served whole (the end with it).
+ */
+void irq_poll_by_slack(uint64_t tsc, uint64_t slack);
+/* The earliest time the timer must come for (irq_poll_by's, or a slack's end) not yet
+ * served (maybe past), or UINT64_MAX. */
 uint64_t irq_poll_next(void);
+/* The arch, before it enters a guest (no lock held): the pollers, if a poll time has come.
+ * True if they ran (the arch then arms its timer afresh: what it waited for may be gone). */
+bool irq_poll_entry(void);
 
 /* Forget every handler and poller (host tests only). */
 void irq_reset_for_test(void);

@@ -19,6 +19,10 @@
  * pair's if its INT reaches the vCPU (vCPU 0, LINT0 ExtINT or LAPIC disabled), or -1.
  */
 int x86_pending_irq(struct vcpu *vcpu);
+/* Before an entry, right before x86_pending_irq (no lock held), which arms the guest's timers
+ * again after this one's re-arming: Keel's pollers if their time has come (irq_poll_entry),
+ * so that a busy guest's own exits serve a poll time with slack. */
+void x86_entry_poll(void);
 /*
  * The backend injects what x86_pending_irq gave (`vector`, still pending): returns the vector
  * to put in the event, the acceptance's (LAPIC: its highest, IRR -> ISR; PIC: the INTA cycle's,
