@@ -1060,6 +1060,7 @@ static void six_reads_out(uint64_t tsc)
 TEST(moderation_many_outstanding_one_interrupt_per_batch_within_the_bound)
 {
         const uint64_t bound = VIRTIO_BLK_HOLD_US * 1000ull; /* fake_tsc: 1 GHz */
+        const uint64_t slack = VIRTIO_BLK_SLACK_US * 1000ull;
 
         six_reads_out(1000000000ull);
         EXPECT_EQ(fk.npending, 6);
@@ -1078,10 +1079,10 @@ TEST(moderation_many_outstanding_one_interrupt_per_batch_within_the_bound)
         EXPECT_EQ(vm->irq_raises, irqs + 1);
         EXPECT_TRUE(blk.held);
         /* The pollers are asked for from the bound on (a CPU's entry into a guest serves it:
-         * irq_poll_entry), this CPU's timer half a bound later; no poll hold (which would keep
-         * a busy CPU's tick going). */
-        EXPECT_EQ(irq_poll_next(), 1000000000ull + bound + bound / 2);
-        EXPECT_EQ(fake_timer_at, 1000000000ull + bound + bound / 2);
+         * irq_poll_entry), this CPU's timer VIRTIO_BLK_SLACK_US later; no poll hold (which
+         * would keep a busy CPU's tick going). */
+        EXPECT_EQ(irq_poll_next(), 1000000000ull + bound + slack);
+        EXPECT_EQ(fake_timer_at, 1000000000ull + bound + slack);
         EXPECT_FALSE(blkdev_poll_wanted());
         /* A request posted meanwhile without a notify (requests are out: none is asked)... */
         EXPECT_EQ(dq_avail_event(vm, &q), 0);
@@ -1091,7 +1092,7 @@ TEST(moderation_many_outstanding_one_interrupt_per_batch_within_the_bound)
         EXPECT_FALSE(irq_poll_entry());
         EXPECT_EQ(vm->irq_raises, irqs + 1);
         EXPECT_EQ(fk.npending, 3);
-        EXPECT_EQ(irq_poll_next(), 1000000000ull + bound + bound / 2);
+        EXPECT_EQ(irq_poll_next(), 1000000000ull + bound + slack);
         fake_tsc += 1;
         EXPECT_TRUE(irq_poll_entry()); /* an entry at the bound: raised, the new chain taken */
         EXPECT_EQ(vm->irq_raises, irqs + 2);

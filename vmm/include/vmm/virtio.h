@@ -293,11 +293,13 @@ void virtio_config_bytes(const uint8_t *cfg, size_t n, uint64_t off, unsigned si
  * Interrupt moderation of a blkdev-backed device (docs/storage.md): while the guest keeps
  * more than one request outstanding, the used-buffer interrupt of a completion is held back
  * until VIRTIO_BLK_BATCH used elements wait for it, the first of them has waited
- * VIRTIO_BLK_HOLD_US (then Keel's pollers raise it) or a vCPU of the VM halts
- * (virtio_blk_idle): only a busy guest waits for it.
+ * VIRTIO_BLK_HOLD_US (then Keel's pollers raise it: at the next entry of a CPU into a guest,
+ * VIRTIO_BLK_SLACK_US later at the latest) or a vCPU of the VM halts (virtio_blk_idle): only
+ * a busy guest waits for it.
  */
-#define VIRTIO_BLK_BATCH   16
-#define VIRTIO_BLK_HOLD_US 2000
+#define VIRTIO_BLK_BATCH    16
+#define VIRTIO_BLK_HOLD_US  4000
+#define VIRTIO_BLK_SLACK_US 1000
 
 enum virtio_blk_io_state {
         VBIO_FREE,  /* the slot holds no request */
