@@ -339,6 +339,11 @@ def vgic():
     ops += gr(7, 0x14, 0) + gr(2, 0x200, 0, True, False)
     write(t, "registers", bytes([2, 96]) + ops)
     write(t, "too_many_spis", bytes([0, 200]) + gd_rd(0) + flush(0) + bytes([2, 40, 1]))
+    # SGI 1 from vCPU 1 to vCPU 0, taken there (active, synced), then sent again: the model
+    # kicks vCPU 0 for it (news) although it shows it active and nothing deliverable.
+    sgi = bytes([4 | 1 << 4]) + u64(1 << 24 | 1)
+    ops = init + sgi + flush(0) + guest(0, 0, 0) + sync(0) + sgi
+    write(t, "sgi_again_while_active", bytes([1, 64]) + ops)
 
 
 # ---- loader (fuzz_loader.c) ----
