@@ -541,8 +541,7 @@ static bool take(struct virtio_blk *b, struct virtq *q, unsigned *budget)
  * held is on mod_list; mod_poll, one of Keel's pollers (keel/irq.h), raises it once it has
  * waited VIRTIO_BLK_HOLD_US. The CPU that begins a hold asks for the pollers then, with
  * VIRTIO_BLK_SLACK_US of slack (irq_poll_by_slack), and a pass that leaves one held asks again
- * for it. mod_lock guards the list;
- * it is taken before a device's lock, never after.
+ * for it. mod_lock guards the list; it is taken before a device's lock, never after.
  */
 static struct spinlock mod_lock = SPINLOCK_INIT;
 static struct virtio_blk *mod_list;
@@ -550,14 +549,14 @@ static bool mod_polling; /* mod_poll registered: without it nothing is held */
 
 static uint64_t hold_ticks(void)
 {
-        return arch_tsc_khz() * VIRTIO_BLK_HOLD_US / 1000;
+        return tsc_from_us(VIRTIO_BLK_HOLD_US);
 }
 
 /* The pollers for a hold's bound: from then on a CPU entering a guest serves it, the timer
  * comes VIRTIO_BLK_SLACK_US later (irq_poll_by_slack): a busy guest's own exits release it. */
 static void hold_poll(uint64_t bound)
 {
-        irq_poll_by_slack(bound, arch_tsc_khz() * VIRTIO_BLK_SLACK_US / 1000);
+        irq_poll_by_slack(bound, tsc_from_us(VIRTIO_BLK_SLACK_US));
 }
 
 static void hold_set(struct virtio_blk *b, bool on)

@@ -348,7 +348,7 @@ static int platform_init(struct vm *vm)
         for (unsigned i = 0; i < vm->vcpu_count; i++) {
                 struct vcpu *v = &vm->vcpus[i];
                 const struct vlapic_env env = {tsc_now, lapic_eoi_vector, lapic_send_ipi, v,
-                                               arch_tsc_khz() * LAPIC_MIN_PERIOD_US / 1000};
+                                               tsc_from_us(LAPIC_MIN_PERIOD_US)};
 
                 vlapic_init(&v->arch.lapic, i, &env);
                 v->arch.lapic.wait_sipi = i != 0; /* APs wait for the guest's INIT-SIPI-SIPI */

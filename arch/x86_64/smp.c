@@ -154,7 +154,7 @@ void x86_smp_init_boot_cpu(void)
 
 static void delay_us(uint64_t us)
 {
-        uint64_t end = x86_rdtsc() + arch_tsc_khz() * us / 1000;
+        uint64_t end = x86_rdtsc() + tsc_from_us(us);
 
         while (x86_rdtsc() < end)
                 arch_cpu_relax();

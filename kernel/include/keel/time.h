@@ -12,4 +12,10 @@ uint64_t arch_tsc(void);
 /* TSC ticks per millisecond, measured at boot (arch); 0 before. */
 uint64_t arch_tsc_khz(void);
 
+/* TSC ticks in `us` microseconds. */
+static inline uint64_t tsc_from_us(uint64_t us)
+{
+        return arch_tsc_khz() * us / 1000;
+}
+
 #endif
