@@ -17,6 +17,7 @@
 #include <arch/x86_vcpu.h>
 #include <keel/check.h>
 #include <keel/errno.h>
+#include <keel/palloc.h>
 #include <vmm/vmm.h>
 
 /* Guest-physical layout of the boot structures (docs/guest-entry.md). */
@@ -315,6 +316,16 @@ int x86_vcpu_start_real_mode(struct vcpu *vcpu, uint8_t vector)
         if (vcpu->arch.vmcb)
                 x86_vops->vcpu_free(vcpu);
         return x86_vops->vcpu_init(vcpu, &st);
+}
+
+hpa_t x86_alloc_or_panic(uint64_t pages, const char *what)
+{
+        hpa_t pa;
+        int err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &pa);
+
+        if (err)
+                panic("cannot allocate the %s: %s", what, keel_strerror(err));
+        return pa;
 }
 
 int arch_vcpu_setup(struct vcpu *vcpu, gpa_t entry)

@@ -65,16 +65,6 @@ void svm_describe(char *buf, size_t len)
                  svm_found.flush_by_asid ? "yes" : "no");
 }
 
-static hpa_t alloc_pages_or_panic(uint64_t pages, const char *what)
-{
-        hpa_t pa;
-        int err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &pa);
-
-        if (err)
-                panic("cannot allocate the SVM %s: %s", what, keel_strerror(err));
-        return pa;
-}
-
 /* Let the guest read (`reads`) and write (`writes`) `msr` without an exit. */
 static void msrpm_pass_through(uint8_t *pm, uint32_t msr, bool reads, bool writes)
 {
@@ -115,14 +105,14 @@ void svm_enable(void)
                 hsave_pa = percpu_table(sizeof(*hsave_pa), "host save areas");
                 svm_host_vmcb_pa = percpu_table(sizeof(*svm_host_vmcb_pa), "host VMCBs");
         }
-        hsave_pa[cpu] = alloc_pages_or_panic(1, "host save area");
-        svm_host_vmcb_pa[cpu] = alloc_pages_or_panic(1, "host VMCB");
+        hsave_pa[cpu] = x86_alloc_or_panic(1, "SVM host save area");
+        svm_host_vmcb_pa[cpu] = x86_alloc_or_panic(1, "SVM host VMCB");
         x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) | X86_EFER_SVME);
         x86_wrmsr(MSR_VM_HSAVE_PA, hpa_raw(hsave_pa[cpu]));
         if (cpu)
                 return;
-        iopm_pa = alloc_pages_or_panic(IOPM_PAGES, "I/O permission map");
-        msrpm_pa = alloc_pages_or_panic(MSRPM_PAGES, "MSR permission map");
+        iopm_pa = x86_alloc_or_panic(IOPM_PAGES, "SVM I/O permission map");
+        msrpm_pa = x86_alloc_or_panic(MSRPM_PAGES, "SVM MSR permission map");
         /* Intercept every port and every MSR except the pass-through list. */
         memset(hva_ptr(arch_hpa_to_hva(iopm_pa)), 0xff, IOPM_PAGES * PAGE_SIZE);
         msrpm = hva_ptr(arch_hpa_to_hva(msrpm_pa));

@@ -166,16 +166,6 @@ static const struct pt_format *vmx_second_level(void)
         return caps.ept_2m ? &x86_pt_ept : &x86_pt_ept_4k;
 }
 
-static hpa_t alloc_zeroed_or_panic(uint64_t pages, const char *what)
-{
-        hpa_t pa;
-        int err = palloc_alloc(&keel_palloc, pages, PAGE_SIZE, &pa);
-
-        if (err)
-                panic("cannot allocate the VMX %s: %s", what, keel_strerror(err));
-        return pa;
-}
-
 /* Clear the read and (with `writes`) the write intercept of `msr` in the MSR bitmap. */
 static void msr_pass_through(uint8_t *bm, uint32_t msr, bool writes)
 {
@@ -208,10 +198,10 @@ static void vmx_enable(void)
                 x86_wrmsr(MSR_FEATURE_CONTROL, fc | FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX);
         if (cpu == 0)
                 vmxon_pa = percpu_table(sizeof(*vmxon_pa), "VMXON region addresses");
-        vmxon_pa[cpu] = alloc_zeroed_or_panic(1, "VMXON region");
+        vmxon_pa[cpu] = x86_alloc_or_panic(1, "VMX VMXON region");
         if (cpu == 0) {
-                io_bitmap_pa = alloc_zeroed_or_panic(IO_BITMAP_PAGES, "I/O bitmaps");
-                msr_bitmap_pa = alloc_zeroed_or_panic(1, "MSR bitmap");
+                io_bitmap_pa = x86_alloc_or_panic(IO_BITMAP_PAGES, "VMX I/O bitmaps");
+                msr_bitmap_pa = x86_alloc_or_panic(1, "VMX MSR bitmap");
                 memset(hva_ptr(arch_hpa_to_hva(io_bitmap_pa)), 0xff, IO_BITMAP_PAGES * PAGE_SIZE);
                 msrbm = hva_ptr(arch_hpa_to_hva(msr_bitmap_pa));
                 memset(msrbm, 0xff, PAGE_SIZE);

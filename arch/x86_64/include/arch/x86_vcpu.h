@@ -267,6 +267,9 @@ bool x86_emulate_string_io_exit(struct vcpu *vcpu, const struct x86_guest_ctx *c
 extern __attribute__((visibility("hidden"))) const struct x86_vendor *x86_vops;
 /* vcpu_setup.c: an AP released by a start-up IPI with `vector`, at its first run. */
 int x86_vcpu_start_real_mode(struct vcpu *vcpu, uint8_t vector);
+/* vcpu_setup.c: `pages` pages for a backend's per-CPU or global structure (`what`, named with
+ * its vendor: "SVM host VMCB"), or a panic naming it: they are set up at boot. */
+hpa_t x86_alloc_or_panic(uint64_t pages, const char *what);
 void x86_format_bytes(char *hex, size_t size, const uint8_t *bytes, size_t n);
 int x86_fetch_decode(struct vcpu *vcpu, const struct x86_guest_ctx *ctx,
                      uint8_t bytes[X86_MAX_INSN_LEN], size_t *fetched, struct x86_insn *insn);
